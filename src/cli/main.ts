@@ -1,0 +1,62 @@
+/**
+ * The `fedbiomed-ts` command line. This file is the composition root: the one place that names every side
+ * (network tools from src/, `node` from node-agent/, `researcher` from researcher/, `demo` from examples/), so
+ * that the sides themselves never import each other. Command modules are loaded lazily, by name, so a quick
+ * command such as `params inspect` does not pay for loading TensorFlow.js.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Command } from 'commander';
+
+/** A module that contributes subcommands. */
+export interface CommandModule {
+  register(program: Command): void;
+}
+
+const ROOT = path.join(__dirname, '..', '..');
+
+/** Command modules, relative to the package root (without extension). Missing ones are skipped. */
+const COMMAND_MODULES = [
+  'src/cli/network',
+  'src/cli/params',
+  'src/cli/plan',
+  'node-agent/cli',
+  'researcher/cli',
+  'examples/cli',
+];
+
+function loadCommandModule(relative: string): CommandModule | undefined {
+  const base = path.join(ROOT, relative);
+  const exists = ['.ts', '.js'].some((ext) => fs.existsSync(base + ext));
+  if (!exists) return undefined;
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return require(base) as CommandModule;
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('fedbiomed-ts')
+    .description('Fed-BioMed v4.5.0 compatible researcher SDK, hospital node agent and network tools')
+    .showHelpAfterError()
+    .exitOverride();
+  for (const rel of COMMAND_MODULES) {
+    loadCommandModule(rel)?.register(program);
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err: unknown) {
+    const e = err as { code?: string; exitCode?: number; message?: string };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
+      process.exitCode = e.exitCode ?? 1;
+      return;
+    }
+    process.stderr.write(`fedbiomed-ts: ${e.message ?? String(err)}\n`);
+    process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 1;
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * Node configuration: `<node dir>/config.yaml`, overridden by Fed-BioMed's environment variables
+ * (`MQTT_BROKER`, `MQTT_BROKER_PORT`, `UPLOADS_URL`, `NODE_ID`, `ENABLE_TRAINING_PLAN_APPROVAL`), so a TS node
+ * drops into a deployment scripted for Python nodes.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { randomUUID } from 'crypto';
+import YAML from 'yaml';
+
+export const CONFIG_VERSION = 1;
+export const CONFIG_FILE = 'config.yaml';
+
+export interface NodeConfig {
+  version: number;
+  nodeId: string;
+  /** `mqtt://host:port` or `mqtts://host:port`. */
+  broker: string;
+  brokerUsername?: string;
+  brokerPassword?: string;
+  /** CA certificate file for mqtts://. */
+  brokerCa?: string;
+  uploadsUrl: string;
+  /** Training-plan approval; on by default (a hospital must opt out, not in). */
+  approval: boolean;
+}
+
+export class ConfigError extends Error {}
+
+export interface NodePaths {
+  dir: string;
+  config: string;
+  db: string;
+  plans: string;
+  queue: string;
+  tmp: string;
+  states: string;
+}
+
+export function nodePaths(dir: string): NodePaths {
+  const abs = path.resolve(dir);
+  return {
+    dir: abs,
+    config: path.join(abs, CONFIG_FILE),
+    db: path.join(abs, 'db.json'),
+    plans: path.join(abs, 'training_plans'),
+    queue: path.join(abs, 'queue.json'),
+    tmp: path.join(abs, 'tmp'),
+    states: path.join(abs, 'node_states'),
+  };
+}
+
+/** A node id becomes an MQTT topic level, so it may not contain `/`, `+`, `#` or be empty. */
+export function checkNodeId(id: string): string {
+  if (id === '' || /[/+#\u0000]/.test(id)) {
+    throw new ConfigError(`node id "${id}" is not usable as an MQTT topic level (no "/", "+", "#", not empty)`);
+  }
+  return id;
+}
+
+export function defaultConfig(overrides: Partial<NodeConfig> = {}): NodeConfig {
+  return {
+    version: CONFIG_VERSION,
+    nodeId: `node_${randomUUID()}`,
+    broker: 'mqtt://localhost:1883',
+    uploadsUrl: 'http://localhost:8844/upload/',
+    approval: true,
+    ...overrides,
+  };
+}
+
+export function writeConfig(dir: string, config: NodeConfig): string {
+  const file = nodePaths(dir).config;
+  if (fs.existsSync(file)) throw new ConfigError(`${file} exists already: this directory holds a node`);
+  checkNodeId(config.nodeId);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const doc = {
+    version: config.version,
+    node_id: config.nodeId,
+    broker: config.broker,
+    ...(config.brokerUsername ? { broker_username: config.brokerUsername } : {}),
+    ...(config.brokerPassword ? { broker_password: config.brokerPassword } : {}),
+    ...(config.brokerCa ? { broker_ca: config.brokerCa } : {}),
+    uploads_url: config.uploadsUrl,
+    approval: config.approval,
+  };
+  fs.writeFileSync(file, YAML.stringify(doc), { mode: 0o600 });
+  return file;
+}
+
+/** Reads the config file and applies environment overrides. */
+export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): NodeConfig {
+  const file = nodePaths(dir).config;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new ConfigError(`no node in ${path.resolve(dir)}: ${CONFIG_FILE} not found (run "fedbiomed-ts node init")`);
+  }
+  let raw: unknown;
+  try {
+    raw = YAML.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid YAML: ${(err as Error).message}`);
+  }
+  if (raw === null || typeof raw !== 'object') throw new ConfigError(`${file}: expected a mapping`);
+  const doc = raw as Record<string, unknown>;
+  const str = (key: string, required = true): string | undefined => {
+    const v = doc[key];
+    if (v === undefined || v === null) {
+      if (required) throw new ConfigError(`${file}: "${key}" is missing`);
+      return undefined;
+    }
+    if (typeof v !== 'string') throw new ConfigError(`${file}: "${key}" must be a string`);
+    return v;
+  };
+  const version = doc['version'];
+  if (typeof version !== 'number' || Math.trunc(version) !== CONFIG_VERSION) {
+    throw new ConfigError(`${file}: config version ${String(version)} is not supported (expected ${CONFIG_VERSION})`);
+  }
+  if (typeof doc['approval'] !== 'boolean') throw new ConfigError(`${file}: "approval" must be true or false`);
+  const config: NodeConfig = {
+    version: CONFIG_VERSION,
+    nodeId: str('node_id') as string,
+    broker: str('broker') as string,
+    brokerUsername: str('broker_username', false),
+    brokerPassword: str('broker_password', false),
+    brokerCa: str('broker_ca', false),
+    uploadsUrl: str('uploads_url') as string,
+    approval: doc['approval'],
+  };
+  return applyEnvironment(config, env);
+}
+
+/** Fed-BioMed's variables win over the file; booleans are true for "true", "1", "t" (any case). */
+export function applyEnvironment(config: NodeConfig, env: NodeJS.ProcessEnv): NodeConfig {
+  const out = { ...config };
+  if (env.NODE_ID) out.nodeId = env.NODE_ID;
+  if (env.UPLOADS_URL) out.uploadsUrl = env.UPLOADS_URL;
+  if (env.MQTT_BROKER || env.MQTT_BROKER_PORT) {
+    const current = new URL(out.broker);
+    if (env.MQTT_BROKER) current.hostname = env.MQTT_BROKER;
+    if (env.MQTT_BROKER_PORT) {
+      if (!/^\d+$/.test(env.MQTT_BROKER_PORT)) {
+        throw new ConfigError(`MQTT_BROKER_PORT="${env.MQTT_BROKER_PORT}" is not a port number`);
+      }
+      current.port = env.MQTT_BROKER_PORT;
+    }
+    out.broker = current.toString().replace(/\/$/, '');
+  }
+  if (env.ENABLE_TRAINING_PLAN_APPROVAL !== undefined) {
+    out.approval = ['true', '1', 't'].includes(env.ENABLE_TRAINING_PLAN_APPROVAL.toLowerCase());
+  }
+  checkNodeId(out.nodeId);
+  return out;
+}

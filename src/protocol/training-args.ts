@@ -18,7 +18,7 @@ export interface DpArgs {
   clip: number | PyFloat;
 }
 
-/** training_args with every key present, in the order the Python researcher sends them. */
+/** training_args with every key present. */
 export interface TrainingArgs {
   optimizer_args: Record<string, unknown>;
   loader_args: Record<string, unknown>;
@@ -39,7 +39,7 @@ export interface TrainingArgs {
   random_seed: number | null;
 }
 
-/** Key order of the Python researcher's TrainRequest (as recorded in the vectors). */
+/** Key order of a Python researcher that sends the defaults (reference 3.4); the order carries no meaning. */
 export const TRAINING_ARGS_KEYS: readonly (keyof TrainingArgs)[] = [
   'optimizer_args', 'loader_args', 'epochs', 'dry_run', 'batch_maxnum', 'test_ratio', 'test_on_global_updates',
   'test_metric', 'num_updates', 'test_on_local_updates', 'test_metric_args', 'log_interval', 'fedprox_mu', 'use_gpu',

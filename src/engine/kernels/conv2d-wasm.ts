@@ -1,0 +1,157 @@
+/**
+ * Conv2D gradients for the wasm backend, built on its fast XNNPACK kernels.
+ *
+ * - Filter gradient: the wasm backend has none. dW[r, co] = sum_p colsT[r, p] * dy[p, co] -- one GEMM over the
+ *   transposed im2col matrix of x.
+ * - Input gradient: the stock kernel is a scalar loop. dx is the full correlation of dy (zero-upsampled by the
+ *   stride) with the spatially flipped filter whose in/out channels are swapped, run as an XNNPACK forward conv.
+ */
+import { backend_util, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { geometryFrom2D, outputPositions, patchLength } from './conv-geometry';
+import { im2colTransposed } from './im2col';
+import { allocF32, heapF32, matmul, release, reshapeView, runStockKernel, WasmBackend } from './wasm-backend';
+
+interface Conv2DBackpropAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+function conv2DBackpropFilter(args: {
+  inputs: { x: TensorInfo; dy: TensorInfo };
+  backend: WasmBackend;
+  attrs: Conv2DBackpropAttrs & { filterShape: [number, number, number, number] };
+}): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { x, dy } = inputs;
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.filterShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    backend_util.convertConv2DDataFormat(attrs.dataFormat),
+  );
+  const g = geometryFrom2D(info, 'Conv2DBackpropFilter');
+  const P = outputPositions(g);
+  const R = patchLength(g);
+  const colsT = allocF32(backend, [R, P]);
+  im2colTransposed(g, heapF32(backend, x), heapF32(backend, colsT));
+  const dy2 = reshapeView(backend, dy, [P, g.outChannels]);
+  const product = matmul(backend, colsT, dy2);
+  release(backend, colsT, dy2);
+  const dw = reshapeView(backend, product, attrs.filterShape);
+  release(backend, product);
+  return dw;
+}
+
+function conv2DBackpropInput(args: {
+  inputs: { dy: TensorInfo; filter: TensorInfo };
+  backend: WasmBackend;
+  attrs: Conv2DBackpropAttrs & { inputShape: [number, number, number, number] };
+}): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { dy, filter } = inputs;
+  const info = backend_util.computeConv2DInfo(
+    attrs.inputShape,
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    backend_util.convertConv2DDataFormat(attrs.dataFormat),
+  );
+  const g = geometryFrom2D(info, 'Conv2DBackpropInput');
+  const { filterHeight: KH, filterWidth: KW, inChannels: CI, outChannels: CO } = g;
+  const upH = (g.outHeight - 1) * g.strideHeight + 1;
+  const upW = (g.outWidth - 1) * g.strideWidth + 1;
+  const top = KH - 1 - g.padTop;
+  const left = KW - 1 - g.padLeft;
+  const bottom = g.inHeight + KH - 1 - top - upH;
+  const right = g.inWidth + KW - 1 - left - upW;
+  if (top < 0 || left < 0 || bottom < 0 || right < 0) {
+    throw new Error(
+      `Conv2DBackpropInput on wasm: padding (${g.padTop},${g.padLeft}) at least as large as the filter ` +
+        `(${KH}x${KW}) is not supported`,
+    );
+  }
+
+  const flipped = allocF32(backend, [KH, KW, CO, CI]);
+  const upsampled = g.strideHeight > 1 || g.strideWidth > 1 ? allocF32(backend, [g.batch, upH, upW, CO]) : undefined;
+  flipAndSwapChannels(heapF32(backend, filter), heapF32(backend, flipped), KH, KW, CI, CO);
+  if (upsampled) {
+    zeroUpsample(heapF32(backend, dy), heapF32(backend, upsampled), g.batch, g.outHeight, g.outWidth, CO, g);
+  }
+  const dx = runStockKernel(
+    backend,
+    'Conv2D',
+    { x: upsampled ?? dy, filter: flipped },
+    {
+      strides: [1, 1],
+      pad: [
+        [0, 0],
+        [top, bottom],
+        [left, right],
+        [0, 0],
+      ],
+      dataFormat: 'NHWC',
+      dilations: [1, 1],
+    },
+  );
+  release(backend, flipped);
+  if (upsampled) release(backend, upsampled);
+  return dx;
+}
+
+/** out[kh', kw', co, ci] = w[KH-1-kh', KW-1-kw', ci, co]. */
+function flipAndSwapChannels(w: Float32Array, out: Float32Array, KH: number, KW: number, CI: number, CO: number): void {
+  for (let kh = 0; kh < KH; kh++) {
+    for (let kw = 0; kw < KW; kw++) {
+      const src = ((KH - 1 - kh) * KW + (KW - 1 - kw)) * CI * CO;
+      const dst = (kh * KW + kw) * CO * CI;
+      for (let ci = 0; ci < CI; ci++) {
+        for (let co = 0; co < CO; co++) out[dst + co * CI + ci] = w[src + ci * CO + co];
+      }
+    }
+  }
+}
+
+/** Places dy[n, oh, ow, :] at [n, oh*sh, ow*sw, :] of a zeroed buffer. */
+function zeroUpsample(
+  dy: Float32Array,
+  out: Float32Array,
+  N: number,
+  OH: number,
+  OW: number,
+  C: number,
+  g: { strideHeight: number; strideWidth: number },
+): void {
+  out.fill(0);
+  const upH = (OH - 1) * g.strideHeight + 1;
+  const upW = (OW - 1) * g.strideWidth + 1;
+  for (let n = 0; n < N; n++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const src = ((n * OH + oh) * OW + ow) * C;
+        const dst = ((n * upH + oh * g.strideHeight) * upW + ow * g.strideWidth) * C;
+        out.set(dy.subarray(src, src + C), dst);
+      }
+    }
+  }
+}
+
+export const conv2DBackpropFilterWasm: KernelConfig = {
+  kernelName: 'Conv2DBackpropFilter',
+  backendName: 'wasm',
+  kernelFunc: conv2DBackpropFilter as unknown as KernelFunc,
+};
+
+export const conv2DBackpropInputWasm: KernelConfig = {
+  kernelName: 'Conv2DBackpropInput',
+  backendName: 'wasm',
+  kernelFunc: conv2DBackpropInput as unknown as KernelFunc,
+};

@@ -1,0 +1,26 @@
+/**
+ * Registers the project-owned kernels and gradients in tfjs's registries (never by patching node_modules).
+ * Idempotent; safe to call before or after a backend is set.
+ */
+// The wasm package registers its stock kernels on import; importing it first guarantees ours replace them.
+import '@tensorflow/tfjs-backend-wasm';
+// tfjs-core ships its gradients separately (the union package registers them); ours override some, so theirs first.
+import '@tensorflow/tfjs';
+import { getKernel, KernelConfig, registerGradient, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import { conv2DGradient } from './conv2d-gradient';
+import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-wasm';
+
+/** Kernels we provide for the wasm backend, replacing the stock one when there is one. */
+export const WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropFilterWasm, conv2DBackpropInputWasm];
+
+let registered = false;
+
+export function registerProjectKernels(): void {
+  if (registered) return;
+  registered = true;
+  for (const config of WASM_KERNELS) {
+    if (getKernel(config.kernelName, config.backendName)) unregisterKernel(config.kernelName, config.backendName);
+    registerKernel(config);
+  }
+  registerGradient(conv2DGradient);
+}

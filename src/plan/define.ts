@@ -1,0 +1,31 @@
+/**
+ * The typed builder researchers write plans with:
+ *
+ *   export default definePlan({
+ *     name: 'GbmResponder',
+ *     inputs: { image: { modalities: ['T1', 'FLAIR'], dims: 2, size: [64, 64] } },
+ *     target: { column: 'responder' },
+ *     model: { image: [{ type: 'conv2d', outChannels: 8, kernelSize: 3 }, { type: 'relu' }, { type: 'flatten' }],
+ *              head: [{ type: 'dense', outFeatures: 1 }, { type: 'sigmoid' }] },
+ *     loss: { type: 'bce' },
+ *     optimizer: { type: 'adam', lr: 1e-3 },
+ *   });
+ *
+ * It fills the fixed format/version and the empty lists, validates, and returns a plain JSON-ready PlanSpec.
+ */
+import { validatePlan } from './validate';
+import { PLAN_FORMAT, PLAN_FORMAT_VERSION, PlanInit, PlanSpec } from './spec';
+
+export function definePlan(init: PlanInit): PlanSpec {
+  const spec: PlanSpec = {
+    ...init,
+    format: init.format ?? PLAN_FORMAT,
+    version: init.version ?? PLAN_FORMAT_VERSION,
+    preprocessing: init.preprocessing ?? [],
+    metrics: init.metrics ?? [],
+    modelArgs: init.modelArgs ?? {},
+  };
+  // A deep copy through JSON drops undefined fields, so what is validated is exactly what will be hashed and sent.
+  const plain = JSON.parse(JSON.stringify(spec)) as PlanSpec;
+  return validatePlan(plain).spec;
+}

@@ -1,0 +1,116 @@
+/**
+ * Checks of the preprocessing pipeline against the inputs it feeds, and the few facts the rest of the plan code
+ * needs from it (how many channels the image input has). The operations themselves run in src/data/ on TS nodes
+ * and in the generated PyTorch plan on Python nodes; their exact semantics are documented in spec.ts.
+ */
+import { formatPath, PlanIssue } from './errors';
+import { PlanSpec, PreprocessStep, SelectSlicesStep } from './spec';
+
+export function sliceSelection(spec: PlanSpec): SelectSlicesStep | undefined {
+  return spec.preprocessing.find((s): s is SelectSlicesStep => s.op === 'select_slices');
+}
+
+/** Channels of the network image input: one per modality, times the slice count when slices become channels. */
+export function imageInputChannels(spec: PlanSpec): number {
+  const modalities = spec.inputs.image?.modalities.length ?? 0;
+  return modalities * (sliceSelection(spec)?.count ?? 1);
+}
+
+/** Rank of the volumes as stored: 3 when slices are selected from them, else the network's spatial rank. */
+export function storedImageRank(spec: PlanSpec): number {
+  return sliceSelection(spec) ? 3 : spec.inputs.image?.dims ?? 0;
+}
+
+function isImageStep(step: PreprocessStep): boolean {
+  return step.op !== 'standardize_column';
+}
+
+/** Walks the pipeline tracking the spatial rank (and size once a step fixes it). */
+export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
+  const issues: PlanIssue[] = [];
+  const image = spec.inputs.image;
+  const issue = (index: number, field: string | undefined, message: string): void => {
+    issues.push({ path: formatPath(field ? ['preprocessing', index, field] : ['preprocessing', index]), message });
+  };
+  let rank = storedImageRank(spec);
+  let size: number[] | undefined;
+  let slicesSeen = 0;
+  spec.preprocessing.forEach((step, i) => {
+    if (isImageStep(step) && !image) {
+      issue(i, 'op', `${step.op} acts on images but the plan has no inputs.image`);
+      return;
+    }
+    switch (step.op) {
+      case 'crop':
+        if (step.start.length !== rank) issue(i, 'start', `needs ${rank} values (the volume is ${rank}D here)`);
+        if (step.size.length !== rank) issue(i, 'size', `needs ${rank} values (the volume is ${rank}D here)`);
+        if (size && step.size.length === rank && step.start.length === rank) {
+          step.size.forEach((n, a) => {
+            if (step.start[a] + n > size![a]) issue(i, 'size', `box ends at ${step.start[a] + n} on axis ${a}, past the volume size ${size![a]}`);
+          });
+        }
+        size = step.size.slice();
+        break;
+      case 'center_crop':
+        if (step.size.length !== rank) issue(i, 'size', `needs ${rank} values (the volume is ${rank}D here)`);
+        if (size && step.size.length === rank) {
+          step.size.forEach((n, a) => {
+            if (n > size![a]) issue(i, 'size', `crop ${n} on axis ${a} is larger than the volume size ${size![a]}`);
+          });
+        }
+        size = step.size.slice();
+        break;
+      case 'resize':
+        if (step.size.length !== rank) issue(i, 'size', `needs ${rank} values (the volume is ${rank}D here)`);
+        size = step.size.slice();
+        break;
+      case 'normalize':
+        if (step.method === 'fixed' && (step.mean === undefined || step.std === undefined)) {
+          issue(i, step.mean === undefined ? 'mean' : 'std', "method 'fixed' needs both mean and std");
+        }
+        if (step.method !== 'fixed' && (step.mean !== undefined || step.std !== undefined)) {
+          issue(i, step.mean !== undefined ? 'mean' : 'std', `method '${step.method}' computes its own statistics; mean/std are only for 'fixed'`);
+        }
+        for (const [m, modality] of (step.modalities ?? []).entries()) {
+          if (!image!.modalities.includes(modality)) {
+            issues.push({ path: formatPath(['preprocessing', i, 'modalities', m]), message: `unknown modality '${modality}' (inputs.image.modalities: ${image!.modalities.join(', ')})` });
+          }
+        }
+        break;
+      case 'select_slices':
+        slicesSeen += 1;
+        if (slicesSeen > 1) {
+          issue(i, 'op', 'select_slices may appear once');
+          break;
+        }
+        if (size && typeof step.center === 'number') {
+          const first = step.center - Math.floor(step.count / 2);
+          if (first < 0 || first + step.count > size[step.axis]) {
+            issue(i, 'center', `slices ${first}..${first + step.count - 1} fall outside the axis of size ${size[step.axis]}`);
+          }
+        }
+        if (size) size = size.filter((_, a) => a !== step.axis);
+        rank = 2;
+        break;
+      case 'standardize_column': {
+        const known = [...(spec.inputs.tabular?.columns ?? [])];
+        if (!known.includes(step.column)) {
+          issue(i, 'column', `'${step.column}' is not one of inputs.tabular.columns`);
+        }
+        break;
+      }
+    }
+  });
+  if (image) {
+    if (sliceSelection(spec) && image.dims !== 2) {
+      issues.push({ path: 'inputs.image.dims', message: 'select_slices turns volumes into 2D inputs: dims must be 2' });
+    }
+    if (size && size.length === image.size.length && size.some((n, a) => n !== image.size[a])) {
+      issues.push({
+        path: 'inputs.image.size',
+        message: `preprocessing produces [${size.join(', ')}] but inputs.image.size is [${image.size.join(', ')}]`,
+      });
+    }
+  }
+  return issues;
+}

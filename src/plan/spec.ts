@@ -1,0 +1,250 @@
+/**
+ * The training-plan document: what a researcher writes (through `definePlan`) and what travels, as canonical JSON,
+ * to nodes. `schemas/plan.schema.json` is the same contract in JSON Schema; keep both in step.
+ *
+ * Tensor conventions used throughout (torch view, per sample, channels first):
+ * - image input: `[C, ...size]`, C = modalities × (slice count when `select_slices` is used, else 1), channel index
+ *   `m * sliceCount + s` (modality-major). Spatial axes keep the order of the stored volume (NIfTI i, j, k).
+ *   On TS nodes the same tensor is fed channels-last (`[N, ...size, C]`, tfjs layout).
+ * - tabular input: `[F]`, the `inputs.tabular.columns` in their listed order.
+ */
+
+export const PLAN_FORMAT = 'fedbiomed-ts/plan';
+export const PLAN_FORMAT_VERSION = 1;
+
+/** A scalar allowed in `modelArgs` (delivered to Fed-BioMed as `model_args`). */
+export type ModelArgValue = string | number | boolean;
+
+export interface ImageInputSpec {
+  /** Imaging modalities (medical-folder modality folders / DICOM series roles), e.g. `['T1', 'FLAIR']`. */
+  modalities: string[];
+  /** Spatial rank the network sees: 2 (images, or slices of volumes) or 3 (volumes). */
+  dims: 2 | 3;
+  /** Spatial size the network sees, after preprocessing; length = `dims`. */
+  size: number[];
+}
+
+export interface TabularInputSpec {
+  /** Numeric columns (CSV columns, or demographics columns of a medical folder), in feature order. */
+  columns: string[];
+}
+
+export interface PlanInputs {
+  image?: ImageInputSpec;
+  tabular?: TabularInputSpec;
+}
+
+export interface TargetSpec {
+  /** Column holding the label (CSV column, or demographics column of a medical folder). */
+  column: string;
+}
+
+export type SpatialParam = number | number[];
+
+export interface Conv2dLayer {
+  type: 'conv2d';
+  outChannels: number;
+  kernelSize: SpatialParam;
+  stride?: SpatialParam;
+  /** Zero padding per side, or 'same' (stride 1 only, as in PyTorch) / 'valid' (= 0). */
+  padding?: SpatialParam | 'same' | 'valid';
+  bias?: boolean;
+}
+export interface Conv3dLayer extends Omit<Conv2dLayer, 'type'> {
+  type: 'conv3d';
+}
+export interface PoolLayer {
+  type: 'max_pool2d' | 'max_pool3d' | 'avg_pool2d' | 'avg_pool3d';
+  kernelSize: SpatialParam;
+  /** Defaults to kernelSize, as in PyTorch. */
+  stride?: SpatialParam;
+}
+export interface GlobalAvgPoolLayer {
+  type: 'global_avg_pool';
+}
+export interface BatchNormLayer {
+  type: 'batch_norm';
+  eps?: number;
+  momentum?: number;
+}
+export interface DropoutLayer {
+  type: 'dropout';
+  rate: number;
+}
+export interface FlattenLayer {
+  type: 'flatten';
+}
+export interface DenseLayer {
+  type: 'dense';
+  outFeatures: number;
+  bias?: boolean;
+}
+export interface ActivationLayer {
+  type: 'relu' | 'sigmoid' | 'softmax';
+}
+export interface LeakyReluLayer {
+  type: 'leaky_relu';
+  negativeSlope?: number;
+}
+
+export type LayerSpec =
+  | Conv2dLayer
+  | Conv3dLayer
+  | PoolLayer
+  | GlobalAvgPoolLayer
+  | BatchNormLayer
+  | DropoutLayer
+  | FlattenLayer
+  | DenseLayer
+  | ActivationLayer
+  | LeakyReluLayer;
+
+export type LayerType = LayerSpec['type'];
+
+export const LAYER_TYPES: readonly LayerType[] = [
+  'conv2d',
+  'conv3d',
+  'max_pool2d',
+  'max_pool3d',
+  'avg_pool2d',
+  'avg_pool3d',
+  'global_avg_pool',
+  'batch_norm',
+  'dropout',
+  'flatten',
+  'dense',
+  'relu',
+  'leaky_relu',
+  'sigmoid',
+  'softmax',
+];
+
+/**
+ * The network: a sequential branch per input, then a head. When both branches exist, the head receives
+ * `concat([image branch output, tabular branch output], features)`; both must then be flat (`[F]`).
+ * Parameters are named like PyTorch `nn.Sequential` children: `image.<i>.weight`, `tabular.<i>.bias`,
+ * `head.<i>.running_mean`, where `<i>` is the layer's index in its list.
+ */
+export interface ModelGraphSpec {
+  image?: LayerSpec[];
+  tabular?: LayerSpec[];
+  head: LayerSpec[];
+}
+
+export type BranchName = 'image' | 'tabular' | 'head';
+export const BRANCHES: readonly BranchName[] = ['image', 'tabular', 'head'];
+
+export interface LossSpec {
+  /**
+   * bce: binary cross-entropy on one output; `fromLogits: true` applies the sigmoid inside the loss
+   * (BCEWithLogits), otherwise the head must end with a sigmoid. cross_entropy: logits `[K]`, integer class target.
+   * mse: one output, float target.
+   */
+  type: 'bce' | 'cross_entropy' | 'mse';
+  fromLogits?: boolean;
+}
+
+export interface SgdSpec {
+  type: 'sgd';
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+  dampening?: number;
+  nesterov?: boolean;
+}
+export interface AdamSpec {
+  type: 'adam';
+  lr: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
+export type OptimizerSpec = SgdSpec | AdamSpec;
+
+export type MetricName = 'loss' | 'accuracy' | 'mse' | 'mae';
+export const METRIC_NAMES: readonly MetricName[] = ['loss', 'accuracy', 'mse', 'mae'];
+
+/** Image preprocessing steps act on each modality's volume, in order; tabular steps on one column. */
+export interface CropStep {
+  op: 'crop';
+  /** First voxel of the box, per spatial axis. */
+  start: number[];
+  size: number[];
+}
+export interface CenterCropStep {
+  op: 'center_crop';
+  /** Box centred at floor((n - size) / 2) on each axis. */
+  size: number[];
+}
+export interface ResizeStep {
+  op: 'resize';
+  /** Linear interpolation (bilinear / trilinear), half-pixel centres, no antialiasing (torch align_corners=False). */
+  size: number[];
+}
+export interface NormalizeStep {
+  op: 'normalize';
+  /** zscore: (x - mean) / std of this volume (std 0 → 1); minmax: (x - min) / (max - min) (range 0 → 1);
+   *  fixed: (x - mean) / std with the given numbers. */
+  method: 'zscore' | 'minmax' | 'fixed';
+  mean?: number;
+  std?: number;
+  /** Modalities it applies to; all when absent. */
+  modalities?: string[];
+}
+export interface SelectSlicesStep {
+  op: 'select_slices';
+  /** Volume axis the slices are taken along (it disappears; the slices become channels). */
+  axis: 0 | 1 | 2;
+  count: number;
+  /** Centre slice: 'middle' = floor(n / 2) (default), or an index. Slices are centre - floor(count/2) + s. */
+  center?: 'middle' | number;
+}
+export interface StandardizeColumnStep {
+  op: 'standardize_column';
+  column: string;
+  mean: number;
+  std: number;
+}
+export type PreprocessStep =
+  | CropStep
+  | CenterCropStep
+  | ResizeStep
+  | NormalizeStep
+  | SelectSlicesStep
+  | StandardizeColumnStep;
+
+export type PreprocessOp = PreprocessStep['op'];
+export const PREPROCESS_OPS: readonly PreprocessOp[] = [
+  'crop',
+  'center_crop',
+  'resize',
+  'normalize',
+  'select_slices',
+  'standardize_column',
+];
+
+export interface PlanSpec {
+  format: typeof PLAN_FORMAT;
+  version: typeof PLAN_FORMAT_VERSION;
+  /** A Python identifier-like name; the default generated class name. */
+  name: string;
+  description?: string;
+  inputs: PlanInputs;
+  target: TargetSpec;
+  preprocessing: PreprocessStep[];
+  model: ModelGraphSpec;
+  loss: LossSpec;
+  optimizer: OptimizerSpec;
+  metrics: MetricName[];
+  /** Delivered to nodes as Fed-BioMed `model_args`; recorded with the plan (the architecture itself is fixed). */
+  modelArgs: Record<string, ModelArgValue>;
+}
+
+/** What `definePlan` accepts: the fixed `format`/`version` and empty lists may be left out. */
+export type PlanInit = Omit<PlanSpec, 'format' | 'version' | 'preprocessing' | 'metrics' | 'modelArgs'> & {
+  format?: typeof PLAN_FORMAT;
+  version?: typeof PLAN_FORMAT_VERSION;
+  preprocessing?: PreprocessStep[];
+  metrics?: MetricName[];
+  modelArgs?: Record<string, ModelArgValue>;
+};

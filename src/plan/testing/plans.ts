@@ -1,0 +1,129 @@
+/**
+ * Small example plans covering every layer family; used by the plan tests and usable by other areas' tests.
+ */
+import { definePlan } from '../define';
+import { PlanSpec } from '../spec';
+
+/** Tabular MLP 4 → 8 → 2 with cross-entropy and SGD with momentum and weight decay. */
+export function mlpPlan(): PlanSpec {
+  return definePlan({
+    name: 'TinyMlp',
+    description: 'MLP on four CSV features',
+    inputs: { tabular: { columns: ['f0', 'f1', 'f2', 'f3'] } },
+    target: { column: 'label' },
+    preprocessing: [{ op: 'standardize_column', column: 'f0', mean: 1.5, std: 2 }],
+    model: {
+      tabular: [{ type: 'dense', outFeatures: 8 }, { type: 'leaky_relu', negativeSlope: 0.1 }],
+      head: [{ type: 'dense', outFeatures: 2 }],
+    },
+    loss: { type: 'cross_entropy' },
+    optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 0.01 },
+    metrics: ['loss', 'accuracy'],
+    modelArgs: { in_features: 4 },
+  });
+}
+
+/** 2D CNN with batch norm, max pool, avg pool, flatten (NCHW order matters) and a BCE-on-probabilities head. */
+export function cnn2dPlan(): PlanSpec {
+  return definePlan({
+    name: 'Cnn2dBn',
+    inputs: { image: { modalities: ['T1', 'FLAIR'], dims: 2, size: [12, 10] } },
+    target: { column: 'responder' },
+    preprocessing: [{ op: 'normalize', method: 'zscore' }],
+    model: {
+      image: [
+        { type: 'conv2d', outChannels: 4, kernelSize: 3, padding: 1 },
+        { type: 'batch_norm' },
+        { type: 'relu' },
+        { type: 'max_pool2d', kernelSize: 2 },
+        { type: 'conv2d', outChannels: 3, kernelSize: [3, 2], stride: [1, 2] },
+        { type: 'avg_pool2d', kernelSize: [2, 1] },
+        { type: 'flatten' },
+      ],
+      head: [{ type: 'dense', outFeatures: 5 }, { type: 'relu' }, { type: 'dense', outFeatures: 1 }, { type: 'sigmoid' }],
+    },
+    loss: { type: 'bce' },
+    optimizer: { type: 'sgd', lr: 0.05 },
+    metrics: ['accuracy'],
+  });
+}
+
+/** 2.5D CNN on selected slices plus a clinical branch, concatenated; BCE with logits, Adam. */
+export function cnnTabularPlan(): PlanSpec {
+  return definePlan({
+    name: 'CnnWithClinical',
+    inputs: {
+      image: { modalities: ['T1ce', 'FLAIR'], dims: 2, size: [8, 8] },
+      tabular: { columns: ['age', 'kps', 'mgmt'] },
+    },
+    target: { column: 'responder' },
+    preprocessing: [
+      { op: 'select_slices', axis: 2, count: 3 },
+      { op: 'center_crop', size: [8, 8] },
+      { op: 'normalize', method: 'minmax', modalities: ['T1ce'] },
+      { op: 'normalize', method: 'fixed', mean: 10, std: 5, modalities: ['FLAIR'] },
+      { op: 'standardize_column', column: 'age', mean: 60, std: 10 },
+    ],
+    model: {
+      image: [
+        { type: 'conv2d', outChannels: 4, kernelSize: 3, padding: 'same' },
+        { type: 'relu' },
+        { type: 'conv2d', outChannels: 5, kernelSize: 2, stride: 2 },
+        { type: 'batch_norm', momentum: 0.2 },
+        { type: 'sigmoid' },
+        { type: 'global_avg_pool' },
+      ],
+      tabular: [{ type: 'dense', outFeatures: 4 }, { type: 'batch_norm' }, { type: 'relu' }],
+      head: [{ type: 'dropout', rate: 0.25 }, { type: 'dense', outFeatures: 1 }],
+    },
+    loss: { type: 'bce', fromLogits: true },
+    optimizer: { type: 'adam', lr: 0.001 },
+    metrics: ['loss', 'accuracy'],
+  });
+}
+
+/** 3D CNN: conv3d, batch norm 3d, pools, flatten of a 5D tensor, softmax head with MSE-free cross-entropy. */
+export function cnn3dPlan(): PlanSpec {
+  return definePlan({
+    name: 'Cnn3d',
+    inputs: { image: { modalities: ['T1'], dims: 3, size: [6, 8, 7] } },
+    target: { column: 'grade' },
+    preprocessing: [{ op: 'resize', size: [6, 8, 7] }],
+    model: {
+      image: [
+        { type: 'conv3d', outChannels: 3, kernelSize: 3, padding: [1, 1, 0] },
+        { type: 'batch_norm' },
+        { type: 'leaky_relu' },
+        { type: 'max_pool3d', kernelSize: 2 },
+        { type: 'conv3d', outChannels: 2, kernelSize: [1, 2, 2], bias: false },
+        { type: 'avg_pool3d', kernelSize: [1, 1, 1] },
+        { type: 'flatten' },
+      ],
+      head: [{ type: 'dense', outFeatures: 3 }],
+    },
+    loss: { type: 'cross_entropy' },
+    optimizer: { type: 'sgd', lr: 0.1, momentum: 0.5, nesterov: true },
+    metrics: ['accuracy'],
+  });
+}
+
+/** MSE regression on a tabular input with batch norm first. */
+export function regressionPlan(): PlanSpec {
+  return definePlan({
+    name: 'Regress',
+    inputs: { tabular: { columns: ['a', 'b'] } },
+    target: { column: 'y' },
+    model: { tabular: [{ type: 'batch_norm' }, { type: 'dense', outFeatures: 3 }, { type: 'softmax' }], head: [{ type: 'dense', outFeatures: 1 }] },
+    loss: { type: 'mse' },
+    optimizer: { type: 'adam', lr: 0.01, betas: [0.8, 0.9], eps: 1e-6, weightDecay: 0.001 },
+    metrics: ['mse', 'mae'],
+  });
+}
+
+export const EXAMPLE_PLANS: Record<string, () => PlanSpec> = {
+  mlp: mlpPlan,
+  cnn2d: cnn2dPlan,
+  cnnTabular: cnnTabularPlan,
+  cnn3d: cnn3dPlan,
+  regression: regressionPlan,
+};

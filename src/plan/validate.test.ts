@@ -1,0 +1,153 @@
+import { canonicalJson, planHash } from './canonical';
+import { definePlan } from './define';
+import { PlanValidationError } from './errors';
+import { PlanSpec } from './spec';
+import { EXAMPLE_PLANS, cnn2dPlan, mlpPlan } from './testing/plans';
+import { checkPlan, validatePlan } from './validate';
+
+/** A deep copy of a valid plan, edited by `edit`, as untyped JSON (bad plans are not PlanSpecs). */
+function mutate(base: PlanSpec, edit: (p: any) => void): unknown {
+  const copy = JSON.parse(JSON.stringify(base));
+  edit(copy);
+  return copy;
+}
+
+function issuePaths(value: unknown): string[] {
+  return checkPlan(value).issues.map((i) => i.path);
+}
+
+describe('plan validation', () => {
+  test.each(Object.keys(EXAMPLE_PLANS))('example plan %s is valid and resolves', (key) => {
+    const spec = EXAMPLE_PLANS[key]();
+    const { issues, graph } = checkPlan(spec);
+    expect(issues).toEqual([]);
+    expect(graph!.outputShape.length).toBe(1);
+  });
+
+  test('an unknown layer type is named by path', () => {
+    const bad = mutate(cnn2dPlan(), (p) => (p.model.image[1] = { type: 'conv4d' }));
+    const { issues } = checkPlan(bad);
+    expect(issues).toHaveLength(1);
+    expect(issues[0].path).toBe('model.image[1].type');
+    expect(issues[0].message).toContain('"conv2d"');
+  });
+
+  test('a negative kernel is named by path', () => {
+    const bad = mutate(cnn2dPlan(), (p) => (p.model.image[4].kernelSize = -3));
+    expect(issuePaths(bad)).toEqual(['model.image[4].kernelSize']);
+    expect(() => validatePlan(bad)).toThrow(/model\.image\[4\]\.kernelSize: must be >= 1/);
+  });
+
+  test('a negative kernel inside a list is named by path', () => {
+    const bad = mutate(cnn2dPlan(), (p) => (p.model.image[0].kernelSize = [3, -1]));
+    expect(issuePaths(bad)).toEqual(['model.image[0].kernelSize[1]']);
+  });
+
+  test('a missing loss is reported as loss', () => {
+    const bad = mutate(mlpPlan(), (p) => delete p.loss);
+    const err = (() => {
+      try {
+        validatePlan(bad);
+      } catch (e) {
+        return e as PlanValidationError;
+      }
+      throw new Error('expected a PlanValidationError');
+    })();
+    expect(err).toBeInstanceOf(PlanValidationError);
+    expect(err.issues).toEqual([{ path: 'loss', message: 'is required' }]);
+  });
+
+  test('a dense layer on an unflattened feature map is a shape mismatch at that layer', () => {
+    const bad = mutate(cnn2dPlan(), (p) => p.model.image.splice(6, 1)); // drop the flatten
+    const { issues } = checkPlan(bad);
+    expect(issues.map((i) => i.path)).toEqual(['model.head[0].type']);
+    expect(issues[0].message).toContain('dense needs a flat [F] input, got [3, 2, 2]');
+  });
+
+  test('a dense layer directly on an image input is rejected at that layer', () => {
+    const bad = mutate(cnn2dPlan(), (p) => (p.model.image = [{ type: 'dense', outFeatures: 3 }]));
+    const { issues } = checkPlan(bad);
+    expect(issues[0].path).toBe('model.image[0].type');
+    expect(issues[0].message).toContain('flat');
+  });
+
+  test('a kernel larger than its input is rejected', () => {
+    const bad = mutate(cnn2dPlan(), (p) => (p.model.image[4].kernelSize = 9));
+    expect(issuePaths(bad)).toEqual(['model.image[4].kernelSize']);
+  });
+
+  test('conv3d on a 2D input is rejected', () => {
+    const bad = mutate(cnn2dPlan(), (p) => (p.model.image[0].type = 'conv3d'));
+    expect(issuePaths(bad)).toEqual(['model.image[0].type']);
+  });
+
+  test("'same' padding with a stride is rejected like PyTorch does", () => {
+    const bad = mutate(cnn2dPlan(), (p) => Object.assign(p.model.image[0], { padding: 'same', stride: 2 }));
+    expect(issuePaths(bad)).toEqual(['model.image[0].padding']);
+  });
+
+  test('a head output that does not fit the loss is rejected', () => {
+    expect(issuePaths(mutate(mlpPlan(), (p) => (p.loss = { type: 'bce', fromLogits: true })))).toEqual(['loss.type']);
+    expect(issuePaths(mutate(cnn2dPlan(), (p) => p.model.head.pop()))).toEqual(['loss.fromLogits']);
+  });
+
+  test('an unknown field, an unknown optimizer and a wrong format are named', () => {
+    expect(issuePaths(mutate(mlpPlan(), (p) => (p.model.head[0].units = 3)))).toEqual(['model.head[0]']);
+    const opt = checkPlan(mutate(mlpPlan(), (p) => (p.optimizer = { type: 'rmsprop', lr: 1 }))).issues;
+    expect(opt).toEqual([{ path: 'optimizer.type', message: 'unknown value "rmsprop"' }]);
+    expect(issuePaths(mutate(mlpPlan(), (p) => (p.version = 2)))).toEqual(['version']);
+  });
+
+  test('preprocessing that does not produce inputs.image.size is rejected', () => {
+    const bad = mutate(cnn2dPlan(), (p) => p.preprocessing.push({ op: 'resize', size: [12, 11] }));
+    expect(issuePaths(bad)).toEqual(['inputs.image.size']);
+    const wrongRank = mutate(cnn2dPlan(), (p) => p.preprocessing.push({ op: 'crop', start: [0, 0, 0], size: [12, 10, 1] }));
+    expect(issuePaths(wrongRank)).toEqual(['preprocessing[1].start', 'preprocessing[1].size']);
+    const unknownModality = mutate(cnn2dPlan(), (p) => (p.preprocessing[0].modalities = ['T2']));
+    expect(issuePaths(unknownModality)).toEqual(['preprocessing[0].modalities[0]']);
+    const unknownColumn = mutate(mlpPlan(), (p) => (p.preprocessing[0].column = 'zz'));
+    expect(issuePaths(unknownColumn)).toEqual(['preprocessing[0].column']);
+  });
+
+  test('a branch without its input, and an input without its branch, are rejected', () => {
+    expect(issuePaths(mutate(mlpPlan(), (p) => delete p.model.tabular))).toEqual(['model']);
+    expect(issuePaths(mutate(mlpPlan(), (p) => (p.model.image = [])))).toEqual(['model.image']);
+  });
+
+  test('non-objects never crash the validator', () => {
+    for (const v of [null, 3, 'plan', [], undefined]) {
+      expect(checkPlan(v).issues.length).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('plan identity', () => {
+  test('canonical JSON sorts keys at every level and has no whitespace', () => {
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 'x y' }], c: true } })).toBe(
+      '{"a":{"c":true,"d":[3,{"y":"x y","z":1}]},"b":1}',
+    );
+    expect(() => canonicalJson({ a: NaN })).toThrow(/a is NaN/);
+  });
+
+  test('the hash ignores key order and changes with any content change', () => {
+    const spec = mlpPlan();
+    const reordered = JSON.parse(JSON.stringify(spec, Object.keys(spec).reverse()));
+    const shuffled = { ...reordered, ...Object.fromEntries(Object.entries(spec).reverse()) };
+    expect(planHash(shuffled)).toBe(planHash(spec));
+    expect(planHash(spec)).toMatch(/^[0-9a-f]{64}$/);
+    const changed = mutate(spec, (p) => (p.optimizer.lr = 0.2));
+    expect(planHash(changed)).not.toBe(planHash(spec));
+  });
+
+  test('definePlan fills format, version and empty lists', () => {
+    const spec = definePlan({
+      name: 'P',
+      inputs: { tabular: { columns: ['x'] } },
+      target: { column: 'y' },
+      model: { tabular: [], head: [{ type: 'dense', outFeatures: 1 }] },
+      loss: { type: 'mse' },
+      optimizer: { type: 'sgd', lr: 0.1 },
+    });
+    expect(spec).toMatchObject({ format: 'fedbiomed-ts/plan', version: 1, preprocessing: [], metrics: [], modelArgs: {} });
+  });
+});

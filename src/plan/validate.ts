@@ -1,0 +1,93 @@
+/**
+ * Plan validation: JSON Schema (schemas/plan.schema.json, via ajv) first, then the semantic rules the schema cannot
+ * say (shape inference through the layers, preprocessing against inputs, loss against the head output).
+ * Every problem names the JSON path of the offending field.
+ */
+import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
+import planSchema from '../../schemas/plan.schema.json';
+import { PlanIssue, PlanValidationError, pointerToPath } from './errors';
+import { resolveGraph, ResolvedGraph } from './graph';
+import { checkPreprocessing } from './preprocess';
+import { PlanSpec } from './spec';
+
+let compiled: ValidateFunction | undefined;
+
+function schemaValidator(): ValidateFunction {
+  if (!compiled) {
+    // strictTypes off: the schema's if/then branches constrain objects already typed by their parent.
+    const ajv = new Ajv({ allErrors: true, discriminator: true, strictTypes: false, strictTuples: false });
+    compiled = ajv.compile(planSchema);
+  }
+  return compiled;
+}
+
+/** Keywords that only say "some branch failed"; the branch's own errors are more useful. */
+const COMBINATOR_KEYWORDS = new Set(['oneOf', 'anyOf', 'if', 'allOf']);
+
+function messageOf(error: ErrorObject): { path: string; message: string } {
+  const path = pointerToPath(error.instancePath);
+  const p = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'required': {
+      const child = pointerToPath(`${error.instancePath}/${String(p.missingProperty)}`);
+      return { path: child, message: 'is required' };
+    }
+    case 'additionalProperties':
+      return { path, message: `unknown field '${String(p.additionalProperty)}'` };
+    case 'enum':
+      return { path, message: `must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
+    case 'const':
+      return { path, message: `must be ${JSON.stringify(p.allowedValue)}` };
+    case 'discriminator':
+      return {
+        path: pointerToPath(`${error.instancePath}/${String(p.tag)}`),
+        message: p.error === 'mapping' ? `unknown value ${JSON.stringify(p.tagValue)}` : 'must be a string',
+      };
+    default:
+      return { path, message: error.message ?? error.keyword };
+  }
+}
+
+/** Turns ajv's raw errors into one issue per field, dropping combinator noise when a precise error exists. */
+export function issuesFromAjv(errors: ErrorObject[]): PlanIssue[] {
+  const precise = errors.filter((e) => !COMBINATOR_KEYWORDS.has(e.keyword));
+  // In a oneOf of "number or list", a list with a bad item also fails the "number" branch with a `type` error at
+  // the list itself; the item's error is the useful one.
+  const specific = precise.filter(
+    (e) => e.keyword !== 'type' || !precise.some((o) => o.instancePath.startsWith(`${e.instancePath}/`)),
+  );
+  const chosen = specific.length > 0 ? specific : errors;
+  const byPath = new Map<string, string[]>();
+  for (const e of chosen) {
+    const { path, message } = messageOf(e);
+    const list = byPath.get(path) ?? [];
+    if (!list.includes(message)) list.push(message);
+    byPath.set(path, list);
+  }
+  // A field that failed inside a oneOf reports each alternative's complaint: "must be >= 1, or must be array".
+  return [...byPath.entries()].map(([path, messages]) => ({ path, message: messages.join(', or ') }));
+}
+
+export interface PlanCheck {
+  issues: PlanIssue[];
+  /** Present when the plan is valid. */
+  graph?: ResolvedGraph;
+}
+
+/** Validates any value as a plan; never throws on bad input. */
+export function checkPlan(value: unknown): PlanCheck {
+  const validate = schemaValidator();
+  if (!validate(value)) return { issues: issuesFromAjv(validate.errors ?? []) };
+  const spec = value as PlanSpec;
+  const preprocessingIssues = checkPreprocessing(spec);
+  const { graph, issues } = resolveGraph(spec);
+  const all = [...preprocessingIssues, ...issues];
+  return all.length > 0 ? { issues: all } : { issues: [], graph };
+}
+
+/** Validates and returns the plan with its resolved graph; throws PlanValidationError naming every bad field. */
+export function validatePlan(value: unknown): { spec: PlanSpec; graph: ResolvedGraph } {
+  const { issues, graph } = checkPlan(value);
+  if (issues.length > 0 || !graph) throw new PlanValidationError(issues);
+  return { spec: value as PlanSpec, graph };
+}

@@ -1,0 +1,77 @@
+/**
+ * The minimal view of a tensor the aggregators need: numpy dtype name, shape, and flat C-order values.
+ * It is structurally compatible with src/serialize's `TorchTensor`, so decoded weight files pass straight in.
+ */
+export type NumericArray =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | number[];
+
+export interface WeightTensor {
+  dtype: string;
+  shape: number[];
+  data: NumericArray;
+}
+
+/** Parameter name → tensor, in state_dict order. */
+export type WeightMap = Map<string, WeightTensor>;
+
+export class AggregationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AggregationError';
+  }
+}
+
+export function elementCount(shape: readonly number[]): number {
+  return shape.reduce((n, d) => n * d, 1);
+}
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export function shapeText(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/** Element i as a JS number (int64 buffers such as num_batches_tracked arrive as BigInt64Array). */
+export function valueAt(data: NumericArray, i: number): number {
+  return Number(data[i]);
+}
+
+export function toWeightMap(weights: WeightMap | Record<string, WeightTensor> | Iterable<[string, WeightTensor]>): WeightMap {
+  if (weights instanceof Map) return weights;
+  if (Symbol.iterator in Object(weights)) return new Map(weights as Iterable<[string, WeightTensor]>);
+  return new Map(Object.entries(weights as Record<string, WeightTensor>));
+}
+
+/** A float32 copy of a tensor (what Python's FedAvg produces for every key, buffers included). */
+export function toFloat32(tensor: WeightTensor): WeightTensor {
+  const n = elementCount(tensor.shape);
+  if (tensor.data.length !== n) {
+    throw new AggregationError(`tensor has ${tensor.data.length} values but shape ${shapeText(tensor.shape)} needs ${n}`);
+  }
+  const out = new Float32Array(n);
+  if (tensor.data instanceof Float32Array) out.set(tensor.data);
+  else for (let i = 0; i < n; i++) out[i] = valueAt(tensor.data, i);
+  return { dtype: 'float32', shape: [...tensor.shape], data: out };
+}
+
+/** Deep copy (used to keep a snapshot of global weights while the live map is replaced). */
+export function cloneWeights(weights: WeightMap): WeightMap {
+  const out: WeightMap = new Map();
+  for (const [name, t] of weights) {
+    const data = Array.isArray(t.data) ? [...t.data] : (t.data.slice() as NumericArray);
+    out.set(name, { dtype: t.dtype, shape: [...t.shape], data });
+  }
+  return out;
+}

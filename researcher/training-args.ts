@@ -1,0 +1,225 @@
+/**
+ * `training_args` exactly as a Python v4.5.0 researcher sends them (protocol reference 6.4).
+ *
+ * Python's `TrainingArgs(ta, only_required=False)` deep-copies the user's dict (keeping the user's key order) and
+ * then walks its scheme in declaration order adding every missing key with its default. Nodes validate the result
+ * with `isinstance`, so float-typed values must travel as floats (`0.0`, not `0`): those are wrapped in `PyFloat`
+ * here and written with a decimal point by the Python-compatible JSON writer.
+ */
+import { PyFloat, numberOf } from '../src/protocol/pyfloat';
+
+export type Json = null | boolean | number | string | PyFloat | Json[] | { [key: string]: Json };
+
+export const TEST_METRICS = [
+  'ACCURACY',
+  'F1_SCORE',
+  'PRECISION',
+  'RECALL',
+  'MEAN_SQUARE_ERROR',
+  'MEAN_ABSOLUTE_ERROR',
+  'EXPLAINED_VARIANCE',
+] as const;
+export type TestMetric = (typeof TEST_METRICS)[number];
+
+/** What a user may give; every key is optional and snake_case, as in Fed-BioMed. */
+export interface TrainingArgsInput {
+  optimizer_args?: Record<string, Json>;
+  loader_args?: Record<string, Json>;
+  epochs?: number | null;
+  num_updates?: number | null;
+  dry_run?: boolean;
+  batch_maxnum?: number | null;
+  test_ratio?: number | PyFloat;
+  test_on_local_updates?: boolean;
+  test_on_global_updates?: boolean;
+  test_metric?: TestMetric | null;
+  test_metric_args?: Record<string, Json>;
+  log_interval?: number;
+  fedprox_mu?: number | PyFloat | null;
+  use_gpu?: boolean;
+  dp_args?: { type?: 'central' | 'local'; sigma: number | PyFloat; clip: number | PyFloat } | null;
+  share_persistent_buffers?: boolean;
+  random_seed?: number | null;
+}
+
+/** The 17 keys, in the declaration order of Python's `TrainingArgs.default_scheme()`, with their defaults. */
+const SCHEME_DEFAULTS: ReadonlyArray<readonly [keyof TrainingArgsInput, () => Json]> = [
+  ['optimizer_args', () => ({})],
+  ['loader_args', () => ({})],
+  ['epochs', () => null],
+  ['num_updates', () => null],
+  ['dry_run', () => false],
+  ['batch_maxnum', () => null],
+  ['test_ratio', () => new PyFloat(0)],
+  ['test_on_local_updates', () => false],
+  ['test_on_global_updates', () => false],
+  ['test_metric', () => null],
+  ['test_metric_args', () => ({})],
+  ['log_interval', () => 10],
+  ['fedprox_mu', () => null],
+  ['use_gpu', () => false],
+  ['dp_args', () => null],
+  ['share_persistent_buffers', () => true],
+  ['random_seed', () => null],
+];
+
+export const TRAINING_ARGS_KEYS: readonly string[] = SCHEME_DEFAULTS.map(([k]) => k);
+
+export class TrainingArgsError extends Error {
+  constructor(message: string) {
+    super(`training_args: ${message}`);
+    this.name = 'TrainingArgsError';
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof PyFloat);
+}
+
+function isNumberLike(v: unknown): v is number | PyFloat {
+  return (typeof v === 'number' && Number.isFinite(v)) || v instanceof PyFloat;
+}
+
+function checkNonNegativeIntOrNull(key: string, v: unknown): void {
+  if (v === null) return;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+    throw new TrainingArgsError(`${key} must be a non-negative integer or null, got ${JSON.stringify(v)}`);
+  }
+}
+
+function checkBool(key: string, v: unknown): void {
+  if (typeof v !== 'boolean') throw new TrainingArgsError(`${key} must be a boolean, got ${JSON.stringify(v)}`);
+}
+
+function checkObject(key: string, v: unknown): void {
+  if (!isPlainObject(v)) throw new TrainingArgsError(`${key} must be an object, got ${JSON.stringify(v)}`);
+}
+
+/** Validates one key and returns the value to send (floats wrapped as PyFloat). */
+function normaliseValue(key: string, v: unknown): Json {
+  switch (key) {
+    case 'optimizer_args':
+    case 'loader_args':
+    case 'test_metric_args':
+      checkObject(key, v);
+      return v as Json;
+    case 'epochs':
+    case 'num_updates':
+    case 'batch_maxnum':
+      checkNonNegativeIntOrNull(key, v);
+      return v as Json;
+    case 'dry_run':
+    case 'test_on_local_updates':
+    case 'test_on_global_updates':
+    case 'use_gpu':
+    case 'share_persistent_buffers':
+      checkBool(key, v);
+      return v as boolean;
+    case 'test_ratio': {
+      if (!isNumberLike(v)) throw new TrainingArgsError(`test_ratio must be a number in [0, 1], got ${JSON.stringify(v)}`);
+      const x = numberOf(v);
+      if (x < 0 || x > 1) throw new TrainingArgsError(`test_ratio must be in [0, 1], got ${x}`);
+      return new PyFloat(x);
+    }
+    case 'test_metric':
+      if (v === null) return null;
+      if (typeof v !== 'string' || !(TEST_METRICS as readonly string[]).includes(v)) {
+        throw new TrainingArgsError(`test_metric must be null or one of ${TEST_METRICS.join(', ')}, got ${JSON.stringify(v)}`);
+      }
+      return v;
+    case 'log_interval':
+      if (typeof v !== 'number' || !Number.isInteger(v)) {
+        throw new TrainingArgsError(`log_interval must be an integer, got ${JSON.stringify(v)}`);
+      }
+      return v;
+    case 'fedprox_mu':
+      if (v === null) return null;
+      if (!isNumberLike(v)) throw new TrainingArgsError(`fedprox_mu must be a number or null, got ${JSON.stringify(v)}`);
+      return new PyFloat(numberOf(v));
+    case 'random_seed':
+      if (v === null) return null;
+      if (typeof v !== 'number' || !Number.isInteger(v)) {
+        throw new TrainingArgsError(`random_seed must be an integer or null, got ${JSON.stringify(v)}`);
+      }
+      return v;
+    case 'dp_args':
+      return normaliseDpArgs(v);
+    default:
+      throw new TrainingArgsError(`unknown key "${key}" (allowed: ${TRAINING_ARGS_KEYS.join(', ')})`);
+  }
+}
+
+/** Python fills dp_args as {type (default "central"), sigma, clip}; sigma and clip are floats. */
+function normaliseDpArgs(v: unknown): Json {
+  if (v === null) return null;
+  if (!isPlainObject(v)) throw new TrainingArgsError(`dp_args must be null or an object, got ${JSON.stringify(v)}`);
+  const out: Record<string, Json> = {};
+  for (const key of Object.keys(v)) {
+    if (!['type', 'sigma', 'clip'].includes(key)) throw new TrainingArgsError(`dp_args: unknown key "${key}"`);
+  }
+  const type = v.type ?? 'central';
+  if (type !== 'central' && type !== 'local') {
+    throw new TrainingArgsError(`dp_args.type must be "central" or "local", got ${JSON.stringify(type)}`);
+  }
+  for (const key of ['sigma', 'clip'] as const) {
+    if (!isNumberLike(v[key])) throw new TrainingArgsError(`dp_args.${key} must be a number, got ${JSON.stringify(v[key])}`);
+  }
+  // Key order: the user's keys first, then the defaults, like Python's populate_with_defaults.
+  for (const key of Object.keys(v)) {
+    out[key] = key === 'type' ? (v[key] as string) : new PyFloat(numberOf(v[key] as number | PyFloat));
+  }
+  if (!('type' in out)) out.type = 'central';
+  return out;
+}
+
+/**
+ * Builds the full 17-key `training_args` object: the user's keys first, in the user's order, then every missing key
+ * in scheme order. Throws TrainingArgsError naming the offending key.
+ */
+export function buildTrainingArgs(input: TrainingArgsInput | Record<string, unknown> = {}): Record<string, Json> {
+  if (!isPlainObject(input)) throw new TrainingArgsError('must be an object');
+  const out: Record<string, Json> = {};
+  for (const [key, value] of Object.entries(input)) {
+    if (value === undefined) continue;
+    out[key] = normaliseValue(key, value);
+  }
+  for (const [key, makeDefault] of SCHEME_DEFAULTS) {
+    if (!(key in out)) out[key] = makeDefault();
+  }
+  const loader = out.loader_args as Record<string, Json>;
+  if (!('batch_size' in loader)) {
+    // A node fails at its first training report without it (reference 6.4); fail here, before any request.
+    throw new TrainingArgsError('loader_args.batch_size is required');
+  }
+  if (out.epochs === null && out.num_updates === null) {
+    throw new TrainingArgsError('set epochs or num_updates');
+  }
+  return out;
+}
+
+/** A copy safe to store as JSON (breakpoints): PyFloat becomes `{ "$pyfloat": x }`. */
+export function trainingArgsToJson(args: Record<string, Json>): unknown {
+  return JSON.parse(
+    JSON.stringify(args, function (this: Record<string, unknown>, key: string, value: unknown) {
+      const raw = this[key];
+      return raw instanceof PyFloat ? { $pyfloat: raw.value } : value;
+    }),
+  );
+}
+
+/** Inverse of trainingArgsToJson. */
+export function trainingArgsFromJson(value: unknown): Record<string, Json> {
+  const revive = (v: unknown): Json => {
+    if (Array.isArray(v)) return v.map(revive);
+    if (isPlainObject(v)) {
+      if (Object.keys(v).length === 1 && typeof v.$pyfloat === 'number') return new PyFloat(v.$pyfloat);
+      const o: Record<string, Json> = {};
+      for (const [k, x] of Object.entries(v)) o[k] = revive(x);
+      return o;
+    }
+    return v as Json;
+  };
+  const out = revive(value);
+  if (!isPlainObject(out)) throw new TrainingArgsError('stored training_args is not an object');
+  return out as Record<string, Json>;
+}

@@ -96,7 +96,7 @@ describeWithPython('interoperability with Python msgpack + numpy (Fed-BioMed ser
 
     // float16 helpers agree with numpy's float32 → float16 → float32 casts, bit for bit.
     const doc = decoded as Record<string, NdArray>;
-    expect(Array.from(float32ToFloat16(doc.f16_source.data as Float32Array))).toEqual(Array.from(doc.f16.data));
+    expect(Array.from(float32ToFloat16(doc.f16_source.data as Float32Array))).toEqual(Array.from(doc.f16.data as Uint16Array));
     expect(hex(bytesOf(float16ToFloat32(doc.f16.data as Uint16Array)))).toBe(hex(doc.f16_back.bytes()));
   });
 

@@ -13,6 +13,8 @@ import {
   ErrorMessage,
   LogMessage,
   NODE_TO_RESEARCHER_COMMANDS,
+  parsePythonJson,
+  pythonJsonDumps,
   RESEARCHER_TO_NODE_COMMANDS,
 } from './index';
 
@@ -124,10 +126,11 @@ describe('rejected inputs name the field', () => {
   const pong = firstRecorded('node-to-researcher', 'pong');
   const addScalar = firstRecorded('node-to-researcher', 'add_scalar');
 
+  /** Edits a recorded payload; our own reader/writer keep every other byte (e.g. `0.0`) as recorded. */
   const mutate = (payload: string, change: (m: Record<string, unknown>) => void): string => {
-    const message = JSON.parse(payload) as Record<string, unknown>;
+    const message = parsePythonJson(payload) as Record<string, unknown>;
     change(message);
-    return JSON.stringify(message);
+    return pythonJsonDumps(message);
   };
 
   it('a removed field', () => {
@@ -207,6 +210,45 @@ describe('rejected inputs name the field', () => {
     expectRejected(pong, 'researcher-to-node', 'command', /"pong" is not a researcher-to-node message/);
     expectRejected(mutate(pong, (m) => delete m.command), 'node-to-researcher', 'command', /command is missing/);
     expectRejected(mutate(pong, (m) => (m.command = 7)), 'node-to-researcher', 'command', /command must be a string \(got integer 7\)/);
+  });
+
+  it('every field of every recorded message, given a value of the wrong JSON type, is rejected naming it', () => {
+    // An array is wrong for every non-list field, a string for every list or dict, a dict for every null value.
+    const wrongFor = (value: unknown): unknown => (value === null ? { bad: 1 } : typeof value === 'object' ? 'x' : []);
+    for (const record of trace) {
+      const direction = directionOfTopic(record.topic);
+      for (const [key, value] of Object.entries(JSON.parse(record.payload) as Record<string, unknown>)) {
+        if (key === 'protocol_version' || key === 'command') continue;
+        const result = parseMessage(mutate(record.payload, (m) => (m[key] = wrongFor(value))), direction);
+        expect(result).toMatchObject({ ok: false, field: key, error: expect.stringMatching(new RegExp(`^${key} must be `)) });
+      }
+      const extra = parseMessage(mutate(record.payload, (m) => (m.round_extra = 0)), direction);
+      expect(extra).toEqual({ ok: false, error: 'round_extra is not an allowed field', field: 'round_extra' });
+    }
+  });
+
+  it('never throws on corrupted payloads (20 000 random byte edits of recorded messages)', () => {
+    let x = 12345;
+    const random = (n: number) => {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      return x % n;
+    };
+    let accepted = 0;
+    for (let i = 0; i < 20000; i++) {
+      const record = trace[random(trace.length)];
+      const bytes = Buffer.from(record.payload, 'utf8');
+      for (let edits = 1 + random(3); edits > 0; edits--) bytes[random(bytes.length)] = random(256);
+      const direction = directionOfTopic(record.topic);
+      const result = parseMessage(bytes, direction);
+      expect(typeof result.ok).toBe('boolean');
+      if (result.ok) {
+        accepted++;
+        expect(typeof serializeMessage(result.message, direction)).toBe('string');
+      } else {
+        expect(result.error).not.toMatch(/internal error/);
+      }
+    }
+    expect(accepted).toBeGreaterThan(0); // some edits only touch string contents: those stay valid
   });
 
   it('every single-field removal of every recorded message is rejected, naming that field', () => {

@@ -1,0 +1,221 @@
+/**
+ * A plan's network on tfjs, written with plain ops over our own variables (not tf.layers) so that names and
+ * layouts are ours: every variable carries its PyTorch state_dict name, and the forward pass computes exactly
+ * what the generated PyTorch module computes (same padding rule, same batch-norm statistics and running-stat
+ * update, flatten in NCHW order).
+ *
+ * Inputs are channels-last (tfjs): image `[N, ...inputs.image.size, C]`, tabular `[N, F]`, keyed 'image' and
+ * 'tabular'. The output is `[N, K]`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { ModelParameter, TrainableModel } from '../engine/model';
+import { SeededRandom } from '../engine/prng';
+import { TorchTensor } from '../serialize';
+import {
+  ResolvedBatchNorm,
+  ResolvedBranch,
+  ResolvedConv,
+  ResolvedGraph,
+  ResolvedLayer,
+  ResolvedPool,
+} from './graph';
+import { initialWeightsForGraph } from './init';
+import { describeParameters, ParameterDescriptor } from './parameters';
+import { PlanSpec } from './spec';
+import { validatePlan } from './validate';
+import { importWeightsInto } from './weights';
+
+export interface BuildModelOptions {
+  /** Seed of the initial weights (PyTorch-like init) and of dropout masks. */
+  seed?: number;
+  /** Start from these weights (PyTorch layout and names) instead of a fresh initialisation. */
+  weights?: Record<string, TorchTensor>;
+}
+
+export interface PlanParameter extends ModelParameter {
+  descriptor: ParameterDescriptor;
+}
+
+let modelCounter = 0;
+
+/** A TrainableModel built from a plan; parameters() lists them in PyTorch state_dict order. */
+export class PlanModel implements TrainableModel {
+  private readonly params: PlanParameter[];
+  private readonly byName = new Map<string, PlanParameter>();
+  private readonly dropoutRandom: SeededRandom;
+  private disposed = false;
+
+  constructor(
+    readonly spec: PlanSpec,
+    readonly graph: ResolvedGraph,
+    options: BuildModelOptions = {},
+  ) {
+    const seed = options.seed ?? 0;
+    this.dropoutRandom = new SeededRandom(seed ^ 0x5bd1e995);
+    const id = ++modelCounter;
+    const start = options.weights ?? initialWeightsForGraph(graph, seed);
+    this.params = describeParameters(graph).map((descriptor) => {
+      // Placeholder values; importWeightsInto below sets the real ones (and checks them).
+      const dtype = descriptor.dtype === 'int64' ? 'int32' : 'float32';
+      // Variable names are global in tfjs: the model id keeps two models of one plan apart.
+      const variable = tf.variable(tf.zeros(descriptor.tfShape, dtype), descriptor.trainable, `plan${id}/${descriptor.name}`);
+      return { name: descriptor.name, variable, trainable: descriptor.trainable, descriptor };
+    });
+    for (const p of this.params) this.byName.set(p.name, p);
+    importWeightsInto(this, start);
+  }
+
+  parameters(): PlanParameter[] {
+    return this.params.slice();
+  }
+
+  parameter(name: string): PlanParameter | undefined {
+    return this.byName.get(name);
+  }
+
+  forward(inputs: Record<string, tf.Tensor>, training: boolean): tf.Tensor {
+    if (this.disposed) throw new Error(`plan ${this.spec.name}: the model has been disposed`);
+    return tf.tidy(() => {
+      const outputs: tf.Tensor[] = [];
+      if (this.graph.image) outputs.push(this.runBranch(this.graph.image, this.input(inputs, 'image'), training));
+      if (this.graph.tabular) outputs.push(this.runBranch(this.graph.tabular, this.input(inputs, 'tabular'), training));
+      const headInput = outputs.length === 2 ? tf.concat(outputs, 1) : outputs[0];
+      return this.runBranch(this.graph.head, headInput, training);
+    });
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const p of this.params) p.variable.dispose();
+  }
+
+  /** Checks an input against the plan (channels-last shape) and returns it as float32. */
+  private input(inputs: Record<string, tf.Tensor>, name: 'image' | 'tabular'): tf.Tensor {
+    const x = inputs[name];
+    const perSample = name === 'image' ? this.graph.imageInputShape! : this.graph.tabularInputShape!;
+    // channels first (torch view) → channels last (tfjs)
+    const expected = perSample.length > 1 ? [...perSample.slice(1), perSample[0]] : perSample;
+    if (!x) throw new Error(`plan ${this.spec.name}: missing input '${name}' (expected [N, ${expected.join(', ')}])`);
+    const ok = x.rank === expected.length + 1 && expected.every((n, i) => x.shape[i + 1] === n);
+    if (!ok) {
+      throw new Error(`plan ${this.spec.name}: input '${name}' has shape [${x.shape.join(', ')}], expected [N, ${expected.join(', ')}]`);
+    }
+    return x.dtype === 'float32' ? x : tf.cast(x, 'float32');
+  }
+
+  private runBranch(branch: ResolvedBranch, x: tf.Tensor, training: boolean): tf.Tensor {
+    let y = x;
+    for (const layer of branch.layers) y = this.runLayer(branch.name, layer, y, training);
+    return y;
+  }
+
+  private variable(prefix: string, layer: ResolvedLayer, role: string): tf.Variable {
+    const p = this.byName.get(`${prefix}.${layer.index}.${role}`);
+    if (!p) throw new Error(`internal: no parameter ${prefix}.${layer.index}.${role}`);
+    return p.variable;
+  }
+
+  private runLayer(prefix: string, layer: ResolvedLayer, x: tf.Tensor, training: boolean): tf.Tensor {
+    switch (layer.type) {
+      case 'conv':
+        return this.conv(prefix, layer, x);
+      case 'max_pool':
+      case 'avg_pool':
+        return pool(layer, x);
+      case 'global_avg_pool':
+        return tf.mean(x, range(1, x.rank - 1));
+      case 'batch_norm':
+        return this.batchNorm(prefix, layer, x, training);
+      case 'dropout':
+        if (!training || layer.rate === 0) return x;
+        return tf.dropout(x, layer.rate, undefined, this.dropoutRandom.nextInt(2 ** 31));
+      case 'flatten': {
+        if (x.rank === 2) return x;
+        // NHWC → NCHW before flattening, so features come in PyTorch's order and dense weights need no permutation.
+        const perm = [0, x.rank - 1, ...range(1, x.rank - 1)];
+        return tf.reshape(tf.transpose(x, perm), [x.shape[0], -1]);
+      }
+      case 'dense': {
+        const y = tf.matMul(x as tf.Tensor2D, this.variable(prefix, layer, 'weight') as tf.Tensor2D);
+        return layer.bias ? tf.add(y, this.variable(prefix, layer, 'bias')) : y;
+      }
+      case 'relu':
+        return tf.relu(x);
+      case 'leaky_relu':
+        return tf.leakyRelu(x, layer.negativeSlope);
+      case 'sigmoid':
+        return tf.sigmoid(x);
+      case 'softmax':
+        return tf.softmax(x, -1); // channels are last in tfjs: PyTorch's dim=1
+    }
+  }
+
+  private conv(prefix: string, layer: ResolvedConv, x: tf.Tensor): tf.Tensor {
+    const needsPad = layer.padBefore.some((p) => p > 0) || layer.padAfter.some((p) => p > 0);
+    const padded = needsPad
+      ? tf.pad(x, [[0, 0], ...layer.padBefore.map((b, i): [number, number] => [b, layer.padAfter[i]]), [0, 0]])
+      : x;
+    const w = this.variable(prefix, layer, 'weight');
+    const y =
+      layer.dims === 2
+        ? tf.conv2d(padded as tf.Tensor4D, w as tf.Tensor4D, layer.stride as [number, number], 'valid')
+        : tf.conv3d(padded as tf.Tensor5D, w as tf.Tensor5D, layer.stride as [number, number, number], 'valid');
+    return layer.bias ? tf.add(y, this.variable(prefix, layer, 'bias')) : y;
+  }
+
+  private batchNorm(prefix: string, layer: ResolvedBatchNorm, x: tf.Tensor, training: boolean): tf.Tensor {
+    const gamma = this.variable(prefix, layer, 'weight');
+    const beta = this.variable(prefix, layer, 'bias');
+    const runningMean = this.variable(prefix, layer, 'running_mean');
+    const runningVar = this.variable(prefix, layer, 'running_var');
+    const axes = range(0, x.rank - 1); // every axis but the channels (last)
+    let mean: tf.Tensor;
+    let variance: tf.Tensor;
+    if (training) {
+      const count = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+      if (count < 2) {
+        throw new Error(`${layer.path} (batch_norm): training needs more than 1 value per channel, got input [${x.shape.join(', ')}]`);
+      }
+      const moments = tf.moments(x, axes);
+      mean = moments.mean;
+      variance = moments.variance; // biased, as PyTorch normalises with
+      // Running statistics as PyTorch keeps them: unbiased variance, exponential average with `momentum`.
+      // (assign() is not recorded on the gradient tape, so no gradient flows through these updates.)
+      const m = layer.momentum;
+      const unbiased = tf.mul(variance, count / (count - 1));
+      runningMean.assign(tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m)));
+      runningVar.assign(tf.add(tf.mul(runningVar, 1 - m), tf.mul(unbiased, m)));
+      const tracked = this.variable(prefix, layer, 'num_batches_tracked');
+      tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
+    } else {
+      mean = runningMean;
+      variance = runningVar;
+    }
+    const normalised = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, layer.eps)));
+    return tf.add(tf.mul(normalised, gamma), beta);
+  }
+}
+
+function pool(layer: ResolvedPool, x: tf.Tensor): tf.Tensor {
+  if (layer.dims === 2) {
+    const k = layer.kernel as [number, number];
+    const s = layer.stride as [number, number];
+    return layer.type === 'max_pool' ? tf.maxPool(x as tf.Tensor4D, k, s, 'valid') : tf.avgPool(x as tf.Tensor4D, k, s, 'valid');
+  }
+  const k = layer.kernel as [number, number, number];
+  const s = layer.stride as [number, number, number];
+  return layer.type === 'max_pool' ? tf.maxPool3d(x as tf.Tensor5D, k, s, 'valid') : tf.avgPool3d(x as tf.Tensor5D, k, s, 'valid');
+}
+
+function range(from: number, to: number): number[] {
+  const out: number[] = [];
+  for (let i = from; i < to; i++) out.push(i);
+  return out;
+}
+
+/** Builds the tfjs model of a plan (validated first), seeded PyTorch-like initial weights unless `weights` given. */
+export function buildModel(spec: PlanSpec, options: BuildModelOptions = {}): PlanModel {
+  const { graph } = validatePlan(spec);
+  return new PlanModel(spec, graph, options);
+}

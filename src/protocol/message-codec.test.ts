@@ -179,6 +179,15 @@ describe('rejected inputs name the field', () => {
     expectRejected(floatArgs, 'researcher-to-node', 'model_args', /must be an object \(got float 1\.0\)/);
   });
 
+  it('a log whose msg is not a JSON object with "message" (a Python researcher would crash on it)', () => {
+    const log = firstRecorded('node-to-researcher', 'log');
+    const withMsg = (msg: string) => mutate(log, (m) => (m.msg = msg));
+    expectRejected(withMsg('plain text'), 'node-to-researcher', 'msg', /^msg must be a JSON-encoded object \(Expecting value/);
+    expectRejected(withMsg('[1]'), 'node-to-researcher', 'msg', /^msg must be a JSON-encoded object \(got JSON array\)$/);
+    expectRejected(withMsg('{"level": "INFO"}'), 'node-to-researcher', 'msg', /^msg must be a JSON-encoded object with key "message"$/);
+    expect(parseMessage(withMsg('{"message": "ok"}'), 'node-to-researcher').ok).toBe(true);
+  });
+
   it('accepts a bool where Python wants an int (isinstance(True, int))', () => {
     const result = parseMessage(pong.replace('"sequence": 0', '"sequence": true'), 'node-to-researcher');
     expect(result.ok).toBe(true);
@@ -278,9 +287,9 @@ describe('serializeMessage', () => {
     expect(serializeMessage(error, 'node-to-researcher')).toBe(
       '{"command": "error", "errnum": "FB312: Node stopped in SIGTERM signal handler", "node_id": "n", "extra_msg": "", "researcher_id": "<unknown>", "protocol_version": "1"}',
     );
-    const log: LogMessage = { node_id: 'n', msg: '{}', level: 'INFO', researcher_id: '<unknown>', command: 'log' };
+    const log: LogMessage = { node_id: 'n', msg: '{"message": "hi"}', level: 'INFO', researcher_id: '<unknown>', command: 'log' };
     expect(serializeMessage(log, 'node-to-researcher')).toBe(
-      '{"command": "log", "level": "INFO", "msg": "{}", "node_id": "n", "researcher_id": "<unknown>", "protocol_version": "1"}',
+      '{"command": "log", "level": "INFO", "msg": "{\\"message\\": \\"hi\\"}", "node_id": "n", "researcher_id": "<unknown>", "protocol_version": "1"}',
     );
   });
 

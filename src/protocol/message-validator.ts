@@ -3,6 +3,7 @@ import Ajv, { ErrorObject, SchemaValidateFunction, ValidateFunction } from 'ajv'
 import { pythonFloatRepr } from './float-repr';
 import type { Direction } from './messages';
 import { PyFloat } from './pyfloat';
+import { parsePythonJson } from './python-json-reader';
 import { describePyValue } from './python-json-value';
 import { MESSAGE_SCHEMAS, MessageSchema, PythonTypeName } from './schema-registry';
 
@@ -97,11 +98,30 @@ const checkPythonType: SchemaValidateFunction = (schema: PythonTypeName | Python
   return matches;
 };
 
+/** For a string field that must itself hold a JSON object with some keys (the `msg` of a `log` message). */
+const checkJsonObjectText: SchemaValidateFunction = (keys: string[], data: unknown) => {
+  let problem: string | undefined;
+  try {
+    const inner = parsePythonJson(String(data));
+    if (inner === null || typeof inner !== 'object' || Array.isArray(inner) || inner instanceof PyFloat) {
+      problem = `must be a JSON-encoded object (got JSON ${describePyValue(inner)})`;
+    } else {
+      const missing = keys.filter((key) => !Object.prototype.hasOwnProperty.call(inner, key));
+      if (missing.length > 0) problem = `must be a JSON-encoded object with key ${missing.map((k) => JSON.stringify(k)).join(', ')}`;
+    }
+  } catch (e) {
+    problem = `must be a JSON-encoded object (${(e as Error).message})`;
+  }
+  checkJsonObjectText.errors = problem ? [{ keyword: 'x-json-object-with-keys', message: problem, params: { keys } }] : undefined;
+  return problem === undefined;
+};
+
 // ---- ajv setup ----------------------------------------------------------------------------------------------
 
 // strictTypes is off because withPythonTypes() removes `type` where x-python-type decides it (see below).
 const ajv = new Ajv({ strict: true, strictTypes: false, allowUnionTypes: true, verbose: true, allErrors: false });
 ajv.addKeyword({ keyword: 'x-python-type', schemaType: ['string', 'array'], validate: checkPythonType, errors: true });
+ajv.addKeyword({ keyword: 'x-json-object-with-keys', type: 'string', schemaType: 'array', validate: checkJsonObjectText, errors: true });
 // Documentation keywords of our schema files.
 ajv.addKeyword({ keyword: 'x-python-class', schemaType: 'string' });
 ajv.addKeyword({ keyword: 'x-direction', schemaType: 'string' });
@@ -218,6 +238,8 @@ function describeError(error: ErrorObject, original: unknown): ValidationFailure
     case 'minimum':
     case 'maximum':
       return { field, error: `${name} must be ${params.comparison} ${params.limit} ${got}` };
+    case 'x-json-object-with-keys':
+      return { field, error: `${name} ${error.message}` };
     case 'multipleOf':
       return { field, error: `${name} must be a whole number ${got}` };
     default:

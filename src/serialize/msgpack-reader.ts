@@ -43,7 +43,7 @@ export function readMsgpack(bytes: Uint8Array, hook?: ObjectHook): unknown {
   if (reader.pos !== bytes.byteLength) {
     throw new SerializationError(
       `${bytes.byteLength - reader.pos} unexpected byte(s) after the msgpack value ending at offset ${reader.pos}` +
-        ` (file is ${bytes.byteLength} bytes): not a single msgpack value`,
+        ` (file is ${bytes.byteLength} bytes): not a single msgpack value, so not a weight file`,
     );
   }
   return value;

@@ -1,0 +1,324 @@
+/**
+ * Client of a Fed-BioMed v4.5 file repository (Fed-BioMed's Django server, or ours): uploads with
+ * `POST <uploadsUrl>` (multipart field `file`) and downloads any http(s) URL. Both retry with backoff on network
+ * errors and 5xx answers (never on 4xx: asking again cannot help); downloads stop at a size cap, before reading
+ * when Content-Length already says too much. Every failure is a RepositoryError naming the URL and the cause.
+ */
+import axios, { AxiosError, type AxiosResponse } from 'axios';
+import FormData from 'form-data';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { Readable } from 'stream';
+import { backoffDelay, sleep, type BackoffOptions } from './backoff';
+import { describeError, silentLogger, type Logger } from './logger';
+import { isValidRepositoryUrl } from './url';
+
+/** What went wrong, coarsely: callers map it to Fed-BioMed error numbers or replies. */
+export type RepositoryErrorKind =
+  | 'bad-url' // not an http(s) URL
+  | 'unreachable' // connection refused / reset / DNS failure
+  | 'timeout'
+  | 'http-status' // the server answered with a status other than the expected one
+  | 'too-large' // over the size cap
+  | 'bad-response' // upload answer not the JSON a repository gives
+  | 'local-file'; // the file to upload cannot be read
+
+export class RepositoryError extends Error {
+  override readonly name = 'RepositoryError';
+  constructor(
+    message: string,
+    readonly kind: RepositoryErrorKind,
+    readonly url: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+
+  /** Fed-BioMed's error number for this failure (FB201 unreachable, FB202 404, FB203 other status, FB200 other). */
+  get errorCode(): 'FB200' | 'FB201' | 'FB202' | 'FB203' {
+    if (this.kind === 'unreachable' || this.kind === 'timeout') return 'FB201';
+    if (this.kind === 'http-status') return this.status === 404 ? 'FB202' : 'FB203';
+    return 'FB200';
+  }
+
+  /** Worth asking again: the network or the server may get better. */
+  get retryable(): boolean {
+    return (
+      this.kind === 'unreachable' ||
+      this.kind === 'timeout' ||
+      (this.kind === 'http-status' && this.status !== undefined && this.status >= 500)
+    );
+  }
+}
+
+export interface TransferOptions {
+  /** Deadline of one attempt, whole body included, in ms. */
+  timeoutMs?: number;
+  /** Retries after the first attempt (network errors and 5xx only). */
+  retries?: number;
+}
+
+export interface DownloadOptions extends TransferOptions {
+  /** Largest body accepted, in bytes. */
+  maxBytes?: number;
+}
+
+export interface RepositoryClientOptions {
+  /** Fed-BioMed's UPLOADS_URL, e.g. http://localhost:8844/upload/ */
+  uploadsUrl: string;
+  /** Upload deadline per attempt. Default 10 min. */
+  uploadTimeoutMs?: number;
+  /** Download deadline per attempt. Default 10 min. */
+  downloadTimeoutMs?: number;
+  /** Download size cap. Default 2 GiB. */
+  maxDownloadBytes?: number;
+  /** Retries after a failed attempt. Default 3. */
+  retries?: number;
+  retryBackoff?: BackoffOptions;
+  logger?: Logger;
+}
+
+const DEFAULTS = {
+  uploadTimeoutMs: 10 * 60_000,
+  downloadTimeoutMs: 10 * 60_000,
+  maxDownloadBytes: 2 * 1024 * 1024 * 1024,
+  retries: 3,
+  retryBackoff: { initialDelayMs: 500, maxDelayMs: 8000, factor: 2 } as BackoffOptions,
+};
+/** An upload answer is a few hundred bytes of JSON. */
+const MAX_UPLOAD_ANSWER_BYTES = 1024 * 1024;
+
+/** Parses `url` and checks it is http(s), or throws a 'bad-url' RepositoryError. */
+export function parseHttpUrl(url: string, what: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new RepositoryError(`${what} ${JSON.stringify(url)} is not a URL`, 'bad-url', String(url));
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new RepositoryError(`${what} ${url} is not an http(s) URL`, 'bad-url', url);
+  }
+  return parsed;
+}
+
+export class RepositoryClient {
+  readonly uploadsUrl: string;
+  private readonly logger: Logger;
+  private readonly settings: typeof DEFAULTS;
+
+  constructor(options: RepositoryClientOptions) {
+    parseHttpUrl(options.uploadsUrl, 'uploads URL');
+    this.uploadsUrl = options.uploadsUrl;
+    this.logger = options.logger ?? silentLogger;
+    this.settings = {
+      uploadTimeoutMs: options.uploadTimeoutMs ?? DEFAULTS.uploadTimeoutMs,
+      downloadTimeoutMs: options.downloadTimeoutMs ?? DEFAULTS.downloadTimeoutMs,
+      maxDownloadBytes: options.maxDownloadBytes ?? DEFAULTS.maxDownloadBytes,
+      retries: options.retries ?? DEFAULTS.retries,
+      retryBackoff: options.retryBackoff ?? DEFAULTS.retryBackoff,
+    };
+  }
+
+  /**
+   * Uploads `file` (bytes, or the path of a local file) under `fileName` (default: the path's base name) and
+   * returns the absolute URL of the stored file (the `file` field of the repository's answer), which is what
+   * goes into `params_url` / `training_plan_url`.
+   */
+  async upload(file: Buffer | string, fileName?: string, options: TransferOptions = {}): Promise<string> {
+    const name = fileName ?? (typeof file === 'string' ? path.basename(file) : undefined);
+    if (!name || /[/\\]/.test(name) || name === '.' || name === '..') {
+      throw new RepositoryError(
+        `upload needs a plain file name (no directory part), got ${JSON.stringify(name ?? '')}`,
+        'bad-url',
+        this.uploadsUrl,
+      );
+    }
+    const size = typeof file === 'string' ? await localFileSize(file, this.uploadsUrl) : file.length;
+    const url = await this.withRetries('upload', this.uploadsUrl, options.retries, () =>
+      this.uploadOnce(file, name, size, options.timeoutMs ?? this.settings.uploadTimeoutMs),
+    );
+    if (!isValidRepositoryUrl(url)) {
+      this.logger.warn(
+        `the repository returned ${url}: Fed-BioMed v4.5 Python peers reject this URL (validators.url); ` +
+          'give the repository a host name they accept (localhost, an IP address or a dotted DNS name)',
+      );
+    }
+    return url;
+  }
+
+  /** Downloads `url` into memory, within the size cap and deadline. Requires status 200, like Fed-BioMed. */
+  async download(url: string, options: DownloadOptions = {}): Promise<Buffer> {
+    parseHttpUrl(url, 'download URL');
+    const maxBytes = options.maxBytes ?? this.settings.maxDownloadBytes;
+    const timeoutMs = options.timeoutMs ?? this.settings.downloadTimeoutMs;
+    return this.withRetries('download', url, options.retries, () => this.downloadOnce(url, maxBytes, timeoutMs));
+  }
+
+  private async withRetries<T>(what: string, url: string, retries: number | undefined, attempt: () => Promise<T>): Promise<T> {
+    const allowed = retries ?? this.settings.retries;
+    for (let n = 0; ; n++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        const error = err instanceof RepositoryError ? err : new RepositoryError(describeError(err), 'unreachable', url);
+        if (!error.retryable || n >= allowed) {
+          if (n > 0) error.message += ` (after ${n + 1} attempts)`;
+          throw error;
+        }
+        const delay = backoffDelay(n, this.settings.retryBackoff);
+        this.logger.warn(`${what} failed (${error.message}); retry ${n + 1} of ${allowed} in ${delay} ms`);
+        await sleep(delay);
+      }
+    }
+  }
+
+  private async uploadOnce(file: Buffer | string, name: string, size: number, timeoutMs: number): Promise<string> {
+    const form = new FormData();
+    const content = typeof file === 'string' ? fs.createReadStream(file) : file;
+    form.append('file', content, { filename: name, knownLength: size, contentType: 'application/octet-stream' });
+    let response: AxiosResponse<string>;
+    try {
+      response = await axios.post<string>(this.uploadsUrl, form, {
+        headers: { ...form.getHeaders(), 'Content-Length': String(form.getLengthSync()) },
+        timeout: timeoutMs,
+        signal: AbortSignal.timeout(timeoutMs),
+        maxBodyLength: Infinity,
+        maxContentLength: MAX_UPLOAD_ANSWER_BYTES,
+        responseType: 'text',
+        transformResponse: (data: string) => data,
+        validateStatus: () => true,
+      });
+    } catch (err) {
+      throw networkError(err, 'upload to', this.uploadsUrl, timeoutMs);
+    } finally {
+      if (typeof content !== 'string' && !Buffer.isBuffer(content)) (content as Readable).destroy();
+    }
+    if (response.status < 200 || response.status >= 300) {
+      throw new RepositoryError(
+        `upload of ${name} to ${this.uploadsUrl} failed: HTTP ${response.status}${answerExcerpt(response.data)}`,
+        'http-status',
+        this.uploadsUrl,
+        response.status,
+      );
+    }
+    let answer: unknown;
+    try {
+      answer = JSON.parse(response.data);
+    } catch {
+      throw new RepositoryError(
+        `upload to ${this.uploadsUrl} answered HTTP ${response.status} with something that is not JSON${answerExcerpt(response.data)}`,
+        'bad-response',
+        this.uploadsUrl,
+        response.status,
+      );
+    }
+    const fileUrl = (answer as { file?: unknown } | null)?.file;
+    if (typeof fileUrl !== 'string') {
+      throw new RepositoryError(
+        `upload to ${this.uploadsUrl} answered without a "file" URL${answerExcerpt(response.data)}`,
+        'bad-response',
+        this.uploadsUrl,
+        response.status,
+      );
+    }
+    try {
+      parseHttpUrl(fileUrl, 'returned file URL');
+    } catch {
+      throw new RepositoryError(
+        `upload to ${this.uploadsUrl} returned ${JSON.stringify(fileUrl)}, which is not an absolute http(s) URL`,
+        'bad-response',
+        this.uploadsUrl,
+        response.status,
+      );
+    }
+    return fileUrl;
+  }
+
+  private async downloadOnce(url: string, maxBytes: number, timeoutMs: number): Promise<Buffer> {
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, timeoutMs);
+    try {
+      let response: AxiosResponse<Readable>;
+      try {
+        response = await axios.get<Readable>(url, {
+          responseType: 'stream',
+          signal: controller.signal,
+          validateStatus: () => true,
+          maxRedirects: 5,
+        });
+      } catch (err) {
+        throw networkError(err, 'download of', url, timeoutMs, timedOut);
+      }
+      const body = response.data;
+      if (response.status !== 200) {
+        body.destroy();
+        throw new RepositoryError(`download of ${url} failed: HTTP ${response.status}`, 'http-status', url, response.status);
+      }
+      const declared = Number(response.headers['content-length']);
+      if (Number.isFinite(declared) && declared > maxBytes) {
+        body.destroy();
+        throw new RepositoryError(
+          `download of ${url} refused: the server announces ${declared} bytes, over the limit of ${maxBytes}`,
+          'too-large',
+          url,
+        );
+      }
+      return await readCapped(body, maxBytes, url, () => (timedOut ? timeoutMs : undefined));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+async function readCapped(body: Readable, maxBytes: number, url: string, timedOutAfter: () => number | undefined): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of body) {
+      const buffer = chunk as Buffer;
+      total += buffer.length;
+      if (total > maxBytes) {
+        body.destroy();
+        throw new RepositoryError(`download of ${url} stopped: more than ${maxBytes} bytes`, 'too-large', url);
+      }
+      chunks.push(buffer);
+    }
+  } catch (err) {
+    if (err instanceof RepositoryError) throw err;
+    const after = timedOutAfter();
+    if (after !== undefined) {
+      throw new RepositoryError(`download of ${url} timed out after ${after} ms`, 'timeout', url);
+    }
+    throw new RepositoryError(`download of ${url} broke off: ${describeError(err)}`, 'unreachable', url);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+function networkError(err: unknown, what: string, url: string, timeoutMs: number, timedOut = false): RepositoryError {
+  const code = err instanceof AxiosError ? err.code : undefined;
+  if (timedOut || code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED') {
+    return new RepositoryError(`${what} ${url} timed out after ${timeoutMs} ms`, 'timeout', url);
+  }
+  return new RepositoryError(`${what} ${url} failed: server not reachable (${describeError(err)})`, 'unreachable', url);
+}
+
+function answerExcerpt(data: unknown): string {
+  const text = typeof data === 'string' ? data.trim() : '';
+  if (!text) return '';
+  return `: ${text.length > 300 ? `${text.slice(0, 300)}…` : text}`;
+}
+
+async function localFileSize(file: string, uploadsUrl: string): Promise<number> {
+  try {
+    const stat = await fs.promises.stat(file);
+    if (!stat.isFile()) throw new Error('not a regular file');
+    return stat.size;
+  } catch (err) {
+    throw new RepositoryError(`cannot upload ${file}: ${describeError(err)}`, 'local-file', uploadsUrl);
+  }
+}

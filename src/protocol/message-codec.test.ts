@@ -188,6 +188,12 @@ describe('rejected inputs name the field', () => {
     expect(parseMessage(withMsg('{"message": "ok"}'), 'node-to-researcher').ok).toBe(true);
   });
 
+  it('an add_scalar with num_batches 0 (a Python researcher divides by it)', () => {
+    const zero = addScalar.replace('"num_batches": 1,', '"num_batches": 0,');
+    expect(zero).not.toBe(addScalar);
+    expectRejected(zero, 'node-to-researcher', 'num_batches', /^num_batches must be >= 1 \(got integer 0\)$/);
+  });
+
   it('accepts a bool where Python wants an int (isinstance(True, int))', () => {
     const result = parseMessage(pong.replace('"sequence": 0', '"sequence": true'), 'node-to-researcher');
     expect(result.ok).toBe(true);

@@ -9,6 +9,7 @@ import '@tensorflow/tfjs';
 import { getKernel, KernelConfig, registerGradient, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
 import { conv2DGradient } from './conv2d-gradient';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-wasm';
+import { samePaddingWrappers } from './same-padding-wasm';
 
 /** Kernels we provide for the wasm backend, replacing the stock one when there is one. */
 export const WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropFilterWasm, conv2DBackpropInputWasm];
@@ -18,7 +19,7 @@ let registered = false;
 export function registerProjectKernels(): void {
   if (registered) return;
   registered = true;
-  for (const config of WASM_KERNELS) {
+  for (const config of [...samePaddingWrappers(), ...WASM_KERNELS]) {
     if (getKernel(config.kernelName, config.backendName)) unregisterKernel(config.kernelName, config.backendName);
     registerKernel(config);
   }

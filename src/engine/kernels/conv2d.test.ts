@@ -1,0 +1,61 @@
+/**
+ * Gradient checks of the project's wasm Conv2D kernels (filter + input gradients, incl. the dilation rule):
+ * against the pure-JS CPU backend and against finite differences of a float64 reference conv.
+ * Tolerance: |got - want| / (1 + |want|) <= 1e-4 (float32 sums of at most a few hundred terms).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { initBackend } from '../backend';
+import { caseName, ConvCase, finiteDifferenceGradients, tfjsConvGradients, worstMismatch } from './gradient-check';
+
+const TOL = 1e-4;
+
+const CASES: ConvCase[] = [];
+for (const [x, filter] of [
+  [[2, 7, 6, 3], [3, 3, 3, 4]],
+  [[1, 9, 8, 2], [2, 3, 2, 5]],
+  [[3, 5, 5, 1], [1, 1, 1, 3]],
+  [[1, 8, 9, 4], [5, 4, 4, 2]],
+] as Array<[number[], number[]]>) {
+  for (const strides of [1, 2, 3]) {
+    for (const pad of ['valid', 'same'] as const) CASES.push({ x, filter, strides, pad });
+  }
+  CASES.push({ x, filter, strides: 1, pad: 'same', dilations: 2 });
+  // 'valid' with dilation only where the dilated filter still fits (an empty output is not a gradient check).
+  if ((filter[0] - 1) * 2 < x[1] && (filter[1] - 1) * 2 < x[2]) CASES.push({ x, filter, strides: 1, pad: 'valid', dilations: 2 });
+}
+CASES.push({ x: [2, 8, 7, 3], filter: [3, 3, 3, 2], strides: 2, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] });
+CASES.push({ x: [1, 6, 6, 2], filter: [3, 3, 2, 2], strides: 1, pad: 1 });
+
+beforeAll(async () => {
+  await initBackend(() => undefined);
+});
+
+afterAll(async () => {
+  await tf.setBackend('wasm');
+});
+
+describe.each(CASES.map((c) => [caseName(c), c] as const))('conv2d %s', (_name, c) => {
+  test('wasm gradients match the CPU backend and finite differences', async () => {
+    await tf.setBackend('wasm');
+    const wasm = tfjsConvGradients(c);
+    await tf.setBackend('cpu');
+    const cpu = tfjsConvGradients(c);
+    await tf.setBackend('wasm');
+    expect(worstMismatch('y', wasm.y, cpu.y).error).toBeLessThanOrEqual(TOL);
+    expect(worstMismatch('dx', wasm.dx, cpu.dx).error).toBeLessThanOrEqual(TOL);
+    expect(worstMismatch('dw', wasm.dw, cpu.dw).error).toBeLessThanOrEqual(TOL);
+
+    const fd = finiteDifferenceGradients(c, 40);
+    expect(worstMismatch('dx', wasm.dx, fd.dx, fd.xIdx).error).toBeLessThanOrEqual(TOL);
+    expect(worstMismatch('dw', wasm.dw, fd.dw, fd.wIdx).error).toBeLessThanOrEqual(TOL);
+  });
+});
+
+test('the wasm backend uses the project kernels, not the stock ones', async () => {
+  await tf.setBackend('wasm');
+  const kernel = tf.getKernel('Conv2DBackpropFilter', 'wasm');
+  expect(kernel).toBeDefined();
+  expect(kernel.kernelFunc.name).toBe('conv2DBackpropFilter');
+  expect(tf.getKernel('Conv2DBackpropInput', 'wasm').kernelFunc.name).toBe('conv2DBackpropInput');
+});

@@ -1,0 +1,84 @@
+/**
+ * Plain float64 convolution used as the independent reference in gradient checks: no im2col, no tfjs, written
+ * straight from the definition y[n,o,co] = sum_{k,ci} x[n, o*stride + k*dilation - pad, ci] * w[k, ci, co]
+ * over 3 spatial dims (2D problems use depth 1). Slow; test shapes only.
+ */
+export interface RefConv {
+  batch: number;
+  inSize: [number, number, number];
+  inChannels: number;
+  filter: [number, number, number];
+  outChannels: number;
+  stride: [number, number, number];
+  dilation: [number, number, number];
+  /** Padding before each spatial dim (front, top, left). */
+  padBefore: [number, number, number];
+  outSize: [number, number, number];
+}
+
+export function referenceConv(c: RefConv, x: ArrayLike<number>, w: ArrayLike<number>): Float64Array {
+  const [D, H, W] = c.inSize;
+  const [KD, KH, KW] = c.filter;
+  const [OD, OH, OW] = c.outSize;
+  const CI = c.inChannels;
+  const CO = c.outChannels;
+  const y = new Float64Array(c.batch * OD * OH * OW * CO);
+  for (let n = 0; n < c.batch; n++)
+    for (let od = 0; od < OD; od++)
+      for (let oh = 0; oh < OH; oh++)
+        for (let ow = 0; ow < OW; ow++)
+          for (let co = 0; co < CO; co++) {
+            let s = 0;
+            for (let kd = 0; kd < KD; kd++) {
+              const id = od * c.stride[0] + kd * c.dilation[0] - c.padBefore[0];
+              if (id < 0 || id >= D) continue;
+              for (let kh = 0; kh < KH; kh++) {
+                const ih = oh * c.stride[1] + kh * c.dilation[1] - c.padBefore[1];
+                if (ih < 0 || ih >= H) continue;
+                for (let kw = 0; kw < KW; kw++) {
+                  const iw = ow * c.stride[2] + kw * c.dilation[2] - c.padBefore[2];
+                  if (iw < 0 || iw >= W) continue;
+                  for (let ci = 0; ci < CI; ci++) {
+                    s += x[(((n * D + id) * H + ih) * W + iw) * CI + ci] * w[(((kd * KH + kh) * KW + kw) * CI + ci) * CO + co];
+                  }
+                }
+              }
+            }
+            y[(((n * OD + od) * OH + oh) * OW + ow) * CO + co] = s;
+          }
+  return y;
+}
+
+/** sum(conv(x, w) * cotangent): a scalar whose gradients are exactly the conv backprops of `cotangent`. */
+export function referenceObjective(
+  c: RefConv,
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  cotangent: ArrayLike<number>,
+): number {
+  const y = referenceConv(c, x, w);
+  let s = 0;
+  for (let i = 0; i < y.length; i++) s += y[i] * cotangent[i];
+  return s;
+}
+
+/** Central finite difference of the objective w.r.t. element `i` of `x` (which='x') or `w`. Exact up to
+ *  rounding, since the objective is linear in each argument. */
+export function finiteDifference(
+  c: RefConv,
+  x: Float64Array,
+  w: Float64Array,
+  cotangent: ArrayLike<number>,
+  which: 'x' | 'w',
+  i: number,
+  h = 1e-2,
+): number {
+  const arr = which === 'x' ? x : w;
+  const keep = arr[i];
+  arr[i] = keep + h;
+  const plus = referenceObjective(c, x, w, cotangent);
+  arr[i] = keep - h;
+  const minus = referenceObjective(c, x, w, cotangent);
+  arr[i] = keep;
+  return (plus - minus) / (2 * h);
+}

@@ -15,7 +15,8 @@ export interface ValidationFailure {
 
 /**
  * Validates a message (as read by parsePythonJson, or built by a caller) against its ajv-compiled schema with
- * Python's isinstance semantics. Returns undefined when valid.
+ * Python's isinstance semantics. Returns undefined when valid. Throws only for a direction/command pair that
+ * has no schema (check with schemaFor() first).
  */
 export function validateMessage(direction: Direction, command: string, message: object): ValidationFailure | undefined {
   const validate = compiled(direction, command);

@@ -1,0 +1,133 @@
+/**
+ * A hospital's DICOM dataset: a site folder with one folder per patient (each holding one folder per series) and a
+ * clinical CSV whose index column holds the patient folder names.
+ *
+ *   site/
+ *     clinical.csv              patient_id,age,sex,…
+ *     <patient_id>/<series>/*.dcm
+ *
+ * Opening the site only lists folders and reads the CSV; patients are loaded on demand, and a patient whose series
+ * are broken or incomplete is reported in `issues` and skipped.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { CsvTable, readCsv, rowOf, rowRecord } from './csv';
+import { DataIssue, DataReadError } from './errors';
+import { DicomPatient, DicomPatientOptions, MRI_MODALITIES, MriModality, missingModalities, readDicomPatient } from './dicom-patient';
+
+export const DEFAULT_CLINICAL_FILE = 'clinical.csv';
+
+export interface DicomSiteOptions extends DicomPatientOptions {
+  /** Clinical CSV; default `<dir>/clinical.csv` when it exists. */
+  clinicalCsv?: string;
+  /** Index column of the clinical CSV (name or position); default 0. */
+  indexColumn?: string | number;
+  /** Modalities a patient must have to be used; default all four. */
+  modalities?: readonly MriModality[];
+  /** Also require an RT dose series. */
+  requireDose?: boolean;
+}
+
+export interface LoadedDicomPatient extends DicomPatient {
+  /** The patient's clinical row (typed values), empty without a clinical CSV. */
+  clinical: Record<string, number | string | boolean | null>;
+}
+
+export interface DicomSite {
+  dir: string;
+  clinical?: CsvTable;
+  /** Patient folder names usable so far (with a clinical row when there is a CSV), sorted. */
+  patients: string[];
+  modalities: readonly MriModality[];
+  issues: DataIssue[];
+  /** Loads one patient; throws DataReadError naming the patient folder if it lacks a required series. */
+  loadPatient(patientId: string): LoadedDicomPatient;
+  /** Loads every patient, skipping (and reporting in `issues`) those that cannot be used. */
+  loadAll(): LoadedDicomPatient[];
+}
+
+export function openDicomSite(dir: string, options: DicomSiteOptions = {}): DicomSite {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new DataReadError(dir, 'DICOM site folder not found');
+  const modalities = options.modalities ?? MRI_MODALITIES;
+  const issues: DataIssue[] = [];
+  const csvPath = options.clinicalCsv ?? path.join(dir, DEFAULT_CLINICAL_FILE);
+  const clinical = options.clinicalCsv !== undefined || fs.existsSync(csvPath)
+    ? readCsv(csvPath, { indexColumn: options.indexColumn ?? 0 })
+    : undefined;
+  const folders = fs.readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort();
+  if (folders.length === 0) throw new DataReadError(dir, 'no patient folders in DICOM site folder');
+  let patients = folders;
+  if (clinical) {
+    const known = new Set(clinical.index);
+    for (const f of folders.filter((f) => !known.has(f))) {
+      issues.push({ path: path.join(dir, f), message: `${path.join(dir, f)}: patient folder has no row in ${csvPath}` });
+    }
+    patients = folders.filter((f) => known.has(f));
+  }
+
+  const loadPatient = (patientId: string): LoadedDicomPatient => {
+    const patientDir = path.join(dir, patientId);
+    const patient = readDicomPatient(patientDir, options);
+    const missing = missingModalities(patient, modalities);
+    if (missing.length > 0 || (options.requireDose && !patient.dose)) {
+      const lacking = [...missing, ...(options.requireDose && !patient.dose ? ['RTDOSE'] : [])];
+      const why = patient.issues.map((i) => i.message).join('; ');
+      throw new DataReadError(patientDir, `patient lacks ${lacking.join(', ')}${why ? ` (${why})` : ''}`);
+    }
+    const row = clinical ? rowOf(clinical, patientId) : -1;
+    return { ...patient, clinical: clinical && row >= 0 ? rowRecord(clinical, row) : {} };
+  };
+
+  const site: DicomSite = {
+    dir,
+    clinical,
+    patients,
+    modalities,
+    issues,
+    loadPatient,
+    loadAll() {
+      const loaded: LoadedDicomPatient[] = [];
+      for (const id of site.patients) {
+        try {
+          const patient = loadPatient(id);
+          issues.push(...patient.issues);
+          loaded.push(patient);
+        } catch (error) {
+          const where = path.join(dir, id);
+          issues.push({ path: where, message: error instanceof Error ? error.message : `${where}: ${String(error)}` });
+        }
+      }
+      return loaded;
+    },
+  };
+  return site;
+}
+
+/**
+ * Registry shape of a DICOM site, in the form Fed-BioMed gives a medical-folder dataset: the dims of each modality
+ * of the first usable patient, the clinical table's [rows, columns] and the number of modalities.
+ */
+export function dicomSiteShape(site: DicomSite): Record<string, number[] | number | null> {
+  for (const id of site.patients) {
+    let patient: LoadedDicomPatient;
+    try {
+      patient = site.loadPatient(id);
+    } catch {
+      continue;
+    }
+    const shape: Record<string, number[] | number | null> = {};
+    for (const m of site.modalities) shape[m] = [...(patient.modalities[m]?.volume.dims ?? [])];
+    let count = site.modalities.length;
+    if (patient.dose) {
+      shape.RTDOSE = [...patient.dose.volume.dims];
+      count++;
+    }
+    shape.demographics = site.clinical ? [...site.clinical.shape] : null;
+    shape.num_modalities = count;
+    return shape;
+  }
+  throw new DataReadError(site.dir, 'no usable patient in DICOM site folder');
+}

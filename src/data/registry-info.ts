@@ -1,0 +1,47 @@
+/**
+ * `shape` and `dtypes` of a dataset as a Fed-BioMed v4.5 node stores them in its registry
+ * (fedbiomed/node/dataset_manager.py `add_database`):
+ * - csv: the pandas DataFrame's shape [rows, columns] and its dtypes (`int64`, `float64`, `bool`, `object`);
+ * - medical-folder: MedicalFolderDataset.shape() ({<modality>: dims, demographics: [rows, cols], num_modalities}),
+ *   dtypes [];
+ * - dicom (ours; Fed-BioMed has no DICOM type): the same form as medical-folder, from the site folder, dtypes [].
+ */
+import { readCsv } from './csv';
+import { DataReadError } from './errors';
+import { dicomSiteShape, openDicomSite } from './dicom-site';
+import { openMedicalFolder } from './medical-folder';
+
+export interface DatasetRegistryInfo {
+  shape: number[] | Record<string, number[] | number | null>;
+  dtypes: string[];
+}
+
+/** Fed-BioMed's dataset_parameters for a medical-folder (and our dicom) dataset. */
+export interface DatasetParameters {
+  tabular_file?: string;
+  index_col?: number | string;
+}
+
+export function describeDataset(
+  dataType: string, path: string, parameters: DatasetParameters | null = null,
+): DatasetRegistryInfo {
+  switch (dataType) {
+    case 'csv': {
+      const table = readCsv(path);
+      return { shape: [...table.shape], dtypes: [...table.dtypes] };
+    }
+    case 'medical-folder': {
+      const dataset = openMedicalFolder(path, {
+        tabularFile: parameters?.tabular_file,
+        indexCol: parameters?.index_col,
+      });
+      return { shape: dataset.shape(), dtypes: [] };
+    }
+    case 'dicom': {
+      const site = openDicomSite(path, { clinicalCsv: parameters?.tabular_file, indexColumn: parameters?.index_col });
+      return { shape: dicomSiteShape(site), dtypes: [] };
+    }
+    default:
+      throw new DataReadError(path, `data type "${dataType}" has no reader here (known: csv, medical-folder, dicom)`);
+  }
+}

@@ -1,0 +1,374 @@
+/**
+ * PyTorch code generator: a plan becomes a Fed-BioMed v4.5 `TorchTrainingPlan` subclass in the v4.5 plan file
+ * format (the plan's dependency lines — TorchTrainingPlan's defaults, then `init_dependencies()` — joined by
+ * newlines, a newline, then the class source), so Python nodes train it natively.
+ *
+ * The class embeds the plan's canonical JSON as `PLAN_SPEC` (a plain string constant, which survives
+ * python-minifier) and its hash as `PLAN_SHA256`; TS nodes read those back (embed.ts) and never run the code.
+ * Everything the plan needs lives inside the class, because a Python researcher re-uploading it sends only the
+ * class source (inspect.getsource) plus the dependency lines.
+ *
+ * Data, as a Fed-BioMed node provides it:
+ * - plans with an image input read a medical folder (`MedicalFolderDataset`: one modality folder per
+ *   `inputs.image.modalities`, NIfTI volumes as [i, j, k] arrays; tabular columns and the target column come from
+ *   the demographics file the node registered with the dataset, via dataset_parameters tabular_file/index_col);
+ * - tabular-only plans read a CSV file (pandas).
+ * Preprocessing follows the semantics documented in spec.ts, the same as src/data/ applies on TS nodes.
+ */
+import { canonicalJson, sha256Hex } from './canonical';
+import { ResolvedGraph, ResolvedLayer } from './graph';
+import { storedImageRank } from './preprocess';
+import { pyLiteral, pyNumber, pyString } from './python-literal';
+import { MetricName, PlanSpec } from './spec';
+import { validatePlan } from './validate';
+
+/** The dependency lines TorchTrainingPlan.__init__ adds in Fed-BioMed v4.5.0, in its order. */
+export const TORCH_PLAN_DEFAULT_DEPENDENCIES: readonly string[] = [
+  'import torch',
+  'import torch.nn as nn',
+  'import torch.nn.functional as F',
+  'from fedbiomed.common.training_plans import TorchTrainingPlan',
+  'from fedbiomed.common.data import DataManager',
+  'from fedbiomed.common.constants import ProcessTypes',
+  'from torch.utils.data import DataLoader',
+  'from torchvision import datasets, transforms',
+];
+
+export interface GenerateTorchPlanOptions {
+  /** Python class name; defaults to the plan's name. */
+  className?: string;
+}
+
+const PYTHON_KEYWORDS = new Set(
+  'False None True and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield'.split(
+    ' ',
+  ),
+);
+
+function checkClassName(name: string): void {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || PYTHON_KEYWORDS.has(name)) {
+    throw new Error(`className ${JSON.stringify(name)} is not a valid Python class name`);
+  }
+}
+
+const tuple = (values: number[]): string => `(${values.join(', ')}${values.length === 1 ? ',' : ''})`;
+
+/** The torch module expression for one resolved layer (index i of an nn.Sequential). */
+function torchModule(layer: ResolvedLayer): string {
+  switch (layer.type) {
+    case 'conv': {
+      const padding = layer.paddingSame ? "'same'" : tuple(layer.padBefore);
+      return `nn.Conv${layer.dims}d(${layer.inChannels}, ${layer.outChannels}, kernel_size=${tuple(layer.kernel)}, stride=${tuple(layer.stride)}, padding=${padding}, bias=${layer.bias ? 'True' : 'False'})`;
+    }
+    case 'max_pool':
+      return `nn.MaxPool${layer.dims}d(kernel_size=${tuple(layer.kernel)}, stride=${tuple(layer.stride)})`;
+    case 'avg_pool':
+      return `nn.AvgPool${layer.dims}d(kernel_size=${tuple(layer.kernel)}, stride=${tuple(layer.stride)})`;
+    case 'global_avg_pool':
+      return `nn.Sequential(nn.AdaptiveAvgPool${layer.dims}d(1), nn.Flatten())`;
+    case 'batch_norm': {
+      const kind = Math.max(1, layer.spatialDims);
+      return `nn.BatchNorm${kind}d(${layer.features}, eps=${pyNumber(layer.eps, true)}, momentum=${pyNumber(layer.momentum, true)})`;
+    }
+    case 'dropout':
+      return `nn.Dropout(p=${pyNumber(layer.rate, true)})`;
+    case 'flatten':
+      return 'nn.Flatten()';
+    case 'dense':
+      return `nn.Linear(${layer.inFeatures}, ${layer.outFeatures}, bias=${layer.bias ? 'True' : 'False'})`;
+    case 'relu':
+      return 'nn.ReLU()';
+    case 'leaky_relu':
+      return `nn.LeakyReLU(negative_slope=${pyNumber(layer.negativeSlope, true)})`;
+    case 'sigmoid':
+      return 'nn.Sigmoid()';
+    case 'softmax':
+      return 'nn.Softmax(dim=1)';
+  }
+}
+
+function netSource(graph: ResolvedGraph): string[] {
+  const lines = ['    class Net(nn.Module):', '        def __init__(self):', '            super().__init__()'];
+  for (const branch of graph.branches) {
+    if (branch.layers.length === 0) {
+      lines.push(`            self.${branch.name} = nn.Sequential()`);
+      continue;
+    }
+    lines.push(`            self.${branch.name} = nn.Sequential(`);
+    for (const layer of branch.layers) lines.push(`                ${torchModule(layer)},  # ${layer.index}: [${layer.outShape.join(', ')}]`);
+    lines.push('            )');
+  }
+  lines.push('');
+  const args = [graph.image ? 'image' : undefined, graph.tabular ? 'tabular' : undefined].filter(Boolean).join(', ');
+  lines.push(`        def forward(self, ${args}):`);
+  if (graph.image && graph.tabular) lines.push('            x = torch.cat([self.image(image), self.tabular(tabular)], dim=1)');
+  else if (graph.image) lines.push('            x = self.image(image)');
+  else lines.push('            x = self.tabular(tabular)');
+  lines.push('            return self.head(x)');
+  return lines;
+}
+
+function lossExpression(spec: PlanSpec): string {
+  switch (spec.loss.type) {
+    case 'bce':
+      return spec.loss.fromLogits
+        ? 'F.binary_cross_entropy_with_logits(output, y.float().view_as(output))'
+        : 'F.binary_cross_entropy(output, y.float().view_as(output))';
+    case 'cross_entropy':
+      return 'F.cross_entropy(output, y.long().view(-1))';
+    case 'mse':
+      return 'F.mse_loss(output, y.float().view_as(output))';
+  }
+}
+
+function predictionExpression(spec: PlanSpec): string {
+  switch (spec.loss.type) {
+    case 'bce':
+      return `(output.view(-1) >= ${spec.loss.fromLogits ? '0.0' : '0.5'}).long()`;
+    case 'cross_entropy':
+      return 'output.argmax(dim=1)';
+    case 'mse':
+      return 'output.view(-1)';
+  }
+}
+
+function metricLines(spec: PlanSpec): string[] {
+  const metrics: MetricName[] = spec.metrics.length > 0 ? spec.metrics : ['loss'];
+  return metrics.map((metric) => {
+    switch (metric) {
+      case 'loss':
+        return "        results['LOSS'] = float(self._fbts_loss(output, y))";
+      case 'accuracy':
+        return `        results['ACCURACY'] = float((${predictionExpression(spec)} == y.view(-1).long()).float().mean())`;
+      case 'mse':
+        return "        results['MSE'] = float(((output.view(-1) - y.float().view(-1)) ** 2).mean())";
+      case 'mae':
+        return "        results['MAE'] = float((output.view(-1) - y.float().view(-1)).abs().mean())";
+    }
+  });
+}
+
+const OPTIMIZER_KWARGS: Record<string, string> = {
+  lr: 'lr',
+  momentum: 'momentum',
+  weightDecay: 'weight_decay',
+  dampening: 'dampening',
+  nesterov: 'nesterov',
+  betas: 'betas',
+  eps: 'eps',
+};
+
+function optimizerLines(spec: PlanSpec): string[] {
+  const { type, ...rest } = spec.optimizer;
+  const kwargs = Object.entries(rest)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => {
+      const value = typeof v === 'number' ? pyNumber(v, true) : Array.isArray(v) ? `(${v.map((x) => pyNumber(x, true)).join(', ')})` : pyLiteral(v);
+      return `${pyString(OPTIMIZER_KWARGS[k])}: ${value}`;
+    });
+  const cls = type === 'sgd' ? 'torch.optim.SGD' : 'torch.optim.Adam';
+  return [
+    '    def init_optimizer(self, optimizer_args):',
+    `        args = {${kwargs.join(', ')}}`,
+    "        # The experiment's optimizer_args (e.g. lr) override the plan's values, as in any Fed-BioMed plan.",
+    '        args.update({k: v for k, v in (optimizer_args or {}).items() if k in args})',
+    "        if isinstance(args.get('betas'), list):",
+    "            args['betas'] = tuple(args['betas'])",
+    `        return ${cls}(self.model().parameters(), **args)`,
+  ];
+}
+
+/** Helper methods shared by every generated plan; they read the plan constants set on the class. */
+const DATA_HELPERS = String.raw`
+    def _fbts_error(self, message):
+        return ValueError('plan ' + self.PLAN_NAME + ': ' + message)
+
+    def _fbts_standardize(self, x):
+        for step in self.TABULAR_STEPS:
+            j = self.TABULAR_COLUMNS.index(step['column'])
+            x[..., j] = (x[..., j] - step['mean']) / step['std']
+        return x
+
+    def _fbts_frame_columns(self, frame, columns):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise self._fbts_error('column(s) %s not in the dataset (it has: %s)' % (missing, list(frame.columns)))
+        try:
+            return frame[columns].to_numpy(dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise self._fbts_error('columns %s must be numeric: %s' % (columns, exc))
+
+    def _fbts_demographics(self, row):
+        # One subject's demographics (dict) -> float32 [tabular columns..., target].
+        wanted = self.TABULAR_COLUMNS + [self.TARGET_COLUMN]
+        if not row:
+            raise self._fbts_error('needs the demographics file of the medical folder (dataset parameters tabular_file and index_col) for columns %s' % wanted)
+        missing = [c for c in wanted if c not in row]
+        if missing:
+            raise self._fbts_error('column(s) %s missing or not numeric in the demographics' % missing)
+        values = np.array([float(row[c]) for c in wanted], dtype=np.float32)
+        values[:-1] = self._fbts_standardize(values[:-1])
+        return values
+
+    def _fbts_crop(self, x, start, size, modality):
+        spatial = list(x.shape[1:])
+        if len(start) != len(spatial) or any(s < 0 or s + n > d for s, n, d in zip(start, size, spatial)):
+            raise self._fbts_error('modality %r: crop start %s size %s does not fit the volume %s' % (modality, list(start), list(size), spatial))
+        for axis, (s, n) in enumerate(zip(start, size)):
+            x = x.narrow(axis + 1, s, n)
+        return x
+
+    def _fbts_normalize(self, x, step):
+        if step['method'] == 'zscore':
+            std = float(x.std(unbiased=False))
+            return (x - x.mean()) / (std if std > 0 else 1.0)
+        if step['method'] == 'minmax':
+            low, high = float(x.min()), float(x.max())
+            return (x - low) / (high - low if high > low else 1.0)
+        return (x - step['mean']) / step['std']
+
+    def _fbts_slices(self, x, step, modality):
+        axis = step['axis']
+        n = x.shape[axis + 1]
+        center = step.get('center', 'middle')
+        center = n // 2 if center == 'middle' else center
+        first = center - step['count'] // 2
+        if first < 0 or first + step['count'] > n:
+            raise self._fbts_error('modality %r: slices %d..%d do not fit axis %d of size %d' % (modality, first, first + step['count'] - 1, axis, n))
+        return x[0].narrow(axis, first, step['count']).movedim(axis, 0)
+
+    def _fbts_image(self, volume, modality):
+        # One modality's volume -> float32 [channels, *size]: the plan's image preprocessing, in order.
+        x = torch.as_tensor(np.asarray(volume), dtype=torch.float32)
+        while x.dim() > self.STORED_RANK and x.shape[-1] == 1:
+            x = x[..., 0]
+        if x.dim() != self.STORED_RANK:
+            raise self._fbts_error('modality %r has shape %s, expected a %dD volume' % (modality, list(x.shape), self.STORED_RANK))
+        x = x.unsqueeze(0)
+        for step in self.IMAGE_STEPS:
+            op = step['op']
+            if op == 'crop':
+                x = self._fbts_crop(x, step['start'], step['size'], modality)
+            elif op == 'center_crop':
+                start = [(d - n) // 2 for d, n in zip(x.shape[1:], step['size'])]
+                x = self._fbts_crop(x, start, step['size'], modality)
+            elif op == 'resize':
+                mode = 'bilinear' if len(step['size']) == 2 else 'trilinear'
+                x = F.interpolate(x.unsqueeze(0), size=tuple(step['size']), mode=mode, align_corners=False).squeeze(0)
+            elif op == 'normalize':
+                if step.get('modalities') is None or modality in step['modalities']:
+                    x = self._fbts_normalize(x, step)
+            elif op == 'select_slices':
+                x = self._fbts_slices(x, step, modality)
+        if list(x.shape[1:]) != self.IMAGE_SIZE:
+            raise self._fbts_error('modality %r gives %s after preprocessing, the network expects %s' % (modality, list(x.shape[1:]), self.IMAGE_SIZE))
+        return x
+
+    def _fbts_batch(self, data, target):
+        # Medical folder batches are ((images by modality, demographics), targets); CSV batches are (features, target).
+        if isinstance(data, (list, tuple)):
+            images, demographics = data
+            inputs = {'image': torch.cat([images[m] for m in self.MODALITIES], dim=1).float()}
+            f = len(self.TABULAR_COLUMNS)
+            if f > 0:
+                inputs['tabular'] = demographics[:, :f].float()
+            return inputs, demographics[:, f]
+        return {'tabular': data.float()}, target
+`;
+
+function trainingDataLines(spec: PlanSpec): string[] {
+  if (spec.inputs.image) {
+    return [
+      '    def training_data(self):',
+      '        transform = {m: (lambda volume, m=m: self._fbts_image(volume, m)) for m in self.MODALITIES}',
+      '        dataset = MedicalFolderDataset(',
+      '            root=self.dataset_path,',
+      '            data_modalities=self.MODALITIES,',
+      '            transform=transform,',
+      '            target_modalities=[],',
+      '            demographics_transform=self._fbts_demographics,',
+      '        )',
+      '        return DataManager(dataset=dataset, shuffle=True)',
+    ];
+  }
+  return [
+    '    def training_data(self):',
+    '        frame = pd.read_csv(self.dataset_path)',
+    '        x = self._fbts_standardize(self._fbts_frame_columns(frame, self.TABULAR_COLUMNS))',
+    '        y = self._fbts_frame_columns(frame, [self.TARGET_COLUMN])[:, 0]',
+    '        return DataManager(dataset=x, target=y, shuffle=True)',
+  ];
+}
+
+/** The dependency lines the generated class declares in init_dependencies(). */
+export function planDependencies(spec: PlanSpec): string[] {
+  const deps = ['import numpy as np', 'import pandas as pd'];
+  if (spec.inputs.image) deps.push('from fedbiomed.common.data import MedicalFolderDataset');
+  return deps;
+}
+
+/** The class source alone (what inspect.getsource returns for it). */
+export function generateTorchPlanClass(spec: PlanSpec, options: GenerateTorchPlanOptions = {}): string {
+  const { graph } = validatePlan(spec);
+  const className = options.className ?? spec.name;
+  checkClassName(className);
+  const json = canonicalJson(spec);
+  const imageSteps = spec.preprocessing.filter((s) => s.op !== 'standardize_column');
+  const tabularSteps = spec.preprocessing.filter((s) => s.op === 'standardize_column');
+  const doc = `Generated by fedbiomed-ts from the declarative plan ${spec.name} (sha256 ${sha256Hex(json)}).`;
+  const lines: string[] = [
+    `class ${className}(TorchTrainingPlan):`,
+    `    ${pyString(spec.description ? `${spec.description} -- ${doc}` : doc)}`,
+    '',
+    '    # The plan itself: fedbiomed-ts nodes train from this document and never execute this file.',
+    `    PLAN_SPEC = ${pyString(json)}`,
+    `    PLAN_SHA256 = ${pyString(sha256Hex(json))}`,
+    `    PLAN_NAME = ${pyString(spec.name)}`,
+    `    MODALITIES = ${pyLiteral(spec.inputs.image?.modalities ?? [])}`,
+    `    IMAGE_SIZE = ${pyLiteral(spec.inputs.image?.size ?? [])}`,
+    `    STORED_RANK = ${storedImageRank(spec)}`,
+    `    TABULAR_COLUMNS = ${pyLiteral(spec.inputs.tabular?.columns ?? [])}`,
+    `    TARGET_COLUMN = ${pyString(spec.target.column)}`,
+    `    IMAGE_STEPS = ${pyLiteral(imageSteps)}`,
+    `    TABULAR_STEPS = ${pyLiteral(tabularSteps)}`,
+    '',
+    ...netSource(graph),
+    '',
+    '    def init_model(self, model_args):',
+    '        return self.Net()',
+    '',
+    ...optimizerLines(spec),
+    '',
+    '    def init_dependencies(self):',
+    `        return ${pyLiteral(planDependencies(spec))}`,
+    '',
+    ...trainingDataLines(spec),
+    '',
+    '    def _fbts_loss(self, output, y):',
+    `        return ${lossExpression(spec)}`,
+    '',
+    '    def training_step(self, data, target):',
+    '        self.model().train()',
+    '        inputs, y = self._fbts_batch(data, target)',
+    '        output = self.model()(**inputs)',
+    '        return self._fbts_loss(output, y)',
+    '',
+    '    def testing_step(self, data, target):',
+    '        # Fed-BioMed does not switch to eval mode around a custom testing_step; batch norm and dropout must.',
+    '        self.model().eval()',
+    '        inputs, y = self._fbts_batch(data, target)',
+    '        output = self.model()(**inputs)',
+    '        results = {}',
+    ...metricLines(spec),
+    '        return results',
+    ...DATA_HELPERS.split('\n').slice(0, -1),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** The full plan file, byte-for-byte what Fed-BioMed v4.5's save_code writes for this class. */
+export function generateTorchPlan(spec: PlanSpec, options: GenerateTorchPlanOptions = {}): string {
+  const deps: string[] = [...TORCH_PLAN_DEFAULT_DEPENDENCIES];
+  for (const dep of planDependencies(spec)) if (!deps.includes(dep)) deps.push(dep);
+  return `${deps.join('\n')}\n${generateTorchPlanClass(spec, options)}`;
+}

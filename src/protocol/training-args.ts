@@ -136,8 +136,8 @@ export function parseTrainingArgs(input: unknown): TrainingArgs {
   const dp = args['dp_args'];
   if (dp !== null) {
     if (!isObject(dp)) fail('dp_args', 'should be None or an object');
-    const d = { type: 'central', ...(dp as Record<string, unknown>) };
-    if (d.type !== 'central' && d.type !== 'local') fail('dp_args.type', 'should be "central" or "local"');
+    const d: Record<string, unknown> = { type: 'central', ...(dp as Record<string, unknown>) };
+    if (d['type'] !== 'central' && d['type'] !== 'local') fail('dp_args.type', 'should be "central" or "local"');
     if (!isPythonFloat(d['sigma'])) fail('dp_args.sigma', 'must be a float');
     if (!isPythonFloat(d['clip'])) fail('dp_args.clip', 'must be a float');
     args['dp_args'] = d;

@@ -184,24 +184,35 @@ export function argmaxVoxel(volume: Volume): Vec3 {
 }
 
 /**
- * Centre (voxel coordinates) of the brightest voxels: the centroid of the voxels at or above the `q` quantile.
+ * Centre (voxel coordinates) of the brightest voxels: the centroid of the round((1 - q) * n) highest voxels (at
+ * least one; ties at the cut taken in storage order, so a flat background never floods the selection).
  * On FLAIR or T1ce this lands on the tumour and is far steadier against noise than the single brightest voxel.
  */
 export function brightCentroid(volume: Volume, q = 0.99): Vec3 {
-  const threshold = quantile(volume.data, q);
+  const n = volume.data.length;
+  const keep = Math.min(n, Math.max(1, Math.round((1 - q) * n)));
+  const threshold = Float32Array.from(volume.data).sort()[n - keep];
+  let above = 0;
+  for (let i = 0; i < n; i++) if (volume.data[i] > threshold) above++;
+  let tiesLeft = keep - above;
   const [nx, ny] = volume.dims;
   let sx = 0;
   let sy = 0;
   let sz = 0;
-  let n = 0;
-  for (let i = 0; i < volume.data.length; i++) {
-    if (volume.data[i] < threshold) continue;
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    const v = volume.data[i];
+    if (v < threshold) continue;
+    if (v === threshold) {
+      if (tiesLeft <= 0) continue;
+      tiesLeft--;
+    }
     sx += i % nx;
     sy += Math.floor(i / nx) % ny;
     sz += Math.floor(i / (nx * ny));
-    n++;
+    count++;
   }
-  return [sx / n, sy / n, sz / n];
+  return [sx / count, sy / count, sz / count];
 }
 
 /**

@@ -68,6 +68,6 @@ export type ExperimentEvent =
   | { type: 'log'; nodeId: string; level: string; message: string; time: string | null }
   | { type: 'round-end'; summary: RoundSummary }
   | { type: 'breakpoint'; round: number; dir: string }
-  | { type: 'experiment-end'; roundsCompleted: number };
+  | { type: 'experiment-end'; roundsCompleted: number; error?: string };
 
 export type ExperimentEventType = ExperimentEvent['type'];

@@ -13,6 +13,7 @@ import {
   WeightMap,
   WeightTensor,
   elementCount,
+  numericValues,
   sameShape,
   shapeText,
   valueAt,
@@ -71,7 +72,7 @@ export class StreamingFedAvg {
     // torch multiplies a float32 tensor by a Python float in float32: mimic it.
     const ratio = Math.fround(sampleSize / this.referenceSize);
     for (const [name, entry] of this.accumulator) {
-      accumulate(entry.data, (weights.get(name) as WeightTensor).data, ratio);
+      accumulate(entry.data, numericValues(weights.get(name) as WeightTensor), ratio);
     }
   }
 
@@ -125,11 +126,12 @@ export class StreamingFedAvg {
 }
 
 function copyInto(target: Float32Array, tensor: WeightTensor): void {
-  if (tensor.data instanceof Float32Array) {
-    target.set(tensor.data);
+  const values = numericValues(tensor);
+  if (values instanceof Float32Array) {
+    target.set(values);
     return;
   }
-  for (let i = 0; i < target.length; i++) target[i] = valueAt(tensor.data, i);
+  for (let i = 0; i < target.length; i++) target[i] = valueAt(values, i);
 }
 
 /**

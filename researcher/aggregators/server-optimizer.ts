@@ -9,7 +9,7 @@
  * with m₀ = 0, v₀ = τ² as in the paper (no bias correction). Only parameters present in the global weights are
  * updated; keys that appear only in node replies (BatchNorm buffers) take the plain average.
  */
-import { AggregationError, WeightMap, elementCount, sameShape, shapeText, valueAt } from './tensors';
+import { AggregationError, WeightMap, elementCount, numericValues, sameShape, shapeText, valueAt } from './tensors';
 
 export type ServerOptimizerName = 'adam' | 'yogi';
 
@@ -76,8 +76,9 @@ export class AdaptiveServerOptimizer {
       const m = this.moment(this.m, key, n, 0);
       const v = this.moment(this.v, key, n, tau * tau);
       const out = avg.data;
+      const prevValues = numericValues(prev);
       for (let i = 0; i < n; i++) {
-        const x = valueAt(prev.data, i);
+        const x = valueAt(prevValues, i);
         const delta = out[i] - x;
         const d2 = delta * delta;
         m[i] = beta1 * m[i] + (1 - beta1) * delta;

@@ -2,6 +2,8 @@
  * The minimal view of a tensor the aggregators need: numpy dtype name, shape, and flat C-order values.
  * It is structurally compatible with src/serialize's `TorchTensor`, so decoded weight files pass straight in.
  */
+import { float16ToFloat32 } from '../../src/serialize/float16';
+
 export type NumericArray =
   | Float32Array
   | Float64Array
@@ -48,6 +50,15 @@ export function valueAt(data: NumericArray, i: number): number {
   return Number(data[i]);
 }
 
+/**
+ * The tensor's values in a form `valueAt` reads correctly: float16 tensors hold raw half-precision bits
+ * (Uint16Array), so they are widened to float32 first; every other dtype is returned as is.
+ */
+export function numericValues(tensor: WeightTensor): NumericArray {
+  if (tensor.dtype === 'float16') return float16ToFloat32(tensor.data as Uint16Array);
+  return tensor.data;
+}
+
 export function toWeightMap(weights: WeightMap | Record<string, WeightTensor> | Iterable<[string, WeightTensor]>): WeightMap {
   if (weights instanceof Map) return weights;
   if (Symbol.iterator in Object(weights)) return new Map(weights as Iterable<[string, WeightTensor]>);
@@ -61,8 +72,9 @@ export function toFloat32(tensor: WeightTensor): WeightTensor {
     throw new AggregationError(`tensor has ${tensor.data.length} values but shape ${shapeText(tensor.shape)} needs ${n}`);
   }
   const out = new Float32Array(n);
-  if (tensor.data instanceof Float32Array) out.set(tensor.data);
-  else for (let i = 0; i < n; i++) out[i] = valueAt(tensor.data, i);
+  const values = numericValues(tensor);
+  if (values instanceof Float32Array) out.set(values);
+  else for (let i = 0; i < n; i++) out[i] = valueAt(values, i);
   return { dtype: 'float32', shape: [...tensor.shape], data: out };
 }
 

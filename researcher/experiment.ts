@@ -1,0 +1,578 @@
+/**
+ * `Experiment`: a federated training run in Fed-BioMed's vocabulary.
+ *
+ *   const exp = new Experiment({ tags: ['csv'], plan, trainingArgs: {...}, roundLimit: 2, network });
+ *   for await (const ev of exp.events()) …          // or exp.on('round-end', …)
+ *   const result = await exp.run();
+ *
+ * Setup (first run): discover datasets with `search(tags)`, upload the plan source (`my_model_<uuid>.py`) and the
+ * round-0 weights (`aggregated_params_<uuid>.mpk`). Each round: select nodes (strategy), send a TrainRequest to
+ * each, stream replies into FedAvg, apply the server optimizer, upload the new weights. After the last round, a
+ * validation-only request when `test_on_global_updates` is on (as Python does). `breakpoint()` / `Experiment.load()`
+ * save and resume.
+ */
+import { EventEmitter } from 'events';
+import { randomUUID } from 'crypto';
+import type { TrainReply } from '../src/protocol/messages';
+import type { AddScalarReply, LogMessage } from '../src/protocol/messages';
+import { Aggregator, AggregatorConfig, AggregatorInput, WeightMap } from './aggregators';
+import { Strategy, StrategyInput, createStrategy } from './strategies';
+import { Json, TrainingArgsInput, buildTrainingArgs, trainingArgsFromJson, trainingArgsToJson } from './training-args';
+import { NetworkOptions } from './network';
+import { Researcher } from './requests/researcher';
+import { PlanInput, ShippedPlan, shippedPlan } from './plan-source';
+import { encodeAggregatedParams } from './weights-file';
+import { RoundSpec, StaleReplies, runRound } from './round';
+import { ExperimentEvent, NodeRoundSummary, RoundSummary, ScalarRecord } from './events';
+import { ScalarTracker, logRecord, PHASE_TAGS } from './monitoring/scalars';
+import { JsonLinesHistory } from './monitoring/history';
+import { TensorBoardWriter } from './monitoring/tensorboard';
+import { ConsoleMonitor, ConsoleMonitorOptions } from './monitoring/console';
+import { Breakpoint, BREAKPOINT_VERSION, BreakpointState, loadBreakpoint, saveBreakpoint } from './breakpoint';
+import { PyFloat } from '../src/protocol/pyfloat';
+
+export const DEFAULT_ROUND_TIMEOUT_MS = 10 * 60 * 1000;
+
+export interface ExperimentOptions {
+  /** Dataset tags searched on the nodes (every tag must match). */
+  tags: string[];
+  /** Restrict the experiment to these nodes. */
+  nodes?: string[];
+  plan: PlanInput;
+  /** Generated class name for spec plans (default: the plan's name). */
+  planClassName?: string;
+  /** `model_args` sent to nodes; default: the spec's modelArgs, or {}. */
+  modelArgs?: Record<string, Json>;
+  trainingArgs: TrainingArgsInput;
+  aggregator?: AggregatorInput;
+  strategy?: StrategyInput;
+  roundLimit: number;
+  /** Where to connect, or an already connected Researcher (then it is not closed by the experiment). */
+  network: NetworkOptions | Researcher;
+  /** Per-node deadline for a round's reply. Default 10 min. */
+  roundTimeoutMs?: number;
+  /** Deadlines for particular nodes (slow hospitals). */
+  nodeTimeoutsMs?: Record<string, number>;
+  /** Deadline of the dataset search. Default 1.5 s, or as soon as all `nodes` answered. */
+  discoveryTimeoutMs?: number;
+  /** Validation-only request after the last round; default: training_args.test_on_global_updates. */
+  finalValidation?: boolean;
+  /** Seed of the round-0 weights of spec plans. Default 0. */
+  seed?: number;
+  jobId?: string;
+  /** Save a breakpoint in this directory after every round. */
+  breakpointDir?: string;
+  /** Keep every round's aggregated weights in memory (`roundWeights`). Default true; turn off for big models. */
+  keepRoundWeights?: boolean;
+  /** Append every event to this JSON-lines file. */
+  history?: string;
+  /** Write TensorBoard scalars under this directory (one run per node). */
+  tensorboard?: string;
+  /** Console progress bar, logs and summary tables. */
+  console?: boolean | ConsoleMonitorOptions;
+}
+
+export interface ExperimentResult {
+  roundsCompleted: number;
+  weights: WeightMap;
+  paramsUrl: string;
+  summaries: RoundSummary[];
+}
+
+export class ExperimentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ExperimentError';
+  }
+}
+
+type EventMap = { event: [ExperimentEvent] } & { [K in ExperimentEvent['type']]: [Extract<ExperimentEvent, { type: K }>] };
+
+interface RestoredState {
+  bp: Breakpoint;
+}
+
+export class Experiment extends EventEmitter<EventMap> {
+  readonly jobId: string;
+  readonly roundLimit: number;
+  readonly trainingArgs: Record<string, Json>;
+  readonly modelArgs: Record<string, Json>;
+  readonly aggregator: Aggregator;
+  readonly strategy: Strategy;
+  readonly finalValidation: boolean;
+  /** Aggregated weights after each round (when keepRoundWeights). */
+  readonly roundWeights = new Map<number, WeightMap>();
+  /** Train replies per round. */
+  readonly replies = new Map<number, Map<string, TrainReply>>();
+  /** Every add_scalar of this experiment. */
+  readonly metrics: ScalarRecord[] = [];
+  readonly summaries: RoundSummary[] = [];
+
+  private researcher: Researcher | undefined;
+  private ownsResearcher = false;
+  private readonly plan: ShippedPlan;
+  private round = 0;
+  private finalValidationDone = false;
+  private datasets = new Map<string, string>();
+  private readonly stateIds = new Map<string, string | null>();
+  private stale = new StaleReplies();
+  private planUrl = '';
+  private paramsUrl = '';
+  private globalWeights: WeightMap | undefined;
+  private readonly scalarTracker = new ScalarTracker();
+  private currentRound: { round: number; summaries: Map<string, NodeRoundSummary> } | undefined;
+  private setupDone: Promise<void> | undefined;
+  private running = false;
+  private closed = false;
+  private readonly detach: Array<() => void> = [];
+
+  constructor(
+    readonly options: ExperimentOptions,
+    restored?: RestoredState,
+  ) {
+    super();
+    if (!restored) validateOptions(options);
+    const bp = restored?.bp;
+    this.plan = bp
+      ? shippedPlan(
+          bp.state.plan.kind === 'spec'
+            ? bp.state.plan.spec
+            : { python: bp.state.plan.source, className: bp.state.plan.className, initialWeights: bp.weights },
+          { className: bp.state.plan.className },
+        )
+      : shippedPlan(options.plan, { className: options.planClassName });
+    this.jobId = bp?.state.jobId ?? options.jobId ?? `job_${randomUUID()}`;
+    this.roundLimit = bp?.state.roundLimit ?? options.roundLimit;
+    this.aggregator = new Aggregator(bp?.state.aggregator ?? options.aggregator);
+    this.strategy = createStrategy(bp?.state.strategy ?? options.strategy);
+    if (bp) {
+      this.trainingArgs = trainingArgsFromJson(bp.state.trainingArgs);
+      this.modelArgs = bp.state.modelArgs as Record<string, Json>;
+    } else {
+      const mu = this.aggregator.fedproxMu;
+      const input = { ...options.trainingArgs };
+      if (mu !== null) {
+        if (input.fedprox_mu !== undefined && input.fedprox_mu !== null && Number(input.fedprox_mu) !== mu) {
+          throw new ExperimentError(`aggregator mu (${mu}) and training_args.fedprox_mu (${String(input.fedprox_mu)}) disagree`);
+        }
+        input.fedprox_mu = new PyFloat(mu);
+      }
+      this.trainingArgs = buildTrainingArgs(input);
+      this.modelArgs = options.modelArgs ?? ((this.plan.spec?.modelArgs as Record<string, Json> | undefined) ?? {});
+    }
+    this.finalValidation =
+      bp?.state.finalValidation ?? options.finalValidation ?? this.trainingArgs.test_on_global_updates === true;
+    if (options.network instanceof Researcher) this.researcher = options.network;
+    this.attachSinks();
+  }
+
+  /** Resumes from a breakpoint directory; `overrides.network` says where to connect now. */
+  static async load(dir: string, overrides: Partial<ExperimentOptions> & Pick<ExperimentOptions, 'network'>): Promise<Experiment> {
+    const bp = loadBreakpoint(dir);
+    const s = bp.state;
+    const options: ExperimentOptions = {
+      tags: s.tags ?? [],
+      nodes: s.nodes ?? undefined,
+      plan: s.plan.kind === 'spec' ? s.plan.spec : { python: s.plan.source, className: s.plan.className, initialWeights: bp.weights },
+      trainingArgs: {},
+      roundLimit: s.roundLimit,
+      roundTimeoutMs: s.roundTimeoutMs,
+      nodeTimeoutsMs: s.nodeTimeoutsMs,
+      ...overrides,
+    };
+    const exp = new Experiment(options, { bp });
+    if (overrides.roundLimit !== undefined) (exp as { roundLimit: number }).roundLimit = overrides.roundLimit;
+    exp.restore(bp);
+    return exp;
+  }
+
+  private restore(bp: Breakpoint): void {
+    const s = bp.state;
+    this.round = s.round;
+    this.finalValidationDone = s.finalValidationDone;
+    this.datasets = new Map(Object.entries(s.datasets));
+    for (const [k, v] of Object.entries(s.stateIds)) this.stateIds.set(k, v);
+    this.stale = StaleReplies.from(s.staleReplies);
+    this.globalWeights = bp.weights;
+    this.aggregator.load(bp.serverOptimizer);
+    this.summaries.push(...s.summaries);
+  }
+
+  get researcherId(): string | undefined {
+    return this.researcher?.id;
+  }
+
+  /** Next round to run (0-based). */
+  get currentRoundIndex(): number {
+    return this.round;
+  }
+
+  /** Current global weights (round-0 weights before the first round). */
+  get weights(): WeightMap | undefined {
+    return this.globalWeights;
+  }
+
+  /** URL of the current global weights file. */
+  get currentParamsUrl(): string {
+    return this.paramsUrl;
+  }
+
+  get trainingPlanUrl(): string {
+    return this.planUrl;
+  }
+
+  get nodes(): string[] {
+    return [...this.datasets.keys()];
+  }
+
+  private publish(ev: ExperimentEvent): void {
+    (this.emit as (type: string, e: ExperimentEvent) => boolean)('event', ev);
+    (this.emit as (type: string, e: ExperimentEvent) => boolean)(ev.type, ev);
+  }
+
+  private attachSinks(): void {
+    const o = this.options;
+    if (o.history) {
+      const h = new JsonLinesHistory(o.history);
+      this.on('event', (ev) => h.append(ev));
+    }
+    if (o.tensorboard) {
+      const tb = new TensorBoardWriter(o.tensorboard);
+      this.on('scalar', (ev) => {
+        for (const [name, value] of Object.entries(ev.metric)) tb.addScalar(ev.nodeId, `${PHASE_TAGS[ev.phase]}/${name}`, value, ev.step);
+      });
+    }
+    if (o.console) {
+      const monitor = new ConsoleMonitor(o.console === true ? {} : o.console);
+      this.on('event', (ev) => monitor.handle(ev));
+    }
+  }
+
+  /** Async iterator over events from now until the experiment ends (or the loop breaks). */
+  events(): AsyncIterableIterator<ExperimentEvent> {
+    const queue: ExperimentEvent[] = [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    const listener = (ev: ExperimentEvent): void => {
+      queue.push(ev);
+      if (ev.type === 'experiment-end') ended = true;
+      wake?.();
+    };
+    this.on('event', listener);
+    const stop = (): IteratorResult<ExperimentEvent> => {
+      this.off('event', listener);
+      ended = true;
+      return { done: true, value: undefined };
+    };
+    return {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      next: async () => {
+        while (queue.length === 0) {
+          if (ended) return stop();
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+        return { done: false, value: queue.shift() as ExperimentEvent };
+      },
+      return: async () => stop(),
+    };
+  }
+
+  /** Alias of events(), in the issue's vocabulary. */
+  progress(): AsyncIterableIterator<ExperimentEvent> {
+    return this.events();
+  }
+
+  private async connect(): Promise<Researcher> {
+    if (this.closed) throw new ExperimentError('experiment is closed');
+    if (!this.researcher) {
+      this.researcher = await Researcher.connect(this.options.network as NetworkOptions);
+      this.ownsResearcher = true;
+    }
+    return this.researcher;
+  }
+
+  private listen(researcher: Researcher): void {
+    const onScalar = (m: AddScalarReply): void => {
+      if (m.researcher_id !== researcher.id || m.job_id !== this.jobId || !this.datasets.has(m.node_id)) return;
+      const round = this.currentRound?.round ?? this.round;
+      const record = this.scalarTracker.record(m as never, round);
+      this.metrics.push(record);
+      const s = this.currentRound?.summaries.get(m.node_id);
+      if (s) {
+        if (record.phase === 'training' && typeof record.metric.Loss === 'number') s.lastLoss = record.metric.Loss;
+        if (record.phase === 'validation-global') s.validationGlobal = { ...record.metric };
+        if (record.phase === 'validation-local') s.validationLocal = { ...record.metric };
+      }
+      this.publish({ type: 'scalar', ...record });
+    };
+    const onLog = (m: LogMessage): void => {
+      if (this.datasets.has(m.node_id)) this.publish(logRecord(m as never));
+    };
+    const onUnclaimed = (m: { command: string; [k: string]: unknown }): void => {
+      // A late answer to a request we gave up on, arriving between rounds.
+      if (m.command === 'train' && m.researcher_id === researcher.id && m.job_id === this.jobId) this.stale.consume(String(m.node_id));
+    };
+    researcher.on('scalar', onScalar);
+    researcher.on('log', onLog);
+    researcher.on('unclaimed', onUnclaimed as never);
+    this.detach.push(() => {
+      researcher.off('scalar', onScalar);
+      researcher.off('log', onLog);
+      researcher.off('unclaimed', onUnclaimed as never);
+    });
+  }
+
+  /** Connects, finds the datasets and uploads the plan and current weights. Runs once; later calls wait for it. */
+  setup(): Promise<void> {
+    this.setupDone ??= this.doSetup().catch((err: unknown) => {
+      this.setupDone = undefined;
+      throw err;
+    });
+    return this.setupDone;
+  }
+
+  private async doSetup(): Promise<void> {
+    const researcher = await this.connect();
+    this.listen(researcher);
+    if (this.datasets.size === 0) await this.discover(researcher);
+    this.planUrl = await researcher.repository.upload(Buffer.from(this.plan.source, 'utf8'), `my_model_${randomUUID()}.py`);
+    this.globalWeights ??= this.plan.initialWeights(this.options.seed ?? 0);
+    this.paramsUrl = await this.uploadWeights(this.globalWeights);
+    this.publish({ type: 'experiment-start', researcherId: researcher.id, jobId: this.jobId, roundLimit: this.roundLimit, nodes: this.nodes });
+  }
+
+  private async discover(researcher: Researcher): Promise<void> {
+    const { tags, nodes, discoveryTimeoutMs } = this.options;
+    const found = await researcher.search(tags, { nodes, timeoutMs: discoveryTimeoutMs });
+    if (nodes) {
+      const missing = nodes.filter((n) => !found.has(n));
+      if (missing.length > 0) throw new ExperimentError(`no dataset with tags ${JSON.stringify(tags)} on node(s) ${missing.join(', ')} (no search reply)`);
+    }
+    if (found.size === 0) throw new ExperimentError(`no node answered a search for tags ${JSON.stringify(tags)}`);
+    for (const nodeId of [...found.keys()].sort()) {
+      const dbs = found.get(nodeId) ?? [];
+      if (dbs.length !== 1) {
+        throw new ExperimentError(`FB416: node ${nodeId} has ${dbs.length} datasets matching ${JSON.stringify(tags)}; it must have one unique dataset`);
+      }
+      this.datasets.set(nodeId, dbs[0].dataset_id);
+    }
+  }
+
+  private async uploadWeights(weights: WeightMap): Promise<string> {
+    const researcher = await this.connect();
+    return researcher.repository.upload(encodeAggregatedParams(researcher.id, weights), `aggregated_params_${randomUUID()}.mpk`);
+  }
+
+  private deadlines(nodes: readonly string[]): number | Map<string, number> {
+    const base = this.options.roundTimeoutMs ?? DEFAULT_ROUND_TIMEOUT_MS;
+    const per = this.options.nodeTimeoutsMs ?? {};
+    if (Object.keys(per).length === 0) return base;
+    return new Map(nodes.map((n) => [n, per[n] ?? base]));
+  }
+
+  /** True when nothing is left to run. */
+  get finished(): boolean {
+    return this.round >= this.roundLimit && (!this.finalValidation || this.finalValidationDone);
+  }
+
+  /** Runs the next round (or, after the last one, the final validation). */
+  async runOnce(): Promise<RoundSummary> {
+    if (this.running) throw new ExperimentError('a round is already running');
+    if (this.finished) throw new ExperimentError(`round limit reached (${this.roundLimit} rounds)`);
+    this.running = true;
+    try {
+      await this.setup();
+      return this.round < this.roundLimit ? await this.trainingRound() : await this.validationRound();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Runs every remaining round (then the final validation) and returns the final weights. */
+  async run(): Promise<ExperimentResult> {
+    try {
+      while (!this.finished) {
+        await this.runOnce();
+      }
+      this.publish({ type: 'experiment-end', roundsCompleted: this.round });
+      return {
+        roundsCompleted: this.round,
+        weights: this.globalWeights as WeightMap,
+        paramsUrl: this.paramsUrl,
+        summaries: [...this.summaries],
+      };
+    } catch (err) {
+      this.publish({ type: 'experiment-end', roundsCompleted: this.round, error: (err as Error).message });
+      throw err;
+    } finally {
+      if (this.ownsResearcher) await this.close();
+    }
+  }
+
+  private roundSpec(researcher: Researcher, round: number, training: boolean, nodes: string[]): RoundSpec {
+    return {
+      researcher,
+      jobId: this.jobId,
+      round,
+      training,
+      nodes,
+      datasetIds: this.datasets,
+      stateIds: this.stateIds,
+      paramsUrl: this.paramsUrl,
+      planUrl: this.planUrl,
+      planClass: this.plan.className,
+      modelArgs: this.modelArgs,
+      trainingArgs: this.trainingArgs,
+      deadlineMs: this.deadlines(nodes),
+      stale: this.stale,
+      emit: (ev) => this.publish(ev),
+    };
+  }
+
+  private async trainingRound(): Promise<RoundSummary> {
+    const researcher = await this.connect();
+    const round = this.round;
+    const nodes = this.strategy.select(this.nodes, round);
+    const summaries = new Map<string, NodeRoundSummary>();
+    this.currentRound = { round, summaries };
+    const fedavg = this.aggregator.beginRound();
+    const result = await runRound({ ...this.roundSpec(researcher, round, true, nodes), fedavg }, summaries);
+    this.replies.set(round, result.replies);
+    const required = this.strategy.required(nodes.length);
+    const succeeded = result.aggregatedNodes.length;
+    const summary: RoundSummary = {
+      round,
+      training: true,
+      durationMs: 0,
+      aggregationReadyMs: null,
+      nodes: nodes.map((n) => summaries.get(n) as NodeRoundSummary),
+      aggregated: false,
+      paramsUrl: null,
+    };
+    if (succeeded < required) {
+      summary.durationMs = Date.now() - result.startedAt;
+      this.finishRound(summary);
+      const failed = summary.nodes.filter((n) => n.status !== 'ok').map((n) => `${n.nodeId} (${n.status}: ${n.message})`);
+      throw new ExperimentError(
+        `${succeeded === 0 ? 'FB407: list of nodes became empty when training' : 'FB408: training failed on node or node did not answer'}` +
+          ` in round ${round}: ${succeeded}/${nodes.length} nodes succeeded, ${required} required; failed: ${failed.join(', ')}`,
+      );
+    }
+    const averaged = fedavg.finalize();
+    const newWeights = this.aggregator.completeRound(this.globalWeights as WeightMap, averaged);
+    summary.aggregationReadyMs = Date.now() - result.startedAt;
+    this.globalWeights = newWeights;
+    if (this.options.keepRoundWeights !== false) this.roundWeights.set(round, newWeights);
+    this.paramsUrl = await this.uploadWeights(newWeights);
+    summary.aggregated = true;
+    summary.paramsUrl = this.paramsUrl;
+    summary.durationMs = Date.now() - result.startedAt;
+    this.round += 1;
+    this.finishRound(summary);
+    if (this.options.breakpointDir) await this.breakpoint(this.options.breakpointDir);
+    return summary;
+  }
+
+  private async validationRound(): Promise<RoundSummary> {
+    const researcher = await this.connect();
+    const round = this.round;
+    const nodes = this.nodes;
+    const summaries = new Map<string, NodeRoundSummary>();
+    this.currentRound = { round, summaries };
+    const result = await runRound(this.roundSpec(researcher, round, false, nodes), summaries);
+    this.replies.set(round, result.replies);
+    const summary: RoundSummary = {
+      round,
+      training: false,
+      durationMs: Date.now() - result.startedAt,
+      aggregationReadyMs: null,
+      nodes: nodes.map((n) => summaries.get(n) as NodeRoundSummary),
+      aggregated: false,
+      paramsUrl: null,
+    };
+    this.finalValidationDone = true;
+    this.finishRound(summary);
+    if (this.options.breakpointDir) await this.breakpoint(this.options.breakpointDir);
+    return summary;
+  }
+
+  private finishRound(summary: RoundSummary): void {
+    this.summaries.push(summary);
+    this.currentRound = undefined;
+    this.publish({ type: 'round-end', summary });
+  }
+
+  /** Saves a breakpoint (default: `options.breakpointDir`) and returns its directory. */
+  async breakpoint(dir = this.options.breakpointDir): Promise<string> {
+    if (!dir) throw new ExperimentError('breakpoint: no directory given and no breakpointDir option');
+    if (!this.globalWeights || !this.researcher) throw new ExperimentError('breakpoint: the experiment has not been set up yet');
+    const state: BreakpointState = {
+      version: BREAKPOINT_VERSION,
+      savedAt: new Date().toISOString(),
+      researcherId: this.researcher.id,
+      jobId: this.jobId,
+      round: this.round,
+      roundLimit: this.roundLimit,
+      finalValidation: this.finalValidation,
+      finalValidationDone: this.finalValidationDone,
+      tags: this.options.tags ?? null,
+      nodes: this.options.nodes ?? null,
+      datasets: Object.fromEntries(this.datasets),
+      stateIds: Object.fromEntries(this.stateIds),
+      plan:
+        this.plan.kind === 'spec'
+          ? { kind: 'spec', spec: this.plan.spec as NonNullable<ShippedPlan['spec']>, className: this.plan.className }
+          : { kind: 'python', source: this.plan.source, className: this.plan.className },
+      modelArgs: this.modelArgs,
+      trainingArgs: trainingArgsToJson(this.trainingArgs),
+      aggregator: this.aggregator.config as AggregatorConfig,
+      strategy: this.strategy.config,
+      roundTimeoutMs: this.options.roundTimeoutMs ?? DEFAULT_ROUND_TIMEOUT_MS,
+      nodeTimeoutsMs: this.options.nodeTimeoutsMs ?? {},
+      staleReplies: this.stale.toJSON(),
+      summaries: this.summaries,
+    };
+    saveBreakpoint(dir, { state, weights: this.globalWeights, serverOptimizer: this.aggregator.state() });
+    this.publish({ type: 'breakpoint', round: this.round, dir });
+    return dir;
+  }
+
+  /** Asks the nodes to register this experiment's plan for approval. */
+  async requestApproval(options: { description?: string; timeoutMs?: number } = {}) {
+    const researcher = await this.connect();
+    await this.setup();
+    return researcher.requestApproval({ url: this.planUrl }, { ...options, nodes: this.nodes });
+  }
+
+  /** Approval status of this experiment's plan on each node. */
+  async planStatus(options: { timeoutMs?: number } = {}) {
+    const researcher = await this.connect();
+    await this.setup();
+    return researcher.planStatus(this.planUrl, { nodes: this.nodes, jobId: this.jobId, timeoutMs: options.timeoutMs });
+  }
+
+  /** Detaches from the network (closing the connection if the experiment opened it). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const d of this.detach.splice(0)) d();
+    if (this.ownsResearcher && this.researcher) await this.researcher.close();
+  }
+}
+
+function validateOptions(o: ExperimentOptions): void {
+  if (!o || typeof o !== 'object') throw new ExperimentError('Experiment options must be an object');
+  if (!Array.isArray(o.tags) || o.tags.some((t) => typeof t !== 'string')) throw new ExperimentError('tags must be an array of strings');
+  if (o.nodes !== undefined && (!Array.isArray(o.nodes) || o.nodes.length === 0 || o.nodes.some((n) => typeof n !== 'string'))) {
+    throw new ExperimentError('nodes must be a non-empty array of node ids');
+  }
+  if (!Number.isInteger(o.roundLimit) || o.roundLimit < 0) throw new ExperimentError(`roundLimit must be an integer ≥ 0, got ${JSON.stringify(o.roundLimit)}`);
+  if (o.roundTimeoutMs !== undefined && !(o.roundTimeoutMs > 0)) throw new ExperimentError('roundTimeoutMs must be > 0');
+  if (!o.network) throw new ExperimentError('network is required (NetworkOptions or a connected Researcher)');
+  if (o.modelArgs !== undefined && (typeof o.modelArgs !== 'object' || o.modelArgs === null || Array.isArray(o.modelArgs))) {
+    throw new ExperimentError('modelArgs must be an object');
+  }
+}

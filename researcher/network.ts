@@ -1,0 +1,81 @@
+/**
+ * What the researcher needs from the network, and how it finds it. The message bus is src/transport's
+ * `Messaging`; files go through a `FileRepository` (src/transport's RepositoryClient, or anything that can POST a
+ * file and GET a URL). Options come from code, CLI flags or Fed-BioMed's environment variables
+ * (MQTT_BROKER, MQTT_BROKER_PORT, UPLOADS_URL, UPLOADS_IP, RESEARCHER_ID).
+ */
+import type { Logger } from '../src/transport/logger';
+
+export interface FileRepository {
+  /**
+   * Uploads `data` (one buffer, or chunks to be concatenated — weight files are written as chunks that view the
+   * tensors' memory, to avoid one more copy of the model) under `fileName`; resolves to the absolute download URL
+   * nodes will GET.
+   */
+  upload(data: Uint8Array | readonly Uint8Array[], fileName: string): Promise<string>;
+  /** Downloads a URL (a node's results file). */
+  download(url: string): Promise<Buffer>;
+}
+
+export interface NetworkOptions {
+  /** `mqtt://host:port` or `mqtts://…`. */
+  brokerUrl: string;
+  /** Fed-BioMed upload endpoint, e.g. `http://localhost:8844/upload/`. */
+  uploadsUrl: string;
+  username?: string;
+  password?: string;
+  /** CA file for mqtts / https. */
+  caFile?: string;
+  /** Researcher id; `researcher_<uuid4>` when absent. */
+  researcherId?: string;
+  logger?: Logger;
+  /** Replaces the HTTP repository client (tests, custom stores). */
+  repository?: FileRepository;
+}
+
+export class NetworkConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NetworkConfigError';
+  }
+}
+
+/**
+ * Network options from explicit values first, then Fed-BioMed's environment variables, then its defaults
+ * (localhost:1883, http://localhost:8844/upload/).
+ */
+export function networkFromEnvironment(
+  explicit: Partial<NetworkOptions> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): NetworkOptions {
+  let brokerUrl = explicit.brokerUrl;
+  if (!brokerUrl) {
+    const host = env.MQTT_BROKER || 'localhost';
+    const portText = env.MQTT_BROKER_PORT || '1883';
+    const port = Number(portText);
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+      throw new NetworkConfigError(`MQTT_BROKER_PORT must be a TCP port number, got ${JSON.stringify(portText)}`);
+    }
+    brokerUrl = /^mqtts?:\/\//.test(host) ? host : `mqtt://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`;
+  }
+  let uploadsUrl = explicit.uploadsUrl;
+  if (!uploadsUrl) {
+    uploadsUrl = env.UPLOADS_URL || (env.UPLOADS_IP ? `http://${env.UPLOADS_IP}:8844/upload/` : 'http://localhost:8844/upload/');
+  }
+  for (const [what, url, schemes] of [
+    ['broker URL', brokerUrl, ['mqtt:', 'mqtts:']],
+    ['uploads URL', uploadsUrl, ['http:', 'https:']],
+  ] as const) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new NetworkConfigError(`invalid ${what} ${JSON.stringify(url)}`);
+    }
+    if (!(schemes as readonly string[]).includes(parsed.protocol)) {
+      throw new NetworkConfigError(`${what} ${JSON.stringify(url)} must start with ${schemes.map((s) => s + '//').join(' or ')}`);
+    }
+  }
+  const researcherId = explicit.researcherId ?? (env.RESEARCHER_ID || undefined);
+  return { ...explicit, brokerUrl, uploadsUrl, ...(researcherId ? { researcherId } : {}) };
+}

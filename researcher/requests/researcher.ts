@@ -1,0 +1,297 @@
+/**
+ * `Researcher`: one connection to a Fed-BioMed network (MQTT + file repository) and the requests a researcher
+ * makes — ping, list, search, approval, training-plan status, and the raw send/collect used by training rounds.
+ * Every request completes when all expected nodes have answered or its deadline passes (requests/collector.ts).
+ *
+ * Correlation (reference 11.1, tightened): replies must carry our researcher_id; pong and approval must also carry
+ * the sequence we sent; plan status must carry our job_id. Python accepts search/list/pong from anyone.
+ */
+import { EventEmitter } from 'events';
+import { randomUUID } from 'crypto';
+import { Messaging } from '../../src/transport/mqtt';
+import type { WireMessage } from '../../src/transport/wire';
+import type {
+  AddScalarReply,
+  ApprovalReply,
+  DatasetEntry,
+  ErrorMessage,
+  ListReply,
+  LogMessage,
+  PongReply,
+  SearchReply,
+  TrainingPlanStatusReply,
+} from '../../src/protocol/messages';
+import { silentLogger, type Logger } from '../../src/transport/logger';
+import { Collection, CollectionResult, CollectionSpec, InboundMessage, RequestRouter } from './collector';
+import { FileRepository, NetworkOptions } from '../network';
+import { HttpRepository } from './http-repository';
+
+/** researcher_id values nodes use when they do not know the requester (reference 3.8). */
+export const UNKNOWN_RESEARCHER_IDS: readonly string[] = ['<unknown>', 'NOT_SET', 'unknown_researcher_id'];
+
+export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1500;
+
+export interface DiscoveryOptions {
+  /** Ask only these nodes (and finish as soon as they all answered). */
+  nodes?: readonly string[];
+  /** Deadline in ms. Default 1500 ms. Without `nodes` the request always lasts this long. */
+  timeoutMs?: number;
+}
+
+export interface PingResult {
+  /** node id → round-trip time in ms, in arrival order. */
+  nodes: Map<string, number>;
+  missing: string[];
+}
+
+export interface ApprovalResult {
+  planUrl: string;
+  sequence: number;
+  replies: Map<string, ApprovalReply>;
+  missing: string[];
+}
+
+export interface PlanStatusResult {
+  nodeId: string;
+  success: boolean;
+  approvalObligation: boolean;
+  status: string;
+  message: string;
+  /** True when the node will run this plan: approved, or approval not required. */
+  canTrain: boolean;
+}
+
+export interface ResearcherEvents {
+  scalar: [AddScalarReply];
+  log: [LogMessage];
+  /** An `error` message no outstanding request claimed. */
+  'node-error': [ErrorMessage];
+  /** Any valid message no request claimed (late, stale, foreign). */
+  unclaimed: [WireMessage];
+}
+
+export class Researcher extends EventEmitter<ResearcherEvents> {
+  private readonly router = new RequestRouter();
+  private sequence = 0;
+  private readonly logger: Logger;
+  private readonly busy = new Map<string, Promise<unknown>>();
+  private closed = false;
+
+  private constructor(
+    readonly id: string,
+    private readonly messaging: Messaging,
+    readonly repository: FileRepository,
+    logger: Logger,
+  ) {
+    super();
+    this.logger = logger;
+    messaging.onMessage((msg) => this.receive(msg));
+  }
+
+  /** Connects to the broker (subscribing general/researcher, general/monitoring, general/logger). */
+  static async connect(options: NetworkOptions): Promise<Researcher> {
+    const logger = options.logger ?? silentLogger;
+    const repository = options.repository ?? new HttpRepository(options.uploadsUrl);
+    const messaging = await Messaging.connect({
+      role: 'researcher',
+      brokerUrl: options.brokerUrl,
+      username: options.username,
+      password: options.password,
+      caFile: options.caFile,
+      logger,
+    });
+    return new Researcher(options.researcherId ?? `researcher_${randomUUID()}`, messaging, repository, logger);
+  }
+
+  /** Next value of the per-process counter used by ping and approval (reference 10). */
+  nextSequence(): number {
+    return this.sequence++;
+  }
+
+  private receive(msg: WireMessage): void {
+    const inbound = msg as unknown as InboundMessage;
+    if (msg.command === 'add_scalar') {
+      this.emit('scalar', msg as AddScalarReply);
+      return;
+    }
+    if (msg.command === 'log') {
+      this.emit('log', msg as LogMessage);
+      return;
+    }
+    if (this.router.dispatch(inbound)) return;
+    if (msg.command === 'error') this.emit('node-error', msg as ErrorMessage);
+    this.logger.debug(`unclaimed ${msg.command} from ${String(inbound.node_id)}`);
+    this.emit('unclaimed', msg);
+  }
+
+  /** Publishes a researcher → node message: broadcast, or to one node's topic. */
+  async send(message: WireMessage, nodeId?: string): Promise<void> {
+    if (this.closed) throw new Error('researcher connection is closed');
+    await this.messaging.send(message, nodeId);
+  }
+
+  /** Starts collecting replies. Start it BEFORE sending the request so a fast reply is never missed. */
+  collect<T>(spec: CollectionSpec<T>): Collection<T> {
+    return this.router.start(spec);
+  }
+
+  /** An `error` ends a request for its node when it is ours or anonymous ("<unknown>", a node shutting down). */
+  errorFor(msg: InboundMessage): string | undefined {
+    const rid = String(msg.researcher_id ?? '');
+    return rid === this.id || UNKNOWN_RESEARCHER_IDS.includes(rid) ? String(msg.node_id) : undefined;
+  }
+
+  /** Requests of one kind run one at a time: list and search replies carry no id to tell two requests apart. */
+  private exclusive<T>(kind: string, run: () => Promise<T>): Promise<T> {
+    const previous = this.busy.get(kind) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(run);
+    this.busy.set(kind, next);
+    return next;
+  }
+
+  private async broadcastOrEach(message: WireMessage, nodes: readonly string[] | undefined): Promise<void> {
+    if (!nodes) await this.send(message);
+    else for (const n of nodes) await this.send(message, n);
+  }
+
+  async ping(options: DiscoveryOptions = {}): Promise<PingResult> {
+    const sequence = this.nextSequence();
+    const c = this.collect<PongReply>({
+      what: 'ping',
+      expected: options.nodes,
+      deadlineMs: options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
+      accept: (m) =>
+        m.command === 'pong' && m.researcher_id === this.id && m.sequence === sequence
+          ? { nodeId: String(m.node_id), reply: m as unknown as PongReply }
+          : undefined,
+      acceptError: (m) => this.errorFor(m),
+    });
+    // Python sends ping only as a broadcast; with a node list every node still gets it once.
+    await this.broadcastOrEach({ researcher_id: this.id, sequence, command: 'ping' }, options.nodes);
+    const r = await c.result;
+    const nodes = new Map<string, number>();
+    for (const o of r.outcomes.values()) if (o.status === 'replied') nodes.set(o.nodeId, o.atMs);
+    return { nodes, missing: [...r.timedOut, ...r.errored] };
+  }
+
+  /** `list`: every dataset of every node (or of `nodes`). */
+  listDatasets(options: DiscoveryOptions = {}): Promise<Map<string, DatasetEntry[]>> {
+    return this.exclusive('list', async () => {
+      const c = this.datasetCollection<ListReply>('list', options);
+      await this.broadcastOrEach({ researcher_id: this.id, command: 'list' }, options.nodes);
+      return datasetsOf(await c.result);
+    });
+  }
+
+  /** `search`: datasets carrying every tag. Nodes with no match stay silent (Fed-BioMed behaviour). */
+  search(tags: readonly string[], options: DiscoveryOptions = {}): Promise<Map<string, DatasetEntry[]>> {
+    if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) {
+      return Promise.reject(new TypeError('search: tags must be an array of strings'));
+    }
+    return this.exclusive('search', async () => {
+      const c = this.datasetCollection<SearchReply>('search', options);
+      await this.broadcastOrEach({ researcher_id: this.id, tags: [...tags], command: 'search' }, options.nodes);
+      return datasetsOf(await c.result);
+    });
+  }
+
+  private datasetCollection<T extends ListReply | SearchReply>(command: T['command'], options: DiscoveryOptions): Collection<T> {
+    return this.collect<T>({
+      what: command,
+      expected: options.nodes,
+      deadlineMs: options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
+      accept: (m) =>
+        m.command === command && m.researcher_id === this.id && m.success === true
+          ? { nodeId: String(m.node_id), reply: m as unknown as T }
+          : undefined,
+      acceptError: (m) => this.errorFor(m),
+    });
+  }
+
+  /**
+   * Uploads a training plan and asks nodes to register it for approval (`approval`). A `true` reply means
+   * "received for review", not "approved": use planStatus() to see the decision.
+   */
+  async requestApproval(
+    plan: { source: string | Buffer; fileName?: string } | { url: string },
+    options: DiscoveryOptions & { description?: string } = {},
+  ): Promise<ApprovalResult> {
+    const planUrl =
+      'url' in plan
+        ? plan.url
+        : await this.repository.upload(
+            typeof plan.source === "string" ? Buffer.from(plan.source, "utf8") : plan.source,
+            plan.fileName ?? `training_plan_${randomUUID()}.py`,
+          );
+    const sequence = this.nextSequence();
+    const c = this.collect<ApprovalReply>({
+      what: 'approval',
+      expected: options.nodes,
+      deadlineMs: options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
+      accept: (m) =>
+        m.command === 'approval' && m.researcher_id === this.id && m.sequence === sequence
+          ? { nodeId: String(m.node_id), reply: m as unknown as ApprovalReply }
+          : undefined,
+      acceptError: (m) => this.errorFor(m),
+    });
+    await this.broadcastOrEach(
+      {
+        researcher_id: this.id,
+        description: options.description ?? 'no description provided',
+        sequence,
+        training_plan_url: planUrl,
+        command: 'approval',
+      },
+      options.nodes,
+    );
+    const r = await c.result;
+    return { planUrl, sequence, replies: r.replies, missing: [...r.timedOut, ...r.errored] };
+  }
+
+  /** `training-plan-status` for a plan URL, sent to each node's own topic. */
+  async planStatus(
+    planUrl: string,
+    options: { nodes: readonly string[]; jobId?: string; timeoutMs?: number },
+  ): Promise<{ statuses: Map<string, PlanStatusResult>; missing: string[] }> {
+    const jobId = options.jobId ?? `job_${randomUUID()}`;
+    const c = this.collect<TrainingPlanStatusReply>({
+      what: 'training-plan-status',
+      expected: options.nodes,
+      deadlineMs: options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
+      accept: (m) =>
+        m.command === 'training-plan-status' && m.researcher_id === this.id && m.job_id === jobId
+          ? { nodeId: String(m.node_id), reply: m as unknown as TrainingPlanStatusReply }
+          : undefined,
+      acceptError: (m) => this.errorFor(m),
+    });
+    for (const node of options.nodes) {
+      await this.send({ researcher_id: this.id, job_id: jobId, training_plan_url: planUrl, command: 'training-plan-status' }, node);
+    }
+    const r = await c.result;
+    const statuses = new Map<string, PlanStatusResult>();
+    for (const [nodeId, m] of r.replies) {
+      statuses.set(nodeId, {
+        nodeId,
+        success: m.success,
+        approvalObligation: m.approval_obligation,
+        status: m.status,
+        message: m.msg,
+        canTrain: m.success && (m.status === 'Approved' || !m.approval_obligation),
+      });
+    }
+    return { statuses, missing: [...r.timedOut, ...r.errored] };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.router.cancelAll();
+    await this.messaging.close();
+  }
+}
+
+function datasetsOf(r: CollectionResult<ListReply | SearchReply>): Map<string, DatasetEntry[]> {
+  const out = new Map<string, DatasetEntry[]>();
+  for (const [nodeId, reply] of r.replies) out.set(nodeId, reply.databases);
+  return out;
+}

@@ -41,7 +41,12 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   for (const rel of COMMAND_MODULES) {
-    loadCommandModule(rel)?.register(program);
+    try {
+      loadCommandModule(rel)?.register(program);
+    } catch (err) {
+      // One broken side must not take every other command down: say which module failed, keep the rest.
+      process.stderr.write(`fedbiomed-ts: commands from ${rel} are unavailable: ${(err as Error).message}\n`);
+    }
   }
   return program;
 }

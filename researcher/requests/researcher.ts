@@ -166,8 +166,8 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
           : undefined,
       acceptError: (m) => this.errorFor(m),
     });
-    // Python sends ping only as a broadcast; with a node list every node still gets it once.
-    await this.broadcastOrEach({ researcher_id: this.id, sequence, command: 'ping' }, options.nodes);
+    // Python only broadcasts ping; a node list just says whose pong to wait for.
+    await this.send({ researcher_id: this.id, sequence, command: 'ping' });
     const r = await c.result;
     const nodes = new Map<string, number>();
     for (const o of r.outcomes.values()) if (o.status === 'replied') nodes.set(o.nodeId, o.atMs);

@@ -7,21 +7,32 @@ import '@tensorflow/tfjs-backend-wasm';
 // tfjs-core ships its gradients separately (the union package registers them); ours override some, so theirs first.
 import '@tensorflow/tfjs';
 import { getKernel, KernelConfig, registerGradient, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { conv2DGradient } from './conv2d-gradient';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-wasm';
+import { maxPool3DGradWasm, maxPoolGradWasm } from './pool-wasm';
+import { sumWrapper } from './reduce-wasm';
 import { samePaddingWrappers } from './same-padding-wasm';
 
 /** Kernels we provide for the wasm backend, replacing the stock one when there is one. */
-export const WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropFilterWasm, conv2DBackpropInputWasm];
+export const WASM_KERNELS: readonly KernelConfig[] = [
+  conv2DBackpropFilterWasm,
+  conv2DBackpropInputWasm,
+  maxPoolGradWasm,
+  maxPool3DGradWasm,
+];
 
 let registered = false;
 
 export function registerProjectKernels(): void {
   if (registered) return;
   registered = true;
-  for (const config of [...samePaddingWrappers(), ...WASM_KERNELS]) {
+  const sum = sumWrapper();
+  for (const config of [...samePaddingWrappers(), ...(sum ? [sum] : []), ...WASM_KERNELS]) {
     if (getKernel(config.kernelName, config.backendName)) unregisterKernel(config.kernelName, config.backendName);
     registerKernel(config);
   }
   registerGradient(conv2DGradient);
+  registerGradient(avgPoolGradient);
+  registerGradient(avgPool3DGradient);
 }

@@ -1,0 +1,174 @@
+/**
+ * `npm run bench -- train [--epochs N] [--no-cpu] [--no-3d] [--no-torch]`
+ *
+ * Trains the reference CNN (see bench/train-models.ts) for whole epochs (64 samples, batch 16, BCE, Adam) and
+ * prints the median ms per epoch after one warm-up epoch, on every available tfjs backend and on PyTorch in the
+ * same run (1 and 2 threads), then a per-kernel profile of one wasm training step and the 3D variant.
+ * Last line: RESULT tfjs_ms=<wasm or node, 2D> torch_ms=<torch 1 thread, 2D> ratio=<tfjs/torch>.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { initBackend } from '../src/engine/backend';
+import { findTorchPython, runTorchScript } from '../src/engine/testing/torch';
+import { trainModel, TrainOptions } from '../src/engine/train';
+import { referenceCnn, SyntheticImages, TORCH_BENCH_SCRIPT } from './train-models';
+
+interface Variant {
+  dims: 2 | 3;
+  channels: number;
+  spatial: number[];
+  samples: number;
+  batch: number;
+}
+
+const VARIANT_2D: Variant = { dims: 2, channels: 4, spatial: [128, 128], samples: 64, batch: 16 };
+const VARIANT_3D: Variant = { dims: 3, channels: 1, spatial: [32, 64, 64], samples: 64, batch: 16 };
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function options(v: Variant, extra: Partial<TrainOptions> = {}): TrainOptions {
+  return {
+    loader: { batchSize: v.batch },
+    epochs: 1,
+    loss: 'BCELoss',
+    optimizer: { name: 'Adam', lr: 1e-3 },
+    seed: 1,
+    ...extra,
+  };
+}
+
+/** Channels-last sample shape for tfjs. */
+function sampleShape(v: Variant): number[] {
+  return [...v.spatial, v.channels];
+}
+
+async function timeEpochs(backend: string, v: Variant, epochs: number): Promise<number[]> {
+  await tf.setBackend(backend);
+  const model = referenceCnn(v.dims, v.channels);
+  const data = new SyntheticImages(v.samples, sampleShape(v));
+  const times: number[] = [];
+  try {
+    for (let e = 0; e < epochs + 1; e++) {
+      const t0 = performance.now();
+      await trainModel(model, data, options(v));
+      if (e > 0) times.push(performance.now() - t0);
+    }
+  } finally {
+    model.dispose();
+  }
+  return times;
+}
+
+/** One batch of `batch` samples on a slow backend, extrapolated to an epoch. */
+async function timeOneBatchExtrapolated(backend: string, v: Variant, batch: number): Promise<number> {
+  await tf.setBackend(backend);
+  const model = referenceCnn(v.dims, v.channels);
+  const data = new SyntheticImages(batch, sampleShape(v));
+  try {
+    const t0 = performance.now();
+    await trainModel(model, data, { ...options(v), loader: { batchSize: batch }, numUpdates: 1, epochs: null });
+    return ((performance.now() - t0) * v.samples) / batch;
+  } finally {
+    model.dispose();
+  }
+}
+
+interface KernelRow {
+  name: string;
+  calls: number;
+  ms: number;
+}
+
+async function profileStep(backend: string, v: Variant): Promise<{ rows: KernelRow[]; wallMs: number }> {
+  await tf.setBackend(backend);
+  const model = referenceCnn(v.dims, v.channels);
+  const data = new SyntheticImages(v.batch, sampleShape(v));
+  try {
+    await trainModel(model, data, options(v, { numUpdates: 1, epochs: null })); // warm-up
+    const t0 = performance.now();
+    const info = await tf.profile(async () => {
+      await trainModel(model, data, options(v, { numUpdates: 1, epochs: null }));
+    });
+    const wallMs = performance.now() - t0;
+    const byName = new Map<string, KernelRow>();
+    for (const k of info.kernels) {
+      const row = byName.get(k.name) ?? { name: k.name, calls: 0, ms: 0 };
+      row.calls += 1;
+      row.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+      byName.set(k.name, row);
+    }
+    return { rows: [...byName.values()].sort((a, b) => b.ms - a.ms), wallMs };
+  } finally {
+    model.dispose();
+  }
+}
+
+function torchEpochs(v: Variant, threads: number, epochs: number): number[] {
+  const r = runTorchScript<{ times: number[] }>(
+    TORCH_BENCH_SCRIPT,
+    { ...v, threads, warmup: 1, epochs },
+    30 * 60 * 1000,
+  );
+  return r.times;
+}
+
+const fmt = (ms: number) => ms.toFixed(0).padStart(8);
+
+export async function main(args: string[]): Promise<void> {
+  const flag = (f: string) => args.includes(f);
+  const epochsArg = args.indexOf('--epochs');
+  const epochs = epochsArg >= 0 ? Number(args[epochsArg + 1]) : 5;
+  const choice = await initBackend((line) => console.log(line));
+  const fast = choice.tfjsName;
+  const torch = flag('--no-torch') ? { why: 'skipped (--no-torch)' } : findTorchPython();
+  console.log(`PyTorch: ${torch.python ? torch.why : `ABSENT - ${torch.why}`}`);
+
+  const results: Record<string, number> = {};
+  for (const v of flag('--no-3d') ? [VARIANT_2D] : [VARIANT_2D, VARIANT_3D]) {
+    const label = `${v.dims}D input ${v.channels}x${v.spatial.join('x')}, ${v.samples} samples/epoch, batch ${v.batch}`;
+    console.log(`\n== ${label}`);
+    console.log('backend                         ms/epoch   (median after 1 warm-up epoch)');
+    try {
+      const t = await timeEpochs(fast, v, v.dims === 2 ? epochs : Math.max(2, Math.ceil(epochs / 2)));
+      results[`tfjs${v.dims}`] = median(t);
+      console.log(`tfjs ${fast.padEnd(26)}${fmt(median(t))}   runs: ${t.map((x) => x.toFixed(0)).join(' ')}`);
+    } catch (e) {
+      console.log(`tfjs ${fast.padEnd(26)}  FAILED: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (!flag('--no-cpu') && fast !== 'cpu' && v.dims === 2) {
+      const batch = 2;
+      const ms = await timeOneBatchExtrapolated('cpu', v, batch);
+      console.log(`tfjs cpu (1 batch of ${batch}, x${v.samples / batch})${fmt(ms).padStart(9)}   extrapolated from a single timed step`);
+    }
+    if (torch.python) {
+      for (const threads of [1, 2]) {
+        const t = torchEpochs(v, threads, v.dims === 2 ? epochs : Math.max(2, Math.ceil(epochs / 2)));
+        if (threads === 1) results[`torch${v.dims}`] = median(t);
+        console.log(`torch ${threads} thread${threads > 1 ? 's' : ' '}${''.padEnd(16)}${fmt(median(t))}   runs: ${t.map((x) => x.toFixed(0)).join(' ')}`);
+      }
+    } else {
+      console.log(`torch                          ABSENT (${torch.why})`);
+    }
+    if (results[`tfjs${v.dims}`] && results[`torch${v.dims}`]) {
+      console.log(`ratio tfjs/torch(1 thread): ${(results[`tfjs${v.dims}`] / results[`torch${v.dims}`]).toFixed(2)}`);
+    }
+    if (fast === 'wasm' && !(v.dims === 3 && results.tfjs3 === undefined)) {
+      const { rows, wallMs } = await profileStep(fast, v);
+      const total = rows.reduce((a, r) => a + r.ms, 0);
+      console.log(`\nper-kernel profile, one training step (batch ${v.batch}) on ${fast}: kernels ${total.toFixed(1)} ms, wall ${wallMs.toFixed(1)} ms (profiling overhead included)`);
+      console.log('kernel                          calls       ms      %');
+      for (const r of rows.slice(0, 18)) {
+        console.log(`${r.name.padEnd(30)}${String(r.calls).padStart(7)}${r.ms.toFixed(1).padStart(9)}${((100 * r.ms) / total).toFixed(1).padStart(7)}`);
+      }
+    }
+  }
+  await tf.setBackend(fast);
+  const tfjsMs = results.tfjs2;
+  const torchMs = results.torch2;
+  const ratio = tfjsMs && torchMs ? (tfjsMs / torchMs).toFixed(2) : 'NA';
+  console.log(`\nRESULT tfjs_ms=${tfjsMs ? tfjsMs.toFixed(0) : 'NA'} torch_ms=${torchMs ? torchMs.toFixed(0) : 'NA'} ratio=${ratio}`);
+}

@@ -1,0 +1,111 @@
+/**
+ * Pooling gradients on wasm (project MaxPoolGrad / MaxPool3DGrad; stock AvgPoolGrad behind the project's AvgPool
+ * gradient rule) against the CPU backend and against finite differences of sum(pool(x) * cot). Inputs are
+ * distinct values so the max is unique and max-pooling is differentiable at the test point.
+ * Tolerances: 1e-5 relative against CPU (sums of few terms); 2e-3 against float32 finite differences.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { initBackend } from '../backend';
+import { SeededRandom } from '../prng';
+
+interface PoolCase {
+  kind: 'max' | 'avg';
+  x: number[];
+  filter: number;
+  stride: number;
+  pad: 'valid' | 'same';
+}
+
+const CASES: PoolCase[] = [];
+for (const kind of ['max', 'avg'] as const) {
+  for (const x of [[2, 7, 6, 3], [1, 5, 8, 2]]) {
+    for (const [filter, stride] of [[2, 2], [3, 1], [3, 2], [2, 3]]) {
+      for (const pad of ['valid', 'same'] as const) CASES.push({ kind, x, filter, stride, pad });
+    }
+  }
+  for (const [filter, stride] of [[2, 2], [3, 1], [3, 2]]) {
+    for (const pad of ['valid', 'same'] as const) CASES.push({ kind, x: [2, 5, 6, 4, 2], filter, stride, pad });
+  }
+}
+
+function pool(c: PoolCase, x: tf.Tensor): tf.Tensor {
+  if (c.x.length === 4) {
+    return c.kind === 'max'
+      ? tf.maxPool(x as tf.Tensor4D, c.filter, c.stride, c.pad)
+      : tf.avgPool(x as tf.Tensor4D, c.filter, c.stride, c.pad);
+  }
+  return c.kind === 'max'
+    ? tf.maxPool3d(x as tf.Tensor5D, c.filter, c.stride, c.pad)
+    : tf.avgPool3d(x as tf.Tensor5D, c.filter, c.stride, c.pad);
+}
+
+function data(c: PoolCase): { x: Float32Array; cot: Float32Array; outShape: number[] } {
+  const size = c.x.reduce((a, b) => a * b, 1);
+  // A shuffled ramp: all values distinct and at least 1/size apart.
+  const perm = new SeededRandom(5).permutation(size);
+  const x = Float32Array.from(perm, (v) => v / size - 0.5);
+  const outShape = tf.tidy(() => pool(c, tf.zeros(c.x)).shape);
+  const rng = new SeededRandom(9);
+  const cot = Float32Array.from({ length: outShape.reduce((a, b) => a * b, 1) }, () => rng.next() * 2 - 1);
+  return { x, cot, outShape };
+}
+
+function gradient(c: PoolCase): Float32Array {
+  const { x, cot, outShape } = data(c);
+  return tf.tidy(() => {
+    const ct = tf.tensor(cot, outShape);
+    return tf.grad((a: tf.Tensor) => tf.sum(tf.mul(pool(c, a), ct)))(tf.tensor(x, c.x)).dataSync() as Float32Array;
+  });
+}
+
+function objective(c: PoolCase, x: Float32Array, cot: Float32Array, outShape: number[]): number {
+  return tf.tidy(() => tf.sum(tf.mul(pool(c, tf.tensor(x, c.x)), tf.tensor(cot, outShape))).dataSync()[0]);
+}
+
+beforeAll(async () => {
+  await initBackend(() => undefined);
+});
+
+describe.each(CASES.map((c) => [`${c.kind}pool x[${c.x}] f${c.filter} s${c.stride} ${c.pad}`, c] as const))('%s', (_n, c) => {
+  test('wasm gradient matches CPU and finite differences', async () => {
+    await tf.setBackend('wasm');
+    const wasm = gradient(c);
+    await tf.setBackend('cpu');
+    const cpu = gradient(c);
+    await tf.setBackend('wasm');
+    expect(wasm.length).toBe(cpu.length);
+    let worst = 0;
+    for (let i = 0; i < cpu.length; i++) worst = Math.max(worst, Math.abs(wasm[i] - cpu[i]) / (1 + Math.abs(cpu[i])));
+    expect(worst).toBeLessThanOrEqual(1e-5);
+
+    const { x, cot, outShape } = data(c);
+    const h = 0.25 / x.length; // smaller than half the gap between any two inputs: the argmax cannot change
+    for (let k = 0; k < 12; k++) {
+      const i = Math.floor((k * x.length) / 12);
+      const xp = Float32Array.from(x);
+      xp[i] += h;
+      const xm = Float32Array.from(x);
+      xm[i] -= h;
+      const fd = (objective(c, xp, cot, outShape) - objective(c, xm, cot, outShape)) / (2 * h);
+      expect(Math.abs(wasm[i] - fd)).toBeLessThanOrEqual(2e-3 * (1 + Math.abs(fd)));
+    }
+  });
+});
+
+test('conv bias-style sums over leading axes match the CPU backend', async () => {
+  const rng = new SeededRandom(3);
+  const values = Float32Array.from({ length: 4 * 5 * 6 * 7 }, () => rng.next() - 0.5);
+  const run = (axes: number[], keepDims: boolean) => tf.tidy(() => tf.sum(tf.tensor(values, [4, 5, 6, 7]), axes, keepDims));
+  for (const [axes, keep] of [[[0, 1, 2], false], [[0], true], [[1, 2], false], [[3], false]] as Array<[number[], boolean]>) {
+    await tf.setBackend('wasm');
+    const w = run(axes, keep);
+    await tf.setBackend('cpu');
+    const c = run(axes, keep);
+    expect(w.shape).toEqual(c.shape);
+    const wv = w.dataSync();
+    const cv = c.dataSync();
+    cv.forEach((v, i) => expect(Math.abs(wv[i] - v)).toBeLessThanOrEqual(1e-5));
+  }
+  await tf.setBackend('wasm');
+});

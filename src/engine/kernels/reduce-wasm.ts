@@ -1,0 +1,39 @@
+/**
+ * Sum over leading axes (e.g. a conv bias gradient: sum of dy over batch and space) on the wasm backend. The stock
+ * kernel first transposes the reduced axes to the end, copying the whole tensor; summing rows in place into
+ * float64 accumulators is several times faster and at least as accurate. Other reductions go to the stock kernel.
+ */
+import { getKernel, KernelConfig, KernelFunc, TensorInfo, util } from '@tensorflow/tfjs-core';
+import { allocF32, heapF32, WasmBackend } from './wasm-backend';
+
+function leadingAxesCount(axis: number | number[], rank: number): number | undefined {
+  const axes = util.parseAxisParam(axis, [...Array(rank).keys()].map(() => 1)).sort((a, b) => a - b);
+  if (axes.length === 0 || axes.length >= rank) return undefined;
+  return axes.every((a, i) => a === i) ? axes.length : undefined;
+}
+
+export function sumWrapper(): KernelConfig | undefined {
+  const stock = getKernel('Sum', 'wasm');
+  if (!stock) return undefined;
+  const stockFunc = stock.kernelFunc;
+  const kernelFunc: KernelFunc = (args) => {
+    const x = args.inputs.x as TensorInfo;
+    const attrs = (args.attrs ?? {}) as { axis: number | number[]; keepDims: boolean };
+    const k = x.dtype === 'float32' ? leadingAxesCount(attrs.axis, x.shape.length) : undefined;
+    if (k === undefined) return stockFunc(args);
+    const backend = args.backend as WasmBackend;
+    const rows = x.shape.slice(0, k).reduce((a, b) => a * b, 1);
+    const rest = x.shape.slice(k);
+    const cols = rest.reduce((a, b) => a * b, 1);
+    const outShape = attrs.keepDims ? [...x.shape.slice(0, k).map(() => 1), ...rest] : rest;
+    const out = allocF32(backend, outShape);
+    const src = heapF32(backend, x);
+    const acc = new Float64Array(cols);
+    for (let r = 0, o = 0; r < rows; r++, o += cols) {
+      for (let c = 0; c < cols; c++) acc[c] += src[o + c];
+    }
+    heapF32(backend, out).set(acc);
+    return out;
+  };
+  return { ...stock, kernelFunc };
+}

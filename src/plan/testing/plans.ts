@@ -68,12 +68,13 @@ export function cnnTabularPlan(): PlanSpec {
       image: [
         { type: 'conv2d', outChannels: 4, kernelSize: 3, padding: 'same' },
         { type: 'relu' },
-        { type: 'conv2d', outChannels: 5, kernelSize: 2, stride: 2 },
+        // No bias before batch norm: its gradient is exactly 0 in theory, so Adam's first step would follow rounding noise.
+        { type: 'conv2d', outChannels: 5, kernelSize: 2, stride: 2, bias: false },
         { type: 'batch_norm', momentum: 0.2 },
         { type: 'sigmoid' },
         { type: 'global_avg_pool' },
       ],
-      tabular: [{ type: 'dense', outFeatures: 4 }, { type: 'batch_norm' }, { type: 'relu' }],
+      tabular: [{ type: 'dense', outFeatures: 4, bias: false }, { type: 'batch_norm' }, { type: 'relu' }],
       head: [{ type: 'dropout', rate: 0.25 }, { type: 'dense', outFeatures: 1 }],
     },
     loss: { type: 'bce', fromLogits: true },

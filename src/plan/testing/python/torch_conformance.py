@@ -1,0 +1,91 @@
+"""Checks generated PyTorch plans the way a Fed-BioMed v4.5 node runs them, for src/plan tests.
+
+Usage: python3 torch_conformance.py MANIFEST.json RESULT.json
+The manifest (written by the TS test) lists cases: a generated plan module, weights and a batch as raw
+little-endian files. For each case this script imports the module like a node (importlib from the folder the file
+was downloaded to), instantiates the class, post_init, reports the state_dict layout, loads the weights, runs the
+eval forward and testing_step, then training steps through training_step + backward + optimizer step, and writes
+every resulting tensor back as raw files. The TS test compares them with the TS model.
+"""
+import importlib
+import json
+import os
+import sys
+import traceback
+
+import numpy as np
+import torch
+
+DTYPES = {'float32': np.float32, 'int64': np.int64}
+
+
+def read_raw(spec):
+    return torch.from_numpy(np.fromfile(spec['file'], dtype=DTYPES[spec['dtype']]).reshape(spec['shape']))
+
+
+def write_raw(tensor, path):
+    array = tensor.detach().cpu().contiguous().numpy()
+    array.astype(array.dtype.newbyteorder('<')).tofile(path)
+    return {'file': path, 'dtype': str(array.dtype), 'shape': list(array.shape)}
+
+
+def fedbiomed_batch(batch):
+    """The batch as Fed-BioMed's loaders give it to training_step: medical folder or CSV format."""
+    target = read_raw(batch['target'])
+    tabular = read_raw(batch['tabular']) if batch.get('tabular') else None
+    if batch.get('image'):
+        image = read_raw(batch['image'])
+        k = batch['slices']
+        images = {m: image[:, i * k:(i + 1) * k] for i, m in enumerate(batch['modalities'])}
+        columns = [tabular] if tabular is not None else []
+        demographics = torch.cat(columns + [target.float().view(-1, 1)], dim=1)
+        return [images, demographics], {}
+    return tabular, target.float()
+
+
+def run_case(case):
+    module = importlib.import_module(case['module'])
+    plan = getattr(module, case['class_name'])()
+    plan.post_init(model_args=case['model_args'], training_args={'optimizer_args': case.get('optimizer_args', {}), 'random_seed': 0})
+    out = {'dependencies': plan._dependencies, 'optimizer': type(plan._optimizer).__name__}
+    state = plan.model().state_dict()
+    out['state_dict'] = [[k, str(v.dtype).replace('torch.', ''), list(v.shape)] for k, v in state.items()]
+    weights = {w['name']: read_raw(w) for w in case['weights']}
+    plan.set_model_params(weights)
+    loaded = plan.model().state_dict()
+    out['loaded_exactly'] = all(torch.equal(loaded[k], weights[k]) for k in weights)
+    data, target = fedbiomed_batch(case['batch'])
+    plan.model().eval()
+    with torch.no_grad():
+        inputs, _ = plan._fbts_batch(data, target)
+        output = plan.model()(**inputs)
+    out['eval_output'] = write_raw(output, os.path.join(case['out_dir'], 'eval_output.bin'))
+    out['metrics'] = plan.testing_batch(data, target)
+    out['train_mode_after_testing'] = plan.model().training
+    losses = []
+    for _ in range(case['steps']):
+        losses.append(float(plan._train_over_batch(data, target)))
+    out['losses'] = losses
+    out['updated'] = {}
+    for i, (name, tensor) in enumerate(plan.after_training_params().items()):
+        out['updated'][name] = write_raw(tensor, os.path.join(case['out_dir'], 'updated_%d.bin' % i))
+    return out
+
+
+def main():
+    manifest_path, result_path = sys.argv[1], sys.argv[2]
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    sys.path.insert(0, manifest['plan_dir'])
+    results = {'torch': torch.__version__, 'cases': {}}
+    for case in manifest['cases']:
+        try:
+            results['cases'][case['name']] = run_case(case)
+        except Exception:
+            results['cases'][case['name']] = {'error': traceback.format_exc()}
+    with open(result_path, 'w') as f:
+        json.dump(results, f)
+
+
+if __name__ == '__main__':
+    main()

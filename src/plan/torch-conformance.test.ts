@@ -1,0 +1,323 @@
+/**
+ * The TS model of a plan and the PyTorch plan generated from it are the same network, checked against real
+ * PyTorch: for each example plan, the generated module (imported as a Fed-BioMed v4.5 node imports it, against
+ * the stand-in `fedbiomed` package described in testing/python/README.md) has exactly the state_dict keys, shapes
+ * and dtypes the TS model exports; with the same weights and input, eval outputs agree within 1e-4; two training
+ * steps (training_step + backward + the plan's optimizer on the Python side, the engine's trainModel on ours) give
+ * the same losses, weights and batch-norm buffers within 1e-4. One Python process runs every case.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs'; // registers the CPU backend and every gradient; the CPU backend is the exact oracle
+import { makeLoss } from '../engine/losses';
+import { SeededRandom } from '../engine/prng';
+import { trainModel } from '../engine/train';
+import { TorchTensor } from '../serialize';
+import { planDependencies, generateTorchPlan, TORCH_PLAN_DEFAULT_DEPENDENCIES } from './pytorch';
+import { initialWeights } from './init';
+import { PlanSpec } from './spec';
+import { buildModel, PlanModel } from './tfjs-model';
+import { trainingSettings } from './training';
+import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, mlpPlan, regressionPlan } from './testing/plans';
+import { findTorchPython, runPython, TorchPython } from './testing/python';
+import { imageInputChannels, sliceSelection } from './preprocess';
+import { exportWeights } from './weights';
+
+const TOLERANCE = 1e-4;
+const BATCH = 6;
+const STEPS = 2;
+
+/** Dropout masks are random on each side, so training checks use the plan with dropout rates set to 0. */
+function withoutDropout(spec: PlanSpec): PlanSpec {
+  const copy = JSON.parse(JSON.stringify(spec)) as PlanSpec;
+  for (const branch of [copy.model.image, copy.model.tabular, copy.model.head]) {
+    for (const layer of branch ?? []) if (layer.type === 'dropout') layer.rate = 0;
+  }
+  return copy;
+}
+
+interface RawSpec {
+  file: string;
+  dtype: 'float32' | 'int64';
+  shape: number[];
+}
+
+interface CaseData {
+  name: string;
+  spec: PlanSpec;
+  steps: number;
+  weights0: Record<string, TorchTensor>;
+  /** torch layout [N, C, ...] */
+  image?: { data: Float32Array; shape: number[] };
+  tabular?: { data: Float32Array; shape: number[] };
+  target: { data: Float32Array | BigInt64Array; shape: number[] };
+  tsEval: Float32Array;
+  tsEvalShape: number[];
+  tsLosses: number[];
+  tsMetrics: Record<string, number>;
+  tsUpdated: Record<string, TorchTensor>;
+  tsStateDict: [string, string, number[]][];
+}
+
+function normals(rng: SeededRandom, n: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(rng.next(), 1e-12);
+    out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
+  }
+  return out;
+}
+
+function writeRaw(file: string, data: Float32Array | BigInt64Array, shape: number[]): RawSpec {
+  fs.writeFileSync(file, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  return { file, dtype: data instanceof BigInt64Array ? 'int64' : 'float32', shape };
+}
+
+function readRaw(spec: RawSpec): Float32Array | BigInt64Array {
+  const bytes = fs.readFileSync(spec.file);
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return spec.dtype === 'int64' ? new BigInt64Array(copy.buffer) : new Float32Array(copy.buffer);
+}
+
+function maxAbsDiff(a: ArrayLike<number | bigint>, b: ArrayLike<number | bigint>): number {
+  expect(a.length).toBe(b.length);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(Number(a[i]) - Number(b[i])));
+  return worst;
+}
+
+/** torch [N, C, ...spatial] → tfjs [N, ...spatial, C] */
+function channelsLast(image: { data: Float32Array; shape: number[] }): tf.Tensor {
+  const t = tf.tensor(image.data, image.shape);
+  const rank = image.shape.length;
+  const perm = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2), 1];
+  const out = tf.transpose(t, perm);
+  t.dispose();
+  return out;
+}
+
+function inputsOf(c: CaseData): Record<string, tf.Tensor> {
+  const inputs: Record<string, tf.Tensor> = {};
+  if (c.image) inputs.image = channelsLast(c.image);
+  if (c.tabular) inputs.tabular = tf.tensor(c.tabular.data, c.tabular.shape);
+  return inputs;
+}
+
+function targetTensor(c: CaseData): tf.Tensor {
+  if (c.target.data instanceof BigInt64Array) return tf.tensor(Int32Array.from(c.target.data, Number), c.target.shape, 'int32');
+  return tf.tensor(c.target.data, c.target.shape);
+}
+
+function expectedMetrics(spec: PlanSpec, output: tf.Tensor, target: tf.Tensor): Record<string, number> {
+  const values: Record<string, number> = {};
+  const metrics = spec.metrics.length > 0 ? spec.metrics : ['loss'];
+  const out = output.dataSync();
+  const y = target.dataSync();
+  const k = output.shape[1] as number;
+  for (const metric of metrics) {
+    if (metric === 'loss') {
+      const loss = makeLoss(trainingSettings(spec).loss)(output, target);
+      values.LOSS = loss.dataSync()[0];
+      loss.dispose();
+    } else if (metric === 'accuracy') {
+      let correct = 0;
+      for (let i = 0; i < y.length; i++) {
+        let predicted: number;
+        if (spec.loss.type === 'cross_entropy') {
+          const row = Array.from(out.slice(i * k, (i + 1) * k));
+          predicted = row.indexOf(Math.max(...row));
+        } else {
+          predicted = out[i] >= (spec.loss.fromLogits ? 0 : 0.5) ? 1 : 0;
+        }
+        if (predicted === Number(y[i])) correct++;
+      }
+      values.ACCURACY = correct / y.length;
+    } else {
+      let sum = 0;
+      for (let i = 0; i < y.length; i++) sum += metric === 'mse' ? (out[i] - y[i]) ** 2 : Math.abs(out[i] - y[i]);
+      values[metric.toUpperCase()] = sum / y.length;
+    }
+  }
+  return values;
+}
+
+async function prepareCase(name: string, spec: PlanSpec, steps: number, seed: number): Promise<CaseData> {
+  const rng = new SeededRandom(seed);
+  const weights0 = initialWeights(spec, seed);
+  const c: Partial<CaseData> = { name, spec, steps, weights0 };
+  if (spec.inputs.image) {
+    const shape = [BATCH, imageInputChannels(spec), ...spec.inputs.image.size];
+    c.image = { data: normals(rng, shape.reduce((a, b) => a * b, 1)), shape };
+  }
+  if (spec.inputs.tabular) {
+    const shape = [BATCH, spec.inputs.tabular.columns.length];
+    c.tabular = { data: normals(rng, BATCH * shape[1]), shape };
+  }
+  if (spec.loss.type === 'cross_entropy') {
+    const k = spec.model.head.filter((l) => l.type === 'dense').slice(-1)[0];
+    const classes = k && k.type === 'dense' ? k.outFeatures : 2;
+    c.target = { data: BigInt64Array.from({ length: BATCH }, (_, i) => BigInt(i % classes)), shape: [BATCH] };
+  } else if (spec.loss.type === 'bce') {
+    c.target = { data: Float32Array.from({ length: BATCH }, (_, i) => (i % 2 === 0 ? 1 : 0)), shape: [BATCH] };
+  } else {
+    c.target = { data: normals(rng, BATCH), shape: [BATCH] };
+  }
+  const data = c as CaseData;
+
+  const model: PlanModel = buildModel(spec, { weights: weights0 });
+  data.tsStateDict = Object.entries(exportWeights(model)).map(([k, t]) => [k, t.dtype, t.shape]);
+  const inputs = inputsOf(data);
+  const target = targetTensor(data);
+  const output = model.forward(inputs, false);
+  data.tsEval = Float32Array.from(output.dataSync() as Float32Array);
+  data.tsEvalShape = output.shape;
+  data.tsMetrics = expectedMetrics(spec, output, target);
+  output.dispose();
+
+  const settings = trainingSettings(spec);
+  const losses: number[] = [];
+  await trainModel(
+    model,
+    {
+      size: BATCH,
+      batch: (indices) => {
+        expect(indices).toEqual(Array.from({ length: BATCH }, (_, i) => i));
+        return { inputs: inputsOf(data), target: targetTensor(data) };
+      },
+    },
+    {
+      loader: { batchSize: BATCH, shuffle: false },
+      loss: settings.loss,
+      optimizer: settings.optimizer,
+      numUpdates: steps,
+      logInterval: 1,
+      seed: 0,
+      onProgress: (r) => losses.push(r.loss),
+    },
+  );
+  data.tsLosses = losses;
+  data.tsUpdated = exportWeights(model);
+  for (const t of Object.values(inputs)) t.dispose();
+  target.dispose();
+  model.dispose();
+  return data;
+}
+
+interface PythonCaseResult {
+  error?: string;
+  dependencies: string[];
+  optimizer: string;
+  state_dict: [string, string, number[]][];
+  loaded_exactly: boolean;
+  eval_output: RawSpec;
+  metrics: Record<string, number>;
+  train_mode_after_testing: boolean;
+  losses: number[];
+  updated: Record<string, RawSpec>;
+}
+
+const PLANS: [string, () => PlanSpec, number][] = [
+  ['mlp', mlpPlan, STEPS],
+  ['cnn2d_batchnorm', cnn2dPlan, STEPS],
+  ['cnn_tabular', () => withoutDropout(cnnTabularPlan()), STEPS],
+  ['cnn_tabular_dropout_eval', cnnTabularPlan, 0],
+  ['cnn3d', cnn3dPlan, STEPS],
+  ['regression', regressionPlan, STEPS],
+];
+
+let python: TorchPython;
+let work: string;
+const cases = new Map<string, CaseData>();
+let results: { torch: string; cases: Record<string, PythonCaseResult> };
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  python = findTorchPython();
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-plan-torch-'));
+  const planDir = path.join(work, 'plans');
+  fs.mkdirSync(planDir);
+  const manifest: { plan_dir: string; cases: unknown[] } = { plan_dir: planDir, cases: [] };
+  let seed = 11;
+  for (const [name, make, steps] of PLANS) {
+    const c = await prepareCase(name, make(), steps, seed++);
+    cases.set(name, c);
+    const dir = path.join(work, name);
+    fs.mkdirSync(dir);
+    const module = `training_plan_${name}`;
+    fs.writeFileSync(path.join(planDir, `${module}.py`), generateTorchPlan(c.spec));
+    const weights = Object.entries(c.weights0).map(([wname, t], i) => ({
+      name: wname,
+      ...writeRaw(path.join(dir, `w${i}.bin`), t.data as Float32Array | BigInt64Array, t.shape),
+    }));
+    const batch = {
+      image: c.image ? writeRaw(path.join(dir, 'image.bin'), c.image.data, c.image.shape) : null,
+      tabular: c.tabular ? writeRaw(path.join(dir, 'tabular.bin'), c.tabular.data, c.tabular.shape) : null,
+      target: writeRaw(path.join(dir, 'target.bin'), c.target.data, c.target.shape),
+      modalities: c.spec.inputs.image?.modalities ?? [],
+      slices: sliceSelection(c.spec)?.count ?? 1,
+    };
+    manifest.cases.push({ name, module, class_name: c.spec.name, model_args: c.spec.modelArgs, weights, batch, steps, out_dir: dir });
+  }
+  const manifestFile = path.join(work, 'manifest.json');
+  fs.writeFileSync(manifestFile, JSON.stringify(manifest));
+  const resultFile = path.join(work, 'result.json');
+  runPython(python, 'torch_conformance.py', [manifestFile, resultFile], work);
+  results = JSON.parse(fs.readFileSync(resultFile, 'utf8'));
+}, 240000);
+
+afterAll(() => {
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+function pythonCase(name: string): PythonCaseResult {
+  const r = results.cases[name];
+  if (r.error) throw new Error(`PyTorch side of ${name} failed:\n${r.error}`);
+  return r;
+}
+
+describe.each(PLANS.map(([name]) => name))('plan %s against PyTorch', (name) => {
+  test('the generated module imports like on a node and declares the v4.5 dependency lines', () => {
+    const r = pythonCase(name);
+    const c = cases.get(name)!;
+    expect(r.dependencies).toEqual([...TORCH_PLAN_DEFAULT_DEPENDENCIES, ...planDependencies(c.spec)]);
+    expect(r.optimizer).toBe(c.spec.optimizer.type === 'sgd' ? 'SGD' : 'Adam');
+  });
+
+  test('state_dict keys, order, shapes and dtypes equal the TS export', () => {
+    const r = pythonCase(name);
+    expect(r.state_dict).toEqual(cases.get(name)!.tsStateDict);
+    expect(r.loaded_exactly).toBe(true);
+  });
+
+  test('same weights and input give the same eval output and metrics', () => {
+    const r = pythonCase(name);
+    const c = cases.get(name)!;
+    expect(r.eval_output.shape).toEqual(c.tsEvalShape);
+    expect(maxAbsDiff(readRaw(r.eval_output), c.tsEval)).toBeLessThan(TOLERANCE);
+    expect(Object.keys(r.metrics).sort()).toEqual(Object.keys(c.tsMetrics).sort());
+    for (const [metric, value] of Object.entries(c.tsMetrics)) expect(Math.abs(r.metrics[metric] - value)).toBeLessThan(TOLERANCE);
+    expect(r.train_mode_after_testing).toBe(true);
+  });
+
+  test('training steps give the same losses, weights and batch-norm buffers', () => {
+    const r = pythonCase(name);
+    const c = cases.get(name)!;
+    expect(r.losses).toHaveLength(c.steps);
+    expect(c.tsLosses).toHaveLength(c.steps);
+    r.losses.forEach((loss, i) => expect(Math.abs(loss - c.tsLosses[i])).toBeLessThan(TOLERANCE));
+    expect(Object.keys(r.updated)).toEqual(Object.keys(c.tsUpdated));
+    let moved = 0;
+    for (const [key, tensor] of Object.entries(c.tsUpdated)) {
+      const theirs = r.updated[key];
+      expect([key, theirs.dtype, theirs.shape]).toEqual([key, tensor.dtype, tensor.shape]);
+      const diff = maxAbsDiff(readRaw(theirs), tensor.data as Float32Array | BigInt64Array);
+      if (diff >= TOLERANCE) throw new Error(`${name}: ${key} differs from PyTorch by ${diff}`);
+      moved += maxAbsDiff(tensor.data as Float32Array | BigInt64Array, c.weights0[key].data as Float32Array | BigInt64Array);
+    }
+    // The comparison means something only if training changed the weights.
+    if (c.steps > 0) expect(moved).toBeGreaterThan(1e-3);
+  });
+});

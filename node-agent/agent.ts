@@ -1,0 +1,204 @@
+/**
+ * The node agent: connects to the broker and the file repository, answers researcher requests, queues `train`
+ * requests (one at a time, persisted), forwards its log to researchers and announces its shutdown (FB312) as a
+ * Python v4.5 node does. Nothing it receives can stop it: bad messages are answered with FB301 or dropped.
+ */
+import type { TrainRequest, ErrorMessage } from '../src/protocol/messages';
+import type { ResearcherToNodeMessage } from '../src/protocol';
+import { errnumString } from '../src/protocol/error-numbers';
+import { Messaging, type InvalidMessage } from '../src/transport/mqtt';
+import { RepositoryClient, RepositoryError } from '../src/transport/repository';
+import type { Logger } from '../src/transport/logger';
+import { initBackend } from '../src/engine/backend';
+import { openNodeStores, NodeStores } from './stores';
+import { NodeLog } from './node-log';
+import { TaskQueue } from './task-queue';
+import {
+  answerApproval, answerList, answerPing, answerPlanStatus, answerSearch, answerSecagg, answerSecaggDelete,
+  RequestContext,
+} from './requests';
+import { executeTrainRequest, RoundContext } from './round';
+
+export interface NodeAgentOptions {
+  dir: string;
+  env?: NodeJS.ProcessEnv;
+  /** Where local log lines go (default stderr). */
+  localLog?: (line: string) => void;
+  /** Repository client settings (tests shorten retries). */
+  repository?: { retries?: number; downloadTimeoutMs?: number; uploadTimeoutMs?: number };
+}
+
+export class NodeAgent {
+  readonly log: NodeLog;
+  private messaging: Messaging | undefined;
+  private queue: TaskQueue<TrainRequest> | undefined;
+  private stopRequested = false;
+  private readonly repository: RepositoryClient;
+
+  private constructor(readonly stores: NodeStores, private readonly options: NodeAgentOptions) {
+    this.log = new NodeLog(stores.config.nodeId, options.localLog);
+    const transportLog: Logger = {
+      debug: () => undefined,
+      info: (m) => this.log.debug(m),
+      warn: (m) => this.log.warning(m),
+      error: (m) => this.log.error(m),
+    };
+    this.repository = new RepositoryClient({ uploadsUrl: stores.config.uploadsUrl, logger: transportLog,
+      ...options.repository });
+  }
+
+  static async start(options: NodeAgentOptions): Promise<NodeAgent> {
+    const stores = openNodeStores(options.dir, options.env ?? process.env);
+    const agent = new NodeAgent(stores, options);
+    await agent.connect();
+    return agent;
+  }
+
+  get nodeId(): string {
+    return this.stores.config.nodeId;
+  }
+
+  /** Train requests waiting or running. */
+  get pendingTasks(): number {
+    return this.queue?.pending ?? 0;
+  }
+
+  private async connect(): Promise<void> {
+    const { config } = this.stores;
+    const backend = await initBackend((line) => this.log.debug(line));
+    this.log.debug(`training backend: ${backend.name}`);
+    const transportLog: Logger = {
+      debug: () => undefined,
+      info: (m) => this.log.debug(m),
+      warn: (m) => this.log.warning(m),
+      error: (m) => this.log.error(m),
+    };
+    this.messaging = await Messaging.connect({
+      role: 'node', nodeId: config.nodeId, brokerUrl: config.broker, username: config.brokerUsername,
+      password: config.brokerPassword, caFile: config.brokerCa, logger: transportLog,
+    });
+    const messaging = this.messaging;
+    messaging.on('invalid', (invalid) => void this.answerInvalid(invalid));
+    messaging.on('offline', () => this.log.debug('broker connection lost; reconnecting'));
+    messaging.on('reconnect', () => this.log.debug('reconnected to the broker'));
+    messaging.onMessage((message) => this.dispatch(message as ResearcherToNodeMessage));
+    this.log.forwardTo((m) => void messaging.send(m).catch(() => undefined));
+    this.queue = new TaskQueue<TrainRequest>(this.stores.paths.queue, (req) => this.train(req),
+      (err) => this.log.error(`train task failed: ${(err as Error).message}`));
+    this.log.info('Starting task manager');
+    if (this.queue.pending > 0) this.log.info(`${this.queue.pending} train request(s) left from the previous run`);
+    this.queue.start();
+    this.log.info(`Node ${config.nodeId} ready: broker ${config.broker}, approval ${config.approval ? 'on' : 'off'}, ` +
+      `${this.stores.datasets.list().length} dataset(s)`);
+  }
+
+  private requestContext(): RequestContext {
+    return {
+      nodeId: this.nodeId,
+      approval: this.stores.config.approval,
+      datasets: this.stores.datasets,
+      plans: this.stores.plans,
+      log: this.log,
+      fetchText: async (url) => {
+        try {
+          return { text: (await this.repository.download(url)).toString('utf8'), status: 200 };
+        } catch (err) {
+          const status = err instanceof RepositoryError ? err.status ?? 0 : 0;
+          throw Object.assign(new Error((err as Error).message), { status });
+        }
+      },
+    };
+  }
+
+  private async dispatch(message: ResearcherToNodeMessage): Promise<void> {
+    const ctx = this.requestContext();
+    const send = (reply: Parameters<Messaging['send']>[0] | undefined) =>
+      reply ? (this.messaging as Messaging).send(reply) : Promise.resolve();
+    switch (message.command) {
+      case 'ping':
+        return send(answerPing(message, ctx));
+      case 'search':
+        return send(answerSearch(message, ctx));
+      case 'list':
+        return send(answerList(message, ctx));
+      case 'approval':
+        return send(await answerApproval(message, ctx));
+      case 'training-plan-status':
+        return send(await answerPlanStatus(message, ctx));
+      case 'secagg':
+        return send(answerSecagg(message, ctx));
+      case 'secagg-delete':
+        return send(answerSecaggDelete(message, ctx));
+      case 'train':
+        this.log.debug(`train request queued: job ${message.job_id} round ${message.round}`);
+        (this.queue as TaskQueue<TrainRequest>).push(message);
+        return;
+    }
+  }
+
+  private async train(req: TrainRequest): Promise<void> {
+    const messaging = this.messaging as Messaging;
+    const ctx: RoundContext = {
+      nodeId: this.nodeId,
+      approval: this.stores.config.approval,
+      datasets: this.stores.datasets,
+      plans: this.stores.plans,
+      db: this.stores.db,
+      log: this.log,
+      download: (url) => this.repository.download(url),
+      upload: (data, name) => this.repository.upload(Buffer.from(data.buffer, data.byteOffset, data.byteLength), name),
+      sendReply: (reply) => messaging.send(reply),
+      sendError: (error) => messaging.send(error),
+      sendScalar: (scalar) => messaging.send(scalar),
+      stopping: () => this.stopRequested,
+    };
+    await executeTrainRequest(req, ctx);
+  }
+
+  /**
+   * A Python node answers a request it cannot parse with an FB301 error (when the payload was at least JSON
+   * with a valid version; anything worse would have killed its MQTT thread). We answer whenever the payload is a
+   * JSON object, taking the researcher id from it when there is one.
+   */
+  private async answerInvalid(invalid: InvalidMessage): Promise<void> {
+    this.log.warning(`invalid message on ${invalid.topic}: ${invalid.error}`);
+    const researcherId = /"researcher_id"\s*:\s*"([^"\\]{1,200})"/.exec(invalid.excerpt)?.[1] ?? 'unknown_researcher_id';
+    if (!invalid.excerpt.trimStart().startsWith('{')) return;
+    const error: ErrorMessage = { researcher_id: researcherId, node_id: this.nodeId, errnum: errnumString('FB301'),
+      extra_msg: `${errnumString('FB301')}: ${invalid.error}`, command: 'error' };
+    await this.messaging?.send(error).catch(() => undefined);
+  }
+
+  /**
+   * Stops as a Python node does on SIGTERM: announce FB312 on general/researcher, then a CRITICAL log; a train
+   * request still running stops at its next batch and stays queued, so it runs again after a restart.
+   */
+  async stop(reason: 'signal' | 'close' = 'close'): Promise<void> {
+    this.stopRequested = true;
+    this.queue?.stop();
+    const messaging = this.messaging;
+    if (messaging && reason === 'signal') {
+      await messaging.send({ researcher_id: '<unknown>', node_id: this.nodeId,
+        errnum: errnumString('FB312'), extra_msg: '', command: 'error' }).catch(() => undefined);
+      this.log.critical('Node stopped in SIGTERM signal handler');
+    }
+    this.log.forwardTo(undefined);
+    await this.queue?.idle();
+    await messaging?.close();
+    this.messaging = undefined;
+  }
+}
+
+/** `fedbiomed-ts node start`: runs until SIGINT / SIGTERM. */
+export async function runNodeUntilSignal(dir: string): Promise<void> {
+  const agent = await NodeAgent.start({ dir });
+  await new Promise<void>((resolve) => {
+    const onSignal = () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      void agent.stop('signal').then(resolve, resolve);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

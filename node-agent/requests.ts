@@ -1,0 +1,136 @@
+/**
+ * Answers to the researcher requests a node handles at once (everything but `train`): ping, search, list,
+ * approval, training-plan-status, secagg and secagg-delete. Each function takes the request and returns the
+ * reply (or nothing, for a search with no match), so they are testable without a broker.
+ */
+import type {
+  ApprovalReply, ApprovalRequest, ListReply, ListRequest, PingRequest, PongReply, SearchReply, SearchRequest,
+  SecaggDeleteReply, SecaggDeleteRequest, SecaggReply, SecaggRequest, TrainingPlanStatusReply,
+  TrainingPlanStatusRequest, DatasetEntry as WireDatasetEntry,
+} from '../src/protocol/messages';
+import type { DatasetRegistry } from './datasets';
+import { listView, searchView } from './datasets';
+import type { TrainingPlanStore } from './training-plans';
+import { readPlanSource } from './plan-source';
+import type { NodeLog } from './node-log';
+
+export interface RequestContext {
+  nodeId: string;
+  approval: boolean;
+  datasets: DatasetRegistry;
+  plans: TrainingPlanStore;
+  log: NodeLog;
+  /** Downloads a file; resolves to its text and the HTTP status, or rejects with an error carrying `status`. */
+  fetchText(url: string): Promise<{ text: string; status: number }>;
+}
+
+export function answerPing(req: PingRequest, ctx: RequestContext): PongReply {
+  return { researcher_id: req.researcher_id, node_id: ctx.nodeId, success: true, sequence: req.sequence, command: 'pong' };
+}
+
+/** Fed-BioMed nodes stay silent when no dataset matches a search. */
+export function answerSearch(req: SearchRequest, ctx: RequestContext): SearchReply | undefined {
+  const found = ctx.datasets.search(req.tags);
+  if (found.length === 0) return undefined;
+  return {
+    researcher_id: req.researcher_id,
+    success: true,
+    databases: found.map((d) => searchView(d) as unknown as WireDatasetEntry),
+    node_id: ctx.nodeId,
+    count: found.length,
+    command: 'search',
+  };
+}
+
+export function answerList(req: ListRequest, ctx: RequestContext): ListReply {
+  const all = ctx.datasets.list();
+  return {
+    researcher_id: req.researcher_id,
+    success: true,
+    databases: all.map((d) => listView(d) as unknown as WireDatasetEntry),
+    node_id: ctx.nodeId,
+    count: all.length,
+    command: 'list',
+  };
+}
+
+/** Downloads the plan, identifies it and records it as Pending (unless known). `status` is the download's. */
+export async function answerApproval(req: ApprovalRequest, ctx: RequestContext): Promise<ApprovalReply> {
+  const reply = (status: number, success: boolean): ApprovalReply => ({
+    researcher_id: req.researcher_id, node_id: ctx.nodeId, sequence: req.sequence, status, command: 'approval', success,
+  });
+  let download: { text: string; status: number };
+  try {
+    download = await ctx.fetchText(req.training_plan_url);
+  } catch (err) {
+    ctx.log.error(`Cannot download training plan for approval from ${req.training_plan_url}: ${(err as Error).message}`);
+    return reply((err as { status?: number }).status ?? 0, false);
+  }
+  const reading = readPlanSource(download.text);
+  if (!reading.ok) {
+    ctx.log.warning(`Training plan approval request from ${req.researcher_id} refused: ${reading.reason}`);
+    return reply(download.status, false);
+  }
+  try {
+    const { entry, created } = ctx.plans.registerRequested({
+      hash: reading.hash, source: download.text, description: req.description, researcherId: req.researcher_id,
+    });
+    ctx.log.info(created
+      ? `Training plan ${entry.training_plan_id} received from ${req.researcher_id}: Pending, waiting for a review ` +
+        `("fedbiomed-ts node plan approve ${entry.training_plan_id}")`
+      : `Training plan already known as ${entry.training_plan_id}, status ${entry.training_plan_status}`);
+    return reply(download.status, true);
+  } catch (err) {
+    ctx.log.error(`Cannot store training plan for approval: ${(err as Error).message}`);
+    return reply(download.status, false);
+  }
+}
+
+const STATUS_MESSAGES: Record<string, string> = {
+  Approved: 'Training plan has been approved by the node, training can start',
+  Pending: 'Training plan is pending: waiting for a review',
+  Rejected: 'Training plan has been rejected by the node, training is not possible',
+  'Not Registered': 'Unknown training plan not in database (status Not Registered)',
+};
+const NO_APPROVAL_MESSAGE = 'This node does not require training plan approval (maybe for debugging purposes).';
+
+export async function answerPlanStatus(req: TrainingPlanStatusRequest, ctx: RequestContext): Promise<TrainingPlanStatusReply> {
+  const reply = (fields: Pick<TrainingPlanStatusReply, 'success' | 'approval_obligation' | 'status' | 'msg'>):
+    TrainingPlanStatusReply => ({
+    researcher_id: req.researcher_id, node_id: ctx.nodeId, job_id: req.job_id, ...fields,
+    training_plan_url: req.training_plan_url, command: 'training-plan-status',
+  });
+  let text: string;
+  try {
+    text = (await ctx.fetchText(req.training_plan_url)).text;
+  } catch (err) {
+    return reply({ success: false, approval_obligation: false, status: 'Error',
+      msg: `FB604: repository error: cannot download training plan: ${(err as Error).message}` });
+  }
+  const reading = readPlanSource(text);
+  if (!reading.ok) {
+    return reply({ success: false, approval_obligation: false, status: 'Error', msg: `FB606: model manager error: ${reading.reason}` });
+  }
+  const status = ctx.plans.byHash(reading.hash)?.training_plan_status ?? 'Not Registered';
+  return reply({
+    success: true,
+    approval_obligation: ctx.approval,
+    status,
+    msg: ctx.approval ? STATUS_MESSAGES[status] : NO_APPROVAL_MESSAGE,
+  });
+}
+
+const SECAGG_UNSUPPORTED =
+  'FB318: Secure aggregation setup error: secure aggregation is not supported by this fedbiomed-ts node';
+
+export function answerSecagg(req: SecaggRequest, ctx: RequestContext): SecaggReply {
+  ctx.log.warning(`Secure aggregation request ${req.secagg_id} refused: not supported by this node`);
+  return { researcher_id: req.researcher_id, secagg_id: req.secagg_id, sequence: req.sequence, success: false,
+    node_id: ctx.nodeId, msg: SECAGG_UNSUPPORTED, command: 'secagg' };
+}
+
+export function answerSecaggDelete(req: SecaggDeleteRequest, ctx: RequestContext): SecaggDeleteReply {
+  return { researcher_id: req.researcher_id, secagg_id: req.secagg_id, sequence: req.sequence, success: false,
+    node_id: ctx.nodeId, msg: 'FB321: Secure aggregation delete error: secure aggregation is not supported by this node',
+    command: 'secagg-delete' };
+}

@@ -1,0 +1,338 @@
+/**
+ * One `train` request, executed as a Python v4.5 node executes a round (fedbiomed/node/round.py), on a
+ * declarative plan: check the plan and its approval, load the global weights, split the dataset with
+ * `test_ratio`, validate on global updates, train with the engine, validate on local updates, upload
+ * `node_params_<uuid>.mpk` (the 8 keys of a Python node) and reply. Every failure becomes a `train` reply with
+ * `success: false` and a message that says why (a Python researcher waits forever for a silent node).
+ */
+import { randomUUID } from 'crypto';
+import * as tf from '@tensorflow/tfjs-core';
+import type { AddScalarReply, ErrorMessage, TrainReply, TrainRequest } from '../src/protocol/messages';
+import { errnumString } from '../src/protocol/error-numbers';
+import { parseTrainingArgs, batchSizeOf, TrainingArgs } from '../src/protocol/training-args';
+import { numberOf } from '../src/protocol/pyfloat';
+import { isValidRepositoryUrl } from '../src/transport/url';
+import { decodeParams, encodeParams, modelWeightsOf, nodeParamsFile, DenseArray, TorchTensor } from '../src/serialize';
+import { buildModel, PlanModel } from '../src/plan/tfjs-model';
+import { exportWeights, importWeightsInto } from '../src/plan/weights';
+import type { PlanSpec } from '../src/plan/spec';
+import { trainModel } from '../src/engine/train';
+import type { OptimizerSpec } from '../src/engine/optimizers';
+import { fedbiomedMetric, FedbiomedMetric } from '../src/engine/metrics';
+import { SeededRandom, freshSeed } from '../src/engine/prng';
+import { openPlanDataset, PlanDataset } from '../src/data/plan-dataset';
+import type { DatasetEntry, DatasetRegistry } from './datasets';
+import type { TrainingPlanStore } from './training-plans';
+import { readPlanSource } from './plan-source';
+import type { NodeLog } from './node-log';
+import type { JsonDb } from './json-db';
+
+export const NODE_STATES_TABLE = 'Node_states';
+
+export interface RoundContext {
+  nodeId: string;
+  approval: boolean;
+  datasets: DatasetRegistry;
+  plans: TrainingPlanStore;
+  db: JsonDb;
+  log: NodeLog;
+  download(url: string): Promise<Buffer>;
+  upload(data: Uint8Array, fileName: string): Promise<string>;
+  sendReply(reply: TrainReply): Promise<void>;
+  sendError(error: ErrorMessage): Promise<void>;
+  sendScalar(scalar: AddScalarReply): Promise<void>;
+  /** True once the node is stopping: training stops at the next batch. */
+  stopping(): boolean;
+}
+
+/** A failure that ends the round with a `train` reply `success: false` and this message. */
+class RoundFailure extends Error {}
+
+export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext): Promise<void> {
+  const fail = (msg: string): TrainReply => ({
+    researcher_id: req.researcher_id, job_id: req.job_id, state_id: null, success: false, node_id: ctx.nodeId,
+    dataset_id: '', params_url: '', timing: {}, sample_size: null, msg, command: 'train',
+  });
+
+  const dataset = ctx.datasets.get(req.dataset_id);
+  if (!dataset) {
+    // As a Python node: an `error` FB313, no train reply (the researcher drops the node on this error).
+    await ctx.sendError({ researcher_id: req.researcher_id, node_id: ctx.nodeId,
+      errnum: errnumString('FB313'), extra_msg: 'Did not found proper data in local datasets', command: 'error' });
+    ctx.log.error(`train request for unknown dataset ${req.dataset_id}`);
+    return;
+  }
+  if (!isValidRepositoryUrl(req.training_plan_url)) {
+    await ctx.sendError({ researcher_id: 'NOT_SET', node_id: ctx.nodeId, errnum: errnumString('FB300'),
+      extra_msg: 'URL for training plan on repository is not valid.', command: 'error' });
+    return;
+  }
+
+  let reply: TrainReply;
+  try {
+    reply = await runRound(req, dataset, ctx);
+  } catch (err) {
+    const msg = err instanceof RoundFailure ? err.message : `Cannot train model in round: ${describe(err)}`;
+    ctx.log.error(msg);
+    reply = fail(msg);
+  }
+  await ctx.sendReply(reply);
+}
+
+async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundContext): Promise<TrainReply> {
+  let args: TrainingArgs;
+  try {
+    args = parseTrainingArgs(req.training_args, { schemaTyped: true });
+    if (req.training) batchSizeOf(args);
+  } catch (err) {
+    await ctx.sendError({ researcher_id: req.researcher_id, node_id: ctx.nodeId, errnum: errnumString('FB300'),
+      extra_msg: describe(err), command: 'error' });
+    throw new RoundFailure(`Can't initialize training plan with the arguments: ${describe(err)}`);
+  }
+
+  const spec = await downloadPlan(req, ctx);
+  const globalWeights = await downloadWeights(req.params_url, ctx);
+  if (req.state_id !== null) checkPreviousState(req, ctx);
+
+  const seed = args.random_seed ?? freshSeed();
+  const model = buildModel(spec, { seed });
+  let data: PlanDataset | undefined;
+  try {
+    loadGlobalWeights(model, globalWeights, ctx.log);
+    try {
+      data = openPlanDataset(spec, { dataType: dataset.data_type, path: dataset.path,
+        parameters: dataset.dataset_parameters });
+    } catch (err) {
+      throw new RoundFailure(`FB315: Error while loading the data : ${describe(err)}`);
+    }
+    for (const issue of data.issues) ctx.log.warning(`data: ${issue.message}`);
+    const { train, test } = splitIndices(data.size, numberOf(args.test_ratio), seed);
+    if (req.training && train.length === 0) {
+      throw new RoundFailure(`No training sample left: ${data.size} samples, test_ratio ${numberOf(args.test_ratio)}`);
+    }
+    const metric = (args.test_metric ?? 'ACCURACY') as FedbiomedMetric;
+    const validate = async (phase: 'global' | 'local') => {
+      if (test.length === 0 || !data) return;
+      try {
+        const value = evaluate(model, data, test, metric, spec);
+        await ctx.sendScalar(scalar(req, ctx.nodeId, { train: false, test: true,
+          test_on_local_updates: phase === 'local', test_on_global_updates: phase === 'global',
+          metric: { [metric]: value }, epoch: null, total_samples: test.length, batch_samples: test.length,
+          num_batches: 1, num_samples_trained: null, iteration: 1 }));
+      } catch (err) {
+        // As in Fed-BioMed, a validation failure is logged and the round goes on.
+        ctx.log.error(`Validation on ${phase} updates failed: ${describe(err)}`);
+      }
+    };
+
+    if (args.test_on_global_updates) await validate('global');
+    if (!req.training) {
+      return { researcher_id: req.researcher_id, job_id: req.job_id, state_id: null, success: true,
+        node_id: ctx.nodeId, dataset_id: req.dataset_id, params_url: '', timing: {}, sample_size: null, msg: '',
+        command: 'train' };
+    }
+
+    const started = process.hrtime.bigint();
+    const cpuStart = process.cpuUsage();
+    const result = await trainModel(model, data.batchSource(train), {
+      loader: { batchSize: batchSizeOf(args), shuffle: args.loader_args['shuffle'] === true,
+        dropLast: args.loader_args['drop_last'] === true },
+      epochs: args.epochs, numUpdates: args.num_updates, batchMaxnum: args.batch_maxnum, dryRun: args.dry_run,
+      logInterval: args.log_interval,
+      loss: lossNameOf(spec),
+      optimizer: optimizerOf(spec, args.optimizer_args),
+      seed,
+      fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu),
+      shouldStop: ctx.stopping,
+      onProgress: (p) => {
+        void ctx.sendScalar(scalar(req, ctx.nodeId, { train: true, test: false, test_on_local_updates: false,
+          test_on_global_updates: false, metric: { Loss: p.loss }, epoch: p.epoch, total_samples: p.samplesMax,
+          batch_samples: p.batchSamples, num_batches: p.iterationMax, num_samples_trained: p.samplesSeen,
+          iteration: p.iteration })).catch((err) => ctx.log.warning(`could not send training loss: ${describe(err)}`));
+      },
+    });
+    if (result.stopped) throw new RoundFailure('Training was stopped: the node is shutting down');
+    const rtime = Number(process.hrtime.bigint() - started) / 1e9;
+    const cpu = process.cpuUsage(cpuStart);
+    if (args.test_on_local_updates) await validate('local');
+
+    const stateId = `node_state_${randomUUID()}`;
+    const weights = exportWeights(model);
+    const shared = args.share_persistent_buffers
+      ? weights
+      : Object.fromEntries(model.parameters().filter((p) => p.trainable).map((p) => [p.name, weights[p.name]]));
+    const file = encodeParams(nodeParamsFile({
+      optim_aux_var: {}, encrypted: false, researcher_id: req.researcher_id, job_id: req.job_id, state_id: stateId,
+      model_weights: shared, node_id: ctx.nodeId, optimizer_args: req.training_args.optimizer_args,
+    }));
+    let paramsUrl: string;
+    try {
+      paramsUrl = await ctx.upload(file, `node_params_${randomUUID()}.mpk`);
+    } catch (err) {
+      throw new RoundFailure(`Cannot upload results: ${describe(err)}`);
+    }
+    ctx.log.info('results uploaded successfully ');
+    saveState(ctx, stateId, req.job_id);
+    return {
+      researcher_id: req.researcher_id, job_id: req.job_id, state_id: stateId, success: true, node_id: ctx.nodeId,
+      dataset_id: req.dataset_id, params_url: paramsUrl,
+      timing: { rtime_training: rtime, ptime_training: (cpu.user + cpu.system) / 1e6 },
+      // Fed-BioMed's sample_size is the size of the training subset, not the samples seen.
+      sample_size: train.length, msg: '', command: 'train',
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+async function downloadPlan(req: TrainRequest, ctx: RoundContext): Promise<PlanSpec> {
+  let source: string;
+  try {
+    source = (await ctx.download(req.training_plan_url)).toString('utf8');
+  } catch (err) {
+    throw new RoundFailure(`Cannot download training plan file: ${req.training_plan_url}: ${describe(err)}`);
+  }
+  const reading = readPlanSource(source);
+  if (!reading.ok) throw new RoundFailure(`Cannot use training plan ${req.training_plan_class}: ${reading.reason}`);
+  if (ctx.approval) {
+    const entry = ctx.plans.byHash(reading.hash);
+    if (!entry || entry.training_plan_status !== 'Approved') {
+      throw new RoundFailure(`Requested training plan is not approved by the node: ${ctx.nodeId}`);
+    }
+    ctx.log.info(`Training plan has been approved by the node ${entry.training_plan_id}`);
+  }
+  return reading.spec;
+}
+
+async function downloadWeights(url: string, ctx: RoundContext): Promise<Record<string, DenseArray>> {
+  let bytes: Buffer;
+  try {
+    bytes = await ctx.download(url);
+  } catch (err) {
+    throw new RoundFailure(`Cannot download param file: ${url}: ${describe(err)}`);
+  }
+  try {
+    return modelWeightsOf(decodeParams(bytes)) as Record<string, DenseArray>;
+  } catch (err) {
+    throw new RoundFailure(`Cannot initialize model parameters: ${describe(err)}`);
+  }
+}
+
+/**
+ * PyTorch `load_state_dict(strict=False)` as a Python node applies it: absent keys keep the model's value and
+ * unexpected ones are ignored (both with a warning); dtypes are converted (a Python researcher averages
+ * `num_batches_tracked` into float32); a shape mismatch fails the round.
+ */
+export function loadGlobalWeights(model: PlanModel, received: Record<string, DenseArray>, log: NodeLog): void {
+  const current = exportWeights(model);
+  const merged: Record<string, TorchTensor> = {};
+  const missing: string[] = [];
+  for (const [name, own] of Object.entries(current)) {
+    const got = received[name];
+    if (got === undefined) {
+      missing.push(name);
+      merged[name] = own;
+      continue;
+    }
+    if (got.shape.length !== own.shape.length || got.shape.some((n, i) => n !== own.shape[i])) {
+      throw new RoundFailure(`Cannot initialize model parameters: '${name}' has shape [${got.shape.join(', ')}], ` +
+        `the plan's model expects [${own.shape.join(', ')}]`);
+    }
+    merged[name] = new TorchTensor(own.dtype, own.shape, convertData(got, own.dtype));
+  }
+  const unexpected = Object.keys(received).filter((k) => !(k in current));
+  if (missing.length > 0) log.warning(`Model parameters not in the received weights (kept as initialised): ${missing.join(', ')}`);
+  if (unexpected.length > 0) log.warning(`Received weights the model does not have (ignored): ${unexpected.join(', ')}`);
+  importWeightsInto(model, merged);
+}
+
+function convertData(t: DenseArray, dtype: string): Float32Array | BigInt64Array {
+  const src = t.data as ArrayLike<number | bigint>;
+  if (dtype === 'int64') return BigInt64Array.from(Array.from(src, (v) => BigInt(Math.round(Number(v)))));
+  if (t.dtype === 'float32') return t.data as Float32Array;
+  return Float32Array.from(Array.from(src, (v) => Number(v)));
+}
+
+function checkPreviousState(req: TrainRequest, ctx: RoundContext): void {
+  const known = ctx.db.find(NODE_STATES_TABLE, (s) => s['state_id'] === req.state_id && s['job_id'] === req.job_id);
+  if (known.length === 0) throw new RoundFailure("Can't read previous node state.");
+}
+
+function saveState(ctx: RoundContext, stateId: string, jobId: string): void {
+  try {
+    // Optimizers are re-created every round, as Python nodes do for torch optimizers: no optimizer state to keep.
+    ctx.db.insert(NODE_STATES_TABLE, { optimizer_state: null, version_node_id: '1', state_id: stateId, job_id: jobId });
+  } catch (err) {
+    throw new RoundFailure(`Can't save new node state. ${describe(err)}`);
+  }
+}
+
+/** Fed-BioMed's split: floor(N · test_ratio) validation samples drawn at random, the rest for training. */
+export function splitIndices(n: number, testRatio: number, seed: number): { train: number[]; test: number[] } {
+  const nTest = Math.floor(n * testRatio);
+  const order = new SeededRandom(seed ^ 0x9e3779b9).permutation(n);
+  return { test: order.slice(0, nTest).sort((a, b) => a - b), train: order.slice(nTest).sort((a, b) => a - b) };
+}
+
+function evaluate(model: PlanModel, data: PlanDataset, indices: number[], metric: FedbiomedMetric, spec: PlanSpec): number {
+  const outputs: number[] = [];
+  const targets: number[] = [];
+  const chunk = 64;
+  for (let i = 0; i < indices.length; i += chunk) {
+    const part = indices.slice(i, i + chunk);
+    const batch = data.batchSync(part);
+    try {
+      const scores = tf.tidy(() => {
+        const out = model.forward(batch.inputs, false);
+        return spec.loss.type === 'bce' && spec.loss.fromLogits ? tf.sigmoid(out) : out;
+      });
+      outputs.push(...(scores.dataSync() as Float32Array));
+      scores.dispose();
+      targets.push(...(batch.target.dataSync() as Float32Array));
+    } finally {
+      Object.values(batch.inputs).forEach((t: tf.Tensor) => t.dispose());
+      batch.target.dispose();
+    }
+  }
+  const classes = spec.loss.type === 'cross_entropy' ? outputs.length / targets.length : 1;
+  return fedbiomedMetric(metric, targets, outputs, classes);
+}
+
+function lossNameOf(spec: PlanSpec): string {
+  if (spec.loss.type === 'bce') return spec.loss.fromLogits ? 'BCEWithLogitsLoss' : 'BCELoss';
+  return spec.loss.type === 'cross_entropy' ? 'CrossEntropyLoss' : 'MSELoss';
+}
+
+/** The plan's optimizer, with the round's `optimizer_args` applied on top (Fed-BioMed's init_optimizer). */
+export function optimizerOf(spec: PlanSpec, overrides: Record<string, unknown>): OptimizerSpec {
+  const o = spec.optimizer;
+  const num = (key: string, fallback: number | undefined) => {
+    const v = overrides[key];
+    return v === undefined ? fallback : numberOf(v as number);
+  };
+  const base: OptimizerSpec = { name: o.type === 'sgd' ? 'SGD' : 'Adam', lr: num('lr', o.lr) as number,
+    weightDecay: num('weight_decay', o.weightDecay) };
+  if (o.type === 'sgd') {
+    return { ...base, momentum: num('momentum', o.momentum), dampening: num('dampening', o.dampening),
+      nesterov: (overrides['nesterov'] as boolean | undefined) ?? o.nesterov };
+  }
+  const betas = overrides['betas'];
+  return { ...base, eps: num('eps', o.eps),
+    betas: Array.isArray(betas) ? [numberOf(betas[0] as number), numberOf(betas[1] as number)] : o.betas };
+}
+
+type ScalarFields = Omit<AddScalarReply, 'researcher_id' | 'node_id' | 'job_id' | 'command' | 'protocol_version'>;
+
+function scalar(req: TrainRequest, nodeId: string, fields: ScalarFields): AddScalarReply {
+  return { researcher_id: req.researcher_id, node_id: nodeId, job_id: req.job_id, ...fields, command: 'add_scalar' };
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** For tests: where a round keeps nothing on disk besides the registry and node states. */
+export function nodeStateCount(db: JsonDb): number {
+  return db.all(NODE_STATES_TABLE).length;
+}

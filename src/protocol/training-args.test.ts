@@ -38,3 +38,10 @@ describe('training_args', () => {
     expect(() => batchSizeOf(parseTrainingArgs({}))).toThrow(/loader_args.batch_size/);
   });
 });
+
+describe('training_args from a parsed message', () => {
+  it('trusts the schema for float-ness (0.0 arrives as 0) but still checks ranges', () => {
+    expect(parseTrainingArgs({ ...recorded, test_ratio: 0 }, { schemaTyped: true }).test_ratio).toBe(0);
+    expect(() => parseTrainingArgs({ ...recorded, test_ratio: 2 }, { schemaTyped: true })).toThrow(/test_ratio/);
+  });
+});

@@ -88,11 +88,20 @@ export function isPythonInt(v: unknown): v is number {
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof PyFloat);
 
+export interface ParseTrainingArgsOptions {
+  /**
+   * The arguments come from parseMessage, which already enforced int/float typing with the message schema and
+   * returns float fields as plain numbers (a wire `0.0` arrives as 0): do not re-check float-ness.
+   */
+  schemaTyped?: boolean;
+}
+
 /**
  * Validates training_args as a v4.5 node does, filling defaults for absent keys.
  * Throws TrainingArgsError naming the key.
  */
-export function parseTrainingArgs(input: unknown): TrainingArgs {
+export function parseTrainingArgs(input: unknown, options: ParseTrainingArgsOptions = {}): TrainingArgs {
+  const isFloat = options.schemaTyped ? (v: unknown) => typeof v === 'number' || v instanceof PyFloat : isPythonFloat;
   if (!isObject(input)) throw new TrainingArgsError('training_args', 'must be an object');
   for (const key of Object.keys(input)) {
     if (!(TRAINING_ARGS_KEYS as readonly string[]).includes(key)) {
@@ -118,7 +127,7 @@ export function parseTrainingArgs(input: unknown): TrainingArgs {
     args[key] = n;
   }
   const ratio = args['test_ratio'];
-  if (!isPythonFloat(ratio)) fail('test_ratio', `must be a float (got ${describe(ratio)}); write 0.0, not 0`);
+  if (!isFloat(ratio)) fail('test_ratio', `must be a float (got ${describe(ratio)}); write 0.0, not 0`);
   const r = numberOf(ratio as number | PyFloat);
   if (!(r >= 0 && r <= 1)) fail('test_ratio', `must be in [0.0, 1.0], got ${r}`);
   const metric = args['test_metric'];
@@ -130,7 +139,7 @@ export function parseTrainingArgs(input: unknown): TrainingArgs {
   }
   if (!isPythonInt(args['log_interval'])) fail('log_interval', 'must be an integer');
   const mu = args['fedprox_mu'];
-  if (mu !== null && !isPythonFloat(mu)) fail('fedprox_mu', `must be a float or null (got ${describe(mu)})`);
+  if (mu !== null && !isFloat(mu)) fail('fedprox_mu', `must be a float or null (got ${describe(mu)})`);
   const seed = args['random_seed'];
   if (seed !== null && !isPythonInt(seed)) fail('random_seed', 'must be an integer or null');
   const dp = args['dp_args'];
@@ -138,8 +147,8 @@ export function parseTrainingArgs(input: unknown): TrainingArgs {
     if (!isObject(dp)) fail('dp_args', 'should be None or an object');
     const d: Record<string, unknown> = { type: 'central', ...(dp as Record<string, unknown>) };
     if (d['type'] !== 'central' && d['type'] !== 'local') fail('dp_args.type', 'should be "central" or "local"');
-    if (!isPythonFloat(d['sigma'])) fail('dp_args.sigma', 'must be a float');
-    if (!isPythonFloat(d['clip'])) fail('dp_args.clip', 'must be a float');
+    if (!isFloat(d['sigma'])) fail('dp_args.sigma', 'must be a float');
+    if (!isFloat(d['clip'])) fail('dp_args.clip', 'must be a float');
     args['dp_args'] = d;
   }
   const ordered: Record<string, unknown> = {};

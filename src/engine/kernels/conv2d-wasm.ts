@@ -8,8 +8,19 @@
  */
 import { backend_util, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { geometryFrom2D, outputPositions, patchLength } from './conv-geometry';
-import { im2colTransposed } from './im2col';
-import { allocF32, heapF32, matmul, release, reshapeView, runStockKernel, WasmBackend } from './wasm-backend';
+import { im2colTransposedFromChannelsFirst } from './im2col';
+import {
+  allocF32,
+  channelsFirst,
+  heapF32,
+  heapOffsetF32,
+  matmul,
+  release,
+  reshapeView,
+  runStockKernel,
+  WasmBackend,
+  wholeHeapF32,
+} from './wasm-backend';
 
 interface Conv2DBackpropAttrs {
   strides: number | [number, number];
@@ -18,7 +29,7 @@ interface Conv2DBackpropAttrs {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
-function conv2DBackpropFilter(args: {
+export function conv2DBackpropFilter(args: {
   inputs: { x: TensorInfo; dy: TensorInfo };
   backend: WasmBackend;
   attrs: Conv2DBackpropAttrs & { filterShape: [number, number, number, number] };
@@ -39,7 +50,9 @@ function conv2DBackpropFilter(args: {
   const P = outputPositions(g);
   const R = patchLength(g);
   const colsT = allocF32(backend, [R, P]);
-  im2colTransposed(g, heapF32(backend, x), heapF32(backend, colsT));
+  const xcf = channelsFirst(backend, x);
+  im2colTransposedFromChannelsFirst(g, wholeHeapF32(backend), heapOffsetF32(backend, xcf), heapOffsetF32(backend, colsT));
+  release(backend, xcf);
   const dy2 = reshapeView(backend, dy, [P, g.outChannels]);
   const product = matmul(backend, colsT, dy2);
   release(backend, colsT, dy2);
@@ -48,7 +61,7 @@ function conv2DBackpropFilter(args: {
   return dw;
 }
 
-function conv2DBackpropInput(args: {
+export function conv2DBackpropInput(args: {
   inputs: { dy: TensorInfo; filter: TensorInfo };
   backend: WasmBackend;
   attrs: Conv2DBackpropAttrs & { inputShape: [number, number, number, number] };

@@ -56,6 +56,57 @@ export function im2colTransposed(g: ConvGeometry, x: Float32Array, colsT: Float3
   if (row * P !== patchLength(g) * P) throw new Error('im2colTransposed: geometry mismatch');
 }
 
+/**
+ * Same result as im2colTransposed, read from a channels-first copy of x (C, N, D, H, W) that lives in the same
+ * heap as the output: each run of output widths is then one contiguous memmove when the width stride is 1.
+ */
+export function im2colTransposedFromChannelsFirst(
+  g: ConvGeometry,
+  heap: Float32Array,
+  xcfOffset: number,
+  colsOffset: number,
+): void {
+  const P = outputPositions(g);
+  const { inDepth: D, inHeight: H, inWidth: W, inChannels: CI, outDepth: OD, outHeight: OH, outWidth: OW } = g;
+  const N = g.batch;
+  const SW = g.strideWidth;
+  let row = 0;
+  for (let kd = 0; kd < g.filterDepth; kd++) {
+    const dOff = kd * g.dilationDepth - g.padFront;
+    for (let kh = 0; kh < g.filterHeight; kh++) {
+      const hOff = kh * g.dilationHeight - g.padTop;
+      for (let kw = 0; kw < g.filterWidth; kw++) {
+        const wOff = kw * g.dilationWidth - g.padLeft;
+        const [owLo, owHi] = validRange(OW, SW, wOff, W);
+        const span = owHi - owLo;
+        for (let ci = 0; ci < CI; ci++, row++) {
+          let o = colsOffset + row * P;
+          for (let n = 0; n < N; n++) {
+            for (let od = 0; od < OD; od++) {
+              const id = od * g.strideDepth + dOff;
+              for (let oh = 0; oh < OH; oh++, o += OW) {
+                const ih = oh * g.strideHeight + hOff;
+                if (id < 0 || id >= D || ih < 0 || ih >= H) {
+                  heap.fill(0, o, o + OW);
+                  continue;
+                }
+                const src = xcfOffset + (((ci * N + n) * D + id) * H + ih) * W + owLo * SW + wOff;
+                if (owLo > 0) heap.fill(0, o, o + owLo);
+                if (SW === 1) {
+                  heap.copyWithin(o + owLo, src, src + span);
+                } else {
+                  for (let j = 0; j < span; j++) heap[o + owLo + j] = heap[src + j * SW];
+                }
+                if (owHi < OW) heap.fill(0, o + owHi, o + OW);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 /** Writes the patch matrix cols[p][r] (outputPositions rows of patchLength values). */
 export function im2col(g: ConvGeometry, x: Float32Array, cols: Float32Array): void {
   const R = patchLength(g);

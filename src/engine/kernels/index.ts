@@ -10,6 +10,7 @@ import { getKernel, KernelConfig, registerGradient, registerKernel, unregisterKe
 import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { conv2DGradient } from './conv2d-gradient';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-wasm';
+import { conv3DBackpropFilterWasm, conv3DBackpropInputWasm, conv3DWasm } from './conv3d-wasm';
 import { maxPool3DGradWasm, maxPoolGradWasm } from './pool-wasm';
 import { sumWrapper } from './reduce-wasm';
 import { samePaddingWrappers } from './same-padding-wasm';
@@ -18,6 +19,9 @@ import { samePaddingWrappers } from './same-padding-wasm';
 export const WASM_KERNELS: readonly KernelConfig[] = [
   conv2DBackpropFilterWasm,
   conv2DBackpropInputWasm,
+  conv3DWasm,
+  conv3DBackpropFilterWasm,
+  conv3DBackpropInputWasm,
   maxPoolGradWasm,
   maxPool3DGradWasm,
 ];

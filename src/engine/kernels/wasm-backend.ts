@@ -15,6 +15,20 @@ export function heapF32(backend: WasmBackend, t: TensorInfo): Float32Array {
   return backend.typedArrayFromHeap(t) as Float32Array;
 }
 
+/** The whole wasm heap as floats, and a tensor's float offset in it: lets kernels move data with copyWithin
+ *  (a native memmove) instead of element loops. Take the view after the last allocation. */
+export function wholeHeapF32(backend: WasmBackend): Float32Array {
+  // HEAPU8 is emscripten's byte view of the module memory (tfjs reads it the same way in typedArrayFromHeap).
+  const module = backend.wasm as unknown as { HEAPU8: Uint8Array };
+  return new Float32Array(module.HEAPU8.buffer);
+}
+
+export function heapOffsetF32(backend: WasmBackend, t: TensorInfo): number {
+  const data = backend.dataIdMap.get(t.dataId);
+  if (!data) throw new Error(`tensor [${t.shape.join(',')}] is not on the wasm backend`);
+  return data.memoryOffset / 4;
+}
+
 export function allocF32(backend: WasmBackend, shape: number[]): TensorInfo {
   return backend.makeOutput(shape, 'float32');
 }
@@ -40,6 +54,13 @@ export function runStockKernel(
 /** A view of the same data with another shape (shares memory; release it like any other result). */
 export function reshapeView(backend: WasmBackend, t: TensorInfo, shape: number[]): TensorInfo {
   return runStockKernel(backend, 'Reshape', { x: t }, { shape });
+}
+
+/** x transposed so that channels come first: NHWC -> CNHW, NDHWC -> CNDHW. */
+export function channelsFirst(backend: WasmBackend, x: TensorInfo): TensorInfo {
+  const rank = x.shape.length;
+  const perm = [rank - 1, ...Array.from({ length: rank - 1 }, (_, i) => i)];
+  return runStockKernel(backend, 'Transpose', { x }, { perm });
 }
 
 /** C[M,N] = A[M,K] @ B[K,N] with the wasm backend's XNNPACK fully-connected path (both operands untransposed). */

@@ -1,0 +1,58 @@
+/**
+ * The project's wasm Conv3D kernels (forward, filter and input gradients) against the CPU backend and finite
+ * differences of a float64 reference conv, over strides 1-2 and valid/same padding; plus the run-time gate.
+ * Tolerance: |got - want| / (1 + |want|) <= 1e-4.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { initBackend } from '../backend';
+import { conv3DSelfCheck, setConv3DSelfCheckForTesting } from './conv3d-wasm';
+import { caseName, ConvCase, finiteDifferenceGradients, tfjsConvGradients, worstMismatch } from './gradient-check';
+import { WasmBackend } from './wasm-backend';
+
+const TOL = 1e-4;
+
+const CASES: ConvCase[] = [];
+for (const [x, filter] of [
+  [[2, 5, 6, 5, 2], [3, 3, 3, 2, 3]],
+  [[1, 6, 5, 7, 3], [2, 3, 2, 3, 2]],
+  [[2, 4, 4, 4, 1], [1, 1, 1, 1, 4]],
+] as Array<[number[], number[]]>) {
+  for (const strides of [1, 2]) for (const pad of ['valid', 'same'] as const) CASES.push({ x, filter, strides, pad });
+}
+
+beforeAll(async () => {
+  await initBackend(() => undefined);
+});
+
+describe.each(CASES.map((c) => [caseName(c), c] as const))('conv3d %s', (_n, c) => {
+  test('wasm forward and gradients match the CPU backend and finite differences', async () => {
+    await tf.setBackend('wasm');
+    const wasm = tfjsConvGradients(c);
+    await tf.setBackend('cpu');
+    const cpu = tfjsConvGradients(c);
+    await tf.setBackend('wasm');
+    expect(worstMismatch('y', wasm.y, cpu.y).error).toBeLessThanOrEqual(TOL);
+    const fd = finiteDifferenceGradients(c, 30);
+    expect(worstMismatch('dx', wasm.dx, fd.dx, fd.xIdx).error).toBeLessThanOrEqual(TOL);
+    expect(worstMismatch('dw', wasm.dw, fd.dw, fd.wIdx).error).toBeLessThanOrEqual(TOL);
+    // The CPU backend's own 3D gradients are the second oracle.
+    expect(worstMismatch('dx', wasm.dx, cpu.dx).error).toBeLessThanOrEqual(TOL);
+    expect(worstMismatch('dw', wasm.dw, cpu.dw).error).toBeLessThanOrEqual(TOL);
+  });
+});
+
+test('the run-time self-check passes, and a failed one stops 3D training with a clear error', async () => {
+  await tf.setBackend('wasm');
+  const backend = tf.backend() as unknown as WasmBackend;
+  setConv3DSelfCheckForTesting(undefined);
+  expect(conv3DSelfCheck(backend)).toEqual({ ok: true, detail: expect.stringContaining('match the float64 reference') });
+  setConv3DSelfCheckForTesting({ ok: false, detail: 'simulated mismatch' });
+  try {
+    expect(() => tf.tidy(() => tf.conv3d(tf.ones([1, 3, 3, 3, 1]) as tf.Tensor5D, tf.ones([2, 2, 2, 1, 1]) as tf.Tensor5D, 1, 'valid'))).toThrow(
+      /Conv3D on the wasm backend failed its correctness check \(simulated mismatch\); refusing to train/,
+    );
+  } finally {
+    setConv3DSelfCheckForTesting(undefined);
+  }
+});

@@ -72,6 +72,35 @@ def run_case(case):
     return out
 
 
+def run_data_case(case):
+    """training_data() on a real dataset (CSV file or medical folder), as the node calls it, then one loader batch
+    through training_step."""
+    from torch.utils.data import DataLoader
+    module = importlib.import_module(case['module'])
+    plan = getattr(module, case['class_name'])()
+    plan.post_init(model_args={}, training_args={'optimizer_args': {}, 'random_seed': 0})
+    plan.set_dataset_path(case['path'])
+    manager = plan.training_data()
+    dataset = manager.load()
+    out = {'loader_kwargs': manager._loader_arguments, 'samples': {}}
+    if case['kind'] == 'csv':
+        out['features'] = write_raw(dataset.inputs, os.path.join(case['out_dir'], 'features.bin'))
+        out['targets'] = write_raw(dataset.target, os.path.join(case['out_dir'], 'targets.bin'))
+    else:
+        dataset.set_dataset_parameters(case['dataset_parameters'])
+        for i, folder in enumerate(dataset.subject_folders()):
+            (data, demographics), targets = dataset[i]
+            image = torch.cat([data[m] for m in plan.MODALITIES], dim=0)
+            out['samples'][folder.name] = {
+                'image': write_raw(image, os.path.join(case['out_dir'], 'image_%s.bin' % folder.name)),
+                'demographics': demographics.tolist(),
+                'targets': len(targets),
+            }
+    batch = next(iter(DataLoader(dataset, batch_size=2, shuffle=False)))
+    out['batch_loss'] = float(plan.training_step(*batch))
+    return out
+
+
 def main():
     manifest_path, result_path = sys.argv[1], sys.argv[2]
     with open(manifest_path) as f:
@@ -83,6 +112,12 @@ def main():
             results['cases'][case['name']] = run_case(case)
         except Exception:
             results['cases'][case['name']] = {'error': traceback.format_exc()}
+    results['data_cases'] = {}
+    for case in manifest.get('data_cases', []):
+        try:
+            results['data_cases'][case['name']] = run_data_case(case)
+        except Exception:
+            results['data_cases'][case['name']] = {'error': traceback.format_exc()}
     with open(result_path, 'w') as f:
         json.dump(results, f)
 

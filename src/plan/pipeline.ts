@@ -1,0 +1,249 @@
+/**
+ * The plan's preprocessing, as TS nodes must apply it: the same operations, in the same order, with the same
+ * arithmetic as the generated PyTorch plan's `_fbts_image` / `_fbts_standardize` (checked against PyTorch in
+ * data-conformance.test.ts). Works on dense C-order (row-major) arrays whose axes are the stored volume's axes in
+ * NIfTI order (i, j, k): a reader whose volumes are x-fastest must hand them over as shape [nx, ny, nz] C-order,
+ * i.e. transposed.
+ */
+import { PlanSpec } from './spec';
+import { sliceSelection, storedImageRank } from './preprocess';
+
+/** A dense C-order array. */
+export interface DenseVolume {
+  data: Float32Array;
+  shape: number[];
+}
+
+export class PreprocessError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PreprocessError';
+  }
+}
+
+function strides(shape: number[]): number[] {
+  const out = new Array<number>(shape.length).fill(1);
+  for (let a = shape.length - 2; a >= 0; a--) out[a] = out[a + 1] * shape[a + 1];
+  return out;
+}
+
+function size(shape: number[]): number {
+  return shape.reduce((p, n) => p * n, 1);
+}
+
+/** Copies the box [start, start + extent) of `x` (same rank). */
+function box(x: DenseVolume, start: number[], extent: number[]): DenseVolume {
+  const inStrides = strides(x.shape);
+  const out = new Float32Array(size(extent));
+  const rank = extent.length;
+  const index = new Array<number>(rank).fill(0);
+  const last = rank - 1;
+  const rowLength = extent[last];
+  for (let o = 0; o < out.length; o += rowLength) {
+    let offset = 0;
+    for (let a = 0; a < last; a++) offset += (start[a] + index[a]) * inStrides[a];
+    offset += start[last];
+    out.set(x.data.subarray(offset, offset + rowLength), o);
+    for (let a = last - 1; a >= 0; a--) {
+      if (++index[a] < extent[a]) break;
+      index[a] = 0;
+    }
+  }
+  return { data: out, shape: extent.slice() };
+}
+
+/** Linear resampling of one axis, PyTorch's align_corners=False rule (source index clamped at 0). */
+function resizeAxis(x: DenseVolume, axis: number, target: number): DenseVolume {
+  const n = x.shape[axis];
+  if (n === target) return x;
+  const outer = size(x.shape.slice(0, axis));
+  const inner = size(x.shape.slice(axis + 1));
+  const out = new Float32Array(outer * target * inner);
+  const scale = n / target;
+  for (let t = 0; t < target; t++) {
+    const src = Math.max((t + 0.5) * scale - 0.5, 0);
+    const lo = Math.floor(src);
+    const hi = lo < n - 1 ? lo + 1 : lo;
+    const w = Math.fround(src - lo);
+    for (let o = 0; o < outer; o++) {
+      const a = (o * n + lo) * inner;
+      const b = (o * n + hi) * inner;
+      const dst = (o * target + t) * inner;
+      for (let i = 0; i < inner; i++) out[dst + i] = x.data[a + i] * (1 - w) + x.data[b + i] * w;
+    }
+  }
+  const shape = x.shape.slice();
+  shape[axis] = target;
+  return { data: out, shape };
+}
+
+function statistics(data: Float32Array): { mean: number; std: number; min: number; max: number } {
+  let sum = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of data) {
+    sum += v;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const mean = sum / data.length;
+  let squares = 0;
+  for (const v of data) squares += (v - mean) ** 2;
+  return { mean, std: Math.sqrt(squares / data.length), min, max };
+}
+
+function affine(x: DenseVolume, shift: number, divisor: number): DenseVolume {
+  const out = new Float32Array(x.data.length);
+  const s = Math.fround(shift);
+  const d = Math.fround(divisor);
+  for (let i = 0; i < out.length; i++) out[i] = (x.data[i] - s) / d;
+  return { data: out, shape: x.shape };
+}
+
+/** Drops trailing singleton axes beyond the stored rank (a [i, j, k, 1] NIfTI is a 3D volume). */
+function asStoredRank(volume: DenseVolume, rank: number, label: string): DenseVolume {
+  const shape = volume.shape.slice();
+  while (shape.length > rank && shape[shape.length - 1] === 1) shape.pop();
+  if (shape.length !== rank) {
+    throw new PreprocessError(`${label} has shape [${volume.shape.join(', ')}], expected a ${rank}D volume`);
+  }
+  if (volume.data.length !== size(shape)) {
+    throw new PreprocessError(`${label}: ${volume.data.length} values do not fill shape [${shape.join(', ')}]`);
+  }
+  return { data: volume.data, shape };
+}
+
+/** One modality's volume through the plan's image steps → [channels, ...inputs.image.size]. */
+export function preprocessModality(spec: PlanSpec, modality: string, volume: DenseVolume): DenseVolume {
+  const image = spec.inputs.image;
+  if (!image) throw new PreprocessError(`plan ${spec.name} has no image input`);
+  const label = `plan ${spec.name}: modality '${modality}'`;
+  const stored = asStoredRank(volume, storedImageRank(spec), label);
+  // A leading channel axis of 1, as in the generated plan.
+  let x: DenseVolume = { data: stored.data, shape: [1, ...stored.shape] };
+  const crop = (start: number[], extent: number[]): DenseVolume => {
+    const spatial = x.shape.slice(1);
+    if (start.length !== spatial.length || start.some((s, a) => s < 0 || s + extent[a] > spatial[a])) {
+      throw new PreprocessError(`${label}: crop start [${start.join(', ')}] size [${extent.join(', ')}] does not fit the volume [${spatial.join(', ')}]`);
+    }
+    return box(x, [0, ...start], [x.shape[0], ...extent]);
+  };
+  for (const step of spec.preprocessing) {
+    switch (step.op) {
+      case 'crop':
+        x = crop(step.start, step.size);
+        break;
+      case 'center_crop':
+        x = crop(step.size.map((n, a) => Math.floor((x.shape[a + 1] - n) / 2)), step.size);
+        break;
+      case 'resize':
+        step.size.forEach((n, a) => {
+          x = resizeAxis(x, a + 1, n);
+        });
+        break;
+      case 'normalize': {
+        if (step.modalities && !step.modalities.includes(modality)) break;
+        const stats = statistics(x.data);
+        if (step.method === 'zscore') x = affine(x, stats.mean, stats.std > 0 ? stats.std : 1);
+        else if (step.method === 'minmax') x = affine(x, stats.min, stats.max > stats.min ? stats.max - stats.min : 1);
+        else x = affine(x, step.mean!, step.std!);
+        break;
+      }
+      case 'select_slices': {
+        const axis = step.axis;
+        const n = x.shape[axis + 1];
+        const centre = step.center === undefined || step.center === 'middle' ? Math.floor(n / 2) : step.center;
+        const first = centre - Math.floor(step.count / 2);
+        if (first < 0 || first + step.count > n) {
+          throw new PreprocessError(`${label}: slices ${first}..${first + step.count - 1} do not fit axis ${axis} of size ${n}`);
+        }
+        const start = [0, 0, 0, 0];
+        start[axis + 1] = first;
+        const extent = x.shape.slice();
+        extent[axis + 1] = step.count;
+        const picked = box(x, start, extent); // [1, ..., count at axis, ...]
+        x = moveAxisToFront(picked, axis + 1);
+        break;
+      }
+      case 'standardize_column':
+        break;
+    }
+  }
+  const spatial = x.shape.slice(1);
+  if (spatial.length !== image.size.length || spatial.some((n, a) => n !== image.size[a])) {
+    throw new PreprocessError(`${label} gives [${spatial.join(', ')}] after preprocessing, the network expects [${image.size.join(', ')}]`);
+  }
+  return x;
+}
+
+/** [1, a, b, c] with `axis` (1..3) moved to the front and the unit axis dropped: [n_axis, others...]. */
+function moveAxisToFront(x: DenseVolume, axis: number): DenseVolume {
+  const shape = x.shape.slice(1);
+  const a = axis - 1;
+  const rest = shape.filter((_, i) => i !== a);
+  const out = new Float32Array(x.data.length);
+  const inStrides = strides(shape);
+  const [r0, r1] = rest;
+  const [s0, s1] = inStrides.filter((_, i) => i !== a);
+  let o = 0;
+  for (let c = 0; c < shape[a]; c++) {
+    for (let i = 0; i < r0; i++) {
+      for (let j = 0; j < r1; j++) out[o++] = x.data[c * inStrides[a] + i * s0 + j * s1];
+    }
+  }
+  return { data: out, shape: [shape[a], ...rest] };
+}
+
+/** The network's image input for one sample, channels first: modalities in plan order, slices within each. */
+export function imageInput(spec: PlanSpec, volumes: Record<string, DenseVolume>): DenseVolume {
+  const image = spec.inputs.image;
+  if (!image) throw new PreprocessError(`plan ${spec.name} has no image input`);
+  const parts = image.modalities.map((m) => {
+    const volume = volumes[m];
+    if (!volume) throw new PreprocessError(`plan ${spec.name}: modality '${m}' is missing for this sample`);
+    return preprocessModality(spec, m, volume);
+  });
+  const channels = parts.reduce((n, p) => n + p.shape[0], 0);
+  const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    data.set(p.data, offset);
+    offset += p.data.length;
+  }
+  const expectedChannels = image.modalities.length * (sliceSelection(spec)?.count ?? 1);
+  if (channels !== expectedChannels) throw new PreprocessError(`internal: ${channels} channels, expected ${expectedChannels}`);
+  return { data, shape: [channels, ...image.size] };
+}
+
+/** The tabular input for one sample (inputs.tabular.columns order, standardize_column applied, float32). */
+export function tabularInput(spec: PlanSpec, row: Record<string, unknown>): Float32Array {
+  const columns = spec.inputs.tabular?.columns ?? [];
+  const out = new Float32Array(columns.length);
+  columns.forEach((column, j) => {
+    const value = row[column];
+    const number = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : NaN;
+    if (!Number.isFinite(number)) {
+      throw new PreprocessError(`plan ${spec.name}: column '${column}' is missing or not numeric (${JSON.stringify(value)})`);
+    }
+    out[j] = number;
+  });
+  for (const step of spec.preprocessing) {
+    if (step.op !== 'standardize_column') continue;
+    const j = columns.indexOf(step.column);
+    out[j] = (out[j] - Math.fround(step.mean)) / Math.fround(step.std);
+  }
+  return out;
+}
+
+/** The target of one sample as the loss wants it: a class index for cross_entropy, a float otherwise. */
+export function targetValue(spec: PlanSpec, row: Record<string, unknown>): number {
+  const value = row[spec.target.column];
+  const number = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : NaN;
+  if (!Number.isFinite(number)) {
+    throw new PreprocessError(`plan ${spec.name}: target column '${spec.target.column}' is missing or not numeric (${JSON.stringify(value)})`);
+  }
+  if (spec.loss.type === 'cross_entropy' && !Number.isInteger(number)) {
+    throw new PreprocessError(`plan ${spec.name}: cross_entropy needs integer class labels, '${spec.target.column}' has ${number}`);
+  }
+  return number;
+}

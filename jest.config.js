@@ -2,8 +2,9 @@
  *  in `npm test`, so ts-jest only transpiles (isolatedModules) to keep the suite fast. */
 module.exports = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/src', '<rootDir>/node-agent', '<rootDir>/researcher', '<rootDir>/examples'],
-  testMatch: ['**/*.test.ts'],
+  roots: ['<rootDir>'],
+  testMatch: ['<rootDir>/{src,node-agent,researcher,examples}/**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
   testTimeout: 60000,
   maxWorkers: 2,

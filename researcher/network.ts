@@ -15,6 +15,8 @@ export interface FileRepository {
   upload(data: Uint8Array | readonly Uint8Array[], fileName: string): Promise<string>;
   /** Downloads a URL (a node's results file). */
   download(url: string): Promise<Buffer>;
+  /** The same as a stream of chunks, so a big file is never held whole (optional; download() otherwise). */
+  downloadChunks?(url: string): AsyncIterable<Uint8Array>;
 }
 
 export interface NetworkOptions {
@@ -29,6 +31,8 @@ export interface NetworkOptions {
   /** Researcher id; `researcher_<uuid4>` when absent. */
   researcherId?: string;
   logger?: Logger;
+  /** How long connecting to the broker may take before it is an error (ms). Default 10 s. */
+  connectTimeoutMs?: number;
   /** Replaces the HTTP repository client (tests, custom stores). */
   repository?: FileRepository;
 }

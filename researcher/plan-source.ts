@@ -10,6 +10,7 @@ import { validatePlan } from '../src/plan/validate';
 import { initialWeights } from '../src/plan/init';
 import { describeParameters } from '../src/plan/parameters';
 import { PLAN_FORMAT } from '../src/plan/spec';
+import { generateTorchPlan } from '../src/plan/pytorch';
 import type { ModelWeights } from '../src/serialize/params-file';
 import { WeightMap, toWeightMap, WeightTensor } from './aggregators/tensors';
 
@@ -40,23 +41,6 @@ export class PlanSourceError extends Error {
   }
 }
 
-type TorchGenerator = (spec: PlanSpec, options: { className: string }) => string;
-
-/** src/plan's PyTorch code generator, loaded when first needed. */
-function torchGenerator(): TorchGenerator {
-  let mod: { generateTorchPlan?: TorchGenerator } = {};
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    mod = require('../src/plan') as { generateTorchPlan?: TorchGenerator };
-  } catch {
-    // reported below
-  }
-  if (typeof mod.generateTorchPlan !== 'function') {
-    throw new PlanSourceError('the PyTorch plan generator (src/plan generateTorchPlan) is not available in this build');
-  }
-  return mod.generateTorchPlan;
-}
-
 export function isPlanSpec(plan: unknown): plan is PlanSpec {
   return typeof plan === 'object' && plan !== null && (plan as { format?: unknown }).format === PLAN_FORMAT;
 }
@@ -71,7 +55,7 @@ export function shippedPlan(plan: PlanInput, options: { className?: string } = {
     const trainable = new Set(describeParameters(graph).filter((p) => p.trainable).map((p) => p.name));
     return {
       kind: 'spec',
-      source: torchGenerator()(spec, { className }),
+      source: generateTorchPlan(spec, { className }),
       className,
       spec,
       initialWeights(seed: number): WeightMap {

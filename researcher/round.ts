@@ -1,7 +1,8 @@
 /**
  * One round: a TrainRequest per selected node, replies collected as they come, and — for training rounds —
  * each successful node's weights downloaded, decoded and folded into the streaming FedAvg the moment its reply
- * lands. Downloads run one at a time so that at most one node's weights are in memory besides the accumulator.
+ * lands, streamed tensor by tensor. Downloads run one at a time: besides the accumulator, at most one tensor of one
+ * node is in memory.
  */
 import type { TrainReply, TrainRequest, WireTrainingArgs } from '../src/protocol/messages';
 import type { PyJsonObject } from '../src/protocol/python-json-value';
@@ -10,7 +11,7 @@ import type { ExperimentEvent, NodeRoundSummary } from './events';
 import type { Json } from './training-args';
 import type { Researcher } from './requests/researcher';
 import type { InboundMessage, NodeOutcome } from './requests/collector';
-import { decodeNodeParams } from './weights-file';
+import { foldReply } from './fold-reply';
 
 /** Replies a node still owes us from requests we gave up on (its queue answers them, in order, later). */
 export class StaleReplies {
@@ -165,8 +166,7 @@ export async function runRound(spec: RoundSpec, summaries: Map<string, NodeRound
       try {
         if (reply.sample_size === null) throw new Error('FB402: the reply has no sample_size; cannot weight its parameters');
         if (!reply.params_url) throw new Error('the reply has no params_url');
-        const bytes = await researcher.repository.download(reply.params_url);
-        fedavg.add(o.nodeId, decodeNodeParams(bytes, reply.params_url), reply.sample_size);
+        await foldReply(fedavg, o.nodeId, reply.params_url, reply.sample_size, researcher.repository);
         aggregatedNodes.push(o.nodeId);
         collectedMs = Date.now() - startedAt;
         s.status = 'ok';

@@ -43,6 +43,33 @@ export class HttpRepository implements FileRepository {
     return url;
   }
 
+  async *downloadChunks(url: string): AsyncIterable<Uint8Array> {
+    let res: Response;
+    try {
+      res = await fetch(url);
+    } catch (err) {
+      throw new RepositoryError(`FB201: cannot download ${url}: ${(err as Error).cause ?? (err as Error).message}`);
+    }
+    if (res.status !== 200 || !res.body) {
+      await res.body?.cancel();
+      throw new RepositoryError(`${res.status === 404 ? 'FB202' : 'FB203'}: download of ${url} failed with HTTP ${res.status}`);
+    }
+    const reader = res.body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } catch (err) {
+      throw new RepositoryError(`download of ${url} broke off: ${(err as Error).message}`);
+    } finally {
+      reader.releaseLock();
+      // Stops the transfer when the consumer gave up early (a bad tensor was found).
+      await res.body.cancel().catch(() => undefined);
+    }
+  }
+
   async download(url: string): Promise<Buffer> {
     let res: Response;
     try {

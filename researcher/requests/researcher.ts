@@ -98,6 +98,7 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
       username: options.username,
       password: options.password,
       caFile: options.caFile,
+      connectTimeoutMs: options.connectTimeoutMs,
       logger,
     });
     return new Researcher(options.researcherId ?? `researcher_${randomUUID()}`, messaging, repository, logger);

@@ -1,0 +1,242 @@
+/**
+ * `fedbiomed-ts researcher …`:
+ *   run EXPERIMENT.yaml [--resume DIR]   run (or resume) a federated experiment described in a YAML/JSON file
+ *   ping | list | search --tags a,b      talk to the nodes on the network
+ * Broker and repository come from --broker / --uploads, else the experiment file, else Fed-BioMed's environment
+ * (MQTT_BROKER, MQTT_BROKER_PORT, UPLOADS_URL). Exit codes: 0 ok, 1 the experiment failed, 2 bad input (file,
+ * options), 3 the network cannot be reached, 4 some requested nodes did not answer.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import type { Command } from 'commander';
+import { Experiment, ExperimentError } from './experiment';
+import { ExperimentFileError, loadExperimentFile } from './config';
+import { NetworkConfigError, NetworkOptions, networkFromEnvironment } from './network';
+import { Researcher, DEFAULT_DISCOVERY_TIMEOUT_MS } from './requests/researcher';
+import { encodeAggregatedParams } from './weights-file';
+import { formatTable } from './monitoring/summary';
+import { consoleLogger } from '../src/transport/logger';
+import type { DatasetEntry } from '../src/protocol/messages';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, network: 3, missing: 4 } as const;
+
+interface NetworkFlags {
+  broker?: string;
+  uploads?: string;
+  researcherId?: string;
+  verbose?: boolean;
+}
+
+function fail(code: number, message: string): void {
+  process.stderr.write(`fedbiomed-ts researcher: ${message}\n`);
+  process.exitCode = code;
+}
+
+function list(value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function networkOptions(flags: NetworkFlags, fromFile: Partial<NetworkOptions> = {}): NetworkOptions {
+  const explicit: Partial<NetworkOptions> = {
+    brokerUrl: flags.broker ?? fromFile.brokerUrl,
+    uploadsUrl: flags.uploads ?? fromFile.uploadsUrl,
+    researcherId: flags.researcherId ?? fromFile.researcherId,
+  };
+  const options = networkFromEnvironment(explicit);
+  if (flags.verbose) options.logger = consoleLogger('researcher', 'info');
+  return options;
+}
+
+/** Connects, mapping failures to exit code 3 with the broker named. */
+async function connect(network: NetworkOptions): Promise<Researcher | undefined> {
+  try {
+    return await Researcher.connect({ ...network, connectTimeoutMs: network.connectTimeoutMs ?? 5000 });
+  } catch (err) {
+    fail(EXIT.network, `cannot connect to the broker at ${network.brokerUrl}: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+function classify(err: unknown): number {
+  if (err instanceof ExperimentFileError || err instanceof NetworkConfigError) return EXIT.usage;
+  const name = (err as Error)?.name ?? '';
+  if (['TrainingArgsError', 'AggregationError', 'StrategyError', 'PlanSourceError', 'PlanValidationError', 'PlanLoadError'].includes(name)) {
+    return EXIT.usage;
+  }
+  if (err instanceof ExperimentError && /^(FB407|FB408|FB401)/.test(err.message)) return EXIT.failed;
+  if (/FB201|ECONNREFUSED|cannot connect|cannot reach/i.test((err as Error)?.message ?? '')) return EXIT.network;
+  return EXIT.failed;
+}
+
+function printDatasets(found: Map<string, DatasetEntry[]>, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify(Object.fromEntries(found), null, 2) + '\n');
+    return;
+  }
+  const rows: string[][] = [];
+  for (const [nodeId, dbs] of found) {
+    for (const d of dbs) {
+      rows.push([nodeId, d.dataset_id, String(d.name ?? ''), String(d.data_type ?? ''), JSON.stringify(d.tags ?? []), JSON.stringify(d.shape ?? '')]);
+    }
+  }
+  process.stdout.write(rows.length === 0 ? 'no dataset found\n' : formatTable(['node', 'dataset_id', 'name', 'type', 'tags', 'shape'], rows) + '\n');
+}
+
+interface DiscoveryFlags extends NetworkFlags {
+  nodes?: string[];
+  timeout?: number;
+  json?: boolean;
+  tags?: string[];
+}
+
+function reportMissing(asked: string[] | undefined, answered: Set<string>): void {
+  const missing = (asked ?? []).filter((n) => !answered.has(n));
+  if (missing.length > 0) fail(EXIT.missing, `no answer from ${missing.join(', ')}`);
+}
+
+async function discovery(flags: DiscoveryFlags, run: (r: Researcher) => Promise<void>): Promise<void> {
+  let network: NetworkOptions;
+  try {
+    network = networkOptions(flags);
+  } catch (err) {
+    return fail(EXIT.usage, (err as Error).message);
+  }
+  const researcher = await connect(network);
+  if (!researcher) return;
+  try {
+    await run(researcher);
+  } catch (err) {
+    fail(classify(err), (err as Error).message);
+  } finally {
+    await researcher.close();
+  }
+}
+
+function addNetworkOptions(cmd: Command): Command {
+  return cmd
+    .option('--broker <url>', 'MQTT broker, mqtt://HOST:PORT (default: $MQTT_BROKER:$MQTT_BROKER_PORT, or localhost:1883)')
+    .option('--uploads <url>', 'file repository upload URL (default: $UPLOADS_URL, or http://localhost:8844/upload/)')
+    .option('--researcher-id <id>', 'researcher id (default: $RESEARCHER_ID, or researcher_<uuid>)')
+    .option('--verbose', 'log transport activity on stderr');
+}
+
+function addDiscoveryOptions(cmd: Command): Command {
+  return addNetworkOptions(cmd)
+    .option('--nodes <ids>', 'only these nodes (comma-separated); finishes as soon as they all answered', list)
+    .option('--timeout <ms>', `how long to wait for answers (default ${DEFAULT_DISCOVERY_TIMEOUT_MS})`, positiveInt)
+    .option('--json', 'print JSON');
+}
+
+interface RunFlags extends NetworkFlags {
+  resume?: string;
+  history?: string;
+  tensorboard?: string;
+  breakpoints?: string;
+  weights?: string;
+  progress?: boolean;
+  json?: boolean;
+}
+
+async function runExperiment(file: string, flags: RunFlags): Promise<void> {
+  let loaded;
+  let network: NetworkOptions;
+  try {
+    loaded = loadExperimentFile(file);
+    network = networkOptions(flags, loaded.network);
+  } catch (err) {
+    return fail(EXIT.usage, (err as Error).message);
+  }
+  const researcher = await connect(network);
+  if (!researcher) return;
+  const sinks = {
+    history: flags.history ? path.resolve(flags.history) : loaded.options.history,
+    tensorboard: flags.tensorboard ? path.resolve(flags.tensorboard) : loaded.options.tensorboard,
+    breakpointDir: flags.breakpoints ? path.resolve(flags.breakpoints) : loaded.options.breakpointDir,
+    console: flags.progress === false ? false : { out: process.stderr },
+    keepRoundWeights: false,
+  };
+  let exp: Experiment;
+  try {
+    exp = flags.resume
+      ? await Experiment.load(path.resolve(flags.resume), { ...sinks, network: researcher })
+      : new Experiment({ ...loaded.options, ...sinks, network: researcher });
+  } catch (err) {
+    await researcher.close();
+    return fail(classify(err), (err as Error).message);
+  }
+  try {
+    const result = await exp.run();
+    const weightsOut = flags.weights ? path.resolve(flags.weights) : loaded.weightsOut;
+    if (weightsOut) {
+      fs.mkdirSync(path.dirname(weightsOut), { recursive: true });
+      fs.writeFileSync(weightsOut, Buffer.concat(encodeAggregatedParams(researcher.id, result.weights)));
+    }
+    if (flags.json) {
+      process.stdout.write(
+        JSON.stringify({ jobId: exp.jobId, roundsCompleted: result.roundsCompleted, paramsUrl: result.paramsUrl, weightsFile: weightsOut ?? null, summaries: result.summaries }, null, 2) + '\n',
+      );
+    }
+  } catch (err) {
+    const hint = sinks.breakpointDir ? ` (resume with --resume ${sinks.breakpointDir})` : '';
+    fail(classify(err), `${(err as Error).message}${hint}`);
+  } finally {
+    await exp.close();
+    await researcher.close();
+  }
+}
+
+export function register(program: Command): void {
+  const researcher = program.command('researcher').description('run federated experiments and query nodes (researcher side)');
+
+  addNetworkOptions(
+    researcher
+      .command('run')
+      .argument('<experiment>', 'experiment file (YAML or JSON, see schemas/experiment.schema.json)')
+      .description('run a federated experiment'),
+  )
+    .option('--resume <dir>', 'resume from a breakpoint directory instead of starting over')
+    .option('--history <file>', 'append every event to this JSON-lines file')
+    .option('--tensorboard <dir>', 'write TensorBoard scalars under this directory')
+    .option('--breakpoints <dir>', 'save a breakpoint here after every round')
+    .option('--weights <file>', 'write the final global weights (.mpk) here')
+    .option('--no-progress', 'no progress bar, logs or summary tables on stderr')
+    .option('--json', 'print a JSON summary on stdout at the end')
+    .action((file: string, flags: RunFlags) => runExperiment(file, flags));
+
+  addDiscoveryOptions(researcher.command('ping').description('ping the nodes and show who answered')).action((flags: DiscoveryFlags) =>
+    discovery(flags, async (r) => {
+      const result = await r.ping({ nodes: flags.nodes, timeoutMs: flags.timeout });
+      if (flags.json) process.stdout.write(JSON.stringify(Object.fromEntries(result.nodes), null, 2) + '\n');
+      else if (result.nodes.size === 0) process.stdout.write('no node answered\n');
+      else process.stdout.write(formatTable(['node', 'reply ms'], [...result.nodes].map(([n, ms]) => [n, String(ms)])) + '\n');
+      reportMissing(flags.nodes, new Set(result.nodes.keys()));
+    }),
+  );
+
+  addDiscoveryOptions(researcher.command('list').description("list the nodes' datasets")).action((flags: DiscoveryFlags) =>
+    discovery(flags, async (r) => {
+      const found = await r.listDatasets({ nodes: flags.nodes, timeoutMs: flags.timeout });
+      printDatasets(found, Boolean(flags.json));
+      reportMissing(flags.nodes, new Set(found.keys()));
+    }),
+  );
+
+  addDiscoveryOptions(researcher.command('search').description('find datasets carrying every given tag'))
+    .requiredOption('--tags <tags>', 'comma-separated tags', list)
+    .action((flags: DiscoveryFlags) =>
+      discovery(flags, async (r) => {
+        const found = await r.search(flags.tags ?? [], { nodes: flags.nodes, timeoutMs: flags.timeout });
+        printDatasets(found, Boolean(flags.json));
+        reportMissing(flags.nodes, new Set(found.keys()));
+      }),
+    );
+}

@@ -1,0 +1,138 @@
+/**
+ * Experiment files (`fedbiomed-ts researcher run EXPERIMENT.yaml`): YAML or JSON validated against
+ * schemas/experiment.schema.json, relative paths resolved against the file's folder, turned into Experiment
+ * options. Every error names the file and the place in it.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import Ajv, { ErrorObject } from 'ajv';
+import YAML from 'yaml';
+import experimentSchema from '../schemas/experiment.schema.json';
+import { loadPlanFile } from '../src/plan/load';
+import type { ExperimentOptions } from './experiment';
+import type { PlanInput } from './plan-source';
+import type { AggregatorInput } from './aggregators';
+import type { StrategyInput } from './strategies';
+import type { TrainingArgsInput, Json } from './training-args';
+import { decodeNodeParams } from './weights-file';
+
+export class ExperimentFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ExperimentFileError';
+  }
+}
+
+export interface ExperimentFile {
+  name?: string;
+  tags: string[];
+  nodes?: string[];
+  plan: string | { python: string; className: string; initialWeights: string } | Record<string, unknown>;
+  planClassName?: string;
+  modelArgs?: Record<string, Json>;
+  trainingArgs: TrainingArgsInput;
+  aggregator?: AggregatorInput;
+  strategy?: StrategyInput;
+  roundLimit: number;
+  finalValidation?: boolean;
+  seed?: number;
+  timeouts?: { roundMs?: number; discoveryMs?: number; nodesMs?: Record<string, number> };
+  network?: { broker?: string; uploads?: string; researcherId?: string };
+  output?: { history?: string; tensorboard?: string; breakpoints?: string; weights?: string };
+}
+
+export interface LoadedExperiment {
+  file: string;
+  name: string;
+  /** Everything but the network, which the caller completes from options and environment. */
+  options: Omit<ExperimentOptions, 'network'>;
+  network: { brokerUrl?: string; uploadsUrl?: string; researcherId?: string };
+  /** Final weights file to write, if any (absolute). */
+  weightsOut?: string;
+}
+
+let validator: ReturnType<Ajv['compile']> | undefined;
+
+function validate(doc: unknown): ErrorObject[] {
+  validator ??= new Ajv({ allErrors: true, strict: false }).compile(experimentSchema);
+  return validator(doc) ? [] : [...(validator.errors ?? [])];
+}
+
+function describeErrors(errors: ErrorObject[]): string {
+  // oneOf failures repeat every branch's complaint; keep the most specific lines first and drop duplicates.
+  const lines = new Set<string>();
+  for (const e of errors) {
+    const where = e.instancePath || '(top level)';
+    if (e.keyword === 'additionalProperties') lines.add(`${where}: unknown key "${(e.params as { additionalProperty: string }).additionalProperty}"`);
+    else if (e.keyword === 'required') lines.add(`${where}: missing "${(e.params as { missingProperty: string }).missingProperty}"`);
+    else if (e.keyword === 'enum') lines.add(`${where}: must be one of ${JSON.stringify((e.params as { allowedValues: unknown[] }).allowedValues)}`);
+    else lines.add(`${where}: ${e.message ?? e.keyword}`);
+  }
+  return [...lines].slice(0, 8).join('\n  ');
+}
+
+export function parseExperimentText(text: string, file: string): unknown {
+  try {
+    return /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text, { prettyErrors: true });
+  } catch (err) {
+    throw new ExperimentFileError(`${file}: not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+  }
+}
+
+export function loadExperimentFile(file: string): LoadedExperiment {
+  const absolute = path.resolve(file);
+  if (!fs.existsSync(absolute)) throw new ExperimentFileError(`${file}: no such file`);
+  const doc = parseExperimentText(fs.readFileSync(absolute, 'utf8'), file);
+  const errors = validate(doc);
+  if (errors.length > 0) throw new ExperimentFileError(`${file}: invalid experiment:\n  ${describeErrors(errors)}`);
+  const x = doc as ExperimentFile;
+  const base = path.dirname(absolute);
+  const resolve = (p: string) => path.resolve(base, p);
+  const out = x.output ?? {};
+  return {
+    file: absolute,
+    name: x.name ?? path.basename(file),
+    options: {
+      tags: x.tags,
+      nodes: x.nodes,
+      plan: loadPlan(x.plan, resolve, file),
+      planClassName: x.planClassName,
+      modelArgs: x.modelArgs,
+      trainingArgs: x.trainingArgs,
+      aggregator: x.aggregator,
+      strategy: x.strategy,
+      roundLimit: x.roundLimit,
+      finalValidation: x.finalValidation,
+      seed: x.seed,
+      roundTimeoutMs: x.timeouts?.roundMs,
+      discoveryTimeoutMs: x.timeouts?.discoveryMs,
+      nodeTimeoutsMs: x.timeouts?.nodesMs,
+      history: out.history ? resolve(out.history) : undefined,
+      tensorboard: out.tensorboard ? resolve(out.tensorboard) : undefined,
+      breakpointDir: out.breakpoints ? resolve(out.breakpoints) : undefined,
+    },
+    network: { brokerUrl: x.network?.broker, uploadsUrl: x.network?.uploads, researcherId: x.network?.researcherId },
+    weightsOut: out.weights ? resolve(out.weights) : undefined,
+  };
+}
+
+function loadPlan(plan: ExperimentFile['plan'], resolve: (p: string) => string, file: string): PlanInput {
+  try {
+    if (typeof plan === 'string') return loadPlanFile(resolve(plan));
+    if ('python' in plan && typeof plan.python === 'string') {
+      const p = plan as { python: string; className: string; initialWeights: string };
+      const weightsFile = resolve(p.initialWeights);
+      if (!fs.existsSync(weightsFile)) throw new Error(`${p.initialWeights}: no such file`);
+      const pyFile = resolve(p.python);
+      if (!fs.existsSync(pyFile)) throw new Error(`${p.python}: no such file`);
+      return {
+        python: fs.readFileSync(pyFile, 'utf8'),
+        className: p.className,
+        initialWeights: decodeNodeParams(fs.readFileSync(weightsFile), weightsFile),
+      };
+    }
+    return plan as unknown as PlanInput;
+  } catch (err) {
+    throw new ExperimentFileError(`${file}: plan: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,26 @@
+/** Training plans as data: spec, validation, identity, tfjs model, PyTorch weights and code. */
+export * from './spec';
+export { PlanValidationError, formatPath } from './errors';
+export type { PlanIssue } from './errors';
+export { definePlan } from './define';
+export { checkPlan, validatePlan } from './validate';
+export type { PlanCheck } from './validate';
+export { canonicalJson, planHash, sha256Hex } from './canonical';
+export { resolveGraph } from './graph';
+export type { ResolvedGraph, ResolvedLayer, ResolvedBranch } from './graph';
+export { describeParameters } from './parameters';
+export type { ParameterDescriptor } from './parameters';
+export { initialWeights } from './init';
+export { buildModel, PlanModel } from './tfjs-model';
+export type { BuildModelOptions, PlanParameter } from './tfjs-model';
+export { exportWeights, importWeights, weightProblems, WeightsMismatchError } from './weights';
+export { generateTorchPlan, generateTorchPlanClass, planDependencies, TORCH_PLAN_DEFAULT_DEPENDENCIES } from './pytorch';
+export type { GenerateTorchPlanOptions } from './pytorch';
+export { extractPlanFromTorchSource, findEmbeddedPlan, EmbeddedPlanError } from './embed';
+export type { EmbeddedPlan } from './embed';
+export { loadPlanFile, PlanLoadError } from './load';
+export { trainingSettings, engineLossName, engineOptimizer } from './training';
+export type { EngineLossName, EngineOptimizerSettings } from './training';
+export { imageInput, preprocessModality, tabularInput, targetValue, PreprocessError } from './pipeline';
+export type { DenseVolume } from './pipeline';
+export { imageInputChannels, sliceSelection, storedImageRank } from './preprocess';

@@ -1,0 +1,150 @@
+/**
+ * The `researcher` commands, run in-process on a real embedded broker and repository with simulated nodes.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Command } from 'commander';
+import { startEmbeddedNetwork, EmbeddedNetwork } from '../src/transport/embedded';
+import { register, EXIT } from './cli';
+import { SimNode, startSimNode, affineTrain } from './testing/sim-node';
+import { encodeAggregatedParams, decodeNodeParams } from './weights-file';
+import { readHistory } from './monitoring/history';
+import { loadExperimentFile } from './config';
+
+let network: EmbeddedNetwork;
+let nodes: SimNode[] = [];
+let dir: string;
+
+beforeAll(async () => {
+  network = await startEmbeddedNetwork({ mqttPort: 0, httpPort: 0 });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-cli-'));
+  for (const [nodeId, size] of [['node_x', 10], ['node_y', 30]] as const) {
+    nodes.push(await startSimNode(network.mqttUrl, network.uploadsUrl, { nodeId, sampleSize: size, tags: ['sim', 'cli'], train: affineTrain(size / 100) }));
+  }
+});
+afterAll(async () => {
+  for (const n of nodes) await n.close();
+  nodes = [];
+  await network.close();
+});
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = jest.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+  const e = jest.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
+  process.exitCode = 0;
+  const program = new Command().exitOverride();
+  register(program);
+  try {
+    await program.parseAsync(['node', 'fedbiomed-ts', 'researcher', ...args]);
+  } catch (error) {
+    err += String((error as Error).message);
+    if (!process.exitCode) process.exitCode = 2;
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+  const code = Number(process.exitCode ?? 0);
+  process.exitCode = 0;
+  return { code, out, err };
+}
+
+const net = () => ['--broker', network.mqttUrl, '--uploads', network.uploadsUrl];
+
+describe('fedbiomed-ts researcher', () => {
+  it('ping, list and search print what the nodes answered', async () => {
+    const ping = await cli('ping', ...net(), '--nodes', 'node_x,node_y', '--timeout', '5000');
+    expect(ping.code).toBe(EXIT.ok);
+    expect(ping.out).toMatch(/node_x\s+\d+/);
+    expect(ping.out).toMatch(/node_y\s+\d+/);
+
+    const search = await cli('search', ...net(), '--tags', 'sim,cli', '--timeout', '500', '--json');
+    expect(search.code).toBe(EXIT.ok);
+    const found = JSON.parse(search.out) as Record<string, Array<{ dataset_id: string }>>;
+    expect(Object.keys(found).sort()).toEqual(['node_x', 'node_y']);
+    expect(found.node_x[0].dataset_id).toBe('dataset_node_x');
+
+    const none = await cli('search', ...net(), '--tags', 'nothing', '--timeout', '200');
+    expect(none.out).toContain('no dataset found');
+
+    const missing = await cli('ping', ...net(), '--nodes', 'node_x,node_gone', '--timeout', '300');
+    expect(missing.code).toBe(EXIT.missing);
+    expect(missing.err).toContain('no answer from node_gone');
+  });
+
+  it('run EXPERIMENT.yaml trains, writes the history and the final weights, resumes from a breakpoint', async () => {
+    const initial = new Map([['fc.weight', { dtype: 'float32', shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) }]]);
+    fs.writeFileSync(path.join(dir, 'init.mpk'), Buffer.concat(encodeAggregatedParams('r', initial)));
+    fs.writeFileSync(path.join(dir, 'plan.py'), 'import torch\nclass CliPlan:\n    pass\n');
+    const yaml = `
+name: cli test
+tags: [sim, cli]
+plan: { python: plan.py, className: CliPlan, initialWeights: init.mpk }
+trainingArgs:
+  loader_args: { batch_size: 4 }
+  epochs: 1
+roundLimit: 2
+timeouts: { roundMs: 10000, discoveryMs: 500 }
+output: { history: out/history.jsonl, weights: out/final.mpk, breakpoints: out/bp }
+`;
+    fs.writeFileSync(path.join(dir, 'exp.yaml'), yaml);
+    const run = await cli('run', path.join(dir, 'exp.yaml'), ...net(), '--json');
+    expect(run.err).toContain('Round 1: 2/2 nodes ok');
+    expect(run.code).toBe(EXIT.ok);
+    const summary = JSON.parse(run.out) as { roundsCompleted: number };
+    expect(summary.roundsCompleted).toBe(2);
+    const final = decodeNodeParams(fs.readFileSync(path.join(dir, 'out', 'final.mpk')), 'final');
+    // two rounds of w' = 0.9w + size/100 (+ i·1e-4), weighted 10:30, computed here independently
+    let w = [1, 2, 3, 4];
+    for (const round of [0, 1]) {
+      w = w.map((v, i) => {
+        const t = (s: number) => Math.fround(Math.fround(v * 0.9) + s / 100 + round * 0.001 + i * 1e-4);
+        return (10 * t(10) + 30 * t(30)) / 40;
+      });
+    }
+    Array.from(final.get('fc.weight')!.data as Float32Array).forEach((v, i) => expect(v).toBeCloseTo(w[i], 5));
+    expect(readHistory(path.join(dir, 'out', 'history.jsonl')).filter((e) => e.type === 'round-end')).toHaveLength(2);
+
+    // The breakpoint saved after the last round: resuming it finds nothing left to run and succeeds.
+    const resumed = await cli('run', path.join(dir, 'exp.yaml'), ...net(), '--resume', path.join(dir, 'out', 'bp'), '--no-progress');
+    expect(resumed.code).toBe(EXIT.ok);
+  });
+
+  it('bad experiment files and unreachable brokers give clear errors and distinct exit codes', async () => {
+    fs.writeFileSync(path.join(dir, 'bad.yaml'), 'tags: [a]\nplan: x.json\ntrainingArgs: { loader_args: { batch_size: 2 }, epoch: 1 }\nroundLimit: 1\n');
+    const bad = await cli('run', path.join(dir, 'bad.yaml'), ...net());
+    expect(bad.code).toBe(EXIT.usage);
+    expect(bad.err).toContain('/trainingArgs: unknown key "epoch"');
+
+    fs.writeFileSync(path.join(dir, 'broken.yaml'), 'tags: [a\n');
+    const broken = await cli('run', path.join(dir, 'broken.yaml'));
+    expect(broken.code).toBe(EXIT.usage);
+    expect(broken.err).toMatch(/broken\.yaml: not valid YAML/);
+
+    const nofile = await cli('run', path.join(dir, 'absent.yaml'));
+    expect(nofile.code).toBe(EXIT.usage);
+    expect(nofile.err).toContain('absent.yaml: no such file');
+
+    const down = await cli('ping', '--broker', 'mqtt://127.0.0.1:1', '--uploads', network.uploadsUrl, '--timeout', '100');
+    expect(down.code).toBe(EXIT.network);
+    expect(down.err).toContain('cannot connect to the broker at mqtt://127.0.0.1:1');
+
+    const badUrl = await cli('ping', '--broker', 'http://x');
+    expect(badUrl.code).toBe(EXIT.usage);
+  });
+
+  it('experiment files: relative paths resolve against the file, plan files load through src/plan', () => {
+    const planFile = path.join(dir, 'mlp.json');
+    const { mlpPlan } = jest.requireActual('../src/plan/testing/plans') as typeof import('../src/plan/testing/plans');
+    fs.writeFileSync(planFile, JSON.stringify(mlpPlan()));
+    fs.writeFileSync(path.join(dir, 'spec.yaml'), 'tags: [t]\nplan: mlp.json\ntrainingArgs: { loader_args: { batch_size: 2 }, num_updates: 3 }\nroundLimit: 1\naggregator: { name: fedyogi, lr: 0.01 }\nstrategy: { name: at-least, k: 1 }\noutput: { tensorboard: tb }\n');
+    const loaded = loadExperimentFile(path.join(dir, 'spec.yaml'));
+    expect(loaded.options.plan).toMatchObject({ format: 'fedbiomed-ts/plan', name: 'TinyMlp' });
+    expect(loaded.options.tensorboard).toBe(path.join(dir, 'tb'));
+    expect(loaded.options.aggregator).toEqual({ name: 'fedyogi', lr: 0.01 });
+    fs.writeFileSync(path.join(dir, 'spec2.yaml'), 'tags: [t]\nplan: missing.json\ntrainingArgs: { loader_args: { batch_size: 2 } }\nroundLimit: 1\n');
+    expect(() => loadExperimentFile(path.join(dir, 'spec2.yaml'))).toThrow(/spec2\.yaml: plan: .*missing\.json: no such file/);
+  });
+});

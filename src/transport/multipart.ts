@@ -225,7 +225,8 @@ function parseParameters(pieces: string[]): Map<string, string> {
     const key = piece.slice(0, eq).trim().toLowerCase();
     let value = piece.slice(eq + 1).trim();
     if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) {
-      value = value.slice(1, -1).replace(/\\(.)/g, '$1');
+      // Only \\ and \" are escapes, as in Django's parser: browsers do not escape a backslash in a file name.
+      value = value.slice(1, -1).replace(/\\([\\"])/g, '$1');
     }
     params.set(key, value);
   }

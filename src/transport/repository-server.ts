@@ -355,7 +355,7 @@ export async function startRepositoryServer(options: RepositoryServerOptions = {
     const req = res.req;
     // When the body was not read to the end, close the connection once the answer is out instead of reading
     // (possibly gigabytes) to keep it alive.
-    const unread = bodyUnread || (req !== undefined && !req.complete);
+    const unread = bodyUnread || (req !== undefined && !req.readableEnded);
     if (unread) {
       res.setHeader('Connection', 'close');
       res.on('finish', () => req?.socket.destroy());

@@ -23,10 +23,10 @@ describe('round-0 weights', () => {
     expect(Object.keys(a)).toEqual(Object.keys(b));
     for (const key of Object.keys(a)) expect(a[key].data).toEqual(b[key].data);
     expect(a['image.0.weight'].data).not.toEqual(c['image.0.weight'].data);
-    // conv 2→4, 3x3: fan_in 18, kaiming_uniform(a=√5) and bias bound 1/√18
+    // conv 2→4, 3x2: fan_in 12, kaiming_uniform(a=√5) and bias bound 1/√12
     const w = a['image.0.weight'];
-    expect(w.shape).toEqual([4, 2, 3, 3]);
-    const bound = 1 / Math.sqrt(18);
+    expect(w.shape).toEqual([4, 2, 3, 2]);
+    const bound = 1 / Math.sqrt(12);
     const values = Array.from(w.data as Float32Array);
     expect(Math.max(...values.map(Math.abs))).toBeLessThanOrEqual(bound);
     expect(Math.max(...values.map(Math.abs))).toBeGreaterThan(0.8 * bound);
@@ -67,7 +67,7 @@ describe('weights at the boundary', () => {
     const bad: Record<string, TorchTensor> = { ...initialWeights(spec, 2) };
     delete bad['head.2.bias'];
     bad['head.9.weight'] = TorchTensor.zeros('float32', [1]);
-    bad['image.0.weight'] = TorchTensor.zeros('float32', [4, 2, 3, 2]);
+    bad['image.0.weight'] = TorchTensor.zeros('float32', [4, 2, 3, 3]);
     bad['image.1.num_batches_tracked'] = TorchTensor.zeros('float32', []);
     let error: WeightsMismatchError | undefined;
     try {
@@ -77,7 +77,7 @@ describe('weights at the boundary', () => {
     }
     expect(error).toBeInstanceOf(WeightsMismatchError);
     expect(error!.problems).toEqual([
-      "'image.0.weight' has shape [4, 2, 3, 2], expected [4, 2, 3, 3]",
+      "'image.0.weight' has shape [4, 2, 3, 3], expected [4, 2, 3, 2]",
       "'image.1.num_batches_tracked' has dtype float32, expected int64",
       "missing key 'head.2.bias' (float32 [1])",
       "unexpected key 'head.9.weight'",

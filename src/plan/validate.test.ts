@@ -151,3 +151,14 @@ describe('plan identity', () => {
     expect(spec).toMatchObject({ format: 'fedbiomed-ts/plan', version: 1, preprocessing: [], metrics: [], modelArgs: {} });
   });
 });
+
+describe('schema and TypeScript types agree', () => {
+  // The schema is the wire contract and spec.ts the typed one; a value added to one must be added to the other.
+  const schema = require('../../schemas/plan.schema.json');
+  test('layer types, preprocessing ops and metrics', () => {
+    const { LAYER_TYPES, PREPROCESS_OPS, METRIC_NAMES } = require('./spec');
+    expect([...schema.definitions.layer.properties.type.enum].sort()).toEqual([...LAYER_TYPES].sort());
+    expect([...schema.definitions.preprocessStep.properties.op.enum].sort()).toEqual([...PREPROCESS_OPS].sort());
+    expect([...schema.properties.metrics.items.enum].sort()).toEqual([...METRIC_NAMES].sort());
+  });
+});

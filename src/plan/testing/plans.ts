@@ -13,7 +13,7 @@ export function mlpPlan(): PlanSpec {
     target: { column: 'label' },
     preprocessing: [{ op: 'standardize_column', column: 'f0', mean: 1.5, std: 2 }],
     model: {
-      tabular: [{ type: 'dense', outFeatures: 8 }, { type: 'leaky_relu', negativeSlope: 0.1 }],
+      tabular: [{ type: 'dense', outFeatures: 8 }, { type: 'leaky_relu', negativeSlope: 0.1 }, { type: 'softmax' }],
       head: [{ type: 'dense', outFeatures: 2 }],
     },
     loss: { type: 'cross_entropy' },
@@ -32,7 +32,7 @@ export function cnn2dPlan(): PlanSpec {
     preprocessing: [{ op: 'normalize', method: 'zscore' }],
     model: {
       image: [
-        { type: 'conv2d', outChannels: 4, kernelSize: 3, padding: 1 },
+        { type: 'conv2d', outChannels: 4, kernelSize: [3, 2], padding: 'same' }, // even kernel: PyTorch pads the extra column after
         { type: 'batch_norm' },
         { type: 'relu' },
         { type: 'max_pool2d', kernelSize: 2 },

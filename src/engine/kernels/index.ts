@@ -11,7 +11,7 @@ import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { conv2DGradient } from './conv2d-gradient';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-wasm';
 import { conv3DBackpropFilterWasm, conv3DBackpropInputWasm, conv3DWasm } from './conv3d-wasm';
-import { maxPool3DGradWasm, maxPoolGradWasm } from './pool-wasm';
+import { maxPool3DGradWasm, maxPool3DWasm, maxPoolGradWasm } from './pool-wasm';
 import { sumWrapper } from './reduce-wasm';
 import { samePaddingWrappers } from './same-padding-wasm';
 
@@ -23,6 +23,7 @@ export const WASM_KERNELS: readonly KernelConfig[] = [
   conv3DBackpropFilterWasm,
   conv3DBackpropInputWasm,
   maxPoolGradWasm,
+  maxPool3DWasm,
   maxPool3DGradWasm,
 ];
 

@@ -1,8 +1,8 @@
 /**
  * Max-pool gradients (2D and 3D) for the wasm backend. The stock MaxPoolGrad is a scalar C++ loop that recomputes
  * every window per input element (a quarter of a CNN training step in the profile). Here each output position's
- * window is scanned once for all channels at a time, and dy is routed to the first maximum in window order --
- * the tie rule of both tfjs's CPU backend and PyTorch.
+ * window is scanned once per output, and dy is routed to the first maximum in window order -- the tie rule of both
+ * tfjs's CPU backend and PyTorch.
  */
 import { backend_util, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { allocF32, heapF32, WasmBackend } from './wasm-backend';
@@ -17,52 +17,74 @@ interface PoolGeometry {
   padBefore: [number, number, number];
 }
 
-function maxPoolBackprop(g: PoolGeometry, x: Float32Array, dy: Float32Array, dx: Float32Array): void {
+/** Element offsets of one window's pixels (channel 0), in window order; returns how many. */
+function windowTaps(g: PoolGeometry, n: number, od: number, oh: number, ow: number, taps: Int32Array): number {
+  const [D, H, W] = g.inSize;
+  const d0 = od * g.stride[0] - g.padBefore[0];
+  const h0 = oh * g.stride[1] - g.padBefore[1];
+  const w0 = ow * g.stride[2] - g.padBefore[2];
+  const dHi = Math.min(D, d0 + g.filter[0]);
+  const hHi = Math.min(H, h0 + g.filter[1]);
+  const wHi = Math.min(W, w0 + g.filter[2]);
+  let count = 0;
+  for (let d = Math.max(0, d0); d < dHi; d++)
+    for (let h = Math.max(0, h0); h < hHi; h++)
+      for (let w = Math.max(0, w0); w < wHi; w++) taps[count++] = (((n * D + d) * H + h) * W + w) * g.channels;
+  return count;
+}
+
+/** Max over each window, padding excluded (NaN propagates, as in PyTorch). */
+function maxPoolForward(g: PoolGeometry, x: Float32Array, y: Float32Array): void {
+  const C = g.channels;
+  const [OD, OH, OW] = g.outSize;
+  const taps = new Int32Array(g.filter[0] * g.filter[1] * g.filter[2]);
+  let o = 0;
+  for (let n = 0; n < g.batch; n++)
+    for (let od = 0; od < OD; od++)
+      for (let oh = 0; oh < OH; oh++)
+        for (let ow = 0; ow < OW; ow++, o += C) {
+          const count = windowTaps(g, n, od, oh, ow, taps);
+          for (let c = 0; c < C; c++) {
+            let m = -Infinity;
+            for (let t = 0; t < count; t++) {
+              const v = x[taps[t] + c];
+              if (v > m || v !== v) m = v;
+            }
+            y[o + c] = m;
+          }
+        }
+}
+
+/**
+ * dx[argmax of each window] += dy, where the argmax is the first window element equal to the forward output y
+ * (the forward kept exactly that value, so equality identifies the max without re-comparing all taps).
+ */
+function maxPoolBackprop(g: PoolGeometry, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void {
   dx.fill(0);
   const C = g.channels;
-  const [D, H, W] = g.inSize;
   const [OD, OH, OW] = g.outSize;
-  const best = new Float32Array(C);
-  const where = new Int32Array(C);
+  const taps = new Int32Array(g.filter[0] * g.filter[1] * g.filter[2]);
   let o = 0;
-  for (let n = 0; n < g.batch; n++) {
-    for (let od = 0; od < OD; od++) {
-      const d0 = od * g.stride[0] - g.padBefore[0];
-      const dLo = Math.max(0, d0);
-      const dHi = Math.min(D, d0 + g.filter[0]);
-      for (let oh = 0; oh < OH; oh++) {
-        const h0 = oh * g.stride[1] - g.padBefore[1];
-        const hLo = Math.max(0, h0);
-        const hHi = Math.min(H, h0 + g.filter[1]);
+  for (let n = 0; n < g.batch; n++)
+    for (let od = 0; od < OD; od++)
+      for (let oh = 0; oh < OH; oh++)
         for (let ow = 0; ow < OW; ow++, o += C) {
-          const w0 = ow * g.stride[2] - g.padBefore[2];
-          const wLo = Math.max(0, w0);
-          const wHi = Math.min(W, w0 + g.filter[2]);
-          best.fill(-Infinity);
-          where.fill(-1);
-          for (let d = dLo; d < dHi; d++) {
-            for (let h = hLo; h < hHi; h++) {
-              let src = (((n * D + d) * H + h) * W + wLo) * C;
-              for (let w = wLo; w < wHi; w++, src += C) {
-                for (let c = 0; c < C; c++) {
-                  const v = x[src + c];
-                  if (v > best[c] || where[c] < 0) {
-                    best[c] = v;
-                    where[c] = src + c;
-                  }
-                }
+          const count = windowTaps(g, n, od, oh, ow, taps);
+          for (let c = 0; c < C; c++) {
+            const target = y[o + c];
+            for (let t = 0; t < count; t++) {
+              const i = taps[t] + c;
+              if (x[i] === target) {
+                dx[i] += dy[o + c];
+                break;
               }
             }
           }
-          for (let c = 0; c < C; c++) if (where[c] >= 0) dx[where[c]] += dy[o + c];
         }
-      }
-    }
-  }
 }
 
 function maxPoolGrad(args: {
-  inputs: { dy: TensorInfo; input: TensorInfo };
+  inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo };
   backend: WasmBackend;
   attrs: {
     filterSize: number | [number, number];
@@ -72,7 +94,7 @@ function maxPoolGrad(args: {
   };
 }): TensorInfo {
   const { inputs, backend, attrs } = args;
-  const { dy, input } = inputs;
+  const { dy, input, output } = inputs;
   const info = backend_util.computePool2DInfo(
     input.shape as [number, number, number, number],
     attrs.filterSize,
@@ -91,12 +113,12 @@ function maxPoolGrad(args: {
     padBefore: [0, info.padInfo.top, info.padInfo.left],
   };
   const dx = allocF32(backend, input.shape);
-  maxPoolBackprop(g, heapF32(backend, input), heapF32(backend, dy), heapF32(backend, dx));
+  maxPoolBackprop(g, heapF32(backend, input), heapF32(backend, output), heapF32(backend, dy), heapF32(backend, dx));
   return dx;
 }
 
 function maxPool3DGrad(args: {
-  inputs: { dy: TensorInfo; input: TensorInfo };
+  inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo };
   backend: WasmBackend;
   attrs: {
     filterSize: number | [number, number, number];
@@ -106,7 +128,7 @@ function maxPool3DGrad(args: {
   };
 }): TensorInfo {
   const { inputs, backend, attrs } = args;
-  const { dy, input } = inputs;
+  const { dy, input, output } = inputs;
   const info = backend_util.computePool3DInfo(
     input.shape as [number, number, number, number, number],
     attrs.filterSize,
@@ -125,9 +147,52 @@ function maxPool3DGrad(args: {
     padBefore: [info.padInfo.front, info.padInfo.top, info.padInfo.left],
   };
   const dx = allocF32(backend, input.shape);
-  maxPoolBackprop(g, heapF32(backend, input), heapF32(backend, dy), heapF32(backend, dx));
+  maxPoolBackprop(g, heapF32(backend, input), heapF32(backend, output), heapF32(backend, dy), heapF32(backend, dx));
   return dx;
 }
+
+function pool3DGeometry(
+  xShape: number[],
+  attrs: { filterSize: number | [number, number, number]; strides: number | [number, number, number]; pad: 'valid' | 'same' | number; dimRoundingMode?: 'floor' | 'round' | 'ceil' },
+): PoolGeometry {
+  const info = backend_util.computePool3DInfo(
+    xShape as [number, number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  return {
+    batch: info.batchSize,
+    channels: info.inChannels,
+    inSize: [info.inDepth, info.inHeight, info.inWidth],
+    outSize: [info.outDepth, info.outHeight, info.outWidth],
+    filter: [info.filterDepth, info.filterHeight, info.filterWidth],
+    stride: [info.strideDepth, info.strideHeight, info.strideWidth],
+    padBefore: [info.padInfo.front, info.padInfo.top, info.padInfo.left],
+  };
+}
+
+/** The stock wasm MaxPool3D starts each max at FLT_MIN (a tiny positive number), so any window of negative values
+ *  yields 1.2e-38 instead of its maximum. This one starts at -Infinity. */
+function maxPool3D(args: {
+  inputs: { x: TensorInfo };
+  backend: WasmBackend;
+  attrs: { filterSize: number | [number, number, number]; strides: number | [number, number, number]; pad: 'valid' | 'same' | number; dimRoundingMode?: 'floor' | 'round' | 'ceil' };
+}): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const g = pool3DGeometry(inputs.x.shape, attrs);
+  const y = allocF32(backend, [g.batch, ...g.outSize, g.channels]);
+  maxPoolForward(g, heapF32(backend, inputs.x), heapF32(backend, y));
+  return y;
+}
+
+export const maxPool3DWasm: KernelConfig = {
+  kernelName: 'MaxPool3D',
+  backendName: 'wasm',
+  kernelFunc: maxPool3D as unknown as KernelFunc,
+};
 
 export const maxPoolGradWasm: KernelConfig = {
   kernelName: 'MaxPoolGrad',

@@ -29,8 +29,15 @@ export function sumWrapper(): KernelConfig | undefined {
     const out = allocF32(backend, outShape);
     const src = heapF32(backend, x);
     const acc = new Float64Array(cols);
-    for (let r = 0, o = 0; r < rows; r++, o += cols) {
-      for (let c = 0; c < cols; c++) acc[c] += src[o + c];
+    // Column sums over blocks of rows that stay in L1, with the running sum in a local (double) variable.
+    const block = Math.max(1, Math.floor(4096 / cols));
+    for (let r0 = 0; r0 < rows; r0 += block) {
+      const r1 = Math.min(rows, r0 + block);
+      for (let c = 0; c < cols; c++) {
+        let s = 0;
+        for (let o = r0 * cols + c, end = r1 * cols; o < end; o += cols) s += src[o];
+        acc[c] += s;
+      }
     }
     heapF32(backend, out).set(acc);
     return out;

@@ -24,3 +24,5 @@ export type { EngineLossName, EngineOptimizerSettings } from './training';
 export { imageInput, preprocessModality, tabularInput, targetValue, PreprocessError } from './pipeline';
 export type { DenseVolume } from './pipeline';
 export { imageInputChannels, sliceSelection, storedImageRank } from './preprocess';
+export { makeBatch } from './batch';
+export type { PlanBatch, PlanSample } from './batch';

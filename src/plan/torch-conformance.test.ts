@@ -24,6 +24,7 @@ import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, mlpPlan, regressionPlan } from '.
 import { findTorchPython, runPython, TorchPython } from './testing/python';
 import { imageInputChannels, sliceSelection } from './preprocess';
 import { exportWeights } from './weights';
+import { makeBatch, PlanBatch, PlanSample } from './batch';
 
 const TOLERANCE = 1e-4;
 const BATCH = 6;
@@ -89,26 +90,22 @@ function maxAbsDiff(a: ArrayLike<number | bigint>, b: ArrayLike<number | bigint>
   return worst;
 }
 
-/** torch [N, C, ...spatial] → tfjs [N, ...spatial, C] */
-function channelsLast(image: { data: Float32Array; shape: number[] }): tf.Tensor {
-  const t = tf.tensor(image.data, image.shape);
-  const rank = image.shape.length;
-  const perm = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2), 1];
-  const out = tf.transpose(t, perm);
-  t.dispose();
-  return out;
-}
-
-function inputsOf(c: CaseData): Record<string, tf.Tensor> {
-  const inputs: Record<string, tf.Tensor> = {};
-  if (c.image) inputs.image = channelsLast(c.image);
-  if (c.tabular) inputs.tabular = tf.tensor(c.tabular.data, c.tabular.shape);
-  return inputs;
-}
-
-function targetTensor(c: CaseData): tf.Tensor {
-  if (c.target.data instanceof BigInt64Array) return tf.tensor(Int32Array.from(c.target.data, Number), c.target.shape, 'int32');
-  return tf.tensor(c.target.data, c.target.shape);
+/** The case's batch through makeBatch (channels-first samples → channels-last tensors, target dtype per loss). */
+function batchOf(c: CaseData): PlanBatch {
+  const samples: PlanSample[] = [];
+  for (let i = 0; i < BATCH; i++) {
+    const sample: PlanSample = { target: Number(c.target.data[i]) };
+    if (c.image) {
+      const per = c.image.data.length / BATCH;
+      sample.image = { data: c.image.data.slice(i * per, (i + 1) * per), shape: c.image.shape.slice(1) };
+    }
+    if (c.tabular) {
+      const per = c.tabular.data.length / BATCH;
+      sample.tabular = c.tabular.data.slice(i * per, (i + 1) * per);
+    }
+    samples.push(sample);
+  }
+  return makeBatch(c.spec, samples);
 }
 
 function expectedMetrics(spec: PlanSpec, output: tf.Tensor, target: tf.Tensor): Record<string, number> {
@@ -169,8 +166,7 @@ async function prepareCase(name: string, spec: PlanSpec, steps: number, seed: nu
 
   const model: PlanModel = buildModel(spec, { weights: weights0 });
   data.tsStateDict = Object.entries(exportWeights(model)).map(([k, t]) => [k, t.dtype, t.shape]);
-  const inputs = inputsOf(data);
-  const target = targetTensor(data);
+  const { inputs, target } = batchOf(data);
   const output = model.forward(inputs, false);
   data.tsEval = Float32Array.from(output.dataSync() as Float32Array);
   data.tsEvalShape = output.shape;
@@ -185,7 +181,7 @@ async function prepareCase(name: string, spec: PlanSpec, steps: number, seed: nu
       size: BATCH,
       batch: (indices) => {
         expect(indices).toEqual(Array.from({ length: BATCH }, (_, i) => i));
-        return { inputs: inputsOf(data), target: targetTensor(data) };
+        return batchOf(data);
       },
     },
     {

@@ -39,3 +39,16 @@ declare module 'daikon' {
   }
   export = daikon;
 }
+
+/** The baseline/progressive JPEG decoder bundled with daikon (pdf.js' JpegImage). */
+declare module 'daikon/lib/jpeg-baseline.js' {
+  class JpegImage {
+    width: number;
+    height: number;
+    components: unknown[];
+    parse(data: Uint8Array): void;
+    /** Interleaved samples (1 or 3 components, colour-converted to RGB), resampled to width x height. */
+    getData(width: number, height: number): Uint8Array;
+  }
+  export { JpegImage };
+}

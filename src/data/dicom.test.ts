@@ -267,6 +267,6 @@ describe('patients and sites', () => {
     };
     expect(dicomSiteShape(site)).toEqual(expectedShape);
     expect(describeDataset('dicom', siteDir)).toEqual({ shape: expectedShape, dtypes: [] });
-    expect(() => describeDataset('images', siteDir)).toThrow(`${siteDir}: data type "images" has no reader here`);
+    expect(() => describeDataset('flamby', siteDir)).toThrow(`${siteDir}: data type "flamby" has no reader here`);
   });
 });

@@ -8,5 +8,7 @@ export * from './dicom-series';
 export * from './dicom-patient';
 export * from './dicom-site';
 export * from './medical-folder';
+export * from './png';
+export * from './image-folder';
 export * from './preprocess';
 export * from './registry-info';

@@ -4,12 +4,18 @@
  * - csv: the pandas DataFrame's shape [rows, columns] and its dtypes (`int64`, `float64`, `bool`, `object`);
  * - medical-folder: MedicalFolderDataset.shape() ({<modality>: dims, demographics: [rows, cols], num_modalities}),
  *   dtypes [];
+ * - images, mednist: torchvision ImageFolder's [images, 3, H, W] (mednist reads `<path>/MedNIST` when it exists;
+ *   a TS node never downloads it), dtypes [];
  * - dicom (ours; Fed-BioMed has no DICOM type): the same form as medical-folder, from the site folder, dtypes [].
  */
+import * as fs from 'fs';
+import * as nodePath from 'path';
 import { readCsv } from './csv';
 import { DataReadError } from './errors';
 import { dicomSiteShape, openDicomSite } from './dicom-site';
+import { openImageFolder } from './image-folder';
 import { openMedicalFolder } from './medical-folder';
+
 
 export interface DatasetRegistryInfo {
   shape: number[] | Record<string, number[] | number | null>;
@@ -37,11 +43,17 @@ export function describeDataset(
       });
       return { shape: dataset.shape(), dtypes: [] };
     }
+    case 'images':
+      return { shape: openImageFolder(path).shape(), dtypes: [] };
+    case 'mednist': {
+      const inner = nodePath.join(path, 'MedNIST');
+      return { shape: openImageFolder(fs.existsSync(inner) ? inner : path).shape(), dtypes: [] };
+    }
     case 'dicom': {
       const site = openDicomSite(path, { clinicalCsv: parameters?.tabular_file, indexColumn: parameters?.index_col });
       return { shape: dicomSiteShape(site), dtypes: [] };
     }
     default:
-      throw new DataReadError(path, `data type "${dataType}" has no reader here (known: csv, medical-folder, dicom)`);
+      throw new DataReadError(path, `data type "${dataType}" has no reader here (known: csv, medical-folder, images, mednist, dicom)`);
   }
 }

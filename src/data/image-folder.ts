@@ -1,0 +1,121 @@
+/**
+ * 2-D image datasets the way Fed-BioMed v4.5 registers them (`images`, and `mednist` which is the same on a
+ * MedNIST folder): torchvision's ImageFolder — one sub-folder per class (sorted names are the class indices), image
+ * files found recursively and sorted, each read as RGB (PIL's `convert('RGB')`) and turned into a float tensor
+ * [3, H, W] in [0, 1] (`ToTensor`). The registry shape is [number of images, 3, H, W] of the first image.
+ *
+ * PNG is decoded by ./png.ts (exact); JPEG by the decoder bundled with daikon (pdf.js), which may differ from
+ * libjpeg by a grey level or two. Other extensions torchvision accepts (bmp, ppm, tiff, webp…) are listed so the
+ * count matches, and refused with a clear error if one has to be read.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { JpegImage } from 'daikon/lib/jpeg-baseline.js';
+import { DataIssue, DataReadError } from './errors';
+import { decodePng, PNG_SIGNATURE, RgbImage } from './png';
+
+/** torchvision.datasets.folder.IMG_EXTENSIONS (0.14). */
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp'];
+
+export interface ImageSample {
+  /** [3, H, W], values in [0, 1]. */
+  data: Float32Array;
+  shape: [number, number, number];
+  label: number;
+}
+
+export interface ImageFolderDataset {
+  root: string;
+  classes: string[];
+  samples: { file: string; label: number }[];
+  issues: DataIssue[];
+  load(index: number): ImageSample;
+  /** [number of images, 3, H, W] of the first image, as Fed-BioMed's get_torch_dataset_shape. */
+  shape(): number[];
+}
+
+/** Reads a PNG or JPEG file (by content, not extension) as 8-bit RGB. */
+export function readRgbImage(file: string): RgbImage {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (error) {
+    throw new DataReadError(file, `cannot read image (${(error as Error).message})`);
+  }
+  if (bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return decodePng(bytes, file);
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) return decodeJpeg(bytes, file);
+  throw new DataReadError(file, 'unsupported image format (PNG and JPEG are read)');
+}
+
+function decodeJpeg(bytes: Buffer, file: string): RgbImage {
+  const jpeg = new JpegImage();
+  try {
+    jpeg.parse(new Uint8Array(bytes));
+  } catch (error) {
+    throw new DataReadError(file, `corrupt JPEG (${error instanceof Error ? error.message : String(error)})`);
+  }
+  const { width, height } = jpeg;
+  if (!(width > 0 && height > 0)) throw new DataReadError(file, 'corrupt JPEG (no frame)');
+  let samples: Uint8Array;
+  try {
+    samples = jpeg.getData(width, height);
+  } catch (error) {
+    throw new DataReadError(file, `corrupt JPEG (${error instanceof Error ? error.message : String(error)})`);
+  }
+  const components = samples.length / (width * height);
+  if (components === 3) return { width, height, rgb: samples };
+  if (components !== 1) throw new DataReadError(file, `JPEG with ${components} components is not supported`);
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0; i < samples.length; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = samples[i];
+  return { width, height, rgb };
+}
+
+/** ToTensor: HWC uint8 -> CHW float in [0, 1]. */
+export function rgbToTensor(image: RgbImage): { data: Float32Array; shape: [number, number, number] } {
+  const plane = image.width * image.height;
+  const data = new Float32Array(3 * plane);
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++) data[c * plane + i] = image.rgb[3 * i + c] / 255;
+  }
+  return { data, shape: [3, image.height, image.width] };
+}
+
+function walk(dir: string): string[] {
+  const found: string[] = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) found.push(...walk(p));
+    else if (IMAGE_EXTENSIONS.some((ext) => e.name.toLowerCase().endsWith(ext))) found.push(p);
+  }
+  return found;
+}
+
+export function openImageFolder(root: string): ImageFolderDataset {
+  if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new DataReadError(root, 'image folder not found');
+  const classes = fs.readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (classes.length === 0) throw new DataReadError(root, "couldn't find any class folder");
+  const samples: { file: string; label: number }[] = [];
+  const empty: string[] = [];
+  classes.forEach((name, label) => {
+    const files = walk(path.join(root, name));
+    if (files.length === 0) empty.push(name);
+    for (const file of files) samples.push({ file, label });
+  });
+  if (empty.length > 0) {
+    throw new DataReadError(root, `found no valid image file for the classes ${empty.join(', ')} (extensions: ${IMAGE_EXTENSIONS.join(', ')})`);
+  }
+  const load = (index: number): ImageSample => {
+    const sample = samples[index];
+    if (!sample) throw new RangeError(`image index ${index} out of range 0..${samples.length - 1}`);
+    return { ...rgbToTensor(readRgbImage(sample.file)), label: sample.label };
+  };
+  return {
+    root,
+    classes,
+    samples,
+    issues: [],
+    load,
+    shape: () => [samples.length, ...load(0).shape],
+  };
+}

@@ -1,3 +1,5 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import { planHash } from './canonical';
 import { EmbeddedPlanError, extractPlanFromTorchSource, findEmbeddedPlan } from './embed';
 import { pyLiteral, pyString, readPythonString } from './python-literal';
@@ -52,6 +54,17 @@ describe('generated PyTorch plan file', () => {
     expect(minified).toContain(';PLAN_SPEC="');
     expect(minified).not.toContain("PLAN_SPEC = '");
     expect(extractPlanFromTorchSource(minified)).toEqual(spec);
+  });
+
+  test('the embedded plan survives the real python-minifier 2.5.0 (recorded fixture)', () => {
+    const dir = path.join(__dirname, 'testing', 'fixtures');
+    const original = findEmbeddedPlan(fs.readFileSync(path.join(dir, 'quotes_plan.py.txt'), 'utf8'))!;
+    const minified = fs.readFileSync(path.join(dir, 'quotes_plan.py.minified.txt'), 'utf8');
+    expect(minified).toContain(";PLAN_SPEC='{"); // joined to the docstring's line by the minifier
+    const recovered = findEmbeddedPlan(minified)!;
+    expect(recovered.spec).toEqual(original.spec);
+    expect(recovered.hash).toBe(original.hash);
+    expect(original.spec.description).toBe('it\'s "q" \\ é 🧠\n');
   });
 
   test('a Python plan without PLAN_SPEC gives undefined; a tampered one an error', () => {

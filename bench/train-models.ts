@@ -44,7 +44,8 @@ export function referenceCnn(dims: 2 | 3, inChannels: number, seed = 1): Trainab
   const conv = (x: tf.Tensor, i: number): tf.Tensor => {
     const { w, b } = convs[i];
     if (dims === 2) {
-      return tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, strides: 1, pad: 'valid', bias: b, activation: 'relu' });
+      // Bias fused into the XNNPACK conv; tfjs only fuses linear activations while recording gradients.
+      return tf.relu(tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, strides: 1, pad: 'valid', bias: b }));
     }
     return tf.relu(tf.add(tf.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, 1, 'valid'), b));
   };

@@ -4,8 +4,9 @@
  * stride 2, sometimes NaN).
  *
  * A 3D convolution is a sum over depth taps kd of 2D convolutions: y[n, od] = sum_kd conv2d(x[n, od*sd + kd*dd -
- * pf], w[kd]). Stacking every (n, od) pair as one batch of 2D images turns each depth tap into a single XNNPACK
- * Conv2D (forward) or a project 2D gradient kernel (backward); depth padding is a zero image.
+ * pf], w[kd]). Stacking every (n, od) pair as one batch of 2D images and the depth taps as extra input channels
+ * makes it ONE 2D convolution: an XNNPACK Conv2D forward, the project 2D gradient kernels backward, with the
+ * depth padding as zero channels.
  *
  * Every kernel here is gated: on first use a tiny problem is checked against a float64 reference convolution and
  * its finite differences; if that fails, 3D training on wasm stops with a clear error instead of using wrong
@@ -61,53 +62,101 @@ function pads2D(info: backend_util.Conv3DInfo): number[][] {
   ];
 }
 
-/** [N*OD, H, W, CI]: the input depth slice each (n, od) pair reads at depth tap kd (zeros in the padding). */
-function depthTapImages(backend: WasmBackend, x: TensorInfo, g: ConvGeometry, kd: number): TensorInfo {
-  const plane = g.inHeight * g.inWidth * g.inChannels;
-  const out = allocF32(backend, [g.batch * g.outDepth, g.inHeight, g.inWidth, g.inChannels]);
+/**
+ * Depth taps folded into channels: images[(n, od), h, w, kd*CI + ci] = x[n, od*sd + kd*dd - pf, h, w, ci] (zero in
+ * the depth padding). One 2D convolution over these images with the folded filter is the whole 3D convolution.
+ */
+function foldDepthTaps(backend: WasmBackend, x: TensorInfo, g: ConvGeometry): TensorInfo {
+  const CI = g.inChannels;
+  const KD = g.filterDepth;
+  const pixels = g.inHeight * g.inWidth;
+  const plane = pixels * CI;
+  const foldedC = KD * CI;
+  const out = allocF32(backend, [g.batch * g.outDepth, g.inHeight, g.inWidth, foldedC]);
   const heap = wholeHeapF32(backend);
-  const src = heapOffsetF32(backend, x);
-  let dst = heapOffsetF32(backend, out);
+  const src0 = heapOffsetF32(backend, x);
+  let image = heapOffsetF32(backend, out);
   for (let n = 0; n < g.batch; n++) {
-    for (let od = 0; od < g.outDepth; od++, dst += plane) {
-      const id = od * g.strideDepth + kd * g.dilationDepth - g.padFront;
-      if (id < 0 || id >= g.inDepth) heap.fill(0, dst, dst + plane);
-      else heap.copyWithin(dst, src + (n * g.inDepth + id) * plane, src + (n * g.inDepth + id + 1) * plane);
+    for (let od = 0; od < g.outDepth; od++, image += pixels * foldedC) {
+      for (let kd = 0; kd < KD; kd++) {
+        const id = od * g.strideDepth + kd * g.dilationDepth - g.padFront;
+        let dst = image + kd * CI;
+        if (id < 0 || id >= g.inDepth) {
+          for (let p = 0; p < pixels; p++, dst += foldedC) for (let c = 0; c < CI; c++) heap[dst + c] = 0;
+          continue;
+        }
+        let src = src0 + (n * g.inDepth + id) * plane;
+        for (let p = 0; p < pixels; p++, dst += foldedC, src += CI) for (let c = 0; c < CI; c++) heap[dst + c] = heap[src + c];
+      }
     }
   }
   return out;
 }
 
-/** The [KH, KW, CI, CO] filter of depth tap kd (a copy: DHWIO stores it contiguously). */
-function filterTap(backend: WasmBackend, filter: TensorInfo, g: ConvGeometry, kd: number): TensorInfo {
-  const size = g.filterHeight * g.filterWidth * g.inChannels * g.outChannels;
-  const out = allocF32(backend, [g.filterHeight, g.filterWidth, g.inChannels, g.outChannels]);
+/** Adjoint of foldDepthTaps: dx[n, id, h, w, ci] += folded[(n, od), h, w, kd*CI + ci]; dx is zeroed first. */
+function unfoldDepthTapsAdd(backend: WasmBackend, folded: TensorInfo, dx: TensorInfo, g: ConvGeometry): void {
+  const CI = g.inChannels;
+  const KD = g.filterDepth;
+  const pixels = g.inHeight * g.inWidth;
+  const plane = pixels * CI;
+  const foldedC = KD * CI;
   const heap = wholeHeapF32(backend);
-  const src = heapOffsetF32(backend, filter) + kd * size;
-  heap.copyWithin(heapOffsetF32(backend, out), src, src + size);
+  const dx0 = heapOffsetF32(backend, dx);
+  heap.fill(0, dx0, dx0 + g.batch * g.inDepth * plane);
+  let image = heapOffsetF32(backend, folded);
+  for (let n = 0; n < g.batch; n++) {
+    for (let od = 0; od < g.outDepth; od++, image += pixels * foldedC) {
+      for (let kd = 0; kd < KD; kd++) {
+        const id = od * g.strideDepth + kd * g.dilationDepth - g.padFront;
+        if (id < 0 || id >= g.inDepth) continue;
+        let src = image + kd * CI;
+        let dst = dx0 + (n * g.inDepth + id) * plane;
+        for (let p = 0; p < pixels; p++, src += foldedC, dst += CI) for (let c = 0; c < CI; c++) heap[dst + c] += heap[src + c];
+      }
+    }
+  }
+}
+
+/** DHWIO [KD, KH, KW, CI, CO] <-> folded HWIO [KH, KW, KD*CI, CO]. */
+function foldFilter(backend: WasmBackend, filter: TensorInfo, g: ConvGeometry, toFolded: boolean): TensorInfo {
+  const { filterDepth: KD, filterHeight: KH, filterWidth: KW, inChannels: CI, outChannels: CO } = g;
+  const out = allocF32(backend, toFolded ? [KH, KW, KD * CI, CO] : [KD, KH, KW, CI, CO]);
+  const heap = wholeHeapF32(backend);
+  const a = heapOffsetF32(backend, filter);
+  const b = heapOffsetF32(backend, out);
+  const run = CI * CO;
+  for (let kd = 0; kd < KD; kd++)
+    for (let k = 0; k < KH * KW; k++) {
+      const dhwio = a + (kd * KH * KW + k) * run;
+      const folded = (toFolded ? b : a) + (k * KD + kd) * run;
+      const unfolded = toFolded ? dhwio : b + (kd * KH * KW + k) * run;
+      if (toFolded) heap.copyWithin(folded, dhwio, dhwio + run);
+      else heap.copyWithin(unfolded, folded, folded + run);
+    }
   return out;
+}
+
+function conv2DAttrs(g: ConvGeometry, info: backend_util.Conv3DInfo) {
+  return {
+    strides: [g.strideHeight, g.strideWidth] as [number, number],
+    pad: pads2D(info) as backend_util.ExplicitPadding,
+    dataFormat: 'NHWC' as const,
+  };
 }
 
 function conv3DUnchecked(backend: WasmBackend, x: TensorInfo, filter: TensorInfo, attrs: Conv3DAttrs): TensorInfo {
   const { g, info } = info3D('Conv3D', x.shape, filter.shape, attrs);
-  const out = allocF32(backend, info.outShape);
-  const size = out.shape.reduce((a, b) => a * b, 1);
-  for (let kd = 0; kd < g.filterDepth; kd++) {
-    const images = depthTapImages(backend, x, g, kd);
-    const w = filterTap(backend, filter, g, kd);
-    const y = runStockKernel(
-      backend,
-      'Conv2D',
-      { x: images, filter: w },
-      { strides: [g.strideHeight, g.strideWidth], pad: pads2D(info), dilations: [g.dilationHeight, g.dilationWidth], dataFormat: 'NHWC' },
-    );
-    const heap = wholeHeapF32(backend);
-    const o = heapOffsetF32(backend, out);
-    const yo = heapOffsetF32(backend, y);
-    if (kd === 0) heap.copyWithin(o, yo, yo + size);
-    else for (let i = 0; i < size; i++) heap[o + i] += heap[yo + i];
-    release(backend, images, w, y);
-  }
+  const images = foldDepthTaps(backend, x, g);
+  const w = foldFilter(backend, filter, g, true);
+  const y = runStockKernel(
+    backend,
+    'Conv2D',
+    { x: images, filter: w },
+    { ...conv2DAttrs(g, info), dilations: [g.dilationHeight, g.dilationWidth] },
+  );
+  release(backend, images, w);
+  const out = reshapeView(backend, y, info.outShape);
+  release(backend, y);
   return out;
 }
 
@@ -119,27 +168,19 @@ function conv3DBackpropFilterUnchecked(
 ): TensorInfo {
   const { g, info } = info3D('Conv3DBackpropFilterV2', x.shape, attrs.filterShape, attrs);
   if (g.dilationHeight !== 1 || g.dilationWidth !== 1) throw new Error('Conv3D gradients with dilation are not supported');
-  const dw = allocF32(backend, attrs.filterShape);
-  const tapSize = g.filterHeight * g.filterWidth * g.inChannels * g.outChannels;
+  const images = foldDepthTaps(backend, x, g);
   const dy4 = reshapeView(backend, dy, [g.batch * g.outDepth, g.outHeight, g.outWidth, g.outChannels]);
-  for (let kd = 0; kd < g.filterDepth; kd++) {
-    const images = depthTapImages(backend, x, g, kd);
-    const tap = conv2DBackpropFilter({
-      inputs: { x: images, dy: dy4 },
-      backend,
-      attrs: {
-        strides: [g.strideHeight, g.strideWidth],
-        pad: pads2D(info) as backend_util.ExplicitPadding,
-        dataFormat: 'NHWC',
-        filterShape: [g.filterHeight, g.filterWidth, g.inChannels, g.outChannels],
-      },
-    });
-    const heap = wholeHeapF32(backend);
-    const src = heapOffsetF32(backend, tap);
-    heap.copyWithin(heapOffsetF32(backend, dw) + kd * tapSize, src, src + tapSize);
-    release(backend, images, tap);
-  }
-  release(backend, dy4);
+  const folded = conv2DBackpropFilter({
+    inputs: { x: images, dy: dy4 },
+    backend,
+    attrs: {
+      ...conv2DAttrs(g, info),
+      filterShape: [g.filterHeight, g.filterWidth, g.filterDepth * g.inChannels, g.outChannels],
+    },
+  });
+  release(backend, images, dy4);
+  const dw = foldFilter(backend, folded, g, false);
+  release(backend, folded);
   return dw;
 }
 
@@ -151,36 +192,20 @@ function conv3DBackpropInputUnchecked(
 ): TensorInfo {
   const { g, info } = info3D('Conv3DBackpropInputV2', attrs.inputShape, filter.shape, attrs);
   if (g.dilationHeight !== 1 || g.dilationWidth !== 1) throw new Error('Conv3D gradients with dilation are not supported');
-  const dx = allocF32(backend, attrs.inputShape);
-  heapF32(backend, dx).fill(0);
-  const plane = g.inHeight * g.inWidth * g.inChannels;
+  const w = foldFilter(backend, filter, g, true);
   const dy4 = reshapeView(backend, dy, [g.batch * g.outDepth, g.outHeight, g.outWidth, g.outChannels]);
-  for (let kd = 0; kd < g.filterDepth; kd++) {
-    const w = filterTap(backend, filter, g, kd);
-    const part = conv2DBackpropInput({
-      inputs: { dy: dy4, filter: w },
-      backend,
-      attrs: {
-        strides: [g.strideHeight, g.strideWidth],
-        pad: pads2D(info) as backend_util.ExplicitPadding,
-        dataFormat: 'NHWC',
-        inputShape: [g.batch * g.outDepth, g.inHeight, g.inWidth, g.inChannels],
-      },
-    });
-    const heap = wholeHeapF32(backend);
-    let src = heapOffsetF32(backend, part);
-    const base = heapOffsetF32(backend, dx);
-    for (let n = 0; n < g.batch; n++) {
-      for (let od = 0; od < g.outDepth; od++, src += plane) {
-        const id = od * g.strideDepth + kd * g.dilationDepth - g.padFront;
-        if (id < 0 || id >= g.inDepth) continue;
-        const dst = base + (n * g.inDepth + id) * plane;
-        for (let i = 0; i < plane; i++) heap[dst + i] += heap[src + i];
-      }
-    }
-    release(backend, w, part);
-  }
-  release(backend, dy4);
+  const folded = conv2DBackpropInput({
+    inputs: { dy: dy4, filter: w },
+    backend,
+    attrs: {
+      ...conv2DAttrs(g, info),
+      inputShape: [g.batch * g.outDepth, g.inHeight, g.inWidth, g.filterDepth * g.inChannels],
+    },
+  });
+  release(backend, w, dy4);
+  const dx = allocF32(backend, attrs.inputShape);
+  unfoldDepthTapsAdd(backend, folded, dx, g);
+  release(backend, folded);
   return dx;
 }
 

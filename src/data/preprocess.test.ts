@@ -1,5 +1,5 @@
 import {
-  argmaxVoxel, axialSlices, brightCentroid, cropAround, minMax, quantile, resize2d, resizeVolume, stackChannels,
+  argmaxVoxel, axialSlices, boxMean, brightCentroid, smoothedArgmax, cropAround, minMax, quantile, resize2d, resizeVolume, stackChannels,
   toChannelsLast, tumourCentredInput, zScore,
 } from './preprocess';
 import { createVolume, Volume, voxelIndex, voxelToWorld } from './volume';
@@ -77,6 +77,26 @@ describe('preprocessing', () => {
     blob.data[voxelIndex(blob.dims, 7, 3, 8)] = 6;
     expect(argmaxVoxel(blob)).toEqual([7, 3, 8]);
     expect(brightCentroid(blob, 0.992)).toEqual([6.5, 2.5, 7.5]);
+  });
+
+  test('boxMean is avg_pool3d(3, stride 1, padding 1) with zero padding; smoothedArgmax finds the blob, not a spike', () => {
+    const v = createVolume([5, 4, 3]);
+    v.data.forEach((_, i) => { v.data[i] = (i * 7) % 11; });
+    const smoothed = boxMean(v, 1);
+    // Brute-force reference at every voxel.
+    for (let z = 0; z < 3; z++) for (let y = 0; y < 4; y++) for (let x = 0; x < 5; x++) {
+      let sum = 0;
+      for (let dz = -1; dz <= 1; dz++) for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
+        const [a, b, c] = [x + dx, y + dy, z + dz];
+        if (a >= 0 && a < 5 && b >= 0 && b < 4 && c >= 0 && c < 3) sum += v.data[voxelIndex(v.dims, a, b, c)];
+      }
+      expect(smoothed.data[voxelIndex(v.dims, x, y, z)]).toBeCloseTo(sum / 27, 5);
+    }
+    const blob = createVolume([12, 12, 12]);
+    blob.data[voxelIndex(blob.dims, 1, 1, 1)] = 100; // a lone spike
+    for (let z = 6; z <= 8; z++) for (let y = 6; y <= 8; y++) for (let x = 6; x <= 8; x++) blob.data[voxelIndex(blob.dims, x, y, z)] = 20;
+    expect(argmaxVoxel(blob)).toEqual([1, 1, 1]);
+    expect(smoothedArgmax(blob, 1)).toEqual([7, 7, 7]);
   });
 
   test('stacking channels and the channels-last view', () => {

@@ -216,6 +216,40 @@ export function brightCentroid(volume: Volume, q = 0.99): Vec3 {
 }
 
 /**
+ * Mean over the (2r+1)^3 box around each voxel, voxels outside the volume counted as 0 (PyTorch's
+ * avg_pool3d(kernel 2r+1, stride 1, padding r) with count_include_pad=True). Separable: three 1-D passes.
+ */
+export function boxMean(volume: Volume, radius = 1): Volume {
+  const [nx, ny, nz] = volume.dims;
+  const strides = [1, nx, nx * ny];
+  let current = volume.data;
+  for (let a = 0; a < 3; a++) {
+    const next = new Float32Array(current.length);
+    const n = volume.dims[a];
+    const stride = strides[a];
+    for (let i = 0; i < current.length; i++) {
+      const position = Math.floor(i / stride) % n;
+      let sum = 0;
+      for (let d = -radius; d <= radius; d++) {
+        const p = position + d;
+        if (p >= 0 && p < n) sum += current[i + d * stride];
+      }
+      next[i] = sum / (2 * radius + 1);
+    }
+    current = next;
+  }
+  return { ...volume, data: current, dims: [...volume.dims], spacing: [...volume.spacing], origin: [...volume.origin] };
+}
+
+/**
+ * Voxel of the brightest blob: argmax of the box-smoothed volume. Steadier than the raw maximum (noise) and simple
+ * to reproduce in PyTorch (avg_pool3d then argmax), so TS and Python nodes can centre their crops the same way.
+ */
+export function smoothedArgmax(volume: Volume, radius = 1): Vec3 {
+  return argmaxVoxel(boxMean(volume, radius));
+}
+
+/**
  * `count` axial slices centred on slice `centreZ` (rounded), as [count, ny, nx]; indices beyond the volume repeat
  * the edge slice.
  */

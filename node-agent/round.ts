@@ -10,14 +10,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { AddScalarReply, ErrorMessage, TrainReply, TrainRequest } from '../src/protocol/messages';
 import { errnumString } from '../src/protocol/error-numbers';
 import { parseTrainingArgs, batchSizeOf, TrainingArgs } from '../src/protocol/training-args';
-import { numberOf } from '../src/protocol/pyfloat';
+import { numberOf, PyFloat } from '../src/protocol/pyfloat';
 import { isValidRepositoryUrl } from '../src/transport/url';
 import { decodeParams, encodeParams, modelWeightsOf, nodeParamsFile, DenseArray, TorchTensor } from '../src/serialize';
 import { buildModel, PlanModel } from '../src/plan/tfjs-model';
 import { exportWeights, importWeightsInto } from '../src/plan/weights';
 import type { PlanSpec } from '../src/plan/spec';
 import { trainModel } from '../src/engine/train';
-import type { OptimizerSpec } from '../src/engine/optimizers';
+import { trainingSettings } from '../src/plan/training';
 import { fedbiomedMetric, FedbiomedMetric } from '../src/engine/metrics';
 import { SeededRandom, freshSeed } from '../src/engine/prng';
 import { openPlanDataset, PlanDataset } from '../src/data/plan-dataset';
@@ -139,8 +139,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
         dropLast: args.loader_args['drop_last'] === true },
       epochs: args.epochs, numUpdates: args.num_updates, batchMaxnum: args.batch_maxnum, dryRun: args.dry_run,
       logInterval: args.log_interval,
-      loss: lossNameOf(spec),
-      optimizer: optimizerOf(spec, args.optimizer_args),
+      ...trainingSettings(spec, plainOptimizerArgs(args.optimizer_args)),
       seed,
       fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu),
       shouldStop: ctx.stopping,
@@ -298,27 +297,10 @@ function evaluate(model: PlanModel, data: PlanDataset, indices: number[], metric
   return fedbiomedMetric(metric, targets, outputs, classes);
 }
 
-function lossNameOf(spec: PlanSpec): string {
-  if (spec.loss.type === 'bce') return spec.loss.fromLogits ? 'BCEWithLogitsLoss' : 'BCELoss';
-  return spec.loss.type === 'cross_entropy' ? 'CrossEntropyLoss' : 'MSELoss';
-}
-
-/** The plan's optimizer, with the round's `optimizer_args` applied on top (Fed-BioMed's init_optimizer). */
-export function optimizerOf(spec: PlanSpec, overrides: Record<string, unknown>): OptimizerSpec {
-  const o = spec.optimizer;
-  const num = (key: string, fallback: number | undefined) => {
-    const v = overrides[key];
-    return v === undefined ? fallback : numberOf(v as number);
-  };
-  const base: OptimizerSpec = { name: o.type === 'sgd' ? 'SGD' : 'Adam', lr: num('lr', o.lr) as number,
-    weightDecay: num('weight_decay', o.weightDecay) };
-  if (o.type === 'sgd') {
-    return { ...base, momentum: num('momentum', o.momentum), dampening: num('dampening', o.dampening),
-      nesterov: (overrides['nesterov'] as boolean | undefined) ?? o.nesterov };
-  }
-  const betas = overrides['betas'];
-  return { ...base, eps: num('eps', o.eps),
-    betas: Array.isArray(betas) ? [numberOf(betas[0] as number), numberOf(betas[1] as number)] : o.betas };
+/** optimizer_args as plain JS values: whole floats arrive as PyFloat from the wire and the engine wants numbers. */
+function plainOptimizerArgs(args: Record<string, unknown>): Record<string, unknown> {
+  const plain = (v: unknown): unknown => (v instanceof PyFloat ? v.value : Array.isArray(v) ? v.map(plain) : v);
+  return Object.fromEntries(Object.entries(args).map(([k, v]) => [k, plain(v)]));
 }
 
 type ScalarFields = Omit<AddScalarReply, 'researcher_id' | 'node_id' | 'job_id' | 'command' | 'protocol_version'>;

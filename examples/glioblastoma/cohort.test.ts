@@ -139,15 +139,13 @@ describe('generateCohort on disk', () => {
     const again = path.join(root, 'b');
     generateCohort({ ...OPTIONS, outDir: again });
     expect(digestTree(again)).toEqual(digestTree(outDir));
+    // Another seed, a smaller cohort: each patient has its own random streams, so compare file by file.
     const other = path.join(root, 'c');
-    generateCohort({ ...OPTIONS, outDir: other, seed: 8 });
+    generateCohort({ ...OPTIONS, outDir: other, seed: 8, sites: [{ name: 'Nice', patients: 1 }], heldOut: 0 });
     const a = digestTree(outDir);
-    const c = digestTree(other);
-    // Site folders have the same files; held-out series folders are named after each patient's (random) site.
-    const siteFiles = (tree: Map<string, string>): string[] => [...tree.keys()].filter((f) => !f.startsWith('heldout'));
-    expect(siteFiles(c)).toEqual(siteFiles(a));
-    const same = [...a.keys()].filter((f) => c.has(f) && a.get(f) === c.get(f));
-    expect(same).toEqual([]);
+    const c = [...digestTree(other)].filter(([f]) => f.startsWith('Nice/'));
+    expect(c.length).toBeGreaterThan(20);
+    expect(c.filter(([f, digest]) => a.get(f) === digest).map(([f]) => f)).toEqual([]);
   });
 
   test('refuses to write into a non-empty folder and rejects bad options', () => {

@@ -1,9 +1,9 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spawnSync } from 'child_process';
 import { numericColumn, parseCsv, readCsv, rowOf, rowRecord } from './csv';
 import { DataReadError } from './errors';
+import { runPython } from './python-oracle.test-helper';
 
 const VECTORS = '/work/shared/fedbiomed-v4.5-vectors/examples';
 let dir: string;
@@ -104,9 +104,6 @@ describe('readCsv', () => {
  * with pandas is available (Debian's /usr/bin/python3 has pandas 1.5.3, the version the vectors were recorded with).
  */
 describe('agreement with pandas (Fed-BioMed DatasetManager.read_csv)', () => {
-  const python = ['/usr/bin/python3', 'python3'].find(
-    (exe) => spawnSync(exe, ['-c', 'import pandas'], { encoding: 'utf8' }).status === 0,
-  );
   // (A file with a short row is left out: Fed-BioMed's sniffer itself fails on it, "Could not determine delimiter".)
   const cases: Record<string, string> = {
     'plain.csv': 'a,b,c\n1,2.5,x\n2,3.5,y\n3,,z\n',
@@ -119,11 +116,6 @@ describe('agreement with pandas (Fed-BioMed DatasetManager.read_csv)', () => {
     'crlf.csv': 'name,score\r\nanna,1.5\r\nbob,2\r\n',
   };
   test('shape and dtypes match pandas on every case', () => {
-    if (!python) {
-      console.warn('agreement with pandas: no Python interpreter with pandas found (tried /usr/bin/python3, python3); comparison not run');
-      expect(python).toBeUndefined();
-      return;
-    }
     const files = Object.entries(cases).map(([name, text]) => write(name, text));
     const script = [
       'import csv, json, sys, pandas as pd',
@@ -136,9 +128,9 @@ describe('agreement with pandas (Fed-BioMed DatasetManager.read_csv)', () => {
       '    out.append({"shape": list(df.shape), "dtypes": [str(t) for t in df.dtypes]})',
       'print(json.dumps(out))',
     ].join('\n');
-    const run = spawnSync(python, ['-c', script, ...files], { encoding: 'utf8' });
-    expect(run.stderr).toBe('');
-    const expected = JSON.parse(run.stdout) as { shape: number[]; dtypes: string[] }[];
+    const run = runPython(script, files, ['pandas']);
+    if (!run) return;
+    const expected = JSON.parse(run) as { shape: number[]; dtypes: string[] }[];
     const ours = files.map((f) => {
       const t = readCsv(f);
       return { shape: t.shape, dtypes: t.dtypes };

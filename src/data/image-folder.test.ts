@@ -2,11 +2,11 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
-import { spawnSync } from 'child_process';
 import { DataReadError } from './errors';
 import { openImageFolder, readRgbImage } from './image-folder';
 import { crc32 } from './png';
 import { describeDataset } from './registry-info';
+import { runPython } from './python-oracle.test-helper';
 
 let dir: string;
 beforeAll(() => {
@@ -173,15 +173,7 @@ describe('image folder (torchvision ImageFolder)', () => {
 
 /** Same tensors as torchvision 0.14's ImageFolder + ToTensor (PIL 9.4 decoding), when that Python is available. */
 describe('agreement with torchvision ImageFolder', () => {
-  const python = ['/usr/bin/python3', 'python3'].find(
-    (exe) => spawnSync(exe, ['-c', 'import torchvision, PIL'], { encoding: 'utf8' }).status === 0,
-  );
   test('PNG exactly, JPEG within 3 grey levels', () => {
-    if (!python) {
-      console.warn('agreement with torchvision: no Python interpreter with torchvision and PIL (tried /usr/bin/python3, python3); comparison not run');
-      expect(python).toBeUndefined();
-      return;
-    }
     const root = path.join(dir, 'torchvision');
     const script = [
       'import json, os, sys, numpy as np',
@@ -205,9 +197,9 @@ describe('agreement with torchvision ImageFolder', () => {
       '       "shape": [len(ds)] + list(ds[0][0].shape), "tensors": [ds[i][0].numpy().ravel().tolist() for i in range(len(ds))]}',
       'print(json.dumps(out))',
     ].join('\n');
-    const run = spawnSync(python, ['-c', script, root], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    expect(run.stderr).toBe('');
-    const expected = JSON.parse(run.stdout) as { classes: string[]; files: string[]; shape: number[]; tensors: number[][] };
+    const run = runPython(script, [root], ['torchvision', 'PIL']);
+    if (!run) return;
+    const expected = JSON.parse(run) as { classes: string[]; files: string[]; shape: number[]; tensors: number[][] };
     const dataset = openImageFolder(root);
     expect(dataset.classes).toEqual(expected.classes);
     expect(dataset.samples.map((s) => path.relative(root, s.file))).toEqual(expected.files);

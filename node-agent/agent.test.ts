@@ -14,7 +14,7 @@ import { generateTorchPlan } from '../src/plan/pytorch';
 import { mlpPlan } from '../src/plan/testing/plans';
 import { defaultConfig, writeConfig } from './config';
 import { openNodeStores } from './stores';
-import { NodeAgent } from './agent';
+import { NodeAgent, SIGNAL_STOP_LOG } from './agent';
 
 jest.setTimeout(60_000);
 
@@ -218,5 +218,35 @@ describe('TS node agent on the embedded network', () => {
     const everything = fromNode.join('\n') + files.map((f) => f.toString('latin1')).join('');
     const rows = fs.readFileSync(csvPath, 'utf8').split('\n').slice(1, 4).filter((r) => r);
     for (const secret of [csvPath, 'secret-patients-site-a', dir, ...rows]) expect(everything).not.toContain(secret);
+  });
+
+  it('on a stop signal, sends the FB312 error and the CRITICAL log exactly as the recorded Python node', async () => {
+    // The recorded Python node's last two messages (node_peer1 stopped by SIGTERM).
+    const recorded = fs.readFileSync('../shared/fedbiomed-v4.5-vectors/mqtt-trace.jsonl', 'utf8').split('\n')
+      .filter((l) => l.includes('node_peer1')).map((l) => JSON.parse(l) as { topic: string; payload: string });
+    const recordedError = recorded.find((r) => r.payload.includes('FB312'));
+    const recordedCritical = recorded.find((r) => r.topic === 'general/logger' && r.payload.includes('CRITICAL'));
+    if (!recordedError || !recordedCritical) throw new Error('recorded FB312 error / CRITICAL log not found in the vectors');
+    const recordedInner = JSON.parse((JSON.parse(recordedCritical.payload) as { msg: string }).msg) as Record<string, string>;
+    expect(SIGNAL_STOP_LOG).toBe(recordedInner['message']);
+
+    const shutdown: { topic: string; payload: string }[] = [];
+    spy.on('message', (topic, payload) => void shutdown.push({ topic, payload: payload.toString('utf8') }));
+    await agent.stop('signal');
+    const start = Date.now();
+    while (shutdown.filter((m) => m.payload.includes(NODE_ID)).length < 2 && Date.now() - start < 10_000) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const error = shutdown.find((m) => m.payload.includes('"command": "error"'));
+    expect(error).toEqual({ topic: recordedError.topic, payload: recordedError.payload.replace('node_peer1', NODE_ID) });
+    const critical = shutdown.find((m) => m.topic === 'general/logger' && m.payload.includes('CRITICAL'));
+    if (!critical) throw new Error('no CRITICAL log received');
+    const inner = JSON.parse((JSON.parse(critical.payload) as { msg: string }).msg) as Record<string, string>;
+    expect(Object.keys(inner)).toEqual(Object.keys(recordedInner));
+    expect(inner).toMatchObject({ node_id: NODE_ID, level: 'CRITICAL', name: recordedInner['name'],
+      message: recordedInner['message'] });
+    // Same envelope as the recorded one once the time and node id are the same.
+    expect(critical.payload).toBe(recordedCritical.payload.replace(/node_peer1/g, NODE_ID)
+      .replace(recordedInner['asctime'], inner['asctime']));
   });
 });

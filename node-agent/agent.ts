@@ -28,6 +28,9 @@ export interface NodeAgentOptions {
   repository?: { retries?: number; downloadTimeoutMs?: number; uploadTimeoutMs?: number };
 }
 
+/** The CRITICAL log line a Python v4.5 node sends on SIGTERM/SIGINT (fedbiomed/node/cli.py, word for word). */
+export const SIGNAL_STOP_LOG = 'Node stopped in signal_handler, probably by user decision (Ctrl C)';
+
 export class NodeAgent {
   readonly log: NodeLog;
   private messaging: Messaging | undefined;
@@ -180,7 +183,7 @@ export class NodeAgent {
     if (messaging && reason === 'signal') {
       await messaging.send({ researcher_id: '<unknown>', node_id: this.nodeId,
         errnum: errnumString('FB312'), extra_msg: '', command: 'error' }).catch(() => undefined);
-      this.log.critical('Node stopped in SIGTERM signal handler');
+      this.log.critical(SIGNAL_STOP_LOG);
     }
     this.log.forwardTo(undefined);
     await this.queue?.idle();

@@ -41,7 +41,10 @@ export function describeDataset(
         tabularFile: parameters?.tabular_file,
         indexCol: parameters?.index_col,
       });
-      return { shape: dataset.shape(), dtypes: [] };
+      const shape = dataset.shape();
+      // Like Fed-BioMed, refuse a dataset whose first sample cannot be read (shape only read headers).
+      dataset.loadSubject(dataset.subjects[0]);
+      return { shape, dtypes: [] };
     }
     case 'images':
       return { shape: openImageFolder(path).shape(), dtypes: [] };

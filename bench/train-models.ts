@@ -44,8 +44,9 @@ export function referenceCnn(dims: 2 | 3, inChannels: number, seed = 1): Trainab
   const conv = (x: tf.Tensor, i: number): tf.Tensor => {
     const { w, b } = convs[i];
     if (dims === 2) {
-      // Bias fused into the XNNPACK conv; tfjs only fuses linear activations while recording gradients.
-      return tf.relu(tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, strides: 1, pad: 'valid', bias: b }));
+      // Not tf.fused.conv2d: while recording gradients tfjs fuses only the bias, and its custom gradient always
+      // computes the input gradient too -- a wasted full backward conv for the first layer.
+      return tf.relu(tf.add(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid'), b));
     }
     return tf.relu(tf.add(tf.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, 1, 'valid'), b));
   };
@@ -97,10 +98,14 @@ export class SyntheticImages implements BatchSource {
   }
 }
 
-/** The same networks in PyTorch; prints a JSON list of per-epoch milliseconds. */
-export const TORCH_BENCH_SCRIPT = String.raw`
+/**
+ * The same networks in PyTorch, as a worker: reads one line per request on stdin ("epoch") and answers the epoch's
+ * milliseconds on stdout, so the benchmark can interleave PyTorch and tfjs epochs and both see the same machine
+ * load (the machine is shared).
+ */
+export const TORCH_BENCH_WORKER = String.raw`
 import json, sys, time, torch
-cfg = json.load(sys.stdin)
+cfg = json.loads(sys.stdin.readline())
 torch.set_num_threads(cfg['threads'])
 torch.manual_seed(0)
 d = cfg['dims']
@@ -118,15 +123,15 @@ y = (torch.rand(cfg['samples'], 1) < 0.5).float()
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 loss_fn = torch.nn.BCELoss()
 bs = cfg['batch']
-times = []
-for epoch in range(cfg['warmup'] + cfg['epochs']):
+print(json.dumps({'ready': torch.__version__}), flush=True)
+for line in sys.stdin:
+    if line.strip() != 'epoch':
+        break
     t0 = time.perf_counter()
     for s in range(0, cfg['samples'], bs):
         opt.zero_grad()
         loss = loss_fn(model(x[s:s+bs]), y[s:s+bs])
         loss.backward()
         opt.step()
-    if epoch >= cfg['warmup']:
-        times.append((time.perf_counter() - t0) * 1000)
-print(json.dumps({'times': times, 'version': torch.__version__}))
+    print(json.dumps({'ms': (time.perf_counter() - t0) * 1000}), flush=True)
 `;

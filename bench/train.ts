@@ -9,9 +9,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../src/engine/backend';
-import { findTorchPython, runTorchScript } from '../src/engine/testing/torch';
+import { findTorchPython, TorchWorker } from '../src/engine/testing/torch';
 import { trainModel, TrainOptions } from '../src/engine/train';
-import { referenceCnn, SyntheticImages, TORCH_BENCH_SCRIPT } from './train-models';
+import { referenceCnn, SyntheticImages, TORCH_BENCH_WORKER } from './train-models';
 
 interface Variant {
   dims: 2 | 3;
@@ -46,21 +46,38 @@ function sampleShape(v: Variant): number[] {
   return [...v.spatial, v.channels];
 }
 
-async function timeEpochs(backend: string, v: Variant, epochs: number): Promise<number[]> {
+interface EpochTimes {
+  tfjs: number[];
+  torch: Record<number, number[]>;
+}
+
+/**
+ * One warm-up epoch each, then `epochs` rounds of: one tfjs epoch, one PyTorch epoch per thread count. Interleaving
+ * keeps both sides under the same (shared-machine) load.
+ */
+async function interleavedEpochs(backend: string, v: Variant, epochs: number, torchThreads: number[]): Promise<EpochTimes> {
   await tf.setBackend(backend);
   const model = referenceCnn(v.dims, v.channels);
   const data = new SyntheticImages(v.samples, sampleShape(v));
-  const times: number[] = [];
+  const workers = torchThreads.map((threads) => new TorchWorker(TORCH_BENCH_WORKER, { ...v, threads }));
+  const out: EpochTimes = { tfjs: [], torch: Object.fromEntries(torchThreads.map((t) => [t, [] as number[]])) };
   try {
-    for (let e = 0; e < epochs + 1; e++) {
+    for (const w of workers) await w.ask<{ ready: string }>();
+    for (let e = 0; e <= epochs; e++) {
       const t0 = performance.now();
       await trainModel(model, data, options(v));
-      if (e > 0) times.push(performance.now() - t0);
+      const ms = performance.now() - t0;
+      if (e > 0) out.tfjs.push(ms);
+      for (let i = 0; i < workers.length; i++) {
+        const r = await workers[i].ask<{ ms: number }>('epoch');
+        if (e > 0) out.torch[torchThreads[i]].push(r.ms);
+      }
     }
   } finally {
     model.dispose();
+    workers.forEach((w) => w.close());
   }
-  return times;
+  return out;
 }
 
 /** One batch of `batch` samples on a slow backend, extrapolated to an epoch. */
@@ -96,6 +113,8 @@ async function profileStep(backend: string, v: Variant): Promise<{ rows: KernelR
     const wallMs = performance.now() - t0;
     const byName = new Map<string, KernelRow>();
     for (const k of info.kernels) {
+      // "<op>__op" entries are tfjs op scopes wrapping kernels already listed; counting them would double count.
+      if (k.name.endsWith('__op')) continue;
       const row = byName.get(k.name) ?? { name: k.name, calls: 0, ms: 0 };
       row.calls += 1;
       row.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
@@ -107,15 +126,6 @@ async function profileStep(backend: string, v: Variant): Promise<{ rows: KernelR
   }
 }
 
-function torchEpochs(v: Variant, threads: number, epochs: number): number[] {
-  const r = runTorchScript<{ times: number[] }>(
-    TORCH_BENCH_SCRIPT,
-    { ...v, threads, warmup: 1, epochs },
-    30 * 60 * 1000,
-  );
-  return r.times;
-}
-
 const fmt = (ms: number) => ms.toFixed(0).padStart(8);
 
 export async function main(args: string[]): Promise<void> {
@@ -124,6 +134,7 @@ export async function main(args: string[]): Promise<void> {
   const epochs = epochsArg >= 0 ? Number(args[epochsArg + 1]) : 5;
   const choice = await initBackend((line) => console.log(line));
   const fast = choice.tfjsName;
+  if (choice.name !== 'node') console.log('tfjs-node: not available here, so not measured (see the backend line above)');
   const torch = flag('--no-torch') ? { why: 'skipped (--no-torch)' } : findTorchPython();
   console.log(`PyTorch: ${torch.python ? torch.why : `ABSENT - ${torch.why}`}`);
 
@@ -131,11 +142,13 @@ export async function main(args: string[]): Promise<void> {
   for (const v of flag('--no-3d') ? [VARIANT_2D] : [VARIANT_2D, VARIANT_3D]) {
     const label = `${v.dims}D input ${v.channels}x${v.spatial.join('x')}, ${v.samples} samples/epoch, batch ${v.batch}`;
     console.log(`\n== ${label}`);
-    console.log('backend                         ms/epoch   (median after 1 warm-up epoch)');
+    console.log('backend                        ms/epoch (median after 1 warm-up epoch; epochs interleaved tfjs/torch)');
+    const runs = v.dims === 2 ? epochs : Math.max(2, Math.ceil(epochs / 2));
+    let times: EpochTimes | undefined;
     try {
-      const t = await timeEpochs(fast, v, v.dims === 2 ? epochs : Math.max(2, Math.ceil(epochs / 2)));
-      results[`tfjs${v.dims}`] = median(t);
-      console.log(`tfjs ${fast.padEnd(26)}${fmt(median(t))}   runs: ${t.map((x) => x.toFixed(0)).join(' ')}`);
+      times = await interleavedEpochs(fast, v, runs, torch.python ? [1, 2] : []);
+      results[`tfjs${v.dims}`] = median(times.tfjs);
+      console.log(`tfjs ${fast.padEnd(26)}${fmt(median(times.tfjs))}   min ${fmt(Math.min(...times.tfjs))}   runs: ${times.tfjs.map((x) => x.toFixed(0)).join(' ')}`);
     } catch (e) {
       console.log(`tfjs ${fast.padEnd(26)}  FAILED: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -144,13 +157,14 @@ export async function main(args: string[]): Promise<void> {
       const ms = await timeOneBatchExtrapolated('cpu', v, batch);
       console.log(`tfjs cpu (1 batch of ${batch}, x${v.samples / batch})${fmt(ms).padStart(9)}   extrapolated from a single timed step`);
     }
-    if (torch.python) {
+    if (torch.python && times) {
       for (const threads of [1, 2]) {
-        const t = torchEpochs(v, threads, v.dims === 2 ? epochs : Math.max(2, Math.ceil(epochs / 2)));
+        const t = times.torch[threads];
         if (threads === 1) results[`torch${v.dims}`] = median(t);
-        console.log(`torch ${threads} thread${threads > 1 ? 's' : ' '}${''.padEnd(16)}${fmt(median(t))}   runs: ${t.map((x) => x.toFixed(0)).join(' ')}`);
+        const label = `torch ${threads} thread${threads > 1 ? 's' : ''}`;
+        console.log(`${label.padEnd(31)}${fmt(median(t))}   min ${fmt(Math.min(...t))}   runs: ${t.map((x) => x.toFixed(0)).join(' ')}`);
       }
-    } else {
+    } else if (!torch.python) {
       console.log(`torch                          ABSENT (${torch.why})`);
     }
     if (results[`tfjs${v.dims}`] && results[`torch${v.dims}`]) {

@@ -2,7 +2,8 @@
  * Finds a Python interpreter that has torch (the pyenv `python3` on PATH may not; Debian's /usr/bin/python3 does)
  * and runs small scripts on it with JSON in and out. Used by tests as the PyTorch oracle and by bench/train.ts.
  */
-import { spawnSync } from 'child_process';
+import { ChildProcessWithoutNullStreams, spawn, spawnSync } from 'child_process';
+import * as readline from 'readline';
 
 const CANDIDATES = ['python3', '/usr/bin/python3', 'python'];
 
@@ -36,4 +37,33 @@ export function runTorchScript<T>(script: string, input: unknown, timeoutMs = 12
   });
   if (r.status !== 0) throw new Error(`torch script failed (${python}): ${r.error?.message ?? ''}${r.stderr}`);
   return JSON.parse(r.stdout) as T;
+}
+
+/** A long-lived python process answering one JSON line per request line (used to interleave benchmarks). */
+export class TorchWorker {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly lines: AsyncIterator<string>;
+  private stderr = '';
+
+  constructor(script: string, config: unknown) {
+    const { python, why } = findTorchPython();
+    if (!python) throw new Error(why);
+    this.child = spawn(python, ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.lines = readline.createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
+    this.child.stdin.write(`${JSON.stringify(config)}\n`);
+  }
+
+  /** Sends `request` (or nothing, to read a greeting) and returns the next JSON line. */
+  async ask<T>(request?: string): Promise<T> {
+    if (request !== undefined) this.child.stdin.write(`${request}\n`);
+    const next = await this.lines.next();
+    if (next.done) throw new Error(`torch worker exited: ${this.stderr.trim().split('\n').pop() ?? ''}`);
+    return JSON.parse(next.value) as T;
+  }
+
+  close(): void {
+    this.child.stdin.end();
+    this.child.kill();
+  }
 }

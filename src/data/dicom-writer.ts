@@ -283,6 +283,13 @@ export function encodeMrSeries(volume: Volume, options: MrSeriesOptions): Buffer
   const [nx, ny, nz] = volume.dims;
   const stored = quantise16(volume.data);
   const normal = cross(axis(volume.orientation, 0), axis(volume.orientation, 1));
+  // A default display window over the series' value range, so viewers show the whole range at first.
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < volume.data.length; i++) {
+    lo = Math.min(lo, volume.data[i]);
+    hi = Math.max(hi, volume.data[i]);
+  }
   const base = [
     ...commonElements('MR', patient, study, series),
     ...imagePixelElements(volume, stored),
@@ -297,6 +304,8 @@ export function encodeMrSeries(volume: Volume, options: MrSeriesOptions): Buffer
     { tag: 0x00180088, vr: 'DS', value: volume.spacing[2] },
     { tag: 0x00185100, vr: 'CS', value: 'HFS' },
     { tag: 0x00200037, vr: 'DS', value: orientationValue(volume) },
+    { tag: 0x00281050, vr: 'DS', value: (lo + hi) / 2 },
+    { tag: 0x00281051, vr: 'DS', value: Math.max(1, hi - lo) },
     { tag: 0x00281052, vr: 'DS', value: stored.intercept },
     { tag: 0x00281053, vr: 'DS', value: stored.slope },
     { tag: 0x00281054, vr: 'LO', value: 'US' },

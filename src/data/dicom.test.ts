@@ -91,6 +91,11 @@ describe('DICOM writer read back by daikon and dicom-parser', () => {
       expect(dataSet.intString('x00200013')).toBe(k + 1);
       expect(dataSet.floatString('x00200032', 2)).toBeCloseTo(-12 + 4 * k, 6);
       expect(dataSet.string('x00280030')).toBe('1.25\\1.5');
+      // Default window over the whole series' range.
+      const lo = Math.min(...volume.data);
+      const hi = Math.max(...volume.data);
+      expect(dataSet.floatString('x00281050')).toBe((lo + hi) / 2);
+      expect(dataSet.floatString('x00281051')).toBe(hi - lo);
     });
   });
 

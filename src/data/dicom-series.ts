@@ -70,11 +70,6 @@ function numberTag(image: DaikonImage, group: number, element: number): number[]
   return values.every((v) => Number.isFinite(v)) ? values : null;
 }
 
-function stringTag(image: DaikonImage, group: number, element: number): string {
-  const tag = image.getTag(group, element);
-  return tag && tag.value && tag.value.length > 0 ? String(tag.value[0]).trim() : '';
-}
-
 /** Stored pixel values of a slice or of all frames, rescaled to modality values. */
 export function decodePixels(slice: DicomSlice): Float32Array {
   const { image, file } = slice;

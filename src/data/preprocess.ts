@@ -220,7 +220,7 @@ export function brightCentroid(volume: Volume, q = 0.99): Vec3 {
  * avg_pool3d(kernel 2r+1, stride 1, padding r) with count_include_pad=True). Separable: three 1-D passes.
  */
 export function boxMean(volume: Volume, radius = 1): Volume {
-  const [nx, ny, nz] = volume.dims;
+  const [nx, ny] = volume.dims;
   const strides = [1, nx, nx * ny];
   let current = volume.data;
   for (let a = 0; a < 3; a++) {

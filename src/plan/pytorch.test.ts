@@ -24,6 +24,13 @@ function minifyLike(source: string): string {
     });
 }
 
+/** A deep copy with every object's keys in reverse order (arrays keep theirs). */
+function reverseKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(reverseKeys);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value as Record<string, unknown>).reverse().map(([k, v]) => [k, reverseKeys(v)]));
+}
+
 describe('generated PyTorch plan file', () => {
   test('has the v4.5 layout: default dependency lines, plan dependencies, then the class source', () => {
     const spec = cnnTabularPlan();
@@ -42,6 +49,17 @@ describe('generated PyTorch plan file', () => {
     const found = findEmbeddedPlan(file)!;
     expect(found.spec).toEqual(spec);
     expect(found.hash).toBe(planHash(spec));
+  });
+
+  // Regression (found driving real Python v4.5 nodes): a plan read back from its generated .py came with sorted
+  // keys and regenerated TABULAR_STEPS differently, so the Python node saw a new hash and refused the approved plan.
+  test.each(Object.keys(EXAMPLE_PLANS))('plan %s: one source whatever the key order, and again from its own PLAN_SPEC', (key) => {
+    const spec = EXAMPLE_PLANS[key]();
+    const file = generateTorchPlan(spec, { className: 'SamePlan' });
+    const reversed = reverseKeys(spec) as typeof spec;
+    expect(JSON.stringify(reversed)).not.toBe(JSON.stringify(spec));
+    expect(generateTorchPlan(reversed, { className: 'SamePlan' })).toBe(file);
+    expect(generateTorchPlan(extractPlanFromTorchSource(file)!, { className: 'SamePlan' })).toBe(file);
   });
 
   test('the embedded plan survives minifier-style rewriting (tabs, joined statements, re-quoting)', () => {

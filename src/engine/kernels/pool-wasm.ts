@@ -5,7 +5,16 @@
  * tfjs's CPU backend and PyTorch.
  */
 import { backend_util, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { allocF32, heapF32, WasmBackend } from './wasm-backend';
+import {
+  allocF32,
+  heapF32,
+  heapOffsetF32,
+  release,
+  reshapeView,
+  runStockKernel,
+  WasmBackend,
+  wholeHeapF32,
+} from './wasm-backend';
 
 interface PoolGeometry {
   batch: number;
@@ -31,28 +40,6 @@ function windowTaps(g: PoolGeometry, n: number, od: number, oh: number, ow: numb
     for (let h = Math.max(0, h0); h < hHi; h++)
       for (let w = Math.max(0, w0); w < wHi; w++) taps[count++] = (((n * D + d) * H + h) * W + w) * g.channels;
   return count;
-}
-
-/** Max over each window, padding excluded (NaN propagates, as in PyTorch). */
-function maxPoolForward(g: PoolGeometry, x: Float32Array, y: Float32Array): void {
-  const C = g.channels;
-  const [OD, OH, OW] = g.outSize;
-  const taps = new Int32Array(g.filter[0] * g.filter[1] * g.filter[2]);
-  let o = 0;
-  for (let n = 0; n < g.batch; n++)
-    for (let od = 0; od < OD; od++)
-      for (let oh = 0; oh < OH; oh++)
-        for (let ow = 0; ow < OW; ow++, o += C) {
-          const count = windowTaps(g, n, od, oh, ow, taps);
-          for (let c = 0; c < C; c++) {
-            let m = -Infinity;
-            for (let t = 0; t < count; t++) {
-              const v = x[taps[t] + c];
-              if (v > m || v !== v) m = v;
-            }
-            y[o + c] = m;
-          }
-        }
 }
 
 /**
@@ -174,18 +161,74 @@ function pool3DGeometry(
   };
 }
 
-/** The stock wasm MaxPool3D starts each max at FLT_MIN (a tiny positive number), so any window of negative values
- *  yields 1.2e-38 instead of its maximum. This one starts at -Infinity. */
+/**
+ * The stock wasm MaxPool3D starts each max at FLT_MIN (a tiny positive number), so any window of negative values
+ * yields 1.2e-38 instead of its maximum. This one is a max over depth taps of XNNPACK 2D max pools:
+ * y[n, od] = max_kd maxPool2D(x[n, od*sd + kd - pf]), depth padding being -Infinity planes.
+ */
 function maxPool3D(args: {
   inputs: { x: TensorInfo };
   backend: WasmBackend;
   attrs: { filterSize: number | [number, number, number]; strides: number | [number, number, number]; pad: 'valid' | 'same' | number; dimRoundingMode?: 'floor' | 'round' | 'ceil' };
 }): TensorInfo {
   const { inputs, backend, attrs } = args;
-  const g = pool3DGeometry(inputs.x.shape, attrs);
-  const y = allocF32(backend, [g.batch, ...g.outSize, g.channels]);
-  maxPoolForward(g, heapF32(backend, inputs.x), heapF32(backend, y));
-  return y;
+  const x = inputs.x;
+  const info = backend_util.computePool3DInfo(
+    x.shape as [number, number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const g = pool3DGeometry(x.shape, attrs);
+  const [D, H, W] = g.inSize;
+  const [OD, OH, OW] = g.outSize;
+  const C = g.channels;
+  const plane = H * W * C;
+  const outSize = g.batch * OD * OH * OW * C;
+  const pads2D = [
+    [0, 0],
+    [info.padInfo.top, info.padInfo.bottom],
+    [info.padInfo.left, info.padInfo.right],
+    [0, 0],
+  ];
+  let y: TensorInfo | undefined;
+  for (let kd = 0; kd < g.filter[0]; kd++) {
+    const planes = allocF32(backend, [g.batch * OD, H, W, C]);
+    let heap = wholeHeapF32(backend);
+    const src = heapOffsetF32(backend, x);
+    let dst = heapOffsetF32(backend, planes);
+    for (let n = 0; n < g.batch; n++) {
+      for (let od = 0; od < OD; od++, dst += plane) {
+        const id = od * g.stride[0] + kd - g.padBefore[0];
+        if (id < 0 || id >= D) heap.fill(-Infinity, dst, dst + plane);
+        else heap.copyWithin(dst, src + (n * D + id) * plane, src + (n * D + id + 1) * plane);
+      }
+    }
+    const pooled = runStockKernel(
+      backend,
+      'MaxPool',
+      { x: planes },
+      { filterSize: [g.filter[1], g.filter[2]], strides: [g.stride[1], g.stride[2]], pad: pads2D, ...(attrs.dimRoundingMode ? { dimRoundingMode: attrs.dimRoundingMode } : {}) },
+    );
+    release(backend, planes);
+    if (!y) {
+      y = pooled;
+      continue;
+    }
+    heap = wholeHeapF32(backend);
+    const a = heapOffsetF32(backend, y);
+    const b = heapOffsetF32(backend, pooled);
+    for (let i = 0; i < outSize; i++) {
+      const v = heap[b + i];
+      if (v > heap[a + i] || v !== v) heap[a + i] = v;
+    }
+    release(backend, pooled);
+  }
+  const out = reshapeView(backend, y as TensorInfo, [g.batch, OD, OH, OW, C]);
+  release(backend, y as TensorInfo);
+  return out;
 }
 
 export const maxPool3DWasm: KernelConfig = {

@@ -2,8 +2,8 @@
  * Runs a Python script with the first interpreter that has the needed modules (Debian's /usr/bin/python3 has
  * pandas, torch, torchvision and PIL; the pyenv `python3` on PATH may not). One process per call: no separate
  * import probe, because importing torch alone takes seconds.
- * Returns stdout, or undefined after printing why when no interpreter has the modules (the caller then skips its
- * comparison, and the output says so).
+ * Returns stdout. Throws when no interpreter has the modules: a comparison that cannot run is a failure, not a
+ * pass (.ci/run installs every oracle).
  */
 import { spawnSync } from 'child_process';
 
@@ -16,6 +16,6 @@ export function runPython(script: string, args: string[], modules: string[]): st
     if (run.status !== 0) throw new Error(`${exe} failed:\n${run.stderr}`);
     return run.stdout;
   }
-  console.warn(`no Python interpreter with ${modules.join(', ')} found (tried ${INTERPRETERS.join(', ')}): comparison not run`);
-  return undefined;
+  throw new Error(`no Python interpreter with ${modules.join(', ')} found (tried ${INTERPRETERS.join(', ')}): ` +
+    'the comparison cannot run (install them as .ci/run does)');
 }

@@ -38,6 +38,10 @@ if (!PYTHON) {
   // eslint-disable-next-line no-console
   console.warn('python-interop: NO Python interpreter with numpy + msgpack found; these checks did NOT run');
 }
+// A comparison that cannot run is a failure, not a pass: .ci/run installs python3-numpy and python3-msgpack.
+test('a Python interpreter with numpy and msgpack is available for the interop checks', () => {
+  expect(PYTHON).toBeDefined();
+});
 const describeWithPython = PYTHON ? describe : describe.skip;
 
 interface PythonReport {

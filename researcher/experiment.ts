@@ -15,7 +15,7 @@ import { EventEmitter } from 'events';
 import { randomUUID } from 'crypto';
 import type { TrainReply } from '../src/protocol/messages';
 import type { AddScalarReply, LogMessage } from '../src/protocol/messages';
-import { Aggregator, AggregatorConfig, AggregatorInput, WeightMap } from './aggregators';
+import { Aggregator, AggregatorConfig, AggregatorInput, WeightMap, compactWeights } from './aggregators';
 import { Strategy, StrategyInput, createStrategy } from './strategies';
 import { Json, TrainingArgsInput, buildTrainingArgs, trainingArgsFromJson, trainingArgsToJson } from './training-args';
 import { NetworkOptions } from './network';
@@ -464,9 +464,10 @@ export class Experiment extends EventEmitter<EventMap> {
     const averaged = fedavg.finalize();
     const newWeights = this.aggregator.completeRound(this.globalWeights as WeightMap, averaged);
     summary.aggregationReadyMs = Date.now() - result.startedAt;
-    this.globalWeights = newWeights;
-    if (this.options.keepRoundWeights !== false) this.roundWeights.set(round, newWeights);
     this.paramsUrl = await this.uploadWeights(newWeights);
+    // The upload read the tensors where FedAvg left them; now give their buffers' spare halves back.
+    this.globalWeights = compactWeights(newWeights);
+    if (this.options.keepRoundWeights !== false) this.roundWeights.set(round, newWeights);
     summary.aggregated = true;
     summary.paramsUrl = this.paramsUrl;
     summary.durationMs = Date.now() - result.startedAt;

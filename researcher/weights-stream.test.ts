@@ -70,7 +70,7 @@ describe('streamParams', () => {
 });
 
 /** A repository serving fixed bytes; can break a transfer after some bytes a given number of times. */
-function fakeRepo(files: Record<string, Uint8Array>, breakAfter?: { bytes: number; times: number }): FileRepository & { downloads: number } {
+function fakeRepo(files: Record<string, Uint8Array>, breakAfter?: { bytes: number; times: number }, chunk = 16): FileRepository & { downloads: number } {
   const repo = {
     downloads: 0,
     async upload(): Promise<string> {
@@ -85,7 +85,7 @@ function fakeRepo(files: Record<string, Uint8Array>, breakAfter?: { bytes: numbe
       const broken = breakAfter && breakAfter.times > 0;
       if (broken) breakAfter.times -= 1;
       const end = broken ? breakAfter.bytes : bytes.length;
-      for (let i = 0; i < end; i += 16) yield bytes.subarray(i, Math.min(i + 16, end));
+      for (let i = 0; i < end; i += chunk) yield bytes.subarray(i, Math.min(i + chunk, end));
       if (broken) throw new Error('connection reset');
     },
   };
@@ -155,5 +155,77 @@ describe('foldReply', () => {
       return Buffer.from((agg.finalize().get('w')!.data as Float32Array).buffer).toString('hex');
     });
     expect(new Set(results).size).toBe(1);
+  });
+});
+
+describe('big tensors streamed chunk by chunk into the accumulator', () => {
+  const N = 100_000; // 400 kB: above the streaming threshold
+  const big = (seed: number, dtype: 'float32' | 'float64' = 'float32', shape: number[] = [N / 4, 4]) => {
+    const data = dtype === 'float32' ? new Float32Array(N) : new Float64Array(N);
+    for (let i = 0; i < N; i++) data[i] = Math.fround(Math.sin(i * 0.37 + seed) * 3);
+    return encodeParams(
+      nodeParamsFile({
+        optim_aux_var: {}, encrypted: false, researcher_id: 'r', job_id: 'j', state_id: 's', node_id: 'n', optimizer_args: {},
+        model_weights: toModelWeights(new Map([
+          ['small', { dtype: 'float32', shape: [3], data: new Float32Array([seed, seed + 1, seed + 2]) }],
+          ['big', { dtype, shape, data }],
+        ])),
+      }),
+    );
+  };
+  const whole = (file: Uint8Array) => {
+    const w = modelWeightsOf(decodeParams(file));
+    return new Map(Object.entries(w)) as WeightMap;
+  };
+  const hex = (w: WeightMap) => weightsHex(w);
+
+  it.each([4093, 1000, 65536])('gives exactly the whole-file result (chunks of %i bytes, unaligned too)', async (chunk) => {
+    const files = { u1: big(1), u2: big(2), u3: big(3) };
+    const streamedAgg = new StreamingFedAvg();
+    const repo = fakeRepo(files, undefined, chunk);
+    for (const [i, url] of ['u1', 'u2', 'u3'].entries()) await foldReply(streamedAgg, `n${i}`, url, 10 + i, repo);
+    const reference = new StreamingFedAvg();
+    for (const [i, url] of ['u1', 'u2', 'u3'].entries()) reference.add(`n${i}`, whole(files[url as keyof typeof files]), 10 + i);
+    const out = streamedAgg.finalize();
+    expect(out.get('big')!.shape).toEqual([N / 4, 4]);
+    expect(hex(out)).toEqual(hex(reference.finalize()));
+  });
+
+  it('a streamed tensor with the wrong shape is taken back out exactly; a big float64 tensor falls back to whole reads', async () => {
+    const files = { u1: big(1), bad: big(5, 'float32', [N / 2, 2]), f64: big(7, 'float64'), u2: big(2) };
+    const agg = new StreamingFedAvg();
+    const repo = fakeRepo(files, undefined, 3000);
+    await foldReply(agg, 'n1', 'u1', 4, repo);
+    await expect(foldReply(agg, 'bad', 'bad', 9, repo)).rejects.toThrow(/bad: parameter big has shape \[50000, 2\], expected \[25000, 4\]/);
+    await foldReply(agg, 'f64', 'f64', 3, repo);
+    await foldReply(agg, 'n2', 'u2', 4, repo);
+    expect(agg.unusable).toBeUndefined();
+    const reference = new StreamingFedAvg();
+    reference.add('n1', whole(files.u1), 4);
+    reference.add('f64', whole(files.f64), 3);
+    reference.add('n2', whole(files.u2), 4);
+    expect(hex(agg.finalize())).toEqual(hex(reference.finalize()));
+
+    // First node with a big float64 tensor: streamed as float32 by assumption, detected at its end, re-read whole.
+    const agg2 = new StreamingFedAvg();
+    await foldReply(agg2, 'f64', 'f64', 3, repo);
+    await foldReply(agg2, 'n1', 'u1', 4, repo);
+    const reference2 = new StreamingFedAvg();
+    reference2.add('f64', whole(files.f64), 3);
+    reference2.add('n1', whole(files.u1), 4);
+    expect(hex(agg2.finalize())).toEqual(hex(reference2.finalize()));
+  });
+
+  it('a transfer broken inside a streamed tensor is undone and retried', async () => {
+    const files = { u1: big(1), u2: big(2) };
+    const agg = new StreamingFedAvg();
+    await foldReply(agg, 'n1', 'u1', 1, fakeRepo(files, undefined, 5000));
+    const flaky = fakeRepo(files, { bytes: 200_000, times: 1 }, 5000);
+    await foldReply(agg, 'n2', 'u2', 1, flaky);
+    expect(flaky.downloads).toBe(3); // broken, re-read to undo, retried
+    const reference = new StreamingFedAvg();
+    reference.add('n1', whole(files.u1), 1);
+    reference.add('n2', whole(files.u2), 1);
+    expect(hex(agg.finalize())).toEqual(hex(reference.finalize()));
   });
 });

@@ -9,7 +9,11 @@
  */
 import { TorchTensor } from '../src/serialize/values';
 import { isDType } from '../src/serialize/dtype';
-import type { WeightTensor } from './aggregators/tensors';
+import { AggregationError, WeightTensor } from './aggregators/tensors';
+import type { TensorSink } from './aggregators/fedavg';
+
+/** Tensors at least this big are streamed into a sink (when one is offered) instead of being read whole. */
+export const STREAM_TENSOR_BYTES = 256 * 1024;
 
 export class WeightsStreamError extends Error {
   constructor(message: string) {
@@ -63,12 +67,22 @@ class ByteQueue {
   }
 }
 
-/** A parser step: yields how many bytes it needs next, receives exactly that many. */
-type Parser<T> = Generator<number, T, Uint8Array>;
+/** A parser step: yields how many bytes it needs next (exactly n, or any 1..n), and receives them. */
+type Need = number | { upTo: number };
+type Parser<T> = Generator<Need, T, Uint8Array>;
 
 function* readBytes(n: number): Parser<Uint8Array> {
   if (n === 0) return new Uint8Array(0);
   return yield n;
+}
+
+/** Length of a bin value whose header comes next. */
+function* readBinHeader(what: string): Parser<number> {
+  const [t] = yield* readBytes(1);
+  if (t === 0xc4) return yield* readLength(1);
+  if (t === 0xc5) return yield* readLength(2);
+  if (t === 0xc6) return yield* readLength(4);
+  throw new WeightsStreamError(`${what}: tensor bytes are not bin`);
 }
 
 function dv(b: Uint8Array): DataView {
@@ -184,10 +198,61 @@ function toTensor(name: string, v: Value): WeightTensor {
   }
 }
 
+const TENSOR_TAGS = ['torch.Tensor', 'np.ndarray'];
+
+/**
+ * One model_weights entry. A tensor tag map is `{"__type__": tag, "value": [bin, dtype, shape]}`; when `__type__`
+ * comes first (Python's order) and the bytes are big and a sink is offered, the bytes go to the sink as they
+ * arrive and the entry yields no tensor ('streamed'). Anything else is read whole and checked.
+ */
+function* readTensorEntry(name: string, sinkFor: SinkFactory | undefined): Parser<WeightTensor | 'streamed'> {
+  const h = yield* readHeader();
+  if (h.kind !== 'map') throw new WeightsStreamError(`model_weights["${name}"] is not a tensor`);
+  const obj: { [key: string]: Value } = {};
+  let streamed = false;
+  for (let i = 0; i < h.count; i++) {
+    const key = yield* readValue();
+    if (typeof key !== 'string') throw new WeightsStreamError(`model_weights["${name}"]: map keys must be strings`);
+    if (key === 'value' && typeof obj.__type__ === 'string' && TENSOR_TAGS.includes(obj.__type__)) {
+      const arr = yield* readHeader();
+      if (arr.kind !== 'array' || arr.count !== 3) throw new WeightsStreamError(`model_weights["${name}"]: malformed tensor payload`);
+      const length = yield* readBinHeader(`model_weights["${name}"]`);
+      const sink = length >= STREAM_TENSOR_BYTES ? sinkFor?.(name, length) : undefined;
+      if (sink) {
+        for (let remaining = length; remaining > 0; ) {
+          const chunk: Uint8Array = yield { upTo: remaining };
+          sink.write(chunk);
+          remaining -= chunk.byteLength;
+        }
+        const dtype = yield* readValue();
+        const shape = yield* readValue();
+        if (typeof dtype !== 'string' || !Array.isArray(shape) || !shape.every((d) => typeof d === 'number')) {
+          throw new WeightsStreamError(`model_weights["${name}"]: malformed tensor payload`);
+        }
+        sink.end(dtype, shape as number[]);
+        streamed = true;
+      } else {
+        const raw = yield* readBytes(length);
+        obj.value = [raw, yield* readValue(), yield* readValue()];
+      }
+    } else {
+      obj[key] = yield* readValue();
+    }
+  }
+  if (streamed) {
+    if (h.count !== 2) throw new WeightsStreamError(`model_weights["${name}"]: unexpected keys in tensor map`);
+    return 'streamed';
+  }
+  return toTensor(name, obj);
+}
+
+/** Offers a sink for a big tensor's bytes (or undefined to read it whole). */
+export type SinkFactory = (name: string, byteLength: number) => TensorSink | undefined;
+
 /** Events of the file-level parser: a tensor, or a top-level field. */
 type Item = { tensor: [string, WeightTensor] } | { field: [string, Value] };
 
-function* readParamsFile(emit: (item: Item) => void): Parser<void> {
+function* readParamsFile(emit: (item: Item) => void, sinkFor: SinkFactory | undefined): Parser<void> {
   const top = yield* readHeader();
   if (top.kind !== 'map') throw new WeightsStreamError('a weight file must hold a map at the top level');
   let sawWeights = false;
@@ -204,7 +269,8 @@ function* readParamsFile(emit: (item: Item) => void): Parser<void> {
     for (let j = 0; j < h.count; j++) {
       const name = yield* readValue();
       if (typeof name !== 'string') throw new WeightsStreamError('parameter names must be strings');
-      emit({ tensor: [name, toTensor(name, yield* readValue())] });
+      const tensor = yield* readTensorEntry(name, sinkFor);
+      if (tensor !== 'streamed') emit({ tensor: [name, tensor] });
     }
   }
   if (!sawWeights) throw new WeightsStreamError('the file has no "model_weights" key');
@@ -217,8 +283,11 @@ export interface StreamedParams {
   fields(): Record<string, unknown>;
 }
 
-/** Parses a stream of chunks (e.g. an HTTP body) lazily, yielding tensors as they complete. */
-export function streamParams(chunks: AsyncIterable<Uint8Array>, source: string): StreamedParams {
+/**
+ * Parses a stream of chunks (e.g. an HTTP body) lazily, yielding tensors as they complete. With `sinkFor`, big
+ * tensors may instead be streamed into sinks (and are then not yielded).
+ */
+export function streamParams(chunks: AsyncIterable<Uint8Array>, source: string, sinkFor?: SinkFactory): StreamedParams {
   const fields: Record<string, unknown> = {};
   async function* tensors(): AsyncGenerator<[string, WeightTensor]> {
     const queue = new ByteQueue();
@@ -226,20 +295,24 @@ export function streamParams(chunks: AsyncIterable<Uint8Array>, source: string):
     const parser = readParamsFile((item) => {
       if ('tensor' in item) ready.push(item.tensor);
       else fields[item.field[0]] = item.field[1];
-    });
-    const advance = (bytes: Uint8Array): IteratorResult<number, void> => {
+    }, sinkFor);
+    const advance = (bytes: Uint8Array): IteratorResult<Need, void> => {
       try {
         return parser.next(bytes);
       } catch (err) {
-        // Parse errors (bad msgpack, bad UTF-8, bad tensor) name the file; transport errors pass through as they are.
+        // Aggregation errors (from a sink) pass through; parse errors (bad msgpack, bad UTF-8, bad tensor) name
+        // the file. Transport errors never get here: they come from the chunk iterator below.
+        if (err instanceof AggregationError) throw err;
         throw new WeightsStreamError(`${source}: ${(err as Error).message}`);
       }
     };
+    const available = (need: Need): number =>
+      typeof need === 'number' ? (queue.length >= need ? need : 0) : Math.min(need.upTo, queue.length);
     let step = advance(undefined as unknown as Uint8Array);
     for await (const chunk of chunks) {
       queue.push(chunk);
-      while (!step.done && queue.length >= step.value) {
-        step = advance(queue.take(step.value));
+      for (let n = step.done ? 0 : available(step.value); n > 0; n = step.done ? 0 : available(step.value)) {
+        step = advance(queue.take(n));
         while (ready.length > 0) yield ready.shift() as [string, WeightTensor];
       }
     }

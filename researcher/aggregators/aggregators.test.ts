@@ -26,6 +26,26 @@ describe('StreamingFedAvg', () => {
     expect(weightsHex(agg.finalize())).toEqual(recordedHex('aggregated_params_c45e660c-97e8-4d8e-82d0-de0a3d1effe8.mpk'));
   });
 
+  it('the float32 accumulator (Python arithmetic) reproduces the recorded bytes too, and weights by sample_size', () => {
+    const avg = federatedAverage(
+      [
+        { nodeId: 'node_peer1', weights: decodedWeights('node_params_4cb80715-b55b-4038-a37a-7ed730549c93.mpk'), sampleSize: 36 },
+        { nodeId: 'node_peer2', weights: decodedWeights('node_params_62aefac0-4368-40a5-b3ab-d3819e34f9b3.mpk'), sampleSize: 36 },
+      ],
+      'float32',
+    );
+    expect(weightsHex(avg)).toEqual(recordedHex('aggregated_params_c45e660c-97e8-4d8e-82d0-de0a3d1effe8.mpk'));
+    const a = randomWeights(5, { w: [64] });
+    const b = randomWeights(6, { w: [64] });
+    const f32 = federatedAverage([{ nodeId: 'a', weights: a, sampleSize: 0 }, { nodeId: 'a2', weights: a, sampleSize: 10 }, { nodeId: 'b', weights: b, sampleSize: 30 }], 'float32');
+    for (let i = 0; i < 64; i++) {
+      const ref = 0.25 * (a.get('w')!.data[i] as number) + 0.75 * (b.get('w')!.data[i] as number);
+      expect(Math.abs((f32.get('w')!.data[i] as number) - ref)).toBeLessThan(1e-6);
+    }
+    expect(() => new Aggregator({ name: 'fedavg', accumulator: 'float16' as never })).toThrow(/accumulator must be/);
+    expect(new Aggregator({ name: 'fedavg', accumulator: 'float32' }).beginRound().precision).toBe('float32');
+  });
+
   it('reproduces the second recorded round too (aggregated_params_8c6d from node_params_77a7, a0e5)', () => {
     const avg = federatedAverage([
       { nodeId: 'node_peer1', weights: decodedWeights('node_params_77a7b64e-11a4-4e9e-818c-ad7292d372ca.mpk'), sampleSize: 36 },

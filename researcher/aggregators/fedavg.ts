@@ -1,6 +1,7 @@
 /**
- * Streaming federated averaging: every node's tensors are folded into one accumulator as they arrive (tensor by
- * tensor, straight from the HTTP stream) and then dropped, so memory is O(model) whatever the number of nodes.
+ * Streaming federated averaging: every node's weights are folded into one accumulator as they arrive — big
+ * tensors byte chunk by byte chunk straight from the HTTP stream, small ones whole — and then dropped, so memory is
+ * O(model) whatever the number of nodes.
  *
  * The accumulator is float64 and holds Σ n_i·θ_i with the integer sample sizes n_i; the result is
  * round_to_float32(Σ n_i·θ_i / Σ n_i). Why not float32 like Python:
@@ -15,9 +16,19 @@
  */
 import { AggregationError, WeightMap, WeightTensor, elementCount, numericValues, sameShape, shapeText, valueAt } from './tensors';
 
+/** A streamed tensor turned out not to be float32: read that node's file again without streaming. */
+export class StreamedDtypeError extends AggregationError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StreamedDtypeError';
+  }
+}
+
 interface AccumulatorEntry {
   shape: number[];
-  sum: Float64Array;
+  sum: Float64Array | Float32Array;
+  /** Set while the first node streams it: the shape is known only once its bytes have passed. */
+  provisional?: boolean;
 }
 
 export interface Contribution {
@@ -28,13 +39,23 @@ export interface Contribution {
 /** A source of a node's tensors, read again to undo a partial contribution. */
 export type TensorSource = () => AsyncIterable<[string, WeightTensor]> | Iterable<[string, WeightTensor]>;
 
-/** One node's reply being folded in, tensor by tensor. Either commit() or abort() it. */
+/** Receives one float32 tensor's raw little-endian bytes as they arrive, then its dtype and shape. */
+export interface TensorSink {
+  write(bytes: Uint8Array): void;
+  /** Checks what the bytes were (dtype, shape come after them in the file); throws AggregationError on a mismatch. */
+  end(dtype: string, shape: number[]): void;
+}
+
+/** One node's reply being folded in. Either commit() or abort() it. */
 export interface NodeContribution {
   readonly nodeId: string;
-  /** Names already folded in (a retried download skips them). */
-  readonly added: ReadonlySet<string>;
   /** Checks name and shape, then adds n·θ. Throws AggregationError before adding anything on a mismatch. */
   addTensor(name: string, tensor: WeightTensor): void;
+  /**
+   * Streams a big tensor in, assuming float32 (verified by the sink's end()). Returns undefined when the
+   * tensor cannot be streamed (its size does not match a float32 layout): read it whole and use addTensor.
+   */
+  streamTensor(name: string, byteLength: number): TensorSink | undefined;
   /** Checks that every parameter arrived; throws AggregationError (contribution still open) if not. */
   commit(): void;
   /**
@@ -45,7 +66,81 @@ export interface NodeContribution {
   abort(source?: TensorSource): Promise<void>;
 }
 
+/** Reads float32 little-endian values from byte chunks of any length and alignment. */
+class Float32Reader {
+  private carry = new Uint8Array(4);
+  private carried = 0;
+  private scratch = new Float32Array(0);
+
+  /** Calls `each(values, count)` on the complete values contained in carry + bytes. */
+  read(bytes: Uint8Array, each: (values: Float32Array, count: number) => void): void {
+    let off = 0;
+    if (this.carried > 0) {
+      const k = Math.min(4 - this.carried, bytes.length);
+      this.carry.set(bytes.subarray(0, k), this.carried);
+      this.carried += k;
+      off = k;
+      if (this.carried < 4) return;
+      each(new Float32Array(this.carry.slice().buffer), 1);
+      this.carried = 0;
+    }
+    const whole = Math.floor((bytes.length - off) / 4);
+    if (whole > 0) {
+      const start = bytes.byteOffset + off;
+      if (start % 4 === 0) {
+        each(new Float32Array(bytes.buffer, start, whole), whole);
+      } else {
+        if (this.scratch.length < whole) this.scratch = new Float32Array(whole);
+        new Uint8Array(this.scratch.buffer, 0, whole * 4).set(bytes.subarray(off, off + whole * 4));
+        each(this.scratch, whole);
+      }
+      off += whole * 4;
+    }
+    const rest = bytes.length - off;
+    if (rest > 0) {
+      this.carry.set(bytes.subarray(off), 0);
+      this.carried = rest;
+    }
+  }
+
+  get pendingBytes(): number {
+    return this.carried;
+  }
+}
+
+function float32View(tensor: WeightTensor): Float32Array {
+  const d = tensor.data as ArrayBufferView;
+  const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  return new Float32Array(bytes.slice().buffer);
+}
+
+export type AccumulatorPrecision = 'float64' | 'float32';
+
 export class StreamingFedAvg {
+  /**
+   * float64 (default): order-independent and exact as described above, accumulator 2× the model.
+   * float32: Python's arithmetic (bit-identical to it for equal sample sizes, as Σ (n_i/n_first)·θ_i scaled by
+   * n_first/Σn), accumulator 1× the model, but with three or more nodes the last bits depend on arrival order.
+   */
+  constructor(readonly precision: AccumulatorPrecision = 'float64') {
+    if (precision !== 'float64' && precision !== 'float32') throw new AggregationError(`accumulator precision must be float64 or float32, got ${String(precision)}`);
+  }
+
+  /** float32 mode: the first non-empty node's sample size (weights are kept relative to it). */
+  private referenceSize = 0;
+
+  private allocate(n: number): Float64Array | Float32Array {
+    return this.precision === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  }
+
+  /** The factor a node's values are multiplied by before being added. */
+  private factorFor(sampleSize: number): number {
+    if (this.precision === 'float64') return sampleSize;
+    if (this.referenceSize === 0) this.referenceSize = sampleSize;
+    // torch multiplies a float32 tensor by a Python float in float32.
+    return this.referenceSize === 0 ? 0 : Math.fround(sampleSize / this.referenceSize);
+  }
+
   private accumulator = new Map<string, AccumulatorEntry>();
   /** The first committed reply fixes the parameter set and order (Python indexes by the first reply's keys). */
   private layoutFixed = false;
@@ -72,8 +167,13 @@ export class StreamingFedAvg {
     }
     if (this.contributions.some((c) => c.nodeId === nodeId)) throw new AggregationError(`node ${nodeId}: already aggregated in this round`);
     this.open = nodeId;
-    const added = new Set<string>();
+    const hadReference = this.referenceSize;
+    const factor = this.factorFor(sampleSize);
+    /** Parameters (partly) added: name → number of leading values added, and whether they were read as raw float32. */
+    const added = new Map<string, { count: number; raw: boolean }>();
+    const complete = new Set<string>();
     const establishing = !this.layoutFixed;
+    let streaming: string | undefined;
     let closed = false;
     const close = (): void => {
       closed = true;
@@ -81,14 +181,17 @@ export class StreamingFedAvg {
     };
     const ensureOpen = (): void => {
       if (closed) throw new AggregationError(`node ${nodeId}: contribution already closed`);
+      if (streaming !== undefined) throw new AggregationError(`node ${nodeId}: parameter ${streaming} is still streaming`);
+    };
+    const checkNew = (name: string): void => {
+      if (added.has(name)) throw new AggregationError(`node ${nodeId}: parameter ${name} sent twice`);
     };
 
     return {
       nodeId,
-      added,
       addTensor: (name, tensor) => {
         ensureOpen();
-        if (added.has(name)) throw new AggregationError(`node ${nodeId}: parameter ${name} sent twice`);
+        checkNew(name);
         const n = elementCount(tensor.shape);
         if (tensor.data.length !== n) {
           throw new AggregationError(`node ${nodeId}: parameter ${name} has ${tensor.data.length} values but shape ${shapeText(tensor.shape)}`);
@@ -96,18 +199,62 @@ export class StreamingFedAvg {
         let entry = this.accumulator.get(name);
         if (!entry) {
           if (!establishing) throw new AggregationError(`node ${nodeId}: unexpected parameter ${name} (not in the first reply)`);
-          entry = { shape: [...tensor.shape], sum: new Float64Array(n) };
+          entry = { shape: [...tensor.shape], sum: this.allocate(n) };
           this.accumulator.set(name, entry);
         } else if (!sameShape(entry.shape, tensor.shape)) {
           throw new AggregationError(`node ${nodeId}: parameter ${name} has shape ${shapeText(tensor.shape)}, expected ${shapeText(entry.shape)}`);
         }
-        addScaled(entry.sum, numericValues(tensor), sampleSize);
-        added.add(name);
+        addScaled(entry.sum, numericValues(tensor), factor, 0, n);
+        added.set(name, { count: n, raw: false });
+        complete.add(name);
+      },
+      streamTensor: (name, byteLength) => {
+        ensureOpen();
+        checkNew(name);
+        if (byteLength % 4 !== 0) return undefined;
+        const n = byteLength / 4;
+        let entry = this.accumulator.get(name);
+        if (!entry) {
+          if (!establishing) throw new AggregationError(`node ${nodeId}: unexpected parameter ${name} (not in the first reply)`);
+          entry = { shape: [n], sum: this.allocate(n), provisional: true };
+          this.accumulator.set(name, entry);
+        } else if (entry.sum.length !== n) {
+          return undefined; // wrong size: read whole, addTensor reports the shape mismatch
+        }
+        const target = entry;
+        const record = { count: 0, raw: true };
+        added.set(name, record);
+        streaming = name;
+        const reader = new Float32Reader();
+        return {
+          write: (bytes) => {
+            reader.read(bytes, (values, count) => {
+              if (record.count + count > n) throw new AggregationError(`node ${nodeId}: parameter ${name} has more bytes than announced`);
+              addScaled(target.sum, values, factor, record.count, count);
+              record.count += count;
+            });
+          },
+          end: (dtype, shape) => {
+            streaming = undefined;
+            if (record.count !== n || reader.pendingBytes !== 0) throw new AggregationError(`node ${nodeId}: parameter ${name} is truncated`);
+            if (dtype !== 'float32') throw new StreamedDtypeError(`node ${nodeId}: parameter ${name} is ${dtype}, not float32`);
+            if (elementCount(shape) !== n) {
+              throw new AggregationError(`node ${nodeId}: parameter ${name} has ${n} values but shape ${shapeText(shape)}`);
+            }
+            if (target.provisional) {
+              target.shape = [...shape];
+              target.provisional = false;
+            } else if (!sameShape(target.shape, shape)) {
+              throw new AggregationError(`node ${nodeId}: parameter ${name} has shape ${shapeText(shape)}, expected ${shapeText(target.shape)}`);
+            }
+            complete.add(name);
+          },
+        };
       },
       commit: () => {
         ensureOpen();
-        if (added.size === 0) throw new AggregationError(`node ${nodeId}: model_weights is empty`);
-        const missing = [...this.accumulator.keys()].find((k) => !added.has(k));
+        if (complete.size === 0) throw new AggregationError(`node ${nodeId}: model_weights is empty`);
+        const missing = [...this.accumulator.keys()].find((k) => !complete.has(k));
         if (missing !== undefined) throw new AggregationError(`node ${nodeId}: parameter ${missing} is missing`);
         this.layoutFixed = true;
         this.contributions.push({ nodeId, sampleSize });
@@ -117,20 +264,25 @@ export class StreamingFedAvg {
       abort: (source) => {
         if (closed) return Promise.resolve();
         close();
+        this.referenceSize = hadReference;
         if (establishing) {
           this.accumulator.clear();
           return Promise.resolve();
         }
-        if (added.size === 0) return Promise.resolve();
-        const remaining = new Set(added);
+        const remaining = new Map([...added].filter(([, r]) => r.count > 0));
+        if (remaining.size === 0) return Promise.resolve();
         const subtract = (name: string, tensor: WeightTensor): void => {
-          if (!remaining.delete(name)) return;
+          const r = remaining.get(name);
+          if (!r) return;
+          remaining.delete(name);
           const entry = this.accumulator.get(name) as AccumulatorEntry;
-          if (!sameShape(entry.shape, tensor.shape)) throw new Error(`parameter ${name} changed shape`);
-          addScaled(entry.sum, numericValues(tensor), -sampleSize);
+          // Undo exactly what was added: the same leading values, read the same way.
+          const values = r.raw ? float32View(tensor) : numericValues(tensor);
+          if (values.length < r.count) throw new Error(`parameter ${name} is shorter when read again`);
+          addScaled(entry.sum, values, -factor, 0, r.count);
         };
         const finish = (): void => {
-          if (remaining.size > 0) throw new Error(`parameter ${[...remaining][0]} could not be read again`);
+          if (remaining.size > 0) throw new Error(`parameter ${[...remaining.keys()][0]} could not be read again`);
         };
         const poison = (err: unknown): void => {
           this.poisoned = `node ${nodeId}'s partial contribution could not be removed: ${(err as Error).message}`;
@@ -167,14 +319,15 @@ export class StreamingFedAvg {
       c.commit();
     } catch (err) {
       void c.abort(() => weights); // synchronous for an in-memory source
-
       throw err;
     }
   }
 
   /**
-   * The weighted average, every tensor float32 (Python's FedAverage casts buffers too). Converts tensor by tensor,
-   * releasing each float64 sum as it goes, so the peak stays near the accumulator's own size.
+   * The weighted average, every tensor float32 (Python's FedAverage casts buffers too). Each float32 result is
+   * written in place over the first half of its own float64 sum (value i overwrites bytes of sum ⌊i/2⌋, already
+   * read), so finishing costs no memory; the tensors are views on those buffers. Call compactWeights() once they
+   * have been uploaded, to give the spare halves back.
    */
   finalize(): WeightMap {
     if (this.finalized) throw new AggregationError('aggregation already finalized');
@@ -187,30 +340,46 @@ export class StreamingFedAvg {
     }
     this.finalized = true;
     const out: WeightMap = new Map();
+    // float64: Σ n_i·θ_i / Σn. float32: Σ r_i·θ_i · (n_ref / Σn), r_i = n_i / n_ref.
+    const scale = this.precision === 'float64' ? 1 / this.totalSize : this.referenceSize / this.totalSize;
+    const divide = this.precision === 'float64';
     const total = this.totalSize;
-    for (const [name, entry] of [...this.accumulator]) {
-      const data = new Float32Array(entry.sum.length);
-      for (let i = 0; i < data.length; i++) data[i] = entry.sum[i] / total;
+    for (const [name, entry] of this.accumulator) {
+      const sum = entry.sum;
+      const data = new Float32Array(sum.buffer, sum.byteOffset, sum.length);
+      if (divide) for (let i = 0; i < sum.length; i++) data[i] = sum[i] / total;
+      else if (scale !== 1) for (let i = 0; i < sum.length; i++) data[i] = sum[i] * scale;
       out.set(name, { dtype: 'float32', shape: entry.shape, data });
-      this.accumulator.delete(name);
     }
+    this.accumulator = new Map();
     return out;
   }
 }
 
-/** sum += factor · values, in float64 (factor · float32 value is exact for |factor| < 2^29). */
-function addScaled(sum: Float64Array, values: WeightTensor['data'], factor: number): void {
-  const n = sum.length;
-  if (values instanceof Float32Array || values instanceof Float64Array) {
-    for (let i = 0; i < n; i++) sum[i] += factor * values[i];
+/**
+ * sum[start + i] += factor · values[i] for i < count. float64 sums: exact products for float32 values and
+ * |factor| < 2^29. float32 sums: the product is rounded to float32 first, as torch does (a double product or sum of
+ * float32 values rounded to float32 equals the float32 operation, since 53 ≥ 2·24 + 2).
+ */
+function addScaled(sum: Float64Array | Float32Array, values: WeightTensor['data'], factor: number, start: number, count: number): void {
+  if (sum instanceof Float32Array) {
+    if (factor === 1) for (let i = 0; i < count; i++) sum[start + i] += Math.fround(valueAt(values, i));
+    else for (let i = 0; i < count; i++) sum[start + i] += Math.fround(factor * Math.fround(valueAt(values, i)));
     return;
   }
-  for (let i = 0; i < n; i++) sum[i] += factor * valueAt(values, i);
+  if (values instanceof Float32Array || values instanceof Float64Array) {
+    for (let i = 0; i < count; i++) sum[start + i] += factor * values[i];
+    return;
+  }
+  for (let i = 0; i < count; i++) sum[start + i] += factor * valueAt(values, i);
 }
 
 /** Non-streaming convenience: the FedAvg of complete replies (tests, scripts). */
-export function federatedAverage(replies: Array<{ nodeId: string; weights: WeightMap; sampleSize: number }>): WeightMap {
-  const agg = new StreamingFedAvg();
+export function federatedAverage(
+  replies: Array<{ nodeId: string; weights: WeightMap; sampleSize: number }>,
+  precision: AccumulatorPrecision = 'float64',
+): WeightMap {
+  const agg = new StreamingFedAvg(precision);
   for (const r of replies) agg.add(r.nodeId, r.weights, r.sampleSize);
   return agg.finalize();
 }

@@ -2,7 +2,7 @@
  * Aggregation as configured by the user: FedAvg always (streaming, weighted by sample_size), optionally FedProx
  * (a node-side proximal term sent as training_args.fedprox_mu) and optionally a server optimizer (FedAdam, FedYogi).
  */
-import { StreamingFedAvg } from './fedavg';
+import { AccumulatorPrecision, StreamingFedAvg } from './fedavg';
 import {
   AdaptiveServerOptimizer,
   SERVER_OPTIMIZER_DEFAULTS,
@@ -13,6 +13,7 @@ import { AggregationError, WeightMap } from './tensors';
 
 export * from './tensors';
 export { StreamingFedAvg, federatedAverage } from './fedavg';
+export type { AccumulatorPrecision } from './fedavg';
 export { AdaptiveServerOptimizer, SERVER_OPTIMIZER_DEFAULTS } from './server-optimizer';
 export type { ServerOptimizerConfig, ServerOptimizerState } from './server-optimizer';
 
@@ -23,6 +24,11 @@ export interface AggregatorConfig {
   name: AggregatorName;
   /** FedProx μ, sent to nodes as training_args.fedprox_mu (required for `fedprox`, allowed with any). */
   mu?: number;
+  /**
+   * FedAvg accumulator: 'float64' (default; order-independent, so reruns and resumed runs give identical bits;
+   * 2× the model in memory) or 'float32' (Python's arithmetic; 1× the model; last bits depend on arrival order).
+   */
+  accumulator?: AccumulatorPrecision;
   /** Server optimizer settings (fedadam / fedyogi). */
   lr?: number;
   beta1?: number;
@@ -33,10 +39,10 @@ export interface AggregatorConfig {
 export type AggregatorInput = AggregatorName | AggregatorConfig;
 
 const ALLOWED_KEYS: Record<AggregatorName, readonly string[]> = {
-  fedavg: ['name', 'mu'],
-  fedprox: ['name', 'mu'],
-  fedadam: ['name', 'mu', 'lr', 'beta1', 'beta2', 'tau'],
-  fedyogi: ['name', 'mu', 'lr', 'beta1', 'beta2', 'tau'],
+  fedavg: ['name', 'mu', 'accumulator'],
+  fedprox: ['name', 'mu', 'accumulator'],
+  fedadam: ['name', 'mu', 'accumulator', 'lr', 'beta1', 'beta2', 'tau'],
+  fedyogi: ['name', 'mu', 'accumulator', 'lr', 'beta1', 'beta2', 'tau'],
 };
 
 /** Validates and fills defaults; errors name the offending field. */
@@ -53,6 +59,9 @@ export function normaliseAggregator(input: AggregatorInput | undefined): Aggrega
   if (raw.name === 'fedprox' && raw.mu === undefined) throw new AggregationError('aggregator fedprox: mu is required');
   if (raw.mu !== undefined && !(typeof raw.mu === 'number' && Number.isFinite(raw.mu) && raw.mu >= 0)) {
     throw new AggregationError(`aggregator ${raw.name}: mu must be a non-negative number, got ${JSON.stringify(raw.mu)}`);
+  }
+  if (raw.accumulator !== undefined && raw.accumulator !== 'float64' && raw.accumulator !== 'float32') {
+    throw new AggregationError(`aggregator ${raw.name}: accumulator must be "float64" or "float32", got ${JSON.stringify(raw.accumulator)}`);
   }
   const out: AggregatorConfig = { ...raw };
   if (raw.name === 'fedadam' || raw.name === 'fedyogi') {
@@ -93,7 +102,7 @@ export class Aggregator {
   }
 
   beginRound(): StreamingFedAvg {
-    return new StreamingFedAvg();
+    return new StreamingFedAvg(this.config.accumulator ?? 'float64');
   }
 
   /** New global weights from this round's FedAvg (which it consumes). */

@@ -87,3 +87,16 @@ export function cloneWeights(weights: WeightMap): WeightMap {
   }
   return out;
 }
+
+/**
+ * Replaces, one tensor at a time, every tensor whose data view is smaller than its buffer with a compact copy
+ * (FedAvg results live in the first half of float64 buffers). In place; returns the same map.
+ */
+export function compactWeights(weights: WeightMap): WeightMap {
+  for (const [name, t] of weights) {
+    const d = t.data;
+    if (Array.isArray(d) || d.byteLength === d.buffer.byteLength) continue;
+    weights.set(name, { dtype: t.dtype, shape: t.shape, data: d.slice() as NumericArray });
+  }
+  return weights;
+}

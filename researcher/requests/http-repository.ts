@@ -1,9 +1,58 @@
 /**
- * Minimal Fed-BioMed file repository client on Node's built-in fetch: `POST <uploadsUrl>` multipart field
- * `file` → JSON `{"file": <download URL>}`; downloads are plain GETs that must answer 200.
+ * Minimal Fed-BioMed file repository client: `POST <uploadsUrl>` multipart field `file` (streamed from the
+ * caller's chunks) → JSON `{"file": <download URL>}`; downloads are plain GETs that must answer 200, also
+ * available as a stream of chunks.
  * Used until/unless a richer client is injected through `NetworkOptions.repository`.
  */
+import { randomUUID } from 'crypto';
+import * as http from 'http';
+import * as https from 'https';
 import type { FileRepository } from '../network';
+
+/** GET with redirects followed (as python-requests does), up to 5. */
+function getResponse(url: string, redirects = 5): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const client = target.protocol === 'https:' ? https : http;
+    const req = client.get(target, (res) => {
+      const location = res.headers.location;
+      if (res.statusCode && res.statusCode >= 300 && res.statusCode < 400 && location && redirects > 0) {
+        res.resume();
+        resolve(getResponse(new URL(location, target).toString(), redirects - 1));
+        return;
+      }
+      resolve(res);
+    });
+    req.on('error', reject);
+  });
+}
+
+/** POSTs `chunks` (Content-Length `length`) with backpressure; resolves to the status and the body text. */
+function postStream(url: string, contentType: string, length: number, chunks: readonly Uint8Array[]): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const client = target.protocol === 'https:' ? https : http;
+    const req = client.request(target, { method: 'POST', headers: { 'content-type': contentType, 'content-length': length } }, (res) => {
+      const body: Buffer[] = [];
+      res.on('data', (c: Buffer) => body.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(body).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    let i = 0;
+    const pump = (): void => {
+      while (i < chunks.length) {
+        const c = chunks[i++];
+        if (!req.write(c)) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+      req.end();
+    };
+    pump();
+  });
+}
 
 export class RepositoryError extends Error {
   constructor(message: string) {
@@ -15,17 +64,27 @@ export class RepositoryError extends Error {
 export class HttpRepository implements FileRepository {
   constructor(readonly uploadsUrl: string) {}
 
+  /**
+   * Streams the multipart body straight from `data`'s chunks (for weight files: views on the tensors' memory), so
+   * uploading a model costs no copy of it.
+   */
   async upload(data: Uint8Array | readonly Uint8Array[], fileName: string): Promise<string> {
-    const parts = (data instanceof Uint8Array ? [data] : data).map((c) => new Uint8Array(c.buffer as ArrayBuffer, c.byteOffset, c.byteLength));
-    const form = new FormData();
-    form.append('file', new Blob(parts), fileName);
-    let res: Response;
+    const parts = data instanceof Uint8Array ? [data] : [...data];
+    const boundary = `----fedbiomed-ts-${randomUUID()}`;
+    const safeName = fileName.replace(/["\\\r\n]/g, '_');
+    const head = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${safeName}"\r\n` +
+        'Content-Type: application/octet-stream\r\n\r\n',
+    );
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    const length = head.length + tail.length + parts.reduce((n, p) => n + p.byteLength, 0);
+    let res: { status: number; text: string };
     try {
-      res = await fetch(this.uploadsUrl, { method: 'POST', body: form });
+      res = await postStream(this.uploadsUrl, `multipart/form-data; boundary=${boundary}`, length, [head, ...parts, tail]);
     } catch (err) {
-      throw new RepositoryError(`FB201: cannot reach the file repository at ${this.uploadsUrl}: ${(err as Error).cause ?? (err as Error).message}`);
+      throw new RepositoryError(`FB201: cannot reach the file repository at ${this.uploadsUrl}: ${(err as Error).message}`);
     }
-    const text = await res.text();
+    const text = res.text;
     if (res.status < 200 || res.status >= 300) {
       const code = res.status === 404 ? 'FB202' : 'FB203';
       throw new RepositoryError(`${code}: upload of ${fileName} to ${this.uploadsUrl} failed with HTTP ${res.status}: ${text.slice(0, 200)}`);
@@ -43,30 +102,36 @@ export class HttpRepository implements FileRepository {
     return url;
   }
 
+  /**
+   * The file as a stream of chunks with real backpressure (node's http client: a chunk is read from the socket
+   * only when the consumer asks), so a big file never piles up in memory.
+   */
   async *downloadChunks(url: string): AsyncIterable<Uint8Array> {
-    let res: Response;
+    let res: http.IncomingMessage;
     try {
-      res = await fetch(url);
+      res = await getResponse(url);
     } catch (err) {
-      throw new RepositoryError(`FB201: cannot download ${url}: ${(err as Error).cause ?? (err as Error).message}`);
+      throw new RepositoryError(`FB201: cannot download ${url}: ${(err as Error).message}`);
     }
-    if (res.status !== 200 || !res.body) {
-      await res.body?.cancel();
-      throw new RepositoryError(`${res.status === 404 ? 'FB202' : 'FB203'}: download of ${url} failed with HTTP ${res.status}`);
+    if (res.statusCode !== 200) {
+      res.resume();
+      throw new RepositoryError(`${res.statusCode === 404 ? 'FB202' : 'FB203'}: download of ${url} failed with HTTP ${res.statusCode}`);
     }
-    const reader = res.body.getReader();
+    const expected = Number(res.headers['content-length'] ?? NaN);
+    let received = 0;
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        yield value;
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        received += chunk.length;
+        yield chunk;
       }
     } catch (err) {
       throw new RepositoryError(`download of ${url} broke off: ${(err as Error).message}`);
     } finally {
-      reader.releaseLock();
       // Stops the transfer when the consumer gave up early (a bad tensor was found).
-      await res.body.cancel().catch(() => undefined);
+      res.destroy();
+    }
+    if (Number.isFinite(expected) && received !== expected) {
+      throw new RepositoryError(`download of ${url} broke off after ${received} of ${expected} bytes`);
     }
   }
 

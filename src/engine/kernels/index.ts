@@ -11,12 +11,14 @@ import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { conv2DGradient } from './conv2d-gradient';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-wasm';
 import { conv3DBackpropFilterWasm, conv3DBackpropInputWasm, conv3DWasm } from './conv3d-wasm';
+import { identityWasm } from './identity-wasm';
 import { maxPool3DGradWasm, maxPool3DWasm, maxPoolGradWasm } from './pool-wasm';
 import { sumWrapper } from './reduce-wasm';
 import { samePaddingWrappers } from './same-padding-wasm';
 
 /** Kernels we provide for the wasm backend, replacing the stock one when there is one. */
 export const WASM_KERNELS: readonly KernelConfig[] = [
+  identityWasm,
   conv2DBackpropFilterWasm,
   conv2DBackpropInputWasm,
   conv3DWasm,

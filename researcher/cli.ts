@@ -9,14 +9,15 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Command } from 'commander';
-import { Experiment, ExperimentError } from './experiment';
-import { ExperimentFileError, loadExperimentFile } from './config';
-import { NetworkConfigError, NetworkOptions, networkFromEnvironment } from './network';
-import { Researcher, DEFAULT_DISCOVERY_TIMEOUT_MS } from './requests/researcher';
-import { encodeAggregatedParams } from './weights-file';
+// Only light modules at load time: every `fedbiomed-ts` command registers this module, so the experiment
+// machinery (plans, tfjs, msgpack, MQTT) is loaded inside the actions that need it.
+import { DEFAULT_DISCOVERY_TIMEOUT_MS, NetworkConfigError, NetworkOptions, networkFromEnvironment } from './network';
 import { formatTable } from './monitoring/summary';
 import { consoleLogger } from '../src/transport/logger';
 import type { DatasetEntry } from '../src/protocol/messages';
+import type { Researcher } from './requests/researcher';
+import type { Experiment } from './experiment';
+
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, network: 3, missing: 4 } as const;
 
@@ -58,6 +59,7 @@ function networkOptions(flags: NetworkFlags, fromFile: Partial<NetworkOptions> =
 
 /** Connects, mapping failures to exit code 3 with the broker named. */
 async function connect(network: NetworkOptions): Promise<Researcher | undefined> {
+  const { Researcher } = await import('./requests/researcher');
   try {
     return await Researcher.connect({ ...network, connectTimeoutMs: network.connectTimeoutMs ?? 5000 });
   } catch (err) {
@@ -67,12 +69,11 @@ async function connect(network: NetworkOptions): Promise<Researcher | undefined>
 }
 
 function classify(err: unknown): number {
-  if (err instanceof ExperimentFileError || err instanceof NetworkConfigError) return EXIT.usage;
   const name = (err as Error)?.name ?? '';
-  if (['TrainingArgsError', 'AggregationError', 'StrategyError', 'PlanSourceError', 'PlanValidationError', 'PlanLoadError'].includes(name)) {
-    return EXIT.usage;
-  }
-  if (err instanceof ExperimentError && /^(FB407|FB408|FB401)/.test(err.message)) return EXIT.failed;
+  if (err instanceof NetworkConfigError) return EXIT.usage;
+  const usage = ['ExperimentFileError', 'TrainingArgsError', 'AggregationError', 'StrategyError', 'PlanSourceError', 'PlanValidationError', 'PlanLoadError', 'BreakpointError'];
+  if (usage.includes(name)) return EXIT.usage;
+  if (name === 'ExperimentError' && /^(FB407|FB408|FB401)/.test((err as Error).message)) return EXIT.failed;
   if (/FB201|ECONNREFUSED|cannot connect|cannot reach/i.test((err as Error)?.message ?? '')) return EXIT.network;
   return EXIT.failed;
 }
@@ -147,6 +148,9 @@ interface RunFlags extends NetworkFlags {
 }
 
 async function runExperiment(file: string, flags: RunFlags): Promise<void> {
+  const { loadExperimentFile } = await import('./config');
+  const { Experiment } = await import('./experiment');
+  const { encodeAggregatedParams } = await import('./weights-file');
   let loaded;
   let network: NetworkOptions;
   try {

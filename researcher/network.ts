@@ -6,6 +6,9 @@
  */
 import type { Logger } from '../src/transport/logger';
 
+/** How long a broadcast discovery request (ping, list, search) waits when no node list says whom to expect. */
+export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1500;
+
 export interface FileRepository {
   /**
    * Uploads `data` (one buffer, or chunks to be concatenated — weight files are written as chunks that view the

@@ -23,13 +23,13 @@ import type {
 } from '../../src/protocol/messages';
 import { silentLogger, type Logger } from '../../src/transport/logger';
 import { Collection, CollectionResult, CollectionSpec, InboundMessage, RequestRouter } from './collector';
-import { FileRepository, NetworkOptions } from '../network';
+import { DEFAULT_DISCOVERY_TIMEOUT_MS, FileRepository, NetworkOptions } from '../network';
 import { HttpRepository } from './http-repository';
 
 /** researcher_id values nodes use when they do not know the requester (reference 3.8). */
 export const UNKNOWN_RESEARCHER_IDS: readonly string[] = ['<unknown>', 'NOT_SET', 'unknown_researcher_id'];
 
-export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1500;
+export { DEFAULT_DISCOVERY_TIMEOUT_MS };
 
 export interface DiscoveryOptions {
   /** Ask only these nodes (and finish as soon as they all answered). */

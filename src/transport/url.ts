@@ -1,10 +1,11 @@
 /**
  * Which URLs Python Fed-BioMed v4.5 peers accept. A v4.5 node asserts `validators.url(training_plan_url)` and the
- * v4.5 researcher asserts it on the URLs of its own uploads (validators 0.20.x). This reproduces that rule so our
+ * v4.5 researcher asserts it on the URLs of its own uploads (validators 0.20.0, as checked against the package itself in url.test.ts). This reproduces that rule so our
  * side can refuse, before sending, a URL a Python peer would reject:
  *   scheme http / https / ftp; optional `user[:password]@`; host = `localhost`, an IPv4 address (private
- *   ranges included; 0.x and >= 224.x excluded), a bracketed IPv6 address, or a DNS name with at least one dot and
- *   an alphabetic top-level label of 2+ characters (so single-label docker names like `restful` fail);
+ *   ranges included; 0.x and >= 224.x excluded), a bracketed IPv6 address, or a DNS name with at least one dot,
+ *   no underscore, and an alphabetic top-level label of 2+ characters (so single-label docker names like
+ *   `restful` fail);
  *   optional port of 2 to 5 digits; path made of letters, digits and -._~%!$&'()*+,;=:@/ ; any query and fragment
  *   without whitespace. Case-insensitive.
  * Deliberate differences: digits are ASCII only (Python's \d also takes other Unicode digits) and a trailing
@@ -41,10 +42,10 @@ const HOST = [
   // other IPv4 addresses, 1.x to 223.x
   `(?:(?:[1-9]\\d?|1\\d\\d|2[01]\\d|22[0-3])${IP_MIDDLE_OCTET}{2}${IP_LAST_OCTET})`,
   `\\[(?:${IPV6})\\]`,
-  // DNS name: labels, then an alphabetic (or punycode) top-level label
-  `(?:(?:(?:xn--)|[${LETTERS}0-9_]-?)*[${LETTERS}0-9]+)` +
-    `(?:\\.(?:(?:xn--)|[${LETTERS}0-9]-?)*[${LETTERS}0-9]+)*` +
-    `(?:\\.(?:(?:xn--[${LETTERS}0-9]{2,})|[${LETTERS}]{2,}))`,
+  // DNS name: labels (no underscore), then an alphabetic (or punycode) top-level label
+  `(?:(?:(?:xn--[-]{0,2})|[${LETTERS}0-9]-?)*[${LETTERS}0-9]+)` +
+    `(?:\\.(?:(?:xn--[-]{0,2})|[${LETTERS}0-9]-?)*[${LETTERS}0-9]+)*` +
+    `(?:\\.(?:(?:xn--[-]{0,2}[${LETTERS}0-9]{2,})|[${LETTERS}]{2,}))`,
 ].join('|');
 
 const URL_PATTERN = new RegExp(

@@ -66,3 +66,40 @@ describe.each([2, 3] as const)('%iD CNN', (dims) => {
     model.dispose();
   });
 });
+
+describe('batch normalisation (as the plan builder computes it: tf.moments + elementwise ops)', () => {
+  const shape = [4, 5, 3, 6];
+  const x = Float32Array.from({ length: 4 * 5 * 3 * 6 }, (_, i) => Math.sin(0.7 * i) + 0.1 * (i % 6));
+  const cot = Float32Array.from({ length: x.length }, (_, i) => Math.cos(0.3 * i));
+  const gamma = Float32Array.from([1.2, 0.8, 1, 0.5, 1.5, 0.9]);
+  const beta = Float32Array.from([0.1, -0.2, 0, 0.3, 0, 0.05]);
+  const objective = (xt: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+    const { mean, variance } = tf.moments(xt, [0, 1, 2]);
+    const y = tf.add(tf.mul(tf.mul(tf.sub(xt, mean), tf.rsqrt(tf.add(variance, 1e-5))), g), b);
+    return tf.sum(tf.mul(y, tf.tensor(cot, shape)));
+  };
+  const grads = () =>
+    tf.tidy(() =>
+      tf.grads(objective)([tf.tensor(x, shape), tf.tensor(gamma), tf.tensor(beta)]).map((t) => Array.from(t.dataSync())),
+    );
+
+  test('gradients on wasm match the CPU backend and finite differences', async () => {
+    await tf.setBackend('wasm');
+    const wasm = grads();
+    await tf.setBackend('cpu');
+    const cpu = grads();
+    await tf.setBackend('wasm');
+    wasm.forEach((g, k) => g.forEach((v, i) => expect(Math.abs(v - cpu[k][i])).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(cpu[k][i])))));
+    // Finite differences on a few input elements (float32 objective, h = 1e-2: tolerance 2e-2 relative).
+    for (const i of [0, 17, 63, 119]) {
+      const value = (delta: number) =>
+        tf.tidy(() => {
+          const xp = Float32Array.from(x);
+          xp[i] += delta;
+          return objective(tf.tensor(xp, shape), tf.tensor(gamma), tf.tensor(beta)).dataSync()[0];
+        });
+      const fd = (value(1e-2) - value(-1e-2)) / 2e-2;
+      expect(Math.abs(wasm[0][i] - fd)).toBeLessThanOrEqual(2e-2 * (1 + Math.abs(fd)));
+    }
+  });
+});

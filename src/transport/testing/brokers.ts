@@ -79,7 +79,18 @@ export function findMosquitto(): string {
   return found;
 }
 
-export async function startMosquitto(): Promise<TestBroker> {
+export interface MosquittoOptions {
+  /** Lines added to the listener's configuration (TLS files, password file…). */
+  listenerConfig?: string[];
+  /** Default true. */
+  allowAnonymous?: boolean;
+  /** URL scheme clients use: mqtts when the listener has TLS. Default mqtt. */
+  scheme?: 'mqtt' | 'mqtts';
+  /** Host name in the URL. Default 127.0.0.1. */
+  urlHost?: string;
+}
+
+export async function startMosquitto(options: MosquittoOptions = {}): Promise<TestBroker> {
   const binary = findMosquitto();
   const port = await freePort();
   let child: ChildProcess | undefined;
@@ -88,7 +99,13 @@ export async function startMosquitto(): Promise<TestBroker> {
   const launch = async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-mosquitto-'));
     const config = path.join(dir, 'mosquitto.conf');
-    fs.writeFileSync(config, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+    const lines = [
+      `listener ${port} 127.0.0.1`,
+      `allow_anonymous ${options.allowAnonymous ?? true}`,
+      'persistence false',
+      ...(options.listenerConfig ?? []),
+    ];
+    fs.writeFileSync(config, lines.join('\n') + '\n');
     const proc = spawn(binary, ['-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     proc.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
@@ -112,7 +129,7 @@ export async function startMosquitto(): Promise<TestBroker> {
   await launch();
   return {
     name: 'mosquitto',
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${options.scheme ?? 'mqtt'}://${options.urlHost ?? '127.0.0.1'}:${port}`,
     port,
     stop: async () => {
       await stop();

@@ -140,6 +140,16 @@ describe('Experiment over simulated nodes', () => {
     expect(failures.map((f) => f.type === 'node-failed' && [f.round, f.nodeId, f.reason])).toEqual([[1, 'node_c', 'timeout'], [2, 'node_c', 'timeout']]);
   });
 
+  it('a node announcing its shutdown (FB312 error) is dropped at once, without waiting for its deadline', async () => {
+    await startNodes({ node_b: { shutdownOnRound: 1 } });
+    const exp = new Experiment(options({ strategy: { name: 'at-least', k: 2 }, roundLimit: 2, roundTimeoutMs: 30_000 }));
+    const result = await exp.run();
+    const round1 = result.summaries[1];
+    expect(round1.nodes.find((n) => n.nodeId === 'node_b')).toMatchObject({ status: 'error', message: 'FB312: Node stopped in SIGTERM signal handler' });
+    expect(round1.durationMs).toBeLessThan(10_000);
+    expectClose(result.weights, referenceRound(asArrays(exp.roundWeights.get(0)!), 1, ['node_a', 'node_c']));
+  });
+
   it('with the default strategy a silent node stops the experiment (FB408) at its deadline', async () => {
     await startNodes({ node_c: { dieOnRound: 0 } });
     const exp = new Experiment(options({ roundTimeoutMs: 500 }));

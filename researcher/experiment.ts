@@ -142,7 +142,8 @@ export class Experiment extends EventEmitter<EventMap> {
         )
       : shippedPlan(options.plan, { className: options.planClassName });
     this.jobId = bp?.state.jobId ?? options.jobId ?? `job_${randomUUID()}`;
-    this.roundLimit = bp?.state.roundLimit ?? options.roundLimit;
+    // Experiment.load() passes the stored limit unless the caller overrides it (to extend a finished experiment).
+    this.roundLimit = options.roundLimit;
     this.aggregator = new Aggregator(bp?.state.aggregator ?? options.aggregator);
     this.strategy = createStrategy(bp?.state.strategy ?? options.strategy);
     if (bp) {
@@ -181,7 +182,6 @@ export class Experiment extends EventEmitter<EventMap> {
       ...overrides,
     };
     const exp = new Experiment(options, { bp });
-    if (overrides.roundLimit !== undefined) (exp as { roundLimit: number }).roundLimit = overrides.roundLimit;
     exp.restore(bp);
     return exp;
   }

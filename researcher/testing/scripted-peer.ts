@@ -57,7 +57,8 @@ export class ScriptedPeer {
     } while (current !== this.chain);
   }
 
-  async close(): Promise<void> {
-    await this.client.endAsync(true);
+  /** Disconnects; `flush` waits for queued publishes to go out first (a node announcing its shutdown). */
+  async close(flush = false): Promise<void> {
+    await this.client.endAsync(!flush);
   }
 }

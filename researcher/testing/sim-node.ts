@@ -24,6 +24,8 @@ export interface SimNodeOptions {
   dieOnRound?: number;
   /** Answer this round with success:false. */
   failOnRound?: number;
+  /** Announce a shutdown on this round's request, as a Python node does on SIGTERM (FB312), then go silent. */
+  shutdownOnRound?: number;
 }
 
 export interface SimNode {
@@ -65,6 +67,16 @@ export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: Sim
       if (o.dieOnRound === round) {
         dead = true;
         await p.close();
+        return;
+      }
+      if (o.shutdownOnRound === round) {
+        // The exact text and key order of the recorded FB312 message (researcher_id "<unknown>").
+        await p.publish(
+          'general/researcher',
+          `{"command": "error", "errnum": "FB312: Node stopped in SIGTERM signal handler", "node_id": "${o.nodeId}", "extra_msg": "", "researcher_id": "<unknown>", "protocol_version": "1"}`,
+        );
+        dead = true;
+        await p.close(true);
         return;
       }
       const jobId = String(m.job_id);

@@ -1,4 +1,8 @@
+import * as crypto from 'crypto';
+import * as fs from 'fs';
 import * as http from 'http';
+import * as os from 'os';
+import * as path from 'path';
 import { memoryLogger } from './logger';
 import { RepositoryClient, RepositoryError } from './repository';
 import { freePort } from './testing/brokers';
@@ -138,6 +142,31 @@ describe('repository client downloads', () => {
     await expect(client.download('file:///etc/passwd')).rejects.toMatchObject({ kind: 'bad-url' });
     await expect(client.download('not a url')).rejects.toMatchObject({ kind: 'bad-url' });
     expect(() => new RepositoryClient({ uploadsUrl: 'ftp://x.org/upload/' })).toThrow(/not an http\(s\) URL/);
+  });
+});
+
+describe('repository client downloads to a file', () => {
+  test('streams into the destination, which appears only when complete; a capped download leaves no file', async () => {
+    const payload = crypto.randomBytes(200_000);
+    const server = await scriptedServer((n, _req, res) => {
+      if (n === 1) return void res.writeHead(503).end();
+      res.writeHead(200);
+      res.end(payload);
+    });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dl-'));
+    const client = new RepositoryClient({ uploadsUrl: `${server.url}/upload/`, retries: 2, retryBackoff: FAST });
+    const target = path.join(dir, 'training_plan_x.py');
+    await expect(client.downloadToFile(`${server.url}/media/x`, target)).resolves.toEqual({ path: target, bytes: payload.length });
+    expect(fs.readFileSync(target).equals(payload)).toBe(true);
+    expect(fs.readdirSync(dir)).toEqual(['training_plan_x.py']);
+
+    const capped = path.join(dir, 'capped.mpk');
+    await expect(client.downloadToFile(`${server.url}/media/x`, capped, { maxBytes: 1000 })).rejects.toMatchObject({ kind: 'too-large' });
+    expect(fs.readdirSync(dir)).toEqual(['training_plan_x.py']);
+    await expect(client.downloadToFile(`${server.url}/media/x`, path.join(dir, 'no', 'such', 'dir.mpk'))).rejects.toMatchObject({
+      kind: 'local-file',
+    });
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
 

@@ -6,6 +6,7 @@
  */
 import axios, { AxiosError, type AxiosResponse } from 'axios';
 import FormData from 'form-data';
+import { once } from 'events';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Readable } from 'stream';
@@ -152,7 +153,45 @@ export class RepositoryClient {
     parseHttpUrl(url, 'download URL');
     const maxBytes = options.maxBytes ?? this.settings.maxDownloadBytes;
     const timeoutMs = options.timeoutMs ?? this.settings.downloadTimeoutMs;
-    return this.withRetries('download', url, options.retries, () => this.downloadOnce(url, maxBytes, timeoutMs));
+    return this.withRetries('download', url, options.retries, async () => {
+      const chunks: Buffer[] = [];
+      const total = await this.downloadOnce(url, maxBytes, timeoutMs, (chunk) => void chunks.push(chunk));
+      return Buffer.concat(chunks, total);
+    });
+  }
+
+  /**
+   * Downloads `url` into the file `destination` (streamed, never held in memory), within the size cap and
+   * deadline. The file appears only when complete: bytes go to a temporary name first.
+   */
+  async downloadToFile(url: string, destination: string, options: DownloadOptions = {}): Promise<{ path: string; bytes: number }> {
+    parseHttpUrl(url, 'download URL');
+    const maxBytes = options.maxBytes ?? this.settings.maxDownloadBytes;
+    const timeoutMs = options.timeoutMs ?? this.settings.downloadTimeoutMs;
+    const bytes = await this.withRetries('download', url, options.retries, async () => {
+      const partial = `${destination}.part-${process.pid}-${Date.now()}`;
+      let out: fs.WriteStream;
+      try {
+        out = fs.createWriteStream(partial, { flags: 'wx' });
+        await once(out, 'open');
+      } catch (err) {
+        throw new RepositoryError(`cannot write ${destination}: ${describeError(err)}`, 'local-file', url);
+      }
+      try {
+        const total = await this.downloadOnce(url, maxBytes, timeoutMs, async (chunk) => {
+          if (!out.write(chunk)) await once(out, 'drain');
+        });
+        await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+        await fs.promises.rename(partial, destination);
+        return total;
+      } catch (err) {
+        out.destroy();
+        await fs.promises.rm(partial, { force: true });
+        if (err instanceof RepositoryError) throw err;
+        throw new RepositoryError(`cannot write ${destination}: ${describeError(err)}`, 'local-file', url);
+      }
+    });
+    return { path: destination, bytes };
   }
 
   private async withRetries<T>(what: string, url: string, retries: number | undefined, attempt: () => Promise<T>): Promise<T> {
@@ -235,7 +274,13 @@ export class RepositoryClient {
     return fileUrl;
   }
 
-  private async downloadOnce(url: string, maxBytes: number, timeoutMs: number): Promise<Buffer> {
+  /** One GET of `url`, each chunk of the body handed to `sink`; returns the byte count. */
+  private async downloadOnce(
+    url: string,
+    maxBytes: number,
+    timeoutMs: number,
+    sink: (chunk: Buffer) => void | Promise<void>,
+  ): Promise<number> {
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -268,15 +313,20 @@ export class RepositoryClient {
           url,
         );
       }
-      return await readCapped(body, maxBytes, url, () => (timedOut ? timeoutMs : undefined));
+      return await pumpCapped(body, maxBytes, url, sink, () => (timedOut ? timeoutMs : undefined));
     } finally {
       clearTimeout(timer);
     }
   }
 }
 
-async function readCapped(body: Readable, maxBytes: number, url: string, timedOutAfter: () => number | undefined): Promise<Buffer> {
-  const chunks: Buffer[] = [];
+async function pumpCapped(
+  body: Readable,
+  maxBytes: number,
+  url: string,
+  sink: (chunk: Buffer) => void | Promise<void>,
+  timedOutAfter: () => number | undefined,
+): Promise<number> {
   let total = 0;
   try {
     for await (const chunk of body) {
@@ -286,7 +336,13 @@ async function readCapped(body: Readable, maxBytes: number, url: string, timedOu
         body.destroy();
         throw new RepositoryError(`download of ${url} stopped: more than ${maxBytes} bytes`, 'too-large', url);
       }
-      chunks.push(buffer);
+      try {
+        await sink(buffer);
+      } catch (err) {
+        body.destroy();
+        // A failure to store (e.g. a full disk), not of the network: not worth retrying.
+        throw new RepositoryError(`download of ${url} could not be stored: ${describeError(err)}`, 'local-file', url);
+      }
     }
   } catch (err) {
     if (err instanceof RepositoryError) throw err;
@@ -296,7 +352,7 @@ async function readCapped(body: Readable, maxBytes: number, url: string, timedOu
     }
     throw new RepositoryError(`download of ${url} broke off: ${describeError(err)}`, 'unreachable', url);
   }
-  return Buffer.concat(chunks, total);
+  return total;
 }
 
 function networkError(err: unknown, what: string, url: string, timeoutMs: number, timedOut = false): RepositoryError {

@@ -46,7 +46,49 @@ function windowTaps(g: PoolGeometry, n: number, od: number, oh: number, ow: numb
  * dx[argmax of each window] += dy, where the argmax is the first window element equal to the forward output y
  * (the forward kept exactly that value, so equality identifies the max without re-comparing all taps).
  */
+/**
+ * Fast path when every window lies fully inside the input (no padding: all `valid` pools): the window's element
+ * offsets relative to its corner are the same everywhere, so they are computed once.
+ */
+function maxPoolBackpropFullWindows(g: PoolGeometry, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void {
+  dx.fill(0);
+  const C = g.channels;
+  const [D, H, W] = g.inSize;
+  const [OD, OH, OW] = g.outSize;
+  const rel: number[] = [];
+  for (let d = 0; d < g.filter[0]; d++)
+    for (let h = 0; h < g.filter[1]; h++) for (let w = 0; w < g.filter[2]; w++) rel.push(((d * H + h) * W + w) * C);
+  const taps = Int32Array.from(rel);
+  const count = taps.length;
+  let o = 0;
+  for (let n = 0; n < g.batch; n++)
+    for (let od = 0; od < OD; od++)
+      for (let oh = 0; oh < OH; oh++) {
+        let corner = (((n * D + od * g.stride[0]) * H + oh * g.stride[1]) * W) * C;
+        for (let ow = 0; ow < OW; ow++, corner += g.stride[2] * C) {
+          for (let c = 0; c < C; c++, o++) {
+            const m = y[o];
+            const base = corner + c;
+            for (let t = 0; t < count; t++) {
+              if (x[base + taps[t]] === m) {
+                dx[base + taps[t]] += dy[o];
+                break;
+              }
+            }
+          }
+        }
+      }
+}
+
+function hasNoPadding(g: PoolGeometry): boolean {
+  return g.padBefore.every((p) => p === 0) && g.outSize.every((o, k) => (o - 1) * g.stride[k] + g.filter[k] <= g.inSize[k]);
+}
+
 function maxPoolBackprop(g: PoolGeometry, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void {
+  if (hasNoPadding(g)) {
+    maxPoolBackpropFullWindows(g, x, y, dy, dx);
+    return;
+  }
   dx.fill(0);
   const C = g.channels;
   const [OD, OH, OW] = g.outSize;

@@ -171,6 +171,9 @@ describe('TS node agent on the embedded network', () => {
     expect(scalars[1]).toMatchObject({ epoch: null, total_samples: 24, batch_samples: 8, num_batches: 3,
       num_samples_trained: 8 });
     expect(scalars[0]).toMatchObject({ total_samples: 12, batch_samples: 12, num_batches: 1 });
+    // The metrics of the plan's testing_step (mlpPlan lists loss and accuracy), as a Python node running the same
+    // generated plan reports them; test_metric is ignored, as Fed-BioMed does when a plan has a testing_step.
+    expect(Object.keys(scalars[0]['metric'] as object)).toEqual(['LOSS', 'ACCURACY']);
 
     const file = decodeParams(await repo.download(r.params_url)) as Record<string, unknown>;
     expect(Object.keys(file)).toEqual(['optim_aux_var', 'encrypted', 'researcher_id', 'job_id', 'state_id',

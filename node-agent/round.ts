@@ -18,7 +18,7 @@ import { exportWeights, importWeightsInto } from '../src/plan/weights';
 import type { PlanSpec } from '../src/plan/spec';
 import { trainModel } from '../src/engine/train';
 import { trainingSettings } from '../src/plan/training';
-import { fedbiomedMetric, FedbiomedMetric } from '../src/engine/metrics';
+import { planMetrics } from '../src/plan/metrics';
 import { SeededRandom, freshSeed } from '../src/engine/prng';
 import { openPlanDataset, PlanDataset } from '../src/data/plan-dataset';
 import type { DatasetEntry, DatasetRegistry } from './datasets';
@@ -110,14 +110,13 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     if (req.training && train.length === 0) {
       throw new RoundFailure(`No training sample left: ${data.size} samples, test_ratio ${numberOf(args.test_ratio)}`);
     }
-    const metric = (args.test_metric ?? 'ACCURACY') as FedbiomedMetric;
     const validate = async (phase: 'global' | 'local') => {
       if (test.length === 0 || !data) return;
       try {
-        const value = evaluate(model, data, test, metric, spec);
+        const metrics = evaluate(model, data, test, spec);
         await ctx.sendScalar(scalar(req, ctx.nodeId, { train: false, test: true,
           test_on_local_updates: phase === 'local', test_on_global_updates: phase === 'global',
-          metric: { [metric]: value }, epoch: null, total_samples: test.length, batch_samples: test.length,
+          metric: metrics, epoch: null, total_samples: test.length, batch_samples: test.length,
           num_batches: 1, num_samples_trained: null, iteration: 1 }));
       } catch (err) {
         // As in Fed-BioMed, a validation failure is logged and the round goes on.
@@ -273,28 +272,30 @@ export function splitIndices(n: number, testRatio: number, seed: number): { trai
   return { test: order.slice(0, nTest).sort((a, b) => a - b), train: order.slice(nTest).sort((a, b) => a - b) };
 }
 
-function evaluate(model: PlanModel, data: PlanDataset, indices: number[], metric: FedbiomedMetric, spec: PlanSpec): number {
-  const outputs: number[] = [];
-  const targets: number[] = [];
+/**
+ * The plan's validation metrics on the validation subset, as one batch (Fed-BioMed's validation loader holds the
+ * whole subset): the forward pass runs in chunks to bound memory, the metrics on all outputs at once.
+ */
+function evaluate(model: PlanModel, data: PlanDataset, indices: number[], spec: PlanSpec): Record<string, number> {
+  const outputs: tf.Tensor[] = [];
+  const targets: tf.Tensor[] = [];
   const chunk = 64;
-  for (let i = 0; i < indices.length; i += chunk) {
-    const part = indices.slice(i, i + chunk);
-    const batch = data.batchSync(part);
-    try {
-      const scores = tf.tidy(() => {
-        const out = model.forward(batch.inputs, false);
-        return spec.loss.type === 'bce' && spec.loss.fromLogits ? tf.sigmoid(out) : out;
-      });
-      outputs.push(...(scores.dataSync() as Float32Array));
-      scores.dispose();
-      targets.push(...(batch.target.dataSync() as Float32Array));
-    } finally {
-      Object.values(batch.inputs).forEach((t: tf.Tensor) => t.dispose());
-      batch.target.dispose();
+  try {
+    for (let i = 0; i < indices.length; i += chunk) {
+      const batch = data.batchSync(indices.slice(i, i + chunk));
+      try {
+        outputs.push(model.forward(batch.inputs, false));
+        targets.push(tf.clone(batch.target));
+      } finally {
+        Object.values(batch.inputs).forEach((t: tf.Tensor) => t.dispose());
+        batch.target.dispose();
+      }
     }
+    return tf.tidy(() => planMetrics(spec, tf.concat(outputs, 0), tf.concat(targets, 0)));
+  } finally {
+    outputs.forEach((t) => t.dispose());
+    targets.forEach((t) => t.dispose());
   }
-  const classes = spec.loss.type === 'cross_entropy' ? outputs.length / targets.length : 1;
-  return fedbiomedMetric(metric, targets, outputs, classes);
 }
 
 /** optimizer_args as plain JS values: whole floats arrive as PyFloat from the wire and the engine wants numbers. */

@@ -11,7 +11,6 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs'; // registers the CPU backend and every gradient; the CPU backend is the exact oracle
-import { makeLoss } from '../engine/losses';
 import { SeededRandom } from '../engine/prng';
 import { trainModel } from '../engine/train';
 import { TorchTensor } from '../serialize';
@@ -24,6 +23,7 @@ import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, mlpPlan, regressionPlan } from '.
 import { findTorchPython, runPython, TorchPython } from './testing/python';
 import { imageInputChannels, sliceSelection } from './preprocess';
 import { exportWeights } from './weights';
+import { planMetrics } from './metrics';
 import { makeBatch, PlanBatch, PlanSample } from './batch';
 
 const TOLERANCE = 1e-4;
@@ -108,39 +108,6 @@ function batchOf(c: CaseData): PlanBatch {
   return makeBatch(c.spec, samples);
 }
 
-function expectedMetrics(spec: PlanSpec, output: tf.Tensor, target: tf.Tensor): Record<string, number> {
-  const values: Record<string, number> = {};
-  const metrics = spec.metrics.length > 0 ? spec.metrics : ['loss'];
-  const out = output.dataSync();
-  const y = target.dataSync();
-  const k = output.shape[1] as number;
-  for (const metric of metrics) {
-    if (metric === 'loss') {
-      const loss = makeLoss(trainingSettings(spec).loss)(output, target);
-      values.LOSS = loss.dataSync()[0];
-      loss.dispose();
-    } else if (metric === 'accuracy') {
-      let correct = 0;
-      for (let i = 0; i < y.length; i++) {
-        let predicted: number;
-        if (spec.loss.type === 'cross_entropy') {
-          const row = Array.from(out.slice(i * k, (i + 1) * k));
-          predicted = row.indexOf(Math.max(...row));
-        } else {
-          predicted = out[i] >= (spec.loss.fromLogits ? 0 : 0.5) ? 1 : 0;
-        }
-        if (predicted === Number(y[i])) correct++;
-      }
-      values.ACCURACY = correct / y.length;
-    } else {
-      let sum = 0;
-      for (let i = 0; i < y.length; i++) sum += metric === 'mse' ? (out[i] - y[i]) ** 2 : Math.abs(out[i] - y[i]);
-      values[metric.toUpperCase()] = sum / y.length;
-    }
-  }
-  return values;
-}
-
 async function prepareCase(name: string, spec: PlanSpec, steps: number, seed: number): Promise<CaseData> {
   const rng = new SeededRandom(seed);
   const weights0 = initialWeights(spec, seed);
@@ -170,7 +137,8 @@ async function prepareCase(name: string, spec: PlanSpec, steps: number, seed: nu
   const output = model.forward(inputs, false);
   data.tsEval = Float32Array.from(output.dataSync() as Float32Array);
   data.tsEvalShape = output.shape;
-  data.tsMetrics = expectedMetrics(spec, output, target);
+  // The node's own metric code, checked against the generated plan's testing_step in PyTorch.
+  data.tsMetrics = planMetrics(spec, output, target);
   output.dispose();
 
   const settings = trainingSettings(spec);

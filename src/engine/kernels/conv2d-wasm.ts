@@ -22,6 +22,16 @@ import {
   wholeHeapF32,
 } from './wasm-backend';
 
+/** Largest patch matrix (floats) built at once by the filter gradient: 16M floats = 64 MB. */
+let MAX_PATCH_FLOATS = 16 * 1024 * 1024;
+
+/** Test hook: a tiny bound forces the chunked path on small problems. Returns the previous bound. */
+export function setMaxPatchFloatsForTesting(floats: number): number {
+  const previous = MAX_PATCH_FLOATS;
+  MAX_PATCH_FLOATS = floats;
+  return previous;
+}
+
 interface Conv2DBackpropAttrs {
   strides: number | [number, number];
   pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
@@ -47,17 +57,33 @@ export function conv2DBackpropFilter(args: {
     backend_util.convertConv2DDataFormat(attrs.dataFormat),
   );
   const g = geometryFrom2D(info, 'Conv2DBackpropFilter');
-  const P = outputPositions(g);
   const R = patchLength(g);
-  const colsT = allocF32(backend, [R, P]);
+  const perSample = outputPositions(g) / g.batch;
+  // Bounded memory: the patch matrix of a chunk of samples stays under ~64 MB; chunk products are summed.
+  const chunk = Math.max(1, Math.min(g.batch, Math.floor(MAX_PATCH_FLOATS / (R * perSample))));
   const xcf = channelsFirst(backend, x);
-  im2colTransposedFromChannelsFirst(g, wholeHeapF32(backend), heapOffsetF32(backend, xcf), heapOffsetF32(backend, colsT));
+  const dw = allocF32(backend, attrs.filterShape);
+  for (let n0 = 0; n0 < g.batch; n0 += chunk) {
+    const n1 = Math.min(g.batch, n0 + chunk);
+    const P = (n1 - n0) * perSample;
+    const colsT = allocF32(backend, [R, P]);
+    const dyChunk = chunk === g.batch ? reshapeView(backend, dy, [P, g.outChannels]) : allocF32(backend, [P, g.outChannels]);
+    const heap = wholeHeapF32(backend);
+    im2colTransposedFromChannelsFirst(g, heap, heapOffsetF32(backend, xcf), heapOffsetF32(backend, colsT), n0, n1);
+    if (chunk !== g.batch) {
+      const src = heapOffsetF32(backend, dy) + n0 * perSample * g.outChannels;
+      heap.copyWithin(heapOffsetF32(backend, dyChunk), src, src + P * g.outChannels);
+    }
+    const product = matmul(backend, colsT, dyChunk);
+    release(backend, colsT, dyChunk);
+    const after = wholeHeapF32(backend);
+    const acc = heapOffsetF32(backend, dw);
+    const part = heapOffsetF32(backend, product);
+    if (n0 === 0) after.copyWithin(acc, part, part + R * g.outChannels);
+    else for (let i = 0; i < R * g.outChannels; i++) after[acc + i] += after[part + i];
+    release(backend, product);
+  }
   release(backend, xcf);
-  const dy2 = reshapeView(backend, dy, [P, g.outChannels]);
-  const product = matmul(backend, colsT, dy2);
-  release(backend, colsT, dy2);
-  const dw = reshapeView(backend, product, attrs.filterShape);
-  release(backend, product);
   return dw;
 }
 

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../backend';
+import { setMaxPatchFloatsForTesting } from './conv2d-wasm';
 import { caseName, ConvCase, finiteDifferenceGradients, tfjsConvGradients, worstMismatch } from './gradient-check';
 
 const TOL = 1e-4;
@@ -58,4 +59,23 @@ test('the wasm backend uses the project kernels, not the stock ones', async () =
   expect(kernel).toBeDefined();
   expect(kernel.kernelFunc.name).toBe('conv2DBackpropFilter');
   expect(tf.getKernel('Conv2DBackpropInput', 'wasm').kernelFunc.name).toBe('conv2DBackpropInput');
+});
+
+test('the filter gradient computed in sample chunks (bounded memory) equals the one-shot result', async () => {
+  await tf.setBackend('wasm');
+  const cases: ConvCase[] = [
+    { x: [5, 9, 8, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'same' },
+    { x: [3, 7, 7, 2], filter: [2, 2, 2, 3], strides: 1, pad: 'valid' },
+  ];
+  for (const c of cases) {
+    const whole = tfjsConvGradients(c);
+    const previous = setMaxPatchFloatsForTesting(50); // a couple of samples per chunk at most
+    try {
+      const chunked = tfjsConvGradients(c);
+      expect(worstMismatch('dw', chunked.dw, whole.dw).error).toBeLessThanOrEqual(1e-5);
+      expect(worstMismatch('dx', chunked.dx, whole.dx).error).toBe(0);
+    } finally {
+      setMaxPatchFloatsForTesting(previous);
+    }
+  }
 });

@@ -65,8 +65,11 @@ export function im2colTransposedFromChannelsFirst(
   heap: Float32Array,
   xcfOffset: number,
   colsOffset: number,
+  firstSample = 0,
+  endSample = g.batch,
 ): void {
-  const P = outputPositions(g);
+  // Rows cover samples [firstSample, endSample) only, so large batches can be processed in bounded chunks.
+  const P = (endSample - firstSample) * g.outDepth * g.outHeight * g.outWidth;
   const { inDepth: D, inHeight: H, inWidth: W, inChannels: CI, outDepth: OD, outHeight: OH, outWidth: OW } = g;
   const N = g.batch;
   const SW = g.strideWidth;
@@ -81,7 +84,7 @@ export function im2colTransposedFromChannelsFirst(
         const span = owHi - owLo;
         for (let ci = 0; ci < CI; ci++, row++) {
           let o = colsOffset + row * P;
-          for (let n = 0; n < N; n++) {
+          for (let n = firstSample; n < endSample; n++) {
             for (let od = 0; od < OD; od++) {
               const id = od * g.strideDepth + dOff;
               for (let oh = 0; oh < OH; oh++, o += OW) {

@@ -47,6 +47,10 @@ export interface InvalidMessage {
   excerpt: string;
 }
 
+/**
+ * The first connection is the resolution of `Messaging.connect` (its `connect` event fires before anyone can
+ * listen); afterwards `offline` says the connection was lost and `reconnect` that it is back, subscribed again.
+ */
 export interface MessagingEvents {
   connect: [];
   reconnect: [];
@@ -131,6 +135,8 @@ export class Messaging extends EventEmitter<MessagingEvents> {
    * Researcher: no target → general/nodes (broadcast); target X → general/X (a node id).
    * Node: no target → general/researcher, except `add_scalar` → general/monitoring and `log` → general/logger;
    * target 'researcher' | 'monitoring' | 'logger' → general/<target>.
+   * Resolves once handed to the connection. While offline the message waits for the reconnection (QoS 0: it is
+   * lost if the broker restarted meanwhile and peers had not resubscribed), so callers keep their own deadlines.
    */
   async send(message: WireMessage, target?: string): Promise<void> {
     const topic = this.topicFor(message, target);

@@ -99,6 +99,8 @@ export async function startRepositoryServer(options: RepositoryServerOptions = {
   const server = http.createServer((req, res) => {
     route(req, res).catch((err: unknown) => sendError(res, err));
   });
+  // Node's default (5 min for a whole request) would cut big uploads on slow hospital links.
+  server.requestTimeout = 60 * 60_000;
   // Answer a client that waits for "100 Continue" before sending a big body: refuse at once when it would be
   // refused anyway, so nothing is sent for nothing.
   server.on('checkContinue', (req, res) => {
@@ -185,18 +187,19 @@ export async function startRepositoryServer(options: RepositoryServerOptions = {
       });
     }
     const received = await receiveFile(req, boundary);
+    const createdAt = new Date();
+    let storedPath: string;
     try {
-      const createdAt = new Date();
-      const storedPath = await storeFile(received.tempPath, received.name, createdAt);
-      const record: UploadRecord = { id: randomUUID(), storedPath, createdAt: djangoTimestamp(createdAt) };
-      records.set(record.id, record);
-      const body = { url: `${base}/upload/${record.id}/`, file: `${base}/media/${quotePath(storedPath)}`, created_at: record.createdAt };
-      res.setHeader('Location', body.url);
-      sendJson(res, 201, body);
-      logger.info(`stored ${storedPath} (${received.size} bytes)`);
+      storedPath = await storeFile(received.tempPath, received.name, createdAt);
     } finally {
-      fs.rm(received.tempPath, { force: true }, () => undefined);
+      await fs.promises.rm(received.tempPath, { force: true });
     }
+    const record: UploadRecord = { id: randomUUID(), storedPath, createdAt: djangoTimestamp(createdAt) };
+    records.set(record.id, record);
+    const body = { url: `${base}/upload/${record.id}/`, file: `${base}/media/${quotePath(storedPath)}`, created_at: record.createdAt };
+    res.setHeader('Location', body.url);
+    sendJson(res, 201, body);
+    logger.info(`stored ${storedPath} (${received.size} bytes)`);
   }
 
   /** Streams the `file` part of the body to a temporary file, enforcing the limits as bytes arrive. */

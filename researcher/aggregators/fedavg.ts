@@ -130,7 +130,9 @@ export class StreamingFedAvg {
   private referenceSize = 0;
 
   private allocate(n: number): Float64Array | Float32Array {
-    return this.precision === 'float64' ? new Float64Array(n) : new Float32Array(n);
+    if (this.precision === 'float32') return new Float32Array(n);
+    // Resizable, so that finalize() can hand back the half it does not need at once (no copy, no GC wait).
+    return new Float64Array(resizableBuffer(n * 8));
   }
 
   /** The factor a node's values are multiplied by before being added. */
@@ -326,8 +328,8 @@ export class StreamingFedAvg {
   /**
    * The weighted average, every tensor float32 (Python's FedAverage casts buffers too). Each float32 result is
    * written in place over the first half of its own float64 sum (value i overwrites bytes of sum ⌊i/2⌋, already
-   * read), so finishing costs no memory; the tensors are views on those buffers. Call compactWeights() once they
-   * have been uploaded, to give the spare halves back.
+   * read) and the buffer is then shrunk to that half, so finishing allocates nothing and frees half the
+   * accumulator at once. (Where buffers cannot shrink, compactWeights() gives the spare halves back.)
    */
   finalize(): WeightMap {
     if (this.finalized) throw new AggregationError('aggregation already finalized');
@@ -346,14 +348,35 @@ export class StreamingFedAvg {
     const total = this.totalSize;
     for (const [name, entry] of this.accumulator) {
       const sum = entry.sum;
-      const data = new Float32Array(sum.buffer, sum.byteOffset, sum.length);
-      if (divide) for (let i = 0; i < sum.length; i++) data[i] = sum[i] / total;
-      else if (scale !== 1) for (let i = 0; i < sum.length; i++) data[i] = sum[i] * scale;
+      const n = sum.length;
+      const data = new Float32Array(sum.buffer, sum.byteOffset, n);
+      if (divide) for (let i = 0; i < n; i++) data[i] = sum[i] / total;
+      else if (scale !== 1) for (let i = 0; i < n; i++) data[i] = sum[i] * scale;
+      // float64 sums: shrink the buffer to the float32 result (the sum view is invalid from here on).
+      if (sum instanceof Float64Array) shrinkBuffer(sum.buffer, n * 4);
       out.set(name, { dtype: 'float32', shape: entry.shape, data });
     }
     this.accumulator = new Map();
     return out;
   }
+}
+
+type ResizableArrayBuffer = ArrayBuffer & { readonly resizable?: boolean; resize?(byteLength: number): void };
+
+/** An ArrayBuffer that can shrink (ES2024 resizable buffers, Node ≥ 20); a plain one where unsupported. */
+function resizableBuffer(byteLength: number): ArrayBuffer {
+  try {
+    const Ctor = ArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => ArrayBuffer;
+    return new Ctor(byteLength, { maxByteLength: byteLength });
+  } catch {
+    return new ArrayBuffer(byteLength);
+  }
+}
+
+/** Shrinks a resizable buffer in place (memory returned immediately); no-op otherwise (compactWeights() copies). */
+function shrinkBuffer(buffer: ArrayBufferLike, byteLength: number): void {
+  const b = buffer as ResizableArrayBuffer;
+  if (b.resizable && typeof b.resize === 'function') b.resize(byteLength);
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * One round: a TrainRequest per selected node, replies collected as they come, and — for training rounds —
  * each successful node's weights downloaded, decoded and folded into the streaming FedAvg the moment its reply
- * lands, streamed tensor by tensor. Downloads run one at a time: besides the accumulator, at most one tensor of one
- * node is in memory.
+ * lands, streamed from the HTTP response (big tensors chunk by chunk). Downloads run one at a time: besides the
+ * accumulator, only a few small tensors and socket chunks of one node are in memory.
  */
 import type { TrainReply, TrainRequest, WireTrainingArgs } from '../src/protocol/messages';
 import type { PyJsonObject } from '../src/protocol/python-json-value';

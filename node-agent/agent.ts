@@ -19,6 +19,9 @@ import {
 } from './requests';
 import { executeTrainRequest, RoundContext } from './round';
 
+/** How long a re-established broker connection must have been up before a round's reply is sent. */
+const RECONNECT_GRACE_MS = 2000;
+
 export interface NodeAgentOptions {
   dir: string;
   env?: NodeJS.ProcessEnv;
@@ -36,6 +39,9 @@ export class NodeAgent {
   private messaging: Messaging | undefined;
   private queue: TaskQueue<TrainRequest> | undefined;
   private stopRequested = false;
+  /** When the broker connection last came up; undefined while it is down. */
+  private connectedSince: number | undefined;
+  private connectionWaiters: (() => void)[] = [];
   private readonly repository: RepositoryClient;
 
   private constructor(readonly stores: NodeStores, private readonly options: NodeAgentOptions) {
@@ -82,8 +88,16 @@ export class NodeAgent {
     });
     const messaging = this.messaging;
     messaging.on('invalid', (invalid) => void this.answerInvalid(invalid));
-    messaging.on('offline', () => this.log.debug('broker connection lost; reconnecting'));
-    messaging.on('reconnect', () => this.log.debug('reconnected to the broker'));
+    this.connectedSince = 0; // the first connection needs no grace: nobody missed anything yet
+    messaging.on('offline', () => {
+      this.connectedSince = undefined;
+      this.log.debug('broker connection lost; reconnecting');
+    });
+    messaging.on('reconnect', () => {
+      this.connectedSince = Date.now();
+      this.connectionWaiters.splice(0).forEach((wake) => wake());
+      this.log.debug('reconnected to the broker');
+    });
     messaging.onMessage((message) => this.dispatch(message as ResearcherToNodeMessage));
     this.log.forwardTo((m) => void messaging.send(m).catch(() => undefined));
     this.queue = new TaskQueue<TrainRequest>(this.stores.paths.queue, (req) => this.train(req),
@@ -150,12 +164,33 @@ export class NodeAgent {
       log: this.log,
       download: (url) => this.repository.download(url),
       upload: (data, name) => this.repository.upload(Buffer.from(data.buffer, data.byteOffset, data.byteLength), name),
-      sendReply: (reply) => messaging.send(reply),
+      sendReply: async (reply) => {
+        await this.settledConnection();
+        await messaging.send(reply);
+      },
       sendError: (error) => messaging.send(error),
       sendScalar: (scalar) => messaging.send(scalar),
       stopping: () => this.stopRequested,
     };
     await executeTrainRequest(req, ctx);
+  }
+
+  /**
+   * Waits until the broker connection has been up for RECONNECT_GRACE_MS. MQTT at QoS 0 with clean sessions drops
+   * what is published while a subscriber is away: after a broker restart, a round's reply sent the moment this node
+   * is back would be lost for a researcher that has not re-subscribed yet (the Python researcher then waits forever).
+   */
+  private async settledConnection(): Promise<void> {
+    for (;;) {
+      if (this.stopRequested) return;
+      if (this.connectedSince === undefined) {
+        await new Promise<void>((resolve) => this.connectionWaiters.push(resolve));
+        continue;
+      }
+      const wait = this.connectedSince + RECONNECT_GRACE_MS - Date.now();
+      if (wait <= 0) return;
+      await new Promise((r) => setTimeout(r, wait));
+    }
   }
 
   /**
@@ -178,6 +213,7 @@ export class NodeAgent {
    */
   async stop(reason: 'signal' | 'close' = 'close'): Promise<void> {
     this.stopRequested = true;
+    this.connectionWaiters.splice(0).forEach((wake) => wake());
     this.queue?.stop();
     const messaging = this.messaging;
     if (messaging && reason === 'signal') {

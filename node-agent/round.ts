@@ -49,8 +49,11 @@ export interface RoundContext {
 class RoundFailure extends Error {}
 
 export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext): Promise<void> {
+  // A Python node names the round's state before it starts, so its failure replies carry that id too.
+  const stateId = `node_state_${randomUUID()}`;
   const fail = (msg: string): TrainReply => ({
-    researcher_id: req.researcher_id, job_id: req.job_id, state_id: null, success: false, node_id: ctx.nodeId,
+    researcher_id: req.researcher_id, job_id: req.job_id, state_id: req.training ? stateId : null, success: false,
+    node_id: ctx.nodeId,
     dataset_id: '', params_url: '', timing: {}, sample_size: null, msg, command: 'train',
   });
 
@@ -70,7 +73,7 @@ export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext):
 
   let reply: TrainReply;
   try {
-    reply = await runRound(req, dataset, ctx);
+    reply = await runRound(req, dataset, ctx, stateId);
   } catch (err) {
     const msg = err instanceof RoundFailure ? err.message : `Cannot train model in round: ${describe(err)}`;
     ctx.log.error(msg);
@@ -79,7 +82,7 @@ export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext):
   await ctx.sendReply(reply);
 }
 
-async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundContext): Promise<TrainReply> {
+async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundContext, stateId: string): Promise<TrainReply> {
   let args: TrainingArgs;
   try {
     args = parseTrainingArgs(req.training_args, { schemaTyped: true });
@@ -154,7 +157,6 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     const cpu = process.cpuUsage(cpuStart);
     if (args.test_on_local_updates) await validate('local');
 
-    const stateId = `node_state_${randomUUID()}`;
     const weights = exportWeights(model);
     const shared = args.share_persistent_buffers
       ? weights

@@ -10,16 +10,10 @@ import { PyFloat, numberOf } from '../src/protocol/pyfloat';
 
 export type Json = null | boolean | number | string | PyFloat | Json[] | { [key: string]: Json };
 
-export const TEST_METRICS = [
-  'ACCURACY',
-  'F1_SCORE',
-  'PRECISION',
-  'RECALL',
-  'MEAN_SQUARE_ERROR',
-  'MEAN_ABSOLUTE_ERROR',
-  'EXPLAINED_VARIANCE',
-] as const;
-export type TestMetric = (typeof TEST_METRICS)[number];
+import { TEST_METRICS, TestMetric } from '../src/protocol/training-args';
+
+export { TEST_METRICS };
+export type { TestMetric };
 
 /** What a user may give; every key is optional and snake_case, as in Fed-BioMed. */
 export interface TrainingArgsInput {

@@ -6,16 +6,11 @@
  * positive label 1; multi-class precision/recall/F1 use `average="weighted"`… unless told otherwise.
  */
 
-export const FEDBIOMED_METRICS = [
-  'ACCURACY',
-  'F1_SCORE',
-  'PRECISION',
-  'RECALL',
-  'MEAN_SQUARE_ERROR',
-  'MEAN_ABSOLUTE_ERROR',
-  'EXPLAINED_VARIANCE',
-] as const;
-export type FedbiomedMetric = (typeof FEDBIOMED_METRICS)[number];
+import { TEST_METRICS, TestMetric } from '../protocol/training-args';
+
+/** Fed-BioMed's `test_metric` names (one list, in src/protocol). */
+export const FEDBIOMED_METRICS = TEST_METRICS;
+export type FedbiomedMetric = TestMetric;
 
 export function isFedbiomedMetric(name: unknown): name is FedbiomedMetric {
   return typeof name === 'string' && (FEDBIOMED_METRICS as readonly string[]).includes(name);

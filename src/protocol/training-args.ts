@@ -39,11 +39,11 @@ export interface TrainingArgs {
   random_seed: number | null;
 }
 
-/** Key order of a Python researcher that sends the defaults (reference 3.4); the order carries no meaning. */
+/** The 17 keys in the declaration order of Fed-BioMed's `TrainingArgs.default_scheme()`. */
 export const TRAINING_ARGS_KEYS: readonly (keyof TrainingArgs)[] = [
-  'optimizer_args', 'loader_args', 'epochs', 'dry_run', 'batch_maxnum', 'test_ratio', 'test_on_global_updates',
-  'test_metric', 'num_updates', 'test_on_local_updates', 'test_metric_args', 'log_interval', 'fedprox_mu', 'use_gpu',
-  'dp_args', 'share_persistent_buffers', 'random_seed',
+  'optimizer_args', 'loader_args', 'epochs', 'num_updates', 'dry_run', 'batch_maxnum', 'test_ratio',
+  'test_on_local_updates', 'test_on_global_updates', 'test_metric', 'test_metric_args', 'log_interval', 'fedprox_mu',
+  'use_gpu', 'dp_args', 'share_persistent_buffers', 'random_seed',
 ];
 
 export function defaultTrainingArgs(): TrainingArgs {

@@ -23,6 +23,7 @@
 import { definePlan } from '../../src/plan/define';
 import type { PlanSpec } from '../../src/plan/spec';
 import { DEFAULT_VOLUME_SIZE } from './cohort';
+import { FIELD_OF_VIEW_MM } from './phantom';
 
 export const PLAN_NAME = 'GlioResponsePlan';
 export const IMAGE_MODALITIES = ['T1', 'T1ce', 'T2', 'FLAIR'];
@@ -38,36 +39,64 @@ export interface GlioPlanOptions {
   /** Volume size the cohort was generated with, [x, y, z] voxels; default the generator's default. */
   volumeSize?: [number, number, number];
   learningRate?: number;
+  /** Feature maps per convolution (default 16). */
+  convChannels?: number;
+  /** Convolution blocks before the global pool: 1, or 2 with a max pool between (default 1). */
+  convBlocks?: 1 | 2;
+  /** Hidden units of the head after the concatenation; 0 for a linear head (default 16). */
+  headUnits?: number;
 }
 
-/** Fraction of the field of view kept in-plane (40 of 48 voxels at the default size). */
-const IN_PLANE_FRACTION = 40 / 48;
-/** Fraction of the axial slices kept (10 of 24 at the default size). */
-const SLAB_FRACTION = 10 / 24;
+/**
+ * The tumour-bearing box in millimetres (centre relative to the field-of-view centre, and size): the generator
+ * draws tumour centres at |x| 12-38 mm, y -45..40 mm, z -15..30 mm, with radii up to 32 mm.
+ */
+export const TUMOUR_BOX_MM = { centre: [0, -2.5, 7.5], size: [160, 160, 72] } as const;
+/** What the network sees: 8 x 8 mm pixels in-plane, 12 mm thick slices. */
+export const NETWORK_GRID = { inPlane: [20, 20] as [number, number], slices: 6 };
 
-/** The slab and crop for a volume size: same anatomy (millimetres) whatever the resolution. */
-export function glioGeometry(volumeSize: [number, number, number]): { crop: [number, number]; sliceCount: number } {
-  const crop: [number, number] = [0, 1].map((a) => Math.max(4, Math.round(volumeSize[a] * IN_PLANE_FRACTION))) as [number, number];
-  const sliceCount = Math.max(1, Math.min(volumeSize[2], Math.round(volumeSize[2] * SLAB_FRACTION)));
-  return { crop, sliceCount };
+export interface GlioGeometry {
+  /** The tumour-bearing box cut from the volume (voxels). */
+  start: [number, number, number];
+  size: [number, number, number];
+}
+
+/** The box for a volume size: the same anatomy (millimetres) whatever the resolution. */
+export function glioGeometry(volumeSize: [number, number, number]): GlioGeometry {
+  const start = [0, 0, 0] as [number, number, number];
+  const size = [0, 0, 0] as [number, number, number];
+  for (let a = 0; a < 3; a++) {
+    const spacing = FIELD_OF_VIEW_MM[a] / volumeSize[a];
+    size[a] = Math.min(volumeSize[a], Math.max(1, Math.round(TUMOUR_BOX_MM.size[a] / spacing)));
+    const first = Math.round((TUMOUR_BOX_MM.centre[a] - TUMOUR_BOX_MM.size[a] / 2 + FIELD_OF_VIEW_MM[a] / 2) / spacing);
+    start[a] = Math.min(Math.max(0, first), volumeSize[a] - size[a]);
+  }
+  return { start, size };
 }
 
 export function glioResponsePlan(options: GlioPlanOptions = {}): PlanSpec {
   const volumeSize = options.volumeSize ?? DEFAULT_VOLUME_SIZE;
-  const { crop, sliceCount } = glioGeometry(volumeSize);
+  const box = glioGeometry(volumeSize);
+  const channels = options.convChannels ?? 16;
+  const headUnits = options.headUnits ?? 16;
+  const block = [
+    { type: 'conv2d' as const, outChannels: channels, kernelSize: 3, padding: 'same' as const },
+    { type: 'relu' as const },
+  ];
   return definePlan({
     name: PLAN_NAME,
     description:
-      'Glioblastoma responder vs non-responder: 2.5D CNN on axial slices of T1, T1ce, T2 and FLAIR around the ' +
-      'tumour-bearing slab, plus age, KPS, MGMT methylation, IDH mutation and dose prescription.',
+      'Glioblastoma responder vs non-responder: 2.5D CNN on 12 mm axial slabs of T1, T1ce, T2 and FLAIR over the ' +
+      'tumour-bearing region, plus age, KPS, MGMT methylation, IDH mutation and dose prescription.',
     inputs: {
-      image: { modalities: IMAGE_MODALITIES, dims: 2, size: crop },
+      image: { modalities: IMAGE_MODALITIES, dims: 2, size: NETWORK_GRID.inPlane },
       tabular: { columns: CLINICAL_COLUMNS },
     },
     target: { column: 'responder' },
     preprocessing: [
-      { op: 'select_slices', axis: 2, count: sliceCount, center: 'middle' },
-      { op: 'center_crop', size: crop },
+      { op: 'crop', start: box.start, size: box.size },
+      { op: 'resize', size: [...NETWORK_GRID.inPlane, NETWORK_GRID.slices] },
+      { op: 'select_slices', axis: 2, count: NETWORK_GRID.slices, center: 'middle' },
       { op: 'normalize', method: 'zscore' },
       ...Object.entries(CLINICAL_STANDARDISATION).map(([column, s]) => ({
         op: 'standardize_column' as const, column, mean: s.mean, std: s.std,
@@ -75,25 +104,19 @@ export function glioResponsePlan(options: GlioPlanOptions = {}): PlanSpec {
     ],
     model: {
       image: [
-        // No bias before batch norm: the norm's shift makes it redundant.
-        { type: 'conv2d', outChannels: 16, kernelSize: 3, padding: 'same', bias: false },
-        { type: 'batch_norm' },
-        { type: 'relu' },
-        { type: 'max_pool2d', kernelSize: 2 },
-        { type: 'conv2d', outChannels: 16, kernelSize: 3, padding: 'same', bias: false },
-        { type: 'batch_norm' },
-        { type: 'relu' },
-        { type: 'max_pool2d', kernelSize: 2 },
-        { type: 'conv2d', outChannels: 16, kernelSize: 3, padding: 'same' },
-        { type: 'relu' },
+        ...block,
+        ...(options.convBlocks === 2 ? [{ type: 'max_pool2d' as const, kernelSize: 2 }, ...block] : []),
+        // The pooled maps measure how much of the region is oedema, necrosis, enhancing rim: what the outcome
+        // depends on.
         { type: 'global_avg_pool' },
       ],
       tabular: [{ type: 'dense', outFeatures: 8 }, { type: 'relu' }],
-      head: [{ type: 'dense', outFeatures: 1 }],
+      head: headUnits > 0
+        ? [{ type: 'dense', outFeatures: headUnits }, { type: 'relu' }, { type: 'dense', outFeatures: 1 }]
+        : [{ type: 'dense', outFeatures: 1 }],
     },
     loss: { type: 'bce', fromLogits: true },
-    optimizer: { type: 'adam', lr: options.learningRate ?? 1e-3 },
+    optimizer: { type: 'adam', lr: options.learningRate ?? 3e-3 },
     metrics: ['loss', 'accuracy'],
-    modelArgs: { slices: sliceCount, crop: crop[0] },
   });
 }

@@ -1,0 +1,186 @@
+/**
+ * ONNX export of a plan's network with given weights (PyTorch names and layouts, as exportWeights or a
+ * Fed-BioMed weight file gives them), for inference anywhere ONNX Runtime runs.
+ *
+ * The graph computes what the generated PyTorch module computes in eval mode: inputs `image` `[N, C, ...spatial]`
+ * (NCHW, channel index modality × slices + slice, as in spec.ts; or NHWC with `imageLayout: 'NHWC'`, then a
+ * Transpose comes first) and `tabular` `[N, F]`, already preprocessed; output `output` `[N, K]` (the head's
+ * output, optionally followed by a Sigmoid / Softmax so it gives probabilities for a from-logits loss).
+ * Ops: Conv (+ Pad for PyTorch's asymmetric 'same'), MaxPool, AveragePool, GlobalAveragePool + Flatten,
+ * BatchNormalization (running statistics), Flatten, Gemm, Concat, Relu, LeakyRelu, Sigmoid, Softmax, Transpose.
+ * Dropout is the identity at inference and emits nothing. Opset 13.
+ */
+import type { DenseArray } from '../serialize';
+import { ResolvedBranch, ResolvedLayer } from './graph';
+import { describeParameters } from './parameters';
+import type { PlanSpec } from './spec';
+import { validatePlan } from './validate';
+import {
+  encodeOnnxModel, float32Raw, int64Raw, ONNX_FLOAT, ONNX_INT64, OnnxAttribute, OnnxNode, OnnxTensor, OnnxValueInfo,
+} from './onnx-proto';
+
+export const ONNX_OPSET = 13;
+/** IR version 7 goes with opset 13 (ONNX 1.8). */
+export const ONNX_IR_VERSION = 7;
+export const ONNX_INPUT_IMAGE = 'image';
+export const ONNX_INPUT_TABULAR = 'tabular';
+export const ONNX_OUTPUT = 'output';
+
+export interface OnnxExportOptions {
+  /** Layout of the image input: NCHW (PyTorch, default) or NHWC (tfjs, the plan datasets' samples). */
+  imageLayout?: 'NCHW' | 'NHWC';
+  /** Append an activation to the output; default 'sigmoid' for BCE-with-logits plans, else none. */
+  outputActivation?: 'none' | 'sigmoid' | 'softmax';
+  producerVersion?: string;
+}
+
+export class OnnxExportError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OnnxExportError';
+  }
+}
+
+export interface OnnxExport {
+  bytes: Uint8Array;
+  /** Distinct op types used, in first-use order. */
+  opTypes: string[];
+  inputs: OnnxValueInfo[];
+  output: OnnxValueInfo;
+}
+
+/** Builds the ONNX model of `spec` with `weights`; every parameter of the plan must be present with its shape. */
+export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseArray>, options: OnnxExportOptions = {}): OnnxExport {
+  const { spec: valid, graph } = validatePlan(spec);
+  const nodes: OnnxNode[] = [];
+  const initializers: OnnxTensor[] = [];
+  let counter = 0;
+  const fresh = (hint: string): string => `${hint}_${++counter}`;
+  const emit = (opType: string, inputs: string[], hint: string, attributes?: OnnxAttribute[]): string => {
+    const out = fresh(hint);
+    nodes.push({ opType, name: `${opType}_${counter}`, inputs, outputs: [out], attributes });
+    return out;
+  };
+
+  // Parameters become initializers under their PyTorch names, checked against the plan first.
+  const known = new Map(describeParameters(graph).map((d) => [d.name, d]));
+  const problems: string[] = [];
+  for (const [name, d] of known) {
+    const w = weights[name];
+    if (!w) problems.push(`missing '${name}'`);
+    else if (w.shape.length !== d.torchShape.length || w.shape.some((n, i) => n !== d.torchShape[i])) {
+      problems.push(`'${name}' has shape [${w.shape.join(', ')}], expected [${d.torchShape.join(', ')}]`);
+    }
+  }
+  if (problems.length > 0) throw new OnnxExportError(`weights do not fit plan ${valid.name}: ${problems.join('; ')}`);
+  const param = (name: string): string => {
+    if (!initializers.some((t) => t.name === name)) {
+      const w = weights[name];
+      const isInt = known.get(name)?.dtype === 'int64';
+      initializers.push({
+        name, dims: [...w.shape], dataType: isInt ? ONNX_INT64 : ONNX_FLOAT,
+        raw: isInt ? int64Raw(w.data as ArrayLike<number | bigint>) : float32Raw(Array.from(w.data as ArrayLike<number | bigint>, Number)),
+      });
+    }
+    return name;
+  };
+
+  const layerOp = (branch: string, layer: ResolvedLayer, x: string): string => {
+    const p = (role: string): string => param(`${branch}.${layer.index}.${role}`);
+    switch (layer.type) {
+      case 'conv': {
+        let input = x;
+        const symmetric = layer.padBefore.every((b, i) => b === layer.padAfter[i]);
+        let pads = [...layer.padBefore, ...layer.padAfter];
+        if (!symmetric) {
+          // ONNX Conv pads may be asymmetric too, but an explicit Pad keeps the graph identical to PyTorch's
+          // F.pad + conv for 'same' with an even kernel.
+          const padsTensor = fresh(`${branch}.${layer.index}.pads`);
+          initializers.push({ name: padsTensor, dataType: ONNX_INT64, dims: [2 * (layer.dims + 2)],
+            raw: int64Raw([0, 0, ...layer.padBefore, 0, 0, ...layer.padAfter]) });
+          input = emit('Pad', [x, padsTensor], 'pad');
+          pads = pads.map(() => 0);
+        }
+        const inputs = [input, p('weight'), ...(layer.bias ? [p('bias')] : [])];
+        return emit('Conv', inputs, 'conv', [
+          { name: 'kernel_shape', type: 'ints', value: layer.kernel },
+          { name: 'strides', type: 'ints', value: layer.stride },
+          { name: 'pads', type: 'ints', value: pads },
+        ]);
+      }
+      case 'max_pool':
+      case 'avg_pool':
+        return emit(layer.type === 'max_pool' ? 'MaxPool' : 'AveragePool', [x], layer.type, [
+          { name: 'kernel_shape', type: 'ints', value: layer.kernel },
+          { name: 'strides', type: 'ints', value: layer.stride },
+        ]);
+      case 'global_avg_pool':
+        return emit('Flatten', [emit('GlobalAveragePool', [x], 'gap')], 'flat', [{ name: 'axis', type: 'int', value: 1 }]);
+      case 'batch_norm':
+        return emit('BatchNormalization', [x, p('weight'), p('bias'), p('running_mean'), p('running_var')], 'bn', [
+          { name: 'epsilon', type: 'float', value: layer.eps },
+        ]);
+      case 'dropout':
+        return x;
+      case 'flatten':
+        return layer.inShape.length === 1 ? x : emit('Flatten', [x], 'flat', [{ name: 'axis', type: 'int', value: 1 }]);
+      case 'dense':
+        return emit('Gemm', [x, p('weight'), ...(layer.bias ? [p('bias')] : [])], 'dense', [
+          { name: 'transB', type: 'int', value: 1 },
+        ]);
+      case 'relu':
+        return emit('Relu', [x], 'relu');
+      case 'leaky_relu':
+        return emit('LeakyRelu', [x], 'lrelu', [{ name: 'alpha', type: 'float', value: layer.negativeSlope }]);
+      case 'sigmoid':
+        return emit('Sigmoid', [x], 'sigmoid');
+      case 'softmax':
+        return emit('Softmax', [x], 'softmax', [{ name: 'axis', type: 'int', value: 1 }]);
+    }
+  };
+  const runBranch = (branch: ResolvedBranch, x: string): string =>
+    branch.layers.reduce((value, layer) => layerOp(branch.name, layer, value), x);
+
+  const inputs: OnnxValueInfo[] = [];
+  const branchOutputs: string[] = [];
+  if (graph.image && graph.imageInputShape) {
+    const perSample = graph.imageInputShape;
+    const nhwc = options.imageLayout === 'NHWC';
+    inputs.push({ name: ONNX_INPUT_IMAGE, elemType: ONNX_FLOAT,
+      shape: ['N', ...(nhwc ? [...perSample.slice(1), perSample[0]] : perSample)] });
+    const rank = perSample.length + 1;
+    const x = nhwc
+      ? emit('Transpose', [ONNX_INPUT_IMAGE], 'nchw', [{ name: 'perm', type: 'ints', value: [0, rank - 1, ...range(1, rank - 1)] }])
+      : ONNX_INPUT_IMAGE;
+    branchOutputs.push(runBranch(graph.image, x));
+  }
+  if (graph.tabular && graph.tabularInputShape) {
+    inputs.push({ name: ONNX_INPUT_TABULAR, elemType: ONNX_FLOAT, shape: ['N', ...graph.tabularInputShape] });
+    branchOutputs.push(runBranch(graph.tabular, ONNX_INPUT_TABULAR));
+  }
+  const headInput = branchOutputs.length === 2 ? emit('Concat', branchOutputs, 'concat', [{ name: 'axis', type: 'int', value: 1 }]) : branchOutputs[0];
+  let y = runBranch(graph.head, headInput);
+  const activation = options.outputActivation ?? (valid.loss.type === 'bce' && valid.loss.fromLogits ? 'sigmoid' : 'none');
+  if (activation === 'sigmoid') y = emit('Sigmoid', [y], 'prob');
+  if (activation === 'softmax') y = emit('Softmax', [y], 'prob', [{ name: 'axis', type: 'int', value: 1 }]);
+  // The graph output gets its public name through an Identity-free rename of the last node's output.
+  const last = nodes[nodes.length - 1];
+  if (last && last.outputs[0] === y) last.outputs[0] = ONNX_OUTPUT;
+  else nodes.push({ opType: 'Identity', name: 'output_identity', inputs: [y], outputs: [ONNX_OUTPUT] });
+  const output: OnnxValueInfo = { name: ONNX_OUTPUT, elemType: ONNX_FLOAT, shape: ['N', ...graph.outputShape] };
+
+  const bytes = encodeOnnxModel({
+    irVersion: ONNX_IR_VERSION,
+    opsetVersion: ONNX_OPSET,
+    producerName: 'fedbiomed-ts',
+    producerVersion: options.producerVersion ?? '1',
+    docString: `plan ${valid.name}`,
+    graph: { name: valid.name, nodes, initializers, inputs, outputs: [output], docString: valid.description },
+  });
+  const opTypes = [...new Set(nodes.map((n) => n.opType))];
+  return { bytes, opTypes, inputs, output };
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}

@@ -28,8 +28,8 @@ export const DEFAULT_DEMO: DemoConfig = {
   heldOut: DEFAULT_HELD_OUT,
   volumeSize: [...DEFAULT_VOLUME_SIZE],
   writeNifti: true,
-  rounds: 10,
-  epochsPerRound: 2,
+  rounds: 12,
+  epochsPerRound: 10,
   batchSize: 8,
 };
 
@@ -39,8 +39,6 @@ export const QUICK_DEMO: DemoConfig = {
   sites: DEFAULT_SITES.map((s) => ({ ...s })),
   volumeSize: [24, 24, 12],
   writeNifti: false,
-  rounds: 5,
-  epochsPerRound: 2,
 };
 
 export function demoConfig(options: { quick?: boolean; seed?: number; rounds?: number }): DemoConfig {

@@ -45,6 +45,8 @@ export interface GlioPlanOptions {
   convBlocks?: 1 | 2;
   /** Hidden units of the head after the concatenation; 0 for a linear head (default 16). */
   headUnits?: number;
+  /** Thick axial slices the tumour box is resampled to (default NETWORK_GRID.slices). */
+  slices?: number;
 }
 
 /**
@@ -79,6 +81,7 @@ export function glioResponsePlan(options: GlioPlanOptions = {}): PlanSpec {
   const box = glioGeometry(volumeSize);
   const channels = options.convChannels ?? 16;
   const headUnits = options.headUnits ?? 16;
+  const slices = options.slices ?? NETWORK_GRID.slices;
   const block = [
     { type: 'conv2d' as const, outChannels: channels, kernelSize: 3, padding: 'same' as const },
     { type: 'relu' as const },
@@ -95,8 +98,8 @@ export function glioResponsePlan(options: GlioPlanOptions = {}): PlanSpec {
     target: { column: 'responder' },
     preprocessing: [
       { op: 'crop', start: box.start, size: box.size },
-      { op: 'resize', size: [...NETWORK_GRID.inPlane, NETWORK_GRID.slices] },
-      { op: 'select_slices', axis: 2, count: NETWORK_GRID.slices, center: 'middle' },
+      { op: 'resize', size: [...NETWORK_GRID.inPlane, slices] },
+      { op: 'select_slices', axis: 2, count: slices, center: 'middle' },
       { op: 'normalize', method: 'zscore' },
       ...Object.entries(CLINICAL_STANDARDISATION).map(([column, s]) => ({
         op: 'standardize_column' as const, column, mean: s.mean, std: s.std,
@@ -116,7 +119,7 @@ export function glioResponsePlan(options: GlioPlanOptions = {}): PlanSpec {
         : [{ type: 'dense', outFeatures: 1 }],
     },
     loss: { type: 'bce', fromLogits: true },
-    optimizer: { type: 'adam', lr: options.learningRate ?? 3e-3 },
+    optimizer: { type: 'adam', lr: options.learningRate ?? 1e-2 },
     metrics: ['loss', 'accuracy'],
   });
 }

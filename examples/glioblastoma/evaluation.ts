@@ -65,3 +65,11 @@ export function evaluateBinary(p: Predictions, threshold = DECISION_THRESHOLD): 
     roc: { fpr: roc.fpr, tpr: roc.tpr },
   };
 }
+
+/** Standard error of an AUC (Hanley & McNeil, 1982), for `positives` and `negatives` cases. */
+export function aucStandardError(auc: number, positives: number, negatives: number): number {
+  const q1 = auc / (2 - auc);
+  const q2 = (2 * auc * auc) / (1 + auc);
+  const variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) / (positives * negatives);
+  return Math.sqrt(Math.max(0, variance));
+}

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { CohortSummary } from './cohort';
 import type { DemoConfig } from './demo-config';
-import type { BinaryEvaluation } from './evaluation';
+import { aucStandardError, type BinaryEvaluation } from './evaluation';
 import type { RoundRow } from './progress';
 import { lineChart, PALETTE } from './svg';
 
@@ -85,7 +85,6 @@ export function writeReport(dir: string, data: DemoReportData): string {
     x: [0, 1],
     y: [0, 1],
     diagonal: true,
-    width: 720,
   }));
   fs.writeFileSync(path.join(dir, REPORT_FILES.metrics), `${JSON.stringify(metricsJson(data), null, 2)}\n`);
   const file = path.join(dir, REPORT_FILES.markdown);
@@ -154,7 +153,10 @@ function markdown(d: DemoReportData): string {
     '',
     metricsTable(d.models),
     '',
-    `Threshold 0.5 on P(responder). Federated AUC is above ${beats} of ${singles.length} single-site AUCs.`,
+    `Threshold 0.5 on P(responder). Federated AUC is above ${beats} of ${singles.length} single-site AUCs. With ` +
+      `${d.cohort.heldOut.patients} held-out patients an AUC near ${fed ? fed.evaluation.auc.toFixed(2) : '-'} has a standard error of about ` +
+      `${fed ? aucStandardError(fed.evaluation.auc, d.cohort.heldOut.responders, d.cohort.heldOut.patients - d.cohort.heldOut.responders).toFixed(3) : '-'} ` +
+      '(Hanley & McNeil): differences of a few hundredths are within noise.',
     '',
     ...(conf ? [
       'Confusion matrix of the federated model (rows: truth, columns: prediction):',
@@ -177,9 +179,22 @@ function markdown(d: DemoReportData): string {
     '',
     `![Held-out AUC per round](${REPORT_FILES.roundAuc})`,
     '',
+    '## Reading the results',
+    '',
+    '- Each site alone sees one scanner and one case mix (Rouen: older patients, larger tumours, few responders; Nice: ' +
+      'younger, more proton therapy); its model transfers less well to the mixed held-out patients. FedAvg learns from the ' +
+      'three sites without any image leaving its hospital.',
+    `- "Same budget" means the same ${c.rounds * c.epochsPerRound} passes over each patient. On pooled data that is about three times ` +
+      'as many optimizer steps as one FedAvg round sequence takes, with no early stopping, so the centralised model can ' +
+      'overfit and end below the federated one; it is the reference for what pooling the data would give, not a ceiling.',
+    '- The plan crops the tumour-bearing region rather than a box centred on each tumour: the generator puts tumours in ' +
+      'one hemisphere, off the volume centre, and a per-patient crop cannot be expressed by the plan (Python nodes must ' +
+      'reproduce every step).',
+    '- The held-out AUC per round is shown for monitoring only; no model or round was selected with it.',
+    '',
     '## ONNX export',
     '',
-    `Global model exported to \`${d.onnx.file}\` (${d.onnx.bytes} bytes; ops: ${d.onnx.opTypes.join(', ')}). ` +
+    `Global model exported to \`${path.basename(d.onnx.file)}\` (${d.onnx.bytes} bytes; ops: ${d.onnx.opTypes.join(', ')}). ` +
       `onnxruntime-node vs tfjs on the ${d.onnx.samples} held-out patients: max |difference| ${d.onnx.maxAbsDifference.toExponential(2)} ` +
       `(tolerance ${d.onnx.tolerance}): ${d.onnx.passed ? 'PASS' : 'FAIL'}.`,
     '',

@@ -18,6 +18,7 @@ export interface ChartOptions {
   /** Axis ranges; default: the data's extent. */
   x?: [number, number];
   y?: [number, number];
+  /** Width of the plot area plus axes (the legend is added to it), and height. */
   width?: number;
   height?: number;
   /** Draw the y = x diagonal (ROC chance line). */
@@ -26,10 +27,12 @@ export interface ChartOptions {
 
 export const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#17becf'];
 
-const MARGIN = { left: 62, right: 170, top: 36, bottom: 48 };
 
 export function lineChart(o: ChartOptions): string {
-  const width = o.width ?? 640;
+  // The legend sits right of the plot; its width follows the longest name (about 7 px per character at 12 px).
+  const legendWidth = 48 + 7 * Math.max(0, ...o.series.map((s) => s.name.length));
+  const MARGIN = { left: 62, right: Math.max(120, legendWidth), top: 36, bottom: 48 };
+  const width = (o.width ?? 470) + MARGIN.right;
   const height = o.height ?? 400;
   const all = o.series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   const x = o.x ?? padRange(extent(all.map((p) => p[0])), 0);

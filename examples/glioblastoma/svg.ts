@@ -92,9 +92,13 @@ export function ticks(lo: number, hi: number): number[] {
   if (!(span > 0)) return [lo];
   const raw = span / 5;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  // The 1-2-5 step closest (in ratio) to a fifth of the span.
+  const step = [1, 2, 5, 10].map((m) => m * mag).reduce((best, s) => (Math.abs(Math.log(s / raw)) < Math.abs(Math.log(best / raw)) ? s : best));
   const out: number[] = [];
-  for (let t = Math.ceil(lo / step - 1e-9) * step; t <= hi + 1e-9; t += step) out.push(Math.round(t / step) * step);
+  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + 1e-9; k++) {
+    // toPrecision drops float noise (3 x 0.2 = 0.6000000000000001); + 0 turns -0 into 0.
+    out.push(Number((k * step).toPrecision(12)) + 0);
+  }
   return out;
 }
 

@@ -3,20 +3,13 @@
  * src/engine/optimizers.ts OptimizerSpec), plus the Fed-BioMed rule that the experiment's `optimizer_args`
  * override the plan's optimizer values (the generated PyTorch plan applies the same rule).
  */
+import type { OptimizerSpec as EngineOptimizerSpec } from '../engine/optimizers';
 import { LossSpec, OptimizerSpec, PlanSpec } from './spec';
 
 export type EngineLossName = 'BCELoss' | 'BCEWithLogitsLoss' | 'CrossEntropyLoss' | 'MSELoss';
 
-export interface EngineOptimizerSettings {
-  name: 'SGD' | 'Adam';
-  lr: number;
-  momentum?: number;
-  dampening?: number;
-  nesterov?: boolean;
-  weightDecay?: number;
-  betas?: [number, number];
-  eps?: number;
-}
+/** The engine's optimizer settings, narrowed to the two optimizers a plan can name. */
+export type EngineOptimizerSettings = EngineOptimizerSpec & { name: 'SGD' | 'Adam' };
 
 export function engineLossName(loss: LossSpec): EngineLossName {
   switch (loss.type) {

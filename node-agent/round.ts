@@ -137,7 +137,9 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     const started = process.hrtime.bigint();
     const cpuStart = process.cpuUsage();
     const result = await trainModel(model, data.batchSource(train), {
-      loader: { batchSize: batchSizeOf(args), shuffle: args.loader_args['shuffle'] === true,
+      // The generated plan's DataManager sets shuffle=True, and a plan's own DataManager arguments win over
+      // loader_args on a Python node: shuffle here too, whatever loader_args says.
+      loader: { batchSize: batchSizeOf(args), shuffle: true,
         dropLast: args.loader_args['drop_last'] === true },
       epochs: args.epochs, numUpdates: args.num_updates, batchMaxnum: args.batch_maxnum, dryRun: args.dry_run,
       logInterval: args.log_interval,

@@ -1,5 +1,6 @@
 /**
- * The `researcher` commands, run in-process on a real embedded broker and repository with simulated nodes.
+ * The `researcher` commands, run in-process on a real embedded broker and repository with simulated nodes
+ * (experiments, discovery) and a real TS node agent with approval on (approve, status).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -11,6 +12,10 @@ import { SimNode, startSimNode, affineTrain } from './testing/sim-node';
 import { encodeAggregatedParams, decodeNodeParams } from './weights-file';
 import { readHistory } from './monitoring/history';
 import { loadExperimentFile } from './config';
+import { defaultConfig, writeConfig } from '../node-agent/config';
+import { NodeAgent } from '../node-agent/agent';
+import { mlpPlan } from '../src/plan/testing/plans';
+import { shippedPlan } from './plan-source';
 
 let network: EmbeddedNetwork;
 let nodes: SimNode[] = [];
@@ -146,5 +151,83 @@ output: { history: out/history.jsonl, weights: out/final.mpk, breakpoints: out/b
     expect(loaded.options.aggregator).toEqual({ name: 'fedyogi', lr: 0.01 });
     fs.writeFileSync(path.join(dir, 'spec2.yaml'), 'tags: [t]\nplan: missing.json\ntrainingArgs: { loader_args: { batch_size: 2 } }\nroundLimit: 1\n');
     expect(() => loadExperimentFile(path.join(dir, 'spec2.yaml'))).toThrow(/spec2\.yaml: plan: .*missing\.json: no such file/);
+  });
+});
+
+describe('fedbiomed-ts researcher approve / status against a TS node agent (approval on)', () => {
+  let agent: NodeAgent;
+  let planJson: string;
+
+  beforeAll(async () => {
+    const nodeDir = path.join(dir, 'node_ts');
+    writeConfig(nodeDir, defaultConfig({ nodeId: 'node_ts', broker: network.mqttUrl, uploadsUrl: network.uploadsUrl, approval: true }));
+    agent = await NodeAgent.start({ dir: nodeDir, env: {}, localLog: () => undefined });
+    planJson = path.join(dir, 'approve-plan.json');
+    fs.writeFileSync(planJson, JSON.stringify(mlpPlan()));
+  });
+  afterAll(async () => {
+    await agent?.stop();
+  });
+
+  it('approve stores the plan as Pending; once approved on the node, status shows Approved', async () => {
+    const approve = await cli('approve', planJson, ...net(), '--nodes', 'node_ts', '--description', 'cli approve test', '--timeout', '10000');
+    expect(approve.err).toBe('');
+    expect(approve.code).toBe(EXIT.ok);
+    expect(approve.out).toMatch(/node_ts\s+200\s+true/);
+    const stored = agent.stores.plans.list();
+    expect(stored).toHaveLength(1);
+    expect(stored[0].training_plan_status).toBe('Pending');
+    expect(stored[0].description).toBe('cli approve test');
+
+    const pending = await cli('status', planJson, ...net(), '--nodes', 'node_ts', '--timeout', '10000', '--json');
+    expect(pending.code).toBe(EXIT.ok);
+    const byNode = JSON.parse(pending.out) as Record<string, { status: string; approval_obligation: boolean; can_train: boolean; msg: string }>;
+    expect(byNode.node_ts).toMatchObject({ status: 'Pending', approval_obligation: true, can_train: false });
+    expect(typeof byNode.node_ts.msg).toBe('string');
+
+    agent.stores.plans.setStatus(stored[0].training_plan_id, 'Approved');
+    // The generated .py of the same plan is the same bytes the JSON spec ships: the node finds the same hash.
+    const planPy = path.join(dir, 'approve-plan.py');
+    fs.writeFileSync(planPy, shippedPlan(mlpPlan()).source);
+    const approved = await cli('status', planPy, ...net(), '--nodes', 'node_ts', '--timeout', '10000');
+    expect(approved.code).toBe(EXIT.ok);
+    expect(approved.out).toMatch(/^node\s+status\s+approval_obligation\s+can train\s+msg/m);
+    expect(approved.out).toMatch(/node_ts\s+Approved\s+true\s+yes/);
+    expect(agent.stores.plans.list()).toHaveLength(1);
+  });
+
+  it('a node that does not answer gives exit code 4 and is named', async () => {
+    const approve = await cli('approve', planJson, ...net(), '--nodes', 'node_ts,node_gone', '--timeout', '600');
+    expect(approve.code).toBe(EXIT.missing);
+    expect(approve.out).toMatch(/node_ts\s+\d{3}/);
+    expect(approve.err).toContain('no answer from node_gone');
+
+    const status = await cli('status', planJson, ...net(), '--nodes', 'node_gone', '--timeout', '300');
+    expect(status.code).toBe(EXIT.missing);
+    expect(status.err).toContain('no node answered the status request (asked node_gone)');
+  });
+
+  it('bad plan files and unreachable brokers give clear errors and distinct exit codes', async () => {
+    const absent = await cli('approve', path.join(dir, 'no-such-plan.json'), ...net());
+    expect(absent.code).toBe(EXIT.usage);
+    expect(absent.err).toContain('no-such-plan.json: no such file');
+
+    fs.writeFileSync(path.join(dir, 'broken-plan.json'), '{ "format": ');
+    const broken = await cli('status', path.join(dir, 'broken-plan.json'), ...net(), '--nodes', 'node_ts');
+    expect(broken.code).toBe(EXIT.usage);
+    expect(broken.err).toContain('broken-plan.json: not valid JSON');
+
+    fs.writeFileSync(path.join(dir, 'plain.py'), 'class Plain:\n    pass\n');
+    const plain = await cli('approve', path.join(dir, 'plain.py'), ...net());
+    expect(plain.code).toBe(EXIT.usage);
+    expect(plain.err).toContain('plain.py: this Python file has no embedded fedbiomed-ts plan');
+
+    const badClass = await cli('approve', planJson, ...net(), '--class-name', 'not-python');
+    expect(badClass.code).toBe(EXIT.usage);
+    expect(badClass.err).toContain('approve-plan.json: plan class name "not-python" is not a Python identifier');
+
+    const down = await cli('approve', planJson, '--broker', 'mqtt://127.0.0.1:1', '--uploads', network.uploadsUrl);
+    expect(down.code).toBe(EXIT.network);
+    expect(down.err).toContain('cannot connect to the broker at mqtt://127.0.0.1:1');
   });
 });

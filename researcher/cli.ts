@@ -2,12 +2,15 @@
  * `fedbiomed-ts researcher …`:
  *   run EXPERIMENT.yaml [--resume DIR]   run (or resume) a federated experiment described in a YAML/JSON file
  *   ping | list | search --tags a,b      talk to the nodes on the network
+ *   approve PLAN [--description TEXT]    upload a plan (.ts/.json/generated .py) and ask nodes to register it
+ *   status PLAN                          each node's approval status for that plan
  * Broker and repository come from --broker / --uploads, else the experiment file, else Fed-BioMed's environment
  * (MQTT_BROKER, MQTT_BROKER_PORT, UPLOADS_URL). Exit codes: 0 ok, 1 the experiment failed, 2 bad input (file,
  * options), 3 the network cannot be reached, 4 some requested nodes did not answer.
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { randomUUID } from 'crypto';
 import type { Command } from 'commander';
 // Only light modules at load time: every `fedbiomed-ts` command registers this module, so the experiment
 // machinery (plans, tfjs, msgpack, MQTT) is loaded inside the actions that need it.
@@ -15,7 +18,7 @@ import { DEFAULT_DISCOVERY_TIMEOUT_MS, NetworkConfigError, NetworkOptions, netwo
 import { formatTable } from './monitoring/summary';
 import { consoleLogger } from '../src/transport/logger';
 import type { DatasetEntry } from '../src/protocol/messages';
-import type { Researcher } from './requests/researcher';
+import type { PlanStatusResult, Researcher } from './requests/researcher';
 import type { Experiment } from './experiment';
 
 
@@ -198,6 +201,80 @@ async function runExperiment(file: string, flags: RunFlags): Promise<void> {
   }
 }
 
+interface PlanFlags extends DiscoveryFlags {
+  description?: string;
+  className?: string;
+}
+
+/**
+ * The source `researcher run` would upload for this plan file: the same generator, so a node hashes the same
+ * bytes at approval, status and train time. Errors name the file (PlanLoadError / PlanSourceError: exit 2).
+ */
+async function planSource(file: string, flags: PlanFlags): Promise<string> {
+  const { loadPlanFile } = await import('../src/plan/load');
+  const { shippedPlan } = await import('./plan-source');
+  const spec = loadPlanFile(file);
+  try {
+    return shippedPlan(spec, { className: flags.className }).source;
+  } catch (err) {
+    (err as Error).message = `${file}: ${(err as Error).message}`;
+    throw err;
+  }
+}
+
+/** Loads the plan first (a bad file is a usage error, reported before touching the network), then connects. */
+async function withPlan(file: string, flags: PlanFlags, run: (r: Researcher, source: string) => Promise<void>): Promise<void> {
+  let source: string;
+  try {
+    source = await planSource(file, flags);
+  } catch (err) {
+    return fail(classify(err), (err as Error).message);
+  }
+  return discovery(flags, (r) => run(r, source));
+}
+
+async function approve(r: Researcher, source: string, flags: PlanFlags): Promise<void> {
+  const result = await r.requestApproval({ source }, { nodes: flags.nodes, timeoutMs: flags.timeout, description: flags.description });
+  const replies = [...result.replies.values()];
+  if (flags.json) {
+    const byNode = Object.fromEntries(replies.map((m) => [m.node_id, { status: m.status, success: m.success }]));
+    process.stdout.write(JSON.stringify({ planUrl: result.planUrl, replies: byNode, missing: result.missing }, null, 2) + '\n');
+  } else if (replies.length > 0) {
+    process.stdout.write(formatTable(['node', 'status', 'success'], replies.map((m) => [m.node_id, String(m.status), String(m.success)])) + '\n');
+  }
+  if (replies.length === 0) return fail(EXIT.missing, 'no node answered the approval request');
+  const refused = replies.filter((m) => !m.success).map((m) => m.node_id);
+  // A missing node is the more actionable problem (wrong id, node down), so it decides the exit code.
+  reportMissing(flags.nodes, new Set(result.replies.keys()));
+  if (refused.length > 0 && process.exitCode !== EXIT.missing) fail(EXIT.failed, `the plan was not stored by ${refused.join(', ')}`);
+}
+
+async function status(r: Researcher, source: string, flags: PlanFlags): Promise<void> {
+  // training-plan-status goes to each node's own topic: without --nodes, ask whoever answers a ping.
+  const nodes = flags.nodes ?? [...(await r.ping({ timeoutMs: flags.timeout })).nodes.keys()];
+  if (nodes.length === 0) return fail(EXIT.missing, 'no node answered the ping');
+  const planUrl = await r.repository.upload(Buffer.from(source, 'utf8'), `training_plan_${randomUUID()}.py`);
+  const { statuses } = await r.planStatus(planUrl, { nodes, timeoutMs: flags.timeout });
+  printStatuses([...statuses.values()], Boolean(flags.json));
+  if (statuses.size === 0) return fail(EXIT.missing, `no node answered the status request (asked ${nodes.join(', ')})`);
+  reportMissing(nodes, new Set(statuses.keys()));
+  const failed = [...statuses.values()].filter((s) => !s.success).map((s) => s.nodeId);
+  if (failed.length > 0 && process.exitCode !== EXIT.missing) fail(EXIT.failed, `status check failed on ${failed.join(', ')}`);
+}
+
+function printStatuses(statuses: PlanStatusResult[], json: boolean): void {
+  if (json) {
+    const byNode = Object.fromEntries(
+      statuses.map((s) => [s.nodeId, { status: s.status, approval_obligation: s.approvalObligation, success: s.success, msg: s.message, can_train: s.canTrain }]),
+    );
+    process.stdout.write(JSON.stringify(byNode, null, 2) + '\n');
+    return;
+  }
+  if (statuses.length === 0) return;
+  const rows = statuses.map((s) => [s.nodeId, s.status, String(s.approvalObligation), s.canTrain ? 'yes' : 'no', s.message]);
+  process.stdout.write(formatTable(['node', 'status', 'approval_obligation', 'can train', 'msg'], rows) + '\n');
+}
+
 export function register(program: Command): void {
   const researcher = program.command('researcher').description('run federated experiments and query nodes (researcher side)');
 
@@ -243,4 +320,20 @@ export function register(program: Command): void {
         reportMissing(flags.nodes, new Set(found.keys()));
       }),
     );
+
+  const planCommand = (name: string, description: string): Command =>
+    addDiscoveryOptions(
+      researcher
+        .command(name)
+        .argument('<plan>', 'plan file: .ts/.js module, .json spec, or a generated PyTorch plan (.py)')
+        .description(description),
+    ).option('--class-name <name>', "Python class name of the generated plan, as the experiment's planClassName (default: the plan's name)");
+
+  planCommand('approve', 'upload a plan and ask the nodes to register it for approval')
+    .option('--description <text>', 'description shown to the node operators')
+    .action((file: string, flags: PlanFlags) => withPlan(file, flags, (r, source) => approve(r, source, flags)));
+
+  planCommand('status', "show each node's approval status for a plan").action((file: string, flags: PlanFlags) =>
+    withPlan(file, flags, (r, source) => status(r, source, flags)),
+  );
 }

@@ -196,6 +196,19 @@ describe('fedbiomed-ts researcher approve / status against a TS node agent (appr
     expect(agent.stores.plans.list()).toHaveLength(1);
   });
 
+  it('a hand-written Python plan is sent as is; a TS node refuses it (it cannot read it): exit code 1', async () => {
+    const handWritten = 'import torch\nfrom fedbiomed.common.training_plans import TorchTrainingPlan\n\nclass HandPlan(TorchTrainingPlan):\n    pass\n';
+    fs.writeFileSync(path.join(dir, 'hand.py'), handWritten);
+    const hand = await cli('approve', path.join(dir, 'hand.py'), ...net(), '--nodes', 'node_ts', '--class-name', 'HandPlan', '--timeout', '10000');
+    expect(hand.code).toBe(EXIT.failed);
+    expect(hand.out).toMatch(/node_ts\s+200\s+false/);
+    expect(hand.err).toContain('the plan was not stored by node_ts');
+
+    const wrongClass = await cli('approve', path.join(dir, 'hand.py'), ...net(), '--class-name', 'OtherPlan');
+    expect(wrongClass.code).toBe(EXIT.usage);
+    expect(wrongClass.err).toContain('hand.py: the Python plan defines no class OtherPlan');
+  });
+
   it('a node that does not answer gives exit code 4 and is named', async () => {
     const approve = await cli('approve', planJson, ...net(), '--nodes', 'node_ts,node_gone', '--timeout', '600');
     expect(approve.code).toBe(EXIT.missing);
@@ -217,10 +230,17 @@ describe('fedbiomed-ts researcher approve / status against a TS node agent (appr
     expect(broken.code).toBe(EXIT.usage);
     expect(broken.err).toContain('broken-plan.json: not valid JSON');
 
-    fs.writeFileSync(path.join(dir, 'plain.py'), 'class Plain:\n    pass\n');
-    const plain = await cli('approve', path.join(dir, 'plain.py'), ...net());
-    expect(plain.code).toBe(EXIT.usage);
-    expect(plain.err).toContain('plain.py: this Python file has no embedded fedbiomed-ts plan');
+    fs.writeFileSync(path.join(dir, 'noclass.py'), 'import torch\nx = 1\n');
+    const noClass = await cli('approve', path.join(dir, 'noclass.py'), ...net());
+    expect(noClass.code).toBe(EXIT.usage);
+    expect(noClass.err).toContain('noclass.py: the Python plan defines no class');
+
+    // A generated plan edited by hand: its PLAN_SHA256 no longer matches the embedded spec.
+    const generated = shippedPlan(mlpPlan()).source;
+    fs.writeFileSync(path.join(dir, 'altered.py'), generated.replace(/PLAN_SHA256 = (['"])[0-9a-f]{8}/, 'PLAN_SHA256 = $100000000'));
+    const altered = await cli('status', path.join(dir, 'altered.py'), ...net(), '--nodes', 'node_ts');
+    expect(altered.code).toBe(EXIT.usage);
+    expect(altered.err).toMatch(/altered\.py: PLAN_SHA256 \w+ does not match the embedded plan/);
 
     const badClass = await cli('approve', planJson, ...net(), '--class-name', 'not-python');
     expect(badClass.code).toBe(EXIT.usage);

@@ -74,7 +74,7 @@ async function connect(network: NetworkOptions): Promise<Researcher | undefined>
 function classify(err: unknown): number {
   const name = (err as Error)?.name ?? '';
   if (err instanceof NetworkConfigError) return EXIT.usage;
-  const usage = ['ExperimentFileError', 'TrainingArgsError', 'AggregationError', 'StrategyError', 'PlanSourceError', 'PlanValidationError', 'PlanLoadError', 'BreakpointError'];
+  const usage = ['ExperimentFileError', 'TrainingArgsError', 'AggregationError', 'StrategyError', 'PlanSourceError', 'PlanValidationError', 'PlanLoadError', 'BreakpointError', 'EmbeddedPlanError', 'PlanFileError'];
   if (usage.includes(name)) return EXIT.usage;
   if (name === 'ExperimentError' && /^(FB407|FB408|FB401)/.test((err as Error).message)) return EXIT.failed;
   if (/FB201|ECONNREFUSED|cannot connect|cannot reach/i.test((err as Error)?.message ?? '')) return EXIT.network;
@@ -206,20 +206,47 @@ interface PlanFlags extends DiscoveryFlags {
   className?: string;
 }
 
+/** A plan file that cannot be shipped as it is (exit 2). */
+class PlanFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlanFileError';
+  }
+}
+
 /**
- * The source `researcher run` would upload for this plan file: the same generator, so a node hashes the same
- * bytes at approval, status and train time. Errors name the file (PlanLoadError / PlanSourceError: exit 2).
+ * The source `researcher run` would upload for this plan file, so a node hashes the same bytes at approval,
+ * status and train time: a plan spec (.ts/.json, or a generated .py carrying PLAN_SPEC) goes through the same
+ * generator; a hand-written Fed-BioMed plan (.py without PLAN_SPEC, run's `plan: { python: … }`) goes as is.
+ * Errors name the file and are usage errors (exit 2).
  */
 async function planSource(file: string, flags: PlanFlags): Promise<string> {
   const { loadPlanFile } = await import('../src/plan/load');
+  const { findEmbeddedPlan } = await import('../src/plan/embed');
   const { shippedPlan } = await import('./plan-source');
-  const spec = loadPlanFile(file);
   try {
-    return shippedPlan(spec, { className: flags.className }).source;
+    if (/\.py$/i.test(file) && fs.existsSync(file)) {
+      const text = fs.readFileSync(file, 'utf8');
+      if (!findEmbeddedPlan(text)) return handWrittenPlan(text, flags.className);
+    }
+    return shippedPlan(loadPlanFile(file), { className: flags.className }).source;
   } catch (err) {
-    (err as Error).message = `${file}: ${(err as Error).message}`;
-    throw err;
+    const e = err as Error;
+    if (!e.message.startsWith(file)) e.message = `${file}: ${e.message}`;
+    throw e;
   }
+}
+
+/** A hand-written plan is sent untouched; it must at least define the class the nodes will import. */
+function handWrittenPlan(text: string, className: string | undefined): string {
+  if (className !== undefined && !/^[A-Za-z_]\w*$/.test(className)) {
+    throw new PlanFileError(`--class-name ${JSON.stringify(className)} is not a Python identifier`);
+  }
+  const wanted = className ? new RegExp(`^class\\s+${className}\\b`, 'm') : /^class\s+[A-Za-z_]\w*/m;
+  if (!wanted.test(text)) {
+    throw new PlanFileError(className ? `the Python plan defines no class ${className}` : 'the Python plan defines no class');
+  }
+  return text;
 }
 
 /** Loads the plan first (a bad file is a usage error, reported before touching the network), then connects. */

@@ -194,6 +194,12 @@ describe('fedbiomed-ts researcher approve / status against a TS node agent (appr
     expect(approved.out).toMatch(/^node\s+status\s+approval_obligation\s+can train\s+msg/m);
     expect(approved.out).toMatch(/node_ts\s+Approved\s+true\s+yes/);
     expect(agent.stores.plans.list()).toHaveLength(1);
+
+    // Without --nodes, status asks whoever answers a ping: the simulated nodes answer pings but not status.
+    const everyone = await cli('status', planJson, ...net(), '--timeout', '700');
+    expect(everyone.out).toMatch(/node_ts\s+Approved/);
+    expect(everyone.code).toBe(EXIT.missing);
+    expect(everyone.err).toMatch(/no answer from (node_x, node_y|node_y, node_x)/);
   });
 
   it('a hand-written Python plan is sent as is; a TS node refuses it (it cannot read it): exit code 1', async () => {

@@ -19,18 +19,20 @@ function validRange(outSize: number, stride: number, tapOffset: number, size: nu
  * Writes the transposed patch matrix colsT[r][p] (patchLength rows), reading a channels-first copy of x
  * (C, N, D, H, W) that lives in the same heap as the output: each run of output widths is then one contiguous
  * memmove when the width stride is 1.
+ *
+ * Only output rows q in [firstRow, endRow) are written, q = (n * OD + od) * OH + oh (so P = rows * OW): the filter
+ * gradient builds the matrix in small row blocks that stay in cache for the GEMM that consumes them.
  */
 export function im2colTransposedFromChannelsFirst(
   g: ConvGeometry,
   heap: Float32Array,
   xcfOffset: number,
   colsOffset: number,
-  firstSample = 0,
-  endSample = g.batch,
+  firstRow = 0,
+  endRow = g.batch * g.outDepth * g.outHeight,
 ): void {
-  // Rows cover samples [firstSample, endSample) only, so large batches can be processed in bounded chunks.
-  const P = (endSample - firstSample) * g.outDepth * g.outHeight * g.outWidth;
   const { inDepth: D, inHeight: H, inWidth: W, inChannels: CI, outDepth: OD, outHeight: OH, outWidth: OW } = g;
+  const P = (endRow - firstRow) * OW;
   const N = g.batch;
   const SW = g.strideWidth;
   let row = 0;
@@ -44,23 +46,29 @@ export function im2colTransposedFromChannelsFirst(
         const span = owHi - owLo;
         for (let ci = 0; ci < CI; ci++, row++) {
           let o = colsOffset + row * P;
-          for (let n = firstSample; n < endSample; n++) {
-            for (let od = 0; od < OD; od++) {
-              const id = od * g.strideDepth + dOff;
-              for (let oh = 0; oh < OH; oh++, o += OW) {
-                const ih = oh * g.strideHeight + hOff;
-                if (id < 0 || id >= D || ih < 0 || ih >= H) {
-                  heap.fill(0, o, o + OW);
-                  continue;
-                }
-                const src = xcfOffset + (((ci * N + n) * D + id) * H + ih) * W + owLo * SW + wOff;
-                if (owLo > 0) heap.fill(0, o, o + owLo);
-                if (SW === 1) {
-                  heap.copyWithin(o + owLo, src, src + span);
-                } else {
-                  for (let j = 0; j < span; j++) heap[o + owLo + j] = heap[src + j * SW];
-                }
-                if (owHi < OW) heap.fill(0, o + owHi, o + OW);
+          let oh = firstRow % OH;
+          let od = Math.floor(firstRow / OH) % OD;
+          let n = Math.floor(firstRow / (OH * OD));
+          for (let q = firstRow; q < endRow; q++, o += OW) {
+            const id = od * g.strideDepth + dOff;
+            const ih = oh * g.strideHeight + hOff;
+            if (id < 0 || id >= D || ih < 0 || ih >= H) {
+              heap.fill(0, o, o + OW);
+            } else {
+              const src = xcfOffset + (((ci * N + n) * D + id) * H + ih) * W + owLo * SW + wOff;
+              if (owLo > 0) heap.fill(0, o, o + owLo);
+              if (SW === 1) {
+                heap.copyWithin(o + owLo, src, src + span);
+              } else {
+                for (let j = 0; j < span; j++) heap[o + owLo + j] = heap[src + j * SW];
+              }
+              if (owHi < OW) heap.fill(0, o + owHi, o + OW);
+            }
+            if (++oh === OH) {
+              oh = 0;
+              if (++od === OD) {
+                od = 0;
+                n++;
               }
             }
           }

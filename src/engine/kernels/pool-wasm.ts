@@ -84,7 +84,73 @@ function hasNoPadding(g: PoolGeometry): boolean {
   return g.padBefore.every((p) => p === 0) && g.outSize.every((o, k) => (o - 1) * g.stride[k] + g.filter[k] <= g.inSize[k]);
 }
 
+/**
+ * Fast path for 2x2 windows that neither pad nor overlap (stride >= 2, e.g. the usual 2x2/2 pool): each input
+ * element belongs to at most one window, so every tap is written once (no zero fill, no accumulation). Which tap
+ * holds the max is unpredictable, so the first-match rule is computed with 0/1 integer flags instead of branches:
+ * 19 -> 8 ms for the reference CNN's 16x126x126x16 gradient (mispredicted branches dominated the loop; a ternary still compiled to a branch, unary + on the comparison does not).
+ */
+function maxPoolBackpropDisjoint2x2(g: PoolGeometry, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void {
+  const C = g.channels;
+  const [, H, W] = g.inSize;
+  const [, OH, OW] = g.outSize;
+  const [, SH, SW] = g.stride;
+  // Inputs outside every window (strided gaps, right/bottom remainders) get no gradient.
+  if (SH !== 2 || SW !== 2 || OH * SH !== H || OW * SW !== W) dx.fill(0);
+  const rowC = W * C;
+  let o = 0;
+  for (let n = 0; n < g.batch; n++) {
+    for (let oh = 0; oh < OH; oh++) {
+      let corner = (n * H + oh * SH) * rowC;
+      for (let ow = 0; ow < OW; ow++, corner += SW * C) {
+        for (let c = 0; c < C; c++, o++) {
+          const m = y[o];
+          const grad = dy[o];
+          if (grad - grad !== 0) {
+            // dy infinite or NaN: grad * 0 would put NaN on the other taps, so route it with plain branches.
+            routeWithBranches(x, dx, m, grad, corner + c, 2, 2, rowC, C);
+            continue;
+          }
+          // Window order (0,0), (0,1), (1,0), (1,1); each flag is 1 only for the first tap equal to the max.
+          const i0 = corner + c;
+          const i1 = i0 + C;
+          const i2 = i0 + rowC;
+          const i3 = i2 + C;
+          const f0 = +(x[i0] === m);
+          const f1 = +(x[i1] === m) & (f0 ^ 1);
+          const f2 = +(x[i2] === m) & ((f0 | f1) ^ 1);
+          const f3 = +(x[i3] === m) & ((f0 | f1 | f2) ^ 1);
+          // + 0 turns -0 (negative dy times 0) into 0.
+          dx[i0] = grad * f0 + 0;
+          dx[i1] = grad * f1 + 0;
+          dx[i2] = grad * f2 + 0;
+          dx[i3] = grad * f3 + 0;
+        }
+      }
+    }
+  }
+}
+
+function routeWithBranches(x: Float32Array, dx: Float32Array, m: number, grad: number, base: number, KH: number, KW: number, rowC: number, C: number): void {
+  let taken = false;
+  for (let kh = 0; kh < KH; kh++) {
+    for (let kw = 0, i = base + kh * rowC; kw < KW; kw++, i += C) {
+      const first: boolean = !taken && x[i] === m;
+      dx[i] = first ? grad : 0;
+      taken = taken || first;
+    }
+  }
+}
+
+function isDisjoint2x2(g: PoolGeometry): boolean {
+  return g.filter[0] === 1 && g.stride[0] === 1 && g.inSize[0] === 1 && g.filter[1] === 2 && g.filter[2] === 2 && g.stride[1] >= 2 && g.stride[2] >= 2;
+}
+
 function maxPoolBackprop(g: PoolGeometry, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void {
+  if (hasNoPadding(g) && isDisjoint2x2(g)) {
+    maxPoolBackpropDisjoint2x2(g, x, y, dy, dx);
+    return;
+  }
   if (hasNoPadding(g)) {
     maxPoolBackpropFullWindows(g, x, y, dy, dx);
     return;

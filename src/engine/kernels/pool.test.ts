@@ -119,3 +119,33 @@ test('conv bias-style sums over leading axes match the CPU backend', async () =>
   }
   await tf.setBackend('wasm');
 });
+
+test('2x2 max-pool gradient: ties go to the first window element, infinite/NaN dy stay on the winner only', async () => {
+  // ReLU-like input: many windows are all zeros or hold repeated maxima, so the first-match rule decides.
+  const rng = new SeededRandom(11);
+  const shape = [2, 7, 8, 3];
+  const size = shape.reduce((a, b) => a * b, 1);
+  const x = Float32Array.from({ length: size }, () => Math.max(0, Math.round((rng.next() - 0.5) * 4) / 2));
+  const outSize = 2 * 3 * 4 * 3;
+  const special = [Infinity, -Infinity, NaN, -2.5];
+  const dy = Float32Array.from({ length: outSize }, (_, i) => (i % 7 === 0 ? special[(i / 7) % 4] : rng.next() - 0.5));
+  const run = () =>
+    tf.tidy(() => {
+      const f = (t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, 2, 2, 'valid');
+      return tf.grad(f)(tf.tensor(x, shape), tf.tensor(dy, [2, 3, 4, 3])).dataSync();
+    });
+  await tf.setBackend('wasm');
+  const wasm = run();
+  await tf.setBackend('cpu');
+  const cpu = run();
+  await tf.setBackend('wasm');
+  expect(wasm.length).toBe(cpu.length);
+  let ties = 0;
+  for (let i = 0; i < cpu.length; i++) {
+    if (x[i] === 0) ties++;
+    const same = Number.isNaN(cpu[i]) ? Number.isNaN(wasm[i]) : wasm[i] === cpu[i];
+    if (!same) throw new Error(`dx[${i}]: wasm ${wasm[i]} vs cpu ${cpu[i]}`);
+  }
+  expect(ties).toBeGreaterThan(size / 3);
+  expect(cpu.some((v) => v === Infinity) && cpu.some(Number.isNaN)).toBe(true);
+});

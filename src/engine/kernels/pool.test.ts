@@ -117,6 +117,16 @@ test('conv bias-style sums over leading axes match the CPU backend', async () =>
     const cv = c.dataSync();
     cv.forEach((v, i) => expect(Math.abs(wv[i] - v)).toBeLessThanOrEqual(1e-5));
   }
+  // Row counts that are not multiples of 4 (the kernel sums four rows at a time, then the rest).
+  const odd = Float32Array.from({ length: 5 * 7 * 3 }, () => rng.next() - 0.5);
+  for (const axes of [[0, 1], [0]]) {
+    await tf.setBackend('wasm');
+    const w = tf.tidy(() => tf.sum(tf.tensor(odd, [5, 7, 3]), axes)).dataSync();
+    await tf.setBackend('cpu');
+    const c = tf.tidy(() => tf.sum(tf.tensor(odd, [5, 7, 3]), axes)).dataSync();
+    expect(w.length).toBe(c.length);
+    c.forEach((v, i) => expect(Math.abs(w[i] - v)).toBeLessThanOrEqual(1e-5));
+  }
   await tf.setBackend('wasm');
 });
 

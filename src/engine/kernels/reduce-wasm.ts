@@ -29,14 +29,27 @@ export function sumWrapper(): KernelConfig | undefined {
     const out = allocF32(backend, outShape);
     const src = heapF32(backend, x);
     const acc = new Float64Array(cols);
-    // Column sums over blocks of rows that stay in L1, with the running sum in a local (double) variable.
+    // Column sums over blocks of rows that stay in L1, with running sums in local (double) variables: four
+    // independent partial sums, because one chain of dependent adds is bound by the add latency (the reference
+    // CNN's three bias gradients: 8.4 -> 4.3 ms).
     const block = Math.max(1, Math.floor(4096 / cols));
     for (let r0 = 0; r0 < rows; r0 += block) {
       const r1 = Math.min(rows, r0 + block);
+      const quads = r0 + ((r1 - r0) & ~3);
       for (let c = 0; c < cols; c++) {
-        let s = 0;
-        for (let o = r0 * cols + c, end = r1 * cols; o < end; o += cols) s += src[o];
-        acc[c] += s;
+        let s0 = 0;
+        let s1 = 0;
+        let s2 = 0;
+        let s3 = 0;
+        let o = r0 * cols + c;
+        for (const end = quads * cols; o < end; o += 4 * cols) {
+          s0 += src[o];
+          s1 += src[o + cols];
+          s2 += src[o + 2 * cols];
+          s3 += src[o + 3 * cols];
+        }
+        for (const end = r1 * cols; o < end; o += cols) s0 += src[o];
+        acc[c] += s0 + s1 + (s2 + s3);
       }
     }
     heapF32(backend, out).set(acc);

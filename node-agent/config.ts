@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { randomUUID } from 'crypto';
 import YAML from 'yaml';
+import { nodeIdProblem } from '../src/transport/topics';
 
 export const CONFIG_VERSION = 1;
 export const CONFIG_FILE = 'config.yaml';
@@ -50,11 +51,10 @@ export function nodePaths(dir: string): NodePaths {
   };
 }
 
-/** A node id becomes an MQTT topic level, so it may not contain `/`, `+`, `#` or be empty. */
+/** A node id becomes an MQTT topic level: the transport's rule decides (no `/`, `+`, `#`, not a reserved level). */
 export function checkNodeId(id: string): string {
-  if (id === '' || /[/+#\u0000]/.test(id)) {
-    throw new ConfigError(`node id "${id}" is not usable as an MQTT topic level (no "/", "+", "#", not empty)`);
-  }
+  const problem = nodeIdProblem(id);
+  if (problem) throw new ConfigError(problem);
   return id;
 }
 

@@ -3,7 +3,7 @@
  * may leave the node (never `path`; never the medical-folder `tabular_file`).
  */
 import { randomUUID } from 'crypto';
-import { JsonDb, Document } from './json-db';
+import { JsonDb, Document, appendDocument } from './json-db';
 
 export const DATASETS_TABLE = 'Datasets';
 
@@ -123,8 +123,7 @@ export class DatasetRegistry {
       const existing = Object.values(rows) as unknown as DatasetEntry[];
       const conflicting = existing.filter((d) => tagsConflict(d.tags, tags));
       if (conflicting.length > 0) throw conflictError(conflicting);
-      const nextId = Object.keys(rows).reduce((max, k) => Math.max(max, Number(k) || 0), 0) + 1;
-      rows[String(nextId)] = entry as unknown as Document;
+      appendDocument(rows, entry as unknown as Document);
     });
     return entry;
   }

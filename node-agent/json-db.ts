@@ -14,6 +14,12 @@ type Tables = Record<string, Record<string, Document>>;
 
 export class JsonDbError extends Error {}
 
+/** Adds `doc` to a table's rows under the next document id, as TinyDB numbers them ("1", "2", …). */
+export function appendDocument(rows: Record<string, Document>, doc: Document): void {
+  const nextId = Object.keys(rows).reduce((max, k) => Math.max(max, Number(k) || 0), 0) + 1;
+  rows[String(nextId)] = doc;
+}
+
 const LOCK_STALE_MS = 30_000;
 const LOCK_WAIT_MS = 10_000;
 
@@ -31,9 +37,7 @@ export class JsonDb {
 
   insert(table: string, doc: Document): void {
     this.update((tables) => {
-      const rows = (tables[table] ??= {});
-      const nextId = Object.keys(rows).reduce((max, k) => Math.max(max, Number(k) || 0), 0) + 1;
-      rows[String(nextId)] = doc;
+      appendDocument((tables[table] ??= {}), doc);
     });
   }
 

@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { randomUUID } from 'crypto';
-import { JsonDb } from './json-db';
+import { JsonDb, Document, appendDocument } from './json-db';
 
 export const TRAINING_PLANS_TABLE = 'TrainingPlans';
 
@@ -101,8 +101,7 @@ export class TrainingPlanStore {
         created = false;
         return;
       }
-      const nextId = Object.keys(rows).reduce((max, k) => Math.max(max, Number(k) || 0), 0) + 1;
-      rows[String(nextId)] = entry as unknown as Record<string, unknown>;
+      appendDocument(rows, entry as unknown as Document);
     });
     if (!created) {
       fs.rmSync(file, { force: true });

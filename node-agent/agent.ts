@@ -43,16 +43,18 @@ export class NodeAgent {
   private connectedSince: number | undefined;
   private connectionWaiters: (() => void)[] = [];
   private readonly repository: RepositoryClient;
+  private readonly transportLog: Logger;
 
   private constructor(readonly stores: NodeStores, private readonly options: NodeAgentOptions) {
     this.log = new NodeLog(stores.config.nodeId, options.localLog);
-    const transportLog: Logger = {
+    // Transport notices go to the node's log, one level down: they are about the plumbing, not the work.
+    this.transportLog = {
       debug: () => undefined,
       info: (m) => this.log.debug(m),
       warn: (m) => this.log.warning(m),
       error: (m) => this.log.error(m),
     };
-    this.repository = new RepositoryClient({ uploadsUrl: stores.config.uploadsUrl, logger: transportLog,
+    this.repository = new RepositoryClient({ uploadsUrl: stores.config.uploadsUrl, logger: this.transportLog,
       ...options.repository });
   }
 
@@ -76,15 +78,9 @@ export class NodeAgent {
     const { config } = this.stores;
     const backend = await initBackend((line) => this.log.debug(line));
     this.log.debug(`training backend: ${backend.name}`);
-    const transportLog: Logger = {
-      debug: () => undefined,
-      info: (m) => this.log.debug(m),
-      warn: (m) => this.log.warning(m),
-      error: (m) => this.log.error(m),
-    };
     this.messaging = await Messaging.connect({
       role: 'node', nodeId: config.nodeId, brokerUrl: config.broker, username: config.brokerUsername,
-      password: config.brokerPassword, caFile: config.brokerCa, logger: transportLog,
+      password: config.brokerPassword, caFile: config.brokerCa, logger: this.transportLog,
     });
     const messaging = this.messaging;
     messaging.on('invalid', (invalid) => void this.answerInvalid(invalid));

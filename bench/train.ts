@@ -4,11 +4,14 @@
  * Trains the reference CNN (see bench/train-models.ts) for whole epochs (64 samples, batch 16, BCE, Adam) and
  * prints the median ms per epoch after one warm-up epoch, on every available tfjs backend and on PyTorch in the
  * same run (1 and 2 threads), then a per-kernel profile of one wasm training step and the 3D variant.
- * Last line: RESULT tfjs_ms=<wasm or node, 2D> torch_ms=<torch 1 thread, 2D> ratio=<tfjs/torch>.
+ * On wasm with the native conv kernels built, the pure wasm kernels are timed too, in the same interleaved rounds.
+ * Last line: RESULT tfjs_ms=<the engine's default: node, or wasm (+native convs when built), 2D>
+ * torch_ms=<torch 1 thread, 2D> ratio=<tfjs/torch>.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../src/engine/backend';
+import { ConvImplementation, convKernelsInUse, useConvKernels } from '../src/engine/kernels';
 import { findTorchPython, TorchWorker } from '../src/engine/testing/torch';
 import { trainModel, TrainOptions } from '../src/engine/train';
 import { referenceCnn, SyntheticImages, TORCH_BENCH_WORKER } from './train-models';
@@ -47,27 +50,58 @@ function sampleShape(v: Variant): number[] {
 }
 
 interface EpochTimes {
-  tfjs: number[];
+  /** Per tfjs configuration (label), in TFJS_CONFIGS order. */
+  tfjs: Record<string, number[]>;
   torch: Record<number, number[]>;
+}
+
+/** A way to run tfjs: the default first (it gives the RESULT line), then alternatives measured alongside. */
+interface TfjsConfig {
+  label: string;
+  conv?: ConvImplementation;
+}
+
+function tfjsConfigs(backend: string): TfjsConfig[] {
+  if (backend !== 'wasm') return [{ label: `tfjs ${backend}` }];
+  if (convKernelsInUse() === 'native') {
+    return [
+      { label: 'tfjs wasm + native convs', conv: 'native' },
+      { label: 'tfjs wasm (wasm convs)', conv: 'wasm' },
+    ];
+  }
+  return [{ label: 'tfjs wasm', conv: 'wasm' }];
 }
 
 /**
  * One warm-up epoch each, then `epochs` rounds of: one tfjs epoch, one PyTorch epoch per thread count. Interleaving
  * keeps both sides under the same (shared-machine) load.
  */
-async function interleavedEpochs(backend: string, v: Variant, epochs: number, torchThreads: number[]): Promise<EpochTimes> {
+async function interleavedEpochs(
+  backend: string,
+  configs: TfjsConfig[],
+  v: Variant,
+  epochs: number,
+  torchThreads: number[],
+): Promise<EpochTimes> {
   await tf.setBackend(backend);
   const model = referenceCnn(v.dims, v.channels);
   const data = new SyntheticImages(v.samples, sampleShape(v));
   const workers = torchThreads.map((threads) => new TorchWorker(TORCH_BENCH_WORKER, { ...v, threads }));
-  const out: EpochTimes = { tfjs: [], torch: Object.fromEntries(torchThreads.map((t) => [t, [] as number[]])) };
+  const out: EpochTimes = {
+    tfjs: Object.fromEntries(configs.map((c) => [c.label, [] as number[]])),
+    torch: Object.fromEntries(torchThreads.map((t) => [t, [] as number[]])),
+  };
   try {
     for (const w of workers) await w.ask<{ ready: string }>();
     for (let e = 0; e <= epochs; e++) {
-      const t0 = performance.now();
-      await trainModel(model, data, options(v));
-      const ms = performance.now() - t0;
-      if (e > 0) out.tfjs.push(ms);
+      for (const config of configs) {
+        if (config.conv) useConvKernels(config.conv);
+        const t0 = performance.now();
+        await trainModel(model, data, options(v));
+        const ms = performance.now() - t0;
+        if (e > 0) out.tfjs[config.label].push(ms);
+      }
+      if (configs[0].conv) useConvKernels(configs[0].conv);
       for (let i = 0; i < workers.length; i++) {
         const r = await workers[i].ask<{ ms: number }>('epoch');
         if (e > 0) out.torch[torchThreads[i]].push(r.ms);
@@ -145,12 +179,19 @@ export async function main(args: string[]): Promise<void> {
     console.log('backend                        ms/epoch (median after 1 warm-up epoch; epochs interleaved tfjs/torch)');
     const runs = v.dims === 2 ? epochs : Math.max(2, Math.ceil(epochs / 2));
     let times: EpochTimes | undefined;
+    const configs = tfjsConfigs(fast);
     try {
-      times = await interleavedEpochs(fast, v, runs, torch.python ? [1, 2] : []);
-      results[`tfjs${v.dims}`] = median(times.tfjs);
-      console.log(`tfjs ${fast.padEnd(26)}${fmt(median(times.tfjs))}   min ${fmt(Math.min(...times.tfjs))}   runs: ${times.tfjs.map((x) => x.toFixed(0)).join(' ')}`);
+      times = await interleavedEpochs(fast, configs, v, runs, torch.python ? [1, 2] : []);
+      for (const [i, config] of configs.entries()) {
+        const t = times.tfjs[config.label];
+        if (i === 0) results[`tfjs${v.dims}`] = median(t);
+        else results[`${config.label} ${v.dims}`] = median(t);
+        console.log(`${config.label.padEnd(31)}${fmt(median(t))}   min ${fmt(Math.min(...t))}   runs: ${t.map((x) => x.toFixed(0)).join(' ')}`);
+      }
     } catch (e) {
       console.log(`tfjs ${fast.padEnd(26)}  FAILED: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      if (configs[0].conv) useConvKernels(configs[0].conv);
     }
     if (!flag('--no-cpu') && fast !== 'cpu' && v.dims === 2) {
       const batch = 2;
@@ -168,7 +209,10 @@ export async function main(args: string[]): Promise<void> {
       console.log(`torch                          ABSENT (${torch.why})`);
     }
     if (results[`tfjs${v.dims}`] && results[`torch${v.dims}`]) {
-      console.log(`ratio tfjs/torch(1 thread): ${(results[`tfjs${v.dims}`] / results[`torch${v.dims}`]).toFixed(2)}`);
+      for (const [i, config] of configs.entries()) {
+        const ms = i === 0 ? results[`tfjs${v.dims}`] : results[`${config.label} ${v.dims}`];
+        if (ms) console.log(`ratio ${config.label}/torch(1 thread): ${(ms / results[`torch${v.dims}`]).toFixed(2)}`);
+      }
     }
     if (fast === 'wasm' && !(v.dims === 3 && results.tfjs3 === undefined)) {
       const { rows, wallMs } = await profileStep(fast, v);

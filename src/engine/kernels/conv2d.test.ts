@@ -1,12 +1,15 @@
 /**
- * Gradient checks of the project's wasm Conv2D kernels (filter + input gradients, incl. the dilation rule):
- * against the pure-JS CPU backend and against finite differences of a float64 reference conv.
+ * Gradient checks of the project's Conv2D kernels on the wasm backend (forward, filter + input gradients, incl. the
+ * dilation rule), for both implementations: the native AVX2+FMA kernels (src/engine/native, built by
+ * `npm run build:native`; these tests fail when they are missing) and the pure wasm ones. Oracles: the pure-JS CPU
+ * backend and finite differences of a float64 reference conv.
  * Tolerance: |got - want| / (1 + |want|) <= 1e-4 (float32 sums of at most a few hundred terms).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../backend';
 import { setMaxPatchFloatsForTesting } from './conv2d-wasm';
+import { ConvImplementation, convKernelsInUse, useConvKernels } from './index';
 import { caseName, ConvCase, finiteDifferenceGradients, tfjsConvGradients, worstMismatch } from './gradient-check';
 
 const TOL = 1e-4;
@@ -27,6 +30,11 @@ for (const [x, filter] of [
 }
 CASES.push({ x: [2, 8, 7, 3], filter: [3, 3, 3, 2], strides: 2, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] });
 CASES.push({ x: [1, 6, 6, 2], filter: [3, 3, 2, 2], strides: 1, pad: 1 });
+// Native tiling edges: 2 full 16-wide column panels + a tail (33 channels), 16 exactly, a patch length not a
+// multiple of 6, and more output positions than one scratch block holds (forward 108 rows, filter 227, input 108
+// for a 288-float patch), so every kernel crosses block boundaries.
+CASES.push({ x: [2, 14, 14, 32], filter: [3, 3, 32, 33], strides: 1, pad: 'valid' });
+CASES.push({ x: [3, 9, 10, 5], filter: [3, 3, 5, 16], strides: 2, pad: 'same' });
 
 beforeAll(async () => {
   await initBackend(() => undefined);
@@ -36,33 +44,48 @@ afterAll(async () => {
   await tf.setBackend('wasm');
 });
 
-describe.each(CASES.map((c) => [caseName(c), c] as const))('conv2d %s', (_name, c) => {
-  test('wasm gradients match the CPU backend and finite differences', async () => {
-    await tf.setBackend('wasm');
-    const wasm = tfjsConvGradients(c);
-    await tf.setBackend('cpu');
-    const cpu = tfjsConvGradients(c);
-    await tf.setBackend('wasm');
-    expect(worstMismatch('y', wasm.y, cpu.y).error).toBeLessThanOrEqual(TOL);
-    expect(worstMismatch('dx', wasm.dx, cpu.dx).error).toBeLessThanOrEqual(TOL);
-    expect(worstMismatch('dw', wasm.dw, cpu.dw).error).toBeLessThanOrEqual(TOL);
+const IMPLEMENTATIONS: ConvImplementation[] = ['native', 'wasm'];
 
-    const fd = finiteDifferenceGradients(c, 40);
-    expect(worstMismatch('dx', wasm.dx, fd.dx, fd.xIdx).error).toBeLessThanOrEqual(TOL);
-    expect(worstMismatch('dw', wasm.dw, fd.dw, fd.wIdx).error).toBeLessThanOrEqual(TOL);
+describe.each(IMPLEMENTATIONS)('%s kernels', (implementation) => {
+  beforeAll(() => useConvKernels(implementation));
+  afterAll(() => useConvKernels('native'));
+
+  describe.each(CASES.map((c) => [caseName(c), c] as const))('conv2d %s', (_name, c) => {
+    test('wasm-backend gradients match the CPU backend and finite differences', async () => {
+      await tf.setBackend('wasm');
+      const wasm = tfjsConvGradients(c);
+      await tf.setBackend('cpu');
+      const cpu = tfjsConvGradients(c);
+      await tf.setBackend('wasm');
+      expect(worstMismatch('y', wasm.y, cpu.y).error).toBeLessThanOrEqual(TOL);
+      expect(worstMismatch('dx', wasm.dx, cpu.dx).error).toBeLessThanOrEqual(TOL);
+      expect(worstMismatch('dw', wasm.dw, cpu.dw).error).toBeLessThanOrEqual(TOL);
+
+      const fd = finiteDifferenceGradients(c, 40);
+      expect(worstMismatch('dx', wasm.dx, fd.dx, fd.xIdx).error).toBeLessThanOrEqual(TOL);
+      expect(worstMismatch('dw', wasm.dw, fd.dw, fd.wIdx).error).toBeLessThanOrEqual(TOL);
+    });
   });
 });
 
-test('the wasm backend uses the project kernels, not the stock ones', async () => {
+test('the wasm backend uses the project kernels, native by default, and can switch to the wasm ones', async () => {
   await tf.setBackend('wasm');
-  const kernel = tf.getKernel('Conv2DBackpropFilter', 'wasm');
-  expect(kernel).toBeDefined();
-  expect(kernel.kernelFunc.name).toBe('conv2DBackpropFilter');
-  expect(tf.getKernel('Conv2DBackpropInput', 'wasm').kernelFunc.name).toBe('conv2DBackpropInput');
+  expect(convKernelsInUse()).toBe('native');
+  expect(tf.getKernel('Conv2D', 'wasm').kernelFunc.name).toBe('nativeConv2D');
+  expect(tf.getKernel('Conv2DBackpropFilter', 'wasm').kernelFunc.name).toBe('nativeConv2DBackpropFilter');
+  useConvKernels('wasm');
+  try {
+    expect(convKernelsInUse()).toBe('wasm');
+    expect(tf.getKernel('Conv2DBackpropFilter', 'wasm').kernelFunc.name).toBe('conv2DBackpropFilter');
+    expect(tf.getKernel('Conv2DBackpropInput', 'wasm').kernelFunc.name).toBe('conv2DBackpropInput');
+  } finally {
+    useConvKernels('native');
+  }
 });
 
-test('the filter gradient computed in small row blocks equals the one-shot result', async () => {
+test('the wasm filter gradient computed in small row blocks equals the one-shot result', async () => {
   await tf.setBackend('wasm');
+  useConvKernels('wasm');
   const cases: ConvCase[] = [
     { x: [5, 9, 8, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'same' },
     { x: [3, 7, 7, 2], filter: [2, 2, 2, 3], strides: 1, pad: 'valid' },
@@ -81,4 +104,5 @@ test('the filter gradient computed in small row blocks equals the one-shot resul
       }
     }
   }
+  useConvKernels('native');
 });

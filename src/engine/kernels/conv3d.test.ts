@@ -1,6 +1,7 @@
 /**
- * The project's wasm Conv3D kernels (forward, filter and input gradients) against the CPU backend and finite
- * differences of a float64 reference conv, over strides 1-2 and valid/same padding; plus the run-time gate.
+ * The project's Conv3D kernels on the wasm backend (forward, filter and input gradients), native and pure wasm,
+ * against the CPU backend and finite differences of a float64 reference conv, over strides 1-2 and valid/same
+ * padding; plus the run-time gate of the wasm ones.
  * Tolerance: |got - want| / (1 + |want|) <= 1e-4.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -8,6 +9,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../backend';
 import { conv3DSelfCheck, setConv3DSelfCheckForTesting } from './conv3d-wasm';
 import { caseName, ConvCase, finiteDifferenceGradients, tfjsConvGradients, worstMismatch } from './gradient-check';
+import { ConvImplementation, useConvKernels } from './index';
 import { WasmBackend } from './wasm-backend';
 
 const TOL = 1e-4;
@@ -20,30 +22,40 @@ for (const [x, filter] of [
 ] as Array<[number[], number[]]>) {
   for (const strides of [1, 2]) for (const pad of ['valid', 'same'] as const) CASES.push({ x, filter, strides, pad });
 }
+// 17 output channels: one full 16-wide native tile panel plus a tail; 112 output positions cross no block.
+CASES.push({ x: [2, 4, 7, 8, 3], filter: [2, 2, 3, 3, 17], strides: 1, pad: 'valid' });
 
 beforeAll(async () => {
   await initBackend(() => undefined);
 });
 
-describe.each(CASES.map((c) => [caseName(c), c] as const))('conv3d %s', (_n, c) => {
-  test('wasm forward and gradients match the CPU backend and finite differences', async () => {
-    await tf.setBackend('wasm');
-    const wasm = tfjsConvGradients(c);
-    await tf.setBackend('cpu');
-    const cpu = tfjsConvGradients(c);
-    await tf.setBackend('wasm');
-    expect(worstMismatch('y', wasm.y, cpu.y).error).toBeLessThanOrEqual(TOL);
-    const fd = finiteDifferenceGradients(c, 30);
-    expect(worstMismatch('dx', wasm.dx, fd.dx, fd.xIdx).error).toBeLessThanOrEqual(TOL);
-    expect(worstMismatch('dw', wasm.dw, fd.dw, fd.wIdx).error).toBeLessThanOrEqual(TOL);
-    // The CPU backend's own 3D gradients are the second oracle.
-    expect(worstMismatch('dx', wasm.dx, cpu.dx).error).toBeLessThanOrEqual(TOL);
-    expect(worstMismatch('dw', wasm.dw, cpu.dw).error).toBeLessThanOrEqual(TOL);
+const IMPLEMENTATIONS: ConvImplementation[] = ['native', 'wasm'];
+
+describe.each(IMPLEMENTATIONS)('%s kernels', (implementation) => {
+  beforeAll(() => useConvKernels(implementation));
+  afterAll(() => useConvKernels('native'));
+
+  describe.each(CASES.map((c) => [caseName(c), c] as const))('conv3d %s', (_n, c) => {
+    test('wasm forward and gradients match the CPU backend and finite differences', async () => {
+      await tf.setBackend('wasm');
+      const wasm = tfjsConvGradients(c);
+      await tf.setBackend('cpu');
+      const cpu = tfjsConvGradients(c);
+      await tf.setBackend('wasm');
+      expect(worstMismatch('y', wasm.y, cpu.y).error).toBeLessThanOrEqual(TOL);
+      const fd = finiteDifferenceGradients(c, 30);
+      expect(worstMismatch('dx', wasm.dx, fd.dx, fd.xIdx).error).toBeLessThanOrEqual(TOL);
+      expect(worstMismatch('dw', wasm.dw, fd.dw, fd.wIdx).error).toBeLessThanOrEqual(TOL);
+      // The CPU backend's own 3D gradients are the second oracle.
+      expect(worstMismatch('dx', wasm.dx, cpu.dx).error).toBeLessThanOrEqual(TOL);
+      expect(worstMismatch('dw', wasm.dw, cpu.dw).error).toBeLessThanOrEqual(TOL);
+    });
   });
 });
 
-test('the run-time self-check passes, and a failed one stops 3D training with a clear error', async () => {
+test('the wasm kernels\' run-time self-check passes, and a failed one stops 3D training with a clear error', async () => {
   await tf.setBackend('wasm');
+  useConvKernels('wasm');
   const backend = tf.backend() as unknown as WasmBackend;
   setConv3DSelfCheckForTesting(undefined);
   expect(conv3DSelfCheck(backend)).toEqual({ ok: true, detail: expect.stringContaining('match the float64 reference') });
@@ -54,5 +66,6 @@ test('the run-time self-check passes, and a failed one stops 3D training with a 
     );
   } finally {
     setConv3DSelfCheckForTesting(undefined);
+    useConvKernels('native');
   }
 });

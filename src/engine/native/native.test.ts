@@ -1,0 +1,79 @@
+/**
+ * The native conv addon itself: it is built (CI runs `npm run build:native` first), loads, agrees with the float64
+ * reference, and turns every malformed call into a JavaScript error instead of touching memory it was not given.
+ * The results of the kernels inside tfjs are checked in ../kernels/conv2d.test.ts and conv3d.test.ts.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { nativeConvSelfCheck } from '../kernels/conv-native';
+import { loadNativeConv, NATIVE_ADDON_PATH, NativeConv } from './index';
+
+function addon(): NativeConv {
+  const load = loadNativeConv();
+  if (!load.ok) throw new Error(`native kernels unavailable: ${load.detail}`);
+  return load.kernels;
+}
+
+/** 1 sample, 4x5 image, 2 channels, 3x3 filter, 3 output channels, stride 1, no padding -> 2x3 output. */
+const GEOMETRY = [1, 1, 4, 5, 2, 1, 2, 3, 3, 1, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0];
+const X = 1 * 4 * 5 * 2;
+const W = 3 * 3 * 2 * 3;
+const Y = 2 * 3 * 3;
+
+test('the addon is built, loads on this CPU and matches the float64 reference', () => {
+  expect(fs.existsSync(NATIVE_ADDON_PATH)).toBe(true);
+  expect(loadNativeConv()).toMatchObject({ ok: true, detail: expect.stringContaining('AVX2+FMA') });
+  expect(nativeConvSelfCheck(addon())).toBeUndefined();
+});
+
+test('a simple forward conv gives the hand-computable answer', () => {
+  // x = 1 everywhere, w = 1 everywhere: every output is the patch length, 3*3*2 = 18.
+  const y = new Float32Array(Y).fill(-1);
+  addon().convForward(Int32Array.from(GEOMETRY), new Float32Array(X).fill(1), new Float32Array(W).fill(1), y);
+  expect(Array.from(y)).toEqual(new Array(Y).fill(18));
+});
+
+describe('malformed calls are errors that name the problem', () => {
+  const x = new Float32Array(X);
+  const w = new Float32Array(W);
+  const y = new Float32Array(Y);
+  const cases: Array<[string, () => void, RegExp]> = [
+    ['too few arguments', () => (addon().convForward as unknown as (...a: unknown[]) => void)(Int32Array.from(GEOMETRY), x, w), /expected \(geometry, input, input, output\)/],
+    ['geometry not an Int32Array', () => addon().convForward(Float32Array.from(GEOMETRY) as unknown as Int32Array, x, w, y), /Int32Array of 21 fields/],
+    ['geometry too short', () => addon().convForward(Int32Array.from(GEOMETRY.slice(1)), x, w, y), /Int32Array of 21 fields/],
+    ['a zero size', () => addon().convForward(Int32Array.from([0, ...GEOMETRY.slice(1)]), x, w, y), /geometry field 0 is 0, must be in \[1, 1048576\]/],
+    ['an absurd padding', () => addon().convForward(Int32Array.from([...GEOMETRY.slice(0, 20), -(1 << 21)]), x, w, y), /geometry field 20 is -2097152, must be in \[-1048576, 1048576\]/],
+    ['an absurd size', () => addon().convForward(Int32Array.from([1, 1, 4, 1 << 30, ...GEOMETRY.slice(4)]), x, w, y), /geometry field 3 is 1073741824/],
+    ['a Float64Array input', () => addon().convForward(Int32Array.from(GEOMETRY), new Float64Array(X) as unknown as Float32Array, w, y), /convForward: argument 2 must be a Float32Array/],
+    ['an output one float short', () => addon().convForward(Int32Array.from(GEOMETRY), x, w, new Float32Array(Y - 1)), /convForward: argument 4 has 17 floats, the geometry needs 18/],
+    ['a filter gradient of the wrong size', () => addon().convBackpropFilter(Int32Array.from(GEOMETRY), x, new Float32Array(Y), new Float32Array(W + 1)), /convBackpropFilter: argument 4 has 55 floats, the geometry needs 54/],
+    ['dy of the wrong size', () => addon().convBackpropInput(Int32Array.from(GEOMETRY), new Float32Array(Y * 2), w, new Float32Array(X)), /convBackpropInput: argument 2 has 36 floats, the geometry needs 18/],
+  ]; // prettier-ignore
+  test.each(cases)('%s', (_name, call, message) => {
+    expect(call).toThrow(message);
+  });
+
+  test('the output is left untouched by a refused call', () => {
+    const out = new Float32Array(Y).fill(7);
+    expect(() => addon().convForward(Int32Array.from(GEOMETRY), x, new Float32Array(W - 1), out)).toThrow(/argument 3/);
+    expect(Array.from(out)).toEqual(new Array(Y).fill(7));
+  });
+});
+
+describe('build.js', () => {
+  const script = path.join(__dirname, 'build.js');
+
+  test('without a compiler it explains the fallback, exits 0, and keeps the existing addon', () => {
+    const before = fs.statSync(NATIVE_ADDON_PATH).mtimeMs;
+    const run = spawnSync(process.execPath, [script], { env: { ...process.env, CC: '/nonexistent/cc' }, encoding: 'utf8' });
+    expect(run.status).toBe(0);
+    expect(run.stderr).toMatch(/native conv kernels not built: \/nonexistent\/cc could not run .*falls back to the wasm kernels/s);
+    expect(fs.statSync(NATIVE_ADDON_PATH).mtimeMs).toBe(before);
+  });
+
+  test('with --require the same failure exits 1 (CI must not fall back silently)', () => {
+    const run = spawnSync(process.execPath, [script, '--require'], { env: { ...process.env, CC: '/nonexistent/cc' }, encoding: 'utf8' });
+    expect(run.status).toBe(1);
+  });
+});

@@ -4,14 +4,14 @@
  * Trains the reference CNN (see bench/train-models.ts) for whole epochs (64 samples, batch 16, BCE, Adam) and
  * prints the median ms per epoch after one warm-up epoch, on every available tfjs backend and on PyTorch in the
  * same run (1 and 2 threads), then a per-kernel profile of one wasm training step and the 3D variant.
- * On wasm with the native conv kernels built, the pure wasm kernels are timed too, in the same interleaved rounds.
- * Last line: RESULT tfjs_ms=<the engine's default: node, or wasm (+native convs when built), 2D>
+ * On wasm with the native kernels built, the pure wasm kernels are timed too, in the same interleaved rounds.
+ * Last line: RESULT tfjs_ms=<the engine's default: node, or wasm (+native kernels when built), 2D>
  * torch_ms=<torch 1 thread, 2D> ratio=<tfjs/torch>.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../src/engine/backend';
-import { ConvImplementation, convKernelsInUse, useConvKernels } from '../src/engine/kernels';
+import { KernelImplementation, kernelsInUse, useKernels } from '../src/engine/kernels';
 import { findTorchPython, TorchWorker } from '../src/engine/testing/torch';
 import { trainModel, TrainOptions } from '../src/engine/train';
 import { referenceCnn, SyntheticImages, TORCH_BENCH_WORKER } from './train-models';
@@ -58,15 +58,15 @@ interface EpochTimes {
 /** A way to run tfjs: the default first (it gives the RESULT line), then alternatives measured alongside. */
 interface TfjsConfig {
   label: string;
-  conv?: ConvImplementation;
+  conv?: KernelImplementation;
 }
 
 function tfjsConfigs(backend: string): TfjsConfig[] {
   if (backend !== 'wasm') return [{ label: `tfjs ${backend}` }];
-  if (convKernelsInUse() === 'native') {
+  if (kernelsInUse() === 'native') {
     return [
-      { label: 'tfjs wasm + native convs', conv: 'native' },
-      { label: 'tfjs wasm (wasm convs)', conv: 'wasm' },
+      { label: 'tfjs wasm + native kernels', conv: 'native' },
+      { label: 'tfjs wasm (wasm kernels)', conv: 'wasm' },
     ];
   }
   return [{ label: 'tfjs wasm', conv: 'wasm' }];
@@ -95,13 +95,13 @@ async function interleavedEpochs(
     for (const w of workers) await w.ask<{ ready: string }>();
     for (let e = 0; e <= epochs; e++) {
       for (const config of configs) {
-        if (config.conv) useConvKernels(config.conv);
+        if (config.conv) useKernels(config.conv);
         const t0 = performance.now();
         await trainModel(model, data, options(v));
         const ms = performance.now() - t0;
         if (e > 0) out.tfjs[config.label].push(ms);
       }
-      if (configs[0].conv) useConvKernels(configs[0].conv);
+      if (configs[0].conv) useKernels(configs[0].conv);
       for (let i = 0; i < workers.length; i++) {
         const r = await workers[i].ask<{ ms: number }>('epoch');
         if (e > 0) out.torch[torchThreads[i]].push(r.ms);
@@ -191,7 +191,7 @@ export async function main(args: string[]): Promise<void> {
     } catch (e) {
       console.log(`tfjs ${fast.padEnd(26)}  FAILED: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
-      if (configs[0].conv) useConvKernels(configs[0].conv);
+      if (configs[0].conv) useKernels(configs[0].conv);
     }
     if (!flag('--no-cpu') && fast !== 'cpu' && v.dims === 2) {
       const batch = 2;

@@ -2,13 +2,14 @@
  * One place that decides which TensorFlow.js backend trains our models.
  *
  * Order of preference: tfjs-node (native TensorFlow) when it can be loaded; otherwise the wasm backend (SIMD;
- * XNNPACK kernels) with the project-owned gradient kernels registered on top, and the convolutions replaced by the
- * project's native AVX2+FMA kernels when they were built (src/engine/native); the pure-JS CPU backend only as a
+ * XNNPACK kernels) with the project-owned gradient kernels registered on top, and the convolutions and max pools
+ * replaced by the project's native AVX2+FMA kernels when they were built (src/engine/native); the pure-JS CPU
+ * backend only as a
  * last resort (it is 10-100x slower and is meant as the correctness oracle in tests).
  * `FEDBIOMED_TS_BACKEND=wasm|cpu|node` forces a choice; a forced backend that cannot start is an error.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { convKernelsDetail, registerProjectKernels } from './kernels';
+import { kernelsDetail, registerProjectKernels } from './kernels';
 
 export type BackendName = 'node' | 'wasm' | 'cpu';
 
@@ -106,7 +107,7 @@ async function activate(name: BackendName, reason: string): Promise<BackendChoic
 function wasmFeatures(): string {
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   // tfjs disables wasm threads under Node (tfjs issue 3830), so the wasm backend runs on one thread here.
-  return `SIMD ${simd ? 'on' : 'off'}, 1 thread (tfjs-backend-wasm has no worker threads under Node); ${convKernelsDetail()}`;
+  return `SIMD ${simd ? 'on' : 'off'}, 1 thread (tfjs-backend-wasm has no worker threads under Node); ${kernelsDetail()}`;
 }
 
 function errorText(e: unknown): string {

@@ -7,7 +7,7 @@
  * sizes are tfjs's, whatever the kernel underneath.
  */
 import { backend_util, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import type { NativeConv } from '../native';
+import type { NativeKernels } from '../native';
 import { ConvGeometry, geometryFrom2D, geometryFrom3D } from './conv-geometry';
 import { finiteDifference, RefConv, referenceConv } from './reference-conv';
 import { allocF32, heapF32, WasmBackend } from './wasm-backend';
@@ -70,7 +70,7 @@ function outputShape(g: ConvGeometry, rank: number): number[] {
 type Geometry = (name: string, xShape: number[], filterShape: number[], attrs: ConvAttrs) => ConvGeometry;
 
 /** The six kernels for one loaded addon. */
-export function nativeConvKernels(native: NativeConv): KernelConfig[] {
+export function nativeConvKernels(native: NativeKernels): KernelConfig[] {
   const forward = (name: string, geometry: Geometry): KernelConfig => ({
     kernelName: name,
     backendName: 'wasm',
@@ -124,7 +124,7 @@ export function nativeConvKernels(native: NativeConv): KernelConfig[] {
  * count that is not a multiple of the 16-wide tiles and a depth dimension, against the float64 reference conv and
  * its finite differences. Returns what is wrong, or undefined when all agree (|error| <= 1e-4 (1 + |want|)).
  */
-export function nativeConvSelfCheck(native: NativeConv): string | undefined {
+export function nativeConvSelfCheck(native: NativeKernels): string | undefined {
   const problems: RefConv[] = [
     { batch: 2, inSize: [1, 7, 6], inChannels: 3, filter: [1, 3, 2], outChannels: 17, stride: [1, 2, 1],
       dilation: [1, 1, 2], padBefore: [0, 1, 1], outSize: [1, 4, 5] },

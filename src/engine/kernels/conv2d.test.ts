@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../backend';
 import { setMaxPatchFloatsForTesting } from './conv2d-wasm';
-import { ConvImplementation, convKernelsInUse, useConvKernels } from './index';
+import { KernelImplementation, kernelsInUse, useKernels } from './index';
 import { caseName, ConvCase, finiteDifferenceGradients, tfjsConvGradients, worstMismatch } from './gradient-check';
 
 const TOL = 1e-4;
@@ -44,11 +44,11 @@ afterAll(async () => {
   await tf.setBackend('wasm');
 });
 
-const IMPLEMENTATIONS: ConvImplementation[] = ['native', 'wasm'];
+const IMPLEMENTATIONS: KernelImplementation[] = ['native', 'wasm'];
 
 describe.each(IMPLEMENTATIONS)('%s kernels', (implementation) => {
-  beforeAll(() => useConvKernels(implementation));
-  afterAll(() => useConvKernels('native'));
+  beforeAll(() => useKernels(implementation));
+  afterAll(() => useKernels('native'));
 
   describe.each(CASES.map((c) => [caseName(c), c] as const))('conv2d %s', (_name, c) => {
     test('wasm-backend gradients match the CPU backend and finite differences', async () => {
@@ -70,22 +70,22 @@ describe.each(IMPLEMENTATIONS)('%s kernels', (implementation) => {
 
 test('the wasm backend uses the project kernels, native by default, and can switch to the wasm ones', async () => {
   await tf.setBackend('wasm');
-  expect(convKernelsInUse()).toBe('native');
+  expect(kernelsInUse()).toBe('native');
   expect(tf.getKernel('Conv2D', 'wasm').kernelFunc.name).toBe('nativeConv2D');
   expect(tf.getKernel('Conv2DBackpropFilter', 'wasm').kernelFunc.name).toBe('nativeConv2DBackpropFilter');
-  useConvKernels('wasm');
+  useKernels('wasm');
   try {
-    expect(convKernelsInUse()).toBe('wasm');
+    expect(kernelsInUse()).toBe('wasm');
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm').kernelFunc.name).toBe('conv2DBackpropFilter');
     expect(tf.getKernel('Conv2DBackpropInput', 'wasm').kernelFunc.name).toBe('conv2DBackpropInput');
   } finally {
-    useConvKernels('native');
+    useKernels('native');
   }
 });
 
 test('the wasm filter gradient computed in small row blocks equals the one-shot result', async () => {
   await tf.setBackend('wasm');
-  useConvKernels('wasm');
+  useKernels('wasm');
   const cases: ConvCase[] = [
     { x: [5, 9, 8, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'same' },
     { x: [3, 7, 7, 2], filter: [2, 2, 2, 3], strides: 1, pad: 'valid' },
@@ -104,5 +104,5 @@ test('the wasm filter gradient computed in small row blocks equals the one-shot 
       }
     }
   }
-  useConvKernels('native');
+  useKernels('native');
 });

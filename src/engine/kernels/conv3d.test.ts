@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../backend';
 import { conv3DSelfCheck, setConv3DSelfCheckForTesting } from './conv3d-wasm';
 import { caseName, ConvCase, finiteDifferenceGradients, tfjsConvGradients, worstMismatch } from './gradient-check';
-import { ConvImplementation, useConvKernels } from './index';
+import { KernelImplementation, useKernels } from './index';
 import { WasmBackend } from './wasm-backend';
 
 const TOL = 1e-4;
@@ -29,11 +29,11 @@ beforeAll(async () => {
   await initBackend(() => undefined);
 });
 
-const IMPLEMENTATIONS: ConvImplementation[] = ['native', 'wasm'];
+const IMPLEMENTATIONS: KernelImplementation[] = ['native', 'wasm'];
 
 describe.each(IMPLEMENTATIONS)('%s kernels', (implementation) => {
-  beforeAll(() => useConvKernels(implementation));
-  afterAll(() => useConvKernels('native'));
+  beforeAll(() => useKernels(implementation));
+  afterAll(() => useKernels('native'));
 
   describe.each(CASES.map((c) => [caseName(c), c] as const))('conv3d %s', (_n, c) => {
     test('wasm forward and gradients match the CPU backend and finite differences', async () => {
@@ -55,7 +55,7 @@ describe.each(IMPLEMENTATIONS)('%s kernels', (implementation) => {
 
 test('the wasm kernels\' run-time self-check passes, and a failed one stops 3D training with a clear error', async () => {
   await tf.setBackend('wasm');
-  useConvKernels('wasm');
+  useKernels('wasm');
   const backend = tf.backend() as unknown as WasmBackend;
   setConv3DSelfCheckForTesting(undefined);
   expect(conv3DSelfCheck(backend)).toEqual({ ok: true, detail: expect.stringContaining('match the float64 reference') });
@@ -66,6 +66,6 @@ test('the wasm kernels\' run-time self-check passes, and a failed one stops 3D t
     );
   } finally {
     setConv3DSelfCheckForTesting(undefined);
-    useConvKernels('native');
+    useKernels('native');
   }
 });

@@ -7,10 +7,11 @@ import '@tensorflow/tfjs-backend-wasm';
 // tfjs-core ships its gradients separately (the union package registers them); ours override some, so theirs first.
 import '@tensorflow/tfjs';
 import { getKernel, KernelConfig, registerGradient, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
-import { loadNativeConv } from '../native';
+import { loadNativeKernels } from '../native';
 import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { conv2DGradient } from './conv2d-gradient';
 import { nativeConvKernels, nativeConvSelfCheck } from './conv-native';
+import { nativePoolKernels, nativePoolSelfCheck } from './pool-native';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-wasm';
 import { conv3DBackpropFilterWasm, conv3DBackpropInputWasm, conv3DWasm } from './conv3d-wasm';
 import { identityWasm } from './identity-wasm';
@@ -31,22 +32,25 @@ export const WASM_KERNELS: readonly KernelConfig[] = [
   maxPool3DGradWasm,
 ];
 
-/** The convolution kernels that have a native (AVX2+FMA) version as well as a wasm one. */
-const CONV_KERNEL_NAMES = [
+/** The kernels that have a native (AVX2+FMA) version as well as a wasm one. */
+const NATIVE_KERNEL_NAMES = [
   'Conv2D',
   'Conv2DBackpropFilter',
   'Conv2DBackpropInput',
   'Conv3D',
   'Conv3DBackpropFilterV2',
   'Conv3DBackpropInputV2',
+  'MaxPoolGrad',
+  'MaxPool3D',
+  'MaxPool3DGrad',
 ] as const;
 
-export type ConvImplementation = 'native' | 'wasm';
+export type KernelImplementation = 'native' | 'wasm';
 
 let registered = false;
-/** The wasm versions of CONV_KERNEL_NAMES, kept to switch back from native ones. */
-let wasmConvKernels: KernelConfig[] = [];
-let convInUse: ConvImplementation = 'wasm';
+/** The wasm versions of NATIVE_KERNEL_NAMES, kept to switch back from native ones. */
+let wasmKernels: KernelConfig[] = [];
+let inUse: KernelImplementation = 'wasm';
 /** Why the native kernels were refused at start-up, if they were (their results disagreed with the reference). */
 let nativeSelfCheckFailure: string | undefined;
 
@@ -62,13 +66,13 @@ function replaceKernel(config: KernelConfig): void {
   registerKernel(setupFunc ? { ...config, setupFunc } : config);
 }
 
-/** Registers everything; the convolutions run natively when the addon loads (see ../native), else on wasm. */
+/** Registers everything; convolutions and max pools run natively when the addon loads (see ../native), else on wasm. */
 export function registerProjectKernels(): void {
   if (registered) return;
   registered = true;
   const sum = sumWrapper();
   for (const config of [...samePaddingWrappers(), ...(sum ? [sum] : []), ...WASM_KERNELS]) replaceKernel(config);
-  wasmConvKernels = CONV_KERNEL_NAMES.map((name) => {
+  wasmKernels = NATIVE_KERNEL_NAMES.map((name) => {
     const config = getKernel(name, 'wasm');
     if (!config) throw new Error(`wasm backend has no ${name} kernel`);
     return config;
@@ -76,34 +80,34 @@ export function registerProjectKernels(): void {
   registerGradient(conv2DGradient);
   registerGradient(avgPoolGradient);
   registerGradient(avgPool3DGradient);
-  const native = loadNativeConv();
+  const native = loadNativeKernels();
   if (native.ok) {
-    nativeSelfCheckFailure = nativeConvSelfCheck(native.kernels);
-    if (!nativeSelfCheckFailure) useConvKernels('native');
+    nativeSelfCheckFailure = nativeConvSelfCheck(native.kernels) ?? nativePoolSelfCheck(native.kernels);
+    if (!nativeSelfCheckFailure) useKernels('native');
   }
 }
 
-/** Switches the wasm backend's convolutions between the native and the pure wasm kernels (tests, benchmarks). */
-export function useConvKernels(implementation: ConvImplementation): void {
+/** Switches the wasm backend's convolutions and max pools between native and pure wasm kernels (tests, benchmarks). */
+export function useKernels(implementation: KernelImplementation): void {
   registerProjectKernels();
   if (implementation === 'native') {
-    const native = loadNativeConv();
-    if (!native.ok) throw new Error(`cannot use native convolutions: ${native.detail}`);
-    nativeConvKernels(native.kernels).forEach(replaceKernel);
+    const native = loadNativeKernels();
+    if (!native.ok) throw new Error(`cannot use native kernels: ${native.detail}`);
+    [...nativeConvKernels(native.kernels), ...nativePoolKernels(native.kernels)].forEach(replaceKernel);
   } else {
-    wasmConvKernels.forEach(replaceKernel);
+    wasmKernels.forEach(replaceKernel);
   }
-  convInUse = implementation;
+  inUse = implementation;
 }
 
-export function convKernelsInUse(): ConvImplementation {
-  return convInUse;
+export function kernelsInUse(): KernelImplementation {
+  return inUse;
 }
 
-/** One phrase for the backend log line: which convolutions run, and why. */
-export function convKernelsDetail(): string {
-  const native = loadNativeConv();
-  if (convInUse === 'native') return `${native.detail}, self-checked against the float64 reference`;
-  if (nativeSelfCheckFailure) return `wasm conv kernels; the native ones failed their self-check (${nativeSelfCheckFailure})`;
-  return `wasm conv kernels; ${native.detail}`;
+/** One phrase for the backend log line: which kernels run, and why. */
+export function kernelsDetail(): string {
+  const native = loadNativeKernels();
+  if (inUse === 'native') return `${native.detail}, self-checked against the float64 reference`;
+  if (nativeSelfCheckFailure) return `wasm kernels; the native ones failed their self-check (${nativeSelfCheckFailure})`;
+  return `wasm kernels; ${native.detail}`;
 }

@@ -16,7 +16,7 @@ import {
   wholeHeapF32,
 } from './wasm-backend';
 
-interface PoolGeometry {
+export interface PoolGeometry {
   batch: number;
   channels: number;
   inSize: [number, number, number];
@@ -178,27 +178,23 @@ function maxPoolBackprop(g: PoolGeometry, x: Float32Array, y: Float32Array, dy: 
         }
 }
 
-function maxPoolGrad(args: {
-  inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo };
-  backend: WasmBackend;
-  attrs: {
-    filterSize: number | [number, number];
-    strides: number | [number, number];
-    pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  };
-}): TensorInfo {
-  const { inputs, backend, attrs } = args;
-  const { dy, input, output } = inputs;
+interface Pool2DAttrs {
+  filterSize: number | [number, number];
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+export function pool2DGeometry(xShape: number[], attrs: Pool2DAttrs): PoolGeometry {
   const info = backend_util.computePool2DInfo(
-    input.shape as [number, number, number, number],
+    xShape as [number, number, number, number],
     attrs.filterSize,
     attrs.strides,
     1,
     attrs.pad,
     attrs.dimRoundingMode,
   );
-  const g: PoolGeometry = {
+  return {
     batch: info.batchSize,
     channels: info.inChannels,
     inSize: [1, info.inHeight, info.inWidth],
@@ -207,6 +203,16 @@ function maxPoolGrad(args: {
     stride: [1, info.strideHeight, info.strideWidth],
     padBefore: [0, info.padInfo.top, info.padInfo.left],
   };
+}
+
+function maxPoolGrad(args: {
+  inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo };
+  backend: WasmBackend;
+  attrs: Pool2DAttrs;
+}): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { dy, input, output } = inputs;
+  const g = pool2DGeometry(input.shape, attrs);
   const dx = allocF32(backend, input.shape);
   maxPoolBackprop(g, heapF32(backend, input), heapF32(backend, output), heapF32(backend, dy), heapF32(backend, dx));
   return dx;
@@ -215,41 +221,24 @@ function maxPoolGrad(args: {
 function maxPool3DGrad(args: {
   inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo };
   backend: WasmBackend;
-  attrs: {
-    filterSize: number | [number, number, number];
-    strides: number | [number, number, number];
-    pad: 'valid' | 'same' | number;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  };
+  attrs: Pool3DAttrs;
 }): TensorInfo {
   const { inputs, backend, attrs } = args;
   const { dy, input, output } = inputs;
-  const info = backend_util.computePool3DInfo(
-    input.shape as [number, number, number, number, number],
-    attrs.filterSize,
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-  );
-  const g: PoolGeometry = {
-    batch: info.batchSize,
-    channels: info.inChannels,
-    inSize: [info.inDepth, info.inHeight, info.inWidth],
-    outSize: [info.outDepth, info.outHeight, info.outWidth],
-    filter: [info.filterDepth, info.filterHeight, info.filterWidth],
-    stride: [info.strideDepth, info.strideHeight, info.strideWidth],
-    padBefore: [info.padInfo.front, info.padInfo.top, info.padInfo.left],
-  };
+  const g = pool3DGeometry(input.shape, attrs);
   const dx = allocF32(backend, input.shape);
   maxPoolBackprop(g, heapF32(backend, input), heapF32(backend, output), heapF32(backend, dy), heapF32(backend, dx));
   return dx;
 }
 
-function pool3DGeometry(
-  xShape: number[],
-  attrs: { filterSize: number | [number, number, number]; strides: number | [number, number, number]; pad: 'valid' | 'same' | number; dimRoundingMode?: 'floor' | 'round' | 'ceil' },
-): PoolGeometry {
+interface Pool3DAttrs {
+  filterSize: number | [number, number, number];
+  strides: number | [number, number, number];
+  pad: 'valid' | 'same' | number;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+export function pool3DGeometry(xShape: number[], attrs: Pool3DAttrs): PoolGeometry {
   const info = backend_util.computePool3DInfo(
     xShape as [number, number, number, number, number],
     attrs.filterSize,

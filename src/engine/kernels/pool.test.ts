@@ -1,5 +1,6 @@
 /**
- * Pooling gradients on wasm (project MaxPoolGrad / MaxPool3DGrad; stock AvgPoolGrad behind the project's AvgPool
+ * Pooling gradients on wasm (project MaxPoolGrad / MaxPool3DGrad / MaxPool3D, native and pure wasm; stock
+ * AvgPoolGrad behind the project's AvgPool
  * gradient rule) against the CPU backend and against finite differences of sum(pool(x) * cot). Inputs are
  * distinct values so the max is unique and max-pooling is differentiable at the test point.
  * Tolerances: 1e-5 relative against CPU (sums of few terms); 2e-3 against float32 finite differences.
@@ -7,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../backend';
+import { KernelImplementation, useKernels } from './index';
 import { SeededRandom } from '../prng';
 
 interface PoolCase {
@@ -72,34 +74,41 @@ beforeAll(async () => {
   await initBackend(() => undefined);
 });
 
-describe.each(CASES.map((c) => [`${c.kind}pool x[${c.x}] f${c.filter} s${c.stride} ${c.pad}`, c] as const))('%s', (_n, c) => {
-  test('wasm forward and gradient match CPU and finite differences', async () => {
-    await tf.setBackend('wasm');
-    const wasm = gradient(c);
-    const wasmY = forward(c);
-    await tf.setBackend('cpu');
-    const cpu = gradient(c);
-    const cpuY = forward(c);
-    await tf.setBackend('wasm');
-    // Half the inputs are negative: the stock wasm MaxPool3D returned 1.2e-38 for all-negative windows.
-    expect(wasmY.length).toBe(cpuY.length);
-    cpuY.forEach((v, i) => expect(Math.abs(wasmY[i] - v)).toBeLessThanOrEqual(1e-6));
-    expect(wasm.length).toBe(cpu.length);
-    let worst = 0;
-    for (let i = 0; i < cpu.length; i++) worst = Math.max(worst, Math.abs(wasm[i] - cpu[i]) / (1 + Math.abs(cpu[i])));
-    expect(worst).toBeLessThanOrEqual(1e-5);
+const IMPLEMENTATIONS: KernelImplementation[] = ['native', 'wasm'];
 
-    const { x, cot, outShape } = data(c);
-    const h = 0.25 / x.length; // smaller than half the gap between any two inputs: the argmax cannot change
-    for (let k = 0; k < 12; k++) {
-      const i = Math.floor((k * x.length) / 12);
-      const xp = Float32Array.from(x);
-      xp[i] += h;
-      const xm = Float32Array.from(x);
-      xm[i] -= h;
-      const fd = (objective(c, xp, cot, outShape) - objective(c, xm, cot, outShape)) / (2 * h);
-      expect(Math.abs(wasm[i] - fd)).toBeLessThanOrEqual(2e-3 * (1 + Math.abs(fd)));
-    }
+describe.each(IMPLEMENTATIONS)('%s kernels', (implementation) => {
+  beforeAll(() => useKernels(implementation));
+  afterAll(() => useKernels('native'));
+
+  describe.each(CASES.map((c) => [`${c.kind}pool x[${c.x}] f${c.filter} s${c.stride} ${c.pad}`, c] as const))('%s', (_n, c) => {
+    test('wasm forward and gradient match CPU and finite differences', async () => {
+      await tf.setBackend('wasm');
+      const wasm = gradient(c);
+      const wasmY = forward(c);
+      await tf.setBackend('cpu');
+      const cpu = gradient(c);
+      const cpuY = forward(c);
+      await tf.setBackend('wasm');
+      // Half the inputs are negative: the stock wasm MaxPool3D returned 1.2e-38 for all-negative windows.
+      expect(wasmY.length).toBe(cpuY.length);
+      cpuY.forEach((v, i) => expect(Math.abs(wasmY[i] - v)).toBeLessThanOrEqual(1e-6));
+      expect(wasm.length).toBe(cpu.length);
+      let worst = 0;
+      for (let i = 0; i < cpu.length; i++) worst = Math.max(worst, Math.abs(wasm[i] - cpu[i]) / (1 + Math.abs(cpu[i])));
+      expect(worst).toBeLessThanOrEqual(1e-5);
+
+      const { x, cot, outShape } = data(c);
+      const h = 0.25 / x.length; // smaller than half the gap between any two inputs: the argmax cannot change
+      for (let k = 0; k < 12; k++) {
+        const i = Math.floor((k * x.length) / 12);
+        const xp = Float32Array.from(x);
+        xp[i] += h;
+        const xm = Float32Array.from(x);
+        xm[i] -= h;
+        const fd = (objective(c, xp, cot, outShape) - objective(c, xm, cot, outShape)) / (2 * h);
+        expect(Math.abs(wasm[i] - fd)).toBeLessThanOrEqual(2e-3 * (1 + Math.abs(fd)));
+      }
+    });
   });
 });
 
@@ -130,7 +139,8 @@ test('conv bias-style sums over leading axes match the CPU backend', async () =>
   await tf.setBackend('wasm');
 });
 
-test('2x2 max-pool gradient: ties go to the first window element, infinite/NaN dy stay on the winner only', async () => {
+test.each(IMPLEMENTATIONS)('%s 2x2 max-pool gradient: ties go to the first window element, infinite/NaN dy stay on the winner only', async (implementation) => {
+  useKernels(implementation);
   // ReLU-like input: many windows are all zeros or hold repeated maxima, so the first-match rule decides.
   const rng = new SeededRandom(11);
   const shape = [2, 7, 8, 3];
@@ -158,4 +168,5 @@ test('2x2 max-pool gradient: ties go to the first window element, infinite/NaN d
   }
   expect(ties).toBeGreaterThan(size / 3);
   expect(cpu.some((v) => v === Infinity) && cpu.some(Number.isNaN)).toBe(true);
+  useKernels('native');
 });

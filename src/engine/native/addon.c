@@ -1,5 +1,5 @@
 /*
- * Node-API binding of the native convolution kernels. Every call checks its arguments (types, geometry, buffer
+ * Node-API binding of the native convolution and max-pool kernels. Every call checks its arguments (types, geometry, buffer
  * lengths) before a kernel touches memory, and reports problems as JavaScript errors: a wrong call can never read
  * or write outside the arrays it was given.
  *
@@ -8,11 +8,14 @@
  *   convForward(geometry: Int32Array, x, w, y: Float32Array): void
  *   convBackpropFilter(geometry, x, dy, dw): void
  *   convBackpropInput(geometry, dy, w, dx): void
+ *   maxPoolForward(poolGeometry: Int32Array, x, y: Float32Array): void
+ *   maxPoolBackprop(poolGeometry, x, y, dy, dx): void
  */
 #include <node_api.h>
 #include <stdio.h>
 
 #include "conv.h"
+#include "pool.h"
 
 /* Largest magnitude of any geometry field: 2^20 (a million pixels along one axis). */
 #define FIELD_LIMIT (1 << 20)
@@ -30,21 +33,21 @@ static int typed_array(napi_env env, napi_value value, napi_typedarray_type want
   return type == want;
 }
 
-static int read_geometry(napi_env env, napi_value value, conv_geometry *g, char *error, size_t error_size) {
+/* Reads `count` int fields; the last `paddings` of them may be negative (see below), the others are positive. */
+static int read_fields(napi_env env, napi_value value, int *out, int count, int paddings, char *error,
+                       size_t error_size) {
   int32_t *fields;
   size_t length;
-  if (!typed_array(env, value, napi_int32_array, (void **)&fields, &length) || length != CONV_GEOMETRY_FIELDS) {
-    snprintf(error, error_size, "geometry must be an Int32Array of %d fields", CONV_GEOMETRY_FIELDS);
+  if (!typed_array(env, value, napi_int32_array, (void **)&fields, &length) || length != (size_t)count) {
+    snprintf(error, error_size, "geometry must be an Int32Array of %d fields", count);
     return 0;
   }
-  int *out = (int *)g;
-  for (int i = 0; i < CONV_GEOMETRY_FIELDS; i++) {
-    /* Sizes, filter taps, strides and dilations are positive. The three paddings may be zero or even negative
-     * (tfjs's 'same' gives -1 for a 1-tap filter with stride 2 over an even size: it shifts the window). The
-     * kernels bounds-check every tap, so no value can make them leave the arrays; the cap keeps index
-     * arithmetic far from int overflow. */
-    const int padding = i >= CONV_GEOMETRY_FIELDS - 3;
-    const int minimum = padding ? -FIELD_LIMIT : 1;
+  for (int i = 0; i < count; i++) {
+    /* Sizes, filter taps, strides and dilations are positive. Paddings may be zero or even negative (tfjs's
+     * 'same' gives -1 for a 1-tap filter with stride 2 over an even size: it shifts the window). The kernels
+     * bounds-check every tap, so no value can make them leave the arrays; the cap keeps index arithmetic far
+     * from int overflow. */
+    const int minimum = i >= count - paddings ? -FIELD_LIMIT : 1;
     if (fields[i] < minimum || fields[i] > FIELD_LIMIT) {
       snprintf(error, error_size, "geometry field %d is %d, must be in [%d, %d]", i, fields[i], minimum, FIELD_LIMIT);
       return 0;
@@ -54,10 +57,26 @@ static int read_geometry(napi_env env, napi_value value, conv_geometry *g, char 
   return 1;
 }
 
+/* Argument `index` (0-based) as a Float32Array of exactly `expected` floats. */
+static int float_arg(napi_env env, napi_value *args, int index, const char *name, size_t expected, float **data,
+                     char *error, size_t error_size) {
+  size_t length;
+  if (!typed_array(env, args[index], napi_float32_array, (void **)data, &length)) {
+    snprintf(error, error_size, "%s: argument %d must be a Float32Array", name, index + 1);
+    return 0;
+  }
+  if (length != expected) {
+    snprintf(error, error_size, "%s: argument %d has %zu floats, the geometry needs %zu", name, index + 1, length,
+             expected);
+    return 0;
+  }
+  return 1;
+}
+
 typedef int (*conv_kernel)(const conv_geometry *, const float *, const float *, float *);
 typedef size_t (*conv_size)(const conv_geometry *);
 
-/* Shared body of the three entry points: (geometry, in0, in1, out) with the sizes each must have. */
+/* Shared body of the three conv entry points: (geometry, in0, in1, out) with the sizes each must have. */
 static napi_value run(napi_env env, napi_callback_info info, const char *name, conv_kernel kernel, conv_size size0,
                       conv_size size1, conv_size size_out) {
   size_t argc = 4;
@@ -68,22 +87,59 @@ static napi_value run(napi_env env, napi_callback_info info, const char *name, c
   if (!conv_cpu_supported()) return fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
   char error[160];
   conv_geometry g;
-  if (!read_geometry(env, args[0], &g, error, sizeof error)) return fail(env, error);
+  if (!read_fields(env, args[0], (int *)&g, CONV_GEOMETRY_FIELDS, 3, error, sizeof error)) return fail(env, error);
   float *arrays[3];
   const conv_size sizes[3] = {size0, size1, size_out};
   for (int i = 0; i < 3; i++) {
-    size_t length;
-    if (!typed_array(env, args[i + 1], napi_float32_array, (void **)&arrays[i], &length)) {
-      snprintf(error, sizeof error, "%s: argument %d must be a Float32Array", name, i + 2);
-      return fail(env, error);
-    }
-    if (length != sizes[i](&g)) {
-      snprintf(error, sizeof error, "%s: argument %d has %zu floats, the geometry needs %zu", name, i + 2, length,
-               sizes[i](&g));
-      return fail(env, error);
-    }
+    if (!float_arg(env, args, i + 1, name, sizes[i](&g), &arrays[i], error, sizeof error)) return fail(env, error);
   }
   if (kernel(&g, arrays[0], arrays[1], arrays[2]) != 0) return fail(env, "out of memory for scratch buffers");
+  return NULL;
+}
+
+/* Argument checks of the pool entry points: (geometry, x, y) or (geometry, x, y, dy, dx). Returns 0 after
+ * throwing the JavaScript error. */
+static int pool_args(napi_env env, napi_callback_info info, const char *name, int arrays, float **out,
+                           pool_geometry *g) {
+  size_t argc = 5;
+  napi_value args[5];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != (size_t)arrays + 1) {
+    fail(env, arrays == 2 ? "expected (geometry, x, y)" : "expected (geometry, x, y, dy, dx)");
+    return 0;
+  }
+  char error[160];
+  if (!conv_cpu_supported()) {
+    fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+    return 0;
+  }
+  if (!read_fields(env, args[0], (int *)g, POOL_GEOMETRY_FIELDS, 3, error, sizeof error)) {
+    fail(env, error);
+    return 0;
+  }
+  for (int i = 0; i < arrays; i++) {
+    /* x and dx (positions 0 and 3) have the input's size, y and dy (1 and 2) the output's. */
+    const size_t expected = i % 3 == 0 ? pool_input_size(g) : pool_output_size(g);
+    if (!float_arg(env, args, i + 1, name, expected, &out[i], error, sizeof error)) {
+      fail(env, error);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static napi_value max_pool_forward_js(napi_env env, napi_callback_info info) {
+  float *a[2];
+  pool_geometry g;
+  if (!pool_args(env, info, "maxPoolForward", 2, a, &g)) return NULL;
+  max_pool_forward(&g, a[0], a[1]);
+  return NULL;
+}
+
+static napi_value max_pool_backprop_js(napi_env env, napi_callback_info info) {
+  float *a[4];
+  pool_geometry g;
+  if (!pool_args(env, info, "maxPoolBackprop", 4, a, &g)) return NULL;
+  if (max_pool_backprop(&g, a[0], a[1], a[2], a[3]) != 0) return fail(env, "out of memory for scratch buffers");
   return NULL;
 }
 
@@ -114,5 +170,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "convForward", conv_forward_js);
   export_function(env, exports, "convBackpropFilter", conv_backprop_filter_js);
   export_function(env, exports, "convBackpropInput", conv_backprop_input_js);
+  export_function(env, exports, "maxPoolForward", max_pool_forward_js);
+  export_function(env, exports, "maxPoolBackprop", max_pool_backprop_js);
   return exports;
 }

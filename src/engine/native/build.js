@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /*
- * Compiles the native convolution kernels (conv.c + addon.c) into build/fbts-native.node with the system C
- * compiler. Runs as the package's install script and by hand (`npm run build:native`).
+ * Compiles the native convolution and pooling kernels (conv.c, pool.c + addon.c) into build/fbts-native.node
+ * with the system C compiler. Runs as the package's install script and by hand (`npm run build:native`).
  *
  * The compiler is called directly rather than through node-gyp: a Node-API addon of two C files needs nothing but
  * Node's headers, and node-gyp would try to download those when they are not configured, which fails offline.
@@ -15,7 +15,7 @@ const fs = require('fs');
 const path = require('path');
 
 const HERE = __dirname;
-const SOURCES = ['conv.c', 'addon.c'].map((f) => path.join(HERE, f));
+const SOURCES = ['conv.c', 'pool.c', 'addon.c'].map((f) => path.join(HERE, f));
 const OUT_DIR = path.join(HERE, 'build');
 const OUT = path.join(OUT_DIR, 'fbts-native.node');
 const required = process.argv.includes('--require');
@@ -31,7 +31,7 @@ function headerDirs() {
 
 function giveUp(reason) {
   const message =
-    `[fedbiomed-ts] native conv kernels not built: ${reason}. Training falls back to the wasm kernels ` +
+    `[fedbiomed-ts] native kernels not built: ${reason}. Training falls back to the wasm kernels ` +
     `(about 2x slower). Install a C compiler (e.g. apt-get install gcc) and run: npm run build:native`;
   process.stderr.write(`${message}\n`);
   process.exit(required ? 1 : 0);
@@ -54,7 +54,7 @@ function main() {
     giveUp(`${cc} failed:\n${result.stderr.trim()}`);
   }
   fs.renameSync(temporary, OUT);
-  process.stderr.write(`[fedbiomed-ts] native conv kernels built: ${path.relative(process.cwd(), OUT)}\n`);
+  process.stderr.write(`[fedbiomed-ts] native kernels built: ${path.relative(process.cwd(), OUT)}\n`);
 }
 
 main();

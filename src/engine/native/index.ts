@@ -1,21 +1,24 @@
 /**
- * The optional native convolution kernels (conv.c, AVX2 + FMA, built by build.js at install time).
+ * The optional native kernels: convolutions (conv.c) and max pooling (pool.c), AVX2 + FMA, built by build.js at
+ * install time.
  *
  * They run on the wasm backend's own memory: tensors stay on the wasm heap and the addon reads and writes them
  * through Float32Array views, so using them costs no copies. When the addon is missing, cannot load, or the CPU
- * lacks AVX2/FMA, `loadNativeConv()` says why and the engine keeps the pure wasm kernels.
+ * lacks AVX2/FMA, `loadNativeKernels()` says why and the engine keeps the pure wasm kernels.
  * `FEDBIOMED_TS_NATIVE=0` turns them off (e.g. to compare both paths).
  */
 import * as fs from 'fs';
 import * as path from 'path';
 
-export interface NativeConv {
+export interface NativeKernels {
   convForward(geometry: Int32Array, x: Float32Array, w: Float32Array, y: Float32Array): void;
   convBackpropFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   convBackpropInput(geometry: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  maxPoolForward(geometry: Int32Array, x: Float32Array, y: Float32Array): void;
+  maxPoolBackprop(geometry: Int32Array, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
 }
 
-export type NativeLoad = { ok: true; kernels: NativeConv; detail: string } | { ok: false; detail: string };
+export type NativeLoad = { ok: true; kernels: NativeKernels; detail: string } | { ok: false; detail: string };
 
 export const NATIVE_ENV_VAR = 'FEDBIOMED_TS_NATIVE';
 /** Where build.js puts the addon: beside these sources, which a compiled copy (dist/src/...) finds four levels up. */
@@ -26,7 +29,7 @@ export const NATIVE_ADDON_PATH = [
 
 let loaded: NativeLoad | undefined;
 
-export function loadNativeConv(): NativeLoad {
+export function loadNativeKernels(): NativeLoad {
   if (!loaded) loaded = tryLoad();
   return loaded;
 }
@@ -34,18 +37,18 @@ export function loadNativeConv(): NativeLoad {
 function tryLoad(): NativeLoad {
   const setting = process.env[NATIVE_ENV_VAR]?.trim().toLowerCase();
   if (setting === '0' || setting === 'false' || setting === 'off') {
-    return { ok: false, detail: `native conv kernels off (${NATIVE_ENV_VAR}=${process.env[NATIVE_ENV_VAR]})` };
+    return { ok: false, detail: `native kernels off (${NATIVE_ENV_VAR}=${process.env[NATIVE_ENV_VAR]})` };
   }
   if (!fs.existsSync(NATIVE_ADDON_PATH)) {
-    return { ok: false, detail: 'native conv kernels not built (npm run build:native needs a C compiler)' };
+    return { ok: false, detail: 'native kernels not built (npm run build:native needs a C compiler)' };
   }
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const addon = require(NATIVE_ADDON_PATH) as NativeConv & { supported: boolean };
-    if (!addon.supported) return { ok: false, detail: 'native conv kernels need AVX2 and FMA, which this CPU lacks' };
-    return { ok: true, kernels: addon, detail: 'native conv kernels (AVX2+FMA)' };
+    const addon = require(NATIVE_ADDON_PATH) as NativeKernels & { supported: boolean };
+    if (!addon.supported) return { ok: false, detail: 'native kernels need AVX2 and FMA, which this CPU lacks' };
+    return { ok: true, kernels: addon, detail: 'native kernels (AVX2+FMA)' };
   } catch (e) {
     const reason = e instanceof Error ? e.message.split('\n')[0] : String(e);
-    return { ok: false, detail: `native conv kernels failed to load (${reason}); rebuild with npm run build:native` };
+    return { ok: false, detail: `native kernels failed to load (${reason}); rebuild with npm run build:native` };
   }
 }

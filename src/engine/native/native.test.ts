@@ -1,5 +1,5 @@
 /**
- * The native conv addon itself: it is built (CI runs `npm run build:native` first), loads, agrees with the float64
+ * The native addon itself: it is built (CI runs `npm run build:native` first), loads, agrees with the float64
  * reference, and turns every malformed call into a JavaScript error instead of touching memory it was not given.
  * The results of the kernels inside tfjs are checked in ../kernels/conv2d.test.ts and conv3d.test.ts.
  */
@@ -7,10 +7,11 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { nativeConvSelfCheck } from '../kernels/conv-native';
-import { loadNativeConv, NATIVE_ADDON_PATH, NativeConv } from './index';
+import { nativePoolSelfCheck } from '../kernels/pool-native';
+import { loadNativeKernels, NATIVE_ADDON_PATH, NativeKernels } from './index';
 
-function addon(): NativeConv {
-  const load = loadNativeConv();
+function addon(): NativeKernels {
+  const load = loadNativeKernels();
   if (!load.ok) throw new Error(`native kernels unavailable: ${load.detail}`);
   return load.kernels;
 }
@@ -23,8 +24,25 @@ const Y = 2 * 3 * 3;
 
 test('the addon is built, loads on this CPU and matches the float64 reference', () => {
   expect(fs.existsSync(NATIVE_ADDON_PATH)).toBe(true);
-  expect(loadNativeConv()).toMatchObject({ ok: true, detail: expect.stringContaining('AVX2+FMA') });
+  expect(loadNativeKernels()).toMatchObject({ ok: true, detail: expect.stringContaining('AVX2+FMA') });
   expect(nativeConvSelfCheck(addon())).toBeUndefined();
+  expect(nativePoolSelfCheck(addon())).toBeUndefined();
+});
+
+/** 1 sample, 4x4 image, 2 channels, 2x2 windows with stride 2 -> 2x2 output. */
+const POOL = [1, 1, 4, 4, 2, 1, 2, 2, 1, 2, 2, 1, 2, 2, 0, 0, 0];
+
+test('max pool forward and gradient give the hand-computable answer', () => {
+  // x[h, w, c] = (c ? -1 : 1) * (4h + w): channel 0's window max is its bottom-right tap, channel 1's its top-left.
+  const x = Float32Array.from({ length: 32 }, (_, i) => (i % 2 ? -1 : 1) * Math.floor(i / 2));
+  const y = new Float32Array(8);
+  addon().maxPoolForward(Int32Array.from(POOL), x, y);
+  expect(Array.from(y)).toEqual([5, -0, 7, -2, 13, -8, 15, -10]);
+  const dx = new Float32Array(32).fill(9);
+  addon().maxPoolBackprop(Int32Array.from(POOL), x, y, Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]), dx);
+  const expected = new Array(32).fill(0);
+  [[5, 0, 1], [0, 1, 2], [7, 0, 3], [2, 1, 4], [13, 0, 5], [8, 1, 6], [15, 0, 7], [10, 1, 8]].forEach(([pixel, c, g]) => (expected[pixel * 2 + c] = g));
+  expect(Array.from(dx)).toEqual(expected);
 });
 
 test('a simple forward conv gives the hand-computable answer', () => {
@@ -49,6 +67,10 @@ describe('malformed calls are errors that name the problem', () => {
     ['an output one float short', () => addon().convForward(Int32Array.from(GEOMETRY), x, w, new Float32Array(Y - 1)), /convForward: argument 4 has 17 floats, the geometry needs 18/],
     ['a filter gradient of the wrong size', () => addon().convBackpropFilter(Int32Array.from(GEOMETRY), x, new Float32Array(Y), new Float32Array(W + 1)), /convBackpropFilter: argument 4 has 55 floats, the geometry needs 54/],
     ['dy of the wrong size', () => addon().convBackpropInput(Int32Array.from(GEOMETRY), new Float32Array(Y * 2), w, new Float32Array(X)), /convBackpropInput: argument 2 has 36 floats, the geometry needs 18/],
+    ['a pool call with conv arity', () => (addon().maxPoolForward as unknown as (...a: unknown[]) => void)(Int32Array.from(POOL), new Float32Array(32), new Float32Array(8), new Float32Array(8)), /expected \(geometry, x, y\)/],
+    ['a pool geometry of conv length', () => addon().maxPoolForward(Int32Array.from(GEOMETRY), new Float32Array(32), new Float32Array(8)), /Int32Array of 17 fields/],
+    ['a pool dx of the wrong size', () => addon().maxPoolBackprop(Int32Array.from(POOL), new Float32Array(32), new Float32Array(8), new Float32Array(8), new Float32Array(31)), /maxPoolBackprop: argument 5 has 31 floats, the geometry needs 32/],
+    ['a pool dy of the wrong size', () => addon().maxPoolBackprop(Int32Array.from(POOL), new Float32Array(32), new Float32Array(8), new Float32Array(9), new Float32Array(32)), /maxPoolBackprop: argument 4 has 9 floats, the geometry needs 8/],
   ]; // prettier-ignore
   test.each(cases)('%s', (_name, call, message) => {
     expect(call).toThrow(message);
@@ -68,7 +90,7 @@ describe('build.js', () => {
     const before = fs.statSync(NATIVE_ADDON_PATH).mtimeMs;
     const run = spawnSync(process.execPath, [script], { env: { ...process.env, CC: '/nonexistent/cc' }, encoding: 'utf8' });
     expect(run.status).toBe(0);
-    expect(run.stderr).toMatch(/native conv kernels not built: \/nonexistent\/cc could not run .*falls back to the wasm kernels/s);
+    expect(run.stderr).toMatch(/native kernels not built: \/nonexistent\/cc could not run .*falls back to the wasm kernels/s);
     expect(fs.statSync(NATIVE_ADDON_PATH).mtimeMs).toBe(before);
   });
 

@@ -121,7 +121,7 @@ export function nativeConvKernels(native: NativeKernels): KernelConfig[] {
 
 /**
  * Run once before the native kernels are trusted: small problems that cover strides, padding, dilation, a channel
- * count that is not a multiple of the 16-wide tiles and a depth dimension, against the float64 reference conv and
+ * count that is not a multiple of the 16-wide tiles, a depth dimension and the unpadded in-place paths, against the float64 reference conv and
  * its finite differences. Returns what is wrong, or undefined when all agree (|error| <= 1e-4 (1 + |want|)).
  */
 export function nativeConvSelfCheck(native: NativeKernels): string | undefined {
@@ -130,6 +130,9 @@ export function nativeConvSelfCheck(native: NativeKernels): string | undefined {
       dilation: [1, 1, 2], padBefore: [0, 1, 1], outSize: [1, 4, 5] },
     { batch: 1, inSize: [4, 5, 4], inChannels: 2, filter: [2, 3, 2], outChannels: 5, stride: [2, 1, 1],
       dilation: [1, 1, 1], padBefore: [1, 1, 0], outSize: [3, 5, 3] },
+    // No padding: the in-place (implicit im2col) paths, with a row of 7 positions (one 6-wide tile + 1 gathered).
+    { batch: 2, inSize: [3, 4, 14], inChannels: 3, filter: [2, 2, 2], outChannels: 17, stride: [1, 1, 2],
+      dilation: [1, 1, 1], padBefore: [0, 0, 0], outSize: [2, 3, 7] },
   ]; // prettier-ignore
   for (const [index, p] of problems.entries()) {
     const g = Int32Array.from([

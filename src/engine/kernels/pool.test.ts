@@ -139,20 +139,24 @@ test('conv bias-style sums over leading axes match the CPU backend', async () =>
   await tf.setBackend('wasm');
 });
 
-test.each(IMPLEMENTATIONS)('%s 2x2 max-pool gradient: ties go to the first window element, infinite/NaN dy stay on the winner only', async (implementation) => {
+// [2,7,8,3]: windows leave a row out, 3 channels (scalar path of the native kernel); [2,6,8,11]: windows tile the
+// input exactly (no zero fill), 11 channels (one 8-lane vector + 3 scalar lanes).
+const TIE_CASES = IMPLEMENTATIONS.flatMap((implementation) => [[2, 7, 8, 3], [2, 6, 8, 11]].map((shape) => [implementation, shape] as const));
+
+test.each(TIE_CASES)('%s 2x2 max-pool gradient of x[%j]: ties go to the first window element, infinite/NaN dy stay on the winner only', async (implementation, shape) => {
   useKernels(implementation);
   // ReLU-like input: many windows are all zeros or hold repeated maxima, so the first-match rule decides.
   const rng = new SeededRandom(11);
-  const shape = [2, 7, 8, 3];
   const size = shape.reduce((a, b) => a * b, 1);
   const x = Float32Array.from({ length: size }, () => Math.max(0, Math.round((rng.next() - 0.5) * 4) / 2));
-  const outSize = 2 * 3 * 4 * 3;
+  const outShape = [shape[0], Math.floor(shape[1] / 2), Math.floor(shape[2] / 2), shape[3]];
+  const outSize = outShape.reduce((a, b) => a * b, 1);
   const special = [Infinity, -Infinity, NaN, -2.5];
   const dy = Float32Array.from({ length: outSize }, (_, i) => (i % 7 === 0 ? special[(i / 7) % 4] : rng.next() - 0.5));
   const run = () =>
     tf.tidy(() => {
       const f = (t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, 2, 2, 'valid');
-      return tf.grad(f)(tf.tensor(x, shape), tf.tensor(dy, [2, 3, 4, 3])).dataSync();
+      return tf.grad(f)(tf.tensor(x, [...shape]), tf.tensor(dy, outShape)).dataSync();
     });
   await tf.setBackend('wasm');
   const wasm = run();

@@ -43,40 +43,44 @@ static float *scratch(size_t floats) {
 }
 
 /*
- * c[6 x 16] (row stride ldc) = (or +=, when add) sum over k < K of a(i, k) * b(k, 0..15), where
- * a(i, k) = a[i * a_row + k * a_k] and row k of b starts at b + k * ldb.
- * The two strides let one tile serve patches @ filter (a_row = patch length, a_k = 1) and
- * patches^T @ dy (a_row = 1, a_k = patch row stride).
+ * c[6 x 16] (row stride ldc) = (or +=, when add) sum over segments s and k < K of a_s(i, k) * b(next row), where
+ * a_s(i, k) = a[offsets[s] + i * a_row + k * a_k] and b advances one row of ldb floats per product.
+ * The strides let one tile serve patches @ filter (a_row = patch length, a_k = 1) and patches^T @ dy
+ * (a_row = 1, a_k = patch row stride); segments let it read patches straight from the image, one filter row of
+ * k_w * C contiguous floats per segment (implicit im2col).
  */
-static inline HOT void tile_6x16(size_t K, const float *a, size_t a_row, size_t a_k, const float *b, size_t ldb,
-                                 float *c, size_t ldc, int add) {
+static inline HOT void tile_6x16(size_t segments, const size_t *offsets, size_t K, const float *a, size_t a_row,
+                                 size_t a_k, const float *b, size_t ldb, float *c, size_t ldc, int add) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps();
   __m256 c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
   __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps();
   __m256 c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
   const size_t r1 = a_row, r2 = 2 * a_row, r3 = 3 * a_row, r4 = 4 * a_row, r5 = 5 * a_row;
-  for (size_t k = 0; k < K; k++) {
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-    __m256 v = _mm256_broadcast_ss(a);
-    c00 = _mm256_fmadd_ps(v, b0, c00);
-    c01 = _mm256_fmadd_ps(v, b1, c01);
-    v = _mm256_broadcast_ss(a + r1);
-    c10 = _mm256_fmadd_ps(v, b0, c10);
-    c11 = _mm256_fmadd_ps(v, b1, c11);
-    v = _mm256_broadcast_ss(a + r2);
-    c20 = _mm256_fmadd_ps(v, b0, c20);
-    c21 = _mm256_fmadd_ps(v, b1, c21);
-    v = _mm256_broadcast_ss(a + r3);
-    c30 = _mm256_fmadd_ps(v, b0, c30);
-    c31 = _mm256_fmadd_ps(v, b1, c31);
-    v = _mm256_broadcast_ss(a + r4);
-    c40 = _mm256_fmadd_ps(v, b0, c40);
-    c41 = _mm256_fmadd_ps(v, b1, c41);
-    v = _mm256_broadcast_ss(a + r5);
-    c50 = _mm256_fmadd_ps(v, b0, c50);
-    c51 = _mm256_fmadd_ps(v, b1, c51);
-    a += a_k;
-    b += ldb;
+  for (size_t s = 0; s < segments; s++) {
+    const float *ap = a + offsets[s];
+    for (size_t k = 0; k < K; k++) {
+      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+      __m256 v = _mm256_broadcast_ss(ap);
+      c00 = _mm256_fmadd_ps(v, b0, c00);
+      c01 = _mm256_fmadd_ps(v, b1, c01);
+      v = _mm256_broadcast_ss(ap + r1);
+      c10 = _mm256_fmadd_ps(v, b0, c10);
+      c11 = _mm256_fmadd_ps(v, b1, c11);
+      v = _mm256_broadcast_ss(ap + r2);
+      c20 = _mm256_fmadd_ps(v, b0, c20);
+      c21 = _mm256_fmadd_ps(v, b1, c21);
+      v = _mm256_broadcast_ss(ap + r3);
+      c30 = _mm256_fmadd_ps(v, b0, c30);
+      c31 = _mm256_fmadd_ps(v, b1, c31);
+      v = _mm256_broadcast_ss(ap + r4);
+      c40 = _mm256_fmadd_ps(v, b0, c40);
+      c41 = _mm256_fmadd_ps(v, b1, c41);
+      v = _mm256_broadcast_ss(ap + r5);
+      c50 = _mm256_fmadd_ps(v, b0, c50);
+      c51 = _mm256_fmadd_ps(v, b1, c51);
+      ap += a_k;
+      b += ldb;
+    }
   }
 #define STORE_ROW(i, lo, hi)                                                                 \
   do {                                                                                       \
@@ -98,16 +102,19 @@ static inline HOT void tile_6x16(size_t K, const float *a, size_t a_row, size_t 
 #undef STORE_ROW
 }
 
+static const size_t NO_OFFSET[1] = {0};
+
 /* A tile whose destination may be smaller than 6 x 16: computed whole into a local tile, then the valid part
  * stored (or added). */
-static HOT void tile_partial(size_t K, const float *a, size_t a_row, size_t a_k, const float *b, size_t ldb, float *c,
-                             size_t ldc, size_t rows, size_t cols, int add) {
+static HOT void tile_partial(size_t segments, const size_t *offsets, size_t K, const float *a, size_t a_row,
+                             size_t a_k, const float *b, size_t ldb, float *c, size_t ldc, size_t rows, size_t cols,
+                             int add) {
   if (rows == MR && cols == NR) {
-    tile_6x16(K, a, a_row, a_k, b, ldb, c, ldc, add);
+    tile_6x16(segments, offsets, K, a, a_row, a_k, b, ldb, c, ldc, add);
     return;
   }
   float t[MR * NR];
-  tile_6x16(K, a, a_row, a_k, b, ldb, t, NR, 0);
+  tile_6x16(segments, offsets, K, a, a_row, a_k, b, ldb, t, NR, 0);
   for (size_t i = 0; i < rows; i++) {
     for (size_t j = 0; j < cols; j++) c[i * ldc + j] = add ? c[i * ldc + j] + t[i * NR + j] : t[i * NR + j];
   }
@@ -191,15 +198,85 @@ static size_t block_rows(size_t budget_floats, size_t row_floats, size_t multipl
   return rows < multiple ? multiple : rows;
 }
 
+/*
+ * Implicit im2col: when no window leaves the input (no padding) and each filter row is contiguous in the image
+ * (width dilation 1), a patch is k_d * k_h runs of k_w * C floats read in place, so the tiles read the image
+ * directly instead of a gathered copy. Measured on the reference CNN (batch 16): forward 19 -> 12.5 ms and filter
+ * gradient 21 -> 12.7 ms for its three layers; its first layer (C = 4, the worst case for gathering) 7.5 -> 3 ms.
+ */
+static int windows_inside(const conv_geometry *g) {
+  return g->pad_front == 0 && g->pad_top == 0 && g->pad_left == 0 && g->dil_w == 1 &&
+         (size_t)(g->out_d - 1) * g->stride_d + (size_t)(g->k_d - 1) * g->dil_d < (size_t)g->in_d &&
+         (size_t)(g->out_h - 1) * g->stride_h + (size_t)(g->k_h - 1) * g->dil_h < (size_t)g->in_h &&
+         (size_t)(g->out_w - 1) * g->stride_w + (size_t)(g->k_w - 1) < (size_t)g->in_w;
+}
+
+/* Offsets of the filter rows (kd, kh) of a patch from its first element; returns NULL when out of memory. */
+static size_t *filter_row_offsets(const conv_geometry *g) {
+  size_t *offsets = (size_t *)malloc((size_t)g->k_d * g->k_h * sizeof(size_t));
+  if (!offsets) return NULL;
+  for (int kd = 0; kd < g->k_d; kd++) {
+    for (int kh = 0; kh < g->k_h; kh++) {
+      offsets[kd * g->k_h + kh] =
+          (((size_t)kd * g->dil_d * g->in_h + (size_t)kh * g->dil_h) * g->in_w) * (size_t)g->in_c;
+    }
+  }
+  return offsets;
+}
+
+/* First image element of the window of output position (n, od, oh, ow = 0), without padding. */
+static const float *window_row(const conv_geometry *g, const float *x, size_t n, int od, int oh) {
+  return x + (((n * g->in_d + (size_t)od * g->stride_d) * g->in_h + (size_t)oh * g->stride_h) * g->in_w) *
+                 (size_t)g->in_c;
+}
+
+/* Forward over output rows with patches read in place; the last < 6 positions of a row go through a gathered
+ * copy (their 6-row tile would read past the row, and past the image at its end). */
+static HOT void conv_forward_implicit(const conv_geometry *g, const float *x, const float *packed,
+                                      const size_t *offsets, float *gathered, float *y) {
+  const size_t R = patch_length(g), CO = (size_t)g->out_c, C = (size_t)g->in_c;
+  const size_t panels = (CO + NR - 1) / NR, segments = (size_t)g->k_d * g->k_h, run = (size_t)g->k_w * C;
+  const size_t OW = (size_t)g->out_w, whole = OW / MR * MR, a_row = (size_t)g->stride_w * C;
+  for (size_t n = 0; n < (size_t)g->batch; n++) {
+    for (int od = 0; od < g->out_d; od++) {
+      for (int oh = 0; oh < g->out_h; oh++) {
+        const float *row = window_row(g, x, n, od, oh);
+        float *out = y + (((n * g->out_d + od) * g->out_h + oh) * OW) * CO;
+        const size_t tail = OW - whole;
+        if (tail) {
+          position_cursor cursor = {n, od, oh, (int)whole};
+          patch_rows(g, (float *)x, &cursor, tail, gathered, R, 0);
+          memset(gathered + tail * R, 0, (MR - tail) * R * sizeof(float));
+        }
+        for (size_t j = 0; j < panels; j++) {
+          const size_t cols = min_size(NR, CO - j * NR);
+          const float *b = packed + j * R * NR;
+          for (size_t ow = 0; ow < whole; ow += MR) {
+            tile_partial(segments, offsets, run, row + ow * a_row, a_row, 1, b, NR, out + ow * CO + j * NR, CO, MR,
+                         cols, 0);
+          }
+          if (tail) {
+            tile_partial(1, NO_OFFSET, R, gathered, R, 1, b, NR, out + whole * CO + j * NR, CO, tail, cols, 0);
+          }
+        }
+      }
+    }
+  }
+}
+
 HOT int conv_forward(const conv_geometry *g, const float *x, const float *w, float *y) {
   const size_t R = patch_length(g), CO = (size_t)g->out_c, P = positions(g);
   const size_t panels = (CO + NR - 1) / NR;
   const size_t block = block_rows(FORWARD_BLOCK_FLOATS, R, MR);
+  const int implicit = windows_inside(g);
   float *packed = scratch(panels * R * NR);
-  float *patches = scratch(block * R);
-  if (!packed || !patches) {
+  /* Implicit: room for the < 6 gathered positions at the end of each output row; else whole gathered blocks. */
+  float *patches = scratch((implicit ? MR : block) * R);
+  size_t *offsets = implicit ? filter_row_offsets(g) : NULL;
+  if (!packed || !patches || (implicit && !offsets)) {
     free(packed);
     free(patches);
+    free(offsets);
     return -1;
   }
   /* Filter columns in panels of 16, zero-padded: panel j holds rows r -> w[r, 16j .. 16j+15]. */
@@ -211,6 +288,13 @@ HOT int conv_forward(const conv_geometry *g, const float *x, const float *w, flo
       }
     }
   }
+  if (implicit) {
+    conv_forward_implicit(g, x, packed, offsets, patches, y);
+    free(packed);
+    free(patches);
+    free(offsets);
+    return 0;
+  }
   position_cursor cursor = {0, 0, 0, 0};
   for (size_t p0 = 0; p0 < P; p0 += block) {
     const size_t m = min_size(block, P - p0);
@@ -221,7 +305,7 @@ HOT int conv_forward(const conv_geometry *g, const float *x, const float *w, flo
     for (size_t j = 0; j < panels; j++) {
       const size_t cols = min_size(NR, CO - j * NR);
       for (size_t i0 = 0; i0 < m; i0 += MR) {
-        tile_partial(R, patches + i0 * R, R, 1, packed + j * R * NR, NR, y + (p0 + i0) * CO + j * NR, CO,
+        tile_partial(1, NO_OFFSET, R, patches + i0 * R, R, 1, packed + j * R * NR, NR, y + (p0 + i0) * CO + j * NR, CO,
                      min_size(MR, m - i0), cols, 0);
       }
     }
@@ -229,6 +313,44 @@ HOT int conv_forward(const conv_geometry *g, const float *x, const float *w, flo
   free(packed);
   free(patches);
   return 0;
+}
+
+/*
+ * Filter gradient with patches read in place, one output row at a time: for each 6-entry slice of a filter row
+ * (k_w * C must be a multiple of 6 so that no slice straddles two rows) and each 16-channel panel, a tile sums
+ * over the row's positions. `row_dy` holds one output row of dy with channels padded to whole panels, when
+ * out_c is not a multiple of 16.
+ */
+static HOT void conv_backprop_filter_implicit(const conv_geometry *g, const float *x, const float *dy,
+                                              const size_t *offsets, float *row_dy, float *acc) {
+  const size_t CO = (size_t)g->out_c, COP = round_up(CO, NR), C = (size_t)g->in_c;
+  const size_t segments = (size_t)g->k_d * g->k_h, run = (size_t)g->k_w * C, OW = (size_t)g->out_w;
+  const size_t a_k = (size_t)g->stride_w * C;
+  for (size_t n = 0; n < (size_t)g->batch; n++) {
+    for (int od = 0; od < g->out_d; od++) {
+      for (int oh = 0; oh < g->out_h; oh++) {
+        const float *row = window_row(g, x, n, od, oh);
+        const float *b = dy + (((n * g->out_d + od) * g->out_h + oh) * OW) * CO;
+        size_t ldb = CO;
+        if (row_dy) {
+          for (size_t i = 0; i < OW; i++) {
+            memcpy(row_dy + i * COP, b + i * CO, CO * sizeof(float));
+            memset(row_dy + i * COP + CO, 0, (COP - CO) * sizeof(float));
+          }
+          b = row_dy;
+          ldb = COP;
+        }
+        for (size_t s = 0; s < segments; s++) {
+          for (size_t t = 0; t < run; t += MR) {
+            const size_t r0 = s * run + t;
+            for (size_t j = 0; j < COP; j += NR) {
+              tile_6x16(1, NO_OFFSET, OW, row + offsets[s] + t, 1, a_k, b + j, ldb, acc + r0 * COP + j, COP, 1);
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 HOT int conv_backprop_filter(const conv_geometry *g, const float *x, const float *dy, float *dw) {
@@ -246,6 +368,21 @@ HOT int conv_backprop_filter(const conv_geometry *g, const float *x, const float
     return -1;
   }
   memset(acc, 0, RS * COP * sizeof(float));
+  if (windows_inside(g) && ((size_t)g->k_w * g->in_c) % MR == 0) {
+    size_t *offsets = filter_row_offsets(g);
+    float *row_dy = CO == COP ? NULL : scratch((size_t)g->out_w * COP);
+    if (offsets && (CO == COP || row_dy)) {
+      conv_backprop_filter_implicit(g, x, dy, offsets, row_dy, acc);
+      for (size_t r = 0; r < R; r++) memcpy(dw + r * CO, acc + r * COP, CO * sizeof(float));
+    }
+    const int ok = offsets && (CO == COP || row_dy);
+    free(offsets);
+    free(row_dy);
+    free(patches);
+    free(acc);
+    free(padded_dy);
+    return ok ? 0 : -1;
+  }
   position_cursor cursor = {0, 0, 0, 0};
   for (size_t p0 = 0; p0 < P; p0 += block) {
     const size_t m = min_size(block, P - p0);
@@ -261,7 +398,7 @@ HOT int conv_backprop_filter(const conv_geometry *g, const float *x, const float
       ldb = COP;
     }
     for (size_t r0 = 0; r0 < RS; r0 += MR) {
-      for (size_t j = 0; j < COP; j += NR) tile_6x16(m, patches + r0, 1, RS, b + j, ldb, acc + r0 * COP + j, COP, 1);
+      for (size_t j = 0; j < COP; j += NR) tile_6x16(1, NO_OFFSET, m, patches + r0, 1, RS, b + j, ldb, acc + r0 * COP + j, COP, 1);
     }
   }
   for (size_t r = 0; r < R; r++) memcpy(dw + r * CO, acc + r * COP, CO * sizeof(float));
@@ -307,7 +444,7 @@ HOT int conv_backprop_input(const conv_geometry *g, const float *dy, const float
         a = tail;
       }
       for (size_t j = 0; j < panels; j++) {
-        tile_6x16(CO, a, CO, 1, packed + j * CO * NR, NR, dpatches + i0 * RP + j * NR, RP, 0);
+        tile_6x16(1, NO_OFFSET, CO, a, CO, 1, packed + j * CO * NR, NR, dpatches + i0 * RP + j * NR, RP, 0);
       }
     }
     patch_rows(g, dx, &cursor, m, dpatches, RP, 1);

@@ -1,6 +1,7 @@
 /* See pool.h. */
 #include "pool.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,31 +56,51 @@ HOT int max_pool_forward(const pool_geometry *g, const float *x, float *y) {
   return 0;
 }
 
+/* True when the windows tile the input exactly (no padding, no overlap, no gap): every input element is in one
+ * window, so each dx element is written once and needs no zero fill. */
+static int windows_tile_input(const pool_geometry *g) {
+  return g->pad_front == 0 && g->pad_top == 0 && g->pad_left == 0 && g->stride_d == g->k_d &&
+         g->stride_h == g->k_h && g->stride_w == g->k_w && g->out_d * g->k_d == g->in_d &&
+         g->out_h * g->k_h == g->in_h && g->out_w * g->k_w == g->in_w;
+}
+
 HOT int max_pool_backprop(const pool_geometry *g, const float *x, const float *y, const float *dy, float *dx) {
-  const size_t C = (size_t)g->channels;
-  /* Per channel: 1 once this window's maximum has been found (later equal taps get nothing). */
-  float *found = (float *)malloc((C + 8) * sizeof(float));
-  if (!found) return -1;
-  memset(dx, 0, pool_input_size(g) * sizeof(float));
+  const size_t C = (size_t)g->channels, vector_end = C / 8 * 8;
+  const int tiled = windows_tile_input(g);
+  if (!tiled) memset(dx, 0, pool_input_size(g) * sizeof(float));
   size_t o = 0;
   for (int n = 0; n < g->batch; n++) {
     for (int od = 0; od < g->out_d; od++) {
       for (int oh = 0; oh < g->out_h; oh++) {
         for (int ow = 0; ow < g->out_w; ow++, o += C) {
           const window_bounds b = window_at(g, od, oh, ow);
-          const float *m = y + o, *grad = dy + o;
-          for (size_t c = 0; c < C; c++) found[c] = 0.0f;
-          for (int d = b.d_lo; d < b.d_hi; d++) {
-            for (int h = b.h_lo; h < b.h_hi; h++) {
-              for (int w = b.w_lo; w < b.w_hi; w++) {
-                const size_t at = ((((size_t)n * g->in_d + d) * g->in_h + h) * g->in_w + w) * C;
-                const float *tap = x + at;
-                float *out = dx + at;
-                /* Selects, not products: an infinite or NaN dy must not leak NaN (dy * 0) onto other taps. */
-                for (size_t c = 0; c < C; c++) {
-                  const int hit = found[c] == 0.0f && tap[c] == m[c];
-                  out[c] += hit ? grad[c] : 0.0f;
-                  found[c] = hit ? 1.0f : found[c];
+          /* Eight channels at a time, with the "already found" flags kept in a register as a lane mask. Masks
+           * select dy (bitwise and), never multiply it, so an infinite or NaN dy cannot leak onto other taps. */
+          for (size_t c = 0; c < vector_end; c += 8) {
+            const __m256 m = _mm256_loadu_ps(y + o + c), grad = _mm256_loadu_ps(dy + o + c);
+            __m256 found = _mm256_setzero_ps();
+            for (int d = b.d_lo; d < b.d_hi; d++) {
+              for (int h = b.h_lo; h < b.h_hi; h++) {
+                for (int w = b.w_lo; w < b.w_hi; w++) {
+                  const size_t at = ((((size_t)n * g->in_d + d) * g->in_h + h) * g->in_w + w) * C + c;
+                  const __m256 hit = _mm256_andnot_ps(found, _mm256_cmp_ps(_mm256_loadu_ps(x + at), m, _CMP_EQ_OQ));
+                  found = _mm256_or_ps(found, hit);
+                  const __m256 routed = _mm256_and_ps(hit, grad);
+                  _mm256_storeu_ps(dx + at, tiled ? routed : _mm256_add_ps(_mm256_loadu_ps(dx + at), routed));
+                }
+              }
+            }
+          }
+          for (size_t c = vector_end; c < C; c++) {
+            int found = 0;
+            for (int d = b.d_lo; d < b.d_hi; d++) {
+              for (int h = b.h_lo; h < b.h_hi; h++) {
+                for (int w = b.w_lo; w < b.w_hi; w++) {
+                  const size_t at = ((((size_t)n * g->in_d + d) * g->in_h + h) * g->in_w + w) * C + c;
+                  const int hit = !found && x[at] == y[o + c];
+                  const float routed = hit ? dy[o + c] : 0.0f;
+                  dx[at] = tiled ? routed : dx[at] + routed;
+                  found |= hit;
                 }
               }
             }
@@ -88,6 +109,5 @@ HOT int max_pool_backprop(const pool_geometry *g, const float *x, const float *y
       }
     }
   }
-  free(found);
   return 0;
 }

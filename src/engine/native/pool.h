@@ -25,7 +25,7 @@ size_t pool_output_size(const pool_geometry *g);
 int max_pool_forward(const pool_geometry *g, const float *x, float *y);
 
 /* dx = dy routed to the first tap of each window, in window order, equal to the forward output y (the tie rule
- * of tfjs's CPU backend and PyTorch); overlapping windows add up. Returns -1 when scratch memory is missing. */
+ * of tfjs's CPU backend and PyTorch); overlapping windows add up. */
 int max_pool_backprop(const pool_geometry *g, const float *x, const float *y, const float *dy, float *dx);
 
 #endif

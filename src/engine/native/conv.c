@@ -44,23 +44,24 @@ static float *scratch(size_t floats) {
 
 /*
  * c[6 x 16] (row stride ldc) = (or +=, when add) sum over segments s and k < K of a_s(i, k) * b(next row), where
- * a_s(i, k) = a[offsets[s] + i * a_row + k * a_k] and b advances one row of ldb floats per product.
- * The strides let one tile serve patches @ filter (a_row = patch length, a_k = 1) and patches^T @ dy
- * (a_row = 1, a_k = patch row stride); segments let it read patches straight from the image, one filter row of
- * k_w * C contiguous floats per segment (implicit im2col).
+ * a_s(i, k) = a[offsets[s] + rows[i] + k * a_k] and b advances one row of ldb floats per product.
+ * Row offsets and strides let one tile serve patches @ filter (rows i * patch length, a_k = 1) and
+ * patches^T @ dy (rows: where 6 patch entries sit, a_k = distance between positions); segments let it read
+ * patches straight from the image, one filter row of k_w * C contiguous floats per segment (implicit im2col).
  */
-static inline HOT void tile_6x16(size_t segments, const size_t *offsets, size_t K, const float *a, size_t a_row,
-                                 size_t a_k, const float *b, size_t ldb, float *c, size_t ldc, int add) {
+static inline __attribute__((always_inline)) HOT void tile_6x16_rows(size_t segments, const size_t *offsets, size_t K, const float *a,
+                                      const size_t *rows, size_t a_k, const float *b, size_t ldb, float *c,
+                                      size_t ldc, int add) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps();
   __m256 c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
   __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps();
   __m256 c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  const size_t r1 = a_row, r2 = 2 * a_row, r3 = 3 * a_row, r4 = 4 * a_row, r5 = 5 * a_row;
+  const size_t r0 = rows[0], r1 = rows[1], r2 = rows[2], r3 = rows[3], r4 = rows[4], r5 = rows[5];
   for (size_t s = 0; s < segments; s++) {
     const float *ap = a + offsets[s];
     for (size_t k = 0; k < K; k++) {
       const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-      __m256 v = _mm256_broadcast_ss(ap);
+      __m256 v = _mm256_broadcast_ss(ap + r0);
       c00 = _mm256_fmadd_ps(v, b0, c00);
       c01 = _mm256_fmadd_ps(v, b1, c01);
       v = _mm256_broadcast_ss(ap + r1);
@@ -100,6 +101,13 @@ static inline HOT void tile_6x16(size_t segments, const size_t *offsets, size_t 
   STORE_ROW(4, c40, c41);
   STORE_ROW(5, c50, c51);
 #undef STORE_ROW
+}
+
+/* The common case: tile row i starts a_row floats after row i - 1. */
+static inline HOT void tile_6x16(size_t segments, const size_t *offsets, size_t K, const float *a, size_t a_row,
+                                 size_t a_k, const float *b, size_t ldb, float *c, size_t ldc, int add) {
+  const size_t rows[MR] = {0, a_row, 2 * a_row, 3 * a_row, 4 * a_row, 5 * a_row};
+  tile_6x16_rows(segments, offsets, K, a, rows, a_k, b, ldb, c, ldc, add);
 }
 
 static const size_t NO_OFFSET[1] = {0};
@@ -316,16 +324,15 @@ HOT int conv_forward(const conv_geometry *g, const float *x, const float *w, flo
 }
 
 /*
- * Filter gradient with patches read in place, one output row at a time: for each 6-entry slice of a filter row
- * (k_w * C must be a multiple of 6 so that no slice straddles two rows) and each 16-channel panel, a tile sums
- * over the row's positions. `row_dy` holds one output row of dy with channels padded to whole panels, when
- * out_c is not a multiple of 16.
+ * Filter gradient with patches read in place, one output row at a time: for each 6 patch entries (wherever they
+ * sit in the image relative to the window) and each 16-channel panel, a tile sums over the row's positions.
+ * `acc` has round_up(R, 6) rows; the entries past R read the window's first element and are discarded.
+ * `row_dy` holds one output row of dy with channels padded to whole panels, when out_c is not a multiple of 16.
  */
 static HOT void conv_backprop_filter_implicit(const conv_geometry *g, const float *x, const float *dy,
                                               const size_t *offsets, float *row_dy, float *acc) {
-  const size_t CO = (size_t)g->out_c, COP = round_up(CO, NR), C = (size_t)g->in_c;
-  const size_t segments = (size_t)g->k_d * g->k_h, run = (size_t)g->k_w * C, OW = (size_t)g->out_w;
-  const size_t a_k = (size_t)g->stride_w * C;
+  const size_t R = patch_length(g), RS = round_up(R, MR), CO = (size_t)g->out_c, COP = round_up(CO, NR);
+  const size_t run = (size_t)g->k_w * g->in_c, OW = (size_t)g->out_w, a_k = (size_t)g->stride_w * g->in_c;
   for (size_t n = 0; n < (size_t)g->batch; n++) {
     for (int od = 0; od < g->out_d; od++) {
       for (int oh = 0; oh < g->out_h; oh++) {
@@ -340,12 +347,11 @@ static HOT void conv_backprop_filter_implicit(const conv_geometry *g, const floa
           b = row_dy;
           ldb = COP;
         }
-        for (size_t s = 0; s < segments; s++) {
-          for (size_t t = 0; t < run; t += MR) {
-            const size_t r0 = s * run + t;
-            for (size_t j = 0; j < COP; j += NR) {
-              tile_6x16(1, NO_OFFSET, OW, row + offsets[s] + t, 1, a_k, b + j, ldb, acc + r0 * COP + j, COP, 1);
-            }
+        for (size_t r0 = 0; r0 < RS; r0 += MR) {
+          size_t entries[MR];
+          for (size_t i = 0; i < MR; i++) entries[i] = r0 + i < R ? offsets[(r0 + i) / run] + (r0 + i) % run : 0;
+          for (size_t j = 0; j < COP; j += NR) {
+            tile_6x16_rows(1, NO_OFFSET, OW, row, entries, a_k, b + j, ldb, acc + r0 * COP + j, COP, 1);
           }
         }
       }
@@ -368,7 +374,7 @@ HOT int conv_backprop_filter(const conv_geometry *g, const float *x, const float
     return -1;
   }
   memset(acc, 0, RS * COP * sizeof(float));
-  if (windows_inside(g) && ((size_t)g->k_w * g->in_c) % MR == 0) {
+  if (windows_inside(g)) {
     size_t *offsets = filter_row_offsets(g);
     float *row_dy = CO == COP ? NULL : scratch((size_t)g->out_w * COP);
     if (offsets && (CO == COP || row_dy)) {

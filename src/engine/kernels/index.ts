@@ -12,6 +12,7 @@ import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { conv2DGradient } from './conv2d-gradient';
 import { nativeConvKernels, nativeConvSelfCheck } from './conv-native';
 import { nativePoolKernels, nativePoolSelfCheck } from './pool-native';
+import { nativeSumKernel } from './reduce-native';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-wasm';
 import { conv3DBackpropFilterWasm, conv3DBackpropInputWasm, conv3DWasm } from './conv3d-wasm';
 import { identityWasm } from './identity-wasm';
@@ -43,6 +44,7 @@ const NATIVE_KERNEL_NAMES = [
   'MaxPoolGrad',
   'MaxPool3D',
   'MaxPool3DGrad',
+  'Sum',
 ] as const;
 
 export type KernelImplementation = 'native' | 'wasm';
@@ -66,7 +68,8 @@ function replaceKernel(config: KernelConfig): void {
   registerKernel(setupFunc ? { ...config, setupFunc } : config);
 }
 
-/** Registers everything; convolutions and max pools run natively when the addon loads (see ../native), else on wasm. */
+/** Registers everything; convolutions, max pools and bias-gradient sums run natively when the addon loads (see
+ *  ../native), else on wasm. */
 export function registerProjectKernels(): void {
   if (registered) return;
   registered = true;
@@ -87,13 +90,18 @@ export function registerProjectKernels(): void {
   }
 }
 
-/** Switches the wasm backend's convolutions and max pools between native and pure wasm kernels (tests, benchmarks). */
+/** Switches the wasm backend's NATIVE_KERNEL_NAMES between native and pure wasm kernels (tests, benchmarks). */
 export function useKernels(implementation: KernelImplementation): void {
   registerProjectKernels();
   if (implementation === 'native') {
     const native = loadNativeKernels();
     if (!native.ok) throw new Error(`cannot use native kernels: ${native.detail}`);
-    [...nativeConvKernels(native.kernels), ...nativePoolKernels(native.kernels)].forEach(replaceKernel);
+    const wasmSum = wasmKernels.find((k) => k.kernelName === 'Sum') as KernelConfig;
+    [
+      ...nativeConvKernels(native.kernels),
+      ...nativePoolKernels(native.kernels),
+      nativeSumKernel(native.kernels, wasmSum),
+    ].forEach(replaceKernel);
   } else {
     wasmKernels.forEach(replaceKernel);
   }

@@ -112,7 +112,8 @@ describe.each(IMPLEMENTATIONS)('%s kernels', (implementation) => {
   });
 });
 
-test('conv bias-style sums over leading axes match the CPU backend', async () => {
+test.each(IMPLEMENTATIONS)('%s conv bias-style sums over leading axes match the CPU backend and a float64 sum', async (implementation) => {
+  useKernels(implementation);
   const rng = new SeededRandom(3);
   const values = Float32Array.from({ length: 4 * 5 * 6 * 7 }, () => rng.next() - 0.5);
   const run = (axes: number[], keepDims: boolean) => tf.tidy(() => tf.sum(tf.tensor(values, [4, 5, 6, 7]), axes, keepDims));
@@ -136,7 +137,17 @@ test('conv bias-style sums over leading axes match the CPU backend', async () =>
     expect(w.length).toBe(c.length);
     c.forEach((v, i) => expect(Math.abs(w[i] - v)).toBeLessThanOrEqual(1e-5));
   }
+  // A long sum (a first-layer bias gradient has ~250k rows) stays within float32 rounding of the exact float64
+  // sum: both kernels accumulate in float64. Values carry a large common offset to make float32 accumulation fail.
+  const rows = 60000;
+  const cols = 19; // 4-wide chunks + a 3-column tail
+  const long = Float32Array.from({ length: rows * cols }, () => 1000 + (rng.next() - 0.5));
+  const exact = new Float64Array(cols);
+  for (let i = 0; i < long.length; i++) exact[i % cols] += long[i];
   await tf.setBackend('wasm');
+  const got = tf.tidy(() => tf.sum(tf.tensor(long, [rows, cols]), 0)).dataSync();
+  exact.forEach((v, i) => expect(Math.abs(got[i] - v)).toBeLessThanOrEqual(Math.abs(v) * 1e-7));
+  useKernels('native');
 });
 
 // [2,7,8,3]: windows leave a row out, 3 channels (scalar path of the native kernel); [2,6,8,11]: windows tile the

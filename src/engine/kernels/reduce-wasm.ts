@@ -12,20 +12,31 @@ function leadingAxesCount(axis: number | number[], rank: number): number | undef
   return axes.every((a, i) => a === i) ? axes.length : undefined;
 }
 
+/** For a float32 sum over leading axes: [rows, cols] of the input and the output shape; undefined otherwise. */
+export function leadingAxesSum(
+  x: TensorInfo,
+  attrs: { axis: number | number[]; keepDims: boolean },
+): { rows: number; cols: number; outShape: number[] } | undefined {
+  const k = x.dtype === 'float32' ? leadingAxesCount(attrs.axis, x.shape.length) : undefined;
+  if (k === undefined) return undefined;
+  const rest = x.shape.slice(k);
+  return {
+    rows: x.shape.slice(0, k).reduce((a, b) => a * b, 1),
+    cols: rest.reduce((a, b) => a * b, 1),
+    outShape: attrs.keepDims ? [...x.shape.slice(0, k).map(() => 1), ...rest] : rest,
+  };
+}
+
 export function sumWrapper(): KernelConfig | undefined {
   const stock = getKernel('Sum', 'wasm');
   if (!stock) return undefined;
   const stockFunc = stock.kernelFunc;
   const kernelFunc: KernelFunc = (args) => {
     const x = args.inputs.x as TensorInfo;
-    const attrs = (args.attrs ?? {}) as { axis: number | number[]; keepDims: boolean };
-    const k = x.dtype === 'float32' ? leadingAxesCount(attrs.axis, x.shape.length) : undefined;
-    if (k === undefined) return stockFunc(args);
+    const shape = leadingAxesSum(x, (args.attrs ?? {}) as { axis: number | number[]; keepDims: boolean });
+    if (!shape) return stockFunc(args);
+    const { rows, cols, outShape } = shape;
     const backend = args.backend as WasmBackend;
-    const rows = x.shape.slice(0, k).reduce((a, b) => a * b, 1);
-    const rest = x.shape.slice(k);
-    const cols = rest.reduce((a, b) => a * b, 1);
-    const outShape = attrs.keepDims ? [...x.shape.slice(0, k).map(() => 1), ...rest] : rest;
     const out = allocF32(backend, outShape);
     const src = heapF32(backend, x);
     const acc = new Float64Array(cols);

@@ -10,12 +10,14 @@
  *   convBackpropInput(geometry, dy, w, dx): void
  *   maxPoolForward(poolGeometry: Int32Array, x, y: Float32Array): void
  *   maxPoolBackprop(poolGeometry, x, y, dy, dx): void
+ *   sumLeadingAxes(x, out: Float32Array): void   (x viewed as [x.length / out.length, out.length])
  */
 #include <node_api.h>
 #include <stdio.h>
 
 #include "conv.h"
 #include "pool.h"
+#include "reduce.h"
 
 /* Largest magnitude of any geometry field: 2^20 (a million pixels along one axis). */
 #define FIELD_LIMIT (1 << 20)
@@ -157,6 +159,29 @@ static napi_value conv_backprop_input_js(napi_env env, napi_callback_info info) 
              conv_input_size);
 }
 
+static napi_value sum_leading_axes_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 2) {
+    return fail(env, "expected (x, out)");
+  }
+  if (!conv_cpu_supported()) return fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+  float *x, *out;
+  size_t x_length, out_length;
+  if (!typed_array(env, args[0], napi_float32_array, (void **)&x, &x_length) ||
+      !typed_array(env, args[1], napi_float32_array, (void **)&out, &out_length)) {
+    return fail(env, "sumLeadingAxes: x and out must be Float32Arrays");
+  }
+  if (out_length == 0 || x_length % out_length != 0) {
+    char error[160];
+    snprintf(error, sizeof error, "sumLeadingAxes: x has %zu floats, not a whole number of rows of %zu", x_length,
+             out_length);
+    return fail(env, error);
+  }
+  if (column_sums(x, x_length / out_length, out_length, out) != 0) return fail(env, "out of memory for accumulators");
+  return NULL;
+}
+
 static void export_function(napi_env env, napi_value exports, const char *name, napi_callback callback) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, NULL, &fn);
@@ -172,5 +197,6 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "convBackpropInput", conv_backprop_input_js);
   export_function(env, exports, "maxPoolForward", max_pool_forward_js);
   export_function(env, exports, "maxPoolBackprop", max_pool_backprop_js);
+  export_function(env, exports, "sumLeadingAxes", sum_leading_axes_js);
   return exports;
 }

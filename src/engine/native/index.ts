@@ -1,6 +1,6 @@
 /**
- * The optional native kernels: convolutions (conv.c) and max pooling (pool.c), AVX2 + FMA, built by build.js at
- * install time.
+ * The optional native kernels: convolutions (conv.c), max pooling (pool.c) and leading-axes sums (reduce.c),
+ * AVX2 + FMA, built by build.js at install time.
  *
  * They run on the wasm backend's own memory: tensors stay on the wasm heap and the addon reads and writes them
  * through Float32Array views, so using them costs no copies. When the addon is missing, cannot load, or the CPU
@@ -16,6 +16,8 @@ export interface NativeKernels {
   convBackpropInput(geometry: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
   maxPoolForward(geometry: Int32Array, x: Float32Array, y: Float32Array): void;
   maxPoolBackprop(geometry: Int32Array, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /** out[c] = sum over rows r of x[r * out.length + c]. */
+  sumLeadingAxes(x: Float32Array, out: Float32Array): void;
 }
 
 export type NativeLoad = { ok: true; kernels: NativeKernels; detail: string } | { ok: false; detail: string };

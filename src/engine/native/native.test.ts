@@ -52,6 +52,12 @@ test('a simple forward conv gives the hand-computable answer', () => {
   expect(Array.from(y)).toEqual(new Array(Y).fill(18));
 });
 
+test('column sums of a small matrix', () => {
+  const out = new Float32Array(3);
+  addon().sumLeadingAxes(Float32Array.from([1, 2, 3, 10, 20, 30]), out);
+  expect(Array.from(out)).toEqual([11, 22, 33]);
+});
+
 describe('malformed calls are errors that name the problem', () => {
   const x = new Float32Array(X);
   const w = new Float32Array(W);
@@ -71,6 +77,9 @@ describe('malformed calls are errors that name the problem', () => {
     ['a pool geometry of conv length', () => addon().maxPoolForward(Int32Array.from(GEOMETRY), new Float32Array(32), new Float32Array(8)), /Int32Array of 17 fields/],
     ['a pool dx of the wrong size', () => addon().maxPoolBackprop(Int32Array.from(POOL), new Float32Array(32), new Float32Array(8), new Float32Array(8), new Float32Array(31)), /maxPoolBackprop: argument 5 has 31 floats, the geometry needs 32/],
     ['a pool dy of the wrong size', () => addon().maxPoolBackprop(Int32Array.from(POOL), new Float32Array(32), new Float32Array(8), new Float32Array(9), new Float32Array(32)), /maxPoolBackprop: argument 4 has 9 floats, the geometry needs 8/],
+    ['a sum whose input is not whole rows', () => addon().sumLeadingAxes(new Float32Array(10), new Float32Array(3)), /sumLeadingAxes: x has 10 floats, not a whole number of rows of 3/],
+    ['a sum into nothing', () => addon().sumLeadingAxes(new Float32Array(10), new Float32Array(0)), /not a whole number of rows of 0/],
+    ['a sum of a plain array', () => addon().sumLeadingAxes([1, 2] as unknown as Float32Array, new Float32Array(1)), /must be Float32Arrays/],
   ]; // prettier-ignore
   test.each(cases)('%s', (_name, call, message) => {
     expect(call).toThrow(message);

@@ -9,8 +9,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../backend';
 import { setMaxPatchFloatsForTesting } from './conv2d-wasm';
-import { KernelImplementation, kernelsInUse, useKernels } from './index';
-import { caseName, ConvCase, finiteDifferenceGradients, tfjsConvGradients, worstMismatch } from './gradient-check';
+import { describeConvGradientChecks } from '../testing/conv-gradient-suite';
+import { kernelsInUse, useKernels } from './index';
+import { ConvCase, tfjsConvGradients, worstMismatch } from './gradient-check';
 
 const TOL = 1e-4;
 
@@ -31,9 +32,10 @@ for (const [x, filter] of [
 CASES.push({ x: [2, 8, 7, 3], filter: [3, 3, 3, 2], strides: 2, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] });
 CASES.push({ x: [1, 6, 6, 2], filter: [3, 3, 2, 2], strides: 1, pad: 1 });
 // Native tiling edges: 2 full 16-wide column panels + a tail (33 channels), 16 exactly, a patch length not a
-// multiple of 6, and more output positions than one scratch block holds (forward 108 rows, filter 227, input 108
-// for a 288-float patch), so every kernel crosses block boundaries.
-CASES.push({ x: [2, 14, 14, 32], filter: [3, 3, 32, 33], strides: 1, pad: 'valid' });
+// multiple of 6. Unpadded, the patches are read in place (rows of 12 positions: two 6-wide tiles); padded, more
+// output positions than one gathered scratch block holds (forward 108 rows, filter 227, input 108 for a 288-float
+// patch), so every kernel crosses block boundaries.
+for (const pad of ['valid', 'same'] as const) CASES.push({ x: [2, 14, 14, 32], filter: [3, 3, 32, 33], strides: 1, pad });
 CASES.push({ x: [3, 9, 10, 5], filter: [3, 3, 5, 16], strides: 2, pad: 'same' });
 
 beforeAll(async () => {
@@ -44,29 +46,7 @@ afterAll(async () => {
   await tf.setBackend('wasm');
 });
 
-const IMPLEMENTATIONS: KernelImplementation[] = ['native', 'wasm'];
-
-describe.each(IMPLEMENTATIONS)('%s kernels', (implementation) => {
-  beforeAll(() => useKernels(implementation));
-  afterAll(() => useKernels('native'));
-
-  describe.each(CASES.map((c) => [caseName(c), c] as const))('conv2d %s', (_name, c) => {
-    test('wasm-backend gradients match the CPU backend and finite differences', async () => {
-      await tf.setBackend('wasm');
-      const wasm = tfjsConvGradients(c);
-      await tf.setBackend('cpu');
-      const cpu = tfjsConvGradients(c);
-      await tf.setBackend('wasm');
-      expect(worstMismatch('y', wasm.y, cpu.y).error).toBeLessThanOrEqual(TOL);
-      expect(worstMismatch('dx', wasm.dx, cpu.dx).error).toBeLessThanOrEqual(TOL);
-      expect(worstMismatch('dw', wasm.dw, cpu.dw).error).toBeLessThanOrEqual(TOL);
-
-      const fd = finiteDifferenceGradients(c, 40);
-      expect(worstMismatch('dx', wasm.dx, fd.dx, fd.xIdx).error).toBeLessThanOrEqual(TOL);
-      expect(worstMismatch('dw', wasm.dw, fd.dw, fd.wIdx).error).toBeLessThanOrEqual(TOL);
-    });
-  });
-});
+describeConvGradientChecks('conv2d', CASES, 40, TOL);
 
 test('the wasm backend uses the project kernels, native by default, and can switch to the wasm ones', async () => {
   await tf.setBackend('wasm');

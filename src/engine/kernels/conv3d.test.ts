@@ -8,8 +8,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../backend';
 import { conv3DSelfCheck, setConv3DSelfCheckForTesting } from './conv3d-wasm';
-import { caseName, ConvCase, finiteDifferenceGradients, tfjsConvGradients, worstMismatch } from './gradient-check';
-import { KernelImplementation, useKernels } from './index';
+import { ConvCase } from './gradient-check';
+import { describeConvGradientChecks } from '../testing/conv-gradient-suite';
+import { useKernels } from './index';
 import { WasmBackend } from './wasm-backend';
 
 const TOL = 1e-4;
@@ -22,36 +23,14 @@ for (const [x, filter] of [
 ] as Array<[number[], number[]]>) {
   for (const strides of [1, 2]) for (const pad of ['valid', 'same'] as const) CASES.push({ x, filter, strides, pad });
 }
-// 17 output channels: one full 16-wide native tile panel plus a tail; 112 output positions cross no block.
+// 17 output channels: one full 16-wide native tile panel plus a tail; unpadded, so read in place (rows of 6).
 CASES.push({ x: [2, 4, 7, 8, 3], filter: [2, 2, 3, 3, 17], strides: 1, pad: 'valid' });
 
 beforeAll(async () => {
   await initBackend(() => undefined);
 });
 
-const IMPLEMENTATIONS: KernelImplementation[] = ['native', 'wasm'];
-
-describe.each(IMPLEMENTATIONS)('%s kernels', (implementation) => {
-  beforeAll(() => useKernels(implementation));
-  afterAll(() => useKernels('native'));
-
-  describe.each(CASES.map((c) => [caseName(c), c] as const))('conv3d %s', (_n, c) => {
-    test('wasm forward and gradients match the CPU backend and finite differences', async () => {
-      await tf.setBackend('wasm');
-      const wasm = tfjsConvGradients(c);
-      await tf.setBackend('cpu');
-      const cpu = tfjsConvGradients(c);
-      await tf.setBackend('wasm');
-      expect(worstMismatch('y', wasm.y, cpu.y).error).toBeLessThanOrEqual(TOL);
-      const fd = finiteDifferenceGradients(c, 30);
-      expect(worstMismatch('dx', wasm.dx, fd.dx, fd.xIdx).error).toBeLessThanOrEqual(TOL);
-      expect(worstMismatch('dw', wasm.dw, fd.dw, fd.wIdx).error).toBeLessThanOrEqual(TOL);
-      // The CPU backend's own 3D gradients are the second oracle.
-      expect(worstMismatch('dx', wasm.dx, cpu.dx).error).toBeLessThanOrEqual(TOL);
-      expect(worstMismatch('dw', wasm.dw, cpu.dw).error).toBeLessThanOrEqual(TOL);
-    });
-  });
-});
+describeConvGradientChecks('conv3d', CASES, 30, TOL);
 
 test('the wasm kernels\' run-time self-check passes, and a failed one stops 3D training with a clear error', async () => {
   await tf.setBackend('wasm');

@@ -217,7 +217,7 @@ export async function main(args: string[]): Promise<void> {
     if (fast === 'wasm' && !(v.dims === 3 && results.tfjs3 === undefined)) {
       const { rows, wallMs } = await profileStep(fast, v);
       const total = rows.reduce((a, r) => a + r.ms, 0);
-      console.log(`\nper-kernel profile, one training step (batch ${v.batch}) on ${fast}: kernels ${total.toFixed(1)} ms, wall ${wallMs.toFixed(1)} ms (profiling overhead included)`);
+      console.log(`\nper-kernel profile, one training step (batch ${v.batch}) on ${fast}${kernelsInUse() === 'native' ? ' + native kernels' : ''}: kernels ${total.toFixed(1)} ms, wall ${wallMs.toFixed(1)} ms (profiling overhead included)`);
       console.log('kernel                          calls       ms      %');
       for (const r of rows.slice(0, 18)) {
         console.log(`${r.name.padEnd(30)}${String(r.calls).padStart(7)}${r.ms.toFixed(1).padStart(9)}${((100 * r.ms) / total).toFixed(1).padStart(7)}`);

@@ -4,7 +4,8 @@
  * Trains the reference CNN (see bench/train-models.ts) for whole epochs (64 samples, batch 16, BCE, Adam) and
  * prints the median ms per epoch after one warm-up epoch, on every available tfjs backend and on PyTorch in the
  * same run (1 and 2 threads), then a per-kernel profile of one wasm training step and the 3D variant.
- * On wasm with the native kernels built, the pure wasm kernels are timed too, in the same interleaved rounds.
+ * On wasm with the native kernels built, they run on 1 thread for the RESULT line (PyTorch on 1 thread is the
+ * baseline), and 2 threads and the pure wasm kernels are timed too, in the same interleaved rounds.
  * Last line: RESULT tfjs_ms=<the engine's default: node, or wasm (+native kernels when built), 2D>
  * torch_ms=<torch 1 thread, 2D> ratio=<tfjs/torch>.
  */
@@ -12,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../src/engine/backend';
 import { KernelImplementation, kernelsInUse, useKernels } from '../src/engine/kernels';
+import { setNativeThreads } from '../src/engine/native';
 import { findTorchPython, TorchWorker } from '../src/engine/testing/torch';
 import { trainModel, TrainOptions } from '../src/engine/train';
 import { referenceCnn, SyntheticImages, TORCH_BENCH_WORKER } from './train-models';
@@ -55,21 +57,28 @@ interface EpochTimes {
   torch: Record<number, number[]>;
 }
 
-/** A way to run tfjs: the default first (it gives the RESULT line), then alternatives measured alongside. */
+/** A way to run tfjs: the 1-thread default first (it gives the RESULT line), then alternatives measured alongside. */
 interface TfjsConfig {
   label: string;
-  conv?: KernelImplementation;
+  kernels?: KernelImplementation;
+  threads?: number;
+}
+
+function applyConfig(config: TfjsConfig): void {
+  if (config.kernels) useKernels(config.kernels);
+  if (config.kernels === 'native') setNativeThreads(config.threads ?? 1);
 }
 
 function tfjsConfigs(backend: string): TfjsConfig[] {
   if (backend !== 'wasm') return [{ label: `tfjs ${backend}` }];
   if (kernelsInUse() === 'native') {
     return [
-      { label: 'tfjs wasm + native kernels', conv: 'native' },
-      { label: 'tfjs wasm (wasm kernels)', conv: 'wasm' },
+      { label: 'tfjs wasm + native kernels', kernels: 'native', threads: 1 },
+      { label: 'tfjs wasm + native, 2 threads', kernels: 'native', threads: 2 },
+      { label: 'tfjs wasm (wasm kernels)', kernels: 'wasm' },
     ];
   }
-  return [{ label: 'tfjs wasm', conv: 'wasm' }];
+  return [{ label: 'tfjs wasm', kernels: 'wasm' }];
 }
 
 /**
@@ -95,13 +104,13 @@ async function interleavedEpochs(
     for (const w of workers) await w.ask<{ ready: string }>();
     for (let e = 0; e <= epochs; e++) {
       for (const config of configs) {
-        if (config.conv) useKernels(config.conv);
+        applyConfig(config);
         const t0 = performance.now();
         await trainModel(model, data, options(v));
         const ms = performance.now() - t0;
         if (e > 0) out.tfjs[config.label].push(ms);
       }
-      if (configs[0].conv) useKernels(configs[0].conv);
+      applyConfig(configs[0]);
       for (let i = 0; i < workers.length; i++) {
         const r = await workers[i].ask<{ ms: number }>('epoch');
         if (e > 0) out.torch[torchThreads[i]].push(r.ms);
@@ -191,7 +200,7 @@ export async function main(args: string[]): Promise<void> {
     } catch (e) {
       console.log(`tfjs ${fast.padEnd(26)}  FAILED: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
-      if (configs[0].conv) useKernels(configs[0].conv);
+      applyConfig(configs[0]);
     }
     if (!flag('--no-cpu') && fast !== 'cpu' && v.dims === 2) {
       const batch = 2;

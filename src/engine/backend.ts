@@ -107,7 +107,7 @@ async function activate(name: BackendName, reason: string): Promise<BackendChoic
 function wasmFeatures(): string {
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   // tfjs disables wasm threads under Node (tfjs issue 3830), so the wasm backend runs on one thread here.
-  return `SIMD ${simd ? 'on' : 'off'}, 1 thread (tfjs-backend-wasm has no worker threads under Node); ${kernelsDetail()}`;
+  return `SIMD ${simd ? 'on' : 'off'}, XNNPACK ops on 1 thread (tfjs-backend-wasm has no worker threads under Node); ${kernelsDetail()}`;
 }
 
 function errorText(e: unknown): string {

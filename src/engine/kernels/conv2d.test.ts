@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../backend';
 import { setMaxPatchFloatsForTesting } from './conv2d-wasm';
-import { describeConvGradientChecks } from '../testing/conv-gradient-suite';
+import { describeConvGradientChecks, restoreDefaultKernels } from '../testing/conv-gradient-suite';
 import { kernelsInUse, useKernels } from './index';
 import { ConvCase, tfjsConvGradients, worstMismatch } from './gradient-check';
 
@@ -59,7 +59,7 @@ test('the wasm backend uses the project kernels, native by default, and can swit
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm').kernelFunc.name).toBe('conv2DBackpropFilter');
     expect(tf.getKernel('Conv2DBackpropInput', 'wasm').kernelFunc.name).toBe('conv2DBackpropInput');
   } finally {
-    useKernels('native');
+    restoreDefaultKernels();
   }
 });
 
@@ -84,5 +84,5 @@ test('the wasm filter gradient computed in small row blocks equals the one-shot 
       }
     }
   }
-  useKernels('native');
+  restoreDefaultKernels();
 });

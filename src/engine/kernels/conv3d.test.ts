@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../backend';
 import { conv3DSelfCheck, setConv3DSelfCheckForTesting } from './conv3d-wasm';
 import { ConvCase } from './gradient-check';
-import { describeConvGradientChecks } from '../testing/conv-gradient-suite';
+import { describeConvGradientChecks, restoreDefaultKernels } from '../testing/conv-gradient-suite';
 import { useKernels } from './index';
 import { WasmBackend } from './wasm-backend';
 
@@ -45,6 +45,6 @@ test('the wasm kernels\' run-time self-check passes, and a failed one stops 3D t
     );
   } finally {
     setConv3DSelfCheckForTesting(undefined);
-    useKernels('native');
+    restoreDefaultKernels();
   }
 });

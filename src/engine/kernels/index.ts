@@ -115,7 +115,10 @@ export function kernelsInUse(): KernelImplementation {
 /** One phrase for the backend log line: which kernels run, and why. */
 export function kernelsDetail(): string {
   const native = loadNativeKernels();
-  if (inUse === 'native') return `${native.detail}, self-checked against the float64 reference`;
+  if (inUse === 'native' && native.ok) {
+    const threads = native.kernels.threads();
+    return `${native.detail}, ${threads} thread${threads > 1 ? 's' : ''}, self-checked against the float64 reference`;
+  }
   if (nativeSelfCheckFailure) return `wasm kernels; the native ones failed their self-check (${nativeSelfCheckFailure})`;
   return `wasm kernels; ${native.detail}`;
 }

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../backend';
-import { KernelImplementation, useKernels } from './index';
+import { KERNEL_CONFIGS, restoreDefaultKernels, useKernelConfig } from '../testing/conv-gradient-suite';
 import { SeededRandom } from '../prng';
 
 interface PoolCase {
@@ -74,11 +74,9 @@ beforeAll(async () => {
   await initBackend(() => undefined);
 });
 
-const IMPLEMENTATIONS: KernelImplementation[] = ['native', 'wasm'];
-
-describe.each(IMPLEMENTATIONS)('%s kernels', (implementation) => {
-  beforeAll(() => useKernels(implementation));
-  afterAll(() => useKernels('native'));
+describe.each(KERNEL_CONFIGS)('%s', (_label, implementation, threads) => {
+  beforeAll(() => useKernelConfig(implementation, threads));
+  afterAll(restoreDefaultKernels);
 
   describe.each(CASES.map((c) => [`${c.kind}pool x[${c.x}] f${c.filter} s${c.stride} ${c.pad}`, c] as const))('%s', (_n, c) => {
     test('wasm forward and gradient match CPU and finite differences', async () => {
@@ -112,8 +110,8 @@ describe.each(IMPLEMENTATIONS)('%s kernels', (implementation) => {
   });
 });
 
-test.each(IMPLEMENTATIONS)('%s conv bias-style sums over leading axes match the CPU backend and a float64 sum', async (implementation) => {
-  useKernels(implementation);
+test.each(KERNEL_CONFIGS)('%s: conv bias-style sums over leading axes match the CPU backend and a float64 sum', async (_label, implementation, threads) => {
+  useKernelConfig(implementation, threads);
   const rng = new SeededRandom(3);
   const values = Float32Array.from({ length: 4 * 5 * 6 * 7 }, () => rng.next() - 0.5);
   const run = (axes: number[], keepDims: boolean) => tf.tidy(() => tf.sum(tf.tensor(values, [4, 5, 6, 7]), axes, keepDims));
@@ -147,15 +145,15 @@ test.each(IMPLEMENTATIONS)('%s conv bias-style sums over leading axes match the 
   await tf.setBackend('wasm');
   const got = tf.tidy(() => tf.sum(tf.tensor(long, [rows, cols]), 0)).dataSync();
   exact.forEach((v, i) => expect(Math.abs(got[i] - v)).toBeLessThanOrEqual(Math.abs(v) * 1e-7));
-  useKernels('native');
+  restoreDefaultKernels();
 });
 
 // [2,7,8,3]: windows leave a row out, 3 channels (scalar path of the native kernel); [2,6,8,11]: windows tile the
 // input exactly (no zero fill), 11 channels (one 8-lane vector + 3 scalar lanes).
-const TIE_CASES = IMPLEMENTATIONS.flatMap((implementation) => [[2, 7, 8, 3], [2, 6, 8, 11]].map((shape) => [implementation, shape] as const));
+const TIE_CASES = KERNEL_CONFIGS.flatMap((config) => [[2, 7, 8, 3], [2, 6, 8, 11]].map((shape) => [...config, shape] as const));
 
-test.each(TIE_CASES)('%s 2x2 max-pool gradient of x[%j]: ties go to the first window element, infinite/NaN dy stay on the winner only', async (implementation, shape) => {
-  useKernels(implementation);
+test.each(TIE_CASES)('%s: 2x2 max-pool gradient of x[%#]: ties go to the first window element, infinite/NaN dy stay on the winner only', async (_label, implementation, threads, shape) => {
+  useKernelConfig(implementation, threads);
   // ReLU-like input: many windows are all zeros or hold repeated maxima, so the first-match rule decides.
   const rng = new SeededRandom(11);
   const size = shape.reduce((a, b) => a * b, 1);
@@ -183,5 +181,5 @@ test.each(TIE_CASES)('%s 2x2 max-pool gradient of x[%j]: ties go to the first wi
   }
   expect(ties).toBeGreaterThan(size / 3);
   expect(cpu.some((v) => v === Infinity) && cpu.some(Number.isNaN)).toBe(true);
-  useKernels('native');
+  restoreDefaultKernels();
 });

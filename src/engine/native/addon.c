@@ -11,11 +11,14 @@
  *   maxPoolForward(poolGeometry: Int32Array, x, y: Float32Array): void
  *   maxPoolBackprop(poolGeometry, x, y, dy, dx): void
  *   sumLeadingAxes(x, out: Float32Array): void   (x viewed as [x.length / out.length, out.length])
+ *   setThreads(n: integer 1..64): void            (threads every kernel may use; 1 at load)
+ *   threads(): number
  */
 #include <node_api.h>
 #include <stdio.h>
 
 #include "conv.h"
+#include "parallel.h"
 #include "pool.h"
 #include "reduce.h"
 
@@ -182,6 +185,34 @@ static napi_value sum_leading_axes_js(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value set_threads_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  int32_t threads = 0;
+  napi_valuetype type;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_typeof(env, args[0], &type) != napi_ok || type != napi_number ||
+      napi_get_value_int32(env, args[0], &threads) != napi_ok) {
+    return fail(env, "setThreads expects a number");
+  }
+  double exact;
+  napi_get_value_double(env, args[0], &exact);
+  if (exact != (double)threads || threads < 1 || threads > PARALLEL_MAX_THREADS) {
+    char error[96];
+    snprintf(error, sizeof error, "setThreads: %g is not an integer from 1 to %d", exact, PARALLEL_MAX_THREADS);
+    return fail(env, error);
+  }
+  parallel_set_threads(threads);
+  return NULL;
+}
+
+static napi_value threads_js(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  napi_create_int32(env, parallel_threads(), &result);
+  return result;
+}
+
 static void export_function(napi_env env, napi_value exports, const char *name, napi_callback callback) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, NULL, &fn);
@@ -198,5 +229,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "maxPoolForward", max_pool_forward_js);
   export_function(env, exports, "maxPoolBackprop", max_pool_backprop_js);
   export_function(env, exports, "sumLeadingAxes", sum_leading_axes_js);
+  export_function(env, exports, "setThreads", set_threads_js);
+  export_function(env, exports, "threads", threads_js);
   return exports;
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /*
- * Compiles the native kernels (conv.c, pool.c, reduce.c + the Node-API binding addon.c) into
- * build/fbts-native.node with the system C compiler. Runs as the package's install script and by hand (`npm run build:native`).
+ * Compiles the native kernels (conv.c, pool.c, reduce.c, their thread helper parallel.c and the Node-API binding
+ * addon.c) into build/fbts-native.node with the system C compiler. Runs as the package's install script and by
+ * hand (`npm run build:native`).
  *
- * The compiler is called directly rather than through node-gyp: a Node-API addon of two C files needs nothing but
+ * The compiler is called directly rather than through node-gyp: a Node-API addon of a few C files needs nothing but
  * Node's headers, and node-gyp would try to download those when they are not configured, which fails offline.
  *
  * Without a compiler or headers the engine still works (pure wasm kernels, about 2x slower), so by default a
@@ -15,7 +16,7 @@ const fs = require('fs');
 const path = require('path');
 
 const HERE = __dirname;
-const SOURCES = ['conv.c', 'pool.c', 'reduce.c', 'addon.c'].map((f) => path.join(HERE, f));
+const SOURCES = ['parallel.c', 'conv.c', 'pool.c', 'reduce.c', 'addon.c'].map((f) => path.join(HERE, f));
 const OUT_DIR = path.join(HERE, 'build');
 const OUT = path.join(OUT_DIR, 'fbts-native.node');
 const required = process.argv.includes('--require');
@@ -45,7 +46,7 @@ function main() {
   fs.mkdirSync(OUT_DIR, { recursive: true });
   // Written under a temporary name and renamed: a failed or interrupted build never leaves a broken addon behind.
   const temporary = `${OUT}.${process.pid}.tmp`;
-  const args = ['-O3', '-std=c11', '-fPIC', '-shared', '-fvisibility=hidden', '-Wall', '-Wextra', '-Werror'];
+  const args = ['-O3', '-std=c11', '-pthread', '-fPIC', '-shared', '-fvisibility=hidden', '-Wall', '-Wextra', '-Werror'];
   args.push(`-I${include}`, ...SOURCES, '-o', temporary);
   const result = spawnSync(cc, args, { encoding: 'utf8' });
   if (result.error) giveUp(`${cc} could not run (${result.error.message})`);

@@ -8,6 +8,8 @@
  */
 #include "conv.h"
 
+#include "parallel.h"
+
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,30 +240,49 @@ static const float *window_row(const conv_geometry *g, const float *x, size_t n,
                  (size_t)g->in_c;
 }
 
-/* Forward over output rows with patches read in place; the last < 6 positions of a row go through a gathered
- * copy (their 6-row tile would read past the row, and past the image at its end). */
-static HOT void conv_forward_implicit(const conv_geometry *g, const float *x, const float *packed,
-                                      const size_t *offsets, float *gathered, float *y) {
+/* Output positions per sample: the unit the work is split by (samples never share an output or an input gradient
+ * element, so workers only ever write disjoint memory). */
+static size_t positions_per_sample(const conv_geometry *g) { return (size_t)g->out_d * g->out_h * g->out_w; }
+
+static position_cursor sample_start(size_t n) {
+  position_cursor c = {n, 0, 0, 0};
+  return c;
+}
+
+/* ---- forward ---- */
+
+typedef struct {
+  const conv_geometry *g;
+  const float *x, *packed;
+  const size_t *offsets; /* filter-row offsets when patches are read in place, else NULL */
+  float *y;
+} forward_job;
+
+/* In place, one output row at a time; the last < 6 positions of a row go through a gathered copy (their 6-row tile
+ * would read past the row, and past the image at its end). */
+static HOT int forward_in_place(const forward_job *job, size_t begin, size_t end) {
+  const conv_geometry *g = job->g;
   const size_t R = patch_length(g), CO = (size_t)g->out_c, C = (size_t)g->in_c;
   const size_t panels = (CO + NR - 1) / NR, segments = (size_t)g->k_d * g->k_h, run = (size_t)g->k_w * C;
-  const size_t OW = (size_t)g->out_w, whole = OW / MR * MR, a_row = (size_t)g->stride_w * C;
-  for (size_t n = 0; n < (size_t)g->batch; n++) {
+  const size_t OW = (size_t)g->out_w, whole = OW / MR * MR, tail = OW - whole, a_row = (size_t)g->stride_w * C;
+  float *gathered = scratch(MR * R);
+  if (!gathered) return -1;
+  for (size_t n = begin; n < end; n++) {
     for (int od = 0; od < g->out_d; od++) {
       for (int oh = 0; oh < g->out_h; oh++) {
-        const float *row = window_row(g, x, n, od, oh);
-        float *out = y + (((n * g->out_d + od) * g->out_h + oh) * OW) * CO;
-        const size_t tail = OW - whole;
+        const float *row = window_row(g, job->x, n, od, oh);
+        float *out = job->y + (((n * g->out_d + od) * g->out_h + oh) * OW) * CO;
         if (tail) {
           position_cursor cursor = {n, od, oh, (int)whole};
-          patch_rows(g, (float *)x, &cursor, tail, gathered, R, 0);
+          patch_rows(g, (float *)job->x, &cursor, tail, gathered, R, 0);
           memset(gathered + tail * R, 0, (MR - tail) * R * sizeof(float));
         }
         for (size_t j = 0; j < panels; j++) {
           const size_t cols = min_size(NR, CO - j * NR);
-          const float *b = packed + j * R * NR;
+          const float *b = job->packed + j * R * NR;
           for (size_t ow = 0; ow < whole; ow += MR) {
-            tile_partial(segments, offsets, run, row + ow * a_row, a_row, 1, b, NR, out + ow * CO + j * NR, CO, MR,
-                         cols, 0);
+            tile_partial(segments, job->offsets, run, row + ow * a_row, a_row, 1, b, NR, out + ow * CO + j * NR, CO,
+                         MR, cols, 0);
           }
           if (tail) {
             tile_partial(1, NO_OFFSET, R, gathered, R, 1, b, NR, out + whole * CO + j * NR, CO, tail, cols, 0);
@@ -270,20 +291,48 @@ static HOT void conv_forward_implicit(const conv_geometry *g, const float *x, co
       }
     }
   }
+  free(gathered);
+  return 0;
+}
+
+/* Gathered (im2col) blocks of positions, for padded or width-dilated convolutions. */
+static HOT int forward_gathered(const forward_job *job, size_t begin, size_t end) {
+  const conv_geometry *g = job->g;
+  const size_t R = patch_length(g), CO = (size_t)g->out_c, panels = (CO + NR - 1) / NR;
+  const size_t block = block_rows(FORWARD_BLOCK_FLOATS, R, MR), per_sample = positions_per_sample(g);
+  float *patches = scratch(block * R);
+  if (!patches) return -1;
+  position_cursor cursor = sample_start(begin);
+  for (size_t p0 = begin * per_sample, p_end = end * per_sample; p0 < p_end; p0 += block) {
+    const size_t m = min_size(block, p_end - p0);
+    patch_rows(g, (float *)job->x, &cursor, m, patches, R, 0);
+    /* Rows past the last position of a partial block feed only discarded tile rows; keep them finite. */
+    const size_t padded = min_size(round_up(m, MR), block);
+    if (padded > m) memset(patches + m * R, 0, (padded - m) * R * sizeof(float));
+    for (size_t j = 0; j < panels; j++) {
+      const size_t cols = min_size(NR, CO - j * NR);
+      for (size_t i0 = 0; i0 < m; i0 += MR) {
+        tile_partial(1, NO_OFFSET, R, patches + i0 * R, R, 1, job->packed + j * R * NR, NR,
+                     job->y + (p0 + i0) * CO + j * NR, CO, min_size(MR, m - i0), cols, 0);
+      }
+    }
+  }
+  free(patches);
+  return 0;
+}
+
+static int forward_samples(void *context, size_t begin, size_t end, int worker) {
+  (void)worker;
+  const forward_job *job = (const forward_job *)context;
+  return job->offsets ? forward_in_place(job, begin, end) : forward_gathered(job, begin, end);
 }
 
 HOT int conv_forward(const conv_geometry *g, const float *x, const float *w, float *y) {
-  const size_t R = patch_length(g), CO = (size_t)g->out_c, P = positions(g);
-  const size_t panels = (CO + NR - 1) / NR;
-  const size_t block = block_rows(FORWARD_BLOCK_FLOATS, R, MR);
-  const int implicit = windows_inside(g);
+  const size_t R = patch_length(g), CO = (size_t)g->out_c, panels = (CO + NR - 1) / NR;
   float *packed = scratch(panels * R * NR);
-  /* Implicit: room for the < 6 gathered positions at the end of each output row; else whole gathered blocks. */
-  float *patches = scratch((implicit ? MR : block) * R);
-  size_t *offsets = implicit ? filter_row_offsets(g) : NULL;
-  if (!packed || !patches || (implicit && !offsets)) {
+  size_t *offsets = windows_inside(g) ? filter_row_offsets(g) : NULL;
+  if (!packed || (windows_inside(g) && !offsets)) {
     free(packed);
-    free(patches);
     free(offsets);
     return -1;
   }
@@ -296,60 +345,56 @@ HOT int conv_forward(const conv_geometry *g, const float *x, const float *w, flo
       }
     }
   }
-  if (implicit) {
-    conv_forward_implicit(g, x, packed, offsets, patches, y);
-    free(packed);
-    free(patches);
-    free(offsets);
-    return 0;
-  }
-  position_cursor cursor = {0, 0, 0, 0};
-  for (size_t p0 = 0; p0 < P; p0 += block) {
-    const size_t m = min_size(block, P - p0);
-    patch_rows(g, (float *)x, &cursor, m, patches, R, 0);
-    /* Rows past the last position of a partial block feed only discarded tile rows; keep them finite. */
-    const size_t padded = min_size(round_up(m, MR), block);
-    if (padded > m) memset(patches + m * R, 0, (padded - m) * R * sizeof(float));
-    for (size_t j = 0; j < panels; j++) {
-      const size_t cols = min_size(NR, CO - j * NR);
-      for (size_t i0 = 0; i0 < m; i0 += MR) {
-        tile_partial(1, NO_OFFSET, R, patches + i0 * R, R, 1, packed + j * R * NR, NR, y + (p0 + i0) * CO + j * NR, CO,
-                     min_size(MR, m - i0), cols, 0);
-      }
-    }
-  }
+  forward_job job = {g, x, packed, offsets, y};
+  const int status = parallel_ranges((size_t)g->batch, forward_samples, &job);
   free(packed);
-  free(patches);
-  return 0;
+  free(offsets);
+  return status;
+}
+
+/* ---- filter gradient ---- */
+
+typedef struct {
+  const conv_geometry *g;
+  const float *x, *dy;
+  const size_t *offsets; /* as in forward_job */
+  float *accumulators;   /* one [round_up(R, 6) x round_up(CO, 16)] block per worker */
+} filter_job;
+
+/* dy rows [first, first + count) with channels padded to whole panels, when out_c is not a multiple of 16. */
+static void pad_dy_rows(const float *dy, size_t first, size_t count, size_t CO, size_t COP, float *out) {
+  for (size_t i = 0; i < count; i++) {
+    memcpy(out + i * COP, dy + (first + i) * CO, CO * sizeof(float));
+    memset(out + i * COP + CO, 0, (COP - CO) * sizeof(float));
+  }
 }
 
 /*
- * Filter gradient with patches read in place, one output row at a time: for each 6 patch entries (wherever they
- * sit in the image relative to the window) and each 16-channel panel, a tile sums over the row's positions.
- * `acc` has round_up(R, 6) rows; the entries past R read the window's first element and are discarded.
- * `row_dy` holds one output row of dy with channels padded to whole panels, when out_c is not a multiple of 16.
+ * In place, one output row at a time: for each 6 patch entries (wherever they sit in the image relative to the
+ * window) and each 16-channel panel, a tile sums over the row's positions. The accumulator has round_up(R, 6)
+ * rows; entries past R read the window's first element and are discarded.
  */
-static HOT void conv_backprop_filter_implicit(const conv_geometry *g, const float *x, const float *dy,
-                                              const size_t *offsets, float *row_dy, float *acc) {
+static HOT int filter_in_place(const filter_job *job, size_t begin, size_t end, float *acc) {
+  const conv_geometry *g = job->g;
   const size_t R = patch_length(g), RS = round_up(R, MR), CO = (size_t)g->out_c, COP = round_up(CO, NR);
   const size_t run = (size_t)g->k_w * g->in_c, OW = (size_t)g->out_w, a_k = (size_t)g->stride_w * g->in_c;
-  for (size_t n = 0; n < (size_t)g->batch; n++) {
+  float *row_dy = CO == COP ? NULL : scratch(OW * COP);
+  if (CO != COP && !row_dy) return -1;
+  for (size_t n = begin; n < end; n++) {
     for (int od = 0; od < g->out_d; od++) {
       for (int oh = 0; oh < g->out_h; oh++) {
-        const float *row = window_row(g, x, n, od, oh);
-        const float *b = dy + (((n * g->out_d + od) * g->out_h + oh) * OW) * CO;
+        const float *row = window_row(g, job->x, n, od, oh);
+        const size_t first = ((n * g->out_d + od) * g->out_h + oh) * OW;
+        const float *b = job->dy + first * CO;
         size_t ldb = CO;
         if (row_dy) {
-          for (size_t i = 0; i < OW; i++) {
-            memcpy(row_dy + i * COP, b + i * CO, CO * sizeof(float));
-            memset(row_dy + i * COP + CO, 0, (COP - CO) * sizeof(float));
-          }
+          pad_dy_rows(job->dy, first, OW, CO, COP, row_dy);
           b = row_dy;
           ldb = COP;
         }
         for (size_t r0 = 0; r0 < RS; r0 += MR) {
           size_t entries[MR];
-          for (size_t i = 0; i < MR; i++) entries[i] = r0 + i < R ? offsets[(r0 + i) / run] + (r0 + i) % run : 0;
+          for (size_t i = 0; i < MR; i++) entries[i] = r0 + i < R ? job->offsets[(r0 + i) / run] + (r0 + i) % run : 0;
           for (size_t j = 0; j < COP; j += NR) {
             tile_6x16_rows(1, NO_OFFSET, OW, row, entries, a_k, b + j, ldb, acc + r0 * COP + j, COP, 1);
           }
@@ -357,76 +402,125 @@ static HOT void conv_backprop_filter_implicit(const conv_geometry *g, const floa
       }
     }
   }
+  free(row_dy);
+  return 0;
 }
 
-HOT int conv_backprop_filter(const conv_geometry *g, const float *x, const float *dy, float *dw) {
-  const size_t R = patch_length(g), CO = (size_t)g->out_c, P = positions(g);
-  const size_t RS = round_up(R, MR), COP = round_up(CO, NR);
-  const size_t block = block_rows(FILTER_BLOCK_FLOATS, RS, 1);
+static HOT int filter_gathered(const filter_job *job, size_t begin, size_t end, float *acc) {
+  const conv_geometry *g = job->g;
+  const size_t R = patch_length(g), RS = round_up(R, MR), CO = (size_t)g->out_c, COP = round_up(CO, NR);
+  const size_t block = block_rows(FILTER_BLOCK_FLOATS, RS, 1), per_sample = positions_per_sample(g);
   float *patches = scratch(block * RS);
-  float *acc = scratch(RS * COP);
   /* dy is read in place when its rows are whole panels; otherwise each block is copied with zero-padded rows. */
   float *padded_dy = CO == COP ? NULL : scratch(block * COP);
-  if (!patches || !acc || (CO != COP && !padded_dy)) {
+  if (!patches || (CO != COP && !padded_dy)) {
     free(patches);
-    free(acc);
     free(padded_dy);
     return -1;
   }
-  memset(acc, 0, RS * COP * sizeof(float));
-  if (windows_inside(g)) {
-    size_t *offsets = filter_row_offsets(g);
-    float *row_dy = CO == COP ? NULL : scratch((size_t)g->out_w * COP);
-    if (offsets && (CO == COP || row_dy)) {
-      conv_backprop_filter_implicit(g, x, dy, offsets, row_dy, acc);
-      for (size_t r = 0; r < R; r++) memcpy(dw + r * CO, acc + r * COP, CO * sizeof(float));
-    }
-    const int ok = offsets && (CO == COP || row_dy);
-    free(offsets);
-    free(row_dy);
-    free(patches);
-    free(acc);
-    free(padded_dy);
-    return ok ? 0 : -1;
-  }
-  position_cursor cursor = {0, 0, 0, 0};
-  for (size_t p0 = 0; p0 < P; p0 += block) {
-    const size_t m = min_size(block, P - p0);
-    patch_rows(g, (float *)x, &cursor, m, patches, RS, 0);
-    const float *b = dy + p0 * CO;
+  position_cursor cursor = sample_start(begin);
+  for (size_t p0 = begin * per_sample, p_end = end * per_sample; p0 < p_end; p0 += block) {
+    const size_t m = min_size(block, p_end - p0);
+    patch_rows(g, (float *)job->x, &cursor, m, patches, RS, 0);
+    const float *b = job->dy + p0 * CO;
     size_t ldb = CO;
     if (padded_dy) {
-      for (size_t i = 0; i < m; i++) {
-        memcpy(padded_dy + i * COP, dy + (p0 + i) * CO, CO * sizeof(float));
-        memset(padded_dy + i * COP + CO, 0, (COP - CO) * sizeof(float));
-      }
+      pad_dy_rows(job->dy, p0, m, CO, COP, padded_dy);
       b = padded_dy;
       ldb = COP;
     }
     for (size_t r0 = 0; r0 < RS; r0 += MR) {
-      for (size_t j = 0; j < COP; j += NR) tile_6x16(1, NO_OFFSET, m, patches + r0, 1, RS, b + j, ldb, acc + r0 * COP + j, COP, 1);
+      for (size_t j = 0; j < COP; j += NR) {
+        tile_6x16(1, NO_OFFSET, m, patches + r0, 1, RS, b + j, ldb, acc + r0 * COP + j, COP, 1);
+      }
     }
   }
-  for (size_t r = 0; r < R; r++) memcpy(dw + r * CO, acc + r * COP, CO * sizeof(float));
   free(patches);
-  free(acc);
   free(padded_dy);
   return 0;
 }
 
-HOT int conv_backprop_input(const conv_geometry *g, const float *dy, const float *w, float *dx) {
-  const size_t R = patch_length(g), CO = (size_t)g->out_c, P = positions(g);
-  const size_t panels = (R + NR - 1) / NR, RP = panels * NR;
-  const size_t block = block_rows(INPUT_BLOCK_FLOATS, RP, MR);
-  float *packed = scratch(panels * CO * NR);
+static int filter_samples(void *context, size_t begin, size_t end, int worker) {
+  const filter_job *job = (const filter_job *)context;
+  const size_t size = round_up(patch_length(job->g), MR) * round_up((size_t)job->g->out_c, NR);
+  float *acc = job->accumulators + (size_t)worker * size;
+  memset(acc, 0, size * sizeof(float));
+  return job->offsets ? filter_in_place(job, begin, end, acc) : filter_gathered(job, begin, end, acc);
+}
+
+HOT int conv_backprop_filter(const conv_geometry *g, const float *x, const float *dy, float *dw) {
+  const size_t R = patch_length(g), CO = (size_t)g->out_c, COP = round_up(CO, NR), size = round_up(R, MR) * COP;
+  const int workers = parallel_workers((size_t)g->batch);
+  float *accumulators = scratch((size_t)workers * size);
+  size_t *offsets = windows_inside(g) ? filter_row_offsets(g) : NULL;
+  if (!accumulators || (windows_inside(g) && !offsets)) {
+    free(accumulators);
+    free(offsets);
+    return -1;
+  }
+  filter_job job = {g, x, dy, offsets, accumulators};
+  const int status = parallel_ranges((size_t)g->batch, filter_samples, &job);
+  /* Workers' partial sums added in worker order: the same result for the same thread count. */
+  for (int w = 1; w < workers; w++) {
+    for (size_t i = 0; i < size; i++) accumulators[i] += accumulators[(size_t)w * size + i];
+  }
+  for (size_t r = 0; r < R; r++) memcpy(dw + r * CO, accumulators + r * COP, CO * sizeof(float));
+  free(accumulators);
+  free(offsets);
+  return status;
+}
+
+/* ---- input gradient ---- */
+
+typedef struct {
+  const conv_geometry *g;
+  const float *dy, *packed;
+  float *dx;
+} input_job;
+
+/* dpatches = dy @ w^T over blocks of positions, scattered back (col2im) into the samples' input gradients. */
+static HOT int input_samples(void *context, size_t begin, size_t end, int worker) {
+  (void)worker;
+  const input_job *job = (const input_job *)context;
+  const conv_geometry *g = job->g;
+  const size_t R = patch_length(g), CO = (size_t)g->out_c, panels = (R + NR - 1) / NR, RP = panels * NR;
+  const size_t block = block_rows(INPUT_BLOCK_FLOATS, RP, MR), per_sample = positions_per_sample(g);
+  const size_t image = (size_t)g->in_d * g->in_h * g->in_w * g->in_c;
   float *dpatches = scratch(block * RP);
   float *tail = scratch(MR * CO);
-  if (!packed || !dpatches || !tail) {
-    free(packed);
+  if (!dpatches || !tail) {
     free(dpatches);
     free(tail);
     return -1;
   }
+  memset(job->dx + begin * image, 0, (end - begin) * image * sizeof(float));
+  position_cursor cursor = sample_start(begin);
+  for (size_t p0 = begin * per_sample, p_end = end * per_sample; p0 < p_end; p0 += block) {
+    const size_t m = min_size(block, p_end - p0);
+    for (size_t i0 = 0; i0 < m; i0 += MR) {
+      const size_t rows = min_size(MR, m - i0);
+      const float *a = job->dy + (p0 + i0) * CO;
+      if (rows < MR) {
+        /* Never read past the end of dy: the last rows go through a zero-padded copy. */
+        memset(tail, 0, MR * CO * sizeof(float));
+        memcpy(tail, a, rows * CO * sizeof(float));
+        a = tail;
+      }
+      for (size_t j = 0; j < panels; j++) {
+        tile_6x16(1, NO_OFFSET, CO, a, CO, 1, job->packed + j * CO * NR, NR, dpatches + i0 * RP + j * NR, RP, 0);
+      }
+    }
+    patch_rows(g, job->dx, &cursor, m, dpatches, RP, 1);
+  }
+  free(dpatches);
+  free(tail);
+  return 0;
+}
+
+HOT int conv_backprop_input(const conv_geometry *g, const float *dy, const float *w, float *dx) {
+  const size_t R = patch_length(g), CO = (size_t)g->out_c, panels = (R + NR - 1) / NR;
+  float *packed = scratch(panels * CO * NR);
+  if (!packed) return -1;
   /* The filter transposed, in panels of 16 patch entries: panel j holds rows co -> w[16j .. 16j+15, co]. */
   for (size_t j = 0; j < panels; j++) {
     for (size_t co = 0; co < CO; co++) {
@@ -436,27 +530,8 @@ HOT int conv_backprop_input(const conv_geometry *g, const float *dy, const float
       }
     }
   }
-  memset(dx, 0, conv_input_size(g) * sizeof(float));
-  position_cursor cursor = {0, 0, 0, 0};
-  for (size_t p0 = 0; p0 < P; p0 += block) {
-    const size_t m = min_size(block, P - p0);
-    for (size_t i0 = 0; i0 < m; i0 += MR) {
-      const size_t rows = min_size(MR, m - i0);
-      const float *a = dy + (p0 + i0) * CO;
-      if (rows < MR) {
-        /* Never read past the end of dy: the last rows go through a zero-padded copy. */
-        memset(tail, 0, MR * CO * sizeof(float));
-        memcpy(tail, a, rows * CO * sizeof(float));
-        a = tail;
-      }
-      for (size_t j = 0; j < panels; j++) {
-        tile_6x16(1, NO_OFFSET, CO, a, CO, 1, packed + j * CO * NR, NR, dpatches + i0 * RP + j * NR, RP, 0);
-      }
-    }
-    patch_rows(g, dx, &cursor, m, dpatches, RP, 1);
-  }
+  input_job job = {g, dy, packed, dx};
+  const int status = parallel_ranges((size_t)g->batch, input_samples, &job);
   free(packed);
-  free(dpatches);
-  free(tail);
-  return 0;
+  return status;
 }

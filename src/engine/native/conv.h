@@ -1,8 +1,8 @@
 /*
  * Convolutions (2D as 3D with depth 1), channels-last (NDHWC), filters DHWIO, on x86-64 with AVX2 + FMA.
  * Forward, filter gradient and input gradient, each an im2col / col2im over cache-sized blocks of output
- * positions feeding a 6x16 register-tiled matrix product. Single-threaded on purpose: the node compares itself
- * with PyTorch per thread, and the caller owns parallelism.
+ * positions feeding a 6x16 register-tiled matrix product. Split by sample over parallel_threads() workers
+ * (parallel.h; 1 unless set), each writing only its own samples' outputs.
  */
 #ifndef FBTS_CONV_H
 #define FBTS_CONV_H

@@ -5,9 +5,11 @@
  * They run on the wasm backend's own memory: tensors stay on the wasm heap and the addon reads and writes them
  * through Float32Array views, so using them costs no copies. When the addon is missing, cannot load, or the CPU
  * lacks AVX2/FMA, `loadNativeKernels()` says why and the engine keeps the pure wasm kernels.
- * `FEDBIOMED_TS_NATIVE=0` turns them off (e.g. to compare both paths).
+ * `FEDBIOMED_TS_NATIVE=0` turns them off (e.g. to compare both paths). They use every core the process may use
+ * (as PyTorch does by default), or `FEDBIOMED_TS_THREADS` threads.
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 
 export interface NativeKernels {
@@ -18,11 +20,16 @@ export interface NativeKernels {
   maxPoolBackprop(geometry: Int32Array, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
   /** out[c] = sum over rows r of x[r * out.length + c]. */
   sumLeadingAxes(x: Float32Array, out: Float32Array): void;
+  /** Threads every kernel call may use (work split by sample); results are deterministic per thread count. */
+  setThreads(threads: number): void;
+  threads(): number;
 }
 
 export type NativeLoad = { ok: true; kernels: NativeKernels; detail: string } | { ok: false; detail: string };
 
 export const NATIVE_ENV_VAR = 'FEDBIOMED_TS_NATIVE';
+export const THREADS_ENV_VAR = 'FEDBIOMED_TS_THREADS';
+export const MAX_THREADS = 64;
 /** Where build.js puts the addon: beside these sources, which a compiled copy (dist/src/...) finds four levels up. */
 export const NATIVE_ADDON_PATH = [
   path.join(__dirname, 'build', 'fbts-native.node'),
@@ -44,13 +51,33 @@ function tryLoad(): NativeLoad {
   if (!fs.existsSync(NATIVE_ADDON_PATH)) {
     return { ok: false, detail: 'native kernels not built (npm run build:native needs a C compiler)' };
   }
+  threadsSetting(); // a bad FEDBIOMED_TS_THREADS is an error whether or not the addon loads
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const addon = require(NATIVE_ADDON_PATH) as NativeKernels & { supported: boolean };
     if (!addon.supported) return { ok: false, detail: 'native kernels need AVX2 and FMA, which this CPU lacks' };
+    addon.setThreads(threadsSetting());
     return { ok: true, kernels: addon, detail: 'native kernels (AVX2+FMA)' };
   } catch (e) {
     const reason = e instanceof Error ? e.message.split('\n')[0] : String(e);
     return { ok: false, detail: `native kernels failed to load (${reason}); rebuild with npm run build:native` };
   }
+}
+
+/** FEDBIOMED_TS_THREADS, or every core this process may use; throws on a value that is not 1..64. */
+export function threadsSetting(): number {
+  const raw = process.env[THREADS_ENV_VAR];
+  if (raw === undefined || raw.trim() === '') return Math.min(MAX_THREADS, os.availableParallelism());
+  const n = Number(raw.trim());
+  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
+    throw new Error(`${THREADS_ENV_VAR}=${raw} is not an integer from 1 to ${MAX_THREADS}`);
+  }
+  return n;
+}
+
+/** Sets the native kernels' thread count (tests, benchmarks); an error when they are not loaded. */
+export function setNativeThreads(threads: number): void {
+  const load = loadNativeKernels();
+  if (!load.ok) throw new Error(`cannot set native threads: ${load.detail}`);
+  load.kernels.setThreads(threads);
 }

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { nativeConvSelfCheck } from '../kernels/conv-native';
 import { nativePoolSelfCheck } from '../kernels/pool-native';
-import { loadNativeKernels, NATIVE_ADDON_PATH, NativeKernels } from './index';
+import { loadNativeKernels, NATIVE_ADDON_PATH, NativeKernels, THREADS_ENV_VAR, threadsSetting } from './index';
 
 function addon(): NativeKernels {
   const load = loadNativeKernels();
@@ -56,6 +56,58 @@ test('column sums of a small matrix', () => {
   const out = new Float32Array(3);
   addon().sumLeadingAxes(Float32Array.from([1, 2, 3, 10, 20, 30]), out);
   expect(Array.from(out)).toEqual([11, 22, 33]);
+});
+
+describe('threads', () => {
+  // 4 samples of 9x8x5, 3x3 filter to 7 channels, stride 1 with 1 pixel of padding: gathered and padded paths.
+  const g = Int32Array.from([4, 1, 9, 8, 5, 1, 9, 8, 7, 1, 3, 3, 1, 1, 1, 1, 1, 1, 0, 1, 1]);
+  const values = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(0.37 * i + k));
+  const x = values(4 * 9 * 8 * 5, 0);
+  const w = values(3 * 3 * 5 * 7, 1);
+  const dy = values(4 * 9 * 8 * 7, 2);
+  const run = (threads: number) => {
+    addon().setThreads(threads);
+    const y = new Float32Array(dy.length);
+    const dw = new Float32Array(w.length);
+    const dx = new Float32Array(x.length);
+    addon().convForward(g, x, w, y);
+    addon().convBackpropFilter(g, x, dy, dw);
+    addon().convBackpropInput(g, dy, w, dx);
+    return { y, dw, dx };
+  };
+  afterAll(() => addon().setThreads(threadsSetting()));
+
+  test('split by sample, 2 and 3 threads give the 1-thread results (filter sums up to rounding), twice alike', () => {
+    const one = run(1);
+    for (const threads of [2, 3]) {
+      const a = run(threads);
+      const b = run(threads);
+      expect(addon().threads()).toBe(threads);
+      // Outputs and input gradients are computed by exactly one worker each: identical.
+      expect(a.y).toEqual(one.y);
+      expect(a.dx).toEqual(one.dx);
+      // The filter gradient adds the workers' partial sums: same to float rounding, and deterministic.
+      a.dw.forEach((v, i) => expect(Math.abs(v - one.dw[i])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(one.dw[i]))));
+      expect(b.dw).toEqual(a.dw);
+    }
+  });
+
+  test.each(['0', '65', '1.5', 'two'])(`${THREADS_ENV_VAR}=%s is refused with a clear error`, (value) => {
+    const previous = process.env[THREADS_ENV_VAR];
+    process.env[THREADS_ENV_VAR] = value;
+    try {
+      expect(() => threadsSetting()).toThrow(`${THREADS_ENV_VAR}=${value} is not an integer from 1 to 64`);
+    } finally {
+      if (previous === undefined) delete process.env[THREADS_ENV_VAR];
+      else process.env[THREADS_ENV_VAR] = previous;
+    }
+  });
+
+  test('setThreads refuses what is not an integer from 1 to 64', () => {
+    expect(() => addon().setThreads(0)).toThrow('setThreads: 0 is not an integer from 1 to 64');
+    expect(() => addon().setThreads(2.5)).toThrow('setThreads: 2.5 is not an integer from 1 to 64');
+    expect(() => (addon().setThreads as unknown as (v: unknown) => void)('2')).toThrow('setThreads expects a number');
+  });
 });
 
 describe('malformed calls are errors that name the problem', () => {

@@ -1,6 +1,8 @@
 /* See pool.h. */
 #include "pool.h"
 
+#include "parallel.h"
+
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
@@ -31,10 +33,21 @@ static window_bounds window_at(const pool_geometry *g, int od, int oh, int ow) {
   return b;
 }
 
-HOT int max_pool_forward(const pool_geometry *g, const float *x, float *y) {
-  const size_t C = (size_t)g->channels;
-  float *out = y;
-  for (int n = 0; n < g->batch; n++) {
+typedef struct {
+  const pool_geometry *g;
+  const float *x, *y, *dy;
+  float *out; /* y for the forward, dx for the gradient */
+} pool_job;
+
+/* Samples [begin, end): samples share no window, so workers write disjoint memory. */
+static HOT int forward_samples(void *context, size_t begin, size_t end, int worker) {
+  (void)worker;
+  const pool_job *job = (const pool_job *)context;
+  const pool_geometry *g = job->g;
+  const size_t C = (size_t)g->channels, per_sample = (size_t)g->out_d * g->out_h * g->out_w * C;
+  const float *x = job->x;
+  float *out = job->out + begin * per_sample;
+  for (size_t n = begin; n < end; n++) {
     for (int od = 0; od < g->out_d; od++) {
       for (int oh = 0; oh < g->out_h; oh++) {
         for (int ow = 0; ow < g->out_w; ow++, out += C) {
@@ -43,7 +56,7 @@ HOT int max_pool_forward(const pool_geometry *g, const float *x, float *y) {
           for (int d = b.d_lo; d < b.d_hi; d++) {
             for (int h = b.h_lo; h < b.h_hi; h++) {
               for (int w = b.w_lo; w < b.w_hi; w++) {
-                const float *tap = x + ((((size_t)n * g->in_d + d) * g->in_h + h) * g->in_w + w) * C;
+                const float *tap = x + (((n * g->in_d + d) * g->in_h + h) * g->in_w + w) * C;
                 /* Once NaN, always NaN: v > NaN is false, and a NaN tap replaces any number. */
                 for (size_t c = 0; c < C; c++) out[c] = (tap[c] > out[c] || tap[c] != tap[c]) ? tap[c] : out[c];
               }
@@ -56,6 +69,11 @@ HOT int max_pool_forward(const pool_geometry *g, const float *x, float *y) {
   return 0;
 }
 
+int max_pool_forward(const pool_geometry *g, const float *x, float *y) {
+  pool_job job = {g, x, NULL, NULL, y};
+  return parallel_ranges((size_t)g->batch, forward_samples, &job);
+}
+
 /* True when the windows tile the input exactly (no padding, no overlap, no gap): every input element is in one
  * window, so each dx element is written once and needs no zero fill. */
 static int windows_tile_input(const pool_geometry *g) {
@@ -64,12 +82,18 @@ static int windows_tile_input(const pool_geometry *g) {
          g->out_h * g->k_h == g->in_h && g->out_w * g->k_w == g->in_w;
 }
 
-HOT int max_pool_backprop(const pool_geometry *g, const float *x, const float *y, const float *dy, float *dx) {
+static HOT int backprop_samples(void *context, size_t begin, size_t end, int worker) {
+  (void)worker;
+  const pool_job *job = (const pool_job *)context;
+  const pool_geometry *g = job->g;
+  const float *x = job->x, *y = job->y, *dy = job->dy;
+  float *dx = job->out;
   const size_t C = (size_t)g->channels, vector_end = C / 8 * 8;
+  const size_t image = (size_t)g->in_d * g->in_h * g->in_w * C, per_sample = (size_t)g->out_d * g->out_h * g->out_w * C;
   const int tiled = windows_tile_input(g);
-  if (!tiled) memset(dx, 0, pool_input_size(g) * sizeof(float));
-  size_t o = 0;
-  for (int n = 0; n < g->batch; n++) {
+  if (!tiled) memset(dx + begin * image, 0, (end - begin) * image * sizeof(float));
+  size_t o = begin * per_sample;
+  for (size_t n = begin; n < end; n++) {
     for (int od = 0; od < g->out_d; od++) {
       for (int oh = 0; oh < g->out_h; oh++) {
         for (int ow = 0; ow < g->out_w; ow++, o += C) {
@@ -82,7 +106,7 @@ HOT int max_pool_backprop(const pool_geometry *g, const float *x, const float *y
             for (int d = b.d_lo; d < b.d_hi; d++) {
               for (int h = b.h_lo; h < b.h_hi; h++) {
                 for (int w = b.w_lo; w < b.w_hi; w++) {
-                  const size_t at = ((((size_t)n * g->in_d + d) * g->in_h + h) * g->in_w + w) * C + c;
+                  const size_t at = (((n * g->in_d + d) * g->in_h + h) * g->in_w + w) * C + c;
                   const __m256 hit = _mm256_andnot_ps(found, _mm256_cmp_ps(_mm256_loadu_ps(x + at), m, _CMP_EQ_OQ));
                   found = _mm256_or_ps(found, hit);
                   const __m256 routed = _mm256_and_ps(hit, grad);
@@ -96,7 +120,7 @@ HOT int max_pool_backprop(const pool_geometry *g, const float *x, const float *y
             for (int d = b.d_lo; d < b.d_hi; d++) {
               for (int h = b.h_lo; h < b.h_hi; h++) {
                 for (int w = b.w_lo; w < b.w_hi; w++) {
-                  const size_t at = ((((size_t)n * g->in_d + d) * g->in_h + h) * g->in_w + w) * C + c;
+                  const size_t at = (((n * g->in_d + d) * g->in_h + h) * g->in_w + w) * C + c;
                   const int hit = !found && x[at] == y[o + c];
                   const float routed = hit ? dy[o + c] : 0.0f;
                   dx[at] = tiled ? routed : dx[at] + routed;
@@ -110,4 +134,9 @@ HOT int max_pool_backprop(const pool_geometry *g, const float *x, const float *y
     }
   }
   return 0;
+}
+
+int max_pool_backprop(const pool_geometry *g, const float *x, const float *y, const float *dy, float *dx) {
+  pool_job job = {g, x, y, dy, dx};
+  return parallel_ranges((size_t)g->batch, backprop_samples, &job);
 }

@@ -1,19 +1,35 @@
 /**
  * The gradient-check suite shared by the Conv2D and Conv3D kernel tests (jest only: it declares tests). For each
- * kernel implementation (native, pure wasm) and each case: forward output, input and filter gradients on the wasm
+ * kernel set-up (native on 1 and 2 threads, pure wasm) and each case: forward output, input and filter gradients on the wasm
  * backend against the CPU backend and against finite differences of the float64 reference conv.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { KernelImplementation, useKernels } from '../kernels';
 import { caseName, ConvCase, finiteDifferenceGradients, tfjsConvGradients, worstMismatch } from '../kernels/gradient-check';
+import { setNativeThreads, threadsSetting } from '../native';
 
-export const KERNEL_IMPLEMENTATIONS: KernelImplementation[] = ['native', 'wasm'];
+/** The kernel set-ups every kernel test runs under: native on one thread and on two (work split by sample), wasm. */
+export const KERNEL_CONFIGS: ReadonlyArray<readonly [string, KernelImplementation, number]> = [
+  ['native, 1 thread', 'native', 1],
+  ['native, 2 threads', 'native', 2],
+  ['wasm', 'wasm', 1],
+];
+
+export function useKernelConfig(implementation: KernelImplementation, threads: number): void {
+  useKernels(implementation);
+  if (implementation === 'native') setNativeThreads(threads);
+}
+
+/** Back to what the engine picks by itself. */
+export function restoreDefaultKernels(): void {
+  useKernelConfig('native', threadsSetting());
+}
 
 /** `tolerance` bounds |got - want| / (1 + |want|); `samples` finite differences per gradient. */
 export function describeConvGradientChecks(label: string, cases: ConvCase[], samples: number, tolerance: number): void {
-  describe.each(KERNEL_IMPLEMENTATIONS)('%s kernels', (implementation) => {
-    beforeAll(() => useKernels(implementation));
-    afterAll(() => useKernels('native'));
+  describe.each(KERNEL_CONFIGS)('%s', (_label, implementation, threads) => {
+    beforeAll(() => useKernelConfig(implementation, threads));
+    afterAll(restoreDefaultKernels);
 
     describe.each(cases.map((c) => [caseName(c), c] as const))(`${label} %s`, (_name, c) => {
       test('wasm-backend forward and gradients match the CPU backend and finite differences', async () => {

@@ -1,0 +1,26 @@
+/*
+ * Fork-join over contiguous ranges with POSIX threads: [0, count) is cut into at most `threads` ranges of equal
+ * size (to within one), the first runs on the calling thread, the others on threads started for this call and
+ * joined before it returns. Kernels take milliseconds; starting a thread takes tens of microseconds.
+ * Results are deterministic for a given thread count: each range always goes to the same worker index.
+ */
+#ifndef FBTS_PARALLEL_H
+#define FBTS_PARALLEL_H
+
+#include <stddef.h>
+
+/* Work on [begin, end) as worker `worker`; returns 0, or -1 when it could not allocate its scratch memory. */
+typedef int (*range_task)(void *context, size_t begin, size_t end, int worker);
+
+/* Threads the kernels may use (1 .. PARALLEL_MAX_THREADS); 1 until set. */
+#define PARALLEL_MAX_THREADS 64
+void parallel_set_threads(int threads);
+int parallel_threads(void);
+
+/* How many workers parallel_ranges will use for `count` units (never more than the units). */
+int parallel_workers(size_t count);
+
+/* Returns -1 when any range returned -1. A thread that cannot be started has its range run on the caller. */
+int parallel_ranges(size_t count, range_task task, void *context);
+
+#endif

@@ -217,10 +217,15 @@ export async function main(args: string[]): Promise<void> {
     } else if (!torch.python) {
       console.log(`torch                          ABSENT (${torch.why})`);
     }
-    if (results[`tfjs${v.dims}`] && results[`torch${v.dims}`]) {
+    if (results[`tfjs${v.dims}`] && times && torch.python) {
       for (const [i, config] of configs.entries()) {
         const ms = i === 0 ? results[`tfjs${v.dims}`] : results[`${config.label} ${v.dims}`];
-        if (ms) console.log(`ratio ${config.label}/torch(1 thread): ${(ms / results[`torch${v.dims}`]).toFixed(2)}`);
+        // Same thread count on both sides: multi-threaded native runs against multi-threaded PyTorch.
+        const threads = config.threads ?? 1;
+        const torchMs = times.torch[threads] ? median(times.torch[threads]) : undefined;
+        if (ms && torchMs) {
+          console.log(`ratio ${config.label}/torch(${threads} thread${threads > 1 ? 's' : ''}): ${(ms / torchMs).toFixed(2)}`);
+        }
       }
     }
     if (fast === 'wasm' && !(v.dims === 3 && results.tfjs3 === undefined)) {

@@ -11,7 +11,9 @@
  *   maxPoolForward(poolGeometry: Int32Array, x, y: Float32Array): void
  *   maxPoolBackprop(poolGeometry, x, y, dy, dx): void
  *   sumLeadingAxes(x, out: Float32Array): void   (x viewed as [x.length / out.length, out.length])
- *   setThreads(n: integer 1..64): void            (threads every kernel may use; 1 at load)
+ *   setThreads(n: integer 1..64, workPerThread?: integer >= 1): void
+ *                                                 (threads every kernel may use, 1 at load; work that pays for one
+ *                                                 more thread, default 2M multiply-adds)
  *   threads(): number
  */
 #include <node_api.h>
@@ -186,11 +188,11 @@ static napi_value sum_leading_axes_js(napi_env env, napi_callback_info info) {
 }
 
 static napi_value set_threads_js(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value args[1];
+  size_t argc = 2;
+  napi_value args[2];
   int32_t threads = 0;
   napi_valuetype type;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 1 ||
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 1 || argc > 2 ||
       napi_typeof(env, args[0], &type) != napi_ok || type != napi_number ||
       napi_get_value_int32(env, args[0], &threads) != napi_ok) {
     return fail(env, "setThreads expects a number");
@@ -202,7 +204,18 @@ static napi_value set_threads_js(napi_env env, napi_callback_info info) {
     snprintf(error, sizeof error, "setThreads: %g is not an integer from 1 to %d", exact, PARALLEL_MAX_THREADS);
     return fail(env, error);
   }
+  size_t work = PARALLEL_DEFAULT_WORK_PER_THREAD;
+  if (argc == 2) {
+    double value;
+    if (napi_typeof(env, args[1], &type) != napi_ok || type != napi_number ||
+        napi_get_value_double(env, args[1], &value) != napi_ok || !(value >= 1) || value > 1e15 ||
+        value != (double)(size_t)value) {
+      return fail(env, "setThreads: workPerThread must be an integer >= 1");
+    }
+    work = (size_t)value;
+  }
   parallel_set_threads(threads);
+  parallel_set_work_per_thread(work);
   return NULL;
 }
 

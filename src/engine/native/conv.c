@@ -244,6 +244,9 @@ static const float *window_row(const conv_geometry *g, const float *x, size_t n,
  * element, so workers only ever write disjoint memory). */
 static size_t positions_per_sample(const conv_geometry *g) { return (size_t)g->out_d * g->out_h * g->out_w; }
 
+/* The work of any of the three products (they all multiply-add every patch entry with every output channel). */
+static size_t multiply_adds(const conv_geometry *g) { return positions(g) * patch_length(g) * (size_t)g->out_c; }
+
 static position_cursor sample_start(size_t n) {
   position_cursor c = {n, 0, 0, 0};
   return c;
@@ -346,7 +349,7 @@ HOT int conv_forward(const conv_geometry *g, const float *x, const float *w, flo
     }
   }
   forward_job job = {g, x, packed, offsets, y};
-  const int status = parallel_ranges((size_t)g->batch, forward_samples, &job);
+  const int status = parallel_ranges((size_t)g->batch, multiply_adds(g), forward_samples, &job);
   free(packed);
   free(offsets);
   return status;
@@ -450,7 +453,7 @@ static int filter_samples(void *context, size_t begin, size_t end, int worker) {
 
 HOT int conv_backprop_filter(const conv_geometry *g, const float *x, const float *dy, float *dw) {
   const size_t R = patch_length(g), CO = (size_t)g->out_c, COP = round_up(CO, NR), size = round_up(R, MR) * COP;
-  const int workers = parallel_workers((size_t)g->batch);
+  const int workers = parallel_workers((size_t)g->batch, multiply_adds(g));
   float *accumulators = scratch((size_t)workers * size);
   size_t *offsets = windows_inside(g) ? filter_row_offsets(g) : NULL;
   if (!accumulators || (windows_inside(g) && !offsets)) {
@@ -459,7 +462,7 @@ HOT int conv_backprop_filter(const conv_geometry *g, const float *x, const float
     return -1;
   }
   filter_job job = {g, x, dy, offsets, accumulators};
-  const int status = parallel_ranges((size_t)g->batch, filter_samples, &job);
+  const int status = parallel_ranges((size_t)g->batch, multiply_adds(g), filter_samples, &job);
   /* Workers' partial sums added in worker order: the same result for the same thread count. */
   for (int w = 1; w < workers; w++) {
     for (size_t i = 0; i < size; i++) accumulators[i] += accumulators[(size_t)w * size + i];
@@ -531,7 +534,7 @@ HOT int conv_backprop_input(const conv_geometry *g, const float *dy, const float
     }
   }
   input_job job = {g, dy, packed, dx};
-  const int status = parallel_ranges((size_t)g->batch, input_samples, &job);
+  const int status = parallel_ranges((size_t)g->batch, multiply_adds(g), input_samples, &job);
   free(packed);
   return status;
 }

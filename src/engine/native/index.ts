@@ -20,8 +20,11 @@ export interface NativeKernels {
   maxPoolBackprop(geometry: Int32Array, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
   /** out[c] = sum over rows r of x[r * out.length + c]. */
   sumLeadingAxes(x: Float32Array, out: Float32Array): void;
-  /** Threads every kernel call may use (work split by sample); results are deterministic per thread count. */
-  setThreads(threads: number): void;
+  /**
+   * Threads every kernel call may use (work split by sample); results are deterministic per thread count.
+   * `workPerThread`: the work (multiply-adds) that pays for one more thread, 2M by default; tests pass 1.
+   */
+  setThreads(threads: number, workPerThread?: number): void;
   threads(): number;
 }
 
@@ -76,8 +79,9 @@ export function threadsSetting(): number {
 }
 
 /** Sets the native kernels' thread count (tests, benchmarks); an error when they are not loaded. */
-export function setNativeThreads(threads: number): void {
+export function setNativeThreads(threads: number, workPerThread?: number): void {
   const load = loadNativeKernels();
   if (!load.ok) throw new Error(`cannot set native threads: ${load.detail}`);
-  load.kernels.setThreads(threads);
+  if (workPerThread === undefined) load.kernels.setThreads(threads);
+  else load.kernels.setThreads(threads, workPerThread);
 }

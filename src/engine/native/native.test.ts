@@ -66,7 +66,7 @@ describe('threads', () => {
   const w = values(3 * 3 * 5 * 7, 1);
   const dy = values(4 * 9 * 8 * 7, 2);
   const run = (threads: number) => {
-    addon().setThreads(threads);
+    addon().setThreads(threads, 1); // split even this small problem
     const y = new Float32Array(dy.length);
     const dw = new Float32Array(w.length);
     const dx = new Float32Array(x.length);
@@ -107,6 +107,8 @@ describe('threads', () => {
     expect(() => addon().setThreads(0)).toThrow('setThreads: 0 is not an integer from 1 to 64');
     expect(() => addon().setThreads(2.5)).toThrow('setThreads: 2.5 is not an integer from 1 to 64');
     expect(() => (addon().setThreads as unknown as (v: unknown) => void)('2')).toThrow('setThreads expects a number');
+    expect(() => addon().setThreads(2, 0)).toThrow('setThreads: workPerThread must be an integer >= 1');
+    expect(() => addon().setThreads(2, 0.5)).toThrow('setThreads: workPerThread must be an integer >= 1');
   });
 });
 

@@ -4,6 +4,9 @@
 #include <pthread.h>
 
 static int configured_threads = 1;
+static size_t work_per_thread = PARALLEL_DEFAULT_WORK_PER_THREAD;
+
+void parallel_set_work_per_thread(size_t work) { work_per_thread = work < 1 ? 1 : work; }
 
 void parallel_set_threads(int threads) {
   configured_threads = threads < 1 ? 1 : threads > PARALLEL_MAX_THREADS ? PARALLEL_MAX_THREADS : threads;
@@ -11,8 +14,11 @@ void parallel_set_threads(int threads) {
 
 int parallel_threads(void) { return configured_threads; }
 
-int parallel_workers(size_t count) {
-  return count < (size_t)configured_threads ? (count == 0 ? 1 : (int)count) : configured_threads;
+int parallel_workers(size_t count, size_t work) {
+  size_t workers = (size_t)configured_threads;
+  if (count < workers) workers = count;
+  if (work / work_per_thread < workers) workers = work / work_per_thread;
+  return workers < 1 ? 1 : (int)workers;
 }
 
 typedef struct {
@@ -28,8 +34,8 @@ static void *run_job(void *argument) {
   return NULL;
 }
 
-int parallel_ranges(size_t count, range_task task, void *context) {
-  const int workers = parallel_workers(count);
+int parallel_ranges(size_t count, size_t work, range_task task, void *context) {
+  const int workers = parallel_workers(count, work);
   range_job jobs[PARALLEL_MAX_THREADS];
   pthread_t threads[PARALLEL_MAX_THREADS];
   int started[PARALLEL_MAX_THREADS] = {0};

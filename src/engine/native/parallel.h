@@ -17,10 +17,17 @@ typedef int (*range_task)(void *context, size_t begin, size_t end, int worker);
 void parallel_set_threads(int threads);
 int parallel_threads(void);
 
-/* How many workers parallel_ranges will use for `count` units (never more than the units). */
-int parallel_workers(size_t count);
+/* Work (multiply-adds or elements touched) that pays for one more thread: starting and joining a thread costs tens
+ * of microseconds, about 2M multiply-adds. Small tensors (e.g. a 20x20 demo model) stay on the calling thread.
+ * Tests lower it to 1 to split even tiny problems. */
+#define PARALLEL_DEFAULT_WORK_PER_THREAD ((size_t)2 << 20)
+void parallel_set_work_per_thread(size_t work);
+
+/* How many workers parallel_ranges will use for `count` units of `work` in all: never more than the units, the
+ * configured threads, or one per PARALLEL_WORK_PER_THREAD of work. */
+int parallel_workers(size_t count, size_t work);
 
 /* Returns -1 when any range returned -1. A thread that cannot be started has its range run on the caller. */
-int parallel_ranges(size_t count, range_task task, void *context);
+int parallel_ranges(size_t count, size_t work, range_task task, void *context);
 
 #endif

@@ -17,6 +17,11 @@ size_t pool_output_size(const pool_geometry *g) {
   return (size_t)g->batch * g->out_d * g->out_h * g->out_w * g->channels;
 }
 
+/* Elements read by a pass over every window: the work measure for splitting over threads. */
+static size_t window_reads(const pool_geometry *g) {
+  return pool_output_size(g) * (size_t)g->k_d * g->k_h * g->k_w;
+}
+
 static int max_int(int a, int b) { return a > b ? a : b; }
 static int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -71,7 +76,7 @@ static HOT int forward_samples(void *context, size_t begin, size_t end, int work
 
 int max_pool_forward(const pool_geometry *g, const float *x, float *y) {
   pool_job job = {g, x, NULL, NULL, y};
-  return parallel_ranges((size_t)g->batch, forward_samples, &job);
+  return parallel_ranges((size_t)g->batch, window_reads(g), forward_samples, &job);
 }
 
 /* True when the windows tile the input exactly (no padding, no overlap, no gap): every input element is in one
@@ -138,5 +143,5 @@ static HOT int backprop_samples(void *context, size_t begin, size_t end, int wor
 
 int max_pool_backprop(const pool_geometry *g, const float *x, const float *y, const float *dy, float *dx) {
   pool_job job = {g, x, y, dy, dx};
-  return parallel_ranges((size_t)g->batch, backprop_samples, &job);
+  return parallel_ranges((size_t)g->batch, window_reads(g), backprop_samples, &job);
 }

@@ -30,11 +30,11 @@ static HOT int sum_rows(void *context, size_t begin, size_t end, int worker) {
 }
 
 int column_sums(const float *x, size_t rows, size_t cols, float *out) {
-  const int workers = parallel_workers(rows);
+  const int workers = parallel_workers(rows, rows * cols);
   double *accumulators = (double *)calloc((size_t)workers * (cols + 4), sizeof(double));
   if (!accumulators) return -1;
   sum_job job = {x, cols, accumulators};
-  parallel_ranges(rows, sum_rows, &job);
+  parallel_ranges(rows, rows * cols, sum_rows, &job);
   /* Workers' partial sums added in worker order: the same result for the same thread count. */
   for (size_t c = 0; c < cols; c++) {
     double total = 0;

@@ -8,7 +8,8 @@ import { KernelImplementation, useKernels } from '../kernels';
 import { caseName, ConvCase, finiteDifferenceGradients, tfjsConvGradients, worstMismatch } from '../kernels/gradient-check';
 import { setNativeThreads, threadsSetting } from '../native';
 
-/** The kernel set-ups every kernel test runs under: native on one thread and on two (work split by sample), wasm. */
+/** The kernel set-ups every kernel test runs under: native on one thread and on two (work split by sample, even
+ *  for the tests' small problems), wasm. */
 export const KERNEL_CONFIGS: ReadonlyArray<readonly [string, KernelImplementation, number]> = [
   ['native, 1 thread', 'native', 1],
   ['native, 2 threads', 'native', 2],
@@ -17,12 +18,14 @@ export const KERNEL_CONFIGS: ReadonlyArray<readonly [string, KernelImplementatio
 
 export function useKernelConfig(implementation: KernelImplementation, threads: number): void {
   useKernels(implementation);
-  if (implementation === 'native') setNativeThreads(threads);
+  // A work threshold of 1: split even the tests' small problems (by default they would stay on one thread).
+  if (implementation === 'native') setNativeThreads(threads, threads > 1 ? 1 : undefined);
 }
 
 /** Back to what the engine picks by itself. */
 export function restoreDefaultKernels(): void {
-  useKernelConfig('native', threadsSetting());
+  useKernels('native');
+  setNativeThreads(threadsSetting());
 }
 
 /** `tolerance` bounds |got - want| / (1 + |want|); `samples` finite differences per gradient. */

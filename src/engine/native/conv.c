@@ -361,7 +361,7 @@ typedef struct {
   const conv_geometry *g;
   const float *x, *dy;
   const size_t *offsets; /* as in forward_job */
-  float *accumulators;   /* one [round_up(R, 6) x round_up(CO, 16)] block per worker */
+  float *accumulators;   /* one [round_up(R, 6) x round_up(CO, 16)] block per sample */
 } filter_job;
 
 /* dy rows [first, first + count) with channels padded to whole panels, when out_c is not a multiple of 16. */
@@ -443,18 +443,25 @@ static HOT int filter_gathered(const filter_job *job, size_t begin, size_t end, 
   return 0;
 }
 
+/* Each sample's filter gradient goes to its own accumulator, whichever worker computes it, so that the final sum
+ * over samples (in sample order) gives the same bits for any thread count. */
 static int filter_samples(void *context, size_t begin, size_t end, int worker) {
+  (void)worker;
   const filter_job *job = (const filter_job *)context;
   const size_t size = round_up(patch_length(job->g), MR) * round_up((size_t)job->g->out_c, NR);
-  float *acc = job->accumulators + (size_t)worker * size;
-  memset(acc, 0, size * sizeof(float));
-  return job->offsets ? filter_in_place(job, begin, end, acc) : filter_gathered(job, begin, end, acc);
+  for (size_t n = begin; n < end; n++) {
+    float *acc = job->accumulators + n * size;
+    memset(acc, 0, size * sizeof(float));
+    const int status = job->offsets ? filter_in_place(job, n, n + 1, acc) : filter_gathered(job, n, n + 1, acc);
+    if (status != 0) return status;
+  }
+  return 0;
 }
 
 HOT int conv_backprop_filter(const conv_geometry *g, const float *x, const float *dy, float *dw) {
   const size_t R = patch_length(g), CO = (size_t)g->out_c, COP = round_up(CO, NR), size = round_up(R, MR) * COP;
-  const int workers = parallel_workers((size_t)g->batch, multiply_adds(g));
-  float *accumulators = scratch((size_t)workers * size);
+  const size_t batch = (size_t)g->batch;
+  float *accumulators = scratch(batch * size);
   size_t *offsets = windows_inside(g) ? filter_row_offsets(g) : NULL;
   if (!accumulators || (windows_inside(g) && !offsets)) {
     free(accumulators);
@@ -462,10 +469,9 @@ HOT int conv_backprop_filter(const conv_geometry *g, const float *x, const float
     return -1;
   }
   filter_job job = {g, x, dy, offsets, accumulators};
-  const int status = parallel_ranges((size_t)g->batch, multiply_adds(g), filter_samples, &job);
-  /* Workers' partial sums added in worker order: the same result for the same thread count. */
-  for (int w = 1; w < workers; w++) {
-    for (size_t i = 0; i < size; i++) accumulators[i] += accumulators[(size_t)w * size + i];
+  const int status = parallel_ranges(batch, multiply_adds(g), filter_samples, &job);
+  for (size_t n = 1; n < batch; n++) {
+    for (size_t i = 0; i < size; i++) accumulators[i] += accumulators[n * size + i];
   }
   for (size_t r = 0; r < R; r++) memcpy(dw + r * CO, accumulators + r * COP, CO * sizeof(float));
   free(accumulators);

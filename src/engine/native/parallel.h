@@ -2,7 +2,8 @@
  * Fork-join over contiguous ranges with POSIX threads: [0, count) is cut into at most `threads` ranges of equal
  * size (to within one), the first runs on the calling thread, the others on threads started for this call and
  * joined before it returns. Kernels take milliseconds; starting a thread takes tens of microseconds.
- * Results are deterministic for a given thread count: each range always goes to the same worker index.
+ * The kernels using it give the same bits for any thread count: every output element is computed by one worker,
+ * and sums that cross units (filter gradients, bias sums) keep one partial per fixed unit, added in unit order.
  */
 #ifndef FBTS_PARALLEL_H
 #define FBTS_PARALLEL_H

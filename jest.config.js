@@ -6,6 +6,10 @@ const path = require('path');
 
 const SOURCE_FOLDERS = ['src', 'node-agent', 'researcher', 'examples'];
 
+// Jest already runs two test files at once on this 2-core target; native kernels on every core in each would
+// oversubscribe it and slow the timing-sensitive network tests. Kernel tests set their thread counts themselves.
+process.env.FEDBIOMED_TS_THREADS = process.env.FEDBIOMED_TS_THREADS || '1';
+
 module.exports = {
   testEnvironment: 'node',
   roots: SOURCE_FOLDERS.filter((dir) => fs.existsSync(path.join(__dirname, dir))).map((dir) => `<rootDir>/${dir}`),

@@ -7,6 +7,7 @@
  * 1x32x64x64 volume.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { biasRelu } from '../src/engine/fused';
 import { ModelParameter, TrainableModel } from '../src/engine/model';
 import { SeededRandom } from '../src/engine/prng';
 import { Batch, BatchSource } from '../src/engine/train';
@@ -44,11 +45,12 @@ export function referenceCnn(dims: 2 | 3, inChannels: number, seed = 1): Trainab
   const conv = (x: tf.Tensor, i: number): tf.Tensor => {
     const { w, b } = convs[i];
     if (dims === 2) {
-      // Not tf.fused.conv2d: while recording gradients tfjs fuses only the bias, and its custom gradient always
-      // computes the input gradient too -- a wasted full backward conv for the first layer.
-      return tf.relu(tf.add(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid'), b));
+      // biasRelu, as plans run conv + bias + ReLU (src/plan/tfjs-model.ts). Not tf.fused.conv2d: while recording
+      // gradients tfjs fuses only the bias, and its custom gradient always computes the input gradient too -- a
+      // wasted full backward conv for the first layer.
+      return biasRelu(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid'), b);
     }
-    return tf.relu(tf.add(tf.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, 1, 'valid'), b));
+    return biasRelu(tf.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, 1, 'valid'), b);
   };
   const pool = (x: tf.Tensor): tf.Tensor =>
     dims === 2 ? tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid') : tf.maxPool3d(x as tf.Tensor5D, 2, 2, 'valid');

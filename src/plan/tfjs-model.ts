@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelParameter, TrainableModel } from '../engine/model';
+import { biasRelu } from '../engine/fused';
 import { SeededRandom } from '../engine/prng';
 import { TorchTensor } from '../serialize';
 import {
@@ -106,7 +107,17 @@ export class PlanModel implements TrainableModel {
 
   private runBranch(branch: ResolvedBranch, x: tf.Tensor, training: boolean): tf.Tensor {
     let y = x;
-    for (const layer of branch.layers) y = this.runLayer(branch.name, layer, y, training);
+    const layers = branch.layers;
+    for (let i = 0; i < layers.length; i++) {
+      const layer = layers[i];
+      if (layer.type === 'conv' && layer.bias && layers[i + 1]?.type === 'relu') {
+        // conv + bias + ReLU: the bias and the ReLU as one fused op (same values; fewer passes over the activation).
+        y = this.conv(branch.name, layer, y, true);
+        i++;
+        continue;
+      }
+      y = this.runLayer(branch.name, layer, y, training);
+    }
     return y;
   }
 
@@ -151,7 +162,7 @@ export class PlanModel implements TrainableModel {
     }
   }
 
-  private conv(prefix: string, layer: ResolvedConv, x: tf.Tensor): tf.Tensor {
+  private conv(prefix: string, layer: ResolvedConv, x: tf.Tensor, thenRelu = false): tf.Tensor {
     const needsPad = layer.padBefore.some((p) => p > 0) || layer.padAfter.some((p) => p > 0);
     const padded = needsPad
       ? tf.pad(x, [[0, 0], ...layer.padBefore.map((b, i): [number, number] => [b, layer.padAfter[i]]), [0, 0]])
@@ -161,7 +172,9 @@ export class PlanModel implements TrainableModel {
       layer.dims === 2
         ? tf.conv2d(padded as tf.Tensor4D, w as tf.Tensor4D, layer.stride as [number, number], 'valid')
         : tf.conv3d(padded as tf.Tensor5D, w as tf.Tensor5D, layer.stride as [number, number, number], 'valid');
-    return layer.bias ? tf.add(y, this.variable(prefix, layer, 'bias')) : y;
+    if (!layer.bias) return y;
+    const bias = this.variable(prefix, layer, 'bias');
+    return thenRelu ? biasRelu(y, bias) : tf.add(y, bias);
   }
 
   private batchNorm(prefix: string, layer: ResolvedBatchNorm, x: tf.Tensor, training: boolean): tf.Tensor {

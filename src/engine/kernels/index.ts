@@ -13,6 +13,7 @@ import { conv2DGradient } from './conv2d-gradient';
 import { nativeConvKernels, nativeConvSelfCheck } from './conv-native';
 import { nativePoolKernels, nativePoolSelfCheck } from './pool-native';
 import { nativeSumKernel } from './reduce-native';
+import { BIAS_RELU, BIAS_RELU_GRAD, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-wasm';
 import { conv3DBackpropFilterWasm, conv3DBackpropInputWasm, conv3DWasm } from './conv3d-wasm';
 import { identityWasm } from './identity-wasm';
@@ -83,6 +84,7 @@ export function registerProjectKernels(): void {
   registerGradient(conv2DGradient);
   registerGradient(avgPoolGradient);
   registerGradient(avgPool3DGradient);
+  registerGradient(biasReluGradient);
   const native = loadNativeKernels();
   if (native.ok) {
     nativeSelfCheckFailure = nativeConvSelfCheck(native.kernels) ?? nativePoolSelfCheck(native.kernels);
@@ -101,9 +103,12 @@ export function useKernels(implementation: KernelImplementation): void {
       ...nativeConvKernels(native.kernels),
       ...nativePoolKernels(native.kernels),
       nativeSumKernel(native.kernels, wasmSum),
+      ...nativeBiasReluKernels(native.kernels),
     ].forEach(replaceKernel);
   } else {
     wasmKernels.forEach(replaceKernel);
+    // Without them the biasRelu op (../fused.ts) composes add + relu.
+    for (const name of [BIAS_RELU, BIAS_RELU_GRAD]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
   }
   inUse = implementation;
 }

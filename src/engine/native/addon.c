@@ -11,6 +11,8 @@
  *   maxPoolForward(poolGeometry: Int32Array, x, y: Float32Array): void
  *   maxPoolBackprop(poolGeometry, x, y, dy, dx): void
  *   sumLeadingAxes(x, out: Float32Array): void   (x viewed as [x.length / out.length, out.length])
+ *   biasReluForward(x, bias, y: Float32Array): void           (x, y: [rows x bias.length])
+ *   biasReluBackward(dy, y, dx, dbias: Float32Array): void     (dbias.length columns)
  *   setThreads(n: integer 1..64, workPerThread?: integer >= 1): void
  *                                                 (threads every kernel may use, 1 at load; work that pays for one
  *                                                 more thread, default 2M multiply-adds)
@@ -19,6 +21,7 @@
 #include <node_api.h>
 #include <stdio.h>
 
+#include "bias_relu.h"
 #include "conv.h"
 #include "parallel.h"
 #include "pool.h"
@@ -187,6 +190,62 @@ static napi_value sum_leading_axes_js(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Reads `count` Float32Array arguments: the first and the others but the last-is-columns one are [rows x cols]. */
+static int bias_relu_args(napi_env env, napi_callback_info info, const char *name, size_t count, float **arrays,
+                          size_t cols_index, size_t *rows, size_t *cols) {
+  napi_value args[4];
+  size_t argc = 4, lengths[4];
+  char error[160];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != count) {
+    snprintf(error, sizeof error, "%s expects %zu Float32Arrays", name, count);
+    fail(env, error);
+    return 0;
+  }
+  if (!conv_cpu_supported()) {
+    fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+    return 0;
+  }
+  for (size_t i = 0; i < count; i++) {
+    if (!typed_array(env, args[i], napi_float32_array, (void **)&arrays[i], &lengths[i])) {
+      snprintf(error, sizeof error, "%s: argument %zu must be a Float32Array", name, i + 1);
+      fail(env, error);
+      return 0;
+    }
+  }
+  *cols = lengths[cols_index];
+  if (*cols == 0 || lengths[0] % *cols != 0) {
+    snprintf(error, sizeof error, "%s: %zu values are not whole rows of %zu channels", name, lengths[0], *cols);
+    fail(env, error);
+    return 0;
+  }
+  *rows = lengths[0] / *cols;
+  for (size_t i = 1; i < count; i++) {
+    if (i != cols_index && lengths[i] != lengths[0]) {
+      snprintf(error, sizeof error, "%s: argument %zu has %zu floats, argument 1 has %zu", name, i + 1, lengths[i],
+               lengths[0]);
+      fail(env, error);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static napi_value bias_relu_forward_js(napi_env env, napi_callback_info info) {
+  float *a[3];
+  size_t rows, cols;
+  if (!bias_relu_args(env, info, "biasReluForward", 3, a, 1, &rows, &cols)) return NULL;
+  bias_relu_forward(a[0], a[1], a[2], rows, cols);
+  return NULL;
+}
+
+static napi_value bias_relu_backward_js(napi_env env, napi_callback_info info) {
+  float *a[4];
+  size_t rows, cols;
+  if (!bias_relu_args(env, info, "biasReluBackward", 4, a, 3, &rows, &cols)) return NULL;
+  if (bias_relu_backward(a[0], a[1], a[2], a[3], rows, cols) != 0) return fail(env, "out of memory for partial sums");
+  return NULL;
+}
+
 static napi_value set_threads_js(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value args[2];
@@ -242,6 +301,8 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "maxPoolForward", max_pool_forward_js);
   export_function(env, exports, "maxPoolBackprop", max_pool_backprop_js);
   export_function(env, exports, "sumLeadingAxes", sum_leading_axes_js);
+  export_function(env, exports, "biasReluForward", bias_relu_forward_js);
+  export_function(env, exports, "biasReluBackward", bias_relu_backward_js);
   export_function(env, exports, "setThreads", set_threads_js);
   export_function(env, exports, "threads", threads_js);
   return exports;

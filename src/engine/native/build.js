@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /*
- * Compiles the native kernels (conv.c, pool.c, reduce.c, their thread helper parallel.c and the Node-API binding
- * addon.c) into build/fbts-native.node with the system C compiler. Runs as the package's install script and by
- * hand (`npm run build:native`).
+ * Compiles the native kernels (conv.c, pool.c, reduce.c, bias_relu.c, their thread helper parallel.c and the
+ * Node-API binding addon.c) into build/fbts-native.node with the system C compiler. Runs as the package's install
+ * script and by hand (`npm run build:native`).
  *
  * The compiler is called directly rather than through node-gyp: a Node-API addon of a few C files needs nothing but
  * Node's headers, and node-gyp would try to download those when they are not configured, which fails offline.
@@ -16,7 +16,7 @@ const fs = require('fs');
 const path = require('path');
 
 const HERE = __dirname;
-const SOURCES = ['parallel.c', 'conv.c', 'pool.c', 'reduce.c', 'addon.c'].map((f) => path.join(HERE, f));
+const SOURCES = ['parallel.c', 'conv.c', 'pool.c', 'reduce.c', 'bias_relu.c', 'addon.c'].map((f) => path.join(HERE, f));
 const OUT_DIR = path.join(HERE, 'build');
 const OUT = path.join(OUT_DIR, 'fbts-native.node');
 const required = process.argv.includes('--require');

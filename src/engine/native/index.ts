@@ -1,6 +1,6 @@
 /**
- * The optional native kernels: convolutions (conv.c), max pooling (pool.c) and leading-axes sums (reduce.c),
- * AVX2 + FMA, built by build.js at install time.
+ * The optional native kernels: convolutions (conv.c), max pooling (pool.c), leading-axes sums (reduce.c) and the
+ * fused bias + ReLU (bias_relu.c), AVX2 + FMA, built by build.js at install time.
  *
  * They run on the wasm backend's own memory: tensors stay on the wasm heap and the addon reads and writes them
  * through Float32Array views, so using them costs no copies. When the addon is missing, cannot load, or the CPU
@@ -18,6 +18,10 @@ export interface NativeKernels {
   convBackpropInput(geometry: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
   maxPoolForward(geometry: Int32Array, x: Float32Array, y: Float32Array): void;
   maxPoolBackprop(geometry: Int32Array, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /** y = max(x + bias, 0), x and y [rows x bias.length]. */
+  biasReluForward(x: Float32Array, bias: Float32Array, y: Float32Array): void;
+  /** dx = dy where y > 0 else 0, dbias = column sums of dx. */
+  biasReluBackward(dy: Float32Array, y: Float32Array, dx: Float32Array, dbias: Float32Array): void;
   /** out[c] = sum over rows r of x[r * out.length + c]. */
   sumLeadingAxes(x: Float32Array, out: Float32Array): void;
   /**

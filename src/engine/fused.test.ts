@@ -1,0 +1,131 @@
+/**
+ * The fused bias + ReLU op: on wasm with the native kernels it runs one kernel each way, and gives what
+ * tf.relu(tf.add(x, bias)) gives (output to the bit; input gradient dy where the output is positive and +0 elsewhere,
+ * even for an infinite or NaN dy, as in PyTorch; bias gradient to float rounding of a float64 sum); with the wasm
+ * kernels or on the CPU backend it is that composition. No tensor leaks.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { initBackend } from './backend';
+import { biasRelu } from './fused';
+import { SeededRandom } from './prng';
+import { restoreDefaultKernels, useKernelConfig } from './testing/conv-gradient-suite';
+
+beforeAll(async () => {
+  await initBackend(() => undefined);
+});
+
+afterAll(async () => {
+  restoreDefaultKernels();
+  await tf.setBackend('wasm');
+});
+
+interface Case {
+  shape: number[];
+  seed: number;
+}
+
+/** Values with exact zeros after the bias (ReLU's kink) and infinite / NaN cotangents on some of them. */
+function caseData({ shape, seed }: Case) {
+  const rng = new SeededRandom(seed);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const C = shape[shape.length - 1];
+  const bias = Float32Array.from({ length: C }, (_, c) => (c % 3 === 0 ? 0.5 : rng.next() - 0.5));
+  const x = Float32Array.from({ length: size }, (_, i) => (i % 11 === 0 ? -bias[i % C] : Math.round((rng.next() - 0.5) * 8) / 4));
+  const special = [Infinity, -Infinity, NaN];
+  const dy = Float32Array.from({ length: size }, (_, i) => (i % 13 === 0 ? special[i % 3] : rng.next() - 0.5));
+  return { x, bias, dy };
+}
+
+function run(c: Case, op: (x: tf.Tensor, b: tf.Tensor) => tf.Tensor) {
+  const { x, bias, dy } = caseData(c);
+  return tf.tidy(() => {
+    const xt = tf.tensor(x, c.shape);
+    const bt = tf.tensor1d(bias);
+    const y = op(xt, bt);
+    const [dx, db] = tf.grads((a: tf.Tensor, b: tf.Tensor) => op(a, b))([xt, bt], tf.tensor(dy, c.shape));
+    return { y: y.dataSync() as Float32Array, dx: dx.dataSync() as Float32Array, db: db.dataSync() as Float32Array };
+  });
+}
+
+const composed = (x: tf.Tensor, b: tf.Tensor) => tf.relu(tf.add(x, b));
+
+function sameBits(a: Float32Array, b: Float32Array): void {
+  expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength)).toEqual(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+// 7 channels: 4-wide vectors + a 3-channel tail; [2, 40, 30, 16]: 2400 rows, more than two 1024-row sum chunks.
+const CASES: Case[] = [
+  { shape: [2, 5, 6, 7], seed: 1 },
+  { shape: [2, 40, 30, 16], seed: 2 },
+  { shape: [3, 4, 5, 6, 9], seed: 3 },
+];
+
+describe.each([
+  ['native, 1 thread', 'native', 1],
+  ['native, 2 threads', 'native', 2],
+  ['wasm', 'wasm', 1],
+] as const)('%s', (_label, implementation, threads) => {
+  beforeAll(() => useKernelConfig(implementation, threads));
+
+  test.each(CASES)('x[%j] matches relu(add(x, bias)) on the CPU backend', async (c) => {
+    await tf.setBackend('cpu');
+    const cpu = run(c, composed);
+    await tf.setBackend('wasm');
+    const got = run(c, biasRelu);
+    sameBits(got.y, cpu.y);
+    if (implementation === 'wasm') {
+      // Without the native kernels the op is the composition itself.
+      sameBits(got.dx, cpu.dx);
+      got.db.forEach((v, i) => {
+        if (Number.isNaN(cpu.db[i])) expect(v).toBeNaN();
+        else expect(Math.abs(v - cpu.db[i])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(cpu.db[i])));
+      });
+      return;
+    }
+    const { dy, x, bias } = caseData(c);
+    const C = bias.length;
+    // Where y > 0 the gradient is dy itself. Elsewhere it is 0: selected, as PyTorch's ReLU backward does, where
+    // tfjs multiplies dy by 0 (giving NaN for an infinite dy, -0 for a negative one).
+    let kinks = 0;
+    for (let i = 0; i < x.length; i++) {
+      const active = x[i] + bias[i % C] > 0;
+      if (active) {
+        if (Number.isNaN(cpu.dx[i])) expect(got.dx[i]).toBeNaN();
+        else expect(got.dx[i]).toBe(cpu.dx[i]);
+      } else {
+        if (got.dx[i] !== 0 || Object.is(got.dx[i], -0)) throw new Error(`dx[${i}] = ${got.dx[i]} where y = 0`);
+        if (x[i] + bias[i % C] === 0) kinks++;
+      }
+    }
+    expect(kinks).toBeGreaterThan(0);
+    const exact = new Float64Array(C);
+    for (let i = 0; i < x.length; i++) if (x[i] + bias[i % C] > 0) exact[i % C] += dy[i];
+    got.db.forEach((v, i) => {
+      if (Number.isNaN(exact[i])) expect(v).toBeNaN();
+      else if (!Number.isFinite(exact[i])) expect(v).toBe(exact[i]);
+      else expect(Math.abs(v - exact[i])).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(exact[i])));
+    });
+  });
+});
+
+test('with the native kernels it runs one kernel forward and one backward, without leaking tensors', async () => {
+  await tf.setBackend('wasm');
+  useKernelConfig('native', 2);
+  const c = CASES[1];
+  const before = tf.memory().numTensors;
+  const profile = await tf.profile(() => {
+    run(c, biasRelu);
+  });
+  const names = profile.kernels.map((k) => k.name);
+  expect(names).toContain('FedbiomedTsBiasRelu');
+  expect(names).toContain('FedbiomedTsBiasReluGrad');
+  expect(names).not.toContain('Relu');
+  expect(tf.memory().numTensors).toBe(before);
+  useKernelConfig('wasm', 1);
+  const composedProfile = await tf.profile(() => {
+    run(c, biasRelu);
+  });
+  expect(composedProfile.kernels.map((k) => k.name)).toContain('Relu');
+  restoreDefaultKernels();
+});

@@ -4,6 +4,7 @@
  * or write outside the arrays it was given.
  *
  * JavaScript API:
+ *   apiVersion: number            (FBTS_API_VERSION: the TypeScript side refuses an addon built from other sources)
  *   supported: boolean            (AVX2 + FMA present)
  *   convForward(geometry: Int32Array, x, w, y: Float32Array): void
  *   convBackpropFilter(geometry, x, dy, dw): void
@@ -26,6 +27,9 @@
 #include "parallel.h"
 #include "pool.h"
 #include "reduce.h"
+
+/* Bump whenever a function is added, removed or changes meaning; src/engine/native/index.ts expects the same. */
+#define FBTS_API_VERSION 4
 
 /* Largest magnitude of any geometry field: 2^20 (a million pixels along one axis). */
 #define FIELD_LIMIT (1 << 20)
@@ -292,6 +296,9 @@ static void export_function(napi_env env, napi_value exports, const char *name, 
 }
 
 NAPI_MODULE_INIT() {
+  napi_value version;
+  napi_create_int32(env, FBTS_API_VERSION, &version);
+  napi_set_named_property(env, exports, "apiVersion", version);
   napi_value supported;
   napi_get_boolean(env, conv_cpu_supported(), &supported);
   napi_set_named_property(env, exports, "supported", supported);

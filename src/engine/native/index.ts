@@ -35,6 +35,9 @@ export interface NativeKernels {
 export type NativeLoad = { ok: true; kernels: NativeKernels; detail: string } | { ok: false; detail: string };
 
 export const NATIVE_ENV_VAR = 'FEDBIOMED_TS_NATIVE';
+/** The addon's FBTS_API_VERSION these sources were written for (addon.c). An addon left over from older sources
+ *  (say, after a git pull without npm ci) is refused instead of failing mid-training on a missing function. */
+export const NATIVE_API_VERSION = 4;
 export const THREADS_ENV_VAR = 'FEDBIOMED_TS_THREADS';
 export const MAX_THREADS = 64;
 /** Where build.js puts the addon: beside these sources, which a compiled copy (dist/src/...) finds four levels up. */
@@ -55,13 +58,25 @@ function tryLoad(): NativeLoad {
   if (setting === '0' || setting === 'false' || setting === 'off') {
     return { ok: false, detail: `native kernels off (${NATIVE_ENV_VAR}=${process.env[NATIVE_ENV_VAR]})` };
   }
-  if (!fs.existsSync(NATIVE_ADDON_PATH)) {
+  threadsSetting(); // a bad FEDBIOMED_TS_THREADS is an error whether or not the addon loads
+  return loadAddon(NATIVE_ADDON_PATH);
+}
+
+/** Loads and vets the addon at `file` (exported for tests, which point it at stand-ins). */
+export function loadAddon(file: string): NativeLoad {
+  if (!fs.existsSync(file)) {
     return { ok: false, detail: 'native kernels not built (npm run build:native needs a C compiler)' };
   }
-  threadsSetting(); // a bad FEDBIOMED_TS_THREADS is an error whether or not the addon loads
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const addon = require(NATIVE_ADDON_PATH) as NativeKernels & { supported: boolean };
+    const addon = require(file) as NativeKernels & { supported: boolean; apiVersion?: number };
+    if (addon.apiVersion !== NATIVE_API_VERSION) {
+      return {
+        ok: false,
+        detail: `native kernels out of date (built for API ${addon.apiVersion ?? 'unknown'}, these sources need ` +
+          `${NATIVE_API_VERSION}); rebuild with npm run build:native`,
+      };
+    }
     if (!addon.supported) return { ok: false, detail: 'native kernels need AVX2 and FMA, which this CPU lacks' };
     addon.setThreads(threadsSetting());
     return { ok: true, kernels: addon, detail: 'native kernels (AVX2+FMA)' };

@@ -8,7 +8,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { nativeConvSelfCheck } from '../kernels/conv-native';
 import { nativePoolSelfCheck } from '../kernels/pool-native';
-import { loadNativeKernels, NATIVE_ADDON_PATH, NativeKernels, THREADS_ENV_VAR, threadsSetting } from './index';
+import * as os from 'os';
+import { loadAddon, loadNativeKernels, NATIVE_ADDON_PATH, NATIVE_API_VERSION, NativeKernels, THREADS_ENV_VAR, threadsSetting } from './index';
 
 function addon(): NativeKernels {
   const load = loadNativeKernels();
@@ -156,6 +157,45 @@ describe('malformed calls are errors that name the problem', () => {
     const out = new Float32Array(Y).fill(7);
     expect(() => addon().convForward(Int32Array.from(GEOMETRY), x, new Float32Array(W - 1), out)).toThrow(/argument 3/);
     expect(Array.from(out)).toEqual(new Array(Y).fill(7));
+  });
+});
+
+describe('an addon that is missing, stale or broken is refused with the reason, never half used', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-addon-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const standIn = (name: string, source: string) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, source);
+    return file;
+  };
+
+  test('the real one carries the API version these sources expect', () => {
+    expect((require(NATIVE_ADDON_PATH) as { apiVersion: number }).apiVersion).toBe(NATIVE_API_VERSION);
+  });
+
+  test('missing', () => {
+    expect(loadAddon(path.join(dir, 'none.node'))).toEqual({ ok: false, detail: expect.stringContaining('not built') });
+  });
+
+  test('built from older sources (e.g. a git pull without npm ci)', () => {
+    const file = standIn('old.js', `module.exports = { apiVersion: ${NATIVE_API_VERSION - 1}, supported: true };`);
+    expect(loadAddon(file)).toEqual({
+      ok: false,
+      detail: `native kernels out of date (built for API ${NATIVE_API_VERSION - 1}, these sources need ${NATIVE_API_VERSION}); rebuild with npm run build:native`,
+    });
+  });
+
+  test('failing to load', () => {
+    const file = standIn('broken.js', 'throw new Error("undefined symbol: napi_something");');
+    expect(loadAddon(file)).toEqual({
+      ok: false,
+      detail: 'native kernels failed to load (undefined symbol: napi_something); rebuild with npm run build:native',
+    });
+  });
+
+  test('on a CPU without AVX2/FMA', () => {
+    const file = standIn('old-cpu.js', `module.exports = { apiVersion: ${NATIVE_API_VERSION}, supported: false };`);
+    expect(loadAddon(file)).toEqual({ ok: false, detail: 'native kernels need AVX2 and FMA, which this CPU lacks' });
   });
 });
 

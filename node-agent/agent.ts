@@ -76,8 +76,8 @@ export class NodeAgent {
 
   private async connect(): Promise<void> {
     const { config } = this.stores;
-    const backend = await initBackend((line) => this.log.debug(line));
-    this.log.debug(`training backend: ${backend.name}`);
+    // Once, at info level: which engine trains here (and why) is what an operator checks first about speed.
+    await initBackend((line) => this.log.info(line));
     this.messaging = await Messaging.connect({
       role: 'node', nodeId: config.nodeId, brokerUrl: config.broker, username: config.brokerUsername,
       password: config.brokerPassword, caFile: config.brokerCa, logger: this.transportLog,

@@ -42,6 +42,7 @@ const NATIVE_KERNEL_NAMES = [
   'Conv3D',
   'Conv3DBackpropFilterV2',
   'Conv3DBackpropInputV2',
+  'MaxPool',
   'MaxPoolGrad',
   'MaxPool3D',
   'MaxPool3DGrad',

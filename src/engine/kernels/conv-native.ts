@@ -9,7 +9,7 @@
 import { backend_util, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeKernels } from '../native';
 import { ConvGeometry, geometryFrom2D, geometryFrom3D } from './conv-geometry';
-import { finiteDifference, RefConv, referenceConv } from './reference-conv';
+import { RefConv, referenceConv, referenceGradients } from './reference-conv';
 import { allocF32, heapF32, WasmBackend } from './wasm-backend';
 
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
@@ -121,8 +121,9 @@ export function nativeConvKernels(native: NativeKernels): KernelConfig[] {
 
 /**
  * Run once before the native kernels are trusted: small problems that cover strides, padding, dilation, a channel
- * count that is not a multiple of the 16-wide tiles, a depth dimension and the unpadded in-place paths, against the float64 reference conv and
- * its finite differences. Returns what is wrong, or undefined when all agree (|error| <= 1e-4 (1 + |want|)).
+ * count that is not a multiple of the 16-wide tiles, a depth dimension and the unpadded in-place paths, against the
+ * float64 reference conv and its gradients computed from the definition (checked against finite differences in
+ * reference-conv.test.ts). Returns what is wrong, or undefined when all agree (|error| <= 1e-4 (1 + |want|)).
  */
 export function nativeConvSelfCheck(native: NativeKernels): string | undefined {
   const problems: RefConv[] = [
@@ -152,12 +153,9 @@ export function nativeConvSelfCheck(native: NativeKernels): string | undefined {
     const close = (got: number, want: number) => Math.abs(got - want) <= 1e-4 * (1 + Math.abs(want));
     const wantY = referenceConv(p, x, w);
     for (let i = 0; i < y.length; i++) if (!close(y[i], wantY[i])) return `forward wrong at ${i} of problem ${index}`;
-    for (let i = 0; i < w.length; i++) {
-      if (!close(dw[i], finiteDifference(p, x, w, dy, 'w', i))) return `filter gradient wrong at ${i} of problem ${index}`;
-    }
-    for (let i = 0; i < x.length; i++) {
-      if (!close(dx[i], finiteDifference(p, x, w, dy, 'x', i))) return `input gradient wrong at ${i} of problem ${index}`;
-    }
+    const want = referenceGradients(p, x, w, dy);
+    for (let i = 0; i < w.length; i++) if (!close(dw[i], want.dw[i])) return `filter gradient wrong at ${i} of problem ${index}`;
+    for (let i = 0; i < x.length; i++) if (!close(dx[i], want.dx[i])) return `input gradient wrong at ${i} of problem ${index}`;
   }
   return undefined;
 }

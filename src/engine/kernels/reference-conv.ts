@@ -49,6 +49,52 @@ export function referenceConv(c: RefConv, x: ArrayLike<number>, w: ArrayLike<num
   return y;
 }
 
+/**
+ * The gradients of sum(conv(x, w) * cotangent), straight from the definition: every product x * w that makes an
+ * output sends cotangent * w to dx and cotangent * x to dw. One pass, the cost of one reference conv (a finite
+ * difference costs two per element).
+ */
+export function referenceGradients(
+  c: RefConv,
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  cotangent: ArrayLike<number>,
+): { dx: Float64Array; dw: Float64Array } {
+  const [D, H, W] = c.inSize;
+  const [KD, KH, KW] = c.filter;
+  const [OD, OH, OW] = c.outSize;
+  const CI = c.inChannels;
+  const CO = c.outChannels;
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(w.length);
+  for (let n = 0; n < c.batch; n++)
+    for (let od = 0; od < OD; od++)
+      for (let oh = 0; oh < OH; oh++)
+        for (let ow = 0; ow < OW; ow++)
+          for (let kd = 0; kd < KD; kd++) {
+            const id = od * c.stride[0] + kd * c.dilation[0] - c.padBefore[0];
+            if (id < 0 || id >= D) continue;
+            for (let kh = 0; kh < KH; kh++) {
+              const ih = oh * c.stride[1] + kh * c.dilation[1] - c.padBefore[1];
+              if (ih < 0 || ih >= H) continue;
+              for (let kw = 0; kw < KW; kw++) {
+                const iw = ow * c.stride[2] + kw * c.dilation[2] - c.padBefore[2];
+                if (iw < 0 || iw >= W) continue;
+                for (let ci = 0; ci < CI; ci++) {
+                  const xi = (((n * D + id) * H + ih) * W + iw) * CI + ci;
+                  const wi = (((kd * KH + kh) * KW + kw) * CI + ci) * CO;
+                  const yi = (((n * OD + od) * OH + oh) * OW + ow) * CO;
+                  for (let co = 0; co < CO; co++) {
+                    dx[xi] += cotangent[yi + co] * w[wi + co];
+                    dw[wi + co] += cotangent[yi + co] * x[xi];
+                  }
+                }
+              }
+            }
+          }
+  return { dx, dw };
+}
+
 /** sum(conv(x, w) * cotangent): a scalar whose gradients are exactly the conv backprops of `cotangent`. */
 export function referenceObjective(
   c: RefConv,

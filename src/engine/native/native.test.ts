@@ -30,6 +30,30 @@ test('the addon is built, loads on this CPU and matches the float64 reference', 
   expect(nativePoolSelfCheck(addon())).toBeUndefined();
 });
 
+test('the start-up self-checks catch kernels that compute wrong values', () => {
+  const real = addon();
+  // Right forward, filter gradient off by a factor: the check must name the filter gradient.
+  const wrongFilter: NativeKernels = {
+    ...real,
+    convBackpropFilter: (g, x, dy, dw) => {
+      real.convBackpropFilter(g, x, dy, dw);
+      dw[dw.length - 1] *= 1.01;
+    },
+  };
+  expect(nativeConvSelfCheck(wrongFilter)).toMatch(/^filter gradient wrong at \d+ of problem 0$/);
+  const zeroForward: NativeKernels = { ...real, convForward: (_g, _x, _w, y) => y.fill(0) };
+  expect(nativeConvSelfCheck(zeroForward)).toMatch(/^forward wrong at \d+ of problem 0$/);
+  // A pool gradient that sends dy to every tied maximum instead of the first.
+  const noTieRule: NativeKernels = {
+    ...real,
+    maxPoolBackprop: (g, x, y, dy, dx) => {
+      real.maxPoolBackprop(g, x, y, dy, dx);
+      dx[dx.findIndex((v) => v === 0)] += 1;
+    },
+  };
+  expect(nativePoolSelfCheck(noTieRule)).toMatch(/^max pool gradient wrong at \d+/);
+});
+
 /** 1 sample, 4x4 image, 2 channels, 2x2 windows with stride 2 -> 2x2 output. */
 const POOL = [1, 1, 4, 4, 2, 1, 2, 2, 1, 2, 2, 1, 2, 2, 0, 0, 0];
 

@@ -17,6 +17,7 @@ import {
   answerApproval, answerList, answerPing, answerPlanStatus, answerSearch, answerSecagg, answerSecaggDelete,
   RequestContext,
 } from './requests';
+import { PlanDatasetCache } from './dataset-cache';
 import { executeTrainRequest, RoundContext } from './round';
 
 /** How long a re-established broker connection must have been up before a round's reply is sent. */
@@ -35,6 +36,8 @@ export interface NodeAgentOptions {
 export const SIGNAL_STOP_LOG = 'Node stopped in signal_handler, probably by user decision (Ctrl C)';
 
 export class NodeAgent {
+  /** The last dataset read for a plan, reused while its files are unchanged (see dataset-cache.ts). */
+  private readonly dataCache = new PlanDatasetCache();
   readonly log: NodeLog;
   private messaging: Messaging | undefined;
   private queue: TaskQueue<TrainRequest> | undefined;
@@ -167,6 +170,7 @@ export class NodeAgent {
       sendError: (error) => messaging.send(error),
       sendScalar: (scalar) => messaging.send(scalar),
       stopping: () => this.stopRequested,
+      dataCache: this.dataCache,
     };
     await executeTrainRequest(req, ctx);
   }

@@ -21,6 +21,7 @@ import { trainingSettings } from '../src/plan/training';
 import { planMetrics } from '../src/plan/metrics';
 import { SeededRandom, freshSeed } from '../src/engine/prng';
 import { openPlanDataset, PlanDataset } from '../src/data/plan-dataset';
+import type { PlanDatasetCache } from './dataset-cache';
 import type { DatasetEntry, DatasetRegistry } from './datasets';
 import type { TrainingPlanStore } from './training-plans';
 import { readPlanSource } from './plan-source';
@@ -43,6 +44,8 @@ export interface RoundContext {
   sendScalar(scalar: AddScalarReply): Promise<void>;
   /** True once the node is stopping: training stops at the next batch. */
   stopping(): boolean;
+  /** Reuses the last round's dataset while its files are unchanged; without it every round reads the files. */
+  dataCache?: PlanDatasetCache;
 }
 
 /** A failure that ends the round with a `train` reply `success: false` and this message. */
@@ -103,8 +106,9 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
   try {
     loadGlobalWeights(model, globalWeights, ctx.log);
     try {
-      data = openPlanDataset(spec, { dataType: dataset.data_type, path: dataset.path,
-        parameters: dataset.dataset_parameters });
+      data = ctx.dataCache
+        ? ctx.dataCache.open(spec, dataset)
+        : openPlanDataset(spec, { dataType: dataset.data_type, path: dataset.path, parameters: dataset.dataset_parameters });
     } catch (err) {
       throw new RoundFailure(`FB315: Error while loading the data : ${describe(err)}`);
     }

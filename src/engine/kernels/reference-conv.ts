@@ -16,36 +16,45 @@ export interface RefConv {
   outSize: [number, number, number];
 }
 
-export function referenceConv(c: RefConv, x: ArrayLike<number>, w: ArrayLike<number>): Float64Array {
+/**
+ * Calls `visit(xi, wi, yi)` for every product x[xi] * w[wi + co] that adds to y[yi + co] (co = 0 .. CO-1): every
+ * in-bounds tap of every output position, taps in (kd, kh, kw, ci) order.
+ */
+function forEachProduct(c: RefConv, visit: (xi: number, wi: number, yi: number) => void): void {
   const [D, H, W] = c.inSize;
   const [KD, KH, KW] = c.filter;
   const [OD, OH, OW] = c.outSize;
   const CI = c.inChannels;
   const CO = c.outChannels;
-  const y = new Float64Array(c.batch * OD * OH * OW * CO);
   for (let n = 0; n < c.batch; n++)
     for (let od = 0; od < OD; od++)
       for (let oh = 0; oh < OH; oh++)
-        for (let ow = 0; ow < OW; ow++)
-          for (let co = 0; co < CO; co++) {
-            let s = 0;
-            for (let kd = 0; kd < KD; kd++) {
-              const id = od * c.stride[0] + kd * c.dilation[0] - c.padBefore[0];
-              if (id < 0 || id >= D) continue;
-              for (let kh = 0; kh < KH; kh++) {
-                const ih = oh * c.stride[1] + kh * c.dilation[1] - c.padBefore[1];
-                if (ih < 0 || ih >= H) continue;
-                for (let kw = 0; kw < KW; kw++) {
-                  const iw = ow * c.stride[2] + kw * c.dilation[2] - c.padBefore[2];
-                  if (iw < 0 || iw >= W) continue;
-                  for (let ci = 0; ci < CI; ci++) {
-                    s += x[(((n * D + id) * H + ih) * W + iw) * CI + ci] * w[(((kd * KH + kh) * KW + kw) * CI + ci) * CO + co];
-                  }
+        for (let ow = 0; ow < OW; ow++) {
+          const yi = (((n * OD + od) * OH + oh) * OW + ow) * CO;
+          for (let kd = 0; kd < KD; kd++) {
+            const id = od * c.stride[0] + kd * c.dilation[0] - c.padBefore[0];
+            if (id < 0 || id >= D) continue;
+            for (let kh = 0; kh < KH; kh++) {
+              const ih = oh * c.stride[1] + kh * c.dilation[1] - c.padBefore[1];
+              if (ih < 0 || ih >= H) continue;
+              for (let kw = 0; kw < KW; kw++) {
+                const iw = ow * c.stride[2] + kw * c.dilation[2] - c.padBefore[2];
+                if (iw < 0 || iw >= W) continue;
+                for (let ci = 0; ci < CI; ci++) {
+                  visit((((n * D + id) * H + ih) * W + iw) * CI + ci, (((kd * KH + kh) * KW + kw) * CI + ci) * CO, yi);
                 }
               }
             }
-            y[(((n * OD + od) * OH + oh) * OW + ow) * CO + co] = s;
           }
+        }
+}
+
+export function referenceConv(c: RefConv, x: ArrayLike<number>, w: ArrayLike<number>): Float64Array {
+  const CO = c.outChannels;
+  const y = new Float64Array(c.batch * c.outSize.reduce((a, b) => a * b, 1) * CO);
+  forEachProduct(c, (xi, wi, yi) => {
+    for (let co = 0; co < CO; co++) y[yi + co] += x[xi] * w[wi + co];
+  });
   return y;
 }
 
@@ -60,38 +69,15 @@ export function referenceGradients(
   w: ArrayLike<number>,
   cotangent: ArrayLike<number>,
 ): { dx: Float64Array; dw: Float64Array } {
-  const [D, H, W] = c.inSize;
-  const [KD, KH, KW] = c.filter;
-  const [OD, OH, OW] = c.outSize;
-  const CI = c.inChannels;
   const CO = c.outChannels;
   const dx = new Float64Array(x.length);
   const dw = new Float64Array(w.length);
-  for (let n = 0; n < c.batch; n++)
-    for (let od = 0; od < OD; od++)
-      for (let oh = 0; oh < OH; oh++)
-        for (let ow = 0; ow < OW; ow++)
-          for (let kd = 0; kd < KD; kd++) {
-            const id = od * c.stride[0] + kd * c.dilation[0] - c.padBefore[0];
-            if (id < 0 || id >= D) continue;
-            for (let kh = 0; kh < KH; kh++) {
-              const ih = oh * c.stride[1] + kh * c.dilation[1] - c.padBefore[1];
-              if (ih < 0 || ih >= H) continue;
-              for (let kw = 0; kw < KW; kw++) {
-                const iw = ow * c.stride[2] + kw * c.dilation[2] - c.padBefore[2];
-                if (iw < 0 || iw >= W) continue;
-                for (let ci = 0; ci < CI; ci++) {
-                  const xi = (((n * D + id) * H + ih) * W + iw) * CI + ci;
-                  const wi = (((kd * KH + kh) * KW + kw) * CI + ci) * CO;
-                  const yi = (((n * OD + od) * OH + oh) * OW + ow) * CO;
-                  for (let co = 0; co < CO; co++) {
-                    dx[xi] += cotangent[yi + co] * w[wi + co];
-                    dw[wi + co] += cotangent[yi + co] * x[xi];
-                  }
-                }
-              }
-            }
-          }
+  forEachProduct(c, (xi, wi, yi) => {
+    for (let co = 0; co < CO; co++) {
+      dx[xi] += cotangent[yi + co] * w[wi + co];
+      dw[wi + co] += cotangent[yi + co] * x[xi];
+    }
+  });
   return { dx, dw };
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "parallel.h"
+#include "reduce.h"
 
 #define HOT __attribute__((target("avx2,fma")))
 
@@ -14,7 +15,7 @@
 typedef struct {
   const float *x, *bias, *dy, *y;
   float *out;
-  double *partials; /* backward: cols + 4 doubles per chunk */
+  double *partials; /* backward: see partial_sums_new */
   size_t rows, cols;
 } bias_relu_job;
 
@@ -40,24 +41,20 @@ static HOT int forward_chunks(void *context, size_t begin, size_t end, int worke
 static HOT int backward_chunks(void *context, size_t begin, size_t end, int worker) {
   (void)worker;
   const bias_relu_job *job = (const bias_relu_job *)context;
-  const size_t cols = job->cols, vector_end = cols / 4 * 4;
-  const __m128 zero = _mm_setzero_ps();
+  const size_t cols = job->cols, vector_end = cols / 8 * 8;
+  const __m256 zero = _mm256_setzero_ps();
   for (size_t chunk = begin; chunk < end; chunk++) {
-    double *acc = job->partials + chunk * (cols + 4);
+    double *sums = partial_sums_chunk(job->partials, chunk, cols);
     for (size_t r = chunk * CHUNK_ROWS; r < (chunk + 1) * CHUNK_ROWS && r < job->rows; r++) {
       const float *dy = job->dy + r * cols, *y = job->y + r * cols;
       float *dx = job->out + r * cols;
-      for (size_t c = 0; c < vector_end; c += 4) {
-        /* Mask, not multiply: an infinite or NaN dy where y == 0 must give 0, as tfjs's relu gradient does. */
-        const __m128 g = _mm_and_ps(_mm_cmpgt_ps(_mm_loadu_ps(y + c), zero), _mm_loadu_ps(dy + c));
-        _mm_storeu_ps(dx + c, g);
-        _mm256_storeu_pd(acc + c, _mm256_add_pd(_mm256_loadu_pd(acc + c), _mm256_cvtps_pd(g)));
+      for (size_t c = 0; c < vector_end; c += 8) {
+        /* Mask, not multiply: an infinite or NaN dy where y == 0 must give 0, as PyTorch's ReLU backward does. */
+        const __m256 active = _mm256_cmp_ps(_mm256_loadu_ps(y + c), zero, _CMP_GT_OQ);
+        _mm256_storeu_ps(dx + c, _mm256_and_ps(active, _mm256_loadu_ps(dy + c)));
       }
-      for (size_t c = vector_end; c < cols; c++) {
-        const float g = y[c] > 0.0f ? dy[c] : 0.0f;
-        dx[c] = g;
-        acc[c] += g;
-      }
+      for (size_t c = vector_end; c < cols; c++) dx[c] = y[c] > 0.0f ? dy[c] : 0.0f;
+      partial_sums_add_row(sums, dx, cols); /* the row just written, still in L1 */
     }
   }
   return 0;
@@ -72,15 +69,10 @@ int bias_relu_forward(const float *x, const float *bias, float *y, size_t rows, 
 
 int bias_relu_backward(const float *dy, const float *y, float *dx, float *dbias, size_t rows, size_t cols) {
   const size_t chunks = chunk_count(rows);
-  double *partials = (double *)calloc(chunks * (cols + 4), sizeof(double));
+  double *partials = partial_sums_new(chunks, cols);
   if (!partials) return -1;
   bias_relu_job job = {NULL, NULL, dy, y, dx, partials, rows, cols};
   parallel_ranges(chunks, rows * cols, backward_chunks, &job);
-  for (size_t c = 0; c < cols; c++) {
-    double total = 0;
-    for (size_t k = 0; k < chunks; k++) total += partials[k * (cols + 4) + c];
-    dbias[c] = (float)total;
-  }
-  free(partials);
+  partial_sums_finish(partials, chunks, cols, dbias);
   return 0;
 }

@@ -15,7 +15,7 @@
 import { backend_util, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { ConvGeometry, geometryFrom3D } from './conv-geometry';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-wasm';
-import { finiteDifference, referenceConv, RefConv } from './reference-conv';
+import { finiteDifference, referenceConv, refConvOf } from './reference-conv';
 import {
   allocF32,
   heapF32,
@@ -239,17 +239,7 @@ export function setConv3DSelfCheckForTesting(verdict: { ok: boolean; detail: str
 
 function checkOne(backend: WasmBackend, xShape: number[], wShape: number[], strides: number, pad: Pad3D): string | undefined {
   const { g } = info3D('Conv3D', xShape, wShape, { strides, pad });
-  const ref: RefConv = {
-    batch: g.batch,
-    inSize: [g.inDepth, g.inHeight, g.inWidth],
-    inChannels: g.inChannels,
-    filter: [g.filterDepth, g.filterHeight, g.filterWidth],
-    outChannels: g.outChannels,
-    stride: [g.strideDepth, g.strideHeight, g.strideWidth],
-    dilation: [1, 1, 1],
-    padBefore: [g.padFront, g.padTop, g.padLeft],
-    outSize: [g.outDepth, g.outHeight, g.outWidth],
-  };
+  const ref = refConvOf(g);
   const fill = (n: number, k: number) => Float64Array.from({ length: n }, (_, i) => Math.sin(1.3 * i + k));
   const xv = fill(xShape.reduce((a, b) => a * b, 1), 0);
   const wv = fill(wShape.reduce((a, b) => a * b, 1), 1);

@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import { SeededRandom } from '../prng';
-import { finiteDifference, RefConv } from './reference-conv';
+import { geometryFrom2D, geometryFrom3D } from './conv-geometry';
+import { finiteDifference, RefConv, refConvOf } from './reference-conv';
 
 type Pad2D = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 
@@ -77,17 +78,7 @@ export function referenceGeometry(c: ConvCase): RefConv {
       d,
       c.pad,
     );
-    return {
-      batch: info.batchSize,
-      inSize: [1, info.inHeight, info.inWidth],
-      inChannels: info.inChannels,
-      filter: [1, info.filterHeight, info.filterWidth],
-      outChannels: info.outChannels,
-      stride: [1, info.strideHeight, info.strideWidth],
-      dilation: [1, info.dilationHeight, info.dilationWidth],
-      padBefore: [0, info.padInfo.top, info.padInfo.left],
-      outSize: [1, info.outHeight, info.outWidth],
-    };
+    return refConvOf(geometryFrom2D(info, 'reference conv'));
   }
   const info = backend_util.computeConv3DInfo(
     c.x as [number, number, number, number, number],
@@ -96,17 +87,7 @@ export function referenceGeometry(c: ConvCase): RefConv {
     d,
     c.pad as 'valid' | 'same',
   );
-  return {
-    batch: info.batchSize,
-    inSize: [info.inDepth, info.inHeight, info.inWidth],
-    inChannels: info.inChannels,
-    filter: [info.filterDepth, info.filterHeight, info.filterWidth],
-    outChannels: info.outChannels,
-    stride: [info.strideDepth, info.strideHeight, info.strideWidth],
-    dilation: [info.dilationDepth, info.dilationHeight, info.dilationWidth],
-    padBefore: [info.padInfo.front, info.padInfo.top, info.padInfo.left],
-    outSize: [info.outDepth, info.outHeight, info.outWidth],
-  };
+  return refConvOf(geometryFrom3D(info, 'reference conv'));
 }
 
 function outputShape(c: ConvCase): number[] {

@@ -205,30 +205,17 @@ export function pool2DGeometry(xShape: number[], attrs: Pool2DAttrs): PoolGeomet
   };
 }
 
-function maxPoolGrad(args: {
-  inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo };
-  backend: WasmBackend;
-  attrs: Pool2DAttrs;
-}): TensorInfo {
-  const { inputs, backend, attrs } = args;
-  const { dy, input, output } = inputs;
-  const g = pool2DGeometry(input.shape, attrs);
-  const dx = allocF32(backend, input.shape);
-  maxPoolBackprop(g, heapF32(backend, input), heapF32(backend, output), heapF32(backend, dy), heapF32(backend, dx));
-  return dx;
-}
-
-function maxPool3DGrad(args: {
-  inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo };
-  backend: WasmBackend;
-  attrs: Pool3DAttrs;
-}): TensorInfo {
-  const { inputs, backend, attrs } = args;
-  const { dy, input, output } = inputs;
-  const g = pool3DGeometry(input.shape, attrs);
-  const dx = allocF32(backend, input.shape);
-  maxPoolBackprop(g, heapF32(backend, input), heapF32(backend, output), heapF32(backend, dy), heapF32(backend, dx));
-  return dx;
+/** MaxPoolGrad and MaxPool3DGrad: the same routing (2D is 3D with depth 1), only the geometry differs. */
+function maxPoolGradKernel<A>(geometry: (xShape: number[], attrs: A) => PoolGeometry): KernelFunc {
+  const kernel = (args: { inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo }; backend: WasmBackend; attrs: A }) => {
+    const { inputs, backend, attrs } = args;
+    const { dy, input, output } = inputs;
+    const g = geometry(input.shape, attrs);
+    const dx = allocF32(backend, input.shape);
+    maxPoolBackprop(g, heapF32(backend, input), heapF32(backend, output), heapF32(backend, dy), heapF32(backend, dx));
+    return dx;
+  };
+  return kernel as unknown as KernelFunc;
 }
 
 interface Pool3DAttrs {
@@ -337,11 +324,11 @@ export const maxPool3DWasm: KernelConfig = {
 export const maxPoolGradWasm: KernelConfig = {
   kernelName: 'MaxPoolGrad',
   backendName: 'wasm',
-  kernelFunc: maxPoolGrad as unknown as KernelFunc,
+  kernelFunc: maxPoolGradKernel(pool2DGeometry),
 };
 
 export const maxPool3DGradWasm: KernelConfig = {
   kernelName: 'MaxPool3DGrad',
   backendName: 'wasm',
-  kernelFunc: maxPool3DGrad as unknown as KernelFunc,
+  kernelFunc: maxPoolGradKernel(pool3DGeometry),
 };

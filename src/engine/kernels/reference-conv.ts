@@ -3,6 +3,8 @@
  * straight from the definition y[n,o,co] = sum_{k,ci} x[n, o*stride + k*dilation - pad, ci] * w[k, ci, co]
  * over 3 spatial dims (2D problems use depth 1). Slow; test shapes only.
  */
+import type { ConvGeometry } from './conv-geometry';
+
 export interface RefConv {
   batch: number;
   inSize: [number, number, number];
@@ -14,6 +16,21 @@ export interface RefConv {
   /** Padding before each spatial dim (front, top, left). */
   padBefore: [number, number, number];
   outSize: [number, number, number];
+}
+
+/** The reference problem of a kernel geometry (tfjs's conv info, as the kernels see it). */
+export function refConvOf(g: ConvGeometry): RefConv {
+  return {
+    batch: g.batch,
+    inSize: [g.inDepth, g.inHeight, g.inWidth],
+    inChannels: g.inChannels,
+    filter: [g.filterDepth, g.filterHeight, g.filterWidth],
+    outChannels: g.outChannels,
+    stride: [g.strideDepth, g.strideHeight, g.strideWidth],
+    dilation: [g.dilationDepth, g.dilationHeight, g.dilationWidth],
+    padBefore: [g.padFront, g.padTop, g.padLeft],
+    outSize: [g.outDepth, g.outHeight, g.outWidth],
+  };
 }
 
 /**

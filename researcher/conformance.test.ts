@@ -5,8 +5,7 @@
  * key order, same JSON number types), modulo the ids and URLs that are necessarily fresh.
  */
 import * as fs from 'fs';
-import { startBroker, EmbeddedBroker } from '../src/transport/broker';
-import { startRepositoryServer, RepositoryServer } from '../src/transport/repository-server';
+import { EmbeddedNetwork, startEmbeddedNetwork } from '../src/transport/embedded';
 import { parseMessage } from '../src/protocol';
 import { Researcher } from './requests/researcher';
 import { HttpRepository } from './requests/http-repository';
@@ -21,18 +20,13 @@ const RECORDED_MEDIA = 'http://127.0.0.1:8844/media/uploads/2026/11/22/';
 const trace = traceLines();
 const line = (n: number) => trace[n - 1];
 
-let broker: EmbeddedBroker;
-let repo: RepositoryServer;
+let network: EmbeddedNetwork;
 let peers: ScriptedPeer[] = [];
 
 beforeAll(async () => {
-  broker = await startBroker();
-  repo = await startRepositoryServer();
+  network = await startEmbeddedNetwork();
 });
-afterAll(async () => {
-  await repo.close();
-  await broker.close();
-});
+afterAll(() => network.close());
 afterEach(async () => {
   for (const p of peers) await p.close();
   peers = [];
@@ -62,7 +56,7 @@ describe('Researcher requests against recorded Python node replies', () => {
     const requests: Received[] = [];
     for (const nodeId of ['node_peer1', 'node_peer2']) {
       peers.push(
-        await ScriptedPeer.start(broker.url, nodeId, async (r, peer) => {
+        await ScriptedPeer.start(network.mqttUrl, nodeId, async (r, peer) => {
           if (nodeId === 'node_peer1') requests.push(r);
           const cmd = String(r.message.command);
           let key = cmd;
@@ -81,7 +75,7 @@ describe('Researcher requests against recorded Python node replies', () => {
         }),
       );
     }
-    const researcher = await Researcher.connect({ brokerUrl: broker.url, uploadsUrl: repo.uploadsUrl, researcherId: 'researcher_peer' });
+    const researcher = await Researcher.connect({ brokerUrl: network.mqttUrl, uploadsUrl: network.uploadsUrl, researcherId: 'researcher_peer' });
     try {
       const ping = await researcher.ping({ nodes: ['node_peer1', 'node_peer2'], timeoutMs: 5000 });
       expect([...ping.nodes.keys()].sort()).toEqual(['node_peer1', 'node_peer2']);
@@ -115,7 +109,7 @@ describe('Researcher requests against recorded Python node replies', () => {
       expect(await download(approval.planUrl)).toEqual(planSource);
       expectSameRequest(requests[5], 20, [[`${RECORDED_MEDIA}training_plan_db2faa48-92e8-41c0-96c6-55dbdfc2646c.py`, approval.planUrl]]);
 
-      const planUrl = `${repo.uploadsUrl.replace('/upload/', '/media/')}x/my_model.py`;
+      const planUrl = `${network.uploadsUrl.replace('/upload/', '/media/')}x/my_model.py`;
       const status = await researcher.planStatus(planUrl, { nodes: ['node_peer1', 'node_peer2'], jobId: RECORDED_JOB, timeoutMs: 5000 });
       expect(status.statuses.get('node_peer1')).toMatchObject({ status: 'Pending', approvalObligation: false, canTrain: true });
       expect(status.statuses.get('node_peer2')).toMatchObject({ status: 'Approved', approvalObligation: true, canTrain: true });
@@ -153,11 +147,11 @@ describe('train-csv experiment replayed against the recorded Python nodes', () =
 
   it('sends byte-identical requests and weights, and parses the recorded replies into the recorded averages', async () => {
     const checks: string[] = [];
-    const uploader = new HttpRepository(repo.uploadsUrl);
+    const uploader = new HttpRepository(network.uploadsUrl);
     let planUrl = '';
     for (const nodeId of ['node_peer1', 'node_peer2'] as const) {
       peers.push(
-        await ScriptedPeer.start(broker.url, nodeId, async (r, peer) => {
+        await ScriptedPeer.start(network.mqttUrl, nodeId, async (r, peer) => {
           if (r.message.command === 'search') {
             expectSameRequest(r, 17);
             await peer.publish(line(nodeId === 'node_peer1' ? 18 : 19).topic, line(nodeId === 'node_peer1' ? 18 : 19).payload);
@@ -219,7 +213,7 @@ describe('train-csv experiment replayed against the recorded Python nodes', () =
       roundLimit: 2,
       discoveryTimeoutMs: 300,
       roundTimeoutMs: 20_000,
-      network: { brokerUrl: broker.url, uploadsUrl: repo.uploadsUrl, researcherId: 'researcher_peer' },
+      network: { brokerUrl: network.mqttUrl, uploadsUrl: network.uploadsUrl, researcherId: 'researcher_peer' },
     });
     const events: ExperimentEvent[] = [];
     const iterated = (async () => {
@@ -259,7 +253,7 @@ describe('train-csv experiment replayed against the recorded Python nodes', () =
     const FAIL_JOB = 'job_cbcd5a89-92e1-4ab1-8999-3fb87bff69bb';
     for (const [nodeId, replyLine, searchLine] of [['node_peer1', 109, 99], ['node_peer2', 111, 100]] as const) {
       peers.push(
-        await ScriptedPeer.start(broker.url, nodeId, async (r, peer) => {
+        await ScriptedPeer.start(network.mqttUrl, nodeId, async (r, peer) => {
           if (r.message.command === 'search') return peer.publish(line(searchLine).topic, line(searchLine).payload);
           await peer.publish(line(replyLine).topic, line(replyLine).payload.split(FAIL_JOB).join(String(r.message.job_id)));
         }),
@@ -271,7 +265,7 @@ describe('train-csv experiment replayed against the recorded Python nodes', () =
       trainingArgs: { loader_args: { batch_size: 8 }, epochs: 1 },
       roundLimit: 1,
       discoveryTimeoutMs: 300,
-      network: { brokerUrl: broker.url, uploadsUrl: repo.uploadsUrl, researcherId: 'researcher_peer' },
+      network: { brokerUrl: network.mqttUrl, uploadsUrl: network.uploadsUrl, researcherId: 'researcher_peer' },
     });
     const error = await exp.run().then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(ExperimentError);

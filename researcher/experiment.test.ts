@@ -5,8 +5,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { startBroker, EmbeddedBroker } from '../src/transport/broker';
-import { startRepositoryServer, RepositoryServer } from '../src/transport/repository-server';
+import { EmbeddedNetwork, startEmbeddedNetwork } from '../src/transport/embedded';
 import { Experiment, ExperimentError, ExperimentOptions } from './experiment';
 import { SimNode, startSimNode, affineTrain } from './testing/sim-node';
 import { WeightMap } from './aggregators/tensors';
@@ -14,18 +13,13 @@ import { readHistory } from './monitoring/history';
 import { readScalarEvents } from './monitoring/tensorboard';
 import type { ExperimentEvent } from './events';
 
-let broker: EmbeddedBroker;
-let repo: RepositoryServer;
+let network: EmbeddedNetwork;
 let nodes: SimNode[] = [];
 
 beforeAll(async () => {
-  broker = await startBroker();
-  repo = await startRepositoryServer();
+  network = await startEmbeddedNetwork();
 });
-afterAll(async () => {
-  await repo.close();
-  await broker.close();
-});
+afterAll(() => network.close());
 afterEach(async () => {
   for (const n of nodes) await n.close();
   nodes = [];
@@ -42,7 +36,7 @@ const OFFSETS: Record<string, number> = { node_a: 0.1, node_b: -0.05, node_c: 0.
 async function startNodes(extra: Partial<Record<string, Partial<Parameters<typeof startSimNode>[2]>>> = {}): Promise<void> {
   for (const nodeId of Object.keys(SIZES)) {
     nodes.push(
-      await startSimNode(broker.url, repo.uploadsUrl, { nodeId, sampleSize: SIZES[nodeId], train: affineTrain(OFFSETS[nodeId]), ...(extra[nodeId] ?? {}) }),
+      await startSimNode(network.mqttUrl, network.uploadsUrl, { nodeId, sampleSize: SIZES[nodeId], train: affineTrain(OFFSETS[nodeId]), ...(extra[nodeId] ?? {}) }),
     );
   }
 }
@@ -56,7 +50,7 @@ function options(over: Partial<ExperimentOptions> = {}): ExperimentOptions {
     roundLimit: 2,
     discoveryTimeoutMs: 3000,
     roundTimeoutMs: 5000,
-    network: { brokerUrl: broker.url, uploadsUrl: repo.uploadsUrl },
+    network: { brokerUrl: network.mqttUrl, uploadsUrl: network.uploadsUrl },
     ...over,
   };
 }
@@ -190,7 +184,7 @@ describe('Experiment over simulated nodes', () => {
     await first.close();
     expect(fs.existsSync(path.join(dir, 'server_optimizer.mpk'))).toBe(true);
 
-    const resumed = await Experiment.load(dir, { network: { brokerUrl: broker.url, uploadsUrl: repo.uploadsUrl } });
+    const resumed = await Experiment.load(dir, { network: { brokerUrl: network.mqttUrl, uploadsUrl: network.uploadsUrl } });
     expect(resumed.currentRoundIndex).toBe(2);
     const rest = await resumed.run();
     expect(rest.roundsCompleted).toBe(4);

@@ -15,7 +15,7 @@ import { generateTorchPlan } from './pytorch';
 import { PlanSpec } from './spec';
 import { writeNpyFloat32 } from './testing/npy';
 import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, mlpPlan } from './testing/plans';
-import { findTorchPython, runPython } from './testing/python';
+import { findTorchPython, pythonSide, runTorchConformance } from './testing/python';
 
 const TOLERANCE = 1e-4;
 
@@ -163,11 +163,7 @@ beforeAll(() => {
       out_dir: path.join(work, c.name, 'out'),
     });
   }
-  const manifestFile = path.join(work, 'manifest.json');
-  fs.writeFileSync(manifestFile, JSON.stringify({ plan_dir: planDir, cases: [], data_cases: dataCases }));
-  const resultFile = path.join(work, 'result.json');
-  runPython(python, 'torch_conformance.py', [manifestFile, resultFile], work);
-  results = JSON.parse(fs.readFileSync(resultFile, 'utf8'));
+  results = runTorchConformance(python, { plan_dir: planDir, cases: [], data_cases: dataCases }, work);
 }, 240000);
 
 afterAll(() => {
@@ -175,9 +171,7 @@ afterAll(() => {
 });
 
 function dataCase(name: string): DataResult {
-  const r = results.data_cases[name];
-  if (r.error) throw new Error(`PyTorch side of ${name} failed:\n${r.error}`);
-  return r;
+  return pythonSide(results.data_cases, name);
 }
 
 test('CSV: training_data selects, standardises and converts the columns like the TS pipeline', () => {

@@ -20,7 +20,7 @@ import { PlanSpec } from './spec';
 import { buildModel, PlanModel } from './tfjs-model';
 import { trainingSettings } from './training';
 import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, mlpPlan, regressionPlan } from './testing/plans';
-import { findTorchPython, runPython, TorchPython } from './testing/python';
+import { findTorchPython, pythonSide, runTorchConformance, TorchPython } from './testing/python';
 import { imageInputChannels, sliceSelection } from './preprocess';
 import { exportWeights } from './weights';
 import { planMetrics } from './metrics';
@@ -225,11 +225,7 @@ beforeAll(async () => {
     };
     manifest.cases.push({ name, module, class_name: c.spec.name, model_args: c.spec.modelArgs, weights, batch, steps, out_dir: dir });
   }
-  const manifestFile = path.join(work, 'manifest.json');
-  fs.writeFileSync(manifestFile, JSON.stringify(manifest));
-  const resultFile = path.join(work, 'result.json');
-  runPython(python, 'torch_conformance.py', [manifestFile, resultFile], work);
-  results = JSON.parse(fs.readFileSync(resultFile, 'utf8'));
+  results = runTorchConformance(python, manifest, work);
 }, 240000);
 
 afterAll(() => {
@@ -237,9 +233,7 @@ afterAll(() => {
 });
 
 function pythonCase(name: string): PythonCaseResult {
-  const r = results.cases[name];
-  if (r.error) throw new Error(`PyTorch side of ${name} failed:\n${r.error}`);
-  return r;
+  return pythonSide(results.cases, name);
 }
 
 describe.each(PLANS.map(([name]) => name))('plan %s against PyTorch', (name) => {

@@ -68,3 +68,20 @@ export function runPython(python: TorchPython, script: string, args: string[], w
   }
   return run.stdout;
 }
+
+/** Runs torch_conformance.py on `manifest` (written to workDir) and returns the result file it writes, parsed. */
+export function runTorchConformance<R>(python: TorchPython, manifest: unknown, workDir: string): R {
+  const manifestFile = path.join(workDir, 'manifest.json');
+  fs.writeFileSync(manifestFile, JSON.stringify(manifest));
+  const resultFile = path.join(workDir, 'result.json');
+  runPython(python, 'torch_conformance.py', [manifestFile, resultFile], workDir);
+  return JSON.parse(fs.readFileSync(resultFile, 'utf8')) as R;
+}
+
+/** One case of a torch_conformance.py result table; a failure on the PyTorch side becomes the test's error. */
+export function pythonSide<R extends { error?: string }>(table: Record<string, R>, name: string): R {
+  const r = table[name];
+  if (!r) throw new Error(`torch_conformance.py gave no result for ${name}`);
+  if (r.error) throw new Error(`PyTorch side of ${name} failed:\n${r.error}`);
+  return r;
+}

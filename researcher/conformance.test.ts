@@ -11,7 +11,7 @@ import { Researcher } from './requests/researcher';
 import { HttpRepository } from './requests/http-repository';
 import { Experiment, ExperimentError } from './experiment';
 import { ScriptedPeer, Received } from './testing/scripted-peer';
-import { traceLines, vectorPath, recordedHex, weightsHex } from './testing/vectors';
+import { RECORDED_USER_TRAINING_ARGS, traceLines, vectorPath, recordedHex, weightsHex } from './testing/vectors';
 import { decodeNodeParams } from './weights-file';
 import type { ExperimentEvent } from './events';
 
@@ -198,17 +198,7 @@ describe('train-csv experiment replayed against the recorded Python nodes', () =
         ),
       },
       modelArgs: { in_features: 4, hidden: 8 },
-      trainingArgs: {
-        loader_args: { batch_size: 8 },
-        optimizer_args: { lr: 0.01 },
-        num_updates: 3,
-        log_interval: 1,
-        random_seed: 1234,
-        test_ratio: 0.25,
-        test_on_local_updates: true,
-        test_on_global_updates: true,
-        test_metric: 'ACCURACY',
-      },
+      trainingArgs: { ...RECORDED_USER_TRAINING_ARGS },
       aggregator: 'fedavg',
       roundLimit: 2,
       discoveryTimeoutMs: 300,

@@ -1,22 +1,12 @@
 import { buildTrainingArgs, trainingArgsFromJson, trainingArgsToJson, TRAINING_ARGS_KEYS } from './training-args';
 import { pythonJsonDumps } from '../src/protocol/python-json-writer';
 import { parseTrainingArgs } from '../src/protocol/training-args';
-import { traceMessage } from './testing/vectors';
+import { RECORDED_USER_TRAINING_ARGS, traceMessage } from './testing/vectors';
 
 describe('buildTrainingArgs', () => {
   it('writes the recorded Python researcher training_args byte for byte (user keys first, then scheme order)', () => {
     const recorded = traceMessage(27).message.training_args as Record<string, unknown>;
-    const built = buildTrainingArgs({
-      loader_args: { batch_size: 8 },
-      optimizer_args: { lr: 0.01 },
-      num_updates: 3,
-      log_interval: 1,
-      random_seed: 1234,
-      test_ratio: 0.25,
-      test_on_local_updates: true,
-      test_on_global_updates: true,
-      test_metric: 'ACCURACY',
-    });
+    const built = buildTrainingArgs({ ...RECORDED_USER_TRAINING_ARGS });
     expect(pythonJsonDumps(built)).toBe(pythonJsonDumps(recorded));
     const recordedText = traceMessage(27).payload;
     expect(recordedText).toContain(pythonJsonDumps(built));

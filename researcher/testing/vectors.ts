@@ -20,6 +20,19 @@ export interface TraceLine {
 }
 
 /** mqtt-trace.jsonl, line N (1-based, as in sequence.txt). */
+/** The training arguments the recorded Python researcher set (its train request, trace line 27). */
+export const RECORDED_USER_TRAINING_ARGS = {
+  loader_args: { batch_size: 8 },
+  optimizer_args: { lr: 0.01 },
+  num_updates: 3,
+  log_interval: 1,
+  random_seed: 1234,
+  test_ratio: 0.25,
+  test_on_local_updates: true,
+  test_on_global_updates: true,
+  test_metric: 'ACCURACY',
+} as const;
+
 export function traceLines(): TraceLine[] {
   return fs
     .readFileSync(vectorPath('mqtt-trace.jsonl'), 'utf8')

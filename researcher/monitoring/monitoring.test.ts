@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { crc32c, readScalarEvents, TensorBoardWriter } from './tensorboard';
+import { crc32c } from '../../src/serialize/crc';
+import { readScalarEvents, TensorBoardWriter } from './tensorboard';
 import { ScalarTracker, logRecord } from './scalars';
 import { JsonLinesHistory, readHistory } from './history';
 import { ConsoleMonitor, progressBar } from './console';

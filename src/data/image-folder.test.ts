@@ -4,7 +4,7 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 import { DataReadError } from './errors';
 import { openImageFolder, readRgbImage } from './image-folder';
-import { crc32 } from './png';
+import { crc32 } from '../serialize/crc';
 import { describeDataset } from './registry-info';
 import { runPython } from './python-oracle.test-helper';
 

@@ -6,15 +6,10 @@
 import { GradConfig, KernelConfig, KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeKernels } from '../native';
-import { allocF32, heapF32, WasmBackend } from './wasm-backend';
+import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
 
 export const BIAS_RELU = 'FedbiomedTsBiasRelu';
 export const BIAS_RELU_GRAD = 'FedbiomedTsBiasReluGrad';
-
-function named(kernelFunc: KernelFunc, name: string): KernelFunc {
-  Object.defineProperty(kernelFunc, 'name', { value: name });
-  return kernelFunc;
-}
 
 export function nativeBiasReluKernels(native: NativeKernels): KernelConfig[] {
   const forward: KernelFunc = ({ inputs, backend }) => {
@@ -33,9 +28,9 @@ export function nativeBiasReluKernels(native: NativeKernels): KernelConfig[] {
     return [dx, dbias];
   };
   return [
-    { kernelName: BIAS_RELU, backendName: 'wasm', kernelFunc: named(forward, 'nativeBiasRelu') },
-    { kernelName: BIAS_RELU_GRAD, backendName: 'wasm', kernelFunc: named(backward, 'nativeBiasReluGrad') },
-  ];
+    { kernelName: BIAS_RELU, backendName: 'wasm', kernelFunc: forward },
+    { kernelName: BIAS_RELU_GRAD, backendName: 'wasm', kernelFunc: backward },
+  ].map(nativeKernel);
 }
 
 /** Both gradients come from one backward pass; the tape asks for them one input at a time. */

@@ -10,7 +10,7 @@ import { backend_util, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/
 import type { NativeKernels } from '../native';
 import { ConvGeometry, geometryFrom2D, geometryFrom3D } from './conv-geometry';
 import { RefConv, referenceConv, referenceGradients } from './reference-conv';
-import { allocF32, heapF32, WasmBackend } from './wasm-backend';
+import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
 
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 
@@ -104,11 +104,6 @@ export function nativeConvKernels(native: NativeKernels): KernelConfig[] {
       return dx;
     }) as unknown as KernelFunc,
   });
-  const named = (config: KernelConfig): KernelConfig => {
-    // A recognisable name (nativeConv2D, ...) for stack traces and for tests that check what is registered.
-    Object.defineProperty(config.kernelFunc, 'name', { value: `native${config.kernelName}` });
-    return config;
-  };
   return [
     forward('Conv2D', geometry2D),
     backpropFilter('Conv2DBackpropFilter', geometry2D),
@@ -116,7 +111,7 @@ export function nativeConvKernels(native: NativeKernels): KernelConfig[] {
     forward('Conv3D', geometry3D),
     backpropFilter('Conv3DBackpropFilterV2', geometry3D),
     backpropInput('Conv3DBackpropInputV2', geometry3D),
-  ].map(named);
+  ].map(nativeKernel);
 }
 
 /**

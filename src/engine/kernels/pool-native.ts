@@ -6,7 +6,7 @@
 import { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeKernels } from '../native';
 import { pool2DGeometry, pool3DGeometry, PoolGeometry } from './pool-wasm';
-import { allocF32, heapF32, WasmBackend } from './wasm-backend';
+import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
 
 /** The Int32Array layout pool.h's pool_geometry expects. */
 export function poolGeometryFields(g: PoolGeometry): Int32Array {
@@ -15,11 +15,6 @@ export function poolGeometryFields(g: PoolGeometry): Int32Array {
 
 type PoolAttrs = Parameters<typeof pool3DGeometry>[1] & Parameters<typeof pool2DGeometry>[1];
 type Geometry = (shape: number[], attrs: PoolAttrs) => PoolGeometry;
-
-function named(config: KernelConfig): KernelConfig {
-  Object.defineProperty(config.kernelFunc, 'name', { value: `native${config.kernelName}` });
-  return config;
-}
 
 export function nativePoolKernels(native: NativeKernels): KernelConfig[] {
   const gradient = (name: string, geometry: Geometry): KernelConfig => ({
@@ -50,7 +45,7 @@ export function nativePoolKernels(native: NativeKernels): KernelConfig[] {
     // 2D too: XNNPACK's max pool takes 3.3 ms for the reference CNN's two pools, this one 2.2 ms.
     forward('MaxPool', pool2DGeometry as Geometry, 4),
     forward('MaxPool3D', pool3DGeometry as Geometry, 5),
-  ].map(named);
+  ].map(nativeKernel);
 }
 
 /**

@@ -5,7 +5,7 @@
 import { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeKernels } from '../native';
 import { leadingAxesSum } from './reduce-wasm';
-import { allocF32, heapF32, WasmBackend } from './wasm-backend';
+import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
 
 export function nativeSumKernel(native: NativeKernels, wasmSum: KernelConfig): KernelConfig {
   const fallback = wasmSum.kernelFunc;
@@ -18,6 +18,5 @@ export function nativeSumKernel(native: NativeKernels, wasmSum: KernelConfig): K
     native.sumLeadingAxes(heapF32(backend, x), heapF32(backend, out));
     return out;
   };
-  Object.defineProperty(kernelFunc, 'name', { value: 'nativeSum' });
-  return { ...wasmSum, kernelFunc };
+  return nativeKernel({ ...wasmSum, kernelFunc });
 }

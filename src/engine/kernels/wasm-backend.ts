@@ -5,7 +5,7 @@
  * A heap view is invalidated whenever the wasm memory grows, i.e. after any allocation: allocate every output
  * first, then take views.
  */
-import { getKernel, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { getKernel, KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 export type WasmBackend = BackendWasm;
@@ -66,4 +66,11 @@ export function channelsFirst(backend: WasmBackend, x: TensorInfo): TensorInfo {
 /** C[M,N] = A[M,K] @ B[K,N] with the wasm backend's XNNPACK fully-connected path (both operands untransposed). */
 export function matmul(backend: WasmBackend, a: TensorInfo, b: TensorInfo): TensorInfo {
   return runStockKernel(backend, 'BatchMatMul', { a, b }, { transposeA: false, transposeB: false });
+}
+
+/** Names a native kernel's function `native<KernelName>`: recognisable in stack traces, and tests check what is
+ *  registered by it. */
+export function nativeKernel(config: KernelConfig): KernelConfig {
+  Object.defineProperty(config.kernelFunc, 'name', { value: `native${config.kernelName}` });
+  return config;
 }

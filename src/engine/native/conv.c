@@ -234,6 +234,14 @@ static size_t *filter_row_offsets(const conv_geometry *g) {
   return offsets;
 }
 
+/* The filter-row offsets when patches can be read in place, else NULL; -1 only when they cannot be allocated. */
+static int in_place_offsets(const conv_geometry *g, size_t **offsets) {
+  *offsets = NULL;
+  if (!windows_inside(g)) return 0;
+  *offsets = filter_row_offsets(g);
+  return *offsets ? 0 : -1;
+}
+
 /* First image element of the window of output position (n, od, oh, ow = 0), without padding. */
 static const float *window_row(const conv_geometry *g, const float *x, size_t n, int od, int oh) {
   return x + (((n * g->in_d + (size_t)od * g->stride_d) * g->in_h + (size_t)oh * g->stride_h) * g->in_w) *
@@ -333,8 +341,8 @@ static int forward_samples(void *context, size_t begin, size_t end, int worker) 
 HOT int conv_forward(const conv_geometry *g, const float *x, const float *w, float *y) {
   const size_t R = patch_length(g), CO = (size_t)g->out_c, panels = (CO + NR - 1) / NR;
   float *packed = scratch(panels * R * NR);
-  size_t *offsets = windows_inside(g) ? filter_row_offsets(g) : NULL;
-  if (!packed || (windows_inside(g) && !offsets)) {
+  size_t *offsets;
+  if (in_place_offsets(g, &offsets) != 0 || !packed) {
     free(packed);
     free(offsets);
     return -1;
@@ -462,8 +470,8 @@ HOT int conv_backprop_filter(const conv_geometry *g, const float *x, const float
   const size_t R = patch_length(g), CO = (size_t)g->out_c, COP = round_up(CO, NR), size = round_up(R, MR) * COP;
   const size_t batch = (size_t)g->batch;
   float *accumulators = scratch(batch * size);
-  size_t *offsets = windows_inside(g) ? filter_row_offsets(g) : NULL;
-  if (!accumulators || (windows_inside(g) && !offsets)) {
+  size_t *offsets;
+  if (in_place_offsets(g, &offsets) != 0 || !accumulators) {
     free(accumulators);
     free(offsets);
     return -1;

@@ -17,6 +17,7 @@ import { buildModel, PlanModel } from '../src/plan/tfjs-model';
 import { exportWeights, importWeightsInto } from '../src/plan/weights';
 import type { PlanSpec } from '../src/plan/spec';
 import { trainModel } from '../src/engine/train';
+import { dpRefusal } from '../src/engine/dp/policy';
 import { trainingSettings } from '../src/plan/training';
 import { planMetrics } from '../src/plan/metrics';
 import { SeededRandom, freshSeed } from '../src/engine/prng';
@@ -95,6 +96,8 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
       extra_msg: describe(err), command: 'error' });
     throw new RoundFailure(`Can't initialize training plan with the arguments: ${describe(err)}`);
   }
+  const dpRefused = req.training ? dpRefusal(args.dp_args) : null;
+  if (dpRefused !== null) throw new RoundFailure(`FB616: ${dpRefused}`);
 
   const spec = await downloadPlan(req, ctx);
   const globalWeights = await downloadWeights(req.params_url, ctx);

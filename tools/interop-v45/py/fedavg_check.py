@@ -35,7 +35,7 @@ def train_exchanges(trace: list) -> dict:
 
 def compare(expected: dict, actual: dict) -> float:
     """Largest |actual - expected| over every tensor; raises if names, shapes or dtypes differ."""
-    if list(expected) != list(actual) and set(expected) != set(actual):
+    if set(expected) != set(actual):
         raise AssertionError(f"tensor names differ: {sorted(expected)} vs {sorted(actual)}")
     worst = 0.0
     for name, want in expected.items():
@@ -96,6 +96,33 @@ def check_fedavg(trace: list, checks: Checks, min_aggregations: int, final_file:
         except AssertionError as err:
             detail, ok = str(err), False
         checks.check(ok, f"final weights file {final_file} = last aggregate", detail)
+
+
+def sizes_swapped(trace: list) -> list:
+    """The same trace with the sample sizes of the first two training replies of each round exchanged: the check
+    must fail on it whenever those sizes differ (it proves the weighting is really checked)."""
+    swapped, pending = [], {}
+    for entry in trace:
+        m = entry["message"]
+        if isinstance(m, dict) and m.get("command") == "train" and entry["topic"] == "general/researcher" \
+                and m.get("success") and m.get("params_url"):
+            m = dict(m)
+            key = m["job_id"]
+            if key in pending:
+                other = pending.pop(key)
+                other["sample_size"], m["sample_size"] = m["sample_size"], other["sample_size"]
+            else:
+                pending[key] = m
+            entry = {**entry, "message": m}
+        swapped.append(entry)
+    return swapped
+
+
+def check_is_discriminative(trace: list, checks: Checks) -> None:
+    quiet = Checks("swapped", quiet=True)
+    check_fedavg(sizes_swapped(trace), quiet, min_aggregations=1)
+    checks.check(bool(quiet.failures), "the FedAvg check fails on the same trace with two nodes' sample sizes swapped",
+                 f"{len(quiet.failures)} failing check(s)")
 
 
 if __name__ == "__main__":

@@ -9,15 +9,17 @@ import numpy as np
 class Checks:
     """Collects named assertions; a scenario passes only if every one held."""
 
-    def __init__(self, scenario: str):
+    def __init__(self, scenario: str, quiet: bool = False):
         self.scenario = scenario
+        self.quiet = quiet
         self.failures = []
         self.count = 0
 
     def check(self, ok: bool, what: str, detail: object = "") -> bool:
         self.count += 1
         status = "ok  " if ok else "FAIL"
-        print(f"[{self.scenario}] {status} {what}" + (f" ({detail})" if detail != "" else ""), flush=True)
+        if not self.quiet:
+            print(f"[{self.scenario}] {status} {what}" + (f" ({detail})" if detail != "" else ""), flush=True)
         if not ok:
             self.failures.append(what)
         return ok

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from fedavg_check import check_fedavg
+from fedavg_check import check_fedavg, check_is_discriminative
 from interop import Checks, read_trace
 
 SCENARIO = os.environ["SCENARIO"]
@@ -123,5 +123,7 @@ c.check(len(validation) == 1 and all(x["status"] == "ok" and "ACCURACY" in (x.ge
         "validation round: every node tests the final weights", validation[0]["nodes"] if validation else None)
 
 time.sleep(1)  # let the spy write the last messages
-check_fedavg(read_trace(os.environ["TRACE"]), c, min_aggregations=ROUNDS, final_file=final if rc == 0 else None)
+trace = read_trace(os.environ["TRACE"])
+check_fedavg(trace, c, min_aggregations=ROUNDS, final_file=final if rc == 0 else None)
+check_is_discriminative(trace, c)
 sys.exit(c.summary())

@@ -53,17 +53,19 @@ teardown() {
 }
 finish() {
   local rc=$1
+  trap - EXIT INT TERM
   teardown || rc=1
   local result=pass; ((rc == 0)) || result=fail
   echo "INTEROP scenario=$SCENARIO result=$result seconds=$(($(date +%s) - STARTED)) logs=$RUN"
   exit "$rc"
 }
 trap 'finish 130' INT TERM
+trap 'finish 1' EXIT   # any unexpected exit still tears everything down and says fail
 
 wait_until() { # wait_until SECONDS WHAT CMD...
-  local limit=$1 what=$2; shift 2
-  for _ in $(seq $((limit * 4))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
-  echo "interop-v45: $what not ready after $limit s (logs in $RUN)" >&2
+  local deadline=$((SECONDS + $1)) what=$2; shift 2
+  while ((SECONDS < deadline)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
+  echo "interop-v45: $what not ready in time (logs in $RUN)" >&2
   return 1
 }
 

@@ -191,7 +191,7 @@ export class PlanModel implements TrainableModel {
         ? tf.conv2d(padded as tf.Tensor4D, w as tf.Tensor4D, layer.stride as [number, number], 'valid')
         : tf.conv3d(padded as tf.Tensor5D, w as tf.Tensor5D, layer.stride as [number, number, number], 'valid');
     const y = this.tap
-      ? this.tap({ kind: 'conv', dims: layer.dims, strides: [...layer.stride], ...this.roles(prefix, layer) }, padded, z)
+      ? this.tap({ kind: 'conv', dims: layer.dims, strides: [...layer.stride], filterShape: w.shape, ...this.roles(prefix, layer) }, padded, z)
       : z;
     if (!layer.bias) return y;
     const bias = this.variable(prefix, layer, 'bias');

@@ -1,6 +1,7 @@
 /**
- * Differential privacy on a real TS node (embedded broker and repository, real training): a `train` request whose
- * `dp_args` the node cannot honour is refused with the reason, never trained without the protection it asked for.
+ * Differential privacy on a real TS node (embedded broker and repository, real training): local DP-SGD and central
+ * DP honoured as a Python v4.5 node does, and a `train` request whose `dp_args` the node cannot honour refused
+ * with the reason, never trained without the protection it asked for.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -9,7 +10,8 @@ import { startEmbeddedNetwork, EmbeddedNetwork } from '../src/transport/embedded
 import { Messaging } from '../src/transport/mqtt';
 import { RepositoryClient } from '../src/transport/repository';
 import type { NodeToResearcherMessage, TrainReply, TrainRequest, WireTrainingArgs } from '../src/protocol/messages';
-import { encodeParams, aggregatedParamsFile } from '../src/serialize';
+import { encodeParams, aggregatedParamsFile, decodeParams, modelWeightsOf, TorchTensor } from '../src/serialize';
+import { definePlan } from '../src/plan/define';
 import { generateTorchPlan } from '../src/plan/pytorch';
 import { initialWeights } from '../src/plan/init';
 import { mlpPlan } from '../src/plan/testing/plans';
@@ -27,6 +29,22 @@ function writeCsv(file: string, rows: number): void {
   const lines = ['f0,f1,f2,f3,label'];
   for (let i = 0; i < rows; i++) lines.push(`${i % 7},${(i * 3) % 5},${i % 2},${(i % 11) / 10},${i % 2}`);
   fs.writeFileSync(file, `${lines.join('\n')}\n`);
+}
+
+/** A tabular MLP on the test CSV, `hidden` wide, optionally with batch norm. */
+function tabularPlan(hidden: number, batchNorm = false): PlanSpec {
+  return definePlan({
+    name: batchNorm ? 'DpMlpBn' : `DpMlp${hidden}`,
+    inputs: { tabular: { columns: ['f0', 'f1', 'f2', 'f3'] } },
+    target: { column: 'label' },
+    model: {
+      tabular: [{ type: 'dense', outFeatures: hidden }, ...(batchNorm ? [{ type: 'batch_norm' as const }] : []), { type: 'relu' }],
+      head: [{ type: 'dense', outFeatures: 2 }],
+    },
+    loss: { type: 'cross_entropy' },
+    optimizer: { type: 'sgd', lr: 0.05 },
+    metrics: ['accuracy'],
+  });
 }
 
 function uploadedFiles(dir: string): number {
@@ -66,6 +84,12 @@ describe('TS node with dp_args', () => {
     await network?.close();
   });
 
+  /** The weights a successful reply uploaded. */
+  async function uploaded(reply: TrainReply): Promise<Record<string, Float32Array>> {
+    const weights = modelWeightsOf(decodeParams(await repo.download(reply.params_url))) as Record<string, TorchTensor>;
+    return Object.fromEntries(Object.entries(weights).map(([k, t]) => [k, t.data as Float32Array]));
+  }
+
   /** Sends one train request and waits for its reply. */
   async function train(plan: PlanSpec, args: Partial<WireTrainingArgs>): Promise<TrainReply> {
     const jobId = `job_dp_${++jobs}`;
@@ -94,13 +118,61 @@ describe('TS node with dp_args', () => {
     }
   }
 
-  it('refuses dp_args it cannot honour with success:false and the reason, and uploads nothing', async () => {
+  it('refuses dp_args it cannot honour (a batch norm plan) with success:false and the reason, and uploads nothing', async () => {
     const uploadsBefore = uploadedFiles(network.dataDir);
-    const reply = await train(mlpPlan(), { dp_args: { type: 'local', sigma: 1.5, clip: 0.8 } });
+    const reply = await train(tabularPlan(8, true), { dp_args: { type: 'local', sigma: 1.5, clip: 0.8 } });
     expect(reply).toMatchObject({ success: false, params_url: '', node_id: NODE_ID });
-    expect(reply.msg).toMatch(/differential privacy/);
+    expect(reply.msg).toMatch(/^FB616: differential privacy cannot be honoured, refusing to train: the plan has batch_norm/);
+    expect(reply.msg).toContain('GroupNorm');
     // Only the researcher's two uploads (plan, weights) arrived: no weights left the node.
     expect(uploadedFiles(network.dataDir)).toBe(uploadsBefore + 2);
+  });
+
+  it('refuses a clip of 0 and FedProx with DP', async () => {
+    const zero = await train(tabularPlan(8), { dp_args: { type: 'local', sigma: 1.5, clip: 0 } });
+    expect(zero.success).toBe(false);
+    expect(zero.msg).toMatch(/dp_args.clip must be a finite number > 0/);
+    const prox = await train(tabularPlan(8), { fedprox_mu: 0.1, dp_args: { type: 'local', sigma: 1.5, clip: 0.8 } });
+    expect(prox.success).toBe(false);
+    expect(prox.msg).toMatch(/fedprox_mu cannot be combined with dp_args/);
+  });
+
+  it('local DP: trains, never returns the weights of the same run without DP, logs its epsilon', async () => {
+    const plain = await train(tabularPlan(8), {});
+    const local = await train(tabularPlan(8), { dp_args: { type: 'local', sigma: 1.1, clip: 0.5 } });
+    expect(plain).toMatchObject({ success: true, sample_size: 30 });
+    expect(local).toMatchObject({ success: true, sample_size: 30 });
+    const a = await uploaded(plain);
+    const b = await uploaded(local);
+    expect(Object.keys(b)).toEqual(Object.keys(a));
+    for (const name of Object.keys(a)) expect(Array.from(b[name])).not.toEqual(Array.from(a[name]));
+    // 30 samples, batch 8: sample rate 1/4; 6 steps; delta = 1/30.
+    const line = localLog.find((l) => l.includes('DP local: sigma 1.1, clip 0.5, sample rate 0.250000, 6 noised steps'));
+    expect(line).toMatch(/epsilon \d+\.\d{4} this round, \d+\.\d{4} for the job over 1 round\(s\), at delta 3\.333e-2/);
+  });
+
+  it('central DP: noise of std sigma*clip added once to every parameter after training; local DP adds none after', async () => {
+    // lr 0: training changes nothing, so what changed is the central noise alone.
+    const plan = tabularPlan(64); // 4*64 + 64 + 64*2 + 2 = 450 coordinates
+    const sigma = 0.8;
+    const clip = 0.5;
+    const start = initialWeights(plan, 1);
+    const central = await train(plan, { optimizer_args: { lr: 0 }, dp_args: { type: 'central', sigma, clip } });
+    expect(central).toMatchObject({ success: true });
+    const noised = await uploaded(central);
+    const diffs = Object.entries(noised).flatMap(([k, w]) => Array.from(w, (v, i) => v - (start[k].data as Float32Array)[i]));
+    expect(diffs.length).toBe(450);
+    const std = sigma * clip;
+    const mean = diffs.reduce((s, d) => s + d, 0) / diffs.length;
+    const ratio = diffs.reduce((s, d) => s + d * d, 0) / diffs.length / (std * std);
+    expect(Math.abs(mean)).toBeLessThan(5 * std / Math.sqrt(diffs.length));
+    // Once: variance ratio 1 (twice would be 2, none 0); 5 standard errors of a chi-square mean is ±0.33 here.
+    expect(Math.abs(ratio - 1)).toBeLessThan(5 * Math.sqrt(2 / diffs.length));
+    expect(localLog.some((l) => l.includes(`Gaussian noise of std ${std} (sigma ${sigma} x clip ${clip}) added once to each of the 4 shared tensors`))).toBe(true);
+
+    const local = await train(plan, { optimizer_args: { lr: 0 }, dp_args: { type: 'local', sigma, clip } });
+    const unchanged = await uploaded(local);
+    for (const [k, w] of Object.entries(unchanged)) expect(Array.from(w)).toEqual(Array.from(start[k].data as Float32Array));
   });
 
   it('still trains the same request without dp_args', async () => {

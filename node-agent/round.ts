@@ -17,7 +17,10 @@ import { buildModel, PlanModel } from '../src/plan/tfjs-model';
 import { exportWeights, importWeightsInto } from '../src/plan/weights';
 import type { PlanSpec } from '../src/plan/spec';
 import { trainModel } from '../src/engine/train';
-import { dpRefusal } from '../src/engine/dp/policy';
+import { decideDp, DpPlan } from '../src/engine/dp/policy';
+import { addCentralNoise } from '../src/engine/dp/central';
+import { epsilonFor, MechanismRun } from '../src/engine/dp/rdp';
+import type { DpRoundFacts } from '../src/engine/train';
 import { trainingSettings } from '../src/plan/training';
 import { planMetrics } from '../src/plan/metrics';
 import { SeededRandom, freshSeed } from '../src/engine/prng';
@@ -96,12 +99,14 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
       extra_msg: describe(err), command: 'error' });
     throw new RoundFailure(`Can't initialize training plan with the arguments: ${describe(err)}`);
   }
-  const dpRefused = req.training ? dpRefusal(args.dp_args) : null;
-  if (dpRefused !== null) throw new RoundFailure(`FB616: ${dpRefused}`);
 
   const spec = await downloadPlan(req, ctx);
+  // Before anything is trained: dp_args this node cannot honour end the round (FB616 is Fed-BioMed's DP error).
+  const dp = decideDp(req.training ? args.dp_args : null,
+    { fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu), plan: spec.model });
+  if (!dp.ok) throw new RoundFailure(`FB616: differential privacy cannot be honoured, refusing to train: ${dp.reason}`);
   const globalWeights = await downloadWeights(req.params_url, ctx);
-  if (req.state_id !== null) checkPreviousState(req, ctx);
+  const previousDpRuns = req.state_id !== null ? checkPreviousState(req, ctx) : [];
 
   const seed = args.random_seed ?? freshSeed();
   const model = buildModel(spec, { seed });
@@ -153,6 +158,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
       ...trainingSettings(spec, plainOptimizerArgs(args.optimizer_args)),
       seed,
       fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu),
+      ...(dp.plan ? { dp: dp.plan.training } : {}),
       shouldStop: ctx.stopping,
       onProgress: (p) => {
         void ctx.sendScalar(scalar(req, ctx.nodeId, { train: true, test: false, test_on_local_updates: false,
@@ -167,9 +173,12 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     if (args.test_on_local_updates) await validate('local');
 
     const weights = exportWeights(model);
-    const shared = args.share_persistent_buffers
+    const kept = args.share_persistent_buffers
       ? weights
       : Object.fromEntries(model.parameters().filter((p) => p.trainable).map((p) => [p.name, weights[p.name]]));
+    const shared = dp.plan?.type === 'central' ? addCentralNoise(kept, dp.plan.finalNoiseStd) : kept;
+    const dpRuns = dp.plan && result.dp ? [...previousDpRuns, mechanismRun(result.dp)] : previousDpRuns;
+    if (dp.plan) logPrivacy(ctx, dp.plan, result.dp, dpRuns, train.length, Object.keys(shared).length);
     const file = encodeParams(nodeParamsFile({
       optim_aux_var: {}, encrypted: false, researcher_id: req.researcher_id, job_id: req.job_id, state_id: stateId,
       model_weights: shared, node_id: ctx.nodeId, optimizer_args: req.training_args.optimizer_args,
@@ -181,7 +190,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
       throw new RoundFailure(`Cannot upload results: ${describe(err)}`);
     }
     ctx.log.info('results uploaded successfully ');
-    saveState(ctx, stateId, req.job_id);
+    saveState(ctx, stateId, req.job_id, dpRuns);
     return {
       researcher_id: req.researcher_id, job_id: req.job_id, state_id: stateId, success: true, node_id: ctx.nodeId,
       dataset_id: req.dataset_id, params_url: paramsUrl,
@@ -262,18 +271,48 @@ function convertData(t: DenseArray, dtype: string): Float32Array | BigInt64Array
   return Float32Array.from(Array.from(src, (v) => Number(v)));
 }
 
-function checkPreviousState(req: TrainRequest, ctx: RoundContext): void {
+/** Checks the previous round's state exists; returns the local-DP mechanisms this job already ran on this node. */
+function checkPreviousState(req: TrainRequest, ctx: RoundContext): MechanismRun[] {
   const known = ctx.db.find(NODE_STATES_TABLE, (s) => s['state_id'] === req.state_id && s['job_id'] === req.job_id);
   if (known.length === 0) throw new RoundFailure("Can't read previous node state.");
+  const runs = known[0]['dp_runs'];
+  return Array.isArray(runs) ? (runs as MechanismRun[]) : [];
 }
 
-function saveState(ctx: RoundContext, stateId: string, jobId: string): void {
+function saveState(ctx: RoundContext, stateId: string, jobId: string, dpRuns: MechanismRun[]): void {
   try {
     // Optimizers are re-created every round, as Python nodes do for torch optimizers: no optimizer state to keep.
-    ctx.db.insert(NODE_STATES_TABLE, { optimizer_state: null, version_node_id: '1', state_id: stateId, job_id: jobId });
+    // dp_runs: the DP-SGD mechanisms of this job so far, so that the node's epsilon composes over rounds.
+    ctx.db.insert(NODE_STATES_TABLE, { optimizer_state: null, version_node_id: '1', state_id: stateId, job_id: jobId,
+      ...(dpRuns.length > 0 ? { dp_runs: dpRuns } : {}) });
   } catch (err) {
     throw new RoundFailure(`Can't save new node state. ${describe(err)}`);
   }
+}
+
+function mechanismRun(facts: DpRoundFacts): MechanismRun {
+  return { sampleRate: facts.sampleRate, noiseMultiplier: facts.noiseMultiplier, steps: facts.steps };
+}
+
+/**
+ * What the hospital's privacy officer reads in the node log after a DP round: the mechanism and, for local DP, the
+ * RDP epsilon at delta = 1/N of this round and of the job so far (rounds compose).
+ */
+function logPrivacy(ctx: RoundContext, dp: DpPlan, facts: DpRoundFacts | undefined, runs: MechanismRun[],
+  trainingSamples: number, sharedTensors: number): void {
+  const delta = 1 / trainingSamples;
+  if (dp.type === 'central') {
+    ctx.log.info(`DP central: trained with per-sample clipping to ${dp.clip} (no noise during training), then ` +
+      `Gaussian noise of std ${dp.finalNoiseStd} (sigma ${dp.sigma} x clip ${dp.clip}) added once to each of the ` +
+      `${sharedTensors} shared tensors before upload; no local epsilon is claimed for central DP`);
+    return;
+  }
+  if (!facts) return;
+  const round = epsilonFor([mechanismRun(facts)], delta);
+  const job = epsilonFor(runs, delta);
+  ctx.log.info(`DP local: sigma ${dp.sigma}, clip ${dp.clip}, sample rate ${facts.sampleRate.toFixed(6)}, ` +
+    `${facts.steps} noised steps; epsilon ${round.epsilon.toFixed(4)} this round, ${job.epsilon.toFixed(4)} for the ` +
+    `job over ${runs.length} round(s), at delta ${delta.toExponential(3)} (RDP accountant, as Opacus)`);
 }
 
 /** Fed-BioMed's split: floor(N · test_ratio) validation samples drawn at random, the rest for training. */

@@ -8,7 +8,7 @@
  * 'tabular'. The output is `[N, K]`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ModelParameter, TrainableModel } from '../engine/model';
+import { LayerTap, ModelParameter, TrainableModel } from '../engine/model';
 import { biasRelu } from '../engine/fused';
 import { SeededRandom } from '../engine/prng';
 import { TorchTensor } from '../serialize';
@@ -45,6 +45,8 @@ export class PlanModel implements TrainableModel {
   private readonly byName = new Map<string, PlanParameter>();
   private readonly dropoutRandom: SeededRandom;
   private disposed = false;
+  /** The DP engine's tap during a forward pass that asked for one. */
+  private tap: LayerTap | undefined;
 
   constructor(
     readonly spec: PlanSpec,
@@ -74,8 +76,17 @@ export class PlanModel implements TrainableModel {
     return this.byName.get(name);
   }
 
-  forward(inputs: Record<string, tf.Tensor>, training: boolean): tf.Tensor {
+  forward(inputs: Record<string, tf.Tensor>, training: boolean, tap?: LayerTap): tf.Tensor {
     if (this.disposed) throw new Error(`plan ${this.spec.name}: the model has been disposed`);
+    this.tap = tap;
+    try {
+      return this.forwardBranches(inputs, training);
+    } finally {
+      this.tap = undefined;
+    }
+  }
+
+  private forwardBranches(inputs: Record<string, tf.Tensor>, training: boolean): tf.Tensor {
     return tf.tidy(() => {
       const outputs: tf.Tensor[] = [];
       if (this.graph.image) outputs.push(this.runBranch(this.graph.image, this.input(inputs, 'image'), training));
@@ -127,6 +138,12 @@ export class PlanModel implements TrainableModel {
     return p.variable;
   }
 
+  /** State_dict names of a dense or conv layer's weight and bias. */
+  private roles(prefix: string, layer: ResolvedLayer & { bias: boolean }): { weight: string; bias?: string } {
+    const name = (role: string) => `${prefix}.${layer.index}.${role}`;
+    return layer.bias ? { weight: name('weight'), bias: name('bias') } : { weight: name('weight') };
+  }
+
   private runLayer(prefix: string, layer: ResolvedLayer, x: tf.Tensor, training: boolean): tf.Tensor {
     switch (layer.type) {
       case 'conv':
@@ -148,7 +165,8 @@ export class PlanModel implements TrainableModel {
         return tf.reshape(tf.transpose(x, perm), [x.shape[0], -1]);
       }
       case 'dense': {
-        const y = tf.matMul(x as tf.Tensor2D, this.variable(prefix, layer, 'weight') as tf.Tensor2D);
+        const z = tf.matMul(x as tf.Tensor2D, this.variable(prefix, layer, 'weight') as tf.Tensor2D);
+        const y = this.tap ? this.tap({ kind: 'dense', ...this.roles(prefix, layer) }, x, z) : z;
         return layer.bias ? tf.add(y, this.variable(prefix, layer, 'bias')) : y;
       }
       case 'relu':
@@ -168,10 +186,13 @@ export class PlanModel implements TrainableModel {
       ? tf.pad(x, [[0, 0], ...layer.padBefore.map((b, i): [number, number] => [b, layer.padAfter[i]]), [0, 0]])
       : x;
     const w = this.variable(prefix, layer, 'weight');
-    const y =
+    const z =
       layer.dims === 2
         ? tf.conv2d(padded as tf.Tensor4D, w as tf.Tensor4D, layer.stride as [number, number], 'valid')
         : tf.conv3d(padded as tf.Tensor5D, w as tf.Tensor5D, layer.stride as [number, number, number], 'valid');
+    const y = this.tap
+      ? this.tap({ kind: 'conv', dims: layer.dims, strides: [...layer.stride], filterShape: w.shape, ...this.roles(prefix, layer) }, padded, z)
+      : z;
     if (!layer.bias) return y;
     const bias = this.variable(prefix, layer, 'bias');
     return thenRelu ? biasRelu(y, bias) : tf.add(y, bias);

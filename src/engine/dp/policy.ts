@@ -1,12 +1,57 @@
 /**
- * Which differential-privacy requests (`training_args.dp_args`) this node can honour. A request this node cannot
- * honour is refused with the reason, never trained with fewer protections than it asked for.
+ * Which differential-privacy requests (`training_args.dp_args`) this node can honour, and how. A request this
+ * node cannot honour is refused with the reason, never trained with fewer protections than it asked for.
  */
 import type { DpArgs } from '../../protocol/training-args';
+import { numberOf } from '../../protocol/pyfloat';
+import type { DpTrainingOptions } from './step';
 
-/** Why `dp_args` cannot be honoured, or null when it can (or when no DP was asked for). */
-export function dpRefusal(dp: DpArgs | null): string | null {
-  if (dp === null) return null;
-  return `differential privacy (dp_args type "${dp.type}") is not implemented on this TS node: ` +
-    'refusing to train rather than return non-private weights';
+/** What a round does for Fed-BioMed's dp_args (fedbiomed/common/privacy/_dp_controller.py, v4.5.0). */
+export interface DpPlan {
+  type: 'local' | 'central';
+  sigma: number;
+  clip: number;
+  /** Training: DP-SGD with sigma (local) or sigma 0 (central: clipped, unnoised). */
+  training: DpTrainingOptions;
+  /** Central DP: the standard deviation of the noise added once to every shared parameter after training. */
+  finalNoiseStd: number;
+}
+
+export type DpDecision = { ok: true; plan: DpPlan | null } | { ok: false; reason: string };
+
+/**
+ * `plan` is the declarative training plan (any JSON): a batch norm layer anywhere in it is refused, since
+ * per-sample gradients are not defined through it and a Python node would train a different model (Opacus's
+ * ModuleValidator.fix swaps it for GroupNorm, which this node does not have).
+ */
+export function decideDp(dp: DpArgs | null, options: { fedproxMu: number | null; plan: unknown }): DpDecision {
+  if (dp === null) return { ok: true, plan: null };
+  const sigma = numberOf(dp.sigma);
+  const clip = numberOf(dp.clip);
+  if (!(Number.isFinite(clip) && clip > 0)) return { ok: false, reason: `dp_args.clip must be a finite number > 0, got ${clip}` };
+  if (!(Number.isFinite(sigma) && sigma >= 0)) return { ok: false, reason: `dp_args.sigma must be a finite number >= 0, got ${sigma}` };
+  if (options.fedproxMu !== null && options.fedproxMu > 0) {
+    // Opacus's DPOptimizer replaces each gradient by the noised clipped sum, so a Python node drops the FedProx
+    // term without a word; this node refuses the combination instead of choosing one behaviour silently.
+    return { ok: false, reason: 'fedprox_mu cannot be combined with dp_args (Opacus discards the FedProx term)' };
+  }
+  const batchNorm = layerPaths(options.plan, 'batch_norm');
+  if (batchNorm.length > 0) {
+    return { ok: false, reason: `the plan has batch_norm layer(s) (${batchNorm.join(', ')}): per-sample gradients ` +
+      'are not defined through batch norm, and a Python node would replace it with GroupNorm (Opacus ' +
+      'ModuleValidator.fix), which this TS node does not have yet; use a plan without batch_norm' };
+  }
+  return { ok: true, plan: {
+    type: dp.type, sigma, clip,
+    training: { noiseMultiplier: dp.type === 'local' ? sigma : 0, maxGradNorm: clip },
+    finalNoiseStd: dp.type === 'central' ? sigma * clip : 0,
+  } };
+}
+
+/** JSON paths of every object whose `type` is `type`. */
+function layerPaths(value: unknown, type: string, at = 'model'): string[] {
+  if (Array.isArray(value)) return value.flatMap((v, i) => layerPaths(v, type, `${at}[${i}]`));
+  if (value === null || typeof value !== 'object') return [];
+  const here = (value as Record<string, unknown>)['type'] === type ? [at] : [];
+  return [...here, ...Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => layerPaths(v, type, `${at}.${k}`))];
 }

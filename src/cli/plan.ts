@@ -71,4 +71,6 @@ export function register(program: Command): void {
       writeOut(options.out, encodeParams({ model_weights: initialWeights(spec, seed) }));
       process.stdout.write(`${options.out}: round-0 weights of plan ${spec.name} (seed ${seed})\n`);
     });
+  // A bad plan file gets one line (exit code 2); --verbose adds the stack trace (src/cli/main.ts prints it).
+  for (const command of plan.commands) command.option('--verbose', 'on errors, print the stack trace too');
 }

@@ -21,7 +21,7 @@
  */
 import { decodeRleFrame } from './dicom-rle';
 import type { PixelEncoding } from './dicom-syntax';
-import { readJpegFrameHeader } from './jpeg-header';
+import { readJ2kFrameHeader, readJpegFrameHeader } from './jpeg-header';
 
 export interface FrameLayout {
   rows: number;
@@ -39,7 +39,6 @@ export class FrameDecodeError extends Error {}
 interface WasmDecoder {
   getEncodedBuffer(length: number): Uint8Array;
   getDecodedBuffer(): Uint8Array;
-  readHeader?(): void;
   decode(): void;
   getFrameInfo(): { width: number; height: number; bitsPerSample: number; componentCount: number; isSigned: boolean };
   delete?(): void;
@@ -103,17 +102,11 @@ function widen(decoded: Uint8Array, from: number, layout: FrameLayout, signedSou
   return out;
 }
 
-function runWasm(name: string, Decoder: DecoderClass | undefined, data: Uint8Array, layout: FrameLayout, readHeader: boolean): Uint8Array {
+function runWasm(name: string, Decoder: DecoderClass | undefined, data: Uint8Array, layout: FrameLayout): Uint8Array {
   if (!Decoder) throw new FrameDecodeError(`${name} decoder not loaded`);
   const decoder = new Decoder();
   try {
     decoder.getEncodedBuffer(data.length).set(data);
-    if (readHeader && decoder.readHeader) {
-      decoder.readHeader();
-      const info = decoder.getFrameInfo();
-      // Check the codestream's own size before the decoder allocates for it.
-      expectSize(name, { width: info.width, height: info.height, components: info.componentCount, bits: info.bitsPerSample }, layout);
-    }
     decoder.decode();
     const info = decoder.getFrameInfo();
     expectSize(name, { width: info.width, height: info.height, components: info.componentCount, bits: info.bitsPerSample }, layout);
@@ -166,20 +159,23 @@ export function decodeFrame(encoding: PixelEncoding, data: Uint8Array, layout: F
       const header = readJpegFrameHeader(data);
       expectSize('JPEG-LS', header, layout);
       if (header.process !== 'jpeg-ls') throw new FrameDecodeError(`JPEG-LS syntax holds a ${header.process} JPEG stream`);
-      return runWasm('JPEG-LS', codecs.charls, data, layout, false);
+      return runWasm('JPEG-LS', codecs.charls, data, layout);
     }
     case 'jpeg-baseline': {
       const header = readJpegFrameHeader(data);
       expectSize('JPEG', header, layout);
       if (header.bits !== 8) throw new FrameDecodeError(`JPEG baseline stream with ${header.bits}-bit samples`);
-      return runWasm('JPEG', codecs.libjpeg, data, layout, true);
+      return runWasm('JPEG', codecs.libjpeg, data, layout);
     }
     case 'jpeg-extended':
       return decodeJpegExtended(data, layout);
     case 'jpeg-2000':
-      return runWasm('JPEG 2000', codecs.openjpeg, data, layout, true);
-    case 'htj2k':
-      return runWasm('HTJ2K', codecs.openjph, data, layout, true);
+    case 'htj2k': {
+      // Check the codestream's own size before the decoder allocates for it.
+      const name = encoding === 'htj2k' ? 'HTJ2K' : 'JPEG 2000';
+      expectSize(name, readJ2kFrameHeader(data), layout);
+      return runWasm(name, encoding === 'htj2k' ? codecs.openjph : codecs.openjpeg, data, layout);
+    }
     default:
       throw new FrameDecodeError(`no decoder for ${encoding}`);
   }
@@ -192,7 +188,7 @@ export function decodeFrame(encoding: PixelEncoding, data: Uint8Array, layout: F
 function decodeJpegExtended(data: Uint8Array, layout: FrameLayout): Uint8Array {
   const header = readJpegFrameHeader(data);
   expectSize('JPEG', header, layout);
-  if (header.bits === 8) return runWasm('JPEG', codecs.libjpeg, data, layout, true);
+  if (header.bits === 8) return runWasm('JPEG', codecs.libjpeg, data, layout);
   throw new FrameDecodeError(`12-bit JPEG extended (process 4) is not supported: no maintained decoder; `
     + 'decompress the series first (e.g. DCMTK `dcmdjpeg in.dcm out.dcm`)');
 }

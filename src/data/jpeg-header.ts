@@ -51,3 +51,21 @@ export function readJpegFrameHeader(data: Uint8Array): JpegFrameHeader {
   }
   throw new JpegHeaderError('JPEG stream has no frame header');
 }
+
+/** Image size and first-component precision from a JPEG 2000 codestream's SIZ segment (HTJ2K included). */
+export function readJ2kFrameHeader(data: Uint8Array): { width: number; height: number; components: number; bits: number } {
+  // The codestream starts with SOC (FF4F) then SIZ (FF51); some files wrap it in a JP2 box structure first.
+  let at = -1;
+  const limit = Math.min(data.length - 4, 4096);
+  for (let i = 0; i <= limit; i++) {
+    if (data[i] === 0xff && data[i + 1] === 0x4f && data[i + 2] === 0xff && data[i + 3] === 0x51) { at = i + 4; break; }
+  }
+  if (at < 0) throw new JpegHeaderError('not a JPEG 2000 codestream (no SOC and SIZ markers)');
+  if (at + 38 + 3 > data.length) throw new JpegHeaderError('JPEG 2000 SIZ segment truncated');
+  const view = new DataView(data.buffer, data.byteOffset + at, data.length - at);
+  const width = view.getUint32(4) - view.getUint32(12);
+  const height = view.getUint32(8) - view.getUint32(16);
+  const components = view.getUint16(36);
+  const bits = (view.getUint8(38) & 0x7f) + 1;
+  return { width, height, components, bits };
+}

@@ -124,3 +124,42 @@ describe("pydicom's own test files give pydicom's values", () => {
     expect(maxAbsDiff(decodePixels(slice), oracle.get(name) as Float32Array)).toBe(0);
   });
 });
+
+describe('no file can take the reader down', () => {
+  test("pydicom's corrupt JPEG 2000 (the file that exhausted daikon's heap) is one clear error, at once", () => {
+    const file = path.join(PYDICOM_FILES, 'JPEG2000-embedded-sequence-delimiter.dcm');
+    const started = Date.now();
+    expect(() => decodePixels(parseDicomFile(file))).toThrow(
+      new RegExp(`^${file}: JPEG 2000: JPEG 2000 codestream is \\d+x1024, the DICOM header says 256x1024$`));
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  test('a codestream claiming another size than its header is refused before decoding', () => {
+    const [file] = corpus.series.get('j2k-lossless') ?? [];
+    const bytes = fs.readFileSync(file);
+    const siz = bytes.indexOf(Buffer.from([0xff, 0x4f, 0xff, 0x51]));
+    bytes.writeUInt32BE(60000, siz + 8); // Xsiz
+    const bad = path.join(root, 'huge-siz.dcm');
+    fs.writeFileSync(bad, bytes);
+    expect(() => decodePixels(parseDicomFile(bad))).toThrow(`${bad}: JPEG 2000 Lossless: JPEG 2000 codestream is 60000x32, the DICOM header says 40x32`);
+  });
+
+  test('a decode past its deadline stops the worker with a clear error; the next file decodes in a fresh worker', () => {
+    const files = corpus.series.get('j2k-lossless') ?? [];
+    stopPixelDecoder(); // the deadline includes starting the worker, which takes longer than 1 ms
+    expect(() => decodePixels(parseDicomFile(files[0]), { timeoutMs: 1 })).toThrow(
+      `${files[0]}: JPEG 2000 Lossless: decoding did not finish within 1 ms (the decoder was stopped`);
+    const plane = volume.dims[0] * volume.dims[1];
+    expect(Array.from(decodePixels(parseDicomFile(files[1])))).toEqual(Array.from(volume.data.slice(plane, 2 * plane)));
+  });
+
+  test('pixel counts over the cap and pixel data shorter than claimed are refused before allocation', () => {
+    const [file] = corpus.series.get('explicit-le') ?? [];
+    expect(() => parseDicomFile(file, { maxPixels: 100 })).toThrow(`${file}: 40x32x1 = 1280 pixels is more than the 100-pixel limit`);
+    expect(() => parseDicomFile(file, { maxFileBytes: 1000 })).toThrow(/is larger than the 1000-byte limit/);
+    const bytes = fs.readFileSync(file);
+    const short = path.join(root, 'short.dcm');
+    fs.writeFileSync(short, bytes.subarray(0, bytes.length - 100));
+    expect(() => decodePixels(parseDicomFile(short))).toThrow(/pixel data truncated|corrupt DICOM file/);
+  });
+});

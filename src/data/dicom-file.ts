@@ -86,6 +86,8 @@ function readBytes(file: string, limits: DicomReadLimits): Buffer {
 
 /** dicom-parser throws strings or Errors; some corrupt inputs surface as TypeErrors deep inside it. */
 function parserMessage(error: unknown): string {
+  // On a partial parse dicom-parser throws { exception, dataSet }.
+  if (error && typeof error === 'object' && 'exception' in error) return parserMessage((error as { exception: unknown }).exception);
   if (typeof error === 'string') return error.replace(/^dicomParser\.\w+: /, '');
   if (error instanceof RangeError || error instanceof TypeError) return 'malformed data set (element lengths or nesting inconsistent)';
   return error instanceof Error ? error.message : String(error);

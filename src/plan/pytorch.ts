@@ -56,6 +56,9 @@ const tuple = (values: number[]): string => `(${values.join(', ')}${values.lengt
 /** The torch module expression for one resolved layer (index i of an nn.Sequential). */
 function torchModule(layer: ResolvedLayer): string {
   switch (layer.type) {
+    case 'add':
+    case 'concat':
+      throw new Error(`internal: ${layer.type} is an expression, not a module`);
     case 'conv': {
       const padding = layer.paddingSame ? "'same'" : tuple(layer.padBefore);
       return `nn.Conv${layer.dims}d(${layer.inChannels}, ${layer.outChannels}, kernel_size=${tuple(layer.kernel)}, stride=${tuple(layer.stride)}, padding=${padding}, bias=${layer.bias ? 'True' : 'False'})`;
@@ -87,7 +90,29 @@ function torchModule(layer: ResolvedLayer): string {
   }
 }
 
+/** Graph models: one attribute per parameterised or module node, named like the node; forward in node order. */
+function graphNetSource(graph: ResolvedGraph): string[] {
+  const lines = ['    class Net(nn.Module):', '        def __init__(self):', '            super().__init__()'];
+  const modules = graph.nodes.filter((n) => n.layer.type !== 'add' && n.layer.type !== 'concat');
+  for (const { id, layer } of modules) lines.push(`            self.${id} = ${torchModule(layer)}  # [${layer.outShape.join(', ')}]`);
+  if (modules.length === 0) lines.push('            pass');
+  lines.push('');
+  const inputs = Object.keys(graph.inputShapes);
+  // Locals are prefixed so that no node name can shadow self, torch or an input.
+  const local = (name: string): string => (inputs.includes(name) ? name : `x_${name}`);
+  lines.push(`        def forward(self, ${inputs.join(', ')}):`);
+  for (const { id, inputs: from, layer } of graph.nodes) {
+    const args = from.map(local);
+    const value =
+      layer.type === 'add' ? args.join(' + ') : layer.type === 'concat' ? `torch.cat([${args.join(', ')}], dim=1)` : `self.${id}(${args[0]})`;
+    lines.push(`            ${local(id)} = ${value}`);
+  }
+  lines.push(`            return ${local(graph.output)}`);
+  return lines;
+}
+
 function netSource(graph: ResolvedGraph): string[] {
+  if (graph.kind === 'graph') return graphNetSource(graph);
   const lines = ['    class Net(nn.Module):', '        def __init__(self):', '            super().__init__()'];
   for (const branch of graph.branches) {
     if (branch.layers.length === 0) {

@@ -203,8 +203,39 @@ export interface AdamSpec {
 }
 export type OptimizerSpec = SgdSpec | AdamSpec;
 
-export type MetricName = 'loss' | 'accuracy' | 'mse' | 'mae';
-export const METRIC_NAMES: readonly MetricName[] = ['loss', 'accuracy', 'mse', 'mae'];
+/**
+ * Validation metrics a node reports (wire names in src/plan/metrics.ts; Fed-BioMed's MetricTypes names where one
+ * exists). recall is sensitivity. Classification metrics read the plan's predictions (threshold 0.5 on
+ * probabilities / 0 on logits for bce, argmax for cross_entropy); specificity and auc need a binary task (bce, or
+ * cross_entropy with 2 classes); balanced_accuracy is the mean per-class recall; precision, recall and f1_score
+ * are of class 1 on binary tasks and support-weighted on more classes (scikit-learn's conventions); dice is
+ * 2TP / (2TP + FP + FN) over every output element of a binary task (1 when both are empty).
+ */
+export type MetricName =
+  | 'loss'
+  | 'accuracy'
+  | 'mse'
+  | 'mae'
+  | 'precision'
+  | 'recall'
+  | 'f1_score'
+  | 'specificity'
+  | 'balanced_accuracy'
+  | 'auc'
+  | 'dice';
+export const METRIC_NAMES: readonly MetricName[] = [
+  'loss',
+  'accuracy',
+  'mse',
+  'mae',
+  'precision',
+  'recall',
+  'f1_score',
+  'specificity',
+  'balanced_accuracy',
+  'auc',
+  'dice',
+];
 
 /** Image preprocessing steps act on each modality's volume, in order; tabular steps on one column. */
 export interface CropStep {

@@ -192,6 +192,8 @@ const PLANS: [string, () => PlanSpec, number][] = [
   ['regression', regressionPlan, STEPS],
   ['resnet_graph', resnetGraphPlan, STEPS],
   ['inception3d_graph', inception3dGraphPlan, STEPS],
+  // two-class cross-entropy: AUC from logit₁ − logit₀, class-1 precision / recall
+  ['mlp_binary_metrics', () => ({ ...mlpPlan(), metrics: ['loss', 'auc', 'recall', 'specificity', 'balanced_accuracy', 'precision', 'f1_score', 'dice'] }), 0],
 ];
 
 let python: TorchPython;
@@ -280,4 +282,14 @@ describe.each(PLANS.map(([name]) => name))('plan %s against PyTorch', (name) => 
     // The comparison means something only if training changed the weights.
     if (c.steps > 0) expect(moved).toBeGreaterThan(1e-3);
   });
+});
+
+test('the clinical metrics are really compared (present on both sides, not all trivial)', () => {
+  for (const name of ['resnet_graph', 'mlp_binary_metrics']) {
+    const r = pythonCase(name);
+    expect(Object.keys(r.metrics)).toEqual(expect.arrayContaining(['AUC', 'RECALL', 'SPECIFICITY', 'BALANCED_ACCURACY', 'F1_SCORE', 'DICE']));
+  }
+  const values = Object.values(pythonCase('mlp_binary_metrics').metrics);
+  expect(values.some((v) => v > 0 && v < 1)).toBe(true);
+  expect(Object.keys(pythonCase('inception3d_graph').metrics).sort()).toEqual(['ACCURACY', 'BALANCED_ACCURACY', 'F1_SCORE', 'PRECISION', 'RECALL']);
 });

@@ -7,6 +7,7 @@ import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
 import planSchema from '../../schemas/plan.schema.json';
 import { PlanIssue, PlanValidationError, pointerToPath } from './errors';
 import { resolveGraph, ResolvedGraph } from './graph';
+import { metricIssues } from './metrics';
 import { checkPreprocessing } from './preprocess';
 import { isGraphModel, MERGE_TYPES, PlanSpec } from './spec';
 
@@ -116,7 +117,7 @@ export function checkPlan(value: unknown): PlanCheck {
   if (nodeIssues.length > 0) return { issues: nodeIssues };
   const preprocessingIssues = checkPreprocessing(spec);
   const { graph, issues } = resolveGraph(spec);
-  const all = [...preprocessingIssues, ...issues];
+  const all = [...preprocessingIssues, ...issues, ...(graph ? metricIssues(spec, graph.outputShape) : [])];
   return all.length > 0 ? { issues: all } : { issues: [], graph };
 }
 

@@ -146,7 +146,7 @@ export function resnetGraphPlan(): PlanSpec {
     }),
     loss: { type: 'bce', fromLogits: true },
     optimizer: { type: 'adam', lr: 0.01 },
-    metrics: ['loss', 'accuracy'],
+    metrics: ['loss', 'accuracy', 'auc', 'recall', 'specificity', 'balanced_accuracy', 'precision', 'f1_score', 'dice'],
   });
 }
 
@@ -167,7 +167,7 @@ export function inception3dGraphPlan(): PlanSpec {
     }),
     loss: { type: 'cross_entropy' },
     optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 },
-    metrics: ['accuracy'],
+    metrics: ['accuracy', 'precision', 'recall', 'f1_score', 'balanced_accuracy'],
   });
 }
 

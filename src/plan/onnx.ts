@@ -7,11 +7,11 @@
  * Transpose comes first) and `tabular` `[N, F]`, already preprocessed; output `output` `[N, K]` (the head's
  * output, optionally followed by a Sigmoid / Softmax so it gives probabilities for a from-logits loss).
  * Ops: Conv (+ Pad for PyTorch's asymmetric 'same'), MaxPool, AveragePool, GlobalAveragePool + Flatten,
- * BatchNormalization (running statistics), Flatten, Gemm, Concat, Relu, LeakyRelu, Sigmoid, Softmax, Transpose.
+ * BatchNormalization (running statistics), Flatten, Gemm, Concat, Add, Relu, LeakyRelu, Sigmoid, Softmax, Transpose.
  * Dropout is the identity at inference and emits nothing. Opset 13.
  */
 import type { DenseArray } from '../serialize';
-import { ResolvedBranch, ResolvedLayer } from './graph';
+import { ResolvedLayer } from './graph';
 import { describeParameters } from './parameters';
 import type { PlanSpec } from './spec';
 import { validatePlan } from './validate';
@@ -85,9 +85,14 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
     return name;
   };
 
-  const layerOp = (branch: string, layer: ResolvedLayer, x: string): string => {
-    const p = (role: string): string => param(`${branch}.${layer.index}.${role}`);
+  const layerOp = (layer: ResolvedLayer, args: string[]): string => {
+    const x = args[0];
+    const p = (role: string): string => param(`${layer.key}.${role}`);
     switch (layer.type) {
+      case 'add':
+        return args.slice(1).reduce((sum, t) => emit('Add', [sum, t], 'add'), x);
+      case 'concat':
+        return emit('Concat', args, 'concat', [{ name: 'axis', type: 'int', value: 1 }]);
       case 'conv': {
         let input = x;
         const symmetric = layer.padBefore.every((b, i) => b === layer.padAfter[i]);
@@ -95,7 +100,7 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
         if (!symmetric) {
           // ONNX Conv pads may be asymmetric too, but an explicit Pad keeps the graph identical to PyTorch's
           // F.pad + conv for 'same' with an even kernel.
-          const padsTensor = fresh(`${branch}.${layer.index}.pads`);
+          const padsTensor = fresh(`${layer.key}.pads`);
           initializers.push({ name: padsTensor, dataType: ONNX_INT64, dims: [2 * (layer.dims + 2)],
             raw: int64Raw([0, 0, ...layer.padBefore, 0, 0, ...layer.padAfter]) });
           input = emit('Pad', [x, padsTensor], 'pad');
@@ -138,28 +143,25 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
         return emit('Softmax', [x], 'softmax', [{ name: 'axis', type: 'int', value: 1 }]);
     }
   };
-  const runBranch = (branch: ResolvedBranch, x: string): string =>
-    branch.layers.reduce((value, layer) => layerOp(branch.name, layer, value), x);
-
   const inputs: OnnxValueInfo[] = [];
-  const branchOutputs: string[] = [];
-  if (graph.image && graph.imageInputShape) {
-    const perSample = graph.imageInputShape;
+  const values = new Map<string, string>();
+  const imageShape = graph.inputShapes.image;
+  if (imageShape) {
     const nhwc = options.imageLayout === 'NHWC';
     inputs.push({ name: ONNX_INPUT_IMAGE, elemType: ONNX_FLOAT,
-      shape: ['N', ...(nhwc ? [...perSample.slice(1), perSample[0]] : perSample)] });
-    const rank = perSample.length + 1;
+      shape: ['N', ...(nhwc ? [...imageShape.slice(1), imageShape[0]] : imageShape)] });
+    const rank = imageShape.length + 1;
     const x = nhwc
       ? emit('Transpose', [ONNX_INPUT_IMAGE], 'nchw', [{ name: 'perm', type: 'ints', value: [0, rank - 1, ...range(1, rank - 1)] }])
       : ONNX_INPUT_IMAGE;
-    branchOutputs.push(runBranch(graph.image, x));
+    values.set('image', x);
   }
-  if (graph.tabular && graph.tabularInputShape) {
-    inputs.push({ name: ONNX_INPUT_TABULAR, elemType: ONNX_FLOAT, shape: ['N', ...graph.tabularInputShape] });
-    branchOutputs.push(runBranch(graph.tabular, ONNX_INPUT_TABULAR));
+  if (graph.inputShapes.tabular) {
+    inputs.push({ name: ONNX_INPUT_TABULAR, elemType: ONNX_FLOAT, shape: ['N', ...graph.inputShapes.tabular] });
+    values.set('tabular', ONNX_INPUT_TABULAR);
   }
-  const headInput = branchOutputs.length === 2 ? emit('Concat', branchOutputs, 'concat', [{ name: 'axis', type: 'int', value: 1 }]) : branchOutputs[0];
-  let y = runBranch(graph.head, headInput);
+  for (const node of graph.nodes) values.set(node.id, layerOp(node.layer, node.inputs.map((i) => values.get(i)!)));
+  let y = values.get(graph.output)!;
   const activation = options.outputActivation ?? (valid.loss.type === 'bce' && valid.loss.fromLogits ? 'sigmoid' : 'none');
   if (activation === 'sigmoid') y = emit('Sigmoid', [y], 'prob');
   if (activation === 'softmax') y = emit('Softmax', [y], 'prob', [{ name: 'axis', type: 'int', value: 1 }]);

@@ -1,7 +1,8 @@
 /**
  * The parameters a plan's network has, exactly as PyTorch's `state_dict()` lists them for the generated module:
- * branch modules in order (image, tabular, head), nn.Sequential children by index, and per module its parameters
- * (weight, bias) then its buffers (running_mean, running_var, num_batches_tracked).
+ * branch modules in order (image, tabular, head) with nn.Sequential children by index, or a graph's nodes in their
+ * order, and per module its parameters (weight, bias) then its buffers (running_mean, running_var,
+ * num_batches_tracked).
  */
 import { ResolvedGraph, ResolvedLayer } from './graph';
 
@@ -40,8 +41,8 @@ function product(values: number[]): number {
   return values.reduce((a, b) => a * b, 1);
 }
 
-function layerParameters(prefix: string, layer: ResolvedLayer): ParameterDescriptor[] {
-  const named = (role: ParameterRole): string => `${prefix}.${layer.index}.${role}`;
+function layerParameters(layer: ResolvedLayer): ParameterDescriptor[] {
+  const named = (role: ParameterRole): string => `${layer.key}.${role}`;
   switch (layer.type) {
     case 'conv': {
       const fanIn = layer.inChannels * product(layer.kernel);
@@ -105,5 +106,5 @@ function layerParameters(prefix: string, layer: ResolvedLayer): ParameterDescrip
 
 /** Every parameter and buffer of the network, in PyTorch state_dict order. */
 export function describeParameters(graph: ResolvedGraph): ParameterDescriptor[] {
-  return graph.branches.flatMap((branch) => branch.layers.flatMap((layer) => layerParameters(branch.name, layer)));
+  return graph.nodes.flatMap((node) => layerParameters(node.layer));
 }

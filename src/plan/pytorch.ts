@@ -19,6 +19,7 @@ import { canonicalJson, sha256Hex } from './canonical';
 import { ResolvedGraph, ResolvedLayer } from './graph';
 import { storedImageRank } from './preprocess';
 import { pyLiteral, pyNumber, pyString } from './python-literal';
+import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
 import { MetricName, PlanSpec } from './spec';
 import { validatePlan } from './validate';
 
@@ -56,6 +57,9 @@ const tuple = (values: number[]): string => `(${values.join(', ')}${values.lengt
 /** The torch module expression for one resolved layer (index i of an nn.Sequential). */
 function torchModule(layer: ResolvedLayer): string {
   switch (layer.type) {
+    case 'add':
+    case 'concat':
+      throw new Error(`internal: ${layer.type} is an expression, not a module`);
     case 'conv': {
       const padding = layer.paddingSame ? "'same'" : tuple(layer.padBefore);
       return `nn.Conv${layer.dims}d(${layer.inChannels}, ${layer.outChannels}, kernel_size=${tuple(layer.kernel)}, stride=${tuple(layer.stride)}, padding=${padding}, bias=${layer.bias ? 'True' : 'False'})`;
@@ -87,7 +91,29 @@ function torchModule(layer: ResolvedLayer): string {
   }
 }
 
+/** Graph models: one attribute per parameterised or module node, named like the node; forward in node order. */
+function graphNetSource(graph: ResolvedGraph): string[] {
+  const lines = ['    class Net(nn.Module):', '        def __init__(self):', '            super().__init__()'];
+  const modules = graph.nodes.filter((n) => n.layer.type !== 'add' && n.layer.type !== 'concat');
+  for (const { id, layer } of modules) lines.push(`            self.${id} = ${torchModule(layer)}  # [${layer.outShape.join(', ')}]`);
+  if (modules.length === 0) lines.push('            pass');
+  lines.push('');
+  const inputs = Object.keys(graph.inputShapes);
+  // Locals are prefixed so that no node name can shadow self, torch or an input.
+  const local = (name: string): string => (inputs.includes(name) ? name : `x_${name}`);
+  lines.push(`        def forward(self, ${inputs.join(', ')}):`);
+  for (const { id, inputs: from, layer } of graph.nodes) {
+    const args = from.map(local);
+    const value =
+      layer.type === 'add' ? args.join(' + ') : layer.type === 'concat' ? `torch.cat([${args.join(', ')}], dim=1)` : `self.${id}(${args[0]})`;
+    lines.push(`            ${local(id)} = ${value}`);
+  }
+  lines.push(`            return ${local(graph.output)}`);
+  return lines;
+}
+
 function netSource(graph: ResolvedGraph): string[] {
+  if (graph.kind === 'graph') return graphNetSource(graph);
   const lines = ['    class Net(nn.Module):', '        def __init__(self):', '            super().__init__()'];
   for (const branch of graph.branches) {
     if (branch.layers.length === 0) {
@@ -132,21 +158,119 @@ function predictionExpression(spec: PlanSpec): string {
   }
 }
 
+/** A score ordered like the positive-class probability (see metrics.ts positiveScore). */
+function positiveScoreExpression(spec: PlanSpec): string {
+  return spec.loss.type === 'cross_entropy' ? '(output[:, 1] - output[:, 0])' : 'output.view(-1)';
+}
+
 function metricLines(spec: PlanSpec): string[] {
   const metrics: MetricName[] = spec.metrics.length > 0 ? spec.metrics : ['loss'];
-  return metrics.map((metric) => {
+  const lines: string[] = [];
+  const classification = metrics.some((m) => CLASSIFICATION_METRICS.has(m));
+  if (classification) {
+    lines.push(`        truth, predicted = y.view(-1).long(), ${predictionExpression(spec)}.view(-1).long()`);
+  }
+  for (const metric of metrics) {
+    const key = pyString(METRIC_WIRE_NAMES[metric]);
     switch (metric) {
       case 'loss':
-        return "        results['LOSS'] = float(self._fbts_loss(output, y))";
+        lines.push(`        results[${key}] = float(self._fbts_loss(output, y))`);
+        break;
       case 'accuracy':
-        return `        results['ACCURACY'] = float((${predictionExpression(spec)} == y.view(-1).long()).float().mean())`;
+        lines.push(`        results[${key}] = float((${predictionExpression(spec)} == y.view(-1).long()).float().mean())`);
+        break;
       case 'mse':
-        return "        results['MSE'] = float(((output.view(-1) - y.float().view(-1)) ** 2).mean())";
+        lines.push(`        results[${key}] = float(((output.view(-1) - y.float().view(-1)) ** 2).mean())`);
+        break;
       case 'mae':
-        return "        results['MAE'] = float((output.view(-1) - y.float().view(-1)).abs().mean())";
+        lines.push(`        results[${key}] = float((output.view(-1) - y.float().view(-1)).abs().mean())`);
+        break;
+      case 'precision':
+      case 'recall':
+      case 'f1_score':
+        lines.push(`        results[${key}] = self._fbts_prf(truth, predicted)[${['precision', 'recall', 'f1_score'].indexOf(metric)}]`);
+        break;
+      case 'specificity':
+        lines.push(`        results[${key}] = self._fbts_specificity(truth, predicted)`);
+        break;
+      case 'balanced_accuracy':
+        lines.push(`        results[${key}] = self._fbts_balanced_accuracy(truth, predicted)`);
+        break;
+      case 'dice':
+        lines.push(`        results[${key}] = self._fbts_dice(truth, predicted)`);
+        break;
+      case 'auc':
+        lines.push(`        auc = self._fbts_auc(truth, ${positiveScoreExpression(spec)})`);
+        lines.push('        if auc is not None:  # undefined with a single class in the validation set');
+        lines.push(`            results[${key}] = auc`);
+        break;
     }
-  });
+  }
+  return lines;
 }
+
+/** Classification metric helpers of the generated plan (the same definitions as src/engine/metrics.ts). */
+const METRIC_HELPERS = String.raw`
+    @staticmethod
+    def _fbts_prf(truth, predicted):
+        # precision, recall, F1: class 1 for binary labels, support-weighted over classes otherwise (scikit-learn)
+        classes = sorted(set(truth.tolist()) | set(predicted.tolist()))
+
+        def per_class(c):
+            tp = int(((predicted == c) & (truth == c)).sum())
+            fp = int(((predicted == c) & (truth != c)).sum())
+            fn = int(((predicted != c) & (truth == c)).sum())
+            p = tp / (tp + fp) if tp + fp else 0.0
+            r = tp / (tp + fn) if tp + fn else 0.0
+            return p, r, (2 * p * r / (p + r) if p + r else 0.0), tp + fn
+        if all(c in (0, 1) for c in classes):
+            return per_class(1)[:3]
+        stats = [per_class(c) for c in classes]
+        total = sum(s[3] for s in stats)
+        if total == 0:
+            return 0.0, 0.0, 0.0
+        return tuple(sum(s[k] * s[3] for s in stats) / total for k in range(3))
+
+    @staticmethod
+    def _fbts_specificity(truth, predicted):
+        tn = int(((truth != 1) & (predicted != 1)).sum())
+        fp = int(((truth != 1) & (predicted == 1)).sum())
+        return tn / (tn + fp) if tn + fp else 0.0
+
+    @staticmethod
+    def _fbts_balanced_accuracy(truth, predicted):
+        classes = sorted(set(truth.tolist()))
+        if not classes:
+            return 0.0
+        return sum(float((predicted[truth == c] == c).float().mean()) for c in classes) / len(classes)
+
+    @staticmethod
+    def _fbts_dice(truth, predicted):
+        t, p = truth == 1, predicted == 1
+        tp = int((t & p).sum())
+        denominator = 2 * tp + int((~t & p).sum()) + int((t & ~p).sum())
+        return 2 * tp / denominator if denominator else 1.0
+
+    @staticmethod
+    def _fbts_auc(truth, scores):
+        # Mann-Whitney U with tied scores sharing their mean rank; None when one class only.
+        s, t = scores.detach().double().tolist(), truth.tolist()
+        order = sorted(range(len(s)), key=lambda i: s[i])
+        ranks = [0.0] * len(s)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and s[order[j + 1]] == s[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                ranks[order[k]] = (i + j) / 2 + 1
+            i = j + 1
+        pos = sum(1 for v in t if v == 1)
+        neg = len(t) - pos
+        if pos == 0 or neg == 0:
+            return None
+        return (sum(r for r, v in zip(ranks, t) if v == 1) - pos * (pos + 1) / 2) / (pos * neg)
+`;
 
 const OPTIMIZER_KWARGS: Record<string, string> = {
   lr: 'lr',
@@ -300,6 +424,10 @@ function trainingDataLines(spec: PlanSpec): string[] {
   ];
 }
 
+function usesClassificationHelpers(spec: PlanSpec): boolean {
+  return spec.metrics.some((m) => CLASSIFICATION_METRICS.has(m));
+}
+
 /** The dependency lines the generated class declares in init_dependencies(). */
 export function planDependencies(spec: PlanSpec): string[] {
   const deps = ['import numpy as np', 'import pandas as pd'];
@@ -366,6 +494,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     ...metricLines(spec),
     '        return results',
     ...DATA_HELPERS.split('\n').slice(0, -1),
+    ...(usesClassificationHelpers(spec) ? METRIC_HELPERS.split('\n').slice(0, -1) : []),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -10,7 +10,11 @@
  */
 
 export const PLAN_FORMAT = 'fedbiomed-ts/plan';
+/** Version of plans whose model is branches (`{image?, tabular?, head}`): unchanged since the first release. */
 export const PLAN_FORMAT_VERSION = 1;
+/** Version of plans whose model is a graph of named nodes (`{nodes, output}`); nodes that know only 1 refuse it. */
+export const PLAN_GRAPH_VERSION = 2;
+export type PlanVersion = typeof PLAN_FORMAT_VERSION | typeof PLAN_GRAPH_VERSION;
 
 /** A scalar allowed in `modelArgs` (delivered to Fed-BioMed as `model_args`). */
 export type ModelArgValue = string | number | boolean;
@@ -131,6 +135,44 @@ export interface ModelGraphSpec {
   head: LayerSpec[];
 }
 
+/**
+ * Merge nodes of a graph model. add: element-wise sum of inputs of one shape (residual connections).
+ * concat: along the channel axis (PyTorch dim 1; for flat inputs the feature axis); other axes must agree.
+ */
+export interface AddNode {
+  type: 'add';
+}
+export interface ConcatNode {
+  type: 'concat';
+}
+export type MergeSpec = AddNode | ConcatNode;
+export const MERGE_TYPES: readonly MergeSpec['type'][] = ['add', 'concat'];
+
+/**
+ * One node of a graph model: a layer (or merge) with a unique name and its inputs. `input` names a plan input
+ * (`'image'`, `'tabular'`) or an earlier node; when left out it is the node just before (the plan's only input for
+ * the first node). Merge nodes take a list of at least two inputs. Nodes are listed in an order where every input
+ * comes first, so the graph is acyclic by construction and that order is the PyTorch module registration order.
+ * A node's parameters are named `<name>.<role>` (`conv1.weight`, `bn1.running_mean`), as PyTorch names the
+ * generated module's attribute `<name>`.
+ */
+export type GraphNodeSpec = (LayerSpec | MergeSpec) & {
+  name: string;
+  input?: string | string[];
+};
+
+/** A model as a directed acyclic graph of named nodes, ending at `output`. */
+export interface GraphModelSpec {
+  nodes: GraphNodeSpec[];
+  output: string;
+}
+
+export type PlanModelSpec = ModelGraphSpec | GraphModelSpec;
+
+export function isGraphModel(model: PlanModelSpec): model is GraphModelSpec {
+  return Array.isArray((model as GraphModelSpec).nodes);
+}
+
 export type BranchName = 'image' | 'tabular' | 'head';
 export const BRANCHES: readonly BranchName[] = ['image', 'tabular', 'head'];
 
@@ -161,8 +203,39 @@ export interface AdamSpec {
 }
 export type OptimizerSpec = SgdSpec | AdamSpec;
 
-export type MetricName = 'loss' | 'accuracy' | 'mse' | 'mae';
-export const METRIC_NAMES: readonly MetricName[] = ['loss', 'accuracy', 'mse', 'mae'];
+/**
+ * Validation metrics a node reports (wire names in src/plan/metrics.ts; Fed-BioMed's MetricTypes names where one
+ * exists). recall is sensitivity. Classification metrics read the plan's predictions (threshold 0.5 on
+ * probabilities / 0 on logits for bce, argmax for cross_entropy); specificity and auc need a binary task (bce, or
+ * cross_entropy with 2 classes); balanced_accuracy is the mean per-class recall; precision, recall and f1_score
+ * are of class 1 on binary tasks and support-weighted on more classes (scikit-learn's conventions); dice is
+ * 2TP / (2TP + FP + FN) over every output element of a binary task (1 when both are empty).
+ */
+export type MetricName =
+  | 'loss'
+  | 'accuracy'
+  | 'mse'
+  | 'mae'
+  | 'precision'
+  | 'recall'
+  | 'f1_score'
+  | 'specificity'
+  | 'balanced_accuracy'
+  | 'auc'
+  | 'dice';
+export const METRIC_NAMES: readonly MetricName[] = [
+  'loss',
+  'accuracy',
+  'mse',
+  'mae',
+  'precision',
+  'recall',
+  'f1_score',
+  'specificity',
+  'balanced_accuracy',
+  'auc',
+  'dice',
+];
 
 /** Image preprocessing steps act on each modality's volume, in order; tabular steps on one column. */
 export interface CropStep {
@@ -225,14 +298,15 @@ export const PREPROCESS_OPS: readonly PreprocessOp[] = [
 
 export interface PlanSpec {
   format: typeof PLAN_FORMAT;
-  version: typeof PLAN_FORMAT_VERSION;
+  /** 1 for branch models, 2 for graph models (definePlan sets it). */
+  version: PlanVersion;
   /** A Python identifier-like name; the default generated class name. */
   name: string;
   description?: string;
   inputs: PlanInputs;
   target: TargetSpec;
   preprocessing: PreprocessStep[];
-  model: ModelGraphSpec;
+  model: PlanModelSpec;
   loss: LossSpec;
   optimizer: OptimizerSpec;
   metrics: MetricName[];
@@ -243,7 +317,7 @@ export interface PlanSpec {
 /** What `definePlan` accepts: the fixed `format`/`version` and empty lists may be left out. */
 export type PlanInit = Omit<PlanSpec, 'format' | 'version' | 'preprocessing' | 'metrics' | 'modelArgs'> & {
   format?: typeof PLAN_FORMAT;
-  version?: typeof PLAN_FORMAT_VERSION;
+  version?: PlanVersion;
   preprocessing?: PreprocessStep[];
   metrics?: MetricName[];
   modelArgs?: Record<string, ModelArgValue>;

@@ -6,8 +6,8 @@
 import type { TrainRequest, ErrorMessage } from '../src/protocol/messages';
 import type { ResearcherToNodeMessage } from '../src/protocol';
 import { errnumString } from '../src/protocol/error-numbers';
-import { Messaging, type InvalidMessage } from '../src/transport/mqtt';
-import { RepositoryClient, RepositoryError } from '../src/transport/repository';
+import type { InvalidMessage } from '../src/transport/mqtt';
+import { RepositoryError } from '../src/transport/repository';
 import type { Logger } from '../src/transport/logger';
 import { initBackend } from '../src/engine/backend';
 import { openNodeStores, NodeStores } from './stores';
@@ -19,6 +19,11 @@ import {
 } from './requests';
 import { PlanDatasetCache } from './dataset-cache';
 import { executeTrainRequest, RoundContext } from './round';
+import { MqttNodeTransport, type NodeTransport, type ReplyRoute } from './transport';
+import { V6NodeTransport } from './transport-v6';
+
+/** A queued train request with where its reply goes (v6: the request id), kept in the persisted queue. */
+type QueuedTrain = TrainRequest & { reply_route?: ReplyRoute };
 
 /** How long a re-established broker connection must have been up before a round's reply is sent. */
 const RECONNECT_GRACE_MS = 2000;
@@ -39,13 +44,12 @@ export class NodeAgent {
   /** The last dataset read for a plan, reused while its files are unchanged (see dataset-cache.ts). */
   private readonly dataCache = new PlanDatasetCache();
   readonly log: NodeLog;
-  private messaging: Messaging | undefined;
-  private queue: TaskQueue<TrainRequest> | undefined;
+  private transport: NodeTransport | undefined;
+  private queue: TaskQueue<QueuedTrain> | undefined;
   private stopRequested = false;
   /** When the broker connection last came up; undefined while it is down. */
   private connectedSince: number | undefined;
   private connectionWaiters: (() => void)[] = [];
-  private readonly repository: RepositoryClient;
   private readonly transportLog: Logger;
 
   private constructor(readonly stores: NodeStores, private readonly options: NodeAgentOptions) {
@@ -57,8 +61,6 @@ export class NodeAgent {
       warn: (m) => this.log.warning(m),
       error: (m) => this.log.error(m),
     };
-    this.repository = new RepositoryClient({ uploadsUrl: stores.config.uploadsUrl, logger: this.transportLog,
-      ...options.repository });
   }
 
   static async start(options: NodeAgentOptions): Promise<NodeAgent> {
@@ -81,30 +83,31 @@ export class NodeAgent {
     const { config } = this.stores;
     // Once, at info level: which engine trains here (and why) is what an operator checks first about speed.
     await initBackend((line) => this.log.info(line));
-    this.messaging = await Messaging.connect({
-      role: 'node', nodeId: config.nodeId, brokerUrl: config.broker, username: config.brokerUsername,
-      password: config.brokerPassword, caFile: config.brokerCa, logger: this.transportLog,
-    });
-    const messaging = this.messaging;
-    messaging.on('invalid', (invalid) => void this.answerInvalid(invalid));
+    const transport: NodeTransport = config.protocol === 'v6'
+      ? new V6NodeTransport({ config, stores: this.stores, log: this.log, logger: this.transportLog })
+      : new MqttNodeTransport(config, this.transportLog, this.options.repository,
+        (invalid) => void this.answerInvalid(invalid));
+    this.transport = transport;
     this.connectedSince = 0; // the first connection needs no grace: nobody missed anything yet
-    messaging.on('offline', () => {
-      this.connectedSince = undefined;
-      this.log.debug('broker connection lost; reconnecting');
+    await transport.start({
+      request: (message, route) => void this.dispatch(message, route),
+      offline: () => {
+        this.connectedSince = undefined;
+        this.log.debug('connection lost; reconnecting');
+      },
+      reconnect: () => {
+        this.connectedSince = Date.now();
+        this.connectionWaiters.splice(0).forEach((wake) => wake());
+        this.log.debug('reconnected');
+      },
     });
-    messaging.on('reconnect', () => {
-      this.connectedSince = Date.now();
-      this.connectionWaiters.splice(0).forEach((wake) => wake());
-      this.log.debug('reconnected to the broker');
-    });
-    messaging.onMessage((message) => this.dispatch(message as ResearcherToNodeMessage));
-    this.log.forwardTo((m) => void messaging.send(m).catch(() => undefined));
-    this.queue = new TaskQueue<TrainRequest>(this.stores.paths.queue, (req) => this.train(req),
+    this.log.forwardTo((m) => void transport.send(m).catch(() => undefined));
+    this.queue = new TaskQueue<QueuedTrain>(this.stores.paths.queue, (req) => this.train(req),
       (err) => this.log.error(`train task failed: ${(err as Error).message}`));
     this.log.info('Starting task manager');
     if (this.queue.pending > 0) this.log.info(`${this.queue.pending} train request(s) left from the previous run`);
     this.queue.start();
-    this.log.info(`Node ${config.nodeId} ready: broker ${config.broker}, approval ${config.approval ? 'on' : 'off'}, ` +
+    this.log.info(`Node ${config.nodeId} ready: ${transport.description}, approval ${config.approval ? 'on' : 'off'}, ` +
       `${this.stores.datasets.list().length} dataset(s)`);
   }
 
@@ -117,7 +120,7 @@ export class NodeAgent {
       log: this.log,
       fetchText: async (url) => {
         try {
-          return { text: (await this.repository.download(url)).toString('utf8'), status: 200 };
+          return { text: (await (this.transport as NodeTransport).download(url)).toString('utf8'), status: 200 };
         } catch (err) {
           const status = err instanceof RepositoryError ? err.status ?? 0 : 0;
           throw Object.assign(new Error((err as Error).message), { status });
@@ -126,10 +129,11 @@ export class NodeAgent {
     };
   }
 
-  private async dispatch(message: ResearcherToNodeMessage): Promise<void> {
+  private async dispatch(message: ResearcherToNodeMessage, route: ReplyRoute): Promise<void> {
     const ctx = this.requestContext();
-    const send = (reply: Parameters<Messaging['send']>[0] | undefined) =>
-      reply ? (this.messaging as Messaging).send(reply) : Promise.resolve();
+    const transport = this.transport as NodeTransport;
+    const send = (reply: Parameters<NodeTransport['send']>[0] | undefined) =>
+      reply ? transport.send(reply, route) : transport.noReply(route);
     switch (message.command) {
       case 'ping':
         return send(answerPing(message, ctx));
@@ -147,13 +151,14 @@ export class NodeAgent {
         return send(answerSecaggDelete(message, ctx));
       case 'train':
         this.log.debug(`train request queued: job ${message.job_id} round ${message.round}`);
-        (this.queue as TaskQueue<TrainRequest>).push(message);
+        (this.queue as TaskQueue<QueuedTrain>).push(route ? { ...message, reply_route: route } : message);
         return;
     }
   }
 
-  private async train(req: TrainRequest): Promise<void> {
-    const messaging = this.messaging as Messaging;
+  private async train(queued: QueuedTrain): Promise<void> {
+    const transport = this.transport as NodeTransport;
+    const { reply_route: route, ...req } = queued;
     const ctx: RoundContext = {
       nodeId: this.nodeId,
       approval: this.stores.config.approval,
@@ -161,14 +166,14 @@ export class NodeAgent {
       plans: this.stores.plans,
       db: this.stores.db,
       log: this.log,
-      download: (url) => this.repository.download(url),
-      upload: (data, name) => this.repository.upload(Buffer.from(data.buffer, data.byteOffset, data.byteLength), name),
+      download: (url) => transport.download(url),
+      upload: (data, name) => transport.upload(data, name),
       sendReply: async (reply) => {
         await this.settledConnection();
-        await messaging.send(reply);
+        await transport.send(reply, route);
       },
-      sendError: (error) => messaging.send(error),
-      sendScalar: (scalar) => messaging.send(scalar),
+      sendError: (error) => transport.send(error, route),
+      sendScalar: (scalar) => transport.send(scalar, route),
       stopping: () => this.stopRequested,
       dataCache: this.dataCache,
     };
@@ -204,7 +209,7 @@ export class NodeAgent {
     if (!invalid.excerpt.trimStart().startsWith('{')) return;
     const error: ErrorMessage = { researcher_id: researcherId, node_id: this.nodeId, errnum: errnumString('FB301'),
       extra_msg: `${errnumString('FB301')}: ${invalid.error}`, command: 'error' };
-    await this.messaging?.send(error).catch(() => undefined);
+    await this.transport?.send(error).catch(() => undefined);
   }
 
   /**
@@ -215,16 +220,16 @@ export class NodeAgent {
     this.stopRequested = true;
     this.connectionWaiters.splice(0).forEach((wake) => wake());
     this.queue?.stop();
-    const messaging = this.messaging;
-    if (messaging && reason === 'signal') {
-      await messaging.send({ researcher_id: '<unknown>', node_id: this.nodeId,
+    const transport = this.transport;
+    if (transport && reason === 'signal') {
+      await transport.send({ researcher_id: '<unknown>', node_id: this.nodeId,
         errnum: errnumString('FB312'), extra_msg: '', command: 'error' }).catch(() => undefined);
       this.log.critical(SIGNAL_STOP_LOG);
     }
     this.log.forwardTo(undefined);
     await this.queue?.idle();
-    await messaging?.close();
-    this.messaging = undefined;
+    await transport?.close();
+    this.transport = undefined;
   }
 }
 

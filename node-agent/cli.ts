@@ -4,7 +4,7 @@
  */
 import * as path from 'path';
 import { Command, Option } from 'commander';
-import { defaultConfig, loadConfig, nodePaths, writeConfig } from './config';
+import { ConfigError, defaultConfig, loadConfig, nodePaths, writeConfig } from './config';
 import { openNodeStores } from './stores';
 import { DATA_TYPES } from './datasets';
 import type { PlanStatus } from './training-plans';
@@ -35,16 +35,28 @@ export function register(program: Command): void {
     .option('--broker <url>', 'MQTT broker URL', 'mqtt://localhost:1883')
     .option('--uploads-url <url>', 'file repository upload URL', 'http://localhost:8844/upload/')
     .addOption(new Option('--approval <on|off>', 'training-plan approval').choices(['on', 'off']).default('on'))
-    .action((opts: { dir: string; id?: string; broker: string; uploadsUrl: string; approval: string }) => {
+    .addOption(new Option('--protocol <v4.5|v6>', 'Fed-BioMed network: v4.5 (MQTT) or v6 (gRPC)')
+      .choices(['v4.5', 'v6']).default('v4.5'))
+    .option('--researcher <host:port>', 'v6: the researcher\'s gRPC endpoint (host as in its certificate)')
+    .option('--name <name>', 'v6: the node name researchers see (default: the node id)')
+    .action((opts: { dir: string; id?: string; broker: string; uploadsUrl: string; approval: string;
+      protocol: 'v4.5' | 'v6'; researcher?: string; name?: string }) => {
+      if (opts.protocol === 'v6' && !opts.researcher) throw new ConfigError('--protocol v6 needs --researcher HOST:PORT');
       const config = defaultConfig({
         ...(opts.id ? { nodeId: opts.id } : {}),
         broker: opts.broker,
         uploadsUrl: opts.uploadsUrl,
         approval: opts.approval === 'on',
+        ...(opts.protocol === 'v6' ? { protocol: 'v6' as const, researcher: opts.researcher } : {}),
+        ...(opts.name ? { nodeName: opts.name } : {}),
       });
       const file = writeConfig(opts.dir, config);
       print(`node ${config.nodeId} created in ${path.dirname(file)}`);
-      print(`  broker ${config.broker}, uploads ${config.uploadsUrl}, approval ${config.approval ? 'on' : 'off'}`);
+      if (config.protocol === 'v6') {
+        print(`  Fed-BioMed v6 researcher ${config.researcher}, approval ${config.approval ? 'on' : 'off'}`);
+      } else {
+        print(`  broker ${config.broker}, uploads ${config.uploadsUrl}, approval ${config.approval ? 'on' : 'off'}`);
+      }
     });
 
   node

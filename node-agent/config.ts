@@ -24,6 +24,22 @@ export interface NodeConfig {
   uploadsUrl: string;
   /** Training-plan approval; on by default (a hospital must opt out, not in). */
   approval: boolean;
+  /** Which Fed-BioMed network the node joins: v4.5 (MQTT + file repository, the default) or v6 (gRPC). */
+  protocol?: 'v4.5' | 'v6';
+  /** v6: the researcher's gRPC endpoint, `HOST:PORT` (the host must match its certificate's CN). */
+  researcher?: string;
+  /** v6: the node's display name (`node_name` in replies); the node id when unset. */
+  nodeName?: string;
+}
+
+/** `HOST:PORT` of a v6 researcher, checked. */
+export function parseResearcherAddress(address: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(address);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw new ConfigError(`researcher address ${JSON.stringify(address)} is not HOST:PORT (e.g. localhost:50051)`);
+  }
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
 
 export class ConfigError extends Error {}
@@ -83,7 +99,10 @@ export function writeConfig(dir: string, config: NodeConfig): string {
     ...(config.brokerCa ? { broker_ca: config.brokerCa } : {}),
     uploads_url: config.uploadsUrl,
     approval: config.approval,
+    ...(config.protocol === 'v6' ? { protocol: 'v6', researcher: config.researcher } : {}),
+    ...(config.nodeName ? { node_name: config.nodeName } : {}),
   };
+  if (config.protocol === 'v6') parseResearcherAddress(config.researcher ?? '');
   fs.writeFileSync(file, YAML.stringify(doc), { mode: 0o600 });
   return file;
 }
@@ -129,6 +148,17 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): N
     uploadsUrl: str('uploads_url') as string,
     approval: doc['approval'],
   };
+  const protocol = str('protocol', false);
+  if (protocol !== undefined) {
+    if (protocol !== 'v4.5' && protocol !== 'v6') throw new ConfigError(`${file}: "protocol" must be "v4.5" or "v6"`);
+    config.protocol = protocol;
+    if (protocol === 'v6') {
+      config.researcher = str('researcher') as string;
+      parseResearcherAddress(config.researcher);
+    }
+  }
+  const nodeName = str('node_name', false);
+  if (nodeName !== undefined) config.nodeName = nodeName;
   return applyEnvironment(config, env);
 }
 

@@ -18,10 +18,22 @@ import {
   RequestContext,
 } from './requests';
 import { PlanDatasetCache } from './dataset-cache';
-import { executeTrainRequest, RoundContext } from './round';
+import { executeTrainRequest, failedTrainReply, RoundContext } from './round';
+import type { QueuedTask } from './task-queue';
 
 /** How long a re-established broker connection must have been up before a round's reply is sent. */
 const RECONNECT_GRACE_MS = 2000;
+/** On stop: how long the FB312 announcement, the running round and the disconnection may each take. */
+const STOP_STEP_MS = 2000;
+
+/** Resolves when `work` settles or after `ms`, whichever comes first; never rejects. */
+function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    work.then(() => undefined, () => undefined),
+    new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
 
 export interface NodeAgentOptions {
   dir: string;
@@ -29,7 +41,9 @@ export interface NodeAgentOptions {
   /** Where local log lines go (default stderr). */
   localLog?: (line: string) => void;
   /** Repository client settings (tests shorten retries). */
-  repository?: { retries?: number; downloadTimeoutMs?: number; uploadTimeoutMs?: number };
+  repository?: { retries?: number; downloadTimeoutMs?: number; uploadTimeoutMs?: number; downloadFrom?: 'uploads' | 'any' };
+  /** MQTT publish deadline (tests shorten it). */
+  publishTimeoutMs?: number;
 }
 
 /** The CRITICAL log line a Python v4.5 node sends on SIGTERM/SIGINT (fedbiomed/node/cli.py, word for word). */
@@ -57,8 +71,9 @@ export class NodeAgent {
       warn: (m) => this.log.warning(m),
       error: (m) => this.log.error(m),
     };
+    // Files come from this node's repository only: a URL from the wire cannot make the node fetch anything else.
     this.repository = new RepositoryClient({ uploadsUrl: stores.config.uploadsUrl, logger: this.transportLog,
-      ...options.repository });
+      downloadFrom: 'uploads', ...options.repository });
   }
 
   static async start(options: NodeAgentOptions): Promise<NodeAgent> {
@@ -84,6 +99,7 @@ export class NodeAgent {
     this.messaging = await Messaging.connect({
       role: 'node', nodeId: config.nodeId, brokerUrl: config.broker, username: config.brokerUsername,
       password: config.brokerPassword, caFile: config.brokerCa, logger: this.transportLog,
+      publishTimeoutMs: this.options.publishTimeoutMs,
     });
     const messaging = this.messaging;
     messaging.on('invalid', (invalid) => void this.answerInvalid(invalid));
@@ -98,9 +114,15 @@ export class NodeAgent {
       this.log.debug('reconnected to the broker');
     });
     messaging.onMessage((message) => this.dispatch(message as ResearcherToNodeMessage));
-    this.log.forwardTo((m) => void messaging.send(m).catch(() => undefined));
-    this.queue = new TaskQueue<TrainRequest>(this.stores.paths.queue, (req) => this.train(req),
-      (err) => this.log.error(`train task failed: ${(err as Error).message}`));
+    // Log records and monitoring scalars are QoS 0 news: while the broker is away they are dropped, not piled up.
+    this.log.forwardTo((m) => {
+      if (messaging.connected) void messaging.send(m).catch(() => undefined);
+    });
+    this.queue = new TaskQueue<TrainRequest>(this.stores.paths.queue, {
+      execute: (req) => this.train(req),
+      onError: (err) => this.log.error(`train task failed: ${(err as Error).message}`),
+      onInterrupted: (task) => this.answerInterrupted(task),
+    });
     this.log.info('Starting task manager');
     if (this.queue.pending > 0) this.log.info(`${this.queue.pending} train request(s) left from the previous run`);
     this.queue.start();
@@ -154,6 +176,10 @@ export class NodeAgent {
 
   private async train(req: TrainRequest): Promise<void> {
     const messaging = this.messaging as Messaging;
+    const { limits } = this.stores.config;
+    const roundEnd = Date.now() + limits.roundTimeoutS * 1000;
+    // Set when the round overran its deadline: whatever it still does, it sends nothing more.
+    let abandoned = false;
     const ctx: RoundContext = {
       nodeId: this.nodeId,
       approval: this.stores.config.approval,
@@ -161,18 +187,44 @@ export class NodeAgent {
       plans: this.stores.plans,
       db: this.stores.db,
       log: this.log,
-      download: (url) => this.repository.download(url),
+      download: (url, what) => this.repository.download(url, {
+        deadlineMs: Math.max(1, Math.min(limits.downloadTimeoutS * 1000, roundEnd - Date.now())),
+        ...(what === 'plan' ? { maxBytes: limits.maxPlanBytes } : {}),
+      }),
       upload: (data, name) => this.repository.upload(Buffer.from(data.buffer, data.byteOffset, data.byteLength), name),
       sendReply: async (reply) => {
+        if (abandoned) return;
         await this.settledConnection();
         await messaging.send(reply);
       },
-      sendError: (error) => messaging.send(error),
-      sendScalar: (scalar) => messaging.send(scalar),
-      stopping: () => this.stopRequested,
+      sendError: (error) => (abandoned ? Promise.resolve() : messaging.send(error)),
+      sendScalar: (scalar) => (abandoned || !messaging.connected ? Promise.resolve() : messaging.send(scalar)),
+      stopping: () => this.stopRequested || abandoned,
       dataCache: this.dataCache,
+      limits,
     };
-    await executeTrainRequest(req, ctx);
+    let timer: NodeJS.Timeout | undefined;
+    const overran = new Promise<true>((resolve) => { timer = setTimeout(() => resolve(true), limits.roundTimeoutS * 1000); });
+    const outcome = await Promise.race([executeTrainRequest(req, ctx).then(() => false as const), overran])
+      .finally(() => clearTimeout(timer));
+    if (outcome === true) {
+      abandoned = true;
+      await this.sendFailure(req, `Round stopped: not finished within this node's limit of ${limits.roundTimeoutS} s`);
+    }
+  }
+
+  /** A train request that was running when the node died: answered, not run again (it may be what killed it). */
+  private async answerInterrupted(task: QueuedTask<TrainRequest>): Promise<void> {
+    await this.sendFailure(task.task, 'Round abandoned: this node stopped unexpectedly while running it (started ' +
+      `${task.startedAt}); it is not run again`);
+  }
+
+  private async sendFailure(req: TrainRequest, msg: string): Promise<void> {
+    this.log.error(`${msg} (job ${req.job_id})`);
+    await this.settledConnection();
+    if (this.stopRequested) return;
+    await (this.messaging as Messaging).send(failedTrainReply(req, this.nodeId, msg, null))
+      .catch((err: unknown) => this.log.warning(`could not send the failure reply: ${(err as Error).message}`));
   }
 
   /**
@@ -216,28 +268,39 @@ export class NodeAgent {
     this.connectionWaiters.splice(0).forEach((wake) => wake());
     this.queue?.stop();
     const messaging = this.messaging;
+    // Every step is bounded: a node must stop within seconds whatever the broker or the running round do.
     if (messaging && reason === 'signal') {
-      await messaging.send({ researcher_id: '<unknown>', node_id: this.nodeId,
-        errnum: errnumString('FB312'), extra_msg: '', command: 'error' }).catch(() => undefined);
+      if (messaging.connected) {
+        await settleWithin(messaging.send({ researcher_id: '<unknown>', node_id: this.nodeId,
+          errnum: errnumString('FB312'), extra_msg: '', command: 'error' }), STOP_STEP_MS);
+      }
       this.log.critical(SIGNAL_STOP_LOG);
     }
     this.log.forwardTo(undefined);
-    await this.queue?.idle();
-    await messaging?.close();
+    if (this.queue) await settleWithin(this.queue.idle(), STOP_STEP_MS);
+    if (messaging) await settleWithin(messaging.close(), STOP_STEP_MS);
     this.messaging = undefined;
   }
 }
 
-/** `fedbiomed-ts node start`: runs until SIGINT / SIGTERM. */
+/**
+ * `fedbiomed-ts node start`: runs until SIGINT / SIGTERM. The stop is bounded (see `stop`); whatever is still
+ * pending after it (a download, a round past its stop point) does not keep the process alive: it exits one second
+ * later at most, and at once on a second signal.
+ */
 export async function runNodeUntilSignal(dir: string): Promise<void> {
   const agent = await NodeAgent.start({ dir });
   await new Promise<void>((resolve) => {
     const onSignal = () => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      const again = () => process.exit(130);
+      process.once('SIGINT', again);
+      process.once('SIGTERM', again);
       void agent.stop('signal').then(resolve, resolve);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+  setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
 }

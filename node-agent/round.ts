@@ -27,6 +27,9 @@ import type { TrainingPlanStore } from './training-plans';
 import { readPlanSource } from './plan-source';
 import type { NodeLog } from './node-log';
 import type { JsonDb } from './json-db';
+import type { NodeLimits } from './config';
+import { estimatePlanResources, resourceProblem } from './plan-resources';
+import { yieldingBatches } from './event-loop';
 
 export const NODE_STATES_TABLE = 'Node_states';
 
@@ -37,7 +40,8 @@ export interface RoundContext {
   plans: TrainingPlanStore;
   db: JsonDb;
   log: NodeLog;
-  download(url: string): Promise<Buffer>;
+  /** Downloads a file of the round: the plan (size-capped by the node's limits) or the global weights. */
+  download(url: string, what: 'plan' | 'params'): Promise<Buffer>;
   upload(data: Uint8Array, fileName: string): Promise<string>;
   sendReply(reply: TrainReply): Promise<void>;
   sendError(error: ErrorMessage): Promise<void>;
@@ -46,7 +50,27 @@ export interface RoundContext {
   stopping(): boolean;
   /** Reuses the last round's dataset while its files are unchanged; without it every round reads the files. */
   dataCache?: PlanDatasetCache;
+  /** The node's limits on plan size and training memory (none checked when absent). */
+  limits?: NodeLimits;
 }
+
+/** A `train` reply `success: false`, as a Python node sends it when a round fails. */
+export function failedTrainReply(req: TrainRequest, nodeId: string, msg: string, stateId: string | null): TrainReply {
+  return {
+    researcher_id: req.researcher_id, job_id: req.job_id, state_id: req.training ? stateId : null, success: false,
+    node_id: nodeId, dataset_id: '', params_url: '', timing: {}, sample_size: null, msg, command: 'train',
+  };
+}
+
+const SECAGG_FIELDS = ['secagg_servkey_id', 'secagg_biprime_id', 'secagg_random', 'secagg_clipping_range'] as const;
+
+/** A request asking for secure aggregation: this node cannot honour it, so it must refuse rather than send plain weights. */
+export function secaggRequested(req: TrainRequest): boolean {
+  return SECAGG_FIELDS.some((f) => req[f] !== null && req[f] !== undefined);
+}
+
+/** Samples per forward pass when validating. */
+const EVAL_CHUNK = 64;
 
 /** A failure that ends the round with a `train` reply `success: false` and this message. */
 class RoundFailure extends Error {}
@@ -54,11 +78,7 @@ class RoundFailure extends Error {}
 export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext): Promise<void> {
   // A Python node names the round's state before it starts, so its failure replies carry that id too.
   const stateId = `node_state_${randomUUID()}`;
-  const fail = (msg: string): TrainReply => ({
-    researcher_id: req.researcher_id, job_id: req.job_id, state_id: req.training ? stateId : null, success: false,
-    node_id: ctx.nodeId,
-    dataset_id: '', params_url: '', timing: {}, sample_size: null, msg, command: 'train',
-  });
+  const fail = (msg: string): TrainReply => failedTrainReply(req, ctx.nodeId, msg, stateId);
 
   const dataset = ctx.datasets.get(req.dataset_id);
   if (!dataset) {
@@ -71,6 +91,15 @@ export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext):
   if (!isValidRepositoryUrl(req.training_plan_url)) {
     await ctx.sendError({ researcher_id: 'NOT_SET', node_id: ctx.nodeId, errnum: errnumString('FB300'),
       extra_msg: 'URL for training plan on repository is not valid.', command: 'error' });
+    return;
+  }
+
+  if (secaggRequested(req)) {
+    const msg = 'FB318: Secure aggregation setup error: this request asks for secure aggregation ' +
+      `(${SECAGG_FIELDS.filter((f) => req[f] !== null && req[f] !== undefined).join(', ')}), which this ` +
+      'fedbiomed-ts node does not support: it refuses rather than send unprotected weights';
+    ctx.log.error(msg);
+    await ctx.sendReply(fail(msg));
     return;
   }
 
@@ -100,6 +129,13 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
   const globalWeights = await downloadWeights(req.params_url, ctx);
   if (req.state_id !== null) checkPreviousState(req, ctx);
 
+  if (ctx.limits) {
+    const resources = estimatePlanResources(spec);
+    // Validation-only rounds run the forward pass in chunks of EVAL_CHUNK samples.
+    const batch = req.training ? batchSizeOf(args) : EVAL_CHUNK;
+    const problem = resources && resourceProblem(resources, batch, ctx.limits);
+    if (problem) throw new RoundFailure(`Training plan refused before allocating anything: ${problem}`);
+  }
   const seed = args.random_seed ?? freshSeed();
   const model = buildModel(spec, { seed });
   let data: PlanDataset | undefined;
@@ -140,7 +176,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
 
     const started = process.hrtime.bigint();
     const cpuStart = process.cpuUsage();
-    const result = await trainModel(model, data.batchSource(train), {
+    const result = await trainModel(model, yieldingBatches(data.batchSource(train)), {
       // The generated plan's DataManager sets shuffle=True, and a plan's own DataManager arguments win over
       // loader_args on a Python node: shuffle here too, whatever loader_args says.
       loader: { batchSize: batchSizeOf(args), shuffle: true,
@@ -194,7 +230,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
 async function downloadPlan(req: TrainRequest, ctx: RoundContext): Promise<PlanSpec> {
   let source: string;
   try {
-    source = (await ctx.download(req.training_plan_url)).toString('utf8');
+    source = (await ctx.download(req.training_plan_url, 'plan')).toString('utf8');
   } catch (err) {
     throw new RoundFailure(`Cannot download training plan file: ${req.training_plan_url}: ${describe(err)}`);
   }
@@ -213,7 +249,7 @@ async function downloadPlan(req: TrainRequest, ctx: RoundContext): Promise<PlanS
 async function downloadWeights(url: string, ctx: RoundContext): Promise<Record<string, DenseArray>> {
   let bytes: Buffer;
   try {
-    bytes = await ctx.download(url);
+    bytes = await ctx.download(url, 'params');
   } catch (err) {
     throw new RoundFailure(`Cannot download param file: ${url}: ${describe(err)}`);
   }
@@ -287,7 +323,7 @@ export function splitIndices(n: number, testRatio: number, seed: number): { trai
 function evaluate(model: PlanModel, data: PlanDataset, indices: number[], spec: PlanSpec): Record<string, number> {
   const outputs: tf.Tensor[] = [];
   const targets: tf.Tensor[] = [];
-  const chunk = 64;
+  const chunk = EVAL_CHUNK;
   try {
     for (let i = 0; i < indices.length; i += chunk) {
       const batch = data.batchSync(indices.slice(i, i + chunk));

@@ -62,6 +62,11 @@ export interface TransferOptions {
 export interface DownloadOptions extends TransferOptions {
   /** Largest body accepted, in bytes. */
   maxBytes?: number;
+  /**
+   * Time for the whole download, every retry and backoff included (ms); each attempt gets what is left, at most
+   * its own timeout. Without it, retries multiply the attempt timeout.
+   */
+  deadlineMs?: number;
 }
 
 export interface RepositoryClientOptions {
@@ -75,6 +80,12 @@ export interface RepositoryClientOptions {
   maxDownloadBytes?: number;
   /** Retries after a failed attempt. Default 3. */
   retries?: number;
+  /**
+   * 'uploads': download only from the origin (scheme, host, port) of `uploadsUrl`, and follow no redirect: a URL
+   * received from the network cannot make us fetch anything else (other ports, loopback aliases, internal
+   * services). The error then names neither the foreign host nor anything it answered. Default 'any'.
+   */
+  downloadFrom?: 'uploads' | 'any';
   retryBackoff?: BackoffOptions;
   logger?: Logger;
 }
@@ -107,11 +118,13 @@ export class RepositoryClient {
   readonly uploadsUrl: string;
   private readonly logger: Logger;
   private readonly settings: typeof DEFAULTS;
+  private readonly onlyOrigin: string | undefined;
 
   constructor(options: RepositoryClientOptions) {
     parseHttpUrl(options.uploadsUrl, 'uploads URL');
     this.uploadsUrl = options.uploadsUrl;
     this.logger = options.logger ?? silentLogger;
+    this.onlyOrigin = options.downloadFrom === 'uploads' ? new URL(options.uploadsUrl).origin : undefined;
     this.settings = {
       uploadTimeoutMs: options.uploadTimeoutMs ?? DEFAULTS.uploadTimeoutMs,
       downloadTimeoutMs: options.downloadTimeoutMs ?? DEFAULTS.downloadTimeoutMs,
@@ -150,14 +163,31 @@ export class RepositoryClient {
 
   /** Downloads `url` into memory, within the size cap and deadline. Requires status 200, like Fed-BioMed. */
   async download(url: string, options: DownloadOptions = {}): Promise<Buffer> {
-    parseHttpUrl(url, 'download URL');
+    this.checkDownloadUrl(url);
     const maxBytes = options.maxBytes ?? this.settings.maxDownloadBytes;
-    const timeoutMs = options.timeoutMs ?? this.settings.downloadTimeoutMs;
+    const attemptTimeout = this.attemptTimeout(options);
     return this.withRetries('download', url, options.retries, async () => {
       const chunks: Buffer[] = [];
-      const total = await this.downloadOnce(url, maxBytes, timeoutMs, (chunk) => void chunks.push(chunk));
+      const total = await this.downloadOnce(url, maxBytes, attemptTimeout(), (chunk) => void chunks.push(chunk));
       return Buffer.concat(chunks, total);
-    });
+    }, options.deadlineMs);
+  }
+
+  /** The http(s) check, and the origin check when downloads are restricted to the repository. */
+  private checkDownloadUrl(url: string): void {
+    const parsed = parseHttpUrl(url, 'download URL');
+    if (this.onlyOrigin !== undefined && parsed.origin !== this.onlyOrigin) {
+      throw new RepositoryError(`download refused: the URL is not on this side's file repository (${this.onlyOrigin})`,
+        'bad-url', this.onlyOrigin);
+    }
+  }
+
+  /** Each attempt's timeout: its own, cut to what is left of the overall deadline. */
+  private attemptTimeout(options: DownloadOptions): () => number {
+    const own = options.timeoutMs ?? this.settings.downloadTimeoutMs;
+    if (options.deadlineMs === undefined) return () => own;
+    const end = Date.now() + options.deadlineMs;
+    return () => Math.max(1, Math.min(own, end - Date.now()));
   }
 
   /**
@@ -165,9 +195,9 @@ export class RepositoryClient {
    * deadline. The file appears only when complete: bytes go to a temporary name first.
    */
   async downloadToFile(url: string, destination: string, options: DownloadOptions = {}): Promise<{ path: string; bytes: number }> {
-    parseHttpUrl(url, 'download URL');
+    this.checkDownloadUrl(url);
     const maxBytes = options.maxBytes ?? this.settings.maxDownloadBytes;
-    const timeoutMs = options.timeoutMs ?? this.settings.downloadTimeoutMs;
+    const attemptTimeout = this.attemptTimeout(options);
     const bytes = await this.withRetries('download', url, options.retries, async () => {
       const partial = `${destination}.part-${process.pid}-${Date.now()}`;
       let out: fs.WriteStream;
@@ -178,7 +208,7 @@ export class RepositoryClient {
         throw new RepositoryError(`cannot write ${destination}: ${describeError(err)}`, 'local-file', url);
       }
       try {
-        const total = await this.downloadOnce(url, maxBytes, timeoutMs, async (chunk) => {
+        const total = await this.downloadOnce(url, maxBytes, attemptTimeout(), async (chunk) => {
           if (!out.write(chunk)) await once(out, 'drain');
         });
         await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
@@ -190,22 +220,26 @@ export class RepositoryClient {
         if (err instanceof RepositoryError) throw err;
         throw new RepositoryError(`cannot write ${destination}: ${describeError(err)}`, 'local-file', url);
       }
-    });
+    }, options.deadlineMs);
     return { path: destination, bytes };
   }
 
-  private async withRetries<T>(what: string, url: string, retries: number | undefined, attempt: () => Promise<T>): Promise<T> {
+  private async withRetries<T>(what: string, url: string, retries: number | undefined, attempt: () => Promise<T>,
+    deadlineMs?: number): Promise<T> {
     const allowed = retries ?? this.settings.retries;
+    const end = deadlineMs === undefined ? Infinity : Date.now() + deadlineMs;
     for (let n = 0; ; n++) {
       try {
         return await attempt();
       } catch (err) {
         const error = err instanceof RepositoryError ? err : new RepositoryError(describeError(err), 'unreachable', url);
-        if (!error.retryable || n >= allowed) {
+        const delay = backoffDelay(n, this.settings.retryBackoff);
+        const outOfTime = Date.now() + delay >= end;
+        if (!error.retryable || n >= allowed || outOfTime) {
           if (n > 0) error.message += ` (after ${n + 1} attempts)`;
+          if (outOfTime && error.retryable && n < allowed) error.message += ` (no time left within ${deadlineMs} ms)`;
           throw error;
         }
-        const delay = backoffDelay(n, this.settings.retryBackoff);
         this.logger.warn(`${what} failed (${error.message}); retry ${n + 1} of ${allowed} in ${delay} ms`);
         await sleep(delay);
       }
@@ -294,7 +328,8 @@ export class RepositoryClient {
           responseType: 'stream',
           signal: controller.signal,
           validateStatus: () => true,
-          maxRedirects: 5,
+          // Restricted to the repository: a redirect could point anywhere, so none is followed.
+          maxRedirects: this.onlyOrigin === undefined ? 5 : 0,
         });
       } catch (err) {
         throw networkError(err, 'download of', url, timeoutMs, timedOut);

@@ -273,3 +273,62 @@ describe('a node under hostile requests', () => {
 
 
 });
+
+describe('what leaves a node whose data hold a bad cell', () => {
+  const CANARY = 'PATIENT-ID-CANARY-8841';
+
+  it('names the column and the row, never a value or a path, in replies and forwarded logs, whatever the seed', async () => {
+    const rows = Array.from({ length: 40 }, (_, i) => [i % 7, (i * 3) % 5, i % 2, (i % 11) / 10, i % 2]);
+    // One planted identifier and a few numbers stored as text (the column becomes text, as pandas reads it).
+    const planted: Record<number, string> = { 17: CANARY, 5: '1.89527' };
+    const lines = ['f0,f1,f2,f3,label', ...rows.map((r, i) => (planted[i] ? [r[0], planted[i], ...r.slice(2)] : r).join(','))];
+    const b = await bench('node_canary', { csv: `${lines.join('\n')}\n` });
+    const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
+    const { messaging, seen } = await researcherOn(b.network.mqttUrl);
+    try {
+      for (let seed = 1; seed <= 6; seed++) {
+        await messaging.send(b.request({ job_id: `job_seed_${seed}` }, { random_seed: seed, test_on_global_updates: true,
+          test_metric: 'ACCURACY' }), 'node_canary');
+        const reply = await until('the reply', () => trainReply(seen, `job_seed_${seed}`));
+        expect(reply).toMatchObject({ success: false });
+        expect(reply.msg).toMatch(/column 'f1' is missing or not numeric \(a text value\) in sample \d+ \(data row \d+\)/);
+      }
+      await new Promise((r) => setTimeout(r, 200)); // the last forwarded log lines
+      const wire = JSON.stringify(seen);
+      expect(wire).not.toContain(CANARY);
+      expect(wire).not.toContain(b.dir);
+      expect(wire).not.toContain('1.89527');
+      expect(seen.some((m) => m.command === 'log')).toBe(true);
+    } finally {
+      await messaging.close();
+      await agent.stop();
+      await b.close();
+    }
+  });
+});
+
+describe('a node that trains for long', () => {
+  it('answers pings while it trains', async () => {
+    const b = await bench('node_busy');
+    const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
+    const { messaging, seen } = await researcherOn(b.network.mqttUrl);
+    try {
+      await messaging.send(b.request({ job_id: 'job_long' }, { num_updates: 2000, log_interval: 500 }), 'node_busy');
+      await until('training to start', () => seen.find((m) => m.command === 'add_scalar'));
+      const delays: number[] = [];
+      for (let sequence = 1; sequence <= 5 && !trainReply(seen, 'job_long'); sequence++) {
+        const sent = Date.now();
+        await messaging.send({ researcher_id: RESEARCHER_ID, sequence, command: 'ping' }, 'node_busy');
+        await until('a pong', () => seen.find((m) => m.command === 'pong' && m.sequence === sequence));
+        delays.push(Date.now() - sent);
+      }
+      expect(trainReply(seen, 'job_long')).toBeUndefined(); // the pings were answered during the round
+      expect(Math.max(...delays)).toBeLessThan(500);
+      expect(await until('the round', () => trainReply(seen, 'job_long'), 60_000)).toMatchObject({ success: true });
+    } finally {
+      await messaging.close();
+      await agent.stop();
+      await b.close();
+    }
+  });
+});

@@ -30,6 +30,7 @@ import type { JsonDb } from './json-db';
 import type { NodeLimits } from './config';
 import { estimatePlanResources, resourceProblem } from './plan-resources';
 import { yieldingBatches } from './event-loop';
+import { withoutDatasetPaths } from './privacy';
 
 export const NODE_STATES_TABLE = 'Node_states';
 
@@ -107,7 +108,8 @@ export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext):
   try {
     reply = await runRound(req, dataset, ctx, stateId);
   } catch (err) {
-    const msg = err instanceof RoundFailure ? err.message : `Cannot train model in round: ${describe(err)}`;
+    const msg = withoutDatasetPaths(err instanceof RoundFailure ? err.message : `Cannot train model in round: ${describe(err)}`,
+      dataset);
     ctx.log.error(msg);
     reply = fail(msg);
   }
@@ -148,7 +150,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     } catch (err) {
       throw new RoundFailure(`FB315: Error while loading the data : ${describe(err)}`);
     }
-    for (const issue of data.issues) ctx.log.warning(`data: ${issue.message}`);
+    for (const issue of data.issues) ctx.log.warning(`data: ${withoutDatasetPaths(issue.message, dataset)}`);
     const { train, test } = splitIndices(data.size, numberOf(args.test_ratio), seed);
     if (req.training && train.length === 0) {
       throw new RoundFailure(`No training sample left: ${data.size} samples, test_ratio ${numberOf(args.test_ratio)}`);
@@ -163,7 +165,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
           num_batches: 1, num_samples_trained: null, iteration: 1 }));
       } catch (err) {
         // As in Fed-BioMed, a validation failure is logged and the round goes on.
-        ctx.log.error(`Validation on ${phase} updates failed: ${describe(err)}`);
+        ctx.log.error(`Validation on ${phase} updates failed: ${withoutDatasetPaths(describe(err), dataset)}`);
       }
     };
 

@@ -11,7 +11,7 @@ import type { AddScalarReply, ErrorMessage, TrainReply, TrainRequest } from '../
 import { errnumString } from '../src/protocol/error-numbers';
 import { parseTrainingArgs, batchSizeOf, TrainingArgs } from '../src/protocol/training-args';
 import { numberOf, PyFloat } from '../src/protocol/pyfloat';
-import { isValidRepositoryUrl } from '../src/transport/url';
+import { isValidRepositoryUrl, urlForMessage } from '../src/transport/url';
 import { decodeParams, encodeParams, modelWeightsOf, nodeParamsFile, DenseArray, TorchTensor } from '../src/serialize';
 import { buildModel, PlanModel } from '../src/plan/tfjs-model';
 import { exportWeights, importWeightsInto } from '../src/plan/weights';
@@ -234,7 +234,7 @@ async function downloadPlan(req: TrainRequest, ctx: RoundContext): Promise<PlanS
   try {
     source = (await ctx.download(req.training_plan_url, 'plan')).toString('utf8');
   } catch (err) {
-    throw new RoundFailure(`Cannot download training plan file: ${req.training_plan_url}: ${describe(err)}`);
+    throw new RoundFailure(`Cannot download training plan file: ${urlForMessage(req.training_plan_url)}: ${describe(err)}`);
   }
   const reading = readPlanSource(source);
   if (!reading.ok) throw new RoundFailure(`Cannot use training plan ${req.training_plan_class}: ${reading.reason}`);
@@ -253,7 +253,7 @@ async function downloadWeights(url: string, ctx: RoundContext): Promise<Record<s
   try {
     bytes = await ctx.download(url, 'params');
   } catch (err) {
-    throw new RoundFailure(`Cannot download param file: ${url}: ${describe(err)}`);
+    throw new RoundFailure(`Cannot download param file: ${urlForMessage(url)}: ${describe(err)}`);
   }
   try {
     return modelWeightsOf(decodeParams(bytes)) as Record<string, DenseArray>;

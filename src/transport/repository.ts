@@ -12,7 +12,7 @@ import * as path from 'path';
 import type { Readable } from 'stream';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff';
 import { describeError, silentLogger, type Logger } from './logger';
-import { isValidRepositoryUrl } from './url';
+import { isValidRepositoryUrl, urlForMessage } from './url';
 
 /** What went wrong, coarsely: callers map it to Fed-BioMed error numbers or replies. */
 export type RepositoryErrorKind =
@@ -106,10 +106,10 @@ export function parseHttpUrl(url: string, what: string): URL {
   try {
     parsed = new URL(url);
   } catch {
-    throw new RepositoryError(`${what} ${JSON.stringify(url)} is not a URL`, 'bad-url', String(url));
+    throw new RepositoryError(`${what} ${JSON.stringify(urlForMessage(url))} is not a URL`, 'bad-url', String(url));
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new RepositoryError(`${what} ${url} is not an http(s) URL`, 'bad-url', url);
+    throw new RepositoryError(`${what} ${urlForMessage(url)} is not an http(s) URL`, 'bad-url', url);
   }
   return parsed;
 }
@@ -154,7 +154,7 @@ export class RepositoryClient {
     );
     if (!isValidRepositoryUrl(url)) {
       this.logger.warn(
-        `the repository returned ${url}: Fed-BioMed v4.5 Python peers reject this URL (validators.url); ` +
+        `the repository returned ${urlForMessage(url)}: Fed-BioMed v4.5 Python peers reject this URL (validators.url); ` +
           'give the repository a host name they accept (localhost, an IP address or a dotted DNS name)',
       );
     }
@@ -269,7 +269,7 @@ export class RepositoryClient {
     }
     if (response.status < 200 || response.status >= 300) {
       throw new RepositoryError(
-        `upload of ${name} to ${this.uploadsUrl} failed: HTTP ${response.status}${answerExcerpt(response.data)}`,
+        `upload of ${name} to ${urlForMessage(this.uploadsUrl)} failed: HTTP ${response.status}${answerExcerpt(response.data)}`,
         'http-status',
         this.uploadsUrl,
         response.status,
@@ -280,7 +280,7 @@ export class RepositoryClient {
       answer = JSON.parse(response.data);
     } catch {
       throw new RepositoryError(
-        `upload to ${this.uploadsUrl} answered HTTP ${response.status} with something that is not JSON${answerExcerpt(response.data)}`,
+        `upload to ${urlForMessage(this.uploadsUrl)} answered HTTP ${response.status} with something that is not JSON${answerExcerpt(response.data)}`,
         'bad-response',
         this.uploadsUrl,
         response.status,
@@ -289,7 +289,7 @@ export class RepositoryClient {
     const fileUrl = (answer as { file?: unknown } | null)?.file;
     if (typeof fileUrl !== 'string') {
       throw new RepositoryError(
-        `upload to ${this.uploadsUrl} answered without a "file" URL${answerExcerpt(response.data)}`,
+        `upload to ${urlForMessage(this.uploadsUrl)} answered without a "file" URL${answerExcerpt(response.data)}`,
         'bad-response',
         this.uploadsUrl,
         response.status,
@@ -299,7 +299,7 @@ export class RepositoryClient {
       parseHttpUrl(fileUrl, 'returned file URL');
     } catch {
       throw new RepositoryError(
-        `upload to ${this.uploadsUrl} returned ${JSON.stringify(fileUrl)}, which is not an absolute http(s) URL`,
+        `upload to ${urlForMessage(this.uploadsUrl)} returned ${JSON.stringify(fileUrl)}, which is not an absolute http(s) URL`,
         'bad-response',
         this.uploadsUrl,
         response.status,
@@ -337,13 +337,13 @@ export class RepositoryClient {
       const body = response.data;
       if (response.status !== 200) {
         body.destroy();
-        throw new RepositoryError(`download of ${url} failed: HTTP ${response.status}`, 'http-status', url, response.status);
+        throw new RepositoryError(`download of ${urlForMessage(url)} failed: HTTP ${response.status}`, 'http-status', url, response.status);
       }
       const declared = Number(response.headers['content-length']);
       if (Number.isFinite(declared) && declared > maxBytes) {
         body.destroy();
         throw new RepositoryError(
-          `download of ${url} refused: the server announces ${declared} bytes, over the limit of ${maxBytes}`,
+          `download of ${urlForMessage(url)} refused: the server announces ${declared} bytes, over the limit of ${maxBytes}`,
           'too-large',
           url,
         );
@@ -369,23 +369,23 @@ async function pumpCapped(
       total += buffer.length;
       if (total > maxBytes) {
         body.destroy();
-        throw new RepositoryError(`download of ${url} stopped: more than ${maxBytes} bytes`, 'too-large', url);
+        throw new RepositoryError(`download of ${urlForMessage(url)} stopped: more than ${maxBytes} bytes`, 'too-large', url);
       }
       try {
         await sink(buffer);
       } catch (err) {
         body.destroy();
         // A failure to store (e.g. a full disk), not of the network: not worth retrying.
-        throw new RepositoryError(`download of ${url} could not be stored: ${describeError(err)}`, 'local-file', url);
+        throw new RepositoryError(`download of ${urlForMessage(url)} could not be stored: ${describeError(err)}`, 'local-file', url);
       }
     }
   } catch (err) {
     if (err instanceof RepositoryError) throw err;
     const after = timedOutAfter();
     if (after !== undefined) {
-      throw new RepositoryError(`download of ${url} timed out after ${after} ms`, 'timeout', url);
+      throw new RepositoryError(`download of ${urlForMessage(url)} timed out after ${after} ms`, 'timeout', url);
     }
-    throw new RepositoryError(`download of ${url} broke off: ${describeError(err)}`, 'unreachable', url);
+    throw new RepositoryError(`download of ${urlForMessage(url)} broke off: ${describeError(err)}`, 'unreachable', url);
   }
   return total;
 }
@@ -393,9 +393,9 @@ async function pumpCapped(
 function networkError(err: unknown, what: string, url: string, timeoutMs: number, timedOut = false): RepositoryError {
   const code = err instanceof AxiosError ? err.code : undefined;
   if (timedOut || code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED') {
-    return new RepositoryError(`${what} ${url} timed out after ${timeoutMs} ms`, 'timeout', url);
+    return new RepositoryError(`${what} ${urlForMessage(url)} timed out after ${timeoutMs} ms`, 'timeout', url);
   }
-  return new RepositoryError(`${what} ${url} failed: server not reachable (${describeError(err)})`, 'unreachable', url);
+  return new RepositoryError(`${what} ${urlForMessage(url)} failed: server not reachable (${describeError(err)})`, 'unreachable', url);
 }
 
 function answerExcerpt(data: unknown): string {

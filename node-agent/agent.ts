@@ -137,9 +137,13 @@ export class NodeAgent {
       datasets: this.stores.datasets,
       plans: this.stores.plans,
       log: this.log,
+      limits: this.stores.config.limits,
       fetchText: async (url) => {
+        const { limits } = this.stores.config;
         try {
-          return { text: (await this.repository.download(url)).toString('utf8'), status: 200 };
+          const bytes = await this.repository.download(url, { maxBytes: limits.maxPlanBytes,
+            deadlineMs: limits.downloadTimeoutS * 1000 });
+          return { text: bytes.toString('utf8'), status: 200 };
         } catch (err) {
           const status = err instanceof RepositoryError ? err.status ?? 0 : 0;
           throw Object.assign(new Error((err as Error).message), { status });

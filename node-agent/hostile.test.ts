@@ -332,3 +332,53 @@ describe('a node that trains for long', () => {
     }
   });
 });
+
+describe('approval requests from anyone on the broker', () => {
+  it('caps the plan download (an endless stream), the description and the pending plans, storing nothing refused', async () => {
+    // The node's repository streams /media/endless.py for ever and serves the real plan at /media/plan.py.
+    const plan = Buffer.from(generateTorchPlan(mlpPlan()));
+    const repository = http.createServer((req, res) => {
+      if (req.url === '/media/plan.py') return void res.end(plan);
+      const chunk = Buffer.alloc(64 * 1024, 0x41);
+      const pump = () => {
+        while (res.write(chunk)) { /* until the socket pushes back */ }
+      };
+      res.on('drain', pump);
+      pump();
+    });
+    await new Promise<void>((r) => repository.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(repository.address() as import('net').AddressInfo).port}`;
+    const b = await bench('node_approval', { uploadsUrl: `${base}/upload/`,
+      limits: { maxPlanBytes: 1024 * 1024, maxDescriptionChars: 100, maxPendingPlans: 1 } });
+    fs.writeFileSync(path.join(b.nodeDir, 'config.yaml'),
+      fs.readFileSync(path.join(b.nodeDir, 'config.yaml'), 'utf8').replace('approval: false', 'approval: true'));
+    const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined, repository: { retries: 0 } });
+    const { messaging, seen } = await researcherOn(b.network.mqttUrl);
+    const approval = async (sequence: number, url: string, description = 'ok') => {
+      await messaging.send({ researcher_id: RESEARCHER_ID, description, sequence, training_plan_url: url, command: 'approval' },
+        'node_approval');
+      return until(`approval ${sequence}`, () => seen.find((m) => m.command === 'approval' && m.sequence === sequence));
+    };
+    try {
+      const rssBefore = process.memoryUsage().rss;
+      const endless = await Promise.all([1, 2, 3].map((n) => approval(n, `${base}/media/endless.py`)));
+      expect(endless.map((r) => (r as { success?: boolean }).success)).toEqual([false, false, false]);
+      expect(process.memoryUsage().rss - rssBefore).toBeLessThan(150 * 1024 * 1024);
+      expect(await approval(4, `${base}/media/plan.py`, 'x'.repeat(101))).toMatchObject({ success: false });
+      expect(agent.stores.plans.list()).toHaveLength(0);
+      expect(await approval(5, `${base}/media/plan.py`)).toMatchObject({ success: true });
+      const other = Buffer.from(generateTorchPlan({ ...mlpPlan(), name: 'Other' }));
+      repository.removeAllListeners('request');
+      repository.on('request', (_req, res) => res.end(other));
+      expect(await approval(6, `${base}/media/other.py`)).toMatchObject({ success: false });
+      expect(agent.stores.plans.list().map((p) => p.training_plan_status)).toEqual(['Pending']);
+      expect(() => agent.stores.plans.lookup('')).toThrow(/at least 4 characters/);
+    } finally {
+      await messaging.close();
+      await agent.stop();
+      await b.close();
+      repository.closeAllConnections();
+      await new Promise((r) => repository.close(r));
+    }
+  });
+});

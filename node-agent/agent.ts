@@ -18,7 +18,8 @@ import {
   RequestContext,
 } from './requests';
 import { PlanDatasetCache } from './dataset-cache';
-import { executeTrainRequest, RoundContext } from './round';
+import { executeTrainRequest, failedTrainReply, RoundContext } from './round';
+import type { QueuedTask } from './task-queue';
 import { MqttNodeTransport, type NodeTransport, type ReplyRoute } from './transport';
 import { V6NodeTransport } from './transport-v6';
 
@@ -27,6 +28,17 @@ type QueuedTrain = TrainRequest & { reply_route?: ReplyRoute };
 
 /** How long a re-established broker connection must have been up before a round's reply is sent. */
 const RECONNECT_GRACE_MS = 2000;
+/** On stop: how long the FB312 announcement, the running round and the disconnection may each take. */
+const STOP_STEP_MS = 2000;
+
+/** Resolves when `work` settles or after `ms`, whichever comes first; never rejects. */
+function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    work.then(() => undefined, () => undefined),
+    new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
 
 export interface NodeAgentOptions {
   dir: string;
@@ -34,7 +46,9 @@ export interface NodeAgentOptions {
   /** Where local log lines go (default stderr). */
   localLog?: (line: string) => void;
   /** Repository client settings (tests shorten retries). */
-  repository?: { retries?: number; downloadTimeoutMs?: number; uploadTimeoutMs?: number };
+  repository?: { retries?: number; downloadTimeoutMs?: number; uploadTimeoutMs?: number; downloadFrom?: 'uploads' | 'any' };
+  /** MQTT publish deadline (tests shorten it). */
+  publishTimeoutMs?: number;
 }
 
 /** The CRITICAL log line a Python v4.5 node sends on SIGTERM/SIGINT (fedbiomed/node/cli.py, word for word). */
@@ -85,8 +99,10 @@ export class NodeAgent {
     await initBackend((line) => this.log.info(line));
     const transport: NodeTransport = config.protocol === 'v6'
       ? new V6NodeTransport({ config, stores: this.stores, log: this.log, logger: this.transportLog })
-      : new MqttNodeTransport(config, this.transportLog, this.options.repository,
-        (invalid) => void this.answerInvalid(invalid));
+      : new MqttNodeTransport(config, this.transportLog, {
+        repository: this.options.repository, publishTimeoutMs: this.options.publishTimeoutMs,
+        onInvalid: (invalid) => void this.answerInvalid(invalid),
+      });
     this.transport = transport;
     this.connectedSince = 0; // the first connection needs no grace: nobody missed anything yet
     await transport.start({
@@ -101,9 +117,15 @@ export class NodeAgent {
         this.log.debug('reconnected');
       },
     });
-    this.log.forwardTo((m) => void transport.send(m).catch(() => undefined));
-    this.queue = new TaskQueue<QueuedTrain>(this.stores.paths.queue, (req) => this.train(req),
-      (err) => this.log.error(`train task failed: ${(err as Error).message}`));
+    // Log records and monitoring scalars are news: while the link is down they are dropped, not piled up.
+    this.log.forwardTo((m) => {
+      if (transport.connected) void transport.send(m).catch(() => undefined);
+    });
+    this.queue = new TaskQueue<QueuedTrain>(this.stores.paths.queue, {
+      execute: (req) => this.train(req),
+      onError: (err) => this.log.error(`train task failed: ${(err as Error).message}`),
+      onInterrupted: (task) => this.answerInterrupted(task),
+    });
     this.log.info('Starting task manager');
     if (this.queue.pending > 0) this.log.info(`${this.queue.pending} train request(s) left from the previous run`);
     this.queue.start();
@@ -118,9 +140,13 @@ export class NodeAgent {
       datasets: this.stores.datasets,
       plans: this.stores.plans,
       log: this.log,
+      limits: this.stores.config.limits,
       fetchText: async (url) => {
+        const { limits } = this.stores.config;
         try {
-          return { text: (await (this.transport as NodeTransport).download(url)).toString('utf8'), status: 200 };
+          const bytes = await (this.transport as NodeTransport).download(url, { maxBytes: limits.maxPlanBytes,
+            deadlineMs: limits.downloadTimeoutS * 1000 });
+          return { text: bytes.toString('utf8'), status: 200 };
         } catch (err) {
           const status = err instanceof RepositoryError ? err.status ?? 0 : 0;
           throw Object.assign(new Error((err as Error).message), { status });
@@ -159,6 +185,10 @@ export class NodeAgent {
   private async train(queued: QueuedTrain): Promise<void> {
     const transport = this.transport as NodeTransport;
     const { reply_route: route, ...req } = queued;
+    const { limits } = this.stores.config;
+    const roundEnd = Date.now() + limits.roundTimeoutS * 1000;
+    // Set when the round overran its deadline: whatever it still does, it sends nothing more.
+    let abandoned = false;
     const ctx: RoundContext = {
       nodeId: this.nodeId,
       approval: this.stores.config.approval,
@@ -166,18 +196,45 @@ export class NodeAgent {
       plans: this.stores.plans,
       db: this.stores.db,
       log: this.log,
-      download: (url) => transport.download(url),
+      download: (url, what) => transport.download(url, {
+        deadlineMs: Math.max(1, Math.min(limits.downloadTimeoutS * 1000, roundEnd - Date.now())),
+        ...(what === 'plan' ? { maxBytes: limits.maxPlanBytes } : {}),
+      }),
       upload: (data, name) => transport.upload(data, name),
       sendReply: async (reply) => {
+        if (abandoned) return;
         await this.settledConnection();
         await transport.send(reply, route);
       },
-      sendError: (error) => transport.send(error, route),
-      sendScalar: (scalar) => transport.send(scalar, route),
-      stopping: () => this.stopRequested,
+      sendError: (error) => (abandoned ? Promise.resolve() : transport.send(error, route)),
+      sendScalar: (scalar) => (abandoned || !transport.connected ? Promise.resolve() : transport.send(scalar, route)),
+      stopping: () => this.stopRequested || abandoned,
       dataCache: this.dataCache,
+      limits,
     };
-    await executeTrainRequest(req, ctx);
+    let timer: NodeJS.Timeout | undefined;
+    const overran = new Promise<true>((resolve) => { timer = setTimeout(() => resolve(true), limits.roundTimeoutS * 1000); });
+    const outcome = await Promise.race([executeTrainRequest(req, ctx).then(() => false as const), overran])
+      .finally(() => clearTimeout(timer));
+    if (outcome === true) {
+      abandoned = true;
+      await this.sendFailure(queued, `Round stopped: not finished within this node's limit of ${limits.roundTimeoutS} s`);
+    }
+  }
+
+  /** A train request that was running when the node died: answered, not run again (it may be what killed it). */
+  private async answerInterrupted(task: QueuedTask<QueuedTrain>): Promise<void> {
+    await this.sendFailure(task.task, 'Round abandoned: this node stopped unexpectedly while running it (started ' +
+      `${task.startedAt}); it is not run again`);
+  }
+
+  private async sendFailure(queued: QueuedTrain, msg: string): Promise<void> {
+    const { reply_route: route, ...req } = queued;
+    this.log.error(`${msg} (job ${req.job_id})`);
+    await this.settledConnection();
+    if (this.stopRequested || !this.transport) return;
+    await this.transport.send(failedTrainReply(req, this.nodeId, msg, null), route)
+      .catch((err: unknown) => this.log.warning(`could not send the failure reply: ${(err as Error).message}`));
   }
 
   /**
@@ -221,28 +278,39 @@ export class NodeAgent {
     this.connectionWaiters.splice(0).forEach((wake) => wake());
     this.queue?.stop();
     const transport = this.transport;
+    // Every step is bounded: a node must stop within seconds whatever the network or the running round do.
     if (transport && reason === 'signal') {
-      await transport.send({ researcher_id: '<unknown>', node_id: this.nodeId,
-        errnum: errnumString('FB312'), extra_msg: '', command: 'error' }).catch(() => undefined);
+      if (transport.connected) {
+        await settleWithin(transport.send({ researcher_id: '<unknown>', node_id: this.nodeId,
+          errnum: errnumString('FB312'), extra_msg: '', command: 'error' }), STOP_STEP_MS);
+      }
       this.log.critical(SIGNAL_STOP_LOG);
     }
     this.log.forwardTo(undefined);
-    await this.queue?.idle();
-    await transport?.close();
+    if (this.queue) await settleWithin(this.queue.idle(), STOP_STEP_MS);
+    if (transport) await settleWithin(transport.close(), STOP_STEP_MS);
     this.transport = undefined;
   }
 }
 
-/** `fedbiomed-ts node start`: runs until SIGINT / SIGTERM. */
+/**
+ * `fedbiomed-ts node start`: runs until SIGINT / SIGTERM. The stop is bounded (see `stop`); whatever is still
+ * pending after it (a download, a round past its stop point) does not keep the process alive: it exits one second
+ * later at most, and at once on a second signal.
+ */
 export async function runNodeUntilSignal(dir: string): Promise<void> {
   const agent = await NodeAgent.start({ dir });
   await new Promise<void>((resolve) => {
     const onSignal = () => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      const again = () => process.exit(130);
+      process.once('SIGINT', again);
+      process.once('SIGTERM', again);
       void agent.stop('signal').then(resolve, resolve);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+  setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
 }

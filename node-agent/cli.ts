@@ -155,6 +155,30 @@ export function register(program: Command): void {
       });
   }
 
+  const queue = node.command('queue').description('train requests waiting (or running) on this node');
+  queue
+    .command('list')
+    .addOption(dirOption())
+    .action(async (opts: { dir: string }) => {
+      const { readQueueFile } = await import('./task-queue');
+      const tasks = readQueueFile<{ job_id?: string; researcher_id?: string; round?: number }>(nodePaths(opts.dir).queue);
+      if (tasks.length === 0) return print('no train request queued');
+      print(table([['#', 'RECEIVED', 'STATE', 'RESEARCHER', 'JOB', 'ROUND'],
+        ...tasks.map((t) => [String(t.id), t.receivedAt, t.startedAt ? `started ${t.startedAt}` : 'waiting',
+          String(t.task.researcher_id ?? ''), String(t.task.job_id ?? ''), String(t.task.round ?? '')])]));
+    });
+  queue
+    .command('clear')
+    .description('drop every queued train request (stop the node first: a running node keeps its own copy)')
+    .addOption(dirOption())
+    .action(async (opts: { dir: string }) => {
+      const { readQueueFile, writeQueueFile } = await import('./task-queue');
+      const file = nodePaths(opts.dir).queue;
+      const dropped = readQueueFile(file).length;
+      writeQueueFile(file, []);
+      print(`${dropped} train request(s) dropped`);
+    });
+
   node
     .command('config')
     .description('print the effective configuration (file + environment)')

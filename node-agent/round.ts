@@ -11,7 +11,7 @@ import type { AddScalarReply, ErrorMessage, TrainReply, TrainRequest } from '../
 import { errnumString } from '../src/protocol/error-numbers';
 import { parseTrainingArgs, batchSizeOf, TrainingArgs } from '../src/protocol/training-args';
 import { numberOf, PyFloat } from '../src/protocol/pyfloat';
-import { isValidRepositoryUrl } from '../src/transport/url';
+import { isValidRepositoryUrl, urlForMessage } from '../src/transport/url';
 import { decodeParams, encodeParams, modelWeightsOf, nodeParamsFile, DenseArray, TorchTensor } from '../src/serialize';
 import { buildModel, PlanModel } from '../src/plan/tfjs-model';
 import { exportWeights, importWeightsInto } from '../src/plan/weights';
@@ -31,6 +31,10 @@ import type { TrainingPlanStore } from './training-plans';
 import { readPlanSource } from './plan-source';
 import type { NodeLog } from './node-log';
 import type { JsonDb } from './json-db';
+import type { NodeLimits } from './config';
+import { estimatePlanResources, resourceProblem } from './plan-resources';
+import { yieldingBatches } from './event-loop';
+import { withoutDatasetPaths } from './privacy';
 
 export const NODE_STATES_TABLE = 'Node_states';
 
@@ -41,7 +45,8 @@ export interface RoundContext {
   plans: TrainingPlanStore;
   db: JsonDb;
   log: NodeLog;
-  download(url: string): Promise<Buffer>;
+  /** Downloads a file of the round: the plan (size-capped by the node's limits) or the global weights. */
+  download(url: string, what: 'plan' | 'params'): Promise<Buffer>;
   upload(data: Uint8Array, fileName: string): Promise<string>;
   sendReply(reply: TrainReply): Promise<void>;
   sendError(error: ErrorMessage): Promise<void>;
@@ -50,7 +55,27 @@ export interface RoundContext {
   stopping(): boolean;
   /** Reuses the last round's dataset while its files are unchanged; without it every round reads the files. */
   dataCache?: PlanDatasetCache;
+  /** The node's limits on plan size and training memory (none checked when absent). */
+  limits?: NodeLimits;
 }
+
+/** A `train` reply `success: false`, as a Python node sends it when a round fails. */
+export function failedTrainReply(req: TrainRequest, nodeId: string, msg: string, stateId: string | null): TrainReply {
+  return {
+    researcher_id: req.researcher_id, job_id: req.job_id, state_id: req.training ? stateId : null, success: false,
+    node_id: nodeId, dataset_id: '', params_url: '', timing: {}, sample_size: null, msg, command: 'train',
+  };
+}
+
+const SECAGG_FIELDS = ['secagg_servkey_id', 'secagg_biprime_id', 'secagg_random', 'secagg_clipping_range'] as const;
+
+/** A request asking for secure aggregation: this node cannot honour it, so it must refuse rather than send plain weights. */
+export function secaggRequested(req: TrainRequest): boolean {
+  return SECAGG_FIELDS.some((f) => req[f] !== null && req[f] !== undefined);
+}
+
+/** Samples per forward pass when validating. */
+const EVAL_CHUNK = 64;
 
 /** A failure that ends the round with a `train` reply `success: false` and this message. */
 class RoundFailure extends Error {}
@@ -58,11 +83,7 @@ class RoundFailure extends Error {}
 export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext): Promise<void> {
   // A Python node names the round's state before it starts, so its failure replies carry that id too.
   const stateId = `node_state_${randomUUID()}`;
-  const fail = (msg: string): TrainReply => ({
-    researcher_id: req.researcher_id, job_id: req.job_id, state_id: req.training ? stateId : null, success: false,
-    node_id: ctx.nodeId,
-    dataset_id: '', params_url: '', timing: {}, sample_size: null, msg, command: 'train',
-  });
+  const fail = (msg: string): TrainReply => failedTrainReply(req, ctx.nodeId, msg, stateId);
 
   const dataset = ctx.datasets.get(req.dataset_id);
   if (!dataset) {
@@ -78,11 +99,21 @@ export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext):
     return;
   }
 
+  if (secaggRequested(req)) {
+    const msg = 'FB318: Secure aggregation setup error: this request asks for secure aggregation ' +
+      `(${SECAGG_FIELDS.filter((f) => req[f] !== null && req[f] !== undefined).join(', ')}), which this ` +
+      'fedbiomed-ts node does not support: it refuses rather than send unprotected weights';
+    ctx.log.error(msg);
+    await ctx.sendReply(fail(msg));
+    return;
+  }
+
   let reply: TrainReply;
   try {
     reply = await runRound(req, dataset, ctx, stateId);
   } catch (err) {
-    const msg = err instanceof RoundFailure ? err.message : `Cannot train model in round: ${describe(err)}`;
+    const msg = withoutDatasetPaths(err instanceof RoundFailure ? err.message : `Cannot train model in round: ${describe(err)}`,
+      dataset);
     ctx.log.error(msg);
     reply = fail(msg);
   }
@@ -108,6 +139,13 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
   const globalWeights = await downloadWeights(req.params_url, ctx);
   const previousDpRuns = req.state_id !== null ? checkPreviousState(req, ctx) : [];
 
+  if (ctx.limits) {
+    const resources = estimatePlanResources(spec);
+    // Validation-only rounds run the forward pass in chunks of EVAL_CHUNK samples.
+    const batch = req.training ? batchSizeOf(args) : EVAL_CHUNK;
+    const problem = resources && resourceProblem(resources, batch, ctx.limits);
+    if (problem) throw new RoundFailure(`Training plan refused before allocating anything: ${problem}`);
+  }
   const seed = args.random_seed ?? freshSeed();
   const model = buildModel(spec, { seed });
   let data: PlanDataset | undefined;
@@ -120,7 +158,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     } catch (err) {
       throw new RoundFailure(`FB315: Error while loading the data : ${describe(err)}`);
     }
-    for (const issue of data.issues) ctx.log.warning(`data: ${issue.message}`);
+    for (const issue of data.issues) ctx.log.warning(`data: ${withoutDatasetPaths(issue.message, dataset)}`);
     const { train, test } = splitIndices(data.size, numberOf(args.test_ratio), seed);
     if (req.training && train.length === 0) {
       throw new RoundFailure(`No training sample left: ${data.size} samples, test_ratio ${numberOf(args.test_ratio)}`);
@@ -135,7 +173,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
           num_batches: 1, num_samples_trained: null, iteration: 1 }));
       } catch (err) {
         // As in Fed-BioMed, a validation failure is logged and the round goes on.
-        ctx.log.error(`Validation on ${phase} updates failed: ${describe(err)}`);
+        ctx.log.error(`Validation on ${phase} updates failed: ${withoutDatasetPaths(describe(err), dataset)}`);
       }
     };
 
@@ -148,7 +186,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
 
     const started = process.hrtime.bigint();
     const cpuStart = process.cpuUsage();
-    const result = await trainModel(model, data.batchSource(train), {
+    const result = await trainModel(model, yieldingBatches(data.batchSource(train)), {
       // The generated plan's DataManager sets shuffle=True, and a plan's own DataManager arguments win over
       // loader_args on a Python node: shuffle here too, whatever loader_args says.
       loader: { batchSize: batchSizeOf(args), shuffle: true,
@@ -206,9 +244,9 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
 async function downloadPlan(req: TrainRequest, ctx: RoundContext): Promise<PlanSpec> {
   let source: string;
   try {
-    source = (await ctx.download(req.training_plan_url)).toString('utf8');
+    source = (await ctx.download(req.training_plan_url, 'plan')).toString('utf8');
   } catch (err) {
-    throw new RoundFailure(`Cannot download training plan file: ${req.training_plan_url}: ${describe(err)}`);
+    throw new RoundFailure(`Cannot download training plan file: ${urlForMessage(req.training_plan_url)}: ${describe(err)}`);
   }
   const reading = readPlanSource(source);
   if (!reading.ok) throw new RoundFailure(`Cannot use training plan ${req.training_plan_class}: ${reading.reason}`);
@@ -225,9 +263,9 @@ async function downloadPlan(req: TrainRequest, ctx: RoundContext): Promise<PlanS
 async function downloadWeights(url: string, ctx: RoundContext): Promise<Record<string, DenseArray>> {
   let bytes: Buffer;
   try {
-    bytes = await ctx.download(url);
+    bytes = await ctx.download(url, 'params');
   } catch (err) {
-    throw new RoundFailure(`Cannot download param file: ${url}: ${describe(err)}`);
+    throw new RoundFailure(`Cannot download param file: ${urlForMessage(url)}: ${describe(err)}`);
   }
   try {
     return modelWeightsOf(decodeParams(bytes)) as Record<string, DenseArray>;
@@ -329,7 +367,7 @@ export function splitIndices(n: number, testRatio: number, seed: number): { trai
 function evaluate(model: PlanModel, data: PlanDataset, indices: number[], spec: PlanSpec): Record<string, number> {
   const outputs: tf.Tensor[] = [];
   const targets: tf.Tensor[] = [];
-  const chunk = 64;
+  const chunk = EVAL_CHUNK;
   try {
     for (let i = 0; i < indices.length; i += chunk) {
       const batch = data.batchSync(indices.slice(i, i + chunk));

@@ -7,7 +7,7 @@
  */
 import type { Batch, BatchSource } from '../engine/train';
 import type { PlanSpec } from '../plan/spec';
-import { DenseVolume, imageInput, tabularInput, targetValue } from '../plan/pipeline';
+import { DenseVolume, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
 import { makeBatch, PlanSample } from '../plan/batch';
 import { readCsv, rowRecord } from './csv';
 import { openDicomSite } from './dicom-site';
@@ -59,6 +59,15 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
   let cached = 0;
 
   const build = (index: number): PlanSample => {
+    try {
+      return buildUnlabelled(index);
+    } catch (err) {
+      // Name the sample (the row of a CSV, header excluded), so the operator finds the cell; never its value.
+      if (err instanceof PreprocessError) throw new PreprocessError(`${err.message} in sample ${index} (data row ${index + 1})`);
+      throw err;
+    }
+  };
+  const buildUnlabelled = (index: number): PlanSample => {
     const { volumes, row } = raw.load(index);
     const made: PlanSample = { target: targetValue(spec, row) };
     if (spec.inputs.tabular) made.tabular = tabularInput(spec, row);

@@ -12,6 +12,7 @@ import { RepositoryClient } from '../src/transport/repository';
 import type { NodeToResearcherMessage, TrainReply, TrainRequest, WireTrainingArgs } from '../src/protocol/messages';
 import { encodeParams, aggregatedParamsFile, decodeParams, modelWeightsOf, TorchTensor } from '../src/serialize';
 import { definePlan } from '../src/plan/define';
+import { expectedPrivacy } from '../src/engine/dp/expected';
 import { generateTorchPlan } from '../src/plan/pytorch';
 import { initialWeights } from '../src/plan/init';
 import { mlpPlan } from '../src/plan/testing/plans';
@@ -149,6 +150,9 @@ describe('TS node with dp_args', () => {
     // 30 samples, batch 8: sample rate 1/4; 6 steps; delta = 1/30.
     const line = localLog.find((l) => l.includes('DP local: sigma 1.1, clip 0.5, sample rate 0.250000, 6 noised steps'));
     expect(line).toMatch(/epsilon \d+\.\d{4} this round, \d+\.\d{4} for the job over 1 round\(s\), at delta 3\.333e-2/);
+    // The researcher's estimate before the run is what the node spent.
+    const expected = expectedPrivacy({ samples: 40, testRatio: 0.25, batchSize: 8, numUpdates: 6, sigma: 1.1, rounds: 1 });
+    expect(line).toContain(`epsilon ${expected.epsilon.toFixed(4)} this round`);
   });
 
   it('central DP: noise of std sigma*clip added once to every parameter after training; local DP adds none after', async () => {

@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayerTap, TappedLayer, TrainableModel } from '../model';
 import type { Batch } from '../train';
 import { PER_SAMPLE_FILTER_GRAD } from '../kernels/conv-native';
+import { PER_SAMPLE_SUM } from '../kernels/reduce-native';
 
 export interface ClippedBatch {
   /** Σ_i clip(∇_i) per trainable parameter name (not yet noised nor averaged). */
@@ -193,9 +194,15 @@ function convFilterGradients(layer: Extract<TappedLayer, { kind: 'conv' }>, x: t
   return tf.concat(rows, 0) as tf.Tensor2D;
 }
 
-/** [n, ..., C] -> [n, C], summed over every position, as a batched matrix product (far faster than Sum here). */
+/**
+ * [n, ..., C] -> [n, C], summed over every position: the native per-sample sums (float64 accumulators) when in
+ * use, else a batched matrix product (the stock Sum over middle axes is far slower).
+ */
 function sumOverPositions(g: tf.Tensor, n: number): tf.Tensor2D {
   if (g.rank === 2) return g as tf.Tensor2D;
+  if (tf.getBackend() === 'wasm' && tf.getKernel(PER_SAMPLE_SUM, 'wasm')) {
+    return tf.engine().runKernel(PER_SAMPLE_SUM, { x: g }) as tf.Tensor2D;
+  }
   const channels = g.shape[g.rank - 1];
   const positions = g.size / (n * channels);
   const rows = tf.reshape(g, [n, positions, channels]) as tf.Tensor3D;

@@ -10,6 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend';
+import { kernelsInUse, KernelImplementation, useKernels } from '../kernels';
 import { makeLoss } from '../losses';
 import { clippedGradientSum } from './per-sample';
 import { definePlan } from '../../plan/define';
@@ -24,8 +25,16 @@ import { SeededRandom } from '../prng';
 
 jest.setTimeout(120_000);
 
+let implementations: KernelImplementation[] = ['wasm'];
+
 beforeAll(async () => {
   await initBackend(() => undefined);
+  // Both paths: the native per-sample kernels, and the slice-by-slice fallback of the pure wasm kernels.
+  if (kernelsInUse() === 'native') implementations = ['native', 'wasm'];
+});
+
+afterAll(() => {
+  useKernels(implementations[0]);
 });
 
 const conv2dWithClinical = (): PlanSpec => definePlan({
@@ -163,24 +172,34 @@ describe.each([
     const trainable = c.model.parameters().filter((p) => p.trainable).map((p) => p.name);
     const lossFn = makeLoss(trainingSettings(spec).loss);
     try {
-      // First without clipping (a huge bound): the norms, and the plain sum of per-sample gradients.
-      const free = clippedGradientSum(c.model, { inputs: c.inputs, target: c.target }, lossFn, 1e9, trainable);
-      const sorted = Array.from(free.norms).sort((a, b) => a - b);
-      const clip = (sorted[Math.floor(n / 2) - 1] + sorted[Math.floor(n / 2)]) / 2;
-      const oracle = torchOracle(spec, c, clip);
-      const freeSums = sumsInTorchLayout(spec, free.sums);
-      for (const name of trainable) expectClose(freeSums[name], oracle.summed[name], `sum of ${name}`);
-      expectClose(free.norms, oracle.norms, 'per-sample norms');
-      free.sums.forEach((t) => t.dispose());
+      const oracle = (clip: number) => torchOracle(spec, c, clip);
+      let clip: number | undefined;
+      let reference: Oracle | undefined;
+      for (const implementation of implementations) {
+        useKernels(implementation);
+        const at = `${implementation} kernels`;
+        // First without clipping (a huge bound): the norms, and the plain sum of per-sample gradients.
+        const free = clippedGradientSum(c.model, { inputs: c.inputs, target: c.target }, lossFn, 1e9, trainable);
+        if (clip === undefined) {
+          const sorted = Array.from(free.norms).sort((a, b) => a - b);
+          clip = (sorted[Math.floor(n / 2) - 1] + sorted[Math.floor(n / 2)]) / 2;
+          reference = oracle(clip);
+        }
+        const want = reference as Oracle;
+        const freeSums = sumsInTorchLayout(spec, free.sums);
+        free.sums.forEach((t) => t.dispose());
+        for (const name of trainable) expectClose(freeSums[name], want.summed[name], `${at}: sum of ${name}`);
+        expectClose(free.norms, want.norms, `${at}: per-sample norms`);
 
-      const clipped = clippedGradientSum(c.model, { inputs: c.inputs, target: c.target }, lossFn, clip, trainable);
-      const sums = sumsInTorchLayout(spec, clipped.sums);
-      clipped.sums.forEach((t) => t.dispose());
-      expect(Object.keys(sums).sort()).toEqual([...trainable].sort());
-      for (const name of trainable) expectClose(sums[name], oracle.clipped[name], `clipped sum of ${name}`);
-      // The clip really bit: some samples were scaled down, some were not.
-      expect(oracle.norms.filter((v) => v > clip).length).toBeGreaterThan(0);
-      expect(oracle.norms.filter((v) => v < clip).length).toBeGreaterThan(0);
+        const clipped = clippedGradientSum(c.model, { inputs: c.inputs, target: c.target }, lossFn, clip, trainable);
+        const sums = sumsInTorchLayout(spec, clipped.sums);
+        clipped.sums.forEach((t) => t.dispose());
+        expect(Object.keys(sums).sort()).toEqual([...trainable].sort());
+        for (const name of trainable) expectClose(sums[name], want.clipped[name], `${at}: clipped sum of ${name}`);
+        // The clip really bit: some samples were scaled down, some were not.
+        expect(want.norms.filter((v) => v > (clip as number)).length).toBeGreaterThan(0);
+        expect(want.norms.filter((v) => v < (clip as number)).length).toBeGreaterThan(0);
+      }
     } finally {
       c.model.dispose();
       Object.values(c.inputs).forEach((t) => t.dispose());

@@ -70,6 +70,8 @@ function torchModule(layer: ResolvedLayer): string {
       const kind = Math.max(1, layer.spatialDims);
       return `nn.BatchNorm${kind}d(${layer.features}, eps=${pyNumber(layer.eps, true)}, momentum=${pyNumber(layer.momentum, true)})`;
     }
+    case 'group_norm':
+      return `nn.GroupNorm(${layer.groups}, ${layer.features}, eps=${pyNumber(layer.eps, true)})`;
     case 'dropout':
       return `nn.Dropout(p=${pyNumber(layer.rate, true)})`;
     case 'flatten':

@@ -19,7 +19,7 @@ import { initialWeights } from './init';
 import { PlanSpec } from './spec';
 import { buildModel, PlanModel } from './tfjs-model';
 import { trainingSettings } from './training';
-import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, mlpPlan, regressionPlan } from './testing/plans';
+import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, mlpPlan, regressionPlan } from './testing/plans';
 import { findTorchPython, pythonSide, runTorchConformance, TorchPython } from './testing/python';
 import { imageInputChannels, sliceSelection } from './preprocess';
 import { exportWeights } from './weights';
@@ -190,6 +190,7 @@ const PLANS: [string, () => PlanSpec, number][] = [
   ['cnn_tabular_dropout_eval', cnnTabularPlan, 0],
   ['cnn3d', cnn3dPlan, STEPS],
   ['regression', regressionPlan, STEPS],
+  ['group_norm', groupNormPlan, STEPS],
 ];
 
 let python: TorchPython;

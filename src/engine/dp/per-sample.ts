@@ -9,6 +9,7 @@
  *   dense  ‖x_i ⊗ g_i‖² = ‖x_i‖²‖g_i‖², bias ‖g_i‖²
  *   conv   the filter gradient of each sample (the backend's filter-gradient kernel on that sample's slice),
  *          bias ‖Σ_positions g_i‖²
+ *   group norm's affine part  ‖Σ_positions g_i ⊙ x̂_i‖² per channel, bias as a conv's
  * The flat norm over all trainable parameters gives each sample its factor c_i = min(1, C / (‖∇_i‖ + 1e-6)),
  * and the clipped sum Σ_i c_i ∇_i of every parameter is one contraction: xᵀ(c ⊙ g) for dense weights, cᵀP for
  * conv filters. A trainable parameter no tapped layer covers (batch norm…) is refused: it has no per-sample rule.
@@ -158,6 +159,15 @@ function layerParts(layer: TappedLayer, x: tf.Tensor, g: tf.Tensor, n: number): 
     return {
       layer, normSq, clippedBias,
       clippedWeight: (c) => tf.matMul(x as tf.Tensor2D, tf.mul(g, tf.reshape(c, [n, 1])) as tf.Tensor2D, true, false),
+    };
+  }
+  if (layer.kind === 'affine') {
+    // Group norm's scale: each sample's gradient is Σ_positions g ⊙ x̂ per channel.
+    const weightPerSample = sumOverPositions(tf.mul(g, x), n);
+    return {
+      layer, clippedBias,
+      normSq: tf.add(tf.sum(tf.square(weightPerSample), 1), biasNormSq) as tf.Tensor1D,
+      clippedWeight: (c) => tf.reshape(tf.matMul(tf.reshape(c, [1, n]), weightPerSample), [-1]),
     };
   }
   const perSample = convFilterGradients(layer, x, g, n); // [n, K]

@@ -119,23 +119,26 @@ describe('TS node with dp_args', () => {
     }
   }
 
-  it('refuses dp_args it cannot honour (a batch norm plan) with success:false and the reason, and uploads nothing', async () => {
-    const uploadsBefore = uploadedFiles(network.dataDir);
+  it('trains a batch norm plan under DP as a Python node does: group norm in its place (Opacus ModuleValidator.fix)', async () => {
     const reply = await train(tabularPlan(8, true), { dp_args: { type: 'local', sigma: 1.5, clip: 0.8 } });
-    expect(reply).toMatchObject({ success: false, params_url: '', node_id: NODE_ID });
-    expect(reply.msg).toMatch(/^FB616: differential privacy cannot be honoured, refusing to train: the plan has batch_norm/);
-    expect(reply.msg).toContain('GroupNorm');
-    // Only the researcher's two uploads (plan, weights) arrived: no weights left the node.
-    expect(uploadedFiles(network.dataDir)).toBe(uploadsBefore + 2);
+    expect(reply).toMatchObject({ success: true, node_id: NODE_ID });
+    const weights = await uploaded(reply);
+    // GroupNorm(gcd(32, 8) = 8, 8): weight and bias, no running statistics.
+    expect(Object.keys(weights)).toEqual(['tabular.0.weight', 'tabular.0.bias', 'tabular.1.weight', 'tabular.1.bias',
+      'head.0.weight', 'head.0.bias']);
+    expect(localLog.some((l) => l.includes('model.tabular[1]: batch_norm -> group_norm(8 groups, 8 channels)'))).toBe(true);
   });
 
-  it('refuses a clip of 0 and FedProx with DP', async () => {
+  it('refuses what it cannot honour (a clip of 0, FedProx with DP) with success:false and the reason, uploading nothing', async () => {
+    const uploadsBefore = uploadedFiles(network.dataDir);
     const zero = await train(tabularPlan(8), { dp_args: { type: 'local', sigma: 1.5, clip: 0 } });
     expect(zero.success).toBe(false);
     expect(zero.msg).toMatch(/dp_args.clip must be a finite number > 0/);
     const prox = await train(tabularPlan(8), { fedprox_mu: 0.1, dp_args: { type: 'local', sigma: 1.5, clip: 0.8 } });
     expect(prox.success).toBe(false);
-    expect(prox.msg).toMatch(/fedprox_mu cannot be combined with dp_args/);
+    expect(prox.msg).toMatch(/^FB616: differential privacy cannot be honoured, refusing to train: fedprox_mu cannot be combined with dp_args/);
+    // Only the researcher's uploads (plan and weights, twice): no weights left the node.
+    expect(uploadedFiles(network.dataDir)).toBe(uploadsBefore + 4);
   });
 
   it('local DP: trains, never returns the weights of the same run without DP, logs its epsilon', async () => {

@@ -19,6 +19,7 @@ import type { PlanSpec } from '../src/plan/spec';
 import { trainModel } from '../src/engine/train';
 import { decideDp, DpPlan } from '../src/engine/dp/policy';
 import { addCentralNoise } from '../src/engine/dp/central';
+import { withGroupNormForDp } from '../src/plan/dp-fix';
 import { epsilonFor, MechanismRun } from '../src/engine/dp/rdp';
 import type { DpRoundFacts } from '../src/engine/train';
 import { trainingSettings } from '../src/plan/training';
@@ -100,11 +101,12 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     throw new RoundFailure(`Can't initialize training plan with the arguments: ${describe(err)}`);
   }
 
-  const spec = await downloadPlan(req, ctx);
+  const approvedSpec = await downloadPlan(req, ctx);
   // Before anything is trained: dp_args this node cannot honour end the round (FB616 is Fed-BioMed's DP error).
   const dp = decideDp(req.training ? args.dp_args : null,
-    { fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu), plan: spec.model });
+    { fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu) });
   if (!dp.ok) throw new RoundFailure(`FB616: differential privacy cannot be honoured, refusing to train: ${dp.reason}`);
+  const spec = dp.plan ? dpModel(approvedSpec, ctx) : approvedSpec;
   const globalWeights = await downloadWeights(req.params_url, ctx);
   const previousDpRuns = req.state_id !== null ? checkPreviousState(req, ctx) : [];
 
@@ -288,6 +290,16 @@ function saveState(ctx: RoundContext, stateId: string, jobId: string, dpRuns: Me
   } catch (err) {
     throw new RoundFailure(`Can't save new node state. ${describe(err)}`);
   }
+}
+
+/** The plan as a Python node's Opacus ModuleValidator.fix leaves it: batch norm replaced by group norm. */
+function dpModel(spec: PlanSpec, ctx: RoundContext): PlanSpec {
+  const fixed = withGroupNormForDp(spec);
+  if (fixed.replaced.length > 0) {
+    ctx.log.warning(`DP: batch norm has no per-sample gradients; as Opacus ModuleValidator.fix on a Python node: ` +
+      fixed.replaced.join('; '));
+  }
+  return fixed.spec;
 }
 
 function mechanismRun(facts: DpRoundFacts): MechanismRun {

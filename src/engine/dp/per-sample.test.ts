@@ -1,7 +1,7 @@
 /**
  * Per-sample gradient norms and clipped sums of the DP engine against PyTorch per-sample gradients (functorch
  * vmap of grad on the generated PyTorch plan, Debian torch 1.13), on conv 2D/3D (bias + fused ReLU, strides,
- * padding), max and average pools, dense layers and a two-branch model, to 1e-5. Runs on the wasm backend with
+ * padding), max and average pools, dense layers, group norm and a two-branch model, to 1e-5. Runs on the wasm backend with
  * the native kernels, as a node trains.
  */
 import { spawnSync } from 'child_process';
@@ -20,7 +20,7 @@ import { exportWeights } from '../../plan/weights';
 import { generateTorchPlan } from '../../plan/pytorch';
 import { trainingSettings } from '../../plan/training';
 import { findTorchPython, STANDIN_DIR } from '../../plan/testing/python';
-import { cnn2dPlan } from '../../plan/testing/plans';
+import { cnn2dPlan, groupNormPlan } from '../../plan/testing/plans';
 import { SeededRandom } from '../prng';
 
 jest.setTimeout(120_000);
@@ -165,6 +165,7 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, what: stri
 describe.each([
   ['2D conv + pools + clinical dense branch, BCE with logits', conv2dWithClinical, null, 7],
   ['3D conv + max pool, cross-entropy', conv3d, 3, 5],
+  ['group norm on conv maps and on dense features', groupNormPlan, null, 6],
 ] as const)('per-sample clipping: %s', (_title, planOf, classes, n) => {
   it('gives PyTorch per-sample norms and clipped sums (clip between the norms, so some samples are clipped)', () => {
     const spec = planOf();

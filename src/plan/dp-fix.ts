@@ -18,6 +18,11 @@ function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
 
+/** Opacus's group count for a batch norm over `channels`: gcd(32, channels). */
+export function dpGroupCount(channels: number): number {
+  return gcd(32, channels);
+}
+
 export function withGroupNormForDp(spec: PlanSpec): DpFixedPlan {
   const { graph } = validatePlan(spec);
   const fixed = JSON.parse(JSON.stringify(spec)) as PlanSpec;
@@ -26,7 +31,7 @@ export function withGroupNormForDp(spec: PlanSpec): DpFixedPlan {
     const layers = fixed.model[branch.name] as LayerSpec[];
     for (const layer of branch.layers) {
       if (layer.type !== 'batch_norm') continue;
-      const groups = gcd(32, layer.features);
+      const groups = dpGroupCount(layer.features);
       layers[layer.index] = { type: 'group_norm', groups };
       replaced.push(`${layer.path}: batch_norm -> group_norm(${groups} groups, ${layer.features} channels)`);
     }

@@ -21,6 +21,7 @@ import { storedImageRank } from './preprocess';
 import { pyLiteral, pyNumber, pyString } from './python-literal';
 import { MetricName, PlanSpec } from './spec';
 import { validatePlan } from './validate';
+import { dpGroupCount } from './dp-fix';
 
 /** The dependency lines TorchTrainingPlan.__init__ adds in Fed-BioMed v4.5.0, in its order. */
 export const TORCH_PLAN_DEFAULT_DEPENDENCIES: readonly string[] = [
@@ -97,7 +98,13 @@ function netSource(graph: ResolvedGraph): string[] {
       continue;
     }
     lines.push(`            self.${branch.name} = nn.Sequential(`);
-    for (const layer of branch.layers) lines.push(`                ${torchModule(layer)},  # ${layer.index}: [${layer.outShape.join(', ')}]`);
+    for (const layer of branch.layers) {
+      // Under dp_args a node trains this layer as Opacus's ModuleValidator.fix leaves it (TS nodes too: dp-fix.ts).
+      const dp = layer.type === 'batch_norm'
+        ? `; with dp_args: nn.GroupNorm(${dpGroupCount(layer.features)}, ${layer.features}) (Opacus ModuleValidator.fix)`
+        : '';
+      lines.push(`                ${torchModule(layer)},  # ${layer.index}: [${layer.outShape.join(', ')}]${dp}`);
+    }
     lines.push('            )');
   }
   lines.push('');

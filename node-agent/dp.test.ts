@@ -92,7 +92,7 @@ describe('TS node with dp_args', () => {
   }
 
   /** Sends one train request and waits for its reply. */
-  async function train(plan: PlanSpec, args: Partial<WireTrainingArgs>): Promise<TrainReply> {
+  async function train(plan: PlanSpec, args: Partial<WireTrainingArgs>, training = true): Promise<TrainReply> {
     const jobId = `job_dp_${++jobs}`;
     const planUrl = await repo.upload(Buffer.from(generateTorchPlan(plan)), `my_model_${jobId}.py`);
     const paramsUrl = await repo.upload(Buffer.from(encodeParams(aggregatedParamsFile(RESEARCHER_ID,
@@ -105,7 +105,7 @@ describe('TS node with dp_args', () => {
         test_metric: null, test_metric_args: {}, log_interval: 10, fedprox_mu: null, use_gpu: false, dp_args: null,
         share_persistent_buffers: true, random_seed: 7, ...args,
       },
-      dataset_id: datasetId, training: true, model_args: {}, training_plan_url: planUrl,
+      dataset_id: datasetId, training, model_args: {}, training_plan_url: planUrl,
       training_plan_class: plan.name, command: 'train', secagg_servkey_id: null, secagg_biprime_id: null,
       secagg_random: null, secagg_clipping_range: null, round: 0, aggregator_args: {}, aux_var_urls: null,
     };
@@ -127,6 +127,14 @@ describe('TS node with dp_args', () => {
     expect(Object.keys(weights)).toEqual(['tabular.0.weight', 'tabular.0.bias', 'tabular.1.weight', 'tabular.1.bias',
       'head.0.weight', 'head.0.bias']);
     expect(localLog.some((l) => l.includes('model.tabular[1]: batch_norm -> group_norm(8 groups, 8 channels)'))).toBe(true);
+  });
+
+  it('validates under dp_args the model it trains (group norm for batch norm), and does not refuse validation', async () => {
+    localLog.length = 0;
+    const reply = await train(tabularPlan(8, true), { fedprox_mu: 0.1, test_on_global_updates: true,
+      dp_args: { type: 'local', sigma: 1.5, clip: 0.8 } }, false);
+    expect(reply).toMatchObject({ success: true, params_url: '' });
+    expect(localLog.some((l) => l.includes('batch_norm -> group_norm(8 groups, 8 channels)'))).toBe(true);
   });
 
   it('refuses what it cannot honour (a clip of 0, FedProx with DP) with success:false and the reason, uploading nothing', async () => {

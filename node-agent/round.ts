@@ -103,10 +103,14 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
 
   const approvedSpec = await downloadPlan(req, ctx);
   // Before anything is trained: dp_args this node cannot honour end the round (FB616 is Fed-BioMed's DP error).
-  const dp = decideDp(req.training ? args.dp_args : null,
-    { fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu) });
-  if (!dp.ok) throw new RoundFailure(`FB616: differential privacy cannot be honoured, refusing to train: ${dp.reason}`);
-  const spec = dp.plan ? dpModel(approvedSpec, ctx) : approvedSpec;
+  const decision = decideDp(args.dp_args, { fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu) });
+  if (!decision.ok && req.training) {
+    throw new RoundFailure(`FB616: differential privacy cannot be honoured, refusing to train: ${decision.reason}`);
+  }
+  const dp = { plan: decision.ok && req.training ? decision.plan : null };
+  // Validation rounds under dp_args too: a Python node's plan is fixed whenever dp_args is set, so the model
+  // validated is the model trained.
+  const spec = args.dp_args ? dpModel(approvedSpec, ctx) : approvedSpec;
   const globalWeights = await downloadWeights(req.params_url, ctx);
   const previousDpRuns = req.state_id !== null ? checkPreviousState(req, ctx) : [];
 

@@ -12,6 +12,7 @@ import { RepositoryClient } from '../src/transport/repository';
 import type { NodeToResearcherMessage, TrainReply, TrainRequest, WireTrainingArgs } from '../src/protocol/messages';
 import { encodeParams, aggregatedParamsFile, decodeParams, modelWeightsOf, TorchTensor } from '../src/serialize';
 import { definePlan } from '../src/plan/define';
+import { expectedPrivacy } from '../src/engine/dp/expected';
 import { generateTorchPlan } from '../src/plan/pytorch';
 import { initialWeights } from '../src/plan/init';
 import { mlpPlan } from '../src/plan/testing/plans';
@@ -91,7 +92,7 @@ describe('TS node with dp_args', () => {
   }
 
   /** Sends one train request and waits for its reply. */
-  async function train(plan: PlanSpec, args: Partial<WireTrainingArgs>): Promise<TrainReply> {
+  async function train(plan: PlanSpec, args: Partial<WireTrainingArgs>, training = true): Promise<TrainReply> {
     const jobId = `job_dp_${++jobs}`;
     const planUrl = await repo.upload(Buffer.from(generateTorchPlan(plan)), `my_model_${jobId}.py`);
     const paramsUrl = await repo.upload(Buffer.from(encodeParams(aggregatedParamsFile(RESEARCHER_ID,
@@ -104,7 +105,7 @@ describe('TS node with dp_args', () => {
         test_metric: null, test_metric_args: {}, log_interval: 10, fedprox_mu: null, use_gpu: false, dp_args: null,
         share_persistent_buffers: true, random_seed: 7, ...args,
       },
-      dataset_id: datasetId, training: true, model_args: {}, training_plan_url: planUrl,
+      dataset_id: datasetId, training, model_args: {}, training_plan_url: planUrl,
       training_plan_class: plan.name, command: 'train', secagg_servkey_id: null, secagg_biprime_id: null,
       secagg_random: null, secagg_clipping_range: null, round: 0, aggregator_args: {}, aux_var_urls: null,
     };
@@ -118,23 +119,34 @@ describe('TS node with dp_args', () => {
     }
   }
 
-  it('refuses dp_args it cannot honour (a batch norm plan) with success:false and the reason, and uploads nothing', async () => {
-    const uploadsBefore = uploadedFiles(network.dataDir);
+  it('trains a batch norm plan under DP as a Python node does: group norm in its place (Opacus ModuleValidator.fix)', async () => {
     const reply = await train(tabularPlan(8, true), { dp_args: { type: 'local', sigma: 1.5, clip: 0.8 } });
-    expect(reply).toMatchObject({ success: false, params_url: '', node_id: NODE_ID });
-    expect(reply.msg).toMatch(/^FB616: differential privacy cannot be honoured, refusing to train: the plan has batch_norm/);
-    expect(reply.msg).toContain('GroupNorm');
-    // Only the researcher's two uploads (plan, weights) arrived: no weights left the node.
-    expect(uploadedFiles(network.dataDir)).toBe(uploadsBefore + 2);
+    expect(reply).toMatchObject({ success: true, node_id: NODE_ID });
+    const weights = await uploaded(reply);
+    // GroupNorm(gcd(32, 8) = 8, 8): weight and bias, no running statistics.
+    expect(Object.keys(weights)).toEqual(['tabular.0.weight', 'tabular.0.bias', 'tabular.1.weight', 'tabular.1.bias',
+      'head.0.weight', 'head.0.bias']);
+    expect(localLog.some((l) => l.includes('model.tabular[1]: batch_norm -> group_norm(8 groups, 8 channels)'))).toBe(true);
   });
 
-  it('refuses a clip of 0 and FedProx with DP', async () => {
+  it('validates under dp_args the model it trains (group norm for batch norm), and does not refuse validation', async () => {
+    localLog.length = 0;
+    const reply = await train(tabularPlan(8, true), { fedprox_mu: 0.1, test_on_global_updates: true,
+      dp_args: { type: 'local', sigma: 1.5, clip: 0.8 } }, false);
+    expect(reply).toMatchObject({ success: true, params_url: '' });
+    expect(localLog.some((l) => l.includes('batch_norm -> group_norm(8 groups, 8 channels)'))).toBe(true);
+  });
+
+  it('refuses what it cannot honour (a clip of 0, FedProx with DP) with success:false and the reason, uploading nothing', async () => {
+    const uploadsBefore = uploadedFiles(network.dataDir);
     const zero = await train(tabularPlan(8), { dp_args: { type: 'local', sigma: 1.5, clip: 0 } });
     expect(zero.success).toBe(false);
     expect(zero.msg).toMatch(/dp_args.clip must be a finite number > 0/);
     const prox = await train(tabularPlan(8), { fedprox_mu: 0.1, dp_args: { type: 'local', sigma: 1.5, clip: 0.8 } });
     expect(prox.success).toBe(false);
-    expect(prox.msg).toMatch(/fedprox_mu cannot be combined with dp_args/);
+    expect(prox.msg).toMatch(/^FB616: differential privacy cannot be honoured, refusing to train: fedprox_mu cannot be combined with dp_args/);
+    // Only the researcher's uploads (plan and weights, twice): no weights left the node.
+    expect(uploadedFiles(network.dataDir)).toBe(uploadsBefore + 4);
   });
 
   it('local DP: trains, never returns the weights of the same run without DP, logs its epsilon', async () => {
@@ -149,6 +161,9 @@ describe('TS node with dp_args', () => {
     // 30 samples, batch 8: sample rate 1/4; 6 steps; delta = 1/30.
     const line = localLog.find((l) => l.includes('DP local: sigma 1.1, clip 0.5, sample rate 0.250000, 6 noised steps'));
     expect(line).toMatch(/epsilon \d+\.\d{4} this round, \d+\.\d{4} for the job over 1 round\(s\), at delta 3\.333e-2/);
+    // The researcher's estimate before the run is what the node spent.
+    const expected = expectedPrivacy({ samples: 40, testRatio: 0.25, batchSize: 8, numUpdates: 6, sigma: 1.1, rounds: 1 });
+    expect(line).toContain(`epsilon ${expected.epsilon.toFixed(4)} this round`);
   });
 
   it('central DP: noise of std sigma*clip added once to every parameter after training; local DP adds none after', async () => {

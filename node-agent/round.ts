@@ -19,6 +19,7 @@ import type { PlanSpec } from '../src/plan/spec';
 import { trainModel } from '../src/engine/train';
 import { decideDp, DpPlan } from '../src/engine/dp/policy';
 import { addCentralNoise } from '../src/engine/dp/central';
+import { withGroupNormForDp } from '../src/plan/dp-fix';
 import { epsilonFor, MechanismRun } from '../src/engine/dp/rdp';
 import type { DpRoundFacts } from '../src/engine/train';
 import { trainingSettings } from '../src/plan/training';
@@ -131,11 +132,16 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     throw new RoundFailure(`Can't initialize training plan with the arguments: ${describe(err)}`);
   }
 
-  const spec = await downloadPlan(req, ctx);
+  const approvedSpec = await downloadPlan(req, ctx);
   // Before anything is trained: dp_args this node cannot honour end the round (FB616 is Fed-BioMed's DP error).
-  const dp = decideDp(req.training ? args.dp_args : null,
-    { fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu), plan: spec.model });
-  if (!dp.ok) throw new RoundFailure(`FB616: differential privacy cannot be honoured, refusing to train: ${dp.reason}`);
+  const decision = decideDp(args.dp_args, { fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu) });
+  if (!decision.ok && req.training) {
+    throw new RoundFailure(`FB616: differential privacy cannot be honoured, refusing to train: ${decision.reason}`);
+  }
+  const dp = { plan: decision.ok && req.training ? decision.plan : null };
+  // Validation rounds under dp_args too: a Python node's plan is fixed whenever dp_args is set, so the model
+  // validated is the model trained.
+  const spec = args.dp_args ? dpModel(approvedSpec, ctx) : approvedSpec;
   const globalWeights = await downloadWeights(req.params_url, ctx);
   const previousDpRuns = req.state_id !== null ? checkPreviousState(req, ctx) : [];
 
@@ -326,6 +332,16 @@ function saveState(ctx: RoundContext, stateId: string, jobId: string, dpRuns: Me
   } catch (err) {
     throw new RoundFailure(`Can't save new node state. ${describe(err)}`);
   }
+}
+
+/** The plan as a Python node's Opacus ModuleValidator.fix leaves it: batch norm replaced by group norm. */
+function dpModel(spec: PlanSpec, ctx: RoundContext): PlanSpec {
+  const fixed = withGroupNormForDp(spec);
+  if (fixed.replaced.length > 0) {
+    ctx.log.warning(`DP: batch norm has no per-sample gradients; as Opacus ModuleValidator.fix on a Python node: ` +
+      fixed.replaced.join('; '));
+  }
+  return fixed.spec;
 }
 
 function mechanismRun(facts: DpRoundFacts): MechanismRun {

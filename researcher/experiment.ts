@@ -13,7 +13,8 @@
  */
 import { EventEmitter } from 'events';
 import { randomUUID } from 'crypto';
-import type { TrainReply } from '../src/protocol/messages';
+import type { DatasetEntry, TrainReply } from '../src/protocol/messages';
+import { NodePrivacyEstimate, privacyEstimates } from './privacy';
 import type { AddScalarReply, LogMessage } from '../src/protocol/messages';
 import { Aggregator, AggregatorConfig, AggregatorInput, WeightMap, compactWeights } from './aggregators';
 import { Strategy, StrategyInput, createStrategy } from './strategies';
@@ -59,6 +60,8 @@ export interface ExperimentOptions {
   finalValidation?: boolean;
   /** Seed of the round-0 weights of spec plans. Default 0. */
   seed?: number;
+  /** δ of the expected ε shown before a local-DP run. Default 1 / (a node's training samples). */
+  dpDelta?: number;
   jobId?: string;
   /** Save a breakpoint in this directory after every round. */
   breakpointDir?: string;
@@ -77,6 +80,8 @@ export interface ExperimentResult {
   weights: WeightMap;
   paramsUrl: string;
   summaries: RoundSummary[];
+  /** Expected differential privacy per node, when the training arguments ask for DP. */
+  privacy: NodePrivacyEstimate[] | null;
 }
 
 export class ExperimentError extends Error {
@@ -107,6 +112,8 @@ export class Experiment extends EventEmitter<EventMap> {
   /** Every add_scalar of this experiment. */
   readonly metrics: ScalarRecord[] = [];
   readonly summaries: RoundSummary[] = [];
+  /** Expected differential privacy per node (computed at set-up from the search replies), null without DP. */
+  privacy: NodePrivacyEstimate[] | null = null;
 
   private researcher: Researcher | undefined;
   private ownsResearcher = false;
@@ -114,6 +121,8 @@ export class Experiment extends EventEmitter<EventMap> {
   private round = 0;
   private finalValidationDone = false;
   private datasets = new Map<string, string>();
+  /** Search replies' dataset entries (for the privacy estimate; absent after a breakpoint restore). */
+  private readonly datasetEntries = new Map<string, DatasetEntry>();
   private readonly stateIds = new Map<string, string | null>();
   private stale = new StaleReplies();
   private planUrl = '';
@@ -342,6 +351,8 @@ export class Experiment extends EventEmitter<EventMap> {
     this.globalWeights ??= this.plan.initialWeights(this.options.seed ?? 0);
     this.paramsUrl = await this.uploadWeights(this.globalWeights);
     this.publish({ type: 'experiment-start', researcherId: researcher.id, jobId: this.jobId, roundLimit: this.roundLimit, nodes: this.nodes });
+    this.privacy = privacyEstimates(this.trainingArgs, this.datasetEntries, this.roundLimit, this.options.dpDelta);
+    if (this.privacy) this.publish({ type: 'privacy-estimate', nodes: this.privacy });
   }
 
   private async discover(researcher: Researcher): Promise<void> {
@@ -358,6 +369,7 @@ export class Experiment extends EventEmitter<EventMap> {
         throw new ExperimentError(`FB416: node ${nodeId} has ${dbs.length} datasets matching ${JSON.stringify(tags)}; it must have one unique dataset`);
       }
       this.datasets.set(nodeId, dbs[0].dataset_id);
+      this.datasetEntries.set(nodeId, dbs[0]);
     }
   }
 
@@ -403,6 +415,7 @@ export class Experiment extends EventEmitter<EventMap> {
         weights: this.globalWeights as WeightMap,
         paramsUrl: this.paramsUrl,
         summaries: [...this.summaries],
+        privacy: this.privacy,
       };
     } catch (err) {
       this.publish({ type: 'experiment-end', roundsCompleted: this.round, error: (err as Error).message });

@@ -10,6 +10,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { Writable } from 'stream';
 import { initBackend } from '../../src/engine/backend';
 import { planHash } from '../../src/plan/canonical';
 import { generateTorchPlan } from '../../src/plan/pytorch';
@@ -26,6 +27,7 @@ import { trainLocally } from './local-training';
 import { exportAndCheckOnnx } from './onnx-check';
 import { glioResponsePlan } from './plan';
 import { metricsTable, ModelResult, OnnxSummary, writeReport } from './report';
+import { DemoDp, DpRunResult } from './dp';
 
 export const DEFAULT_OUT_DIR = 'demo-output';
 /** Marks a folder as the demo's own, so a later run may clear it. */
@@ -36,6 +38,8 @@ export interface DemoOptions {
   quick?: boolean;
   seed?: number;
   rounds?: number;
+  /** Train the federated model under Fed-BioMed's dp_args (and, with a sweep, once per extra noise level). */
+  dp?: DemoDp;
   /** Where progress goes (default stdout). */
   out?: NodeJS.WritableStream & { isTTY?: boolean };
 }
@@ -76,7 +80,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const steps = 7;
   const step = (k: number, text: string): void => print(`\n[${k}/${steps}] ${text}`);
 
-  print(`fedbiomed-ts glioblastoma demo (${config.name}: ${config.rounds} rounds x ${config.epochsPerRound} epochs, seed ${config.seed})`);
+  const dp = options.dp;
+  print(`fedbiomed-ts glioblastoma demo (${config.name}: ${config.rounds} rounds x ${config.epochsPerRound} epochs, seed ${config.seed}` +
+    `${dp ? `, ${dp.type} DP sigma ${dp.sigma} clip ${dp.clip}` : ''})`);
   print(`output: ${outDir}`);
   prepareOutDir(outDir);
   const cohortDir = path.join(outDir, 'cohort');
@@ -103,6 +109,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   step(2, 'Starting the embedded network and one node per hospital');
   const network = await startEmbeddedNetwork({ mqttPort: 0, httpPort: 0, dataDir: path.join(outDir, 'network') });
   let federated: Awaited<ReturnType<typeof runFederated>>;
+  const sweepRuns: DpRunResult[] = [];
   const data = openCohort(spec, cohortDir, cohort);
   const heldOutAuc = (weights: Parameters<typeof predict>[1]): number => evaluateBinary(predict(spec, weights, data.heldOut)).auc;
   try {
@@ -116,9 +123,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       const history = path.join(reportDir, 'experiment-events.jsonl');
       federated = await timed('federated training', () => runFederated({
         spec, network, hospitals, rounds: config.rounds, epochsPerRound: config.epochsPerRound, batchSize: config.batchSize,
-        seed: config.seed, out, heldOutAuc,
+        seed: config.seed, out, heldOutAuc, dp,
         onEvent: (ev) => fs.appendFileSync(history, `${JSON.stringify(ev)}\n`),
       }));
+      for (const sigma of dp?.sweep ?? []) {
+        // One more full federated run per noise level, same data and seed, for the privacy-vs-utility table.
+        print(`  DP sweep: federated run with sigma ${sigma}…`);
+        const run = await timed(`federated training, sigma ${sigma}`, () => runFederated({
+          spec, network, hospitals, rounds: config.rounds, epochsPerRound: config.epochsPerRound, batchSize: config.batchSize,
+          seed: config.seed, out: quiet(), heldOutAuc, dp: { ...(dp as DemoDp), sigma }, requestApproval: false,
+        }));
+        sweepRuns.push({ sigma, privacy: run.privacy ?? [], evaluation: evaluateBinary(predict(spec, run.weights, data.heldOut)) });
+        print(`    held-out AUC ${sweepRuns[sweepRuns.length - 1].evaluation.auc.toFixed(3)}`);
+      }
     } finally {
       await stopHospitals(hospitals);
     }
@@ -143,7 +160,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   step(5, `Evaluation on the ${data.heldOut.size} held-out patients`);
   const fedPredictions = predict(spec, federated.weights, data.heldOut);
   const models: ModelResult[] = [
-    { name: 'Federated (FedAvg)', kind: 'federated', trainedOn: `3 sites (${pooled.size}), data stay home`, patients: pooled.size,
+    { name: dp ? `Federated (FedAvg, ${dp.type} DP, sigma ${dp.sigma})` : 'Federated (FedAvg)', kind: 'federated', trainedOn: `3 sites (${pooled.size}), data stay home`, patients: pooled.size,
       evaluation: evaluateBinary(fedPredictions), trainingSeconds: federated.seconds },
     ...baselines.map((b) => ({ name: b.name, kind: b.kind, trainedOn: b.trainedOn, patients: b.patients,
       evaluation: evaluateBinary(predict(spec, b.weights.weights, data.heldOut)), trainingSeconds: b.weights.seconds })),
@@ -168,11 +185,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     plan: { name: spec.name, hash, parameters, pythonFile: path.basename(pythonFile) },
     federated: { rounds: federated.rounds, researcherId: federated.researcherId, jobId: federated.jobId, seconds: federated.seconds },
     models, onnx, timings,
+    ...(dp ? { dp: { config: dp, runs: [{ sigma: dp.sigma, privacy: federated.privacy ?? [], evaluation: models[0].evaluation }, ...sweepRuns] } } : {}),
   });
   print(`  report: ${reportFile}`);
   print(`\nDone in ${timings['total'].toFixed(0)} s. Open ${reportFile}`);
   if (!onnx.passed) throw new Error(`ONNX predictions differ from tfjs by ${onnx.maxAbsDifference} (> ${onnx.tolerance})`);
   return { config, reportDir, reportFile, models, onnx, timings };
+}
+
+/** A stream that drops what it is given (the sweep's extra runs print one line each, not their progress). */
+function quiet(): NodeJS.WritableStream {
+  return new Writable({ write: (_chunk, _encoding, done) => done() });
 }
 
 /**

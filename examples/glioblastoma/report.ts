@@ -10,6 +10,7 @@ import type { DemoConfig } from './demo-config';
 import { aucStandardError, type BinaryEvaluation } from './evaluation';
 import type { RoundRow } from './progress';
 import { lineChart, PALETTE } from './svg';
+import { DemoDp, DpRunResult, privacyMarkdown } from './dp';
 
 export interface ModelResult {
   /** "Federated (FedAvg)", "Caen alone", "Centralised (pooled)". */
@@ -41,6 +42,8 @@ export interface DemoReportData {
   models: ModelResult[];
   onnx: OnnxSummary;
   timings: Record<string, number>;
+  /** Present when the federated model was trained under differential privacy. */
+  dp?: { config: DemoDp; runs: DpRunResult[] };
 }
 
 export const REPORT_FILES = {
@@ -106,6 +109,8 @@ function metricsJson(data: DemoReportData): unknown {
     rounds: data.federated.rounds,
     onnx: data.onnx,
     timings: data.timings,
+    ...(data.dp ? { dp: { ...data.dp.config, runs: data.dp.runs.map((r) => ({ sigma: r.sigma, privacy: r.privacy,
+      auc: r.evaluation.auc, sensitivity: r.evaluation.sensitivity, specificity: r.evaluation.specificity })) } } : {}),
   };
 }
 
@@ -169,6 +174,7 @@ function markdown(d: DemoReportData): string {
     ] : []),
     `![ROC curves](${REPORT_FILES.roc})`,
     '',
+    ...(d.dp ? privacyMarkdown(d.dp.config, d.dp.runs) : []),
     '## Federated training',
     '',
     roundHeader,

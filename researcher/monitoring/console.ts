@@ -3,6 +3,7 @@
  * TTY, plain lines otherwise (CI logs, pipes); node logs; the summary table after each round.
  */
 import type { ExperimentEvent } from '../events';
+import { formatPrivacyEstimates } from '../privacy';
 import { formatRoundSummary } from './summary';
 
 export interface ConsoleMonitorOptions {
@@ -44,6 +45,9 @@ export class ConsoleMonitor {
     switch (ev.type) {
       case 'experiment-start':
         this.println(`Experiment ${ev.jobId} (researcher ${ev.researcherId}): ${ev.roundLimit} round(s) on ${ev.nodes.join(', ')}`);
+        break;
+      case 'privacy-estimate':
+        this.println(formatPrivacyEstimates(ev.nodes));
         break;
       case 'round-start':
         this.round = ev.round;

@@ -20,7 +20,9 @@ export interface ModelParameter {
  */
 export type TappedLayer =
   | { kind: 'dense'; weight: string; bias?: string }
-  | { kind: 'conv'; dims: 2 | 3; strides: number[]; filterShape: number[]; weight: string; bias?: string };
+  | { kind: 'conv'; dims: 2 | 3; strides: number[]; filterShape: number[]; weight: string; bias?: string }
+  /** z = x · weight (per channel, channels last), then + bias: group norm's affine part, x the normalised input. */
+  | { kind: 'affine'; weight: string; bias?: string };
 
 /**
  * Called during a forward pass with a tapped layer's input `x` (already padded for a valid conv) and its output

@@ -53,6 +53,12 @@ export interface ResolvedBatchNorm extends ResolvedBase {
   eps: number;
   momentum: number;
 }
+export interface ResolvedGroupNorm extends ResolvedBase {
+  type: 'group_norm';
+  features: number;
+  groups: number;
+  eps: number;
+}
 export interface ResolvedDropout extends ResolvedBase {
   type: 'dropout';
   rate: number;
@@ -86,6 +92,7 @@ export type ResolvedLayer =
   | ResolvedPool
   | ResolvedGlobalAvgPool
   | ResolvedBatchNorm
+  | ResolvedGroupNorm
   | ResolvedDropout
   | ResolvedFlatten
   | ResolvedDense
@@ -257,6 +264,13 @@ function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inSh
         momentum: layer.momentum ?? BATCH_NORM_DEFAULTS.momentum,
         outShape: inShape,
       };
+    case 'group_norm':
+      if (inShape.length < 1 || inShape.length > 4) fail([...at, 'type'], `group_norm cannot take ${describe(inShape)}`);
+      if (inShape[0] % layer.groups !== 0) {
+        fail([...at, 'groups'], `group_norm: ${layer.groups} groups do not divide ${inShape[0]} channels`);
+      }
+      // PyTorch's GroupNorm default eps (not batch norm's: Opacus does not carry it over either).
+      return { ...common, type: 'group_norm', features: inShape[0], groups: layer.groups, eps: layer.eps ?? 1e-5, outShape: inShape };
     case 'dropout':
       return { ...common, type: 'dropout', rate: layer.rate, outShape: inShape };
     case 'flatten':

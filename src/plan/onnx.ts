@@ -125,6 +125,8 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
         return emit('BatchNormalization', [x, p('weight'), p('bias'), p('running_mean'), p('running_var')], 'bn', [
           { name: 'epsilon', type: 'float', value: layer.eps },
         ]);
+      case 'group_norm':
+        throw new OnnxExportError(`${layer.path}: ONNX export of group_norm is not supported yet`);
       case 'dropout':
         return x;
       case 'flatten':

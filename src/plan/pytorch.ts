@@ -22,6 +22,7 @@ import { pyLiteral, pyNumber, pyString } from './python-literal';
 import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
 import { MetricName, PlanSpec } from './spec';
 import { validatePlan } from './validate';
+import { dpGroupCount } from './dp-fix';
 
 /** The dependency lines TorchTrainingPlan.__init__ adds in Fed-BioMed v4.5.0, in its order. */
 export const TORCH_PLAN_DEFAULT_DEPENDENCIES: readonly string[] = [
@@ -74,6 +75,8 @@ function torchModule(layer: ResolvedLayer): string {
       const kind = Math.max(1, layer.spatialDims);
       return `nn.BatchNorm${kind}d(${layer.features}, eps=${pyNumber(layer.eps, true)}, momentum=${pyNumber(layer.momentum, true)})`;
     }
+    case 'group_norm':
+      return `nn.GroupNorm(${layer.groups}, ${layer.features}, eps=${pyNumber(layer.eps, true)})`;
     case 'dropout':
       return `nn.Dropout(p=${pyNumber(layer.rate, true)})`;
     case 'flatten':
@@ -121,7 +124,13 @@ function netSource(graph: ResolvedGraph): string[] {
       continue;
     }
     lines.push(`            self.${branch.name} = nn.Sequential(`);
-    for (const layer of branch.layers) lines.push(`                ${torchModule(layer)},  # ${layer.index}: [${layer.outShape.join(', ')}]`);
+    for (const layer of branch.layers) {
+      // Under dp_args a node trains this layer as Opacus's ModuleValidator.fix leaves it (TS nodes too: dp-fix.ts).
+      const dp = layer.type === 'batch_norm'
+        ? `; with dp_args: nn.GroupNorm(${dpGroupCount(layer.features)}, ${layer.features}) (Opacus ModuleValidator.fix)`
+        : '';
+      lines.push(`                ${torchModule(layer)},  # ${layer.index}: [${layer.outShape.join(', ')}]${dp}`);
+    }
     lines.push('            )');
   }
   lines.push('');

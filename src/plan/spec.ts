@@ -71,6 +71,13 @@ export interface BatchNormLayer {
   eps?: number;
   momentum?: number;
 }
+/** nn.GroupNorm(groups, channels, eps): what Opacus's ModuleValidator.fix puts in place of batch norm for DP. */
+export interface GroupNormLayer {
+  type: 'group_norm';
+  /** Must divide the channel count. */
+  groups: number;
+  eps?: number;
+}
 export interface DropoutLayer {
   type: 'dropout';
   rate: number;
@@ -97,6 +104,7 @@ export type LayerSpec =
   | PoolLayer
   | GlobalAvgPoolLayer
   | BatchNormLayer
+  | GroupNormLayer
   | DropoutLayer
   | FlattenLayer
   | DenseLayer
@@ -114,6 +122,7 @@ export const LAYER_TYPES: readonly LayerType[] = [
   'avg_pool3d',
   'global_avg_pool',
   'batch_norm',
+  'group_norm',
   'dropout',
   'flatten',
   'dense',

@@ -17,6 +17,7 @@ import {
   ResolvedBatchNorm,
   ResolvedConv,
   ResolvedGraph,
+  ResolvedGroupNorm,
   ResolvedLayer,
   ResolvedPool,
 } from './graph';
@@ -163,6 +164,8 @@ export class PlanModel implements TrainableModel {
         return tf.mean(x, range(1, x.rank - 1));
       case 'batch_norm':
         return this.batchNorm(layer, x, training);
+      case 'group_norm':
+        return this.groupNorm(layer, x);
       case 'dropout':
         if (!training || layer.rate === 0) return x;
         return tf.dropout(x, layer.rate, undefined, this.dropoutRandom.nextInt(2 ** 31));
@@ -204,6 +207,21 @@ export class PlanModel implements TrainableModel {
     if (!layer.bias) return y;
     const bias = this.variable(layer, 'bias');
     return thenRelu ? biasRelu(y, bias) : tf.add(y, bias);
+  }
+
+  /** nn.GroupNorm: per sample, mean and biased variance over each group's channels and all positions. */
+  private groupNorm(layer: ResolvedGroupNorm, x: tf.Tensor): tf.Tensor {
+    const gamma = this.variable(layer, 'weight');
+    const beta = this.variable(layer, 'bias');
+    const n = x.shape[0];
+    const perGroup = layer.features / layer.groups;
+    // Channels last: [N, positions, groups, channels per group].
+    const grouped = tf.reshape(x, [n, -1, layer.groups, perGroup]);
+    const { mean, variance } = tf.moments(grouped, [1, 3], true);
+    const normalised = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, layer.eps))), x.shape);
+    const scaled = tf.mul(normalised, gamma);
+    const z = this.tap ? this.tap({ kind: 'affine', weight: `${layer.key}.weight`, bias: `${layer.key}.bias` }, normalised, scaled) : scaled;
+    return tf.add(z, beta);
   }
 
   private batchNorm(layer: ResolvedBatchNorm, x: tf.Tensor, training: boolean): tf.Tensor {

@@ -20,7 +20,7 @@ import { isGraphModel, PlanSpec } from './spec';
 import { validatePlan } from './validate';
 import { buildModel, PlanModel } from './tfjs-model';
 import { trainingSettings } from './training';
-import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, inception3dGraphPlan, mlpPlan, regressionPlan, resnetGraphPlan } from './testing/plans';
+import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, inception3dGraphPlan, mlpPlan, regressionPlan, resnetGraphPlan } from './testing/plans';
 import { findTorchPython, pythonSide, runTorchConformance, TorchPython } from './testing/python';
 import { imageInputChannels, sliceSelection } from './preprocess';
 import { exportWeights } from './weights';
@@ -194,6 +194,7 @@ const PLANS: [string, () => PlanSpec, number][] = [
   ['inception3d_graph', inception3dGraphPlan, STEPS],
   // two-class cross-entropy: AUC from logit₁ − logit₀, class-1 precision / recall
   ['mlp_binary_metrics', () => ({ ...mlpPlan(), metrics: ['loss', 'auc', 'recall', 'specificity', 'balanced_accuracy', 'precision', 'f1_score', 'dice'] }), 0],
+  ['group_norm', groupNormPlan, STEPS],
 ];
 
 let python: TorchPython;

@@ -1,7 +1,7 @@
 /**
  * Per-sample gradient norms and clipped sums of the DP engine against PyTorch per-sample gradients (functorch
  * vmap of grad on the generated PyTorch plan, Debian torch 1.13), on conv 2D/3D (bias + fused ReLU, strides,
- * padding), max and average pools, dense layers and a two-branch model, to 1e-5. Runs on the wasm backend with
+ * padding), max and average pools, dense layers, group norm and a two-branch model, to 1e-5. Runs on the wasm backend with
  * the native kernels, as a node trains.
  */
 import { spawnSync } from 'child_process';
@@ -10,6 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend';
+import { kernelsInUse, KernelImplementation, useKernels } from '../kernels';
 import { makeLoss } from '../losses';
 import { clippedGradientSum } from './per-sample';
 import { definePlan } from '../../plan/define';
@@ -19,13 +20,21 @@ import { exportWeights } from '../../plan/weights';
 import { generateTorchPlan } from '../../plan/pytorch';
 import { trainingSettings } from '../../plan/training';
 import { findTorchPython, STANDIN_DIR } from '../../plan/testing/python';
-import { cnn2dPlan } from '../../plan/testing/plans';
+import { cnn2dPlan, groupNormPlan } from '../../plan/testing/plans';
 import { SeededRandom } from '../prng';
 
 jest.setTimeout(120_000);
 
+let implementations: KernelImplementation[] = ['wasm'];
+
 beforeAll(async () => {
   await initBackend(() => undefined);
+  // Both paths: the native per-sample kernels, and the slice-by-slice fallback of the pure wasm kernels.
+  if (kernelsInUse() === 'native') implementations = ['native', 'wasm'];
+});
+
+afterAll(() => {
+  useKernels(implementations[0]);
 });
 
 const conv2dWithClinical = (): PlanSpec => definePlan({
@@ -156,6 +165,7 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, what: stri
 describe.each([
   ['2D conv + pools + clinical dense branch, BCE with logits', conv2dWithClinical, null, 7],
   ['3D conv + max pool, cross-entropy', conv3d, 3, 5],
+  ['group norm on conv maps and on dense features', groupNormPlan, null, 6],
 ] as const)('per-sample clipping: %s', (_title, planOf, classes, n) => {
   it('gives PyTorch per-sample norms and clipped sums (clip between the norms, so some samples are clipped)', () => {
     const spec = planOf();
@@ -163,24 +173,34 @@ describe.each([
     const trainable = c.model.parameters().filter((p) => p.trainable).map((p) => p.name);
     const lossFn = makeLoss(trainingSettings(spec).loss);
     try {
-      // First without clipping (a huge bound): the norms, and the plain sum of per-sample gradients.
-      const free = clippedGradientSum(c.model, { inputs: c.inputs, target: c.target }, lossFn, 1e9, trainable);
-      const sorted = Array.from(free.norms).sort((a, b) => a - b);
-      const clip = (sorted[Math.floor(n / 2) - 1] + sorted[Math.floor(n / 2)]) / 2;
-      const oracle = torchOracle(spec, c, clip);
-      const freeSums = sumsInTorchLayout(spec, free.sums);
-      for (const name of trainable) expectClose(freeSums[name], oracle.summed[name], `sum of ${name}`);
-      expectClose(free.norms, oracle.norms, 'per-sample norms');
-      free.sums.forEach((t) => t.dispose());
+      const oracle = (clip: number) => torchOracle(spec, c, clip);
+      let clip: number | undefined;
+      let reference: Oracle | undefined;
+      for (const implementation of implementations) {
+        useKernels(implementation);
+        const at = `${implementation} kernels`;
+        // First without clipping (a huge bound): the norms, and the plain sum of per-sample gradients.
+        const free = clippedGradientSum(c.model, { inputs: c.inputs, target: c.target }, lossFn, 1e9, trainable);
+        if (clip === undefined) {
+          const sorted = Array.from(free.norms).sort((a, b) => a - b);
+          clip = (sorted[Math.floor(n / 2) - 1] + sorted[Math.floor(n / 2)]) / 2;
+          reference = oracle(clip);
+        }
+        const want = reference as Oracle;
+        const freeSums = sumsInTorchLayout(spec, free.sums);
+        free.sums.forEach((t) => t.dispose());
+        for (const name of trainable) expectClose(freeSums[name], want.summed[name], `${at}: sum of ${name}`);
+        expectClose(free.norms, want.norms, `${at}: per-sample norms`);
 
-      const clipped = clippedGradientSum(c.model, { inputs: c.inputs, target: c.target }, lossFn, clip, trainable);
-      const sums = sumsInTorchLayout(spec, clipped.sums);
-      clipped.sums.forEach((t) => t.dispose());
-      expect(Object.keys(sums).sort()).toEqual([...trainable].sort());
-      for (const name of trainable) expectClose(sums[name], oracle.clipped[name], `clipped sum of ${name}`);
-      // The clip really bit: some samples were scaled down, some were not.
-      expect(oracle.norms.filter((v) => v > clip).length).toBeGreaterThan(0);
-      expect(oracle.norms.filter((v) => v < clip).length).toBeGreaterThan(0);
+        const clipped = clippedGradientSum(c.model, { inputs: c.inputs, target: c.target }, lossFn, clip, trainable);
+        const sums = sumsInTorchLayout(spec, clipped.sums);
+        clipped.sums.forEach((t) => t.dispose());
+        expect(Object.keys(sums).sort()).toEqual([...trainable].sort());
+        for (const name of trainable) expectClose(sums[name], want.clipped[name], `${at}: clipped sum of ${name}`);
+        // The clip really bit: some samples were scaled down, some were not.
+        expect(want.norms.filter((v) => v > (clip as number)).length).toBeGreaterThan(0);
+        expect(want.norms.filter((v) => v < (clip as number)).length).toBeGreaterThan(0);
+      }
     } finally {
       c.model.dispose();
       Object.values(c.inputs).forEach((t) => t.dispose());

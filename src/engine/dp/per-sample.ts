@@ -9,6 +9,7 @@
  *   dense  ‖x_i ⊗ g_i‖² = ‖x_i‖²‖g_i‖², bias ‖g_i‖²
  *   conv   the filter gradient of each sample (the backend's filter-gradient kernel on that sample's slice),
  *          bias ‖Σ_positions g_i‖²
+ *   group norm's affine part  ‖Σ_positions g_i ⊙ x̂_i‖² per channel, bias as a conv's
  * The flat norm over all trainable parameters gives each sample its factor c_i = min(1, C / (‖∇_i‖ + 1e-6)),
  * and the clipped sum Σ_i c_i ∇_i of every parameter is one contraction: xᵀ(c ⊙ g) for dense weights, cᵀP for
  * conv filters. A trainable parameter no tapped layer covers (batch norm…) is refused: it has no per-sample rule.
@@ -16,6 +17,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerTap, TappedLayer, TrainableModel } from '../model';
 import type { Batch } from '../train';
+import { PER_SAMPLE_FILTER_GRAD } from '../kernels/conv-native';
+import { PER_SAMPLE_SUM } from '../kernels/reduce-native';
 
 export interface ClippedBatch {
   /** Σ_i clip(∇_i) per trainable parameter name (not yet noised nor averaged). */
@@ -26,10 +29,23 @@ export interface ClippedBatch {
   loss: number;
 }
 
-interface Captured {
-  layer: TappedLayer;
-  /** Shape of the layer's output, for its zero probe. */
-  zShape: number[];
+/** The tapped layers of a model, found once by a forward pass (they do not change between steps). */
+const tappedLayers = new WeakMap<TrainableModel, TappedLayer[]>();
+
+function layersOf(model: TrainableModel, batch: Batch): TappedLayer[] {
+  let layers = tappedLayers.get(model);
+  if (!layers) {
+    const found: TappedLayer[] = [];
+    tf.tidy(() => {
+      model.forward(batch.inputs, true, (layer, _x, z) => {
+        found.push(layer);
+        return z;
+      });
+    });
+    layers = found;
+    tappedLayers.set(model, layers);
+  }
+  return layers;
 }
 
 /**
@@ -46,40 +62,47 @@ export function clippedGradientSum(
   if (!(clip > 0 && Number.isFinite(clip))) throw new Error(`DP clipping norm must be finite and > 0, got ${clip}`);
   const n = batch.target.shape[0] ?? 0;
   if (n === 0) throw new Error('internal: clippedGradientSum on an empty batch');
+  const layers = layersOf(model, batch);
+  checkCoverage(layers, trainable);
 
-  // Pass 1 (shapes only, no tape): which layers are tapped and their output shapes, to size the zero probes.
-  const captured: Captured[] = [];
-  tf.tidy(() => {
-    model.forward(batch.inputs, true, (layer, _x, z) => {
-      captured.push({ layer, zShape: z.shape });
-      return z;
-    });
-  });
-  checkCoverage(captured.map((c) => c.layer), trainable);
-
-  const probes = captured.map((c) => tf.zeros(c.zShape));
-  const inputs: tf.Tensor[] = [];
+  // Each tapped output goes through an identity whose gradient records dy. Its second input, a scalar "handle",
+  // is what the gradients are asked for: the tape then runs through every tap (so every dy is computed) but never
+  // reaches a weight, and tfjs skips the weight-gradient kernels entirely.
+  const handles = layers.map(() => tf.scalar(0));
+  const inputs: tf.Tensor[] = new Array(layers.length);
+  const outputGrads: tf.Tensor[] = new Array(layers.length);
   try {
-    const { value, grads } = tf.valueAndGrads((...zeros: tf.Tensor[]) => {
+    const { value, grads } = tf.valueAndGrads((...hs: tf.Tensor[]) => {
       let k = 0;
       const tap: LayerTap = (_layer, x, z) => {
-        // A clone: the first layer's input is the caller's batch tensor, which is not ours to dispose.
-        inputs.push(tf.keep(tf.clone(x)));
-        return tf.add(z, zeros[k++]);
+        const index = k++;
+        // A clone (free: shared data): the first layer's input is the caller's batch tensor, not ours to dispose.
+        inputs[index] = tf.keep(tf.clone(x));
+        const record = tf.customGrad(((zz: tf.Tensor) => ({
+          value: tf.clone(zz),
+          gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+            const d = dy as tf.Tensor;
+            outputGrads[index] = tf.keep(tf.clone(d));
+            return [d, tf.zeros([])];
+          },
+        })) as unknown as Parameters<typeof tf.customGrad>[0]);
+        return record(z, hs[index]);
       };
       const prediction = model.forward(batch.inputs, true, tap);
       // Opacus's grad samples are gradients of each sample's own loss: the mean loss times the batch size.
       return tf.mul(lossFn(prediction, batch.target), n) as tf.Scalar;
-    })(probes);
+    })(handles);
     try {
-      return clipAndSum(captured.map((c) => c.layer), inputs, grads, n, clip, value.dataSync()[0] / n);
+      if (outputGrads.some((g) => g === undefined)) throw new Error('internal: a tapped layer received no gradient');
+      return clipAndSum(layers, inputs, outputGrads, n, clip, value.dataSync()[0] / n);
     } finally {
       value.dispose();
       grads.forEach((g) => g.dispose());
     }
   } finally {
-    probes.forEach((p) => p.dispose());
-    inputs.forEach((x) => x.dispose());
+    handles.forEach((h) => h.dispose());
+    inputs.forEach((x) => x?.dispose());
+    outputGrads.forEach((g) => g?.dispose());
   }
 }
 
@@ -127,7 +150,7 @@ function clipAndSum(
 }
 
 function layerParts(layer: TappedLayer, x: tf.Tensor, g: tf.Tensor, n: number): LayerParts {
-  const biasPerSample = layer.bias ? tf.reshape(tf.sum(g, rangeOf(1, g.rank - 1)), [n, -1]) : undefined;
+  const biasPerSample = layer.bias ? sumOverPositions(g, n) : undefined;
   const biasNormSq = biasPerSample ? tf.sum(tf.square(biasPerSample), 1) : tf.zeros([n]);
   const clippedBias = (c: tf.Tensor1D) =>
     biasPerSample ? tf.reshape(tf.matMul(tf.reshape(c, [1, n]), biasPerSample), [-1]) : undefined;
@@ -136,6 +159,15 @@ function layerParts(layer: TappedLayer, x: tf.Tensor, g: tf.Tensor, n: number): 
     return {
       layer, normSq, clippedBias,
       clippedWeight: (c) => tf.matMul(x as tf.Tensor2D, tf.mul(g, tf.reshape(c, [n, 1])) as tf.Tensor2D, true, false),
+    };
+  }
+  if (layer.kind === 'affine') {
+    // Group norm's scale: each sample's gradient is Σ_positions g ⊙ x̂ per channel.
+    const weightPerSample = sumOverPositions(tf.mul(g, x), n);
+    return {
+      layer, clippedBias,
+      normSq: tf.add(tf.sum(tf.square(weightPerSample), 1), biasNormSq) as tf.Tensor1D,
+      clippedWeight: (c) => tf.reshape(tf.matMul(tf.reshape(c, [1, n]), weightPerSample), [-1]),
     };
   }
   const perSample = convFilterGradients(layer, x, g, n); // [n, K]
@@ -148,24 +180,41 @@ function layerParts(layer: TappedLayer, x: tf.Tensor, g: tf.Tensor, n: number): 
 }
 
 /**
- * Each sample's filter gradient, by the backend's own filter-gradient kernel (the native AVX2 kernel on the wasm
- * backend) on that sample's input and output gradient: exact, and the same arithmetic as the batch gradient.
+ * Each sample's filter gradient as [n, K]: the native kernel on views of the batch when the native kernels are in
+ * use, else the backend's filter-gradient kernel on each sample's slice. Exact either way: the same arithmetic as
+ * the batch gradient, sample by sample.
  */
 function convFilterGradients(layer: Extract<TappedLayer, { kind: 'conv' }>, x: tf.Tensor, g: tf.Tensor, n: number): tf.Tensor2D {
   const filterShape = layer.filterShape;
+  if (tf.getBackend() === 'wasm' && tf.getKernel(PER_SAMPLE_FILTER_GRAD, 'wasm')) {
+    const all = tf.engine().runKernel(PER_SAMPLE_FILTER_GRAD, { x, dy: g },
+      { strides: layer.strides, filterShape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    return tf.reshape(all, [n, -1]);
+  }
   const kernel = layer.dims === 2 ? 'Conv2DBackpropFilter' : 'Conv3DBackpropFilterV2';
   const attrs = layer.dims === 2
     ? { strides: layer.strides, pad: 'valid', dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape }
     : { strides: layer.strides, pad: 'valid', filterShape };
-  const xs = tf.split(x, n, 0);
-  const gs = tf.split(g, n, 0);
-  const rows = xs.map((xi, i) => {
-    const dw = tf.engine().runKernel(kernel, { x: xi, dy: gs[i] }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const rows = Array.from({ length: n }, (_, i) => {
+    const xi = tf.slice(x, i, 1);
+    const gi = tf.slice(g, i, 1);
+    const dw = tf.engine().runKernel(kernel, { x: xi, dy: gi }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
     return tf.reshape(dw, [1, -1]);
   });
   return tf.concat(rows, 0) as tf.Tensor2D;
 }
 
-function rangeOf(from: number, to: number): number[] {
-  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+/**
+ * [n, ..., C] -> [n, C], summed over every position: the native per-sample sums (float64 accumulators) when in
+ * use, else a batched matrix product (the stock Sum over middle axes is far slower).
+ */
+function sumOverPositions(g: tf.Tensor, n: number): tf.Tensor2D {
+  if (g.rank === 2) return g as tf.Tensor2D;
+  if (tf.getBackend() === 'wasm' && tf.getKernel(PER_SAMPLE_SUM, 'wasm')) {
+    return tf.engine().runKernel(PER_SAMPLE_SUM, { x: g }) as tf.Tensor2D;
+  }
+  const channels = g.shape[g.rank - 1];
+  const positions = g.size / (n * channels);
+  const rows = tf.reshape(g, [n, positions, channels]) as tf.Tensor3D;
+  return tf.reshape(tf.matMul(tf.ones([n, 1, positions]) as tf.Tensor3D, rows), [n, channels]) as tf.Tensor2D;
 }

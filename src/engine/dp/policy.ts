@@ -20,11 +20,10 @@ export interface DpPlan {
 export type DpDecision = { ok: true; plan: DpPlan | null } | { ok: false; reason: string };
 
 /**
- * `plan` is the declarative training plan (any JSON): a batch norm layer anywhere in it is refused, since
- * per-sample gradients are not defined through it and a Python node would train a different model (Opacus's
- * ModuleValidator.fix swaps it for GroupNorm, which this node does not have).
+ * Batch norm is not refused here: the node trains the plan as Opacus's ModuleValidator.fix would leave it
+ * (src/plan/dp-fix.ts), and the DP engine refuses any layer it has no per-sample rule for.
  */
-export function decideDp(dp: DpArgs | null, options: { fedproxMu: number | null; plan: unknown }): DpDecision {
+export function decideDp(dp: DpArgs | null, options: { fedproxMu: number | null }): DpDecision {
   if (dp === null) return { ok: true, plan: null };
   const sigma = numberOf(dp.sigma);
   const clip = numberOf(dp.clip);
@@ -35,23 +34,9 @@ export function decideDp(dp: DpArgs | null, options: { fedproxMu: number | null;
     // term without a word; this node refuses the combination instead of choosing one behaviour silently.
     return { ok: false, reason: 'fedprox_mu cannot be combined with dp_args (Opacus discards the FedProx term)' };
   }
-  const batchNorm = layerPaths(options.plan, 'batch_norm');
-  if (batchNorm.length > 0) {
-    return { ok: false, reason: `the plan has batch_norm layer(s) (${batchNorm.join(', ')}): per-sample gradients ` +
-      'are not defined through batch norm, and a Python node would replace it with GroupNorm (Opacus ' +
-      'ModuleValidator.fix), which this TS node does not have yet; use a plan without batch_norm' };
-  }
   return { ok: true, plan: {
     type: dp.type, sigma, clip,
     training: { noiseMultiplier: dp.type === 'local' ? sigma : 0, maxGradNorm: clip },
     finalNoiseStd: dp.type === 'central' ? sigma * clip : 0,
   } };
-}
-
-/** JSON paths of every object whose `type` is `type`. */
-function layerPaths(value: unknown, type: string, at = 'model'): string[] {
-  if (Array.isArray(value)) return value.flatMap((v, i) => layerPaths(v, type, `${at}[${i}]`));
-  if (value === null || typeof value !== 'object') return [];
-  const here = (value as Record<string, unknown>)['type'] === type ? [at] : [];
-  return [...here, ...Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => layerPaths(v, type, `${at}.${k}`))];
 }

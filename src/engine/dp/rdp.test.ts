@@ -2,6 +2,7 @@
  * The RDP accountant against published reference values of the same analysis, and its log-erfc against scipy.
  */
 import { DEFAULT_ORDERS, epsilonFor, logErfc, rdpOf } from './rdp';
+import { expectedPrivacy } from './expected';
 import { runTorchScript } from '../testing/torch';
 
 describe('RDP accountant (sampled Gaussian mechanism)', () => {
@@ -43,5 +44,17 @@ describe('RDP accountant (sampled Gaussian mechanism)', () => {
     xs.forEach((x, i) => {
       expect(Math.abs(logErfc(x) - expected[i])).toBeLessThanOrEqual(1e-13 * Math.max(1, Math.abs(expected[i])));
     });
+  });
+});
+
+describe('expected privacy before a run', () => {
+  it('counts steps as the node will (split, len(loader), num_updates or epochs, rounds) and composes them', () => {
+    // 40 samples, test_ratio 0.25 -> 30 training samples; batch 8 -> 4 batches, rate 1/4; 2 epochs -> 8 steps.
+    const b = expectedPrivacy({ samples: 40, testRatio: 0.25, batchSize: 8, epochs: 2, sigma: 1.1, rounds: 3 });
+    expect(b).toMatchObject({ trainingSamples: 30, sampleRate: 0.25, stepsPerRound: 8, rounds: 3, delta: 1 / 30 });
+    expect(b.epsilon).toBe(epsilonFor([{ sampleRate: 0.25, noiseMultiplier: 1.1, steps: 24 }], 1 / 30).epsilon);
+    const updates = expectedPrivacy({ samples: 40, testRatio: 0.25, batchSize: 8, numUpdates: 6, sigma: 1.1, rounds: 1, delta: 1e-5 });
+    expect(updates.stepsPerRound).toBe(6);
+    expect(updates.delta).toBe(1e-5);
   });
 });

@@ -69,13 +69,17 @@ export function register(program: Command): void {
     .option('--description <text>', 'description', '')
     .option('--tabular-file <csv>', 'medical-folder / dicom: demographics CSV')
     .option('--index-col <col>', 'medical-folder / dicom: index column of the demographics CSV (name or number)')
+    .addOption(new Option('--unreadable <policy>', 'dicom: a round skips patients with unreadable files, or fails')
+      .choices(['skip', 'fail']))
     .action(async (opts: { dir: string; type: string; path: string; tags: string; name: string;
-      description: string; tabularFile?: string; indexCol?: string }) => {
+      description: string; tabularFile?: string; indexCol?: string; unreadable?: 'skip' | 'fail' }) => {
       const { datasets } = openNodeStores(opts.dir);
-      const parameters = opts.tabularFile
+      const tabular = opts.tabularFile
         ? { tabular_file: path.resolve(opts.tabularFile),
           index_col: opts.indexCol === undefined ? 0 : /^\d+$/.test(opts.indexCol) ? Number(opts.indexCol) : opts.indexCol }
         : null;
+      const parameters = opts.unreadable ? { ...tabular, unreadable: opts.unreadable } : tabular;
+      const unreadable: string[] = [];
       const entry = await datasets.add({
         name: opts.name,
         dataType: opts.type,
@@ -83,8 +87,13 @@ export function register(program: Command): void {
         description: opts.description,
         path: path.resolve(opts.path),
         parameters,
-      });
+      }, unreadable);
       print(`dataset ${entry.dataset_id} added: ${entry.name} [${entry.tags.join(', ')}] shape ${JSON.stringify(entry.shape)}`);
+      if (unreadable.length > 0) {
+        const policy = opts.unreadable === 'fail' ? 'rounds will fail until they are fixed' : 'their patients are skipped in rounds';
+        print(`${unreadable.length} unreadable file(s), ${policy}:`);
+        for (const why of unreadable) print(`  ${why}`);
+      }
     });
   dataset
     .command('list')

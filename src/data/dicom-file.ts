@@ -28,6 +28,9 @@ export const DEFAULT_MAX_PIXELS = 2 ** 28;
 
 const PIXEL_DATA = 'x7fe00010';
 
+/** A file that is not DICOM at all (a stray note or export manifest), as opposed to a broken DICOM file. */
+export class NotDicomFileError extends DataReadError {}
+
 /** A parsed file and what the series assembly needs from it. */
 export interface DicomSlice {
   file: string;
@@ -97,7 +100,7 @@ function parserMessage(error: unknown): string {
 export function parseDicomFile(file: string, limits: DicomReadLimits = {}): DicomSlice {
   const bytes = readBytes(file, limits);
   if (bytes.length < 132 || bytes.toString('latin1', 128, 132) !== 'DICM') {
-    throw new DataReadError(file, 'not a DICOM Part 10 file (no "DICM" marker after the 128-byte preamble)');
+    throw new NotDicomFileError(file, 'not a DICOM Part 10 file (no "DICM" marker after the 128-byte preamble)');
   }
   const maxInflated = limits.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   let dataSet: dicomParser.DataSet;
@@ -127,7 +130,26 @@ export function parseDicomFile(file: string, limits: DicomReadLimits = {}): Dico
     const hint = dataSet.elements.x7fe00008 || dataSet.elements.x7fe00009 ? ' (float pixel data is not supported)' : '';
     throw new DataReadError(file, `DICOM file has no pixel data${hint}`);
   }
-  return { file, dataSet, syntax, ...describePixels(file, dataSet, limits) };
+  const slice = { file, dataSet, syntax, ...describePixels(file, dataSet, limits) };
+  checkPixelBytes(slice);
+  return slice;
+}
+
+/** Pixels claimed vs bytes present, before anything is allocated for them. */
+function checkPixelBytes(slice: DicomSlice): void {
+  const { file, dataSet, syntax, layout, frames } = slice;
+  const element = dataSet.elements[PIXEL_DATA];
+  if (element.encapsulatedPixelData) {
+    if (syntax.encoding === 'native') throw new DataReadError(file, `${syntax.name} file with encapsulated pixel data`);
+    return;
+  }
+  if (syntax.encoding !== 'native') throw new DataReadError(file, `${syntax.name} file with native (not encapsulated) pixel data`);
+  const frameSize = layout.rows * layout.cols * layout.samplesPerPixel * (layout.bitsAllocated / 8);
+  const present = Math.min(element.length, dataSet.byteArray.length - element.dataOffset);
+  if (present < frameSize * frames) {
+    throw new DataReadError(file, `pixel data truncated: ${present} bytes, ${layout.cols}x${layout.rows}x${frames} `
+      + `frames of ${layout.bitsAllocated}-bit samples need ${frameSize * frames}`);
+  }
 }
 
 function describePixels(file: string, dataSet: dicomParser.DataSet, limits: DicomReadLimits): { layout: FrameLayout; frames: number } {
@@ -162,16 +184,10 @@ function frameBytes(slice: DicomSlice, limits: DicomReadLimits): Uint8Array[] {
   const element = dataSet.elements[PIXEL_DATA];
   const frameSize = layout.rows * layout.cols * layout.samplesPerPixel * (layout.bitsAllocated / 8);
   if (!element.encapsulatedPixelData) {
-    if (syntax.encoding !== 'native') throw new DataReadError(file, `${syntax.name} file with native (not encapsulated) pixel data`);
-    const present = Math.min(element.length, dataSet.byteArray.length - element.dataOffset);
-    if (present < frameSize * frames) {
-      throw new DataReadError(file, `pixel data truncated: ${present} bytes, ${layout.cols}x${layout.rows}x${frames} `
-        + `frames of ${layout.bitsAllocated}-bit samples need ${frameSize * frames}`);
-    }
+    // Sizes were checked by parseDicomFile (checkPixelBytes).
     const all = dataSet.byteArray.subarray(element.dataOffset, element.dataOffset + frameSize * frames);
     return Array.from({ length: frames }, (_, k) => all.subarray(k * frameSize, (k + 1) * frameSize));
   }
-  if (syntax.encoding === 'native') throw new DataReadError(file, `${syntax.name} file with encapsulated pixel data`);
   const compressed = encapsulatedFrames(slice);
   if (syntax.encoding === 'rle') {
     // Our own bounded decoder (dicom-rle.ts): no need for the worker round trip.

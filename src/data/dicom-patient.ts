@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DataIssue, DataReadError, issueFrom } from './errors';
-import { DicomSeries, readDicomSeries } from './dicom-series';
+import { DicomReadLimits, DicomSeries, readDicomSeries } from './dicom-series';
 
 export const MRI_MODALITIES = ['T1', 'T1ce', 'T2', 'FLAIR'] as const;
 export type MriModality = (typeof MRI_MODALITIES)[number];
@@ -25,6 +25,8 @@ export interface DicomPatient {
 export interface DicomPatientOptions {
   /** Maps a series to its role; defaults to `classifySeries`. Return null to ignore the series. */
   classify?: (seriesDescription: string, dicomModality: string) => SeriesRole | null;
+  /** Size caps and decoding deadline for every file. */
+  limits?: DicomReadLimits;
 }
 
 const CONTRAST = /(gado|gad\b|\bgd\b|[_\s-]gd|gd[_\s-]|\+\s*c\b|\bc\s*\+|\bpost\b|post[_\s-]|contrast|\bce\b|t1ce|t1c\b|\bdota|\binj|avec)/;
@@ -62,7 +64,7 @@ export function readDicomPatient(dir: string, options: DicomPatientOptions = {})
     const seriesDir = path.join(dir, name);
     let series: DicomSeries;
     try {
-      series = readDicomSeries(seriesDir);
+      series = readDicomSeries(seriesDir, options.limits);
     } catch (error) {
       patient.issues.push(issueFrom(seriesDir, error));
       continue;

@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type * as dicomParser from 'dicom-parser';
-import { decodePixels, DicomReadLimits, DicomSlice, numberTag, parseDicomFile, sequenceItem, stringTag } from './dicom-file';
+import { decodePixels, DicomReadLimits, DicomSlice, NotDicomFileError, numberTag, parseDicomFile, sequenceItem, stringTag } from './dicom-file';
 import { DataIssue, DataReadError, issueFrom } from './errors';
 import { cross, dot, Orientation, Vec3, Volume } from './volume';
 
@@ -82,6 +82,22 @@ export function readDicomSeries(dir: string, options: DicomSeriesOptions = {}): 
     throw new DataReadError(dir, `folder mixes ${uids.length} series (SeriesInstanceUID ${uids.join(', ')}); expected one folder per series`);
   }
   return seriesFrom(dir, slices, options);
+}
+
+/**
+ * Checks every file under `dir` as far as it can be without decoding pixels (readable, a DICOM image, a supported
+ * syntax, within the caps, pixel bytes present): the unreadable ones, each with the reason.
+ */
+export function scanDicomFiles(dir: string, options: DicomSeriesOptions = {}): (DataIssue & { notDicom: boolean })[] {
+  const issues: (DataIssue & { notDicom: boolean })[] = [];
+  for (const file of listSliceFiles(dir, true)) {
+    try {
+      parseDicomFile(file, options);
+    } catch (error) {
+      issues.push({ ...issueFrom(file, error), notDicom: error instanceof NotDicomFileError });
+    }
+  }
+  return issues;
 }
 
 export interface DicomFolder {

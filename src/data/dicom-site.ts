@@ -13,6 +13,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CsvTable, readCsv, rowOf, rowRecord } from './csv';
 import { DataIssue, DataReadError } from './errors';
+import { scanDicomFiles } from './dicom-series';
 import { DicomPatient, DicomPatientOptions, MRI_MODALITIES, MriModality, missingModalities, readDicomPatient } from './dicom-patient';
 
 export const DEFAULT_CLINICAL_FILE = 'clinical.csv';
@@ -26,6 +27,11 @@ export interface DicomSiteOptions extends DicomPatientOptions {
   modalities?: readonly MriModality[];
   /** Also require an RT dose series. */
   requireDose?: boolean;
+  /**
+   * What `scan()` does with a patient holding an unreadable file: 'skip' the patient and report it in `issues`
+   * (default), or 'fail' with a DataReadError listing every unreadable file.
+   */
+  unreadable?: 'skip' | 'fail';
 }
 
 export interface LoadedDicomPatient extends DicomPatient {
@@ -44,6 +50,11 @@ export interface DicomSite {
   loadPatient(patientId: string): LoadedDicomPatient;
   /** Loads every patient, skipping (and reporting in `issues`) those that cannot be used. */
   loadAll(): LoadedDicomPatient[];
+  /**
+   * Checks every file of every patient without decoding pixels. Unreadable files are reported in `issues` and
+   * their patients dropped from `patients` ('skip'), or thrown as one DataReadError ('fail'). Returns the files' issues.
+   */
+  scan(): DataIssue[];
 }
 
 export function openDicomSite(dir: string, options: DicomSiteOptions = {}): DicomSite {
@@ -101,6 +112,28 @@ export function openDicomSite(dir: string, options: DicomSiteOptions = {}): Dico
         }
       }
       return loaded;
+    },
+    scan() {
+      const found: DataIssue[] = [];
+      const broken: DataIssue[] = [];
+      const unusable = new Set<string>();
+      for (const id of site.patients) {
+        for (const { notDicom, ...issue } of scanDicomFiles(path.join(dir, id), options.limits)) {
+          found.push(issue);
+          // A stray file that is not DICOM at all is reported but leaves the patient's series whole.
+          if (notDicom) continue;
+          broken.push(issue);
+          unusable.add(id);
+        }
+      }
+      if (broken.length > 0 && options.unreadable === 'fail') {
+        throw new DataReadError(dir, `${broken.length} unreadable DICOM file(s): ${broken.map((i) => i.message).join('; ')}`);
+      }
+      for (const issue of found) {
+        issues.push({ path: issue.path, message: `${issue.message} (${broken.includes(issue) ? 'patient skipped' : 'ignored'})` });
+      }
+      site.patients = site.patients.filter((id) => !unusable.has(id));
+      return found;
     },
   };
   return site;

@@ -127,7 +127,11 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
     }
     case 'dicom': {
       const modalities = (spec.inputs.image?.modalities ?? []) as MriModality[];
-      const site = openDicomSite(source.path, { clinicalCsv: tabularFile, indexColumn: indexCol, modalities });
+      const unreadable = params['unreadable'] === 'fail' ? 'fail' : 'skip';
+      const site = openDicomSite(source.path, { clinicalCsv: tabularFile, indexColumn: indexCol, modalities, unreadable });
+      // Unreadable files are found before training: their patients are skipped (logged from `issues`) or the
+      // round fails with the list, by the dataset's `unreadable` parameter.
+      site.scan();
       return {
         size: site.patients.length,
         issues: site.issues,

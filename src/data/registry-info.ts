@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as nodePath from 'path';
 import { readCsv } from './csv';
-import { DataReadError } from './errors';
+import { DataIssue, DataReadError } from './errors';
 import { dicomSiteShape, openDicomSite } from './dicom-site';
 import { openImageFolder } from './image-folder';
 import { openMedicalFolder } from './medical-folder';
@@ -20,12 +20,16 @@ import { openMedicalFolder } from './medical-folder';
 export interface DatasetRegistryInfo {
   shape: number[] | Record<string, number[] | number | null>;
   dtypes: string[];
+  /** Files that cannot be read, each with the reason (the dataset is registered without them). */
+  issues?: DataIssue[];
 }
 
 /** Fed-BioMed's dataset_parameters for a medical-folder (and our dicom) dataset. */
 export interface DatasetParameters {
   tabular_file?: string;
   index_col?: number | string;
+  /** dicom: a round skips patients with unreadable files ('skip', default) or fails ('fail'). */
+  unreadable?: 'skip' | 'fail';
 }
 
 export function describeDataset(
@@ -54,7 +58,8 @@ export function describeDataset(
     }
     case 'dicom': {
       const site = openDicomSite(path, { clinicalCsv: parameters?.tabular_file, indexColumn: parameters?.index_col });
-      return { shape: dicomSiteShape(site), dtypes: [] };
+      const issues = site.scan();
+      return { shape: dicomSiteShape(site), dtypes: [], issues };
     }
     default:
       throw new DataReadError(path, `data type "${dataType}" has no reader here (known: csv, medical-folder, images, mednist, dicom)`);

@@ -190,8 +190,9 @@ function evenSpacing(where: string, along: number[], names: string[]): number {
   }
   const smallest = Math.min(...gaps);
   const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
-  const uneven = gaps.findIndex((g) => Math.abs(g - mean) > 0.01 * mean + 1e-3);
-  if (uneven >= 0) {
+  if (gaps.some((g) => Math.abs(g - mean) > 0.01 * mean + 1e-3)) {
+    // Name the gap furthest from the smallest one: where slices are missing.
+    const uneven = gaps.reduce((worst, g, i) => (g - smallest > gaps[worst] - smallest ? i : worst), 0);
     const missing = Math.round(gaps[uneven] / smallest) - 1;
     throw new DataReadError(where, `slices are not evenly spaced: gap of ${gaps[uneven].toFixed(3)} mm before `
       + `${names[uneven + 1]}, mean ${mean.toFixed(3)} mm, smallest ${smallest.toFixed(3)} mm`

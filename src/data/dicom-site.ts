@@ -14,7 +14,9 @@ import * as path from 'path';
 import { CsvTable, readCsv, rowOf, rowRecord } from './csv';
 import { DataIssue, DataReadError } from './errors';
 import { scanDicomFiles } from './dicom-series';
-import { DicomPatient, DicomPatientOptions, MRI_MODALITIES, MriModality, missingModalities, readDicomPatient } from './dicom-patient';
+import {
+  classifierFromRules, DicomPatient, DicomPatientOptions, MRI_MODALITIES, missingModalities, readDicomPatient, SeriesRole, SeriesRule,
+} from './dicom-patient';
 
 export const DEFAULT_CLINICAL_FILE = 'clinical.csv';
 
@@ -23,8 +25,8 @@ export interface DicomSiteOptions extends DicomPatientOptions {
   clinicalCsv?: string;
   /** Index column of the clinical CSV (name or position); default 0. */
   indexColumn?: string | number;
-  /** Modalities a patient must have to be used; default all four. */
-  modalities?: readonly MriModality[];
+  /** Roles (modalities) a patient must have to be used; default the four MRI ones. */
+  modalities?: readonly SeriesRole[];
   /** Also require an RT dose series. */
   requireDose?: boolean;
   /**
@@ -44,7 +46,7 @@ export interface DicomSite {
   clinical?: CsvTable;
   /** Patient folder names usable so far (with a clinical row when there is a CSV), sorted. */
   patients: string[];
-  modalities: readonly MriModality[];
+  modalities: readonly SeriesRole[];
   issues: DataIssue[];
   /** Loads one patient; throws DataReadError naming the patient folder if it lacks a required series. */
   loadPatient(patientId: string): LoadedDicomPatient;
@@ -55,6 +57,34 @@ export interface DicomSite {
    * their patients dropped from `patients` ('skip'), or thrown as one DataReadError ('fail'). Returns the files' issues.
    */
   scan(): DataIssue[];
+}
+
+/**
+ * The operator's DICOM choices stored in a dataset's parameters (set at `node dataset add`): `series_rules`
+ * (SeriesRule[]), `pet` ('suv' | 'activity'), `unreadable` ('skip' | 'fail'). Invalid values are refused.
+ */
+export function dicomSiteRuleOptions(parameters: Record<string, unknown> | null | undefined): Pick<DicomSiteOptions, 'rules' | 'pet' | 'unreadable'> {
+  const p = parameters ?? {};
+  const out: Pick<DicomSiteOptions, 'rules' | 'pet' | 'unreadable'> = {};
+  if (p['series_rules'] !== undefined) {
+    const rules = p['series_rules'];
+    if (!Array.isArray(rules) || !rules.every((r) => r && typeof r === 'object' && typeof (r as SeriesRule).role === 'string')) {
+      throw new Error('dataset parameter series_rules must be a list of {role, modality?, description?, tags?}');
+    }
+    classifierFromRules(rules as SeriesRule[]); // refuses bad patterns now
+    out.rules = rules as SeriesRule[];
+  }
+  if (p['pet'] !== undefined) {
+    if (p['pet'] !== 'suv' && p['pet'] !== 'activity') throw new Error(`dataset parameter pet must be "suv" or "activity", not ${JSON.stringify(p['pet'])}`);
+    out.pet = p['pet'];
+  }
+  if (p['unreadable'] !== undefined) {
+    if (p['unreadable'] !== 'skip' && p['unreadable'] !== 'fail') {
+      throw new Error(`dataset parameter unreadable must be "skip" or "fail", not ${JSON.stringify(p['unreadable'])}`);
+    }
+    out.unreadable = p['unreadable'];
+  }
+  return out;
 }
 
 export function openDicomSite(dir: string, options: DicomSiteOptions = {}): DicomSite {

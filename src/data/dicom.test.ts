@@ -247,8 +247,9 @@ describe('patients and sites', () => {
     expect(Array.from(patient.modalities.T2?.volume.data ?? [])).toEqual(Array.from(mrVolume(undefined, undefined, 2).data));
     expect(patient.dose?.volume.data.every((v) => Math.abs(v - 1.5) < 1e-3)).toBe(true);
     expect(patient.unmatched.map((u) => u.description)).toEqual(['Localizer']);
-    expect(patient.issues).toHaveLength(1);
-    expect(patient.issues[0].path).toBe(broken[0]);
+    // The broken file is reported; the rest of its series (same SeriesInstanceUID) is a second T2, ignored.
+    expect(patient.issues.map((i) => i.path)).toEqual([broken[0], path.dirname(broken[0])]);
+    expect(patient.issues[1].message).toMatch(/second T2 series \("T2 extra"\) ignored/);
     expect(patient.patientId).toBe('P-010');
   });
 

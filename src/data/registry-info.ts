@@ -12,7 +12,8 @@ import * as fs from 'fs';
 import * as nodePath from 'path';
 import { readCsv } from './csv';
 import { DataIssue, DataReadError } from './errors';
-import { dicomSiteShape, openDicomSite } from './dicom-site';
+import { dicomSiteRuleOptions, dicomSiteShape, openDicomSite } from './dicom-site';
+import type { SeriesRule } from './dicom-patient';
 import { openImageFolder } from './image-folder';
 import { openMedicalFolder } from './medical-folder';
 
@@ -30,6 +31,10 @@ export interface DatasetParameters {
   index_col?: number | string;
   /** dicom: a round skips patients with unreadable files ('skip', default) or fails ('fail'). */
   unreadable?: 'skip' | 'fail';
+  /** dicom: the operator's series -> role rules (default: the four MRI names and RTDOSE). */
+  series_rules?: SeriesRule[];
+  /** dicom: PET values as SUV body weight (default) or activity concentration. */
+  pet?: 'suv' | 'activity';
 }
 
 export function describeDataset(
@@ -57,7 +62,10 @@ export function describeDataset(
       return { shape: openImageFolder(fs.existsSync(inner) ? inner : path).shape(), dtypes: [] };
     }
     case 'dicom': {
-      const site = openDicomSite(path, { clinicalCsv: parameters?.tabular_file, indexColumn: parameters?.index_col });
+      const rules = dicomSiteRuleOptions(parameters as Record<string, unknown> | null);
+      // With operator rules, the roles a patient needs are the rules' roles (RTDOSE apart), not the MRI four.
+      const modalities = rules.rules ? [...new Set(rules.rules.map((r) => r.role).filter((r) => r !== 'RTDOSE'))] : undefined;
+      const site = openDicomSite(path, { clinicalCsv: parameters?.tabular_file, indexColumn: parameters?.index_col, modalities, ...rules });
       const issues = site.scan();
       return { shape: dicomSiteShape(site), dtypes: [], issues };
     }

@@ -2,6 +2,7 @@
  * `fedbiomed-ts node …`: create a node directory, register datasets, review training plans, start the agent.
  * Every command works on one node directory (`--dir`, default `./fedbiomed-node` or $FEDBIOMED_TS_NODE_DIR).
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
 import { defaultConfig, loadConfig, nodePaths, writeConfig } from './config';
@@ -71,14 +72,22 @@ export function register(program: Command): void {
     .option('--index-col <col>', 'medical-folder / dicom: index column of the demographics CSV (name or number)')
     .addOption(new Option('--unreadable <policy>', 'dicom: a round skips patients with unreadable files, or fails')
       .choices(['skip', 'fail']))
+    .option('--series-rules <json-file>', 'dicom: series -> plan modality rules, [{"role", "modality"?, "description"?, "tags"?}]')
+    .addOption(new Option('--pet <values>', 'dicom: PET values as SUV body weight or activity (Bq/mL)').choices(['suv', 'activity']))
     .action(async (opts: { dir: string; type: string; path: string; tags: string; name: string;
-      description: string; tabularFile?: string; indexCol?: string; unreadable?: 'skip' | 'fail' }) => {
+      description: string; tabularFile?: string; indexCol?: string; unreadable?: 'skip' | 'fail';
+      seriesRules?: string; pet?: 'suv' | 'activity' }) => {
       const { datasets } = openNodeStores(opts.dir);
       const tabular = opts.tabularFile
         ? { tabular_file: path.resolve(opts.tabularFile),
           index_col: opts.indexCol === undefined ? 0 : /^\d+$/.test(opts.indexCol) ? Number(opts.indexCol) : opts.indexCol }
         : null;
-      const parameters = opts.unreadable ? { ...tabular, unreadable: opts.unreadable } : tabular;
+      const dicom = {
+        ...(opts.unreadable ? { unreadable: opts.unreadable } : {}),
+        ...(opts.pet ? { pet: opts.pet } : {}),
+        ...(opts.seriesRules ? { series_rules: JSON.parse(fs.readFileSync(opts.seriesRules, 'utf8')) as unknown } : {}),
+      };
+      const parameters = Object.keys(dicom).length > 0 ? { ...tabular, ...dicom } : tabular;
       const unreadable: string[] = [];
       const entry = await datasets.add({
         name: opts.name,

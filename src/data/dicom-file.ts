@@ -31,6 +31,17 @@ const PIXEL_DATA = 'x7fe00010';
 /** A file that is not DICOM at all (a stray note or export manifest), as opposed to a broken DICOM file. */
 export class NotDicomFileError extends DataReadError {}
 
+/** A valid DICOM object that is not an image (RT plan, structure set, report…): skipped, not broken. */
+export class NoPixelDataError extends DataReadError {
+  /** Its DICOM Modality, e.g. 'RTSTRUCT'. */
+  readonly modality: string;
+
+  constructor(path: string, what: string, modality: string) {
+    super(path, what);
+    this.modality = modality;
+  }
+}
+
 /** A parsed file and what the series assembly needs from it. */
 export interface DicomSlice {
   file: string;
@@ -128,7 +139,8 @@ export function parseDicomFile(file: string, limits: DicomReadLimits = {}): Dico
   if (!syntax) throw new DataReadError(file, `unsupported transfer syntax ${uid || '(none in the file meta information)'}`);
   if (!dataSet.elements[PIXEL_DATA]) {
     const hint = dataSet.elements.x7fe00008 || dataSet.elements.x7fe00009 ? ' (float pixel data is not supported)' : '';
-    throw new DataReadError(file, `DICOM file has no pixel data${hint}`);
+    const modality = stringTag(dataSet, 0x0008, 0x0060);
+    throw new NoPixelDataError(file, `DICOM file has no pixel data${hint}${modality ? ` (Modality ${modality})` : ''}`, modality);
   }
   const slice = { file, dataSet, syntax, ...describePixels(file, dataSet, limits) };
   checkPixelBytes(slice);

@@ -12,6 +12,7 @@ import { DataIssue } from './errors';
 import { DicomReadLimits, DicomSeries, readDicomFolder } from './dicom-series';
 import { stringTag } from './dicom-file';
 import { suvBodyWeightFactor, suvParameters } from './dicom-pet';
+import { rasterizeRoi, readRtStruct } from './dicom-rtstruct';
 
 export const MRI_MODALITIES = ['T1', 'T1ce', 'T2', 'FLAIR'] as const;
 export type MriModality = (typeof MRI_MODALITIES)[number];
@@ -28,6 +29,11 @@ export interface SeriesRule {
   modality?: string;
   description?: string;
   tags?: Record<string, string>;
+  /**
+   * With modality RTSTRUCT: the ROI name pattern (case-insensitive regular expression) whose contours become a
+   * 0/1 mask on the voxel grid of the image series the structure set references.
+   */
+  roi?: string;
 }
 
 export interface DicomPatient {
@@ -140,9 +146,41 @@ export function readDicomPatient(dir: string, options: DicomPatientOptions = {})
       patient.modalities[role] = series;
     }
   }
+  addStructureMasks(patient, folder.structureSets, folder.series, options.rules ?? []);
   if (ids.size > 1) patient.issues.push({ path: dir, message: `${dir}: series of different PatientIDs (${[...ids].join(', ')})` });
   if (ids.size === 1) patient.patientId = [...ids][0];
   return patient;
+}
+
+/** Masks for the RTSTRUCT rules: the first ROI matching each rule, on the series its structure set references. */
+function addStructureMasks(patient: DicomPatient, files: string[], series: DicomSeries[], rules: SeriesRule[]): void {
+  const maskRules = rules.filter((r) => r.modality?.toUpperCase() === 'RTSTRUCT' && r.roi !== undefined);
+  for (const file of files) {
+    try {
+      const set = readRtStruct(file);
+      for (const rule of maskRules) {
+        if (patient.modalities[rule.role]) continue;
+        const pattern = new RegExp(rule.roi as string, 'i');
+        const roi = set.rois.find((r) => pattern.test(r.name));
+        if (!roi) continue;
+        const reference = series.find((s) => s.seriesInstanceUid === set.referencedSeriesUid);
+        if (!reference) {
+          patient.issues.push({ path: file, message: `${file}: ROI "${roi.name}" references series ${set.referencedSeriesUid ?? '(none)'}, not found` });
+          continue;
+        }
+        const data = rasterizeRoi(roi, reference.volume, file);
+        patient.modalities[rule.role] = {
+          ...reference,
+          files: [file],
+          modality: 'RTSTRUCT',
+          seriesDescription: roi.name,
+          volume: { ...reference.volume, data },
+        };
+      }
+    } catch (error) {
+      patient.issues.push({ path: file, message: error instanceof Error ? error.message : `${file}: ${String(error)}` });
+    }
+  }
 }
 
 /** The modalities in `required` that the patient lacks (empty when complete). */

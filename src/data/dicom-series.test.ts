@@ -186,3 +186,59 @@ print(json.dumps([float(v.min()), float(v.max()), float(ds.RescaleIntercept)]))`
   expect(Math.max(...series.volume.data)).toBe(hu[1]);
   expect(hu[2]).not.toBe(0); // the file really has an intercept
 });
+
+const RTSTRUCT = `
+import sys, json, pydicom
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+out, ref, rois = sys.argv[1], pydicom.dcmread(sys.argv[2]), json.loads(sys.argv[3])
+meta = FileMetaDataset()
+meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.481.3'
+meta.MediaStorageSOPInstanceUID = generate_uid()
+meta.TransferSyntaxUID = ExplicitVRLittleEndian
+ds = FileDataset(out, {}, file_meta=meta, preamble=b'\\0' * 128)
+ds.is_little_endian, ds.is_implicit_VR = True, False
+ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+ds.Modality, ds.PatientID, ds.StudyInstanceUID = 'RTSTRUCT', ref.PatientID, ref.StudyInstanceUID
+ds.SeriesInstanceUID, ds.FrameOfReferenceUID = generate_uid(), ref.FrameOfReferenceUID
+series = Dataset(); series.SeriesInstanceUID = ref.SeriesInstanceUID
+study = Dataset(); study.RTReferencedSeriesSequence = Sequence([series])
+frame = Dataset(); frame.FrameOfReferenceUID = ref.FrameOfReferenceUID; frame.RTReferencedStudySequence = Sequence([study])
+ds.ReferencedFrameOfReferenceSequence = Sequence([frame])
+ds.StructureSetROISequence, ds.ROIContourSequence = Sequence(), Sequence()
+for number, (name, contours) in enumerate(rois.items(), 1):
+    r = Dataset(); r.ROINumber, r.ROIName = number, name; ds.StructureSetROISequence.append(r)
+    rc = Dataset(); rc.ReferencedROINumber = number; rc.ContourSequence = Sequence()
+    for points in contours:
+        c = Dataset(); c.ContourGeometricType = 'CLOSED_PLANAR'; c.NumberOfContourPoints = len(points) // 3
+        c.ContourData = [round(v, 4) for v in points]; rc.ContourSequence.append(c)
+    ds.ROIContourSequence.append(rc)
+ds.save_as(out, write_like_original=False)
+`;
+
+test('an RT structure set ROI becomes a mask on the series it references (holes by the even-odd rule)', () => {
+  const patientDir = path.join(root, 'rt', 'P-9');
+  const volume = phantomVolume([10, 8, 3], 5);
+  const files = writeMrSeries(path.join(patientDir, 'mr'), volume, seriesOptions('T1 SE', 'P-9'));
+  // Voxel (i, j, k) centre: x = -100 + 0.9 i, y = -110 + 0.9 j, z = -40 + 1.2 k.
+  const square = (i0: number, i1: number, j0: number, j1: number, k: number) => [[i0, j0], [i1, j0], [i1, j1], [i0, j1]]
+    .flatMap(([i, j]) => [-100 + 0.9 * i, -110 + 0.9 * j, -40 + 1.2 * k]);
+  const rois = {
+    Body: [square(-0.5, 9.5, -0.5, 7.5, 0)],
+    GTV_primary: [square(1.5, 5.5, 1.5, 4.5, 1), square(2.5, 3.5, 2.5, 3.5, 1), square(0.5, 2.5, 0.5, 1.5, 2)],
+  };
+  fs.mkdirSync(path.join(patientDir, 'rt'));
+  runPython(RTSTRUCT, [path.join(patientDir, 'rt', 'RS.dcm'), files[0], JSON.stringify(rois)], ['pydicom']);
+  const patient = readDicomPatient(patientDir, { rules: [{ role: 'T1', description: 't1' }, { role: 'GTV', modality: 'RTSTRUCT', roi: '^gtv' }] });
+  expect(patient.issues).toEqual([]);
+  const mask = patient.modalities.GTV?.volume;
+  expect(mask?.dims).toEqual([10, 8, 3]);
+  expect(mask?.origin).toEqual(patient.modalities.T1?.volume.origin);
+  const on = (x: number, y: number, z: number) => mask?.data[x + 10 * (y + 8 * z)];
+  // Slice 1: 4 x 3 voxels (i 2..5, j 2..4) minus the hole at (3, 3); slice 2: i 1..2, j 1.
+  expect(mask?.data.reduce((a, b) => a + b, 0)).toBe(11 + 2);
+  expect([on(2, 2, 1), on(5, 4, 1), on(3, 3, 1), on(6, 2, 1), on(1, 1, 2), on(2, 1, 2), on(3, 1, 2), on(2, 2, 0)]).toEqual([1, 1, 0, 0, 1, 1, 0, 0]);
+  // The structure set is not an unreadable file for the site scan.
+  expect(patient.unmatched).toEqual([]);
+});

@@ -11,7 +11,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type * as dicomParser from 'dicom-parser';
-import { decodePixels, DicomReadLimits, DicomSlice, NotDicomFileError, numberTag, parseDicomFile, sequenceItem, stringTag } from './dicom-file';
+import {
+  decodePixels, DicomReadLimits, DicomSlice, NoPixelDataError, NotDicomFileError, numberTag, parseDicomFile, sequenceItem, stringTag,
+} from './dicom-file';
 import { DataIssue, DataReadError, issueFrom } from './errors';
 import { cross, dot, Orientation, Vec3, Volume } from './volume';
 
@@ -88,13 +90,14 @@ export function readDicomSeries(dir: string, options: DicomSeriesOptions = {}): 
  * Checks every file under `dir` as far as it can be without decoding pixels (readable, a DICOM image, a supported
  * syntax, within the caps, pixel bytes present): the unreadable ones, each with the reason.
  */
-export function scanDicomFiles(dir: string, options: DicomSeriesOptions = {}): (DataIssue & { notDicom: boolean })[] {
-  const issues: (DataIssue & { notDicom: boolean })[] = [];
+export function scanDicomFiles(dir: string, options: DicomSeriesOptions = {}): (DataIssue & { notAnImage: boolean })[] {
+  const issues: (DataIssue & { notAnImage: boolean })[] = [];
   for (const file of listSliceFiles(dir, true)) {
     try {
       parseDicomFile(file, options);
     } catch (error) {
-      issues.push({ ...issueFrom(file, error), notDicom: error instanceof NotDicomFileError });
+      if (error instanceof NoPixelDataError && error.modality === 'RTSTRUCT') continue; // read as masks
+      issues.push({ ...issueFrom(file, error), notAnImage: error instanceof NotDicomFileError || error instanceof NoPixelDataError });
     }
   }
   return issues;
@@ -102,6 +105,8 @@ export function scanDicomFiles(dir: string, options: DicomSeriesOptions = {}): (
 
 export interface DicomFolder {
   series: DicomSeries[];
+  /** RT structure set files (no pixels: their ROIs become masks on the series they reference). */
+  structureSets: string[];
   /** Unreadable files and series that cannot be assembled, each with the reason. */
   issues: DataIssue[];
 }
@@ -114,12 +119,14 @@ export interface DicomFolder {
 export function readDicomFolder(dir: string, options: DicomSeriesOptions = {}): DicomFolder {
   const issues: DataIssue[] = [];
   const groups = new Map<string, DicomSlice[]>();
+  const structureSets: string[] = [];
   for (const file of listSliceFiles(dir, true)) {
     let slice: DicomSlice;
     try {
       slice = parseDicomFile(file, options);
     } catch (error) {
-      issues.push(issueFrom(file, error));
+      if (error instanceof NoPixelDataError && error.modality === 'RTSTRUCT') structureSets.push(file);
+      else issues.push(issueFrom(file, error));
       continue;
     }
     const uid = stringTag(slice.dataSet, 0x0020, 0x000e);
@@ -141,7 +148,7 @@ export function readDicomFolder(dir: string, options: DicomSeriesOptions = {}): 
     }
   }
   series.sort((a, b) => a.dir.localeCompare(b.dir) || a.seriesInstanceUid.localeCompare(b.seriesInstanceUid));
-  return { series, issues };
+  return { series, structureSets, issues };
 }
 
 function commonFolder(files: string[]): string {

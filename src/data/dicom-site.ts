@@ -148,10 +148,10 @@ export function openDicomSite(dir: string, options: DicomSiteOptions = {}): Dico
       const broken: DataIssue[] = [];
       const unusable = new Set<string>();
       for (const id of site.patients) {
-        for (const { notDicom, ...issue } of scanDicomFiles(path.join(dir, id), options.limits)) {
+        for (const { notAnImage, ...issue } of scanDicomFiles(path.join(dir, id), options.limits)) {
           found.push(issue);
-          // A stray file that is not DICOM at all is reported but leaves the patient's series whole.
-          if (notDicom) continue;
+          // A stray file (not DICOM, or a DICOM object without pixels) is reported but leaves the series whole.
+          if (notAnImage) continue;
           broken.push(issue);
           unusable.add(id);
         }

@@ -102,7 +102,10 @@ function readBytes(file: string, limits: DicomReadLimits): Buffer {
 function parserMessage(error: unknown): string {
   // On a partial parse dicom-parser throws { exception, dataSet }.
   if (error && typeof error === 'object' && 'exception' in error) return parserMessage((error as { exception: unknown }).exception);
-  if (typeof error === 'string') return error.replace(/^dicomParser\.\w+: /, '');
+  if (typeof error === 'string') {
+    if (/buffer overrun/.test(error)) return 'truncated: an element runs past the end of the file';
+    return error.replace(/^dicomParser[.:]\w+: /, '');
+  }
   if (error instanceof RangeError || error instanceof TypeError) return 'malformed data set (element lengths or nesting inconsistent)';
   return error instanceof Error ? error.message : String(error);
 }

@@ -61,11 +61,24 @@ export interface DicomSite {
 
 /**
  * The operator's DICOM choices stored in a dataset's parameters (set at `node dataset add`): `series_rules`
- * (SeriesRule[]), `pet` ('suv' | 'activity'), `unreadable` ('skip' | 'fail'). Invalid values are refused.
+ * (SeriesRule[]), `pet` ('suv' | 'activity'), `unreadable` ('skip' | 'fail'), and the caps `max_pixels` (per file),
+ * `max_file_bytes`, `decode_timeout_ms` (per file). Invalid values are refused.
  */
-export function dicomSiteRuleOptions(parameters: Record<string, unknown> | null | undefined): Pick<DicomSiteOptions, 'rules' | 'pet' | 'unreadable'> {
+export function dicomSiteRuleOptions(
+  parameters: Record<string, unknown> | null | undefined,
+): Pick<DicomSiteOptions, 'rules' | 'pet' | 'unreadable' | 'limits'> {
   const p = parameters ?? {};
-  const out: Pick<DicomSiteOptions, 'rules' | 'pet' | 'unreadable'> = {};
+  const out: Pick<DicomSiteOptions, 'rules' | 'pet' | 'unreadable' | 'limits'> = {};
+  const limits: NonNullable<DicomSiteOptions['limits']> = {};
+  for (const [key, field] of [['max_pixels', 'maxPixels'], ['max_file_bytes', 'maxFileBytes'], ['decode_timeout_ms', 'timeoutMs']] as const) {
+    const value = p[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+      throw new Error(`dataset parameter ${key} must be a positive integer, not ${JSON.stringify(value)}`);
+    }
+    limits[field] = value;
+  }
+  if (Object.keys(limits).length > 0) out.limits = limits;
   if (p['series_rules'] !== undefined) {
     const rules = p['series_rules'];
     if (!Array.isArray(rules) || !rules.every((r) => r && typeof r === 'object' && typeof (r as SeriesRule).role === 'string')) {

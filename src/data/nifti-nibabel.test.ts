@@ -1,11 +1,16 @@
 /**
  * NIfTI as nibabel reads it: on nibabel's own test files (Debian python3-nibabel), our reader brought to RAS voxel
  * order (closestCanonical) gives nibabel's `as_closest_canonical` voxels (bit-identical as float32, scl_slope/inter
- * applied) and affine; NIfTI-1 and NIfTI-2, .nii and .nii.gz, 3-D and 4-D. DICOM series reach the same order.
+ * applied) and affine; NIfTI-1 and NIfTI-2, .nii and .nii.gz, 3-D and 4-D. A DICOM series reaches the same voxel
+ * order and affine as dcm2niix's conversion read by nibabel.
  */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { seriesOptions } from './dicom-corpus.test-helper';
+import { readDicomSeries } from './dicom-series';
+import { writeMrSeries } from './dicom-writer';
 import { readNifti, readNiftiVolumes, writeNifti } from './nifti';
 import { closestCanonical, rasAffine } from './orientation';
 import { runPython } from './python-oracle.test-helper';
@@ -81,4 +86,30 @@ test.each([...FILES, OBLIQUE])('%s: voxels and affine equal nibabel as_closest_c
     expect(Array.from(last.data)).toEqual(Array.from(volumes[volumes.length - 1].data));
     expect(() => readNifti(file, { volume: volumes.length })).toThrow(`volume ${volumes.length} requested, the image has ${volumes.length}`);
   }
+});
+
+const CANONICAL_OF = `
+import sys, json, numpy as np, nibabel as nib
+img = nib.as_closest_canonical(nib.load(sys.argv[1]))
+np.asarray(img.get_fdata(), dtype=np.float64).astype(np.float32).transpose(2, 1, 0).tofile(sys.argv[2])
+print(json.dumps({'affine': img.affine.tolist(), 'shape': list(img.shape)}))
+`;
+
+test('a DICOM series in RAS order equals dcm2niix + nibabel as_closest_canonical (oblique, sagittal-like, flipped)', () => {
+  const c = Math.cos(0.3);
+  const s = Math.sin(0.3);
+  const volume = createVolume([9, 7, 5], { spacing: [0.8, 1.1, 2], origin: [12, -40, 25], orientation: [0, -c, s, 0, s, c, -1, 0, 0] });
+  volume.data.forEach((_, i) => { volume.data[i] = (i * 37) % 1000; });
+  const dicomDir = path.join(scratch, 'dcm-oblique');
+  writeMrSeries(dicomDir, volume, seriesOptions('T1 oblique'));
+  const out = path.join(scratch, 'dcm2niix');
+  fs.mkdirSync(out);
+  const run = spawnSync('dcm2niix', ['-z', 'n', '-f', 'series', '-o', out, dicomDir], { encoding: 'utf8' });
+  expect(run.status).toBe(0);
+  const expected = JSON.parse(runPython(CANONICAL_OF, [path.join(out, 'series.nii'), path.join(out, 'canonical.f32')], ['nibabel']) ?? '{}');
+  const ours = closestCanonical(readDicomSeries(dicomDir).volume);
+  expect(ours.dims).toEqual(expected.shape);
+  expectAffine(ours, expected.affine);
+  const bytes = fs.readFileSync(path.join(out, 'canonical.f32'));
+  expect(Buffer.from(ours.data.buffer).equals(bytes)).toBe(true);
 });

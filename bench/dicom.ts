@@ -1,7 +1,10 @@
 /**
  * DICOM decoding throughput per transfer syntax, beside pydicom on the same files in the same run.
  *
- *   npm run bench -- dicom [--cols 256] [--rows 256] [--slices 160] [--runs 3]
+ *   npm run bench -- dicom [--cols 256] [--rows 256] [--slices 160] [--runs 3] [--workers N] [--corpus DIR]
+ *
+ * --corpus DIR keeps the transcoded series in DIR (built once, ~5 min on 2 cores) and reuses them on later runs;
+ * --workers sets the decoding workers (default: the cores, at most 4; pydicom decodes on one).
  *
  * A 256x256x160 MR phantom series (src/data/dicom-corpus.test-helper.ts) is transcoded by DCMTK / GDCM / OpenJPH
  * into every syntax. Ours: readDicomSeries on the folder (parse, decode in the worker, rescale to float32, sort and
@@ -15,6 +18,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { buildCorpus, phantomVolume } from '../src/data/dicom-corpus.test-helper';
+import { parseDicomFile } from '../src/data/dicom-file';
 import { readDicomSeries } from '../src/data/dicom-series';
 import { stopPixelDecoder } from '../src/data/pixel-decoder';
 import { runPython } from '../src/data/python-oracle.test-helper';
@@ -24,15 +28,20 @@ interface Options {
   rows: number;
   slices: number;
   runs: number;
+  workers: number;
 }
 
-function parseOptions(args: string[]): Options {
-  const options: Options = { cols: 256, rows: 256, slices: 160, runs: 3 };
+function parseOptions(args: string[]): Options & { corpus?: string } {
+  const options: Options & { corpus?: string } = { cols: 256, rows: 256, slices: 160, runs: 3, workers: 0 };
   for (let i = 0; i < args.length; i += 2) {
+    if (args[i] === '--corpus') {
+      options.corpus = args[i + 1];
+      continue;
+    }
     const key = args[i].replace(/^--/, '') as keyof Options;
     const value = Number(args[i + 1]);
     if (!(key in options) || !Number.isInteger(value) || value <= 0) {
-      throw new Error(`usage: dicom [--cols N] [--rows N] [--slices N] [--runs N] (bad ${args[i]} ${args[i + 1] ?? ''})`);
+      throw new Error(`usage: dicom [--cols N] [--rows N] [--slices N] [--runs N] [--workers N] [--corpus DIR] (bad ${args[i]} ${args[i + 1] ?? ''})`);
     }
     options[key] = value;
   }
@@ -70,15 +79,26 @@ function median(values: number[]): number {
 
 export async function main(args: string[]): Promise<void> {
   const options = parseOptions(args);
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-dicom-'));
+  const root = options.corpus ?? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-dicom-'));
+  const decode = options.workers > 0 ? { decodeWorkers: options.workers } : {};
   try {
     const started = Date.now();
-    const volume = phantomVolume([options.cols, options.rows, options.slices]);
-    const corpus = buildCorpus(root, volume, { htj2k: true });
-    process.stdout.write(`corpus: ${options.cols}x${options.rows}x${options.slices} MR series in ${corpus.series.size} syntaxes, `
-      + `built in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    let series: Map<string, string[]>;
+    if (options.corpus && fs.existsSync(path.join(root, 'done'))) {
+      series = new Map(fs.readFileSync(path.join(root, 'done'), 'utf8').trim().split('\n')
+        .map((name) => [name, fs.readdirSync(path.join(root, name)).sort().map((f) => path.join(root, name, f))]));
+      process.stdout.write(`corpus: reusing ${root}\n`);
+    } else {
+      series = buildCorpus(root, phantomVolume([options.cols, options.rows, options.slices]), { htj2k: true }).series;
+      if (options.corpus) fs.writeFileSync(path.join(root, 'done'), [...series.keys()].join('\n'));
+      process.stdout.write(`corpus: ${options.cols}x${options.rows}x${options.slices} MR series in ${series.size} syntaxes, `
+        + `built in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    }
+    const corpus = { series };
+    const [first] = series.values();
+    const header = parseDicomFile(first[0]);
+    const pixels = header.layout.rows * header.layout.cols * first.length;
 
-    const pixels = options.cols * options.rows * options.slices;
     const bytesPerSample = (name: string) => (name === 'jpeg-baseline-8bit' ? 1 : 2);
     const groups = [...corpus.series.entries()].map(([name, files]) => `${name}=${path.dirname(files[0])}`);
     const python = JSON.parse(runPython(PYDICOM_TIMER, [String(options.runs), ...groups], ['pydicom']) ?? '{}') as Record<string, number | string>;
@@ -92,11 +112,11 @@ export async function main(args: string[]): Promise<void> {
       const mb = (pixels * bytesPerSample(name)) / 1e6;
       let ours: number | string;
       try {
-        readDicomSeries(dir); // warm-up: codec loaded, JIT warm
+        readDicomSeries(dir, decode); // warm-up: codec loaded, JIT warm
         const times: number[] = [];
         for (let r = 0; r < options.runs; r++) {
           const t = process.hrtime.bigint();
-          readDicomSeries(dir);
+          readDicomSeries(dir, decode);
           times.push(Number(process.hrtime.bigint() - t) / 1e9);
         }
         ours = mb / median(times);
@@ -117,6 +137,6 @@ export async function main(args: string[]): Promise<void> {
     process.stdout.write(`RESULT min_ratio_vs_pydicom=${minRatio.toFixed(3)}\n`);
   } finally {
     stopPixelDecoder();
-    fs.rmSync(root, { recursive: true, force: true });
+    if (!options.corpus) fs.rmSync(root, { recursive: true, force: true });
   }
 }

@@ -14,7 +14,7 @@ import { FrameLayout } from './dicom-codecs';
 import { decodeRleFrame, RleError } from './dicom-rle';
 import { TransferSyntax, transferSyntax } from './dicom-syntax';
 import { DataReadError } from './errors';
-import { decodeFramesSync, PixelDecoderLimits } from './pixel-decoder';
+import { decodeJobsSync, PixelDecoderLimits } from './pixel-decoder';
 
 export interface DicomReadLimits extends PixelDecoderLimits {
   /** Largest file read, in bytes (default 2 GiB). */
@@ -193,34 +193,52 @@ function describePixels(file: string, dataSet: dicomParser.DataSet, limits: Dico
   return { layout: { rows, cols, bitsAllocated, bitsStored, signed, samplesPerPixel }, frames };
 }
 
-/** Stored sample bytes of every frame, little endian (big endian only for native big-endian files). */
-function frameBytes(slice: DicomSlice, limits: DicomReadLimits): Uint8Array[] {
-  const { file, dataSet, syntax, layout, frames } = slice;
-  const element = dataSet.elements[PIXEL_DATA];
-  const frameSize = layout.rows * layout.cols * layout.samplesPerPixel * (layout.bitsAllocated / 8);
-  if (!element.encapsulatedPixelData) {
-    // Sizes were checked by parseDicomFile (checkPixelBytes).
-    const all = dataSet.byteArray.subarray(element.dataOffset, element.dataOffset + frameSize * frames);
-    return Array.from({ length: frames }, (_, k) => all.subarray(k * frameSize, (k + 1) * frameSize));
-  }
-  const compressed = encapsulatedFrames(slice);
-  if (syntax.encoding === 'rle') {
-    // Our own bounded decoder (dicom-rle.ts): no need for the worker round trip.
-    return compressed.map((fragment, k) => {
-      try {
-        return decodeRleFrame(fragment, layout);
-      } catch (error) {
-        if (error instanceof RleError) throw new DataReadError(file, `frame ${k + 1}: ${error.message}`);
-        throw error;
-      }
-    });
-  }
-  try {
-    return decodeFramesSync(syntax.encoding, compressed, layout, limits);
-  } catch (error) {
-    const frame = (error as { frame?: number }).frame ?? 0;
-    throw new DataReadError(file, `${syntax.name}${frames > 1 ? `, frame ${frame + 1}` : ''}: ${(error as Error).message}`);
-  }
+/**
+ * Stored sample bytes of every frame of every slice, little endian (big endian only for native big-endian files).
+ * Native and RLE frames are read here; the other compressed frames of all slices go to the decoding workers at
+ * once, so the files of a series decode in parallel.
+ */
+function framesOfSlices(slices: DicomSlice[], limits: DicomReadLimits): Uint8Array[][] {
+  const out: Uint8Array[][] = new Array(slices.length);
+  const pending: { index: number; frames: Uint8Array[] }[] = [];
+  slices.forEach((slice, index) => {
+    const { file, dataSet, syntax, layout, frames } = slice;
+    const element = dataSet.elements[PIXEL_DATA];
+    if (!element.encapsulatedPixelData) {
+      // Sizes were checked by parseDicomFile (checkPixelBytes).
+      const frameSize = layout.rows * layout.cols * layout.samplesPerPixel * (layout.bitsAllocated / 8);
+      const all = dataSet.byteArray.subarray(element.dataOffset, element.dataOffset + frameSize * frames);
+      out[index] = Array.from({ length: frames }, (_, k) => all.subarray(k * frameSize, (k + 1) * frameSize));
+      return;
+    }
+    const compressed = encapsulatedFrames(slice);
+    if (syntax.encoding === 'rle') {
+      // Our own bounded decoder (dicom-rle.ts): no need for the worker round trip.
+      out[index] = compressed.map((fragment, k) => {
+        try {
+          return decodeRleFrame(fragment, layout);
+        } catch (error) {
+          if (error instanceof RleError) throw new DataReadError(file, `frame ${k + 1}: ${error.message}`);
+          throw error;
+        }
+      });
+      return;
+    }
+    pending.push({ index, frames: compressed });
+  });
+  if (pending.length === 0) return out;
+  const outcomes = decodeJobsSync(pending.map(({ index, frames }) => ({
+    encoding: slices[index].syntax.encoding, frames, layout: slices[index].layout,
+  })), limits);
+  outcomes.forEach((outcome, j) => {
+    const slice = slices[pending[j].index];
+    if (!outcome.ok) {
+      const frame = outcome.error.frame;
+      throw new DataReadError(slice.file, `${slice.syntax.name}${slice.frames > 1 ? `, frame ${frame + 1}` : ''}: ${outcome.error.message}`);
+    }
+    out[pending[j].index] = outcome.frames;
+  });
+  return out;
 }
 
 /** The compressed bytes of each frame of an encapsulated Pixel Data element. */
@@ -275,8 +293,17 @@ function rescaleOf(dataSet: dicomParser.DataSet, frame: number): { slope: number
  * DoseGridScaling + RescaleIntercept, with only BitsStored bits kept (sign-extended for PixelRepresentation 1).
  */
 export function decodePixels(slice: DicomSlice, limits: DicomReadLimits = {}): Float32Array {
+  return decodePixelsOfSlices([slice], limits)[0];
+}
+
+/** decodePixels for several files at once (their compressed frames decode in parallel); throws on the first bad file. */
+export function decodePixelsOfSlices(slices: DicomSlice[], limits: DicomReadLimits = {}): Float32Array[] {
+  const raw = framesOfSlices(slices, limits);
+  return slices.map((slice, i) => modalityValues(slice, raw[i]));
+}
+
+function modalityValues(slice: DicomSlice, raw: Uint8Array[]): Float32Array {
   const { layout, frames, dataSet, syntax } = slice;
-  const raw = frameBytes(slice, limits);
   const plane = layout.rows * layout.cols;
   const bytesPer = layout.bitsAllocated / 8;
   const littleEndian = !(syntax.bigEndian && syntax.encoding === 'native');

@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type * as dicomParser from 'dicom-parser';
 import {
-  decodePixels, DicomReadLimits, DicomSlice, NoPixelDataError, NotDicomFileError, numberTag, parseDicomFile, sequenceItem, stringTag,
+  decodePixels, decodePixelsOfSlices, DicomReadLimits, DicomSlice, NoPixelDataError, NotDicomFileError, numberTag, parseDicomFile, sequenceItem, stringTag,
 } from './dicom-file';
 import { DataIssue, DataReadError, issueFrom } from './errors';
 import { cross, dot, Orientation, Vec3, Volume } from './volume';
@@ -39,6 +39,9 @@ export interface DicomSeries {
 }
 
 export type DicomSeriesOptions = DicomReadLimits;
+
+/** Slices decoded together (in parallel on the decoding workers) before their values join the volume. */
+const DECODE_CHUNK = 32;
 
 function listSliceFiles(dir: string, recursive = false): string[] {
   let entries: fs.Dirent[];
@@ -239,7 +242,11 @@ function assembleSlices(dir: string, slices: DicomSlice[], options: DicomSeriesO
   }
   const plane = geometry.rows * geometry.cols;
   const data = new Float32Array(plane * ordered.length);
-  ordered.forEach((o, k) => data.set(decodePixels(o.slice, options), k * plane));
+  // Chunks of slices decode in parallel on the workers while memory stays bounded by the chunk.
+  for (let from = 0; from < ordered.length; from += DECODE_CHUNK) {
+    const chunk = ordered.slice(from, from + DECODE_CHUNK).map((o) => o.slice);
+    decodePixelsOfSlices(chunk, options).forEach((pixels, k) => data.set(pixels, (from + k) * plane));
+  }
   return {
     files: ordered.map((o) => o.slice.file),
     volume: {

@@ -1,15 +1,16 @@
 /**
- * Decodes compressed DICOM frames in a worker thread, synchronously for the caller.
+ * Decodes compressed DICOM frames in worker threads (a small pool: the files of a series decode in parallel),
+ * synchronously for the caller.
  *
- * Why a worker: the codecs are third-party C/C++ compiled to wasm (and one JavaScript decoder) fed with bytes from
+ * Why workers: the codecs are third-party C/C++ compiled to wasm (and one JavaScript decoder) fed with bytes from
  * files no one here wrote. A decoder that loops, aborts or allocates without end must cost one file, never the
- * node: the worker has a JavaScript heap limit (resourceLimits) and every request a deadline, after which the worker
- * is terminated (V8 interrupts wasm loops too) and the next request starts a fresh one. Frame sizes are checked
+ * node: each worker has a JavaScript heap limit (resourceLimits) and every file a deadline, after which its worker
+ * is terminated (V8 interrupts wasm loops too) and replaced by a fresh one. Frame sizes are checked
  * against the bytes present and the configured caps before anything is sent here (dicom-file.ts), and every codec
  * checks the codestream's own header against the DICOM header before decoding.
  *
  * Why synchronous: the readers are synchronous (batches are built on demand inside training). The caller blocks on
- * Atomics.wait until the worker signals its reply, then takes it with receiveMessageOnPort. A worker that dies
+ * Atomics.wait until a worker signals a reply (one shared counter), then takes replies with receiveMessageOnPort. A worker that dies
  * (heap limit) cannot signal, so that case is reported when the deadline passes.
  */
 import * as os from 'os';

@@ -2,6 +2,7 @@
  * `fedbiomed-ts node …`: create a node directory, register datasets, review training plans, start the agent.
  * Every command works on one node directory (`--dir`, default `./fedbiomed-node` or $FEDBIOMED_TS_NODE_DIR).
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
 import { ConfigError, defaultConfig, loadConfig, nodePaths, writeConfig } from './config';
@@ -81,13 +82,25 @@ export function register(program: Command): void {
     .option('--description <text>', 'description', '')
     .option('--tabular-file <csv>', 'medical-folder / dicom: demographics CSV')
     .option('--index-col <col>', 'medical-folder / dicom: index column of the demographics CSV (name or number)')
+    .addOption(new Option('--unreadable <policy>', 'dicom: a round skips patients with unreadable files, or fails')
+      .choices(['skip', 'fail']))
+    .option('--series-rules <json-file>', 'dicom: series -> plan modality rules, [{"role", "modality"?, "description"?, "tags"?}]')
+    .addOption(new Option('--pet <values>', 'dicom: PET values as SUV body weight or activity (Bq/mL)').choices(['suv', 'activity']))
     .action(async (opts: { dir: string; type: string; path: string; tags: string; name: string;
-      description: string; tabularFile?: string; indexCol?: string }) => {
+      description: string; tabularFile?: string; indexCol?: string; unreadable?: 'skip' | 'fail';
+      seriesRules?: string; pet?: 'suv' | 'activity' }) => {
       const { datasets } = openNodeStores(opts.dir);
-      const parameters = opts.tabularFile
+      const tabular = opts.tabularFile
         ? { tabular_file: path.resolve(opts.tabularFile),
           index_col: opts.indexCol === undefined ? 0 : /^\d+$/.test(opts.indexCol) ? Number(opts.indexCol) : opts.indexCol }
         : null;
+      const dicom = {
+        ...(opts.unreadable ? { unreadable: opts.unreadable } : {}),
+        ...(opts.pet ? { pet: opts.pet } : {}),
+        ...(opts.seriesRules ? { series_rules: JSON.parse(fs.readFileSync(opts.seriesRules, 'utf8')) as unknown } : {}),
+      };
+      const parameters = Object.keys(dicom).length > 0 ? { ...tabular, ...dicom } : tabular;
+      const unreadable: string[] = [];
       const entry = await datasets.add({
         name: opts.name,
         dataType: opts.type,
@@ -95,8 +108,13 @@ export function register(program: Command): void {
         description: opts.description,
         path: path.resolve(opts.path),
         parameters,
-      });
+      }, unreadable);
       print(`dataset ${entry.dataset_id} added: ${entry.name} [${entry.tags.join(', ')}] shape ${JSON.stringify(entry.shape)}`);
+      if (unreadable.length > 0) {
+        const policy = opts.unreadable === 'fail' ? 'rounds will fail until they are fixed' : 'their patients are skipped in rounds';
+        print(`${unreadable.length} unreadable file(s), ${policy}:`);
+        for (const why of unreadable) print(`  ${why}`);
+      }
     });
   dataset
     .command('list')

@@ -10,7 +10,7 @@ import * as path from 'path';
 import { buildCorpus, Corpus, HTJ2K_VARIANT, phantomVolume, pydicomValues, SYNTAX_VARIANTS } from './dicom-corpus.test-helper';
 import { decodePixels, parseDicomFile } from './dicom-file';
 import { readDicomSeries } from './dicom-series';
-import { stopPixelDecoder } from './pixel-decoder';
+import { decodeJobsSync, stopPixelDecoder } from './pixel-decoder';
 
 let root: string;
 let corpus: Corpus;
@@ -162,4 +162,23 @@ describe('no file can take the reader down', () => {
     fs.writeFileSync(short, bytes.subarray(0, bytes.length - 100));
     expect(() => decodePixels(parseDicomFile(short))).toThrow(/pixel data truncated|corrupt DICOM file/);
   });
+});
+
+test('files decode in parallel on the worker pool; a corrupt one fails alone, in its place', () => {
+  const files = corpus.series.get('j2k-lossless') ?? [];
+  const slices = files.map((f) => parseDicomFile(f));
+  const frames = (i: number) => {
+    const element = slices[i].dataSet.elements.x7fe00010;
+    const fragment = element.fragments?.[0];
+    return [new Uint8Array(slices[i].dataSet.byteArray.subarray(fragment?.position, (fragment?.position ?? 0) + (fragment?.length ?? 0)))];
+  };
+  const corrupt = frames(1)[0].slice();
+  corrupt.fill(0xff, 0, 4);
+  const jobs = [frames(0), [corrupt], frames(2), frames(3)].map((f) => ({ encoding: 'jpeg-2000' as const, frames: f, layout: slices[0].layout }));
+  const outcomes = decodeJobsSync(jobs, { decodeWorkers: 2 });
+  expect(outcomes.map((o) => o.ok)).toEqual([true, false, true, true]);
+  expect(outcomes[1].ok ? '' : outcomes[1].error.message).toBe('not a JPEG 2000 codestream (no SOC and SIZ markers)');
+  const plane = volume.dims[0] * volume.dims[1];
+  const third = outcomes[2].ok ? outcomes[2].frames[0] : new Uint8Array();
+  expect(Array.from(new Uint16Array(third.buffer, third.byteOffset, plane))).toEqual(Array.from(volume.data.slice(2 * plane, 3 * plane)));
 });

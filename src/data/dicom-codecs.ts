@@ -165,6 +165,10 @@ export function decodeFrame(encoding: PixelEncoding, data: Uint8Array, layout: F
       const header = readJpegFrameHeader(data);
       expectSize('JPEG', header, layout);
       if (header.bits !== 8) throw new FrameDecodeError(`JPEG baseline stream with ${header.bits}-bit samples`);
+      // Progressive JPEG (image folders) decodes through libjpeg-turbo too; lossless or JPEG-LS streams do not.
+      if (header.process !== 'baseline' && header.process !== 'extended' && header.process !== 'progressive') {
+        throw new FrameDecodeError(`JPEG baseline syntax holds a ${header.process} JPEG stream`);
+      }
       return runWasm('JPEG', codecs.libjpeg, data, layout);
     }
     case 'jpeg-extended':

@@ -104,17 +104,18 @@ const WRAP_HTJ2K = `
 import sys, pydicom
 from pydicom.encaps import encapsulate
 from pydicom.uid import UID
-src, codestream, out, uid = sys.argv[1:5]
+uid, rest = sys.argv[1], sys.argv[2:]
 # pydicom 2.3 predates the HTJ2K UIDs: declare it a (compressed) transfer syntax so it can write the file.
 from pydicom._uid_dict import UID_dictionary
 UID_dictionary[uid] = ('HTJ2K Lossless', 'Transfer Syntax', '', '', 'HTJ2KLossless')
-ds = pydicom.dcmread(src)
-ds.file_meta.TransferSyntaxUID = UID(uid)
-ds.PixelData = encapsulate([open(codestream, 'rb').read()])
-ds['PixelData'].VR = 'OB'
-ds['PixelData'].is_undefined_length = True
-ds.is_little_endian, ds.is_implicit_VR = True, False
-ds.save_as(out, write_like_original=False)
+for src, codestream, out in zip(rest[0::3], rest[1::3], rest[2::3]):
+    ds = pydicom.dcmread(src)
+    ds.file_meta.TransferSyntaxUID = UID(uid)
+    ds.PixelData = encapsulate([open(codestream, 'rb').read()])
+    ds['PixelData'].VR = 'OB'
+    ds['PixelData'].is_undefined_length = True
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.save_as(out, write_like_original=False)
 `;
 
 export interface Corpus {
@@ -157,7 +158,8 @@ export function buildCorpus(root: string, volume: Volume, options: { htj2k?: boo
     const dir = path.join(root, HTJ2K_VARIANT.name);
     fs.mkdirSync(dir, { recursive: true });
     const [nx, ny] = volume.dims;
-    series.set(HTJ2K_VARIANT.name, original.map((file, k) => {
+    const triples: string[] = [];
+    const outputs = original.map((file, k) => {
       const pgm = path.join(dir, `slice${k}.pgm`);
       const header = Buffer.from(`P5\n${nx} ${ny}\n65535\n`, 'latin1');
       const body = Buffer.alloc(nx * ny * 2);
@@ -165,12 +167,14 @@ export function buildCorpus(root: string, volume: Volume, options: { htj2k?: boo
       fs.writeFileSync(pgm, Buffer.concat([header, body]));
       const j2c = path.join(dir, `slice${k}.j2c`);
       run('ojph_compress', ['-i', pgm, '-o', j2c, '-reversible', 'true']);
-      const out = path.join(dir, path.basename(file));
-      runPython(WRAP_HTJ2K, [file, j2c, out, HTJ2K_VARIANT.uid], ['pydicom']);
       fs.rmSync(pgm);
-      fs.rmSync(j2c);
+      const out = path.join(dir, path.basename(file));
+      triples.push(file, j2c, out);
       return out;
-    }));
+    });
+    runPython(WRAP_HTJ2K, [HTJ2K_VARIANT.uid, ...triples], ['pydicom']);
+    for (let k = 0; k < triples.length; k += 3) fs.rmSync(triples[k + 1]);
+    series.set(HTJ2K_VARIANT.name, outputs);
     sourceOf.set(HTJ2K_VARIANT.name, original);
   }
   return { original, series, sourceOf };

@@ -14,7 +14,7 @@ import { FrameLayout } from './dicom-codecs';
 import { decodeRleFrame, RleError } from './dicom-rle';
 import { TransferSyntax, transferSyntax } from './dicom-syntax';
 import { DataReadError } from './errors';
-import { decodeFramesSync, PixelDecoderLimits } from './pixel-decoder';
+import { decodeJobsSync, PixelDecoderLimits } from './pixel-decoder';
 
 export interface DicomReadLimits extends PixelDecoderLimits {
   /** Largest file read, in bytes (default 2 GiB). */
@@ -27,6 +27,20 @@ export const DEFAULT_MAX_FILE_BYTES = 2 ** 31 - 1;
 export const DEFAULT_MAX_PIXELS = 2 ** 28;
 
 const PIXEL_DATA = 'x7fe00010';
+
+/** A file that is not DICOM at all (a stray note or export manifest), as opposed to a broken DICOM file. */
+export class NotDicomFileError extends DataReadError {}
+
+/** A valid DICOM object that is not an image (RT plan, structure set, report…): skipped, not broken. */
+export class NoPixelDataError extends DataReadError {
+  /** Its DICOM Modality, e.g. 'RTSTRUCT'. */
+  readonly modality: string;
+
+  constructor(path: string, what: string, modality: string) {
+    super(path, what);
+    this.modality = modality;
+  }
+}
 
 /** A parsed file and what the series assembly needs from it. */
 export interface DicomSlice {
@@ -88,7 +102,10 @@ function readBytes(file: string, limits: DicomReadLimits): Buffer {
 function parserMessage(error: unknown): string {
   // On a partial parse dicom-parser throws { exception, dataSet }.
   if (error && typeof error === 'object' && 'exception' in error) return parserMessage((error as { exception: unknown }).exception);
-  if (typeof error === 'string') return error.replace(/^dicomParser\.\w+: /, '');
+  if (typeof error === 'string') {
+    if (/buffer overrun/.test(error)) return 'truncated: an element runs past the end of the file';
+    return error.replace(/^dicomParser[.:]\w+: /, '');
+  }
   if (error instanceof RangeError || error instanceof TypeError) return 'malformed data set (element lengths or nesting inconsistent)';
   return error instanceof Error ? error.message : String(error);
 }
@@ -97,7 +114,7 @@ function parserMessage(error: unknown): string {
 export function parseDicomFile(file: string, limits: DicomReadLimits = {}): DicomSlice {
   const bytes = readBytes(file, limits);
   if (bytes.length < 132 || bytes.toString('latin1', 128, 132) !== 'DICM') {
-    throw new DataReadError(file, 'not a DICOM Part 10 file (no "DICM" marker after the 128-byte preamble)');
+    throw new NotDicomFileError(file, 'not a DICOM Part 10 file (no "DICM" marker after the 128-byte preamble)');
   }
   const maxInflated = limits.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   let dataSet: dicomParser.DataSet;
@@ -125,9 +142,29 @@ export function parseDicomFile(file: string, limits: DicomReadLimits = {}): Dico
   if (!syntax) throw new DataReadError(file, `unsupported transfer syntax ${uid || '(none in the file meta information)'}`);
   if (!dataSet.elements[PIXEL_DATA]) {
     const hint = dataSet.elements.x7fe00008 || dataSet.elements.x7fe00009 ? ' (float pixel data is not supported)' : '';
-    throw new DataReadError(file, `DICOM file has no pixel data${hint}`);
+    const modality = stringTag(dataSet, 0x0008, 0x0060);
+    throw new NoPixelDataError(file, `DICOM file has no pixel data${hint}${modality ? ` (Modality ${modality})` : ''}`, modality);
   }
-  return { file, dataSet, syntax, ...describePixels(file, dataSet, limits) };
+  const slice = { file, dataSet, syntax, ...describePixels(file, dataSet, limits) };
+  checkPixelBytes(slice);
+  return slice;
+}
+
+/** Pixels claimed vs bytes present, before anything is allocated for them. */
+function checkPixelBytes(slice: DicomSlice): void {
+  const { file, dataSet, syntax, layout, frames } = slice;
+  const element = dataSet.elements[PIXEL_DATA];
+  if (element.encapsulatedPixelData) {
+    if (syntax.encoding === 'native') throw new DataReadError(file, `${syntax.name} file with encapsulated pixel data`);
+    return;
+  }
+  if (syntax.encoding !== 'native') throw new DataReadError(file, `${syntax.name} file with native (not encapsulated) pixel data`);
+  const frameSize = layout.rows * layout.cols * layout.samplesPerPixel * (layout.bitsAllocated / 8);
+  const present = Math.min(element.length, dataSet.byteArray.length - element.dataOffset);
+  if (present < frameSize * frames) {
+    throw new DataReadError(file, `pixel data truncated: ${present} bytes, ${layout.cols}x${layout.rows}x${frames} `
+      + `frames of ${layout.bitsAllocated}-bit samples need ${frameSize * frames}`);
+  }
 }
 
 function describePixels(file: string, dataSet: dicomParser.DataSet, limits: DicomReadLimits): { layout: FrameLayout; frames: number } {
@@ -156,40 +193,52 @@ function describePixels(file: string, dataSet: dicomParser.DataSet, limits: Dico
   return { layout: { rows, cols, bitsAllocated, bitsStored, signed, samplesPerPixel }, frames };
 }
 
-/** Stored sample bytes of every frame, little endian (big endian only for native big-endian files). */
-function frameBytes(slice: DicomSlice, limits: DicomReadLimits): Uint8Array[] {
-  const { file, dataSet, syntax, layout, frames } = slice;
-  const element = dataSet.elements[PIXEL_DATA];
-  const frameSize = layout.rows * layout.cols * layout.samplesPerPixel * (layout.bitsAllocated / 8);
-  if (!element.encapsulatedPixelData) {
-    if (syntax.encoding !== 'native') throw new DataReadError(file, `${syntax.name} file with native (not encapsulated) pixel data`);
-    const present = Math.min(element.length, dataSet.byteArray.length - element.dataOffset);
-    if (present < frameSize * frames) {
-      throw new DataReadError(file, `pixel data truncated: ${present} bytes, ${layout.cols}x${layout.rows}x${frames} `
-        + `frames of ${layout.bitsAllocated}-bit samples need ${frameSize * frames}`);
+/**
+ * Stored sample bytes of every frame of every slice, little endian (big endian only for native big-endian files).
+ * Native and RLE frames are read here; the other compressed frames of all slices go to the decoding workers at
+ * once, so the files of a series decode in parallel.
+ */
+function framesOfSlices(slices: DicomSlice[], limits: DicomReadLimits): Uint8Array[][] {
+  const out: Uint8Array[][] = new Array(slices.length);
+  const pending: { index: number; frames: Uint8Array[] }[] = [];
+  slices.forEach((slice, index) => {
+    const { file, dataSet, syntax, layout, frames } = slice;
+    const element = dataSet.elements[PIXEL_DATA];
+    if (!element.encapsulatedPixelData) {
+      // Sizes were checked by parseDicomFile (checkPixelBytes).
+      const frameSize = layout.rows * layout.cols * layout.samplesPerPixel * (layout.bitsAllocated / 8);
+      const all = dataSet.byteArray.subarray(element.dataOffset, element.dataOffset + frameSize * frames);
+      out[index] = Array.from({ length: frames }, (_, k) => all.subarray(k * frameSize, (k + 1) * frameSize));
+      return;
     }
-    const all = dataSet.byteArray.subarray(element.dataOffset, element.dataOffset + frameSize * frames);
-    return Array.from({ length: frames }, (_, k) => all.subarray(k * frameSize, (k + 1) * frameSize));
-  }
-  if (syntax.encoding === 'native') throw new DataReadError(file, `${syntax.name} file with encapsulated pixel data`);
-  const compressed = encapsulatedFrames(slice);
-  if (syntax.encoding === 'rle') {
-    // Our own bounded decoder (dicom-rle.ts): no need for the worker round trip.
-    return compressed.map((fragment, k) => {
-      try {
-        return decodeRleFrame(fragment, layout);
-      } catch (error) {
-        if (error instanceof RleError) throw new DataReadError(file, `frame ${k + 1}: ${error.message}`);
-        throw error;
-      }
-    });
-  }
-  try {
-    return decodeFramesSync(syntax.encoding, compressed, layout, limits);
-  } catch (error) {
-    const frame = (error as { frame?: number }).frame ?? 0;
-    throw new DataReadError(file, `${syntax.name}${frames > 1 ? `, frame ${frame + 1}` : ''}: ${(error as Error).message}`);
-  }
+    const compressed = encapsulatedFrames(slice);
+    if (syntax.encoding === 'rle') {
+      // Our own bounded decoder (dicom-rle.ts): no need for the worker round trip.
+      out[index] = compressed.map((fragment, k) => {
+        try {
+          return decodeRleFrame(fragment, layout);
+        } catch (error) {
+          if (error instanceof RleError) throw new DataReadError(file, `frame ${k + 1}: ${error.message}`);
+          throw error;
+        }
+      });
+      return;
+    }
+    pending.push({ index, frames: compressed });
+  });
+  if (pending.length === 0) return out;
+  const outcomes = decodeJobsSync(pending.map(({ index, frames }) => ({
+    encoding: slices[index].syntax.encoding, frames, layout: slices[index].layout,
+  })), limits);
+  outcomes.forEach((outcome, j) => {
+    const slice = slices[pending[j].index];
+    if (!outcome.ok) {
+      const frame = outcome.error.frame;
+      throw new DataReadError(slice.file, `${slice.syntax.name}${slice.frames > 1 ? `, frame ${frame + 1}` : ''}: ${outcome.error.message}`);
+    }
+    out[pending[j].index] = outcome.frames;
+  });
+  return out;
 }
 
 /** The compressed bytes of each frame of an encapsulated Pixel Data element. */
@@ -244,8 +293,17 @@ function rescaleOf(dataSet: dicomParser.DataSet, frame: number): { slope: number
  * DoseGridScaling + RescaleIntercept, with only BitsStored bits kept (sign-extended for PixelRepresentation 1).
  */
 export function decodePixels(slice: DicomSlice, limits: DicomReadLimits = {}): Float32Array {
+  return decodePixelsOfSlices([slice], limits)[0];
+}
+
+/** decodePixels for several files at once (their compressed frames decode in parallel); throws on the first bad file. */
+export function decodePixelsOfSlices(slices: DicomSlice[], limits: DicomReadLimits = {}): Float32Array[] {
+  const raw = framesOfSlices(slices, limits);
+  return slices.map((slice, i) => modalityValues(slice, raw[i]));
+}
+
+function modalityValues(slice: DicomSlice, raw: Uint8Array[]): Float32Array {
   const { layout, frames, dataSet, syntax } = slice;
-  const raw = frameBytes(slice, limits);
   const plane = layout.rows * layout.cols;
   const bytesPer = layout.bitsAllocated / 8;
   const littleEndian = !(syntax.bigEndian && syntax.encoding === 'native');

@@ -11,7 +11,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type * as dicomParser from 'dicom-parser';
-import { decodePixels, DicomReadLimits, DicomSlice, numberTag, parseDicomFile, sequenceItem, stringTag } from './dicom-file';
+import {
+  decodePixels, decodePixelsOfSlices, DicomReadLimits, DicomSlice, NoPixelDataError, NotDicomFileError, numberTag, parseDicomFile, sequenceItem, stringTag,
+} from './dicom-file';
 import { DataIssue, DataReadError, issueFrom } from './errors';
 import { cross, dot, Orientation, Vec3, Volume } from './volume';
 
@@ -37,6 +39,9 @@ export interface DicomSeries {
 }
 
 export type DicomSeriesOptions = DicomReadLimits;
+
+/** Slices decoded together (in parallel on the decoding workers) before their values join the volume. */
+const DECODE_CHUNK = 32;
 
 function listSliceFiles(dir: string, recursive = false): string[] {
   let entries: fs.Dirent[];
@@ -84,8 +89,27 @@ export function readDicomSeries(dir: string, options: DicomSeriesOptions = {}): 
   return seriesFrom(dir, slices, options);
 }
 
+/**
+ * Checks every file under `dir` as far as it can be without decoding pixels (readable, a DICOM image, a supported
+ * syntax, within the caps, pixel bytes present): the unreadable ones, each with the reason.
+ */
+export function scanDicomFiles(dir: string, options: DicomSeriesOptions = {}): (DataIssue & { notAnImage: boolean })[] {
+  const issues: (DataIssue & { notAnImage: boolean })[] = [];
+  for (const file of listSliceFiles(dir, true)) {
+    try {
+      parseDicomFile(file, options);
+    } catch (error) {
+      if (error instanceof NoPixelDataError && error.modality === 'RTSTRUCT') continue; // read as masks
+      issues.push({ ...issueFrom(file, error), notAnImage: error instanceof NotDicomFileError || error instanceof NoPixelDataError });
+    }
+  }
+  return issues;
+}
+
 export interface DicomFolder {
   series: DicomSeries[];
+  /** RT structure set files (no pixels: their ROIs become masks on the series they reference). */
+  structureSets: string[];
   /** Unreadable files and series that cannot be assembled, each with the reason. */
   issues: DataIssue[];
 }
@@ -98,12 +122,14 @@ export interface DicomFolder {
 export function readDicomFolder(dir: string, options: DicomSeriesOptions = {}): DicomFolder {
   const issues: DataIssue[] = [];
   const groups = new Map<string, DicomSlice[]>();
+  const structureSets: string[] = [];
   for (const file of listSliceFiles(dir, true)) {
     let slice: DicomSlice;
     try {
       slice = parseDicomFile(file, options);
     } catch (error) {
-      issues.push(issueFrom(file, error));
+      if (error instanceof NoPixelDataError && error.modality === 'RTSTRUCT') structureSets.push(file);
+      else issues.push(issueFrom(file, error));
       continue;
     }
     const uid = stringTag(slice.dataSet, 0x0020, 0x000e);
@@ -125,7 +151,7 @@ export function readDicomFolder(dir: string, options: DicomSeriesOptions = {}): 
     }
   }
   series.sort((a, b) => a.dir.localeCompare(b.dir) || a.seriesInstanceUid.localeCompare(b.seriesInstanceUid));
-  return { series, issues };
+  return { series, structureSets, issues };
 }
 
 function commonFolder(files: string[]): string {
@@ -174,8 +200,9 @@ function evenSpacing(where: string, along: number[], names: string[]): number {
   }
   const smallest = Math.min(...gaps);
   const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
-  const uneven = gaps.findIndex((g) => Math.abs(g - mean) > 0.01 * mean + 1e-3);
-  if (uneven >= 0) {
+  if (gaps.some((g) => Math.abs(g - mean) > 0.01 * mean + 1e-3)) {
+    // Name the gap furthest from the smallest one: where slices are missing.
+    const uneven = gaps.reduce((worst, g, i) => (g - smallest > gaps[worst] - smallest ? i : worst), 0);
     const missing = Math.round(gaps[uneven] / smallest) - 1;
     throw new DataReadError(where, `slices are not evenly spaced: gap of ${gaps[uneven].toFixed(3)} mm before `
       + `${names[uneven + 1]}, mean ${mean.toFixed(3)} mm, smallest ${smallest.toFixed(3)} mm`
@@ -215,7 +242,11 @@ function assembleSlices(dir: string, slices: DicomSlice[], options: DicomSeriesO
   }
   const plane = geometry.rows * geometry.cols;
   const data = new Float32Array(plane * ordered.length);
-  ordered.forEach((o, k) => data.set(decodePixels(o.slice, options), k * plane));
+  // Chunks of slices decode in parallel on the workers while memory stays bounded by the chunk.
+  for (let from = 0; from < ordered.length; from += DECODE_CHUNK) {
+    const chunk = ordered.slice(from, from + DECODE_CHUNK).map((o) => o.slice);
+    decodePixelsOfSlices(chunk, options).forEach((pixels, k) => data.set(pixels, (from + k) * plane));
+  }
   return {
     files: ordered.map((o) => o.slice.file),
     volume: {

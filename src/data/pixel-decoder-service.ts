@@ -22,7 +22,7 @@ const { port, signal } = workerData as { port: MessagePort; signal: Int32Array }
 
 function reply(message: DecodeReply, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
-  Atomics.store(signal, 0, message.id);
+  Atomics.add(signal, 0, 1);
   Atomics.notify(signal, 0);
 }
 

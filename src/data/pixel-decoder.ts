@@ -1,17 +1,19 @@
 /**
- * Decodes compressed DICOM frames in a worker thread, synchronously for the caller.
+ * Decodes compressed DICOM frames in worker threads (a small pool: the files of a series decode in parallel),
+ * synchronously for the caller.
  *
- * Why a worker: the codecs are third-party C/C++ compiled to wasm (and one JavaScript decoder) fed with bytes from
+ * Why workers: the codecs are third-party C/C++ compiled to wasm (and one JavaScript decoder) fed with bytes from
  * files no one here wrote. A decoder that loops, aborts or allocates without end must cost one file, never the
- * node: the worker has a JavaScript heap limit (resourceLimits) and every request a deadline, after which the worker
- * is terminated (V8 interrupts wasm loops too) and the next request starts a fresh one. Frame sizes are checked
+ * node: each worker has a JavaScript heap limit (resourceLimits) and every file a deadline, after which its worker
+ * is terminated (V8 interrupts wasm loops too) and replaced by a fresh one. Frame sizes are checked
  * against the bytes present and the configured caps before anything is sent here (dicom-file.ts), and every codec
  * checks the codestream's own header against the DICOM header before decoding.
  *
  * Why synchronous: the readers are synchronous (batches are built on demand inside training). The caller blocks on
- * Atomics.wait until the worker signals its reply, then takes it with receiveMessageOnPort. A worker that dies
+ * Atomics.wait until a worker signals a reply (one shared counter), then takes replies with receiveMessageOnPort. A worker that dies
  * (heap limit) cannot signal, so that case is reported when the deadline passes.
  */
+import * as os from 'os';
 import * as path from 'path';
 import { MessageChannel, MessagePort, receiveMessageOnPort, Worker } from 'worker_threads';
 import type { FrameLayout } from './dicom-codecs';
@@ -21,8 +23,10 @@ import type { DecodeReply, DecodeRequest } from './pixel-decoder-service';
 export interface PixelDecoderLimits {
   /** Deadline of one file's decoding, worker start included, in ms (default 30 000). */
   timeoutMs?: number;
-  /** JavaScript heap limit of the decoding worker, in MiB (default 512). */
+  /** JavaScript heap limit of each decoding worker, in MiB (default 512). */
   workerHeapMb?: number;
+  /** Decoding workers, so the files of a series decode in parallel (default: the cores, at most 4). */
+  decodeWorkers?: number;
 }
 
 export const DEFAULT_DECODE_TIMEOUT_MS = 30_000;
@@ -37,14 +41,21 @@ if (workerData.service.endsWith('.ts')) {
 require(workerData.service);
 `;
 
-interface RunningWorker {
+interface PoolWorker {
   worker: Worker;
   port: MessagePort;
-  signal: Int32Array;
-  heapMb: number;
+  /** The job it decodes, and when that job's deadline passes. */
+  job?: { index: number; id: number; deadline: number };
 }
 
-let current: RunningWorker | undefined;
+interface Pool {
+  heapMb: number;
+  /** Shared counter every worker increments after each reply, so one Atomics.wait covers all of them. */
+  signal: Int32Array;
+  workers: PoolWorker[];
+}
+
+let pool: Pool | undefined;
 let nextId = 1;
 
 function serviceModule(): string {
@@ -52,9 +63,8 @@ function serviceModule(): string {
   return path.join(__dirname, `pixel-decoder-service${ext === '.ts' ? '.ts' : '.js'}`);
 }
 
-function startWorker(heapMb: number): RunningWorker {
+function startWorker(heapMb: number, signal: Int32Array): PoolWorker {
   const { port1, port2 } = new MessageChannel();
-  const signal = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(BOOTSTRAP, {
     eval: true,
     workerData: { port: port2, signal, service: serviceModule(), tsconfig: path.join(__dirname, '..', '..', 'tsconfig.json') },
@@ -67,19 +77,23 @@ function startWorker(heapMb: number): RunningWorker {
   worker.unref();
   worker.on('error', () => undefined);
   port1.unref();
-  return { worker, port: port1, signal, heapMb };
+  return { worker, port: port1 };
 }
 
-function stopWorker(): void {
-  if (!current) return;
-  void current.worker.terminate();
-  current.port.close();
-  current = undefined;
+function stopWorker(w: PoolWorker): void {
+  void w.worker.terminate();
+  w.port.close();
 }
 
-/** Ends the decoding worker (it is restarted on the next request). For tests and orderly shutdown. */
+/** Ends the decoding workers (they are restarted on the next request). For tests and orderly shutdown. */
 export function stopPixelDecoder(): void {
-  stopWorker();
+  pool?.workers.forEach(stopWorker);
+  pool = undefined;
+}
+
+/** Default number of decoding workers: the cores, at most 4 (files of one series decode in parallel). */
+export function defaultDecodeWorkers(): number {
+  return Math.max(1, Math.min(4, os.availableParallelism()));
 }
 
 export class PixelDecodeError extends Error {
@@ -92,6 +106,75 @@ export class PixelDecodeError extends Error {
   }
 }
 
+/** One file's compressed frames. */
+export interface DecodeJob {
+  encoding: PixelEncoding;
+  frames: Uint8Array[];
+  layout: FrameLayout;
+}
+
+export type DecodeOutcome = { ok: true; frames: Uint8Array[] } | { ok: false; error: PixelDecodeError };
+
+/**
+ * Decodes several files' frames on the worker pool, each file with its own deadline (from when a worker takes it).
+ * Returns one outcome per job, in order; a failing or timed-out job does not stop the others.
+ */
+export function decodeJobsSync(jobs: DecodeJob[], limits: PixelDecoderLimits = {}): DecodeOutcome[] {
+  const timeoutMs = limits.timeoutMs ?? DEFAULT_DECODE_TIMEOUT_MS;
+  const heapMb = limits.workerHeapMb ?? DEFAULT_WORKER_HEAP_MB;
+  const size = Math.max(1, Math.min(jobs.length, limits.decodeWorkers ?? defaultDecodeWorkers()));
+  if (pool && pool.heapMb !== heapMb) stopPixelDecoder();
+  pool ??= { heapMb, signal: new Int32Array(new SharedArrayBuffer(4)), workers: [] };
+  const p = pool;
+  while (p.workers.length < size) p.workers.push(startWorker(heapMb, p.signal));
+  const outcomes: (DecodeOutcome | undefined)[] = new Array(jobs.length);
+  let next = 0;
+  let done = 0;
+  const workers = p.workers.slice(0, size);
+  while (done < jobs.length) {
+    const seen = Atomics.load(p.signal, 0);
+    const now = Date.now();
+    for (let w = 0; w < workers.length; w++) {
+      const worker = workers[w];
+      // Collect replies (late replies to replaced jobs have unknown ids and are dropped).
+      for (let message = receiveMessageOnPort(worker.port); message; message = receiveMessageOnPort(worker.port)) {
+        const reply = message.message as DecodeReply;
+        if (!worker.job || reply.id !== worker.job.id) continue;
+        outcomes[worker.job.index] = reply.ok
+          ? { ok: true, frames: reply.frames }
+          : { ok: false, error: new PixelDecodeError(reply.message, reply.frame) };
+        worker.job = undefined;
+        done++;
+      }
+      if (worker.job && now >= worker.job.deadline) {
+        outcomes[worker.job.index] = {
+          ok: false,
+          error: new PixelDecodeError(`decoding did not finish within ${timeoutMs} ms (the decoder was stopped; `
+            + `a corrupt codestream, or the ${heapMb} MiB decoder heap limit was reached)`, 0),
+        };
+        done++;
+        stopWorker(worker);
+        const fresh = startWorker(heapMb, p.signal);
+        p.workers[p.workers.indexOf(worker)] = fresh;
+        workers[w] = fresh;
+      }
+      const idle = workers[w];
+      if (!idle.job && next < jobs.length) {
+        const id = nextId++;
+        const request: DecodeRequest = { id, ...jobs[next] };
+        idle.job = { index: next, id, deadline: Date.now() + timeoutMs };
+        idle.port.postMessage(request);
+        next++;
+      }
+    }
+    if (done >= jobs.length) break;
+    const nearest = Math.min(...workers.filter((w) => w.job).map((w) => w.job?.deadline ?? Infinity));
+    const wait = Math.max(1, Math.min(1000, nearest - Date.now()));
+    Atomics.wait(p.signal, 0, seen, wait);
+  }
+  return outcomes as DecodeOutcome[];
+}
+
 /**
  * Decodes `frames` (one compressed frame each) to little-endian samples of layout.bitsAllocated bits.
  * Throws PixelDecodeError with the codec's reason, or when the deadline passes.
@@ -99,28 +182,7 @@ export class PixelDecodeError extends Error {
 export function decodeFramesSync(
   encoding: PixelEncoding, frames: Uint8Array[], layout: FrameLayout, limits: PixelDecoderLimits = {},
 ): Uint8Array[] {
-  const timeoutMs = limits.timeoutMs ?? DEFAULT_DECODE_TIMEOUT_MS;
-  const heapMb = limits.workerHeapMb ?? DEFAULT_WORKER_HEAP_MB;
-  if (current && current.heapMb !== heapMb) stopWorker();
-  current ??= startWorker(heapMb);
-  const running = current;
-  const id = nextId++;
-  const request: DecodeRequest = { id, encoding, frames, layout };
-  running.port.postMessage(request);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const message = receiveMessageOnPort(running.port);
-    if (message) {
-      const reply = message.message as DecodeReply;
-      if (reply.id !== id) continue; // a late reply to a request that timed out before this worker was replaced
-      if (!reply.ok) throw new PixelDecodeError(reply.message, reply.frame);
-      return reply.frames;
-    }
-    const left = deadline - Date.now();
-    if (left <= 0) break;
-    Atomics.wait(running.signal, 0, Atomics.load(running.signal, 0), Math.min(left, 1000));
-  }
-  stopWorker();
-  throw new PixelDecodeError(`decoding did not finish within ${timeoutMs} ms (the decoder was stopped; `
-    + `a corrupt codestream, or the ${heapMb} MiB decoder heap limit was reached)`, 0);
+  const [outcome] = decodeJobsSync([{ encoding, frames, layout }], limits);
+  if (!outcome.ok) throw outcome.error;
+  return outcome.frames;
 }

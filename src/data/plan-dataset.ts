@@ -11,7 +11,7 @@ import { DenseVolume, imageInput, PreprocessError, tabularInput, targetValue } f
 import { makeBatch, PlanSample } from '../plan/batch';
 import { readCsv, rowRecord } from './csv';
 import { openDicomSite } from './dicom-site';
-import type { MriModality } from './dicom-patient';
+import { dicomSiteRuleOptions } from './dicom-site';
 import { DataIssue, DataReadError } from './errors';
 import { openMedicalFolder } from './medical-folder';
 import type { Volume } from './volume';
@@ -135,8 +135,11 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
       };
     }
     case 'dicom': {
-      const modalities = (spec.inputs.image?.modalities ?? []) as MriModality[];
-      const site = openDicomSite(source.path, { clinicalCsv: tabularFile, indexColumn: indexCol, modalities });
+      const modalities = spec.inputs.image?.modalities ?? [];
+      const site = openDicomSite(source.path, { clinicalCsv: tabularFile, indexColumn: indexCol, modalities, ...dicomSiteRuleOptions(params) });
+      // Unreadable files are found before training: their patients are skipped (logged from `issues`) or the
+      // round fails with the list, by the dataset's `unreadable` parameter.
+      site.scan();
       return {
         size: site.patients.length,
         issues: site.issues,

@@ -5,7 +5,7 @@
  * The tfjs builder and the PyTorch generator both consume the resolved graph, so they cannot disagree on sizes.
  */
 import { formatPath, PathSegment, PlanIssue } from './errors';
-import { BranchName, GraphModelSpec, GraphNodeSpec, isGraphModel, LayerSpec, ModelGraphSpec, PlanSpec, SpatialParam } from './spec';
+import { BranchName, GraphModelSpec, LossSpec, GraphNodeSpec, isGraphModel, LayerSpec, ModelGraphSpec, PlanSpec, SpatialParam } from './spec';
 import { imageInputChannels } from './preprocess';
 
 export type Shape = number[];
@@ -297,20 +297,39 @@ function resolveBranch(name: BranchName, layers: LayerSpec[], inShape: Shape): R
   return { name, inShape, outShape: shape, layers: resolved };
 }
 
+const LOSS_OPTIONS: Record<LossSpec['type'], (keyof LossSpec)[]> = {
+  bce: ['posWeight'],
+  cross_entropy: ['classWeights'],
+  mse: [],
+  focal: ['gamma', 'alpha'],
+};
+
 function checkLossAgainstOutput(spec: PlanSpec, output: Shape, last: ResolvedLayer | undefined, headPath: PathSegment[]): void {
   if (output.length !== 1) {
     fail(headPath, `the head must end with a flat output [K], got ${describe(output)}`);
   }
   const k = output[0];
+  // (fromLogits is left unchecked as in version 1, where other losses ignored it.)
+  const misplaced = (['posWeight', 'classWeights', 'gamma', 'alpha'] as const).find(
+    (key) => spec.loss[key] !== undefined && !LOSS_OPTIONS[spec.loss.type].includes(key),
+  );
+  if (misplaced) fail(['loss', misplaced], `is not an option of the ${spec.loss.type} loss`);
   switch (spec.loss.type) {
     case 'bce':
       if (k !== 1) fail(['loss', 'type'], `bce needs one output, the head gives ${describe(output)}`);
       if (!spec.loss.fromLogits && last?.type !== 'sigmoid') {
         fail(['loss', 'fromLogits'], 'bce on probabilities needs the head to end with a sigmoid (or set fromLogits: true)');
       }
+      if (spec.loss.posWeight !== undefined && !spec.loss.fromLogits) fail(['loss', 'posWeight'], 'posWeight needs fromLogits: true (PyTorch BCELoss has no pos_weight)');
+      break;
+    case 'focal':
+      if (k !== 1) fail(['loss', 'type'], `focal needs one output (a logit), the head gives ${describe(output)}`);
       break;
     case 'cross_entropy':
       if (k < 2) fail(['loss', 'type'], `cross_entropy needs at least 2 class logits, the head gives ${describe(output)}`);
+      if (spec.loss.classWeights && spec.loss.classWeights.length !== k) {
+        fail(['loss', 'classWeights'], `needs one weight per class (${k}), got ${spec.loss.classWeights.length}`);
+      }
       break;
     case 'mse':
       if (k !== 1) fail(['loss', 'type'], `mse needs one output, the head gives ${describe(output)}`);

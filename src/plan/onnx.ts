@@ -162,7 +162,7 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
   }
   for (const node of graph.nodes) values.set(node.id, layerOp(node.layer, node.inputs.map((i) => values.get(i)!)));
   let y = values.get(graph.output)!;
-  const activation = options.outputActivation ?? (valid.loss.type === 'bce' && valid.loss.fromLogits ? 'sigmoid' : 'none');
+  const activation = options.outputActivation ?? ((valid.loss.type === 'bce' && valid.loss.fromLogits) || valid.loss.type === 'focal' ? 'sigmoid' : 'none');
   if (activation === 'sigmoid') y = emit('Sigmoid', [y], 'prob');
   if (activation === 'softmax') y = emit('Softmax', [y], 'prob', [{ name: 'axis', type: 'int', value: 1 }]);
   // The graph output gets its public name through an Identity-free rename of the last node's output.

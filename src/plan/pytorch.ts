@@ -136,12 +136,19 @@ function netSource(graph: ResolvedGraph): string[] {
 
 function lossExpression(spec: PlanSpec): string {
   switch (spec.loss.type) {
-    case 'bce':
-      return spec.loss.fromLogits
-        ? 'F.binary_cross_entropy_with_logits(output, y.float().view_as(output))'
-        : 'F.binary_cross_entropy(output, y.float().view_as(output))';
-    case 'cross_entropy':
-      return 'F.cross_entropy(output, y.long().view(-1))';
+    case 'bce': {
+      if (!spec.loss.fromLogits) return 'F.binary_cross_entropy(output, y.float().view_as(output))';
+      const posWeight = spec.loss.posWeight === undefined ? '' : `, pos_weight=torch.tensor([${pyNumber(spec.loss.posWeight, true)}])`;
+      return `F.binary_cross_entropy_with_logits(output, y.float().view_as(output)${posWeight})`;
+    }
+    case 'focal':
+      return `self._fbts_focal(output, y.float().view_as(output), ${pyNumber(spec.loss.gamma ?? 2, true)}, ${pyNumber(spec.loss.alpha ?? 0.25, true)})`;
+    case 'cross_entropy': {
+      const weights = spec.loss.classWeights;
+      return weights
+        ? `F.cross_entropy(output, y.long().view(-1), weight=torch.tensor([${weights.map((w) => pyNumber(w, true)).join(', ')}]))`
+        : 'F.cross_entropy(output, y.long().view(-1))';
+    }
     case 'mse':
       return 'F.mse_loss(output, y.float().view_as(output))';
   }
@@ -151,6 +158,8 @@ function predictionExpression(spec: PlanSpec): string {
   switch (spec.loss.type) {
     case 'bce':
       return `(output.view(-1) >= ${spec.loss.fromLogits ? '0.0' : '0.5'}).long()`;
+    case 'focal':
+      return '(output.view(-1) >= 0.0).long()';
     case 'cross_entropy':
       return 'output.argmax(dim=1)';
     case 'mse':
@@ -208,6 +217,19 @@ function metricLines(spec: PlanSpec): string[] {
   }
   return lines;
 }
+
+/** torchvision.ops.sigmoid_focal_loss (reduction mean), inline: torchvision is not a plan dependency. */
+const FOCAL_HELPER = String.raw`
+    @staticmethod
+    def _fbts_focal(x, y, gamma, alpha):
+        p = torch.sigmoid(x)
+        ce = F.binary_cross_entropy_with_logits(x, y, reduction='none')
+        p_t = p * y + (1 - p) * (1 - y)
+        loss = ce * ((1 - p_t) ** gamma)
+        if alpha >= 0:
+            loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
+        return loss.mean()
+`;
 
 /** Classification metric helpers of the generated plan (the same definitions as src/engine/metrics.ts). */
 const METRIC_HELPERS = String.raw`
@@ -290,7 +312,7 @@ function optimizerLines(spec: PlanSpec): string[] {
       const value = typeof v === 'number' ? pyNumber(v, true) : Array.isArray(v) ? `(${v.map((x) => pyNumber(x, true)).join(', ')})` : pyLiteral(v);
       return `${pyString(OPTIMIZER_KWARGS[k])}: ${value}`;
     });
-  const cls = type === 'sgd' ? 'torch.optim.SGD' : 'torch.optim.Adam';
+  const cls = type === 'sgd' ? 'torch.optim.SGD' : type === 'adamw' ? 'torch.optim.AdamW' : 'torch.optim.Adam';
   return [
     '    def init_optimizer(self, optimizer_args):',
     `        args = {${kwargs.join(', ')}}`,
@@ -476,6 +498,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '',
     ...trainingDataLines(spec),
     '',
+    ...(spec.loss.type === 'focal' ? FOCAL_HELPER.split('\n').slice(1) : []),
     '    def _fbts_loss(self, output, y):',
     `        return ${lossExpression(spec)}`,
     '',

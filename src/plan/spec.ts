@@ -180,10 +180,18 @@ export interface LossSpec {
   /**
    * bce: binary cross-entropy on one output; `fromLogits: true` applies the sigmoid inside the loss
    * (BCEWithLogits), otherwise the head must end with a sigmoid. cross_entropy: logits `[K]`, integer class target.
-   * mse: one output, float target.
+   * mse: one output, float target. focal: sigmoid focal loss on one logit (torchvision's sigmoid_focal_loss,
+   * mean), for rare positives.
    */
-  type: 'bce' | 'cross_entropy' | 'mse';
+  type: 'bce' | 'cross_entropy' | 'mse' | 'focal';
   fromLogits?: boolean;
+  /** bce with fromLogits: weight of the positive class (PyTorch pos_weight), e.g. negatives / positives. */
+  posWeight?: number;
+  /** cross_entropy: one weight per class (PyTorch weight; the mean is weighted by the targets' class weights). */
+  classWeights?: number[];
+  /** focal: focusing exponent γ (default 2) and positive-class weight α in [0, 1] (default 0.25; -1 disables it). */
+  gamma?: number;
+  alpha?: number;
 }
 
 export interface SgdSpec {
@@ -195,7 +203,8 @@ export interface SgdSpec {
   nesterov?: boolean;
 }
 export interface AdamSpec {
-  type: 'adam';
+  /** adam: L2 weight decay added to the gradient (torch.optim.Adam); adamw: decoupled (torch.optim.AdamW, weightDecay default 0.01). */
+  type: 'adam' | 'adamw';
   lr: number;
   betas?: [number, number];
   eps?: number;

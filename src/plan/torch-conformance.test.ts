@@ -18,6 +18,7 @@ import { planDependencies, generateTorchPlan, TORCH_PLAN_DEFAULT_DEPENDENCIES } 
 import { initialWeights } from './init';
 import { isGraphModel, PlanSpec } from './spec';
 import { validatePlan } from './validate';
+import { definePlan } from './define';
 import { buildModel, PlanModel } from './tfjs-model';
 import { trainingSettings } from './training';
 import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, inception3dGraphPlan, mlpPlan, regressionPlan, resnetGraphPlan } from './testing/plans';
@@ -183,6 +184,8 @@ interface PythonCaseResult {
   updated: Record<string, RawSpec>;
 }
 
+const cnnTabularPlanNoDropout = (): PlanSpec => withoutDropout(cnnTabularPlan());
+
 const PLANS: [string, () => PlanSpec, number][] = [
   ['mlp', mlpPlan, STEPS],
   ['cnn2d_batchnorm', cnn2dPlan, STEPS],
@@ -193,6 +196,10 @@ const PLANS: [string, () => PlanSpec, number][] = [
   ['resnet_graph', resnetGraphPlan, STEPS],
   ['inception3d_graph', inception3dGraphPlan, STEPS],
   // two-class cross-entropy: AUC from logit₁ − logit₀, class-1 precision / recall
+  // losses with options and AdamW, on the same networks
+  ['bce_pos_weight_adamw', () => definePlan({ ...cnnTabularPlanNoDropout(), loss: { type: 'bce', fromLogits: true, posWeight: 2.5 }, optimizer: { type: 'adamw', lr: 0.01 } }), STEPS],
+  ['focal', () => definePlan({ ...cnnTabularPlanNoDropout(), loss: { type: 'focal', gamma: 1.5, alpha: 0.3 }, optimizer: { type: 'adamw', lr: 0.01, weightDecay: 0.1 } }), STEPS],
+  ['weighted_cross_entropy', () => definePlan({ ...cnn3dPlan(), loss: { type: 'cross_entropy', classWeights: [0.2, 1, 3] } }), STEPS],
   ['mlp_binary_metrics', () => ({ ...mlpPlan(), metrics: ['loss', 'auc', 'recall', 'specificity', 'balanced_accuracy', 'precision', 'f1_score', 'dice'] }), 0],
 ];
 
@@ -245,7 +252,7 @@ describe.each(PLANS.map(([name]) => name))('plan %s against PyTorch', (name) => 
     const r = pythonCase(name);
     const c = cases.get(name)!;
     expect(r.dependencies).toEqual([...TORCH_PLAN_DEFAULT_DEPENDENCIES, ...planDependencies(c.spec)]);
-    expect(r.optimizer).toBe(c.spec.optimizer.type === 'sgd' ? 'SGD' : 'Adam');
+    expect(r.optimizer).toBe({ sgd: 'SGD', adam: 'Adam', adamw: 'AdamW' }[c.spec.optimizer.type]);
   });
 
   test('state_dict keys, order, shapes and dtypes equal the TS export', () => {

@@ -41,9 +41,18 @@ export interface ResolvedPool extends ResolvedBase {
   kernel: number[];
   stride: number[];
 }
-export interface ResolvedGlobalAvgPool extends ResolvedBase {
-  type: 'global_avg_pool';
+export interface ResolvedGlobalPool extends ResolvedBase {
+  type: 'global_avg_pool' | 'global_max_pool';
   dims: number;
+}
+/** instance_norm: statistics over the spatial axes; layer_norm: over the whole per-sample tensor. */
+export interface ResolvedNorm extends ResolvedBase {
+  type: 'instance_norm' | 'layer_norm';
+  /** Channels (instance_norm's affine vectors). */
+  features: number;
+  spatialDims: number;
+  eps: number;
+  affine: boolean;
 }
 export interface ResolvedBatchNorm extends ResolvedBase {
   type: 'batch_norm';
@@ -54,7 +63,7 @@ export interface ResolvedBatchNorm extends ResolvedBase {
   momentum: number;
 }
 export interface ResolvedDropout extends ResolvedBase {
-  type: 'dropout';
+  type: 'dropout' | 'dropout2d' | 'dropout3d';
   rate: number;
 }
 export interface ResolvedFlatten extends ResolvedBase {
@@ -84,7 +93,8 @@ export type ResolvedLayer =
   | ResolvedMerge
   | ResolvedConv
   | ResolvedPool
-  | ResolvedGlobalAvgPool
+  | ResolvedGlobalPool
+  | ResolvedNorm
   | ResolvedBatchNorm
   | ResolvedDropout
   | ResolvedFlatten
@@ -143,6 +153,8 @@ export interface ResolveResult {
 }
 
 export const BATCH_NORM_DEFAULTS = { eps: 1e-5, momentum: 0.1 };
+/** PyTorch defaults: InstanceNorm affine=False, LayerNorm elementwise_affine=True, eps 1e-5 for both. */
+export const NORM_DEFAULTS = { instance_norm: { eps: 1e-5, affine: false }, layer_norm: { eps: 1e-5, affine: true } };
 export const LEAKY_RELU_DEFAULT_SLOPE = 0.01;
 
 class InferenceError extends Error {
@@ -242,10 +254,28 @@ function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inSh
       };
     }
     case 'global_avg_pool':
+    case 'global_max_pool':
       if (inShape.length < 3 || inShape.length > 4) {
-        fail([...at, 'type'], `global_avg_pool needs a [C, H, W] or [C, D, H, W] input, got ${describe(inShape)}`);
+        fail([...at, 'type'], `${layer.type} needs a [C, H, W] or [C, D, H, W] input, got ${describe(inShape)}`);
       }
-      return { ...common, type: 'global_avg_pool', dims: inShape.length - 1, outShape: [inShape[0]] };
+      return { ...common, type: layer.type, dims: inShape.length - 1, outShape: [inShape[0]] };
+    case 'instance_norm':
+    case 'layer_norm': {
+      const defaults = NORM_DEFAULTS[layer.type];
+      if (layer.type === 'instance_norm' && (inShape.length < 2 || inShape.length > 4)) {
+        fail([...at, 'type'], `instance_norm needs a [C, L], [C, H, W] or [C, D, H, W] input, got ${describe(inShape)}`);
+      }
+      if (inShape.length > 4) fail([...at, 'type'], `layer_norm cannot take ${describe(inShape)}`);
+      return {
+        ...common,
+        type: layer.type,
+        features: inShape[0],
+        spatialDims: inShape.length - 1,
+        eps: layer.eps ?? defaults.eps,
+        affine: layer.affine ?? defaults.affine,
+        outShape: inShape,
+      };
+    }
     case 'batch_norm':
       if (inShape.length < 1 || inShape.length > 4) fail([...at, 'type'], `batch_norm cannot take ${describe(inShape)}`);
       return {
@@ -259,6 +289,14 @@ function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inSh
       };
     case 'dropout':
       return { ...common, type: 'dropout', rate: layer.rate, outShape: inShape };
+    case 'dropout2d':
+    case 'dropout3d': {
+      const rank = layer.type === 'dropout2d' ? 3 : 4;
+      if (inShape.length !== rank) {
+        fail([...at, 'type'], `${layer.type} drops whole channels of a ${rank === 3 ? '[C, H, W]' : '[C, D, H, W]'} input, got ${describe(inShape)}`);
+      }
+      return { ...common, type: layer.type, rate: layer.rate, outShape: inShape };
+    }
     case 'flatten':
       return { ...common, type: 'flatten', outShape: [inShape.reduce((a, b) => a * b, 1)] };
     case 'dense':

@@ -70,6 +70,15 @@ function torchModule(layer: ResolvedLayer): string {
       return `nn.AvgPool${layer.dims}d(kernel_size=${tuple(layer.kernel)}, stride=${tuple(layer.stride)})`;
     case 'global_avg_pool':
       return `nn.Sequential(nn.AdaptiveAvgPool${layer.dims}d(1), nn.Flatten())`;
+    case 'global_max_pool':
+      return `nn.Sequential(nn.AdaptiveMaxPool${layer.dims}d(1), nn.Flatten())`;
+    case 'instance_norm':
+      return `nn.InstanceNorm${layer.spatialDims}d(${layer.features}, eps=${pyNumber(layer.eps, true)}, affine=${layer.affine ? 'True' : 'False'})`;
+    case 'layer_norm':
+      return `nn.LayerNorm(${pyLiteral(layer.inShape)}, eps=${pyNumber(layer.eps, true)}, elementwise_affine=${layer.affine ? 'True' : 'False'})`;
+    case 'dropout2d':
+    case 'dropout3d':
+      return `nn.Dropout${layer.type.slice(-2)}(p=${pyNumber(layer.rate, true)})`;
     case 'batch_norm': {
       const kind = Math.max(1, layer.spatialDims);
       return `nn.BatchNorm${kind}d(${layer.features}, eps=${pyNumber(layer.eps, true)}, momentum=${pyNumber(layer.momentum, true)})`;

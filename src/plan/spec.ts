@@ -66,13 +66,32 @@ export interface PoolLayer {
 export interface GlobalAvgPoolLayer {
   type: 'global_avg_pool';
 }
+/** Maximum over every spatial position of each channel: [C, ...spatial] → [C] (small hot lesions in big volumes). */
+export interface GlobalMaxPoolLayer {
+  type: 'global_max_pool';
+}
+/** Per-sample, per-channel normalisation over the spatial axes (nn.InstanceNorm{1,2,3}d, no running statistics). */
+export interface InstanceNormLayer {
+  type: 'instance_norm';
+  eps?: number;
+  /** Learnable per-channel weight and bias (PyTorch default false). */
+  affine?: boolean;
+}
+/** Per-sample normalisation over the whole [C, ...spatial] (nn.LayerNorm(input shape)); affine per element. */
+export interface LayerNormLayer {
+  type: 'layer_norm';
+  eps?: number;
+  /** Learnable weight and bias of the input's shape (PyTorch elementwise_affine, default true). */
+  affine?: boolean;
+}
 export interface BatchNormLayer {
   type: 'batch_norm';
   eps?: number;
   momentum?: number;
 }
+/** dropout: element-wise. dropout2d / dropout3d: whole channels of a [C, H, W] / [C, D, H, W] input (nn.Dropout2d/3d). */
 export interface DropoutLayer {
-  type: 'dropout';
+  type: 'dropout' | 'dropout2d' | 'dropout3d';
   rate: number;
 }
 export interface FlattenLayer {
@@ -96,6 +115,9 @@ export type LayerSpec =
   | Conv3dLayer
   | PoolLayer
   | GlobalAvgPoolLayer
+  | GlobalMaxPoolLayer
+  | InstanceNormLayer
+  | LayerNormLayer
   | BatchNormLayer
   | DropoutLayer
   | FlattenLayer
@@ -113,8 +135,13 @@ export const LAYER_TYPES: readonly LayerType[] = [
   'avg_pool2d',
   'avg_pool3d',
   'global_avg_pool',
+  'global_max_pool',
+  'instance_norm',
+  'layer_norm',
   'batch_norm',
   'dropout',
+  'dropout2d',
+  'dropout3d',
   'flatten',
   'dense',
   'relu',

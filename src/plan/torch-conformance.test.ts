@@ -21,7 +21,9 @@ import { validatePlan } from './validate';
 import { definePlan } from './define';
 import { buildModel, PlanModel } from './tfjs-model';
 import { trainingSettings } from './training';
-import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, inception3dGraphPlan, mlpPlan, regressionPlan, resnetGraphPlan } from './testing/plans';
+import {
+  cnn2dPlan, cnn3dPlan, cnnTabularPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan, regressionPlan, resnetGraphPlan,
+} from './testing/plans';
 import { findTorchPython, pythonSide, runTorchConformance, TorchPython } from './testing/python';
 import { imageInputChannels, sliceSelection } from './preprocess';
 import { exportWeights } from './weights';
@@ -37,7 +39,7 @@ function withoutDropout(spec: PlanSpec): PlanSpec {
   const copy = JSON.parse(JSON.stringify(spec)) as PlanSpec;
   const m = copy.model;
   const layers = isGraphModel(m) ? m.nodes : [...(m.image ?? []), ...(m.tabular ?? []), ...m.head];
-  for (const layer of layers) if (layer.type === 'dropout') layer.rate = 0;
+  for (const layer of layers) if (layer.type === 'dropout' || layer.type === 'dropout2d' || layer.type === 'dropout3d') layer.rate = 0;
   return copy;
 }
 
@@ -200,6 +202,9 @@ const PLANS: [string, () => PlanSpec, number][] = [
   ['bce_pos_weight_adamw', () => definePlan({ ...cnnTabularPlanNoDropout(), loss: { type: 'bce', fromLogits: true, posWeight: 2.5 }, optimizer: { type: 'adamw', lr: 0.01 } }), STEPS],
   ['focal', () => definePlan({ ...cnnTabularPlanNoDropout(), loss: { type: 'focal', gamma: 1.5, alpha: 0.3 }, optimizer: { type: 'adamw', lr: 0.01, weightDecay: 0.1 } }), STEPS],
   ['weighted_cross_entropy', () => definePlan({ ...cnn3dPlan(), loss: { type: 'cross_entropy', classWeights: [0.2, 1, 3] } }), STEPS],
+  ['norms_graph', () => withoutDropout(normsGraphPlan()), STEPS],
+  ['norms_graph_dropout_eval', normsGraphPlan, 0],
+  ['norms_2d', () => withoutDropout(norms2dPlan()), STEPS],
   ['mlp_binary_metrics', () => ({ ...mlpPlan(), metrics: ['loss', 'auc', 'recall', 'specificity', 'balanced_accuracy', 'precision', 'f1_score', 'dice'] }), 0],
 ];
 

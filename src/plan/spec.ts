@@ -300,6 +300,26 @@ export interface NormalizeStep {
   /** Modalities it applies to; all when absent. */
   modalities?: string[];
 }
+/** Intensity clipping to [min, max] (either bound may be left out), e.g. SUV or HU ranges. */
+export interface ClipStep {
+  op: 'clip';
+  min?: number;
+  max?: number;
+  /** Modalities it applies to; all when absent. */
+  modalities?: string[];
+}
+/** CT-style windowing: clip to [center - width/2, center + width/2], then map that range linearly to [0, 1]. */
+export interface WindowStep {
+  op: 'window';
+  center: number;
+  width: number;
+  modalities?: string[];
+}
+/** log(1 + max(x, 0)): compresses skewed non-negative intensities (PET SUV, counts). */
+export interface LogStep {
+  op: 'log';
+  modalities?: string[];
+}
 export interface SelectSlicesStep {
   op: 'select_slices';
   /** Volume axis the slices are taken along (it disappears; the slices become channels). */
@@ -319,6 +339,9 @@ export type PreprocessStep =
   | CenterCropStep
   | ResizeStep
   | NormalizeStep
+  | ClipStep
+  | WindowStep
+  | LogStep
   | SelectSlicesStep
   | StandardizeColumnStep;
 
@@ -328,6 +351,9 @@ export const PREPROCESS_OPS: readonly PreprocessOp[] = [
   'center_crop',
   'resize',
   'normalize',
+  'clip',
+  'window',
+  'log',
   'select_slices',
   'standardize_column',
 ];

@@ -140,7 +140,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
 
     const started = process.hrtime.bigint();
     const cpuStart = process.cpuUsage();
-    const result = await trainModel(model, data.batchSource(train), {
+    const result = await trainModel(model, data.batchSource(train, { augmentSeed: seed }), {
       // The generated plan's DataManager sets shuffle=True, and a plan's own DataManager arguments win over
       // loader_args on a Python node: shuffle here too, whatever loader_args says.
       loader: { batchSize: batchSizeOf(args), shuffle: true,

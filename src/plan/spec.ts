@@ -358,6 +358,18 @@ export const PREPROCESS_OPS: readonly PreprocessOp[] = [
   'standardize_column',
 ];
 
+/**
+ * Augmentation of training batches (never validation), on the network's image input after preprocessing; each
+ * step applies with probability p. Semantics and random draws: src/plan/augment.ts.
+ */
+export type AugmentStep =
+  | { op: 'flip'; /** spatial axes (0 = first spatial axis) */ axes: number[]; p: number }
+  | { op: 'rotate90'; /** the plane, two spatial axes of equal size */ axes: [number, number]; p: number }
+  | { op: 'scale_intensity'; /** x·(1 + f), f uniform in [-factor, factor] */ factor: number; p: number }
+  | { op: 'shift_intensity'; /** x + o, o uniform in [-offset, offset] */ offset: number; p: number }
+  | { op: 'gaussian_noise'; std: number; p: number };
+export const AUGMENT_OPS: readonly AugmentStep['op'][] = ['flip', 'rotate90', 'scale_intensity', 'shift_intensity', 'gaussian_noise'];
+
 export interface PlanSpec {
   format: typeof PLAN_FORMAT;
   /** 1 for branch models, 2 for graph models (definePlan sets it). */
@@ -368,6 +380,8 @@ export interface PlanSpec {
   inputs: PlanInputs;
   target: TargetSpec;
   preprocessing: PreprocessStep[];
+  /** Training-batch augmentation; absent when unused (plans without it keep their hash). */
+  augmentation?: AugmentStep[];
   model: PlanModelSpec;
   loss: LossSpec;
   optimizer: OptimizerSpec;

@@ -8,6 +8,7 @@ eval forward and testing_step, then training steps through training_step + backw
 every resulting tensor back as raw files. The TS test compares them with the TS model.
 """
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -101,6 +102,23 @@ def run_data_case(case):
     return out
 
 
+def run_augment_case(case):
+    """The generated plan's augmentation of one batch with a given seed, and a training_step on augmented data."""
+    module = importlib.import_module(case['module'])
+    plan = getattr(module, case['class_name'])()
+    plan.post_init(model_args={}, training_args={'optimizer_args': {}, 'random_seed': 0})
+    images = read_raw(case['images'])
+    out = {'augmented': write_raw(plan._fbts_augment_batch(images, case['seed']), os.path.join(case['out_dir'], 'augmented.bin'))}
+    # training_step draws its batch seed from torch's generator: seeded alike, two runs augment alike
+    torch.manual_seed(0)
+    first = plan._fbts_augment(images)
+    torch.manual_seed(0)
+    out['torch_seeded_repeatable'] = bool(torch.equal(first, plan._fbts_augment(images)))
+    out['training_step_augments'] = 'self._fbts_augment(' in inspect.getsource(type(plan).training_step)
+    out['testing_step_augments'] = 'self._fbts_augment(' in inspect.getsource(type(plan).testing_step)
+    return out
+
+
 def main():
     manifest_path, result_path = sys.argv[1], sys.argv[2]
     with open(manifest_path) as f:
@@ -112,6 +130,12 @@ def main():
             results['cases'][case['name']] = run_case(case)
         except Exception:
             results['cases'][case['name']] = {'error': traceback.format_exc()}
+    results['augment_cases'] = {}
+    for case in manifest.get('augment_cases', []):
+        try:
+            results['augment_cases'][case['name']] = run_augment_case(case)
+        except Exception:
+            results['augment_cases'][case['name']] = {'error': traceback.format_exc()}
     results['data_cases'] = {}
     for case in manifest.get('data_cases', []):
         try:

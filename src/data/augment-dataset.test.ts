@@ -8,6 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../engine/backend';
+import type { Batch } from '../engine/train';
 import { definePlan } from '../plan/define';
 import { writeNifti } from './nifti';
 import { openPlanDataset } from './plan-dataset';
@@ -42,7 +43,9 @@ function open() {
   return openPlanDataset(spec, { dataType: 'medical-folder', path: root, parameters: { tabular_file: path.join(root, 'participants.csv'), index_col: 0 } });
 }
 
-function images(batch: { inputs: Record<string, tf.Tensor>; target: tf.Tensor }): number[] {
+function images(made: Batch | Promise<Batch>): number[] {
+  if (made instanceof Promise) throw new Error('a plan dataset builds batches synchronously');
+  const batch = made;
   const values = Array.from(batch.inputs.image.dataSync());
   tf.dispose([...Object.values(batch.inputs), batch.target]);
   return values;

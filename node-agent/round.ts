@@ -19,6 +19,9 @@ import type { PlanSpec } from '../src/plan/spec';
 import { trainModel } from '../src/engine/train';
 import { trainingSettings } from '../src/plan/training';
 import { planMetrics } from '../src/plan/metrics';
+import { localParameterNamesOf } from '../src/plan/fedbn';
+import { planHash } from '../src/plan/canonical';
+import { keepLocalParameters, restoreLocalParameters } from './fedbn-store';
 import { SeededRandom, freshSeed } from '../src/engine/prng';
 import { openPlanDataset, PlanDataset } from '../src/data/plan-dataset';
 import type { PlanDatasetCache } from './dataset-cache';
@@ -102,9 +105,12 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
 
   const seed = args.random_seed ?? freshSeed();
   const model = buildModel(spec, { seed });
+  // FedBN: the plan's local parameters never leave the node and come back from its own copy.
+  const localNames = localParameterNamesOf(spec, model.graph);
+  const localKey = `${planHash(spec)}:${req.dataset_id}`;
   let data: PlanDataset | undefined;
   try {
-    loadGlobalWeights(model, globalWeights, ctx.log);
+    loadGlobalWeights(model, restoreLocalParameters(ctx.db, localKey, localNames, globalWeights), ctx.log);
     try {
       data = ctx.dataCache
         ? ctx.dataCache.open(spec, dataset)
@@ -163,10 +169,10 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     const cpu = process.cpuUsage(cpuStart);
     if (args.test_on_local_updates) await validate('local');
 
-    const weights = exportWeights(model);
+    const weights = keepLocalParameters(ctx.db, localKey, localNames, exportWeights(model));
     const shared = args.share_persistent_buffers
       ? weights
-      : Object.fromEntries(model.parameters().filter((p) => p.trainable).map((p) => [p.name, weights[p.name]]));
+      : Object.fromEntries(model.parameters().filter((p) => p.trainable && weights[p.name]).map((p) => [p.name, weights[p.name]]));
     const file = encodeParams(nodeParamsFile({
       optim_aux_var: {}, encrypted: false, researcher_id: req.researcher_id, job_id: req.job_id, state_id: stateId,
       model_weights: shared, node_id: ctx.nodeId, optimizer_args: req.training_args.optimizer_args,

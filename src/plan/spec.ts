@@ -380,6 +380,11 @@ export interface PlanSpec {
   inputs: PlanInputs;
   target: TargetSpec;
   preprocessing: PreprocessStep[];
+  /**
+   * FedBN: normalisation parameters that stay on each node and are never aggregated: 'statistics' (batch-norm
+   * running statistics) or 'all' (also the norms' affine weights). Absent when unused. See src/plan/fedbn.ts.
+   */
+  fedbn?: 'statistics' | 'all';
   /** Training-batch augmentation; absent when unused (plans without it keep their hash). */
   augmentation?: AugmentStep[];
   model: PlanModelSpec;

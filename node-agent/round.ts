@@ -24,6 +24,9 @@ import { epsilonFor, MechanismRun } from '../src/engine/dp/rdp';
 import type { DpRoundFacts } from '../src/engine/train';
 import { trainingSettings } from '../src/plan/training';
 import { planMetrics } from '../src/plan/metrics';
+import { localParameterNamesOf } from '../src/plan/fedbn';
+import { planHash } from '../src/plan/canonical';
+import { keepLocalParameters, restoreLocalParameters } from './fedbn-store';
 import { SeededRandom, freshSeed } from '../src/engine/prng';
 import { openPlanDataset, PlanDataset } from '../src/data/plan-dataset';
 import type { PlanDatasetCache } from './dataset-cache';
@@ -154,9 +157,12 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
   }
   const seed = args.random_seed ?? freshSeed();
   const model = buildModel(spec, { seed });
+  // FedBN: the plan's local parameters never leave the node and come back from its own copy.
+  const localNames = localParameterNamesOf(spec, model.graph);
+  const localKey = `${planHash(spec)}:${req.dataset_id}`;
   let data: PlanDataset | undefined;
   try {
-    loadGlobalWeights(model, globalWeights, ctx.log);
+    loadGlobalWeights(model, restoreLocalParameters(ctx.db, localKey, localNames, globalWeights), ctx.log);
     try {
       data = ctx.dataCache
         ? ctx.dataCache.open(spec, dataset)
@@ -192,7 +198,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
 
     const started = process.hrtime.bigint();
     const cpuStart = process.cpuUsage();
-    const result = await trainModel(model, yieldingBatches(data.batchSource(train)), {
+    const result = await trainModel(model, yieldingBatches(data.batchSource(train, { augmentSeed: seed })), {
       // The generated plan's DataManager sets shuffle=True, and a plan's own DataManager arguments win over
       // loader_args on a Python node: shuffle here too, whatever loader_args says.
       loader: { batchSize: batchSizeOf(args), shuffle: true,
@@ -216,10 +222,10 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     const cpu = process.cpuUsage(cpuStart);
     if (args.test_on_local_updates) await validate('local');
 
-    const weights = exportWeights(model);
+    const weights = keepLocalParameters(ctx.db, localKey, localNames, exportWeights(model));
     const kept = args.share_persistent_buffers
       ? weights
-      : Object.fromEntries(model.parameters().filter((p) => p.trainable).map((p) => [p.name, weights[p.name]]));
+      : Object.fromEntries(model.parameters().filter((p) => p.trainable && weights[p.name]).map((p) => [p.name, weights[p.name]]));
     const shared = dp.plan?.type === 'central' ? addCentralNoise(kept, dp.plan.finalNoiseStd) : kept;
     const dpRuns = dp.plan && result.dp ? [...previousDpRuns, mechanismRun(result.dp)] : previousDpRuns;
     if (dp.plan) logPrivacy(ctx, dp.plan, result.dp, dpRuns, train.length, Object.keys(shared).length);

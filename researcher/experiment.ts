@@ -31,6 +31,7 @@ import { TensorBoardWriter } from './monitoring/tensorboard';
 import { ConsoleMonitor, ConsoleMonitorOptions } from './monitoring/console';
 import { Breakpoint, BREAKPOINT_VERSION, BreakpointState, loadBreakpoint, saveBreakpoint } from './breakpoint';
 import { PyFloat } from '../src/protocol/pyfloat';
+import { checkLrSchedule, LrSchedule, scheduledLr } from './lr-schedule';
 
 export const DEFAULT_ROUND_TIMEOUT_MS = 10 * 60 * 1000;
 
@@ -73,6 +74,8 @@ export interface ExperimentOptions {
   tensorboard?: string;
   /** Console progress bar, logs and summary tables. */
   console?: boolean | ConsoleMonitorOptions;
+  /** Learning rate per round (step, cosine, plateau), sent as optimizer_args.lr: see lr-schedule.ts. */
+  lrSchedule?: LrSchedule;
 }
 
 export interface ExperimentResult {
@@ -103,6 +106,7 @@ export class Experiment extends EventEmitter<EventMap> {
   readonly trainingArgs: Record<string, Json>;
   readonly modelArgs: Record<string, Json>;
   readonly aggregator: Aggregator;
+  readonly lrSchedule: LrSchedule | null;
   readonly strategy: Strategy;
   readonly finalValidation: boolean;
   /** Aggregated weights after each round (when keepRoundWeights). */
@@ -170,6 +174,9 @@ export class Experiment extends EventEmitter<EventMap> {
       this.trainingArgs = buildTrainingArgs(input);
       this.modelArgs = options.modelArgs ?? ((this.plan.spec?.modelArgs as Record<string, Json> | undefined) ?? {});
     }
+    const schedule = bp ? bp.state.lrSchedule : options.lrSchedule;
+    this.lrSchedule = schedule ? checkLrSchedule(schedule) : null;
+    if (this.lrSchedule) this.baseLr(); // fails now, not at round 1, when there is no learning rate to schedule
     this.finalValidation =
       bp?.state.finalValidation ?? options.finalValidation ?? this.trainingArgs.test_on_global_updates === true;
     if (options.network instanceof Researcher) this.researcher = options.network;
@@ -438,11 +445,30 @@ export class Experiment extends EventEmitter<EventMap> {
       planUrl: this.planUrl,
       planClass: this.plan.className,
       modelArgs: this.modelArgs,
-      trainingArgs: this.trainingArgs,
+      trainingArgs: this.roundTrainingArgs(round),
       deadlineMs: this.deadlines(nodes),
       stale: this.stale,
       emit: (ev) => this.publish(ev),
     };
+  }
+
+  /** The learning rate a schedule starts from: optimizer_args.lr, else the spec plan's optimizer lr. */
+  private baseLr(): number {
+    const args = this.trainingArgs.optimizer_args as Record<string, Json> | undefined;
+    const lr = args?.lr;
+    if (typeof lr === 'number') return lr;
+    if (lr instanceof PyFloat) return lr.value;
+    const planLr = this.plan.spec?.optimizer.lr;
+    if (typeof planLr === 'number') return planLr;
+    throw new ExperimentError('lrSchedule needs a learning rate to start from: set training_args.optimizer_args.lr');
+  }
+
+  /** training_args of a round: with a schedule, optimizer_args.lr is that round's rate. */
+  private roundTrainingArgs(round: number): Record<string, Json> {
+    if (!this.lrSchedule) return this.trainingArgs;
+    const lr = scheduledLr(this.lrSchedule, this.baseLr(), round, this.summaries);
+    const optimizerArgs = { ...((this.trainingArgs.optimizer_args as Record<string, Json> | undefined) ?? {}), lr: new PyFloat(lr) };
+    return { ...this.trainingArgs, optimizer_args: optimizerArgs };
   }
 
   private async trainingRound(): Promise<RoundSummary> {
@@ -548,6 +574,7 @@ export class Experiment extends EventEmitter<EventMap> {
       nodeTimeoutsMs: this.options.nodeTimeoutsMs ?? {},
       staleReplies: this.stale.toJSON(),
       summaries: this.summaries,
+      lrSchedule: this.lrSchedule,
     };
     saveBreakpoint(dir, { state, weights: this.globalWeights, serverOptimizer: this.aggregator.state() });
     this.publish({ type: 'breakpoint', round: this.round, dir });

@@ -35,6 +35,8 @@ export interface SimNode {
   rounds: number[];
   /** state_id received with each round's request. */
   stateIdsReceived: Array<string | null>;
+  /** training_args received with each round's request. */
+  trainingArgsReceived: Array<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -46,6 +48,7 @@ export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: Sim
   const tags = o.tags ?? ['sim'];
   const rounds: number[] = [];
   const stateIdsReceived: Array<string | null> = [];
+  const trainingArgsReceived: Array<Record<string, unknown>> = [];
   let dead = false;
   const reply = (m: object) => serializeMessage(m as never, 'node-to-researcher');
   const peer = await ScriptedPeer.start(brokerUrl, o.nodeId, async (r, p) => {
@@ -64,6 +67,7 @@ export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: Sim
       const round = Number(m.round);
       rounds.push(round);
       stateIdsReceived.push((m.state_id as string | null) ?? null);
+      trainingArgsReceived.push(m.training_args as Record<string, unknown>);
       if (o.dieOnRound === round) {
         dead = true;
         await p.close();
@@ -116,6 +120,7 @@ export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: Sim
     datasetId,
     rounds,
     stateIdsReceived,
+    trainingArgsReceived,
     close: async () => {
       if (!dead) await peer.close();
       dead = true;

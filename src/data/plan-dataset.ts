@@ -9,6 +9,7 @@ import type { Batch, BatchSource } from '../engine/train';
 import type { PlanSpec } from '../plan/spec';
 import { DenseVolume, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
 import { makeBatch, PlanSample } from '../plan/batch';
+import { augmentBatch, batchSeeds } from '../plan/augment';
 import { readCsv, rowRecord } from './csv';
 import { openDicomSite } from './dicom-site';
 import { dicomSiteRuleOptions } from './dicom-site';
@@ -31,8 +32,11 @@ export interface PlanDataset {
   sample(index: number): PlanSample;
   /** Tensors for the samples at `indices` (inputs keyed 'image' / 'tabular', target `[N]` float32). */
   batchSync(indices: number[]): Batch;
-  /** The samples at `subset` as an engine BatchSource (its indices are positions in `subset`). */
-  batchSource(subset: number[]): BatchSource;
+  /**
+   * The samples at `subset` as an engine BatchSource for training (its indices are positions in `subset`): the
+   * plan's augmentation, if any, is applied to every batch, seeded by `augmentSeed` (the round's random seed).
+   */
+  batchSource(subset: number[], options?: { augmentSeed?: number }): BatchSource;
   /** Targets of the samples at `indices`. */
   targets(indices: number[]): Float32Array;
 }
@@ -101,8 +105,14 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
     issues: raw.issues,
     sample,
     batchSync,
-    batchSource(subset: number[]): BatchSource {
-      return { size: subset.length, batch: (positions: number[]) => batchSync(positions.map((p) => subset[p])) };
+    batchSource(subset: number[], options: { augmentSeed?: number } = {}): BatchSource {
+      const steps = spec.augmentation ?? [];
+      if (steps.length === 0) return { size: subset.length, batch: (positions: number[]) => batchSync(positions.map((p) => subset[p])) };
+      const nextSeed = batchSeeds(options.augmentSeed ?? 0);
+      return {
+        size: subset.length,
+        batch: (positions: number[]) => makeBatch(spec, augmentBatch(steps, positions.map((p) => sample(subset[p])), nextSeed())),
+      };
     },
     targets(indices: number[]): Float32Array {
       return Float32Array.from(indices, (i) => sample(i).target);

@@ -7,7 +7,7 @@
  * FedProx reference weights are disposed before returning, so nothing grows across rounds.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { makeLoss } from './losses';
+import { LossConfig, makeLoss } from './losses';
 import { IterationArgs, IterationPlan, batchesInEpoch, loaderLength, planIterations, shouldReport } from './iterations';
 import { TrainableModel } from './model';
 import { makeOptimizer, OptimizerSpec } from './optimizers';
@@ -53,7 +53,8 @@ export interface ProgressReport {
 
 export interface TrainOptions extends IterationArgs {
   loader: LoaderArgs;
-  loss: string;
+  /** A loss name, or a name with options (pos_weight, class weights, focal γ/α). */
+  loss: string | LossConfig;
   optimizer: OptimizerSpec;
   /** Seed for shuffling; Fed-BioMed's `random_seed`. A fresh one is drawn when absent. */
   seed?: number | null;

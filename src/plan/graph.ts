@@ -5,7 +5,7 @@
  * The tfjs builder and the PyTorch generator both consume the resolved graph, so they cannot disagree on sizes.
  */
 import { formatPath, PathSegment, PlanIssue } from './errors';
-import { BranchName, GraphModelSpec, GraphNodeSpec, isGraphModel, LayerSpec, ModelGraphSpec, PlanSpec, SpatialParam } from './spec';
+import { BranchName, GraphModelSpec, LossSpec, GraphNodeSpec, isGraphModel, LayerSpec, ModelGraphSpec, PlanSpec, SpatialParam } from './spec';
 import { imageInputChannels } from './preprocess';
 
 export type Shape = number[];
@@ -41,9 +41,18 @@ export interface ResolvedPool extends ResolvedBase {
   kernel: number[];
   stride: number[];
 }
-export interface ResolvedGlobalAvgPool extends ResolvedBase {
-  type: 'global_avg_pool';
+export interface ResolvedGlobalPool extends ResolvedBase {
+  type: 'global_avg_pool' | 'global_max_pool';
   dims: number;
+}
+/** instance_norm: statistics over the spatial axes; layer_norm: over the whole per-sample tensor. */
+export interface ResolvedNorm extends ResolvedBase {
+  type: 'instance_norm' | 'layer_norm';
+  /** Channels (instance_norm's affine vectors). */
+  features: number;
+  spatialDims: number;
+  eps: number;
+  affine: boolean;
 }
 export interface ResolvedBatchNorm extends ResolvedBase {
   type: 'batch_norm';
@@ -60,7 +69,7 @@ export interface ResolvedGroupNorm extends ResolvedBase {
   eps: number;
 }
 export interface ResolvedDropout extends ResolvedBase {
-  type: 'dropout';
+  type: 'dropout' | 'dropout2d' | 'dropout3d';
   rate: number;
 }
 export interface ResolvedFlatten extends ResolvedBase {
@@ -90,7 +99,8 @@ export type ResolvedLayer =
   | ResolvedMerge
   | ResolvedConv
   | ResolvedPool
-  | ResolvedGlobalAvgPool
+  | ResolvedGlobalPool
+  | ResolvedNorm
   | ResolvedBatchNorm
   | ResolvedGroupNorm
   | ResolvedDropout
@@ -150,6 +160,8 @@ export interface ResolveResult {
 }
 
 export const BATCH_NORM_DEFAULTS = { eps: 1e-5, momentum: 0.1 };
+/** PyTorch defaults: InstanceNorm affine=False, LayerNorm elementwise_affine=True, eps 1e-5 for both. */
+export const NORM_DEFAULTS = { instance_norm: { eps: 1e-5, affine: false }, layer_norm: { eps: 1e-5, affine: true } };
 export const LEAKY_RELU_DEFAULT_SLOPE = 0.01;
 
 class InferenceError extends Error {
@@ -249,10 +261,28 @@ function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inSh
       };
     }
     case 'global_avg_pool':
+    case 'global_max_pool':
       if (inShape.length < 3 || inShape.length > 4) {
-        fail([...at, 'type'], `global_avg_pool needs a [C, H, W] or [C, D, H, W] input, got ${describe(inShape)}`);
+        fail([...at, 'type'], `${layer.type} needs a [C, H, W] or [C, D, H, W] input, got ${describe(inShape)}`);
       }
-      return { ...common, type: 'global_avg_pool', dims: inShape.length - 1, outShape: [inShape[0]] };
+      return { ...common, type: layer.type, dims: inShape.length - 1, outShape: [inShape[0]] };
+    case 'instance_norm':
+    case 'layer_norm': {
+      const defaults = NORM_DEFAULTS[layer.type];
+      if (layer.type === 'instance_norm' && (inShape.length < 2 || inShape.length > 4)) {
+        fail([...at, 'type'], `instance_norm needs a [C, L], [C, H, W] or [C, D, H, W] input, got ${describe(inShape)}`);
+      }
+      if (inShape.length > 4) fail([...at, 'type'], `layer_norm cannot take ${describe(inShape)}`);
+      return {
+        ...common,
+        type: layer.type,
+        features: inShape[0],
+        spatialDims: inShape.length - 1,
+        eps: layer.eps ?? defaults.eps,
+        affine: layer.affine ?? defaults.affine,
+        outShape: inShape,
+      };
+    }
     case 'batch_norm':
       if (inShape.length < 1 || inShape.length > 4) fail([...at, 'type'], `batch_norm cannot take ${describe(inShape)}`);
       return {
@@ -273,6 +303,14 @@ function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inSh
       return { ...common, type: 'group_norm', features: inShape[0], groups: layer.groups, eps: layer.eps ?? 1e-5, outShape: inShape };
     case 'dropout':
       return { ...common, type: 'dropout', rate: layer.rate, outShape: inShape };
+    case 'dropout2d':
+    case 'dropout3d': {
+      const rank = layer.type === 'dropout2d' ? 3 : 4;
+      if (inShape.length !== rank) {
+        fail([...at, 'type'], `${layer.type} drops whole channels of a ${rank === 3 ? '[C, H, W]' : '[C, D, H, W]'} input, got ${describe(inShape)}`);
+      }
+      return { ...common, type: layer.type, rate: layer.rate, outShape: inShape };
+    }
     case 'flatten':
       return { ...common, type: 'flatten', outShape: [inShape.reduce((a, b) => a * b, 1)] };
     case 'dense':
@@ -311,20 +349,39 @@ function resolveBranch(name: BranchName, layers: LayerSpec[], inShape: Shape): R
   return { name, inShape, outShape: shape, layers: resolved };
 }
 
+const LOSS_OPTIONS: Record<LossSpec['type'], (keyof LossSpec)[]> = {
+  bce: ['posWeight'],
+  cross_entropy: ['classWeights'],
+  mse: [],
+  focal: ['gamma', 'alpha'],
+};
+
 function checkLossAgainstOutput(spec: PlanSpec, output: Shape, last: ResolvedLayer | undefined, headPath: PathSegment[]): void {
   if (output.length !== 1) {
     fail(headPath, `the head must end with a flat output [K], got ${describe(output)}`);
   }
   const k = output[0];
+  // (fromLogits is left unchecked as in version 1, where other losses ignored it.)
+  const misplaced = (['posWeight', 'classWeights', 'gamma', 'alpha'] as const).find(
+    (key) => spec.loss[key] !== undefined && !LOSS_OPTIONS[spec.loss.type].includes(key),
+  );
+  if (misplaced) fail(['loss', misplaced], `is not an option of the ${spec.loss.type} loss`);
   switch (spec.loss.type) {
     case 'bce':
       if (k !== 1) fail(['loss', 'type'], `bce needs one output, the head gives ${describe(output)}`);
       if (!spec.loss.fromLogits && last?.type !== 'sigmoid') {
         fail(['loss', 'fromLogits'], 'bce on probabilities needs the head to end with a sigmoid (or set fromLogits: true)');
       }
+      if (spec.loss.posWeight !== undefined && !spec.loss.fromLogits) fail(['loss', 'posWeight'], 'posWeight needs fromLogits: true (PyTorch BCELoss has no pos_weight)');
+      break;
+    case 'focal':
+      if (k !== 1) fail(['loss', 'type'], `focal needs one output (a logit), the head gives ${describe(output)}`);
       break;
     case 'cross_entropy':
       if (k < 2) fail(['loss', 'type'], `cross_entropy needs at least 2 class logits, the head gives ${describe(output)}`);
+      if (spec.loss.classWeights && spec.loss.classWeights.length !== k) {
+        fail(['loss', 'classWeights'], `needs one weight per class (${k}), got ${spec.loss.classWeights.length}`);
+      }
       break;
     case 'mse':
       if (k !== 1) fail(['loss', 'type'], `mse needs one output, the head gives ${describe(output)}`);

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { makeLoss } from '../engine/losses';
 import { binaryConfusion, precisionRecallF1, rocAuc, specificity } from '../engine/metrics';
 import { formatPath, PlanIssue } from './errors';
-import { engineLossName } from './training';
+import { engineLoss } from './training';
 import { MetricName, PlanSpec } from './spec';
 import type { Shape } from './graph';
 
@@ -35,7 +35,7 @@ const BINARY_ONLY: ReadonlySet<MetricName> = new Set(['specificity', 'auc', 'dic
 
 /** A binary task: one BCE output, or cross-entropy over two classes. */
 export function isBinaryTask(spec: PlanSpec, outputShape: Shape): boolean {
-  return spec.loss.type === 'bce' || (spec.loss.type === 'cross_entropy' && outputShape[0] === 2);
+  return spec.loss.type === 'bce' || spec.loss.type === 'focal' || (spec.loss.type === 'cross_entropy' && outputShape[0] === 2);
 }
 
 /** Metrics that cannot be computed for the plan's task (called by validation with the resolved output shape). */
@@ -81,7 +81,7 @@ export function planMetrics(spec: PlanSpec, output: tf.Tensor, target: tf.Tensor
       const flat = tf.reshape(output, [-1]);
       switch (metric) {
         case 'loss':
-          return makeLoss(engineLossName(spec.loss))(output, target);
+          return makeLoss(engineLoss(spec.loss))(output, target);
         case 'accuracy':
           return tf.mean(tf.cast(tf.equal(predictedClass(spec, output), labels()), 'float32'));
         case 'mse':
@@ -161,13 +161,15 @@ function positiveScore(spec: PlanSpec, output: tf.Tensor): tf.Tensor {
 }
 
 /**
- * The generated plan's prediction, as float32: threshold 0.5 on probabilities (0 on logits) for BCE, argmax for
+ * The generated plan's prediction, as float32: threshold 0.5 on probabilities (0 on logits) for BCE and focal, argmax for
  * cross-entropy, the raw output for regression.
  */
 function predictedClass(spec: PlanSpec, output: tf.Tensor): tf.Tensor {
   switch (spec.loss.type) {
     case 'bce':
       return tf.cast(tf.greaterEqual(tf.reshape(output, [-1]), spec.loss.fromLogits ? 0 : 0.5), 'float32');
+    case 'focal':
+      return tf.cast(tf.greaterEqual(tf.reshape(output, [-1]), 0), 'float32');
     case 'cross_entropy':
       return tf.cast(tf.argMax(output, 1), 'float32');
     case 'mse':

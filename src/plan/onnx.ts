@@ -6,7 +6,8 @@
  * (NCHW, channel index modality × slices + slice, as in spec.ts; or NHWC with `imageLayout: 'NHWC'`, then a
  * Transpose comes first) and `tabular` `[N, F]`, already preprocessed; output `output` `[N, K]` (the head's
  * output, optionally followed by a Sigmoid / Softmax so it gives probabilities for a from-logits loss).
- * Ops: Conv (+ Pad for PyTorch's asymmetric 'same'), MaxPool, AveragePool, GlobalAveragePool + Flatten,
+ * Ops: Conv (+ Pad for PyTorch's asymmetric 'same'), MaxPool, AveragePool, GlobalAveragePool / GlobalMaxPool + Flatten,
+ * InstanceNormalization, layer norm written out (ReduceMean, Sub, Mul, Add, Sqrt, Div),
  * BatchNormalization (running statistics), Flatten, Gemm, Concat, Add, Relu, LeakyRelu, Sigmoid, Softmax, Transpose.
  * Dropout is the identity at inference and emits nothing. Opset 13.
  */
@@ -85,6 +86,10 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
     return name;
   };
 
+  const constant = (name: string, dims: number[], value: number): string => {
+    initializers.push({ name, dims, dataType: ONNX_FLOAT, raw: float32Raw(new Array<number>(dims.reduce((a, b) => a * b, 1)).fill(value)) });
+    return name;
+  };
   const layerOp = (layer: ResolvedLayer, args: string[]): string => {
     const x = args[0];
     const p = (role: string): string => param(`${layer.key}.${role}`);
@@ -121,6 +126,22 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
         ]);
       case 'global_avg_pool':
         return emit('Flatten', [emit('GlobalAveragePool', [x], 'gap')], 'flat', [{ name: 'axis', type: 'int', value: 1 }]);
+      case 'global_max_pool':
+        return emit('Flatten', [emit('GlobalMaxPool', [x], 'gmp')], 'flat', [{ name: 'axis', type: 'int', value: 1 }]);
+      case 'instance_norm': {
+        const scale = layer.affine ? p('weight') : constant(`${layer.key}.ones`, [layer.features], 1);
+        const shift = layer.affine ? p('bias') : constant(`${layer.key}.zeros`, [layer.features], 0);
+        return emit('InstanceNormalization', [x, scale, shift], 'in', [{ name: 'epsilon', type: 'float', value: layer.eps }]);
+      }
+      case 'layer_norm': {
+        // LayerNormalization is opset 17; with opset 13 it is written out: (x - mean) / sqrt(var + eps).
+        const axes = [{ name: 'axes', type: 'ints' as const, value: range(1, layer.inShape.length + 1) }];
+        const centred = emit('Sub', [x, emit('ReduceMean', [x], 'mean', axes)], 'centred');
+        const variance = emit('ReduceMean', [emit('Mul', [centred, centred], 'sq')], 'var', axes);
+        const std = emit('Sqrt', [emit('Add', [variance, constant(`${layer.key}.eps`, [], layer.eps)], 'vareps')], 'std');
+        const y = emit('Div', [centred, std], 'ln');
+        return layer.affine ? emit('Add', [emit('Mul', [y, p('weight')], 'scaled'), p('bias')], 'shifted') : y;
+      }
       case 'batch_norm':
         return emit('BatchNormalization', [x, p('weight'), p('bias'), p('running_mean'), p('running_var')], 'bn', [
           { name: 'epsilon', type: 'float', value: layer.eps },
@@ -128,6 +149,8 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
       case 'group_norm':
         throw new OnnxExportError(`${layer.path}: ONNX export of group_norm is not supported yet`);
       case 'dropout':
+      case 'dropout2d':
+      case 'dropout3d':
         return x;
       case 'flatten':
         return layer.inShape.length === 1 ? x : emit('Flatten', [x], 'flat', [{ name: 'axis', type: 'int', value: 1 }]);
@@ -164,7 +187,7 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
   }
   for (const node of graph.nodes) values.set(node.id, layerOp(node.layer, node.inputs.map((i) => values.get(i)!)));
   let y = values.get(graph.output)!;
-  const activation = options.outputActivation ?? (valid.loss.type === 'bce' && valid.loss.fromLogits ? 'sigmoid' : 'none');
+  const activation = options.outputActivation ?? ((valid.loss.type === 'bce' && valid.loss.fromLogits) || valid.loss.type === 'focal' ? 'sigmoid' : 'none');
   if (activation === 'sigmoid') y = emit('Sigmoid', [y], 'prob');
   if (activation === 'softmax') y = emit('Softmax', [y], 'prob', [{ name: 'axis', type: 'int', value: 1 }]);
   // The graph output gets its public name through an Identity-free rename of the last node's output.

@@ -14,6 +14,8 @@ export type ParameterLayout =
   | 'conv3d_weight'
   /** linear weight: torch [out, in] ↔ tfjs [in, out] */
   | 'dense_weight'
+  /** a per-sample feature map: torch [C, ...spatial] ↔ tfjs [...spatial, C] (layer_norm's affine tensors) */
+  | 'feature_map'
   /** same layout on both sides: biases, batch-norm vectors, counters */
   | 'same';
 
@@ -104,6 +106,17 @@ function layerParameters(layer: ResolvedLayer): ParameterDescriptor[] {
         vector('running_var', false),
         { name: named('num_batches_tracked'), layer, role: 'num_batches_tracked', torchShape: [], tfShape: [], dtype: 'int64', trainable: false, layout: 'same' },
       ];
+    }
+    case 'instance_norm':
+    case 'layer_norm': {
+      if (!layer.affine) return [];
+      const torchShape = layer.type === 'instance_norm' ? [layer.features] : layer.inShape;
+      const tfShape = torchShape.length > 1 ? [...torchShape.slice(1), torchShape[0]] : torchShape;
+      const layout: ParameterLayout = torchShape.length > 1 ? 'feature_map' : 'same';
+      const affine = (role: ParameterRole): ParameterDescriptor => ({
+        name: named(role), layer, role, torchShape, tfShape, dtype: 'float32', trainable: true, layout,
+      });
+      return [affine('weight'), affine('bias')];
     }
     default:
       return [];

@@ -66,6 +66,24 @@ export interface PoolLayer {
 export interface GlobalAvgPoolLayer {
   type: 'global_avg_pool';
 }
+/** Maximum over every spatial position of each channel: [C, ...spatial] → [C] (small hot lesions in big volumes). */
+export interface GlobalMaxPoolLayer {
+  type: 'global_max_pool';
+}
+/** Per-sample, per-channel normalisation over the spatial axes (nn.InstanceNorm{1,2,3}d, no running statistics). */
+export interface InstanceNormLayer {
+  type: 'instance_norm';
+  eps?: number;
+  /** Learnable per-channel weight and bias (PyTorch default false). */
+  affine?: boolean;
+}
+/** Per-sample normalisation over the whole [C, ...spatial] (nn.LayerNorm(input shape)); affine per element. */
+export interface LayerNormLayer {
+  type: 'layer_norm';
+  eps?: number;
+  /** Learnable weight and bias of the input's shape (PyTorch elementwise_affine, default true). */
+  affine?: boolean;
+}
 export interface BatchNormLayer {
   type: 'batch_norm';
   eps?: number;
@@ -78,8 +96,9 @@ export interface GroupNormLayer {
   groups: number;
   eps?: number;
 }
+/** dropout: element-wise. dropout2d / dropout3d: whole channels of a [C, H, W] / [C, D, H, W] input (nn.Dropout2d/3d). */
 export interface DropoutLayer {
-  type: 'dropout';
+  type: 'dropout' | 'dropout2d' | 'dropout3d';
   rate: number;
 }
 export interface FlattenLayer {
@@ -103,6 +122,9 @@ export type LayerSpec =
   | Conv3dLayer
   | PoolLayer
   | GlobalAvgPoolLayer
+  | GlobalMaxPoolLayer
+  | InstanceNormLayer
+  | LayerNormLayer
   | BatchNormLayer
   | GroupNormLayer
   | DropoutLayer
@@ -121,9 +143,14 @@ export const LAYER_TYPES: readonly LayerType[] = [
   'avg_pool2d',
   'avg_pool3d',
   'global_avg_pool',
+  'global_max_pool',
+  'instance_norm',
+  'layer_norm',
   'batch_norm',
   'group_norm',
   'dropout',
+  'dropout2d',
+  'dropout3d',
   'flatten',
   'dense',
   'relu',
@@ -189,10 +216,18 @@ export interface LossSpec {
   /**
    * bce: binary cross-entropy on one output; `fromLogits: true` applies the sigmoid inside the loss
    * (BCEWithLogits), otherwise the head must end with a sigmoid. cross_entropy: logits `[K]`, integer class target.
-   * mse: one output, float target.
+   * mse: one output, float target. focal: sigmoid focal loss on one logit (torchvision's sigmoid_focal_loss,
+   * mean), for rare positives.
    */
-  type: 'bce' | 'cross_entropy' | 'mse';
+  type: 'bce' | 'cross_entropy' | 'mse' | 'focal';
   fromLogits?: boolean;
+  /** bce with fromLogits: weight of the positive class (PyTorch pos_weight), e.g. negatives / positives. */
+  posWeight?: number;
+  /** cross_entropy: one weight per class (PyTorch weight; the mean is weighted by the targets' class weights). */
+  classWeights?: number[];
+  /** focal: focusing exponent γ (default 2) and positive-class weight α in [0, 1] (default 0.25; -1 disables it). */
+  gamma?: number;
+  alpha?: number;
 }
 
 export interface SgdSpec {
@@ -204,7 +239,8 @@ export interface SgdSpec {
   nesterov?: boolean;
 }
 export interface AdamSpec {
-  type: 'adam';
+  /** adam: L2 weight decay added to the gradient (torch.optim.Adam); adamw: decoupled (torch.optim.AdamW, weightDecay default 0.01). */
+  type: 'adam' | 'adamw';
   lr: number;
   betas?: [number, number];
   eps?: number;
@@ -273,6 +309,26 @@ export interface NormalizeStep {
   /** Modalities it applies to; all when absent. */
   modalities?: string[];
 }
+/** Intensity clipping to [min, max] (either bound may be left out), e.g. SUV or HU ranges. */
+export interface ClipStep {
+  op: 'clip';
+  min?: number;
+  max?: number;
+  /** Modalities it applies to; all when absent. */
+  modalities?: string[];
+}
+/** CT-style windowing: clip to [center - width/2, center + width/2], then map that range linearly to [0, 1]. */
+export interface WindowStep {
+  op: 'window';
+  center: number;
+  width: number;
+  modalities?: string[];
+}
+/** log(1 + max(x, 0)): compresses skewed non-negative intensities (PET SUV, counts). */
+export interface LogStep {
+  op: 'log';
+  modalities?: string[];
+}
 export interface SelectSlicesStep {
   op: 'select_slices';
   /** Volume axis the slices are taken along (it disappears; the slices become channels). */
@@ -292,6 +348,9 @@ export type PreprocessStep =
   | CenterCropStep
   | ResizeStep
   | NormalizeStep
+  | ClipStep
+  | WindowStep
+  | LogStep
   | SelectSlicesStep
   | StandardizeColumnStep;
 
@@ -301,9 +360,24 @@ export const PREPROCESS_OPS: readonly PreprocessOp[] = [
   'center_crop',
   'resize',
   'normalize',
+  'clip',
+  'window',
+  'log',
   'select_slices',
   'standardize_column',
 ];
+
+/**
+ * Augmentation of training batches (never validation), on the network's image input after preprocessing; each
+ * step applies with probability p. Semantics and random draws: src/plan/augment.ts.
+ */
+export type AugmentStep =
+  | { op: 'flip'; /** spatial axes (0 = first spatial axis) */ axes: number[]; p: number }
+  | { op: 'rotate90'; /** the plane, two spatial axes of equal size */ axes: [number, number]; p: number }
+  | { op: 'scale_intensity'; /** x·(1 + f), f uniform in [-factor, factor] */ factor: number; p: number }
+  | { op: 'shift_intensity'; /** x + o, o uniform in [-offset, offset] */ offset: number; p: number }
+  | { op: 'gaussian_noise'; std: number; p: number };
+export const AUGMENT_OPS: readonly AugmentStep['op'][] = ['flip', 'rotate90', 'scale_intensity', 'shift_intensity', 'gaussian_noise'];
 
 export interface PlanSpec {
   format: typeof PLAN_FORMAT;
@@ -315,6 +389,13 @@ export interface PlanSpec {
   inputs: PlanInputs;
   target: TargetSpec;
   preprocessing: PreprocessStep[];
+  /**
+   * FedBN: normalisation parameters that stay on each node and are never aggregated: 'statistics' (batch-norm
+   * running statistics) or 'all' (also the norms' affine weights). Absent when unused. See src/plan/fedbn.ts.
+   */
+  fedbn?: 'statistics' | 'all';
+  /** Training-batch augmentation; absent when unused (plans without it keep their hash). */
+  augmentation?: AugmentStep[];
   model: PlanModelSpec;
   loss: LossSpec;
   optimizer: OptimizerSpec;

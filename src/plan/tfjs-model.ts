@@ -162,13 +162,29 @@ export class PlanModel implements TrainableModel {
         return pool(layer, x);
       case 'global_avg_pool':
         return tf.mean(x, range(1, x.rank - 1));
+      case 'global_max_pool':
+        return tf.max(x, range(1, x.rank - 1));
+      case 'instance_norm':
+      case 'layer_norm': {
+        // instance: per sample and channel over the spatial axes; layer: per sample over everything.
+        const axes = layer.type === 'instance_norm' ? range(1, x.rank - 1) : range(1, x.rank);
+        const { mean, variance } = tf.moments(x, axes, true);
+        const normalised = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, layer.eps)));
+        if (!layer.affine) return normalised;
+        return tf.add(tf.mul(normalised, this.variable(layer, 'weight')), this.variable(layer, 'bias'));
+      }
       case 'batch_norm':
         return this.batchNorm(layer, x, training);
       case 'group_norm':
         return this.groupNorm(layer, x);
       case 'dropout':
+      case 'dropout2d':
+      case 'dropout3d': {
         if (!training || layer.rate === 0) return x;
-        return tf.dropout(x, layer.rate, undefined, this.dropoutRandom.nextInt(2 ** 31));
+        // Channel dropout: one draw per sample and channel (channels last), broadcast over the spatial axes.
+        const noiseShape = layer.type === 'dropout' ? undefined : [x.shape[0], ...x.shape.slice(1, -1).map(() => 1), x.shape[x.rank - 1]];
+        return tf.dropout(x, layer.rate, noiseShape, this.dropoutRandom.nextInt(2 ** 31));
+      }
       case 'flatten': {
         if (x.rank === 2) return x;
         // NHWC → NCHW before flattening, so features come in PyTorch's order and dense weights need no permutation.

@@ -18,9 +18,13 @@ import { planDependencies, generateTorchPlan, TORCH_PLAN_DEFAULT_DEPENDENCIES } 
 import { initialWeights } from './init';
 import { isGraphModel, PlanSpec } from './spec';
 import { validatePlan } from './validate';
+import { definePlan } from './define';
 import { buildModel, PlanModel } from './tfjs-model';
 import { trainingSettings } from './training';
-import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, inception3dGraphPlan, mlpPlan, regressionPlan, resnetGraphPlan } from './testing/plans';
+import {
+  cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan, regressionPlan,
+  resnetGraphPlan,
+} from './testing/plans';
 import { findTorchPython, pythonSide, runTorchConformance, TorchPython } from './testing/python';
 import { imageInputChannels, sliceSelection } from './preprocess';
 import { exportWeights } from './weights';
@@ -36,7 +40,7 @@ function withoutDropout(spec: PlanSpec): PlanSpec {
   const copy = JSON.parse(JSON.stringify(spec)) as PlanSpec;
   const m = copy.model;
   const layers = isGraphModel(m) ? m.nodes : [...(m.image ?? []), ...(m.tabular ?? []), ...m.head];
-  for (const layer of layers) if (layer.type === 'dropout') layer.rate = 0;
+  for (const layer of layers) if (layer.type === 'dropout' || layer.type === 'dropout2d' || layer.type === 'dropout3d') layer.rate = 0;
   return copy;
 }
 
@@ -183,6 +187,8 @@ interface PythonCaseResult {
   updated: Record<string, RawSpec>;
 }
 
+const cnnTabularPlanNoDropout = (): PlanSpec => withoutDropout(cnnTabularPlan());
+
 const PLANS: [string, () => PlanSpec, number][] = [
   ['mlp', mlpPlan, STEPS],
   ['cnn2d_batchnorm', cnn2dPlan, STEPS],
@@ -193,6 +199,13 @@ const PLANS: [string, () => PlanSpec, number][] = [
   ['resnet_graph', resnetGraphPlan, STEPS],
   ['inception3d_graph', inception3dGraphPlan, STEPS],
   // two-class cross-entropy: AUC from logit₁ − logit₀, class-1 precision / recall
+  // losses with options and AdamW, on the same networks
+  ['bce_pos_weight_adamw', () => definePlan({ ...cnnTabularPlanNoDropout(), loss: { type: 'bce', fromLogits: true, posWeight: 2.5 }, optimizer: { type: 'adamw', lr: 0.01 } }), STEPS],
+  ['focal', () => definePlan({ ...cnnTabularPlanNoDropout(), loss: { type: 'focal', gamma: 1.5, alpha: 0.3 }, optimizer: { type: 'adamw', lr: 0.01, weightDecay: 0.1 } }), STEPS],
+  ['weighted_cross_entropy', () => definePlan({ ...cnn3dPlan(), loss: { type: 'cross_entropy', classWeights: [0.2, 1, 3] } }), STEPS],
+  ['norms_graph', () => withoutDropout(normsGraphPlan()), STEPS],
+  ['norms_graph_dropout_eval', normsGraphPlan, 0],
+  ['norms_2d', () => withoutDropout(norms2dPlan()), STEPS],
   ['mlp_binary_metrics', () => ({ ...mlpPlan(), metrics: ['loss', 'auc', 'recall', 'specificity', 'balanced_accuracy', 'precision', 'f1_score', 'dice'] }), 0],
   ['group_norm', groupNormPlan, STEPS],
 ];
@@ -246,7 +259,7 @@ describe.each(PLANS.map(([name]) => name))('plan %s against PyTorch', (name) => 
     const r = pythonCase(name);
     const c = cases.get(name)!;
     expect(r.dependencies).toEqual([...TORCH_PLAN_DEFAULT_DEPENDENCIES, ...planDependencies(c.spec)]);
-    expect(r.optimizer).toBe(c.spec.optimizer.type === 'sgd' ? 'SGD' : 'Adam');
+    expect(r.optimizer).toBe({ sgd: 'SGD', adam: 'Adam', adamw: 'AdamW' }[c.spec.optimizer.type]);
   });
 
   test('state_dict keys, order, shapes and dtypes equal the TS export', () => {

@@ -171,7 +171,61 @@ export function inception3dGraphPlan(): PlanSpec {
   });
 }
 
+/**
+ * The normalisation and pooling layers beyond batch norm, in a graph: instance norm (affine and not), layer norm
+ * on a feature map and on a vector, global max and average pooling side by side, channel dropout.
+ */
+export function normsGraphPlan(): PlanSpec {
+  return definePlan({
+    name: 'NormsGraph',
+    inputs: { image: { modalities: ['CT', 'PET'], dims: 3, size: [4, 6, 5] } },
+    target: { column: 'responder' },
+    model: modelGraph((g) => {
+      const x = g.chain('enc', 'image', [
+        { type: 'conv3d', outChannels: 4, kernelSize: 3, padding: 1 },
+        { type: 'instance_norm', affine: true },
+        { type: 'relu' },
+        { type: 'dropout3d', rate: 0.25 },
+        { type: 'conv3d', outChannels: 3, kernelSize: 2 },
+        { type: 'layer_norm' },
+        { type: 'instance_norm', eps: 1e-3 },
+      ]);
+      const peak = g.layer('peak', { type: 'global_max_pool' }, x);
+      const mean = g.layer('mean', { type: 'global_avg_pool' }, x);
+      return g.chain('head', g.concat('pooled', [peak, mean]), [{ type: 'layer_norm', affine: true }, { type: 'dense', outFeatures: 1 }]);
+    }),
+    loss: { type: 'bce', fromLogits: true, posWeight: 2 },
+    optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true },
+    metrics: ['loss', 'auc'],
+  });
+}
+
+/** A 2D feature-map layer norm without affine terms and channel dropout on 2D maps. */
+export function norms2dPlan(): PlanSpec {
+  return definePlan({
+    name: 'Norms2d',
+    inputs: { image: { modalities: ['T1'], dims: 2, size: [6, 5] } },
+    target: { column: 'grade' },
+    model: {
+      image: [
+        // No bias: the instance norm below cancels it (gradient 0 in theory, so Adam would follow rounding noise).
+        { type: 'conv2d', outChannels: 3, kernelSize: 3, padding: 'same', bias: false },
+        { type: 'layer_norm', affine: false },
+        { type: 'dropout2d', rate: 0.5 },
+        { type: 'instance_norm', affine: true },
+        { type: 'global_max_pool' },
+      ],
+      head: [{ type: 'dense', outFeatures: 3 }],
+    },
+    loss: { type: 'cross_entropy' },
+    optimizer: { type: 'adam', lr: 0.01 },
+    metrics: ['accuracy'],
+  });
+}
+
 export const EXAMPLE_PLANS: Record<string, () => PlanSpec> = {
+  normsGraph: normsGraphPlan,
+  norms2d: norms2dPlan,
   resnetGraph: resnetGraphPlan,
   inception3dGraph: inception3dGraphPlan,
   mlp: mlpPlan,

@@ -67,6 +67,8 @@ export type ExperimentEvent =
   | ({ type: 'scalar' } & ScalarRecord)
   | { type: 'log'; nodeId: string; level: string; message: string; time: string | null }
   | { type: 'round-end'; summary: RoundSummary }
+  /** A train reply not taken: a duplicate, a replay, or a late answer to an earlier round. */
+  | { type: 'reply-dropped'; round: number; nodeId: string; reason: string }
   | { type: 'breakpoint'; round: number; dir: string }
   | { type: 'experiment-end'; roundsCompleted: number; error?: string };
 

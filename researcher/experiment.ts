@@ -22,7 +22,7 @@ import { NetworkOptions } from './network';
 import { Researcher } from './requests/researcher';
 import { PlanInput, ShippedPlan, shippedPlan } from './plan-source';
 import { encodeAggregatedParams } from './weights-file';
-import { RoundSpec, StaleReplies, runRound } from './round';
+import { RoundSpec, SeenReplies, StaleReplies, runRound } from './round';
 import { ExperimentEvent, NodeRoundSummary, RoundSummary, ScalarRecord } from './events';
 import { ScalarTracker, logRecord, PHASE_TAGS } from './monitoring/scalars';
 import { JsonLinesHistory } from './monitoring/history';
@@ -116,6 +116,7 @@ export class Experiment extends EventEmitter<EventMap> {
   private datasets = new Map<string, string>();
   private readonly stateIds = new Map<string, string | null>();
   private stale = new StaleReplies();
+  private readonly seen = new SeenReplies();
   private planUrl = '';
   private paramsUrl = '';
   private globalWeights: WeightMap | undefined;
@@ -313,7 +314,18 @@ export class Experiment extends EventEmitter<EventMap> {
     };
     const onUnclaimed = (m: { command: string; [k: string]: unknown }): void => {
       // A late answer to a request we gave up on, arriving between rounds.
-      if (m.command === 'train' && m.researcher_id === researcher.id && m.job_id === this.jobId) this.stale.consume(String(m.node_id));
+      if (m.command !== 'train' || m.researcher_id !== researcher.id || m.job_id !== this.jobId) return;
+      if (this.seen.wasJudged(m)) return;
+      const nodeId = String(m.node_id);
+      const round = this.currentRound?.round ?? this.round;
+      // A replay is not counted as the late answer a node owes (that would make its next real reply look stale).
+      if (!this.seen.firstTime(nodeId, m)) {
+        this.publish({ type: 'reply-dropped', round, nodeId, reason: 'duplicate or replayed reply (state_id / params_url already seen)' });
+      } else if (this.stale.consume(nodeId)) {
+        this.publish({ type: 'reply-dropped', round, nodeId, reason: 'late reply to a request of an earlier round' });
+      } else {
+        this.publish({ type: 'reply-dropped', round, nodeId, reason: 'reply to no outstanding request' });
+      }
     };
     researcher.on('scalar', onScalar);
     researcher.on('log', onLog);
@@ -428,6 +440,7 @@ export class Experiment extends EventEmitter<EventMap> {
       trainingArgs: this.trainingArgs,
       deadlineMs: this.deadlines(nodes),
       stale: this.stale,
+      seen: this.seen,
       emit: (ev) => this.publish(ev),
     };
   }

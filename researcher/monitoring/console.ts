@@ -72,6 +72,9 @@ export class ConsoleMonitor {
         this.endBar();
         this.println(formatRoundSummary(ev.summary));
         break;
+      case 'reply-dropped':
+        this.println(`  ${ev.nodeId}: reply dropped: ${ev.reason}`);
+        break;
       case 'breakpoint':
         this.println(`  breakpoint saved: ${ev.dir}`);
         break;

@@ -79,6 +79,10 @@ export interface ExperimentResult {
   summaries: RoundSummary[];
 }
 
+/** Training rounds a node may let pass in silence before it is left out (until it answers a ping). */
+const SILENT_ROUNDS_TO_SKIP = 2;
+const SILENT_PING_MS = 1000;
+
 export class ExperimentError extends Error {
   constructor(message: string) {
     super(message);
@@ -117,6 +121,8 @@ export class Experiment extends EventEmitter<EventMap> {
   private readonly stateIds = new Map<string, string | null>();
   private stale = new StaleReplies();
   private readonly seen = new SeenReplies();
+  /** Consecutive training rounds each node let pass without a word (reset when it answers). */
+  private readonly silentRounds = new Map<string, number>();
   private planUrl = '';
   private paramsUrl = '';
   private globalWeights: WeightMap | undefined;
@@ -445,15 +451,41 @@ export class Experiment extends EventEmitter<EventMap> {
     };
   }
 
+  /**
+   * The nodes worth asking this round. A node silent for SILENT_ROUNDS_TO_SKIP rounds in a row is pinged first
+   * (a second at most) and left out until it answers, so a dead node stops costing the whole round deadline every
+   * round; it is left out only while the strategy can do without it (at-least K keeps K candidates).
+   */
+  private async candidates(researcher: Researcher, round: number): Promise<string[]> {
+    const silent = this.nodes.filter((n) => (this.silentRounds.get(n) ?? 0) >= SILENT_ROUNDS_TO_SKIP);
+    if (silent.length === 0) return [...this.nodes];
+    const answered = (await researcher.ping({ nodes: silent, timeoutMs: SILENT_PING_MS })).nodes;
+    for (const n of answered.keys()) this.silentRounds.set(n, 0);
+    const skipped = silent.filter((n) => !answered.has(n));
+    const alive = this.nodes.filter((n) => !skipped.includes(n));
+    const config = this.strategy.config;
+    const needed = config.name === 'at-least' ? config.k : config.name === 'random-fraction' ? 1 : this.nodes.length;
+    if (alive.length < needed) return [...this.nodes];
+    for (const nodeId of skipped) {
+      this.publish({ type: 'node-skipped', round, nodeId,
+        reason: `no answer in the last ${this.silentRounds.get(nodeId)} round(s) nor to a ping; asked again once it answers` });
+    }
+    return alive;
+  }
+
   private async trainingRound(): Promise<RoundSummary> {
     const researcher = await this.connect();
     const round = this.round;
-    const nodes = this.strategy.select(this.nodes, round);
+    const nodes = this.strategy.select(await this.candidates(researcher, round), round);
     const summaries = new Map<string, NodeRoundSummary>();
     this.currentRound = { round, summaries };
     const fedavg = this.aggregator.beginRound();
     const result = await runRound({ ...this.roundSpec(researcher, round, true, nodes), fedavg }, summaries);
     this.replies.set(round, result.replies);
+    for (const n of nodes) {
+      const status = summaries.get(n)?.status;
+      this.silentRounds.set(n, status === 'timeout' ? (this.silentRounds.get(n) ?? 0) + 1 : 0);
+    }
     const required = this.strategy.required(nodes.length);
     const succeeded = result.aggregatedNodes.length;
     const summary: RoundSummary = {

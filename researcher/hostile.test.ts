@@ -28,11 +28,11 @@ const INITIAL: WeightMap = new Map([
   ['fc.weight', { dtype: 'float32', shape: [2, 3], data: new Float32Array([0.1, -0.2, 0.3, 0.4, -0.5, 0.6]) }],
   ['fc.bias', { dtype: 'float32', shape: [2], data: new Float32Array([0.01, -0.02]) }],
 ]);
-const SIZES: Record<string, number> = { node_a: 10, node_b: 20 };
-const OFFSETS: Record<string, number> = { node_a: 0.1, node_b: -0.05 };
+const SIZES: Record<string, number> = { node_a: 10, node_b: 20, node_c: 30 };
+const OFFSETS: Record<string, number> = { node_a: 0.1, node_b: -0.05, node_c: 0.2 };
 
-async function startNodes(extra: Partial<Record<string, Partial<SimNodeOptions>>> = {}): Promise<void> {
-  for (const nodeId of Object.keys(SIZES)) {
+async function startNodes(extra: Partial<Record<string, Partial<SimNodeOptions>>> = {}, ids = ['node_a', 'node_b']): Promise<void> {
+  for (const nodeId of ids) {
     nodes.push(await startSimNode(network.mqttUrl, network.uploadsUrl,
       { nodeId, sampleSize: SIZES[nodeId], train: affineTrain(OFFSETS[nodeId]), ...(extra[nodeId] ?? {}) }));
   }
@@ -40,13 +40,13 @@ async function startNodes(extra: Partial<Record<string, Partial<SimNodeOptions>>
 
 function experiment(over: Partial<ExperimentOptions> = {}): { exp: Experiment; events: ExperimentEvent[] } {
   const exp = new Experiment({
-    tags: ['sim'], nodes: Object.keys(SIZES),
+    tags: ['sim'], nodes: ['node_a', 'node_b'],
     plan: { python: 'import torch\nclass SimPlan:\n    pass\n', className: 'SimPlan', initialWeights: INITIAL },
     trainingArgs: { loader_args: { batch_size: 4 }, epochs: 1 }, roundLimit: 3, discoveryTimeoutMs: 3000,
     roundTimeoutMs: 5000, network: { brokerUrl: network.mqttUrl, uploadsUrl: network.uploadsUrl }, ...over,
   });
   const events: ExperimentEvent[] = [];
-  for (const type of ['reply-dropped', 'node-failed', 'round-end'] as const) exp.on(type, (ev) => void events.push(ev));
+  for (const type of ['reply-dropped', 'node-failed', 'node-skipped', 'round-end'] as const) exp.on(type, (ev) => void events.push(ev));
   return { exp, events };
 }
 
@@ -103,5 +103,24 @@ describe('contributions that cannot be trusted', () => {
       held.forEach((res) => res.destroy());
       await new Promise((r) => silent.close(r));
     }
+  });
+});
+
+describe('dead nodes', () => {
+  it('are skipped after two silent rounds (at-least K) and no longer cost the round deadline', async () => {
+    await startNodes({ node_c: { dieOnRound: 1 } }, ['node_a', 'node_b', 'node_c']);
+    const { exp, events } = experiment({ nodes: ['node_a', 'node_b', 'node_c'], roundLimit: 5, roundTimeoutMs: 1500,
+      strategy: { name: 'at-least', k: 2 } });
+    const roundMs: number[] = [];
+    exp.on('round-end', (ev) => void roundMs.push(ev.summary.durationMs));
+    await exp.run();
+    expectExactRounds(exp, [['node_a', 'node_b', 'node_c'], ['node_a', 'node_b'], ['node_a', 'node_b'], ['node_a', 'node_b'],
+      ['node_a', 'node_b']]);
+    expect(nodes[2].rounds).toEqual([0, 1]);
+    expect(events.filter((e) => e.type === 'node-failed').map((e) => (e as { round: number }).round)).toEqual([1, 2]);
+    const skipped = events.filter((e) => e.type === 'node-skipped');
+    expect(skipped.map((e) => [(e as { round: number }).round, (e as { nodeId: string }).nodeId]))
+      .toEqual([[3, 'node_c'], [4, 'node_c']]);
+    expect(Math.max(...roundMs.slice(3))).toBeLessThan(1000);
   });
 });

@@ -73,6 +73,9 @@ export class ConsoleMonitor {
         this.endBar();
         this.println(formatRoundSummary(ev.summary));
         break;
+      case 'node-skipped':
+        this.println(`  ${printable(ev.nodeId)}: skipped: ${ev.reason}`);
+        break;
       case 'reply-dropped':
         this.println(`  ${printable(ev.nodeId)}: reply dropped: ${ev.reason}`);
         break;

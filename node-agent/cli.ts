@@ -9,6 +9,7 @@ import { ConfigError, defaultConfig, loadConfig, nodePaths, writeConfig } from '
 import { openNodeStores } from './stores';
 import { DATA_TYPES } from './datasets';
 import type { PlanStatus } from './training-plans';
+import { printable } from '../src/protocol/printable';
 
 const DEFAULT_DIR = process.env.FEDBIOMED_TS_NODE_DIR ?? 'fedbiomed-node';
 
@@ -20,7 +21,9 @@ function print(line = ''): void {
   process.stdout.write(`${line}\n`);
 }
 
-function table(rows: string[][]): string {
+function table(rawRows: string[][]): string {
+  // Descriptions and researcher ids come from the wire: shown as text, never as terminal commands.
+  const rows = rawRows.map((r) => r.map((c) => printable(c)));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
@@ -159,7 +162,7 @@ export function register(program: Command): void {
     .action(async (id: string, opts: { dir: string }) => {
       const entry = openNodeStores(opts.dir).plans.lookup(id);
       const { describeStoredPlan } = await import('./plan-review');
-      print(describeStoredPlan(entry));
+      print(printable(describeStoredPlan(entry), { multiline: true }));
     });
   for (const [verb, status] of [['approve', 'Approved'], ['reject', 'Rejected']] as [string, PlanStatus][]) {
     plan

@@ -70,6 +70,10 @@ export type ExperimentEvent =
   | ({ type: 'scalar' } & ScalarRecord)
   | { type: 'log'; nodeId: string; level: string; message: string; time: string | null }
   | { type: 'round-end'; summary: RoundSummary }
+  /** A train reply not taken: a duplicate, a replay, or a late answer to an earlier round. */
+  | { type: 'reply-dropped'; round: number; nodeId: string; reason: string }
+  /** A node left out of a round: silent for several rounds and to a ping. */
+  | { type: 'node-skipped'; round: number; nodeId: string; reason: string }
   | { type: 'breakpoint'; round: number; dir: string }
   | { type: 'experiment-end'; roundsCompleted: number; error?: string };
 

@@ -23,7 +23,7 @@ import { NetworkOptions } from './network';
 import { Researcher } from './requests/researcher';
 import { PlanInput, ShippedPlan, shippedPlan } from './plan-source';
 import { encodeAggregatedParams } from './weights-file';
-import { RoundSpec, StaleReplies, runRound } from './round';
+import { RoundSpec, SeenReplies, StaleReplies, runRound } from './round';
 import { ExperimentEvent, NodeRoundSummary, RoundSummary, ScalarRecord } from './events';
 import { ScalarTracker, logRecord, PHASE_TAGS } from './monitoring/scalars';
 import { JsonLinesHistory } from './monitoring/history';
@@ -87,6 +87,10 @@ export interface ExperimentResult {
   privacy: NodePrivacyEstimate[] | null;
 }
 
+/** Training rounds a node may let pass in silence before it is left out (until it answers a ping). */
+const SILENT_ROUNDS_TO_SKIP = 2;
+const SILENT_PING_MS = 1000;
+
 export class ExperimentError extends Error {
   constructor(message: string) {
     super(message);
@@ -129,6 +133,9 @@ export class Experiment extends EventEmitter<EventMap> {
   private readonly datasetEntries = new Map<string, DatasetEntry>();
   private readonly stateIds = new Map<string, string | null>();
   private stale = new StaleReplies();
+  private readonly seen = new SeenReplies();
+  /** Consecutive training rounds each node let pass without a word (reset when it answers). */
+  private readonly silentRounds = new Map<string, number>();
   private planUrl = '';
   private paramsUrl = '';
   private globalWeights: WeightMap | undefined;
@@ -329,7 +336,18 @@ export class Experiment extends EventEmitter<EventMap> {
     };
     const onUnclaimed = (m: { command: string; [k: string]: unknown }): void => {
       // A late answer to a request we gave up on, arriving between rounds.
-      if (m.command === 'train' && m.researcher_id === researcher.id && m.job_id === this.jobId) this.stale.consume(String(m.node_id));
+      if (m.command !== 'train' || m.researcher_id !== researcher.id || m.job_id !== this.jobId) return;
+      if (this.seen.wasJudged(m)) return;
+      const nodeId = String(m.node_id);
+      const round = this.currentRound?.round ?? this.round;
+      // A replay is not counted as the late answer a node owes (that would make its next real reply look stale).
+      if (!this.seen.firstTime(nodeId, m)) {
+        this.publish({ type: 'reply-dropped', round, nodeId, reason: 'duplicate or replayed reply (state_id / params_url already seen)' });
+      } else if (this.stale.consume(nodeId)) {
+        this.publish({ type: 'reply-dropped', round, nodeId, reason: 'late reply to a request of an earlier round' });
+      } else {
+        this.publish({ type: 'reply-dropped', round, nodeId, reason: 'reply to no outstanding request' });
+      }
     };
     researcher.on('scalar', onScalar);
     researcher.on('log', onLog);
@@ -448,6 +466,7 @@ export class Experiment extends EventEmitter<EventMap> {
       trainingArgs: this.roundTrainingArgs(round),
       deadlineMs: this.deadlines(nodes),
       stale: this.stale,
+      seen: this.seen,
       emit: (ev) => this.publish(ev),
     };
   }
@@ -471,15 +490,41 @@ export class Experiment extends EventEmitter<EventMap> {
     return { ...this.trainingArgs, optimizer_args: optimizerArgs };
   }
 
+  /**
+   * The nodes worth asking this round. A node silent for SILENT_ROUNDS_TO_SKIP rounds in a row is pinged first
+   * (a second at most) and left out until it answers, so a dead node stops costing the whole round deadline every
+   * round; it is left out only while the strategy can do without it (at-least K keeps K candidates).
+   */
+  private async candidates(researcher: Researcher, round: number): Promise<string[]> {
+    const silent = this.nodes.filter((n) => (this.silentRounds.get(n) ?? 0) >= SILENT_ROUNDS_TO_SKIP);
+    if (silent.length === 0) return [...this.nodes];
+    const answered = (await researcher.ping({ nodes: silent, timeoutMs: SILENT_PING_MS })).nodes;
+    for (const n of answered.keys()) this.silentRounds.set(n, 0);
+    const skipped = silent.filter((n) => !answered.has(n));
+    const alive = this.nodes.filter((n) => !skipped.includes(n));
+    const config = this.strategy.config;
+    const needed = config.name === 'at-least' ? config.k : config.name === 'random-fraction' ? 1 : this.nodes.length;
+    if (alive.length < needed) return [...this.nodes];
+    for (const nodeId of skipped) {
+      this.publish({ type: 'node-skipped', round, nodeId,
+        reason: `no answer in the last ${this.silentRounds.get(nodeId)} round(s) nor to a ping; asked again once it answers` });
+    }
+    return alive;
+  }
+
   private async trainingRound(): Promise<RoundSummary> {
     const researcher = await this.connect();
     const round = this.round;
-    const nodes = this.strategy.select(this.nodes, round);
+    const nodes = this.strategy.select(await this.candidates(researcher, round), round);
     const summaries = new Map<string, NodeRoundSummary>();
     this.currentRound = { round, summaries };
     const fedavg = this.aggregator.beginRound();
     const result = await runRound({ ...this.roundSpec(researcher, round, true, nodes), fedavg }, summaries);
     this.replies.set(round, result.replies);
+    for (const n of nodes) {
+      const status = summaries.get(n)?.status;
+      this.silentRounds.set(n, status === 'timeout' ? (this.silentRounds.get(n) ?? 0) + 1 : 0);
+    }
     const required = this.strategy.required(nodes.length);
     const succeeded = result.aggregatedNodes.length;
     const summary: RoundSummary = {

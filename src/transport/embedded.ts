@@ -6,6 +6,7 @@
 import * as os from 'os';
 import { formatHostForUrl, startBroker, type EmbeddedBroker } from './broker';
 import type { Logger } from './logger';
+import type { BrokerAuth } from './broker-auth';
 import { startRepositoryServer, type RepositoryServer } from './repository-server';
 
 export interface EmbeddedNetworkOptions {
@@ -25,6 +26,8 @@ export interface EmbeddedNetworkOptions {
    */
   advertisedHost?: string;
   logger?: Logger;
+  /** Per-client credentials and identities for the broker (see broker-auth.ts). */
+  auth?: BrokerAuth;
 }
 
 export interface EmbeddedNetwork {
@@ -56,7 +59,8 @@ export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {})
   let broker: EmbeddedBroker | undefined;
   let repository: RepositoryServer | undefined;
   try {
-    broker = await startBroker({ host, port: options.mqttPort ?? 0 });
+    broker = await startBroker({ host, port: options.mqttPort ?? 0, auth: options.auth,
+      onRefused: (m) => options.logger?.warn(`broker: ${m}`) });
     repository = await startRepositoryServer({
       host,
       port: options.httpPort ?? 0,

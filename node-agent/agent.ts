@@ -21,6 +21,7 @@ import { PlanDatasetCache } from './dataset-cache';
 import { executeTrainRequest, RoundContext } from './round';
 import { MqttNodeTransport, type NodeTransport, type ReplyRoute } from './transport';
 import { V6NodeTransport } from './transport-v6';
+import type { V6NodeClientOptions } from '../src/transport/v6/node-client';
 
 /** A queued train request with where its reply goes (v6: the request id), kept in the persisted queue. */
 type QueuedTrain = TrainRequest & { reply_route?: ReplyRoute };
@@ -35,6 +36,8 @@ export interface NodeAgentOptions {
   localLog?: (line: string) => void;
   /** Repository client settings (tests shorten retries). */
   repository?: { retries?: number; downloadTimeoutMs?: number; uploadTimeoutMs?: number };
+  /** v6 networks: sees the traffic (recording test vectors). */
+  v6Tap?: V6NodeClientOptions['tap'];
 }
 
 /** The CRITICAL log line a Python v4.5 node sends on SIGTERM/SIGINT (fedbiomed/node/cli.py, word for word). */
@@ -84,7 +87,8 @@ export class NodeAgent {
     // Once, at info level: which engine trains here (and why) is what an operator checks first about speed.
     await initBackend((line) => this.log.info(line));
     const transport: NodeTransport = config.protocol === 'v6'
-      ? new V6NodeTransport({ config, stores: this.stores, log: this.log, logger: this.transportLog })
+      ? new V6NodeTransport({ config, stores: this.stores, log: this.log, logger: this.transportLog,
+        tap: this.options.v6Tap })
       : new MqttNodeTransport(config, this.transportLog, this.options.repository,
         (invalid) => void this.answerInvalid(invalid));
     this.transport = transport;

@@ -22,7 +22,7 @@ import { PyFloat } from '../src/protocol/pyfloat';
 import type { PyJsonObject } from '../src/protocol/python-json-value';
 import { decodeParams, encodeParams } from '../src/serialize';
 import { describeError, type Logger } from '../src/transport/logger';
-import { V6NodeClient } from '../src/transport/v6/node-client';
+import { V6NodeClient, type V6NodeClientOptions } from '../src/transport/v6/node-client';
 import { makeV6Message, type V6ClassName, type V6Message } from '../src/transport/v6/messages';
 import type { FeedbackScalarProto } from '../src/transport/v6/grpc';
 import { parseResearcherAddress, type NodeConfig } from './config';
@@ -53,6 +53,8 @@ export interface V6NodeTransportOptions {
   stores: NodeStores;
   log: NodeLog;
   logger: Logger;
+  /** Sees the traffic (tools/interop-v6 records test vectors with it). */
+  tap?: V6NodeClientOptions['tap'];
 }
 
 export class V6NodeTransport implements NodeTransport {
@@ -67,7 +69,7 @@ export class V6NodeTransport implements NodeTransport {
     this.inboxDir = path.join(stores.paths.dir, 'v6-inline');
     this.nodeName = config.nodeName ?? config.nodeId;
     this.client = new V6NodeClient({ host, port, nodeId: config.nodeId,
-      pinFile: path.join(stores.paths.dir, PIN_FILE), logger: options.logger }, {
+      pinFile: path.join(stores.paths.dir, PIN_FILE), logger: options.logger, tap: options.tap }, {
       connected: (identity) => {
         options.log.info(`connected to researcher ${identity.researcherId} at ${host}:${port} (certificate ` +
           `${identity.fingerprint.slice(0, 23)}…)`);
@@ -326,7 +328,9 @@ export class V6NodeTransport implements NodeTransport {
 
 /** Why a v6 TrainRequest cannot be honoured by this node, or undefined. */
 export function trainRefusal(fields: Record<string, unknown>): string | undefined {
-  if (fields['secagg_arguments'] !== null && fields['secagg_arguments'] !== undefined) {
+  // The v6 researcher sends {} when secure aggregation is off.
+  const secagg = fields['secagg_arguments'];
+  if (secagg !== null && secagg !== undefined && Object.keys(secagg as object).length > 0) {
     return 'FB318: Secure aggregation setup error: secure aggregation is not supported by this fedbiomed-ts node';
   }
   const aux = fields['optim_aux_var'];

@@ -2,6 +2,10 @@
 # Dev tool (not run by CI): runs the real Fed-BioMed v6.3.3 laid out by setup.sh (FBM6_DIR, default /work/fbm6).
 #
 #   run.sh spike      the runbook's one FedAvg round: real v6 researcher + real v6 node (port 50057)
+#   run.sh ts-nodes [--record DIR]
+#                     the real v6 researcher (port 50059) drives two fedbiomed-ts nodes: ping, list, search,
+#                     approval (approved on the nodes by their CLI), status, 2 FedAvg rounds + validation; FedAvg is
+#                     recomputed independently from the replies; --record copies the traffic into DIR
 #
 # Every Python process runs in its own process group and is killed by group id on exit.
 set -euo pipefail
@@ -11,6 +15,7 @@ S=${FBM6_DIR:-/work/fbm6}
 . "$S/env.sh"
 PY=/usr/bin/python3
 PIDS=()
+NODE_PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -- -"$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
@@ -28,6 +33,49 @@ case "${1:-}" in
     timeout 280 $PY exp_spike.py > exp.log 2>&1 || { tail -20 exp.log; exit 1; }
     grep SPIKE_ exp.log
     ;;
+  ts-nodes)
+    REPO=$(cd "$HERE/../.." && pwd)
+    TS="node $REPO/src/cli/bin.js"
+    RUN=$S/tsrun
+    rm -rf "$RUN" && mkdir -p "$RUN"
+    cd "$RUN"
+    CSV=/work/shared/fedbiomed-v6-real-network/run/data/lin.csv
+    { head -1 $CSV; sed -n '2,121p' $CSV; } > a.csv
+    { head -1 $CSV; sed -n '122,201p' $CSV; } > b.csv
+    HASH=$($TS plan export "$HERE/lin-plan.ts" --python "$RUN/lin_plan.py" | sed 's/.*sha256 //')
+    for n in a b; do
+      $TS node init --dir node_$n --id NODE_fbts_$n --protocol v6 --researcher localhost:50059 --name fbts-$n >/dev/null
+      $TS node dataset add --dir node_$n --type csv --path $n.csv --tags '#ts' --name lin-$n >/dev/null
+      setsid npx --prefix "$REPO" ts-node --transpile-only "$HERE/record-node.ts" node_$n rec_$n > node_$n.log 2>&1 < /dev/null &
+      PIDS+=($!); NODE_PIDS+=($!)
+    done
+    # The researcher broadcasts its search once, 3 s after it starts: the nodes must be polling by then.
+    for n in a b; do
+      for _ in $(seq 300); do grep -q " ready: " node_$n.log 2>/dev/null && break; sleep 0.2; done
+    done
+    export FBM_SERVER_PORT=50059 FBM_SERVER_HOST=localhost FBM_RESEARCHER_COMPONENT_ROOT=$RUN/fbm-researcher
+    export INTEROP_APPROVED_FLAG=$RUN/approved.flag INTEROP_OUT=$RUN/replies.json
+    cp "$HERE/exp_ts_nodes.py" .
+    setsid timeout 300 $PY exp_ts_nodes.py > exp.log 2>&1 < /dev/null &
+    EXP=$!
+    PIDS+=($EXP)
+    for _ in $(seq 600); do grep -q INTEROP_APPROVAL_SENT exp.log 2>/dev/null && break; kill -0 $EXP 2>/dev/null || break; sleep 0.2; done
+    for n in a b; do $TS node plan approve "${HASH:0:12}" --dir node_$n; done
+    touch approved.flag
+    wait $EXP || { tail -30 exp.log; exit 1; }
+    grep INTEROP_ exp.log
+    $PY "$HERE/check_fedavg.py" replies.json
+    for p in "${NODE_PIDS[@]}"; do kill -TERM -"$p" 2>/dev/null || true; done
+    sleep 2
+    if [ "${2:-}" = "--record" ]; then
+      DEST=${3:?--record DIR}; rm -rf "$DEST" && mkdir -p "$DEST"
+      cp -r rec_a "$DEST/node_a" && cp -r rec_b "$DEST/node_b"
+      cp a.csv b.csv lin_plan.py replies.json "$DEST/"
+      cp fbm-researcher/etc/certs/server_certificate.pem fbm-researcher/etc/certs/server_certificate.key "$DEST/"
+      grep -E "WARNING|ERROR" exp.log > "$DEST/researcher-warnings.log" || true
+      echo "recorded into $DEST"
+    fi
+    ;;
   *)
-    sed -n '2,6p' "$0"; exit 2 ;;
+    sed -n '2,10p' "$0"; exit 2 ;;
 esac

@@ -116,7 +116,14 @@ export interface V6NodeClientOptions {
   backoff?: BackoffOptions;
   /** Deadline of one long poll (v6: 3600 s). */
   pollDeadlineMs?: number;
+  /** Sees every message as it travels (reassembled task bytes in, encoded reply bytes out, feedback): recording. */
+  tap?: (event: V6TapEvent) => void;
 }
+
+export type V6TapEvent =
+  | { kind: 'task'; bytes: Uint8Array }
+  | { kind: 'reply'; bytes: Uint8Array }
+  | { kind: 'feedback'; feedback: FeedbackMessageProto };
 
 export type V6MessageHandler = (message: V6Message) => void;
 
@@ -215,6 +222,7 @@ export class V6NodeClient {
   }
 
   private deliver(raw: Buffer, onMessage: V6MessageHandler): void {
+    this.options.tap?.({ kind: 'task', bytes: raw });
     let message: V6Message;
     try {
       message = decodeV6Message(raw);
@@ -271,7 +279,9 @@ export class V6NodeClient {
 
   /** Sends one message as one ReplyTask stream; retries 5 times, 2 s apart, reconnecting between tries. */
   async send(message: V6Message): Promise<void> {
-    const chunks = toChunks(encodeV6Message(message));
+    const bytes = encodeV6Message(message);
+    this.options.tap?.({ kind: 'reply', bytes });
+    const chunks = toChunks(bytes);
     let lastError: unknown;
     for (let attempt = 0; attempt < SEND_RETRIES && !this.stopped; attempt++) {
       if (attempt > 0) await sleep(SEND_RETRY_DELAY_MS);
@@ -295,8 +305,10 @@ export class V6NodeClient {
   /** Sends a log or scalar through Feedback (one try: losing a log line must not hold anything up). */
   async feedback(feedback: Omit<FeedbackMessageProto, 'protocol_version'>): Promise<void> {
     const client = await this.ensureClient();
+    const message: FeedbackMessageProto = { protocol_version: V6_PROTOCOL_VERSION, ...feedback };
+    this.options.tap?.({ kind: 'feedback', feedback: message });
     await new Promise<void>((resolve, reject) => {
-      client.Feedback({ protocol_version: V6_PROTOCOL_VERSION, ...feedback }, { deadline: Date.now() + 10_000 },
+      client.Feedback(message, { deadline: Date.now() + 10_000 },
         (err) => (err ? reject(err) : resolve()));
     });
   }

@@ -40,15 +40,22 @@ case "${1:-}" in
     rm -rf "$RUN" && mkdir -p "$RUN"
     cd "$RUN"
     CSV=/work/shared/fedbiomed-v6-real-network/run/data/lin.csv
-    { head -1 $CSV; sed -n '2,121p' $CSV; } > a.csv
-    { head -1 $CSV; sed -n '122,201p' $CSV; } > b.csv
-    HASH=$($TS plan export "$HERE/lin-plan.ts" --python "$RUN/lin_plan.py" | sed 's/.*sha256 //')
+    { head -1 $CSV; sed -n '2,81p' $CSV; } > a.csv
+    { head -1 $CSV; sed -n '82,141p' $CSV; } > b.csv
+    { head -1 $CSV; sed -n '142,201p' $CSV; } > c.csv
+    HASH=$($TS plan export "$HERE/lin-plan.ts" --fedbiomed v6 --python "$RUN/lin_plan.py" | sed 's/.*sha256 //')
     for n in a b; do
       $TS node init --dir node_$n --id NODE_fbts_$n --protocol v6 --researcher localhost:50059 --name fbts-$n >/dev/null
       $TS node dataset add --dir node_$n --type csv --path $n.csv --tags '#ts' --name lin-$n >/dev/null
       setsid npx --prefix "$REPO" ts-node --transpile-only "$HERE/record-node.ts" node_$n rec_$n > node_$n.log 2>&1 < /dev/null &
       PIDS+=($!); NODE_PIDS+=($!)
     done
+    # A real Fed-BioMed v6.3.3 node beside them (mixed federation), running the generated plan's v6 variant.
+    export FBM_RESEARCHER_PORT=50059 FBM_RESEARCHER_IP=localhost
+    echo "{\"path\": \"$RUN/c.csv\", \"data_type\": \"csv\", \"description\": \"v6 python node\", \"tags\": \"#ts\", \"name\": \"lin-c\"}" > ds_c.json
+    echo y | $PY -m fedbiomed.cli node -p ./node_py dataset add --file ds_c.json > node_py.log 2>&1
+    setsid $PY -m fedbiomed.cli node -p ./node_py start >> node_py.log 2>&1 < /dev/null &
+    PIDS+=($!)
     # The researcher broadcasts its search once, 3 s after it starts: the nodes must be polling by then.
     for n in a b; do
       for _ in $(seq 300); do grep -q " ready: " node_$n.log 2>/dev/null && break; sleep 0.2; done

@@ -34,6 +34,8 @@ case "${1:-}" in
     grep SPIKE_ exp.log
     ;;
   ts-nodes)
+    RECORD=""
+    if [ "${2:-}" = "--record" ]; then RECORD=$(realpath -m "${3:?--record DIR}"); fi
     REPO=$(cd "$HERE/../.." && pwd)
     TS="node $REPO/src/cli/bin.js"
     RUN=$S/tsrun
@@ -74,8 +76,8 @@ case "${1:-}" in
     $PY "$HERE/check_fedavg.py" replies.json
     for p in "${NODE_PIDS[@]}"; do kill -TERM -"$p" 2>/dev/null || true; done
     sleep 2
-    if [ "${2:-}" = "--record" ]; then
-      DEST=${3:?--record DIR}; rm -rf "$DEST" && mkdir -p "$DEST"
+    if [ -n "$RECORD" ]; then
+      DEST=$RECORD; rm -rf "$DEST" && mkdir -p "$DEST"
       cp -r rec_a "$DEST/node_a" && cp -r rec_b "$DEST/node_b"
       cp a.csv b.csv lin_plan.py replies.json "$DEST/"
       cp fbm-researcher/etc/certs/server_certificate.pem fbm-researcher/etc/certs/server_certificate.key "$DEST/"

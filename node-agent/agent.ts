@@ -94,7 +94,8 @@ export class NodeAgent {
     this.transport = transport;
     this.connectedSince = 0; // the first connection needs no grace: nobody missed anything yet
     await transport.start({
-      request: (message, route) => void this.dispatch(message, route),
+      request: (message, route) => void this.dispatch(message, route)
+        .catch((err) => this.log.error(`cannot answer a ${message.command} request: ${(err as Error).message}`)),
       offline: () => {
         this.connectedSince = undefined;
         this.log.debug('connection lost; reconnecting');

@@ -6,6 +6,9 @@
 #                     the real v6 researcher (port 50059) drives two fedbiomed-ts nodes: ping, list, search,
 #                     approval (approved on the nodes by their CLI), status, 2 FedAvg rounds + validation; FedAvg is
 #                     recomputed independently from the replies; --record copies the traffic into DIR
+#   run.sh ts-researcher
+#                     our v6 researcher (researcher/v6-federation.ts, port 50061) drives a real v6.3.3 node and a
+#                     fedbiomed-ts node: ping, list, search, approval, status, 2 FedAvg rounds + validation
 #
 # Every Python process runs in its own process group and is killed by group id on exit.
 set -euo pipefail
@@ -85,6 +88,30 @@ case "${1:-}" in
       echo "recorded into $DEST"
     fi
     ;;
+  ts-researcher)
+    REPO=$(cd "$HERE/../.." && pwd)
+    TS="node $REPO/src/cli/bin.js"
+    RUN=$S/tsres
+    rm -rf "$RUN" && mkdir -p "$RUN"
+    cd "$RUN"
+    CSV=/work/shared/fedbiomed-v6-real-network/run/data/lin.csv
+    { head -1 $CSV; sed -n '2,81p' $CSV; } > a.csv
+    { head -1 $CSV; sed -n '142,201p' $CSV; } > c.csv
+    $TS node init --dir node_a --id NODE_fbts_a --protocol v6 --researcher localhost:50061 --approval off >/dev/null
+    $TS node dataset add --dir node_a --type csv --path a.csv --tags '#ts' --name lin-a >/dev/null
+    setsid npx --prefix "$REPO" ts-node --transpile-only "$HERE/record-node.ts" node_a rec_a > node_a.log 2>&1 < /dev/null &
+    PIDS+=($!)
+    export FBM_RESEARCHER_PORT=50061 FBM_RESEARCHER_IP=localhost
+    echo "{\"path\": \"$RUN/c.csv\", \"data_type\": \"csv\", \"description\": \"v6 python node\", \"tags\": \"#ts\", \"name\": \"lin-c\"}" > ds_c.json
+    echo y | $PY -m fedbiomed.cli node -p ./node_py dataset add --file ds_c.json > node_py.log 2>&1
+    setsid $PY -m fedbiomed.cli node -p ./node_py start >> node_py.log 2>&1 < /dev/null &
+    PIDS+=($!)
+    (cd "$REPO" && timeout 300 npx ts-node --transpile-only "$HERE/ts-researcher.ts" "$RUN/researcher" 50061 2 \
+      "$RUN/replies.json") > researcher.log 2>&1 || { tail -30 researcher.log; tail -30 node_py.log; exit 1; }
+    grep TSR_ researcher.log | grep -v TSR_NODE_LOG
+    $PY "$HERE/check_fedavg.py" replies.json
+    echo "real v6 node warnings/errors:"; grep -E "WARNING|ERROR" node_py.log | grep -v "Not able to send log message" || true
+    ;;
   *)
-    sed -n '2,10p' "$0"; exit 2 ;;
+    sed -n '2,14p' "$0"; exit 2 ;;
 esac

@@ -6,6 +6,8 @@
 #                     the real v6 researcher (port 50059) drives two fedbiomed-ts nodes: ping, list, search,
 #                     approval (approved on the nodes by their CLI), status, 2 FedAvg rounds + validation; FedAvg is
 #                     recomputed independently from the replies; --record copies the traffic into DIR
+#   run.sh bench      the same two nodes (a real v6.3.3 node, a fedbiomed-ts node), same run: 2 FedAvg rounds +
+#                     validation timed under the real v6 researcher, then under ours (same port, same certificate)
 #   run.sh ts-researcher
 #                     our v6 researcher (researcher/v6-federation.ts, port 50061) drives a real v6.3.3 node and a
 #                     fedbiomed-ts node: ping, list, search, approval, status, 2 FedAvg rounds + validation
@@ -88,10 +90,11 @@ case "${1:-}" in
       echo "recorded into $DEST"
     fi
     ;;
-  ts-researcher)
+  ts-researcher|bench)
+    MODE=$1
     REPO=$(cd "$HERE/../.." && pwd)
     TS="node $REPO/src/cli/bin.js"
-    RUN=$S/tsres
+    RUN=$S/$MODE
     rm -rf "$RUN" && mkdir -p "$RUN"
     cd "$RUN"
     CSV=/work/shared/fedbiomed-v6-real-network/run/data/lin.csv
@@ -106,10 +109,25 @@ case "${1:-}" in
     echo y | $PY -m fedbiomed.cli node -p ./node_py dataset add --file ds_c.json > node_py.log 2>&1
     setsid $PY -m fedbiomed.cli node -p ./node_py start >> node_py.log 2>&1 < /dev/null &
     PIDS+=($!)
+    if [ "$MODE" = bench ]; then
+      for _ in $(seq 300); do grep -q " ready: " node_a.log 2>/dev/null && break; sleep 0.2; done
+      $TS plan export "$HERE/lin-plan.ts" --fedbiomed v6 --python "$RUN/lin_plan.py" >/dev/null
+      cp "$HERE/exp_bench.py" .
+      FBM_SERVER_PORT=50061 FBM_SERVER_HOST=localhost FBM_RESEARCHER_COMPONENT_ROOT=$RUN/fbm-researcher \
+        timeout 300 $PY exp_bench.py > real.log 2>&1 || { tail -30 real.log; exit 1; }
+      # Ours takes over the real researcher's identity: the TS node pinned its certificate.
+      mkdir -p researcher/certs && cp fbm-researcher/etc/certs/server_certificate.* researcher/certs/
+      RID=$(openssl x509 -in researcher/certs/server_certificate.pem -noout -subject -nameopt multiline | sed -n 's/ *organizationName *= *//p')
+      echo "{\"researcher_id\": \"$RID\"}" > researcher/researcher.json
+    fi
     (cd "$REPO" && timeout 300 npx ts-node --transpile-only "$HERE/ts-researcher.ts" "$RUN/researcher" 50061 2 \
       "$RUN/replies.json") > researcher.log 2>&1 || { tail -30 researcher.log; tail -30 node_py.log; exit 1; }
     grep TSR_ researcher.log | grep -v TSR_NODE_LOG
     $PY "$HERE/check_fedavg.py" replies.json
+    if [ "$MODE" = bench ]; then
+      REAL=$(sed -n 's/BENCH_REAL_MS //p' real.log); OURS=$(sed -n 's/.*TSR_ROUNDS_DONE 2 \([0-9]*\) ms.*/\1/p' researcher.log)
+      echo "RESULT real_v6_researcher_ms=$REAL ts_v6_researcher_ms=$OURS ratio_real_over_ours=$(echo "scale=2; $REAL/$OURS" | bc)"
+    fi
     echo "real v6 node warnings/errors:"; grep -E "WARNING|ERROR" node_py.log | grep -v "Not able to send log message" || true
     ;;
   *)

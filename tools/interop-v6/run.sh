@@ -8,7 +8,7 @@
 #                     recomputed independently from the replies; --record copies the traffic into DIR
 #   run.sh bench      the same two nodes (a real v6.3.3 node, a fedbiomed-ts node), same run: 2 FedAvg rounds +
 #                     validation timed under the real v6 researcher, then under ours (same port, same certificate)
-#   run.sh ts-researcher
+#   run.sh ts-researcher [--record DIR]
 #                     our v6 researcher (researcher/v6-federation.ts, port 50061) drives a real v6.3.3 node and a
 #                     fedbiomed-ts node: ping, list, search, approval, status, 2 FedAvg rounds + validation
 #
@@ -120,6 +120,7 @@ case "${1:-}" in
       RID=$(openssl x509 -in researcher/certs/server_certificate.pem -noout -subject -nameopt multiline | sed -n 's/ *organizationName *= *//p')
       echo "{\"researcher_id\": \"$RID\"}" > researcher/researcher.json
     fi
+    [ "${2:-}" = "--record" ] && export TSR_RECORD=$(realpath -m "${3:?--record DIR}") && rm -rf "$TSR_RECORD"
     (cd "$REPO" && timeout 300 npx ts-node --transpile-only "$HERE/ts-researcher.ts" "$RUN/researcher" 50061 2 \
       "$RUN/replies.json") > researcher.log 2>&1 || { tail -30 researcher.log; tail -30 node_py.log; exit 1; }
     grep TSR_ researcher.log | grep -v TSR_NODE_LOG

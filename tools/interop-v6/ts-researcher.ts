@@ -5,6 +5,8 @@
  *   npx ts-node --transpile-only tools/interop-v6/ts-researcher.ts RESEARCHER_DIR PORT NODE_COUNT OUT_JSON
  */
 import * as fs from 'fs';
+import * as path from 'path';
+import { decodeV6Message } from '../../src/transport/v6/messages';
 import { V6Federation, v6TrainingArgs } from '../../researcher/v6-federation';
 import { consoleLogger } from '../../src/transport/logger';
 import { TorchTensor } from '../../src/serialize';
@@ -16,7 +18,15 @@ const floats = (t: unknown) => Array.from((t as TorchTensor).data as Float32Arra
 
 void (async () => {
   await initBackend(() => undefined);
-  const fed = await V6Federation.start({ dir, port: Number(port), logger: consoleLogger('ts-researcher', 'warn') });
+  // TSR_RECORD=DIR: every task sent and reply received, per node, as NNN-task|reply-<Class>.mpk.
+  const record = process.env.TSR_RECORD;
+  let n = 0;
+  const fed = await V6Federation.start({ dir, port: Number(port), logger: consoleLogger('ts-researcher', 'warn'),
+    tap: record ? ({ kind, nodeId, bytes }) => {
+      const cls = decodeV6Message(bytes).className;
+      fs.mkdirSync(path.join(record, nodeId), { recursive: true });
+      fs.writeFileSync(path.join(record, nodeId, `${String(++n).padStart(3, '0')}-${kind}-${cls}.mpk`), bytes);
+    } : undefined });
   fed.server.on('feedback', (f) => {
     if (f.log) process.stdout.write(`TSR_NODE_LOG ${f.log.node_id} ${f.log.level} ${JSON.parse(f.log.msg).message}\n`);
   });

@@ -96,6 +96,8 @@ export interface V6ResearcherServerOptions {
   port?: number;
   logger?: Logger;
   disconnectionTimeoutMs?: number;
+  /** Sees every message: bytes sent to a node in a poll, bytes of a reply received (recording). */
+  tap?: (event: { kind: 'task' | 'reply'; nodeId: string; bytes: Uint8Array }) => void;
 }
 
 export interface V6ResearcherEvents {
@@ -235,6 +237,7 @@ export class V6ResearcherServer extends EventEmitter<V6ResearcherEvents> {
       try {
         for (const chunk of toChunks(item.bytes)) call.write(chunk);
         call.end();
+        this.options.tap?.({ kind: 'task', nodeId: agent.nodeId, bytes: item.bytes });
       } catch (err) {
         this.logger.warn(`sending ${item.message.className} to ${agent.nodeId} failed: ${describeError(err)}`);
         if (item.retries < MAX_SEND_RETRIES) agent.unshift({ ...item, retries: item.retries + 1 });
@@ -270,6 +273,7 @@ export class V6ResearcherServer extends EventEmitter<V6ResearcherEvents> {
         if (!whole) throw new Error('empty reply stream');
         const message = decodeV6Message(whole);
         done(null, {});
+        this.options.tap?.({ kind: 'reply', nodeId: String(message.fields['node_id']), bytes: whole });
         this.onMessage(message);
       } catch (err) {
         this.logger.warn(`a reply was refused: ${describeError(err)}`);

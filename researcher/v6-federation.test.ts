@@ -48,7 +48,7 @@ async function tsNode(id: string, csv: string, port: number): Promise<NodeAgent>
   const data = path.join(dir, `${id}.csv`);
   fs.copyFileSync(path.join(VECTORS, csv), data);
   await openNodeStores(nodeDir).datasets.add({ dataType: 'csv', path: data, tags: ['#ts'], name: id });
-  const agent = await NodeAgent.start({ dir: nodeDir, localLog: () => undefined });
+  const agent = await NodeAgent.start({ dir: nodeDir, localLog: (l) => process.env.DEBUG_V6 && process.stderr.write(l + '\n') });
   agents.push(agent);
   return agent;
 }
@@ -123,3 +123,37 @@ test('a node that stops polling is DISCONNECTED and a request to it ends without
   expect(Date.now() - started).toBeLessThan(5_000);
   expect(fed.server.nodes().find((n) => n.nodeId === 'NODE_a')?.status).toBe('DISCONNECTED');
 }, 30_000);
+
+test('a node stopped mid-round: a clear failure now, the request kept and answered after its restart', async () => {
+  fed = await V6Federation.start({ dir: path.join(dir, 'researcher'), port: 0 });
+  const port = fed.server.port;
+  const node = await tsNode('NODE_a', 'a.csv', port);
+  await fed.waitForNodes(1);
+  const datasets = await fed.search(['#ts']);
+  const late: V6Message[] = [];
+  fed.server.on('unmatched', (m) => late.push(m));
+  let training = false;
+  fed.server.on('feedback', (f) => {
+    if (f.scalar?.train) training = true;
+  });
+  // Long enough to be stopped in the middle (batch size 1, many epochs).
+  const run = fed.runFedAvg({ spec, datasets, rounds: 1, experimentId: 'exp', trainingArgs: v6TrainingArgs({
+    loader_args: { batch_size: 1 }, optimizer_args: { lr: 0.001 }, epochs: 80, random_seed: 1, log_interval: 50 }) })
+    .then(() => 'finished', (err: Error) => err.message);
+  while (!training) await new Promise((r) => setTimeout(r, 10));
+  await node.stop();
+  agents.splice(agents.indexOf(node), 1);
+  expect(await run).toMatch(/round 0: node NODE_a failed: Training was stopped: the node is shutting down/);
+  const nodeDir = path.join(dir, 'NODE_a');
+  expect(JSON.parse(fs.readFileSync(path.join(nodeDir, 'queue.json'), 'utf8'))).toHaveLength(1);
+  expect(fs.readdirSync(path.join(nodeDir, 'v6-inline')).sort()).toEqual([expect.stringMatching(/-params\.mpk$/),
+    expect.stringMatching(/-plan\.py$/)]);
+
+  // Restarted, the node runs the request again and answers it (a late reply for this researcher).
+  agents.push(await NodeAgent.start({ dir: nodeDir, localLog: () => undefined }));
+  const deadline = Date.now() + 60_000;
+  while (late.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  expect(late.map((m) => [m.className, m.fields['success'], m.fields['sample_size']])).toEqual([['TrainReply', true, 80]]);
+  await new Promise((r) => setTimeout(r, 1_300)); // the inbox is collected once the queue let the request go
+  expect(fs.readdirSync(path.join(nodeDir, 'v6-inline'))).toEqual([]);
+}, 120_000);

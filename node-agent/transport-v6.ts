@@ -287,6 +287,7 @@ export class V6NodeTransport implements NodeTransport {
           return await this.client.feedback({ researcher_id: researcherId,
             log: { node_id: message.node_id, level: message.level, msg: message.msg } });
         case 'add_scalar':
+          if (!this.client.connected) return; // as log lines: monitoring is not worth a reconnection attempt
           return await this.client.feedback({ researcher_id: researcherId, scalar: scalarOf(message, this.nodeName) });
         case 'pong':
           return await this.sendV6(makeV6Message('PingReply', { ...head, ...node }));

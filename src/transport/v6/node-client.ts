@@ -138,6 +138,8 @@ export interface V6NodeClientEvents {
 
 export class V6NodeClient {
   private client: ResearcherServiceClient | undefined;
+  /** The connection being set up, shared by the poll loop and senders that need it at the same time. */
+  private connecting: Promise<ResearcherServiceClient> | undefined;
   private identity: ResearcherIdentity | undefined;
   private stopped = false;
   private call: grpc.ClientReadableStream<TaskChunk> | undefined;
@@ -169,8 +171,15 @@ export class V6NodeClient {
   }
 
   /** Connects (TOFU) if needed; throws CertificateError for a certificate that does not match the pin. */
-  private async ensureClient(): Promise<ResearcherServiceClient> {
-    if (this.client) return this.client;
+  private ensureClient(): Promise<ResearcherServiceClient> {
+    if (this.client) return Promise.resolve(this.client);
+    this.connecting ??= this.connect().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async connect(): Promise<ResearcherServiceClient> {
     const { host, port } = this.options;
     const pem = await fetchServerCertificate(host, port);
     const identity = pinOrCheck(pem, this.options.pinFile);

@@ -22,6 +22,7 @@ import { executeTrainRequest, failedTrainReply, RoundContext } from './round';
 import type { QueuedTask } from './task-queue';
 import { MqttNodeTransport, type NodeTransport, type ReplyRoute } from './transport';
 import { V6NodeTransport } from './transport-v6';
+import type { V6NodeClientOptions } from '../src/transport/v6/node-client';
 
 /** A queued train request with where its reply goes (v6: the request id), kept in the persisted queue. */
 type QueuedTrain = TrainRequest & { reply_route?: ReplyRoute };
@@ -49,6 +50,8 @@ export interface NodeAgentOptions {
   repository?: { retries?: number; downloadTimeoutMs?: number; uploadTimeoutMs?: number; downloadFrom?: 'uploads' | 'any' };
   /** MQTT publish deadline (tests shorten it). */
   publishTimeoutMs?: number;
+  /** v6 networks: sees the traffic (recording test vectors). */
+  v6Tap?: V6NodeClientOptions['tap'];
 }
 
 /** The CRITICAL log line a Python v4.5 node sends on SIGTERM/SIGINT (fedbiomed/node/cli.py, word for word). */
@@ -98,7 +101,8 @@ export class NodeAgent {
     // Once, at info level: which engine trains here (and why) is what an operator checks first about speed.
     await initBackend((line) => this.log.info(line));
     const transport: NodeTransport = config.protocol === 'v6'
-      ? new V6NodeTransport({ config, stores: this.stores, log: this.log, logger: this.transportLog })
+      ? new V6NodeTransport({ config, stores: this.stores, log: this.log, logger: this.transportLog,
+        tap: this.options.v6Tap })
       : new MqttNodeTransport(config, this.transportLog, {
         repository: this.options.repository, publishTimeoutMs: this.options.publishTimeoutMs,
         onInvalid: (invalid) => void this.answerInvalid(invalid),
@@ -106,7 +110,8 @@ export class NodeAgent {
     this.transport = transport;
     this.connectedSince = 0; // the first connection needs no grace: nobody missed anything yet
     await transport.start({
-      request: (message, route) => void this.dispatch(message, route),
+      request: (message, route) => void this.dispatch(message, route)
+        .catch((err) => this.log.error(`cannot answer a ${message.command} request: ${(err as Error).message}`)),
       offline: () => {
         this.connectedSince = undefined;
         this.log.debug('connection lost; reconnecting');

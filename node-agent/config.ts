@@ -1,6 +1,7 @@
 /**
  * Node configuration: `<node dir>/config.yaml`, overridden by Fed-BioMed's environment variables
- * (`MQTT_BROKER`, `MQTT_BROKER_PORT`, `UPLOADS_URL`, `NODE_ID`, `ENABLE_TRAINING_PLAN_APPROVAL`), so a TS node
+ * (`MQTT_BROKER`, `MQTT_BROKER_PORT`, `UPLOADS_URL`, `NODE_ID`, `ENABLE_TRAINING_PLAN_APPROVAL`; v6:
+ * `FBM_RESEARCHER_IP`, `FBM_RESEARCHER_PORT`), so a TS node
  * drops into a deployment scripted for Python nodes.
  */
 import * as fs from 'fs';
@@ -254,6 +255,14 @@ export function applyEnvironment(config: NodeConfig, env: NodeJS.ProcessEnv): No
       current.port = env.MQTT_BROKER_PORT;
     }
     out.broker = current.toString().replace(/\/$/, '');
+  }
+  if (out.protocol === 'v6' && (env.FBM_RESEARCHER_IP || env.FBM_RESEARCHER_PORT)) {
+    // Fed-BioMed v6's own variables for the researcher endpoint.
+    const current = parseResearcherAddress(out.researcher ?? '');
+    const host = env.FBM_RESEARCHER_IP || current.host;
+    const port = env.FBM_RESEARCHER_PORT || String(current.port);
+    out.researcher = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    parseResearcherAddress(out.researcher);
   }
   if (env.ENABLE_TRAINING_PLAN_APPROVAL !== undefined) {
     out.approval = ['true', '1', 't'].includes(env.ENABLE_TRAINING_PLAN_APPROVAL.toLowerCase());

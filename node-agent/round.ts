@@ -37,7 +37,6 @@ import type { NodeLog } from './node-log';
 import type { JsonDb } from './json-db';
 import type { NodeLimits } from './config';
 import { estimatePlanResources, resourceProblem } from './plan-resources';
-import { yieldingBatches } from './event-loop';
 import { withoutDatasetPaths } from './privacy';
 
 export const NODE_STATES_TABLE = 'Node_states';
@@ -198,7 +197,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
 
     const started = process.hrtime.bigint();
     const cpuStart = process.cpuUsage();
-    const result = await trainModel(model, yieldingBatches(data.batchSource(train, { augmentSeed: seed })), {
+    const result = await trainModel(model, data.batchSource(train, { augmentSeed: seed }), {
       // The generated plan's DataManager sets shuffle=True, and a plan's own DataManager arguments win over
       // loader_args on a Python node: shuffle here too, whatever loader_args says.
       loader: { batchSize: batchSizeOf(args), shuffle: true,

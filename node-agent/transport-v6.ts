@@ -6,7 +6,9 @@
  * v6 carries plan sources and weights inline where v4.5 carried URLs. The translation keeps them in an inbox in
  * the node directory (`v6-inline/`, so a queued train request survives a restart) and names them by an inbox URL
  * that this transport's `download` serves; the round's result file is "uploaded" into the same inbox and put
- * inline into the TrainReply. Inbox files are removed once the reply is sent.
+ * inline into the TrainReply. Inbox files of approval / status requests are removed once answered; those of train
+ * requests once the node's task queue no longer holds the request (a request interrupted by a node stop stays
+ * queued, and its plan and weights with it, until it has run after the restart).
  *
  * Refused with a reply, never ignored: secure aggregation (SecaggRequest, AdditiveSSSetupRequest, a TrainRequest
  * with secagg_arguments, SecaggDeleteRequest), differential privacy (dp_args), declearn optimizer auxiliary
@@ -22,7 +24,7 @@ import { PyFloat } from '../src/protocol/pyfloat';
 import type { PyJsonObject } from '../src/protocol/python-json-value';
 import { decodeParams, encodeParams } from '../src/serialize';
 import { describeError, type Logger } from '../src/transport/logger';
-import { V6NodeClient } from '../src/transport/v6/node-client';
+import { V6NodeClient, type V6NodeClientOptions } from '../src/transport/v6/node-client';
 import { makeV6Message, type V6ClassName, type V6Message } from '../src/transport/v6/messages';
 import type { FeedbackScalarProto } from '../src/transport/v6/grpc';
 import { parseResearcherAddress, type NodeConfig } from './config';
@@ -33,6 +35,7 @@ import type { NodeTransport, NodeTransportHandlers, ReplyRoute } from './transpo
 
 /** The inbox URL prefix: a valid v4.5 repository URL shape, served only by this transport, never fetched. */
 const INBOX_URL = 'http://localhost/fedbiomed-ts-v6-inbox/';
+const TRAIN_INBOX_PREFIX = 'train-';
 export const PIN_FILE = 'v6-researcher-certificate.pem';
 
 /** v6 training_args keys the node takes no action on, dropped before the shared validation. */
@@ -53,6 +56,8 @@ export interface V6NodeTransportOptions {
   stores: NodeStores;
   log: NodeLog;
   logger: Logger;
+  /** Sees the traffic (tools/interop-v6 records test vectors with it). */
+  tap?: V6NodeClientOptions['tap'];
 }
 
 export class V6NodeTransport implements NodeTransport {
@@ -67,7 +72,7 @@ export class V6NodeTransport implements NodeTransport {
     this.inboxDir = path.join(stores.paths.dir, 'v6-inline');
     this.nodeName = config.nodeName ?? config.nodeId;
     this.client = new V6NodeClient({ host, port, nodeId: config.nodeId,
-      pinFile: path.join(stores.paths.dir, PIN_FILE), logger: options.logger }, {
+      pinFile: path.join(stores.paths.dir, PIN_FILE), logger: options.logger, tap: options.tap }, {
       connected: (identity) => {
         options.log.info(`connected to researcher ${identity.researcherId} at ${host}:${port} (certificate ` +
           `${identity.fingerprint.slice(0, 23)}…)`);
@@ -88,6 +93,8 @@ export class V6NodeTransport implements NodeTransport {
   async start(handlers: NodeTransportHandlers): Promise<void> {
     this.handlers = handlers;
     fs.mkdirSync(this.inboxDir, { recursive: true });
+    this.collectTrainInbox(); // left by a crash
+
     this.client.start((message) => void this.receive(message).catch((err) =>
       this.options.log.error(`v6 ${message.className} not handled: ${describeError(err)}`)));
   }
@@ -125,6 +132,32 @@ export class V6NodeTransport implements NodeTransport {
 
   private clearInbox(names: string[]): void {
     for (const name of names) fs.rmSync(path.join(this.inboxDir, name), { force: true });
+  }
+
+  /** Removes the train inbox files no queued request refers to any more (the queue file is the truth). */
+  private collectTrainInbox(): void {
+    let queued: { task?: { training_plan_url?: string; params_url?: string } }[] = [];
+    try {
+      queued = JSON.parse(fs.readFileSync(this.options.stores.paths.queue, 'utf8')) as typeof queued;
+    } catch {
+      queued = []; // no queue file: nothing queued
+    }
+    const kept = new Set(queued.flatMap((q) => [q.task?.training_plan_url, q.task?.params_url])
+      .filter((u): u is string => typeof u === 'string' && u.startsWith(INBOX_URL)).map((u) => u.slice(INBOX_URL.length)));
+    for (const name of fs.readdirSync(this.inboxDir)) {
+      if (name.startsWith(TRAIN_INBOX_PREFIX) && !kept.has(name)) fs.rmSync(path.join(this.inboxDir, name), { force: true });
+    }
+  }
+
+  /** Shortly after a train reply: by then the queue has dropped the request it answered (or kept it, if stopped). */
+  private scheduleInboxCollection(): void {
+    setTimeout(() => {
+      try {
+        this.collectTrainInbox();
+      } catch (err) {
+        this.options.log.warning(`v6 inbox clean-up failed: ${describeError(err)}`);
+      }
+    }, 1_000).unref();
   }
 
   // ---- researcher → node -------------------------------------------------------------------------------------
@@ -185,11 +218,11 @@ export class V6NodeTransport implements NodeTransport {
         node_name: this.nodeName, dataset_id: '', timing: {}, msg: refusal, state_id: f['state_id'] }));
       return;
     }
-    const planName = `plan-${id}.py`;
-    const paramsName = `params-${id}.mpk`;
+    const planName = `${TRAIN_INBOX_PREFIX}${id}-plan.py`;
+    const paramsName = `${TRAIN_INBOX_PREFIX}${id}-params.mpk`;
     const planUrl = this.putInbox(planName, f['training_plan'] as string);
     const paramsUrl = this.putInbox(paramsName, encodeParams({ model_weights: f['params'] }));
-    (route as unknown as V6Route).inbox = [planName, paramsName];
+    // Not in the route's inbox list: the queue decides when they can go (collectTrainInbox).
     const request: TrainRequest = {
       researcher_id: f['researcher_id'] as string,
       job_id: f['experiment_id'] as string,
@@ -259,6 +292,7 @@ export class V6NodeTransport implements NodeTransport {
           return await this.client.feedback({ researcher_id: researcherId,
             log: { node_id: message.node_id, level: message.level, msg: message.msg } });
         case 'add_scalar':
+          if (!this.client.connected) return; // as log lines: monitoring is not worth a reconnection attempt
           return await this.client.feedback({ researcher_id: researcherId, scalar: scalarOf(message, this.nodeName) });
         case 'pong':
           return await this.sendV6(makeV6Message('PingReply', { ...head, ...node }));
@@ -281,8 +315,10 @@ export class V6NodeTransport implements NodeTransport {
             status: message.status, msg: message.msg, training_plan: source, training_plan_id: this.planIdOf(source) }));
         }
         case 'train':
+          this.scheduleInboxCollection();
           return await this.sendTrainReply(message, head, node);
         case 'error':
+          if (r?.reply === 'TrainReply') this.scheduleInboxCollection();
           return await this.sendV6(makeV6Message('ErrorMessage', { ...head, ...node, extra_msg: message.extra_msg,
             errnum: /^FB\d{3}/.exec(message.errnum)?.[0] ?? null }));
         default:
@@ -331,7 +367,9 @@ export class V6NodeTransport implements NodeTransport {
 
 /** Why a v6 TrainRequest cannot be honoured by this node, or undefined. */
 export function trainRefusal(fields: Record<string, unknown>): string | undefined {
-  if (fields['secagg_arguments'] !== null && fields['secagg_arguments'] !== undefined) {
+  // The v6 researcher sends {} when secure aggregation is off.
+  const secagg = fields['secagg_arguments'];
+  if (secagg !== null && secagg !== undefined && Object.keys(secagg as object).length > 0) {
     return 'FB318: Secure aggregation setup error: secure aggregation is not supported by this fedbiomed-ts node';
   }
   const aux = fields['optim_aux_var'];

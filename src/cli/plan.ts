@@ -7,7 +7,7 @@
  * PLAN may be a .ts/.js module (default or `plan` export), a .json document or a generated .py plan.
  */
 import * as fs from 'fs';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { planHash } from '../plan/canonical';
 import { loadPlanFile } from '../plan/load';
 import { generateTorchPlan } from '../plan/pytorch';
@@ -41,9 +41,11 @@ export function register(program: Command): void {
     .argument('<plan>', 'plan file (.ts, .js, .json or generated .py)')
     .requiredOption('--python <file>', 'output .py file')
     .option('--class-name <name>', 'Python class name (default: the plan name)')
-    .action((file: string, options: { python: string; className?: string }) => {
+    .addOption(new Option('--fedbiomed <release>', 'Fed-BioMed release of the Python nodes').choices(['v4.5', 'v6'])
+      .default('v4.5'))
+    .action((file: string, options: { python: string; className?: string; fedbiomed: 'v4.5' | 'v6' }) => {
       const spec = loadPlanFile(file);
-      writeOut(options.python, generateTorchPlan(spec, { className: options.className }));
+      writeOut(options.python, generateTorchPlan(spec, { className: options.className, fedbiomed: options.fedbiomed }));
       process.stdout.write(`${options.python}: class ${options.className ?? spec.name}, plan sha256 ${planHash(spec)}\n`);
     });
 

@@ -91,6 +91,13 @@ export interface TrainResult {
   dp?: DpRoundFacts;
 }
 
+/**
+ * Longest stretch of training steps without letting the event loop run. The kernels are synchronous: without
+ * these pauses a long round would starve the network (a Fed-BioMed v6 researcher marks a node that has not polled
+ * for 10 s DISCONNECTED and drops its round), stop requests and log forwarding.
+ */
+const YIELD_EVERY_MS = 50;
+
 export async function trainModel(model: TrainableModel, data: BatchSource, options: TrainOptions): Promise<TrainResult> {
   const { batchSize } = options.loader;
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
@@ -131,6 +138,7 @@ export async function trainModel(model: TrainableModel, data: BatchSource, optio
   let updates = 0;
   let lastLoss = NaN;
   let stopped = false;
+  let lastYield = Date.now();
   try {
     for (let epoch = 1; epoch <= plan.epochs && !stopped; epoch++) {
       const order = options.loader.shuffle ? rng.permutation(data.size) : identity(data.size);
@@ -170,6 +178,10 @@ export async function trainModel(model: TrainableModel, data: BatchSource, optio
           options.onProgress(report(plan, epoch, b, batches, batchSize, n, epochSamples, total, loss));
         }
         if (dryRun) return { samplesSeen: total, updates, lastLoss, plan, stopped: false, ...dpFacts(dpContext, sampleRate, updates) };
+        if (Date.now() - lastYield >= YIELD_EVERY_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          lastYield = Date.now();
+        }
       }
     }
   } finally {

@@ -116,7 +116,14 @@ export interface V6NodeClientOptions {
   backoff?: BackoffOptions;
   /** Deadline of one long poll (v6: 3600 s). */
   pollDeadlineMs?: number;
+  /** Sees every message as it travels (reassembled task bytes in, encoded reply bytes out, feedback): recording. */
+  tap?: (event: V6TapEvent) => void;
 }
+
+export type V6TapEvent =
+  | { kind: 'task'; bytes: Uint8Array }
+  | { kind: 'reply'; bytes: Uint8Array }
+  | { kind: 'feedback'; feedback: FeedbackMessageProto };
 
 export type V6MessageHandler = (message: V6Message) => void;
 
@@ -131,6 +138,8 @@ export interface V6NodeClientEvents {
 
 export class V6NodeClient {
   private client: ResearcherServiceClient | undefined;
+  /** The connection being set up, shared by the poll loop and senders that need it at the same time. */
+  private connecting: Promise<ResearcherServiceClient> | undefined;
   private identity: ResearcherIdentity | undefined;
   private stopped = false;
   private call: grpc.ClientReadableStream<TaskChunk> | undefined;
@@ -162,8 +171,15 @@ export class V6NodeClient {
   }
 
   /** Connects (TOFU) if needed; throws CertificateError for a certificate that does not match the pin. */
-  private async ensureClient(): Promise<ResearcherServiceClient> {
-    if (this.client) return this.client;
+  private ensureClient(): Promise<ResearcherServiceClient> {
+    if (this.client) return Promise.resolve(this.client);
+    this.connecting ??= this.connect().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async connect(): Promise<ResearcherServiceClient> {
     const { host, port } = this.options;
     const pem = await fetchServerCertificate(host, port);
     const identity = pinOrCheck(pem, this.options.pinFile);
@@ -215,6 +231,7 @@ export class V6NodeClient {
   }
 
   private deliver(raw: Buffer, onMessage: V6MessageHandler): void {
+    this.options.tap?.({ kind: 'task', bytes: raw });
     let message: V6Message;
     try {
       message = decodeV6Message(raw);
@@ -271,7 +288,9 @@ export class V6NodeClient {
 
   /** Sends one message as one ReplyTask stream; retries 5 times, 2 s apart, reconnecting between tries. */
   async send(message: V6Message): Promise<void> {
-    const chunks = toChunks(encodeV6Message(message));
+    const bytes = encodeV6Message(message);
+    this.options.tap?.({ kind: 'reply', bytes });
+    const chunks = toChunks(bytes);
     let lastError: unknown;
     for (let attempt = 0; attempt < SEND_RETRIES && !this.stopped; attempt++) {
       if (attempt > 0) await sleep(SEND_RETRY_DELAY_MS);
@@ -295,8 +314,10 @@ export class V6NodeClient {
   /** Sends a log or scalar through Feedback (one try: losing a log line must not hold anything up). */
   async feedback(feedback: Omit<FeedbackMessageProto, 'protocol_version'>): Promise<void> {
     const client = await this.ensureClient();
+    const message: FeedbackMessageProto = { protocol_version: V6_PROTOCOL_VERSION, ...feedback };
+    this.options.tap?.({ kind: 'feedback', feedback: message });
     await new Promise<void>((resolve, reject) => {
-      client.Feedback({ protocol_version: V6_PROTOCOL_VERSION, ...feedback }, { deadline: Date.now() + 10_000 },
+      client.Feedback(message, { deadline: Date.now() + 10_000 },
         (err) => (err ? reject(err) : resolve()));
     });
   }

@@ -6,6 +6,8 @@
  * spacing, orientation and origin are kept in patient (LPS) coordinates. A multi-frame RT Dose file is one series
  * whose frames are placed by GridFrameOffsetVector.
  */
+// Kept in the emitted .d.ts (preserve; the package ships src/data/daikon.d.ts): daikon has no types of its own.
+/// <reference path="./daikon.d.ts" preserve="true" />
 import * as fs from 'fs';
 import * as path from 'path';
 import daikon from 'daikon';

@@ -44,3 +44,4 @@ export { JsonLinesHistory, readHistory } from './monitoring/history';
 export { TensorBoardWriter, readScalarEvents } from './monitoring/tensorboard';
 export { formatRoundSummary } from './monitoring/summary';
 export type { ExperimentEvent, RoundSummary, NodeRoundSummary, ScalarRecord } from './events';
+export * from './evaluation';

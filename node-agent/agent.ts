@@ -19,6 +19,8 @@ import {
 } from './requests';
 import { PlanDatasetCache } from './dataset-cache';
 import { executeTrainRequest, RoundContext } from './round';
+import { acquireNodeLock, type NodeLock } from './lock';
+import { StatusRecorder } from './status';
 
 /** How long a re-established broker connection must have been up before a round's reply is sent. */
 const RECONNECT_GRACE_MS = 2000;
@@ -47,6 +49,9 @@ export class NodeAgent {
   private connectionWaiters: (() => void)[] = [];
   private readonly repository: RepositoryClient;
   private readonly transportLog: Logger;
+  /** One running agent per node folder (see lock.ts); what it does, for `node status` (see status.ts). */
+  private lock: NodeLock | undefined;
+  private status: StatusRecorder | undefined;
 
   private constructor(readonly stores: NodeStores, private readonly options: NodeAgentOptions) {
     this.log = new NodeLog(stores.config.nodeId, options.localLog);
@@ -64,7 +69,16 @@ export class NodeAgent {
   static async start(options: NodeAgentOptions): Promise<NodeAgent> {
     const stores = openNodeStores(options.dir, options.env ?? process.env);
     const agent = new NodeAgent(stores, options);
-    await agent.connect();
+    agent.lock = acquireNodeLock(stores.paths.dir);
+    if (agent.lock.replaced) agent.log.warning(`stale lock of pid ${agent.lock.replaced.pid} (no longer running) taken over`);
+    agent.status = new StatusRecorder(stores.paths.dir, stores.config.nodeId, stores.config.broker);
+    try {
+      await agent.connect();
+    } catch (err) {
+      agent.status.stopped();
+      agent.lock.release();
+      throw err;
+    }
     return agent;
   }
 
@@ -88,12 +102,15 @@ export class NodeAgent {
     const messaging = this.messaging;
     messaging.on('invalid', (invalid) => void this.answerInvalid(invalid));
     this.connectedSince = 0; // the first connection needs no grace: nobody missed anything yet
+    this.status?.brokerConnected(true);
     messaging.on('offline', () => {
       this.connectedSince = undefined;
+      this.status?.brokerConnected(false);
       this.log.debug('broker connection lost; reconnecting');
     });
     messaging.on('reconnect', () => {
       this.connectedSince = Date.now();
+      this.status?.brokerConnected(true);
       this.connectionWaiters.splice(0).forEach((wake) => wake());
       this.log.debug('reconnected to the broker');
     });
@@ -127,6 +144,7 @@ export class NodeAgent {
   }
 
   private async dispatch(message: ResearcherToNodeMessage): Promise<void> {
+    this.status?.messageSeen(message.command, message.researcher_id);
     const ctx = this.requestContext();
     const send = (reply: Parameters<Messaging['send']>[0] | undefined) =>
       reply ? (this.messaging as Messaging).send(reply) : Promise.resolve();
@@ -172,7 +190,12 @@ export class NodeAgent {
       stopping: () => this.stopRequested,
       dataCache: this.dataCache,
     };
-    await executeTrainRequest(req, ctx);
+    this.status?.roundStarted(req.job_id, req.round ?? null, req.researcher_id);
+    try {
+      await executeTrainRequest(req, ctx);
+    } finally {
+      this.status?.roundEnded();
+    }
   }
 
   /**
@@ -225,12 +248,14 @@ export class NodeAgent {
     await this.queue?.idle();
     await messaging?.close();
     this.messaging = undefined;
+    this.status?.stopped();
+    this.lock?.release();
   }
 }
 
 /** `fedbiomed-ts node start`: runs until SIGINT / SIGTERM. */
-export async function runNodeUntilSignal(dir: string): Promise<void> {
-  const agent = await NodeAgent.start({ dir });
+export async function runNodeUntilSignal(dir: string, options: Omit<NodeAgentOptions, 'dir'> = {}): Promise<void> {
+  const agent = await NodeAgent.start({ ...options, dir });
   await new Promise<void>((resolve) => {
     const onSignal = () => {
       process.off('SIGINT', onSignal);

@@ -2,8 +2,13 @@
  * `fedbiomed-ts node …`: create a node directory, register datasets, review training plans, start the agent.
  * Every command works on one node directory (`--dir`, default `./fedbiomed-node` or $FEDBIOMED_TS_NODE_DIR).
  */
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { Command, Option } from 'commander';
+import { DEFAULT_LOG_FILES, DEFAULT_LOG_MAX_BYTES, RotatingLogFile } from './log-file';
+import { formatNodeStatus, nodeStatus } from './status';
+import { systemdUnit } from './service';
 import { defaultConfig, loadConfig, nodePaths, writeConfig } from './config';
 import { openNodeStores } from './stores';
 import { DATA_TYPES } from './datasets';
@@ -13,6 +18,14 @@ const DEFAULT_DIR = process.env.FEDBIOMED_TS_NODE_DIR ?? 'fedbiomed-node';
 
 function dirOption(): Option {
   return new Option('--dir <dir>', 'node directory').default(DEFAULT_DIR);
+}
+
+function positive(name: string): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (!(n > 0) || !Number.isFinite(n)) throw new Error(`${name} must be a positive number, got "${value}"`);
+    return n;
+  };
 }
 
 function print(line = ''): void {
@@ -49,12 +62,50 @@ export function register(program: Command): void {
 
   node
     .command('start')
-    .description('start the node agent (Ctrl-C or SIGTERM to stop)')
+    .description('start the node agent (Ctrl-C or SIGTERM to stop); one node per folder')
     .addOption(dirOption())
-    .action(async (opts: { dir: string }) => {
+    .option('--log-file <file>', 'log file, rotated by size (default: <dir>/logs/node.log; "-" for none)')
+    .option('--log-max-mb <n>', 'size of one log file before rotation, in MB', positive('--log-max-mb'), DEFAULT_LOG_MAX_BYTES / 1024 / 1024)
+    .option('--log-files <n>', 'log files kept, the current one included', positive('--log-files'), DEFAULT_LOG_FILES)
+    .action(async (opts: { dir: string; logFile?: string; logMaxMb: number; logFiles: number }) => {
+      const logFile = opts.logFile === '-' ? undefined
+        : new RotatingLogFile(opts.logFile ?? path.join(nodePaths(opts.dir).dir, 'logs', 'node.log'),
+          { maxBytes: Math.round(opts.logMaxMb * 1024 * 1024), files: Math.round(opts.logFiles) });
       // Loaded lazily: the agent pulls in TensorFlow.js, which the administrative commands do not need.
       const { runNodeUntilSignal } = await import('./agent');
-      await runNodeUntilSignal(opts.dir);
+      await runNodeUntilSignal(opts.dir, {
+        localLog: (line) => {
+          process.stderr.write(`${line}\n`);
+          logFile?.write(line);
+        },
+      });
+    });
+
+  node
+    .command('status')
+    .description('whether the node runs, its broker connection, last message, round in progress, datasets and plans')
+    .addOption(dirOption())
+    .option('--json', 'print JSON')
+    .action((opts: { dir: string; json?: boolean }) => {
+      const report = nodeStatus(opts.dir);
+      print(opts.json ? JSON.stringify(report, null, 2) : formatNodeStatus(report));
+    });
+
+  node
+    .command('service')
+    .description('write a systemd unit that runs this node (restart on failure, logs to the journal) and say how to enable it')
+    .addOption(dirOption())
+    .option('--user <user>', 'system user the node runs as (default: the current user)')
+    .option('--out <file>', 'where to write the unit (default: <dir>/fedbiomed-ts-node-<id>.service)')
+    .action((opts: { dir: string; user?: string; out?: string }) => {
+      const config = loadConfig(opts.dir);
+      const unit = systemdUnit({ dir: nodePaths(opts.dir).dir, nodeId: config.nodeId, user: opts.user ?? os.userInfo().username,
+        env: process.env });
+      const file = path.resolve(opts.out ?? path.join(opts.dir, unit.fileName));
+      fs.writeFileSync(file, unit.text);
+      print(`systemd unit written to ${file}`);
+      print(`to install and start it (as root):`);
+      for (const line of unit.enableCommands(file)) print(`  ${line}`);
     });
 
   const dataset = node.command('dataset').description('register, list and remove datasets');

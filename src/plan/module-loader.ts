@@ -11,32 +11,13 @@
  * project has none (a plan file next to nothing, run with a global `npx fedbiomed-ts`) do they resolve to the copy
  * that is running.
  */
-import * as fs from 'fs';
 import { createRequire } from 'module';
 import * as path from 'path';
-
-const PACKAGE_NAME = 'fedbiomed-ts';
-
-interface PackageJson {
-  name?: string;
-  exports?: Record<string, string | { default: string }>;
-}
-
-/** The folder holding this package's package.json (dist/src/plan or src/plan lie below it). */
-function ownPackageRoot(): { root: string; pkg: PackageJson } {
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    const file = path.join(dir, 'package.json');
-    if (fs.existsSync(file)) {
-      const pkg = JSON.parse(fs.readFileSync(file, 'utf8')) as PackageJson;
-      if (pkg.name === PACKAGE_NAME) return { root: dir, pkg };
-    }
-    if (path.dirname(dir) === dir) throw new Error(`${PACKAGE_NAME}: cannot find its own package.json above ${__dirname}`);
-  }
-}
+import { ownPackage, PACKAGE_NAME } from '../package-root';
 
 /** `fedbiomed-ts[/subpath]` -> this running copy's entry modules (compiled, or the sources in a clone). */
 function ownEntries(): Record<string, string> {
-  const { root, pkg } = ownPackageRoot();
+  const { root, pkg } = ownPackage();
   const compiled = __filename.endsWith('.js');
   const aliases: Record<string, string> = {};
   for (const [subpath, target] of Object.entries(pkg.exports ?? {})) {

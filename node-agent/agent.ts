@@ -66,6 +66,17 @@ export class NodeAgent {
       ...options.repository });
   }
 
+  /**
+   * Starts the node of folder `options.dir` (made by `fedbiomed-ts node init` or `writeConfig`): takes the folder's
+   * lock, connects to its broker and answers researchers until {@link NodeAgent.stop}.
+   *
+   * @example
+   * ```ts
+   * import { NodeAgent } from 'fedbiomed-ts';
+   * const agent = await NodeAgent.start({ dir: 'node_a' });
+   * process.once('SIGTERM', () => void agent.stop('signal'));
+   * ```
+   */
   static async start(options: NodeAgentOptions): Promise<NodeAgent> {
     const stores = openNodeStores(options.dir, options.env ?? process.env);
     const agent = new NodeAgent(stores, options);

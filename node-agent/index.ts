@@ -11,6 +11,8 @@
  * // … later
  * await agent.stop();
  * ```
+ *
+ * @module fedbiomed-ts/node
  */
 export { NodeAgent, runNodeUntilSignal, SIGNAL_STOP_LOG } from './agent';
 export type { NodeAgentOptions } from './agent';

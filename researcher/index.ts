@@ -8,6 +8,8 @@
  *                                                          uploadsUrl: 'http://localhost:8844/upload/' } });
  *   for await (const ev of exp.events()) …      // or exp.on('round-end', …)
  *   const { weights } = await exp.run();
+ *
+ * @module fedbiomed-ts/researcher
  */
 export { Experiment, ExperimentError, DEFAULT_ROUND_TIMEOUT_MS } from './experiment';
 export type { ExperimentOptions, ExperimentResult } from './experiment';

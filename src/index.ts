@@ -17,7 +17,7 @@
  * const { weights } = await exp.run();
  * ```
  *
- * @packageDocumentation
+ * @module fedbiomed-ts
  */
 export * from './plan';
 export * from './data';

@@ -245,7 +245,17 @@ test("the README tour runs from the user's project: network, two nodes, research
       const node = start(['node', 'start', '--dir', id]);
       running.push(node);
       await waitFor(node, new RegExp(`Node ${id} ready`), `${id} ready`);
+      // The install script built the native kernels in the installed package, and the node uses them.
+      expect(node.output()).toMatch(/native kernels \(AVX2\+FMA\)|native kernels need AVX2/);
     }
+
+    // One node per folder: a second start on node_a refuses, naming the running one.
+    const second = bin(['node', 'start', '--dir', 'node_a']);
+    expect(second.status).not.toBe(0);
+    expect(String(second.stderr)).toMatch(/node_a is already in use by a running node \(pid \d+/);
+    const status = JSON.parse(String(bin(['node', 'status', '--dir', 'node_b', '--json']).stdout));
+    expect(status).toMatchObject({ running: true, nodeId: 'node_b', runtime: { broker: { connected: true } },
+      datasets: [{ name: 'node_b', type: 'csv' }] });
 
     fs.writeFileSync(path.join(project, 'plan.ts'), `
 import { definePlan } from 'fedbiomed-ts';
@@ -279,3 +289,39 @@ export default definePlan({
     }
   }
 });
+
+test('stopping `npx fedbiomed-ts network start` (SIGTERM to npx, Ctrl-C in its terminal) leaves no process on its ports', async () => {
+  const net = await import('net');
+  const portFree = (port: number) => new Promise<boolean>((resolve) => {
+    const server = net.createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+  // SIGTERM goes to npx alone, as `kill` or a service manager sends it; Ctrl-C in a terminal sends SIGINT to the
+  // whole foreground process group (npx, the shell npm starts, the command), reproduced with a group of its own.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    const child = spawn('npx', ['--offline', '--no-install', 'fedbiomed-ts', 'network', 'start', '--mqtt-port', '0', '--http-port', '0'],
+      { cwd: project, env, detached: true });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const running: Running = { child, output: () => text, exited };
+    try {
+      await waitFor(running, /running; stop with Ctrl\+C/, 'network ready');
+      const mqttPort = Number(text.match(/MQTT broker\s+mqtt:\/\/127\.0\.0\.1:(\d+)/)![1]);
+      const httpPort = Number(text.match(/upload URL\s+http:\/\/127\.0\.0\.1:(\d+)\//)![1]);
+      expect([await portFree(mqttPort), await portFree(httpPort)]).toEqual([false, false]);
+      if (signal === 'SIGINT') process.kill(-child.pid!, 'SIGINT');
+      else child.kill('SIGTERM');
+      await exited;
+      const deadline = Date.now() + 10_000;
+      while (!(await portFree(mqttPort) && await portFree(httpPort)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect({ signal, mqtt: await portFree(mqttPort), http: await portFree(httpPort) }).toEqual({ signal, mqtt: true, http: true });
+    } finally {
+      try {
+        process.kill(-child.pid!, 'SIGKILL'); // whatever is left of the group, after a failure
+      } catch {
+        // the group is gone: nothing left
+      }
+    }
+  }
+}, 120_000);

@@ -1,4 +1,7 @@
-/** Dataset readers (CSV, DICOM via daikon, NIfTI, Fed-BioMed medical folder), our DICOM writer, preprocessing. */
+/**
+ * Dataset readers (CSV, DICOM via daikon, NIfTI, Fed-BioMed medical folder), our DICOM writer, preprocessing.
+ * @module fedbiomed-ts/data
+ */
 export * from './errors';
 export * from './volume';
 export * from './csv';

@@ -7,14 +7,15 @@ import * as os from 'os';
 import * as path from 'path';
 import { Command, Option } from 'commander';
 import { DEFAULT_LOG_FILES, DEFAULT_LOG_MAX_BYTES, RotatingLogFile } from './log-file';
-import { formatNodeStatus, nodeStatus } from './status';
-import { systemdUnit } from './service';
-import { defaultConfig, loadConfig, nodePaths, writeConfig } from './config';
-import { openNodeStores } from './stores';
 import { DATA_TYPES } from './datasets';
 import type { PlanStatus } from './training-plans';
 
 const DEFAULT_DIR = process.env.FEDBIOMED_TS_NODE_DIR ?? 'fedbiomed-node';
+
+// The modules behind the commands load when a command runs: `fedbiomed-ts --help` must not pay for YAML, the MQTT
+// client or the DICOM reader (the node's stores pull in the dataset inspectors).
+const config = () => import('./config');
+const stores = async (dir: string) => (await import('./stores')).openNodeStores(dir);
 
 function dirOption(): Option {
   return new Option('--dir <dir>', 'node directory').default(DEFAULT_DIR);
@@ -48,16 +49,17 @@ export function register(program: Command): void {
     .option('--broker <url>', 'MQTT broker URL', 'mqtt://localhost:1883')
     .option('--uploads-url <url>', 'file repository upload URL', 'http://localhost:8844/upload/')
     .addOption(new Option('--approval <on|off>', 'training-plan approval').choices(['on', 'off']).default('on'))
-    .action((opts: { dir: string; id?: string; broker: string; uploadsUrl: string; approval: string }) => {
-      const config = defaultConfig({
+    .action(async (opts: { dir: string; id?: string; broker: string; uploadsUrl: string; approval: string }) => {
+      const { defaultConfig, writeConfig } = await config();
+      const nodeConfig = defaultConfig({
         ...(opts.id ? { nodeId: opts.id } : {}),
         broker: opts.broker,
         uploadsUrl: opts.uploadsUrl,
         approval: opts.approval === 'on',
       });
-      const file = writeConfig(opts.dir, config);
-      print(`node ${config.nodeId} created in ${path.dirname(file)}`);
-      print(`  broker ${config.broker}, uploads ${config.uploadsUrl}, approval ${config.approval ? 'on' : 'off'}`);
+      const file = writeConfig(opts.dir, nodeConfig);
+      print(`node ${nodeConfig.nodeId} created in ${path.dirname(file)}`);
+      print(`  broker ${nodeConfig.broker}, uploads ${nodeConfig.uploadsUrl}, approval ${nodeConfig.approval ? 'on' : 'off'}`);
     });
 
   node
@@ -69,7 +71,7 @@ export function register(program: Command): void {
     .option('--log-files <n>', 'log files kept, the current one included', positive('--log-files'), DEFAULT_LOG_FILES)
     .action(async (opts: { dir: string; logFile?: string; logMaxMb: number; logFiles: number }) => {
       const logFile = opts.logFile === '-' ? undefined
-        : new RotatingLogFile(opts.logFile ?? path.join(nodePaths(opts.dir).dir, 'logs', 'node.log'),
+        : new RotatingLogFile(opts.logFile ?? path.join(path.resolve(opts.dir), 'logs', 'node.log'),
           { maxBytes: Math.round(opts.logMaxMb * 1024 * 1024), files: Math.round(opts.logFiles) });
       // Loaded lazily: the agent pulls in TensorFlow.js, which the administrative commands do not need.
       const { runNodeUntilSignal } = await import('./agent');
@@ -86,7 +88,8 @@ export function register(program: Command): void {
     .description('whether the node runs, its broker connection, last message, round in progress, datasets and plans')
     .addOption(dirOption())
     .option('--json', 'print JSON')
-    .action((opts: { dir: string; json?: boolean }) => {
+    .action(async (opts: { dir: string; json?: boolean }) => {
+      const { nodeStatus, formatNodeStatus } = await import('./status');
       const report = nodeStatus(opts.dir);
       print(opts.json ? JSON.stringify(report, null, 2) : formatNodeStatus(report));
     });
@@ -97,9 +100,10 @@ export function register(program: Command): void {
     .addOption(dirOption())
     .option('--user <user>', 'system user the node runs as (default: the current user)')
     .option('--out <file>', 'where to write the unit (default: <dir>/fedbiomed-ts-node-<id>.service)')
-    .action((opts: { dir: string; user?: string; out?: string }) => {
-      const config = loadConfig(opts.dir);
-      const unit = systemdUnit({ dir: nodePaths(opts.dir).dir, nodeId: config.nodeId, user: opts.user ?? os.userInfo().username,
+    .action(async (opts: { dir: string; user?: string; out?: string }) => {
+      const { loadConfig } = await config();
+      const { systemdUnit } = await import('./service');
+      const unit = systemdUnit({ dir: path.resolve(opts.dir), nodeId: loadConfig(opts.dir).nodeId, user: opts.user ?? os.userInfo().username,
         env: process.env });
       const file = path.resolve(opts.out ?? path.join(opts.dir, unit.fileName));
       fs.writeFileSync(file, unit.text);
@@ -122,7 +126,7 @@ export function register(program: Command): void {
     .option('--index-col <col>', 'medical-folder / dicom: index column of the demographics CSV (name or number)')
     .action(async (opts: { dir: string; type: string; path: string; tags: string; name: string;
       description: string; tabularFile?: string; indexCol?: string }) => {
-      const { datasets } = openNodeStores(opts.dir);
+      const { datasets } = await stores(opts.dir);
       const parameters = opts.tabularFile
         ? { tabular_file: path.resolve(opts.tabularFile),
           index_col: opts.indexCol === undefined ? 0 : /^\d+$/.test(opts.indexCol) ? Number(opts.indexCol) : opts.indexCol }
@@ -142,8 +146,8 @@ export function register(program: Command): void {
     .description('list registered datasets')
     .addOption(dirOption())
     .option('--json', 'print JSON')
-    .action((opts: { dir: string; json?: boolean }) => {
-      const entries = openNodeStores(opts.dir).datasets.list();
+    .action(async (opts: { dir: string; json?: boolean }) => {
+      const entries = (await stores(opts.dir)).datasets.list();
       if (opts.json) return print(JSON.stringify(entries, null, 2));
       if (entries.length === 0) return print('no dataset registered');
       print(table([['DATASET ID', 'NAME', 'TYPE', 'TAGS', 'SHAPE'],
@@ -153,8 +157,8 @@ export function register(program: Command): void {
     .command('rm <datasetId>')
     .description('remove a dataset from the registry (the data itself is not touched)')
     .addOption(dirOption())
-    .action((datasetId: string, opts: { dir: string }) => {
-      if (!openNodeStores(opts.dir).datasets.remove(datasetId)) {
+    .action(async (datasetId: string, opts: { dir: string }) => {
+      if (!(await stores(opts.dir)).datasets.remove(datasetId)) {
         throw new Error(`no dataset with id ${datasetId}`);
       }
       print(`dataset ${datasetId} removed`);
@@ -165,8 +169,8 @@ export function register(program: Command): void {
     .command('list')
     .addOption(dirOption())
     .option('--json', 'print JSON')
-    .action((opts: { dir: string; json?: boolean }) => {
-      const plans = openNodeStores(opts.dir).plans.list();
+    .action(async (opts: { dir: string; json?: boolean }) => {
+      const plans = (await stores(opts.dir)).plans.list();
       if (opts.json) return print(JSON.stringify(plans, null, 2));
       if (plans.length === 0) return print('no training plan received');
       print(table([['TRAINING PLAN ID', 'STATUS', 'HASH', 'RESEARCHER', 'DESCRIPTION'],
@@ -178,7 +182,7 @@ export function register(program: Command): void {
     .description('print a training plan (id, id prefix or hash prefix)')
     .addOption(dirOption())
     .action(async (id: string, opts: { dir: string }) => {
-      const entry = openNodeStores(opts.dir).plans.lookup(id);
+      const entry = (await stores(opts.dir)).plans.lookup(id);
       const { describeStoredPlan } = await import('./plan-review');
       print(describeStoredPlan(entry));
     });
@@ -188,8 +192,8 @@ export function register(program: Command): void {
       .description(`${verb} a training plan`)
       .addOption(dirOption())
       .option('--notes <text>', 'notes kept with the decision')
-      .action((id: string, opts: { dir: string; notes?: string }) => {
-        const entry = openNodeStores(opts.dir).plans.setStatus(id, status, opts.notes);
+      .action(async (id: string, opts: { dir: string; notes?: string }) => {
+        const entry = (await stores(opts.dir)).plans.setStatus(id, status, opts.notes);
         print(`training plan ${entry.training_plan_id} ${status.toLowerCase()}`);
       });
   }
@@ -198,9 +202,10 @@ export function register(program: Command): void {
     .command('config')
     .description('print the effective configuration (file + environment)')
     .addOption(dirOption())
-    .action((opts: { dir: string }) => {
-      const config = loadConfig(opts.dir);
-      print(JSON.stringify({ ...config, brokerPassword: config.brokerPassword ? '***' : undefined,
+    .action(async (opts: { dir: string }) => {
+      const { loadConfig, nodePaths } = await config();
+      const effective = loadConfig(opts.dir);
+      print(JSON.stringify({ ...effective, brokerPassword: effective.brokerPassword ? '***' : undefined,
         paths: nodePaths(opts.dir) }, null, 2));
     });
 }

@@ -30,3 +30,20 @@ export function ownCommand(): string {
   const { root, pkg } = ownPackage();
   return path.join(root, pkg.bin?.[PACKAGE_NAME] ?? 'bin/fedbiomed-ts.js');
 }
+
+/**
+ * `fedbiomed-ts[/subpath]` -> this copy's entry module for it, from package.json's `exports`: the compiled one, or
+ * in a clone running its sources the .ts source (`./dist/<path>.js` there is `<path>.ts`; src/cli/source-entries.js
+ * is the same rule for the development tools, which run before any TypeScript can).
+ */
+export function entryModules(compiled = __filename.endsWith('.js')): Record<string, string> {
+  const { root, pkg } = ownPackage();
+  const entries: Record<string, string> = {};
+  for (const [subpath, target] of Object.entries(pkg.exports ?? {})) {
+    const file = typeof target === 'string' ? target : target.default;
+    if (!file.startsWith('./dist/') || !file.endsWith('.js')) continue;
+    const request = subpath === '.' ? PACKAGE_NAME : `${PACKAGE_NAME}/${subpath.slice(2)}`;
+    entries[request] = compiled ? path.join(root, file) : path.join(root, `${file.slice('./dist/'.length, -'.js'.length)}.ts`);
+  }
+  return entries;
+}

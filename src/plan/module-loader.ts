@@ -12,22 +12,7 @@
  * that is running.
  */
 import { createRequire } from 'module';
-import * as path from 'path';
-import { ownPackage, PACKAGE_NAME } from '../package-root';
-
-/** `fedbiomed-ts[/subpath]` -> this running copy's entry modules (compiled, or the sources in a clone). */
-function ownEntries(): Record<string, string> {
-  const { root, pkg } = ownPackage();
-  const compiled = __filename.endsWith('.js');
-  const aliases: Record<string, string> = {};
-  for (const [subpath, target] of Object.entries(pkg.exports ?? {})) {
-    const file = typeof target === 'string' ? target : target.default;
-    if (!file.startsWith('./dist/') || !file.endsWith('.js')) continue;
-    const request = subpath === '.' ? PACKAGE_NAME : `${PACKAGE_NAME}/${subpath.slice(2)}`;
-    aliases[request] = compiled ? path.join(root, file) : path.join(root, `${file.slice('./dist/'.length, -'.js'.length)}.ts`);
-  }
-  return aliases;
-}
+import { entryModules, PACKAGE_NAME } from '../package-root';
 
 function resolvableFrom(file: string, request: string): boolean {
   try {
@@ -55,7 +40,7 @@ export function importPlanModule(file: string): Record<string, unknown> {
   // Running from a clone's sources (tests, ts-node), `fedbiomed-ts` means those sources: the clone's dist/ may be
   // stale or absent.
   const fromSources = !__filename.endsWith('.js');
-  const alias = resolvableFrom(file, PACKAGE_NAME) && !fromSources ? {} : ownEntries();
+  const alias = resolvableFrom(file, PACKAGE_NAME) && !fromSources ? {} : entryModules();
   const jiti = createJiti(file, {
     alias,
     // A plan is small and may be edited between two loads in one process: no cache on disk or in memory.

@@ -11,15 +11,9 @@ const SOURCE_FOLDERS = ['src', 'node-agent', 'researcher', 'examples'];
 process.env.FEDBIOMED_TS_THREADS = process.env.FEDBIOMED_TS_THREADS || '1';
 
 // The repository's examples import the public API by its package name (`fedbiomed-ts`, `fedbiomed-ts/plan`, …):
-// map each name of package.json's `exports` to its source entry module (`./dist/<path>.js` -> `<path>.ts`).
-const pkg = require('./package.json');
-const moduleNameMapper = {};
-for (const [subpath, target] of Object.entries(pkg.exports)) {
-  const file = typeof target === 'string' ? target : target.default;
-  if (!file.startsWith('./dist/') || !file.endsWith('.js')) continue;
-  const request = subpath === '.' ? pkg.name : `${pkg.name}/${subpath.slice(2)}`;
-  moduleNameMapper[`^${request}$`] = `<rootDir>/${file.slice('./dist/'.length, -'.js'.length)}.ts`;
-}
+// each name maps to its source entry module.
+const { sourceEntryModules } = require('./src/cli/source-entries');
+const moduleNameMapper = Object.fromEntries([...sourceEntryModules(__dirname)].map(([request, file]) => [`^${request}$`, file]));
 
 module.exports = {
   moduleNameMapper,

@@ -20,6 +20,8 @@ import {
 import { PlanDatasetCache } from './dataset-cache';
 import { executeTrainRequest, failedTrainReply, RoundContext } from './round';
 import type { QueuedTask } from './task-queue';
+import { acquireNodeLock, type NodeLock } from './lock';
+import { StatusRecorder } from './status';
 import { MqttNodeTransport, type NodeTransport, type ReplyRoute } from './transport';
 import { V6NodeTransport } from './transport-v6';
 import type { V6NodeClientOptions } from '../src/transport/v6/node-client';
@@ -68,6 +70,9 @@ export class NodeAgent {
   private connectedSince: number | undefined;
   private connectionWaiters: (() => void)[] = [];
   private readonly transportLog: Logger;
+  /** One running agent per node folder (see lock.ts); what it does, for `node status` (see status.ts). */
+  private lock: NodeLock | undefined;
+  private status: StatusRecorder | undefined;
 
   private constructor(readonly stores: NodeStores, private readonly options: NodeAgentOptions) {
     this.log = new NodeLog(stores.config.nodeId, options.localLog);
@@ -80,10 +85,30 @@ export class NodeAgent {
     };
   }
 
+  /**
+   * Starts the node of folder `options.dir` (made by `fedbiomed-ts node init` or `writeConfig`): takes the folder's
+   * lock, connects to its broker and answers researchers until {@link NodeAgent.stop}.
+   *
+   * @example
+   * ```ts
+   * import { NodeAgent } from 'fedbiomed-ts';
+   * const agent = await NodeAgent.start({ dir: 'node_a' });
+   * process.once('SIGTERM', () => void agent.stop('signal'));
+   * ```
+   */
   static async start(options: NodeAgentOptions): Promise<NodeAgent> {
     const stores = openNodeStores(options.dir, options.env ?? process.env);
     const agent = new NodeAgent(stores, options);
-    await agent.connect();
+    agent.lock = acquireNodeLock(stores.paths.dir);
+    if (agent.lock.replaced) agent.log.warning(`stale lock of pid ${agent.lock.replaced.pid} (no longer running) taken over`);
+    agent.status = new StatusRecorder(stores.paths.dir, stores.config.nodeId, stores.config.broker);
+    try {
+      await agent.connect();
+    } catch (err) {
+      agent.status.stopped();
+      agent.lock.release();
+      throw err;
+    }
     return agent;
   }
 
@@ -114,14 +139,17 @@ export class NodeAgent {
         .catch((err) => this.log.error(`cannot answer a ${message.command} request: ${(err as Error).message}`)),
       offline: () => {
         this.connectedSince = undefined;
+        this.status?.brokerConnected(false);
         this.log.debug('connection lost; reconnecting');
       },
       reconnect: () => {
         this.connectedSince = Date.now();
+        this.status?.brokerConnected(true);
         this.connectionWaiters.splice(0).forEach((wake) => wake());
         this.log.debug('reconnected');
       },
     });
+    this.status?.brokerConnected(true);
     // Log records and monitoring scalars are news: while the link is down they are dropped, not piled up.
     this.log.forwardTo((m) => {
       if (transport.connected) void transport.send(m).catch(() => undefined);
@@ -161,6 +189,7 @@ export class NodeAgent {
   }
 
   private async dispatch(message: ResearcherToNodeMessage, route: ReplyRoute): Promise<void> {
+    this.status?.messageSeen(message.command, message.researcher_id);
     const ctx = this.requestContext();
     const transport = this.transport as NodeTransport;
     const send = (reply: Parameters<NodeTransport['send']>[0] | undefined) =>
@@ -219,11 +248,16 @@ export class NodeAgent {
     };
     let timer: NodeJS.Timeout | undefined;
     const overran = new Promise<true>((resolve) => { timer = setTimeout(() => resolve(true), limits.roundTimeoutS * 1000); });
-    const outcome = await Promise.race([executeTrainRequest(req, ctx).then(() => false as const), overran])
-      .finally(() => clearTimeout(timer));
-    if (outcome === true) {
-      abandoned = true;
-      await this.sendFailure(queued, `Round stopped: not finished within this node's limit of ${limits.roundTimeoutS} s`);
+    this.status?.roundStarted(req.job_id, req.round ?? null, req.researcher_id);
+    try {
+      const outcome = await Promise.race([executeTrainRequest(req, ctx).then(() => false as const), overran])
+        .finally(() => clearTimeout(timer));
+      if (outcome === true) {
+        abandoned = true;
+        await this.sendFailure(queued, `Round stopped: not finished within this node's limit of ${limits.roundTimeoutS} s`);
+      }
+    } finally {
+      this.status?.roundEnded();
     }
   }
 
@@ -295,6 +329,8 @@ export class NodeAgent {
     if (this.queue) await settleWithin(this.queue.idle(), STOP_STEP_MS);
     if (transport) await settleWithin(transport.close(), STOP_STEP_MS);
     this.transport = undefined;
+    this.status?.stopped();
+    this.lock?.release();
   }
 }
 
@@ -303,8 +339,8 @@ export class NodeAgent {
  * pending after it (a download, a round past its stop point) does not keep the process alive: it exits one second
  * later at most, and at once on a second signal.
  */
-export async function runNodeUntilSignal(dir: string): Promise<void> {
-  const agent = await NodeAgent.start({ dir });
+export async function runNodeUntilSignal(dir: string, options: Omit<NodeAgentOptions, 'dir'> = {}): Promise<void> {
+  const agent = await NodeAgent.start({ ...options, dir });
   await new Promise<void>((resolve) => {
     const onSignal = () => {
       process.off('SIGINT', onSignal);

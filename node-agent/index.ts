@@ -11,6 +11,8 @@
  * // … later
  * await agent.stop();
  * ```
+ *
+ * @module fedbiomed-ts/node
  */
 export { NodeAgent, runNodeUntilSignal, SIGNAL_STOP_LOG } from './agent';
 export type { NodeAgentOptions } from './agent';
@@ -24,3 +26,11 @@ export { TrainingPlanStore, TrainingPlanError } from './training-plans';
 export type { PlanStatus, TrainingPlanEntry } from './training-plans';
 export { readPlanSource, NOT_DECLARATIVE } from './plan-source';
 export type { PlanReading } from './plan-source';
+export { acquireNodeLock, readLock, lockHeld, processAlive, NodeLockedError, LOCK_FILE } from './lock';
+export type { NodeLock, LockOwner } from './lock';
+export { nodeStatus, formatNodeStatus, StatusRecorder, STATUS_FILE } from './status';
+export type { NodeStatusReport, NodeRuntimeStatus } from './status';
+export { RotatingLogFile, DEFAULT_LOG_FILES, DEFAULT_LOG_MAX_BYTES } from './log-file';
+export type { RotatingLogOptions } from './log-file';
+export { systemdUnit, NODE_ENVIRONMENT } from './service';
+export type { SystemdUnit, SystemdUnitOptions } from './service';

@@ -104,6 +104,22 @@ interface RestoredState {
   bp: Breakpoint;
 }
 
+/**
+ * A federated experiment: discovers the nodes holding datasets with `tags`, ships the plan, runs `roundLimit`
+ * rounds of training and aggregation, and emits events as it goes (`round-start`, `node-reply`, `round-end`, …).
+ *
+ * @example
+ * ```ts
+ * import { Experiment, definePlan } from 'fedbiomed-ts';
+ * const exp = new Experiment({
+ *   tags: ['csv', 'tour'], plan: definePlan({ … }), roundLimit: 3,
+ *   trainingArgs: { loader_args: { batch_size: 8 }, optimizer_args: { lr: 0.01 }, num_updates: 10 },
+ *   network: { brokerUrl: 'mqtt://127.0.0.1:1883', uploadsUrl: 'http://127.0.0.1:8844/upload/' },
+ * });
+ * exp.on('round-end', (ev) => console.log(ev));
+ * const { weights } = await exp.run();
+ * ```
+ */
 export class Experiment extends EventEmitter<EventMap> {
   readonly jobId: string;
   readonly roundLimit: number;

@@ -17,10 +17,12 @@
  * const { weights } = await exp.run();
  * ```
  *
- * @packageDocumentation
+ * @module fedbiomed-ts
  */
 export * from './plan';
 export * from './data';
+export { openPlanDataset } from './data/plan-dataset';
+export type { PlanDataset, PlanDataSource, OpenPlanDatasetOptions } from './data/plan-dataset';
 export * from '../researcher';
 export {
   NodeAgent, runNodeUntilSignal, defaultConfig, writeConfig, loadConfig, openNodeStores, ConfigError, DatasetError,
@@ -36,5 +38,8 @@ export {
   TorchTensor, NdArray, DenseArray, SerializationError,
 } from './serialize';
 export type { ModelWeights, DType } from './serialize';
+export { initBackend, BACKEND_ENV_VAR } from './engine/backend';
+export type { BackendChoice, BackendName } from './engine/backend';
+export type { Batch, BatchSource } from './engine/train';
 export { rocAuc, rocCurve, binaryConfusion, sensitivity, specificity, accuracy } from './engine/metrics';
 export type { Confusion } from './engine/metrics';

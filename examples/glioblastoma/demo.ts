@@ -11,20 +11,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Writable } from 'stream';
-import { initBackend } from '../../src/engine/backend';
-import { planHash } from '../../src/plan/canonical';
-import { generateTorchPlan } from '../../src/plan/pytorch';
-import { sliceSelection } from '../../src/plan/preprocess';
-import { initialWeights } from '../../src/plan/init';
-import { startEmbeddedNetwork } from '../../src/transport/embedded';
+import { initBackend, planHash, generateTorchPlan, sliceSelection, initialWeights, startEmbeddedNetwork, evaluateBinary, evaluateBySite, predict, trainLocally, trainPooled, exportAndCheckOnnx } from 'fedbiomed-ts';
 import { CohortSummary, generateCohort } from './cohort';
-import { openCohort, pooledSource } from './datasets';
+import { openCohort } from './datasets';
 import { DemoConfig, demoConfig } from './demo-config';
-import { evaluateBinary, predict } from './evaluation';
 import { runFederated } from './federated';
 import { startHospitals, stopHospitals } from './hospitals';
-import { trainLocally } from './local-training';
-import { exportAndCheckOnnx } from './onnx-check';
 import { glioResponsePlan } from './plan';
 import { metricsTable, ModelResult, OnnxSummary, writeReport } from './report';
 import { DemoDp, DpRunResult } from './dp';
@@ -153,8 +145,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     print(`  ${`${site.name} alone`.padEnd(22)} ${result.seconds.toFixed(1).padStart(6)} s, final loss ${result.epochLosses[result.epochLosses.length - 1].toFixed(3)}`);
     baselines.push({ name: `${site.name} alone`, kind: 'single-site', trainedOn: `${site.name} (${site.data.size})`, patients: site.data.size, weights: result });
   }
-  const pooled = pooledSource(data.sites.map((s) => s.data));
-  const central = await timed('centralised', () => trainLocally(spec, pooled, local));
+  const pooled = { size: data.sites.reduce((n, s) => n + s.data.size, 0) };
+  const central = await timed('centralised', () => trainPooled(spec, data.sites.map((s) => s.data), local));
   print(`  ${'Centralised (pooled)'.padEnd(22)} ${central.seconds.toFixed(1).padStart(6)} s, final loss ${central.epochLosses[central.epochLosses.length - 1].toFixed(3)}`);
 
   step(5, `Evaluation on the ${data.heldOut.size} held-out patients`);
@@ -171,6 +163,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const fed = models[0].evaluation;
   print(`\n  federated confusion matrix: TP ${fed.confusion.tp}  FN ${fed.confusion.fn}  FP ${fed.confusion.fp}  TN ${fed.confusion.tn}`);
 
+  const federatedBySite = evaluateBySite(data.sites.map((s) => ({ site: s.name, predictions: predict(spec, federated.weights, s.data) })));
+  print(`\n  federated model on each centre's own patients: ${federatedBySite.map(({ site, evaluation: e }) =>
+    `${site} AUC ${e.auc.toFixed(3)} [${e.aucInterval.low.toFixed(2)}, ${e.aucInterval.high.toFixed(2)}]`).join(', ')}`);
+
   step(6, 'ONNX export of the global model, checked with onnxruntime-node');
   const onnx = await timed('onnx export + check', () =>
     exportAndCheckOnnx(spec, federated.weights, data.heldOut, fedPredictions.scores, path.join(reportDir, `${spec.name}.onnx`)));
@@ -184,7 +180,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     config, cohort, cohortDir: path.relative(outDir, cohortDir) || '.', backend: backend.name,
     plan: { name: spec.name, hash, parameters, pythonFile: path.basename(pythonFile) },
     federated: { rounds: federated.rounds, researcherId: federated.researcherId, jobId: federated.jobId, seconds: federated.seconds },
-    models, onnx, timings,
+    models, onnx, federatedBySite, timings,
     ...(dp ? { dp: { config: dp, runs: [{ sigma: dp.sigma, privacy: federated.privacy ?? [], evaluation: models[0].evaluation }, ...sweepRuns] } } : {}),
   });
   print(`  report: ${reportFile}`);

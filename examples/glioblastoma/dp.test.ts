@@ -1,6 +1,6 @@
 /** The demo's DP flags and the report's privacy section. */
 import { demoDp, privacyMarkdown } from './dp';
-import type { BinaryEvaluation } from './evaluation';
+import type { BinaryEvaluation } from 'fedbiomed-ts';
 
 const evaluation = (auc: number) => ({ auc, sensitivity: 0.5, specificity: 0.75 } as BinaryEvaluation);
 const budget = (epsilon: number) => ({ trainingSamples: 40, sampleRate: 0.2, stepsPerRound: 50, rounds: 3, delta: 0.025, epsilon });

@@ -3,8 +3,7 @@
  * with Fed-BioMed's dp_args, the report gives the ε each hospital spends (the researcher's RDP estimate, which is
  * what each node logs) beside the held-out metrics, and an ε-vs-AUC table when a sweep of noise levels is asked.
  */
-import type { NodePrivacyEstimate } from '../../researcher/privacy';
-import type { BinaryEvaluation } from './evaluation';
+import type { BinaryEvaluation, NodePrivacyEstimate } from 'fedbiomed-ts';
 
 export interface DemoDp {
   type: 'local' | 'central';

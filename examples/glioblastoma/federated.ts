@@ -3,16 +3,10 @@
  * handshake (request → operators approve on their nodes → status check), then N FedAvg rounds with live progress.
  * After every round the new global model is scored on the held-out patients for the progress table.
  */
-import { Experiment } from '../../researcher/experiment';
-import type { ExperimentEvent } from '../../researcher/events';
-import type { WeightMap } from '../../researcher/aggregators/tensors';
-import { planHash } from '../../src/plan/canonical';
-import type { PlanSpec } from '../../src/plan/spec';
-import type { TorchTensor } from '../../src/serialize';
+import { Experiment, planHash, stateDictFromWeightMap, formatPrivacyEstimates } from 'fedbiomed-ts';
+import type { ExperimentEvent, WeightMap, PlanSpec, TorchTensor, NodePrivacyEstimate } from 'fedbiomed-ts';
 import { DATASET_TAGS, Hospital, NetworkUrls, approvePlan } from './hospitals';
 import { FederatedProgress, RoundRow } from './progress';
-import { stateDictFromWeightMap } from './weights';
-import { formatPrivacyEstimates, NodePrivacyEstimate } from '../../researcher/privacy';
 
 export interface FederatedOptions {
   spec: PlanSpec;

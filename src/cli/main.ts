@@ -59,7 +59,29 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** How often a command started by npm checks that npm is still there. */
+const PARENT_CHECK_MS = 500;
+
+/**
+ * Under `npx fedbiomed-ts …` (`npm exec`), npm and a shell stand between the user and this process, and a SIGTERM
+ * or SIGINT sent to npx does not reach it: npm passes it to the shell, which exits and leaves this process running,
+ * holding the network's or the node's ports. So when npm started us, its going away is a stop request, handled as
+ * the SIGTERM it stands for (network and node stop cleanly on it). Started any other way (a terminal, systemd,
+ * nohup), nothing changes.
+ */
+function stopWhenNpmGoesAway(): void {
+  if (process.env.npm_command !== 'exec') return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    process.kill(process.pid, 'SIGTERM');
+  }, PARENT_CHECK_MS);
+  timer.unref();
+}
+
 export async function main(argv: string[]): Promise<void> {
+  stopWhenNpmGoesAway();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

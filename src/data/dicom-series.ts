@@ -8,6 +8,8 @@
  * coordinates. Multi-frame objects are one series: RT Dose frames are placed by GridFrameOffsetVector, Enhanced
  * MR/CT/PET frames by their per-frame PlanePositionSequence.
  */
+// Kept in the emitted .d.ts (preserve; the package ships src/data/daikon.d.ts): daikon has no types of its own.
+/// <reference path="./daikon.d.ts" preserve="true" />
 import * as fs from 'fs';
 import * as path from 'path';
 import type * as dicomParser from 'dicom-parser';

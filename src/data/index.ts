@@ -1,4 +1,8 @@
-/** Dataset readers (CSV, DICOM via dicom-parser + maintained codecs, NIfTI-1/2, Fed-BioMed medical folder), our DICOM writer, preprocessing. */
+/**
+ * Dataset readers (CSV, DICOM via dicom-parser + maintained codecs, NIfTI-1/2, Fed-BioMed medical folder), our DICOM
+ * writer, preprocessing.
+ * @module fedbiomed-ts/data
+ */
 export * from './errors';
 export * from './volume';
 export * from './csv';

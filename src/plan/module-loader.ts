@@ -11,42 +11,8 @@
  * project has none (a plan file next to nothing, run with a global `npx fedbiomed-ts`) do they resolve to the copy
  * that is running.
  */
-import * as fs from 'fs';
 import { createRequire } from 'module';
-import * as path from 'path';
-
-const PACKAGE_NAME = 'fedbiomed-ts';
-
-interface PackageJson {
-  name?: string;
-  exports?: Record<string, string | { default: string }>;
-}
-
-/** The folder holding this package's package.json (dist/src/plan or src/plan lie below it). */
-function ownPackageRoot(): { root: string; pkg: PackageJson } {
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    const file = path.join(dir, 'package.json');
-    if (fs.existsSync(file)) {
-      const pkg = JSON.parse(fs.readFileSync(file, 'utf8')) as PackageJson;
-      if (pkg.name === PACKAGE_NAME) return { root: dir, pkg };
-    }
-    if (path.dirname(dir) === dir) throw new Error(`${PACKAGE_NAME}: cannot find its own package.json above ${__dirname}`);
-  }
-}
-
-/** `fedbiomed-ts[/subpath]` -> this running copy's entry modules (compiled, or the sources in a clone). */
-function ownEntries(): Record<string, string> {
-  const { root, pkg } = ownPackageRoot();
-  const compiled = __filename.endsWith('.js');
-  const aliases: Record<string, string> = {};
-  for (const [subpath, target] of Object.entries(pkg.exports ?? {})) {
-    const file = typeof target === 'string' ? target : target.default;
-    if (!file.startsWith('./dist/') || !file.endsWith('.js')) continue;
-    const request = subpath === '.' ? PACKAGE_NAME : `${PACKAGE_NAME}/${subpath.slice(2)}`;
-    aliases[request] = compiled ? path.join(root, file) : path.join(root, `${file.slice('./dist/'.length, -'.js'.length)}.ts`);
-  }
-  return aliases;
-}
+import { entryModules, PACKAGE_NAME } from '../package-root';
 
 function resolvableFrom(file: string, request: string): boolean {
   try {
@@ -74,7 +40,7 @@ export function importPlanModule(file: string): Record<string, unknown> {
   // Running from a clone's sources (tests, ts-node), `fedbiomed-ts` means those sources: the clone's dist/ may be
   // stale or absent.
   const fromSources = !__filename.endsWith('.js');
-  const alias = resolvableFrom(file, PACKAGE_NAME) && !fromSources ? {} : ownEntries();
+  const alias = resolvableFrom(file, PACKAGE_NAME) && !fromSources ? {} : entryModules();
   const jiti = createJiti(file, {
     alias,
     // A plan is small and may be edited between two loads in one process: no cache on disk or in memory.

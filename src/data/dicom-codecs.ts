@@ -14,7 +14,8 @@
  *   JPEG baseline     @cornerstonejs/codec-libjpeg-turbo-8bit (libjpeg-turbo, as Pillow/pydicom use).
  *   JPEG lossless     jpeg-lossless-decoder-js (what Cornerstone uses; the same code daikon bundled).
  *   JPEG extended     12-bit lossy: libjpeg-turbo's 8-bit build cannot; see decodeJpegExtended.
- * dcmjs was evaluated too: it parses and writes datasets but has no pixel codecs of its own (it delegates to these).
+ * dcmjs was evaluated too: it parses and writes data sets but has no pixel codecs of its own (it delegates to these),
+ * so dicom-parser (Cornerstone's parser, lighter) reads the data sets.
  *
  * The wasm modules load asynchronously, so this module runs in the decoding worker (pixel-decoder-worker.js); the
  * readers call it through a synchronous request (pixel-decoder.ts) with a memory limit and a timeout.

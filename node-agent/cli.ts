@@ -139,7 +139,7 @@ export function register(program: Command): void {
     .option('--description <text>', 'description', '')
     .option('--tabular-file <csv>', 'medical-folder / dicom: demographics CSV')
     .option('--index-col <col>', 'medical-folder / dicom: index column of the demographics CSV (name or number)')
-    .addOption(new Option('--unreadable <policy>', 'dicom: a round skips patients with unreadable files, or fails')
+    .addOption(new Option('--unreadable <policy>', 'dicom / medical-folder: a round skips patients with unreadable files, or fails')
       .choices(['skip', 'fail']))
     .option('--series-rules <json-file>', 'dicom: series -> plan modality rules, [{"role", "modality"?, "description"?, "tags"?}]')
     .addOption(new Option('--pet <values>', 'dicom: PET values as SUV body weight or activity (Bq/mL)').choices(['suv', 'activity']))

@@ -14,9 +14,14 @@
  *   JPEG baseline     @cornerstonejs/codec-libjpeg-turbo-8bit (libjpeg-turbo, as Pillow/pydicom use).
  *   JPEG lossless     jpeg-lossless-decoder-js (what Cornerstone uses; the same code daikon bundled).
  *   JPEG extended     12-bit lossy: libjpeg-turbo's 8-bit build cannot; see decodeJpegExtended.
- * dcmjs was evaluated too: it parses and writes datasets but has no pixel codecs of its own (it delegates to these).
+ * dcmjs was evaluated too: it parses and writes data sets but has no pixel codecs of its own (it delegates to these),
+ * so dicom-parser (Cornerstone's parser, lighter) reads the data sets.
  *
- * The wasm modules load asynchronously, so this module runs in the decoding worker (pixel-decoder-worker.js); the
+ * Speed (bench/dicom.ts, 256x256x160 MR series, 2 shared cores, series read through these codecs vs pydicom 2.3 with
+ * GDCM/Pillow on the same files): JPEG-LS 3.3x, JPEG baseline 2.4x, HTJ2K 63 MB/s (pydicom cannot), JPEG 2000 lossy
+ * 1.1x, JPEG lossless 0.95-1.0x, JPEG 2000 lossless 0.58x (OpenJPEG in wasm vs GDCM's native OpenJPEG).
+ *
+ * The wasm modules load asynchronously, so this module runs in the decoding workers (pixel-decoder-service.ts); the
  * readers call it through a synchronous request (pixel-decoder.ts) with a memory limit and a timeout.
  */
 import { decodeRleFrame } from './dicom-rle';

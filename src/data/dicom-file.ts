@@ -299,30 +299,65 @@ export function decodePixels(slice: DicomSlice, limits: DicomReadLimits = {}): F
 /** decodePixels for several files at once (their compressed frames decode in parallel); throws on the first bad file. */
 export function decodePixelsOfSlices(slices: DicomSlice[], limits: DicomReadLimits = {}): Float32Array[] {
   const raw = framesOfSlices(slices, limits);
-  return slices.map((slice, i) => modalityValues(slice, raw[i]));
+  return slices.map((slice, i) => {
+    const out = new Float32Array(slice.layout.rows * slice.layout.cols * slice.frames);
+    modalityValues(slice, raw[i], out, 0);
+    return out;
+  });
 }
 
-function modalityValues(slice: DicomSlice, raw: Uint8Array[]): Float32Array {
+/**
+ * Like decodePixelsOfSlices, writing slice i's values into `target` from `offset + i * (its pixel count)`: a series
+ * is assembled without a copy per slice.
+ */
+export function decodeSlicesInto(slices: DicomSlice[], target: Float32Array, offset: number, limits: DicomReadLimits = {}): void {
+  const raw = framesOfSlices(slices, limits);
+  let at = offset;
+  slices.forEach((slice, i) => {
+    modalityValues(slice, raw[i], target, at);
+    at += slice.layout.rows * slice.layout.cols * slice.frames;
+  });
+}
+
+/** Stored samples of one frame as a typed array (a view when aligned and little endian, else a copy). */
+function samplesOf(bytes: Uint8Array, layout: FrameLayout, littleEndian: boolean): Uint8Array | Uint16Array | Int16Array | Uint32Array | Int32Array {
+  const count = layout.rows * layout.cols;
+  const bytesPer = layout.bitsAllocated / 8;
+  if (bytesPer === 1) return bytes.subarray(0, count);
+  const signedFull = layout.signed && layout.bitsStored === layout.bitsAllocated;
+  const Type = bytesPer === 2 ? (signedFull ? Int16Array : Uint16Array) : signedFull ? Int32Array : Uint32Array;
+  if (littleEndian && bytes.byteOffset % bytesPer === 0) return new Type(bytes.buffer as ArrayBuffer, bytes.byteOffset, count);
+  const copy = new Type(count);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < count; i++) {
+    if (bytesPer === 2) copy[i] = signedFull ? view.getInt16(2 * i, littleEndian) : view.getUint16(2 * i, littleEndian);
+    else copy[i] = signedFull ? view.getInt32(4 * i, littleEndian) : view.getUint32(4 * i, littleEndian);
+  }
+  return copy;
+}
+
+function modalityValues(slice: DicomSlice, raw: Uint8Array[], out: Float32Array, offset: number): void {
   const { layout, frames, dataSet, syntax } = slice;
   const plane = layout.rows * layout.cols;
-  const bytesPer = layout.bitsAllocated / 8;
   const littleEndian = !(syntax.bigEndian && syntax.encoding === 'native');
   const doseScaling = numberTag(dataSet, 0x3004, 0x000e)?.[0] ?? 1;
   const unusedBits = 32 - layout.bitsStored;
   const mask = layout.bitsStored >= 32 ? 0xffffffff : 2 ** layout.bitsStored - 1;
-  const out = new Float32Array(plane * frames);
+  // Samples that need no masking or sign extension (BitsStored = BitsAllocated) are used as they are.
+  const plain = layout.bitsStored === layout.bitsAllocated;
   for (let k = 0; k < frames; k++) {
-    const bytes = raw[k];
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const samples = samplesOf(raw[k], layout, littleEndian);
     const { slope, intercept } = rescaleOf(dataSet, k);
     const scale = (slope || 1) * doseScaling;
-    const base = k * plane;
-    for (let i = 0; i < plane; i++) {
-      const at = i * bytesPer;
-      let v = bytesPer === 1 ? view.getUint8(at) : bytesPer === 2 ? view.getUint16(at, littleEndian) : view.getUint32(at, littleEndian);
-      v = layout.signed ? (v << unusedBits) >> unusedBits : layout.bitsStored < 32 ? v & mask : v;
-      out[base + i] = v * scale + intercept;
+    const base = offset + k * plane;
+    if (plain && scale === 1 && intercept === 0) {
+      out.set(samples, base);
+    } else if (plain) {
+      for (let i = 0; i < plane; i++) out[base + i] = samples[i] * scale + intercept;
+    } else if (layout.signed) {
+      for (let i = 0; i < plane; i++) out[base + i] = ((samples[i] << unusedBits) >> unusedBits) * scale + intercept;
+    } else {
+      for (let i = 0; i < plane; i++) out[base + i] = (samples[i] & mask) * scale + intercept;
     }
   }
-  return out;
 }

@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type * as dicomParser from 'dicom-parser';
 import {
-  decodePixels, decodePixelsOfSlices, DicomReadLimits, DicomSlice, NoPixelDataError, NotDicomFileError, numberTag, parseDicomFile, sequenceItem, stringTag,
+  decodePixels, decodeSlicesInto, DicomReadLimits, DicomSlice, NoPixelDataError, NotDicomFileError, numberTag, parseDicomFile, sequenceItem, stringTag,
 } from './dicom-file';
 import { DataIssue, DataReadError, issueFrom } from './errors';
 import { cross, dot, Orientation, Vec3, Volume } from './volume';
@@ -247,7 +247,7 @@ function assembleSlices(dir: string, slices: DicomSlice[], options: DicomSeriesO
   // Chunks of slices decode in parallel on the workers while memory stays bounded by the chunk.
   for (let from = 0; from < ordered.length; from += DECODE_CHUNK) {
     const chunk = ordered.slice(from, from + DECODE_CHUNK).map((o) => o.slice);
-    decodePixelsOfSlices(chunk, options).forEach((pixels, k) => data.set(pixels, (from + k) * plane));
+    decodeSlicesInto(chunk, data, from * plane, options);
   }
   return {
     files: ordered.map((o) => o.slice.file),

@@ -170,6 +170,41 @@ export function readNiftiHeader(path: string): NiftiHeader {
   return header;
 }
 
+/**
+ * Checks a file without decoding its voxels: a valid header, and as many bytes as the voxels it announces (a
+ * .nii.gz is inflated once, capped at that size, to find truncated or corrupt streams). Throws DataReadError naming it.
+ */
+export function checkNiftiFile(path: string): NiftiHeader {
+  const header = readNiftiHeader(path);
+  const announced = announcedBytes(header);
+  const start = headerBytesRaw(path);
+  const size = isGzip(start) ? loadBytes(path, announced).length : fileSize(path);
+  if (size < announced) throw new DataReadError(path, `invalid NIfTI-${header.version} image: truncated: ${size} bytes, header announces ${announced}`);
+  return header;
+}
+
+function fileSize(path: string): number {
+  try {
+    return fs.statSync(path).size;
+  } catch (error) {
+    throw new DataReadError(path, `cannot read NIfTI file (${(error as Error).message})`);
+  }
+}
+
+function headerBytesRaw(path: string): Buffer {
+  try {
+    const fd = fs.openSync(path, 'r');
+    try {
+      const buffer = Buffer.alloc(2);
+      return buffer.subarray(0, fs.readSync(fd, buffer, 0, 2, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (error) {
+    throw new DataReadError(path, `cannot read NIfTI file (${(error as Error).message})`);
+  }
+}
+
 /** Number of 3-D volumes (product of dims 4..7). */
 export function volumeCount(header: NiftiHeader): number {
   return voxelCount(header.dim.slice(4, 1 + Math.max(3, header.dim[0])));

@@ -134,6 +134,8 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
     }
     case 'medical-folder': {
       const folder = openMedicalFolder(source.path, { tabularFile, indexCol });
+      // Unreadable images are found before training: their subjects are skipped (logged) or the round fails.
+      folder.scan(params['unreadable'] === 'fail' ? 'fail' : 'skip');
       const modalities = spec.inputs.image?.modalities ?? [];
       return {
         size: folder.subjects.length,

@@ -50,10 +50,11 @@ export function describeDataset(
         tabularFile: parameters?.tabular_file,
         indexCol: parameters?.index_col,
       });
+      const issues = dataset.scan();
       const shape = dataset.shape();
       // Like Fed-BioMed, refuse a dataset whose first sample cannot be read (shape only read headers).
       dataset.loadSubject(dataset.subjects[0]);
-      return { shape, dtypes: [] };
+      return { shape, dtypes: [], issues };
     }
     case 'images':
       return { shape: openImageFolder(path).shape(), dtypes: [] };

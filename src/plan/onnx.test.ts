@@ -8,7 +8,7 @@ import { initBackend } from '../engine/backend';
 import { definePlan } from './define';
 import { exportPlanToOnnx, OnnxExportError, ONNX_OUTPUT } from './onnx';
 import { PlanSpec } from './spec';
-import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, mlpPlan } from './testing/plans';
+import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, mlpPlan } from './testing/plans';
 import { runOnnxOutOfProcess } from './testing/onnx-runner';
 import { buildModel } from './tfjs-model';
 import { exportWeights } from './weights';
@@ -49,6 +49,7 @@ const CASES: Case[] = [
   { spec: cnn3dPlan(), layout: 'NCHW', activation: 'softmax' },
   { spec: mlpPlan(), layout: 'NCHW', activation: 'none' },
   { spec: activationsPlan(), layout: 'NHWC', activation: 'none' },
+  { spec: groupNormPlan(), layout: 'NCHW', activation: 'sigmoid' },
 ];
 
 /** Deterministic inputs: channels-last for tfjs, and the same values channels-first for an NCHW ONNX model. */

@@ -195,7 +195,7 @@ async function runExperiment(file: string, flags: RunFlags): Promise<void> {
     }
     if (flags.json) {
       process.stdout.write(
-        JSON.stringify({ jobId: exp.jobId, roundsCompleted: result.roundsCompleted, paramsUrl: result.paramsUrl, weightsFile: weightsOut ?? null, summaries: result.summaries }, null, 2) + '\n',
+        JSON.stringify({ jobId: exp.jobId, roundsCompleted: result.roundsCompleted, paramsUrl: result.paramsUrl, weightsFile: weightsOut ?? null, summaries: result.summaries, privacy: result.privacy }, null, 2) + '\n',
       );
     }
   } catch (err) {

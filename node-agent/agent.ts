@@ -72,8 +72,10 @@ export class NodeAgent {
       error: (m) => this.log.error(m),
     };
     // Files come from this node's repository only: a URL from the wire cannot make the node fetch anything else.
-    this.repository = new RepositoryClient({ uploadsUrl: stores.config.uploadsUrl, logger: this.transportLog,
-      downloadFrom: 'uploads', ...options.repository });
+    const { config } = stores;
+    this.repository = new RepositoryClient({ uploadsUrl: config.uploadsUrl, logger: this.transportLog,
+      downloadFrom: 'uploads', tls: { caFile: config.repositoryCa ?? config.brokerCa, certFile: config.clientCert,
+        keyFile: config.clientKey }, ...options.repository });
   }
 
   static async start(options: NodeAgentOptions): Promise<NodeAgent> {
@@ -98,7 +100,8 @@ export class NodeAgent {
     await initBackend((line) => this.log.info(line));
     this.messaging = await Messaging.connect({
       role: 'node', nodeId: config.nodeId, brokerUrl: config.broker, username: config.brokerUsername,
-      password: config.brokerPassword, caFile: config.brokerCa, logger: this.transportLog,
+      password: config.brokerPassword, caFile: config.brokerCa, certFile: config.clientCert, keyFile: config.clientKey,
+      logger: this.transportLog,
       publishTimeoutMs: this.options.publishTimeoutMs,
     });
     const messaging = this.messaging;

@@ -30,6 +30,9 @@ interface NetworkFlags {
   broker?: string;
   uploads?: string;
   researcherId?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
   verbose?: boolean;
 }
 
@@ -60,6 +63,9 @@ function networkOptions(flags: NetworkFlags, fromFile: Partial<NetworkOptions> =
     brokerUrl: flags.broker ?? fromFile.brokerUrl,
     uploadsUrl: flags.uploads ?? fromFile.uploadsUrl,
     researcherId: flags.researcherId ?? fromFile.researcherId,
+    caFile: flags.ca ?? fromFile.caFile,
+    certFile: flags.cert ?? fromFile.certFile,
+    keyFile: flags.key ?? fromFile.keyFile,
   };
   const options = networkFromEnvironment(explicit);
   if (flags.verbose) options.logger = consoleLogger('researcher', 'info');
@@ -136,6 +142,9 @@ function addNetworkOptions(cmd: Command): Command {
     .option('--broker <url>', 'MQTT broker, mqtt://HOST:PORT (default: $MQTT_BROKER:$MQTT_BROKER_PORT, or localhost:1883)')
     .option('--uploads <url>', 'file repository upload URL (default: $UPLOADS_URL, or http://localhost:8844/upload/)')
     .option('--researcher-id <id>', 'researcher id (default: $RESEARCHER_ID, or researcher_<uuid>)')
+    .option('--ca <file>', 'PEM CA of the network, trusted for mqtts:// and https:// (besides the system CAs for https)')
+    .option('--cert <file>', 'PEM client certificate, for a broker or repository that requires one')
+    .option('--key <file>', 'PEM key of the client certificate')
     .option('--verbose', 'log transport activity on stderr');
 }
 

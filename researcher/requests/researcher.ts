@@ -22,6 +22,7 @@ import type {
   TrainingPlanStatusReply,
 } from '../../src/protocol/messages';
 import { silentLogger, type Logger } from '../../src/transport/logger';
+import { httpsAgentFor } from '../../src/transport/repository';
 import { Collection, CollectionResult, CollectionSpec, InboundMessage, RequestRouter } from './collector';
 import { DEFAULT_DISCOVERY_TIMEOUT_MS, FileRepository, NetworkOptions } from '../network';
 import { HttpRepository } from './http-repository';
@@ -91,13 +92,16 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
   /** Connects to the broker (subscribing general/researcher, general/monitoring, general/logger). */
   static async connect(options: NetworkOptions): Promise<Researcher> {
     const logger = options.logger ?? silentLogger;
-    const repository = options.repository ?? new HttpRepository(options.uploadsUrl);
+    const repository = options.repository ?? new HttpRepository(options.uploadsUrl,
+      httpsAgentFor({ caFile: options.caFile, certFile: options.certFile, keyFile: options.keyFile }));
     const messaging = await Messaging.connect({
       role: 'researcher',
       brokerUrl: options.brokerUrl,
       username: options.username,
       password: options.password,
       caFile: options.caFile,
+      certFile: options.certFile,
+      keyFile: options.keyFile,
       connectTimeoutMs: options.connectTimeoutMs,
       logger,
     });

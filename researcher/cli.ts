@@ -16,7 +16,7 @@ import { randomUUID } from 'crypto';
 import type { Command } from 'commander';
 // Only light modules at load time: every `fedbiomed-ts` command registers this module, so the experiment
 // machinery (plans, tfjs, msgpack, MQTT) is loaded inside the actions that need it.
-import { DEFAULT_DISCOVERY_TIMEOUT_MS, NetworkConfigError, NetworkOptions, networkFromEnvironment } from './network';
+import { DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, NetworkConfigError, NetworkOptions, networkFromEnvironment } from './network';
 import { formatTable } from './monitoring/summary';
 import { consoleLogger } from '../src/transport/logger';
 import type { DatasetEntry } from '../src/protocol/messages';
@@ -151,7 +151,7 @@ function addNetworkOptions(cmd: Command): Command {
 function addDiscoveryOptions(cmd: Command): Command {
   return addNetworkOptions(cmd)
     .option('--nodes <ids>', 'only these nodes (comma-separated); finishes as soon as they all answered', list)
-    .option('--timeout <ms>', `how long to wait for answers (default ${DEFAULT_DISCOVERY_TIMEOUT_MS})`, positiveInt)
+    .option('--timeout <ms>', `how long to wait for answers (default ${DEFAULT_DISCOVERY_TIMEOUT_MS}; approve and status: ${PLAN_REQUEST_TIMEOUT_MS})`, positiveInt)
     .option('--json', 'print JSON');
 }
 

@@ -10,6 +10,13 @@ import { urlForMessage } from '../src/transport/url';
 /** How long a broadcast discovery request (ping, list, search) waits when no node list says whom to expect. */
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1500;
 
+/**
+ * Default wait for approval and training-plan-status answers: each node downloads the plan before answering, which
+ * takes longer than a ping (with the discovery default of 1.5 s, `approve` said "no node answered" while a node's
+ * reply came 3 s later). A collection with a node list ends as soon as they all answered.
+ */
+export const PLAN_REQUEST_TIMEOUT_MS = 10_000;
+
 export interface FileRepository {
   /**
    * Uploads `data` (one buffer, or chunks to be concatenated — weight files are written as chunks that view the

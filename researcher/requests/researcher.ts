@@ -24,7 +24,7 @@ import type {
 import { silentLogger, type Logger } from '../../src/transport/logger';
 import { httpsAgentFor } from '../../src/transport/repository';
 import { Collection, CollectionResult, CollectionSpec, InboundMessage, RequestRouter } from './collector';
-import { DEFAULT_DISCOVERY_TIMEOUT_MS, FileRepository, NetworkOptions } from '../network';
+import { DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, FileRepository, NetworkOptions } from '../network';
 import { HttpRepository } from './http-repository';
 
 /** researcher_id values nodes use when they do not know the requester (reference 3.8). */
@@ -232,7 +232,7 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
     const c = this.collect<ApprovalReply>({
       what: 'approval',
       expected: options.nodes,
-      deadlineMs: options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
+      deadlineMs: options.timeoutMs ?? PLAN_REQUEST_TIMEOUT_MS,
       accept: (m) =>
         m.command === 'approval' && m.researcher_id === this.id && m.sequence === sequence
           ? { nodeId: String(m.node_id), reply: m as unknown as ApprovalReply }
@@ -262,7 +262,7 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
     const c = this.collect<TrainingPlanStatusReply>({
       what: 'training-plan-status',
       expected: options.nodes,
-      deadlineMs: options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
+      deadlineMs: options.timeoutMs ?? PLAN_REQUEST_TIMEOUT_MS,
       accept: (m) =>
         m.command === 'training-plan-status' && m.researcher_id === this.id && m.job_id === jobId
           ? { nodeId: String(m.node_id), reply: m as unknown as TrainingPlanStatusReply }

@@ -127,6 +127,21 @@ describe('a node under faults', () => {
       const started = Date.now();
       await idle.stop('signal');
       expect(Date.now() - started).toBeLessThan(3000);
+
+      // In the middle of a long round, broker up then gone: the FB312 goes out while it can, the stop is bounded.
+      const restarted = await startBroker({ host: '127.0.0.1', port });
+      const busy = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
+      const { messaging, seen } = await researcherOn(`mqtt://127.0.0.1:${port}`);
+      await messaging.send(b.request({ job_id: 'job_long' }, { num_updates: 10_000_000, log_interval: 1000 }), 'node_sigterm');
+      await until('training to start', () => seen.find((m) => m.command === 'add_scalar'));
+      const stopping = Date.now();
+      await busy.stop('signal');
+      expect(Date.now() - stopping).toBeLessThan(3000);
+      await until('the FB312 announcement', () => seen.find((m) => m.command === 'error' && String(m.errnum).startsWith('FB312')));
+      // The interrupted round stays queued (stopped cleanly), as a Python node's does.
+      expect(JSON.parse(fs.readFileSync(nodePaths(b.nodeDir).queue, 'utf8'))).toHaveLength(1);
+      await messaging.close();
+      await restarted.close();
     } finally {
       await b.close();
     }

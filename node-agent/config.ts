@@ -1,6 +1,7 @@
 /**
  * Node configuration: `<node dir>/config.yaml`, overridden by Fed-BioMed's environment variables
- * (`MQTT_BROKER`, `MQTT_BROKER_PORT`, `UPLOADS_URL`, `NODE_ID`, `ENABLE_TRAINING_PLAN_APPROVAL`), so a TS node
+ * (`MQTT_BROKER`, `MQTT_BROKER_PORT`, `UPLOADS_URL`, `NODE_ID`, `ENABLE_TRAINING_PLAN_APPROVAL`; v6:
+ * `FBM_RESEARCHER_IP`, `FBM_RESEARCHER_PORT`), so a TS node
  * drops into a deployment scripted for Python nodes.
  */
 import * as fs from 'fs';
@@ -29,8 +30,24 @@ export interface NodeConfig {
   uploadsUrl: string;
   /** Training-plan approval; on by default (a hospital must opt out, not in). */
   approval: boolean;
+  /** Which Fed-BioMed network the node joins: v4.5 (MQTT + file repository, the default) or v6 (gRPC). */
+  protocol?: 'v4.5' | 'v6';
+  /** v6: the researcher's gRPC endpoint, `HOST:PORT` (the host must match its certificate's CN). */
+  researcher?: string;
+  /** v6: the node's display name (`node_name` in replies); the node id when unset. */
+  nodeName?: string;
   /** What this node accepts from the network; defaults in DEFAULT_LIMITS, overridden by `limits:` in config.yaml. */
   limits: NodeLimits;
+}
+
+/** `HOST:PORT` of a v6 researcher, checked. */
+export function parseResearcherAddress(address: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(address);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw new ConfigError(`researcher address ${JSON.stringify(address)} is not HOST:PORT (e.g. localhost:50051)`);
+  }
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
 
 /**
@@ -136,8 +153,11 @@ export function writeConfig(dir: string, config: NodeConfig): string {
     ...(config.repositoryCa ? { repository_ca: config.repositoryCa } : {}),
     uploads_url: config.uploadsUrl,
     approval: config.approval,
+    ...(config.protocol === 'v6' ? { protocol: 'v6', researcher: config.researcher } : {}),
+    ...(config.nodeName ? { node_name: config.nodeName } : {}),
     ...(limitsChanged(config.limits) ? { limits: limitsDoc(config.limits) } : {}),
   };
+  if (config.protocol === 'v6') parseResearcherAddress(config.researcher ?? '');
   fs.writeFileSync(file, YAML.stringify(doc), { mode: 0o600 });
   return file;
 }
@@ -187,6 +207,17 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): N
     approval: doc['approval'],
     limits: readLimits(doc['limits'], file),
   };
+  const protocol = str('protocol', false);
+  if (protocol !== undefined) {
+    if (protocol !== 'v4.5' && protocol !== 'v6') throw new ConfigError(`${file}: "protocol" must be "v4.5" or "v6"`);
+    config.protocol = protocol;
+    if (protocol === 'v6') {
+      config.researcher = str('researcher') as string;
+      parseResearcherAddress(config.researcher);
+    }
+  }
+  const nodeName = str('node_name', false);
+  if (nodeName !== undefined) config.nodeName = nodeName;
   return applyEnvironment(config, env);
 }
 
@@ -235,6 +266,14 @@ export function applyEnvironment(config: NodeConfig, env: NodeJS.ProcessEnv): No
       current.port = env.MQTT_BROKER_PORT;
     }
     out.broker = current.toString().replace(/\/$/, '');
+  }
+  if (out.protocol === 'v6' && (env.FBM_RESEARCHER_IP || env.FBM_RESEARCHER_PORT)) {
+    // Fed-BioMed v6's own variables for the researcher endpoint.
+    const current = parseResearcherAddress(out.researcher ?? '');
+    const host = env.FBM_RESEARCHER_IP || current.host;
+    const port = env.FBM_RESEARCHER_PORT || String(current.port);
+    out.researcher = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    parseResearcherAddress(out.researcher);
   }
   if (env.ENABLE_TRAINING_PLAN_APPROVAL !== undefined) {
     out.approval = ['true', '1', 't'].includes(env.ENABLE_TRAINING_PLAN_APPROVAL.toLowerCase());

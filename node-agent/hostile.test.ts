@@ -3,6 +3,7 @@
  * real training): each case was reproduced against the node before its fix (issue 11) and asserts the exact
  * outcome: the reply the researcher gets, what the node keeps, and that it goes on serving.
  */
+import type { NodeTransport } from './transport';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as os from 'os';
@@ -122,7 +123,7 @@ describe('a node under faults', () => {
     try {
       const idle = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
       await broker.close();
-      await until('the node to see the broker gone', () => ((idle as unknown as { messaging: Messaging }).messaging
+      await until('the node to see the broker gone', () => ((idle as unknown as { transport: NodeTransport }).transport
         .connected ? undefined : true));
       const started = Date.now();
       await idle.stop('signal');

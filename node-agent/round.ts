@@ -17,8 +17,16 @@ import { buildModel, PlanModel } from '../src/plan/tfjs-model';
 import { exportWeights, importWeightsInto } from '../src/plan/weights';
 import type { PlanSpec } from '../src/plan/spec';
 import { trainModel } from '../src/engine/train';
+import { decideDp, DpPlan } from '../src/engine/dp/policy';
+import { addCentralNoise } from '../src/engine/dp/central';
+import { withGroupNormForDp } from '../src/plan/dp-fix';
+import { epsilonFor, MechanismRun } from '../src/engine/dp/rdp';
+import type { DpRoundFacts } from '../src/engine/train';
 import { trainingSettings } from '../src/plan/training';
 import { planMetrics } from '../src/plan/metrics';
+import { localParameterNamesOf } from '../src/plan/fedbn';
+import { planHash } from '../src/plan/canonical';
+import { keepLocalParameters, restoreLocalParameters } from './fedbn-store';
 import { SeededRandom, freshSeed } from '../src/engine/prng';
 import { openPlanDataset, PlanDataset } from '../src/data/plan-dataset';
 import type { PlanDatasetCache } from './dataset-cache';
@@ -29,7 +37,6 @@ import type { NodeLog } from './node-log';
 import type { JsonDb } from './json-db';
 import type { NodeLimits } from './config';
 import { estimatePlanResources, resourceProblem } from './plan-resources';
-import { yieldingBatches } from './event-loop';
 import { withoutDatasetPaths } from './privacy';
 
 export const NODE_STATES_TABLE = 'Node_states';
@@ -127,9 +134,18 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     throw new RoundFailure(`Can't initialize training plan with the arguments: ${describe(err)}`);
   }
 
-  const spec = await downloadPlan(req, ctx);
+  const approvedSpec = await downloadPlan(req, ctx);
+  // Before anything is trained: dp_args this node cannot honour end the round (FB616 is Fed-BioMed's DP error).
+  const decision = decideDp(args.dp_args, { fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu) });
+  if (!decision.ok && req.training) {
+    throw new RoundFailure(`FB616: differential privacy cannot be honoured, refusing to train: ${decision.reason}`);
+  }
+  const dp = { plan: decision.ok && req.training ? decision.plan : null };
+  // Validation rounds under dp_args too: a Python node's plan is fixed whenever dp_args is set, so the model
+  // validated is the model trained.
+  const spec = args.dp_args ? dpModel(approvedSpec, ctx) : approvedSpec;
   const globalWeights = await downloadWeights(req.params_url, ctx);
-  if (req.state_id !== null) checkPreviousState(req, ctx);
+  const previousDpRuns = req.state_id !== null ? checkPreviousState(req, ctx) : [];
 
   if (ctx.limits) {
     const resources = estimatePlanResources(spec);
@@ -140,9 +156,12 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
   }
   const seed = args.random_seed ?? freshSeed();
   const model = buildModel(spec, { seed });
+  // FedBN: the plan's local parameters never leave the node and come back from its own copy.
+  const localNames = localParameterNamesOf(spec, model.graph);
+  const localKey = `${planHash(spec)}:${req.dataset_id}`;
   let data: PlanDataset | undefined;
   try {
-    loadGlobalWeights(model, globalWeights, ctx.log);
+    loadGlobalWeights(model, restoreLocalParameters(ctx.db, localKey, localNames, globalWeights), ctx.log);
     try {
       data = ctx.dataCache
         ? ctx.dataCache.open(spec, dataset)
@@ -178,7 +197,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
 
     const started = process.hrtime.bigint();
     const cpuStart = process.cpuUsage();
-    const result = await trainModel(model, yieldingBatches(data.batchSource(train)), {
+    const result = await trainModel(model, data.batchSource(train, { augmentSeed: seed }), {
       // The generated plan's DataManager sets shuffle=True, and a plan's own DataManager arguments win over
       // loader_args on a Python node: shuffle here too, whatever loader_args says.
       loader: { batchSize: batchSizeOf(args), shuffle: true,
@@ -188,6 +207,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
       ...trainingSettings(spec, plainOptimizerArgs(args.optimizer_args)),
       seed,
       fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu),
+      ...(dp.plan ? { dp: dp.plan.training } : {}),
       shouldStop: ctx.stopping,
       onProgress: (p) => {
         void ctx.sendScalar(scalar(req, ctx.nodeId, { train: true, test: false, test_on_local_updates: false,
@@ -201,10 +221,13 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     const cpu = process.cpuUsage(cpuStart);
     if (args.test_on_local_updates) await validate('local');
 
-    const weights = exportWeights(model);
-    const shared = args.share_persistent_buffers
+    const weights = keepLocalParameters(ctx.db, localKey, localNames, exportWeights(model));
+    const kept = args.share_persistent_buffers
       ? weights
-      : Object.fromEntries(model.parameters().filter((p) => p.trainable).map((p) => [p.name, weights[p.name]]));
+      : Object.fromEntries(model.parameters().filter((p) => p.trainable && weights[p.name]).map((p) => [p.name, weights[p.name]]));
+    const shared = dp.plan?.type === 'central' ? addCentralNoise(kept, dp.plan.finalNoiseStd) : kept;
+    const dpRuns = dp.plan && result.dp ? [...previousDpRuns, mechanismRun(result.dp)] : previousDpRuns;
+    if (dp.plan) logPrivacy(ctx, dp.plan, result.dp, dpRuns, train.length, Object.keys(shared).length);
     const file = encodeParams(nodeParamsFile({
       optim_aux_var: {}, encrypted: false, researcher_id: req.researcher_id, job_id: req.job_id, state_id: stateId,
       model_weights: shared, node_id: ctx.nodeId, optimizer_args: req.training_args.optimizer_args,
@@ -216,7 +239,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
       throw new RoundFailure(`Cannot upload results: ${describe(err)}`);
     }
     ctx.log.info('results uploaded successfully ');
-    saveState(ctx, stateId, req.job_id);
+    saveState(ctx, stateId, req.job_id, dpRuns);
     return {
       researcher_id: req.researcher_id, job_id: req.job_id, state_id: stateId, success: true, node_id: ctx.nodeId,
       dataset_id: req.dataset_id, params_url: paramsUrl,
@@ -297,18 +320,58 @@ function convertData(t: DenseArray, dtype: string): Float32Array | BigInt64Array
   return Float32Array.from(Array.from(src, (v) => Number(v)));
 }
 
-function checkPreviousState(req: TrainRequest, ctx: RoundContext): void {
+/** Checks the previous round's state exists; returns the local-DP mechanisms this job already ran on this node. */
+function checkPreviousState(req: TrainRequest, ctx: RoundContext): MechanismRun[] {
   const known = ctx.db.find(NODE_STATES_TABLE, (s) => s['state_id'] === req.state_id && s['job_id'] === req.job_id);
   if (known.length === 0) throw new RoundFailure("Can't read previous node state.");
+  const runs = known[0]['dp_runs'];
+  return Array.isArray(runs) ? (runs as MechanismRun[]) : [];
 }
 
-function saveState(ctx: RoundContext, stateId: string, jobId: string): void {
+function saveState(ctx: RoundContext, stateId: string, jobId: string, dpRuns: MechanismRun[]): void {
   try {
     // Optimizers are re-created every round, as Python nodes do for torch optimizers: no optimizer state to keep.
-    ctx.db.insert(NODE_STATES_TABLE, { optimizer_state: null, version_node_id: '1', state_id: stateId, job_id: jobId });
+    // dp_runs: the DP-SGD mechanisms of this job so far, so that the node's epsilon composes over rounds.
+    ctx.db.insert(NODE_STATES_TABLE, { optimizer_state: null, version_node_id: '1', state_id: stateId, job_id: jobId,
+      ...(dpRuns.length > 0 ? { dp_runs: dpRuns } : {}) });
   } catch (err) {
     throw new RoundFailure(`Can't save new node state. ${describe(err)}`);
   }
+}
+
+/** The plan as a Python node's Opacus ModuleValidator.fix leaves it: batch norm replaced by group norm. */
+function dpModel(spec: PlanSpec, ctx: RoundContext): PlanSpec {
+  const fixed = withGroupNormForDp(spec);
+  if (fixed.replaced.length > 0) {
+    ctx.log.warning(`DP: batch norm has no per-sample gradients; as Opacus ModuleValidator.fix on a Python node: ` +
+      fixed.replaced.join('; '));
+  }
+  return fixed.spec;
+}
+
+function mechanismRun(facts: DpRoundFacts): MechanismRun {
+  return { sampleRate: facts.sampleRate, noiseMultiplier: facts.noiseMultiplier, steps: facts.steps };
+}
+
+/**
+ * What the hospital's privacy officer reads in the node log after a DP round: the mechanism and, for local DP, the
+ * RDP epsilon at delta = 1/N of this round and of the job so far (rounds compose).
+ */
+function logPrivacy(ctx: RoundContext, dp: DpPlan, facts: DpRoundFacts | undefined, runs: MechanismRun[],
+  trainingSamples: number, sharedTensors: number): void {
+  const delta = 1 / trainingSamples;
+  if (dp.type === 'central') {
+    ctx.log.info(`DP central: trained with per-sample clipping to ${dp.clip} (no noise during training), then ` +
+      `Gaussian noise of std ${dp.finalNoiseStd} (sigma ${dp.sigma} x clip ${dp.clip}) added once to each of the ` +
+      `${sharedTensors} shared tensors before upload; no local epsilon is claimed for central DP`);
+    return;
+  }
+  if (!facts) return;
+  const round = epsilonFor([mechanismRun(facts)], delta);
+  const job = epsilonFor(runs, delta);
+  ctx.log.info(`DP local: sigma ${dp.sigma}, clip ${dp.clip}, sample rate ${facts.sampleRate.toFixed(6)}, ` +
+    `${facts.steps} noised steps; epsilon ${round.epsilon.toFixed(4)} this round, ${job.epsilon.toFixed(4)} for the ` +
+    `job over ${runs.length} round(s), at delta ${delta.toExponential(3)} (RDP accountant, as Opacus)`);
 }
 
 /** Fed-BioMed's split: floor(N · test_ratio) validation samples drawn at random, the rest for training. */

@@ -3,6 +3,8 @@
  * iterator, written to the JSON-lines history and rendered by the console monitor.
  */
 
+import type { NodePrivacyEstimate } from './privacy';
+
 export type ScalarPhase = 'training' | 'validation-global' | 'validation-local';
 
 export interface ScalarRecord {
@@ -50,6 +52,7 @@ export interface RoundSummary {
 
 export type ExperimentEvent =
   | { type: 'experiment-start'; researcherId: string; jobId: string; roundLimit: number; nodes: string[] }
+  | { type: 'privacy-estimate'; nodes: NodePrivacyEstimate[] }
   | { type: 'round-start'; round: number; training: boolean; nodes: string[] }
   | { type: 'request-sent'; round: number; nodeId: string }
   | {

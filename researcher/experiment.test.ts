@@ -188,6 +188,21 @@ describe('Experiment over simulated nodes', () => {
     await expect(exp.runOnce()).rejects.toThrow(/experiment is closed|round limit reached/);
   });
 
+  it('an lr schedule sends each round its rate in optimizer_args.lr, the other optimizer_args kept', async () => {
+    await startNodes();
+    const trainingArgs = { loader_args: { batch_size: 4 }, epochs: 1, optimizer_args: { lr: 0.1, momentum: 0.9 } };
+    const exp = new Experiment(options({ roundLimit: 3, trainingArgs, lrSchedule: { type: 'step', stepSize: 1, gamma: 0.5 } }));
+    await exp.run();
+    for (const n of nodes) {
+      expect(n.trainingArgsReceived.map((a) => a.optimizer_args)).toEqual([
+        { lr: 0.1, momentum: 0.9 },
+        { lr: 0.05, momentum: 0.9 },
+        { lr: 0.025, momentum: 0.9 },
+      ]);
+    }
+    expect(() => new Experiment(options({ lrSchedule: { type: 'cosine', tMax: 3 } }))).toThrow(/lrSchedule needs a learning rate to start from/);
+  });
+
   it('refuses bad options with clear messages', () => {
     expect(() => new Experiment(options({ roundLimit: -1 }))).toThrow(/roundLimit must be an integer/);
     expect(() => new Experiment(options({ tags: 'sim' as never }))).toThrow(/tags must be an array/);

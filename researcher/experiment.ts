@@ -13,7 +13,8 @@
  */
 import { EventEmitter } from 'events';
 import { randomUUID } from 'crypto';
-import type { TrainReply } from '../src/protocol/messages';
+import type { DatasetEntry, TrainReply } from '../src/protocol/messages';
+import { NodePrivacyEstimate, privacyEstimates } from './privacy';
 import type { AddScalarReply, LogMessage } from '../src/protocol/messages';
 import { Aggregator, AggregatorConfig, AggregatorInput, WeightMap, compactWeights } from './aggregators';
 import { Strategy, StrategyInput, createStrategy } from './strategies';
@@ -30,6 +31,7 @@ import { TensorBoardWriter } from './monitoring/tensorboard';
 import { ConsoleMonitor, ConsoleMonitorOptions } from './monitoring/console';
 import { Breakpoint, BREAKPOINT_VERSION, BreakpointState, loadBreakpoint, saveBreakpoint } from './breakpoint';
 import { PyFloat } from '../src/protocol/pyfloat';
+import { checkLrSchedule, LrSchedule, scheduledLr } from './lr-schedule';
 
 export const DEFAULT_ROUND_TIMEOUT_MS = 10 * 60 * 1000;
 
@@ -59,6 +61,8 @@ export interface ExperimentOptions {
   finalValidation?: boolean;
   /** Seed of the round-0 weights of spec plans. Default 0. */
   seed?: number;
+  /** δ of the expected ε shown before a local-DP run. Default 1 / (a node's training samples). */
+  dpDelta?: number;
   jobId?: string;
   /** Save a breakpoint in this directory after every round. */
   breakpointDir?: string;
@@ -70,6 +74,8 @@ export interface ExperimentOptions {
   tensorboard?: string;
   /** Console progress bar, logs and summary tables. */
   console?: boolean | ConsoleMonitorOptions;
+  /** Learning rate per round (step, cosine, plateau), sent as optimizer_args.lr: see lr-schedule.ts. */
+  lrSchedule?: LrSchedule;
 }
 
 export interface ExperimentResult {
@@ -77,6 +83,8 @@ export interface ExperimentResult {
   weights: WeightMap;
   paramsUrl: string;
   summaries: RoundSummary[];
+  /** Expected differential privacy per node, when the training arguments ask for DP. */
+  privacy: NodePrivacyEstimate[] | null;
 }
 
 /** Training rounds a node may let pass in silence before it is left out (until it answers a ping). */
@@ -99,12 +107,29 @@ interface RestoredState {
   bp: Breakpoint;
 }
 
+/**
+ * A federated experiment: discovers the nodes holding datasets with `tags`, ships the plan, runs `roundLimit`
+ * rounds of training and aggregation, and emits events as it goes (`round-start`, `node-reply`, `round-end`, …).
+ *
+ * @example
+ * ```ts
+ * import { Experiment, definePlan } from 'fedbiomed-ts';
+ * const exp = new Experiment({
+ *   tags: ['csv', 'tour'], plan: definePlan({ … }), roundLimit: 3,
+ *   trainingArgs: { loader_args: { batch_size: 8 }, optimizer_args: { lr: 0.01 }, num_updates: 10 },
+ *   network: { brokerUrl: 'mqtt://127.0.0.1:1883', uploadsUrl: 'http://127.0.0.1:8844/upload/' },
+ * });
+ * exp.on('round-end', (ev) => console.log(ev));
+ * const { weights } = await exp.run();
+ * ```
+ */
 export class Experiment extends EventEmitter<EventMap> {
   readonly jobId: string;
   readonly roundLimit: number;
   readonly trainingArgs: Record<string, Json>;
   readonly modelArgs: Record<string, Json>;
   readonly aggregator: Aggregator;
+  readonly lrSchedule: LrSchedule | null;
   readonly strategy: Strategy;
   readonly finalValidation: boolean;
   /** Aggregated weights after each round (when keepRoundWeights). */
@@ -114,6 +139,8 @@ export class Experiment extends EventEmitter<EventMap> {
   /** Every add_scalar of this experiment. */
   readonly metrics: ScalarRecord[] = [];
   readonly summaries: RoundSummary[] = [];
+  /** Expected differential privacy per node (computed at set-up from the search replies), null without DP. */
+  privacy: NodePrivacyEstimate[] | null = null;
 
   private researcher: Researcher | undefined;
   private ownsResearcher = false;
@@ -121,6 +148,8 @@ export class Experiment extends EventEmitter<EventMap> {
   private round = 0;
   private finalValidationDone = false;
   private datasets = new Map<string, string>();
+  /** Search replies' dataset entries (for the privacy estimate; absent after a breakpoint restore). */
+  private readonly datasetEntries = new Map<string, DatasetEntry>();
   private readonly stateIds = new Map<string, string | null>();
   private stale = new StaleReplies();
   private readonly seen = new SeenReplies();
@@ -171,6 +200,9 @@ export class Experiment extends EventEmitter<EventMap> {
       this.trainingArgs = buildTrainingArgs(input);
       this.modelArgs = options.modelArgs ?? ((this.plan.spec?.modelArgs as Record<string, Json> | undefined) ?? {});
     }
+    const schedule = bp ? bp.state.lrSchedule : options.lrSchedule;
+    this.lrSchedule = schedule ? checkLrSchedule(schedule) : null;
+    if (this.lrSchedule) this.baseLr(); // fails now, not at round 1, when there is no learning rate to schedule
     this.finalValidation =
       bp?.state.finalValidation ?? options.finalValidation ?? this.trainingArgs.test_on_global_updates === true;
     if (options.network instanceof Researcher) this.researcher = options.network;
@@ -363,6 +395,8 @@ export class Experiment extends EventEmitter<EventMap> {
     this.globalWeights ??= this.plan.initialWeights(this.options.seed ?? 0);
     this.paramsUrl = await this.uploadWeights(this.globalWeights);
     this.publish({ type: 'experiment-start', researcherId: researcher.id, jobId: this.jobId, roundLimit: this.roundLimit, nodes: this.nodes });
+    this.privacy = privacyEstimates(this.trainingArgs, this.datasetEntries, this.roundLimit, this.options.dpDelta);
+    if (this.privacy) this.publish({ type: 'privacy-estimate', nodes: this.privacy });
   }
 
   private async discover(researcher: Researcher): Promise<void> {
@@ -379,6 +413,7 @@ export class Experiment extends EventEmitter<EventMap> {
         throw new ExperimentError(`FB416: node ${nodeId} has ${dbs.length} datasets matching ${JSON.stringify(tags)}; it must have one unique dataset`);
       }
       this.datasets.set(nodeId, dbs[0].dataset_id);
+      this.datasetEntries.set(nodeId, dbs[0]);
     }
   }
 
@@ -439,6 +474,7 @@ export class Experiment extends EventEmitter<EventMap> {
         weights: this.globalWeights as WeightMap,
         paramsUrl: this.paramsUrl,
         summaries: [...this.summaries],
+        privacy: this.privacy,
       };
     } catch (err) {
       this.publish({ type: 'experiment-end', roundsCompleted: this.round, error: (err as Error).message });
@@ -461,12 +497,31 @@ export class Experiment extends EventEmitter<EventMap> {
       planUrl: this.planUrl,
       planClass: this.plan.className,
       modelArgs: this.modelArgs,
-      trainingArgs: this.trainingArgs,
+      trainingArgs: this.roundTrainingArgs(round),
       deadlineMs: this.deadlines(nodes),
       stale: this.stale,
       seen: this.seen,
       emit: (ev) => this.publish(ev),
     };
+  }
+
+  /** The learning rate a schedule starts from: optimizer_args.lr, else the spec plan's optimizer lr. */
+  private baseLr(): number {
+    const args = this.trainingArgs.optimizer_args as Record<string, Json> | undefined;
+    const lr = args?.lr;
+    if (typeof lr === 'number') return lr;
+    if (lr instanceof PyFloat) return lr.value;
+    const planLr = this.plan.spec?.optimizer.lr;
+    if (typeof planLr === 'number') return planLr;
+    throw new ExperimentError('lrSchedule needs a learning rate to start from: set training_args.optimizer_args.lr');
+  }
+
+  /** training_args of a round: with a schedule, optimizer_args.lr is that round's rate. */
+  private roundTrainingArgs(round: number): Record<string, Json> {
+    if (!this.lrSchedule) return this.trainingArgs;
+    const lr = scheduledLr(this.lrSchedule, this.baseLr(), round, this.summaries);
+    const optimizerArgs = { ...((this.trainingArgs.optimizer_args as Record<string, Json> | undefined) ?? {}), lr: new PyFloat(lr) };
+    return { ...this.trainingArgs, optimizer_args: optimizerArgs };
   }
 
   /**
@@ -598,6 +653,7 @@ export class Experiment extends EventEmitter<EventMap> {
       nodeTimeoutsMs: this.options.nodeTimeoutsMs ?? {},
       staleReplies: this.stale.toJSON(),
       summaries: this.summaries,
+      lrSchedule: this.lrSchedule,
     };
     saveBreakpoint(dir, { state, weights: this.globalWeights, serverOptimizer: this.aggregator.state() });
     this.publish({ type: 'breakpoint', round: this.round, dir });

@@ -4,6 +4,7 @@
  */
 import { printable } from '../../src/protocol/printable';
 import type { ExperimentEvent } from '../events';
+import { formatPrivacyEstimates } from '../privacy';
 import { formatRoundSummary } from './summary';
 
 export interface ConsoleMonitorOptions {
@@ -45,6 +46,9 @@ export class ConsoleMonitor {
     switch (ev.type) {
       case 'experiment-start':
         this.println(`Experiment ${ev.jobId} (researcher ${ev.researcherId}): ${ev.roundLimit} round(s) on ${ev.nodes.join(', ')}`);
+        break;
+      case 'privacy-estimate':
+        this.println(formatPrivacyEstimates(ev.nodes));
         break;
       case 'round-start':
         this.round = ev.round;

@@ -43,6 +43,8 @@ export interface SimNode {
   rounds: number[];
   /** state_id received with each round's request. */
   stateIdsReceived: Array<string | null>;
+  /** training_args received with each round's request. */
+  trainingArgsReceived: Array<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -54,6 +56,7 @@ export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: Sim
   const tags = o.tags ?? ['sim'];
   const rounds: number[] = [];
   const stateIdsReceived: Array<string | null> = [];
+  const trainingArgsReceived: Array<Record<string, unknown>> = [];
   let dead = false;
   let previousReply: string | undefined;
   const reply = (m: object) => serializeMessage(m as never, 'node-to-researcher');
@@ -73,6 +76,7 @@ export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: Sim
       const round = Number(m.round);
       rounds.push(round);
       stateIdsReceived.push((m.state_id as string | null) ?? null);
+      trainingArgsReceived.push(m.training_args as Record<string, unknown>);
       if (o.dieOnRound === round) {
         dead = true;
         await p.close();
@@ -130,6 +134,7 @@ export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: Sim
     datasetId,
     rounds,
     stateIdsReceived,
+    trainingArgsReceived,
     close: async () => {
       if (!dead) await peer.close();
       dead = true;

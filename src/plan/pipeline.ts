@@ -5,7 +5,7 @@
  * NIfTI order (i, j, k): a reader whose volumes are x-fastest must hand them over as shape [nx, ny, nz] C-order,
  * i.e. transposed.
  */
-import { PlanSpec } from './spec';
+import { ClipStep, LogStep, PlanSpec, WindowStep } from './spec';
 import { sliceSelection, storedImageRank } from './preprocess';
 
 /** A dense C-order array. */
@@ -100,6 +100,23 @@ function affine(x: DenseVolume, shift: number, divisor: number): DenseVolume {
   return { data: out, shape: x.shape };
 }
 
+/** Element-wise intensity steps, in float32 as the generated plan's torch ops compute them. */
+function intensityMap(step: ClipStep | WindowStep | LogStep, data: Float32Array): Float32Array {
+  const out = new Float32Array(data.length);
+  if (step.op === 'log') {
+    for (let i = 0; i < data.length; i++) out[i] = Math.log1p(Math.max(data[i], 0));
+    return out;
+  }
+  const low = step.op === 'clip' ? step.min ?? -Infinity : Math.fround(step.center - step.width / 2);
+  const high = step.op === 'clip' ? step.max ?? Infinity : Math.fround(step.center + step.width / 2);
+  for (let i = 0; i < data.length; i++) out[i] = Math.min(Math.max(data[i], Math.fround(low)), Math.fround(high));
+  if (step.op === 'window') {
+    const width = Math.fround(step.width);
+    for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i] - low) / width;
+  }
+  return out;
+}
+
 /** Drops trailing singleton axes beyond the stored rank (a [i, j, k, 1] NIfTI is a 3D volume). */
 function asStoredRank(volume: DenseVolume, rank: number, label: string): DenseVolume {
   const shape = volume.shape.slice();
@@ -147,6 +164,13 @@ export function preprocessModality(spec: PlanSpec, modality: string, volume: Den
         if (step.method === 'zscore') x = affine(x, stats.mean, stats.std > 0 ? stats.std : 1);
         else if (step.method === 'minmax') x = affine(x, stats.min, stats.max > stats.min ? stats.max - stats.min : 1);
         else x = affine(x, step.mean!, step.std!);
+        break;
+      }
+      case 'clip':
+      case 'window':
+      case 'log': {
+        if (step.modalities && !step.modalities.includes(modality)) break;
+        x = { data: intensityMap(step, x.data), shape: x.shape };
         break;
       }
       case 'select_slices': {

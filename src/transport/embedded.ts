@@ -53,6 +53,18 @@ export function advertisedHostFor(bindHost: string): string {
   return '127.0.0.1';
 }
 
+/**
+ * Starts an MQTT broker and a file repository in this process (127.0.0.1 unless told otherwise): the network a
+ * researcher and nodes meet on, for a test bench or a single-machine study.
+ *
+ * @example
+ * ```ts
+ * import { startEmbeddedNetwork } from 'fedbiomed-ts';
+ * const net = await startEmbeddedNetwork({ mqttPort: 0, httpPort: 0 }); // 0: any free port
+ * console.log(net.mqttUrl, net.uploadsUrl);
+ * await net.close();
+ * ```
+ */
 export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {}): Promise<EmbeddedNetwork> {
   const host = options.host ?? '127.0.0.1';
   const advertised = formatHostForUrl(options.advertisedHost ?? advertisedHostFor(host));

@@ -12,7 +12,7 @@ import { defaultConfig, writeConfig } from './config';
 
 jest.setTimeout(90_000);
 
-const BIN = path.join(__dirname, '..', 'src', 'cli', 'bin.js');
+const BIN = path.join(__dirname, '..', 'bin', 'fedbiomed-ts.js');
 
 it('a node process stops within seconds of SIGTERM while its broker is down', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-sig-'));
@@ -27,7 +27,7 @@ it('a node process stops within seconds of SIGTERM while its broker is down', as
   try {
     const readyBy = Date.now() + 60_000;
     while (!/Node node_sig ready/.test(err)) {
-      if (Date.now() > readyBy) throw new Error(`the node did not start:\n${err}`);
+      if (Date.now() > readyBy || child.exitCode !== null) throw new Error(`the node did not start:\n${err}`);
       await new Promise((r) => setTimeout(r, 100));
     }
     await broker.close();

@@ -31,6 +31,8 @@ export interface NodeConfig {
   researcher?: string;
   /** v6: the node's display name (`node_name` in replies); the node id when unset. */
   nodeName?: string;
+  /** What this node accepts from the network; defaults in DEFAULT_LIMITS, overridden by `limits:` in config.yaml. */
+  limits: NodeLimits;
 }
 
 /** `HOST:PORT` of a v6 researcher, checked. */
@@ -42,6 +44,48 @@ export function parseResearcherAddress(address: string): { host: string; port: n
   }
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
+
+/**
+ * The node's own bounds on what a request may cost it. None of them exists in Fed-BioMed v4.5, which lets a
+ * request hold a node for ever or grow it until the kernel kills it; each is checked before the cost is paid.
+ */
+export interface NodeLimits {
+  /** A train request not answered after this long is answered `success:false` and the queue moves on. */
+  roundTimeoutS: number;
+  /** One download, every retry included. */
+  downloadTimeoutS: number;
+  /** Largest training plan file downloaded (approval, status, train). */
+  maxPlanBytes: number;
+  /** Longest approval description stored (characters). */
+  maxDescriptionChars: number;
+  /** Plans waiting for a review; an approval request past it is refused until some are reviewed. */
+  maxPendingPlans: number;
+  /** Largest model accepted for training (number of parameters). */
+  maxParameters: number;
+  /** Largest estimated training memory (weights, gradients, optimizer state, activations of one batch), MB. */
+  maxTrainingMemoryMb: number;
+}
+
+export const DEFAULT_LIMITS: NodeLimits = {
+  roundTimeoutS: 3600,
+  downloadTimeoutS: 300,
+  maxPlanBytes: 4 * 1024 * 1024,
+  maxDescriptionChars: 4096,
+  maxPendingPlans: 20,
+  maxParameters: 100_000_000,
+  maxTrainingMemoryMb: 4096,
+};
+
+/** config.yaml names of the limits (snake_case, like the rest of the file). */
+const LIMIT_KEYS: Record<keyof NodeLimits, string> = {
+  roundTimeoutS: 'round_timeout_s',
+  downloadTimeoutS: 'download_timeout_s',
+  maxPlanBytes: 'max_plan_bytes',
+  maxDescriptionChars: 'max_description_chars',
+  maxPendingPlans: 'max_pending_plans',
+  maxParameters: 'max_parameters',
+  maxTrainingMemoryMb: 'max_training_memory_mb',
+};
 
 export class ConfigError extends Error {}
 
@@ -83,6 +127,7 @@ export function defaultConfig(overrides: Partial<NodeConfig> = {}): NodeConfig {
     uploadsUrl: 'http://localhost:8844/upload/',
     approval: true,
     ...overrides,
+    limits: { ...DEFAULT_LIMITS, ...overrides.limits },
   };
 }
 
@@ -102,6 +147,7 @@ export function writeConfig(dir: string, config: NodeConfig): string {
     approval: config.approval,
     ...(config.protocol === 'v6' ? { protocol: 'v6', researcher: config.researcher } : {}),
     ...(config.nodeName ? { node_name: config.nodeName } : {}),
+    ...(limitsChanged(config.limits) ? { limits: limitsDoc(config.limits) } : {}),
   };
   if (config.protocol === 'v6') parseResearcherAddress(config.researcher ?? '');
   fs.writeFileSync(file, YAML.stringify(doc), { mode: 0o600 });
@@ -148,6 +194,7 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): N
     brokerCa: str('broker_ca', false),
     uploadsUrl: str('uploads_url') as string,
     approval: doc['approval'],
+    limits: readLimits(doc['limits'], file),
   };
   const protocol = str('protocol', false);
   if (protocol !== undefined) {
@@ -161,6 +208,36 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): N
   const nodeName = str('node_name', false);
   if (nodeName !== undefined) config.nodeName = nodeName;
   return applyEnvironment(config, env);
+}
+
+function limitsChanged(limits: NodeLimits | undefined): limits is NodeLimits {
+  return limits !== undefined && (Object.keys(DEFAULT_LIMITS) as (keyof NodeLimits)[])
+    .some((k) => limits[k] !== DEFAULT_LIMITS[k]);
+}
+
+function limitsDoc(limits: NodeLimits): Record<string, number> {
+  return Object.fromEntries((Object.keys(LIMIT_KEYS) as (keyof NodeLimits)[]).map((k) => [LIMIT_KEYS[k], limits[k]]));
+}
+
+function readLimits(raw: unknown, file: string): NodeLimits {
+  if (raw === undefined || raw === null) return { ...DEFAULT_LIMITS };
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${file}: "limits" must be a mapping`);
+  const doc = raw as Record<string, unknown>;
+  const known = new Set(Object.values(LIMIT_KEYS));
+  const unknown = Object.keys(doc).filter((k) => !known.has(k));
+  if (unknown.length > 0) {
+    throw new ConfigError(`${file}: unknown limit(s) ${unknown.join(', ')}; known: ${[...known].join(', ')}`);
+  }
+  const limits = { ...DEFAULT_LIMITS };
+  for (const [field, key] of Object.entries(LIMIT_KEYS) as [keyof NodeLimits, string][]) {
+    const v = doc[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+      throw new ConfigError(`${file}: limits.${key} must be a positive number`);
+    }
+    limits[field] = v;
+  }
+  return limits;
 }
 
 /** Fed-BioMed's variables win over the file; booleans are true for "true", "1", "t" (any case). */

@@ -117,6 +117,11 @@ export class V6NodeTransport implements NodeTransport {
     return name;
   }
 
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  /** Files arrived inside the request (v6 has no repository): already received within the message size caps. */
   async download(url: string): Promise<Buffer> {
     return fs.readFileSync(path.join(this.inboxDir, this.inboxName(url)));
   }

@@ -7,7 +7,7 @@
 import type { NodeToResearcherMessage, ResearcherToNodeMessage } from '../src/protocol';
 import type { ErrorMessage } from '../src/protocol/messages';
 import { Messaging, type InvalidMessage } from '../src/transport/mqtt';
-import { RepositoryClient } from '../src/transport/repository';
+import { RepositoryClient, type DownloadOptions } from '../src/transport/repository';
 import type { Logger } from '../src/transport/logger';
 import type { NodeConfig } from './config';
 
@@ -28,13 +28,15 @@ export interface NodeTransportHandlers {
 export interface NodeTransport {
   /** For the node's "ready" log line, e.g. `broker mqtt://…` or `researcher localhost:50051 (v6)`. */
   readonly description: string;
+  /** Whether the link to the researcher(s) is up now (news such as logs and scalars is dropped while it is not). */
+  readonly connected: boolean;
   start(handlers: NodeTransportHandlers): Promise<void>;
   /** Sends a reply, error, scalar or log line; `route` is the one given with the request it answers. */
   send(message: NodeToResearcherMessage | ErrorMessage, route?: ReplyRoute): Promise<void>;
   /** The agent chose not to answer a request (a v4.5 search without match): v6 answers anyway. */
   noReply(route: ReplyRoute): Promise<void>;
-  /** Content a request refers to by URL (training plan, weights). */
-  download(url: string): Promise<Buffer>;
+  /** Content a request refers to by URL (training plan, weights), within the given size and time. */
+  download(url: string, options?: Pick<DownloadOptions, 'maxBytes' | 'deadlineMs'>): Promise<Buffer>;
   /** Publishes a result file; resolves to the URL a reply names it by. */
   upload(data: Uint8Array, fileName: string): Promise<string>;
   close(): Promise<void>;
@@ -45,10 +47,23 @@ export class MqttNodeTransport implements NodeTransport {
   private messaging: Messaging | undefined;
   private readonly repository: RepositoryClient;
 
-  constructor(private readonly config: NodeConfig, private readonly logger: Logger,
-    repository: { retries?: number; downloadTimeoutMs?: number; uploadTimeoutMs?: number } = {},
-    private readonly onInvalid: (invalid: InvalidMessage) => void = () => undefined) {
-    this.repository = new RepositoryClient({ uploadsUrl: config.uploadsUrl, logger, ...repository });
+  private readonly onInvalid: (invalid: InvalidMessage) => void;
+  private readonly publishTimeoutMs: number | undefined;
+
+  constructor(private readonly config: NodeConfig, private readonly logger: Logger, options: {
+    repository?: { retries?: number; downloadTimeoutMs?: number; uploadTimeoutMs?: number; downloadFrom?: 'uploads' | 'any' };
+    publishTimeoutMs?: number;
+    onInvalid?: (invalid: InvalidMessage) => void;
+  } = {}) {
+    this.onInvalid = options.onInvalid ?? (() => undefined);
+    this.publishTimeoutMs = options.publishTimeoutMs;
+    // Files come from this node's repository only: a URL from the wire cannot make the node fetch anything else.
+    this.repository = new RepositoryClient({ uploadsUrl: config.uploadsUrl, logger, downloadFrom: 'uploads',
+      ...options.repository });
+  }
+
+  get connected(): boolean {
+    return this.messaging?.connected ?? false;
   }
 
   get description(): string {
@@ -60,6 +75,7 @@ export class MqttNodeTransport implements NodeTransport {
     const messaging = await Messaging.connect({
       role: 'node', nodeId: config.nodeId, brokerUrl: config.broker, username: config.brokerUsername,
       password: config.brokerPassword, caFile: config.brokerCa, logger: this.logger,
+      publishTimeoutMs: this.publishTimeoutMs,
     });
     this.messaging = messaging;
     messaging.on('invalid', (invalid) => this.onInvalid(invalid));
@@ -77,8 +93,8 @@ export class MqttNodeTransport implements NodeTransport {
     // A v4.5 node stays silent.
   }
 
-  download(url: string): Promise<Buffer> {
-    return this.repository.download(url);
+  download(url: string, options?: Pick<DownloadOptions, 'maxBytes' | 'deadlineMs'>): Promise<Buffer> {
+    return this.repository.download(url, options);
   }
 
   upload(data: Uint8Array, fileName: string): Promise<string> {

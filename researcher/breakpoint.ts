@@ -15,6 +15,7 @@ import { ServerOptimizerState, WeightMap } from './aggregators';
 import type { AggregatorConfig } from './aggregators';
 import type { StrategyConfig } from './strategies';
 import type { RoundSummary } from './events';
+import type { LrSchedule } from './lr-schedule';
 import { decodeNodeParams, encodeAggregatedParams, toModelWeights, fromModelWeights } from './weights-file';
 import type { ModelWeights } from '../src/serialize/params-file';
 
@@ -44,6 +45,8 @@ export interface BreakpointState {
   nodeTimeoutsMs: Record<string, number>;
   staleReplies: Record<string, number>;
   summaries: RoundSummary[];
+  /** Absent in breakpoints written before schedules existed (= none). */
+  lrSchedule?: LrSchedule | null;
 }
 
 export interface Breakpoint {

@@ -8,6 +8,8 @@
  * (MQTT_BROKER, MQTT_BROKER_PORT, UPLOADS_URL). Exit codes: 0 ok, 1 the experiment failed, 2 bad input (file,
  * options), 3 the network cannot be reached, 4 some requested nodes did not answer.
  */
+import { printable } from '../src/protocol/printable';
+import { redactBrokerUrl } from '../src/transport/connection';
 import * as fs from 'fs';
 import * as path from 'path';
 import { randomUUID } from 'crypto';
@@ -32,8 +34,12 @@ interface NetworkFlags {
   verbose?: boolean;
 }
 
-function fail(code: number, message: string): void {
-  process.stderr.write(`fedbiomed-ts researcher: ${message}\n`);
+function fail(code: number, message: string, json = false): void {
+  // Messages may quote the wire (a node's msg) or a configured URL with credentials: both neutralised.
+  const text = printable(message, { multiline: true });
+  process.stderr.write(`fedbiomed-ts researcher: ${text}\n`);
+  // `--json` callers parse stdout: a failure is JSON too, never silence.
+  if (json) process.stdout.write(`${JSON.stringify({ error: text, exitCode: code })}\n`);
   process.exitCode = code;
 }
 
@@ -62,12 +68,12 @@ function networkOptions(flags: NetworkFlags, fromFile: Partial<NetworkOptions> =
 }
 
 /** Connects, mapping failures to exit code 3 with the broker named. */
-async function connect(network: NetworkOptions): Promise<Researcher | undefined> {
+async function connect(network: NetworkOptions, json = false): Promise<Researcher | undefined> {
   const { Researcher } = await import('./requests/researcher');
   try {
     return await Researcher.connect({ ...network, connectTimeoutMs: network.connectTimeoutMs ?? 5000 });
   } catch (err) {
-    fail(EXIT.network, `cannot connect to the broker at ${network.brokerUrl}: ${(err as Error).message}`);
+    fail(EXIT.network, `cannot connect to the broker at ${redactBrokerUrl(network.brokerUrl)}: ${(err as Error).message}`, json);
     return undefined;
   }
 }
@@ -161,9 +167,9 @@ async function runExperiment(file: string, flags: RunFlags): Promise<void> {
     loaded = loadExperimentFile(file);
     network = networkOptions(flags, loaded.network);
   } catch (err) {
-    return fail(EXIT.usage, (err as Error).message);
+    return fail(EXIT.usage, (err as Error).message, flags.json);
   }
-  const researcher = await connect(network);
+  const researcher = await connect(network, flags.json);
   if (!researcher) return;
   const sinks = {
     history: flags.history ? path.resolve(flags.history) : loaded.options.history,
@@ -179,7 +185,7 @@ async function runExperiment(file: string, flags: RunFlags): Promise<void> {
       : new Experiment({ ...loaded.options, ...sinks, network: researcher });
   } catch (err) {
     await researcher.close();
-    return fail(classify(err), (err as Error).message);
+    return fail(classify(err), (err as Error).message, flags.json);
   }
   try {
     const result = await exp.run();
@@ -195,7 +201,7 @@ async function runExperiment(file: string, flags: RunFlags): Promise<void> {
     }
   } catch (err) {
     const hint = sinks.breakpointDir ? ` (resume with --resume ${sinks.breakpointDir})` : '';
-    fail(classify(err), `${(err as Error).message}${hint}`);
+    fail(classify(err), `${(err as Error).message}${hint}`, flags.json);
   } finally {
     await exp.close();
     await researcher.close();

@@ -12,6 +12,7 @@ import { loadPlanFile } from '../src/plan/load';
 import type { ExperimentOptions } from './experiment';
 import type { PlanInput } from './plan-source';
 import type { AggregatorInput } from './aggregators';
+import type { LrSchedule } from './lr-schedule';
 import type { StrategyInput } from './strategies';
 import type { TrainingArgsInput, Json } from './training-args';
 import { decodeNodeParams } from './weights-file';
@@ -33,6 +34,7 @@ export interface ExperimentFile {
   trainingArgs: TrainingArgsInput;
   aggregator?: AggregatorInput;
   strategy?: StrategyInput;
+  lrSchedule?: LrSchedule;
   roundLimit: number;
   finalValidation?: boolean;
   seed?: number;
@@ -101,6 +103,7 @@ export function loadExperimentFile(file: string): LoadedExperiment {
       trainingArgs: x.trainingArgs,
       aggregator: x.aggregator,
       strategy: x.strategy,
+      lrSchedule: x.lrSchedule,
       roundLimit: x.roundLimit,
       finalValidation: x.finalValidation,
       seed: x.seed,

@@ -12,6 +12,7 @@ import { WeightMap } from './aggregators/tensors';
 import { readHistory } from './monitoring/history';
 import { readScalarEvents } from './monitoring/tensorboard';
 import type { ExperimentEvent } from './events';
+import { asArrays, referenceRound as reference } from './testing/fedavg-reference';
 
 let network: EmbeddedNetwork;
 let nodes: SimNode[] = [];
@@ -55,27 +56,8 @@ function options(over: Partial<ExperimentOptions> = {}): ExperimentOptions {
   };
 }
 
-/** FedAvg computed independently, in float64, from the nodes' known training functions. */
-function referenceRound(global: Map<string, number[]>, round: number, participants: string[]): Map<string, number[]> {
-  const total = participants.reduce((s, n) => s + SIZES[n], 0);
-  const out = new Map<string, number[]>();
-  for (const [name, values] of global) {
-    out.set(
-      name,
-      values.map((_, i) =>
-        participants.reduce((acc, n) => {
-          const trained = Math.fround(Math.fround(values[i] * 0.9) + OFFSETS[n] + round * 0.001 + i * 1e-4);
-          return acc + (SIZES[n] / total) * trained;
-        }, 0),
-      ),
-    );
-  }
-  return out;
-}
-
-function asArrays(w: WeightMap): Map<string, number[]> {
-  return new Map([...w].map(([k, t]) => [k, Array.from(t.data as Float32Array)]));
-}
+const referenceRound = (global: Map<string, number[]>, round: number, participants: string[]): Map<string, number[]> =>
+  reference(global, round, participants, SIZES, OFFSETS);
 
 function expectClose(actual: WeightMap, expected: Map<string, number[]>): void {
   expect([...actual.keys()]).toEqual([...expected.keys()]);
@@ -204,6 +186,21 @@ describe('Experiment over simulated nodes', () => {
     for (const n of nodes) expect(n.rounds).toEqual([0, 1]);
     expect(exp.finished).toBe(true);
     await expect(exp.runOnce()).rejects.toThrow(/experiment is closed|round limit reached/);
+  });
+
+  it('an lr schedule sends each round its rate in optimizer_args.lr, the other optimizer_args kept', async () => {
+    await startNodes();
+    const trainingArgs = { loader_args: { batch_size: 4 }, epochs: 1, optimizer_args: { lr: 0.1, momentum: 0.9 } };
+    const exp = new Experiment(options({ roundLimit: 3, trainingArgs, lrSchedule: { type: 'step', stepSize: 1, gamma: 0.5 } }));
+    await exp.run();
+    for (const n of nodes) {
+      expect(n.trainingArgsReceived.map((a) => a.optimizer_args)).toEqual([
+        { lr: 0.1, momentum: 0.9 },
+        { lr: 0.05, momentum: 0.9 },
+        { lr: 0.025, momentum: 0.9 },
+      ]);
+    }
+    expect(() => new Experiment(options({ lrSchedule: { type: 'cosine', tMax: 3 } }))).toThrow(/lrSchedule needs a learning rate to start from/);
   });
 
   it('refuses bad options with clear messages', () => {

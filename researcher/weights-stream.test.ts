@@ -56,7 +56,8 @@ describe('streamParams', () => {
     agg.add('n', weights, 3);
     const out = agg.finalize();
     expect(Array.from(out.get('half')!.data as Float32Array)).toEqual([1, -2]);
-    expect(Array.from(out.get('bn.num_batches_tracked')!.data as Float32Array)).toEqual([5]);
+    expect(out.get('bn.num_batches_tracked')!.dtype).toBe('int64');
+    expect(Array.from(out.get('bn.num_batches_tracked')!.data as BigInt64Array)).toEqual([5n]);
   });
 
   it('reports truncated files, trailing bytes and non-weight files with the source named', async () => {

@@ -13,8 +13,25 @@
  *    float32 FedAverage, round(½a + ½b) = round((a+b)/2); otherwise it is the correctly rounded average, which
  *    Python's float32 accumulation approximates within a few ulps.
  * Cost: the accumulator is 2× the float32 model; nothing else of size O(model) is held while replies stream in.
+ *
+ * Integer buffers (BatchNorm `num_batches_tracked`, int64) keep their dtype: the average is rounded to the nearest
+ * integer and written as the first reply's integer dtype. Python's FedAverage returns every key as float32
+ * (`zeros_like(t).float()`), which torch's `load_state_dict` casts back on a Python node; keeping the dtype makes the
+ * same file also load where dtypes are checked (`buildModel`, a strict state_dict comparison) and loses nothing, as a
+ * counter's weighted mean is only ever used as a counter.
  */
-import { AggregationError, WeightMap, WeightTensor, elementCount, numericValues, sameShape, shapeText, valueAt } from './tensors';
+import {
+  AggregationError,
+  WeightMap,
+  WeightTensor,
+  elementCount,
+  integerArray,
+  isIntegerDType,
+  numericValues,
+  sameShape,
+  shapeText,
+  valueAt,
+} from './tensors';
 
 /** A streamed tensor turned out not to be float32: read that node's file again without streaming. */
 export class StreamedDtypeError extends AggregationError {
@@ -26,6 +43,8 @@ export class StreamedDtypeError extends AggregationError {
 
 interface AccumulatorEntry {
   shape: number[];
+  /** The first reply's dtype: integer dtypes are kept (rounded average), every other one gives float32. */
+  dtype: string;
   sum: Float64Array | Float32Array;
   /** Set while the first node streams it: the shape is known only once its bytes have passed. */
   provisional?: boolean;
@@ -201,7 +220,7 @@ export class StreamingFedAvg {
         let entry = this.accumulator.get(name);
         if (!entry) {
           if (!establishing) throw new AggregationError(`node ${nodeId}: unexpected parameter ${name} (not in the first reply)`);
-          entry = { shape: [...tensor.shape], sum: this.allocate(n) };
+          entry = { shape: [...tensor.shape], dtype: tensor.dtype, sum: this.allocate(n) };
           this.accumulator.set(name, entry);
         } else if (!sameShape(entry.shape, tensor.shape)) {
           throw new AggregationError(`node ${nodeId}: parameter ${name} has shape ${shapeText(tensor.shape)}, expected ${shapeText(entry.shape)}`);
@@ -218,7 +237,7 @@ export class StreamingFedAvg {
         let entry = this.accumulator.get(name);
         if (!entry) {
           if (!establishing) throw new AggregationError(`node ${nodeId}: unexpected parameter ${name} (not in the first reply)`);
-          entry = { shape: [n], sum: this.allocate(n), provisional: true };
+          entry = { shape: [n], dtype: 'float32', sum: this.allocate(n), provisional: true };
           this.accumulator.set(name, entry);
         } else if (entry.sum.length !== n) {
           return undefined; // wrong size: read whole, addTensor reports the shape mismatch
@@ -326,7 +345,8 @@ export class StreamingFedAvg {
   }
 
   /**
-   * The weighted average, every tensor float32 (Python's FedAverage casts buffers too). Each float32 result is
+   * The weighted average: float32 for every floating-point tensor, the first reply's dtype for integer buffers
+   * (rounded to the nearest integer, see the top of this file). Each float32 result is
    * written in place over the first half of its own float64 sum (value i overwrites bytes of sum ⌊i/2⌋, already
    * read) and the buffer is then shrunk to that half, so finishing allocates nothing and frees half the
    * accumulator at once. (Where buffers cannot shrink, compactWeights() gives the spare halves back.)
@@ -349,6 +369,10 @@ export class StreamingFedAvg {
     for (const [name, entry] of this.accumulator) {
       const sum = entry.sum;
       const n = sum.length;
+      if (isIntegerDType(entry.dtype)) {
+        out.set(name, { dtype: entry.dtype, shape: entry.shape, data: roundedIntegers(entry.dtype, sum, divide ? (v) => v / total : (v) => v * scale) });
+        continue;
+      }
       const data = new Float32Array(sum.buffer, sum.byteOffset, n);
       if (divide) for (let i = 0; i < n; i++) data[i] = sum[i] / total;
       else if (scale !== 1) for (let i = 0; i < n; i++) data[i] = sum[i] * scale;
@@ -359,6 +383,17 @@ export class StreamingFedAvg {
     this.accumulator = new Map();
     return out;
   }
+}
+
+/** round(average(sum[i])) as an array of `dtype` (integer buffers are small: a counter per BatchNorm layer). */
+function roundedIntegers(dtype: string, sum: Float64Array | Float32Array, average: (v: number) => number): Exclude<WeightTensor['data'], number[]> {
+  const out = integerArray(dtype, sum.length);
+  const big = out instanceof BigInt64Array || out instanceof BigUint64Array;
+  for (let i = 0; i < sum.length; i++) {
+    const v = Math.round(average(sum[i]));
+    (out as unknown as Array<number | bigint>)[i] = big ? BigInt(v) : v;
+  }
+  return out;
 }
 
 type ResizableArrayBuffer = ArrayBuffer & { readonly resizable?: boolean; resize?(byteLength: number): void };

@@ -9,7 +9,7 @@
  * with m₀ = 0, v₀ = τ² as in the paper (no bias correction). Only parameters present in the global weights are
  * updated; keys that appear only in node replies (BatchNorm buffers) take the plain average.
  */
-import { AggregationError, WeightMap, elementCount, numericValues, sameShape, shapeText, valueAt } from './tensors';
+import { AggregationError, WeightMap, elementCount, isIntegerDType, numericValues, sameShape, shapeText, valueAt } from './tensors';
 
 export type ServerOptimizerName = 'adam' | 'yogi';
 
@@ -71,6 +71,7 @@ export class AdaptiveServerOptimizer {
           `server optimizer: parameter ${key} has shape ${shapeText(avg.shape)}, global model has ${shapeText(prev.shape)}`,
         );
       }
+      if (isIntegerDType(avg.dtype)) continue; // counters (num_batches_tracked) are averaged, not optimised
       if (!(avg.data instanceof Float32Array)) throw new AggregationError(`server optimizer: ${key} is not float32`);
       const n = elementCount(avg.shape);
       const m = this.moment(this.m, key, n, 0);

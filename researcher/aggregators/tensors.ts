@@ -33,6 +33,29 @@ export class AggregationError extends Error {
   }
 }
 
+const INTEGER_ARRAYS: Record<string, new (n: number) => Exclude<NumericArray, number[]>> = {
+  int8: Int8Array,
+  int16: Int16Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  uint8: Uint8Array,
+  uint16: Uint16Array,
+  uint32: Uint32Array,
+  uint64: BigUint64Array,
+};
+
+/** Integer dtypes (numpy names) that aggregation keeps integer, e.g. BatchNorm's int64 `num_batches_tracked`. */
+export function isIntegerDType(dtype: string): boolean {
+  return Object.prototype.hasOwnProperty.call(INTEGER_ARRAYS, dtype);
+}
+
+/** A zeroed typed array of an integer dtype. */
+export function integerArray(dtype: string, n: number): Exclude<NumericArray, number[]> {
+  const Ctor = INTEGER_ARRAYS[dtype];
+  if (!Ctor) throw new AggregationError(`${dtype} is not an integer dtype`);
+  return new Ctor(n);
+}
+
 export function elementCount(shape: readonly number[]): number {
   return shape.reduce((n, d) => n * d, 1);
 }

@@ -70,6 +70,18 @@ export interface ResearcherEvents {
   unclaimed: [WireMessage];
 }
 
+/**
+ * A researcher's connection to the network, for requests outside an experiment: ping, list, search, plan approval
+ * and status.
+ *
+ * @example
+ * ```ts
+ * import { Researcher } from 'fedbiomed-ts';
+ * const researcher = await Researcher.connect({ brokerUrl: 'mqtt://127.0.0.1:1883', uploadsUrl: 'http://127.0.0.1:8844/upload/' });
+ * console.log(await researcher.ping());
+ * await researcher.close();
+ * ```
+ */
 export class Researcher extends EventEmitter<ResearcherEvents> {
   private readonly router = new RequestRouter();
   private sequence = 0;

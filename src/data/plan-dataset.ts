@@ -7,11 +7,12 @@
  */
 import type { Batch, BatchSource } from '../engine/train';
 import type { PlanSpec } from '../plan/spec';
-import { DenseVolume, imageInput, tabularInput, targetValue } from '../plan/pipeline';
+import { DenseVolume, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
 import { makeBatch, PlanSample } from '../plan/batch';
+import { augmentBatch, batchSeeds } from '../plan/augment';
 import { readCsv, rowRecord } from './csv';
 import { openDicomSite } from './dicom-site';
-import type { MriModality } from './dicom-patient';
+import { dicomSiteRuleOptions } from './dicom-site';
 import { DataIssue, DataReadError } from './errors';
 import { openMedicalFolder } from './medical-folder';
 import type { Volume } from './volume';
@@ -31,8 +32,11 @@ export interface PlanDataset {
   sample(index: number): PlanSample;
   /** Tensors for the samples at `indices` (inputs keyed 'image' / 'tabular', target `[N]` float32). */
   batchSync(indices: number[]): Batch;
-  /** The samples at `subset` as an engine BatchSource (its indices are positions in `subset`). */
-  batchSource(subset: number[]): BatchSource;
+  /**
+   * The samples at `subset` as an engine BatchSource for training (its indices are positions in `subset`): the
+   * plan's augmentation, if any, is applied to every batch, seeded by `augmentSeed` (the round's random seed).
+   */
+  batchSource(subset: number[], options?: { augmentSeed?: number }): BatchSource;
   /** Targets of the samples at `indices`. */
   targets(indices: number[]): Float32Array;
 }
@@ -59,6 +63,15 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
   let cached = 0;
 
   const build = (index: number): PlanSample => {
+    try {
+      return buildUnlabelled(index);
+    } catch (err) {
+      // Name the sample (the row of a CSV, header excluded), so the operator finds the cell; never its value.
+      if (err instanceof PreprocessError) throw new PreprocessError(`${err.message} in sample ${index} (data row ${index + 1})`);
+      throw err;
+    }
+  };
+  const buildUnlabelled = (index: number): PlanSample => {
     const { volumes, row } = raw.load(index);
     const made: PlanSample = { target: targetValue(spec, row) };
     if (spec.inputs.tabular) made.tabular = tabularInput(spec, row);
@@ -92,8 +105,14 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
     issues: raw.issues,
     sample,
     batchSync,
-    batchSource(subset: number[]): BatchSource {
-      return { size: subset.length, batch: (positions: number[]) => batchSync(positions.map((p) => subset[p])) };
+    batchSource(subset: number[], options: { augmentSeed?: number } = {}): BatchSource {
+      const steps = spec.augmentation ?? [];
+      if (steps.length === 0) return { size: subset.length, batch: (positions: number[]) => batchSync(positions.map((p) => subset[p])) };
+      const nextSeed = batchSeeds(options.augmentSeed ?? 0);
+      return {
+        size: subset.length,
+        batch: (positions: number[]) => makeBatch(spec, augmentBatch(steps, positions.map((p) => sample(subset[p])), nextSeed())),
+      };
     },
     targets(indices: number[]): Float32Array {
       return Float32Array.from(indices, (i) => sample(i).target);
@@ -115,6 +134,8 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
     }
     case 'medical-folder': {
       const folder = openMedicalFolder(source.path, { tabularFile, indexCol });
+      // Unreadable images are found before training: their subjects are skipped (logged) or the round fails.
+      folder.scan(params['unreadable'] === 'fail' ? 'fail' : 'skip');
       const modalities = spec.inputs.image?.modalities ?? [];
       return {
         size: folder.subjects.length,
@@ -126,8 +147,11 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
       };
     }
     case 'dicom': {
-      const modalities = (spec.inputs.image?.modalities ?? []) as MriModality[];
-      const site = openDicomSite(source.path, { clinicalCsv: tabularFile, indexColumn: indexCol, modalities });
+      const modalities = spec.inputs.image?.modalities ?? [];
+      const site = openDicomSite(source.path, { clinicalCsv: tabularFile, indexColumn: indexCol, modalities, ...dicomSiteRuleOptions(params) });
+      // Unreadable files are found before training: their patients are skipped (logged from `issues`) or the
+      // round fails with the list, by the dataset's `unreadable` parameter.
+      site.scan();
       return {
         size: site.patients.length,
         issues: site.issues,

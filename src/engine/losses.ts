@@ -4,7 +4,20 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-export type LossName = 'BCELoss' | 'BCEWithLogitsLoss' | 'CrossEntropyLoss' | 'NLLLoss' | 'MSELoss' | 'L1Loss';
+export type LossName = 'BCELoss' | 'BCEWithLogitsLoss' | 'CrossEntropyLoss' | 'NLLLoss' | 'MSELoss' | 'L1Loss' | 'SigmoidFocalLoss';
+
+/**
+ * A loss with its options, PyTorch's keyword arguments: `posWeight` (BCEWithLogitsLoss pos_weight, one output),
+ * `classWeights` (CrossEntropyLoss / NLLLoss weight: the mean is Σ w_y·l / Σ w_y), `gamma` and `alpha`
+ * (torchvision.ops.sigmoid_focal_loss, reduction mean; alpha < 0 disables the class balance term).
+ */
+export interface LossConfig {
+  name: string;
+  posWeight?: number;
+  classWeights?: number[];
+  gamma?: number;
+  alpha?: number;
+}
 
 const ALIASES: Record<string, LossName> = {
   bceloss: 'BCELoss',
@@ -22,9 +35,12 @@ const ALIASES: Record<string, LossName> = {
   mse_loss: 'MSELoss',
   l1loss: 'L1Loss',
   l1_loss: 'L1Loss',
+  sigmoidfocalloss: 'SigmoidFocalLoss',
+  sigmoid_focal_loss: 'SigmoidFocalLoss',
+  focal: 'SigmoidFocalLoss',
 };
 
-export const LOSS_NAMES: readonly LossName[] = ['BCELoss', 'BCEWithLogitsLoss', 'CrossEntropyLoss', 'NLLLoss', 'MSELoss', 'L1Loss'];
+export const LOSS_NAMES: readonly LossName[] = ['BCELoss', 'BCEWithLogitsLoss', 'CrossEntropyLoss', 'NLLLoss', 'MSELoss', 'L1Loss', 'SigmoidFocalLoss'];
 
 export function lossName(name: string): LossName {
   const found = ALIASES[name.toLowerCase()];
@@ -57,8 +73,35 @@ function classIndices(loss: string, prediction: tf.Tensor, target: tf.Tensor): t
   return tf.oneHot(tf.cast(tf.reshape(target, [-1]), 'int32'), prediction.shape[1] as number);
 }
 
-export function makeLoss(name: string): LossFn {
-  const which = lossName(name);
+/** Σ w_y·l_i / Σ w_y over the batch (PyTorch's weighted mean), or the plain mean without weights. */
+function classMean(perSample: tf.Tensor, oneHot: tf.Tensor, classWeights: number[] | undefined): tf.Scalar {
+  if (!classWeights) return tf.mean(perSample) as tf.Scalar;
+  const w = tf.sum(tf.mul(oneHot, tf.tensor1d(classWeights)), 1);
+  return tf.div(tf.sum(tf.mul(perSample, w)), tf.sum(w)) as tf.Scalar;
+}
+
+function checkOptions(which: LossName, config: LossConfig): void {
+  const allowed: Record<LossName, (keyof LossConfig)[]> = {
+    BCELoss: [],
+    BCEWithLogitsLoss: ['posWeight'],
+    CrossEntropyLoss: ['classWeights'],
+    NLLLoss: ['classWeights'],
+    MSELoss: [],
+    L1Loss: [],
+    SigmoidFocalLoss: ['gamma', 'alpha'],
+  };
+  for (const key of ['posWeight', 'classWeights', 'gamma', 'alpha'] as const) {
+    if (config[key] !== undefined && !allowed[which].includes(key)) throw new Error(`${which} has no option ${key}`);
+  }
+  if (config.posWeight !== undefined && !(config.posWeight > 0)) throw new Error(`${which}: posWeight must be > 0, got ${config.posWeight}`);
+  if (config.classWeights && config.classWeights.some((w) => !(w >= 0))) throw new Error(`${which}: class weights must be >= 0`);
+}
+
+export function makeLoss(nameOrConfig: string | LossConfig): LossFn {
+  const config: LossConfig = typeof nameOrConfig === 'string' ? { name: nameOrConfig } : nameOrConfig;
+  const which = lossName(config.name);
+  checkOptions(which, config);
+  const { posWeight, classWeights } = config;
   switch (which) {
     case 'BCELoss':
       // torch clamps each log term at -100 so p in {0,1} gives a finite loss.
@@ -70,24 +113,44 @@ export function makeLoss(name: string): LossFn {
           return tf.neg(tf.mean(tf.add(tf.mul(y, logP), tf.mul(tf.sub(1, y), log1mP)))) as tf.Scalar;
         });
     case 'BCEWithLogitsLoss':
-      // max(x,0) - x*y + log(1 + exp(-|x|)): the numerically stable form torch uses.
+      // max(x,0) - x*y + log(1 + exp(-|x|)): the numerically stable form torch uses. With pos_weight pw, torch's
+      // (1 - y)·x + (1 + (pw - 1)·y)·(log(1 + exp(-|x|)) + max(-x, 0)).
       return (x, t) =>
         tf.tidy(() => {
           const y = sameShape(which, x, t);
+          const softplusNeg = tf.add(tf.log1p(tf.exp(tf.neg(tf.abs(x)))), tf.relu(tf.neg(x)));
+          if (posWeight !== undefined) {
+            const terms = tf.add(tf.mul(tf.sub(1, y), x), tf.mul(tf.add(1, tf.mul(y, posWeight - 1)), softplusNeg));
+            return tf.mean(terms) as tf.Scalar;
+          }
           const terms = tf.add(tf.sub(tf.relu(x), tf.mul(x, y)), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
           return tf.mean(terms) as tf.Scalar;
         });
-    case 'CrossEntropyLoss':
-      return (logits, t) =>
+    case 'SigmoidFocalLoss': {
+      // torchvision.ops.sigmoid_focal_loss: ce·(1 - p_t)^γ, times α_t when α >= 0, mean over elements.
+      const gamma = config.gamma ?? 2;
+      const alpha = config.alpha ?? 0.25;
+      return (x, t) =>
         tf.tidy(() => {
-          const oneHot = classIndices(which, logits, t);
-          return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
+          const y = sameShape(which, x, t);
+          const p = tf.sigmoid(x);
+          const ce = tf.add(tf.sub(tf.relu(x), tf.mul(x, y)), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
+          const pT = tf.add(tf.mul(p, y), tf.mul(tf.sub(1, p), tf.sub(1, y)));
+          let loss = tf.mul(ce, tf.pow(tf.sub(1, pT), gamma));
+          if (alpha >= 0) loss = tf.mul(loss, tf.add(tf.mul(y, alpha), tf.mul(tf.sub(1, y), 1 - alpha)));
+          return tf.mean(loss) as tf.Scalar;
         });
+    }
+    case 'CrossEntropyLoss':
     case 'NLLLoss':
-      return (logProbs, t) =>
+      return (scores, t) =>
         tf.tidy(() => {
-          const oneHot = classIndices(which, logProbs, t);
-          return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, logProbs), 1))) as tf.Scalar;
+          const oneHot = classIndices(which, scores, t);
+          if (classWeights && classWeights.length !== scores.shape[1]) {
+            throw new Error(`${which}: ${classWeights.length} class weights for ${scores.shape[1]} classes`);
+          }
+          const logProbs = which === 'CrossEntropyLoss' ? tf.logSoftmax(scores) : scores;
+          return classMean(tf.neg(tf.sum(tf.mul(oneHot, logProbs), 1)), oneHot, classWeights);
         });
     case 'MSELoss':
       return (p, t) => tf.tidy(() => tf.mean(tf.squaredDifference(p, sameShape(which, p, t))) as tf.Scalar);

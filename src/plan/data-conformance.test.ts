@@ -35,6 +35,24 @@ function cropResizePlan(): PlanSpec {
   });
 }
 
+/** PET/CT intensity steps: CT windowing, PET log then clipping. */
+function intensityPlan(): PlanSpec {
+  return definePlan({
+    name: 'PetCtIntensity',
+    inputs: { image: { modalities: ['CT', 'PET'], dims: 3, size: [5, 4, 6] } },
+    target: { column: 'y' },
+    preprocessing: [
+      { op: 'window', center: 120, width: 60, modalities: ['CT'] },
+      { op: 'log', modalities: ['PET'] },
+      { op: 'clip', min: 4.8, modalities: ['PET'] },
+      { op: 'clip', max: 5.5 },
+    ],
+    model: { image: [{ type: 'flatten' }], head: [{ type: 'dense', outFeatures: 1 }] },
+    loss: { type: 'mse' },
+    optimizer: { type: 'sgd', lr: 0.1 },
+  });
+}
+
 interface FolderCase {
   name: string;
   spec: PlanSpec;
@@ -47,6 +65,7 @@ const FOLDER_CASES: FolderCase[] = [
   { name: 'zscore_2d_trailing_axis', spec: cnn2dPlan(), volumeShape: [12, 10, 1] },
   { name: 'resize_3d', spec: cnn3dPlan(), volumeShape: [9, 5, 11] },
   { name: 'crop_resize_up', spec: cropResizePlan(), volumeShape: [7, 6, 9] },
+  { name: 'window_log_clip', spec: intensityPlan(), volumeShape: [5, 4, 6] },
 ];
 
 const SUBJECTS = ['sub-01', 'sub-02', 'sub-03'];

@@ -5,14 +5,16 @@
  * The tfjs builder and the PyTorch generator both consume the resolved graph, so they cannot disagree on sizes.
  */
 import { formatPath, PathSegment, PlanIssue } from './errors';
-import { BranchName, LayerSpec, PlanSpec, SpatialParam } from './spec';
+import { BranchName, GraphModelSpec, LossSpec, GraphNodeSpec, isGraphModel, LayerSpec, ModelGraphSpec, PlanSpec, SpatialParam } from './spec';
 import { imageInputChannels } from './preprocess';
 
 export type Shape = number[];
 
 interface ResolvedBase {
-  /** Index in its branch = the PyTorch nn.Sequential child index. */
+  /** Index in its branch = the PyTorch nn.Sequential child index (graph models: index in `nodes`). */
   index: number;
+  /** The PyTorch module path its parameters are named under: `image.2` (branch models) or `conv1` (graph models). */
+  key: string;
   /** `model.image[2]` */
   path: string;
   /** Per-sample input shape, channels first. */
@@ -39,9 +41,18 @@ export interface ResolvedPool extends ResolvedBase {
   kernel: number[];
   stride: number[];
 }
-export interface ResolvedGlobalAvgPool extends ResolvedBase {
-  type: 'global_avg_pool';
+export interface ResolvedGlobalPool extends ResolvedBase {
+  type: 'global_avg_pool' | 'global_max_pool';
   dims: number;
+}
+/** instance_norm: statistics over the spatial axes; layer_norm: over the whole per-sample tensor. */
+export interface ResolvedNorm extends ResolvedBase {
+  type: 'instance_norm' | 'layer_norm';
+  /** Channels (instance_norm's affine vectors). */
+  features: number;
+  spatialDims: number;
+  eps: number;
+  affine: boolean;
 }
 export interface ResolvedBatchNorm extends ResolvedBase {
   type: 'batch_norm';
@@ -51,8 +62,14 @@ export interface ResolvedBatchNorm extends ResolvedBase {
   eps: number;
   momentum: number;
 }
+export interface ResolvedGroupNorm extends ResolvedBase {
+  type: 'group_norm';
+  features: number;
+  groups: number;
+  eps: number;
+}
 export interface ResolvedDropout extends ResolvedBase {
-  type: 'dropout';
+  type: 'dropout' | 'dropout2d' | 'dropout3d';
   rate: number;
 }
 export interface ResolvedFlatten extends ResolvedBase {
@@ -72,11 +89,20 @@ export interface ResolvedLeakyRelu extends ResolvedBase {
   negativeSlope: number;
 }
 
+/** A merge node of a graph model: `inShapes` are its inputs' shapes (channels first). */
+export interface ResolvedMerge extends ResolvedBase {
+  type: 'add' | 'concat';
+  inShapes: Shape[];
+}
+
 export type ResolvedLayer =
+  | ResolvedMerge
   | ResolvedConv
   | ResolvedPool
-  | ResolvedGlobalAvgPool
+  | ResolvedGlobalPool
+  | ResolvedNorm
   | ResolvedBatchNorm
+  | ResolvedGroupNorm
   | ResolvedDropout
   | ResolvedFlatten
   | ResolvedDense
@@ -90,12 +116,36 @@ export interface ResolvedBranch {
   layers: ResolvedLayer[];
 }
 
+/** The plan inputs a network reads, by name; their values are the plan's input tensors. */
+export type InputName = 'image' | 'tabular';
+export const INPUT_NAMES: readonly InputName[] = ['image', 'tabular'];
+
+/**
+ * One step of the network as a DAG, for every kind of model: `inputs` name plan inputs or earlier nodes' `id`s.
+ * Branch models become a chain per branch (ids `image.0`, …) and, with two branches, a concat node `head_input`
+ * (no parameters) before the head; graph models map node for node. Listed in evaluation order, which is also the
+ * PyTorch state_dict order of their parameters.
+ */
+export interface ResolvedNode {
+  id: string;
+  inputs: string[];
+  layer: ResolvedLayer;
+}
+
 export interface ResolvedGraph {
-  /** Branches in PyTorch module registration order: image, tabular, head. */
+  /** 'branches' (version 1 models: nn.Sequential per branch) or 'graph' (version 2: a module per named node). */
+  kind: 'branches' | 'graph';
+  /** Every node in evaluation order. */
+  nodes: ResolvedNode[];
+  /** Id of the node giving the network output. */
+  output: string;
+  /** Plan inputs the network reads, with their per-sample shapes (channels first). */
+  inputShapes: Partial<Record<InputName, Shape>>;
+  /** Branches in PyTorch module registration order: image, tabular, head (branch models only; [] for graphs). */
   branches: ResolvedBranch[];
   image?: ResolvedBranch;
   tabular?: ResolvedBranch;
-  head: ResolvedBranch;
+  head?: ResolvedBranch;
   /** True when the head input is concat(image output, tabular output). */
   concat: boolean;
   /** Network input shapes (per sample, channels first). */
@@ -110,6 +160,8 @@ export interface ResolveResult {
 }
 
 export const BATCH_NORM_DEFAULTS = { eps: 1e-5, momentum: 0.1 };
+/** PyTorch defaults: InstanceNorm affine=False, LayerNorm elementwise_affine=True, eps 1e-5 for both. */
+export const NORM_DEFAULTS = { instance_norm: { eps: 1e-5, affine: false }, layer_norm: { eps: 1e-5, affine: true } };
 export const LEAKY_RELU_DEFAULT_SLOPE = 0.01;
 
 class InferenceError extends Error {
@@ -135,10 +187,10 @@ function describe(shape: Shape): string {
   return `[${shape.join(', ')}]`;
 }
 
-function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inShape: Shape): ResolvedLayer {
+function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inShape: Shape, key: string): ResolvedLayer {
   const at = [...base, index];
   const path = formatPath(at);
-  const common = { index, path, inShape };
+  const common = { index, key, path, inShape };
   switch (layer.type) {
     case 'conv2d':
     case 'conv3d': {
@@ -209,10 +261,28 @@ function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inSh
       };
     }
     case 'global_avg_pool':
+    case 'global_max_pool':
       if (inShape.length < 3 || inShape.length > 4) {
-        fail([...at, 'type'], `global_avg_pool needs a [C, H, W] or [C, D, H, W] input, got ${describe(inShape)}`);
+        fail([...at, 'type'], `${layer.type} needs a [C, H, W] or [C, D, H, W] input, got ${describe(inShape)}`);
       }
-      return { ...common, type: 'global_avg_pool', dims: inShape.length - 1, outShape: [inShape[0]] };
+      return { ...common, type: layer.type, dims: inShape.length - 1, outShape: [inShape[0]] };
+    case 'instance_norm':
+    case 'layer_norm': {
+      const defaults = NORM_DEFAULTS[layer.type];
+      if (layer.type === 'instance_norm' && (inShape.length < 2 || inShape.length > 4)) {
+        fail([...at, 'type'], `instance_norm needs a [C, L], [C, H, W] or [C, D, H, W] input, got ${describe(inShape)}`);
+      }
+      if (inShape.length > 4) fail([...at, 'type'], `layer_norm cannot take ${describe(inShape)}`);
+      return {
+        ...common,
+        type: layer.type,
+        features: inShape[0],
+        spatialDims: inShape.length - 1,
+        eps: layer.eps ?? defaults.eps,
+        affine: layer.affine ?? defaults.affine,
+        outShape: inShape,
+      };
+    }
     case 'batch_norm':
       if (inShape.length < 1 || inShape.length > 4) fail([...at, 'type'], `batch_norm cannot take ${describe(inShape)}`);
       return {
@@ -224,8 +294,23 @@ function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inSh
         momentum: layer.momentum ?? BATCH_NORM_DEFAULTS.momentum,
         outShape: inShape,
       };
+    case 'group_norm':
+      if (inShape.length < 1 || inShape.length > 4) fail([...at, 'type'], `group_norm cannot take ${describe(inShape)}`);
+      if (inShape[0] % layer.groups !== 0) {
+        fail([...at, 'groups'], `group_norm: ${layer.groups} groups do not divide ${inShape[0]} channels`);
+      }
+      // PyTorch's GroupNorm default eps (not batch norm's: Opacus does not carry it over either).
+      return { ...common, type: 'group_norm', features: inShape[0], groups: layer.groups, eps: layer.eps ?? 1e-5, outShape: inShape };
     case 'dropout':
       return { ...common, type: 'dropout', rate: layer.rate, outShape: inShape };
+    case 'dropout2d':
+    case 'dropout3d': {
+      const rank = layer.type === 'dropout2d' ? 3 : 4;
+      if (inShape.length !== rank) {
+        fail([...at, 'type'], `${layer.type} drops whole channels of a ${rank === 3 ? '[C, H, W]' : '[C, D, H, W]'} input, got ${describe(inShape)}`);
+      }
+      return { ...common, type: layer.type, rate: layer.rate, outShape: inShape };
+    }
     case 'flatten':
       return { ...common, type: 'flatten', outShape: [inShape.reduce((a, b) => a * b, 1)] };
     case 'dense':
@@ -257,29 +342,46 @@ function resolveBranch(name: BranchName, layers: LayerSpec[], inShape: Shape): R
   const resolved: ResolvedLayer[] = [];
   let shape = inShape;
   layers.forEach((layer, i) => {
-    const r = resolveLayer(layer, i, ['model', name], shape);
+    const r = resolveLayer(layer, i, ['model', name], shape, `${name}.${i}`);
     resolved.push(r);
     shape = r.outShape;
   });
   return { name, inShape, outShape: shape, layers: resolved };
 }
 
-function checkLossAgainstOutput(spec: PlanSpec, output: Shape, head: ResolvedBranch): void {
-  const headPath: PathSegment[] = ['model', 'head'];
+const LOSS_OPTIONS: Record<LossSpec['type'], (keyof LossSpec)[]> = {
+  bce: ['posWeight'],
+  cross_entropy: ['classWeights'],
+  mse: [],
+  focal: ['gamma', 'alpha'],
+};
+
+function checkLossAgainstOutput(spec: PlanSpec, output: Shape, last: ResolvedLayer | undefined, headPath: PathSegment[]): void {
   if (output.length !== 1) {
     fail(headPath, `the head must end with a flat output [K], got ${describe(output)}`);
   }
   const k = output[0];
-  const last = head.layers[head.layers.length - 1];
+  // (fromLogits is left unchecked as in version 1, where other losses ignored it.)
+  const misplaced = (['posWeight', 'classWeights', 'gamma', 'alpha'] as const).find(
+    (key) => spec.loss[key] !== undefined && !LOSS_OPTIONS[spec.loss.type].includes(key),
+  );
+  if (misplaced) fail(['loss', misplaced], `is not an option of the ${spec.loss.type} loss`);
   switch (spec.loss.type) {
     case 'bce':
       if (k !== 1) fail(['loss', 'type'], `bce needs one output, the head gives ${describe(output)}`);
       if (!spec.loss.fromLogits && last?.type !== 'sigmoid') {
         fail(['loss', 'fromLogits'], 'bce on probabilities needs the head to end with a sigmoid (or set fromLogits: true)');
       }
+      if (spec.loss.posWeight !== undefined && !spec.loss.fromLogits) fail(['loss', 'posWeight'], 'posWeight needs fromLogits: true (PyTorch BCELoss has no pos_weight)');
+      break;
+    case 'focal':
+      if (k !== 1) fail(['loss', 'type'], `focal needs one output (a logit), the head gives ${describe(output)}`);
       break;
     case 'cross_entropy':
       if (k < 2) fail(['loss', 'type'], `cross_entropy needs at least 2 class logits, the head gives ${describe(output)}`);
+      if (spec.loss.classWeights && spec.loss.classWeights.length !== k) {
+        fail(['loss', 'classWeights'], `needs one weight per class (${k}), got ${spec.loss.classWeights.length}`);
+      }
       break;
     case 'mse':
       if (k !== 1) fail(['loss', 'type'], `mse needs one output, the head gives ${describe(output)}`);
@@ -287,8 +389,8 @@ function checkLossAgainstOutput(spec: PlanSpec, output: Shape, head: ResolvedBra
   }
 }
 
-function resolveAll(spec: PlanSpec): ResolvedGraph {
-  const { inputs, model } = spec;
+function resolveBranches(spec: PlanSpec, model: ModelGraphSpec): ResolvedGraph {
+  const { inputs } = spec;
   if (inputs.image && !model.image) fail(['model'], 'inputs.image is declared but model.image (its branch) is missing');
   if (!inputs.image && model.image) fail(['model', 'image'], 'there is no inputs.image for this branch');
   if (inputs.tabular && !model.tabular) fail(['model'], 'inputs.tabular is declared but model.tabular (its branch) is missing');
@@ -327,8 +429,139 @@ function resolveAll(spec: PlanSpec): ResolvedGraph {
   }
   const head = resolveBranch('head', model.head, headIn);
   branches.push(head);
-  checkLossAgainstOutput(spec, head.outShape, head);
-  return { branches, image, tabular, head, concat, imageInputShape, tabularInputShape, outputShape: head.outShape };
+  checkLossAgainstOutput(spec, head.outShape, head.layers[head.layers.length - 1], ['model', 'head']);
+
+  // The same network as a DAG: a chain per branch, a concat before the head when there are two branches.
+  const nodes: ResolvedNode[] = [];
+  const chain = (branch: ResolvedBranch, from: string): string =>
+    branch.layers.reduce((input, layer) => {
+      nodes.push({ id: layer.key, inputs: [input], layer });
+      return layer.key;
+    }, from);
+  const ends: string[] = [];
+  if (image) ends.push(chain(image, 'image'));
+  if (tabular) ends.push(chain(tabular, 'tabular'));
+  let headFrom = ends[0];
+  if (ends.length === 2) {
+    headFrom = 'head_input';
+    const merge: ResolvedMerge = {
+      type: 'concat', index: -1, key: 'head_input', path: 'model.head', inShape: image!.outShape, inShapes: [image!.outShape, tabular!.outShape], outShape: headIn,
+    };
+    nodes.push({ id: headFrom, inputs: ends, layer: merge });
+  }
+  const output = chain(head, headFrom);
+  const inputShapes: Partial<Record<InputName, Shape>> = {};
+  if (imageInputShape) inputShapes.image = imageInputShape;
+  if (tabularInputShape) inputShapes.tabular = tabularInputShape;
+  return {
+    kind: 'branches', nodes, output, inputShapes,
+    branches, image, tabular, head, concat, imageInputShape, tabularInputShape, outputShape: head.outShape,
+  };
+}
+
+/** Attribute names nn.Module already has (torch 1.13 and later): a node named so could not be registered. */
+const TORCH_MODULE_ATTRIBUTES = new Set(
+  ('T_destination add_module apply bfloat16 buffers children compile cpu cuda double dump_patches eval extra_repr float ' +
+    'forward get_buffer get_extra_state get_parameter get_submodule half ipu load_state_dict modules mtia named_buffers ' +
+    'named_children named_modules named_parameters parameters register_backward_hook register_buffer ' +
+    'register_forward_hook register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook ' +
+    'register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module register_parameter ' +
+    'register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state share_memory ' +
+    'state_dict to to_empty train training type xpu zero_grad').split(' '),
+);
+const PYTHON_KEYWORDS = new Set(
+  'False None True and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield'.split(' '),
+);
+
+function mergeShape(node: GraphNodeSpec, at: PathSegment[], shapes: Shape[], names: string[]): Shape {
+  const list = names.map((n, i) => `${n} ${describe(shapes[i])}`).join(', ');
+  if (node.type === 'add') {
+    if (shapes.some((s) => s.length !== shapes[0].length || s.some((d, i) => d !== shapes[0][i]))) {
+      fail([...at, 'input'], `add needs inputs of one shape, got ${list}`);
+    }
+    return shapes[0];
+  }
+  const rank = shapes[0].length;
+  if (shapes.some((s) => s.length !== rank || s.some((d, i) => i > 0 && d !== shapes[0][i]))) {
+    fail([...at, 'input'], `concat joins channels (the first axis): the other axes must agree, got ${list}`);
+  }
+  return [shapes.reduce((n, s) => n + s[0], 0), ...shapes[0].slice(1)];
+}
+
+function resolveGraphModel(spec: PlanSpec, model: GraphModelSpec): ResolvedGraph {
+  const inputShapes: Partial<Record<InputName, Shape>> = {};
+  if (spec.inputs.image) {
+    if (spec.inputs.image.size.length !== spec.inputs.image.dims) {
+      fail(['inputs', 'image', 'size'], `needs ${spec.inputs.image.dims} values (dims is ${spec.inputs.image.dims})`);
+    }
+    inputShapes.image = [imageInputChannels(spec), ...spec.inputs.image.size];
+  }
+  if (spec.inputs.tabular) inputShapes.tabular = [spec.inputs.tabular.columns.length];
+  const shapes = new Map<string, Shape>(Object.entries(inputShapes) as [string, Shape][]);
+  const used = new Set<string>();
+  const nodes: ResolvedNode[] = [];
+  model.nodes.forEach((node, index) => {
+    const at: PathSegment[] = ['model', 'nodes', index];
+    const { name } = node;
+    if (INPUT_NAMES.includes(name as InputName)) fail([...at, 'name'], `'${name}' is the name of a plan input`);
+    if (PYTHON_KEYWORDS.has(name) || TORCH_MODULE_ATTRIBUTES.has(name)) {
+      fail([...at, 'name'], `'${name}' cannot name a PyTorch submodule (a Python keyword or an nn.Module attribute)`);
+    }
+    if (shapes.has(name)) fail([...at, 'name'], `'${name}' is already the name of an earlier node`);
+    let inputs: string[];
+    if (node.input === undefined) {
+      if (index > 0) inputs = [model.nodes[index - 1].name];
+      else {
+        const declared = Object.keys(inputShapes);
+        if (declared.length !== 1) fail([...at, 'input'], `the first node must name its input (${declared.join(' or ')})`);
+        inputs = declared;
+      }
+    } else {
+      inputs = typeof node.input === 'string' ? [node.input] : node.input;
+    }
+    inputs.forEach((input, k) => {
+      if (!shapes.has(input)) {
+        const where = Array.isArray(node.input) ? [...at, 'input', k] : [...at, 'input'];
+        const isLater = model.nodes.some((n) => n.name === input);
+        fail(where, isLater ? `'${input}' comes later in nodes (list every node after its inputs)` : `'${input}' is neither a plan input nor an earlier node`);
+      }
+      used.add(input);
+    });
+    const inShapesOf = inputs.map((i) => shapes.get(i)!);
+    let layer: ResolvedLayer;
+    if (node.type === 'add' || node.type === 'concat') {
+      if (inputs.length < 2) fail([...at, 'input'], `${node.type} needs at least two inputs`);
+      const outShape = mergeShape(node, at, inShapesOf, inputs);
+      layer = { type: node.type, index, key: name, path: formatPath(at), inShape: inShapesOf[0], inShapes: inShapesOf, outShape };
+    } else {
+      if (inputs.length !== 1) fail([...at, 'input'], `${node.type} takes one input, got ${inputs.length}`);
+      const { name: _name, input: _input, ...layerSpec } = node as LayerSpec & { name: string; input?: unknown };
+      layer = resolveLayer(layerSpec as LayerSpec, index, ['model', 'nodes'], inShapesOf[0], name);
+    }
+    shapes.set(name, layer.outShape);
+    nodes.push({ id: name, inputs, layer });
+  });
+  const outputNode = nodes.find((n) => n.id === model.output);
+  if (!outputNode) fail(['model', 'output'], `'${model.output}' is not a node`);
+  for (const input of Object.keys(inputShapes)) {
+    if (!used.has(input)) fail(['model', 'nodes'], `no node reads the plan input '${input}'`);
+  }
+  const dangling = nodes.filter((n) => n.id !== model.output && !used.has(n.id)).map((n) => n.id);
+  if (dangling.length > 0) fail(['model', 'output'], `node(s) ${dangling.join(', ')} do not lead to the output`);
+  const outputShape = outputNode.layer.outShape;
+  checkLossAgainstOutput(spec, outputShape, outputNode.layer, ['model', 'output']);
+  return {
+    kind: 'graph', nodes, output: model.output, inputShapes, branches: [], concat: false,
+    imageInputShape: inputShapes.image, tabularInputShape: inputShapes.tabular, outputShape,
+  };
+}
+
+function resolveAll(spec: PlanSpec): ResolvedGraph {
+  const graph = isGraphModel(spec.model);
+  if (graph !== (spec.version === 2)) {
+    fail(['version'], graph ? 'a plan whose model is a graph (nodes) has version 2' : 'a plan whose model is branches has version 1');
+  }
+  return isGraphModel(spec.model) ? resolveGraphModel(spec, spec.model) : resolveBranches(spec, spec.model);
 }
 
 /** Resolves a schema-valid plan; returns the first semantic problem found (later ones depend on it). */

@@ -1,8 +1,13 @@
-/** Training plans as data: spec, validation, identity, tfjs model, PyTorch weights and code. */
+/**
+ * Training plans as data: spec, validation, identity, tfjs model, PyTorch weights and code.
+ * @module fedbiomed-ts/plan
+ */
 export * from './spec';
 export { PlanValidationError, formatPath } from './errors';
 export type { PlanIssue } from './errors';
 export { definePlan } from './define';
+export { GraphBuilder, modelGraph } from './graph-builder';
+export type { NodeRef } from './graph-builder';
 export { checkPlan, validatePlan } from './validate';
 export type { PlanCheck } from './validate';
 export { canonicalJson, planHash, sha256Hex } from './canonical';

@@ -8,7 +8,7 @@ import { initBackend } from '../engine/backend';
 import { definePlan } from './define';
 import { exportPlanToOnnx, OnnxExportError, ONNX_OUTPUT } from './onnx';
 import { PlanSpec } from './spec';
-import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, mlpPlan } from './testing/plans';
+import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan } from './testing/plans';
 import { runOnnxOutOfProcess } from './testing/onnx-runner';
 import { buildModel } from './tfjs-model';
 import { exportWeights } from './weights';
@@ -49,6 +49,10 @@ const CASES: Case[] = [
   { spec: cnn3dPlan(), layout: 'NCHW', activation: 'softmax' },
   { spec: mlpPlan(), layout: 'NCHW', activation: 'none' },
   { spec: activationsPlan(), layout: 'NHWC', activation: 'none' },
+  { spec: resnetGraphPlan(), layout: 'NHWC', activation: 'sigmoid' },
+  { spec: inception3dGraphPlan(), layout: 'NCHW', activation: 'none' },
+  { spec: normsGraphPlan(), layout: 'NHWC', activation: 'none' },
+  { spec: norms2dPlan(), layout: 'NCHW', activation: 'softmax' },
 ];
 
 /** Deterministic inputs: channels-last for tfjs, and the same values channels-first for an NCHW ONNX model. */
@@ -127,7 +131,7 @@ describe('ONNX export of a plan', () => {
 
   it('covers every op the exporter can emit', () => {
     for (const op of ['Conv', 'Pad', 'Relu', 'LeakyRelu', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'BatchNormalization',
-      'Flatten', 'Gemm', 'Concat', 'Sigmoid', 'Softmax', 'Transpose']) {
+      'Flatten', 'Gemm', 'Concat', 'Add', 'Sigmoid', 'Softmax', 'Transpose', 'GlobalMaxPool', 'InstanceNormalization', 'ReduceMean']) {
       expect(usedOps).toContain(op);
     }
   });

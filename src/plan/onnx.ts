@@ -6,12 +6,13 @@
  * (NCHW, channel index modality × slices + slice, as in spec.ts; or NHWC with `imageLayout: 'NHWC'`, then a
  * Transpose comes first) and `tabular` `[N, F]`, already preprocessed; output `output` `[N, K]` (the head's
  * output, optionally followed by a Sigmoid / Softmax so it gives probabilities for a from-logits loss).
- * Ops: Conv (+ Pad for PyTorch's asymmetric 'same'), MaxPool, AveragePool, GlobalAveragePool + Flatten,
- * BatchNormalization (running statistics), Flatten, Gemm, Concat, Relu, LeakyRelu, Sigmoid, Softmax, Transpose.
+ * Ops: Conv (+ Pad for PyTorch's asymmetric 'same'), MaxPool, AveragePool, GlobalAveragePool / GlobalMaxPool + Flatten,
+ * InstanceNormalization, layer norm written out (ReduceMean, Sub, Mul, Add, Sqrt, Div),
+ * BatchNormalization (running statistics), Flatten, Gemm, Concat, Add, Relu, LeakyRelu, Sigmoid, Softmax, Transpose.
  * Dropout is the identity at inference and emits nothing. Opset 13.
  */
 import type { DenseArray } from '../serialize';
-import { ResolvedBranch, ResolvedLayer } from './graph';
+import { ResolvedLayer } from './graph';
 import { describeParameters } from './parameters';
 import type { PlanSpec } from './spec';
 import { validatePlan } from './validate';
@@ -85,9 +86,18 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
     return name;
   };
 
-  const layerOp = (branch: string, layer: ResolvedLayer, x: string): string => {
-    const p = (role: string): string => param(`${branch}.${layer.index}.${role}`);
+  const constant = (name: string, dims: number[], value: number): string => {
+    initializers.push({ name, dims, dataType: ONNX_FLOAT, raw: float32Raw(new Array<number>(dims.reduce((a, b) => a * b, 1)).fill(value)) });
+    return name;
+  };
+  const layerOp = (layer: ResolvedLayer, args: string[]): string => {
+    const x = args[0];
+    const p = (role: string): string => param(`${layer.key}.${role}`);
     switch (layer.type) {
+      case 'add':
+        return args.slice(1).reduce((sum, t) => emit('Add', [sum, t], 'add'), x);
+      case 'concat':
+        return emit('Concat', args, 'concat', [{ name: 'axis', type: 'int', value: 1 }]);
       case 'conv': {
         let input = x;
         const symmetric = layer.padBefore.every((b, i) => b === layer.padAfter[i]);
@@ -95,7 +105,7 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
         if (!symmetric) {
           // ONNX Conv pads may be asymmetric too, but an explicit Pad keeps the graph identical to PyTorch's
           // F.pad + conv for 'same' with an even kernel.
-          const padsTensor = fresh(`${branch}.${layer.index}.pads`);
+          const padsTensor = fresh(`${layer.key}.pads`);
           initializers.push({ name: padsTensor, dataType: ONNX_INT64, dims: [2 * (layer.dims + 2)],
             raw: int64Raw([0, 0, ...layer.padBefore, 0, 0, ...layer.padAfter]) });
           input = emit('Pad', [x, padsTensor], 'pad');
@@ -116,11 +126,31 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
         ]);
       case 'global_avg_pool':
         return emit('Flatten', [emit('GlobalAveragePool', [x], 'gap')], 'flat', [{ name: 'axis', type: 'int', value: 1 }]);
+      case 'global_max_pool':
+        return emit('Flatten', [emit('GlobalMaxPool', [x], 'gmp')], 'flat', [{ name: 'axis', type: 'int', value: 1 }]);
+      case 'instance_norm': {
+        const scale = layer.affine ? p('weight') : constant(`${layer.key}.ones`, [layer.features], 1);
+        const shift = layer.affine ? p('bias') : constant(`${layer.key}.zeros`, [layer.features], 0);
+        return emit('InstanceNormalization', [x, scale, shift], 'in', [{ name: 'epsilon', type: 'float', value: layer.eps }]);
+      }
+      case 'layer_norm': {
+        // LayerNormalization is opset 17; with opset 13 it is written out: (x - mean) / sqrt(var + eps).
+        const axes = [{ name: 'axes', type: 'ints' as const, value: range(1, layer.inShape.length + 1) }];
+        const centred = emit('Sub', [x, emit('ReduceMean', [x], 'mean', axes)], 'centred');
+        const variance = emit('ReduceMean', [emit('Mul', [centred, centred], 'sq')], 'var', axes);
+        const std = emit('Sqrt', [emit('Add', [variance, constant(`${layer.key}.eps`, [], layer.eps)], 'vareps')], 'std');
+        const y = emit('Div', [centred, std], 'ln');
+        return layer.affine ? emit('Add', [emit('Mul', [y, p('weight')], 'scaled'), p('bias')], 'shifted') : y;
+      }
       case 'batch_norm':
         return emit('BatchNormalization', [x, p('weight'), p('bias'), p('running_mean'), p('running_var')], 'bn', [
           { name: 'epsilon', type: 'float', value: layer.eps },
         ]);
+      case 'group_norm':
+        throw new OnnxExportError(`${layer.path}: ONNX export of group_norm is not supported yet`);
       case 'dropout':
+      case 'dropout2d':
+      case 'dropout3d':
         return x;
       case 'flatten':
         return layer.inShape.length === 1 ? x : emit('Flatten', [x], 'flat', [{ name: 'axis', type: 'int', value: 1 }]);
@@ -138,29 +168,26 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
         return emit('Softmax', [x], 'softmax', [{ name: 'axis', type: 'int', value: 1 }]);
     }
   };
-  const runBranch = (branch: ResolvedBranch, x: string): string =>
-    branch.layers.reduce((value, layer) => layerOp(branch.name, layer, value), x);
-
   const inputs: OnnxValueInfo[] = [];
-  const branchOutputs: string[] = [];
-  if (graph.image && graph.imageInputShape) {
-    const perSample = graph.imageInputShape;
+  const values = new Map<string, string>();
+  const imageShape = graph.inputShapes.image;
+  if (imageShape) {
     const nhwc = options.imageLayout === 'NHWC';
     inputs.push({ name: ONNX_INPUT_IMAGE, elemType: ONNX_FLOAT,
-      shape: ['N', ...(nhwc ? [...perSample.slice(1), perSample[0]] : perSample)] });
-    const rank = perSample.length + 1;
+      shape: ['N', ...(nhwc ? [...imageShape.slice(1), imageShape[0]] : imageShape)] });
+    const rank = imageShape.length + 1;
     const x = nhwc
       ? emit('Transpose', [ONNX_INPUT_IMAGE], 'nchw', [{ name: 'perm', type: 'ints', value: [0, rank - 1, ...range(1, rank - 1)] }])
       : ONNX_INPUT_IMAGE;
-    branchOutputs.push(runBranch(graph.image, x));
+    values.set('image', x);
   }
-  if (graph.tabular && graph.tabularInputShape) {
-    inputs.push({ name: ONNX_INPUT_TABULAR, elemType: ONNX_FLOAT, shape: ['N', ...graph.tabularInputShape] });
-    branchOutputs.push(runBranch(graph.tabular, ONNX_INPUT_TABULAR));
+  if (graph.inputShapes.tabular) {
+    inputs.push({ name: ONNX_INPUT_TABULAR, elemType: ONNX_FLOAT, shape: ['N', ...graph.inputShapes.tabular] });
+    values.set('tabular', ONNX_INPUT_TABULAR);
   }
-  const headInput = branchOutputs.length === 2 ? emit('Concat', branchOutputs, 'concat', [{ name: 'axis', type: 'int', value: 1 }]) : branchOutputs[0];
-  let y = runBranch(graph.head, headInput);
-  const activation = options.outputActivation ?? (valid.loss.type === 'bce' && valid.loss.fromLogits ? 'sigmoid' : 'none');
+  for (const node of graph.nodes) values.set(node.id, layerOp(node.layer, node.inputs.map((i) => values.get(i)!)));
+  let y = values.get(graph.output)!;
+  const activation = options.outputActivation ?? ((valid.loss.type === 'bce' && valid.loss.fromLogits) || valid.loss.type === 'focal' ? 'sigmoid' : 'none');
   if (activation === 'sigmoid') y = emit('Sigmoid', [y], 'prob');
   if (activation === 'softmax') y = emit('Softmax', [y], 'prob', [{ name: 'axis', type: 'int', value: 1 }]);
   // The graph output gets its public name through an Identity-free rename of the last node's output.

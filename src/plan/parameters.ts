@@ -1,7 +1,8 @@
 /**
  * The parameters a plan's network has, exactly as PyTorch's `state_dict()` lists them for the generated module:
- * branch modules in order (image, tabular, head), nn.Sequential children by index, and per module its parameters
- * (weight, bias) then its buffers (running_mean, running_var, num_batches_tracked).
+ * branch modules in order (image, tabular, head) with nn.Sequential children by index, or a graph's nodes in their
+ * order, and per module its parameters (weight, bias) then its buffers (running_mean, running_var,
+ * num_batches_tracked).
  */
 import { ResolvedGraph, ResolvedLayer } from './graph';
 
@@ -13,6 +14,8 @@ export type ParameterLayout =
   | 'conv3d_weight'
   /** linear weight: torch [out, in] ↔ tfjs [in, out] */
   | 'dense_weight'
+  /** a per-sample feature map: torch [C, ...spatial] ↔ tfjs [...spatial, C] (layer_norm's affine tensors) */
+  | 'feature_map'
   /** same layout on both sides: biases, batch-norm vectors, counters */
   | 'same';
 
@@ -40,8 +43,8 @@ function product(values: number[]): number {
   return values.reduce((a, b) => a * b, 1);
 }
 
-function layerParameters(prefix: string, layer: ResolvedLayer): ParameterDescriptor[] {
-  const named = (role: ParameterRole): string => `${prefix}.${layer.index}.${role}`;
+function layerParameters(layer: ResolvedLayer): ParameterDescriptor[] {
+  const named = (role: ParameterRole): string => `${layer.key}.${role}`;
   switch (layer.type) {
     case 'conv': {
       const fanIn = layer.inChannels * product(layer.kernel);
@@ -78,6 +81,12 @@ function layerParameters(prefix: string, layer: ResolvedLayer): ParameterDescrip
       }
       return out;
     }
+    case 'group_norm': {
+      const shape = [layer.features];
+      const vector = (role: ParameterRole): ParameterDescriptor =>
+        ({ name: named(role), layer, role, torchShape: shape, tfShape: shape, dtype: 'float32', trainable: true, layout: 'same' });
+      return [vector('weight'), vector('bias')];
+    }
     case 'batch_norm': {
       const shape = [layer.features];
       const vector = (role: ParameterRole, trainable: boolean): ParameterDescriptor => ({
@@ -98,6 +107,17 @@ function layerParameters(prefix: string, layer: ResolvedLayer): ParameterDescrip
         { name: named('num_batches_tracked'), layer, role: 'num_batches_tracked', torchShape: [], tfShape: [], dtype: 'int64', trainable: false, layout: 'same' },
       ];
     }
+    case 'instance_norm':
+    case 'layer_norm': {
+      if (!layer.affine) return [];
+      const torchShape = layer.type === 'instance_norm' ? [layer.features] : layer.inShape;
+      const tfShape = torchShape.length > 1 ? [...torchShape.slice(1), torchShape[0]] : torchShape;
+      const layout: ParameterLayout = torchShape.length > 1 ? 'feature_map' : 'same';
+      const affine = (role: ParameterRole): ParameterDescriptor => ({
+        name: named(role), layer, role, torchShape, tfShape, dtype: 'float32', trainable: true, layout,
+      });
+      return [affine('weight'), affine('bias')];
+    }
     default:
       return [];
   }
@@ -105,5 +125,5 @@ function layerParameters(prefix: string, layer: ResolvedLayer): ParameterDescrip
 
 /** Every parameter and buffer of the network, in PyTorch state_dict order. */
 export function describeParameters(graph: ResolvedGraph): ParameterDescriptor[] {
-  return graph.branches.flatMap((branch) => branch.layers.flatMap((layer) => layerParameters(branch.name, layer)));
+  return graph.nodes.flatMap((node) => layerParameters(node.layer));
 }

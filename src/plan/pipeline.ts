@@ -5,7 +5,7 @@
  * NIfTI order (i, j, k): a reader whose volumes are x-fastest must hand them over as shape [nx, ny, nz] C-order,
  * i.e. transposed.
  */
-import { PlanSpec } from './spec';
+import { ClipStep, LogStep, PlanSpec, WindowStep } from './spec';
 import { sliceSelection, storedImageRank } from './preprocess';
 
 /** A dense C-order array. */
@@ -100,6 +100,23 @@ function affine(x: DenseVolume, shift: number, divisor: number): DenseVolume {
   return { data: out, shape: x.shape };
 }
 
+/** Element-wise intensity steps, in float32 as the generated plan's torch ops compute them. */
+function intensityMap(step: ClipStep | WindowStep | LogStep, data: Float32Array): Float32Array {
+  const out = new Float32Array(data.length);
+  if (step.op === 'log') {
+    for (let i = 0; i < data.length; i++) out[i] = Math.log1p(Math.max(data[i], 0));
+    return out;
+  }
+  const low = step.op === 'clip' ? step.min ?? -Infinity : Math.fround(step.center - step.width / 2);
+  const high = step.op === 'clip' ? step.max ?? Infinity : Math.fround(step.center + step.width / 2);
+  for (let i = 0; i < data.length; i++) out[i] = Math.min(Math.max(data[i], Math.fround(low)), Math.fround(high));
+  if (step.op === 'window') {
+    const width = Math.fround(step.width);
+    for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i] - low) / width;
+  }
+  return out;
+}
+
 /** Drops trailing singleton axes beyond the stored rank (a [i, j, k, 1] NIfTI is a 3D volume). */
 function asStoredRank(volume: DenseVolume, rank: number, label: string): DenseVolume {
   const shape = volume.shape.slice();
@@ -147,6 +164,13 @@ export function preprocessModality(spec: PlanSpec, modality: string, volume: Den
         if (step.method === 'zscore') x = affine(x, stats.mean, stats.std > 0 ? stats.std : 1);
         else if (step.method === 'minmax') x = affine(x, stats.min, stats.max > stats.min ? stats.max - stats.min : 1);
         else x = affine(x, step.mean!, step.std!);
+        break;
+      }
+      case 'clip':
+      case 'window':
+      case 'log': {
+        if (step.modalities && !step.modalities.includes(modality)) break;
+        x = { data: intensityMap(step, x.data), shape: x.shape };
         break;
       }
       case 'select_slices': {
@@ -215,6 +239,18 @@ export function imageInput(spec: PlanSpec, volumes: Record<string, DenseVolume>)
   return { data, shape: [channels, ...image.size] };
 }
 
+/**
+ * What kind of value a cell holds, never the value itself: these messages can leave the node, and a cell is
+ * patient data.
+ */
+function valueKind(value: unknown): string {
+  if (value === undefined) return 'no such column';
+  if (value === null || value === '') return 'empty cell';
+  if (typeof value === 'string') return 'a text value';
+  if (typeof value === 'number') return 'a non-finite number';
+  return `a ${typeof value} value`;
+}
+
 /** The tabular input for one sample (inputs.tabular.columns order, standardize_column applied, float32). */
 export function tabularInput(spec: PlanSpec, row: Record<string, unknown>): Float32Array {
   const columns = spec.inputs.tabular?.columns ?? [];
@@ -223,7 +259,7 @@ export function tabularInput(spec: PlanSpec, row: Record<string, unknown>): Floa
     const value = row[column];
     const number = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : NaN;
     if (!Number.isFinite(number)) {
-      throw new PreprocessError(`plan ${spec.name}: column '${column}' is missing or not numeric (${JSON.stringify(value)})`);
+      throw new PreprocessError(`plan ${spec.name}: column '${column}' is missing or not numeric (${valueKind(value)})`);
     }
     out[j] = number;
   });
@@ -240,10 +276,10 @@ export function targetValue(spec: PlanSpec, row: Record<string, unknown>): numbe
   const value = row[spec.target.column];
   const number = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : NaN;
   if (!Number.isFinite(number)) {
-    throw new PreprocessError(`plan ${spec.name}: target column '${spec.target.column}' is missing or not numeric (${JSON.stringify(value)})`);
+    throw new PreprocessError(`plan ${spec.name}: target column '${spec.target.column}' is missing or not numeric (${valueKind(value)})`);
   }
   if (spec.loss.type === 'cross_entropy' && !Number.isInteger(number)) {
-    throw new PreprocessError(`plan ${spec.name}: cross_entropy needs integer class labels, '${spec.target.column}' has ${number}`);
+    throw new PreprocessError(`plan ${spec.name}: cross_entropy needs integer class labels, '${spec.target.column}' has a non-integer value`);
   }
   return number;
 }

@@ -32,6 +32,13 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
   const issue = (index: number, field: string | undefined, message: string): void => {
     issues.push({ path: formatPath(field ? ['preprocessing', index, field] : ['preprocessing', index]), message });
   };
+  const checkModalities = (index: number, modalities: string[] | undefined): void => {
+    for (const [m, modality] of (modalities ?? []).entries()) {
+      if (!image!.modalities.includes(modality)) {
+        issues.push({ path: formatPath(['preprocessing', index, 'modalities', m]), message: `unknown modality '${modality}' (inputs.image.modalities: ${image!.modalities.join(', ')})` });
+      }
+    }
+  };
   let rank = storedImageRank(spec);
   let size: number[] | undefined;
   let slicesSeen = 0;
@@ -64,6 +71,15 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
         if (step.size.length !== rank) issue(i, 'size', `needs ${rank} values (the volume is ${rank}D here)`);
         size = step.size.slice();
         break;
+      case 'clip':
+      case 'window':
+      case 'log':
+        if (step.op === 'clip' && step.min === undefined && step.max === undefined) issue(i, 'op', 'clip needs min, max or both');
+        if (step.op === 'clip' && step.min !== undefined && step.max !== undefined && step.min > step.max) {
+          issue(i, 'max', `max ${step.max} is below min ${step.min}`);
+        }
+        checkModalities(i, step.modalities);
+        break;
       case 'normalize':
         if (step.method === 'fixed' && (step.mean === undefined || step.std === undefined)) {
           issue(i, step.mean === undefined ? 'mean' : 'std', "method 'fixed' needs both mean and std");
@@ -71,11 +87,7 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
         if (step.method !== 'fixed' && (step.mean !== undefined || step.std !== undefined)) {
           issue(i, step.mean !== undefined ? 'mean' : 'std', `method '${step.method}' computes its own statistics; mean/std are only for 'fixed'`);
         }
-        for (const [m, modality] of (step.modalities ?? []).entries()) {
-          if (!image!.modalities.includes(modality)) {
-            issues.push({ path: formatPath(['preprocessing', i, 'modalities', m]), message: `unknown modality '${modality}' (inputs.image.modalities: ${image!.modalities.join(', ')})` });
-          }
-        }
+        checkModalities(i, step.modalities);
         break;
       case 'select_slices':
         slicesSeen += 1;

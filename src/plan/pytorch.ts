@@ -19,8 +19,11 @@ import { canonicalJson, sha256Hex } from './canonical';
 import { ResolvedGraph, ResolvedLayer } from './graph';
 import { storedImageRank } from './preprocess';
 import { pyLiteral, pyNumber, pyString } from './python-literal';
+import { localParameterNamesOf } from './fedbn';
+import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
 import { MetricName, PlanSpec } from './spec';
 import { validatePlan } from './validate';
+import { dpGroupCount } from './dp-fix';
 
 /** The dependency lines TorchTrainingPlan.__init__ adds in Fed-BioMed v4.5.0, in its order. */
 export const TORCH_PLAN_DEFAULT_DEPENDENCIES: readonly string[] = [
@@ -77,6 +80,9 @@ const tuple = (values: number[]): string => `(${values.join(', ')}${values.lengt
 /** The torch module expression for one resolved layer (index i of an nn.Sequential). */
 function torchModule(layer: ResolvedLayer): string {
   switch (layer.type) {
+    case 'add':
+    case 'concat':
+      throw new Error(`internal: ${layer.type} is an expression, not a module`);
     case 'conv': {
       const padding = layer.paddingSame ? "'same'" : tuple(layer.padBefore);
       return `nn.Conv${layer.dims}d(${layer.inChannels}, ${layer.outChannels}, kernel_size=${tuple(layer.kernel)}, stride=${tuple(layer.stride)}, padding=${padding}, bias=${layer.bias ? 'True' : 'False'})`;
@@ -87,10 +93,21 @@ function torchModule(layer: ResolvedLayer): string {
       return `nn.AvgPool${layer.dims}d(kernel_size=${tuple(layer.kernel)}, stride=${tuple(layer.stride)})`;
     case 'global_avg_pool':
       return `nn.Sequential(nn.AdaptiveAvgPool${layer.dims}d(1), nn.Flatten())`;
+    case 'global_max_pool':
+      return `nn.Sequential(nn.AdaptiveMaxPool${layer.dims}d(1), nn.Flatten())`;
+    case 'instance_norm':
+      return `nn.InstanceNorm${layer.spatialDims}d(${layer.features}, eps=${pyNumber(layer.eps, true)}, affine=${layer.affine ? 'True' : 'False'})`;
+    case 'layer_norm':
+      return `nn.LayerNorm(${pyLiteral(layer.inShape)}, eps=${pyNumber(layer.eps, true)}, elementwise_affine=${layer.affine ? 'True' : 'False'})`;
+    case 'dropout2d':
+    case 'dropout3d':
+      return `nn.Dropout${layer.type.slice(-2)}(p=${pyNumber(layer.rate, true)})`;
     case 'batch_norm': {
       const kind = Math.max(1, layer.spatialDims);
       return `nn.BatchNorm${kind}d(${layer.features}, eps=${pyNumber(layer.eps, true)}, momentum=${pyNumber(layer.momentum, true)})`;
     }
+    case 'group_norm':
+      return `nn.GroupNorm(${layer.groups}, ${layer.features}, eps=${pyNumber(layer.eps, true)})`;
     case 'dropout':
       return `nn.Dropout(p=${pyNumber(layer.rate, true)})`;
     case 'flatten':
@@ -108,7 +125,29 @@ function torchModule(layer: ResolvedLayer): string {
   }
 }
 
+/** Graph models: one attribute per parameterised or module node, named like the node; forward in node order. */
+function graphNetSource(graph: ResolvedGraph): string[] {
+  const lines = ['    class Net(nn.Module):', '        def __init__(self):', '            super().__init__()'];
+  const modules = graph.nodes.filter((n) => n.layer.type !== 'add' && n.layer.type !== 'concat');
+  for (const { id, layer } of modules) lines.push(`            self.${id} = ${torchModule(layer)}  # [${layer.outShape.join(', ')}]`);
+  if (modules.length === 0) lines.push('            pass');
+  lines.push('');
+  const inputs = Object.keys(graph.inputShapes);
+  // Locals are prefixed so that no node name can shadow self, torch or an input.
+  const local = (name: string): string => (inputs.includes(name) ? name : `x_${name}`);
+  lines.push(`        def forward(self, ${inputs.join(', ')}):`);
+  for (const { id, inputs: from, layer } of graph.nodes) {
+    const args = from.map(local);
+    const value =
+      layer.type === 'add' ? args.join(' + ') : layer.type === 'concat' ? `torch.cat([${args.join(', ')}], dim=1)` : `self.${id}(${args[0]})`;
+    lines.push(`            ${local(id)} = ${value}`);
+  }
+  lines.push(`            return ${local(graph.output)}`);
+  return lines;
+}
+
 function netSource(graph: ResolvedGraph): string[] {
+  if (graph.kind === 'graph') return graphNetSource(graph);
   const lines = ['    class Net(nn.Module):', '        def __init__(self):', '            super().__init__()'];
   for (const branch of graph.branches) {
     if (branch.layers.length === 0) {
@@ -116,7 +155,13 @@ function netSource(graph: ResolvedGraph): string[] {
       continue;
     }
     lines.push(`            self.${branch.name} = nn.Sequential(`);
-    for (const layer of branch.layers) lines.push(`                ${torchModule(layer)},  # ${layer.index}: [${layer.outShape.join(', ')}]`);
+    for (const layer of branch.layers) {
+      // Under dp_args a node trains this layer as Opacus's ModuleValidator.fix leaves it (TS nodes too: dp-fix.ts).
+      const dp = layer.type === 'batch_norm'
+        ? `; with dp_args: nn.GroupNorm(${dpGroupCount(layer.features)}, ${layer.features}) (Opacus ModuleValidator.fix)`
+        : '';
+      lines.push(`                ${torchModule(layer)},  # ${layer.index}: [${layer.outShape.join(', ')}]${dp}`);
+    }
     lines.push('            )');
   }
   lines.push('');
@@ -131,12 +176,19 @@ function netSource(graph: ResolvedGraph): string[] {
 
 function lossExpression(spec: PlanSpec): string {
   switch (spec.loss.type) {
-    case 'bce':
-      return spec.loss.fromLogits
-        ? 'F.binary_cross_entropy_with_logits(output, y.float().view_as(output))'
-        : 'F.binary_cross_entropy(output, y.float().view_as(output))';
-    case 'cross_entropy':
-      return 'F.cross_entropy(output, y.long().view(-1))';
+    case 'bce': {
+      if (!spec.loss.fromLogits) return 'F.binary_cross_entropy(output, y.float().view_as(output))';
+      const posWeight = spec.loss.posWeight === undefined ? '' : `, pos_weight=torch.tensor([${pyNumber(spec.loss.posWeight, true)}])`;
+      return `F.binary_cross_entropy_with_logits(output, y.float().view_as(output)${posWeight})`;
+    }
+    case 'focal':
+      return `self._fbts_focal(output, y.float().view_as(output), ${pyNumber(spec.loss.gamma ?? 2, true)}, ${pyNumber(spec.loss.alpha ?? 0.25, true)})`;
+    case 'cross_entropy': {
+      const weights = spec.loss.classWeights;
+      return weights
+        ? `F.cross_entropy(output, y.long().view(-1), weight=torch.tensor([${weights.map((w) => pyNumber(w, true)).join(', ')}]))`
+        : 'F.cross_entropy(output, y.long().view(-1))';
+    }
     case 'mse':
       return 'F.mse_loss(output, y.float().view_as(output))';
   }
@@ -146,6 +198,8 @@ function predictionExpression(spec: PlanSpec): string {
   switch (spec.loss.type) {
     case 'bce':
       return `(output.view(-1) >= ${spec.loss.fromLogits ? '0.0' : '0.5'}).long()`;
+    case 'focal':
+      return '(output.view(-1) >= 0.0).long()';
     case 'cross_entropy':
       return 'output.argmax(dim=1)';
     case 'mse':
@@ -153,21 +207,205 @@ function predictionExpression(spec: PlanSpec): string {
   }
 }
 
+/** A score ordered like the positive-class probability (see metrics.ts positiveScore). */
+function positiveScoreExpression(spec: PlanSpec): string {
+  return spec.loss.type === 'cross_entropy' ? '(output[:, 1] - output[:, 0])' : 'output.view(-1)';
+}
+
 function metricLines(spec: PlanSpec): string[] {
   const metrics: MetricName[] = spec.metrics.length > 0 ? spec.metrics : ['loss'];
-  return metrics.map((metric) => {
+  const lines: string[] = [];
+  const classification = metrics.some((m) => CLASSIFICATION_METRICS.has(m));
+  if (classification) {
+    lines.push(`        truth, predicted = y.view(-1).long(), ${predictionExpression(spec)}.view(-1).long()`);
+  }
+  for (const metric of metrics) {
+    const key = pyString(METRIC_WIRE_NAMES[metric]);
     switch (metric) {
       case 'loss':
-        return "        results['LOSS'] = float(self._fbts_loss(output, y))";
+        lines.push(`        results[${key}] = float(self._fbts_loss(output, y))`);
+        break;
       case 'accuracy':
-        return `        results['ACCURACY'] = float((${predictionExpression(spec)} == y.view(-1).long()).float().mean())`;
+        lines.push(`        results[${key}] = float((${predictionExpression(spec)} == y.view(-1).long()).float().mean())`);
+        break;
       case 'mse':
-        return "        results['MSE'] = float(((output.view(-1) - y.float().view(-1)) ** 2).mean())";
+        lines.push(`        results[${key}] = float(((output.view(-1) - y.float().view(-1)) ** 2).mean())`);
+        break;
       case 'mae':
-        return "        results['MAE'] = float((output.view(-1) - y.float().view(-1)).abs().mean())";
+        lines.push(`        results[${key}] = float((output.view(-1) - y.float().view(-1)).abs().mean())`);
+        break;
+      case 'precision':
+      case 'recall':
+      case 'f1_score':
+        lines.push(`        results[${key}] = self._fbts_prf(truth, predicted)[${['precision', 'recall', 'f1_score'].indexOf(metric)}]`);
+        break;
+      case 'specificity':
+        lines.push(`        results[${key}] = self._fbts_specificity(truth, predicted)`);
+        break;
+      case 'balanced_accuracy':
+        lines.push(`        results[${key}] = self._fbts_balanced_accuracy(truth, predicted)`);
+        break;
+      case 'dice':
+        lines.push(`        results[${key}] = self._fbts_dice(truth, predicted)`);
+        break;
+      case 'auc':
+        lines.push(`        auc = self._fbts_auc(truth, ${positiveScoreExpression(spec)})`);
+        lines.push('        if auc is not None:  # undefined with a single class in the validation set');
+        lines.push(`            results[${key}] = auc`);
+        break;
     }
-  });
+  }
+  return lines;
 }
+
+/** torchvision.ops.sigmoid_focal_loss (reduction mean), inline: torchvision is not a plan dependency. */
+const FOCAL_HELPER = String.raw`
+    @staticmethod
+    def _fbts_focal(x, y, gamma, alpha):
+        p = torch.sigmoid(x)
+        ce = F.binary_cross_entropy_with_logits(x, y, reduction='none')
+        p_t = p * y + (1 - p) * (1 - y)
+        loss = ce * ((1 - p_t) ** gamma)
+        if alpha >= 0:
+            loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
+        return loss.mean()
+`;
+
+/** Training-batch augmentation (src/plan/augment.ts), with a vectorised port of the Mulberry32 generator. */
+const AUGMENT_HELPERS = String.raw`
+    @staticmethod
+    def _fbts_uniforms(state, n):
+        # Mulberry32 (src/engine/prng.ts): draw k only depends on state + (k + 1) * 0x6D2B79F5, so n draws vectorise.
+        m = np.uint64(0xFFFFFFFF)
+        t = (np.uint64(state) + np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x6D2B79F5)) & m
+        t = ((t ^ (t >> np.uint64(15))) * (t | np.uint64(1))) & m
+        t = t ^ ((t + (((t ^ (t >> np.uint64(7))) * (t | np.uint64(61))) & m)) & m)
+        return ((t ^ (t >> np.uint64(14))) & m).astype(np.float64) / 4294967296.0, (state + n * 0x6D2B79F5) & 0xFFFFFFFF
+
+    def _fbts_augment_sample(self, x, state):
+        for step in self.AUGMENTATION:
+            u, state = self._fbts_uniforms(state, 1)
+            if u[0] >= step['p']:
+                continue
+            op = step['op']
+            if op == 'flip':
+                x = x.flip([a + 1 for a in step['axes']])
+            elif op == 'rotate90':
+                u, state = self._fbts_uniforms(state, 1)
+                x = torch.rot90(x, 1 + int(np.floor(3 * u[0])), [step['axes'][0] + 1, step['axes'][1] + 1])
+            elif op == 'scale_intensity':
+                u, state = self._fbts_uniforms(state, 1)
+                x = x * float(np.float32(1 + (2 * u[0] - 1) * step['factor']))
+            elif op == 'shift_intensity':
+                u, state = self._fbts_uniforms(state, 1)
+                x = x + float(np.float32((2 * u[0] - 1) * step['offset']))
+            elif op == 'gaussian_noise':
+                u, state = self._fbts_uniforms(state, 2 * x.numel())
+                noise = step['std'] * np.sqrt(-2 * np.log(1 - u[0::2])) * np.cos(2 * np.pi * u[1::2])
+                x = x + torch.from_numpy(noise.astype(np.float32)).view_as(x)
+        return x
+
+    def _fbts_augment_batch(self, images, seed):
+        return torch.stack([self._fbts_augment_sample(x, (seed + (i + 1) * 0x9E3779B9) & 0xFFFFFFFF) for i, x in enumerate(images)])
+
+    def _fbts_augment(self, images):
+        # One seed per training batch from torch's generator (seeded by Fed-BioMed with random_seed).
+        return self._fbts_augment_batch(images, int(torch.randint(0, 2 ** 32, (1,), dtype=torch.int64)))
+`;
+
+/** FedBN (src/plan/fedbn.ts): local parameters kept in Fed-BioMed's var directory, per plan and dataset. */
+const FEDBN_HELPERS = String.raw`
+    def _fbts_local_file(self):
+        import hashlib
+        import os
+        from fedbiomed.node.environ import environ
+        key = hashlib.sha256((self.PLAN_SHA256 + '|' + os.path.abspath(self.dataset_path)).encode('utf-8')).hexdigest()[:32]
+        folder = os.path.join(environ['VAR_DIR'], 'fedbiomed_ts_fedbn')
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, key + '.pt')
+
+    def set_model_params(self, params):
+        # FedBN: what the global model lacks of the local parameters comes back from this node's own copy, once the
+        # dataset (which names the copy) is known; a global model that has them (round 0) is used as sent.
+        self._fbts_restore = [k for k in self.LOCAL_PARAMETERS if k not in params]
+        return super().set_model_params(params)
+
+    def set_dataset_path(self, dataset_path):
+        super().set_dataset_path(dataset_path)
+        import os
+        restore = getattr(self, '_fbts_restore', [])
+        if restore and os.path.exists(self._fbts_local_file()):
+            stored = torch.load(self._fbts_local_file())
+            self.model().load_state_dict({k: stored[k] for k in restore if k in stored}, strict=False)
+
+    def postprocess(self, params):
+        # Called by Fed-BioMed on the full state_dict before the weights leave the node.
+        torch.save({k: v.detach().clone() for k, v in params.items() if k in self.LOCAL_PARAMETERS}, self._fbts_local_file())
+        return {k: v for k, v in params.items() if k not in self.LOCAL_PARAMETERS}
+`;
+
+/** Classification metric helpers of the generated plan (the same definitions as src/engine/metrics.ts). */
+const METRIC_HELPERS = String.raw`
+    @staticmethod
+    def _fbts_prf(truth, predicted):
+        # precision, recall, F1: class 1 for binary labels, support-weighted over classes otherwise (scikit-learn)
+        classes = sorted(set(truth.tolist()) | set(predicted.tolist()))
+
+        def per_class(c):
+            tp = int(((predicted == c) & (truth == c)).sum())
+            fp = int(((predicted == c) & (truth != c)).sum())
+            fn = int(((predicted != c) & (truth == c)).sum())
+            p = tp / (tp + fp) if tp + fp else 0.0
+            r = tp / (tp + fn) if tp + fn else 0.0
+            return p, r, (2 * p * r / (p + r) if p + r else 0.0), tp + fn
+        if all(c in (0, 1) for c in classes):
+            return per_class(1)[:3]
+        stats = [per_class(c) for c in classes]
+        total = sum(s[3] for s in stats)
+        if total == 0:
+            return 0.0, 0.0, 0.0
+        return tuple(sum(s[k] * s[3] for s in stats) / total for k in range(3))
+
+    @staticmethod
+    def _fbts_specificity(truth, predicted):
+        tn = int(((truth != 1) & (predicted != 1)).sum())
+        fp = int(((truth != 1) & (predicted == 1)).sum())
+        return tn / (tn + fp) if tn + fp else 0.0
+
+    @staticmethod
+    def _fbts_balanced_accuracy(truth, predicted):
+        classes = sorted(set(truth.tolist()))
+        if not classes:
+            return 0.0
+        return sum(float((predicted[truth == c] == c).float().mean()) for c in classes) / len(classes)
+
+    @staticmethod
+    def _fbts_dice(truth, predicted):
+        t, p = truth == 1, predicted == 1
+        tp = int((t & p).sum())
+        denominator = 2 * tp + int((~t & p).sum()) + int((t & ~p).sum())
+        return 2 * tp / denominator if denominator else 1.0
+
+    @staticmethod
+    def _fbts_auc(truth, scores):
+        # Mann-Whitney U with tied scores sharing their mean rank; None when one class only.
+        s, t = scores.detach().double().tolist(), truth.tolist()
+        order = sorted(range(len(s)), key=lambda i: s[i])
+        ranks = [0.0] * len(s)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and s[order[j + 1]] == s[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                ranks[order[k]] = (i + j) / 2 + 1
+            i = j + 1
+        pos = sum(1 for v in t if v == 1)
+        neg = len(t) - pos
+        if pos == 0 or neg == 0:
+            return None
+        return (sum(r for r, v in zip(ranks, t) if v == 1) - pos * (pos + 1) / 2) / (pos * neg)
+`;
 
 const OPTIMIZER_KWARGS: Record<string, string> = {
   lr: 'lr',
@@ -187,7 +425,7 @@ function optimizerLines(spec: PlanSpec): string[] {
       const value = typeof v === 'number' ? pyNumber(v, true) : Array.isArray(v) ? `(${v.map((x) => pyNumber(x, true)).join(', ')})` : pyLiteral(v);
       return `${pyString(OPTIMIZER_KWARGS[k])}: ${value}`;
     });
-  const cls = type === 'sgd' ? 'torch.optim.SGD' : 'torch.optim.Adam';
+  const cls = type === 'sgd' ? 'torch.optim.SGD' : type === 'adamw' ? 'torch.optim.AdamW' : 'torch.optim.Adam';
   return [
     '    def init_optimizer(self, optimizer_args):',
     `        args = {${kwargs.join(', ')}}`,
@@ -248,6 +486,15 @@ const DATA_HELPERS = String.raw`
             return (x - low) / (high - low if high > low else 1.0)
         return (x - step['mean']) / step['std']
 
+    def _fbts_intensity(self, x, step):
+        if step['op'] == 'log':
+            return torch.log1p(x.clamp(min=0))
+        if step['op'] == 'clip':
+            return x.clamp(min=step.get('min'), max=step.get('max'))
+        low = float(np.float32(step['center'] - step['width'] / 2))
+        high = float(np.float32(step['center'] + step['width'] / 2))
+        return (x.clamp(min=low, max=high) - low) / step['width']
+
     def _fbts_slices(self, x, step, modality):
         axis = step['axis']
         n = x.shape[axis + 1]
@@ -279,6 +526,9 @@ const DATA_HELPERS = String.raw`
             elif op == 'normalize':
                 if step.get('modalities') is None or modality in step['modalities']:
                     x = self._fbts_normalize(x, step)
+            elif op in ('clip', 'window', 'log'):
+                if step.get('modalities') is None or modality in step['modalities']:
+                    x = self._fbts_intensity(x, step)
             elif op == 'select_slices':
                 x = self._fbts_slices(x, step, modality)
         if list(x.shape[1:]) != self.IMAGE_SIZE:
@@ -324,6 +574,10 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
   ];
 }
 
+function usesClassificationHelpers(spec: PlanSpec): boolean {
+  return spec.metrics.some((m) => CLASSIFICATION_METRICS.has(m));
+}
+
 /** The dependency lines the generated class declares in init_dependencies(). */
 export function planDependencies(spec: PlanSpec): string[] {
   const deps = ['import numpy as np', 'import pandas as pd'];
@@ -343,6 +597,8 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
   const { graph } = validatePlan(spec);
   const imageSteps = spec.preprocessing.filter((s) => s.op !== 'standardize_column');
   const tabularSteps = spec.preprocessing.filter((s) => s.op === 'standardize_column');
+  const augmentation = spec.augmentation ?? [];
+  const localParameters = localParameterNamesOf(spec, graph);
   const doc = `Generated by fedbiomed-ts from the declarative plan ${spec.name} (sha256 ${sha256Hex(json)}).`;
   const lines: string[] = [
     `class ${className}(TorchTrainingPlan):`,
@@ -359,6 +615,8 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     `    TARGET_COLUMN = ${pyString(spec.target.column)}`,
     `    IMAGE_STEPS = ${pyLiteral(imageSteps)}`,
     `    TABULAR_STEPS = ${pyLiteral(tabularSteps)}`,
+    ...(augmentation.length > 0 ? [`    AUGMENTATION = ${pyLiteral(augmentation)}`] : []),
+    ...(localParameters.length > 0 ? [`    LOCAL_PARAMETERS = ${pyLiteral(localParameters)}`] : []),
     '',
     ...netSource(graph),
     '',
@@ -372,12 +630,14 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '',
     ...trainingDataLines(spec, options.fedbiomed ?? 'v4.5'),
     '',
+    ...(spec.loss.type === 'focal' ? FOCAL_HELPER.split('\n').slice(1) : []),
     '    def _fbts_loss(self, output, y):',
     `        return ${lossExpression(spec)}`,
     '',
     '    def training_step(self, data, target):',
     '        self.model().train()',
     '        inputs, y = self._fbts_batch(data, target)',
+    ...(augmentation.length > 0 ? ["        inputs['image'] = self._fbts_augment(inputs['image'])  # training batches only"] : []),
     '        output = self.model()(**inputs)',
     '        return self._fbts_loss(output, y)',
     '',
@@ -390,6 +650,9 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     ...metricLines(spec),
     '        return results',
     ...DATA_HELPERS.split('\n').slice(0, -1),
+    ...(usesClassificationHelpers(spec) ? METRIC_HELPERS.split('\n').slice(0, -1) : []),
+    ...(augmentation.length > 0 ? AUGMENT_HELPERS.split('\n').slice(0, -1) : []),
+    ...(localParameters.length > 0 ? FEDBN_HELPERS.split('\n').slice(0, -1) : []),
   ];
   return `${lines.join('\n')}\n`;
 }

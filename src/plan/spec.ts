@@ -10,7 +10,11 @@
  */
 
 export const PLAN_FORMAT = 'fedbiomed-ts/plan';
+/** Version of plans whose model is branches (`{image?, tabular?, head}`): unchanged since the first release. */
 export const PLAN_FORMAT_VERSION = 1;
+/** Version of plans whose model is a graph of named nodes (`{nodes, output}`); nodes that know only 1 refuse it. */
+export const PLAN_GRAPH_VERSION = 2;
+export type PlanVersion = typeof PLAN_FORMAT_VERSION | typeof PLAN_GRAPH_VERSION;
 
 /** A scalar allowed in `modelArgs` (delivered to Fed-BioMed as `model_args`). */
 export type ModelArgValue = string | number | boolean;
@@ -62,13 +66,39 @@ export interface PoolLayer {
 export interface GlobalAvgPoolLayer {
   type: 'global_avg_pool';
 }
+/** Maximum over every spatial position of each channel: [C, ...spatial] → [C] (small hot lesions in big volumes). */
+export interface GlobalMaxPoolLayer {
+  type: 'global_max_pool';
+}
+/** Per-sample, per-channel normalisation over the spatial axes (nn.InstanceNorm{1,2,3}d, no running statistics). */
+export interface InstanceNormLayer {
+  type: 'instance_norm';
+  eps?: number;
+  /** Learnable per-channel weight and bias (PyTorch default false). */
+  affine?: boolean;
+}
+/** Per-sample normalisation over the whole [C, ...spatial] (nn.LayerNorm(input shape)); affine per element. */
+export interface LayerNormLayer {
+  type: 'layer_norm';
+  eps?: number;
+  /** Learnable weight and bias of the input's shape (PyTorch elementwise_affine, default true). */
+  affine?: boolean;
+}
 export interface BatchNormLayer {
   type: 'batch_norm';
   eps?: number;
   momentum?: number;
 }
+/** nn.GroupNorm(groups, channels, eps): what Opacus's ModuleValidator.fix puts in place of batch norm for DP. */
+export interface GroupNormLayer {
+  type: 'group_norm';
+  /** Must divide the channel count. */
+  groups: number;
+  eps?: number;
+}
+/** dropout: element-wise. dropout2d / dropout3d: whole channels of a [C, H, W] / [C, D, H, W] input (nn.Dropout2d/3d). */
 export interface DropoutLayer {
-  type: 'dropout';
+  type: 'dropout' | 'dropout2d' | 'dropout3d';
   rate: number;
 }
 export interface FlattenLayer {
@@ -92,7 +122,11 @@ export type LayerSpec =
   | Conv3dLayer
   | PoolLayer
   | GlobalAvgPoolLayer
+  | GlobalMaxPoolLayer
+  | InstanceNormLayer
+  | LayerNormLayer
   | BatchNormLayer
+  | GroupNormLayer
   | DropoutLayer
   | FlattenLayer
   | DenseLayer
@@ -109,8 +143,14 @@ export const LAYER_TYPES: readonly LayerType[] = [
   'avg_pool2d',
   'avg_pool3d',
   'global_avg_pool',
+  'global_max_pool',
+  'instance_norm',
+  'layer_norm',
   'batch_norm',
+  'group_norm',
   'dropout',
+  'dropout2d',
+  'dropout3d',
   'flatten',
   'dense',
   'relu',
@@ -131,6 +171,44 @@ export interface ModelGraphSpec {
   head: LayerSpec[];
 }
 
+/**
+ * Merge nodes of a graph model. add: element-wise sum of inputs of one shape (residual connections).
+ * concat: along the channel axis (PyTorch dim 1; for flat inputs the feature axis); other axes must agree.
+ */
+export interface AddNode {
+  type: 'add';
+}
+export interface ConcatNode {
+  type: 'concat';
+}
+export type MergeSpec = AddNode | ConcatNode;
+export const MERGE_TYPES: readonly MergeSpec['type'][] = ['add', 'concat'];
+
+/**
+ * One node of a graph model: a layer (or merge) with a unique name and its inputs. `input` names a plan input
+ * (`'image'`, `'tabular'`) or an earlier node; when left out it is the node just before (the plan's only input for
+ * the first node). Merge nodes take a list of at least two inputs. Nodes are listed in an order where every input
+ * comes first, so the graph is acyclic by construction and that order is the PyTorch module registration order.
+ * A node's parameters are named `<name>.<role>` (`conv1.weight`, `bn1.running_mean`), as PyTorch names the
+ * generated module's attribute `<name>`.
+ */
+export type GraphNodeSpec = (LayerSpec | MergeSpec) & {
+  name: string;
+  input?: string | string[];
+};
+
+/** A model as a directed acyclic graph of named nodes, ending at `output`. */
+export interface GraphModelSpec {
+  nodes: GraphNodeSpec[];
+  output: string;
+}
+
+export type PlanModelSpec = ModelGraphSpec | GraphModelSpec;
+
+export function isGraphModel(model: PlanModelSpec): model is GraphModelSpec {
+  return Array.isArray((model as GraphModelSpec).nodes);
+}
+
 export type BranchName = 'image' | 'tabular' | 'head';
 export const BRANCHES: readonly BranchName[] = ['image', 'tabular', 'head'];
 
@@ -138,10 +216,18 @@ export interface LossSpec {
   /**
    * bce: binary cross-entropy on one output; `fromLogits: true` applies the sigmoid inside the loss
    * (BCEWithLogits), otherwise the head must end with a sigmoid. cross_entropy: logits `[K]`, integer class target.
-   * mse: one output, float target.
+   * mse: one output, float target. focal: sigmoid focal loss on one logit (torchvision's sigmoid_focal_loss,
+   * mean), for rare positives.
    */
-  type: 'bce' | 'cross_entropy' | 'mse';
+  type: 'bce' | 'cross_entropy' | 'mse' | 'focal';
   fromLogits?: boolean;
+  /** bce with fromLogits: weight of the positive class (PyTorch pos_weight), e.g. negatives / positives. */
+  posWeight?: number;
+  /** cross_entropy: one weight per class (PyTorch weight; the mean is weighted by the targets' class weights). */
+  classWeights?: number[];
+  /** focal: focusing exponent γ (default 2) and positive-class weight α in [0, 1] (default 0.25; -1 disables it). */
+  gamma?: number;
+  alpha?: number;
 }
 
 export interface SgdSpec {
@@ -153,7 +239,8 @@ export interface SgdSpec {
   nesterov?: boolean;
 }
 export interface AdamSpec {
-  type: 'adam';
+  /** adam: L2 weight decay added to the gradient (torch.optim.Adam); adamw: decoupled (torch.optim.AdamW, weightDecay default 0.01). */
+  type: 'adam' | 'adamw';
   lr: number;
   betas?: [number, number];
   eps?: number;
@@ -161,8 +248,39 @@ export interface AdamSpec {
 }
 export type OptimizerSpec = SgdSpec | AdamSpec;
 
-export type MetricName = 'loss' | 'accuracy' | 'mse' | 'mae';
-export const METRIC_NAMES: readonly MetricName[] = ['loss', 'accuracy', 'mse', 'mae'];
+/**
+ * Validation metrics a node reports (wire names in src/plan/metrics.ts; Fed-BioMed's MetricTypes names where one
+ * exists). recall is sensitivity. Classification metrics read the plan's predictions (threshold 0.5 on
+ * probabilities / 0 on logits for bce, argmax for cross_entropy); specificity and auc need a binary task (bce, or
+ * cross_entropy with 2 classes); balanced_accuracy is the mean per-class recall; precision, recall and f1_score
+ * are of class 1 on binary tasks and support-weighted on more classes (scikit-learn's conventions); dice is
+ * 2TP / (2TP + FP + FN) over every output element of a binary task (1 when both are empty).
+ */
+export type MetricName =
+  | 'loss'
+  | 'accuracy'
+  | 'mse'
+  | 'mae'
+  | 'precision'
+  | 'recall'
+  | 'f1_score'
+  | 'specificity'
+  | 'balanced_accuracy'
+  | 'auc'
+  | 'dice';
+export const METRIC_NAMES: readonly MetricName[] = [
+  'loss',
+  'accuracy',
+  'mse',
+  'mae',
+  'precision',
+  'recall',
+  'f1_score',
+  'specificity',
+  'balanced_accuracy',
+  'auc',
+  'dice',
+];
 
 /** Image preprocessing steps act on each modality's volume, in order; tabular steps on one column. */
 export interface CropStep {
@@ -191,6 +309,26 @@ export interface NormalizeStep {
   /** Modalities it applies to; all when absent. */
   modalities?: string[];
 }
+/** Intensity clipping to [min, max] (either bound may be left out), e.g. SUV or HU ranges. */
+export interface ClipStep {
+  op: 'clip';
+  min?: number;
+  max?: number;
+  /** Modalities it applies to; all when absent. */
+  modalities?: string[];
+}
+/** CT-style windowing: clip to [center - width/2, center + width/2], then map that range linearly to [0, 1]. */
+export interface WindowStep {
+  op: 'window';
+  center: number;
+  width: number;
+  modalities?: string[];
+}
+/** log(1 + max(x, 0)): compresses skewed non-negative intensities (PET SUV, counts). */
+export interface LogStep {
+  op: 'log';
+  modalities?: string[];
+}
 export interface SelectSlicesStep {
   op: 'select_slices';
   /** Volume axis the slices are taken along (it disappears; the slices become channels). */
@@ -210,6 +348,9 @@ export type PreprocessStep =
   | CenterCropStep
   | ResizeStep
   | NormalizeStep
+  | ClipStep
+  | WindowStep
+  | LogStep
   | SelectSlicesStep
   | StandardizeColumnStep;
 
@@ -219,20 +360,43 @@ export const PREPROCESS_OPS: readonly PreprocessOp[] = [
   'center_crop',
   'resize',
   'normalize',
+  'clip',
+  'window',
+  'log',
   'select_slices',
   'standardize_column',
 ];
 
+/**
+ * Augmentation of training batches (never validation), on the network's image input after preprocessing; each
+ * step applies with probability p. Semantics and random draws: src/plan/augment.ts.
+ */
+export type AugmentStep =
+  | { op: 'flip'; /** spatial axes (0 = first spatial axis) */ axes: number[]; p: number }
+  | { op: 'rotate90'; /** the plane, two spatial axes of equal size */ axes: [number, number]; p: number }
+  | { op: 'scale_intensity'; /** x·(1 + f), f uniform in [-factor, factor] */ factor: number; p: number }
+  | { op: 'shift_intensity'; /** x + o, o uniform in [-offset, offset] */ offset: number; p: number }
+  | { op: 'gaussian_noise'; std: number; p: number };
+export const AUGMENT_OPS: readonly AugmentStep['op'][] = ['flip', 'rotate90', 'scale_intensity', 'shift_intensity', 'gaussian_noise'];
+
 export interface PlanSpec {
   format: typeof PLAN_FORMAT;
-  version: typeof PLAN_FORMAT_VERSION;
+  /** 1 for branch models, 2 for graph models (definePlan sets it). */
+  version: PlanVersion;
   /** A Python identifier-like name; the default generated class name. */
   name: string;
   description?: string;
   inputs: PlanInputs;
   target: TargetSpec;
   preprocessing: PreprocessStep[];
-  model: ModelGraphSpec;
+  /**
+   * FedBN: normalisation parameters that stay on each node and are never aggregated: 'statistics' (batch-norm
+   * running statistics) or 'all' (also the norms' affine weights). Absent when unused. See src/plan/fedbn.ts.
+   */
+  fedbn?: 'statistics' | 'all';
+  /** Training-batch augmentation; absent when unused (plans without it keep their hash). */
+  augmentation?: AugmentStep[];
+  model: PlanModelSpec;
   loss: LossSpec;
   optimizer: OptimizerSpec;
   metrics: MetricName[];
@@ -243,7 +407,7 @@ export interface PlanSpec {
 /** What `definePlan` accepts: the fixed `format`/`version` and empty lists may be left out. */
 export type PlanInit = Omit<PlanSpec, 'format' | 'version' | 'preprocessing' | 'metrics' | 'modelArgs'> & {
   format?: typeof PLAN_FORMAT;
-  version?: typeof PLAN_FORMAT_VERSION;
+  version?: PlanVersion;
   preprocessing?: PreprocessStep[];
   metrics?: MetricName[];
   modelArgs?: Record<string, ModelArgValue>;

@@ -5,18 +5,19 @@
  * update, flatten in NCHW order).
  *
  * Inputs are channels-last (tfjs): image `[N, ...inputs.image.size, C]`, tabular `[N, F]`, keyed 'image' and
- * 'tabular'. The output is `[N, K]`.
+ * 'tabular'. The output is the output node's value, channels last (`[N, K]` for a classifier).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ModelParameter, TrainableModel } from '../engine/model';
+import { LayerTap, ModelParameter, TrainableModel } from '../engine/model';
 import { biasRelu } from '../engine/fused';
 import { SeededRandom } from '../engine/prng';
 import { TorchTensor } from '../serialize';
 import {
+  InputName,
   ResolvedBatchNorm,
-  ResolvedBranch,
   ResolvedConv,
   ResolvedGraph,
+  ResolvedGroupNorm,
   ResolvedLayer,
   ResolvedPool,
 } from './graph';
@@ -44,7 +45,11 @@ export class PlanModel implements TrainableModel {
   private readonly params: PlanParameter[];
   private readonly byName = new Map<string, PlanParameter>();
   private readonly dropoutRandom: SeededRandom;
+  /** Ids of conv nodes (with bias) whose only consumer is the ReLU node right after them: run as one fused op. */
+  private readonly fusedWithNext = new Set<string>();
   private disposed = false;
+  /** The DP engine's tap during a forward pass that asked for one. */
+  private tap: LayerTap | undefined;
 
   constructor(
     readonly spec: PlanSpec,
@@ -64,6 +69,13 @@ export class PlanModel implements TrainableModel {
     });
     for (const p of this.params) this.byName.set(p.name, p);
     importWeightsInto(this, start);
+    graph.nodes.forEach((node, i) => {
+      const next = graph.nodes[i + 1];
+      const consumers = graph.nodes.filter((n) => n.inputs.includes(node.id)).length;
+      if (node.layer.type === 'conv' && node.layer.bias && next?.layer.type === 'relu' && consumers === 1 && next.inputs[0] === node.id && node.id !== graph.output) {
+        this.fusedWithNext.add(node.id);
+      }
+    });
   }
 
   parameters(): PlanParameter[] {
@@ -74,14 +86,33 @@ export class PlanModel implements TrainableModel {
     return this.byName.get(name);
   }
 
-  forward(inputs: Record<string, tf.Tensor>, training: boolean): tf.Tensor {
+  forward(inputs: Record<string, tf.Tensor>, training: boolean, tap?: LayerTap): tf.Tensor {
     if (this.disposed) throw new Error(`plan ${this.spec.name}: the model has been disposed`);
+    this.tap = tap;
+    try {
+      return this.forwardBranches(inputs, training);
+    } finally {
+      this.tap = undefined;
+    }
+  }
+
+  private forwardBranches(inputs: Record<string, tf.Tensor>, training: boolean): tf.Tensor {
     return tf.tidy(() => {
-      const outputs: tf.Tensor[] = [];
-      if (this.graph.image) outputs.push(this.runBranch(this.graph.image, this.input(inputs, 'image'), training));
-      if (this.graph.tabular) outputs.push(this.runBranch(this.graph.tabular, this.input(inputs, 'tabular'), training));
-      const headInput = outputs.length === 2 ? tf.concat(outputs, 1) : outputs[0];
-      return this.runBranch(this.graph.head, headInput, training);
+      const values = new Map<string, tf.Tensor>();
+      for (const name of Object.keys(this.graph.inputShapes) as InputName[]) values.set(name, this.input(inputs, name));
+      const nodes = this.graph.nodes;
+      for (let i = 0; i < nodes.length; i++) {
+        const { id, inputs: from, layer } = nodes[i];
+        const args = from.map((name) => values.get(name)!);
+        if (this.fusedWithNext.has(id)) {
+          // conv + bias + ReLU: the bias and the ReLU as one fused op (same values; fewer passes over the activation).
+          values.set(nodes[i + 1].id, this.conv(layer as ResolvedConv, args[0], true));
+          i++;
+          continue;
+        }
+        values.set(id, this.runLayer(layer, args, training));
+      }
+      return values.get(this.graph.output)!;
     });
   }
 
@@ -92,9 +123,9 @@ export class PlanModel implements TrainableModel {
   }
 
   /** Checks an input against the plan (channels-last shape) and returns it as float32. */
-  private input(inputs: Record<string, tf.Tensor>, name: 'image' | 'tabular'): tf.Tensor {
+  private input(inputs: Record<string, tf.Tensor>, name: InputName): tf.Tensor {
     const x = inputs[name];
-    const perSample = name === 'image' ? this.graph.imageInputShape! : this.graph.tabularInputShape!;
+    const perSample = this.graph.inputShapes[name]!;
     // channels first (torch view) → channels last (tfjs)
     const expected = perSample.length > 1 ? [...perSample.slice(1), perSample[0]] : perSample;
     if (!x) throw new Error(`plan ${this.spec.name}: missing input '${name}' (expected [N, ${expected.join(', ')}])`);
@@ -105,42 +136,55 @@ export class PlanModel implements TrainableModel {
     return x.dtype === 'float32' ? x : tf.cast(x, 'float32');
   }
 
-  private runBranch(branch: ResolvedBranch, x: tf.Tensor, training: boolean): tf.Tensor {
-    let y = x;
-    const layers = branch.layers;
-    for (let i = 0; i < layers.length; i++) {
-      const layer = layers[i];
-      if (layer.type === 'conv' && layer.bias && layers[i + 1]?.type === 'relu') {
-        // conv + bias + ReLU: the bias and the ReLU as one fused op (same values; fewer passes over the activation).
-        y = this.conv(branch.name, layer, y, true);
-        i++;
-        continue;
-      }
-      y = this.runLayer(branch.name, layer, y, training);
-    }
-    return y;
-  }
-
-  private variable(prefix: string, layer: ResolvedLayer, role: string): tf.Variable {
-    const p = this.byName.get(`${prefix}.${layer.index}.${role}`);
-    if (!p) throw new Error(`internal: no parameter ${prefix}.${layer.index}.${role}`);
+  private variable(layer: ResolvedLayer, role: string): tf.Variable {
+    const p = this.byName.get(`${layer.key}.${role}`);
+    if (!p) throw new Error(`internal: no parameter ${layer.key}.${role}`);
     return p.variable;
   }
 
-  private runLayer(prefix: string, layer: ResolvedLayer, x: tf.Tensor, training: boolean): tf.Tensor {
+  /** State_dict names of a dense or conv layer's weight and bias. */
+  private roles(layer: ResolvedLayer & { bias: boolean }): { weight: string; bias?: string } {
+    const name = (role: string) => `${layer.key}.${role}`;
+    return layer.bias ? { weight: name('weight'), bias: name('bias') } : { weight: name('weight') };
+  }
+
+  private runLayer(layer: ResolvedLayer, args: tf.Tensor[], training: boolean): tf.Tensor {
+    const x = args[0];
     switch (layer.type) {
+      case 'add':
+        return args.slice(1).reduce((sum, t) => tf.add(sum, t), x);
+      case 'concat':
+        return tf.concat(args, -1); // channels are last in tfjs: PyTorch's dim=1
       case 'conv':
-        return this.conv(prefix, layer, x);
+        return this.conv(layer, x);
       case 'max_pool':
       case 'avg_pool':
         return pool(layer, x);
       case 'global_avg_pool':
         return tf.mean(x, range(1, x.rank - 1));
+      case 'global_max_pool':
+        return tf.max(x, range(1, x.rank - 1));
+      case 'instance_norm':
+      case 'layer_norm': {
+        // instance: per sample and channel over the spatial axes; layer: per sample over everything.
+        const axes = layer.type === 'instance_norm' ? range(1, x.rank - 1) : range(1, x.rank);
+        const { mean, variance } = tf.moments(x, axes, true);
+        const normalised = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, layer.eps)));
+        if (!layer.affine) return normalised;
+        return tf.add(tf.mul(normalised, this.variable(layer, 'weight')), this.variable(layer, 'bias'));
+      }
       case 'batch_norm':
-        return this.batchNorm(prefix, layer, x, training);
+        return this.batchNorm(layer, x, training);
+      case 'group_norm':
+        return this.groupNorm(layer, x);
       case 'dropout':
+      case 'dropout2d':
+      case 'dropout3d': {
         if (!training || layer.rate === 0) return x;
-        return tf.dropout(x, layer.rate, undefined, this.dropoutRandom.nextInt(2 ** 31));
+        // Channel dropout: one draw per sample and channel (channels last), broadcast over the spatial axes.
+        const noiseShape = layer.type === 'dropout' ? undefined : [x.shape[0], ...x.shape.slice(1, -1).map(() => 1), x.shape[x.rank - 1]];
+        return tf.dropout(x, layer.rate, noiseShape, this.dropoutRandom.nextInt(2 ** 31));
+      }
       case 'flatten': {
         if (x.rank === 2) return x;
         // NHWC → NCHW before flattening, so features come in PyTorch's order and dense weights need no permutation.
@@ -148,8 +192,9 @@ export class PlanModel implements TrainableModel {
         return tf.reshape(tf.transpose(x, perm), [x.shape[0], -1]);
       }
       case 'dense': {
-        const y = tf.matMul(x as tf.Tensor2D, this.variable(prefix, layer, 'weight') as tf.Tensor2D);
-        return layer.bias ? tf.add(y, this.variable(prefix, layer, 'bias')) : y;
+        const z = tf.matMul(x as tf.Tensor2D, this.variable(layer, 'weight') as tf.Tensor2D);
+        const y = this.tap ? this.tap({ kind: 'dense', ...this.roles(layer) }, x, z) : z;
+        return layer.bias ? tf.add(y, this.variable(layer, 'bias')) : y;
       }
       case 'relu':
         return tf.relu(x);
@@ -162,26 +207,44 @@ export class PlanModel implements TrainableModel {
     }
   }
 
-  private conv(prefix: string, layer: ResolvedConv, x: tf.Tensor, thenRelu = false): tf.Tensor {
+  private conv(layer: ResolvedConv, x: tf.Tensor, thenRelu = false): tf.Tensor {
     const needsPad = layer.padBefore.some((p) => p > 0) || layer.padAfter.some((p) => p > 0);
     const padded = needsPad
       ? tf.pad(x, [[0, 0], ...layer.padBefore.map((b, i): [number, number] => [b, layer.padAfter[i]]), [0, 0]])
       : x;
-    const w = this.variable(prefix, layer, 'weight');
-    const y =
+    const w = this.variable(layer, 'weight');
+    const z =
       layer.dims === 2
         ? tf.conv2d(padded as tf.Tensor4D, w as tf.Tensor4D, layer.stride as [number, number], 'valid')
         : tf.conv3d(padded as tf.Tensor5D, w as tf.Tensor5D, layer.stride as [number, number, number], 'valid');
+    const y = this.tap
+      ? this.tap({ kind: 'conv', dims: layer.dims, strides: [...layer.stride], filterShape: w.shape, ...this.roles(layer) }, padded, z)
+      : z;
     if (!layer.bias) return y;
-    const bias = this.variable(prefix, layer, 'bias');
+    const bias = this.variable(layer, 'bias');
     return thenRelu ? biasRelu(y, bias) : tf.add(y, bias);
   }
 
-  private batchNorm(prefix: string, layer: ResolvedBatchNorm, x: tf.Tensor, training: boolean): tf.Tensor {
-    const gamma = this.variable(prefix, layer, 'weight');
-    const beta = this.variable(prefix, layer, 'bias');
-    const runningMean = this.variable(prefix, layer, 'running_mean');
-    const runningVar = this.variable(prefix, layer, 'running_var');
+  /** nn.GroupNorm: per sample, mean and biased variance over each group's channels and all positions. */
+  private groupNorm(layer: ResolvedGroupNorm, x: tf.Tensor): tf.Tensor {
+    const gamma = this.variable(layer, 'weight');
+    const beta = this.variable(layer, 'bias');
+    const n = x.shape[0];
+    const perGroup = layer.features / layer.groups;
+    // Channels last: [N, positions, groups, channels per group].
+    const grouped = tf.reshape(x, [n, -1, layer.groups, perGroup]);
+    const { mean, variance } = tf.moments(grouped, [1, 3], true);
+    const normalised = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, layer.eps))), x.shape);
+    const scaled = tf.mul(normalised, gamma);
+    const z = this.tap ? this.tap({ kind: 'affine', weight: `${layer.key}.weight`, bias: `${layer.key}.bias` }, normalised, scaled) : scaled;
+    return tf.add(z, beta);
+  }
+
+  private batchNorm(layer: ResolvedBatchNorm, x: tf.Tensor, training: boolean): tf.Tensor {
+    const gamma = this.variable(layer, 'weight');
+    const beta = this.variable(layer, 'bias');
+    const runningMean = this.variable(layer, 'running_mean');
+    const runningVar = this.variable(layer, 'running_var');
     const axes = range(0, x.rank - 1); // every axis but the channels (last)
     let mean: tf.Tensor;
     let variance: tf.Tensor;
@@ -199,7 +262,7 @@ export class PlanModel implements TrainableModel {
       const unbiased = tf.mul(variance, count / (count - 1));
       runningMean.assign(tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m)));
       runningVar.assign(tf.add(tf.mul(runningVar, 1 - m), tf.mul(unbiased, m)));
-      const tracked = this.variable(prefix, layer, 'num_batches_tracked');
+      const tracked = this.variable(layer, 'num_batches_tracked');
       tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
     } else {
       mean = runningMean;

@@ -16,10 +16,15 @@ import { trainModel } from '../engine/train';
 import { TorchTensor } from '../serialize';
 import { planDependencies, generateTorchPlan, TORCH_PLAN_DEFAULT_DEPENDENCIES } from './pytorch';
 import { initialWeights } from './init';
-import { PlanSpec } from './spec';
+import { isGraphModel, PlanSpec } from './spec';
+import { validatePlan } from './validate';
+import { definePlan } from './define';
 import { buildModel, PlanModel } from './tfjs-model';
 import { trainingSettings } from './training';
-import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, mlpPlan, regressionPlan } from './testing/plans';
+import {
+  cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan, regressionPlan,
+  resnetGraphPlan,
+} from './testing/plans';
 import { findTorchPython, pythonSide, runTorchConformance, TorchPython } from './testing/python';
 import { imageInputChannels, sliceSelection } from './preprocess';
 import { exportWeights } from './weights';
@@ -33,9 +38,9 @@ const STEPS = 2;
 /** Dropout masks are random on each side, so training checks use the plan with dropout rates set to 0. */
 function withoutDropout(spec: PlanSpec): PlanSpec {
   const copy = JSON.parse(JSON.stringify(spec)) as PlanSpec;
-  for (const branch of [copy.model.image, copy.model.tabular, copy.model.head]) {
-    for (const layer of branch ?? []) if (layer.type === 'dropout') layer.rate = 0;
-  }
+  const m = copy.model;
+  const layers = isGraphModel(m) ? m.nodes : [...(m.image ?? []), ...(m.tabular ?? []), ...m.head];
+  for (const layer of layers) if (layer.type === 'dropout' || layer.type === 'dropout2d' || layer.type === 'dropout3d') layer.rate = 0;
   return copy;
 }
 
@@ -121,8 +126,7 @@ async function prepareCase(name: string, spec: PlanSpec, steps: number, seed: nu
     c.tabular = { data: normals(rng, BATCH * shape[1]), shape };
   }
   if (spec.loss.type === 'cross_entropy') {
-    const k = spec.model.head.filter((l) => l.type === 'dense').slice(-1)[0];
-    const classes = k && k.type === 'dense' ? k.outFeatures : 2;
+    const classes = validatePlan(spec).graph.outputShape[0];
     c.target = { data: BigInt64Array.from({ length: BATCH }, (_, i) => BigInt(i % classes)), shape: [BATCH] };
   } else if (spec.loss.type === 'bce') {
     c.target = { data: Float32Array.from({ length: BATCH }, (_, i) => (i % 2 === 0 ? 1 : 0)), shape: [BATCH] };
@@ -183,6 +187,8 @@ interface PythonCaseResult {
   updated: Record<string, RawSpec>;
 }
 
+const cnnTabularPlanNoDropout = (): PlanSpec => withoutDropout(cnnTabularPlan());
+
 const PLANS: [string, () => PlanSpec, number][] = [
   ['mlp', mlpPlan, STEPS],
   ['cnn2d_batchnorm', cnn2dPlan, STEPS],
@@ -190,6 +196,18 @@ const PLANS: [string, () => PlanSpec, number][] = [
   ['cnn_tabular_dropout_eval', cnnTabularPlan, 0],
   ['cnn3d', cnn3dPlan, STEPS],
   ['regression', regressionPlan, STEPS],
+  ['resnet_graph', resnetGraphPlan, STEPS],
+  ['inception3d_graph', inception3dGraphPlan, STEPS],
+  // two-class cross-entropy: AUC from logit₁ − logit₀, class-1 precision / recall
+  // losses with options and AdamW, on the same networks
+  ['bce_pos_weight_adamw', () => definePlan({ ...cnnTabularPlanNoDropout(), loss: { type: 'bce', fromLogits: true, posWeight: 2.5 }, optimizer: { type: 'adamw', lr: 0.01 } }), STEPS],
+  ['focal', () => definePlan({ ...cnnTabularPlanNoDropout(), loss: { type: 'focal', gamma: 1.5, alpha: 0.3 }, optimizer: { type: 'adamw', lr: 0.01, weightDecay: 0.1 } }), STEPS],
+  ['weighted_cross_entropy', () => definePlan({ ...cnn3dPlan(), loss: { type: 'cross_entropy', classWeights: [0.2, 1, 3] } }), STEPS],
+  ['norms_graph', () => withoutDropout(normsGraphPlan()), STEPS],
+  ['norms_graph_dropout_eval', normsGraphPlan, 0],
+  ['norms_2d', () => withoutDropout(norms2dPlan()), STEPS],
+  ['mlp_binary_metrics', () => ({ ...mlpPlan(), metrics: ['loss', 'auc', 'recall', 'specificity', 'balanced_accuracy', 'precision', 'f1_score', 'dice'] }), 0],
+  ['group_norm', groupNormPlan, STEPS],
 ];
 
 let python: TorchPython;
@@ -241,7 +259,7 @@ describe.each(PLANS.map(([name]) => name))('plan %s against PyTorch', (name) => 
     const r = pythonCase(name);
     const c = cases.get(name)!;
     expect(r.dependencies).toEqual([...TORCH_PLAN_DEFAULT_DEPENDENCIES, ...planDependencies(c.spec)]);
-    expect(r.optimizer).toBe(c.spec.optimizer.type === 'sgd' ? 'SGD' : 'Adam');
+    expect(r.optimizer).toBe({ sgd: 'SGD', adam: 'Adam', adamw: 'AdamW' }[c.spec.optimizer.type]);
   });
 
   test('state_dict keys, order, shapes and dtypes equal the TS export', () => {
@@ -278,4 +296,14 @@ describe.each(PLANS.map(([name]) => name))('plan %s against PyTorch', (name) => 
     // The comparison means something only if training changed the weights.
     if (c.steps > 0) expect(moved).toBeGreaterThan(1e-3);
   });
+});
+
+test('the clinical metrics are really compared (present on both sides, not all trivial)', () => {
+  for (const name of ['resnet_graph', 'mlp_binary_metrics']) {
+    const r = pythonCase(name);
+    expect(Object.keys(r.metrics)).toEqual(expect.arrayContaining(['AUC', 'RECALL', 'SPECIFICITY', 'BALANCED_ACCURACY', 'F1_SCORE', 'DICE']));
+  }
+  const values = Object.values(pythonCase('mlp_binary_metrics').metrics);
+  expect(values.some((v) => v > 0 && v < 1)).toBe(true);
+  expect(Object.keys(pythonCase('inception3d_graph').metrics).sort()).toEqual(['ACCURACY', 'BALANCED_ACCURACY', 'F1_SCORE', 'PRECISION', 'RECALL']);
 });

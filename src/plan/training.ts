@@ -3,13 +3,17 @@
  * src/engine/optimizers.ts OptimizerSpec), plus the Fed-BioMed rule that the experiment's `optimizer_args`
  * override the plan's optimizer values (the generated PyTorch plan applies the same rule).
  */
+import type { LossConfig } from '../engine/losses';
 import type { OptimizerSpec as EngineOptimizerSpec } from '../engine/optimizers';
 import { LossSpec, OptimizerSpec, PlanSpec } from './spec';
 
-export type EngineLossName = 'BCELoss' | 'BCEWithLogitsLoss' | 'CrossEntropyLoss' | 'MSELoss';
+export type EngineLossName = 'BCELoss' | 'BCEWithLogitsLoss' | 'CrossEntropyLoss' | 'MSELoss' | 'SigmoidFocalLoss';
 
-/** The engine's optimizer settings, narrowed to the two optimizers a plan can name. */
-export type EngineOptimizerSettings = EngineOptimizerSpec & { name: 'SGD' | 'Adam' };
+/** The engine's optimizer settings, narrowed to the optimizers a plan can name. */
+export type EngineOptimizerSettings = EngineOptimizerSpec & { name: 'SGD' | 'Adam' | 'AdamW' };
+
+/** torch.optim.AdamW's default weight decay (Adam's is 0). */
+export const ADAMW_DEFAULT_WEIGHT_DECAY = 0.01;
 
 export function engineLossName(loss: LossSpec): EngineLossName {
   switch (loss.type) {
@@ -19,7 +23,21 @@ export function engineLossName(loss: LossSpec): EngineLossName {
       return 'CrossEntropyLoss';
     case 'mse':
       return 'MSELoss';
+    case 'focal':
+      return 'SigmoidFocalLoss';
   }
+}
+
+/** The engine loss with the plan's options (pos_weight, class weights, focal γ/α). */
+export function engineLoss(loss: LossSpec): LossConfig {
+  const config: LossConfig = { name: engineLossName(loss) };
+  if (loss.type === 'bce' && loss.posWeight !== undefined) config.posWeight = loss.posWeight;
+  if (loss.type === 'cross_entropy' && loss.classWeights) config.classWeights = loss.classWeights;
+  if (loss.type === 'focal') {
+    config.gamma = loss.gamma ?? 2;
+    config.alpha = loss.alpha ?? 0.25;
+  }
+  return config;
 }
 
 /** torch.optim keyword → plan field, for applying Fed-BioMed optimizer_args. */
@@ -39,7 +57,9 @@ const OVERRIDABLE: Record<string, keyof EngineOptimizerSettings> = {
  */
 export function engineOptimizer(optimizer: OptimizerSpec, optimizerArgs: Record<string, unknown> = {}): EngineOptimizerSettings {
   const { type, ...fields } = optimizer;
-  const settings: EngineOptimizerSettings = { name: type === 'sgd' ? 'SGD' : 'Adam', ...fields };
+  const name = type === 'sgd' ? 'SGD' : type === 'adamw' ? 'AdamW' : 'Adam';
+  const settings: EngineOptimizerSettings = { name, ...fields };
+  if (type === 'adamw' && settings.weightDecay === undefined) settings.weightDecay = ADAMW_DEFAULT_WEIGHT_DECAY;
   const present = new Set(Object.keys(fields));
   for (const [key, value] of Object.entries(optimizerArgs)) {
     const field = OVERRIDABLE[key];
@@ -49,6 +69,6 @@ export function engineOptimizer(optimizer: OptimizerSpec, optimizerArgs: Record<
   return settings;
 }
 
-export function trainingSettings(spec: PlanSpec, optimizerArgs: Record<string, unknown> = {}): { loss: EngineLossName; optimizer: EngineOptimizerSettings } {
-  return { loss: engineLossName(spec.loss), optimizer: engineOptimizer(spec.optimizer, optimizerArgs) };
+export function trainingSettings(spec: PlanSpec, optimizerArgs: Record<string, unknown> = {}): { loss: LossConfig; optimizer: EngineOptimizerSettings } {
+  return { loss: engineLoss(spec.loss), optimizer: engineOptimizer(spec.optimizer, optimizerArgs) };
 }

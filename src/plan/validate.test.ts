@@ -105,6 +105,12 @@ describe('plan validation', () => {
     expect(issuePaths(wrongRank)).toEqual(['preprocessing[1].start', 'preprocessing[1].size']);
     const unknownModality = mutate(cnn2dPlan(), (p) => (p.preprocessing[0].modalities = ['T2']));
     expect(issuePaths(unknownModality)).toEqual(['preprocessing[0].modalities[0]']);
+    const noBounds = mutate(cnn2dPlan(), (p) => p.preprocessing.push({ op: 'clip' }));
+    expect(issuePaths(noBounds)).toEqual(['preprocessing[1].op']);
+    const inverted = mutate(cnn2dPlan(), (p) => p.preprocessing.push({ op: 'clip', min: 3, max: 1, modalities: ['T1'] }));
+    expect(issuePaths(inverted)).toEqual(['preprocessing[1].max']);
+    const emptyWindow = mutate(cnn2dPlan(), (p) => p.preprocessing.push({ op: 'window', center: 40, width: 0 }));
+    expect(issuePaths(emptyWindow)).toEqual(['preprocessing[1].width']);
     const unknownColumn = mutate(mlpPlan(), (p) => (p.preprocessing[0].column = 'zz'));
     expect(issuePaths(unknownColumn)).toEqual(['preprocessing[0].column']);
   });

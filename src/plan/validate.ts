@@ -7,18 +7,54 @@ import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
 import planSchema from '../../schemas/plan.schema.json';
 import { PlanIssue, PlanValidationError, pointerToPath } from './errors';
 import { resolveGraph, ResolvedGraph } from './graph';
+import { checkAugmentation } from './augment';
+import { fedbnIssues } from './fedbn';
+import { metricIssues } from './metrics';
 import { checkPreprocessing } from './preprocess';
-import { PlanSpec } from './spec';
+import { isGraphModel, MERGE_TYPES, PlanSpec } from './spec';
 
-let compiled: ValidateFunction | undefined;
+let compiled: { plan: ValidateFunction; layer: ValidateFunction } | undefined;
 
-function schemaValidator(): ValidateFunction {
+function validators(): { plan: ValidateFunction; layer: ValidateFunction } {
   if (!compiled) {
     // strictTypes off: the schema's if/then branches constrain objects already typed by their parent.
     const ajv = new Ajv({ allErrors: true, discriminator: true, strictTypes: false, strictTuples: false });
-    compiled = ajv.compile(planSchema);
+    const plan = ajv.compile(planSchema);
+    const layer = ajv.getSchema(`${planSchema.$id}#/definitions/layer`);
+    if (!layer) throw new Error('internal: plan schema has no #/definitions/layer');
+    compiled = { plan, layer };
   }
   return compiled;
+}
+
+function schemaValidator(): ValidateFunction {
+  return validators().plan;
+}
+
+/**
+ * A graph node is a layer plus `name` and `input`: its layer fields are checked against the same schema as a
+ * branch layer (so every layer type is defined once), merge nodes must have nothing else.
+ */
+function graphNodeIssues(spec: PlanSpec): PlanIssue[] {
+  if (!isGraphModel(spec.model)) return [];
+  const { layer: validateLayer } = validators();
+  const issues: PlanIssue[] = [];
+  spec.model.nodes.forEach((node, i) => {
+    const { name: _name, input: _input, ...fields } = node;
+    const base = `/model/nodes/${i}`;
+    if ((MERGE_TYPES as readonly string[]).includes(fields.type)) {
+      for (const key of Object.keys(fields)) {
+        if (key !== 'type') issues.push({ path: pointerToPath(`${base}/${key}`), message: `unknown field '${key}' (${fields.type} takes only name and input)` });
+      }
+      return;
+    }
+    if (!validateLayer(fields)) {
+      const errors = (validateLayer.errors ?? []).map((e) => ({ ...e, instancePath: `${base}${e.instancePath}` }));
+      issues.push(...issuesFromAjv(errors).map((issue) =>
+        issue.path === `model.nodes[${i}].type` && issue.message.startsWith('must be one of') ? { ...issue, message: `${issue.message}, "add", "concat"` } : issue));
+    }
+  });
+  return issues;
 }
 
 /** Keywords that only say "some branch failed"; the branch's own errors are more useful. */
@@ -79,9 +115,11 @@ export function checkPlan(value: unknown): PlanCheck {
   const validate = schemaValidator();
   if (!validate(value)) return { issues: issuesFromAjv(validate.errors ?? []) };
   const spec = value as PlanSpec;
-  const preprocessingIssues = checkPreprocessing(spec);
+  const nodeIssues = graphNodeIssues(spec);
+  if (nodeIssues.length > 0) return { issues: nodeIssues };
+  const preprocessingIssues = [...checkPreprocessing(spec), ...checkAugmentation(spec)];
   const { graph, issues } = resolveGraph(spec);
-  const all = [...preprocessingIssues, ...issues];
+  const all = [...preprocessingIssues, ...issues, ...(graph ? [...metricIssues(spec, graph.outputShape), ...fedbnIssues(spec, graph)] : [])];
   return all.length > 0 ? { issues: all } : { issues: [], graph };
 }
 

@@ -25,6 +25,12 @@ export interface ConnectionOptions {
   subscriptions: string[];
   /** How long `open()` keeps trying before it gives up (ms). Default 10 s. */
   connectTimeoutMs?: number;
+  /**
+   * How long a publish may wait to be handed to the broker (ms), offline time included. Default 30 s. Without it,
+   * a publish caught by a broker restart while the socket was congested never settles (mqtt.js waits for a
+   * 'drain' that a dead socket never emits) and whatever awaits it hangs for ever.
+   */
+  publishTimeoutMs?: number;
   reconnectBackoff?: BackoffOptions;
   logger?: Logger;
 }
@@ -43,6 +49,7 @@ export interface ConnectionEvents {
 }
 
 const KEEPALIVE_SECONDS = 60;
+const DEFAULT_PUBLISH_TIMEOUT_MS = 30_000;
 const MQTT_3_1_1 = 4;
 
 /** Parses and checks a broker URL, with an error that says what is accepted. */
@@ -103,12 +110,20 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
     return this.label;
   }
 
-  /** Publishes `payload` QoS 0, no retain. While offline the message waits for the next connection. */
+  /**
+   * Publishes `payload` QoS 0, no retain. While offline the message waits for the next connection, within the
+   * publish deadline: past it the promise rejects (the message may still go out later, or never).
+   */
   publish(topic: string, payload: string | Buffer): Promise<void> {
     const client = this.client;
     if (!client || this.closing) return Promise.reject(new Error(`MQTT connection to ${this.label} is closed`));
+    const timeoutMs = this.options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`cannot publish on ${topic} via ${this.label}: not handed ` +
+        `to the broker within ${timeoutMs} ms (${client.connected ? 'connection congested' : 'broker unreachable'})`)),
+      timeoutMs);
       client.publish(topic, payload, { qos: 0, retain: false }, (err) => {
+        clearTimeout(timer);
         if (err) reject(new Error(`cannot publish on ${topic} via ${this.label}: ${describeError(err)}`));
         else resolve();
       });

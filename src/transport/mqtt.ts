@@ -112,6 +112,7 @@ export class Messaging extends EventEmitter<MessagingEvents> {
       ca: options.ca,
       rejectUnauthorized: options.rejectUnauthorized,
       connectTimeoutMs: options.connectTimeoutMs,
+      publishTimeoutMs: options.publishTimeoutMs,
       reconnectBackoff: options.reconnectBackoff,
       logger: options.logger,
       subscriptions,

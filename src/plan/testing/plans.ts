@@ -2,6 +2,7 @@
  * Small example plans covering every layer family; used by the plan tests and usable by other areas' tests.
  */
 import { definePlan } from '../define';
+import { modelGraph } from '../graph-builder';
 import { PlanSpec } from '../spec';
 
 /** Tabular MLP 4 → 8 → 2 with cross-entropy and SGD with momentum and weight decay. */
@@ -121,10 +122,137 @@ export function regressionPlan(): PlanSpec {
   });
 }
 
+/**
+ * Graph model (version 2): a 2D image stem, a residual block with batch norm and a projection shortcut (channels
+ * change), an identity residual block, global pooling, concatenation with a clinical branch, two heads' worth of
+ * layers in one output. BCE with logits and Adam.
+ */
+export function resnetGraphPlan(): PlanSpec {
+  const conv = (outChannels: number, stride = 1) => ({ type: 'conv2d' as const, outChannels, kernelSize: 3, stride, padding: 1, bias: false });
+  return definePlan({
+    name: 'ResNetGraph',
+    inputs: { image: { modalities: ['T1', 'FLAIR'], dims: 2, size: [8, 8] }, tabular: { columns: ['age', 'kps'] } },
+    target: { column: 'responder' },
+    model: modelGraph((g) => {
+      const stem = g.chain('stem', 'image', [{ type: 'conv2d', outChannels: 4, kernelSize: 3, padding: 'same' }, { type: 'relu' }]);
+      const down = g.residual('res1', stem, [conv(6, 2), { type: 'batch_norm' }, { type: 'relu' }, conv(6)], {
+        shortcut: [{ type: 'conv2d', outChannels: 6, kernelSize: 1, stride: 2 }],
+        after: [{ type: 'relu' }],
+      });
+      const res = g.residual('res2', down, [conv(6), { type: 'batch_norm' }, { type: 'leaky_relu' }, conv(6)]);
+      const features = g.layer('gap', { type: 'global_avg_pool' }, res);
+      const clinical = g.chain('clin', 'tabular', [{ type: 'dense', outFeatures: 3 }, { type: 'relu' }]);
+      return g.chain('head', g.concat('joined', [features, clinical]), [{ type: 'dense', outFeatures: 4 }, { type: 'relu' }, { type: 'dense', outFeatures: 1 }]);
+    }),
+    loss: { type: 'bce', fromLogits: true },
+    optimizer: { type: 'adam', lr: 0.01 },
+    metrics: ['loss', 'accuracy', 'auc', 'recall', 'specificity', 'balanced_accuracy', 'precision', 'f1_score', 'dice'],
+  });
+}
+
+/** Graph model on a 3D volume: two parallel conv paths concatenated on channels (spatial concat), a sum of three. */
+export function inception3dGraphPlan(): PlanSpec {
+  return definePlan({
+    name: 'Inception3d',
+    inputs: { image: { modalities: ['T1'], dims: 3, size: [4, 6, 5] } },
+    target: { column: 'grade' },
+    model: modelGraph((g) => {
+      const a = g.chain('a', 'image', [{ type: 'conv3d', outChannels: 2, kernelSize: 1 }, { type: 'relu' }]);
+      const b = g.chain('b', 'image', [{ type: 'conv3d', outChannels: 3, kernelSize: 3, padding: 1 }, { type: 'batch_norm' }]);
+      const joined = g.concat('joined', [a, b]);
+      const c = g.layer('c', { type: 'conv3d', outChannels: 5, kernelSize: 3, padding: 'same' }, joined);
+      const d = g.layer('d', { type: 'conv3d', outChannels: 5, kernelSize: 1 }, joined);
+      const sum = g.add('sum', [joined, c, d]);
+      return g.chain('out', sum, [{ type: 'max_pool3d', kernelSize: 2 }, { type: 'flatten' }, { type: 'dense', outFeatures: 3 }]);
+    }),
+    loss: { type: 'cross_entropy' },
+    optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 },
+    metrics: ['accuracy', 'precision', 'recall', 'f1_score', 'balanced_accuracy'],
+  });
+}
+
+/**
+ * The normalisation and pooling layers beyond batch norm, in a graph: instance norm (affine and not), layer norm
+ * on a feature map and on a vector, global max and average pooling side by side, channel dropout.
+ */
+export function normsGraphPlan(): PlanSpec {
+  return definePlan({
+    name: 'NormsGraph',
+    inputs: { image: { modalities: ['CT', 'PET'], dims: 3, size: [4, 6, 5] } },
+    target: { column: 'responder' },
+    model: modelGraph((g) => {
+      const x = g.chain('enc', 'image', [
+        { type: 'conv3d', outChannels: 4, kernelSize: 3, padding: 1 },
+        { type: 'instance_norm', affine: true },
+        { type: 'relu' },
+        { type: 'dropout3d', rate: 0.25 },
+        { type: 'conv3d', outChannels: 3, kernelSize: 2 },
+        { type: 'layer_norm' },
+        { type: 'instance_norm', eps: 1e-3 },
+      ]);
+      const peak = g.layer('peak', { type: 'global_max_pool' }, x);
+      const mean = g.layer('mean', { type: 'global_avg_pool' }, x);
+      return g.chain('head', g.concat('pooled', [peak, mean]), [{ type: 'layer_norm', affine: true }, { type: 'dense', outFeatures: 1 }]);
+    }),
+    loss: { type: 'bce', fromLogits: true, posWeight: 2 },
+    optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true },
+    metrics: ['loss', 'auc'],
+  });
+}
+
+/** A 2D feature-map layer norm without affine terms and channel dropout on 2D maps. */
+export function norms2dPlan(): PlanSpec {
+  return definePlan({
+    name: 'Norms2d',
+    inputs: { image: { modalities: ['T1'], dims: 2, size: [6, 5] } },
+    target: { column: 'grade' },
+    model: {
+      image: [
+        // No bias: the instance norm below cancels it (gradient 0 in theory, so Adam would follow rounding noise).
+        { type: 'conv2d', outChannels: 3, kernelSize: 3, padding: 'same', bias: false },
+        { type: 'layer_norm', affine: false },
+        { type: 'dropout2d', rate: 0.5 },
+        { type: 'instance_norm', affine: true },
+        { type: 'global_max_pool' },
+      ],
+      head: [{ type: 'dense', outFeatures: 3 }],
+    },
+    loss: { type: 'cross_entropy' },
+    optimizer: { type: 'adam', lr: 0.01 },
+    metrics: ['accuracy'],
+  });
+}
+
 export const EXAMPLE_PLANS: Record<string, () => PlanSpec> = {
+  normsGraph: normsGraphPlan,
+  norms2d: norms2dPlan,
+  resnetGraph: resnetGraphPlan,
+  inception3dGraph: inception3dGraphPlan,
   mlp: mlpPlan,
   cnn2d: cnn2dPlan,
   cnnTabular: cnnTabularPlan,
   cnn3d: cnn3dPlan,
   regression: regressionPlan,
 };
+
+/** Group norm on conv feature maps and on dense features (what Opacus's ModuleValidator.fix gives a DP model). */
+export function groupNormPlan(): PlanSpec {
+  return definePlan({
+    name: 'GroupNormCnn',
+    inputs: { image: { modalities: ['T1', 'FLAIR'], dims: 2, size: [8, 9] } },
+    target: { column: 'responder' },
+    model: {
+      image: [
+        { type: 'conv2d', outChannels: 6, kernelSize: 3, padding: 'same' },
+        { type: 'group_norm', groups: 3 },
+        { type: 'relu' },
+        { type: 'max_pool2d', kernelSize: 2 },
+        { type: 'flatten' },
+      ],
+      head: [{ type: 'dense', outFeatures: 4 }, { type: 'group_norm', groups: 2, eps: 1e-3 }, { type: 'relu' }, { type: 'dense', outFeatures: 1 }],
+    },
+    loss: { type: 'bce', fromLogits: true },
+    optimizer: { type: 'sgd', lr: 0.1 },
+    metrics: ['accuracy'],
+  });
+}

@@ -8,6 +8,7 @@ eval forward and testing_step, then training steps through training_step + backw
 every resulting tensor back as raw files. The TS test compares them with the TS model.
 """
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -101,6 +102,53 @@ def run_data_case(case):
     return out
 
 
+def run_augment_case(case):
+    """The generated plan's augmentation of one batch with a given seed, and a training_step on augmented data."""
+    module = importlib.import_module(case['module'])
+    plan = getattr(module, case['class_name'])()
+    plan.post_init(model_args={}, training_args={'optimizer_args': {}, 'random_seed': 0})
+    images = read_raw(case['images'])
+    out = {'augmented': write_raw(plan._fbts_augment_batch(images, case['seed']), os.path.join(case['out_dir'], 'augmented.bin'))}
+    # training_step draws its batch seed from torch's generator: seeded alike, two runs augment alike
+    torch.manual_seed(0)
+    first = plan._fbts_augment(images)
+    torch.manual_seed(0)
+    out['torch_seeded_repeatable'] = bool(torch.equal(first, plan._fbts_augment(images)))
+    out['training_step_augments'] = 'self._fbts_augment(' in inspect.getsource(type(plan).training_step)
+    out['testing_step_augments'] = 'self._fbts_augment(' in inspect.getsource(type(plan).testing_step)
+    return out
+
+
+def run_fedbn_case(case):
+    """Two rounds of a FedBN plan on one node as Fed-BioMed runs them (set_model_params, set_dataset_path, train,
+    after_training_params), then the second round's model on another dataset."""
+    module = importlib.import_module(case['module'])
+    cls = getattr(module, case['class_name'])
+
+    def start(params, path):
+        plan = cls()
+        plan.post_init(model_args={}, training_args={'optimizer_args': {}, 'random_seed': 0})
+        plan.set_model_params(params)
+        plan.set_dataset_path(path)
+        return plan
+    weights = {w['name']: read_raw(w) for w in case['weights']}
+    data, target = fedbiomed_batch(case['batch'])
+    first = start(weights, case['path_a'])
+    first._train_over_batch(data, target)
+    trained = {k: v.detach().clone() for k, v in first.model().state_dict().items()}
+    sent = first.after_training_params()
+    local = case['local']
+    second = start(sent, case['path_a'])  # the next round's global model lacks the local parameters
+    restored = second.model().state_dict()
+    other = start(sent, case['path_b'])  # another dataset on the same node: its own (here: none yet)
+    return {
+        'sent_keys': list(sent.keys()),
+        'restored_equal': all(torch.equal(restored[k], trained[k]) for k in local),
+        'local_moved': any(not torch.equal(trained[k], weights[k]) for k in local),
+        'other_differs': any(not torch.equal(other.model().state_dict()[k], trained[k]) for k in local),
+    }
+
+
 def main():
     manifest_path, result_path = sys.argv[1], sys.argv[2]
     with open(manifest_path) as f:
@@ -112,6 +160,18 @@ def main():
             results['cases'][case['name']] = run_case(case)
         except Exception:
             results['cases'][case['name']] = {'error': traceback.format_exc()}
+    results['fedbn_cases'] = {}
+    for case in manifest.get('fedbn_cases', []):
+        try:
+            results['fedbn_cases'][case['name']] = run_fedbn_case(case)
+        except Exception:
+            results['fedbn_cases'][case['name']] = {'error': traceback.format_exc()}
+    results['augment_cases'] = {}
+    for case in manifest.get('augment_cases', []):
+        try:
+            results['augment_cases'][case['name']] = run_augment_case(case)
+        except Exception:
+            results['augment_cases'][case['name']] = {'error': traceback.format_exc()}
     results['data_cases'] = {}
     for case in manifest.get('data_cases', []):
         try:

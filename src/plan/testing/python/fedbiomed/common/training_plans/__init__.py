@@ -96,7 +96,11 @@ class TorchTrainingPlan:
         self._model.load_state_dict(params, strict=False)
 
     def after_training_params(self, flatten=False):
-        return dict(self._model.state_dict())
+        # share_persistent_buffers (default True): the whole state_dict; then the plan's optional postprocess
+        params = dict(self._model.state_dict())
+        if hasattr(self, 'postprocess'):
+            params = self.postprocess(self._model.state_dict())
+        return params
 
     def optimizer_args(self):
         return self._optimizer_args

@@ -1,5 +1,5 @@
-/** Researcher-side weight maps (aggregated by FedAvg) as the plan model's PyTorch-named tensors. */
-import type { WeightMap } from '../../researcher/aggregators/tensors';
+/** Aggregated weights (a researcher's WeightMap) as the plan model's full, PyTorch-named state dict. */
+import type { WeightMap } from '../aggregators/tensors';
 import { initialWeights } from '../../src/plan/init';
 import type { PlanSpec } from '../../src/plan/spec';
 import { TorchTensor, type DType } from '../../src/serialize';
@@ -7,6 +7,13 @@ import { TorchTensor, type DType } from '../../src/serialize';
 /**
  * The full state dict of the plan's model: the aggregated tensors, and for anything the aggregate does not carry
  * (non-trainable buffers when no node shared them) the plan's initial value, as a node's load_state_dict keeps it.
+ *
+ * @example
+ * ```ts
+ * const result = await experiment.run();
+ * const weights = stateDictFromWeightMap(plan, result.weights, 0);
+ * writeParamsFile('global.mpk', aggregatedParamsFile('my-researcher', weights));
+ * ```
  */
 export function stateDictFromWeightMap(spec: PlanSpec, weights: WeightMap, seed: number): Record<string, TorchTensor> {
   const out = initialWeights(spec, seed);

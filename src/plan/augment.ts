@@ -1,0 +1,146 @@
+/**
+ * Data augmentation on training batches (never at validation), as the generated PyTorch plan's `_fbts_augment`
+ * does it: the same steps, the same random draws from the same generator (Mulberry32, see engine/prng.ts; the
+ * Python side is a vectorised port), so a given batch seed gives the same augmented batch on both engines, every
+ * run and any thread count.
+ *
+ * Randomness: each batch has a seed (TS: drawn from the round's random_seed; Python: from torch's generator, which
+ * Fed-BioMed seeds with random_seed); sample i of the batch draws from Mulberry32(batchSeed + (i + 1)·0x9E3779B9).
+ * Steps run in order on the channels-first network input `[C, ...spatial]`; each first draws u and applies when
+ * u < p. Then:
+ * - flip: reverses every listed spatial axis (MONAI RandFlip: the axes together);
+ * - rotate90: k = 1 + ⌊3u⌋ quarter turns in the plane of its two axes (torch.rot90 direction, RandRotate90);
+ * - scale_intensity: x · (1 + f), f = (2u − 1)·factor (RandScaleIntensity);
+ * - shift_intensity: x + o, o = (2u − 1)·offset (RandShiftIntensity);
+ * - gaussian_noise: x + std·√(−2 ln(1 − u₁))·cos(2π u₂) per voxel, u₁ and u₂ drawn for every voxel in C order
+ *   (RandGaussianNoise, mean 0).
+ */
+import { SeededRandom } from '../engine/prng';
+import { formatPath, PlanIssue } from './errors';
+import type { PlanSample } from './batch';
+import type { DenseVolume } from './pipeline';
+import type { AugmentStep, PlanSpec } from './spec';
+
+/** The generator of sample `index` of a batch. */
+export function sampleRandom(batchSeed: number, index: number): SeededRandom {
+  return new SeededRandom(((batchSeed >>> 0) + Math.imul(index + 1, 0x9e3779b9)) >>> 0);
+}
+
+function strides(shape: number[]): number[] {
+  const out = new Array<number>(shape.length).fill(1);
+  for (let a = shape.length - 2; a >= 0; a--) out[a] = out[a + 1] * shape[a + 1];
+  return out;
+}
+
+/** Reorders voxels: out[index] = x[source(index)], for index over `shape` in C order. */
+function remap(x: DenseVolume, shape: number[], source: (index: number[]) => number[]): DenseVolume {
+  const inStrides = strides(x.shape);
+  const out = new Float32Array(x.data.length);
+  const index = new Array<number>(shape.length).fill(0);
+  for (let o = 0; o < out.length; o++) {
+    const from = source(index);
+    let offset = 0;
+    for (let a = 0; a < from.length; a++) offset += from[a] * inStrides[a];
+    out[o] = x.data[offset];
+    for (let a = shape.length - 1; a >= 0; a--) {
+      if (++index[a] < shape[a]) break;
+      index[a] = 0;
+    }
+  }
+  return { data: out, shape };
+}
+
+function flip(x: DenseVolume, axes: number[]): DenseVolume {
+  const tensorAxes = axes.map((a) => a + 1);
+  return remap(x, x.shape, (index) => index.map((v, a) => (tensorAxes.includes(a) ? x.shape[a] - 1 - v : v)));
+}
+
+/** One quarter turn as torch.rot90(x, 1, dims=(a, b)): flip along b, then swap a and b. */
+function rot90Once(x: DenseVolume, a: number, b: number): DenseVolume {
+  const shape = x.shape.slice();
+  [shape[a], shape[b]] = [shape[b], shape[a]];
+  // out[.., i_a, .., i_b, ..] = flipped[.., i_b, .., i_a, ..] = x[.., i_b, .., n_b - 1 - i_a, ..]
+  return remap(x, shape, (index) => {
+    const from = index.slice();
+    from[a] = index[b];
+    from[b] = x.shape[b] - 1 - index[a];
+    return from;
+  });
+}
+
+function map(x: DenseVolume, f: (v: number, i: number) => number): DenseVolume {
+  const out = new Float32Array(x.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = f(x.data[i], i);
+  return { data: out, shape: x.shape };
+}
+
+/** One sample's image through the plan's augmentation steps (a new array; the input is not changed). */
+export function augmentImage(steps: readonly AugmentStep[], image: DenseVolume, rng: SeededRandom): DenseVolume {
+  let x = image;
+  for (const step of steps) {
+    if (rng.next() >= step.p) continue;
+    switch (step.op) {
+      case 'flip':
+        x = flip(x, step.axes);
+        break;
+      case 'rotate90': {
+        const k = 1 + Math.floor(3 * rng.next());
+        for (let t = 0; t < k; t++) x = rot90Once(x, step.axes[0] + 1, step.axes[1] + 1);
+        break;
+      }
+      case 'scale_intensity': {
+        const factor = Math.fround(1 + (2 * rng.next() - 1) * step.factor);
+        x = map(x, (v) => v * factor);
+        break;
+      }
+      case 'shift_intensity': {
+        const offset = Math.fround((2 * rng.next() - 1) * step.offset);
+        x = map(x, (v) => v + offset);
+        break;
+      }
+      case 'gaussian_noise': {
+        const noise = new Float64Array(2 * x.data.length);
+        for (let i = 0; i < noise.length; i++) noise[i] = rng.next();
+        x = map(x, (v, i) => v + Math.fround(step.std * Math.sqrt(-2 * Math.log(1 - noise[2 * i])) * Math.cos(2 * Math.PI * noise[2 * i + 1])));
+        break;
+      }
+    }
+  }
+  return x === image ? { data: image.data.slice(), shape: image.shape.slice() } : x;
+}
+
+/** A batch's samples with augmented images (tabular values and targets unchanged); `batchSeed` as described above. */
+export function augmentBatch(steps: readonly AugmentStep[], samples: readonly PlanSample[], batchSeed: number): PlanSample[] {
+  return samples.map((s, i) => (s.image ? { ...s, image: augmentImage(steps, s.image, sampleRandom(batchSeed, i)) } : s));
+}
+
+/** Batch seeds of a training run: a sequence drawn from the round's seed. */
+export function batchSeeds(seed: number): () => number {
+  const rng = new SeededRandom((seed ^ 0x2545f491) >>> 0);
+  return () => rng.nextInt(4294967296);
+}
+
+/** Checks the steps against the plan's image input (axes in range, rotate90 on a square plane). */
+export function checkAugmentation(spec: PlanSpec): PlanIssue[] {
+  const steps = spec.augmentation ?? [];
+  const issues: PlanIssue[] = [];
+  const image = spec.inputs.image;
+  steps.forEach((step, i) => {
+    const at = (field: string) => formatPath(['augmentation', i, field]);
+    if (!image) {
+      issues.push({ path: at('op'), message: 'augmentation acts on images but the plan has no inputs.image' });
+      return;
+    }
+    if (step.op !== 'flip' && step.op !== 'rotate90') return;
+    const bad = step.axes.find((a) => a >= image.dims);
+    if (bad !== undefined) issues.push({ path: at('axes'), message: `axis ${bad} does not exist: the image is ${image.dims}D (axes 0..${image.dims - 1})` });
+    else if (step.op === 'rotate90') {
+      const [a, b] = step.axes;
+      if (a === b) issues.push({ path: at('axes'), message: 'rotate90 needs two different axes' });
+      else if (image.size[a] !== image.size[b]) {
+        issues.push({ path: at('axes'), message: `rotate90 needs a square plane: axes ${a} and ${b} have sizes ${image.size[a]} and ${image.size[b]}` });
+      }
+    }
+  });
+  return issues;
+}

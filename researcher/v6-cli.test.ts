@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
+import { ownCommand } from '../src/package-root';
 
 test('unsupported experiment options are refused, not ignored', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-v6-cli-'));
@@ -16,7 +17,7 @@ test('unsupported experiment options are refused, not ignored', () => {
       'aggregator: fedadam',
       'nodes: [a]',
     ].join('\n'));
-    const run = spawnSync(process.execPath, [path.join(__dirname, '..', 'src', 'cli', 'bin.js'), 'researcher', 'run-v6',
+    const run = spawnSync(process.execPath, [ownCommand(), 'researcher', 'run-v6',
       file, '--dir', path.join(dir, 'r')], { encoding: 'utf8', timeout: 60_000 });
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/not available on a v6 network yet: aggregator \(FedAvg only\), nodes/);

@@ -22,6 +22,7 @@ import { consoleLogger } from '../src/transport/logger';
 import type { DatasetEntry } from '../src/protocol/messages';
 import type { PlanStatusResult, Researcher } from './requests/researcher';
 import type { Experiment } from './experiment';
+import { registerV6 } from './v6-cli';
 
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, network: 3, missing: 4 } as const;
@@ -334,6 +335,7 @@ export function register(program: Command): void {
     .option('--no-progress', 'no progress bar, logs or summary tables on stderr')
     .option('--json', 'print a JSON summary on stdout at the end')
     .action((file: string, flags: RunFlags) => runExperiment(file, flags));
+  registerV6(researcher);
 
   addDiscoveryOptions(researcher.command('ping').description('ping the nodes and show who answered')).action((flags: DiscoveryFlags) =>
     discovery(flags, async (r) => {

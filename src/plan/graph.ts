@@ -7,6 +7,7 @@
 import { formatPath, PathSegment, PlanIssue } from './errors';
 import { BranchName, GraphModelSpec, GraphNodeSpec, isGraphModel, LayerSpec, ModelGraphSpec, PlanSpec, SpatialParam } from './spec';
 import { imageInputChannels } from './preprocess';
+import { isImageLayer, resolveImageLayer, ResolvedImageLayer } from './image-layers';
 
 export type Shape = number[];
 
@@ -81,6 +82,7 @@ export interface ResolvedMerge extends ResolvedBase {
 }
 
 export type ResolvedLayer =
+  | ResolvedImageLayer
   | ResolvedMerge
   | ResolvedConv
   | ResolvedPool
@@ -172,6 +174,7 @@ function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inSh
   const at = [...base, index];
   const path = formatPath(at);
   const common = { index, key, path, inShape };
+  if (isImageLayer(layer)) return resolveImageLayer(layer, common, at, { fail, spatial, describe });
   switch (layer.type) {
     case 'conv2d':
     case 'conv3d': {

@@ -5,6 +5,8 @@ export type { PlanIssue } from './errors';
 export { definePlan } from './define';
 export { GraphBuilder, modelGraph } from './graph-builder';
 export type { NodeRef } from './graph-builder';
+export { unet } from './unet';
+export type { UnetOptions } from './unet';
 export { checkPlan, validatePlan } from './validate';
 export type { PlanCheck } from './validate';
 export { canonicalJson, planHash, sha256Hex } from './canonical';

@@ -8,7 +8,7 @@ import { initBackend } from '../engine/backend';
 import { definePlan } from './define';
 import { exportPlanToOnnx, OnnxExportError, ONNX_OUTPUT } from './onnx';
 import { PlanSpec } from './spec';
-import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, inception3dGraphPlan, mlpPlan, resnetGraphPlan } from './testing/plans';
+import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, imageLayersGraphPlan, inception3dGraphPlan, mlpPlan, resnetGraphPlan } from './testing/plans';
 import { runOnnxOutOfProcess } from './testing/onnx-runner';
 import { buildModel } from './tfjs-model';
 import { exportWeights } from './weights';
@@ -51,6 +51,8 @@ const CASES: Case[] = [
   { spec: activationsPlan(), layout: 'NHWC', activation: 'none' },
   { spec: resnetGraphPlan(), layout: 'NHWC', activation: 'sigmoid' },
   { spec: inception3dGraphPlan(), layout: 'NCHW', activation: 'none' },
+  // ConvTranspose, Resize (nearest and linear), Unsqueeze + Expand
+  { spec: imageLayersGraphPlan(), layout: 'NHWC', activation: 'none' },
 ];
 
 /** Deterministic inputs: channels-last for tfjs, and the same values channels-first for an NCHW ONNX model. */

@@ -20,7 +20,7 @@ import { isGraphModel, PlanSpec } from './spec';
 import { validatePlan } from './validate';
 import { buildModel, PlanModel } from './tfjs-model';
 import { trainingSettings } from './training';
-import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, inception3dGraphPlan, mlpPlan, regressionPlan, resnetGraphPlan } from './testing/plans';
+import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, imageLayersGraphPlan, inception3dGraphPlan, mlpPlan, regressionPlan, resnetGraphPlan } from './testing/plans';
 import { findTorchPython, pythonSide, runTorchConformance, TorchPython } from './testing/python';
 import { imageInputChannels, sliceSelection } from './preprocess';
 import { exportWeights } from './weights';
@@ -192,6 +192,7 @@ const PLANS: [string, () => PlanSpec, number][] = [
   ['regression', regressionPlan, STEPS],
   ['resnet_graph', resnetGraphPlan, STEPS],
   ['inception3d_graph', inception3dGraphPlan, STEPS],
+  ['image_layers_graph', imageLayersGraphPlan, STEPS],
   // two-class cross-entropy: AUC from logit₁ − logit₀, class-1 precision / recall
   ['mlp_binary_metrics', () => ({ ...mlpPlan(), metrics: ['loss', 'auc', 'recall', 'specificity', 'balanced_accuracy', 'precision', 'f1_score', 'dice'] }), 0],
 ];

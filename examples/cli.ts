@@ -19,6 +19,7 @@ interface DemoFlags {
   out?: string;
   seed?: number;
   rounds?: number;
+  task?: string;
 }
 
 export function register(program: Command): void {
@@ -29,7 +30,14 @@ export function register(program: Command): void {
     .option('--out <dir>', 'output folder (created; a previous demo output is replaced) (default: "demo-output")')
     .option('--seed <n>', 'seed of the cohort and of training', integer('--seed'))
     .option('--rounds <n>', 'number of FedAvg rounds', integer('--rounds'))
+    .option('--task <task>', "'responder' (default) or 'evolution' (post-treatment tumour under each RT technique)")
     .action(async (opts: DemoFlags) => {
+      if (opts.task === 'evolution') {
+        const { runEvolutionDemo } = await import('./glioblastoma/evolution-demo');
+        await runEvolutionDemo({ outDir: opts.out ?? 'demo-output-evolution', quick: opts.quick, seed: opts.seed });
+        return;
+      }
+      if (opts.task !== undefined && opts.task !== 'responder') throw new Error(`demo: unknown --task '${opts.task}' (responder or evolution)`);
       const { runDemo, DEFAULT_OUT_DIR } = await import('./glioblastoma/demo');
       await runDemo({ outDir: opts.out ?? DEFAULT_OUT_DIR, quick: opts.quick, seed: opts.seed, rounds: opts.rounds });
     });

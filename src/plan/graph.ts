@@ -301,6 +301,13 @@ function resolveBranch(name: BranchName, layers: LayerSpec[], inShape: Shape): R
 }
 
 function checkLossAgainstOutput(spec: PlanSpec, output: Shape, last: ResolvedLayer | undefined, headPath: PathSegment[]): void {
+  if (output.length > 1 && (spec.loss.type === 'mse' || spec.loss.type === 'bce')) {
+    // An image output (image-to-image models): element-wise losses, the target being an image of the output's shape.
+    if (spec.loss.type === 'bce' && !spec.loss.fromLogits && last?.type !== 'sigmoid') {
+      fail(['loss', 'fromLogits'], 'bce on probabilities needs the output to end with a sigmoid (or set fromLogits: true)');
+    }
+    return;
+  }
   if (output.length !== 1) {
     fail(headPath, `the head must end with a flat output [K], got ${describe(output)}`);
   }

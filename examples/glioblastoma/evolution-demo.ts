@@ -8,12 +8,15 @@
  * tumour, error of the tumour-area change, responder / non-responder from the predicted change (sensitivity,
  * specificity, AUC), the counterfactual check against the generative model, and PNG panels.
  */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { trainModel } from '../../src/engine/train';
 import { definePlan } from '../../src/plan/define';
+import { generateTorchPlan } from '../../src/plan/pytorch';
+import { STANDIN_DIR } from '../../src/plan/testing/python';
 import { initialWeights } from '../../src/plan/init';
 import { PlanSpec } from '../../src/plan/spec';
 import { buildModel } from '../../src/plan/tfjs-model';
@@ -260,6 +263,52 @@ function panel(p: EvolutionPatient, predictions: Map<RtType, Float32Array[]>, k:
   return encodePng(width, height, rgb);
 }
 
+/**
+ * The generated PyTorch plan, loaded with `weights` by Debian's python3 (torch) against the stand-in fedbiomed
+ * package, on the held-out patients' inputs: the largest absolute difference from the tfjs logits, or the reason
+ * it could not run.
+ */
+function torchReproduction(spec: PlanSpec, weights: Record<string, TorchTensor>, heldOut: EvolutionPatient[], workDir: string): { maxAbsDiff?: number; error?: string } {
+  fs.mkdirSync(workDir, { recursive: true });
+  const examples = heldOut.map((patient) => ({ patient, caseIndex: 0 }));
+  const { inputs, target } = batchOf(examples, examples.map((_, i) => i));
+  const model = buildModel(spec, { weights });
+  const logits = model.forward(inputs, false);
+  // tfjs is channels last; the plan's PyTorch module takes and gives channels first.
+  const nchw = (t: tf.Tensor): Float32Array => tf.tidy(() => (t.rank === 4 ? tf.transpose(t, [0, 3, 1, 2]) : t).dataSync() as Float32Array);
+  const expected = nchw(logits);
+  const write = (name: string, data: Float32Array, shape: number[]) => {
+    const file = path.join(workDir, `${name}.bin`);
+    fs.writeFileSync(file, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    return { file, shape };
+  };
+  const image = inputs.image;
+  const manifest = {
+    plan_dir: workDir, module: 'evolution_plan', class_name: spec.name, input_order: ['image', 'tabular'],
+    weights: Object.entries(weights).map(([name, t], i) => ({ name, ...write(`w${i}`, t.data as Float32Array, t.shape) })),
+    inputs: {
+      image: write('image', nchw(image), [0, 3, 1, 2].map((axis) => image.shape[axis] as number)),
+      tabular: write('tabular', inputs.tabular.dataSync() as Float32Array, inputs.tabular.shape),
+    },
+    output: path.join(workDir, 'output.bin'),
+  };
+  tf.dispose([logits, target, ...Object.values(inputs)]);
+  model.dispose();
+  fs.writeFileSync(path.join(workDir, 'evolution_plan.py'), generateTorchPlan(spec));
+  fs.writeFileSync(path.join(workDir, 'manifest.json'), JSON.stringify(manifest));
+  const run = spawnSync('/usr/bin/python3', [path.join(__dirname, 'python', 'predict_plan.py'), path.join(workDir, 'manifest.json')], {
+    encoding: 'utf8', timeout: 120000,
+    env: { ...process.env, PYTHONPATH: [STANDIN_DIR, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter), OMP_NUM_THREADS: '1' },
+  });
+  if (run.status !== 0) return { error: `python3 predict_plan.py: ${run.error?.message ?? ''} ${run.stderr.trim().split('\n').slice(-3).join(' ')}` };
+  const bytes = fs.readFileSync(manifest.output);
+  const theirs = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  if (theirs.length !== expected.length) return { error: `PyTorch gave ${theirs.length} values, tfjs ${expected.length}` };
+  let worst = 0;
+  for (let i = 0; i < theirs.length; i++) worst = Math.max(worst, Math.abs(theirs[i] - expected[i]));
+  return { maxAbsDiff: worst };
+}
+
 export interface EvolutionDemoOptions {
   outDir: string;
   quick?: boolean;
@@ -272,6 +321,8 @@ export interface EvolutionDemoResult {
   counterfactual: ReturnType<typeof counterfactualCheck> extends infer T ? Omit<T & object, 'predictions'> : never;
   diceFederated: number;
   diceBestSite: number;
+  /** The generated PyTorch plan's predictions vs tfjs (federated weights, held-out inputs). */
+  torch: { maxAbsDiff?: number; error?: string };
   seconds: Record<string, number>;
 }
 
@@ -335,10 +386,14 @@ export async function runEvolutionDemo(options: EvolutionDemoOptions): Promise<E
   fs.mkdirSync(panelsDir, { recursive: true });
   const shown = data.heldOut.slice(0, 4);
   shown.forEach((p, k) => fs.writeFileSync(path.join(panelsDir, `${p.id}.png`), panel(p, check.predictions, k)));
+  const torch = torchReproduction(spec, global, data.heldOut, path.join(options.outDir, 'pytorch-check'));
+  print(torch.maxAbsDiff !== undefined
+    ? `Generated PyTorch plan with the federated weights on the ${data.heldOut.length} held-out patients: max |logit difference| vs tfjs ${torch.maxAbsDiff.toExponential(2)}`
+    : `Generated PyTorch plan check did not run: ${torch.error}`);
   const { predictions: _predictions, ...counterfactual } = check;
   const siteDice = Object.entries(scores).filter(([n]) => n.endsWith(' alone')).map(([, s]) => s.dice);
   const result: EvolutionDemoResult = {
-    scores, counterfactual, diceFederated: scores.federated.dice, diceBestSite: Math.max(...siteDice), seconds,
+    scores, counterfactual, diceFederated: scores.federated.dice, diceBestSite: Math.max(...siteDice), torch, seconds,
   };
   seconds.total = (Date.now() - started) / 1000;
   fs.writeFileSync(path.join(options.outDir, 'evolution-metrics.json'), `${JSON.stringify(result, null, 2)}\n`);

@@ -106,7 +106,7 @@ async function trainOn(spec: PlanSpec, weights: Record<string, TorchTensor>, pat
 }
 
 /** FedAvg: the mean of the centres' weights, weighted by their numbers of patients. */
-function federatedAverage(updates: { weights: Record<string, TorchTensor>; samples: number }[]): Record<string, TorchTensor> {
+export function federatedAverage(updates: { weights: Record<string, TorchTensor>; samples: number }[]): Record<string, TorchTensor> {
   const total = updates.reduce((n, u) => n + u.samples, 0);
   const out: Record<string, TorchTensor> = {};
   for (const [name, first] of Object.entries(updates[0].weights)) {

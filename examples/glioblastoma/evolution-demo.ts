@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { trainModel } from '../../src/engine/train';
 import { definePlan } from '../../src/plan/define';
+import { maskDice as dice } from '../../src/plan/image-losses';
 import { generateTorchPlan } from '../../src/plan/pytorch';
 import { STANDIN_DIR } from '../../src/plan/testing/python';
 import { initialWeights } from '../../src/plan/init';
@@ -144,20 +145,6 @@ const channel = (data: Float32Array, c: number): Float32Array => data.filter((_,
 const area = (mask: ArrayLike<number>): number => Array.from(mask).filter((v) => v > 0.5).length;
 /** Logits → probabilities (the masks and the panels read probabilities). */
 const sigmoid = (logits: Float32Array): Float32Array => logits.map((v) => 1 / (1 + Math.exp(-v)));
-
-function dice(predicted: ArrayLike<number>, real: ArrayLike<number>): number {
-  let both = 0;
-  let p = 0;
-  let r = 0;
-  for (let i = 0; i < predicted.length; i++) {
-    const a = predicted[i] > 0.5;
-    const b = real[i] > 0.5;
-    if (a && b) both++;
-    if (a) p++;
-    if (b) r++;
-  }
-  return p + r === 0 ? 1 : (2 * both) / (p + r);
-}
 
 function auc(scores: number[], labels: boolean[]): number {
   let wins = 0;

@@ -128,8 +128,8 @@ describe('generateCohort on disk', () => {
       FLAIR: [16, 16, 8], T1: [16, 16, 8], T1ce: [16, 16, 8], T2: [16, 16, 8], dose: [16, 16, 8], demographics: [2, 9], num_modalities: 5,
     });
     const niftiFiles = filesUnder(outDir).filter((f) => f.endsWith('.nii.gz'));
-    // Pre-treatment: 4 MRI + dose; follow-ups: 4 MRI + 2 label maps; held-out counterfactuals: also their dose.
-    expect(niftiFiles).toHaveLength(11 * 5 + 11 * 6 + 5 * 2 * 7);
+    // Pre-treatment: 4 MRI + dose; follow-ups: 4 MRI + 3 label maps; held-out counterfactuals: also their dose.
+    expect(niftiFiles).toHaveLength(11 * 5 + 11 * 7 + 5 * 2 * 8);
     for (const f of niftiFiles) {
       const bytes = zlib.gunzipSync(fs.readFileSync(path.join(outDir, f)));
       expect(validateNiftiHeader(parseNiftiHeader(bytes, f), bytes.length)).toEqual([]);
@@ -146,7 +146,7 @@ describe('generateCohort on disk', () => {
         tabularFile: path.join(outDir, folders.demographicsCsv), indexCol: 0,
       });
       expect(folder.issues).toEqual([]);
-      expect(folder.modalities).toEqual(['FLAIR', 'T1', 'T1ce', 'T2', 'seg', 'seg_baseline']);
+      expect(folder.modalities).toEqual(['FLAIR', 'T1', 'T1ce', 'T2', 'injury', 'seg', 'seg_baseline']);
       const site = openDicomSite(path.join(outDir, folders.dicomDir));
       const patients = site.loadAll();
       expect(site.issues).toEqual([]);

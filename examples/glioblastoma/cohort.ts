@@ -40,6 +40,8 @@ export const COUNTERFACTUAL_DIR = 'counterfactual';
 /** Label-map folders of the follow-up medical folders (BraTS labels 1 necrosis, 2 oedema, 4 enhancing). */
 export const SEGMENTATION_MODALITY = 'seg';
 export const BASELINE_SEGMENTATION_MODALITY = 'seg_baseline';
+/** Follow-up mask of radiation-injured healthy brain (1 = at least a quarter of the voxel). */
+export const INJURY_MODALITY = 'injury';
 export const FOLLOW_UP_CSV = 'followup.csv';
 
 export interface CohortOptions {
@@ -337,7 +339,7 @@ export function generateCohort(options: CohortOptions): CohortSummary {
         if (writeDicom) writeDicomPatient(path.join(outDir, folders.dicomDir, p.id), p, sample, scan, seed, kind);
         if (writeNii) {
           writeNiftiPatient(path.join(outDir, folders.medicalFolderDir, p.id), p, scan, !factual, {
-            [SEGMENTATION_MODALITY]: scan.labels, [BASELINE_SEGMENTATION_MODALITY]: rendered.labels,
+            [SEGMENTATION_MODALITY]: scan.labels, [BASELINE_SEGMENTATION_MODALITY]: rendered.labels, [INJURY_MODALITY]: scan.injury,
           });
         }
         const row = demographicsRow(p, sample);

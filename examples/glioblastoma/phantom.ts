@@ -47,6 +47,8 @@ export interface RenderedPatient {
   dose: Volume;
   /** Tumour segmentation, BraTS labels: 0 background, 1 necrotic core, 2 oedema, 4 enhancing tumour. */
   labels: Volume;
+  /** 1 where at least a quarter of the voxel is radiation-injured healthy brain (follow-ups with `injury`), else 0. */
+  injury: Volume;
   /** Tumour centre in voxel coordinates. */
   tumourCentreVoxel: Vec3;
 }
@@ -164,6 +166,7 @@ export function renderPatient(
   const images = MODALITY_ORDER.map(() => new Float32Array(n));
   const doseData = new Float32Array(n);
   const labelData = new Float32Array(n);
+  const injuryData = new Float32Array(n);
   // Signal of each tissue (TISSUES order) for each modality, with this patient's rim enhancement on T1ce.
   const signalTable = new Float64Array(4 * TISSUES.length);
   TISSUES.forEach((tissue, ti) => {
@@ -235,6 +238,7 @@ export function renderPatient(
         weights[SKULL] = inSkull - inCsf;
         weights[SCALP] = inHead - inSkull;
         weights[OEDEMA] = inBrain * oedema * (1 - vent) + healthy * (wm + gm) * injured;
+        injuryData[i] = healthy * (wm + gm) * injured >= 0.25 ? 1 : 0;
         weights[NECROSIS] = inBrain * inNecrosis;
         weights[RIM] = inBrain * Math.max(0, inTumour - inNecrosis);
         labelData[i] = inBrain < 0.5 ? 0 : inNecrosis > 0.5 ? LABEL.necrosis : inTumour > 0.5 ? LABEL.enhancing
@@ -266,6 +270,7 @@ export function renderPatient(
     images: { T1: volume(images[0]), T1ce: volume(images[1]), T2: volume(images[2]), FLAIR: volume(images[3]) },
     dose: volume(doseData),
     labels: volume(labelData),
+    injury: volume(injuryData),
     tumourCentreVoxel: centre,
   };
 }

@@ -13,6 +13,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
+import { rocAuc } from '../../src/engine/metrics';
 import { trainModel } from '../../src/engine/train';
 import { definePlan } from '../../src/plan/define';
 import { maskDice as dice } from '../../src/plan/image-losses';
@@ -146,20 +147,6 @@ const area = (mask: ArrayLike<number>): number => Array.from(mask).filter((v) =>
 /** Logits → probabilities (the masks and the panels read probabilities). */
 const sigmoid = (logits: Float32Array): Float32Array => logits.map((v) => 1 / (1 + Math.exp(-v)));
 
-function auc(scores: number[], labels: boolean[]): number {
-  let wins = 0;
-  let pairs = 0;
-  scores.forEach((s, i) => {
-    if (!labels[i]) return;
-    scores.forEach((t, j) => {
-      if (labels[j]) return;
-      pairs++;
-      wins += s > t ? 1 : s === t ? 0.5 : 0;
-    });
-  });
-  return pairs === 0 ? NaN : wins / pairs;
-}
-
 export interface EvolutionScores {
   dice: number;
   /** Mean absolute error of the relative tumour-area change (predicted vs real). */
@@ -191,7 +178,7 @@ function score(spec: PlanSpec, weights: Record<string, TorchTensor>, heldOut: Ev
   return {
     dice: mean(dices), changeError: mean(errors),
     sensitivity: tp / Math.max(1, labels.filter(Boolean).length), specificity: tn / Math.max(1, labels.filter((l) => !l).length),
-    auc: auc(changes.map((c) => -c), labels),
+    auc: rocAuc(labels.map((l) => (l ? 1 : 0)), changes.map((c) => -c)),
   };
 }
 

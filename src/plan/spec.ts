@@ -217,6 +217,8 @@ export interface LossSpec {
    * bce: binary cross-entropy on one output; `fromLogits: true` applies the sigmoid inside the loss
    * (BCEWithLogits), otherwise the head must end with a sigmoid. cross_entropy: logits `[K]`, integer class target.
    * mse: one output, float target.
+   * An image output ([C, H, W], image-to-image models) takes bce or mse element-wise, the target being an image of
+   * the output's shape (image losses beyond these: src/plan/image-losses.ts, not yet plan losses).
    */
   type: 'bce' | 'cross_entropy' | 'mse';
   fromLogits?: boolean;

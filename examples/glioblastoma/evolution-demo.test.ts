@@ -8,6 +8,7 @@ import * as path from 'path';
 import { decodePng } from '../../src/data/png';
 import { generateTorchPlan } from '../../src/plan/pytorch';
 import { validatePlan } from '../../src/plan/validate';
+import { initialWeights } from '../../src/plan/init';
 import { TorchTensor } from '../../src/serialize';
 import { generateCohort } from './cohort';
 import { loadEvolutionCohort } from './evolution-data';
@@ -60,10 +61,16 @@ test('the plan is a conditioned U-Net with an image output; its PyTorch has Conv
   expect(source).toContain("nn.Upsample(size=(16, 16), mode='nearest')");
 });
 
-test('FedAvg weights the centres by their numbers of patients', () => {
-  const w = (v: number) => ({ a: new TorchTensor('float32', [2], Float32Array.from([v, 2 * v])) });
-  const avg = federatedAverage([{ weights: w(1), samples: 1 }, { weights: w(4), samples: 3 }]);
-  expect(Array.from(avg.a.data as Float32Array)).toEqual([3.25, 6.5]);
+test('FedAvg (the researcher aggregator) weights the centres by their numbers of patients', () => {
+  const spec = evolutionPlan(8, 8, 2);
+  const base = initialWeights(spec, 1);
+  const scaled = (factor: number): Record<string, TorchTensor> => Object.fromEntries(Object.entries(base).map(([name, t]) =>
+    [name, new TorchTensor('float32', t.shape, (t.data as Float32Array).map((v) => v * factor))]));
+  const avg = federatedAverage(spec, [{ site: 'A', weights: scaled(1), samples: 1 }, { site: 'B', weights: scaled(5), samples: 3 }]);
+  expect(Object.keys(avg)).toEqual(Object.keys(base));
+  for (const [name, t] of Object.entries(avg)) {
+    (t.data as Float32Array).forEach((v, i) => expect(v).toBeCloseTo(4 * (base[name].data as Float32Array)[i], 5));
+  }
 });
 
 test('PNG panels decode back to their pixels', () => {

@@ -26,9 +26,11 @@ import { trainingSettings } from '../../src/plan/training';
 import { unet } from '../../src/plan/unet';
 import { exportWeights } from '../../src/plan/weights';
 import { TorchTensor } from '../../src/serialize';
+import { federatedAverage as aggregate } from '../../researcher/aggregators/fedavg';
 import { generateCohort } from './cohort';
 import { EVOLUTION_INPUTS, EvolutionPatient, loadEvolutionCohort, RT_COLUMNS } from './evolution-data';
 import { encodePng } from './png-writer';
+import { stateDictFromWeightMap } from './weights';
 import { DEFAULT_SITES, RT_TYPES, RtType } from './sites';
 
 export interface EvolutionDemoConfig {
@@ -107,19 +109,15 @@ async function trainOn(spec: PlanSpec, weights: Record<string, TorchTensor>, pat
   }
 }
 
-/** FedAvg: the mean of the centres' weights, weighted by their numbers of patients. */
-export function federatedAverage(updates: { weights: Record<string, TorchTensor>; samples: number }[]): Record<string, TorchTensor> {
-  const total = updates.reduce((n, u) => n + u.samples, 0);
-  const out: Record<string, TorchTensor> = {};
-  for (const [name, first] of Object.entries(updates[0].weights)) {
-    const sum = new Float32Array(first.data.length);
-    for (const u of updates) {
-      const data = u.weights[name].data as Float32Array;
-      for (let i = 0; i < sum.length; i++) sum[i] += (data[i] * u.samples) / total;
-    }
-    out[name] = new TorchTensor('float32', [...first.shape], sum);
-  }
-  return out;
+/**
+ * FedAvg with the researcher's aggregator (the one the Experiment runs): the mean of the centres' weights, weighted
+ * by their numbers of patients, accumulated in float64.
+ */
+export function federatedAverage(spec: PlanSpec, updates: { site: string; weights: Record<string, TorchTensor>; samples: number }[]): Record<string, TorchTensor> {
+  const average = aggregate(updates.map((u) => ({
+    nodeId: u.site, sampleSize: u.samples, weights: new Map(Object.entries(u.weights).map(([name, t]) => [name, { dtype: t.dtype, shape: t.shape, data: t.data }])),
+  })));
+  return stateDictFromWeightMap(spec, average, 0);
 }
 
 /** Predicted masks [N][H·W·2] for the given examples. */
@@ -329,9 +327,9 @@ export async function runEvolutionDemo(options: EvolutionDemoOptions): Promise<E
   for (let round = 1; round <= config.rounds; round++) {
     const updates = [];
     for (const [site, patients] of Object.entries(data.sites)) {
-      updates.push({ weights: await trainOn(spec, global, patients, config.epochsPerRound, config.batchSize, config.seed + round * 7 + site.length), samples: patients.length });
+      updates.push({ site, weights: await trainOn(spec, global, patients, config.epochsPerRound, config.batchSize, config.seed + round * 7 + site.length), samples: patients.length });
     }
-    global = federatedAverage(updates);
+    global = federatedAverage(spec, updates);
     print(`  FedAvg round ${round}/${config.rounds}: held-out Dice ${score(spec, global, data.heldOut).dice.toFixed(3)}`);
   }
   lap('federated', t0);

@@ -1,5 +1,6 @@
 /**
  * `npm run bench -- train [--epochs N] [--no-cpu] [--no-3d] [--no-torch]`
+ * (`--model unet`: the U-Net plan instead, bench/train-unet.ts)
  *
  * Trains the reference CNN (see bench/train-models.ts) for whole epochs (64 samples, batch 16, BCE, Adam) and
  * prints the median ms per epoch after one warm-up epoch, on every available tfjs backend and on PyTorch in the
@@ -172,6 +173,10 @@ async function profileStep(backend: string, v: Variant): Promise<{ rows: KernelR
 const fmt = (ms: number) => ms.toFixed(0).padStart(8);
 
 export async function main(args: string[]): Promise<void> {
+  const modelArg = args.indexOf('--model');
+  const modelName = modelArg >= 0 ? args[modelArg + 1] : 'cnn';
+  if (modelName === 'unet') return (await import('./train-unet')).main(args);
+  if (modelName !== 'cnn') throw new Error(`train: unknown --model '${modelName}' (cnn or unet)`);
   const flag = (f: string) => args.includes(f);
   const epochsArg = args.indexOf('--epochs');
   const epochs = epochsArg >= 0 ? Number(args[epochsArg + 1]) : 5;

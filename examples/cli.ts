@@ -23,6 +23,7 @@ interface DemoFlags {
   out?: string;
   seed?: number;
   rounds?: number;
+  task?: string;
 }
 
 export function register(program: Command): void {
@@ -37,7 +38,14 @@ export function register(program: Command): void {
     .option('--sigma <x>', 'DP noise multiplier (with --dp)')
     .option('--clip <x>', 'DP per-sample clipping norm (with --dp)')
     .option('--dp-sweep <list>', 'extra noise multipliers, e.g. 0.5,2: one more federated run each, for the epsilon vs AUC table')
+    .option('--task <task>', "'responder' (default) or 'evolution' (post-treatment tumour under each RT technique)")
     .action(async (opts: DemoFlags) => {
+      if (opts.task === 'evolution') {
+        const { runEvolutionDemo } = await import('./glioblastoma/evolution-demo');
+        await runEvolutionDemo({ outDir: opts.out ?? 'demo-output-evolution', quick: opts.quick, seed: opts.seed });
+        return;
+      }
+      if (opts.task !== undefined && opts.task !== 'responder') throw new Error(`demo: unknown --task '${opts.task}' (responder or evolution)`);
       const { runDemo, DEFAULT_OUT_DIR } = await import('./glioblastoma/demo');
       const { demoDp } = await import('./glioblastoma/dp');
       await runDemo({ outDir: opts.out ?? DEFAULT_OUT_DIR, quick: opts.quick, seed: opts.seed, rounds: opts.rounds,

@@ -40,6 +40,7 @@ export {
 export type { ModelWeights, DType } from './serialize';
 export { initBackend, BACKEND_ENV_VAR } from './engine/backend';
 export type { BackendChoice, BackendName } from './engine/backend';
-export type { Batch, BatchSource } from './engine/train';
+export { trainModel } from './engine/train';
+export type { Batch, BatchSource, TrainOptions, TrainResult } from './engine/train';
 export { rocAuc, rocCurve, binaryConfusion, sensitivity, specificity, accuracy } from './engine/metrics';
 export type { Confusion } from './engine/metrics';

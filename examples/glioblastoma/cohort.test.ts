@@ -124,10 +124,56 @@ describe('generateCohort on disk', () => {
       FLAIR: [16, 16, 8], T1: [16, 16, 8], T1ce: [16, 16, 8], T2: [16, 16, 8], dose: [16, 16, 8], demographics: [2, 9], num_modalities: 5,
     });
     const niftiFiles = filesUnder(outDir).filter((f) => f.endsWith('.nii.gz'));
-    expect(niftiFiles).toHaveLength(11 * 5);
+    // Pre-treatment: 4 MRI + dose; follow-ups: 4 MRI + 3 label maps; held-out counterfactuals: also their dose.
+    expect(niftiFiles).toHaveLength(11 * 5 + 11 * 7 + 5 * 2 * 8);
     for (const f of niftiFiles) {
       const bytes = zlib.gunzipSync(fs.readFileSync(path.join(outDir, f)));
       expect(validateNiftiHeader(parseNiftiHeader(bytes, f), bytes.length)).toEqual([]);
+    }
+  });
+
+  test('follow-ups: own technique for every split, the two others for the held-out set, readable as DICOM and NIfTI', () => {
+    const followUps = readCsv(path.join(outDir, 'followup.csv'), { indexColumn: 'patient_id' });
+    expect(followUps.shape[0]).toBe(11 + 5 * 2);
+    for (const split of [...summary.sites, summary.heldOut]) {
+      const folders = split.followUp!;
+      expect(folders.patients).toBe(split.patients);
+      const folder = openMedicalFolder(path.join(outDir, folders.medicalFolderDir), {
+        tabularFile: path.join(outDir, folders.demographicsCsv), indexCol: 0,
+      });
+      expect(folder.issues).toEqual([]);
+      expect(folder.modalities).toEqual(['FLAIR', 'T1', 'T1ce', 'T2', 'injury', 'seg', 'seg_baseline']);
+      const site = openDicomSite(path.join(outDir, folders.dicomDir));
+      const patients = site.loadAll();
+      expect(site.issues).toEqual([]);
+      expect(patients.map((p) => p.patientId)).toEqual(folder.subjects);
+      for (const p of patients) {
+        const nifti = folder.loadSubject(p.patientId);
+        expect(Array.from(p.modalities.FLAIR?.volume.data ?? [])).toEqual(Array.from(nifti.images.FLAIR.data));
+        const labels = new Set(nifti.images.seg.data);
+        expect([...labels].every((l) => [0, 1, 2, 4].includes(l))).toBe(true);
+      }
+    }
+    const counterfactuals = summary.heldOut.counterfactuals!;
+    const perPatient = new Map<string, string[]>();
+    for (const [rt, folders] of Object.entries(counterfactuals)) {
+      if (folders.patients === 0) continue;
+      const folder = openMedicalFolder(path.join(outDir, folders.medicalFolderDir), {
+        tabularFile: path.join(outDir, folders.demographicsCsv), indexCol: 0,
+      });
+      expect(folder.issues).toEqual([]);
+      expect(folder.modalities).toContain('dose');
+      for (const id of folder.subjects) perPatient.set(id, [...(perPatient.get(id) ?? []), rt]);
+      const csv = readCsv(path.join(outDir, folders.demographicsCsv), { indexColumn: 0 });
+      expect(csv.header).not.toContain('responder');
+      expect(csv.rows.every((r) => r[csv.header.indexOf('rt_type')] === rt)).toBe(true);
+    }
+    const own = readCsv(path.join(outDir, summary.heldOut.clinicalCsv), { indexColumn: 0 });
+    expect(perPatient.size).toBe(5);
+    for (const [i, row] of own.rows.entries()) {
+      const others = perPatient.get(own.index![i]) ?? [];
+      expect(others).toHaveLength(2);
+      expect(others).not.toContain(row[own.header.indexOf('rt_type')]);
     }
   });
 

@@ -17,9 +17,11 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { deterministicUid, PatientInfo, SeriesInfo, StudyInfo, writeMrSeries, writeRtDose, writeNifti, Vec3 } from 'fedbiomed-ts';
+import { deterministicUid, PatientInfo, SeriesInfo, StudyInfo, writeMrSeries, writeRtDose, writeNifti } from 'fedbiomed-ts';
+import type { Vec3, Volume } from 'fedbiomed-ts';
 import { imagingLogit, PatientSample, samplePatient } from './patient-model';
-import { geometryFor, renderPatient } from './phantom';
+import { geometryFor, RenderedPatient, renderPatient } from './phantom';
+import { diagnosisState, evolutionParameters, FollowUp, simulateFollowUp } from './tumour-evolution';
 import { Prng } from './prng';
 import { DEFAULT_SITES, Modality, MODALITY_ORDER, RT_TYPES, RtType, SiteProfile, siteProfile } from './sites';
 
@@ -31,6 +33,15 @@ export const CLINICAL_CSV = 'clinical.csv';
 export const DEMOGRAPHICS_CSV = 'demographics.csv';
 /** Modality folder of the dose map in the medical-folder layout. */
 export const DOSE_MODALITY = 'dose';
+/** Follow-up (response-assessment) scans of each split, and the held-out set's counterfactual follow-ups. */
+export const FOLLOW_UP_DIR = 'followup';
+export const COUNTERFACTUAL_DIR = 'counterfactual';
+/** Label-map folders of the follow-up medical folders (BraTS labels 1 necrosis, 2 oedema, 4 enhancing). */
+export const SEGMENTATION_MODALITY = 'seg';
+export const BASELINE_SEGMENTATION_MODALITY = 'seg_baseline';
+/** Follow-up mask of radiation-injured healthy brain (1 = at least a quarter of the voxel). */
+export const INJURY_MODALITY = 'injury';
+export const FOLLOW_UP_CSV = 'followup.csv';
 
 export interface CohortOptions {
   outDir: string;
@@ -43,6 +54,8 @@ export interface CohortOptions {
   volumeSize?: Vec3;
   /** Write DICOM and/or NIfTI (default both). */
   formats?: { dicom?: boolean; nifti?: boolean };
+  /** Simulate and write follow-up MRI (and the held-out counterfactuals); default true. */
+  followUp?: boolean;
   /** Called after each patient. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -58,6 +71,18 @@ export interface SplitSummary {
   clinicalCsv: string;
   medicalFolderDir: string;
   demographicsCsv: string;
+  /** The split's follow-up scans under its own technique (when follow-ups are generated). */
+  followUp?: ScanFolders;
+  /** Held-out only: follow-ups under the two other techniques, by technique (each patient in two of the three). */
+  counterfactuals?: Record<RtType, ScanFolders>;
+}
+
+/** Where a set of scans is written, relative to outDir. */
+export interface ScanFolders {
+  patients: number;
+  dicomDir: string;
+  medicalFolderDir: string;
+  demographicsCsv: string;
 }
 
 export interface CohortSummary {
@@ -71,11 +96,17 @@ export interface CohortSummary {
   /** Index column of the clinical and demographics CSVs. */
   indexColumn: string;
   labelColumn: string;
+  /** Follow-up volumes of every simulated follow-up (factual and counterfactual), relative to outDir. */
+  followUpCsv?: string;
 }
 
 export const GENERATOR = 'fedbiomed-ts glioblastoma cohort v1';
 const DEMOGRAPHICS_HEADER = [
   'patient_id', 'site', 'age', 'sex', 'kps', 'mgmt_methylated', 'idh_mutant', 'rt_type', 'rt_dose_gy', 'responder',
+];
+const FOLLOW_UP_HEADER = [
+  'patient_id', 'split', 'site', 'rt_type', 'factual', 'day', 'volume_before_ml', 'volume_after_ml', 'volume_change',
+  'necrosis_before_ml', 'necrosis_after_ml', 'radius_after_mm', 'oedema_extent_after', 'responder',
 ];
 const GROUND_TRUTH_HEADER = [
   'patient_id', 'split', 'site', 'radius_mm', 'tumour_volume_ml', 'necrosis_fraction', 'rim_enhancement',
@@ -139,6 +170,23 @@ function groundTruthRow(p: PlannedPatient, sample: PatientSample, centre: Vec3):
   ];
 }
 
+function scanFolders(dir: string): ScanFolders {
+  return {
+    patients: 0,
+    dicomDir: path.join(dir, 'dicom'),
+    medicalFolderDir: path.join(dir, 'medical-folder'),
+    demographicsCsv: path.join(dir, 'medical-folder', DEMOGRAPHICS_CSV),
+  };
+}
+
+function followUpRow(p: PlannedPatient, sample: PatientSample, f: FollowUp, factual: boolean): (string | number)[] {
+  const x = (v: number, digits = 3): string => v.toFixed(digits);
+  return [
+    p.id, p.split, p.site.name, f.rtType, factual ? 1 : 0, f.day, x(f.volumeBeforeMl), x(f.volumeAfterMl), x(f.volumeChange, 4),
+    x(f.necrosisBeforeMl), x(f.necrosisAfterMl), x(f.tumour.radiusMm, 2), x(f.tumour.oedemaExtent, 3), sample.outcome.responder ? 1 : 0,
+  ];
+}
+
 function csvText(header: string[], rows: (string | number)[][]): string {
   return [header, ...rows].map((r) => r.join(',')).join('\n') + '\n';
 }
@@ -147,23 +195,41 @@ function safeName(text: string): string {
   return text.replace(/[^A-Za-z0-9+-]+/g, '_').replace(/^_+|_+$/g, '');
 }
 
-function writeDicomPatient(dir: string, p: PlannedPatient, sample: PatientSample, rendered: ReturnType<typeof renderPatient>, seed: number | string): void {
+/** Which scan a DICOM study holds: the pre-treatment one (with the RT plan's dose) or a follow-up. */
+interface DicomStudyKind {
+  /** '' for the pre-treatment study (its UIDs predate follow-ups), else a key making its UIDs distinct. */
+  key: string;
+  description: string;
+  /** Days after the pre-treatment study. */
+  dayOffset: number;
+  /** Technique of the dose map written with it; none for a follow-up of the patient's own plan. */
+  doseOf?: RtType;
+}
+const PRE_TREATMENT_STUDY: DicomStudyKind = { key: '', description: 'Pre-treatment MRI and RT plan', dayOffset: 0 };
+
+function writeDicomPatient(
+  dir: string, p: PlannedPatient, sample: PatientSample, rendered: RenderedPatient, seed: number | string,
+  kind: DicomStudyKind = { ...PRE_TREATMENT_STUDY, doseOf: sample.clinical.rtType },
+): void {
+  const uid = (...parts: (string | number)[]): string =>
+    (kind.key ? deterministicUid(GENERATOR, seed, p.id, kind.key, ...parts) : deterministicUid(GENERATOR, seed, p.id, ...parts));
   const dates = new Prng(seed, p.stream, p.index, 'dates');
-  const day = new Date(Date.UTC(2019, 0, 1) + Math.floor(dates.uniform(0, 5 * 365)) * 86400000);
+  const day = new Date(Date.UTC(2019, 0, 1) + (Math.floor(dates.uniform(0, 5 * 365)) + kind.dayOffset) * 86400000);
   const date = day.toISOString().slice(0, 10).replace(/-/g, '');
   const time = `${String(8 + Math.floor(dates.uniform(0, 10))).padStart(2, '0')}${String(Math.floor(dates.uniform(0, 60))).padStart(2, '0')}00`;
   const patient: PatientInfo = { id: p.id, name: `SYNTHETIC^${p.id}`, sex: sample.clinical.sex, age: sample.clinical.age };
   const study: StudyInfo = {
-    uid: deterministicUid(GENERATOR, seed, p.id, 'study'), id: '1', date, time, description: 'Pre-treatment MRI and RT plan',
+    uid: uid('study'), id: kind.key ? '2' : '1', date, time, description: kind.description,
   };
+  // One frame of reference for all of a patient's scans: the follow-ups are registered to the planning MRI.
   const frameOfReferenceUid = deterministicUid(GENERATOR, seed, p.id, 'frame');
   const scanner = p.site.scanner;
   const seriesInfo = (number: number, description: string): SeriesInfo => ({
-    uid: deterministicUid(GENERATOR, seed, p.id, 'series', number),
+    uid: uid('series', number),
     number,
     description,
     frameOfReferenceUid,
-    instanceUid: (k) => deterministicUid(GENERATOR, seed, p.id, 'instance', number, k),
+    instanceUid: (k) => uid('instance', number, k),
     manufacturer: scanner.manufacturer,
     institution: p.site.institution,
   });
@@ -175,14 +241,21 @@ function writeDicomPatient(dir: string, p: PlannedPatient, sample: PatientSample
       acquisition: { ...ACQUISITION[modality], fieldStrength: scanner.fieldStrength },
     });
   });
+  if (!kind.doseOf) return;
   const doseNumber = MODALITY_ORDER.length + 1;
   writeRtDose(path.join(dir, `${String(doseNumber).padStart(2, '0')}_RTDOSE`, 'RD0001.dcm'), rendered.dose, {
     patient, study, series: seriesInfo(doseNumber, scanner.doseSeriesName),
-    doseType: sample.clinical.rtType === 'conventional' ? 'PHYSICAL' : 'EFFECTIVE',
+    doseType: kind.doseOf === 'conventional' ? 'PHYSICAL' : 'EFFECTIVE',
   });
 }
 
-function writeNiftiPatient(dir: string, p: PlannedPatient, rendered: ReturnType<typeof renderPatient>): void {
+/**
+ * Writes a patient's MRI as NIfTI, plus the dose map (`withDose`) and label maps (`labels`: folder name → volume,
+ * uint8 BraTS labels) as further modality folders.
+ */
+function writeNiftiPatient(
+  dir: string, p: PlannedPatient, rendered: RenderedPatient, withDose = true, labels: Record<string, Volume> = {},
+): void {
   for (const modality of MODALITY_ORDER) {
     const folder = path.join(dir, modality);
     fs.mkdirSync(folder, { recursive: true });
@@ -190,6 +263,12 @@ function writeNiftiPatient(dir: string, p: PlannedPatient, rendered: ReturnType<
       datatype: 'int16', description: `${GENERATOR} ${modality}`,
     });
   }
+  for (const [name, volume] of Object.entries(labels)) {
+    const folder = path.join(dir, name);
+    fs.mkdirSync(folder, { recursive: true });
+    writeNifti(path.join(folder, `${p.id}_${name}.nii.gz`), volume, { datatype: 'uint8', description: `${GENERATOR} ${name} BraTS labels` });
+  }
+  if (!withDose) return;
   const folder = path.join(dir, DOSE_MODALITY);
   fs.mkdirSync(folder, { recursive: true });
   writeNifti(path.join(folder, `${p.id}_${DOSE_MODALITY}.nii.gz`), rendered.dose, { datatype: 'float32', description: `${GENERATOR} dose Gy` });
@@ -208,6 +287,7 @@ export function generateCohort(options: CohortOptions): CohortSummary {
   if (new Set(sites.map((s) => s.name)).size !== sites.length) throw new Error('site names must be unique');
   const writeDicom = options.formats?.dicom ?? true;
   const writeNii = options.formats?.nifti ?? true;
+  const withFollowUp = options.followUp ?? true;
   const outDir = options.outDir;
   prepareOutDir(outDir);
 
@@ -224,7 +304,14 @@ export function generateCohort(options: CohortOptions): CohortSummary {
     clinicalCsv: path.join(name, 'dicom', CLINICAL_CSV),
     medicalFolderDir: path.join(name, 'medical-folder'),
     demographicsCsv: path.join(name, 'medical-folder', DEMOGRAPHICS_CSV),
+    ...(withFollowUp ? { followUp: scanFolders(path.join(name, FOLLOW_UP_DIR)) } : {}),
+    ...(withFollowUp && name === HELD_OUT_DIR ? {
+      counterfactuals: Object.fromEntries(RT_TYPES.map((rt) => [rt, scanFolders(path.join(name, COUNTERFACTUAL_DIR, rt))])) as Record<RtType, ScanFolders>,
+    } : {}),
   }]));
+  // Demographics rows of each follow-up folder, keyed by its medical-folder path.
+  const followUpRows = new Map<string, (string | number)[][]>();
+  const followUpTruth: (string | number)[][] = [];
 
   patients.forEach((p, done) => {
     const sample = samplePatient(seed, p.site, p.stream, p.index);
@@ -232,6 +319,35 @@ export function generateCohort(options: CohortOptions): CohortSummary {
     const split = summaries.get(p.split) as SplitSummary;
     if (writeDicom) writeDicomPatient(path.join(outDir, split.dicomDir, p.id), p, sample, rendered, seed);
     if (writeNii) writeNiftiPatient(path.join(outDir, split.medicalFolderDir, p.id), p, rendered);
+    if (split.followUp) {
+      // Follow-ups: the patient's own technique for everyone, the two others too for the held-out set.
+      const diagnosis = diagnosisState(sample, evolutionParameters(sample, seed, p.stream, p.index));
+      const techniques = split.counterfactuals ? RT_TYPES : [sample.clinical.rtType];
+      for (const rt of techniques) {
+        const followUp = simulateFollowUp(sample, diagnosis, rt);
+        const factual = rt === sample.clinical.rtType;
+        const scan = renderPatient(sample, p.site.scanner, volumeSize, new Prng(seed, p.stream, p.index, 'render'), {
+          rtType: rt, tumour: followUp.tumour, injury: followUp.injury, noise: new Prng(seed, p.stream, p.index, 'followup', rt),
+        });
+        const folders = factual ? split.followUp : (split.counterfactuals as Record<RtType, ScanFolders>)[rt];
+        const kind: DicomStudyKind = {
+          key: factual ? 'followup' : `counterfactual-${rt}`, dayOffset: 7 + followUp.day,
+          description: factual ? 'Response assessment MRI' : `Simulated response assessment MRI (${rt} plan)`,
+          doseOf: factual ? undefined : rt,
+        };
+        if (writeDicom) writeDicomPatient(path.join(outDir, folders.dicomDir, p.id), p, sample, scan, seed, kind);
+        if (writeNii) {
+          writeNiftiPatient(path.join(outDir, folders.medicalFolderDir, p.id), p, scan, !factual, {
+            [SEGMENTATION_MODALITY]: scan.labels, [BASELINE_SEGMENTATION_MODALITY]: rendered.labels, [INJURY_MODALITY]: scan.injury,
+          });
+        }
+        const row = demographicsRow(p, sample);
+        row[DEMOGRAPHICS_HEADER.indexOf('rt_type')] = rt;
+        followUpRows.set(folders.medicalFolderDir, [...(followUpRows.get(folders.medicalFolderDir) ?? []), factual ? row : row.slice(0, -1)]);
+        folders.patients++;
+        followUpTruth.push(followUpRow(p, sample, followUp, factual));
+      }
+    }
     demographics.get(p.split)?.push(demographicsRow(p, sample));
     truth.push(groundTruthRow(p, sample, rendered.tumourCentreVoxel));
     split.patients++;
@@ -247,6 +363,17 @@ export function generateCohort(options: CohortOptions): CohortSummary {
     if (writeNii) fs.writeFileSync(path.join(outDir, split.demographicsCsv), text);
   }
   fs.writeFileSync(path.join(outDir, 'ground-truth.csv'), csvText(GROUND_TRUTH_HEADER, truth));
+  for (const split of summaries.values()) {
+    for (const folders of [split.followUp, ...Object.values(split.counterfactuals ?? {})]) {
+      if (!folders || folders.patients === 0) continue;
+      // Counterfactual rows have no responder column: the label of an untaken treatment is unknown.
+      const factual = folders === split.followUp;
+      const text = csvText(factual ? DEMOGRAPHICS_HEADER : DEMOGRAPHICS_HEADER.slice(0, -1), followUpRows.get(folders.medicalFolderDir) ?? []);
+      if (writeDicom) fs.writeFileSync(path.join(outDir, folders.dicomDir, CLINICAL_CSV), text);
+      if (writeNii) fs.writeFileSync(path.join(outDir, folders.demographicsCsv), text);
+    }
+  }
+  if (withFollowUp) fs.writeFileSync(path.join(outDir, FOLLOW_UP_CSV), csvText(FOLLOW_UP_HEADER, followUpTruth));
 
   const summary: CohortSummary = {
     generator: GENERATOR,
@@ -261,6 +388,7 @@ export function generateCohort(options: CohortOptions): CohortSummary {
     },
     indexColumn: 'patient_id',
     labelColumn: 'responder',
+    ...(withFollowUp ? { followUpCsv: FOLLOW_UP_CSV } : {}),
   };
   fs.writeFileSync(path.join(outDir, 'cohort.json'), `${JSON.stringify(summary, null, 2)}\n`);
   return summary;

@@ -46,11 +46,13 @@ export interface DemoResult {
 }
 
 /** Generates the cohort only (`fedbiomed-ts demo data`). */
-export function generateDemoData(outDir: string, options: { seed?: number; quick?: boolean } = {}): CohortSummary {
+export function generateDemoData(outDir: string, options: { seed?: number; quick?: boolean; followUp?: boolean } = {}): CohortSummary {
   const config = demoConfig(options);
   return generateCohort({
     outDir, seed: config.seed, sites: config.sites, heldOut: config.heldOut, volumeSize: config.volumeSize,
     formats: { dicom: true, nifti: config.writeNifti },
+    // The responder demo reads pre-treatment data only; follow-ups (the evolution task) double the generation time.
+    followUp: options.followUp ?? false,
   });
 }
 

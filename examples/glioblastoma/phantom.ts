@@ -9,7 +9,7 @@
  */
 import { AXIAL_ORIENTATION, Vec3, Volume } from 'fedbiomed-ts';
 import { Prng } from './prng';
-import { PatientSample } from './patient-model';
+import { PatientSample, TumourFeatures } from './patient-model';
 import { Modality, MODALITY_ORDER, RtType, ScannerProfile } from './sites';
 
 export const FIELD_OF_VIEW_MM: Vec3 = [192, 192, 144];
@@ -45,8 +45,39 @@ const DOSE_SHAPE: Record<RtType, { marginMm: number; falloffMm: number; bath: nu
 export interface RenderedPatient {
   images: Record<Modality, Volume>;
   dose: Volume;
+  /** Tumour segmentation, BraTS labels: 0 background, 1 necrotic core, 2 oedema, 4 enhancing tumour. */
+  labels: Volume;
+  /** 1 where at least a quarter of the voxel is radiation-injured healthy brain (follow-ups with `injury`), else 0. */
+  injury: Volume;
   /** Tumour centre in voxel coordinates. */
   tumourCentreVoxel: Vec3;
+}
+
+/** Segmentation labels (BraTS convention). */
+export const LABEL = { necrosis: 1, oedema: 2, enhancing: 4 } as const;
+
+/**
+ * What changes when rendering a follow-up scan instead of the pre-treatment one. The anatomy, bias field and scanner
+ * gains stay the patient's (drawn first from the same `rng`), so the two scans are registered and comparable.
+ */
+export interface RenderOptions {
+  /** Technique whose planning dose map is rendered (default: the patient's own). */
+  rtType?: RtType;
+  /** Tumour at the follow-up: same centre, shape and lobulation, new size, necrosis, enhancement and oedema. */
+  tumour?: TumourFeatures;
+  /** Fraction (0..1) of healthy brain turned T2/FLAIR-bright (radiation injury) at a voxel, given its planned dose. */
+  injury?: (doseGy: number) => number;
+  /** Noise stream of this acquisition (default: `rng`, continued after the anatomy draws). */
+  noise?: Prng;
+}
+
+/** Relative dose (0..1 of the prescription) at `surfaceMm` from the tumour surface (negative inside). */
+export function relativeDose(rtType: RtType, surfaceMm: number): number {
+  const dose = DOSE_SHAPE[rtType];
+  const beyondMargin = surfaceMm - dose.marginMm;
+  const core = normalCdf(-beyondMargin / dose.falloffMm);
+  const bath = dose.bath * Math.exp(-Math.max(0, beyondMargin) / 35);
+  return Math.min(1, core + bath);
 }
 
 export interface Geometry {
@@ -109,7 +140,7 @@ function smoothField(rng: Prng, g: Geometry): Float32Array {
  * `sample` so the label never depends on the rendering.
  */
 export function renderPatient(
-  sample: PatientSample, scanner: ScannerProfile, volumeSize: Vec3, rng: Prng,
+  sample: PatientSample, scanner: ScannerProfile, volumeSize: Vec3, rng: Prng, options: RenderOptions = {},
 ): RenderedPatient {
   const g = geometryFor(volumeSize);
   const [nx, ny, nz] = g.dims;
@@ -125,16 +156,22 @@ export function renderPatient(
   const t = sample.tumour;
   const cos = Math.cos(t.angle);
   const sin = Math.sin(t.angle);
-  const necrosisRadius = Math.cbrt(t.necrosisFraction);
-  const dose = DOSE_SHAPE[sample.clinical.rtType];
+  // The planning dose follows the pre-treatment tumour `t`; the tissues follow `shown` (the follow-up when given).
+  const shown = options.tumour ?? t;
+  const rescale = t.radiusMm / shown.radiusMm;
+  const necrosisRadius = Math.cbrt(shown.necrosisFraction);
+  const rtType = options.rtType ?? sample.clinical.rtType;
+  const noiseRng = options.noise ?? rng;
 
   const images = MODALITY_ORDER.map(() => new Float32Array(n));
   const doseData = new Float32Array(n);
+  const labelData = new Float32Array(n);
+  const injuryData = new Float32Array(n);
   // Signal of each tissue (TISSUES order) for each modality, with this patient's rim enhancement on T1ce.
   const signalTable = new Float64Array(4 * TISSUES.length);
   TISSUES.forEach((tissue, ti) => {
     for (let m = 0; m < 4; m++) {
-      signalTable[m * TISSUES.length + ti] = SIGNAL[tissue][m] + (tissue === 'rim' && m === 1 ? RIM_ENHANCEMENT_SIGNAL * t.rimEnhancement : 0);
+      signalTable[m * TISSUES.length + ti] = SIGNAL[tissue][m] + (tissue === 'rim' && m === 1 ? RIM_ENHANCEMENT_SIGNAL * shown.rimEnhancement : 0);
     }
   });
   const weights = new Float64Array(TISSUES.length);
@@ -153,7 +190,7 @@ export function renderPatient(
         if (s > airBeyondMm) {
           // Air: only the scanner's Rician noise floor.
           for (let m = 0; m < 4; m++) {
-            rng.normalPair(noise);
+            noiseRng.normalPair(noise);
             images[m][i] = Math.min(4095, Math.round(scanner.noise * Math.sqrt(noise[0] * noise[0] + noise[1] * noise[1])));
           }
           continue;
@@ -171,11 +208,15 @@ export function renderPatient(
         const u = (cos * dx + sin * dy) / scale[0];
         const v = (-sin * dx + cos * dy) / scale[1];
         const w = dz / scale[2];
-        const dt = Math.sqrt(u * u + v * v + w * w) * (1 + 0.12 * lobulation[i]);
-        const surfaceMm = (dt - 1) * t.radiusMm;
+        const dPlan = Math.sqrt(u * u + v * v + w * w) * (1 + 0.12 * lobulation[i]);
+        // Dose: prescription over the planning volume, falling off with the technique's penumbra.
+        const doseGy = sample.clinical.rtDoseGy * relativeDose(rtType, (dPlan - 1) * t.radiusMm) * inHead;
+        doseData[i] = doseGy;
+        const dt = shown === t ? dPlan : dPlan * rescale;
+        const surfaceMm = (dt - 1) * shown.radiusMm;
         const inTumour = sigmoid(-surfaceMm / width);
-        const inNecrosis = sigmoid(-((dt - necrosisRadius) * t.radiusMm) / width);
-        const oedemaReach = (1 + t.oedemaExtent - dt) / t.oedemaExtent;
+        const inNecrosis = sigmoid(-((dt - necrosisRadius) * shown.radiusMm) / width);
+        const oedemaReach = (1 + shown.oedemaExtent - dt) / shown.oedemaExtent;
         const oedema = oedemaReach <= 0 ? 0
           : (1 - inTumour) * Math.pow(Math.min(1, oedemaReach), 0.7) * sigmoid((a + 0.6) * 3);
 
@@ -189,14 +230,19 @@ export function renderPatient(
         const gm = (1 - vent) * sigmoid((s + 10 + 4 * a) / width);
         const wm = Math.max(0, 1 - vent - gm);
         const healthy = inBrain * Math.max(0, 1 - inTumour - oedema);
-        weights[WM] = healthy * wm;
-        weights[GM] = healthy * gm;
+        // Radiation injury turns part of the irradiated healthy parenchyma oedema-like (T2/FLAIR bright).
+        const injured = options.injury ? options.injury(doseGy) * (1 - vent) : 0;
+        weights[WM] = healthy * wm * (1 - injured);
+        weights[GM] = healthy * gm * (1 - injured);
         weights[CSF] = healthy * vent + (inCsf - inBrain) + inBrain * oedema * vent;
         weights[SKULL] = inSkull - inCsf;
         weights[SCALP] = inHead - inSkull;
-        weights[OEDEMA] = inBrain * oedema * (1 - vent);
+        weights[OEDEMA] = inBrain * oedema * (1 - vent) + healthy * (wm + gm) * injured;
+        injuryData[i] = healthy * (wm + gm) * injured >= 0.25 ? 1 : 0;
         weights[NECROSIS] = inBrain * inNecrosis;
         weights[RIM] = inBrain * Math.max(0, inTumour - inNecrosis);
+        labelData[i] = inBrain < 0.5 ? 0 : inNecrosis > 0.5 ? LABEL.necrosis : inTumour > 0.5 ? LABEL.enhancing
+          : oedema > 0.5 ? LABEL.oedema : 0;
 
         const grain = 1 + 0.04 * texture[i];
         const bias = 1 + scanner.bias * (biasCoefficients[0] * px / 96 + biasCoefficients[1] * py / 96
@@ -207,17 +253,11 @@ export function renderPatient(
           signal *= grain * bias;
           const contrast = scanner.gamma[m] === 1 ? signal / 1000 : Math.pow(Math.max(signal, 0) / 1000, scanner.gamma[m]);
           const stored = gains[m] * 1000 * contrast + scanner.offset * inHead;
-          rng.normalPair(noise);
+          noiseRng.normalPair(noise);
           const real = stored + scanner.noise * noise[0];
           const imaginary = scanner.noise * noise[1];
           images[m][i] = Math.min(4095, Math.round(Math.sqrt(real * real + imaginary * imaginary)));
         }
-
-        // Dose: prescription over the planning volume, falling off with the technique's penumbra.
-        const beyondMargin = surfaceMm - dose.marginMm;
-        const core = normalCdf(-beyondMargin / dose.falloffMm);
-        const bath = dose.bath * Math.exp(-Math.max(0, beyondMargin) / 35);
-        doseData[i] = sample.clinical.rtDoseGy * Math.min(1, core + bath) * inHead;
       }
     }
   }
@@ -229,6 +269,8 @@ export function renderPatient(
   return {
     images: { T1: volume(images[0]), T1ce: volume(images[1]), T2: volume(images[2]), FLAIR: volume(images[3]) },
     dose: volume(doseData),
+    labels: volume(labelData),
+    injury: volume(injuryData),
     tumourCentreVoxel: centre,
   };
 }

@@ -7,6 +7,7 @@
 import { formatPath, PathSegment, PlanIssue } from './errors';
 import { BranchName, GraphModelSpec, LossSpec, GraphNodeSpec, isGraphModel, LayerSpec, ModelGraphSpec, PlanSpec, SpatialParam } from './spec';
 import { imageInputChannels } from './preprocess';
+import { isImageLayer, resolveImageLayer, ResolvedImageLayer } from './image-layers';
 
 export type Shape = number[];
 
@@ -96,6 +97,7 @@ export interface ResolvedMerge extends ResolvedBase {
 }
 
 export type ResolvedLayer =
+  | ResolvedImageLayer
   | ResolvedMerge
   | ResolvedConv
   | ResolvedPool
@@ -191,6 +193,7 @@ function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inSh
   const at = [...base, index];
   const path = formatPath(at);
   const common = { index, key, path, inShape };
+  if (isImageLayer(layer)) return resolveImageLayer(layer, common, at, { fail, spatial, describe });
   switch (layer.type) {
     case 'conv2d':
     case 'conv3d': {
@@ -357,6 +360,13 @@ const LOSS_OPTIONS: Record<LossSpec['type'], (keyof LossSpec)[]> = {
 };
 
 function checkLossAgainstOutput(spec: PlanSpec, output: Shape, last: ResolvedLayer | undefined, headPath: PathSegment[]): void {
+  if (output.length > 1 && (spec.loss.type === 'mse' || spec.loss.type === 'bce')) {
+    // An image output (image-to-image models): element-wise losses, the target being an image of the output's shape.
+    if (spec.loss.type === 'bce' && !spec.loss.fromLogits && last?.type !== 'sigmoid') {
+      fail(['loss', 'fromLogits'], 'bce on probabilities needs the output to end with a sigmoid (or set fromLogits: true)');
+    }
+    return;
+  }
   if (output.length !== 1) {
     fail(headPath, `the head must end with a flat output [K], got ${describe(output)}`);
   }

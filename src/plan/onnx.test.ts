@@ -9,7 +9,8 @@ import { definePlan } from './define';
 import { exportPlanToOnnx, OnnxExportError, ONNX_OUTPUT } from './onnx';
 import { PlanSpec } from './spec';
 import {
-  cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan,
+  cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, imageLayersGraphPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan,
+  resnetGraphPlan,
 } from './testing/plans';
 import { runOnnxOutOfProcess } from './testing/onnx-runner';
 import { buildModel } from './tfjs-model';
@@ -56,6 +57,8 @@ const CASES: Case[] = [
   { spec: normsGraphPlan(), layout: 'NHWC', activation: 'none' },
   { spec: norms2dPlan(), layout: 'NCHW', activation: 'softmax' },
   { spec: groupNormPlan(), layout: 'NCHW', activation: 'sigmoid' },
+  // ConvTranspose, Resize (nearest and linear), Unsqueeze + Expand
+  { spec: imageLayersGraphPlan(), layout: 'NHWC', activation: 'none' },
 ];
 
 /** Deterministic inputs: channels-last for tfjs, and the same values channels-first for an NCHW ONNX model. */

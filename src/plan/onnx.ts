@@ -93,7 +93,30 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
   const layerOp = (layer: ResolvedLayer, args: string[]): string => {
     const x = args[0];
     const p = (role: string): string => param(`${layer.key}.${role}`);
+    const vector = (hint: string, dataType: typeof ONNX_FLOAT | typeof ONNX_INT64, values: number[]): string => {
+      const name = fresh(`${layer.key}.${hint}`);
+      initializers.push({ name, dataType, dims: [values.length], raw: dataType === ONNX_INT64 ? int64Raw(values) : float32Raw(values) });
+      return name;
+    };
     switch (layer.type) {
+      case 'conv_transpose':
+        return emit('ConvTranspose', [x, p('weight'), ...(layer.bias ? [p('bias')] : [])], 'convt', [
+          { name: 'kernel_shape', type: 'ints', value: layer.kernel },
+          { name: 'strides', type: 'ints', value: layer.stride },
+          { name: 'pads', type: 'ints', value: [...layer.padding, ...layer.padding] },
+          { name: 'output_padding', type: 'ints', value: layer.outputPadding },
+        ]);
+      case 'upsample':
+        // Resize(X, roi = none, scales): nearest as PyTorch picks floor(i / s); linear with half-pixel centres.
+        return emit('Resize', [x, '', vector('scales', ONNX_FLOAT, [1, 1, ...layer.scale])], 'upsample', layer.mode === 'nearest'
+          ? [{ name: 'mode', type: 'string', value: 'nearest' }, { name: 'coordinate_transformation_mode', type: 'string', value: 'asymmetric' },
+            { name: 'nearest_mode', type: 'string', value: 'floor' }]
+          : [{ name: 'mode', type: 'string', value: 'linear' }, { name: 'coordinate_transformation_mode', type: 'string', value: 'half_pixel' }]);
+      case 'spatial_broadcast': {
+        const axes = layer.size.map((_, i) => i + 2);
+        const unsqueezed = emit('Unsqueeze', [x, vector('axes', ONNX_INT64, axes)], 'unsqueeze');
+        return emit('Expand', [unsqueezed, vector('shape', ONNX_INT64, [1, 1, ...layer.size])], 'broadcast');
+      }
       case 'add':
         return args.slice(1).reduce((sum, t) => emit('Add', [sum, t], 'add'), x);
       case 'concat':

@@ -46,6 +46,21 @@ function product(values: number[]): number {
 function layerParameters(layer: ResolvedLayer): ParameterDescriptor[] {
   const named = (role: ParameterRole): string => `${layer.key}.${role}`;
   switch (layer.type) {
+    case 'conv_transpose': {
+      // torch [I, O, kh, kw] ↔ tfjs conv2dTranspose filter [kh, kw, O, I]: the conv2d permutation. PyTorch's
+      // default init computes fan_in from dim 1, here the output channels.
+      const fanIn = layer.outChannels * product(layer.kernel);
+      const torchShape = [layer.inChannels, layer.outChannels, ...layer.kernel];
+      const tfShape = [...layer.kernel, layer.outChannels, layer.inChannels];
+      const out: ParameterDescriptor[] = [
+        { name: named('weight'), layer, role: 'weight', torchShape, tfShape, dtype: 'float32', trainable: true, layout: 'conv2d_weight', fanIn },
+      ];
+      if (layer.bias) {
+        const shape = [layer.outChannels];
+        out.push({ name: named('bias'), layer, role: 'bias', torchShape: shape, tfShape: shape, dtype: 'float32', trainable: true, layout: 'same', fanIn });
+      }
+      return out;
+    }
     case 'conv': {
       const fanIn = layer.inChannels * product(layer.kernel);
       const torchShape = [layer.outChannels, layer.inChannels, ...layer.kernel];

@@ -80,6 +80,17 @@ const tuple = (values: number[]): string => `(${values.join(', ')}${values.lengt
 /** The torch module expression for one resolved layer (index i of an nn.Sequential). */
 function torchModule(layer: ResolvedLayer): string {
   switch (layer.type) {
+    case 'conv_transpose':
+      return `nn.ConvTranspose2d(${layer.inChannels}, ${layer.outChannels}, kernel_size=${tuple(layer.kernel)}, stride=${tuple(layer.stride)}, padding=${tuple(layer.padding)}, output_padding=${tuple(layer.outputPadding)}, bias=${layer.bias ? 'True' : 'False'})`;
+    case 'upsample': {
+      const scale = `(${layer.scale.map((s) => pyNumber(s, true)).join(', ')})`;
+      return layer.mode === 'nearest'
+        ? `nn.Upsample(scale_factor=${scale}, mode='nearest')`
+        : `nn.Upsample(scale_factor=${scale}, mode='bilinear', align_corners=False)`;
+    }
+    case 'spatial_broadcast':
+      // [N, F] → [N, F, 1, …] → repeated over the grid (nearest upsampling from one position copies it exactly).
+      return `nn.Sequential(nn.Unflatten(1, ${tuple([layer.inShape[0], ...layer.size.map(() => 1)])}), nn.Upsample(size=${tuple(layer.size)}, mode='nearest'))`;
     case 'add':
     case 'concat':
       throw new Error(`internal: ${layer.type} is an expression, not a module`);

@@ -117,7 +117,40 @@ export interface LeakyReluLayer {
   negativeSlope?: number;
 }
 
+/**
+ * Transposed 2-D convolution (PyTorch ConvTranspose2d, weight [in, out, kh, kw]): output size
+ * (n − 1)·stride − 2·padding + kernel + outputPadding per axis; outputPadding < stride.
+ */
+export interface ConvTranspose2dLayer {
+  type: 'conv_transpose2d';
+  outChannels: number;
+  kernelSize: SpatialParam;
+  /** Defaults to 1. */
+  stride?: SpatialParam;
+  padding?: SpatialParam;
+  outputPadding?: SpatialParam;
+  bias?: boolean;
+}
+/** Upsampling of a [C, H, W] input by integer factors (PyTorch nn.Upsample; bilinear with align_corners=False). */
+export interface Upsample2dLayer {
+  type: 'upsample2d';
+  scaleFactor: SpatialParam;
+  /** Default 'nearest'. */
+  mode?: 'nearest' | 'bilinear';
+}
+/**
+ * A flat [F] input repeated at every position of a spatial grid, [F] → [F, ...size]: conditions an image network on
+ * a vector (e.g. the radiotherapy technique, one-hot) by concatenating the result to image channels.
+ */
+export interface SpatialBroadcastLayer {
+  type: 'spatial_broadcast';
+  size: number[];
+}
+
 export type LayerSpec =
+  | ConvTranspose2dLayer
+  | Upsample2dLayer
+  | SpatialBroadcastLayer
   | Conv2dLayer
   | Conv3dLayer
   | PoolLayer
@@ -157,6 +190,9 @@ export const LAYER_TYPES: readonly LayerType[] = [
   'leaky_relu',
   'sigmoid',
   'softmax',
+  'conv_transpose2d',
+  'upsample2d',
+  'spatial_broadcast',
 ];
 
 /**
@@ -218,6 +254,8 @@ export interface LossSpec {
    * (BCEWithLogits), otherwise the head must end with a sigmoid. cross_entropy: logits `[K]`, integer class target.
    * mse: one output, float target. focal: sigmoid focal loss on one logit (torchvision's sigmoid_focal_loss,
    * mean), for rare positives.
+   * An image output ([C, H, W], image-to-image models) takes bce or mse element-wise, the target being an image of
+   * the output's shape (image losses beyond these: src/plan/image-losses.ts, not yet plan losses).
    */
   type: 'bce' | 'cross_entropy' | 'mse' | 'focal';
   fromLogits?: boolean;

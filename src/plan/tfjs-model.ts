@@ -26,6 +26,7 @@ import { describeParameters, ParameterDescriptor } from './parameters';
 import { PlanSpec } from './spec';
 import { validatePlan } from './validate';
 import { importWeightsInto } from './weights';
+import { runImageLayer } from './image-layers-tfjs';
 
 export interface BuildModelOptions {
   /** Seed of the initial weights (PyTorch-like init) and of dropout masks. */
@@ -151,6 +152,10 @@ export class PlanModel implements TrainableModel {
   private runLayer(layer: ResolvedLayer, args: tf.Tensor[], training: boolean): tf.Tensor {
     const x = args[0];
     switch (layer.type) {
+      case 'conv_transpose':
+      case 'upsample':
+      case 'spatial_broadcast':
+        return runImageLayer(layer, x, (role) => this.variable(layer, role));
       case 'add':
         return args.slice(1).reduce((sum, t) => tf.add(sum, t), x);
       case 'concat':

@@ -22,8 +22,8 @@ import { definePlan } from './define';
 import { buildModel, PlanModel } from './tfjs-model';
 import { trainingSettings } from './training';
 import {
-  cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan, regressionPlan,
-  resnetGraphPlan,
+  cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, imageLayersGraphPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan,
+  regressionPlan, resnetGraphPlan,
 } from './testing/plans';
 import { findTorchPython, pythonSide, runTorchConformance, TorchPython } from './testing/python';
 import { imageInputChannels, sliceSelection } from './preprocess';
@@ -198,6 +198,7 @@ const PLANS: [string, () => PlanSpec, number][] = [
   ['regression', regressionPlan, STEPS],
   ['resnet_graph', resnetGraphPlan, STEPS],
   ['inception3d_graph', inception3dGraphPlan, STEPS],
+  ['image_layers_graph', imageLayersGraphPlan, STEPS],
   // two-class cross-entropy: AUC from logit₁ − logit₀, class-1 precision / recall
   // losses with options and AdamW, on the same networks
   ['bce_pos_weight_adamw', () => definePlan({ ...cnnTabularPlanNoDropout(), loss: { type: 'bce', fromLogits: true, posWeight: 2.5 }, optimizer: { type: 'adamw', lr: 0.01 } }), STEPS],

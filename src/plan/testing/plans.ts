@@ -223,9 +223,39 @@ export function norms2dPlan(): PlanSpec {
   });
 }
 
+/**
+ * The image-to-image layers in one graph, read out by a regression head so the existing loss and harness check
+ * them: an encoder, a transposed-convolution up path (padding and output padding) joined to the skip, nearest and
+ * bilinear upsampling, and the tabular input (an RT one-hot) broadcast over the grid and concatenated as channels.
+ */
+export function imageLayersGraphPlan(): PlanSpec {
+  return definePlan({
+    name: 'ImageLayersGraph',
+    inputs: { image: { modalities: ['T1ce', 'dose'], dims: 2, size: [8, 6] }, tabular: { columns: ['rt_conventional', 'rt_proton', 'rt_carbon'] } },
+    target: { column: 'volume_change' },
+    model: modelGraph((g) => {
+      const rt = g.layer('rt_map', { type: 'spatial_broadcast', size: [8, 6] }, 'tabular');
+      const x = g.concat('conditioned', ['image', rt]);
+      const enc = g.chain('enc', x, [{ type: 'conv2d', outChannels: 4, kernelSize: 3, padding: 1 }, { type: 'relu' }]);
+      const down = g.chain('down', enc, [{ type: 'max_pool2d', kernelSize: 2 }, { type: 'conv2d', outChannels: 6, kernelSize: 3, padding: 1 }, { type: 'relu' }]);
+      const up = g.layer('up', { type: 'conv_transpose2d', outChannels: 4, kernelSize: 3, stride: 2, padding: 1, outputPadding: 1 }, down);
+      const joined = g.concat('skip', [up, enc]);
+      const near = g.chain('near', joined, [{ type: 'max_pool2d', kernelSize: 2 }, { type: 'upsample2d', scaleFactor: 2 }]);
+      const bilinear = g.chain('bil', joined, [{ type: 'avg_pool2d', kernelSize: 2 }, { type: 'upsample2d', scaleFactor: [2, 2], mode: 'bilinear' }]);
+      const sum = g.add('sum', [near, bilinear, joined]);
+      const wide = g.chain('wide', sum, [{ type: 'conv_transpose2d', outChannels: 3, kernelSize: [2, 3], stride: [2, 1], bias: false }, { type: 'relu' }]);
+      return g.chain('head', wide, [{ type: 'global_avg_pool' }, { type: 'dense', outFeatures: 1 }]);
+    }),
+    loss: { type: 'mse' },
+    optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 },
+    metrics: ['loss', 'mae'],
+  });
+}
+
 export const EXAMPLE_PLANS: Record<string, () => PlanSpec> = {
   normsGraph: normsGraphPlan,
   norms2d: norms2dPlan,
+  imageLayersGraph: imageLayersGraphPlan,
   resnetGraph: resnetGraphPlan,
   inception3dGraph: inception3dGraphPlan,
   mlp: mlpPlan,

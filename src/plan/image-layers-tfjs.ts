@@ -1,0 +1,75 @@
+/**
+ * The image-to-image layers on tfjs, channels last, computing what the generated PyTorch modules compute:
+ * ConvTranspose2d (padding and output_padding as PyTorch crops and extends the full transposed convolution),
+ * nn.Upsample (nearest: source index floor(i / s); bilinear: align_corners=False, half-pixel centres, sources
+ * clamped at the border) and the spatial broadcast of a vector. Every op used has gradients on every backend
+ * (upsampling is two matrix products with fixed interpolation matrices).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { ResolvedConvTranspose, ResolvedImageLayer, ResolvedUpsample } from './image-layers';
+
+/** Runs one image layer; `variable(role)` gives the layer's variable (`weight`, `bias`) in tfjs layout. */
+export function runImageLayer(layer: ResolvedImageLayer, x: tf.Tensor, variable: (role: string) => tf.Variable): tf.Tensor {
+  switch (layer.type) {
+    case 'conv_transpose':
+      return convTranspose2d(layer, x as tf.Tensor4D, variable);
+    case 'upsample':
+      return upsample(layer, x as tf.Tensor4D);
+    case 'spatial_broadcast': {
+      // A product with ones broadcasts (tile's gradient stops at rank 4 in tfjs; broadcasting has none).
+      const [n, features] = x.shape;
+      return tf.mul(tf.reshape(x, [n, ...layer.size.map(() => 1), features]), tf.ones([1, ...layer.size, 1]));
+    }
+  }
+}
+
+function convTranspose2d(layer: ResolvedConvTranspose, x: tf.Tensor4D, variable: (role: string) => tf.Variable): tf.Tensor {
+  const [n, h, w] = x.shape;
+  const [kh, kw] = layer.kernel;
+  const [sh, sw] = layer.stride;
+  // The full transposed convolution ('valid'): (n − 1)·s + k per axis; PyTorch's output is the window
+  // [padding, padding + out) of it, zero beyond its end (output_padding > padding adds only the bias there).
+  const full = [(h - 1) * sh + kh, (w - 1) * sw + kw];
+  const y = tf.conv2dTranspose(x, variable('weight') as tf.Tensor4D, [n, full[0], full[1], layer.outChannels], [sh, sw], 'valid');
+  const out = layer.outShape.slice(1);
+  const keep = out.map((o, i) => Math.min(o, full[i] - layer.padding[i]));
+  let z: tf.Tensor = tf.slice(y, [0, layer.padding[0], layer.padding[1], 0], [n, keep[0], keep[1], layer.outChannels]);
+  if (keep.some((k, i) => k < out[i])) z = tf.pad(z, [[0, 0], [0, out[0] - keep[0]], [0, out[1] - keep[1]], [0, 0]]);
+  return layer.bias ? tf.add(z, variable('bias')) : z;
+}
+
+/** PyTorch's nearest upsampling by an integer factor: output i reads input floor(i / scale). [out, in]. */
+export function nearestInterpolationMatrix(size: number, scale: number): Float32Array {
+  const m = new Float32Array(size * scale * size);
+  for (let i = 0; i < size * scale; i++) m[i * size + Math.floor(i / scale)] = 1;
+  return m;
+}
+
+/** PyTorch's linear interpolation weights (align_corners=False) from `size` to `size · scale` samples: [out, in]. */
+export function linearInterpolationMatrix(size: number, scale: number): Float32Array {
+  const out = size * scale;
+  const m = new Float32Array(out * size);
+  for (let i = 0; i < out; i++) {
+    const source = Math.max((i + 0.5) / scale - 0.5, 0);
+    const i0 = Math.min(Math.floor(source), size - 1);
+    const i1 = Math.min(i0 + 1, size - 1);
+    const lambda = source - i0;
+    m[i * size + i0] += 1 - lambda;
+    m[i * size + i1] += lambda;
+  }
+  return m;
+}
+
+/** Upsampling as two matrix products with fixed interpolation matrices (gradients on every backend, any rank). */
+function upsample(layer: ResolvedUpsample, x: tf.Tensor4D): tf.Tensor {
+  const [n, h, w, c] = x.shape;
+  const [sh, sw] = layer.scale;
+  const matrix = layer.mode === 'nearest' ? nearestInterpolationMatrix : linearInterpolationMatrix;
+  const rows = tf.tensor2d(matrix(h, sh), [h * sh, h]);
+  const cols = tf.tensor2d(matrix(w, sw), [w * sw, w]);
+  // Interpolate along H: [H, N·W·C] → [Ho, N·W·C]; then along W the same way.
+  const alongH = tf.matMul(rows, tf.reshape(tf.transpose(x, [1, 0, 2, 3]), [h, n * w * c]));
+  const byW = tf.transpose(tf.reshape(alongH, [h * sh, n, w, c]), [2, 1, 0, 3]); // [W, N, Ho, C]
+  const alongW = tf.matMul(cols, tf.reshape(byW, [w, n * h * sh * c]));
+  return tf.transpose(tf.reshape(alongW, [w * sw, n, h * sh, c]), [1, 2, 0, 3]);
+}

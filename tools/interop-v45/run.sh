@@ -23,7 +23,7 @@ grep -q "mqtt=$MQTT_PORT http=$HTTP_PORT " "$FBENV/pristine/.configured" ||
 STARTED=$(date +%s)
 RUN=$FBENV/runs/$SCENARIO-$(date -u +%Y%m%dT%H%M%S)
 mkdir -p "$RUN"
-TS_CLI="node $REPO_DIR/src/cli/bin.js"
+TS_CLI="node $REPO_DIR/bin/fedbiomed-ts.js"
 PLAN_TS=$INTEROP_DIR/plan.ts
 export FEDBIOMED_TS_THREADS=1   # 2 shared cores
 fbm_env

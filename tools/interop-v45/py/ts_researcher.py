@@ -1,7 +1,7 @@
 """Scenarios ts-researcher-py-nodes and mixed: the fedbiomed-ts researcher CLI drives a federation holding real
 Fed-BioMed v4.5.0 Python nodes (and, in mixed, a fedbiomed-ts node). Run by run.sh with these variables:
   SCENARIO       name printed with each check
-  TS_CLI         how to call fedbiomed-ts (e.g. "node /repo/src/cli/bin.js")
+  TS_CLI         how to call fedbiomed-ts (e.g. "node /repo/bin/fedbiomed-ts.js")
   NODES          the federation's node ids, comma-separated
   ROWS           rows of each node's CSV, "id:rows,..." (sample size = 3/4 of it with test_ratio 0.25)
   APPROVAL_OFF   nodes with training-plan approval off (comma-separated, may be empty)

@@ -268,6 +268,6 @@ function readCaFile(caFile: string): Buffer {
   try {
     return fs.readFileSync(caFile);
   } catch (err) {
-    throw new Error(`cannot read CA file ${caFile}: ${describeError(err)}`);
+    throw new Error(`cannot read CA file ${caFile}: ${describeError(err)}`, { cause: err });
   }
 }

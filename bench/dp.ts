@@ -142,7 +142,7 @@ export async function main(args: string[]): Promise<void> {
     worker?.close();
   }
   const line = (label: string, t: number[]) =>
-    console.log(`${label.padEnd(44)}${median(t).toFixed(0).padStart(8)}   runs: ${t.map((x) => x.toFixed(0)).join(' ')}`);
+    console.log(`${label.padEnd(48)}${median(t).toFixed(0).padStart(8)}   min ${Math.min(...t).toFixed(0).padStart(6)}   runs: ${t.map((x) => x.toFixed(0)).join(' ')}`);
   console.log(`\nreference CNN ${CHANNELS}x${SIZE.join('x')}, ${SAMPLES} samples/epoch, batch ${BATCH} (DP: Poisson rate 1/4, ` +
     `sigma ${sigma}, clip ${clip}; ${(dpSamples / epochs).toFixed(1)} samples/epoch seen on average); ms/epoch, median of ${epochs}`);
   line(`ours, no DP (${choice.tfjsName}${kernelsInUse() === 'native' ? ' + native, 1 thread' : ''})`, times.plain);

@@ -187,8 +187,15 @@ export async function main(args: string[]): Promise<void> {
   await faultRunning;
   const settleUntil = Date.now() + 30_000;
   while ([...agents.values()].some((a) => (a?.pendingTasks ?? 0) > 0) && Date.now() < settleUntil) await sleep(200);
+  // A node reconnecting after the last broker restart may still be in its backoff: "stuck" means it has not
+  // answered within 30 s.
   const researcher = await Researcher.connect({ brokerUrl: mqttUrl, uploadsUrl, connectTimeoutMs: 30_000 });
-  const pong = await researcher.ping({ nodes: Object.keys(NODES), timeoutMs: 5000 });
+  const answered = new Set<string>();
+  while (answered.size < Object.keys(NODES).length && Date.now() < settleUntil + 30_000) {
+    const pong = await researcher.ping({ nodes: Object.keys(NODES).filter((n) => !answered.has(n)), timeoutMs: 2000 });
+    for (const n of pong.nodes.keys()) answered.add(n);
+  }
+  const pong = { nodes: answered };
   const stuck = Object.keys(NODES).filter((n) => !pong.nodes.has(n) || (agents.get(n)?.pendingTasks ?? 0) > 0);
   for (const n of stuck) {
     process.stderr.write(`STUCK ${n}: ${pong.nodes.has(n) ? 'answered the ping' : 'no pong'}, ` +

@@ -20,8 +20,13 @@ export interface NodeConfig {
   broker: string;
   brokerUsername?: string;
   brokerPassword?: string;
-  /** CA certificate file for mqtts://. */
+  /** CA certificate file for mqtts:// (and for an https:// repository unless repositoryCa is given). */
   brokerCa?: string;
+  /** Client certificate and key, for a broker or repository that requires one. */
+  clientCert?: string;
+  clientKey?: string;
+  /** CA certificate file for an https:// repository signed by another CA than the broker's. */
+  repositoryCa?: string;
   uploadsUrl: string;
   /** Training-plan approval; on by default (a hospital must opt out, not in). */
   approval: boolean;
@@ -143,6 +148,9 @@ export function writeConfig(dir: string, config: NodeConfig): string {
     ...(config.brokerUsername ? { broker_username: config.brokerUsername } : {}),
     ...(config.brokerPassword ? { broker_password: config.brokerPassword } : {}),
     ...(config.brokerCa ? { broker_ca: config.brokerCa } : {}),
+    ...(config.clientCert ? { client_cert: config.clientCert } : {}),
+    ...(config.clientKey ? { client_key: config.clientKey } : {}),
+    ...(config.repositoryCa ? { repository_ca: config.repositoryCa } : {}),
     uploads_url: config.uploadsUrl,
     approval: config.approval,
     ...(config.protocol === 'v6' ? { protocol: 'v6', researcher: config.researcher } : {}),
@@ -192,6 +200,9 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): N
     brokerUsername: str('broker_username', false),
     brokerPassword: str('broker_password', false),
     brokerCa: str('broker_ca', false),
+    clientCert: str('client_cert', false),
+    clientKey: str('client_key', false),
+    repositoryCa: str('repository_ca', false),
     uploadsUrl: str('uploads_url') as string,
     approval: doc['approval'],
     limits: readLimits(doc['limits'], file),

@@ -22,6 +22,8 @@ import type { PlanSpec } from '../src/plan/spec';
 import { defaultConfig, writeConfig, nodePaths, type NodeLimits } from './config';
 import { openNodeStores } from './stores';
 import { NodeAgent } from './agent';
+import mqtt from 'mqtt';
+import { tracedMessages } from '../src/transport/testing/vectors';
 
 jest.setTimeout(60_000);
 
@@ -126,6 +128,21 @@ describe('a node under faults', () => {
       const started = Date.now();
       await idle.stop('signal');
       expect(Date.now() - started).toBeLessThan(3000);
+
+      // In the middle of a long round, broker up then gone: the FB312 goes out while it can, the stop is bounded.
+      const restarted = await startBroker({ host: '127.0.0.1', port });
+      const busy = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
+      const { messaging, seen } = await researcherOn(`mqtt://127.0.0.1:${port}`);
+      await messaging.send(b.request({ job_id: 'job_long' }, { num_updates: 10_000_000, log_interval: 1000 }), 'node_sigterm');
+      await until('training to start', () => seen.find((m) => m.command === 'add_scalar'));
+      const stopping = Date.now();
+      await busy.stop('signal');
+      expect(Date.now() - stopping).toBeLessThan(3000);
+      await until('the FB312 announcement', () => seen.find((m) => m.command === 'error' && String(m.errnum).startsWith('FB312')));
+      // The interrupted round stays queued (stopped cleanly), as a Python node's does.
+      expect(JSON.parse(fs.readFileSync(nodePaths(b.nodeDir).queue, 'utf8'))).toHaveLength(1);
+      await messaging.close();
+      await restarted.close();
     } finally {
       await b.close();
     }
@@ -380,6 +397,56 @@ describe('approval requests from anyone on the broker', () => {
       await b.close();
       repository.closeAllConnections();
       await new Promise((r) => repository.close(r));
+    }
+  });
+});
+
+describe('a node fuzzed with mutated recorded requests', () => {
+  it('survives 300 mutations of the recorded researcher messages: still answers, nothing left queued', async () => {
+    const b = await bench('node_fuzz', { limits: { roundTimeoutS: 5, downloadTimeoutS: 2 } });
+    const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined, repository: { retries: 0 } });
+    const { messaging, seen } = await researcherOn(b.network.mqttUrl);
+    const raw = await mqtt.connectAsync(b.network.mqttUrl, { protocolVersion: 4, reconnectPeriod: 0 });
+    try {
+      const requests = tracedMessages().filter((m) => m.topic === 'general/nodes' || /^general\/node_/.test(m.topic))
+        .map((m) => JSON.parse(m.payload) as Record<string, unknown>);
+      // Our own well-formed train request joins the recorded ones, so that mutations reach the round code too.
+      requests.push(JSON.parse(JSON.stringify(b.request())) as Record<string, unknown>);
+      let seed = 12345;
+      const random = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed % n;
+      };
+      const values: unknown[] = [null, -1, 0, 1e308, 2 ** 53 + 1, '', 'x'.repeat(100_000), '\u001b[2J', [], {}, [[[[[]]]]],
+        true, 'http://127.0.0.1:1/x', `http://127.0.0.1:${b.network.httpPort}/media/none.py`, '../../etc/passwd', 'NaN'];
+      for (let i = 0; i < 300; i++) {
+        const message = JSON.parse(JSON.stringify(requests[random(requests.length)])) as Record<string, unknown>;
+        const keys = Object.keys(message);
+        const key = keys[random(keys.length)];
+        const op = random(4);
+        if (op === 0) delete message[key];
+        else if (op === 1) message[key] = values[random(values.length)];
+        else if (op === 2) message[`extra_${i}`] = values[random(values.length)];
+        else if (typeof message.training_args === 'object' && message.training_args) {
+          const args = message.training_args as Record<string, unknown>;
+          const argKeys = Object.keys(args);
+          args[argKeys[random(argKeys.length)]] = values[random(values.length)];
+        }
+        let text = JSON.stringify(message);
+        if (random(10) === 0) text = text.slice(0, random(text.length));
+        await raw.publishAsync(random(2) === 0 ? 'general/nodes' : 'general/node_fuzz', text);
+      }
+      await messaging.send({ researcher_id: RESEARCHER_ID, sequence: 424242, command: 'ping' }, 'node_fuzz');
+      await until('a pong after the fuzzing', () => seen.find((m) => m.command === 'pong' && m.sequence === 424242), 30_000);
+      await until('an empty queue', () => (agent.pendingTasks === 0 ? true : undefined), 60_000);
+      await messaging.send(b.request({ job_id: 'job_after_fuzz' }), 'node_fuzz');
+      expect(await until('a round after the fuzzing', () => trainReply(seen, 'job_after_fuzz'), 30_000))
+        .toMatchObject({ success: true });
+    } finally {
+      await raw.endAsync(true);
+      await messaging.close();
+      await agent.stop();
+      await b.close();
     }
   });
 });

@@ -58,7 +58,9 @@ export class MqttNodeTransport implements NodeTransport {
     this.onInvalid = options.onInvalid ?? (() => undefined);
     this.publishTimeoutMs = options.publishTimeoutMs;
     // Files come from this node's repository only: a URL from the wire cannot make the node fetch anything else.
+    // The network's CA (repository_ca, else broker_ca) and the client certificate also serve an https repository.
     this.repository = new RepositoryClient({ uploadsUrl: config.uploadsUrl, logger, downloadFrom: 'uploads',
+      tls: { caFile: config.repositoryCa ?? config.brokerCa, certFile: config.clientCert, keyFile: config.clientKey },
       ...options.repository });
   }
 
@@ -74,7 +76,8 @@ export class MqttNodeTransport implements NodeTransport {
     const { config } = this;
     const messaging = await Messaging.connect({
       role: 'node', nodeId: config.nodeId, brokerUrl: config.broker, username: config.brokerUsername,
-      password: config.brokerPassword, caFile: config.brokerCa, logger: this.logger,
+      password: config.brokerPassword, caFile: config.brokerCa, certFile: config.clientCert, keyFile: config.clientKey,
+      logger: this.logger,
       publishTimeoutMs: this.publishTimeoutMs,
     });
     this.messaging = messaging;

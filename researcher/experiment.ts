@@ -91,6 +91,9 @@ export interface ExperimentResult {
 const SILENT_ROUNDS_TO_SKIP = 2;
 const SILENT_PING_MS = 1000;
 
+/** How long the upload of new global weights is retried while the repository is unreachable. */
+const UPLOAD_RETRY_WINDOW_MS = 30_000;
+
 export class ExperimentError extends Error {
   constructor(message: string) {
     super(message);
@@ -414,9 +417,24 @@ export class Experiment extends EventEmitter<EventMap> {
     }
   }
 
+  /**
+   * Uploads the new global weights. A repository briefly down (restarting, a network blip) must not end an
+   * experiment whose round already succeeded: unreachable-repository failures are retried with backoff, for up to
+   * UPLOAD_RETRY_WINDOW_MS; an HTTP refusal is not retried.
+   */
   private async uploadWeights(weights: WeightMap): Promise<string> {
     const researcher = await this.connect();
-    return researcher.repository.upload(encodeAggregatedParams(researcher.id, weights), `aggregated_params_${randomUUID()}.mpk`);
+    const file = encodeAggregatedParams(researcher.id, weights);
+    const name = `aggregated_params_${randomUUID()}.mpk`;
+    const giveUpAt = Date.now() + UPLOAD_RETRY_WINDOW_MS;
+    for (let delay = 250; ; delay = Math.min(delay * 2, 4000)) {
+      try {
+        return await researcher.repository.upload(file, name);
+      } catch (err) {
+        if (!/^FB201/.test((err as Error).message) || Date.now() + delay > giveUpAt) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   private deadlines(nodes: readonly string[]): number | Map<string, number> {

@@ -3,7 +3,10 @@
  * protocol: duplicated and replayed replies, NaN weights, a params URL that never answers. Every aggregate is
  * checked against FedAvg recomputed independently from the nodes' known training.
  */
+import * as fs from 'fs';
 import * as http from 'http';
+import * as os from 'os';
+import * as path from 'path';
 import { EmbeddedNetwork, startEmbeddedNetwork } from '../src/transport/embedded';
 import { Experiment, ExperimentOptions } from './experiment';
 import { SimNode, SimNodeOptions, startSimNode, affineTrain } from './testing/sim-node';
@@ -122,5 +125,37 @@ describe('dead nodes', () => {
     expect(skipped.map((e) => [(e as { round: number }).round, (e as { nodeId: string }).nodeId]))
       .toEqual([[3, 'node_c'], [4, 'node_c']]);
     expect(Math.max(...roundMs.slice(3))).toBeLessThan(1000);
+  });
+});
+
+describe('a repository outage', () => {
+  it('while the new global weights are uploaded does not end the experiment', async () => {
+    const { startRepositoryServer } = await import('../src/transport/repository-server');
+    const { freePort } = await import('../src/transport/testing/brokers');
+    const port = await freePort();
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-outage-'));
+    let repository = await startRepositoryServer({ port, dataDir });
+    const uploadsUrl = `http://127.0.0.1:${port}/upload/`;
+    for (const nodeId of ['node_a', 'node_b']) {
+      nodes.push(await startSimNode(network.mqttUrl, uploadsUrl, { nodeId, sampleSize: SIZES[nodeId], train: affineTrain(OFFSETS[nodeId]) }));
+    }
+    const { exp } = experiment({ roundLimit: 2, network: { brokerUrl: network.mqttUrl, uploadsUrl } });
+    let outage: Promise<void> | undefined;
+    exp.on('node-reply', (ev) => {
+      // Round 0's last contribution is in: the repository goes down for 800 ms, across the upload of the average.
+      if (ev.round !== 0 || ev.done !== ev.total || outage) return;
+      const closing = repository.close();
+      outage = closing.then(() => new Promise((r) => setTimeout(r, 800)))
+        .then(async () => { repository = await startRepositoryServer({ port, dataDir }); });
+    });
+    try {
+      await exp.run();
+      expect(outage).toBeDefined();
+      expectExactRounds(exp, [['node_a', 'node_b'], ['node_a', 'node_b']]);
+    } finally {
+      await outage;
+      await repository.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

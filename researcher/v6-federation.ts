@@ -9,10 +9,10 @@
 import { makeV6Message, type V6Message } from '../src/transport/v6/messages';
 import { V6ResearcherServer, type V6ResearcherServerOptions } from '../src/transport/v6/researcher-server';
 import { generateTorchPlan } from '../src/plan/pytorch';
-import { buildModel } from '../src/plan/tfjs-model';
-import { exportWeights } from '../src/plan/weights';
+import { shippedPlan } from './plan-source';
 import type { PlanSpec } from '../src/plan/spec';
-import { pyFloat, PyFloat } from '../src/protocol/pyfloat';
+import { PyFloat } from '../src/protocol/pyfloat';
+import { buildTrainingArgs, type TrainingArgsInput } from './training-args';
 import { TorchTensor } from '../src/serialize';
 import { federatedAverage } from './aggregators/fedavg';
 import { toFloat32, type WeightMap } from './aggregators/tensors';
@@ -20,17 +20,16 @@ import { toFloat32, type WeightMap } from './aggregators/tensors';
 /** Python's researcher uses DiscardOnTimeout(5) for ping, search, list, approval and status. */
 export const V6_DISCOVERY_TIMEOUT_MS = 5_000;
 
-/** v6's TrainingArgs.dict() defaults (fedbiomed/common/training_args.py), in its order. */
-export function v6TrainingArgs(overrides: Record<string, unknown>): Record<string, unknown> {
-  const args: Record<string, unknown> = {
-    loader_args: {}, optimizer_args: {}, epochs: null, dry_run: false, test_ratio: pyFloat(0), test_on_global_updates: false,
-    test_on_local_updates: false, random_seed: null, log_interval: 10, num_updates: null, batch_maxnum: null,
-    test_batch_size: 0, shuffle_testing_dataset: false, test_metric: null, test_metric_args: {}, fedprox_mu: null,
-    use_gpu: false, dp_args: null, share_persistent_buffers: true,
-    ...overrides,
-  };
-  // Floats must travel as floats: v6 validates test_ratio with isinstance(float).
-  if (typeof args['test_ratio'] === 'number') args['test_ratio'] = pyFloat(args['test_ratio'] as number);
+/**
+ * `training_args` for v6 nodes: the shared 17-key builder (checks and float typing as for v4.5), plus v6's two
+ * extra keys (`test_batch_size`, `shuffle_testing_dataset`) and `test_metric` as v6's tagged MetricTypes.
+ */
+export function v6TrainingArgs(input: TrainingArgsInput | Record<string, unknown>): Record<string, unknown> {
+  const { test_batch_size: testBatchSize = 0, shuffle_testing_dataset: shuffle = false, ...rest } =
+    input as Record<string, unknown>;
+  const args: Record<string, unknown> = { ...buildTrainingArgs(rest), test_batch_size: testBatchSize,
+    shuffle_testing_dataset: shuffle };
+  if (typeof args['test_metric'] === 'string') args['test_metric'] = { __type__: 'MetricTypes', value: args['test_metric'] };
   return args;
 }
 
@@ -107,14 +106,9 @@ export class V6Federation {
       experiment_id: experimentId, training_plan: V6Federation.planSource(spec) }), V6_DISCOVERY_TIMEOUT_MS);
   }
 
-  /** The plan's initial weights as the nodes will receive them (torch names and layout). */
+  /** Round-0 weights, as for v4.5 networks (parameters only, torch names and layout). */
   static initialWeights(spec: PlanSpec, seed: number): WeightMap {
-    const model = buildModel(spec, { seed });
-    try {
-      return new Map(Object.entries(exportWeights(model)));
-    } finally {
-      model.dispose();
-    }
+    return shippedPlan(spec).initialWeights(seed);
   }
 
   /**

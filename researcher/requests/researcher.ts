@@ -22,8 +22,9 @@ import type {
   TrainingPlanStatusReply,
 } from '../../src/protocol/messages';
 import { silentLogger, type Logger } from '../../src/transport/logger';
+import { httpsAgentFor } from '../../src/transport/repository';
 import { Collection, CollectionResult, CollectionSpec, InboundMessage, RequestRouter } from './collector';
-import { DEFAULT_DISCOVERY_TIMEOUT_MS, FileRepository, NetworkOptions } from '../network';
+import { DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, FileRepository, NetworkOptions } from '../network';
 import { HttpRepository } from './http-repository';
 
 /** researcher_id values nodes use when they do not know the requester (reference 3.8). */
@@ -103,13 +104,16 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
   /** Connects to the broker (subscribing general/researcher, general/monitoring, general/logger). */
   static async connect(options: NetworkOptions): Promise<Researcher> {
     const logger = options.logger ?? silentLogger;
-    const repository = options.repository ?? new HttpRepository(options.uploadsUrl);
+    const repository = options.repository ?? new HttpRepository(options.uploadsUrl,
+      httpsAgentFor({ caFile: options.caFile, certFile: options.certFile, keyFile: options.keyFile }));
     const messaging = await Messaging.connect({
       role: 'researcher',
       brokerUrl: options.brokerUrl,
       username: options.username,
       password: options.password,
       caFile: options.caFile,
+      certFile: options.certFile,
+      keyFile: options.keyFile,
       connectTimeoutMs: options.connectTimeoutMs,
       logger,
     });
@@ -240,7 +244,7 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
     const c = this.collect<ApprovalReply>({
       what: 'approval',
       expected: options.nodes,
-      deadlineMs: options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
+      deadlineMs: options.timeoutMs ?? PLAN_REQUEST_TIMEOUT_MS,
       accept: (m) =>
         m.command === 'approval' && m.researcher_id === this.id && m.sequence === sequence
           ? { nodeId: String(m.node_id), reply: m as unknown as ApprovalReply }
@@ -270,7 +274,7 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
     const c = this.collect<TrainingPlanStatusReply>({
       what: 'training-plan-status',
       expected: options.nodes,
-      deadlineMs: options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
+      deadlineMs: options.timeoutMs ?? PLAN_REQUEST_TIMEOUT_MS,
       accept: (m) =>
         m.command === 'training-plan-status' && m.researcher_id === this.id && m.job_id === jobId
           ? { nodeId: String(m.node_id), reply: m as unknown as TrainingPlanStatusReply }

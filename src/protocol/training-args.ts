@@ -134,7 +134,7 @@ export function parseTrainingArgs(input: unknown, options: ParseTrainingArgsOpti
   const metric = args['test_metric'];
   if (metric !== null) {
     if (typeof metric !== 'string' || !(TEST_METRICS as readonly string[]).includes(metric.toUpperCase())) {
-      fail('test_metric', `Metric ${String(metric)} is not a supported Metric`);
+      fail('test_metric', `Metric ${String(metric).length > 60 ? `${String(metric).slice(0, 60)}…` : String(metric)} is not a supported Metric`);
     }
     args['test_metric'] = (metric as string).toUpperCase();
   }

@@ -19,6 +19,9 @@ export interface ConnectionOptions {
   caFile?: string;
   /** The same, as PEM text or bytes. */
   ca?: string | Buffer;
+  /** PEM client certificate and its key, for brokers that require one (mqtts). */
+  certFile?: string;
+  keyFile?: string;
   /** Set false only to accept a self-signed broker certificate without a CA (tests, never production). */
   rejectUnauthorized?: boolean;
   /** Topics (re)subscribed at every connection, QoS 0. */
@@ -169,6 +172,8 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
     if (this.options.password !== undefined) options.password = this.options.password;
     if (secure) {
       if (ca !== undefined) options.ca = ca;
+      if (this.options.certFile) options.cert = readCaFile(this.options.certFile, 'client certificate');
+      if (this.options.keyFile) options.key = readCaFile(this.options.keyFile, 'client key');
       options.rejectUnauthorized = this.options.rejectUnauthorized ?? true;
     }
     return options;
@@ -224,7 +229,7 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
       client.on('message', (topic, payload) => this.emit('message', topic, payload));
 
       client.on('error', (err) => {
-        lastError = describeError(err);
+        lastError = explainConnectionError(err, this.options.brokerUrl);
         const refusedByBroker = typeof (err as { code?: unknown }).code === 'number';
         if (!this.everConnected && refusedByBroker) {
           // CONNACK refusal (bad credentials, not authorised): retrying cannot help.
@@ -264,10 +269,35 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
   }
 }
 
-function readCaFile(caFile: string): Buffer {
+function readCaFile(caFile: string, what = 'CA'): Buffer {
   try {
     return fs.readFileSync(caFile);
   } catch (err) {
-    throw new Error(`cannot read CA file ${caFile}: ${describeError(err)}`, { cause: err });
+    throw new Error(`cannot read ${what} file ${caFile}: ${describeError(err)}`, { cause: err });
   }
+}
+
+/**
+ * A connection error in plain words when it is a TLS mismatch (the usual first-day problems: the wrong scheme for
+ * the port, a CA not given, a certificate for another name); other errors as they are.
+ */
+export function explainConnectionError(err: unknown, brokerUrl: string): string {
+  const text = describeError(err);
+  const code = String((err as { code?: unknown })?.code ?? '');
+  const secure = brokerUrl.startsWith('mqtts:');
+  if (secure && /wrong version number|WRONG_VERSION_NUMBER|packet length too long|unknown protocol|disconnected before secure TLS/i.test(text + code)) {
+    return `${text} — the broker does not speak TLS on this port: use mqtt:// for a plain port, or the broker's TLS port`;
+  }
+  if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|self[- ]signed|unable to verify/i.test(code + text)) {
+    return `${text} — the broker's certificate is not signed by a CA this side trusts: give the network's CA ` +
+      '(node: broker_ca in config.yaml; researcher: --ca FILE)';
+  }
+  if (/ALTNAME|Hostname\/IP does not match/i.test(code + text)) {
+    return `${text} — the broker's certificate is for another name: use the host name written in its certificate`;
+  }
+  if (/CERT_HAS_EXPIRED|certificate has expired/i.test(code + text)) return `${text} — the broker's certificate has expired`;
+  if (!secure && /ECONNRESET|socket hang up|closed before/i.test(text + code)) {
+    return `${text} — the broker closed the connection at once: if this is a TLS port, use mqtts://`;
+  }
+  return text;
 }

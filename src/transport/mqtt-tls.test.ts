@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Messaging } from './mqtt';
-import { startMosquitto, type TestBroker } from './testing/brokers';
+import { startAedes, startMosquitto, type TestBroker } from './testing/brokers';
 import { tracedMessage } from './testing/vectors';
 import { waitFor } from './testing/waits';
 import { makeCredentials } from './testing/tls';
@@ -74,5 +74,19 @@ describe('MQTT over TLS with credentials (Mosquitto)', () => {
     await expect(
       Messaging.connect({ role: 'researcher', brokerUrl: broker.url, caFile: credentials.otherCa, username: 'hospital', password: 's3cret', connectTimeoutMs: 800 }),
     ).rejects.toThrow(/cannot connect to MQTT broker .*(certificate|self.signed)/i);
+  });
+
+  test('TLS mismatches are explained in plain words', async () => {
+    const plain = await startAedes();
+    try {
+      await expect(Messaging.connect({ role: 'researcher', brokerUrl: plain.url.replace('mqtt:', 'mqtts:'),
+        caFile: credentials.ca, connectTimeoutMs: 1500 })).rejects.toThrow(/does not speak TLS on this port: use mqtt:\/\//);
+    } finally {
+      await plain.stop();
+    }
+    await expect(Messaging.connect({ role: 'researcher', brokerUrl: broker.url.replace('mqtts:', 'mqtt:'),
+      username: 'hospital', password: 's3cret', connectTimeoutMs: 1500 })).rejects.toThrow(/if this is a TLS port, use mqtts:\/\//);
+    await expect(Messaging.connect({ role: 'researcher', brokerUrl: broker.url, caFile: credentials.otherCa,
+      username: 'hospital', password: 's3cret', connectTimeoutMs: 800 })).rejects.toThrow(/give the network's CA/);
   });
 });

@@ -110,6 +110,8 @@ export class Messaging extends EventEmitter<MessagingEvents> {
       password: options.password,
       caFile: options.caFile,
       ca: options.ca,
+      certFile: options.certFile,
+      keyFile: options.keyFile,
       rejectUnauthorized: options.rejectUnauthorized,
       connectTimeoutMs: options.connectTimeoutMs,
       publishTimeoutMs: options.publishTimeoutMs,

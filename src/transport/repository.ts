@@ -8,6 +8,8 @@ import axios, { AxiosError, type AxiosResponse } from 'axios';
 import FormData from 'form-data';
 import { once } from 'events';
 import * as fs from 'fs';
+import * as https from 'https';
+import * as tlsRoots from 'tls';
 import * as path from 'path';
 import type { Readable } from 'stream';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff';
@@ -52,6 +54,32 @@ export class RepositoryError extends Error {
   }
 }
 
+export interface TlsFiles {
+  /** PEM file of the certificate authority to trust (besides the system's). */
+  caFile?: string;
+  /** PEM client certificate and key. */
+  certFile?: string;
+  keyFile?: string;
+}
+
+/** An https agent trusting `tls.caFile` and presenting the client certificate, or undefined when none is given. */
+export function httpsAgentFor(tls: TlsFiles | undefined): https.Agent | undefined {
+  if (!tls || (!tls.caFile && !tls.certFile && !tls.keyFile)) return undefined;
+  const read = (file: string, what: string) => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new RepositoryError(`cannot read the ${what} file ${file}: ${describeError(err)}`, 'local-file', file);
+    }
+  };
+  return new https.Agent({
+    // Node's `ca` replaces the system's trust store: keep the system's authorities next to the network's.
+    ...(tls.caFile ? { ca: [...tlsRoots.rootCertificates, read(tls.caFile, 'CA')] } : {}),
+    ...(tls.certFile ? { cert: read(tls.certFile, 'client certificate') } : {}),
+    ...(tls.keyFile ? { key: read(tls.keyFile, 'client key') } : {}),
+  });
+}
+
 export interface TransferOptions {
   /** Deadline of one attempt, whole body included, in ms. */
   timeoutMs?: number;
@@ -86,6 +114,8 @@ export interface RepositoryClientOptions {
    * services). The error then names neither the foreign host nor anything it answered. Default 'any'.
    */
   downloadFrom?: 'uploads' | 'any';
+  /** For https: the CA that signed the repository's certificate, and a client certificate when it requires one. */
+  tls?: TlsFiles;
   retryBackoff?: BackoffOptions;
   logger?: Logger;
 }
@@ -119,12 +149,14 @@ export class RepositoryClient {
   private readonly logger: Logger;
   private readonly settings: typeof DEFAULTS;
   private readonly onlyOrigin: string | undefined;
+  private readonly httpsAgent: https.Agent | undefined;
 
   constructor(options: RepositoryClientOptions) {
     parseHttpUrl(options.uploadsUrl, 'uploads URL');
     this.uploadsUrl = options.uploadsUrl;
     this.logger = options.logger ?? silentLogger;
     this.onlyOrigin = options.downloadFrom === 'uploads' ? new URL(options.uploadsUrl).origin : undefined;
+    this.httpsAgent = httpsAgentFor(options.tls);
     this.settings = {
       uploadTimeoutMs: options.uploadTimeoutMs ?? DEFAULTS.uploadTimeoutMs,
       downloadTimeoutMs: options.downloadTimeoutMs ?? DEFAULTS.downloadTimeoutMs,
@@ -256,6 +288,7 @@ export class RepositoryClient {
         headers: { ...form.getHeaders(), 'Content-Length': String(form.getLengthSync()) },
         timeout: timeoutMs,
         signal: AbortSignal.timeout(timeoutMs),
+        httpsAgent: this.httpsAgent,
         maxBodyLength: Infinity,
         maxContentLength: MAX_UPLOAD_ANSWER_BYTES,
         responseType: 'text',
@@ -327,6 +360,7 @@ export class RepositoryClient {
         response = await axios.get<Readable>(url, {
           responseType: 'stream',
           signal: controller.signal,
+          httpsAgent: this.httpsAgent,
           validateStatus: () => true,
           // Restricted to the repository: a redirect could point anywhere, so none is followed.
           maxRedirects: this.onlyOrigin === undefined ? 5 : 0,

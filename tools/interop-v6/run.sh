@@ -42,7 +42,7 @@ case "${1:-}" in
     RECORD=""
     if [ "${2:-}" = "--record" ]; then RECORD=$(realpath -m "${3:?--record DIR}"); fi
     REPO=$(cd "$HERE/../.." && pwd)
-    TS="node $REPO/src/cli/bin.js"
+    TS="node $REPO/bin/fedbiomed-ts.js"
     RUN=$S/tsrun
     rm -rf "$RUN" && mkdir -p "$RUN"
     cd "$RUN"
@@ -93,7 +93,7 @@ case "${1:-}" in
   ts-researcher|bench)
     MODE=$1
     REPO=$(cd "$HERE/../.." && pwd)
-    TS="node $REPO/src/cli/bin.js"
+    TS="node $REPO/bin/fedbiomed-ts.js"
     RUN=$S/$MODE
     rm -rf "$RUN" && mkdir -p "$RUN"
     cd "$RUN"

@@ -73,5 +73,7 @@ export LD_LIBRARY_PATH=$S/debroot/usr/lib/x86_64-linux-gnu
 export PYTHONUSERBASE=$S/userbase
 EOF
 . "$S/env.sh"
+# Importing the researcher package creates a component folder in the current directory: keep it outside the repo.
+cd "$S" && export FBM_RESEARCHER_COMPONENT_ROOT=$S/setup-check-researcher
 /usr/bin/python3 -c "import fedbiomed.transport.server, fedbiomed.node.node, fedbiomed.researcher.federated_workflows; \
 from fedbiomed.common.constants import __messaging_protocol_version__ as v; print('fedbiomed v6.3.3 ready, protocol', v)"

@@ -1,14 +1,15 @@
 /**
  * Per-sample gradient norms and clipped sums of the DP engine against PyTorch per-sample gradients (functorch
  * vmap of grad on the generated PyTorch plan, Debian torch 1.13), on conv 2D/3D (bias + fused ReLU, strides,
- * padding), max and average pools, dense layers, group norm and a two-branch model, to 1e-5. Runs on the wasm backend with
- * the native kernels, as a node trains.
+ * padding), max and average pools, dense layers, group norm and a two-branch model, to 1e-5: on the wasm backend with
+ * the native kernels (as a node trains), with the pure wasm kernels, and on the CPU backend.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../backend';
 import { kernelsInUse, KernelImplementation, useKernels } from '../kernels';
 import { makeLoss } from '../losses';
@@ -81,6 +82,8 @@ const conv3d = (): PlanSpec => definePlan({
 
 interface Oracle {
   norms: number[];
+  /** Between the two middle norms. */
+  clip: number;
   clipped: Record<string, number[]>;
   summed: Record<string, number[]>;
 }
@@ -122,22 +125,26 @@ function makeCase(spec: PlanSpec, n: number, classes: number | null, seed: numbe
   };
 }
 
-function torchOracle(spec: PlanSpec, c: Case, clip: number): Oracle {
+/** PyTorch per-sample results for every case, from one Python process. */
+function torchOracles(cases: { spec: PlanSpec; c: Case }[]): Oracle[] {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-dp-oracle-'));
-  const module = `plan_${spec.name.toLowerCase()}`;
-  fs.writeFileSync(path.join(dir, `${module}.py`), generateTorchPlan(spec));
-  const state = Object.fromEntries(Object.entries(exportWeights(c.model))
-    .map(([k, t]) => [k, { shape: t.shape, data: Array.from(t.data as Float32Array) }]));
-  const python = findTorchPython();
-  const run = spawnSync(python.executable, [path.join(__dirname, 'testing', 'per_sample_oracle.py')], {
-    input: JSON.stringify({ module_dir: dir, module, class_name: spec.name, state, inputs: c.torchInputs,
-      target: c.torchTarget, clip }),
-    encoding: 'utf8', maxBuffer: 64 << 20, timeout: 120_000,
-    env: { ...process.env, PYTHONPATH: STANDIN_DIR, PYTHONDONTWRITEBYTECODE: '1', OMP_NUM_THREADS: '1' },
-  });
-  fs.rmSync(dir, { recursive: true, force: true });
-  if (run.status !== 0) throw new Error(`per_sample_oracle.py failed: ${run.stderr}`);
-  return JSON.parse(run.stdout) as Oracle;
+  try {
+    const requests = cases.map(({ spec, c }) => {
+      const module = `plan_${spec.name.toLowerCase()}`;
+      fs.writeFileSync(path.join(dir, `${module}.py`), generateTorchPlan(spec));
+      const state = Object.fromEntries(Object.entries(exportWeights(c.model))
+        .map(([k, t]) => [k, { shape: t.shape, data: Array.from(t.data as Float32Array) }]));
+      return { module_dir: dir, module, class_name: spec.name, state, inputs: c.torchInputs, target: c.torchTarget };
+    });
+    const run = spawnSync(findTorchPython().executable, [path.join(__dirname, 'testing', 'per_sample_oracle.py')], {
+      input: JSON.stringify(requests), encoding: 'utf8', maxBuffer: 64 << 20, timeout: 120_000,
+      env: { ...process.env, PYTHONPATH: STANDIN_DIR, PYTHONDONTWRITEBYTECODE: '1', OMP_NUM_THREADS: '1' },
+    });
+    if (run.status !== 0) throw new Error(`per_sample_oracle.py failed: ${run.stderr}`);
+    return JSON.parse(run.stdout) as Oracle[];
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The engine's clipped sums in PyTorch layout and names (through a second model's variables and exportWeights). */
@@ -162,49 +169,61 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, what: stri
   if (worst > 1e-5) throw new Error(`${what}: differs from PyTorch by ${worst}`);
 }
 
-describe.each([
+const CASES = [
   ['2D conv + pools + clinical dense branch, BCE with logits', conv2dWithClinical, null, 7],
   ['3D conv + max pool, cross-entropy', conv3d, 3, 5],
   ['group norm on conv maps and on dense features', groupNormPlan, null, 6],
-] as const)('per-sample clipping: %s', (_title, planOf, classes, n) => {
-  it('gives PyTorch per-sample norms and clipped sums (clip between the norms, so some samples are clipped)', () => {
-    const spec = planOf();
-    const c = makeCase(spec, n, classes, 11);
+] as const;
+
+describe('per-sample clipping against PyTorch', () => {
+  const prepared: { spec: PlanSpec; c: Case }[] = [];
+  let oracles: Oracle[] = [];
+
+  beforeAll(() => {
+    for (const [, planOf, classes, n] of CASES) {
+      const spec = planOf();
+      prepared.push({ spec, c: makeCase(spec, n, classes, 11) });
+    }
+    oracles = torchOracles(prepared);
+  });
+
+  afterAll(() => {
+    for (const { c } of prepared) {
+      c.model.dispose();
+      Object.values(c.inputs).forEach((t) => t.dispose());
+      c.target.dispose();
+    }
+  });
+
+  it.each(CASES.map(([title], i) => [title, i] as const))('%s: same per-sample norms, sums and clipped sums', async (_title, i) => {
+    const { spec, c } = prepared[i];
+    const want = oracles[i];
     const trainable = c.model.parameters().filter((p) => p.trainable).map((p) => p.name);
     const lossFn = makeLoss(trainingSettings(spec).loss);
+    // The clip really bites: some samples are scaled down, some are not.
+    expect(want.norms.filter((v) => v > want.clip).length).toBeGreaterThan(0);
+    expect(want.norms.filter((v) => v < want.clip).length).toBeGreaterThan(0);
     try {
-      const oracle = (clip: number) => torchOracle(spec, c, clip);
-      let clip: number | undefined;
-      let reference: Oracle | undefined;
-      for (const implementation of implementations) {
-        useKernels(implementation);
-        const at = `${implementation} kernels`;
-        // First without clipping (a huge bound): the norms, and the plain sum of per-sample gradients.
+      for (const implementation of [...implementations, 'cpu backend'] as const) {
+        // Last, the CPU backend: a node without wasm runs the same code on tfjs's stock kernels.
+        if (implementation === 'cpu backend') await tf.setBackend('cpu');
+        else useKernels(implementation);
+        const at = implementation === 'cpu backend' ? implementation : `${implementation} kernels`;
+        // Without clipping (a huge bound): the norms, and the plain sum of per-sample gradients.
         const free = clippedGradientSum(c.model, { inputs: c.inputs, target: c.target }, lossFn, 1e9, trainable);
-        if (clip === undefined) {
-          const sorted = Array.from(free.norms).sort((a, b) => a - b);
-          clip = (sorted[Math.floor(n / 2) - 1] + sorted[Math.floor(n / 2)]) / 2;
-          reference = oracle(clip);
-        }
-        const want = reference as Oracle;
         const freeSums = sumsInTorchLayout(spec, free.sums);
         free.sums.forEach((t) => t.dispose());
         for (const name of trainable) expectClose(freeSums[name], want.summed[name], `${at}: sum of ${name}`);
         expectClose(free.norms, want.norms, `${at}: per-sample norms`);
 
-        const clipped = clippedGradientSum(c.model, { inputs: c.inputs, target: c.target }, lossFn, clip, trainable);
+        const clipped = clippedGradientSum(c.model, { inputs: c.inputs, target: c.target }, lossFn, want.clip, trainable);
         const sums = sumsInTorchLayout(spec, clipped.sums);
         clipped.sums.forEach((t) => t.dispose());
         expect(Object.keys(sums).sort()).toEqual([...trainable].sort());
         for (const name of trainable) expectClose(sums[name], want.clipped[name], `${at}: clipped sum of ${name}`);
-        // The clip really bit: some samples were scaled down, some were not.
-        expect(want.norms.filter((v) => v > (clip as number)).length).toBeGreaterThan(0);
-        expect(want.norms.filter((v) => v < (clip as number)).length).toBeGreaterThan(0);
       }
     } finally {
-      c.model.dispose();
-      Object.values(c.inputs).forEach((t) => t.dispose());
-      c.target.dispose();
+      await tf.setBackend('wasm');
     }
   });
 });

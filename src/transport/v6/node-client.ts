@@ -145,6 +145,7 @@ export class V6NodeClient {
   private call: grpc.ClientReadableStream<TaskChunk> | undefined;
   private loop: Promise<void> | undefined;
   private online = false;
+  private lastCertificateError: string | undefined;
   private readonly logger: Logger;
 
   constructor(private readonly options: V6NodeClientOptions, private readonly events: V6NodeClientEvents = {}) {
@@ -217,14 +218,17 @@ export class V6NodeClient {
         if (this.stopped) break;
         const deadline = (err as grpc.ServiceError).code === grpc.status.DEADLINE_EXCEEDED;
         if (deadline) continue; // an idle long poll: poll again at once, as v6 does
+        if (err instanceof CertificateError) attempt = Math.max(attempt, 8); // no point retrying fast
         const reason = describeError(err);
         if (this.online) {
           this.online = false;
           this.events.disconnected?.(reason);
         }
-        if (err instanceof CertificateError) this.logger.error(reason);
+        // A certificate problem is logged once (until it changes), then retried quietly: it needs an operator.
+        if (err instanceof CertificateError && reason !== this.lastCertificateError) this.logger.error(reason);
         else this.logger.debug(`researcher ${this.address} unreachable: ${reason}`);
         this.dropClient();
+        if (err instanceof CertificateError) this.lastCertificateError = reason;
         await sleep(backoffDelay(attempt++, this.options.backoff ?? V6_RECONNECT_BACKOFF));
       }
     }

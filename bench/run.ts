@@ -17,7 +17,6 @@ async function main(): Promise<void> {
     return;
   }
   process.argv = [process.argv[0], path.join(__dirname, `${name}.ts`), ...rest];
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
   const mod = require(`./${name}`) as { main?: (args: string[]) => Promise<void> };
   if (typeof mod.main === 'function') await mod.main(rest);
 }

@@ -13,7 +13,7 @@ import { startBroker } from '../src/transport/broker';
 import { freePort } from '../src/transport/testing/brokers';
 import { Messaging } from '../src/transport/mqtt';
 import { RepositoryClient } from '../src/transport/repository';
-import type { NodeToResearcherMessage, TrainRequest, TrainReply, ErrorMessage } from '../src/protocol/messages';
+import type { NodeToResearcherMessage, TrainRequest, TrainReply } from '../src/protocol/messages';
 import { encodeParams, aggregatedParamsFile } from '../src/serialize';
 import { generateTorchPlan } from '../src/plan/pytorch';
 import { initialWeights } from '../src/plan/init';

@@ -55,7 +55,7 @@ export interface RoundContext {
   sendError(error: ErrorMessage): Promise<void>;
   sendScalar(scalar: AddScalarReply): Promise<void>;
   /** True once the node is stopping: training stops at the next batch. */
-  stopping(): boolean;
+  stopping: () => boolean;
   /** Reuses the last round's dataset while its files are unchanged; without it every round reads the files. */
   dataCache?: PlanDatasetCache;
   /** The node's limits on plan size and training memory (none checked when absent). */

@@ -92,6 +92,7 @@ export async function runFederated(o: FederatedOptions): Promise<FederatedResult
     });
     progress.header();
     const result = await experiment.run();
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what the round's callback caught
     if (roundError) throw roundError;
     return {
       weights: stateDictFromWeightMap(o.spec, result.weights, o.seed),

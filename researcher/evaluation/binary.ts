@@ -115,7 +115,7 @@ export function evaluateBySite(sites: { site: string; predictions: Predictions }
     try {
       return { site, evaluation: evaluateBinary(predictions, options) };
     } catch (err) {
-      throw new RangeError(`site ${site}: ${(err as Error).message}`);
+      throw new RangeError(`site ${site}: ${(err as Error).message}`, { cause: err });
     }
   });
   const concat = (key: keyof Predictions): Float32Array => {

@@ -22,7 +22,7 @@ export class OnnxRuntimeMissingError extends Error {
 
 function onnxRuntime(): typeof Ort {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional peer dependency
     return require('onnxruntime-node') as typeof Ort;
   } catch (err) {
     throw new OnnxRuntimeMissingError((err as Error).message.split('\n')[0]);

@@ -29,7 +29,7 @@ export function readHistory(file: string): Array<ExperimentEvent & { time: strin
       try {
         return JSON.parse(l) as ExperimentEvent & { time: string };
       } catch (err) {
-        throw new Error(`${file}:${i + 1}: not a JSON line (${(err as Error).message})`);
+        throw new Error(`${file}:${i + 1}: not a JSON line (${(err as Error).message})`, { cause: err });
       }
     });
 }

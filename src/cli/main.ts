@@ -29,7 +29,7 @@ function loadCommandModule(relative: string): CommandModule | undefined {
   const base = path.join(ROOT, relative);
   const exists = ['.ts', '.js'].some((ext) => fs.existsSync(base + ext));
   if (!exists) return undefined;
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- command modules load lazily, by computed path
   return require(base) as CommandModule;
 }
 

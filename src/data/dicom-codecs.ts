@@ -59,7 +59,7 @@ interface Codecs {
 const codecs: Codecs = {};
 
 async function loadClass(module: string, className: string): Promise<DecoderClass> {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a codec loads only when a file needs it
   const factory = require(module) as (options?: object) => Promise<Record<string, DecoderClass>>;
   // Emscripten prints aborts to stderr by default; the error we throw carries the reason instead.
   const instance = await factory({ print: () => undefined, printErr: () => undefined });
@@ -136,7 +136,7 @@ function decodeJpegLossless(data: Uint8Array, layout: FrameLayout): Uint8Array {
   const header = readJpegFrameHeader(data);
   expectSize('JPEG lossless', header, layout);
   if (header.process !== 'lossless') throw new FrameDecodeError(`JPEG lossless syntax holds a ${header.process} JPEG stream`);
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loads only when a file needs it
   const { Decoder } = require('jpeg-lossless-decoder-js') as { Decoder: new () => { decode(b: ArrayBuffer, o: number, l: number, n?: number): ArrayBufferView } };
   let decoded: ArrayBufferView;
   try {

@@ -126,6 +126,7 @@ export function parseDicomFile(file: string, limits: DicomReadLimits = {}): Dico
         try {
           inflated = zlib.inflateRawSync(array.subarray(position), { maxOutputLength: maxInflated });
         } catch (error) {
+          // eslint-disable-next-line @typescript-eslint/only-throw-error -- dicom-parser throws strings; parserMessage() reads both
           throw `deflated data set cannot be inflated (${(error as Error).message})`;
         }
         const full = new Uint8Array(position + inflated.length);

@@ -65,7 +65,7 @@ export function classifierFromRules(rules: SeriesRule[]): NonNullable<DicomPatie
       try {
         return new RegExp(source, 'i');
       } catch (error) {
-        throw new Error(`series rule ${i + 1} (${rule.role}): invalid ${what} pattern "${source}": ${(error as Error).message}`);
+        throw new Error(`series rule ${i + 1} (${rule.role}): invalid ${what} pattern "${source}": ${(error as Error).message}`, { cause: error });
       }
     };
     const tags = Object.entries(rule.tags ?? {}).map(([key, source]) => {

@@ -9,6 +9,7 @@
  * MR/CT/PET frames by their per-frame PlanePositionSequence.
  */
 // Kept in the emitted .d.ts (preserve; the package ships src/data/daikon.d.ts): daikon has no types of its own.
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an import would not keep it in the .d.ts
 /// <reference path="./daikon.d.ts" preserve="true" />
 import * as fs from 'fs';
 import * as path from 'path';

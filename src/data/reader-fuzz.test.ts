@@ -85,7 +85,7 @@ test(`${COUNT} mutated DICOM and NIfTI files: each reads or fails with a DataRea
       outcomes.read++;
     } catch (error) {
       if (!(error instanceof DataReadError) || !error.message.startsWith(`${target}: `)) {
-        throw new Error(`mutation ${i} of ${seed.file}: not a clear per-file error: ${(error as Error)?.stack ?? String(error)}`);
+        throw new Error(`mutation ${i} of ${seed.file}: not a clear per-file error: ${(error as Error)?.stack ?? String(error)}`, { cause: error });
       }
       outcomes.refused++;
     }

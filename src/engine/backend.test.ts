@@ -16,7 +16,6 @@ async function freshInit(value: string | undefined, log: string[]) {
   const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
   try {
     jest.isolateModules(() => {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
       init = (require('./backend') as typeof import('./backend')).initBackend;
     });
   } finally {

@@ -79,7 +79,7 @@ async function chooseBackend(): Promise<BackendChoice> {
 /** Loads tfjs-node if installed; returns why not otherwise. Kept out of package.json on purpose (native download). */
 function loadTfjsNode(): string | undefined {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional, loaded only if installed
     require('@tensorflow/tfjs-node');
     return undefined;
   } catch (e) {
@@ -90,10 +90,10 @@ function loadTfjsNode(): string | undefined {
 
 async function activate(name: BackendName, reason: string): Promise<BackendChoice> {
   if (name === 'wasm') {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- only the chosen backend is loaded
     require('@tensorflow/tfjs-backend-wasm');
   } else if (name === 'cpu') {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- only the chosen backend is loaded
     require('@tensorflow/tfjs-backend-cpu');
   }
   const tfjsName = name === 'node' ? 'tensorflow' : name;

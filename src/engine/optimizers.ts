@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 export type OptimizerName = 'SGD' | 'Adam' | 'AdamW';
 
 export interface OptimizerSpec {
+  // eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents -- names the known ones for readers
   name: OptimizerName | string;
   lr: number;
   momentum?: number;

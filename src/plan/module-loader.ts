@@ -35,7 +35,7 @@ export function loadErrorCause(err: unknown, file: string): string {
 /** The exports of the module in `file` (absolute path), TypeScript or JavaScript, CommonJS or ESM syntax. */
 export function importPlanModule(file: string): Record<string, unknown> {
   // Loaded on demand: plain JSON plans and the rest of the CLI never pay for it.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on demand (see above)
   const { createJiti } = require('jiti') as typeof import('jiti');
   // Running from a clone's sources (tests, ts-node), `fedbiomed-ts` means those sources: the clone's dist/ may be
   // stale or absent.

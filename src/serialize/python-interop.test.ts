@@ -35,7 +35,6 @@ function findPython(): string | undefined {
 
 const PYTHON = findPython();
 if (!PYTHON) {
-  // eslint-disable-next-line no-console
   console.warn('python-interop: NO Python interpreter with numpy + msgpack found; these checks did NOT run');
 }
 // A comparison that cannot run is a failure, not a pass: .ci/run installs python3-numpy and python3-msgpack.
@@ -91,7 +90,6 @@ describeWithPython('interoperability with Python msgpack + numpy (Fed-BioMed ser
   test('a Python-written file decodes to the same values and re-encodes to the same bytes', () => {
     const file = path.join(dir, 'python.mpk');
     const report = runPython(['write', file]);
-    // eslint-disable-next-line no-console
     console.log(`python-interop: tensors written by ${report.torch ? 'real torch' : 'numpy (torch not installed)'}`);
     const bytes = fs.readFileSync(file);
     const decoded = decodeParams(bytes);

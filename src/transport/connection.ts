@@ -273,7 +273,7 @@ function readCaFile(caFile: string, what = 'CA'): Buffer {
   try {
     return fs.readFileSync(caFile);
   } catch (err) {
-    throw new Error(`cannot read ${what} file ${caFile}: ${describeError(err)}`);
+    throw new Error(`cannot read ${what} file ${caFile}: ${describeError(err)}`, { cause: err });
   }
 }
 

@@ -25,7 +25,7 @@ export interface SpyRecord {
 export interface SpyOptions extends Omit<ConnectionOptions, 'subscriptions'> {
   /** Topic filter; default `general/#` (every Fed-BioMed topic). */
   topic?: string;
-  onRecord(record: SpyRecord, payload: Buffer): void;
+  onRecord: (record: SpyRecord, payload: Buffer) => void;
   codec?: WireCodec;
 }
 

@@ -70,7 +70,7 @@ export function loadAddon(file: string): NativeLoad {
       '`npm run build:native` in a clone; npm 11 first: `npm install-scripts approve fedbiomed-ts`)' };
   }
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the addon's path is known only at run time
     const addon = require(file) as NativeKernels & { supported: boolean; apiVersion?: number };
     if (addon.apiVersion !== NATIVE_API_VERSION) {
       return {

@@ -1,0 +1,75 @@
+/**
+ * The allowed arrows between the repository's areas (docs/ARCHITECTURE.md, "Layers and the arrows between them"),
+ * checked by `npm run lint:deps` so that they are rules a tool enforces, not only prose.
+ * Dependency-cruiser follows static imports and `require('literal')`; a path computed at run time (the lazy command
+ * modules of src/cli/main.ts) is invisible to it, which is why main.ts is named below as a composition root.
+ */
+/** The composition roots: the only files of src/ allowed to name the sides. */
+const COMPOSITION_ROOTS = '^src/(index|cli/main)\\.ts$';
+const TESTS = '\\.test\\.ts$';
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'node-agent-not-researcher',
+      comment: 'The two sides never import each other: they only meet on the wire.',
+      severity: 'error',
+      // End-to-end tests (researcher/*.test.ts) start a real node beside the researcher: tests are exempt.
+      from: { path: '^node-agent/', pathNot: TESTS },
+      to: { path: '^researcher/' },
+    },
+    {
+      name: 'researcher-not-node-agent',
+      comment: 'The two sides never import each other: they only meet on the wire.',
+      severity: 'error',
+      // End-to-end tests (researcher/*.test.ts) start a real node beside the researcher: tests are exempt.
+      from: { path: '^researcher/', pathNot: TESTS },
+      to: { path: '^node-agent/' },
+    },
+    {
+      name: 'core-not-sides',
+      comment:
+        'src/ is the shared core and imports neither side nor the examples. Exceptions: the composition roots ' +
+        'src/index.ts (the package entry re-exports both sides) and src/cli/main.ts (the CLI names every command group).',
+      severity: 'error',
+      from: { path: '^src/', pathNot: COMPOSITION_ROOTS },
+      to: { path: '^(node-agent|researcher|examples)/' },
+    },
+    {
+      name: 'examples-public-api-only',
+      comment:
+        'Examples show what a user can write: they import only the package (`fedbiomed-ts` and its subpaths, ' +
+        'mapped to the entry modules by tsconfig paths) or their own files. Their tests may reach further.',
+      severity: 'error',
+      from: { path: '^examples/', pathNot: TESTS },
+      to: {
+        path: '^(src|node-agent|researcher)/',
+        pathNot: '^(src/index|src/plan/index|src/transport/index|src/data/index|researcher/index|node-agent/index)\\.ts$',
+      },
+    },
+    {
+      name: 'examples-via-package-name',
+      comment: 'An entry module reached by a relative path is still an internal path: use the package name.',
+      severity: 'error',
+      from: { path: '^examples/', pathNot: TESTS },
+      to: { path: '^(src|node-agent|researcher)/', dependencyTypesNot: ['aliased-tsconfig-paths'] },
+    },
+    {
+      name: 'no-cycle-between-areas',
+      comment: 'No cycle between the top-level areas (a cycle inside one area is that area\'s business).',
+      severity: 'error',
+      // $1 is the area of the module the cycle starts from; the cycle is reported if it leaves that area.
+      from: { path: '^(src|node-agent|researcher|examples|bench|tools)/' },
+      to: { circular: true, viaSomeNot: '^$1/' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '^(dist|node_modules)/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['require', 'node', 'default'] },
+    reporterOptions: { text: { highlightFocused: true } },
+  },
+};

@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelParameter, TrainableModel } from '../engine/model';
+import { batchNormTrain } from '../engine/batch-norm';
 import { biasRelu } from '../engine/fused';
 import { SeededRandom } from '../engine/prng';
 import { TorchTensor } from '../serialize';
@@ -206,31 +207,25 @@ export class PlanModel implements TrainableModel {
     const beta = this.variable(layer, 'bias');
     const runningMean = this.variable(layer, 'running_mean');
     const runningVar = this.variable(layer, 'running_var');
-    const axes = range(0, x.rank - 1); // every axis but the channels (last)
-    let mean: tf.Tensor;
-    let variance: tf.Tensor;
-    if (training) {
-      const count = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
-      if (count < 2) {
-        throw new Error(`${layer.path} (batch_norm): training needs more than 1 value per channel, got input [${x.shape.join(', ')}]`);
-      }
-      const moments = tf.moments(x, axes);
-      mean = moments.mean;
-      variance = moments.variance; // biased, as PyTorch normalises with
-      // Running statistics as PyTorch keeps them: unbiased variance, exponential average with `momentum`.
-      // (assign() is not recorded on the gradient tape, so no gradient flows through these updates.)
-      const m = layer.momentum;
-      const unbiased = tf.mul(variance, count / (count - 1));
-      runningMean.assign(tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m)));
-      runningVar.assign(tf.add(tf.mul(runningVar, 1 - m), tf.mul(unbiased, m)));
-      const tracked = this.variable(layer, 'num_batches_tracked');
-      tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
-    } else {
-      mean = runningMean;
-      variance = runningVar;
+    if (!training) {
+      const normalised = tf.mul(tf.sub(x, runningMean), tf.rsqrt(tf.add(runningVar, layer.eps)));
+      return tf.add(tf.mul(normalised, gamma), beta);
     }
-    const normalised = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, layer.eps)));
-    return tf.add(tf.mul(normalised, gamma), beta);
+    const count = x.size / x.shape[x.rank - 1];
+    if (count < 2) {
+      throw new Error(`${layer.path} (batch_norm): training needs more than 1 value per channel, got input [${x.shape.join(', ')}]`);
+    }
+    // One op with its analytic gradient (engine/batch-norm.ts); normalises with the biased batch variance.
+    const { y, mean, variance } = batchNormTrain(x, gamma, beta, layer.eps);
+    // Running statistics as PyTorch keeps them: unbiased variance, exponential average with `momentum`.
+    // (assign() is not recorded on the gradient tape, so no gradient flows through these updates.)
+    const m = layer.momentum;
+    const unbiased = tf.mul(variance, count / (count - 1));
+    runningMean.assign(tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m)));
+    runningVar.assign(tf.add(tf.mul(runningVar, 1 - m), tf.mul(unbiased, m)));
+    const tracked = this.variable(layer, 'num_batches_tracked');
+    tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
+    return y;
   }
 }
 

@@ -53,6 +53,23 @@ function intensityPlan(): PlanSpec {
   });
 }
 
+/** Maximum-intensity projection of a PET volume, and a clinical column with a missing value filled. */
+function mipFillPlan(): PlanSpec {
+  return definePlan({
+    name: 'MipFill',
+    inputs: { image: { modalities: ['PET'], dims: 2, size: [6, 5] }, tabular: { columns: ['age', 'sparse'] } },
+    target: { column: 'y' },
+    preprocessing: [
+      { op: 'mip', axis: 1 },
+      { op: 'fill_missing', column: 'sparse', value: 0.5 },
+      { op: 'standardize_column', column: 'sparse', mean: 2, std: 4 },
+    ],
+    model: { image: [{ type: 'flatten' }], tabular: [], head: [{ type: 'dense', outFeatures: 1 }] },
+    loss: { type: 'mse' },
+    optimizer: { type: 'sgd', lr: 0.1 },
+  });
+}
+
 interface FolderCase {
   name: string;
   spec: PlanSpec;
@@ -66,6 +83,7 @@ const FOLDER_CASES: FolderCase[] = [
   { name: 'resize_3d', spec: cnn3dPlan(), volumeShape: [9, 5, 11] },
   { name: 'crop_resize_up', spec: cropResizePlan(), volumeShape: [7, 6, 9] },
   { name: 'window_log_clip', spec: intensityPlan(), volumeShape: [5, 4, 6] },
+  { name: 'mip_fill_missing', spec: mipFillPlan(), volumeShape: [6, 7, 5] },
 ];
 
 const SUBJECTS = ['sub-01', 'sub-02', 'sub-03'];
@@ -84,6 +102,7 @@ function demographicsRows(rng: SeededRandom): Record<string, number | string>[] 
     responder: (i + 1) % 2,
     grade: i % 3,
     y: 0.5 * i - 0.25,
+    sparse: i === 1 ? '' : 3 + i, // sub-02's value is missing
   }));
 }
 

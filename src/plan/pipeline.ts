@@ -189,7 +189,11 @@ export function preprocessModality(spec: PlanSpec, modality: string, volume: Den
         x = moveAxisToFront(picked, axis + 1);
         break;
       }
+      case 'mip':
+        x = maxAlong(x, step.axis + 1);
+        break;
       case 'standardize_column':
+      case 'fill_missing':
         break;
     }
   }
@@ -198,6 +202,21 @@ export function preprocessModality(spec: PlanSpec, modality: string, volume: Den
     throw new PreprocessError(`${label} gives [${spatial.join(', ')}] after preprocessing, the network expects [${image.size.join(', ')}]`);
   }
   return x;
+}
+
+/** The maximum over one axis, which disappears (a maximum-intensity projection). */
+function maxAlong(x: DenseVolume, axis: number): DenseVolume {
+  const outer = size(x.shape.slice(0, axis));
+  const n = x.shape[axis];
+  const inner = size(x.shape.slice(axis + 1));
+  const out = new Float32Array(outer * inner).fill(-Infinity);
+  for (let o = 0; o < outer; o++) {
+    for (let k = 0; k < n; k++) {
+      const from = (o * n + k) * inner;
+      for (let i = 0; i < inner; i++) if (x.data[from + i] > out[o * inner + i]) out[o * inner + i] = x.data[from + i];
+    }
+  }
+  return { data: out, shape: x.shape.filter((_, a) => a !== axis) };
 }
 
 /** [1, a, b, c] with `axis` (1..3) moved to the front and the unit axis dropped: [n_axis, others...]. */
@@ -243,9 +262,11 @@ export function imageInput(spec: PlanSpec, volumes: Record<string, DenseVolume>)
 export function tabularInput(spec: PlanSpec, row: Record<string, unknown>): Float32Array {
   const columns = spec.inputs.tabular?.columns ?? [];
   const out = new Float32Array(columns.length);
+  const fills = new Map(spec.preprocessing.flatMap((s) => (s.op === 'fill_missing' ? [[s.column, s.value] as const] : [])));
   columns.forEach((column, j) => {
     const value = row[column];
-    const number = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : NaN;
+    let number = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : NaN;
+    if (!Number.isFinite(number) && fills.has(column)) number = fills.get(column)!;
     if (!Number.isFinite(number)) {
       throw new PreprocessError(`plan ${spec.name}: column '${column}' is missing or not numeric (${JSON.stringify(value)})`);
     }

@@ -17,7 +17,7 @@
  */
 import { canonicalJson, sha256Hex } from './canonical';
 import { ResolvedGraph, ResolvedLayer } from './graph';
-import { storedImageRank } from './preprocess';
+import { isImageStep, storedImageRank } from './preprocess';
 import { pyLiteral, pyNumber, pyString } from './python-literal';
 import { localParameterNamesOf } from './fedbn';
 import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
@@ -501,6 +501,8 @@ const DATA_HELPERS = String.raw`
                     x = self._fbts_intensity(x, step)
             elif op == 'select_slices':
                 x = self._fbts_slices(x, step, modality)
+            elif op == 'mip':
+                x = x.amax(dim=step['axis'] + 1)
         if list(x.shape[1:]) != self.IMAGE_SIZE:
             raise self._fbts_error('modality %r gives %s after preprocessing, the network expects %s' % (modality, list(x.shape[1:]), self.IMAGE_SIZE))
         return x
@@ -516,6 +518,42 @@ const DATA_HELPERS = String.raw`
             return inputs, demographics[:, f]
         return {'tabular': data.float()}, target
 `;
+
+/**
+ * The data helpers of a plan: with fill_missing steps, the column readers fill missing values first (only then,
+ * so that the generated source of plans without them stays as it was, and so their approvals on Python nodes).
+ */
+function dataHelpers(spec: PlanSpec): string {
+  if (!spec.preprocessing.some((s) => s.op === 'fill_missing')) return DATA_HELPERS;
+  const replace = (text: string, from: string, to: string): string => {
+    if (!text.includes(from)) throw new Error(`internal: data helper line not found: ${from.trim()}`);
+    return text.replace(from, to);
+  };
+  let text = replace(DATA_HELPERS, `    def _fbts_frame_columns(self, frame, columns):
+`, `    def _fbts_frame_columns(self, frame, columns):
+        frame = frame.copy()
+        for c, v in self.FILL_MISSING.items():
+            if c in columns:
+                frame[c] = pd.to_numeric(frame[c], errors='coerce').replace([np.inf, -np.inf], np.nan).fillna(v) if c in frame.columns else v
+`);
+  text = replace(text, `        missing = [c for c in wanted if c not in row]
+`, `        missing = [c for c in wanted if c not in row and c not in self.FILL_MISSING]
+`);
+  text = replace(text, `        values = np.array([float(row[c]) for c in wanted], dtype=np.float32)
+`, `        values = np.array([self._fbts_cell(row, c) for c in wanted], dtype=np.float32)
+`);
+  return `${text}
+    def _fbts_cell(self, row, c):
+        # fill_missing: an absent, empty or non-numeric value of a filled column becomes its fill value
+        if c not in self.FILL_MISSING:
+            return float(row[c])
+        try:
+            value = float(row.get(c))
+        except (TypeError, ValueError):
+            return float(self.FILL_MISSING[c])
+        return value if np.isfinite(value) else float(self.FILL_MISSING[c])
+`;
+}
 
 function trainingDataLines(spec: PlanSpec): string[] {
   if (spec.inputs.image) {
@@ -562,7 +600,8 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
   // one source whatever its key order (a spec written in TypeScript, or read back from a generated .py's PLAN_SPEC).
   const spec = JSON.parse(json) as PlanSpec;
   const { graph } = validatePlan(spec);
-  const imageSteps = spec.preprocessing.filter((s) => s.op !== 'standardize_column');
+  const imageSteps = spec.preprocessing.filter(isImageStep);
+  const fills = Object.fromEntries(spec.preprocessing.flatMap((s) => (s.op === 'fill_missing' ? [[s.column, s.value]] : [])));
   const tabularSteps = spec.preprocessing.filter((s) => s.op === 'standardize_column');
   const augmentation = spec.augmentation ?? [];
   const localParameters = localParameterNamesOf(spec, graph);
@@ -582,6 +621,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     `    TARGET_COLUMN = ${pyString(spec.target.column)}`,
     `    IMAGE_STEPS = ${pyLiteral(imageSteps)}`,
     `    TABULAR_STEPS = ${pyLiteral(tabularSteps)}`,
+    ...(Object.keys(fills).length > 0 ? [`    FILL_MISSING = ${pyLiteral(fills)}`] : []),
     ...(augmentation.length > 0 ? [`    AUGMENTATION = ${pyLiteral(augmentation)}`] : []),
     ...(localParameters.length > 0 ? [`    LOCAL_PARAMETERS = ${pyLiteral(localParameters)}`] : []),
     '',
@@ -616,7 +656,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '        results = {}',
     ...metricLines(spec),
     '        return results',
-    ...DATA_HELPERS.split('\n').slice(0, -1),
+    ...dataHelpers(spec).split('\n').slice(0, -1),
     ...(usesClassificationHelpers(spec) ? METRIC_HELPERS.split('\n').slice(0, -1) : []),
     ...(augmentation.length > 0 ? AUGMENT_HELPERS.split('\n').slice(0, -1) : []),
     ...(localParameters.length > 0 ? FEDBN_HELPERS.split('\n').slice(0, -1) : []),

@@ -320,6 +320,17 @@ export interface LogStep {
   op: 'log';
   modalities?: string[];
 }
+/** Maximum-intensity projection of a volume along one axis (it disappears): a 3-D volume becomes a 2-D image. */
+export interface MipStep {
+  op: 'mip';
+  axis: 0 | 1 | 2;
+}
+/** Missing or non-numeric values of a tabular column become `value` when the column is read (before other steps). */
+export interface FillMissingStep {
+  op: 'fill_missing';
+  column: string;
+  value: number;
+}
 export interface SelectSlicesStep {
   op: 'select_slices';
   /** Volume axis the slices are taken along (it disappears; the slices become channels). */
@@ -343,7 +354,9 @@ export type PreprocessStep =
   | WindowStep
   | LogStep
   | SelectSlicesStep
-  | StandardizeColumnStep;
+  | MipStep
+  | StandardizeColumnStep
+  | FillMissingStep;
 
 export type PreprocessOp = PreprocessStep['op'];
 export const PREPROCESS_OPS: readonly PreprocessOp[] = [
@@ -355,7 +368,9 @@ export const PREPROCESS_OPS: readonly PreprocessOp[] = [
   'window',
   'log',
   'select_slices',
+  'mip',
   'standardize_column',
+  'fill_missing',
 ];
 
 /**

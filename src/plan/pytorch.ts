@@ -456,15 +456,6 @@ const DATA_HELPERS = String.raw`
             return (x - low) / (high - low if high > low else 1.0)
         return (x - step['mean']) / step['std']
 
-    def _fbts_intensity(self, x, step):
-        if step['op'] == 'log':
-            return torch.log1p(x.clamp(min=0))
-        if step['op'] == 'clip':
-            return x.clamp(min=step.get('min'), max=step.get('max'))
-        low = float(np.float32(step['center'] - step['width'] / 2))
-        high = float(np.float32(step['center'] + step['width'] / 2))
-        return (x.clamp(min=low, max=high) - low) / step['width']
-
     def _fbts_slices(self, x, step, modality):
         axis = step['axis']
         n = x.shape[axis + 1]
@@ -496,13 +487,8 @@ const DATA_HELPERS = String.raw`
             elif op == 'normalize':
                 if step.get('modalities') is None or modality in step['modalities']:
                     x = self._fbts_normalize(x, step)
-            elif op in ('clip', 'window', 'log'):
-                if step.get('modalities') is None or modality in step['modalities']:
-                    x = self._fbts_intensity(x, step)
             elif op == 'select_slices':
                 x = self._fbts_slices(x, step, modality)
-            elif op == 'mip':
-                x = x.amax(dim=step['axis'] + 1)
         if list(x.shape[1:]) != self.IMAGE_SIZE:
             raise self._fbts_error('modality %r gives %s after preprocessing, the network expects %s' % (modality, list(x.shape[1:]), self.IMAGE_SIZE))
         return x
@@ -519,17 +505,48 @@ const DATA_HELPERS = String.raw`
         return {'tabular': data.float()}, target
 `;
 
+/** Preprocessing code only plans using these steps carry (see dataHelpers). */
+const INTENSITY_METHOD = String.raw`    def _fbts_intensity(self, x, step):
+        if step['op'] == 'log':
+            return torch.log1p(x.clamp(min=0))
+        if step['op'] == 'clip':
+            return x.clamp(min=step.get('min'), max=step.get('max'))
+        low = float(np.float32(step['center'] - step['width'] / 2))
+        high = float(np.float32(step['center'] + step['width'] / 2))
+        return (x.clamp(min=low, max=high) - low) / step['width']
+
+`;
+const INTENSITY_BRANCH = String.raw`            elif op in ('clip', 'window', 'log'):
+                if step.get('modalities') is None or modality in step['modalities']:
+                    x = self._fbts_intensity(x, step)
+`;
+const MIP_BRANCH = String.raw`            elif op == 'mip':
+                x = x.amax(dim=step['axis'] + 1)
+`;
+
 /**
- * The data helpers of a plan: with fill_missing steps, the column readers fill missing values first (only then,
- * so that the generated source of plans without them stays as it was, and so their approvals on Python nodes).
+ * The data helpers of a plan. Code for the newer steps (clip / window / log, mip, fill_missing) is added only to
+ * plans that use them, so the generated source of other plans stays as it was, and so their approvals on Python
+ * nodes; with fill_missing the column readers fill missing values first.
  */
 function dataHelpers(spec: PlanSpec): string {
-  if (!spec.preprocessing.some((s) => s.op === 'fill_missing')) return DATA_HELPERS;
   const replace = (text: string, from: string, to: string): string => {
     if (!text.includes(from)) throw new Error(`internal: data helper line not found: ${from.trim()}`);
     return text.replace(from, to);
   };
-  let text = replace(DATA_HELPERS, `    def _fbts_frame_columns(self, frame, columns):
+  const uses = (...ops: string[]) => spec.preprocessing.some((s) => ops.includes(s.op));
+  let text = DATA_HELPERS;
+  const branchAnchor = `            elif op == 'select_slices':
+`;
+  if (uses('clip', 'window', 'log')) {
+    text = replace(text, `    def _fbts_slices(self, x, step, modality):
+`, `${INTENSITY_METHOD}    def _fbts_slices(self, x, step, modality):
+`);
+    text = replace(text, branchAnchor, `${INTENSITY_BRANCH}${branchAnchor}`);
+  }
+  if (uses('mip')) text = replace(text, branchAnchor, `${MIP_BRANCH}${branchAnchor}`);
+  if (!uses('fill_missing')) return text;
+  text = replace(text, `    def _fbts_frame_columns(self, frame, columns):
 `, `    def _fbts_frame_columns(self, frame, columns):
         frame = frame.copy()
         for c, v in self.FILL_MISSING.items():

@@ -6,7 +6,7 @@
  */
 import { formatPath, PathSegment, PlanIssue } from './errors';
 import { BranchName, GraphModelSpec, LossSpec, GraphNodeSpec, isGraphModel, LayerSpec, ModelGraphSpec, PlanSpec, SpatialParam } from './spec';
-import { imageInputChannels } from './preprocess';
+import { imageInputChannels, tabularFeatureIndex } from './preprocess';
 
 export type Shape = number[];
 
@@ -396,7 +396,7 @@ function resolveBranches(spec: PlanSpec, model: ModelGraphSpec): ResolvedGraph {
     branches.push(image);
   }
   if (inputs.tabular && model.tabular) {
-    tabularInputShape = [inputs.tabular.columns.length];
+    tabularInputShape = [tabularFeatureIndex(spec).count];
     tabular = resolveBranch('tabular', model.tabular, tabularInputShape);
     branches.push(tabular);
   }
@@ -482,7 +482,7 @@ function resolveGraphModel(spec: PlanSpec, model: GraphModelSpec): ResolvedGraph
     }
     inputShapes.image = [imageInputChannels(spec), ...spec.inputs.image.size];
   }
-  if (spec.inputs.tabular) inputShapes.tabular = [spec.inputs.tabular.columns.length];
+  if (spec.inputs.tabular) inputShapes.tabular = [tabularFeatureIndex(spec).count];
   const shapes = new Map<string, Shape>(Object.entries(inputShapes) as [string, Shape][]);
   const used = new Set<string>();
   const nodes: ResolvedNode[] = [];

@@ -6,7 +6,7 @@
  * i.e. transposed.
  */
 import { ClipStep, LogStep, PlanSpec, WindowStep } from './spec';
-import { sliceSelection, storedImageRank } from './preprocess';
+import { oneHotColumns, sliceSelection, storedImageRank, tabularFeatureIndex } from './preprocess';
 
 /** A dense C-order array. */
 export interface DenseVolume {
@@ -261,10 +261,19 @@ export function imageInput(spec: PlanSpec, volumes: Record<string, DenseVolume>)
 /** The tabular input for one sample (inputs.tabular.columns order, standardize_column applied, float32). */
 export function tabularInput(spec: PlanSpec, row: Record<string, unknown>): Float32Array {
   const columns = spec.inputs.tabular?.columns ?? [];
-  const out = new Float32Array(columns.length);
   const fills = new Map(spec.preprocessing.flatMap((s) => (s.op === 'fill_missing' ? [[s.column, s.value] as const] : [])));
-  columns.forEach((column, j) => {
+  const oneHot = oneHotColumns(spec);
+  const { count, index } = tabularFeatureIndex(spec);
+  const out = new Float32Array(count);
+  columns.forEach((column) => {
     const value = row[column];
+    const j = index.get(column)!;
+    const categories = oneHot.get(column);
+    if (categories) {
+      const k = categories.indexOf(categoryText(value) ?? '');
+      if (k >= 0) out[j + k] = 1;
+      return;
+    }
     let number = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : NaN;
     if (!Number.isFinite(number) && fills.has(column)) number = fills.get(column)!;
     if (!Number.isFinite(number)) {
@@ -274,10 +283,17 @@ export function tabularInput(spec: PlanSpec, row: Record<string, unknown>): Floa
   });
   for (const step of spec.preprocessing) {
     if (step.op !== 'standardize_column') continue;
-    const j = columns.indexOf(step.column);
+    const j = index.get(step.column)!;
     out[j] = (out[j] - Math.fround(step.mean)) / Math.fround(step.std);
   }
   return out;
+}
+
+/** A cell's text for category matching: numbers by their shortest decimal text (3.0 → '3'); none when missing. */
+function categoryText(value: unknown): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value === 'number') return Number.isNaN(value) ? undefined : String(value);
+  return String(value);
 }
 
 /** The target of one sample as the loss wants it: a class index for cross_entropy, a float otherwise. */

@@ -26,9 +26,26 @@ export function storedImageRank(spec: PlanSpec): number {
   return spec.preprocessing.some(reducesRank) ? 3 : spec.inputs.image?.dims ?? 0;
 }
 
+/** Categories of the one-hot encoded tabular columns, by column. */
+export function oneHotColumns(spec: PlanSpec): Map<string, string[]> {
+  return new Map(spec.preprocessing.flatMap((s) => (s.op === 'one_hot_column' ? [[s.column, s.categories] as const] : [])));
+}
+
+/** Features of the tabular input: one per column, one per category for one-hot columns, in column order. */
+export function tabularFeatureIndex(spec: PlanSpec): { count: number; index: Map<string, number> } {
+  const oneHot = oneHotColumns(spec);
+  const index = new Map<string, number>();
+  let count = 0;
+  for (const column of spec.inputs.tabular?.columns ?? []) {
+    index.set(column, count);
+    count += oneHot.get(column)?.length ?? 1;
+  }
+  return { count, index };
+}
+
 /** Whether a step acts on images (the others act on tabular columns). */
 export function isImageStep(step: PreprocessStep): boolean {
-  return step.op !== 'standardize_column' && step.op !== 'fill_missing';
+  return step.op !== 'standardize_column' && step.op !== 'fill_missing' && step.op !== 'one_hot_column';
 }
 
 /** Walks the pipeline tracking the spatial rank (and size once a step fixes it). */
@@ -120,7 +137,15 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
         rank = 2;
         break;
       case 'fill_missing':
-      case 'standardize_column': {
+      case 'standardize_column':
+      case 'one_hot_column': {
+        const encoded = oneHotColumns(spec);
+        if (step.op !== 'one_hot_column' && encoded.has(step.column)) {
+          issue(i, 'column', `'${step.column}' is one-hot encoded: ${step.op} applies to numeric columns`);
+        }
+        if (step.op === 'one_hot_column' && spec.preprocessing.filter((s) => s.op === 'one_hot_column' && s.column === step.column).length > 1) {
+          issue(i, 'column', `'${step.column}' is one-hot encoded twice`);
+        }
         const known = [...(spec.inputs.tabular?.columns ?? [])];
         if (!known.includes(step.column)) {
           issue(i, 'column', `'${step.column}' is not one of inputs.tabular.columns`);

@@ -17,7 +17,7 @@
  */
 import { canonicalJson, sha256Hex } from './canonical';
 import { ResolvedGraph, ResolvedLayer } from './graph';
-import { isImageStep, storedImageRank } from './preprocess';
+import { isImageStep, oneHotColumns, storedImageRank, tabularFeatureIndex } from './preprocess';
 import { pyLiteral, pyNumber, pyString } from './python-literal';
 import { localParameterNamesOf } from './fedbn';
 import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
@@ -545,8 +545,67 @@ function dataHelpers(spec: PlanSpec): string {
     text = replace(text, branchAnchor, `${INTENSITY_BRANCH}${branchAnchor}`);
   }
   if (uses('mip')) text = replace(text, branchAnchor, `${MIP_BRANCH}${branchAnchor}`);
-  if (!uses('fill_missing')) return text;
-  text = replace(text, `    def _fbts_frame_columns(self, frame, columns):
+  if (uses('fill_missing')) text = fillMissingHelpers(text, replace);
+  if (uses('one_hot_column')) text = oneHotHelpers(text, replace);
+  return text;
+}
+
+type Replace = (text: string, from: string, to: string) => string;
+
+/** One-hot columns: features are encoded (indicators in place of the column); standardisation by feature index. */
+function oneHotHelpers(data: string, replace: Replace): string {
+  let text = replace(data, `            j = self.TABULAR_COLUMNS.index(step['column'])
+`, `            j = self.FEATURE_INDEX[step['column']]
+`);
+  text = replace(text, `            f = len(self.TABULAR_COLUMNS)
+`, `            f = self.FEATURE_COUNT
+`);
+  const values = /        values = np\.array\(\[(.*) for c in wanted\], dtype=np\.float32\)\n/.exec(text);
+  if (!values) throw new Error('internal: demographics line not found');
+  text = replace(text, values[0], `        cell = lambda c: ${values[1]}
+        values = np.array(self._fbts_encode(lambda c: row.get(c), cell) + [cell(self.TARGET_COLUMN)], dtype=np.float32)
+`);
+  text = replace(text, `        missing = [c for c in wanted if c not in row`, `        missing = [c for c in wanted if c not in row and c not in self.ONE_HOT`);
+  return `${text}${ONE_HOT_HELPERS}`;
+}
+
+const ONE_HOT_HELPERS = String.raw`
+    @staticmethod
+    def _fbts_category(v):
+        # a cell's text for category matching: integral numbers without '.0'; None when missing
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v == '':
+            return None
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        return str(v)
+
+    def _fbts_encode(self, raw, cell):
+        # tabular features: one indicator per category for one-hot columns (all 0 for another or a missing value)
+        out = []
+        for c in self.TABULAR_COLUMNS:
+            if c in self.ONE_HOT:
+                text = self._fbts_category(raw(c))
+                out.extend(1.0 if text == k else 0.0 for k in self.ONE_HOT[c])
+            else:
+                out.append(cell(c))
+        return out
+
+    def _fbts_encode_frame(self, frame):
+        numeric = [c for c in self.TABULAR_COLUMNS if c not in self.ONE_HOT]
+        values = self._fbts_frame_columns(frame, numeric) if numeric else np.zeros((len(frame), 0), dtype=np.float32)
+        absent = [c for c in self.ONE_HOT if c not in frame.columns]
+        if absent:
+            raise self._fbts_error('column(s) %s not in the dataset (it has: %s)' % (absent, list(frame.columns)))
+        rows = []
+        for i in range(len(frame)):
+            known = dict(zip(numeric, values[i].tolist()))
+            rows.append(self._fbts_encode(lambda c: frame[c].iloc[i], lambda c: known[c]))
+        return np.array(rows, dtype=np.float32).reshape(len(frame), self.FEATURE_COUNT)
+`;
+
+/** fill_missing: the column readers fill missing values first. */
+function fillMissingHelpers(data: string, replace: Replace): string {
+  let text = replace(data, `    def _fbts_frame_columns(self, frame, columns):
 `, `    def _fbts_frame_columns(self, frame, columns):
         frame = frame.copy()
         for c, v in self.FILL_MISSING.items():
@@ -590,7 +649,9 @@ function trainingDataLines(spec: PlanSpec): string[] {
   return [
     '    def training_data(self):',
     '        frame = pd.read_csv(self.dataset_path)',
-    '        x = self._fbts_standardize(self._fbts_frame_columns(frame, self.TABULAR_COLUMNS))',
+    spec.preprocessing.some((s) => s.op === 'one_hot_column')
+      ? '        x = self._fbts_standardize(self._fbts_encode_frame(frame))'
+      : '        x = self._fbts_standardize(self._fbts_frame_columns(frame, self.TABULAR_COLUMNS))',
     '        y = self._fbts_frame_columns(frame, [self.TARGET_COLUMN])[:, 0]',
     '        return DataManager(dataset=x, target=y, shuffle=True)',
   ];
@@ -618,6 +679,8 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
   const spec = JSON.parse(json) as PlanSpec;
   const { graph } = validatePlan(spec);
   const imageSteps = spec.preprocessing.filter(isImageStep);
+  const oneHot = Object.fromEntries(oneHotColumns(spec));
+  const features = tabularFeatureIndex(spec);
   const fills = Object.fromEntries(spec.preprocessing.flatMap((s) => (s.op === 'fill_missing' ? [[s.column, s.value]] : [])));
   const tabularSteps = spec.preprocessing.filter((s) => s.op === 'standardize_column');
   const augmentation = spec.augmentation ?? [];
@@ -639,6 +702,13 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     `    IMAGE_STEPS = ${pyLiteral(imageSteps)}`,
     `    TABULAR_STEPS = ${pyLiteral(tabularSteps)}`,
     ...(Object.keys(fills).length > 0 ? [`    FILL_MISSING = ${pyLiteral(fills)}`] : []),
+    ...(Object.keys(oneHot).length > 0
+      ? [
+          `    ONE_HOT = ${pyLiteral(oneHot)}`,
+          `    FEATURE_INDEX = ${pyLiteral(Object.fromEntries(features.index))}`,
+          `    FEATURE_COUNT = ${features.count}`,
+        ]
+      : []),
     ...(augmentation.length > 0 ? [`    AUGMENTATION = ${pyLiteral(augmentation)}`] : []),
     ...(localParameters.length > 0 ? [`    LOCAL_PARAMETERS = ${pyLiteral(localParameters)}`] : []),
     '',

@@ -331,6 +331,15 @@ export interface FillMissingStep {
   column: string;
   value: number;
 }
+/**
+ * Categorical encoding: the tabular column becomes one indicator feature per category, in place (its text must
+ * equal a category; numbers compare by their decimal text, '3' for 3.0); another or a missing value gives all 0.
+ */
+export interface OneHotColumnStep {
+  op: 'one_hot_column';
+  column: string;
+  categories: string[];
+}
 export interface SelectSlicesStep {
   op: 'select_slices';
   /** Volume axis the slices are taken along (it disappears; the slices become channels). */
@@ -356,7 +365,8 @@ export type PreprocessStep =
   | SelectSlicesStep
   | MipStep
   | StandardizeColumnStep
-  | FillMissingStep;
+  | FillMissingStep
+  | OneHotColumnStep;
 
 export type PreprocessOp = PreprocessStep['op'];
 export const PREPROCESS_OPS: readonly PreprocessOp[] = [
@@ -371,6 +381,7 @@ export const PREPROCESS_OPS: readonly PreprocessOp[] = [
   'mip',
   'standardize_column',
   'fill_missing',
+  'one_hot_column',
 ];
 
 /**

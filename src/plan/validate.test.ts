@@ -117,6 +117,10 @@ describe('plan validation', () => {
     expect(issuePaths(twoReductions)).toEqual(['preprocessing[1].op']);
     const fillUnknown = mutate(mlpPlan(), (p) => p.preprocessing.push({ op: 'fill_missing', column: 'zz', value: 0 }));
     expect(issuePaths(fillUnknown)).toEqual(['preprocessing[1].column']);
+    const standardizedCategory = mutate(mlpPlan(), (p) => p.preprocessing.push({ op: 'one_hot_column', column: 'f0', categories: ['a', 'b'] }));
+    expect(issuePaths(standardizedCategory)).toEqual(['preprocessing[0].column']);
+    const widened = validatePlan(mutate(mlpPlan(), (p) => p.preprocessing.push({ op: 'one_hot_column', column: 'f1', categories: ['a', 'b', 'c'] })));
+    expect(widened.graph.inputShapes.tabular).toEqual([6]); // 4 columns, one of them 3 indicators
     const unknownColumn = mutate(mlpPlan(), (p) => (p.preprocessing[0].column = 'zz'));
     expect(issuePaths(unknownColumn)).toEqual(['preprocessing[0].column']);
   });

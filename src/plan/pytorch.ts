@@ -269,11 +269,34 @@ const AUGMENT_HELPERS = String.raw`
             elif op == 'shift_intensity':
                 u, state = self._fbts_uniforms(state, 1)
                 x = x + float(np.float32((2 * u[0] - 1) * step['offset']))
+            elif op == 'affine':
+                u, state = self._fbts_uniforms(state, 4)
+                x = self._fbts_affine(x, step['axes'][0] + 1, step['axes'][1] + 1, (2 * u[0] - 1) * step['rotate'] * np.pi / 180,
+                                      1 + (2 * u[1] - 1) * step['scale'], ((2 * u[2] - 1) * step['translate'], (2 * u[3] - 1) * step['translate']))
             elif op == 'gaussian_noise':
                 u, state = self._fbts_uniforms(state, 2 * x.numel())
                 noise = step['std'] * np.sqrt(-2 * np.log(1 - u[0::2])) * np.cos(2 * np.pi * u[1::2])
                 x = x + torch.from_numpy(noise.astype(np.float32)).view_as(x)
         return x
+
+    @staticmethod
+    def _fbts_affine(x, a, b, angle, scale, shift):
+        # bilinear resampling of the plane (a, b) at R(-angle)(q - c - shift)/scale + c, zero outside (src/plan/augment.ts)
+        v = np.moveaxis(x.detach().numpy().astype(np.float64), (a, b), (-2, -1))
+        na, nb = v.shape[-2], v.shape[-1]
+        ca, cb = (na - 1) / 2, (nb - 1) / 2
+        qa, qb = np.meshgrid(np.arange(na) - ca - shift[0], np.arange(nb) - cb - shift[1], indexing='ij')
+        cos, sin = np.cos(angle), np.sin(angle)
+        sa = (cos * qa + sin * qb) / scale + ca
+        sb = (-sin * qa + cos * qb) / scale + cb
+        a0, b0 = np.floor(sa).astype(np.int64), np.floor(sb).astype(np.int64)
+        wa, wb = sa - a0, sb - b0
+
+        def at(ia, ib):
+            inside = (ia >= 0) & (ia < na) & (ib >= 0) & (ib < nb)
+            return np.where(inside, v[..., np.clip(ia, 0, na - 1), np.clip(ib, 0, nb - 1)], 0.0)
+        out = (1 - wa) * (1 - wb) * at(a0, b0) + (1 - wa) * wb * at(a0, b0 + 1) + wa * (1 - wb) * at(a0 + 1, b0) + wa * wb * at(a0 + 1, b0 + 1)
+        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(out, (-2, -1), (a, b))).astype(np.float32))
 
     def _fbts_augment_batch(self, images, seed):
         return torch.stack([self._fbts_augment_sample(x, (seed + (i + 1) * 0x9E3779B9) & 0xFFFFFFFF) for i, x in enumerate(images)])

@@ -393,8 +393,18 @@ export type AugmentStep =
   | { op: 'rotate90'; /** the plane, two spatial axes of equal size */ axes: [number, number]; p: number }
   | { op: 'scale_intensity'; /** x·(1 + f), f uniform in [-factor, factor] */ factor: number; p: number }
   | { op: 'shift_intensity'; /** x + o, o uniform in [-offset, offset] */ offset: number; p: number }
-  | { op: 'gaussian_noise'; std: number; p: number };
-export const AUGMENT_OPS: readonly AugmentStep['op'][] = ['flip', 'rotate90', 'scale_intensity', 'shift_intensity', 'gaussian_noise'];
+  | { op: 'gaussian_noise'; std: number; p: number }
+  | {
+      op: 'affine';
+      /** the plane (two spatial axes); 3-D volumes turn every slice across it alike */
+      axes: [number, number];
+      /** largest rotation in degrees, relative scaling and shift in voxels (each drawn in ±) */
+      rotate: number;
+      scale: number;
+      translate: number;
+      p: number;
+    };
+export const AUGMENT_OPS: readonly AugmentStep['op'][] = ['flip', 'rotate90', 'scale_intensity', 'shift_intensity', 'gaussian_noise', 'affine'];
 
 export interface PlanSpec {
   format: typeof PLAN_FORMAT;

@@ -62,6 +62,11 @@ export interface ResolvedBatchNorm extends ResolvedBase {
   eps: number;
   momentum: number;
 }
+export interface ResolvedUpsample extends ResolvedBase {
+  type: 'upsample';
+  dims: 2 | 3;
+  scale: number[];
+}
 export interface ResolvedDropout extends ResolvedBase {
   type: 'dropout' | 'dropout2d' | 'dropout3d';
   rate: number;
@@ -95,6 +100,7 @@ export type ResolvedLayer =
   | ResolvedPool
   | ResolvedGlobalPool
   | ResolvedNorm
+  | ResolvedUpsample
   | ResolvedBatchNorm
   | ResolvedDropout
   | ResolvedFlatten
@@ -287,6 +293,14 @@ function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inSh
         momentum: layer.momentum ?? BATCH_NORM_DEFAULTS.momentum,
         outShape: inShape,
       };
+    case 'upsample': {
+      if (inShape.length < 3 || inShape.length > 4) {
+        fail([...at, 'type'], `upsample needs a [C, H, W] or [C, D, H, W] input, got ${describe(inShape)}`);
+      }
+      const dims = (inShape.length - 1) as 2 | 3;
+      const scale = spatial(layer.scaleFactor, dims, [...at, 'scaleFactor'], 1);
+      return { ...common, type: 'upsample', dims, scale, outShape: [inShape[0], ...inShape.slice(1).map((n, i) => n * scale[i])] };
+    }
     case 'dropout':
       return { ...common, type: 'dropout', rate: layer.rate, outShape: inShape };
     case 'dropout2d':

@@ -8,7 +8,9 @@ import { initBackend } from '../engine/backend';
 import { definePlan } from './define';
 import { exportPlanToOnnx, OnnxExportError, ONNX_OUTPUT } from './onnx';
 import { PlanSpec } from './spec';
-import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan } from './testing/plans';
+import {
+  cnn2dPlan, cnn3dPlan, cnnTabularPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan, unetGraphPlan, upsample3dGraphPlan,
+} from './testing/plans';
 import { runOnnxOutOfProcess } from './testing/onnx-runner';
 import { buildModel } from './tfjs-model';
 import { exportWeights } from './weights';
@@ -53,6 +55,8 @@ const CASES: Case[] = [
   { spec: inception3dGraphPlan(), layout: 'NCHW', activation: 'none' },
   { spec: normsGraphPlan(), layout: 'NHWC', activation: 'none' },
   { spec: norms2dPlan(), layout: 'NCHW', activation: 'softmax' },
+  { spec: unetGraphPlan(), layout: 'NHWC', activation: 'sigmoid' },
+  { spec: upsample3dGraphPlan(), layout: 'NCHW', activation: 'none' },
 ];
 
 /** Deterministic inputs: channels-last for tfjs, and the same values channels-first for an NCHW ONNX model. */
@@ -131,7 +135,7 @@ describe('ONNX export of a plan', () => {
 
   it('covers every op the exporter can emit', () => {
     for (const op of ['Conv', 'Pad', 'Relu', 'LeakyRelu', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'BatchNormalization',
-      'Flatten', 'Gemm', 'Concat', 'Add', 'Sigmoid', 'Softmax', 'Transpose', 'GlobalMaxPool', 'InstanceNormalization', 'ReduceMean']) {
+      'Flatten', 'Gemm', 'Concat', 'Add', 'Sigmoid', 'Softmax', 'Transpose', 'GlobalMaxPool', 'InstanceNormalization', 'ReduceMean', 'Resize']) {
       expect(usedOps).toContain(op);
     }
   });

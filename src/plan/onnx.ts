@@ -126,6 +126,18 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
         ]);
       case 'global_avg_pool':
         return emit('Flatten', [emit('GlobalAveragePool', [x], 'gap')], 'flat', [{ name: 'axis', type: 'int', value: 1 }]);
+      case 'upsample': {
+        // Resize, nearest, asymmetric coordinates with floor: with integer factors, each voxel repeated (nn.Upsample).
+        const scales = fresh(`${layer.key}.scales`);
+        initializers.push({ name: scales, dims: [layer.dims + 2], dataType: ONNX_FLOAT, raw: float32Raw([1, 1, ...layer.scale]) });
+        const roi = fresh(`${layer.key}.roi`);
+        initializers.push({ name: roi, dims: [0], dataType: ONNX_FLOAT, raw: float32Raw([]) });
+        return emit('Resize', [x, roi, scales], 'up', [
+          { name: 'mode', type: 'string', value: 'nearest' },
+          { name: 'coordinate_transformation_mode', type: 'string', value: 'asymmetric' },
+          { name: 'nearest_mode', type: 'string', value: 'floor' },
+        ]);
+      }
       case 'global_max_pool':
         return emit('Flatten', [emit('GlobalMaxPool', [x], 'gmp')], 'flat', [{ name: 'axis', type: 'int', value: 1 }]);
       case 'instance_norm': {

@@ -73,6 +73,8 @@ function torchModule(layer: ResolvedLayer): string {
       return `nn.Sequential(nn.AdaptiveAvgPool${layer.dims}d(1), nn.Flatten())`;
     case 'global_max_pool':
       return `nn.Sequential(nn.AdaptiveMaxPool${layer.dims}d(1), nn.Flatten())`;
+    case 'upsample':
+      return `nn.Upsample(scale_factor=${tuple(layer.scale)}, mode='nearest')`;
     case 'instance_norm':
       return `nn.InstanceNorm${layer.spatialDims}d(${layer.features}, eps=${pyNumber(layer.eps, true)}, affine=${layer.affine ? 'True' : 'False'})`;
     case 'layer_norm':

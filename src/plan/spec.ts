@@ -84,6 +84,11 @@ export interface LayerNormLayer {
   /** Learnable weight and bias of the input's shape (PyTorch elementwise_affine, default true). */
   affine?: boolean;
 }
+/** Nearest-neighbour upsampling by integer factors per spatial axis (nn.Upsample(mode='nearest')). */
+export interface UpsampleLayer {
+  type: 'upsample';
+  scaleFactor: SpatialParam;
+}
 export interface BatchNormLayer {
   type: 'batch_norm';
   eps?: number;
@@ -118,6 +123,7 @@ export type LayerSpec =
   | GlobalMaxPoolLayer
   | InstanceNormLayer
   | LayerNormLayer
+  | UpsampleLayer
   | BatchNormLayer
   | DropoutLayer
   | FlattenLayer
@@ -138,6 +144,7 @@ export const LAYER_TYPES: readonly LayerType[] = [
   'global_max_pool',
   'instance_norm',
   'layer_norm',
+  'upsample',
   'batch_norm',
   'dropout',
   'dropout2d',

@@ -147,6 +147,8 @@ export class PlanModel implements TrainableModel {
         return tf.mean(x, range(1, x.rank - 1));
       case 'global_max_pool':
         return tf.max(x, range(1, x.rank - 1));
+      case 'upsample':
+        return upsampleNearest(x, layer.scale);
       case 'instance_norm':
       case 'layer_norm': {
         // instance: per sample and channel over the spatial axes; layer: per sample over everything.
@@ -227,6 +229,30 @@ export class PlanModel implements TrainableModel {
     tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
     return y;
   }
+}
+
+/** Nearest-neighbour upsampling of a channels-last tensor: each spatial axis repeated `scale` times in place. */
+function upsampleNearest(x: tf.Tensor, scale: number[]): tf.Tensor {
+  return scale.reduce((y, s, i) => (s === 1 ? y : repeatAxis(y, i + 1, s)), x);
+}
+
+/**
+ * Every element of `axis` repeated s times. Forward: expand, tile, merge; gradient: the s copies summed (written
+ * here because tfjs has no Tile gradient beyond rank 4).
+ */
+function repeatAxis(x: tf.Tensor, axis: number, s: number): tf.Tensor {
+  const shape = x.shape;
+  const split = [...shape.slice(0, axis + 1), s, ...shape.slice(axis + 1)];
+  const merged = [...shape];
+  merged[axis] = shape[axis] * s;
+  const forward = (input: tf.Tensor) => {
+    const reps = split.map((_, d) => (d === axis + 1 ? s : 1));
+    return {
+      value: tf.reshape(tf.tile(tf.expandDims(input, axis + 1), reps), merged),
+      gradFunc: (dy: tf.Tensor) => tf.sum(tf.reshape(dy, split), axis + 1),
+    };
+  };
+  return tf.customGrad(forward as unknown as Parameters<typeof tf.customGrad>[0])(x) as tf.Tensor;
 }
 
 function pool(layer: ResolvedPool, x: tf.Tensor): tf.Tensor {

@@ -223,7 +223,48 @@ export function norms2dPlan(): PlanSpec {
   });
 }
 
+/** A small U-Net (2D): encoder, pooled bottleneck, nearest upsampling, skip concatenation, decoder; pooled head. */
+export function unetGraphPlan(): PlanSpec {
+  const conv = (outChannels: number) => ({ type: 'conv2d' as const, outChannels, kernelSize: 3, padding: 'same' as const });
+  return definePlan({
+    name: 'TinyUNet',
+    inputs: { image: { modalities: ['T1ce', 'FLAIR'], dims: 2, size: [8, 8] } },
+    target: { column: 'responder' },
+    model: modelGraph((g) => {
+      const enc = g.chain('enc', 'image', [conv(4), { type: 'relu' }]);
+      const bottom = g.chain('down', enc, [{ type: 'max_pool2d', kernelSize: 2 }, conv(6), { type: 'relu' }, { type: 'upsample', scaleFactor: 2 }]);
+      const dec = g.chain('dec', g.concat('skip', [enc, bottom]), [conv(4), { type: 'relu' }]);
+      return g.chain('head', dec, [{ type: 'global_avg_pool' }, { type: 'dense', outFeatures: 1 }]);
+    }),
+    loss: { type: 'bce', fromLogits: true },
+    optimizer: { type: 'adam', lr: 0.01 },
+    metrics: ['loss'],
+  });
+}
+
+/** 3D nearest upsampling with a different factor per axis, summed with a skip path. */
+export function upsample3dGraphPlan(): PlanSpec {
+  return definePlan({
+    name: 'Upsample3d',
+    inputs: { image: { modalities: ['T1'], dims: 3, size: [2, 4, 6] } },
+    target: { column: 'y' },
+    model: modelGraph((g) => {
+      const skip = g.layer('skip', { type: 'conv3d', outChannels: 3, kernelSize: 1 }, 'image');
+      const coarse = g.chain('coarse', 'image', [
+        { type: 'avg_pool3d', kernelSize: [1, 2, 3] },
+        { type: 'conv3d', outChannels: 3, kernelSize: 1 },
+        { type: 'upsample', scaleFactor: [1, 2, 3] },
+      ]);
+      return g.chain('out', g.add('sum', [skip, coarse]), [{ type: 'flatten' }, { type: 'dense', outFeatures: 1 }]);
+    }),
+    loss: { type: 'mse' },
+    optimizer: { type: 'sgd', lr: 0.05 },
+  });
+}
+
 export const EXAMPLE_PLANS: Record<string, () => PlanSpec> = {
+  unetGraph: unetGraphPlan,
+  upsample3dGraph: upsample3dGraphPlan,
   normsGraph: normsGraphPlan,
   norms2d: norms2dPlan,
   resnetGraph: resnetGraphPlan,

@@ -1,7 +1,7 @@
 /**
  * The batch-norm op with its analytic gradient equals the same computation written with tfjs's elementary ops and
  * differentiated automatically (CPU backend, the oracle), on 2-D, 4-D and 5-D channels-last inputs with an offset
- * large against the spread (where a naive one-pass variance would cancel); also on the project's engine backend.
+ * large against the spread; also on the project's engine backend; and it leaves no tensor behind.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -54,5 +54,12 @@ describe.each([['cpu'], ['engine']])('on the %s backend', (which) => {
     close(mean, m.mean, 1e-6);
     close(variance, m.variance, 1e-3);
     expect(Math.abs(tf.sum(got[0]).dataSync()[0])).toBeLessThan(1e-2); // dx sums to ~0 per channel
+    // nothing leaks: a training step's worth of forward + backward inside tidy leaves no tensor behind
+    const before = tf.memory().numTensors;
+    tf.dispose(tf.tidy(() => tf.grads(loss(ours))([x, gamma, beta])));
+    tf.tidy(() => {
+      batchNormTrain(x, gamma, beta, 1e-5);
+    });
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -10,12 +10,21 @@ const SOURCE_FOLDERS = ['src', 'node-agent', 'researcher', 'examples'];
 // oversubscribe it and slow the timing-sensitive network tests. Kernel tests set their thread counts themselves.
 process.env.FEDBIOMED_TS_THREADS = process.env.FEDBIOMED_TS_THREADS || '1';
 
+// The repository's examples import the public API by its package name (`fedbiomed-ts`, `fedbiomed-ts/plan`, …):
+// each name maps to its source entry module.
+const { sourceEntryModules } = require('./src/cli/source-entries');
+const moduleNameMapper = Object.fromEntries([...sourceEntryModules(__dirname)].map(([request, file]) => [`^${request}$`, file]));
+
 module.exports = {
+  moduleNameMapper,
   testEnvironment: 'node',
   roots: SOURCE_FOLDERS.filter((dir) => fs.existsSync(path.join(__dirname, dir))).map((dir) => `<rootDir>/${dir}`),
   testMatch: ['**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
+  // Transpile only (type checking is tsc's job in npm test): ts-jest does that when the tsconfig it is given says
+  // isolatedModules, which is set here rather than in tsconfig.json so tsc's own checks stay as they are.
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.jest.json', diagnostics: false }] },
+  setupFiles: ['<rootDir>/jest.setup.js'],
   testTimeout: 60000,
   maxWorkers: 2,
 };

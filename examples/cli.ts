@@ -1,7 +1,7 @@
 /**
  * `fedbiomed-ts demo …`: the end-to-end glioblastoma demo and its data generator.
  *
- *   fedbiomed-ts demo [--quick] [--out DIR] [--seed S] [--rounds N]
+ *   fedbiomed-ts demo [--quick] [--out DIR] [--seed S] [--rounds N] [--dp local|central --sigma S --clip C [--dp-sweep S1,S2]]
  *   fedbiomed-ts demo data --out DIR [--seed S] [--quick]
  */
 import type { Command } from 'commander';
@@ -15,6 +15,10 @@ function integer(name: string): (value: string) => number {
 }
 
 interface DemoFlags {
+  dp?: string;
+  sigma?: string;
+  clip?: string;
+  dpSweep?: string;
   quick?: boolean;
   out?: string;
   seed?: number;
@@ -29,9 +33,15 @@ export function register(program: Command): void {
     .option('--out <dir>', 'output folder (created; a previous demo output is replaced) (default: "demo-output")')
     .option('--seed <n>', 'seed of the cohort and of training', integer('--seed'))
     .option('--rounds <n>', 'number of FedAvg rounds', integer('--rounds'))
+    .option('--dp <type>', 'train with differential privacy: local (DP-SGD) or central (Fed-BioMed dp_args)')
+    .option('--sigma <x>', 'DP noise multiplier (with --dp)')
+    .option('--clip <x>', 'DP per-sample clipping norm (with --dp)')
+    .option('--dp-sweep <list>', 'extra noise multipliers, e.g. 0.5,2: one more federated run each, for the epsilon vs AUC table')
     .action(async (opts: DemoFlags) => {
       const { runDemo, DEFAULT_OUT_DIR } = await import('./glioblastoma/demo');
-      await runDemo({ outDir: opts.out ?? DEFAULT_OUT_DIR, quick: opts.quick, seed: opts.seed, rounds: opts.rounds });
+      const { demoDp } = await import('./glioblastoma/dp');
+      await runDemo({ outDir: opts.out ?? DEFAULT_OUT_DIR, quick: opts.quick, seed: opts.seed, rounds: opts.rounds,
+        dp: demoDp(opts) });
     });
   demo
     .command('data')

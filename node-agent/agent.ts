@@ -6,8 +6,8 @@
 import type { TrainRequest, ErrorMessage } from '../src/protocol/messages';
 import type { ResearcherToNodeMessage } from '../src/protocol';
 import { errnumString } from '../src/protocol/error-numbers';
-import { Messaging, type InvalidMessage } from '../src/transport/mqtt';
-import { RepositoryClient, RepositoryError } from '../src/transport/repository';
+import type { InvalidMessage } from '../src/transport/mqtt';
+import { RepositoryError } from '../src/transport/repository';
 import type { Logger } from '../src/transport/logger';
 import { initBackend } from '../src/engine/backend';
 import { openNodeStores, NodeStores } from './stores';
@@ -18,10 +18,30 @@ import {
   RequestContext,
 } from './requests';
 import { PlanDatasetCache } from './dataset-cache';
-import { executeTrainRequest, RoundContext } from './round';
+import { executeTrainRequest, failedTrainReply, RoundContext } from './round';
+import type { QueuedTask } from './task-queue';
+import { acquireNodeLock, type NodeLock } from './lock';
+import { StatusRecorder } from './status';
+import { MqttNodeTransport, type NodeTransport, type ReplyRoute } from './transport';
+import { V6NodeTransport } from './transport-v6';
+import type { V6NodeClientOptions } from '../src/transport/v6/node-client';
+
+/** A queued train request with where its reply goes (v6: the request id), kept in the persisted queue. */
+type QueuedTrain = TrainRequest & { reply_route?: ReplyRoute };
 
 /** How long a re-established broker connection must have been up before a round's reply is sent. */
 const RECONNECT_GRACE_MS = 2000;
+/** On stop: how long the FB312 announcement, the running round and the disconnection may each take. */
+const STOP_STEP_MS = 2000;
+
+/** Resolves when `work` settles or after `ms`, whichever comes first; never rejects. */
+function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    work.then(() => undefined, () => undefined),
+    new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
 
 export interface NodeAgentOptions {
   dir: string;
@@ -29,7 +49,11 @@ export interface NodeAgentOptions {
   /** Where local log lines go (default stderr). */
   localLog?: (line: string) => void;
   /** Repository client settings (tests shorten retries). */
-  repository?: { retries?: number; downloadTimeoutMs?: number; uploadTimeoutMs?: number };
+  repository?: { retries?: number; downloadTimeoutMs?: number; uploadTimeoutMs?: number; downloadFrom?: 'uploads' | 'any' };
+  /** MQTT publish deadline (tests shorten it). */
+  publishTimeoutMs?: number;
+  /** v6 networks: sees the traffic (recording test vectors). */
+  v6Tap?: V6NodeClientOptions['tap'];
 }
 
 /** The CRITICAL log line a Python v4.5 node sends on SIGTERM/SIGINT (fedbiomed/node/cli.py, word for word). */
@@ -39,14 +63,16 @@ export class NodeAgent {
   /** The last dataset read for a plan, reused while its files are unchanged (see dataset-cache.ts). */
   private readonly dataCache = new PlanDatasetCache();
   readonly log: NodeLog;
-  private messaging: Messaging | undefined;
-  private queue: TaskQueue<TrainRequest> | undefined;
+  private transport: NodeTransport | undefined;
+  private queue: TaskQueue<QueuedTrain> | undefined;
   private stopRequested = false;
   /** When the broker connection last came up; undefined while it is down. */
   private connectedSince: number | undefined;
   private connectionWaiters: (() => void)[] = [];
-  private readonly repository: RepositoryClient;
   private readonly transportLog: Logger;
+  /** One running agent per node folder (see lock.ts); what it does, for `node status` (see status.ts). */
+  private lock: NodeLock | undefined;
+  private status: StatusRecorder | undefined;
 
   private constructor(readonly stores: NodeStores, private readonly options: NodeAgentOptions) {
     this.log = new NodeLog(stores.config.nodeId, options.localLog);
@@ -57,14 +83,32 @@ export class NodeAgent {
       warn: (m) => this.log.warning(m),
       error: (m) => this.log.error(m),
     };
-    this.repository = new RepositoryClient({ uploadsUrl: stores.config.uploadsUrl, logger: this.transportLog,
-      ...options.repository });
   }
 
+  /**
+   * Starts the node of folder `options.dir` (made by `fedbiomed-ts node init` or `writeConfig`): takes the folder's
+   * lock, connects to its broker and answers researchers until {@link NodeAgent.stop}.
+   *
+   * @example
+   * ```ts
+   * import { NodeAgent } from 'fedbiomed-ts';
+   * const agent = await NodeAgent.start({ dir: 'node_a' });
+   * process.once('SIGTERM', () => void agent.stop('signal'));
+   * ```
+   */
   static async start(options: NodeAgentOptions): Promise<NodeAgent> {
     const stores = openNodeStores(options.dir, options.env ?? process.env);
     const agent = new NodeAgent(stores, options);
-    await agent.connect();
+    agent.lock = acquireNodeLock(stores.paths.dir);
+    if (agent.lock.replaced) agent.log.warning(`stale lock of pid ${agent.lock.replaced.pid} (no longer running) taken over`);
+    agent.status = new StatusRecorder(stores.paths.dir, stores.config.nodeId, stores.config.broker);
+    try {
+      await agent.connect();
+    } catch (err) {
+      agent.status.stopped();
+      agent.lock.release();
+      throw err;
+    }
     return agent;
   }
 
@@ -81,30 +125,44 @@ export class NodeAgent {
     const { config } = this.stores;
     // Once, at info level: which engine trains here (and why) is what an operator checks first about speed.
     await initBackend((line) => this.log.info(line));
-    this.messaging = await Messaging.connect({
-      role: 'node', nodeId: config.nodeId, brokerUrl: config.broker, username: config.brokerUsername,
-      password: config.brokerPassword, caFile: config.brokerCa, logger: this.transportLog,
-    });
-    const messaging = this.messaging;
-    messaging.on('invalid', (invalid) => void this.answerInvalid(invalid));
+    const transport: NodeTransport = config.protocol === 'v6'
+      ? new V6NodeTransport({ config, stores: this.stores, log: this.log, logger: this.transportLog,
+        tap: this.options.v6Tap })
+      : new MqttNodeTransport(config, this.transportLog, {
+        repository: this.options.repository, publishTimeoutMs: this.options.publishTimeoutMs,
+        onInvalid: (invalid) => void this.answerInvalid(invalid),
+      });
+    this.transport = transport;
     this.connectedSince = 0; // the first connection needs no grace: nobody missed anything yet
-    messaging.on('offline', () => {
-      this.connectedSince = undefined;
-      this.log.debug('broker connection lost; reconnecting');
+    await transport.start({
+      request: (message, route) => void this.dispatch(message, route)
+        .catch((err) => this.log.error(`cannot answer a ${message.command} request: ${(err as Error).message}`)),
+      offline: () => {
+        this.connectedSince = undefined;
+        this.status?.brokerConnected(false);
+        this.log.debug('connection lost; reconnecting');
+      },
+      reconnect: () => {
+        this.connectedSince = Date.now();
+        this.status?.brokerConnected(true);
+        this.connectionWaiters.splice(0).forEach((wake) => wake());
+        this.log.debug('reconnected');
+      },
     });
-    messaging.on('reconnect', () => {
-      this.connectedSince = Date.now();
-      this.connectionWaiters.splice(0).forEach((wake) => wake());
-      this.log.debug('reconnected to the broker');
+    this.status?.brokerConnected(true);
+    // Log records and monitoring scalars are news: while the link is down they are dropped, not piled up.
+    this.log.forwardTo((m) => {
+      if (transport.connected) void transport.send(m).catch(() => undefined);
     });
-    messaging.onMessage((message) => this.dispatch(message as ResearcherToNodeMessage));
-    this.log.forwardTo((m) => void messaging.send(m).catch(() => undefined));
-    this.queue = new TaskQueue<TrainRequest>(this.stores.paths.queue, (req) => this.train(req),
-      (err) => this.log.error(`train task failed: ${(err as Error).message}`));
+    this.queue = new TaskQueue<QueuedTrain>(this.stores.paths.queue, {
+      execute: (req) => this.train(req),
+      onError: (err) => this.log.error(`train task failed: ${(err as Error).message}`),
+      onInterrupted: (task) => this.answerInterrupted(task),
+    });
     this.log.info('Starting task manager');
     if (this.queue.pending > 0) this.log.info(`${this.queue.pending} train request(s) left from the previous run`);
     this.queue.start();
-    this.log.info(`Node ${config.nodeId} ready: broker ${config.broker}, approval ${config.approval ? 'on' : 'off'}, ` +
+    this.log.info(`Node ${config.nodeId} ready: ${transport.description}, approval ${config.approval ? 'on' : 'off'}, ` +
       `${this.stores.datasets.list().length} dataset(s)`);
   }
 
@@ -115,9 +173,13 @@ export class NodeAgent {
       datasets: this.stores.datasets,
       plans: this.stores.plans,
       log: this.log,
+      limits: this.stores.config.limits,
       fetchText: async (url) => {
+        const { limits } = this.stores.config;
         try {
-          return { text: (await this.repository.download(url)).toString('utf8'), status: 200 };
+          const bytes = await (this.transport as NodeTransport).download(url, { maxBytes: limits.maxPlanBytes,
+            deadlineMs: limits.downloadTimeoutS * 1000 });
+          return { text: bytes.toString('utf8'), status: 200 };
         } catch (err) {
           const status = err instanceof RepositoryError ? err.status ?? 0 : 0;
           throw Object.assign(new Error((err as Error).message), { status });
@@ -126,10 +188,12 @@ export class NodeAgent {
     };
   }
 
-  private async dispatch(message: ResearcherToNodeMessage): Promise<void> {
+  private async dispatch(message: ResearcherToNodeMessage, route: ReplyRoute): Promise<void> {
+    this.status?.messageSeen(message.command, message.researcher_id);
     const ctx = this.requestContext();
-    const send = (reply: Parameters<Messaging['send']>[0] | undefined) =>
-      reply ? (this.messaging as Messaging).send(reply) : Promise.resolve();
+    const transport = this.transport as NodeTransport;
+    const send = (reply: Parameters<NodeTransport['send']>[0] | undefined) =>
+      reply ? transport.send(reply, route) : transport.noReply(route);
     switch (message.command) {
       case 'ping':
         return send(answerPing(message, ctx));
@@ -147,13 +211,18 @@ export class NodeAgent {
         return send(answerSecaggDelete(message, ctx));
       case 'train':
         this.log.debug(`train request queued: job ${message.job_id} round ${message.round}`);
-        (this.queue as TaskQueue<TrainRequest>).push(message);
+        (this.queue as TaskQueue<QueuedTrain>).push(route ? { ...message, reply_route: route } : message);
         return;
     }
   }
 
-  private async train(req: TrainRequest): Promise<void> {
-    const messaging = this.messaging as Messaging;
+  private async train(queued: QueuedTrain): Promise<void> {
+    const transport = this.transport as NodeTransport;
+    const { reply_route: route, ...req } = queued;
+    const { limits } = this.stores.config;
+    const roundEnd = Date.now() + limits.roundTimeoutS * 1000;
+    // Set when the round overran its deadline: whatever it still does, it sends nothing more.
+    let abandoned = false;
     const ctx: RoundContext = {
       nodeId: this.nodeId,
       approval: this.stores.config.approval,
@@ -161,18 +230,50 @@ export class NodeAgent {
       plans: this.stores.plans,
       db: this.stores.db,
       log: this.log,
-      download: (url) => this.repository.download(url),
-      upload: (data, name) => this.repository.upload(Buffer.from(data.buffer, data.byteOffset, data.byteLength), name),
+      download: (url, what) => transport.download(url, {
+        deadlineMs: Math.max(1, Math.min(limits.downloadTimeoutS * 1000, roundEnd - Date.now())),
+        ...(what === 'plan' ? { maxBytes: limits.maxPlanBytes } : {}),
+      }),
+      upload: (data, name) => transport.upload(data, name),
       sendReply: async (reply) => {
+        if (abandoned) return;
         await this.settledConnection();
-        await messaging.send(reply);
+        await transport.send(reply, route);
       },
-      sendError: (error) => messaging.send(error),
-      sendScalar: (scalar) => messaging.send(scalar),
-      stopping: () => this.stopRequested,
+      sendError: (error) => (abandoned ? Promise.resolve() : transport.send(error, route)),
+      sendScalar: (scalar) => (abandoned || !transport.connected ? Promise.resolve() : transport.send(scalar, route)),
+      stopping: () => this.stopRequested || abandoned,
       dataCache: this.dataCache,
+      limits,
     };
-    await executeTrainRequest(req, ctx);
+    let timer: NodeJS.Timeout | undefined;
+    const overran = new Promise<true>((resolve) => { timer = setTimeout(() => resolve(true), limits.roundTimeoutS * 1000); });
+    this.status?.roundStarted(req.job_id, req.round ?? null, req.researcher_id);
+    try {
+      const outcome = await Promise.race([executeTrainRequest(req, ctx).then(() => false as const), overran])
+        .finally(() => clearTimeout(timer));
+      if (outcome === true) {
+        abandoned = true;
+        await this.sendFailure(queued, `Round stopped: not finished within this node's limit of ${limits.roundTimeoutS} s`);
+      }
+    } finally {
+      this.status?.roundEnded();
+    }
+  }
+
+  /** A train request that was running when the node died: answered, not run again (it may be what killed it). */
+  private async answerInterrupted(task: QueuedTask<QueuedTrain>): Promise<void> {
+    await this.sendFailure(task.task, 'Round abandoned: this node stopped unexpectedly while running it (started ' +
+      `${task.startedAt}); it is not run again`);
+  }
+
+  private async sendFailure(queued: QueuedTrain, msg: string): Promise<void> {
+    const { reply_route: route, ...req } = queued;
+    this.log.error(`${msg} (job ${req.job_id})`);
+    await this.settledConnection();
+    if (this.stopRequested || !this.transport) return;
+    await this.transport.send(failedTrainReply(req, this.nodeId, msg, null), route)
+      .catch((err: unknown) => this.log.warning(`could not send the failure reply: ${(err as Error).message}`));
   }
 
   /**
@@ -204,7 +305,7 @@ export class NodeAgent {
     if (!invalid.excerpt.trimStart().startsWith('{')) return;
     const error: ErrorMessage = { researcher_id: researcherId, node_id: this.nodeId, errnum: errnumString('FB301'),
       extra_msg: `${errnumString('FB301')}: ${invalid.error}`, command: 'error' };
-    await this.messaging?.send(error).catch(() => undefined);
+    await this.transport?.send(error).catch(() => undefined);
   }
 
   /**
@@ -215,29 +316,42 @@ export class NodeAgent {
     this.stopRequested = true;
     this.connectionWaiters.splice(0).forEach((wake) => wake());
     this.queue?.stop();
-    const messaging = this.messaging;
-    if (messaging && reason === 'signal') {
-      await messaging.send({ researcher_id: '<unknown>', node_id: this.nodeId,
-        errnum: errnumString('FB312'), extra_msg: '', command: 'error' }).catch(() => undefined);
+    const transport = this.transport;
+    // Every step is bounded: a node must stop within seconds whatever the network or the running round do.
+    if (transport && reason === 'signal') {
+      if (transport.connected) {
+        await settleWithin(transport.send({ researcher_id: '<unknown>', node_id: this.nodeId,
+          errnum: errnumString('FB312'), extra_msg: '', command: 'error' }), STOP_STEP_MS);
+      }
       this.log.critical(SIGNAL_STOP_LOG);
     }
     this.log.forwardTo(undefined);
-    await this.queue?.idle();
-    await messaging?.close();
-    this.messaging = undefined;
+    if (this.queue) await settleWithin(this.queue.idle(), STOP_STEP_MS);
+    if (transport) await settleWithin(transport.close(), STOP_STEP_MS);
+    this.transport = undefined;
+    this.status?.stopped();
+    this.lock?.release();
   }
 }
 
-/** `fedbiomed-ts node start`: runs until SIGINT / SIGTERM. */
-export async function runNodeUntilSignal(dir: string): Promise<void> {
-  const agent = await NodeAgent.start({ dir });
+/**
+ * `fedbiomed-ts node start`: runs until SIGINT / SIGTERM. The stop is bounded (see `stop`); whatever is still
+ * pending after it (a download, a round past its stop point) does not keep the process alive: it exits one second
+ * later at most, and at once on a second signal.
+ */
+export async function runNodeUntilSignal(dir: string, options: Omit<NodeAgentOptions, 'dir'> = {}): Promise<void> {
+  const agent = await NodeAgent.start({ ...options, dir });
   await new Promise<void>((resolve) => {
     const onSignal = () => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      const again = () => process.exit(130);
+      process.once('SIGINT', again);
+      process.once('SIGTERM', again);
       void agent.stop('signal').then(resolve, resolve);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+  setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
 }

@@ -4,5 +4,9 @@ import type { DatasetInspector } from './datasets';
 
 export const inspectDataset: DatasetInspector = async (dataType, datasetPath, parameters) => {
   const info = describeDataset(dataType, datasetPath, parameters as { tabular_file?: string; index_col?: number | string } | null);
-  return { shape: info.shape as number[] | Record<string, unknown>, dtypes: info.dtypes };
+  return {
+    shape: info.shape as number[] | Record<string, unknown>,
+    dtypes: info.dtypes,
+    issues: (info.issues ?? []).map((i) => i.message),
+  };
 };

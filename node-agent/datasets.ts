@@ -28,6 +28,8 @@ export interface DatasetEntry {
 export interface DatasetDescription {
   shape: number[] | Record<string, unknown>;
   dtypes: string[];
+  /** Files the readers cannot use, each with the reason (shown to the operator; not stored). */
+  issues?: string[];
 }
 
 export type DatasetInspector = (
@@ -94,8 +96,11 @@ export class DatasetRegistry {
     return this.list().filter((d) => matchesTags(d, tags));
   }
 
-  /** Reads the dataset (shape, dtypes), checks tags, then stores the entry. Nothing is stored on any error. */
-  async add(input: NewDataset): Promise<DatasetEntry> {
+  /**
+   * Reads the dataset (shape, dtypes), checks tags, then stores the entry. Nothing is stored on any error.
+   * `unreadable` receives the files the readers cannot use, each with the reason (the operator is shown them).
+   */
+  async add(input: NewDataset, unreadable: string[] = []): Promise<DatasetEntry> {
     const dataType = parseDataType(input.dataType);
     const tags = normaliseTags(input.tags);
     if (input.name.trim() === '') throw new DatasetError('dataset name must not be empty');
@@ -125,6 +130,7 @@ export class DatasetRegistry {
       if (conflicting.length > 0) throw conflictError(conflicting);
       appendDocument(rows, entry as unknown as Document);
     });
+    unreadable.push(...(description.issues ?? []));
     return entry;
   }
 

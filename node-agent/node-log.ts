@@ -4,6 +4,7 @@
  * message), so a Python researcher prints them as it prints a Python node's.
  */
 import { pythonJsonDumps } from '../src/protocol/python-json-writer';
+import { printable } from '../src/protocol/printable';
 
 export type NodeLogLevel = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR' | 'CRITICAL';
 
@@ -54,7 +55,8 @@ export class NodeLog {
 
   log(level: NodeLogLevel, message: string): void {
     const now = new Date();
-    if (RANK[level] >= RANK[this.localMin]) this.local(`${pythonAsctime(now)} ${this.nodeId} ${level} ${message}`);
+    // Messages quote researcher ids, descriptions and URLs from the wire: printed as text on the operator's console.
+    if (RANK[level] >= RANK[this.localMin]) this.local(`${pythonAsctime(now)} ${this.nodeId} ${level} ${printable(message)}`);
     if (this.remote && RANK[level] >= RANK.INFO) {
       try {
         this.remote(buildLogMessage(this.nodeId, level, message, now));

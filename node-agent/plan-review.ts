@@ -2,6 +2,7 @@
 import * as fs from 'fs';
 import type { TrainingPlanEntry } from './training-plans';
 import { readPlanSource } from './plan-source';
+import { describeResources, estimatePlanResources } from './plan-resources';
 
 export function describeStoredPlan(entry: TrainingPlanEntry): string {
   const lines = [
@@ -32,6 +33,8 @@ export function describeStoredPlan(entry: TrainingPlanEntry): string {
   if (spec.inputs.tabular) lines.push(`  tabular:     ${spec.inputs.tabular.columns.join(', ')}`);
   lines.push(`  target:      ${spec.target.column}`);
   lines.push(`  loss:        ${JSON.stringify(spec.loss)}; optimizer ${JSON.stringify(spec.optimizer)}`);
+  // What training it costs, from the shapes alone: what a reviewer checks against the machine before approving.
+  lines.push(`  resources:   ${describeResources(estimatePlanResources(spec))}`);
   lines.push('  spec (canonical JSON, what the hash covers):');
   lines.push(JSON.stringify(spec, null, 2).split('\n').map((l) => `    ${l}`).join('\n'));
   return lines.join('\n');

@@ -13,6 +13,8 @@ import { listView, searchView } from './datasets';
 import type { TrainingPlanStore } from './training-plans';
 import { readPlanSource } from './plan-source';
 import type { NodeLog } from './node-log';
+import type { NodeLimits } from './config';
+import { urlForMessage } from '../src/transport/url';
 
 export interface RequestContext {
   nodeId: string;
@@ -20,7 +22,12 @@ export interface RequestContext {
   datasets: DatasetRegistry;
   plans: TrainingPlanStore;
   log: NodeLog;
-  /** Downloads a file; resolves to its text and the HTTP status, or rejects with an error carrying `status`. */
+  /** Caps on what an approval request may make the node store. */
+  limits: Pick<NodeLimits, 'maxDescriptionChars' | 'maxPendingPlans'>;
+  /**
+   * Downloads a plan file (from the node's repository only, size-capped, within a deadline); resolves to its text
+   * and the HTTP status, or rejects with an error carrying `status`.
+   */
   fetchText(url: string): Promise<{ text: string; status: number }>;
 }
 
@@ -59,11 +66,25 @@ export async function answerApproval(req: ApprovalRequest, ctx: RequestContext):
   const reply = (status: number, success: boolean): ApprovalReply => ({
     researcher_id: req.researcher_id, node_id: ctx.nodeId, sequence: req.sequence, status, command: 'approval', success,
   });
+  // Checked before anything is downloaded or stored: an approval request needs neither approval nor a dataset,
+  // so it is what anyone on the broker can send.
+  const description = typeof req.description === 'string' ? req.description : '';
+  if (description.length > ctx.limits.maxDescriptionChars) {
+    ctx.log.warning(`Training plan approval request from ${req.researcher_id} refused: description of ` +
+      `${description.length} characters, over this node's limit of ${ctx.limits.maxDescriptionChars}`);
+    return reply(0, false);
+  }
+  const pending = ctx.plans.list().filter((p) => p.training_plan_status === 'Pending').length;
+  if (pending >= ctx.limits.maxPendingPlans) {
+    ctx.log.warning(`Training plan approval request from ${req.researcher_id} refused: ${pending} plans already ` +
+      `wait for a review (this node's limit); review them with "fedbiomed-ts node plan list"`);
+    return reply(0, false);
+  }
   let download: { text: string; status: number };
   try {
     download = await ctx.fetchText(req.training_plan_url);
   } catch (err) {
-    ctx.log.error(`Cannot download training plan for approval from ${req.training_plan_url}: ${(err as Error).message}`);
+    ctx.log.error(`Cannot download training plan for approval from ${urlForMessage(req.training_plan_url)}: ${(err as Error).message}`);
     return reply((err as { status?: number }).status ?? 0, false);
   }
   const reading = readPlanSource(download.text);

@@ -11,12 +11,17 @@ import type { AddScalarReply, ErrorMessage, TrainReply, TrainRequest } from '../
 import { errnumString } from '../src/protocol/error-numbers';
 import { parseTrainingArgs, batchSizeOf, TrainingArgs } from '../src/protocol/training-args';
 import { numberOf, PyFloat } from '../src/protocol/pyfloat';
-import { isValidRepositoryUrl } from '../src/transport/url';
+import { isValidRepositoryUrl, urlForMessage } from '../src/transport/url';
 import { decodeParams, encodeParams, modelWeightsOf, nodeParamsFile, DenseArray, TorchTensor } from '../src/serialize';
 import { buildModel, PlanModel } from '../src/plan/tfjs-model';
 import { exportWeights, importWeightsInto } from '../src/plan/weights';
 import type { PlanSpec } from '../src/plan/spec';
 import { trainModel } from '../src/engine/train';
+import { decideDp, DpPlan } from '../src/engine/dp/policy';
+import { addCentralNoise } from '../src/engine/dp/central';
+import { withGroupNormForDp } from '../src/plan/dp-fix';
+import { epsilonFor, MechanismRun } from '../src/engine/dp/rdp';
+import type { DpRoundFacts } from '../src/engine/train';
 import { trainingSettings } from '../src/plan/training';
 import { planMetrics } from '../src/plan/metrics';
 import { localParameterNamesOf } from '../src/plan/fedbn';
@@ -30,6 +35,9 @@ import type { TrainingPlanStore } from './training-plans';
 import { readPlanSource } from './plan-source';
 import type { NodeLog } from './node-log';
 import type { JsonDb } from './json-db';
+import type { NodeLimits } from './config';
+import { estimatePlanResources, resourceProblem } from './plan-resources';
+import { withoutDatasetPaths } from './privacy';
 
 export const NODE_STATES_TABLE = 'Node_states';
 
@@ -40,7 +48,8 @@ export interface RoundContext {
   plans: TrainingPlanStore;
   db: JsonDb;
   log: NodeLog;
-  download(url: string): Promise<Buffer>;
+  /** Downloads a file of the round: the plan (size-capped by the node's limits) or the global weights. */
+  download(url: string, what: 'plan' | 'params'): Promise<Buffer>;
   upload(data: Uint8Array, fileName: string): Promise<string>;
   sendReply(reply: TrainReply): Promise<void>;
   sendError(error: ErrorMessage): Promise<void>;
@@ -49,7 +58,27 @@ export interface RoundContext {
   stopping(): boolean;
   /** Reuses the last round's dataset while its files are unchanged; without it every round reads the files. */
   dataCache?: PlanDatasetCache;
+  /** The node's limits on plan size and training memory (none checked when absent). */
+  limits?: NodeLimits;
 }
+
+/** A `train` reply `success: false`, as a Python node sends it when a round fails. */
+export function failedTrainReply(req: TrainRequest, nodeId: string, msg: string, stateId: string | null): TrainReply {
+  return {
+    researcher_id: req.researcher_id, job_id: req.job_id, state_id: req.training ? stateId : null, success: false,
+    node_id: nodeId, dataset_id: '', params_url: '', timing: {}, sample_size: null, msg, command: 'train',
+  };
+}
+
+const SECAGG_FIELDS = ['secagg_servkey_id', 'secagg_biprime_id', 'secagg_random', 'secagg_clipping_range'] as const;
+
+/** A request asking for secure aggregation: this node cannot honour it, so it must refuse rather than send plain weights. */
+export function secaggRequested(req: TrainRequest): boolean {
+  return SECAGG_FIELDS.some((f) => req[f] !== null && req[f] !== undefined);
+}
+
+/** Samples per forward pass when validating. */
+const EVAL_CHUNK = 64;
 
 /** A failure that ends the round with a `train` reply `success: false` and this message. */
 class RoundFailure extends Error {}
@@ -57,11 +86,7 @@ class RoundFailure extends Error {}
 export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext): Promise<void> {
   // A Python node names the round's state before it starts, so its failure replies carry that id too.
   const stateId = `node_state_${randomUUID()}`;
-  const fail = (msg: string): TrainReply => ({
-    researcher_id: req.researcher_id, job_id: req.job_id, state_id: req.training ? stateId : null, success: false,
-    node_id: ctx.nodeId,
-    dataset_id: '', params_url: '', timing: {}, sample_size: null, msg, command: 'train',
-  });
+  const fail = (msg: string): TrainReply => failedTrainReply(req, ctx.nodeId, msg, stateId);
 
   const dataset = ctx.datasets.get(req.dataset_id);
   if (!dataset) {
@@ -77,11 +102,21 @@ export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext):
     return;
   }
 
+  if (secaggRequested(req)) {
+    const msg = 'FB318: Secure aggregation setup error: this request asks for secure aggregation ' +
+      `(${SECAGG_FIELDS.filter((f) => req[f] !== null && req[f] !== undefined).join(', ')}), which this ` +
+      'fedbiomed-ts node does not support: it refuses rather than send unprotected weights';
+    ctx.log.error(msg);
+    await ctx.sendReply(fail(msg));
+    return;
+  }
+
   let reply: TrainReply;
   try {
     reply = await runRound(req, dataset, ctx, stateId);
   } catch (err) {
-    const msg = err instanceof RoundFailure ? err.message : `Cannot train model in round: ${describe(err)}`;
+    const msg = withoutDatasetPaths(err instanceof RoundFailure ? err.message : `Cannot train model in round: ${describe(err)}`,
+      dataset);
     ctx.log.error(msg);
     reply = fail(msg);
   }
@@ -99,10 +134,26 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     throw new RoundFailure(`Can't initialize training plan with the arguments: ${describe(err)}`);
   }
 
-  const spec = await downloadPlan(req, ctx);
+  const approvedSpec = await downloadPlan(req, ctx);
+  // Before anything is trained: dp_args this node cannot honour end the round (FB616 is Fed-BioMed's DP error).
+  const decision = decideDp(args.dp_args, { fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu) });
+  if (!decision.ok && req.training) {
+    throw new RoundFailure(`FB616: differential privacy cannot be honoured, refusing to train: ${decision.reason}`);
+  }
+  const dp = { plan: decision.ok && req.training ? decision.plan : null };
+  // Validation rounds under dp_args too: a Python node's plan is fixed whenever dp_args is set, so the model
+  // validated is the model trained.
+  const spec = args.dp_args ? dpModel(approvedSpec, ctx) : approvedSpec;
   const globalWeights = await downloadWeights(req.params_url, ctx);
-  if (req.state_id !== null) checkPreviousState(req, ctx);
+  const previousDpRuns = req.state_id !== null ? checkPreviousState(req, ctx) : [];
 
+  if (ctx.limits) {
+    const resources = estimatePlanResources(spec);
+    // Validation-only rounds run the forward pass in chunks of EVAL_CHUNK samples.
+    const batch = req.training ? batchSizeOf(args) : EVAL_CHUNK;
+    const problem = resources && resourceProblem(resources, batch, ctx.limits);
+    if (problem) throw new RoundFailure(`Training plan refused before allocating anything: ${problem}`);
+  }
   const seed = args.random_seed ?? freshSeed();
   const model = buildModel(spec, { seed });
   // FedBN: the plan's local parameters never leave the node and come back from its own copy.
@@ -118,7 +169,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     } catch (err) {
       throw new RoundFailure(`FB315: Error while loading the data : ${describe(err)}`);
     }
-    for (const issue of data.issues) ctx.log.warning(`data: ${issue.message}`);
+    for (const issue of data.issues) ctx.log.warning(`data: ${withoutDatasetPaths(issue.message, dataset)}`);
     const { train, test } = splitIndices(data.size, numberOf(args.test_ratio), seed);
     if (req.training && train.length === 0) {
       throw new RoundFailure(`No training sample left: ${data.size} samples, test_ratio ${numberOf(args.test_ratio)}`);
@@ -133,7 +184,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
           num_batches: 1, num_samples_trained: null, iteration: 1 }));
       } catch (err) {
         // As in Fed-BioMed, a validation failure is logged and the round goes on.
-        ctx.log.error(`Validation on ${phase} updates failed: ${describe(err)}`);
+        ctx.log.error(`Validation on ${phase} updates failed: ${withoutDatasetPaths(describe(err), dataset)}`);
       }
     };
 
@@ -156,6 +207,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
       ...trainingSettings(spec, plainOptimizerArgs(args.optimizer_args)),
       seed,
       fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu),
+      ...(dp.plan ? { dp: dp.plan.training } : {}),
       shouldStop: ctx.stopping,
       onProgress: (p) => {
         void ctx.sendScalar(scalar(req, ctx.nodeId, { train: true, test: false, test_on_local_updates: false,
@@ -170,9 +222,12 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     if (args.test_on_local_updates) await validate('local');
 
     const weights = keepLocalParameters(ctx.db, localKey, localNames, exportWeights(model));
-    const shared = args.share_persistent_buffers
+    const kept = args.share_persistent_buffers
       ? weights
       : Object.fromEntries(model.parameters().filter((p) => p.trainable && weights[p.name]).map((p) => [p.name, weights[p.name]]));
+    const shared = dp.plan?.type === 'central' ? addCentralNoise(kept, dp.plan.finalNoiseStd) : kept;
+    const dpRuns = dp.plan && result.dp ? [...previousDpRuns, mechanismRun(result.dp)] : previousDpRuns;
+    if (dp.plan) logPrivacy(ctx, dp.plan, result.dp, dpRuns, train.length, Object.keys(shared).length);
     const file = encodeParams(nodeParamsFile({
       optim_aux_var: {}, encrypted: false, researcher_id: req.researcher_id, job_id: req.job_id, state_id: stateId,
       model_weights: shared, node_id: ctx.nodeId, optimizer_args: req.training_args.optimizer_args,
@@ -184,7 +239,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
       throw new RoundFailure(`Cannot upload results: ${describe(err)}`);
     }
     ctx.log.info('results uploaded successfully ');
-    saveState(ctx, stateId, req.job_id);
+    saveState(ctx, stateId, req.job_id, dpRuns);
     return {
       researcher_id: req.researcher_id, job_id: req.job_id, state_id: stateId, success: true, node_id: ctx.nodeId,
       dataset_id: req.dataset_id, params_url: paramsUrl,
@@ -200,9 +255,9 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
 async function downloadPlan(req: TrainRequest, ctx: RoundContext): Promise<PlanSpec> {
   let source: string;
   try {
-    source = (await ctx.download(req.training_plan_url)).toString('utf8');
+    source = (await ctx.download(req.training_plan_url, 'plan')).toString('utf8');
   } catch (err) {
-    throw new RoundFailure(`Cannot download training plan file: ${req.training_plan_url}: ${describe(err)}`);
+    throw new RoundFailure(`Cannot download training plan file: ${urlForMessage(req.training_plan_url)}: ${describe(err)}`);
   }
   const reading = readPlanSource(source);
   if (!reading.ok) throw new RoundFailure(`Cannot use training plan ${req.training_plan_class}: ${reading.reason}`);
@@ -219,9 +274,9 @@ async function downloadPlan(req: TrainRequest, ctx: RoundContext): Promise<PlanS
 async function downloadWeights(url: string, ctx: RoundContext): Promise<Record<string, DenseArray>> {
   let bytes: Buffer;
   try {
-    bytes = await ctx.download(url);
+    bytes = await ctx.download(url, 'params');
   } catch (err) {
-    throw new RoundFailure(`Cannot download param file: ${url}: ${describe(err)}`);
+    throw new RoundFailure(`Cannot download param file: ${urlForMessage(url)}: ${describe(err)}`);
   }
   try {
     return modelWeightsOf(decodeParams(bytes)) as Record<string, DenseArray>;
@@ -265,18 +320,58 @@ function convertData(t: DenseArray, dtype: string): Float32Array | BigInt64Array
   return Float32Array.from(Array.from(src, (v) => Number(v)));
 }
 
-function checkPreviousState(req: TrainRequest, ctx: RoundContext): void {
+/** Checks the previous round's state exists; returns the local-DP mechanisms this job already ran on this node. */
+function checkPreviousState(req: TrainRequest, ctx: RoundContext): MechanismRun[] {
   const known = ctx.db.find(NODE_STATES_TABLE, (s) => s['state_id'] === req.state_id && s['job_id'] === req.job_id);
   if (known.length === 0) throw new RoundFailure("Can't read previous node state.");
+  const runs = known[0]['dp_runs'];
+  return Array.isArray(runs) ? (runs as MechanismRun[]) : [];
 }
 
-function saveState(ctx: RoundContext, stateId: string, jobId: string): void {
+function saveState(ctx: RoundContext, stateId: string, jobId: string, dpRuns: MechanismRun[]): void {
   try {
     // Optimizers are re-created every round, as Python nodes do for torch optimizers: no optimizer state to keep.
-    ctx.db.insert(NODE_STATES_TABLE, { optimizer_state: null, version_node_id: '1', state_id: stateId, job_id: jobId });
+    // dp_runs: the DP-SGD mechanisms of this job so far, so that the node's epsilon composes over rounds.
+    ctx.db.insert(NODE_STATES_TABLE, { optimizer_state: null, version_node_id: '1', state_id: stateId, job_id: jobId,
+      ...(dpRuns.length > 0 ? { dp_runs: dpRuns } : {}) });
   } catch (err) {
     throw new RoundFailure(`Can't save new node state. ${describe(err)}`);
   }
+}
+
+/** The plan as a Python node's Opacus ModuleValidator.fix leaves it: batch norm replaced by group norm. */
+function dpModel(spec: PlanSpec, ctx: RoundContext): PlanSpec {
+  const fixed = withGroupNormForDp(spec);
+  if (fixed.replaced.length > 0) {
+    ctx.log.warning(`DP: batch norm has no per-sample gradients; as Opacus ModuleValidator.fix on a Python node: ` +
+      fixed.replaced.join('; '));
+  }
+  return fixed.spec;
+}
+
+function mechanismRun(facts: DpRoundFacts): MechanismRun {
+  return { sampleRate: facts.sampleRate, noiseMultiplier: facts.noiseMultiplier, steps: facts.steps };
+}
+
+/**
+ * What the hospital's privacy officer reads in the node log after a DP round: the mechanism and, for local DP, the
+ * RDP epsilon at delta = 1/N of this round and of the job so far (rounds compose).
+ */
+function logPrivacy(ctx: RoundContext, dp: DpPlan, facts: DpRoundFacts | undefined, runs: MechanismRun[],
+  trainingSamples: number, sharedTensors: number): void {
+  const delta = 1 / trainingSamples;
+  if (dp.type === 'central') {
+    ctx.log.info(`DP central: trained with per-sample clipping to ${dp.clip} (no noise during training), then ` +
+      `Gaussian noise of std ${dp.finalNoiseStd} (sigma ${dp.sigma} x clip ${dp.clip}) added once to each of the ` +
+      `${sharedTensors} shared tensors before upload; no local epsilon is claimed for central DP`);
+    return;
+  }
+  if (!facts) return;
+  const round = epsilonFor([mechanismRun(facts)], delta);
+  const job = epsilonFor(runs, delta);
+  ctx.log.info(`DP local: sigma ${dp.sigma}, clip ${dp.clip}, sample rate ${facts.sampleRate.toFixed(6)}, ` +
+    `${facts.steps} noised steps; epsilon ${round.epsilon.toFixed(4)} this round, ${job.epsilon.toFixed(4)} for the ` +
+    `job over ${runs.length} round(s), at delta ${delta.toExponential(3)} (RDP accountant, as Opacus)`);
 }
 
 /** Fed-BioMed's split: floor(N · test_ratio) validation samples drawn at random, the rest for training. */
@@ -293,7 +388,7 @@ export function splitIndices(n: number, testRatio: number, seed: number): { trai
 function evaluate(model: PlanModel, data: PlanDataset, indices: number[], spec: PlanSpec): Record<string, number> {
   const outputs: tf.Tensor[] = [];
   const targets: tf.Tensor[] = [];
-  const chunk = 64;
+  const chunk = EVAL_CHUNK;
   try {
     for (let i = 0; i < indices.length; i += chunk) {
       const batch = data.batchSync(indices.slice(i, i + chunk));

@@ -101,7 +101,8 @@ describe('TrainingPlanStore', () => {
     expect(store.list()).toHaveLength(1);
     store.setStatus(a.entry.training_plan_id.slice(0, 20), 'Approved');
     expect(store.byHash('ab'.repeat(32))?.training_plan_status).toBe('Approved');
-    expect(() => store.lookup('zzz')).toThrow(/no training plan matches/);
+    expect(() => store.lookup('zzzz')).toThrow(/no training plan matches/);
+    expect(() => store.lookup('')).toThrow(/at least 4 characters/);
   });
 });
 

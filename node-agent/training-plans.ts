@@ -37,6 +37,9 @@ export function fedbiomedDate(d = new Date()): string {
     `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}000`;
 }
 
+/** Shortest id or hash prefix accepted on the command line. */
+const MIN_PREFIX_CHARS = 4;
+
 export class TrainingPlanStore {
   constructor(private readonly db: JsonDb, private readonly plansDir: string) {}
 
@@ -50,6 +53,11 @@ export class TrainingPlanStore {
 
   /** Finds a plan by id, or by a unique prefix of its id or hash (convenient on the command line). */
   lookup(idOrPrefix: string): TrainingPlanEntry {
+    // A prefix must say something: "" (or a few characters) would silently pick whichever plan happens to be alone.
+    if (idOrPrefix.trim().length < MIN_PREFIX_CHARS) {
+      throw new TrainingPlanError(`give a training plan id, or at least ${MIN_PREFIX_CHARS} characters of its id or hash ` +
+        `(got ${JSON.stringify(idOrPrefix)})`);
+    }
     const matches = this.list().filter(
       (p) => p.training_plan_id === idOrPrefix || p.training_plan_id.startsWith(idOrPrefix) || p.hash.startsWith(idOrPrefix),
     );

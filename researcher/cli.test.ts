@@ -138,6 +138,13 @@ output: { history: out/history.jsonl, weights: out/final.mpk, breakpoints: out/b
 
     const badUrl = await cli('ping', '--broker', 'http://x');
     expect(badUrl.code).toBe(EXIT.usage);
+
+    // The password of a broker URL is never printed; --json prints the failure as JSON.
+    const secret = await cli('run', path.join(dir, 'absent.yaml'), '--json', '--broker', 'mqtt://fbuser:S3cret-pw@127.0.0.1:1');
+    expect(JSON.parse(secret.out)).toEqual({ error: expect.stringContaining('absent.yaml: no such file'), exitCode: EXIT.usage });
+    const downSecret = await cli('ping', '--broker', 'mqtt://fbuser:S3cret-pw@127.0.0.1:1', '--uploads', network.uploadsUrl, '--timeout', '100');
+    expect(downSecret.err).toContain('cannot connect to the broker at mqtt://127.0.0.1:1');
+    expect(downSecret.err + downSecret.out).not.toContain('S3cret-pw');
   });
 
   it('experiment files: relative paths resolve against the file, plan files load through src/plan', () => {

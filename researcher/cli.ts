@@ -8,18 +8,21 @@
  * (MQTT_BROKER, MQTT_BROKER_PORT, UPLOADS_URL). Exit codes: 0 ok, 1 the experiment failed, 2 bad input (file,
  * options), 3 the network cannot be reached, 4 some requested nodes did not answer.
  */
+import { printable } from '../src/protocol/printable';
+import { redactBrokerUrl } from '../src/transport/connection';
 import * as fs from 'fs';
 import * as path from 'path';
 import { randomUUID } from 'crypto';
 import type { Command } from 'commander';
 // Only light modules at load time: every `fedbiomed-ts` command registers this module, so the experiment
 // machinery (plans, tfjs, msgpack, MQTT) is loaded inside the actions that need it.
-import { DEFAULT_DISCOVERY_TIMEOUT_MS, NetworkConfigError, NetworkOptions, networkFromEnvironment } from './network';
+import { DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, NetworkConfigError, NetworkOptions, networkFromEnvironment } from './network';
 import { formatTable } from './monitoring/summary';
 import { consoleLogger } from '../src/transport/logger';
 import type { DatasetEntry } from '../src/protocol/messages';
 import type { PlanStatusResult, Researcher } from './requests/researcher';
 import type { Experiment } from './experiment';
+import { registerV6 } from './v6-cli';
 
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, network: 3, missing: 4 } as const;
@@ -28,11 +31,18 @@ interface NetworkFlags {
   broker?: string;
   uploads?: string;
   researcherId?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
   verbose?: boolean;
 }
 
-function fail(code: number, message: string): void {
-  process.stderr.write(`fedbiomed-ts researcher: ${message}\n`);
+function fail(code: number, message: string, json = false): void {
+  // Messages may quote the wire (a node's msg) or a configured URL with credentials: both neutralised.
+  const text = printable(message, { multiline: true });
+  process.stderr.write(`fedbiomed-ts researcher: ${text}\n`);
+  // `--json` callers parse stdout: a failure is JSON too, never silence.
+  if (json) process.stdout.write(`${JSON.stringify({ error: text, exitCode: code })}\n`);
   process.exitCode = code;
 }
 
@@ -54,6 +64,9 @@ function networkOptions(flags: NetworkFlags, fromFile: Partial<NetworkOptions> =
     brokerUrl: flags.broker ?? fromFile.brokerUrl,
     uploadsUrl: flags.uploads ?? fromFile.uploadsUrl,
     researcherId: flags.researcherId ?? fromFile.researcherId,
+    caFile: flags.ca ?? fromFile.caFile,
+    certFile: flags.cert ?? fromFile.certFile,
+    keyFile: flags.key ?? fromFile.keyFile,
   };
   const options = networkFromEnvironment(explicit);
   if (flags.verbose) options.logger = consoleLogger('researcher', 'info');
@@ -61,12 +74,12 @@ function networkOptions(flags: NetworkFlags, fromFile: Partial<NetworkOptions> =
 }
 
 /** Connects, mapping failures to exit code 3 with the broker named. */
-async function connect(network: NetworkOptions): Promise<Researcher | undefined> {
+async function connect(network: NetworkOptions, json = false): Promise<Researcher | undefined> {
   const { Researcher } = await import('./requests/researcher');
   try {
     return await Researcher.connect({ ...network, connectTimeoutMs: network.connectTimeoutMs ?? 5000 });
   } catch (err) {
-    fail(EXIT.network, `cannot connect to the broker at ${network.brokerUrl}: ${(err as Error).message}`);
+    fail(EXIT.network, `cannot connect to the broker at ${redactBrokerUrl(network.brokerUrl)}: ${(err as Error).message}`, json);
     return undefined;
   }
 }
@@ -130,13 +143,16 @@ function addNetworkOptions(cmd: Command): Command {
     .option('--broker <url>', 'MQTT broker, mqtt://HOST:PORT (default: $MQTT_BROKER:$MQTT_BROKER_PORT, or localhost:1883)')
     .option('--uploads <url>', 'file repository upload URL (default: $UPLOADS_URL, or http://localhost:8844/upload/)')
     .option('--researcher-id <id>', 'researcher id (default: $RESEARCHER_ID, or researcher_<uuid>)')
+    .option('--ca <file>', 'PEM CA of the network, trusted for mqtts:// and https:// (besides the system CAs for https)')
+    .option('--cert <file>', 'PEM client certificate, for a broker or repository that requires one')
+    .option('--key <file>', 'PEM key of the client certificate')
     .option('--verbose', 'log transport activity on stderr');
 }
 
 function addDiscoveryOptions(cmd: Command): Command {
   return addNetworkOptions(cmd)
     .option('--nodes <ids>', 'only these nodes (comma-separated); finishes as soon as they all answered', list)
-    .option('--timeout <ms>', `how long to wait for answers (default ${DEFAULT_DISCOVERY_TIMEOUT_MS})`, positiveInt)
+    .option('--timeout <ms>', `how long to wait for answers (default ${DEFAULT_DISCOVERY_TIMEOUT_MS}; approve and status: ${PLAN_REQUEST_TIMEOUT_MS})`, positiveInt)
     .option('--json', 'print JSON');
 }
 
@@ -160,9 +176,9 @@ async function runExperiment(file: string, flags: RunFlags): Promise<void> {
     loaded = loadExperimentFile(file);
     network = networkOptions(flags, loaded.network);
   } catch (err) {
-    return fail(EXIT.usage, (err as Error).message);
+    return fail(EXIT.usage, (err as Error).message, flags.json);
   }
-  const researcher = await connect(network);
+  const researcher = await connect(network, flags.json);
   if (!researcher) return;
   const sinks = {
     history: flags.history ? path.resolve(flags.history) : loaded.options.history,
@@ -178,7 +194,7 @@ async function runExperiment(file: string, flags: RunFlags): Promise<void> {
       : new Experiment({ ...loaded.options, ...sinks, network: researcher });
   } catch (err) {
     await researcher.close();
-    return fail(classify(err), (err as Error).message);
+    return fail(classify(err), (err as Error).message, flags.json);
   }
   try {
     const result = await exp.run();
@@ -189,12 +205,12 @@ async function runExperiment(file: string, flags: RunFlags): Promise<void> {
     }
     if (flags.json) {
       process.stdout.write(
-        JSON.stringify({ jobId: exp.jobId, roundsCompleted: result.roundsCompleted, paramsUrl: result.paramsUrl, weightsFile: weightsOut ?? null, summaries: result.summaries }, null, 2) + '\n',
+        JSON.stringify({ jobId: exp.jobId, roundsCompleted: result.roundsCompleted, paramsUrl: result.paramsUrl, weightsFile: weightsOut ?? null, summaries: result.summaries, privacy: result.privacy }, null, 2) + '\n',
       );
     }
   } catch (err) {
     const hint = sinks.breakpointDir ? ` (resume with --resume ${sinks.breakpointDir})` : '';
-    fail(classify(err), `${(err as Error).message}${hint}`);
+    fail(classify(err), `${(err as Error).message}${hint}`, flags.json);
   } finally {
     await exp.close();
     await researcher.close();
@@ -319,6 +335,7 @@ export function register(program: Command): void {
     .option('--no-progress', 'no progress bar, logs or summary tables on stderr')
     .option('--json', 'print a JSON summary on stdout at the end')
     .action((file: string, flags: RunFlags) => runExperiment(file, flags));
+  registerV6(researcher);
 
   addDiscoveryOptions(researcher.command('ping').description('ping the nodes and show who answered')).action((flags: DiscoveryFlags) =>
     discovery(flags, async (r) => {

@@ -3,6 +3,8 @@
  * iterator, written to the JSON-lines history and rendered by the console monitor.
  */
 
+import type { NodePrivacyEstimate } from './privacy';
+
 export type ScalarPhase = 'training' | 'validation-global' | 'validation-local';
 
 export interface ScalarRecord {
@@ -50,6 +52,7 @@ export interface RoundSummary {
 
 export type ExperimentEvent =
   | { type: 'experiment-start'; researcherId: string; jobId: string; roundLimit: number; nodes: string[] }
+  | { type: 'privacy-estimate'; nodes: NodePrivacyEstimate[] }
   | { type: 'round-start'; round: number; training: boolean; nodes: string[] }
   | { type: 'request-sent'; round: number; nodeId: string }
   | {
@@ -67,6 +70,10 @@ export type ExperimentEvent =
   | ({ type: 'scalar' } & ScalarRecord)
   | { type: 'log'; nodeId: string; level: string; message: string; time: string | null }
   | { type: 'round-end'; summary: RoundSummary }
+  /** A train reply not taken: a duplicate, a replay, or a late answer to an earlier round. */
+  | { type: 'reply-dropped'; round: number; nodeId: string; reason: string }
+  /** A node left out of a round: silent for several rounds and to a ping. */
+  | { type: 'node-skipped'; round: number; nodeId: string; reason: string }
   | { type: 'breakpoint'; round: number; dir: string }
   | { type: 'experiment-end'; roundsCompleted: number; error?: string };
 

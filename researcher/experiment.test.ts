@@ -12,6 +12,7 @@ import { WeightMap } from './aggregators/tensors';
 import { readHistory } from './monitoring/history';
 import { readScalarEvents } from './monitoring/tensorboard';
 import type { ExperimentEvent } from './events';
+import { asArrays, referenceRound as reference } from './testing/fedavg-reference';
 
 let network: EmbeddedNetwork;
 let nodes: SimNode[] = [];
@@ -55,27 +56,8 @@ function options(over: Partial<ExperimentOptions> = {}): ExperimentOptions {
   };
 }
 
-/** FedAvg computed independently, in float64, from the nodes' known training functions. */
-function referenceRound(global: Map<string, number[]>, round: number, participants: string[]): Map<string, number[]> {
-  const total = participants.reduce((s, n) => s + SIZES[n], 0);
-  const out = new Map<string, number[]>();
-  for (const [name, values] of global) {
-    out.set(
-      name,
-      values.map((_, i) =>
-        participants.reduce((acc, n) => {
-          const trained = Math.fround(Math.fround(values[i] * 0.9) + OFFSETS[n] + round * 0.001 + i * 1e-4);
-          return acc + (SIZES[n] / total) * trained;
-        }, 0),
-      ),
-    );
-  }
-  return out;
-}
-
-function asArrays(w: WeightMap): Map<string, number[]> {
-  return new Map([...w].map(([k, t]) => [k, Array.from(t.data as Float32Array)]));
-}
+const referenceRound = (global: Map<string, number[]>, round: number, participants: string[]): Map<string, number[]> =>
+  reference(global, round, participants, SIZES, OFFSETS);
 
 function expectClose(actual: WeightMap, expected: Map<string, number[]>): void {
   expect([...actual.keys()]).toEqual([...expected.keys()]);

@@ -13,7 +13,8 @@
  */
 import { EventEmitter } from 'events';
 import { randomUUID } from 'crypto';
-import type { TrainReply } from '../src/protocol/messages';
+import type { DatasetEntry, TrainReply } from '../src/protocol/messages';
+import { NodePrivacyEstimate, privacyEstimates } from './privacy';
 import type { AddScalarReply, LogMessage } from '../src/protocol/messages';
 import { Aggregator, AggregatorConfig, AggregatorInput, WeightMap, compactWeights } from './aggregators';
 import { Strategy, StrategyInput, createStrategy } from './strategies';
@@ -22,7 +23,7 @@ import { NetworkOptions } from './network';
 import { Researcher } from './requests/researcher';
 import { PlanInput, ShippedPlan, shippedPlan } from './plan-source';
 import { encodeAggregatedParams } from './weights-file';
-import { RoundSpec, StaleReplies, runRound } from './round';
+import { RoundSpec, SeenReplies, StaleReplies, runRound } from './round';
 import { ExperimentEvent, NodeRoundSummary, RoundSummary, ScalarRecord } from './events';
 import { ScalarTracker, logRecord, PHASE_TAGS } from './monitoring/scalars';
 import { JsonLinesHistory } from './monitoring/history';
@@ -60,6 +61,8 @@ export interface ExperimentOptions {
   finalValidation?: boolean;
   /** Seed of the round-0 weights of spec plans. Default 0. */
   seed?: number;
+  /** δ of the expected ε shown before a local-DP run. Default 1 / (a node's training samples). */
+  dpDelta?: number;
   jobId?: string;
   /** Save a breakpoint in this directory after every round. */
   breakpointDir?: string;
@@ -80,7 +83,16 @@ export interface ExperimentResult {
   weights: WeightMap;
   paramsUrl: string;
   summaries: RoundSummary[];
+  /** Expected differential privacy per node, when the training arguments ask for DP. */
+  privacy: NodePrivacyEstimate[] | null;
 }
+
+/** Training rounds a node may let pass in silence before it is left out (until it answers a ping). */
+const SILENT_ROUNDS_TO_SKIP = 2;
+const SILENT_PING_MS = 1000;
+
+/** How long the upload of new global weights is retried while the repository is unreachable. */
+const UPLOAD_RETRY_WINDOW_MS = 30_000;
 
 export class ExperimentError extends Error {
   constructor(message: string) {
@@ -95,6 +107,22 @@ interface RestoredState {
   bp: Breakpoint;
 }
 
+/**
+ * A federated experiment: discovers the nodes holding datasets with `tags`, ships the plan, runs `roundLimit`
+ * rounds of training and aggregation, and emits events as it goes (`round-start`, `node-reply`, `round-end`, …).
+ *
+ * @example
+ * ```ts
+ * import { Experiment, definePlan } from 'fedbiomed-ts';
+ * const exp = new Experiment({
+ *   tags: ['csv', 'tour'], plan: definePlan({ … }), roundLimit: 3,
+ *   trainingArgs: { loader_args: { batch_size: 8 }, optimizer_args: { lr: 0.01 }, num_updates: 10 },
+ *   network: { brokerUrl: 'mqtt://127.0.0.1:1883', uploadsUrl: 'http://127.0.0.1:8844/upload/' },
+ * });
+ * exp.on('round-end', (ev) => console.log(ev));
+ * const { weights } = await exp.run();
+ * ```
+ */
 export class Experiment extends EventEmitter<EventMap> {
   readonly jobId: string;
   readonly roundLimit: number;
@@ -111,6 +139,8 @@ export class Experiment extends EventEmitter<EventMap> {
   /** Every add_scalar of this experiment. */
   readonly metrics: ScalarRecord[] = [];
   readonly summaries: RoundSummary[] = [];
+  /** Expected differential privacy per node (computed at set-up from the search replies), null without DP. */
+  privacy: NodePrivacyEstimate[] | null = null;
 
   private researcher: Researcher | undefined;
   private ownsResearcher = false;
@@ -118,8 +148,13 @@ export class Experiment extends EventEmitter<EventMap> {
   private round = 0;
   private finalValidationDone = false;
   private datasets = new Map<string, string>();
+  /** Search replies' dataset entries (for the privacy estimate; absent after a breakpoint restore). */
+  private readonly datasetEntries = new Map<string, DatasetEntry>();
   private readonly stateIds = new Map<string, string | null>();
   private stale = new StaleReplies();
+  private readonly seen = new SeenReplies();
+  /** Consecutive training rounds each node let pass without a word (reset when it answers). */
+  private readonly silentRounds = new Map<string, number>();
   private planUrl = '';
   private paramsUrl = '';
   private globalWeights: WeightMap | undefined;
@@ -320,7 +355,18 @@ export class Experiment extends EventEmitter<EventMap> {
     };
     const onUnclaimed = (m: { command: string; [k: string]: unknown }): void => {
       // A late answer to a request we gave up on, arriving between rounds.
-      if (m.command === 'train' && m.researcher_id === researcher.id && m.job_id === this.jobId) this.stale.consume(String(m.node_id));
+      if (m.command !== 'train' || m.researcher_id !== researcher.id || m.job_id !== this.jobId) return;
+      if (this.seen.wasJudged(m)) return;
+      const nodeId = String(m.node_id);
+      const round = this.currentRound?.round ?? this.round;
+      // A replay is not counted as the late answer a node owes (that would make its next real reply look stale).
+      if (!this.seen.firstTime(nodeId, m)) {
+        this.publish({ type: 'reply-dropped', round, nodeId, reason: 'duplicate or replayed reply (state_id / params_url already seen)' });
+      } else if (this.stale.consume(nodeId)) {
+        this.publish({ type: 'reply-dropped', round, nodeId, reason: 'late reply to a request of an earlier round' });
+      } else {
+        this.publish({ type: 'reply-dropped', round, nodeId, reason: 'reply to no outstanding request' });
+      }
     };
     researcher.on('scalar', onScalar);
     researcher.on('log', onLog);
@@ -349,6 +395,8 @@ export class Experiment extends EventEmitter<EventMap> {
     this.globalWeights ??= this.plan.initialWeights(this.options.seed ?? 0);
     this.paramsUrl = await this.uploadWeights(this.globalWeights);
     this.publish({ type: 'experiment-start', researcherId: researcher.id, jobId: this.jobId, roundLimit: this.roundLimit, nodes: this.nodes });
+    this.privacy = privacyEstimates(this.trainingArgs, this.datasetEntries, this.roundLimit, this.options.dpDelta);
+    if (this.privacy) this.publish({ type: 'privacy-estimate', nodes: this.privacy });
   }
 
   private async discover(researcher: Researcher): Promise<void> {
@@ -365,12 +413,28 @@ export class Experiment extends EventEmitter<EventMap> {
         throw new ExperimentError(`FB416: node ${nodeId} has ${dbs.length} datasets matching ${JSON.stringify(tags)}; it must have one unique dataset`);
       }
       this.datasets.set(nodeId, dbs[0].dataset_id);
+      this.datasetEntries.set(nodeId, dbs[0]);
     }
   }
 
+  /**
+   * Uploads the new global weights. A repository briefly down (restarting, a network blip) must not end an
+   * experiment whose round already succeeded: unreachable-repository failures are retried with backoff, for up to
+   * UPLOAD_RETRY_WINDOW_MS; an HTTP refusal is not retried.
+   */
   private async uploadWeights(weights: WeightMap): Promise<string> {
     const researcher = await this.connect();
-    return researcher.repository.upload(encodeAggregatedParams(researcher.id, weights), `aggregated_params_${randomUUID()}.mpk`);
+    const file = encodeAggregatedParams(researcher.id, weights);
+    const name = `aggregated_params_${randomUUID()}.mpk`;
+    const giveUpAt = Date.now() + UPLOAD_RETRY_WINDOW_MS;
+    for (let delay = 250; ; delay = Math.min(delay * 2, 4000)) {
+      try {
+        return await researcher.repository.upload(file, name);
+      } catch (err) {
+        if (!/^FB201/.test((err as Error).message) || Date.now() + delay > giveUpAt) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   private deadlines(nodes: readonly string[]): number | Map<string, number> {
@@ -410,6 +474,7 @@ export class Experiment extends EventEmitter<EventMap> {
         weights: this.globalWeights as WeightMap,
         paramsUrl: this.paramsUrl,
         summaries: [...this.summaries],
+        privacy: this.privacy,
       };
     } catch (err) {
       this.publish({ type: 'experiment-end', roundsCompleted: this.round, error: (err as Error).message });
@@ -435,6 +500,7 @@ export class Experiment extends EventEmitter<EventMap> {
       trainingArgs: this.roundTrainingArgs(round),
       deadlineMs: this.deadlines(nodes),
       stale: this.stale,
+      seen: this.seen,
       emit: (ev) => this.publish(ev),
     };
   }
@@ -458,15 +524,41 @@ export class Experiment extends EventEmitter<EventMap> {
     return { ...this.trainingArgs, optimizer_args: optimizerArgs };
   }
 
+  /**
+   * The nodes worth asking this round. A node silent for SILENT_ROUNDS_TO_SKIP rounds in a row is pinged first
+   * (a second at most) and left out until it answers, so a dead node stops costing the whole round deadline every
+   * round; it is left out only while the strategy can do without it (at-least K keeps K candidates).
+   */
+  private async candidates(researcher: Researcher, round: number): Promise<string[]> {
+    const silent = this.nodes.filter((n) => (this.silentRounds.get(n) ?? 0) >= SILENT_ROUNDS_TO_SKIP);
+    if (silent.length === 0) return [...this.nodes];
+    const answered = (await researcher.ping({ nodes: silent, timeoutMs: SILENT_PING_MS })).nodes;
+    for (const n of answered.keys()) this.silentRounds.set(n, 0);
+    const skipped = silent.filter((n) => !answered.has(n));
+    const alive = this.nodes.filter((n) => !skipped.includes(n));
+    const config = this.strategy.config;
+    const needed = config.name === 'at-least' ? config.k : config.name === 'random-fraction' ? 1 : this.nodes.length;
+    if (alive.length < needed) return [...this.nodes];
+    for (const nodeId of skipped) {
+      this.publish({ type: 'node-skipped', round, nodeId,
+        reason: `no answer in the last ${this.silentRounds.get(nodeId)} round(s) nor to a ping; asked again once it answers` });
+    }
+    return alive;
+  }
+
   private async trainingRound(): Promise<RoundSummary> {
     const researcher = await this.connect();
     const round = this.round;
-    const nodes = this.strategy.select(this.nodes, round);
+    const nodes = this.strategy.select(await this.candidates(researcher, round), round);
     const summaries = new Map<string, NodeRoundSummary>();
     this.currentRound = { round, summaries };
     const fedavg = this.aggregator.beginRound();
     const result = await runRound({ ...this.roundSpec(researcher, round, true, nodes), fedavg }, summaries);
     this.replies.set(round, result.replies);
+    for (const n of nodes) {
+      const status = summaries.get(n)?.status;
+      this.silentRounds.set(n, status === 'timeout' ? (this.silentRounds.get(n) ?? 0) + 1 : 0);
+    }
     const required = this.strategy.required(nodes.length);
     const succeeded = result.aggregatedNodes.length;
     const summary: RoundSummary = {

@@ -4,29 +4,114 @@
  * and whatever it had added is taken out again; a broken transfer is undone the same way and retried.
  */
 import { AggregationError } from './aggregators/tensors';
-import { NodeContribution, StreamedDtypeError, StreamingFedAvg } from './aggregators/fedavg';
+import { NodeContribution, StreamedDtypeError, StreamingFedAvg, type TensorSink } from './aggregators/fedavg';
 import type { FileRepository } from './network';
 import { WeightsStreamError, streamParams } from './weights-stream';
 import { WeightsFileError } from './weights-file';
+import { urlForMessage } from '../src/transport/url';
 
 export const DOWNLOAD_ATTEMPTS = 3;
+const REREAD_GRACE_MS = 10_000;
 
-function chunksOf(repository: FileRepository, url: string): AsyncIterable<Uint8Array> {
-  if (repository.downloadChunks) return repository.downloadChunks(url);
-  return (async function* () {
+/** A download still running at the round's deadline: the node's contribution is refused, not waited for. */
+export class DownloadDeadlineError extends Error {
+  constructor(url: string, deadlineMs: number) {
+    super(`download of ${urlForMessage(url)} not finished within the round deadline (${deadlineMs} ms)`);
+    this.name = 'DownloadDeadlineError';
+  }
+}
+
+function chunksOf(repository: FileRepository, url: string, deadlineAt = Infinity): AsyncIterable<Uint8Array> {
+  const chunks = repository.downloadChunks ? repository.downloadChunks(url) : (async function* () {
     yield await repository.download(url);
   })();
+  if (deadlineAt === Infinity) return chunks;
+  return withDeadline(chunks, url, deadlineAt);
+}
+
+/** Every chunk must arrive before `deadlineAt` (epoch ms); past it the iteration throws and the source is let go. */
+async function* withDeadline(chunks: AsyncIterable<Uint8Array>, url: string, deadlineAt: number): AsyncIterable<Uint8Array> {
+  const iterator = chunks[Symbol.asyncIterator]();
+  const total = Math.max(0, deadlineAt - Date.now());
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new DownloadDeadlineError(url, total)), Math.max(0, deadlineAt - Date.now()));
+      });
+      const next = await Promise.race([iterator.next(), late]).finally(() => clearTimeout(timer));
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    // Not awaited: a source stuck in a read would hold us past the deadline.
+    void iterator.return?.()?.catch(() => undefined);
+  }
+}
+
+/**
+ * A contribution holding NaN or an infinity: averaged in, it would poison the global model (every later round
+ * "diverges" with no culprit named). Refused, naming the node and the tensor.
+ */
+export class NonFiniteContributionError extends Error {
+  constructor(readonly nodeId: string, readonly tensor: string) {
+    super(`${nodeId} sent non-finite values (NaN or infinity) in '${tensor}': its contribution is refused`);
+    this.name = 'NonFiniteContributionError';
+  }
 }
 
 /** A content problem: retrying the download would give the same bytes. */
 function isContentError(err: unknown): boolean {
-  return err instanceof AggregationError || err instanceof WeightsStreamError || err instanceof WeightsFileError;
+  return err instanceof AggregationError || err instanceof WeightsStreamError || err instanceof WeightsFileError ||
+    err instanceof NonFiniteContributionError || err instanceof DownloadDeadlineError;
 }
 
-async function foldOnce(contribution: NodeContribution, url: string, repository: FileRepository, stream: boolean): Promise<void> {
-  const sinkFor = stream ? (name: string, byteLength: number) => contribution.streamTensor(name, byteLength) : undefined;
-  const streamed = streamParams(chunksOf(repository, url), url, sinkFor);
-  for await (const [name, tensor] of streamed.tensors) contribution.addTensor(name, tensor);
+function assertFinite(nodeId: string, name: string, data: ArrayLike<number | bigint>): void {
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) return;
+  const values = data as ArrayLike<number>;
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) throw new NonFiniteContributionError(nodeId, name);
+  }
+}
+
+/** Checks the float32 values streaming through a sink (chunks need not end on a value boundary). */
+function finiteCheckingSink(nodeId: string, name: string, sink: TensorSink): TensorSink {
+  const carry = new Uint8Array(4);
+  let carried = 0;
+  const view = new DataView(carry.buffer);
+  return {
+    write(bytes: Uint8Array): void {
+      let i = 0;
+      while (carried > 0 && carried < 4 && i < bytes.length) carry[carried++] = bytes[i++];
+      if (carried === 4) {
+        if (!Number.isFinite(view.getFloat32(0, true))) throw new NonFiniteContributionError(nodeId, name);
+        carried = 0;
+      }
+      const whole = Math.floor((bytes.length - i) / 4) * 4;
+      const dv = new DataView(bytes.buffer, bytes.byteOffset + i, whole);
+      for (let k = 0; k < whole; k += 4) {
+        if (!Number.isFinite(dv.getFloat32(k, true))) throw new NonFiniteContributionError(nodeId, name);
+      }
+      for (let k = i + whole; k < bytes.length; k++) carry[carried++] = bytes[k];
+      sink.write(bytes);
+    },
+    end(dtype: string, shape: number[]): void {
+      sink.end(dtype, shape);
+    },
+  };
+}
+
+async function foldOnce(contribution: NodeContribution, url: string, repository: FileRepository, stream: boolean,
+  nodeId: string, deadlineAt: number): Promise<void> {
+  const sinkFor = stream ? (name: string, byteLength: number) => {
+    const sink = contribution.streamTensor(name, byteLength);
+    return sink && finiteCheckingSink(nodeId, name, sink);
+  } : undefined;
+  const streamed = streamParams(chunksOf(repository, url, deadlineAt), url, sinkFor);
+  for await (const [name, tensor] of streamed.tensors) {
+    assertFinite(nodeId, name, tensor.data as ArrayLike<number | bigint>);
+    contribution.addTensor(name, tensor);
+  }
   const aux = streamed.fields().optim_aux_var;
   if (aux && typeof aux === 'object' && Object.keys(aux).length > 0) {
     // Python aborts too unless it runs a declearn aggregator optimizer, which we do not.
@@ -42,14 +127,18 @@ export async function foldReply(
   sampleSize: number,
   repository: FileRepository,
   attempts = DOWNLOAD_ATTEMPTS,
+  /** Epoch ms by which the download must be done (the round's deadline for this node). */
+  deadlineAt = Infinity,
 ): Promise<void> {
-  const reread = () => streamParams(chunksOf(repository, url), url).tensors;
+  // Undoing a partial contribution reads the file again: a short grace past the deadline, then the round's
+  // average is declared unusable rather than waited for.
+  const reread = () => streamParams(chunksOf(repository, url, Math.max(deadlineAt, Date.now()) + REREAD_GRACE_MS), url).tensors;
   let lastError: unknown;
   let stream = true;
   for (let attempt = 0; attempt < attempts; attempt++) {
     const contribution = fedavg.beginNode(nodeId, sampleSize);
     try {
-      await foldOnce(contribution, url, repository, stream);
+      await foldOnce(contribution, url, repository, stream, nodeId, deadlineAt);
       return;
     } catch (err) {
       lastError = err;

@@ -8,6 +8,8 @@
  *                                                          uploadsUrl: 'http://localhost:8844/upload/' } });
  *   for await (const ev of exp.events()) …      // or exp.on('round-end', …)
  *   const { weights } = await exp.run();
+ *
+ * @module fedbiomed-ts/researcher
  */
 export { Experiment, ExperimentError, DEFAULT_ROUND_TIMEOUT_MS } from './experiment';
 export type { ExperimentOptions, ExperimentResult } from './experiment';
@@ -44,3 +46,6 @@ export { JsonLinesHistory, readHistory } from './monitoring/history';
 export { TensorBoardWriter, readScalarEvents } from './monitoring/tensorboard';
 export { formatRoundSummary } from './monitoring/summary';
 export type { ExperimentEvent, RoundSummary, NodeRoundSummary, ScalarRecord } from './events';
+export * from './evaluation';
+export { privacyEstimates, formatPrivacyEstimates } from './privacy';
+export type { NodePrivacyEstimate } from './privacy';

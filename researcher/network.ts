@@ -5,9 +5,17 @@
  * (MQTT_BROKER, MQTT_BROKER_PORT, UPLOADS_URL, UPLOADS_IP, RESEARCHER_ID).
  */
 import type { Logger } from '../src/transport/logger';
+import { urlForMessage } from '../src/transport/url';
 
 /** How long a broadcast discovery request (ping, list, search) waits when no node list says whom to expect. */
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1500;
+
+/**
+ * Default wait for approval and training-plan-status answers: each node downloads the plan before answering, which
+ * takes longer than a ping (with the discovery default of 1.5 s, `approve` said "no node answered" while a node's
+ * reply came 3 s later). A collection with a node list ends as soon as they all answered.
+ */
+export const PLAN_REQUEST_TIMEOUT_MS = 10_000;
 
 export interface FileRepository {
   /**
@@ -31,6 +39,9 @@ export interface NetworkOptions {
   password?: string;
   /** CA file for mqtts / https. */
   caFile?: string;
+  /** Client certificate and key (PEM files) for a broker or repository that requires one. */
+  certFile?: string;
+  keyFile?: string;
   /** Researcher id; `researcher_<uuid4>` when absent. */
   researcherId?: string;
   logger?: Logger;
@@ -77,10 +88,10 @@ export function networkFromEnvironment(
     try {
       parsed = new URL(url);
     } catch {
-      throw new NetworkConfigError(`invalid ${what} ${JSON.stringify(url)}`);
+      throw new NetworkConfigError(`invalid ${what} ${JSON.stringify(urlForMessage(url))}`);
     }
     if (!(schemes as readonly string[]).includes(parsed.protocol)) {
-      throw new NetworkConfigError(`${what} ${JSON.stringify(url)} must start with ${schemes.map((s) => s + '//').join(' or ')}`);
+      throw new NetworkConfigError(`${what} ${JSON.stringify(urlForMessage(url))} must start with ${schemes.map((s) => s + '//').join(' or ')}`);
     }
   }
   const researcherId = explicit.researcherId ?? (env.RESEARCHER_ID || undefined);

@@ -41,6 +41,35 @@ export class StaleReplies {
   }
 }
 
+/**
+ * The train replies already taken, by their node-made identifiers: a node names a fresh `state_id` and uploads a
+ * fresh params file every round, so a reply carrying one already seen is a duplicate or a replay (a network
+ * duplicate, or someone on the broker sending an old reply again), never a new result.
+ */
+export class SeenReplies {
+  private readonly ids = new Set<string>();
+  private readonly dropped = new WeakSet<object>();
+
+  /** Marks a message as dropped (and reported) by a round, so that nothing reports it a second time. */
+  judged(message: object): void {
+    this.dropped.add(message);
+  }
+
+  wasJudged(message: object): boolean {
+    return this.dropped.has(message);
+  }
+
+  /** Records the reply's identifiers; false when one of them was seen before. */
+  firstTime(nodeId: string, reply: { readonly [field: string]: unknown }): boolean {
+    const keys = [reply['state_id'], reply['params_url']]
+      .filter((v): v is string => typeof v === 'string' && v !== '')
+      .map((v) => `${nodeId}\u0000${v}`);
+    if (keys.some((k) => this.ids.has(k))) return false;
+    keys.forEach((k) => this.ids.add(k));
+    return true;
+  }
+}
+
 export interface RoundSpec {
   researcher: Researcher;
   jobId: string;
@@ -57,6 +86,8 @@ export interface RoundSpec {
   /** Deadline per node, ms after the requests are sent. */
   deadlineMs: number | ReadonlyMap<string, number>;
   stale: StaleReplies;
+  /** Replies already taken in this experiment (duplicates and replays are dropped). */
+  seen: SeenReplies;
   /** Present for training rounds. */
   fedavg?: StreamingFedAvg;
   emit(event: ExperimentEvent): void;
@@ -166,7 +197,8 @@ export async function runRound(spec: RoundSpec, summaries: Map<string, NodeRound
       try {
         if (reply.sample_size === null) throw new Error('FB402: the reply has no sample_size; cannot weight its parameters');
         if (!reply.params_url) throw new Error('the reply has no params_url');
-        await foldReply(fedavg, o.nodeId, reply.params_url, reply.sample_size, researcher.repository);
+        await foldReply(fedavg, o.nodeId, reply.params_url, reply.sample_size, researcher.repository, undefined,
+          startedAt + deadlineOf(spec.deadlineMs, o.nodeId));
         aggregatedNodes.push(o.nodeId);
         collectedMs = Date.now() - startedAt;
         s.status = 'ok';
@@ -186,7 +218,13 @@ export async function runRound(spec: RoundSpec, summaries: Map<string, NodeRound
       if (m.command !== 'train' || m.researcher_id !== researcher.id || m.job_id !== spec.jobId) return undefined;
       const nodeId = String(m.node_id);
       if (!expected.has(nodeId)) return undefined;
-      if (spec.stale.consume(nodeId)) return undefined; // answers a request of an earlier round we gave up on
+      const drop = (reason: string) => {
+        spec.seen.judged(m);
+        spec.emit({ type: 'reply-dropped', round, nodeId, reason });
+        return undefined;
+      };
+      if (!spec.seen.firstTime(nodeId, m)) return drop('duplicate or replayed reply (state_id / params_url already seen)');
+      if (spec.stale.consume(nodeId)) return drop('late reply to a request of an earlier round');
       return { nodeId, reply: m as unknown as TrainReply };
     },
     acceptError: (m) => researcher.errorFor(m),

@@ -17,9 +17,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { deterministicUid, PatientInfo, SeriesInfo, StudyInfo, writeMrSeries, writeRtDose } from '../../src/data/dicom-writer';
-import { writeNifti } from '../../src/data/nifti';
-import { Vec3 } from '../../src/data/volume';
+import { deterministicUid, PatientInfo, SeriesInfo, StudyInfo, writeMrSeries, writeRtDose, writeNifti, Vec3 } from 'fedbiomed-ts';
 import { imagingLogit, PatientSample, samplePatient } from './patient-model';
 import { geometryFor, renderPatient } from './phantom';
 import { Prng } from './prng';

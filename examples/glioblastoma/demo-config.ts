@@ -3,7 +3,7 @@
  * 48 x 48 x 24 voxels), under 10 minutes on 2 cores. Quick (`--quick`, used by the test): the same patients at a
  * quarter of the in-plane resolution and half the slices, DICOM only, fewer rounds: under 2 minutes.
  */
-import type { Vec3 } from '../../src/data/volume';
+import type { Vec3 } from 'fedbiomed-ts';
 import { DEFAULT_HELD_OUT, DEFAULT_SEED, DEFAULT_VOLUME_SIZE } from './cohort';
 import { DEFAULT_SITES } from './sites';
 

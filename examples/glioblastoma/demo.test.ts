@@ -37,7 +37,7 @@ describe('fedbiomed-ts demo --quick', () => {
 
   beforeAll(() => {
     out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-demo-')), 'demo-output');
-    run = spawnSync(process.execPath, [path.join(ROOT, 'src', 'cli', 'bin.js'), 'demo', '--quick', '--out', out], {
+    run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'fedbiomed-ts.js'), 'demo', '--quick', '--out', out], {
       cwd: ROOT, encoding: 'utf8', timeout: 230_000, env: { ...process.env, FORCE_COLOR: '0' },
     });
   });

@@ -10,22 +10,16 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { initBackend } from '../../src/engine/backend';
-import { planHash } from '../../src/plan/canonical';
-import { generateTorchPlan } from '../../src/plan/pytorch';
-import { sliceSelection } from '../../src/plan/preprocess';
-import { initialWeights } from '../../src/plan/init';
-import { startEmbeddedNetwork } from '../../src/transport/embedded';
+import { Writable } from 'stream';
+import { initBackend, planHash, generateTorchPlan, sliceSelection, initialWeights, startEmbeddedNetwork, evaluateBinary, evaluateBySite, predict, trainLocally, trainPooled, exportAndCheckOnnx } from 'fedbiomed-ts';
 import { CohortSummary, generateCohort } from './cohort';
-import { openCohort, pooledSource } from './datasets';
+import { openCohort } from './datasets';
 import { DemoConfig, demoConfig } from './demo-config';
-import { evaluateBinary, predict } from './evaluation';
 import { runFederated } from './federated';
 import { startHospitals, stopHospitals } from './hospitals';
-import { trainLocally } from './local-training';
-import { exportAndCheckOnnx } from './onnx-check';
 import { glioResponsePlan } from './plan';
 import { metricsTable, ModelResult, OnnxSummary, writeReport } from './report';
+import { DemoDp, DpRunResult } from './dp';
 
 export const DEFAULT_OUT_DIR = 'demo-output';
 /** Marks a folder as the demo's own, so a later run may clear it. */
@@ -36,6 +30,8 @@ export interface DemoOptions {
   quick?: boolean;
   seed?: number;
   rounds?: number;
+  /** Train the federated model under Fed-BioMed's dp_args (and, with a sweep, once per extra noise level). */
+  dp?: DemoDp;
   /** Where progress goes (default stdout). */
   out?: NodeJS.WritableStream & { isTTY?: boolean };
 }
@@ -76,7 +72,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const steps = 7;
   const step = (k: number, text: string): void => print(`\n[${k}/${steps}] ${text}`);
 
-  print(`fedbiomed-ts glioblastoma demo (${config.name}: ${config.rounds} rounds x ${config.epochsPerRound} epochs, seed ${config.seed})`);
+  const dp = options.dp;
+  print(`fedbiomed-ts glioblastoma demo (${config.name}: ${config.rounds} rounds x ${config.epochsPerRound} epochs, seed ${config.seed}` +
+    `${dp ? `, ${dp.type} DP sigma ${dp.sigma} clip ${dp.clip}` : ''})`);
   print(`output: ${outDir}`);
   prepareOutDir(outDir);
   const cohortDir = path.join(outDir, 'cohort');
@@ -103,6 +101,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   step(2, 'Starting the embedded network and one node per hospital');
   const network = await startEmbeddedNetwork({ mqttPort: 0, httpPort: 0, dataDir: path.join(outDir, 'network') });
   let federated: Awaited<ReturnType<typeof runFederated>>;
+  const sweepRuns: DpRunResult[] = [];
   const data = openCohort(spec, cohortDir, cohort);
   const heldOutAuc = (weights: Parameters<typeof predict>[1]): number => evaluateBinary(predict(spec, weights, data.heldOut)).auc;
   try {
@@ -116,9 +115,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       const history = path.join(reportDir, 'experiment-events.jsonl');
       federated = await timed('federated training', () => runFederated({
         spec, network, hospitals, rounds: config.rounds, epochsPerRound: config.epochsPerRound, batchSize: config.batchSize,
-        seed: config.seed, out, heldOutAuc,
+        seed: config.seed, out, heldOutAuc, dp,
         onEvent: (ev) => fs.appendFileSync(history, `${JSON.stringify(ev)}\n`),
       }));
+      for (const sigma of dp?.sweep ?? []) {
+        // One more full federated run per noise level, same data and seed, for the privacy-vs-utility table.
+        print(`  DP sweep: federated run with sigma ${sigma}…`);
+        const run = await timed(`federated training, sigma ${sigma}`, () => runFederated({
+          spec, network, hospitals, rounds: config.rounds, epochsPerRound: config.epochsPerRound, batchSize: config.batchSize,
+          seed: config.seed, out: quiet(), heldOutAuc, dp: { ...(dp as DemoDp), sigma }, requestApproval: false,
+        }));
+        sweepRuns.push({ sigma, privacy: run.privacy ?? [], evaluation: evaluateBinary(predict(spec, run.weights, data.heldOut)) });
+        print(`    held-out AUC ${sweepRuns[sweepRuns.length - 1].evaluation.auc.toFixed(3)}`);
+      }
     } finally {
       await stopHospitals(hospitals);
     }
@@ -136,14 +145,14 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     print(`  ${`${site.name} alone`.padEnd(22)} ${result.seconds.toFixed(1).padStart(6)} s, final loss ${result.epochLosses[result.epochLosses.length - 1].toFixed(3)}`);
     baselines.push({ name: `${site.name} alone`, kind: 'single-site', trainedOn: `${site.name} (${site.data.size})`, patients: site.data.size, weights: result });
   }
-  const pooled = pooledSource(data.sites.map((s) => s.data));
-  const central = await timed('centralised', () => trainLocally(spec, pooled, local));
+  const pooled = { size: data.sites.reduce((n, s) => n + s.data.size, 0) };
+  const central = await timed('centralised', () => trainPooled(spec, data.sites.map((s) => s.data), local));
   print(`  ${'Centralised (pooled)'.padEnd(22)} ${central.seconds.toFixed(1).padStart(6)} s, final loss ${central.epochLosses[central.epochLosses.length - 1].toFixed(3)}`);
 
   step(5, `Evaluation on the ${data.heldOut.size} held-out patients`);
   const fedPredictions = predict(spec, federated.weights, data.heldOut);
   const models: ModelResult[] = [
-    { name: 'Federated (FedAvg)', kind: 'federated', trainedOn: `3 sites (${pooled.size}), data stay home`, patients: pooled.size,
+    { name: dp ? `Federated (FedAvg, ${dp.type} DP, sigma ${dp.sigma})` : 'Federated (FedAvg)', kind: 'federated', trainedOn: `3 sites (${pooled.size}), data stay home`, patients: pooled.size,
       evaluation: evaluateBinary(fedPredictions), trainingSeconds: federated.seconds },
     ...baselines.map((b) => ({ name: b.name, kind: b.kind, trainedOn: b.trainedOn, patients: b.patients,
       evaluation: evaluateBinary(predict(spec, b.weights.weights, data.heldOut)), trainingSeconds: b.weights.seconds })),
@@ -153,6 +162,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   print(metricsTable(models));
   const fed = models[0].evaluation;
   print(`\n  federated confusion matrix: TP ${fed.confusion.tp}  FN ${fed.confusion.fn}  FP ${fed.confusion.fp}  TN ${fed.confusion.tn}`);
+
+  const federatedBySite = evaluateBySite(data.sites.map((s) => ({ site: s.name, predictions: predict(spec, federated.weights, s.data) })));
+  print(`\n  federated model on each centre's own patients: ${federatedBySite.map(({ site, evaluation: e }) =>
+    `${site} AUC ${e.auc.toFixed(3)} [${e.aucInterval.low.toFixed(2)}, ${e.aucInterval.high.toFixed(2)}]`).join(', ')}`);
 
   step(6, 'ONNX export of the global model, checked with onnxruntime-node');
   const onnx = await timed('onnx export + check', () =>
@@ -167,12 +180,18 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     config, cohort, cohortDir: path.relative(outDir, cohortDir) || '.', backend: backend.name,
     plan: { name: spec.name, hash, parameters, pythonFile: path.basename(pythonFile) },
     federated: { rounds: federated.rounds, researcherId: federated.researcherId, jobId: federated.jobId, seconds: federated.seconds },
-    models, onnx, timings,
+    models, onnx, federatedBySite, timings,
+    ...(dp ? { dp: { config: dp, runs: [{ sigma: dp.sigma, privacy: federated.privacy ?? [], evaluation: models[0].evaluation }, ...sweepRuns] } } : {}),
   });
   print(`  report: ${reportFile}`);
   print(`\nDone in ${timings['total'].toFixed(0)} s. Open ${reportFile}`);
   if (!onnx.passed) throw new Error(`ONNX predictions differ from tfjs by ${onnx.maxAbsDifference} (> ${onnx.tolerance})`);
   return { config, reportDir, reportFile, models, onnx, timings };
+}
+
+/** A stream that drops what it is given (the sweep's extra runs print one line each, not their progress). */
+function quiet(): NodeJS.WritableStream {
+  return new Writable({ write: (_chunk, _encoding, done) => done() });
 }
 
 /**

@@ -3,15 +3,10 @@
  * handshake (request → operators approve on their nodes → status check), then N FedAvg rounds with live progress.
  * After every round the new global model is scored on the held-out patients for the progress table.
  */
-import { Experiment } from '../../researcher/experiment';
-import type { ExperimentEvent } from '../../researcher/events';
-import type { WeightMap } from '../../researcher/aggregators/tensors';
-import { planHash } from '../../src/plan/canonical';
-import type { PlanSpec } from '../../src/plan/spec';
-import type { TorchTensor } from '../../src/serialize';
+import { Experiment, planHash, stateDictFromWeightMap, formatPrivacyEstimates } from 'fedbiomed-ts';
+import type { ExperimentEvent, WeightMap, PlanSpec, TorchTensor, NodePrivacyEstimate } from 'fedbiomed-ts';
 import { DATASET_TAGS, Hospital, NetworkUrls, approvePlan } from './hospitals';
 import { FederatedProgress, RoundRow } from './progress';
-import { stateDictFromWeightMap } from './weights';
 
 export interface FederatedOptions {
   spec: PlanSpec;
@@ -27,6 +22,10 @@ export interface FederatedOptions {
   heldOutAuc: (weights: Record<string, TorchTensor>) => number;
   /** Every experiment event (e.g. to a history file). */
   onEvent?: (ev: ExperimentEvent) => void;
+  /** Fed-BioMed dp_args for every node. */
+  dp?: { type: 'local' | 'central'; sigma: number; clip: number };
+  /** False when the plan is already approved on every node (later runs of a DP sweep). Default true. */
+  requestApproval?: boolean;
 }
 
 export interface FederatedResult {
@@ -35,6 +34,8 @@ export interface FederatedResult {
   researcherId: string;
   jobId: string;
   seconds: number;
+  /** Expected differential privacy per node (null without DP). */
+  privacy: NodePrivacyEstimate[] | null;
 }
 
 export async function runFederated(o: FederatedOptions): Promise<FederatedResult> {
@@ -51,6 +52,7 @@ export async function runFederated(o: FederatedOptions): Promise<FederatedResult
       test_ratio: 0,
       log_interval: 1,
       random_seed: o.seed,
+      ...(o.dp ? { dp_args: { type: o.dp.type, sigma: o.dp.sigma, clip: o.dp.clip } } : {}),
     },
     aggregator: 'fedavg',
     roundLimit: o.rounds,
@@ -63,20 +65,8 @@ export async function runFederated(o: FederatedOptions): Promise<FederatedResult
     await experiment.setup();
     print(`  researcher ${experiment.researcherId} found one dataset on each of ${experiment.nodes.join(', ')}`);
 
-    const hash = planHash(o.spec);
-    const approval = await experiment.requestApproval({ description: `${o.spec.name}: ${o.spec.description ?? ''}`.slice(0, 200) });
-    if (approval.missing.length > 0) throw new Error(`no answer to the approval request from ${approval.missing.join(', ')}`);
-    print(`  approval requested for plan ${o.spec.name} (sha256 ${hash.slice(0, 16)}…): Pending on ${approval.replies.size} nodes`);
-    for (const h of o.hospitals) {
-      const entry = approvePlan(h, hash, 'reviewed by the demo operator: declarative plan, no code');
-      print(`  [${h.site}] hospital operator reviews the plan and approves it (${entry.training_plan_id})`);
-    }
-    const status = await experiment.planStatus();
-    const refused = [...status.statuses.values()].filter((s) => !s.canTrain);
-    if (status.missing.length > 0 || refused.length > 0) {
-      throw new Error(`plan not approved everywhere: ${[...status.missing, ...refused.map((s) => `${s.nodeId} (${s.status})`)].join(', ')}`);
-    }
-    print(`  plan status: ${[...status.statuses.values()].map((s) => `${s.nodeId} ${s.status}`).join(', ')}`);
+    if (o.requestApproval !== false) await approveEverywhere(experiment, o, print);
+    if (experiment.privacy) print(formatPrivacyEstimates(experiment.privacy).split('\n').map((l) => `  ${l}`).join('\n'));
     print('');
 
     const progress = new FederatedProgress({
@@ -109,8 +99,27 @@ export async function runFederated(o: FederatedOptions): Promise<FederatedResult
       researcherId: String(experiment.researcherId ?? ''),
       jobId: experiment.jobId,
       seconds: (Date.now() - started) / 1000,
+      privacy: experiment.privacy,
     };
   } finally {
     await experiment.close();
   }
+}
+
+/** The approval handshake: request, each hospital operator approves on its node, status check. */
+async function approveEverywhere(experiment: Experiment, o: FederatedOptions, print: (line: string) => void): Promise<void> {
+  const hash = planHash(o.spec);
+  const approval = await experiment.requestApproval({ description: `${o.spec.name}: ${o.spec.description ?? ''}`.slice(0, 200) });
+  if (approval.missing.length > 0) throw new Error(`no answer to the approval request from ${approval.missing.join(', ')}`);
+  print(`  approval requested for plan ${o.spec.name} (sha256 ${hash.slice(0, 16)}…): Pending on ${approval.replies.size} nodes`);
+  for (const h of o.hospitals) {
+    const entry = approvePlan(h, hash, 'reviewed by the demo operator: declarative plan, no code');
+    print(`  [${h.site}] hospital operator reviews the plan and approves it (${entry.training_plan_id})`);
+  }
+  const status = await experiment.planStatus();
+  const refused = [...status.statuses.values()].filter((s) => !s.canTrain);
+  if (status.missing.length > 0 || refused.length > 0) {
+    throw new Error(`plan not approved everywhere: ${[...status.missing, ...refused.map((s) => `${s.nodeId} (${s.status})`)].join(', ')}`);
+  }
+  print(`  plan status: ${[...status.statuses.values()].map((s) => `${s.nodeId} ${s.status}`).join(', ')}`);
 }

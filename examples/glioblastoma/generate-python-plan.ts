@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { generateTorchPlan } from '../../src/plan/pytorch';
+import { generateTorchPlan } from 'fedbiomed-ts';
 import { glioResponsePlan, PLAN_NAME } from './plan';
 
 export const GENERATED_PLAN_FILE = path.join(__dirname, 'generated', `${PLAN_NAME}.py`);

@@ -5,10 +5,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { NodeAgent } from '../../node-agent/agent';
-import { defaultConfig, writeConfig } from '../../node-agent/config';
-import { openNodeStores } from '../../node-agent/stores';
-import type { TrainingPlanEntry } from '../../node-agent/training-plans';
+import { NodeAgent, defaultConfig, writeConfig, openNodeStores } from 'fedbiomed-ts';
+import type { TrainingPlanEntry } from 'fedbiomed-ts';
 import type { CohortSummary } from './cohort';
 import { splitDataSource } from './datasets';
 

@@ -7,7 +7,7 @@
  * grey-matter band and two lateral ventricles, a thin CSF layer, skull and scalp. Tumour: a lobulated ellipsoid
  * with a necrotic core, an enhancing rim, and surrounding oedema that fades outwards.
  */
-import { AXIAL_ORIENTATION, Vec3, Volume } from '../../src/data/volume';
+import { AXIAL_ORIENTATION, Vec3, Volume } from 'fedbiomed-ts';
 import { Prng } from './prng';
 import { PatientSample } from './patient-model';
 import { Modality, MODALITY_ORDER, RtType, ScannerProfile } from './sites';

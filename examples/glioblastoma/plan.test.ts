@@ -3,11 +3,8 @@
  * committed PyTorch plan is what the generator script writes, and the network has the shapes the plan promises.
  */
 import * as fs from 'fs';
-import { initBackend } from '../../src/engine/backend';
-import { extractPlanFromTorchSource } from '../../src/plan/embed';
-import { planHash } from '../../src/plan/canonical';
-import { buildModel } from '../../src/plan/tfjs-model';
-import type { Vec3 } from '../../src/data/volume';
+import { initBackend, extractPlanFromTorchSource, planHash, buildModel } from 'fedbiomed-ts';
+import type { Vec3 } from 'fedbiomed-ts';
 import { QUICK_DEMO, DEFAULT_DEMO } from './demo-config';
 import { GENERATED_PLAN_FILE, generatedPlanSource } from './generate-python-plan';
 import { samplePatient } from './patient-model';

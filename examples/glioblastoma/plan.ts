@@ -20,8 +20,8 @@
  * oedema, necrosis, enhancing rim — the quantities the responder model uses), concatenated with a small dense
  * layer on the clinical features, then one logit (BCEWithLogits).
  */
-import { definePlan } from '../../src/plan/define';
-import type { PlanSpec } from '../../src/plan/spec';
+import { definePlan } from 'fedbiomed-ts';
+import type { PlanSpec } from 'fedbiomed-ts';
 import { DEFAULT_VOLUME_SIZE } from './cohort';
 import { FIELD_OF_VIEW_MM } from './phantom';
 

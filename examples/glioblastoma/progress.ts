@@ -3,7 +3,7 @@
  * redrawn in place on a terminal, and one table row per round (mean training loss per site, held-out AUC of the
  * new global model, wall time). Without a terminal (CI, pipes, tests) only whole lines are printed.
  */
-import type { ExperimentEvent } from '../../researcher/events';
+import type { ExperimentEvent } from 'fedbiomed-ts';
 
 export interface RoundRow {
   round: number;

@@ -7,9 +7,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { CohortSummary } from './cohort';
 import type { DemoConfig } from './demo-config';
-import { aucStandardError, type BinaryEvaluation } from './evaluation';
+import { aucStandardError, type BinaryEvaluation, type OnnxCheck, type SiteEvaluation } from 'fedbiomed-ts';
 import type { RoundRow } from './progress';
 import { lineChart, PALETTE } from './svg';
+import { DemoDp, DpRunResult, privacyMarkdown } from './dp';
 
 export interface ModelResult {
   /** "Federated (FedAvg)", "Caen alone", "Centralised (pooled)". */
@@ -21,15 +22,7 @@ export interface ModelResult {
   trainingSeconds: number;
 }
 
-export interface OnnxSummary {
-  file: string;
-  bytes: number;
-  opTypes: string[];
-  maxAbsDifference: number;
-  tolerance: number;
-  samples: number;
-  passed: boolean;
-}
+export type OnnxSummary = OnnxCheck;
 
 export interface DemoReportData {
   config: DemoConfig;
@@ -40,7 +33,11 @@ export interface DemoReportData {
   federated: { rounds: RoundRow[]; researcherId: string; jobId: string; seconds: number };
   models: ModelResult[];
   onnx: OnnxSummary;
+  /** The federated model on each centre's own patients and on all of them (absent in older callers). */
+  federatedBySite?: SiteEvaluation[];
   timings: Record<string, number>;
+  /** Present when the federated model was trained under differential privacy. */
+  dp?: { config: DemoDp; runs: DpRunResult[] };
 }
 
 export const REPORT_FILES = {
@@ -100,12 +97,16 @@ function metricsJson(data: DemoReportData): unknown {
     heldOut: { patients: data.cohort.heldOut.patients, responders: data.cohort.heldOut.responders },
     models: data.models.map((m) => ({
       name: m.name, kind: m.kind, trainedOn: m.trainedOn, patients: m.patients,
-      auc: m.evaluation.auc, sensitivity: m.evaluation.sensitivity, specificity: m.evaluation.specificity,
+      auc: m.evaluation.auc, aucInterval: m.evaluation.aucInterval, sensitivity: m.evaluation.sensitivity, specificity: m.evaluation.specificity,
       accuracy: m.evaluation.accuracy, confusion: m.evaluation.confusion, trainingSeconds: m.trainingSeconds,
     })),
     rounds: data.federated.rounds,
     onnx: data.onnx,
+    federatedBySite: data.federatedBySite?.map(({ site, evaluation: e }) => ({ site, patients: e.samples, auc: e.auc,
+      aucInterval: e.aucInterval, sensitivity: e.sensitivity, specificity: e.specificity })),
     timings: data.timings,
+    ...(data.dp ? { dp: { ...data.dp.config, runs: data.dp.runs.map((r) => ({ sigma: r.sigma, privacy: r.privacy,
+      auc: r.evaluation.auc, sensitivity: r.evaluation.sensitivity, specificity: r.evaluation.specificity })) } } : {}),
   };
 }
 
@@ -156,8 +157,18 @@ function markdown(d: DemoReportData): string {
     `Threshold 0.5 on P(responder). Federated AUC is above ${beats} of ${singles.length} single-site AUCs. With ` +
       `${d.cohort.heldOut.patients} held-out patients an AUC near ${fed ? fed.evaluation.auc.toFixed(2) : '-'} has a standard error of about ` +
       `${fed ? aucStandardError(fed.evaluation.auc, d.cohort.heldOut.responders, d.cohort.heldOut.patients - d.cohort.heldOut.responders).toFixed(3) : '-'} ` +
-      '(Hanley & McNeil): differences of a few hundredths are within noise.',
+      `(Hanley & McNeil; 95% interval ${fed ? `${fed.evaluation.aucInterval.low.toFixed(3)}-${fed.evaluation.aucInterval.high.toFixed(3)}` : '-'}): ` +
+      'differences of a few hundredths are within noise.',
     '',
+    ...(d.federatedBySite ? [
+      "The federated model on each centre's own (training) patients, and on all of them:",
+      '',
+      '| centre | patients | AUC | 95% CI | sensitivity | specificity |',
+      '|---|---:|---:|---|---:|---:|',
+      ...d.federatedBySite.map(({ site, evaluation: e }) => `| ${site} | ${e.samples} | ${e.auc.toFixed(3)} | ` +
+        `${e.aucInterval.low.toFixed(3)}-${e.aucInterval.high.toFixed(3)} | ${e.sensitivity.toFixed(3)} | ${e.specificity.toFixed(3)} |`),
+      '',
+    ] : []),
     ...(conf ? [
       'Confusion matrix of the federated model (rows: truth, columns: prediction):',
       '',
@@ -169,6 +180,7 @@ function markdown(d: DemoReportData): string {
     ] : []),
     `![ROC curves](${REPORT_FILES.roc})`,
     '',
+    ...(d.dp ? privacyMarkdown(d.dp.config, d.dp.runs) : []),
     '## Federated training',
     '',
     roundHeader,

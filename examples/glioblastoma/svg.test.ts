@@ -1,6 +1,6 @@
 /** The report's SVG charts: round-numbered ticks, points inside the plot, a legend entry per series. */
 import { lineChart, ticks } from './svg';
-import { aucStandardError } from './evaluation';
+import { aucStandardError } from 'fedbiomed-ts';
 
 describe('report charts', () => {
   test('ticks are round numbers inside the range', () => {

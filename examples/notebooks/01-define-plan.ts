@@ -5,11 +5,7 @@
  * and Python nodes receive it as a generated Fed-BioMed TorchTrainingPlan.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../src/engine/backend';
-import { planHash } from '../../src/plan/canonical';
-import { describeParameters } from '../../src/plan/parameters';
-import { generateTorchPlan } from '../../src/plan/pytorch';
-import { buildModel } from '../../src/plan/tfjs-model';
+import { initBackend, planHash, describeParameters, generateTorchPlan, buildModel } from 'fedbiomed-ts';
 import { GENERATED_PLAN_FILE } from '../glioblastoma/generate-python-plan';
 import { glioResponsePlan, TUMOUR_BOX_MM } from '../glioblastoma/plan';
 import { runNotebook, show, step, table } from './notebook';

@@ -4,8 +4,7 @@
  * Uses the notebooks' cohort in ./notebook-output (generated on first use).
  */
 import * as path from 'path';
-import { readCsv, rowRecord } from '../../src/data/csv';
-import { openDicomSite } from '../../src/data/dicom-site';
+import { readCsv, rowRecord, openDicomSite } from 'fedbiomed-ts';
 import { glioResponsePlan } from '../glioblastoma/plan';
 import { openSplit } from '../glioblastoma/datasets';
 import { COHORT_DIR, ensureCohort, runNotebook, show, step, table } from './notebook';

@@ -5,15 +5,10 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Experiment } from '../../researcher/experiment';
-import { initBackend } from '../../src/engine/backend';
-import { planHash } from '../../src/plan/canonical';
-import { aggregatedParamsFile, writeParamsFile } from '../../src/serialize';
-import { startEmbeddedNetwork } from '../../src/transport/embedded';
+import { Experiment, initBackend, planHash, aggregatedParamsFile, writeParamsFile, startEmbeddedNetwork, stateDictFromWeightMap } from 'fedbiomed-ts';
 import { DEFAULT_DEMO } from '../glioblastoma/demo-config';
 import { approvePlan, DATASET_TAGS, startHospitals, stopHospitals } from '../glioblastoma/hospitals';
 import { glioResponsePlan } from '../glioblastoma/plan';
-import { stateDictFromWeightMap } from '../glioblastoma/weights';
 import { COHORT_DIR, ensureCohort, GLOBAL_WEIGHTS_FILE, runNotebook, show, step, WORK_DIR } from './notebook';
 
 const ROUNDS = Number(process.env.ROUNDS ?? DEFAULT_DEMO.rounds);

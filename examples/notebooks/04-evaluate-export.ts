@@ -4,11 +4,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { initBackend } from '../../src/engine/backend';
-import { modelWeightsOf, readParamsFile, TorchTensor } from '../../src/serialize';
+import { initBackend, modelWeightsOf, readParamsFile, TorchTensor, evaluateBinary, predict, exportAndCheckOnnx } from 'fedbiomed-ts';
 import { openSplit } from '../glioblastoma/datasets';
-import { evaluateBinary, predict } from '../glioblastoma/evaluation';
-import { exportAndCheckOnnx } from '../glioblastoma/onnx-check';
 import { glioResponsePlan } from '../glioblastoma/plan';
 import { lineChart } from '../glioblastoma/svg';
 import { COHORT_DIR, ensureCohort, GLOBAL_WEIGHTS_FILE, runNotebook, show, step, table, WORK_DIR } from './notebook';
@@ -30,13 +27,14 @@ runNotebook(async () => {
 
   step('Metrics at the 0.5 threshold, and the confusion matrix');
   const e = evaluateBinary(predictions);
-  table([['AUC', 'sensitivity', 'specificity', 'accuracy'], [e.auc, e.sensitivity, e.specificity, e.accuracy]]);
+  table([['AUC', '95% CI', 'sensitivity', 'specificity', 'accuracy'],
+    [e.auc, `${e.aucInterval.low.toFixed(3)}-${e.aucInterval.high.toFixed(3)}`, e.sensitivity, e.specificity, e.accuracy]]);
   table([['', 'predicted responder', 'predicted non-responder'],
     ['responder', e.confusion.tp, e.confusion.fn], ['non-responder', e.confusion.fp, e.confusion.tn]]);
 
   step('Other thresholds: the sensitivity / specificity trade-off');
   table([['threshold', 'sensitivity', 'specificity'], ...[0.3, 0.4, 0.5, 0.6, 0.7].map((t) => {
-    const x = evaluateBinary(predictions, t);
+    const x = evaluateBinary(predictions, { threshold: t });
     return [t.toFixed(1), x.sensitivity, x.specificity];
   })]);
   const rocFile = path.join(WORK_DIR, 'roc-federated.svg');

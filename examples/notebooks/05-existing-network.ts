@@ -10,15 +10,10 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Experiment } from '../../researcher/experiment';
-import { networkFromEnvironment } from '../../researcher/network';
-import { Researcher } from '../../researcher/requests/researcher';
-import { planHash } from '../../src/plan/canonical';
-import { aggregatedParamsFile, writeParamsFile } from '../../src/serialize';
+import { Experiment, networkFromEnvironment, Researcher, planHash, aggregatedParamsFile, writeParamsFile, stateDictFromWeightMap } from 'fedbiomed-ts';
 import { DEFAULT_DEMO } from '../glioblastoma/demo-config';
 import { DATASET_TAGS } from '../glioblastoma/hospitals';
 import { glioResponsePlan } from '../glioblastoma/plan';
-import { stateDictFromWeightMap } from '../glioblastoma/weights';
 import { runNotebook, show, step, WORK_DIR } from './notebook';
 
 function volumeSizeFromEnv(): [number, number, number] {

@@ -2,7 +2,9 @@
  * Console monitor: a progress bar per round (nodes done / total, latest loss per node) redrawn in place on a
  * TTY, plain lines otherwise (CI logs, pipes); node logs; the summary table after each round.
  */
+import { printable } from '../../src/protocol/printable';
 import type { ExperimentEvent } from '../events';
+import { formatPrivacyEstimates } from '../privacy';
 import { formatRoundSummary } from './summary';
 
 export interface ConsoleMonitorOptions {
@@ -45,6 +47,9 @@ export class ConsoleMonitor {
       case 'experiment-start':
         this.println(`Experiment ${ev.jobId} (researcher ${ev.researcherId}): ${ev.roundLimit} round(s) on ${ev.nodes.join(', ')}`);
         break;
+      case 'privacy-estimate':
+        this.println(formatPrivacyEstimates(ev.nodes));
+        break;
       case 'round-start':
         this.round = ev.round;
         this.total = ev.nodes.length;
@@ -56,7 +61,7 @@ export class ConsoleMonitor {
       case 'node-reply':
       case 'node-failed':
         this.done = ev.done;
-        if (ev.type === 'node-failed') this.println(`  ${ev.nodeId}: ${ev.reason}: ${ev.message}`);
+        if (ev.type === 'node-failed') this.println(`  ${printable(ev.nodeId)}: ${ev.reason}: ${printable(ev.message)}`);
         this.drawBar(this.tty ? undefined : `${ev.nodeId} ${ev.type === 'node-reply' && ev.success ? 'done' : 'failed'}`);
         break;
       case 'scalar':
@@ -66,11 +71,17 @@ export class ConsoleMonitor {
         }
         break;
       case 'log':
-        if (Math.max(0, LEVELS.indexOf(ev.level)) >= this.minLevel) this.println(`  [${ev.level}] ${ev.nodeId}: ${ev.message}`);
+        if (Math.max(0, LEVELS.indexOf(ev.level)) >= this.minLevel) this.println(`  [${printable(ev.level)}] ${printable(ev.nodeId)}: ${printable(ev.message)}`);
         break;
       case 'round-end':
         this.endBar();
         this.println(formatRoundSummary(ev.summary));
+        break;
+      case 'node-skipped':
+        this.println(`  ${printable(ev.nodeId)}: skipped: ${ev.reason}`);
+        break;
+      case 'reply-dropped':
+        this.println(`  ${printable(ev.nodeId)}: reply dropped: ${ev.reason}`);
         break;
       case 'breakpoint':
         this.println(`  breakpoint saved: ${ev.dir}`);
@@ -106,7 +117,9 @@ export class ConsoleMonitor {
     }
   }
 
-  private println(text: string): void {
+  private println(raw: string): void {
+    // Everything printed here carries wire text (node ids, log lines, error messages): neutralised once, here.
+    const text = printable(raw, { multiline: true });
     if (this.tty && this.barShown) {
       this.out.write('\r\x1b[K' + text + '\n');
       this.out.write(this.barText());

@@ -99,6 +99,19 @@ describe('history, progress and summary', () => {
     expect(text).toMatch(/a\s+ok\s+36\s+0\.5000\s+ACCURACY=0\.7500/);
   });
 
+  it('prints what nodes send as text: no escape sequence, no forged line, no credential', () => {
+    let text = '';
+    const out = { write: (s: string) => ((text += s), true), isTTY: false } as unknown as NodeJS.WritableStream;
+    const m = new ConsoleMonitor({ out });
+    m.handle({ type: 'round-start', round: 1, training: true, nodes: ['a'] });
+    m.handle({ type: 'log', nodeId: 'a\x1b[2J', level: 'INFO', message: '\x1b]0;pwned\x07ok\nRound 1: 9/9 nodes ok', time: null });
+    m.handle({ type: 'node-failed', round: 1, nodeId: 'a', reason: 'failed', message: 'bad mqtts://u:pw@h.example.org\r\x1b[K', done: 1, total: 1 });
+    expect(text).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/);
+    expect(text).toContain('[INFO] a\\x1b[2J: \\x1b]0;pwned\\x07ok\\x0aRound 1: 9/9 nodes ok');
+    expect(text).not.toMatch(/^Round 1: 9\/9/m);
+    expect(text).toContain('bad mqtts://***@h.example.org\\x0d\\x1b[K');
+  });
+
   it('redraws in place on a TTY', () => {
     let text = '';
     const out = { write: (s: string) => ((text += s), true), isTTY: true, columns: 80 } as unknown as NodeJS.WritableStream;

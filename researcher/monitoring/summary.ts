@@ -1,4 +1,5 @@
 /** The per-round summary table printed after each round (plain text, fixed-width columns). */
+import { printable } from '../../src/protocol/printable';
 import type { RoundSummary } from '../events';
 
 function fmt(v: number | null, digits = 4): string {
@@ -14,7 +15,9 @@ function metrics(m: Record<string, number> | null): string {
     .join(' ');
 }
 
-export function formatTable(header: string[], rows: string[][]): string {
+export function formatTable(header: string[], rawRows: string[][]): string {
+  // Cells come from the wire (node ids, messages): printed as text, never as terminal commands or extra lines.
+  const rows = rawRows.map((r) => r.map((c) => printable(c)));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');

@@ -8,17 +8,18 @@ import { randomUUID } from 'crypto';
 import * as http from 'http';
 import * as https from 'https';
 import type { FileRepository } from '../network';
+import { urlForMessage } from '../../src/transport/url';
 
 /** GET with redirects followed (as python-requests does), up to 5. */
-function getResponse(url: string, redirects = 5): Promise<http.IncomingMessage> {
+function getResponse(url: string, agent: https.Agent | undefined, redirects = 5): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
-    const client = target.protocol === 'https:' ? https : http;
-    const req = client.get(target, (res) => {
+    const secure = target.protocol === 'https:';
+    const req = (secure ? https : http).get(target, secure && agent ? { agent } : {}, (res) => {
       const location = res.headers.location;
       if (res.statusCode && res.statusCode >= 300 && res.statusCode < 400 && location && redirects > 0) {
         res.resume();
-        resolve(getResponse(new URL(location, target).toString(), redirects - 1));
+        resolve(getResponse(new URL(location, target).toString(), agent, redirects - 1));
         return;
       }
       resolve(res);
@@ -28,11 +29,13 @@ function getResponse(url: string, redirects = 5): Promise<http.IncomingMessage> 
 }
 
 /** POSTs `chunks` (Content-Length `length`) with backpressure; resolves to the status and the body text. */
-function postStream(url: string, contentType: string, length: number, chunks: readonly Uint8Array[]): Promise<{ status: number; text: string }> {
+function postStream(url: string, contentType: string, length: number, chunks: readonly Uint8Array[],
+  agent: https.Agent | undefined): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
-    const client = target.protocol === 'https:' ? https : http;
-    const req = client.request(target, { method: 'POST', headers: { 'content-type': contentType, 'content-length': length } }, (res) => {
+    const secure = target.protocol === 'https:';
+    const req = (secure ? https : http).request(target, { method: 'POST', ...(secure && agent ? { agent } : {}),
+      headers: { 'content-type': contentType, 'content-length': length } }, (res) => {
       const body: Buffer[] = [];
       res.on('data', (c: Buffer) => body.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(body).toString('utf8') }));
@@ -62,7 +65,8 @@ export class RepositoryError extends Error {
 }
 
 export class HttpRepository implements FileRepository {
-  constructor(readonly uploadsUrl: string) {}
+  /** `agent`: for an https repository, the network's CA and a client certificate (see httpsAgentFor). */
+  constructor(readonly uploadsUrl: string, private readonly agent?: https.Agent) {}
 
   /**
    * Streams the multipart body straight from `data`'s chunks (for weight files: views on the tensors' memory), so
@@ -80,7 +84,7 @@ export class HttpRepository implements FileRepository {
     const length = head.length + tail.length + parts.reduce((n, p) => n + p.byteLength, 0);
     let res: { status: number; text: string };
     try {
-      res = await postStream(this.uploadsUrl, `multipart/form-data; boundary=${boundary}`, length, [head, ...parts, tail]);
+      res = await postStream(this.uploadsUrl, `multipart/form-data; boundary=${boundary}`, length, [head, ...parts, tail], this.agent);
     } catch (err) {
       throw new RepositoryError(`FB201: cannot reach the file repository at ${this.uploadsUrl}: ${(err as Error).message}`);
     }
@@ -109,13 +113,13 @@ export class HttpRepository implements FileRepository {
   async *downloadChunks(url: string): AsyncIterable<Uint8Array> {
     let res: http.IncomingMessage;
     try {
-      res = await getResponse(url);
+      res = await getResponse(url, this.agent);
     } catch (err) {
-      throw new RepositoryError(`FB201: cannot download ${url}: ${(err as Error).message}`);
+      throw new RepositoryError(`FB201: cannot download ${urlForMessage(url)}: ${(err as Error).message}`);
     }
     if (res.statusCode !== 200) {
       res.resume();
-      throw new RepositoryError(`${res.statusCode === 404 ? 'FB202' : 'FB203'}: download of ${url} failed with HTTP ${res.statusCode}`);
+      throw new RepositoryError(`${res.statusCode === 404 ? 'FB202' : 'FB203'}: download of ${urlForMessage(url)} failed with HTTP ${res.statusCode}`);
     }
     const expected = Number(res.headers['content-length'] ?? NaN);
     let received = 0;
@@ -125,27 +129,20 @@ export class HttpRepository implements FileRepository {
         yield chunk;
       }
     } catch (err) {
-      throw new RepositoryError(`download of ${url} broke off: ${(err as Error).message}`);
+      throw new RepositoryError(`download of ${urlForMessage(url)} broke off: ${(err as Error).message}`);
     } finally {
       // Stops the transfer when the consumer gave up early (a bad tensor was found).
       res.destroy();
     }
     if (Number.isFinite(expected) && received !== expected) {
-      throw new RepositoryError(`download of ${url} broke off after ${received} of ${expected} bytes`);
+      throw new RepositoryError(`download of ${urlForMessage(url)} broke off after ${received} of ${expected} bytes`);
     }
   }
 
+  /** The whole file (through the same client as downloadChunks, so the network's CA applies). */
   async download(url: string): Promise<Buffer> {
-    let res: Response;
-    try {
-      res = await fetch(url);
-    } catch (err) {
-      throw new RepositoryError(`FB201: cannot download ${url}: ${(err as Error).cause ?? (err as Error).message}`);
-    }
-    if (res.status !== 200) {
-      await res.body?.cancel();
-      throw new RepositoryError(`${res.status === 404 ? 'FB202' : 'FB203'}: download of ${url} failed with HTTP ${res.status}`);
-    }
-    return Buffer.from(await res.arrayBuffer());
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of this.downloadChunks(url)) chunks.push(chunk);
+    return Buffer.concat(chunks);
   }
 }

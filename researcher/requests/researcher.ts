@@ -22,8 +22,9 @@ import type {
   TrainingPlanStatusReply,
 } from '../../src/protocol/messages';
 import { silentLogger, type Logger } from '../../src/transport/logger';
+import { httpsAgentFor } from '../../src/transport/repository';
 import { Collection, CollectionResult, CollectionSpec, InboundMessage, RequestRouter } from './collector';
-import { DEFAULT_DISCOVERY_TIMEOUT_MS, FileRepository, NetworkOptions } from '../network';
+import { DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, FileRepository, NetworkOptions } from '../network';
 import { HttpRepository } from './http-repository';
 
 /** researcher_id values nodes use when they do not know the requester (reference 3.8). */
@@ -70,6 +71,18 @@ export interface ResearcherEvents {
   unclaimed: [WireMessage];
 }
 
+/**
+ * A researcher's connection to the network, for requests outside an experiment: ping, list, search, plan approval
+ * and status.
+ *
+ * @example
+ * ```ts
+ * import { Researcher } from 'fedbiomed-ts';
+ * const researcher = await Researcher.connect({ brokerUrl: 'mqtt://127.0.0.1:1883', uploadsUrl: 'http://127.0.0.1:8844/upload/' });
+ * console.log(await researcher.ping());
+ * await researcher.close();
+ * ```
+ */
 export class Researcher extends EventEmitter<ResearcherEvents> {
   private readonly router = new RequestRouter();
   private sequence = 0;
@@ -91,13 +104,16 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
   /** Connects to the broker (subscribing general/researcher, general/monitoring, general/logger). */
   static async connect(options: NetworkOptions): Promise<Researcher> {
     const logger = options.logger ?? silentLogger;
-    const repository = options.repository ?? new HttpRepository(options.uploadsUrl);
+    const repository = options.repository ?? new HttpRepository(options.uploadsUrl,
+      httpsAgentFor({ caFile: options.caFile, certFile: options.certFile, keyFile: options.keyFile }));
     const messaging = await Messaging.connect({
       role: 'researcher',
       brokerUrl: options.brokerUrl,
       username: options.username,
       password: options.password,
       caFile: options.caFile,
+      certFile: options.certFile,
+      keyFile: options.keyFile,
       connectTimeoutMs: options.connectTimeoutMs,
       logger,
     });
@@ -228,7 +244,7 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
     const c = this.collect<ApprovalReply>({
       what: 'approval',
       expected: options.nodes,
-      deadlineMs: options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
+      deadlineMs: options.timeoutMs ?? PLAN_REQUEST_TIMEOUT_MS,
       accept: (m) =>
         m.command === 'approval' && m.researcher_id === this.id && m.sequence === sequence
           ? { nodeId: String(m.node_id), reply: m as unknown as ApprovalReply }
@@ -258,7 +274,7 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
     const c = this.collect<TrainingPlanStatusReply>({
       what: 'training-plan-status',
       expected: options.nodes,
-      deadlineMs: options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
+      deadlineMs: options.timeoutMs ?? PLAN_REQUEST_TIMEOUT_MS,
       accept: (m) =>
         m.command === 'training-plan-status' && m.researcher_id === this.id && m.job_id === jobId
           ? { nodeId: String(m.node_id), reply: m as unknown as TrainingPlanStatusReply }

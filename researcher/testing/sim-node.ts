@@ -26,6 +26,14 @@ export interface SimNodeOptions {
   failOnRound?: number;
   /** Announce a shutdown on this round's request, as a Python node does on SIGTERM (FB312), then go silent. */
   shutdownOnRound?: number;
+  /** On this round, publish the previous round's reply again (a replay) before the real one. */
+  replayPreviousOnRound?: number;
+  /** Publish every successful train reply twice (a duplicated message). */
+  duplicateReplies?: boolean;
+  /** On this round, upload weights whose first value is NaN. */
+  nanOnRound?: number;
+  /** On this round, answer with this params_url instead of the uploaded file's. */
+  paramsUrlOnRound?: { round: number; url: string };
 }
 
 export interface SimNode {
@@ -50,6 +58,7 @@ export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: Sim
   const stateIdsReceived: Array<string | null> = [];
   const trainingArgsReceived: Array<Record<string, unknown>> = [];
   let dead = false;
+  let previousReply: string | undefined;
   const reply = (m: object) => serializeMessage(m as never, 'node-to-researcher');
   const peer = await ScriptedPeer.start(brokerUrl, o.nodeId, async (r, p) => {
     if (dead) return;
@@ -99,6 +108,7 @@ export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: Sim
       }
       const stateId = `node_state_${randomUUID()}`;
       const updated = o.train(received, round);
+      if (o.nanOnRound === round) (updated.values().next().value?.data as Float32Array)[0] = NaN;
       const file = encodeParams(
         nodeParamsFile({ optim_aux_var: {}, encrypted: false, researcher_id: rid, job_id: jobId, state_id: stateId, model_weights: toModelWeights(updated), node_id: o.nodeId, optimizer_args: {} }),
       );
@@ -111,8 +121,12 @@ export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: Sim
       await p.publish('general/monitoring', reply(scalar));
       const delay = o.replyDelayMs?.(round) ?? 0;
       if (delay > 0) await sleep(delay);
-      const ok: TrainReply = { ...base, state_id: stateId, success: true, dataset_id: datasetId, params_url: url, timing: { rtime_training: 0.5, ptime_training: 0.25 }, sample_size: o.sampleSize, msg: '' };
-      await p.publish('general/researcher', reply(ok));
+      const paramsUrl = o.paramsUrlOnRound?.round === round ? o.paramsUrlOnRound.url : url;
+      const ok: TrainReply = { ...base, state_id: stateId, success: true, dataset_id: datasetId, params_url: paramsUrl, timing: { rtime_training: 0.5, ptime_training: 0.25 }, sample_size: o.sampleSize, msg: '' };
+      if (o.replayPreviousOnRound === round && previousReply) await p.publish('general/researcher', previousReply);
+      previousReply = reply(ok);
+      await p.publish('general/researcher', previousReply);
+      if (o.duplicateReplies) await p.publish('general/researcher', previousReply);
     }
   });
   return {

@@ -33,11 +33,19 @@ function loadCommandModule(relative: string): CommandModule | undefined {
   return require(base) as CommandModule;
 }
 
+/** Exit code of bad input (a plan or file the user gave), as `researcher` commands use it. */
+const EXIT_USAGE = 2;
+/** Errors that mean the user's input is wrong, by name (their classes live in the modules loaded lazily). */
+const USAGE_ERRORS = new Set(['PlanLoadError', 'PlanValidationError', 'EmbeddedPlanError', 'PlanSourceError', 'ConfigError']);
+
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name('fedbiomed-ts')
     .description('Fed-BioMed v4.5.0 compatible researcher SDK, hospital node agent and network tools')
+    // Before the command (`fedbiomed-ts --verbose plan build …`); commands such as `researcher run` have their own.
+    .option('--verbose', 'on errors, print the stack trace too')
+    .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
   for (const rel of COMMAND_MODULES) {
@@ -51,7 +59,29 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** How often a command started by npm checks that npm is still there. */
+const PARENT_CHECK_MS = 500;
+
+/**
+ * Under `npx fedbiomed-ts …` (`npm exec`), npm and a shell stand between the user and this process, and a SIGTERM
+ * or SIGINT sent to npx does not reach it: npm passes it to the shell, which exits and leaves this process running,
+ * holding the network's or the node's ports. So when npm started us, its going away is a stop request, handled as
+ * the SIGTERM it stands for (network and node stop cleanly on it). Started any other way (a terminal, systemd,
+ * nohup), nothing changes.
+ */
+function stopWhenNpmGoesAway(): void {
+  if (process.env.npm_command !== 'exec') return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    process.kill(process.pid, 'SIGTERM');
+  }, PARENT_CHECK_MS);
+  timer.unref();
+}
+
 export async function main(argv: string[]): Promise<void> {
+  stopWhenNpmGoesAway();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -61,7 +91,10 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = e.exitCode ?? 1;
       return;
     }
+    // One line for the user; the stack only when asked for (it is about our code, not their input).
     process.stderr.write(`fedbiomed-ts: ${e.message ?? String(err)}\n`);
-    process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 1;
+    if (argv.includes('--verbose') && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    const usage = USAGE_ERRORS.has((err as Error)?.name ?? '');
+    process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : usage ? EXIT_USAGE : 1;
   }
 }

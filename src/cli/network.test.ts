@@ -11,7 +11,7 @@ import { RepositoryClient } from '../transport/repository';
 import { register } from './network';
 
 const ROOT = path.join(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'src', 'cli', 'bin.js');
+const BIN = path.join(ROOT, 'bin', 'fedbiomed-ts.js');
 // Starting the CLI through ts-node takes seconds on a loaded 2-core machine.
 const STARTUP_MS = 50_000;
 

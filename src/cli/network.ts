@@ -21,6 +21,7 @@ interface StartOptions {
   data?: string;
   advertise?: string;
   maxUploadMb?: number;
+  auth?: string;
 }
 
 interface SpyCommandOptions {
@@ -72,7 +73,10 @@ export function describeNetwork(network: EmbeddedNetwork): string {
 async function start(options: StartOptions): Promise<void> {
   const { startEmbeddedNetwork } = await import('../transport/embedded');
   const { consoleLogger } = await import('../transport/logger');
+  const { loadBrokerAuth } = await import('../transport/broker-auth');
+  const auth = options.auth ? loadBrokerAuth(options.auth) : undefined;
   const network = await startEmbeddedNetwork({
+    auth,
     host: options.host,
     mqttPort: options.mqttPort,
     httpPort: options.httpPort,
@@ -82,7 +86,9 @@ async function start(options: StartOptions): Promise<void> {
     logger: consoleLogger('network', 'warn'),
   });
   const stopped = untilStopSignal();
-  process.stdout.write(`${describeNetwork(network)}\nrunning; stop with Ctrl+C\n`);
+  process.stdout.write(`${describeNetwork(network)}\n`);
+  if (auth) process.stdout.write(`broker identities from ${options.auth}: ${auth.clients.length} client(s); anonymous clients refused\n`);
+  process.stdout.write('running; stop with Ctrl+C\n');
   const signal = await stopped;
   await network.close();
   process.stdout.write(`stopped (${signal})\n`);
@@ -130,7 +136,20 @@ export function register(program: Command): void {
     .option('--data <dir>', 'directory for uploaded files (default: a temporary one, removed on stop)')
     .option('--advertise <host>', 'host name or address to put in URLs (default: the bound address)')
     .option('--max-upload-mb <mb>', 'largest upload accepted, in MiB (default 2048)', parsePositive)
+    .option('--auth <file>', 'per-client credentials and ids (YAML); each client may only speak under its own id')
     .action((options: StartOptions) => start(options));
+
+  network
+    .command('hash-password')
+    .description('read a password on stdin, print its hash for a --auth file (the password is never stored)')
+    .action(async () => {
+      const { hashPassword } = await import('../transport/broker-auth');
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+      if (password === '') throw new InvalidArgumentError('no password on stdin');
+      process.stdout.write(`${hashPassword(password)}\n`);
+    });
 
   network
     .command('spy')

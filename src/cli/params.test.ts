@@ -10,7 +10,7 @@ import { PyTuple, tensorFromFloat32 } from '../serialize';
 import { ParamsSummary, summarizeParams } from './params';
 
 const ROOT = path.join(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'src', 'cli', 'bin.js');
+const BIN = path.join(ROOT, 'bin', 'fedbiomed-ts.js');
 const VECTORS = path.join(ROOT, '..', 'shared', 'fedbiomed-v4.5-vectors');
 
 interface IndexEntry {

@@ -96,3 +96,34 @@ test('bad plans and bad files give errors naming the field or the file', async (
   fs.writeFileSync(noExport, 'export const other = 1;\n');
   await expect(run('plan', 'build', noExport)).rejects.toThrow(/neither a default export nor a 'plan' export/);
 });
+
+test("a plan importing definePlan from 'fedbiomed-ts' loads where no project provides the package", async () => {
+  const module = path.join(dir, 'plan.ts');
+  fs.writeFileSync(module, PLAN_MODULE('fedbiomed-ts', 'default'));
+  await run('plan', 'build', module);
+  expect(JSON.parse(stdout.join('')).name).toBe('CliPlan');
+});
+
+test('a plan module that cannot load names the file and the cause on one line', async () => {
+  const syntax = path.join(dir, 'syntax.ts');
+  fs.writeFileSync(syntax, 'export default definePlan({ name: \n');
+  await expect(run('plan', 'build', syntax)).rejects.toThrow(/^[^\n]*syntax\.ts: cannot load the module: [^\n]+$/);
+  const missingImport = path.join(dir, 'missing-import.ts');
+  fs.writeFileSync(missingImport, "import { x } from 'no-such-package-fbts';\nexport default x;\n");
+  await expect(run('plan', 'build', missingImport)).rejects.toThrow(
+    /^[^\n]*missing-import\.ts: cannot load the module: [^\n]*no-such-package-fbts[^\n]*$/,
+  );
+});
+
+test('the command exits with code 2 and one line for a plan that exports no plan; --verbose adds the stack', () => {
+  const { spawnSync } = require('child_process') as typeof import('child_process');
+  const bin = path.join(__dirname, '..', '..', 'bin', 'fedbiomed-ts.js');
+  const noPlan = path.join(dir, 'no-plan.ts');
+  fs.writeFileSync(noPlan, 'export default { hello: 1 };\n');
+  const quiet = spawnSync(process.execPath, [bin, 'plan', 'hash', noPlan], { encoding: 'utf8' });
+  expect(quiet.status).toBe(2);
+  expect(quiet.stderr.trim().split('\n')).toEqual([expect.stringMatching(/no-plan\.ts: invalid training plan: /)]);
+  const verbose = spawnSync(process.execPath, [bin, 'plan', 'hash', noPlan, '--verbose'], { encoding: 'utf8' });
+  expect(verbose.status).toBe(2);
+  expect(verbose.stderr).toMatch(/\n\s+at /);
+});

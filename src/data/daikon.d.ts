@@ -1,4 +1,4 @@
-/** The part of daikon's (untyped) API that src/data uses. */
+/** The part of daikon's (untyped) API that src/data/dicom.test.ts uses (an independent reader of our writer's files). */
 declare module 'daikon' {
   namespace daikon {
     interface DaikonTag {
@@ -38,17 +38,4 @@ declare module 'daikon' {
     const Parser: { verbose: boolean };
   }
   export = daikon;
-}
-
-/** The baseline/progressive JPEG decoder bundled with daikon (pdf.js' JpegImage). */
-declare module 'daikon/lib/jpeg-baseline.js' {
-  class JpegImage {
-    width: number;
-    height: number;
-    components: unknown[];
-    parse(data: Uint8Array): void;
-    /** Interleaved samples (1 or 3 components, colour-converted to RGB), resampled to width x height. */
-    getData(width: number, height: number): Uint8Array;
-  }
-  export { JpegImage };
 }

@@ -1,30 +1,94 @@
 /**
- * A patient folder holding several DICOM series (one sub-folder each): the MRI series are mapped to the modalities
- * T1, T1ce, T2 and FLAIR from their SeriesDescription, and an RT Dose series (Modality RTDOSE) is kept as the dose
- * map. A broken or unrecognised series is reported, not fatal: the caller decides whether the patient is usable.
+ * A patient folder holding DICOM series, in one sub-folder each or all mixed (as a PACS export writes them): files
+ * are grouped by SeriesInstanceUID, and each series is given a role, the name a plan uses for it. By default the
+ * MRI series are mapped to T1, T1ce, T2 and FLAIR from their SeriesDescription and an RT Dose series (Modality
+ * RTDOSE) is kept as the dose map; the node operator can set other rules (SeriesDescription patterns, Modality,
+ * any tag), e.g. CT (values in HU through the rescale) and PT (values in SUVbw, see dicom-pet.ts). A broken or
+ * unrecognised series is reported, not fatal: the caller decides whether the patient is usable.
  */
-import * as fs from 'fs';
+import type * as dicomParser from 'dicom-parser';
 import * as path from 'path';
-import { DataIssue, DataReadError, issueFrom } from './errors';
-import { DicomSeries, readDicomSeries } from './dicom-series';
+import { DataIssue } from './errors';
+import { DicomReadLimits, DicomSeries, readDicomFolder } from './dicom-series';
+import { stringTag } from './dicom-file';
+import { suvBodyWeightFactor, suvParameters } from './dicom-pet';
+import { rasterizeRoi, readRtStruct } from './dicom-rtstruct';
 
 export const MRI_MODALITIES = ['T1', 'T1ce', 'T2', 'FLAIR'] as const;
 export type MriModality = (typeof MRI_MODALITIES)[number];
-export type SeriesRole = MriModality | 'RTDOSE';
+/** The name a plan gives a series: 'T1', 'FLAIR', 'CT', 'PET', 'RTDOSE', … */
+export type SeriesRole = string;
+
+/**
+ * One operator rule: a series takes `role` when every given condition holds. `description` and tag values are
+ * regular expressions (case-insensitive) matched against the trimmed text; `modality` is the DICOM Modality
+ * (exact, case-insensitive); `tags` keys are 8 hex digits (group then element, e.g. "00180087" MagneticFieldStrength).
+ */
+export interface SeriesRule {
+  role: SeriesRole;
+  modality?: string;
+  description?: string;
+  tags?: Record<string, string>;
+  /**
+   * With modality RTSTRUCT: the ROI name pattern (case-insensitive regular expression) whose contours become a
+   * 0/1 mask on the voxel grid of the image series the structure set references.
+   */
+  roi?: string;
+}
 
 export interface DicomPatient {
   dir: string;
   patientId: string;
-  modalities: Partial<Record<MriModality, DicomSeries>>;
+  /** Series by role (the RT dose map, role RTDOSE, is in `dose`). */
+  modalities: Partial<Record<SeriesRole, DicomSeries>>;
   dose?: DicomSeries;
-  /** Series that were read but match no modality (e.g. localisers), by folder and description. */
+  /** Series that were read but match no role (e.g. localisers), by folder and description. */
   unmatched: { dir: string; description: string }[];
   issues: DataIssue[];
 }
 
 export interface DicomPatientOptions {
   /** Maps a series to its role; defaults to `classifySeries`. Return null to ignore the series. */
-  classify?: (seriesDescription: string, dicomModality: string) => SeriesRole | null;
+  classify?: (seriesDescription: string, dicomModality: string, header: dicomParser.DataSet) => SeriesRole | null;
+  /** Operator rules, tried in order (the first that matches gives the role); replace `classify` when given. */
+  rules?: SeriesRule[];
+  /** PET (Modality PT) values: SUV body weight (default) or the stored activity concentration (Bq/mL). */
+  pet?: 'suv' | 'activity';
+  /** Size caps and decoding deadline for every file. */
+  limits?: DicomReadLimits;
+}
+
+/** A classifier from operator rules; invalid patterns are refused when the rules are set, not when a series comes. */
+export function classifierFromRules(rules: SeriesRule[]): NonNullable<DicomPatientOptions['classify']> {
+  const compiled = rules.map((rule, i) => {
+    const pattern = (what: string, source: string) => {
+      try {
+        return new RegExp(source, 'i');
+      } catch (error) {
+        throw new Error(`series rule ${i + 1} (${rule.role}): invalid ${what} pattern "${source}": ${(error as Error).message}`);
+      }
+    };
+    const tags = Object.entries(rule.tags ?? {}).map(([key, source]) => {
+      if (!/^[0-9a-fA-F]{8}$/.test(key)) throw new Error(`series rule ${i + 1} (${rule.role}): tag "${key}" is not 8 hex digits`);
+      return { group: parseInt(key.slice(0, 4), 16), element: parseInt(key.slice(4), 16), pattern: pattern(`tag ${key}`, source) };
+    });
+    if (!rule.role) throw new Error(`series rule ${i + 1} has no role`);
+    return {
+      role: rule.role,
+      modality: rule.modality?.toUpperCase(),
+      description: rule.description === undefined ? undefined : pattern('description', rule.description),
+      tags,
+    };
+  });
+  return (description, modality, header) => {
+    for (const rule of compiled) {
+      if (rule.modality !== undefined && rule.modality !== modality.toUpperCase()) continue;
+      if (rule.description && !rule.description.test(description)) continue;
+      if (!rule.tags.every((t) => t.pattern.test(stringTag(header, t.group, t.element)))) continue;
+      return rule.role;
+    }
+    return null;
+  };
 }
 
 const CONTRAST = /(gado|gad\b|\bgd\b|[_\s-]gd|gd[_\s-]|\+\s*c\b|\bc\s*\+|\bpost\b|post[_\s-]|contrast|\bce\b|t1ce|t1c\b|\bdota|\binj|avec)/;
@@ -45,50 +109,81 @@ export function classifySeries(seriesDescription: string, dicomModality: string)
   return null;
 }
 
-/** Reads every series sub-folder of a patient folder. Throws only if the folder itself cannot be listed. */
+/** Reads every DICOM file under a patient folder, series by series. Throws only if the folder cannot be listed. */
 export function readDicomPatient(dir: string, options: DicomPatientOptions = {}): DicomPatient {
-  const classify = options.classify ?? classifySeries;
-  let entries: fs.Dirent[];
-  try {
-    entries = fs.readdirSync(dir, { withFileTypes: true });
-  } catch (error) {
-    throw new DataReadError(dir, `cannot list patient folder (${(error as Error).message})`);
+  const classify = options.rules ? classifierFromRules(options.rules) : options.classify ?? classifySeries;
+  const folder = readDicomFolder(dir, options.limits);
+  const patient: DicomPatient = { dir, patientId: path.basename(dir), modalities: {}, unmatched: [], issues: [...folder.issues] };
+  if (folder.series.length === 0 && folder.issues.length === 0) {
+    patient.issues.push({ path: dir, message: `${dir}: no DICOM series in patient folder` });
   }
-  const patient: DicomPatient = { dir, patientId: path.basename(dir), modalities: {}, unmatched: [], issues: [] };
-  const seriesDirs = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
-  if (seriesDirs.length === 0) patient.issues.push({ path: dir, message: `${dir}: no series folders in patient folder` });
   const ids = new Set<string>();
-  for (const name of seriesDirs) {
-    const seriesDir = path.join(dir, name);
-    let series: DicomSeries;
-    try {
-      series = readDicomSeries(seriesDir);
-    } catch (error) {
-      patient.issues.push(issueFrom(seriesDir, error));
+  for (const series of folder.series) {
+    if (series.patientId) ids.add(series.patientId);
+    const role = classify(series.seriesDescription, series.modality, series.header);
+    if (role === null) {
+      patient.unmatched.push({ dir: series.dir, description: series.seriesDescription });
       continue;
     }
-    if (series.patientId) ids.add(series.patientId);
-    const role = classify(series.seriesDescription, series.modality);
-    if (role === null) {
-      patient.unmatched.push({ dir: seriesDir, description: series.seriesDescription });
-    } else if (role === 'RTDOSE') {
-      if (patient.dose) patient.issues.push({ path: seriesDir, message: `${seriesDir}: second RT dose ignored` });
+    if (series.modality.toUpperCase() === 'PT' && (options.pet ?? 'suv') === 'suv') {
+      try {
+        const factor = suvBodyWeightFactor(suvParameters(series.header));
+        for (let i = 0; i < series.volume.data.length; i++) series.volume.data[i] *= factor;
+      } catch (error) {
+        patient.issues.push({ path: series.dir, message: `${series.dir}: PET series "${series.seriesDescription}" not usable as SUV: ${(error as Error).message}` });
+        continue;
+      }
+    }
+    if (role === 'RTDOSE') {
+      if (patient.dose) patient.issues.push({ path: series.dir, message: `${series.dir}: second RT dose ignored` });
       else patient.dose = series;
     } else if (patient.modalities[role]) {
       patient.issues.push({
-        path: seriesDir,
-        message: `${seriesDir}: second ${role} series ("${series.seriesDescription}") ignored, kept ${patient.modalities[role]?.dir}`,
+        path: series.dir,
+        message: `${series.dir}: second ${role} series ("${series.seriesDescription}") ignored, kept ${patient.modalities[role]?.dir}`,
       });
     } else {
       patient.modalities[role] = series;
     }
   }
+  addStructureMasks(patient, folder.structureSets, folder.series, options.rules ?? []);
   if (ids.size > 1) patient.issues.push({ path: dir, message: `${dir}: series of different PatientIDs (${[...ids].join(', ')})` });
   if (ids.size === 1) patient.patientId = [...ids][0];
   return patient;
 }
 
+/** Masks for the RTSTRUCT rules: the first ROI matching each rule, on the series its structure set references. */
+function addStructureMasks(patient: DicomPatient, files: string[], series: DicomSeries[], rules: SeriesRule[]): void {
+  const maskRules = rules.filter((r) => r.modality?.toUpperCase() === 'RTSTRUCT' && r.roi !== undefined);
+  for (const file of files) {
+    try {
+      const set = readRtStruct(file);
+      for (const rule of maskRules) {
+        if (patient.modalities[rule.role]) continue;
+        const pattern = new RegExp(rule.roi as string, 'i');
+        const roi = set.rois.find((r) => pattern.test(r.name));
+        if (!roi) continue;
+        const reference = series.find((s) => s.seriesInstanceUid === set.referencedSeriesUid);
+        if (!reference) {
+          patient.issues.push({ path: file, message: `${file}: ROI "${roi.name}" references series ${set.referencedSeriesUid ?? '(none)'}, not found` });
+          continue;
+        }
+        const data = rasterizeRoi(roi, reference.volume, file);
+        patient.modalities[rule.role] = {
+          ...reference,
+          files: [file],
+          modality: 'RTSTRUCT',
+          seriesDescription: roi.name,
+          volume: { ...reference.volume, data },
+        };
+      }
+    } catch (error) {
+      patient.issues.push({ path: file, message: error instanceof Error ? error.message : `${file}: ${String(error)}` });
+    }
+  }
+}
+
 /** The modalities in `required` that the patient lacks (empty when complete). */
-export function missingModalities(patient: DicomPatient, required: readonly MriModality[]): MriModality[] {
+export function missingModalities(patient: DicomPatient, required: readonly SeriesRole[]): SeriesRole[] {
   return required.filter((m) => !patient.modalities[m]);
 }

@@ -1,21 +1,29 @@
 /**
- * Reads one DICOM series (one folder) into a Volume with daikon.
+ * Reads DICOM series (one folder, or a folder mixing several series) into Volumes.
  *
- * Slices are ordered by their position along the slice normal (ImagePositionPatient · (row × column direction)),
- * not by file name or InstanceNumber; RescaleSlope/Intercept are applied (and DoseGridScaling for RT Dose);
- * spacing, orientation and origin are kept in patient (LPS) coordinates. A multi-frame RT Dose file is one series
- * whose frames are placed by GridFrameOffsetVector.
+ * Files are grouped by SeriesInstanceUID; slices are ordered by their position along the slice normal
+ * (ImagePositionPatient · (row × column direction)), not by file name or InstanceNumber; missing slices and uneven
+ * spacing are reported with the gap and the file after it. RescaleSlope/Intercept are applied (per frame for
+ * Enhanced objects, and DoseGridScaling for RT Dose); spacing, orientation and origin are kept in patient (LPS)
+ * coordinates. Multi-frame objects are one series: RT Dose frames are placed by GridFrameOffsetVector, Enhanced
+ * MR/CT/PET frames by their per-frame PlanePositionSequence.
  */
+// Kept in the emitted .d.ts (preserve; the package ships src/data/daikon.d.ts): daikon has no types of its own.
+/// <reference path="./daikon.d.ts" preserve="true" />
 import * as fs from 'fs';
 import * as path from 'path';
-import daikon from 'daikon';
-import { DataReadError } from './errors';
+import type * as dicomParser from 'dicom-parser';
+import {
+  decodePixels, decodeSlicesInto, DicomReadLimits, DicomSlice, NoPixelDataError, NotDicomFileError, numberTag, parseDicomFile, sequenceItem, stringTag,
+} from './dicom-file';
+import { DataIssue, DataReadError, issueFrom } from './errors';
 import { cross, dot, Orientation, Vec3, Volume } from './volume';
 
-type DaikonImage = daikon.DaikonImage;
+export { decodePixels, parseDicomFile };
+export type { DicomReadLimits, DicomSlice };
 
 /** File names in a series folder that are never slices. */
-const NOT_SLICES = /^(dicomdir|.*\.(txt|json|csv|md|xml|html?|ini|log))$/i;
+const NOT_SLICES = /^(dicomdir|.*\.(txt|json|csv|md|xml|html?|ini|log|nii|gz|png|jpe?g|zip))$/i;
 
 export interface DicomSeries {
   /** Folder the series was read from. */
@@ -24,130 +32,134 @@ export interface DicomSeries {
   files: string[];
   seriesInstanceUid: string;
   seriesDescription: string;
-  /** DICOM Modality, e.g. 'MR', 'RTDOSE'. */
+  /** DICOM Modality, e.g. 'MR', 'CT', 'PT', 'RTDOSE'. */
   modality: string;
   patientId: string;
+  /** Data set of the first slice, for modality-specific tags (PET SUV, …). */
+  header: dicomParser.DataSet;
   volume: Volume;
 }
 
-/** One parsed file plus what the series assembly needs from it. */
-export interface DicomSlice {
-  file: string;
-  image: DaikonImage;
-}
+export type DicomSeriesOptions = DicomReadLimits;
 
-/** Parses one Part 10 file with daikon; throws DataReadError naming the file when it is not a readable image. */
-export function parseDicomFile(file: string): DicomSlice {
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (error) {
-    throw new DataReadError(file, `cannot read DICOM file (${(error as Error).message})`);
-  }
-  if (bytes.length < 132 || bytes.toString('latin1', 128, 132) !== 'DICM') {
-    throw new DataReadError(file, 'not a DICOM Part 10 file (no "DICM" marker after the 128-byte preamble)');
-  }
-  // daikon reads `data.buffer` from offset 0, so hand it an ArrayBuffer of exactly this file.
-  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-  daikon.Series.parserError = null;
-  let image: DaikonImage | null;
-  try {
-    image = daikon.Series.parseImage(new DataView(buffer));
-  } catch (error) {
-    throw new DataReadError(file, `corrupt DICOM file (${(error as Error).message})`);
-  }
-  if (image === null || daikon.Series.parserError) {
-    throw new DataReadError(file, `corrupt DICOM file (${String(daikon.Series.parserError ?? 'parser returned nothing')})`);
-  }
-  if (!image.hasPixelData()) throw new DataReadError(file, 'DICOM file has no pixel data');
-  return { file, image };
-}
+/** Slices decoded together (in parallel on the decoding workers) before their values join the volume. */
+const DECODE_CHUNK = 32;
 
-function numberTag(image: DaikonImage, group: number, element: number): number[] | null {
-  const tag = image.getTag(group, element);
-  if (!tag || !tag.value) return null;
-  const values = tag.value.map((v) => Number(v));
-  return values.every((v) => Number.isFinite(v)) ? values : null;
-}
-
-/** Stored pixel values of a slice or of all frames, rescaled to modality values. */
-export function decodePixels(slice: DicomSlice): Float32Array {
-  const { image, file } = slice;
-  const rows = image.getRows() ?? 0;
-  const cols = image.getCols() ?? 0;
-  const frames = image.getNumberOfFrames() || 1;
-  const bitsAllocated = image.getBitsAllocated() ?? 0;
-  const bitsStored = image.getBitsStored() || bitsAllocated;
-  const signed = image.getPixelRepresentation() === 1;
-  if ((image.getNumberOfSamplesPerPixel() || 1) !== 1) {
-    throw new DataReadError(file, 'colour images are not supported (SamplesPerPixel != 1)');
-  }
-  if (![8, 16, 32].includes(bitsAllocated)) throw new DataReadError(file, `unsupported BitsAllocated ${bitsAllocated}`);
-  let raw: ArrayBuffer;
-  try {
-    raw = image.getRawData();
-  } catch (error) {
-    throw new DataReadError(file, `cannot decode pixel data (${(error as Error).message})`);
-  }
-  const count = rows * cols * frames;
-  const bytesPer = bitsAllocated / 8;
-  if (count === 0) throw new DataReadError(file, `empty image (${rows} rows x ${cols} columns)`);
-  if (!raw || raw.byteLength < count * bytesPer) {
-    throw new DataReadError(file, `pixel data truncated: ${raw ? raw.byteLength : 0} bytes, expected ${count * bytesPer}`);
-  }
-  const view = new DataView(raw);
-  const le = image.littleEndian;
-  const slope = numberTag(image, 0x0028, 0x1053)?.[0] ?? 1;
-  const intercept = numberTag(image, 0x0028, 0x1052)?.[0] ?? 0;
-  const doseScaling = numberTag(image, 0x3004, 0x000e)?.[0] ?? 1;
-  const scale = (slope || 1) * doseScaling;
-  const unusedBits = 32 - bitsStored;
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    const at = i * bytesPer;
-    let v = bytesPer === 1 ? view.getUint8(at) : bytesPer === 2 ? view.getUint16(at, le) : view.getUint32(at, le);
-    // Keep only BitsStored bits; sign-extend them for signed pixels.
-    v = signed ? (v << unusedBits) >> unusedBits : bitsStored < 32 ? v & ((1 << bitsStored) - 1) : v;
-    out[i] = v * scale + intercept;
-  }
-  return out;
-}
-
-function listSliceFiles(dir: string): string[] {
+function listSliceFiles(dir: string, recursive = false): string[] {
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(dir, { withFileTypes: true });
   } catch (error) {
-    throw new DataReadError(dir, `cannot list DICOM series folder (${(error as Error).message})`);
+    throw new DataReadError(dir, `cannot list DICOM folder (${(error as Error).message})`);
   }
-  return entries
-    .filter((e) => e.isFile() && !e.name.startsWith('.') && !NOT_SLICES.test(e.name))
-    .map((e) => path.join(dir, e.name))
-    .sort();
+  const files: string[] = [];
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const full = path.join(dir, e.name);
+    if (e.isFile() && !NOT_SLICES.test(e.name)) files.push(full);
+    else if (recursive && e.isDirectory()) files.push(...listSliceFiles(full, true));
+  }
+  return files.sort();
 }
 
-/** Reads every slice file in `dir` (one series) into a volume. Throws DataReadError naming the folder or file. */
-export function readDicomSeries(dir: string): DicomSeries {
-  const files = listSliceFiles(dir);
-  if (files.length === 0) throw new DataReadError(dir, 'no DICOM files in series folder');
-  const slices = files.map(parseDicomFile);
-  const uids = [...new Set(slices.map((s) => s.image.getSeriesInstanceUID() ?? ''))];
-  if (uids.length > 1) {
-    throw new DataReadError(dir, `folder mixes ${uids.length} series (SeriesInstanceUID ${uids.join(', ')}); expected one folder per series`);
-  }
-  const first = slices[0].image;
-  const assembled = slices.length === 1 && (first.getNumberOfFrames() || 1) > 1
-    ? assembleMultiFrame(slices[0])
-    : assembleSlices(dir, slices);
+function seriesFrom(dir: string, slices: DicomSlice[], options: DicomSeriesOptions): DicomSeries {
+  const first = slices[0].dataSet;
+  const assembled = slices.length === 1 && slices[0].frames > 1
+    ? assembleMultiFrame(slices[0], options)
+    : assembleSlices(dir, slices, options);
   return {
     dir,
     files: assembled.files,
-    seriesInstanceUid: uids[0],
-    seriesDescription: (first.getSeriesDescription() ?? '').trim(),
-    modality: (first.getModality() ?? '').trim(),
-    patientId: (first.getPatientID() ?? '').trim(),
+    seriesInstanceUid: stringTag(first, 0x0020, 0x000e),
+    seriesDescription: stringTag(first, 0x0008, 0x103e),
+    modality: stringTag(first, 0x0008, 0x0060),
+    patientId: stringTag(first, 0x0010, 0x0020),
+    header: first,
     volume: assembled.volume,
   };
+}
+
+/** Reads every slice file in `dir` (one series) into a volume. Throws DataReadError naming the folder or file. */
+export function readDicomSeries(dir: string, options: DicomSeriesOptions = {}): DicomSeries {
+  const files = listSliceFiles(dir);
+  if (files.length === 0) throw new DataReadError(dir, 'no DICOM files in series folder');
+  const slices = files.map((f) => parseDicomFile(f, options));
+  const uids = [...new Set(slices.map((s) => stringTag(s.dataSet, 0x0020, 0x000e)))];
+  if (uids.length > 1) {
+    throw new DataReadError(dir, `folder mixes ${uids.length} series (SeriesInstanceUID ${uids.join(', ')}); expected one folder per series`);
+  }
+  return seriesFrom(dir, slices, options);
+}
+
+/**
+ * Checks every file under `dir` as far as it can be without decoding pixels (readable, a DICOM image, a supported
+ * syntax, within the caps, pixel bytes present): the unreadable ones, each with the reason.
+ */
+export function scanDicomFiles(dir: string, options: DicomSeriesOptions = {}): (DataIssue & { notAnImage: boolean })[] {
+  const issues: (DataIssue & { notAnImage: boolean })[] = [];
+  for (const file of listSliceFiles(dir, true)) {
+    try {
+      parseDicomFile(file, options);
+    } catch (error) {
+      if (error instanceof NoPixelDataError && error.modality === 'RTSTRUCT') continue; // read as masks
+      issues.push({ ...issueFrom(file, error), notAnImage: error instanceof NotDicomFileError || error instanceof NoPixelDataError });
+    }
+  }
+  return issues;
+}
+
+export interface DicomFolder {
+  series: DicomSeries[];
+  /** RT structure set files (no pixels: their ROIs become masks on the series they reference). */
+  structureSets: string[];
+  /** Unreadable files and series that cannot be assembled, each with the reason. */
+  issues: DataIssue[];
+}
+
+/**
+ * Reads every DICOM file under `dir` (sub-folders included), as a PACS export or a scanner's folder holds them:
+ * files are grouped by SeriesInstanceUID (whatever folder they are in), and each group becomes one series. An
+ * unreadable file or a series that cannot be assembled is reported in `issues`, not thrown.
+ */
+export function readDicomFolder(dir: string, options: DicomSeriesOptions = {}): DicomFolder {
+  const issues: DataIssue[] = [];
+  const groups = new Map<string, DicomSlice[]>();
+  const structureSets: string[] = [];
+  for (const file of listSliceFiles(dir, true)) {
+    let slice: DicomSlice;
+    try {
+      slice = parseDicomFile(file, options);
+    } catch (error) {
+      if (error instanceof NoPixelDataError && error.modality === 'RTSTRUCT') structureSets.push(file);
+      else issues.push(issueFrom(file, error));
+      continue;
+    }
+    const uid = stringTag(slice.dataSet, 0x0020, 0x000e);
+    const group = groups.get(uid) ?? [];
+    group.push(slice);
+    groups.set(uid, group);
+  }
+  const series: DicomSeries[] = [];
+  for (const [uid, slices] of groups) {
+    // A series' folder: the deepest folder holding all its files.
+    const seriesDir = commonFolder(slices.map((s) => s.file));
+    try {
+      if (slices.length > 1 && slices.some((s) => s.frames > 1)) {
+        throw new DataReadError(seriesDir, `series ${uid} mixes multi-frame and single-frame files`);
+      }
+      series.push(seriesFrom(seriesDir, slices, options));
+    } catch (error) {
+      issues.push(issueFrom(seriesDir, error));
+    }
+  }
+  series.sort((a, b) => a.dir.localeCompare(b.dir) || a.seriesInstanceUid.localeCompare(b.seriesInstanceUid));
+  return { series, structureSets, issues };
+}
+
+function commonFolder(files: string[]): string {
+  let dir = path.dirname(files[0]);
+  while (!files.every((f) => f.startsWith(dir + path.sep)) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
 }
 
 interface SliceGeometry {
@@ -159,28 +171,49 @@ interface SliceGeometry {
   cols: number;
 }
 
-function geometryOf(slice: DicomSlice): SliceGeometry {
-  const { image, file } = slice;
-  const rows = image.getRows() ?? 0;
-  const cols = image.getCols() ?? 0;
-  if (rows < 1 || cols < 1) throw new DataReadError(file, `missing Rows/Columns (${rows} x ${cols})`);
-  const iop = numberTag(image, 0x0020, 0x0037);
+/** Orientation and pixel spacing from a data set (the top level, or an Enhanced object's functional groups). */
+function geometryFrom(file: string, rows: number, cols: number, iop: number[] | null, ps: number[] | null): SliceGeometry {
   const rowDir: Vec3 = iop && iop.length === 6 ? [iop[0], iop[1], iop[2]] : [1, 0, 0];
   const colDir: Vec3 = iop && iop.length === 6 ? [iop[3], iop[4], iop[5]] : [0, 1, 0];
   const normal = cross(rowDir, colDir);
   if (Math.abs(Math.hypot(...normal) - 1) > 1e-3) {
     throw new DataReadError(file, `ImageOrientationPatient ${iop?.join('\\')} is not two orthogonal unit vectors`);
   }
-  const ps = numberTag(image, 0x0028, 0x0030);
   const pixelSpacing: [number, number] = ps && ps.length >= 2 && ps[0] > 0 && ps[1] > 0 ? [ps[0], ps[1]] : [1, 1];
   return { rowDir, colDir, normal, pixelSpacing, rows, cols };
+}
+
+function geometryOf(slice: DicomSlice): SliceGeometry {
+  const { dataSet, file, layout } = slice;
+  return geometryFrom(file, layout.rows, layout.cols, numberTag(dataSet, 0x0020, 0x0037), numberTag(dataSet, 0x0028, 0x0030));
 }
 
 function orientationOf(g: SliceGeometry): Orientation {
   return [...g.rowDir, ...g.colDir, ...g.normal] as Orientation;
 }
 
-function assembleSlices(dir: string, slices: DicomSlice[]): { volume: Volume; files: string[] } {
+/** Mean gap of positions sorted along the normal; throws on duplicates and on gaps off the mean by more than 1 %. */
+function evenSpacing(where: string, along: number[], names: string[]): number {
+  const gaps = along.slice(1).map((a, i) => a - along[i]);
+  const duplicate = gaps.findIndex((g) => g < 1e-4);
+  if (duplicate >= 0) {
+    throw new DataReadError(where, `two slices at the same position (${names[duplicate]} and ${names[duplicate + 1]}; `
+      + 'several stacks or time points in one series are not supported)');
+  }
+  const smallest = Math.min(...gaps);
+  const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
+  if (gaps.some((g) => Math.abs(g - mean) > 0.01 * mean + 1e-3)) {
+    // Name the gap furthest from the smallest one: where slices are missing.
+    const uneven = gaps.reduce((worst, g, i) => (g - smallest > gaps[worst] - smallest ? i : worst), 0);
+    const missing = Math.round(gaps[uneven] / smallest) - 1;
+    throw new DataReadError(where, `slices are not evenly spaced: gap of ${gaps[uneven].toFixed(3)} mm before `
+      + `${names[uneven + 1]}, mean ${mean.toFixed(3)} mm, smallest ${smallest.toFixed(3)} mm`
+      + (missing >= 1 ? ` (about ${missing} missing slice${missing > 1 ? 's' : ''})` : ''));
+  }
+  return mean;
+}
+
+function assembleSlices(dir: string, slices: DicomSlice[], options: DicomSeriesOptions): { volume: Volume; files: string[] } {
   const geometry = geometryOf(slices[0]);
   for (const slice of slices.slice(1)) {
     const g = geometryOf(slice);
@@ -190,41 +223,32 @@ function assembleSlices(dir: string, slices: DicomSlice[]): { volume: Volume; fi
     if (dot(g.normal, geometry.normal) < 0.999) {
       throw new DataReadError(slice.file, 'slice orientation differs from the rest of the series');
     }
+    if (slice.frames !== 1) throw new DataReadError(slice.file, 'multi-frame slice inside a series of single frames');
   }
-  const positions = slices.map((s) => numberTag(s.image, 0x0020, 0x0032));
+  const positions = slices.map((s) => numberTag(s.dataSet, 0x0020, 0x0032));
   const havePositions = positions.every((p) => p !== null && p.length === 3);
   const ordered = slices.map((slice, i) => ({
     slice,
     position: (havePositions ? positions[i] : [0, 0, 0]) as number[],
-    along: havePositions ? dot(positions[i] as number[], geometry.normal) : (slice.image.getImageNumber() ?? i),
+    along: havePositions ? dot(positions[i] as number[], geometry.normal) : (numberTag(slice.dataSet, 0x0020, 0x0013)?.[0] ?? i),
   }));
   ordered.sort((a, b) => a.along - b.along);
 
   let sliceSpacing: number;
   if (ordered.length === 1 || !havePositions) {
-    const thickness = numberTag(slices[0].image, 0x0018, 0x0088)?.[0] ?? slices[0].image.getSliceThickness();
+    const first = slices[0].dataSet;
+    const thickness = numberTag(first, 0x0018, 0x0088)?.[0] ?? numberTag(first, 0x0018, 0x0050)?.[0];
     sliceSpacing = thickness && thickness > 0 ? thickness : 1;
   } else {
-    const gaps = ordered.slice(1).map((o, i) => o.along - ordered[i].along);
-    const duplicate = gaps.findIndex((g) => g < 1e-4);
-    if (duplicate >= 0) {
-      throw new DataReadError(ordered[duplicate + 1].slice.file,
-        `two slices at the same position (${ordered[duplicate].slice.file})`);
-    }
-    sliceSpacing = gaps.reduce((a, b) => a + b, 0) / gaps.length;
-    const uneven = gaps.findIndex((g) => Math.abs(g - sliceSpacing) > 0.01 * sliceSpacing + 1e-3);
-    if (uneven >= 0) {
-      throw new DataReadError(dir, `slices are not evenly spaced: gap of ${gaps[uneven].toFixed(3)} mm before `
-        + `${path.basename(ordered[uneven + 1].slice.file)}, mean ${sliceSpacing.toFixed(3)} mm (missing slice?)`);
-    }
+    sliceSpacing = evenSpacing(dir, ordered.map((o) => o.along), ordered.map((o) => path.basename(o.slice.file)));
   }
   const plane = geometry.rows * geometry.cols;
   const data = new Float32Array(plane * ordered.length);
-  ordered.forEach((o, k) => {
-    const pixels = decodePixels(o.slice);
-    if (pixels.length !== plane) throw new DataReadError(o.slice.file, 'multi-frame slice inside a series of single frames');
-    data.set(pixels, k * plane);
-  });
+  // Chunks of slices decode in parallel on the workers while memory stays bounded by the chunk.
+  for (let from = 0; from < ordered.length; from += DECODE_CHUNK) {
+    const chunk = ordered.slice(from, from + DECODE_CHUNK).map((o) => o.slice);
+    decodeSlicesInto(chunk, data, from * plane, options);
+  }
   return {
     files: ordered.map((o) => o.slice.file),
     volume: {
@@ -237,38 +261,83 @@ function assembleSlices(dir: string, slices: DicomSlice[]): { volume: Volume; fi
   };
 }
 
-/** A multi-frame file (RT Dose): frame k sits at ImagePositionPatient + GridFrameOffsetVector[k] * normal. */
-function assembleMultiFrame(slice: DicomSlice): { volume: Volume; files: string[] } {
-  const { image, file } = slice;
-  const geometry = geometryOf(slice);
-  const frames = image.getNumberOfFrames();
-  const offsets = numberTag(image, 0x3004, 0x000c);
-  if (!offsets || offsets.length !== frames) {
-    throw new DataReadError(file, `multi-frame image with ${frames} frames needs a GridFrameOffsetVector of the same length`);
+/** Reorders frames of `data` (plane values each) as `order` lists them. */
+function reorderFrames(data: Float32Array, plane: number, order: number[]): Float32Array {
+  if (order.every((k, i) => k === i)) return data;
+  const out = new Float32Array(data.length);
+  order.forEach((k, i) => out.set(data.subarray(k * plane, (k + 1) * plane), i * plane));
+  return out;
+}
+
+/** An Enhanced (multi-frame) MR/CT/PET object: frames placed by their per-frame PlanePositionSequence. */
+function assembleEnhanced(slice: DicomSlice, options: DicomSeriesOptions): { volume: Volume; files: string[] } {
+  const { dataSet, file, frames, layout } = slice;
+  const shared = sequenceItem(dataSet, 0x5200, 0x9229);
+  const groupTag = (frame: number, seqGroup: number, seqElement: number, group: number, element: number): number[] | null => {
+    for (const holder of [sequenceItem(dataSet, 0x5200, 0x9230, frame), shared]) {
+      const item = holder && sequenceItem(holder, seqGroup, seqElement);
+      const value = item && numberTag(item, group, element);
+      if (value) return value;
+    }
+    return null;
+  };
+  const geometry = geometryFrom(file, layout.rows, layout.cols,
+    groupTag(0, 0x0020, 0x9116, 0x0020, 0x0037), groupTag(0, 0x0028, 0x9110, 0x0028, 0x0030));
+  const positions: Vec3[] = [];
+  for (let k = 0; k < frames; k++) {
+    const p = groupTag(k, 0x0020, 0x9113, 0x0020, 0x0032);
+    if (!p || p.length !== 3) throw new DataReadError(file, `frame ${k + 1} has no PlanePositionSequence ImagePositionPatient`);
+    const o = groupTag(k, 0x0020, 0x9116, 0x0020, 0x0037);
+    if (o && dot(cross([o[0], o[1], o[2]], [o[3], o[4], o[5]]), geometry.normal) < 0.999) {
+      throw new DataReadError(file, `frame ${k + 1} has another orientation than frame 1`);
+    }
+    positions.push([p[0], p[1], p[2]]);
   }
-  const gaps = offsets.slice(1).map((o, i) => o - offsets[i]);
-  const spacing = gaps.length > 0 ? gaps.reduce((a, b) => a + b, 0) / gaps.length : (image.getSliceThickness() || 1);
-  if (gaps.some((g) => Math.abs(g - spacing) > 0.01 * Math.abs(spacing) + 1e-3) || spacing === 0) {
-    throw new DataReadError(file, `GridFrameOffsetVector is not evenly spaced (${offsets.join('\\')})`);
-  }
-  const position = numberTag(image, 0x0020, 0x0032);
-  if (!position || position.length !== 3) throw new DataReadError(file, 'multi-frame image without ImagePositionPatient');
-  const data = decodePixels(slice);
-  const plane = geometry.rows * geometry.cols;
-  // Frames may be stored in decreasing position: flip to increasing order along the normal.
-  const increasing = spacing > 0;
-  const ordered = increasing ? data : new Float32Array(data.length);
-  if (!increasing) {
-    for (let k = 0; k < frames; k++) ordered.set(data.subarray(k * plane, (k + 1) * plane), (frames - 1 - k) * plane);
-  }
-  const firstOffset = increasing ? offsets[0] : offsets[frames - 1];
-  const origin = position.map((p, c) => p + firstOffset * geometry.normal[c]) as Vec3;
+  const order = positions.map((p, k) => ({ k, along: dot(p, geometry.normal) })).sort((a, b) => a.along - b.along);
+  const spacing = frames > 1
+    ? evenSpacing(file, order.map((o) => o.along), order.map((o) => `frame ${o.k + 1}`))
+    : groupTag(0, 0x0028, 0x9110, 0x0018, 0x0050)?.[0] ?? 1;
+  const plane = layout.rows * layout.cols;
+  const data = reorderFrames(decodePixels(slice, options), plane, order.map((o) => o.k));
   return {
     files: [file],
     volume: {
-      data: ordered,
+      data,
+      dims: [layout.cols, layout.rows, frames],
+      spacing: [geometry.pixelSpacing[1], geometry.pixelSpacing[0], spacing],
+      orientation: orientationOf(geometry),
+      origin: [...positions[order[0].k]] as Vec3,
+    },
+  };
+}
+
+/**
+ * A multi-frame file: an Enhanced object (per-frame functional groups), or an RT Dose / legacy multi-frame image
+ * whose frame k sits at ImagePositionPatient + GridFrameOffsetVector[k] * normal.
+ */
+function assembleMultiFrame(slice: DicomSlice, options: DicomSeriesOptions): { volume: Volume; files: string[] } {
+  const { dataSet, file, frames } = slice;
+  if (dataSet.elements.x52009230) return assembleEnhanced(slice, options);
+  const geometry = geometryOf(slice);
+  const offsets = numberTag(dataSet, 0x3004, 0x000c);
+  if (!offsets || offsets.length !== frames) {
+    throw new DataReadError(file, `multi-frame image with ${frames} frames needs a GridFrameOffsetVector of the same length`);
+  }
+  const position = numberTag(dataSet, 0x0020, 0x0032);
+  if (!position || position.length !== 3) throw new DataReadError(file, 'multi-frame image without ImagePositionPatient');
+  // Offsets are relative to ImagePositionPatient (or absolute along the normal when the first one is not 0).
+  const relative = offsets[0] === 0 ? offsets : offsets.map((o) => o - offsets[0]);
+  const order = relative.map((along, k) => ({ k, along })).sort((a, b) => a.along - b.along);
+  const spacing = evenSpacing(file, order.map((o) => o.along), order.map((o) => `frame ${o.k + 1}`));
+  const plane = geometry.rows * geometry.cols;
+  const data = reorderFrames(decodePixels(slice, options), plane, order.map((o) => o.k));
+  const origin = position.map((p, c) => p + order[0].along * geometry.normal[c]) as Vec3;
+  return {
+    files: [file],
+    volume: {
+      data,
       dims: [geometry.cols, geometry.rows, frames],
-      spacing: [geometry.pixelSpacing[1], geometry.pixelSpacing[0], Math.abs(spacing)],
+      spacing: [geometry.pixelSpacing[1], geometry.pixelSpacing[0], spacing],
       orientation: orientationOf(geometry),
       origin,
     },

@@ -13,7 +13,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CsvTable, readCsv, rowOf, rowRecord } from './csv';
 import { DataIssue, DataReadError } from './errors';
-import { DicomPatient, DicomPatientOptions, MRI_MODALITIES, MriModality, missingModalities, readDicomPatient } from './dicom-patient';
+import { scanDicomFiles } from './dicom-series';
+import {
+  classifierFromRules, DicomPatient, DicomPatientOptions, MRI_MODALITIES, missingModalities, readDicomPatient, SeriesRole, SeriesRule,
+} from './dicom-patient';
 
 export const DEFAULT_CLINICAL_FILE = 'clinical.csv';
 
@@ -22,10 +25,15 @@ export interface DicomSiteOptions extends DicomPatientOptions {
   clinicalCsv?: string;
   /** Index column of the clinical CSV (name or position); default 0. */
   indexColumn?: string | number;
-  /** Modalities a patient must have to be used; default all four. */
-  modalities?: readonly MriModality[];
+  /** Roles (modalities) a patient must have to be used; default the four MRI ones. */
+  modalities?: readonly SeriesRole[];
   /** Also require an RT dose series. */
   requireDose?: boolean;
+  /**
+   * What `scan()` does with a patient holding an unreadable file: 'skip' the patient and report it in `issues`
+   * (default), or 'fail' with a DataReadError listing every unreadable file.
+   */
+  unreadable?: 'skip' | 'fail';
 }
 
 export interface LoadedDicomPatient extends DicomPatient {
@@ -38,12 +46,58 @@ export interface DicomSite {
   clinical?: CsvTable;
   /** Patient folder names usable so far (with a clinical row when there is a CSV), sorted. */
   patients: string[];
-  modalities: readonly MriModality[];
+  modalities: readonly SeriesRole[];
   issues: DataIssue[];
   /** Loads one patient; throws DataReadError naming the patient folder if it lacks a required series. */
   loadPatient(patientId: string): LoadedDicomPatient;
   /** Loads every patient, skipping (and reporting in `issues`) those that cannot be used. */
   loadAll(): LoadedDicomPatient[];
+  /**
+   * Checks every file of every patient without decoding pixels. Unreadable files are reported in `issues` and
+   * their patients dropped from `patients` ('skip'), or thrown as one DataReadError ('fail'). Returns the files' issues.
+   */
+  scan(): DataIssue[];
+}
+
+/**
+ * The operator's DICOM choices stored in a dataset's parameters (set at `node dataset add`): `series_rules`
+ * (SeriesRule[]), `pet` ('suv' | 'activity'), `unreadable` ('skip' | 'fail'), and the caps `max_pixels` (per file),
+ * `max_file_bytes`, `decode_timeout_ms` (per file). Invalid values are refused.
+ */
+export function dicomSiteRuleOptions(
+  parameters: Record<string, unknown> | null | undefined,
+): Pick<DicomSiteOptions, 'rules' | 'pet' | 'unreadable' | 'limits'> {
+  const p = parameters ?? {};
+  const out: Pick<DicomSiteOptions, 'rules' | 'pet' | 'unreadable' | 'limits'> = {};
+  const limits: NonNullable<DicomSiteOptions['limits']> = {};
+  for (const [key, field] of [['max_pixels', 'maxPixels'], ['max_file_bytes', 'maxFileBytes'], ['decode_timeout_ms', 'timeoutMs']] as const) {
+    const value = p[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+      throw new Error(`dataset parameter ${key} must be a positive integer, not ${JSON.stringify(value)}`);
+    }
+    limits[field] = value;
+  }
+  if (Object.keys(limits).length > 0) out.limits = limits;
+  if (p['series_rules'] !== undefined) {
+    const rules = p['series_rules'];
+    if (!Array.isArray(rules) || !rules.every((r) => r && typeof r === 'object' && typeof (r as SeriesRule).role === 'string')) {
+      throw new Error('dataset parameter series_rules must be a list of {role, modality?, description?, tags?}');
+    }
+    classifierFromRules(rules as SeriesRule[]); // refuses bad patterns now
+    out.rules = rules as SeriesRule[];
+  }
+  if (p['pet'] !== undefined) {
+    if (p['pet'] !== 'suv' && p['pet'] !== 'activity') throw new Error(`dataset parameter pet must be "suv" or "activity", not ${JSON.stringify(p['pet'])}`);
+    out.pet = p['pet'];
+  }
+  if (p['unreadable'] !== undefined) {
+    if (p['unreadable'] !== 'skip' && p['unreadable'] !== 'fail') {
+      throw new Error(`dataset parameter unreadable must be "skip" or "fail", not ${JSON.stringify(p['unreadable'])}`);
+    }
+    out.unreadable = p['unreadable'];
+  }
+  return out;
 }
 
 export function openDicomSite(dir: string, options: DicomSiteOptions = {}): DicomSite {
@@ -101,6 +155,28 @@ export function openDicomSite(dir: string, options: DicomSiteOptions = {}): Dico
         }
       }
       return loaded;
+    },
+    scan() {
+      const found: DataIssue[] = [];
+      const broken: DataIssue[] = [];
+      const unusable = new Set<string>();
+      for (const id of site.patients) {
+        for (const { notAnImage, ...issue } of scanDicomFiles(path.join(dir, id), options.limits)) {
+          found.push(issue);
+          // A stray file (not DICOM, or a DICOM object without pixels) is reported but leaves the series whole.
+          if (notAnImage) continue;
+          broken.push(issue);
+          unusable.add(id);
+        }
+      }
+      if (broken.length > 0 && options.unreadable === 'fail') {
+        throw new DataReadError(dir, `${broken.length} unreadable DICOM file(s): ${broken.map((i) => i.message).join('; ')}`);
+      }
+      for (const issue of found) {
+        issues.push({ path: issue.path, message: `${issue.message} (${broken.includes(issue) ? 'patient skipped' : 'ignored'})` });
+      }
+      site.patients = site.patients.filter((id) => !unusable.has(id));
+      return found;
     },
   };
   return site;

@@ -247,8 +247,9 @@ describe('patients and sites', () => {
     expect(Array.from(patient.modalities.T2?.volume.data ?? [])).toEqual(Array.from(mrVolume(undefined, undefined, 2).data));
     expect(patient.dose?.volume.data.every((v) => Math.abs(v - 1.5) < 1e-3)).toBe(true);
     expect(patient.unmatched.map((u) => u.description)).toEqual(['Localizer']);
-    expect(patient.issues).toHaveLength(1);
-    expect(patient.issues[0].path).toBe(broken[0]);
+    // The broken file is reported; the rest of its series (same SeriesInstanceUID) is a second T2, ignored.
+    expect(patient.issues.map((i) => i.path)).toEqual([broken[0], path.dirname(broken[0])]);
+    expect(patient.issues[1].message).toMatch(/second T2 series \("T2 extra"\) ignored/);
     expect(patient.patientId).toBe('P-010');
   });
 
@@ -271,7 +272,31 @@ describe('patients and sites', () => {
       T1: [6, 5, 4], T1ce: [6, 5, 4], T2: [6, 5, 4], FLAIR: [6, 5, 4], RTDOSE: [6, 5, 4], demographics: [3, 2], num_modalities: 5,
     };
     expect(dicomSiteShape(site)).toEqual(expectedShape);
-    expect(describeDataset('dicom', siteDir)).toEqual({ shape: expectedShape, dtypes: [] });
+    expect(describeDataset('dicom', siteDir)).toEqual({ shape: expectedShape, dtypes: [], issues: [] });
     expect(() => describeDataset('flamby', siteDir)).toThrow(`${siteDir}: data type "flamby" has no reader here`);
+  });
+
+  test('unreadable files: listed when the dataset is added; their patient skipped, or the open fails, by policy', () => {
+    const siteDir = path.join(dir, 'site-unreadable');
+    writePatient(siteDir, 'P-1', ['T1', 'T1 GADO', 'T2', 'FLAIR']);
+    writePatient(siteDir, 'P-2', ['T1', 'T1 GADO', 'T2', 'FLAIR']);
+    const series = path.join(siteDir, 'P-2', fs.readdirSync(path.join(siteDir, 'P-2')).sort()[0]);
+    const victim = path.join(series, fs.readdirSync(series).sort()[1]);
+    fs.writeFileSync(victim, fs.readFileSync(victim).subarray(0, 400)); // truncated in the data set
+    const stray = path.join(siteDir, 'P-1', 'notes.bin');
+    fs.writeFileSync(stray, 'not an image');
+
+    const info = describeDataset('dicom', siteDir);
+    expect(info.issues?.map((i) => i.path).sort()).toEqual([stray, victim].sort());
+    expect(info.issues?.find((i) => i.path === stray)?.message).toBe(`${stray}: not a DICOM Part 10 file (no "DICM" marker after the 128-byte preamble)`);
+    expect(info.issues?.find((i) => i.path === victim)?.message).toMatch(new RegExp(`^${victim}: (corrupt DICOM file|pixel data truncated)`));
+
+    fs.rmSync(stray);
+    const skipping = openDicomSite(siteDir);
+    expect(skipping.scan().map((i) => i.path)).toEqual([victim]);
+    expect(skipping.patients).toEqual(['P-1']);
+    expect(skipping.issues[0].message).toMatch(/\(patient skipped\)$/);
+    const failing = openDicomSite(siteDir, { unreadable: 'fail' });
+    expect(() => failing.scan()).toThrow(new RegExp(`^${siteDir}: 1 unreadable DICOM file\\(s\\): ${victim}: `));
   });
 });

@@ -4,13 +4,14 @@
  * files found recursively and sorted, each read as RGB (PIL's `convert('RGB')`) and turned into a float tensor
  * [3, H, W] in [0, 1] (`ToTensor`). The registry shape is [number of images, 3, H, W] of the first image.
  *
- * PNG is decoded by ./png.ts (exact); JPEG by the decoder bundled with daikon (pdf.js), which may differ from
- * libjpeg by a grey level or two. Other extensions torchvision accepts (bmp, ppm, tiff, webp…) are listed so the
+ * PNG is decoded by ./png.ts (exact); JPEG by libjpeg-turbo (the Cornerstone wasm build, in the decoding worker
+ * with its deadline, see pixel-decoder.ts), the library Pillow uses. Other extensions torchvision accepts (bmp, ppm, tiff, webp…) are listed so the
  * count matches, and refused with a clear error if one has to be read.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { JpegImage } from 'daikon/lib/jpeg-baseline.js';
+import { decodeFramesSync } from './pixel-decoder';
+import { JpegHeaderError, readJpegFrameHeader } from './jpeg-header';
 import { DataIssue, DataReadError } from './errors';
 import { decodePng, PNG_SIGNATURE, RgbImage } from './png';
 
@@ -48,25 +49,27 @@ export function readRgbImage(file: string): RgbImage {
 }
 
 function decodeJpeg(bytes: Buffer, file: string): RgbImage {
-  const jpeg = new JpegImage();
+  let header;
   try {
-    jpeg.parse(new Uint8Array(bytes));
+    header = readJpegFrameHeader(bytes);
   } catch (error) {
-    throw new DataReadError(file, `corrupt JPEG (${error instanceof Error ? error.message : String(error)})`);
+    if (error instanceof JpegHeaderError) throw new DataReadError(file, `corrupt JPEG (${error.message})`);
+    throw error;
   }
-  const { width, height } = jpeg;
-  if (!(width > 0 && height > 0)) throw new DataReadError(file, 'corrupt JPEG (no frame)');
+  if (header.bits !== 8 || (header.components !== 1 && header.components !== 3)) {
+    throw new DataReadError(file, `JPEG with ${header.components} component(s) of ${header.bits} bits is not supported`);
+  }
+  const layout = { rows: header.height, cols: header.width, bitsAllocated: 8 as const, bitsStored: 8, signed: false, samplesPerPixel: header.components };
   let samples: Uint8Array;
   try {
-    samples = jpeg.getData(width, height);
+    [samples] = decodeFramesSync('jpeg-baseline', [new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)], layout);
   } catch (error) {
-    throw new DataReadError(file, `corrupt JPEG (${error instanceof Error ? error.message : String(error)})`);
+    throw new DataReadError(file, `corrupt JPEG (${(error as Error).message})`);
   }
-  const components = samples.length / (width * height);
-  if (components === 3) return { width, height, rgb: samples };
-  if (components !== 1) throw new DataReadError(file, `JPEG with ${components} components is not supported`);
+  const { width, height } = header;
+  if (header.components === 3) return { width, height, rgb: samples };
   const rgb = new Uint8Array(width * height * 3);
-  for (let i = 0; i < samples.length; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = samples[i];
+  for (let i = 0; i < width * height; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = samples[i];
   return { width, height, rgb };
 }
 

@@ -49,7 +49,7 @@ describe('medical folder (Fed-BioMed layout)', () => {
     const dataset = openMedicalFolder(root, { tabularFile: csv, indexCol: 'subject' });
     const expected = { FLAIR: [4, 3, 2], T1: [4, 3, 2], demographics: [4, 2], num_modalities: 2 };
     expect(dataset.shape()).toEqual(expected);
-    expect(describeDataset('medical-folder', root, { tabular_file: csv, index_col: 0 })).toEqual({ shape: expected, dtypes: [] });
+    expect(describeDataset('medical-folder', root, { tabular_file: csv, index_col: 0 })).toEqual({ shape: expected, dtypes: [], issues: [] });
   });
 
   test('without demographics every complete subject is used and demographics is null', () => {
@@ -74,6 +74,12 @@ describe('medical folder (Fed-BioMed layout)', () => {
     fs.writeFileSync(file, bytes.subarray(0, bytes.length / 2));
     const dataset = openMedicalFolder(root);
     expect(() => dataset.loadSubject('sub-06')).toThrow(`${file}: corrupt or truncated gzip data`);
+    // Found before any training: `dataset add` lists it, a round skips the subject (or fails, by policy).
+    expect(() => openMedicalFolder(root).scan('fail')).toThrow(new RegExp(`^${root}: 1 unreadable image\\(s\\): ${file}: corrupt or truncated gzip data`));
+    expect(dataset.subjects).toContain('sub-06');
+    expect(dataset.scan().map((i) => i.path)).toEqual([file]);
+    expect(dataset.subjects).not.toContain('sub-06');
+    expect(dataset.issues.at(-1)?.message).toMatch(/; subject skipped$/);
     fs.rmSync(path.join(root, 'sub-06'), { recursive: true });
 
     const missing = path.join(root, 'nope');

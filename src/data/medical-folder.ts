@@ -17,8 +17,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CsvTable, readCsv, rowOf, rowRecord } from './csv';
-import { DataIssue, DataReadError } from './errors';
-import { readNifti, readNiftiHeader } from './nifti';
+import { DataIssue, DataReadError, issueFrom } from './errors';
+import { checkNiftiFile, readNifti, readNiftiHeader } from './nifti';
 import { Volume } from './volume';
 
 const IMAGE_FILE = /\.nii(\.gz)?$/;
@@ -50,6 +50,12 @@ export interface MedicalFolderDataset {
   imageFile(subject: string, modality: string): string;
   loadSubject(subject: string, modalities?: readonly string[]): MedicalFolderSample;
   shape(): MedicalFolderShape;
+  /**
+   * Checks every subject's images without reading voxels (header, length). Subjects with an unreadable image are
+   * dropped from `subjects` with an issue ('skip', default) or one DataReadError lists them all ('fail').
+   * Returns the unreadable files' issues.
+   */
+  scan(policy?: 'skip' | 'fail'): DataIssue[];
 }
 
 function subdirectories(dir: string): string[] {
@@ -129,6 +135,28 @@ export function openMedicalFolder(root: string, options: MedicalFolderOptions = 
       for (const m of wanted) images[m] = readNifti(imageFile(subject, m)).volume;
       const row = demographics ? rowOf(demographics, subject) : -1;
       return { subject, images, demographics: demographics && row >= 0 ? rowRecord(demographics, row) : {} };
+    },
+    scan(policy = 'skip') {
+      const found: DataIssue[] = [];
+      const unusable = new Set<string>();
+      for (const subject of subjects) {
+        for (const m of modalities) {
+          const file = imageFile(subject, m);
+          try {
+            checkNiftiFile(file);
+          } catch (error) {
+            found.push(issueFrom(file, error));
+            unusable.add(subject);
+          }
+        }
+      }
+      if (found.length > 0 && policy === 'fail') {
+        throw new DataReadError(root, `${found.length} unreadable image(s): ${found.map((i) => i.message).join('; ')}`);
+      }
+      for (const issue of found) issues.push({ path: issue.path, message: `${issue.message}; subject skipped` });
+      const kept = subjects.filter((s) => !unusable.has(s));
+      subjects.splice(0, subjects.length, ...kept);
+      return found;
     },
     shape() {
       if (subjects.length === 0) throw new DataReadError(root, 'dataset is empty: no subject has every modality');

@@ -132,15 +132,15 @@ describe('NIfTI-1', () => {
 
     test('header shorter than 348 bytes', () => {
       const file = broken('tiny.nii', good().subarray(0, 100));
-      expect(() => readNifti(file)).toThrow(`${file}: file too short for a NIfTI-1 header`);
+      expect(() => readNifti(file)).toThrow(`${file}: file too short for a NIfTI header`);
     });
 
     test.each([
-      ['sizeof_hdr', (b: Buffer) => b.writeInt32LE(540, 0), /sizeof_hdr is 540/],
+      ['sizeof_hdr', (b: Buffer) => b.writeInt32LE(500, 0), /sizeof_hdr is 500, expected 348 \(NIfTI-1\) or 540 \(NIfTI-2\)/],
       ['magic', (b: Buffer) => b.write('XXXX', 344, 'latin1'), /bad magic/],
       ['two-file magic', (b: Buffer) => b.write('ni1\0', 344, 'latin1'), /two-file NIfTI/],
       ['dim[0]', (b: Buffer) => b.writeInt16LE(9, 40), /dim\[0\] = 9/],
-      ['4-D', (b: Buffer) => { b.writeInt16LE(4, 40); b.writeInt16LE(2, 48); }, /only 3-D images/],
+      ['5-D', (b: Buffer) => { b.writeInt16LE(5, 40); b.writeInt16LE(1, 48); b.writeInt16LE(2, 50); }, /only 3-D and 4-D images are supported, dim\[5\] = 2/],
       ['datatype', (b: Buffer) => b.writeInt16LE(32, 70), /unsupported datatype 32/],
       ['bitpix', (b: Buffer) => b.writeInt16LE(8, 72), /bitpix 8 does not match datatype float32/],
       ['vox_offset', (b: Buffer) => b.writeFloatLE(100, 108), /vox_offset 100/],

@@ -1,9 +1,14 @@
 /**
- * NIfTI-1 single-file images (`.nii`, and `.nii.gz` through zlib): header parsing and validation, voxel decoding
- * into a Volume (LPS geometry, see volume.ts), and writing.
+ * NIfTI-1 and NIfTI-2 single-file images (`.nii`, and `.nii.gz` through zlib): header parsing and validation, voxel
+ * decoding into a Volume (LPS geometry, see volume.ts), and writing (NIfTI-1).
  *
- * Only 3-D scalar images are read (a 4th dimension of length 1 is accepted); that is what Fed-BioMed's
- * medical-folder layout holds, one image per subject and modality.
+ * 3-D images, and 4-D images one volume at a time (`volume` option) or all volumes (readNiftiVolumes, e.g. as
+ * channels). scl_slope/scl_inter and qform/sform follow nibabel (sform when sform_code > 0, else qform when
+ * qform_code > 0, else voxel sizes); src/data/nifti-nibabel.test.ts checks voxel order and affine against
+ * nibabel's as_closest_canonical on nibabel's own test files.
+ *
+ * A .nii.gz is never inflated past what its header announces: the header is read from the first compressed block
+ * alone, then the image is inflated once into a buffer capped at vox_offset + voxel bytes (a gzip bomb stops there).
  */
 import * as fs from 'fs';
 import * as zlib from 'zlib';
@@ -11,6 +16,7 @@ import { DataReadError } from './errors';
 import { Orientation, Vec3, Volume, voxelCount } from './volume';
 
 export const NIFTI1_HEADER_SIZE = 348;
+export const NIFTI2_HEADER_SIZE = 540;
 /** Header plus the 4-byte extension flag: where voxels start in a file we write. */
 export const NIFTI1_DATA_OFFSET = 352;
 
@@ -49,6 +55,13 @@ export interface NiftiHeader {
   qoffset: Vec3;
   srow: [number[], number[], number[]];
   magic: string;
+  /** 1 or 2. */
+  version: 1 | 2;
+}
+
+export interface NiftiReadOptions {
+  /** Which volume of a 4-D image to read (0-based). Required when the image has more than one. */
+  volume?: number;
 }
 
 export interface NiftiImage {
@@ -65,61 +78,179 @@ export interface NiftiWriteOptions {
   description?: string;
 }
 
-/** Uncompressed bytes of a .nii or .nii.gz file (gzip detected by its magic number, not the file name). */
-function loadBytes(path: string): Buffer {
-  let raw: Buffer;
+function readFile(path: string): Buffer {
   try {
-    raw = fs.readFileSync(path);
+    return fs.readFileSync(path);
   } catch (error) {
     throw new DataReadError(path, `cannot read NIfTI file (${(error as Error).message})`);
   }
-  if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
+}
+
+function isGzip(bytes: Buffer): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/** The first bytes of a .nii or .nii.gz file, enough for the header (only the first compressed block is inflated). */
+function headerBytes(path: string): Buffer {
+  let start: Buffer;
+  try {
+    const fd = fs.openSync(path, 'r');
     try {
-      return zlib.gunzipSync(raw);
+      const buffer = Buffer.alloc(64 * 1024);
+      start = buffer.subarray(0, fs.readSync(fd, buffer, 0, buffer.length, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (error) {
+    throw new DataReadError(path, `cannot read NIfTI file (${(error as Error).message})`);
+  }
+  if (!isGzip(start)) return start;
+  let inflated: Buffer;
+  try {
+    // Z_SYNC_FLUSH: give back what this prefix inflates to instead of failing on the missing rest.
+    inflated = zlib.gunzipSync(start, { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: 1024 * 1024 });
+  } catch (error) {
+    if (error instanceof RangeError) return Buffer.alloc(0);
+    throw new DataReadError(path, `corrupt or truncated gzip data (${(error as Error).message})`);
+  }
+  if (inflated.length < NIFTI2_HEADER_SIZE && start.length < 64 * 1024) {
+    // The whole file was read and holds no full header: say why gzip stopped (truncated stream, bad data).
+    try {
+      zlib.gunzipSync(start, { maxOutputLength: 1024 * 1024 });
     } catch (error) {
       throw new DataReadError(path, `corrupt or truncated gzip data (${(error as Error).message})`);
     }
   }
-  return raw;
+  return inflated;
 }
 
-/** Reads header and voxels; throws DataReadError naming `path` if the file is not a valid 3-D NIfTI-1 image. */
-export function readNifti(path: string): NiftiImage {
-  return decodeNifti(loadBytes(path), path);
+/** Uncompressed bytes of a .nii or .nii.gz file, inflated at most to `expected` bytes (gzip detected by magic). */
+function loadBytes(path: string, expected: number): Buffer {
+  const raw = readFile(path);
+  if (!isGzip(raw)) return raw;
+  try {
+    return zlib.gunzipSync(raw, { maxOutputLength: expected + 1024 * 1024 });
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new DataReadError(path, `gzip data inflates past the ${expected} bytes the header announces`);
+    }
+    throw new DataReadError(path, `corrupt or truncated gzip data (${(error as Error).message})`);
+  }
 }
 
-/** Reads and validates only the header (still decompresses a .nii.gz). */
-export function readNiftiHeader(path: string): NiftiHeader {
-  const bytes = loadBytes(path);
-  const header = parseNiftiHeader(bytes, path);
+/** Bytes the whole file should hold according to its (valid) header. */
+function announcedBytes(header: NiftiHeader): number {
+  return header.voxOffset + voxelCount(header.dim.slice(1, 1 + header.dim[0])) * DATATYPES[header.datatype].bytes;
+}
+
+/**
+ * Reads header and voxels; throws DataReadError naming `path` if the file is not a valid NIfTI image, or when it
+ * is 4-D with several volumes and `options.volume` does not choose one.
+ */
+export function readNifti(path: string, options: NiftiReadOptions = {}): NiftiImage {
+  const header = readNiftiHeader(path);
+  return decodeNifti(loadBytes(path, announcedBytes(header)), path, options);
+}
+
+/** Every volume of a 3-D or 4-D image (one for 3-D), e.g. to use them as channels. */
+export function readNiftiVolumes(path: string): { header: NiftiHeader; volumes: Volume[] } {
+  const header = readNiftiHeader(path);
+  const bytes = loadBytes(path, announcedBytes(header));
   throwIfInvalid(header, bytes.length, path);
+  const geometry = geometryOf(header);
+  const volumes = Array.from({ length: volumeCount(header) }, (_, k) => ({ data: decodeVoxels(bytes, header, k), ...geometry }));
+  return { header, volumes };
+}
+
+/** Reads and validates only the header (a .nii.gz is inflated only as far as its first block). */
+export function readNiftiHeader(path: string): NiftiHeader {
+  const bytes = headerBytes(path);
+  const header = parseNiftiHeader(bytes, path);
+  throwIfInvalid(header, undefined, path);
   return header;
 }
 
-export function decodeNifti(bytes: Buffer, path: string): NiftiImage {
+/**
+ * Checks a file without decoding its voxels: a valid header, and as many bytes as the voxels it announces (a
+ * .nii.gz is inflated once, capped at that size, to find truncated or corrupt streams). Throws DataReadError naming it.
+ */
+export function checkNiftiFile(path: string): NiftiHeader {
+  const header = readNiftiHeader(path);
+  const announced = announcedBytes(header);
+  const start = headerBytesRaw(path);
+  const size = isGzip(start) ? loadBytes(path, announced).length : fileSize(path);
+  if (size < announced) throw new DataReadError(path, `invalid NIfTI-${header.version} image: truncated: ${size} bytes, header announces ${announced}`);
+  return header;
+}
+
+function fileSize(path: string): number {
+  try {
+    return fs.statSync(path).size;
+  } catch (error) {
+    throw new DataReadError(path, `cannot read NIfTI file (${(error as Error).message})`);
+  }
+}
+
+function headerBytesRaw(path: string): Buffer {
+  try {
+    const fd = fs.openSync(path, 'r');
+    try {
+      const buffer = Buffer.alloc(2);
+      return buffer.subarray(0, fs.readSync(fd, buffer, 0, 2, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (error) {
+    throw new DataReadError(path, `cannot read NIfTI file (${(error as Error).message})`);
+  }
+}
+
+/** Number of 3-D volumes (product of dims 4..7). */
+export function volumeCount(header: NiftiHeader): number {
+  return voxelCount(header.dim.slice(4, 1 + Math.max(3, header.dim[0])));
+}
+
+export function decodeNifti(bytes: Buffer, path: string, options: NiftiReadOptions = {}): NiftiImage {
   const header = parseNiftiHeader(bytes, path);
   throwIfInvalid(header, bytes.length, path);
-  return { header, volume: { data: decodeVoxels(bytes, header), ...geometryOf(header) } };
+  const volumes = volumeCount(header);
+  const index = options.volume ?? 0;
+  if (options.volume === undefined && volumes > 1) {
+    throw new DataReadError(path, `4-D image with ${volumes} volumes: choose one (volume option) or read them all `
+      + '(readNiftiVolumes, e.g. as channels)');
+  }
+  if (!Number.isInteger(index) || index < 0 || index >= volumes) {
+    throw new DataReadError(path, `volume ${index} requested, the image has ${volumes}`);
+  }
+  return { header, volume: { data: decodeVoxels(bytes, header, index), ...geometryOf(header) } };
 }
 
 export function parseNiftiHeader(bytes: Buffer, path: string): NiftiHeader {
   if (bytes.length < NIFTI1_HEADER_SIZE) {
-    throw new DataReadError(path, `file too short for a NIfTI-1 header (${bytes.length} < 348 bytes)`);
+    throw new DataReadError(path, `file too short for a NIfTI header (${bytes.length} < 348 bytes)`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let littleEndian = true;
-  if (view.getInt32(0, true) !== NIFTI1_HEADER_SIZE) {
-    if (view.getInt32(0, false) !== NIFTI1_HEADER_SIZE) {
-      throw new DataReadError(path, `not a NIfTI-1 file: sizeof_hdr is ${view.getInt32(0, true)}, expected 348`);
+  for (const littleEndian of [true, false]) {
+    const size = view.getInt32(0, littleEndian);
+    if (size === NIFTI1_HEADER_SIZE) return parseNifti1(bytes, view, littleEndian);
+    if (size === NIFTI2_HEADER_SIZE) {
+      if (bytes.length < NIFTI2_HEADER_SIZE) throw new DataReadError(path, `file too short for a NIfTI-2 header (${bytes.length} < 540 bytes)`);
+      return parseNifti2(bytes, view, littleEndian, path);
     }
-    littleEndian = false;
   }
+  throw new DataReadError(path, `not a NIfTI file: sizeof_hdr is ${view.getInt32(0, true)}, expected 348 (NIfTI-1) or 540 (NIfTI-2)`);
+}
+
+function text(bytes: Buffer, at: number, length: number): string {
+  return bytes.subarray(at, at + length).toString('latin1').replace(/\0.*$/s, '');
+}
+
+function parseNifti1(bytes: Buffer, view: DataView, littleEndian: boolean): NiftiHeader {
   const i16 = (at: number): number => view.getInt16(at, littleEndian);
   const f32 = (at: number): number => view.getFloat32(at, littleEndian);
-  const text = (at: number, length: number): string =>
-    bytes.subarray(at, at + length).toString('latin1').replace(/\0.*$/s, '');
   return {
     littleEndian,
+    version: 1,
     sizeofHdr: NIFTI1_HEADER_SIZE,
     dim: Array.from({ length: 8 }, (_, i) => i16(40 + 2 * i)),
     datatype: i16(70),
@@ -129,7 +260,7 @@ export function parseNiftiHeader(bytes: Buffer, path: string): NiftiHeader {
     sclSlope: f32(112),
     sclInter: f32(116),
     xyztUnits: bytes[123],
-    descrip: text(148, 80),
+    descrip: text(bytes, 148, 80),
     qformCode: i16(252),
     sformCode: i16(254),
     quatern: [f32(256), f32(260), f32(264)],
@@ -139,15 +270,53 @@ export function parseNiftiHeader(bytes: Buffer, path: string): NiftiHeader {
   };
 }
 
+/** NIfTI-2: the same fields, 64-bit dims/offsets and doubles, another layout (nifti2.h). */
+function parseNifti2(bytes: Buffer, view: DataView, littleEndian: boolean, path: string): NiftiHeader {
+  const i16 = (at: number): number => view.getInt16(at, littleEndian);
+  const i32 = (at: number): number => view.getInt32(at, littleEndian);
+  const f64 = (at: number): number => view.getFloat64(at, littleEndian);
+  const i64 = (at: number): number => {
+    const v = view.getBigInt64(at, littleEndian);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new DataReadError(path, `invalid NIfTI-2 image: 64-bit field at byte ${at} is out of range (${v})`);
+    }
+    return Number(v);
+  };
+  return {
+    littleEndian,
+    version: 2,
+    sizeofHdr: NIFTI2_HEADER_SIZE,
+    dim: Array.from({ length: 8 }, (_, i) => i64(16 + 8 * i)),
+    datatype: i16(12),
+    bitpix: i16(14),
+    pixdim: Array.from({ length: 8 }, (_, i) => f64(104 + 8 * i)),
+    voxOffset: i64(168),
+    sclSlope: f64(176),
+    sclInter: f64(184),
+    xyztUnits: i32(500),
+    descrip: text(bytes, 240, 80),
+    qformCode: i32(344),
+    sformCode: i32(348),
+    quatern: [f64(352), f64(360), f64(368)],
+    qoffset: [f64(376), f64(384), f64(392)],
+    srow: [0, 1, 2].map((r) => [0, 1, 2, 3].map((c) => f64(400 + 32 * r + 8 * c))) as NiftiHeader['srow'],
+    magic: bytes.subarray(4, 12).toString('latin1'),
+  };
+}
+
 /**
  * Everything that would make the image unreadable or misread; an empty list means valid.
  * `fileLength` (uncompressed) enables the truncation check.
  */
 export function validateNiftiHeader(header: NiftiHeader, fileLength?: number): string[] {
   const problems: string[] = [];
-  if (header.sizeofHdr !== NIFTI1_HEADER_SIZE) problems.push(`sizeof_hdr ${header.sizeofHdr} != 348`);
-  if (header.magic === 'ni1\0') problems.push('two-file NIfTI (.hdr/.img) is not supported, expected magic "n+1"');
-  else if (header.magic !== 'n+1\0') problems.push(`bad magic ${JSON.stringify(header.magic)}, expected "n+1"`);
+  const v2 = header.version === 2;
+  if (header.sizeofHdr !== (v2 ? NIFTI2_HEADER_SIZE : NIFTI1_HEADER_SIZE)) problems.push(`sizeof_hdr ${header.sizeofHdr} != 348 or 540`);
+  if (header.magic === 'ni1\0' || header.magic.startsWith('ni2\0')) {
+    problems.push(`two-file NIfTI (.hdr/.img) is not supported, expected magic "n+${header.version}"`);
+  } else if (header.magic !== (v2 ? 'n+2\0\r\n\x1a\n' : 'n+1\0')) {
+    problems.push(`bad magic ${JSON.stringify(header.magic)}, expected "n+${header.version}"`);
+  }
   const rank = header.dim[0];
   if (!(rank >= 1 && rank <= 7)) {
     problems.push(`dim[0] = ${rank} is not in 1..7`);
@@ -155,8 +324,8 @@ export function validateNiftiHeader(header: NiftiHeader, fileLength?: number): s
     for (let i = 1; i <= rank; i++) {
       if (header.dim[i] < 1) problems.push(`dim[${i}] = ${header.dim[i]} must be >= 1`);
     }
-    for (let i = 4; i <= rank; i++) {
-      if (header.dim[i] > 1) problems.push(`only 3-D images are supported, dim[${i}] = ${header.dim[i]}`);
+    for (let i = 5; i <= rank; i++) {
+      if (header.dim[i] > 1) problems.push(`only 3-D and 4-D images are supported, dim[${i}] = ${header.dim[i]}`);
     }
     for (let i = 1; i <= Math.min(rank, 3); i++) {
       const p = header.pixdim[i];
@@ -168,23 +337,23 @@ export function validateNiftiHeader(header: NiftiHeader, fileLength?: number): s
   else if (header.bitpix !== type.bytes * 8) {
     problems.push(`bitpix ${header.bitpix} does not match datatype ${type.name} (${type.bytes * 8})`);
   }
-  if (!Number.isFinite(header.voxOffset) || header.voxOffset < NIFTI1_DATA_OFFSET
-    || !Number.isInteger(header.voxOffset)) {
-    problems.push(`vox_offset ${header.voxOffset} must be an integer >= 352`);
+  const minOffset = v2 ? NIFTI2_HEADER_SIZE : NIFTI1_HEADER_SIZE;
+  if (!Number.isFinite(header.voxOffset) || header.voxOffset < minOffset || !Number.isInteger(header.voxOffset)) {
+    problems.push(`vox_offset ${header.voxOffset} must be an integer >= ${minOffset}`);
   }
   if (Number.isFinite(header.sclSlope) && header.sclSlope !== 0 && !Number.isFinite(header.sclInter)) {
     problems.push(`scl_inter ${header.sclInter} is not finite`);
   }
   if (problems.length === 0 && fileLength !== undefined && type) {
-    const needed = header.voxOffset + voxelCount(spatialDims(header)) * type.bytes;
+    const needed = header.voxOffset + voxelCount(spatialDims(header)) * volumeCount(header) * type.bytes;
     if (fileLength < needed) problems.push(`truncated: ${fileLength} bytes, header announces ${needed}`);
   }
   return problems;
 }
 
-function throwIfInvalid(header: NiftiHeader, fileLength: number, path: string): void {
+function throwIfInvalid(header: NiftiHeader, fileLength: number | undefined, path: string): void {
   const problems = validateNiftiHeader(header, fileLength);
-  if (problems.length > 0) throw new DataReadError(path, `invalid NIfTI-1 image: ${problems.join('; ')}`);
+  if (problems.length > 0) throw new DataReadError(path, `invalid NIfTI-${header.version} image: ${problems.join('; ')}`);
 }
 
 function spatialDims(header: NiftiHeader): Vec3 {
@@ -198,10 +367,10 @@ function scaling(header: NiftiHeader): { slope: number; inter: number } {
   return usable ? { slope: header.sclSlope, inter: header.sclInter } : { slope: 1, inter: 0 };
 }
 
-function decodeVoxels(bytes: Buffer, header: NiftiHeader): Float32Array {
+function decodeVoxels(bytes: Buffer, header: NiftiHeader, volume: number): Float32Array {
   const count = voxelCount(spatialDims(header));
   const type = DATATYPES[header.datatype];
-  const view = new DataView(bytes.buffer, bytes.byteOffset + header.voxOffset, count * type.bytes);
+  const view = new DataView(bytes.buffer, bytes.byteOffset + header.voxOffset + volume * count * type.bytes, count * type.bytes);
   const le = header.littleEndian;
   const read: (at: number) => number = {
     uint8: (at: number) => view.getUint8(at),

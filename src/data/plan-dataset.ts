@@ -7,12 +7,12 @@
  */
 import type { Batch, BatchSource } from '../engine/train';
 import type { PlanSpec } from '../plan/spec';
-import { DenseVolume, imageInput, tabularInput, targetValue } from '../plan/pipeline';
+import { DenseVolume, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
 import { makeBatch, PlanSample } from '../plan/batch';
 import { augmentBatch, batchSeeds } from '../plan/augment';
 import { readCsv, rowRecord } from './csv';
 import { openDicomSite } from './dicom-site';
-import type { MriModality } from './dicom-patient';
+import { dicomSiteRuleOptions } from './dicom-site';
 import { DataIssue, DataReadError } from './errors';
 import { openMedicalFolder } from './medical-folder';
 import type { Volume } from './volume';
@@ -63,6 +63,15 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
   let cached = 0;
 
   const build = (index: number): PlanSample => {
+    try {
+      return buildUnlabelled(index);
+    } catch (err) {
+      // Name the sample (the row of a CSV, header excluded), so the operator finds the cell; never its value.
+      if (err instanceof PreprocessError) throw new PreprocessError(`${err.message} in sample ${index} (data row ${index + 1})`);
+      throw err;
+    }
+  };
+  const buildUnlabelled = (index: number): PlanSample => {
     const { volumes, row } = raw.load(index);
     const made: PlanSample = { target: targetValue(spec, row) };
     if (spec.inputs.tabular) made.tabular = tabularInput(spec, row);
@@ -125,6 +134,8 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
     }
     case 'medical-folder': {
       const folder = openMedicalFolder(source.path, { tabularFile, indexCol });
+      // Unreadable images are found before training: their subjects are skipped (logged) or the round fails.
+      folder.scan(params['unreadable'] === 'fail' ? 'fail' : 'skip');
       const modalities = spec.inputs.image?.modalities ?? [];
       return {
         size: folder.subjects.length,
@@ -136,8 +147,11 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
       };
     }
     case 'dicom': {
-      const modalities = (spec.inputs.image?.modalities ?? []) as MriModality[];
-      const site = openDicomSite(source.path, { clinicalCsv: tabularFile, indexColumn: indexCol, modalities });
+      const modalities = spec.inputs.image?.modalities ?? [];
+      const site = openDicomSite(source.path, { clinicalCsv: tabularFile, indexColumn: indexCol, modalities, ...dicomSiteRuleOptions(params) });
+      // Unreadable files are found before training: their patients are skipped (logged from `issues`) or the
+      // round fails with the list, by the dataset's `unreadable` parameter.
+      site.scan();
       return {
         size: site.patients.length,
         issues: site.issues,

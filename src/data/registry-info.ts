@@ -11,8 +11,9 @@
 import * as fs from 'fs';
 import * as nodePath from 'path';
 import { readCsv } from './csv';
-import { DataReadError } from './errors';
-import { dicomSiteShape, openDicomSite } from './dicom-site';
+import { DataIssue, DataReadError } from './errors';
+import { dicomSiteRuleOptions, dicomSiteShape, openDicomSite } from './dicom-site';
+import type { SeriesRule } from './dicom-patient';
 import { openImageFolder } from './image-folder';
 import { openMedicalFolder } from './medical-folder';
 
@@ -20,12 +21,20 @@ import { openMedicalFolder } from './medical-folder';
 export interface DatasetRegistryInfo {
   shape: number[] | Record<string, number[] | number | null>;
   dtypes: string[];
+  /** Files that cannot be read, each with the reason (the dataset is registered without them). */
+  issues?: DataIssue[];
 }
 
 /** Fed-BioMed's dataset_parameters for a medical-folder (and our dicom) dataset. */
 export interface DatasetParameters {
   tabular_file?: string;
   index_col?: number | string;
+  /** dicom: a round skips patients with unreadable files ('skip', default) or fails ('fail'). */
+  unreadable?: 'skip' | 'fail';
+  /** dicom: the operator's series -> role rules (default: the four MRI names and RTDOSE). */
+  series_rules?: SeriesRule[];
+  /** dicom: PET values as SUV body weight (default) or activity concentration. */
+  pet?: 'suv' | 'activity';
 }
 
 export function describeDataset(
@@ -41,10 +50,11 @@ export function describeDataset(
         tabularFile: parameters?.tabular_file,
         indexCol: parameters?.index_col,
       });
+      const issues = dataset.scan();
       const shape = dataset.shape();
       // Like Fed-BioMed, refuse a dataset whose first sample cannot be read (shape only read headers).
       dataset.loadSubject(dataset.subjects[0]);
-      return { shape, dtypes: [] };
+      return { shape, dtypes: [], issues };
     }
     case 'images':
       return { shape: openImageFolder(path).shape(), dtypes: [] };
@@ -53,8 +63,12 @@ export function describeDataset(
       return { shape: openImageFolder(fs.existsSync(inner) ? inner : path).shape(), dtypes: [] };
     }
     case 'dicom': {
-      const site = openDicomSite(path, { clinicalCsv: parameters?.tabular_file, indexColumn: parameters?.index_col });
-      return { shape: dicomSiteShape(site), dtypes: [] };
+      const rules = dicomSiteRuleOptions(parameters as Record<string, unknown> | null);
+      // With operator rules, the roles a patient needs are the rules' roles (RTDOSE apart), not the MRI four.
+      const modalities = rules.rules ? [...new Set(rules.rules.map((r) => r.role).filter((r) => r !== 'RTDOSE'))] : undefined;
+      const site = openDicomSite(path, { clinicalCsv: parameters?.tabular_file, indexColumn: parameters?.index_col, modalities, ...rules });
+      const issues = site.scan();
+      return { shape: dicomSiteShape(site), dtypes: [], issues };
     }
     default:
       throw new DataReadError(path, `data type "${dataType}" has no reader here (known: csv, medical-folder, images, mednist, dicom)`);

@@ -11,10 +11,17 @@ async function freshInit(value: string | undefined, log: string[]) {
   if (value === undefined) delete process.env[BACKEND_ENV_VAR];
   else process.env[BACKEND_ENV_VAR] = value;
   let init: typeof import('./backend').initBackend | undefined;
-  jest.isolateModules(() => {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    init = (require('./backend') as typeof import('./backend')).initBackend;
-  });
+  // A fresh module registry loads tfjs's backends again into tfjs-core's global kernel registry, which warns once
+  // per kernel (about 2 000 lines): an artifact of re-loading in this test, silenced here and only here.
+  const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+  try {
+    jest.isolateModules(() => {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      init = (require('./backend') as typeof import('./backend')).initBackend;
+    });
+  } finally {
+    warn.mockRestore();
+  }
   return (init as NonNullable<typeof init>)((line) => log.push(line));
 }
 

@@ -13,10 +13,30 @@ export interface ModelParameter {
   trainable: boolean;
 }
 
+/**
+ * A layer with trainable parameters as the differential-privacy engine sees it (src/engine/dp/): enough to compute
+ * its per-sample gradients from its input and the gradient of its output. Layers a model does not tap (e.g. batch
+ * norm, whose per-sample gradients are not defined) leave their parameters uncovered, and DP training refuses them.
+ */
+export type TappedLayer =
+  | { kind: 'dense'; weight: string; bias?: string }
+  | { kind: 'conv'; dims: 2 | 3; strides: number[]; filterShape: number[]; weight: string; bias?: string }
+  /** z = x · weight (per channel, channels last), then + bias: group norm's affine part, x the normalised input. */
+  | { kind: 'affine'; weight: string; bias?: string };
+
+/**
+ * Called during a forward pass with a tapped layer's input `x` (already padded for a valid conv) and its output
+ * before the bias `z`; returns the tensor the model uses in place of `z` (the same values).
+ */
+export type LayerTap = (layer: TappedLayer, x: tf.Tensor, z: tf.Tensor) => tf.Tensor;
+
 /** A model the engine can train: a forward function plus its parameters. */
 export interface TrainableModel {
-  /** Forward pass. `inputs` are keyed by plan input name. `training` enables dropout and batch-norm updates. */
-  forward(inputs: Record<string, tf.Tensor>, training: boolean): tf.Tensor;
+  /**
+   * Forward pass. `inputs` are keyed by plan input name. `training` enables dropout and batch-norm updates.
+   * `tap`, when given, sees every layer with trainable parameters (differential privacy needs it).
+   */
+  forward(inputs: Record<string, tf.Tensor>, training: boolean, tap?: LayerTap): tf.Tensor;
   parameters(): ModelParameter[];
   dispose(): void;
 }

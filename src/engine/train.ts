@@ -12,6 +12,8 @@ import { IterationArgs, IterationPlan, batchesInEpoch, loaderLength, planIterati
 import { TrainableModel } from './model';
 import { makeOptimizer, OptimizerSpec } from './optimizers';
 import { freshSeed, SeededRandom } from './prng';
+import { checkDpOptions, dpStep, DpStepContext, DpTrainingOptions } from './dp/step';
+import { DpRandom, poissonSample, secureRandom } from './dp/randomness';
 
 export interface Batch {
   inputs: Record<string, tf.Tensor>;
@@ -62,6 +64,20 @@ export interface TrainOptions extends IterationArgs {
   onProgress?: (report: ProgressReport) => void;
   /** Checked before each batch; return true to stop early (e.g. the researcher stopped the experiment). */
   shouldStop?: () => boolean;
+  /**
+   * DP-SGD as Opacus runs it for Fed-BioMed: Poisson batches at rate 1 / len(loader) (shuffle and drop_last then
+   * only size the loader), per-sample clipping, Gaussian noise. FedProx cannot be combined with it.
+   */
+  dp?: DpTrainingOptions & { random?: DpRandom };
+}
+
+/** What the privacy accountant needs of a DP round. */
+export interface DpRoundFacts {
+  sampleRate: number;
+  noiseMultiplier: number;
+  /** Noised steps taken (empty Poisson batches included). */
+  steps: number;
+  expectedBatchSize: number;
 }
 
 export interface TrainResult {
@@ -71,7 +87,16 @@ export interface TrainResult {
   lastLoss: number;
   plan: IterationPlan;
   stopped: boolean;
+  /** Present when the round trained with DP. */
+  dp?: DpRoundFacts;
 }
+
+/**
+ * Longest stretch of training steps without letting the event loop run. The kernels are synchronous: without
+ * these pauses a long round would starve the network (a Fed-BioMed v6 researcher marks a node that has not polled
+ * for 10 s DISCONNECTED and drops its round), stop requests and log forwarding.
+ */
+const YIELD_EVERY_MS = 50;
 
 export async function trainModel(model: TrainableModel, data: BatchSource, options: TrainOptions): Promise<TrainResult> {
   const { batchSize } = options.loader;
@@ -82,8 +107,16 @@ export async function trainModel(model: TrainableModel, data: BatchSource, optio
   const mu = options.fedproxMu ?? null;
   if (mu !== null && !(Number.isFinite(mu) && mu >= 0)) throw new Error(`fedprox_mu must be >= 0, got ${mu}`);
 
+  const dp = options.dp ?? null;
+  if (dp) {
+    checkDpOptions(dp);
+    if (mu !== null && mu > 0) throw new Error('fedprox_mu cannot be combined with differential privacy (dp_args)');
+  }
   const batchesPerLoader = loaderLength(data.size, batchSize, options.loader.dropLast ?? false);
-  const plan = planIterations(options, batchesPerLoader);
+  if (dp && batchesPerLoader === 0) throw new Error('differential privacy needs a non-empty training set');
+  // Opacus DPDataLoader.from_data_loader: sample_rate = 1 / len(loader), int(1 / sample_rate) batches per epoch.
+  const sampleRate = dp ? 1 / batchesPerLoader : 0;
+  const plan = planIterations(options, dp ? Math.trunc(1 / sampleRate) : batchesPerLoader);
   const logInterval = options.logInterval ?? 10;
   if (!Number.isInteger(logInterval) || logInterval <= 0) {
     throw new Error(`training_args.log_interval must be a positive integer, got ${logInterval}`);
@@ -95,11 +128,17 @@ export async function trainModel(model: TrainableModel, data: BatchSource, optio
   const variables = trainable.map((p) => p.variable);
   const optimizer = makeOptimizer(options.optimizer);
   const anchors = mu !== null && mu > 0 ? variables.map((v) => tf.keep(tf.clone(v))) : [];
+  const dpContext: DpStepContext | null = dp && {
+    model, variables: new Map(trainable.map((p) => [p.name, p.variable])), lossFn, optimizer, dp,
+    // Opacus make_private: expected_batch_size = int(len(dataset) * sample_rate).
+    expectedBatchSize: Math.trunc(data.size * sampleRate), random: dp.random ?? secureRandom(),
+  };
 
   let total = 0;
   let updates = 0;
   let lastLoss = NaN;
   let stopped = false;
+  let lastYield = Date.now();
   try {
     for (let epoch = 1; epoch <= plan.epochs && !stopped; epoch++) {
       const order = options.loader.shuffle ? rng.permutation(data.size) : identity(data.size);
@@ -110,13 +149,22 @@ export async function trainModel(model: TrainableModel, data: BatchSource, optio
           stopped = true;
           break;
         }
-        const indices = order.slice((b - 1) * batchSize, Math.min(b * batchSize, data.size));
+        const indices = dpContext
+          ? poissonSample(data.size, sampleRate, dpContext.random)
+          : order.slice((b - 1) * batchSize, Math.min(b * batchSize, data.size));
+        if (dpContext && indices.length === 0) {
+          // An empty Poisson batch: Opacus still steps, on noise alone; there is no loss to report.
+          dpStep(dpContext, null);
+          updates += 1;
+          if (options.dryRun) break;
+          continue;
+        }
         const batch = await data.batch(indices);
         let loss: number;
         let n: number;
         try {
           n = batch.target.shape[0] ?? 1;
-          loss = trainStep(model, batch, variables, anchors, mu, lossFn, optimizer);
+          loss = dpContext ? dpStep(dpContext, batch) : trainStep(model, batch, variables, anchors, mu, lossFn, optimizer);
         } finally {
           disposeBatch(batch);
         }
@@ -129,14 +177,23 @@ export async function trainModel(model: TrainableModel, data: BatchSource, optio
         if (options.onProgress && shouldReport(plan, epoch, b, logInterval, dryRun)) {
           options.onProgress(report(plan, epoch, b, batches, batchSize, n, epochSamples, total, loss));
         }
-        if (dryRun) return { samplesSeen: total, updates, lastLoss, plan, stopped: false };
+        if (dryRun) return { samplesSeen: total, updates, lastLoss, plan, stopped: false, ...dpFacts(dpContext, sampleRate, updates) };
+        if (Date.now() - lastYield >= YIELD_EVERY_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          lastYield = Date.now();
+        }
       }
     }
   } finally {
     optimizer.dispose();
     for (const a of anchors) a.dispose();
   }
-  return { samplesSeen: total, updates, lastLoss, plan, stopped };
+  return { samplesSeen: total, updates, lastLoss, plan, stopped, ...dpFacts(dpContext, sampleRate, updates) };
+}
+
+function dpFacts(ctx: DpStepContext | null, sampleRate: number, steps: number): { dp?: DpRoundFacts } {
+  if (!ctx) return {};
+  return { dp: { sampleRate, noiseMultiplier: ctx.dp.noiseMultiplier, steps, expectedBatchSize: ctx.expectedBatchSize } };
 }
 
 function trainStep(

@@ -17,6 +17,23 @@
 import { validatePlan } from './validate';
 import { isGraphModel, PLAN_FORMAT, PLAN_FORMAT_VERSION, PLAN_GRAPH_VERSION, PlanInit, PlanSpec } from './spec';
 
+/**
+ * Writes a declarative training plan: fills the fixed fields, validates, returns the plan as JSON-ready data.
+ *
+ * @example
+ * ```ts
+ * // plan.ts: what `fedbiomed-ts researcher run experiment.yaml` loads (its default export)
+ * import { definePlan } from 'fedbiomed-ts';
+ * export default definePlan({
+ *   name: 'TourMlp',
+ *   inputs: { tabular: { columns: ['x1', 'x2'] } },
+ *   target: { column: 'y' },
+ *   model: { tabular: [{ type: 'dense', outFeatures: 8 }, { type: 'relu' }], head: [{ type: 'dense', outFeatures: 2 }] },
+ *   loss: { type: 'cross_entropy' },
+ *   optimizer: { type: 'sgd', lr: 0.1 },
+ * });
+ * ```
+ */
 export function definePlan(init: PlanInit): PlanSpec {
   const spec: PlanSpec = {
     ...init,

@@ -15,7 +15,7 @@ import { describeParameters } from './parameters';
 import type { PlanSpec } from './spec';
 
 const STATISTICS = new Set(['running_mean', 'running_var', 'num_batches_tracked']);
-const NORMS = new Set(['batch_norm', 'instance_norm', 'layer_norm']);
+const NORMS = new Set(['batch_norm', 'instance_norm', 'layer_norm', 'group_norm']);
 
 /** Names of the parameters that stay on the node, in state_dict order (empty without the option). */
 export function localParameterNamesOf(spec: PlanSpec, graph: ResolvedGraph): string[] {

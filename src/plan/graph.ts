@@ -67,6 +67,12 @@ export interface ResolvedUpsample extends ResolvedBase {
   dims: 2 | 3;
   scale: number[];
 }
+export interface ResolvedGroupNorm extends ResolvedBase {
+  type: 'group_norm';
+  features: number;
+  groups: number;
+  eps: number;
+}
 export interface ResolvedDropout extends ResolvedBase {
   type: 'dropout' | 'dropout2d' | 'dropout3d';
   rate: number;
@@ -102,6 +108,7 @@ export type ResolvedLayer =
   | ResolvedNorm
   | ResolvedUpsample
   | ResolvedBatchNorm
+  | ResolvedGroupNorm
   | ResolvedDropout
   | ResolvedFlatten
   | ResolvedDense
@@ -301,6 +308,13 @@ function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inSh
       const scale = spatial(layer.scaleFactor, dims, [...at, 'scaleFactor'], 1);
       return { ...common, type: 'upsample', dims, scale, outShape: [inShape[0], ...inShape.slice(1).map((n, i) => n * scale[i])] };
     }
+    case 'group_norm':
+      if (inShape.length < 1 || inShape.length > 4) fail([...at, 'type'], `group_norm cannot take ${describe(inShape)}`);
+      if (inShape[0] % layer.groups !== 0) {
+        fail([...at, 'groups'], `group_norm: ${layer.groups} groups do not divide ${inShape[0]} channels`);
+      }
+      // PyTorch's GroupNorm default eps (not batch norm's: Opacus does not carry it over either).
+      return { ...common, type: 'group_norm', features: inShape[0], groups: layer.groups, eps: layer.eps ?? 1e-5, outShape: inShape };
     case 'dropout':
       return { ...common, type: 'dropout', rate: layer.rate, outShape: inShape };
     case 'dropout2d':

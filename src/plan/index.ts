@@ -1,4 +1,7 @@
-/** Training plans as data: spec, validation, identity, tfjs model, PyTorch weights and code. */
+/**
+ * Training plans as data: spec, validation, identity, tfjs model, PyTorch weights and code.
+ * @module fedbiomed-ts/plan
+ */
 export * from './spec';
 export { PlanValidationError, formatPath } from './errors';
 export type { PlanIssue } from './errors';

@@ -5,6 +5,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { findEmbeddedPlan } from './embed';
+import { importPlanModule, loadErrorCause } from './module-loader';
+import { PlanValidationError } from './errors';
 import { PlanSpec } from './spec';
 import { validatePlan } from './validate';
 
@@ -15,28 +17,12 @@ export class PlanLoadError extends Error {
   }
 }
 
-/** Makes `require` understand .ts files (ts-node, transpile only) when nothing registered it yet. */
-function ensureTypeScriptLoader(): void {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  if (require.extensions['.ts']) return;
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const tsNode = require('ts-node') as { register(options: object): void };
-  // skipProject: a plan file may live anywhere; its own folder's tsconfig (if any) must not change how it loads.
-  tsNode.register({
-    transpileOnly: true,
-    skipProject: true,
-    compilerOptions: { module: 'commonjs', target: 'ES2022', esModuleInterop: true },
-  });
-}
-
 function planFromModule(file: string): unknown {
-  if (/\.[cm]?tsx?$/.test(file)) ensureTypeScriptLoader();
   let mod: Record<string, unknown>;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    mod = require(file) as Record<string, unknown>;
+    mod = importPlanModule(file);
   } catch (err) {
-    throw new PlanLoadError(`${file}: cannot load the module: ${(err as Error).message}`);
+    throw new PlanLoadError(`${file}: cannot load the module: ${loadErrorCause(err, file)}`);
   }
   const candidate = mod.default ?? mod.plan;
   if (candidate === undefined) {
@@ -64,5 +50,11 @@ export function loadPlanFile(file: string): PlanSpec {
   } else {
     value = planFromModule(absolute);
   }
-  return validatePlan(value).spec;
+  try {
+    return validatePlan(value).spec;
+  } catch (err) {
+    // Name the file, as every other load error does: the validation message alone does not say which plan.
+    if (err instanceof PlanValidationError) err.message = `${file}: ${err.message}`;
+    throw err;
+  }
 }

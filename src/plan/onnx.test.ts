@@ -9,7 +9,8 @@ import { definePlan } from './define';
 import { exportPlanToOnnx, OnnxExportError, ONNX_OUTPUT } from './onnx';
 import { PlanSpec } from './spec';
 import {
-  cnn2dPlan, cnn3dPlan, cnnTabularPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan, unetGraphPlan, upsample3dGraphPlan,
+  cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan, unetGraphPlan,
+  upsample3dGraphPlan,
 } from './testing/plans';
 import { runOnnxOutOfProcess } from './testing/onnx-runner';
 import { buildModel } from './tfjs-model';
@@ -57,6 +58,7 @@ const CASES: Case[] = [
   { spec: norms2dPlan(), layout: 'NCHW', activation: 'softmax' },
   { spec: unetGraphPlan(), layout: 'NHWC', activation: 'sigmoid' },
   { spec: upsample3dGraphPlan(), layout: 'NCHW', activation: 'none' },
+  { spec: groupNormPlan(), layout: 'NCHW', activation: 'sigmoid' },
 ];
 
 /** Deterministic inputs: channels-last for tfjs, and the same values channels-first for an NCHW ONNX model. */

@@ -158,6 +158,26 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
         return emit('BatchNormalization', [x, p('weight'), p('bias'), p('running_mean'), p('running_var')], 'bn', [
           { name: 'epsilon', type: 'float', value: layer.eps },
         ]);
+      case 'group_norm': {
+        // Opset 13 has no GroupNormalization: [N, C, ...] -> [N, G, rest], InstanceNormalization (statistics per
+        // sample and group), back to the input shape, then the per-channel affine part.
+        const tensor = (hint: string, dims: number[], values: number[], int64 = false): string => {
+          const name = fresh(`${layer.key}.${hint}`);
+          initializers.push({ name, dims, dataType: int64 ? ONNX_INT64 : ONNX_FLOAT, raw: int64 ? int64Raw(values) : float32Raw(values) });
+          return name;
+        };
+        const perChannel = [layer.features, ...layer.inShape.slice(1).map(() => 1)];
+        const affine = (role: string): string =>
+          tensor(role, perChannel, Array.from(weights[`${layer.key}.${role}`].data as ArrayLike<number>, Number));
+        const grouped = emit('Reshape', [x, tensor('groups_shape', [3], [0, layer.groups, -1], true)], 'gn_grouped');
+        const normalised = emit('InstanceNormalization', [grouped,
+          tensor('ones', [layer.groups], new Array<number>(layer.groups).fill(1)),
+          tensor('zeros', [layer.groups], new Array<number>(layer.groups).fill(0))], 'gn_norm', [
+          { name: 'epsilon', type: 'float', value: layer.eps },
+        ]);
+        const restored = emit('Reshape', [normalised, emit('Shape', [x], 'gn_shape')], 'gn_restored');
+        return emit('Add', [emit('Mul', [restored, affine('weight')], 'gn_scaled'), affine('bias')], 'gn');
+      }
       case 'dropout':
       case 'dropout2d':
       case 'dropout3d':

@@ -81,6 +81,12 @@ function layerParameters(layer: ResolvedLayer): ParameterDescriptor[] {
       }
       return out;
     }
+    case 'group_norm': {
+      const shape = [layer.features];
+      const vector = (role: ParameterRole): ParameterDescriptor =>
+        ({ name: named(role), layer, role, torchShape: shape, tfShape: shape, dtype: 'float32', trainable: true, layout: 'same' });
+      return [vector('weight'), vector('bias')];
+    }
     case 'batch_norm': {
       const shape = [layer.features];
       const vector = (role: ParameterRole, trainable: boolean): ParameterDescriptor => ({

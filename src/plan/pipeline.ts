@@ -258,6 +258,18 @@ export function imageInput(spec: PlanSpec, volumes: Record<string, DenseVolume>)
   return { data, shape: [channels, ...image.size] };
 }
 
+/**
+ * What kind of value a cell holds, never the value itself: these messages can leave the node, and a cell is
+ * patient data.
+ */
+function valueKind(value: unknown): string {
+  if (value === undefined) return 'no such column';
+  if (value === null || value === '') return 'empty cell';
+  if (typeof value === 'string') return 'a text value';
+  if (typeof value === 'number') return 'a non-finite number';
+  return `a ${typeof value} value`;
+}
+
 /** The tabular input for one sample (inputs.tabular.columns order, standardize_column applied, float32). */
 export function tabularInput(spec: PlanSpec, row: Record<string, unknown>): Float32Array {
   const columns = spec.inputs.tabular?.columns ?? [];
@@ -277,7 +289,7 @@ export function tabularInput(spec: PlanSpec, row: Record<string, unknown>): Floa
     let number = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : NaN;
     if (!Number.isFinite(number) && fills.has(column)) number = fills.get(column)!;
     if (!Number.isFinite(number)) {
-      throw new PreprocessError(`plan ${spec.name}: column '${column}' is missing or not numeric (${JSON.stringify(value)})`);
+      throw new PreprocessError(`plan ${spec.name}: column '${column}' is missing or not numeric (${valueKind(value)})`);
     }
     out[j] = number;
   });
@@ -301,10 +313,10 @@ export function targetValue(spec: PlanSpec, row: Record<string, unknown>): numbe
   const value = row[spec.target.column];
   const number = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : NaN;
   if (!Number.isFinite(number)) {
-    throw new PreprocessError(`plan ${spec.name}: target column '${spec.target.column}' is missing or not numeric (${JSON.stringify(value)})`);
+    throw new PreprocessError(`plan ${spec.name}: target column '${spec.target.column}' is missing or not numeric (${valueKind(value)})`);
   }
   if (spec.loss.type === 'cross_entropy' && !Number.isInteger(number)) {
-    throw new PreprocessError(`plan ${spec.name}: cross_entropy needs integer class labels, '${spec.target.column}' has ${number}`);
+    throw new PreprocessError(`plan ${spec.name}: cross_entropy needs integer class labels, '${spec.target.column}' has a non-integer value`);
   }
   return number;
 }

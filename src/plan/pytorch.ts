@@ -23,6 +23,7 @@ import { localParameterNamesOf } from './fedbn';
 import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
 import { MetricName, PlanSpec } from './spec';
 import { validatePlan } from './validate';
+import { dpGroupCount } from './dp-fix';
 
 /** The dependency lines TorchTrainingPlan.__init__ adds in Fed-BioMed v4.5.0, in its order. */
 export const TORCH_PLAN_DEFAULT_DEPENDENCIES: readonly string[] = [
@@ -36,9 +37,30 @@ export const TORCH_PLAN_DEFAULT_DEPENDENCIES: readonly string[] = [
   'from torchvision import datasets, transforms',
 ];
 
+/**
+ * The dependency lines TorchTrainingPlan.__init__ adds in Fed-BioMed v6.3.3 (fedbiomed/common/training_plans/
+ * _torchnn.py): DataManager moved to fedbiomed.common.datamanager (importing it from fedbiomed.common.data logs a
+ * deprecation warning on a v6 researcher and node) and the loader is Fed-BioMed's own.
+ */
+export const TORCH_PLAN_DEFAULT_DEPENDENCIES_V6: readonly string[] = [
+  'import torch',
+  'import torch.nn as nn',
+  'import torch.nn.functional as F',
+  'from fedbiomed.common.training_plans import TorchTrainingPlan',
+  'from fedbiomed.common.datamanager import DataManager',
+  'from fedbiomed.common.constants import ProcessTypes',
+  'from fedbiomed.common.dataloader import PytorchDataLoader',
+  'from torchvision import datasets, transforms',
+];
+
 export interface GenerateTorchPlanOptions {
   /** Python class name; defaults to the plan's name. */
   className?: string;
+  /**
+   * The Fed-BioMed release the Python file targets (default v4.5). v6: v6's import paths. Image plans are v4.5
+   * only for now: v6's MedicalFolderDataset takes other arguments (no root, no demographics transform).
+   */
+  fedbiomed?: 'v4.5' | 'v6';
 }
 
 const PYTHON_KEYWORDS = new Set(
@@ -86,6 +108,8 @@ function torchModule(layer: ResolvedLayer): string {
       const kind = Math.max(1, layer.spatialDims);
       return `nn.BatchNorm${kind}d(${layer.features}, eps=${pyNumber(layer.eps, true)}, momentum=${pyNumber(layer.momentum, true)})`;
     }
+    case 'group_norm':
+      return `nn.GroupNorm(${layer.groups}, ${layer.features}, eps=${pyNumber(layer.eps, true)})`;
     case 'dropout':
       return `nn.Dropout(p=${pyNumber(layer.rate, true)})`;
     case 'flatten':
@@ -133,7 +157,13 @@ function netSource(graph: ResolvedGraph): string[] {
       continue;
     }
     lines.push(`            self.${branch.name} = nn.Sequential(`);
-    for (const layer of branch.layers) lines.push(`                ${torchModule(layer)},  # ${layer.index}: [${layer.outShape.join(', ')}]`);
+    for (const layer of branch.layers) {
+      // Under dp_args a node trains this layer as Opacus's ModuleValidator.fix leaves it (TS nodes too: dp-fix.ts).
+      const dp = layer.type === 'batch_norm'
+        ? `; with dp_args: nn.GroupNorm(${dpGroupCount(layer.features)}, ${layer.features}) (Opacus ModuleValidator.fix)`
+        : '';
+      lines.push(`                ${torchModule(layer)},  # ${layer.index}: [${layer.outShape.join(', ')}]${dp}`);
+    }
     lines.push('            )');
   }
   lines.push('');
@@ -656,7 +686,7 @@ function fillMissingHelpers(data: string, replace: Replace): string {
 `;
 }
 
-function trainingDataLines(spec: PlanSpec): string[] {
+function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
   if (spec.inputs.image) {
     return [
       '    def training_data(self):',
@@ -678,7 +708,10 @@ function trainingDataLines(spec: PlanSpec): string[] {
       ? '        x = self._fbts_standardize(self._fbts_encode_frame(frame))'
       : '        x = self._fbts_standardize(self._fbts_frame_columns(frame, self.TABULAR_COLUMNS))',
     '        y = self._fbts_frame_columns(frame, [self.TARGET_COLUMN])[:, 0]',
-    '        return DataManager(dataset=x, target=y, shuffle=True)',
+    ...(fedbiomed === 'v6' ? [
+      '        # Fed-BioMed v6 wraps plain data in a NativeDataset, which converts a numpy item as an image: lists.',
+      '        return DataManager(dataset=x.tolist(), target=y.tolist(), shuffle=True)',
+    ] : ['        return DataManager(dataset=x, target=y, shuffle=True)']),
   ];
 }
 
@@ -747,7 +780,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '    def init_dependencies(self):',
     `        return ${pyLiteral(planDependencies(spec))}`,
     '',
-    ...trainingDataLines(spec),
+    ...trainingDataLines(spec, options.fedbiomed ?? 'v4.5'),
     '',
     ...(spec.loss.type === 'focal' ? FOCAL_HELPER.split('\n').slice(1) : []),
     '    def _fbts_loss(self, output, y):',
@@ -778,7 +811,12 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
 
 /** The full plan file, byte-for-byte what Fed-BioMed v4.5's save_code writes for this class. */
 export function generateTorchPlan(spec: PlanSpec, options: GenerateTorchPlanOptions = {}): string {
-  const deps: string[] = [...TORCH_PLAN_DEFAULT_DEPENDENCIES];
+  if (options.fedbiomed === 'v6' && spec.inputs.image) {
+    throw new Error(`plan ${spec.name}: image plans cannot be generated for Fed-BioMed v6 yet (v6's ` +
+      'MedicalFolderDataset takes data_modalities / target_modalities / transforms, not a root folder and a ' +
+      'demographics transform); generate for v4.5 or use a TS node');
+  }
+  const deps: string[] = [...(options.fedbiomed === 'v6' ? TORCH_PLAN_DEFAULT_DEPENDENCIES_V6 : TORCH_PLAN_DEFAULT_DEPENDENCIES)];
   for (const dep of planDependencies(spec)) if (!deps.includes(dep)) deps.push(dep);
   return `${deps.join('\n')}\n${generateTorchPlanClass(spec, options)}`;
 }

@@ -94,6 +94,13 @@ export interface BatchNormLayer {
   eps?: number;
   momentum?: number;
 }
+/** nn.GroupNorm(groups, channels, eps): what Opacus's ModuleValidator.fix puts in place of batch norm for DP. */
+export interface GroupNormLayer {
+  type: 'group_norm';
+  /** Must divide the channel count. */
+  groups: number;
+  eps?: number;
+}
 /** dropout: element-wise. dropout2d / dropout3d: whole channels of a [C, H, W] / [C, D, H, W] input (nn.Dropout2d/3d). */
 export interface DropoutLayer {
   type: 'dropout' | 'dropout2d' | 'dropout3d';
@@ -125,6 +132,7 @@ export type LayerSpec =
   | LayerNormLayer
   | UpsampleLayer
   | BatchNormLayer
+  | GroupNormLayer
   | DropoutLayer
   | FlattenLayer
   | DenseLayer
@@ -146,6 +154,7 @@ export const LAYER_TYPES: readonly LayerType[] = [
   'layer_norm',
   'upsample',
   'batch_norm',
+  'group_norm',
   'dropout',
   'dropout2d',
   'dropout3d',

@@ -8,7 +8,7 @@
  * 'tabular'. The output is the output node's value, channels last (`[N, K]` for a classifier).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ModelParameter, TrainableModel } from '../engine/model';
+import { LayerTap, ModelParameter, TrainableModel } from '../engine/model';
 import { batchNormTrain } from '../engine/batch-norm';
 import { biasRelu } from '../engine/fused';
 import { SeededRandom } from '../engine/prng';
@@ -18,6 +18,7 @@ import {
   ResolvedBatchNorm,
   ResolvedConv,
   ResolvedGraph,
+  ResolvedGroupNorm,
   ResolvedLayer,
   ResolvedPool,
 } from './graph';
@@ -48,6 +49,8 @@ export class PlanModel implements TrainableModel {
   /** Ids of conv nodes (with bias) whose only consumer is the ReLU node right after them: run as one fused op. */
   private readonly fusedWithNext = new Set<string>();
   private disposed = false;
+  /** The DP engine's tap during a forward pass that asked for one. */
+  private tap: LayerTap | undefined;
 
   constructor(
     readonly spec: PlanSpec,
@@ -84,8 +87,17 @@ export class PlanModel implements TrainableModel {
     return this.byName.get(name);
   }
 
-  forward(inputs: Record<string, tf.Tensor>, training: boolean): tf.Tensor {
+  forward(inputs: Record<string, tf.Tensor>, training: boolean, tap?: LayerTap): tf.Tensor {
     if (this.disposed) throw new Error(`plan ${this.spec.name}: the model has been disposed`);
+    this.tap = tap;
+    try {
+      return this.forwardBranches(inputs, training);
+    } finally {
+      this.tap = undefined;
+    }
+  }
+
+  private forwardBranches(inputs: Record<string, tf.Tensor>, training: boolean): tf.Tensor {
     return tf.tidy(() => {
       const values = new Map<string, tf.Tensor>();
       for (const name of Object.keys(this.graph.inputShapes) as InputName[]) values.set(name, this.input(inputs, name));
@@ -131,6 +143,12 @@ export class PlanModel implements TrainableModel {
     return p.variable;
   }
 
+  /** State_dict names of a dense or conv layer's weight and bias. */
+  private roles(layer: ResolvedLayer & { bias: boolean }): { weight: string; bias?: string } {
+    const name = (role: string) => `${layer.key}.${role}`;
+    return layer.bias ? { weight: name('weight'), bias: name('bias') } : { weight: name('weight') };
+  }
+
   private runLayer(layer: ResolvedLayer, args: tf.Tensor[], training: boolean): tf.Tensor {
     const x = args[0];
     switch (layer.type) {
@@ -160,6 +178,8 @@ export class PlanModel implements TrainableModel {
       }
       case 'batch_norm':
         return this.batchNorm(layer, x, training);
+      case 'group_norm':
+        return this.groupNorm(layer, x);
       case 'dropout':
       case 'dropout2d':
       case 'dropout3d': {
@@ -175,7 +195,8 @@ export class PlanModel implements TrainableModel {
         return tf.reshape(tf.transpose(x, perm), [x.shape[0], -1]);
       }
       case 'dense': {
-        const y = tf.matMul(x as tf.Tensor2D, this.variable(layer, 'weight') as tf.Tensor2D);
+        const z = tf.matMul(x as tf.Tensor2D, this.variable(layer, 'weight') as tf.Tensor2D);
+        const y = this.tap ? this.tap({ kind: 'dense', ...this.roles(layer) }, x, z) : z;
         return layer.bias ? tf.add(y, this.variable(layer, 'bias')) : y;
       }
       case 'relu':
@@ -195,13 +216,31 @@ export class PlanModel implements TrainableModel {
       ? tf.pad(x, [[0, 0], ...layer.padBefore.map((b, i): [number, number] => [b, layer.padAfter[i]]), [0, 0]])
       : x;
     const w = this.variable(layer, 'weight');
-    const y =
+    const z =
       layer.dims === 2
         ? tf.conv2d(padded as tf.Tensor4D, w as tf.Tensor4D, layer.stride as [number, number], 'valid')
         : tf.conv3d(padded as tf.Tensor5D, w as tf.Tensor5D, layer.stride as [number, number, number], 'valid');
+    const y = this.tap
+      ? this.tap({ kind: 'conv', dims: layer.dims, strides: [...layer.stride], filterShape: w.shape, ...this.roles(layer) }, padded, z)
+      : z;
     if (!layer.bias) return y;
     const bias = this.variable(layer, 'bias');
     return thenRelu ? biasRelu(y, bias) : tf.add(y, bias);
+  }
+
+  /** nn.GroupNorm: per sample, mean and biased variance over each group's channels and all positions. */
+  private groupNorm(layer: ResolvedGroupNorm, x: tf.Tensor): tf.Tensor {
+    const gamma = this.variable(layer, 'weight');
+    const beta = this.variable(layer, 'bias');
+    const n = x.shape[0];
+    const perGroup = layer.features / layer.groups;
+    // Channels last: [N, positions, groups, channels per group].
+    const grouped = tf.reshape(x, [n, -1, layer.groups, perGroup]);
+    const { mean, variance } = tf.moments(grouped, [1, 3], true);
+    const normalised = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, layer.eps))), x.shape);
+    const scaled = tf.mul(normalised, gamma);
+    const z = this.tap ? this.tap({ kind: 'affine', weight: `${layer.key}.weight`, bias: `${layer.key}.bias` }, normalised, scaled) : scaled;
+    return tf.add(z, beta);
   }
 
   private batchNorm(layer: ResolvedBatchNorm, x: tf.Tensor, training: boolean): tf.Tensor {

@@ -29,6 +29,9 @@ export function parsePythonJson(text: string): PyJsonValue {
   return new Reader(text).readDocument();
 }
 
+/** Python's default `sys.get_int_max_str_digits()`. */
+const MAX_INT_DIGITS = 4300;
+
 class Reader {
   private pos = 0;
   private depth = 0;
@@ -99,6 +102,11 @@ class Reader {
     const token = match[0];
     this.pos += token.length;
     if (match[1] === undefined && match[2] === undefined) {
+      // Python (3.11+) refuses to convert integer strings over 4300 digits, so no Python peer can send one; the
+      // conversion is quadratic and a 4-million-digit integer would cost seconds.
+      if (token.replace('-', '').length > MAX_INT_DIGITS) {
+        return this.fail(`Exceeds the limit (${MAX_INT_DIGITS} digits) for integer string conversion`, this.pos - token.length);
+      }
       const asNumber = Number(token);
       // Python ints are unbounded: beyond 2^53 keep every digit.
       return Number.isSafeInteger(asNumber) ? (asNumber === 0 ? 0 : asNumber) : BigInt(token);

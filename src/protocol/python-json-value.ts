@@ -24,11 +24,16 @@ export function isIntegerLikeKey(key: string): boolean {
   return Number(key) < 4294967295;
 }
 
+/** A long integer as its first digits and its length: enough to recognise it, never megabytes in a message. */
+export function shortDigits(digits: string): string {
+  return digits.length > 30 ? `${digits.slice(0, 20)}… (${digits.replace('-', '').length} digits)` : digits;
+}
+
 export function describePyValue(value: unknown): string {
   if (value === null) return 'null';
   if (value === undefined) return 'nothing';
   if (typeof value === 'boolean') return `boolean ${value}`;
-  if (typeof value === 'bigint') return `integer ${value}`;
+  if (typeof value === 'bigint') return `integer ${shortDigits(value.toString())}`;
   if (value instanceof PyFloat) return `float ${value.value}`;
   if (typeof value === 'number') return Number.isInteger(value) ? `integer ${value}` : `float ${value}`;
   if (typeof value === 'string') return `string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;

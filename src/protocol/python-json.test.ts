@@ -133,6 +133,21 @@ describe('pythonJsonDumps', () => {
 });
 
 describe('parsePythonJson', () => {
+  it('refuses integers over 4300 digits, as Python 3.11+ does, quickly and without echoing them', () => {
+    const huge = `{"round": ${'9'.repeat(4_000_000)}}`;
+    const started = Date.now();
+    expect(() => parsePythonJson(huge)).toThrow(/Exceeds the limit \(4300 digits\) for integer string conversion/);
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(parsePythonJson(`[${'9'.repeat(4300)}]`)).toEqual([BigInt('9'.repeat(4300))]);
+    let message = '';
+    try {
+      parsePythonJson(huge);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message.length).toBeLessThan(1000);
+  });
+
   it('accepts NaN, Infinity and -Infinity as Python writes them', () => {
     const value = parsePythonJson('{"metric": {"Loss": NaN}, "v": [Infinity, -Infinity]}') as {
       metric: { Loss: number };

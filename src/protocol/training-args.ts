@@ -6,6 +6,7 @@
  * PyFloat and any other number with a fraction is a plain JS number: that is how int and float stay apart.
  */
 import { PyFloat, numberOf } from './pyfloat';
+import { shortDigits } from './python-json-value';
 
 export const TEST_METRICS = [
   'ACCURACY', 'F1_SCORE', 'PRECISION', 'RECALL', 'MEAN_SQUARE_ERROR', 'MEAN_ABSOLUTE_ERROR', 'EXPLAINED_VARIANCE',
@@ -123,7 +124,7 @@ export function parseTrainingArgs(input: unknown, options: ParseTrainingArgsOpti
     const v = args[key];
     if (v === null) continue;
     const n = typeof v === 'number' || v instanceof PyFloat ? numberOf(v as number | PyFloat) : NaN;
-    if (!Number.isInteger(n) || n < 0) fail(key, `should be a non-negative integer or None, but got ${String(v)}`);
+    if (!Number.isInteger(n) || n < 0) fail(key, `should be a non-negative integer or None, but got ${shortDigits(String(v))}`);
     args[key] = n;
   }
   const ratio = args['test_ratio'];
@@ -133,7 +134,7 @@ export function parseTrainingArgs(input: unknown, options: ParseTrainingArgsOpti
   const metric = args['test_metric'];
   if (metric !== null) {
     if (typeof metric !== 'string' || !(TEST_METRICS as readonly string[]).includes(metric.toUpperCase())) {
-      fail('test_metric', `Metric ${String(metric)} is not a supported Metric`);
+      fail('test_metric', `Metric ${String(metric).length > 60 ? `${String(metric).slice(0, 60)}…` : String(metric)} is not a supported Metric`);
     }
     args['test_metric'] = (metric as string).toUpperCase();
   }

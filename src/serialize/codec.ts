@@ -30,7 +30,7 @@ const INT64_MIN = -(BigInt(1) << BigInt(63));
  * @throws SerializationError for anything that is not a well-formed Fed-BioMed msgpack file.
  */
 export function decodeParams(bytes: Uint8Array): unknown {
-  return readMsgpack(bytes, untag);
+  return readMsgpack(bytes, (map) => untagPythonValue(map, 'unsigned'));
 }
 
 /** Encode to one contiguous buffer, byte-identical to what Fed-BioMed's Python serializer writes. */
@@ -44,10 +44,17 @@ export function encodeParams(value: unknown): Uint8Array {
  * mutating the tensors.
  */
 export function encodeParamsChunks(value: unknown): Uint8Array[] {
-  return writeMsgpackChunks(value, tag);
+  return writeMsgpackChunks(value, (v) => tagPythonValue(v, 'unsigned'));
 }
 
-function tag(value: unknown): unknown {
+/**
+ * How integers beyond 64 bits travel in an `"int"` tag: v4.5 writes the unsigned magnitude in
+ * ceil(bit_length / 8) bytes; v6 (protocol "7") the signed two's complement in ceil(bit_length / 8) + 1 bytes.
+ */
+export type BigIntTag = 'unsigned' | 'signed';
+
+/** The `{"__type__", "value"}` form of a Python value msgpack has no form for, or NOT_HANDLED. */
+export function tagPythonValue(value: unknown, bigInts: BigIntTag): unknown {
   if (value instanceof TorchTensor || value instanceof NdArray) {
     const name = value instanceof TorchTensor ? TorchTensor.TAG : NdArray.TAG;
     return { __type__: name, value: [value.bytes(), value.dtype, value.shape] };
@@ -55,6 +62,9 @@ function tag(value: unknown): unknown {
   if (value instanceof NpGeneric) return { __type__: NpGeneric.TAG, value: [value.bytes(), value.dtype] };
   if (value instanceof PyTuple) return { __type__: PyTuple.TAG, value: value.items };
   if (typeof value === 'bigint') {
+    if (bigInts === 'signed') {
+      return value > UINT64_MAX || value < INT64_MIN ? { __type__: 'int', value: bigintToSignedBytes(value) } : NOT_HANDLED;
+    }
     if (value > UINT64_MAX) return { __type__: 'int', value: bigintToBytes(value) };
     if (value < INT64_MIN) {
       throw new SerializationError(
@@ -65,7 +75,8 @@ function tag(value: unknown): unknown {
   return NOT_HANDLED;
 }
 
-function untag(map: DecodedMap): unknown {
+/** The Python value a tagged map stands for; unknown tags stay as the map, as in Python. */
+export function untagPythonValue(map: DecodedMap, bigInts: BigIntTag): unknown {
   const type = getKey(map, '__type__');
   switch (type) {
     case TorchTensor.TAG:
@@ -87,7 +98,7 @@ function untag(map: DecodedMap): unknown {
     case 'int': {
       const bytes = getKey(map, 'value');
       if (!(bytes instanceof Uint8Array)) throw new SerializationError(`"int" value must be bytes, got ${kind(bytes)}`);
-      return bytesToBigint(bytes);
+      return bigInts === 'signed' ? signedBytesToBigint(bytes) : bytesToBigint(bytes);
     }
     default:
       return map; // unknown tags stay as they are, as in Python
@@ -151,4 +162,23 @@ export function bigintToBytes(value: bigint): Uint8Array {
 /** Python's `int.from_bytes(bytes, "big")` (unsigned). */
 export function bytesToBigint(bytes: Uint8Array): bigint {
   return bytes.byteLength === 0 ? BigInt(0) : BigInt('0x' + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex'));
+}
+
+/** Python's `int.to_bytes(ceil(bit_length / 8) + 1, "big", signed=True)`, as Fed-BioMed v6 writes big ints. */
+export function bigintToSignedBytes(value: bigint): Uint8Array {
+  const magnitude = value < BigInt(0) ? -value : value;
+  const length = Math.ceil(magnitude.toString(2).length / 8) + (magnitude === BigInt(0) ? 0 : 1);
+  const out = new Uint8Array(Math.max(length, 1));
+  let v = BigInt.asUintN(out.length * 8, value);
+  for (let i = out.length - 1; i >= 0; i--) {
+    out[i] = Number(v & BigInt(0xff));
+    v >>= BigInt(8);
+  }
+  return out;
+}
+
+/** Python's `int.from_bytes(bytes, "big", signed=True)`. */
+export function signedBytesToBigint(bytes: Uint8Array): bigint {
+  if (bytes.byteLength === 0) return BigInt(0);
+  return BigInt.asIntN(bytes.byteLength * 8, bytesToBigint(bytes));
 }

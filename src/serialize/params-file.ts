@@ -68,7 +68,15 @@ export function modelWeightsOf(decoded: unknown): ModelWeights {
   return weights as ModelWeights;
 }
 
-/** Read and decode a weight file; errors name the file. */
+/**
+ * Read and decode a weight file; errors name the file.
+ *
+ * @example
+ * ```ts
+ * import { readParamsFile, modelWeightsOf } from 'fedbiomed-ts';
+ * const weights = modelWeightsOf(readParamsFile('aggregated_params.mpk')); // PyTorch-named tensors
+ * ```
+ */
 export function readParamsFile(path: string): unknown {
   const bytes = fs.readFileSync(path);
   try {
@@ -79,7 +87,15 @@ export function readParamsFile(path: string): unknown {
   }
 }
 
-/** Encode and write a weight file without joining the tensor payloads into one buffer first. */
+/**
+ * Encode and write a weight file without joining the tensor payloads into one buffer first.
+ *
+ * @example
+ * ```ts
+ * import { writeParamsFile, aggregatedParamsFile } from 'fedbiomed-ts';
+ * writeParamsFile('global.mpk', aggregatedParamsFile('my-researcher-id', stateDict));
+ * ```
+ */
 export function writeParamsFile(path: string, value: unknown): void {
   const chunks = encodeParamsChunks(value);
   const fd = fs.openSync(path, 'w');

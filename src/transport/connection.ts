@@ -19,12 +19,21 @@ export interface ConnectionOptions {
   caFile?: string;
   /** The same, as PEM text or bytes. */
   ca?: string | Buffer;
+  /** PEM client certificate and its key, for brokers that require one (mqtts). */
+  certFile?: string;
+  keyFile?: string;
   /** Set false only to accept a self-signed broker certificate without a CA (tests, never production). */
   rejectUnauthorized?: boolean;
   /** Topics (re)subscribed at every connection, QoS 0. */
   subscriptions: string[];
   /** How long `open()` keeps trying before it gives up (ms). Default 10 s. */
   connectTimeoutMs?: number;
+  /**
+   * How long a publish may wait to be handed to the broker (ms), offline time included. Default 30 s. Without it,
+   * a publish caught by a broker restart while the socket was congested never settles (mqtt.js waits for a
+   * 'drain' that a dead socket never emits) and whatever awaits it hangs for ever.
+   */
+  publishTimeoutMs?: number;
   reconnectBackoff?: BackoffOptions;
   logger?: Logger;
 }
@@ -43,6 +52,7 @@ export interface ConnectionEvents {
 }
 
 const KEEPALIVE_SECONDS = 60;
+const DEFAULT_PUBLISH_TIMEOUT_MS = 30_000;
 const MQTT_3_1_1 = 4;
 
 /** Parses and checks a broker URL, with an error that says what is accepted. */
@@ -103,12 +113,20 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
     return this.label;
   }
 
-  /** Publishes `payload` QoS 0, no retain. While offline the message waits for the next connection. */
+  /**
+   * Publishes `payload` QoS 0, no retain. While offline the message waits for the next connection, within the
+   * publish deadline: past it the promise rejects (the message may still go out later, or never).
+   */
   publish(topic: string, payload: string | Buffer): Promise<void> {
     const client = this.client;
     if (!client || this.closing) return Promise.reject(new Error(`MQTT connection to ${this.label} is closed`));
+    const timeoutMs = this.options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`cannot publish on ${topic} via ${this.label}: not handed ` +
+        `to the broker within ${timeoutMs} ms (${client.connected ? 'connection congested' : 'broker unreachable'})`)),
+      timeoutMs);
       client.publish(topic, payload, { qos: 0, retain: false }, (err) => {
+        clearTimeout(timer);
         if (err) reject(new Error(`cannot publish on ${topic} via ${this.label}: ${describeError(err)}`));
         else resolve();
       });
@@ -154,6 +172,8 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
     if (this.options.password !== undefined) options.password = this.options.password;
     if (secure) {
       if (ca !== undefined) options.ca = ca;
+      if (this.options.certFile) options.cert = readCaFile(this.options.certFile, 'client certificate');
+      if (this.options.keyFile) options.key = readCaFile(this.options.keyFile, 'client key');
       options.rejectUnauthorized = this.options.rejectUnauthorized ?? true;
     }
     return options;
@@ -209,7 +229,7 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
       client.on('message', (topic, payload) => this.emit('message', topic, payload));
 
       client.on('error', (err) => {
-        lastError = describeError(err);
+        lastError = explainConnectionError(err, this.options.brokerUrl);
         const refusedByBroker = typeof (err as { code?: unknown }).code === 'number';
         if (!this.everConnected && refusedByBroker) {
           // CONNACK refusal (bad credentials, not authorised): retrying cannot help.
@@ -249,10 +269,35 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
   }
 }
 
-function readCaFile(caFile: string): Buffer {
+function readCaFile(caFile: string, what = 'CA'): Buffer {
   try {
     return fs.readFileSync(caFile);
   } catch (err) {
-    throw new Error(`cannot read CA file ${caFile}: ${describeError(err)}`);
+    throw new Error(`cannot read ${what} file ${caFile}: ${describeError(err)}`);
   }
+}
+
+/**
+ * A connection error in plain words when it is a TLS mismatch (the usual first-day problems: the wrong scheme for
+ * the port, a CA not given, a certificate for another name); other errors as they are.
+ */
+export function explainConnectionError(err: unknown, brokerUrl: string): string {
+  const text = describeError(err);
+  const code = String((err as { code?: unknown })?.code ?? '');
+  const secure = brokerUrl.startsWith('mqtts:');
+  if (secure && /wrong version number|WRONG_VERSION_NUMBER|packet length too long|unknown protocol|disconnected before secure TLS/i.test(text + code)) {
+    return `${text} — the broker does not speak TLS on this port: use mqtt:// for a plain port, or the broker's TLS port`;
+  }
+  if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|self[- ]signed|unable to verify/i.test(code + text)) {
+    return `${text} — the broker's certificate is not signed by a CA this side trusts: give the network's CA ` +
+      '(node: broker_ca in config.yaml; researcher: --ca FILE)';
+  }
+  if (/ALTNAME|Hostname\/IP does not match/i.test(code + text)) {
+    return `${text} — the broker's certificate is for another name: use the host name written in its certificate`;
+  }
+  if (/CERT_HAS_EXPIRED|certificate has expired/i.test(code + text)) return `${text} — the broker's certificate has expired`;
+  if (!secure && /ECONNRESET|socket hang up|closed before/i.test(text + code)) {
+    return `${text} — the broker closed the connection at once: if this is a TLS port, use mqtts://`;
+  }
+  return text;
 }

@@ -6,6 +6,7 @@
 import * as os from 'os';
 import { formatHostForUrl, startBroker, type EmbeddedBroker } from './broker';
 import type { Logger } from './logger';
+import type { BrokerAuth } from './broker-auth';
 import { startRepositoryServer, type RepositoryServer } from './repository-server';
 
 export interface EmbeddedNetworkOptions {
@@ -25,6 +26,8 @@ export interface EmbeddedNetworkOptions {
    */
   advertisedHost?: string;
   logger?: Logger;
+  /** Per-client credentials and identities for the broker (see broker-auth.ts). */
+  auth?: BrokerAuth;
 }
 
 export interface EmbeddedNetwork {
@@ -50,13 +53,26 @@ export function advertisedHostFor(bindHost: string): string {
   return '127.0.0.1';
 }
 
+/**
+ * Starts an MQTT broker and a file repository in this process (127.0.0.1 unless told otherwise): the network a
+ * researcher and nodes meet on, for a test bench or a single-machine study.
+ *
+ * @example
+ * ```ts
+ * import { startEmbeddedNetwork } from 'fedbiomed-ts';
+ * const net = await startEmbeddedNetwork({ mqttPort: 0, httpPort: 0 }); // 0: any free port
+ * console.log(net.mqttUrl, net.uploadsUrl);
+ * await net.close();
+ * ```
+ */
 export async function startEmbeddedNetwork(options: EmbeddedNetworkOptions = {}): Promise<EmbeddedNetwork> {
   const host = options.host ?? '127.0.0.1';
   const advertised = formatHostForUrl(options.advertisedHost ?? advertisedHostFor(host));
   let broker: EmbeddedBroker | undefined;
   let repository: RepositoryServer | undefined;
   try {
-    broker = await startBroker({ host, port: options.mqttPort ?? 0 });
+    broker = await startBroker({ host, port: options.mqttPort ?? 0, auth: options.auth,
+      onRefused: (m) => options.logger?.warn(`broker: ${m}`) });
     repository = await startRepositoryServer({
       host,
       port: options.httpPort ?? 0,

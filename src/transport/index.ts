@@ -1,4 +1,7 @@
-/** Public API of the transport layer: MQTT messaging, file repository client, embedded network. */
+/**
+ * Public API of the transport layer: MQTT messaging, file repository client, embedded network.
+ * @module fedbiomed-ts/network
+ */
 export { Messaging, parseInbound, payloadExcerpt } from './mqtt';
 export type {
   MessagingOptions,

@@ -240,3 +240,29 @@ describe('embedded repository server lifecycle', () => {
     fs.rmSync(kept, { recursive: true, force: true });
   });
 });
+
+describe('keep-alive connections', () => {
+  it('stay open longer than a client keeps them idle (no ECONNRESET when a client reuses one after 5 s)', async () => {
+    const http = await import('http');
+    const { startRepositoryServer } = await import('./repository-server');
+    const server = await startRepositoryServer({ port: 0 });
+    const agent = new http.Agent({ keepAlive: true, timeout: 30_000 });
+    const { RepositoryClient } = await import('./repository');
+    const url = await new RepositoryClient({ uploadsUrl: server.uploadsUrl, retries: 0 }).upload(Buffer.from('w'), 'w.mpk');
+    const get = () => new Promise<{ reused: boolean; status: number }>((resolve, reject) => {
+      const req = http.get(url, { agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ reused: req.reusedSocket, status: res.statusCode ?? 0 }));
+      });
+      req.on('error', reject);
+    });
+    try {
+      expect((await get()).reused).toBe(false);
+      await new Promise((r) => setTimeout(r, 5500));
+      expect(await get()).toEqual({ reused: true, status: 200 });
+    } finally {
+      agent.destroy();
+      await server.close();
+    }
+  }, 20_000);
+});

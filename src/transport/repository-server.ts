@@ -83,6 +83,9 @@ function quotePath(storedPath: string): string {
   return storedPath.split('/').map((s) => encodeURIComponent(s)).join('/');
 }
 
+/** How long an idle keep-alive connection is kept (longer than Node's and browsers' client idle timeouts). */
+const KEEP_ALIVE_MS = 65_000;
+
 export async function startRepositoryServer(options: RepositoryServerOptions = {}): Promise<RepositoryServer> {
   const host = options.host ?? '127.0.0.1';
   const logger = options.logger ?? silentLogger;
@@ -101,6 +104,11 @@ export async function startRepositoryServer(options: RepositoryServerOptions = {
   });
   // Node's default (5 min for a whole request) would cut big uploads on slow hospital links.
   server.requestTimeout = 60 * 60_000;
+  // Node's default keep-alive timeout (5 s) equals its clients' idle-socket timeout: a client reusing an idle
+  // connection the moment the server drops it gets ECONNRESET (uploads after a round training longer than ~5 s
+  // failed once each). The server keeps idle connections longer than any client does, so the client closes first.
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  server.headersTimeout = KEEP_ALIVE_MS + 5_000;
   // Answer a client that waits for "100 Continue" before sending a big body: refuse at once when it would be
   // refused anyway, so nothing is sent for nothing.
   server.on('checkContinue', (req, res) => {

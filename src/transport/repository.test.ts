@@ -145,6 +145,45 @@ describe('repository client downloads', () => {
   });
 });
 
+describe('repository client restricted to its repository (downloadFrom: uploads)', () => {
+  test('follows no redirect: a redirect to another server fails without reaching it', async () => {
+    const elsewhere = await scriptedServer((_n, _req, res) => res.end('secret of another service'));
+    const repository = await scriptedServer((_n, _req, res) => {
+      res.writeHead(302, { location: `${elsewhere.url}/admin` });
+      res.end();
+    });
+    const client = new RepositoryClient({ uploadsUrl: `${repository.url}/upload/`, downloadFrom: 'uploads', retries: 0 });
+    await expect(client.download(`${repository.url}/media/plan.py`)).rejects.toMatchObject({ kind: 'http-status', status: 302 });
+    expect(elsewhere.requests()).toBe(0);
+  });
+
+  test('refuses another origin before connecting (port, loopback alias), naming only its own repository', async () => {
+    const elsewhere = await scriptedServer((_n, _req, res) => res.end('x'));
+    const repository = await scriptedServer((_n, _req, res) => res.end('plan'));
+    const client = new RepositoryClient({ uploadsUrl: `${repository.url}/upload/`, downloadFrom: 'uploads', retries: 0 });
+    const port = new URL(elsewhere.url).port;
+    for (const url of [`${elsewhere.url}/x`, `http://[::1]:${port}/x`, `http://0x7f000001:${port}/x`, `http://localhost:${port}/x`]) {
+      const err = await client.download(url).catch((e: unknown) => e as RepositoryError);
+      expect(err).toBeInstanceOf(RepositoryError);
+      expect((err as RepositoryError).message).toBe(`download refused: the URL is not on this side's file repository (${repository.url})`);
+    }
+    expect(elsewhere.requests()).toBe(0);
+    // The same server under its hexadecimal name is the same origin once normalised: allowed.
+    const hex = repository.url.replace('127.0.0.1', '0x7f000001');
+    expect((await client.download(`${hex}/media/plan.py`)).toString()).toBe('plan');
+  });
+
+  test('one overall deadline for a download, retries included', async () => {
+    const silent = await scriptedServer(() => undefined);
+    const client = new RepositoryClient({ uploadsUrl: `${silent.url}/upload/`, retries: 5, retryBackoff: FAST });
+    const started = Date.now();
+    const err = await client.download(`${silent.url}/media/x`, { timeoutMs: 10_000, deadlineMs: 600 })
+      .catch((e: unknown) => e as RepositoryError);
+    expect((err as RepositoryError).kind).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+});
+
 describe('repository client downloads to a file', () => {
   test('streams into the destination, which appears only when complete; a capped download leaves no file', async () => {
     const payload = crypto.randomBytes(200_000);

@@ -8,11 +8,13 @@ import axios, { AxiosError, type AxiosResponse } from 'axios';
 import FormData from 'form-data';
 import { once } from 'events';
 import * as fs from 'fs';
+import * as https from 'https';
+import * as tlsRoots from 'tls';
 import * as path from 'path';
 import type { Readable } from 'stream';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff';
 import { describeError, silentLogger, type Logger } from './logger';
-import { isValidRepositoryUrl } from './url';
+import { isValidRepositoryUrl, urlForMessage } from './url';
 
 /** What went wrong, coarsely: callers map it to Fed-BioMed error numbers or replies. */
 export type RepositoryErrorKind =
@@ -52,6 +54,32 @@ export class RepositoryError extends Error {
   }
 }
 
+export interface TlsFiles {
+  /** PEM file of the certificate authority to trust (besides the system's). */
+  caFile?: string;
+  /** PEM client certificate and key. */
+  certFile?: string;
+  keyFile?: string;
+}
+
+/** An https agent trusting `tls.caFile` and presenting the client certificate, or undefined when none is given. */
+export function httpsAgentFor(tls: TlsFiles | undefined): https.Agent | undefined {
+  if (!tls || (!tls.caFile && !tls.certFile && !tls.keyFile)) return undefined;
+  const read = (file: string, what: string) => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new RepositoryError(`cannot read the ${what} file ${file}: ${describeError(err)}`, 'local-file', file);
+    }
+  };
+  return new https.Agent({
+    // Node's `ca` replaces the system's trust store: keep the system's authorities next to the network's.
+    ...(tls.caFile ? { ca: [...tlsRoots.rootCertificates, read(tls.caFile, 'CA')] } : {}),
+    ...(tls.certFile ? { cert: read(tls.certFile, 'client certificate') } : {}),
+    ...(tls.keyFile ? { key: read(tls.keyFile, 'client key') } : {}),
+  });
+}
+
 export interface TransferOptions {
   /** Deadline of one attempt, whole body included, in ms. */
   timeoutMs?: number;
@@ -62,6 +90,11 @@ export interface TransferOptions {
 export interface DownloadOptions extends TransferOptions {
   /** Largest body accepted, in bytes. */
   maxBytes?: number;
+  /**
+   * Time for the whole download, every retry and backoff included (ms); each attempt gets what is left, at most
+   * its own timeout. Without it, retries multiply the attempt timeout.
+   */
+  deadlineMs?: number;
 }
 
 export interface RepositoryClientOptions {
@@ -75,6 +108,14 @@ export interface RepositoryClientOptions {
   maxDownloadBytes?: number;
   /** Retries after a failed attempt. Default 3. */
   retries?: number;
+  /**
+   * 'uploads': download only from the origin (scheme, host, port) of `uploadsUrl`, and follow no redirect: a URL
+   * received from the network cannot make us fetch anything else (other ports, loopback aliases, internal
+   * services). The error then names neither the foreign host nor anything it answered. Default 'any'.
+   */
+  downloadFrom?: 'uploads' | 'any';
+  /** For https: the CA that signed the repository's certificate, and a client certificate when it requires one. */
+  tls?: TlsFiles;
   retryBackoff?: BackoffOptions;
   logger?: Logger;
 }
@@ -95,10 +136,10 @@ export function parseHttpUrl(url: string, what: string): URL {
   try {
     parsed = new URL(url);
   } catch {
-    throw new RepositoryError(`${what} ${JSON.stringify(url)} is not a URL`, 'bad-url', String(url));
+    throw new RepositoryError(`${what} ${JSON.stringify(urlForMessage(url))} is not a URL`, 'bad-url', String(url));
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new RepositoryError(`${what} ${url} is not an http(s) URL`, 'bad-url', url);
+    throw new RepositoryError(`${what} ${urlForMessage(url)} is not an http(s) URL`, 'bad-url', url);
   }
   return parsed;
 }
@@ -107,11 +148,15 @@ export class RepositoryClient {
   readonly uploadsUrl: string;
   private readonly logger: Logger;
   private readonly settings: typeof DEFAULTS;
+  private readonly onlyOrigin: string | undefined;
+  private readonly httpsAgent: https.Agent | undefined;
 
   constructor(options: RepositoryClientOptions) {
     parseHttpUrl(options.uploadsUrl, 'uploads URL');
     this.uploadsUrl = options.uploadsUrl;
     this.logger = options.logger ?? silentLogger;
+    this.onlyOrigin = options.downloadFrom === 'uploads' ? new URL(options.uploadsUrl).origin : undefined;
+    this.httpsAgent = httpsAgentFor(options.tls);
     this.settings = {
       uploadTimeoutMs: options.uploadTimeoutMs ?? DEFAULTS.uploadTimeoutMs,
       downloadTimeoutMs: options.downloadTimeoutMs ?? DEFAULTS.downloadTimeoutMs,
@@ -141,7 +186,7 @@ export class RepositoryClient {
     );
     if (!isValidRepositoryUrl(url)) {
       this.logger.warn(
-        `the repository returned ${url}: Fed-BioMed v4.5 Python peers reject this URL (validators.url); ` +
+        `the repository returned ${urlForMessage(url)}: Fed-BioMed v4.5 Python peers reject this URL (validators.url); ` +
           'give the repository a host name they accept (localhost, an IP address or a dotted DNS name)',
       );
     }
@@ -150,14 +195,31 @@ export class RepositoryClient {
 
   /** Downloads `url` into memory, within the size cap and deadline. Requires status 200, like Fed-BioMed. */
   async download(url: string, options: DownloadOptions = {}): Promise<Buffer> {
-    parseHttpUrl(url, 'download URL');
+    this.checkDownloadUrl(url);
     const maxBytes = options.maxBytes ?? this.settings.maxDownloadBytes;
-    const timeoutMs = options.timeoutMs ?? this.settings.downloadTimeoutMs;
+    const attemptTimeout = this.attemptTimeout(options);
     return this.withRetries('download', url, options.retries, async () => {
       const chunks: Buffer[] = [];
-      const total = await this.downloadOnce(url, maxBytes, timeoutMs, (chunk) => void chunks.push(chunk));
+      const total = await this.downloadOnce(url, maxBytes, attemptTimeout(), (chunk) => void chunks.push(chunk));
       return Buffer.concat(chunks, total);
-    });
+    }, options.deadlineMs);
+  }
+
+  /** The http(s) check, and the origin check when downloads are restricted to the repository. */
+  private checkDownloadUrl(url: string): void {
+    const parsed = parseHttpUrl(url, 'download URL');
+    if (this.onlyOrigin !== undefined && parsed.origin !== this.onlyOrigin) {
+      throw new RepositoryError(`download refused: the URL is not on this side's file repository (${this.onlyOrigin})`,
+        'bad-url', this.onlyOrigin);
+    }
+  }
+
+  /** Each attempt's timeout: its own, cut to what is left of the overall deadline. */
+  private attemptTimeout(options: DownloadOptions): () => number {
+    const own = options.timeoutMs ?? this.settings.downloadTimeoutMs;
+    if (options.deadlineMs === undefined) return () => own;
+    const end = Date.now() + options.deadlineMs;
+    return () => Math.max(1, Math.min(own, end - Date.now()));
   }
 
   /**
@@ -165,9 +227,9 @@ export class RepositoryClient {
    * deadline. The file appears only when complete: bytes go to a temporary name first.
    */
   async downloadToFile(url: string, destination: string, options: DownloadOptions = {}): Promise<{ path: string; bytes: number }> {
-    parseHttpUrl(url, 'download URL');
+    this.checkDownloadUrl(url);
     const maxBytes = options.maxBytes ?? this.settings.maxDownloadBytes;
-    const timeoutMs = options.timeoutMs ?? this.settings.downloadTimeoutMs;
+    const attemptTimeout = this.attemptTimeout(options);
     const bytes = await this.withRetries('download', url, options.retries, async () => {
       const partial = `${destination}.part-${process.pid}-${Date.now()}`;
       let out: fs.WriteStream;
@@ -178,7 +240,7 @@ export class RepositoryClient {
         throw new RepositoryError(`cannot write ${destination}: ${describeError(err)}`, 'local-file', url);
       }
       try {
-        const total = await this.downloadOnce(url, maxBytes, timeoutMs, async (chunk) => {
+        const total = await this.downloadOnce(url, maxBytes, attemptTimeout(), async (chunk) => {
           if (!out.write(chunk)) await once(out, 'drain');
         });
         await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
@@ -190,22 +252,26 @@ export class RepositoryClient {
         if (err instanceof RepositoryError) throw err;
         throw new RepositoryError(`cannot write ${destination}: ${describeError(err)}`, 'local-file', url);
       }
-    });
+    }, options.deadlineMs);
     return { path: destination, bytes };
   }
 
-  private async withRetries<T>(what: string, url: string, retries: number | undefined, attempt: () => Promise<T>): Promise<T> {
+  private async withRetries<T>(what: string, url: string, retries: number | undefined, attempt: () => Promise<T>,
+    deadlineMs?: number): Promise<T> {
     const allowed = retries ?? this.settings.retries;
+    const end = deadlineMs === undefined ? Infinity : Date.now() + deadlineMs;
     for (let n = 0; ; n++) {
       try {
         return await attempt();
       } catch (err) {
         const error = err instanceof RepositoryError ? err : new RepositoryError(describeError(err), 'unreachable', url);
-        if (!error.retryable || n >= allowed) {
+        const delay = backoffDelay(n, this.settings.retryBackoff);
+        const outOfTime = Date.now() + delay >= end;
+        if (!error.retryable || n >= allowed || outOfTime) {
           if (n > 0) error.message += ` (after ${n + 1} attempts)`;
+          if (outOfTime && error.retryable && n < allowed) error.message += ` (no time left within ${deadlineMs} ms)`;
           throw error;
         }
-        const delay = backoffDelay(n, this.settings.retryBackoff);
         this.logger.warn(`${what} failed (${error.message}); retry ${n + 1} of ${allowed} in ${delay} ms`);
         await sleep(delay);
       }
@@ -222,6 +288,7 @@ export class RepositoryClient {
         headers: { ...form.getHeaders(), 'Content-Length': String(form.getLengthSync()) },
         timeout: timeoutMs,
         signal: AbortSignal.timeout(timeoutMs),
+        httpsAgent: this.httpsAgent,
         maxBodyLength: Infinity,
         maxContentLength: MAX_UPLOAD_ANSWER_BYTES,
         responseType: 'text',
@@ -235,7 +302,7 @@ export class RepositoryClient {
     }
     if (response.status < 200 || response.status >= 300) {
       throw new RepositoryError(
-        `upload of ${name} to ${this.uploadsUrl} failed: HTTP ${response.status}${answerExcerpt(response.data)}`,
+        `upload of ${name} to ${urlForMessage(this.uploadsUrl)} failed: HTTP ${response.status}${answerExcerpt(response.data)}`,
         'http-status',
         this.uploadsUrl,
         response.status,
@@ -246,7 +313,7 @@ export class RepositoryClient {
       answer = JSON.parse(response.data);
     } catch {
       throw new RepositoryError(
-        `upload to ${this.uploadsUrl} answered HTTP ${response.status} with something that is not JSON${answerExcerpt(response.data)}`,
+        `upload to ${urlForMessage(this.uploadsUrl)} answered HTTP ${response.status} with something that is not JSON${answerExcerpt(response.data)}`,
         'bad-response',
         this.uploadsUrl,
         response.status,
@@ -255,7 +322,7 @@ export class RepositoryClient {
     const fileUrl = (answer as { file?: unknown } | null)?.file;
     if (typeof fileUrl !== 'string') {
       throw new RepositoryError(
-        `upload to ${this.uploadsUrl} answered without a "file" URL${answerExcerpt(response.data)}`,
+        `upload to ${urlForMessage(this.uploadsUrl)} answered without a "file" URL${answerExcerpt(response.data)}`,
         'bad-response',
         this.uploadsUrl,
         response.status,
@@ -265,7 +332,7 @@ export class RepositoryClient {
       parseHttpUrl(fileUrl, 'returned file URL');
     } catch {
       throw new RepositoryError(
-        `upload to ${this.uploadsUrl} returned ${JSON.stringify(fileUrl)}, which is not an absolute http(s) URL`,
+        `upload to ${urlForMessage(this.uploadsUrl)} returned ${JSON.stringify(fileUrl)}, which is not an absolute http(s) URL`,
         'bad-response',
         this.uploadsUrl,
         response.status,
@@ -293,8 +360,10 @@ export class RepositoryClient {
         response = await axios.get<Readable>(url, {
           responseType: 'stream',
           signal: controller.signal,
+          httpsAgent: this.httpsAgent,
           validateStatus: () => true,
-          maxRedirects: 5,
+          // Restricted to the repository: a redirect could point anywhere, so none is followed.
+          maxRedirects: this.onlyOrigin === undefined ? 5 : 0,
         });
       } catch (err) {
         throw networkError(err, 'download of', url, timeoutMs, timedOut);
@@ -302,13 +371,13 @@ export class RepositoryClient {
       const body = response.data;
       if (response.status !== 200) {
         body.destroy();
-        throw new RepositoryError(`download of ${url} failed: HTTP ${response.status}`, 'http-status', url, response.status);
+        throw new RepositoryError(`download of ${urlForMessage(url)} failed: HTTP ${response.status}`, 'http-status', url, response.status);
       }
       const declared = Number(response.headers['content-length']);
       if (Number.isFinite(declared) && declared > maxBytes) {
         body.destroy();
         throw new RepositoryError(
-          `download of ${url} refused: the server announces ${declared} bytes, over the limit of ${maxBytes}`,
+          `download of ${urlForMessage(url)} refused: the server announces ${declared} bytes, over the limit of ${maxBytes}`,
           'too-large',
           url,
         );
@@ -334,23 +403,23 @@ async function pumpCapped(
       total += buffer.length;
       if (total > maxBytes) {
         body.destroy();
-        throw new RepositoryError(`download of ${url} stopped: more than ${maxBytes} bytes`, 'too-large', url);
+        throw new RepositoryError(`download of ${urlForMessage(url)} stopped: more than ${maxBytes} bytes`, 'too-large', url);
       }
       try {
         await sink(buffer);
       } catch (err) {
         body.destroy();
         // A failure to store (e.g. a full disk), not of the network: not worth retrying.
-        throw new RepositoryError(`download of ${url} could not be stored: ${describeError(err)}`, 'local-file', url);
+        throw new RepositoryError(`download of ${urlForMessage(url)} could not be stored: ${describeError(err)}`, 'local-file', url);
       }
     }
   } catch (err) {
     if (err instanceof RepositoryError) throw err;
     const after = timedOutAfter();
     if (after !== undefined) {
-      throw new RepositoryError(`download of ${url} timed out after ${after} ms`, 'timeout', url);
+      throw new RepositoryError(`download of ${urlForMessage(url)} timed out after ${after} ms`, 'timeout', url);
     }
-    throw new RepositoryError(`download of ${url} broke off: ${describeError(err)}`, 'unreachable', url);
+    throw new RepositoryError(`download of ${urlForMessage(url)} broke off: ${describeError(err)}`, 'unreachable', url);
   }
   return total;
 }
@@ -358,9 +427,9 @@ async function pumpCapped(
 function networkError(err: unknown, what: string, url: string, timeoutMs: number, timedOut = false): RepositoryError {
   const code = err instanceof AxiosError ? err.code : undefined;
   if (timedOut || code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED') {
-    return new RepositoryError(`${what} ${url} timed out after ${timeoutMs} ms`, 'timeout', url);
+    return new RepositoryError(`${what} ${urlForMessage(url)} timed out after ${timeoutMs} ms`, 'timeout', url);
   }
-  return new RepositoryError(`${what} ${url} failed: server not reachable (${describeError(err)})`, 'unreachable', url);
+  return new RepositoryError(`${what} ${urlForMessage(url)} failed: server not reachable (${describeError(err)})`, 'unreachable', url);
 }
 
 function answerExcerpt(data: unknown): string {

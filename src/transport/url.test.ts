@@ -4,7 +4,7 @@
  * checked live against it.
  */
 import { execFileSync } from 'child_process';
-import { assertValidRepositoryUrl, isValidRepositoryUrl } from './url';
+import { assertValidRepositoryUrl, isValidRepositoryUrl, MAX_URL_CHARS, urlForMessage } from './url';
 
 const ACCEPTED = [
   'http://foobar.dk',
@@ -115,5 +115,29 @@ describe('isValidRepositoryUrl (validators.url of Fed-BioMed v4.5)', () => {
       /training_plan_url "http:\/\/restful:8000\/media\/a.py" would be rejected by Fed-BioMed v4.5 peers.*localhost, an IP address/,
     );
     expect(() => assertValidRepositoryUrl('http://127.0.0.1:8844/media/a.py')).not.toThrow();
+  });
+
+  test('checks long hostile URLs in bounded time (250 000 characters took 114 s before the caps)', () => {
+    const hostile = [
+      `http://${'a'.repeat(250_000)}.`,
+      `http://${'a-'.repeat(125_000)}!`,
+      `http://example.com/${'a'.repeat(250_000)}`,
+      `http://${'a'.repeat(600)}.com/x`,
+    ];
+    for (const url of hostile) {
+      const started = process.hrtime.bigint();
+      expect(isValidRepositoryUrl(url)).toBe(false);
+      expect(Number(process.hrtime.bigint() - started) / 1e6).toBeLessThan(50);
+    }
+    expect(isValidRepositoryUrl(`http://example.com/${'a'.repeat(MAX_URL_CHARS - 30)}`)).toBe(true);
+  });
+
+  test('urlForMessage removes credentials and cuts long URLs', () => {
+    expect(urlForMessage('mqtts://fbuser:S3cret-pw@broker.example.org:8883')).toBe('mqtts://***@broker.example.org:8883');
+    expect(urlForMessage('http://u:p@h.example.org/media/x?y=1')).toBe('http://***@h.example.org/media/x?y=1');
+    expect(urlForMessage('http://127.0.0.1:8844/media/a.py')).toBe('http://127.0.0.1:8844/media/a.py');
+    const long = urlForMessage(`http://example.com/${'a'.repeat(4_000_000)}`);
+    expect(long.length).toBeLessThan(260);
+    expect(long).toMatch(/… \(4000019 characters\)$/);
   });
 });

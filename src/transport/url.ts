@@ -61,17 +61,43 @@ const URL_PATTERN = new RegExp(
   'iu',
 );
 
-/** True when a Fed-BioMed v4.5 Python peer (validators 0.20 `url`) would accept `url`. */
+/**
+ * Longest URL accepted (characters), and longest authority (`user:pass@host:port`). The pattern's DNS-name part
+ * backtracks quadratically on long hosts (250 000 characters took 114 s); with these caps a check is bounded
+ * (under a few ms), and no repository URL comes near them (a DNS name has at most 253 characters).
+ */
+export const MAX_URL_CHARS = 2048;
+const MAX_AUTHORITY_CHARS = 512;
+
+/** True when a Fed-BioMed v4.5 Python peer (validators 0.20 `url`) would accept `url` (and it is within the caps). */
 export function isValidRepositoryUrl(url: string): boolean {
-  return typeof url === 'string' && URL_PATTERN.test(url);
+  if (typeof url !== 'string' || url.length > MAX_URL_CHARS) return false;
+  const start = url.indexOf('://');
+  if (start < 0) return false;
+  const rest = url.slice(start + 3);
+  const end = rest.search(/[/?#]/);
+  if ((end < 0 ? rest.length : end) > MAX_AUTHORITY_CHARS) return false;
+  return URL_PATTERN.test(url);
 }
 
 /** Throws an error naming the URL and the rule when a Python peer would reject it. */
 export function assertValidRepositoryUrl(url: string, what = 'URL'): void {
   if (!isValidRepositoryUrl(url)) {
     throw new Error(
-      `${what} ${JSON.stringify(url)} would be rejected by Fed-BioMed v4.5 peers (validators.url): use http(s)://` +
+      `${what} ${JSON.stringify(urlForMessage(url))} would be rejected by Fed-BioMed v4.5 peers (validators.url): use http(s)://` +
         'HOST[:PORT]/path with HOST = localhost, an IP address, or a dotted DNS name such as files.example.org',
     );
   }
+}
+
+/** Longest URL shown in a message or log line. */
+const SHOWN_URL_CHARS = 200;
+
+/**
+ * A URL as it may be printed or sent: credentials (`user:password@`) removed and cut to a readable length. Every
+ * message that names a URL received from the network or configured with secrets goes through it.
+ */
+export function urlForMessage(url: string): string {
+  const text = String(url).replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, '$1***@');
+  return text.length > SHOWN_URL_CHARS ? `${text.slice(0, SHOWN_URL_CHARS)}… (${text.length} characters)` : text;
 }

@@ -11,9 +11,9 @@ import { loadNativeKernels } from '../native';
 import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { BIAS_RELU, BIAS_RELU_GRAD, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
 import { conv2DGradient } from './conv2d-gradient';
-import { nativeConvKernels, nativeConvSelfCheck } from './conv-native';
+import { nativeConvKernels, nativeConvSelfCheck, nativePerSampleFilterGradKernel, PER_SAMPLE_FILTER_GRAD } from './conv-native';
 import { nativePoolKernels, nativePoolSelfCheck } from './pool-native';
-import { nativeSumKernel } from './reduce-native';
+import { nativePerSampleSumKernel, nativeSumKernel, PER_SAMPLE_SUM } from './reduce-native';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-wasm';
 import { conv3DBackpropFilterWasm, conv3DBackpropInputWasm, conv3DWasm } from './conv3d-wasm';
 import { identityWasm } from './identity-wasm';
@@ -105,11 +105,13 @@ export function useKernels(implementation: KernelImplementation): void {
       ...nativePoolKernels(native.kernels),
       nativeSumKernel(native.kernels, wasmSum),
       ...nativeBiasReluKernels(native.kernels),
+      nativePerSampleFilterGradKernel(native.kernels),
+      nativePerSampleSumKernel(native.kernels),
     ].forEach(replaceKernel);
   } else {
     wasmKernels.forEach(replaceKernel);
-    // Without them the biasRelu op (../fused.ts) composes add + relu.
-    for (const name of [BIAS_RELU, BIAS_RELU_GRAD]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
+    // Without them the biasRelu op (../fused.ts) composes add + relu, and per-sample filter gradients use slices.
+    for (const name of [BIAS_RELU, BIAS_RELU_GRAD, PER_SAMPLE_FILTER_GRAD, PER_SAMPLE_SUM]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
   }
   inUse = implementation;
 }

@@ -20,3 +20,23 @@ export function nativeSumKernel(native: NativeKernels, wasmSum: KernelConfig): K
   };
   return nativeKernel({ ...wasmSum, kernelFunc });
 }
+
+/** [n, ..., C] -> [n, C]: each sample's sum over its positions (DP per-sample bias gradients, src/engine/dp/). */
+export const PER_SAMPLE_SUM = 'FedbiomedTsPerSampleSum';
+
+export function nativePerSampleSumKernel(native: NativeKernels): KernelConfig {
+  const kernelFunc: KernelFunc = ({ inputs, backend }) => {
+    const x = inputs.x as TensorInfo;
+    const wasm = backend as WasmBackend;
+    const n = x.shape[0];
+    const channels = x.shape[x.shape.length - 1];
+    const out = allocF32(wasm, [n, channels]);
+    // Views after the last allocation (a heap growth invalidates them).
+    const xs = heapF32(wasm, x);
+    const sums = heapF32(wasm, out);
+    const size = xs.length / n;
+    for (let i = 0; i < n; i++) native.sumLeadingAxes(xs.subarray(i * size, (i + 1) * size), sums.subarray(i * channels, (i + 1) * channels));
+    return out;
+  };
+  return nativeKernel({ kernelName: PER_SAMPLE_SUM, backendName: 'wasm', kernelFunc });
+}

@@ -65,7 +65,9 @@ function tryLoad(): NativeLoad {
 /** Loads and vets the addon at `file` (exported for tests, which point it at stand-ins). */
 export function loadAddon(file: string): NativeLoad {
   if (!fs.existsSync(file)) {
-    return { ok: false, detail: 'native kernels not built (npm run build:native needs a C compiler)' };
+    // Installed package: its install script builds them (npm 11 runs it once allowed); a clone: npm run build:native.
+    return { ok: false, detail: 'native kernels not built (needs a C compiler; then `npm rebuild fedbiomed-ts`, or ' +
+      '`npm run build:native` in a clone; npm 11 first: `npm install-scripts approve fedbiomed-ts`)' };
   }
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires

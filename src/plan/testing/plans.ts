@@ -275,3 +275,25 @@ export const EXAMPLE_PLANS: Record<string, () => PlanSpec> = {
   cnn3d: cnn3dPlan,
   regression: regressionPlan,
 };
+
+/** Group norm on conv feature maps and on dense features (what Opacus's ModuleValidator.fix gives a DP model). */
+export function groupNormPlan(): PlanSpec {
+  return definePlan({
+    name: 'GroupNormCnn',
+    inputs: { image: { modalities: ['T1', 'FLAIR'], dims: 2, size: [8, 9] } },
+    target: { column: 'responder' },
+    model: {
+      image: [
+        { type: 'conv2d', outChannels: 6, kernelSize: 3, padding: 'same' },
+        { type: 'group_norm', groups: 3 },
+        { type: 'relu' },
+        { type: 'max_pool2d', kernelSize: 2 },
+        { type: 'flatten' },
+      ],
+      head: [{ type: 'dense', outFeatures: 4 }, { type: 'group_norm', groups: 2, eps: 1e-3 }, { type: 'relu' }, { type: 'dense', outFeatures: 1 }],
+    },
+    loss: { type: 'bce', fromLogits: true },
+    optimizer: { type: 'sgd', lr: 0.1 },
+    metrics: ['accuracy'],
+  });
+}

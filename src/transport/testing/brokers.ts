@@ -16,6 +16,8 @@ export interface TestBroker {
   stop(): Promise<void>;
   /** Starts again on the same port (after stop). */
   restart(): Promise<void>;
+  /** Mosquitto only: SIGSTOP, a broker that hangs (stops reading its sockets) until stopped. */
+  freeze?(): void;
 }
 
 /** A TCP port that was free a moment ago. */
@@ -122,9 +124,12 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Te
     if (!proc || proc.exitCode !== null) return;
     await new Promise<void>((resolve) => {
       proc.once('exit', () => resolve());
-      proc.kill('SIGTERM');
+      // A frozen (SIGSTOPped) broker would hold SIGTERM until continued: end it outright.
+      proc.kill(frozen ? 'SIGKILL' : 'SIGTERM');
+      frozen = false;
     });
   };
+  let frozen = false;
 
   await launch();
   return {
@@ -135,5 +140,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Te
       await stop();
     },
     restart: launch,
+    freeze: () => {
+      frozen = true;
+      child?.kill('SIGSTOP');
+    },
   };
 }

@@ -1,0 +1,142 @@
+/**
+ * DICOM decoding throughput per transfer syntax, beside pydicom on the same files in the same run.
+ *
+ *   npm run bench -- dicom [--cols 256] [--rows 256] [--slices 160] [--runs 3] [--workers N] [--corpus DIR]
+ *
+ * --corpus DIR keeps the transcoded series in DIR (built once, ~5 min on 2 cores) and reuses them on later runs;
+ * --workers sets the decoding workers (default: the cores, at most 4; pydicom decodes on one).
+ *
+ * A 256x256x160 MR phantom series (src/data/dicom-corpus.test-helper.ts) is transcoded by DCMTK / GDCM / OpenJPH
+ * into every syntax. Ours: readDicomSeries on the folder (parse, decode in the worker, rescale to float32, sort and
+ * assemble the volume). pydicom 2.3 (+ GDCM for JPEG-LS / JPEG 2000, Pillow for JPEG baseline): dcmread +
+ * pixel_array + apply_modality_lut per file, timed inside Python (interpreter start not counted), syntax by syntax
+ * right after ours so both see the same load on a shared machine. MB/s of decoded
+ * pixels (rows x cols x slices x bytes per stored sample), median of the runs; the decoding worker is started before
+ * timing. Syntaxes pydicom cannot decode here (HTJ2K) or we refuse (12-bit JPEG extended) are shown, not ranked.
+ * The last line is `RESULT min_ratio_vs_pydicom=X` (our MB/s over pydicom's, on the worst syntax both decode).
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { buildCorpus, phantomVolume } from '../src/data/dicom-corpus.test-helper';
+import { parseDicomFile } from '../src/data/dicom-file';
+import { readDicomSeries } from '../src/data/dicom-series';
+import { stopPixelDecoder } from '../src/data/pixel-decoder';
+import { runPython } from '../src/data/python-oracle.test-helper';
+
+interface Options {
+  cols: number;
+  rows: number;
+  slices: number;
+  runs: number;
+  workers: number;
+}
+
+function parseOptions(args: string[]): Options & { corpus?: string } {
+  const options: Options & { corpus?: string } = { cols: 256, rows: 256, slices: 160, runs: 3, workers: 0 };
+  for (let i = 0; i < args.length; i += 2) {
+    if (args[i] === '--corpus') {
+      options.corpus = args[i + 1];
+      continue;
+    }
+    const key = args[i].replace(/^--/, '') as keyof Options;
+    const value = Number(args[i + 1]);
+    if (!(key in options) || !Number.isInteger(value) || value <= 0) {
+      throw new Error(`usage: dicom [--cols N] [--rows N] [--slices N] [--runs N] [--workers N] [--corpus DIR] (bad ${args[i]} ${args[i + 1] ?? ''})`);
+    }
+    options[key] = value;
+  }
+  return options;
+}
+
+const PYDICOM_TIMER = `
+import sys, time, json, pydicom
+from pydicom.pixel_data_handlers.util import apply_modality_lut
+runs = int(sys.argv[1])
+result = {}
+for group in sys.argv[2:]:
+    name, folder = group.split('=', 1)
+    import os
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+    times = []
+    try:
+        for _ in range(runs):
+            t = time.perf_counter()
+            for f in files:
+                ds = pydicom.dcmread(f)
+                apply_modality_lut(ds.pixel_array, ds)
+            times.append(time.perf_counter() - t)
+        times.sort()
+        result[name] = times[len(times) // 2]
+    except Exception as e:
+        result[name] = str(e).splitlines()[0][:80]
+print(json.dumps(result))
+`;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+export async function main(args: string[]): Promise<void> {
+  const options = parseOptions(args);
+  const root = options.corpus ?? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-dicom-'));
+  const decode = options.workers > 0 ? { decodeWorkers: options.workers } : {};
+  try {
+    const started = Date.now();
+    let series: Map<string, string[]>;
+    if (options.corpus && fs.existsSync(path.join(root, 'done'))) {
+      series = new Map(fs.readFileSync(path.join(root, 'done'), 'utf8').trim().split('\n')
+        .map((name) => [name, fs.readdirSync(path.join(root, name)).sort().map((f) => path.join(root, name, f))]));
+      process.stdout.write(`corpus: reusing ${root}\n`);
+    } else {
+      series = buildCorpus(root, phantomVolume([options.cols, options.rows, options.slices]), { htj2k: true }).series;
+      if (options.corpus) fs.writeFileSync(path.join(root, 'done'), [...series.keys()].join('\n'));
+      process.stdout.write(`corpus: ${options.cols}x${options.rows}x${options.slices} MR series in ${series.size} syntaxes, `
+        + `built in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    }
+    const corpus = { series };
+    const [first] = series.values();
+    const header = parseDicomFile(first[0]);
+    const pixels = header.layout.rows * header.layout.cols * first.length;
+
+    const bytesPerSample = (name: string) => (name === 'jpeg-baseline-8bit' ? 1 : 2);
+    const rows: string[] = [];
+    let minRatio = Infinity;
+    let worst = '';
+    rows.push(`${'syntax'.padEnd(22)} ${'ours MB/s'.padStart(10)} ${'pydicom MB/s'.padStart(13)} ${'ratio'.padStart(7)}`);
+    for (const [name, files] of corpus.series) {
+      const dir = path.dirname(files[0]);
+      const mb = (pixels * bytesPerSample(name)) / 1e6;
+      let ours: number | string;
+      try {
+        readDicomSeries(dir, decode); // warm-up: codec loaded, JIT warm
+        const times: number[] = [];
+        for (let r = 0; r < options.runs; r++) {
+          const t = process.hrtime.bigint();
+          readDicomSeries(dir, decode);
+          times.push(Number(process.hrtime.bigint() - t) / 1e9);
+        }
+        ours = mb / median(times);
+      } catch (error) {
+        ours = (error as Error).message.replace(/^.*?: /, '').slice(0, 60);
+      }
+      // pydicom on the same files right after ours: both see about the same machine load (it is shared).
+      const timed = JSON.parse(runPython(PYDICOM_TIMER, [String(options.runs), `${name}=${dir}`], ['pydicom']) ?? '{}') as Record<string, number | string>;
+      const theirs = typeof timed[name] === 'number' ? mb / (timed[name] as number) : String(timed[name]);
+      const ratio = typeof ours === 'number' && typeof theirs === 'number' ? ours / theirs : NaN;
+      if (Number.isFinite(ratio) && ratio < minRatio) {
+        minRatio = ratio;
+        worst = name;
+      }
+      const cell = (v: number | string, width: number) => (typeof v === 'number' ? v.toFixed(1) : 'n/a').padStart(width);
+      rows.push(`${name.padEnd(22)} ${cell(ours, 10)} ${cell(theirs, 13)} ${(Number.isFinite(ratio) ? ratio.toFixed(2) : '-').padStart(7)}`
+        + (typeof ours === 'string' ? `  ours: ${ours}` : '') + (typeof theirs === 'string' ? `  pydicom: ${theirs}` : ''));
+    }
+    process.stdout.write(`${rows.join('\n')}\nworst syntax: ${worst}\n`);
+    process.stdout.write(`RESULT min_ratio_vs_pydicom=${minRatio.toFixed(3)}\n`);
+  } finally {
+    stopPixelDecoder();
+    if (!options.corpus) fs.rmSync(root, { recursive: true, force: true });
+  }
+}

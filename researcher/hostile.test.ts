@@ -1,0 +1,161 @@
+/**
+ * The researcher against hostile or broken nodes, on the embedded network with simulated nodes speaking the real
+ * protocol: duplicated and replayed replies, NaN weights, a params URL that never answers. Every aggregate is
+ * checked against FedAvg recomputed independently from the nodes' known training.
+ */
+import * as fs from 'fs';
+import * as http from 'http';
+import * as os from 'os';
+import * as path from 'path';
+import { EmbeddedNetwork, startEmbeddedNetwork } from '../src/transport/embedded';
+import { Experiment, ExperimentOptions } from './experiment';
+import { SimNode, SimNodeOptions, startSimNode, affineTrain } from './testing/sim-node';
+import type { WeightMap } from './aggregators/tensors';
+import type { ExperimentEvent } from './events';
+import { asArrays, maxDifference, referenceRound } from './testing/fedavg-reference';
+
+jest.setTimeout(30_000);
+
+let network: EmbeddedNetwork;
+let nodes: SimNode[] = [];
+beforeAll(async () => {
+  network = await startEmbeddedNetwork();
+});
+afterAll(() => network.close());
+afterEach(async () => {
+  for (const n of nodes) await n.close();
+  nodes = [];
+});
+
+const INITIAL: WeightMap = new Map([
+  ['fc.weight', { dtype: 'float32', shape: [2, 3], data: new Float32Array([0.1, -0.2, 0.3, 0.4, -0.5, 0.6]) }],
+  ['fc.bias', { dtype: 'float32', shape: [2], data: new Float32Array([0.01, -0.02]) }],
+]);
+const SIZES: Record<string, number> = { node_a: 10, node_b: 20, node_c: 30 };
+const OFFSETS: Record<string, number> = { node_a: 0.1, node_b: -0.05, node_c: 0.2 };
+
+async function startNodes(extra: Partial<Record<string, Partial<SimNodeOptions>>> = {}, ids = ['node_a', 'node_b']): Promise<void> {
+  for (const nodeId of ids) {
+    nodes.push(await startSimNode(network.mqttUrl, network.uploadsUrl,
+      { nodeId, sampleSize: SIZES[nodeId], train: affineTrain(OFFSETS[nodeId]), ...(extra[nodeId] ?? {}) }));
+  }
+}
+
+function experiment(over: Partial<ExperimentOptions> = {}): { exp: Experiment; events: ExperimentEvent[] } {
+  const exp = new Experiment({
+    tags: ['sim'], nodes: ['node_a', 'node_b'],
+    plan: { python: 'import torch\nclass SimPlan:\n    pass\n', className: 'SimPlan', initialWeights: INITIAL },
+    trainingArgs: { loader_args: { batch_size: 4 }, epochs: 1 }, roundLimit: 3, discoveryTimeoutMs: 3000,
+    roundTimeoutMs: 5000, network: { brokerUrl: network.mqttUrl, uploadsUrl: network.uploadsUrl }, ...over,
+  });
+  const events: ExperimentEvent[] = [];
+  for (const type of ['reply-dropped', 'node-failed', 'node-skipped', 'round-end'] as const) exp.on(type, (ev) => void events.push(ev));
+  return { exp, events };
+}
+
+/** Each round's aggregate against FedAvg recomputed from the previous aggregate and the round's participants. */
+function expectExactRounds(exp: Experiment, participants: string[][]): void {
+  let global = asArrays(INITIAL);
+  participants.forEach((who, round) => {
+    const expected = referenceRound(global, round, who, SIZES, OFFSETS);
+    expect(maxDifference(exp.roundWeights.get(round) as WeightMap, expected)).toBeLessThan(1e-6);
+    global = asArrays(exp.roundWeights.get(round) as WeightMap);
+  });
+}
+
+describe('replies bound to their round', () => {
+  it('drops duplicated and replayed replies with a reason, and aggregates each round from its own results', async () => {
+    await startNodes({ node_a: { duplicateReplies: true }, node_b: { replayPreviousOnRound: 2 } });
+    const { exp, events } = experiment();
+    await exp.run();
+    expectExactRounds(exp, [['node_a', 'node_b'], ['node_a', 'node_b'], ['node_a', 'node_b']]);
+    const dropped = events.filter((e): e is Extract<ExperimentEvent, { type: 'reply-dropped' }> => e.type === 'reply-dropped');
+    expect(dropped.filter((e) => e.nodeId === 'node_a')).toHaveLength(3);
+    expect(dropped.filter((e) => e.nodeId === 'node_b')).toEqual([
+      { type: 'reply-dropped', round: 2, nodeId: 'node_b', reason: 'duplicate or replayed reply (state_id / params_url already seen)' },
+    ]);
+    expect(events.filter((e) => e.type === 'node-failed')).toEqual([]);
+  });
+});
+
+describe('contributions that cannot be trusted', () => {
+  it('refuses NaN weights naming the node, and averages the others', async () => {
+    await startNodes({ node_b: { nanOnRound: 1 } });
+    const { exp, events } = experiment({ strategy: { name: 'at-least', k: 1 } });
+    await exp.run();
+    expectExactRounds(exp, [['node_a', 'node_b'], ['node_a'], ['node_a', 'node_b']]);
+    const failed = events.find((e) => e.type === 'node-failed');
+    expect(failed).toMatchObject({ round: 1, nodeId: 'node_b', reason: 'rejected',
+      message: "node_b sent non-finite values (NaN or infinity) in 'fc.weight': its contribution is refused" });
+  });
+
+  it('gives a params URL that never answers no more than the round deadline', async () => {
+    const held: http.ServerResponse[] = [];
+    const silent = http.createServer((_req, res) => void held.push(res));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(silent.address() as import('net').AddressInfo).port}/media/node_params.mpk`;
+    try {
+      await startNodes({ node_b: { paramsUrlOnRound: { round: 0, url } } });
+      const { exp, events } = experiment({ roundLimit: 1, roundTimeoutMs: 1500, strategy: { name: 'at-least', k: 1 } });
+      const started = Date.now();
+      await exp.run();
+      expect(Date.now() - started).toBeLessThan(6000);
+      expectExactRounds(exp, [['node_a']]);
+      expect(events.find((e) => e.type === 'node-failed')).toMatchObject({ nodeId: 'node_b', reason: 'rejected' });
+    } finally {
+      held.forEach((res) => res.destroy());
+      await new Promise((r) => silent.close(r));
+    }
+  });
+});
+
+describe('dead nodes', () => {
+  it('are skipped after two silent rounds (at-least K) and no longer cost the round deadline', async () => {
+    await startNodes({ node_c: { dieOnRound: 1 } }, ['node_a', 'node_b', 'node_c']);
+    const { exp, events } = experiment({ nodes: ['node_a', 'node_b', 'node_c'], roundLimit: 5, roundTimeoutMs: 1500,
+      strategy: { name: 'at-least', k: 2 } });
+    const roundMs: number[] = [];
+    exp.on('round-end', (ev) => void roundMs.push(ev.summary.durationMs));
+    await exp.run();
+    expectExactRounds(exp, [['node_a', 'node_b', 'node_c'], ['node_a', 'node_b'], ['node_a', 'node_b'], ['node_a', 'node_b'],
+      ['node_a', 'node_b']]);
+    expect(nodes[2].rounds).toEqual([0, 1]);
+    expect(events.filter((e) => e.type === 'node-failed').map((e) => (e as { round: number }).round)).toEqual([1, 2]);
+    const skipped = events.filter((e) => e.type === 'node-skipped');
+    expect(skipped.map((e) => [(e as { round: number }).round, (e as { nodeId: string }).nodeId]))
+      .toEqual([[3, 'node_c'], [4, 'node_c']]);
+    expect(Math.max(...roundMs.slice(3))).toBeLessThan(1000);
+  });
+});
+
+describe('a repository outage', () => {
+  it('while the new global weights are uploaded does not end the experiment', async () => {
+    const { startRepositoryServer } = await import('../src/transport/repository-server');
+    const { freePort } = await import('../src/transport/testing/brokers');
+    const port = await freePort();
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-outage-'));
+    let repository = await startRepositoryServer({ port, dataDir });
+    const uploadsUrl = `http://127.0.0.1:${port}/upload/`;
+    for (const nodeId of ['node_a', 'node_b']) {
+      nodes.push(await startSimNode(network.mqttUrl, uploadsUrl, { nodeId, sampleSize: SIZES[nodeId], train: affineTrain(OFFSETS[nodeId]) }));
+    }
+    const { exp } = experiment({ roundLimit: 2, network: { brokerUrl: network.mqttUrl, uploadsUrl } });
+    let outage: Promise<void> | undefined;
+    exp.on('node-reply', (ev) => {
+      // Round 0's last contribution is in: the repository goes down for 800 ms, across the upload of the average.
+      if (ev.round !== 0 || ev.done !== ev.total || outage) return;
+      const closing = repository.close();
+      outage = closing.then(() => new Promise((r) => setTimeout(r, 800)))
+        .then(async () => { repository = await startRepositoryServer({ port, dataDir }); });
+    });
+    try {
+      await exp.run();
+      expect(outage).toBeDefined();
+      expectExactRounds(exp, [['node_a', 'node_b'], ['node_a', 'node_b']]);
+    } finally {
+      await outage;
+      await repository.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,109 @@
+/**
+ * A training round's view of a DICOM site holding an unreadable file: by default the patient is skipped and the
+ * reason is in `issues` (the node logs it); with the dataset parameter `unreadable: 'fail'` opening fails with the
+ * list (the round answers success:false with it). An operator rule maps the "t1" series to the plan's modality "MR".
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { definePlan } from '../plan/define';
+import { phantomVolume, seriesOptions } from './dicom-corpus.test-helper';
+import { writeMrSeries } from './dicom-writer';
+import { openPlanDataset } from './plan-dataset';
+
+function dcmodify(files: string[], edits: string[]): void {
+  const run = spawnSync('dcmodify', ['-nb', ...edits.flatMap((e) => ['-i', e]), ...files], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`dcmodify failed: ${run.stderr}`);
+}
+
+let site: string;
+let victim: string;
+beforeAll(() => {
+  site = fs.mkdtempSync(path.join(os.tmpdir(), 'plan-dicom-'));
+  for (const id of ['P-1', 'P-2', 'P-3']) writeMrSeries(path.join(site, id, 'mr'), phantomVolume([8, 8, 4], id.length), seriesOptions('t1_mprage', id));
+  fs.writeFileSync(path.join(site, 'clinical.csv'), 'id,age,responder\nP-1,50,1\nP-2,60,0\nP-3,70,1\n');
+  victim = path.join(site, 'P-2', 'mr', 'IM0003.dcm');
+  const bytes = fs.readFileSync(victim);
+  fs.writeFileSync(victim, bytes.subarray(0, bytes.length - 64)); // pixel data cut short
+});
+afterAll(() => fs.rmSync(site, { recursive: true, force: true }));
+
+const plan = definePlan({
+  name: 'DicomSiteTest',
+  inputs: { image: { modalities: ['MR'], dims: 3, size: [8, 8, 4] }, tabular: { columns: ['age'] } },
+  target: { column: 'responder' },
+  model: { image: [{ type: 'global_avg_pool' }], tabular: [{ type: 'dense', outFeatures: 2 }], head: [{ type: 'dense', outFeatures: 1 }] },
+  loss: { type: 'bce', fromLogits: true },
+  optimizer: { type: 'sgd', lr: 0.1 },
+});
+
+const parameters = (extra: Record<string, unknown>) => ({
+  tabular_file: path.join(site, 'clinical.csv'), index_col: 0, series_rules: [{ role: 'MR', modality: 'MR', description: 't1' }], ...extra,
+});
+
+test('default: the patient with an unreadable file is skipped, the reason in issues; the others train', () => {
+  const data = openPlanDataset(plan, { dataType: 'dicom', path: site, parameters: parameters({}) });
+  expect(data.size).toBe(2);
+  expect(data.issues.map((i) => i.path)).toEqual([victim]);
+  expect(data.issues[0].message).toBe(`${victim}: corrupt DICOM file (truncated: an element runs past the end of the file) (patient skipped)`);
+  expect(Array.from(data.targets([0, 1]))).toEqual([1, 1]); // P-1 and P-3
+  expect(data.sample(1).image?.data.length).toBe(8 * 8 * 4);
+});
+
+test("unreadable: 'fail' refuses the dataset with every unreadable file and why", () => {
+  expect(() => openPlanDataset(plan, { dataType: 'dicom', path: site, parameters: parameters({ unreadable: 'fail' }) }))
+    .toThrow(new RegExp(`^${site}: 1 unreadable DICOM file\\(s\\): ${victim}: corrupt DICOM file \\(truncated`));
+  expect(() => openPlanDataset(plan, { dataType: 'dicom', path: site, parameters: parameters({ unreadable: 'sometimes' }) }))
+    .toThrow('dataset parameter unreadable must be "skip" or "fail", not "sometimes"');
+});
+
+test('the operator caps apply: a pixel cap below the image size makes every file unreadable, with the reason', () => {
+  expect(() => openPlanDataset(plan, { dataType: 'dicom', path: site, parameters: parameters({ max_pixels: 10, unreadable: 'fail' }) }))
+    .toThrow(/64 pixels is more than the 10-pixel limit/);
+  expect(() => openPlanDataset(plan, { dataType: 'dicom', path: site, parameters: parameters({ decode_timeout_ms: -1 }) }))
+    .toThrow('dataset parameter decode_timeout_ms must be a positive integer, not -1');
+});
+
+test('an 18F-FDG PET/CT site from DICOM: CT in HU and PET in SUVbw feed a plan through operator rules', () => {
+  const petSite = fs.mkdtempSync(path.join(os.tmpdir(), 'plan-petct-'));
+  try {
+    for (const [n, id] of ['PET-1', 'PET-2'].entries()) {
+      const ct = phantomVolume([16, 16, 6], n + 1);
+      const ctFiles = writeMrSeries(path.join(petSite, id, 'ct'), ct, seriesOptions('CT WB', id));
+      dcmodify(ctFiles, ['(0008,0060)=CT', '(0028,1052)=-1024']);
+      const pet = phantomVolume([8, 8, 3], n + 7);
+      pet.data.fill(5000);
+      const petFiles = writeMrSeries(path.join(petSite, id, 'pt'), pet, seriesOptions('PET WB AC', id));
+      dcmodify(petFiles, ['(0008,0060)=PT', '(0054,1001)=BQML', '(0054,1102)=START', '(0010,1030)=70', '(0008,0021)=20240315',
+        '(0008,0031)=110000', '(0054,0016)[0].(0018,1074)=370000000', '(0054,0016)[0].(0018,1075)=6586.2',
+        '(0054,0016)[0].(0018,1072)=100000']);
+    }
+    fs.writeFileSync(path.join(petSite, 'clinical.csv'), 'id,age,relapse\nPET-1,64,1\nPET-2,58,0\n');
+    const petPlan = definePlan({
+      name: 'PetCtTest',
+      inputs: { image: { modalities: ['CT', 'PET'], dims: 3, size: [8, 8, 3] }, tabular: { columns: ['age'] } },
+      target: { column: 'relapse' },
+      preprocessing: [{ op: 'resize', size: [8, 8, 3] }],
+      model: { image: [{ type: 'global_avg_pool' }], tabular: [{ type: 'dense', outFeatures: 2 }], head: [{ type: 'dense', outFeatures: 1 }] },
+      loss: { type: 'bce', fromLogits: true },
+      optimizer: { type: 'sgd', lr: 0.1 },
+    });
+    const data = openPlanDataset(petPlan, { dataType: 'dicom', path: petSite, parameters: {
+      tabular_file: path.join(petSite, 'clinical.csv'), index_col: 0,
+      series_rules: [{ role: 'CT', modality: 'CT' }, { role: 'PET', modality: 'PT' }],
+    } });
+    expect(data.issues).toEqual([]);
+    expect(data.size).toBe(2);
+    const image = data.sample(0).image;
+    expect(image?.shape).toEqual([2, 8, 8, 3]);
+    const plane = 8 * 8 * 3;
+    const pet = Array.from(image?.data.subarray(plane) ?? []);
+    pet.forEach((v) => expect(v).toBeCloseTo(1.38168, 4)); // uniform 5 kBq/mL -> SUVbw (see dicom-series.test.ts)
+    const ct = Array.from(image?.data.subarray(0, plane) ?? []);
+    expect(Math.min(...ct)).toBeLessThan(-900); // air around the phantom, in HU
+    expect(Array.from(data.targets([0, 1]))).toEqual([1, 0]);
+  } finally {
+    fs.rmSync(petSite, { recursive: true, force: true });
+  }
+});

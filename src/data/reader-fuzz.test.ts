@@ -1,0 +1,99 @@
+/**
+ * Fuzz: mutated DICOM files (every codec path: native, deflate, RLE, JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K) and
+ * NIfTI files (.nii, .nii.gz) must each either read or fail with one DataReadError naming the file, never crash the
+ * process, hang, or throw an internal error. The count is bounded for `npm test` (2000 files, ~10 s); set
+ * FEDBIOMED_TS_FUZZ_COUNT=10000 for the long run.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { buildCorpus, phantomVolume } from './dicom-corpus.test-helper';
+import { decodePixels, parseDicomFile } from './dicom-file';
+import { DataReadError } from './errors';
+import { readNifti, writeNifti } from './nifti';
+import { stopPixelDecoder } from './pixel-decoder';
+import { createVolume } from './volume';
+
+const COUNT = Number(process.env.FEDBIOMED_TS_FUZZ_COUNT ?? 2000);
+/** Bounded time: 100 ms a file on average at most (a decoder that hung would hit its 10 s deadline). */
+const BUDGET_MS = Math.max(60_000, COUNT * 100);
+
+let root: string;
+let seeds: { file: string; bytes: Buffer; kind: 'dicom' | 'nifti' }[];
+
+beforeAll(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'reader-fuzz-'));
+  const corpus = buildCorpus(path.join(root, 'corpus'), phantomVolume([24, 20, 2]), {
+    htj2k: true,
+    only: ['explicit-le', 'deflated', 'rle', 'jpeg-lossless-sv1', 'jpeg-ls-lossless', 'j2k-lossless', 'htj2k-lossless', 'jpeg-baseline-8bit'],
+  });
+  seeds = [...corpus.series.values()].map((files) => ({ file: files[0], bytes: fs.readFileSync(files[0]), kind: 'dicom' as const }));
+  const v = createVolume([8, 7, 3]);
+  v.data.forEach((_, i) => { v.data[i] = (i * 13) % 97; });
+  for (const name of ['seed.nii', 'seed.nii.gz']) {
+    const file = path.join(root, name);
+    writeNifti(file, v);
+    seeds.push({ file, bytes: fs.readFileSync(file), kind: 'nifti' });
+  }
+});
+afterAll(() => {
+  stopPixelDecoder();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+/** xorshift32: the same mutations on every run, so a failure can be replayed. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 2 ** 32;
+  };
+}
+
+function mutate(bytes: Buffer, random: () => number): Buffer {
+  const out = Buffer.from(bytes);
+  const kind = random();
+  // Most mutations hit the second half, where pixel data and codestreams are.
+  const at = () => Math.floor((random() < 0.7 ? 0.4 + 0.6 * random() : random()) * out.length);
+  if (kind < 0.15) return out.subarray(0, Math.floor(random() * out.length));
+  if (kind < 0.3) {
+    const p = Math.min(at(), out.length - 4);
+    out.writeUInt32LE(random() < 0.5 ? 0xfffffff0 : Math.floor(random() * 2 ** 32), Math.max(0, p));
+    return out;
+  }
+  const flips = 1 + Math.floor(random() * 8);
+  for (let i = 0; i < flips; i++) out[at()] = Math.floor(random() * 256);
+  return out;
+}
+
+test(`${COUNT} mutated DICOM and NIfTI files: each reads or fails with a DataReadError naming it`, () => {
+  const random = rng(20241205);
+  const file = (i: number, seed: { file: string }) => path.join(root, `m${i}${path.basename(seed.file).replace(/^[^.]*/, '')}`);
+  const outcomes = { read: 0, refused: 0 };
+  const started = Date.now();
+  for (let i = 0; i < COUNT; i++) {
+    const seed = seeds[i % seeds.length];
+    const target = file(i, seed);
+    fs.writeFileSync(target, mutate(seed.bytes, random));
+    try {
+      if (seed.kind === 'dicom') decodePixels(parseDicomFile(target, { timeoutMs: 10_000 }), { timeoutMs: 10_000 });
+      else readNifti(target);
+      outcomes.read++;
+    } catch (error) {
+      if (!(error instanceof DataReadError) || !error.message.startsWith(`${target}: `)) {
+        throw new Error(`mutation ${i} of ${seed.file}: not a clear per-file error: ${(error as Error)?.stack ?? String(error)}`);
+      }
+      outcomes.refused++;
+    }
+    fs.rmSync(target);
+  }
+  expect(outcomes.read + outcomes.refused).toBe(COUNT);
+  expect(outcomes.refused).toBeGreaterThan(COUNT / 10); // the mutations do break files
+  // Memory stays bounded: nothing accumulates per file.
+  expect(process.memoryUsage().rss).toBeLessThan(2 * 1024 ** 3);
+  expect(Date.now() - started).toBeLessThan(BUDGET_MS);
+}, BUDGET_MS + 30_000);

@@ -18,6 +18,7 @@ import { checkPlan } from './validate';
 const STEPS_2D: AugmentStep[] = [
   { op: 'flip', axes: [1], p: 0.5 },
   { op: 'rotate90', axes: [0, 1], p: 0.7 },
+  { op: 'affine', axes: [0, 1], rotate: 15, scale: 0.1, translate: 1, p: 0.9 },
   { op: 'scale_intensity', factor: 0.2, p: 0.8 },
   { op: 'shift_intensity', offset: 0.5, p: 0.8 },
   { op: 'gaussian_noise', std: 0.1, p: 0.6 },
@@ -25,6 +26,7 @@ const STEPS_2D: AugmentStep[] = [
 const STEPS_3D: AugmentStep[] = [
   { op: 'flip', axes: [0, 2], p: 0.5 },
   { op: 'rotate90', axes: [1, 2], p: 0.9 },
+  { op: 'affine', axes: [0, 2], rotate: 10, scale: 0.05, translate: 0.5, p: 1 },
   { op: 'gaussian_noise', std: 0.05, p: 0.9 },
 ];
 
@@ -132,6 +134,17 @@ test('rotate90 turns the plane as torch.rot90: four quarter turns give the input
   // torch.rot90([[0,1,2],[3,4,5],[6,7,8]], 1) = [[2,5,8],[1,4,7],[0,3,6]]
   expect(Array.from(once.data)).toEqual([2, 5, 8, 1, 4, 7, 0, 3, 6]);
   expect(sampleRandom(1, 0).next()).not.toBe(sampleRandom(1, 1).next());
+});
+
+test('affine with no rotation, scaling or shift is the identity; a quarter turn equals rotate90', () => {
+  const image = { data: Float32Array.from({ length: 2 * 9 }, (_, i) => i + 1), shape: [2, 3, 3] };
+  const draws = (values: number[]) => ({ next: (() => { let i = 0; return () => values[i++]; })() }) as unknown as SeededRandom;
+  const still = augmentImage([{ op: 'affine', axes: [0, 1], rotate: 30, scale: 0.2, translate: 2, p: 1 }], image, draws([0, 0.5, 0.5, 0.5, 0.5]));
+  expect(Array.from(still.data)).toEqual(Array.from(image.data));
+  // u₁ = 1 → θ = +90°: the same turn as torch.rot90 k = 1 on a square plane
+  const turned = augmentImage([{ op: 'affine', axes: [0, 1], rotate: 90, scale: 0, translate: 0, p: 1 }], image, draws([0, 1, 0.5, 0.5, 0.5]));
+  const rot = augmentImage([{ op: 'rotate90', axes: [0, 1], p: 1 }], image, draws([0, 0]));
+  turned.data.forEach((v, i) => expect(v).toBeCloseTo(rot.data[i], 5));
 });
 
 test('steps that cannot apply are refused', () => {

@@ -13,7 +13,10 @@
  * - scale_intensity: x · (1 + f), f = (2u − 1)·factor (RandScaleIntensity);
  * - shift_intensity: x + o, o = (2u − 1)·offset (RandShiftIntensity);
  * - gaussian_noise: x + std·√(−2 ln(1 − u₁))·cos(2π u₂) per voxel, u₁ and u₂ drawn for every voxel in C order
- *   (RandGaussianNoise, mean 0).
+ *   (RandGaussianNoise, mean 0);
+ * - affine: θ = (2u₁ − 1)·rotate degrees, s = 1 + (2u₂ − 1)·scale, shift (t_a, t_b) = (2u₃ − 1, 2u₄ − 1)·translate;
+ *   output voxel q of the plane (axes a, b; centre c = (n − 1)/2) reads the input at R(−θ)(q − c − t)/s + c with
+ *   bilinear interpolation, zero outside (RandAffine with padding zeros); the same for every slice across it.
  */
 import { SeededRandom } from '../engine/prng';
 import { formatPath, PlanIssue } from './errors';
@@ -68,6 +71,40 @@ function rot90Once(x: DenseVolume, a: number, b: number): DenseVolume {
   });
 }
 
+/** The affine resampling of the plane (a, b) of a channels-first tensor, described above. */
+function affinePlane(x: DenseVolume, a: number, b: number, t: { angle: number; scale: number; shift: [number, number] }): DenseVolume {
+  const na = x.shape[a];
+  const nb = x.shape[b];
+  const ca = (na - 1) / 2;
+  const cb = (nb - 1) / 2;
+  const cos = Math.cos(t.angle);
+  const sin = Math.sin(t.angle);
+  const st = strides(x.shape);
+  const out = new Float32Array(x.data.length);
+  const index = new Array<number>(x.shape.length).fill(0);
+  for (let o = 0; o < out.length; o++) {
+    // source position in the plane
+    const qa = index[a] - ca - t.shift[0];
+    const qb = index[b] - cb - t.shift[1];
+    const sa = (cos * qa + sin * qb) / t.scale + ca;
+    const sb = (-sin * qa + cos * qb) / t.scale + cb;
+    const a0 = Math.floor(sa);
+    const b0 = Math.floor(sb);
+    const wa = sa - a0;
+    const wb = sb - b0;
+    let base = 0;
+    for (let d = 0; d < index.length; d++) if (d !== a && d !== b) base += index[d] * st[d];
+    const at = (ia: number, ib: number): number => (ia < 0 || ia >= na || ib < 0 || ib >= nb ? 0 : x.data[base + ia * st[a] + ib * st[b]]);
+    out[o] =
+      (1 - wa) * (1 - wb) * at(a0, b0) + (1 - wa) * wb * at(a0, b0 + 1) + wa * (1 - wb) * at(a0 + 1, b0) + wa * wb * at(a0 + 1, b0 + 1);
+    for (let d = x.shape.length - 1; d >= 0; d--) {
+      if (++index[d] < x.shape[d]) break;
+      index[d] = 0;
+    }
+  }
+  return { data: out, shape: x.shape };
+}
+
 function map(x: DenseVolume, f: (v: number, i: number) => number): DenseVolume {
   const out = new Float32Array(x.data.length);
   for (let i = 0; i < out.length; i++) out[i] = f(x.data[i], i);
@@ -96,6 +133,15 @@ export function augmentImage(steps: readonly AugmentStep[], image: DenseVolume, 
       case 'shift_intensity': {
         const offset = Math.fround((2 * rng.next() - 1) * step.offset);
         x = map(x, (v) => v + offset);
+        break;
+      }
+      case 'affine': {
+        const [u1, u2, u3, u4] = [rng.next(), rng.next(), rng.next(), rng.next()];
+        x = affinePlane(x, step.axes[0] + 1, step.axes[1] + 1, {
+          angle: (((2 * u1 - 1) * step.rotate) * Math.PI) / 180,
+          scale: 1 + (2 * u2 - 1) * step.scale,
+          shift: [(2 * u3 - 1) * step.translate, (2 * u4 - 1) * step.translate],
+        });
         break;
       }
       case 'gaussian_noise': {
@@ -131,9 +177,10 @@ export function checkAugmentation(spec: PlanSpec): PlanIssue[] {
       issues.push({ path: at('op'), message: 'augmentation acts on images but the plan has no inputs.image' });
       return;
     }
-    if (step.op !== 'flip' && step.op !== 'rotate90') return;
+    if (step.op !== 'flip' && step.op !== 'rotate90' && step.op !== 'affine') return;
     const bad = step.axes.find((a) => a >= image.dims);
     if (bad !== undefined) issues.push({ path: at('axes'), message: `axis ${bad} does not exist: the image is ${image.dims}D (axes 0..${image.dims - 1})` });
+    else if (step.op === 'affine' && step.axes[0] === step.axes[1]) issues.push({ path: at('axes'), message: 'affine needs two different axes' });
     else if (step.op === 'rotate90') {
       const [a, b] = step.axes;
       if (a === b) issues.push({ path: at('axes'), message: 'rotate90 needs two different axes' });

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { DenseVolume } from './pipeline';
+import { tabularFeatureIndex } from './preprocess';
 import { PlanSpec } from './spec';
 
 export interface PlanSample {
@@ -37,7 +38,7 @@ export function makeBatch(spec: PlanSpec, samples: PlanSample[]): PlanBatch {
     inputs.image = tf.tidy(() => tf.transpose(tf.tensor(data, [n, ...shape]), perm));
   }
   if (spec.inputs.tabular) {
-    const f = spec.inputs.tabular.columns.length;
+    const f = tabularFeatureIndex(spec).count;
     const data = new Float32Array(n * f);
     samples.forEach((s, i) => {
       if (!s.tabular || s.tabular.length !== f) throw new Error(`plan ${spec.name}: sample ${i} needs ${f} tabular features`);

@@ -53,6 +53,56 @@ function intensityPlan(): PlanSpec {
   });
 }
 
+/** Maximum-intensity projection of a PET volume, and a clinical column with a missing value filled. */
+function mipFillPlan(): PlanSpec {
+  return definePlan({
+    name: 'MipFill',
+    inputs: { image: { modalities: ['PET'], dims: 2, size: [6, 5] }, tabular: { columns: ['age', 'sparse'] } },
+    target: { column: 'y' },
+    preprocessing: [
+      { op: 'mip', axis: 1 },
+      { op: 'fill_missing', column: 'sparse', value: 0.5 },
+      { op: 'standardize_column', column: 'sparse', mean: 2, std: 4 },
+    ],
+    model: { image: [{ type: 'flatten' }], tabular: [], head: [{ type: 'dense', outFeatures: 1 }] },
+    loss: { type: 'mse' },
+    optimizer: { type: 'sgd', lr: 0.1 },
+  });
+}
+
+/** Categorical columns one-hot encoded: text and numeric categories, an unknown and a missing value. */
+function oneHotPlan(): PlanSpec {
+  return definePlan({
+    name: 'OneHot',
+    inputs: { image: { modalities: ['T1'], dims: 3, size: [4, 3, 5] }, tabular: { columns: ['stage', 'age', 'mgmt'] } },
+    target: { column: 'y' },
+    preprocessing: [
+      { op: 'one_hot_column', column: 'stage', categories: ['I', 'II', 'III'] },
+      { op: 'one_hot_column', column: 'mgmt', categories: ['1', '0'] },
+      { op: 'standardize_column', column: 'age', mean: 60, std: 10 },
+    ],
+    model: { image: [{ type: 'flatten' }], tabular: [], head: [{ type: 'dense', outFeatures: 1 }] },
+    loss: { type: 'mse' },
+    optimizer: { type: 'sgd', lr: 0.1 },
+  });
+}
+
+/** A CSV plan with a one-hot text column (and a missing value in it). */
+function oneHotCsvPlan(): PlanSpec {
+  return definePlan({
+    name: 'OneHotCsv',
+    inputs: { tabular: { columns: ['f0', 'grade', 'f2'] } },
+    target: { column: 'label' },
+    preprocessing: [
+      { op: 'one_hot_column', column: 'grade', categories: ['low', 'high'] },
+      { op: 'standardize_column', column: 'f2', mean: -1, std: 2 },
+    ],
+    model: { tabular: [{ type: 'dense', outFeatures: 2 }], head: [{ type: 'dense', outFeatures: 2 }] },
+    loss: { type: 'cross_entropy' },
+    optimizer: { type: 'sgd', lr: 0.1 },
+  });
+}
+
 interface FolderCase {
   name: string;
   spec: PlanSpec;
@@ -66,6 +116,8 @@ const FOLDER_CASES: FolderCase[] = [
   { name: 'resize_3d', spec: cnn3dPlan(), volumeShape: [9, 5, 11] },
   { name: 'crop_resize_up', spec: cropResizePlan(), volumeShape: [7, 6, 9] },
   { name: 'window_log_clip', spec: intensityPlan(), volumeShape: [5, 4, 6] },
+  { name: 'mip_fill_missing', spec: mipFillPlan(), volumeShape: [6, 7, 5] },
+  { name: 'one_hot', spec: oneHotPlan(), volumeShape: [4, 3, 5] },
 ];
 
 const SUBJECTS = ['sub-01', 'sub-02', 'sub-03'];
@@ -84,6 +136,8 @@ function demographicsRows(rng: SeededRandom): Record<string, number | string>[] 
     responder: (i + 1) % 2,
     grade: i % 3,
     y: 0.5 * i - 0.25,
+    sparse: i === 1 ? '' : 3 + i, // sub-02's value is missing
+    stage: ['II', 'IV', ''][i], // a known category, an unknown one, a missing one
   }));
 }
 
@@ -136,13 +190,19 @@ beforeAll(() => {
   const dataCases: unknown[] = [];
 
   // CSV dataset for the tabular MLP: an extra text column that the plan does not use.
-  csvRows = Array.from({ length: 7 }, (_, i) => ({ site: `s${i}`, f0: i * 0.5, f1: rng.next(), f2: -i, f3: 2 * rng.next(), label: i % 2 }));
+  csvRows = Array.from({ length: 7 }, (_, i) => ({
+    site: `s${i}`, f0: i * 0.5, f1: rng.next(), f2: -i, f3: 2 * rng.next(), label: i % 2, grade: ['low', 'high', ''][i % 3],
+  }));
   const csvFile = path.join(work, 'tabular.csv');
   fs.writeFileSync(csvFile, csvText(csvRows));
   const mlp = mlpPlan();
   fs.writeFileSync(path.join(planDir, 'training_plan_csv.py'), generateTorchPlan(mlp));
   fs.mkdirSync(path.join(work, 'csv'));
   dataCases.push({ name: 'csv', kind: 'csv', module: 'training_plan_csv', class_name: mlp.name, path: csvFile, out_dir: path.join(work, 'csv') });
+  const oneHotCsv = oneHotCsvPlan();
+  fs.writeFileSync(path.join(planDir, 'training_plan_csv_one_hot.py'), generateTorchPlan(oneHotCsv));
+  fs.mkdirSync(path.join(work, 'csv_one_hot'));
+  dataCases.push({ name: 'csv_one_hot', kind: 'csv', module: 'training_plan_csv_one_hot', class_name: oneHotCsv.name, path: csvFile, out_dir: path.join(work, 'csv_one_hot') });
 
   rows = demographicsRows(rng);
   for (const c of FOLDER_CASES) {
@@ -202,6 +262,16 @@ test('CSV: training_data selects, standardises and converts the columns like the
   expect(Array.from(readFloat32(r.targets!))).toEqual(csvRows.map((row) => targetValue(spec, row)));
   expect(r.loader_kwargs).toEqual({ shuffle: true });
   expect(Number.isFinite(r.batch_loss)).toBe(true);
+});
+
+test('CSV with a one-hot column: the same encoded features on both sides', () => {
+  const r = dataCase('csv_one_hot');
+  const spec = oneHotCsvPlan();
+  const expected = csvRows.flatMap((row) => Array.from(tabularInput(spec, row)));
+  expect(r.features!.shape).toEqual([csvRows.length, 4]);
+  expect(maxAbsDiff(readFloat32(r.features!), expected)).toBeLessThan(1e-6);
+  expect(expected.slice(4, 8)).toEqual([0.5 * 1, 0, 1, (-1 + 1) / 2]); // row 1: f0 0.5, grade 'high', f2 -1
+  expect(expected.slice(8, 11)).toEqual([1, 0, 0]); // row 2: grade missing -> no indicator
 });
 
 describe.each(FOLDER_CASES.map((c) => c.name))('medical folder %s', (name) => {

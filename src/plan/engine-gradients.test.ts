@@ -13,7 +13,7 @@ import { initialWeights } from './init';
 import { PlanSpec } from './spec';
 import { buildModel } from './tfjs-model';
 import { engineLoss } from './training';
-import { inception3dGraphPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan } from './testing/plans';
+import { inception3dGraphPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan, unetGraphPlan, upsample3dGraphPlan } from './testing/plans';
 import { validatePlan } from './validate';
 
 let engine: string;
@@ -55,6 +55,8 @@ test.each([
   ['inception 3d graph', inception3dGraphPlan],
   ['norms graph 3d', normsGraphPlan],
   ['norms 2d', norms2dPlan],
+  ['u-net 2d (upsample, skip concat)', unetGraphPlan],
+  ['upsample 3d', upsample3dGraphPlan],
 ])('%s: engine gradients equal the CPU oracle', async (_name, make) => {
   const spec = make() as PlanSpec;
   // no dropout in a gradient comparison: masks differ between backends

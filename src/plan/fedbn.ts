@@ -1,7 +1,7 @@
 /**
  * FedBN (Li et al., ICLR 2021): normalisation layers stay local to each node and never enter the aggregate.
  * A plan's `fedbn` option names what stays: 'statistics' (batch-norm running_mean, running_var,
- * num_batches_tracked) or 'all' (those, plus the affine weight and bias of batch, instance and layer norms).
+ * num_batches_tracked) or 'all' (those, plus the affine weight and bias of batch, instance, layer and group norms).
  *
  * Both kinds of node honour it the same way: a node leaves the local parameters out of the weights it returns,
  * keeps its own copy, and when a global model lacks them (every round after round 0) puts its copy back before
@@ -15,7 +15,7 @@ import { describeParameters } from './parameters';
 import type { PlanSpec } from './spec';
 
 const STATISTICS = new Set(['running_mean', 'running_var', 'num_batches_tracked']);
-const NORMS = new Set(['batch_norm', 'instance_norm', 'layer_norm']);
+const NORMS = new Set(['batch_norm', 'instance_norm', 'layer_norm', 'group_norm']);
 
 /** Names of the parameters that stay on the node, in state_dict order (empty without the option). */
 export function localParameterNamesOf(spec: PlanSpec, graph: ResolvedGraph): string[] {

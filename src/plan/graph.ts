@@ -6,7 +6,7 @@
  */
 import { formatPath, PathSegment, PlanIssue } from './errors';
 import { BranchName, GraphModelSpec, LossSpec, GraphNodeSpec, isGraphModel, LayerSpec, ModelGraphSpec, PlanSpec, SpatialParam } from './spec';
-import { imageInputChannels } from './preprocess';
+import { imageInputChannels, tabularFeatureIndex } from './preprocess';
 import { isImageLayer, resolveImageLayer, ResolvedImageLayer } from './image-layers';
 
 export type Shape = number[];
@@ -63,6 +63,12 @@ export interface ResolvedBatchNorm extends ResolvedBase {
   eps: number;
   momentum: number;
 }
+export interface ResolvedUpsample extends ResolvedBase {
+  type: 'upsample';
+  dims: 2 | 3;
+  scale: number[];
+  mode: 'nearest' | 'bilinear';
+}
 export interface ResolvedGroupNorm extends ResolvedBase {
   type: 'group_norm';
   features: number;
@@ -103,6 +109,7 @@ export type ResolvedLayer =
   | ResolvedPool
   | ResolvedGlobalPool
   | ResolvedNorm
+  | ResolvedUpsample
   | ResolvedBatchNorm
   | ResolvedGroupNorm
   | ResolvedDropout
@@ -297,6 +304,16 @@ function resolveLayer(layer: LayerSpec, index: number, base: PathSegment[], inSh
         momentum: layer.momentum ?? BATCH_NORM_DEFAULTS.momentum,
         outShape: inShape,
       };
+    case 'upsample': {
+      if (inShape.length < 3 || inShape.length > 4) {
+        fail([...at, 'type'], `upsample needs a [C, H, W] or [C, D, H, W] input, got ${describe(inShape)}`);
+      }
+      const dims = (inShape.length - 1) as 2 | 3;
+      const scale = spatial(layer.scaleFactor, dims, [...at, 'scaleFactor'], 1);
+      const mode = layer.mode ?? 'nearest';
+      if (mode === 'bilinear' && dims !== 2) fail([...at, 'mode'], `bilinear upsampling takes a [C, H, W] input, got ${describe(inShape)}`);
+      return { ...common, type: 'upsample', dims, scale, mode, outShape: [inShape[0], ...inShape.slice(1).map((n, i) => n * scale[i])] };
+    }
     case 'group_norm':
       if (inShape.length < 1 || inShape.length > 4) fail([...at, 'type'], `group_norm cannot take ${describe(inShape)}`);
       if (inShape[0] % layer.groups !== 0) {
@@ -420,7 +437,7 @@ function resolveBranches(spec: PlanSpec, model: ModelGraphSpec): ResolvedGraph {
     branches.push(image);
   }
   if (inputs.tabular && model.tabular) {
-    tabularInputShape = [inputs.tabular.columns.length];
+    tabularInputShape = [tabularFeatureIndex(spec).count];
     tabular = resolveBranch('tabular', model.tabular, tabularInputShape);
     branches.push(tabular);
   }
@@ -506,7 +523,7 @@ function resolveGraphModel(spec: PlanSpec, model: GraphModelSpec): ResolvedGraph
     }
     inputShapes.image = [imageInputChannels(spec), ...spec.inputs.image.size];
   }
-  if (spec.inputs.tabular) inputShapes.tabular = [spec.inputs.tabular.columns.length];
+  if (spec.inputs.tabular) inputShapes.tabular = [tabularFeatureIndex(spec).count];
   const shapes = new Map<string, Shape>(Object.entries(inputShapes) as [string, Shape][]);
   const used = new Set<string>();
   const nodes: ResolvedNode[] = [];

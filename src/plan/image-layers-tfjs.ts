@@ -6,15 +6,14 @@
  * (upsampling is two matrix products with fixed interpolation matrices).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ResolvedConvTranspose, ResolvedImageLayer, ResolvedUpsample } from './image-layers';
+import { ResolvedConvTranspose, ResolvedImageLayer } from './image-layers';
+import type { ResolvedUpsample } from './graph';
 
 /** Runs one image layer; `variable(role)` gives the layer's variable (`weight`, `bias`) in tfjs layout. */
 export function runImageLayer(layer: ResolvedImageLayer, x: tf.Tensor, variable: (role: string) => tf.Variable): tf.Tensor {
   switch (layer.type) {
     case 'conv_transpose':
       return convTranspose2d(layer, x as tf.Tensor4D, variable);
-    case 'upsample':
-      return upsample(layer, x as tf.Tensor4D);
     case 'spatial_broadcast': {
       // A product with ones broadcasts (tile's gradient stops at rank 4 in tfjs; broadcasting has none).
       const [n, features] = x.shape;
@@ -60,8 +59,11 @@ export function linearInterpolationMatrix(size: number, scale: number): Float32A
   return m;
 }
 
-/** Upsampling as two matrix products with fixed interpolation matrices (gradients on every backend, any rank). */
-function upsample(layer: ResolvedUpsample, x: tf.Tensor4D): tf.Tensor {
+/**
+ * 2-D upsampling as two matrix products with fixed interpolation matrices (gradients on every backend): the plan's
+ * bilinear `upsample` (nearest runs as repeats, tfjs-model.ts, for 2-D and 3-D).
+ */
+export function upsample2dByInterpolation(layer: ResolvedUpsample, x: tf.Tensor4D): tf.Tensor {
   const [n, h, w, c] = x.shape;
   const [sh, sw] = layer.scale;
   const matrix = layer.mode === 'nearest' ? nearestInterpolationMatrix : linearInterpolationMatrix;

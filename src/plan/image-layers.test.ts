@@ -44,10 +44,18 @@ describe('shapes and errors', () => {
     ]))).toThrow(/outputPadding: must be smaller than the stride/);
     expect(() => planWith((g) => g.chain('x', 'image', [{ type: 'spatial_broadcast', size: [4, 4] }, { type: 'global_avg_pool' }, { type: 'dense', outFeatures: 1 }])))
       .toThrow(/spatial_broadcast needs a flat \[F\] input, got \[1, 8, 6\]/);
-    expect(() => planWith((g) => g.chain('x', 'image', [{ type: 'global_avg_pool' }, { type: 'upsample2d', scaleFactor: 2 }, { type: 'dense', outFeatures: 1 }])))
-      .toThrow(/upsample2d needs a \[C, H, W\] input, got \[1\]/);
-    expect(() => planWith((g) => g.chain('x', 'image', [{ type: 'upsample2d', scaleFactor: 2, mode: 'bicubic' as 'bilinear' }, { type: 'global_avg_pool' }, { type: 'dense', outFeatures: 1 }])))
+    expect(() => planWith((g) => g.chain('x', 'image', [{ type: 'global_avg_pool' }, { type: 'upsample', scaleFactor: 2 }, { type: 'dense', outFeatures: 1 }])))
+      .toThrow(/upsample needs a \[C, H, W\] or \[C, D, H, W\] input, got \[1\]/);
+    expect(() => planWith((g) => g.chain('x', 'image', [{ type: 'upsample', scaleFactor: 2, mode: 'bicubic' as 'bilinear' }, { type: 'global_avg_pool' }, { type: 'dense', outFeatures: 1 }])))
       .toThrow(/mode/);
+    // One upsample layer for both graphs' needs: nearest on 2-D and 3-D, bilinear on 2-D only.
+    const volume = (mode: 'nearest' | 'bilinear') => definePlan({
+      name: 'Probe3d', inputs: { image: { modalities: ['T1'], dims: 3, size: [2, 4, 4] } }, target: { column: 'y' },
+      model: modelGraph((g) => g.chain('x', 'image', [{ type: 'upsample', scaleFactor: 2, mode }, { type: 'global_avg_pool' }, { type: 'dense', outFeatures: 1 }])),
+      loss: { type: 'mse' }, optimizer: { type: 'sgd', lr: 0.1 },
+    });
+    expect(() => volume('nearest')).not.toThrow();
+    expect(() => volume('bilinear')).toThrow(/bilinear upsampling takes a \[C, H, W\] input, got \[1, 2, 4, 4\]/);
   });
 
   test('bilinear weights are PyTorch\'s align_corners=False ones (rows sum to 1, borders clamped)', () => {

@@ -4,7 +4,7 @@
  * first (PyTorch's view), as everywhere in the resolved graph.
  */
 import type { PathSegment } from './errors';
-import type { ConvTranspose2dLayer, SpatialBroadcastLayer, SpatialParam, Upsample2dLayer } from './spec';
+import type { ConvTranspose2dLayer, SpatialBroadcastLayer, SpatialParam } from './spec';
 
 type Shape = number[];
 
@@ -27,19 +27,13 @@ export interface ResolvedConvTranspose extends ResolvedBase {
   outputPadding: number[];
   bias: boolean;
 }
-export interface ResolvedUpsample extends ResolvedBase {
-  type: 'upsample';
-  dims: 2;
-  scale: number[];
-  mode: 'nearest' | 'bilinear';
-}
 export interface ResolvedSpatialBroadcast extends ResolvedBase {
   type: 'spatial_broadcast';
   size: number[];
 }
-export type ResolvedImageLayer = ResolvedConvTranspose | ResolvedUpsample | ResolvedSpatialBroadcast;
-export type ImageLayerSpec = ConvTranspose2dLayer | Upsample2dLayer | SpatialBroadcastLayer;
-export const IMAGE_LAYER_TYPES: readonly ImageLayerSpec['type'][] = ['conv_transpose2d', 'upsample2d', 'spatial_broadcast'];
+export type ResolvedImageLayer = ResolvedConvTranspose | ResolvedSpatialBroadcast;
+export type ImageLayerSpec = ConvTranspose2dLayer | SpatialBroadcastLayer;
+export const IMAGE_LAYER_TYPES: readonly ImageLayerSpec['type'][] = ['conv_transpose2d', 'spatial_broadcast'];
 
 export function isImageLayer(layer: { type: string }): layer is ImageLayerSpec {
   return (IMAGE_LAYER_TYPES as readonly string[]).includes(layer.type);
@@ -71,14 +65,6 @@ export function resolveImageLayer(
       return {
         ...common, type: 'conv_transpose', dims: 2, inChannels: inShape[0], outChannels: layer.outChannels, kernel, stride,
         padding, outputPadding, bias: layer.bias ?? true, outShape: [layer.outChannels, ...spatialOut],
-      };
-    }
-    case 'upsample2d': {
-      if (inShape.length !== 3) h.fail([...at, 'type'], `upsample2d needs a [C, H, W] input, got ${h.describe(inShape)}`);
-      const scale = h.spatial(layer.scaleFactor, 2, [...at, 'scaleFactor'], 1);
-      return {
-        ...common, type: 'upsample', dims: 2, scale, mode: layer.mode ?? 'nearest',
-        outShape: [inShape[0], ...inShape.slice(1).map((n, i) => n * scale[i])],
       };
     }
     case 'spatial_broadcast':

@@ -35,3 +35,6 @@ export type { DenseVolume } from './pipeline';
 export { imageInputChannels, sliceSelection, storedImageRank } from './preprocess';
 export { makeBatch } from './batch';
 export type { PlanBatch, PlanSample } from './batch';
+export { localParameterNamesOf } from './fedbn';
+export { augmentBatch, augmentImage } from './augment';
+export { planMetrics, METRIC_WIRE_NAMES } from './metrics';

@@ -10,7 +10,7 @@ import { exportPlanToOnnx, OnnxExportError, ONNX_OUTPUT } from './onnx';
 import { PlanSpec } from './spec';
 import {
   cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, imageLayersGraphPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan,
-  resnetGraphPlan,
+  resnetGraphPlan, unetGraphPlan, upsample3dGraphPlan,
 } from './testing/plans';
 import { runOnnxOutOfProcess } from './testing/onnx-runner';
 import { buildModel } from './tfjs-model';
@@ -56,6 +56,8 @@ const CASES: Case[] = [
   { spec: inception3dGraphPlan(), layout: 'NCHW', activation: 'none' },
   { spec: normsGraphPlan(), layout: 'NHWC', activation: 'none' },
   { spec: norms2dPlan(), layout: 'NCHW', activation: 'softmax' },
+  { spec: unetGraphPlan(), layout: 'NHWC', activation: 'sigmoid' },
+  { spec: upsample3dGraphPlan(), layout: 'NCHW', activation: 'none' },
   { spec: groupNormPlan(), layout: 'NCHW', activation: 'sigmoid' },
   // ConvTranspose, Resize (nearest and linear), Unsqueeze + Expand
   { spec: imageLayersGraphPlan(), layout: 'NHWC', activation: 'none' },
@@ -137,7 +139,7 @@ describe('ONNX export of a plan', () => {
 
   it('covers every op the exporter can emit', () => {
     for (const op of ['Conv', 'Pad', 'Relu', 'LeakyRelu', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'BatchNormalization',
-      'Flatten', 'Gemm', 'Concat', 'Add', 'Sigmoid', 'Softmax', 'Transpose', 'GlobalMaxPool', 'InstanceNormalization', 'ReduceMean']) {
+      'Flatten', 'Gemm', 'Concat', 'Add', 'Sigmoid', 'Softmax', 'Transpose', 'GlobalMaxPool', 'InstanceNormalization', 'ReduceMean', 'Resize']) {
       expect(usedOps).toContain(op);
     }
   });

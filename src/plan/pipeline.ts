@@ -6,7 +6,7 @@
  * i.e. transposed.
  */
 import { ClipStep, LogStep, PlanSpec, WindowStep } from './spec';
-import { sliceSelection, storedImageRank } from './preprocess';
+import { oneHotColumns, sliceSelection, storedImageRank, tabularFeatureIndex } from './preprocess';
 
 /** A dense C-order array. */
 export interface DenseVolume {
@@ -189,7 +189,11 @@ export function preprocessModality(spec: PlanSpec, modality: string, volume: Den
         x = moveAxisToFront(picked, axis + 1);
         break;
       }
+      case 'mip':
+        x = maxAlong(x, step.axis + 1);
+        break;
       case 'standardize_column':
+      case 'fill_missing':
         break;
     }
   }
@@ -198,6 +202,21 @@ export function preprocessModality(spec: PlanSpec, modality: string, volume: Den
     throw new PreprocessError(`${label} gives [${spatial.join(', ')}] after preprocessing, the network expects [${image.size.join(', ')}]`);
   }
   return x;
+}
+
+/** The maximum over one axis, which disappears (a maximum-intensity projection). */
+function maxAlong(x: DenseVolume, axis: number): DenseVolume {
+  const outer = size(x.shape.slice(0, axis));
+  const n = x.shape[axis];
+  const inner = size(x.shape.slice(axis + 1));
+  const out = new Float32Array(outer * inner).fill(-Infinity);
+  for (let o = 0; o < outer; o++) {
+    for (let k = 0; k < n; k++) {
+      const from = (o * n + k) * inner;
+      for (let i = 0; i < inner; i++) if (x.data[from + i] > out[o * inner + i]) out[o * inner + i] = x.data[from + i];
+    }
+  }
+  return { data: out, shape: x.shape.filter((_, a) => a !== axis) };
 }
 
 /** [1, a, b, c] with `axis` (1..3) moved to the front and the unit axis dropped: [n_axis, others...]. */
@@ -254,10 +273,21 @@ function valueKind(value: unknown): string {
 /** The tabular input for one sample (inputs.tabular.columns order, standardize_column applied, float32). */
 export function tabularInput(spec: PlanSpec, row: Record<string, unknown>): Float32Array {
   const columns = spec.inputs.tabular?.columns ?? [];
-  const out = new Float32Array(columns.length);
-  columns.forEach((column, j) => {
+  const fills = new Map(spec.preprocessing.flatMap((s) => (s.op === 'fill_missing' ? [[s.column, s.value] as const] : [])));
+  const oneHot = oneHotColumns(spec);
+  const { count, index } = tabularFeatureIndex(spec);
+  const out = new Float32Array(count);
+  columns.forEach((column) => {
     const value = row[column];
-    const number = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : NaN;
+    const j = index.get(column)!;
+    const categories = oneHot.get(column);
+    if (categories) {
+      const k = categories.indexOf(categoryText(value) ?? '');
+      if (k >= 0) out[j + k] = 1;
+      return;
+    }
+    let number = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : NaN;
+    if (!Number.isFinite(number) && fills.has(column)) number = fills.get(column)!;
     if (!Number.isFinite(number)) {
       throw new PreprocessError(`plan ${spec.name}: column '${column}' is missing or not numeric (${valueKind(value)})`);
     }
@@ -265,10 +295,17 @@ export function tabularInput(spec: PlanSpec, row: Record<string, unknown>): Floa
   });
   for (const step of spec.preprocessing) {
     if (step.op !== 'standardize_column') continue;
-    const j = columns.indexOf(step.column);
+    const j = index.get(step.column)!;
     out[j] = (out[j] - Math.fround(step.mean)) / Math.fround(step.std);
   }
   return out;
+}
+
+/** A cell's text for category matching: numbers by their shortest decimal text (3.0 → '3'); none when missing. */
+function categoryText(value: unknown): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value === 'number') return Number.isNaN(value) ? undefined : String(value);
+  return String(value);
 }
 
 /** The target of one sample as the loss wants it: a class index for cross_entropy, a float otherwise. */

@@ -16,13 +16,36 @@ export function imageInputChannels(spec: PlanSpec): number {
   return modalities * (sliceSelection(spec)?.count ?? 1);
 }
 
-/** Rank of the volumes as stored: 3 when slices are selected from them, else the network's spatial rank. */
-export function storedImageRank(spec: PlanSpec): number {
-  return sliceSelection(spec) ? 3 : spec.inputs.image?.dims ?? 0;
+/** Steps that turn a stored 3-D volume into the network's 2-D input. */
+function reducesRank(step: PreprocessStep): boolean {
+  return step.op === 'select_slices' || step.op === 'mip';
 }
 
-function isImageStep(step: PreprocessStep): boolean {
-  return step.op !== 'standardize_column';
+/** Rank of the volumes as stored: 3 when slices are selected from them or projected, else the network's spatial rank. */
+export function storedImageRank(spec: PlanSpec): number {
+  return spec.preprocessing.some(reducesRank) ? 3 : spec.inputs.image?.dims ?? 0;
+}
+
+/** Categories of the one-hot encoded tabular columns, by column. */
+export function oneHotColumns(spec: PlanSpec): Map<string, string[]> {
+  return new Map(spec.preprocessing.flatMap((s) => (s.op === 'one_hot_column' ? [[s.column, s.categories] as const] : [])));
+}
+
+/** Features of the tabular input: one per column, one per category for one-hot columns, in column order. */
+export function tabularFeatureIndex(spec: PlanSpec): { count: number; index: Map<string, number> } {
+  const oneHot = oneHotColumns(spec);
+  const index = new Map<string, number>();
+  let count = 0;
+  for (const column of spec.inputs.tabular?.columns ?? []) {
+    index.set(column, count);
+    count += oneHot.get(column)?.length ?? 1;
+  }
+  return { count, index };
+}
+
+/** Whether a step acts on images (the others act on tabular columns). */
+export function isImageStep(step: PreprocessStep): boolean {
+  return step.op !== 'standardize_column' && step.op !== 'fill_missing' && step.op !== 'one_hot_column';
 }
 
 /** Walks the pipeline tracking the spatial rank (and size once a step fixes it). */
@@ -89,10 +112,19 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
         }
         checkModalities(i, step.modalities);
         break;
+      case 'mip':
+        slicesSeen += 1;
+        if (slicesSeen > 1) {
+          issue(i, 'op', 'one of select_slices or mip, once');
+          break;
+        }
+        if (size) size = size.filter((_, a) => a !== step.axis);
+        rank = 2;
+        break;
       case 'select_slices':
         slicesSeen += 1;
         if (slicesSeen > 1) {
-          issue(i, 'op', 'select_slices may appear once');
+          issue(i, 'op', 'one of select_slices or mip, once');
           break;
         }
         if (size && typeof step.center === 'number') {
@@ -104,7 +136,16 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
         if (size) size = size.filter((_, a) => a !== step.axis);
         rank = 2;
         break;
-      case 'standardize_column': {
+      case 'fill_missing':
+      case 'standardize_column':
+      case 'one_hot_column': {
+        const encoded = oneHotColumns(spec);
+        if (step.op !== 'one_hot_column' && encoded.has(step.column)) {
+          issue(i, 'column', `'${step.column}' is one-hot encoded: ${step.op} applies to numeric columns`);
+        }
+        if (step.op === 'one_hot_column' && spec.preprocessing.filter((s) => s.op === 'one_hot_column' && s.column === step.column).length > 1) {
+          issue(i, 'column', `'${step.column}' is one-hot encoded twice`);
+        }
         const known = [...(spec.inputs.tabular?.columns ?? [])];
         if (!known.includes(step.column)) {
           issue(i, 'column', `'${step.column}' is not one of inputs.tabular.columns`);
@@ -114,8 +155,8 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
     }
   });
   if (image) {
-    if (sliceSelection(spec) && image.dims !== 2) {
-      issues.push({ path: 'inputs.image.dims', message: 'select_slices turns volumes into 2D inputs: dims must be 2' });
+    if (spec.preprocessing.some(reducesRank) && image.dims !== 2) {
+      issues.push({ path: 'inputs.image.dims', message: 'select_slices and mip turn volumes into 2D inputs: dims must be 2' });
     }
     if (size && size.length === image.size.length && size.some((n, a) => n !== image.size[a])) {
       issues.push({

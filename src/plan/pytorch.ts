@@ -17,7 +17,7 @@
  */
 import { canonicalJson, sha256Hex } from './canonical';
 import { ResolvedGraph, ResolvedLayer } from './graph';
-import { storedImageRank } from './preprocess';
+import { isImageStep, oneHotColumns, storedImageRank, tabularFeatureIndex } from './preprocess';
 import { pyLiteral, pyNumber, pyString } from './python-literal';
 import { localParameterNamesOf } from './fedbn';
 import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
@@ -310,11 +310,34 @@ const AUGMENT_HELPERS = String.raw`
             elif op == 'shift_intensity':
                 u, state = self._fbts_uniforms(state, 1)
                 x = x + float(np.float32((2 * u[0] - 1) * step['offset']))
+            elif op == 'affine':
+                u, state = self._fbts_uniforms(state, 4)
+                x = self._fbts_affine(x, step['axes'][0] + 1, step['axes'][1] + 1, (2 * u[0] - 1) * step['rotate'] * np.pi / 180,
+                                      1 + (2 * u[1] - 1) * step['scale'], ((2 * u[2] - 1) * step['translate'], (2 * u[3] - 1) * step['translate']))
             elif op == 'gaussian_noise':
                 u, state = self._fbts_uniforms(state, 2 * x.numel())
                 noise = step['std'] * np.sqrt(-2 * np.log(1 - u[0::2])) * np.cos(2 * np.pi * u[1::2])
                 x = x + torch.from_numpy(noise.astype(np.float32)).view_as(x)
         return x
+
+    @staticmethod
+    def _fbts_affine(x, a, b, angle, scale, shift):
+        # bilinear resampling of the plane (a, b) at R(-angle)(q - c - shift)/scale + c, zero outside (src/plan/augment.ts)
+        v = np.moveaxis(x.detach().numpy().astype(np.float64), (a, b), (-2, -1))
+        na, nb = v.shape[-2], v.shape[-1]
+        ca, cb = (na - 1) / 2, (nb - 1) / 2
+        qa, qb = np.meshgrid(np.arange(na) - ca - shift[0], np.arange(nb) - cb - shift[1], indexing='ij')
+        cos, sin = np.cos(angle), np.sin(angle)
+        sa = (cos * qa + sin * qb) / scale + ca
+        sb = (-sin * qa + cos * qb) / scale + cb
+        a0, b0 = np.floor(sa).astype(np.int64), np.floor(sb).astype(np.int64)
+        wa, wb = sa - a0, sb - b0
+
+        def at(ia, ib):
+            inside = (ia >= 0) & (ia < na) & (ib >= 0) & (ib < nb)
+            return np.where(inside, v[..., np.clip(ia, 0, na - 1), np.clip(ib, 0, nb - 1)], 0.0)
+        out = (1 - wa) * (1 - wb) * at(a0, b0) + (1 - wa) * wb * at(a0, b0 + 1) + wa * (1 - wb) * at(a0 + 1, b0) + wa * wb * at(a0 + 1, b0 + 1)
+        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(out, (-2, -1), (a, b))).astype(np.float32))
 
     def _fbts_augment_batch(self, images, seed):
         return torch.stack([self._fbts_augment_sample(x, (seed + (i + 1) * 0x9E3779B9) & 0xFFFFFFFF) for i, x in enumerate(images)])
@@ -497,15 +520,6 @@ const DATA_HELPERS = String.raw`
             return (x - low) / (high - low if high > low else 1.0)
         return (x - step['mean']) / step['std']
 
-    def _fbts_intensity(self, x, step):
-        if step['op'] == 'log':
-            return torch.log1p(x.clamp(min=0))
-        if step['op'] == 'clip':
-            return x.clamp(min=step.get('min'), max=step.get('max'))
-        low = float(np.float32(step['center'] - step['width'] / 2))
-        high = float(np.float32(step['center'] + step['width'] / 2))
-        return (x.clamp(min=low, max=high) - low) / step['width']
-
     def _fbts_slices(self, x, step, modality):
         axis = step['axis']
         n = x.shape[axis + 1]
@@ -537,9 +551,6 @@ const DATA_HELPERS = String.raw`
             elif op == 'normalize':
                 if step.get('modalities') is None or modality in step['modalities']:
                     x = self._fbts_normalize(x, step)
-            elif op in ('clip', 'window', 'log'):
-                if step.get('modalities') is None or modality in step['modalities']:
-                    x = self._fbts_intensity(x, step)
             elif op == 'select_slices':
                 x = self._fbts_slices(x, step, modality)
         if list(x.shape[1:]) != self.IMAGE_SIZE:
@@ -557,6 +568,132 @@ const DATA_HELPERS = String.raw`
             return inputs, demographics[:, f]
         return {'tabular': data.float()}, target
 `;
+
+/** Preprocessing code only plans using these steps carry (see dataHelpers). */
+const INTENSITY_METHOD = String.raw`    def _fbts_intensity(self, x, step):
+        if step['op'] == 'log':
+            return torch.log1p(x.clamp(min=0))
+        if step['op'] == 'clip':
+            return x.clamp(min=step.get('min'), max=step.get('max'))
+        low = float(np.float32(step['center'] - step['width'] / 2))
+        high = float(np.float32(step['center'] + step['width'] / 2))
+        return (x.clamp(min=low, max=high) - low) / step['width']
+
+`;
+const INTENSITY_BRANCH = String.raw`            elif op in ('clip', 'window', 'log'):
+                if step.get('modalities') is None or modality in step['modalities']:
+                    x = self._fbts_intensity(x, step)
+`;
+const MIP_BRANCH = String.raw`            elif op == 'mip':
+                x = x.amax(dim=step['axis'] + 1)
+`;
+
+/**
+ * The data helpers of a plan. Code for the newer steps (clip / window / log, mip, fill_missing) is added only to
+ * plans that use them, so the generated source of other plans stays as it was, and so their approvals on Python
+ * nodes; with fill_missing the column readers fill missing values first.
+ */
+function dataHelpers(spec: PlanSpec): string {
+  const replace = (text: string, from: string, to: string): string => {
+    if (!text.includes(from)) throw new Error(`internal: data helper line not found: ${from.trim()}`);
+    return text.replace(from, to);
+  };
+  const uses = (...ops: string[]) => spec.preprocessing.some((s) => ops.includes(s.op));
+  let text = DATA_HELPERS;
+  const branchAnchor = `            elif op == 'select_slices':
+`;
+  if (uses('clip', 'window', 'log')) {
+    text = replace(text, `    def _fbts_slices(self, x, step, modality):
+`, `${INTENSITY_METHOD}    def _fbts_slices(self, x, step, modality):
+`);
+    text = replace(text, branchAnchor, `${INTENSITY_BRANCH}${branchAnchor}`);
+  }
+  if (uses('mip')) text = replace(text, branchAnchor, `${MIP_BRANCH}${branchAnchor}`);
+  if (uses('fill_missing')) text = fillMissingHelpers(text, replace);
+  if (uses('one_hot_column')) text = oneHotHelpers(text, replace);
+  return text;
+}
+
+type Replace = (text: string, from: string, to: string) => string;
+
+/** One-hot columns: features are encoded (indicators in place of the column); standardisation by feature index. */
+function oneHotHelpers(data: string, replace: Replace): string {
+  let text = replace(data, `            j = self.TABULAR_COLUMNS.index(step['column'])
+`, `            j = self.FEATURE_INDEX[step['column']]
+`);
+  text = replace(text, `            f = len(self.TABULAR_COLUMNS)
+`, `            f = self.FEATURE_COUNT
+`);
+  const values = /        values = np\.array\(\[(.*) for c in wanted\], dtype=np\.float32\)\n/.exec(text);
+  if (!values) throw new Error('internal: demographics line not found');
+  text = replace(text, values[0], `        cell = lambda c: ${values[1]}
+        values = np.array(self._fbts_encode(lambda c: row.get(c), cell) + [cell(self.TARGET_COLUMN)], dtype=np.float32)
+`);
+  text = replace(text, `        missing = [c for c in wanted if c not in row`, `        missing = [c for c in wanted if c not in row and c not in self.ONE_HOT`);
+  return `${text}${ONE_HOT_HELPERS}`;
+}
+
+const ONE_HOT_HELPERS = String.raw`
+    @staticmethod
+    def _fbts_category(v):
+        # a cell's text for category matching: integral numbers without '.0'; None when missing
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v == '':
+            return None
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        return str(v)
+
+    def _fbts_encode(self, raw, cell):
+        # tabular features: one indicator per category for one-hot columns (all 0 for another or a missing value)
+        out = []
+        for c in self.TABULAR_COLUMNS:
+            if c in self.ONE_HOT:
+                text = self._fbts_category(raw(c))
+                out.extend(1.0 if text == k else 0.0 for k in self.ONE_HOT[c])
+            else:
+                out.append(cell(c))
+        return out
+
+    def _fbts_encode_frame(self, frame):
+        numeric = [c for c in self.TABULAR_COLUMNS if c not in self.ONE_HOT]
+        values = self._fbts_frame_columns(frame, numeric) if numeric else np.zeros((len(frame), 0), dtype=np.float32)
+        absent = [c for c in self.ONE_HOT if c not in frame.columns]
+        if absent:
+            raise self._fbts_error('column(s) %s not in the dataset (it has: %s)' % (absent, list(frame.columns)))
+        rows = []
+        for i in range(len(frame)):
+            known = dict(zip(numeric, values[i].tolist()))
+            rows.append(self._fbts_encode(lambda c: frame[c].iloc[i], lambda c: known[c]))
+        return np.array(rows, dtype=np.float32).reshape(len(frame), self.FEATURE_COUNT)
+`;
+
+/** fill_missing: the column readers fill missing values first. */
+function fillMissingHelpers(data: string, replace: Replace): string {
+  let text = replace(data, `    def _fbts_frame_columns(self, frame, columns):
+`, `    def _fbts_frame_columns(self, frame, columns):
+        frame = frame.copy()
+        for c, v in self.FILL_MISSING.items():
+            if c in columns:
+                frame[c] = pd.to_numeric(frame[c], errors='coerce').replace([np.inf, -np.inf], np.nan).fillna(v) if c in frame.columns else v
+`);
+  text = replace(text, `        missing = [c for c in wanted if c not in row]
+`, `        missing = [c for c in wanted if c not in row and c not in self.FILL_MISSING]
+`);
+  text = replace(text, `        values = np.array([float(row[c]) for c in wanted], dtype=np.float32)
+`, `        values = np.array([self._fbts_cell(row, c) for c in wanted], dtype=np.float32)
+`);
+  return `${text}
+    def _fbts_cell(self, row, c):
+        # fill_missing: an absent, empty or non-numeric value of a filled column becomes its fill value
+        if c not in self.FILL_MISSING:
+            return float(row[c])
+        try:
+            value = float(row.get(c))
+        except (TypeError, ValueError):
+            return float(self.FILL_MISSING[c])
+        return value if np.isfinite(value) else float(self.FILL_MISSING[c])
+`;
+}
 
 function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
   if (spec.inputs.image) {
@@ -576,7 +713,9 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
   return [
     '    def training_data(self):',
     '        frame = pd.read_csv(self.dataset_path)',
-    '        x = self._fbts_standardize(self._fbts_frame_columns(frame, self.TABULAR_COLUMNS))',
+    spec.preprocessing.some((s) => s.op === 'one_hot_column')
+      ? '        x = self._fbts_standardize(self._fbts_encode_frame(frame))'
+      : '        x = self._fbts_standardize(self._fbts_frame_columns(frame, self.TABULAR_COLUMNS))',
     '        y = self._fbts_frame_columns(frame, [self.TARGET_COLUMN])[:, 0]',
     ...(fedbiomed === 'v6' ? [
       '        # Fed-BioMed v6 wraps plain data in a NativeDataset, which converts a numpy item as an image: lists.',
@@ -606,7 +745,10 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
   // one source whatever its key order (a spec written in TypeScript, or read back from a generated .py's PLAN_SPEC).
   const spec = JSON.parse(json) as PlanSpec;
   const { graph } = validatePlan(spec);
-  const imageSteps = spec.preprocessing.filter((s) => s.op !== 'standardize_column');
+  const imageSteps = spec.preprocessing.filter(isImageStep);
+  const oneHot = Object.fromEntries(oneHotColumns(spec));
+  const features = tabularFeatureIndex(spec);
+  const fills = Object.fromEntries(spec.preprocessing.flatMap((s) => (s.op === 'fill_missing' ? [[s.column, s.value]] : [])));
   const tabularSteps = spec.preprocessing.filter((s) => s.op === 'standardize_column');
   const augmentation = spec.augmentation ?? [];
   const localParameters = localParameterNamesOf(spec, graph);
@@ -626,6 +768,14 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     `    TARGET_COLUMN = ${pyString(spec.target.column)}`,
     `    IMAGE_STEPS = ${pyLiteral(imageSteps)}`,
     `    TABULAR_STEPS = ${pyLiteral(tabularSteps)}`,
+    ...(Object.keys(fills).length > 0 ? [`    FILL_MISSING = ${pyLiteral(fills)}`] : []),
+    ...(Object.keys(oneHot).length > 0
+      ? [
+          `    ONE_HOT = ${pyLiteral(oneHot)}`,
+          `    FEATURE_INDEX = ${pyLiteral(Object.fromEntries(features.index))}`,
+          `    FEATURE_COUNT = ${features.count}`,
+        ]
+      : []),
     ...(augmentation.length > 0 ? [`    AUGMENTATION = ${pyLiteral(augmentation)}`] : []),
     ...(localParameters.length > 0 ? [`    LOCAL_PARAMETERS = ${pyLiteral(localParameters)}`] : []),
     '',
@@ -660,7 +810,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '        results = {}',
     ...metricLines(spec),
     '        return results',
-    ...DATA_HELPERS.split('\n').slice(0, -1),
+    ...dataHelpers(spec).split('\n').slice(0, -1),
     ...(usesClassificationHelpers(spec) ? METRIC_HELPERS.split('\n').slice(0, -1) : []),
     ...(augmentation.length > 0 ? AUGMENT_HELPERS.split('\n').slice(0, -1) : []),
     ...(localParameters.length > 0 ? FEDBN_HELPERS.split('\n').slice(0, -1) : []),

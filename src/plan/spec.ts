@@ -84,6 +84,15 @@ export interface LayerNormLayer {
   /** Learnable weight and bias of the input's shape (PyTorch elementwise_affine, default true). */
   affine?: boolean;
 }
+/**
+ * Upsampling by integer factors per spatial axis (nn.Upsample): nearest (2-D or 3-D, the default) or bilinear
+ * (2-D, align_corners=False).
+ */
+export interface UpsampleLayer {
+  type: 'upsample';
+  scaleFactor: SpatialParam;
+  mode?: 'nearest' | 'bilinear';
+}
 export interface BatchNormLayer {
   type: 'batch_norm';
   eps?: number;
@@ -131,13 +140,6 @@ export interface ConvTranspose2dLayer {
   outputPadding?: SpatialParam;
   bias?: boolean;
 }
-/** Upsampling of a [C, H, W] input by integer factors (PyTorch nn.Upsample; bilinear with align_corners=False). */
-export interface Upsample2dLayer {
-  type: 'upsample2d';
-  scaleFactor: SpatialParam;
-  /** Default 'nearest'. */
-  mode?: 'nearest' | 'bilinear';
-}
 /**
  * A flat [F] input repeated at every position of a spatial grid, [F] → [F, ...size]: conditions an image network on
  * a vector (e.g. the radiotherapy technique, one-hot) by concatenating the result to image channels.
@@ -149,7 +151,6 @@ export interface SpatialBroadcastLayer {
 
 export type LayerSpec =
   | ConvTranspose2dLayer
-  | Upsample2dLayer
   | SpatialBroadcastLayer
   | Conv2dLayer
   | Conv3dLayer
@@ -158,6 +159,7 @@ export type LayerSpec =
   | GlobalMaxPoolLayer
   | InstanceNormLayer
   | LayerNormLayer
+  | UpsampleLayer
   | BatchNormLayer
   | GroupNormLayer
   | DropoutLayer
@@ -179,6 +181,7 @@ export const LAYER_TYPES: readonly LayerType[] = [
   'global_max_pool',
   'instance_norm',
   'layer_norm',
+  'upsample',
   'batch_norm',
   'group_norm',
   'dropout',
@@ -191,7 +194,6 @@ export const LAYER_TYPES: readonly LayerType[] = [
   'sigmoid',
   'softmax',
   'conv_transpose2d',
-  'upsample2d',
   'spatial_broadcast',
 ];
 
@@ -367,6 +369,26 @@ export interface LogStep {
   op: 'log';
   modalities?: string[];
 }
+/** Maximum-intensity projection of a volume along one axis (it disappears): a 3-D volume becomes a 2-D image. */
+export interface MipStep {
+  op: 'mip';
+  axis: 0 | 1 | 2;
+}
+/** Missing or non-numeric values of a tabular column become `value` when the column is read (before other steps). */
+export interface FillMissingStep {
+  op: 'fill_missing';
+  column: string;
+  value: number;
+}
+/**
+ * Categorical encoding: the tabular column becomes one indicator feature per category, in place (its text must
+ * equal a category; numbers compare by their decimal text, '3' for 3.0); another or a missing value gives all 0.
+ */
+export interface OneHotColumnStep {
+  op: 'one_hot_column';
+  column: string;
+  categories: string[];
+}
 export interface SelectSlicesStep {
   op: 'select_slices';
   /** Volume axis the slices are taken along (it disappears; the slices become channels). */
@@ -390,7 +412,10 @@ export type PreprocessStep =
   | WindowStep
   | LogStep
   | SelectSlicesStep
-  | StandardizeColumnStep;
+  | MipStep
+  | StandardizeColumnStep
+  | FillMissingStep
+  | OneHotColumnStep;
 
 export type PreprocessOp = PreprocessStep['op'];
 export const PREPROCESS_OPS: readonly PreprocessOp[] = [
@@ -402,7 +427,10 @@ export const PREPROCESS_OPS: readonly PreprocessOp[] = [
   'window',
   'log',
   'select_slices',
+  'mip',
   'standardize_column',
+  'fill_missing',
+  'one_hot_column',
 ];
 
 /**
@@ -414,8 +442,18 @@ export type AugmentStep =
   | { op: 'rotate90'; /** the plane, two spatial axes of equal size */ axes: [number, number]; p: number }
   | { op: 'scale_intensity'; /** x·(1 + f), f uniform in [-factor, factor] */ factor: number; p: number }
   | { op: 'shift_intensity'; /** x + o, o uniform in [-offset, offset] */ offset: number; p: number }
-  | { op: 'gaussian_noise'; std: number; p: number };
-export const AUGMENT_OPS: readonly AugmentStep['op'][] = ['flip', 'rotate90', 'scale_intensity', 'shift_intensity', 'gaussian_noise'];
+  | { op: 'gaussian_noise'; std: number; p: number }
+  | {
+      op: 'affine';
+      /** the plane (two spatial axes); 3-D volumes turn every slice across it alike */
+      axes: [number, number];
+      /** largest rotation in degrees, relative scaling and shift in voxels (each drawn in ±) */
+      rotate: number;
+      scale: number;
+      translate: number;
+      p: number;
+    };
+export const AUGMENT_OPS: readonly AugmentStep['op'][] = ['flip', 'rotate90', 'scale_intensity', 'shift_intensity', 'gaussian_noise', 'affine'];
 
 export interface PlanSpec {
   format: typeof PLAN_FORMAT;

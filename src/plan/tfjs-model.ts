@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { LayerTap, ModelParameter, TrainableModel } from '../engine/model';
+import { batchNormTrain } from '../engine/batch-norm';
 import { biasRelu } from '../engine/fused';
 import { SeededRandom } from '../engine/prng';
 import { TorchTensor } from '../serialize';
@@ -26,7 +27,7 @@ import { describeParameters, ParameterDescriptor } from './parameters';
 import { PlanSpec } from './spec';
 import { validatePlan } from './validate';
 import { importWeightsInto } from './weights';
-import { runImageLayer } from './image-layers-tfjs';
+import { runImageLayer, upsample2dByInterpolation } from './image-layers-tfjs';
 
 export interface BuildModelOptions {
   /** Seed of the initial weights (PyTorch-like init) and of dropout masks. */
@@ -153,7 +154,6 @@ export class PlanModel implements TrainableModel {
     const x = args[0];
     switch (layer.type) {
       case 'conv_transpose':
-      case 'upsample':
       case 'spatial_broadcast':
         return runImageLayer(layer, x, (role) => this.variable(layer, role));
       case 'add':
@@ -169,6 +169,8 @@ export class PlanModel implements TrainableModel {
         return tf.mean(x, range(1, x.rank - 1));
       case 'global_max_pool':
         return tf.max(x, range(1, x.rank - 1));
+      case 'upsample':
+        return layer.mode === 'nearest' ? upsampleNearest(x, layer.scale) : upsample2dByInterpolation(layer, x as tf.Tensor4D);
       case 'instance_norm':
       case 'layer_norm': {
         // instance: per sample and channel over the spatial axes; layer: per sample over everything.
@@ -250,32 +252,50 @@ export class PlanModel implements TrainableModel {
     const beta = this.variable(layer, 'bias');
     const runningMean = this.variable(layer, 'running_mean');
     const runningVar = this.variable(layer, 'running_var');
-    const axes = range(0, x.rank - 1); // every axis but the channels (last)
-    let mean: tf.Tensor;
-    let variance: tf.Tensor;
-    if (training) {
-      const count = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
-      if (count < 2) {
-        throw new Error(`${layer.path} (batch_norm): training needs more than 1 value per channel, got input [${x.shape.join(', ')}]`);
-      }
-      const moments = tf.moments(x, axes);
-      mean = moments.mean;
-      variance = moments.variance; // biased, as PyTorch normalises with
-      // Running statistics as PyTorch keeps them: unbiased variance, exponential average with `momentum`.
-      // (assign() is not recorded on the gradient tape, so no gradient flows through these updates.)
-      const m = layer.momentum;
-      const unbiased = tf.mul(variance, count / (count - 1));
-      runningMean.assign(tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m)));
-      runningVar.assign(tf.add(tf.mul(runningVar, 1 - m), tf.mul(unbiased, m)));
-      const tracked = this.variable(layer, 'num_batches_tracked');
-      tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
-    } else {
-      mean = runningMean;
-      variance = runningVar;
+    if (!training) {
+      const normalised = tf.mul(tf.sub(x, runningMean), tf.rsqrt(tf.add(runningVar, layer.eps)));
+      return tf.add(tf.mul(normalised, gamma), beta);
     }
-    const normalised = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, layer.eps)));
-    return tf.add(tf.mul(normalised, gamma), beta);
+    const count = x.size / x.shape[x.rank - 1];
+    if (count < 2) {
+      throw new Error(`${layer.path} (batch_norm): training needs more than 1 value per channel, got input [${x.shape.join(', ')}]`);
+    }
+    // One op with its analytic gradient (engine/batch-norm.ts); normalises with the biased batch variance.
+    const { y, mean, variance } = batchNormTrain(x, gamma, beta, layer.eps);
+    // Running statistics as PyTorch keeps them: unbiased variance, exponential average with `momentum`.
+    // (assign() is not recorded on the gradient tape, so no gradient flows through these updates.)
+    const m = layer.momentum;
+    const unbiased = tf.mul(variance, count / (count - 1));
+    runningMean.assign(tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m)));
+    runningVar.assign(tf.add(tf.mul(runningVar, 1 - m), tf.mul(unbiased, m)));
+    const tracked = this.variable(layer, 'num_batches_tracked');
+    tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
+    return y;
   }
+}
+
+/** Nearest-neighbour upsampling of a channels-last tensor: each spatial axis repeated `scale` times in place. */
+function upsampleNearest(x: tf.Tensor, scale: number[]): tf.Tensor {
+  return scale.reduce((y, s, i) => (s === 1 ? y : repeatAxis(y, i + 1, s)), x);
+}
+
+/**
+ * Every element of `axis` repeated s times. Forward: expand, tile, merge; gradient: the s copies summed (written
+ * here because tfjs has no Tile gradient beyond rank 4).
+ */
+function repeatAxis(x: tf.Tensor, axis: number, s: number): tf.Tensor {
+  const shape = x.shape;
+  const split = [...shape.slice(0, axis + 1), s, ...shape.slice(axis + 1)];
+  const merged = [...shape];
+  merged[axis] = shape[axis] * s;
+  const forward = (input: tf.Tensor) => {
+    const reps = split.map((_, d) => (d === axis + 1 ? s : 1));
+    return {
+      value: tf.reshape(tf.tile(tf.expandDims(input, axis + 1), reps), merged),
+      gradFunc: (dy: tf.Tensor) => tf.sum(tf.reshape(dy, split), axis + 1),
+    };
+  };
+  return tf.customGrad(forward as unknown as Parameters<typeof tf.customGrad>[0])(x) as tf.Tensor;
 }
 
 function pool(layer: ResolvedPool, x: tf.Tensor): tf.Tensor {

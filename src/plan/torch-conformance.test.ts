@@ -23,7 +23,7 @@ import { buildModel, PlanModel } from './tfjs-model';
 import { trainingSettings } from './training';
 import {
   cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, imageLayersGraphPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan,
-  regressionPlan, resnetGraphPlan,
+  regressionPlan, resnetGraphPlan, unetGraphPlan, upsample3dGraphPlan,
 } from './testing/plans';
 import { findTorchPython, pythonSide, runTorchConformance, TorchPython } from './testing/python';
 import { imageInputChannels, sliceSelection } from './preprocess';
@@ -207,6 +207,8 @@ const PLANS: [string, () => PlanSpec, number][] = [
   ['norms_graph', () => withoutDropout(normsGraphPlan()), STEPS],
   ['norms_graph_dropout_eval', normsGraphPlan, 0],
   ['norms_2d', () => withoutDropout(norms2dPlan()), STEPS],
+  ['unet_graph', unetGraphPlan, STEPS],
+  ['upsample_3d_graph', upsample3dGraphPlan, STEPS],
   ['mlp_binary_metrics', () => ({ ...mlpPlan(), metrics: ['loss', 'auc', 'recall', 'specificity', 'balanced_accuracy', 'precision', 'f1_score', 'dice'] }), 0],
   ['group_norm', groupNormPlan, STEPS],
 ];

@@ -56,7 +56,7 @@ export function unet(options: UnetOptions): GraphModelSpec {
   for (let level = depth - 1; level >= 0; level--) {
     const channels = baseChannels * 2 ** level;
     const up: LayerSpec[] = options.up && options.up !== 'transposed'
-      ? [{ type: 'upsample2d', scaleFactor: 2, mode: options.up }, { type: 'conv2d', outChannels: channels, kernelSize: 3, padding: 1 }]
+      ? [{ type: 'upsample', scaleFactor: 2, mode: options.up }, { type: 'conv2d', outChannels: channels, kernelSize: 3, padding: 1 }]
       : [{ type: 'conv_transpose2d', outChannels: channels, kernelSize: 2, stride: 2 }];
     x = g.chain(`up${level}`, x, up);
     x = g.chain(`dec${level}`, g.concat(`skip${level}`, [x, skips[level]]), convs(channels));

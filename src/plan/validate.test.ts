@@ -111,6 +111,16 @@ describe('plan validation', () => {
     expect(issuePaths(inverted)).toEqual(['preprocessing[1].max']);
     const emptyWindow = mutate(cnn2dPlan(), (p) => p.preprocessing.push({ op: 'window', center: 40, width: 0 }));
     expect(issuePaths(emptyWindow)).toEqual(['preprocessing[1].width']);
+    const mipOn3d = mutate(cnn2dPlan(), (p) => p.preprocessing.unshift({ op: 'mip', axis: 2 }));
+    expect(issuePaths(mipOn3d)).toEqual([]); // a stored 3-D volume projected to the network's 2-D input
+    const twoReductions = mutate(cnn2dPlan(), (p) => p.preprocessing.unshift({ op: 'mip', axis: 2 }, { op: 'select_slices', axis: 0, count: 1 }));
+    expect(issuePaths(twoReductions)).toEqual(['preprocessing[1].op']);
+    const fillUnknown = mutate(mlpPlan(), (p) => p.preprocessing.push({ op: 'fill_missing', column: 'zz', value: 0 }));
+    expect(issuePaths(fillUnknown)).toEqual(['preprocessing[1].column']);
+    const standardizedCategory = mutate(mlpPlan(), (p) => p.preprocessing.push({ op: 'one_hot_column', column: 'f0', categories: ['a', 'b'] }));
+    expect(issuePaths(standardizedCategory)).toEqual(['preprocessing[0].column']);
+    const widened = validatePlan(mutate(mlpPlan(), (p) => p.preprocessing.push({ op: 'one_hot_column', column: 'f1', categories: ['a', 'b', 'c'] })));
+    expect(widened.graph.inputShapes.tabular).toEqual([6]); // 4 columns, one of them 3 indicators
     const unknownColumn = mutate(mlpPlan(), (p) => (p.preprocessing[0].column = 'zz'));
     expect(issuePaths(unknownColumn)).toEqual(['preprocessing[0].column']);
   });

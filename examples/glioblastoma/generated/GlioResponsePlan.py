@@ -137,15 +137,6 @@ class GlioResponsePlan(TorchTrainingPlan):
             return (x - low) / (high - low if high > low else 1.0)
         return (x - step['mean']) / step['std']
 
-    def _fbts_intensity(self, x, step):
-        if step['op'] == 'log':
-            return torch.log1p(x.clamp(min=0))
-        if step['op'] == 'clip':
-            return x.clamp(min=step.get('min'), max=step.get('max'))
-        low = float(np.float32(step['center'] - step['width'] / 2))
-        high = float(np.float32(step['center'] + step['width'] / 2))
-        return (x.clamp(min=low, max=high) - low) / step['width']
-
     def _fbts_slices(self, x, step, modality):
         axis = step['axis']
         n = x.shape[axis + 1]
@@ -177,9 +168,6 @@ class GlioResponsePlan(TorchTrainingPlan):
             elif op == 'normalize':
                 if step.get('modalities') is None or modality in step['modalities']:
                     x = self._fbts_normalize(x, step)
-            elif op in ('clip', 'window', 'log'):
-                if step.get('modalities') is None or modality in step['modalities']:
-                    x = self._fbts_intensity(x, step)
             elif op == 'select_slices':
                 x = self._fbts_slices(x, step, modality)
         if list(x.shape[1:]) != self.IMAGE_SIZE:

@@ -240,8 +240,8 @@ export function imageLayersGraphPlan(): PlanSpec {
       const down = g.chain('down', enc, [{ type: 'max_pool2d', kernelSize: 2 }, { type: 'conv2d', outChannels: 6, kernelSize: 3, padding: 1 }, { type: 'relu' }]);
       const up = g.layer('up', { type: 'conv_transpose2d', outChannels: 4, kernelSize: 3, stride: 2, padding: 1, outputPadding: 1 }, down);
       const joined = g.concat('skip', [up, enc]);
-      const near = g.chain('near', joined, [{ type: 'max_pool2d', kernelSize: 2 }, { type: 'upsample2d', scaleFactor: 2 }]);
-      const bilinear = g.chain('bil', joined, [{ type: 'avg_pool2d', kernelSize: 2 }, { type: 'upsample2d', scaleFactor: [2, 2], mode: 'bilinear' }]);
+      const near = g.chain('near', joined, [{ type: 'max_pool2d', kernelSize: 2 }, { type: 'upsample', scaleFactor: 2 }]);
+      const bilinear = g.chain('bil', joined, [{ type: 'avg_pool2d', kernelSize: 2 }, { type: 'upsample', scaleFactor: [2, 2], mode: 'bilinear' }]);
       const sum = g.add('sum', [near, bilinear, joined]);
       const wide = g.chain('wide', sum, [{ type: 'conv_transpose2d', outChannels: 3, kernelSize: [2, 3], stride: [2, 1], bias: false }, { type: 'relu' }]);
       return g.chain('head', wide, [{ type: 'global_avg_pool' }, { type: 'dense', outFeatures: 1 }]);
@@ -252,7 +252,48 @@ export function imageLayersGraphPlan(): PlanSpec {
   });
 }
 
+/** A small U-Net (2D): encoder, pooled bottleneck, nearest upsampling, skip concatenation, decoder; pooled head. */
+export function unetGraphPlan(): PlanSpec {
+  const conv = (outChannels: number) => ({ type: 'conv2d' as const, outChannels, kernelSize: 3, padding: 'same' as const });
+  return definePlan({
+    name: 'TinyUNet',
+    inputs: { image: { modalities: ['T1ce', 'FLAIR'], dims: 2, size: [8, 8] } },
+    target: { column: 'responder' },
+    model: modelGraph((g) => {
+      const enc = g.chain('enc', 'image', [conv(4), { type: 'relu' }]);
+      const bottom = g.chain('down', enc, [{ type: 'max_pool2d', kernelSize: 2 }, conv(6), { type: 'relu' }, { type: 'upsample', scaleFactor: 2 }]);
+      const dec = g.chain('dec', g.concat('skip', [enc, bottom]), [conv(4), { type: 'relu' }]);
+      return g.chain('head', dec, [{ type: 'global_avg_pool' }, { type: 'dense', outFeatures: 1 }]);
+    }),
+    loss: { type: 'bce', fromLogits: true },
+    optimizer: { type: 'adam', lr: 0.01 },
+    metrics: ['loss'],
+  });
+}
+
+/** 3D nearest upsampling with a different factor per axis, summed with a skip path. */
+export function upsample3dGraphPlan(): PlanSpec {
+  return definePlan({
+    name: 'Upsample3d',
+    inputs: { image: { modalities: ['T1'], dims: 3, size: [2, 4, 6] } },
+    target: { column: 'y' },
+    model: modelGraph((g) => {
+      const skip = g.layer('skip', { type: 'conv3d', outChannels: 3, kernelSize: 1 }, 'image');
+      const coarse = g.chain('coarse', 'image', [
+        { type: 'avg_pool3d', kernelSize: [1, 2, 3] },
+        { type: 'conv3d', outChannels: 3, kernelSize: 1 },
+        { type: 'upsample', scaleFactor: [1, 2, 3] },
+      ]);
+      return g.chain('out', g.add('sum', [skip, coarse]), [{ type: 'flatten' }, { type: 'dense', outFeatures: 1 }]);
+    }),
+    loss: { type: 'mse' },
+    optimizer: { type: 'sgd', lr: 0.05 },
+  });
+}
+
 export const EXAMPLE_PLANS: Record<string, () => PlanSpec> = {
+  unetGraph: unetGraphPlan,
+  upsample3dGraph: upsample3dGraphPlan,
   normsGraph: normsGraphPlan,
   norms2d: norms2dPlan,
   imageLayersGraph: imageLayersGraphPlan,

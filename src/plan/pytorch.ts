@@ -624,7 +624,7 @@ function oneHotHelpers(data: string, replace: Replace): string {
   text = replace(text, `            f = len(self.TABULAR_COLUMNS)
 `, `            f = self.FEATURE_COUNT
 `);
-  const values = /        values = np\.array\(\[(.*) for c in wanted\], dtype=np\.float32\)\n/.exec(text);
+  const values = / {8}values = np\.array\(\[(.*) for c in wanted\], dtype=np\.float32\)\n/.exec(text);
   if (!values) throw new Error('internal: demographics line not found');
   text = replace(text, values[0], `        cell = lambda c: ${values[1]}
         values = np.array(self._fbts_encode(lambda c: row.get(c), cell) + [cell(self.TARGET_COLUMN)], dtype=np.float32)

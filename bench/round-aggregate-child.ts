@@ -6,7 +6,7 @@
  */
 import { StreamingFedAvg } from '../researcher/aggregators/fedavg';
 import { foldReply } from '../researcher/fold-reply';
-import { HttpRepository } from '../researcher/requests/http-repository';
+import { RepositoryClient } from '../src/transport/repository';
 import { encodeAggregatedParams } from '../researcher/weights-file';
 import { compactWeights } from '../researcher/aggregators/tensors';
 
@@ -18,7 +18,7 @@ interface Job {
 }
 
 async function run(job: Job): Promise<void> {
-  const repo = new HttpRepository(job.uploadsUrl);
+  const repo = new RepositoryClient({ uploadsUrl: job.uploadsUrl });
   const baselineRss = process.memoryUsage().rss;
   const started = Date.now();
   const fedavg = new StreamingFedAvg(job.precision);

@@ -19,6 +19,7 @@ import type { Command } from 'commander';
 import { DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, NetworkConfigError, NetworkOptions, networkFromEnvironment } from './network';
 import { formatTable } from './monitoring/summary';
 import { consoleLogger } from '../src/transport/logger';
+import { RepositoryError } from '../src/transport/repository';
 import type { DatasetEntry } from '../src/protocol/messages';
 import type { PlanStatusResult, Researcher } from './requests/researcher';
 import type { Experiment } from './experiment';
@@ -90,6 +91,7 @@ function classify(err: unknown): number {
   const usage = ['ExperimentFileError', 'TrainingArgsError', 'AggregationError', 'StrategyError', 'PlanSourceError', 'PlanValidationError', 'PlanLoadError', 'BreakpointError', 'EmbeddedPlanError', 'PlanFileError'];
   if (usage.includes(name)) return EXIT.usage;
   if (name === 'ExperimentError' && /^(FB407|FB408|FB401)/.test((err as Error).message)) return EXIT.failed;
+  if (err instanceof RepositoryError && err.errorCode === 'FB201') return EXIT.network;
   if (/FB201|ECONNREFUSED|cannot connect|cannot reach/i.test((err as Error)?.message ?? '')) return EXIT.network;
   return EXIT.failed;
 }

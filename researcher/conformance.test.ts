@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import { EmbeddedNetwork, startEmbeddedNetwork } from '../src/transport/embedded';
 import { parseMessage } from '../src/protocol';
 import { Researcher } from './requests/researcher';
-import { HttpRepository } from './requests/http-repository';
+import { RepositoryClient } from '../src/transport/repository';
 import { Experiment, ExperimentError } from './experiment';
 import { ScriptedPeer, Received } from './testing/scripted-peer';
 import { RECORDED_USER_TRAINING_ARGS, traceLines, vectorPath, recordedHex, weightsHex } from './testing/vectors';
@@ -147,7 +147,7 @@ describe('train-csv experiment replayed against the recorded Python nodes', () =
 
   it('sends byte-identical requests and weights, and parses the recorded replies into the recorded averages', async () => {
     const checks: string[] = [];
-    const uploader = new HttpRepository(network.uploadsUrl);
+    const uploader = new RepositoryClient({ uploadsUrl: network.uploadsUrl });
     let planUrl = '';
     for (const nodeId of ['node_peer1', 'node_peer2'] as const) {
       peers.push(

@@ -32,6 +32,7 @@ import { ConsoleMonitor, ConsoleMonitorOptions } from './monitoring/console';
 import { Breakpoint, BREAKPOINT_VERSION, BreakpointState, loadBreakpoint, saveBreakpoint } from './breakpoint';
 import { PyFloat } from '../src/protocol/pyfloat';
 import { checkLrSchedule, LrSchedule, scheduledLr } from './lr-schedule';
+import { RepositoryError } from '../src/transport/repository';
 
 export const DEFAULT_ROUND_TIMEOUT_MS = 10 * 60 * 1000;
 
@@ -431,7 +432,7 @@ export class Experiment extends EventEmitter<EventMap> {
       try {
         return await researcher.repository.upload(file, name);
       } catch (err) {
-        if (!/^FB201/.test((err as Error).message) || Date.now() + delay > giveUpAt) throw err;
+        if (!isUnreachable(err) || Date.now() + delay > giveUpAt) throw err;
         await new Promise((r) => setTimeout(r, delay));
       }
     }
@@ -695,4 +696,9 @@ function validateOptions(o: ExperimentOptions): void {
   if (o.modelArgs !== undefined && (typeof o.modelArgs !== 'object' || o.modelArgs === null || Array.isArray(o.modelArgs))) {
     throw new ExperimentError('modelArgs must be an object');
   }
+}
+
+/** The repository could not be reached (ours says so by kind; an injected FileRepository by Fed-BioMed's FB201). */
+function isUnreachable(err: unknown): boolean {
+  return err instanceof RepositoryError ? err.errorCode === 'FB201' : /^FB201/.test((err as Error)?.message ?? '');
 }

@@ -9,6 +9,7 @@ import type { FileRepository } from './network';
 import { WeightsStreamError, streamParams } from './weights-stream';
 import { WeightsFileError } from './weights-file';
 import { urlForMessage } from '../src/transport/url';
+import { RepositoryError } from '../src/transport/repository';
 
 export const DOWNLOAD_ATTEMPTS = 3;
 const REREAD_GRACE_MS = 10_000;
@@ -60,10 +61,22 @@ export class NonFiniteContributionError extends Error {
   }
 }
 
-/** A content problem: retrying the download would give the same bytes. */
+/**
+ * A results file the researcher will not fetch: on another host or port than its repository, or behind a redirect
+ * (issue 11). Nothing was read from the foreign host; the message names the node, not what the host answered.
+ */
+export class ForeignResultsError extends Error {
+  constructor(readonly nodeId: string, cause: RepositoryError) {
+    super(`${nodeId}'s results file is refused: ${cause.message}`);
+    this.name = 'ForeignResultsError';
+  }
+}
+
+/** A problem asking again cannot fix: the same bytes would come back, or the URL would be refused again. */
 function isContentError(err: unknown): boolean {
   return err instanceof AggregationError || err instanceof WeightsStreamError || err instanceof WeightsFileError ||
-    err instanceof NonFiniteContributionError || err instanceof DownloadDeadlineError;
+    err instanceof NonFiniteContributionError || err instanceof DownloadDeadlineError ||
+    (err instanceof RepositoryError && err.kind === 'foreign-origin');
 }
 
 function assertFinite(nodeId: string, name: string, data: ArrayLike<number | bigint>): void {
@@ -141,7 +154,7 @@ export async function foldReply(
       await foldOnce(contribution, url, repository, stream, nodeId, deadlineAt);
       return;
     } catch (err) {
-      lastError = err;
+      lastError = err instanceof RepositoryError && err.kind === 'foreign-origin' ? new ForeignResultsError(nodeId, err) : err;
       await contribution.abort(reread);
       if (fedavg.unusable) break;
       if (err instanceof StreamedDtypeError && stream) {

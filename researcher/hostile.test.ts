@@ -109,6 +109,44 @@ describe('contributions that cannot be trusted', () => {
   });
 });
 
+describe('results files only from the researcher\'s repository (issue 11)', () => {
+  /** A real server on another loopback port, serving whatever file it was handed, or redirecting there. */
+  async function foreignServer(): Promise<{ url: string; requests: () => number; files: Map<string, Uint8Array>; close: () => Promise<void> }> {
+    const files = new Map<string, Uint8Array>();
+    let requests = 0;
+    const server = http.createServer((req, res) => {
+      requests += 1;
+      const file = files.get(req.url ?? '');
+      res.writeHead(file ? 200 : 404, { 'content-type': 'application/octet-stream' });
+      res.end(file);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as import('net').AddressInfo).port}`;
+    return { url, requests: () => requests, files, close: () => new Promise((r) => server.close(() => r())) };
+  }
+
+  it('refuses a reply naming another port, names the node, fetches nothing there, and averages the others', async () => {
+    const foreign = await foreignServer();
+    try {
+      await startNodes({ node_b: { paramsServedElsewhere: (round, file) => {
+        if (round !== 1) return undefined;
+        // The node's real, valid results: only where they are served from is wrong.
+        foreign.files.set('/media/node_params.mpk', file);
+        return `${foreign.url}/media/node_params.mpk`;
+      } } });
+      const { exp, events } = experiment({ strategy: { name: 'at-least', k: 1 } });
+      await exp.run();
+      expectExactRounds(exp, [['node_a', 'node_b'], ['node_a'], ['node_a', 'node_b']]);
+      const failed = events.filter((e) => e.type === 'node-failed');
+      expect(failed).toMatchObject([{ type: 'node-failed', round: 1, nodeId: 'node_b', reason: 'rejected', message:
+        `node_b's results file is refused: download refused: the URL is not on this side's file repository (${new URL(network.uploadsUrl).origin})` }]);
+      expect(foreign.requests()).toBe(0);
+    } finally {
+      await foreign.close();
+    }
+  });
+});
+
 describe('dead nodes', () => {
   it('are skipped after two silent rounds (at-least K) and no longer cost the round deadline', async () => {
     await startNodes({ node_c: { dieOnRound: 1 } }, ['node_a', 'node_b', 'node_c']);

@@ -1,13 +1,12 @@
 /**
- * An https:// file repository signed by the network's own CA: the researcher's HttpRepository trusts it when given
+ * An https:// file repository signed by the network's own CA: the researcher's RepositoryClient trusts it when given
  * the CA file (--ca), and refuses it otherwise.
  */
 import * as fs from 'fs';
 import * as https from 'https';
 import * as os from 'os';
 import * as path from 'path';
-import { httpsAgentFor } from '../src/transport/repository';
-import { HttpRepository } from './requests/http-repository';
+import { RepositoryClient } from '../src/transport/repository';
 import { makeCredentials } from '../src/transport/testing/tls';
 
 describe('https repository with the network CA', () => {
@@ -37,10 +36,10 @@ describe('https repository with the network CA', () => {
   });
 
   it('the researcher client does the same', async () => {
-    const trusted = new HttpRepository(`${base}/upload/`, httpsAgentFor({ caFile: ca }));
+    const trusted = new RepositoryClient({ uploadsUrl: `${base}/upload/`, tls: { caFile: ca } });
     expect((await trusted.download(`${base}/media/a.mpk`)).toString()).toBe('weights');
     expect(await trusted.upload(Buffer.from('x'), 'x.mpk')).toBe(`${base}/media/uploaded.mpk`);
-    await expect(new HttpRepository(`${base}/upload/`).download(`${base}/media/a.mpk`))
+    await expect(new RepositoryClient({ uploadsUrl: `${base}/upload/`, retries: 0 }).download(`${base}/media/a.mpk`))
       .rejects.toThrow(/self[- ]signed|unable to verify|certificate/i);
   });
 

@@ -17,7 +17,8 @@ export { Researcher, UNKNOWN_RESEARCHER_IDS } from './requests/researcher';
 export type { DiscoveryOptions, PingResult, ApprovalResult, PlanStatusResult } from './requests/researcher';
 export { RequestRouter, Collection } from './requests/collector';
 export type { CollectionSpec, CollectionResult, NodeOutcome, InboundMessage } from './requests/collector';
-export { HttpRepository, RepositoryError } from './requests/http-repository';
+// One repository client for the whole project; HttpRepository is its former name here, kept for existing code.
+export { RepositoryClient, RepositoryClient as HttpRepository, RepositoryError } from '../src/transport/repository';
 export { networkFromEnvironment, NetworkConfigError, DEFAULT_DISCOVERY_TIMEOUT_MS } from './network';
 export type { NetworkOptions, FileRepository } from './network';
 export {

@@ -8,7 +8,7 @@ import { serializeMessage } from '../../src/protocol';
 import type { TrainReply, AddScalarReply, SearchReply, PongReply } from '../../src/protocol/messages';
 import { encodeParams, nodeParamsFile } from '../../src/serialize';
 import { ScriptedPeer } from './scripted-peer';
-import { HttpRepository } from '../requests/http-repository';
+import { RepositoryClient } from '../../src/transport/repository';
 import { WeightMap } from '../aggregators/tensors';
 import { decodeNodeParams, toModelWeights } from '../weights-file';
 
@@ -34,6 +34,8 @@ export interface SimNodeOptions {
   nanOnRound?: number;
   /** On this round, answer with this params_url instead of the uploaded file's. */
   paramsUrlOnRound?: { round: number; url: string };
+  /** Hands the round's real results file to the test, which may serve it elsewhere: the URL returned is announced. */
+  paramsServedElsewhere?: (round: number, file: Uint8Array) => string | undefined;
 }
 
 export interface SimNode {
@@ -52,7 +54,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: SimNodeOptions): Promise<SimNode> {
   const datasetId = `dataset_${o.nodeId}`;
-  const repo = new HttpRepository(uploadsUrl);
+  const repo = new RepositoryClient({ uploadsUrl: uploadsUrl });
   const tags = o.tags ?? ['sim'];
   const rounds: number[] = [];
   const stateIdsReceived: Array<string | null> = [];
@@ -121,7 +123,8 @@ export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: Sim
       await p.publish('general/monitoring', reply(scalar));
       const delay = o.replyDelayMs?.(round) ?? 0;
       if (delay > 0) await sleep(delay);
-      const paramsUrl = o.paramsUrlOnRound?.round === round ? o.paramsUrlOnRound.url : url;
+      const paramsUrl = (o.paramsUrlOnRound?.round === round ? o.paramsUrlOnRound.url : undefined) ??
+        o.paramsServedElsewhere?.(round, file) ?? url;
       const ok: TrainReply = { ...base, state_id: stateId, success: true, dataset_id: datasetId, params_url: paramsUrl, timing: { rtime_training: 0.5, ptime_training: 0.25 }, sample_size: o.sampleSize, msg: '' };
       if (o.replayPreviousOnRound === round && previousReply) await p.publish('general/researcher', previousReply);
       previousReply = reply(ok);

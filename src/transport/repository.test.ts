@@ -153,7 +153,7 @@ describe('repository client restricted to its repository (downloadFrom: uploads)
       res.end();
     });
     const client = new RepositoryClient({ uploadsUrl: `${repository.url}/upload/`, downloadFrom: 'uploads', retries: 0 });
-    await expect(client.download(`${repository.url}/media/plan.py`)).rejects.toMatchObject({ kind: 'http-status', status: 302 });
+    await expect(client.download(`${repository.url}/media/plan.py`)).rejects.toMatchObject({ kind: 'foreign-origin', status: 302 });
     expect(elsewhere.requests()).toBe(0);
   });
 

@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as https from 'https';
 import * as tlsRoots from 'tls';
 import * as path from 'path';
-import type { Readable } from 'stream';
+import { Readable } from 'stream';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff';
 import { describeError, silentLogger, type Logger } from './logger';
 import { isValidRepositoryUrl, urlForMessage } from './url';
@@ -19,6 +19,7 @@ import { isValidRepositoryUrl, urlForMessage } from './url';
 /** What went wrong, coarsely: callers map it to Fed-BioMed error numbers or replies. */
 export type RepositoryErrorKind =
   | 'bad-url' // not an http(s) URL
+  | 'foreign-origin' // downloads restricted to the repository: another origin, or a redirect (not followed)
   | 'unreachable' // connection refused / reset / DNS failure
   | 'timeout'
   | 'http-status' // the server answered with a status other than the expected one
@@ -167,11 +168,12 @@ export class RepositoryClient {
   }
 
   /**
-   * Uploads `file` (bytes, or the path of a local file) under `fileName` (default: the path's base name) and
+   * Uploads `file` (bytes; chunks to be concatenated, sent as they are so a model's tensors are not copied into one
+   * buffer; or the path of a local file) under `fileName` (default: the path's base name) and
    * returns the absolute URL of the stored file (the `file` field of the repository's answer), which is what
    * goes into `params_url` / `training_plan_url`.
    */
-  async upload(file: Buffer | string, fileName?: string, options: TransferOptions = {}): Promise<string> {
+  async upload(file: Uint8Array | readonly Uint8Array[] | string, fileName?: string, options: TransferOptions = {}): Promise<string> {
     const name = fileName ?? (typeof file === 'string' ? path.basename(file) : undefined);
     if (!name || /[/\\]/.test(name) || name === '.' || name === '..') {
       throw new RepositoryError(
@@ -180,7 +182,8 @@ export class RepositoryClient {
         this.uploadsUrl,
       );
     }
-    const size = typeof file === 'string' ? await localFileSize(file, this.uploadsUrl) : file.length;
+    const size = typeof file === 'string' ? await localFileSize(file, this.uploadsUrl)
+      : file instanceof Uint8Array ? file.byteLength : file.reduce((n, part) => n + part.byteLength, 0);
     const url = await this.withRetries('upload', this.uploadsUrl, options.retries, () =>
       this.uploadOnce(file, name, size, options.timeoutMs ?? this.settings.uploadTimeoutMs),
     );
@@ -191,6 +194,41 @@ export class RepositoryClient {
       );
     }
     return url;
+  }
+
+  /**
+   * The body of `url` as a stream of chunks with real backpressure (a chunk is read from the socket only when the
+   * consumer asks), so a big file is never held whole; same checks, cap and deadline as download(). Retries cover
+   * opening the transfer only: once chunks were handed out, a break-off throws (the consumer decides whether to
+   * start again, as it must undo what it did with them).
+   */
+  async *downloadChunks(url: string, options: DownloadOptions = {}): AsyncIterable<Uint8Array> {
+    this.checkDownloadUrl(url);
+    const maxBytes = options.maxBytes ?? this.settings.maxDownloadBytes;
+    const attemptTimeout = this.attemptTimeout(options);
+    let timeoutMs = 0;
+    const opened = await this.withRetries('download', url, options.retries, () => {
+      timeoutMs = attemptTimeout();
+      return this.openDownload(url, maxBytes, timeoutMs);
+    }, options.deadlineMs);
+    let total = 0;
+    try {
+      for await (const chunk of opened.body) {
+        const buffer = chunk as Buffer;
+        total += buffer.length;
+        if (total > maxBytes) {
+          throw new RepositoryError(`download of ${urlForMessage(url)} stopped: more than ${maxBytes} bytes`, 'too-large', url);
+        }
+        yield buffer;
+      }
+    } catch (err) {
+      if (err instanceof RepositoryError) throw err;
+      if (opened.timedOut()) throw new RepositoryError(`download of ${urlForMessage(url)} timed out after ${timeoutMs} ms`, 'timeout', url);
+      throw new RepositoryError(`download of ${urlForMessage(url)} broke off: ${describeError(err)}`, 'unreachable', url);
+    } finally {
+      // Also stops the transfer when the consumer gave up early (e.g. a bad tensor was found).
+      opened.close();
+    }
   }
 
   /** Downloads `url` into memory, within the size cap and deadline. Requires status 200, like Fed-BioMed. */
@@ -210,7 +248,7 @@ export class RepositoryClient {
     const parsed = parseHttpUrl(url, 'download URL');
     if (this.onlyOrigin !== undefined && parsed.origin !== this.onlyOrigin) {
       throw new RepositoryError(`download refused: the URL is not on this side's file repository (${this.onlyOrigin})`,
-        'bad-url', this.onlyOrigin);
+        'foreign-origin', this.onlyOrigin);
     }
   }
 
@@ -278,9 +316,12 @@ export class RepositoryClient {
     }
   }
 
-  private async uploadOnce(file: Buffer | string, name: string, size: number, timeoutMs: number): Promise<string> {
+  private async uploadOnce(file: Uint8Array | readonly Uint8Array[] | string, name: string, size: number,
+    timeoutMs: number): Promise<string> {
     const form = new FormData();
-    const content = typeof file === 'string' ? fs.createReadStream(file) : file;
+    // A new stream per attempt: a retry sends the same bytes again. Buffer views, not copies, of the caller's chunks.
+    const content = typeof file === 'string' ? fs.createReadStream(file)
+      : file instanceof Uint8Array ? asBuffer(file) : Readable.from(file.map(asBuffer));
     form.append('file', content, { filename: name, knownLength: size, contentType: 'application/octet-stream' });
     let response: AxiosResponse<string>;
     try {
@@ -298,7 +339,7 @@ export class RepositoryClient {
     } catch (err) {
       throw networkError(err, 'upload to', this.uploadsUrl, timeoutMs);
     } finally {
-      if (typeof content !== 'string' && !Buffer.isBuffer(content)) (content as Readable).destroy();
+      if (!Buffer.isBuffer(content)) content.destroy();
     }
     if (response.status < 200 || response.status >= 300) {
       throw new RepositoryError(
@@ -348,6 +389,20 @@ export class RepositoryClient {
     timeoutMs: number,
     sink: (chunk: Buffer) => void | Promise<void>,
   ): Promise<number> {
+    const opened = await this.openDownload(url, maxBytes, timeoutMs);
+    try {
+      return await pumpCapped(opened.body, maxBytes, url, sink, () => (opened.timedOut() ? timeoutMs : undefined));
+    } finally {
+      opened.close();
+    }
+  }
+
+  /**
+   * Starts one GET of `url` and checks its status and announced size; the body is left to the caller, who must
+   * call close() (which also ends the attempt's timer). The timer covers the whole body, not just the headers.
+   */
+  private async openDownload(url: string, maxBytes: number, timeoutMs: number):
+    Promise<{ body: Readable; timedOut: () => boolean; close: () => void }> {
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -369,6 +424,12 @@ export class RepositoryClient {
         throw networkError(err, 'download of', url, timeoutMs, timedOut);
       }
       const body = response.data;
+      if (this.onlyOrigin !== undefined && response.status >= 300 && response.status < 400) {
+        body.destroy();
+        // Where it points is not said: that would reflect the foreign host into our messages.
+        throw new RepositoryError(`download of ${urlForMessage(url)} refused: the repository answered a redirect ` +
+          `(HTTP ${response.status}), not followed as downloads stay on ${this.onlyOrigin}`, 'foreign-origin', url, response.status);
+      }
       if (response.status !== 200) {
         body.destroy();
         throw new RepositoryError(`download of ${urlForMessage(url)} failed: HTTP ${response.status}`, 'http-status', url, response.status);
@@ -382,9 +443,17 @@ export class RepositoryClient {
           url,
         );
       }
-      return await pumpCapped(body, maxBytes, url, sink, () => (timedOut ? timeoutMs : undefined));
-    } finally {
+      return {
+        body,
+        timedOut: () => timedOut,
+        close: () => {
+          clearTimeout(timer);
+          body.destroy();
+        },
+      };
+    } catch (err) {
       clearTimeout(timer);
+      throw err;
     }
   }
 }
@@ -430,6 +499,10 @@ function networkError(err: unknown, what: string, url: string, timeoutMs: number
     return new RepositoryError(`${what} ${urlForMessage(url)} timed out after ${timeoutMs} ms`, 'timeout', url);
   }
   return new RepositoryError(`${what} ${urlForMessage(url)} failed: server not reachable (${describeError(err)})`, 'unreachable', url);
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function answerExcerpt(data: unknown): string {

@@ -90,20 +90,39 @@ describe('contributions that cannot be trusted', () => {
   });
 
   it('gives a params URL that never answers no more than the round deadline', async () => {
+    // The repository behind a pass-through proxy (the Host header kept, so file URLs name the proxy) that holds one
+    // path forever: a URL on the researcher's own repository origin that never answers.
     const held: http.ServerResponse[] = [];
-    const silent = http.createServer((_req, res) => void held.push(res));
+    const upstream = new URL(network.uploadsUrl);
+    const silent = http.createServer((req, res) => {
+      if (req.url === '/media/never.mpk') return void held.push(res);
+      const forward = http.request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method,
+        headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      req.pipe(forward);
+    });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(silent.address() as import('net').AddressInfo).port}/media/node_params.mpk`;
+    const base = `http://127.0.0.1:${(silent.address() as import('net').AddressInfo).port}`;
+    const url = `${base}/media/never.mpk`;
     try {
-      await startNodes({ node_b: { paramsUrlOnRound: { round: 0, url } } });
-      const { exp, events } = experiment({ roundLimit: 1, roundTimeoutMs: 1500, strategy: { name: 'at-least', k: 1 } });
+      for (const nodeId of ['node_a', 'node_b']) {
+        nodes.push(await startSimNode(network.mqttUrl, `${base}/upload/`, { nodeId, sampleSize: SIZES[nodeId],
+          train: affineTrain(OFFSETS[nodeId]), ...(nodeId === 'node_b' ? { paramsUrlOnRound: { round: 0, url } } : {}) }));
+      }
+      const { exp, events } = experiment({ roundLimit: 1, roundTimeoutMs: 1500, strategy: { name: 'at-least', k: 1 },
+        network: { brokerUrl: network.mqttUrl, uploadsUrl: `${base}/upload/` } });
       const started = Date.now();
       await exp.run();
       expect(Date.now() - started).toBeLessThan(6000);
       expectExactRounds(exp, [['node_a']]);
-      expect(events.find((e) => e.type === 'node-failed')).toMatchObject({ nodeId: 'node_b', reason: 'rejected' });
+      expect(events.find((e) => e.type === 'node-failed')).toMatchObject({ nodeId: 'node_b', reason: 'rejected',
+        message: expect.stringMatching(/^download of .*never\.mpk not finished within the round deadline/) as unknown });
+      expect(held.length).toBeGreaterThan(0);
     } finally {
       held.forEach((res) => res.destroy());
+      silent.closeAllConnections();
       await new Promise((r) => silent.close(r));
     }
   });

@@ -251,3 +251,80 @@ describe('repository client uploads', () => {
     await expect(client.upload(Buffer.from('x'), '../x.mpk')).rejects.toThrow(/plain file name/);
   });
 });
+
+describe('repository client streaming downloads (downloadChunks, used by the researcher\'s aggregation)', () => {
+  test('retries opening (503 then 200) and yields the exact bytes in several chunks', async () => {
+    const payload = crypto.randomBytes(1_000_000);
+    const server = await scriptedServer((n, _req, res) => {
+      if (n === 1) return void res.writeHead(503).end();
+      res.writeHead(200, { 'Content-Length': payload.length }).end(payload);
+    });
+    const client = new RepositoryClient({ uploadsUrl: `${server.url}/upload/`, retries: 2, retryBackoff: FAST });
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of client.downloadChunks(`${server.url}/media/x.mpk`)) chunks.push(chunk);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(Buffer.concat(chunks).equals(payload)).toBe(true);
+    expect(server.requests()).toBe(2);
+  });
+
+  test('stops at the size cap mid-stream, and a consumer that leaves early ends the transfer', async () => {
+    const payload = crypto.randomBytes(300_000);
+    let closed = 0;
+    const server = await scriptedServer((_n, _req, res) => {
+      res.on('close', () => void (closed += 1));
+      res.writeHead(200); // no Content-Length: the cap has to be enforced while reading
+      res.end(payload);
+    });
+    const client = new RepositoryClient({ uploadsUrl: `${server.url}/upload/`, retries: 0 });
+    const read = async (maxBytes?: number): Promise<number> => {
+      let n = 0;
+      for await (const chunk of client.downloadChunks(`${server.url}/media/x`, { maxBytes })) {
+        n += chunk.byteLength;
+        if (maxBytes === undefined) break;
+      }
+      return n;
+    };
+    await expect(read(100_000)).rejects.toMatchObject({ kind: 'too-large' });
+    expect(await read()).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed).toBe(2);
+  });
+
+  test('restricted to the repository: another port is refused unfetched, a redirect is not followed', async () => {
+    const elsewhere = await scriptedServer((_n, _req, res) => res.end('secret'));
+    const repository = await scriptedServer((_n, _req, res) => res.writeHead(307, { location: `${elsewhere.url}/x` }).end());
+    const client = new RepositoryClient({ uploadsUrl: `${repository.url}/upload/`, downloadFrom: 'uploads', retries: 2, retryBackoff: FAST });
+    const drain = async (url: string) => {
+      for await (const chunk of client.downloadChunks(url)) void chunk;
+    };
+    await expect(drain(`${elsewhere.url}/x`)).rejects.toMatchObject({ kind: 'foreign-origin',
+      message: `download refused: the URL is not on this side's file repository (${repository.url})` });
+    const redirected = await drain(`${repository.url}/media/x`).catch((e: unknown) => e as RepositoryError);
+    expect(redirected).toMatchObject({ kind: 'foreign-origin', status: 307 });
+    expect((redirected as Error).message).not.toContain(elsewhere.url);
+    expect(repository.requests()).toBe(1); // not retried: asking again cannot help
+    expect(elsewhere.requests()).toBe(0);
+  });
+});
+
+describe('repository client chunked uploads', () => {
+  test('sends the chunks as one file (views, not copies) and sends them again on a retry', async () => {
+    const bodies: Buffer[] = [];
+    const server = await scriptedServer((n, req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        bodies.push(Buffer.concat(parts));
+        if (n === 1) return void res.writeHead(503).end();
+        res.end(JSON.stringify({ file: `${server.url}/media/f.mpk` }));
+      });
+    });
+    const backing = new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const chunks = [backing.subarray(2, 5), Buffer.from('middle'), backing.subarray(7)];
+    const client = new RepositoryClient({ uploadsUrl: `${server.url}/upload/`, retries: 1, retryBackoff: FAST });
+    expect(await client.upload(chunks, 'f.mpk')).toBe(`${server.url}/media/f.mpk`);
+    expect(bodies).toHaveLength(2);
+    const expected = Buffer.concat([Buffer.from([2, 3, 4]), Buffer.from('middle'), Buffer.from([7, 8, 9])]);
+    for (const body of bodies) expect(body.includes(Buffer.concat([Buffer.from('\r\n\r\n'), expected, Buffer.from('\r\n--')]))).toBe(true);
+  });
+});

@@ -126,7 +126,9 @@ async function foldOnce(contribution: NodeContribution, url: string, repository:
     contribution.addTensor(name, tensor);
   }
   const aux = streamed.fields().optim_aux_var;
-  if (aux && typeof aux === 'object' && Object.keys(aux).length > 0) {
+  // A Map when its keys are not all plain strings (how the shared msgpack reader keeps any key).
+  const auxEntries = aux instanceof Map ? aux.size : aux && typeof aux === 'object' ? Object.keys(aux).length : 0;
+  if (auxEntries > 0) {
     // Python aborts too unless it runs a declearn aggregator optimizer, which we do not.
     throw new WeightsFileError(`${url}: optim_aux_var is not empty (declearn auxiliary variables are not supported)`);
   }

@@ -9,6 +9,9 @@
  *  - `bin` comes back as a Uint8Array view on the input (no copy), so tensors can be views too.
  * Every malformed input (truncated, reserved byte, ext types, bad UTF-8, trailing bytes, absurd counts) raises a
  * SerializationError naming the offset and the path of the value being read.
+ *
+ * What each type byte means (the table below), how scalars decode and how maps are built are written once here and
+ * shared with the streaming mode (`msgpack-stream.ts`), which decodes the same values from chunks as they arrive.
  */
 import { PyFloat } from '../protocol/pyfloat';
 import { SerializationError } from './errors';
@@ -31,6 +34,93 @@ const ARRAY_INDEX = /^(?:0|[1-9][0-9]{0,9})$/;
 function keepsOrderAsObjectKey(key: unknown): key is string {
   return typeof key === 'string' && key !== '__proto__' && !(ARRAY_INDEX.test(key) && Number(key) < 4294967295);
 }
+
+/** UTF-8 text of a str payload, or undefined when it is not valid UTF-8 (the caller names where). */
+export function decodeUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A decoded map from its keys and values in file order: a plain object when that keeps the order, else a Map. */
+export function buildMap(keys: readonly unknown[], values: readonly unknown[]): DecodedMap {
+  if (keys.every(keepsOrderAsObjectKey)) {
+    const object: Record<string, unknown> = {};
+    for (let i = 0; i < keys.length; i++) object[keys[i] as string] = values[i];
+    return object;
+  }
+  const map = new Map<unknown, unknown>();
+  for (let i = 0; i < keys.length; i++) map.set(keys[i], values[i]);
+  return map;
+}
+
+/** Containers and byte strings: their length is in the type byte (`lengthBytes` 0, `count`) or in the next 1/2/4 bytes. */
+export type SizedKind = 'str' | 'bin' | 'array' | 'map';
+
+/** What a msgpack type byte announces. */
+export type Head =
+  | { readonly kind: 'value'; readonly value: unknown }
+  | { readonly kind: 'scalar'; readonly size: 1 | 2 | 4 | 8; readonly what: string; readonly read: (view: DataView, at: number) => unknown }
+  | { readonly kind: SizedKind; readonly count: number; readonly lengthBytes: 0 | 1 | 2 | 4 }
+  | { readonly kind: 'invalid'; readonly message: string };
+
+function float(v: number): number | PyFloat {
+  // Python reads any msgpack float as float; keep whole values marked so they are written back as floats.
+  return Number.isInteger(v) ? new PyFloat(v) : v;
+}
+
+function int64(v: bigint): number | bigint {
+  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+}
+
+function scalar(size: 1 | 2 | 4 | 8, what: string, read: (view: DataView, at: number) => unknown): Head {
+  return { kind: 'scalar', size, what, read };
+}
+
+function buildHeads(): readonly Head[] {
+  const heads = new Array<Head>(256);
+  for (let b = 0; b < 256; b++) {
+    if (b <= 0x7f) heads[b] = { kind: 'value', value: b };
+    else if (b >= 0xe0) heads[b] = { kind: 'value', value: b - 0x100 };
+    else if (b >= 0xa0 && b <= 0xbf) heads[b] = { kind: 'str', count: b & 0x1f, lengthBytes: 0 };
+    else if (b >= 0x90 && b <= 0x9f) heads[b] = { kind: 'array', count: b & 0x0f, lengthBytes: 0 };
+    else if (b >= 0x80 && b <= 0x8f) heads[b] = { kind: 'map', count: b & 0x0f, lengthBytes: 0 };
+    else if (b === 0xc1) heads[b] = { kind: 'invalid', message: 'byte 0xc1 is never used in msgpack: this is not a msgpack file' };
+    else {
+      // 0xc7-0xc9 ext 8/16/32, 0xd4-0xd8 fixext; the known bytes are overwritten below.
+      heads[b] = { kind: 'invalid', message: `msgpack extension type (byte 0x${b.toString(16)}): Fed-BioMed weight files never contain one` };
+    }
+  }
+  heads[0xc0] = { kind: 'value', value: null };
+  heads[0xc2] = { kind: 'value', value: false };
+  heads[0xc3] = { kind: 'value', value: true };
+  heads[0xc4] = { kind: 'bin', count: 0, lengthBytes: 1 };
+  heads[0xc5] = { kind: 'bin', count: 0, lengthBytes: 2 };
+  heads[0xc6] = { kind: 'bin', count: 0, lengthBytes: 4 };
+  heads[0xca] = scalar(4, 'a float32', (v, at) => float(v.getFloat32(at)));
+  heads[0xcb] = scalar(8, 'a float64', (v, at) => float(v.getFloat64(at)));
+  heads[0xcc] = scalar(1, 'a length', (v, at) => v.getUint8(at));
+  heads[0xcd] = scalar(2, 'a length', (v, at) => v.getUint16(at));
+  heads[0xce] = scalar(4, 'a length', (v, at) => v.getUint32(at));
+  heads[0xcf] = scalar(8, 'a uint64', (v, at) => int64(v.getBigUint64(at)));
+  heads[0xd0] = scalar(1, 'an int8', (v, at) => v.getInt8(at));
+  heads[0xd1] = scalar(2, 'an int16', (v, at) => v.getInt16(at));
+  heads[0xd2] = scalar(4, 'an int32', (v, at) => v.getInt32(at));
+  heads[0xd3] = scalar(8, 'an int64', (v, at) => int64(v.getBigInt64(at)));
+  heads[0xd9] = { kind: 'str', count: 0, lengthBytes: 1 };
+  heads[0xda] = { kind: 'str', count: 0, lengthBytes: 2 };
+  heads[0xdb] = { kind: 'str', count: 0, lengthBytes: 4 };
+  heads[0xdc] = { kind: 'array', count: 0, lengthBytes: 2 };
+  heads[0xdd] = { kind: 'array', count: 0, lengthBytes: 4 };
+  heads[0xde] = { kind: 'map', count: 0, lengthBytes: 2 };
+  heads[0xdf] = { kind: 'map', count: 0, lengthBytes: 4 };
+  return heads;
+}
+
+/** The meaning of every type byte, indexed by the byte. */
+export const HEADS: readonly Head[] = buildHeads();
 
 export function readMsgpack(bytes: Uint8Array, hook?: ObjectHook): unknown {
   if (!(bytes instanceof Uint8Array)) {
@@ -75,20 +165,10 @@ class Reader {
     }
   }
 
-  private u8(): number {
-    this.need(1, 'a length');
-    return this.bytes[this.pos++];
-  }
-  private u16(): number {
-    this.need(2, 'a length');
-    const v = this.view.getUint16(this.pos);
-    this.pos += 2;
-    return v;
-  }
-  private u32(): number {
-    this.need(4, 'a length');
-    const v = this.view.getUint32(this.pos);
-    this.pos += 4;
+  private length(bytes: 1 | 2 | 4): number {
+    this.need(bytes, 'a length');
+    const v = bytes === 1 ? this.bytes[this.pos] : bytes === 2 ? this.view.getUint16(this.pos) : this.view.getUint32(this.pos);
+    this.pos += bytes;
     return v;
   }
 
@@ -96,103 +176,34 @@ class Reader {
     if (depth > MAX_NESTING) this.fail(`values nested deeper than ${MAX_NESTING} levels`);
     this.need(1, 'a value');
     const start = this.pos;
-    const b = this.bytes[this.pos++];
-    if (b <= 0x7f) return b;
-    if (b >= 0xe0) return b - 0x100;
-    if (b >= 0xa0 && b <= 0xbf) return this.str(b & 0x1f);
-    if (b >= 0x90 && b <= 0x9f) return this.array(b & 0x0f, depth);
-    if (b >= 0x80 && b <= 0x8f) return this.map(b & 0x0f, depth);
-    switch (b) {
-      case 0xc0:
-        return null;
-      case 0xc2:
-        return false;
-      case 0xc3:
-        return true;
-      case 0xc4:
-        return this.bin(this.u8());
-      case 0xc5:
-        return this.bin(this.u16());
-      case 0xc6:
-        return this.bin(this.u32());
-      case 0xca:
-        return this.float(4);
-      case 0xcb:
-        return this.float(8);
-      case 0xcc:
-        return this.u8();
-      case 0xcd:
-        return this.u16();
-      case 0xce:
-        return this.u32();
-      case 0xcf:
-        return this.int64(false);
-      case 0xd0:
-        this.need(1, 'an int8');
-        return this.view.getInt8(this.pos++);
-      case 0xd1: {
-        this.need(2, 'an int16');
-        const v = this.view.getInt16(this.pos);
-        this.pos += 2;
+    const head = HEADS[this.bytes[this.pos++]];
+    switch (head.kind) {
+      case 'value':
+        return head.value;
+      case 'scalar': {
+        this.need(head.size, head.what);
+        const v = head.read(this.view, this.pos);
+        this.pos += head.size;
         return v;
       }
-      case 0xd2: {
-        this.need(4, 'an int32');
-        const v = this.view.getInt32(this.pos);
-        this.pos += 4;
-        return v;
+      case 'invalid':
+        return this.fail(head.message, start);
+      default: {
+        const count = head.lengthBytes === 0 ? head.count : this.length(head.lengthBytes);
+        if (head.kind === 'str') return this.str(count);
+        if (head.kind === 'bin') return this.bin(count);
+        if (head.kind === 'array') return this.array(count, depth);
+        return this.map(count, depth);
       }
-      case 0xd3:
-        return this.int64(true);
-      case 0xd9:
-        return this.str(this.u8());
-      case 0xda:
-        return this.str(this.u16());
-      case 0xdb:
-        return this.str(this.u32());
-      case 0xdc:
-        return this.array(this.u16(), depth);
-      case 0xdd:
-        return this.array(this.u32(), depth);
-      case 0xde:
-        return this.map(this.u16(), depth);
-      case 0xdf:
-        return this.map(this.u32(), depth);
-      case 0xc1:
-        return this.fail('byte 0xc1 is never used in msgpack: this is not a msgpack file', start);
-      default:
-        // 0xc7-0xc9 ext 8/16/32, 0xd4-0xd8 fixext
-        return this.fail(
-          `msgpack extension type (byte 0x${b.toString(16)}): Fed-BioMed weight files never contain one`,
-          start,
-        );
     }
-  }
-
-  private float(size: 4 | 8): number | PyFloat {
-    this.need(size, `a float${size * 8}`);
-    const v = size === 8 ? this.view.getFloat64(this.pos) : this.view.getFloat32(this.pos);
-    this.pos += size;
-    // Python reads any msgpack float as float; keep whole values marked so they are written back as floats.
-    return Number.isInteger(v) ? new PyFloat(v) : v;
-  }
-
-  private int64(signed: boolean): number | bigint {
-    this.need(8, signed ? 'an int64' : 'a uint64');
-    const v = signed ? this.view.getBigInt64(this.pos) : this.view.getBigUint64(this.pos);
-    this.pos += 8;
-    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   }
 
   private str(length: number): string {
     const start = this.pos;
     this.need(length, `a ${length}-byte string`);
     this.pos += length;
-    try {
-      return utf8.decode(this.bytes.subarray(start, this.pos));
-    } catch {
-      return this.fail('string is not valid UTF-8', start);
-    }
+    const text = decodeUtf8(this.bytes.subarray(start, this.pos));
+    return text ?? this.fail('string is not valid UTF-8', start);
   }
 
   private bin(length: number): Uint8Array {
@@ -218,7 +229,6 @@ class Reader {
     this.need(2 * count, `a map of ${count} entr${count === 1 ? 'y' : 'ies'}`);
     const keys = new Array<unknown>(count);
     const values = new Array<unknown>(count);
-    let plain = true;
     for (let i = 0; i < count; i++) {
       this.path.push(`<key ${i}>`);
       const key = this.readValue(depth + 1);
@@ -227,17 +237,8 @@ class Reader {
       values[i] = this.readValue(depth + 1);
       this.path.pop();
       keys[i] = key;
-      if (plain && !keepsOrderAsObjectKey(key)) plain = false;
     }
-    let result: DecodedMap;
-    if (plain) {
-      const object: Record<string, unknown> = {};
-      for (let i = 0; i < count; i++) object[keys[i] as string] = values[i];
-      result = object;
-    } else {
-      result = new Map<unknown, unknown>();
-      for (let i = 0; i < count; i++) result.set(keys[i], values[i]);
-    }
+    const result = buildMap(keys, values);
     if (this.hook && hasKey(result, '__type__')) {
       try {
         return this.hook(result);

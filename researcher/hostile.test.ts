@@ -7,46 +7,24 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
-import { EmbeddedNetwork, startEmbeddedNetwork } from '../src/transport/embedded';
 import { Experiment, ExperimentOptions } from './experiment';
-import { SimNode, SimNodeOptions, startSimNode, affineTrain } from './testing/sim-node';
+import { startSimNode, affineTrain } from './testing/sim-node';
 import type { WeightMap } from './aggregators/tensors';
 import type { ExperimentEvent } from './events';
+import { INITIAL, OFFSETS, SIZES, simFederation } from './testing/sim-federation';
 import { asArrays, maxDifference, referenceRound } from './testing/fedavg-reference';
 
 jest.setTimeout(30_000);
 
-let network: EmbeddedNetwork;
-let nodes: SimNode[] = [];
-beforeAll(async () => {
-  network = await startEmbeddedNetwork();
-});
-afterAll(() => network.close());
-afterEach(async () => {
-  for (const n of nodes) await n.close();
-  nodes = [];
-});
-
-const INITIAL: WeightMap = new Map([
-  ['fc.weight', { dtype: 'float32', shape: [2, 3], data: new Float32Array([0.1, -0.2, 0.3, 0.4, -0.5, 0.6]) }],
-  ['fc.bias', { dtype: 'float32', shape: [2], data: new Float32Array([0.01, -0.02]) }],
-]);
-const SIZES: Record<string, number> = { node_a: 10, node_b: 20, node_c: 30 };
-const OFFSETS: Record<string, number> = { node_a: 0.1, node_b: -0.05, node_c: 0.2 };
-
-async function startNodes(extra: Partial<Record<string, Partial<SimNodeOptions>>> = {}, ids = ['node_a', 'node_b']): Promise<void> {
-  for (const nodeId of ids) {
-    nodes.push(await startSimNode(network.mqttUrl, network.uploadsUrl,
-      { nodeId, sampleSize: SIZES[nodeId], train: affineTrain(OFFSETS[nodeId]), ...(extra[nodeId] ?? {}) }));
-  }
-}
+const sims = simFederation(['node_a', 'node_b']);
+const { nodes, startNodes } = sims;
 
 function experiment(over: Partial<ExperimentOptions> = {}): { exp: Experiment; events: ExperimentEvent[] } {
   const exp = new Experiment({
     tags: ['sim'], nodes: ['node_a', 'node_b'],
     plan: { python: 'import torch\nclass SimPlan:\n    pass\n', className: 'SimPlan', initialWeights: INITIAL },
     trainingArgs: { loader_args: { batch_size: 4 }, epochs: 1 }, roundLimit: 3, discoveryTimeoutMs: 3000,
-    roundTimeoutMs: 5000, network: { brokerUrl: network.mqttUrl, uploadsUrl: network.uploadsUrl }, ...over,
+    roundTimeoutMs: 5000, network: { brokerUrl: sims.network.mqttUrl, uploadsUrl: sims.network.uploadsUrl }, ...over,
   });
   const events: ExperimentEvent[] = [];
   for (const type of ['reply-dropped', 'node-failed', 'node-skipped', 'round-end'] as const) exp.on(type, (ev) => void events.push(ev));
@@ -137,9 +115,9 @@ describe('a repository outage', () => {
     let repository = await startRepositoryServer({ port, dataDir });
     const uploadsUrl = `http://127.0.0.1:${port}/upload/`;
     for (const nodeId of ['node_a', 'node_b']) {
-      nodes.push(await startSimNode(network.mqttUrl, uploadsUrl, { nodeId, sampleSize: SIZES[nodeId], train: affineTrain(OFFSETS[nodeId]) }));
+      nodes.push(await startSimNode(sims.network.mqttUrl, uploadsUrl, { nodeId, sampleSize: SIZES[nodeId], train: affineTrain(OFFSETS[nodeId]) }));
     }
-    const { exp } = experiment({ roundLimit: 2, network: { brokerUrl: network.mqttUrl, uploadsUrl } });
+    const { exp } = experiment({ roundLimit: 2, network: { brokerUrl: sims.network.mqttUrl, uploadsUrl } });
     let outage: Promise<void> | undefined;
     exp.on('node-reply', (ev) => {
       // Round 0's last contribution is in: the repository goes down for 800 ms, across the upload of the average.

@@ -35,11 +35,6 @@ function plan(withBn: boolean, size: number[]): PlanSpec {
   });
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
 async function tfjsEpoch(spec: PlanSpec, data: SyntheticImages): Promise<number> {
   const model = buildModel(spec, { seed: 1 });
   const started = process.hrtime.bigint();
@@ -73,6 +68,7 @@ for name in ('plain', 'bn'):
     out[name] = times[1:]
 print(json.dumps(out))
 `;
+import { median } from './lib/stats';
 
 export async function main(args: string[]): Promise<void> {
   const at = (flag: string) => args.indexOf(flag);

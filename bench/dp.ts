@@ -91,12 +91,7 @@ for line in sys.stdin:
         opt.step()
     print(json.dumps({'ms': (time.perf_counter() - t0) * 1000}), flush=True)
 `;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+import { median } from './lib/stats';
 
 export async function main(args: string[]): Promise<void> {
   const epochsArg = args.indexOf('--epochs');

@@ -14,6 +14,7 @@ import { trainModel } from '../src/engine/train';
 import { buildModel, definePlan, generateTorchPlan, LayerSpec, PlanSpec, trainingSettings } from '../src/plan';
 import { findTorchPython } from '../src/engine/testing/torch';
 import { SyntheticImages } from './train-models';
+import { median } from './lib/stats';
 
 const SAMPLES = 32;
 const BATCH = 8;
@@ -68,7 +69,6 @@ for name in ('plain', 'bn'):
     out[name] = times[1:]
 print(json.dumps(out))
 `;
-import { median } from './lib/stats';
 
 export async function main(args: string[]): Promise<void> {
   const at = (flag: string) => args.indexOf(flag);

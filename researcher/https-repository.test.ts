@@ -4,26 +4,17 @@
  */
 import { httpsAgentFor } from '../src/transport/repository';
 import { HttpRepository } from './requests/http-repository';
-import { startHttpsRepository, type HttpsRepository } from '../src/transport/testing/https-repository';
+import { useHttpsRepository } from '../src/transport/testing/https-repository';
 
 describe('https repository with the network CA', () => {
-  let repository: HttpsRepository;
-  let base: string;
-  let ca: string;
-
-  beforeAll(async () => {
-    repository = await startHttpsRepository();
-    ({ base, ca } = repository);
-  });
-  afterAll(() => repository.close());
+  const repository = useHttpsRepository();
 
   it('the researcher client does the same', async () => {
+    const { base, ca } = repository;
     const trusted = new HttpRepository(`${base}/upload/`, httpsAgentFor({ caFile: ca }));
     expect((await trusted.download(`${base}/media/a.mpk`)).toString()).toBe('weights');
     expect(await trusted.upload(Buffer.from('x'), 'x.mpk')).toBe(`${base}/media/uploaded.mpk`);
     await expect(new HttpRepository(`${base}/upload/`).download(`${base}/media/a.mpk`))
       .rejects.toThrow(/self[- ]signed|unable to verify|certificate/i);
   });
-
-
 });

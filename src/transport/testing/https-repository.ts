@@ -40,3 +40,24 @@ export async function startHttpsRepository(): Promise<HttpsRepository> {
     },
   };
 }
+
+/** One repository for the enclosing describe block: started before its tests, closed after them. */
+export function useHttpsRepository(): Pick<HttpsRepository, 'base' | 'ca'> {
+  let repository: HttpsRepository | undefined;
+  beforeAll(async () => {
+    repository = await startHttpsRepository();
+  });
+  afterAll(() => repository?.close());
+  const started = (): HttpsRepository => {
+    if (!repository) throw new Error('the https repository is used before its beforeAll hook ran');
+    return repository;
+  };
+  return {
+    get base() {
+      return started().base;
+    },
+    get ca() {
+      return started().ca;
+    },
+  };
+}

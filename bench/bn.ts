@@ -14,6 +14,7 @@ import { trainModel } from '../src/engine/train';
 import { buildModel, definePlan, generateTorchPlan, LayerSpec, PlanSpec, trainingSettings } from '../src/plan';
 import { findTorchPython } from '../src/engine/testing/torch';
 import { SyntheticImages } from './train-models';
+import { median } from './lib/stats';
 
 const SAMPLES = 32;
 const BATCH = 8;
@@ -33,11 +34,6 @@ function plan(withBn: boolean, size: number[]): PlanSpec {
     loss: { type: 'bce', fromLogits: true },
     optimizer: { type: 'sgd', lr: 0.01 },
   });
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 async function tfjsEpoch(spec: PlanSpec, data: SyntheticImages): Promise<number> {

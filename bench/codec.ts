@@ -24,6 +24,7 @@ import {
   modelWeightsOf,
   tensorFromFloat32,
 } from '../src/serialize';
+import { median } from './lib/stats';
 
 interface Options {
   tensors: number;
@@ -42,12 +43,6 @@ function parseOptions(args: string[]): Options {
     options[key] = value;
   }
   return options;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** Median seconds of `runs` timed calls, after one untimed warm-up call. */

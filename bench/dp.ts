@@ -20,6 +20,7 @@ import { trainModel, TrainOptions } from '../src/engine/train';
 import { definePlan } from '../src/plan/define';
 import { buildModel } from '../src/plan/tfjs-model';
 import { SyntheticImages } from './train-models';
+import { median } from './lib/stats';
 
 const SAMPLES = 64;
 const BATCH = 16;
@@ -91,12 +92,6 @@ for line in sys.stdin:
         opt.step()
     print(json.dumps({'ms': (time.perf_counter() - t0) * 1000}), flush=True)
 `;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 export async function main(args: string[]): Promise<void> {
   const epochsArg = args.indexOf('--epochs');

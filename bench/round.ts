@@ -27,6 +27,7 @@ import { Experiment } from '../researcher/experiment';
 import { encodeParamsChunks, nodeParamsFile } from '../src/serialize';
 import { toModelWeights } from '../researcher/weights-file';
 import type { WeightMap } from '../researcher/aggregators/tensors';
+import { median } from './lib/stats';
 
 const MB = 1024 * 1024;
 
@@ -36,12 +37,6 @@ function arg(args: string[], name: string, fallback: number): number {
   const v = Number(args[i + 1]);
   if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} needs a positive number`);
   return v;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 function writeCsv(file: string, rows: number, shift: number): void {

@@ -11,6 +11,7 @@ import { biasRelu } from '../src/engine/fused';
 import { ModelParameter, TrainableModel } from '../src/engine/model';
 import { SeededRandom } from '../src/engine/prng';
 import { Batch, BatchSource } from '../src/engine/train';
+import { torchEpochLoop } from './lib/torch-epochs';
 
 let counter = 0;
 
@@ -122,18 +123,4 @@ model = torch.nn.Sequential(
     torch.nn.Linear(64, 1), torch.nn.Sigmoid())
 x = torch.rand([cfg['samples'], c] + cfg['spatial'])
 y = (torch.rand(cfg['samples'], 1) < 0.5).float()
-opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-loss_fn = torch.nn.BCELoss()
-bs = cfg['batch']
-print(json.dumps({'ready': torch.__version__}), flush=True)
-for line in sys.stdin:
-    if line.strip() != 'epoch':
-        break
-    t0 = time.perf_counter()
-    for s in range(0, cfg['samples'], bs):
-        opt.zero_grad()
-        loss = loss_fn(model(x[s:s+bs]), y[s:s+bs])
-        loss.backward()
-        opt.step()
-    print(json.dumps({'ms': (time.perf_counter() - t0) * 1000}), flush=True)
-`;
+${torchEpochLoop({ lossFn: 'torch.nn.BCELoss()', samples: "cfg['samples']", batchLoss: 'loss_fn(model(x[i:i+bs]), y[i:i+bs])' })}`;

@@ -23,6 +23,8 @@ import { PlanSpec } from '../src/plan/spec';
 import { STANDIN_DIR } from '../src/plan/testing/python';
 import { buildModel } from '../src/plan/tfjs-model';
 import { unet } from '../src/plan/unet';
+import { median } from './lib/stats';
+import { torchEpochLoop } from './lib/torch-epochs';
 
 const SAMPLES = 64;
 const BATCH = 16;
@@ -87,27 +89,7 @@ n, s = cfg['samples'], cfg['size']
 x = torch.rand([n, cfg['channels'], s, s])
 t = torch.nn.functional.one_hot(torch.arange(n) % 3, 3).float()
 y = (torch.rand([n, 2, s, s]) < 0.3).float()
-opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-loss_fn = torch.nn.BCEWithLogitsLoss()
-bs = cfg['batch']
-print(json.dumps({'ready': torch.__version__}), flush=True)
-for line in sys.stdin:
-    if line.strip() != 'epoch':
-        break
-    t0 = time.perf_counter()
-    for i in range(0, n, bs):
-        opt.zero_grad()
-        loss = loss_fn(model(x[i:i+bs], t[i:i+bs]), y[i:i+bs])
-        loss.backward()
-        opt.step()
-    print(json.dumps({'ms': (time.perf_counter() - t0) * 1000}), flush=True)
-`;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+${torchEpochLoop({ lossFn: 'torch.nn.BCEWithLogitsLoss()', samples: 'n', batchLoss: 'loss_fn(model(x[i:i+bs], t[i:i+bs]), y[i:i+bs])' })}`;
 
 export async function main(args: string[]): Promise<void> {
   const value = (flag: string, fallback: number): number => (args.includes(flag) ? Number(args[args.indexOf(flag) + 1]) : fallback);

@@ -18,6 +18,7 @@ import { setNativeThreads } from '../src/engine/native';
 import { findTorchPython, TorchWorker } from '../src/engine/testing/torch';
 import { trainModel, TrainOptions } from '../src/engine/train';
 import { referenceCnn, SyntheticImages, TORCH_BENCH_WORKER } from './train-models';
+import { median } from './lib/stats';
 
 interface Variant {
   dims: 2 | 3;
@@ -29,12 +30,6 @@ interface Variant {
 
 const VARIANT_2D: Variant = { dims: 2, channels: 4, spatial: [128, 128], samples: 64, batch: 16 };
 const VARIANT_3D: Variant = { dims: 3, channels: 1, spatial: [32, 64, 64], samples: 64, batch: 16 };
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 function options(v: Variant, extra: Partial<TrainOptions> = {}): TrainOptions {
   return {

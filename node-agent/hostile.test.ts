@@ -6,97 +6,27 @@
 import type { NodeTransport } from './transport';
 import * as fs from 'fs';
 import * as http from 'http';
-import * as os from 'os';
 import * as path from 'path';
-import { startEmbeddedNetwork, EmbeddedNetwork } from '../src/transport/embedded';
 import { startBroker } from '../src/transport/broker';
 import { freePort } from '../src/transport/testing/brokers';
 import { Messaging } from '../src/transport/mqtt';
-import { RepositoryClient } from '../src/transport/repository';
 import type { NodeToResearcherMessage, TrainRequest, TrainReply } from '../src/protocol/messages';
-import { encodeParams, aggregatedParamsFile } from '../src/serialize';
 import { generateTorchPlan } from '../src/plan/pytorch';
-import { initialWeights } from '../src/plan/init';
 import { mlpPlan } from '../src/plan/testing/plans';
 import type { PlanSpec } from '../src/plan/spec';
-import { defaultConfig, writeConfig, nodePaths, type NodeLimits } from './config';
-import { openNodeStores } from './stores';
+import { nodePaths } from './config';
 import { NodeAgent } from './agent';
 import mqtt from 'mqtt';
 import { tracedMessages } from '../src/transport/testing/vectors';
+import { jobIdFor, researcherIdFor, researcherOn, startNodeBench, trainReply as replyTo, until,
+  type NodeBench, type NodeBenchOptions } from './testing/fault-bench';
 
 jest.setTimeout(60_000);
 
-const RESEARCHER_ID = 'researcher_hostile';
-
-interface Bench {
-  dir: string;
-  nodeDir: string;
-  network: EmbeddedNetwork;
-  repo: RepositoryClient;
-  datasetId: string;
-  planUrl: string;
-  paramsUrl: string;
-  request(overrides?: Partial<TrainRequest>, args?: Record<string, unknown>): TrainRequest;
-  close(): Promise<void>;
-}
-
-async function bench(nodeId: string, options: { limits?: Partial<NodeLimits>; uploadsUrl?: string; csv?: string } = {}): Promise<Bench> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-hostile-'));
-  const network = await startEmbeddedNetwork({ mqttPort: 0, httpPort: 0, dataDir: path.join(dir, 'repo') });
-  const nodeDir = path.join(dir, 'node');
-  writeConfig(nodeDir, defaultConfig({ nodeId, broker: network.mqttUrl, uploadsUrl: options.uploadsUrl ?? network.uploadsUrl,
-    approval: false, limits: { ...defaultConfig().limits, ...options.limits } }));
-  const csv = path.join(dir, 'data.csv');
-  fs.writeFileSync(csv, options.csv ?? ['f0,f1,f2,f3,label',
-    ...Array.from({ length: 40 }, (_, i) => `${i % 7},${(i * 3) % 5},${i % 2},${(i % 11) / 10},${i % 2}`)].join('\n') + '\n');
-  const datasetId = (await openNodeStores(nodeDir, {}).datasets.add({ name: 'd', dataType: 'csv', tags: ['csv'], path: csv }))
-    .dataset_id;
-  const repo = new RepositoryClient({ uploadsUrl: network.uploadsUrl, retries: 0 });
-  const planUrl = await repo.upload(Buffer.from(generateTorchPlan(mlpPlan())), 'my_model_hostile.py');
-  const paramsUrl = await repo.upload(Buffer.from(encodeParams(aggregatedParamsFile(RESEARCHER_ID,
-    initialWeights(mlpPlan(), 1)))), 'aggregated_params_hostile.mpk');
-  return {
-    dir, nodeDir, network, repo, datasetId, planUrl, paramsUrl,
-    request: (overrides = {}, args = {}) => ({
-      researcher_id: RESEARCHER_ID, job_id: 'job_hostile', state_id: null, params_url: paramsUrl,
-      training_args: {
-        optimizer_args: { lr: 0.01 }, loader_args: { batch_size: 4 }, epochs: null, num_updates: 4, dry_run: false,
-        batch_maxnum: null, test_ratio: 0.25, test_on_local_updates: false, test_on_global_updates: false,
-        test_metric: null, test_metric_args: {}, log_interval: 10, fedprox_mu: null, use_gpu: false, dp_args: null,
-        share_persistent_buffers: true, random_seed: 7, ...args,
-      },
-      dataset_id: datasetId, training: true, model_args: {}, training_plan_url: planUrl, training_plan_class: 'TinyMlp',
-      command: 'train', secagg_servkey_id: null, secagg_biprime_id: null, secagg_random: null,
-      secagg_clipping_range: null, round: 0, aggregator_args: {}, aux_var_urls: null, ...overrides,
-    }),
-    close: async () => {
-      await network.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function researcherOn(url: string): Promise<{ messaging: Messaging; seen: NodeToResearcherMessage[] }> {
-  const messaging = await Messaging.connect({ role: 'researcher', brokerUrl: url,
-    reconnectBackoff: { initialDelayMs: 50, maxDelayMs: 50, factor: 1 } });
-  const seen: NodeToResearcherMessage[] = [];
-  messaging.onMessage((m) => void seen.push(m as NodeToResearcherMessage));
-  return { messaging, seen };
-}
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const trainReply = (seen: NodeToResearcherMessage[], job = 'job_hostile') =>
-  seen.find((m): m is TrainReply => m.command === 'train' && m.job_id === job);
+const TAG = 'hostile';
+const RESEARCHER_ID = researcherIdFor(TAG);
+const bench = (nodeId: string, options?: NodeBenchOptions) => startNodeBench(TAG, nodeId, options);
+const trainReply = (seen: NodeToResearcherMessage[], job = jobIdFor(TAG)) => replyTo(seen, job);
 
 /** An HTTP server that accepts requests and never answers. */
 async function silentServer(): Promise<{ url: string; close(): Promise<void> }> {
@@ -132,7 +62,7 @@ describe('a node under faults', () => {
       // In the middle of a long round, broker up then gone: the FB312 goes out while it can, the stop is bounded.
       const restarted = await startBroker({ host: '127.0.0.1', port });
       const busy = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
-      const { messaging, seen } = await researcherOn(`mqtt://127.0.0.1:${port}`);
+      const { messaging, replies: seen } = await researcherOn(`mqtt://127.0.0.1:${port}`);
       await messaging.send(b.request({ job_id: 'job_long' }, { num_updates: 10_000_000, log_interval: 1000 }), 'node_sigterm');
       await until('training to start', () => seen.find((m) => m.command === 'add_scalar'));
       const stopping = Date.now();
@@ -151,7 +81,7 @@ describe('a node under faults', () => {
   it('fails a round that overruns its deadline with a reply, and trains the next request', async () => {
     const b = await bench('node_deadline', { limits: { roundTimeoutS: 1.5 } });
     const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
-    const { messaging, seen } = await researcherOn(b.network.mqttUrl);
+    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
     try {
       const sent = Date.now();
       await messaging.send(b.request({ job_id: 'job_endless' }, { num_updates: 10_000_000, log_interval: 1_000_000 }), 'node_deadline');
@@ -175,7 +105,7 @@ describe('a node under faults', () => {
     const b = await bench('node_slowrepo', { limits: { downloadTimeoutS: 1 }, uploadsUrl: silent.url });
     const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined,
       repository: { retries: 3 } });
-    const { messaging, seen } = await researcherOn(b.network.mqttUrl);
+    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
     try {
       const sent = Date.now();
       await messaging.send(b.request({ training_plan_url: silent.url.replace('/upload/', '/media/plan.py') }), 'node_slowrepo');
@@ -193,7 +123,7 @@ describe('a node under faults', () => {
 
   it('answers a task that was running when the node died instead of running it again', async () => {
     const b = await bench('node_crashed');
-    const { messaging, seen } = await researcherOn(b.network.mqttUrl);
+    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
     try {
       fs.writeFileSync(nodePaths(b.nodeDir).queue, JSON.stringify([
         { id: 1, receivedAt: '2026-01-01T00:00:00.000Z', startedAt: '2026-01-01T00:00:01.000Z',
@@ -218,7 +148,7 @@ describe('a node under faults', () => {
 });
 
 describe('a node under hostile requests', () => {
-  let b: Bench;
+  let b: NodeBench;
   let agent: NodeAgent;
   let messaging: Messaging;
   let seen: NodeToResearcherMessage[];
@@ -242,7 +172,7 @@ describe('a node under hostile requests', () => {
     other.port = (other.server.address() as import('net').AddressInfo).port;
     b = await bench('node_hostile');
     agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: (l) => localLog.push(l), repository: { retries: 0 } });
-    ({ messaging, seen } = await researcherOn(b.network.mqttUrl));
+    ({ messaging, replies: seen } = await researcherOn(b.network.mqttUrl));
   });
   afterAll(async () => {
     await messaging.close();
@@ -302,7 +232,7 @@ describe('what leaves a node whose data hold a bad cell', () => {
     const lines = ['f0,f1,f2,f3,label', ...rows.map((r, i) => (planted[i] ? [r[0], planted[i], ...r.slice(2)] : r).join(','))];
     const b = await bench('node_canary', { csv: `${lines.join('\n')}\n` });
     const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
-    const { messaging, seen } = await researcherOn(b.network.mqttUrl);
+    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
     try {
       for (let seed = 1; seed <= 6; seed++) {
         await messaging.send(b.request({ job_id: `job_seed_${seed}` }, { random_seed: seed, test_on_global_updates: true,
@@ -329,7 +259,7 @@ describe('a node that trains for long', () => {
   it('answers pings while it trains', async () => {
     const b = await bench('node_busy');
     const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
-    const { messaging, seen } = await researcherOn(b.network.mqttUrl);
+    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
     try {
       await messaging.send(b.request({ job_id: 'job_long' }, { num_updates: 2000, log_interval: 500 }), 'node_busy');
       await until('training to start', () => seen.find((m) => m.command === 'add_scalar'));
@@ -371,7 +301,7 @@ describe('approval requests from anyone on the broker', () => {
     fs.writeFileSync(path.join(b.nodeDir, 'config.yaml'),
       fs.readFileSync(path.join(b.nodeDir, 'config.yaml'), 'utf8').replace('approval: false', 'approval: true'));
     const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined, repository: { retries: 0 } });
-    const { messaging, seen } = await researcherOn(b.network.mqttUrl);
+    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
     const approval = async (sequence: number, url: string, description = 'ok') => {
       await messaging.send({ researcher_id: RESEARCHER_ID, description, sequence, training_plan_url: url, command: 'approval' },
         'node_approval');
@@ -405,7 +335,7 @@ describe('a node fuzzed with mutated recorded requests', () => {
   it('survives 300 mutations of the recorded researcher messages: still answers, nothing left queued', async () => {
     const b = await bench('node_fuzz', { limits: { roundTimeoutS: 5, downloadTimeoutS: 2 } });
     const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined, repository: { retries: 0 } });
-    const { messaging, seen } = await researcherOn(b.network.mqttUrl);
+    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
     const raw = await mqtt.connectAsync(b.network.mqttUrl, { protocolVersion: 4, reconnectPeriod: 0 });
     try {
       const requests = tracedMessages().filter((m) => m.topic === 'general/nodes' || /^general\/node_/.test(m.topic))

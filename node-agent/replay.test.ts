@@ -15,6 +15,7 @@ import { RepositoryClient } from '../src/transport/repository';
 import { parsePythonJson } from '../src/protocol/python-json-reader';
 import { PyFloat } from '../src/protocol/pyfloat';
 import { decodeParams, encodeParams, aggregatedParamsFile, TorchTensor } from '../src/serialize';
+import interopCsvMlp from '../tools/interop-v45/plan';
 import { definePlan } from '../src/plan/define';
 import { generateTorchPlan } from '../src/plan/pytorch';
 import { initialWeights } from '../src/plan/init';
@@ -50,15 +51,8 @@ function signature(m: Json): string[] {
   });
 }
 
-const PLAN = definePlan({
-  name: 'PeerCsvMLP',
-  inputs: { tabular: { columns: ['f0', 'f1', 'f2', 'f3'] } },
-  target: { column: 'label' },
-  model: { tabular: [{ type: 'dense', outFeatures: 8 }, { type: 'relu' }], head: [{ type: 'dense', outFeatures: 2 }] },
-  loss: { type: 'cross_entropy' },
-  optimizer: { type: 'adam', lr: 0.01 },
-  metrics: ['accuracy'],
-});
+/** The recorded network's MLP (tools/interop-v45/plan.ts), under the class name the recorded requests ask for. */
+const PLAN = definePlan({ ...interopCsvMlp, name: 'PeerCsvMLP' });
 
 describe('recorded Python researcher requests replayed to a TS node', () => {
   let network: EmbeddedNetwork;

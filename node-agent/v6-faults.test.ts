@@ -5,11 +5,11 @@
  * (secure aggregation, differential privacy, analytics, preprocessing, overlay): each gets a clear outcome.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { NodeAgent } from './agent';
 import { defaultConfig, writeConfig } from './config';
 import { PIN_FILE } from './transport-v6';
+import { v6Harness } from './testing/v6-harness';
 import { ScriptedResearcher } from '../src/transport/v6/testing/scripted-researcher';
 import { encodeV6Message, makeV6Message, V6_MESSAGE_MODULE } from '../src/transport/v6/messages';
 import { encodeV6Payload } from '../src/transport/v6/payload';
@@ -24,30 +24,19 @@ const OTHER_CERT = fs.readFileSync(path.join(VECTORS, 'other-researcher.pem'), '
 const RID = identityOf(CERT).researcherId;
 const NODE = 'NODE_faults';
 
-let dir: string;
-let researcher: ScriptedResearcher | undefined;
-let agent: NodeAgent | undefined;
+const h = v6Harness('v6-faults');
 let logLines: string[];
 
 beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-v6-faults-'));
   logLines = [];
 });
 
-afterEach(async () => {
-  await agent?.stop();
-  agent = undefined;
-  await researcher?.kill();
-  researcher = undefined;
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
 async function startNode(port: number, pinned?: string): Promise<NodeAgent> {
-  const nodeDir = path.join(dir, 'node');
+  const nodeDir = path.join(h.dir, 'node');
   writeConfig(nodeDir, defaultConfig({ nodeId: NODE, approval: true, protocol: 'v6', researcher: `localhost:${port}` }));
   if (pinned) fs.writeFileSync(path.join(nodeDir, PIN_FILE), pinned);
-  agent = await NodeAgent.start({ dir: nodeDir, localLog: (line) => void logLines.push(line) });
-  return agent;
+  h.agent = await NodeAgent.start({ dir: nodeDir, localLog: (line) => void logLines.push(line) });
+  return h.agent;
 }
 
 async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -65,63 +54,63 @@ test('the researcher id comes from the certificate', () => {
 });
 
 test('a researcher restart: the node reconnects by itself and answers again', async () => {
-  researcher = await ScriptedResearcher.start(CERT, KEY);
-  const port = researcher.port;
+  h.researcher = await ScriptedResearcher.start(CERT, KEY);
+  const port = h.researcher.port;
   await startNode(port);
-  researcher.send(NODE, ping('before'));
-  expect((await researcher.nextReply(NODE)).fields['request_id']).toBe('before');
-  await researcher.kill();
-  researcher = await ScriptedResearcher.start(CERT, KEY, port);
-  researcher.send(NODE, ping('after'));
-  const reply = await researcher.nextReply(NODE, 15_000);
+  h.researcher.send(NODE, ping('before'));
+  expect((await h.researcher.nextReply(NODE)).fields['request_id']).toBe('before');
+  await h.researcher.kill();
+  h.researcher = await ScriptedResearcher.start(CERT, KEY, port);
+  h.researcher.send(NODE, ping('after'));
+  const reply = await h.researcher.nextReply(NODE, 15_000);
   expect([reply.className, reply.fields['request_id']]).toEqual(['PingReply', 'after']);
 }, 30_000);
 
 test('a certificate other than the pinned one is refused: no poll, an error naming both fingerprints', async () => {
-  researcher = await ScriptedResearcher.start(CERT, KEY);
-  await startNode(researcher.port, OTHER_CERT);
+  h.researcher = await ScriptedResearcher.start(CERT, KEY);
+  await startNode(h.researcher.port, OTHER_CERT);
   await new Promise((r) => setTimeout(r, 2500));
-  expect(researcher.polls).toEqual([]);
+  expect(h.researcher.polls).toEqual([]);
   // Once, not at every retry: it needs an operator, not a flood.
   expect(logLines.filter((l) => /ERROR .*not the pinned .*RESEARCHER_other-test-researcher.*refusing to connect/.test(l)))
     .toHaveLength(1);
 }, 20_000);
 
 test('a malformed chunk sequence is dropped with an error; the next task is answered', async () => {
-  researcher = await ScriptedResearcher.start(CERT, KEY);
-  await startNode(researcher.port);
-  await researcher.waitForPoll(NODE);
+  h.researcher = await ScriptedResearcher.start(CERT, KEY);
+  await startNode(h.researcher.port);
+  await h.researcher.waitForPoll(NODE);
   const bytes = Buffer.from(ping('lost'));
-  researcher.sendChunks(NODE, [
+  h.researcher.sendChunks(NODE, [
     { size: 3, iteration: 1, bytes_: bytes.subarray(0, 10) },
     { size: 3, iteration: 3, bytes_: bytes.subarray(10) },
   ]);
-  researcher.send(NODE, ping('next'));
-  const reply = await researcher.nextReply(NODE, 15_000);
+  h.researcher.send(NODE, ping('next'));
+  const reply = await h.researcher.nextReply(NODE, 15_000);
   expect(reply.fields['request_id']).toBe('next');
 }, 30_000);
 
 test('a 100 MB message arrives in 27 chunks and is answered', async () => {
-  researcher = await ScriptedResearcher.start(CERT, KEY);
-  await startNode(researcher.port);
+  h.researcher = await ScriptedResearcher.start(CERT, KEY);
+  await startNode(h.researcher.port);
   const big = encodeV6Message(makeV6Message('ApprovalRequest', { request_id: 'big', researcher_id: RID,
     description: 'not a fedbiomed-ts plan', training_plan: '#'.repeat(100 * 1024 * 1024) }));
   expect(Math.ceil(big.byteLength / V6_CHUNK_BYTES)).toBe(27);
-  researcher.send(NODE, big);
-  const reply = await researcher.nextReply(NODE, 30_000);
+  h.researcher.send(NODE, big);
+  const reply = await h.researcher.nextReply(NODE, 30_000);
   // Received whole: the node read it and refused it as a plan it cannot run.
   expect([reply.className, reply.fields['request_id'], reply.fields['success']]).toEqual(['ApprovalReply', 'big', false]);
   // ... and kept nothing of it once answered.
-  await waitFor(() => fs.readdirSync(path.join(dir, 'node', 'v6-inline')).length === 0);
+  await waitFor(() => fs.readdirSync(path.join(h.dir, 'node', 'v6-inline')).length === 0);
 }, 60_000);
 
 test('what the node cannot honour or parse is refused with a reply', async () => {
-  researcher = await ScriptedResearcher.start(CERT, KEY);
-  await startNode(researcher.port);
+  h.researcher = await ScriptedResearcher.start(CERT, KEY);
+  await startNode(h.researcher.port);
   const base = { researcher_id: RID };
   const ask = async (bytes: Uint8Array) => {
-    researcher?.send(NODE, bytes);
-    return (await (researcher as ScriptedResearcher).nextReply(NODE)).fields;
+    h.researcher?.send(NODE, bytes);
+    return (await (h.researcher as ScriptedResearcher).nextReply(NODE)).fields;
   };
   const train = {
     ...base, experiment_id: 'exp', state_id: null, dataset_id: 'd', training: true, model_args: {}, params: {},

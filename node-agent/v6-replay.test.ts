@@ -7,12 +7,12 @@
  * the same. Also checks the recorded FedAvg of the real researcher against an independent recomputation.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { NodeAgent } from './agent';
 import { defaultConfig, writeConfig } from './config';
 import { openNodeStores } from './stores';
 import { DATASETS_TABLE } from './datasets';
+import { v6Harness } from './testing/v6-harness';
 import { ScriptedResearcher } from '../src/transport/v6/testing/scripted-researcher';
 import { decodeV6Message, encodeV6Message, makeV6Message, type V6Message } from '../src/transport/v6/messages';
 import { TorchTensor } from '../src/serialize';
@@ -77,28 +77,14 @@ function expectSameReply(ours: V6Message, recorded: V6Message, where: string): v
   }
 }
 
-let dir: string;
-let researcher: ScriptedResearcher | undefined;
-let agent: NodeAgent | undefined;
-
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-v6-replay-'));
-});
-
-afterEach(async () => {
-  await agent?.stop();
-  agent = undefined;
-  await researcher?.kill();
-  researcher = undefined;
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const h = v6Harness('v6-replay');
 
 /** A node like the recorded one: same id, name, approval on, the recorded dataset (same id) registered. */
 async function recordedNode(port: number, datasetId: string): Promise<string> {
-  const nodeDir = path.join(dir, 'node');
+  const nodeDir = path.join(h.dir, 'node');
   writeConfig(nodeDir, defaultConfig({ nodeId: NODE, approval: true, protocol: 'v6', researcher: `localhost:${port}`,
     nodeName: 'fbts-a' }));
-  const csv = path.join(dir, 'a.csv');
+  const csv = path.join(h.dir, 'a.csv');
   fs.copyFileSync(path.join(VECTORS, 'a.csv'), csv);
   const stores = openNodeStores(nodeDir);
   const entry = await stores.datasets.add({ dataType: 'csv', path: csv, tags: ['#ts'], name: 'lin-a' });
@@ -118,10 +104,10 @@ test('the recorded v6.3.3 session replays on a fresh node with the same replies'
     'ApprovalRequest', 'TrainingPlanStatusRequest', 'TrainRequest', 'TrainRequest', 'TrainRequest']);
   const train = exchanges.find((e) => e.task.className === 'TrainRequest') as Exchange;
   const { cert, key } = certificate();
-  researcher = await ScriptedResearcher.start(cert, key);
-  const nodeDir = await recordedNode(researcher.port, train.task.fields['dataset_id'] as string);
-  agent = await NodeAgent.start({ dir: nodeDir, localLog: () => undefined });
-  await researcher.waitForPoll(NODE);
+  h.researcher = await ScriptedResearcher.start(cert, key);
+  const nodeDir = await recordedNode(h.researcher.port, train.task.fields['dataset_id'] as string);
+  h.agent = await NodeAgent.start({ dir: nodeDir, localLog: () => undefined });
+  await h.researcher.waitForPoll(NODE);
 
   let stateId: unknown = null;
   let planId: string | undefined;
@@ -135,8 +121,8 @@ test('the recorded v6.3.3 session replays on a fresh node with the same replies'
       // The operator approved the plan between the two requests (run.sh did it with `node plan approve`).
       openNodeStores(nodeDir).plans.setStatus(planId as string, 'Approved');
     }
-    researcher.send(NODE, bytes);
-    const ours = await researcher.nextReply(NODE);
+    h.researcher.send(NODE, bytes);
+    const ours = await h.researcher.nextReply(NODE);
     expectSameReply(ours, reply, file);
     if (ours.className === 'ApprovalReply') planId = ours.fields['training_plan_id'] as string;
     if (ours.className === 'TrainReply' && ours.fields['state_id'] !== null) stateId = ours.fields['state_id'];
@@ -148,8 +134,8 @@ test('the recorded v6.3.3 session replays on a fresh node with the same replies'
   const scalars = (list: { scalar?: { train: boolean; metric: Record<string, number> } | null }[]) =>
     list.filter((f) => f.scalar).map((f) => `${f.scalar?.train ? 'train' : 'test'}:${Object.keys(f.scalar?.metric ?? {})}`);
   await new Promise((r) => setTimeout(r, 200)); // the last scalars are sent without waiting for an answer
-  expect(scalars(researcher.feedback)).toEqual(scalars(recorded));
-  expect(researcher.feedback.every((f) => f.researcher_id === train.task.fields['researcher_id'])).toBe(true);
+  expect(scalars(h.researcher.feedback)).toEqual(scalars(recorded));
+  expect(h.researcher.feedback.every((f) => f.researcher_id === train.task.fields['researcher_id'])).toBe(true);
   // The certificate was pinned on first use.
   expect(fs.readFileSync(path.join(nodeDir, PIN_FILE), 'utf8')).toBe(cert);
 }, 60_000);

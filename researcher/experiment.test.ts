@@ -5,42 +5,16 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { EmbeddedNetwork, startEmbeddedNetwork } from '../src/transport/embedded';
 import { Experiment, ExperimentError, ExperimentOptions } from './experiment';
-import { SimNode, startSimNode, affineTrain } from './testing/sim-node';
 import { WeightMap } from './aggregators/tensors';
 import { readHistory } from './monitoring/history';
 import { readScalarEvents } from './monitoring/tensorboard';
 import type { ExperimentEvent } from './events';
+import { INITIAL, OFFSETS, SIZES, simFederation } from './testing/sim-federation';
 import { asArrays, referenceRound as reference } from './testing/fedavg-reference';
 
-let network: EmbeddedNetwork;
-let nodes: SimNode[] = [];
-
-beforeAll(async () => {
-  network = await startEmbeddedNetwork();
-});
-afterAll(() => network.close());
-afterEach(async () => {
-  for (const n of nodes) await n.close();
-  nodes = [];
-});
-
-const INITIAL: WeightMap = new Map([
-  ['fc.weight', { dtype: 'float32', shape: [2, 3], data: new Float32Array([0.1, -0.2, 0.3, 0.4, -0.5, 0.6]) }],
-  ['fc.bias', { dtype: 'float32', shape: [2], data: new Float32Array([0.01, -0.02]) }],
-]);
-
-const SIZES: Record<string, number> = { node_a: 10, node_b: 20, node_c: 30 };
-const OFFSETS: Record<string, number> = { node_a: 0.1, node_b: -0.05, node_c: 0.2 };
-
-async function startNodes(extra: Partial<Record<string, Partial<Parameters<typeof startSimNode>[2]>>> = {}): Promise<void> {
-  for (const nodeId of Object.keys(SIZES)) {
-    nodes.push(
-      await startSimNode(network.mqttUrl, network.uploadsUrl, { nodeId, sampleSize: SIZES[nodeId], train: affineTrain(OFFSETS[nodeId]), ...(extra[nodeId] ?? {}) }),
-    );
-  }
-}
+const sims = simFederation();
+const { nodes, startNodes } = sims;
 
 function options(over: Partial<ExperimentOptions> = {}): ExperimentOptions {
   return {
@@ -51,7 +25,7 @@ function options(over: Partial<ExperimentOptions> = {}): ExperimentOptions {
     roundLimit: 2,
     discoveryTimeoutMs: 3000,
     roundTimeoutMs: 5000,
-    network: { brokerUrl: network.mqttUrl, uploadsUrl: network.uploadsUrl },
+    network: { brokerUrl: sims.network.mqttUrl, uploadsUrl: sims.network.uploadsUrl },
     ...over,
   };
 }
@@ -166,7 +140,7 @@ describe('Experiment over simulated nodes', () => {
     await first.close();
     expect(fs.existsSync(path.join(dir, 'server_optimizer.mpk'))).toBe(true);
 
-    const resumed = await Experiment.load(dir, { network: { brokerUrl: network.mqttUrl, uploadsUrl: network.uploadsUrl } });
+    const resumed = await Experiment.load(dir, { network: { brokerUrl: sims.network.mqttUrl, uploadsUrl: sims.network.uploadsUrl } });
     expect(resumed.currentRoundIndex).toBe(2);
     const rest = await resumed.run();
     expect(rest.roundsCompleted).toBe(4);

@@ -7,46 +7,24 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
-import { EmbeddedNetwork, startEmbeddedNetwork } from '../src/transport/embedded';
 import { Experiment, ExperimentOptions } from './experiment';
-import { SimNode, SimNodeOptions, startSimNode, affineTrain } from './testing/sim-node';
+import { startSimNode, affineTrain } from './testing/sim-node';
 import type { WeightMap } from './aggregators/tensors';
 import type { ExperimentEvent } from './events';
+import { INITIAL, OFFSETS, SIZES, simFederation } from './testing/sim-federation';
 import { asArrays, maxDifference, referenceRound } from './testing/fedavg-reference';
 
 jest.setTimeout(30_000);
 
-let network: EmbeddedNetwork;
-let nodes: SimNode[] = [];
-beforeAll(async () => {
-  network = await startEmbeddedNetwork();
-});
-afterAll(() => network.close());
-afterEach(async () => {
-  for (const n of nodes) await n.close();
-  nodes = [];
-});
-
-const INITIAL: WeightMap = new Map([
-  ['fc.weight', { dtype: 'float32', shape: [2, 3], data: new Float32Array([0.1, -0.2, 0.3, 0.4, -0.5, 0.6]) }],
-  ['fc.bias', { dtype: 'float32', shape: [2], data: new Float32Array([0.01, -0.02]) }],
-]);
-const SIZES: Record<string, number> = { node_a: 10, node_b: 20, node_c: 30 };
-const OFFSETS: Record<string, number> = { node_a: 0.1, node_b: -0.05, node_c: 0.2 };
-
-async function startNodes(extra: Partial<Record<string, Partial<SimNodeOptions>>> = {}, ids = ['node_a', 'node_b']): Promise<void> {
-  for (const nodeId of ids) {
-    nodes.push(await startSimNode(network.mqttUrl, network.uploadsUrl,
-      { nodeId, sampleSize: SIZES[nodeId], train: affineTrain(OFFSETS[nodeId]), ...(extra[nodeId] ?? {}) }));
-  }
-}
+const sims = simFederation(['node_a', 'node_b']);
+const { nodes, startNodes } = sims;
 
 function experiment(over: Partial<ExperimentOptions> = {}): { exp: Experiment; events: ExperimentEvent[] } {
   const exp = new Experiment({
     tags: ['sim'], nodes: ['node_a', 'node_b'],
     plan: { python: 'import torch\nclass SimPlan:\n    pass\n', className: 'SimPlan', initialWeights: INITIAL },
     trainingArgs: { loader_args: { batch_size: 4 }, epochs: 1 }, roundLimit: 3, discoveryTimeoutMs: 3000,
-    roundTimeoutMs: 5000, network: { brokerUrl: network.mqttUrl, uploadsUrl: network.uploadsUrl }, ...over,
+    roundTimeoutMs: 5000, network: { brokerUrl: sims.network.mqttUrl, uploadsUrl: sims.network.uploadsUrl }, ...over,
   });
   const events: ExperimentEvent[] = [];
   for (const type of ['reply-dropped', 'node-failed', 'node-skipped', 'round-end'] as const) exp.on(type, (ev) => void events.push(ev));
@@ -93,7 +71,7 @@ describe('contributions that cannot be trusted', () => {
     // The repository behind a pass-through proxy (the Host header kept, so file URLs name the proxy) that holds one
     // path forever: a URL on the researcher's own repository origin that never answers.
     const held: http.ServerResponse[] = [];
-    const upstream = new URL(network.uploadsUrl);
+    const upstream = new URL(sims.network.uploadsUrl);
     const silent = http.createServer((req, res) => {
       if (req.url === '/media/never.mpk') return void held.push(res);
       const forward = http.request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method,
@@ -108,11 +86,11 @@ describe('contributions that cannot be trusted', () => {
     const url = `${base}/media/never.mpk`;
     try {
       for (const nodeId of ['node_a', 'node_b']) {
-        nodes.push(await startSimNode(network.mqttUrl, `${base}/upload/`, { nodeId, sampleSize: SIZES[nodeId],
+        nodes.push(await startSimNode(sims.network.mqttUrl, `${base}/upload/`, { nodeId, sampleSize: SIZES[nodeId],
           train: affineTrain(OFFSETS[nodeId]), ...(nodeId === 'node_b' ? { paramsUrlOnRound: { round: 0, url } } : {}) }));
       }
       const { exp, events } = experiment({ roundLimit: 1, roundTimeoutMs: 1500, strategy: { name: 'at-least', k: 1 },
-        network: { brokerUrl: network.mqttUrl, uploadsUrl: `${base}/upload/` } });
+        network: { brokerUrl: sims.network.mqttUrl, uploadsUrl: `${base}/upload/` } });
       const started = Date.now();
       await exp.run();
       expect(Date.now() - started).toBeLessThan(6000);
@@ -158,7 +136,7 @@ describe('results files only from the researcher\'s repository (issue 11)', () =
       expectExactRounds(exp, [['node_a', 'node_b'], ['node_a'], ['node_a', 'node_b']]);
       const failed = events.filter((e) => e.type === 'node-failed');
       expect(failed).toMatchObject([{ type: 'node-failed', round: 1, nodeId: 'node_b', reason: 'rejected', message:
-        `node_b's results file is refused: download refused: the URL is not on this side's file repository (${new URL(network.uploadsUrl).origin})` }]);
+        `node_b's results file is refused: download refused: the URL is not on this side's file repository (${new URL(sims.network.uploadsUrl).origin})` }]);
       expect(foreign.requests()).toBe(0);
     } finally {
       await foreign.close();
@@ -194,9 +172,9 @@ describe('a repository outage', () => {
     let repository = await startRepositoryServer({ port, dataDir });
     const uploadsUrl = `http://127.0.0.1:${port}/upload/`;
     for (const nodeId of ['node_a', 'node_b']) {
-      nodes.push(await startSimNode(network.mqttUrl, uploadsUrl, { nodeId, sampleSize: SIZES[nodeId], train: affineTrain(OFFSETS[nodeId]) }));
+      nodes.push(await startSimNode(sims.network.mqttUrl, uploadsUrl, { nodeId, sampleSize: SIZES[nodeId], train: affineTrain(OFFSETS[nodeId]) }));
     }
-    const { exp } = experiment({ roundLimit: 2, network: { brokerUrl: network.mqttUrl, uploadsUrl } });
+    const { exp } = experiment({ roundLimit: 2, network: { brokerUrl: sims.network.mqttUrl, uploadsUrl } });
     let outage: Promise<void> | undefined;
     exp.on('node-reply', (ev) => {
       // Round 0's last contribution is in: the repository goes down for 800 ms, across the upload of the average.

@@ -13,19 +13,11 @@ import { openNodeStores } from '../node-agent/stores';
 import { V6Federation, v6TrainingArgs } from './v6-federation';
 import { researcherIdentity } from '../src/transport/v6/researcher-server';
 import { makeV6Message, type V6Message } from '../src/transport/v6/messages';
-import { definePlan } from '../src/plan/define';
+// The plan of the v6 interop run (tools/interop-v6/run.sh), as v6-cli.test.ts uses it.
+import spec from '../tools/interop-v6/lin-plan';
 import type { TorchTensor } from '../src/serialize';
 
 const VECTORS = path.join(__dirname, '..', 'src', 'transport', 'v6', 'testing', 'vectors');
-const spec = definePlan({
-  name: 'LinPlan',
-  inputs: { tabular: { columns: ['x0', 'x1', 'x2', 'x3'] } },
-  target: { column: 'y' },
-  model: { tabular: [{ type: 'dense', outFeatures: 1 }], head: [] },
-  loss: { type: 'mse' },
-  optimizer: { type: 'sgd', lr: 0.05 },
-  metrics: ['mse'],
-});
 
 let dir: string;
 let fed: V6Federation | undefined;

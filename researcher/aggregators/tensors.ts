@@ -3,6 +3,7 @@
  * It is structurally compatible with src/serialize's `TorchTensor`, so decoded weight files pass straight in.
  */
 import { float16ToFloat32 } from '../../src/serialize/float16';
+import { allocate, isIntegerDType } from '../../src/serialize/dtype';
 
 export type NumericArray =
   | Float32Array
@@ -33,27 +34,13 @@ export class AggregationError extends Error {
   }
 }
 
-const INTEGER_ARRAYS: Record<string, new (n: number) => Exclude<NumericArray, number[]>> = {
-  int8: Int8Array,
-  int16: Int16Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-  uint8: Uint8Array,
-  uint16: Uint16Array,
-  uint32: Uint32Array,
-  uint64: BigUint64Array,
-};
-
 /** Integer dtypes (numpy names) that aggregation keeps integer, e.g. BatchNorm's int64 `num_batches_tracked`. */
-export function isIntegerDType(dtype: string): boolean {
-  return Object.prototype.hasOwnProperty.call(INTEGER_ARRAYS, dtype);
-}
+export { isIntegerDType };
 
 /** A zeroed typed array of an integer dtype. */
 export function integerArray(dtype: string, n: number): Exclude<NumericArray, number[]> {
-  const Ctor = INTEGER_ARRAYS[dtype];
-  if (!Ctor) throw new AggregationError(`${dtype} is not an integer dtype`);
-  return new Ctor(n);
+  if (!isIntegerDType(dtype)) throw new AggregationError(`${dtype} is not an integer dtype`);
+  return allocate(dtype, n);
 }
 
 export function elementCount(shape: readonly number[]): number {

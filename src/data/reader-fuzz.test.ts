@@ -13,6 +13,7 @@ import { DataReadError } from './errors';
 import { readNifti, writeNifti } from './nifti';
 import { stopPixelDecoder } from './pixel-decoder';
 import { createVolume } from './volume';
+import { xorshift32 } from '../testing/xorshift32';
 
 const COUNT = Number(process.env.FEDBIOMED_TS_FUZZ_COUNT ?? 2000);
 /** Bounded time: 100 ms a file on average at most (a decoder that hung would hit its 10 s deadline). */
@@ -41,17 +42,10 @@ afterAll(() => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-/** xorshift32: the same mutations on every run, so a failure can be replayed. */
+/** xorshift32 scaled to [0, 1): the same mutations on every run, so a failure can be replayed. */
 function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
+  const next = xorshift32(seed);
+  return () => next() / 2 ** 32;
 }
 
 function mutate(bytes: Buffer, random: () => number): Buffer {

@@ -4,6 +4,7 @@ import { pythonFloatRepr } from './float-repr';
 import { PyFloat } from './pyfloat';
 import { parsePythonJson, PythonJsonSyntaxError } from './python-json-reader';
 import { pythonJsonDumps, PythonJsonWriteError } from './python-json-writer';
+import { xorshift32 } from '../testing/xorshift32';
 
 /** Any Python 3 works as the oracle here: only the standard `json` module is used. */
 function findPython(): string {
@@ -18,19 +19,6 @@ function python(script: string, input: string[]): string[] {
   const run = spawnSync(findPython(), ['-c', script], { input: input.join('\n') + '\n', encoding: 'utf8', maxBuffer: 64 << 20 });
   if (run.status !== 0) throw new Error(`python failed: ${run.stderr}`);
   return run.stdout.replace(/\n$/, '').split('\n');
-}
-
-/** Deterministic pseudo-random generator (xorshift32) so failures are reproducible. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
 }
 
 describe('pythonFloatRepr', () => {
@@ -57,7 +45,7 @@ describe('pythonFloatRepr', () => {
   });
 
   it('agrees with Python repr on 3000 random doubles (random bit patterns and random magnitudes)', () => {
-    const next = rng(20231109);
+    const next = xorshift32(20231109);
     const values: number[] = [];
     const view = new DataView(new ArrayBuffer(8));
     for (let i = 0; i < 1500; i++) {
@@ -101,7 +89,7 @@ describe('pythonJsonDumps', () => {
   });
 
   it('agrees with Python json.dumps on 500 random strings of random code units', () => {
-    const next = rng(7);
+    const next = xorshift32(7);
     const pools = [[0x00, 0x80], [0x20, 0x7f], [0x80, 0x800], [0xd800, 0xe000], [0xe000, 0x10000]];
     const strings: number[][] = [];
     for (let i = 0; i < 500; i++) {

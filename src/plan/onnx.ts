@@ -86,18 +86,18 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
     return name;
   };
 
-  const constant = (name: string, dims: number[], value: number): string => {
-    initializers.push({ name, dims, dataType: ONNX_FLOAT, raw: float32Raw(new Array<number>(dims.reduce((a, b) => a * b, 1)).fill(value)) });
-    return name;
-  };
+  const filled = (dims: number[], value: number): number[] => new Array<number>(dims.reduce((a, b) => a * b, 1)).fill(value);
   const layerOp = (layer: ResolvedLayer, args: string[]): string => {
     const x = args[0];
     const p = (role: string): string => param(`${layer.key}.${role}`);
-    const vector = (hint: string, dataType: typeof ONNX_FLOAT | typeof ONNX_INT64, values: number[]): string => {
+    /** A constant input of this layer's nodes (shapes, axes, scales, fixed scales and shifts), named after the layer. */
+    const initializer = (hint: string, dims: number[], values: number[], dataType: typeof ONNX_FLOAT | typeof ONNX_INT64 = ONNX_FLOAT): string => {
       const name = fresh(`${layer.key}.${hint}`);
-      initializers.push({ name, dataType, dims: [values.length], raw: dataType === ONNX_INT64 ? int64Raw(values) : float32Raw(values) });
+      initializers.push({ name, dims, dataType, raw: dataType === ONNX_INT64 ? int64Raw(values) : float32Raw(values) });
       return name;
     };
+    const vector = (hint: string, dataType: typeof ONNX_FLOAT | typeof ONNX_INT64, values: number[]): string =>
+      initializer(hint, [values.length], values, dataType);
     switch (layer.type) {
       case 'conv_transpose':
         return emit('ConvTranspose', [x, p('weight'), ...(layer.bias ? [p('bias')] : [])], 'convt', [
@@ -128,9 +128,7 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
         if (!symmetric) {
           // ONNX Conv pads may be asymmetric too, but an explicit Pad keeps the graph identical to PyTorch's
           // F.pad + conv for 'same' with an even kernel.
-          const padsTensor = fresh(`${layer.key}.pads`);
-          initializers.push({ name: padsTensor, dataType: ONNX_INT64, dims: [2 * (layer.dims + 2)],
-            raw: int64Raw([0, 0, ...layer.padBefore, 0, 0, ...layer.padAfter]) });
+          const padsTensor = vector('pads', ONNX_INT64, [0, 0, ...layer.padBefore, 0, 0, ...layer.padAfter]);
           input = emit('Pad', [x, padsTensor], 'pad');
           pads = pads.map(() => 0);
         }
@@ -152,8 +150,8 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
       case 'global_max_pool':
         return emit('Flatten', [emit('GlobalMaxPool', [x], 'gmp')], 'flat', [{ name: 'axis', type: 'int', value: 1 }]);
       case 'instance_norm': {
-        const scale = layer.affine ? p('weight') : constant(`${layer.key}.ones`, [layer.features], 1);
-        const shift = layer.affine ? p('bias') : constant(`${layer.key}.zeros`, [layer.features], 0);
+        const scale = layer.affine ? p('weight') : initializer('ones', [layer.features], filled([layer.features], 1));
+        const shift = layer.affine ? p('bias') : initializer('zeros', [layer.features], filled([layer.features], 0));
         return emit('InstanceNormalization', [x, scale, shift], 'in', [{ name: 'epsilon', type: 'float', value: layer.eps }]);
       }
       case 'layer_norm': {
@@ -161,7 +159,7 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
         const axes = [{ name: 'axes', type: 'ints' as const, value: range(1, layer.inShape.length + 1) }];
         const centred = emit('Sub', [x, emit('ReduceMean', [x], 'mean', axes)], 'centred');
         const variance = emit('ReduceMean', [emit('Mul', [centred, centred], 'sq')], 'var', axes);
-        const std = emit('Sqrt', [emit('Add', [variance, constant(`${layer.key}.eps`, [], layer.eps)], 'vareps')], 'std');
+        const std = emit('Sqrt', [emit('Add', [variance, initializer('eps', [], [layer.eps])], 'vareps')], 'std');
         const y = emit('Div', [centred, std], 'ln');
         return layer.affine ? emit('Add', [emit('Mul', [y, p('weight')], 'scaled'), p('bias')], 'shifted') : y;
       }
@@ -172,18 +170,13 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
       case 'group_norm': {
         // Opset 13 has no GroupNormalization: [N, C, ...] -> [N, G, rest], InstanceNormalization (statistics per
         // sample and group), back to the input shape, then the per-channel affine part.
-        const tensor = (hint: string, dims: number[], values: number[], int64 = false): string => {
-          const name = fresh(`${layer.key}.${hint}`);
-          initializers.push({ name, dims, dataType: int64 ? ONNX_INT64 : ONNX_FLOAT, raw: int64 ? int64Raw(values) : float32Raw(values) });
-          return name;
-        };
         const perChannel = [layer.features, ...layer.inShape.slice(1).map(() => 1)];
         const affine = (role: string): string =>
-          tensor(role, perChannel, Array.from(weights[`${layer.key}.${role}`].data as ArrayLike<number>, Number));
-        const grouped = emit('Reshape', [x, tensor('groups_shape', [3], [0, layer.groups, -1], true)], 'gn_grouped');
+          initializer(role, perChannel, Array.from(weights[`${layer.key}.${role}`].data as ArrayLike<number>, Number));
+        const grouped = emit('Reshape', [x, vector('groups_shape', ONNX_INT64, [0, layer.groups, -1])], 'gn_grouped');
         const normalised = emit('InstanceNormalization', [grouped,
-          tensor('ones', [layer.groups], new Array<number>(layer.groups).fill(1)),
-          tensor('zeros', [layer.groups], new Array<number>(layer.groups).fill(0))], 'gn_norm', [
+          initializer('ones', [layer.groups], filled([layer.groups], 1)),
+          initializer('zeros', [layer.groups], filled([layer.groups], 0))], 'gn_norm', [
           { name: 'epsilon', type: 'float', value: layer.eps },
         ]);
         const restored = emit('Reshape', [normalised, emit('Shape', [x], 'gn_shape')], 'gn_restored');

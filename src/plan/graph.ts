@@ -11,7 +11,7 @@ import { isImageLayer, resolveImageLayer, ResolvedImageLayer } from './image-lay
 
 export type Shape = number[];
 
-interface ResolvedBase {
+export interface ResolvedBase {
   /** Index in its branch = the PyTorch nn.Sequential child index (graph models: index in `nodes`). */
   index: number;
   /** The PyTorch module path its parameters are named under: `image.2` (branch models) or `conv1` (graph models). */

@@ -4,17 +4,10 @@
  * first (PyTorch's view), as everywhere in the resolved graph.
  */
 import type { PathSegment } from './errors';
+// Type-only: graph.ts imports this module's values, this module only graph.ts's types.
+import type { ResolvedBase, Shape } from './graph';
 import type { ConvTranspose2dLayer, SpatialBroadcastLayer, SpatialParam } from './spec';
 
-type Shape = number[];
-
-interface ResolvedBase {
-  index: number;
-  key: string;
-  path: string;
-  inShape: Shape;
-  outShape: Shape;
-}
 
 export interface ResolvedConvTranspose extends ResolvedBase {
   type: 'conv_transpose';

@@ -1,6 +1,7 @@
 /**
  * A node dataset seen through a training plan: where the samples come from (`csv` rows, `medical-folder` NIfTI
- * subjects with their demographics, `dicom` site patients with their clinical row), turned into what the plan's
+ * subjects with their demographics, `dicom` site patients with their clinical row, `images` pictures of an image
+ * folder with their class index), turned into what the plan's
  * network consumes by src/plan/pipeline.ts (the preprocessing the generated PyTorch plan applies on Python nodes,
  * checked against PyTorch) and src/plan/batch.ts (tensors). Preprocessed samples are cached up to a memory budget
  * because every epoch revisits them.
@@ -15,6 +16,8 @@ import { openDicomSite } from './dicom-site';
 import { dicomSiteRuleOptions } from './dicom-site';
 import { DataIssue, DataReadError } from './errors';
 import { openMedicalFolder } from './medical-folder';
+import { openImageFolder, pictureBands, readRgbImage } from './image-folder';
+import { IMAGE_FOLDER_TARGET, isImageFolderPlan } from '../plan/image-folder-plan';
 import type { Volume } from './volume';
 
 export interface PlanDataSource {
@@ -52,8 +55,11 @@ type Record_ = Record<string, number | string | boolean | null>;
 interface RawSource {
   size: number;
   issues: DataIssue[];
-  /** Volumes by modality (image plans) and the row of clinical/tabular values. */
-  load(index: number): { volumes?: Record<string, Volume>; row: Record_ };
+  /**
+   * Volumes by modality (image plans; or `pictures`, already dense, for image folders) and the row of
+   * clinical/tabular values.
+   */
+  load(index: number): { volumes?: Record<string, Volume>; pictures?: Record<string, DenseVolume>; row: Record_ };
 }
 
 export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options: OpenPlanDatasetOptions = {}): PlanDataset {
@@ -72,11 +78,11 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
     }
   };
   const buildUnlabelled = (index: number): PlanSample => {
-    const { volumes, row } = raw.load(index);
+    const { volumes, pictures, row } = raw.load(index);
     const made: PlanSample = { target: targetValue(spec, row) };
     if (spec.inputs.tabular) made.tabular = tabularInput(spec, row);
     if (spec.inputs.image) {
-      const dense: Record<string, DenseVolume> = {};
+      const dense: Record<string, DenseVolume> = { ...pictures };
       for (const m of spec.inputs.image.modalities) if (volumes?.[m]) dense[m] = volumeToDense(volumes[m]);
       made.image = imageInput(spec, dense);
     }
@@ -124,6 +130,12 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
   const params = source.parameters ?? {};
   const tabularFile = typeof params['tabular_file'] === 'string' ? params['tabular_file'] : undefined;
   const indexCol = params['index_col'] as number | string | undefined;
+  const pictures = isImageFolderPlan(spec);
+  if (pictures !== (source.dataType === 'images')) {
+    throw new DataReadError(source.path, pictures
+      ? `the plan reads an image folder (inputs.image.source 'image_folder') but the dataset is ${source.dataType}`
+      : 'the dataset is an image folder but the plan does not read one (inputs.image.source must be \'image_folder\')');
+  }
   switch (source.dataType) {
     case 'csv': {
       if (spec.inputs.image) {
@@ -164,8 +176,20 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
         },
       };
     }
+    case 'images': {
+      const folder = openImageFolder(source.path);
+      const bands = spec.inputs.image?.modalities ?? [];
+      return {
+        size: folder.samples.length,
+        issues: folder.issues,
+        load: (i) => {
+          const { file, label } = folder.samples[i];
+          return { pictures: pictureBands(readRgbImage(file), bands), row: { [IMAGE_FOLDER_TARGET]: label } };
+        },
+      };
+    }
     default:
-      throw new DataReadError(source.path, `dataset type "${source.dataType}" cannot feed a plan (csv, medical-folder, dicom)`);
+      throw new DataReadError(source.path, `dataset type "${source.dataType}" cannot feed a plan (csv, medical-folder, dicom, images)`);
   }
 }
 

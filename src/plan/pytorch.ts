@@ -24,6 +24,7 @@ import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
 import { MetricName, PlanSpec } from './spec';
 import { validatePlan } from './validate';
 import { dpGroupCount } from './dp-fix';
+import { IMAGE_FOLDER_TRAINING_DATA, imageFolderHelpers, isImageFolderPlan } from './image-folder-plan';
 
 /** The dependency lines TorchTrainingPlan.__init__ adds in Fed-BioMed v4.5.0, in its order. */
 export const TORCH_PLAN_DEFAULT_DEPENDENCIES: readonly string[] = [
@@ -611,6 +612,7 @@ function dataHelpers(spec: PlanSpec): string {
   if (uses('mip')) text = replace(text, branchAnchor, `${MIP_BRANCH}${branchAnchor}`);
   if (uses('fill_missing')) text = fillMissingHelpers(text, replace);
   if (uses('one_hot_column')) text = oneHotHelpers(text, replace);
+  if (isImageFolderPlan(spec)) text = imageFolderHelpers(text);
   return text;
 }
 
@@ -696,6 +698,7 @@ function fillMissingHelpers(data: string, replace: Replace): string {
 }
 
 function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
+  if (isImageFolderPlan(spec)) return [...IMAGE_FOLDER_TRAINING_DATA];
   if (spec.inputs.image) {
     return [
       '    def training_data(self):',
@@ -731,7 +734,7 @@ function usesClassificationHelpers(spec: PlanSpec): boolean {
 /** The dependency lines the generated class declares in init_dependencies(). */
 export function planDependencies(spec: PlanSpec): string[] {
   const deps = ['import numpy as np', 'import pandas as pd'];
-  if (spec.inputs.image) deps.push('from fedbiomed.common.data import MedicalFolderDataset');
+  if (spec.inputs.image && !isImageFolderPlan(spec)) deps.push('from fedbiomed.common.data import MedicalFolderDataset');
   return deps;
 }
 

@@ -14,7 +14,7 @@ import { storedImageRank } from './preprocess';
 import { PlanSpec } from './spec';
 
 /** PIL band names an image-folder plan may ask for. */
-export const IMAGE_FOLDER_BANDS: readonly string[] = ['R', 'G', 'B', 'L'];
+const IMAGE_FOLDER_BANDS: readonly string[] = ['R', 'G', 'B', 'L'];
 /** The target column of an image-folder plan: the picture's class index. */
 export const IMAGE_FOLDER_TARGET = 'class';
 

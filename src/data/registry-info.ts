@@ -61,8 +61,11 @@ export function describeDataset(
       dataset.loadSubject(dataset.subjects[0]);
       return { shape, dtypes: [], issues };
     }
-    case 'images':
-      return { shape: openImageFolder(path).shape(), dtypes: [] };
+    case 'images': {
+      const folder = openImageFolder(path);
+      const issues = folder.scan();
+      return { shape: folder.shape(), dtypes: [], ...(issues.length > 0 ? { issues } : {}) };
+    }
     case 'mednist': {
       const inner = nodePath.join(path, 'MedNIST');
       return { shape: openImageFolder(fs.existsSync(inner) ? inner : path).shape(), dtypes: [] };

@@ -13,10 +13,7 @@ import { initBackend } from '../src/engine/backend';
 import { openNodeStores, NodeStores } from './stores';
 import { NodeLog } from './node-log';
 import { TaskQueue } from './task-queue';
-import {
-  answerApproval, answerList, answerPing, answerPlanStatus, answerSearch, answerSecagg, answerSecaggDelete,
-  RequestContext,
-} from './requests';
+import { answerRequest, RequestContext } from './requests';
 import { PlanDatasetCache } from './dataset-cache';
 import { executeTrainRequest, failedTrainReply, RoundContext } from './round';
 import type { QueuedTask } from './task-queue';
@@ -194,26 +191,12 @@ export class NodeAgent {
     const transport = this.transport as NodeTransport;
     const send = (reply: Parameters<NodeTransport['send']>[0] | undefined) =>
       reply ? transport.send(reply, route) : transport.noReply(route);
-    switch (message.command) {
-      case 'ping':
-        return send(answerPing(message, ctx));
-      case 'search':
-        return send(answerSearch(message, ctx));
-      case 'list':
-        return send(answerList(message, ctx));
-      case 'approval':
-        return send(await answerApproval(message, ctx));
-      case 'training-plan-status':
-        return send(await answerPlanStatus(message, ctx));
-      case 'secagg':
-        return send(answerSecagg(message, ctx));
-      case 'secagg-delete':
-        return send(answerSecaggDelete(message, ctx));
-      case 'train':
-        this.log.debug(`train request queued: job ${message.job_id} round ${message.round}`);
-        (this.queue as TaskQueue<QueuedTrain>).push(route ? { ...message, reply_route: route } : message);
-        return;
+    if (message.command === 'train') {
+      this.log.debug(`train request queued: job ${message.job_id} round ${message.round}`);
+      (this.queue as TaskQueue<QueuedTrain>).push(route ? { ...message, reply_route: route } : message);
+      return;
     }
+    return send(await answerRequest(message, ctx));
   }
 
   private async train(queued: QueuedTrain): Promise<void> {

@@ -7,7 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { AddScalarReply } from '../src/protocol/messages';
-import { TorchTensor, type DenseArray } from '../src/serialize';
+import { bytesOf, TorchTensor, type DenseArray } from '../src/serialize';
+import { typedArrayFromBytes } from '../src/serialize/dtype';
 import { buildModel, type PlanModel } from '../src/plan/tfjs-model';
 import { exportWeights, importWeightsInto } from '../src/plan/weights';
 import type { PlanSpec } from '../src/plan/spec';
@@ -72,6 +73,8 @@ export interface RoundOutcome {
   /** Wall-clock and process CPU seconds of the training loop. */
   rtime: number;
   ptime: number;
+  /** How much the node process grew while the round ran, MB (measured by the training worker's host). */
+  peakRoundMemoryMb?: number;
 }
 
 export interface RoundComputeIo {
@@ -190,9 +193,13 @@ function convertData(t: DenseArray, dtype: string): Float32Array | BigInt64Array
   return Float32Array.from(Array.from(src, (v) => Number(v)));
 }
 
-/** Tensors from their wire form (no copy). */
+/**
+ * Tensors from their wire form, as views on the same memory (no copy). Re-viewed because a typed array posted from
+ * another thread may belong to another JavaScript realm (Jest runs tests in one), where `instanceof` fails.
+ */
 export function tensorsOf(wire: Record<string, WireTensor>): Record<string, TorchTensor> {
-  return Object.fromEntries(Object.entries(wire).map(([name, t]) => [name, new TorchTensor(t.dtype, t.shape, t.data)]));
+  return Object.fromEntries(Object.entries(wire).map(([name, t]) =>
+    [name, new TorchTensor(t.dtype, t.shape, typedArrayFromBytes(t.dtype, bytesOf(t.data)))]));
 }
 
 /**
@@ -205,8 +212,9 @@ export function transferableTensors(tensors: Record<string, DenseArray | WireTen
   const transfer = new Set<ArrayBuffer>();
   for (const [name, t] of Object.entries(tensors)) {
     const view = t.data;
-    const owns = view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength
-      && !transfer.has(view.buffer);
+    // Tested by tag, not instanceof: the buffer may come from another realm; a SharedArrayBuffer is never transferred.
+    const owns = Object.prototype.toString.call(view.buffer) === '[object ArrayBuffer]' && view.byteOffset === 0 &&
+      view.byteLength === view.buffer.byteLength && !transfer.has(view.buffer as ArrayBuffer);
     const data = (owns ? view : view.slice()) as WireTensor['data'];
     transfer.add(data.buffer as ArrayBuffer);
     out[name] = { dtype: t.dtype, shape: [...t.shape], data };

@@ -32,6 +32,7 @@ import type { JsonDb } from './json-db';
 import type { NodeLimits } from './config';
 import { estimatePlanResources, resourceProblem } from './plan-resources';
 import { withoutDatasetPaths } from './privacy';
+import { TrainingStopped } from './training-worker';
 import {
   computeRound, describe, EVAL_CHUNK, RoundFailure, tensorsOf, type RoundEvent, type RoundJob, type RoundOutcome,
   type ScalarFields,
@@ -179,13 +180,20 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
   };
   const compute = ctx.compute ?? ((j: RoundJob, emit: (e: RoundEvent) => void) =>
     computeRound(j, { emit, shouldStop: ctx.stopping, dataCache: ctx.dataCache }));
-  const outcome = await compute(job, onEvent);
+  let outcome: RoundOutcome;
+  try {
+    outcome = await compute(job, onEvent);
+  } catch (err) {
+    if (err instanceof TrainingStopped) throw new RoundFailure(`Training was stopped: ${err.message}`);
+    throw err;
+  }
+  if (outcome.peakRoundMemoryMb !== undefined) ctx.log.debug(`the round grew the node by ${outcome.peakRoundMemoryMb} MB`);
   if (!req.training) {
     return { researcher_id: req.researcher_id, job_id: req.job_id, state_id: null, success: true,
       node_id: ctx.nodeId, dataset_id: req.dataset_id, params_url: '', timing: {}, sample_size: null, msg: '',
       command: 'train' };
   }
-  if (outcome.stopped) throw new RoundFailure('Training was stopped: the node is shutting down');
+  if (outcome.stopped) throw new RoundFailure('Training was stopped: the node is stopping');
 
   const weights = keepLocalParameters(ctx.db, localKey, localNames, tensorsOf(outcome.weights));
   const trainable = new Set(outcome.trainable);

@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
+import { RepositoryClient } from '../src/transport/repository';
 import { Experiment, ExperimentOptions } from './experiment';
 import { startSimNode, affineTrain } from './testing/sim-node';
 import type { WeightMap } from './aggregators/tensors';
@@ -137,6 +138,28 @@ describe('results files only from the researcher\'s repository (issue 11)', () =
       const failed = events.filter((e) => e.type === 'node-failed');
       expect(failed).toMatchObject([{ type: 'node-failed', round: 1, nodeId: 'node_b', reason: 'rejected', message:
         `node_b's results file is refused: download refused: the URL is not on this side's file repository (${new URL(sims.network.uploadsUrl).origin})` }]);
+      expect(foreign.requests()).toBe(0);
+    } finally {
+      await foreign.close();
+    }
+  });
+
+  it('holds a custom repository (NetworkOptions.repository) to the same origin rule', async () => {
+    const foreign = await foreignServer();
+    try {
+      await startNodes({ node_b: { paramsServedElsewhere: (round, file) => {
+        if (round !== 1) return undefined;
+        foreign.files.set('/media/node_params.mpk', file);
+        return `${foreign.url}/media/node_params.mpk`;
+      } } });
+      // A custom store that would fetch anything it is given (the default client's restriction lifted).
+      const custom = new RepositoryClient({ uploadsUrl: sims.network.uploadsUrl, downloadFrom: 'any', retries: 0 });
+      const { exp, events } = experiment({ strategy: { name: 'at-least', k: 1 },
+        network: { brokerUrl: sims.network.mqttUrl, uploadsUrl: sims.network.uploadsUrl, repository: custom } });
+      await exp.run();
+      expectExactRounds(exp, [['node_a', 'node_b'], ['node_a'], ['node_a', 'node_b']]);
+      expect(events.filter((e) => e.type === 'node-failed')).toMatchObject([{ round: 1, nodeId: 'node_b', reason: 'rejected',
+        message: `node_b's results file is refused: download refused: the URL is not on this side's file repository (${new URL(sims.network.uploadsUrl).origin})` }]);
       expect(foreign.requests()).toBe(0);
     } finally {
       await foreign.close();

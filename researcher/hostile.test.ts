@@ -57,6 +57,33 @@ describe('replies bound to their round', () => {
   });
 });
 
+describe('replies bound to their round, across a breakpoint', () => {
+  it('drops a reply replayed after a resume: the seen replies are kept in the breakpoint', async () => {
+    await startNodes({ node_b: { replayPreviousOnRound: 2 } });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-bp-replay-'));
+    // The same researcher id before and after the resume, so the replay reaches the resumed experiment.
+    const network = { brokerUrl: sims.network.mqttUrl, uploadsUrl: sims.network.uploadsUrl, researcherId: 'researcher_bp_replay' };
+    try {
+      const { exp: first } = experiment({ network, jobId: 'job_bp_replay' });
+      await first.runOnce();
+      await first.runOnce();
+      await first.breakpoint(dir);
+      await first.close();
+      const resumed = await Experiment.load(dir, { network });
+      const dropped: ExperimentEvent[] = [];
+      resumed.on('reply-dropped', (ev) => void dropped.push(ev));
+      await resumed.run();
+      // Round 2 is the average of the two nodes' round-2 training, not of node_b's replayed round-1 results.
+      const expected = referenceRound(asArrays(first.roundWeights.get(1) as WeightMap), 2, ['node_a', 'node_b'], SIZES, OFFSETS);
+      expect(maxDifference(resumed.roundWeights.get(2) as WeightMap, expected)).toBeLessThan(1e-6);
+      expect(dropped).toEqual([{ type: 'reply-dropped', round: 2, nodeId: 'node_b',
+        reason: 'duplicate or replayed reply (state_id / params_url already seen)' }]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('contributions that cannot be trusted', () => {
   it('refuses NaN weights naming the node, and averages the others', async () => {
     await startNodes({ node_b: { nanOnRound: 1 } });

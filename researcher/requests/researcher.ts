@@ -26,7 +26,9 @@ import { RepositoryClient } from '../../src/transport/repository';
 import {
   Collection, CollectionResult, CollectionSpec, InboundMessage, NodeOutcome, RequestRouter,
 } from './collector';
-import { DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, FileRepository, NetworkOptions } from '../network';
+import {
+  DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, FileRepository, NetworkOptions, originCheckedRepository,
+} from '../network';
 
 /** researcher_id values nodes use when they do not know the requester (reference 3.8). */
 export const UNKNOWN_RESEARCHER_IDS: readonly string[] = ['<unknown>', 'NOT_SET', 'unknown_researcher_id'];
@@ -118,8 +120,8 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
   static async connect(options: NetworkOptions): Promise<Researcher> {
     const logger = options.logger ?? silentLogger;
     // Downloads only from the configured repository's origin, no redirect followed: a node's reply cannot make the
-    // researcher fetch another host or port (issue 11).
-    const repository = options.repository ?? new RepositoryClient({ uploadsUrl: options.uploadsUrl, downloadFrom: 'uploads',
+    // researcher fetch another host or port (issue 11); a custom repository is held to the same origin rule.
+    const repository = options.repository ? originCheckedRepository(options.repository, options.uploadsUrl) : new RepositoryClient({ uploadsUrl: options.uploadsUrl, downloadFrom: 'uploads',
       tls: { caFile: options.caFile, certFile: options.certFile, keyFile: options.keyFile }, logger });
     const messaging = await Messaging.connect({
       role: 'researcher',

@@ -9,7 +9,8 @@ import * as path from 'path';
 import { NodeAgent } from '../node-agent/agent';
 import { defaultConfig, writeConfig } from '../node-agent/config';
 import { openNodeStores } from '../node-agent/stores';
-import { V6ResearcherServer } from '../src/transport/v6/researcher-server';
+import { V6ResearcherServer, researcherIdentity } from '../src/transport/v6/researcher-server';
+import { makeV6Message, type V6Message } from '../src/transport/v6/messages';
 import { Experiment } from './experiment';
 import { Researcher } from './requests/researcher';
 import { decodeNodeParams } from './weights-file';
@@ -34,8 +35,8 @@ afterEach(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function startNetwork(nodes: Array<[string, string]>): Promise<V6ResearcherServer> {
-  server = await V6ResearcherServer.start({ dir: path.join(dir, 'researcher'), port: 0 });
+async function startNetwork(nodes: Array<[string, string]>, disconnectionTimeoutMs?: number): Promise<V6ResearcherServer> {
+  server = await V6ResearcherServer.start({ dir: path.join(dir, 'researcher'), port: 0, disconnectionTimeoutMs });
   for (const [id, csv] of nodes) {
     const nodeDir = path.join(dir, id);
     writeConfig(nodeDir, defaultConfig({ nodeId: id, approval: false, protocol: 'v6', researcher: `localhost:${server.port}` }));
@@ -125,3 +126,61 @@ test('the v6 PyTorch plan is what nodes receive; a node without the dataset is n
   }
   expect(srv.activeNodes()).toEqual(['NODE_a']);
 }, 60_000);
+
+test('the researcher keeps its id and certificate across restarts; another host name is refused', async () => {
+  const rdir = path.join(dir, 'researcher');
+  const first = await researcherIdentity(rdir, 'localhost');
+  const again = await researcherIdentity(rdir, 'localhost');
+  expect(again).toEqual(first);
+  expect(new (require('crypto').X509Certificate)(first.certPem).subject).toContain(`O=${first.researcherId}`);
+  await expect(researcherIdentity(rdir, 'example.org')).rejects.toThrow(/for "localhost", not "example.org"/);
+});
+
+test('a node that stops polling is DISCONNECTED and a request to it ends without it', async () => {
+  const srv = await startNetwork([['NODE_a', 'a.csv'], ['NODE_b', 'b.csv']], 300);
+  const researcher = await Researcher.connect({ protocol: 'v6', server: srv, minNodes: 2 });
+  try {
+    const a = agents.shift() as NodeAgent;
+    await a.stop();
+    const started = Date.now();
+    const replies = await srv.request(['NODE_a', 'NODE_b'], () => makeV6Message('PingRequest', { researcher_id: srv.researcherId }));
+    expect([...replies.keys()]).toEqual(['NODE_b']);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(srv.nodes().find((n) => n.nodeId === 'NODE_a')?.status).toBe('DISCONNECTED');
+    // Through the Researcher: the ping names who answered.
+    expect([...(await researcher.ping({ nodes: ['NODE_a', 'NODE_b'], timeoutMs: 1_000 })).nodes.keys()]).toEqual(['NODE_b']);
+  } finally {
+    await researcher.close();
+  }
+}, 30_000);
+
+test('a node stopped mid-round: the round fails clearly, the request is kept and answered after its restart', async () => {
+  const srv = await startNetwork([['NODE_a', 'a.csv']]);
+  const late: V6Message[] = [];
+  srv.on('unmatched', (m) => m.className === 'TrainReply' && late.push(m));
+  let training = false;
+  srv.on('feedback', (f) => {
+    if (f.scalar?.train) training = true;
+  });
+  // Long enough to be stopped in the middle (batch size 1, many epochs).
+  const exp = new Experiment({ tags: ['#ts'], plan: spec, roundLimit: 1, network: { protocol: 'v6', server: srv },
+    trainingArgs: { loader_args: { batch_size: 1 }, optimizer_args: { lr: 0.001 }, epochs: 80, random_seed: 1, log_interval: 50 } });
+  const run = exp.run().then(() => 'finished', (err: Error) => err.message);
+  while (!training) await new Promise((r) => setTimeout(r, 10));
+  const node = agents.shift() as NodeAgent;
+  await node.stop();
+  expect(await run).toMatch(/FB407.*NODE_a \(failed: Training was stopped: the node is shutting down/);
+  const nodeDir = path.join(dir, 'NODE_a');
+  expect(JSON.parse(fs.readFileSync(path.join(nodeDir, 'queue.json'), 'utf8'))).toHaveLength(1);
+  expect(fs.readdirSync(path.join(nodeDir, 'v6-inline')).sort()).toEqual([expect.stringMatching(/-params\.mpk$/),
+    expect.stringMatching(/-plan\.py$/)]);
+
+  // Restarted, the node runs the request again and answers it (a late reply for this researcher).
+  const lateCount = late.length;
+  agents.push(await NodeAgent.start({ dir: nodeDir, localLog: () => undefined }));
+  const deadline = Date.now() + 60_000;
+  while (late.length === lateCount && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  expect(late.slice(lateCount).map((m) => [m.fields['success'], m.fields['sample_size']])).toEqual([[true, 80]]);
+  await new Promise((r) => setTimeout(r, 1_300)); // the inbox is collected once the queue let the request go
+  expect(fs.readdirSync(path.join(nodeDir, 'v6-inline'))).toEqual([]);
+}, 120_000);

@@ -9,7 +9,7 @@
 #   run.sh bench      the same two nodes (a real v6.3.3 node, a fedbiomed-ts node), same run: 2 FedAvg rounds +
 #                     validation timed under the real v6 researcher, then under ours (same port, same certificate)
 #   run.sh ts-researcher [--record DIR]
-#                     our v6 researcher (researcher/v6-federation.ts, port 50061) drives a real v6.3.3 node and a
+#                     our researcher (the Experiment over researcher/v6-link.ts, port 50061) drives a real v6.3.3 node and a
 #                     fedbiomed-ts node: ping, list, search, approval, status, 2 FedAvg rounds + validation
 #
 # Every Python process runs in its own process group and is killed by group id on exit.

@@ -142,7 +142,7 @@ case "${1:-}" in
     rm -rf "$RUN" && mkdir -p "$RUN"
     cd "$RUN"
     $TS demo data --out cohort > cohort.log
-    SITE=$RUN/$(cd cohort && ls -d */medical-folder | head -1)
+    SITE=$RUN/cohort/$(cd cohort && ls -d */medical-folder | head -1)
     export FBM_RESEARCHER_PORT=50063 FBM_RESEARCHER_IP=localhost
     cat > ds.json <<JSON
 {"path": "$SITE", "data_type": "medical-folder", "description": "demo site, NIfTI", "tags": "gbm-v6", "name": "gbm",

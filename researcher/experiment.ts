@@ -173,14 +173,16 @@ export class Experiment extends EventEmitter<EventMap> {
     super();
     if (!restored) validateOptions(options);
     const bp = restored?.bp;
+    // A spec plan's PyTorch file targets the network's Fed-BioMed (v6 moved some imports).
+    const fedbiomed = options.network instanceof Researcher ? options.network.protocol : options.network.protocol ?? 'v4.5';
     this.plan = bp
       ? shippedPlan(
           bp.state.plan.kind === 'spec'
             ? bp.state.plan.spec
             : { python: bp.state.plan.source, className: bp.state.plan.className, initialWeights: bp.weights },
-          { className: bp.state.plan.className },
+          { className: bp.state.plan.className, fedbiomed },
         )
-      : shippedPlan(options.plan, { className: options.planClassName });
+      : shippedPlan(options.plan, { className: options.planClassName, fedbiomed });
     this.jobId = bp?.state.jobId ?? options.jobId ?? `job_${randomUUID()}`;
     // Experiment.load() passes the stored limit unless the caller overrides it (to extend a finished experiment).
     this.roundLimit = options.roundLimit;

@@ -5,12 +5,12 @@
  */
 import { Experiment, planHash, stateDictFromWeightMap, formatPrivacyEstimates } from 'fedbiomed-ts';
 import type { ExperimentEvent, WeightMap, PlanSpec, TorchTensor, NodePrivacyEstimate } from 'fedbiomed-ts';
-import { DATASET_TAGS, Hospital, NetworkUrls, approvePlan } from './hospitals';
+import { DATASET_TAGS, DemoNetwork, Hospital, approvePlan } from './hospitals';
 import { FederatedProgress, RoundRow } from './progress';
 
 export interface FederatedOptions {
   spec: PlanSpec;
-  network: NetworkUrls;
+  network: DemoNetwork;
   hospitals: Hospital[];
   rounds: number;
   epochsPerRound: number;
@@ -56,7 +56,9 @@ export async function runFederated(o: FederatedOptions): Promise<FederatedResult
     },
     aggregator: 'fedavg',
     roundLimit: o.rounds,
-    network: { brokerUrl: o.network.mqttUrl, uploadsUrl: o.network.uploadsUrl },
+    network: 'server' in o.network
+      ? { protocol: 'v6', server: o.network.server, minNodes: o.hospitals.length }
+      : { brokerUrl: o.network.mqttUrl, uploadsUrl: o.network.uploadsUrl },
     seed: o.seed,
     discoveryTimeoutMs: 5000,
     keepRoundWeights: false,

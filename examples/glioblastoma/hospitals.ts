@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { NodeAgent, defaultConfig, writeConfig, openNodeStores } from 'fedbiomed-ts';
+import type { EmbeddedV6Network } from 'fedbiomed-ts';
 import type { TrainingPlanEntry } from 'fedbiomed-ts';
 import type { CohortSummary } from './cohort';
 import { splitDataSource } from './datasets';
@@ -26,20 +27,25 @@ export interface NetworkUrls {
   uploadsUrl: string;
 }
 
+/** Where the demo's nodes and researcher meet: the embedded v4.5 network, or a v6 researcher server nodes dial. */
+export type DemoNetwork = NetworkUrls | EmbeddedV6Network;
+
 export function nodeIdFor(site: string): string {
   return `node_${site.toLowerCase()}`;
 }
 
 /** Creates each site's node directory, registers its DICOM folder and starts its agent. */
 export async function startHospitals(
-  network: NetworkUrls, cohortDir: string, cohort: CohortSummary, nodesDir: string,
+  network: DemoNetwork, cohortDir: string, cohort: CohortSummary, nodesDir: string,
 ): Promise<Hospital[]> {
   const hospitals: Hospital[] = [];
   try {
     for (const split of cohort.sites) {
       const dir = path.join(nodesDir, split.name);
       const nodeId = nodeIdFor(split.name);
-      writeConfig(dir, defaultConfig({ nodeId, broker: network.mqttUrl, uploadsUrl: network.uploadsUrl, approval: true }));
+      writeConfig(dir, defaultConfig({ nodeId, approval: true, ...('server' in network
+        ? { protocol: 'v6', researcher: network.researcherAddress }
+        : { broker: network.mqttUrl, uploadsUrl: network.uploadsUrl }) }));
       // An empty env: the demo's nodes must not pick up MQTT_BROKER & co. from the user's shell.
       const stores = openNodeStores(dir, {});
       const source = splitDataSource(cohortDir, split);

@@ -593,7 +593,7 @@ const MIP_BRANCH = String.raw`            elif op == 'mip':
  * plans that use them, so the generated source of other plans stays as it was, and so their approvals on Python
  * nodes; with fill_missing the column readers fill missing values first.
  */
-function dataHelpers(spec: PlanSpec): string {
+function dataHelpers(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string {
   const replace = (text: string, from: string, to: string): string => {
     if (!text.includes(from)) throw new Error(`internal: data helper line not found: ${from.trim()}`);
     return text.replace(from, to);
@@ -611,6 +611,14 @@ function dataHelpers(spec: PlanSpec): string {
   if (uses('mip')) text = replace(text, branchAnchor, `${MIP_BRANCH}${branchAnchor}`);
   if (uses('fill_missing')) text = fillMissingHelpers(text, replace);
   if (uses('one_hot_column')) text = oneHotHelpers(text, replace);
+  if (fedbiomed === 'v6') {
+    const tupleBatch = `        if isinstance(data, (list, tuple)):
+`;
+    text = replace(text, tupleBatch, `        if isinstance(data, dict):
+            # Fed-BioMed v6 medical folder batches: one dict of modalities, the demographics row among them.
+            data = (data, data['demographics'])
+${tupleBatch}`);
+  }
   return text;
 }
 
@@ -696,6 +704,30 @@ function fillMissingHelpers(data: string, replace: Replace): string {
 }
 
 function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
+  if (spec.inputs.image && fedbiomed === 'v6') {
+    // v6's MedicalFolderDataset (fedbiomed.common.dataset) reads the folder the node registered, hands each
+    // modality as a tensor and the demographics row as numbers (text as NaN) in the file's column order; the
+    // target comes from the same row (the data loader cannot batch a missing target).
+    return [
+      '    def training_data(self):',
+      '        def row(values):',
+      '            return self._fbts_demographics_v6(values, dataset.demographics_columns)',
+      '        transform = {m: (lambda volume, m=m: self._fbts_image(volume, m)) for m in self.MODALITIES}',
+      "        transform['demographics'] = row",
+      '        dataset = MedicalFolderDataset(',
+      "            data_modalities=self.MODALITIES + ['demographics'],",
+      '            transform=transform,',
+      "            target_modalities=['demographics'],",
+      "            target_transform={'demographics': lambda values: row(values)[-1]},",
+      '        )',
+      '        return DataManager(dataset=dataset, shuffle=True)',
+      '',
+      '    def _fbts_demographics_v6(self, values, columns):',
+      '        # Named by the dataset\'s columns (known once the node set the dataset up); NaN (text) counts as missing.',
+      '        row = {c: v for c, v in zip(columns or [], values.tolist()) if v == v}',
+      '        return torch.from_numpy(self._fbts_demographics(row))',
+    ];
+  }
   if (spec.inputs.image) {
     return [
       '    def training_data(self):',
@@ -729,9 +761,12 @@ function usesClassificationHelpers(spec: PlanSpec): boolean {
 }
 
 /** The dependency lines the generated class declares in init_dependencies(). */
-export function planDependencies(spec: PlanSpec): string[] {
+export function planDependencies(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6' = 'v4.5'): string[] {
   const deps = ['import numpy as np', 'import pandas as pd'];
-  if (spec.inputs.image) deps.push('from fedbiomed.common.data import MedicalFolderDataset');
+  if (spec.inputs.image) {
+    deps.push(fedbiomed === 'v6' ? 'from fedbiomed.common.dataset import MedicalFolderDataset'
+      : 'from fedbiomed.common.data import MedicalFolderDataset');
+  }
   return deps;
 }
 
@@ -787,7 +822,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     ...optimizerLines(spec),
     '',
     '    def init_dependencies(self):',
-    `        return ${pyLiteral(planDependencies(spec))}`,
+    `        return ${pyLiteral(planDependencies(spec, options.fedbiomed))}`,
     '',
     ...trainingDataLines(spec, options.fedbiomed ?? 'v4.5'),
     '',
@@ -810,7 +845,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '        results = {}',
     ...metricLines(spec),
     '        return results',
-    ...dataHelpers(spec).split('\n').slice(0, -1),
+    ...dataHelpers(spec, options.fedbiomed ?? 'v4.5').split('\n').slice(0, -1),
     ...(usesClassificationHelpers(spec) ? METRIC_HELPERS.split('\n').slice(0, -1) : []),
     ...(augmentation.length > 0 ? AUGMENT_HELPERS.split('\n').slice(0, -1) : []),
     ...(localParameters.length > 0 ? FEDBN_HELPERS.split('\n').slice(0, -1) : []),
@@ -820,12 +855,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
 
 /** The full plan file, byte-for-byte what Fed-BioMed v4.5's save_code writes for this class. */
 export function generateTorchPlan(spec: PlanSpec, options: GenerateTorchPlanOptions = {}): string {
-  if (options.fedbiomed === 'v6' && spec.inputs.image) {
-    throw new Error(`plan ${spec.name}: image plans cannot be generated for Fed-BioMed v6 yet (v6's ` +
-      'MedicalFolderDataset takes data_modalities / target_modalities / transforms, not a root folder and a ' +
-      'demographics transform); generate for v4.5 or use a TS node');
-  }
   const deps: string[] = [...(options.fedbiomed === 'v6' ? TORCH_PLAN_DEFAULT_DEPENDENCIES_V6 : TORCH_PLAN_DEFAULT_DEPENDENCIES)];
-  for (const dep of planDependencies(spec)) if (!deps.includes(dep)) deps.push(dep);
+  for (const dep of planDependencies(spec, options.fedbiomed)) if (!deps.includes(dep)) deps.push(dep);
   return `${deps.join('\n')}\n${generateTorchPlanClass(spec, options)}`;
 }

@@ -24,6 +24,7 @@ import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
 import { MetricName, PlanSpec } from './spec';
 import { validatePlan } from './validate';
 import { dpGroupCount } from './dp-fix';
+import { IMAGE_FOLDER_TRAINING_DATA, imageFolderHelpers, isImageFolderPlan } from './image-folder-plan';
 
 /** The dependency lines TorchTrainingPlan.__init__ adds in Fed-BioMed v4.5.0, in its order. */
 export const TORCH_PLAN_DEFAULT_DEPENDENCIES: readonly string[] = [
@@ -619,6 +620,7 @@ function dataHelpers(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string {
             data = (data, data['demographics'])
 ${tupleBatch}`);
   }
+  if (isImageFolderPlan(spec)) text = imageFolderHelpers(text);
   return text;
 }
 
@@ -704,6 +706,7 @@ function fillMissingHelpers(data: string, replace: Replace): string {
 }
 
 function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
+  if (isImageFolderPlan(spec)) return [...IMAGE_FOLDER_TRAINING_DATA];
   if (spec.inputs.image && fedbiomed === 'v6') {
     // v6's MedicalFolderDataset (fedbiomed.common.dataset) reads the folder the node registered, hands each
     // modality as a tensor and the demographics row as numbers (text as NaN) in the file's column order; the
@@ -763,7 +766,7 @@ function usesClassificationHelpers(spec: PlanSpec): boolean {
 /** The dependency lines the generated class declares in init_dependencies(). */
 export function planDependencies(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6' = 'v4.5'): string[] {
   const deps = ['import numpy as np', 'import pandas as pd'];
-  if (spec.inputs.image) {
+  if (spec.inputs.image && !isImageFolderPlan(spec)) {
     deps.push(fedbiomed === 'v6' ? 'from fedbiomed.common.dataset import MedicalFolderDataset'
       : 'from fedbiomed.common.data import MedicalFolderDataset');
   }

@@ -26,6 +26,13 @@ export interface ImageInputSpec {
   dims: 2 | 3;
   /** Spatial size the network sees, after preprocessing; length = `dims`. */
   size: number[];
+  /**
+   * Where the images come from. Absent: a medical folder (or, on TS nodes, a DICOM site). `image_folder`: 2-D
+   * PNG/JPEG pictures in torchvision's ImageFolder layout (Fed-BioMed `images` datasets; class = sub-folder, sorted);
+   * `modalities` are then PIL bands of the RGB picture (`R`, `G`, `B`, or `L` for luma), `dims` 2 and the target
+   * column `class` (the class index). See image-folder-plan.ts.
+   */
+  source?: 'image_folder';
 }
 
 export interface TabularInputSpec {

@@ -9,6 +9,7 @@ import { PlanIssue, PlanValidationError, pointerToPath } from './errors';
 import { resolveGraph, ResolvedGraph } from './graph';
 import { checkAugmentation } from './augment';
 import { fedbnIssues } from './fedbn';
+import { imageFolderIssues } from './image-folder-plan';
 import { metricIssues } from './metrics';
 import { checkPreprocessing } from './preprocess';
 import { isGraphModel, MERGE_TYPES, PlanSpec } from './spec';
@@ -117,7 +118,7 @@ export function checkPlan(value: unknown): PlanCheck {
   const spec = value as PlanSpec;
   const nodeIssues = graphNodeIssues(spec);
   if (nodeIssues.length > 0) return { issues: nodeIssues };
-  const preprocessingIssues = [...checkPreprocessing(spec), ...checkAugmentation(spec)];
+  const preprocessingIssues = [...imageFolderIssues(spec), ...checkPreprocessing(spec), ...checkAugmentation(spec)];
   const { graph, issues } = resolveGraph(spec);
   const all = [...preprocessingIssues, ...issues, ...(graph ? [...metricIssues(spec, graph.outputShape), ...fedbnIssues(spec, graph)] : [])];
   return all.length > 0 ? { issues: all } : { issues: [], graph };

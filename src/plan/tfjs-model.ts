@@ -47,7 +47,8 @@ export class PlanModel implements TrainableModel {
   private readonly params: PlanParameter[];
   private readonly byName = new Map<string, PlanParameter>();
   private readonly dropoutRandom: SeededRandom;
-  /** Ids of conv nodes (with bias) whose only consumer is the ReLU node right after them: run as one fused op. */
+  /** Ids of conv nodes (with bias) and batch-norm nodes whose only consumer is the ReLU node right after them: run
+   *  as one fused op. */
   private readonly fusedWithNext = new Set<string>();
   private disposed = false;
   /** The DP engine's tap during a forward pass that asked for one. */
@@ -74,7 +75,8 @@ export class PlanModel implements TrainableModel {
     graph.nodes.forEach((node, i) => {
       const next = graph.nodes[i + 1];
       const consumers = graph.nodes.filter((n) => n.inputs.includes(node.id)).length;
-      if (node.layer.type === 'conv' && node.layer.bias && next?.layer.type === 'relu' && consumers === 1 && next.inputs[0] === node.id && node.id !== graph.output) {
+      const fusable = (node.layer.type === 'conv' && node.layer.bias) || node.layer.type === 'batch_norm';
+      if (fusable && next?.layer.type === 'relu' && consumers === 1 && next.inputs[0] === node.id && node.id !== graph.output) {
         this.fusedWithNext.add(node.id);
       }
     });
@@ -107,8 +109,10 @@ export class PlanModel implements TrainableModel {
         const { id, inputs: from, layer } = nodes[i];
         const args = from.map((name) => values.get(name)!);
         if (this.fusedWithNext.has(id)) {
-          // conv + bias + ReLU: the bias and the ReLU as one fused op (same values; fewer passes over the activation).
-          values.set(nodes[i + 1].id, this.conv(layer as ResolvedConv, args[0], true));
+          // conv + bias + ReLU: the bias and the ReLU as one fused op; batch norm + ReLU likewise in training (same
+          // values; fewer passes over the activation).
+          const fused = layer.type === 'batch_norm' ? this.batchNorm(layer, args[0], training, true) : this.conv(layer as ResolvedConv, args[0], true);
+          values.set(nodes[i + 1].id, fused);
           i++;
           continue;
         }
@@ -247,21 +251,22 @@ export class PlanModel implements TrainableModel {
     return tf.add(z, beta);
   }
 
-  private batchNorm(layer: ResolvedBatchNorm, x: tf.Tensor, training: boolean): tf.Tensor {
+  private batchNorm(layer: ResolvedBatchNorm, x: tf.Tensor, training: boolean, thenRelu = false): tf.Tensor {
     const gamma = this.variable(layer, 'weight');
     const beta = this.variable(layer, 'bias');
     const runningMean = this.variable(layer, 'running_mean');
     const runningVar = this.variable(layer, 'running_var');
     if (!training) {
       const normalised = tf.mul(tf.sub(x, runningMean), tf.rsqrt(tf.add(runningVar, layer.eps)));
-      return tf.add(tf.mul(normalised, gamma), beta);
+      const y = tf.add(tf.mul(normalised, gamma), beta);
+      return thenRelu ? tf.relu(y) : y;
     }
     const count = x.size / x.shape[x.rank - 1];
     if (count < 2) {
       throw new Error(`${layer.path} (batch_norm): training needs more than 1 value per channel, got input [${x.shape.join(', ')}]`);
     }
     // One op with its analytic gradient (engine/batch-norm.ts); normalises with the biased batch variance.
-    const { y, mean, variance } = batchNormTrain(x, gamma, beta, layer.eps);
+    const { y, mean, variance } = batchNormTrain(x, gamma, beta, layer.eps, thenRelu);
     // Running statistics as PyTorch keeps them: unbiased variance, exponential average with `momentum`.
     // (assign() is not recorded on the gradient tape, so no gradient flows through these updates.)
     const m = layer.momentum;

@@ -10,6 +10,7 @@ import { getKernel, KernelConfig, registerGradient, registerKernel, unregisterKe
 import { loadNativeKernels } from '../native';
 import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { BIAS_RELU, BIAS_RELU_GRAD, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
+import { BATCH_NORM, BATCH_NORM_GRAD, batchNormGradient, nativeBatchNormKernels, nativeBatchNormSelfCheck } from './batch-norm-native';
 import { conv2DGradient } from './conv2d-gradient';
 import { nativeConvKernels, nativeConvSelfCheck, nativePerSampleFilterGradKernel, PER_SAMPLE_FILTER_GRAD } from './conv-native';
 import { nativePoolKernels, nativePoolSelfCheck } from './pool-native';
@@ -86,9 +87,11 @@ export function registerProjectKernels(): void {
   registerGradient(avgPoolGradient);
   registerGradient(avgPool3DGradient);
   registerGradient(biasReluGradient);
+  registerGradient(batchNormGradient);
   const native = loadNativeKernels();
   if (native.ok) {
-    nativeSelfCheckFailure = nativeConvSelfCheck(native.kernels) ?? nativePoolSelfCheck(native.kernels);
+    nativeSelfCheckFailure = nativeConvSelfCheck(native.kernels) ?? nativePoolSelfCheck(native.kernels) ??
+      nativeBatchNormSelfCheck(native.kernels);
     if (!nativeSelfCheckFailure) useKernels('native');
   }
 }
@@ -105,13 +108,16 @@ export function useKernels(implementation: KernelImplementation): void {
       ...nativePoolKernels(native.kernels),
       nativeSumKernel(native.kernels, wasmSum),
       ...nativeBiasReluKernels(native.kernels),
+      ...nativeBatchNormKernels(native.kernels),
       nativePerSampleFilterGradKernel(native.kernels),
       nativePerSampleSumKernel(native.kernels),
     ].forEach(replaceKernel);
   } else {
     wasmKernels.forEach(replaceKernel);
-    // Without them the biasRelu op (../fused.ts) composes add + relu, and per-sample filter gradients use slices.
+    // Without them the biasRelu op (../fused.ts) composes add + relu, batch norm (../batch-norm.ts) composes
+    // standard ops, and per-sample filter gradients use slices.
     for (const name of [BIAS_RELU, BIAS_RELU_GRAD, PER_SAMPLE_FILTER_GRAD, PER_SAMPLE_SUM]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
+    for (const name of [BATCH_NORM, BATCH_NORM_GRAD]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
   }
   inUse = implementation;
 }

@@ -1,6 +1,7 @@
 /**
- * `npm run bench -- profile --model bn|plain|unet [--steps N]`: where a training step's time goes, per tfjs kernel
- * (tf.profile over N steps after one warm-up; kernel time as the backend measures it, summed by kernel name).
+ * `npm run bench -- profile --model bn|plain|unet [--steps N] [--threads T] [--shapes]`: where a training step's time
+ * goes, per tfjs kernel (tf.profile over N steps after one warm-up; kernel time as the backend measures it, summed by
+ * kernel name, or by name and input shapes with --shapes).
  * A diagnostic for the speed work on the native kernels, not a benchmark: no RESULT line.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -31,15 +32,16 @@ export async function main(args: string[]): Promise<void> {
   });
   const byName = new Map<string, { ms: number; calls: number }>();
   for (const k of info.kernels) {
-    const entry = byName.get(k.name) ?? { ms: 0, calls: 0 };
+    const key = args.includes('--shapes') ? `${k.name} ${k.inputShapes.map((s) => `[${s.join(',')}]`).join(' ')}` : k.name;
+    const entry = byName.get(key) ?? { ms: 0, calls: 0 };
     entry.ms += (await k.kernelTimeMs) as number;
     entry.calls++;
-    byName.set(k.name, entry);
+    byName.set(key, entry);
   }
   const total = [...byName.values()].reduce((a, b) => a + b.ms, 0);
   console.log(`${which}: ${steps} step(s), ${(total / steps).toFixed(1)} ms of kernels per step`);
   for (const [name, { ms, calls }] of [...byName.entries()].sort((a, b) => b[1].ms - a[1].ms)) {
-    console.log(`${name.padEnd(32)} ${(ms / steps).toFixed(2).padStart(8)} ms/step ${String(calls / steps).padStart(5)} calls/step`);
+    console.log(`${name.padEnd(args.includes('--shapes') ? 64 : 32)} ${(ms / steps).toFixed(2).padStart(8)} ms/step ${String(calls / steps).padStart(5)} calls/step`);
   }
   model.dispose();
 }

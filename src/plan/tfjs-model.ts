@@ -219,18 +219,16 @@ export class PlanModel implements TrainableModel {
   }
 
   private conv(layer: ResolvedConv, x: tf.Tensor, thenRelu = false): tf.Tensor {
-    const needsPad = layer.padBefore.some((p) => p > 0) || layer.padAfter.some((p) => p > 0);
-    const padded = needsPad
-      ? tf.pad(x, [[0, 0], ...layer.padBefore.map((b, i): [number, number] => [b, layer.padAfter[i]]), [0, 0]])
-      : x;
     const w = this.variable(layer, 'weight');
-    const z =
-      layer.dims === 2
-        ? tf.conv2d(padded as tf.Tensor4D, w as tf.Tensor4D, layer.stride as [number, number], 'valid')
-        : tf.conv3d(padded as tf.Tensor5D, w as tf.Tensor5D, layer.stride as [number, number, number], 'valid');
-    const y = this.tap
-      ? this.tap({ kind: 'conv', dims: layer.dims, strides: [...layer.stride], filterShape: w.shape, ...this.roles(layer) }, padded, z)
-      : z;
+    let y: tf.Tensor;
+    if (this.tap) {
+      // The DP engine's per-sample gradients need the padded input itself.
+      const padded = padInput(layer, x);
+      const z = convValid(layer, padded, w);
+      y = this.tap({ kind: 'conv', dims: layer.dims, strides: [...layer.stride], filterShape: w.shape, ...this.roles(layer) }, padded, z);
+    } else {
+      y = convolve(layer, x, w);
+    }
     if (!layer.bias) return y;
     const bias = this.variable(layer, 'bias');
     return thenRelu ? biasRelu(y, bias) : tf.add(y, bias);
@@ -277,6 +275,38 @@ export class PlanModel implements TrainableModel {
     tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
     return y;
   }
+}
+
+/** PyTorch's zero padding as an explicit pad (none when there is nothing to pad). */
+function padInput(layer: ResolvedConv, x: tf.Tensor): tf.Tensor {
+  const needsPad = layer.padBefore.some((p) => p > 0) || layer.padAfter.some((p) => p > 0);
+  return needsPad ? tf.pad(x, [[0, 0], ...layer.padBefore.map((b, i): [number, number] => [b, layer.padAfter[i]]), [0, 0]]) : x;
+}
+
+function convValid(layer: ResolvedConv, padded: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  return layer.dims === 2
+    ? tf.conv2d(padded as tf.Tensor4D, w as tf.Tensor4D, layer.stride as [number, number], 'valid')
+    : tf.conv3d(padded as tf.Tensor5D, w as tf.Tensor5D, layer.stride as [number, number, number], 'valid');
+}
+
+/**
+ * The convolution with PyTorch's zero padding handed to the conv kernels where tfjs can express it (explicit pads
+ * in 2-D; in 3-D, tfjs's 'same' when it is the same padding: stride 1, odd kernel, (k − 1)/2 each side), which
+ * saves a padded copy of the input forward and a slice of its gradient backward; an explicit pad otherwise. Pads
+ * at least as large as the kernel stay explicit (the pure wasm input-gradient kernel refuses them).
+ */
+function convolve(layer: ResolvedConv, x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  const { padBefore, padAfter, kernel, stride } = layer;
+  const none = padBefore.every((p) => p === 0) && padAfter.every((p) => p === 0);
+  const small = [...padBefore, ...padAfter].every((p, i) => p < kernel[i % kernel.length]);
+  if (none || !small) return convValid(layer, padInput(layer, x), w);
+  if (layer.dims === 2) {
+    const pads: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [padBefore[0], padAfter[0]], [padBefore[1], padAfter[1]], [0, 0]];
+    return tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, stride as [number, number], pads);
+  }
+  const same = stride.every((s) => s === 1) && kernel.every((k, i) => k % 2 === 1 && padBefore[i] === (k - 1) / 2 && padAfter[i] === padBefore[i]);
+  if (!same) return convValid(layer, padInput(layer, x), w);
+  return tf.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, stride as [number, number, number], 'same');
 }
 
 /** Nearest-neighbour upsampling of a channels-last tensor: each spatial axis repeated `scale` times in place. */

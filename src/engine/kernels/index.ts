@@ -12,6 +12,7 @@ import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { BIAS_RELU, BIAS_RELU_GRAD, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
 import { BATCH_NORM, BATCH_NORM_GRAD, batchNormGradient, nativeBatchNormKernels, nativeBatchNormSelfCheck } from './batch-norm-native';
 import { conv2DGradient } from './conv2d-gradient';
+import { nativeConcatKernels } from './concat-native';
 import { nativeConvKernels, nativeConvSelfCheck, nativePerSampleFilterGradKernel, PER_SAMPLE_FILTER_GRAD } from './conv-native';
 import { nativePoolKernels, nativePoolSelfCheck } from './pool-native';
 import { nativePerSampleSumKernel, nativeSumKernel, PER_SAMPLE_SUM } from './reduce-native';
@@ -48,6 +49,8 @@ const NATIVE_KERNEL_NAMES = [
   'MaxPool3D',
   'MaxPool3DGrad',
   'Sum',
+  'Concat',
+  'SplitV',
 ] as const;
 
 export type KernelImplementation = 'native' | 'wasm';
@@ -103,12 +106,14 @@ export function useKernels(implementation: KernelImplementation): void {
     const native = loadNativeKernels();
     if (!native.ok) throw new Error(`cannot use native kernels: ${native.detail}`);
     const wasmSum = wasmKernels.find((k) => k.kernelName === 'Sum') as KernelConfig;
+    const wasmKernel = (name: string) => wasmKernels.find((k) => k.kernelName === name) as KernelConfig;
     [
       ...nativeConvKernels(native.kernels),
       ...nativePoolKernels(native.kernels),
       nativeSumKernel(native.kernels, wasmSum),
       ...nativeBiasReluKernels(native.kernels),
       ...nativeBatchNormKernels(native.kernels),
+      ...nativeConcatKernels(native.kernels, { concat: wasmKernel('Concat'), splitV: wasmKernel('SplitV') }),
       nativePerSampleFilterGradKernel(native.kernels),
       nativePerSampleSumKernel(native.kernels),
     ].forEach(replaceKernel);

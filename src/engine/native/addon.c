@@ -17,6 +17,8 @@
  *   batchNormForward(x, gamma, beta, eps: number, relu: boolean, y, mean, variance): void
  *                                                 (x, y: [rows x gamma.length]; see bn.h)
  *   batchNormBackward(dy, x, gamma, beta, mean, variance, eps, relu, dx, dgamma, dbeta): void
+ *   copyColumns(src, srcCols, srcOffset, dst, dstCols, dstOffset, width): void
+ *                                                 (src, dst: row-major with the same number of rows; see copy.h)
  *   setThreads(n: integer 1..64, workPerThread?: integer >= 1): void
  *                                                 (threads every kernel may use, 1 at load; work that pays for one
  *                                                 more thread, default 2M multiply-adds)
@@ -27,6 +29,7 @@
 
 #include "bias_relu.h"
 #include "bn.h"
+#include "copy.h"
 #include "conv.h"
 #include "parallel.h"
 #include "pool.h"
@@ -290,6 +293,53 @@ static napi_value batch_norm_backward_js(napi_env env, napi_callback_info info) 
   return NULL;
 }
 
+/* copyColumns(src, srcCols, srcOffset, dst, dstCols, dstOffset, width): integers >= 0 (cols >= 1), both blocks
+ * inside their rows, the same number of rows on both sides. */
+static napi_value copy_columns_js(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value args[7];
+  char error[160];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 7) {
+    return fail(env, "copyColumns expects (src, srcCols, srcOffset, dst, dstCols, dstOffset, width)");
+  }
+  float *arrays[2];
+  size_t lengths[2];
+  for (int i = 0; i < 2; i++) {
+    if (!typed_array(env, args[i * 3], napi_float32_array, (void **)&arrays[i], &lengths[i])) {
+      snprintf(error, sizeof error, "copyColumns: argument %d must be a Float32Array", i * 3 + 1);
+      return fail(env, error);
+    }
+  }
+  static const int positions[5] = {1, 2, 4, 5, 6};
+  double values[5];
+  for (int i = 0; i < 5; i++) {
+    napi_valuetype type;
+    double v;
+    if (napi_typeof(env, args[positions[i]], &type) != napi_ok || type != napi_number ||
+        napi_get_value_double(env, args[positions[i]], &v) != napi_ok || !(v >= 0) || v > 1e15 ||
+        v != (double)(size_t)v) {
+      snprintf(error, sizeof error, "copyColumns: argument %d must be an integer >= 0", positions[i] + 1);
+      return fail(env, error);
+    }
+    values[i] = v;
+  }
+  const size_t src_cols = (size_t)values[0], src_offset = (size_t)values[1], dst_cols = (size_t)values[2];
+  const size_t dst_offset = (size_t)values[3], width = (size_t)values[4];
+  if (src_cols == 0 || dst_cols == 0 || lengths[0] % src_cols != 0 || lengths[1] % dst_cols != 0) {
+    return fail(env, "copyColumns: each array must be whole rows of its column count (>= 1)");
+  }
+  const size_t rows = lengths[0] / src_cols;
+  if (lengths[1] / dst_cols != rows) {
+    snprintf(error, sizeof error, "copyColumns: src has %zu rows, dst %zu", rows, lengths[1] / dst_cols);
+    return fail(env, error);
+  }
+  if (src_offset + width > src_cols || dst_offset + width > dst_cols) {
+    return fail(env, "copyColumns: the block leaves the rows (offset + width > cols)");
+  }
+  copy_columns(arrays[0], src_cols, src_offset, arrays[1], dst_cols, dst_offset, width, rows);
+  return NULL;
+}
+
 /* Reads `count` Float32Array arguments: the first and the others but the last-is-columns one are [rows x cols]. */
 static int bias_relu_args(napi_env env, napi_callback_info info, const char *name, size_t count, float **arrays,
                           size_t cols_index, size_t *rows, size_t *cols) {
@@ -406,6 +456,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "sumLeadingAxes", sum_leading_axes_js);
   export_function(env, exports, "batchNormForward", batch_norm_forward_js);
   export_function(env, exports, "batchNormBackward", batch_norm_backward_js);
+  export_function(env, exports, "copyColumns", copy_columns_js);
   export_function(env, exports, "biasReluForward", bias_relu_forward_js);
   export_function(env, exports, "biasReluBackward", bias_relu_backward_js);
   export_function(env, exports, "setThreads", set_threads_js);

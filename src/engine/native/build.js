@@ -18,6 +18,7 @@ const path = require('path');
 const HERE = __dirname;
 const SOURCES = ['parallel.c', 'conv.c', 'pool.c', 'reduce.c', 'bias_relu.c', 'addon.c'].map((f) => path.join(HERE, f));
 SOURCES.push(path.join(HERE, 'bn.c')); // batch norm + ReLU, training mode (bn.h)
+SOURCES.push(path.join(HERE, 'copy.c')); // column-block copies: concat / split (copy.h)
 const OUT_DIR = path.join(HERE, 'build');
 const OUT = path.join(OUT_DIR, 'fbts-native.node');
 const required = process.argv.includes('--require');

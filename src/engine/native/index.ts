@@ -1,6 +1,6 @@
 /**
  * The optional native kernels: convolutions (conv.c), max pooling (pool.c), leading-axes sums (reduce.c), the
- * fused bias + ReLU (bias_relu.c) and batch norm (+ ReLU) (bn.c), AVX2 + FMA, built by build.js at install time.
+ * fused bias + ReLU (bias_relu.c), batch norm (+ ReLU) (bn.c) and concat / split copies (copy.c), AVX2 + FMA, built by build.js at install time.
  *
  * They run on the wasm backend's own memory: tensors stay on the wasm heap and the addon reads and writes them
  * through Float32Array views, so using them costs no copies. When the addon is missing, cannot load, or the CPU
@@ -35,6 +35,11 @@ export interface NativeKernels {
     dy: Float32Array, x: Float32Array, gamma: Float32Array, beta: Float32Array, mean: Float32Array, variance: Float32Array,
     eps: number, relu: boolean, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
   ): void;
+  /**
+   * For every row r (src.length / srcCols of them, as many as dst.length / dstCols): the `width` floats of src's row
+   * from srcOffset to dst's row at dstOffset (concat / split along an axis).
+   */
+  copyColumns(src: Float32Array, srcCols: number, srcOffset: number, dst: Float32Array, dstCols: number, dstOffset: number, width: number): void;
   /** out[c] = sum over rows r of x[r * out.length + c]. */
   sumLeadingAxes(x: Float32Array, out: Float32Array): void;
   /**

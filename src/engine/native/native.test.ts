@@ -96,6 +96,12 @@ test('a simple forward conv gives the hand-computable answer', () => {
   expect(Array.from(y)).toEqual(new Array(Y).fill(18));
 });
 
+test('a column-block copy writes the block and nothing else', () => {
+  const dst = new Float32Array(8).fill(-1);
+  addon().copyColumns(Float32Array.from([1, 2, 3, 4, 5, 6]), 3, 1, dst, 4, 2, 2);
+  expect(Array.from(dst)).toEqual([-1, -1, 2, 3, -1, -1, 5, 6]);
+});
+
 test('column sums of a small matrix', () => {
   const out = new Float32Array(3);
   addon().sumLeadingAxes(Float32Array.from([1, 2, 3, 10, 20, 30]), out);
@@ -206,6 +212,14 @@ describe('malformed calls are errors that name the problem', () => {
     ['a batch norm gradient with dgamma of the wrong size', () => addon().batchNormBackward(f(12), f(12), f(3), f(3), f(3), f(3), 1e-5, true, f(12), f(1), f(3)), /batchNormBackward: argument 10 has 1 floats, expected 3/],
     ['a batch norm gradient with mean of the wrong size', () => addon().batchNormBackward(f(12), f(12), f(3), f(3), f(6), f(3), 1e-5, true, f(12), f(3), f(3)), /batchNormBackward: argument 5 has 6 floats, expected 3/],
     ['a batch norm gradient with eps in the wrong place', () => (addon().batchNormBackward as unknown as (...a: unknown[]) => void)(f(12), f(12), f(3), f(3), f(3), 1e-5, f(3), true, f(12), f(3), f(3)), /batchNormBackward: eps \(argument 7\) must be a finite number >= 0/],
+    ['a copy with six arguments', () => (addon().copyColumns as unknown as (...a: unknown[]) => void)(f(6), 3, 0, f(4), 2, 0), /copyColumns expects \(src, srcCols, srcOffset, dst, dstCols, dstOffset, width\)/],
+    ['a copy from a plain array', () => addon().copyColumns([1, 2] as unknown as Float32Array, 2, 0, f(2), 2, 0, 2), /copyColumns: argument 1 must be a Float32Array/],
+    ['a copy with a fractional width', () => addon().copyColumns(f(6), 3, 0, f(4), 2, 0, 1.5), /copyColumns: argument 7 must be an integer >= 0/],
+    ['a copy with a negative offset', () => addon().copyColumns(f(6), 3, -1, f(4), 2, 0, 1), /copyColumns: argument 3 must be an integer >= 0/],
+    ['a copy over partial rows', () => addon().copyColumns(f(7), 3, 0, f(4), 2, 0, 1), /each array must be whole rows of its column count/],
+    ['a copy between different row counts', () => addon().copyColumns(f(6), 3, 0, f(6), 2, 0, 1), /copyColumns: src has 2 rows, dst 3/],
+    ['a copy that leaves the source rows', () => addon().copyColumns(f(6), 3, 2, f(4), 2, 0, 2), /the block leaves the rows/],
+    ['a copy that leaves the destination rows', () => addon().copyColumns(f(6), 3, 0, f(4), 2, 1, 2), /the block leaves the rows/],
   ]; // prettier-ignore
   test.each(cases)('%s', (_name, call, message) => {
     expect(call).toThrow(message);

@@ -16,6 +16,7 @@ import { dicomSiteRuleOptions } from './dicom-site';
 import { DataIssue, DataReadError } from './errors';
 import { openMedicalFolder } from './medical-folder';
 import type { Volume } from './volume';
+import { rasAffine } from './orientation';
 
 export interface PlanDataSource {
   dataType: string;
@@ -182,5 +183,6 @@ function volumeToDense(volume: Volume): DenseVolume {
       for (let z = 0; z < dz; z++) out[o++] = volume.data[x + dx * (y + dy * z)];
     }
   }
-  return { shape: [dx, dy, dz], data: out };
+  // The RAS affine of these (x, y, z) axes: what the plan's resample step reads.
+  return { shape: [dx, dy, dz], data: out, affine: rasAffine(volume) };
 }

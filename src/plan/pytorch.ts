@@ -17,7 +17,7 @@
  */
 import { canonicalJson, sha256Hex } from './canonical';
 import { ResolvedGraph, ResolvedLayer } from './graph';
-import { isImageStep, oneHotColumns, storedImageRank, tabularFeatureIndex } from './preprocess';
+import { isImageStep, needsWholeSample, oneHotColumns, storedImageRank, tabularFeatureIndex } from './preprocess';
 import { pyLiteral, pyNumber, pyString } from './python-literal';
 import { localParameterNamesOf } from './fedbn';
 import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
@@ -609,12 +609,133 @@ function dataHelpers(spec: PlanSpec): string {
     text = replace(text, branchAnchor, `${INTENSITY_BRANCH}${branchAnchor}`);
   }
   if (uses('mip')) text = replace(text, branchAnchor, `${MIP_BRANCH}${branchAnchor}`);
+  if (needsWholeSample(spec)) text = wholeSampleHelpers(text);
   if (uses('fill_missing')) text = fillMissingHelpers(text, replace);
   if (uses('one_hot_column')) text = oneHotHelpers(text, replace);
   return text;
 }
 
 type Replace = (text: string, from: string, to: string) => string;
+
+/**
+ * Plans with resample or crop_around preprocess a subject's modalities together (pipeline.ts preprocessImages):
+ * `_fbts_image`'s step branches become `_fbts_step`, driven by `_fbts_images` over every modality at once.
+ */
+function wholeSampleHelpers(data: string): string {
+  const begin = data.indexOf('    def _fbts_image(self, volume, modality):\n');
+  const end = data.indexOf('    def _fbts_batch(self, data, target):\n');
+  if (begin < 0 || end < 0) throw new Error('internal: _fbts_image not found');
+  const lines = data.slice(begin, end).split('\n');
+  const at = (line: string): number => {
+    const i = lines.indexOf(line);
+    if (i < 0) throw new Error(`internal: data helper line not found: ${line.trim()}`);
+    return i;
+  };
+  const unsqueeze = at('        x = x.unsqueeze(0)');
+  const loop = at('        for step in self.IMAGE_STEPS:');
+  const check = at('        if list(x.shape[1:]) != self.IMAGE_SIZE:');
+  const method = [
+    '    def _fbts_volume(self, volume, modality):',
+    ...lines.slice(2, unsqueeze),
+    '        return x.unsqueeze(0)',
+    '',
+    '    def _fbts_step(self, x, step, modality):',
+    ...lines.slice(loop + 1, check).map((line) => line.slice(4)),
+    '        return x',
+    '',
+  ].join('\n');
+  return `${data.slice(0, begin)}${WHOLE_SAMPLE_HELPERS}${method}\n${data.slice(end)}`;
+}
+
+const WHOLE_SAMPLE_HELPERS = String.raw`    def _fbts_images(self, data):
+        # A subject's modalities -> float32 [channels, *size] each: the image steps in order, every modality at once
+        # (resample reads each volume's affine; crop_around places one box from one modality and cuts it from all).
+        xs = {m: self._fbts_volume(data[m], m) for m in self.MODALITIES}
+        for step in self.IMAGE_STEPS:
+            if step['op'] == 'crop_around':
+                xs = self._fbts_crop_around(xs, step)
+            elif step['op'] == 'resample':
+                xs = {m: self._fbts_resample(x, getattr(data[m], 'affine', None), step, m) for m, x in xs.items()}
+            else:
+                xs = {m: self._fbts_step(x, step, m) for m, x in xs.items()}
+        for m, x in xs.items():
+            if list(x.shape[1:]) != self.IMAGE_SIZE:
+                raise self._fbts_error('modality %r gives %s after preprocessing, the network expects %s' % (m, list(x.shape[1:]), self.IMAGE_SIZE))
+        return xs
+
+    def _fbts_resample(self, x, affine, step, modality):
+        # Voxel axes to RAS (greedy on the largest direction cosine), then each axis to the target spacing, the first
+        # voxel's centre kept (src/plan/pipeline-geometry.ts).
+        if affine is None:
+            raise self._fbts_error("modality %r: resample needs the volume's affine, and this reader gave none" % modality)
+        if x.dim() != 4:
+            raise self._fbts_error('modality %r: resample needs a 3D volume' % modality)
+        a = np.asarray(affine, dtype=np.float64)[:3, :3]
+        norms = np.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2])
+        old_of, signs, used = [-1, -1, -1], [1, 1, 1], set()
+        for _ in range(3):
+            best = (-1.0, -1, -1)
+            for ax in range(3):
+                for w in range(3):
+                    if ax not in used and old_of[w] < 0 and abs(a[w, ax] / norms[ax]) > best[0]:
+                        best = (abs(a[w, ax] / norms[ax]), ax, w)
+            _, ax, w = best
+            used.add(ax)
+            old_of[w], signs[w] = ax, (-1 if a[w, ax] < 0 else 1)
+        x = x.permute([0] + [o + 1 for o in old_of])
+        flips = [w + 1 for w in range(3) if signs[w] < 0]
+        if flips:
+            x = x.flip(flips)
+        nearest = modality in step.get('nearest', [])
+        for w in range(3):
+            r = step['spacing'][w] / norms[old_of[w]]
+            if r == 1:
+                continue
+            n = x.shape[w + 1]
+            src = np.minimum(np.arange(int(np.floor((n - 1) / r + 1e-6)) + 1) * r, n - 1)
+            if nearest:
+                x = x.index_select(w + 1, torch.from_numpy(np.minimum(np.floor(src + 0.5), n - 1).astype(np.int64)))
+                continue
+            lo = np.floor(src).astype(np.int64)
+            shape = [1] * x.dim()
+            shape[w + 1] = len(src)
+            weight = torch.from_numpy((src - lo).astype(np.float32)).view(shape)
+            hi = torch.from_numpy(np.minimum(lo + 1, n - 1))
+            x = x.index_select(w + 1, torch.from_numpy(lo)) * (1 - weight) + x.index_select(w + 1, hi) * weight
+        return x.contiguous()
+
+    def _fbts_crop_around(self, xs, step):
+        # One box for every modality, centred on the mask's bounding box or the brightest voxel of one modality.
+        guide = xs[step['modality']]
+        spatial = list(guide.shape[1:])
+        for m, x in xs.items():
+            if list(x.shape[1:]) != spatial:
+                raise self._fbts_error('modality %r is %s where %r is %s: crop_around needs one grid for all modalities' % (m, list(x.shape[1:]), step['modality'], spatial))
+        if step['center'] == 'brightest':
+            center = [int(i) for i in np.unravel_index(int(np.argmax(guide.numpy().reshape(-1))), guide.shape)[1:]]
+        else:
+            inside = (guide > 0).any(dim=0).nonzero()
+            if len(inside) == 0:
+                center = [n // 2 for n in spatial]
+            else:
+                center = [(lo + hi) // 2 for lo, hi in zip(inside.min(dim=0).values.tolist(), inside.max(dim=0).values.tolist())]
+        start = [c - n // 2 for c, n in zip(center, step['size'])]
+        return {m: self._fbts_pad_crop(x, start, step['size'], step.get('padValue', 0)) for m, x in xs.items()}
+
+    @staticmethod
+    def _fbts_pad_crop(x, start, size, value):
+        out = torch.full([x.shape[0]] + list(size), float(value), dtype=torch.float32)
+        source, target = [slice(None)], [slice(None)]
+        for s, n, d in zip(start, size, x.shape[1:]):
+            lo, hi = max(s, 0), min(s + n, d)
+            if hi <= lo:
+                return out
+            source.append(slice(lo, hi))
+            target.append(slice(lo - s, hi - s))
+        out[tuple(target)] = x[tuple(source)]
+        return out
+
+`;
 
 /** One-hot columns: features are encoded (indicators in place of the column); standardisation by feature index. */
 function oneHotHelpers(data: string, replace: Replace): string {
@@ -696,6 +817,26 @@ function fillMissingHelpers(data: string, replace: Replace): string {
 }
 
 function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
+  if (spec.inputs.image && needsWholeSample(spec)) {
+    return [
+      '    def training_data(self):',
+      '        plan = self',
+      '',
+      '        class SubjectDataset(MedicalFolderDataset):',
+      "            # The image steps need a subject's modalities together (and their affines): run on the loaded item.",
+      '            def __getitem__(self, item):',
+      '                (data, demographics), targets = super().__getitem__(item)',
+      '                return (plan._fbts_images(data), demographics), targets',
+      '',
+      '        dataset = SubjectDataset(',
+      '            root=self.dataset_path,',
+      '            data_modalities=self.MODALITIES,',
+      '            target_modalities=[],',
+      '            demographics_transform=self._fbts_demographics,',
+      '        )',
+      '        return DataManager(dataset=dataset, shuffle=True)',
+    ];
+  }
   if (spec.inputs.image) {
     return [
       '    def training_data(self):',

@@ -7,7 +7,7 @@
  */
 import type { Batch, BatchSource } from '../engine/train';
 import type { PlanSpec } from '../plan/spec';
-import { DenseVolume, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
+import { DenseVolume, headTargetValues, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
 import { makeBatch, PlanSample } from '../plan/batch';
 import { augmentBatch, batchSeeds } from '../plan/augment';
 import { readCsv, rowRecord } from './csv';
@@ -75,6 +75,7 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
   const buildUnlabelled = (index: number): PlanSample => {
     const { volumes, row } = raw.load(index);
     const made: PlanSample = { target: targetValue(spec, row) };
+    if (spec.heads) made.headTargets = headTargetValues(spec, row);
     if (spec.inputs.tabular) made.tabular = tabularInput(spec, row);
     if (spec.inputs.image) {
       const dense: Record<string, DenseVolume> = {};

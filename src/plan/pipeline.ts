@@ -8,6 +8,7 @@
 import { ClipStep, LogStep, PlanSpec, PreprocessStep, WindowStep } from './spec';
 import { isImageStep, oneHotColumns, sliceSelection, storedImageRank, tabularFeatureIndex } from './preprocess';
 import { Affine, cropCentre, padCrop, resample } from './pipeline-geometry';
+import { headView, planHeads } from './heads';
 
 /** A dense C-order array. */
 export interface DenseVolume {
@@ -362,4 +363,9 @@ export function targetValue(spec: PlanSpec, row: Record<string, unknown>): numbe
     throw new PreprocessError(`plan ${spec.name}: cross_entropy needs integer class labels, '${spec.target.column}' has a non-integer value`);
   }
   return number;
+}
+
+/** Targets of the further heads of a plan with several heads, in PlanSpec.heads order (heads.ts). */
+export function headTargetValues(spec: PlanSpec, row: Record<string, unknown>): number[] {
+  return planHeads(spec).slice(1).map((head) => targetValue(headView(spec, head), row));
 }

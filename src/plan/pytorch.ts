@@ -21,7 +21,8 @@ import { isImageStep, needsWholeSample, oneHotColumns, storedImageRank, tabularF
 import { pyLiteral, pyNumber, pyString } from './python-literal';
 import { localParameterNamesOf } from './fedbn';
 import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
-import { MetricName, PlanSpec } from './spec';
+import { LossSpec, MetricName, PlanSpec } from './spec';
+import { hasSeveralHeads, headMetricKey, headView, lossWeight, planHeads } from './heads';
 import { validatePlan } from './validate';
 import { dpGroupCount } from './dp-fix';
 
@@ -153,7 +154,8 @@ function graphNetSource(graph: ResolvedGraph): string[] {
       layer.type === 'add' ? args.join(' + ') : layer.type === 'concat' ? `torch.cat([${args.join(', ')}], dim=1)` : `self.${id}(${args[0]})`;
     lines.push(`            ${local(id)} = ${value}`);
   }
-  lines.push(`            return ${local(graph.output)}`);
+  // Several heads: a tuple, primary first (heads.ts).
+  lines.push(`            return ${graph.outputs.map(local).join(', ')}`);
   return lines;
 }
 
@@ -185,17 +187,17 @@ function netSource(graph: ResolvedGraph): string[] {
   return lines;
 }
 
-function lossExpression(spec: PlanSpec): string {
-  switch (spec.loss.type) {
+function lossExpression(loss: LossSpec): string {
+  switch (loss.type) {
     case 'bce': {
-      if (!spec.loss.fromLogits) return 'F.binary_cross_entropy(output, y.float().view_as(output))';
-      const posWeight = spec.loss.posWeight === undefined ? '' : `, pos_weight=torch.tensor([${pyNumber(spec.loss.posWeight, true)}])`;
+      if (!loss.fromLogits) return 'F.binary_cross_entropy(output, y.float().view_as(output))';
+      const posWeight = loss.posWeight === undefined ? '' : `, pos_weight=torch.tensor([${pyNumber(loss.posWeight, true)}])`;
       return `F.binary_cross_entropy_with_logits(output, y.float().view_as(output)${posWeight})`;
     }
     case 'focal':
-      return `self._fbts_focal(output, y.float().view_as(output), ${pyNumber(spec.loss.gamma ?? 2, true)}, ${pyNumber(spec.loss.alpha ?? 0.25, true)})`;
+      return `self._fbts_focal(output, y.float().view_as(output), ${pyNumber(loss.gamma ?? 2, true)}, ${pyNumber(loss.alpha ?? 0.25, true)})`;
     case 'cross_entropy': {
-      const weights = spec.loss.classWeights;
+      const weights = loss.classWeights;
       return weights
         ? `F.cross_entropy(output, y.long().view(-1), weight=torch.tensor([${weights.map((w) => pyNumber(w, true)).join(', ')}]))`
         : 'F.cross_entropy(output, y.long().view(-1))';
@@ -223,7 +225,8 @@ function positiveScoreExpression(spec: PlanSpec): string {
   return spec.loss.type === 'cross_entropy' ? '(output[:, 1] - output[:, 0])' : 'output.view(-1)';
 }
 
-function metricLines(spec: PlanSpec): string[] {
+/** testing_step lines for one head (`spec` as that head sees it), reading `output` and `y`. */
+function metricLines(spec: PlanSpec, keyOf = (wire: string) => wire, lossCall = 'self._fbts_loss(output, y)'): string[] {
   const metrics: MetricName[] = spec.metrics.length > 0 ? spec.metrics : ['loss'];
   const lines: string[] = [];
   const classification = metrics.some((m) => CLASSIFICATION_METRICS.has(m));
@@ -231,10 +234,10 @@ function metricLines(spec: PlanSpec): string[] {
     lines.push(`        truth, predicted = y.view(-1).long(), ${predictionExpression(spec)}.view(-1).long()`);
   }
   for (const metric of metrics) {
-    const key = pyString(METRIC_WIRE_NAMES[metric]);
+    const key = pyString(keyOf(METRIC_WIRE_NAMES[metric]));
     switch (metric) {
       case 'loss':
-        lines.push(`        results[${key}] = float(self._fbts_loss(output, y))`);
+        lines.push(`        results[${key}] = float(${lossCall})`);
         break;
       case 'accuracy':
         lines.push(`        results[${key}] = float((${predictionExpression(spec)} == y.view(-1).long()).float().mean())`);
@@ -612,6 +615,7 @@ function dataHelpers(spec: PlanSpec): string {
   if (needsWholeSample(spec)) text = wholeSampleHelpers(text);
   if (uses('fill_missing')) text = fillMissingHelpers(text, replace);
   if (uses('one_hot_column')) text = oneHotHelpers(text, replace);
+  if (hasSeveralHeads(spec)) text = severalHeadsDataHelpers(text, replace);
   return text;
 }
 
@@ -857,7 +861,9 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
     spec.preprocessing.some((s) => s.op === 'one_hot_column')
       ? '        x = self._fbts_standardize(self._fbts_encode_frame(frame))'
       : '        x = self._fbts_standardize(self._fbts_frame_columns(frame, self.TABULAR_COLUMNS))',
-    '        y = self._fbts_frame_columns(frame, [self.TARGET_COLUMN])[:, 0]',
+    hasSeveralHeads(spec)
+      ? '        y = self._fbts_frame_columns(frame, self.TARGET_COLUMNS)'
+      : '        y = self._fbts_frame_columns(frame, [self.TARGET_COLUMN])[:, 0]',
     ...(fedbiomed === 'v6' ? [
       '        # Fed-BioMed v6 wraps plain data in a NativeDataset, which converts a numpy item as an image: lists.',
       '        return DataManager(dataset=x.tolist(), target=y.tolist(), shuffle=True)',
@@ -866,7 +872,44 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
 }
 
 function usesClassificationHelpers(spec: PlanSpec): boolean {
-  return spec.metrics.some((m) => CLASSIFICATION_METRICS.has(m));
+  return planHeads(spec).some((head) => head.metrics.some((m) => CLASSIFICATION_METRICS.has(m)));
+}
+
+/** _fbts_loss, and testing_step's metric lines (after `output` and `y` are computed). */
+function lossAndMetricSource(spec: PlanSpec): { loss: string[]; metrics: string[] } {
+  if (!hasSeveralHeads(spec)) {
+    return { loss: ['    def _fbts_loss(self, output, y):', `        return ${lossExpression(spec.loss)}`], metrics: metricLines(spec) };
+  }
+  // Several heads (heads.ts): a tuple of outputs, one target column per head; loss Σ weight · head loss.
+  const heads = planHeads(spec);
+  const loss = [
+    '    def _fbts_loss(self, outputs, ys):',
+    '        # several heads: the weighted sum of their losses, each head against its target column (src/plan/heads.ts)',
+    `        return ${heads.map((head, h) => `${pyNumber(lossWeight(head.loss), true)} * self._fbts_head_loss_${h}(outputs[${h}], ys[:, ${h}])`).join(' + ')}`,
+  ];
+  heads.forEach((head, h) => loss.push('', `    def _fbts_head_loss_${h}(self, output, y):`, `        return ${lossExpression(head.loss)}`));
+  const metrics = [`        results[${pyString(METRIC_WIRE_NAMES.loss)}] = float(self._fbts_loss(output, y))`, '        outputs, ys = output, y'];
+  heads.forEach((head, h) => {
+    if (head.metrics.length === 0) return;
+    metrics.push(`        output, y = outputs[${h}], ys[:, ${h}]  # head ${head.output}`);
+    metrics.push(...metricLines(headView(spec, head), (wire) => headMetricKey(head, wire), `self._fbts_head_loss_${h}(output, y)`));
+  });
+  return { loss, metrics };
+}
+
+/** Several heads: the demographics carry one target per head, CSV targets are columns. */
+function severalHeadsDataHelpers(data: string, replace: Replace): string {
+  let text = replace(data, `        wanted = self.TABULAR_COLUMNS + [self.TARGET_COLUMN]
+`, `        wanted = self.TABULAR_COLUMNS + self.TARGET_COLUMNS
+`);
+  text = replace(text, `        values[:-1] = self._fbts_standardize(values[:-1])
+`, `        values[:-len(self.TARGET_COLUMNS)] = self._fbts_standardize(values[:-len(self.TARGET_COLUMNS)])
+`);
+  text = replace(text, `            return inputs, demographics[:, f]
+`, `            return inputs, demographics[:, f:]
+`);
+  if (text.includes('[cell(self.TARGET_COLUMN)]')) text = replace(text, '[cell(self.TARGET_COLUMN)]', '[cell(c) for c in self.TARGET_COLUMNS]');
+  return text;
 }
 
 /** The dependency lines the generated class declares in init_dependencies(). */
@@ -893,6 +936,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
   const tabularSteps = spec.preprocessing.filter((s) => s.op === 'standardize_column');
   const augmentation = spec.augmentation ?? [];
   const localParameters = localParameterNamesOf(spec, graph);
+  const lossAndMetric = lossAndMetricSource(spec);
   const doc = `Generated by fedbiomed-ts from the declarative plan ${spec.name} (sha256 ${sha256Hex(json)}).`;
   const lines: string[] = [
     `class ${className}(TorchTrainingPlan):`,
@@ -907,6 +951,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     `    STORED_RANK = ${storedImageRank(spec)}`,
     `    TABULAR_COLUMNS = ${pyLiteral(spec.inputs.tabular?.columns ?? [])}`,
     `    TARGET_COLUMN = ${pyString(spec.target.column)}`,
+    ...(hasSeveralHeads(spec) ? [`    TARGET_COLUMNS = ${pyLiteral(planHeads(spec).map((h) => h.target.column))}`] : []),
     `    IMAGE_STEPS = ${pyLiteral(imageSteps)}`,
     `    TABULAR_STEPS = ${pyLiteral(tabularSteps)}`,
     ...(Object.keys(fills).length > 0 ? [`    FILL_MISSING = ${pyLiteral(fills)}`] : []),
@@ -932,9 +977,8 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '',
     ...trainingDataLines(spec, options.fedbiomed ?? 'v4.5'),
     '',
-    ...(spec.loss.type === 'focal' ? FOCAL_HELPER.split('\n').slice(1) : []),
-    '    def _fbts_loss(self, output, y):',
-    `        return ${lossExpression(spec)}`,
+    ...(planHeads(spec).some((h) => h.loss.type === 'focal') ? FOCAL_HELPER.split('\n').slice(1) : []),
+    ...lossAndMetric.loss,
     '',
     '    def training_step(self, data, target):',
     '        self.model().train()',
@@ -949,7 +993,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '        inputs, y = self._fbts_batch(data, target)',
     '        output = self.model()(**inputs)',
     '        results = {}',
-    ...metricLines(spec),
+    ...lossAndMetric.metrics,
     '        return results',
     ...dataHelpers(spec).split('\n').slice(0, -1),
     ...(usesClassificationHelpers(spec) ? METRIC_HELPERS.split('\n').slice(0, -1) : []),

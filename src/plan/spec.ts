@@ -268,6 +268,23 @@ export interface LossSpec {
   /** focal: focusing exponent γ (default 2) and positive-class weight α in [0, 1] (default 0.25; -1 disables it). */
   gamma?: number;
   alpha?: number;
+  /** Plans with several heads: this head's weight in the training loss Σ weight·loss (default 1). */
+  weight?: number;
+}
+
+/**
+ * A further output of a graph model (plan version 2), beside the primary one (`model.output` with the plan's
+ * `target`, `loss` and `metrics`): e.g. a regression head (survival months) beside a classification head
+ * (response). Each head is a flat `[K]` node output with its own target column, loss (weighted in the training
+ * loss: Σ_h weight_h · loss_h) and validation metrics, reported as `<output node>_<METRIC>` beside `LOSS` (the
+ * weighted total). The generated PyTorch module returns the heads as a tuple in this order (primary first); the
+ * ONNX export has one output per head. See src/plan/heads.ts.
+ */
+export interface HeadSpec {
+  output: string;
+  target: TargetSpec;
+  loss: LossSpec;
+  metrics?: MetricName[];
 }
 
 export interface SgdSpec {
@@ -511,6 +528,8 @@ export interface PlanSpec {
   augmentation?: AugmentStep[];
   model: PlanModelSpec;
   loss: LossSpec;
+  /** Further heads of a graph model (absent for one head; plans without it keep their hash). */
+  heads?: HeadSpec[];
   optimizer: OptimizerSpec;
   metrics: MetricName[];
   /** Delivered to nodes as Fed-BioMed `model_args`; recorded with the plan (the architecture itself is fixed). */

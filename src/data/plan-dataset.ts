@@ -8,7 +8,7 @@
  */
 import type { Batch, BatchSource } from '../engine/train';
 import type { PlanSpec } from '../plan/spec';
-import { DenseVolume, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
+import { DenseVolume, headTargetValues, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
 import { makeBatch, PlanSample } from '../plan/batch';
 import { augmentBatch, batchSeeds } from '../plan/augment';
 import { readCsv, rowRecord } from './csv';
@@ -23,6 +23,7 @@ import * as path from 'path';
 import { openImageFolder, pictureBands, readRgbImage } from './image-folder';
 import { IMAGE_FOLDER_TARGET, isImageFolderPlan } from '../plan/image-folder-plan';
 import type { Volume } from './volume';
+import { rasAffine } from './orientation';
 
 export interface PlanDataSource {
   dataType: string;
@@ -84,6 +85,7 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
   const buildUnlabelled = (index: number): PlanSample => {
     const { volumes, pictures, row } = raw.load(index);
     const made: PlanSample = { target: targetValue(spec, row) };
+    if (spec.heads) made.headTargets = headTargetValues(spec, row);
     if (spec.inputs.tabular) made.tabular = tabularInput(spec, row);
     if (spec.inputs.image) {
       const dense: Record<string, DenseVolume> = { ...pictures };
@@ -245,5 +247,6 @@ function volumeToDense(volume: Volume): DenseVolume {
       for (let z = 0; z < dz; z++) out[o++] = volume.data[x + dx * (y + dy * z)];
     }
   }
-  return { shape: [dx, dy, dz], data: out };
+  // The RAS affine of these (x, y, z) axes: what the plan's resample step reads.
+  return { shape: [dx, dy, dz], data: out, affine: rasAffine(volume) };
 }

@@ -1,18 +1,23 @@
 /**
  * Samples → the tensors a PlanModel and the engine's loss take: image inputs channels-last `[N, ...size, C]`
  * (from the channels-first arrays pipeline.imageInput gives), tabular `[N, F]`, target `[N]` (int32 class indices
- * for cross_entropy, float32 otherwise). What a node's BatchSource returns for a plan.
+ * for cross_entropy, float32 otherwise; `[N, heads]` float32 with several heads). What a node's BatchSource returns
+ * for a plan.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { DenseVolume } from './pipeline';
 import { tabularFeatureIndex } from './preprocess';
 import { PlanSpec } from './spec';
+import { hasSeveralHeads } from './heads';
 
 export interface PlanSample {
   /** Channels first, as pipeline.imageInput returns it. */
   image?: DenseVolume;
   tabular?: Float32Array;
+  /** The (primary head's) target. */
   target: number;
+  /** Targets of the further heads of a plan with several heads (PlanSpec.heads order). */
+  headTargets?: number[];
 }
 
 export interface PlanBatch {
@@ -45,6 +50,16 @@ export function makeBatch(spec: PlanSpec, samples: PlanSample[]): PlanBatch {
       data.set(s.tabular, i * f);
     });
     inputs.tabular = tf.tensor(data, [n, f]);
+  }
+  if (hasSeveralHeads(spec)) {
+    // One column per head, primary first (heads.ts).
+    const h = 1 + spec.heads!.length;
+    const data = new Float32Array(n * h);
+    samples.forEach((s, i) => {
+      if (s.headTargets?.length !== h - 1) throw new Error(`plan ${spec.name}: sample ${i} needs a target for each of its ${h} heads`);
+      data.set([s.target, ...s.headTargets], i * h);
+    });
+    return { inputs, target: tf.tensor(data, [n, h], 'float32') };
   }
   const target =
     spec.loss.type === 'cross_entropy'

@@ -11,6 +11,7 @@ import { checkAugmentation } from './augment';
 import { fedbnIssues } from './fedbn';
 import { imageFolderIssues } from './image-folder-plan';
 import { metricIssues } from './metrics';
+import { headView, planHeads } from './heads';
 import { checkPreprocessing } from './preprocess';
 import { isGraphModel, MERGE_TYPES, PlanSpec } from './spec';
 
@@ -111,6 +112,13 @@ export interface PlanCheck {
   graph?: ResolvedGraph;
 }
 
+/** Each head's metrics against its loss and output. */
+function headMetricIssues(spec: PlanSpec, graph: ResolvedGraph): PlanIssue[] {
+  return planHeads(spec).flatMap((head, h) =>
+    metricIssues(headView(spec, head), graph.outputShapes[h], h === 0 ? ['metrics'] : ['heads', h - 1, 'metrics']),
+  );
+}
+
 /** Validates any value as a plan; never throws on bad input. */
 export function checkPlan(value: unknown): PlanCheck {
   const validate = schemaValidator();
@@ -120,7 +128,7 @@ export function checkPlan(value: unknown): PlanCheck {
   if (nodeIssues.length > 0) return { issues: nodeIssues };
   const preprocessingIssues = [...imageFolderIssues(spec), ...checkPreprocessing(spec), ...checkAugmentation(spec)];
   const { graph, issues } = resolveGraph(spec);
-  const all = [...preprocessingIssues, ...issues, ...(graph ? [...metricIssues(spec, graph.outputShape), ...fedbnIssues(spec, graph)] : [])];
+  const all = [...preprocessingIssues, ...issues, ...(graph ? [...headMetricIssues(spec, graph), ...fedbnIssues(spec, graph)] : [])];
   return all.length > 0 ? { issues: all } : { issues: [], graph };
 }
 

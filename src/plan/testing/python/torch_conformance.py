@@ -39,7 +39,7 @@ def fedbiomed_batch(batch):
         k = batch['slices']
         images = {m: image[:, i * k:(i + 1) * k] for i, m in enumerate(batch['modalities'])}
         columns = [tabular] if tabular is not None else []
-        demographics = torch.cat(columns + [target.float().view(-1, 1)], dim=1)
+        demographics = torch.cat(columns + [target.float().view(target.shape[0], -1)], dim=1)
         return [images, demographics], {}
     return tabular, target.float()
 
@@ -60,6 +60,8 @@ def run_case(case):
     with torch.no_grad():
         inputs, _ = plan._fbts_batch(data, target)
         output = plan.model()(**inputs)
+    if isinstance(output, tuple):  # several heads: side by side, as the TS model gives them
+        output = torch.cat([o.reshape(o.shape[0], -1) for o in output], dim=1)
     out['eval_output'] = write_raw(output, os.path.join(case['out_dir'], 'eval_output.bin'))
     out['metrics'] = plan.testing_batch(data, target)
     out['train_mode_after_testing'] = plan.model().training

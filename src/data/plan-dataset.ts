@@ -6,9 +6,10 @@
  * because every epoch revisits them.
  */
 import type { Batch, BatchSource } from '../engine/train';
-import type { PlanSpec } from '../plan/spec';
 import { DenseVolume, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
 import { makeBatch, PlanSample } from '../plan/batch';
+import { imageTarget, targetModalities } from '../plan/image-target';
+import { isImageTarget, PlanSpec } from '../plan/spec';
 import { augmentBatch, batchSeeds } from '../plan/augment';
 import { readCsv, rowRecord } from './csv';
 import { openDicomSite } from './dicom-site';
@@ -73,12 +74,10 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
   };
   const buildUnlabelled = (index: number): PlanSample => {
     const { volumes, row } = raw.load(index);
-    const made: PlanSample = { target: targetValue(spec, row) };
+    const made: PlanSample = { target: isImageTarget(spec.target) ? imageTarget(spec, denseVolumes(volumes, targetModalities(spec))) : targetValue(spec, row) };
     if (spec.inputs.tabular) made.tabular = tabularInput(spec, row);
     if (spec.inputs.image) {
-      const dense: Record<string, DenseVolume> = {};
-      for (const m of spec.inputs.image.modalities) if (volumes?.[m]) dense[m] = volumeToDense(volumes[m]);
-      made.image = imageInput(spec, dense);
+      made.image = imageInput(spec, denseVolumes(volumes, spec.inputs.image.modalities));
     }
     return made;
   };
@@ -90,7 +89,7 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
     const hit = cache.get(index);
     if (hit) return hit;
     const made = build(index);
-    const bytes = (made.image?.data.byteLength ?? 0) + (made.tabular?.byteLength ?? 0) + 8;
+    const bytes = (made.image?.data.byteLength ?? 0) + (made.tabular?.byteLength ?? 0) + (typeof made.target === 'number' ? 8 : made.target.data.byteLength);
     if (cached + bytes <= cacheLimit) {
       cache.set(index, made);
       cached += bytes;
@@ -115,7 +114,17 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
       };
     },
     targets(indices: number[]): Float32Array {
-      return Float32Array.from(indices, (i) => sample(i).target);
+      const picked = indices.map((i) => sample(i).target);
+      if (picked.every((t): t is number => typeof t === 'number')) return Float32Array.from(picked);
+      // Image targets: the samples' channels-first arrays one after the other.
+      const images = picked as DenseVolume[];
+      const out = new Float32Array(images.reduce((n, t) => n + t.data.length, 0));
+      let offset = 0;
+      for (const t of images) {
+        out.set(t.data, offset);
+        offset += t.data.length;
+      }
+      return out;
     },
   };
 }
@@ -136,7 +145,7 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
       const folder = openMedicalFolder(source.path, { tabularFile, indexCol });
       // Unreadable images are found before training: their subjects are skipped (logged) or the round fails.
       folder.scan(params['unreadable'] === 'fail' ? 'fail' : 'skip');
-      const modalities = spec.inputs.image?.modalities ?? [];
+      const modalities = [...new Set([...(spec.inputs.image?.modalities ?? []), ...targetModalities(spec)])];
       return {
         size: folder.subjects.length,
         issues: folder.issues,
@@ -147,6 +156,9 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
       };
     }
     case 'dicom': {
+      if (isImageTarget(spec.target)) {
+        throw new DataReadError(source.path, 'the plan has an image target (label maps per subject): register the data as a medical folder');
+      }
       const modalities = spec.inputs.image?.modalities ?? [];
       const site = openDicomSite(source.path, { clinicalCsv: tabularFile, indexColumn: indexCol, modalities, ...dicomSiteRuleOptions(params) });
       // Unreadable files are found before training: their patients are skipped (logged from `issues`) or the
@@ -167,6 +179,13 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
     default:
       throw new DataReadError(source.path, `dataset type "${source.dataType}" cannot feed a plan (csv, medical-folder, dicom)`);
   }
+}
+
+/** The named volumes in the pipeline's layout (a missing one is left out: the pipeline names it). */
+function denseVolumes(volumes: Record<string, Volume> | undefined, names: string[]): Record<string, DenseVolume> {
+  const dense: Record<string, DenseVolume> = {};
+  for (const m of names) if (volumes?.[m]) dense[m] = volumeToDense(volumes[m]);
+  return dense;
 }
 
 /**

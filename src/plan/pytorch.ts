@@ -18,10 +18,11 @@
 import { canonicalJson, sha256Hex } from './canonical';
 import { ResolvedGraph, ResolvedLayer } from './graph';
 import { isImageStep, oneHotColumns, storedImageRank, tabularFeatureIndex } from './preprocess';
+import { TORCH_TARGET_DATASET_LINES, torchTargetConstants, torchTargetHelpers } from './image-target';
 import { pyLiteral, pyNumber, pyString } from './python-literal';
 import { localParameterNamesOf } from './fedbn';
 import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
-import { MetricName, PlanSpec } from './spec';
+import { isImageTarget, MetricName, PlanSpec } from './spec';
 import { validatePlan } from './validate';
 import { dpGroupCount } from './dp-fix';
 
@@ -611,6 +612,7 @@ function dataHelpers(spec: PlanSpec): string {
   if (uses('mip')) text = replace(text, branchAnchor, `${MIP_BRANCH}${branchAnchor}`);
   if (uses('fill_missing')) text = fillMissingHelpers(text, replace);
   if (uses('one_hot_column')) text = oneHotHelpers(text, replace);
+  if (isImageTarget(spec.target)) text = torchTargetHelpers(text, replace);
   return text;
 }
 
@@ -704,7 +706,7 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
       '            root=self.dataset_path,',
       '            data_modalities=self.MODALITIES,',
       '            transform=transform,',
-      '            target_modalities=[],',
+      ...(isImageTarget(spec.target) ? TORCH_TARGET_DATASET_LINES : ['            target_modalities=[],']),
       '            demographics_transform=self._fbts_demographics,',
       '        )',
       '        return DataManager(dataset=dataset, shuffle=True)',
@@ -765,7 +767,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     `    IMAGE_SIZE = ${pyLiteral(spec.inputs.image?.size ?? [])}`,
     `    STORED_RANK = ${storedImageRank(spec)}`,
     `    TABULAR_COLUMNS = ${pyLiteral(spec.inputs.tabular?.columns ?? [])}`,
-    `    TARGET_COLUMN = ${pyString(spec.target.column)}`,
+    ...(isImageTarget(spec.target) ? torchTargetConstants(spec) : [`    TARGET_COLUMN = ${pyString(spec.target.column)}`]),
     `    IMAGE_STEPS = ${pyLiteral(imageSteps)}`,
     `    TABULAR_STEPS = ${pyLiteral(tabularSteps)}`,
     ...(Object.keys(fills).length > 0 ? [`    FILL_MISSING = ${pyLiteral(fills)}`] : []),

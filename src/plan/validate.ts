@@ -9,6 +9,7 @@ import { PlanIssue, PlanValidationError, pointerToPath } from './errors';
 import { resolveGraph, ResolvedGraph } from './graph';
 import { checkAugmentation } from './augment';
 import { fedbnIssues } from './fedbn';
+import { imageTargetIssues } from './image-target';
 import { metricIssues } from './metrics';
 import { checkPreprocessing } from './preprocess';
 import { isGraphModel, MERGE_TYPES, PlanSpec } from './spec';
@@ -119,7 +120,7 @@ export function checkPlan(value: unknown): PlanCheck {
   if (nodeIssues.length > 0) return { issues: nodeIssues };
   const preprocessingIssues = [...checkPreprocessing(spec), ...checkAugmentation(spec)];
   const { graph, issues } = resolveGraph(spec);
-  const all = [...preprocessingIssues, ...issues, ...(graph ? [...metricIssues(spec, graph.outputShape), ...fedbnIssues(spec, graph)] : [])];
+  const all = [...preprocessingIssues, ...issues, ...(graph ? [...metricIssues(spec, graph.outputShape), ...fedbnIssues(spec, graph), ...imageTargetIssues(spec, graph.outputShape)] : [])];
   return all.length > 0 ? { issues: all } : { issues: [], graph };
 }
 

@@ -192,7 +192,7 @@ function denseVolumes(volumes: Record<string, Volume> | undefined, names: string
  * A volume (x fastest) as the C-order array `[x, y, z]` the plan pipeline expects (torch's view of the stored array:
  * last axis fastest), i.e. transposed.
  */
-function volumeToDense(volume: Volume): DenseVolume {
+export function volumeToDense(volume: Volume): DenseVolume {
   const [dx, dy, dz] = volume.dims;
   const out = new Float32Array(dx * dy * dz);
   let o = 0;

@@ -21,8 +21,9 @@ import { isImageStep, needsWholeSample, oneHotColumns, storedImageRank, tabularF
 import { pyLiteral, pyNumber, pyString } from './python-literal';
 import { localParameterNamesOf } from './fedbn';
 import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
-import { LossSpec, MetricName, PlanSpec } from './spec';
+import { isImageTarget, LossSpec, MetricName, PlanSpec, TargetSpec } from './spec';
 import { hasSeveralHeads, headMetricKey, headView, lossWeight, planHeads } from './heads';
+import { TORCH_TARGET_DATASET_LINES, torchTargetConstants, torchTargetHelpers } from './image-target';
 import { validatePlan } from './validate';
 import { dpGroupCount } from './dp-fix';
 import { IMAGE_FOLDER_TRAINING_DATA, imageFolderHelpers, isImageFolderPlan } from './image-folder-plan';
@@ -626,6 +627,7 @@ ${tupleBatch}`);
   }
   if (isImageFolderPlan(spec)) text = imageFolderHelpers(text);
   if (hasSeveralHeads(spec)) text = severalHeadsDataHelpers(text, replace);
+  if (isImageTarget(spec.target)) text = torchTargetHelpers(text, replace);
   return text;
 }
 
@@ -830,6 +832,12 @@ function fillMissingHelpers(data: string, replace: Replace): string {
 `;
 }
 
+/** A head's target column (validation refuses image targets in plans with several heads). */
+function columnOf(target: TargetSpec): string {
+  if (isImageTarget(target)) throw new Error('internal: an image target in a plan with several heads');
+  return target.column;
+}
+
 function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
   if (isImageFolderPlan(spec)) return [...IMAGE_FOLDER_TRAINING_DATA];
   if (spec.inputs.image && needsWholeSample(spec)) {
@@ -887,7 +895,7 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
       '            root=self.dataset_path,',
       '            data_modalities=self.MODALITIES,',
       '            transform=transform,',
-      '            target_modalities=[],',
+      ...(isImageTarget(spec.target) ? TORCH_TARGET_DATASET_LINES : ['            target_modalities=[],']),
       '            demographics_transform=self._fbts_demographics,',
       '        )',
       '        return DataManager(dataset=dataset, shuffle=True)',
@@ -991,8 +999,10 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     `    IMAGE_SIZE = ${pyLiteral(spec.inputs.image?.size ?? [])}`,
     `    STORED_RANK = ${storedImageRank(spec)}`,
     `    TABULAR_COLUMNS = ${pyLiteral(spec.inputs.tabular?.columns ?? [])}`,
-    `    TARGET_COLUMN = ${pyString(spec.target.column)}`,
-    ...(hasSeveralHeads(spec) ? [`    TARGET_COLUMNS = ${pyLiteral(planHeads(spec).map((h) => h.target.column))}`] : []),
+    ...(isImageTarget(spec.target) ? torchTargetConstants(spec) : [
+      `    TARGET_COLUMN = ${pyString(spec.target.column)}`,
+      ...(hasSeveralHeads(spec) ? [`    TARGET_COLUMNS = ${pyLiteral(planHeads(spec).map((h) => columnOf(h.target)))}`] : []),
+    ]),
     `    IMAGE_STEPS = ${pyLiteral(imageSteps)}`,
     `    TABULAR_STEPS = ${pyLiteral(tabularSteps)}`,
     ...(Object.keys(fills).length > 0 ? [`    FILL_MISSING = ${pyLiteral(fills)}`] : []),

@@ -45,9 +45,34 @@ export interface PlanInputs {
   tabular?: TabularInputSpec;
 }
 
-export interface TargetSpec {
+export interface ColumnTargetSpec {
   /** Column holding the label (CSV column, or demographics column of a medical folder). */
   column: string;
+}
+
+/**
+ * One channel of an image target: 1 where the voxel of `modality` (a label map or a mask of the medical folder)
+ * holds one of `labels`, else 0.
+ */
+export interface ImageTargetChannel {
+  modality: string;
+  labels: number[];
+}
+
+/**
+ * An image target (image-to-image plans): one binary channel per entry, from modality volumes of the same subject,
+ * through the plan's spatial image steps (crop, center_crop, resize, select_slices, mip; intensity steps do not
+ * apply), so it lands on the network's grid: `[channels × slice count, ...inputs.image.size]`, channel index
+ * `c * sliceCount + s`. See src/plan/image-target.ts.
+ */
+export interface ImageTargetSpec {
+  channels: ImageTargetChannel[];
+}
+
+export type TargetSpec = ColumnTargetSpec | ImageTargetSpec;
+
+export function isImageTarget(target: TargetSpec): target is ImageTargetSpec {
+  return Array.isArray((target as ImageTargetSpec).channels);
 }
 
 export type SpatialParam = number | number[];

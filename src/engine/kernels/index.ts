@@ -11,7 +11,8 @@ import { loadNativeKernels } from '../native';
 import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { BIAS_RELU, BIAS_RELU_GRAD, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
 import { conv2DGradient } from './conv2d-gradient';
-import { nativeConvKernels, nativeConvSelfCheck, nativePerSampleFilterGradKernel, PER_SAMPLE_FILTER_GRAD } from './conv-native';
+import { nativeConvKernels, nativeConvSelfCheck } from './conv-native';
+import { DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, nativeDpKernels } from './dp-native';
 import { nativePoolKernels, nativePoolSelfCheck } from './pool-native';
 import { nativePerSampleSumKernel, nativeSumKernel, PER_SAMPLE_SUM } from './reduce-native';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-wasm';
@@ -105,13 +106,13 @@ export function useKernels(implementation: KernelImplementation): void {
       ...nativePoolKernels(native.kernels),
       nativeSumKernel(native.kernels, wasmSum),
       ...nativeBiasReluKernels(native.kernels),
-      nativePerSampleFilterGradKernel(native.kernels),
+      ...nativeDpKernels(native.kernels),
       nativePerSampleSumKernel(native.kernels),
     ].forEach(replaceKernel);
   } else {
     wasmKernels.forEach(replaceKernel);
     // Without them the biasRelu op (../fused.ts) composes add + relu, and per-sample filter gradients use slices.
-    for (const name of [BIAS_RELU, BIAS_RELU_GRAD, PER_SAMPLE_FILTER_GRAD, PER_SAMPLE_SUM]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
+    for (const name of [BIAS_RELU, BIAS_RELU_GRAD, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
   }
   inUse = implementation;
 }

@@ -24,6 +24,11 @@ export interface NativeKernels {
   biasReluBackward(dy: Float32Array, y: Float32Array, dx: Float32Array, dbias: Float32Array): void;
   /** out[c] = sum over rows r of x[r * out.length + c]. */
   sumLeadingAxes(x: Float32Array, out: Float32Array): void;
+  /** Differential privacy (dp.h): each sample's conv filter and bias gradient, and its squared norm over both. */
+  dpConvPerSample(geometry: Int32Array, x: Float32Array, dy: Float32Array, filterGrads: Float32Array,
+    biasGrads: Float32Array | null, normSq: Float32Array): void;
+  /** out[k] = sum over rows i of factors[i] * m[i * out.length + k] (clip-weighted sum over samples). */
+  dpWeightedRowSum(m: Float32Array, factors: Float32Array, out: Float32Array): void;
   /**
    * Threads every kernel call may use (work split by sample); results are deterministic per thread count.
    * `workPerThread`: the work (multiply-adds) that pays for one more thread, 2M by default; tests pass 1.
@@ -37,7 +42,7 @@ export type NativeLoad = { ok: true; kernels: NativeKernels; detail: string } | 
 export const NATIVE_ENV_VAR = 'FEDBIOMED_TS_NATIVE';
 /** The addon's FBTS_API_VERSION these sources were written for (addon.c). An addon left over from older sources
  *  (say, after a git pull without npm ci) is refused instead of failing mid-training on a missing function. */
-export const NATIVE_API_VERSION = 4;
+export const NATIVE_API_VERSION = 5;
 export const THREADS_ENV_VAR = 'FEDBIOMED_TS_THREADS';
 export const MAX_THREADS = 64;
 /** Where build.js puts the addon: beside these sources, which a compiled copy (dist/src/...) finds four levels up. */

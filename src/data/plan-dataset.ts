@@ -7,9 +7,10 @@
  * because every epoch revisits them.
  */
 import type { Batch, BatchSource } from '../engine/train';
-import type { PlanSpec } from '../plan/spec';
-import { DenseVolume, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
+import { DenseVolume, headTargetValues, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
 import { makeBatch, PlanSample } from '../plan/batch';
+import { imageTarget, targetModalities } from '../plan/image-target';
+import { isImageTarget, PlanSpec } from '../plan/spec';
 import { augmentBatch, batchSeeds } from '../plan/augment';
 import { readCsv, rowRecord } from './csv';
 import { openDicomSite } from './dicom-site';
@@ -23,6 +24,7 @@ import * as path from 'path';
 import { openImageFolder, pictureBands, readRgbImage } from './image-folder';
 import { IMAGE_FOLDER_TARGET, isImageFolderPlan } from '../plan/image-folder-plan';
 import type { Volume } from './volume';
+import { rasAffine } from './orientation';
 
 export interface PlanDataSource {
   dataType: string;
@@ -83,11 +85,11 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
   };
   const buildUnlabelled = (index: number): PlanSample => {
     const { volumes, pictures, row } = raw.load(index);
-    const made: PlanSample = { target: targetValue(spec, row) };
+    const made: PlanSample = { target: isImageTarget(spec.target) ? imageTarget(spec, denseVolumes(volumes, targetModalities(spec))) : targetValue(spec, row) };
+    if (spec.heads) made.headTargets = headTargetValues(spec, row);
     if (spec.inputs.tabular) made.tabular = tabularInput(spec, row);
     if (spec.inputs.image) {
-      const dense: Record<string, DenseVolume> = { ...pictures };
-      for (const m of spec.inputs.image.modalities) if (volumes?.[m]) dense[m] = volumeToDense(volumes[m]);
+      const dense: Record<string, DenseVolume> = { ...pictures, ...denseVolumes(volumes, spec.inputs.image.modalities) };
       made.image = imageInput(spec, dense);
     }
     return made;
@@ -100,7 +102,7 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
     const hit = cache.get(index);
     if (hit) return hit;
     const made = build(index);
-    const bytes = (made.image?.data.byteLength ?? 0) + (made.tabular?.byteLength ?? 0) + 8;
+    const bytes = (made.image?.data.byteLength ?? 0) + (made.tabular?.byteLength ?? 0) + (typeof made.target === 'number' ? 8 : made.target.data.byteLength);
     if (cached + bytes <= cacheLimit) {
       cache.set(index, made);
       cached += bytes;
@@ -125,7 +127,17 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
       };
     },
     targets(indices: number[]): Float32Array {
-      return Float32Array.from(indices, (i) => sample(i).target);
+      const picked = indices.map((i) => sample(i).target);
+      if (picked.every((t): t is number => typeof t === 'number')) return Float32Array.from(picked);
+      // Image targets: the samples' channels-first arrays one after the other.
+      const images = picked as DenseVolume[];
+      const out = new Float32Array(images.reduce((n, t) => n + t.data.length, 0));
+      let offset = 0;
+      for (const t of images) {
+        out.set(t.data, offset);
+        offset += t.data.length;
+      }
+      return out;
     },
   };
 }
@@ -153,7 +165,7 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
       const folder = openMedicalFolder(source.path, { tabularFile, indexCol, volumes: volumesParameter(params['volumes']) });
       // Unreadable images are found before training: their subjects are skipped (logged) or the round fails.
       folder.scan(params['unreadable'] === 'fail' ? 'fail' : 'skip');
-      const modalities = spec.inputs.image?.modalities ?? [];
+      const modalities = [...new Set([...(spec.inputs.image?.modalities ?? []), ...targetModalities(spec)])];
       const wanted = reference && !modalities.includes(reference) ? [...modalities, reference] : modalities;
       return {
         size: folder.subjects.length,
@@ -165,6 +177,9 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
       };
     }
     case 'dicom': {
+      if (isImageTarget(spec.target)) {
+        throw new DataReadError(source.path, 'the plan has an image target (label maps per subject): register the data as a medical folder');
+      }
       const modalities = spec.inputs.image?.modalities ?? [];
       const site = openDicomSite(source.path, { clinicalCsv: tabularFile, indexColumn: indexCol, modalities, ...dicomSiteRuleOptions(params) });
       // Unreadable files are found before training: their patients are skipped (logged from `issues`) or the
@@ -241,11 +256,18 @@ function checkSameFrameOfReference(series: Record<string, DicomSeries>, referenc
   }
 }
 
+/** The named volumes in the pipeline's layout (a missing one is left out: the pipeline names it). */
+function denseVolumes(volumes: Record<string, Volume> | undefined, names: string[]): Record<string, DenseVolume> {
+  const dense: Record<string, DenseVolume> = {};
+  for (const m of names) if (volumes?.[m]) dense[m] = volumeToDense(volumes[m]);
+  return dense;
+}
+
 /**
  * A volume (x fastest) as the C-order array `[x, y, z]` the plan pipeline expects (torch's view of the stored array:
  * last axis fastest), i.e. transposed.
  */
-function volumeToDense(volume: Volume): DenseVolume {
+export function volumeToDense(volume: Volume): DenseVolume {
   const [dx, dy, dz] = volume.dims;
   const out = new Float32Array(dx * dy * dz);
   let o = 0;
@@ -254,5 +276,6 @@ function volumeToDense(volume: Volume): DenseVolume {
       for (let z = 0; z < dz; z++) out[o++] = volume.data[x + dx * (y + dy * z)];
     }
   }
-  return { shape: [dx, dy, dz], data: out };
+  // The RAS affine of these (x, y, z) axes: what the plan's resample step reads.
+  return { shape: [dx, dy, dz], data: out, affine: rasAffine(volume) };
 }

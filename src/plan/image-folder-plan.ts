@@ -11,7 +11,7 @@
  */
 import { PlanIssue } from './errors';
 import { storedImageRank } from './preprocess';
-import { PlanSpec } from './spec';
+import { isImageTarget, PlanSpec } from './spec';
 
 /** PIL band names an image-folder plan may ask for. */
 const IMAGE_FOLDER_BANDS: readonly string[] = ['R', 'G', 'B', 'L'];
@@ -37,7 +37,7 @@ export function imageFolderIssues(spec: PlanSpec): PlanIssue[] {
     issues.push({ path: 'preprocessing', message: 'select_slices and mip need 3-D volumes; an image folder holds 2-D pictures' });
   }
   if (spec.inputs.tabular) issues.push({ path: 'inputs.tabular', message: 'an image folder has no tabular columns' });
-  if (spec.target.column !== IMAGE_FOLDER_TARGET) {
+  if (isImageTarget(spec.target) || spec.target.column !== IMAGE_FOLDER_TARGET) {
     issues.push({ path: 'target.column', message: `must be '${IMAGE_FOLDER_TARGET}' for an image folder (the class index of the picture's sub-folder)` });
   }
   return issues;

@@ -167,6 +167,9 @@ test('image-folder plans refuse what a picture cannot give, naming the field', (
     .toContain('inputs.tabular: an image folder has no tabular columns');
   expect(paths({ ...base, inputs: { image: { ...base.inputs.image, source: 'dicom' } } }))
     .toEqual(['inputs.image.source: must be one of "image_folder"']);
+  expect(paths({ ...base, preprocessing: [{ op: 'crop_around', modality: 'G', center: 'brightest', size: [12, 10] }] }))
+    .toContain('preprocessing: resample and crop_around need volumes with their geometry; an image folder holds 2-D pictures');
+  expect(() => generateTorchPlan(rgbPlan(), { fedbiomed: 'v6' })).toThrow(/image-folder plans are generated for Fed-BioMed v4.5 only/);
 });
 
 test('a plan and a dataset of different kinds are refused with the reason', () => {

@@ -29,7 +29,7 @@ export interface DatasetRegistryInfo {
 export interface DatasetParameters {
   tabular_file?: string;
   index_col?: number | string;
-  /** dicom: a round skips patients with unreadable files ('skip', default) or fails ('fail'). */
+  /** dicom, medical-folder, images: a round skips patients (pictures) with unreadable files ('skip', default) or fails ('fail'). */
   unreadable?: 'skip' | 'fail';
   /** dicom: the operator's series -> role rules (default: the four MRI names and RTDOSE). */
   series_rules?: SeriesRule[];

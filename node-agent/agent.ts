@@ -319,7 +319,7 @@ export class NodeAgent {
     this.connectionWaiters.splice(0).forEach((wake) => wake());
     this.queue?.stop();
     // A round in progress ends now (its task stays queued for the next start), whatever the engine is doing.
-    this.trainer.stop('the node is stopping');
+    this.trainer.stop('the node is shutting down');
     const transport = this.transport;
     // Every step is bounded: a node must stop within seconds whatever the network or the running round do.
     if (transport && reason === 'signal') {

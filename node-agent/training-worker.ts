@@ -123,7 +123,7 @@ export class TrainingWorker {
 
   /** Ends the worker (the dataset it kept goes with it); the next round starts a fresh one. */
   async close(): Promise<void> {
-    this.stop('the node is stopping');
+    this.stop('the node is shutting down');
   }
 
   private start(): Worker {

@@ -17,7 +17,7 @@ import {
   answerApproval, answerList, answerPing, answerPlanStatus, answerSearch, answerSecagg, answerSecaggDelete,
   RequestContext,
 } from './requests';
-import { TrainingWorker } from './training-worker';
+import { TrainingStopped, TrainingWorker } from './training-worker';
 import { executeTrainRequest, failedTrainReply, RoundContext } from './round';
 import type { QueuedTask } from './task-queue';
 import { acquireNodeLock, type NodeLock } from './lock';
@@ -159,6 +159,10 @@ export class NodeAgent {
       execute: (req) => this.train(req),
       onError: (err) => this.log.error(`train task failed: ${(err as Error).message}`),
       onInterrupted: (task) => this.answerInterrupted(task),
+    });
+    // The training engine starts now, in its worker, rather than at the first round (it takes seconds).
+    this.trainer.ready().catch((err: unknown) => {
+      if (!(err instanceof TrainingStopped)) this.log.warning(`${(err as Error).message}; tried again at the next round`);
     });
     this.log.info('Starting task manager');
     if (this.queue.pending > 0) this.log.info(`${this.queue.pending} train request(s) left from the previous run`);

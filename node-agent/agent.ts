@@ -161,14 +161,25 @@ export class NodeAgent {
       onInterrupted: (task) => this.answerInterrupted(task),
     });
     // The training engine starts now, in its worker, rather than at the first round (it takes seconds).
-    this.trainer.ready().catch((err: unknown) => {
-      if (!(err instanceof TrainingStopped)) this.log.warning(`${(err as Error).message}; tried again at the next round`);
-    });
+    this.prepareTraining();
     this.log.info('Starting task manager');
     if (this.queue.pending > 0) this.log.info(`${this.queue.pending} train request(s) left from the previous run`);
     this.queue.start();
     this.log.info(`Node ${config.nodeId} ready: ${transport.description}, approval ${config.approval ? 'on' : 'off'}, ` +
       `${this.stores.datasets.list().length} dataset(s)`);
+  }
+
+  /** Starts the training worker if there is none (at start, and after a round that ended it), in the background. */
+  private prepareTraining(): void {
+    if (this.stopRequested) return;
+    this.trainer.ready().catch((err: unknown) => {
+      if (!(err instanceof TrainingStopped)) this.log.warning(`${(err as Error).message}; tried again at the next round`);
+    });
+  }
+
+  /** Resolves once the training engine is ready (a node starts it when it starts, and again after a round ended it). */
+  async trainingEngineReady(): Promise<void> {
+    await this.trainer.ready();
   }
 
   private requestContext(): RequestContext {
@@ -264,6 +275,9 @@ export class NodeAgent {
       }
     } finally {
       this.status?.roundEnded();
+      // A round that overran, crashed or outgrew its memory ended its worker: the next one starts now, not when
+      // the next request comes.
+      this.prepareTraining();
     }
   }
 

@@ -54,6 +54,8 @@ export class TrainingWorker {
   private worker: Worker | undefined;
   private starting: Promise<Worker> | undefined;
   private running: RunningRound | undefined;
+  /** The worker's backend and kernels as its engine described them when it started (`name: reason`). */
+  engineDescription: string | undefined;
   /** Ends a worker start in progress (stop() during a start). */
   private abortStart: ((err: Error) => void) | undefined;
 
@@ -186,8 +188,12 @@ export class TrainingWorker {
       const failed = (why: string) => end(new RoundFailure(`Training failed: the training engine did not start (${why})`));
       const onMessage = (message: FromTrainingWorker) => {
         if (message.type !== 'ready') return;
-        if (message.error !== undefined) failed(message.error);
-        else end();
+        if (message.error !== undefined) {
+          failed(message.error);
+          return;
+        }
+        this.engineDescription = message.engine;
+        end();
       };
       const onError = (err: Error) => failed(`${err.name}: ${err.message.split('\n')[0]}`);
       const onExit = (code: number) => failed(`exit code ${code}`);

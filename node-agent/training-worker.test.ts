@@ -113,3 +113,19 @@ test('stop ends a long round at once, and the worker trains again afterwards', a
   expect(err).toBeInstanceOf(TrainingStopped);
   expect((await worker.run(job(mlpPlan(), 2), () => undefined)).trainSize).toBe(160);
 });
+
+test('a worker that runs out of its JavaScript heap fails that round with a plain reason; the next round trains', async () => {
+  // A 64 MB heap and a 30 MB CSV: reading it (text, lines, cells) needs several times that in JavaScript objects.
+  const small = new TrainingWorker({ maxRoundMemoryMb: 8192, heapMb: 64 });
+  const big = path.join(dir, 'big.csv');
+  const row = '1.25,2.5,0,0.75,1\n';
+  fs.writeFileSync(big, 'f0,f1,f2,f3,label\n' + row.repeat(Math.ceil(30e6 / row.length)));
+  try {
+    const oversized = { ...job(reluPlan(), 1), dataset: { ...dataset, path: big } };
+    await expect(small.run(oversized, () => undefined)).rejects.toThrow(
+      /^Training stopped: the round ran out of its JavaScript heap limit of 64 MB \(limits.max_round_memory_mb\)/);
+    expect((await small.run(job(reluPlan(), 2), () => undefined)).trainSize).toBe(160);
+  } finally {
+    await small.close();
+  }
+});

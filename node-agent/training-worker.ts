@@ -41,6 +41,8 @@ const MB = 1024 * 1024;
 export interface TrainingWorkerOptions {
   /** Memory a round may add to the node process (resident set), MB; also the worker's JavaScript heap limit. */
   maxRoundMemoryMb: number;
+  /** The worker's JavaScript heap limit when it should differ from `maxRoundMemoryMb` (tests), MB. */
+  heapMb?: number;
 }
 
 /** Why a running round was ended from outside (stop signal, round deadline). */
@@ -112,7 +114,7 @@ export class TrainingWorker {
       const onError = (err: Error & { code?: string }) => {
         this.discard(worker);
         round.settle({ error: new RoundFailure(err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-          ? `Training stopped: the round ran out of its JavaScript heap limit of ${capMb} MB ` +
+          ? `Training stopped: the round ran out of its JavaScript heap limit of ${this.options.heapMb ?? capMb} MB ` +
             '(limits.max_round_memory_mb); the plan or its data are too large for this node'
           : `Training failed: the training worker crashed (${err.name}: ${err.message.split('\n')[0]})`) });
       };
@@ -159,7 +161,7 @@ export class TrainingWorker {
       workerData: {
         service: path.join(__dirname, `training-worker-service${ext === '.ts' ? '.ts' : '.js'}`),
       },
-      resourceLimits: { maxOldGenerationSizeMb: Math.max(64, this.options.maxRoundMemoryMb) },
+      resourceLimits: { maxOldGenerationSizeMb: Math.max(32, this.options.heapMb ?? this.options.maxRoundMemoryMb) },
       // The engine's and libraries' own prints are not the node's log: drained and dropped.
       stdout: true,
       stderr: true,

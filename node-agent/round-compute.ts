@@ -137,7 +137,7 @@ export async function computeRound(job: RoundJob, io: RoundComputeIo): Promise<R
       seed,
       fedproxMu: t.fedproxMu,
       ...(t.dp ? { dp: t.dp } : {}),
-      shouldStop: io.shouldStop,
+      shouldStop: () => io.shouldStop(),
       onProgress: (p) => io.emit({ type: 'scalar', fields: { train: true, test: false, test_on_local_updates: false,
         test_on_global_updates: false, metric: { Loss: p.loss }, epoch: p.epoch, total_samples: p.samplesMax,
         batch_samples: p.batchSamples, num_batches: p.iterationMax, num_samples_trained: p.samplesSeen,

@@ -12,7 +12,7 @@ import { makeLoss } from '../engine/losses';
 import { binaryConfusion, precisionRecallF1, rocAuc, specificity } from '../engine/metrics';
 import { formatPath, PlanIssue } from './errors';
 import { engineLoss } from './training';
-import { MetricName, PlanSpec } from './spec';
+import { LossSpec, MetricName, PlanSpec } from './spec';
 import type { Shape } from './graph';
 
 export const METRIC_WIRE_NAMES: Record<MetricName, string> = {
@@ -43,7 +43,7 @@ export function metricIssues(spec: PlanSpec, outputShape: Shape): PlanIssue[] {
   const issues: PlanIssue[] = [];
   spec.metrics.forEach((metric, i) => {
     const path = formatPath(['metrics', i]);
-    if (CLASSIFICATION_METRICS.has(metric) && spec.loss.type === 'mse') issues.push({ path, message: `${metric} needs a classification loss (bce or cross_entropy), the plan uses mse` });
+    if (CLASSIFICATION_METRICS.has(metric) && (spec.loss.type === 'mse' || spec.loss.type === 'l1')) issues.push({ path, message: `${metric} needs a classification loss (bce or cross_entropy), the plan uses ${spec.loss.type}` });
     else if (BINARY_ONLY.has(metric) && !isBinaryTask(spec, outputShape)) {
       issues.push({ path, message: `${metric} needs a binary task (bce, or cross_entropy over 2 classes); the output has ${outputShape[0]} classes` });
     }
@@ -173,6 +173,16 @@ function predictedClass(spec: PlanSpec, output: tf.Tensor): tf.Tensor {
     case 'cross_entropy':
       return tf.cast(tf.argMax(output, 1), 'float32');
     case 'mse':
+    case 'l1':
       return tf.reshape(output, [-1]);
+    case 'soft_dice':
+    case 'weighted':
+      return tf.cast(tf.greaterEqual(tf.reshape(output, [-1]), outputsLogits(spec.loss) ? 0 : 0.5), 'float32');
   }
+}
+
+/** Whether a mask loss reads logits (threshold 0) or probabilities (0.5): a weighted sum by its first term. */
+export function outputsLogits(loss: LossSpec): boolean {
+  if (loss.type === 'weighted') return loss.terms !== undefined && loss.terms.length > 0 && outputsLogits(loss.terms[0].loss);
+  return loss.type === 'focal' || Boolean(loss.fromLogits);
 }

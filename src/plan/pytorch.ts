@@ -18,10 +18,11 @@
 import { canonicalJson, sha256Hex } from './canonical';
 import { ResolvedGraph, ResolvedLayer } from './graph';
 import { isImageStep, oneHotColumns, storedImageRank, tabularFeatureIndex } from './preprocess';
+import { torchImageLoss } from './image-losses';
 import { TORCH_TARGET_DATASET_LINES, torchTargetConstants, torchTargetHelpers } from './image-target';
 import { pyLiteral, pyNumber, pyString } from './python-literal';
 import { localParameterNamesOf } from './fedbn';
-import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
+import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES, outputsLogits } from './metrics';
 import { isImageTarget, MetricName, PlanSpec } from './spec';
 import { validatePlan } from './validate';
 import { dpGroupCount } from './dp-fix';
@@ -203,6 +204,10 @@ function lossExpression(spec: PlanSpec): string {
     }
     case 'mse':
       return 'F.mse_loss(output, y.float().view_as(output))';
+    case 'l1':
+    case 'soft_dice':
+    case 'weighted':
+      return torchImageLoss(spec.loss, 'output', 'y.float().view_as(output)');
   }
 }
 
@@ -215,7 +220,11 @@ function predictionExpression(spec: PlanSpec): string {
     case 'cross_entropy':
       return 'output.argmax(dim=1)';
     case 'mse':
+    case 'l1':
       return 'output.view(-1)';
+    case 'soft_dice':
+    case 'weighted':
+      return `(output.view(-1) >= ${outputsLogits(spec.loss) ? '0.0' : '0.5'}).long()`;
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * `fedbiomed-ts demo …`: the end-to-end glioblastoma demo and its data generator.
  *
- *   fedbiomed-ts demo [--quick] [--out DIR] [--seed S] [--rounds N] [--dp local|central --sigma S --clip C [--dp-sweep S1,S2]]
+ *   fedbiomed-ts demo [--quick] [--task responder|evolution] [--out DIR] [--seed S] [--rounds N] [--dp local|central --sigma S --clip C [--dp-sweep S1,S2]]
  *   fedbiomed-ts demo data --out DIR [--seed S] [--quick]
  */
 import type { Command } from 'commander';
@@ -38,7 +38,7 @@ export function register(program: Command): void {
     .option('--sigma <x>', 'DP noise multiplier (with --dp)')
     .option('--clip <x>', 'DP per-sample clipping norm (with --dp)')
     .option('--dp-sweep <list>', 'extra noise multipliers, e.g. 0.5,2: one more federated run each, for the epsilon vs AUC table')
-    .option('--task <task>', "'responder' (default) or 'evolution' (post-treatment tumour under each RT technique)")
+    .option('--task <task>', "only 'responder' (response classification) or only 'evolution' (post-treatment tumour under each RT technique); default both, the evolution part in its quick configuration")
     .action(async (opts: DemoFlags) => {
       if (opts.task === 'evolution') {
         const { runEvolutionDemo } = await import('./glioblastoma/evolution-demo');
@@ -49,7 +49,7 @@ export function register(program: Command): void {
       const { runDemo, DEFAULT_OUT_DIR } = await import('./glioblastoma/demo');
       const { demoDp } = await import('./glioblastoma/dp');
       await runDemo({ outDir: opts.out ?? DEFAULT_OUT_DIR, quick: opts.quick, seed: opts.seed, rounds: opts.rounds,
-        dp: demoDp(opts) });
+        dp: demoDp(opts), evolution: opts.task === undefined });
     });
   demo
     .command('data')

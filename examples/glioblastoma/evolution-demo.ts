@@ -69,9 +69,10 @@ export function evolutionPlan(config: Pick<EvolutionDemoConfig, 'volumeSize' | '
     inputs: { image: { modalities: [...EVOLUTION_INPUTS], dims: 2, size }, tabular: { columns: ['rt_type'] } },
     target: { channels: EVOLUTION_CHANNELS },
     preprocessing: evolutionPreprocessing(config.volumeSize),
-    // Logits out (BCEWithLogits: stable where a sigmoid saturates); a mask pixel is set when its logit is > 0.
+    // Logits out (stable where a sigmoid saturates); a mask pixel is set when its logit is > 0. BCE alone lets the
+    // rare masks (radiation injury, small cores) vanish; soft Dice per channel keeps each one in the balance.
     model: unet({ size, baseChannels: config.baseChannels, depth: 2, outChannels: EVOLUTION_CHANNELS.length, condition: 'tabular' }),
-    loss: { type: 'bce', fromLogits: true },
+    loss: { type: 'weighted', terms: [{ weight: 1, loss: { type: 'bce', fromLogits: true } }, { weight: 1, loss: { type: 'soft_dice', fromLogits: true } }] },
     optimizer: { type: 'adam', lr: 1e-2 },
   });
 }

@@ -12,7 +12,8 @@ import { validatePlan } from '../../src/plan/validate';
 import { initBackend, openPlanDataset } from 'fedbiomed-ts';
 import { CohortSummary, generateCohort } from './cohort';
 import { CHANNEL, EVOLUTION_DATASET, EVOLUTION_INPUTS, HeldOutPatient, loadHeldOut } from './evolution-data';
-import { evolutionPlan } from './evolution-demo';
+import { counterfactualCheck, evolutionPlan } from './evolution-demo';
+import { RT_TYPES, RtType } from './sites';
 import { renderPanel } from './evolution-panels';
 import { drawText, textWidth } from './bitmap-font';
 
@@ -104,4 +105,22 @@ test('the bitmap font draws known glyphs and a box for unknown ones', () => {
   expect([0, 1, 2, 3, 4].map((x) => on(x, 0))).toEqual([false, true, true, true, false]); // I's top bar
   expect([6, 7, 8, 9, 10].every((x) => on(x, 0) && on(x, 6))).toBe(true); // the box
   expect(textWidth('AB', 2)).toBe(22);
+});
+
+test('the counterfactual check: the generative model\'s own follow-ups pass it, the techniques swapped fail it', () => {
+  // A perfect predictor (each technique's simulated follow-up) must show both directions; one that mixes the
+  // techniques up (carbon's follow-up given for conventional RT and back, proton's and conventional's likewise) not.
+  const targets = (rt: RtType): Float32Array[] => heldOut.map((p) => {
+    const t = p.cases.find((c) => c.rt === rt)!.sample.target;
+    if (typeof t === 'number') throw new Error('expected an image target');
+    return t.data;
+  });
+  const oracle = new Map(RT_TYPES.map((rt) => [rt, targets(rt)]));
+  const good = counterfactualCheck(spec, oracle, heldOut);
+  expect(good.directionsHold).toBe(true);
+  expect(good.carbonCoreNoLarger).toBe(1);
+  expect(good.predicted).toEqual(good.real);
+  const swapped = new Map<RtType, Float32Array[]>([['conventional', targets('carbon')], ['carbon', targets('conventional')], ['proton', targets('conventional')]]);
+  const bad = counterfactualCheck(spec, swapped, heldOut);
+  expect(bad.directionsHold).toBe(false);
 });

@@ -151,11 +151,20 @@ export interface CounterfactualCheck {
   directionsHold: boolean;
 }
 
+const caseOf = (p: HeldOutPatient, rt: RtType): HeldOutPatient['cases'][number] => p.cases.find((c) => c.rt === rt)!;
+
 /** Predictions of every held-out patient under the three techniques: the "what if" the clinicians ask. */
-export function counterfactualCheck(spec: PlanSpec, weights: Record<string, TorchTensor>, heldOut: HeldOutPatient[]): { check: CounterfactualCheck; predictions: Map<RtType, Float32Array[]> } {
+export function counterfactualPredictions(spec: PlanSpec, weights: Record<string, TorchTensor>, heldOut: HeldOutPatient[]): Map<RtType, Float32Array[]> {
+  return new Map(RT_TYPES.map((rt) => [rt, predictMasks(spec, weights, heldOut.map((p) => caseOf(p, rt).sample))] as const));
+}
+
+/**
+ * The counterfactual predictions (masks per technique, channels first, in `heldOut` order) against the generative
+ * model: its simulated follow-up under each technique, and its two directions (carbon ions shrink the necrotic core
+ * more than conventional RT; proton therapy injures less healthy brain than conventional RT).
+ */
+export function counterfactualCheck(spec: PlanSpec, predictions: Map<RtType, Float32Array[]>, heldOut: HeldOutPatient[]): CounterfactualCheck {
   const pixels = spec.inputs.image!.size.reduce((a, b) => a * b, 1);
-  const caseOf = (p: HeldOutPatient, rt: RtType) => p.cases.find((c) => c.rt === rt)!;
-  const predictions = new Map(RT_TYPES.map((rt) => [rt, predictMasks(spec, weights, heldOut.map((p) => caseOf(p, rt).sample))] as const));
   const areas = (rt: RtType, channel: number, source: 'predicted' | 'real'): number[] => heldOut.map((p, k) =>
     area(channelOf(source === 'predicted' ? predictions.get(rt)![k] : targetOf(caseOf(p, rt).sample), channel, pixels)));
   const summary = (source: 'predicted' | 'real') => Object.fromEntries(RT_TYPES.map((rt) => [rt, {
@@ -163,7 +172,7 @@ export function counterfactualCheck(spec: PlanSpec, weights: Record<string, Torc
   }])) as Record<RtType, { necrosis: number; injury: number; tumour: number }>;
   const share = (a: number[], b: number[]): number => a.filter((v, i) => v <= b[i]).length / Math.max(1, a.length);
   const predicted = summary('predicted');
-  const check: CounterfactualCheck = {
+  return {
     predicted, real: summary('real'),
     diceByRt: Object.fromEntries(RT_TYPES.map((rt) => [rt, mean(heldOut.map((p, k) =>
       maskDice(channelOf(predictions.get(rt)![k], CHANNEL.tumour, pixels), channelOf(targetOf(caseOf(p, rt).sample), CHANNEL.tumour, pixels))))])) as Record<RtType, number>,
@@ -171,7 +180,6 @@ export function counterfactualCheck(spec: PlanSpec, weights: Record<string, Torc
     protonInjuryNoLarger: share(areas('proton', CHANNEL.injury, 'predicted'), areas('conventional', CHANNEL.injury, 'predicted')),
     directionsHold: predicted.carbon.necrosis < predicted.conventional.necrosis && predicted.proton.injury < predicted.conventional.injury,
   };
-  return { check, predictions };
 }
 
 function changeText(after: ArrayLike<number>, before: ArrayLike<number>): string {
@@ -338,7 +346,8 @@ export async function runEvolutionDemo(options: EvolutionDemoOptions): Promise<E
   for (const [name, s] of Object.entries(scores)) {
     print(`${name.padEnd(16)} ${s.dice.toFixed(3)}  ${s.changeError.toFixed(3)}        ${s.sensitivity.toFixed(2)}   ${s.specificity.toFixed(2)}   ${s.auc.toFixed(3)}`);
   }
-  const { check, predictions } = counterfactualCheck(spec, federated.weights, heldOut);
+  const predictions = counterfactualPredictions(spec, federated.weights, heldOut);
+  const check = counterfactualCheck(spec, predictions, heldOut);
   print('');
   print('Counterfactuals (federated model, every held-out patient under each technique; areas in grid pixels):');
   for (const rt of RT_TYPES) {

@@ -1,7 +1,8 @@
 /**
  * The evolution demo's parts, on a tiny cohort (the whole demo runs with `npm run demo -- --task evolution`): what a
  * centre's node reads from its medical folder through the plan (inputs and the follow-up target), the held-out
- * patients under the three techniques, the plan and its generated PyTorch, the labelled PNG panels.
+ * patients under the three techniques, the plan and its generated PyTorch, the labelled PNG panels, the
+ * counterfactual check, and two FedAvg rounds over the embedded network with a TS node per centre.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -9,10 +10,13 @@ import * as path from 'path';
 import { decodePng } from '../../src/data/png';
 import { generateTorchPlan } from '../../src/plan/pytorch';
 import { validatePlan } from '../../src/plan/validate';
-import { initBackend, openPlanDataset } from 'fedbiomed-ts';
+import { initBackend, initialWeights, openPlanDataset, startEmbeddedNetwork } from 'fedbiomed-ts';
+import { Writable } from 'stream';
 import { CohortSummary, generateCohort } from './cohort';
-import { CHANNEL, EVOLUTION_DATASET, EVOLUTION_INPUTS, HeldOutPatient, loadHeldOut } from './evolution-data';
-import { counterfactualCheck, evolutionPlan } from './evolution-demo';
+import { CHANNEL, EVOLUTION_DATASET, EVOLUTION_INPUTS, EVOLUTION_TAGS, HeldOutPatient, loadHeldOut } from './evolution-data';
+import { counterfactualCheck, evolutionPlan, scoreModel } from './evolution-demo';
+import { runFederated } from './federated';
+import { startHospitals, stopHospitals } from './hospitals';
 import { RT_TYPES, RtType } from './sites';
 import { renderPanel } from './evolution-panels';
 import { drawText, textWidth } from './bitmap-font';
@@ -124,3 +128,34 @@ test('the counterfactual check: the generative model\'s own follow-ups pass it, 
   const bad = counterfactualCheck(spec, swapped, heldOut);
   expect(bad.directionsHold).toBe(false);
 });
+
+test('FedAvg over the embedded network: each centre\'s TS node trains the image-target plan on its own folder, approval on', async () => {
+  const network = await startEmbeddedNetwork({ mqttPort: 0, httpPort: 0, dataDir: path.join(root, 'network') });
+  const lines: string[] = [];
+  const out = new Writable({ write: (chunk: Buffer, _encoding, done) => { lines.push(String(chunk)); done(); } });
+  try {
+    const hospitals = await startHospitals(network, path.join(root, 'cohort'), cohort, path.join(root, 'nodes'), EVOLUTION_DATASET);
+    try {
+      const result = await runFederated({
+        spec, network, hospitals, rounds: 2, epochsPerRound: 1, batchSize: 2, seed: 7, out,
+        heldOutScore: (weights) => scoreModel(spec, weights, heldOut).dice, scoreName: 'Dice', tags: EVOLUTION_TAGS,
+      });
+      expect(result.rounds.map((r) => r.round)).toEqual([1, 2]);
+      for (const r of result.rounds) expect(r.heldOutScore).toBeGreaterThanOrEqual(0);
+      expect(lines.join('')).toMatch(/approves it/);
+      // Every node trained: the aggregate moved away from the round-0 weights, and stayed finite.
+      const start = initialWeights(spec, 7);
+      let moved = 0;
+      for (const [name, t] of Object.entries(result.weights)) {
+        const a = t.data as Float32Array;
+        const b = start[name].data as Float32Array;
+        a.forEach((v, i) => { expect(Number.isFinite(v)).toBe(true); moved = Math.max(moved, Math.abs(v - b[i])); });
+      }
+      expect(moved).toBeGreaterThan(1e-3);
+    } finally {
+      await stopHospitals(hospitals);
+    }
+  } finally {
+    await network.close();
+  }
+}, 120000);

@@ -121,7 +121,8 @@ test('weighted row sum: the hand-computed clip-weighted sum, over whole vectors 
 describe('malformed calls are errors that name the problem, and leave the outputs untouched', () => {
   const g = geometry(2, [1, 3, 3], 1, [1, 2, 2], 1, [1, 1, 1]);
   const f = (n: number) => new Float32Array(n);
-  const perSample = addon().dpConvPerSample as unknown as (...a: unknown[]) => void;
+  // Called with arguments of any type, as JavaScript could.
+  const perSample = (...a: unknown[]) => (addon().dpConvPerSample as unknown as (...b: unknown[]) => void)(...a);
   const cases: Array<[string, () => void, RegExp]> = [
     ['five arguments', () => perSample(g, f(18), f(8), f(8), f(2)), /expected \(geometry, x, dy, filterGrads, biasGrads or null, normSq\)/],
     ['a short geometry', () => perSample(g.subarray(1), f(18), f(8), f(8), f(2), f(2)), /Int32Array of 21 fields/],

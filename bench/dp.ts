@@ -14,7 +14,8 @@
  * thread count (ours: every core this process may use, or FEDBIOMED_TS_THREADS; PyTorch: its default, one per core);
  * `--threads-only 1` skips the second run.
  * Last line: RESULT dp_overhead=<our DP epoch / our non-DP epoch> torch_ratio=<our DP epoch / PyTorch per-sample DP
- * epoch>, both on 1 thread each, then torch_ratio_default_threads=<the same ratio at both defaults>.
+ * epoch>, both on 1 thread each, torch_cpu_ratio=<the same in CPU time>, then torch_ratio_default_threads=<the wall
+ * ratio at both defaults>.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/engine/backend';
@@ -197,12 +198,12 @@ export async function main(args: string[]): Promise<void> {
     const torchRatio = worker ? median(run.dp.wall) / median(run.torchDp.wall) : NaN;
     const cpuRatio = worker ? median(run.dp.cpu) / median(run.torchDp.cpu) : NaN;
     if (worker) console.log(`our DP epoch / PyTorch's: ${torchRatio.toFixed(2)} wall, ${cpuRatio.toFixed(2)} CPU time`);
-    return { overhead: median(run.dp.wall) / median(run.plain.wall), torchRatio };
+    return { overhead: median(run.dp.wall) / median(run.plain.wall), torchRatio, cpuRatio };
   });
   const fmt = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? 'NA' : v.toFixed(2));
   console.log(`\ndp_overhead and torch_ratio below: 1 thread each (like for like); torch_ratio_default_threads: ` +
     `ours ${threads(runs[runs.length - 1].ourThreads)}, PyTorch ${threads(runs[runs.length - 1].torchThreads)}`);
-  console.log(`RESULT dp_overhead=${fmt(ratios[0].overhead)} torch_ratio=${fmt(ratios[0].torchRatio)}` +
+  console.log(`RESULT dp_overhead=${fmt(ratios[0].overhead)} torch_ratio=${fmt(ratios[0].torchRatio)} torch_cpu_ratio=${fmt(ratios[0].cpuRatio)}` +
     (runs.length > 1 ? ` torch_ratio_default_threads=${fmt(ratios[1].torchRatio)}` : ''));
   await tf.ready();
 }

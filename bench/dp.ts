@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- dp [--epochs N] [--no-torch]`
+ * `npm run bench -- dp [--epochs N (9)] [--one-thread] [--no-torch]`
  *
  * The reference CNN (bench/train-models.ts: 4x128x128 input, three conv+ReLU, max pools, global average pool,
  * dense + sigmoid, BCE, Adam), written as a plan so that the DP engine can tap its layers, trained for whole
@@ -12,7 +12,7 @@
  * time each used (process CPU for ours, time.process_time for PyTorch: less sensitive to a loaded machine).
  * Twice: like for like on 1 thread each (our native kernels, PyTorch's intra-op pool), then with each side's default
  * thread count (ours: every core this process may use, or FEDBIOMED_TS_THREADS; PyTorch: its default, one per core);
- * `--threads-only 1` skips the second run.
+ * `--one-thread` skips the second run.
  * Last line: RESULT dp_overhead=<our DP epoch / our non-DP epoch> torch_ratio=<our DP epoch / PyTorch per-sample DP
  * epoch>, both on 1 thread each, torch_cpu_ratio=<the same in CPU time>, then torch_ratio_default_threads=<the wall
  * ratio at both defaults>.
@@ -133,7 +133,7 @@ async function timed<T>(work: () => Promise<T>): Promise<{ wall: number; cpu: nu
 
 export async function main(args: string[]): Promise<void> {
   const epochsArg = args.indexOf('--epochs');
-  const epochs = epochsArg >= 0 ? Number(args[epochsArg + 1]) : 5;
+  const epochs = epochsArg >= 0 ? Number(args[epochsArg + 1]) : 9;
   const choice = await initBackend((line) => console.log(line));
   const native = choice.tfjsName === 'wasm' && kernelsInUse() === 'native';
   const torch = args.includes('--no-torch') ? { why: 'skipped (--no-torch)' } : findTorchPython();
@@ -151,7 +151,7 @@ export async function main(args: string[]): Promise<void> {
   try {
     const torchDefault = worker ? (await worker.ask<{ ready: string; default_threads: number }>()).default_threads : 1;
     const configs = [{ ours: 1, torch: 1 }];
-    if (!args.includes('--threads-only') && native) configs.push({ ours: threadsSetting(), torch: torchDefault });
+    if (!args.includes('--one-thread') && native) configs.push({ ours: threadsSetting(), torch: torchDefault });
     for (const config of configs) {
       if (native) setNativeThreads(config.ours);
       if (worker) await worker.ask(`threads ${config.torch}`);

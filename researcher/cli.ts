@@ -285,7 +285,9 @@ async function planSource(file: string, flags: PlanFlags): Promise<string> {
       const text = fs.readFileSync(file, 'utf8');
       if (!findEmbeddedPlan(text)) return handWrittenPlan(text, flags.className);
     }
-    return shippedPlan(loadPlanFile(file), { className: flags.className }).source;
+    // The file `run` would send on this network: v6 nodes get the v6 PyTorch file (and hash that one).
+    const fedbiomed = flags.protocol === 'v6' ? 'v6' : 'v4.5';
+    return shippedPlan(loadPlanFile(file), { className: flags.className, fedbiomed }).source;
   } catch (err) {
     const e = err as Error;
     if (!e.message.startsWith(file)) e.message = `${file}: ${e.message}`;

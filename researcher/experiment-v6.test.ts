@@ -12,6 +12,7 @@ import { openNodeStores } from '../node-agent/stores';
 import { V6ResearcherServer, researcherIdentity } from '../src/transport/v6/researcher-server';
 import { makeV6Message, type V6Message } from '../src/transport/v6/messages';
 import { Experiment } from './experiment';
+import { startEmbeddedV6Network } from '../src/transport/embedded-v6';
 import { Researcher } from './requests/researcher';
 import { decodeNodeParams } from './weights-file';
 import type { ExperimentEvent } from './events';
@@ -37,15 +38,19 @@ afterEach(async () => {
 
 async function startNetwork(nodes: Array<[string, string]>, disconnectionTimeoutMs?: number): Promise<V6ResearcherServer> {
   server = await V6ResearcherServer.start({ dir: path.join(dir, 'researcher'), port: 0, disconnectionTimeoutMs });
+  await startNodes(server, nodes);
+  return server;
+}
+
+async function startNodes(srv: V6ResearcherServer, nodes: Array<[string, string]>): Promise<void> {
   for (const [id, csv] of nodes) {
     const nodeDir = path.join(dir, id);
-    writeConfig(nodeDir, defaultConfig({ nodeId: id, approval: false, protocol: 'v6', researcher: `localhost:${server.port}` }));
+    writeConfig(nodeDir, defaultConfig({ nodeId: id, approval: false, protocol: 'v6', researcher: `localhost:${srv.port}` }));
     const data = path.join(dir, `${id}.csv`);
     fs.copyFileSync(path.join(VECTORS, csv), data);
     await openNodeStores(nodeDir).datasets.add({ dataType: 'csv', path: data, tags: ['#ts'], name: id });
     agents.push(await NodeAgent.start({ dir: nodeDir, localLog: () => undefined }));
   }
-  return server;
 }
 
 const trainingArgs = { loader_args: { batch_size: 20 }, optimizer_args: { lr: 0.05 }, epochs: 1, test_ratio: 0.25,
@@ -53,7 +58,12 @@ const trainingArgs = { loader_args: { batch_size: 20 }, optimizer_args: { lr: 0.
 const values = (t: { data: unknown }): number[] => Array.from(t.data as ArrayLike<number>);
 
 test('FedAvg rounds, validation, scalars and approval through the one Experiment API on two v6 nodes', async () => {
-  const srv = await startNetwork([['NODE_a', 'a.csv'], ['NODE_b', 'b.csv']]);
+  // The embedded v6 network: a researcher server in this process, its certificate in a temporary directory.
+  const net = await startEmbeddedV6Network();
+  expect(fs.existsSync(path.join(net.dir, 'certs', 'server_certificate.pem'))).toBe(true);
+  const srv = net.server;
+  expect(net.researcherAddress).toBe(`localhost:${srv.port}`);
+  await startNodes(srv, [['NODE_a', 'a.csv'], ['NODE_b', 'b.csv']]);
   const exp = new Experiment({ tags: ['#ts'], plan: spec, trainingArgs, roundLimit: 2, seed: 3,
     network: { protocol: 'v6', server: srv, minNodes: 2 } });
   const events: ExperimentEvent[] = [];
@@ -85,7 +95,10 @@ test('FedAvg rounds, validation, scalars and approval through the one Experiment
     expect(events.filter((e) => e.type === 'round-end')).toHaveLength(3);
   } finally {
     await exp.close();
+    for (const a of agents.splice(0)) await a.stop();
+    await net.close();
   }
+  expect(fs.existsSync(net.dir)).toBe(false); // the temporary researcher directory went with the network
 }, 90_000);
 
 test('FedAdam, a strategy, a breakpoint and a resume over v6 (the experiment owns no server it was given)', async () => {

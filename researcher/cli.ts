@@ -215,6 +215,8 @@ async function runExperiment(file: string, flags: RunFlags): Promise<void> {
   try {
     loaded = loadExperimentFile(file);
     network = networkOptions(flags, loaded.network);
+    // v6 nodes dial in: wait for the experiment's own nodes, when the file names them.
+    if (isV6Network(network) && loaded.options.nodes) network.nodeIds = loaded.options.nodes;
   } catch (err) {
     return fail(EXIT.usage, (err as Error).message, flags.json);
   }

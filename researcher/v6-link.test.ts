@@ -119,3 +119,16 @@ test("a node's ErrorMessage ends its part of the round with the error number", a
     await researcher.close();
   }
 }, 30_000);
+
+test('an Experiment naming its nodes waits for those to dial in, and says which never came', async () => {
+  const { researcher } = await scriptedNode(searchAnswer);
+  await researcher.close();
+  const exp = new Experiment({ tags: ['#t'], nodes: ['NODE_py', 'NODE_late'], plan: spec, roundLimit: 1,
+    network: { protocol: 'v6', server: server as V6ResearcherServer, nodeWaitMs: 700 },
+    trainingArgs: { loader_args: { batch_size: 5 }, epochs: 1 } });
+  try {
+    await expect(exp.run()).rejects.toThrow(/within 700 ms, 1 expected; not connected: NODE_late$/);
+  } finally {
+    await exp.close();
+  }
+}, 30_000);

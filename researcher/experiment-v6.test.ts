@@ -197,3 +197,21 @@ test('a node stopped mid-round: the round fails clearly, the request is kept and
   await new Promise((r) => setTimeout(r, 1_300)); // the inbox is collected once the queue let the request go
   expect(fs.readdirSync(path.join(nodeDir, 'v6-inline'))).toEqual([]);
 }, 120_000);
+
+test('researcher restart: the experiment resumes from its breakpoint, same id and certificate, the nodes dial back', async () => {
+  const first = await startNetwork([['NODE_a', 'a.csv'], ['NODE_b', 'b.csv']]);
+  const { port, researcherId } = first;
+  const breakpoints = path.join(dir, 'bp');
+  const options = { tags: ['#ts'], plan: spec, trainingArgs: { ...trainingArgs, test_on_global_updates: false }, seed: 9 };
+  const r1 = await new Experiment({ ...options, roundLimit: 1, breakpointDir: breakpoints,
+    network: { protocol: 'v6', server: first, minNodes: 2 } }).run();
+  expect(r1.roundsCompleted).toBe(1);
+  await first.close(); // the researcher process goes away
+  server = await V6ResearcherServer.start({ dir: path.join(dir, 'researcher'), port });
+  expect(server.researcherId).toBe(researcherId);
+  const resumed = await Experiment.load(breakpoints, { roundLimit: 2,
+    network: { protocol: 'v6', server, minNodes: 2, nodeWaitMs: 30_000 } });
+  const r2 = await resumed.run();
+  expect(r2.roundsCompleted).toBe(2);
+  expect(r2.summaries.map((s) => s.nodes.map((n) => n.status))).toEqual([['ok', 'ok'], ['ok', 'ok']]);
+}, 90_000);

@@ -12,7 +12,8 @@ import { makeV6Message, type V6Message } from '../src/transport/v6/messages';
 import { TorchTensor } from '../src/serialize';
 import { Experiment } from './experiment';
 import { Researcher } from './requests/researcher';
-import { V6LinkError } from './v6-link';
+import { InlineFiles, V6LinkError } from './v6-link';
+import { decodeNodeParams, encodeAggregatedParams } from './weights-file';
 import spec from '../tools/interop-v6/lin-plan';
 
 let dir: string;
@@ -132,3 +133,24 @@ test('an Experiment naming its nodes waits for those to dial in, and says which 
     await exp.close();
   }
 }, 30_000);
+
+test('inline files: plans stay; global weights and node results go two generations later (memory stays bounded)', async () => {
+  const files = new InlineFiles();
+  const weights = (v: number) => encodeAggregatedParams('r', new Map([['w', new TorchTensor('float32', [2], new Float32Array([v, v]))]]));
+  const plan = await files.upload(Buffer.from('class P: pass\n'), 'my_model_1.py');
+  const w0 = await files.upload(weights(0), 'aggregated_params_0.mpk');
+  expect(Array.from((files.weights(w0)['w'] as TorchTensor).data as Float32Array)).toEqual([0, 0]);
+  const r0 = files.putResult({ w: new TorchTensor('float32', [2], new Float32Array([1, 2])) }, {});
+  const w1 = await files.upload(weights(1), 'aggregated_params_1.mpk');
+  await expect(files.download(w0)).rejects.toThrow(/no longer kept/);
+  expect((await files.download(r0)).length).toBeGreaterThan(0); // still there: the round that just ended
+  await files.upload(weights(2), 'aggregated_params_2.mpk');
+  await expect(files.download(r0)).rejects.toThrow(/no longer kept/);
+  await expect(files.download(w1)).rejects.toThrow(/no longer kept/);
+  expect(files.text(plan)).toBe('class P: pass\n');
+  expect(files.size).toBe(2);
+  // A result with auxiliary variables keeps them, so the fold refuses it as it does on v4.5.
+  const aux = files.putResult({ w: new TorchTensor('float32', [1], new Float32Array([1])) }, { scaffold: { c: 1 } });
+  const auxFile = await files.download(aux);
+  expect(() => decodeNodeParams(auxFile, 'x')).toThrow(/optim_aux_var is not empty/);
+});

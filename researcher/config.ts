@@ -11,10 +11,6 @@ import experimentSchema from '../schemas/experiment.schema.json';
 import { loadPlanFile } from '../src/plan/load';
 import type { ExperimentOptions } from './experiment';
 import type { PlanInput } from './plan-source';
-import type { AggregatorInput } from './aggregators';
-import type { LrSchedule } from './lr-schedule';
-import type { StrategyInput } from './strategies';
-import type { TrainingArgsInput, Json } from './training-args';
 import { decodeNodeParams } from './weights-file';
 
 export class ExperimentFileError extends Error {
@@ -24,25 +20,34 @@ export class ExperimentFileError extends Error {
   }
 }
 
-export interface ExperimentFile {
+/** Options an experiment file gives under the same name and type as ExperimentOptions. */
+type OptionsAsIs = 'tags' | 'nodes' | 'planClassName' | 'modelArgs' | 'trainingArgs' | 'aggregator' | 'strategy' |
+  'lrSchedule' | 'roundLimit' | 'finalValidation' | 'seed';
+
+/**
+ * An experiment file: ExperimentOptions' own fields (their types come from there), the plan as a path or an inline
+ * document, and the deadlines, network and outputs grouped. schemas/experiment.schema.json describes the same keys
+ * (config.test.ts checks the two, and the training arguments against src/protocol's table).
+ */
+export interface ExperimentFile extends Pick<ExperimentOptions, OptionsAsIs> {
   name?: string;
-  tags: string[];
-  nodes?: string[];
   plan: string | { python: string; className: string; initialWeights: string } | Record<string, unknown>;
-  planClassName?: string;
-  modelArgs?: Record<string, Json>;
-  trainingArgs: TrainingArgsInput;
-  aggregator?: AggregatorInput;
-  strategy?: StrategyInput;
-  lrSchedule?: LrSchedule;
-  roundLimit: number;
-  finalValidation?: boolean;
-  seed?: number;
-  timeouts?: { roundMs?: number; discoveryMs?: number; nodesMs?: Record<string, number> };
+  timeouts?: {
+    roundMs?: ExperimentOptions['roundTimeoutMs'];
+    discoveryMs?: ExperimentOptions['discoveryTimeoutMs'];
+    nodesMs?: ExperimentOptions['nodeTimeoutsMs'];
+  };
   network?: { protocol?: 'v4.5' | 'v6'; broker?: string; uploads?: string; researcherId?: string; host?: string;
     port?: number; dir?: string; minNodes?: number; nodeWaitMs?: number };
   output?: { history?: string; tensorboard?: string; breakpoints?: string; weights?: string };
 }
+
+/** Every top-level key of an experiment file (a key missing here does not compile). */
+export const EXPERIMENT_FILE_KEYS: Readonly<Record<keyof ExperimentFile, true>> = {
+  name: true, tags: true, nodes: true, plan: true, planClassName: true, modelArgs: true, trainingArgs: true,
+  aggregator: true, strategy: true, lrSchedule: true, roundLimit: true, finalValidation: true, seed: true,
+  timeouts: true, network: true, output: true,
+};
 
 export interface LoadedExperiment {
   file: string;

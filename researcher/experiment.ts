@@ -238,6 +238,7 @@ export class Experiment extends EventEmitter<EventMap> {
     this.datasets = new Map(Object.entries(s.datasets));
     for (const [k, v] of Object.entries(s.stateIds)) this.stateIds.set(k, v);
     this.stale = StaleReplies.from(s.staleReplies);
+    this.seen.load(Array.isArray(s.seenReplies) ? s.seenReplies : []);
     this.globalWeights = bp.weights;
     this.aggregator.load(bp.serverOptimizer);
     this.summaries.push(...s.summaries);
@@ -659,6 +660,7 @@ export class Experiment extends EventEmitter<EventMap> {
       roundTimeoutMs: this.options.roundTimeoutMs ?? DEFAULT_ROUND_TIMEOUT_MS,
       nodeTimeoutsMs: this.options.nodeTimeoutsMs ?? {},
       staleReplies: this.stale.toJSON(),
+      seenReplies: this.seen.toJSON(),
       summaries: this.summaries,
       lrSchedule: this.lrSchedule,
     };

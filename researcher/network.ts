@@ -7,6 +7,7 @@
 import type { Logger } from '../src/transport/logger';
 import type { V6ResearcherServer } from '../src/transport/v6/researcher-server';
 import { urlForMessage } from '../src/transport/url';
+import { RepositoryError } from '../src/transport/repository';
 
 /** How long a broadcast discovery request (ping, list, search) waits when no node list says whom to expect. */
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1500;
@@ -129,4 +130,49 @@ export function networkFromEnvironment(
   }
   const researcherId = explicit.researcherId ?? (env.RESEARCHER_ID || undefined);
   return { ...explicit, brokerUrl, uploadsUrl, ...(researcherId ? { researcherId } : {}) };
+}
+
+/**
+ * A custom repository held to the same rule as the default client (issue 11): the researcher downloads only from
+ * its repository's origin, that of `uploadsUrl` or of a URL the repository's own uploads returned, so a node's
+ * reply cannot make it fetch another host or port through a custom store either. The refusal says which origins
+ * are allowed, never anything about the foreign one.
+ */
+export function originCheckedRepository(repository: FileRepository, uploadsUrl: string): FileRepository {
+  const allowed = new Set([new URL(uploadsUrl).origin]);
+  const check = (url: string): void => {
+    let origin: string | undefined;
+    try {
+      origin = new URL(url).origin;
+    } catch {
+      origin = undefined;
+    }
+    if (origin === undefined || !allowed.has(origin)) {
+      throw new RepositoryError(`download refused: the URL is not on this side's file repository (${[...allowed].join(', ')})`,
+        'foreign-origin', [...allowed][0]);
+    }
+  };
+  const checked: FileRepository = {
+    upload: async (data, fileName) => {
+      const url = await repository.upload(data, fileName);
+      try {
+        allowed.add(new URL(url).origin);
+      } catch {
+        // Not a URL: nodes cannot download it either; nothing to allow.
+      }
+      return url;
+    },
+    download: async (url) => {
+      check(url);
+      return repository.download(url);
+    },
+  };
+  const chunks = repository.downloadChunks?.bind(repository);
+  if (chunks) {
+    checked.downloadChunks = (url) => (async function* () {
+      check(url);
+      yield* chunks(url);
+    })();
+  }
+  return checked;
 }

@@ -21,7 +21,7 @@
  */
 export * from './plan';
 export * from './data';
-export { openPlanDataset } from './data/plan-dataset';
+export { openPlanDataset, volumeToDense } from './data/plan-dataset';
 export type { PlanDataset, PlanDataSource, OpenPlanDatasetOptions } from './data/plan-dataset';
 export * from '../researcher';
 export {

@@ -126,7 +126,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       const history = path.join(reportDir, 'experiment-events.jsonl');
       federated = await timed('federated training', () => runFederated({
         spec, network, hospitals, rounds: config.rounds, epochsPerRound: config.epochsPerRound, batchSize: config.batchSize,
-        seed: config.seed, out, heldOutAuc, dp,
+        seed: config.seed, out, heldOutScore: heldOutAuc, dp,
         onEvent: (ev) => fs.appendFileSync(history, `${JSON.stringify(ev)}\n`),
       }));
       for (const sigma of dp?.sweep ?? []) {
@@ -134,7 +134,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         print(`  DP sweep: federated run with sigma ${sigma}…`);
         const run = await timed(`federated training, sigma ${sigma}`, () => runFederated({
           spec, network, hospitals, rounds: config.rounds, epochsPerRound: config.epochsPerRound, batchSize: config.batchSize,
-          seed: config.seed, out: quiet(), heldOutAuc, dp: { ...(dp as DemoDp), sigma }, requestApproval: false,
+          seed: config.seed, out: quiet(), heldOutScore: heldOutAuc, dp: { ...(dp as DemoDp), sigma }, requestApproval: false,
         }));
         sweepRuns.push({ sigma, privacy: run.privacy ?? [], evaluation: evaluateBinary(predict(spec, run.weights, data.heldOut)) });
         print(`    held-out AUC ${sweepRuns[sweepRuns.length - 1].evaluation.auc.toFixed(3)}`);

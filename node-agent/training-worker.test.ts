@@ -129,3 +129,15 @@ test('a worker that runs out of its JavaScript heap fails that round with a plai
     await small.close();
   }
 });
+
+test('a node started outside the clone trains in its worker (the worker finds its TypeScript loader from any directory)', async () => {
+  const elsewhere = new TrainingWorker({ maxRoundMemoryMb: 2048 });
+  const cwd = process.cwd();
+  process.chdir(dir); // no node_modules here nor above
+  try {
+    expect((await elsewhere.run(job(mlpPlan(), 2), () => undefined)).trainSize).toBe(160);
+  } finally {
+    process.chdir(cwd);
+    await elsewhere.close();
+  }
+});

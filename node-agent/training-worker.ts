@@ -27,7 +27,7 @@ import type { FromTrainingWorker, ToTrainingWorker } from './training-worker-ser
 const BOOTSTRAP = `
 const { workerData } = require('worker_threads');
 if (workerData.service.endsWith('.ts')) {
-  const { createJiti } = require('jiti');
+  const { createJiti } = require(workerData.jiti);
   createJiti(workerData.service, { fsCache: true, interopDefault: false })(workerData.service);
 } else {
   require(workerData.service);
@@ -160,6 +160,9 @@ export class TrainingWorker {
       eval: true,
       workerData: {
         service: path.join(__dirname, `training-worker-service${ext === '.ts' ? '.ts' : '.js'}`),
+        // Resolved here: the evaluated bootstrap resolves bare names from the working directory, which may be
+        // anywhere (a node started outside the clone failed every round with "Cannot find module 'jiti'").
+        jiti: ext === '.ts' ? require.resolve('jiti') : undefined,
       },
       resourceLimits: { maxOldGenerationSizeMb: Math.max(32, this.options.heapMb ?? this.options.maxRoundMemoryMb) },
       // The engine's and libraries' own prints are not the node's log: drained and dropped.

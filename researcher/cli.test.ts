@@ -5,9 +5,9 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Command } from 'commander';
 import { startEmbeddedNetwork, EmbeddedNetwork } from '../src/transport/embedded';
-import { register, EXIT } from './cli';
+import { EXIT } from './cli';
+import { runResearcherCli } from './testing/run-cli';
 import { SimNode, startSimNode, affineTrain } from './testing/sim-node';
 import { encodeAggregatedParams, decodeNodeParams } from './weights-file';
 import { readHistory } from './monitoring/history';
@@ -34,27 +34,7 @@ afterAll(async () => {
   await network.close();
 });
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = jest.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
-  const e = jest.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
-  process.exitCode = 0;
-  const program = new Command().exitOverride();
-  register(program);
-  try {
-    await program.parseAsync(['node', 'fedbiomed-ts', 'researcher', ...args]);
-  } catch (error) {
-    err += String((error as Error).message);
-    if (!process.exitCode) process.exitCode = 2;
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = 0;
-  return { code, out, err };
-}
+const cli = runResearcherCli;
 
 const net = () => ['--broker', network.mqttUrl, '--uploads', network.uploadsUrl];
 

@@ -215,6 +215,8 @@ async function runExperiment(file: string, flags: RunFlags): Promise<void> {
   try {
     loaded = loadExperimentFile(file);
     network = networkOptions(flags, loaded.network);
+    // v6 nodes dial in: wait for the experiment's own nodes, when the file names them.
+    if (isV6Network(network) && loaded.options.nodes) network.nodeIds = loaded.options.nodes;
   } catch (err) {
     return fail(EXIT.usage, (err as Error).message, flags.json);
   }
@@ -285,7 +287,9 @@ async function planSource(file: string, flags: PlanFlags): Promise<string> {
       const text = fs.readFileSync(file, 'utf8');
       if (!findEmbeddedPlan(text)) return handWrittenPlan(text, flags.className);
     }
-    return shippedPlan(loadPlanFile(file), { className: flags.className }).source;
+    // The file `run` would send on this network: v6 nodes get the v6 PyTorch file (and hash that one).
+    const fedbiomed = flags.protocol === 'v6' ? 'v6' : 'v4.5';
+    return shippedPlan(loadPlanFile(file), { className: flags.className, fedbiomed }).source;
   } catch (err) {
     const e = err as Error;
     if (!e.message.startsWith(file)) e.message = `${file}: ${e.message}`;

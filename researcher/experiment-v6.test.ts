@@ -12,6 +12,7 @@ import { openNodeStores } from '../node-agent/stores';
 import { V6ResearcherServer, researcherIdentity } from '../src/transport/v6/researcher-server';
 import { makeV6Message, type V6Message } from '../src/transport/v6/messages';
 import { Experiment } from './experiment';
+import { startEmbeddedV6Network } from '../src/transport/embedded-v6';
 import { Researcher } from './requests/researcher';
 import { decodeNodeParams } from './weights-file';
 import type { ExperimentEvent } from './events';
@@ -37,15 +38,19 @@ afterEach(async () => {
 
 async function startNetwork(nodes: Array<[string, string]>, disconnectionTimeoutMs?: number): Promise<V6ResearcherServer> {
   server = await V6ResearcherServer.start({ dir: path.join(dir, 'researcher'), port: 0, disconnectionTimeoutMs });
+  await startNodes(server, nodes);
+  return server;
+}
+
+async function startNodes(srv: V6ResearcherServer, nodes: Array<[string, string]>): Promise<void> {
   for (const [id, csv] of nodes) {
     const nodeDir = path.join(dir, id);
-    writeConfig(nodeDir, defaultConfig({ nodeId: id, approval: false, protocol: 'v6', researcher: `localhost:${server.port}` }));
+    writeConfig(nodeDir, defaultConfig({ nodeId: id, approval: false, protocol: 'v6', researcher: `localhost:${srv.port}` }));
     const data = path.join(dir, `${id}.csv`);
     fs.copyFileSync(path.join(VECTORS, csv), data);
     await openNodeStores(nodeDir).datasets.add({ dataType: 'csv', path: data, tags: ['#ts'], name: id });
     agents.push(await NodeAgent.start({ dir: nodeDir, localLog: () => undefined }));
   }
-  return server;
 }
 
 const trainingArgs = { loader_args: { batch_size: 20 }, optimizer_args: { lr: 0.05 }, epochs: 1, test_ratio: 0.25,
@@ -53,7 +58,12 @@ const trainingArgs = { loader_args: { batch_size: 20 }, optimizer_args: { lr: 0.
 const values = (t: { data: unknown }): number[] => Array.from(t.data as ArrayLike<number>);
 
 test('FedAvg rounds, validation, scalars and approval through the one Experiment API on two v6 nodes', async () => {
-  const srv = await startNetwork([['NODE_a', 'a.csv'], ['NODE_b', 'b.csv']]);
+  // The embedded v6 network: a researcher server in this process, its certificate in a temporary directory.
+  const net = await startEmbeddedV6Network();
+  expect(fs.existsSync(path.join(net.dir, 'certs', 'server_certificate.pem'))).toBe(true);
+  const srv = net.server;
+  expect(net.researcherAddress).toBe(`localhost:${srv.port}`);
+  await startNodes(srv, [['NODE_a', 'a.csv'], ['NODE_b', 'b.csv']]);
   const exp = new Experiment({ tags: ['#ts'], plan: spec, trainingArgs, roundLimit: 2, seed: 3,
     network: { protocol: 'v6', server: srv, minNodes: 2 } });
   const events: ExperimentEvent[] = [];
@@ -85,7 +95,10 @@ test('FedAvg rounds, validation, scalars and approval through the one Experiment
     expect(events.filter((e) => e.type === 'round-end')).toHaveLength(3);
   } finally {
     await exp.close();
+    for (const a of agents.splice(0)) await a.stop();
+    await net.close();
   }
+  expect(fs.existsSync(net.dir)).toBe(false); // the temporary researcher directory went with the network
 }, 90_000);
 
 test('FedAdam, a strategy, a breakpoint and a resume over v6 (the experiment owns no server it was given)', async () => {
@@ -169,7 +182,7 @@ test('a node stopped mid-round: the round fails clearly, the request is kept and
   while (!training) await new Promise((r) => setTimeout(r, 10));
   const node = agents.shift() as NodeAgent;
   await node.stop();
-  expect(await run).toMatch(/FB407.*NODE_a \(failed: Training was stopped: the node is shutting down/);
+  expect(await run).toMatch(/FB407.*NODE_a \(failed: Training was stopped: the node is (shutting down|stopping)/);
   const nodeDir = path.join(dir, 'NODE_a');
   expect(JSON.parse(fs.readFileSync(path.join(nodeDir, 'queue.json'), 'utf8'))).toHaveLength(1);
   expect(fs.readdirSync(path.join(nodeDir, 'v6-inline')).sort()).toEqual([expect.stringMatching(/-params\.mpk$/),
@@ -184,3 +197,21 @@ test('a node stopped mid-round: the round fails clearly, the request is kept and
   await new Promise((r) => setTimeout(r, 1_300)); // the inbox is collected once the queue let the request go
   expect(fs.readdirSync(path.join(nodeDir, 'v6-inline'))).toEqual([]);
 }, 120_000);
+
+test('researcher restart: the experiment resumes from its breakpoint, same id and certificate, the nodes dial back', async () => {
+  const first = await startNetwork([['NODE_a', 'a.csv'], ['NODE_b', 'b.csv']]);
+  const { port, researcherId } = first;
+  const breakpoints = path.join(dir, 'bp');
+  const options = { tags: ['#ts'], plan: spec, trainingArgs: { ...trainingArgs, test_on_global_updates: false }, seed: 9 };
+  const r1 = await new Experiment({ ...options, roundLimit: 1, breakpointDir: breakpoints,
+    network: { protocol: 'v6', server: first, minNodes: 2 } }).run();
+  expect(r1.roundsCompleted).toBe(1);
+  await first.close(); // the researcher process goes away
+  server = await V6ResearcherServer.start({ dir: path.join(dir, 'researcher'), port });
+  expect(server.researcherId).toBe(researcherId);
+  const resumed = await Experiment.load(breakpoints, { roundLimit: 2,
+    network: { protocol: 'v6', server, minNodes: 2, nodeWaitMs: 30_000 } });
+  const r2 = await resumed.run();
+  expect(r2.roundsCompleted).toBe(2);
+  expect(r2.summaries.map((s) => s.nodes.map((n) => n.status))).toEqual([['ok', 'ok'], ['ok', 'ok']]);
+}, 90_000);

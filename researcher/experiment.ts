@@ -334,7 +334,11 @@ export class Experiment extends EventEmitter<EventMap> {
   private async connect(): Promise<Researcher> {
     if (this.closed) throw new ExperimentError('experiment is closed');
     if (!this.researcher) {
-      this.researcher = await Researcher.connect(this.options.network as NetworkOptions);
+      const network = this.options.network as NetworkOptions;
+      // On v6 nodes dial in: wait for the experiment's own nodes, when it names them.
+      const nodes = this.options.nodes;
+      this.researcher = await Researcher.connect(network.protocol === 'v6' && nodes && !network.nodeIds
+        ? { ...network, nodeIds: nodes } : network);
       this.ownsResearcher = true;
     }
     return this.researcher;

@@ -20,7 +20,7 @@ export type { CollectionSpec, CollectionResult, NodeOutcome, InboundMessage } fr
 // One repository client for the whole project; HttpRepository is its former name here, kept for existing code.
 export { RepositoryClient, RepositoryClient as HttpRepository, RepositoryError } from '../src/transport/repository';
 export { networkFromEnvironment, NetworkConfigError, DEFAULT_DISCOVERY_TIMEOUT_MS } from './network';
-export type { NetworkOptions, FileRepository } from './network';
+export type { NetworkOptions, MqttNetworkOptions, V6NetworkOptions, FileRepository } from './network';
 export {
   Aggregator,
   StreamingFedAvg,

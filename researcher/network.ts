@@ -72,6 +72,8 @@ export interface V6NetworkOptions {
   server?: V6ResearcherServer;
   /** Nodes to wait for before the first request (v6 nodes dial in; none is known before it polls). Default 1. */
   minNodes?: number;
+  /** Particular nodes to wait for as well (an Experiment with a `nodes` list waits for those). */
+  nodeIds?: string[];
   /** How long to wait for them (ms). Default 20 s, as a v6 researcher. */
   nodeWaitMs?: number;
   logger?: Logger;

@@ -264,13 +264,16 @@ export class V6ResearcherBus implements ResearcherBus {
   }
 }
 
-/** Waits until `count` nodes poll the server, or fails after `timeoutMs` naming how many came. */
-export async function waitForNodes(server: V6ResearcherServer, count: number, timeoutMs: number): Promise<string[]> {
+/** Waits until `count` nodes, `ids` among them, poll the server, or fails after `timeoutMs` naming who is missing. */
+export async function waitForNodes(server: V6ResearcherServer, count: number, timeoutMs: number,
+  ids: readonly string[] = []): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
-  while (server.activeNodes().length < count) {
+  const missing = () => ids.filter((id) => !server.activeNodes().includes(id));
+  while (server.activeNodes().length < count || missing().length > 0) {
     if (Date.now() > deadline) {
+      const absent = missing();
       throw new V6LinkError(`${server.activeNodes().length} node(s) connected to the v6 researcher on port ` +
-        `${server.port} within ${timeoutMs} ms, ${count} expected`);
+        `${server.port} within ${timeoutMs} ms, ${count} expected${absent.length > 0 ? `; not connected: ${absent.join(', ')}` : ''}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -284,7 +287,7 @@ export async function openV6Link(options: V6NetworkOptions): Promise<ResearcherL
     host: options.host, port: options.port, logger });
   const bus = new V6ResearcherBus(server, new InlineFiles(), !options.server, logger);
   try {
-    await waitForNodes(server, options.minNodes ?? 1, options.nodeWaitMs ?? DEFAULT_NODE_WAIT_MS);
+    await waitForNodes(server, options.minNodes ?? 1, options.nodeWaitMs ?? DEFAULT_NODE_WAIT_MS, options.nodeIds);
   } catch (err) {
     await bus.close();
     throw err;

@@ -24,6 +24,8 @@ export interface EmbeddedV6Network {
   readonly protocol: 'v6';
   /** `HOST:PORT` nodes dial (a v6 node's FBM_RESEARCHER_IP / FBM_RESEARCHER_PORT). */
   readonly researcherAddress: string;
+  /** The researcher directory (id and certificate). */
+  readonly dir: string;
   /** The running researcher server, for `Experiment({ network: { protocol: 'v6', server } })`. */
   readonly server: V6ResearcherServer;
   close(): Promise<void>;
@@ -40,11 +42,12 @@ export interface EmbeddedV6Network {
 export async function startEmbeddedV6Network(options: EmbeddedV6NetworkOptions = {}): Promise<EmbeddedV6Network> {
   const host = options.host ?? 'localhost';
   const temporary = options.dir === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), 'fedbiomed-ts-v6-researcher-')) : undefined;
+  const dir = options.dir ?? (temporary as string);
   let server: V6ResearcherServer;
   try {
     // Loaded on use: gRPC is not needed by v4.5 users of the transport layer.
     const { V6ResearcherServer } = await import('./v6/researcher-server');
-    server = await V6ResearcherServer.start({ dir: options.dir ?? (temporary as string), host, port: options.port ?? 0,
+    server = await V6ResearcherServer.start({ dir, host, port: options.port ?? 0,
       logger: options.logger });
   } catch (err) {
     if (temporary) fs.rmSync(temporary, { recursive: true, force: true });
@@ -54,6 +57,7 @@ export async function startEmbeddedV6Network(options: EmbeddedV6NetworkOptions =
   return {
     protocol: 'v6',
     researcherAddress: `${host.includes(':') ? `[${host}]` : host}:${server.port}`,
+    dir,
     server,
     close() {
       closing ??= server.close().finally(() => {

@@ -129,6 +129,12 @@ case "${1:-}" in
       "$RUN/replies.json") > researcher.log 2>&1 || { tail -30 researcher.log; tail -30 node_py.log; exit 1; }
     grep TSR_ researcher.log | grep -v TSR_NODE_LOG
     $PY "$HERE/check_fedavg.py" replies.json
+    if [ "$MODE" = ts-researcher ]; then
+      # The hash the real node stored for our plan at approval = the recorded v6 hash of that file (run.sh plan-hash).
+      DBHASH=$($PY -c "import json, glob; d = json.load(open(glob.glob('node_py/var/db_*.json')[0])); print(' '.join(sorted({e['hash'] for e in d.get('TrainingPlans', {}).values()})))")
+      WANT=$(sed -n 's/^lin_plan_v6 PLAN_HASH \([0-9a-f]*\).*/\1/p' "$REPO/src/transport/v6/testing/vectors/plan-hash/hashes.txt")
+      if [ "$DBHASH" = "$WANT" ]; then echo "PLAN_HASH_CHECK OK $WANT"; else echo "PLAN_HASH_CHECK MISMATCH node=$DBHASH recorded=$WANT"; exit 1; fi
+    fi
     if [ "$MODE" = bench ]; then
       REAL=$(sed -n 's/BENCH_REAL_MS //p' real.log); OURS=$(sed -n 's/.*TSR_ROUNDS_DONE 2 \([0-9]*\) ms.*/\1/p' researcher.log)
       echo "RESULT real_v6_researcher_ms=$REAL ts_v6_researcher_ms=$OURS ratio_real_over_ours=$(echo "scale=2; $REAL/$OURS" | bc)"

@@ -620,6 +620,7 @@ function resolveAll(spec: PlanSpec): ResolvedGraph {
     fail(['version'], graph ? 'a plan whose model is a graph (nodes) has version 2' : 'a plan whose model is branches has version 1');
   }
   if (spec.heads && !isGraphModel(spec.model)) fail(['heads'], 'several heads need a graph model (plan version 2: nodes and output)');
+  if (!spec.heads && spec.loss.weight !== undefined) fail(['loss', 'weight'], 'weighs a head\'s loss in a plan with several heads (heads); this plan has one');
   return isGraphModel(spec.model) ? resolveGraphModel(spec, spec.model) : resolveBranches(spec, spec.model);
 }
 

@@ -157,6 +157,7 @@ describe('plan validation', () => {
     expect(issuePaths(mutate(severalHeadsGraphPlan(), (p) => (p.heads[1].loss = { type: 'bce', fromLogits: true })))).toEqual(['heads[1].loss.type']);
     expect(issuePaths(mutate(severalHeadsGraphPlan(), (p) => (p.heads[0].metrics = ['auc'])))).toEqual(['heads[0].metrics[0]']);
     expect(issuePaths(mutate(severalHeadsGraphPlan(), (p) => (p.heads[0].loss.weight = -1)))).toEqual(['heads[0].loss.weight']);
+    expect(issuePaths(mutate(mlpPlan(), (p) => (p.loss.weight = 2)))).toEqual(['loss.weight']);
     // A head dropped from the list leaves its node leading nowhere.
     expect(issuePaths(mutate(severalHeadsGraphPlan(), (p) => p.heads.pop()))).toEqual(['model.output']);
   });

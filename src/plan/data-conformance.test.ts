@@ -145,6 +145,16 @@ function brightestCropPlan(): PlanSpec {
   });
 }
 
+/** The same with the box centred on the brightest 3×3×3 mean (a peak region, not one hot voxel). */
+function smoothedBrightestCropPlan(): PlanSpec {
+  const spec = brightestCropPlan();
+  return definePlan({
+    ...spec,
+    name: 'SmoothedBrightestCrop',
+    preprocessing: spec.preprocessing.map((s) => (s.op === 'crop_around' ? { ...s, smooth: 3 } : s)),
+  });
+}
+
 /** A medical folder of NIfTI files (with their geometry), read by the TS node's reader and by nibabel. */
 interface NiftiCase {
   name: string;
@@ -165,6 +175,12 @@ const NIFTI_CASES: NiftiCase[] = [
   {
     name: 'brightest_crop',
     spec: brightestCropPlan(),
+    dims: [7, 8, 5],
+    geometry: { spacing: [1.1, 1.1, 2.5], orientation: [1, 0, 0, 0, 1, 0, 0, 0, 1], origin: [-20, 4, 7] },
+  },
+  {
+    name: 'smoothed_brightest_crop',
+    spec: smoothedBrightestCropPlan(),
     dims: [7, 8, 5],
     geometry: { spacing: [1.1, 1.1, 2.5], orientation: [1, 0, 0, 0, 1, 0, 0, 0, 1], origin: [-20, 4, 7] },
   },

@@ -157,6 +157,20 @@ describe('crop_around', () => {
     expect(cropCentre(two, 'brightest')).toEqual([4, 1]);
   });
 
+  test('brightest with smooth: the centre of the brightest k-wide box mean, not a lone hot voxel', () => {
+    const x = { data: new Float32Array(8 * 9), shape: [1, 8, 9] };
+    x.data[0] = 10; // one hot voxel in the corner
+    for (let i = 4; i <= 6; i++) for (let j = 5; j <= 7; j++) x.data[i * 9 + j] = 5; // a 3×3 region around (5, 6)
+    expect(cropCentre(x, 'brightest')).toEqual([0, 0]);
+    expect(cropCentre(x, 'brightest', 3)).toEqual([5, 6]);
+    // two 2×2 regions: the boxes at (0, 0) and (4, 4) both sum 4 (zero outside); a tie keeps the first in C order
+    const y = { data: new Float32Array(8 * 9), shape: [1, 8, 9] };
+    for (const [i, j] of [[0, 0], [0, 1], [1, 0], [1, 1], [4, 4], [4, 5], [5, 4], [5, 5]]) y.data[i * 9 + j] = 1;
+    expect(cropCentre(y, 'brightest', 3)).toEqual([0, 0]);
+    y.data[5 * 9 + 5] = 1.5;
+    expect(cropCentre(y, 'brightest', 3)).toEqual([4, 4]);
+  });
+
   test('the box is padded where it leaves the volume', () => {
     // centre (5, 0), size 3×4: rows 4..6, columns −2..1
     const out = padCrop(image, [4, -2], [3, 4], -1);

@@ -92,6 +92,8 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
         break;
       case 'crop_around':
         if (step.size.length !== rank) issue(i, 'size', `needs ${rank} values (the volume is ${rank}D here)`);
+        if (step.smooth !== undefined && step.center !== 'brightest') issue(i, 'smooth', "smooth applies to center 'brightest'");
+        else if (step.smooth !== undefined && step.smooth % 2 !== 1) issue(i, 'smooth', `needs an odd box width, got ${step.smooth}`);
         if (!image!.modalities.includes(step.modality)) {
           issue(i, 'modality', `unknown modality '${step.modality}' (inputs.image.modalities: ${image!.modalities.join(', ')})`);
         }

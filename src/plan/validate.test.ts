@@ -138,6 +138,10 @@ describe('plan validation', () => {
     expect(issuePaths(unknownNearest)).toEqual(['preprocessing[0].nearest[0]']);
     const unknownGuide = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'crop_around', modality: 'GTV', center: 'brightest', size: [6, 8, 7] }));
     expect(issuePaths(unknownGuide)).toEqual(['preprocessing[0].modality']);
+    const smoothOnMask = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8, 7], smooth: 3 }]));
+    expect(issuePaths(smoothOnMask)).toEqual(['preprocessing[0].smooth']);
+    const evenSmooth = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'brightest', size: [6, 8, 7], smooth: 2 }]));
+    expect(issuePaths(evenSmooth)).toEqual(['preprocessing[0].smooth']);
     const wrongRank = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8] }));
     expect(issuePaths(wrongRank)).toEqual(['preprocessing[0].size']);
     const wrongSize = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8, 8] }]));

@@ -5,7 +5,7 @@
  * NIfTI order (i, j, k): a reader whose volumes are x-fastest must hand them over as shape [nx, ny, nz] C-order,
  * i.e. transposed.
  */
-import { ClipStep, LogStep, PlanSpec, PreprocessStep, WindowStep } from './spec';
+import { ClipStep, isImageTarget, LogStep, PlanSpec, PreprocessStep, WindowStep } from './spec';
 import { isImageStep, oneHotColumns, sliceSelection, storedImageRank, tabularFeatureIndex } from './preprocess';
 import { Affine, cropCentre, padCrop, resample } from './pipeline-geometry';
 import { headView, planHeads } from './heads';
@@ -354,13 +354,15 @@ function categoryText(value: unknown): string | undefined {
 
 /** The target of one sample as the loss wants it: a class index for cross_entropy, a float otherwise. */
 export function targetValue(spec: PlanSpec, row: Record<string, unknown>): number {
-  const value = row[spec.target.column];
+  if (isImageTarget(spec.target)) throw new PreprocessError(`plan ${spec.name}: the target is an image (image-target.ts), not a column`);
+  const { column } = spec.target;
+  const value = row[column];
   const number = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : NaN;
   if (!Number.isFinite(number)) {
-    throw new PreprocessError(`plan ${spec.name}: target column '${spec.target.column}' is missing or not numeric (${valueKind(value)})`);
+    throw new PreprocessError(`plan ${spec.name}: target column '${column}' is missing or not numeric (${valueKind(value)})`);
   }
   if (spec.loss.type === 'cross_entropy' && !Number.isInteger(number)) {
-    throw new PreprocessError(`plan ${spec.name}: cross_entropy needs integer class labels, '${spec.target.column}' has a non-integer value`);
+    throw new PreprocessError(`plan ${spec.name}: cross_entropy needs integer class labels, '${column}' has a non-integer value`);
   }
   return number;
 }

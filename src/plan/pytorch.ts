@@ -21,10 +21,12 @@ import { isImageStep, needsWholeSample, oneHotColumns, storedImageRank, tabularF
 import { pyLiteral, pyNumber, pyString } from './python-literal';
 import { localParameterNamesOf } from './fedbn';
 import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
-import { LossSpec, MetricName, PlanSpec } from './spec';
+import { isImageTarget, LossSpec, MetricName, PlanSpec, TargetSpec } from './spec';
 import { hasSeveralHeads, headMetricKey, headView, lossWeight, planHeads } from './heads';
+import { TORCH_TARGET_DATASET_LINES, torchTargetConstants, torchTargetHelpers } from './image-target';
 import { validatePlan } from './validate';
 import { dpGroupCount } from './dp-fix';
+import { IMAGE_FOLDER_TRAINING_DATA, imageFolderHelpers, isImageFolderPlan } from './image-folder-plan';
 
 /** The dependency lines TorchTrainingPlan.__init__ adds in Fed-BioMed v4.5.0, in its order. */
 export const TORCH_PLAN_DEFAULT_DEPENDENCIES: readonly string[] = [
@@ -596,7 +598,7 @@ const MIP_BRANCH = String.raw`            elif op == 'mip':
  * plans that use them, so the generated source of other plans stays as it was, and so their approvals on Python
  * nodes; with fill_missing the column readers fill missing values first.
  */
-function dataHelpers(spec: PlanSpec): string {
+function dataHelpers(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string {
   const replace = (text: string, from: string, to: string): string => {
     if (!text.includes(from)) throw new Error(`internal: data helper line not found: ${from.trim()}`);
     return text.replace(from, to);
@@ -615,7 +617,17 @@ function dataHelpers(spec: PlanSpec): string {
   if (needsWholeSample(spec)) text = wholeSampleHelpers(text);
   if (uses('fill_missing')) text = fillMissingHelpers(text, replace);
   if (uses('one_hot_column')) text = oneHotHelpers(text, replace);
+  if (fedbiomed === 'v6') {
+    const tupleBatch = `        if isinstance(data, (list, tuple)):
+`;
+    text = replace(text, tupleBatch, `        if isinstance(data, dict):
+            # Fed-BioMed v6 medical folder batches: one dict of modalities, the demographics row among them.
+            data = (data, data['demographics'])
+${tupleBatch}`);
+  }
+  if (isImageFolderPlan(spec)) text = imageFolderHelpers(text);
   if (hasSeveralHeads(spec)) text = severalHeadsDataHelpers(text, replace);
+  if (isImageTarget(spec.target)) text = torchTargetHelpers(text, replace);
   return text;
 }
 
@@ -829,8 +841,18 @@ function fillMissingHelpers(data: string, replace: Replace): string {
 `;
 }
 
+/** A head's target column (validation refuses image targets in plans with several heads). */
+function columnOf(target: TargetSpec): string {
+  if (isImageTarget(target)) throw new Error('internal: an image target in a plan with several heads');
+  return target.column;
+}
+
 function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
+  if (isImageFolderPlan(spec)) return [...IMAGE_FOLDER_TRAINING_DATA];
   if (spec.inputs.image && needsWholeSample(spec)) {
+    if (fedbiomed === 'v6') {
+      throw new Error('plan export --fedbiomed v6: the resample / crop_around image steps are not generated for v6\'s MedicalFolderDataset yet');
+    }
     return [
       '    def training_data(self):',
       '        plan = self',
@@ -850,6 +872,30 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
       '        return DataManager(dataset=dataset, shuffle=True)',
     ];
   }
+  if (spec.inputs.image && fedbiomed === 'v6') {
+    // v6's MedicalFolderDataset (fedbiomed.common.dataset) reads the folder the node registered, hands each
+    // modality as a tensor and the demographics row as numbers (text as NaN) in the file's column order; the
+    // target comes from the same row (the data loader cannot batch a missing target).
+    return [
+      '    def training_data(self):',
+      '        def row(values):',
+      '            return self._fbts_demographics_v6(values, dataset.demographics_columns)',
+      '        transform = {m: (lambda volume, m=m: self._fbts_image(volume, m)) for m in self.MODALITIES}',
+      "        transform['demographics'] = row",
+      '        dataset = MedicalFolderDataset(',
+      "            data_modalities=self.MODALITIES + ['demographics'],",
+      '            transform=transform,',
+      "            target_modalities=['demographics'],",
+      "            target_transform={'demographics': lambda values: row(values)[-1]},",
+      '        )',
+      '        return DataManager(dataset=dataset, shuffle=True)',
+      '',
+      '    def _fbts_demographics_v6(self, values, columns):',
+      '        # Named by the dataset\'s columns (known once the node set the dataset up); NaN (text) counts as missing.',
+      '        row = {c: v for c, v in zip(columns or [], values.tolist()) if v == v}',
+      '        return torch.from_numpy(self._fbts_demographics(row))',
+    ];
+  }
   if (spec.inputs.image) {
     return [
       '    def training_data(self):',
@@ -858,7 +904,7 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
       '            root=self.dataset_path,',
       '            data_modalities=self.MODALITIES,',
       '            transform=transform,',
-      '            target_modalities=[],',
+      ...(isImageTarget(spec.target) ? TORCH_TARGET_DATASET_LINES : ['            target_modalities=[],']),
       '            demographics_transform=self._fbts_demographics,',
       '        )',
       '        return DataManager(dataset=dataset, shuffle=True)',
@@ -922,9 +968,12 @@ function severalHeadsDataHelpers(data: string, replace: Replace): string {
 }
 
 /** The dependency lines the generated class declares in init_dependencies(). */
-export function planDependencies(spec: PlanSpec): string[] {
+export function planDependencies(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6' = 'v4.5'): string[] {
   const deps = ['import numpy as np', 'import pandas as pd'];
-  if (spec.inputs.image) deps.push('from fedbiomed.common.data import MedicalFolderDataset');
+  if (spec.inputs.image && !isImageFolderPlan(spec)) {
+    deps.push(fedbiomed === 'v6' ? 'from fedbiomed.common.dataset import MedicalFolderDataset'
+      : 'from fedbiomed.common.data import MedicalFolderDataset');
+  }
   return deps;
 }
 
@@ -959,8 +1008,10 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     `    IMAGE_SIZE = ${pyLiteral(spec.inputs.image?.size ?? [])}`,
     `    STORED_RANK = ${storedImageRank(spec)}`,
     `    TABULAR_COLUMNS = ${pyLiteral(spec.inputs.tabular?.columns ?? [])}`,
-    `    TARGET_COLUMN = ${pyString(spec.target.column)}`,
-    ...(hasSeveralHeads(spec) ? [`    TARGET_COLUMNS = ${pyLiteral(planHeads(spec).map((h) => h.target.column))}`] : []),
+    ...(isImageTarget(spec.target) ? torchTargetConstants(spec) : [
+      `    TARGET_COLUMN = ${pyString(spec.target.column)}`,
+      ...(hasSeveralHeads(spec) ? [`    TARGET_COLUMNS = ${pyLiteral(planHeads(spec).map((h) => columnOf(h.target)))}`] : []),
+    ]),
     `    IMAGE_STEPS = ${pyLiteral(imageSteps)}`,
     `    TABULAR_STEPS = ${pyLiteral(tabularSteps)}`,
     ...(Object.keys(fills).length > 0 ? [`    FILL_MISSING = ${pyLiteral(fills)}`] : []),
@@ -982,7 +1033,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     ...optimizerLines(spec),
     '',
     '    def init_dependencies(self):',
-    `        return ${pyLiteral(planDependencies(spec))}`,
+    `        return ${pyLiteral(planDependencies(spec, options.fedbiomed))}`,
     '',
     ...trainingDataLines(spec, options.fedbiomed ?? 'v4.5'),
     '',
@@ -1004,7 +1055,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '        results = {}',
     ...lossAndMetric.metrics,
     '        return results',
-    ...dataHelpers(spec).split('\n').slice(0, -1),
+    ...dataHelpers(spec, options.fedbiomed ?? 'v4.5').split('\n').slice(0, -1),
     ...(usesClassificationHelpers(spec) ? METRIC_HELPERS.split('\n').slice(0, -1) : []),
     ...(augmentation.length > 0 ? AUGMENT_HELPERS.split('\n').slice(0, -1) : []),
     ...(localParameters.length > 0 ? FEDBN_HELPERS.split('\n').slice(0, -1) : []),
@@ -1014,12 +1065,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
 
 /** The full plan file, byte-for-byte what Fed-BioMed v4.5's save_code writes for this class. */
 export function generateTorchPlan(spec: PlanSpec, options: GenerateTorchPlanOptions = {}): string {
-  if (options.fedbiomed === 'v6' && spec.inputs.image) {
-    throw new Error(`plan ${spec.name}: image plans cannot be generated for Fed-BioMed v6 yet (v6's ` +
-      'MedicalFolderDataset takes data_modalities / target_modalities / transforms, not a root folder and a ' +
-      'demographics transform); generate for v4.5 or use a TS node');
-  }
   const deps: string[] = [...(options.fedbiomed === 'v6' ? TORCH_PLAN_DEFAULT_DEPENDENCIES_V6 : TORCH_PLAN_DEFAULT_DEPENDENCIES)];
-  for (const dep of planDependencies(spec)) if (!deps.includes(dep)) deps.push(dep);
+  for (const dep of planDependencies(spec, options.fedbiomed)) if (!deps.includes(dep)) deps.push(dep);
   return `${deps.join('\n')}\n${generateTorchPlanClass(spec, options)}`;
 }

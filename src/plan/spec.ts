@@ -26,6 +26,13 @@ export interface ImageInputSpec {
   dims: 2 | 3;
   /** Spatial size the network sees, after preprocessing; length = `dims`. */
   size: number[];
+  /**
+   * Where the images come from. Absent: a medical folder (or, on TS nodes, a DICOM site). `image_folder`: 2-D
+   * PNG/JPEG pictures in torchvision's ImageFolder layout (Fed-BioMed `images` datasets; class = sub-folder, sorted);
+   * `modalities` are then PIL bands of the RGB picture (`R`, `G`, `B`, or `L` for luma), `dims` 2 and the target
+   * column `class` (the class index). See image-folder-plan.ts.
+   */
+  source?: 'image_folder';
 }
 
 export interface TabularInputSpec {
@@ -38,9 +45,34 @@ export interface PlanInputs {
   tabular?: TabularInputSpec;
 }
 
-export interface TargetSpec {
+export interface ColumnTargetSpec {
   /** Column holding the label (CSV column, or demographics column of a medical folder). */
   column: string;
+}
+
+/**
+ * One channel of an image target: 1 where the voxel of `modality` (a label map or a mask of the medical folder)
+ * holds one of `labels`, else 0.
+ */
+export interface ImageTargetChannel {
+  modality: string;
+  labels: number[];
+}
+
+/**
+ * An image target (image-to-image plans): one binary channel per entry, from modality volumes of the same subject,
+ * through the plan's spatial image steps (crop, center_crop, resize, select_slices, mip; intensity steps do not
+ * apply), so it lands on the network's grid: `[channels × slice count, ...inputs.image.size]`, channel index
+ * `c * sliceCount + s`. See src/plan/image-target.ts.
+ */
+export interface ImageTargetSpec {
+  channels: ImageTargetChannel[];
+}
+
+export type TargetSpec = ColumnTargetSpec | ImageTargetSpec;
+
+export function isImageTarget(target: TargetSpec): target is ImageTargetSpec {
+  return Array.isArray((target as ImageTargetSpec).channels);
 }
 
 export type SpatialParam = number | number[];

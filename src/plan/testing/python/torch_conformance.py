@@ -99,6 +99,10 @@ def run_data_case(case):
                 'demographics': demographics.tolist(),
                 'targets': len(targets),
             }
+            if hasattr(plan, 'TARGET_CHANNELS'):
+                # an image target: what training_step receives for this subject (batch of one)
+                y = plan._fbts_target_batch({m: t.unsqueeze(0) for m, t in targets.items()})[0]
+                out['samples'][folder.name]['target_image'] = write_raw(y, os.path.join(case['out_dir'], 'target_%s.bin' % folder.name))
     batch = next(iter(DataLoader(dataset, batch_size=2, shuffle=False)))
     out['batch_loss'] = float(plan.training_step(*batch))
     return out

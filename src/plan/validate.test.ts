@@ -144,6 +144,11 @@ describe('plan validation', () => {
     expect(issuePaths(evenSmooth)).toEqual(['preprocessing[0].smooth']);
     const wrongRank = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8] }));
     expect(issuePaths(wrongRank)).toEqual(['preprocessing[0].size']);
+    const imageTarget = mutate(cnn3dPlan(), (p) => {
+      p.preprocessing.unshift({ op: 'resample', spacing: [1, 1, 2] });
+      p.target = { channels: [{ modality: 'T1', labels: [1] }] };
+    });
+    expect(issuePaths(imageTarget)).toContain('preprocessing[0].op');
     const wrongSize = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8, 8] }]));
     expect(issuePaths(wrongSize)).toEqual(['inputs.image.size']);
   });

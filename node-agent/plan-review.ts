@@ -34,6 +34,8 @@ export function describeStoredPlan(entry: TrainingPlanEntry): string {
   if (spec.inputs.tabular) lines.push(`  tabular:     ${spec.inputs.tabular.columns.join(', ')}`);
   lines.push(`  target:      ${describeTarget(spec)}`);
   lines.push(`  loss:        ${JSON.stringify(spec.loss)}; optimizer ${JSON.stringify(spec.optimizer)}`);
+  // Further heads read further columns of the node's data: listed beside the primary target.
+  for (const head of spec.heads ?? []) lines.push(`  also head:   ${head.output} → target ${describeTarget({ ...spec, target: head.target })}, loss ${JSON.stringify(head.loss)}`);
   // What training it costs, from the shapes alone: what a reviewer checks against the machine before approving.
   lines.push(`  resources:   ${describeResources(estimatePlanResources(spec))}`);
   lines.push('  spec (canonical JSON, what the hash covers):');

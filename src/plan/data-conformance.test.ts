@@ -8,13 +8,16 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
 import { SeededRandom } from '../engine/prng';
 import { definePlan } from './define';
-import { DenseVolume, imageInput, preprocessModality, PreprocessError, tabularInput, targetValue } from './pipeline';
+import { DenseVolume, headTargetValues, imageInput, preprocessModality, PreprocessError, tabularInput, targetValue } from './pipeline';
 import { generateTorchPlan } from './pytorch';
 import { PlanSpec } from './spec';
 import { writeNpyFloat32 } from './testing/npy';
-import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, mlpPlan } from './testing/plans';
+import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, mlpPlan, severalHeadsGraphPlan } from './testing/plans';
+import { modelGraph } from './graph-builder';
 import { openPlanDataset } from '../data/plan-dataset';
 import { writeNifti } from '../data/nifti';
 import { createVolume, Volume } from '../data/volume';
@@ -142,6 +145,16 @@ function brightestCropPlan(): PlanSpec {
   });
 }
 
+/** The same with the box centred on the brightest 3×3×3 mean (a peak region, not one hot voxel). */
+function smoothedBrightestCropPlan(): PlanSpec {
+  const spec = brightestCropPlan();
+  return definePlan({
+    ...spec,
+    name: 'SmoothedBrightestCrop',
+    preprocessing: spec.preprocessing.map((s) => (s.op === 'crop_around' ? { ...s, smooth: 3 } : s)),
+  });
+}
+
 /** A medical folder of NIfTI files (with their geometry), read by the TS node's reader and by nibabel. */
 interface NiftiCase {
   name: string;
@@ -165,6 +178,12 @@ const NIFTI_CASES: NiftiCase[] = [
     dims: [7, 8, 5],
     geometry: { spacing: [1.1, 1.1, 2.5], orientation: [1, 0, 0, 0, 1, 0, 0, 0, 1], origin: [-20, 4, 7] },
   },
+  {
+    name: 'smoothed_brightest_crop',
+    spec: smoothedBrightestCropPlan(),
+    dims: [7, 8, 5],
+    geometry: { spacing: [1.1, 1.1, 2.5], orientation: [1, 0, 0, 0, 1, 0, 0, 0, 1], origin: [-20, 4, 7] },
+  },
 ];
 
 /** The voxels of one modality of one subject: a GTV blob near a corner (touching the border), else intensities. */
@@ -184,6 +203,24 @@ function niftiVoxels(rng: SeededRandom, modality: string, dims: number[], subjec
   return out;
 }
 
+/** A CSV plan with two heads: a class (bce) and a regression value (mse) from their own columns. */
+function severalHeadsCsvPlan(): PlanSpec {
+  return definePlan({
+    name: 'SeveralHeadsCsv',
+    inputs: { tabular: { columns: ['f0', 'f2'] } },
+    target: { column: 'label' },
+    model: modelGraph((g) => {
+      const trunk = g.chain('trunk', 'tabular', [{ type: 'dense', outFeatures: 3 }, { type: 'relu' }]);
+      g.layer('severity', { type: 'dense', outFeatures: 1 }, trunk);
+      return g.layer('label_logit', { type: 'dense', outFeatures: 1 }, trunk);
+    }),
+    loss: { type: 'bce', fromLogits: true },
+    heads: [{ output: 'severity', target: { column: 'f3' }, loss: { type: 'mse', weight: 2 }, metrics: ['mae'] }],
+    optimizer: { type: 'sgd', lr: 0.1 },
+    metrics: ['auc'],
+  });
+}
+
 interface FolderCase {
   name: string;
   spec: PlanSpec;
@@ -199,6 +236,8 @@ const FOLDER_CASES: FolderCase[] = [
   { name: 'window_log_clip', spec: intensityPlan(), volumeShape: [5, 4, 6] },
   { name: 'mip_fill_missing', spec: mipFillPlan(), volumeShape: [6, 7, 5] },
   { name: 'one_hot', spec: oneHotPlan(), volumeShape: [4, 3, 5] },
+  // three heads: the demographics carry the three target columns
+  { name: 'several_heads', spec: severalHeadsGraphPlan(), volumeShape: [8, 8] },
 ];
 
 const SUBJECTS = ['sub-01', 'sub-02', 'sub-03'];
@@ -217,6 +256,7 @@ function demographicsRows(rng: SeededRandom): Record<string, number | string>[] 
     responder: (i + 1) % 2,
     grade: i % 3,
     y: 0.5 * i - 0.25,
+    pfs: 3 + 2.5 * i,
     sparse: i === 1 ? '' : 3 + i, // sub-02's value is missing
     stage: ['II', 'IV', ''][i], // a known category, an unknown one, a missing one
   }));
@@ -284,6 +324,11 @@ beforeAll(() => {
   fs.writeFileSync(path.join(planDir, 'training_plan_csv_one_hot.py'), generateTorchPlan(oneHotCsv));
   fs.mkdirSync(path.join(work, 'csv_one_hot'));
   dataCases.push({ name: 'csv_one_hot', kind: 'csv', module: 'training_plan_csv_one_hot', class_name: oneHotCsv.name, path: csvFile, out_dir: path.join(work, 'csv_one_hot') });
+
+  const severalCsv = severalHeadsCsvPlan();
+  fs.writeFileSync(path.join(planDir, 'training_plan_csv_several_heads.py'), generateTorchPlan(severalCsv));
+  fs.mkdirSync(path.join(work, 'csv_several_heads'));
+  dataCases.push({ name: 'csv_several_heads', kind: 'csv', module: 'training_plan_csv_several_heads', class_name: severalCsv.name, path: csvFile, out_dir: path.join(work, 'csv_several_heads') });
 
   rows = demographicsRows(rng);
   for (const c of FOLDER_CASES) {
@@ -380,6 +425,21 @@ test('CSV with a one-hot column: the same encoded features on both sides', () =>
   expect(expected.slice(8, 11)).toEqual([1, 0, 0]); // row 2: grade missing -> no indicator
 });
 
+test('CSV with several heads: one target column per head, as the TS dataset batches them', () => {
+  const r = dataCase('csv_several_heads');
+  const spec = severalHeadsCsvPlan();
+  expect(r.targets!.shape).toEqual([csvRows.length, 2]);
+  const expected = csvRows.flatMap((row) => [targetValue(spec, row), ...headTargetValues(spec, row)]);
+  expect(maxAbsDiff(readFloat32(r.targets!), expected)).toBeLessThan(1e-6);
+  const file = path.join(work, 'tabular.csv');
+  const dataset = openPlanDataset(spec, { dataType: 'csv', path: file, parameters: null });
+  const batch = dataset.batchSync(csvRows.map((_, i) => i));
+  expect(batch.target.shape).toEqual([csvRows.length, 2]);
+  expect(maxAbsDiff(batch.target.dataSync(), expected)).toBeLessThan(1e-6);
+  tf.dispose([batch.target, ...Object.values(batch.inputs)]);
+  expect(Number.isFinite(r.batch_loss)).toBe(true);
+});
+
 describe.each(FOLDER_CASES.map((c) => c.name))('medical folder %s', (name) => {
   const c = FOLDER_CASES.find((f) => f.name === name)!;
 
@@ -402,7 +462,7 @@ describe.each(FOLDER_CASES.map((c) => c.name))('medical folder %s', (name) => {
     const r = dataCase(name);
     for (const subject of SUBJECTS) {
       const row = rows.find((x) => x.id === subject)!;
-      const expected = [...Array.from(tabularInput(c.spec, row)), targetValue(c.spec, row)];
+      const expected = [...Array.from(tabularInput(c.spec, row)), targetValue(c.spec, row), ...headTargetValues(c.spec, row)];
       expect(maxAbsDiff(r.samples[subject].demographics, expected)).toBeLessThan(1e-5);
       expect(r.samples[subject].targets).toBe(0);
     }

@@ -13,8 +13,8 @@ import { TorchTensor } from '../serialize';
 import { initialWeights } from './init';
 import { PlanSpec } from './spec';
 import { buildModel } from './tfjs-model';
-import { engineLoss } from './training';
-import { inception3dGraphPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan, unetGraphPlan, upsample3dGraphPlan } from './testing/plans';
+import { engineLoss, planLoss } from './training';
+import { inception3dGraphPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan, severalHeadsGraphPlan, unetGraphPlan, upsample3dGraphPlan } from './testing/plans';
 import { validatePlan } from './validate';
 
 let engine: string;
@@ -84,4 +84,54 @@ describe.each([['native kernels', 'native'], ['wasm kernels', 'wasm']] as const)
     expect(norm).toBeGreaterThan(1e-3);
     expect(worst).toBeLessThan(1e-4 * Math.max(1, norm));
   });
+});
+
+test('several heads: the gradient of Σ weight · loss equals finite differences, on the engine and the CPU oracle', async () => {
+  const spec = severalHeadsGraphPlan();
+  const weights = initialWeights(spec, 9);
+  const n = 4;
+  // responder, pfs (regression), grade (class index): one column per head
+  const targetRows = [[1, 0.5, 0], [0, -1.2, 2], [1, 2.0, 1], [0, 0.3, 2]];
+  const run = (backend: string) => {
+    const model = buildModel(spec, { weights });
+    const x = inputs(spec, n);
+    const target = tf.tensor2d(targetRows);
+    const loss = makeLoss(planLoss(spec));
+    const lossAt = (): number => tf.tidy(() => loss(model.forward(x, true), target).dataSync()[0]);
+    const probes = ['trunk_0.weight', 'pfs.weight', 'grade.bias', 'response.weight', 'stem_0.weight'];
+    const variables = probes.map((name) => model.parameter(name)!.variable);
+    const { grads } = tf.variableGrads(() => loss(model.forward(x, true), target), variables);
+    const checks = probes.map((name, k) => {
+      const v = variables[k];
+      // the entry with the largest gradient (entries feeding a dead ReLU unit have none)
+      const all = grads[v.name].dataSync();
+      let at0 = 0;
+      for (let i = 1; i < all.length; i++) if (Math.abs(all[i]) > Math.abs(all[at0])) at0 = i;
+      const g = all[at0];
+      const values = v.dataSync().slice() as Float32Array;
+      const h = 3e-3;
+      const at = (delta: number): number => {
+        const moved = values.slice();
+        moved[at0] += delta;
+        v.assign(tf.tensor(moved, v.shape));
+        return lossAt();
+      };
+      const numeric = (at(h) - at(-h)) / (2 * h);
+      v.assign(tf.tensor(values, v.shape));
+      return { name, g, numeric };
+    });
+    tf.dispose([...Object.values(grads), ...Object.values(x), target]);
+    model.dispose();
+    return { backend, checks };
+  };
+  await tf.setBackend(engine === 'node' ? 'tensorflow' : engine);
+  const onEngine = run(engine);
+  await tf.setBackend('cpu');
+  const onCpu = run('cpu');
+  for (const { checks } of [onEngine, onCpu]) {
+    for (const { g, numeric } of checks) expect(Math.abs(g - numeric)).toBeLessThan(5e-4 + 1e-3 * Math.abs(numeric));
+  }
+  // the probes are not all flat, and both backends agree
+  for (const c of onCpu.checks) expect(Math.abs(c.g)).toBeGreaterThan(1e-3);
+  onCpu.checks.forEach((c, k) => expect(Math.abs(c.g - onEngine.checks[k].g)).toBeLessThan(1e-4));
 });

@@ -608,20 +608,22 @@ function resolveGraphModel(spec: PlanSpec, model: GraphModelSpec): ResolvedGraph
     if (outputs.indexOf(h.output) !== k + 1) fail(['heads', k, 'output'], `'${h.output}' is already the output of another head`);
     return node;
   });
-  const dangling = nodes.filter((n) => !outputs.includes(n.id) && !used.has(n.id)).map((n) => n.id);
-  if (dangling.length > 0) fail(['model', 'output'], `node(s) ${dangling.join(', ')} do not lead to ${heads.length > 0 ? 'a head output' : 'the output'}`);
+  // Shapes first (a head on an image output names its head), then nodes leading nowhere, then the losses.
   const outputShape = outputNode.layer.outShape;
   if (heads.length > 0 && outputShape.length !== 1) {
     fail(['model', 'output'], `with several heads every head ends with a flat output [K] (one target column each), got ${describe(outputShape)}`);
   }
+  headNodes.forEach((node, k) => {
+    if (node.layer.outShape.length !== 1) fail(['heads', k, 'output'], `a head ends with a flat output [K] (one target column), got ${describe(node.layer.outShape)}`);
+  });
+  const dangling = nodes.filter((n) => !outputs.includes(n.id) && !used.has(n.id)).map((n) => n.id);
+  if (dangling.length > 0) fail(['model', 'output'], `node(s) ${dangling.join(', ')} do not lead to ${heads.length > 0 ? 'a head output' : 'the output'}`);
   checkLossAgainstOutput(spec, outputShape, outputNode.layer, ['model', 'output']);
+  const { heads: _heads, ...single } = spec;
   heads.forEach((h, k) => {
-    const shape = headNodes[k].layer.outShape;
-    if (shape.length !== 1) fail(['heads', k, 'output'], `a head ends with a flat output [K] (one target column), got ${describe(shape)}`);
-    const { heads: _heads, ...single } = spec;
     // The head's own loss, its errors pointing into heads[k].
     try {
-      checkLossAgainstOutput({ ...single, loss: h.loss }, shape, headNodes[k].layer, ['heads', k, 'output']);
+      checkLossAgainstOutput({ ...single, loss: h.loss }, headNodes[k].layer.outShape, headNodes[k].layer, ['heads', k, 'output']);
     } catch (err) {
       if (err instanceof InferenceError && err.issue.path.startsWith('loss')) fail(['heads', k, ...err.issue.path.split('.')], err.issue.message);
       throw err;
@@ -640,6 +642,7 @@ function resolveAll(spec: PlanSpec): ResolvedGraph {
     fail(['version'], graph ? 'a plan whose model is a graph (nodes) has version 2' : 'a plan whose model is branches has version 1');
   }
   if (spec.heads && !isGraphModel(spec.model)) fail(['heads'], 'several heads need a graph model (plan version 2: nodes and output)');
+  if (!spec.heads && spec.loss.weight !== undefined) fail(['loss', 'weight'], 'weighs a head\'s loss in a plan with several heads (heads); this plan has one');
   return isGraphModel(spec.model) ? resolveGraphModel(spec, spec.model) : resolveBranches(spec, spec.model);
 }
 

@@ -10,7 +10,7 @@ import { exportPlanToOnnx, OnnxExportError, ONNX_OUTPUT } from './onnx';
 import { PlanSpec } from './spec';
 import {
   cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, imageLayersGraphPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan,
-  resnetGraphPlan, unetGraphPlan, upsample3dGraphPlan,
+  resnetGraphPlan, severalHeadsGraphPlan, unetGraphPlan, upsample3dGraphPlan,
 } from './testing/plans';
 import { runOnnxOutOfProcess } from './testing/onnx-runner';
 import { buildModel } from './tfjs-model';
@@ -141,6 +141,36 @@ describe('ONNX export of a plan', () => {
     for (const op of ['Conv', 'Pad', 'Relu', 'LeakyRelu', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'BatchNormalization',
       'Flatten', 'Gemm', 'Concat', 'Add', 'Sigmoid', 'Softmax', 'Transpose', 'GlobalMaxPool', 'InstanceNormalization', 'ReduceMean', 'Resize']) {
       expect(usedOps).toContain(op);
+    }
+  });
+
+  it('several heads: one output per head, named after its node, each with its loss activation', () => {
+    const spec = severalHeadsGraphPlan();
+    const model = buildModel(spec, { seed: 3 });
+    const { tfjs, onnx } = inputsFor(spec, 5);
+    model.forward(tfjs, true).dispose();
+    const weights = exportWeights(model);
+    const exported = exportPlanToOnnx(spec, weights, { imageLayout: 'NCHW' });
+    expect(exported.outputs.map((o) => [o.name, o.shape])).toEqual([['response', ['N', 1]], ['pfs', ['N', 1]], ['grade', ['N', 3]]]);
+    // The TS model's heads side by side: response logit (BCE with logits → sigmoid in ONNX), pfs, grade logits.
+    const side = model.forward(tfjs, false);
+    const [response, pfs, grade] = tf.split(side, [1, 1, 3], 1);
+    const expected: Record<string, tf.Tensor> = { response: tf.sigmoid(response), pfs, grade };
+    try {
+      const run = runOnnxOutOfProcess(exported.bytes, onnx('NCHW'));
+      expect(run.outputNames).toEqual(['response', 'pfs', 'grade']);
+      for (const [name, want] of Object.entries(expected)) {
+        const got = run.outputs[name];
+        expect(got.dims).toEqual(want.shape);
+        const values = want.dataSync();
+        let maxDiff = 0;
+        for (let i = 0; i < values.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got.data[i] - values[i]));
+        expect(maxDiff).toBeLessThan(1e-4);
+        expect(Math.max(...values) - Math.min(...values)).toBeGreaterThan(1e-4);
+      }
+    } finally {
+      tf.dispose([side, response, pfs, grade, ...Object.values(expected), ...Object.values(tfjs)]);
+      model.dispose();
     }
   });
 

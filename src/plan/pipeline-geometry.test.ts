@@ -2,13 +2,20 @@
  * The geometric preprocessing steps against independent computations: `resample` against nibabel's
  * `as_closest_canonical` + scipy's `map_coordinates` on the grid the step defines (target spacing along the
  * canonical axes, first voxel's centre kept), linear (order 1) and nearest (order 0); `crop_around` against
- * hand-worked boxes. The generated PyTorch plan's side of both is in data-conformance.test.ts.
+ * hand-worked boxes; one image read from an LPS DICOM series and from a RAS-ordered NIfTI file resamples alike. The
+ * generated PyTorch plan's side of both is in data-conformance.test.ts.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { SeededRandom } from '../engine/prng';
+import { phantomVolume, seriesOptions } from '../data/dicom-corpus.test-helper';
+import { writeMrSeries } from '../data/dicom-writer';
+import { writeNifti } from '../data/nifti';
+import { closestCanonical } from '../data/orientation';
+import { openPlanDataset } from '../data/plan-dataset';
+import { definePlan } from './define';
 import { Affine, cropCentre, padCrop, rasAxes, resample } from './pipeline-geometry';
 import { writeNpyFloat32 } from './testing/npy';
 import { findTorchPython } from './testing/python';
@@ -150,6 +157,20 @@ describe('crop_around', () => {
     expect(cropCentre(two, 'brightest')).toEqual([4, 1]);
   });
 
+  test('brightest with smooth: the centre of the brightest k-wide box mean, not a lone hot voxel', () => {
+    const x = { data: new Float32Array(8 * 9), shape: [1, 8, 9] };
+    x.data[0] = 10; // one hot voxel in the corner
+    for (let i = 4; i <= 6; i++) for (let j = 5; j <= 7; j++) x.data[i * 9 + j] = 5; // a 3×3 region around (5, 6)
+    expect(cropCentre(x, 'brightest')).toEqual([0, 0]);
+    expect(cropCentre(x, 'brightest', 3)).toEqual([5, 6]);
+    // two 2×2 regions: the boxes at (0, 0) and (4, 4) both sum 4 (zero outside); a tie keeps the first in C order
+    const y = { data: new Float32Array(8 * 9), shape: [1, 8, 9] };
+    for (const [i, j] of [[0, 0], [0, 1], [1, 0], [1, 1], [4, 4], [4, 5], [5, 4], [5, 5]]) y.data[i * 9 + j] = 1;
+    expect(cropCentre(y, 'brightest', 3)).toEqual([0, 0]);
+    y.data[5 * 9 + 5] = 1.5;
+    expect(cropCentre(y, 'brightest', 3)).toEqual([4, 4]);
+  });
+
   test('the box is padded where it leaves the volume', () => {
     // centre (5, 0), size 3×4: rows 4..6, columns −2..1
     const out = padCrop(image, [4, -2], [3, 4], -1);
@@ -157,4 +178,46 @@ describe('crop_around', () => {
     expect(Array.from(out.data)).toEqual([-1, -1, 40, 41, -1, -1, 50, 51, -1, -1, -1, -1]);
     expect(Array.from(padCrop(image, [7, 0], [2, 2], 0).data)).toEqual([0, 0, 0, 0]);
   });
+});
+
+test('one image stored as an LPS DICOM series and as a RAS-ordered NIfTI gives one resampled plan input', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-geometry-readers-'));
+  try {
+    const volume = phantomVolume([9, 8, 5], 3); // axial, x to the patient's left: LPS voxel order
+    writeMrSeries(path.join(dir, 'dicom', 'P-1', 'mr'), volume, seriesOptions('t1', 'P-1'));
+    fs.writeFileSync(path.join(dir, 'dicom', 'clinical.csv'), 'id,y\nP-1,1\n');
+    const canonical = closestCanonical(volume); // the same voxels in RAS order (x and y reversed)
+    expect(canonical.data).not.toEqual(volume.data);
+    fs.mkdirSync(path.join(dir, 'nifti', 'P-1', 'MR'), { recursive: true });
+    writeNifti(path.join(dir, 'nifti', 'P-1', 'MR', 'mr.nii'), canonical);
+    fs.writeFileSync(path.join(dir, 'nifti', 'clinical.csv'), 'id,y\nP-1,1\n');
+    const spec = definePlan({
+      name: 'ReaderGeometry',
+      inputs: { image: { modalities: ['MR'], dims: 3, size: [5, 8, 3] } },
+      target: { column: 'y' },
+      // 9 × 0.9 mm → 6 voxels of 1.3 mm; 8 × 0.9 mm → 10 of 0.7 mm; 5 × 1.2 mm → 3 of 2 mm
+      preprocessing: [{ op: 'resample', spacing: [1.3, 0.7, 2] }, { op: 'center_crop', size: [5, 8, 3] }],
+      model: { image: [{ type: 'flatten' }], head: [{ type: 'dense', outFeatures: 1 }] },
+      loss: { type: 'mse' },
+      optimizer: { type: 'sgd', lr: 0.1 },
+    });
+    const fromDicom = openPlanDataset(spec, {
+      dataType: 'dicom',
+      path: path.join(dir, 'dicom'),
+      parameters: { tabular_file: path.join(dir, 'dicom', 'clinical.csv'), index_col: 0, series_rules: [{ role: 'MR', modality: 'MR', description: 't1' }] },
+    }).sample(0).image!;
+    const fromNifti = openPlanDataset(spec, {
+      dataType: 'medical-folder',
+      path: path.join(dir, 'nifti'),
+      parameters: { tabular_file: path.join(dir, 'nifti', 'clinical.csv'), index_col: 0 },
+    }).sample(0).image!;
+    expect(fromDicom.shape).toEqual([1, 5, 8, 3]);
+    expect(fromNifti.shape).toEqual(fromDicom.shape);
+    let worst = 0;
+    for (let i = 0; i < fromDicom.data.length; i++) worst = Math.max(worst, Math.abs(fromDicom.data[i] - fromNifti.data[i]));
+    expect(worst).toBeLessThan(1e-3); // intensities up to 4000
+    expect(Math.max(...fromDicom.data) - Math.min(...fromDicom.data)).toBeGreaterThan(10);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -122,8 +122,37 @@ export function resample(x: Dense, affine: Affine, step: ResampleStep, modality:
   return y;
 }
 
+/**
+ * k-wide box sums along every spatial axis in turn, zero outside, in float64, each output summing its box from the
+ * lowest index up (the generated plan adds the same terms in the same order, so both find the same maximum).
+ */
+function boxSums(x: Dense, k: number): Float64Array {
+  let values = Float64Array.from(x.data);
+  const r = (k - 1) / 2;
+  for (let axis = 1; axis < x.shape.length; axis++) {
+    const n = x.shape[axis];
+    const inner = size(x.shape.slice(axis + 1));
+    const outer = size(x.shape.slice(0, axis));
+    const out = new Float64Array(values.length);
+    for (let o = 0; o < outer; o++) {
+      for (let t = 0; t < n; t++) {
+        for (let i = 0; i < inner; i++) {
+          let sum = 0;
+          for (let d = -r; d <= r; d++) {
+            const s = t + d;
+            sum += s >= 0 && s < n ? values[(o * n + s) * inner + i] : 0;
+          }
+          out[(o * n + t) * inner + i] = sum;
+        }
+      }
+    }
+    values = out;
+  }
+  return values;
+}
+
 /** The voxel (spatial indices) a `crop_around` box is centred on, found in the guide modality's array. */
-export function cropCentre(guide: Dense, center: CropAroundStep['center']): number[] {
+export function cropCentre(guide: Dense, center: CropAroundStep['center'], smooth = 1): number[] {
   const spatial = guide.shape.slice(1);
   const spatialSize = size(spatial);
   const unravel = (flat: number): number[] => {
@@ -136,8 +165,9 @@ export function cropCentre(guide: Dense, center: CropAroundStep['center']): numb
     return out;
   };
   if (center === 'brightest') {
+    const values = smooth > 1 ? boxSums(guide, smooth) : guide.data;
     let best = 0;
-    for (let i = 1; i < guide.data.length; i++) if (guide.data[i] > guide.data[best]) best = i;
+    for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
     return unravel(best);
   }
   const low = spatial.map(() => Infinity);

@@ -165,7 +165,7 @@ function preprocessImages(spec: PlanSpec, volumes: Record<string, DenseVolume>, 
           throw new PreprocessError(`${labelOf(m)} is [${xs[m].shape.slice(1).join(', ')}] where '${step.modality}' is [${guide.shape.slice(1).join(', ')}]: crop_around needs one grid for all modalities`);
         }
       }
-      const centre = cropCentre(guide, step.center);
+      const centre = cropCentre(guide, step.center, step.smooth);
       const start = centre.map((c, a) => c - Math.floor(step.size[a] / 2));
       for (const m of modalities) xs[m] = padCrop(xs[m], start, step.size, step.padValue ?? 0);
       continue;

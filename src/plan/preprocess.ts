@@ -4,7 +4,7 @@
  * and in the generated PyTorch plan on Python nodes; their exact semantics are documented in spec.ts.
  */
 import { formatPath, PlanIssue } from './errors';
-import { PlanSpec, PreprocessStep, SelectSlicesStep } from './spec';
+import { isImageTarget, PlanSpec, PreprocessStep, SelectSlicesStep } from './spec';
 
 export function sliceSelection(spec: PlanSpec): SelectSlicesStep | undefined {
   return spec.preprocessing.find((s): s is SelectSlicesStep => s.op === 'select_slices');
@@ -82,6 +82,10 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
       return;
     }
     if (step.op !== 'resample' && changesGrid(step)) gridChanged = true;
+    if ((step.op === 'resample' || step.op === 'crop_around') && isImageTarget(spec.target)) {
+      // The target's voxels would stay on the stored grid while the input moves (not supported yet).
+      issue(i, 'op', `${step.op} does not move an image target yet: use it with a column target`);
+    }
     switch (step.op) {
       case 'resample':
         if (rank !== 3) issue(i, 'op', `resample needs 3D volumes (the volume is ${rank}D here)`);
@@ -92,6 +96,8 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
         break;
       case 'crop_around':
         if (step.size.length !== rank) issue(i, 'size', `needs ${rank} values (the volume is ${rank}D here)`);
+        if (step.smooth !== undefined && step.center !== 'brightest') issue(i, 'smooth', "smooth applies to center 'brightest'");
+        else if (step.smooth !== undefined && step.smooth % 2 !== 1) issue(i, 'smooth', `needs an odd box width, got ${step.smooth}`);
         if (!image!.modalities.includes(step.modality)) {
           issue(i, 'modality', `unknown modality '${step.modality}' (inputs.image.modalities: ${image!.modalities.join(', ')})`);
         }

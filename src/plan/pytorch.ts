@@ -737,7 +737,16 @@ const WHOLE_SAMPLE_HELPERS = String.raw`    def _fbts_images(self, data):
             if list(x.shape[1:]) != spatial:
                 raise self._fbts_error('modality %r is %s where %r is %s: crop_around needs one grid for all modalities' % (m, list(x.shape[1:]), step['modality'], spatial))
         if step['center'] == 'brightest':
-            center = [int(i) for i in np.unravel_index(int(np.argmax(guide.numpy().reshape(-1))), guide.shape)[1:]]
+            values = guide.numpy().astype(np.float64)
+            k = step.get('smooth', 1)
+            for axis in (range(1, values.ndim) if k > 1 else []):
+                # k-wide box sums, zero outside, added from the lowest index up (as pipeline-geometry.ts)
+                n, padded = values.shape[axis], np.pad(values, [((k - 1) // 2,) * 2 if a == axis else (0, 0) for a in range(values.ndim)])
+                total = np.zeros_like(values)
+                for d in range(k):
+                    total = total + np.take(padded, np.arange(d, d + n), axis=axis)
+                values = total
+            center = [int(i) for i in np.unravel_index(int(np.argmax(values.reshape(-1))), guide.shape)[1:]]
         else:
             inside = (guide > 0).any(dim=0).nonzero()
             if len(inside) == 0:

@@ -476,8 +476,10 @@ export interface ResampleStep {
  * of every modality at the same voxel indices; positions outside the volume take `padValue` (default 0).
  * center 'mask': the centre of the bounding box of the modality's voxels > 0 (per axis floor((first + last) / 2));
  * the volume centre floor(n / 2) when the mask is empty. center 'brightest': the maximum-intensity voxel (the
- * first one in C order on ties), e.g. PET SUVmax. The box starts at centre − floor(size / 2). Every modality must
- * have the same grid here (co-registered volumes of one subject).
+ * first one in C order on ties), e.g. PET SUVmax; with `smooth: k` (odd), the maximum of the k-wide box mean
+ * instead (zero outside the volume, as scipy's uniform_filter mode 'constant'), a peak region rather than one hot
+ * voxel (PET SUVpeak-like). The box starts at centre − floor(size / 2). Every modality must have the same grid
+ * here (co-registered volumes of one subject).
  */
 export interface CropAroundStep {
   op: 'crop_around';
@@ -485,6 +487,7 @@ export interface CropAroundStep {
   center: 'mask' | 'brightest';
   size: number[];
   padValue?: number;
+  smooth?: number;
 }
 export interface SelectSlicesStep {
   op: 'select_slices';

@@ -2,7 +2,7 @@ import { canonicalJson, planHash } from './canonical';
 import { definePlan } from './define';
 import { PlanValidationError } from './errors';
 import { PlanSpec } from './spec';
-import { EXAMPLE_PLANS, cnn2dPlan, cnn3dPlan, mlpPlan } from './testing/plans';
+import { EXAMPLE_PLANS, cnn2dPlan, cnn3dPlan, mlpPlan, severalHeadsGraphPlan } from './testing/plans';
 import { checkPlan, validatePlan } from './validate';
 
 /** A deep copy of a valid plan, edited by `edit`, as untyped JSON (bad plans are not PlanSpecs). */
@@ -138,10 +138,37 @@ describe('plan validation', () => {
     expect(issuePaths(unknownNearest)).toEqual(['preprocessing[0].nearest[0]']);
     const unknownGuide = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'crop_around', modality: 'GTV', center: 'brightest', size: [6, 8, 7] }));
     expect(issuePaths(unknownGuide)).toEqual(['preprocessing[0].modality']);
+    const smoothOnMask = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8, 7], smooth: 3 }]));
+    expect(issuePaths(smoothOnMask)).toEqual(['preprocessing[0].smooth']);
+    const evenSmooth = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'brightest', size: [6, 8, 7], smooth: 2 }]));
+    expect(issuePaths(evenSmooth)).toEqual(['preprocessing[0].smooth']);
     const wrongRank = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8] }));
     expect(issuePaths(wrongRank)).toEqual(['preprocessing[0].size']);
+    const imageTarget = mutate(cnn3dPlan(), (p) => {
+      p.preprocessing.unshift({ op: 'resample', spacing: [1, 1, 2] });
+      p.target = { channels: [{ modality: 'T1', labels: [1] }] };
+    });
+    expect(issuePaths(imageTarget)).toContain('preprocessing[0].op');
     const wrongSize = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8, 8] }]));
     expect(issuePaths(wrongSize)).toEqual(['inputs.image.size']);
+  });
+
+  test('several heads: outputs, shapes, losses and metrics are checked per head', () => {
+    const ok = validatePlan(severalHeadsGraphPlan());
+    expect(ok.graph.outputs).toEqual(['response', 'pfs', 'grade']);
+    expect(ok.graph.outputShapes).toEqual([[1], [1], [3]]);
+    const onBranches = mutate(mlpPlan(), (p) => (p.heads = [{ output: 'head', target: { column: 'f0' }, loss: { type: 'mse' } }]));
+    expect(issuePaths(onBranches)).toEqual(['heads']);
+    expect(issuePaths(mutate(severalHeadsGraphPlan(), (p) => (p.heads[0].output = 'nowhere')))).toEqual(['heads[0].output']);
+    expect(issuePaths(mutate(severalHeadsGraphPlan(), (p) => (p.heads[1].output = 'response')))).toEqual(['heads[1].output']);
+    const imageHead = mutate(severalHeadsGraphPlan(), (p) => (p.heads[0].output = 'stem_2'));
+    expect(checkPlan(imageHead).issues).toEqual([{ path: 'heads[0].output', message: 'a head ends with a flat output [K] (one target column), got [4, 8, 8]' }]);
+    expect(issuePaths(mutate(severalHeadsGraphPlan(), (p) => (p.heads[1].loss = { type: 'bce', fromLogits: true })))).toEqual(['heads[1].loss.type']);
+    expect(issuePaths(mutate(severalHeadsGraphPlan(), (p) => (p.heads[0].metrics = ['auc'])))).toEqual(['heads[0].metrics[0]']);
+    expect(issuePaths(mutate(severalHeadsGraphPlan(), (p) => (p.heads[0].loss.weight = -1)))).toEqual(['heads[0].loss.weight']);
+    expect(issuePaths(mutate(mlpPlan(), (p) => (p.loss.weight = 2)))).toEqual(['loss.weight']);
+    // A head dropped from the list leaves its node leading nowhere.
+    expect(issuePaths(mutate(severalHeadsGraphPlan(), (p) => p.heads.pop()))).toEqual(['model.output']);
   });
 
   test('a branch without its input, and an input without its branch, are rejected', () => {

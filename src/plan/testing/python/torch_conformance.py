@@ -124,6 +124,14 @@ def run_augment_case(case):
     first = plan._fbts_augment(images)
     torch.manual_seed(0)
     out['torch_seeded_repeatable'] = bool(torch.equal(first, plan._fbts_augment(images)))
+    # the same batch whatever torch's intra-op thread count
+    threads = torch.get_num_threads()
+    batches = []
+    for n in (1, 3):
+        torch.set_num_threads(n)
+        batches.append(plan._fbts_augment_batch(images, case['seed']))
+    torch.set_num_threads(threads)
+    out['thread_count_independent'] = bool(torch.equal(batches[0], batches[1]))
     out['training_step_augments'] = 'self._fbts_augment(' in inspect.getsource(type(plan).training_step)
     out['testing_step_augments'] = 'self._fbts_augment(' in inspect.getsource(type(plan).testing_step)
     return out

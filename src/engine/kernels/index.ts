@@ -12,6 +12,7 @@ import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { BIAS_RELU, BIAS_RELU_GRAD, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
 import { BATCH_NORM, BATCH_NORM_GRAD, batchNormGradient, nativeBatchNormKernels, nativeBatchNormSelfCheck } from './batch-norm-native';
 import { conv2DGradient } from './conv2d-gradient';
+import { conv3DBackpropInputGradient } from './conv3d-transpose-gradient';
 import { nativeConcatKernels } from './concat-native';
 import { nativeConvKernels, nativeConvSelfCheck, nativePerSampleFilterGradKernel, PER_SAMPLE_FILTER_GRAD } from './conv-native';
 import { nativePoolKernels, nativePoolSelfCheck } from './pool-native';
@@ -87,6 +88,7 @@ export function registerProjectKernels(): void {
     return config;
   });
   registerGradient(conv2DGradient);
+  registerGradient(conv3DBackpropInputGradient);
   registerGradient(avgPoolGradient);
   registerGradient(avgPool3DGradient);
   registerGradient(biasReluGradient);

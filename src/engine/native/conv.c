@@ -15,7 +15,8 @@
 #include <string.h>
 
 #define HOT __attribute__((target("avx2,fma")))
-#define MR 6  /* rows of a register tile */
+#define HOT512 __attribute__((target("avx512f,avx2,fma")))
+#define MR 12 /* rows of a register tile: one AVX-512 tile, or two AVX2 tiles of 6 rows */
 #define NR 16 /* columns of a register tile: two 8-float vectors */
 
 /* Scratch blocks sized to stay in the 256 KB - 1 MB L2 of current x86 cores while the tiles stream over them. */
@@ -27,6 +28,20 @@ int conv_cpu_supported(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+
+/* 1 when the tiles run on AVX-512 (CPU and OS support it, and FEDBIOMED_TS_NATIVE_AVX512 is not 0), decided once.
+ * Both tile versions do the same multiply-adds in the same order per output element: the same bits either way. */
+static int tiles_avx512 = -1;
+static int use_avx512(void) {
+  if (tiles_avx512 < 0) {
+    __builtin_cpu_init();
+    const char *setting = getenv("FEDBIOMED_TS_NATIVE_AVX512");
+    tiles_avx512 = __builtin_cpu_supports("avx512f") && !(setting && strcmp(setting, "0") == 0);
+  }
+  return tiles_avx512;
+}
+
+int conv_tiles_avx512(void) { return use_avx512(); }
 
 static size_t patch_length(const conv_geometry *g) { return (size_t)g->k_d * g->k_h * g->k_w * g->in_c; }
 static size_t positions(const conv_geometry *g) { return (size_t)g->batch * g->out_d * g->out_h * g->out_w; }
@@ -105,26 +120,73 @@ static inline __attribute__((always_inline)) HOT void tile_6x16_rows(size_t segm
 #undef STORE_ROW
 }
 
-/* The common case: tile row i starts a_row floats after row i - 1. */
-static inline HOT void tile_6x16(size_t segments, const size_t *offsets, size_t K, const float *a, size_t a_row,
-                                 size_t a_k, const float *b, size_t ldb, float *c, size_t ldc, int add) {
-  const size_t rows[MR] = {0, a_row, 2 * a_row, 3 * a_row, 4 * a_row, 5 * a_row};
+/* The same product for 12 rows on AVX-512: one 16-float vector per row, 12 accumulators. */
+static HOT512 void tile_12x16_rows_avx512(size_t segments, const size_t *offsets, size_t K, const float *a,
+                                          const size_t *rows, size_t a_k, const float *b, size_t ldb, float *c,
+                                          size_t ldc, int add) {
+  __m512 acc[MR];
+  for (int i = 0; i < MR; i++) acc[i] = _mm512_setzero_ps();
+  const size_t r0 = rows[0], r1 = rows[1], r2 = rows[2], r3 = rows[3], r4 = rows[4], r5 = rows[5];
+  const size_t r6 = rows[6], r7 = rows[7], r8 = rows[8], r9 = rows[9], r10 = rows[10], r11 = rows[11];
+  for (size_t s = 0; s < segments; s++) {
+    const float *ap = a + offsets[s];
+    for (size_t k = 0; k < K; k++) {
+      const __m512 bv = _mm512_loadu_ps(b);
+      acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r0]), bv, acc[0]);
+      acc[1] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r1]), bv, acc[1]);
+      acc[2] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r2]), bv, acc[2]);
+      acc[3] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r3]), bv, acc[3]);
+      acc[4] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r4]), bv, acc[4]);
+      acc[5] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r5]), bv, acc[5]);
+      acc[6] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r6]), bv, acc[6]);
+      acc[7] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r7]), bv, acc[7]);
+      acc[8] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r8]), bv, acc[8]);
+      acc[9] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r9]), bv, acc[9]);
+      acc[10] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r10]), bv, acc[10]);
+      acc[11] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r11]), bv, acc[11]);
+      ap += a_k;
+      b += ldb;
+    }
+  }
+  for (int i = 0; i < MR; i++) {
+    float *row = c + (size_t)i * ldc;
+    _mm512_storeu_ps(row, add ? _mm512_add_ps(_mm512_loadu_ps(row), acc[i]) : acc[i]);
+  }
+}
+
+/* A 12 x 16 tile: rows[i] as in tile_6x16_rows. */
+static inline HOT void tile_12x16_rows(size_t segments, const size_t *offsets, size_t K, const float *a,
+                                       const size_t *rows, size_t a_k, const float *b, size_t ldb, float *c,
+                                       size_t ldc, int add) {
+  if (use_avx512()) {
+    tile_12x16_rows_avx512(segments, offsets, K, a, rows, a_k, b, ldb, c, ldc, add);
+    return;
+  }
   tile_6x16_rows(segments, offsets, K, a, rows, a_k, b, ldb, c, ldc, add);
+  tile_6x16_rows(segments, offsets, K, a, rows + 6, a_k, b, ldb, c + 6 * ldc, ldc, add);
+}
+
+/* The common case: tile row i starts a_row floats after row i - 1. */
+static inline HOT void tile_12x16(size_t segments, const size_t *offsets, size_t K, const float *a, size_t a_row,
+                                  size_t a_k, const float *b, size_t ldb, float *c, size_t ldc, int add) {
+  size_t rows[MR];
+  for (size_t i = 0; i < MR; i++) rows[i] = i * a_row;
+  tile_12x16_rows(segments, offsets, K, a, rows, a_k, b, ldb, c, ldc, add);
 }
 
 static const size_t NO_OFFSET[1] = {0};
 
-/* A tile whose destination may be smaller than 6 x 16: computed whole into a local tile, then the valid part
+/* A tile whose destination may be smaller than 12 x 16: computed whole into a local tile, then the valid part
  * stored (or added). */
 static HOT void tile_partial(size_t segments, const size_t *offsets, size_t K, const float *a, size_t a_row,
                              size_t a_k, const float *b, size_t ldb, float *c, size_t ldc, size_t rows, size_t cols,
                              int add) {
   if (rows == MR && cols == NR) {
-    tile_6x16(segments, offsets, K, a, a_row, a_k, b, ldb, c, ldc, add);
+    tile_12x16(segments, offsets, K, a, a_row, a_k, b, ldb, c, ldc, add);
     return;
   }
   float t[MR * NR];
-  tile_6x16(segments, offsets, K, a, a_row, a_k, b, ldb, t, NR, 0);
+  tile_12x16(segments, offsets, K, a, a_row, a_k, b, ldb, t, NR, 0);
   for (size_t i = 0; i < rows; i++) {
     for (size_t j = 0; j < cols; j++) c[i * ldc + j] = add ? c[i * ldc + j] + t[i * NR + j] : t[i * NR + j];
   }
@@ -269,7 +331,7 @@ typedef struct {
   float *y;
 } forward_job;
 
-/* In place, one output row at a time; the last < 6 positions of a row go through a gathered copy (their 6-row tile
+/* In place, one output row at a time; the last < 12 positions of a row go through a gathered copy (their 12-row tile
  * would read past the row, and past the image at its end). */
 static HOT int forward_in_place(const forward_job *job, size_t begin, size_t end) {
   const conv_geometry *g = job->g;
@@ -369,7 +431,7 @@ typedef struct {
   const conv_geometry *g;
   const float *x, *dy;
   const size_t *offsets; /* as in forward_job */
-  float *accumulators;   /* one [round_up(R, 6) x round_up(CO, 16)] block per sample */
+  float *accumulators;   /* one [round_up(R, 12) x round_up(CO, 16)] block per sample */
 } filter_job;
 
 /* dy rows [first, first + count) with channels padded to whole panels, when out_c is not a multiple of 16. */
@@ -382,7 +444,7 @@ static void pad_dy_rows(const float *dy, size_t first, size_t count, size_t CO, 
 
 /*
  * In place, one output row at a time: for each 6 patch entries (wherever they sit in the image relative to the
- * window) and each 16-channel panel, a tile sums over the row's positions. The accumulator has round_up(R, 6)
+ * window) and each 16-channel panel, a tile sums over the row's positions. The accumulator has round_up(R, 12)
  * rows; entries past R read the window's first element and are discarded.
  */
 static HOT int filter_in_place(const filter_job *job, size_t begin, size_t end, float *acc) {
@@ -407,7 +469,7 @@ static HOT int filter_in_place(const filter_job *job, size_t begin, size_t end, 
           size_t entries[MR];
           for (size_t i = 0; i < MR; i++) entries[i] = r0 + i < R ? job->offsets[(r0 + i) / run] + (r0 + i) % run : 0;
           for (size_t j = 0; j < COP; j += NR) {
-            tile_6x16_rows(1, NO_OFFSET, OW, row, entries, a_k, b + j, ldb, acc + r0 * COP + j, COP, 1);
+            tile_12x16_rows(1, NO_OFFSET, OW, row, entries, a_k, b + j, ldb, acc + r0 * COP + j, COP, 1);
           }
         }
       }
@@ -442,7 +504,7 @@ static HOT int filter_gathered(const filter_job *job, size_t begin, size_t end, 
     }
     for (size_t r0 = 0; r0 < RS; r0 += MR) {
       for (size_t j = 0; j < COP; j += NR) {
-        tile_6x16(1, NO_OFFSET, m, patches + r0, 1, RS, b + j, ldb, acc + r0 * COP + j, COP, 1);
+        tile_12x16(1, NO_OFFSET, m, patches + r0, 1, RS, b + j, ldb, acc + r0 * COP + j, COP, 1);
       }
     }
   }
@@ -524,7 +586,7 @@ static HOT int input_samples(void *context, size_t begin, size_t end, int worker
         a = tail;
       }
       for (size_t j = 0; j < panels; j++) {
-        tile_6x16(1, NO_OFFSET, CO, a, CO, 1, job->packed + j * CO * NR, NR, dpatches + i0 * RP + j * NR, RP, 0);
+        tile_12x16(1, NO_OFFSET, CO, a, CO, 1, job->packed + j * CO * NR, NR, dpatches + i0 * RP + j * NR, RP, 0);
       }
     }
     patch_rows(g, job->dx, &cursor, m, dpatches, RP, 1);

@@ -167,6 +167,9 @@ export function nativeConvSelfCheck(native: NativeKernels): string | undefined {
     // Stride 1: the input gradient as a forward conv of dy with the rotated filter (padding and dilation mirrored).
     { batch: 2, inSize: [3, 5, 6], inChannels: 3, filter: [2, 3, 2], outChannels: 5, stride: [1, 1, 1],
       dilation: [1, 2, 1], padBefore: [1, 2, 0], outSize: [3, 5, 5] },
+    // Padded rows of 50 positions: the filter gradient on zero-padded copies of the samples, read in place.
+    { batch: 1, inSize: [1, 2, 50], inChannels: 2, filter: [1, 2, 3], outChannels: 3, stride: [1, 1, 1],
+      dilation: [1, 1, 1], padBefore: [0, 1, 1], outSize: [1, 3, 50] },
     // No padding: the in-place (implicit im2col) paths, with a row of 7 positions (one 6-wide tile + 1 gathered).
     { batch: 2, inSize: [3, 4, 14], inChannels: 3, filter: [2, 2, 2], outChannels: 17, stride: [1, 1, 2],
       dilation: [1, 1, 1], padBefore: [0, 0, 0], outSize: [2, 3, 7] },

@@ -13,11 +13,8 @@ import { initBackend } from '../src/engine/backend';
 import { openNodeStores, NodeStores } from './stores';
 import { NodeLog } from './node-log';
 import { TaskQueue } from './task-queue';
-import {
-  answerApproval, answerList, answerPing, answerPlanStatus, answerSearch, answerSecagg, answerSecaggDelete,
-  RequestContext,
-} from './requests';
-import { PlanDatasetCache } from './dataset-cache';
+import { answerRequest, RequestContext } from './requests';
+import { TrainingStopped, TrainingWorker } from './training-worker';
 import { executeTrainRequest, failedTrainReply, RoundContext } from './round';
 import type { QueuedTask } from './task-queue';
 import { acquireNodeLock, type NodeLock } from './lock';
@@ -60,8 +57,8 @@ export interface NodeAgentOptions {
 export const SIGNAL_STOP_LOG = 'Node stopped in signal_handler, probably by user decision (Ctrl C)';
 
 export class NodeAgent {
-  /** The last dataset read for a plan, reused while its files are unchanged (see dataset-cache.ts). */
-  private readonly dataCache = new PlanDatasetCache();
+  /** Where rounds compute, off the event loop; it keeps the last dataset read between rounds (dataset-cache.ts). */
+  private readonly trainer: TrainingWorker;
   readonly log: NodeLog;
   private transport: NodeTransport | undefined;
   private queue: TaskQueue<QueuedTrain> | undefined;
@@ -76,6 +73,7 @@ export class NodeAgent {
 
   private constructor(readonly stores: NodeStores, private readonly options: NodeAgentOptions) {
     this.log = new NodeLog(stores.config.nodeId, options.localLog);
+    this.trainer = new TrainingWorker({ maxRoundMemoryMb: stores.config.limits.maxRoundMemoryMb });
     // Transport notices go to the node's log, one level down: they are about the plumbing, not the work.
     this.transportLog = {
       debug: () => undefined,
@@ -159,11 +157,26 @@ export class NodeAgent {
       onError: (err) => this.log.error(`train task failed: ${(err as Error).message}`),
       onInterrupted: (task) => this.answerInterrupted(task),
     });
+    // The training engine starts now, in its worker, rather than at the first round (it takes seconds).
+    this.prepareTraining();
     this.log.info('Starting task manager');
     if (this.queue.pending > 0) this.log.info(`${this.queue.pending} train request(s) left from the previous run`);
     this.queue.start();
     this.log.info(`Node ${config.nodeId} ready: ${transport.description}, approval ${config.approval ? 'on' : 'off'}, ` +
       `${this.stores.datasets.list().length} dataset(s)`);
+  }
+
+  /** Starts the training worker if there is none (at start, and after a round that ended it), in the background. */
+  private prepareTraining(): void {
+    if (this.stopRequested) return;
+    this.trainer.ready().catch((err: unknown) => {
+      if (!(err instanceof TrainingStopped)) this.log.warning(`${(err as Error).message}; tried again at the next round`);
+    });
+  }
+
+  /** Resolves once the training engine is ready (a node starts it when it starts, and again after a round ended it). */
+  async trainingEngineReady(): Promise<void> {
+    await this.trainer.ready();
   }
 
   private requestContext(): RequestContext {
@@ -194,26 +207,12 @@ export class NodeAgent {
     const transport = this.transport as NodeTransport;
     const send = (reply: Parameters<NodeTransport['send']>[0] | undefined) =>
       reply ? transport.send(reply, route) : transport.noReply(route);
-    switch (message.command) {
-      case 'ping':
-        return send(answerPing(message, ctx));
-      case 'search':
-        return send(answerSearch(message, ctx));
-      case 'list':
-        return send(answerList(message, ctx));
-      case 'approval':
-        return send(await answerApproval(message, ctx));
-      case 'training-plan-status':
-        return send(await answerPlanStatus(message, ctx));
-      case 'secagg':
-        return send(answerSecagg(message, ctx));
-      case 'secagg-delete':
-        return send(answerSecaggDelete(message, ctx));
-      case 'train':
-        this.log.debug(`train request queued: job ${message.job_id} round ${message.round}`);
-        (this.queue as TaskQueue<QueuedTrain>).push(route ? { ...message, reply_route: route } : message);
-        return;
+    if (message.command === 'train') {
+      this.log.debug(`train request queued: job ${message.job_id} round ${message.round}`);
+      (this.queue as TaskQueue<QueuedTrain>).push(route ? { ...message, reply_route: route } : message);
+      return;
     }
+    return send(await answerRequest(message, ctx));
   }
 
   private async train(queued: QueuedTrain): Promise<void> {
@@ -243,7 +242,7 @@ export class NodeAgent {
       sendError: (error) => (abandoned ? Promise.resolve() : transport.send(error, route)),
       sendScalar: (scalar) => (abandoned || !transport.connected ? Promise.resolve() : transport.send(scalar, route)),
       stopping: () => this.stopRequested || abandoned,
-      dataCache: this.dataCache,
+      compute: (job, emit) => this.trainer.run(job, emit),
       limits,
     };
     let timer: NodeJS.Timeout | undefined;
@@ -254,10 +253,14 @@ export class NodeAgent {
         .finally(() => clearTimeout(timer));
       if (outcome === true) {
         abandoned = true;
+        this.trainer.stop('the round overran its deadline');
         await this.sendFailure(queued, `Round stopped: not finished within this node's limit of ${limits.roundTimeoutS} s`);
       }
     } finally {
       this.status?.roundEnded();
+      // A round that overran, crashed or outgrew its memory ended its worker: the next one starts now, not when
+      // the next request comes.
+      this.prepareTraining();
     }
   }
 
@@ -316,6 +319,8 @@ export class NodeAgent {
     this.stopRequested = true;
     this.connectionWaiters.splice(0).forEach((wake) => wake());
     this.queue?.stop();
+    // A round in progress ends now (its task stays queued for the next start), whatever the engine is doing.
+    this.trainer.stop('the node is shutting down');
     const transport = this.transport;
     // Every step is bounded: a node must stop within seconds whatever the network or the running round do.
     if (transport && reason === 'signal') {

@@ -6,7 +6,8 @@
 import type {
   ApprovalReply, ApprovalRequest, ListReply, ListRequest, PingRequest, PongReply, SearchReply, SearchRequest,
   SecaggDeleteReply, SecaggDeleteRequest, SecaggReply, SecaggRequest, TrainingPlanStatusReply,
-  TrainingPlanStatusRequest, DatasetEntry as WireDatasetEntry,
+  TrainingPlanStatusRequest, DatasetEntry as WireDatasetEntry, NodeToResearcherMessage, ResearcherToNodeMessage,
+  TrainRequest,
 } from '../src/protocol/messages';
 import type { DatasetRegistry } from './datasets';
 import { listView, searchView } from './datasets';
@@ -31,12 +32,12 @@ export interface RequestContext {
   fetchText(url: string): Promise<{ text: string; status: number }>;
 }
 
-export function answerPing(req: PingRequest, ctx: RequestContext): PongReply {
+function answerPing(req: PingRequest, ctx: RequestContext): PongReply {
   return { researcher_id: req.researcher_id, node_id: ctx.nodeId, success: true, sequence: req.sequence, command: 'pong' };
 }
 
 /** Fed-BioMed nodes stay silent when no dataset matches a search. */
-export function answerSearch(req: SearchRequest, ctx: RequestContext): SearchReply | undefined {
+function answerSearch(req: SearchRequest, ctx: RequestContext): SearchReply | undefined {
   const found = ctx.datasets.search(req.tags);
   if (found.length === 0) return undefined;
   return {
@@ -49,7 +50,7 @@ export function answerSearch(req: SearchRequest, ctx: RequestContext): SearchRep
   };
 }
 
-export function answerList(req: ListRequest, ctx: RequestContext): ListReply {
+function answerList(req: ListRequest, ctx: RequestContext): ListReply {
   const all = ctx.datasets.list();
   return {
     researcher_id: req.researcher_id,
@@ -62,7 +63,7 @@ export function answerList(req: ListRequest, ctx: RequestContext): ListReply {
 }
 
 /** Downloads the plan, identifies it and records it as Pending (unless known). `status` is the download's. */
-export async function answerApproval(req: ApprovalRequest, ctx: RequestContext): Promise<ApprovalReply> {
+async function answerApproval(req: ApprovalRequest, ctx: RequestContext): Promise<ApprovalReply> {
   const reply = (status: number, success: boolean): ApprovalReply => ({
     researcher_id: req.researcher_id, node_id: ctx.nodeId, sequence: req.sequence, status, command: 'approval', success,
   });
@@ -115,7 +116,7 @@ const STATUS_MESSAGES: Record<string, string> = {
 };
 const NO_APPROVAL_MESSAGE = 'This node does not require training plan approval (maybe for debugging purposes).';
 
-export async function answerPlanStatus(req: TrainingPlanStatusRequest, ctx: RequestContext): Promise<TrainingPlanStatusReply> {
+async function answerPlanStatus(req: TrainingPlanStatusRequest, ctx: RequestContext): Promise<TrainingPlanStatusReply> {
   const reply = (fields: Pick<TrainingPlanStatusReply, 'success' | 'approval_obligation' | 'status' | 'msg'>):
     TrainingPlanStatusReply => ({
     researcher_id: req.researcher_id, node_id: ctx.nodeId, job_id: req.job_id, ...fields,
@@ -144,14 +145,41 @@ export async function answerPlanStatus(req: TrainingPlanStatusRequest, ctx: Requ
 const SECAGG_UNSUPPORTED =
   'FB318: Secure aggregation setup error: secure aggregation is not supported by this fedbiomed-ts node';
 
-export function answerSecagg(req: SecaggRequest, ctx: RequestContext): SecaggReply {
+function answerSecagg(req: SecaggRequest, ctx: RequestContext): SecaggReply {
   ctx.log.warning(`Secure aggregation request ${req.secagg_id} refused: not supported by this node`);
   return { researcher_id: req.researcher_id, secagg_id: req.secagg_id, sequence: req.sequence, success: false,
     node_id: ctx.nodeId, msg: SECAGG_UNSUPPORTED, command: 'secagg' };
 }
 
-export function answerSecaggDelete(req: SecaggDeleteRequest, ctx: RequestContext): SecaggDeleteReply {
+function answerSecaggDelete(req: SecaggDeleteRequest, ctx: RequestContext): SecaggDeleteReply {
   return { researcher_id: req.researcher_id, secagg_id: req.secagg_id, sequence: req.sequence, success: false,
     node_id: ctx.nodeId, msg: 'FB321: Secure aggregation delete error: secure aggregation is not supported by this node',
     command: 'secagg-delete' };
+}
+
+/** Every request but `train` (which goes to the task queue): answered at once by the table below. */
+export type ImmediateRequest = Exclude<ResearcherToNodeMessage, TrainRequest>;
+
+type Answer<R extends ImmediateRequest> = (req: R, ctx: RequestContext) =>
+  NodeToResearcherMessage | undefined | Promise<NodeToResearcherMessage | undefined>;
+
+/**
+ * One answer per researcher → node command (the command list is generated from the schemas): a new request message
+ * that has no entry here does not compile.
+ */
+const ANSWERS: { [C in ImmediateRequest['command']]: Answer<Extract<ImmediateRequest, { command: C }>> } = {
+  ping: answerPing,
+  search: answerSearch,
+  list: answerList,
+  approval: answerApproval,
+  'training-plan-status': answerPlanStatus,
+  secagg: answerSecagg,
+  'secagg-delete': answerSecaggDelete,
+};
+
+/** The reply to `req`, or undefined when the node stays silent (a search with no match). */
+export async function answerRequest(req: ImmediateRequest, ctx: RequestContext): Promise<NodeToResearcherMessage | undefined> {
+  // The table pairs each command with its request type; TypeScript cannot follow that pairing through an index.
+  const answer = ANSWERS[req.command] as Answer<ImmediateRequest>;
+  return answer(req, ctx);
 }

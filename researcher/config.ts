@@ -11,10 +11,6 @@ import experimentSchema from '../schemas/experiment.schema.json';
 import { loadPlanFile } from '../src/plan/load';
 import type { ExperimentOptions } from './experiment';
 import type { PlanInput } from './plan-source';
-import type { AggregatorInput } from './aggregators';
-import type { LrSchedule } from './lr-schedule';
-import type { StrategyInput } from './strategies';
-import type { TrainingArgsInput, Json } from './training-args';
 import { decodeNodeParams } from './weights-file';
 
 export class ExperimentFileError extends Error {
@@ -24,33 +20,56 @@ export class ExperimentFileError extends Error {
   }
 }
 
-export interface ExperimentFile {
+/** Options an experiment file gives under the same name and type as ExperimentOptions. */
+type OptionsAsIs = 'tags' | 'nodes' | 'planClassName' | 'modelArgs' | 'trainingArgs' | 'aggregator' | 'strategy' |
+  'lrSchedule' | 'roundLimit' | 'finalValidation' | 'seed';
+
+/**
+ * An experiment file: ExperimentOptions' own fields (their types come from there), the plan as a path or an inline
+ * document, and the deadlines, network and outputs grouped. schemas/experiment.schema.json describes the same keys
+ * (config.test.ts checks the two, and the training arguments against src/protocol's table).
+ */
+export interface ExperimentFile extends Pick<ExperimentOptions, OptionsAsIs> {
   name?: string;
-  tags: string[];
-  nodes?: string[];
   plan: string | { python: string; className: string; initialWeights: string } | Record<string, unknown>;
-  planClassName?: string;
-  modelArgs?: Record<string, Json>;
-  trainingArgs: TrainingArgsInput;
-  aggregator?: AggregatorInput;
-  strategy?: StrategyInput;
-  lrSchedule?: LrSchedule;
-  roundLimit: number;
-  finalValidation?: boolean;
-  seed?: number;
-  timeouts?: { roundMs?: number; discoveryMs?: number; nodesMs?: Record<string, number> };
-  network?: { broker?: string; uploads?: string; researcherId?: string };
+  timeouts?: {
+    roundMs?: ExperimentOptions['roundTimeoutMs'];
+    discoveryMs?: ExperimentOptions['discoveryTimeoutMs'];
+    nodesMs?: ExperimentOptions['nodeTimeoutsMs'];
+  };
+  network?: { protocol?: 'v4.5' | 'v6'; broker?: string; uploads?: string; researcherId?: string; host?: string;
+    port?: number; dir?: string; minNodes?: number; nodeWaitMs?: number };
   output?: { history?: string; tensorboard?: string; breakpoints?: string; weights?: string };
 }
+
+/** Every top-level key of an experiment file (a key missing here does not compile). */
+export const EXPERIMENT_FILE_KEYS: Readonly<Record<keyof ExperimentFile, true>> = {
+  name: true, tags: true, nodes: true, plan: true, planClassName: true, modelArgs: true, trainingArgs: true,
+  aggregator: true, strategy: true, lrSchedule: true, roundLimit: true, finalValidation: true, seed: true,
+  timeouts: true, network: true, output: true,
+};
 
 export interface LoadedExperiment {
   file: string;
   name: string;
   /** Everything but the network, which the caller completes from options and environment. */
   options: Omit<ExperimentOptions, 'network'>;
-  network: { brokerUrl?: string; uploadsUrl?: string; researcherId?: string };
+  network: ExperimentNetwork;
   /** Final weights file to write, if any (absolute). */
   weightsOut?: string;
+}
+
+/** The file's `network` section: v4.5 keys, or (protocol v6) where this researcher's gRPC server listens. */
+export interface ExperimentNetwork {
+  protocol?: 'v4.5' | 'v6';
+  brokerUrl?: string;
+  uploadsUrl?: string;
+  researcherId?: string;
+  host?: string;
+  port?: number;
+  dir?: string;
+  minNodes?: number;
+  nodeWaitMs?: number;
 }
 
 let validator: ReturnType<Ajv['compile']> | undefined;
@@ -114,9 +133,22 @@ export function loadExperimentFile(file: string): LoadedExperiment {
       tensorboard: out.tensorboard ? resolve(out.tensorboard) : undefined,
       breakpointDir: out.breakpoints ? resolve(out.breakpoints) : undefined,
     },
-    network: { brokerUrl: x.network?.broker, uploadsUrl: x.network?.uploads, researcherId: x.network?.researcherId },
+    network: experimentNetwork(x.network ?? {}, resolve, file),
     weightsOut: out.weights ? resolve(out.weights) : undefined,
   };
+}
+
+function experimentNetwork(n: NonNullable<ExperimentFile['network']>, resolve: (p: string) => string, file: string): ExperimentNetwork {
+  if (n.protocol === 'v6') {
+    const v45 = (['broker', 'uploads', 'researcherId'] as const).filter((k) => n[k] !== undefined);
+    // v6 has no broker nor repository, and the researcher id is the one in its certificate.
+    if (v45.length > 0) throw new ExperimentFileError(`${file}: network.${v45.join(', network.')} do(es) not apply to a v6 network`);
+    return { protocol: 'v6', host: n.host, port: n.port, dir: n.dir ? resolve(n.dir) : undefined, minNodes: n.minNodes,
+      nodeWaitMs: n.nodeWaitMs };
+  }
+  const v6 = (['host', 'port', 'dir', 'minNodes', 'nodeWaitMs'] as const).filter((k) => n[k] !== undefined);
+  if (v6.length > 0) throw new ExperimentFileError(`${file}: network.${v6.join(', network.')} only apply to protocol v6`);
+  return { brokerUrl: n.broker, uploadsUrl: n.uploads, researcherId: n.researcherId };
 }
 
 function loadPlan(plan: ExperimentFile['plan'], resolve: (p: string) => string, file: string): PlanInput {

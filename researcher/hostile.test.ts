@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
+import { RepositoryClient } from '../src/transport/repository';
 import { Experiment, ExperimentOptions } from './experiment';
 import { startSimNode, affineTrain } from './testing/sim-node';
 import type { WeightMap } from './aggregators/tensors';
@@ -53,6 +54,33 @@ describe('replies bound to their round', () => {
       { type: 'reply-dropped', round: 2, nodeId: 'node_b', reason: 'duplicate or replayed reply (state_id / params_url already seen)' },
     ]);
     expect(events.filter((e) => e.type === 'node-failed')).toEqual([]);
+  });
+});
+
+describe('replies bound to their round, across a breakpoint', () => {
+  it('drops a reply replayed after a resume: the seen replies are kept in the breakpoint', async () => {
+    await startNodes({ node_b: { replayPreviousOnRound: 2 } });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-bp-replay-'));
+    // The same researcher id before and after the resume, so the replay reaches the resumed experiment.
+    const network = { brokerUrl: sims.network.mqttUrl, uploadsUrl: sims.network.uploadsUrl, researcherId: 'researcher_bp_replay' };
+    try {
+      const { exp: first } = experiment({ network, jobId: 'job_bp_replay' });
+      await first.runOnce();
+      await first.runOnce();
+      await first.breakpoint(dir);
+      await first.close();
+      const resumed = await Experiment.load(dir, { network });
+      const dropped: ExperimentEvent[] = [];
+      resumed.on('reply-dropped', (ev) => void dropped.push(ev));
+      await resumed.run();
+      // Round 2 is the average of the two nodes' round-2 training, not of node_b's replayed round-1 results.
+      const expected = referenceRound(asArrays(first.roundWeights.get(1) as WeightMap), 2, ['node_a', 'node_b'], SIZES, OFFSETS);
+      expect(maxDifference(resumed.roundWeights.get(2) as WeightMap, expected)).toBeLessThan(1e-6);
+      expect(dropped).toEqual([{ type: 'reply-dropped', round: 2, nodeId: 'node_b',
+        reason: 'duplicate or replayed reply (state_id / params_url already seen)' }]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -142,6 +170,28 @@ describe('results files only from the researcher\'s repository (issue 11)', () =
       await foreign.close();
     }
   });
+
+  it('holds a custom repository (NetworkOptions.repository) to the same origin rule', async () => {
+    const foreign = await foreignServer();
+    try {
+      await startNodes({ node_b: { paramsServedElsewhere: (round, file) => {
+        if (round !== 1) return undefined;
+        foreign.files.set('/media/node_params.mpk', file);
+        return `${foreign.url}/media/node_params.mpk`;
+      } } });
+      // A custom store that would fetch anything it is given (the default client's restriction lifted).
+      const custom = new RepositoryClient({ uploadsUrl: sims.network.uploadsUrl, downloadFrom: 'any', retries: 0 });
+      const { exp, events } = experiment({ strategy: { name: 'at-least', k: 1 },
+        network: { brokerUrl: sims.network.mqttUrl, uploadsUrl: sims.network.uploadsUrl, repository: custom } });
+      await exp.run();
+      expectExactRounds(exp, [['node_a', 'node_b'], ['node_a'], ['node_a', 'node_b']]);
+      expect(events.filter((e) => e.type === 'node-failed')).toMatchObject([{ round: 1, nodeId: 'node_b', reason: 'rejected',
+        message: `node_b's results file is refused: download refused: the URL is not on this side's file repository (${new URL(sims.network.uploadsUrl).origin})` }]);
+      expect(foreign.requests()).toBe(0);
+    } finally {
+      await foreign.close();
+    }
+  });
 });
 
 describe('dead nodes', () => {
@@ -160,6 +210,56 @@ describe('dead nodes', () => {
     expect(skipped.map((e) => [(e as { round: number }).round, (e as { nodeId: string }).nodeId]))
       .toEqual([[3, 'node_c'], [4, 'node_c']]);
     expect(Math.max(...roundMs.slice(3))).toBeLessThan(1000);
+  });
+});
+
+describe('a broker restart that loses a round\'s replies', () => {
+  async function restartableBroker(): Promise<{ url: string; restart(downMs: number): Promise<void>; close(): Promise<void> }> {
+    const { startBroker } = await import('../src/transport/broker');
+    const { freePort } = await import('../src/transport/testing/brokers');
+    const port = await freePort();
+    let broker = await startBroker({ host: '127.0.0.1', port });
+    return {
+      url: `mqtt://127.0.0.1:${port}`,
+      restart: async (downMs) => {
+        await broker.close();
+        await new Promise((r) => setTimeout(r, downMs));
+        broker = await startBroker({ host: '127.0.0.1', port });
+      },
+      close: () => broker.close(),
+    };
+  }
+
+  it('asks the round once more instead of ending the experiment (at-least K)', async () => {
+    const broker = await restartableBroker();
+    try {
+      // Both nodes lose their round-1 replies to a broker restart (real: the broker goes down for 500 ms while they
+      // answer; the loss itself is scripted, as what QoS 0 does to a message published while the researcher is away).
+      const restart = (() => {
+        let once: Promise<void> | undefined;
+        return () => (once ??= broker.restart(500));
+      })();
+      for (const nodeId of ['node_a', 'node_b']) {
+        nodes.push(await startSimNode(broker.url, sims.network.uploadsUrl, { nodeId, sampleSize: SIZES[nodeId],
+          train: affineTrain(OFFSETS[nodeId]), loseReplyOnRound: { round: 1, meanwhile: restart }, reconnectMs: 100 }));
+      }
+      const { exp, events } = experiment({ strategy: { name: 'at-least', k: 1 }, roundTimeoutMs: 3000,
+        network: { brokerUrl: broker.url, uploadsUrl: sims.network.uploadsUrl } });
+      const retried: ExperimentEvent[] = [];
+      exp.on('round-retried', (ev) => void retried.push(ev));
+      await exp.run();
+      expectExactRounds(exp, [['node_a', 'node_b'], ['node_a', 'node_b'], ['node_a', 'node_b']]);
+      expect(retried).toHaveLength(1);
+      expect(retried[0]).toMatchObject({ type: 'round-retried', round: 1 });
+      expect((retried[0] as { reason: string }).reason).toMatch(/^0\/2 nodes answered, 1 required, and the connection to the broker was lost/);
+      for (const n of nodes) expect(n.rounds).toEqual([0, 1, 1, 2]);
+      // The first attempt's timeouts are reported as they happened; nothing failed after the retry.
+      expect(events.filter((e) => e.type === 'node-failed').map((e) => [(e as { round: number }).round,
+        (e as { nodeId: string }).nodeId, (e as { reason: string }).reason]))
+        .toEqual([[1, 'node_a', 'timeout'], [1, 'node_b', 'timeout']]);
+    } finally {
+      await broker.close();
+    }
   });
 });
 

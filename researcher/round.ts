@@ -10,7 +10,7 @@ import type { StreamingFedAvg } from './aggregators/fedavg';
 import type { ExperimentEvent, NodeRoundSummary } from './events';
 import type { Json } from './training-args';
 import type { Researcher } from './requests/researcher';
-import type { InboundMessage, NodeOutcome } from './requests/collector';
+import type { NodeOutcome } from './requests/collector';
 import { foldReply } from './fold-reply';
 
 /** Replies a node still owes us from requests we gave up on (its queue answers them, in order, later). */
@@ -60,13 +60,23 @@ export class SeenReplies {
   }
 
   /** Records the reply's identifiers; false when one of them was seen before. */
-  firstTime(nodeId: string, reply: { readonly [field: string]: unknown }): boolean {
-    const keys = [reply['state_id'], reply['params_url']]
+  firstTime(nodeId: string, reply: { readonly command: string; readonly state_id?: unknown; readonly params_url?: unknown }): boolean {
+    const keys = [reply.state_id, reply.params_url]
       .filter((v): v is string => typeof v === 'string' && v !== '')
       .map((v) => `${nodeId}\u0000${v}`);
     if (keys.some((k) => this.ids.has(k))) return false;
     keys.forEach((k) => this.ids.add(k));
     return true;
+  }
+
+  /** The identifiers seen, for a breakpoint: a reply replayed after a resume is still recognised. */
+  toJSON(): string[] {
+    return [...this.ids];
+  }
+
+  /** Adds identifiers saved by {@link SeenReplies.toJSON}. */
+  load(ids: readonly string[]): void {
+    for (const id of ids) if (typeof id === 'string') this.ids.add(id);
   }
 }
 
@@ -210,26 +220,17 @@ export async function runRound(spec: RoundSpec, summaries: Map<string, NodeRound
     });
   };
 
-  const collection = researcher.collect<TrainReply>({
-    what: `train round ${round}`,
-    expected: spec.nodes,
-    deadlineMs: spec.deadlineMs,
-    accept: (m: InboundMessage) => {
-      if (m.command !== 'train' || m.researcher_id !== researcher.id || m.job_id !== spec.jobId) return undefined;
-      const nodeId = String(m.node_id);
-      if (!expected.has(nodeId)) return undefined;
-      const drop = (reason: string) => {
-        spec.seen.judged(m);
-        spec.emit({ type: 'reply-dropped', round, nodeId, reason });
-        return undefined;
-      };
-      if (!spec.seen.firstTime(nodeId, m)) return drop('duplicate or replayed reply (state_id / params_url already seen)');
-      if (spec.stale.consume(nodeId)) return drop('late reply to a request of an earlier round');
-      return { nodeId, reply: m as unknown as TrainReply };
-    },
-    acceptError: (m) => researcher.errorFor(m),
-    onOutcome,
-  });
+  const collection = researcher.collectReplies('train', (m) => {
+    if (m.job_id !== spec.jobId || !expected.has(m.node_id)) return false;
+    const drop = (reason: string) => {
+      spec.seen.judged(m);
+      spec.emit({ type: 'reply-dropped', round, nodeId: m.node_id, reason });
+      return false;
+    };
+    if (!spec.seen.firstTime(m.node_id, m)) return drop('duplicate or replayed reply (state_id / params_url already seen)');
+    if (spec.stale.consume(m.node_id)) return drop('late reply to a request of an earlier round');
+    return true;
+  }, { what: `train round ${round}`, expected: spec.nodes, deadlineMs: spec.deadlineMs, onOutcome });
 
   spec.emit({ type: 'round-start', round, training: spec.training, nodes: [...spec.nodes] });
   for (const nodeId of spec.nodes) {

@@ -10,7 +10,7 @@ import { PyFloat, numberOf } from '../src/protocol/pyfloat';
 
 export type Json = null | boolean | number | string | PyFloat | Json[] | { [key: string]: Json };
 
-import { TEST_METRICS, TestMetric } from '../src/protocol/training-args';
+import { TEST_METRICS, TRAINING_ARGS_TABLE, TestMetric, type TrainingArgKind } from '../src/protocol/training-args';
 
 export { TEST_METRICS };
 export type { TestMetric };
@@ -36,28 +36,10 @@ export interface TrainingArgsInput {
   random_seed?: number | null;
 }
 
-/** The 17 keys, in the declaration order of Python's `TrainingArgs.default_scheme()`, with their defaults. */
-const SCHEME_DEFAULTS: ReadonlyArray<readonly [keyof TrainingArgsInput, () => Json]> = [
-  ['optimizer_args', () => ({})],
-  ['loader_args', () => ({})],
-  ['epochs', () => null],
-  ['num_updates', () => null],
-  ['dry_run', () => false],
-  ['batch_maxnum', () => null],
-  ['test_ratio', () => new PyFloat(0)],
-  ['test_on_local_updates', () => false],
-  ['test_on_global_updates', () => false],
-  ['test_metric', () => null],
-  ['test_metric_args', () => ({})],
-  ['log_interval', () => 10],
-  ['fedprox_mu', () => null],
-  ['use_gpu', () => false],
-  ['dp_args', () => null],
-  ['share_persistent_buffers', () => true],
-  ['random_seed', () => null],
-];
+/** The 17 keys, in the declaration order of Python's `TrainingArgs.default_scheme()` (src/protocol's table). */
+export const TRAINING_ARGS_KEYS: readonly string[] = TRAINING_ARGS_TABLE.map((spec) => spec.key);
 
-export const TRAINING_ARGS_KEYS: readonly string[] = SCHEME_DEFAULTS.map(([k]) => k);
+const KIND_OF: ReadonlyMap<string, TrainingArgKind> = new Map(TRAINING_ARGS_TABLE.map((spec) => [spec.key, spec.kind]));
 
 export class TrainingArgsError extends Error {
   constructor(message: string) {
@@ -89,56 +71,49 @@ function checkObject(key: string, v: unknown): void {
   if (!isPlainObject(v)) throw new TrainingArgsError(`${key} must be an object, got ${JSON.stringify(v)}`);
 }
 
-/** Validates one key and returns the value to send (floats wrapped as PyFloat). */
+/** Validates one key by its kind (src/protocol's table) and returns the value to send (floats wrapped as PyFloat). */
 function normaliseValue(key: string, v: unknown): Json {
-  switch (key) {
-    case 'optimizer_args':
-    case 'loader_args':
-    case 'test_metric_args':
+  const kind = KIND_OF.get(key);
+  switch (kind) {
+    case 'dict':
       checkObject(key, v);
       return v as Json;
-    case 'epochs':
-    case 'num_updates':
-    case 'batch_maxnum':
+    case 'count':
       checkNonNegativeIntOrNull(key, v);
       return v as Json;
-    case 'dry_run':
-    case 'test_on_local_updates':
-    case 'test_on_global_updates':
-    case 'use_gpu':
-    case 'share_persistent_buffers':
+    case 'bool':
       checkBool(key, v);
       return v as boolean;
-    case 'test_ratio': {
-      if (!isNumberLike(v)) throw new TrainingArgsError(`test_ratio must be a number in [0, 1], got ${JSON.stringify(v)}`);
+    case 'ratio': {
+      if (!isNumberLike(v)) throw new TrainingArgsError(`${key} must be a number in [0, 1], got ${JSON.stringify(v)}`);
       const x = numberOf(v);
-      if (x < 0 || x > 1) throw new TrainingArgsError(`test_ratio must be in [0, 1], got ${x}`);
+      if (x < 0 || x > 1) throw new TrainingArgsError(`${key} must be in [0, 1], got ${x}`);
       return new PyFloat(x);
     }
-    case 'test_metric':
+    case 'metric':
       if (v === null) return null;
       if (typeof v !== 'string' || !(TEST_METRICS as readonly string[]).includes(v)) {
-        throw new TrainingArgsError(`test_metric must be null or one of ${TEST_METRICS.join(', ')}, got ${JSON.stringify(v)}`);
+        throw new TrainingArgsError(`${key} must be null or one of ${TEST_METRICS.join(', ')}, got ${JSON.stringify(v)}`);
       }
       return v;
-    case 'log_interval':
+    case 'int':
       if (typeof v !== 'number' || !Number.isInteger(v)) {
-        throw new TrainingArgsError(`log_interval must be an integer, got ${JSON.stringify(v)}`);
+        throw new TrainingArgsError(`${key} must be an integer, got ${JSON.stringify(v)}`);
       }
       return v;
-    case 'fedprox_mu':
+    case 'float-or-null':
       if (v === null) return null;
-      if (!isNumberLike(v)) throw new TrainingArgsError(`fedprox_mu must be a number or null, got ${JSON.stringify(v)}`);
+      if (!isNumberLike(v)) throw new TrainingArgsError(`${key} must be a number or null, got ${JSON.stringify(v)}`);
       return new PyFloat(numberOf(v));
-    case 'random_seed':
+    case 'int-or-null':
       if (v === null) return null;
       if (typeof v !== 'number' || !Number.isInteger(v)) {
-        throw new TrainingArgsError(`random_seed must be an integer or null, got ${JSON.stringify(v)}`);
+        throw new TrainingArgsError(`${key} must be an integer or null, got ${JSON.stringify(v)}`);
       }
       return v;
-    case 'dp_args':
+    case 'dp':
       return normaliseDpArgs(v);
-    default:
+    case undefined:
       throw new TrainingArgsError(`unknown key "${key}" (allowed: ${TRAINING_ARGS_KEYS.join(', ')})`);
   }
 }
@@ -177,8 +152,8 @@ export function buildTrainingArgs(input: TrainingArgsInput | Record<string, unkn
     if (value === undefined) continue;
     out[key] = normaliseValue(key, value);
   }
-  for (const [key, makeDefault] of SCHEME_DEFAULTS) {
-    if (!(key in out)) out[key] = makeDefault();
+  for (const spec of TRAINING_ARGS_TABLE) {
+    if (!(spec.key in out)) out[spec.key] = spec.default();
   }
   const loader = out.loader_args as Record<string, Json>;
   if (!('batch_size' in loader)) {

@@ -17,14 +17,19 @@ import type {
   ErrorMessage,
   ListReply,
   LogMessage,
-  PongReply,
+  NodeToResearcherCommand,
+  NodeToResearcherMessage,
   SearchReply,
-  TrainingPlanStatusReply,
 } from '../../src/protocol/messages';
 import { silentLogger, type Logger } from '../../src/transport/logger';
 import { RepositoryClient } from '../../src/transport/repository';
-import { Collection, CollectionResult, CollectionSpec, InboundMessage, RequestRouter } from './collector';
-import { DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, FileRepository, NetworkOptions } from '../network';
+import {
+  Collection, CollectionResult, CollectionSpec, InboundMessage, NodeOutcome, RequestRouter,
+} from './collector';
+import {
+  DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, FileRepository, NetworkOptions, originCheckedRepository,
+} from '../network';
+import type { ResearcherBus, ResearcherProtocol } from '../transport';
 
 /** researcher_id values nodes use when they do not know the requester (reference 3.8). */
 export const UNKNOWN_RESEARCHER_IDS: readonly string[] = ['<unknown>', 'NOT_SET', 'unknown_researcher_id'];
@@ -61,6 +66,18 @@ export interface PlanStatusResult {
   canTrain: boolean;
 }
 
+/** The node → researcher message of a command. */
+export type ReplyOf<C extends NodeToResearcherCommand> = Extract<NodeToResearcherMessage, { command: C }>;
+
+/** Which nodes a collection waits for, until when, and who hears of each outcome (see CollectionSpec). */
+export interface ReplyCollectionOptions<T> {
+  /** Used in messages; default: the command. */
+  what?: string;
+  expected?: readonly string[];
+  deadlineMs: number | ReadonlyMap<string, number>;
+  onOutcome?: (outcome: NodeOutcome<T>) => void;
+}
+
 export interface ResearcherEvents {
   scalar: [AddScalarReply];
   log: [LogMessage];
@@ -88,24 +105,38 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
   private readonly logger: Logger;
   private readonly busy = new Map<string, Promise<unknown>>();
   private closed = false;
+  private losses = 0;
 
   private constructor(
     readonly id: string,
-    private readonly messaging: Messaging,
+    private readonly messaging: ResearcherBus,
     readonly repository: FileRepository,
     logger: Logger,
+    /** The network's protocol: Fed-BioMed v4.5 (MQTT + file repository) or v6 (gRPC, researcher/v6-link.ts). */
+    readonly protocol: ResearcherProtocol = 'v4.5',
   ) {
     super();
     this.logger = logger;
     messaging.onMessage((msg) => this.receive(msg));
+    messaging.on('offline', () => void (this.losses += 1));
+  }
+
+  /** How many times the broker connection was lost so far: what was published meanwhile (QoS 0) may be lost. */
+  get connectionLosses(): number {
+    return this.losses;
   }
 
   /** Connects to the broker (subscribing general/researcher, general/monitoring, general/logger). */
   static async connect(options: NetworkOptions): Promise<Researcher> {
     const logger = options.logger ?? silentLogger;
+    if (options.protocol === 'v6') {
+      // Loaded on use: gRPC is not needed on v4.5 networks.
+      const link = await (await import('../v6-link')).openV6Link(options);
+      return new Researcher(link.researcherId as string, link.bus, link.repository, logger, link.protocol);
+    }
     // Downloads only from the configured repository's origin, no redirect followed: a node's reply cannot make the
-    // researcher fetch another host or port (issue 11).
-    const repository = options.repository ?? new RepositoryClient({ uploadsUrl: options.uploadsUrl, downloadFrom: 'uploads',
+    // researcher fetch another host or port (issue 11); a custom repository is held to the same origin rule.
+    const repository = options.repository ? originCheckedRepository(options.repository, options.uploadsUrl) : new RepositoryClient({ uploadsUrl: options.uploadsUrl, downloadFrom: 'uploads',
       tls: { caFile: options.caFile, certFile: options.certFile, keyFile: options.keyFile }, logger });
     const messaging = await Messaging.connect({
       role: 'researcher',
@@ -153,6 +184,31 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
     return this.router.start(spec);
   }
 
+  /**
+   * Starts collecting the `command` replies addressed to this researcher that `match` accepts (an `error` from a
+   * node ends the request for that node, see errorFor). Start it BEFORE sending the request.
+   */
+  collectReplies<C extends NodeToResearcherCommand>(
+    command: C,
+    match: (reply: ReplyOf<C>) => boolean,
+    options: ReplyCollectionOptions<ReplyOf<C>>,
+  ): Collection<ReplyOf<C>> {
+    return this.collect<ReplyOf<C>>({
+      what: options.what ?? command,
+      expected: options.expected,
+      deadlineMs: options.deadlineMs,
+      onOutcome: options.onOutcome,
+      accept: (m) => {
+        if (m.command !== command || m.researcher_id !== this.id) return undefined;
+        // Every inbound message was validated against its schema (src/protocol) before it got here, so a message
+        // with this command has this command's type.
+        const reply = m as unknown as ReplyOf<C>;
+        return match(reply) ? { nodeId: reply.node_id, reply } : undefined;
+      },
+      acceptError: (m) => this.errorFor(m),
+    });
+  }
+
   /** An `error` ends a request for its node when it is ours or anonymous ("<unknown>", a node shutting down). */
   errorFor(msg: InboundMessage): string | undefined {
     const rid = String(msg.researcher_id ?? '');
@@ -174,15 +230,10 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
 
   async ping(options: DiscoveryOptions = {}): Promise<PingResult> {
     const sequence = this.nextSequence();
-    const c = this.collect<PongReply>({
+    const c = this.collectReplies('pong', (m) => m.sequence === sequence, {
       what: 'ping',
       expected: options.nodes,
       deadlineMs: options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
-      accept: (m) =>
-        m.command === 'pong' && m.researcher_id === this.id && m.sequence === sequence
-          ? { nodeId: String(m.node_id), reply: m as unknown as PongReply }
-          : undefined,
-      acceptError: (m) => this.errorFor(m),
     });
     // Python only broadcasts ping; a node list just says whose pong to wait for.
     await this.send({ researcher_id: this.id, sequence, command: 'ping' });
@@ -195,7 +246,7 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
   /** `list`: every dataset of every node (or of `nodes`). */
   listDatasets(options: DiscoveryOptions = {}): Promise<Map<string, DatasetEntry[]>> {
     return this.exclusive('list', async () => {
-      const c = this.datasetCollection<ListReply>('list', options);
+      const c = this.datasetCollection('list', options);
       await this.broadcastOrEach({ researcher_id: this.id, command: 'list' }, options.nodes);
       return datasetsOf(await c.result);
     });
@@ -207,22 +258,16 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
       return Promise.reject(new TypeError('search: tags must be an array of strings'));
     }
     return this.exclusive('search', async () => {
-      const c = this.datasetCollection<SearchReply>('search', options);
+      const c = this.datasetCollection('search', options);
       await this.broadcastOrEach({ researcher_id: this.id, tags: [...tags], command: 'search' }, options.nodes);
       return datasetsOf(await c.result);
     });
   }
 
-  private datasetCollection<T extends ListReply | SearchReply>(command: T['command'], options: DiscoveryOptions): Collection<T> {
-    return this.collect<T>({
-      what: command,
+  private datasetCollection(command: 'list' | 'search', options: DiscoveryOptions): Collection<ListReply | SearchReply> {
+    return this.collectReplies(command, (m) => m.success, {
       expected: options.nodes,
       deadlineMs: options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS,
-      accept: (m) =>
-        m.command === command && m.researcher_id === this.id && m.success === true
-          ? { nodeId: String(m.node_id), reply: m as unknown as T }
-          : undefined,
-      acceptError: (m) => this.errorFor(m),
     });
   }
 
@@ -242,15 +287,9 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
             plan.fileName ?? `training_plan_${randomUUID()}.py`,
           );
     const sequence = this.nextSequence();
-    const c = this.collect<ApprovalReply>({
-      what: 'approval',
+    const c = this.collectReplies('approval', (m) => m.sequence === sequence, {
       expected: options.nodes,
       deadlineMs: options.timeoutMs ?? PLAN_REQUEST_TIMEOUT_MS,
-      accept: (m) =>
-        m.command === 'approval' && m.researcher_id === this.id && m.sequence === sequence
-          ? { nodeId: String(m.node_id), reply: m as unknown as ApprovalReply }
-          : undefined,
-      acceptError: (m) => this.errorFor(m),
     });
     await this.broadcastOrEach(
       {
@@ -272,15 +311,9 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
     options: { nodes: readonly string[]; jobId?: string; timeoutMs?: number },
   ): Promise<{ statuses: Map<string, PlanStatusResult>; missing: string[] }> {
     const jobId = options.jobId ?? `job_${randomUUID()}`;
-    const c = this.collect<TrainingPlanStatusReply>({
-      what: 'training-plan-status',
+    const c = this.collectReplies('training-plan-status', (m) => m.job_id === jobId, {
       expected: options.nodes,
       deadlineMs: options.timeoutMs ?? PLAN_REQUEST_TIMEOUT_MS,
-      accept: (m) =>
-        m.command === 'training-plan-status' && m.researcher_id === this.id && m.job_id === jobId
-          ? { nodeId: String(m.node_id), reply: m as unknown as TrainingPlanStatusReply }
-          : undefined,
-      acceptError: (m) => this.errorFor(m),
     });
     for (const node of options.nodes) {
       await this.send({ researcher_id: this.id, job_id: jobId, training_plan_url: planUrl, command: 'training-plan-status' }, node);

@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { decodeFramesSync } from './pixel-decoder';
 import { JpegHeaderError, readJpegFrameHeader } from './jpeg-header';
-import { DataIssue, DataReadError } from './errors';
+import { DataIssue, DataReadError, issueFrom } from './errors';
 import { decodePng, PNG_SIGNATURE, RgbImage } from './png';
 
 /** torchvision.datasets.folder.IMG_EXTENSIONS (0.14). */
@@ -33,6 +33,41 @@ export interface ImageFolderDataset {
   load(index: number): ImageSample;
   /** [number of images, 3, H, W] of the first image, as Fed-BioMed's get_torch_dataset_shape. */
   shape(): number[];
+  /**
+   * Checks every picture's structure (PNG chunks and CRCs, JPEG markers up to the frame header and the end marker)
+   * without decoding pixels. Unusable pictures are dropped from `samples` with an issue ('skip', default) or one
+   * DataReadError lists them all ('fail'). Returns the unusable files' issues.
+   */
+  scan(policy?: 'skip' | 'fail'): DataIssue[];
+}
+
+/** The structural checks of `scan` for one picture; throws DataReadError saying what is wrong. */
+function checkPicture(file: string): void {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (error) {
+    throw new DataReadError(file, `cannot read image (${(error as Error).message})`);
+  }
+  if (bytes.subarray(0, 8).equals(PNG_SIGNATURE)) {
+    decodePng(bytes, file); // inflating a picture is cheap; the PNG reader checks every chunk's CRC
+    return;
+  }
+  if (bytes[0] !== 0xff || bytes[1] !== 0xd8) throw new DataReadError(file, 'unsupported image format (PNG and JPEG are read)');
+  const header = jpegHeader(bytes, file);
+  if (bytes[bytes.length - 2] !== 0xff || bytes[bytes.length - 1] !== 0xd9) throw new DataReadError(file, 'truncated JPEG (no end-of-image marker)');
+  if (header.bits !== 8 || (header.components !== 1 && header.components !== 3)) {
+    throw new DataReadError(file, `JPEG with ${header.components} component(s) of ${header.bits} bits is not supported`);
+  }
+}
+
+function jpegHeader(bytes: Buffer, file: string): ReturnType<typeof readJpegFrameHeader> {
+  try {
+    return readJpegFrameHeader(bytes);
+  } catch (error) {
+    if (error instanceof JpegHeaderError) throw new DataReadError(file, `corrupt JPEG (${error.message})`);
+    throw error;
+  }
 }
 
 /** Reads a PNG or JPEG file (by content, not extension) as 8-bit RGB. */
@@ -49,13 +84,7 @@ export function readRgbImage(file: string): RgbImage {
 }
 
 function decodeJpeg(bytes: Buffer, file: string): RgbImage {
-  let header;
-  try {
-    header = readJpegFrameHeader(bytes);
-  } catch (error) {
-    if (error instanceof JpegHeaderError) throw new DataReadError(file, `corrupt JPEG (${error.message})`);
-    throw error;
-  }
+  const header = jpegHeader(bytes, file);
   if (header.bits !== 8 || (header.components !== 1 && header.components !== 3)) {
     throw new DataReadError(file, `JPEG with ${header.components} component(s) of ${header.bits} bits is not supported`);
   }
@@ -83,14 +112,44 @@ export function rgbToTensor(image: RgbImage): { data: Float32Array; shape: [numb
   return { data, shape: [3, image.height, image.width] };
 }
 
-function walk(dir: string): string[] {
-  const found: string[] = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) found.push(...walk(p));
-    else if (IMAGE_EXTENSIONS.some((ext) => e.name.toLowerCase().endsWith(ext))) found.push(p);
+/**
+ * The bands an image-folder plan asks for (src/plan/image-folder-plan.ts), each a C-order [H, W] float array in
+ * [0, 1]: `R`, `G`, `B`, or `L`, Pillow's `convert('L')` of an RGB picture (ITU-R 601-2 luma in its 16-bit fixed
+ * point, libImaging/Convert.c `L24`).
+ */
+export function pictureBands(image: RgbImage, bands: readonly string[]): Record<string, { data: Float32Array; shape: number[] }> {
+  const plane = image.width * image.height;
+  const rgb = image.rgb;
+  const out: Record<string, { data: Float32Array; shape: number[] }> = {};
+  for (const band of bands) {
+    const data = new Float32Array(plane);
+    const channel = 'RGB'.indexOf(band);
+    if (band === 'L') {
+      for (let i = 0; i < plane; i++) data[i] = ((rgb[3 * i] * 19595 + rgb[3 * i + 1] * 38470 + rgb[3 * i + 2] * 7471 + 0x8000) >> 16) / 255;
+    } else if (channel >= 0 && band.length === 1) {
+      for (let i = 0; i < plane; i++) data[i] = rgb[3 * i + channel] / 255;
+    } else {
+      throw new RangeError(`picture band '${band}' is not one of R, G, B, L`);
+    }
+    out[band] = { data, shape: [image.height, image.width] };
   }
-  return found;
+  return out;
+}
+
+/**
+ * Image files under `dir` in torchvision's order (datasets.folder.make_dataset): `sorted(os.walk(dir))`, i.e. the
+ * folders by their path string, then each folder's file names sorted.
+ */
+function walk(dir: string): string[] {
+  const folders: { dir: string; files: string[] }[] = [];
+  const visit = (d: string): void => {
+    const entries = fs.readdirSync(d, { withFileTypes: true });
+    folders.push({ dir: d, files: entries.filter((e) => !e.isDirectory() && IMAGE_EXTENSIONS.some((ext) => e.name.toLowerCase().endsWith(ext))).map((e) => e.name) });
+    for (const e of entries) if (e.isDirectory()) visit(path.join(d, e.name));
+  };
+  visit(dir);
+  const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return folders.sort((a, b) => byCodePoint(a.dir, b.dir)).flatMap((f) => f.files.sort(byCodePoint).map((name) => path.join(f.dir, name)));
 }
 
 export function openImageFolder(root: string): ImageFolderDataset {
@@ -113,12 +172,34 @@ export function openImageFolder(root: string): ImageFolderDataset {
     if (!sample) throw new RangeError(`image index ${index} out of range 0..${samples.length - 1}`);
     return { ...rgbToTensor(readRgbImage(sample.file)), label: sample.label };
   };
+  const issues: DataIssue[] = [];
   return {
     root,
     classes,
     samples,
-    issues: [],
+    issues,
     load,
-    shape: () => [samples.length, ...load(0).shape],
+    shape: () => {
+      if (samples.length === 0) throw new DataReadError(root, 'no readable picture');
+      return [samples.length, ...load(0).shape];
+    },
+    scan(policy = 'skip') {
+      const found: DataIssue[] = [];
+      const kept = samples.filter((sample) => {
+        try {
+          checkPicture(sample.file);
+          return true;
+        } catch (error) {
+          found.push(issueFrom(sample.file, error));
+          return false;
+        }
+      });
+      if (found.length > 0 && policy === 'fail') {
+        throw new DataReadError(root, `${found.length} unreadable picture(s): ${found.map((i) => i.message).join('; ')}`);
+      }
+      for (const issue of found) issues.push({ path: issue.path, message: `${issue.message}; picture skipped` });
+      samples.splice(0, samples.length, ...kept);
+      return found;
+    },
   };
 }

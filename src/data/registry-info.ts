@@ -15,7 +15,7 @@ import { DataIssue, DataReadError } from './errors';
 import { dicomSiteRuleOptions, dicomSiteShape, openDicomSite } from './dicom-site';
 import type { SeriesRule } from './dicom-patient';
 import { openImageFolder } from './image-folder';
-import { openMedicalFolder } from './medical-folder';
+import { openMedicalFolder, volumesParameter } from './medical-folder';
 
 
 export interface DatasetRegistryInfo {
@@ -29,12 +29,16 @@ export interface DatasetRegistryInfo {
 export interface DatasetParameters {
   tabular_file?: string;
   index_col?: number | string;
-  /** dicom: a round skips patients with unreadable files ('skip', default) or fails ('fail'). */
+  /** dicom, medical-folder, images: a round skips patients (pictures) with unreadable files ('skip', default) or fails ('fail'). */
   unreadable?: 'skip' | 'fail';
   /** dicom: the operator's series -> role rules (default: the four MRI names and RTDOSE). */
   series_rules?: SeriesRule[];
   /** dicom: PET values as SUV body weight (default) or activity concentration. */
   pet?: 'suv' | 'activity';
+  /** medical-folder: 4-D images, a volume index or 'channels' by modality folder (medical-folder.ts). */
+  volumes?: Record<string, number | 'channels'>;
+  /** medical-folder, dicom: the modality whose voxel grid the others are resampled onto in rounds (e.g. 'CT'). */
+  resample_to?: string;
 }
 
 export function describeDataset(
@@ -49,6 +53,7 @@ export function describeDataset(
       const dataset = openMedicalFolder(path, {
         tabularFile: parameters?.tabular_file,
         indexCol: parameters?.index_col,
+        volumes: volumesParameter(parameters?.volumes),
       });
       const issues = dataset.scan();
       const shape = dataset.shape();
@@ -56,8 +61,11 @@ export function describeDataset(
       dataset.loadSubject(dataset.subjects[0]);
       return { shape, dtypes: [], issues };
     }
-    case 'images':
-      return { shape: openImageFolder(path).shape(), dtypes: [] };
+    case 'images': {
+      const folder = openImageFolder(path);
+      const issues = folder.scan();
+      return { shape: folder.shape(), dtypes: [], ...(issues.length > 0 ? { issues } : {}) };
+    }
     case 'mednist': {
       const inner = nodePath.join(path, 'MedNIST');
       return { shape: openImageFolder(fs.existsSync(inner) ? inner : path).shape(), dtypes: [] };

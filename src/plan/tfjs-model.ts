@@ -5,7 +5,8 @@
  * update, flatten in NCHW order).
  *
  * Inputs are channels-last (tfjs): image `[N, ...inputs.image.size, C]`, tabular `[N, F]`, keyed 'image' and
- * 'tabular'. The output is the output node's value, channels last (`[N, K]` for a classifier).
+ * 'tabular'. The output is the output node's value, channels last (`[N, K]` for a classifier); with several heads,
+ * their flat outputs side by side (`[N, K₁ + K₂ + …]`, heads.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { LayerTap, ModelParameter, TrainableModel } from '../engine/model';
@@ -76,7 +77,7 @@ export class PlanModel implements TrainableModel {
       const next = graph.nodes[i + 1];
       const consumers = graph.nodes.filter((n) => n.inputs.includes(node.id)).length;
       const fusable = (node.layer.type === 'conv' && node.layer.bias) || node.layer.type === 'batch_norm';
-      if (fusable && next?.layer.type === 'relu' && consumers === 1 && next.inputs[0] === node.id && node.id !== graph.output) {
+      if (fusable && next?.layer.type === 'relu' && consumers === 1 && next.inputs[0] === node.id && !graph.outputs.includes(node.id)) {
         this.fusedWithNext.add(node.id);
       }
     });
@@ -118,7 +119,9 @@ export class PlanModel implements TrainableModel {
         }
         values.set(id, this.runLayer(layer, args, training));
       }
-      return values.get(this.graph.output)!;
+      // Several heads: their flat [N, K] outputs side by side (heads.ts).
+      const outputs = this.graph.outputs.map((id) => values.get(id)!);
+      return outputs.length === 1 ? outputs[0] : tf.concat(outputs, 1);
     });
   }
 

@@ -40,33 +40,67 @@ export interface TrainingArgs {
   random_seed: number | null;
 }
 
-/** The 17 keys in the declaration order of Fed-BioMed's `TrainingArgs.default_scheme()`. */
-export const TRAINING_ARGS_KEYS: readonly (keyof TrainingArgs)[] = [
-  'optimizer_args', 'loader_args', 'epochs', 'num_updates', 'dry_run', 'batch_maxnum', 'test_ratio',
-  'test_on_local_updates', 'test_on_global_updates', 'test_metric', 'test_metric_args', 'log_interval', 'fedprox_mu',
-  'use_gpu', 'dp_args', 'share_persistent_buffers', 'random_seed',
+/**
+ * How a key's value is checked. The node (parseTrainingArgs below) and the researcher (researcher/training-args.ts)
+ * each word their errors their own way (the node as a Python node, FB414), but both check by this kind, and
+ * training-args-table.test.ts checks every kind against the TrainRequest schema's `training_args`.
+ */
+export type TrainingArgKind =
+  | 'dict' // a JSON object
+  | 'bool'
+  | 'count' // a non-negative whole number, or null
+  | 'ratio' // a Python float in [0, 1]
+  | 'metric' // a MetricTypes member name, or null
+  | 'int' // a Python int
+  | 'float-or-null' // a Python float, or null
+  | 'int-or-null' // a Python int, or null
+  | 'dp'; // {type?, sigma, clip}, or null
+
+/** A default value: fresh at every call (dicts are mutable). */
+type TrainingArgDefault = null | boolean | number | PyFloat | Record<string, never>;
+
+export interface TrainingArgSpec {
+  key: keyof TrainingArgs;
+  /** The type in Fed-BioMed's `TrainingArgs.default_scheme()` (documentation, shown in errors). */
+  pythonType: string;
+  kind: TrainingArgKind;
+  default(): TrainingArgDefault;
+}
+
+/**
+ * The one table of Fed-BioMed v4.5's 17 training arguments, in the declaration order of
+ * `TrainingArgs.default_scheme()` (the order nodes write them back and researchers fill missing ones).
+ */
+export const TRAINING_ARGS_TABLE: readonly TrainingArgSpec[] = [
+  { key: 'optimizer_args', pythonType: 'dict', kind: 'dict', default: () => ({}) },
+  { key: 'loader_args', pythonType: 'dict', kind: 'dict', default: () => ({}) },
+  { key: 'epochs', pythonType: 'int | None', kind: 'count', default: () => null },
+  { key: 'num_updates', pythonType: 'int | None', kind: 'count', default: () => null },
+  { key: 'dry_run', pythonType: 'bool', kind: 'bool', default: () => false },
+  { key: 'batch_maxnum', pythonType: 'int | None', kind: 'count', default: () => null },
+  { key: 'test_ratio', pythonType: 'float', kind: 'ratio', default: () => new PyFloat(0) },
+  { key: 'test_on_local_updates', pythonType: 'bool', kind: 'bool', default: () => false },
+  { key: 'test_on_global_updates', pythonType: 'bool', kind: 'bool', default: () => false },
+  { key: 'test_metric', pythonType: 'str | None', kind: 'metric', default: () => null },
+  { key: 'test_metric_args', pythonType: 'dict', kind: 'dict', default: () => ({}) },
+  { key: 'log_interval', pythonType: 'int', kind: 'int', default: () => 10 },
+  { key: 'fedprox_mu', pythonType: 'float | None', kind: 'float-or-null', default: () => null },
+  { key: 'use_gpu', pythonType: 'bool', kind: 'bool', default: () => false },
+  { key: 'dp_args', pythonType: 'dict | None', kind: 'dp', default: () => null },
+  { key: 'share_persistent_buffers', pythonType: 'bool', kind: 'bool', default: () => true },
+  { key: 'random_seed', pythonType: 'int | None', kind: 'int-or-null', default: () => null },
 ];
 
+/** The 17 keys in the declaration order of Fed-BioMed's `TrainingArgs.default_scheme()`. */
+export const TRAINING_ARGS_KEYS: readonly (keyof TrainingArgs)[] = TRAINING_ARGS_TABLE.map((spec) => spec.key);
+
+/** The keys of one kind, in table order. */
+export function trainingArgKeysOf(kind: TrainingArgKind): (keyof TrainingArgs)[] {
+  return TRAINING_ARGS_TABLE.filter((spec) => spec.kind === kind).map((spec) => spec.key);
+}
+
 export function defaultTrainingArgs(): TrainingArgs {
-  return {
-    optimizer_args: {},
-    loader_args: {},
-    epochs: null,
-    dry_run: false,
-    batch_maxnum: null,
-    test_ratio: new PyFloat(0),
-    test_on_global_updates: false,
-    test_metric: null,
-    num_updates: null,
-    test_on_local_updates: false,
-    test_metric_args: {},
-    log_interval: 10,
-    fedprox_mu: null,
-    use_gpu: false,
-    dp_args: null,
-    share_persistent_buffers: true,
-    random_seed: null,
-  };
+  return Object.fromEntries(TRAINING_ARGS_TABLE.map((spec) => [spec.key, spec.default()])) as unknown as TrainingArgs;
 }
 
 export class TrainingArgsError extends Error {
@@ -113,44 +147,53 @@ export function parseTrainingArgs(input: unknown, options: ParseTrainingArgsOpti
   const fail = (key: string, msg: string): never => {
     throw new TrainingArgsError(key, msg);
   };
-  for (const key of ['optimizer_args', 'loader_args', 'test_metric_args'] as const) {
+  for (const key of trainingArgKeysOf('dict')) {
     if (!isObject(args[key])) fail(key, 'must be an object');
   }
-  for (const key of ['dry_run', 'test_on_global_updates', 'test_on_local_updates', 'use_gpu',
-    'share_persistent_buffers'] as const) {
+  for (const key of trainingArgKeysOf('bool')) {
     if (typeof args[key] !== 'boolean') fail(key, 'must be true or false');
   }
-  for (const key of ['epochs', 'num_updates', 'batch_maxnum'] as const) {
+  for (const key of trainingArgKeysOf('count')) {
     const v = args[key];
     if (v === null) continue;
     const n = typeof v === 'number' || v instanceof PyFloat ? numberOf(v as number | PyFloat) : NaN;
     if (!Number.isInteger(n) || n < 0) fail(key, `should be a non-negative integer or None, but got ${shortDigits(String(v))}`);
     args[key] = n;
   }
-  const ratio = args['test_ratio'];
-  if (!isFloat(ratio)) fail('test_ratio', `must be a float (got ${describe(ratio)}); write 0.0, not 0`);
-  const r = numberOf(ratio as number | PyFloat);
-  if (!(r >= 0 && r <= 1)) fail('test_ratio', `must be in [0.0, 1.0], got ${r}`);
-  const metric = args['test_metric'];
-  if (metric !== null) {
-    if (typeof metric !== 'string' || !(TEST_METRICS as readonly string[]).includes(metric.toUpperCase())) {
-      fail('test_metric', `Metric ${String(metric).length > 60 ? `${String(metric).slice(0, 60)}…` : String(metric)} is not a supported Metric`);
-    }
-    args['test_metric'] = (metric as string).toUpperCase();
+  for (const key of trainingArgKeysOf('ratio')) {
+    const ratio = args[key];
+    if (!isFloat(ratio)) fail(key, `must be a float (got ${describe(ratio)}); write 0.0, not 0`);
+    const r = numberOf(ratio as number | PyFloat);
+    if (!(r >= 0 && r <= 1)) fail(key, `must be in [0.0, 1.0], got ${r}`);
   }
-  if (!isPythonInt(args['log_interval'])) fail('log_interval', 'must be an integer');
-  const mu = args['fedprox_mu'];
-  if (mu !== null && !isFloat(mu)) fail('fedprox_mu', `must be a float or null (got ${describe(mu)})`);
-  const seed = args['random_seed'];
-  if (seed !== null && !isPythonInt(seed)) fail('random_seed', 'must be an integer or null');
-  const dp = args['dp_args'];
-  if (dp !== null) {
-    if (!isObject(dp)) fail('dp_args', 'should be None or an object');
+  for (const key of trainingArgKeysOf('metric')) {
+    const metric = args[key];
+    if (metric === null) continue;
+    if (typeof metric !== 'string' || !(TEST_METRICS as readonly string[]).includes(metric.toUpperCase())) {
+      fail(key, `Metric ${String(metric).length > 60 ? `${String(metric).slice(0, 60)}…` : String(metric)} is not a supported Metric`);
+    }
+    args[key] = (metric as string).toUpperCase();
+  }
+  for (const key of trainingArgKeysOf('int')) {
+    if (!isPythonInt(args[key])) fail(key, 'must be an integer');
+  }
+  for (const key of trainingArgKeysOf('float-or-null')) {
+    const v = args[key];
+    if (v !== null && !isFloat(v)) fail(key, `must be a float or null (got ${describe(v)})`);
+  }
+  for (const key of trainingArgKeysOf('int-or-null')) {
+    const v = args[key];
+    if (v !== null && !isPythonInt(v)) fail(key, 'must be an integer or null');
+  }
+  for (const key of trainingArgKeysOf('dp')) {
+    const dp = args[key];
+    if (dp === null) continue;
+    if (!isObject(dp)) fail(key, 'should be None or an object');
     const d: Record<string, unknown> = { type: 'central', ...(dp as Record<string, unknown>) };
-    if (d['type'] !== 'central' && d['type'] !== 'local') fail('dp_args.type', 'should be "central" or "local"');
-    if (!isFloat(d['sigma'])) fail('dp_args.sigma', 'must be a float');
-    if (!isFloat(d['clip'])) fail('dp_args.clip', 'must be a float');
-    args['dp_args'] = d;
+    if (d['type'] !== 'central' && d['type'] !== 'local') fail(`${key}.type`, 'should be "central" or "local"');
+    if (!isFloat(d['sigma'])) fail(`${key}.sigma`, 'must be a float');
+    if (!isFloat(d['clip'])) fail(`${key}.clip`, 'must be a float');
+    args[key] = d;
   }
   const ordered: Record<string, unknown> = {};
   for (const key of TRAINING_ARGS_KEYS) ordered[key] = args[key];

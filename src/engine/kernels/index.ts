@@ -14,7 +14,8 @@ import { BATCH_NORM, BATCH_NORM_GRAD, batchNormGradient, nativeBatchNormKernels,
 import { conv2DGradient } from './conv2d-gradient';
 import { conv3DBackpropInputGradient } from './conv3d-transpose-gradient';
 import { nativeConcatKernels } from './concat-native';
-import { nativeConvKernels, nativeConvSelfCheck, nativePerSampleFilterGradKernel, PER_SAMPLE_FILTER_GRAD } from './conv-native';
+import { nativeConvKernels, nativeConvSelfCheck } from './conv-native';
+import { DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, nativeDpKernels } from './dp-native';
 import { nativePoolKernels, nativePoolSelfCheck } from './pool-native';
 import { nativePerSampleSumKernel, nativeSumKernel, PER_SAMPLE_SUM } from './reduce-native';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-wasm';
@@ -116,14 +117,14 @@ export function useKernels(implementation: KernelImplementation): void {
       ...nativeBiasReluKernels(native.kernels),
       ...nativeBatchNormKernels(native.kernels),
       ...nativeConcatKernels(native.kernels, { concat: wasmKernel('Concat'), splitV: wasmKernel('SplitV') }),
-      nativePerSampleFilterGradKernel(native.kernels),
+      ...nativeDpKernels(native.kernels),
       nativePerSampleSumKernel(native.kernels),
     ].forEach(replaceKernel);
   } else {
     wasmKernels.forEach(replaceKernel);
     // Without them the biasRelu op (../fused.ts) composes add + relu, batch norm (../batch-norm.ts) composes
     // standard ops, and per-sample filter gradients use slices.
-    for (const name of [BIAS_RELU, BIAS_RELU_GRAD, PER_SAMPLE_FILTER_GRAD, PER_SAMPLE_SUM]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
+    for (const name of [BIAS_RELU, BIAS_RELU_GRAD, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
     for (const name of [BATCH_NORM, BATCH_NORM_GRAD]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
   }
   inUse = implementation;

@@ -13,6 +13,9 @@
  *   maxPoolForward(poolGeometry: Int32Array, x, y: Float32Array): void
  *   maxPoolBackprop(poolGeometry, x, y, dy, dx): void
  *   sumLeadingAxes(x, out: Float32Array): void   (x viewed as [x.length / out.length, out.length])
+ *   dpConvPerSample(geometry, x, dy, filterGrads, biasGrads: Float32Array | null, normSq): void
+ *                                                 (per-sample conv gradients and squared norms, dp.h)
+ *   dpWeightedRowSum(m, factors, out: Float32Array): void   (m: [factors.length x out.length], dp.h)
  *   biasReluForward(x, bias, y: Float32Array): void           (x, y: [rows x bias.length])
  *   biasReluBackward(dy, y, dx, dbias: Float32Array): void     (dbias.length columns)
  *   batchNormForward(x, gamma, beta, eps: number, relu: boolean, y, mean, variance): void
@@ -32,6 +35,7 @@
 #include "bn.h"
 #include "copy.h"
 #include "conv.h"
+#include "dp.h"
 #include "parallel.h"
 #include "pool.h"
 #include "reduce.h"
@@ -341,6 +345,58 @@ static napi_value copy_columns_js(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* (geometry, x, dy, filterGrads, biasGrads or null, normSq): sizes from the batch geometry, see dp.h. */
+static napi_value dp_conv_per_sample_js(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value args[6];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 6) {
+    return fail(env, "expected (geometry, x, dy, filterGrads, biasGrads or null, normSq)");
+  }
+  if (!conv_cpu_supported()) return fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+  char error[160];
+  conv_geometry g;
+  if (!read_fields(env, args[0], (int *)&g, CONV_GEOMETRY_FIELDS, 3, error, sizeof error)) return fail(env, error);
+  const size_t batch = (size_t)g.batch;
+  const size_t sizes[5] = {conv_input_size(&g), conv_output_size(&g), conv_filter_size(&g) * batch,
+                           batch * (size_t)g.out_c, batch};
+  float *arrays[5] = {NULL, NULL, NULL, NULL, NULL};
+  for (int i = 0; i < 5; i++) {
+    napi_valuetype type;
+    if (i == 3 && napi_typeof(env, args[4], &type) == napi_ok && type == napi_null) continue;
+    if (!float_arg(env, args, i + 1, "dpConvPerSample", sizes[i], &arrays[i], error, sizeof error)) {
+      return fail(env, error);
+    }
+  }
+  if (dp_conv_per_sample(&g, arrays[0], arrays[1], arrays[2], arrays[3], arrays[4]) != 0) {
+    return fail(env, "out of memory for scratch buffers");
+  }
+  return NULL;
+}
+
+static napi_value dp_weighted_row_sum_js(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value args[3];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 3) {
+    return fail(env, "expected (m, factors, out)");
+  }
+  if (!conv_cpu_supported()) return fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+  float *arrays[3];
+  size_t lengths[3];
+  for (int i = 0; i < 3; i++) {
+    if (!typed_array(env, args[i], napi_float32_array, (void **)&arrays[i], &lengths[i])) {
+      return fail(env, "dpWeightedRowSum: m, factors and out must be Float32Arrays");
+    }
+  }
+  if (lengths[1] == 0 || lengths[2] == 0 || lengths[0] != lengths[1] * lengths[2]) {
+    char error[160];
+    snprintf(error, sizeof error, "dpWeightedRowSum: m has %zu floats, not %zu rows (factors) of %zu (out)", lengths[0],
+             lengths[1], lengths[2]);
+    return fail(env, error);
+  }
+  dp_weighted_row_sum(arrays[0], arrays[1], lengths[1], lengths[2], arrays[2]);
+  return NULL;
+}
+
 /* Reads `count` Float32Array arguments: the first and the others but the last-is-columns one are [rows x cols]. */
 static int bias_relu_args(napi_env env, napi_callback_info info, const char *name, size_t count, float **arrays,
                           size_t cols_index, size_t *rows, size_t *cols) {
@@ -461,6 +517,8 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "batchNormForward", batch_norm_forward_js);
   export_function(env, exports, "batchNormBackward", batch_norm_backward_js);
   export_function(env, exports, "copyColumns", copy_columns_js);
+  export_function(env, exports, "dpConvPerSample", dp_conv_per_sample_js);
+  export_function(env, exports, "dpWeightedRowSum", dp_weighted_row_sum_js);
   export_function(env, exports, "biasReluForward", bias_relu_forward_js);
   export_function(env, exports, "biasReluBackward", bias_relu_backward_js);
   export_function(env, exports, "setThreads", set_threads_js);

@@ -44,6 +44,11 @@ export interface NativeKernels {
   copyColumns(src: Float32Array, srcCols: number, srcOffset: number, dst: Float32Array, dstCols: number, dstOffset: number, width: number): void;
   /** out[c] = sum over rows r of x[r * out.length + c]. */
   sumLeadingAxes(x: Float32Array, out: Float32Array): void;
+  /** Differential privacy (dp.h): each sample's conv filter and bias gradient, and its squared norm over both. */
+  dpConvPerSample(geometry: Int32Array, x: Float32Array, dy: Float32Array, filterGrads: Float32Array,
+    biasGrads: Float32Array | null, normSq: Float32Array): void;
+  /** out[k] = sum over rows i of factors[i] * m[i * out.length + k] (clip-weighted sum over samples). */
+  dpWeightedRowSum(m: Float32Array, factors: Float32Array, out: Float32Array): void;
   /**
    * Threads every kernel call may use (work split by sample); results are deterministic per thread count.
    * `workPerThread`: the work (multiply-adds) that pays for one more thread, 2M by default; tests pass 1.

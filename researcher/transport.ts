@@ -15,6 +15,11 @@ export interface ResearcherBus {
   send(message: WireMessage, nodeId?: string): Promise<void>;
   /** Adds a handler for every valid inbound message; returns a function that removes it. */
   onMessage(handler: (message: WireMessage) => void): () => void;
+  /**
+   * Connection losses, when the transport can lose what was sent meanwhile (MQTT QoS 0: the round asks again).
+   * Absent where nothing is lost silently (v6: nodes poll the researcher's server and replies are streamed).
+   */
+  on?(event: 'offline', handler: () => void): unknown;
   close(): Promise<void>;
 }
 

@@ -3,7 +3,8 @@
  * 3D CNN written as a plan (conv3d + ReLU + max pool ×2, conv3d + ReLU, global average pool, dense), once plain
  * and once with batch_norm after every conv (the plans' own model, as nodes train it), epochs interleaved; the
  * generated PyTorch plans' networks timed the same way on 1 thread in the same run.
- * Last line: `RESULT bn_ratio=X torch_bn_ratio=Y tfjs_bn_ms=… tfjs_plain_ms=…` (ratio = epoch with BN / without).
+ * Last line: `RESULT bn_ratio=X torch_bn_ratio=Y tfjs_bn_ms=… tfjs_plain_ms=… bn_cpu_ratio=Z` (ratio = epoch with BN / without;
+ * the CPU ratio is the same with the process's CPU time per epoch, which a loaded machine disturbs less).
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -36,13 +37,15 @@ export function benchPlan(withBn: boolean, size: number[]): PlanSpec {
   });
 }
 
-async function tfjsEpoch(spec: PlanSpec, data: SyntheticImages): Promise<number> {
+async function tfjsEpoch(spec: PlanSpec, data: SyntheticImages): Promise<{ ms: number; cpuMs: number }> {
   const model = buildModel(spec, { seed: 1 });
   const started = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   await trainModel(model, data, { loader: { batchSize: BATCH, shuffle: false }, ...trainingSettings(spec), epochs: 1, seed: 0 });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  const used = process.cpuUsage(cpu);
   model.dispose();
-  return ms;
+  return { ms, cpuMs: (used.user + used.system) / 1000 };
 }
 
 const TORCH_TIMER = String.raw`
@@ -80,11 +83,15 @@ export async function main(args: string[]): Promise<void> {
   const bn = benchPlan(true, size);
   const data = new SyntheticImages(SAMPLES, [...size, 1]);
   const times = { plain: [] as number[], bn: [] as number[] };
+  const cpu = { plain: [] as number[], bn: [] as number[] };
   await tfjsEpoch(plain, data);
   await tfjsEpoch(bn, data);
   for (let e = 0; e < epochs; e++) {
-    times.plain.push(await tfjsEpoch(plain, data));
-    times.bn.push(await tfjsEpoch(bn, data));
+    for (const [which, spec] of [['plain', plain], ['bn', bn]] as const) {
+      const t = await tfjsEpoch(spec, data);
+      times[which].push(t.ms);
+      cpu[which].push(t.cpuMs);
+    }
   }
   const tfjsPlain = median(times.plain);
   const tfjsBn = median(times.bn);
@@ -114,5 +121,7 @@ export async function main(args: string[]): Promise<void> {
   } else {
     console.log(`PyTorch ABSENT (${torch.why})`);
   }
-  console.log(`\nRESULT bn_ratio=${(tfjsBn / tfjsPlain).toFixed(2)} torch_bn_ratio=${torchRatio} tfjs_bn_ms=${tfjsBn.toFixed(0)} tfjs_plain_ms=${tfjsPlain.toFixed(0)}`);
+  const cpuRatio = median(cpu.bn) / median(cpu.plain);
+  console.log(`tfjs CPU time per epoch: plain ${median(cpu.plain).toFixed(0)} ms, batch norm ${median(cpu.bn).toFixed(0)} ms`);
+  console.log(`\nRESULT bn_ratio=${(tfjsBn / tfjsPlain).toFixed(2)} torch_bn_ratio=${torchRatio} tfjs_bn_ms=${tfjsBn.toFixed(0)} tfjs_plain_ms=${tfjsPlain.toFixed(0)} bn_cpu_ratio=${cpuRatio.toFixed(2)}`);
 }

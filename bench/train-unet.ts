@@ -6,7 +6,8 @@
  * 64 samples of S × S, batch 16) on the engine's default tfjs backend, beside the same plan's generated PyTorch
  * module on 1 thread in the same run (epochs interleaved, so both see the same machine load). Median ms per epoch
  * after one warm-up epoch.
- * Last line: RESULT tfjs_ms=<engine default backend> torch_ms=<torch 1 thread> ratio=<tfjs/torch>.
+ * Last line: RESULT tfjs_ms=<engine default backend> torch_ms=<torch 1 thread> ratio=<tfjs/torch> cpu_ratio=<the same
+ * with each side's process CPU time, which a loaded machine disturbs less than wall time>.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -110,18 +111,23 @@ export async function main(args: string[]): Promise<void> {
   const data = new SyntheticEvolution(size);
   const tfjsMs: number[] = [];
   const torchMs: number[] = [];
+  const tfjsCpu: number[] = [];
+  const torchCpu: number[] = [];
   try {
     const ready = await worker.ask<{ ready: string }>();
     console.log(`U-Net ${size}x${size}, ${SAMPLES} samples, batch ${BATCH}; tfjs ${choice.name} (${kernelsInUse()} kernels, 1 thread), PyTorch ${ready.ready} (1 thread)`);
     for (let e = 0; e <= epochs; e++) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       await trainModel(model, data, {
         loader: { batchSize: BATCH }, epochs: 1, loss: 'BCEWithLogitsLoss', optimizer: { name: 'Adam', lr: 1e-3 }, seed: 1,
       });
       const ms = performance.now() - t0;
-      const torch = (await worker.ask<{ ms: number }>('epoch')).ms;
-      if (e > 0) { tfjsMs.push(ms); torchMs.push(torch); }
-      console.log(`epoch ${e}${e === 0 ? ' (warm-up)' : ''}: tfjs ${ms.toFixed(0)} ms, torch ${torch.toFixed(0)} ms`);
+      const cpu = process.cpuUsage(c0);
+      const cpuMs = (cpu.user + cpu.system) / 1000;
+      const torch = await worker.ask<{ ms: number; cpu_ms: number }>('epoch');
+      if (e > 0) { tfjsMs.push(ms); torchMs.push(torch.ms); tfjsCpu.push(cpuMs); torchCpu.push(torch.cpu_ms); }
+      console.log(`epoch ${e}${e === 0 ? ' (warm-up)' : ''}: tfjs ${ms.toFixed(0)} ms (CPU ${cpuMs.toFixed(0)}), torch ${torch.ms.toFixed(0)} ms (CPU ${torch.cpu_ms.toFixed(0)})`);
     }
   } finally {
     model.dispose();
@@ -130,7 +136,7 @@ export async function main(args: string[]): Promise<void> {
   }
   const t = median(tfjsMs);
   const p = median(torchMs);
-  console.log(`RESULT tfjs_ms=${t.toFixed(0)} torch_ms=${p.toFixed(0)} ratio=${(t / p).toFixed(2)}`);
+  console.log(`RESULT tfjs_ms=${t.toFixed(0)} torch_ms=${p.toFixed(0)} ratio=${(t / p).toFixed(2)} cpu_ratio=${(median(tfjsCpu) / median(torchCpu)).toFixed(2)}`);
 }
 
 if (require.main === module) main(process.argv.slice(2)).catch((err) => { console.error(err); process.exitCode = 1; });

@@ -1,7 +1,8 @@
 /**
  * The common tail of the benchmarks' PyTorch epoch workers (the TorchWorker line protocol): greets with the torch
  * version, then for each "epoch" line trains one epoch with Adam (lr 1e-3) in batches of cfg['batch'] and answers
- * the epoch's milliseconds, so a benchmark can interleave PyTorch and tfjs epochs under the same machine load.
+ * the epoch's milliseconds (wall clock, and the process's CPU time as `cpu_ms`: less sensitive to a loaded machine),
+ * so a benchmark can interleave PyTorch and tfjs epochs under the same machine load.
  * The worker's head must define `model` and import json, sys, time and torch.
  */
 export function torchEpochLoop(options: {
@@ -20,11 +21,12 @@ for line in sys.stdin:
     if line.strip() != 'epoch':
         break
     t0 = time.perf_counter()
+    c0 = time.process_time()
     for i in range(0, ${options.samples}, bs):
         opt.zero_grad()
         loss = ${options.batchLoss}
         loss.backward()
         opt.step()
-    print(json.dumps({'ms': (time.perf_counter() - t0) * 1000}), flush=True)
+    print(json.dumps({'ms': (time.perf_counter() - t0) * 1000, 'cpu_ms': (time.process_time() - c0) * 1000}), flush=True)
 `;
 }

@@ -14,7 +14,7 @@ import { initialWeights } from './init';
 import { PlanSpec } from './spec';
 import { buildModel } from './tfjs-model';
 import { engineLoss, planLoss } from './training';
-import { inception3dGraphPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan, severalHeadsGraphPlan, unetGraphPlan, upsample3dGraphPlan } from './testing/plans';
+import { convTranspose3dGraphPlan, inception3dGraphPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan, severalHeadsGraphPlan, unetGraphPlan, upsample3dGraphPlan } from './testing/plans';
 import { validatePlan } from './validate';
 
 let engine: string;
@@ -63,6 +63,7 @@ describe.each([['native kernels', 'native'], ['wasm kernels', 'wasm']] as const)
     ['norms 2d', norms2dPlan],
     ['u-net 2d (upsample, skip concat)', unetGraphPlan],
     ['upsample 3d', upsample3dGraphPlan],
+    ['3-d transposed convolutions', convTranspose3dGraphPlan],
   ])('%s: engine gradients equal the CPU oracle', async (_name, make) => {
     const spec = make() as PlanSpec;
     // no dropout in a gradient comparison: masks differ between backends

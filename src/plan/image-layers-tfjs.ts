@@ -1,11 +1,12 @@
 /**
  * The image-to-image layers on tfjs, channels last, computing what the generated PyTorch modules compute:
- * ConvTranspose2d (padding and output_padding as PyTorch crops and extends the full transposed convolution),
+ * ConvTranspose2d / 3d (padding and output_padding as PyTorch crops and extends the full transposed convolution),
  * nn.Upsample (nearest: source index floor(i / s); bilinear: align_corners=False, half-pixel centres, sources
  * clamped at the border) and the spatial broadcast of a vector. Every op used has gradients on every backend
  * (upsampling is two matrix products with fixed interpolation matrices).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { conv3dTranspose } from '../engine/conv-transpose';
 import { ResolvedConvTranspose, ResolvedImageLayer } from './image-layers';
 import type { ResolvedUpsample } from './graph';
 
@@ -13,7 +14,7 @@ import type { ResolvedUpsample } from './graph';
 export function runImageLayer(layer: ResolvedImageLayer, x: tf.Tensor, variable: (role: string) => tf.Variable): tf.Tensor {
   switch (layer.type) {
     case 'conv_transpose':
-      return convTranspose2d(layer, x as tf.Tensor4D, variable);
+      return convTranspose(layer, x, variable);
     case 'spatial_broadcast': {
       // A product with ones broadcasts (tile's gradient stops at rank 4 in tfjs; broadcasting has none).
       const [n, features] = x.shape;
@@ -22,18 +23,20 @@ export function runImageLayer(layer: ResolvedImageLayer, x: tf.Tensor, variable:
   }
 }
 
-function convTranspose2d(layer: ResolvedConvTranspose, x: tf.Tensor4D, variable: (role: string) => tf.Variable): tf.Tensor {
-  const [n, h, w] = x.shape;
-  const [kh, kw] = layer.kernel;
-  const [sh, sw] = layer.stride;
+function convTranspose(layer: ResolvedConvTranspose, x: tf.Tensor, variable: (role: string) => tf.Variable): tf.Tensor {
+  const n = x.shape[0];
+  const { kernel, stride, padding, outChannels } = layer;
   // The full transposed convolution ('valid'): (n − 1)·s + k per axis; PyTorch's output is the window
   // [padding, padding + out) of it, zero beyond its end (output_padding > padding adds only the bias there).
-  const full = [(h - 1) * sh + kh, (w - 1) * sw + kw];
-  const y = tf.conv2dTranspose(x, variable('weight') as tf.Tensor4D, [n, full[0], full[1], layer.outChannels], [sh, sw], 'valid');
+  const full = x.shape.slice(1, -1).map((size, i) => (size - 1) * stride[i] + kernel[i]);
+  const w = variable('weight');
+  const y = layer.dims === 2
+    ? tf.conv2dTranspose(x as tf.Tensor4D, w as tf.Tensor4D, [n, full[0], full[1], outChannels], stride as [number, number], 'valid')
+    : conv3dTranspose(x as tf.Tensor5D, w as tf.Tensor5D, [n, full[0], full[1], full[2], outChannels], stride as [number, number, number]);
   const out = layer.outShape.slice(1);
-  const keep = out.map((o, i) => Math.min(o, full[i] - layer.padding[i]));
-  let z: tf.Tensor = tf.slice(y, [0, layer.padding[0], layer.padding[1], 0], [n, keep[0], keep[1], layer.outChannels]);
-  if (keep.some((k, i) => k < out[i])) z = tf.pad(z, [[0, 0], [0, out[0] - keep[0]], [0, out[1] - keep[1]], [0, 0]]);
+  const keep = out.map((o, i) => Math.min(o, full[i] - padding[i]));
+  let z: tf.Tensor = tf.slice(y, [0, ...padding, 0], [n, ...keep, outChannels]);
+  if (keep.some((k, i) => k < out[i])) z = tf.pad(z, [[0, 0], ...out.map((o, i): [number, number] => [0, o - keep[i]]), [0, 0]]);
   return layer.bias ? tf.add(z, variable('bias')) : z;
 }
 

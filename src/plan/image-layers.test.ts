@@ -9,7 +9,7 @@ import { initBackend } from '../engine/backend';
 import { definePlan } from './define';
 import { modelGraph } from './graph-builder';
 import { linearInterpolationMatrix } from './image-layers-tfjs';
-import { imageLayersGraphPlan } from './testing/plans';
+import { convTranspose3dGraphPlan, imageLayersGraphPlan } from './testing/plans';
 import { buildModel } from './tfjs-model';
 import { PlanSpec } from './spec';
 import { validatePlan } from './validate';
@@ -36,6 +36,15 @@ describe('shapes and errors', () => {
     expect(shape('up')).toEqual([4, 8, 6]); // from [6, 4, 3]: (4 − 1)·2 − 2 + 3 + 1 = 8, (3 − 1)·2 − 2 + 3 + 1 = 6
     expect(shape('near_1')).toEqual([8, 8, 6]);
     expect(shape('wide_0')).toEqual([3, 16, 8]);
+  });
+
+  test('3-D transposed convolutions follow the same rule per axis; a 2-D input is refused', () => {
+    const graph = validatePlan(convTranspose3dGraphPlan()).graph;
+    const shape = (id: string): number[] => graph.nodes.find((n) => n.id === id)!.layer.outShape;
+    expect(shape('up')).toEqual([3, 4, 6, 6]); // from [4, 2, 3, 3]: (2 − 1)·2 − 2 + 3 + 1 = 4, (3 − 1)·2 − 2 + 3 + 1 = 6
+    expect(shape('wide_0')).toEqual([2, 5, 11, 8]); // kernel [2, 1, 3], stride [1, 2, 1] from [6, 4, 6, 6]
+    expect(() => planWith((g) => g.chain('x', 'image', [{ type: 'conv_transpose3d', outChannels: 2, kernelSize: 2 }, { type: 'global_avg_pool' }, { type: 'dense', outFeatures: 1 }])))
+      .toThrow(/conv_transpose3d needs a \[C, D, H, W\] input, got \[1, 8, 6\]/);
   });
 
   test('bad parameters are refused with the node at fault', () => {

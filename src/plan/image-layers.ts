@@ -11,7 +11,7 @@ import type { ConvTranspose2dLayer, SpatialBroadcastLayer, SpatialParam } from '
 
 export interface ResolvedConvTranspose extends ResolvedBase {
   type: 'conv_transpose';
-  dims: 2;
+  dims: 2 | 3;
   inChannels: number;
   outChannels: number;
   kernel: number[];
@@ -26,7 +26,7 @@ export interface ResolvedSpatialBroadcast extends ResolvedBase {
 }
 export type ResolvedImageLayer = ResolvedConvTranspose | ResolvedSpatialBroadcast;
 export type ImageLayerSpec = ConvTranspose2dLayer | SpatialBroadcastLayer;
-export const IMAGE_LAYER_TYPES: readonly ImageLayerSpec['type'][] = ['conv_transpose2d', 'spatial_broadcast'];
+export const IMAGE_LAYER_TYPES: readonly ImageLayerSpec['type'][] = ['conv_transpose2d', 'conv_transpose3d', 'spatial_broadcast'];
 
 export function isImageLayer(layer: { type: string }): layer is ImageLayerSpec {
   return (IMAGE_LAYER_TYPES as readonly string[]).includes(layer.type);
@@ -44,19 +44,23 @@ export function resolveImageLayer(
 ): ResolvedImageLayer {
   const { inShape } = common;
   switch (layer.type) {
-    case 'conv_transpose2d': {
-      if (inShape.length !== 3) h.fail([...at, 'type'], `conv_transpose2d needs a [C, H, W] input, got ${h.describe(inShape)}`);
-      const kernel = h.spatial(layer.kernelSize, 2, [...at, 'kernelSize'], 1);
-      const stride = h.spatial(layer.stride ?? 1, 2, [...at, 'stride'], 1);
-      const padding = h.spatial(layer.padding ?? 0, 2, [...at, 'padding'], 0);
-      const outputPadding = h.spatial(layer.outputPadding ?? 0, 2, [...at, 'outputPadding'], 0);
+    case 'conv_transpose2d':
+    case 'conv_transpose3d': {
+      const dims = layer.type === 'conv_transpose2d' ? 2 : 3;
+      if (inShape.length !== dims + 1) {
+        h.fail([...at, 'type'], `${layer.type} needs a [C, ${dims === 3 ? 'D, ' : ''}H, W] input, got ${h.describe(inShape)}`);
+      }
+      const kernel = h.spatial(layer.kernelSize, dims, [...at, 'kernelSize'], 1);
+      const stride = h.spatial(layer.stride ?? 1, dims, [...at, 'stride'], 1);
+      const padding = h.spatial(layer.padding ?? 0, dims, [...at, 'padding'], 0);
+      const outputPadding = h.spatial(layer.outputPadding ?? 0, dims, [...at, 'outputPadding'], 0);
       outputPadding.forEach((p, i) => {
         if (p >= stride[i]) h.fail([...at, 'outputPadding'], `must be smaller than the stride (PyTorch's rule), got ${p} with stride ${stride[i]}`);
       });
       const spatialOut = inShape.slice(1).map((n, i) => (n - 1) * stride[i] - 2 * padding[i] + kernel[i] + outputPadding[i]);
       if (spatialOut.some((n) => n < 1)) h.fail([...at, 'padding'], `leaves no output (${h.describe(spatialOut)}) for input ${h.describe(inShape)}`);
       return {
-        ...common, type: 'conv_transpose', dims: 2, inChannels: inShape[0], outChannels: layer.outChannels, kernel, stride,
+        ...common, type: 'conv_transpose', dims, inChannels: inShape[0], outChannels: layer.outChannels, kernel, stride,
         padding, outputPadding, bias: layer.bias ?? true, outShape: [layer.outChannels, ...spatialOut],
       };
     }

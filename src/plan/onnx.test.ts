@@ -10,7 +10,7 @@ import { exportPlanToOnnx, OnnxExportError, ONNX_OUTPUT } from './onnx';
 import { PlanSpec } from './spec';
 import {
   cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, imageLayersGraphPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan,
-  resnetGraphPlan, severalHeadsGraphPlan, unetGraphPlan, upsample3dGraphPlan,
+  resnetGraphPlan, severalHeadsGraphPlan, unetGraphPlan, upsample3dGraphPlan, convTranspose3dGraphPlan,
 } from './testing/plans';
 import { runOnnxOutOfProcess } from './testing/onnx-runner';
 import { buildModel } from './tfjs-model';
@@ -61,6 +61,8 @@ const CASES: Case[] = [
   { spec: groupNormPlan(), layout: 'NCHW', activation: 'sigmoid' },
   // ConvTranspose, Resize (nearest and linear), Unsqueeze + Expand
   { spec: imageLayersGraphPlan(), layout: 'NHWC', activation: 'none' },
+  // ConvTranspose in 3-D
+  { spec: convTranspose3dGraphPlan(), layout: 'NCHW', activation: 'none' },
 ];
 
 /** Deterministic inputs: channels-last for tfjs, and the same values channels-first for an NCHW ONNX model. */

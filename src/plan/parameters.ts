@@ -47,13 +47,13 @@ function layerParameters(layer: ResolvedLayer): ParameterDescriptor[] {
   const named = (role: ParameterRole): string => `${layer.key}.${role}`;
   switch (layer.type) {
     case 'conv_transpose': {
-      // torch [I, O, kh, kw] ↔ tfjs conv2dTranspose filter [kh, kw, O, I]: the conv2d permutation. PyTorch's
-      // default init computes fan_in from dim 1, here the output channels.
+      // torch [I, O, (kd,) kh, kw] ↔ tfjs conv{2,3}dTranspose filter [(kd,) kh, kw, O, I]: the conv permutation.
+      // PyTorch's default init computes fan_in from dim 1, here the output channels.
       const fanIn = layer.outChannels * product(layer.kernel);
       const torchShape = [layer.inChannels, layer.outChannels, ...layer.kernel];
       const tfShape = [...layer.kernel, layer.outChannels, layer.inChannels];
       const out: ParameterDescriptor[] = [
-        { name: named('weight'), layer, role: 'weight', torchShape, tfShape, dtype: 'float32', trainable: true, layout: 'conv2d_weight', fanIn },
+        { name: named('weight'), layer, role: 'weight', torchShape, tfShape, dtype: 'float32', trainable: true, layout: layer.dims === 2 ? 'conv2d_weight' : 'conv3d_weight', fanIn },
       ];
       if (layer.bias) {
         const shape = [layer.outChannels];

@@ -85,7 +85,7 @@ const tuple = (values: number[]): string => `(${values.join(', ')}${values.lengt
 function torchModule(layer: ResolvedLayer): string {
   switch (layer.type) {
     case 'conv_transpose':
-      return `nn.ConvTranspose2d(${layer.inChannels}, ${layer.outChannels}, kernel_size=${tuple(layer.kernel)}, stride=${tuple(layer.stride)}, padding=${tuple(layer.padding)}, output_padding=${tuple(layer.outputPadding)}, bias=${layer.bias ? 'True' : 'False'})`;
+      return `nn.ConvTranspose${layer.dims}d(${layer.inChannels}, ${layer.outChannels}, kernel_size=${tuple(layer.kernel)}, stride=${tuple(layer.stride)}, padding=${tuple(layer.padding)}, output_padding=${tuple(layer.outputPadding)}, bias=${layer.bias ? 'True' : 'False'})`;
     case 'upsample': {
       const scale = `(${layer.scale.map((s) => pyNumber(s, true)).join(', ')})`;
       return layer.mode === 'nearest'

@@ -159,11 +159,11 @@ export interface LeakyReluLayer {
 }
 
 /**
- * Transposed 2-D convolution (PyTorch ConvTranspose2d, weight [in, out, kh, kw]): output size
- * (n − 1)·stride − 2·padding + kernel + outputPadding per axis; outputPadding < stride.
+ * Transposed 2-D or 3-D convolution (PyTorch ConvTranspose2d / ConvTranspose3d, weight [in, out, (kd,) kh, kw]):
+ * output size (n − 1)·stride − 2·padding + kernel + outputPadding per axis; outputPadding < stride.
  */
 export interface ConvTranspose2dLayer {
-  type: 'conv_transpose2d';
+  type: 'conv_transpose2d' | 'conv_transpose3d';
   outChannels: number;
   kernelSize: SpatialParam;
   /** Defaults to 1. */
@@ -226,6 +226,7 @@ export const LAYER_TYPES: readonly LayerType[] = [
   'sigmoid',
   'softmax',
   'conv_transpose2d',
+  'conv_transpose3d',
   'spatial_broadcast',
 ];
 

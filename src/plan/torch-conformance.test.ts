@@ -24,7 +24,7 @@ import { buildModel, PlanModel } from './tfjs-model';
 import { trainingSettings } from './training';
 import {
   cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, imageLayersGraphPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan,
-  regressionPlan, resnetGraphPlan, severalHeadsGraphPlan, unetGraphPlan, upsample3dGraphPlan,
+  regressionPlan, resnetGraphPlan, severalHeadsGraphPlan, unetGraphPlan, upsample3dGraphPlan, convTranspose3dGraphPlan,
 } from './testing/plans';
 import { findTorchPython, pythonSide, runTorchConformance, TorchPython } from './testing/python';
 import { imageInputChannels, sliceSelection } from './preprocess';
@@ -243,6 +243,7 @@ const PLANS: [string, () => PlanSpec, number][] = [
   ['norms_2d', () => withoutDropout(norms2dPlan()), STEPS],
   ['unet_graph', unetGraphPlan, STEPS],
   ['upsample_3d_graph', upsample3dGraphPlan, STEPS],
+  ['conv_transpose_3d_graph', convTranspose3dGraphPlan, STEPS],
   ['mlp_binary_metrics', () => ({ ...mlpPlan(), metrics: ['loss', 'auc', 'recall', 'specificity', 'balanced_accuracy', 'precision', 'f1_score', 'dice'] }), 0],
   ['group_norm', groupNormPlan, STEPS],
   // three heads (bce + mse + cross-entropy), weighted sum of their losses, metrics per head

@@ -115,7 +115,8 @@ export function nativeConvKernels(native: NativeKernels): KernelConfig[] {
 }
 
 /**
- * Run once before the native kernels are trusted: small problems that cover strides, padding, dilation, a channel
+ * Run once before the native kernels are trusted: small problems that cover strides (and stride 1, whose input
+ * gradient runs as a forward conv), padding, dilation, a channel
  * count that is not a multiple of the 16-wide tiles, a depth dimension and the unpadded in-place paths, against the
  * float64 reference conv and its gradients computed from the definition (checked against finite differences in
  * reference-conv.test.ts). Returns what is wrong, or undefined when all agree (|error| <= 1e-4 (1 + |want|)).
@@ -126,6 +127,12 @@ export function nativeConvSelfCheck(native: NativeKernels): string | undefined {
       dilation: [1, 1, 2], padBefore: [0, 1, 1], outSize: [1, 4, 5] },
     { batch: 1, inSize: [4, 5, 4], inChannels: 2, filter: [2, 3, 2], outChannels: 5, stride: [2, 1, 1],
       dilation: [1, 1, 1], padBefore: [1, 1, 0], outSize: [3, 5, 3] },
+    // Stride 1: the input gradient as a forward conv of dy with the rotated filter (padding and dilation mirrored).
+    { batch: 2, inSize: [3, 5, 6], inChannels: 3, filter: [2, 3, 2], outChannels: 5, stride: [1, 1, 1],
+      dilation: [1, 2, 1], padBefore: [1, 2, 0], outSize: [3, 5, 5] },
+    // Padded rows of 50 positions: the filter gradient on zero-padded copies of the samples, read in place.
+    { batch: 1, inSize: [1, 2, 50], inChannels: 2, filter: [1, 2, 3], outChannels: 3, stride: [1, 1, 1],
+      dilation: [1, 1, 1], padBefore: [0, 1, 1], outSize: [1, 3, 50] },
     // No padding: the in-place (implicit im2col) paths, with a row of 7 positions (one 6-wide tile + 1 gathered).
     { batch: 2, inSize: [3, 4, 14], inChannels: 3, filter: [2, 2, 2], outChannels: 17, stride: [1, 1, 2],
       dilation: [1, 1, 1], padBefore: [0, 0, 0], outSize: [2, 3, 7] },

@@ -12,6 +12,7 @@ import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { BIAS_RELU, BIAS_RELU_GRAD, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
 import { BATCH_NORM, BATCH_NORM_GRAD, batchNormGradient, nativeBatchNormKernels, nativeBatchNormSelfCheck } from './batch-norm-native';
 import { conv2DGradient } from './conv2d-gradient';
+import { conv3DBackpropInputGradient } from './conv3d-transpose-gradient';
 import { nativeConcatKernels } from './concat-native';
 import { nativeConvKernels, nativeConvSelfCheck } from './conv-native';
 import { DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, nativeDpKernels } from './dp-native';
@@ -88,6 +89,7 @@ export function registerProjectKernels(): void {
     return config;
   });
   registerGradient(conv2DGradient);
+  registerGradient(conv3DBackpropInputGradient);
   registerGradient(avgPoolGradient);
   registerGradient(avgPool3DGradient);
   registerGradient(biasReluGradient);

@@ -6,6 +6,7 @@
  * JavaScript API:
  *   apiVersion: number            (FBTS_API_VERSION: the TypeScript side refuses an addon built from other sources)
  *   supported: boolean            (AVX2 + FMA present)
+ *   avx512: boolean               (the conv tiles run on AVX-512; FEDBIOMED_TS_NATIVE_AVX512=0 keeps them on AVX2)
  *   convForward(geometry: Int32Array, x, w, y: Float32Array): void
  *   convBackpropFilter(geometry, x, dy, dw): void
  *   convBackpropInput(geometry, dy, w, dx): void
@@ -504,6 +505,9 @@ NAPI_MODULE_INIT() {
   napi_value supported;
   napi_get_boolean(env, conv_cpu_supported(), &supported);
   napi_set_named_property(env, exports, "supported", supported);
+  napi_value avx512;
+  napi_get_boolean(env, conv_cpu_supported() && conv_tiles_avx512(), &avx512);
+  napi_set_named_property(env, exports, "avx512", avx512);
   export_function(env, exports, "convForward", conv_forward_js);
   export_function(env, exports, "convBackpropFilter", conv_backprop_filter_js);
   export_function(env, exports, "convBackpropInput", conv_backprop_input_js);

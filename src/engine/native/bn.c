@@ -42,7 +42,32 @@ static HOT int stats_chunks(void *context, size_t begin, size_t end, int worker)
   const size_t cols = job->cols, vector_end = cols / 4 * 4;
   for (size_t chunk = begin; chunk < end; chunk++) {
     double *s1 = job->partials + chunk * 2 * job->stride, *s2 = s1 + job->stride;
-    for (size_t r = chunk * CHUNK_ROWS; r < chunk_end(chunk, job->rows); r++) {
+    const size_t first = chunk * CHUNK_ROWS, last = chunk_end(chunk, job->rows);
+    size_t r = first;
+    /* Four rows summed in registers before each update of the partials: a quarter of the load-add-store chains
+     * through memory, which bound this loop otherwise. */
+    for (; r + 4 <= last; r += 4) {
+      const float *x = job->x + r * cols;
+      for (size_t c = 0; c < vector_end; c += 4) {
+        const __m256d shift = _mm256_loadu_pd(job->shift64 + c);
+        const __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + c)), shift);
+        const __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + cols + c)), shift);
+        const __m256d d2 = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + 2 * cols + c)), shift);
+        const __m256d d3 = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + 3 * cols + c)), shift);
+        const __m256d sum = _mm256_add_pd(_mm256_add_pd(d0, d1), _mm256_add_pd(d2, d3));
+        const __m256d squares = _mm256_fmadd_pd(d3, d3, _mm256_fmadd_pd(d2, d2, _mm256_fmadd_pd(d1, d1, _mm256_mul_pd(d0, d0))));
+        _mm256_storeu_pd(s1 + c, _mm256_add_pd(_mm256_loadu_pd(s1 + c), sum));
+        _mm256_storeu_pd(s2 + c, _mm256_add_pd(_mm256_loadu_pd(s2 + c), squares));
+      }
+      for (size_t c = vector_end; c < cols; c++) {
+        for (size_t k = 0; k < 4; k++) {
+          const double d = (double)x[k * cols + c] - job->shift64[c];
+          s1[c] += d;
+          s2[c] = fma(d, d, s2[c]);
+        }
+      }
+    }
+    for (; r < last; r++) {
       const float *x = job->x + r * cols;
       for (size_t c = 0; c < vector_end; c += 4) {
         const __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + c)), _mm256_loadu_pd(job->shift64 + c));
@@ -106,7 +131,38 @@ static HOT int gradient_sums_chunks(void *context, size_t begin, size_t end, int
   const size_t cols = job->cols, vector_end = cols / 8 * 8;
   for (size_t chunk = begin; chunk < end; chunk++) {
     double *s1 = job->partials + chunk * 2 * job->stride, *s2 = s1 + job->stride;
-    for (size_t r = chunk * CHUNK_ROWS; r < chunk_end(chunk, job->rows); r++) {
+    const size_t first = chunk * CHUNK_ROWS, last = chunk_end(chunk, job->rows);
+    size_t r = first;
+    /* Four rows summed in registers before each update of the partials, as in stats_chunks. */
+    for (; r + 4 <= last; r += 4) {
+      const float *x = job->x + r * cols, *dy = job->dy + r * cols;
+      for (size_t c = 0; c < vector_end; c += 8) {
+        __m256d sum_lo = _mm256_setzero_pd(), sum_hi = _mm256_setzero_pd();
+        __m256d dot_lo = _mm256_setzero_pd(), dot_hi = _mm256_setzero_pd();
+        for (size_t k = 0; k < 4; k++) {
+          const __m256 dz = masked_dy8(job, x + k * cols, dy + k * cols, c);
+          const __m256 t = _mm256_sub_ps(_mm256_loadu_ps(x + k * cols + c), _mm256_loadu_ps(job->mean + c));
+          const __m256d dz_lo = _mm256_cvtps_pd(_mm256_castps256_ps128(dz));
+          const __m256d dz_hi = _mm256_cvtps_pd(_mm256_extractf128_ps(dz, 1));
+          sum_lo = _mm256_add_pd(sum_lo, dz_lo);
+          sum_hi = _mm256_add_pd(sum_hi, dz_hi);
+          dot_lo = _mm256_fmadd_pd(dz_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(t)), dot_lo);
+          dot_hi = _mm256_fmadd_pd(dz_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(t, 1)), dot_hi);
+        }
+        _mm256_storeu_pd(s1 + c, _mm256_add_pd(_mm256_loadu_pd(s1 + c), sum_lo));
+        _mm256_storeu_pd(s1 + c + 4, _mm256_add_pd(_mm256_loadu_pd(s1 + c + 4), sum_hi));
+        _mm256_storeu_pd(s2 + c, _mm256_add_pd(_mm256_loadu_pd(s2 + c), dot_lo));
+        _mm256_storeu_pd(s2 + c + 4, _mm256_add_pd(_mm256_loadu_pd(s2 + c + 4), dot_hi));
+      }
+      for (size_t c = vector_end; c < cols; c++) {
+        for (size_t k = 0; k < 4; k++) {
+          const double dz = masked_dy1(job, x + k * cols, dy + k * cols, c);
+          s1[c] += dz;
+          s2[c] = fma(dz, (double)(x[k * cols + c] - job->mean[c]), s2[c]);
+        }
+      }
+    }
+    for (; r < last; r++) {
       const float *x = job->x + r * cols, *dy = job->dy + r * cols;
       for (size_t c = 0; c < vector_end; c += 8) {
         const __m256 dz = masked_dy8(job, x, dy, c);

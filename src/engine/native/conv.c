@@ -15,18 +15,34 @@
 #include <string.h>
 
 #define HOT __attribute__((target("avx2,fma")))
-#define MR 6  /* rows of a register tile */
+#define HOT512 __attribute__((target("avx512f,avx2,fma")))
+#define MR 12 /* rows of a register tile: one AVX-512 tile, or two AVX2 tiles of 6 rows */
 #define NR 16 /* columns of a register tile: two 8-float vectors */
 
 /* Scratch blocks sized to stay in the 256 KB - 1 MB L2 of current x86 cores while the tiles stream over them. */
 #define FORWARD_BLOCK_FLOATS (32 * 1024)
 #define FILTER_BLOCK_FLOATS (64 * 1024)
 #define INPUT_BLOCK_FLOATS (32 * 1024)
+#define FILTER_PADDED_MIN_ROW 48
 
 int conv_cpu_supported(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+
+/* 1 when the tiles run on AVX-512 (CPU and OS support it, and FEDBIOMED_TS_NATIVE_AVX512 is not 0), decided once.
+ * Both tile versions do the same multiply-adds in the same order per output element: the same bits either way. */
+static int tiles_avx512 = -1;
+static int use_avx512(void) {
+  if (tiles_avx512 < 0) {
+    __builtin_cpu_init();
+    const char *setting = getenv("FEDBIOMED_TS_NATIVE_AVX512");
+    tiles_avx512 = __builtin_cpu_supports("avx512f") && !(setting && strcmp(setting, "0") == 0);
+  }
+  return tiles_avx512;
+}
+
+int conv_tiles_avx512(void) { return use_avx512(); }
 
 static size_t patch_length(const conv_geometry *g) { return (size_t)g->k_d * g->k_h * g->k_w * g->in_c; }
 static size_t positions(const conv_geometry *g) { return (size_t)g->batch * g->out_d * g->out_h * g->out_w; }
@@ -105,26 +121,73 @@ static inline __attribute__((always_inline)) HOT void tile_6x16_rows(size_t segm
 #undef STORE_ROW
 }
 
-/* The common case: tile row i starts a_row floats after row i - 1. */
-static inline HOT void tile_6x16(size_t segments, const size_t *offsets, size_t K, const float *a, size_t a_row,
-                                 size_t a_k, const float *b, size_t ldb, float *c, size_t ldc, int add) {
-  const size_t rows[MR] = {0, a_row, 2 * a_row, 3 * a_row, 4 * a_row, 5 * a_row};
+/* The same product for 12 rows on AVX-512: one 16-float vector per row, 12 accumulators. */
+static HOT512 void tile_12x16_rows_avx512(size_t segments, const size_t *offsets, size_t K, const float *a,
+                                          const size_t *rows, size_t a_k, const float *b, size_t ldb, float *c,
+                                          size_t ldc, int add) {
+  __m512 acc[MR];
+  for (int i = 0; i < MR; i++) acc[i] = _mm512_setzero_ps();
+  const size_t r0 = rows[0], r1 = rows[1], r2 = rows[2], r3 = rows[3], r4 = rows[4], r5 = rows[5];
+  const size_t r6 = rows[6], r7 = rows[7], r8 = rows[8], r9 = rows[9], r10 = rows[10], r11 = rows[11];
+  for (size_t s = 0; s < segments; s++) {
+    const float *ap = a + offsets[s];
+    for (size_t k = 0; k < K; k++) {
+      const __m512 bv = _mm512_loadu_ps(b);
+      acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r0]), bv, acc[0]);
+      acc[1] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r1]), bv, acc[1]);
+      acc[2] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r2]), bv, acc[2]);
+      acc[3] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r3]), bv, acc[3]);
+      acc[4] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r4]), bv, acc[4]);
+      acc[5] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r5]), bv, acc[5]);
+      acc[6] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r6]), bv, acc[6]);
+      acc[7] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r7]), bv, acc[7]);
+      acc[8] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r8]), bv, acc[8]);
+      acc[9] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r9]), bv, acc[9]);
+      acc[10] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r10]), bv, acc[10]);
+      acc[11] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r11]), bv, acc[11]);
+      ap += a_k;
+      b += ldb;
+    }
+  }
+  for (int i = 0; i < MR; i++) {
+    float *row = c + (size_t)i * ldc;
+    _mm512_storeu_ps(row, add ? _mm512_add_ps(_mm512_loadu_ps(row), acc[i]) : acc[i]);
+  }
+}
+
+/* A 12 x 16 tile: rows[i] as in tile_6x16_rows. */
+static inline HOT void tile_12x16_rows(size_t segments, const size_t *offsets, size_t K, const float *a,
+                                       const size_t *rows, size_t a_k, const float *b, size_t ldb, float *c,
+                                       size_t ldc, int add) {
+  if (use_avx512()) {
+    tile_12x16_rows_avx512(segments, offsets, K, a, rows, a_k, b, ldb, c, ldc, add);
+    return;
+  }
   tile_6x16_rows(segments, offsets, K, a, rows, a_k, b, ldb, c, ldc, add);
+  tile_6x16_rows(segments, offsets, K, a, rows + 6, a_k, b, ldb, c + 6 * ldc, ldc, add);
+}
+
+/* The common case: tile row i starts a_row floats after row i - 1. */
+static inline HOT void tile_12x16(size_t segments, const size_t *offsets, size_t K, const float *a, size_t a_row,
+                                  size_t a_k, const float *b, size_t ldb, float *c, size_t ldc, int add) {
+  size_t rows[MR];
+  for (size_t i = 0; i < MR; i++) rows[i] = i * a_row;
+  tile_12x16_rows(segments, offsets, K, a, rows, a_k, b, ldb, c, ldc, add);
 }
 
 static const size_t NO_OFFSET[1] = {0};
 
-/* A tile whose destination may be smaller than 6 x 16: computed whole into a local tile, then the valid part
+/* A tile whose destination may be smaller than 12 x 16: computed whole into a local tile, then the valid part
  * stored (or added). */
 static HOT void tile_partial(size_t segments, const size_t *offsets, size_t K, const float *a, size_t a_row,
                              size_t a_k, const float *b, size_t ldb, float *c, size_t ldc, size_t rows, size_t cols,
                              int add) {
   if (rows == MR && cols == NR) {
-    tile_6x16(segments, offsets, K, a, a_row, a_k, b, ldb, c, ldc, add);
+    tile_12x16(segments, offsets, K, a, a_row, a_k, b, ldb, c, ldc, add);
     return;
   }
   float t[MR * NR];
-  tile_6x16(segments, offsets, K, a, a_row, a_k, b, ldb, t, NR, 0);
+  tile_12x16(segments, offsets, K, a, a_row, a_k, b, ldb, t, NR, 0);
   for (size_t i = 0; i < rows; i++) {
     for (size_t j = 0; j < cols; j++) c[i * ldc + j] = add ? c[i * ldc + j] + t[i * NR + j] : t[i * NR + j];
   }
@@ -242,6 +305,43 @@ static int in_place_offsets(const conv_geometry *g, size_t **offsets) {
   return *offsets ? 0 : -1;
 }
 
+/*
+ * Padded copies: a convolution whose windows leave the input (zero padding) but whose filter rows are contiguous
+ * (width dilation 1) runs in place on a zero-padded copy of each sample, which `padded` describes (one sample, the
+ * padding made part of the input, no padding left). Copying a sample once costs far less than gathering each of its
+ * patches: measured on the U-Net bench's 3x3 convolutions (AVX-512 tiles, 16 -> 16 channels, 64x64, batch 16),
+ * forward 2.43 -> 2.02 ms, filter gradient 2.60 -> 2.24, stride-1 input gradient 2.33 -> 1.92. The filter gradient
+ * sums one output row per tile, which only pays for rows of at least FILTER_PADDED_MIN_ROW positions (64 -> 32
+ * channels at 32x32: 4.05 -> 4.60 ms, so not there). Returns 0 when this does not apply.
+ */
+static int padded_geometry(const conv_geometry *g, conv_geometry *padded) {
+  if (windows_inside(g) || g->dil_w != 1 || g->pad_front < 0 || g->pad_top < 0 || g->pad_left < 0) return 0;
+  *padded = *g;
+  padded->batch = 1;
+  const int need_d = (g->out_d - 1) * g->stride_d + (g->k_d - 1) * g->dil_d + 1;
+  const int need_h = (g->out_h - 1) * g->stride_h + (g->k_h - 1) * g->dil_h + 1;
+  const int need_w = (g->out_w - 1) * g->stride_w + (g->k_w - 1) + 1;
+  padded->in_d = g->pad_front + g->in_d > need_d ? g->pad_front + g->in_d : need_d;
+  padded->in_h = g->pad_top + g->in_h > need_h ? g->pad_top + g->in_h : need_h;
+  padded->in_w = g->pad_left + g->in_w > need_w ? g->pad_left + g->in_w : need_w;
+  padded->pad_front = padded->pad_top = padded->pad_left = 0;
+  return windows_inside(padded);
+}
+
+/* Sample n of x into `out`, laid out as `padded` (zeros around it). */
+static void copy_padded_sample(const conv_geometry *g, const conv_geometry *padded, const float *x, size_t n,
+                               float *out) {
+  const size_t C = (size_t)g->in_c, PH = (size_t)padded->in_h, PW = (size_t)padded->in_w;
+  memset(out, 0, conv_input_size(padded) * sizeof(float));
+  for (int d = 0; d < g->in_d; d++) {
+    for (int h = 0; h < g->in_h; h++) {
+      const float *from = x + (((n * g->in_d + d) * g->in_h + h) * (size_t)g->in_w) * C;
+      float *to = out + ((((size_t)d + g->pad_front) * PH + (size_t)h + g->pad_top) * PW + (size_t)g->pad_left) * C;
+      memcpy(to, from, (size_t)g->in_w * C * sizeof(float));
+    }
+  }
+}
+
 /* First image element of the window of output position (n, od, oh, ow = 0), without padding. */
 static const float *window_row(const conv_geometry *g, const float *x, size_t n, int od, int oh) {
   return x + (((n * g->in_d + (size_t)od * g->stride_d) * g->in_h + (size_t)oh * g->stride_h) * g->in_w) *
@@ -267,9 +367,10 @@ typedef struct {
   const float *x, *packed;
   const size_t *offsets; /* filter-row offsets when patches are read in place, else NULL */
   float *y;
+  const conv_geometry *padded; /* when samples are copied padded first (then offsets are for it), else NULL */
 } forward_job;
 
-/* In place, one output row at a time; the last < 6 positions of a row go through a gathered copy (their 6-row tile
+/* In place, one output row at a time; the last < 12 positions of a row go through a gathered copy (their 12-row tile
  * would read past the row, and past the image at its end). */
 static HOT int forward_in_place(const forward_job *job, size_t begin, size_t end) {
   const conv_geometry *g = job->g;
@@ -335,14 +436,29 @@ static HOT int forward_gathered(const forward_job *job, size_t begin, size_t end
 static int forward_samples(void *context, size_t begin, size_t end, int worker) {
   (void)worker;
   const forward_job *job = (const forward_job *)context;
-  return job->offsets ? forward_in_place(job, begin, end) : forward_gathered(job, begin, end);
+  if (!job->padded) return job->offsets ? forward_in_place(job, begin, end) : forward_gathered(job, begin, end);
+  float *sample = scratch(conv_input_size(job->padded));
+  if (!sample) return -1;
+  const size_t out_per_sample = positions_per_sample(job->g) * (size_t)job->g->out_c;
+  for (size_t n = begin; n < end; n++) {
+    copy_padded_sample(job->g, job->padded, job->x, n, sample);
+    forward_job one = {job->padded, sample, job->packed, job->offsets, job->y + n * out_per_sample, NULL};
+    if (forward_in_place(&one, 0, 1) != 0) {
+      free(sample);
+      return -1;
+    }
+  }
+  free(sample);
+  return 0;
 }
 
 HOT int conv_forward(const conv_geometry *g, const float *x, const float *w, float *y) {
   const size_t R = patch_length(g), CO = (size_t)g->out_c, panels = (CO + NR - 1) / NR;
   float *packed = scratch(panels * R * NR);
+  conv_geometry padded;
+  const int copy_padded = padded_geometry(g, &padded);
   size_t *offsets;
-  if (in_place_offsets(g, &offsets) != 0 || !packed) {
+  if (in_place_offsets(copy_padded ? &padded : g, &offsets) != 0 || !packed) {
     free(packed);
     free(offsets);
     return -1;
@@ -356,7 +472,7 @@ HOT int conv_forward(const conv_geometry *g, const float *x, const float *w, flo
       }
     }
   }
-  forward_job job = {g, x, packed, offsets, y};
+  forward_job job = {g, x, packed, offsets, y, copy_padded ? &padded : NULL};
   const int status = parallel_ranges((size_t)g->batch, multiply_adds(g), forward_samples, &job);
   free(packed);
   free(offsets);
@@ -369,7 +485,8 @@ typedef struct {
   const conv_geometry *g;
   const float *x, *dy;
   const size_t *offsets; /* as in forward_job */
-  float *accumulators;   /* one [round_up(R, 6) x round_up(CO, 16)] block per sample */
+  const conv_geometry *padded; /* as in forward_job */
+  float *accumulators;   /* one [round_up(R, 12) x round_up(CO, 16)] block per sample */
 } filter_job;
 
 /* dy rows [first, first + count) with channels padded to whole panels, when out_c is not a multiple of 16. */
@@ -382,7 +499,7 @@ static void pad_dy_rows(const float *dy, size_t first, size_t count, size_t CO, 
 
 /*
  * In place, one output row at a time: for each 6 patch entries (wherever they sit in the image relative to the
- * window) and each 16-channel panel, a tile sums over the row's positions. The accumulator has round_up(R, 6)
+ * window) and each 16-channel panel, a tile sums over the row's positions. The accumulator has round_up(R, 12)
  * rows; entries past R read the window's first element and are discarded.
  */
 static HOT int filter_in_place(const filter_job *job, size_t begin, size_t end, float *acc) {
@@ -407,7 +524,7 @@ static HOT int filter_in_place(const filter_job *job, size_t begin, size_t end, 
           size_t entries[MR];
           for (size_t i = 0; i < MR; i++) entries[i] = r0 + i < R ? job->offsets[(r0 + i) / run] + (r0 + i) % run : 0;
           for (size_t j = 0; j < COP; j += NR) {
-            tile_6x16_rows(1, NO_OFFSET, OW, row, entries, a_k, b + j, ldb, acc + r0 * COP + j, COP, 1);
+            tile_12x16_rows(1, NO_OFFSET, OW, row, entries, a_k, b + j, ldb, acc + r0 * COP + j, COP, 1);
           }
         }
       }
@@ -442,7 +559,7 @@ static HOT int filter_gathered(const filter_job *job, size_t begin, size_t end, 
     }
     for (size_t r0 = 0; r0 < RS; r0 += MR) {
       for (size_t j = 0; j < COP; j += NR) {
-        tile_6x16(1, NO_OFFSET, m, patches + r0, 1, RS, b + j, ldb, acc + r0 * COP + j, COP, 1);
+        tile_12x16(1, NO_OFFSET, m, patches + r0, 1, RS, b + j, ldb, acc + r0 * COP + j, COP, 1);
       }
     }
   }
@@ -457,12 +574,26 @@ static int filter_samples(void *context, size_t begin, size_t end, int worker) {
   (void)worker;
   const filter_job *job = (const filter_job *)context;
   const size_t size = round_up(patch_length(job->g), MR) * round_up((size_t)job->g->out_c, NR);
+  float *sample = job->padded ? scratch(conv_input_size(job->padded)) : NULL;
+  if (job->padded && !sample) return -1;
+  const size_t dy_per_sample = positions_per_sample(job->g) * (size_t)job->g->out_c;
   for (size_t n = begin; n < end; n++) {
     float *acc = job->accumulators + n * size;
     memset(acc, 0, size * sizeof(float));
-    const int status = job->offsets ? filter_in_place(job, n, n + 1, acc) : filter_gathered(job, n, n + 1, acc);
-    if (status != 0) return status;
+    int status;
+    if (job->padded) {
+      copy_padded_sample(job->g, job->padded, job->x, n, sample);
+      filter_job one = {job->padded, sample, job->dy + n * dy_per_sample, job->offsets, NULL, NULL};
+      status = filter_in_place(&one, 0, 1, acc);
+    } else {
+      status = job->offsets ? filter_in_place(job, n, n + 1, acc) : filter_gathered(job, n, n + 1, acc);
+    }
+    if (status != 0) {
+      free(sample);
+      return status;
+    }
   }
+  free(sample);
   return 0;
 }
 
@@ -470,13 +601,15 @@ HOT int conv_backprop_filter(const conv_geometry *g, const float *x, const float
   const size_t R = patch_length(g), CO = (size_t)g->out_c, COP = round_up(CO, NR), size = round_up(R, MR) * COP;
   const size_t batch = (size_t)g->batch;
   float *accumulators = scratch(batch * size);
+  conv_geometry padded;
+  const int copy_padded = g->out_w >= FILTER_PADDED_MIN_ROW && padded_geometry(g, &padded);
   size_t *offsets;
-  if (in_place_offsets(g, &offsets) != 0 || !accumulators) {
+  if (in_place_offsets(copy_padded ? &padded : g, &offsets) != 0 || !accumulators) {
     free(accumulators);
     free(offsets);
     return -1;
   }
-  filter_job job = {g, x, dy, offsets, accumulators};
+  filter_job job = {g, x, dy, offsets, copy_padded ? &padded : NULL, accumulators};
   const int status = parallel_ranges(batch, multiply_adds(g), filter_samples, &job);
   for (size_t n = 1; n < batch; n++) {
     for (size_t i = 0; i < size; i++) accumulators[i] += accumulators[n * size + i];
@@ -524,7 +657,7 @@ static HOT int input_samples(void *context, size_t begin, size_t end, int worker
         a = tail;
       }
       for (size_t j = 0; j < panels; j++) {
-        tile_6x16(1, NO_OFFSET, CO, a, CO, 1, job->packed + j * CO * NR, NR, dpatches + i0 * RP + j * NR, RP, 0);
+        tile_12x16(1, NO_OFFSET, CO, a, CO, 1, job->packed + j * CO * NR, NR, dpatches + i0 * RP + j * NR, RP, 0);
       }
     }
     patch_rows(g, job->dx, &cursor, m, dpatches, RP, 1);
@@ -534,7 +667,47 @@ static HOT int input_samples(void *context, size_t begin, size_t end, int worker
   return 0;
 }
 
+/*
+ * Stride 1: the input gradient is the forward convolution of dy, padded by dilation * (k - 1) - pad before each axis,
+ * with the filter rotated by 180 degrees and its channel axes swapped -- one long dot product (k_d k_h k_w out_c) per
+ * input position instead of short ones scattered back by col2im. Measured on the U-Net bench's 3x3 convolutions of
+ * 16 channels at 64x64 (batch 16): 2.7x faster.
+ */
+static int input_as_forward(const conv_geometry *g, const float *dy, const float *w, float *dx) {
+  conv_geometry f = *g;
+  f.in_d = g->out_d;
+  f.in_h = g->out_h;
+  f.in_w = g->out_w;
+  f.in_c = g->out_c;
+  f.out_d = g->in_d;
+  f.out_h = g->in_h;
+  f.out_w = g->in_w;
+  f.out_c = g->in_c;
+  f.pad_front = g->dil_d * (g->k_d - 1) - g->pad_front;
+  f.pad_top = g->dil_h * (g->k_h - 1) - g->pad_top;
+  f.pad_left = g->dil_w * (g->k_w - 1) - g->pad_left;
+  const size_t KD = (size_t)g->k_d, KH = (size_t)g->k_h, KW = (size_t)g->k_w, CI = (size_t)g->in_c;
+  const size_t CO = (size_t)g->out_c;
+  float *rotated = (float *)malloc(conv_filter_size(g) * sizeof(float));
+  if (!rotated) return -1;
+  for (size_t kd = 0; kd < KD; kd++) {
+    for (size_t kh = 0; kh < KH; kh++) {
+      for (size_t kw = 0; kw < KW; kw++) {
+        const float *from = w + (((KD - 1 - kd) * KH + (KH - 1 - kh)) * KW + (KW - 1 - kw)) * CI * CO;
+        float *to = rotated + ((kd * KH + kh) * KW + kw) * CO * CI;
+        for (size_t ci = 0; ci < CI; ci++) {
+          for (size_t co = 0; co < CO; co++) to[co * CI + ci] = from[ci * CO + co];
+        }
+      }
+    }
+  }
+  const int status = conv_forward(&f, dy, rotated, dx);
+  free(rotated);
+  return status;
+}
+
 HOT int conv_backprop_input(const conv_geometry *g, const float *dy, const float *w, float *dx) {
+  if (g->stride_d == 1 && g->stride_h == 1 && g->stride_w == 1) return input_as_forward(g, dy, w, dx);
   const size_t R = patch_length(g), CO = (size_t)g->out_c, panels = (R + NR - 1) / NR;
   float *packed = scratch(panels * CO * NR);
   if (!packed) return -1;

@@ -1,7 +1,7 @@
 /*
  * Convolutions (2D as 3D with depth 1), channels-last (NDHWC), filters DHWIO, on x86-64 with AVX2 + FMA.
  * Forward, filter gradient and input gradient, each an im2col / col2im over cache-sized blocks of output
- * positions feeding a 6x16 register-tiled matrix product. Split by sample over parallel_threads() workers
+ * positions feeding a 12x16 register-tiled matrix product (AVX-512 where the CPU has it, else two 6x16 AVX2 tiles). Split by sample over parallel_threads() workers
  * (parallel.h; 1 unless set), each writing only its own samples' outputs.
  */
 #ifndef FBTS_CONV_H
@@ -23,6 +23,9 @@ typedef struct {
 
 /* 1 when this CPU can run the kernels (AVX2 and FMA), else 0. */
 int conv_cpu_supported(void);
+
+/* 1 when the register tiles run on AVX-512 (CPU support, unless FEDBIOMED_TS_NATIVE_AVX512=0), else 0 (AVX2). */
+int conv_tiles_avx512(void);
 
 /* Element counts the buffers must hold; the binding checks them before any kernel touches memory. */
 size_t conv_input_size(const conv_geometry *g);

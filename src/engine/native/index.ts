@@ -13,6 +13,8 @@ import * as os from 'os';
 import * as path from 'path';
 
 export interface NativeKernels {
+  /** The conv kernels' register tiles run on AVX-512 (else AVX2; the same bits either way). */
+  readonly avx512: boolean;
   convForward(geometry: Int32Array, x: Float32Array, w: Float32Array, y: Float32Array): void;
   convBackpropFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   convBackpropInput(geometry: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
@@ -104,7 +106,7 @@ export function loadAddon(file: string): NativeLoad {
     }
     if (!addon.supported) return { ok: false, detail: 'native kernels need AVX2 and FMA, which this CPU lacks' };
     addon.setThreads(threadsSetting());
-    return { ok: true, kernels: addon, detail: 'native kernels (AVX2+FMA)' };
+    return { ok: true, kernels: addon, detail: `native kernels (AVX2+FMA${addon.avx512 ? ', AVX-512 tiles' : ''})` };
   } catch (e) {
     const reason = e instanceof Error ? e.message.split('\n')[0] : String(e);
     return { ok: false, detail: `native kernels failed to load (${reason}); rebuild with npm run build:native` };

@@ -108,6 +108,38 @@ test('column sums of a small matrix', () => {
   expect(Array.from(out)).toEqual([11, 22, 33]);
 });
 
+test('the AVX2 tiles (FEDBIOMED_TS_NATIVE_AVX512=0) give the same bits as the default ones', () => {
+  // 2 samples of 5x9x7, 3x3 filter to 17 channels (a 16-wide panel + 1), stride 1, padded, then stride 2 unpadded:
+  // the gathered, in-place and stride-1 input-gradient paths, in tiles of 12 rows and tails.
+  const script = String.raw`
+    const a = require(process.argv[1]);
+    const out = [];
+    for (const g of [[2, 1, 5, 9, 7, 1, 5, 9, 17, 1, 3, 3, 1, 1, 1, 1, 1, 1, 0, 1, 1], [2, 1, 5, 9, 7, 1, 2, 4, 17, 1, 3, 3, 1, 2, 2, 1, 1, 1, 0, 0, 0]]) {
+      const size = (d, h, w, c) => g[0] * d * h * w * c;
+      const fill = (n, k) => Float32Array.from({ length: n }, (_, i) => Math.sin(0.37 * i + k));
+      const x = fill(size(g[1], g[2], g[3], g[4]), 0), w = fill(9 * g[4] * g[8], 1), dy = fill(size(g[5], g[6], g[7], g[8]), 2);
+      const y = new Float32Array(dy.length), dw = new Float32Array(w.length), dx = new Float32Array(x.length);
+      a.convForward(Int32Array.from(g), x, w, y);
+      a.convBackpropFilter(Int32Array.from(g), x, dy, dw);
+      a.convBackpropInput(Int32Array.from(g), dy, w, dx);
+      for (const t of [y, dw, dx]) out.push(Buffer.from(t.buffer).toString('base64'));
+    }
+    console.log(JSON.stringify({ avx512: a.avx512, out }));`;
+  const run = (setting: string | undefined) => {
+    const env = { ...process.env };
+    if (setting === undefined) delete env.FEDBIOMED_TS_NATIVE_AVX512;
+    else env.FEDBIOMED_TS_NATIVE_AVX512 = setting;
+    const child = spawnSync(process.execPath, ['-e', script, NATIVE_ADDON_PATH], { env, encoding: 'utf8' });
+    expect(child.stderr).toBe('');
+    return JSON.parse(child.stdout) as { avx512: boolean; out: string[] };
+  };
+  const avx2 = run('0');
+  expect(avx2.avx512).toBe(false);
+  const preferred = run(undefined);
+  expect(preferred.out).toEqual(avx2.out);
+  expect(preferred.out.every((b64) => Buffer.from(b64, 'base64').some((byte) => byte !== 0))).toBe(true);
+});
+
 describe('threads', () => {
   // 4 samples of 9x8x5, 3x3 filter to 7 channels, stride 1 with 1 pixel of padding: gathered and padded paths.
   const g = Int32Array.from([4, 1, 9, 8, 5, 1, 9, 8, 7, 1, 3, 3, 1, 1, 1, 1, 1, 1, 0, 1, 1]);

@@ -291,7 +291,32 @@ export function upsample3dGraphPlan(): PlanSpec {
   });
 }
 
+/**
+ * 3-D transposed convolutions: an encoder–decoder on a volume whose up path restores the skip's grid (stride 2,
+ * padding and output padding), then a rectangular, anisotropic-stride one without bias.
+ */
+export function convTranspose3dGraphPlan(): PlanSpec {
+  return definePlan({
+    name: 'ConvTranspose3dGraph',
+    inputs: { image: { modalities: ['T1ce', 'FLAIR'], dims: 3, size: [4, 6, 6] } },
+    target: { column: 'y' },
+    model: modelGraph((g) => {
+      const enc = g.chain('enc', 'image', [{ type: 'conv3d', outChannels: 3, kernelSize: 3, padding: 1 }, { type: 'relu' }]);
+      const down = g.chain('down', enc, [{ type: 'max_pool3d', kernelSize: 2 }, { type: 'conv3d', outChannels: 4, kernelSize: 1 }, { type: 'relu' }]);
+      const up = g.layer('up', { type: 'conv_transpose3d', outChannels: 3, kernelSize: 3, stride: 2, padding: 1, outputPadding: 1 }, down);
+      const wide = g.chain('wide', g.concat('skip', [up, enc]), [
+        { type: 'conv_transpose3d', outChannels: 2, kernelSize: [2, 1, 3], stride: [1, 2, 1], bias: false },
+        { type: 'relu' },
+      ]);
+      return g.chain('head', wide, [{ type: 'flatten' }, { type: 'dense', outFeatures: 1 }]);
+    }),
+    loss: { type: 'mse' },
+    optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 },
+  });
+}
+
 export const EXAMPLE_PLANS: Record<string, () => PlanSpec> = {
+  convTranspose3dGraph: convTranspose3dGraphPlan,
   unetGraph: unetGraphPlan,
   upsample3dGraph: upsample3dGraphPlan,
   normsGraph: normsGraphPlan,

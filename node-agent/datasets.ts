@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'crypto';
 import { JsonDb, Document, appendDocument } from './json-db';
+import { FedbiomedTsError } from '../src/errors';
 
 export const DATASETS_TABLE = 'Datasets';
 
@@ -47,7 +48,7 @@ export interface NewDataset {
   parameters?: Record<string, unknown> | null;
 }
 
-export class DatasetError extends Error {}
+export class DatasetError extends FedbiomedTsError {}
 
 /** Fed-BioMed's rule: tags conflict when one tag list contains every tag of the other. */
 export function tagsConflict(a: readonly string[], b: readonly string[]): boolean {

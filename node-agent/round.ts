@@ -38,6 +38,7 @@ import type { JsonDb } from './json-db';
 import type { NodeLimits } from './config';
 import { estimatePlanResources, resourceProblem } from './plan-resources';
 import { withoutDatasetPaths } from './privacy';
+import { FedbiomedTsError } from '../src/errors';
 
 export const NODE_STATES_TABLE = 'Node_states';
 
@@ -81,7 +82,7 @@ export function secaggRequested(req: TrainRequest): boolean {
 const EVAL_CHUNK = 64;
 
 /** A failure that ends the round with a `train` reply `success: false` and this message. */
-class RoundFailure extends Error {}
+class RoundFailure extends FedbiomedTsError {}
 
 export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext): Promise<void> {
   // A Python node names the round's state before it starts, so its failure replies carry that id too.

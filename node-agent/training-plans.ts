@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { randomUUID } from 'crypto';
 import { JsonDb, Document, appendDocument } from './json-db';
+import { FedbiomedTsError } from '../src/errors';
 
 export const TRAINING_PLANS_TABLE = 'TrainingPlans';
 
@@ -28,7 +29,7 @@ export interface TrainingPlanEntry {
   notes: string | null;
 }
 
-export class TrainingPlanError extends Error {}
+export class TrainingPlanError extends FedbiomedTsError {}
 
 /** Fed-BioMed's date format `%d-%m-%Y %H:%M:%S.%f` (local time). */
 export function fedbiomedDate(d = new Date()): string {

@@ -24,6 +24,7 @@ import type { DatasetEntry } from '../src/protocol/messages';
 import type { PlanStatusResult, Researcher } from './requests/researcher';
 import type { Experiment } from './experiment';
 import { registerV6 } from './v6-cli';
+import { FedbiomedTsError } from '../src/errors';
 
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, network: 3, missing: 4 } as const;
@@ -225,7 +226,7 @@ interface PlanFlags extends DiscoveryFlags {
 }
 
 /** A plan file that cannot be shipped as it is (exit 2). */
-class PlanFileError extends Error {
+class PlanFileError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'PlanFileError';

@@ -12,8 +12,9 @@ import { loadPlanFile } from '../src/plan/load';
 import type { ExperimentOptions } from './experiment';
 import type { PlanInput } from './plan-source';
 import { decodeNodeParams } from './weights-file';
+import { FedbiomedTsError } from '../src/errors';
 
-export class ExperimentFileError extends Error {
+export class ExperimentFileError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'ExperimentFileError';

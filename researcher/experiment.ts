@@ -33,6 +33,7 @@ import { Breakpoint, BREAKPOINT_VERSION, BreakpointState, loadBreakpoint, saveBr
 import { PyFloat } from '../src/protocol/pyfloat';
 import { checkLrSchedule, LrSchedule, scheduledLr } from './lr-schedule';
 import { RepositoryError } from '../src/transport/repository';
+import { FedbiomedTsError } from '../src/errors';
 
 export const DEFAULT_ROUND_TIMEOUT_MS = 10 * 60 * 1000;
 
@@ -95,7 +96,7 @@ const SILENT_PING_MS = 1000;
 /** How long the upload of new global weights is retried while the repository is unreachable. */
 const UPLOAD_RETRY_WINDOW_MS = 30_000;
 
-export class ExperimentError extends Error {
+export class ExperimentError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'ExperimentError';

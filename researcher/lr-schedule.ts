@@ -11,6 +11,7 @@
  * A pure function of the round and the recorded summaries, so a resumed experiment gets the same rates.
  */
 import type { RoundSummary } from './events';
+import { FedbiomedTsError } from '../src/errors';
 
 export type LrSchedule =
   | { type: 'step'; stepSize: number; gamma?: number }
@@ -28,7 +29,7 @@ export type LrSchedule =
       minLr?: number;
     };
 
-export class LrScheduleError extends Error {
+export class LrScheduleError extends FedbiomedTsError {
   constructor(message: string) {
     super(`lrSchedule: ${message}`);
     this.name = 'LrScheduleError';

@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../src/transport/logger';
 import { urlForMessage } from '../src/transport/url';
+import { FedbiomedTsError } from '../src/errors';
 
 /** How long a broadcast discovery request (ping, list, search) waits when no node list says whom to expect. */
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1500;
@@ -51,7 +52,7 @@ export interface NetworkOptions {
   repository?: FileRepository;
 }
 
-export class NetworkConfigError extends Error {
+export class NetworkConfigError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'NetworkConfigError';

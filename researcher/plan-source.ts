@@ -13,6 +13,7 @@ import { PLAN_FORMAT } from '../src/plan/spec';
 import { generateTorchPlan } from '../src/plan/pytorch';
 import type { ModelWeights } from '../src/serialize/params-file';
 import { WeightMap, toWeightMap, WeightTensor } from './aggregators/tensors';
+import { FedbiomedTsError } from '../src/errors';
 
 export interface PythonPlan {
   /** Full Python file text, imports included (Fed-BioMed's layout: dependency lines, then the class). */
@@ -34,7 +35,7 @@ export interface ShippedPlan {
   initialWeights(seed: number): WeightMap;
 }
 
-export class PlanSourceError extends Error {
+export class PlanSourceError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'PlanSourceError';

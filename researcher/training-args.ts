@@ -11,6 +11,7 @@ import { PyFloat, numberOf } from '../src/protocol/pyfloat';
 export type Json = null | boolean | number | string | PyFloat | Json[] | { [key: string]: Json };
 
 import { TEST_METRICS, TRAINING_ARGS_TABLE, TestMetric, type TrainingArgKind } from '../src/protocol/training-args';
+import { FedbiomedTsError } from '../src/errors';
 
 export { TEST_METRICS };
 export type { TestMetric };
@@ -41,7 +42,8 @@ export const TRAINING_ARGS_KEYS: readonly string[] = TRAINING_ARGS_TABLE.map((sp
 
 const KIND_OF: ReadonlyMap<string, TrainingArgKind> = new Map(TRAINING_ARGS_TABLE.map((spec) => [spec.key, spec.kind]));
 
-export class TrainingArgsError extends Error {
+export class TrainingArgsError extends FedbiomedTsError {
+  override readonly errnum = 'FB414' as const;
   constructor(message: string) {
     super(`training_args: ${message}`);
     this.name = 'TrainingArgsError';

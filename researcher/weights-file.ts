@@ -8,8 +8,9 @@ import type { DType } from '../src/serialize/dtype';
 import type { TypedArrayFor } from '../src/serialize/dtype';
 import type { ModelWeights } from '../src/serialize/params-file';
 import { WeightMap, WeightTensor } from './aggregators/tensors';
+import { FedbiomedTsError } from '../src/errors';
 
-export class WeightsFileError extends Error {
+export class WeightsFileError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'WeightsFileError';

@@ -4,6 +4,7 @@
  */
 import { float16ToFloat32 } from '../../src/serialize/float16';
 import { allocate, isIntegerDType } from '../../src/serialize/dtype';
+import { FedbiomedTsError } from '../../src/errors';
 
 export type NumericArray =
   | Float32Array
@@ -27,7 +28,8 @@ export interface WeightTensor {
 /** Parameter name → tensor, in state_dict order. */
 export type WeightMap = Map<string, WeightTensor>;
 
-export class AggregationError extends Error {
+export class AggregationError extends FedbiomedTsError {
+  override readonly errnum = 'FB401' as const;
   constructor(message: string) {
     super(message);
     this.name = 'AggregationError';

@@ -19,6 +19,7 @@ import { validatePlan } from './validate';
 import {
   encodeOnnxModel, float32Raw, int64Raw, ONNX_FLOAT, ONNX_INT64, OnnxAttribute, OnnxNode, OnnxTensor, OnnxValueInfo,
 } from './onnx-proto';
+import { FedbiomedTsError } from '../errors';
 
 export const ONNX_OPSET = 13;
 /** IR version 7 goes with opset 13 (ONNX 1.8). */
@@ -35,7 +36,7 @@ export interface OnnxExportOptions {
   producerVersion?: string;
 }
 
-export class OnnxExportError extends Error {
+export class OnnxExportError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'OnnxExportError';

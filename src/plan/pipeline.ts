@@ -7,6 +7,7 @@
  */
 import { ClipStep, LogStep, PlanSpec, WindowStep } from './spec';
 import { oneHotColumns, sliceSelection, storedImageRank, tabularFeatureIndex } from './preprocess';
+import { FedbiomedTsError } from '../errors';
 
 /** A dense C-order array. */
 export interface DenseVolume {
@@ -14,7 +15,7 @@ export interface DenseVolume {
   shape: number[];
 }
 
-export class PreprocessError extends Error {
+export class PreprocessError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'PreprocessError';

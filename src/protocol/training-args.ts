@@ -7,6 +7,7 @@
  */
 import { PyFloat, numberOf } from './pyfloat';
 import { shortDigits } from './python-json-value';
+import { FedbiomedTsError } from '../errors';
 
 export const TEST_METRICS = [
   'ACCURACY', 'F1_SCORE', 'PRECISION', 'RECALL', 'MEAN_SQUARE_ERROR', 'MEAN_ABSOLUTE_ERROR', 'EXPLAINED_VARIANCE',
@@ -103,7 +104,8 @@ export function defaultTrainingArgs(): TrainingArgs {
   return Object.fromEntries(TRAINING_ARGS_TABLE.map((spec) => [spec.key, spec.default()])) as unknown as TrainingArgs;
 }
 
-export class TrainingArgsError extends Error {
+export class TrainingArgsError extends FedbiomedTsError {
+  override readonly errnum = 'FB414' as const;
   constructor(readonly key: string, message: string) {
     // FB414 is Fed-BioMed's "bad type or value for training arguments".
     super(`FB414: bad type or value for training arguments: ${key}: ${message}`);

@@ -19,6 +19,7 @@ import { formatHostForUrl } from './broker';
 import { describeError, silentLogger, type Logger } from './logger';
 import { MultipartError, MultipartParser, multipartBoundary, type PartHeaders } from './multipart';
 import { candidatePaths, uploadDirectory, UploadNameError, validUploadName } from './upload-names';
+import { FedbiomedTsError } from '../errors';
 
 export interface RepositoryServerOptions {
   /** Interface to bind. Default 127.0.0.1. */
@@ -55,7 +56,7 @@ interface UploadRecord {
   createdAt: string;
 }
 
-class HttpError extends Error {
+class HttpError extends FedbiomedTsError {
   constructor(
     readonly status: number,
     readonly body: unknown,

@@ -15,6 +15,7 @@ import { Readable } from 'stream';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff';
 import { describeError, silentLogger, type Logger } from './logger';
 import { isValidRepositoryUrl, urlForMessage } from './url';
+import { FedbiomedTsError } from '../errors';
 
 /** What went wrong, coarsely: callers map it to Fed-BioMed error numbers or replies. */
 export type RepositoryErrorKind =
@@ -27,7 +28,8 @@ export type RepositoryErrorKind =
   | 'bad-response' // upload answer not the JSON a repository gives
   | 'local-file'; // the file to upload cannot be read
 
-export class RepositoryError extends Error {
+export class RepositoryError extends FedbiomedTsError {
+  override readonly errnum = 'FB200' as const;
   override readonly name = 'RepositoryError';
   constructor(
     message: string,

@@ -11,11 +11,12 @@
  */
 import { randomInt } from 'crypto';
 import * as path from 'path';
+import { FedbiomedTsError } from '../errors';
 
 export const MAX_STORED_PATH_CHARS = 100;
 const RANDOM_ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 
-export class UploadNameError extends Error {
+export class UploadNameError extends FedbiomedTsError {
   override readonly name = 'UploadNameError';
 }
 

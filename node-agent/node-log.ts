@@ -19,13 +19,13 @@ export interface LogMessage {
 }
 
 /** Python logging's default asctime: `2026-11-22 03:56:29,443` in local time. */
-export function pythonAsctime(d = new Date()): string {
+function pythonAsctime(d = new Date()): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
     `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())},${p(d.getMilliseconds(), 3)}`;
 }
 
-export function buildLogMessage(nodeId: string, level: NodeLogLevel, message: string, when = new Date()): LogMessage {
+function buildLogMessage(nodeId: string, level: NodeLogLevel, message: string, when = new Date()): LogMessage {
   return {
     command: 'log',
     level,

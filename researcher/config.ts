@@ -79,7 +79,7 @@ function describeErrors(errors: ErrorObject[]): string {
   return [...lines].slice(0, 8).join('\n  ');
 }
 
-export function parseExperimentText(text: string, file: string): unknown {
+function parseExperimentText(text: string, file: string): unknown {
   try {
     return /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text, { prettyErrors: true });
   } catch (err) {

@@ -29,7 +29,7 @@ export type LrSchedule =
       minLr?: number;
     };
 
-export class LrScheduleError extends FedbiomedTsError {
+class LrScheduleError extends FedbiomedTsError {
   constructor(message: string) {
     super(`lrSchedule: ${message}`);
     this.name = 'LrScheduleError';
@@ -70,7 +70,7 @@ export function checkLrSchedule(value: unknown): LrSchedule {
 }
 
 /** The global model's validation value of `metric` in a round: mean over nodes weighted by sample size. */
-export function roundValidation(summary: RoundSummary, metric: string): number | undefined {
+function roundValidation(summary: RoundSummary, metric: string): number | undefined {
   let sum = 0;
   let weight = 0;
   for (const n of summary.nodes) {

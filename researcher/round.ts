@@ -103,7 +103,7 @@ export interface RoundResult {
   collectedMs: number;
 }
 
-export function buildTrainRequest(spec: RoundSpec, nodeId: string): TrainRequest {
+function buildTrainRequest(spec: RoundSpec, nodeId: string): TrainRequest {
   // Key order of the object is irrelevant: serializeMessage writes the schema's (Python's) order.
   return {
     researcher_id: spec.researcher.id,

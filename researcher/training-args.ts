@@ -13,9 +13,6 @@ export type Json = null | boolean | number | string | PyFloat | Json[] | { [key:
 import { TEST_METRICS, TRAINING_ARGS_TABLE, TestMetric, type TrainingArgKind } from '../src/protocol/training-args';
 import { FedbiomedTsError } from '../src/errors';
 
-export { TEST_METRICS };
-export type { TestMetric };
-
 /** What a user may give; every key is optional and snake_case, as in Fed-BioMed. */
 export interface TrainingArgsInput {
   optimizer_args?: Record<string, Json>;

@@ -16,7 +16,7 @@ import type { TensorSink } from './aggregators/fedavg';
 import { FedbiomedTsError } from '../src/errors';
 
 /** Tensors at least this big are streamed into a sink (when one is offered) instead of being read whole. */
-export const STREAM_TENSOR_BYTES = 256 * 1024;
+const STREAM_TENSOR_BYTES = 256 * 1024;
 
 export class WeightsStreamError extends FedbiomedTsError {
   constructor(message: string) {

@@ -56,7 +56,7 @@ export interface Contribution {
 }
 
 /** A source of a node's tensors, read again to undo a partial contribution. */
-export type TensorSource = () => AsyncIterable<[string, WeightTensor]> | Iterable<[string, WeightTensor]>;
+type TensorSource = () => AsyncIterable<[string, WeightTensor]> | Iterable<[string, WeightTensor]>;
 
 /** Receives one float32 tensor's raw little-endian bytes as they arrive, then its dtype and shape. */
 export interface TensorSink {

@@ -90,16 +90,6 @@ export function toFloat32(tensor: WeightTensor): WeightTensor {
   return { dtype: 'float32', shape: [...tensor.shape], data: out };
 }
 
-/** Deep copy (used to keep a snapshot of global weights while the live map is replaced). */
-export function cloneWeights(weights: WeightMap): WeightMap {
-  const out: WeightMap = new Map();
-  for (const [name, t] of weights) {
-    const data = Array.isArray(t.data) ? [...t.data] : (t.data.slice() as NumericArray);
-    out.set(name, { dtype: t.dtype, shape: [...t.shape], data });
-  }
-  return out;
-}
-
 /**
  * Replaces, one tensor at a time, every tensor whose data view is smaller than its buffer with a compact copy
  * (FedAvg results live in the first half of float64 buffers). In place; returns the same map.

@@ -31,8 +31,6 @@ import { DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, FileRepository, 
 /** researcher_id values nodes use when they do not know the requester (reference 3.8). */
 export const UNKNOWN_RESEARCHER_IDS: readonly string[] = ['<unknown>', 'NOT_SET', 'unknown_researcher_id'];
 
-export { DEFAULT_DISCOVERY_TIMEOUT_MS };
-
 export interface DiscoveryOptions {
   /** Ask only these nodes (and finish as soon as they all answered). */
   nodes?: readonly string[];

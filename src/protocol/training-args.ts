@@ -96,7 +96,7 @@ export const TRAINING_ARGS_TABLE: readonly TrainingArgSpec[] = [
 export const TRAINING_ARGS_KEYS: readonly (keyof TrainingArgs)[] = TRAINING_ARGS_TABLE.map((spec) => spec.key);
 
 /** The keys of one kind, in table order. */
-export function trainingArgKeysOf(kind: TrainingArgKind): (keyof TrainingArgs)[] {
+function trainingArgKeysOf(kind: TrainingArgKind): (keyof TrainingArgs)[] {
   return TRAINING_ARGS_TABLE.filter((spec) => spec.kind === kind).map((spec) => spec.key);
 }
 
@@ -113,12 +113,12 @@ export class TrainingArgsError extends FedbiomedTsError {
 }
 
 /** Python's isinstance(v, float) for a value read by our JSON reader. */
-export function isPythonFloat(v: unknown): boolean {
+function isPythonFloat(v: unknown): boolean {
   return v instanceof PyFloat || (typeof v === 'number' && !Number.isInteger(v));
 }
 
 /** Python's isinstance(v, int) (bool excluded here; Fed-BioMed's rules never rely on bool-as-int). */
-export function isPythonInt(v: unknown): v is number {
+function isPythonInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v);
 }
 

@@ -22,9 +22,9 @@ import YAML from 'yaml';
 import { nodeIdProblem } from './topics';
 import { FedbiomedTsError } from '../errors';
 
-export type ClientRole = 'node' | 'researcher' | 'observer';
+type ClientRole = 'node' | 'researcher' | 'observer';
 
-export interface AuthClient {
+interface AuthClient {
   username: string;
   /** `scrypt:<salt base64>:<key base64>` */
   password: string;

@@ -57,7 +57,7 @@ export class RepositoryError extends FedbiomedTsError {
   }
 }
 
-export interface TlsFiles {
+interface TlsFiles {
   /** PEM file of the certificate authority to trust (besides the system's). */
   caFile?: string;
   /** PEM client certificate and key. */
@@ -66,7 +66,7 @@ export interface TlsFiles {
 }
 
 /** An https agent trusting `tls.caFile` and presenting the client certificate, or undefined when none is given. */
-export function httpsAgentFor(tls: TlsFiles | undefined): https.Agent | undefined {
+function httpsAgentFor(tls: TlsFiles | undefined): https.Agent | undefined {
   if (!tls || (!tls.caFile && !tls.certFile && !tls.keyFile)) return undefined;
   const read = (file: string, what: string) => {
     try {

@@ -16,7 +16,7 @@ import { randomUUID } from 'crypto';
 import type { DatasetEntry, TrainReply } from '../src/protocol/messages';
 import { NodePrivacyEstimate, privacyEstimates } from './privacy';
 import type { AddScalarReply, LogMessage } from '../src/protocol/messages';
-import { Aggregator, AggregatorConfig, AggregatorInput, WeightMap, compactWeights } from './aggregators';
+import { Aggregator, AggregatorInput, WeightMap, compactWeights } from './aggregators';
 import { Strategy, StrategyInput, createStrategy } from './strategies';
 import { Json, TrainingArgsInput, buildTrainingArgs, trainingArgsFromJson, trainingArgsToJson } from './training-args';
 import { NetworkOptions } from './network';
@@ -649,7 +649,7 @@ export class Experiment extends EventEmitter<EventMap> {
           : { kind: 'python', source: this.plan.source, className: this.plan.className },
       modelArgs: this.modelArgs,
       trainingArgs: trainingArgsToJson(this.trainingArgs),
-      aggregator: this.aggregator.config as AggregatorConfig,
+      aggregator: this.aggregator.config,
       strategy: this.strategy.config,
       roundTimeoutMs: this.options.roundTimeoutMs ?? DEFAULT_ROUND_TIMEOUT_MS,
       nodeTimeoutsMs: this.options.nodeTimeoutsMs ?? {},

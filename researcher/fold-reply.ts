@@ -123,7 +123,7 @@ async function foldOnce(contribution: NodeContribution, url: string, repository:
   } : undefined;
   const streamed = streamParams(chunksOf(repository, url, deadlineAt), url, sinkFor);
   for await (const [name, tensor] of streamed.tensors) {
-    assertFinite(nodeId, name, tensor.data as ArrayLike<number | bigint>);
+    assertFinite(nodeId, name, tensor.data);
     contribution.addTensor(name, tensor);
   }
   const aux = streamed.fields().optim_aux_var;

@@ -65,10 +65,10 @@ export function shippedPlan(plan: PlanInput, options: { className?: string } = {
       },
     };
   }
-  if (typeof plan !== 'object' || plan === null || typeof (plan as PythonPlan).python !== 'string') {
+  if (typeof plan !== 'object' || plan === null || typeof plan.python !== 'string') {
     throw new PlanSourceError('plan must be a plan spec (definePlan) or { python, className, initialWeights }');
   }
-  const { python, className, initialWeights: weights } = plan as PythonPlan;
+  const { python, className, initialWeights: weights } = plan;
   if (!PY_IDENTIFIER.test(className ?? '')) throw new PlanSourceError(`className ${JSON.stringify(className)} is not a Python identifier`);
   if (!new RegExp(`^class\\s+${className}\\b`, 'm').test(python)) {
     throw new PlanSourceError(`the Python plan source defines no class ${className}`);

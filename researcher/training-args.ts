@@ -189,5 +189,5 @@ export function trainingArgsFromJson(value: unknown): Record<string, Json> {
   };
   const out = revive(value);
   if (!isPlainObject(out)) throw new TrainingArgsError('stored training_args is not an object');
-  return out as Record<string, Json>;
+  return out;
 }

@@ -76,7 +76,7 @@ function* readTensorEntry(name: string, sinkFor: SinkFactory | undefined): Parse
         if (typeof dtype !== 'string' || !Array.isArray(shape) || !shape.every((d) => typeof d === 'number')) {
           throw new WeightsStreamError(`model_weights["${name}"]: malformed tensor payload`);
         }
-        sink.end(dtype, shape as number[]);
+        sink.end(dtype, shape);
         streamed = true;
       } else {
         const raw = yield* readBytes(length);

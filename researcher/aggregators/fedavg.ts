@@ -270,7 +270,7 @@ class NodeFold implements NodeContribution {
       if (Symbol.asyncIterator in items) {
         return (async () => {
           try {
-            for await (const [name, tensor] of items as AsyncIterable<[string, WeightTensor]>) subtract(name, tensor);
+            for await (const [name, tensor] of items) subtract(name, tensor);
             finish();
           } catch (err) {
             poison(err);
@@ -278,7 +278,7 @@ class NodeFold implements NodeContribution {
         })();
       }
       // In-memory weights: undone synchronously, before the caller can add anything else.
-      for (const [name, tensor] of items as Iterable<[string, WeightTensor]>) subtract(name, tensor);
+      for (const [name, tensor] of items) subtract(name, tensor);
       finish();
     } catch (err) {
       poison(err);

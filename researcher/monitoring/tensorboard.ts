@@ -159,7 +159,7 @@ function parseEvent(data: Buffer): { version?: string; scalar?: DecodedScalar } 
   let scalar: DecodedScalar | undefined;
   for (const f of protoFields(data)) {
     if (f.field === 1) wallTime = f.value as number;
-    else if (f.field === 2) step = Number(f.value as bigint);
+    else if (f.field === 2) step = Number(f.value);
     else if (f.field === 3) version = (f.value as Buffer).toString('utf8');
     else if (f.field === 5) {
       for (const v of protoFields(f.value as Buffer)) {

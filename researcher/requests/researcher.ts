@@ -141,15 +141,15 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
   private receive(msg: WireMessage): void {
     const inbound = msg as unknown as InboundMessage;
     if (msg.command === 'add_scalar') {
-      this.emit('scalar', msg as AddScalarReply);
+      this.emit('scalar', msg);
       return;
     }
     if (msg.command === 'log') {
-      this.emit('log', msg as LogMessage);
+      this.emit('log', msg);
       return;
     }
     if (this.router.dispatch(inbound)) return;
-    if (msg.command === 'error') this.emit('node-error', msg as ErrorMessage);
+    if (msg.command === 'error') this.emit('node-error', msg);
     this.logger.debug(`unclaimed ${msg.command} from ${String(inbound.node_id)}`);
     this.emit('unclaimed', msg);
   }

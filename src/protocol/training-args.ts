@@ -158,7 +158,7 @@ export function parseTrainingArgs(input: unknown, options: ParseTrainingArgsOpti
   for (const key of trainingArgKeysOf('count')) {
     const v = args[key];
     if (v === null) continue;
-    const n = typeof v === 'number' || v instanceof PyFloat ? numberOf(v as number | PyFloat) : NaN;
+    const n = typeof v === 'number' || v instanceof PyFloat ? numberOf(v) : NaN;
     if (!Number.isInteger(n) || n < 0) fail(key, `should be a non-negative integer or None, but got ${shortDigits(String(v))}`);
     args[key] = n;
   }

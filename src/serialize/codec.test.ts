@@ -143,7 +143,7 @@ describe('round trips', () => {
       tensor: new TorchTensor(dtype, [2, 3], data),
       array: new NdArray(dtype, [3, 2], data),
       scalar: new TorchTensor(dtype, [], one),
-      empty: new NdArray(dtype, [0, 4], data.slice(0, 0) as TypedArray),
+      empty: new NdArray(dtype, [0, 4], data.slice(0, 0)),
       generic: new NpGeneric(dtype, one),
     };
     const bytes = encodeParams(doc);

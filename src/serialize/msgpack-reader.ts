@@ -48,7 +48,7 @@ export function decodeUtf8(bytes: Uint8Array): string | undefined {
 export function buildMap(keys: readonly unknown[], values: readonly unknown[]): DecodedMap {
   if (keys.every(keepsOrderAsObjectKey)) {
     const object: Record<string, unknown> = {};
-    for (let i = 0; i < keys.length; i++) object[keys[i] as string] = values[i];
+    for (let i = 0; i < keys.length; i++) object[keys[i]] = values[i];
     return object;
   }
   const map = new Map<unknown, unknown>();

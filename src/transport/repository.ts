@@ -128,7 +128,7 @@ const DEFAULTS = {
   downloadTimeoutMs: 10 * 60_000,
   maxDownloadBytes: 2 * 1024 * 1024 * 1024,
   retries: 3,
-  retryBackoff: { initialDelayMs: 500, maxDelayMs: 8000, factor: 2 } as BackoffOptions,
+  retryBackoff: { initialDelayMs: 500, maxDelayMs: 8000, factor: 2 },
 };
 /** An upload answer is a few hundred bytes of JSON. */
 const MAX_UPLOAD_ANSWER_BYTES = 1024 * 1024;

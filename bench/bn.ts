@@ -19,7 +19,7 @@ import { median } from './lib/stats';
 const SAMPLES = 32;
 const BATCH = 8;
 
-function plan(withBn: boolean, size: number[]): PlanSpec {
+export function benchPlan(withBn: boolean, size: number[]): PlanSpec {
   const block = (outChannels: number, pool: boolean): LayerSpec[] => [
     { type: 'conv3d', outChannels, kernelSize: 3, bias: !withBn },
     ...(withBn ? [{ type: 'batch_norm' } as LayerSpec] : []),
@@ -76,8 +76,8 @@ export async function main(args: string[]): Promise<void> {
   const size = at('--size') >= 0 ? args[at('--size') + 1].split('x').map(Number) : [24, 48, 48];
   const choice = await initBackend((line) => console.log(line));
   console.log(`3D input 1x${size.join('x')}, ${SAMPLES} samples/epoch, batch ${BATCH}, ${epochs} timed epochs after 1 warm-up`);
-  const plain = plan(false, size);
-  const bn = plan(true, size);
+  const plain = benchPlan(false, size);
+  const bn = benchPlan(true, size);
   const data = new SyntheticImages(SAMPLES, [...size, 1]);
   const times = { plain: [] as number[], bn: [] as number[] };
   await tfjsEpoch(plain, data);

@@ -31,7 +31,7 @@ const BATCH = 16;
 const CHANNELS = 6;
 const TECHNIQUES = 3;
 
-function benchPlan(size: number): PlanSpec {
+export function benchPlan(size: number): PlanSpec {
   return definePlan({
     name: 'BenchUnet',
     inputs: { image: { modalities: ['T1ce', 'FLAIR', 'T2', 'T1', 'dose', 'seg'], dims: 2, size: [size, size] }, tabular: { columns: ['rt_conventional', 'rt_proton', 'rt_carbon'] } },
@@ -43,7 +43,7 @@ function benchPlan(size: number): PlanSpec {
 }
 
 /** Fixed random inputs, one-hot techniques and binary masks (the values do not change the cost). */
-class SyntheticEvolution implements BatchSource {
+export class SyntheticEvolution implements BatchSource {
   readonly size = SAMPLES;
   private readonly image: Float32Array;
   private readonly tabular: Float32Array;

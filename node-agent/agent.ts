@@ -14,7 +14,7 @@ import { openNodeStores, NodeStores } from './stores';
 import { NodeLog } from './node-log';
 import { TaskQueue } from './task-queue';
 import { answerRequest, RequestContext } from './requests';
-import { PlanDatasetCache } from './dataset-cache';
+import { TrainingWorker } from './training-worker';
 import { executeTrainRequest, failedTrainReply, RoundContext } from './round';
 import type { QueuedTask } from './task-queue';
 import { acquireNodeLock, type NodeLock } from './lock';
@@ -57,8 +57,8 @@ export interface NodeAgentOptions {
 export const SIGNAL_STOP_LOG = 'Node stopped in signal_handler, probably by user decision (Ctrl C)';
 
 export class NodeAgent {
-  /** The last dataset read for a plan, reused while its files are unchanged (see dataset-cache.ts). */
-  private readonly dataCache = new PlanDatasetCache();
+  /** Where rounds compute, off the event loop; it keeps the last dataset read between rounds (dataset-cache.ts). */
+  private readonly trainer: TrainingWorker;
   readonly log: NodeLog;
   private transport: NodeTransport | undefined;
   private queue: TaskQueue<QueuedTrain> | undefined;
@@ -73,6 +73,7 @@ export class NodeAgent {
 
   private constructor(readonly stores: NodeStores, private readonly options: NodeAgentOptions) {
     this.log = new NodeLog(stores.config.nodeId, options.localLog);
+    this.trainer = new TrainingWorker({ maxRoundMemoryMb: stores.config.limits.maxRoundMemoryMb });
     // Transport notices go to the node's log, one level down: they are about the plumbing, not the work.
     this.transportLog = {
       debug: () => undefined,
@@ -226,7 +227,7 @@ export class NodeAgent {
       sendError: (error) => (abandoned ? Promise.resolve() : transport.send(error, route)),
       sendScalar: (scalar) => (abandoned || !transport.connected ? Promise.resolve() : transport.send(scalar, route)),
       stopping: () => this.stopRequested || abandoned,
-      dataCache: this.dataCache,
+      compute: (job, emit) => this.trainer.run(job, emit),
       limits,
     };
     let timer: NodeJS.Timeout | undefined;
@@ -237,6 +238,7 @@ export class NodeAgent {
         .finally(() => clearTimeout(timer));
       if (outcome === true) {
         abandoned = true;
+        this.trainer.stop('the round overran its deadline');
         await this.sendFailure(queued, `Round stopped: not finished within this node's limit of ${limits.roundTimeoutS} s`);
       }
     } finally {
@@ -299,6 +301,8 @@ export class NodeAgent {
     this.stopRequested = true;
     this.connectionWaiters.splice(0).forEach((wake) => wake());
     this.queue?.stop();
+    // A round in progress ends now (its task stays queued for the next start), whatever the engine is doing.
+    this.trainer.stop('the node is stopping');
     const transport = this.transport;
     // Every step is bounded: a node must stop within seconds whatever the network or the running round do.
     if (transport && reason === 'signal') {

@@ -154,20 +154,24 @@ function registerDatasets(node: Command): void {
       .choices(['skip', 'fail']))
     .option('--series-rules <json-file>', 'dicom: series -> plan modality rules, [{"role", "modality"?, "description"?, "tags"?}]')
     .addOption(new Option('--pet <values>', 'dicom: PET values as SUV body weight or activity (Bq/mL)').choices(['suv', 'activity']))
+    .option('--volumes <json>', 'medical-folder: 4-D images, {"<modality>": <volume index> | "channels"} (channels: <modality>_0, _1, …)')
+    .option('--resample-to <modality>', 'medical-folder / dicom: resample the other modalities onto this one\'s voxel grid (e.g. PET onto CT)')
     .action(async (opts: { dir: string; type: string; path: string; tags: string; name: string;
       description: string; tabularFile?: string; indexCol?: string; unreadable?: 'skip' | 'fail';
-      seriesRules?: string; pet?: 'suv' | 'activity' }) => {
+      seriesRules?: string; pet?: 'suv' | 'activity'; volumes?: string; resampleTo?: string }) => {
       const { datasets } = await stores(opts.dir);
       const tabular = opts.tabularFile
         ? { tabular_file: path.resolve(opts.tabularFile),
           index_col: opts.indexCol === undefined ? 0 : /^\d+$/.test(opts.indexCol) ? Number(opts.indexCol) : opts.indexCol }
         : null;
-      const dicom = {
+      const readerParameters = {
         ...(opts.unreadable ? { unreadable: opts.unreadable } : {}),
         ...(opts.pet ? { pet: opts.pet } : {}),
         ...(opts.seriesRules ? { series_rules: JSON.parse(fs.readFileSync(opts.seriesRules, 'utf8')) as unknown } : {}),
+        ...(opts.volumes ? { volumes: JSON.parse(opts.volumes) as unknown } : {}),
+        ...(opts.resampleTo ? { resample_to: opts.resampleTo } : {}),
       };
-      const parameters = Object.keys(dicom).length > 0 ? { ...tabular, ...dicom } : tabular;
+      const parameters = Object.keys(readerParameters).length > 0 ? { ...tabular, ...readerParameters } : tabular;
       const unreadable: string[] = [];
       const entry = await datasets.add({
         name: opts.name,

@@ -70,6 +70,11 @@ export interface NodeLimits {
   maxParameters: number;
   /** Largest estimated training memory (weights, gradients, optimizer state, activations of one batch), MB. */
   maxTrainingMemoryMb: number;
+  /**
+   * Memory a round may add to the node process while it runs (resident set, dataset reading included), MB: the
+   * run-time cap behind the estimate. Past it the round's training worker is terminated and the round fails.
+   */
+  maxRoundMemoryMb: number;
 }
 
 export const DEFAULT_LIMITS: NodeLimits = {
@@ -80,6 +85,7 @@ export const DEFAULT_LIMITS: NodeLimits = {
   maxPendingPlans: 20,
   maxParameters: 100_000_000,
   maxTrainingMemoryMb: 4096,
+  maxRoundMemoryMb: 8192,
 };
 
 /** config.yaml names of the limits (snake_case, like the rest of the file). */
@@ -91,6 +97,7 @@ const LIMIT_KEYS: Record<keyof NodeLimits, string> = {
   maxPendingPlans: 'max_pending_plans',
   maxParameters: 'max_parameters',
   maxTrainingMemoryMb: 'max_training_memory_mb',
+  maxRoundMemoryMb: 'max_round_memory_mb',
 };
 
 export class ConfigError extends FedbiomedTsError {}

@@ -2,6 +2,7 @@
 import * as fs from 'fs';
 import type { TrainingPlanEntry } from './training-plans';
 import { readPlanSource } from './plan-source';
+import { describeTarget } from '../src/plan/image-target';
 import { describeResources, estimatePlanResources } from './plan-resources';
 
 export function describeStoredPlan(entry: TrainingPlanEntry): string {
@@ -31,7 +32,7 @@ export function describeStoredPlan(entry: TrainingPlanEntry): string {
     lines.push(`  image input: ${spec.inputs.image.modalities.join(', ')} → ${spec.inputs.image.dims}D ${spec.inputs.image.size.join('×')}`);
   }
   if (spec.inputs.tabular) lines.push(`  tabular:     ${spec.inputs.tabular.columns.join(', ')}`);
-  lines.push(`  target:      ${spec.target.column}`);
+  lines.push(`  target:      ${describeTarget(spec)}`);
   lines.push(`  loss:        ${JSON.stringify(spec.loss)}; optimizer ${JSON.stringify(spec.optimizer)}`);
   // What training it costs, from the shapes alone: what a reviewer checks against the machine before approving.
   lines.push(`  resources:   ${describeResources(estimatePlanResources(spec))}`);

@@ -6,29 +6,23 @@
  * `success: false` and a message that says why (a Python researcher waits forever for a silent node).
  */
 import { randomUUID } from 'crypto';
-import * as tf from '@tensorflow/tfjs-core';
 import type { AddScalarReply, ErrorMessage, TrainReply, TrainRequest } from '../src/protocol/messages';
 import { errnumString } from '../src/protocol/error-numbers';
 import { parseTrainingArgs, batchSizeOf, TrainingArgs } from '../src/protocol/training-args';
 import { numberOf, PyFloat } from '../src/protocol/pyfloat';
 import { isValidRepositoryUrl, urlForMessage } from '../src/transport/url';
-import { decodeParams, encodeParams, modelWeightsOf, nodeParamsFile, DenseArray, TorchTensor } from '../src/serialize';
-import { buildModel, PlanModel } from '../src/plan/tfjs-model';
-import { exportWeights, importWeightsInto } from '../src/plan/weights';
+import { decodeParams, encodeParams, modelWeightsOf, nodeParamsFile, DenseArray } from '../src/serialize';
 import type { PlanSpec } from '../src/plan/spec';
-import { trainModel } from '../src/engine/train';
+import { validatePlan } from '../src/plan/validate';
 import { decideDp, DpPlan } from '../src/engine/dp/policy';
 import { addCentralNoise } from '../src/engine/dp/central';
 import { withGroupNormForDp } from '../src/plan/dp-fix';
 import { epsilonFor, MechanismRun } from '../src/engine/dp/rdp';
 import type { DpRoundFacts } from '../src/engine/train';
-import { trainingSettings } from '../src/plan/training';
-import { planMetrics } from '../src/plan/metrics';
 import { localParameterNamesOf } from '../src/plan/fedbn';
 import { planHash } from '../src/plan/canonical';
+import { freshSeed } from '../src/engine/prng';
 import { keepLocalParameters, restoreLocalParameters } from './fedbn-store';
-import { SeededRandom, freshSeed } from '../src/engine/prng';
-import { openPlanDataset, PlanDataset } from '../src/data/plan-dataset';
 import type { PlanDatasetCache } from './dataset-cache';
 import type { DatasetEntry, DatasetRegistry } from './datasets';
 import type { TrainingPlanStore } from './training-plans';
@@ -38,7 +32,11 @@ import type { JsonDb } from './json-db';
 import type { NodeLimits } from './config';
 import { estimatePlanResources, resourceProblem } from './plan-resources';
 import { withoutDatasetPaths } from './privacy';
-import { FedbiomedTsError } from '../src/errors';
+import { TrainingStopped } from './training-worker';
+import {
+  computeRound, describe, EVAL_CHUNK, RoundFailure, tensorsOf, type RoundEvent, type RoundJob, type RoundOutcome,
+  type ScalarFields,
+} from './round-compute';
 
 export const NODE_STATES_TABLE = 'Node_states';
 
@@ -61,6 +59,11 @@ export interface RoundContext {
   dataCache?: PlanDatasetCache;
   /** The node's limits on plan size and training memory (none checked when absent). */
   limits?: NodeLimits;
+  /**
+   * Runs the round's computation: the node's training worker (training-worker.ts), so that the node keeps
+   * answering while it trains; in-thread {@link computeRound} when absent.
+   */
+  compute?: (job: RoundJob, emit: (event: RoundEvent) => void) => Promise<RoundOutcome>;
 }
 
 /** A `train` reply `success: false`, as a Python node sends it when a round fails. */
@@ -77,12 +80,6 @@ const SECAGG_FIELDS = ['secagg_servkey_id', 'secagg_biprime_id', 'secagg_random'
 export function secaggRequested(req: TrainRequest): boolean {
   return SECAGG_FIELDS.some((f) => req[f] !== null && req[f] !== undefined);
 }
-
-/** Samples per forward pass when validating. */
-const EVAL_CHUNK = 64;
-
-/** A failure that ends the round with a `train` reply `success: false` and this message. */
-class RoundFailure extends FedbiomedTsError {}
 
 export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext): Promise<void> {
   // A Python node names the round's state before it starts, so its failure replies carry that id too.
@@ -156,101 +153,75 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
     if (problem) throw new RoundFailure(`Training plan refused before allocating anything: ${problem}`);
   }
   const seed = args.random_seed ?? freshSeed();
-  const model = buildModel(spec, { seed });
+  const { graph } = validatePlan(spec);
   // FedBN: the plan's local parameters never leave the node and come back from its own copy.
-  const localNames = localParameterNamesOf(spec, model.graph);
+  const localNames = localParameterNamesOf(spec, graph);
   const localKey = `${planHash(spec)}:${req.dataset_id}`;
-  let data: PlanDataset | undefined;
-  try {
-    loadGlobalWeights(model, restoreLocalParameters(ctx.db, localKey, localNames, globalWeights), ctx.log);
-    try {
-      data = ctx.dataCache
-        ? ctx.dataCache.open(spec, dataset)
-        : openPlanDataset(spec, { dataType: dataset.data_type, path: dataset.path, parameters: dataset.dataset_parameters });
-    } catch (err) {
-      throw new RoundFailure(`FB315: Error while loading the data : ${describe(err)}`);
-    }
-    for (const issue of data.issues) ctx.log.warning(`data: ${withoutDatasetPaths(issue.message, dataset)}`);
-    const { train, test } = splitIndices(data.size, numberOf(args.test_ratio), seed);
-    if (req.training && train.length === 0) {
-      throw new RoundFailure(`No training sample left: ${data.size} samples, test_ratio ${numberOf(args.test_ratio)}`);
-    }
-    const validate = async (phase: 'global' | 'local') => {
-      if (test.length === 0 || !data) return;
-      try {
-        const metrics = evaluate(model, data, test, spec);
-        await ctx.sendScalar(scalar(req, ctx.nodeId, { train: false, test: true,
-          test_on_local_updates: phase === 'local', test_on_global_updates: phase === 'global',
-          metric: metrics, epoch: null, total_samples: test.length, batch_samples: test.length,
-          num_batches: 1, num_samples_trained: null, iteration: 1 }));
-      } catch (err) {
-        // As in Fed-BioMed, a validation failure is logged and the round goes on.
-        ctx.log.error(`Validation on ${phase} updates failed: ${withoutDatasetPaths(describe(err), dataset)}`);
-      }
-    };
-
-    if (args.test_on_global_updates) await validate('global');
-    if (!req.training) {
-      return { researcher_id: req.researcher_id, job_id: req.job_id, state_id: null, success: true,
-        node_id: ctx.nodeId, dataset_id: req.dataset_id, params_url: '', timing: {}, sample_size: null, msg: '',
-        command: 'train' };
-    }
-
-    const started = process.hrtime.bigint();
-    const cpuStart = process.cpuUsage();
-    const result = await trainModel(model, data.batchSource(train, { augmentSeed: seed }), {
-      // The generated plan's DataManager sets shuffle=True, and a plan's own DataManager arguments win over
-      // loader_args on a Python node: shuffle here too, whatever loader_args says.
-      loader: { batchSize: batchSizeOf(args), shuffle: true,
-        dropLast: args.loader_args['drop_last'] === true },
+  const job: RoundJob = {
+    spec, seed, dataset, training: req.training, testRatio: numberOf(args.test_ratio),
+    weights: restoreLocalParameters(ctx.db, localKey, localNames, globalWeights),
+    testOnGlobalUpdates: args.test_on_global_updates, testOnLocalUpdates: args.test_on_local_updates,
+    train: {
+      batchSize: req.training ? batchSizeOf(args) : EVAL_CHUNK, dropLast: args.loader_args['drop_last'] === true,
       epochs: args.epochs, numUpdates: args.num_updates, batchMaxnum: args.batch_maxnum, dryRun: args.dry_run,
-      logInterval: args.log_interval,
-      ...trainingSettings(spec, plainOptimizerArgs(args.optimizer_args)),
-      seed,
-      fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu),
-      ...(dp.plan ? { dp: dp.plan.training } : {}),
-      shouldStop: ctx.stopping,
-      onProgress: (p) => {
-        void ctx.sendScalar(scalar(req, ctx.nodeId, { train: true, test: false, test_on_local_updates: false,
-          test_on_global_updates: false, metric: { Loss: p.loss }, epoch: p.epoch, total_samples: p.samplesMax,
-          batch_samples: p.batchSamples, num_batches: p.iterationMax, num_samples_trained: p.samplesSeen,
-          iteration: p.iteration })).catch((err) => ctx.log.warning(`could not send training loss: ${describe(err)}`));
-      },
-    });
-    if (result.stopped) throw new RoundFailure('Training was stopped: the node is shutting down');
-    const rtime = Number(process.hrtime.bigint() - started) / 1e9;
-    const cpu = process.cpuUsage(cpuStart);
-    if (args.test_on_local_updates) await validate('local');
-
-    const weights = keepLocalParameters(ctx.db, localKey, localNames, exportWeights(model));
-    const kept = args.share_persistent_buffers
-      ? weights
-      : Object.fromEntries(model.parameters().filter((p) => p.trainable && weights[p.name]).map((p) => [p.name, weights[p.name]]));
-    const shared = dp.plan?.type === 'central' ? addCentralNoise(kept, dp.plan.finalNoiseStd) : kept;
-    const dpRuns = dp.plan && result.dp ? [...previousDpRuns, mechanismRun(result.dp)] : previousDpRuns;
-    if (dp.plan) logPrivacy(ctx, dp.plan, result.dp, dpRuns, train.length, Object.keys(shared).length);
-    const file = encodeParams(nodeParamsFile({
-      optim_aux_var: {}, encrypted: false, researcher_id: req.researcher_id, job_id: req.job_id, state_id: stateId,
-      model_weights: shared, node_id: ctx.nodeId, optimizer_args: req.training_args.optimizer_args,
-    }));
-    let paramsUrl: string;
-    try {
-      paramsUrl = await ctx.upload(file, `node_params_${randomUUID()}.mpk`);
-    } catch (err) {
-      throw new RoundFailure(`Cannot upload results: ${describe(err)}`);
+      logInterval: args.log_interval, optimizerArgs: plainOptimizerArgs(args.optimizer_args),
+      fedproxMu: args.fedprox_mu === null ? null : numberOf(args.fedprox_mu), dp: dp.plan?.training ?? null,
+    },
+  };
+  const onEvent = (event: RoundEvent) => {
+    if (event.type === 'log') {
+      const text = withoutDatasetPaths(event.text, dataset);
+      if (event.level === 'warning') ctx.log.warning(text);
+      else ctx.log.error(text);
+      return;
     }
-    ctx.log.info('results uploaded successfully ');
-    saveState(ctx, stateId, req.job_id, dpRuns);
-    return {
-      researcher_id: req.researcher_id, job_id: req.job_id, state_id: stateId, success: true, node_id: ctx.nodeId,
-      dataset_id: req.dataset_id, params_url: paramsUrl,
-      timing: { rtime_training: rtime, ptime_training: (cpu.user + cpu.system) / 1e6 },
-      // Fed-BioMed's sample_size is the size of the training subset, not the samples seen.
-      sample_size: train.length, msg: '', command: 'train',
-    };
-  } finally {
-    model.dispose();
+    void ctx.sendScalar(scalar(req, ctx.nodeId, event.fields))
+      .catch((err) => ctx.log.warning(`could not send a monitoring scalar: ${describe(err)}`));
+  };
+  const compute = ctx.compute ?? ((j: RoundJob, emit: (e: RoundEvent) => void) =>
+    computeRound(j, { emit, shouldStop: ctx.stopping, dataCache: ctx.dataCache }));
+  let outcome: RoundOutcome;
+  try {
+    outcome = await compute(job, onEvent);
+  } catch (err) {
+    if (err instanceof TrainingStopped) throw new RoundFailure(`Training was stopped: ${err.message}`);
+    throw err;
   }
+  if (outcome.peakRoundMemoryMb !== undefined) ctx.log.debug(`the round grew the node by ${outcome.peakRoundMemoryMb} MB`);
+  if (!req.training) {
+    return { researcher_id: req.researcher_id, job_id: req.job_id, state_id: null, success: true,
+      node_id: ctx.nodeId, dataset_id: req.dataset_id, params_url: '', timing: {}, sample_size: null, msg: '',
+      command: 'train' };
+  }
+  if (outcome.stopped) throw new RoundFailure('Training was stopped: the node is stopping');
+
+  const weights = keepLocalParameters(ctx.db, localKey, localNames, tensorsOf(outcome.weights));
+  const trainable = new Set(outcome.trainable);
+  const kept = args.share_persistent_buffers
+    ? weights
+    : Object.fromEntries(Object.entries(weights).filter(([name]) => trainable.has(name)));
+  const shared = dp.plan?.type === 'central' ? addCentralNoise(kept, dp.plan.finalNoiseStd) : kept;
+  const dpRuns = dp.plan && outcome.dp ? [...previousDpRuns, mechanismRun(outcome.dp)] : previousDpRuns;
+  if (dp.plan) logPrivacy(ctx, dp.plan, outcome.dp, dpRuns, outcome.trainSize, Object.keys(shared).length);
+  const file = encodeParams(nodeParamsFile({
+    optim_aux_var: {}, encrypted: false, researcher_id: req.researcher_id, job_id: req.job_id, state_id: stateId,
+    model_weights: shared, node_id: ctx.nodeId, optimizer_args: req.training_args.optimizer_args,
+  }));
+  let paramsUrl: string;
+  try {
+    paramsUrl = await ctx.upload(file, `node_params_${randomUUID()}.mpk`);
+  } catch (err) {
+    throw new RoundFailure(`Cannot upload results: ${describe(err)}`);
+  }
+  ctx.log.info('results uploaded successfully ');
+  saveState(ctx, stateId, req.job_id, dpRuns);
+  return {
+    researcher_id: req.researcher_id, job_id: req.job_id, state_id: stateId, success: true, node_id: ctx.nodeId,
+    dataset_id: req.dataset_id, params_url: paramsUrl,
+    timing: { rtime_training: outcome.rtime, ptime_training: outcome.ptime },
+    // Fed-BioMed's sample_size is the size of the training subset, not the samples seen.
+    sample_size: outcome.trainSize, msg: '', command: 'train',
+  };
 }
 
 async function downloadPlan(req: TrainRequest, ctx: RoundContext): Promise<PlanSpec> {
@@ -284,41 +255,6 @@ async function downloadWeights(url: string, ctx: RoundContext): Promise<Record<s
   } catch (err) {
     throw new RoundFailure(`Cannot initialize model parameters: ${describe(err)}`);
   }
-}
-
-/**
- * PyTorch `load_state_dict(strict=False)` as a Python node applies it: absent keys keep the model's value and
- * unexpected ones are ignored (both with a warning); dtypes are converted (a Python researcher averages
- * `num_batches_tracked` into float32); a shape mismatch fails the round.
- */
-export function loadGlobalWeights(model: PlanModel, received: Record<string, DenseArray>, log: NodeLog): void {
-  const current = exportWeights(model);
-  const merged: Record<string, TorchTensor> = {};
-  const missing: string[] = [];
-  for (const [name, own] of Object.entries(current)) {
-    const got = received[name];
-    if (got === undefined) {
-      missing.push(name);
-      merged[name] = own;
-      continue;
-    }
-    if (got.shape.length !== own.shape.length || got.shape.some((n, i) => n !== own.shape[i])) {
-      throw new RoundFailure(`Cannot initialize model parameters: '${name}' has shape [${got.shape.join(', ')}], ` +
-        `the plan's model expects [${own.shape.join(', ')}]`);
-    }
-    merged[name] = new TorchTensor(own.dtype, own.shape, convertData(got, own.dtype));
-  }
-  const unexpected = Object.keys(received).filter((k) => !(k in current));
-  if (missing.length > 0) log.warning(`Model parameters not in the received weights (kept as initialised): ${missing.join(', ')}`);
-  if (unexpected.length > 0) log.warning(`Received weights the model does not have (ignored): ${unexpected.join(', ')}`);
-  importWeightsInto(model, merged);
-}
-
-function convertData(t: DenseArray, dtype: string): Float32Array | BigInt64Array {
-  const src = t.data as ArrayLike<number | bigint>;
-  if (dtype === 'int64') return BigInt64Array.from(Array.from(src, (v) => BigInt(Math.round(Number(v)))));
-  if (t.dtype === 'float32') return t.data as Float32Array;
-  return Float32Array.from(Array.from(src, (v) => Number(v)));
 }
 
 /** Checks the previous round's state exists; returns the local-DP mechanisms this job already ran on this node. */
@@ -375,55 +311,16 @@ function logPrivacy(ctx: RoundContext, dp: DpPlan, facts: DpRoundFacts | undefin
     `job over ${runs.length} round(s), at delta ${delta.toExponential(3)} (RDP accountant, as Opacus)`);
 }
 
-/** Fed-BioMed's split: floor(N · test_ratio) validation samples drawn at random, the rest for training. */
-export function splitIndices(n: number, testRatio: number, seed: number): { train: number[]; test: number[] } {
-  const nTest = Math.floor(n * testRatio);
-  const order = new SeededRandom(seed ^ 0x9e3779b9).permutation(n);
-  return { test: order.slice(0, nTest).sort((a, b) => a - b), train: order.slice(nTest).sort((a, b) => a - b) };
-}
-
-/**
- * The plan's validation metrics on the validation subset, as one batch (Fed-BioMed's validation loader holds the
- * whole subset): the forward pass runs in chunks to bound memory, the metrics on all outputs at once.
- */
-function evaluate(model: PlanModel, data: PlanDataset, indices: number[], spec: PlanSpec): Record<string, number> {
-  const outputs: tf.Tensor[] = [];
-  const targets: tf.Tensor[] = [];
-  const chunk = EVAL_CHUNK;
-  try {
-    for (let i = 0; i < indices.length; i += chunk) {
-      const batch = data.batchSync(indices.slice(i, i + chunk));
-      try {
-        outputs.push(model.forward(batch.inputs, false));
-        targets.push(tf.clone(batch.target));
-      } finally {
-        Object.values(batch.inputs).forEach((t: tf.Tensor) => t.dispose());
-        batch.target.dispose();
-      }
-    }
-    return tf.tidy(() => planMetrics(spec, tf.concat(outputs, 0), tf.concat(targets, 0)));
-  } finally {
-    outputs.forEach((t) => t.dispose());
-    targets.forEach((t) => t.dispose());
-  }
-}
-
 /** optimizer_args as plain JS values: whole floats arrive as PyFloat from the wire and the engine wants numbers. */
 function plainOptimizerArgs(args: Record<string, unknown>): Record<string, unknown> {
   const plain = (v: unknown): unknown => (v instanceof PyFloat ? v.value : Array.isArray(v) ? v.map(plain) : v);
   return Object.fromEntries(Object.entries(args).map(([k, v]) => [k, plain(v)]));
 }
 
-type ScalarFields = Omit<AddScalarReply, 'researcher_id' | 'node_id' | 'job_id' | 'command' | 'protocol_version'>;
-
 function scalar(req: TrainRequest, nodeId: string, fields: ScalarFields): AddScalarReply {
   return { researcher_id: req.researcher_id, node_id: nodeId, job_id: req.job_id, ...fields, command: 'add_scalar' };
 }
 
-function describe(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
-}
 
 /** For tests: where a round keeps nothing on disk besides the registry and node states. */
 export function nodeStateCount(db: JsonDb): number {

@@ -48,6 +48,8 @@ export interface BreakpointState {
   summaries: RoundSummary[];
   /** Absent in breakpoints written before schedules existed (= none). */
   lrSchedule?: LrSchedule | null;
+  /** Identifiers (node, state_id / params_url) of the replies taken so far; absent in older breakpoints. */
+  seenReplies?: string[];
 }
 
 export interface Breakpoint {

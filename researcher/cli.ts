@@ -16,26 +16,33 @@ import { randomUUID } from 'crypto';
 import type { Command } from 'commander';
 // Only light modules at load time: every `fedbiomed-ts` command registers this module, so the experiment
 // machinery (plans, tfjs, msgpack, MQTT) is loaded inside the actions that need it.
-import { DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, NetworkConfigError, NetworkOptions, networkFromEnvironment } from './network';
+import { DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, NetworkConfigError, isV6Network, networkFromEnvironment } from './network';
+import type { MqttNetworkOptions, NetworkOptions } from './network';
+import type { ExperimentNetwork } from './config';
 import { formatTable } from './monitoring/summary';
 import { consoleLogger } from '../src/transport/logger';
 import { RepositoryError } from '../src/transport/repository';
 import type { DatasetEntry } from '../src/protocol/messages';
 import type { PlanStatusResult, Researcher } from './requests/researcher';
 import type { Experiment } from './experiment';
-import { registerV6 } from './v6-cli';
 import { FedbiomedTsError } from '../src/errors';
 
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, network: 3, missing: 4 } as const;
 
 interface NetworkFlags {
+  protocol?: string;
   broker?: string;
   uploads?: string;
   researcherId?: string;
   ca?: string;
   cert?: string;
   key?: string;
+  host?: string;
+  port?: number;
+  researcherDir?: string;
+  minNodes?: number;
+  nodeWaitMs?: number;
   verbose?: boolean;
 }
 
@@ -55,33 +62,58 @@ function list(value: string): string[] {
     .filter((s) => s !== '');
 }
 
+function portNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`expected a TCP port, got ${JSON.stringify(value)}`);
+  return n;
+}
+
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a positive integer, got ${JSON.stringify(value)}`);
   return n;
 }
 
-function networkOptions(flags: NetworkFlags, fromFile: Partial<NetworkOptions> = {}): NetworkOptions {
-  const explicit: Partial<NetworkOptions> = {
+function networkOptions(flags: NetworkFlags, fromFile: ExperimentNetwork = {}): NetworkOptions {
+  const protocol = flags.protocol ?? fromFile.protocol ?? 'v4.5';
+  if (protocol !== 'v4.5' && protocol !== 'v6') throw new NetworkConfigError(`--protocol must be v4.5 or v6, got ${JSON.stringify(protocol)}`);
+  const logger = flags.verbose ? consoleLogger('researcher', 'info') : undefined;
+  if (protocol === 'v6') {
+    const v45 = (['broker', 'uploads', 'researcherId', 'ca', 'cert', 'key'] as const).filter((k) => flags[k] !== undefined);
+    if (v45.length > 0) throw new NetworkConfigError(`--${v45.join(', --')}: not used on a v6 network (no broker nor repository; the researcher id is in its certificate)`);
+    return {
+      protocol: 'v6',
+      host: flags.host ?? fromFile.host,
+      port: flags.port ?? fromFile.port,
+      dir: flags.researcherDir ? path.resolve(flags.researcherDir) : fromFile.dir,
+      minNodes: flags.minNodes ?? fromFile.minNodes,
+      nodeWaitMs: flags.nodeWaitMs ?? fromFile.nodeWaitMs,
+      ...(logger ? { logger } : {}),
+    };
+  }
+  const v6 = (['host', 'port', 'researcherDir', 'minNodes', 'nodeWaitMs'] as const).filter((k) => flags[k] !== undefined);
+  if (v6.length > 0) throw new NetworkConfigError(`--${v6.map((k) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)).join(', --')}: only with --protocol v6`);
+  const explicit: Partial<MqttNetworkOptions> = {
     brokerUrl: flags.broker ?? fromFile.brokerUrl,
     uploadsUrl: flags.uploads ?? fromFile.uploadsUrl,
     researcherId: flags.researcherId ?? fromFile.researcherId,
-    caFile: flags.ca ?? fromFile.caFile,
-    certFile: flags.cert ?? fromFile.certFile,
-    keyFile: flags.key ?? fromFile.keyFile,
+    caFile: flags.ca,
+    certFile: flags.cert,
+    keyFile: flags.key,
   };
   const options = networkFromEnvironment(explicit);
-  if (flags.verbose) options.logger = consoleLogger('researcher', 'info');
+  if (logger) options.logger = logger;
   return options;
 }
 
-/** Connects, mapping failures to exit code 3 with the broker named. */
+/** Connects, mapping failures to exit code 3 with the broker (or the v6 port) named. */
 async function connect(network: NetworkOptions, json = false): Promise<Researcher | undefined> {
   const { Researcher } = await import('./requests/researcher');
   try {
-    return await Researcher.connect({ ...network, connectTimeoutMs: network.connectTimeoutMs ?? 5000 });
+    return await Researcher.connect(isV6Network(network) ? network : { ...network, connectTimeoutMs: network.connectTimeoutMs ?? 5000 });
   } catch (err) {
-    fail(EXIT.network, `cannot connect to the broker at ${redactBrokerUrl(network.brokerUrl)}: ${(err as Error).message}`, json);
+    const where = isV6Network(network) ? `start the v6 researcher (port ${network.port ?? 'default'})` : `connect to the broker at ${redactBrokerUrl(network.brokerUrl)}`;
+    fail(EXIT.network, `cannot ${where}: ${(err as Error).message}`, json);
     return undefined;
   }
 }
@@ -149,6 +181,12 @@ function addNetworkOptions(cmd: Command): Command {
     .option('--ca <file>', 'PEM CA of the network, trusted for mqtts:// and https:// (besides the system CAs for https)')
     .option('--cert <file>', 'PEM client certificate, for a broker or repository that requires one')
     .option('--key <file>', 'PEM key of the client certificate')
+    .option('--protocol <version>', 'Fed-BioMed network: v4.5 (MQTT + file repository, default) or v6 (gRPC: this process is the server nodes dial)')
+    .option('--host <host>', 'v6: host name nodes dial, written in the certificate (default localhost)')
+    .option('--port <port>', 'v6: gRPC port (default 50051)', portNumber)
+    .option('--researcher-dir <dir>', 'v6: researcher directory, id and certificate kept across runs (default ./fbm-researcher-ts)')
+    .option('--min-nodes <n>', 'v6: nodes to wait for before the first request (default 1)', positiveInt)
+    .option('--node-wait-ms <ms>', 'v6: how long to wait for them (default 20000)', positiveInt)
     .option('--verbose', 'log transport activity on stderr');
 }
 
@@ -338,7 +376,6 @@ export function register(program: Command): void {
     .option('--no-progress', 'no progress bar, logs or summary tables on stderr')
     .option('--json', 'print a JSON summary on stdout at the end')
     .action((file: string, flags: RunFlags) => runExperiment(file, flags));
-  registerV6(researcher);
 
   addDiscoveryOptions(researcher.command('ping').description('ping the nodes and show who answered')).action((flags: DiscoveryFlags) =>
     discovery(flags, async (r) => {

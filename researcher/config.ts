@@ -38,7 +38,8 @@ export interface ExperimentFile extends Pick<ExperimentOptions, OptionsAsIs> {
     discoveryMs?: ExperimentOptions['discoveryTimeoutMs'];
     nodesMs?: ExperimentOptions['nodeTimeoutsMs'];
   };
-  network?: { broker?: string; uploads?: string; researcherId?: string };
+  network?: { protocol?: 'v4.5' | 'v6'; broker?: string; uploads?: string; researcherId?: string; host?: string;
+    port?: number; dir?: string; minNodes?: number; nodeWaitMs?: number };
   output?: { history?: string; tensorboard?: string; breakpoints?: string; weights?: string };
 }
 
@@ -54,9 +55,22 @@ export interface LoadedExperiment {
   name: string;
   /** Everything but the network, which the caller completes from options and environment. */
   options: Omit<ExperimentOptions, 'network'>;
-  network: { brokerUrl?: string; uploadsUrl?: string; researcherId?: string };
+  network: ExperimentNetwork;
   /** Final weights file to write, if any (absolute). */
   weightsOut?: string;
+}
+
+/** The file's `network` section: v4.5 keys, or (protocol v6) where this researcher's gRPC server listens. */
+export interface ExperimentNetwork {
+  protocol?: 'v4.5' | 'v6';
+  brokerUrl?: string;
+  uploadsUrl?: string;
+  researcherId?: string;
+  host?: string;
+  port?: number;
+  dir?: string;
+  minNodes?: number;
+  nodeWaitMs?: number;
 }
 
 let validator: ReturnType<Ajv['compile']> | undefined;
@@ -120,9 +134,22 @@ export function loadExperimentFile(file: string): LoadedExperiment {
       tensorboard: out.tensorboard ? resolve(out.tensorboard) : undefined,
       breakpointDir: out.breakpoints ? resolve(out.breakpoints) : undefined,
     },
-    network: { brokerUrl: x.network?.broker, uploadsUrl: x.network?.uploads, researcherId: x.network?.researcherId },
+    network: experimentNetwork(x.network ?? {}, resolve, file),
     weightsOut: out.weights ? resolve(out.weights) : undefined,
   };
+}
+
+function experimentNetwork(n: NonNullable<ExperimentFile['network']>, resolve: (p: string) => string, file: string): ExperimentNetwork {
+  if (n.protocol === 'v6') {
+    const v45 = (['broker', 'uploads', 'researcherId'] as const).filter((k) => n[k] !== undefined);
+    // v6 has no broker nor repository, and the researcher id is the one in its certificate.
+    if (v45.length > 0) throw new ExperimentFileError(`${file}: network.${v45.join(', network.')} do(es) not apply to a v6 network`);
+    return { protocol: 'v6', host: n.host, port: n.port, dir: n.dir ? resolve(n.dir) : undefined, minNodes: n.minNodes,
+      nodeWaitMs: n.nodeWaitMs };
+  }
+  const v6 = (['host', 'port', 'dir', 'minNodes', 'nodeWaitMs'] as const).filter((k) => n[k] !== undefined);
+  if (v6.length > 0) throw new ExperimentFileError(`${file}: network.${v6.join(', network.')} only apply to protocol v6`);
+  return { brokerUrl: n.broker, uploadsUrl: n.uploads, researcherId: n.researcherId };
 }
 
 function loadPlan(plan: ExperimentFile['plan'], resolve: (p: string) => string, file: string): PlanInput {

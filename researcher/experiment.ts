@@ -174,14 +174,16 @@ export class Experiment extends EventEmitter<EventMap> {
     super();
     if (!restored) validateOptions(options);
     const bp = restored?.bp;
+    // A spec plan's PyTorch file targets the network's Fed-BioMed (v6 moved some imports).
+    const fedbiomed = options.network instanceof Researcher ? options.network.protocol : options.network.protocol ?? 'v4.5';
     this.plan = bp
       ? shippedPlan(
           bp.state.plan.kind === 'spec'
             ? bp.state.plan.spec
             : { python: bp.state.plan.source, className: bp.state.plan.className, initialWeights: bp.weights },
-          { className: bp.state.plan.className },
+          { className: bp.state.plan.className, fedbiomed },
         )
-      : shippedPlan(options.plan, { className: options.planClassName });
+      : shippedPlan(options.plan, { className: options.planClassName, fedbiomed });
     this.jobId = bp?.state.jobId ?? options.jobId ?? `job_${randomUUID()}`;
     // Experiment.load() passes the stored limit unless the caller overrides it (to extend a finished experiment).
     this.roundLimit = options.roundLimit;
@@ -237,6 +239,7 @@ export class Experiment extends EventEmitter<EventMap> {
     this.datasets = new Map(Object.entries(s.datasets));
     for (const [k, v] of Object.entries(s.stateIds)) this.stateIds.set(k, v);
     this.stale = StaleReplies.from(s.staleReplies);
+    this.seen.load(Array.isArray(s.seenReplies) ? s.seenReplies : []);
     this.globalWeights = bp.weights;
     this.aggregator.load(bp.serverOptimizer);
     this.summaries.push(...s.summaries);
@@ -654,6 +657,7 @@ export class Experiment extends EventEmitter<EventMap> {
       roundTimeoutMs: this.options.roundTimeoutMs ?? DEFAULT_ROUND_TIMEOUT_MS,
       nodeTimeoutsMs: this.options.nodeTimeoutsMs ?? {},
       staleReplies: this.stale.toJSON(),
+      seenReplies: this.seen.toJSON(),
       summaries: this.summaries,
       lrSchedule: this.lrSchedule,
     };

@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
+import { RepositoryClient } from '../src/transport/repository';
 import { Experiment, ExperimentOptions } from './experiment';
 import { startSimNode, affineTrain } from './testing/sim-node';
 import type { WeightMap } from './aggregators/tensors';
@@ -53,6 +54,33 @@ describe('replies bound to their round', () => {
       { type: 'reply-dropped', round: 2, nodeId: 'node_b', reason: 'duplicate or replayed reply (state_id / params_url already seen)' },
     ]);
     expect(events.filter((e) => e.type === 'node-failed')).toEqual([]);
+  });
+});
+
+describe('replies bound to their round, across a breakpoint', () => {
+  it('drops a reply replayed after a resume: the seen replies are kept in the breakpoint', async () => {
+    await startNodes({ node_b: { replayPreviousOnRound: 2 } });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-bp-replay-'));
+    // The same researcher id before and after the resume, so the replay reaches the resumed experiment.
+    const network = { brokerUrl: sims.network.mqttUrl, uploadsUrl: sims.network.uploadsUrl, researcherId: 'researcher_bp_replay' };
+    try {
+      const { exp: first } = experiment({ network, jobId: 'job_bp_replay' });
+      await first.runOnce();
+      await first.runOnce();
+      await first.breakpoint(dir);
+      await first.close();
+      const resumed = await Experiment.load(dir, { network });
+      const dropped: ExperimentEvent[] = [];
+      resumed.on('reply-dropped', (ev) => void dropped.push(ev));
+      await resumed.run();
+      // Round 2 is the average of the two nodes' round-2 training, not of node_b's replayed round-1 results.
+      const expected = referenceRound(asArrays(first.roundWeights.get(1) as WeightMap), 2, ['node_a', 'node_b'], SIZES, OFFSETS);
+      expect(maxDifference(resumed.roundWeights.get(2) as WeightMap, expected)).toBeLessThan(1e-6);
+      expect(dropped).toEqual([{ type: 'reply-dropped', round: 2, nodeId: 'node_b',
+        reason: 'duplicate or replayed reply (state_id / params_url already seen)' }]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -137,6 +165,28 @@ describe('results files only from the researcher\'s repository (issue 11)', () =
       const failed = events.filter((e) => e.type === 'node-failed');
       expect(failed).toMatchObject([{ type: 'node-failed', round: 1, nodeId: 'node_b', reason: 'rejected', message:
         `node_b's results file is refused: download refused: the URL is not on this side's file repository (${new URL(sims.network.uploadsUrl).origin})` }]);
+      expect(foreign.requests()).toBe(0);
+    } finally {
+      await foreign.close();
+    }
+  });
+
+  it('holds a custom repository (NetworkOptions.repository) to the same origin rule', async () => {
+    const foreign = await foreignServer();
+    try {
+      await startNodes({ node_b: { paramsServedElsewhere: (round, file) => {
+        if (round !== 1) return undefined;
+        foreign.files.set('/media/node_params.mpk', file);
+        return `${foreign.url}/media/node_params.mpk`;
+      } } });
+      // A custom store that would fetch anything it is given (the default client's restriction lifted).
+      const custom = new RepositoryClient({ uploadsUrl: sims.network.uploadsUrl, downloadFrom: 'any', retries: 0 });
+      const { exp, events } = experiment({ strategy: { name: 'at-least', k: 1 },
+        network: { brokerUrl: sims.network.mqttUrl, uploadsUrl: sims.network.uploadsUrl, repository: custom } });
+      await exp.run();
+      expectExactRounds(exp, [['node_a', 'node_b'], ['node_a'], ['node_a', 'node_b']]);
+      expect(events.filter((e) => e.type === 'node-failed')).toMatchObject([{ round: 1, nodeId: 'node_b', reason: 'rejected',
+        message: `node_b's results file is refused: download refused: the URL is not on this side's file repository (${new URL(sims.network.uploadsUrl).origin})` }]);
       expect(foreign.requests()).toBe(0);
     } finally {
       await foreign.close();

@@ -5,8 +5,10 @@
  * (MQTT_BROKER, MQTT_BROKER_PORT, UPLOADS_URL, UPLOADS_IP, RESEARCHER_ID).
  */
 import type { Logger } from '../src/transport/logger';
+import type { V6ResearcherServer } from '../src/transport/v6/researcher-server';
 import { urlForMessage } from '../src/transport/url';
 import { FedbiomedTsError } from '../src/errors';
+import { RepositoryError } from '../src/transport/repository';
 
 /** How long a broadcast discovery request (ping, list, search) waits when no node list says whom to expect. */
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1500;
@@ -31,7 +33,9 @@ export interface FileRepository {
   downloadChunks?(url: string): AsyncIterable<Uint8Array>;
 }
 
-export interface NetworkOptions {
+/** A Fed-BioMed v4.5 network: MQTT broker + HTTP file repository (the default). */
+export interface MqttNetworkOptions {
+  protocol?: 'v4.5';
   /** `mqtt://host:port` or `mqtts://…`. */
   brokerUrl: string;
   /** Fed-BioMed upload endpoint, e.g. `http://localhost:8844/upload/`. */
@@ -52,6 +56,34 @@ export interface NetworkOptions {
   repository?: FileRepository;
 }
 
+/**
+ * A Fed-BioMed v6 network (gRPC): the researcher is the server nodes dial (researcher/v6-link.ts). Either this
+ * process starts one (its id and TLS certificate kept in `dir`), or it uses one already running (`server`, e.g.
+ * the embedded network's), which it then does not close.
+ */
+export interface V6NetworkOptions {
+  protocol: 'v6';
+  /** Researcher directory: id and certificate, created on first use and kept (nodes pin the certificate). */
+  dir?: string;
+  /** Host name nodes dial, written in the certificate. Default localhost. */
+  host?: string;
+  /** gRPC port (default 50051; 0 = any free port). */
+  port?: number;
+  /** A running v6 researcher server to use instead of starting one. */
+  server?: V6ResearcherServer;
+  /** Nodes to wait for before the first request (v6 nodes dial in; none is known before it polls). Default 1. */
+  minNodes?: number;
+  /** How long to wait for them (ms). Default 20 s, as a v6 researcher. */
+  nodeWaitMs?: number;
+  logger?: Logger;
+}
+
+export type NetworkOptions = MqttNetworkOptions | V6NetworkOptions;
+
+export function isV6Network(options: NetworkOptions): options is V6NetworkOptions {
+  return options.protocol === 'v6';
+}
+
 export class NetworkConfigError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
@@ -64,9 +96,9 @@ export class NetworkConfigError extends FedbiomedTsError {
  * (localhost:1883, http://localhost:8844/upload/).
  */
 export function networkFromEnvironment(
-  explicit: Partial<NetworkOptions> = {},
+  explicit: Partial<MqttNetworkOptions> = {},
   env: NodeJS.ProcessEnv = process.env,
-): NetworkOptions {
+): MqttNetworkOptions {
   let brokerUrl = explicit.brokerUrl;
   if (!brokerUrl) {
     const host = env.MQTT_BROKER || 'localhost';
@@ -97,4 +129,49 @@ export function networkFromEnvironment(
   }
   const researcherId = explicit.researcherId ?? (env.RESEARCHER_ID || undefined);
   return { ...explicit, brokerUrl, uploadsUrl, ...(researcherId ? { researcherId } : {}) };
+}
+
+/**
+ * A custom repository held to the same rule as the default client (issue 11): the researcher downloads only from
+ * its repository's origin, that of `uploadsUrl` or of a URL the repository's own uploads returned, so a node's
+ * reply cannot make it fetch another host or port through a custom store either. The refusal says which origins
+ * are allowed, never anything about the foreign one.
+ */
+export function originCheckedRepository(repository: FileRepository, uploadsUrl: string): FileRepository {
+  const allowed = new Set([new URL(uploadsUrl).origin]);
+  const check = (url: string): void => {
+    let origin: string | undefined;
+    try {
+      origin = new URL(url).origin;
+    } catch {
+      origin = undefined;
+    }
+    if (origin === undefined || !allowed.has(origin)) {
+      throw new RepositoryError(`download refused: the URL is not on this side's file repository (${[...allowed].join(', ')})`,
+        'foreign-origin', [...allowed][0]);
+    }
+  };
+  const checked: FileRepository = {
+    upload: async (data, fileName) => {
+      const url = await repository.upload(data, fileName);
+      try {
+        allowed.add(new URL(url).origin);
+      } catch {
+        // Not a URL: nodes cannot download it either; nothing to allow.
+      }
+      return url;
+    },
+    download: async (url) => {
+      check(url);
+      return repository.download(url);
+    },
+  };
+  const chunks = repository.downloadChunks?.bind(repository);
+  if (chunks) {
+    checked.downloadChunks = (url) => (async function* () {
+      check(url);
+      yield* chunks(url);
+    })();
+  }
+  return checked;
 }

@@ -48,7 +48,11 @@ export function isPlanSpec(plan: unknown): plan is PlanSpec {
 
 const PY_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export function shippedPlan(plan: PlanInput, options: { className?: string } = {}): ShippedPlan {
+/**
+ * `fedbiomed` says which Fed-BioMed the generated PyTorch file targets (v6 moved DataManager and the data loader;
+ * v6 networks carry the source inline): a hand-written plan is shipped as written.
+ */
+export function shippedPlan(plan: PlanInput, options: { className?: string; fedbiomed?: 'v4.5' | 'v6' } = {}): ShippedPlan {
   if (isPlanSpec(plan)) {
     const { spec, graph } = validatePlan(plan);
     const className = options.className ?? spec.name;
@@ -56,7 +60,7 @@ export function shippedPlan(plan: PlanInput, options: { className?: string } = {
     const trainable = new Set(describeParameters(graph).filter((p) => p.trainable).map((p) => p.name));
     return {
       kind: 'spec',
-      source: generateTorchPlan(spec, { className }),
+      source: generateTorchPlan(spec, { className, fedbiomed: options.fedbiomed }),
       className,
       spec,
       initialWeights(seed: number): WeightMap {

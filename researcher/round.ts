@@ -67,6 +67,16 @@ export class SeenReplies {
     keys.forEach((k) => this.ids.add(k));
     return true;
   }
+
+  /** The identifiers seen, for a breakpoint: a reply replayed after a resume is still recognised. */
+  toJSON(): string[] {
+    return [...this.ids];
+  }
+
+  /** Adds identifiers saved by {@link SeenReplies.toJSON}. */
+  load(ids: readonly string[]): void {
+    for (const id of ids) if (typeof id === 'string') this.ids.add(id);
+  }
 }
 
 export interface RoundSpec {

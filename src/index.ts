@@ -21,7 +21,7 @@
  */
 export * from './plan';
 export * from './data';
-export { openPlanDataset } from './data/plan-dataset';
+export { openPlanDataset, volumeToDense } from './data/plan-dataset';
 export type { PlanDataset, PlanDataSource, OpenPlanDatasetOptions } from './data/plan-dataset';
 export * from '../researcher';
 export {
@@ -30,9 +30,9 @@ export {
 } from '../node-agent';
 export type { NodeAgentOptions, NodeConfig, NodeStores, DatasetEntry, PlanStatus, TrainingPlanEntry } from '../node-agent';
 export {
-  startEmbeddedNetwork, startBroker, startRepositoryServer, Messaging, RepositoryClient, consoleLogger, silentLogger,
+  startEmbeddedNetwork, startEmbeddedV6Network, startBroker, startRepositoryServer, Messaging, RepositoryClient, consoleLogger, silentLogger,
 } from './transport';
-export type { EmbeddedNetwork, EmbeddedNetworkOptions, Logger } from './transport';
+export type { EmbeddedNetwork, EmbeddedNetworkOptions, EmbeddedV6Network, EmbeddedV6NetworkOptions, Logger } from './transport';
 export {
   readParamsFile, writeParamsFile, encodeParams, decodeParams, modelWeightsOf, aggregatedParamsFile, nodeParamsFile,
   TorchTensor, NdArray, DenseArray, SerializationError,

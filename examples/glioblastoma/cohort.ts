@@ -41,6 +41,12 @@ export const SEGMENTATION_MODALITY = 'seg';
 export const BASELINE_SEGMENTATION_MODALITY = 'seg_baseline';
 /** Follow-up mask of radiation-injured healthy brain (1 = at least a quarter of the voxel). */
 export const INJURY_MODALITY = 'injury';
+/**
+ * The pre-treatment medical folder of a cohort with follow-ups also holds, per patient, the baseline delineation and
+ * the follow-up label maps (tumour, radiation injury): what a centre registers to train the evolution model.
+ */
+export const FOLLOW_UP_SEG_MODALITY = 'followup_seg';
+export const FOLLOW_UP_INJURY_MODALITY = 'followup_injury';
 export const FOLLOW_UP_CSV = 'followup.csv';
 
 export interface CohortOptions {
@@ -263,15 +269,19 @@ function writeNiftiPatient(
       datatype: 'int16', description: `${GENERATOR} ${modality}`,
     });
   }
+  writeLabelVolumes(dir, p, labels);
+  if (!withDose) return;
+  const folder = path.join(dir, DOSE_MODALITY);
+  fs.mkdirSync(folder, { recursive: true });
+  writeNifti(path.join(folder, `${p.id}_${DOSE_MODALITY}.nii.gz`), rendered.dose, { datatype: 'float32', description: `${GENERATOR} dose Gy` });
+}
+
+function writeLabelVolumes(dir: string, p: PlannedPatient, labels: Record<string, Volume>): void {
   for (const [name, volume] of Object.entries(labels)) {
     const folder = path.join(dir, name);
     fs.mkdirSync(folder, { recursive: true });
     writeNifti(path.join(folder, `${p.id}_${name}.nii.gz`), volume, { datatype: 'uint8', description: `${GENERATOR} ${name} BraTS labels` });
   }
-  if (!withDose) return;
-  const folder = path.join(dir, DOSE_MODALITY);
-  fs.mkdirSync(folder, { recursive: true });
-  writeNifti(path.join(folder, `${p.id}_${DOSE_MODALITY}.nii.gz`), rendered.dose, { datatype: 'float32', description: `${GENERATOR} dose Gy` });
 }
 
 /** Generates the cohort on disk and returns what was written (also saved as outDir/cohort.json). */
@@ -340,6 +350,11 @@ export function generateCohort(options: CohortOptions): CohortSummary {
           writeNiftiPatient(path.join(outDir, folders.medicalFolderDir, p.id), p, scan, !factual, {
             [SEGMENTATION_MODALITY]: scan.labels, [BASELINE_SEGMENTATION_MODALITY]: rendered.labels, [INJURY_MODALITY]: scan.injury,
           });
+          if (factual) {
+            writeLabelVolumes(path.join(outDir, split.medicalFolderDir, p.id), p, {
+              [BASELINE_SEGMENTATION_MODALITY]: rendered.labels, [FOLLOW_UP_SEG_MODALITY]: scan.labels, [FOLLOW_UP_INJURY_MODALITY]: scan.injury,
+            });
+          }
         }
         const row = demographicsRow(p, sample);
         row[DEMOGRAPHICS_HEADER.indexOf('rt_type')] = rt;

@@ -27,7 +27,7 @@ interface MetricsModel {
 interface Metrics {
   heldOut: { patients: number; responders: number };
   models: MetricsModel[];
-  rounds: { round: number; lossBySite: Record<string, number>; heldOutAuc: number }[];
+  rounds: { round: number; lossBySite: Record<string, number>; heldOutScore: number }[];
   onnx: { passed: boolean; maxAbsDifference: number; samples: number };
 }
 

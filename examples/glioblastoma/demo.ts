@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Writable } from 'stream';
-import { initBackend, planHash, generateTorchPlan, sliceSelection, initialWeights, startEmbeddedNetwork, evaluateBinary, evaluateBySite, predict, trainLocally, trainPooled, exportAndCheckOnnx } from 'fedbiomed-ts';
+import { initBackend, planHash, generateTorchPlan, sliceSelection, initialWeights, startEmbeddedNetwork, startEmbeddedV6Network, evaluateBinary, evaluateBySite, predict, trainLocally, trainPooled, exportAndCheckOnnx } from 'fedbiomed-ts';
 import { CohortSummary, generateCohort } from './cohort';
 import { openCohort } from './datasets';
 import { DemoConfig, demoConfig } from './demo-config';
@@ -32,6 +32,8 @@ export interface DemoOptions {
   rounds?: number;
   /** Train the federated model under Fed-BioMed's dp_args (and, with a sweep, once per extra noise level). */
   dp?: DemoDp;
+  /** Fed-BioMed protocol of the network: v4.5 (MQTT broker + file repository, default) or v6 (gRPC). */
+  protocol?: 'v4.5' | 'v6';
   /** Where progress goes (default stdout). */
   out?: NodeJS.WritableStream & { isTTY?: boolean };
 }
@@ -75,6 +77,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const step = (k: number, text: string): void => print(`\n[${k}/${steps}] ${text}`);
 
   const dp = options.dp;
+  const protocol = options.protocol ?? 'v4.5';
+  // A fedbiomed-ts node on v6 refuses dp_args (v6.3.3's DP arguments are not ours): refused here, before any work.
+  if (protocol === 'v6' && dp) throw new Error('demo: --dp is not available with --protocol v6 (v6 nodes here refuse dp_args)');
   print(`fedbiomed-ts glioblastoma demo (${config.name}: ${config.rounds} rounds x ${config.epochsPerRound} epochs, seed ${config.seed}` +
     `${dp ? `, ${dp.type} DP sigma ${dp.sigma} clip ${dp.clip}` : ''})`);
   print(`output: ${outDir}`);
@@ -101,13 +106,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     `clinical features, ${parameters} parameters, sha256 ${hash.slice(0, 16)}…  (tfjs backend: ${backend.name})`);
 
   step(2, 'Starting the embedded network and one node per hospital');
-  const network = await startEmbeddedNetwork({ mqttPort: 0, httpPort: 0, dataDir: path.join(outDir, 'network') });
+  const network = protocol === 'v6'
+    ? await startEmbeddedV6Network({ dir: path.join(outDir, 'network', 'researcher') })
+    : await startEmbeddedNetwork({ mqttPort: 0, httpPort: 0, dataDir: path.join(outDir, 'network') });
   let federated: Awaited<ReturnType<typeof runFederated>>;
   const sweepRuns: DpRunResult[] = [];
   const data = openCohort(spec, cohortDir, cohort);
   const heldOutAuc = (weights: Parameters<typeof predict>[1]): number => evaluateBinary(predict(spec, weights, data.heldOut)).auc;
   try {
-    print(`  MQTT broker ${network.mqttUrl}, file repository ${network.uploadsUrl}`);
+    print('server' in network
+      ? `  Fed-BioMed v6 researcher (gRPC, TLS) on ${network.researcherAddress}: the nodes dial it`
+      : `  MQTT broker ${network.mqttUrl}, file repository ${network.uploadsUrl}`);
     const hospitals = await startHospitals(network, cohortDir, cohort, path.join(outDir, 'nodes'));
     try {
       for (const h of hospitals) {
@@ -117,7 +126,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       const history = path.join(reportDir, 'experiment-events.jsonl');
       federated = await timed('federated training', () => runFederated({
         spec, network, hospitals, rounds: config.rounds, epochsPerRound: config.epochsPerRound, batchSize: config.batchSize,
-        seed: config.seed, out, heldOutAuc, dp,
+        seed: config.seed, out, heldOutScore: heldOutAuc, dp,
         onEvent: (ev) => fs.appendFileSync(history, `${JSON.stringify(ev)}\n`),
       }));
       for (const sigma of dp?.sweep ?? []) {
@@ -125,7 +134,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         print(`  DP sweep: federated run with sigma ${sigma}…`);
         const run = await timed(`federated training, sigma ${sigma}`, () => runFederated({
           spec, network, hospitals, rounds: config.rounds, epochsPerRound: config.epochsPerRound, batchSize: config.batchSize,
-          seed: config.seed, out: quiet(), heldOutAuc, dp: { ...(dp as DemoDp), sigma }, requestApproval: false,
+          seed: config.seed, out: quiet(), heldOutScore: heldOutAuc, dp: { ...(dp as DemoDp), sigma }, requestApproval: false,
         }));
         sweepRuns.push({ sigma, privacy: run.privacy ?? [], evaluation: evaluateBinary(predict(spec, run.weights, data.heldOut)) });
         print(`    held-out AUC ${sweepRuns[sweepRuns.length - 1].evaluation.auc.toFixed(3)}`);

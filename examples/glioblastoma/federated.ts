@@ -5,12 +5,12 @@
  */
 import { Experiment, planHash, stateDictFromWeightMap, formatPrivacyEstimates } from 'fedbiomed-ts';
 import type { ExperimentEvent, WeightMap, PlanSpec, TorchTensor, NodePrivacyEstimate } from 'fedbiomed-ts';
-import { DATASET_TAGS, Hospital, NetworkUrls, approvePlan } from './hospitals';
+import { DATASET_TAGS, DemoNetwork, Hospital, approvePlan } from './hospitals';
 import { FederatedProgress, RoundRow } from './progress';
 
 export interface FederatedOptions {
   spec: PlanSpec;
-  network: NetworkUrls;
+  network: DemoNetwork;
   hospitals: Hospital[];
   rounds: number;
   epochsPerRound: number;
@@ -18,8 +18,12 @@ export interface FederatedOptions {
   /** Seed of the round-0 weights (the baselines start from the same ones) and of the nodes' shuffling. */
   seed: number;
   out: NodeJS.WritableStream & { isTTY?: boolean };
-  /** Scores a global model on the held-out set (AUC). */
-  heldOutAuc: (weights: Record<string, TorchTensor>) => number;
+  /** Scores a global model on the held-out set (AUC for the responder task, Dice for the evolution task). */
+  heldOutScore: (weights: Record<string, TorchTensor>) => number;
+  /** The score's name in the progress table (default 'AUC'). */
+  scoreName?: string;
+  /** Tags of the hospitals' datasets (default the responder task's). */
+  tags?: string[];
   /** Every experiment event (e.g. to a history file). */
   onEvent?: (ev: ExperimentEvent) => void;
   /** Fed-BioMed dp_args for every node. */
@@ -42,7 +46,7 @@ export async function runFederated(o: FederatedOptions): Promise<FederatedResult
   const started = Date.now();
   const print = (line: string): void => void o.out.write(`${line}\n`);
   const experiment = new Experiment({
-    tags: DATASET_TAGS,
+    tags: o.tags ?? DATASET_TAGS,
     nodes: o.hospitals.map((h) => h.nodeId),
     plan: o.spec,
     trainingArgs: {
@@ -56,7 +60,9 @@ export async function runFederated(o: FederatedOptions): Promise<FederatedResult
     },
     aggregator: 'fedavg',
     roundLimit: o.rounds,
-    network: { brokerUrl: o.network.mqttUrl, uploadsUrl: o.network.uploadsUrl },
+    network: 'server' in o.network
+      ? { protocol: 'v6', server: o.network.server, minNodes: o.hospitals.length }
+      : { brokerUrl: o.network.mqttUrl, uploadsUrl: o.network.uploadsUrl },
     seed: o.seed,
     discoveryTimeoutMs: 5000,
     keepRoundWeights: false,
@@ -70,7 +76,7 @@ export async function runFederated(o: FederatedOptions): Promise<FederatedResult
     print('');
 
     const progress = new FederatedProgress({
-      out: o.out, rounds: o.rounds, sites: o.hospitals.map((h) => ({ nodeId: h.nodeId, site: h.site })),
+      out: o.out, rounds: o.rounds, sites: o.hospitals.map((h) => ({ nodeId: h.nodeId, site: h.site })), scoreName: o.scoreName,
     });
     const rows: RoundRow[] = [];
     let roundError: unknown;
@@ -81,7 +87,7 @@ export async function runFederated(o: FederatedOptions): Promise<FederatedResult
       try {
         const weights = stateDictFromWeightMap(o.spec, experiment.weights as WeightMap, o.seed);
         const row: RoundRow = {
-          round: ev.summary.round + 1, lossBySite: progress.roundLosses(), heldOutAuc: o.heldOutAuc(weights),
+          round: ev.summary.round + 1, lossBySite: progress.roundLosses(), heldOutScore: o.heldOutScore(weights),
           seconds: progress.roundSeconds(),
         };
         rows.push(row);

@@ -6,8 +6,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { NodeAgent, defaultConfig, writeConfig, openNodeStores } from 'fedbiomed-ts';
+import type { EmbeddedV6Network } from 'fedbiomed-ts';
 import type { TrainingPlanEntry } from 'fedbiomed-ts';
-import type { CohortSummary } from './cohort';
+import type { CohortSummary, SplitSummary } from './cohort';
 import { splitDataSource } from './datasets';
 
 export const DATASET_TAGS = ['glioblastoma', 'mri', 'radiotherapy-response'];
@@ -26,31 +27,44 @@ export interface NetworkUrls {
   uploadsUrl: string;
 }
 
+/** Where the demo's nodes and researcher meet: the embedded v4.5 network, or a v6 researcher server nodes dial. */
+export type DemoNetwork = NetworkUrls | EmbeddedV6Network;
+
 export function nodeIdFor(site: string): string {
   return `node_${site.toLowerCase()}`;
 }
 
-/** Creates each site's node directory, registers its DICOM folder and starts its agent. */
+/** What each centre registers: its dataset entry for a split of the cohort. */
+export interface HospitalDataset {
+  tags: string[];
+  entry(cohortDir: string, split: SplitSummary): { name: string; description: string; dataType: string; path: string; parameters: Record<string, unknown> };
+}
+
+/** The responder task's dataset: the centre's DICOM folder and clinical CSV. */
+export const RESPONSE_DATASET: HospitalDataset = {
+  tags: DATASET_TAGS,
+  entry: (cohortDir, split) => ({
+    name: `${split.name} glioblastoma MRI (DICOM)`,
+    description: `pre-treatment T1/T1ce/T2/FLAIR + RT dose, ${split.patients} patients`,
+    ...splitDataSource(cohortDir, split),
+  }),
+};
+
+/** Creates each site's node directory, registers its dataset (DICOM by default) and starts its agent. */
 export async function startHospitals(
-  network: NetworkUrls, cohortDir: string, cohort: CohortSummary, nodesDir: string,
+  network: DemoNetwork, cohortDir: string, cohort: CohortSummary, nodesDir: string, dataset: HospitalDataset = RESPONSE_DATASET,
 ): Promise<Hospital[]> {
   const hospitals: Hospital[] = [];
   try {
     for (const split of cohort.sites) {
       const dir = path.join(nodesDir, split.name);
       const nodeId = nodeIdFor(split.name);
-      writeConfig(dir, defaultConfig({ nodeId, broker: network.mqttUrl, uploadsUrl: network.uploadsUrl, approval: true }));
+      writeConfig(dir, defaultConfig({ nodeId, approval: true, ...('server' in network
+        ? { protocol: 'v6', researcher: network.researcherAddress }
+        : { broker: network.mqttUrl, uploadsUrl: network.uploadsUrl }) }));
       // An empty env: the demo's nodes must not pick up MQTT_BROKER & co. from the user's shell.
       const stores = openNodeStores(dir, {});
-      const source = splitDataSource(cohortDir, split);
-      const entry = await stores.datasets.add({
-        name: `${split.name} glioblastoma MRI (DICOM)`,
-        description: `pre-treatment T1/T1ce/T2/FLAIR + RT dose, ${split.patients} patients`,
-        dataType: source.dataType,
-        tags: DATASET_TAGS,
-        path: source.path,
-        parameters: source.parameters,
-      });
+      const entry = await stores.datasets.add({ ...dataset.entry(cohortDir, split), tags: dataset.tags });
       const logFile = path.join(dir, 'node.log');
       const agent = await NodeAgent.start({
         dir, env: {}, localLog: (line) => fs.appendFileSync(logFile, `${line}\n`),

@@ -1,7 +1,7 @@
 /**
  * Live progress of the federated run: a bar per round (hospitals done / total, latest training loss of each)
- * redrawn in place on a terminal, and one table row per round (mean training loss per site, held-out AUC of the
- * new global model, wall time). Without a terminal (CI, pipes, tests) only whole lines are printed.
+ * redrawn in place on a terminal, and one table row per round (mean training loss per site, held-out score (AUC,
+ * Dice) of the new global model, wall time). Without a terminal (CI, pipes, tests) only whole lines are printed.
  */
 import type { ExperimentEvent } from 'fedbiomed-ts';
 
@@ -9,8 +9,8 @@ export interface RoundRow {
   round: number;
   /** Mean training loss of the round per site (sample-weighted over the reported batches). */
   lossBySite: Record<string, number>;
-  /** AUC of the round's global model on the held-out patients (display only: never used to pick a model). */
-  heldOutAuc: number;
+  /** Score (AUC, Dice) of the round's global model on the held-out patients (display only: never used to pick a model). */
+  heldOutScore: number;
   seconds: number;
 }
 
@@ -18,6 +18,8 @@ export interface ProgressOptions {
   out: NodeJS.WritableStream & { isTTY?: boolean };
   sites: { nodeId: string; site: string }[];
   rounds: number;
+  /** Name of the held-out score column (default 'AUC'). */
+  scoreName?: string;
 }
 
 const BAR_WIDTH = 24;
@@ -92,14 +94,14 @@ export class FederatedProgress {
 
   header(): void {
     const sites = this.options.sites.map((s) => pad(`${s.site} loss`, 11)).join(' | ');
-    const text = `round | ${sites} | held-out AUC | time`;
+    const text = `round | ${sites} | ${`held-out ${this.options.scoreName ?? 'AUC'}`.padEnd(12)} | time`;
     this.line(text);
     this.line('-'.repeat(text.length + 2));
   }
 
   row(r: RoundRow): void {
     const sites = this.options.sites.map((s) => pad(fmt(r.lossBySite[s.site]), 11)).join(' | ');
-    this.line(`${pad(`${r.round}/${this.options.rounds}`, 5)} | ${sites} | ${pad(fmt(r.heldOutAuc), 12)} | ${r.seconds.toFixed(1)} s`);
+    this.line(`${pad(`${r.round}/${this.options.rounds}`, 5)} | ${sites} | ${pad(fmt(r.heldOutScore), 12)} | ${r.seconds.toFixed(1)} s`);
   }
 
   /** Prints a whole line (clearing the bar first on a terminal). */

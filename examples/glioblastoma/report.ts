@@ -65,7 +65,7 @@ export function writeReport(dir: string, data: DemoReportData): string {
     title: 'Held-out AUC of the global model after each round',
     xLabel: 'round',
     yLabel: 'AUC (50 held-out patients)',
-    series: [{ name: 'federated', color: PALETTE[0], points: rounds.map((r) => [r.round, r.heldOutAuc] as [number, number]) }],
+    series: [{ name: 'federated', color: PALETTE[0], points: rounds.map((r) => [r.round, r.heldOutScore] as [number, number]) }],
     x: [rounds.length > 1 ? 1 : 0, Math.max(1, rounds.length)],
     y: [0.4, 1],
   }));
@@ -132,7 +132,7 @@ function markdown(d: DemoReportData): string {
   const sitesText = d.cohort.sites.map((s) => `${s.name} ${s.patients} (${s.responders} responders)`).join(', ');
   const roundHeader = `| round | ${d.cohort.sites.map((s) => `${s.name} loss`).join(' | ')} | held-out AUC | time (s) |`;
   const roundRows = d.federated.rounds.map((r) =>
-    `| ${r.round} | ${d.cohort.sites.map((s) => fmt(r.lossBySite[s.name])).join(' | ')} | ${fmt(r.heldOutAuc)} | ${r.seconds.toFixed(1)} |`);
+    `| ${r.round} | ${d.cohort.sites.map((s) => fmt(r.lossBySite[s.name])).join(' | ')} | ${fmt(r.heldOutScore)} | ${r.seconds.toFixed(1)} |`);
   const beats = fed ? singles.filter((s) => fed.evaluation.auc > s.evaluation.auc).length : 0;
   const conf = fed?.evaluation.confusion;
   return [

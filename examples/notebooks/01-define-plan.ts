@@ -5,7 +5,7 @@
  * and Python nodes receive it as a generated Fed-BioMed TorchTrainingPlan.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, planHash, describeParameters, generateTorchPlan, buildModel } from 'fedbiomed-ts';
+import { initBackend, planHash, describeParameters, describeTarget, generateTorchPlan, buildModel } from 'fedbiomed-ts';
 import { GENERATED_PLAN_FILE } from '../glioblastoma/generate-python-plan';
 import { glioResponsePlan, TUMOUR_BOX_MM } from '../glioblastoma/plan';
 import { runNotebook, show, step, table } from './notebook';
@@ -17,7 +17,7 @@ runNotebook(async () => {
   const spec = glioResponsePlan();
   show(`  ${spec.name}: ${spec.description}`);
   show(`  image input: ${spec.inputs.image?.modalities.join(', ')} at ${spec.inputs.image?.size.join(' x ')}`);
-  show(`  tabular input: ${spec.inputs.tabular?.columns.join(', ')}; target: ${spec.target.column}`);
+  show(`  tabular input: ${spec.inputs.tabular?.columns.join(', ')}; target: ${describeTarget(spec)}`);
   show(`  loss ${JSON.stringify(spec.loss)}, optimizer ${JSON.stringify(spec.optimizer)}`);
 
   step('Preprocessing: the tumour-bearing box, thick slices as channels, z-score, clinical standardisation');

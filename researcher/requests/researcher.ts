@@ -26,7 +26,10 @@ import { RepositoryClient } from '../../src/transport/repository';
 import {
   Collection, CollectionResult, CollectionSpec, InboundMessage, NodeOutcome, RequestRouter,
 } from './collector';
-import { DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, FileRepository, NetworkOptions } from '../network';
+import {
+  DEFAULT_DISCOVERY_TIMEOUT_MS, PLAN_REQUEST_TIMEOUT_MS, FileRepository, NetworkOptions, originCheckedRepository,
+} from '../network';
+import type { ResearcherBus, ResearcherProtocol } from '../transport';
 
 /** researcher_id values nodes use when they do not know the requester (reference 3.8). */
 export const UNKNOWN_RESEARCHER_IDS: readonly string[] = ['<unknown>', 'NOT_SET', 'unknown_researcher_id'];
@@ -103,9 +106,11 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
 
   private constructor(
     readonly id: string,
-    private readonly messaging: Messaging,
+    private readonly messaging: ResearcherBus,
     readonly repository: FileRepository,
     logger: Logger,
+    /** The network's protocol: Fed-BioMed v4.5 (MQTT + file repository) or v6 (gRPC, researcher/v6-link.ts). */
+    readonly protocol: ResearcherProtocol = 'v4.5',
   ) {
     super();
     this.logger = logger;
@@ -115,9 +120,14 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
   /** Connects to the broker (subscribing general/researcher, general/monitoring, general/logger). */
   static async connect(options: NetworkOptions): Promise<Researcher> {
     const logger = options.logger ?? silentLogger;
+    if (options.protocol === 'v6') {
+      // Loaded on use: gRPC is not needed on v4.5 networks.
+      const link = await (await import('../v6-link')).openV6Link(options);
+      return new Researcher(link.researcherId as string, link.bus, link.repository, logger, link.protocol);
+    }
     // Downloads only from the configured repository's origin, no redirect followed: a node's reply cannot make the
-    // researcher fetch another host or port (issue 11).
-    const repository = options.repository ?? new RepositoryClient({ uploadsUrl: options.uploadsUrl, downloadFrom: 'uploads',
+    // researcher fetch another host or port (issue 11); a custom repository is held to the same origin rule.
+    const repository = options.repository ? originCheckedRepository(options.repository, options.uploadsUrl) : new RepositoryClient({ uploadsUrl: options.uploadsUrl, downloadFrom: 'uploads',
       tls: { caFile: options.caFile, certFile: options.certFile, keyFile: options.keyFile }, logger });
     const messaging = await Messaging.connect({
       role: 'researcher',

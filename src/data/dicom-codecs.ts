@@ -13,7 +13,7 @@
  *   JPEG-LS           @cornerstonejs/codec-charls (CharLS, the reference JPEG-LS library, as DCMTK/GDCM use).
  *   JPEG baseline     @cornerstonejs/codec-libjpeg-turbo-8bit (libjpeg-turbo, as Pillow/pydicom use).
  *   JPEG lossless     jpeg-lossless-decoder-js (what Cornerstone uses; the same code daikon bundled).
- *   JPEG extended     12-bit lossy: libjpeg-turbo's 8-bit build cannot; see decodeJpegExtended.
+ *   JPEG extended     8-bit: libjpeg-turbo; 12-bit: refused, no maintained decoder matches IJG (see decodeJpegExtended).
  * dcmjs was evaluated too: it parses and writes data sets but has no pixel codecs of its own (it delegates to these),
  * so dicom-parser (Cornerstone's parser, lighter) reads the data sets.
  *
@@ -192,8 +192,17 @@ export function decodeFrame(encoding: PixelEncoding, data: Uint8Array, layout: F
 }
 
 /**
- * JPEG extended (process 2 & 4): 8-bit streams go through libjpeg-turbo; 12-bit streams have no maintained wasm
- * decoder on npm (Cornerstone vendors a patched pdf.js copy), so they are refused with the way out.
+ * JPEG extended (process 2 & 4): 8-bit streams go through libjpeg-turbo; 12-bit streams are refused with the way
+ * out, because no maintained npm decoder gives IJG's values (checked 2026-12 on a `dcmcjpeg +ee` 12-bit MR frame,
+ * reference `dcmdjpeg`, which GDCM matches exactly):
+ * - @cornerstonejs/codec-libjpeg-turbo-8bit: an 8-bit build (12-bit precision is refused by libjpeg-turbo there);
+ * - @cornerstonejs/dicom-image-loader's JavaScript JpegImage (a pdf.js derivative, what OHIF uses for 4.51):
+ *   decodes, but every pixel is 14-16 grey levels above dcmdjpeg's (mean +15.0 over 5 561 pixels), and it comes with
+ *   Cornerstone's core as a peer dependency;
+ * - dcmjs-codecs (DCMTK/IJG in wasm) does not offer 1.2.840.10008.1.2.4.51; @cornerstonejs/dicom-codec lists its
+ *   12-bit libjpeg-turbo as not implemented; jpeg-js decodes the frame to 8-bit RGB (values clamped to 0..255);
+ *   jay-peg parses markers only; jpeg-lossless-decoder-js is process 14 only.
+ * A libjpeg-turbo 3 wasm build (which has 12-bit support) would be the one to adopt when it is published.
  */
 function decodeJpegExtended(data: Uint8Array, layout: FrameLayout): Uint8Array {
   const header = readJpegFrameHeader(data);

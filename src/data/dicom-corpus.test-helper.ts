@@ -34,6 +34,7 @@ export const SYNTAX_VARIANTS: SyntaxVariant[] = [
   { name: 'j2k-lossless', uid: '1.2.840.10008.1.2.4.90', lossless: true, command: (i, o) => ['gdcmconv', ['--j2k', i, o]] },
   { name: 'j2k-lossy', uid: '1.2.840.10008.1.2.4.91', lossless: false, command: (i, o) => ['gdcmconv', ['--j2k', '--lossy', '-q', '40', i, o]] },
   { name: 'jpeg-baseline-8bit', uid: '1.2.840.10008.1.2.4.50', lossless: false, source: '8bit', command: (i, o) => ['dcmcjpeg', ['+eb', '+q', '90', i, o]] },
+  { name: 'jpeg-extended-8bit', uid: '1.2.840.10008.1.2.4.51', lossless: false, source: '8bit', command: (i, o) => ['dcmcjpeg', ['+ee', '+q', '90', i, o]] },
   { name: 'jpeg-extended-12bit', uid: '1.2.840.10008.1.2.4.51', lossless: false, source: '12bit', command: (i, o) => ['dcmcjpeg', ['+ee', '+q', '90', i, o]] },
 ];
 

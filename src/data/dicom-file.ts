@@ -12,6 +12,7 @@ import * as zlib from 'zlib';
 import * as dicomParser from 'dicom-parser';
 import { FrameLayout } from './dicom-codecs';
 import { decodeRleFrame, RleError } from './dicom-rle';
+import { locateDataSet } from './dicom-preamble';
 import { TransferSyntax, transferSyntax } from './dicom-syntax';
 import { DataReadError } from './errors';
 import { decodeJobsSync, PixelDecoderLimits } from './pixel-decoder';
@@ -110,16 +111,22 @@ function parserMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Parses a Part 10 file's data set and checks its image pixel description; pixels are decoded by decodePixels. */
+/**
+ * Parses a DICOM file's data set (Part 10, or without the preamble / file meta information: dicom-preamble.ts) and
+ * checks its image pixel description; pixels are decoded by decodePixels. */
 export function parseDicomFile(file: string, limits: DicomReadLimits = {}): DicomSlice {
   const bytes = readBytes(file, limits);
-  if (bytes.length < 132 || bytes.toString('latin1', 128, 132) !== 'DICM') {
-    throw new NotDicomFileError(file, 'not a DICOM Part 10 file (no "DICM" marker after the 128-byte preamble)');
+  const start = locateDataSet(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  if (start.kind === 'not-dicom') {
+    throw new NotDicomFileError(file, 'not a DICOM file (no "DICM" marker after a 128-byte preamble, no file meta '
+      + 'information and no data set at the start)');
   }
   const maxInflated = limits.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   let dataSet: dicomParser.DataSet;
   try {
-    dataSet = dicomParser.parseDicom(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
+    dataSet = dicomParser.parseDicom(start.bytes, {
+      // A raw data set (no file meta information): dicom-parser reads it in the syntax guessed for it.
+      ...(start.kind === 'raw' ? { TransferSyntaxUID: start.transferSyntaxUid } : {}),
       // A deflate bomb stops at the file-size cap instead of filling memory.
       inflater: (array: Uint8Array, position: number) => {
         let inflated: Buffer;
@@ -138,7 +145,8 @@ export function parseDicomFile(file: string, limits: DicomReadLimits = {}): Dico
   } catch (error) {
     throw new DataReadError(file, `corrupt DICOM file (${parserMessage(error)})`);
   }
-  const uid = stringTag(dataSet, 0x0002, 0x0010);
+  if (start.kind === 'raw') delete dataSet.elements.x00020010; // dicom-parser's stand-in element has no bytes
+  const uid = start.kind === 'raw' ? start.transferSyntaxUid : stringTag(dataSet, 0x0002, 0x0010);
   const syntax = transferSyntax(uid);
   if (!syntax) throw new DataReadError(file, `unsupported transfer syntax ${uid || '(none in the file meta information)'}`);
   if (!dataSet.elements[PIXEL_DATA]) {

@@ -167,6 +167,33 @@ describe('PET SUV body weight', () => {
     expect(refused.modalities.PET).toBeUndefined();
     expect(refused.issues[0].message).toMatch(/PET series "PET WB AC" not usable as SUV: PET Units are "CNTS"/);
   });
+
+  /**
+   * Published reference values, not ours: the headers of a Siemens and a GE 18F-FDG PET export and their SUVbw
+   * factors (SUV per Bq/mL) recorded in Cornerstone's calculate-suv test suite, which follows the QIBA
+   * vendor-neutral "happy path" (github.com/cornerstonejs/calculate-suv, test/metadata/SIEMENS-instances.json and
+   * GE_MEDICAL_AND_BQML-instances.json, expected factors in test/calculateSUV_SampleData.test.ts:
+   * SIEMENS 0.00042748316187197236, GE_MEDICAL_AND_BQML 0.0005367387681819742). The tags are written into a PT
+   * series with dcmodify, with the DateTime form of the injection time the vendors use.
+   */
+  test.each([
+    ['Siemens', ['(0010,1030)=67', '(0008,0021)=20201217', '(0008,0031)=104829.000000', '(0054,0016)[0].(0018,1074)=374000000',
+      '(0054,0016)[0].(0018,1075)=6586.2', '(0054,0016)[0].(0018,1072)=083045.000000', '(0054,0016)[0].(0018,1078)=20201217083045.000000'],
+    0.00042748316187197236],
+    ['GE', ['(0010,1030)=52', '(0008,0021)=20201217', '(0008,0031)=095621', '(0054,0016)[0].(0018,1074)=152022720',
+      '(0054,0016)[0].(0018,1075)=6586.2001953125', '(0054,0016)[0].(0018,1072)=084500.00', '(0054,0016)[0].(0018,1078)=20201217084500.00'],
+    0.0005367387681819742],
+  ] as const)('%s FDG export: SUVbw factor equals the published one', (vendor, tags, factor) => {
+    const volume = phantomVolume([4, 4, 2], 5);
+    volume.data.fill(10000);
+    const dir = path.join(root, 'pet-published', vendor, 'pt');
+    const files = writeMrSeries(dir, volume, seriesOptions('PET AC', vendor));
+    dcmodify(files, ['(0008,0060)=PT', '(0054,1001)=BQML', '(0054,1102)=START', ...tags]);
+    const ours = suvBodyWeightFactor(suvParameters(parseDicomFile(files[0]).dataSet));
+    expect(Math.abs(ours - factor) / factor).toBeLessThan(1e-9);
+    const pet = readDicomPatient(path.dirname(dir), { rules: [{ role: 'PET', modality: 'PT' }] }).modalities.PET!.volume.data;
+    expect(pet[3]).toBeCloseTo(10000 * factor, 5);
+  });
 });
 
 test('CT: stored values through RescaleSlope/Intercept are Hounsfield units (pydicom CT_small.dcm)', () => {

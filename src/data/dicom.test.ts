@@ -189,7 +189,7 @@ describe('readDicomSeries', () => {
   test('a file that is not DICOM and a slice with truncated pixel data name the file', () => {
     const notDicom = path.join(dir, 'random.dcm');
     fs.writeFileSync(notDicom, Buffer.alloc(300, 7));
-    expect(() => parseDicomFile(notDicom)).toThrow(`${notDicom}: not a DICOM Part 10 file`);
+    expect(() => parseDicomFile(notDicom)).toThrow(`${notDicom}: not a DICOM file`);
     const seriesDir = path.join(dir, 'shortpixels');
     const files = writeMrSeries(seriesDir, mrVolume(), seriesOptions('T1'));
     const bytes = fs.readFileSync(files[0]);
@@ -288,7 +288,7 @@ describe('patients and sites', () => {
 
     const info = describeDataset('dicom', siteDir);
     expect(info.issues?.map((i) => i.path).sort()).toEqual([stray, victim].sort());
-    expect(info.issues?.find((i) => i.path === stray)?.message).toBe(`${stray}: not a DICOM Part 10 file (no "DICM" marker after the 128-byte preamble)`);
+    expect(info.issues?.find((i) => i.path === stray)?.message).toBe(`${stray}: not a DICOM file (no "DICM" marker after a 128-byte preamble, no file meta information and no data set at the start)`);
     expect(info.issues?.find((i) => i.path === victim)?.message).toMatch(new RegExp(`^${victim}: (corrupt DICOM file|pixel data truncated)`));
 
     fs.rmSync(stray);

@@ -148,11 +148,12 @@ describe('image folder (torchvision ImageFolder)', () => {
     writeFile('folder/a_class/notes.txt', Buffer.from('ignored'));
     const dataset = openImageFolder(root);
     expect(dataset.classes).toEqual(['a_class', 'b_class']);
+    // torchvision's order: sorted(os.walk(class folder)), so a folder's own files before its sub-folders'
     expect(dataset.samples.map((s) => [path.relative(root, s.file), s.label])).toEqual([
-      ['a_class/z.PNG', 0], ['b_class/sub/x1.png', 1], ['b_class/x2.png', 1],
+      ['a_class/z.PNG', 0], ['b_class/x2.png', 1], ['b_class/sub/x1.png', 1],
     ]);
     expect(dataset.shape()).toEqual([3, 3, H, W]);
-    const sample = dataset.load(1);
+    const sample = dataset.load(2);
     expect(sample.label).toBe(1);
     expect(sample.shape).toEqual([3, H, W]);
     expect(sample.data[W * H + 5]).toBeCloseTo(5 / 255, 7);

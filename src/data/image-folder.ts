@@ -83,14 +83,44 @@ export function rgbToTensor(image: RgbImage): { data: Float32Array; shape: [numb
   return { data, shape: [3, image.height, image.width] };
 }
 
-function walk(dir: string): string[] {
-  const found: string[] = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) found.push(...walk(p));
-    else if (IMAGE_EXTENSIONS.some((ext) => e.name.toLowerCase().endsWith(ext))) found.push(p);
+/**
+ * The bands an image-folder plan asks for (src/plan/image-folder-plan.ts), each a C-order [H, W] float array in
+ * [0, 1]: `R`, `G`, `B`, or `L`, Pillow's `convert('L')` of an RGB picture (ITU-R 601-2 luma in its 16-bit fixed
+ * point, libImaging/Convert.c `L24`).
+ */
+export function pictureBands(image: RgbImage, bands: readonly string[]): Record<string, { data: Float32Array; shape: number[] }> {
+  const plane = image.width * image.height;
+  const rgb = image.rgb;
+  const out: Record<string, { data: Float32Array; shape: number[] }> = {};
+  for (const band of bands) {
+    const data = new Float32Array(plane);
+    const channel = 'RGB'.indexOf(band);
+    if (band === 'L') {
+      for (let i = 0; i < plane; i++) data[i] = ((rgb[3 * i] * 19595 + rgb[3 * i + 1] * 38470 + rgb[3 * i + 2] * 7471 + 0x8000) >> 16) / 255;
+    } else if (channel >= 0 && band.length === 1) {
+      for (let i = 0; i < plane; i++) data[i] = rgb[3 * i + channel] / 255;
+    } else {
+      throw new RangeError(`picture band '${band}' is not one of R, G, B, L`);
+    }
+    out[band] = { data, shape: [image.height, image.width] };
   }
-  return found;
+  return out;
+}
+
+/**
+ * Image files under `dir` in torchvision's order (datasets.folder.make_dataset): `sorted(os.walk(dir))`, i.e. the
+ * folders by their path string, then each folder's file names sorted.
+ */
+function walk(dir: string): string[] {
+  const folders: { dir: string; files: string[] }[] = [];
+  const visit = (d: string): void => {
+    const entries = fs.readdirSync(d, { withFileTypes: true });
+    folders.push({ dir: d, files: entries.filter((e) => !e.isDirectory() && IMAGE_EXTENSIONS.some((ext) => e.name.toLowerCase().endsWith(ext))).map((e) => e.name) });
+    for (const e of entries) if (e.isDirectory()) visit(path.join(d, e.name));
+  };
+  visit(dir);
+  const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return folders.sort((a, b) => byCodePoint(a.dir, b.dir)).flatMap((f) => f.files.sort(byCodePoint).map((name) => path.join(f.dir, name)));
 }
 
 export function openImageFolder(root: string): ImageFolderDataset {

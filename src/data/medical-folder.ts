@@ -13,12 +13,14 @@
  * - `shape()` is what the node stores in its dataset registry: {<modality>: dims of the first subject's image, …,
  *   demographics: [rows, columns] or null, num_modalities}.
  * Subjects are sorted by name (Python's order comes from a set, so it is arbitrary there).
+ * 4-D images (a chosen volume, or the volumes as `<modality>_<t>` channels) follow the dataset parameter `volumes`
+ * (ours; a Python node's plan refuses a 4-D image).
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { CsvTable, readCsv, rowOf, rowRecord } from './csv';
 import { DataIssue, DataReadError, issueFrom } from './errors';
-import { checkNiftiFile, readNifti, readNiftiHeader } from './nifti';
+import { checkNiftiFile, readNifti, readNiftiHeader, readNiftiVolumes, volumeCount } from './nifti';
 import { Volume } from './volume';
 
 const IMAGE_FILE = /\.nii(\.gz)?$/;
@@ -28,6 +30,25 @@ export interface MedicalFolderOptions {
   tabularFile?: string;
   /** Its index column (Fed-BioMed's dataset_parameters.index_col): position or name. Required with tabularFile. */
   indexCol?: number | string;
+  /**
+   * 4-D images (dataset parameter `volumes`), by modality folder: a volume index (the modality is that volume), or
+   * 'channels' (the modality gives one modality per volume, named `<modality>_<t>`, e.g. `DWI_0`, `DWI_1`, for plans
+   * that stack them as channels). A 4-D image of a modality not listed here is refused, saying so.
+   */
+  volumes?: Record<string, FourDimensionalChoice>;
+}
+
+export type FourDimensionalChoice = number | 'channels';
+
+/** The dataset parameter `volumes`, checked (an invalid value is refused, never ignored). */
+export function volumesParameter(value: unknown): Record<string, FourDimensionalChoice> | undefined {
+  if (value === undefined || value === null) return undefined;
+  const ok = typeof value === 'object' && !Array.isArray(value)
+    && Object.values(value as Record<string, unknown>).every((v) => v === 'channels' || (typeof v === 'number' && Number.isInteger(v) && v >= 0));
+  if (!ok) {
+    throw new Error(`dataset parameter volumes must map modality folders to a volume index or "channels", not ${JSON.stringify(value)}`);
+  }
+  return value as Record<string, FourDimensionalChoice>;
 }
 
 export interface MedicalFolderSample {
@@ -131,8 +152,7 @@ export function openMedicalFolder(root: string, options: MedicalFolderOptions = 
     issues,
     imageFile,
     loadSubject(subject, wanted = modalities) {
-      const images: Record<string, Volume> = {};
-      for (const m of wanted) images[m] = readNifti(imageFile(subject, m)).volume;
+      const images = loadImages(subject, wanted, imageFile, options.volumes ?? {});
       const row = demographics ? rowOf(demographics, subject) : -1;
       return { subject, images, demographics: demographics && row >= 0 ? rowRecord(demographics, row) : {} };
     },
@@ -171,6 +191,48 @@ export function openMedicalFolder(root: string, options: MedicalFolderOptions = 
       return shape;
     },
   };
+}
+
+/**
+ * The subject's images for the wanted modalities: a modality folder's 3-D image, the chosen volume of a 4-D one,
+ * or, for `<modality>_<t>` names of a modality read as channels, volume t (each 4-D file is read once).
+ */
+function loadImages(
+  subject: string, wanted: readonly string[], imageFile: (subject: string, modality: string) => string,
+  volumes: Record<string, FourDimensionalChoice>,
+): Record<string, Volume> {
+  const images: Record<string, Volume> = {};
+  const stacks = new Map<string, { file: string; volumes: Volume[] }>();
+  for (const m of wanted) {
+    const channel = /^(.+)_(\d+)$/.exec(m);
+    if (channel && volumes[channel[1]] === 'channels') {
+      const folder = channel[1];
+      let stack = stacks.get(folder);
+      if (!stack) {
+        const file = imageFile(subject, folder);
+        stack = { file, volumes: readNiftiVolumes(file).volumes };
+        stacks.set(folder, stack);
+      }
+      const t = Number(channel[2]);
+      if (t >= stack.volumes.length) throw new DataReadError(stack.file, `volume ${t} requested (${m}), the image has ${stack.volumes.length}`);
+      images[m] = stack.volumes[t];
+      continue;
+    }
+    const choice = volumes[m];
+    if (choice === 'channels') {
+      throw new DataReadError(imageFile(subject, m), `modality ${m} is read as channels: the plan must name its volumes ${m}_0, ${m}_1, …`);
+    }
+    const file = imageFile(subject, m);
+    if (choice === undefined) {
+      const count = volumeCount(readNiftiHeader(file));
+      if (count > 1) {
+        throw new DataReadError(file, `4-D image with ${count} volumes: the dataset parameter volumes must choose one for `
+          + `modality ${m} ({"${m}": <index>}) or read them as channels ({"${m}": "channels"})`);
+      }
+    }
+    images[m] = readNifti(file, choice === undefined ? {} : { volume: choice }).volume;
+  }
+  return images;
 }
 
 /** pandas' demographics.loc[~index.duplicated(keep="first")]. */

@@ -107,3 +107,53 @@ test('an 18F-FDG PET/CT site from DICOM: CT in HU and PET in SUVbw feed a plan t
     fs.rmSync(petSite, { recursive: true, force: true });
   }
 });
+
+test('PET/CT on different grids: resample_to CT puts the PET onto the CT grid; different frames of reference are refused', () => {
+  const petSite = fs.mkdtempSync(path.join(os.tmpdir(), 'plan-petct-grid-'));
+  try {
+    for (const id of ['G-1', 'G-2']) {
+      const ct = phantomVolume([16, 16, 6], 3); // 0.9 x 0.9 x 1.2 mm from (-100, -110, -40)
+      dcmodify(writeMrSeries(path.join(petSite, id, 'ct'), ct, seriesOptions('CT WB', id)), ['(0008,0060)=CT', '(0028,1052)=-1024']);
+      const pet = phantomVolume([8, 8, 3], 4);
+      pet.spacing = [1.8, 1.8, 2.4]; // same origin, coarser: covers CT voxels x, y <= 14 and z <= 4
+      pet.data.fill(5000);
+      const petFiles = writeMrSeries(path.join(petSite, id, 'pt'), pet, seriesOptions('PET WB AC', id));
+      dcmodify(petFiles, ['(0008,0060)=PT', '(0054,1001)=BQML', '(0054,1102)=START', '(0010,1030)=70', '(0008,0021)=20240315',
+        '(0008,0031)=110000', '(0054,0016)[0].(0018,1074)=370000000', '(0054,0016)[0].(0018,1075)=6586.2',
+        '(0054,0016)[0].(0018,1072)=100000', ...(id === 'G-2' ? ['(0020,0052)=1.2.3.4.5'] : [])]);
+    }
+    fs.writeFileSync(path.join(petSite, 'clinical.csv'), 'patient,relapse\nG-1,1\nG-2,0\n');
+    const gridPlan = definePlan({
+      name: 'PetCtGrid',
+      inputs: { image: { modalities: ['CT', 'PET'], dims: 3, size: [16, 16, 6] } },
+      target: { column: 'relapse' },
+      model: { image: [{ type: 'global_avg_pool' }], head: [{ type: 'dense', outFeatures: 1 }] },
+      loss: { type: 'bce', fromLogits: true },
+      optimizer: { type: 'sgd', lr: 0.1 },
+    });
+    const data = openPlanDataset(gridPlan, { dataType: 'dicom', path: petSite, parameters: {
+      tabular_file: path.join(petSite, 'clinical.csv'), index_col: 0, resample_to: 'CT',
+      series_rules: [{ role: 'CT', modality: 'CT' }, { role: 'PET', modality: 'PT' }],
+    } });
+    const image = data.sample(0).image!;
+    expect(image.shape).toEqual([2, 16, 16, 6]);
+    const plane = 16 * 16 * 6;
+    // C-order [x, y, z]: inside the PET field of view the uniform SUV, outside 0 (counted by hand: 15 x 15 x 5)
+    let inside = 0;
+    for (let x = 0; x < 16; x++) {
+      for (let y = 0; y < 16; y++) {
+        for (let z = 0; z < 6; z++) {
+          const v = image.data[plane + (x * 16 + y) * 6 + z];
+          const covered = x <= 14 && y <= 14 && z <= 4;
+          if (covered) inside++;
+          if (covered) expect(v).toBeCloseTo(1.38168, 4);
+          else expect(v).toBe(0);
+        }
+      }
+    }
+    expect(inside).toBe(1125);
+    expect(() => data.sample(1)).toThrow(/PET and CT are not in the same frame of reference \(1\.2\.3\.4\.5 vs /);
+  } finally {
+    fs.rmSync(petSite, { recursive: true, force: true });
+  }
+});

@@ -1,21 +1,30 @@
 /**
  * A node dataset seen through a training plan: where the samples come from (`csv` rows, `medical-folder` NIfTI
- * subjects with their demographics, `dicom` site patients with their clinical row), turned into what the plan's
+ * subjects with their demographics, `dicom` site patients with their clinical row, `images` pictures of an image
+ * folder with their class index), turned into what the plan's
  * network consumes by src/plan/pipeline.ts (the preprocessing the generated PyTorch plan applies on Python nodes,
  * checked against PyTorch) and src/plan/batch.ts (tensors). Preprocessed samples are cached up to a memory budget
  * because every epoch revisits them.
  */
 import type { Batch, BatchSource } from '../engine/train';
-import type { PlanSpec } from '../plan/spec';
-import { DenseVolume, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
+import { DenseVolume, headTargetValues, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
 import { makeBatch, PlanSample } from '../plan/batch';
+import { imageTarget, targetModalities } from '../plan/image-target';
+import { isImageTarget, PlanSpec } from '../plan/spec';
 import { augmentBatch, batchSeeds } from '../plan/augment';
 import { readCsv, rowRecord } from './csv';
 import { openDicomSite } from './dicom-site';
 import { dicomSiteRuleOptions } from './dicom-site';
 import { DataIssue, DataReadError } from './errors';
-import { openMedicalFolder } from './medical-folder';
+import { openMedicalFolder, volumesParameter } from './medical-folder';
+import { resampleOnto } from './resample-grid';
+import { stringTag } from './dicom-file';
+import type { DicomSeries } from './dicom-series';
+import * as path from 'path';
+import { openImageFolder, pictureBands, readRgbImage } from './image-folder';
+import { IMAGE_FOLDER_TARGET, isImageFolderPlan } from '../plan/image-folder-plan';
 import type { Volume } from './volume';
+import { rasAffine } from './orientation';
 
 export interface PlanDataSource {
   dataType: string;
@@ -52,8 +61,11 @@ type Record_ = Record<string, number | string | boolean | null>;
 interface RawSource {
   size: number;
   issues: DataIssue[];
-  /** Volumes by modality (image plans) and the row of clinical/tabular values. */
-  load(index: number): { volumes?: Record<string, Volume>; row: Record_ };
+  /**
+   * Volumes by modality (image plans; or `pictures`, already dense, for image folders) and the row of
+   * clinical/tabular values.
+   */
+  load(index: number): { volumes?: Record<string, Volume>; pictures?: Record<string, DenseVolume>; row: Record_ };
 }
 
 export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options: OpenPlanDatasetOptions = {}): PlanDataset {
@@ -72,12 +84,12 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
     }
   };
   const buildUnlabelled = (index: number): PlanSample => {
-    const { volumes, row } = raw.load(index);
-    const made: PlanSample = { target: targetValue(spec, row) };
+    const { volumes, pictures, row } = raw.load(index);
+    const made: PlanSample = { target: isImageTarget(spec.target) ? imageTarget(spec, denseVolumes(volumes, targetModalities(spec))) : targetValue(spec, row) };
+    if (spec.heads) made.headTargets = headTargetValues(spec, row);
     if (spec.inputs.tabular) made.tabular = tabularInput(spec, row);
     if (spec.inputs.image) {
-      const dense: Record<string, DenseVolume> = {};
-      for (const m of spec.inputs.image.modalities) if (volumes?.[m]) dense[m] = volumeToDense(volumes[m]);
+      const dense: Record<string, DenseVolume> = { ...pictures, ...denseVolumes(volumes, spec.inputs.image.modalities) };
       made.image = imageInput(spec, dense);
     }
     return made;
@@ -90,7 +102,7 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
     const hit = cache.get(index);
     if (hit) return hit;
     const made = build(index);
-    const bytes = (made.image?.data.byteLength ?? 0) + (made.tabular?.byteLength ?? 0) + 8;
+    const bytes = (made.image?.data.byteLength ?? 0) + (made.tabular?.byteLength ?? 0) + (typeof made.target === 'number' ? 8 : made.target.data.byteLength);
     if (cached + bytes <= cacheLimit) {
       cache.set(index, made);
       cached += bytes;
@@ -115,7 +127,17 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
       };
     },
     targets(indices: number[]): Float32Array {
-      return Float32Array.from(indices, (i) => sample(i).target);
+      const picked = indices.map((i) => sample(i).target);
+      if (picked.every((t): t is number => typeof t === 'number')) return Float32Array.from(picked);
+      // Image targets: the samples' channels-first arrays one after the other.
+      const images = picked as DenseVolume[];
+      const out = new Float32Array(images.reduce((n, t) => n + t.data.length, 0));
+      let offset = 0;
+      for (const t of images) {
+        out.set(t.data, offset);
+        offset += t.data.length;
+      }
+      return out;
     },
   };
 }
@@ -124,6 +146,13 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
   const params = source.parameters ?? {};
   const tabularFile = typeof params['tabular_file'] === 'string' ? params['tabular_file'] : undefined;
   const indexCol = params['index_col'] as number | string | undefined;
+  const reference = resampleToParameter(params['resample_to']);
+  const pictures = isImageFolderPlan(spec);
+  if (pictures !== (source.dataType === 'images')) {
+    throw new DataReadError(source.path, pictures
+      ? `the plan reads an image folder (inputs.image.source 'image_folder') but the dataset is ${source.dataType}`
+      : 'the dataset is an image folder but the plan does not read one (inputs.image.source must be \'image_folder\')');
+  }
   switch (source.dataType) {
     case 'csv': {
       if (spec.inputs.image) {
@@ -133,20 +162,24 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
       return { size: table.rows.length, issues: [], load: (i) => ({ row: rowRecord(table, i) }) };
     }
     case 'medical-folder': {
-      const folder = openMedicalFolder(source.path, { tabularFile, indexCol });
+      const folder = openMedicalFolder(source.path, { tabularFile, indexCol, volumes: volumesParameter(params['volumes']) });
       // Unreadable images are found before training: their subjects are skipped (logged) or the round fails.
       folder.scan(params['unreadable'] === 'fail' ? 'fail' : 'skip');
-      const modalities = spec.inputs.image?.modalities ?? [];
+      const modalities = [...new Set([...(spec.inputs.image?.modalities ?? []), ...targetModalities(spec)])];
+      const wanted = reference && !modalities.includes(reference) ? [...modalities, reference] : modalities;
       return {
         size: folder.subjects.length,
         issues: folder.issues,
         load: (i) => {
-          const s = folder.loadSubject(folder.subjects[i], modalities);
-          return { volumes: s.images, row: s.demographics };
+          const s = folder.loadSubject(folder.subjects[i], wanted);
+          return { volumes: onReferenceGrid(s.images, reference, path.join(source.path, folder.subjects[i])), row: s.demographics };
         },
       };
     }
     case 'dicom': {
+      if (isImageTarget(spec.target)) {
+        throw new DataReadError(source.path, 'the plan has an image target (label maps per subject): register the data as a medical folder');
+      }
       const modalities = spec.inputs.image?.modalities ?? [];
       const site = openDicomSite(source.path, { clinicalCsv: tabularFile, indexColumn: indexCol, modalities, ...dicomSiteRuleOptions(params) });
       // Unreadable files are found before training: their patients are skipped (logged from `issues`) or the
@@ -157,23 +190,75 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
         issues: site.issues,
         load: (i) => {
           const p = site.loadPatient(site.patients[i]);
-          const volumes: Record<string, Volume> = {};
-          for (const [m, series] of Object.entries(p.modalities)) if (series) volumes[m] = series.volume;
-          if (p.dose) volumes['RTDOSE'] = p.dose.volume;
-          return { volumes, row: p.clinical };
+          const series: Record<string, DicomSeries> = {};
+          for (const [m, s] of Object.entries(p.modalities)) if (s) series[m] = s;
+          if (p.dose) series['RTDOSE'] = p.dose;
+          if (reference) checkSameFrameOfReference(series, reference, p.dir);
+          const volumes = Object.fromEntries(Object.entries(series).map(([m, s]) => [m, s.volume]));
+          return { volumes: onReferenceGrid(volumes, reference, p.dir), row: p.clinical };
+        },
+      };
+    }
+    case 'images': {
+      const folder = openImageFolder(source.path);
+      const bands = spec.inputs.image?.modalities ?? [];
+      return {
+        size: folder.samples.length,
+        issues: folder.issues,
+        load: (i) => {
+          const { file, label } = folder.samples[i];
+          return { pictures: pictureBands(readRgbImage(file), bands), row: { [IMAGE_FOLDER_TARGET]: label } };
         },
       };
     }
     default:
-      throw new DataReadError(source.path, `dataset type "${source.dataType}" cannot feed a plan (csv, medical-folder, dicom)`);
+      throw new DataReadError(source.path, `dataset type "${source.dataType}" cannot feed a plan (csv, medical-folder, dicom, images)`);
   }
+}
+
+/** The dataset parameter `resample_to`: the modality (role) whose voxel grid the others are resampled onto. */
+function resampleToParameter(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || value === '') throw new Error(`dataset parameter resample_to must be a modality name, not ${JSON.stringify(value)}`);
+  return value;
+}
+
+/**
+ * With `resample_to` (e.g. 'CT' for a PET/CT study whose two series have different grids), every other volume of
+ * the sample resampled into the reference volume's voxel grid (linear, through both geometries; resample-grid.ts).
+ */
+function onReferenceGrid(volumes: Record<string, Volume>, reference: string | undefined, where: string): Record<string, Volume> {
+  if (!reference) return volumes;
+  const grid = volumes[reference];
+  if (!grid) throw new DataReadError(where, `no ${reference} image to resample the other modalities onto (dataset parameter resample_to)`);
+  return Object.fromEntries(Object.entries(volumes).map(([m, v]) => [m, m === reference ? v : resampleOnto(v, grid, `${where} ${m}`)]));
+}
+
+/** Series resampled onto each other must share the patient coordinate system (FrameOfReferenceUID), when they say. */
+function checkSameFrameOfReference(series: Record<string, DicomSeries>, reference: string, where: string): void {
+  const frameOf = (s: DicomSeries): string => stringTag(s.header, 0x0020, 0x0052);
+  const wanted = series[reference] ? frameOf(series[reference]) : '';
+  for (const [m, s] of Object.entries(series)) {
+    const other = frameOf(s);
+    if (wanted && other && other !== wanted) {
+      throw new DataReadError(where, `${m} and ${reference} are not in the same frame of reference (${other} vs ${wanted}): `
+        + 'their positions cannot be matched to resample one onto the other');
+    }
+  }
+}
+
+/** The named volumes in the pipeline's layout (a missing one is left out: the pipeline names it). */
+function denseVolumes(volumes: Record<string, Volume> | undefined, names: string[]): Record<string, DenseVolume> {
+  const dense: Record<string, DenseVolume> = {};
+  for (const m of names) if (volumes?.[m]) dense[m] = volumeToDense(volumes[m]);
+  return dense;
 }
 
 /**
  * A volume (x fastest) as the C-order array `[x, y, z]` the plan pipeline expects (torch's view of the stored array:
  * last axis fastest), i.e. transposed.
  */
-function volumeToDense(volume: Volume): DenseVolume {
+export function volumeToDense(volume: Volume): DenseVolume {
   const [dx, dy, dz] = volume.dims;
   const out = new Float32Array(dx * dy * dz);
   let o = 0;
@@ -182,5 +267,6 @@ function volumeToDense(volume: Volume): DenseVolume {
       for (let z = 0; z < dz; z++) out[o++] = volume.data[x + dx * (y + dy * z)];
     }
   }
-  return { shape: [dx, dy, dz], data: out };
+  // The RAS affine of these (x, y, z) axes: what the plan's resample step reads.
+  return { shape: [dx, dy, dz], data: out, affine: rasAffine(volume) };
 }

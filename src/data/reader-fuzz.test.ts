@@ -1,9 +1,11 @@
 /**
- * Fuzz: mutated DICOM files (every codec path: native, deflate, RLE, JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K) and
+ * Fuzz: mutated DICOM files (every codec path: native, deflate, RLE, JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K; files
+ * without the preamble or without file meta information) and
  * NIfTI files (.nii, .nii.gz) must each either read or fail with one DataReadError naming the file, never crash the
  * process, hang, or throw an internal error. The count is bounded for `npm test` (2000 files, ~10 s); set
  * FEDBIOMED_TS_FUZZ_COUNT=10000 for the long run.
  */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -29,6 +31,13 @@ beforeAll(() => {
     only: ['explicit-le', 'deflated', 'rle', 'jpeg-lossless-sv1', 'jpeg-ls-lossless', 'j2k-lossless', 'htj2k-lossless', 'jpeg-baseline-8bit'],
   });
   seeds = [...corpus.series.values()].map((files) => ({ file: files[0], bytes: fs.readFileSync(files[0]), kind: 'dicom' as const }));
+  // Files without the Part 10 wrapper (dicom-preamble.ts): the meta group at byte 0, and a raw implicit-VR data set.
+  const explicit = corpus.series.get('explicit-le')![0];
+  seeds.push({ file: path.join(root, 'nopreamble.dcm'), bytes: fs.readFileSync(explicit).subarray(132), kind: 'dicom' });
+  const raw = path.join(root, 'raw.dcm');
+  const dcmconv = spawnSync('dcmconv', ['+ti', '-F', explicit, raw], { encoding: 'utf8' });
+  if (dcmconv.status !== 0) throw new Error(`dcmconv failed: ${dcmconv.stderr}`);
+  seeds.push({ file: raw, bytes: fs.readFileSync(raw), kind: 'dicom' });
   const v = createVolume([8, 7, 3]);
   v.data.forEach((_, i) => { v.data[i] = (i * 13) % 97; });
   for (const name of ['seed.nii', 'seed.nii.gz']) {

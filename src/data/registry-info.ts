@@ -15,7 +15,7 @@ import { DataIssue, DataReadError } from './errors';
 import { dicomSiteRuleOptions, dicomSiteShape, openDicomSite } from './dicom-site';
 import type { SeriesRule } from './dicom-patient';
 import { openImageFolder } from './image-folder';
-import { openMedicalFolder } from './medical-folder';
+import { openMedicalFolder, volumesParameter } from './medical-folder';
 
 
 export interface DatasetRegistryInfo {
@@ -35,6 +35,10 @@ export interface DatasetParameters {
   series_rules?: SeriesRule[];
   /** dicom: PET values as SUV body weight (default) or activity concentration. */
   pet?: 'suv' | 'activity';
+  /** medical-folder: 4-D images, a volume index or 'channels' by modality folder (medical-folder.ts). */
+  volumes?: Record<string, number | 'channels'>;
+  /** medical-folder, dicom: the modality whose voxel grid the others are resampled onto in rounds (e.g. 'CT'). */
+  resample_to?: string;
 }
 
 export function describeDataset(
@@ -49,6 +53,7 @@ export function describeDataset(
       const dataset = openMedicalFolder(path, {
         tabularFile: parameters?.tabular_file,
         indexCol: parameters?.index_col,
+        volumes: volumesParameter(parameters?.volumes),
       });
       const issues = dataset.scan();
       const shape = dataset.shape();

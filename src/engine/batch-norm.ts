@@ -8,8 +8,12 @@
  * over 4 of 5 axes and broadcasts that the wasm backend runs slowly on 5-D tensors (a 3-D CNN epoch was 14×
  * slower with batch norm, 1.7× with this op; `npm run bench -- bn`).
  * Backward: dβ_c = Σ dy, dγ_c = Σ dy·x̂, dx = γ_c/√(var_c + eps) · (dy − dβ_c/M − x̂·dγ_c/M).
+ *
+ * With the native kernels (wasm backend) the op is one kernel each way (kernels/batch-norm-native.ts, bn.c), and a
+ * following ReLU can run in the same passes (`relu`); elsewhere it is the composition below (then tf.relu).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { BATCH_NORM, BatchNormAttrs } from './kernels/batch-norm-native';
 
 export interface BatchNormTrainResult {
   y: tf.Tensor;
@@ -18,7 +22,26 @@ export interface BatchNormTrainResult {
   variance: tf.Tensor1D;
 }
 
-export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): BatchNormTrainResult {
+export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number, relu = false): BatchNormTrainResult {
+  const channels = x.shape[x.rank - 1];
+  const native =
+    tf.getBackend() === 'wasm' &&
+    tf.getKernel(BATCH_NORM, 'wasm') !== undefined &&
+    [x, gamma, beta].every((t) => t.dtype === 'float32') &&
+    x.rank >= 2 &&
+    channels > 0 &&
+    [gamma, beta].every((t) => t.rank === 1 && t.shape[0] === channels);
+  if (native) {
+    const attrs: BatchNormAttrs = { eps, relu };
+    const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM, { x, gamma, beta }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    return { y, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+  }
+  const composed = batchNormComposed(x, gamma, beta, eps);
+  return relu ? { ...composed, y: tf.relu(composed.y) } : composed;
+}
+
+/** The op from standard kernels, with its analytic gradient (every backend). */
+function batchNormComposed(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): BatchNormTrainResult {
   const channels = x.shape[x.rank - 1];
   const count = x.size / channels;
   let stats: { mean: tf.Tensor; variance: tf.Tensor } | undefined;

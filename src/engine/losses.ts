@@ -97,7 +97,9 @@ function checkOptions(which: LossName, config: LossConfig): void {
   if (config.classWeights && config.classWeights.some((w) => !(w >= 0))) throw new Error(`${which}: class weights must be >= 0`);
 }
 
-export function makeLoss(nameOrConfig: string | LossConfig): LossFn {
+/** A loss by name or config; a loss function (e.g. a plan's weighted sum over several heads) is used as given. */
+export function makeLoss(nameOrConfig: string | LossConfig | LossFn): LossFn {
+  if (typeof nameOrConfig === 'function') return nameOrConfig;
   const config: LossConfig = typeof nameOrConfig === 'string' ? { name: nameOrConfig } : nameOrConfig;
   const which = lossName(config.name);
   checkOptions(which, config);

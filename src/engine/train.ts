@@ -7,7 +7,7 @@
  * FedProx reference weights are disposed before returning, so nothing grows across rounds.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { LossConfig, makeLoss } from './losses';
+import { LossConfig, LossFn, makeLoss } from './losses';
 import { IterationArgs, IterationPlan, batchesInEpoch, loaderLength, planIterations, shouldReport } from './iterations';
 import { TrainableModel } from './model';
 import { makeOptimizer, OptimizerSpec } from './optimizers';
@@ -53,8 +53,8 @@ export interface ProgressReport {
 
 export interface TrainOptions extends IterationArgs {
   loader: LoaderArgs;
-  /** A loss name, or a name with options (pos_weight, class weights, focal γ/α). */
-  loss: string | LossConfig;
+  /** A loss name, or a name with options (pos_weight, class weights, focal γ/α), or a loss function. */
+  loss: string | LossConfig | LossFn;
   optimizer: OptimizerSpec;
   /** Seed for shuffling; Fed-BioMed's `random_seed`. A fresh one is drawn when absent. */
   seed?: number | null;

@@ -15,6 +15,9 @@ import { generateTorchPlan } from './pytorch';
 import { PlanSpec } from './spec';
 import { writeNpyFloat32 } from './testing/npy';
 import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, mlpPlan } from './testing/plans';
+import { openPlanDataset } from '../data/plan-dataset';
+import { writeNifti } from '../data/nifti';
+import { createVolume, Volume } from '../data/volume';
 import { findTorchPython, pythonSide, runTorchConformance } from './testing/python';
 
 const TOLERANCE = 1e-4;
@@ -101,6 +104,84 @@ function oneHotCsvPlan(): PlanSpec {
     loss: { type: 'cross_entropy' },
     optimizer: { type: 'sgd', lr: 0.1 },
   });
+}
+
+/** PET/CT/GTV resampled to 2 mm (the mask nearest), CT windowed, a box centred on the GTV mask, padded at the border. */
+function resampleMaskCropPlan(): PlanSpec {
+  return definePlan({
+    name: 'ResampleMaskCrop',
+    inputs: { image: { modalities: ['CT', 'PET', 'GTV'], dims: 3, size: [5, 6, 4] } },
+    target: { column: 'y' },
+    preprocessing: [
+      { op: 'resample', spacing: [2, 1.5, 2.5], nearest: ['GTV'] },
+      { op: 'window', center: 40, width: 400, modalities: ['CT'] },
+      { op: 'crop_around', modality: 'GTV', center: 'mask', size: [5, 6, 4], padValue: -1 },
+      { op: 'normalize', method: 'zscore', modalities: ['PET'] },
+    ],
+    model: { image: [{ type: 'flatten' }], head: [{ type: 'dense', outFeatures: 1 }] },
+    loss: { type: 'mse' },
+    optimizer: { type: 'sgd', lr: 0.1 },
+  });
+}
+
+/** A PET volume resampled, log-compressed, cropped around its brightest voxel, then projected (MIP). */
+function brightestCropPlan(): PlanSpec {
+  return definePlan({
+    name: 'BrightestCrop',
+    inputs: { image: { modalities: ['PET'], dims: 2, size: [4, 5] } },
+    target: { column: 'y' },
+    preprocessing: [
+      { op: 'resample', spacing: [0.8, 1.6, 1.9] },
+      { op: 'log' },
+      { op: 'crop_around', modality: 'PET', center: 'brightest', size: [4, 5, 3] },
+      { op: 'mip', axis: 2 },
+    ],
+    model: { image: [{ type: 'flatten' }], head: [{ type: 'dense', outFeatures: 1 }] },
+    loss: { type: 'mse' },
+    optimizer: { type: 'sgd', lr: 0.1 },
+  });
+}
+
+/** A medical folder of NIfTI files (with their geometry), read by the TS node's reader and by nibabel. */
+interface NiftiCase {
+  name: string;
+  spec: PlanSpec;
+  dims: [number, number, number];
+  /** LPS geometry of every modality's volume (volume.ts). */
+  geometry: Pick<Volume, 'spacing' | 'orientation' | 'origin'>;
+}
+
+const NIFTI_CASES: NiftiCase[] = [
+  {
+    name: 'resample_mask_crop',
+    spec: resampleMaskCropPlan(),
+    dims: [9, 8, 6],
+    // i to posterior, j to the patient's right, k to superior
+    geometry: { spacing: [1.3, 0.8, 2.0], orientation: [0, 1, 0, -1, 0, 0, 0, 0, 1], origin: [10, -5, 3] },
+  },
+  {
+    name: 'brightest_crop',
+    spec: brightestCropPlan(),
+    dims: [7, 8, 5],
+    geometry: { spacing: [1.1, 1.1, 2.5], orientation: [1, 0, 0, 0, 1, 0, 0, 0, 1], origin: [-20, 4, 7] },
+  },
+];
+
+/** The voxels of one modality of one subject: a GTV blob near a corner (touching the border), else intensities. */
+function niftiVoxels(rng: SeededRandom, modality: string, dims: number[], subject: number): Float32Array {
+  const [nx, ny, nz] = dims;
+  const out = new Float32Array(nx * ny * nz);
+  for (let z = 0; z < nz; z++) {
+    for (let y = 0; y < ny; y++) {
+      for (let x = 0; x < nx; x++) {
+        const i = x + nx * (y + ny * z);
+        if (modality === 'GTV') out[i] = x >= nx - 3 && y <= 1 + subject && z >= 1 && z <= 3 ? 1 : 0;
+        else if (modality === 'CT') out[i] = -200 + 600 * rng.next();
+        else out[i] = 1 + 5 * rng.next() + (x === 2 + subject && y === 3 && z === 2 ? 20 : 0);
+      }
+    }
+  }
+  return out;
 }
 
 interface FolderCase {
@@ -242,6 +323,31 @@ beforeAll(() => {
       out_dir: path.join(work, c.name, 'out'),
     });
   }
+  for (const c of NIFTI_CASES) {
+    const root = path.join(work, c.name, 'folder');
+    SUBJECTS.forEach((subject, s) => {
+      for (const m of c.spec.inputs.image!.modalities) {
+        const volume = createVolume(c.dims, c.geometry);
+        volume.data.set(niftiVoxels(rng, m, c.dims, s));
+        fs.mkdirSync(path.join(root, subject, m), { recursive: true });
+        writeNifti(path.join(root, subject, m, `${subject}_${m}.nii`), volume);
+      }
+    });
+    const demographics = path.join(work, c.name, 'demographics.csv');
+    fs.writeFileSync(demographics, csvText(rows));
+    const module = `training_plan_${c.name}`;
+    fs.writeFileSync(path.join(planDir, `${module}.py`), generateTorchPlan(c.spec));
+    fs.mkdirSync(path.join(work, c.name, 'out'));
+    dataCases.push({
+      name: c.name,
+      kind: 'folder',
+      module,
+      class_name: c.spec.name,
+      path: root,
+      dataset_parameters: { tabular_file: demographics, index_col: 0 },
+      out_dir: path.join(work, c.name, 'out'),
+    });
+  }
   results = runTorchConformance(python, { plan_dir: planDir, cases: [], data_cases: dataCases }, work);
 }, 240000);
 
@@ -307,6 +413,44 @@ describe.each(FOLDER_CASES.map((c) => c.name))('medical folder %s', (name) => {
   });
 });
 
+describe.each(NIFTI_CASES.map((c) => c.name))('NIfTI medical folder %s (resample, crop_around)', (name) => {
+  const c = NIFTI_CASES.find((f) => f.name === name)!;
+
+  test("the TS node's dataset (NIfTI reader, affine, pipeline) gives the generated plan's image input", () => {
+    const r = dataCase(name);
+    const root = path.join(work, name, 'folder');
+    const dataset = openPlanDataset(c.spec, {
+      dataType: 'medical-folder',
+      path: root,
+      parameters: { tabular_file: path.join(work, name, 'demographics.csv'), index_col: 0 },
+    });
+    expect(dataset.size).toBe(SUBJECTS.length);
+    SUBJECTS.forEach((subject, i) => {
+      const ts = dataset.sample(i).image!;
+      const py = r.samples[subject].image;
+      expect(py.shape).toEqual(ts.shape);
+      const diff = maxAbsDiff(readFloat32(py), ts.data);
+      if (diff >= TOLERANCE) throw new Error(`${name} ${subject}: image differs from PyTorch by ${diff}`);
+    });
+    expect(Number.isFinite(r.batch_loss)).toBe(true);
+  });
+});
+
+test('resample_mask_crop: the box holds the mask and is padded where it leaves the volume', () => {
+  const c = NIFTI_CASES[0];
+  const dataset = openPlanDataset(c.spec, {
+    dataType: 'medical-folder',
+    path: path.join(work, c.name, 'folder'),
+    parameters: { tabular_file: path.join(work, c.name, 'demographics.csv'), index_col: 0 },
+  });
+  const image = dataset.sample(0).image!; // [CT, PET, GTV] × 5 × 6 × 4
+  const perChannel = 5 * 6 * 4;
+  const gtv = Array.from(image.data.subarray(2 * perChannel));
+  expect(gtv.filter((v) => v === 1).length).toBeGreaterThan(0); // the whole blob is inside the box...
+  expect(gtv.filter((v) => v === -1).length).toBeGreaterThan(0); // ...which leaves the volume at the corner
+  expect(gtv.every((v) => v === 0 || v === 1 || v === -1)).toBe(true); // nearest: labels stay labels
+});
+
 describe('TS pipeline errors name the plan, modality and problem', () => {
   test('a volume of the wrong rank or too small for a crop', () => {
     const spec = cropResizePlan();
@@ -316,5 +460,7 @@ describe('TS pipeline errors name the plan, modality and problem', () => {
     expect(() => preprocessModality(spec, 'T2', volume([7, 3, 9]))).toThrow(/crop start \[1, 0, 2\] size \[5, 4, 6\] does not fit the volume \[7, 3, 9\]/);
     expect(() => imageInput(spec, { T2: volume([7, 6, 9]) })).toThrow(/modality 'T1' is missing/);
     expect(() => tabularInput(cnnTabularPlan(), { age: 50, kps: 'x', mgmt: 1 })).toThrow(/column 'kps' is missing or not numeric/);
+    const noAffine = { data: new Float32Array(9 * 8 * 6), shape: [9, 8, 6] };
+    expect(() => imageInput(resampleMaskCropPlan(), { CT: noAffine, PET: noAffine, GTV: noAffine })).toThrow(/modality 'CT': resample needs the volume's affine/);
   });
 });

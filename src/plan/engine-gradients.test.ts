@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../engine/backend';
+import { restoreDefaultKernels, useKernelConfig } from '../engine/testing/conv-gradient-suite';
 import { makeLoss } from '../engine/losses';
 import { TorchTensor } from '../serialize';
 import { initialWeights } from './init';
@@ -50,31 +51,37 @@ function gradients(spec: PlanSpec, weights: Record<string, TorchTensor>): Map<st
   return out;
 }
 
-test.each([
-  ['resnet graph', resnetGraphPlan],
-  ['inception 3d graph', inception3dGraphPlan],
-  ['norms graph 3d', normsGraphPlan],
-  ['norms 2d', norms2dPlan],
-  ['u-net 2d (upsample, skip concat)', unetGraphPlan],
-  ['upsample 3d', upsample3dGraphPlan],
-])('%s: engine gradients equal the CPU oracle', async (_name, make) => {
-  const spec = make() as PlanSpec;
-  // no dropout in a gradient comparison: masks differ between backends
-  const plain = JSON.parse(JSON.stringify(spec).replace(/"type":"dropout(2d|3d)?","rate":[0-9.]+/g, '"type":"dropout$1","rate":0')) as PlanSpec;
-  const weights = initialWeights(plain, 5);
-  await tf.setBackend(engine === 'node' ? 'tensorflow' : engine);
-  const onEngine = gradients(plain, weights);
-  await tf.setBackend('cpu');
-  const onCpu = gradients(plain, weights);
-  let worst = 0;
-  let norm = 0;
-  for (const [name, g] of onCpu) {
-    const e = onEngine.get(name)!;
-    for (let i = 0; i < g.length; i++) {
-      worst = Math.max(worst, Math.abs(g[i] - e[i]));
-      norm = Math.max(norm, Math.abs(g[i]));
+// The wasm backend with the native kernels (1 thread; thread counts are the kernel tests' business) and with the
+// pure wasm ones (no addon): both are what a node may train with.
+describe.each([['native kernels', 'native'], ['wasm kernels', 'wasm']] as const)('%s', (_label, kernels) => {
+  beforeAll(() => useKernelConfig(kernels, 1));
+  afterAll(restoreDefaultKernels);
+  test.each([
+    ['resnet graph', resnetGraphPlan],
+    ['inception 3d graph', inception3dGraphPlan],
+    ['norms graph 3d', normsGraphPlan],
+    ['norms 2d', norms2dPlan],
+    ['u-net 2d (upsample, skip concat)', unetGraphPlan],
+    ['upsample 3d', upsample3dGraphPlan],
+  ])('%s: engine gradients equal the CPU oracle', async (_name, make) => {
+    const spec = make() as PlanSpec;
+    // no dropout in a gradient comparison: masks differ between backends
+    const plain = JSON.parse(JSON.stringify(spec).replace(/"type":"dropout(2d|3d)?","rate":[0-9.]+/g, '"type":"dropout$1","rate":0')) as PlanSpec;
+    const weights = initialWeights(plain, 5);
+    await tf.setBackend(engine === 'node' ? 'tensorflow' : engine);
+    const onEngine = gradients(plain, weights);
+    await tf.setBackend('cpu');
+    const onCpu = gradients(plain, weights);
+    let worst = 0;
+    let norm = 0;
+    for (const [name, g] of onCpu) {
+      const e = onEngine.get(name)!;
+      for (let i = 0; i < g.length; i++) {
+        worst = Math.max(worst, Math.abs(g[i] - e[i]));
+        norm = Math.max(norm, Math.abs(g[i]));
+      }
     }
-  }
-  expect(norm).toBeGreaterThan(1e-3);
-  expect(worst).toBeLessThan(1e-4 * Math.max(1, norm));
+    expect(norm).toBeGreaterThan(1e-3);
+    expect(worst).toBeLessThan(1e-4 * Math.max(1, norm));
+  });
 });

@@ -147,8 +147,12 @@ export interface ResolvedGraph {
   kind: 'branches' | 'graph';
   /** Every node in evaluation order. */
   nodes: ResolvedNode[];
-  /** Id of the node giving the network output. */
+  /** Id of the node giving the network output (the primary head's, with several heads). */
   output: string;
+  /** Ids of the nodes giving the heads' outputs, primary first: `[output]` for one head (PlanSpec.heads). */
+  outputs: string[];
+  /** Their shapes, per sample. */
+  outputShapes: Shape[];
   /** Plan inputs the network reads, with their per-sample shapes (channels first). */
   inputShapes: Partial<Record<InputName, Shape>>;
   /** Branches in PyTorch module registration order: image, tabular, head (branch models only; [] for graphs). */
@@ -484,6 +488,7 @@ function resolveBranches(spec: PlanSpec, model: ModelGraphSpec): ResolvedGraph {
   return {
     kind: 'branches', nodes, output, inputShapes,
     branches, image, tabular, head, concat, imageInputShape, tabularInputShape, outputShape: head.outShape,
+    outputs: [output], outputShapes: [head.outShape],
   };
 }
 
@@ -574,13 +579,37 @@ function resolveGraphModel(spec: PlanSpec, model: GraphModelSpec): ResolvedGraph
   for (const input of Object.keys(inputShapes)) {
     if (!used.has(input)) fail(['model', 'nodes'], `no node reads the plan input '${input}'`);
   }
-  const dangling = nodes.filter((n) => n.id !== model.output && !used.has(n.id)).map((n) => n.id);
-  if (dangling.length > 0) fail(['model', 'output'], `node(s) ${dangling.join(', ')} do not lead to the output`);
+  const heads = spec.heads ?? [];
+  const outputs = [model.output, ...heads.map((h) => h.output)];
+  const headNodes = heads.map((h, k) => {
+    const node = nodes.find((n) => n.id === h.output);
+    if (!node) fail(['heads', k, 'output'], `'${h.output}' is not a node`);
+    if (outputs.indexOf(h.output) !== k + 1) fail(['heads', k, 'output'], `'${h.output}' is already the output of another head`);
+    return node;
+  });
+  const dangling = nodes.filter((n) => !outputs.includes(n.id) && !used.has(n.id)).map((n) => n.id);
+  if (dangling.length > 0) fail(['model', 'output'], `node(s) ${dangling.join(', ')} do not lead to ${heads.length > 0 ? 'a head output' : 'the output'}`);
   const outputShape = outputNode.layer.outShape;
+  if (heads.length > 0 && outputShape.length !== 1) {
+    fail(['model', 'output'], `with several heads every head ends with a flat output [K] (one target column each), got ${describe(outputShape)}`);
+  }
   checkLossAgainstOutput(spec, outputShape, outputNode.layer, ['model', 'output']);
+  heads.forEach((h, k) => {
+    const shape = headNodes[k].layer.outShape;
+    if (shape.length !== 1) fail(['heads', k, 'output'], `a head ends with a flat output [K] (one target column), got ${describe(shape)}`);
+    const { heads: _heads, ...single } = spec;
+    // The head's own loss, its errors pointing into heads[k].
+    try {
+      checkLossAgainstOutput({ ...single, loss: h.loss }, shape, headNodes[k].layer, ['heads', k, 'output']);
+    } catch (err) {
+      if (err instanceof InferenceError && err.issue.path.startsWith('loss')) fail(['heads', k, ...err.issue.path.split('.')], err.issue.message);
+      throw err;
+    }
+  });
   return {
     kind: 'graph', nodes, output: model.output, inputShapes, branches: [], concat: false,
     imageInputShape: inputShapes.image, tabularInputShape: inputShapes.tabular, outputShape,
+    outputs, outputShapes: [outputShape, ...headNodes.map((n) => n.layer.outShape)],
   };
 }
 
@@ -589,6 +618,7 @@ function resolveAll(spec: PlanSpec): ResolvedGraph {
   if (graph !== (spec.version === 2)) {
     fail(['version'], graph ? 'a plan whose model is a graph (nodes) has version 2' : 'a plan whose model is branches has version 1');
   }
+  if (spec.heads && !isGraphModel(spec.model)) fail(['heads'], 'several heads need a graph model (plan version 2: nodes and output)');
   return isGraphModel(spec.model) ? resolveGraphModel(spec, spec.model) : resolveBranches(spec, spec.model);
 }
 

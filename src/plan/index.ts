@@ -34,6 +34,7 @@ export { imageInput, preprocessModality, tabularInput, targetValue, PreprocessEr
 export type { DenseVolume } from './pipeline';
 export { imageInputChannels, sliceSelection, storedImageRank } from './preprocess';
 export { makeBatch } from './batch';
+export { describeTarget, imageTarget, imageTargetChannelCount, targetModalities } from './image-target';
 export type { PlanBatch, PlanSample } from './batch';
 export { localParameterNamesOf } from './fedbn';
 export { augmentBatch, augmentImage } from './augment';

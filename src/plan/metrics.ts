@@ -10,8 +10,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { makeLoss } from '../engine/losses';
 import { binaryConfusion, precisionRecallF1, rocAuc, specificity } from '../engine/metrics';
-import { formatPath, PlanIssue } from './errors';
-import { engineLoss } from './training';
+import { formatPath, PathSegment, PlanIssue } from './errors';
+import { engineLoss, planLoss } from './training';
+import { hasSeveralHeads, headColumns, headMetricKey, headView, planHeads } from './heads';
+import { validatePlan } from './validate';
 import { MetricName, PlanSpec } from './spec';
 import type { Shape } from './graph';
 
@@ -39,10 +41,10 @@ export function isBinaryTask(spec: PlanSpec, outputShape: Shape): boolean {
 }
 
 /** Metrics that cannot be computed for the plan's task (called by validation with the resolved output shape). */
-export function metricIssues(spec: PlanSpec, outputShape: Shape): PlanIssue[] {
+export function metricIssues(spec: PlanSpec, outputShape: Shape, at: PathSegment[] = ['metrics']): PlanIssue[] {
   const issues: PlanIssue[] = [];
   spec.metrics.forEach((metric, i) => {
-    const path = formatPath(['metrics', i]);
+    const path = formatPath([...at, i]);
     if (CLASSIFICATION_METRICS.has(metric) && spec.loss.type === 'mse') issues.push({ path, message: `${metric} needs a classification loss (bce or cross_entropy), the plan uses mse` });
     else if (BINARY_ONLY.has(metric) && !isBinaryTask(spec, outputShape)) {
       issues.push({ path, message: `${metric} needs a binary task (bce, or cross_entropy over 2 classes); the output has ${outputShape[0]} classes` });
@@ -51,8 +53,36 @@ export function metricIssues(spec: PlanSpec, outputShape: Shape): PlanIssue[] {
   return issues;
 }
 
-/** Metrics over the validation set: `output` is the model's `[N, K]` output, `target` the targets `[N]`. */
+/**
+ * Metrics over the validation set: `output` is the model's `[N, K]` output, `target` the targets `[N]`. With
+ * several heads (heads.ts), `output` is `[N, ΣK]` and `target` `[N, H]`: each head's metrics are reported as
+ * `<output node>_<METRIC>`, and `LOSS` is the training loss (Σ weight · loss).
+ */
 export function planMetrics(spec: PlanSpec, output: tf.Tensor, target: tf.Tensor): Record<string, number> {
+  if (hasSeveralHeads(spec)) return severalHeadsMetrics(spec, output, target);
+  return singleHeadMetrics(spec, output, target);
+}
+
+function severalHeadsMetrics(spec: PlanSpec, output: tf.Tensor, target: tf.Tensor): Record<string, number> {
+  const heads = planHeads(spec);
+  const n = output.shape[0];
+  const columns = headColumns(validatePlan(spec).graph.outputShapes);
+  const total = tf.tidy(() => makeLoss(planLoss(spec))(output, target));
+  const results: Record<string, number> = { [METRIC_WIRE_NAMES.loss]: total.dataSync()[0] };
+  total.dispose();
+  heads.forEach((head, h) => {
+    if (head.metrics.length === 0) return;
+    const [out, y] = tf.tidy(() => [
+      tf.slice(output, [0, columns[h].start], [n, columns[h].width]),
+      tf.cast(tf.reshape(tf.slice(target, [0, h], [n, 1]), [n]), head.loss.type === 'cross_entropy' ? 'int32' : 'float32'),
+    ]);
+    for (const [key, value] of Object.entries(singleHeadMetrics(headView(spec, head), out, y))) results[headMetricKey(head, key)] = value;
+    tf.dispose([out, y]);
+  });
+  return results;
+}
+
+function singleHeadMetrics(spec: PlanSpec, output: tf.Tensor, target: tf.Tensor): Record<string, number> {
   const metrics: MetricName[] = spec.metrics.length > 0 ? spec.metrics : ['loss'];
   const results: Record<string, number> = {};
   // torch's y.long(): the target truncated toward zero.

@@ -16,6 +16,7 @@ import { ResolvedLayer } from './graph';
 import { describeParameters } from './parameters';
 import type { PlanSpec } from './spec';
 import { validatePlan } from './validate';
+import { planHeads } from './heads';
 import {
   encodeOnnxModel, float32Raw, int64Raw, ONNX_FLOAT, ONNX_INT64, OnnxAttribute, OnnxNode, OnnxTensor, OnnxValueInfo,
 } from './onnx-proto';
@@ -48,7 +49,10 @@ export interface OnnxExport {
   /** Distinct op types used, in first-use order. */
   opTypes: string[];
   inputs: OnnxValueInfo[];
+  /** The (primary head's) output. */
   output: OnnxValueInfo;
+  /** Every output: `[output]`, or with several heads one per head, named after its node (primary first). */
+  outputs: OnnxValueInfo[];
 }
 
 /** Builds the ONNX model of `spec` with `weights`; every parameter of the plan must be present with its shape. */
@@ -221,15 +225,21 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
     values.set('tabular', ONNX_INPUT_TABULAR);
   }
   for (const node of graph.nodes) values.set(node.id, layerOp(node.layer, node.inputs.map((i) => values.get(i)!)));
-  let y = values.get(graph.output)!;
-  const activation = options.outputActivation ?? ((valid.loss.type === 'bce' && valid.loss.fromLogits) || valid.loss.type === 'focal' ? 'sigmoid' : 'none');
-  if (activation === 'sigmoid') y = emit('Sigmoid', [y], 'prob');
-  if (activation === 'softmax') y = emit('Softmax', [y], 'prob', [{ name: 'axis', type: 'int', value: 1 }]);
-  // The graph output gets its public name through an Identity-free rename of the last node's output.
-  const last = nodes[nodes.length - 1];
-  if (last && last.outputs[0] === y) last.outputs[0] = ONNX_OUTPUT;
-  else nodes.push({ opType: 'Identity', name: 'output_identity', inputs: [y], outputs: [ONNX_OUTPUT] });
-  const output: OnnxValueInfo = { name: ONNX_OUTPUT, elemType: ONNX_FLOAT, shape: ['N', ...graph.outputShape] };
+  // One output per head (one for most plans, named 'output'; several heads are named after their nodes).
+  const heads = planHeads(valid);
+  const outputs: OnnxValueInfo[] = heads.map((head, h) => {
+    let y = values.get(graph.outputs[h])!;
+    const fromLogits = (head.loss.type === 'bce' && head.loss.fromLogits) || head.loss.type === 'focal';
+    const activation = (h === 0 ? options.outputActivation : undefined) ?? (fromLogits ? 'sigmoid' : 'none');
+    if (activation === 'sigmoid') y = emit('Sigmoid', [y], 'prob');
+    if (activation === 'softmax') y = emit('Softmax', [y], 'prob', [{ name: 'axis', type: 'int', value: 1 }]);
+    const name = heads.length === 1 ? ONNX_OUTPUT : head.output;
+    // The graph output gets its public name through an Identity-free rename of the last node's output.
+    const last = nodes[nodes.length - 1];
+    if (last && last.outputs[0] === y) last.outputs[0] = name;
+    else nodes.push({ opType: 'Identity', name: `${name}_identity`, inputs: [y], outputs: [name] });
+    return { name, elemType: ONNX_FLOAT, shape: ['N', ...graph.outputShapes[h]] };
+  });
 
   const bytes = encodeOnnxModel({
     irVersion: ONNX_IR_VERSION,
@@ -237,10 +247,10 @@ export function exportPlanToOnnx(spec: PlanSpec, weights: Record<string, DenseAr
     producerName: 'fedbiomed-ts',
     producerVersion: options.producerVersion ?? '1',
     docString: `plan ${valid.name}`,
-    graph: { name: valid.name, nodes, initializers, inputs, outputs: [output], docString: valid.description },
+    graph: { name: valid.name, nodes, initializers, inputs, outputs, docString: valid.description },
   });
   const opTypes = [...new Set(nodes.map((n) => n.opType))];
-  return { bytes, opTypes, inputs, output };
+  return { bytes, opTypes, inputs, output: outputs[0], outputs };
 }
 
 function range(from: number, to: number): number[] {

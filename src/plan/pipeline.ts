@@ -5,14 +5,21 @@
  * NIfTI order (i, j, k): a reader whose volumes are x-fastest must hand them over as shape [nx, ny, nz] C-order,
  * i.e. transposed.
  */
-import { ClipStep, LogStep, PlanSpec, WindowStep } from './spec';
-import { oneHotColumns, sliceSelection, storedImageRank, tabularFeatureIndex } from './preprocess';
+import { ClipStep, isImageTarget, LogStep, PlanSpec, PreprocessStep, WindowStep } from './spec';
+import { isImageStep, oneHotColumns, sliceSelection, storedImageRank, tabularFeatureIndex } from './preprocess';
+import { Affine, cropCentre, padCrop, resample } from './pipeline-geometry';
+import { headView, planHeads } from './heads';
 import { FedbiomedTsError } from '../errors';
 
 /** A dense C-order array. */
 export interface DenseVolume {
   data: Float32Array;
   shape: number[];
+  /**
+   * Voxel-to-world 4×4 affine (RAS, mm; rows, as nibabel's `img.affine`) of a stored volume's axes, when the
+   * reader knows it: what the `resample` step reads.
+   */
+  affine?: Affine;
 }
 
 export class PreprocessError extends FedbiomedTsError {
@@ -133,12 +140,62 @@ function asStoredRank(volume: DenseVolume, rank: number, label: string): DenseVo
 
 /** One modality's volume through the plan's image steps → [channels, ...inputs.image.size]. */
 export function preprocessModality(spec: PlanSpec, modality: string, volume: DenseVolume): DenseVolume {
+  return preprocessImages(spec, { [modality]: volume }, [modality])[modality];
+}
+
+/**
+ * The modalities of one sample through the image steps in lock-step (crop_around places its box from one modality
+ * and cuts it out of all) → each `[channels, ...inputs.image.size]`.
+ */
+function preprocessImages(spec: PlanSpec, volumes: Record<string, DenseVolume>, modalities: string[]): Record<string, DenseVolume> {
   const image = spec.inputs.image;
   if (!image) throw new PreprocessError(`plan ${spec.name} has no image input`);
-  const label = `plan ${spec.name}: modality '${modality}'`;
-  const stored = asStoredRank(volume, storedImageRank(spec), label);
-  // A leading channel axis of 1, as in the generated plan.
-  let x: DenseVolume = { data: stored.data, shape: [1, ...stored.shape] };
+  const labelOf = (m: string): string => `plan ${spec.name}: modality '${m}'`;
+  const xs: Record<string, DenseVolume> = {};
+  for (const m of modalities) {
+    const stored = asStoredRank(volumes[m], storedImageRank(spec), labelOf(m));
+    // A leading channel axis of 1, as in the generated plan.
+    xs[m] = { data: stored.data, shape: [1, ...stored.shape] };
+  }
+  for (const step of spec.preprocessing.filter(isImageStep)) {
+    if (step.op === 'crop_around') {
+      const guide = xs[step.modality];
+      if (!guide) throw new PreprocessError(`plan ${spec.name}: crop_around needs modality '${step.modality}' for this sample`);
+      for (const m of modalities) {
+        if (xs[m].shape.slice(1).join() !== guide.shape.slice(1).join()) {
+          throw new PreprocessError(`${labelOf(m)} is [${xs[m].shape.slice(1).join(', ')}] where '${step.modality}' is [${guide.shape.slice(1).join(', ')}]: crop_around needs one grid for all modalities`);
+        }
+      }
+      const centre = cropCentre(guide, step.center);
+      const start = centre.map((c, a) => c - Math.floor(step.size[a] / 2));
+      for (const m of modalities) xs[m] = padCrop(xs[m], start, step.size, step.padValue ?? 0);
+      continue;
+    }
+    for (const m of modalities) {
+      if (step.op === 'resample') {
+        const affine = volumes[m].affine;
+        if (!affine) throw new PreprocessError(`${labelOf(m)}: resample needs the volume's affine, and this reader gave none`);
+        try {
+          xs[m] = resample(xs[m], affine, step, m);
+        } catch (err) {
+          throw new PreprocessError(`${labelOf(m)}: ${(err as Error).message}`);
+        }
+      } else {
+        xs[m] = applyStep(step, xs[m], m, labelOf(m));
+      }
+    }
+  }
+  for (const m of modalities) {
+    const spatial = xs[m].shape.slice(1);
+    if (spatial.length !== image.size.length || spatial.some((n, a) => n !== image.size[a])) {
+      throw new PreprocessError(`${labelOf(m)} gives [${spatial.join(', ')}] after preprocessing, the network expects [${image.size.join(', ')}]`);
+    }
+  }
+  return xs;
+}
+
+/** One image step that acts on each modality alone. */
+function applyStep(step: PreprocessStep, x: DenseVolume, modality: string, label: string): DenseVolume {
   const crop = (start: number[], extent: number[]): DenseVolume => {
     const spatial = x.shape.slice(1);
     if (start.length !== spatial.length || start.some((s, a) => s < 0 || s + extent[a] > spatial[a])) {
@@ -146,63 +203,50 @@ export function preprocessModality(spec: PlanSpec, modality: string, volume: Den
     }
     return box(x, [0, ...start], [x.shape[0], ...extent]);
   };
-  for (const step of spec.preprocessing) {
-    switch (step.op) {
-      case 'crop':
-        x = crop(step.start, step.size);
-        break;
-      case 'center_crop':
-        x = crop(step.size.map((n, a) => Math.floor((x.shape[a + 1] - n) / 2)), step.size);
-        break;
-      case 'resize':
-        step.size.forEach((n, a) => {
-          x = resizeAxis(x, a + 1, n);
-        });
-        break;
-      case 'normalize': {
-        if (step.modalities && !step.modalities.includes(modality)) break;
-        const stats = statistics(x.data);
-        if (step.method === 'zscore') x = affine(x, stats.mean, stats.std > 0 ? stats.std : 1);
-        else if (step.method === 'minmax') x = affine(x, stats.min, stats.max > stats.min ? stats.max - stats.min : 1);
-        else x = affine(x, step.mean!, step.std!);
-        break;
-      }
-      case 'clip':
-      case 'window':
-      case 'log': {
-        if (step.modalities && !step.modalities.includes(modality)) break;
-        x = { data: intensityMap(step, x.data), shape: x.shape };
-        break;
-      }
-      case 'select_slices': {
-        const axis = step.axis;
-        const n = x.shape[axis + 1];
-        const centre = step.center === undefined || step.center === 'middle' ? Math.floor(n / 2) : step.center;
-        const first = centre - Math.floor(step.count / 2);
-        if (first < 0 || first + step.count > n) {
-          throw new PreprocessError(`${label}: slices ${first}..${first + step.count - 1} do not fit axis ${axis} of size ${n}`);
-        }
-        const start = [0, 0, 0, 0];
-        start[axis + 1] = first;
-        const extent = x.shape.slice();
-        extent[axis + 1] = step.count;
-        const picked = box(x, start, extent); // [1, ..., count at axis, ...]
-        x = moveAxisToFront(picked, axis + 1);
-        break;
-      }
-      case 'mip':
-        x = maxAlong(x, step.axis + 1);
-        break;
-      case 'standardize_column':
-      case 'fill_missing':
-        break;
+  switch (step.op) {
+    case 'crop':
+      return crop(step.start, step.size);
+    case 'center_crop':
+      return crop(step.size.map((n, a) => Math.floor((x.shape[a + 1] - n) / 2)), step.size);
+    case 'resize':
+      return step.size.reduce((y, n, a) => resizeAxis(y, a + 1, n), x);
+    case 'normalize': {
+      if (step.modalities && !step.modalities.includes(modality)) return x;
+      const stats = statistics(x.data);
+      if (step.method === 'zscore') return affine(x, stats.mean, stats.std > 0 ? stats.std : 1);
+      if (step.method === 'minmax') return affine(x, stats.min, stats.max > stats.min ? stats.max - stats.min : 1);
+      return affine(x, step.mean!, step.std!);
     }
+    case 'clip':
+    case 'window':
+    case 'log':
+      if (step.modalities && !step.modalities.includes(modality)) return x;
+      return { data: intensityMap(step, x.data), shape: x.shape };
+    case 'select_slices': {
+      const axis = step.axis;
+      const n = x.shape[axis + 1];
+      const centre = step.center === undefined || step.center === 'middle' ? Math.floor(n / 2) : step.center;
+      const first = centre - Math.floor(step.count / 2);
+      if (first < 0 || first + step.count > n) {
+        throw new PreprocessError(`${label}: slices ${first}..${first + step.count - 1} do not fit axis ${axis} of size ${n}`);
+      }
+      const start = [0, 0, 0, 0];
+      start[axis + 1] = first;
+      const extent = x.shape.slice();
+      extent[axis + 1] = step.count;
+      const picked = box(x, start, extent); // [1, ..., count at axis, ...]
+      return moveAxisToFront(picked, axis + 1);
+    }
+    case 'mip':
+      return maxAlong(x, step.axis + 1);
+    case 'resample':
+    case 'crop_around':
+      throw new Error(`internal: ${step.op} needs the whole sample`);
+    case 'standardize_column':
+    case 'fill_missing':
+    case 'one_hot_column':
+      return x;
   }
-  const spatial = x.shape.slice(1);
-  if (spatial.length !== image.size.length || spatial.some((n, a) => n !== image.size[a])) {
-    throw new PreprocessError(`${label} gives [${spatial.join(', ')}] after preprocessing, the network expects [${image.size.join(', ')}]`);
-  }
-  return x;
 }
 
 /** The maximum over one axis, which disappears (a maximum-intensity projection). */
@@ -242,11 +286,11 @@ function moveAxisToFront(x: DenseVolume, axis: number): DenseVolume {
 export function imageInput(spec: PlanSpec, volumes: Record<string, DenseVolume>): DenseVolume {
   const image = spec.inputs.image;
   if (!image) throw new PreprocessError(`plan ${spec.name} has no image input`);
-  const parts = image.modalities.map((m) => {
-    const volume = volumes[m];
-    if (!volume) throw new PreprocessError(`plan ${spec.name}: modality '${m}' is missing for this sample`);
-    return preprocessModality(spec, m, volume);
-  });
+  for (const m of image.modalities) {
+    if (!volumes[m]) throw new PreprocessError(`plan ${spec.name}: modality '${m}' is missing for this sample`);
+  }
+  const processed = preprocessImages(spec, volumes, image.modalities);
+  const parts = image.modalities.map((m) => processed[m]);
   const channels = parts.reduce((n, p) => n + p.shape[0], 0);
   const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
   let offset = 0;
@@ -311,13 +355,20 @@ function categoryText(value: unknown): string | undefined {
 
 /** The target of one sample as the loss wants it: a class index for cross_entropy, a float otherwise. */
 export function targetValue(spec: PlanSpec, row: Record<string, unknown>): number {
-  const value = row[spec.target.column];
+  if (isImageTarget(spec.target)) throw new PreprocessError(`plan ${spec.name}: the target is an image (image-target.ts), not a column`);
+  const { column } = spec.target;
+  const value = row[column];
   const number = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : NaN;
   if (!Number.isFinite(number)) {
-    throw new PreprocessError(`plan ${spec.name}: target column '${spec.target.column}' is missing or not numeric (${valueKind(value)})`);
+    throw new PreprocessError(`plan ${spec.name}: target column '${column}' is missing or not numeric (${valueKind(value)})`);
   }
   if (spec.loss.type === 'cross_entropy' && !Number.isInteger(number)) {
-    throw new PreprocessError(`plan ${spec.name}: cross_entropy needs integer class labels, '${spec.target.column}' has a non-integer value`);
+    throw new PreprocessError(`plan ${spec.name}: cross_entropy needs integer class labels, '${column}' has a non-integer value`);
   }
   return number;
+}
+
+/** Targets of the further heads of a plan with several heads, in PlanSpec.heads order (heads.ts). */
+export function headTargetValues(spec: PlanSpec, row: Record<string, unknown>): number[] {
+  return planHeads(spec).slice(1).map((head) => targetValue(headView(spec, head), row));
 }

@@ -43,6 +43,16 @@ export function tabularFeatureIndex(spec: PlanSpec): { count: number; index: Map
   return { count, index };
 }
 
+/** Steps after which voxel indices no longer match the stored volume's (and its affine). */
+function changesGrid(step: PreprocessStep): boolean {
+  return ['crop', 'center_crop', 'crop_around', 'resize', 'resample', 'select_slices', 'mip'].includes(step.op);
+}
+
+/** Steps that need every modality of a sample, or its geometry, at once (see pipeline-geometry.ts). */
+export function needsWholeSample(spec: PlanSpec): boolean {
+  return spec.preprocessing.some((s) => s.op === 'resample' || s.op === 'crop_around');
+}
+
 /** Whether a step acts on images (the others act on tabular columns). */
 export function isImageStep(step: PreprocessStep): boolean {
   return step.op !== 'standardize_column' && step.op !== 'fill_missing' && step.op !== 'one_hot_column';
@@ -55,22 +65,38 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
   const issue = (index: number, field: string | undefined, message: string): void => {
     issues.push({ path: formatPath(field ? ['preprocessing', index, field] : ['preprocessing', index]), message });
   };
-  const checkModalities = (index: number, modalities: string[] | undefined): void => {
+  const checkModalities = (index: number, modalities: string[] | undefined, field = 'modalities'): void => {
     for (const [m, modality] of (modalities ?? []).entries()) {
       if (!image!.modalities.includes(modality)) {
-        issues.push({ path: formatPath(['preprocessing', index, 'modalities', m]), message: `unknown modality '${modality}' (inputs.image.modalities: ${image!.modalities.join(', ')})` });
+        issues.push({ path: formatPath(['preprocessing', index, field, m]), message: `unknown modality '${modality}' (inputs.image.modalities: ${image!.modalities.join(', ')})` });
       }
     }
   };
   let rank = storedImageRank(spec);
   let size: number[] | undefined;
   let slicesSeen = 0;
+  let gridChanged = false;
   spec.preprocessing.forEach((step, i) => {
     if (isImageStep(step) && !image) {
       issue(i, 'op', `${step.op} acts on images but the plan has no inputs.image`);
       return;
     }
+    if (step.op !== 'resample' && changesGrid(step)) gridChanged = true;
     switch (step.op) {
+      case 'resample':
+        if (rank !== 3) issue(i, 'op', `resample needs 3D volumes (the volume is ${rank}D here)`);
+        if (gridChanged) issue(i, 'op', 'resample reads the volume affine: it must come before every crop, resize, select_slices or mip');
+        if (spec.preprocessing.filter((s) => s.op === 'resample').length > 1) issue(i, 'op', 'resample once');
+        checkModalities(i, step.nearest, 'nearest');
+        size = undefined; // depends on each volume's spacing
+        break;
+      case 'crop_around':
+        if (step.size.length !== rank) issue(i, 'size', `needs ${rank} values (the volume is ${rank}D here)`);
+        if (!image!.modalities.includes(step.modality)) {
+          issue(i, 'modality', `unknown modality '${step.modality}' (inputs.image.modalities: ${image!.modalities.join(', ')})`);
+        }
+        size = step.size.slice();
+        break;
       case 'crop':
         if (step.start.length !== rank) issue(i, 'start', `needs ${rank} values (the volume is ${rank}D here)`);
         if (step.size.length !== rank) issue(i, 'size', `needs ${rank} values (the volume is ${rank}D here)`);

@@ -17,13 +17,16 @@
  */
 import { canonicalJson, sha256Hex } from './canonical';
 import { ResolvedGraph, ResolvedLayer } from './graph';
-import { isImageStep, oneHotColumns, storedImageRank, tabularFeatureIndex } from './preprocess';
+import { isImageStep, needsWholeSample, oneHotColumns, storedImageRank, tabularFeatureIndex } from './preprocess';
 import { pyLiteral, pyNumber, pyString } from './python-literal';
 import { localParameterNamesOf } from './fedbn';
 import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
-import { MetricName, PlanSpec } from './spec';
+import { isImageTarget, LossSpec, MetricName, PlanSpec, TargetSpec } from './spec';
+import { hasSeveralHeads, headMetricKey, headView, lossWeight, planHeads } from './heads';
+import { TORCH_TARGET_DATASET_LINES, torchTargetConstants, torchTargetHelpers } from './image-target';
 import { validatePlan } from './validate';
 import { dpGroupCount } from './dp-fix';
+import { IMAGE_FOLDER_TRAINING_DATA, imageFolderHelpers, isImageFolderPlan } from './image-folder-plan';
 
 /** The dependency lines TorchTrainingPlan.__init__ adds in Fed-BioMed v4.5.0, in its order. */
 export const TORCH_PLAN_DEFAULT_DEPENDENCIES: readonly string[] = [
@@ -153,7 +156,8 @@ function graphNetSource(graph: ResolvedGraph): string[] {
       layer.type === 'add' ? args.join(' + ') : layer.type === 'concat' ? `torch.cat([${args.join(', ')}], dim=1)` : `self.${id}(${args[0]})`;
     lines.push(`            ${local(id)} = ${value}`);
   }
-  lines.push(`            return ${local(graph.output)}`);
+  // Several heads: a tuple, primary first (heads.ts).
+  lines.push(`            return ${graph.outputs.map(local).join(', ')}`);
   return lines;
 }
 
@@ -185,17 +189,17 @@ function netSource(graph: ResolvedGraph): string[] {
   return lines;
 }
 
-function lossExpression(spec: PlanSpec): string {
-  switch (spec.loss.type) {
+function lossExpression(loss: LossSpec): string {
+  switch (loss.type) {
     case 'bce': {
-      if (!spec.loss.fromLogits) return 'F.binary_cross_entropy(output, y.float().view_as(output))';
-      const posWeight = spec.loss.posWeight === undefined ? '' : `, pos_weight=torch.tensor([${pyNumber(spec.loss.posWeight, true)}])`;
+      if (!loss.fromLogits) return 'F.binary_cross_entropy(output, y.float().view_as(output))';
+      const posWeight = loss.posWeight === undefined ? '' : `, pos_weight=torch.tensor([${pyNumber(loss.posWeight, true)}])`;
       return `F.binary_cross_entropy_with_logits(output, y.float().view_as(output)${posWeight})`;
     }
     case 'focal':
-      return `self._fbts_focal(output, y.float().view_as(output), ${pyNumber(spec.loss.gamma ?? 2, true)}, ${pyNumber(spec.loss.alpha ?? 0.25, true)})`;
+      return `self._fbts_focal(output, y.float().view_as(output), ${pyNumber(loss.gamma ?? 2, true)}, ${pyNumber(loss.alpha ?? 0.25, true)})`;
     case 'cross_entropy': {
-      const weights = spec.loss.classWeights;
+      const weights = loss.classWeights;
       return weights
         ? `F.cross_entropy(output, y.long().view(-1), weight=torch.tensor([${weights.map((w) => pyNumber(w, true)).join(', ')}]))`
         : 'F.cross_entropy(output, y.long().view(-1))';
@@ -223,7 +227,8 @@ function positiveScoreExpression(spec: PlanSpec): string {
   return spec.loss.type === 'cross_entropy' ? '(output[:, 1] - output[:, 0])' : 'output.view(-1)';
 }
 
-function metricLines(spec: PlanSpec): string[] {
+/** testing_step lines for one head (`spec` as that head sees it), reading `output` and `y`. */
+function metricLines(spec: PlanSpec, keyOf = (wire: string) => wire, lossCall = 'self._fbts_loss(output, y)'): string[] {
   const metrics: MetricName[] = spec.metrics.length > 0 ? spec.metrics : ['loss'];
   const lines: string[] = [];
   const classification = metrics.some((m) => CLASSIFICATION_METRICS.has(m));
@@ -231,10 +236,10 @@ function metricLines(spec: PlanSpec): string[] {
     lines.push(`        truth, predicted = y.view(-1).long(), ${predictionExpression(spec)}.view(-1).long()`);
   }
   for (const metric of metrics) {
-    const key = pyString(METRIC_WIRE_NAMES[metric]);
+    const key = pyString(keyOf(METRIC_WIRE_NAMES[metric]));
     switch (metric) {
       case 'loss':
-        lines.push(`        results[${key}] = float(self._fbts_loss(output, y))`);
+        lines.push(`        results[${key}] = float(${lossCall})`);
         break;
       case 'accuracy':
         lines.push(`        results[${key}] = float((${predictionExpression(spec)} == y.view(-1).long()).float().mean())`);
@@ -593,7 +598,7 @@ const MIP_BRANCH = String.raw`            elif op == 'mip':
  * plans that use them, so the generated source of other plans stays as it was, and so their approvals on Python
  * nodes; with fill_missing the column readers fill missing values first.
  */
-function dataHelpers(spec: PlanSpec): string {
+function dataHelpers(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string {
   const replace = (text: string, from: string, to: string): string => {
     if (!text.includes(from)) throw new Error(`internal: data helper line not found: ${from.trim()}`);
     return text.replace(from, to);
@@ -609,12 +614,144 @@ function dataHelpers(spec: PlanSpec): string {
     text = replace(text, branchAnchor, `${INTENSITY_BRANCH}${branchAnchor}`);
   }
   if (uses('mip')) text = replace(text, branchAnchor, `${MIP_BRANCH}${branchAnchor}`);
+  if (needsWholeSample(spec)) text = wholeSampleHelpers(text);
   if (uses('fill_missing')) text = fillMissingHelpers(text, replace);
   if (uses('one_hot_column')) text = oneHotHelpers(text, replace);
+  if (fedbiomed === 'v6') {
+    const tupleBatch = `        if isinstance(data, (list, tuple)):
+`;
+    text = replace(text, tupleBatch, `        if isinstance(data, dict):
+            # Fed-BioMed v6 medical folder batches: one dict of modalities, the demographics row among them.
+            data = (data, data['demographics'])
+${tupleBatch}`);
+  }
+  if (isImageFolderPlan(spec)) text = imageFolderHelpers(text);
+  if (hasSeveralHeads(spec)) text = severalHeadsDataHelpers(text, replace);
+  if (isImageTarget(spec.target)) text = torchTargetHelpers(text, replace);
   return text;
 }
 
 type Replace = (text: string, from: string, to: string) => string;
+
+/**
+ * Plans with resample or crop_around preprocess a subject's modalities together (pipeline.ts preprocessImages):
+ * `_fbts_image`'s step branches become `_fbts_step`, driven by `_fbts_images` over every modality at once.
+ */
+function wholeSampleHelpers(data: string): string {
+  const begin = data.indexOf('    def _fbts_image(self, volume, modality):\n');
+  const end = data.indexOf('    def _fbts_batch(self, data, target):\n');
+  if (begin < 0 || end < 0) throw new Error('internal: _fbts_image not found');
+  const lines = data.slice(begin, end).split('\n');
+  const at = (line: string): number => {
+    const i = lines.indexOf(line);
+    if (i < 0) throw new Error(`internal: data helper line not found: ${line.trim()}`);
+    return i;
+  };
+  const unsqueeze = at('        x = x.unsqueeze(0)');
+  const loop = at('        for step in self.IMAGE_STEPS:');
+  const check = at('        if list(x.shape[1:]) != self.IMAGE_SIZE:');
+  const method = [
+    '    def _fbts_volume(self, volume, modality):',
+    ...lines.slice(2, unsqueeze),
+    '        return x.unsqueeze(0)',
+    '',
+    '    def _fbts_step(self, x, step, modality):',
+    ...lines.slice(loop + 1, check).map((line) => line.slice(4)),
+    '        return x',
+    '',
+  ].join('\n');
+  return `${data.slice(0, begin)}${WHOLE_SAMPLE_HELPERS}${method}\n${data.slice(end)}`;
+}
+
+const WHOLE_SAMPLE_HELPERS = String.raw`    def _fbts_images(self, data):
+        # A subject's modalities -> float32 [channels, *size] each: the image steps in order, every modality at once
+        # (resample reads each volume's affine; crop_around places one box from one modality and cuts it from all).
+        xs = {m: self._fbts_volume(data[m], m) for m in self.MODALITIES}
+        for step in self.IMAGE_STEPS:
+            if step['op'] == 'crop_around':
+                xs = self._fbts_crop_around(xs, step)
+            elif step['op'] == 'resample':
+                xs = {m: self._fbts_resample(x, getattr(data[m], 'affine', None), step, m) for m, x in xs.items()}
+            else:
+                xs = {m: self._fbts_step(x, step, m) for m, x in xs.items()}
+        for m, x in xs.items():
+            if list(x.shape[1:]) != self.IMAGE_SIZE:
+                raise self._fbts_error('modality %r gives %s after preprocessing, the network expects %s' % (m, list(x.shape[1:]), self.IMAGE_SIZE))
+        return xs
+
+    def _fbts_resample(self, x, affine, step, modality):
+        # Voxel axes to RAS (greedy on the largest direction cosine), then each axis to the target spacing, the first
+        # voxel's centre kept (src/plan/pipeline-geometry.ts).
+        if affine is None:
+            raise self._fbts_error("modality %r: resample needs the volume's affine, and this reader gave none" % modality)
+        if x.dim() != 4:
+            raise self._fbts_error('modality %r: resample needs a 3D volume' % modality)
+        a = np.asarray(affine, dtype=np.float64)[:3, :3]
+        norms = np.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2])
+        old_of, signs, used = [-1, -1, -1], [1, 1, 1], set()
+        for _ in range(3):
+            best = (-1.0, -1, -1)
+            for ax in range(3):
+                for w in range(3):
+                    if ax not in used and old_of[w] < 0 and abs(a[w, ax] / norms[ax]) > best[0]:
+                        best = (abs(a[w, ax] / norms[ax]), ax, w)
+            _, ax, w = best
+            used.add(ax)
+            old_of[w], signs[w] = ax, (-1 if a[w, ax] < 0 else 1)
+        x = x.permute([0] + [o + 1 for o in old_of])
+        flips = [w + 1 for w in range(3) if signs[w] < 0]
+        if flips:
+            x = x.flip(flips)
+        nearest = modality in step.get('nearest', [])
+        for w in range(3):
+            r = step['spacing'][w] / norms[old_of[w]]
+            if r == 1:
+                continue
+            n = x.shape[w + 1]
+            src = np.minimum(np.arange(int(np.floor((n - 1) / r + 1e-6)) + 1) * r, n - 1)
+            if nearest:
+                x = x.index_select(w + 1, torch.from_numpy(np.minimum(np.floor(src + 0.5), n - 1).astype(np.int64)))
+                continue
+            lo = np.floor(src).astype(np.int64)
+            shape = [1] * x.dim()
+            shape[w + 1] = len(src)
+            weight = torch.from_numpy((src - lo).astype(np.float32)).view(shape)
+            hi = torch.from_numpy(np.minimum(lo + 1, n - 1))
+            x = x.index_select(w + 1, torch.from_numpy(lo)) * (1 - weight) + x.index_select(w + 1, hi) * weight
+        return x.contiguous()
+
+    def _fbts_crop_around(self, xs, step):
+        # One box for every modality, centred on the mask's bounding box or the brightest voxel of one modality.
+        guide = xs[step['modality']]
+        spatial = list(guide.shape[1:])
+        for m, x in xs.items():
+            if list(x.shape[1:]) != spatial:
+                raise self._fbts_error('modality %r is %s where %r is %s: crop_around needs one grid for all modalities' % (m, list(x.shape[1:]), step['modality'], spatial))
+        if step['center'] == 'brightest':
+            center = [int(i) for i in np.unravel_index(int(np.argmax(guide.numpy().reshape(-1))), guide.shape)[1:]]
+        else:
+            inside = (guide > 0).any(dim=0).nonzero()
+            if len(inside) == 0:
+                center = [n // 2 for n in spatial]
+            else:
+                center = [(lo + hi) // 2 for lo, hi in zip(inside.min(dim=0).values.tolist(), inside.max(dim=0).values.tolist())]
+        start = [c - n // 2 for c, n in zip(center, step['size'])]
+        return {m: self._fbts_pad_crop(x, start, step['size'], step.get('padValue', 0)) for m, x in xs.items()}
+
+    @staticmethod
+    def _fbts_pad_crop(x, start, size, value):
+        out = torch.full([x.shape[0]] + list(size), float(value), dtype=torch.float32)
+        source, target = [slice(None)], [slice(None)]
+        for s, n, d in zip(start, size, x.shape[1:]):
+            lo, hi = max(s, 0), min(s + n, d)
+            if hi <= lo:
+                return out
+            source.append(slice(lo, hi))
+            target.append(slice(lo - s, hi - s))
+        out[tuple(target)] = x[tuple(source)]
+        return out
+
+`;
 
 /** One-hot columns: features are encoded (indicators in place of the column); standardisation by feature index. */
 function oneHotHelpers(data: string, replace: Replace): string {
@@ -695,7 +832,61 @@ function fillMissingHelpers(data: string, replace: Replace): string {
 `;
 }
 
+/** A head's target column (validation refuses image targets in plans with several heads). */
+function columnOf(target: TargetSpec): string {
+  if (isImageTarget(target)) throw new Error('internal: an image target in a plan with several heads');
+  return target.column;
+}
+
 function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
+  if (isImageFolderPlan(spec)) return [...IMAGE_FOLDER_TRAINING_DATA];
+  if (spec.inputs.image && needsWholeSample(spec)) {
+    if (fedbiomed === 'v6') {
+      throw new Error('plan export --fedbiomed v6: the resample / crop_around image steps are not generated for v6\'s MedicalFolderDataset yet');
+    }
+    return [
+      '    def training_data(self):',
+      '        plan = self',
+      '',
+      '        class SubjectDataset(MedicalFolderDataset):',
+      "            # The image steps need a subject's modalities together (and their affines): run on the loaded item.",
+      '            def __getitem__(self, item):',
+      '                (data, demographics), targets = super().__getitem__(item)',
+      '                return (plan._fbts_images(data), demographics), targets',
+      '',
+      '        dataset = SubjectDataset(',
+      '            root=self.dataset_path,',
+      '            data_modalities=self.MODALITIES,',
+      '            target_modalities=[],',
+      '            demographics_transform=self._fbts_demographics,',
+      '        )',
+      '        return DataManager(dataset=dataset, shuffle=True)',
+    ];
+  }
+  if (spec.inputs.image && fedbiomed === 'v6') {
+    // v6's MedicalFolderDataset (fedbiomed.common.dataset) reads the folder the node registered, hands each
+    // modality as a tensor and the demographics row as numbers (text as NaN) in the file's column order; the
+    // target comes from the same row (the data loader cannot batch a missing target).
+    return [
+      '    def training_data(self):',
+      '        def row(values):',
+      '            return self._fbts_demographics_v6(values, dataset.demographics_columns)',
+      '        transform = {m: (lambda volume, m=m: self._fbts_image(volume, m)) for m in self.MODALITIES}',
+      "        transform['demographics'] = row",
+      '        dataset = MedicalFolderDataset(',
+      "            data_modalities=self.MODALITIES + ['demographics'],",
+      '            transform=transform,',
+      "            target_modalities=['demographics'],",
+      "            target_transform={'demographics': lambda values: row(values)[-1]},",
+      '        )',
+      '        return DataManager(dataset=dataset, shuffle=True)',
+      '',
+      '    def _fbts_demographics_v6(self, values, columns):',
+      '        # Named by the dataset\'s columns (known once the node set the dataset up); NaN (text) counts as missing.',
+      '        row = {c: v for c, v in zip(columns or [], values.tolist()) if v == v}',
+      '        return torch.from_numpy(self._fbts_demographics(row))',
+    ];
+  }
   if (spec.inputs.image) {
     return [
       '    def training_data(self):',
@@ -704,7 +895,7 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
       '            root=self.dataset_path,',
       '            data_modalities=self.MODALITIES,',
       '            transform=transform,',
-      '            target_modalities=[],',
+      ...(isImageTarget(spec.target) ? TORCH_TARGET_DATASET_LINES : ['            target_modalities=[],']),
       '            demographics_transform=self._fbts_demographics,',
       '        )',
       '        return DataManager(dataset=dataset, shuffle=True)',
@@ -716,7 +907,9 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
     spec.preprocessing.some((s) => s.op === 'one_hot_column')
       ? '        x = self._fbts_standardize(self._fbts_encode_frame(frame))'
       : '        x = self._fbts_standardize(self._fbts_frame_columns(frame, self.TABULAR_COLUMNS))',
-    '        y = self._fbts_frame_columns(frame, [self.TARGET_COLUMN])[:, 0]',
+    hasSeveralHeads(spec)
+      ? '        y = self._fbts_frame_columns(frame, self.TARGET_COLUMNS)'
+      : '        y = self._fbts_frame_columns(frame, [self.TARGET_COLUMN])[:, 0]',
     ...(fedbiomed === 'v6' ? [
       '        # Fed-BioMed v6 wraps plain data in a NativeDataset, which converts a numpy item as an image: lists.',
       '        return DataManager(dataset=x.tolist(), target=y.tolist(), shuffle=True)',
@@ -725,13 +918,53 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
 }
 
 function usesClassificationHelpers(spec: PlanSpec): boolean {
-  return spec.metrics.some((m) => CLASSIFICATION_METRICS.has(m));
+  return planHeads(spec).some((head) => head.metrics.some((m) => CLASSIFICATION_METRICS.has(m)));
+}
+
+/** _fbts_loss, and testing_step's metric lines (after `output` and `y` are computed). */
+function lossAndMetricSource(spec: PlanSpec): { loss: string[]; metrics: string[] } {
+  if (!hasSeveralHeads(spec)) {
+    return { loss: ['    def _fbts_loss(self, output, y):', `        return ${lossExpression(spec.loss)}`], metrics: metricLines(spec) };
+  }
+  // Several heads (heads.ts): a tuple of outputs, one target column per head; loss Σ weight · head loss.
+  const heads = planHeads(spec);
+  const loss = [
+    '    def _fbts_loss(self, outputs, ys):',
+    '        # several heads: the weighted sum of their losses, each head against its target column (src/plan/heads.ts)',
+    `        return ${heads.map((head, h) => `${pyNumber(lossWeight(head.loss), true)} * self._fbts_head_loss_${h}(outputs[${h}], ys[:, ${h}])`).join(' + ')}`,
+  ];
+  heads.forEach((head, h) => loss.push('', `    def _fbts_head_loss_${h}(self, output, y):`, `        return ${lossExpression(head.loss)}`));
+  const metrics = [`        results[${pyString(METRIC_WIRE_NAMES.loss)}] = float(self._fbts_loss(output, y))`, '        outputs, ys = output, y'];
+  heads.forEach((head, h) => {
+    if (head.metrics.length === 0) return;
+    metrics.push(`        output, y = outputs[${h}], ys[:, ${h}]  # head ${head.output}`);
+    metrics.push(...metricLines(headView(spec, head), (wire) => headMetricKey(head, wire), `self._fbts_head_loss_${h}(output, y)`));
+  });
+  return { loss, metrics };
+}
+
+/** Several heads: the demographics carry one target per head, CSV targets are columns. */
+function severalHeadsDataHelpers(data: string, replace: Replace): string {
+  let text = replace(data, `        wanted = self.TABULAR_COLUMNS + [self.TARGET_COLUMN]
+`, `        wanted = self.TABULAR_COLUMNS + self.TARGET_COLUMNS
+`);
+  text = replace(text, `        values[:-1] = self._fbts_standardize(values[:-1])
+`, `        values[:-len(self.TARGET_COLUMNS)] = self._fbts_standardize(values[:-len(self.TARGET_COLUMNS)])
+`);
+  text = replace(text, `            return inputs, demographics[:, f]
+`, `            return inputs, demographics[:, f:]
+`);
+  if (text.includes('[cell(self.TARGET_COLUMN)]')) text = replace(text, '[cell(self.TARGET_COLUMN)]', '[cell(c) for c in self.TARGET_COLUMNS]');
+  return text;
 }
 
 /** The dependency lines the generated class declares in init_dependencies(). */
-export function planDependencies(spec: PlanSpec): string[] {
+export function planDependencies(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6' = 'v4.5'): string[] {
   const deps = ['import numpy as np', 'import pandas as pd'];
-  if (spec.inputs.image) deps.push('from fedbiomed.common.data import MedicalFolderDataset');
+  if (spec.inputs.image && !isImageFolderPlan(spec)) {
+    deps.push(fedbiomed === 'v6' ? 'from fedbiomed.common.dataset import MedicalFolderDataset'
+      : 'from fedbiomed.common.data import MedicalFolderDataset');
+  }
   return deps;
 }
 
@@ -752,6 +985,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
   const tabularSteps = spec.preprocessing.filter((s) => s.op === 'standardize_column');
   const augmentation = spec.augmentation ?? [];
   const localParameters = localParameterNamesOf(spec, graph);
+  const lossAndMetric = lossAndMetricSource(spec);
   const doc = `Generated by fedbiomed-ts from the declarative plan ${spec.name} (sha256 ${sha256Hex(json)}).`;
   const lines: string[] = [
     `class ${className}(TorchTrainingPlan):`,
@@ -765,7 +999,10 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     `    IMAGE_SIZE = ${pyLiteral(spec.inputs.image?.size ?? [])}`,
     `    STORED_RANK = ${storedImageRank(spec)}`,
     `    TABULAR_COLUMNS = ${pyLiteral(spec.inputs.tabular?.columns ?? [])}`,
-    `    TARGET_COLUMN = ${pyString(spec.target.column)}`,
+    ...(isImageTarget(spec.target) ? torchTargetConstants(spec) : [
+      `    TARGET_COLUMN = ${pyString(spec.target.column)}`,
+      ...(hasSeveralHeads(spec) ? [`    TARGET_COLUMNS = ${pyLiteral(planHeads(spec).map((h) => columnOf(h.target)))}`] : []),
+    ]),
     `    IMAGE_STEPS = ${pyLiteral(imageSteps)}`,
     `    TABULAR_STEPS = ${pyLiteral(tabularSteps)}`,
     ...(Object.keys(fills).length > 0 ? [`    FILL_MISSING = ${pyLiteral(fills)}`] : []),
@@ -787,13 +1024,12 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     ...optimizerLines(spec),
     '',
     '    def init_dependencies(self):',
-    `        return ${pyLiteral(planDependencies(spec))}`,
+    `        return ${pyLiteral(planDependencies(spec, options.fedbiomed))}`,
     '',
     ...trainingDataLines(spec, options.fedbiomed ?? 'v4.5'),
     '',
-    ...(spec.loss.type === 'focal' ? FOCAL_HELPER.split('\n').slice(1) : []),
-    '    def _fbts_loss(self, output, y):',
-    `        return ${lossExpression(spec)}`,
+    ...(planHeads(spec).some((h) => h.loss.type === 'focal') ? FOCAL_HELPER.split('\n').slice(1) : []),
+    ...lossAndMetric.loss,
     '',
     '    def training_step(self, data, target):',
     '        self.model().train()',
@@ -808,9 +1044,9 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '        inputs, y = self._fbts_batch(data, target)',
     '        output = self.model()(**inputs)',
     '        results = {}',
-    ...metricLines(spec),
+    ...lossAndMetric.metrics,
     '        return results',
-    ...dataHelpers(spec).split('\n').slice(0, -1),
+    ...dataHelpers(spec, options.fedbiomed ?? 'v4.5').split('\n').slice(0, -1),
     ...(usesClassificationHelpers(spec) ? METRIC_HELPERS.split('\n').slice(0, -1) : []),
     ...(augmentation.length > 0 ? AUGMENT_HELPERS.split('\n').slice(0, -1) : []),
     ...(localParameters.length > 0 ? FEDBN_HELPERS.split('\n').slice(0, -1) : []),
@@ -820,12 +1056,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
 
 /** The full plan file, byte-for-byte what Fed-BioMed v4.5's save_code writes for this class. */
 export function generateTorchPlan(spec: PlanSpec, options: GenerateTorchPlanOptions = {}): string {
-  if (options.fedbiomed === 'v6' && spec.inputs.image) {
-    throw new Error(`plan ${spec.name}: image plans cannot be generated for Fed-BioMed v6 yet (v6's ` +
-      'MedicalFolderDataset takes data_modalities / target_modalities / transforms, not a root folder and a ' +
-      'demographics transform); generate for v4.5 or use a TS node');
-  }
   const deps: string[] = [...(options.fedbiomed === 'v6' ? TORCH_PLAN_DEFAULT_DEPENDENCIES_V6 : TORCH_PLAN_DEFAULT_DEPENDENCIES)];
-  for (const dep of planDependencies(spec)) if (!deps.includes(dep)) deps.push(dep);
+  for (const dep of planDependencies(spec, options.fedbiomed)) if (!deps.includes(dep)) deps.push(dep);
   return `${deps.join('\n')}\n${generateTorchPlanClass(spec, options)}`;
 }

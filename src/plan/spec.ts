@@ -26,6 +26,13 @@ export interface ImageInputSpec {
   dims: 2 | 3;
   /** Spatial size the network sees, after preprocessing; length = `dims`. */
   size: number[];
+  /**
+   * Where the images come from. Absent: a medical folder (or, on TS nodes, a DICOM site). `image_folder`: 2-D
+   * PNG/JPEG pictures in torchvision's ImageFolder layout (Fed-BioMed `images` datasets; class = sub-folder, sorted);
+   * `modalities` are then PIL bands of the RGB picture (`R`, `G`, `B`, or `L` for luma), `dims` 2 and the target
+   * column `class` (the class index). See image-folder-plan.ts.
+   */
+  source?: 'image_folder';
 }
 
 export interface TabularInputSpec {
@@ -38,9 +45,34 @@ export interface PlanInputs {
   tabular?: TabularInputSpec;
 }
 
-export interface TargetSpec {
+export interface ColumnTargetSpec {
   /** Column holding the label (CSV column, or demographics column of a medical folder). */
   column: string;
+}
+
+/**
+ * One channel of an image target: 1 where the voxel of `modality` (a label map or a mask of the medical folder)
+ * holds one of `labels`, else 0.
+ */
+export interface ImageTargetChannel {
+  modality: string;
+  labels: number[];
+}
+
+/**
+ * An image target (image-to-image plans): one binary channel per entry, from modality volumes of the same subject,
+ * through the plan's spatial image steps (crop, center_crop, resize, select_slices, mip; intensity steps do not
+ * apply), so it lands on the network's grid: `[channels × slice count, ...inputs.image.size]`, channel index
+ * `c * sliceCount + s`. See src/plan/image-target.ts.
+ */
+export interface ImageTargetSpec {
+  channels: ImageTargetChannel[];
+}
+
+export type TargetSpec = ColumnTargetSpec | ImageTargetSpec;
+
+export function isImageTarget(target: TargetSpec): target is ImageTargetSpec {
+  return Array.isArray((target as ImageTargetSpec).channels);
 }
 
 export type SpatialParam = number | number[];
@@ -268,6 +300,23 @@ export interface LossSpec {
   /** focal: focusing exponent γ (default 2) and positive-class weight α in [0, 1] (default 0.25; -1 disables it). */
   gamma?: number;
   alpha?: number;
+  /** Plans with several heads: this head's weight in the training loss Σ weight·loss (default 1). */
+  weight?: number;
+}
+
+/**
+ * A further output of a graph model (plan version 2), beside the primary one (`model.output` with the plan's
+ * `target`, `loss` and `metrics`): e.g. a regression head (survival months) beside a classification head
+ * (response). Each head is a flat `[K]` node output with its own target column, loss (weighted in the training
+ * loss: Σ_h weight_h · loss_h) and validation metrics, reported as `<output node>_<METRIC>` beside `LOSS` (the
+ * weighted total). The generated PyTorch module returns the heads as a tuple in this order (primary first); the
+ * ONNX export has one output per head. See src/plan/heads.ts.
+ */
+export interface HeadSpec {
+  output: string;
+  target: TargetSpec;
+  loss: LossSpec;
+  metrics?: MetricName[];
 }
 
 export interface SgdSpec {
@@ -389,6 +438,39 @@ export interface OneHotColumnStep {
   column: string;
   categories: string[];
 }
+/**
+ * Voxel order to RAS, then resampling to a voxel spacing, from the affine the image reader gives (TS readers: the
+ * NIfTI / DICOM geometry; Python nodes: the MONAI MetaTensor's `affine`, RAS), as MONAI's Orientation('RAS') +
+ * Spacing would, but without rotating oblique volumes:
+ * 1. the voxel axes are permuted and flipped so that they run (mostly) towards +R, +A, +S (nibabel's
+ *    `as_closest_canonical`; axes matched greedily by their largest direction cosine; exact, no interpolation);
+ * 2. each axis is resampled to `spacing` (mm, in R, A, S order): output voxel t sits at input position
+ *    t·spacing/old spacing (the first voxel's centre is kept) and there are floor((n − 1)·old/spacing) + 1 of them
+ *    (none past the last input voxel's centre); linear interpolation between the two neighbours, or the nearest
+ *    one (floor(position + 0.5)) for the modalities listed in `nearest` (masks, labels).
+ * 3-D volumes only, before any step that changes the grid; the resulting size depends on each volume, so a
+ * fixed-size crop (`crop_around`, `center_crop`) or `resize` must follow.
+ */
+export interface ResampleStep {
+  op: 'resample';
+  spacing: [number, number, number];
+  nearest?: string[];
+}
+/**
+ * A box of fixed size centred on a voxel found in one modality's volume (at this point of the pipeline), cut out
+ * of every modality at the same voxel indices; positions outside the volume take `padValue` (default 0).
+ * center 'mask': the centre of the bounding box of the modality's voxels > 0 (per axis floor((first + last) / 2));
+ * the volume centre floor(n / 2) when the mask is empty. center 'brightest': the maximum-intensity voxel (the
+ * first one in C order on ties), e.g. PET SUVmax. The box starts at centre − floor(size / 2). Every modality must
+ * have the same grid here (co-registered volumes of one subject).
+ */
+export interface CropAroundStep {
+  op: 'crop_around';
+  modality: string;
+  center: 'mask' | 'brightest';
+  size: number[];
+  padValue?: number;
+}
 export interface SelectSlicesStep {
   op: 'select_slices';
   /** Volume axis the slices are taken along (it disappears; the slices become channels). */
@@ -406,6 +488,8 @@ export interface StandardizeColumnStep {
 export type PreprocessStep =
   | CropStep
   | CenterCropStep
+  | ResampleStep
+  | CropAroundStep
   | ResizeStep
   | NormalizeStep
   | ClipStep
@@ -421,6 +505,8 @@ export type PreprocessOp = PreprocessStep['op'];
 export const PREPROCESS_OPS: readonly PreprocessOp[] = [
   'crop',
   'center_crop',
+  'resample',
+  'crop_around',
   'resize',
   'normalize',
   'clip',
@@ -474,6 +560,8 @@ export interface PlanSpec {
   augmentation?: AugmentStep[];
   model: PlanModelSpec;
   loss: LossSpec;
+  /** Further heads of a graph model (absent for one head; plans without it keep their hash). */
+  heads?: HeadSpec[];
   optimizer: OptimizerSpec;
   metrics: MetricName[];
   /** Delivered to nodes as Fed-BioMed `model_args`; recorded with the plan (the architecture itself is fixed). */

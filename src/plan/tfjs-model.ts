@@ -5,7 +5,8 @@
  * update, flatten in NCHW order).
  *
  * Inputs are channels-last (tfjs): image `[N, ...inputs.image.size, C]`, tabular `[N, F]`, keyed 'image' and
- * 'tabular'. The output is the output node's value, channels last (`[N, K]` for a classifier).
+ * 'tabular'. The output is the output node's value, channels last (`[N, K]` for a classifier); with several heads,
+ * their flat outputs side by side (`[N, K₁ + K₂ + …]`, heads.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { LayerTap, ModelParameter, TrainableModel } from '../engine/model';
@@ -47,7 +48,8 @@ export class PlanModel implements TrainableModel {
   private readonly params: PlanParameter[];
   private readonly byName = new Map<string, PlanParameter>();
   private readonly dropoutRandom: SeededRandom;
-  /** Ids of conv nodes (with bias) whose only consumer is the ReLU node right after them: run as one fused op. */
+  /** Ids of conv nodes (with bias) and batch-norm nodes whose only consumer is the ReLU node right after them: run
+   *  as one fused op. */
   private readonly fusedWithNext = new Set<string>();
   private disposed = false;
   /** The DP engine's tap during a forward pass that asked for one. */
@@ -74,7 +76,8 @@ export class PlanModel implements TrainableModel {
     graph.nodes.forEach((node, i) => {
       const next = graph.nodes[i + 1];
       const consumers = graph.nodes.filter((n) => n.inputs.includes(node.id)).length;
-      if (node.layer.type === 'conv' && node.layer.bias && next?.layer.type === 'relu' && consumers === 1 && next.inputs[0] === node.id && node.id !== graph.output) {
+      const fusable = (node.layer.type === 'conv' && node.layer.bias) || node.layer.type === 'batch_norm';
+      if (fusable && next?.layer.type === 'relu' && consumers === 1 && next.inputs[0] === node.id && !graph.outputs.includes(node.id)) {
         this.fusedWithNext.add(node.id);
       }
     });
@@ -107,14 +110,18 @@ export class PlanModel implements TrainableModel {
         const { id, inputs: from, layer } = nodes[i];
         const args = from.map((name) => values.get(name)!);
         if (this.fusedWithNext.has(id)) {
-          // conv + bias + ReLU: the bias and the ReLU as one fused op (same values; fewer passes over the activation).
-          values.set(nodes[i + 1].id, this.conv(layer as ResolvedConv, args[0], true));
+          // conv + bias + ReLU: the bias and the ReLU as one fused op; batch norm + ReLU likewise in training (same
+          // values; fewer passes over the activation).
+          const fused = layer.type === 'batch_norm' ? this.batchNorm(layer, args[0], training, true) : this.conv(layer as ResolvedConv, args[0], true);
+          values.set(nodes[i + 1].id, fused);
           i++;
           continue;
         }
         values.set(id, this.runLayer(layer, args, training));
       }
-      return values.get(this.graph.output)!;
+      // Several heads: their flat [N, K] outputs side by side (heads.ts).
+      const outputs = this.graph.outputs.map((id) => values.get(id)!);
+      return outputs.length === 1 ? outputs[0] : tf.concat(outputs, 1);
     });
   }
 
@@ -215,18 +222,16 @@ export class PlanModel implements TrainableModel {
   }
 
   private conv(layer: ResolvedConv, x: tf.Tensor, thenRelu = false): tf.Tensor {
-    const needsPad = layer.padBefore.some((p) => p > 0) || layer.padAfter.some((p) => p > 0);
-    const padded = needsPad
-      ? tf.pad(x, [[0, 0], ...layer.padBefore.map((b, i): [number, number] => [b, layer.padAfter[i]]), [0, 0]])
-      : x;
     const w = this.variable(layer, 'weight');
-    const z =
-      layer.dims === 2
-        ? tf.conv2d(padded as tf.Tensor4D, w as tf.Tensor4D, layer.stride as [number, number], 'valid')
-        : tf.conv3d(padded as tf.Tensor5D, w as tf.Tensor5D, layer.stride as [number, number, number], 'valid');
-    const y = this.tap
-      ? this.tap({ kind: 'conv', dims: layer.dims, strides: [...layer.stride], filterShape: w.shape, ...this.roles(layer) }, padded, z)
-      : z;
+    let y: tf.Tensor;
+    if (this.tap) {
+      // The DP engine's per-sample gradients need the padded input itself.
+      const padded = padInput(layer, x);
+      const z = convValid(layer, padded, w);
+      y = this.tap({ kind: 'conv', dims: layer.dims, strides: [...layer.stride], filterShape: w.shape, ...this.roles(layer) }, padded, z);
+    } else {
+      y = convolve(layer, x, w);
+    }
     if (!layer.bias) return y;
     const bias = this.variable(layer, 'bias');
     return thenRelu ? biasRelu(y, bias) : tf.add(y, bias);
@@ -247,21 +252,22 @@ export class PlanModel implements TrainableModel {
     return tf.add(z, beta);
   }
 
-  private batchNorm(layer: ResolvedBatchNorm, x: tf.Tensor, training: boolean): tf.Tensor {
+  private batchNorm(layer: ResolvedBatchNorm, x: tf.Tensor, training: boolean, thenRelu = false): tf.Tensor {
     const gamma = this.variable(layer, 'weight');
     const beta = this.variable(layer, 'bias');
     const runningMean = this.variable(layer, 'running_mean');
     const runningVar = this.variable(layer, 'running_var');
     if (!training) {
       const normalised = tf.mul(tf.sub(x, runningMean), tf.rsqrt(tf.add(runningVar, layer.eps)));
-      return tf.add(tf.mul(normalised, gamma), beta);
+      const y = tf.add(tf.mul(normalised, gamma), beta);
+      return thenRelu ? tf.relu(y) : y;
     }
     const count = x.size / x.shape[x.rank - 1];
     if (count < 2) {
       throw new Error(`${layer.path} (batch_norm): training needs more than 1 value per channel, got input [${x.shape.join(', ')}]`);
     }
     // One op with its analytic gradient (engine/batch-norm.ts); normalises with the biased batch variance.
-    const { y, mean, variance } = batchNormTrain(x, gamma, beta, layer.eps);
+    const { y, mean, variance } = batchNormTrain(x, gamma, beta, layer.eps, thenRelu);
     // Running statistics as PyTorch keeps them: unbiased variance, exponential average with `momentum`.
     // (assign() is not recorded on the gradient tape, so no gradient flows through these updates.)
     const m = layer.momentum;
@@ -272,6 +278,38 @@ export class PlanModel implements TrainableModel {
     tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
     return y;
   }
+}
+
+/** PyTorch's zero padding as an explicit pad (none when there is nothing to pad). */
+function padInput(layer: ResolvedConv, x: tf.Tensor): tf.Tensor {
+  const needsPad = layer.padBefore.some((p) => p > 0) || layer.padAfter.some((p) => p > 0);
+  return needsPad ? tf.pad(x, [[0, 0], ...layer.padBefore.map((b, i): [number, number] => [b, layer.padAfter[i]]), [0, 0]]) : x;
+}
+
+function convValid(layer: ResolvedConv, padded: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  return layer.dims === 2
+    ? tf.conv2d(padded as tf.Tensor4D, w as tf.Tensor4D, layer.stride as [number, number], 'valid')
+    : tf.conv3d(padded as tf.Tensor5D, w as tf.Tensor5D, layer.stride as [number, number, number], 'valid');
+}
+
+/**
+ * The convolution with PyTorch's zero padding handed to the conv kernels where tfjs can express it (explicit pads
+ * in 2-D; in 3-D, tfjs's 'same' when it is the same padding: stride 1, odd kernel, (k − 1)/2 each side), which
+ * saves a padded copy of the input forward and a slice of its gradient backward; an explicit pad otherwise. Pads
+ * at least as large as the kernel stay explicit (the pure wasm input-gradient kernel refuses them).
+ */
+function convolve(layer: ResolvedConv, x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  const { padBefore, padAfter, kernel, stride } = layer;
+  const none = padBefore.every((p) => p === 0) && padAfter.every((p) => p === 0);
+  const small = [...padBefore, ...padAfter].every((p, i) => p < kernel[i % kernel.length]);
+  if (none || !small) return convValid(layer, padInput(layer, x), w);
+  if (layer.dims === 2) {
+    const pads: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [padBefore[0], padAfter[0]], [padBefore[1], padAfter[1]], [0, 0]];
+    return tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, stride as [number, number], pads);
+  }
+  const same = stride.every((s) => s === 1) && kernel.every((k, i) => k % 2 === 1 && padBefore[i] === (k - 1) / 2 && padAfter[i] === padBefore[i]);
+  if (!same) return convValid(layer, padInput(layer, x), w);
+  return tf.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, stride as [number, number, number], 'same');
 }
 
 /** Nearest-neighbour upsampling of a channels-last tensor: each spatial axis repeated `scale` times in place. */

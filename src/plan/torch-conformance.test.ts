@@ -23,13 +23,14 @@ import { buildModel, PlanModel } from './tfjs-model';
 import { trainingSettings } from './training';
 import {
   cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, imageLayersGraphPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan,
-  regressionPlan, resnetGraphPlan, unetGraphPlan, upsample3dGraphPlan,
+  regressionPlan, resnetGraphPlan, severalHeadsGraphPlan, unetGraphPlan, upsample3dGraphPlan,
 } from './testing/plans';
 import { findTorchPython, pythonSide, runTorchConformance, TorchPython } from './testing/python';
 import { imageInputChannels, sliceSelection } from './preprocess';
 import { exportWeights } from './weights';
 import { planMetrics } from './metrics';
 import { makeBatch, PlanBatch, PlanSample } from './batch';
+import { planHeads } from './heads';
 
 const TOLERANCE = 1e-4;
 const BATCH = 6;
@@ -99,7 +100,9 @@ function maxAbsDiff(a: ArrayLike<number | bigint>, b: ArrayLike<number | bigint>
 function batchOf(c: CaseData): PlanBatch {
   const samples: PlanSample[] = [];
   for (let i = 0; i < BATCH; i++) {
-    const sample: PlanSample = { target: Number(c.target.data[i]) };
+    const h = c.target.shape[1] ?? 1; // several heads: one target column each
+    const sample: PlanSample = { target: Number(c.target.data[i * h]) };
+    if (h > 1) sample.headTargets = Array.from(c.target.data.slice(i * h + 1, (i + 1) * h), Number);
     if (c.image) {
       const per = c.image.data.length / BATCH;
       sample.image = { data: c.image.data.slice(i * per, (i + 1) * per), shape: c.image.shape.slice(1) };
@@ -125,7 +128,13 @@ async function prepareCase(name: string, spec: PlanSpec, steps: number, seed: nu
     const shape = [BATCH, spec.inputs.tabular.columns.length];
     c.tabular = { data: normals(rng, BATCH * shape[1]), shape };
   }
-  if (spec.loss.type === 'cross_entropy') {
+  if (spec.heads) {
+    // responder (0/1), a regression value, a class index: one column per head
+    const columns = planHeads(spec).map((head, h) => (i: number) => head.loss.type === 'mse' ? normals(rng, 1)[0] : i % validatePlan(spec).graph.outputShapes[h][0] === 1 ? 1 : i % Math.max(2, validatePlan(spec).graph.outputShapes[h][0]));
+    const data = new Float32Array(BATCH * columns.length);
+    for (let i = 0; i < BATCH; i++) columns.forEach((column, h) => (data[i * columns.length + h] = column(i)));
+    c.target = { data, shape: [BATCH, columns.length] };
+  } else if (spec.loss.type === 'cross_entropy') {
     const classes = validatePlan(spec).graph.outputShape[0];
     c.target = { data: BigInt64Array.from({ length: BATCH }, (_, i) => BigInt(i % classes)), shape: [BATCH] };
   } else if (spec.loss.type === 'bce') {
@@ -211,6 +220,8 @@ const PLANS: [string, () => PlanSpec, number][] = [
   ['upsample_3d_graph', upsample3dGraphPlan, STEPS],
   ['mlp_binary_metrics', () => ({ ...mlpPlan(), metrics: ['loss', 'auc', 'recall', 'specificity', 'balanced_accuracy', 'precision', 'f1_score', 'dice'] }), 0],
   ['group_norm', groupNormPlan, STEPS],
+  // three heads (bce + mse + cross-entropy), weighted sum of their losses, metrics per head
+  ['several_heads', severalHeadsGraphPlan, STEPS],
 ];
 
 let python: TorchPython;
@@ -309,4 +320,16 @@ test('the clinical metrics are really compared (present on both sides, not all t
   const values = Object.values(pythonCase('mlp_binary_metrics').metrics);
   expect(values.some((v) => v > 0 && v < 1)).toBe(true);
   expect(Object.keys(pythonCase('inception3d_graph').metrics).sort()).toEqual(['ACCURACY', 'BALANCED_ACCURACY', 'F1_SCORE', 'PRECISION', 'RECALL']);
+});
+
+test('several heads: metrics per head under <node>_<METRIC>, LOSS the weighted sum of the head losses', () => {
+  const r = pythonCase('several_heads');
+  const ts = cases.get('several_heads')!.tsMetrics;
+  expect(Object.keys(r.metrics).sort()).toEqual([
+    'LOSS', 'grade_ACCURACY', 'grade_BALANCED_ACCURACY', 'grade_LOSS', 'pfs_LOSS', 'pfs_MAE', 'response_ACCURACY', 'response_AUC', 'response_LOSS',
+  ]);
+  for (const m of [r.metrics, ts]) {
+    expect(m.LOSS).toBeCloseTo(m.response_LOSS + 0.5 * m.pfs_LOSS + 0.3 * m.grade_LOSS, 5);
+    expect(Math.min(m.response_LOSS, m.pfs_LOSS, m.grade_LOSS)).toBeGreaterThan(0);
+  }
 });

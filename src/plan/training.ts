@@ -3,9 +3,11 @@
  * src/engine/optimizers.ts OptimizerSpec), plus the Fed-BioMed rule that the experiment's `optimizer_args`
  * override the plan's optimizer values (the generated PyTorch plan applies the same rule).
  */
-import type { LossConfig } from '../engine/losses';
+import { LossConfig, LossFn, makeLoss } from '../engine/losses';
 import type { OptimizerSpec as EngineOptimizerSpec } from '../engine/optimizers';
 import { LossSpec, OptimizerSpec, PlanSpec } from './spec';
+import { hasSeveralHeads, headColumns, lossWeight, planHeads, weightedSumLoss } from './heads';
+import { validatePlan } from './validate';
 
 export type EngineLossName = 'BCELoss' | 'BCEWithLogitsLoss' | 'CrossEntropyLoss' | 'MSELoss' | 'SigmoidFocalLoss';
 
@@ -69,6 +71,21 @@ export function engineOptimizer(optimizer: OptimizerSpec, optimizerArgs: Record<
   return settings;
 }
 
-export function trainingSettings(spec: PlanSpec, optimizerArgs: Record<string, unknown> = {}): { loss: LossConfig; optimizer: EngineOptimizerSettings } {
-  return { loss: engineLoss(spec.loss), optimizer: engineOptimizer(spec.optimizer, optimizerArgs) };
+/** The training loss: the plan's loss, or with several heads Σ weight · loss over them (heads.ts). */
+export function planLoss(spec: PlanSpec): LossConfig | LossFn {
+  if (!hasSeveralHeads(spec)) return engineLoss(spec.loss);
+  const columns = headColumns(validatePlan(spec).graph.outputShapes);
+  return weightedSumLoss(
+    planHeads(spec).map((head, h) => ({
+      loss: makeLoss(engineLoss(head.loss)),
+      weight: lossWeight(head.loss),
+      ...columns[h],
+      targetColumn: h,
+      integerTarget: head.loss.type === 'cross_entropy',
+    })),
+  );
+}
+
+export function trainingSettings(spec: PlanSpec, optimizerArgs: Record<string, unknown> = {}): { loss: LossConfig | LossFn; optimizer: EngineOptimizerSettings } {
+  return { loss: planLoss(spec), optimizer: engineOptimizer(spec.optimizer, optimizerArgs) };
 }

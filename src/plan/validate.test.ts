@@ -2,7 +2,7 @@ import { canonicalJson, planHash } from './canonical';
 import { definePlan } from './define';
 import { PlanValidationError } from './errors';
 import { PlanSpec } from './spec';
-import { EXAMPLE_PLANS, cnn2dPlan, mlpPlan } from './testing/plans';
+import { EXAMPLE_PLANS, cnn2dPlan, cnn3dPlan, mlpPlan } from './testing/plans';
 import { checkPlan, validatePlan } from './validate';
 
 /** A deep copy of a valid plan, edited by `edit`, as untyped JSON (bad plans are not PlanSpecs). */
@@ -123,6 +123,25 @@ describe('plan validation', () => {
     expect(widened.graph.inputShapes.tabular).toEqual([6]); // 4 columns, one of them 3 indicators
     const unknownColumn = mutate(mlpPlan(), (p) => (p.preprocessing[0].column = 'zz'));
     expect(issuePaths(unknownColumn)).toEqual(['preprocessing[0].column']);
+  });
+
+  test('resample and crop_around: rank, order, modalities and sizes are checked', () => {
+    const ok = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'resample', spacing: [1, 1, 2], nearest: ['T1'] }, { op: 'crop_around', modality: 'T1', center: 'mask', size: [9, 9, 9] }));
+    expect(issuePaths(ok)).toEqual([]);
+    const afterCrop = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'center_crop', size: [6, 8, 7] }, { op: 'resample', spacing: [1, 1, 2] }));
+    expect(issuePaths(afterCrop)).toEqual(['preprocessing[1].op']);
+    const on2d = mutate(cnn2dPlan(), (p) => p.preprocessing.unshift({ op: 'resample', spacing: [1, 1, 1] }));
+    expect(issuePaths(on2d)).toEqual(['preprocessing[0].op']);
+    const badSpacing = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'resample', spacing: [1, 0, 1] }));
+    expect(issuePaths(badSpacing)).toEqual(['preprocessing[0].spacing[1]']);
+    const unknownNearest = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'resample', spacing: [1, 1, 1], nearest: ['GTV'] }));
+    expect(issuePaths(unknownNearest)).toEqual(['preprocessing[0].nearest[0]']);
+    const unknownGuide = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'crop_around', modality: 'GTV', center: 'brightest', size: [6, 8, 7] }));
+    expect(issuePaths(unknownGuide)).toEqual(['preprocessing[0].modality']);
+    const wrongRank = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8] }));
+    expect(issuePaths(wrongRank)).toEqual(['preprocessing[0].size']);
+    const wrongSize = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8, 8] }]));
+    expect(issuePaths(wrongSize)).toEqual(['inputs.image.size']);
   });
 
   test('a branch without its input, and an input without its branch, are rejected', () => {

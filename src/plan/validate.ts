@@ -9,9 +9,12 @@ import { PlanIssue, PlanValidationError, pointerToPath } from './errors';
 import { resolveGraph, ResolvedGraph } from './graph';
 import { checkAugmentation } from './augment';
 import { fedbnIssues } from './fedbn';
+import { imageFolderIssues } from './image-folder-plan';
+import { imageTargetIssues } from './image-target';
 import { metricIssues } from './metrics';
+import { headView, planHeads } from './heads';
 import { checkPreprocessing } from './preprocess';
-import { isGraphModel, MERGE_TYPES, PlanSpec } from './spec';
+import { isGraphModel, isImageTarget, MERGE_TYPES, PlanSpec } from './spec';
 
 let compiled: { plan: ValidateFunction; layer: ValidateFunction } | undefined;
 
@@ -110,6 +113,17 @@ export interface PlanCheck {
   graph?: ResolvedGraph;
 }
 
+/** Each head's metrics against its loss and output. */
+function headMetricIssues(spec: PlanSpec, graph: ResolvedGraph): PlanIssue[] {
+  const heads = planHeads(spec);
+  if (heads.length > 1 && heads.some((head) => isImageTarget(head.target))) {
+    return [{ path: 'heads', message: 'a plan with several heads takes column targets only (an image target needs a single-output plan)' }];
+  }
+  return heads.flatMap((head, h) =>
+    metricIssues(headView(spec, head), graph.outputShapes[h], h === 0 ? ['metrics'] : ['heads', h - 1, 'metrics']),
+  );
+}
+
 /** Validates any value as a plan; never throws on bad input. */
 export function checkPlan(value: unknown): PlanCheck {
   const validate = schemaValidator();
@@ -117,9 +131,9 @@ export function checkPlan(value: unknown): PlanCheck {
   const spec = value as PlanSpec;
   const nodeIssues = graphNodeIssues(spec);
   if (nodeIssues.length > 0) return { issues: nodeIssues };
-  const preprocessingIssues = [...checkPreprocessing(spec), ...checkAugmentation(spec)];
+  const preprocessingIssues = [...imageFolderIssues(spec), ...checkPreprocessing(spec), ...checkAugmentation(spec)];
   const { graph, issues } = resolveGraph(spec);
-  const all = [...preprocessingIssues, ...issues, ...(graph ? [...metricIssues(spec, graph.outputShape), ...fedbnIssues(spec, graph)] : [])];
+  const all = [...preprocessingIssues, ...issues, ...(graph ? [...headMetricIssues(spec, graph), ...fedbnIssues(spec, graph), ...imageTargetIssues(spec, graph.outputShape)] : [])];
   return all.length > 0 ? { issues: all } : { issues: [], graph };
 }
 

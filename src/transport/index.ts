@@ -37,6 +37,8 @@ export { startRepositoryServer, DEFAULT_MAX_UPLOAD_BYTES } from './repository-se
 export type { RepositoryServer, RepositoryServerOptions } from './repository-server';
 export { startEmbeddedNetwork, advertisedHostFor } from './embedded';
 export type { EmbeddedNetwork, EmbeddedNetworkOptions } from './embedded';
+export { startEmbeddedV6Network } from './embedded-v6';
+export type { EmbeddedV6Network, EmbeddedV6NetworkOptions } from './embedded-v6';
 export { startSpy, inspectTraffic, formatSpyLine } from './spy';
 export type { SpyRecord, SpyOptions } from './spy';
 export { consoleLogger, silentLogger, memoryLogger, describeError } from './logger';

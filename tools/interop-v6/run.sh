@@ -9,8 +9,12 @@
 #   run.sh bench      the same two nodes (a real v6.3.3 node, a fedbiomed-ts node), same run: 2 FedAvg rounds +
 #                     validation timed under the real v6 researcher, then under ours (same port, same certificate)
 #   run.sh ts-researcher [--record DIR]
-#                     our v6 researcher (researcher/v6-federation.ts, port 50061) drives a real v6.3.3 node and a
+#                     our researcher (the Experiment over researcher/v6-link.ts, port 50061) drives a real v6.3.3 node and a
 #                     fedbiomed-ts node: ping, list, search, approval, status, 2 FedAvg rounds + validation
+#   run.sh image-plan the demo's image plan (v6 MedicalFolderDataset on NIfTI) trained one round on a real v6 node
+#                     by our researcher (port 50063)
+#   run.sh plan-hash [DIR]
+#                     the real v6 node's hash of our v6 plans (python-minifier + SHA256), recorded into DIR
 #
 # Every Python process runs in its own process group and is killed by group id on exit.
 set -euo pipefail
@@ -131,6 +135,46 @@ case "${1:-}" in
     fi
     echo "real v6 node warnings/errors:"; grep -E "WARNING|ERROR" node_py.log | grep -v "Not able to send log message" || true
     ;;
+  image-plan)
+    REPO=$(cd "$HERE/../.." && pwd)
+    TS="node $REPO/bin/fedbiomed-ts.js"
+    RUN=$S/image-plan
+    rm -rf "$RUN" && mkdir -p "$RUN"
+    cd "$RUN"
+    $TS demo data --out cohort > cohort.log
+    SITE=$RUN/cohort/$(cd cohort && ls -d */medical-folder | head -1)
+    export FBM_RESEARCHER_PORT=50063 FBM_RESEARCHER_IP=localhost
+    cat > ds.json <<JSON
+{"path": "$SITE", "data_type": "medical-folder", "description": "demo site, NIfTI", "tags": "gbm-v6", "name": "gbm",
+ "dataset_parameters": {"tabular_file": "$SITE/demographics.csv", "index_col": "patient_id"}}
+JSON
+    echo y | $PY -m fedbiomed.cli node -p ./node_py dataset add --file ds.json > node_py.log 2>&1
+    setsid $PY -m fedbiomed.cli node -p ./node_py start >> node_py.log 2>&1 < /dev/null &
+    PIDS+=($!)
+    (cd "$REPO" && timeout 900 npx ts-node --transpile-only "$HERE/image-plan.ts" "$RUN/researcher" 50063) > researcher.log 2>&1 \
+      || { tail -30 researcher.log; tail -40 node_py.log; exit 1; }
+    grep -E "TSR_IMAGE_(ROUND|WEIGHTS)" researcher.log
+    echo "real v6 node warnings/errors:"; grep -E "WARNING|ERROR" node_py.log | grep -v "Not able to send log message" || true
+    ;;
+  plan-hash)
+    # The hash a real v6 node computes for our v6 plans (its own _create_hash: python-minifier + SHA256), recorded
+    # with the minified text into DIR (default: the repository's vectors, checked by src/plan/v6-plan-hash.test.ts).
+    REPO=$(cd "$HERE/../.." && pwd)
+    TS="node $REPO/bin/fedbiomed-ts.js"
+    DEST=$(realpath -m "${2:-$REPO/src/transport/v6/testing/vectors/plan-hash}")
+    mkdir -p "$DEST"
+    $TS plan export "$HERE/lin-plan.ts" --fedbiomed v6 --python "$DEST/lin_plan_v6.py" >/dev/null
+    (cd "$REPO" && npx ts-node --transpile-only -e "
+      const fs = require('fs');
+      const { generateTorchPlan } = require('./src/plan/pytorch');
+      const { glioResponsePlan } = require('./examples/glioblastoma/plan');
+      const { demoConfig } = require('./examples/glioblastoma/demo-config');
+      const spec = glioResponsePlan({ volumeSize: demoConfig({}).volumeSize });
+      fs.writeFileSync('$DEST/glio_plan_v6.py', generateTorchPlan(spec, { fedbiomed: 'v6' }));")
+    for p in lin_plan_v6 glio_plan_v6; do
+      $PY "$HERE/plan_hash.py" "$DEST/$p.py" "$DEST/$p" 2>/dev/null | sed "s/^/$p /"
+    done | tee "$DEST/hashes.txt"
+    ;;
   *)
-    sed -n '2,14p' "$0"; exit 2 ;;
+    sed -n '2,18p' "$0"; exit 2 ;;
 esac

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../backend';
 import { kernelsInUse, KernelImplementation, useKernels } from '../kernels';
+import { DP_CONV_PER_SAMPLE } from '../kernels/dp-native';
 import { makeLoss } from '../losses';
 import { clippedGradientSum } from './per-sample';
 import { definePlan } from '../../plan/define';
@@ -208,6 +209,8 @@ describe('per-sample clipping against PyTorch', () => {
         // Last, the CPU backend: a node without wasm runs the same code on tfjs's stock kernels.
         if (implementation === 'cpu backend') await tf.setBackend('cpu');
         else useKernels(implementation);
+        // The native path is the fused per-sample kernel (dp.c), not the slice-by-slice fallback.
+        expect(tf.getKernel(DP_CONV_PER_SAMPLE, 'wasm') !== undefined).toBe(implementation === 'native');
         const at = implementation === 'cpu backend' ? implementation : `${implementation} kernels`;
         // Without clipping (a huge bound): the norms, and the plain sum of per-sample gradients.
         const free = clippedGradientSum(c.model, { inputs: c.inputs, target: c.target }, lossFn, 1e9, trainable);

@@ -7,8 +7,9 @@
  * From each layer's input x and output gradient g (of the summed loss, as Opacus scales a mean loss by the batch
  * size), per-sample gradient norms come layer by layer:
  *   dense  ‖x_i ⊗ g_i‖² = ‖x_i‖²‖g_i‖², bias ‖g_i‖²
- *   conv   the filter gradient of each sample (the backend's filter-gradient kernel on that sample's slice),
- *          bias ‖Σ_positions g_i‖²
+ *   conv   the filter gradient of each sample (with the native kernels: filter and bias gradients and their
+ *          squared norms in one call split by sample over the threads; else the backend's filter-gradient kernel
+ *          on each sample's slice), bias ‖Σ_positions g_i‖²
  *   group norm's affine part  ‖Σ_positions g_i ⊙ x̂_i‖² per channel, bias as a conv's
  * The flat norm over all trainable parameters gives each sample its factor c_i = min(1, C / (‖∇_i‖ + 1e-6)),
  * and the clipped sum Σ_i c_i ∇_i of every parameter is one contraction: xᵀ(c ⊙ g) for dense weights, cᵀP for
@@ -17,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerTap, TappedLayer, TrainableModel } from '../model';
 import type { Batch } from '../train';
-import { PER_SAMPLE_FILTER_GRAD } from '../kernels/conv-native';
+import { DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, DpConvPerSampleAttrs } from '../kernels/dp-native';
 import { PER_SAMPLE_SUM } from '../kernels/reduce-native';
 
 export interface ClippedBatch {
@@ -150,10 +151,10 @@ function clipAndSum(
 }
 
 function layerParts(layer: TappedLayer, x: tf.Tensor, g: tf.Tensor, n: number): LayerParts {
+  if (layer.kind === 'conv' && nativeKernel(DP_CONV_PER_SAMPLE)) return nativeConvParts(layer, x, g);
   const biasPerSample = layer.bias ? sumOverPositions(g, n) : undefined;
   const biasNormSq = biasPerSample ? tf.sum(tf.square(biasPerSample), 1) : tf.zeros([n]);
-  const clippedBias = (c: tf.Tensor1D) =>
-    biasPerSample ? tf.reshape(tf.matMul(tf.reshape(c, [1, n]), biasPerSample), [-1]) : undefined;
+  const clippedBias = (c: tf.Tensor1D) => (biasPerSample ? weightedRowSum(biasPerSample, c) : undefined);
   if (layer.kind === 'dense') {
     const normSq = tf.add(tf.mul(tf.sum(tf.square(x), 1), tf.sum(tf.square(g), 1)), biasNormSq) as tf.Tensor1D;
     return {
@@ -167,30 +168,47 @@ function layerParts(layer: TappedLayer, x: tf.Tensor, g: tf.Tensor, n: number): 
     return {
       layer, clippedBias,
       normSq: tf.add(tf.sum(tf.square(weightPerSample), 1), biasNormSq) as tf.Tensor1D,
-      clippedWeight: (c) => tf.reshape(tf.matMul(tf.reshape(c, [1, n]), weightPerSample), [-1]),
+      clippedWeight: (c) => weightedRowSum(weightPerSample, c),
     };
   }
-  const perSample = convFilterGradients(layer, x, g, n); // [n, K]
-  const filterShape = layer.filterShape;
+  const perSample = convFilterGradients(layer, x, g, n); // [n, ...filterShape]
   return {
     layer, clippedBias,
-    normSq: tf.add(tf.sum(tf.square(perSample), 1), biasNormSq) as tf.Tensor1D,
-    clippedWeight: (c) => tf.reshape(tf.matMul(tf.reshape(c, [1, n]), perSample), filterShape),
+    normSq: tf.add(tf.sum(tf.square(tf.reshape(perSample, [n, -1])), 1), biasNormSq) as tf.Tensor1D,
+    clippedWeight: (c) => weightedRowSum(perSample, c),
   };
 }
 
+function nativeKernel(name: string): boolean {
+  return tf.getBackend() === 'wasm' && tf.getKernel(name, 'wasm') !== undefined;
+}
+
+/** The native kernel's per-sample filter and bias gradients with their squared norms, from one call. */
+function nativeConvParts(layer: Extract<TappedLayer, { kind: 'conv' }>, x: tf.Tensor, g: tf.Tensor): LayerParts {
+  const attrs: DpConvPerSampleAttrs = { strides: layer.strides, filterShape: layer.filterShape, withBias: layer.bias !== undefined };
+  const outputs = tf.engine().runKernel(DP_CONV_PER_SAMPLE, { x, dy: g }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  const [filterGrads, biasGrads] = outputs;
+  return {
+    layer,
+    normSq: outputs[outputs.length - 1] as tf.Tensor1D,
+    clippedWeight: (c) => weightedRowSum(filterGrads, c),
+    clippedBias: (c) => (layer.bias ? weightedRowSum(biasGrads, c) : undefined),
+  };
+}
+
+/** Σ_i c_i m_i over the first axis of m: [n, ...shape] -> shape. */
+function weightedRowSum(m: tf.Tensor, c: tf.Tensor1D): tf.Tensor {
+  if (nativeKernel(DP_WEIGHTED_ROW_SUM)) return tf.engine().runKernel(DP_WEIGHTED_ROW_SUM, { m, factors: c }) as tf.Tensor;
+  const n = m.shape[0];
+  return tf.reshape(tf.matMul(tf.reshape(c, [1, n]), tf.reshape(m, [n, -1])), m.shape.slice(1));
+}
+
 /**
- * Each sample's filter gradient as [n, K]: the native kernel on views of the batch when the native kernels are in
- * use, else the backend's filter-gradient kernel on each sample's slice. Exact either way: the same arithmetic as
- * the batch gradient, sample by sample.
+ * Each sample's filter gradient as [n, ...filterShape] without the native kernels: the backend's filter-gradient
+ * kernel on each sample's slice. Exact: the same arithmetic as the batch gradient, sample by sample.
  */
-function convFilterGradients(layer: Extract<TappedLayer, { kind: 'conv' }>, x: tf.Tensor, g: tf.Tensor, n: number): tf.Tensor2D {
+function convFilterGradients(layer: Extract<TappedLayer, { kind: 'conv' }>, x: tf.Tensor, g: tf.Tensor, n: number): tf.Tensor {
   const filterShape = layer.filterShape;
-  if (tf.getBackend() === 'wasm' && tf.getKernel(PER_SAMPLE_FILTER_GRAD, 'wasm')) {
-    const all = tf.engine().runKernel(PER_SAMPLE_FILTER_GRAD, { x, dy: g },
-      { strides: layer.strides, filterShape } as unknown as tf.NamedAttrMap) as tf.Tensor;
-    return tf.reshape(all, [n, -1]);
-  }
   const kernel = layer.dims === 2 ? 'Conv2DBackpropFilter' : 'Conv3DBackpropFilterV2';
   const attrs = layer.dims === 2
     ? { strides: layer.strides, pad: 'valid', dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape }
@@ -199,9 +217,9 @@ function convFilterGradients(layer: Extract<TappedLayer, { kind: 'conv' }>, x: t
     const xi = tf.slice(x, i, 1);
     const gi = tf.slice(g, i, 1);
     const dw = tf.engine().runKernel(kernel, { x: xi, dy: gi }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
-    return tf.reshape(dw, [1, -1]);
+    return tf.expandDims(dw, 0);
   });
-  return tf.concat(rows, 0) as tf.Tensor2D;
+  return tf.concat(rows, 0);
 }
 
 /**
@@ -210,9 +228,7 @@ function convFilterGradients(layer: Extract<TappedLayer, { kind: 'conv' }>, x: t
  */
 function sumOverPositions(g: tf.Tensor, n: number): tf.Tensor2D {
   if (g.rank === 2) return g as tf.Tensor2D;
-  if (tf.getBackend() === 'wasm' && tf.getKernel(PER_SAMPLE_SUM, 'wasm')) {
-    return tf.engine().runKernel(PER_SAMPLE_SUM, { x: g }) as tf.Tensor2D;
-  }
+  if (nativeKernel(PER_SAMPLE_SUM)) return tf.engine().runKernel(PER_SAMPLE_SUM, { x: g }) as tf.Tensor2D;
   const channels = g.shape[g.rank - 1];
   const positions = g.size / (n * channels);
   const rows = tf.reshape(g, [n, positions, channels]) as tf.Tensor3D;

@@ -14,7 +14,7 @@ import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
 
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 
-interface ConvAttrs {
+export interface ConvAttrs {
   strides: number | number[];
   pad: Pad;
   dataFormat?: string;
@@ -34,7 +34,7 @@ export function geometryFields(g: ConvGeometry): Int32Array {
   ]); // prettier-ignore
 }
 
-function geometry2D(name: string, xShape: number[], filterShape: number[], attrs: ConvAttrs): ConvGeometry {
+export function geometry2D(name: string, xShape: number[], filterShape: number[], attrs: ConvAttrs): ConvGeometry {
   const info = backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
@@ -48,7 +48,7 @@ function geometry2D(name: string, xShape: number[], filterShape: number[], attrs
   return geometryFrom2D(info, name);
 }
 
-function geometry3D(name: string, xShape: number[], filterShape: number[], attrs: ConvAttrs): ConvGeometry {
+export function geometry3D(name: string, xShape: number[], filterShape: number[], attrs: ConvAttrs): ConvGeometry {
   if (attrs.dataFormat === 'NCDHW') throw new Error(`${name} on wasm supports channels-last (NDHWC) only`);
   if (typeof attrs.pad !== 'string') throw new Error(`${name}: 3D padding must be 'same' or 'valid'`);
   const info = backend_util.computeConv3DInfo(
@@ -112,43 +112,6 @@ export function nativeConvKernels(native: NativeKernels): KernelConfig[] {
     backpropFilter('Conv3DBackpropFilterV2', geometry3D),
     backpropInput('Conv3DBackpropInputV2', geometry3D),
   ].map(nativeKernel);
-}
-
-/** Each sample's filter gradient, [batch, ...filterShape], for differential privacy (src/engine/dp/per-sample.ts). */
-export const PER_SAMPLE_FILTER_GRAD = 'FedbiomedTsPerSampleFilterGrad';
-
-/**
- * The native filter-gradient kernel run sample by sample on views of the batch (no copy): inputs x (valid conv
- * input, already padded) and dy, attrs strides and filterShape (tfjs layout); 2D or 3D from the rank.
- */
-export function nativePerSampleFilterGradKernel(native: NativeKernels): KernelConfig {
-  return nativeKernel({
-    kernelName: PER_SAMPLE_FILTER_GRAD,
-    backendName: 'wasm',
-    kernelFunc: (({ inputs, backend, attrs }: { inputs: { x: TensorInfo; dy: TensorInfo }; backend: WasmBackend; attrs: { strides: number[]; filterShape: number[] } }) => {
-      const { x, dy } = inputs;
-      const n = x.shape[0];
-      const one = [1, ...x.shape.slice(1)];
-      const convAttrs: ConvAttrs = { strides: attrs.strides, pad: 'valid' };
-      const g = x.shape.length === 4
-        ? geometry2D(PER_SAMPLE_FILTER_GRAD, one, attrs.filterShape, convAttrs)
-        : geometry3D(PER_SAMPLE_FILTER_GRAD, one, attrs.filterShape, convAttrs);
-      const out = allocF32(backend, [n, ...attrs.filterShape]);
-      // Views after the last allocation (a heap growth invalidates them).
-      const xs = heapF32(backend, x);
-      const dys = heapF32(backend, dy);
-      const dws = heapF32(backend, out);
-      const xSize = xs.length / n;
-      const dySize = dys.length / n;
-      const dwSize = dws.length / n;
-      const fields = geometryFields(g);
-      for (let i = 0; i < n; i++) {
-        native.convBackpropFilter(fields, xs.subarray(i * xSize, (i + 1) * xSize), dys.subarray(i * dySize, (i + 1) * dySize),
-          dws.subarray(i * dwSize, (i + 1) * dwSize));
-      }
-      return out;
-    }) as unknown as KernelFunc,
-  });
 }
 
 /**

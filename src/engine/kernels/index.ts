@@ -10,8 +10,11 @@ import { getKernel, KernelConfig, registerGradient, registerKernel, unregisterKe
 import { loadNativeKernels } from '../native';
 import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { BIAS_RELU, BIAS_RELU_GRAD, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
+import { BATCH_NORM, BATCH_NORM_GRAD, batchNormGradient, nativeBatchNormKernels, nativeBatchNormSelfCheck } from './batch-norm-native';
 import { conv2DGradient } from './conv2d-gradient';
-import { nativeConvKernels, nativeConvSelfCheck, nativePerSampleFilterGradKernel, PER_SAMPLE_FILTER_GRAD } from './conv-native';
+import { nativeConcatKernels } from './concat-native';
+import { nativeConvKernels, nativeConvSelfCheck } from './conv-native';
+import { DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, nativeDpKernels } from './dp-native';
 import { nativePoolKernels, nativePoolSelfCheck } from './pool-native';
 import { nativePerSampleSumKernel, nativeSumKernel, PER_SAMPLE_SUM } from './reduce-native';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-wasm';
@@ -47,6 +50,8 @@ const NATIVE_KERNEL_NAMES = [
   'MaxPool3D',
   'MaxPool3DGrad',
   'Sum',
+  'Concat',
+  'SplitV',
 ] as const;
 
 export type KernelImplementation = 'native' | 'wasm';
@@ -86,9 +91,11 @@ export function registerProjectKernels(): void {
   registerGradient(avgPoolGradient);
   registerGradient(avgPool3DGradient);
   registerGradient(biasReluGradient);
+  registerGradient(batchNormGradient);
   const native = loadNativeKernels();
   if (native.ok) {
-    nativeSelfCheckFailure = nativeConvSelfCheck(native.kernels) ?? nativePoolSelfCheck(native.kernels);
+    nativeSelfCheckFailure = nativeConvSelfCheck(native.kernels) ?? nativePoolSelfCheck(native.kernels) ??
+      nativeBatchNormSelfCheck(native.kernels);
     if (!nativeSelfCheckFailure) useKernels('native');
   }
 }
@@ -100,18 +107,23 @@ export function useKernels(implementation: KernelImplementation): void {
     const native = loadNativeKernels();
     if (!native.ok) throw new Error(`cannot use native kernels: ${native.detail}`);
     const wasmSum = wasmKernels.find((k) => k.kernelName === 'Sum') as KernelConfig;
+    const wasmKernel = (name: string) => wasmKernels.find((k) => k.kernelName === name) as KernelConfig;
     [
       ...nativeConvKernels(native.kernels),
       ...nativePoolKernels(native.kernels),
       nativeSumKernel(native.kernels, wasmSum),
       ...nativeBiasReluKernels(native.kernels),
-      nativePerSampleFilterGradKernel(native.kernels),
+      ...nativeBatchNormKernels(native.kernels),
+      ...nativeConcatKernels(native.kernels, { concat: wasmKernel('Concat'), splitV: wasmKernel('SplitV') }),
+      ...nativeDpKernels(native.kernels),
       nativePerSampleSumKernel(native.kernels),
     ].forEach(replaceKernel);
   } else {
     wasmKernels.forEach(replaceKernel);
-    // Without them the biasRelu op (../fused.ts) composes add + relu, and per-sample filter gradients use slices.
-    for (const name of [BIAS_RELU, BIAS_RELU_GRAD, PER_SAMPLE_FILTER_GRAD, PER_SAMPLE_SUM]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
+    // Without them the biasRelu op (../fused.ts) composes add + relu, batch norm (../batch-norm.ts) composes
+    // standard ops, and per-sample filter gradients use slices.
+    for (const name of [BIAS_RELU, BIAS_RELU_GRAD, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
+    for (const name of [BATCH_NORM, BATCH_NORM_GRAD]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
   }
   inUse = implementation;
 }

@@ -12,8 +12,16 @@
  *   maxPoolForward(poolGeometry: Int32Array, x, y: Float32Array): void
  *   maxPoolBackprop(poolGeometry, x, y, dy, dx): void
  *   sumLeadingAxes(x, out: Float32Array): void   (x viewed as [x.length / out.length, out.length])
+ *   dpConvPerSample(geometry, x, dy, filterGrads, biasGrads: Float32Array | null, normSq): void
+ *                                                 (per-sample conv gradients and squared norms, dp.h)
+ *   dpWeightedRowSum(m, factors, out: Float32Array): void   (m: [factors.length x out.length], dp.h)
  *   biasReluForward(x, bias, y: Float32Array): void           (x, y: [rows x bias.length])
  *   biasReluBackward(dy, y, dx, dbias: Float32Array): void     (dbias.length columns)
+ *   batchNormForward(x, gamma, beta, eps: number, relu: boolean, y, mean, variance): void
+ *                                                 (x, y: [rows x gamma.length]; see bn.h)
+ *   batchNormBackward(dy, x, gamma, beta, mean, variance, eps, relu, dx, dgamma, dbeta): void
+ *   copyColumns(src, srcCols, srcOffset, dst, dstCols, dstOffset, width): void
+ *                                                 (src, dst: row-major with the same number of rows; see copy.h)
  *   setThreads(n: integer 1..64, workPerThread?: integer >= 1): void
  *                                                 (threads every kernel may use, 1 at load; work that pays for one
  *                                                 more thread, default 2M multiply-adds)
@@ -23,13 +31,16 @@
 #include <stdio.h>
 
 #include "bias_relu.h"
+#include "bn.h"
+#include "copy.h"
 #include "conv.h"
+#include "dp.h"
 #include "parallel.h"
 #include "pool.h"
 #include "reduce.h"
 
 /* Bump whenever a function is added, removed or changes meaning; src/engine/native/index.ts expects the same. */
-#define FBTS_API_VERSION 4
+#define FBTS_API_VERSION 5
 
 /* Largest magnitude of any geometry field: 2^20 (a million pixels along one axis). */
 #define FIELD_LIMIT (1 << 20)
@@ -194,6 +205,197 @@ static napi_value sum_leading_axes_js(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Batch norm (bn.h): Float32Arrays of [rows x C] activations and [C] channel vectors, eps a finite number >= 0 and
+ * relu a boolean at the given positions. Returns 0 after throwing the JavaScript error. */
+static int batch_norm_args(napi_env env, napi_callback_info info, const char *name, size_t count,
+                           const int *is_activation, size_t eps_index, float **arrays, double *eps, int *relu,
+                           size_t *rows, size_t *cols) {
+  napi_value args[11];
+  size_t argc = 11;
+  char error[160];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != count) {
+    snprintf(error, sizeof error, "%s expects %zu arguments", name, count);
+    fail(env, error);
+    return 0;
+  }
+  if (!conv_cpu_supported()) {
+    fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+    return 0;
+  }
+  napi_valuetype type;
+  bool flag;
+  if (napi_typeof(env, args[eps_index], &type) != napi_ok || type != napi_number ||
+      napi_get_value_double(env, args[eps_index], eps) != napi_ok || !(*eps >= 0) || *eps > 1e30) {
+    snprintf(error, sizeof error, "%s: eps (argument %zu) must be a finite number >= 0", name, eps_index + 1);
+    fail(env, error);
+    return 0;
+  }
+  if (napi_typeof(env, args[eps_index + 1], &type) != napi_ok || type != napi_boolean ||
+      napi_get_value_bool(env, args[eps_index + 1], &flag) != napi_ok) {
+    snprintf(error, sizeof error, "%s: relu (argument %zu) must be a boolean", name, eps_index + 2);
+    fail(env, error);
+    return 0;
+  }
+  *relu = flag ? 1 : 0;
+  size_t lengths[11], positions[11], k = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (i == eps_index || i == eps_index + 1) continue;
+    if (!typed_array(env, args[i], napi_float32_array, (void **)&arrays[k], &lengths[k])) {
+      snprintf(error, sizeof error, "%s: argument %zu must be a Float32Array", name, i + 1);
+      fail(env, error);
+      return 0;
+    }
+    positions[k++] = i + 1;
+  }
+  /* The first channel vector (gamma) gives the channels, the first array the activation's length. */
+  size_t first_vector = 0;
+  while (is_activation[first_vector]) first_vector++;
+  *cols = lengths[first_vector];
+  if (*cols == 0 || lengths[0] % *cols != 0) {
+    snprintf(error, sizeof error, "%s: %zu values are not whole rows of %zu channels", name, lengths[0], *cols);
+    fail(env, error);
+    return 0;
+  }
+  *rows = lengths[0] / *cols;
+  for (size_t i = 0; i < k; i++) {
+    const size_t expected = is_activation[i] ? lengths[0] : *cols;
+    if (lengths[i] != expected) {
+      snprintf(error, sizeof error, "%s: argument %zu has %zu floats, expected %zu", name, positions[i], lengths[i],
+               expected);
+      fail(env, error);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static napi_value batch_norm_forward_js(napi_env env, napi_callback_info info) {
+  /* (x, gamma, beta, eps, relu, y, mean, variance) */
+  static const int activation[6] = {1, 0, 0, 1, 0, 0};
+  float *a[6];
+  double eps;
+  int relu;
+  size_t rows, cols;
+  if (!batch_norm_args(env, info, "batchNormForward", 8, activation, 3, a, &eps, &relu, &rows, &cols)) return NULL;
+  if (batch_norm_forward(a[0], a[1], a[2], eps, relu, rows, cols, a[3], a[4], a[5]) != 0) {
+    return fail(env, "out of memory for partial sums");
+  }
+  return NULL;
+}
+
+static napi_value batch_norm_backward_js(napi_env env, napi_callback_info info) {
+  /* (dy, x, gamma, beta, mean, variance, eps, relu, dx, dgamma, dbeta) */
+  static const int activation[9] = {1, 1, 0, 0, 0, 0, 1, 0, 0};
+  float *a[9];
+  double eps;
+  int relu;
+  size_t rows, cols;
+  if (!batch_norm_args(env, info, "batchNormBackward", 11, activation, 6, a, &eps, &relu, &rows, &cols)) return NULL;
+  if (batch_norm_backward(a[0], a[1], a[2], a[3], a[4], a[5], eps, relu, rows, cols, a[6], a[7], a[8]) != 0) {
+    return fail(env, "out of memory for partial sums");
+  }
+  return NULL;
+}
+
+/* copyColumns(src, srcCols, srcOffset, dst, dstCols, dstOffset, width): integers >= 0 (cols >= 1), both blocks
+ * inside their rows, the same number of rows on both sides. */
+static napi_value copy_columns_js(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value args[7];
+  char error[160];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 7) {
+    return fail(env, "copyColumns expects (src, srcCols, srcOffset, dst, dstCols, dstOffset, width)");
+  }
+  float *arrays[2];
+  size_t lengths[2];
+  for (int i = 0; i < 2; i++) {
+    if (!typed_array(env, args[i * 3], napi_float32_array, (void **)&arrays[i], &lengths[i])) {
+      snprintf(error, sizeof error, "copyColumns: argument %d must be a Float32Array", i * 3 + 1);
+      return fail(env, error);
+    }
+  }
+  static const int positions[5] = {1, 2, 4, 5, 6};
+  double values[5];
+  for (int i = 0; i < 5; i++) {
+    napi_valuetype type;
+    double v;
+    if (napi_typeof(env, args[positions[i]], &type) != napi_ok || type != napi_number ||
+        napi_get_value_double(env, args[positions[i]], &v) != napi_ok || !(v >= 0) || v > 1e15 ||
+        v != (double)(size_t)v) {
+      snprintf(error, sizeof error, "copyColumns: argument %d must be an integer >= 0", positions[i] + 1);
+      return fail(env, error);
+    }
+    values[i] = v;
+  }
+  const size_t src_cols = (size_t)values[0], src_offset = (size_t)values[1], dst_cols = (size_t)values[2];
+  const size_t dst_offset = (size_t)values[3], width = (size_t)values[4];
+  if (src_cols == 0 || dst_cols == 0 || lengths[0] % src_cols != 0 || lengths[1] % dst_cols != 0) {
+    return fail(env, "copyColumns: each array must be whole rows of its column count (>= 1)");
+  }
+  const size_t rows = lengths[0] / src_cols;
+  if (lengths[1] / dst_cols != rows) {
+    snprintf(error, sizeof error, "copyColumns: src has %zu rows, dst %zu", rows, lengths[1] / dst_cols);
+    return fail(env, error);
+  }
+  if (src_offset + width > src_cols || dst_offset + width > dst_cols) {
+    return fail(env, "copyColumns: the block leaves the rows (offset + width > cols)");
+  }
+  copy_columns(arrays[0], src_cols, src_offset, arrays[1], dst_cols, dst_offset, width, rows);
+  return NULL;
+}
+
+/* (geometry, x, dy, filterGrads, biasGrads or null, normSq): sizes from the batch geometry, see dp.h. */
+static napi_value dp_conv_per_sample_js(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value args[6];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 6) {
+    return fail(env, "expected (geometry, x, dy, filterGrads, biasGrads or null, normSq)");
+  }
+  if (!conv_cpu_supported()) return fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+  char error[160];
+  conv_geometry g;
+  if (!read_fields(env, args[0], (int *)&g, CONV_GEOMETRY_FIELDS, 3, error, sizeof error)) return fail(env, error);
+  const size_t batch = (size_t)g.batch;
+  const size_t sizes[5] = {conv_input_size(&g), conv_output_size(&g), conv_filter_size(&g) * batch,
+                           batch * (size_t)g.out_c, batch};
+  float *arrays[5] = {NULL, NULL, NULL, NULL, NULL};
+  for (int i = 0; i < 5; i++) {
+    napi_valuetype type;
+    if (i == 3 && napi_typeof(env, args[4], &type) == napi_ok && type == napi_null) continue;
+    if (!float_arg(env, args, i + 1, "dpConvPerSample", sizes[i], &arrays[i], error, sizeof error)) {
+      return fail(env, error);
+    }
+  }
+  if (dp_conv_per_sample(&g, arrays[0], arrays[1], arrays[2], arrays[3], arrays[4]) != 0) {
+    return fail(env, "out of memory for scratch buffers");
+  }
+  return NULL;
+}
+
+static napi_value dp_weighted_row_sum_js(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value args[3];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 3) {
+    return fail(env, "expected (m, factors, out)");
+  }
+  if (!conv_cpu_supported()) return fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+  float *arrays[3];
+  size_t lengths[3];
+  for (int i = 0; i < 3; i++) {
+    if (!typed_array(env, args[i], napi_float32_array, (void **)&arrays[i], &lengths[i])) {
+      return fail(env, "dpWeightedRowSum: m, factors and out must be Float32Arrays");
+    }
+  }
+  if (lengths[1] == 0 || lengths[2] == 0 || lengths[0] != lengths[1] * lengths[2]) {
+    char error[160];
+    snprintf(error, sizeof error, "dpWeightedRowSum: m has %zu floats, not %zu rows (factors) of %zu (out)", lengths[0],
+             lengths[1], lengths[2]);
+    return fail(env, error);
+  }
+  dp_weighted_row_sum(arrays[0], arrays[1], lengths[1], lengths[2], arrays[2]);
+  return NULL;
+}
+
 /* Reads `count` Float32Array arguments: the first and the others but the last-is-columns one are [rows x cols]. */
 static int bias_relu_args(napi_env env, napi_callback_info info, const char *name, size_t count, float **arrays,
                           size_t cols_index, size_t *rows, size_t *cols) {
@@ -308,6 +510,11 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "maxPoolForward", max_pool_forward_js);
   export_function(env, exports, "maxPoolBackprop", max_pool_backprop_js);
   export_function(env, exports, "sumLeadingAxes", sum_leading_axes_js);
+  export_function(env, exports, "batchNormForward", batch_norm_forward_js);
+  export_function(env, exports, "batchNormBackward", batch_norm_backward_js);
+  export_function(env, exports, "copyColumns", copy_columns_js);
+  export_function(env, exports, "dpConvPerSample", dp_conv_per_sample_js);
+  export_function(env, exports, "dpWeightedRowSum", dp_weighted_row_sum_js);
   export_function(env, exports, "biasReluForward", bias_relu_forward_js);
   export_function(env, exports, "biasReluBackward", bias_relu_backward_js);
   export_function(env, exports, "setThreads", set_threads_js);

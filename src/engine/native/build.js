@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /*
- * Compiles the native kernels (conv.c, pool.c, reduce.c, bias_relu.c, their thread helper parallel.c and the
+ * Compiles the native kernels (conv.c, pool.c, reduce.c, bias_relu.c, dp.c, their thread helper parallel.c and the
  * Node-API binding addon.c) into build/fbts-native.node with the system C compiler. Runs as the package's install
  * script and by hand (`npm run build:native`).
  *
@@ -16,7 +16,9 @@ const fs = require('fs');
 const path = require('path');
 
 const HERE = __dirname;
-const SOURCES = ['parallel.c', 'conv.c', 'pool.c', 'reduce.c', 'bias_relu.c', 'addon.c'].map((f) => path.join(HERE, f));
+const SOURCES = ['parallel.c', 'conv.c', 'pool.c', 'reduce.c', 'bias_relu.c', 'dp.c', 'addon.c'].map((f) => path.join(HERE, f));
+SOURCES.push(path.join(HERE, 'bn.c')); // batch norm + ReLU, training mode (bn.h)
+SOURCES.push(path.join(HERE, 'copy.c')); // column-block copies: concat / split (copy.h)
 const OUT_DIR = path.join(HERE, 'build');
 const OUT = path.join(OUT_DIR, 'fbts-native.node');
 const required = process.argv.includes('--require');
@@ -48,6 +50,7 @@ function main() {
   const temporary = `${OUT}.${process.pid}.tmp`;
   const args = ['-O3', '-std=c11', '-pthread', '-fPIC', '-shared', '-fvisibility=hidden', '-Wall', '-Wextra', '-Werror'];
   args.push(`-I${include}`, ...SOURCES, '-o', temporary);
+  args.push('-lm'); // bn.c's sqrt and fma
   const result = spawnSync(cc, args, { encoding: 'utf8' });
   if (result.error) giveUp(`${cc} could not run (${result.error.message})`);
   if (result.status !== 0) {

@@ -1,6 +1,6 @@
 /**
- * The optional native kernels: convolutions (conv.c), max pooling (pool.c), leading-axes sums (reduce.c) and the
- * fused bias + ReLU (bias_relu.c), AVX2 + FMA, built by build.js at install time.
+ * The optional native kernels: convolutions (conv.c), max pooling (pool.c), leading-axes sums (reduce.c), the
+ * fused bias + ReLU (bias_relu.c), batch norm (+ ReLU) (bn.c) and concat / split copies (copy.c), AVX2 + FMA, built by build.js at install time.
  *
  * They run on the wasm backend's own memory: tensors stay on the wasm heap and the addon reads and writes them
  * through Float32Array views, so using them costs no copies. When the addon is missing, cannot load, or the CPU
@@ -22,8 +22,31 @@ export interface NativeKernels {
   biasReluForward(x: Float32Array, bias: Float32Array, y: Float32Array): void;
   /** dx = dy where y > 0 else 0, dbias = column sums of dx. */
   biasReluBackward(dy: Float32Array, y: Float32Array, dx: Float32Array, dbias: Float32Array): void;
+  /**
+   * Batch norm in training mode over x [rows x C] (C = gamma.length), then ReLU when `relu`: y, the batch mean and
+   * biased variance per channel (bn.h).
+   */
+  batchNormForward(
+    x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, relu: boolean,
+    y: Float32Array, mean: Float32Array, variance: Float32Array,
+  ): void;
+  /** Its gradients from dy and the forward's inputs and statistics: dx, dgamma, dbeta. */
+  batchNormBackward(
+    dy: Float32Array, x: Float32Array, gamma: Float32Array, beta: Float32Array, mean: Float32Array, variance: Float32Array,
+    eps: number, relu: boolean, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
+  ): void;
+  /**
+   * For every row r (src.length / srcCols of them, as many as dst.length / dstCols): the `width` floats of src's row
+   * from srcOffset to dst's row at dstOffset (concat / split along an axis).
+   */
+  copyColumns(src: Float32Array, srcCols: number, srcOffset: number, dst: Float32Array, dstCols: number, dstOffset: number, width: number): void;
   /** out[c] = sum over rows r of x[r * out.length + c]. */
   sumLeadingAxes(x: Float32Array, out: Float32Array): void;
+  /** Differential privacy (dp.h): each sample's conv filter and bias gradient, and its squared norm over both. */
+  dpConvPerSample(geometry: Int32Array, x: Float32Array, dy: Float32Array, filterGrads: Float32Array,
+    biasGrads: Float32Array | null, normSq: Float32Array): void;
+  /** out[k] = sum over rows i of factors[i] * m[i * out.length + k] (clip-weighted sum over samples). */
+  dpWeightedRowSum(m: Float32Array, factors: Float32Array, out: Float32Array): void;
   /**
    * Threads every kernel call may use (work split by sample); results are deterministic per thread count.
    * `workPerThread`: the work (multiply-adds) that pays for one more thread, 2M by default; tests pass 1.
@@ -37,7 +60,7 @@ export type NativeLoad = { ok: true; kernels: NativeKernels; detail: string } | 
 export const NATIVE_ENV_VAR = 'FEDBIOMED_TS_NATIVE';
 /** The addon's FBTS_API_VERSION these sources were written for (addon.c). An addon left over from older sources
  *  (say, after a git pull without npm ci) is refused instead of failing mid-training on a missing function. */
-export const NATIVE_API_VERSION = 4;
+export const NATIVE_API_VERSION = 5;
 export const THREADS_ENV_VAR = 'FEDBIOMED_TS_THREADS';
 export const MAX_THREADS = 64;
 /** Where build.js puts the addon: beside these sources, which a compiled copy (dist/src/...) finds four levels up. */

@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { nativeConvSelfCheck } from '../kernels/conv-native';
 import { nativePoolSelfCheck } from '../kernels/pool-native';
+import { nativeBatchNormSelfCheck } from '../kernels/batch-norm-native';
 import * as os from 'os';
 import { loadAddon, loadNativeKernels, NATIVE_ADDON_PATH, NATIVE_API_VERSION, NativeKernels, THREADS_ENV_VAR, threadsSetting } from './index';
 
@@ -28,6 +29,7 @@ test('the addon is built, loads on this CPU and matches the float64 reference', 
   expect(loadNativeKernels()).toMatchObject({ ok: true, detail: expect.stringContaining('AVX2+FMA') });
   expect(nativeConvSelfCheck(addon())).toBeUndefined();
   expect(nativePoolSelfCheck(addon())).toBeUndefined();
+  expect(nativeBatchNormSelfCheck(addon())).toBeUndefined();
 });
 
 test('the start-up self-checks catch kernels that compute wrong values', () => {
@@ -52,6 +54,23 @@ test('the start-up self-checks catch kernels that compute wrong values', () => {
     },
   };
   expect(nativePoolSelfCheck(noTieRule)).toMatch(/^max pool gradient wrong at \d+/);
+  // Batch norm whose input gradient forgets the mean of dz (a plain scale of dy): the check names the input gradient.
+  const noCentring: NativeKernels = {
+    ...real,
+    batchNormBackward: (dy, x, gamma, beta, mean, variance, eps, relu, dx, dgamma, dbeta) => {
+      real.batchNormBackward(dy, x, gamma, beta, mean, variance, eps, relu, dx, dgamma, dbeta);
+      dx[5] += 0.01;
+    },
+  };
+  expect(nativeBatchNormSelfCheck(noCentring)).toMatch(/^batch norm input gradient wrong at 5$/);
+  const wrongVariance: NativeKernels = {
+    ...real,
+    batchNormForward: (x, gamma, beta, eps, relu, y, mean, variance) => {
+      real.batchNormForward(x, gamma, beta, eps, relu, y, mean, variance);
+      variance[3] *= 1.001;
+    },
+  };
+  expect(nativeBatchNormSelfCheck(wrongVariance)).toMatch(/^batch norm statistics wrong at channel 3$/);
 });
 
 /** 1 sample, 4x4 image, 2 channels, 2x2 windows with stride 2 -> 2x2 output. */
@@ -75,6 +94,12 @@ test('a simple forward conv gives the hand-computable answer', () => {
   const y = new Float32Array(Y).fill(-1);
   addon().convForward(Int32Array.from(GEOMETRY), new Float32Array(X).fill(1), new Float32Array(W).fill(1), y);
   expect(Array.from(y)).toEqual(new Array(Y).fill(18));
+});
+
+test('a column-block copy writes the block and nothing else', () => {
+  const dst = new Float32Array(8).fill(-1);
+  addon().copyColumns(Float32Array.from([1, 2, 3, 4, 5, 6]), 3, 1, dst, 4, 2, 2);
+  expect(Array.from(dst)).toEqual([-1, -1, 2, 3, -1, -1, 5, 6]);
 });
 
 test('column sums of a small matrix', () => {
@@ -147,6 +172,7 @@ describe('threads', () => {
 });
 
 describe('malformed calls are errors that name the problem', () => {
+  const f = (n: number) => new Float32Array(n);
   const x = new Float32Array(X);
   const w = new Float32Array(W);
   const y = new Float32Array(Y);
@@ -172,6 +198,28 @@ describe('malformed calls are errors that name the problem', () => {
     ['a sum whose input is not whole rows', () => addon().sumLeadingAxes(new Float32Array(10), new Float32Array(3)), /sumLeadingAxes: x has 10 floats, not a whole number of rows of 3/],
     ['a sum into nothing', () => addon().sumLeadingAxes(new Float32Array(10), new Float32Array(0)), /not a whole number of rows of 0/],
     ['a sum of a plain array', () => addon().sumLeadingAxes([1, 2] as unknown as Float32Array, new Float32Array(1)), /must be Float32Arrays/],
+    ['a batch norm with seven arguments', () => (addon().batchNormForward as unknown as (...a: unknown[]) => void)(f(12), f(3), f(3), 1e-5, true, f(12), f(3)), /batchNormForward expects 8 arguments/],
+    ['a batch norm over partial rows', () => addon().batchNormForward(f(10), f(3), f(3), 1e-5, false, f(10), f(3), f(3)), /batchNormForward: 10 values are not whole rows of 3 channels/],
+    ['a batch norm without channels', () => addon().batchNormForward(f(12), f(0), f(0), 1e-5, false, f(12), f(0), f(0)), /not whole rows of 0 channels/],
+    ['a batch norm with beta of the wrong size', () => addon().batchNormForward(f(12), f(3), f(4), 1e-5, false, f(12), f(3), f(3)), /batchNormForward: argument 3 has 4 floats, expected 3/],
+    ['a batch norm output of the wrong size', () => addon().batchNormForward(f(12), f(3), f(3), 1e-5, false, f(11), f(3), f(3)), /batchNormForward: argument 6 has 11 floats, expected 12/],
+    ['a batch norm variance of the wrong size', () => addon().batchNormForward(f(12), f(3), f(3), 1e-5, false, f(12), f(3), f(2)), /batchNormForward: argument 8 has 2 floats, expected 3/],
+    ['a negative eps', () => addon().batchNormForward(f(12), f(3), f(3), -1, false, f(12), f(3), f(3)), /batchNormForward: eps \(argument 4\) must be a finite number >= 0/],
+    ['a NaN eps', () => addon().batchNormForward(f(12), f(3), f(3), NaN, false, f(12), f(3), f(3)), /eps \(argument 4\) must be a finite number >= 0/],
+    ['relu not a boolean', () => addon().batchNormForward(f(12), f(3), f(3), 1e-5, 1 as unknown as boolean, f(12), f(3), f(3)), /batchNormForward: relu \(argument 5\) must be a boolean/],
+    ['a batch norm of a Float64Array', () => addon().batchNormForward(new Float64Array(12) as unknown as Float32Array, f(3), f(3), 1e-5, false, f(12), f(3), f(3)), /batchNormForward: argument 1 must be a Float32Array/],
+    ['a batch norm gradient with x of the wrong size', () => addon().batchNormBackward(f(12), f(9), f(3), f(3), f(3), f(3), 1e-5, true, f(12), f(3), f(3)), /batchNormBackward: argument 2 has 9 floats, expected 12/],
+    ['a batch norm gradient with dgamma of the wrong size', () => addon().batchNormBackward(f(12), f(12), f(3), f(3), f(3), f(3), 1e-5, true, f(12), f(1), f(3)), /batchNormBackward: argument 10 has 1 floats, expected 3/],
+    ['a batch norm gradient with mean of the wrong size', () => addon().batchNormBackward(f(12), f(12), f(3), f(3), f(6), f(3), 1e-5, true, f(12), f(3), f(3)), /batchNormBackward: argument 5 has 6 floats, expected 3/],
+    ['a batch norm gradient with eps in the wrong place', () => (addon().batchNormBackward as unknown as (...a: unknown[]) => void)(f(12), f(12), f(3), f(3), f(3), 1e-5, f(3), true, f(12), f(3), f(3)), /batchNormBackward: eps \(argument 7\) must be a finite number >= 0/],
+    ['a copy with six arguments', () => (addon().copyColumns as unknown as (...a: unknown[]) => void)(f(6), 3, 0, f(4), 2, 0), /copyColumns expects \(src, srcCols, srcOffset, dst, dstCols, dstOffset, width\)/],
+    ['a copy from a plain array', () => addon().copyColumns([1, 2] as unknown as Float32Array, 2, 0, f(2), 2, 0, 2), /copyColumns: argument 1 must be a Float32Array/],
+    ['a copy with a fractional width', () => addon().copyColumns(f(6), 3, 0, f(4), 2, 0, 1.5), /copyColumns: argument 7 must be an integer >= 0/],
+    ['a copy with a negative offset', () => addon().copyColumns(f(6), 3, -1, f(4), 2, 0, 1), /copyColumns: argument 3 must be an integer >= 0/],
+    ['a copy over partial rows', () => addon().copyColumns(f(7), 3, 0, f(4), 2, 0, 1), /each array must be whole rows of its column count/],
+    ['a copy between different row counts', () => addon().copyColumns(f(6), 3, 0, f(6), 2, 0, 1), /copyColumns: src has 2 rows, dst 3/],
+    ['a copy that leaves the source rows', () => addon().copyColumns(f(6), 3, 2, f(4), 2, 0, 2), /the block leaves the rows/],
+    ['a copy that leaves the destination rows', () => addon().copyColumns(f(6), 3, 0, f(4), 2, 1, 2), /the block leaves the rows/],
   ]; // prettier-ignore
   test.each(cases)('%s', (_name, call, message) => {
     expect(call).toThrow(message);

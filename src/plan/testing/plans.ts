@@ -327,3 +327,31 @@ export function groupNormPlan(): PlanSpec {
     metrics: ['accuracy'],
   });
 }
+
+/**
+ * Several heads on one trunk (heads.ts): response (BCE with pos_weight, the primary head), survival months (MSE,
+ * weight 0.5) and grade (3-class cross-entropy, weight 0.3), each with its own target column and metrics.
+ */
+export function severalHeadsGraphPlan(): PlanSpec {
+  return definePlan({
+    name: 'SeveralHeads',
+    inputs: { image: { modalities: ['PET', 'CT'], dims: 2, size: [8, 8] }, tabular: { columns: ['age', 'kps'] } },
+    target: { column: 'responder' },
+    model: modelGraph((g) => {
+      const stem = g.chain('stem', 'image', [{ type: 'conv2d', outChannels: 4, kernelSize: 3, padding: 'same' }, { type: 'batch_norm' }, { type: 'relu' }]);
+      const pooled = g.layer('gmp', { type: 'global_max_pool' }, stem);
+      const clinical = g.chain('clin', 'tabular', [{ type: 'dense', outFeatures: 3 }, { type: 'relu' }]);
+      const trunk = g.chain('trunk', g.concat('joined', [pooled, clinical]), [{ type: 'dense', outFeatures: 6 }, { type: 'relu' }]);
+      g.layer('pfs', { type: 'dense', outFeatures: 1 }, trunk);
+      g.layer('grade', { type: 'dense', outFeatures: 3 }, trunk);
+      return g.layer('response', { type: 'dense', outFeatures: 1 }, trunk);
+    }),
+    loss: { type: 'bce', fromLogits: true, posWeight: 2 },
+    heads: [
+      { output: 'pfs', target: { column: 'pfs' }, loss: { type: 'mse', weight: 0.5 }, metrics: ['loss', 'mae'] },
+      { output: 'grade', target: { column: 'grade' }, loss: { type: 'cross_entropy', weight: 0.3 }, metrics: ['loss', 'accuracy', 'balanced_accuracy'] },
+    ],
+    optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 },
+    metrics: ['loss', 'auc', 'accuracy'],
+  });
+}

@@ -39,7 +39,7 @@ def fedbiomed_batch(batch):
         k = batch['slices']
         images = {m: image[:, i * k:(i + 1) * k] for i, m in enumerate(batch['modalities'])}
         columns = [tabular] if tabular is not None else []
-        demographics = torch.cat(columns + [target.float().view(-1, 1)], dim=1)
+        demographics = torch.cat(columns + [target.float().view(target.shape[0], -1)], dim=1)
         return [images, demographics], {}
     return tabular, target.float()
 
@@ -60,6 +60,8 @@ def run_case(case):
     with torch.no_grad():
         inputs, _ = plan._fbts_batch(data, target)
         output = plan.model()(**inputs)
+    if isinstance(output, tuple):  # several heads: side by side, as the TS model gives them
+        output = torch.cat([o.reshape(o.shape[0], -1) for o in output], dim=1)
     out['eval_output'] = write_raw(output, os.path.join(case['out_dir'], 'eval_output.bin'))
     out['metrics'] = plan.testing_batch(data, target)
     out['train_mode_after_testing'] = plan.model().training
@@ -97,6 +99,10 @@ def run_data_case(case):
                 'demographics': demographics.tolist(),
                 'targets': len(targets),
             }
+            if hasattr(plan, 'TARGET_CHANNELS'):
+                # an image target: what training_step receives for this subject (batch of one)
+                y = plan._fbts_target_batch({m: t.unsqueeze(0) for m, t in targets.items()})[0]
+                out['samples'][folder.name]['target_image'] = write_raw(y, os.path.join(case['out_dir'], 'target_%s.bin' % folder.name))
     batch = next(iter(DataLoader(dataset, batch_size=2, shuffle=False)))
     out['batch_loss'] = float(plan.training_step(*batch))
     return out

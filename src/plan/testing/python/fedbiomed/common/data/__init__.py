@@ -41,6 +41,10 @@ class DataManager:
         return self.dataset
 
 
+class MetaTensor(torch.Tensor):
+    """Stand-in for monai.data.MetaTensor: a tensor with the image's voxel-to-RAS `affine`."""
+
+
 class MedicalFolderDataset(Dataset):
     def __init__(self, root, data_modalities='T1', transform=None, target_modalities='label',
                  target_transform=None, demographics_transform=None, tabular_file=None, index_col=None):
@@ -93,8 +97,21 @@ class MedicalFolderDataset(Dataset):
         return [self._root / s for s in complete]
 
     def _load(self, folder, modalities):
-        # Stand-in for MONAI LoadImage(ITKReader) + ToTensor on the modality's NIfTI file.
-        return {m: torch.as_tensor(np.load(sorted((folder / m).glob('*.npy'))[0])) for m in modalities}
+        # Stand-in for MONAI LoadImage(ITKReader) + ToTensor on the modality's NIfTI file: a .nii(.gz) is read with
+        # nibabel into the (i, j, k) voxel array and its RAS affine, which MONAI's MetaTensor carries as `.affine`;
+        # a .npy volume has no affine (a reader that gives none).
+        out = {}
+        for m in modalities:
+            nifti = sorted((folder / m).glob('*.nii*'))
+            if nifti:
+                import nibabel
+                image = nibabel.load(str(nifti[0]))
+                volume = torch.as_tensor(np.asarray(image.dataobj, dtype=np.float32)).as_subclass(MetaTensor)
+                volume.affine = torch.as_tensor(image.affine, dtype=torch.float64)
+                out[m] = volume
+            else:
+                out[m] = torch.as_tensor(np.load(sorted((folder / m).glob('*.npy'))[0]))
+        return out
 
     def __len__(self):
         return len(self.subject_folders())

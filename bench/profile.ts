@@ -1,0 +1,47 @@
+/**
+ * `npm run bench -- profile --model bn|plain|unet [--steps N] [--threads T] [--shapes]`: where a training step's time
+ * goes, per tfjs kernel (tf.profile over N steps after one warm-up; kernel time as the backend measures it, summed by
+ * kernel name, or by name and input shapes with --shapes).
+ * A diagnostic for the speed work on the native kernels, not a benchmark: no RESULT line.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/engine/backend';
+import { kernelsInUse } from '../src/engine/kernels';
+import { setNativeThreads } from '../src/engine/native';
+import { trainModel } from '../src/engine/train';
+import { buildModel, trainingSettings } from '../src/plan';
+import { benchPlan as bnPlan } from './bn';
+import { benchPlan as unetPlan, SyntheticEvolution } from './train-unet';
+import { SyntheticImages } from './train-models';
+
+export async function main(args: string[]): Promise<void> {
+  const value = (flag: string, fallback: string): string => (args.includes(flag) ? args[args.indexOf(flag) + 1] : fallback);
+  const which = value('--model', 'bn');
+  const steps = Number(value('--steps', '2'));
+  await initBackend(() => undefined);
+  if (kernelsInUse() === 'native') setNativeThreads(Number(value('--threads', '1')));
+  const size = [24, 48, 48];
+  const spec = which === 'unet' ? unetPlan(64) : bnPlan(which === 'bn', size);
+  const data = which === 'unet' ? new SyntheticEvolution(64) : new SyntheticImages(32, [...size, 1]);
+  const batch = which === 'unet' ? 16 : 8;
+  const model = buildModel(spec, { seed: 1 });
+  const settings = { loader: { batchSize: batch, shuffle: false }, ...trainingSettings(spec), epochs: null, seed: 0, numUpdates: 1 };
+  await trainModel(model, data, settings);
+  const info = await tf.profile(async () => {
+    for (let s = 0; s < steps; s++) await trainModel(model, data, settings);
+  });
+  const byName = new Map<string, { ms: number; calls: number }>();
+  for (const k of info.kernels) {
+    const key = args.includes('--shapes') ? `${k.name} ${k.inputShapes.map((s) => `[${s.join(',')}]`).join(' ')}` : k.name;
+    const entry = byName.get(key) ?? { ms: 0, calls: 0 };
+    entry.ms += (await k.kernelTimeMs) as number;
+    entry.calls++;
+    byName.set(key, entry);
+  }
+  const total = [...byName.values()].reduce((a, b) => a + b.ms, 0);
+  console.log(`${which}: ${steps} step(s), ${(total / steps).toFixed(1)} ms of kernels per step`);
+  for (const [name, { ms, calls }] of [...byName.entries()].sort((a, b) => b[1].ms - a[1].ms)) {
+    console.log(`${name.padEnd(args.includes('--shapes') ? 64 : 32)} ${(ms / steps).toFixed(2).padStart(8)} ms/step ${String(calls / steps).padStart(5)} calls/step`);
+  }
+  model.dispose();
+}

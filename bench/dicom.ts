@@ -21,7 +21,7 @@ import * as path from 'path';
 import { buildCorpus, phantomVolume } from '../src/data/dicom-corpus.test-helper';
 import { parseDicomFile } from '../src/data/dicom-file';
 import { readDicomSeries } from '../src/data/dicom-series';
-import { stopPixelDecoder } from '../src/data/pixel-decoder';
+import { defaultDecodeWorkers, stopPixelDecoder } from '../src/data/pixel-decoder';
 import { runPython } from '../src/data/python-oracle.test-helper';
 
 interface Options {
@@ -133,7 +133,10 @@ export async function main(args: string[]): Promise<void> {
       rows.push(`${name.padEnd(22)} ${cell(ours, 10)} ${cell(theirs, 13)} ${(Number.isFinite(ratio) ? ratio.toFixed(2) : '-').padStart(7)}`
         + (typeof ours === 'string' ? `  ours: ${ours}` : '') + (typeof theirs === 'string' ? `  pydicom: ${theirs}` : ''));
     }
+    // The ratio depends on the cores the decoding workers get (pydicom decodes on one): say what this run had.
+    const workers = options.workers > 0 ? options.workers : defaultDecodeWorkers();
     process.stdout.write(`${rows.join('\n')}\nworst syntax: ${worst}\n`);
+    process.stdout.write(`decoding workers: ${workers}, cores: ${os.availableParallelism()}, load average: ${os.loadavg()[0].toFixed(1)}\n`);
     process.stdout.write(`RESULT min_ratio_vs_pydicom=${minRatio.toFixed(3)}\n`);
   } finally {
     stopPixelDecoder();

@@ -124,6 +124,8 @@ export async function main(args: string[]): Promise<void> {
   const files = new RepositoryClient({ uploadsUrl, retries: 5 });
   let rounds = 0;
   let failedRounds = 0;
+  /** Rounds asked again after losing their replies to a broker restart (instead of ending the experiment). */
+  let retriedRounds = 0;
   let wrongAggregates = 0;
   let experiments = 0;
   while (rounds < roundTarget && Date.now() - started < timeLimitMs) {
@@ -138,6 +140,7 @@ export async function main(args: string[]): Promise<void> {
     exp.on('round-start', () => {
       if (Math.random() < FAULT_PROBABILITY) injectFault();
     });
+    exp.on('round-retried', () => void (retriedRounds += 1));
     try {
       await exp.run();
     } catch (err) {
@@ -211,7 +214,8 @@ export async function main(args: string[]): Promise<void> {
   fs.rmSync(dir, { recursive: true, force: true });
   const seconds = ((Date.now() - started) / 1000).toFixed(0);
   process.stdout.write(`soak: ${rounds} rounds aggregated in ${seconds} s over ${experiments} experiment(s); ` +
-    `${failedRounds} experiment(s) ended by a round with no contribution; faults ${JSON.stringify(faults)}\n`);
+    `${failedRounds} experiment(s) ended by a round short of contributions, ${retriedRounds} round(s) asked again after ` +
+    `a broker restart; faults ${JSON.stringify(faults)}\n`);
   process.stdout.write(`RESULT rounds=${rounds} wrong_aggregates=${wrongAggregates} stuck_nodes=${stuck.length} ` +
     `crashes=${crashes} max_rss_mb=${Math.round(maxRss / 1024 / 1024)}\n`);
   process.exit(0);

@@ -14,7 +14,7 @@ import { openNodeStores, NodeStores } from './stores';
 import { NodeLog } from './node-log';
 import { TaskQueue } from './task-queue';
 import { answerRequest, RequestContext } from './requests';
-import { TrainingWorker } from './training-worker';
+import { TrainingStopped, TrainingWorker } from './training-worker';
 import { executeTrainRequest, failedTrainReply, RoundContext } from './round';
 import type { QueuedTask } from './task-queue';
 import { acquireNodeLock, type NodeLock } from './lock';
@@ -157,11 +157,26 @@ export class NodeAgent {
       onError: (err) => this.log.error(`train task failed: ${(err as Error).message}`),
       onInterrupted: (task) => this.answerInterrupted(task),
     });
+    // The training engine starts now, in its worker, rather than at the first round (it takes seconds).
+    this.prepareTraining();
     this.log.info('Starting task manager');
     if (this.queue.pending > 0) this.log.info(`${this.queue.pending} train request(s) left from the previous run`);
     this.queue.start();
     this.log.info(`Node ${config.nodeId} ready: ${transport.description}, approval ${config.approval ? 'on' : 'off'}, ` +
       `${this.stores.datasets.list().length} dataset(s)`);
+  }
+
+  /** Starts the training worker if there is none (at start, and after a round that ended it), in the background. */
+  private prepareTraining(): void {
+    if (this.stopRequested) return;
+    this.trainer.ready().catch((err: unknown) => {
+      if (!(err instanceof TrainingStopped)) this.log.warning(`${(err as Error).message}; tried again at the next round`);
+    });
+  }
+
+  /** Resolves once the training engine is ready (a node starts it when it starts, and again after a round ended it). */
+  async trainingEngineReady(): Promise<void> {
+    await this.trainer.ready();
   }
 
   private requestContext(): RequestContext {
@@ -243,6 +258,9 @@ export class NodeAgent {
       }
     } finally {
       this.status?.roundEnded();
+      // A round that overran, crashed or outgrew its memory ended its worker: the next one starts now, not when
+      // the next request comes.
+      this.prepareTraining();
     }
   }
 
@@ -302,7 +320,7 @@ export class NodeAgent {
     this.connectionWaiters.splice(0).forEach((wake) => wake());
     this.queue?.stop();
     // A round in progress ends now (its task stays queued for the next start), whatever the engine is doing.
-    this.trainer.stop('the node is stopping');
+    this.trainer.stop('the node is shutting down');
     const transport = this.transport;
     // Every step is bounded: a node must stop within seconds whatever the network or the running round do.
     if (transport && reason === 'signal') {

@@ -150,7 +150,7 @@ function registerDatasets(node: Command): void {
     .option('--description <text>', 'description', '')
     .option('--tabular-file <csv>', 'medical-folder / dicom: demographics CSV')
     .option('--index-col <col>', 'medical-folder / dicom: index column of the demographics CSV (name or number)')
-    .addOption(new Option('--unreadable <policy>', 'dicom / medical-folder: a round skips patients with unreadable files, or fails')
+    .addOption(new Option('--unreadable <policy>', 'dicom / medical-folder / images: a round skips the patients (pictures) with unreadable files, or fails')
       .choices(['skip', 'fail']))
     .option('--series-rules <json-file>', 'dicom: series -> plan modality rules, [{"role", "modality"?, "description"?, "tags"?}]')
     .addOption(new Option('--pet <values>', 'dicom: PET values as SUV body weight or activity (Bq/mL)').choices(['suv', 'activity']))
@@ -183,7 +183,7 @@ function registerDatasets(node: Command): void {
       }, unreadable);
       print(`dataset ${entry.dataset_id} added: ${entry.name} [${entry.tags.join(', ')}] shape ${JSON.stringify(entry.shape)}`);
       if (unreadable.length > 0) {
-        const policy = opts.unreadable === 'fail' ? 'rounds will fail until they are fixed' : 'their patients are skipped in rounds';
+        const policy = opts.unreadable === 'fail' ? 'rounds will fail until they are fixed' : opts.type === 'images' ? 'those pictures are skipped in rounds' : 'their patients are skipped in rounds';
         print(`${unreadable.length} unreadable file(s), ${policy}:`);
         for (const why of unreadable) print(`  ${why}`);
       }

@@ -193,7 +193,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
       node_id: ctx.nodeId, dataset_id: req.dataset_id, params_url: '', timing: {}, sample_size: null, msg: '',
       command: 'train' };
   }
-  if (outcome.stopped) throw new RoundFailure('Training was stopped: the node is stopping');
+  if (outcome.stopped) throw new RoundFailure('Training was stopped: the node is shutting down');
 
   const weights = keepLocalParameters(ctx.db, localKey, localNames, tensorsOf(outcome.weights));
   const trainable = new Set(outcome.trainable);

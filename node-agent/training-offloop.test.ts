@@ -116,6 +116,9 @@ test('pings are answered within 500 ms while the node runs a round of multi-seco
     expect(roundMs).toBeGreaterThan(1000);
     const losses = replies.filter((m) => m.command === 'add_scalar' && m.job_id === 'job_offloop' && m.train);
     expect(losses).toHaveLength(2);
+    // The worker's log lines reach the researcher too (the weights file had no weights: the model keeps its own).
+    expect(replies.some((m) => m.command === 'log' && m.level === 'WARNING' &&
+      m.msg.includes('Model parameters not in the received weights (kept as initialised)'))).toBe(true);
     // Every ping of the whole run was answered, each within 500 ms.
     expect(rtts.length).toBeGreaterThan(roundMs / 100 / 2);
     expect(rtts.filter((r) => r === null)).toEqual([]);

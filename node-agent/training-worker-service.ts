@@ -11,6 +11,8 @@ import { computeRound, describe, RoundFailure, transferableTensors, type RoundEv
 export type ToTrainingWorker = { type: 'run'; job: RoundJob };
 
 export type FromTrainingWorker =
+  /** The engine is initialised, `engine` says which (or it could not be: `error`); sent once, before any round. */
+  | { type: 'ready'; engine?: string; error?: string }
   | { type: 'event'; event: RoundEvent }
   | { type: 'done'; outcome: RoundOutcome }
   /** `expected`: a failure the round names itself (bad data, bad weights); anything else may have left the engine broken. */
@@ -22,6 +24,8 @@ if (!port) throw new Error('training-worker-service runs only as a worker thread
 const cache = new PlanDatasetCache();
 // Quiet: the main thread already logged which backend trains (the same choice: same environment, same files).
 const backend = initBackend(() => undefined);
+backend.then((choice) => port.postMessage({ type: 'ready', engine: `${choice.name}: ${choice.reason}` } satisfies FromTrainingWorker),
+  (err: unknown) => port.postMessage({ type: 'ready', error: describe(err) } satisfies FromTrainingWorker));
 
 port.on('message', (message: ToTrainingWorker) => {
   if (message.type === 'run') void run(message.job);

@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { initBackend } from '../src/engine/backend';
+import { loadNativeKernels } from '../src/engine/native';
 import { initialWeights } from '../src/plan/init';
 import { definePlan } from '../src/plan/define';
 import { mlpPlan } from '../src/plan/testing/plans';
@@ -61,6 +62,15 @@ function bytesByName(weights: Record<string, { data: ArrayBufferView }>): Record
   return Object.fromEntries(Object.entries(weights).map(([name, t]) => [name, Buffer.from(bytesOf(t.data))]));
 }
 
+test('the worker trains with the same engine as this thread: wasm backend, native kernels loaded there too', async () => {
+  const here = await initBackend(() => undefined);
+  await worker.ready();
+  expect(worker.engineDescription).toBe(`${here.name}: ${here.reason}`);
+  // Where this thread has the native kernels (built, AVX2 CPU), the addon (N-API, context-aware) loaded in the
+  // worker thread as well; and both run the wasm backend.
+  expect(worker.engineDescription).toMatch(loadNativeKernels().ok ? /^wasm: .*native kernels \(AVX2\+FMA\)/ : /^wasm: /);
+});
+
 test('a round in the worker gives the same bytes and the same scalars as in-thread, round after round', async () => {
   const spec = reluPlan();
   const cache = new PlanDatasetCache();
@@ -102,4 +112,20 @@ test('stop ends a long round at once, and the worker trains again afterwards', a
   expect(Date.now() - t0).toBeLessThan(500);
   expect(err).toBeInstanceOf(TrainingStopped);
   expect((await worker.run(job(mlpPlan(), 2), () => undefined)).trainSize).toBe(160);
+});
+
+test('a worker that runs out of its JavaScript heap fails that round with a plain reason; the next round trains', async () => {
+  // A 64 MB heap and a 30 MB CSV: reading it (text, lines, cells) needs several times that in JavaScript objects.
+  const small = new TrainingWorker({ maxRoundMemoryMb: 8192, heapMb: 64 });
+  const big = path.join(dir, 'big.csv');
+  const row = '1.25,2.5,0,0.75,1\n';
+  fs.writeFileSync(big, 'f0,f1,f2,f3,label\n' + row.repeat(Math.ceil(30e6 / row.length)));
+  try {
+    const oversized = { ...job(reluPlan(), 1), dataset: { ...dataset, path: big } };
+    await expect(small.run(oversized, () => undefined)).rejects.toThrow(
+      /^Training stopped: the round ran out of its JavaScript heap limit of 64 MB \(limits.max_round_memory_mb\)/);
+    expect((await small.run(job(reluPlan(), 2), () => undefined)).trainSize).toBe(160);
+  } finally {
+    await small.close();
+  }
 });

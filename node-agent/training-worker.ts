@@ -42,6 +42,8 @@ const MB = 1024 * 1024;
 export interface TrainingWorkerOptions {
   /** Memory a round may add to the node process (resident set), MB; also the worker's JavaScript heap limit. */
   maxRoundMemoryMb: number;
+  /** The worker's JavaScript heap limit when it should differ from `maxRoundMemoryMb` (tests), MB. */
+  heapMb?: number;
 }
 
 /** Why a running round was ended from outside (stop signal, round deadline). */
@@ -53,14 +55,38 @@ interface RunningRound {
 
 export class TrainingWorker {
   private worker: Worker | undefined;
+  private starting: Promise<Worker> | undefined;
   private running: RunningRound | undefined;
+  /** The worker's backend and kernels as its engine described them when it started (`name: reason`). */
+  engineDescription: string | undefined;
+  /** Ends a worker start in progress (stop() during a start). */
+  private abortStart: ((err: Error) => void) | undefined;
 
   constructor(private readonly options: TrainingWorkerOptions) {}
 
-  /** Runs one round in the worker (started on first use); events arrive through `emit` while it runs. */
-  run(job: RoundJob, emit: (event: RoundEvent) => void): Promise<RoundOutcome> {
-    if (this.running) return Promise.reject(new Error('the training worker already runs a round'));
-    const worker = this.worker ?? this.start();
+  /** Runs one round in the worker (started if needed); events arrive through `emit` while it runs. */
+  async run(job: RoundJob, emit: (event: RoundEvent) => void): Promise<RoundOutcome> {
+    if (this.running) throw new Error('the training worker already runs a round');
+    // Ready before the memory baseline is taken: the engine's own start-up is not the round's memory.
+    const worker = await this.ready();
+    return this.runOn(worker, job, emit);
+  }
+
+  /**
+   * The worker, started now if there is none, once its engine is initialised. A node calls it when it starts, so
+   * that its first round does not wait for the engine (seconds on a loaded machine).
+   */
+  ready(): Promise<Worker> {
+    if (this.starting) return this.starting;
+    if (this.worker) return Promise.resolve(this.worker);
+    const starting = this.start().finally(() => {
+      if (this.starting === starting) this.starting = undefined;
+    });
+    this.starting = starting;
+    return starting;
+  }
+
+  private runOn(worker: Worker, job: RoundJob, emit: (event: RoundEvent) => void): Promise<RoundOutcome> {
     const capMb = this.options.maxRoundMemoryMb;
     const baseline = process.memoryUsage.rss();
     let peak = baseline;
@@ -79,7 +105,7 @@ export class TrainingWorker {
       const onMessage = (message: FromTrainingWorker) => {
         if (message.type === 'event') emit(message.event);
         else if (message.type === 'done') round.settle({ outcome: message.outcome });
-        else {
+        else if (message.type === 'failed') {
           // An unexpected failure may leave the wasm engine in a broken state: the next round gets a fresh worker.
           if (!message.expected) this.discard(worker);
           round.settle({ error: message.expected ? new RoundFailure(message.message)
@@ -89,7 +115,7 @@ export class TrainingWorker {
       const onError = (err: Error & { code?: string }) => {
         this.discard(worker);
         round.settle({ error: new RoundFailure(err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-          ? `Training stopped: the round ran out of its JavaScript heap limit of ${capMb} MB ` +
+          ? `Training stopped: the round ran out of its JavaScript heap limit of ${this.options.heapMb ?? capMb} MB ` +
             '(limits.max_round_memory_mb); the plan or its data are too large for this node'
           : `Training failed: the training worker crashed (${err.name}: ${err.message.split('\n')[0]})`) });
       };
@@ -118,23 +144,25 @@ export class TrainingWorker {
   /** Ends the running round at once (its promise rejects with `reason`) and the worker with it. */
   stop(reason: string): void {
     const round = this.running;
+    this.abortStart?.(new TrainingStopped(reason));
     if (this.worker) this.discard(this.worker);
     round?.settle({ error: new TrainingStopped(reason) });
   }
 
   /** Ends the worker (the dataset it kept goes with it); the next round starts a fresh one. */
   async close(): Promise<void> {
-    this.stop('the node is stopping');
+    this.stop('the node is shutting down');
   }
 
-  private start(): Worker {
+  /** A fresh worker, once its engine is initialised. */
+  private start(): Promise<Worker> {
     const ext = path.extname(__filename);
     const worker = new Worker(BOOTSTRAP, {
       eval: true,
       workerData: {
         service: path.join(__dirname, `training-worker-service${ext === '.ts' ? '.ts' : '.js'}`),
       },
-      resourceLimits: { maxOldGenerationSizeMb: Math.max(64, this.options.maxRoundMemoryMb) },
+      resourceLimits: { maxOldGenerationSizeMb: Math.max(32, this.options.heapMb ?? this.options.maxRoundMemoryMb) },
       // The engine's and libraries' own prints are not the node's log: drained and dropped.
       stdout: true,
       stderr: true,
@@ -143,10 +171,38 @@ export class TrainingWorker {
     worker.stderr.resume();
     // Idle, the worker must not keep the process alive (the node's connection does, while it runs).
     worker.unref();
-    // Errors of an idle worker surface at the next round (a fresh worker); never as an unhandled event.
+    // An idle worker that dies is replaced at the next round; its errors are never unhandled events.
     worker.on('error', () => undefined);
+    worker.once('exit', () => {
+      if (this.worker === worker) this.worker = undefined;
+    });
     this.worker = worker;
-    return worker;
+    return new Promise<Worker>((resolve, reject) => {
+      const end = (err?: Error) => {
+        worker.off('message', onMessage).off('error', onError).off('exit', onExit);
+        this.abortStart = undefined;
+        if (!err) {
+          resolve(worker);
+          return;
+        }
+        this.discard(worker);
+        reject(err);
+      };
+      const failed = (why: string) => end(new RoundFailure(`Training failed: the training engine did not start (${why})`));
+      const onMessage = (message: FromTrainingWorker) => {
+        if (message.type !== 'ready') return;
+        if (message.error !== undefined) {
+          failed(message.error);
+          return;
+        }
+        this.engineDescription = message.engine;
+        end();
+      };
+      const onError = (err: Error) => failed(`${err.name}: ${err.message.split('\n')[0]}`);
+      const onExit = (code: number) => failed(`exit code ${code}`);
+      this.abortStart = end;
+      worker.on('message', onMessage).on('error', onError).on('exit', onExit);
+    });
   }
 
   private discard(worker: Worker): void {

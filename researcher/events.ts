@@ -72,6 +72,8 @@ export type ExperimentEvent =
   | { type: 'round-end'; summary: RoundSummary }
   /** A train reply not taken: a duplicate, a replay, or a late answer to an earlier round. */
   | { type: 'reply-dropped'; round: number; nodeId: string; reason: string }
+  /** A round asked again once: too few replies while the broker connection was lost (they may have been lost with it). */
+  | { type: 'round-retried'; round: number; reason: string }
   /** A node left out of a round: silent for several rounds and to a ping. */
   | { type: 'node-skipped'; round: number; nodeId: string; reason: string }
   | { type: 'breakpoint'; round: number; dir: string }

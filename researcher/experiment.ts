@@ -555,45 +555,65 @@ export class Experiment extends EventEmitter<EventMap> {
     const researcher = await this.connect();
     const round = this.round;
     const nodes = this.strategy.select(await this.candidates(researcher, round), round);
-    const summaries = new Map<string, NodeRoundSummary>();
-    this.currentRound = { round, summaries };
-    const fedavg = this.aggregator.beginRound();
-    const result = await runRound({ ...this.roundSpec(researcher, round, true, nodes), fedavg }, summaries);
-    this.replies.set(round, result.replies);
-    for (const n of nodes) {
-      const status = summaries.get(n)?.status;
-      this.silentRounds.set(n, status === 'timeout' ? (this.silentRounds.get(n) ?? 0) + 1 : 0);
-    }
     const required = this.strategy.required(nodes.length);
-    const succeeded = result.aggregatedNodes.length;
-    const summary: RoundSummary = {
-      round,
-      training: true,
-      durationMs: 0,
-      aggregationReadyMs: null,
-      nodes: nodes.map((n) => summaries.get(n) as NodeRoundSummary),
-      aggregated: false,
-      paramsUrl: null,
-    };
-    if (succeeded < required) {
-      summary.durationMs = Date.now() - result.startedAt;
-      this.finishRound(summary);
-      const failed = summary.nodes.filter((n) => n.status !== 'ok').map((n) => `${n.nodeId} (${n.status}: ${n.message})`);
-      throw new ExperimentError(
-        `${succeeded === 0 ? 'FB407: list of nodes became empty when training' : 'FB408: training failed on node or node did not answer'}` +
-          ` in round ${round}: ${succeeded}/${nodes.length} nodes succeeded, ${required} required; failed: ${failed.join(', ')}`,
-      );
+    for (let attempt = 1; ; attempt++) {
+      const lossesBefore = researcher.connectionLosses;
+      const owedBefore = this.stale.toJSON();
+      const summaries = new Map<string, NodeRoundSummary>();
+      this.currentRound = { round, summaries };
+      const fedavg = this.aggregator.beginRound();
+      const result = await runRound({ ...this.roundSpec(researcher, round, true, nodes), fedavg }, summaries);
+      this.replies.set(round, result.replies);
+      const succeeded = result.aggregatedNodes.length;
+      // A broker restart drops what nodes published while the researcher was away (MQTT QoS 0, clean sessions):
+      // a round short of replies for that reason is asked once more rather than ending the experiment.
+      if (succeeded < required && attempt === 1 && researcher.connectionLosses > lossesBefore) {
+        this.publish({ type: 'round-retried', round, reason: `${succeeded}/${nodes.length} nodes answered, ${required} ` +
+          'required, and the connection to the broker was lost during the round: replies published meanwhile may be ' +
+          'lost (MQTT QoS 0), so its requests are sent once more' });
+        // The replies given up on are taken as lost, not owed: one that was only late answers the same request
+        // (same weights, same arguments) and counts for the retry; the retry's own reply is then the extra one.
+        this.stale = StaleReplies.from(owedBefore);
+        continue;
+      }
+      for (const n of nodes) {
+        const status = summaries.get(n)?.status;
+        this.silentRounds.set(n, status === 'timeout' ? (this.silentRounds.get(n) ?? 0) + 1 : 0);
+      }
+      const summary: RoundSummary = {
+        round,
+        training: true,
+        durationMs: 0,
+        aggregationReadyMs: null,
+        nodes: nodes.map((n) => summaries.get(n) as NodeRoundSummary),
+        aggregated: false,
+        paramsUrl: null,
+      };
+      if (succeeded < required) {
+        summary.durationMs = Date.now() - result.startedAt;
+        this.finishRound(summary);
+        const failed = summary.nodes.filter((n) => n.status !== 'ok').map((n) => `${n.nodeId} (${n.status}: ${n.message})`);
+        throw new ExperimentError(
+          `${succeeded === 0 ? 'FB407: list of nodes became empty when training' : 'FB408: training failed on node or node did not answer'}` +
+            ` in round ${round}: ${succeeded}/${nodes.length} nodes succeeded, ${required} required; failed: ${failed.join(', ')}`,
+        );
+      }
+      return this.completeTrainingRound(round, fedavg, result.startedAt, summary);
     }
+  }
+
+  private async completeTrainingRound(round: number, fedavg: ReturnType<Aggregator['beginRound']>, startedAt: number,
+    summary: RoundSummary): Promise<RoundSummary> {
     const averaged = fedavg.finalize();
     const newWeights = this.aggregator.completeRound(this.globalWeights as WeightMap, averaged);
-    summary.aggregationReadyMs = Date.now() - result.startedAt;
+    summary.aggregationReadyMs = Date.now() - startedAt;
     this.paramsUrl = await this.uploadWeights(newWeights);
     // The upload read the tensors where FedAvg left them; now give their buffers' spare halves back.
     this.globalWeights = compactWeights(newWeights);
     if (this.options.keepRoundWeights !== false) this.roundWeights.set(round, newWeights);
     summary.aggregated = true;
     summary.paramsUrl = this.paramsUrl;
-    summary.durationMs = Date.now() - result.startedAt;
+    summary.durationMs = Date.now() - startedAt;
     this.round += 1;
     this.finishRound(summary);
     if (this.options.breakpointDir) await this.breakpoint(this.options.breakpointDir);

@@ -213,6 +213,56 @@ describe('dead nodes', () => {
   });
 });
 
+describe('a broker restart that loses a round\'s replies', () => {
+  async function restartableBroker(): Promise<{ url: string; restart(downMs: number): Promise<void>; close(): Promise<void> }> {
+    const { startBroker } = await import('../src/transport/broker');
+    const { freePort } = await import('../src/transport/testing/brokers');
+    const port = await freePort();
+    let broker = await startBroker({ host: '127.0.0.1', port });
+    return {
+      url: `mqtt://127.0.0.1:${port}`,
+      restart: async (downMs) => {
+        await broker.close();
+        await new Promise((r) => setTimeout(r, downMs));
+        broker = await startBroker({ host: '127.0.0.1', port });
+      },
+      close: () => broker.close(),
+    };
+  }
+
+  it('asks the round once more instead of ending the experiment (at-least K)', async () => {
+    const broker = await restartableBroker();
+    try {
+      // Both nodes lose their round-1 replies to a broker restart (real: the broker goes down for 500 ms while they
+      // answer; the loss itself is scripted, as what QoS 0 does to a message published while the researcher is away).
+      const restart = (() => {
+        let once: Promise<void> | undefined;
+        return () => (once ??= broker.restart(500));
+      })();
+      for (const nodeId of ['node_a', 'node_b']) {
+        nodes.push(await startSimNode(broker.url, sims.network.uploadsUrl, { nodeId, sampleSize: SIZES[nodeId],
+          train: affineTrain(OFFSETS[nodeId]), loseReplyOnRound: { round: 1, meanwhile: restart }, reconnectMs: 100 }));
+      }
+      const { exp, events } = experiment({ strategy: { name: 'at-least', k: 1 }, roundTimeoutMs: 3000,
+        network: { brokerUrl: broker.url, uploadsUrl: sims.network.uploadsUrl } });
+      const retried: ExperimentEvent[] = [];
+      exp.on('round-retried', (ev) => void retried.push(ev));
+      await exp.run();
+      expectExactRounds(exp, [['node_a', 'node_b'], ['node_a', 'node_b'], ['node_a', 'node_b']]);
+      expect(retried).toHaveLength(1);
+      expect(retried[0]).toMatchObject({ type: 'round-retried', round: 1 });
+      expect((retried[0] as { reason: string }).reason).toMatch(/^0\/2 nodes answered, 1 required, and the connection to the broker was lost/);
+      for (const n of nodes) expect(n.rounds).toEqual([0, 1, 1, 2]);
+      // The first attempt's timeouts are reported as they happened; nothing failed after the retry.
+      expect(events.filter((e) => e.type === 'node-failed').map((e) => [(e as { round: number }).round,
+        (e as { nodeId: string }).nodeId, (e as { reason: string }).reason]))
+        .toEqual([[1, 'node_a', 'timeout'], [1, 'node_b', 'timeout']]);
+    } finally {
+      await broker.close();
+    }
+  });
+});
+
 describe('a repository outage', () => {
   it('while the new global weights are uploaded does not end the experiment', async () => {
     const { startRepositoryServer } = await import('../src/transport/repository-server');

@@ -77,6 +77,9 @@ export class ConsoleMonitor {
         this.endBar();
         this.println(formatRoundSummary(ev.summary));
         break;
+      case 'round-retried':
+        this.println(`  round ${ev.round} asked again: ${ev.reason}`);
+        break;
       case 'node-skipped':
         this.println(`  ${printable(ev.nodeId)}: skipped: ${ev.reason}`);
         break;

@@ -103,6 +103,7 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
   private readonly logger: Logger;
   private readonly busy = new Map<string, Promise<unknown>>();
   private closed = false;
+  private losses = 0;
 
   private constructor(
     readonly id: string,
@@ -115,6 +116,12 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
     super();
     this.logger = logger;
     messaging.onMessage((msg) => this.receive(msg));
+    messaging.on('offline', () => void (this.losses += 1));
+  }
+
+  /** How many times the broker connection was lost so far: what was published meanwhile (QoS 0) may be lost. */
+  get connectionLosses(): number {
+    return this.losses;
   }
 
   /** Connects to the broker (subscribing general/researcher, general/monitoring, general/logger). */

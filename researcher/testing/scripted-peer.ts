@@ -38,8 +38,9 @@ export class ScriptedPeer {
     });
   }
 
-  static async start(brokerUrl: string, nodeId: string, script: PeerScript): Promise<ScriptedPeer> {
-    const client = await mqtt.connectAsync(brokerUrl, { protocolVersion: 4, clean: true, reconnectPeriod: 0 });
+  /** `reconnectMs`: reconnect (and subscribe again) this long after losing the broker; never by default. */
+  static async start(brokerUrl: string, nodeId: string, script: PeerScript, reconnectMs = 0): Promise<ScriptedPeer> {
+    const client = await mqtt.connectAsync(brokerUrl, { protocolVersion: 4, clean: true, reconnectPeriod: reconnectMs });
     await client.subscribeAsync([`general/nodes`, `general/${nodeId}`], { qos: 0 });
     return new ScriptedPeer(nodeId, client, script);
   }

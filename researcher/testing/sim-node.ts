@@ -34,6 +34,13 @@ export interface SimNodeOptions {
   nanOnRound?: number;
   /** On this round, answer with this params_url instead of the uploaded file's. */
   paramsUrlOnRound?: { round: number; url: string };
+  /**
+   * The first time this round is asked, run `meanwhile` (a test restarts the broker there) and lose the reply, as a
+   * QoS-0 message published while the researcher is away is lost. A second request of the round is answered.
+   */
+  loseReplyOnRound?: { round: number; meanwhile: () => Promise<void> };
+  /** Reconnect this long after losing the broker (never by default). */
+  reconnectMs?: number;
   /** Hands the round's real results file to the test, which may serve it elsewhere: the URL returned is announced. */
   paramsServedElsewhere?: (round: number, file: Uint8Array) => string | undefined;
 }
@@ -61,6 +68,7 @@ export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: Sim
   const trainingArgsReceived: Array<Record<string, unknown>> = [];
   let dead = false;
   let previousReply: string | undefined;
+  const lostRounds = new Set<number>();
   const reply = (m: object) => serializeMessage(m as never, 'node-to-researcher');
   const peer = await ScriptedPeer.start(brokerUrl, o.nodeId, async (r, p) => {
     if (dead) return;
@@ -126,12 +134,17 @@ export async function startSimNode(brokerUrl: string, uploadsUrl: string, o: Sim
       const paramsUrl = (o.paramsUrlOnRound?.round === round ? o.paramsUrlOnRound.url : undefined) ??
         o.paramsServedElsewhere?.(round, file) ?? url;
       const ok: TrainReply = { ...base, state_id: stateId, success: true, dataset_id: datasetId, params_url: paramsUrl, timing: { rtime_training: 0.5, ptime_training: 0.25 }, sample_size: o.sampleSize, msg: '' };
+      if (o.loseReplyOnRound?.round === round && !lostRounds.has(round)) {
+        lostRounds.add(round);
+        await o.loseReplyOnRound.meanwhile();
+        return;
+      }
       if (o.replayPreviousOnRound === round && previousReply) await p.publish('general/researcher', previousReply);
       previousReply = reply(ok);
       await p.publish('general/researcher', previousReply);
       if (o.duplicateReplies) await p.publish('general/researcher', previousReply);
     }
-  });
+  }, o.reconnectMs);
   return {
     peer,
     datasetId,

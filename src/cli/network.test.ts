@@ -5,6 +5,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'child_process';
 import * as fs from 'fs';
 import mqtt from 'mqtt';
+import * as os from 'os';
 import * as path from 'path';
 import { Command } from 'commander';
 import { RepositoryClient } from '../transport/repository';
@@ -99,4 +100,60 @@ test('bad option values are refused with a clear message', async () => {
   await expect(program.parseAsync(['node', 'fedbiomed-ts', 'network', 'start', '--max-upload-mb', '-1'])).rejects.toThrow(
     /not a positive number/,
   );
+});
+
+test('network hash-password and network start --auth, as real processes: credentials checked, forged ids refused', async () => {
+  const hashing = run(['network', 'hash-password']);
+  children.push(hashing);
+  hashing.child.stdin.end('S3cret-pw\n');
+  expect(await hashing.exited).toBe(0);
+  const hash = hashing.stdout().trim();
+  expect(hash).toMatch(/^scrypt:/);
+  expect(hash).not.toContain('S3cret-pw');
+  const empty = run(['network', 'hash-password']);
+  children.push(empty);
+  empty.child.stdin.end('');
+  expect(await empty.exited).not.toBe(0);
+  expect(empty.stderr()).toContain('no password on stdin');
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-auth-cli-'));
+  const authFile = path.join(dir, 'auth.yaml');
+  fs.writeFileSync(authFile, [
+    'clients:',
+    `  - { username: hospital_a, password: "${hash}", role: node, id: node_a }`,
+    `  - { username: alice, password: "${hash}", role: researcher, id: researcher_alice }`,
+  ].join('\n') + '\n');
+  const network = run(['network', 'start', '--mqtt-port', '0', '--http-port', '0', '--auth', authFile]);
+  children.push(network);
+  try {
+    await waitForText(network.stdout, /running; stop with Ctrl\+C/, 'network start --auth to be ready');
+    expect(network.stdout()).toContain(`broker identities from ${authFile}: 2 client(s); anonymous clients refused`);
+    const mqttUrl = network.stdout().match(/MQTT broker\s+(mqtt:\/\/127\.0\.0\.1:\d+)/)?.[1] as string;
+    const connect = (username?: string, password?: string) =>
+      mqtt.connectAsync(mqttUrl, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, username, password });
+    await expect(connect()).rejects.toThrow(/Not authorized|Bad username or password/i);
+    await expect(connect('hospital_a', 'wrong')).rejects.toThrow(/Not authorized|Bad username or password/i);
+
+    const researcher = await connect('alice', 'S3cret-pw');
+    const received: string[] = [];
+    researcher.on('message', (_topic, payload) => void received.push(JSON.parse(payload.toString()).node_id as string));
+    await researcher.subscribeAsync('general/researcher');
+    const pong = (nodeId: string) => JSON.stringify({ protocol_version: '1', researcher_id: 'researcher_alice',
+      node_id: nodeId, success: true, sequence: 1, command: 'pong' });
+    // hospital_a speaking as node_b: refused by the broker, never delivered.
+    const forger = await connect('hospital_a', 'S3cret-pw');
+    await forger.publishAsync('general/researcher', pong('node_b')).catch(() => undefined);
+    const honest = await connect('hospital_a', 'S3cret-pw');
+    await honest.publishAsync('general/researcher', pong('node_a'));
+    await waitForText(() => received.join(','), /node_a/, 'the honest pong', 10_000);
+    expect(received).toEqual(['node_a']);
+    await Promise.all([forger.endAsync(true), honest.endAsync(), researcher.endAsync()]);
+    // The operator sees each refusal, with the reason.
+    await waitForText(network.stderr, /node_id is not node_a/, 'the refusal in the network log', 10_000);
+
+    network.child.kill('SIGTERM');
+    expect(await network.exited).toBe(0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

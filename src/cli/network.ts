@@ -147,7 +147,9 @@ export function register(program: Command): void {
       const chunks: Buffer[] = [];
       for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
       const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-      if (password === '') throw new InvalidArgumentError('no password on stdin');
+      // A plain Error, not commander's InvalidArgumentError: thrown from an action, commander would not print it
+      // and main() stays silent for commander's own errors (the user saw nothing but exit code 1).
+      if (password === '') throw new Error('no password on stdin (pipe it in: printf %s "$PASSWORD" | fedbiomed-ts network hash-password)');
       process.stdout.write(`${hashPassword(password)}\n`);
     });
 

@@ -19,7 +19,11 @@
  *
  * Speed (bench/dicom.ts, 256x256x160 MR series, 2 shared cores, series read through these codecs vs pydicom 2.3 with
  * GDCM/Pillow on the same files): JPEG-LS 3.3x, JPEG baseline 2.4x, HTJ2K 63 MB/s (pydicom cannot), JPEG 2000 lossy
- * 1.1x, JPEG lossless 0.95-1.0x, JPEG 2000 lossless 0.58x (OpenJPEG in wasm vs GDCM's native OpenJPEG).
+ * 1.1x, JPEG lossless 0.95-1.0x, JPEG 2000 lossless 0.38-0.58x (OpenJPEG in wasm vs GDCM's native OpenJPEG). The
+ * JPEG 2000 gap is the decoder itself: OpenJPEG's decode() in wasm takes ~27 ms per 256x256 lossless frame (warm),
+ * native OpenJPEG (opj_decompress) ~8 ms of CPU, pydicom+GDCM ~12 ms per file; the frames of a series already decode
+ * in parallel on the worker pool, which cannot make up a 3x per-core gap on 2 shared cores. Native decoding in the
+ * node's process was not taken: a crash in native code would take the node down, a wasm trap costs one file.
  *
  * The wasm modules load asynchronously, so this module runs in the decoding workers (pixel-decoder-service.ts); the
  * readers call it through a synchronous request (pixel-decoder.ts) with a memory limit and a timeout.

@@ -146,6 +146,9 @@ export function parseDicomFile(file: string, limits: DicomReadLimits = {}): Dico
     throw new DataReadError(file, `corrupt DICOM file (${parserMessage(error)})`);
   }
   if (start.kind === 'raw') delete dataSet.elements.x00020010; // dicom-parser's stand-in element has no bytes
+  // dicom-parser skips past an implicit-VR element whose length runs beyond the data without complaint; reading
+  // such an element later would throw from deep inside it.
+  if (overrunsData(dataSet)) throw new DataReadError(file, 'corrupt DICOM file (truncated: an element runs past the end of the file)');
   const uid = start.kind === 'raw' ? start.transferSyntaxUid : stringTag(dataSet, 0x0002, 0x0010);
   const syntax = transferSyntax(uid);
   if (!syntax) throw new DataReadError(file, `unsupported transfer syntax ${uid || '(none in the file meta information)'}`);
@@ -157,6 +160,16 @@ export function parseDicomFile(file: string, limits: DicomReadLimits = {}): Dico
   const slice = { file, dataSet, syntax, ...describePixels(file, dataSet, limits) };
   checkPixelBytes(slice);
   return slice;
+}
+
+/** Whether an element of the data set (or of its sequence items) claims bytes past the end of the data. */
+function overrunsData(dataSet: dicomParser.DataSet): boolean {
+  const size = dataSet.byteArray.length;
+  return Object.values(dataSet.elements).some((element) => {
+    if (element.dataOffset === undefined) return false;
+    if (element.tag !== PIXEL_DATA && element.length !== 0xffffffff && element.dataOffset + element.length > size) return true;
+    return (element.items ?? []).some((item) => item.dataSet !== undefined && overrunsData(item.dataSet));
+  });
 }
 
 /** Pixels claimed vs bytes present, before anything is allocated for them. */

@@ -109,3 +109,17 @@ test('a stray file is still "not DICOM": text, a PNG, and a data set that does n
   fs.writeFileSync(lying, Buffer.from([0x08, 0x00, 0x16, 0x00, 0xff, 0xff, 0x00, 0x00, 0x31, 0x2e]));
   expect(() => parseDicomFile(lying)).toThrow(`${lying}: not a DICOM file`);
 });
+
+test('an element running past the end of a raw data set is a clear error (found by the fuzz test)', () => {
+  const element = (tag: [number, number], length: number, value: string): Buffer => {
+    const head = Buffer.alloc(8);
+    head.writeUInt16LE(tag[0], 0);
+    head.writeUInt16LE(tag[1], 2);
+    head.writeUInt32LE(length, 4);
+    return Buffer.concat([head, Buffer.from(value, 'latin1')]);
+  };
+  const file = path.join(dir, 'overrun.dcm');
+  // implicit VR: SOPClassUID, then Modality claiming 100 bytes where 2 are left
+  fs.writeFileSync(file, Buffer.concat([element([0x0008, 0x0016], 4, '1.2\0'), element([0x0008, 0x0060], 100, 'MR')]));
+  expect(() => parseDicomFile(file)).toThrow(`${file}: corrupt DICOM file (truncated: an element runs past the end of the file)`);
+});

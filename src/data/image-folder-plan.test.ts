@@ -16,6 +16,7 @@ import { PlanSpec } from '../plan/spec';
 import { findTorchPython, runPython, STANDIN_DIR } from '../plan/testing/python';
 import { readRgbImage } from './image-folder';
 import { openPlanDataset } from './plan-dataset';
+import { describeDataset } from './registry-info';
 
 const rgbPlan = (): PlanSpec => definePlan({
   name: 'PictureRgb',
@@ -166,6 +167,9 @@ test('image-folder plans refuse what a picture cannot give, naming the field', (
     .toContain('inputs.tabular: an image folder has no tabular columns');
   expect(paths({ ...base, inputs: { image: { ...base.inputs.image, source: 'dicom' } } }))
     .toEqual(['inputs.image.source: must be one of "image_folder"']);
+  expect(paths({ ...base, preprocessing: [{ op: 'crop_around', modality: 'G', center: 'brightest', size: [12, 10] }] }))
+    .toContain('preprocessing: resample and crop_around need volumes with their geometry; an image folder holds 2-D pictures');
+  expect(() => generateTorchPlan(rgbPlan(), { fedbiomed: 'v6' })).toThrow(/image-folder plans are generated for Fed-BioMed v4.5 only/);
 });
 
 test('a plan and a dataset of different kinds are refused with the reason', () => {
@@ -174,4 +178,27 @@ test('a plan and a dataset of different kinds are refused with the reason', () =
   const volumes = { ...rgbPlan(), inputs: { image: { modalities: ['T1'], dims: 2 as const, size: [12, 10] } }, target: { column: 'y' } };
   expect(() => openPlanDataset(volumes, { dataType: 'images', path: root, parameters: null }))
     .toThrow("the dataset is an image folder but the plan does not read one (inputs.image.source must be 'image_folder')");
+});
+
+test('unreadable pictures are skipped with the reason (default) or fail the dataset (unreadable: fail)', () => {
+  const broken = path.join(work, 'broken');
+  fs.cpSync(root, broken, { recursive: true });
+  const jpeg = path.join(broken, 'nevus', 'x.jpeg');
+  fs.writeFileSync(jpeg, fs.readFileSync(jpeg).subarray(0, 300)); // cut short: no end-of-image marker
+  const png = path.join(broken, 'melanoma', 'z.png');
+  const bytes = fs.readFileSync(png);
+  bytes[bytes.length - 20] ^= 0x55; // a flipped byte in the image data: CRC mismatch
+  fs.writeFileSync(png, bytes);
+  fs.writeFileSync(path.join(broken, 'seborrheic', 'notes.jpg'), 'not a picture');
+  const data = openPlanDataset(rgbPlan(), { dataType: 'images', path: broken, parameters: null });
+  expect(data.size).toBe(4);
+  expect(data.issues.map((i) => i.message)).toEqual([
+    `${png}: corrupt PNG: CRC mismatch in chunk IDAT; picture skipped`,
+    `${jpeg}: truncated JPEG (no end-of-image marker); picture skipped`,
+    `${path.join(broken, 'seborrheic', 'notes.jpg')}: unsupported image format (PNG and JPEG are read); picture skipped`,
+  ]);
+  expect(Array.from(data.targets([0, 1, 2, 3]))).toEqual([0, 0, 1, 2]);
+  expect(() => openPlanDataset(rgbPlan(), { dataType: 'images', path: broken, parameters: { unreadable: 'fail' } }))
+    .toThrow(new RegExp(`^${broken}: 3 unreadable picture\\(s\\): ${png}: corrupt PNG`));
+  expect(describeDataset('images', broken).issues?.map((i) => i.path)).toEqual([png, jpeg, path.join(broken, 'seborrheic', 'notes.jpg')]);
 });

@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { decodeFramesSync } from './pixel-decoder';
 import { JpegHeaderError, readJpegFrameHeader } from './jpeg-header';
-import { DataIssue, DataReadError } from './errors';
+import { DataIssue, DataReadError, issueFrom } from './errors';
 import { decodePng, PNG_SIGNATURE, RgbImage } from './png';
 
 /** torchvision.datasets.folder.IMG_EXTENSIONS (0.14). */
@@ -33,6 +33,41 @@ export interface ImageFolderDataset {
   load(index: number): ImageSample;
   /** [number of images, 3, H, W] of the first image, as Fed-BioMed's get_torch_dataset_shape. */
   shape(): number[];
+  /**
+   * Checks every picture's structure (PNG chunks and CRCs, JPEG markers up to the frame header and the end marker)
+   * without decoding pixels. Unusable pictures are dropped from `samples` with an issue ('skip', default) or one
+   * DataReadError lists them all ('fail'). Returns the unusable files' issues.
+   */
+  scan(policy?: 'skip' | 'fail'): DataIssue[];
+}
+
+/** The structural checks of `scan` for one picture; throws DataReadError saying what is wrong. */
+function checkPicture(file: string): void {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (error) {
+    throw new DataReadError(file, `cannot read image (${(error as Error).message})`);
+  }
+  if (bytes.subarray(0, 8).equals(PNG_SIGNATURE)) {
+    decodePng(bytes, file); // inflating a picture is cheap; the PNG reader checks every chunk's CRC
+    return;
+  }
+  if (bytes[0] !== 0xff || bytes[1] !== 0xd8) throw new DataReadError(file, 'unsupported image format (PNG and JPEG are read)');
+  const header = jpegHeader(bytes, file);
+  if (bytes[bytes.length - 2] !== 0xff || bytes[bytes.length - 1] !== 0xd9) throw new DataReadError(file, 'truncated JPEG (no end-of-image marker)');
+  if (header.bits !== 8 || (header.components !== 1 && header.components !== 3)) {
+    throw new DataReadError(file, `JPEG with ${header.components} component(s) of ${header.bits} bits is not supported`);
+  }
+}
+
+function jpegHeader(bytes: Buffer, file: string): ReturnType<typeof readJpegFrameHeader> {
+  try {
+    return readJpegFrameHeader(bytes);
+  } catch (error) {
+    if (error instanceof JpegHeaderError) throw new DataReadError(file, `corrupt JPEG (${error.message})`);
+    throw error;
+  }
 }
 
 /** Reads a PNG or JPEG file (by content, not extension) as 8-bit RGB. */
@@ -49,13 +84,7 @@ export function readRgbImage(file: string): RgbImage {
 }
 
 function decodeJpeg(bytes: Buffer, file: string): RgbImage {
-  let header;
-  try {
-    header = readJpegFrameHeader(bytes);
-  } catch (error) {
-    if (error instanceof JpegHeaderError) throw new DataReadError(file, `corrupt JPEG (${error.message})`);
-    throw error;
-  }
+  const header = jpegHeader(bytes, file);
   if (header.bits !== 8 || (header.components !== 1 && header.components !== 3)) {
     throw new DataReadError(file, `JPEG with ${header.components} component(s) of ${header.bits} bits is not supported`);
   }
@@ -143,12 +172,34 @@ export function openImageFolder(root: string): ImageFolderDataset {
     if (!sample) throw new RangeError(`image index ${index} out of range 0..${samples.length - 1}`);
     return { ...rgbToTensor(readRgbImage(sample.file)), label: sample.label };
   };
+  const issues: DataIssue[] = [];
   return {
     root,
     classes,
     samples,
-    issues: [],
+    issues,
     load,
-    shape: () => [samples.length, ...load(0).shape],
+    shape: () => {
+      if (samples.length === 0) throw new DataReadError(root, 'no readable picture');
+      return [samples.length, ...load(0).shape];
+    },
+    scan(policy = 'skip') {
+      const found: DataIssue[] = [];
+      const kept = samples.filter((sample) => {
+        try {
+          checkPicture(sample.file);
+          return true;
+        } catch (error) {
+          found.push(issueFrom(sample.file, error));
+          return false;
+        }
+      });
+      if (found.length > 0 && policy === 'fail') {
+        throw new DataReadError(root, `${found.length} unreadable picture(s): ${found.map((i) => i.message).join('; ')}`);
+      }
+      for (const issue of found) issues.push({ path: issue.path, message: `${issue.message}; picture skipped` });
+      samples.splice(0, samples.length, ...kept);
+      return found;
+    },
   };
 }

@@ -201,6 +201,8 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
     }
     case 'images': {
       const folder = openImageFolder(source.path);
+      // Unreadable pictures are found before training: skipped (logged from `issues`) or the round fails.
+      folder.scan(unreadablePolicy(params['unreadable']));
       const bands = spec.inputs.image?.modalities ?? [];
       return {
         size: folder.samples.length,
@@ -214,6 +216,13 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
     default:
       throw new DataReadError(source.path, `dataset type "${source.dataType}" cannot feed a plan (csv, medical-folder, dicom, images)`);
   }
+}
+
+/** The dataset parameter `unreadable`: 'skip' (default) or 'fail'; anything else is refused. */
+function unreadablePolicy(value: unknown): 'skip' | 'fail' {
+  if (value === undefined || value === null || value === 'skip') return 'skip';
+  if (value === 'fail') return 'fail';
+  throw new Error(`dataset parameter unreadable must be "skip" or "fail", not ${JSON.stringify(value)}`);
 }
 
 /** The dataset parameter `resample_to`: the modality (role) whose voxel grid the others are resampled onto. */

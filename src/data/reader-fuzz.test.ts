@@ -1,6 +1,6 @@
 /**
  * Fuzz: mutated DICOM files (every codec path: native, deflate, RLE, JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K; files
- * without the preamble or without file meta information) and
+ * without the preamble or without file meta information), pictures of image folders (PNG, JPEG) and
  * NIfTI files (.nii, .nii.gz) must each either read or fail with one DataReadError naming the file, never crash the
  * process, hang, or throw an internal error. The count is bounded for `npm test` (2000 files, ~10 s); set
  * FEDBIOMED_TS_FUZZ_COUNT=10000 for the long run.
@@ -12,7 +12,9 @@ import * as path from 'path';
 import { buildCorpus, phantomVolume } from './dicom-corpus.test-helper';
 import { decodePixels, parseDicomFile } from './dicom-file';
 import { DataReadError } from './errors';
+import { readRgbImage } from './image-folder';
 import { readNifti, writeNifti } from './nifti';
+import { encodePng } from './png';
 import { stopPixelDecoder } from './pixel-decoder';
 import { createVolume } from './volume';
 import { xorshift32 } from '../testing/xorshift32';
@@ -22,7 +24,7 @@ const COUNT = Number(process.env.FEDBIOMED_TS_FUZZ_COUNT ?? 2000);
 const BUDGET_MS = Math.max(60_000, COUNT * 100);
 
 let root: string;
-let seeds: { file: string; bytes: Buffer; kind: 'dicom' | 'nifti' }[];
+let seeds: { file: string; bytes: Buffer; kind: 'dicom' | 'nifti' | 'picture' }[];
 
 beforeAll(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'reader-fuzz-'));
@@ -38,6 +40,13 @@ beforeAll(() => {
   const dcmconv = spawnSync('dcmconv', ['+ti', '-F', explicit, raw], { encoding: 'utf8' });
   if (dcmconv.status !== 0) throw new Error(`dcmconv failed: ${dcmconv.stderr}`);
   seeds.push({ file: raw, bytes: fs.readFileSync(raw), kind: 'dicom' });
+  // Pictures of image folders (our PNG reader; JPEG through libjpeg-turbo): a PNG from our encoder, and as JPEG the
+  // codestream DCMTK wrote into the corpus's JPEG baseline file (a complete JPEG stream).
+  const rgb = new Uint8Array(20 * 14 * 3).map((_, i) => (i * 37) % 256);
+  seeds.push({ file: path.join(root, 'seed.png'), bytes: encodePng(20, 14, rgb), kind: 'picture' });
+  const baseline = parseDicomFile(corpus.series.get('jpeg-baseline-8bit')![0]).dataSet;
+  const fragment = baseline.elements.x7fe00010.fragments![0];
+  seeds.push({ file: path.join(root, 'seed.jpg'), bytes: Buffer.from(baseline.byteArray.subarray(fragment.position, fragment.position + fragment.length)), kind: 'picture' });
   const v = createVolume([8, 7, 3]);
   v.data.forEach((_, i) => { v.data[i] = (i * 13) % 97; });
   for (const name of ['seed.nii', 'seed.nii.gz']) {
@@ -73,7 +82,7 @@ function mutate(bytes: Buffer, random: () => number): Buffer {
   return out;
 }
 
-test(`${COUNT} mutated DICOM and NIfTI files: each reads or fails with a DataReadError naming it`, () => {
+test(`${COUNT} mutated DICOM, NIfTI and picture files: each reads or fails with a DataReadError naming it`, () => {
   const random = rng(20241205);
   const file = (i: number, seed: { file: string }) => path.join(root, `m${i}${path.basename(seed.file).replace(/^[^.]*/, '')}`);
   const outcomes = { read: 0, refused: 0 };
@@ -84,6 +93,7 @@ test(`${COUNT} mutated DICOM and NIfTI files: each reads or fails with a DataRea
     fs.writeFileSync(target, mutate(seed.bytes, random));
     try {
       if (seed.kind === 'dicom') decodePixels(parseDicomFile(target, { timeoutMs: 10_000 }), { timeoutMs: 10_000 });
+      else if (seed.kind === 'picture') readRgbImage(target);
       else readNifti(target);
       outcomes.read++;
     } catch (error) {

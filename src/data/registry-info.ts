@@ -29,7 +29,7 @@ export interface DatasetRegistryInfo {
 export interface DatasetParameters {
   tabular_file?: string;
   index_col?: number | string;
-  /** dicom: a round skips patients with unreadable files ('skip', default) or fails ('fail'). */
+  /** dicom, medical-folder, images: a round skips patients (pictures) with unreadable files ('skip', default) or fails ('fail'). */
   unreadable?: 'skip' | 'fail';
   /** dicom: the operator's series -> role rules (default: the four MRI names and RTDOSE). */
   series_rules?: SeriesRule[];
@@ -61,8 +61,11 @@ export function describeDataset(
       dataset.loadSubject(dataset.subjects[0]);
       return { shape, dtypes: [], issues };
     }
-    case 'images':
-      return { shape: openImageFolder(path).shape(), dtypes: [] };
+    case 'images': {
+      const folder = openImageFolder(path);
+      const issues = folder.scan();
+      return { shape: folder.shape(), dtypes: [], ...(issues.length > 0 ? { issues } : {}) };
+    }
     case 'mednist': {
       const inner = nodePath.join(path, 'MedNIST');
       return { shape: openImageFolder(fs.existsSync(inner) ? inner : path).shape(), dtypes: [] };

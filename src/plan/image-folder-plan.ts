@@ -10,11 +10,12 @@
  * (here) alike. The target is the class index (`target.column` must be `class`); there is no tabular input.
  */
 import { PlanIssue } from './errors';
-import { storedImageRank } from './preprocess';
+import { hasSeveralHeads } from './heads';
+import { needsWholeSample, storedImageRank } from './preprocess';
 import { isImageTarget, PlanSpec } from './spec';
 
 /** PIL band names an image-folder plan may ask for. */
-export const IMAGE_FOLDER_BANDS: readonly string[] = ['R', 'G', 'B', 'L'];
+const IMAGE_FOLDER_BANDS: readonly string[] = ['R', 'G', 'B', 'L'];
 /** The target column of an image-folder plan: the picture's class index. */
 export const IMAGE_FOLDER_TARGET = 'class';
 
@@ -36,7 +37,11 @@ export function imageFolderIssues(spec: PlanSpec): PlanIssue[] {
   else if (storedImageRank(spec) !== 2) {
     issues.push({ path: 'preprocessing', message: 'select_slices and mip need 3-D volumes; an image folder holds 2-D pictures' });
   }
+  if (needsWholeSample(spec)) {
+    issues.push({ path: 'preprocessing', message: 'resample and crop_around need volumes with their geometry; an image folder holds 2-D pictures' });
+  }
   if (spec.inputs.tabular) issues.push({ path: 'inputs.tabular', message: 'an image folder has no tabular columns' });
+  if (hasSeveralHeads(spec)) issues.push({ path: 'heads', message: 'an image folder gives one target, the class index: one head' });
   if (isImageTarget(spec.target) || spec.target.column !== IMAGE_FOLDER_TARGET) {
     issues.push({ path: 'target.column', message: `must be '${IMAGE_FOLDER_TARGET}' for an image folder (the class index of the picture's sub-folder)` });
   }

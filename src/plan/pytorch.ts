@@ -839,7 +839,10 @@ function columnOf(target: TargetSpec): string {
 }
 
 function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
-  if (isImageFolderPlan(spec)) return [...IMAGE_FOLDER_TRAINING_DATA];
+  if (isImageFolderPlan(spec)) {
+    if (fedbiomed === 'v6') throw new Error('plan export --fedbiomed v6: image-folder plans are generated for Fed-BioMed v4.5 only (v6\'s image datasets were not checked)');
+    return [...IMAGE_FOLDER_TRAINING_DATA];
+  }
   if (spec.inputs.image && needsWholeSample(spec)) {
     if (fedbiomed === 'v6') {
       throw new Error('plan export --fedbiomed v6: the resample / crop_around image steps are not generated for v6\'s MedicalFolderDataset yet');

@@ -15,6 +15,8 @@ export interface ResearcherBus {
   send(message: WireMessage, nodeId?: string): Promise<void>;
   /** Adds a handler for every valid inbound message; returns a function that removes it. */
   onMessage(handler: (message: WireMessage) => void): () => void;
+  /** Connection lost (v4.5's MQTT `Messaging`); a bus that has no such notion (v6: nodes dial in) leaves it out. */
+  on?(event: 'offline', listener: () => void): unknown;
   close(): Promise<void>;
 }
 

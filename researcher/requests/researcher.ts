@@ -116,7 +116,7 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
     super();
     this.logger = logger;
     messaging.onMessage((msg) => this.receive(msg));
-    messaging.on('offline', () => void (this.losses += 1));
+    messaging.on?.('offline', () => void (this.losses += 1));
   }
 
   /** How many times the broker connection was lost so far: what was published meanwhile (QoS 0) may be lost. */

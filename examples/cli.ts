@@ -1,7 +1,7 @@
 /**
  * `fedbiomed-ts demo …`: the end-to-end glioblastoma demo and its data generator.
  *
- *   fedbiomed-ts demo [--quick] [--protocol v4.5|v6] [--out DIR] [--seed S] [--rounds N] [--dp local|central --sigma S --clip C [--dp-sweep S1,S2]]
+ *   fedbiomed-ts demo [--quick] [--task responder|evolution] [--protocol v4.5|v6] [--out DIR] [--seed S] [--rounds N] [--dp local|central --sigma S --clip C [--dp-sweep S1,S2]]
  *   fedbiomed-ts demo data --out DIR [--seed S] [--quick]
  */
 import type { Command } from 'commander';
@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .option('--clip <x>', 'DP per-sample clipping norm (with --dp)')
     .option('--dp-sweep <list>', 'extra noise multipliers, e.g. 0.5,2: one more federated run each, for the epsilon vs AUC table')
     .option('--protocol <version>', 'Fed-BioMed network: v4.5 (MQTT + file repository, default) or v6 (gRPC)')
-    .option('--task <task>', "'responder' (default) or 'evolution' (post-treatment tumour under each RT technique)")
+    .option('--task <task>', "only 'responder' (response classification) or only 'evolution' (post-treatment tumour under each RT technique); default both, the evolution part in its quick configuration")
     .action(async (opts: DemoFlags) => {
       if (opts.protocol !== undefined && opts.protocol !== 'v4.5' && opts.protocol !== 'v6') throw new Error(`demo: unknown --protocol '${opts.protocol}' (v4.5 or v6)`);
       if (opts.task === 'evolution') {
@@ -53,7 +53,7 @@ export function register(program: Command): void {
       const { runDemo, DEFAULT_OUT_DIR } = await import('./glioblastoma/demo');
       const { demoDp } = await import('./glioblastoma/dp');
       await runDemo({ outDir: opts.out ?? DEFAULT_OUT_DIR, quick: opts.quick, seed: opts.seed, rounds: opts.rounds,
-        dp: demoDp(opts), protocol: opts.protocol as 'v4.5' | 'v6' | undefined });
+        dp: demoDp(opts), protocol: opts.protocol as 'v4.5' | 'v6' | undefined, evolution: opts.task === undefined });
     });
   demo
     .command('data')

@@ -107,15 +107,16 @@ test('pings are answered within 500 ms while the node runs a round of multi-seco
     const { planUrl, paramsUrl } = await uploadPlan(b, widePlan(1024), false);
     const started = Date.now();
     await messaging.send(b.request({ training_plan_url: planUrl, params_url: paramsUrl, training_plan_class: 'WideMlp' },
-      { loader_args: { batch_size: 2048 }, test_ratio: 0, num_updates: 2, log_interval: 1 }), 'node_busy');
+      { loader_args: { batch_size: 2048 }, test_ratio: 0, num_updates: 1, log_interval: 1 }), 'node_busy');
     const reply = await until('the train reply', () => trainReply(replies, 'job_offloop'), 100_000);
     const roundMs = Date.now() - started;
     const rtts = await pinger.finish();
     expect(reply).toMatchObject({ success: true, sample_size: 2048 });
-    // The round was long enough to matter (each step is about 13 GFLOP), and both its steps reported.
+    // The round was long enough to matter (its one step is about 13 GFLOP: a second or more on one core), and
+    // its loss reported.
     expect(roundMs).toBeGreaterThan(1000);
     const losses = replies.filter((m) => m.command === 'add_scalar' && m.job_id === 'job_offloop' && m.train);
-    expect(losses).toHaveLength(2);
+    expect(losses).toHaveLength(1);
     // The worker's log lines reach the researcher too (the weights file had no weights: the model keeps its own).
     expect(replies.some((m) => m.command === 'log' && m.level === 'WARNING' &&
       m.msg.includes('Model parameters not in the received weights (kept as initialised)'))).toBe(true);

@@ -169,7 +169,7 @@ test('a node stopped mid-round: the round fails clearly, the request is kept and
   while (!training) await new Promise((r) => setTimeout(r, 10));
   const node = agents.shift() as NodeAgent;
   await node.stop();
-  expect(await run).toMatch(/FB407.*NODE_a \(failed: Training was stopped: the node is stopping/);
+  expect(await run).toMatch(/FB407.*NODE_a \(failed: Training was stopped: the node is shutting down/);
   const nodeDir = path.join(dir, 'NODE_a');
   expect(JSON.parse(fs.readFileSync(path.join(nodeDir, 'queue.json'), 'utf8'))).toHaveLength(1);
   expect(fs.readdirSync(path.join(nodeDir, 'v6-inline')).sort()).toEqual([expect.stringMatching(/-params\.mpk$/),

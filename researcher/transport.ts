@@ -15,8 +15,11 @@ export interface ResearcherBus {
   send(message: WireMessage, nodeId?: string): Promise<void>;
   /** Adds a handler for every valid inbound message; returns a function that removes it. */
   onMessage(handler: (message: WireMessage) => void): () => void;
-  /** Connection lost (v4.5's MQTT `Messaging`); a bus that has no such notion (v6: nodes dial in) leaves it out. */
-  on?(event: 'offline', listener: () => void): unknown;
+  /**
+   * Connection losses, when the transport can lose what was sent meanwhile (MQTT QoS 0: the round asks again).
+   * Absent where nothing is lost silently (v6: nodes poll the researcher's server and replies are streamed).
+   */
+  on?(event: 'offline', handler: () => void): unknown;
   close(): Promise<void>;
 }
 

@@ -119,13 +119,17 @@ describe('generateCohort on disk', () => {
     const folder = openMedicalFolder(path.join(outDir, site.medicalFolderDir), {
       tabularFile: path.join(outDir, site.demographicsCsv), indexCol: 0,
     });
-    expect(folder.modalities).toEqual(['FLAIR', 'T1', 'T1ce', 'T2', 'dose']);
+    // With follow-ups, the centre's folder also holds the baseline delineation and the follow-up label maps (the
+    // evolution task's inputs and targets).
+    expect(folder.modalities).toEqual(['FLAIR', 'T1', 'T1ce', 'T2', 'dose', 'followup_injury', 'followup_seg', 'seg_baseline']);
+    const grid = [16, 16, 8];
     expect(folder.shape()).toEqual({
-      FLAIR: [16, 16, 8], T1: [16, 16, 8], T1ce: [16, 16, 8], T2: [16, 16, 8], dose: [16, 16, 8], demographics: [2, 9], num_modalities: 5,
+      FLAIR: grid, T1: grid, T1ce: grid, T2: grid, dose: grid, followup_injury: grid, followup_seg: grid, seg_baseline: grid,
+      demographics: [2, 9], num_modalities: 8,
     });
     const niftiFiles = filesUnder(outDir).filter((f) => f.endsWith('.nii.gz'));
-    // Pre-treatment: 4 MRI + dose; follow-ups: 4 MRI + 3 label maps; held-out counterfactuals: also their dose.
-    expect(niftiFiles).toHaveLength(11 * 5 + 11 * 7 + 5 * 2 * 8);
+    // Pre-treatment: 4 MRI + dose + 3 label maps; follow-ups: 4 MRI + 3 label maps; held-out counterfactuals: also their dose.
+    expect(niftiFiles).toHaveLength(11 * 8 + 11 * 7 + 5 * 2 * 8);
     for (const f of niftiFiles) {
       const bytes = zlib.gunzipSync(fs.readFileSync(path.join(outDir, f)));
       expect(validateNiftiHeader(parseNiftiHeader(bytes, f), bytes.length)).toEqual([]);

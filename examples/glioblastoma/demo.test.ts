@@ -1,5 +1,5 @@
 /**
- * The quick demo end to end, as a user runs it (`fedbiomed-ts demo --quick`, in a child process): cohort, embedded
+ * The quick demo's responder part end to end, as a user runs it (`fedbiomed-ts demo --quick --task responder`, in a child process; the evolution part: evolution-demo.test.ts and the demo itself): cohort, embedded
  * network, three TS nodes with approval, FedAvg, baselines, held-out evaluation, ONNX check, report. Then the
  * report is read back: files present, metrics numeric and consistent, federated AUC above every single-site AUC.
  */
@@ -37,7 +37,7 @@ describe('fedbiomed-ts demo --quick', () => {
 
   beforeAll(() => {
     out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-demo-')), 'demo-output');
-    run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'fedbiomed-ts.js'), 'demo', '--quick', '--out', out], {
+    run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'fedbiomed-ts.js'), 'demo', '--quick', '--task', 'responder', '--out', out], {
       cwd: ROOT, encoding: 'utf8', timeout: 230_000, env: { ...process.env, FORCE_COLOR: '0' },
     });
   });

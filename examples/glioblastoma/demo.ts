@@ -6,7 +6,8 @@
  *   4. the same plan is trained at each site alone and on the pooled data (same budget),
  *   5. every model is judged on the held-out patients (AUC, sensitivity, specificity, confusion matrix),
  *   6. the global model is exported to ONNX and checked against tfjs with ONNX Runtime,
- *   7. report.md + SVG plots + metrics.json are written.
+ *   7. the second model (tumour evolution under each RT technique) in its quick configuration (evolution-demo.ts),
+ *   8. report.md + SVG plots + metrics.json are written.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -20,6 +21,7 @@ import { startHospitals, stopHospitals } from './hospitals';
 import { glioResponsePlan } from './plan';
 import { metricsTable, ModelResult, OnnxSummary, writeReport } from './report';
 import { DemoDp, DpRunResult } from './dp';
+import { EvolutionDemoResult, runEvolutionDemo } from './evolution-demo';
 
 export const DEFAULT_OUT_DIR = 'demo-output';
 /** Marks a folder as the demo's own, so a later run may clear it. */
@@ -36,6 +38,11 @@ export interface DemoOptions {
   protocol?: 'v4.5' | 'v6';
   /** Where progress goes (default stdout). */
   out?: NodeJS.WritableStream & { isTTY?: boolean };
+  /**
+   * Also train the second model (tumour evolution under each RT technique, runEvolutionDemo) in its quick
+   * configuration and add its section to the report. Default true.
+   */
+  evolution?: boolean;
 }
 
 export interface DemoResult {
@@ -73,7 +80,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     }
   };
   const started = Date.now();
-  const steps = 7;
+  const withEvolution = options.evolution ?? true;
+  const steps = withEvolution ? 8 : 7;
   const step = (k: number, text: string): void => print(`\n[${k}/${steps}] ${text}`);
 
   const dp = options.dp;
@@ -185,13 +193,21 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   print(`  onnxruntime vs tfjs on ${onnx.samples} patients: max |diff| ${onnx.maxAbsDifference.toExponential(2)} ` +
     `(tolerance ${onnx.tolerance}) ${onnx.passed ? 'OK' : 'MISMATCH'}`);
 
-  step(7, 'Writing the report');
+  let evolution: { result: EvolutionDemoResult; dir: string } | undefined;
+  if (withEvolution) {
+    step(7, 'Second model: tumour evolution under each RT technique (quick configuration; full: --task evolution)');
+    const dir = path.join(outDir, 'evolution');
+    const result = await timed('evolution model (quick)', () => runEvolutionDemo({ outDir: dir, quick: true, seed: config.seed, out }));
+    evolution = { result, dir };
+  }
+
+  step(steps, 'Writing the report');
   timings['total'] = (Date.now() - started) / 1000;
   const reportFile = writeReport(reportDir, {
     config, cohort, cohortDir: path.relative(outDir, cohortDir) || '.', backend: backend.name,
     plan: { name: spec.name, hash, parameters, pythonFile: path.basename(pythonFile) },
     federated: { rounds: federated.rounds, researcherId: federated.researcherId, jobId: federated.jobId, seconds: federated.seconds },
-    models, onnx, federatedBySite, timings,
+    models, onnx, federatedBySite, timings, ...(evolution ? { evolution } : {}),
     ...(dp ? { dp: { config: dp, runs: [{ sigma: dp.sigma, privacy: federated.privacy ?? [], evaluation: models[0].evaluation }, ...sweepRuns] } } : {}),
   });
   print(`  report: ${reportFile}`);

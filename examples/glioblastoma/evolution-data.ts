@@ -1,139 +1,135 @@
 /**
- * The evolution task's samples, read from the cohort's NIfTI medical folders: for each patient the axial slice
- * where the pre-treatment tumour is largest, with the pre-treatment MRI (T1ce, FLAIR, T2, T1, each z-scored over
- * the head), the planning dose (/ 60 Gy) and the pre-treatment tumour mask as channels; the RT technique one-hot as
- * the conditioning vector; the follow-up tumour (necrotic core + enhancing) and necrotic-core masks as the target.
- * The slice is cropped to a `crop` × `crop` window centred on the pre-treatment tumour (as a clinician would frame
- * it), so the tumour is not a few pixels in a whole head. Held-out patients also carry the inputs and targets of
- * their counterfactual techniques.
+ * The evolution task's data, as the plan reads it. Each centre registers its NIfTI medical folder (pre-treatment
+ * T1ce, FLAIR, T2, T1, the planning dose, the baseline delineation, and the follow-up label maps) with its
+ * demographics; the plan's preprocessing (z-scored MRI, dose / 60 Gy, a 144 mm window around the brain, axial
+ * maximum-intensity projection) gives the network 2-D maps, and its image target gives the follow-up tumour,
+ * necrotic-core and radiation-injury footprints on the same grid (projections along the head's axis: the "volume"
+ * of a footprint is its projected area, the quantity RANO's bidimensional measure follows).
+ *
+ * The held-out set is read here the same way (pipeline functions of the library), once per technique: the
+ * patient's own plan, then the counterfactual ones (the same pre-treatment MRI with that technique's dose, judged
+ * against that technique's simulated follow-up).
  */
 import * as path from 'path';
-import { openMedicalFolder } from 'fedbiomed-ts';
-import type { Volume } from 'fedbiomed-ts';
-import { CohortSummary, ScanFolders, SplitSummary } from './cohort';
+import { imageInput, imageTarget, openMedicalFolder, preprocessModality, tabularInput, volumeToDense } from 'fedbiomed-ts';
+import type { DenseVolume, ImageTargetChannel, PlanSample, PlanSpec, PreprocessStep, Vec3, Volume } from 'fedbiomed-ts';
+import {
+  BASELINE_SEGMENTATION_MODALITY, FOLLOW_UP_INJURY_MODALITY, FOLLOW_UP_SEG_MODALITY, INJURY_MODALITY,
+  SEGMENTATION_MODALITY, SplitSummary,
+} from './cohort';
+import type { HospitalDataset } from './hospitals';
 import { LABEL } from './phantom';
 import { RT_TYPES, RtType } from './sites';
 
-export const EVOLUTION_INPUTS = ['T1ce', 'FLAIR', 'T2', 'T1', 'dose', 'seg_baseline'] as const;
-export const EVOLUTION_TARGETS = ['tumour', 'necrosis'] as const;
-export const RT_COLUMNS = RT_TYPES.map((rt) => `rt_${rt}`);
+export const EVOLUTION_MRI = ['T1ce', 'FLAIR', 'T2', 'T1'] as const;
+export const EVOLUTION_INPUTS = [...EVOLUTION_MRI, 'dose', BASELINE_SEGMENTATION_MODALITY];
+/** Output channels: follow-up tumour (necrotic core + enhancing), necrotic core, radiation-injured healthy brain. */
+export const EVOLUTION_CHANNELS: ImageTargetChannel[] = [
+  { modality: FOLLOW_UP_SEG_MODALITY, labels: [LABEL.necrosis, LABEL.enhancing] },
+  { modality: FOLLOW_UP_SEG_MODALITY, labels: [LABEL.necrosis] },
+  { modality: FOLLOW_UP_INJURY_MODALITY, labels: [1] },
+];
+export const CHANNEL = { tumour: 0, necrosis: 1, injury: 2 } as const;
+export const EVOLUTION_TAGS = ['glioblastoma', 'mri', 'tumour-evolution'];
+/** Side of the window kept around the brain, in mm (tumours lie within ±70 mm of the centre in-plane). */
+const WINDOW_MM = 144;
 
-/** One patient under one technique: channels-last arrays of one slice [H, W, C]. */
-export interface EvolutionCase {
-  rt: RtType;
-  /** [H, W, 6] inputs. */
-  image: Float32Array;
-  /** [H, W, 2]: follow-up tumour mask, necrotic-core mask. */
-  target: Float32Array;
+/** What each centre registers for the evolution task: its NIfTI medical folder with demographics. */
+export const EVOLUTION_DATASET: HospitalDataset = {
+  tags: EVOLUTION_TAGS,
+  entry: (cohortDir, split) => ({
+    name: `${split.name} glioblastoma MRI with follow-up (NIfTI)`,
+    description: `pre-treatment MRI, RT dose, baseline and follow-up segmentations, ${split.patients} patients`,
+    dataType: 'medical-folder',
+    path: path.resolve(cohortDir, split.medicalFolderDir),
+    parameters: { tabular_file: path.resolve(cohortDir, split.demographicsCsv), index_col: 0 },
+  }),
+};
+
+/** The network's grid for a cohort of `volumeSize` voxels over its 192 mm field of view: the 144 mm window. */
+export function evolutionGrid(volumeSize: Vec3, fovMm = 192): [number, number] {
+  const side = (n: number): number => Math.round((n * WINDOW_MM) / fovMm / 4) * 4;
+  return [side(volumeSize[0]), side(volumeSize[1])];
 }
 
-export interface EvolutionPatient {
+export function evolutionPreprocessing(volumeSize: Vec3): PreprocessStep[] {
+  const [h, w] = evolutionGrid(volumeSize);
+  return [
+    { op: 'normalize', method: 'zscore', modalities: [...EVOLUTION_MRI] },
+    { op: 'normalize', method: 'fixed', mean: 0, std: 60, modalities: ['dose'] },
+    { op: 'center_crop', size: [h, w, volumeSize[2]] },
+    { op: 'mip', axis: 2 },
+    { op: 'one_hot_column', column: 'rt_type', categories: [...RT_TYPES] },
+  ];
+}
+
+export interface HeldOutCase {
+  rt: RtType;
+  sample: PlanSample;
+}
+
+export interface HeldOutPatient {
   id: string;
-  site: string;
   responder: boolean;
-  height: number;
-  width: number;
-  /** The patient's own technique first, then (held-out) the counterfactual ones. */
-  cases: EvolutionCase[];
-  /** Pre-treatment tumour mask of the slice [H, W] and the slice's pre- and follow-up T1ce (for the panels). */
-  baseline: Uint8Array;
+  rt: RtType;
+  /** The patient's own technique first, then the two counterfactual ones. */
+  cases: HeldOutCase[];
+  /** Pre-treatment tumour footprint on the grid [H·W] (x-major, as the pipeline lays it out). */
+  baseline: Float32Array;
+  /** For the panels: the pre-treatment and follow-up T1ce on the axial slice where the tumour is largest [H·W]. */
   t1ce: Float32Array;
   followUpT1ce: Float32Array;
 }
 
-/** A window of an axial slice: rows y0…y0+size, columns x0…x0+size. */
-interface Window { z: number; x0: number; y0: number; size: number }
+const dense = (volumes: Record<string, Volume>): Record<string, DenseVolume> =>
+  Object.fromEntries(Object.entries(volumes).map(([m, v]) => [m, volumeToDense(v)]));
 
-function sliceOf(volume: Volume, at: Window): Float32Array {
-  const [nx, ny] = volume.dims;
-  const out = new Float32Array(at.size * at.size);
-  for (let y = 0; y < at.size; y++) {
-    const row = at.z * nx * ny + (at.y0 + y) * nx + at.x0;
-    out.set(volume.data.subarray(row, row + at.size), y * at.size);
-  }
-  return out;
-}
-
-/** (x − mean) / sd over the head (voxels above the air noise floor). */
-function zscore(volume: Volume): Volume {
-  let sum = 0;
-  let sq = 0;
-  let n = 0;
-  for (const v of volume.data) if (v > 50) { sum += v; sq += v * v; n++; }
-  const mean = n > 0 ? sum / n : 0;
-  const sd = n > 1 ? Math.sqrt(Math.max(sq / n - mean * mean, 1e-6)) : 1;
-  return { ...volume, data: volume.data.map((v) => (v - mean) / sd) };
-}
-
-const isTumour = (label: number): boolean => label === LABEL.necrosis || label === LABEL.enhancing;
-
-/** The slice where the tumour is largest, and a window of `size` centred on its centroid there. */
-function tumourWindow(seg: Volume, size: number): Window {
+/** The axial slice where the pre-treatment tumour is largest. */
+function largestTumourSlice(seg: Volume): number {
   const [nx, ny, nz] = seg.dims;
-  if (size > nx || size > ny) throw new Error(`crop ${size} is larger than the slice ${nx}x${ny}`);
-  let best = { z: 0, area: -1, cx: nx / 2, cy: ny / 2 };
+  let best = { z: Math.floor(nz / 2), area: -1 };
   for (let z = 0; z < nz; z++) {
     let area = 0;
-    let sx = 0;
-    let sy = 0;
-    for (let y = 0; y < ny; y++) {
-      for (let x = 0; x < nx; x++) if (isTumour(seg.data[z * nx * ny + y * nx + x])) { area++; sx += x; sy += y; }
-    }
-    if (area > best.area) best = { z, area, cx: area > 0 ? sx / area : nx / 2, cy: area > 0 ? sy / area : ny / 2 };
+    for (let i = z * nx * ny; i < (z + 1) * nx * ny; i++) if (seg.data[i] === LABEL.necrosis || seg.data[i] === LABEL.enhancing) area++;
+    if (area > best.area) best = { z, area };
   }
-  const start = (c: number, n: number): number => Math.min(n - size, Math.max(0, Math.round(c - size / 2 + 0.5)));
-  return { z: best.z, x0: start(best.cx, nx), y0: start(best.cy, ny), size };
+  return best.z;
 }
 
-function interleave(channels: Float32Array[]): Float32Array {
-  const pixels = channels[0].length;
-  const out = new Float32Array(pixels * channels.length);
-  for (let p = 0; p < pixels; p++) for (let c = 0; c < channels.length; c++) out[p * channels.length + c] = channels[c][p];
-  return out;
-}
-
-function targetOf(seg: Float32Array): Float32Array {
-  return interleave([seg.map((l) => (isTumour(l) ? 1 : 0)), seg.map((l) => (l === LABEL.necrosis ? 1 : 0))]);
-}
-
-/** Loads every patient of a split (sites: own technique; held-out: also the counterfactuals). */
-export function loadEvolutionSplit(cohortDir: string, split: SplitSummary, crop: number): EvolutionPatient[] {
-  if (!split.followUp) throw new Error(`${split.name}: the cohort has no follow-ups (generate it with followUp: true)`);
-  const pre = openMedicalFolder(path.join(cohortDir, split.medicalFolderDir), {
-    tabularFile: path.join(cohortDir, split.demographicsCsv), indexCol: 0,
-  });
-  const follow = openMedicalFolder(path.join(cohortDir, split.followUp.medicalFolderDir));
-  const counterfactual = new Map<RtType, ReturnType<typeof openMedicalFolder>>();
-  for (const [rt, folders] of Object.entries(split.counterfactuals ?? {}) as [RtType, ScanFolders][]) {
-    if (folders.patients > 0) counterfactual.set(rt, openMedicalFolder(path.join(cohortDir, folders.medicalFolderDir)));
-  }
+/** The held-out patients under each technique, through the plan's own preprocessing. */
+export function loadHeldOut(spec: PlanSpec, cohortDir: string, split: SplitSummary): HeldOutPatient[] {
+  if (!split.counterfactuals) throw new Error(`${split.name}: the cohort has no counterfactual follow-ups (generate it with followUp: true)`);
+  const pre = openMedicalFolder(path.join(cohortDir, split.medicalFolderDir), { tabularFile: path.join(cohortDir, split.demographicsCsv), indexCol: 0 });
+  const follow = openMedicalFolder(path.join(cohortDir, split.followUp!.medicalFolderDir));
+  const counterfactual = new Map(Object.entries(split.counterfactuals).filter(([, f]) => f.patients > 0)
+    .map(([rt, f]) => [rt as RtType, openMedicalFolder(path.join(cohortDir, f.medicalFolderDir))]));
+  const baselineSpec: PlanSpec = { ...spec, target: { channels: [{ modality: BASELINE_SEGMENTATION_MODALITY, labels: [LABEL.necrosis, LABEL.enhancing] }] } };
+  const size = spec.inputs.image!.size;
   return pre.subjects.map((id) => {
-    const before = pre.loadSubject(id, ['T1ce', 'FLAIR', 'T2', 'T1', 'dose']);
-    const after = follow.loadSubject(id, ['seg', 'seg_baseline', 'T1ce']);
-    const z = tumourWindow(after.images.seg_baseline, crop);
-    const baselineSeg = sliceOf(after.images.seg_baseline, z);
-    const mri = (['T1ce', 'FLAIR', 'T2', 'T1'] as const).map((m) => sliceOf(zscore(before.images[m]), z));
-    const input = (dose: Volume): Float32Array => interleave([
-      ...mri, sliceOf(dose, z).map((gy) => gy / 60), baselineSeg.map((l) => (isTumour(l) ? 1 : 0)),
-    ]);
-    const rt = String(before.demographics.rt_type) as RtType;
-    const cases: EvolutionCase[] = [{ rt, image: input(before.images.dose), target: targetOf(sliceOf(after.images.seg, z)) }];
-    for (const [other, folder] of counterfactual) {
-      if (!folder.subjects.includes(id)) continue;
-      const scan = folder.loadSubject(id, ['seg', 'dose']);
-      cases.push({ rt: other, image: input(scan.images.dose), target: targetOf(sliceOf(scan.images.seg, z)) });
-    }
+    const own = pre.loadSubject(id, [...EVOLUTION_INPUTS, FOLLOW_UP_SEG_MODALITY, FOLLOW_UP_INJURY_MODALITY]);
+    const rt = String(own.demographics.rt_type) as RtType;
+    const caseOf = (technique: RtType): HeldOutCase => {
+      let volumes = own.images;
+      if (technique !== rt) {
+        const scan = counterfactual.get(technique)!.loadSubject(id, ['dose', SEGMENTATION_MODALITY, INJURY_MODALITY]);
+        volumes = { ...own.images, dose: scan.images.dose, [FOLLOW_UP_SEG_MODALITY]: scan.images[SEGMENTATION_MODALITY], [FOLLOW_UP_INJURY_MODALITY]: scan.images[INJURY_MODALITY] };
+      }
+      const d = dense(volumes);
+      const row = { ...own.demographics, rt_type: technique };
+      return { rt: technique, sample: { image: imageInput(spec, d), tabular: tabularInput(spec, row), target: imageTarget(spec, d) } };
+    };
+    const cases = [caseOf(rt), ...RT_TYPES.filter((t) => t !== rt).map(caseOf)];
+    // Panels: the T1ce slice through the tumour, in the network's window.
+    const z = largestTumourSlice(own.images[BASELINE_SEGMENTATION_MODALITY]);
+    const sliceSpec: PlanSpec = {
+      ...spec, preprocessing: [...spec.preprocessing.filter((s) => s.op === 'center_crop'), { op: 'select_slices', axis: 2, count: 1, center: z }],
+    };
+    const slice = (v: Volume): Float32Array => preprocessModality(sliceSpec, 'T1ce', volumeToDense(v)).data;
+    const after = follow.loadSubject(id, ['T1ce']);
     return {
-      id, site: String(before.demographics.site), responder: Number(before.demographics.responder) === 1, height: crop, width: crop,
-      cases, baseline: Uint8Array.from(baselineSeg, (l) => (isTumour(l) ? 1 : 0)),
-      t1ce: sliceOf(before.images.T1ce, z), followUpT1ce: sliceOf(after.images.T1ce, z),
+      id, rt, responder: Number(own.demographics.responder) === 1, cases,
+      baseline: imageTarget(baselineSpec, dense(own.images)).data.slice(0, size[0] * size[1]),
+      t1ce: slice(own.images.T1ce), followUpT1ce: slice(after.images.T1ce),
     };
   });
-}
-
-export function loadEvolutionCohort(cohortDir: string, cohort: CohortSummary, crop: number): { sites: Record<string, EvolutionPatient[]>; heldOut: EvolutionPatient[] } {
-  return {
-    sites: Object.fromEntries(cohort.sites.map((s) => [s.name, loadEvolutionSplit(cohortDir, s, crop)])),
-    heldOut: loadEvolutionSplit(cohortDir, cohort.heldOut, crop),
-  };
 }

@@ -1,6 +1,8 @@
 /**
- * The evolution demo's parts, on a tiny cohort (the whole demo runs with `npm run demo -- --task evolution`):
- * samples read from the written NIfTI follow-ups, the plan and its generated PyTorch, FedAvg weighting, PNG panels.
+ * The evolution demo's parts, on a tiny cohort (the whole demo runs with `npm run demo -- --task evolution`): what a
+ * centre's node reads from its medical folder through the plan (inputs and the follow-up target), the held-out
+ * patients under the three techniques, the plan and its generated PyTorch, the labelled PNG panels, the
+ * counterfactual check, and two FedAvg rounds over the embedded network with a TS node per centre.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -8,74 +10,152 @@ import * as path from 'path';
 import { decodePng } from '../../src/data/png';
 import { generateTorchPlan } from '../../src/plan/pytorch';
 import { validatePlan } from '../../src/plan/validate';
-import { initialWeights } from '../../src/plan/init';
-import { TorchTensor } from '../../src/serialize';
-import { generateCohort } from './cohort';
-import { loadEvolutionCohort } from './evolution-data';
-import { evolutionPlan, federatedAverage } from './evolution-demo';
-import { encodePng } from 'fedbiomed-ts';
+import { initBackend, initialWeights, openPlanDataset, startEmbeddedNetwork } from 'fedbiomed-ts';
+import { Writable } from 'stream';
+import { CohortSummary, generateCohort } from './cohort';
+import { CHANNEL, EVOLUTION_DATASET, EVOLUTION_INPUTS, EVOLUTION_TAGS, HeldOutPatient, loadHeldOut } from './evolution-data';
+import { counterfactualCheck, evolutionPlan, scoreModel } from './evolution-demo';
+import { runFederated } from './federated';
+import { startHospitals, stopHospitals } from './hospitals';
+import { RT_TYPES, RtType } from './sites';
+import { renderPanel } from './evolution-panels';
+import { drawText, textWidth } from './bitmap-font';
 
+const VOLUME: [number, number, number] = [24, 24, 8];
 let root: string;
-beforeAll(() => {
+let cohort: CohortSummary;
+let heldOut: HeldOutPatient[];
+const spec = evolutionPlan({ volumeSize: VOLUME, baseChannels: 4 });
+
+beforeAll(async () => {
+  await initBackend(() => undefined);
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'evolution-demo-test-'));
+  cohort = generateCohort({
+    outDir: path.join(root, 'cohort'), seed: 3, sites: [{ name: 'Caen', patients: 3 }, { name: 'Nice', patients: 2 }], heldOut: 3, volumeSize: VOLUME,
+    formats: { dicom: false, nifti: true },
+  });
+  heldOut = loadHeldOut(spec, path.join(root, 'cohort'), cohort.heldOut);
 });
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-test('samples: the tumour window of each patient, own technique for the sites, all three for the held-out set', () => {
-  const dir = path.join(root, 'cohort');
-  const cohort = generateCohort({
-    outDir: dir, seed: 3, sites: [{ name: 'Caen', patients: 2 }, { name: 'Nice', patients: 2 }], heldOut: 3, volumeSize: [24, 24, 8],
-    formats: { dicom: false, nifti: true },
-  });
-  const data = loadEvolutionCohort(dir, cohort, 12);
-  expect(Object.keys(data.sites)).toEqual(['Caen', 'Nice']);
-  const all = [...Object.values(data.sites).flat(), ...data.heldOut];
-  for (const p of all) {
-    expect([p.height, p.width]).toEqual([12, 12]);
-    for (const c of p.cases) {
-      expect(c.image).toHaveLength(12 * 12 * 6);
-      expect(c.target).toHaveLength(12 * 12 * 2);
-      expect(c.target.every((v) => v === 0 || v === 1)).toBe(true);
-      // Necrotic core ⊂ tumour.
-      for (let i = 0; i < 144; i++) expect(c.target[2 * i + 1]).toBeLessThanOrEqual(c.target[2 * i]);
-    }
-    // The window is centred on the pre-treatment tumour: the mask channel has tumour pixels.
-    expect(p.baseline.some((v) => v === 1)).toBe(true);
-    expect(Array.from(p.baseline)).toEqual(Array.from({ length: 144 }, (_, i) => p.cases[0].image[6 * i + 5]));
-  }
-  for (const p of Object.values(data.sites).flat()) expect(p.cases).toHaveLength(1);
-  for (const p of data.heldOut) expect(p.cases.map((c) => c.rt).sort()).toEqual(['carbon', 'conventional', 'proton']);
-  // Counterfactual inputs differ only by the dose channel (the same pre-treatment MRI).
-  const h = data.heldOut[0];
-  const differing = new Set<number>();
-  h.cases[1].image.forEach((v, i) => { if (v !== h.cases[0].image[i]) differing.add(i % 6); });
-  expect([...differing]).toEqual([4]);
-});
-
-test('the plan is a conditioned U-Net with an image output; its PyTorch has ConvTranspose2d and torch.cat', () => {
-  const spec = evolutionPlan(16, 16, 4);
-  expect(validatePlan(spec).graph.outputShape).toEqual([2, 16, 16]);
+test('the plan is a conditioned U-Net with a 3-channel image target; its PyTorch reads the target modalities', () => {
+  // 144 mm of the 192 mm field at 24 voxels: 18, rounded to a multiple of 4 (two poolings).
+  expect(spec.inputs.image!.size).toEqual([20, 20]);
+  expect(validatePlan(spec).graph.outputShape).toEqual([3, 20, 20]);
   const source = generateTorchPlan(spec);
   expect(source).toContain('nn.ConvTranspose2d(');
   expect(source).toContain('torch.cat([');
-  expect(source).toContain("nn.Upsample(size=(16, 16), mode='nearest')");
+  expect(source).toContain('target_modalities=self.TARGET_MODALITIES');
+  expect(source).toContain("TARGET_MODALITIES = ['followup_seg', 'followup_injury']");
 });
 
-test('FedAvg (the researcher aggregator) weights the centres by their numbers of patients', () => {
-  const spec = evolutionPlan(8, 8, 2);
-  const base = initialWeights(spec, 1);
-  const scaled = (factor: number): Record<string, TorchTensor> => Object.fromEntries(Object.entries(base).map(([name, t]) =>
-    [name, new TorchTensor('float32', t.shape, (t.data as Float32Array).map((v) => v * factor))]));
-  const avg = federatedAverage(spec, [{ site: 'A', weights: scaled(1), samples: 1 }, { site: 'B', weights: scaled(5), samples: 3 }]);
-  expect(Object.keys(avg)).toEqual(Object.keys(base));
-  for (const [name, t] of Object.entries(avg)) {
-    (t.data as Float32Array).forEach((v, i) => expect(v).toBeCloseTo(4 * (base[name].data as Float32Array)[i], 5));
+test('a centre\'s node reads inputs and the follow-up target from its own medical folder', () => {
+  const site = cohort.sites[0];
+  const dataset = openPlanDataset(spec, EVOLUTION_DATASET.entry(path.join(root, 'cohort'), site));
+  expect(dataset.issues).toEqual([]);
+  expect(dataset.size).toBe(3);
+  const sample = dataset.sample(0);
+  expect(sample.image!.shape).toEqual([EVOLUTION_INPUTS.length, 20, 20]);
+  expect(Array.from(sample.tabular!).reduce((a, b) => a + b, 0)).toBe(1); // one technique
+  if (typeof sample.target === 'number') throw new Error('expected an image target');
+  expect(sample.target.shape).toEqual([3, 20, 20]);
+  expect(sample.target.data.every((v) => v === 0 || v === 1)).toBe(true);
+  expect(sample.target.data.some((v) => v === 1)).toBe(true);
+  const batch = dataset.batchSync([0, 1, 2]);
+  expect(batch.target.shape).toEqual([3, 20, 20, 3]);
+  batch.target.dispose();
+  Object.values(batch.inputs).forEach((t) => t.dispose());
+});
+
+test('held-out patients: own technique first, then the two counterfactuals, differing only by dose, technique and follow-up', () => {
+  expect(heldOut).toHaveLength(3);
+  const pixels = 20 * 20;
+  for (const p of heldOut) {
+    expect(p.cases.map((c) => c.rt).sort()).toEqual(['carbon', 'conventional', 'proton']);
+    expect(p.cases[0].rt).toBe(p.rt);
+    expect(p.baseline.some((v) => v === 1)).toBe(true);
+    for (const c of p.cases) {
+      if (typeof c.sample.target === 'number') throw new Error('expected an image target');
+      const t = c.sample.target.data;
+      // Necrotic core ⊂ tumour.
+      for (let i = 0; i < pixels; i++) expect(t[CHANNEL.necrosis * pixels + i]).toBeLessThanOrEqual(t[CHANNEL.tumour * pixels + i]);
+    }
+    const differing = new Set<number>();
+    const [a, b] = [p.cases[0].sample.image!.data, p.cases[1].sample.image!.data];
+    a.forEach((v, i) => { if (v !== b[i]) differing.add(Math.floor(i / pixels)); });
+    expect([...differing]).toEqual([EVOLUTION_INPUTS.indexOf('dose')]);
+    expect(Array.from(p.cases[1].sample.tabular!)).not.toEqual(Array.from(p.cases[0].sample.tabular!));
   }
 });
 
-test('PNG panels decode back to their pixels', () => {
-  const rgb = Uint8Array.from({ length: 5 * 3 * 3 }, (_, i) => (i * 37) % 256);
-  const image = decodePng(encodePng(5, 3, rgb), 'panel.png');
-  expect([image.width, image.height]).toEqual([5, 3]);
-  expect(Array.from(image.rgb)).toEqual(Array.from(rgb));
+test('PNG panels: titled tiles and legend, decoded back at the expected size', () => {
+  const p = heldOut[0];
+  const tile = { title: 'pre-treatment', caption: 'baseline', gray: p.t1ce, tumour: p.baseline };
+  const png = renderPanel({ heading: `${p.id}: test`, size: [20, 20], tiles: [tile, tile, tile] });
+  const image = decodePng(png, 'panel.png');
+  // 20 px upscaled by 9 (180 px tiles), three tiles with 10 px gaps and 12 px margins.
+  expect(image.width).toBe(12 * 2 + 3 * 180 + 2 * 10);
+  // The heading is drawn in dark ink at the top-left.
+  const ink = (x: number, y: number): boolean => image.rgb[(y * image.width + x) * 3] < 60;
+  let inked = 0;
+  for (let y = 12; y < 26; y++) for (let x = 12; x < 12 + textWidth(p.id, 2); x++) if (ink(x, y)) inked++;
+  expect(inked).toBeGreaterThan(50);
 });
+
+test('the bitmap font draws known glyphs and a box for unknown ones', () => {
+  const canvas = { width: 12, height: 7, rgb: new Uint8Array(12 * 7 * 3) };
+  drawText(canvas, 'I~', 0, 0, [255, 255, 255]);
+  const on = (x: number, y: number): boolean => canvas.rgb[(y * 12 + x) * 3] === 255;
+  expect([0, 1, 2, 3, 4].map((x) => on(x, 0))).toEqual([false, true, true, true, false]); // I's top bar
+  expect([6, 7, 8, 9, 10].every((x) => on(x, 0) && on(x, 6))).toBe(true); // the box
+  expect(textWidth('AB', 2)).toBe(22);
+});
+
+test('the counterfactual check: the generative model\'s own follow-ups pass it, the techniques swapped fail it', () => {
+  // A perfect predictor (each technique's simulated follow-up) must show both directions; one that mixes the
+  // techniques up (carbon's follow-up given for conventional RT and back, proton's and conventional's likewise) not.
+  const targets = (rt: RtType): Float32Array[] => heldOut.map((p) => {
+    const t = p.cases.find((c) => c.rt === rt)!.sample.target;
+    if (typeof t === 'number') throw new Error('expected an image target');
+    return t.data;
+  });
+  const oracle = new Map(RT_TYPES.map((rt) => [rt, targets(rt)]));
+  const good = counterfactualCheck(spec, oracle, heldOut);
+  expect(good.directionsHold).toBe(true);
+  expect(good.carbonCoreNoLarger).toBe(1);
+  expect(good.predicted).toEqual(good.real);
+  const swapped = new Map<RtType, Float32Array[]>([['conventional', targets('carbon')], ['carbon', targets('conventional')], ['proton', targets('conventional')]]);
+  const bad = counterfactualCheck(spec, swapped, heldOut);
+  expect(bad.directionsHold).toBe(false);
+});
+
+test('FedAvg over the embedded network: each centre\'s TS node trains the image-target plan on its own folder, approval on', async () => {
+  const network = await startEmbeddedNetwork({ mqttPort: 0, httpPort: 0, dataDir: path.join(root, 'network') });
+  const lines: string[] = [];
+  const out = new Writable({ write: (chunk: Buffer, _encoding, done) => { lines.push(String(chunk)); done(); } });
+  try {
+    const hospitals = await startHospitals(network, path.join(root, 'cohort'), cohort, path.join(root, 'nodes'), EVOLUTION_DATASET);
+    try {
+      const result = await runFederated({
+        spec, network, hospitals, rounds: 2, epochsPerRound: 1, batchSize: 2, seed: 7, out,
+        heldOutScore: (weights) => scoreModel(spec, weights, heldOut).dice, scoreName: 'Dice', tags: EVOLUTION_TAGS,
+      });
+      expect(result.rounds.map((r) => r.round)).toEqual([1, 2]);
+      for (const r of result.rounds) expect(r.heldOutScore).toBeGreaterThanOrEqual(0);
+      expect(lines.join('')).toMatch(/approves it/);
+      // Every node trained: the aggregate moved away from the round-0 weights, and stayed finite.
+      const start = initialWeights(spec, 7);
+      let moved = 0;
+      for (const [name, t] of Object.entries(result.weights)) {
+        const a = t.data as Float32Array;
+        const b = start[name].data as Float32Array;
+        a.forEach((v, i) => { expect(Number.isFinite(v)).toBe(true); moved = Math.max(moved, Math.abs(v - b[i])); });
+      }
+      expect(moved).toBeGreaterThan(1e-3);
+    } finally {
+      await stopHospitals(hospitals);
+    }
+  } finally {
+    await network.close();
+  }
+}, 120000);

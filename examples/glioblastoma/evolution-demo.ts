@@ -1,23 +1,35 @@
 /**
  * The demo's second part (`fedbiomed-ts demo --task evolution [--quick]`): predict the post-treatment MRI tumour for
  * each radiotherapy type. A U-Net plan conditioned on the technique (one-hot broadcast to channels) and given the
- * planning dose as a channel learns, from the pre-treatment slice, the follow-up tumour and necrotic-core masks.
- * Three centres train it with FedAvg (in this process: each centre's local training is the node engine's
- * trainModel on its own patients, the researcher averages weights by sample count); baselines: each centre alone
- * and all data pooled, same number of epochs. On the held-out patients: Dice of the predicted vs the real follow-up
- * tumour, error of the tumour-area change, responder / non-responder from the predicted change (sensitivity,
- * specificity, AUC), the counterfactual check against the generative model, and PNG panels.
+ * planning dose as a channel learns, from the pre-treatment MRI, the follow-up tumour, necrotic-core and
+ * radiation-injury footprints (the plan's image target, read by the nodes from their own medical folders).
+ *   1. the cohort with follow-ups (NIfTI medical folder per centre, counterfactual follow-ups for the held-out set),
+ *   2. the embedded network, one TS node per centre with its own folder, plan approval on,
+ *   3. the researcher's Experiment: approval handshake, N FedAvg rounds over the network,
+ *   4. baselines with the same plan and budget: each centre alone, all data pooled,
+ *   5. on the held-out patients: Dice of the predicted vs real follow-up tumour, error of the change of the tumour's
+ *      projected area, responder / non-responder from the predicted change (sensitivity, specificity, AUC),
+ *   6. the counterfactual check (every held-out patient under the three techniques, against the generative model's
+ *      directions), PNG panels, and the generated PyTorch plan run on the federated weights.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  initBackend, rocAuc, trainModel, definePlan, maskDice as dice, generateTorchPlan, initialWeights, buildModel, trainingSettings,
-  unet, exportWeights, TorchTensor, federatedAverage as aggregate, stateDictFromWeightMap,
+  buildModel, definePlan, generateTorchPlan, initBackend, makeBatch, maskDice, openPlanDataset, planHash, rocAuc, startEmbeddedNetwork,
+  trainLocally, trainPooled, unet,
 } from 'fedbiomed-ts';
-import type { PlanSpec } from 'fedbiomed-ts';
+import type { PlanSample, PlanSpec, TorchTensor, Vec3 } from 'fedbiomed-ts';
 import { generateCohort } from './cohort';
+import {
+  CHANNEL, EVOLUTION_CHANNELS, EVOLUTION_DATASET, EVOLUTION_INPUTS, EVOLUTION_TAGS, evolutionGrid, evolutionPreprocessing, HeldOutPatient,
+  loadHeldOut,
+} from './evolution-data';
+import { renderPanel, RT_LABEL } from './evolution-panels';
+import { runFederated } from './federated';
+import { startHospitals, stopHospitals } from './hospitals';
+import { DEFAULT_SITES, RT_TYPES, RtType } from './sites';
 
 /**
  * The repository's import-only stand-in of the `fedbiomed` Python package (the one the PyTorch conformance tests use):
@@ -25,110 +37,59 @@ import { generateCohort } from './cohort';
  * module: the demo runs inside the repository.
  */
 const TORCH_STANDIN_DIR = path.join(__dirname, '..', '..', 'src', 'plan', 'testing', 'python');
-import { EVOLUTION_INPUTS, EvolutionPatient, loadEvolutionCohort, RT_COLUMNS } from './evolution-data';
-import { encodePng } from 'fedbiomed-ts';
-import { DEFAULT_SITES, RT_TYPES, RtType } from './sites';
 
 export interface EvolutionDemoConfig {
   name: 'default' | 'quick';
   seed: number;
   sites: { name: string; patients: number }[];
   heldOut: number;
-  volumeSize: [number, number, number];
+  volumeSize: Vec3;
   rounds: number;
   epochsPerRound: number;
   batchSize: number;
   baseChannels: number;
-  /** Side of the window around the tumour (pixels); 96 mm at either resolution. */
-  crop: number;
 }
 
 export const EVOLUTION_DEMO: EvolutionDemoConfig = {
   name: 'default', seed: 42, sites: DEFAULT_SITES.map((s) => ({ ...s })), heldOut: 50, volumeSize: [48, 48, 24],
-  rounds: 10, epochsPerRound: 3, batchSize: 8, baseChannels: 8, crop: 24,
+  rounds: 10, epochsPerRound: 3, batchSize: 8, baseChannels: 8,
 };
 export const QUICK_EVOLUTION_DEMO: EvolutionDemoConfig = {
-  ...EVOLUTION_DEMO, name: 'quick', volumeSize: [32, 32, 12], rounds: 8, epochsPerRound: 3, batchSize: 4, baseChannels: 6, crop: 16,
+  ...EVOLUTION_DEMO, name: 'quick', volumeSize: [32, 32, 12], rounds: 8, epochsPerRound: 3, batchSize: 4, baseChannels: 6,
 };
 
-/** A responder by the predicted change: the tumour area on the slice at least halved (RANO's partial response). */
+/** A responder by the predicted change: the tumour's projected area at least halved (RANO's partial response). */
 export const RESPONSE_CHANGE = -0.5;
 
-export function evolutionPlan(height: number, width: number, baseChannels: number): PlanSpec {
+export function evolutionPlan(config: Pick<EvolutionDemoConfig, 'volumeSize' | 'baseChannels'>): PlanSpec {
+  const size = evolutionGrid(config.volumeSize);
   return definePlan({
     name: 'TumourEvolutionUnet',
-    description: 'Follow-up tumour and necrotic-core masks from the pre-treatment slice, dose and RT technique',
-    inputs: { image: { modalities: [...EVOLUTION_INPUTS], dims: 2, size: [height, width] }, tabular: { columns: [...RT_COLUMNS] } },
-    target: { column: 'followup_seg' },
-    // Logits out (BCEWithLogits: stable where a sigmoid saturates); a mask pixel is tumour when its logit is > 0.
-    model: unet({ size: [height, width], baseChannels, depth: 2, outChannels: 2, condition: 'tabular' }),
-    loss: { type: 'bce', fromLogits: true },
+    description: 'Follow-up tumour, necrotic-core and radiation-injury footprints from the pre-treatment MRI, dose and RT technique',
+    inputs: { image: { modalities: [...EVOLUTION_INPUTS], dims: 2, size }, tabular: { columns: ['rt_type'] } },
+    target: { channels: EVOLUTION_CHANNELS },
+    preprocessing: evolutionPreprocessing(config.volumeSize),
+    // Logits out (stable where a sigmoid saturates); a mask pixel is set when its logit is > 0. BCE alone lets the
+    // rare masks (radiation injury, small cores) vanish; soft Dice per channel keeps each one in the balance.
+    model: unet({ size, baseChannels: config.baseChannels, depth: 2, outChannels: EVOLUTION_CHANNELS.length, condition: 'tabular' }),
+    loss: { type: 'weighted', terms: [{ weight: 1, loss: { type: 'bce', fromLogits: true } }, { weight: 1, loss: { type: 'soft_dice', fromLogits: true } }] },
     optimizer: { type: 'adam', lr: 1e-2 },
   });
 }
 
-interface Example { patient: EvolutionPatient; caseIndex: number }
-
-function batchOf(examples: Example[], indices: number[]): { inputs: Record<string, tf.Tensor>; target: tf.Tensor } {
-  const { height: h, width: w } = examples[0].patient;
-  const picked = indices.map((i) => examples[i]);
-  const image = new Float32Array(picked.length * h * w * EVOLUTION_INPUTS.length);
-  const target = new Float32Array(picked.length * h * w * 2);
-  const tabular = new Float32Array(picked.length * RT_TYPES.length);
-  picked.forEach(({ patient, caseIndex }, k) => {
-    const c = patient.cases[caseIndex];
-    image.set(c.image, k * c.image.length);
-    target.set(c.target, k * c.target.length);
-    tabular[k * RT_TYPES.length + RT_TYPES.indexOf(c.rt)] = 1;
-  });
-  return {
-    inputs: {
-      image: tf.tensor4d(image, [picked.length, h, w, EVOLUTION_INPUTS.length]),
-      tabular: tf.tensor2d(tabular, [picked.length, RT_TYPES.length]),
-    },
-    target: tf.tensor4d(target, [picked.length, h, w, 2]),
-  };
-}
-
-async function trainOn(spec: PlanSpec, weights: Record<string, TorchTensor>, patients: EvolutionPatient[], epochs: number, batchSize: number, seed: number): Promise<Record<string, TorchTensor>> {
-  const model = buildModel(spec, { weights });
-  try {
-    // Training uses each patient's own (factual) follow-up only.
-    const examples: Example[] = patients.map((patient) => ({ patient, caseIndex: 0 }));
-    const settings = trainingSettings(spec);
-    await trainModel(model, { size: examples.length, batch: (indices) => batchOf(examples, indices) }, {
-      loader: { batchSize, shuffle: true }, loss: settings.loss, optimizer: settings.optimizer, epochs, seed,
-    });
-    return exportWeights(model);
-  } finally {
-    model.dispose();
-  }
-}
-
-/**
- * FedAvg with the researcher's aggregator (the one the Experiment runs): the mean of the centres' weights, weighted
- * by their numbers of patients, accumulated in float64.
- */
-export function federatedAverage(spec: PlanSpec, updates: { site: string; weights: Record<string, TorchTensor>; samples: number }[]): Record<string, TorchTensor> {
-  const average = aggregate(updates.map((u) => ({
-    nodeId: u.site, sampleSize: u.samples, weights: new Map(Object.entries(u.weights).map(([name, t]) => [name, { dtype: t.dtype, shape: t.shape, data: t.data }])),
-  })));
-  return stateDictFromWeightMap(spec, average, 0);
-}
-
-/** Predicted masks [N][H·W·2] for the given examples. */
-function predict(spec: PlanSpec, weights: Record<string, TorchTensor>, examples: Example[]): Float32Array[] {
+/** Predicted probabilities per sample, channels first [C·X·Y]. */
+export function predictMasks(spec: PlanSpec, weights: Record<string, TorchTensor>, samples: PlanSample[]): Float32Array[] {
   const model = buildModel(spec, { weights });
   try {
     const out: Float32Array[] = [];
-    for (let start = 0; start < examples.length; start += 16) {
-      const indices = Array.from({ length: Math.min(16, examples.length - start) }, (_, i) => start + i);
-      const { inputs, target } = batchOf(examples, indices);
-      const y = model.forward(inputs, false);
-      const data = y.dataSync() as Float32Array;
-      const per = data.length / indices.length;
-      indices.forEach((_, k) => out.push(sigmoid(data.slice(k * per, (k + 1) * per))));
-      tf.dispose([y, target, ...Object.values(inputs)]);
+    for (let start = 0; start < samples.length; start += 16) {
+      const chunk = samples.slice(start, start + 16);
+      const { inputs, target } = makeBatch(spec, chunk);
+      const probabilities = tf.tidy(() => tf.sigmoid(tf.transpose(model.forward(inputs, false), [0, 3, 1, 2])));
+      const data = probabilities.dataSync() as Float32Array;
+      const per = data.length / chunk.length;
+      chunk.forEach((_, k) => out.push(data.slice(k * per, (k + 1) * per)));
+      tf.dispose([probabilities, target, ...Object.values(inputs)]);
     }
     return out;
   } finally {
@@ -136,29 +97,31 @@ function predict(spec: PlanSpec, weights: Record<string, TorchTensor>, examples:
   }
 }
 
-const channel = (data: Float32Array, c: number): Float32Array => data.filter((_, i) => i % 2 === c);
+const channelOf = (data: Float32Array, c: number, pixels: number): Float32Array => data.subarray(c * pixels, (c + 1) * pixels);
 const area = (mask: ArrayLike<number>): number => Array.from(mask).filter((v) => v > 0.5).length;
-/** Logits → probabilities (the masks and the panels read probabilities). */
-const sigmoid = (logits: Float32Array): Float32Array => logits.map((v) => 1 / (1 + Math.exp(-v)));
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+const targetOf = (sample: PlanSample): Float32Array => (typeof sample.target === 'number' ? new Float32Array(0) : sample.target.data);
 
 export interface EvolutionScores {
+  /** Mean Dice of the predicted vs real follow-up tumour. */
   dice: number;
-  /** Mean absolute error of the relative tumour-area change (predicted vs real). */
+  /** Mean absolute error of the relative change of the tumour's projected area (predicted vs real). */
   changeError: number;
   sensitivity: number;
   specificity: number;
   auc: number;
 }
 
-function score(spec: PlanSpec, weights: Record<string, TorchTensor>, heldOut: EvolutionPatient[]): EvolutionScores {
-  const predictions = predict(spec, weights, heldOut.map((patient) => ({ patient, caseIndex: 0 })));
+export function scoreModel(spec: PlanSpec, weights: Record<string, TorchTensor>, heldOut: HeldOutPatient[]): EvolutionScores {
+  const pixels = spec.inputs.image!.size.reduce((a, b) => a * b, 1);
+  const predictions = predictMasks(spec, weights, heldOut.map((p) => p.cases[0].sample));
   const dices: number[] = [];
   const errors: number[] = [];
   const changes: number[] = [];
   heldOut.forEach((p, k) => {
-    const predicted = channel(predictions[k], 0);
-    const real = channel(p.cases[0].target, 0);
-    dices.push(dice(predicted, real));
+    const predicted = channelOf(predictions[k], CHANNEL.tumour, pixels);
+    const real = channelOf(targetOf(p.cases[0].sample), CHANNEL.tumour, pixels);
+    dices.push(maskDice(predicted, real));
     const before = Math.max(1, area(p.baseline));
     const change = area(predicted) / before - 1;
     changes.push(change);
@@ -168,7 +131,6 @@ function score(spec: PlanSpec, weights: Record<string, TorchTensor>, heldOut: Ev
   const called = changes.map((c) => c <= RESPONSE_CHANGE);
   const tp = called.filter((c, i) => c && labels[i]).length;
   const tn = called.filter((c, i) => !c && !labels[i]).length;
-  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
   return {
     dice: mean(dices), changeError: mean(errors),
     sensitivity: tp / Math.max(1, labels.filter(Boolean).length), specificity: tn / Math.max(1, labels.filter((l) => !l).length),
@@ -176,59 +138,75 @@ function score(spec: PlanSpec, weights: Record<string, TorchTensor>, heldOut: Ev
   };
 }
 
+export interface CounterfactualCheck {
+  /** Mean predicted and real (simulated) areas, in grid pixels, per technique. */
+  predicted: Record<RtType, { necrosis: number; injury: number; tumour: number }>;
+  real: Record<RtType, { necrosis: number; injury: number; tumour: number }>;
+  diceByRt: Record<RtType, number>;
+  /** Share of patients whose predicted necrotic core under carbon is no larger than under conventional RT. */
+  carbonCoreNoLarger: number;
+  /** Share of patients whose predicted radiation injury under proton therapy is no larger than under conventional RT. */
+  protonInjuryNoLarger: number;
+  /** The two directions hold on average (mean predicted carbon core < conventional, proton injury < conventional). */
+  directionsHold: boolean;
+}
+
+const caseOf = (p: HeldOutPatient, rt: RtType): HeldOutPatient['cases'][number] => p.cases.find((c) => c.rt === rt)!;
+
 /** Predictions of every held-out patient under the three techniques: the "what if" the clinicians ask. */
-function counterfactualCheck(spec: PlanSpec, weights: Record<string, TorchTensor>, heldOut: EvolutionPatient[]) {
-  const byRt = new Map<RtType, Float32Array[]>();
-  for (const rt of RT_TYPES) {
-    // The patient's inputs with the technique and its planning dose swapped in (case of that technique).
-    const examples = heldOut.map((patient) => ({ patient, caseIndex: patient.cases.findIndex((c) => c.rt === rt) }));
-    byRt.set(rt, predict(spec, weights, examples));
-  }
-  const necrosis = (rt: RtType): number[] => byRt.get(rt)!.map((p) => area(channel(p, 1)));
-  const realNecrosis = (rt: RtType): number[] => heldOut.map((p) => area(channel(p.cases.find((c) => c.rt === rt)!.target, 1)));
-  const diceAll = (rt: RtType): number => {
-    const d = heldOut.map((p, k) => dice(channel(byRt.get(rt)![k], 0), channel(p.cases.find((c) => c.rt === rt)!.target, 0)));
-    return d.reduce((a, b) => a + b, 0) / d.length;
-  };
-  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const carbonSmaller = necrosis('carbon').filter((v, i) => v <= necrosis('conventional')[i]).length / heldOut.length;
+export function counterfactualPredictions(spec: PlanSpec, weights: Record<string, TorchTensor>, heldOut: HeldOutPatient[]): Map<RtType, Float32Array[]> {
+  return new Map(RT_TYPES.map((rt) => [rt, predictMasks(spec, weights, heldOut.map((p) => caseOf(p, rt).sample))] as const));
+}
+
+/**
+ * The counterfactual predictions (masks per technique, channels first, in `heldOut` order) against the generative
+ * model: its simulated follow-up under each technique, and its two directions (carbon ions shrink the necrotic core
+ * more than conventional RT; proton therapy injures less healthy brain than conventional RT).
+ */
+export function counterfactualCheck(spec: PlanSpec, predictions: Map<RtType, Float32Array[]>, heldOut: HeldOutPatient[]): CounterfactualCheck {
+  const pixels = spec.inputs.image!.size.reduce((a, b) => a * b, 1);
+  const areas = (rt: RtType, channel: number, source: 'predicted' | 'real'): number[] => heldOut.map((p, k) =>
+    area(channelOf(source === 'predicted' ? predictions.get(rt)![k] : targetOf(caseOf(p, rt).sample), channel, pixels)));
+  const summary = (source: 'predicted' | 'real') => Object.fromEntries(RT_TYPES.map((rt) => [rt, {
+    tumour: mean(areas(rt, CHANNEL.tumour, source)), necrosis: mean(areas(rt, CHANNEL.necrosis, source)), injury: mean(areas(rt, CHANNEL.injury, source)),
+  }])) as Record<RtType, { necrosis: number; injury: number; tumour: number }>;
+  const share = (a: number[], b: number[]): number => a.filter((v, i) => v <= b[i]).length / Math.max(1, a.length);
+  const predicted = summary('predicted');
   return {
-    predictions: byRt,
-    meanNecrosisPx: Object.fromEntries(RT_TYPES.map((rt) => [rt, mean(necrosis(rt))])) as Record<RtType, number>,
-    realMeanNecrosisPx: Object.fromEntries(RT_TYPES.map((rt) => [rt, mean(realNecrosis(rt))])) as Record<RtType, number>,
-    diceByRt: Object.fromEntries(RT_TYPES.map((rt) => [rt, diceAll(rt)])) as Record<RtType, number>,
-    carbonNoLargerShare: carbonSmaller,
+    predicted, real: summary('real'),
+    diceByRt: Object.fromEntries(RT_TYPES.map((rt) => [rt, mean(heldOut.map((p, k) =>
+      maskDice(channelOf(predictions.get(rt)![k], CHANNEL.tumour, pixels), channelOf(targetOf(caseOf(p, rt).sample), CHANNEL.tumour, pixels))))])) as Record<RtType, number>,
+    carbonCoreNoLarger: share(areas('carbon', CHANNEL.necrosis, 'predicted'), areas('conventional', CHANNEL.necrosis, 'predicted')),
+    protonInjuryNoLarger: share(areas('proton', CHANNEL.injury, 'predicted'), areas('conventional', CHANNEL.injury, 'predicted')),
+    directionsHold: predicted.carbon.necrosis < predicted.conventional.necrosis && predicted.proton.injury < predicted.conventional.injury,
   };
 }
 
-/** One row of tiles (pre-treatment T1ce, predicted under each technique, real follow-up), masks overlaid. */
-function panel(p: EvolutionPatient, predictions: Map<RtType, Float32Array[]>, k: number): Buffer {
-  const { height: h, width: w } = p;
-  const zoom = 4;
-  const tiles: { gray: Float32Array; tumour?: ArrayLike<number>; necrosis?: ArrayLike<number> }[] = [
-    { gray: p.t1ce, tumour: p.baseline },
-    ...RT_TYPES.map((rt) => ({ gray: p.t1ce, tumour: channel(predictions.get(rt)![k], 0), necrosis: channel(predictions.get(rt)![k], 1) })),
-    { gray: p.followUpT1ce, tumour: channel(p.cases[0].target, 0), necrosis: channel(p.cases[0].target, 1) },
-  ];
-  const gap = 2;
-  const width = tiles.length * (w * zoom + gap) - gap;
-  const height = h * zoom;
-  const rgb = new Uint8Array(width * height * 3).fill(255);
-  const max = Math.max(...p.t1ce, ...p.followUpT1ce, 1);
-  tiles.forEach((tile, t) => {
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < w * zoom; x++) {
-        // Volumes are stored with y growing posterior; draw anterior at the top.
-        const i = (h - 1 - Math.floor(y / zoom)) * w + Math.floor(x / zoom);
-        const g = Math.round((255 * tile.gray[i]) / max);
-        let colour = [g, g, g];
-        if (tile.necrosis && tile.necrosis[i] > 0.5) colour = [Math.round(0.5 * g + 127), Math.round(0.5 * g + 110), Math.round(0.5 * g)];
-        else if (tile.tumour && tile.tumour[i] > 0.5) colour = [Math.round(0.5 * g + 127), Math.round(0.5 * g), Math.round(0.5 * g)];
-        rgb.set(colour, (y * width + t * (w * zoom + gap) + x) * 3);
-      }
-    }
+function changeText(after: ArrayLike<number>, before: ArrayLike<number>): string {
+  const change = area(after) / Math.max(1, area(before)) - 1;
+  return `area ${change >= 0 ? '+' : ''}${(100 * change).toFixed(0)}%`;
+}
+
+/** The panel of one held-out patient (pre-treatment, predicted under each technique, real follow-up). */
+function patientPanel(spec: PlanSpec, p: HeldOutPatient, predictions: Map<RtType, Float32Array[]>, k: number): Buffer {
+  const size = spec.inputs.image!.size as [number, number];
+  const pixels = size[0] * size[1];
+  const own = targetOf(p.cases[0].sample);
+  const masks = (data: Float32Array) => ({
+    tumour: channelOf(data, CHANNEL.tumour, pixels), necrosis: channelOf(data, CHANNEL.necrosis, pixels), injury: channelOf(data, CHANNEL.injury, pixels),
   });
-  return encodePng(width, height, rgb);
+  return renderPanel({
+    heading: `${p.id}: treated with ${RT_LABEL[p.rt]}, ${p.responder ? 'responder' : 'non-responder'}`,
+    size,
+    tiles: [
+      { title: 'pre-treatment', caption: 'baseline', gray: p.t1ce, tumour: p.baseline },
+      ...RT_TYPES.map((rt) => ({
+        title: `${rt === p.rt ? '*' : ''}${RT_LABEL[rt]}`, caption: `pred. ${changeText(channelOf(predictions.get(rt)![k], CHANNEL.tumour, pixels), p.baseline)}`,
+        gray: p.t1ce, ...masks(predictions.get(rt)![k]),
+      })),
+      { title: 'real follow-up', caption: `real ${changeText(channelOf(own, CHANNEL.tumour, pixels), p.baseline)}`, gray: p.followUpT1ce, ...masks(own) },
+    ],
+  });
 }
 
 /**
@@ -236,10 +214,9 @@ function panel(p: EvolutionPatient, predictions: Map<RtType, Float32Array[]>, k:
  * package, on the held-out patients' inputs: the largest absolute difference from the tfjs logits, or the reason
  * it could not run.
  */
-function torchReproduction(spec: PlanSpec, weights: Record<string, TorchTensor>, heldOut: EvolutionPatient[], workDir: string): { maxAbsDiff?: number; error?: string } {
+function torchReproduction(spec: PlanSpec, weights: Record<string, TorchTensor>, heldOut: HeldOutPatient[], workDir: string): { maxAbsDiff?: number; error?: string } {
   fs.mkdirSync(workDir, { recursive: true });
-  const examples = heldOut.map((patient) => ({ patient, caseIndex: 0 }));
-  const { inputs, target } = batchOf(examples, examples.map((_, i) => i));
+  const { inputs, target } = makeBatch(spec, heldOut.map((p) => p.cases[0].sample));
   const model = buildModel(spec, { weights });
   const logits = model.forward(inputs, false);
   // tfjs is channels last; the plan's PyTorch module takes and gives channels first.
@@ -281,89 +258,125 @@ export interface EvolutionDemoOptions {
   outDir: string;
   quick?: boolean;
   seed?: number;
-  out?: NodeJS.WritableStream;
+  out?: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
 export interface EvolutionDemoResult {
+  config: EvolutionDemoConfig;
+  plan: { name: string; hash: string; grid: number[] };
+  /** By model: 'federated', '<site> alone', 'centralised'. */
   scores: Record<string, EvolutionScores>;
-  counterfactual: ReturnType<typeof counterfactualCheck> extends infer T ? Omit<T & object, 'predictions'> : never;
+  counterfactual: CounterfactualCheck;
   diceFederated: number;
   diceBestSite: number;
+  heldOut: number;
+  /** Federated rounds: held-out Dice of the global model after each. */
+  rounds: { round: number; dice: number; seconds: number }[];
   /** The generated PyTorch plan's predictions vs tfjs (federated weights, held-out inputs). */
   torch: { maxAbsDiff?: number; error?: string };
+  /** PNG panels, relative to the output folder. */
+  panels: string[];
   seconds: Record<string, number>;
 }
 
 export async function runEvolutionDemo(options: EvolutionDemoOptions): Promise<EvolutionDemoResult> {
   const config = { ...(options.quick ? QUICK_EVOLUTION_DEMO : EVOLUTION_DEMO), ...(options.seed !== undefined ? { seed: options.seed } : {}) };
-  const print = (line = ''): void => void (options.out ?? process.stdout).write(`${line}\n`);
+  const out = options.out ?? process.stdout;
+  const print = (line = ''): void => void out.write(`${line}\n`);
   const seconds: Record<string, number> = {};
   const started = Date.now();
   const lap = (name: string, t0: number): void => { seconds[name] = (Date.now() - t0) / 1000; };
   await initBackend(() => undefined);
   fs.rmSync(options.outDir, { recursive: true, force: true });
+  fs.mkdirSync(options.outDir, { recursive: true });
   const cohortDir = path.join(options.outDir, 'cohort');
   let t0 = Date.now();
   print(`Tumour evolution after radiotherapy (${config.name}): generating the cohort with follow-ups…`);
   const cohort = generateCohort({
     outDir: cohortDir, seed: config.seed, sites: config.sites, heldOut: config.heldOut, volumeSize: config.volumeSize,
-    formats: { dicom: !options.quick, nifti: true }, followUp: true,
+    formats: { dicom: false, nifti: true }, followUp: true,
   });
   lap('cohort', t0);
+  const spec = evolutionPlan(config);
+  const hash = planHash(spec);
+  const grid = spec.inputs.image!.size;
   t0 = Date.now();
-  const data = loadEvolutionCohort(cohortDir, cohort, config.crop);
-  const { height, width } = data.heldOut[0];
-  const spec = evolutionPlan(height, width, config.baseChannels);
-  const weights0 = initialWeights(spec, config.seed);
-  lap('loading', t0);
-  const epochs = config.rounds * config.epochsPerRound;
+  const heldOut = loadHeldOut(spec, cohortDir, cohort.heldOut);
+  lap('held-out loading', t0);
+  print(`  plan ${spec.name} (sha256 ${hash.slice(0, 16)}…): ${EVOLUTION_INPUTS.join('/')} + RT one-hot → ` +
+    `${EVOLUTION_CHANNELS.length} follow-up masks on a ${grid.join('x')} grid; ${heldOut.length} held-out patients`);
 
   t0 = Date.now();
-  let global = weights0;
-  for (let round = 1; round <= config.rounds; round++) {
-    const updates = [];
-    for (const [site, patients] of Object.entries(data.sites)) {
-      updates.push({ site, weights: await trainOn(spec, global, patients, config.epochsPerRound, config.batchSize, config.seed + round * 7 + site.length), samples: patients.length });
+  const network = await startEmbeddedNetwork({ mqttPort: 0, httpPort: 0, dataDir: path.join(options.outDir, 'network') });
+  const rounds: EvolutionDemoResult['rounds'] = [];
+  let federated: Awaited<ReturnType<typeof runFederated>>;
+  try {
+    const hospitals = await startHospitals(network, cohortDir, cohort, path.join(options.outDir, 'nodes'), EVOLUTION_DATASET);
+    try {
+      for (const h of hospitals) print(`  [${h.site}] node ${h.nodeId} up, dataset ${h.datasetId} registered (NIfTI medical folder, approval required)`);
+      federated = await runFederated({
+        spec, network, hospitals, rounds: config.rounds, epochsPerRound: config.epochsPerRound, batchSize: config.batchSize, seed: config.seed, out,
+        heldOutScore: (weights) => scoreModel(spec, weights, heldOut).dice, scoreName: 'Dice', tags: EVOLUTION_TAGS,
+      });
+      for (const r of federated.rounds) rounds.push({ round: r.round, dice: r.heldOutScore, seconds: r.seconds });
+    } finally {
+      await stopHospitals(hospitals);
     }
-    global = federatedAverage(spec, updates);
-    print(`  FedAvg round ${round}/${config.rounds}: held-out Dice ${score(spec, global, data.heldOut).dice.toFixed(3)}`);
+  } finally {
+    await network.close();
   }
   lap('federated', t0);
-  const models: Record<string, Record<string, TorchTensor>> = { federated: global };
+
   t0 = Date.now();
-  for (const [site, patients] of Object.entries(data.sites)) models[`${site} alone`] = await trainOn(spec, weights0, patients, epochs, config.batchSize, config.seed);
-  models.centralised = await trainOn(spec, weights0, Object.values(data.sites).flat(), epochs, config.batchSize, config.seed);
+  const epochs = config.rounds * config.epochsPerRound;
+  const local = { epochs, batchSize: config.batchSize, initSeed: config.seed, shuffleSeed: config.seed };
+  const models: Record<string, Record<string, TorchTensor>> = { federated: federated.weights };
+  const datasets = cohort.sites.map((split) => openPlanDataset(spec, EVOLUTION_DATASET.entry(cohortDir, split)));
+  for (const [i, split] of cohort.sites.entries()) {
+    const all = Array.from({ length: datasets[i].size }, (_, k) => k);
+    models[`${split.name} alone`] = (await trainLocally(spec, datasets[i].batchSource(all), local)).weights;
+  }
+  models.centralised = (await trainPooled(spec, datasets, local)).weights;
   lap('baselines', t0);
 
-  const scores = Object.fromEntries(Object.entries(models).map(([name, w]) => [name, score(spec, w, data.heldOut)]));
+  const scores = Object.fromEntries(Object.entries(models).map(([name, w]) => [name, scoreModel(spec, w, heldOut)]));
   print('');
-  print(`Held-out patients: ${data.heldOut.length} (slice of largest pre-treatment tumour)`);
+  print(`Held-out patients: ${heldOut.length} (tumour footprints on the axial projection)`);
   print('model            Dice   |Δarea| err  sens   spec   AUC');
   for (const [name, s] of Object.entries(scores)) {
     print(`${name.padEnd(16)} ${s.dice.toFixed(3)}  ${s.changeError.toFixed(3)}        ${s.sensitivity.toFixed(2)}   ${s.specificity.toFixed(2)}   ${s.auc.toFixed(3)}`);
   }
-  const check = counterfactualCheck(spec, global, data.heldOut);
+  const predictions = counterfactualPredictions(spec, federated.weights, heldOut);
+  const check = counterfactualCheck(spec, predictions, heldOut);
   print('');
-  print('Counterfactuals (federated model, every held-out patient under each technique):');
+  print('Counterfactuals (federated model, every held-out patient under each technique; areas in grid pixels):');
   for (const rt of RT_TYPES) {
-    print(`  ${rt.padEnd(12)} predicted necrotic core ${check.meanNecrosisPx[rt].toFixed(1)} px (real ${check.realMeanNecrosisPx[rt].toFixed(1)} px), Dice vs real ${check.diceByRt[rt].toFixed(3)}`);
+    const p = check.predicted[rt];
+    const r = check.real[rt];
+    print(`  ${rt.padEnd(12)} necrotic core ${p.necrosis.toFixed(1)} (real ${r.necrosis.toFixed(1)}), radiation injury ${p.injury.toFixed(1)} ` +
+      `(real ${r.injury.toFixed(1)}), tumour Dice vs real ${check.diceByRt[rt].toFixed(3)}`);
   }
-  print(`  carbon's predicted necrotic core no larger than conventional's for ${(100 * check.carbonNoLargerShare).toFixed(0)}% of patients`);
+  print(`  carbon's predicted necrotic core no larger than conventional's for ${(100 * check.carbonCoreNoLarger).toFixed(0)}% of patients; ` +
+    `proton's predicted injury no larger than conventional's for ${(100 * check.protonInjuryNoLarger).toFixed(0)}%`);
+  print(`  directions of the generative model (carbon: smaller core, proton: less injury) ${check.directionsHold ? 'hold' : 'DO NOT hold'} on average`);
 
   const panelsDir = path.join(options.outDir, 'panels');
   fs.mkdirSync(panelsDir, { recursive: true });
-  const shown = data.heldOut.slice(0, 4);
-  shown.forEach((p, k) => fs.writeFileSync(path.join(panelsDir, `${p.id}.png`), panel(p, check.predictions, k)));
-  const torch = torchReproduction(spec, global, data.heldOut, path.join(options.outDir, 'pytorch-check'));
+  const panels = heldOut.slice(0, 4).map((p, k) => {
+    const file = path.join(panelsDir, `${p.id}.png`);
+    fs.writeFileSync(file, patientPanel(spec, p, predictions, k));
+    return path.relative(options.outDir, file);
+  });
+  const torch = torchReproduction(spec, federated.weights, heldOut, path.join(options.outDir, 'pytorch-check'));
   print(torch.maxAbsDiff !== undefined
-    ? `Generated PyTorch plan with the federated weights on the ${data.heldOut.length} held-out patients: max |logit difference| vs tfjs ${torch.maxAbsDiff.toExponential(2)}`
+    ? `Generated PyTorch plan with the federated weights on the ${heldOut.length} held-out patients: max |logit difference| vs tfjs ${torch.maxAbsDiff.toExponential(2)}`
     : `Generated PyTorch plan check did not run: ${torch.error}`);
-  const { predictions: _predictions, ...counterfactual } = check;
   const siteDice = Object.entries(scores).filter(([n]) => n.endsWith(' alone')).map(([, s]) => s.dice);
-  const result: EvolutionDemoResult = {
-    scores, counterfactual, diceFederated: scores.federated.dice, diceBestSite: Math.max(...siteDice), torch, seconds,
-  };
   seconds.total = (Date.now() - started) / 1000;
+  const result: EvolutionDemoResult = {
+    config, plan: { name: spec.name, hash, grid }, scores, counterfactual: check, diceFederated: scores.federated.dice,
+    diceBestSite: Math.max(...siteDice), heldOut: heldOut.length, rounds, torch, panels, seconds,
+  };
   fs.writeFileSync(path.join(options.outDir, 'evolution-metrics.json'), `${JSON.stringify(result, null, 2)}\n`);
   print('');
   print(`Panels (pre-treatment | predicted conventional, proton, carbon | real follow-up): ${panelsDir}`);

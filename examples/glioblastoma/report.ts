@@ -11,6 +11,8 @@ import { aucStandardError, type BinaryEvaluation, type OnnxCheck, type SiteEvalu
 import type { RoundRow } from './progress';
 import { lineChart, PALETTE } from './svg';
 import { DemoDp, DpRunResult, privacyMarkdown } from './dp';
+import type { EvolutionDemoResult } from './evolution-demo';
+import { evolutionMarkdown } from './evolution-report';
 
 export interface ModelResult {
   /** "Federated (FedAvg)", "Caen alone", "Centralised (pooled)". */
@@ -38,6 +40,8 @@ export interface DemoReportData {
   timings: Record<string, number>;
   /** Present when the federated model was trained under differential privacy. */
   dp?: { config: DemoDp; runs: DpRunResult[] };
+  /** The evolution task's run (its output folder, for the panels), when the demo ran it. */
+  evolution?: { result: EvolutionDemoResult; dir: string };
 }
 
 export const REPORT_FILES = {
@@ -85,7 +89,7 @@ export function writeReport(dir: string, data: DemoReportData): string {
   }));
   fs.writeFileSync(path.join(dir, REPORT_FILES.metrics), `${JSON.stringify(metricsJson(data), null, 2)}\n`);
   const file = path.join(dir, REPORT_FILES.markdown);
-  fs.writeFileSync(file, markdown(data));
+  fs.writeFileSync(file, markdown(data, data.evolution ? evolutionMarkdown(data.evolution.result, data.evolution.dir, dir) : []));
   return file;
 }
 
@@ -105,6 +109,7 @@ function metricsJson(data: DemoReportData): unknown {
     federatedBySite: data.federatedBySite?.map(({ site, evaluation: e }) => ({ site, patients: e.samples, auc: e.auc,
       aucInterval: e.aucInterval, sensitivity: e.sensitivity, specificity: e.specificity })),
     timings: data.timings,
+    ...(data.evolution ? { evolution: data.evolution.result } : {}),
     ...(data.dp ? { dp: { ...data.dp.config, runs: data.dp.runs.map((r) => ({ sigma: r.sigma, privacy: r.privacy,
       auc: r.evaluation.auc, sensitivity: r.evaluation.sensitivity, specificity: r.evaluation.specificity })) } } : {}),
   };
@@ -125,7 +130,7 @@ export function metricsTable(models: ModelResult[]): string {
   return lines.join('\n');
 }
 
-function markdown(d: DemoReportData): string {
+function markdown(d: DemoReportData, evolution: string[]): string {
   const fed = d.models.find((m) => m.kind === 'federated');
   const singles = d.models.filter((m) => m.kind === 'single-site');
   const c = d.config;
@@ -210,6 +215,7 @@ function markdown(d: DemoReportData): string {
       `onnxruntime-node vs tfjs on the ${d.onnx.samples} held-out patients: max |difference| ${d.onnx.maxAbsDifference.toExponential(2)} ` +
       `(tolerance ${d.onnx.tolerance}): ${d.onnx.passed ? 'PASS' : 'FAIL'}.`,
     '',
+    ...evolution,
     '## Timings',
     '',
     ...Object.entries(d.timings).map(([k, v]) => `- ${k}: ${v.toFixed(1)} s`),

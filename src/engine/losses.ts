@@ -4,12 +4,17 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-export type LossName = 'BCELoss' | 'BCEWithLogitsLoss' | 'CrossEntropyLoss' | 'NLLLoss' | 'MSELoss' | 'L1Loss' | 'SigmoidFocalLoss';
+export type LossName =
+  | 'BCELoss' | 'BCEWithLogitsLoss' | 'CrossEntropyLoss' | 'NLLLoss' | 'MSELoss' | 'L1Loss' | 'SigmoidFocalLoss'
+  | 'SoftDiceLoss' | 'SoftDiceWithLogitsLoss' | 'WeightedSumLoss';
 
 /**
  * A loss with its options, PyTorch's keyword arguments: `posWeight` (BCEWithLogitsLoss pos_weight, one output),
  * `classWeights` (CrossEntropyLoss / NLLLoss weight: the mean is Σ w_y·l / Σ w_y), `gamma` and `alpha`
  * (torchvision.ops.sigmoid_focal_loss, reduction mean; alpha < 0 disables the class balance term).
+ * Image (mask) losses on channels-last predictions `[N, ...spatial, C]`: SoftDiceLoss / SoftDiceWithLogitsLoss
+ * 1 − (2 Σ p·t + smooth) / (Σ p + Σ t + smooth) per sample and channel, averaged (`channel`: that channel only;
+ * `smooth` default 1); WeightedSumLoss: Σ weight·loss over `terms`.
  */
 export interface LossConfig {
   name: string;
@@ -17,7 +22,12 @@ export interface LossConfig {
   classWeights?: number[];
   gamma?: number;
   alpha?: number;
+  channel?: number;
+  smooth?: number;
+  terms?: { weight: number; loss: LossConfig }[];
 }
+
+export const SOFT_DICE_SMOOTH = 1;
 
 const ALIASES: Record<string, LossName> = {
   bceloss: 'BCELoss',
@@ -38,9 +48,16 @@ const ALIASES: Record<string, LossName> = {
   sigmoidfocalloss: 'SigmoidFocalLoss',
   sigmoid_focal_loss: 'SigmoidFocalLoss',
   focal: 'SigmoidFocalLoss',
+  softdiceloss: 'SoftDiceLoss',
+  soft_dice: 'SoftDiceLoss',
+  softdicewithlogitsloss: 'SoftDiceWithLogitsLoss',
+  weightedsumloss: 'WeightedSumLoss',
 };
 
-export const LOSS_NAMES: readonly LossName[] = ['BCELoss', 'BCEWithLogitsLoss', 'CrossEntropyLoss', 'NLLLoss', 'MSELoss', 'L1Loss', 'SigmoidFocalLoss'];
+export const LOSS_NAMES: readonly LossName[] = [
+  'BCELoss', 'BCEWithLogitsLoss', 'CrossEntropyLoss', 'NLLLoss', 'MSELoss', 'L1Loss', 'SigmoidFocalLoss', 'SoftDiceLoss', 'SoftDiceWithLogitsLoss',
+  'WeightedSumLoss',
+];
 
 export function lossName(name: string): LossName {
   const found = ALIASES[name.toLowerCase()];
@@ -89,8 +106,11 @@ function checkOptions(which: LossName, config: LossConfig): void {
     MSELoss: [],
     L1Loss: [],
     SigmoidFocalLoss: ['gamma', 'alpha'],
+    SoftDiceLoss: ['channel', 'smooth'],
+    SoftDiceWithLogitsLoss: ['channel', 'smooth'],
+    WeightedSumLoss: ['terms'],
   };
-  for (const key of ['posWeight', 'classWeights', 'gamma', 'alpha'] as const) {
+  for (const key of ['posWeight', 'classWeights', 'gamma', 'alpha', 'channel', 'smooth', 'terms'] as const) {
     if (config[key] !== undefined && !allowed[which].includes(key)) throw new Error(`${which} has no option ${key}`);
   }
   if (config.posWeight !== undefined && !(config.posWeight > 0)) throw new Error(`${which}: posWeight must be > 0, got ${config.posWeight}`);
@@ -158,5 +178,38 @@ export function makeLoss(nameOrConfig: string | LossConfig | LossFn): LossFn {
       return (p, t) => tf.tidy(() => tf.mean(tf.squaredDifference(p, sameShape(which, p, t))) as tf.Scalar);
     case 'L1Loss':
       return (p, t) => tf.tidy(() => tf.mean(tf.abs(tf.sub(p, sameShape(which, p, t)))) as tf.Scalar);
+    case 'SoftDiceLoss':
+    case 'SoftDiceWithLogitsLoss':
+      return softDice(which, config);
+    case 'WeightedSumLoss': {
+      const terms = config.terms ?? [];
+      if (terms.length === 0) throw new Error(`${which}: needs at least one term`);
+      if (terms.some((t) => !Number.isFinite(t.weight))) throw new Error(`${which}: every weight must be a finite number`);
+      const parts = terms.map((t) => ({ weight: t.weight, fn: makeLoss(t.loss) }));
+      return (p, t) => tf.tidy(() => parts.map((part) => tf.mul(part.fn(p, t), part.weight)).reduce((a, b) => tf.add(a, b)) as tf.Scalar);
+    }
   }
+}
+
+/** Soft Dice of a mask prediction (channels last), see LossConfig. */
+function softDice(which: 'SoftDiceLoss' | 'SoftDiceWithLogitsLoss', config: LossConfig): LossFn {
+  const smooth = config.smooth ?? SOFT_DICE_SMOOTH;
+  if (!(smooth >= 0)) throw new Error(`${which}: smooth must be >= 0, got ${smooth}`);
+  return (prediction, target) => tf.tidy(() => {
+    if (prediction.rank < 3) throw new Error(`${which}: needs an image prediction [N, ...spatial, C], got [${prediction.shape.join(',')}]`);
+    const y = sameShape(which, prediction, target);
+    const channels = prediction.shape[prediction.rank - 1];
+    const { channel } = config;
+    if (channel !== undefined && !(Number.isInteger(channel) && channel >= 0 && channel < channels)) {
+      throw new Error(`${which}: channel ${channel} is not one of the ${channels} output channels`);
+    }
+    const pick = (t: tf.Tensor): tf.Tensor => (channel === undefined ? t
+      : tf.slice(t, [...t.shape.slice(0, -1).map(() => 0), channel], [...t.shape.slice(0, -1), 1]));
+    const p = pick(which === 'SoftDiceWithLogitsLoss' ? tf.sigmoid(prediction) : prediction);
+    const t = pick(y);
+    const spatial = Array.from({ length: p.rank - 2 }, (_, i) => i + 1); // per sample and channel
+    const overlap = tf.sum(tf.mul(p, t), spatial);
+    const sizes = tf.add(tf.sum(p, spatial), tf.sum(t, spatial));
+    return tf.mean(tf.sub(1, tf.div(tf.add(tf.mul(overlap, 2), smooth), tf.add(sizes, smooth)))) as tf.Scalar;
+  });
 }

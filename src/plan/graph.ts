@@ -5,7 +5,7 @@
  * The tfjs builder and the PyTorch generator both consume the resolved graph, so they cannot disagree on sizes.
  */
 import { formatPath, PathSegment, PlanIssue } from './errors';
-import { BranchName, GraphModelSpec, LossSpec, GraphNodeSpec, isGraphModel, LayerSpec, ModelGraphSpec, PlanSpec, SpatialParam } from './spec';
+import { BranchName, GraphModelSpec, IMAGE_LOSS_TYPES, LossSpec, GraphNodeSpec, isGraphModel, LayerSpec, ModelGraphSpec, PlanSpec, SpatialParam } from './spec';
 import { imageInputChannels, tabularFeatureIndex } from './preprocess';
 import { isImageLayer, resolveImageLayer, ResolvedImageLayer } from './image-layers';
 import { FedbiomedTsError } from '../errors';
@@ -379,24 +379,46 @@ const LOSS_OPTIONS: Record<LossSpec['type'], (keyof LossSpec)[]> = {
   cross_entropy: ['classWeights'],
   mse: [],
   focal: ['gamma', 'alpha'],
+  l1: [],
+  soft_dice: ['channel', 'smooth'],
+  weighted: ['terms'],
 };
+const LOSS_KEYS = ['posWeight', 'classWeights', 'gamma', 'alpha', 'channel', 'smooth', 'terms'] as const;
+
+/**
+ * The loss of an image output (image-to-image models), the target being an image of the output's shape:
+ * element-wise mse / bce, l1, soft_dice, or a weighted sum of those (each term checked at its own path).
+ */
+function checkImageLoss(loss: LossSpec, output: Shape, last: ResolvedLayer | undefined, path: PathSegment[]): void {
+  if (!['mse', 'bce', ...IMAGE_LOSS_TYPES].includes(loss.type)) {
+    fail([...path, 'type'], `${loss.type} needs a flat output [K], the model gives an image ${describe(output)} (image losses: mse, bce, l1, soft_dice, weighted)`);
+  }
+  const misplaced = LOSS_KEYS.find((key) => loss[key] !== undefined && !LOSS_OPTIONS[loss.type].includes(key));
+  if (misplaced) fail([...path, misplaced], `is not an option of the ${loss.type} loss`);
+  if ((loss.type === 'bce' || loss.type === 'soft_dice') && !loss.fromLogits && last?.type !== 'sigmoid') {
+    fail([...path, 'fromLogits'], `${loss.type} on probabilities needs the output to end with a sigmoid (or set fromLogits: true)`);
+  }
+  if (loss.type === 'soft_dice' && loss.channel !== undefined && loss.channel >= output[0]) {
+    fail([...path, 'channel'], `is not one of the ${output[0]} output channels`);
+  }
+  if (loss.type === 'weighted') {
+    if (!loss.terms || loss.terms.length === 0) fail([...path, 'terms'], 'a weighted loss needs at least one term');
+    loss.terms!.forEach((term, i) => checkImageLoss(term.loss, output, last, [...path, 'terms', i, 'loss']));
+  }
+}
 
 function checkLossAgainstOutput(spec: PlanSpec, output: Shape, last: ResolvedLayer | undefined, headPath: PathSegment[]): void {
-  if (output.length > 1 && (spec.loss.type === 'mse' || spec.loss.type === 'bce')) {
-    // An image output (image-to-image models): element-wise losses, the target being an image of the output's shape.
-    if (spec.loss.type === 'bce' && !spec.loss.fromLogits && last?.type !== 'sigmoid') {
-      fail(['loss', 'fromLogits'], 'bce on probabilities needs the output to end with a sigmoid (or set fromLogits: true)');
-    }
+  if (output.length > 1 && ['mse', 'bce', ...IMAGE_LOSS_TYPES].includes(spec.loss.type)) {
+    checkImageLoss(spec.loss, output, last, ['loss']);
     return;
   }
+  if (IMAGE_LOSS_TYPES.includes(spec.loss.type)) fail(['loss', 'type'], `${spec.loss.type} is an image loss, the model gives ${describe(output)}`);
   if (output.length !== 1) {
     fail(headPath, `the head must end with a flat output [K], got ${describe(output)}`);
   }
   const k = output[0];
   // (fromLogits is left unchecked as in version 1, where other losses ignored it.)
-  const misplaced = (['posWeight', 'classWeights', 'gamma', 'alpha'] as const).find(
-    (key) => spec.loss[key] !== undefined && !LOSS_OPTIONS[spec.loss.type].includes(key),
-  );
+  const misplaced = LOSS_KEYS.find((key) => spec.loss[key] !== undefined && !LOSS_OPTIONS[spec.loss.type].includes(key));
   if (misplaced) fail(['loss', misplaced], `is not an option of the ${spec.loss.type} loss`);
   switch (spec.loss.type) {
     case 'bce':

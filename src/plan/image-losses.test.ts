@@ -81,7 +81,7 @@ test('soft Dice is 0 for a perfect mask and grows with disagreement; bad inputs 
   expect(loss(mask, mask).dataSync()[0]).toBeCloseTo(0, 6);
   expect(loss(tf.sub(1, mask), mask).dataSync()[0]).toBeCloseTo(1, 6);
   expect(() => imageLoss({ type: 'soft_dice', channel: 2 })(mask, mask)).toThrow(/channel 2 is not one of the 2 output channels/);
-  expect(() => imageLoss({ type: 'l1' })(mask, tf.zeros([1, 2, 2, 1]))).toThrow(/does not match the prediction/);
+  expect(() => imageLoss({ type: 'l1' })(mask, tf.zeros([1, 2, 2, 1]))).toThrow(/does not match prediction shape/);
   expect(() => imageLoss({ type: 'weighted', terms: [] })(mask, mask)).toThrow(/at least one term/);
 });
 

@@ -1,73 +1,56 @@
 /**
- * Losses and metrics for image outputs (image-to-image plans): L1, MSE, BCE, soft Dice on a mask channel, and
- * weighted sums of them, on tfjs (channels last) with the PyTorch expression of each (channels first) so both
- * sides compute the same number. Not yet a `loss` of the plan document (spec.ts LossSpec): plans with an image
- * output train with its element-wise `mse` / `bce`; these are the building blocks for the next step and are
- * checked against PyTorch (values and gradients) in image-losses.test.ts.
+ * The plan's image losses (image-to-image plans): `l1`, `soft_dice` on a mask channel (or every channel), and
+ * `weighted` sums of losses (e.g. BCE + soft Dice), beside the element-wise `mse` / `bce` every image output takes.
+ * A plan names them in its `loss` (spec.ts LossSpec); here they become the engine's losses (src/engine/losses.ts:
+ * L1Loss, SoftDiceLoss, SoftDiceWithLogitsLoss, WeightedSumLoss) and the generated PyTorch plan's expression, so
+ * both sides compute the same number (checked with PyTorch, values and gradients, in image-losses.test.ts and
+ * torch-conformance.test.ts). Also the image metrics the demo reports (mask Dice, MAE).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { LossConfig, makeLoss, SOFT_DICE_SMOOTH } from '../engine/losses';
 import { pyNumber } from './python-literal';
+import type { LossSpec } from './spec';
 
-export type ImageLossSpec =
-  | { type: 'l1' }
-  | { type: 'mse' }
-  | { type: 'bce'; fromLogits?: boolean }
-  /**
-   * 1 − (2 Σ p·t + smooth) / (Σ p + Σ t + smooth) per sample and channel, averaged; p the prediction of the mask
-   * (through a sigmoid when fromLogits), t the target mask; only `channel` when given, else every channel.
-   */
-  | { type: 'soft_dice'; channel?: number; fromLogits?: boolean; smooth?: number }
-  | { type: 'weighted'; terms: { weight: number; loss: ImageLossSpec }[] };
+export { SOFT_DICE_SMOOTH };
 
-export const SOFT_DICE_SMOOTH = 1;
+/** The plan loss of an image output (any of its types). */
+export type ImageLossSpec = LossSpec;
+
+/** The engine's loss for an image loss of the plan (`weighted` terms recursively through `element`). */
+export function engineImageLoss(loss: LossSpec, element: (loss: LossSpec) => LossConfig): LossConfig {
+  switch (loss.type) {
+    case 'l1':
+      return { name: 'L1Loss' };
+    case 'soft_dice': {
+      const config: LossConfig = { name: loss.fromLogits ? 'SoftDiceWithLogitsLoss' : 'SoftDiceLoss' };
+      if (loss.channel !== undefined) config.channel = loss.channel;
+      if (loss.smooth !== undefined) config.smooth = loss.smooth;
+      return config;
+    }
+    case 'weighted':
+      return { name: 'WeightedSumLoss', terms: (loss.terms ?? []).map((t) => ({ weight: t.weight, loss: element(t.loss) })) };
+    default:
+      return element(loss);
+  }
+}
 
 /** The loss as a tfjs function of a channels-last prediction and target of one shape ([N, ...spatial, C]). */
-export function imageLoss(spec: ImageLossSpec): (prediction: tf.Tensor, target: tf.Tensor) => tf.Scalar {
-  return (prediction, target) => tf.tidy(() => {
-    if (prediction.shape.join(',') !== target.shape.join(',')) {
-      throw new Error(`${spec.type}: target [${target.shape.join(', ')}] does not match the prediction [${prediction.shape.join(', ')}]`);
-    }
-    switch (spec.type) {
-      case 'l1':
-        return tf.mean(tf.abs(tf.sub(prediction, target))) as tf.Scalar;
+export function imageLoss(spec: LossSpec): (prediction: tf.Tensor, target: tf.Tensor) => tf.Scalar {
+  const element = (loss: LossSpec): LossConfig => {
+    switch (loss.type) {
       case 'mse':
-        return tf.mean(tf.square(tf.sub(prediction, target))) as tf.Scalar;
-      case 'bce': {
-        if (spec.fromLogits) {
-          // max(x, 0) − x·t + log(1 + e^−|x|), as BCEWithLogitsLoss.
-          const x = prediction;
-          return tf.mean(tf.add(tf.sub(tf.relu(x), tf.mul(x, target)), tf.log1p(tf.exp(tf.neg(tf.abs(x)))))) as tf.Scalar;
-        }
-        // PyTorch clamps the logs at −100.
-        const logP = tf.maximum(tf.log(prediction), -100);
-        const log1mP = tf.maximum(tf.log(tf.sub(1, prediction)), -100);
-        return tf.neg(tf.mean(tf.add(tf.mul(target, logP), tf.mul(tf.sub(1, target), log1mP)))) as tf.Scalar;
-      }
-      case 'soft_dice': {
-        const channels = prediction.shape[prediction.rank - 1];
-        const pick = (t: tf.Tensor): tf.Tensor => (spec.channel === undefined ? t
-          : tf.slice(t, [...t.shape.slice(0, -1).map(() => 0), spec.channel], [...t.shape.slice(0, -1), 1]));
-        if (spec.channel !== undefined && (spec.channel < 0 || spec.channel >= channels)) {
-          throw new Error(`soft_dice: channel ${spec.channel} is not one of the ${channels} output channels`);
-        }
-        const p = pick(spec.fromLogits ? tf.sigmoid(prediction) : prediction);
-        const t = pick(target);
-        const spatial = Array.from({ length: p.rank - 2 }, (_, i) => i + 1); // per sample and channel
-        const smooth = spec.smooth ?? SOFT_DICE_SMOOTH;
-        const overlap = tf.sum(tf.mul(p, t), spatial);
-        const sizes = tf.add(tf.sum(p, spatial), tf.sum(t, spatial));
-        return tf.mean(tf.sub(1, tf.div(tf.add(tf.mul(overlap, 2), smooth), tf.add(sizes, smooth)))) as tf.Scalar;
-      }
-      case 'weighted':
-        if (spec.terms.length === 0) throw new Error('weighted: needs at least one term');
-        return spec.terms.map((term) => tf.mul(imageLoss(term.loss)(prediction, target), term.weight))
-          .reduce((a, b) => tf.add(a, b)) as tf.Scalar;
+        return { name: 'MSELoss' };
+      case 'bce':
+        return { name: loss.fromLogits ? 'BCEWithLogitsLoss' : 'BCELoss' };
+      default:
+        return engineImageLoss(loss, element);
     }
-  });
+  };
+  return makeLoss(element(spec));
 }
 
 /** The same loss as a PyTorch expression of channels-first tensors named `output` and `target`. */
-export function torchImageLoss(spec: ImageLossSpec, output = 'output', target = 'target'): string {
+export function torchImageLoss(spec: LossSpec, output = 'output', target = 'target'): string {
   switch (spec.type) {
     case 'l1':
       return `F.l1_loss(${output}, ${target})`;
@@ -84,7 +67,9 @@ export function torchImageLoss(spec: ImageLossSpec, output = 'output', target = 
       return `(1 - (2 * (${p} * ${t}).flatten(2).sum(2) + ${smooth}) / (${p}.flatten(2).sum(2) + ${t}.flatten(2).sum(2) + ${smooth})).mean()`;
     }
     case 'weighted':
-      return spec.terms.map((term) => `${pyNumber(term.weight, true)} * (${torchImageLoss(term.loss, output, target)})`).join(' + ');
+      return (spec.terms ?? []).map((term) => `${pyNumber(term.weight, true)} * (${torchImageLoss(term.loss, output, target)})`).join(' + ');
+    default:
+      throw new Error(`internal: ${spec.type} is not an image loss`);
   }
 }
 

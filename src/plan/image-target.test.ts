@@ -212,3 +212,16 @@ test('the validator refuses an image target that does not fit the output, or tha
   expect(checkPlan({ ...SLICES_PLAN, target: { channels: [{ modality: 'seg' }] } }).issues[0].path).toBe('target.channels[0].labels');
   expect(checkPlan(SLICES_PLAN).issues).toEqual([]);
 });
+
+test('image losses in the plan: accepted on image outputs, checked term by term, refused on flat outputs', () => {
+  const withLoss = (loss: unknown): unknown => ({ ...SLICES_PLAN, loss });
+  const bceDice = { type: 'weighted', terms: [{ weight: 1, loss: { type: 'bce', fromLogits: true } }, { weight: 0.5, loss: { type: 'soft_dice', channel: 5, fromLogits: true } }] };
+  expect(checkPlan(withLoss(bceDice)).issues).toEqual([]);
+  expect(checkPlan(withLoss({ type: 'l1' })).issues).toEqual([]);
+  const outOfRange = { type: 'weighted', terms: [{ weight: 1, loss: { type: 'soft_dice', channel: 6, fromLogits: true } }] };
+  expect(checkPlan(withLoss(outOfRange)).issues).toEqual([{ path: 'loss.terms[0].loss.channel', message: 'is not one of the 6 output channels' }]);
+  expect(checkPlan(withLoss({ type: 'soft_dice' })).issues[0]).toEqual({ path: 'loss.fromLogits', message: expect.stringMatching(/soft_dice on probabilities needs the output to end with a sigmoid/) as unknown });
+  expect(checkPlan(withLoss({ type: 'l1', channel: 0 })).issues[0].path).toBe('loss.channel');
+  const flat = { ...SLICES_PLAN, version: 1, target: { column: 'y' }, model: { image: [{ type: 'flatten' }], head: [{ type: 'dense', outFeatures: 1 }] }, loss: { type: 'soft_dice', fromLogits: true } };
+  expect(checkPlan(flat).issues[0].message).toMatch(/soft_dice is an image loss/);
+});

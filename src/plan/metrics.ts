@@ -14,7 +14,7 @@ import { formatPath, PathSegment, PlanIssue } from './errors';
 import { engineLoss, planLoss } from './training';
 import { hasSeveralHeads, headColumns, headMetricKey, headView, planHeads } from './heads';
 import { validatePlan } from './validate';
-import { MetricName, PlanSpec } from './spec';
+import { LossSpec, MetricName, PlanSpec } from './spec';
 import type { Shape } from './graph';
 
 export const METRIC_WIRE_NAMES: Record<MetricName, string> = {
@@ -45,7 +45,7 @@ export function metricIssues(spec: PlanSpec, outputShape: Shape, at: PathSegment
   const issues: PlanIssue[] = [];
   spec.metrics.forEach((metric, i) => {
     const path = formatPath([...at, i]);
-    if (CLASSIFICATION_METRICS.has(metric) && spec.loss.type === 'mse') issues.push({ path, message: `${metric} needs a classification loss (bce or cross_entropy), the plan uses mse` });
+    if (CLASSIFICATION_METRICS.has(metric) && (spec.loss.type === 'mse' || spec.loss.type === 'l1')) issues.push({ path, message: `${metric} needs a classification loss (bce or cross_entropy), the plan uses ${spec.loss.type}` });
     else if (BINARY_ONLY.has(metric) && !isBinaryTask(spec, outputShape)) {
       issues.push({ path, message: `${metric} needs a binary task (bce, or cross_entropy over 2 classes); the output has ${outputShape[0]} classes` });
     }
@@ -203,6 +203,16 @@ function predictedClass(spec: PlanSpec, output: tf.Tensor): tf.Tensor {
     case 'cross_entropy':
       return tf.cast(tf.argMax(output, 1), 'float32');
     case 'mse':
+    case 'l1':
       return tf.reshape(output, [-1]);
+    case 'soft_dice':
+    case 'weighted':
+      return tf.cast(tf.greaterEqual(tf.reshape(output, [-1]), outputsLogits(spec.loss) ? 0 : 0.5), 'float32');
   }
+}
+
+/** Whether a mask loss reads logits (threshold 0) or probabilities (0.5): a weighted sum by its first term. */
+export function outputsLogits(loss: LossSpec): boolean {
+  if (loss.type === 'weighted') return loss.terms !== undefined && loss.terms.length > 0 && outputsLogits(loss.terms[0].loss);
+  return loss.type === 'focal' || Boolean(loss.fromLogits);
 }

@@ -20,10 +20,11 @@ import { ResolvedGraph, ResolvedLayer } from './graph';
 import { isImageStep, needsWholeSample, oneHotColumns, storedImageRank, tabularFeatureIndex } from './preprocess';
 import { pyLiteral, pyNumber, pyString } from './python-literal';
 import { localParameterNamesOf } from './fedbn';
-import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES } from './metrics';
+import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES, outputsLogits } from './metrics';
 import { isImageTarget, LossSpec, MetricName, PlanSpec, TargetSpec } from './spec';
 import { hasSeveralHeads, headMetricKey, headView, lossWeight, planHeads } from './heads';
 import { TORCH_TARGET_DATASET_LINES, torchTargetConstants, torchTargetHelpers } from './image-target';
+import { torchImageLoss } from './image-losses';
 import { validatePlan } from './validate';
 import { dpGroupCount } from './dp-fix';
 import { IMAGE_FOLDER_TRAINING_DATA, imageFolderHelpers, isImageFolderPlan } from './image-folder-plan';
@@ -206,6 +207,10 @@ function lossExpression(loss: LossSpec): string {
     }
     case 'mse':
       return 'F.mse_loss(output, y.float().view_as(output))';
+    case 'l1':
+    case 'soft_dice':
+    case 'weighted':
+      return torchImageLoss(loss, 'output', 'y.float().view_as(output)');
   }
 }
 
@@ -218,7 +223,11 @@ function predictionExpression(spec: PlanSpec): string {
     case 'cross_entropy':
       return 'output.argmax(dim=1)';
     case 'mse':
+    case 'l1':
       return 'output.view(-1)';
+    case 'soft_dice':
+    case 'weighted':
+      return `(output.view(-1) >= ${outputsLogits(spec.loss) ? '0.0' : '0.5'}).long()`;
   }
 }
 

@@ -289,9 +289,11 @@ export interface LossSpec {
    * mse: one output, float target. focal: sigmoid focal loss on one logit (torchvision's sigmoid_focal_loss,
    * mean), for rare positives.
    * An image output ([C, H, W], image-to-image models) takes bce or mse element-wise, the target being an image of
-   * the output's shape (image losses beyond these: src/plan/image-losses.ts, not yet plan losses).
+   * the output's shape, and the image losses (src/plan/image-losses.ts): l1; soft_dice, 1 − (2 Σ p·t + smooth) /
+   * (Σ p + Σ t + smooth) per sample and channel, averaged (through a sigmoid when fromLogits); weighted, Σ weight ·
+   * loss over `terms` (e.g. BCE + soft Dice).
    */
-  type: 'bce' | 'cross_entropy' | 'mse' | 'focal';
+  type: 'bce' | 'cross_entropy' | 'mse' | 'focal' | 'l1' | 'soft_dice' | 'weighted';
   fromLogits?: boolean;
   /** bce with fromLogits: weight of the positive class (PyTorch pos_weight), e.g. negatives / positives. */
   posWeight?: number;
@@ -302,6 +304,19 @@ export interface LossSpec {
   alpha?: number;
   /** Plans with several heads: this head's weight in the training loss Σ weight·loss (default 1). */
   weight?: number;
+  /** soft_dice: the one output channel it scores (every channel when absent), and the smoothing term (default 1). */
+  channel?: number;
+  smooth?: number;
+  /** weighted: the losses summed, each times its weight. */
+  terms?: WeightedLossTerm[];
+}
+
+/** The loss types only image outputs take (src/plan/image-losses.ts). */
+export const IMAGE_LOSS_TYPES: readonly LossSpec['type'][] = ['l1', 'soft_dice', 'weighted'];
+
+export interface WeightedLossTerm {
+  weight: number;
+  loss: LossSpec;
 }
 
 /**

@@ -16,7 +16,8 @@ import { trainModel } from '../engine/train';
 import { TorchTensor } from '../serialize';
 import { planDependencies, generateTorchPlan, TORCH_PLAN_DEFAULT_DEPENDENCIES } from './pytorch';
 import { initialWeights } from './init';
-import { isGraphModel, PlanSpec } from './spec';
+import { isGraphModel, isImageTarget, LossSpec, PlanSpec } from './spec';
+import { unet } from './unet';
 import { validatePlan } from './validate';
 import { definePlan } from './define';
 import { buildModel, PlanModel } from './tfjs-model';
@@ -68,6 +69,18 @@ interface CaseData {
   tsStateDict: [string, string, number[]][];
 }
 
+/** A conditioned U-Net with an image target of two mask channels (one modality), trained with `loss`. */
+function unetTargetPlan(loss: LossSpec): PlanSpec {
+  return definePlan({
+    name: 'UnetImageTarget',
+    inputs: { image: { modalities: ['T1', 'dose'], dims: 2, size: [8, 8] }, tabular: { columns: ['rt_a', 'rt_b'] } },
+    target: { channels: [{ modality: 'seg', labels: [1, 4] }, { modality: 'seg', labels: [1] }] },
+    model: unet({ size: [8, 8], baseChannels: 3, depth: 1, outChannels: 2, condition: 'tabular' }),
+    loss,
+    optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 },
+  });
+}
+
 function normals(rng: SeededRandom, n: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
@@ -100,9 +113,14 @@ function maxAbsDiff(a: ArrayLike<number | bigint>, b: ArrayLike<number | bigint>
 function batchOf(c: CaseData): PlanBatch {
   const samples: PlanSample[] = [];
   for (let i = 0; i < BATCH; i++) {
+    const perTarget = c.target.data.length / BATCH;
     const h = c.target.shape[1] ?? 1; // several heads: one target column each
-    const sample: PlanSample = { target: Number(c.target.data[i * h]) };
-    if (h > 1) sample.headTargets = Array.from(c.target.data.slice(i * h + 1, (i + 1) * h), Number);
+    const sample: PlanSample = {
+      target: isImageTarget(c.spec.target)
+        ? { data: (c.target.data as Float32Array).slice(i * perTarget, (i + 1) * perTarget), shape: c.target.shape.slice(1) }
+        : Number(c.target.data[i * h]),
+    };
+    if (!isImageTarget(c.spec.target) && h > 1) sample.headTargets = Array.from(c.target.data.slice(i * h + 1, (i + 1) * h), Number);
     if (c.image) {
       const per = c.image.data.length / BATCH;
       sample.image = { data: c.image.data.slice(i * per, (i + 1) * per), shape: c.image.shape.slice(1) };
@@ -134,6 +152,10 @@ async function prepareCase(name: string, spec: PlanSpec, steps: number, seed: nu
     const data = new Float32Array(BATCH * columns.length);
     for (let i = 0; i < BATCH; i++) columns.forEach((column, h) => (data[i * columns.length + h] = column(i)));
     c.target = { data, shape: [BATCH, columns.length] };
+  } else if (isImageTarget(spec.target)) {
+    // Masks on the output's grid, torch layout [N, C, ...size].
+    const shape = [BATCH, ...validatePlan(spec).graph.outputShape];
+    c.target = { data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rng.next() < 0.3 ? 1 : 0)), shape };
   } else if (spec.loss.type === 'cross_entropy') {
     const classes = validatePlan(spec).graph.outputShape[0];
     c.target = { data: BigInt64Array.from({ length: BATCH }, (_, i) => BigInt(i % classes)), shape: [BATCH] };
@@ -148,8 +170,11 @@ async function prepareCase(name: string, spec: PlanSpec, steps: number, seed: nu
   data.tsStateDict = Object.entries(exportWeights(model)).map(([k, t]) => [k, t.dtype, t.shape]);
   const { inputs, target } = batchOf(data);
   const output = model.forward(inputs, false);
-  data.tsEval = Float32Array.from(output.dataSync() as Float32Array);
-  data.tsEvalShape = output.shape;
+  // An image output is channels last in tfjs: compared in torch's channels-first layout.
+  const torchLayout = output.rank > 2 ? tf.transpose(output, [0, output.rank - 1, ...Array.from({ length: output.rank - 2 }, (_, a) => a + 1)]) : output;
+  data.tsEval = Float32Array.from(torchLayout.dataSync() as Float32Array);
+  data.tsEvalShape = torchLayout.shape;
+  if (torchLayout !== output) torchLayout.dispose();
   // The node's own metric code, checked against the generated plan's testing_step in PyTorch.
   data.tsMetrics = planMetrics(spec, output, target);
   output.dispose();
@@ -222,6 +247,12 @@ const PLANS: [string, () => PlanSpec, number][] = [
   ['group_norm', groupNormPlan, STEPS],
   // three heads (bce + mse + cross-entropy), weighted sum of their losses, metrics per head
   ['several_heads', severalHeadsGraphPlan, STEPS],
+  // image targets with the plan's image losses: BCE + soft Dice (weighted sum), L1
+  ['unet_image_target_bce_dice', () => unetTargetPlan({ type: 'weighted', terms: [
+    { weight: 0.6, loss: { type: 'bce', fromLogits: true } }, { weight: 0.4, loss: { type: 'soft_dice', fromLogits: true } },
+    { weight: 0.5, loss: { type: 'soft_dice', channel: 1, fromLogits: true, smooth: 0.5 } },
+  ] }), STEPS],
+  ['unet_image_target_l1', () => unetTargetPlan({ type: 'l1' }), STEPS],
 ];
 
 let python: TorchPython;
@@ -254,6 +285,8 @@ beforeAll(async () => {
       target: writeRaw(path.join(dir, 'target.bin'), c.target.data, c.target.shape),
       modalities: c.spec.inputs.image?.modalities ?? [],
       slices: sliceSelection(c.spec)?.count ?? 1,
+      // An image target travels as its modality's volume batch (one modality here: channels in plan order).
+      ...(isImageTarget(c.spec.target) ? { target_modality: c.spec.target.channels[0].modality } : {}),
     };
     manifest.cases.push({ name, module, class_name: c.spec.name, model_args: c.spec.modelArgs, weights, batch, steps, out_dir: dir });
   }

@@ -5,11 +5,14 @@
  */
 import { LossConfig, LossFn, makeLoss } from '../engine/losses';
 import type { OptimizerSpec as EngineOptimizerSpec } from '../engine/optimizers';
-import { LossSpec, OptimizerSpec, PlanSpec } from './spec';
+import { engineImageLoss } from './image-losses';
+import { IMAGE_LOSS_TYPES, LossSpec, OptimizerSpec, PlanSpec } from './spec';
 import { hasSeveralHeads, headColumns, lossWeight, planHeads, weightedSumLoss } from './heads';
 import { validatePlan } from './validate';
 
-export type EngineLossName = 'BCELoss' | 'BCEWithLogitsLoss' | 'CrossEntropyLoss' | 'MSELoss' | 'SigmoidFocalLoss';
+export type EngineLossName =
+  | 'BCELoss' | 'BCEWithLogitsLoss' | 'CrossEntropyLoss' | 'MSELoss' | 'SigmoidFocalLoss' | 'L1Loss' | 'SoftDiceLoss' | 'SoftDiceWithLogitsLoss'
+  | 'WeightedSumLoss';
 
 /** The engine's optimizer settings, narrowed to the optimizers a plan can name. */
 export type EngineOptimizerSettings = EngineOptimizerSpec & { name: 'SGD' | 'Adam' | 'AdamW' };
@@ -27,11 +30,18 @@ export function engineLossName(loss: LossSpec): EngineLossName {
       return 'MSELoss';
     case 'focal':
       return 'SigmoidFocalLoss';
+    case 'l1':
+      return 'L1Loss';
+    case 'soft_dice':
+      return loss.fromLogits ? 'SoftDiceWithLogitsLoss' : 'SoftDiceLoss';
+    case 'weighted':
+      return 'WeightedSumLoss';
   }
 }
 
-/** The engine loss with the plan's options (pos_weight, class weights, focal γ/α). */
+/** The engine loss with the plan's options (pos_weight, class weights, focal γ/α; image losses: image-losses.ts). */
 export function engineLoss(loss: LossSpec): LossConfig {
+  if (IMAGE_LOSS_TYPES.includes(loss.type)) return engineImageLoss(loss, engineLoss);
   const config: LossConfig = { name: engineLossName(loss) };
   if (loss.type === 'bce' && loss.posWeight !== undefined) config.posWeight = loss.posWeight;
   if (loss.type === 'cross_entropy' && loss.classWeights) config.classWeights = loss.classWeights;

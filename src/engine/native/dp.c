@@ -104,9 +104,24 @@ static inline AVX512 void store_vector(float *p, __m512 v, __mmask16 mask) {
   }
 }
 
-#define DEFINE_TILE(Z, MRZ)                                                                                  \
-  static AVX512 void tile_##Z(const sample_filter *s, size_t r0, size_t col, __mmask16 last, float *dw) {   \
-    enum { TZ = Z, TMR = MRZ };                                                                              \
+/* Adds the 16 floats of v to acc[0..15] in float64 (a row's float partial sums into the bias accumulators). */
+static inline AVX512 void add_to_doubles(double *acc, __m512 v) {
+  const __m256 lo = _mm512_castps512_ps256(v);
+  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+  _mm512_storeu_pd(acc, _mm512_add_pd(_mm512_loadu_pd(acc), _mm512_cvtps_pd(lo)));
+  _mm512_storeu_pd(acc + 8, _mm512_add_pd(_mm512_loadu_pd(acc + 8), _mm512_cvtps_pd(hi)));
+}
+
+/*
+ * tile_<Z>: MRZ patch entries from r0 x Z vectors of channels from col. tile_<Z>_bias (the panel's first tile)
+ * also sums dy over the positions, the sample's bias gradient: float sums along each output row (dy is in
+ * registers already), added to float64 accumulators row by row, as precise as the separate pass it replaces.
+ * Returns the patch entries it covered.
+ */
+#define DEFINE_TILE(NAME, Z, MRZ, B)                                                                         \
+  static AVX512 size_t NAME(const sample_filter *s, size_t r0, size_t col, __mmask16 last, float *dw,       \
+                            float *db) {                                                                     \
+    enum { TZ = Z, TMR = MRZ, TB = B };                                                                      \
     const conv_geometry *g = s->g;                                                                           \
     const size_t e0 = entry_offset(s, r0), e1 = entry_offset(s, r0 + 1), e2 = entry_offset(s, r0 + 2);      \
     const size_t e3 = entry_offset(s, r0 + 3), e4 = entry_offset(s, r0 + 4), e5 = entry_offset(s, r0 + 5);  \
@@ -116,11 +131,13 @@ static inline AVX512 void store_vector(float *p, __m512 v, __mmask16 mask) {
     ROW_DECLARE(0) ROW_DECLARE(1) ROW_DECLARE(2) ROW_DECLARE(3)                                              \
     ROW_DECLARE(4) ROW_DECLARE(5) ROW_DECLARE(6) ROW_DECLARE(7)                                              \
     ROW_DECLARE(8) ROW_DECLARE(9) ROW_DECLARE(10) ROW_DECLARE(11)                                            \
+    double bias[64] = {0};                                                                                   \
     const size_t OW = (size_t)g->out_w, a_k = (size_t)g->stride_w * g->in_c, CO = s->CO;                     \
     const float *d = s->dy + col;                                                                            \
     for (int od = 0; od < g->out_d; od++) {                                                                  \
       for (int oh = 0; oh < g->out_h; oh++) {                                                                \
         const float *xp = window_row(g, s->x, od, oh);                                                       \
+        __m512 b0 = zero, b1 = zero, b2 = zero, b3 = zero;                                                   \
         for (size_t ow = 0; ow < OW; ow++, xp += a_k, d += CO) {                                             \
           const __m512 v0 = load_vector(d, Z == 1 ? last : 0xFFFF);                                          \
           const __m512 v1 = Z > 1 ? load_vector(d + 16, Z == 2 ? last : 0xFFFF) : zero;                      \
@@ -128,24 +145,53 @@ static inline AVX512 void store_vector(float *p, __m512 v, __mmask16 mask) {
           const __m512 v3 = Z > 3 ? load_vector(d + 48, last) : zero;                                        \
           ROW_FMA(0) ROW_FMA(1) ROW_FMA(2) ROW_FMA(3) ROW_FMA(4) ROW_FMA(5) ROW_FMA(6) ROW_FMA(7)             \
           ROW_FMA(8) ROW_FMA(9) ROW_FMA(10) ROW_FMA(11)                                                      \
+          if (TB) {                                                                                          \
+            b0 = _mm512_add_ps(b0, v0);                                                                      \
+            if (TZ > 1) b1 = _mm512_add_ps(b1, v1);                                                          \
+            if (TZ > 2) b2 = _mm512_add_ps(b2, v2);                                                          \
+            if (TZ > 3) b3 = _mm512_add_ps(b3, v3);                                                          \
+          }                                                                                                  \
+        }                                                                                                    \
+        if (TB) {                                                                                            \
+          add_to_doubles(bias, b0);                                                                          \
+          if (TZ > 1) add_to_doubles(bias + 16, b1);                                                         \
+          if (TZ > 2) add_to_doubles(bias + 32, b2);                                                         \
+          if (TZ > 3) add_to_doubles(bias + 48, b3);                                                         \
         }                                                                                                    \
       }                                                                                                      \
     }                                                                                                        \
     ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3) ROW_STORE(4) ROW_STORE(5) ROW_STORE(6) ROW_STORE(7)  \
     ROW_STORE(8) ROW_STORE(9) ROW_STORE(10) ROW_STORE(11)                                                    \
+    if (TB) {                                                                                                \
+      for (size_t j = 0; j < 64 && col + j < CO; j++) db[col + j] = (float)bias[j];                          \
+    }                                                                                                        \
+    return TMR;                                                                                              \
   }
 
 /* Rows per tile: at least 8 independent FMA chains (4-cycle latency, 2 per cycle) and at most 24 accumulators (of
- * 32 vector registers: the rest hold dy and a broadcast). */
-DEFINE_TILE(1, 12)
-DEFINE_TILE(2, 12)
-DEFINE_TILE(3, 8)
-DEFINE_TILE(4, 6)
+ * 32 vector registers: the rest hold dy, a broadcast and, in the first tile, Z bias sums). */
+DEFINE_TILE(tile_1, 1, 12, 0)
+DEFINE_TILE(tile_2, 2, 12, 0)
+DEFINE_TILE(tile_3, 3, 8, 0)
+DEFINE_TILE(tile_4, 4, 6, 0)
+DEFINE_TILE(tile_1_bias, 1, 12, 1)
+DEFINE_TILE(tile_2_bias, 2, 12, 1)
+DEFINE_TILE(tile_3_bias, 3, 8, 1)
+DEFINE_TILE(tile_4_bias, 4, 5, 1)
 
-static const int TILE_ROWS[5] = {0, 12, 12, 8, 6};
+/* One tile of z vectors at r0: the bias-summing variant when db is given. */
+static size_t tile(int z, const sample_filter *s, size_t r0, size_t col, __mmask16 last, float *dw, float *db) {
+  switch (z) {
+    case 1: return db ? tile_1_bias(s, r0, col, last, dw, db) : tile_1(s, r0, col, last, dw, db);
+    case 2: return db ? tile_2_bias(s, r0, col, last, dw, db) : tile_2(s, r0, col, last, dw, db);
+    case 3: return db ? tile_3_bias(s, r0, col, last, dw, db) : tile_3(s, r0, col, last, dw, db);
+    default: return db ? tile_4_bias(s, r0, col, last, dw, db) : tile_4(s, r0, col, last, dw, db);
+  }
+}
 
-/* One sample's filter gradient [R x CO] into dw; returns -1 when the row offsets cannot be allocated. */
-static int filter_avx512(const conv_geometry *g, const float *x, const float *dy, float *dw) {
+/* One sample's filter gradient [R x CO] into dw and, when db is given, its bias gradient [CO]; returns -1 when the
+ * row offsets cannot be allocated. */
+static int filter_avx512(const conv_geometry *g, const float *x, const float *dy, float *dw, float *db) {
   const size_t segments = (size_t)g->k_d * g->k_h;
   size_t *offsets = (size_t *)malloc(segments * sizeof(size_t));
   if (!offsets) return -1;
@@ -161,21 +207,15 @@ static int filter_avx512(const conv_geometry *g, const float *x, const float *dy
     const size_t width = s.CO - col < 64 ? s.CO - col : 64;
     const int z = (int)((width + 15) / 16);
     const __mmask16 last = (__mmask16)(width % 16 == 0 ? 0xFFFF : (1u << (width % 16)) - 1);
-    for (size_t r0 = 0; r0 < s.R; r0 += (size_t)TILE_ROWS[z]) {
-      switch (z) {
-        case 1: tile_1(&s, r0, col, last, dw); break;
-        case 2: tile_2(&s, r0, col, last, dw); break;
-        case 3: tile_3(&s, r0, col, last, dw); break;
-        default: tile_4(&s, r0, col, last, dw); break;
-      }
-    }
+    size_t r0 = tile(z, &s, 0, col, last, dw, db);
+    while (r0 < s.R) r0 += tile(z, &s, r0, col, last, dw, NULL);
   }
   free(offsets);
   return 0;
 }
 
-/* Samples [begin, end): each one's filter gradient is the batch kernel on that sample alone (run on this thread:
- * a batch of 1 is never split), read back for its norm while it is still in cache. */
+/* Samples [begin, end): each one's filter gradient (the AVX-512 tiles, else the batch kernel on that sample alone,
+ * run on this thread: a batch of 1 is never split) and bias gradient, read back for the norm while in cache. */
 static int per_sample_range(void *context, size_t begin, size_t end, int worker) {
   (void)worker;
   const per_sample_job *job = (const per_sample_job *)context;
@@ -185,18 +225,22 @@ static int per_sample_range(void *context, size_t begin, size_t end, int worker)
   const size_t cols = (size_t)one.out_c, rows = dy_size / cols;
   for (size_t n = begin; n < end; n++) {
     float *dw = job->filter_grads + n * k;
+    float *db = job->bias_grads ? job->bias_grads + n * cols : NULL;
     const float *dy = job->dy + n * dy_size;
     const float *x = job->x + n * x_size;
-    if ((job->avx512 ? filter_avx512(&one, x, dy, dw) : conv_backprop_filter(&one, x, dy, dw)) != 0) return -1;
-    double norm = squared_norm(dw, k);
-    if (job->bias_grads) {
-      float *db = job->bias_grads + n * cols;
-      double *sums = partial_sums_new(1, cols);
-      if (!sums) return -1;
-      for (size_t r = 0; r < rows; r++) partial_sums_add_row(sums, dy + r * cols, cols);
-      partial_sums_finish(sums, 1, cols, db);
-      norm += squared_norm(db, cols);
+    if (job->avx512) {
+      /* The bias gradient comes out of the same pass. */
+      if (filter_avx512(&one, x, dy, dw, db) != 0) return -1;
+    } else {
+      if (conv_backprop_filter(&one, x, dy, dw) != 0) return -1;
+      if (db) {
+        double *sums = partial_sums_new(1, cols);
+        if (!sums) return -1;
+        for (size_t r = 0; r < rows; r++) partial_sums_add_row(sums, dy + r * cols, cols);
+        partial_sums_finish(sums, 1, cols, db);
+      }
     }
+    const double norm = squared_norm(dw, k) + (db ? squared_norm(db, cols) : 0.0);
     job->norm_sq[n] = (float)norm;
   }
   return 0;

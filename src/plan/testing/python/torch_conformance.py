@@ -39,6 +39,10 @@ def fedbiomed_batch(batch):
         k = batch['slices']
         images = {m: image[:, i * k:(i + 1) * k] for i, m in enumerate(batch['modalities'])}
         columns = [tabular] if tabular is not None else []
+        if batch.get('target_modality'):
+            # an image target: the target modality's batch, demographics without a target column
+            demographics = torch.cat(columns, dim=1) if columns else torch.zeros(target.shape[0], 0)
+            return [images, demographics], {batch['target_modality']: target}
         demographics = torch.cat(columns + [target.float().view(target.shape[0], -1)], dim=1)
         return [images, demographics], {}
     return tabular, target.float()

@@ -7,10 +7,43 @@
 /** The composition roots: the only files of src/ allowed to name the sides. */
 const COMPOSITION_ROOTS = '^src/(index|cli/main)\\.ts$';
 const TESTS = '\\.test\\.ts$';
+/** Tests and their helpers (`testing/` folders) may reach across areas to set a case up. */
+const TESTS_AND_HELPERS = '(\\.test\\.ts$|/testing/)';
+
+/**
+ * The arrows inside src/ (docs/ARCHITECTURE.md): each area of the core and the areas it may import. Every area may
+ * also import the two leaf modules src/errors.ts and src/package-root.ts. src/cli and src/index.ts are composition
+ * roots (they may import every area).
+ */
+const CORE_ARROWS = {
+  protocol: [],
+  serialize: ['protocol'],
+  engine: ['protocol', 'serialize'],
+  plan: ['engine', 'serialize', 'protocol'],
+  data: ['plan', 'engine', 'serialize', 'protocol'],
+  transport: ['protocol', 'serialize'],
+};
+
+const coreRules = Object.entries(CORE_ARROWS).map(([area, allowed]) => ({
+  name: `core-${area}-arrows`,
+  comment: `src/${area} may import ${allowed.length ? allowed.map((a) => `src/${a}`).join(', ') : 'no other area'} ` +
+    '(and the leaf modules src/errors.ts, src/package-root.ts), never an area above it.',
+  severity: 'error',
+  from: { path: `^src/${area}/`, pathNot: TESTS_AND_HELPERS },
+  to: { path: '^src/', pathNot: `^src/(${[area, ...allowed].join('|')})/|^src/(errors|package-root)\\.ts$` },
+}));
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
+    ...coreRules,
+    {
+      name: 'core-leaves',
+      comment: 'src/errors.ts and src/package-root.ts are leaves: every area imports them, they import no module of ours.',
+      severity: 'error',
+      from: { path: '^src/(errors|package-root)\\.ts$' },
+      to: { path: '^(src|node-agent|researcher|examples)/' },
+    },
     {
       name: 'node-agent-not-researcher',
       comment: 'The two sides never import each other: they only meet on the wire.',

@@ -16,8 +16,10 @@ module.exports = tseslint.config(
     },
     linterOptions: { reportUnusedDisableDirectives: 'error' },
     rules: {
-      // 87 findings in 45 files, all auto-fixable (`npx eslint --fix`), but a sweep across files six engineers are
-      // changing would conflict with all of them: to be done in one commit once the branches are merged.
+      // Fixed in researcher/, src/protocol, src/serialize, src/transport (issue 17). Left: 65 findings in 29 files of
+      // src/engine, src/plan, src/data, v6 and examples/bench, which other branches were changing at the time; to turn
+      // on once they are merged (`npx eslint --fix`, then a hand fix where the cast is needed further on, e.g.
+      // node-agent/config.ts `config.researcher`).
       '@typescript-eslint/no-unnecessary-type-assertion': 'off',
       // Async kept on purpose: the method implements a Promise-returning interface (transports, stores, test
       // doubles) and a synchronous throw must still surface as a rejection.

@@ -41,9 +41,18 @@ function table(rawRows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
 
+/** `fedbiomed-ts node …`: one function per command group below. */
 export function register(program: Command): void {
   const node = program.command('node').description('run and administer a hospital node');
+  registerLifecycle(node);
+  registerDatasets(node);
+  registerPlans(node);
+  registerQueue(node);
+  registerConfig(node);
+}
 
+/** init, start, status, service: the node's own life. */
+function registerLifecycle(node: Command): void {
   node
     .command('init')
     .description('create a node directory with its config.yaml')
@@ -126,7 +135,9 @@ export function register(program: Command): void {
       print(`to install and start it (as root):`);
       for (const line of unit.enableCommands(file)) print(`  ${line}`);
     });
+}
 
+function registerDatasets(node: Command): void {
   const dataset = node.command('dataset').description('register, list and remove datasets');
   dataset
     .command('add')
@@ -199,7 +210,9 @@ export function register(program: Command): void {
       }
       print(`dataset ${datasetId} removed`);
     });
+}
 
+function registerPlans(node: Command): void {
   const plan = node.command('plan').description('review training plans sent by researchers');
   plan
     .command('list')
@@ -233,7 +246,9 @@ export function register(program: Command): void {
         print(`training plan ${entry.training_plan_id} ${status.toLowerCase()}`);
       });
   }
+}
 
+function registerQueue(node: Command): void {
   const queue = node.command('queue').description('train requests waiting (or running) on this node');
   queue
     .command('list')
@@ -259,7 +274,9 @@ export function register(program: Command): void {
       writeQueueFile(file, []);
       print(`${dropped} train request(s) dropped`);
     });
+}
 
+function registerConfig(node: Command): void {
   node
     .command('config')
     .description('print the effective configuration (file + environment)')

@@ -9,6 +9,7 @@ import * as path from 'path';
 import { randomUUID } from 'crypto';
 import YAML from 'yaml';
 import { nodeIdProblem } from '../src/transport/topics';
+import { FedbiomedTsError } from '../src/errors';
 
 export const CONFIG_VERSION = 1;
 export const CONFIG_FILE = 'config.yaml';
@@ -99,7 +100,7 @@ const LIMIT_KEYS: Record<keyof NodeLimits, string> = {
   maxRoundMemoryMb: 'max_round_memory_mb',
 };
 
-export class ConfigError extends Error {}
+export class ConfigError extends FedbiomedTsError {}
 
 export interface NodePaths {
   dir: string;

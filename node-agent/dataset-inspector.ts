@@ -3,7 +3,7 @@ import { describeDataset } from '../src/data/registry-info';
 import type { DatasetInspector } from './datasets';
 
 export const inspectDataset: DatasetInspector = async (dataType, datasetPath, parameters) => {
-  const info = describeDataset(dataType, datasetPath, parameters as { tabular_file?: string; index_col?: number | string } | null);
+  const info = describeDataset(dataType, datasetPath, parameters);
   return {
     shape: info.shape as number[] | Record<string, unknown>,
     dtypes: info.dtypes,

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'crypto';
 import { JsonDb, Document, appendDocument } from './json-db';
+import { FedbiomedTsError } from '../src/errors';
 
 export const DATASETS_TABLE = 'Datasets';
 
@@ -25,7 +26,7 @@ export interface DatasetEntry {
 }
 
 /** What reading a dataset on add tells the registry. */
-export interface DatasetDescription {
+interface DatasetDescription {
   shape: number[] | Record<string, unknown>;
   dtypes: string[];
   /** Files the readers cannot use, each with the reason (shown to the operator; not stored). */
@@ -47,7 +48,7 @@ export interface NewDataset {
   parameters?: Record<string, unknown> | null;
 }
 
-export class DatasetError extends Error {}
+export class DatasetError extends FedbiomedTsError {}
 
 /** Fed-BioMed's rule: tags conflict when one tag list contains every tag of the other. */
 export function tagsConflict(a: readonly string[], b: readonly string[]): boolean {
@@ -55,7 +56,7 @@ export function tagsConflict(a: readonly string[], b: readonly string[]): boolea
 }
 
 /** A dataset matches a search when its tags contain every requested tag (`[]` matches all). */
-export function matchesTags(entry: Pick<DatasetEntry, 'tags'>, requested: readonly string[]): boolean {
+function matchesTags(entry: Pick<DatasetEntry, 'tags'>, requested: readonly string[]): boolean {
   return requested.every((t) => entry.tags.includes(t));
 }
 

@@ -5,7 +5,7 @@
 import { DenseArray, TorchTensor } from '../src/serialize';
 import type { JsonDb } from './json-db';
 
-export const FEDBN_TABLE = 'FedBN_Local_Parameters';
+const FEDBN_TABLE = 'FedBN_Local_Parameters';
 
 interface StoredTensor {
   dtype: 'float32' | 'int64';

@@ -8,11 +8,12 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { FedbiomedTsError } from '../src/errors';
 
 export type Document = Record<string, unknown>;
 type Tables = Record<string, Record<string, Document>>;
 
-export class JsonDbError extends Error {}
+export class JsonDbError extends FedbiomedTsError {}
 
 /** Adds `doc` to a table's rows under the next document id, as TinyDB numbers them ("1", "2", …). */
 export function appendDocument(rows: Record<string, Document>, doc: Document): void {

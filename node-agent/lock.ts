@@ -7,6 +7,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { FedbiomedTsError } from '../src/errors';
 
 export const LOCK_FILE = 'node.lock';
 
@@ -16,7 +17,7 @@ export interface LockOwner {
   startedAt: string;
 }
 
-export class NodeLockedError extends Error {
+export class NodeLockedError extends FedbiomedTsError {
   constructor(readonly dir: string, readonly owner: LockOwner) {
     super(`node folder ${dir} is already in use by a running node (pid ${owner.pid}, started ${owner.startedAt}); ` +
       'stop it first, or use another --dir');

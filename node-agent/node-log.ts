@@ -5,27 +5,20 @@
  */
 import { pythonJsonDumps } from '../src/protocol/python-json-writer';
 import { printable } from '../src/protocol/printable';
+import type { LogMessage } from '../src/protocol/messages';
 
 export type NodeLogLevel = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR' | 'CRITICAL';
 
 const RANK: Record<NodeLogLevel, number> = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40, CRITICAL: 50 };
 
-export interface LogMessage {
-  command: 'log';
-  level: string;
-  msg: string;
-  node_id: string;
-  researcher_id: string;
-}
-
 /** Python logging's default asctime: `2026-11-22 03:56:29,443` in local time. */
-export function pythonAsctime(d = new Date()): string {
+function pythonAsctime(d = new Date()): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
     `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())},${p(d.getMilliseconds(), 3)}`;
 }
 
-export function buildLogMessage(nodeId: string, level: NodeLogLevel, message: string, when = new Date()): LogMessage {
+function buildLogMessage(nodeId: string, level: NodeLogLevel, message: string, when = new Date()): LogMessage {
   return {
     command: 'log',
     level,

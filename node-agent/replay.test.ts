@@ -22,10 +22,11 @@ import { initialWeights } from '../src/plan/init';
 import { defaultConfig, writeConfig } from './config';
 import { openNodeStores } from './stores';
 import { NodeAgent } from './agent';
+import { VECTORS_DIR } from '../src/testing/vectors-dir';
 
 jest.setTimeout(60_000);
 
-const VECTORS = path.join(__dirname, '..', '..', 'shared', 'fedbiomed-v4.5-vectors');
+const VECTORS = VECTORS_DIR;
 type Json = Record<string, unknown>;
 interface TraceLine { topic: string; payload: string }
 

@@ -40,25 +40,21 @@ function answerPing(req: PingRequest, ctx: RequestContext): PongReply {
 function answerSearch(req: SearchRequest, ctx: RequestContext): SearchReply | undefined {
   const found = ctx.datasets.search(req.tags);
   if (found.length === 0) return undefined;
-  return {
-    researcher_id: req.researcher_id,
-    success: true,
-    databases: found.map((d) => searchView(d) as unknown as WireDatasetEntry),
-    node_id: ctx.nodeId,
-    count: found.length,
-    command: 'search',
-  };
+  return { ...datasetsReply(req, ctx, found.map((d) => searchView(d))), command: 'search' };
 }
 
 function answerList(req: ListRequest, ctx: RequestContext): ListReply {
-  const all = ctx.datasets.list();
+  return { ...datasetsReply(req, ctx, ctx.datasets.list().map((d) => listView(d))), command: 'list' };
+}
+
+/** The body of a search or list reply, in the wire key order (command last). */
+function datasetsReply(req: SearchRequest | ListRequest, ctx: RequestContext, views: object[]) {
   return {
     researcher_id: req.researcher_id,
     success: true,
-    databases: all.map((d) => listView(d) as unknown as WireDatasetEntry),
+    databases: views as WireDatasetEntry[],
     node_id: ctx.nodeId,
-    count: all.length,
-    command: 'list',
+    count: views.length,
   };
 }
 

@@ -20,9 +20,12 @@ import { SeededRandom } from '../src/engine/prng';
 import { openPlanDataset, type PlanDataset } from '../src/data/plan-dataset';
 import type { PlanDatasetCache } from './dataset-cache';
 import type { DatasetEntry } from './datasets';
+import { FedbiomedTsError } from '../src/errors';
 
 /** A failure that ends the round with a `train` reply `success: false` and this message. */
-export class RoundFailure extends Error {}
+export class RoundFailure extends FedbiomedTsError {
+  override readonly errnum = 'FB314' as const;
+}
 
 /** A tensor as it crosses threads: plain fields, its data's buffer transferred (see {@link transferableTensors}). */
 export interface WireTensor {

@@ -6,8 +6,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { randomUUID } from 'crypto';
 import { JsonDb, Document, appendDocument } from './json-db';
+import { FedbiomedTsError } from '../src/errors';
 
-export const TRAINING_PLANS_TABLE = 'TrainingPlans';
+const TRAINING_PLANS_TABLE = 'TrainingPlans';
 
 export type PlanStatus = 'Approved' | 'Rejected' | 'Pending';
 
@@ -28,10 +29,10 @@ export interface TrainingPlanEntry {
   notes: string | null;
 }
 
-export class TrainingPlanError extends Error {}
+export class TrainingPlanError extends FedbiomedTsError {}
 
 /** Fed-BioMed's date format `%d-%m-%Y %H:%M:%S.%f` (local time). */
-export function fedbiomedDate(d = new Date()): string {
+function fedbiomedDate(d = new Date()): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   return `${p(d.getDate())}-${p(d.getMonth() + 1)}-${d.getFullYear()} ` +
     `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}000`;

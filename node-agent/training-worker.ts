@@ -17,6 +17,7 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { RoundFailure, transferableTensors, type RoundEvent, type RoundJob, type RoundOutcome } from './round-compute';
 import type { FromTrainingWorker, ToTrainingWorker } from './training-worker-service';
+import { FedbiomedTsError } from '../src/errors';
 
 /**
  * Plain CommonJS run by the worker: loads the service module, compiled (.js, an installed package) or from a
@@ -46,7 +47,7 @@ export interface TrainingWorkerOptions {
 }
 
 /** Why a running round was ended from outside (stop signal, round deadline). */
-export class TrainingStopped extends Error {}
+export class TrainingStopped extends FedbiomedTsError {}
 
 interface RunningRound {
   settle(result: { outcome: RoundOutcome } | { error: Error }): void;

@@ -18,6 +18,7 @@ import type { RoundSummary } from './events';
 import type { LrSchedule } from './lr-schedule';
 import { decodeNodeParams, encodeAggregatedParams, toModelWeights, fromModelWeights } from './weights-file';
 import type { ModelWeights } from '../src/serialize/params-file';
+import { FedbiomedTsError } from '../src/errors';
 
 export const BREAKPOINT_VERSION = 1;
 
@@ -57,7 +58,8 @@ export interface Breakpoint {
   serverOptimizer: ServerOptimizerState | null;
 }
 
-export class BreakpointError extends Error {
+export class BreakpointError extends FedbiomedTsError {
+  override readonly errnum = 'FB413' as const;
   constructor(message: string) {
     super(message);
     this.name = 'BreakpointError';

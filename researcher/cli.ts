@@ -25,6 +25,7 @@ import { RepositoryError } from '../src/transport/repository';
 import type { DatasetEntry } from '../src/protocol/messages';
 import type { PlanStatusResult, Researcher } from './requests/researcher';
 import type { Experiment } from './experiment';
+import { FedbiomedTsError } from '../src/errors';
 
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, network: 3, missing: 4 } as const;
@@ -265,7 +266,7 @@ interface PlanFlags extends DiscoveryFlags {
 }
 
 /** A plan file that cannot be shipped as it is (exit 2). */
-class PlanFileError extends Error {
+class PlanFileError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'PlanFileError';

@@ -12,8 +12,9 @@ import { loadPlanFile } from '../src/plan/load';
 import type { ExperimentOptions } from './experiment';
 import type { PlanInput } from './plan-source';
 import { decodeNodeParams } from './weights-file';
+import { FedbiomedTsError } from '../src/errors';
 
-export class ExperimentFileError extends Error {
+export class ExperimentFileError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'ExperimentFileError';
@@ -92,7 +93,7 @@ function describeErrors(errors: ErrorObject[]): string {
   return [...lines].slice(0, 8).join('\n  ');
 }
 
-export function parseExperimentText(text: string, file: string): unknown {
+function parseExperimentText(text: string, file: string): unknown {
   try {
     return /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text, { prettyErrors: true });
   } catch (err) {

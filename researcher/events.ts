@@ -78,5 +78,3 @@ export type ExperimentEvent =
   | { type: 'node-skipped'; round: number; nodeId: string; reason: string }
   | { type: 'breakpoint'; round: number; dir: string }
   | { type: 'experiment-end'; roundsCompleted: number; error?: string };
-
-export type ExperimentEventType = ExperimentEvent['type'];

@@ -16,7 +16,7 @@ import { randomUUID } from 'crypto';
 import type { DatasetEntry, TrainReply } from '../src/protocol/messages';
 import { NodePrivacyEstimate, privacyEstimates } from './privacy';
 import type { AddScalarReply, LogMessage } from '../src/protocol/messages';
-import { Aggregator, AggregatorConfig, AggregatorInput, WeightMap, compactWeights } from './aggregators';
+import { Aggregator, AggregatorInput, WeightMap, compactWeights } from './aggregators';
 import { Strategy, StrategyInput, createStrategy } from './strategies';
 import { Json, TrainingArgsInput, buildTrainingArgs, trainingArgsFromJson, trainingArgsToJson } from './training-args';
 import { NetworkOptions } from './network';
@@ -33,6 +33,7 @@ import { Breakpoint, BREAKPOINT_VERSION, BreakpointState, loadBreakpoint, saveBr
 import { PyFloat } from '../src/protocol/pyfloat';
 import { checkLrSchedule, LrSchedule, scheduledLr } from './lr-schedule';
 import { RepositoryError } from '../src/transport/repository';
+import { FedbiomedTsError } from '../src/errors';
 
 export const DEFAULT_ROUND_TIMEOUT_MS = 10 * 60 * 1000;
 
@@ -95,7 +96,7 @@ const SILENT_PING_MS = 1000;
 /** How long the upload of new global weights is retried while the repository is unreachable. */
 const UPLOAD_RETRY_WINDOW_MS = 30_000;
 
-export class ExperimentError extends Error {
+export class ExperimentError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'ExperimentError';
@@ -675,7 +676,7 @@ export class Experiment extends EventEmitter<EventMap> {
           : { kind: 'python', source: this.plan.source, className: this.plan.className },
       modelArgs: this.modelArgs,
       trainingArgs: trainingArgsToJson(this.trainingArgs),
-      aggregator: this.aggregator.config as AggregatorConfig,
+      aggregator: this.aggregator.config,
       strategy: this.strategy.config,
       roundTimeoutMs: this.options.roundTimeoutMs ?? DEFAULT_ROUND_TIMEOUT_MS,
       nodeTimeoutsMs: this.options.nodeTimeoutsMs ?? {},

@@ -10,12 +10,13 @@ import { WeightsStreamError, streamParams } from './weights-stream';
 import { WeightsFileError } from './weights-file';
 import { urlForMessage } from '../src/transport/url';
 import { RepositoryError } from '../src/transport/repository';
+import { FedbiomedTsError } from '../src/errors';
 
-export const DOWNLOAD_ATTEMPTS = 3;
+const DOWNLOAD_ATTEMPTS = 3;
 const REREAD_GRACE_MS = 10_000;
 
 /** A download still running at the round's deadline: the node's contribution is refused, not waited for. */
-export class DownloadDeadlineError extends Error {
+class DownloadDeadlineError extends FedbiomedTsError {
   constructor(url: string, deadlineMs: number) {
     super(`download of ${urlForMessage(url)} not finished within the round deadline (${deadlineMs} ms)`);
     this.name = 'DownloadDeadlineError';
@@ -54,7 +55,7 @@ async function* withDeadline(chunks: AsyncIterable<Uint8Array>, url: string, dea
  * A contribution holding NaN or an infinity: averaged in, it would poison the global model (every later round
  * "diverges" with no culprit named). Refused, naming the node and the tensor.
  */
-export class NonFiniteContributionError extends Error {
+class NonFiniteContributionError extends FedbiomedTsError {
   constructor(readonly nodeId: string, readonly tensor: string) {
     super(`${nodeId} sent non-finite values (NaN or infinity) in '${tensor}': its contribution is refused`);
     this.name = 'NonFiniteContributionError';
@@ -65,7 +66,7 @@ export class NonFiniteContributionError extends Error {
  * A results file the researcher will not fetch: on another host or port than its repository, or behind a redirect
  * (issue 11). Nothing was read from the foreign host; the message names the node, not what the host answered.
  */
-export class ForeignResultsError extends Error {
+class ForeignResultsError extends FedbiomedTsError {
   constructor(readonly nodeId: string, cause: RepositoryError) {
     super(`${nodeId}'s results file is refused: ${cause.message}`);
     this.name = 'ForeignResultsError';
@@ -122,7 +123,7 @@ async function foldOnce(contribution: NodeContribution, url: string, repository:
   } : undefined;
   const streamed = streamParams(chunksOf(repository, url, deadlineAt), url, sinkFor);
   for await (const [name, tensor] of streamed.tensors) {
-    assertFinite(nodeId, name, tensor.data as ArrayLike<number | bigint>);
+    assertFinite(nodeId, name, tensor.data);
     contribution.addTensor(name, tensor);
   }
   const aux = streamed.fields().optim_aux_var;

@@ -11,6 +11,7 @@
  * A pure function of the round and the recorded summaries, so a resumed experiment gets the same rates.
  */
 import type { RoundSummary } from './events';
+import { FedbiomedTsError } from '../src/errors';
 
 export type LrSchedule =
   | { type: 'step'; stepSize: number; gamma?: number }
@@ -28,7 +29,7 @@ export type LrSchedule =
       minLr?: number;
     };
 
-export class LrScheduleError extends Error {
+class LrScheduleError extends FedbiomedTsError {
   constructor(message: string) {
     super(`lrSchedule: ${message}`);
     this.name = 'LrScheduleError';
@@ -69,7 +70,7 @@ export function checkLrSchedule(value: unknown): LrSchedule {
 }
 
 /** The global model's validation value of `metric` in a round: mean over nodes weighted by sample size. */
-export function roundValidation(summary: RoundSummary, metric: string): number | undefined {
+function roundValidation(summary: RoundSummary, metric: string): number | undefined {
   let sum = 0;
   let weight = 0;
   for (const n of summary.nodes) {

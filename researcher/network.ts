@@ -7,6 +7,7 @@
 import type { Logger } from '../src/transport/logger';
 import type { V6ResearcherServer } from '../src/transport/v6/researcher-server';
 import { urlForMessage } from '../src/transport/url';
+import { FedbiomedTsError } from '../src/errors';
 import { RepositoryError } from '../src/transport/repository';
 
 /** How long a broadcast discovery request (ping, list, search) waits when no node list says whom to expect. */
@@ -85,7 +86,7 @@ export function isV6Network(options: NetworkOptions): options is V6NetworkOption
   return options.protocol === 'v6';
 }
 
-export class NetworkConfigError extends Error {
+export class NetworkConfigError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'NetworkConfigError';

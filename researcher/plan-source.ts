@@ -13,6 +13,7 @@ import { PLAN_FORMAT } from '../src/plan/spec';
 import { generateTorchPlan } from '../src/plan/pytorch';
 import type { ModelWeights } from '../src/serialize/params-file';
 import { WeightMap, toWeightMap, WeightTensor } from './aggregators/tensors';
+import { FedbiomedTsError } from '../src/errors';
 
 export interface PythonPlan {
   /** Full Python file text, imports included (Fed-BioMed's layout: dependency lines, then the class). */
@@ -34,7 +35,7 @@ export interface ShippedPlan {
   initialWeights(seed: number): WeightMap;
 }
 
-export class PlanSourceError extends Error {
+export class PlanSourceError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'PlanSourceError';
@@ -68,10 +69,10 @@ export function shippedPlan(plan: PlanInput, options: { className?: string; fedb
       },
     };
   }
-  if (typeof plan !== 'object' || plan === null || typeof (plan as PythonPlan).python !== 'string') {
+  if (typeof plan !== 'object' || plan === null || typeof plan.python !== 'string') {
     throw new PlanSourceError('plan must be a plan spec (definePlan) or { python, className, initialWeights }');
   }
-  const { python, className, initialWeights: weights } = plan as PythonPlan;
+  const { python, className, initialWeights: weights } = plan;
   if (!PY_IDENTIFIER.test(className ?? '')) throw new PlanSourceError(`className ${JSON.stringify(className)} is not a Python identifier`);
   if (!new RegExp(`^class\\s+${className}\\b`, 'm').test(python)) {
     throw new PlanSourceError(`the Python plan source defines no class ${className}`);

@@ -5,7 +5,6 @@
  * accumulator, only a few small tensors and socket chunks of one node are in memory.
  */
 import type { TrainReply, TrainRequest, WireTrainingArgs } from '../src/protocol/messages';
-import type { PyJsonObject } from '../src/protocol/python-json-value';
 import type { StreamingFedAvg } from './aggregators/fedavg';
 import type { ExperimentEvent, NodeRoundSummary } from './events';
 import type { Json } from './training-args';
@@ -113,7 +112,7 @@ export interface RoundResult {
   collectedMs: number;
 }
 
-export function buildTrainRequest(spec: RoundSpec, nodeId: string): TrainRequest {
+function buildTrainRequest(spec: RoundSpec, nodeId: string): TrainRequest {
   // Key order of the object is irrelevant: serializeMessage writes the schema's (Python's) order.
   return {
     researcher_id: spec.researcher.id,
@@ -123,7 +122,7 @@ export function buildTrainRequest(spec: RoundSpec, nodeId: string): TrainRequest
     training_args: spec.trainingArgs as unknown as WireTrainingArgs,
     dataset_id: spec.datasetIds.get(nodeId) as string,
     training: spec.training,
-    model_args: spec.modelArgs as PyJsonObject,
+    model_args: spec.modelArgs,
     training_plan_url: spec.planUrl,
     training_plan_class: spec.planClass,
     command: 'train',
@@ -234,7 +233,7 @@ export async function runRound(spec: RoundSpec, summaries: Map<string, NodeRound
 
   spec.emit({ type: 'round-start', round, training: spec.training, nodes: [...spec.nodes] });
   for (const nodeId of spec.nodes) {
-    await researcher.send(buildTrainRequest(spec, nodeId) as never, nodeId);
+    await researcher.send(buildTrainRequest(spec, nodeId), nodeId);
     spec.emit({ type: 'request-sent', round, nodeId });
   }
   await collection.result;

@@ -6,6 +6,8 @@
  *    nodes as an uninterrupted one); every sampled node must succeed unless `minReplies` says otherwise.
  *  - `at-least`: every node is asked; the round continues if at least `k` succeeded.
  */
+import { FedbiomedTsError } from '../src/errors';
+
 export type StrategyConfig =
   | { name: 'all' }
   | { name: 'random-fraction'; fraction: number; seed?: number; minReplies?: number }
@@ -13,7 +15,8 @@ export type StrategyConfig =
 
 export type StrategyInput = StrategyConfig | StrategyConfig['name'];
 
-export class StrategyError extends Error {
+export class StrategyError extends FedbiomedTsError {
+  override readonly errnum = 'FB402' as const;
   constructor(message: string) {
     super(message);
     this.name = 'StrategyError';

@@ -25,7 +25,7 @@ describe('buildTrainingArgs', () => {
   });
 
   it('rejects unknown keys, wrong types and missing batch_size / epochs with the key named', () => {
-    expect(() => buildTrainingArgs({ loader_args: { batch_size: 1 }, epochs: 1, batch_size: 3 } as never)).toThrow(/unknown key "batch_size"/);
+    expect(() => buildTrainingArgs({ loader_args: { batch_size: 1 }, epochs: 1, batch_size: 3 })).toThrow(/unknown key "batch_size"/);
     expect(() => buildTrainingArgs({ loader_args: { batch_size: 1 }, epochs: -1 })).toThrow(/epochs must be a non-negative integer/);
     expect(() => buildTrainingArgs({ loader_args: { batch_size: 1 }, epochs: 1, test_ratio: 2 })).toThrow(/test_ratio must be in \[0, 1\]/);
     expect(() => buildTrainingArgs({ loader_args: { batch_size: 1 }, epochs: 1, test_metric: 'AUC' as never })).toThrow(/test_metric/);

@@ -11,9 +11,7 @@ import { PyFloat, numberOf } from '../src/protocol/pyfloat';
 export type Json = null | boolean | number | string | PyFloat | Json[] | { [key: string]: Json };
 
 import { TEST_METRICS, TRAINING_ARGS_TABLE, TestMetric, type TrainingArgKind } from '../src/protocol/training-args';
-
-export { TEST_METRICS };
-export type { TestMetric };
+import { FedbiomedTsError } from '../src/errors';
 
 /** What a user may give; every key is optional and snake_case, as in Fed-BioMed. */
 export interface TrainingArgsInput {
@@ -41,7 +39,8 @@ export const TRAINING_ARGS_KEYS: readonly string[] = TRAINING_ARGS_TABLE.map((sp
 
 const KIND_OF: ReadonlyMap<string, TrainingArgKind> = new Map(TRAINING_ARGS_TABLE.map((spec) => [spec.key, spec.kind]));
 
-export class TrainingArgsError extends Error {
+export class TrainingArgsError extends FedbiomedTsError {
+  override readonly errnum = 'FB414' as const;
   constructor(message: string) {
     super(`training_args: ${message}`);
     this.name = 'TrainingArgsError';
@@ -190,5 +189,5 @@ export function trainingArgsFromJson(value: unknown): Record<string, Json> {
   };
   const out = revive(value);
   if (!isPlainObject(out)) throw new TrainingArgsError('stored training_args is not an object');
-  return out as Record<string, Json>;
+  return out;
 }

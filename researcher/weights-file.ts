@@ -5,11 +5,11 @@
 import { aggregatedParamsFile, decodeParams, encodeParamsChunks, modelWeightsOf } from '../src/serialize';
 import { TorchTensor } from '../src/serialize/values';
 import type { DType } from '../src/serialize/dtype';
-import type { TypedArrayFor } from '../src/serialize/dtype';
 import type { ModelWeights } from '../src/serialize/params-file';
 import { WeightMap, WeightTensor } from './aggregators/tensors';
+import { FedbiomedTsError } from '../src/errors';
 
-export class WeightsFileError extends Error {
+export class WeightsFileError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'WeightsFileError';
@@ -21,7 +21,7 @@ function toTorchTensor(name: string, t: WeightTensor): TorchTensor {
   const data = Array.isArray(t.data) ? Float32Array.from(t.data) : t.data;
   const dtype = (Array.isArray(t.data) ? 'float32' : t.dtype) as DType;
   try {
-    return new TorchTensor(dtype, t.shape, data as TypedArrayFor<DType>);
+    return new TorchTensor(dtype, t.shape, data);
   } catch (err) {
     throw new WeightsFileError(`parameter ${name}: ${(err as Error).message}`);
   }

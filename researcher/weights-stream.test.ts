@@ -147,7 +147,7 @@ describe('foldReply', () => {
     const rand = (seed: number) => () => ((seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5) * 10;
     const nodes = [3, 5, 11, 13].map((size, k) => {
       const r = rand(k + 1);
-      return { id: `n${k}`, size, w: new Map([['w', { dtype: 'float32', shape: [500], data: Float32Array.from({ length: 500 }, r) }]]) as WeightMap };
+      return { id: `n${k}`, size, w: new Map([['w', { dtype: 'float32', shape: [500], data: Float32Array.from({ length: 500 }, r) }]]) };
     });
     const perms = [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1], [1, 3, 0, 2]];
     const results = perms.map((p) => {

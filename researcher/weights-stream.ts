@@ -13,11 +13,12 @@ import { isDType } from '../src/serialize/dtype';
 import { ByteQueue, type Parser, readBinLength, readBytes, readHead, readValue } from '../src/serialize/msgpack-stream';
 import { AggregationError, WeightTensor } from './aggregators/tensors';
 import type { TensorSink } from './aggregators/fedavg';
+import { FedbiomedTsError } from '../src/errors';
 
 /** Tensors at least this big are streamed into a sink (when one is offered) instead of being read whole. */
-export const STREAM_TENSOR_BYTES = 256 * 1024;
+const STREAM_TENSOR_BYTES = 256 * 1024;
 
-export class WeightsStreamError extends Error {
+export class WeightsStreamError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'WeightsStreamError';
@@ -75,7 +76,7 @@ function* readTensorEntry(name: string, sinkFor: SinkFactory | undefined): Parse
         if (typeof dtype !== 'string' || !Array.isArray(shape) || !shape.every((d) => typeof d === 'number')) {
           throw new WeightsStreamError(`model_weights["${name}"]: malformed tensor payload`);
         }
-        sink.end(dtype, shape as number[]);
+        sink.end(dtype, shape);
         streamed = true;
       } else {
         const raw = yield* readBytes(length);

@@ -54,6 +54,14 @@ describe('dependency rules', () => {
       'src/cycle.ts': "import { back } from '../researcher/cycle';\nexport const there = 1;\nexport const b = back;\n",
       'researcher/cycle.ts': "import { there } from '../src/cycle';\nexport const back = there;\n",
       'examples/demo.ts': "import { c } from '../src/core';\nimport * as api from 'fedbiomed-ts';\nexport const e = [c, api];\n",
+      // Inside the core: the wire layer reaching up to the transport, the engine reaching up to plans.
+      'src/protocol/codec.ts': "import { send } from '../transport/send';\nimport { E } from '../errors';\nexport const p = [send, E];\n",
+      'src/transport/send.ts': "import { p2 } from '../protocol/low';\nexport const send = p2;\n",
+      'src/protocol/low.ts': 'export const p2 = 1;\n',
+      'src/engine/train.ts': "import { plan } from '../plan/model';\nexport const t = plan;\n",
+      'src/engine/train.test.ts': "import { plan } from '../plan/model';\nexport const tt = plan;\n",
+      'src/plan/model.ts': 'export const plan = 1;\n',
+      'src/errors.ts': "import { p2 } from './protocol/low';\nexport class E extends Error {}\nexport const x = p2;\n",
     });
     try {
       const found = cruise(dir, ['src', 'node-agent', 'researcher', 'examples'])
@@ -65,8 +73,13 @@ describe('dependency rules', () => {
           'core-not-sides: src/leak.ts → examples/leaf.ts',
           'examples-public-api-only: examples/demo.ts → src/core.ts',
           'examples-via-package-name: examples/demo.ts → src/core.ts',
+          'core-protocol-arrows: src/protocol/codec.ts → src/transport/send.ts',
+          'core-engine-arrows: src/engine/train.ts → src/plan/model.ts',
+          'core-leaves: src/errors.ts → src/protocol/low.ts',
         ]),
       );
+      // Allowed inside the core: an arrow down the layers, the error base, a test setting a case up.
+      expect(found.filter((v) => /send\.ts → |codec\.ts → src\/errors|train\.test\.ts/.test(v))).toEqual([]);
       // A cycle is reported once, from one of its modules.
       expect(found.filter((v) => /^no-cycle-between-areas: (src|researcher)\/cycle\.ts → /.test(v))).toHaveLength(1);
       // Allowed: the package entry names the sides; a test may start both sides; examples use the package name.

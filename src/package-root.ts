@@ -8,13 +8,13 @@ import * as path from 'path';
 
 export const PACKAGE_NAME = 'fedbiomed-ts';
 
-export interface PackageJson {
+interface PackageJson {
   name?: string;
   bin?: Record<string, string>;
   exports?: Record<string, string | { default: string }>;
 }
 
-export function ownPackage(from = __dirname): { root: string; pkg: PackageJson } {
+function ownPackage(from = __dirname): { root: string; pkg: PackageJson } {
   for (let dir = from; ; dir = path.dirname(dir)) {
     const file = path.join(dir, 'package.json');
     if (fs.existsSync(file)) {

@@ -56,7 +56,7 @@ export interface Contribution {
 }
 
 /** A source of a node's tensors, read again to undo a partial contribution. */
-export type TensorSource = () => AsyncIterable<[string, WeightTensor]> | Iterable<[string, WeightTensor]>;
+type TensorSource = () => AsyncIterable<[string, WeightTensor]> | Iterable<[string, WeightTensor]>;
 
 /** Receives one float32 tensor's raw little-endian bytes as they arrive, then its dtype and shape. */
 export interface TensorSink {
@@ -133,6 +133,179 @@ function float32View(tensor: WeightTensor): Float32Array {
   return new Float32Array(bytes.slice().buffer);
 }
 
+/** What a node's contribution may read and change of the aggregate it is folded into. */
+interface AggregateAccess {
+  entry(name: string): AccumulatorEntry | undefined;
+  addEntry(name: string, entry: AccumulatorEntry): void;
+  names(): Iterable<string>;
+  allocate(n: number): Float64Array | Float32Array;
+  /** The contribution is complete: it fixes the parameter layout (first one) and counts in the average. */
+  committed(nodeId: string, sampleSize: number): void;
+  /** The contribution is over (committed or aborted): another node may begin. */
+  closed(): void;
+  /** An abort restores what beginNode changed: the float32 reference size, and the layout the node was establishing. */
+  undoStart(hadReference: number, establishing: boolean): void;
+  /** A partial contribution could not be removed: the average must not be used. */
+  poison(reason: string): void;
+}
+
+/** One node's reply being folded in: what was added (to undo it on abort) and the checks on the way. */
+class NodeFold implements NodeContribution {
+  /** Parameters (partly) added: name → number of leading values added, and whether they were read as raw float32. */
+  private readonly added = new Map<string, { count: number; raw: boolean }>();
+  private readonly complete = new Set<string>();
+  private streaming: string | undefined;
+  private closed = false;
+
+  constructor(
+    readonly nodeId: string,
+    private readonly sampleSize: number,
+    /** What this node's values are multiplied by (StreamingFedAvg.factorFor). */
+    private readonly factor: number,
+    /** What beginNode changed, restored by abort; `establishing`: the first reply, which fixes the layout. */
+    private readonly start: { hadReference: number; establishing: boolean },
+    private readonly aggregate: AggregateAccess,
+  ) {}
+
+  addTensor(name: string, tensor: WeightTensor): void {
+    this.ensureOpen();
+    this.checkNew(name);
+    const n = elementCount(tensor.shape);
+    if (tensor.data.length !== n) {
+      throw new AggregationError(`node ${this.nodeId}: parameter ${name} has ${tensor.data.length} values but shape ${shapeText(tensor.shape)}`);
+    }
+    let entry = this.aggregate.entry(name);
+    if (!entry) {
+      this.checkKnown(name);
+      entry = { shape: [...tensor.shape], dtype: tensor.dtype, sum: this.aggregate.allocate(n) };
+      this.aggregate.addEntry(name, entry);
+    } else if (!sameShape(entry.shape, tensor.shape)) {
+      throw new AggregationError(`node ${this.nodeId}: parameter ${name} has shape ${shapeText(tensor.shape)}, expected ${shapeText(entry.shape)}`);
+    }
+    addScaled(entry.sum, numericValues(tensor), this.factor, 0, n);
+    this.added.set(name, { count: n, raw: false });
+    this.complete.add(name);
+  }
+
+  streamTensor(name: string, byteLength: number): TensorSink | undefined {
+    this.ensureOpen();
+    this.checkNew(name);
+    if (byteLength % 4 !== 0) return undefined;
+    const n = byteLength / 4;
+    let entry = this.aggregate.entry(name);
+    if (!entry) {
+      this.checkKnown(name);
+      entry = { shape: [n], dtype: 'float32', sum: this.aggregate.allocate(n), provisional: true };
+      this.aggregate.addEntry(name, entry);
+    } else if (entry.sum.length !== n) {
+      return undefined; // wrong size: read whole, addTensor reports the shape mismatch
+    }
+    const target = entry;
+    const record = { count: 0, raw: true };
+    this.added.set(name, record);
+    this.streaming = name;
+    const reader = new Float32Reader();
+    const { nodeId, factor } = this;
+    return {
+      write: (bytes) => {
+        reader.read(bytes, (values, count) => {
+          if (record.count + count > n) throw new AggregationError(`node ${nodeId}: parameter ${name} has more bytes than announced`);
+          addScaled(target.sum, values, factor, record.count, count);
+          record.count += count;
+        });
+      },
+      end: (dtype, shape) => {
+        this.streaming = undefined;
+        if (record.count !== n || reader.pendingBytes !== 0) throw new AggregationError(`node ${nodeId}: parameter ${name} is truncated`);
+        if (dtype !== 'float32') throw new StreamedDtypeError(`node ${nodeId}: parameter ${name} is ${dtype}, not float32`);
+        if (elementCount(shape) !== n) {
+          throw new AggregationError(`node ${nodeId}: parameter ${name} has ${n} values but shape ${shapeText(shape)}`);
+        }
+        if (target.provisional) {
+          target.shape = [...shape];
+          target.provisional = false;
+        } else if (!sameShape(target.shape, shape)) {
+          throw new AggregationError(`node ${nodeId}: parameter ${name} has shape ${shapeText(shape)}, expected ${shapeText(target.shape)}`);
+        }
+        this.complete.add(name);
+      },
+    };
+  }
+
+  commit(): void {
+    this.ensureOpen();
+    if (this.complete.size === 0) throw new AggregationError(`node ${this.nodeId}: model_weights is empty`);
+    const missing = [...this.aggregate.names()].find((k) => !this.complete.has(k));
+    if (missing !== undefined) throw new AggregationError(`node ${this.nodeId}: parameter ${missing} is missing`);
+    this.aggregate.committed(this.nodeId, this.sampleSize);
+    this.close();
+  }
+
+  abort(source?: TensorSource): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.close();
+    this.aggregate.undoStart(this.start.hadReference, this.start.establishing);
+    if (this.start.establishing) return Promise.resolve();
+    const remaining = new Map([...this.added].filter(([, r]) => r.count > 0));
+    if (remaining.size === 0) return Promise.resolve();
+    const subtract = (name: string, tensor: WeightTensor): void => {
+      const r = remaining.get(name);
+      if (!r) return;
+      remaining.delete(name);
+      const entry = this.aggregate.entry(name) as AccumulatorEntry;
+      // Undo exactly what was added: the same leading values, read the same way.
+      const values = r.raw ? float32View(tensor) : numericValues(tensor);
+      if (values.length < r.count) throw new Error(`parameter ${name} is shorter when read again`);
+      addScaled(entry.sum, values, -this.factor, 0, r.count);
+    };
+    const finish = (): void => {
+      if (remaining.size > 0) throw new Error(`parameter ${[...remaining.keys()][0]} could not be read again`);
+    };
+    const poison = (err: unknown): void => {
+      this.aggregate.poison(`node ${this.nodeId}'s partial contribution could not be removed: ${(err as Error).message}`);
+    };
+    try {
+      if (!source) throw new Error('no way to read its weights again');
+      const items = source();
+      if (Symbol.asyncIterator in items) {
+        return (async () => {
+          try {
+            for await (const [name, tensor] of items) subtract(name, tensor);
+            finish();
+          } catch (err) {
+            poison(err);
+          }
+        })();
+      }
+      // In-memory weights: undone synchronously, before the caller can add anything else.
+      for (const [name, tensor] of items) subtract(name, tensor);
+      finish();
+    } catch (err) {
+      poison(err);
+    }
+    return Promise.resolve();
+  }
+
+  private close(): void {
+    this.closed = true;
+    this.aggregate.closed();
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new AggregationError(`node ${this.nodeId}: contribution already closed`);
+    if (this.streaming !== undefined) throw new AggregationError(`node ${this.nodeId}: parameter ${this.streaming} is still streaming`);
+  }
+
+  private checkNew(name: string): void {
+    if (this.added.has(name)) throw new AggregationError(`node ${this.nodeId}: parameter ${name} sent twice`);
+  }
+
+  /** After the first reply, the parameter set is fixed. */
+  private checkKnown(name: string): void {
+    if (!this.start.establishing) throw new AggregationError(`node ${this.nodeId}: unexpected parameter ${name} (not in the first reply)`);
+  }
+}
+
 export type AccumulatorPrecision = 'float64' | 'float32';
 
 export class StreamingFedAvg {
@@ -180,6 +353,29 @@ export class StreamingFedAvg {
     return this.poisoned;
   }
 
+  /** What a node's contribution may read and change of this aggregate (and nothing else). */
+  private readonly access: AggregateAccess = {
+    entry: (name) => this.accumulator.get(name),
+    addEntry: (name, entry) => void this.accumulator.set(name, entry),
+    names: () => this.accumulator.keys(),
+    allocate: (n) => this.allocate(n),
+    committed: (nodeId, sampleSize) => {
+      this.layoutFixed = true;
+      this.contributions.push({ nodeId, sampleSize });
+      this.totalSize += sampleSize;
+    },
+    closed: () => {
+      this.open = undefined;
+    },
+    undoStart: (hadReference, establishing) => {
+      this.referenceSize = hadReference;
+      if (establishing) this.accumulator.clear();
+    },
+    poison: (reason) => {
+      this.poisoned = reason;
+    },
+  };
+
   beginNode(nodeId: string, sampleSize: number): NodeContribution {
     if (this.finalized) throw new AggregationError('aggregation already finalized');
     if (this.open !== undefined) throw new AggregationError(`node ${nodeId}: node ${this.open} is still being aggregated`);
@@ -190,146 +386,7 @@ export class StreamingFedAvg {
     this.open = nodeId;
     const hadReference = this.referenceSize;
     const factor = this.factorFor(sampleSize);
-    /** Parameters (partly) added: name → number of leading values added, and whether they were read as raw float32. */
-    const added = new Map<string, { count: number; raw: boolean }>();
-    const complete = new Set<string>();
-    const establishing = !this.layoutFixed;
-    let streaming: string | undefined;
-    let closed = false;
-    const close = (): void => {
-      closed = true;
-      this.open = undefined;
-    };
-    const ensureOpen = (): void => {
-      if (closed) throw new AggregationError(`node ${nodeId}: contribution already closed`);
-      if (streaming !== undefined) throw new AggregationError(`node ${nodeId}: parameter ${streaming} is still streaming`);
-    };
-    const checkNew = (name: string): void => {
-      if (added.has(name)) throw new AggregationError(`node ${nodeId}: parameter ${name} sent twice`);
-    };
-
-    return {
-      nodeId,
-      addTensor: (name, tensor) => {
-        ensureOpen();
-        checkNew(name);
-        const n = elementCount(tensor.shape);
-        if (tensor.data.length !== n) {
-          throw new AggregationError(`node ${nodeId}: parameter ${name} has ${tensor.data.length} values but shape ${shapeText(tensor.shape)}`);
-        }
-        let entry = this.accumulator.get(name);
-        if (!entry) {
-          if (!establishing) throw new AggregationError(`node ${nodeId}: unexpected parameter ${name} (not in the first reply)`);
-          entry = { shape: [...tensor.shape], dtype: tensor.dtype, sum: this.allocate(n) };
-          this.accumulator.set(name, entry);
-        } else if (!sameShape(entry.shape, tensor.shape)) {
-          throw new AggregationError(`node ${nodeId}: parameter ${name} has shape ${shapeText(tensor.shape)}, expected ${shapeText(entry.shape)}`);
-        }
-        addScaled(entry.sum, numericValues(tensor), factor, 0, n);
-        added.set(name, { count: n, raw: false });
-        complete.add(name);
-      },
-      streamTensor: (name, byteLength) => {
-        ensureOpen();
-        checkNew(name);
-        if (byteLength % 4 !== 0) return undefined;
-        const n = byteLength / 4;
-        let entry = this.accumulator.get(name);
-        if (!entry) {
-          if (!establishing) throw new AggregationError(`node ${nodeId}: unexpected parameter ${name} (not in the first reply)`);
-          entry = { shape: [n], dtype: 'float32', sum: this.allocate(n), provisional: true };
-          this.accumulator.set(name, entry);
-        } else if (entry.sum.length !== n) {
-          return undefined; // wrong size: read whole, addTensor reports the shape mismatch
-        }
-        const target = entry;
-        const record = { count: 0, raw: true };
-        added.set(name, record);
-        streaming = name;
-        const reader = new Float32Reader();
-        return {
-          write: (bytes) => {
-            reader.read(bytes, (values, count) => {
-              if (record.count + count > n) throw new AggregationError(`node ${nodeId}: parameter ${name} has more bytes than announced`);
-              addScaled(target.sum, values, factor, record.count, count);
-              record.count += count;
-            });
-          },
-          end: (dtype, shape) => {
-            streaming = undefined;
-            if (record.count !== n || reader.pendingBytes !== 0) throw new AggregationError(`node ${nodeId}: parameter ${name} is truncated`);
-            if (dtype !== 'float32') throw new StreamedDtypeError(`node ${nodeId}: parameter ${name} is ${dtype}, not float32`);
-            if (elementCount(shape) !== n) {
-              throw new AggregationError(`node ${nodeId}: parameter ${name} has ${n} values but shape ${shapeText(shape)}`);
-            }
-            if (target.provisional) {
-              target.shape = [...shape];
-              target.provisional = false;
-            } else if (!sameShape(target.shape, shape)) {
-              throw new AggregationError(`node ${nodeId}: parameter ${name} has shape ${shapeText(shape)}, expected ${shapeText(target.shape)}`);
-            }
-            complete.add(name);
-          },
-        };
-      },
-      commit: () => {
-        ensureOpen();
-        if (complete.size === 0) throw new AggregationError(`node ${nodeId}: model_weights is empty`);
-        const missing = [...this.accumulator.keys()].find((k) => !complete.has(k));
-        if (missing !== undefined) throw new AggregationError(`node ${nodeId}: parameter ${missing} is missing`);
-        this.layoutFixed = true;
-        this.contributions.push({ nodeId, sampleSize });
-        this.totalSize += sampleSize;
-        close();
-      },
-      abort: (source) => {
-        if (closed) return Promise.resolve();
-        close();
-        this.referenceSize = hadReference;
-        if (establishing) {
-          this.accumulator.clear();
-          return Promise.resolve();
-        }
-        const remaining = new Map([...added].filter(([, r]) => r.count > 0));
-        if (remaining.size === 0) return Promise.resolve();
-        const subtract = (name: string, tensor: WeightTensor): void => {
-          const r = remaining.get(name);
-          if (!r) return;
-          remaining.delete(name);
-          const entry = this.accumulator.get(name) as AccumulatorEntry;
-          // Undo exactly what was added: the same leading values, read the same way.
-          const values = r.raw ? float32View(tensor) : numericValues(tensor);
-          if (values.length < r.count) throw new Error(`parameter ${name} is shorter when read again`);
-          addScaled(entry.sum, values, -factor, 0, r.count);
-        };
-        const finish = (): void => {
-          if (remaining.size > 0) throw new Error(`parameter ${[...remaining.keys()][0]} could not be read again`);
-        };
-        const poison = (err: unknown): void => {
-          this.poisoned = `node ${nodeId}'s partial contribution could not be removed: ${(err as Error).message}`;
-        };
-        try {
-          if (!source) throw new Error('no way to read its weights again');
-          const items = source();
-          if (Symbol.asyncIterator in items) {
-            return (async () => {
-              try {
-                for await (const [name, tensor] of items as AsyncIterable<[string, WeightTensor]>) subtract(name, tensor);
-                finish();
-              } catch (err) {
-                poison(err);
-              }
-            })();
-          }
-          // In-memory weights: undone synchronously, before the caller can add anything else.
-          for (const [name, tensor] of items as Iterable<[string, WeightTensor]>) subtract(name, tensor);
-          finish();
-        } catch (err) {
-          poison(err);
-        }
-        return Promise.resolve();
-      },
-    };
+    return new NodeFold(nodeId, sampleSize, factor, { hadReference, establishing: !this.layoutFixed }, this.access);
   }
 
   /** Folds one complete reply in; a bad reply is rejected with an AggregationError and leaves the average intact. */

@@ -4,6 +4,7 @@
  */
 import { float16ToFloat32 } from '../../src/serialize/float16';
 import { allocate, isIntegerDType } from '../../src/serialize/dtype';
+import { FedbiomedTsError } from '../../src/errors';
 
 export type NumericArray =
   | Float32Array
@@ -27,7 +28,8 @@ export interface WeightTensor {
 /** Parameter name → tensor, in state_dict order. */
 export type WeightMap = Map<string, WeightTensor>;
 
-export class AggregationError extends Error {
+export class AggregationError extends FedbiomedTsError {
+  override readonly errnum = 'FB401' as const;
   constructor(message: string) {
     super(message);
     this.name = 'AggregationError';
@@ -86,16 +88,6 @@ export function toFloat32(tensor: WeightTensor): WeightTensor {
   if (values instanceof Float32Array) out.set(values);
   else for (let i = 0; i < n; i++) out[i] = valueAt(values, i);
   return { dtype: 'float32', shape: [...tensor.shape], data: out };
-}
-
-/** Deep copy (used to keep a snapshot of global weights while the live map is replaced). */
-export function cloneWeights(weights: WeightMap): WeightMap {
-  const out: WeightMap = new Map();
-  for (const [name, t] of weights) {
-    const data = Array.isArray(t.data) ? [...t.data] : (t.data.slice() as NumericArray);
-    out.set(name, { dtype: t.dtype, shape: [...t.shape], data });
-  }
-  return out;
 }
 
 /**

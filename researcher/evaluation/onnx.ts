@@ -9,11 +9,12 @@ import type { PlanDataset } from '../../src/data/plan-dataset';
 import { exportPlanToOnnx, ONNX_INPUT_IMAGE, ONNX_INPUT_TABULAR, ONNX_OUTPUT } from '../../src/plan/onnx';
 import type { PlanSpec } from '../../src/plan/spec';
 import type { DenseArray } from '../../src/serialize';
+import { FedbiomedTsError } from '../../src/errors';
 
 /** Largest difference between ONNX Runtime's and tfjs's scores accepted by {@link exportAndCheckOnnx}. */
 export const ONNX_TOLERANCE = 1e-4;
 
-export class OnnxRuntimeMissingError extends Error {
+export class OnnxRuntimeMissingError extends FedbiomedTsError {
   constructor(cause: string) {
     super(`ONNX Runtime is needed to run an ONNX model: npm install onnxruntime-node (${cause})`);
     this.name = 'OnnxRuntimeMissingError';

@@ -26,7 +26,7 @@ export interface Predictions {
  */
 export function predict(spec: PlanSpec, weights: Record<string, DenseArray>, data: PlanDataset, chunk = 32): Predictions {
   // Only a single-output plan has one score per sample: a softmax head would give several.
-  const model = buildModel(spec, { weights: weights as never });
+  const model = buildModel(spec, { weights: weights });
   const scores = new Float32Array(data.size);
   try {
     for (let start = 0; start < data.size; start += chunk) {
@@ -41,7 +41,7 @@ export function predict(spec: PlanSpec, weights: Record<string, DenseArray>, dat
           out.dispose();
           throw new Error(`predict: plan ${spec.name} gives ${out.size / indices.length} outputs per sample; one score per sample is needed`);
         }
-        scores.set(out.dataSync() as Float32Array, start);
+        scores.set(out.dataSync(), start);
         out.dispose();
       } finally {
         Object.values(batch.inputs).forEach((t) => t.dispose());

@@ -2,7 +2,7 @@
 import type { WeightMap } from '../aggregators/tensors';
 import { initialWeights } from '../../src/plan/init';
 import type { PlanSpec } from '../../src/plan/spec';
-import { TorchTensor, type DType } from '../../src/serialize';
+import { TorchTensor } from '../../src/serialize';
 
 /**
  * The full state dict of the plan's model: the aggregated tensors, and for anything the aggregate does not carry
@@ -23,7 +23,7 @@ export function stateDictFromWeightMap(spec: PlanSpec, weights: WeightMap, seed:
     const data = own.dtype === 'int64'
       ? BigInt64Array.from(Array.from(t.data as ArrayLike<number | bigint>, (v) => BigInt(Math.round(Number(v)))))
       : Float32Array.from(Array.from(t.data as ArrayLike<number | bigint>, Number));
-    out[name] = new TorchTensor(own.dtype as DType, t.shape, data as never);
+    out[name] = new TorchTensor(own.dtype, t.shape, data);
   }
   return out;
 }

@@ -6,7 +6,7 @@
 import type { InboundMessage } from '../requests/collector';
 import type { ExperimentEvent, ScalarPhase, ScalarRecord } from '../events';
 
-export function scalarPhase(msg: InboundMessage): ScalarPhase {
+function scalarPhase(msg: InboundMessage): ScalarPhase {
   if (msg.train === true) return 'training';
   return msg.test_on_local_updates === true ? 'validation-local' : 'validation-global';
 }

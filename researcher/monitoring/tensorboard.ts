@@ -12,7 +12,7 @@ import * as path from 'path';
 import { crc32c } from '../../src/serialize/crc';
 
 
-export function maskedCrc32c(data: Uint8Array): number {
+function maskedCrc32c(data: Uint8Array): number {
   const crc = crc32c(data);
   return (((crc >>> 15) | (crc << 17)) + 0xa282ead8) >>> 0;
 }
@@ -32,13 +32,13 @@ function lengthDelimited(field: number, payload: Uint8Array): Buffer {
   return Buffer.concat([Buffer.from([(field << 3) | 2, ...varint(payload.length)]), payload]);
 }
 
-export function encodeScalarEvent(wallTime: number, step: number, tag: string, value: number): Buffer {
+function encodeScalarEvent(wallTime: number, step: number, tag: string, value: number): Buffer {
   const valueMsg = Buffer.concat([lengthDelimited(1, Buffer.from(tag, 'utf8')), Buffer.from([(2 << 3) | 5]), float32(value)]);
   const summary = lengthDelimited(1, valueMsg);
   return Buffer.concat([Buffer.from([(1 << 3) | 1]), float64(wallTime), Buffer.from([(2 << 3) | 0, ...varint(step)]), lengthDelimited(5, summary)]);
 }
 
-export function encodeVersionEvent(wallTime: number): Buffer {
+function encodeVersionEvent(wallTime: number): Buffer {
   return Buffer.concat([Buffer.from([(1 << 3) | 1]), float64(wallTime), lengthDelimited(3, Buffer.from('brain.Event:2', 'utf8'))]);
 }
 
@@ -54,7 +54,7 @@ function float32(v: number): Buffer {
   return b;
 }
 
-export function tfRecord(data: Buffer): Buffer {
+function tfRecord(data: Buffer): Buffer {
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(data.length));
   const lenCrc = Buffer.alloc(4);
@@ -159,7 +159,7 @@ function parseEvent(data: Buffer): { version?: string; scalar?: DecodedScalar } 
   let scalar: DecodedScalar | undefined;
   for (const f of protoFields(data)) {
     if (f.field === 1) wallTime = f.value as number;
-    else if (f.field === 2) step = Number(f.value as bigint);
+    else if (f.field === 2) step = Number(f.value);
     else if (f.field === 3) version = (f.value as Buffer).toString('utf8');
     else if (f.field === 5) {
       for (const v of protoFields(f.value as Buffer)) {

@@ -34,8 +34,6 @@ import type { ResearcherBus, ResearcherProtocol } from '../transport';
 /** researcher_id values nodes use when they do not know the requester (reference 3.8). */
 export const UNKNOWN_RESEARCHER_IDS: readonly string[] = ['<unknown>', 'NOT_SET', 'unknown_researcher_id'];
 
-export { DEFAULT_DISCOVERY_TIMEOUT_MS };
-
 export interface DiscoveryOptions {
   /** Ask only these nodes (and finish as soon as they all answered). */
   nodes?: readonly string[];
@@ -160,15 +158,15 @@ export class Researcher extends EventEmitter<ResearcherEvents> {
   private receive(msg: WireMessage): void {
     const inbound = msg as unknown as InboundMessage;
     if (msg.command === 'add_scalar') {
-      this.emit('scalar', msg as AddScalarReply);
+      this.emit('scalar', msg);
       return;
     }
     if (msg.command === 'log') {
-      this.emit('log', msg as LogMessage);
+      this.emit('log', msg);
       return;
     }
     if (this.router.dispatch(inbound)) return;
-    if (msg.command === 'error') this.emit('node-error', msg as ErrorMessage);
+    if (msg.command === 'error') this.emit('node-error', msg);
     this.logger.debug(`unclaimed ${msg.command} from ${String(inbound.node_id)}`);
     this.emit('unclaimed', msg);
   }

@@ -5,9 +5,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { WeightMap } from '../aggregators/tensors';
+import { VECTORS_DIR } from '../../src/testing/vectors-dir';
 
-export const VECTORS_DIR =
-  process.env.FEDBIOMED_VECTORS ?? path.resolve(__dirname, '..', '..', '..', 'shared', 'fedbiomed-v4.5-vectors');
 
 export function vectorPath(...parts: string[]): string {
   return path.join(VECTORS_DIR, ...parts);

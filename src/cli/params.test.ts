@@ -8,10 +8,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { PyTuple, tensorFromFloat32 } from '../serialize';
 import { ParamsSummary, summarizeParams } from './params';
+import { VECTORS_DIR } from '../testing/vectors-dir';
 
 const ROOT = path.join(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'fedbiomed-ts.js');
-const VECTORS = path.join(ROOT, '..', 'shared', 'fedbiomed-v4.5-vectors');
+const VECTORS = VECTORS_DIR;
 
 interface IndexEntry {
   file: string;

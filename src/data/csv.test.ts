@@ -4,8 +4,9 @@ import * as path from 'path';
 import { numericColumn, parseCsv, readCsv, rowOf, rowRecord } from './csv';
 import { DataReadError } from './errors';
 import { runPython } from './python-oracle.test-helper';
+import { VECTORS_DIR } from '../testing/vectors-dir';
 
-const VECTORS = '/work/shared/fedbiomed-v4.5-vectors/examples';
+const VECTORS = path.join(VECTORS_DIR, 'examples');
 let dir: string;
 
 beforeAll(() => {

@@ -31,6 +31,7 @@
 import { decodeRleFrame } from './dicom-rle';
 import type { PixelEncoding } from './dicom-syntax';
 import { readJ2kFrameHeader, readJpegFrameHeader } from './jpeg-header';
+import { FedbiomedTsError } from '../errors';
 
 export interface FrameLayout {
   rows: number;
@@ -42,7 +43,7 @@ export interface FrameLayout {
 }
 
 /** A frame that cannot be decoded; the message says why in the operator's terms. */
-export class FrameDecodeError extends Error {}
+export class FrameDecodeError extends FedbiomedTsError {}
 
 /** The Emscripten decoder classes share this shape. */
 interface WasmDecoder {

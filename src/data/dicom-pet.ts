@@ -12,8 +12,9 @@
  */
 import type * as dicomParser from 'dicom-parser';
 import { numberTag, sequenceItem, stringTag } from './dicom-file';
+import { FedbiomedTsError } from '../errors';
 
-export class SuvError extends Error {}
+export class SuvError extends FedbiomedTsError {}
 
 /** Seconds since midnight of a DICOM TM ("HHMMSS.ffffff", also "HH:MM:SS" from old writers). */
 export function dicomTimeSeconds(tm: string): number | null {

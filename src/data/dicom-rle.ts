@@ -6,6 +6,7 @@
  * per byte plane, so the decoder is small; every read and write is bounds-checked, and the output size is fixed
  * by the frame's Rows x Columns x BitsAllocated before reading a byte, so a hostile segment cannot make it allocate.
  */
+import { FedbiomedTsError } from '../errors';
 
 export interface RleFrameLayout {
   rows: number;
@@ -15,7 +16,7 @@ export interface RleFrameLayout {
 }
 
 /** Thrown for a malformed RLE fragment; the message says what is wrong. */
-export class RleError extends Error {}
+export class RleError extends FedbiomedTsError {}
 
 /**
  * Decodes one RLE frame into little-endian samples (pixel-interleaved when samplesPerPixel > 1), `rows * cols *

@@ -3,9 +3,10 @@
  * find the broken file; callers that scan many files (a site folder, a medical folder) turn them into
  * `DataIssue`s and skip the subject instead of stopping.
  */
+import { FedbiomedTsError } from '../errors';
 
 /** A file or folder that cannot be read as the expected format. `path` is the offending file or folder. */
-export class DataReadError extends Error {
+export class DataReadError extends FedbiomedTsError {
   readonly path: string;
 
   constructor(path: string, what: string) {

@@ -2,6 +2,7 @@
  * Reads the frame header (SOF segment) of a JPEG, JPEG lossless or JPEG-LS stream without decoding it, so a frame
  * whose codestream claims another size than its DICOM header is refused before a decoder allocates for it.
  */
+import { FedbiomedTsError } from '../errors';
 
 export interface JpegFrameHeader {
   process: 'baseline' | 'extended' | 'progressive' | 'lossless' | 'jpeg-ls' | 'other';
@@ -12,7 +13,7 @@ export interface JpegFrameHeader {
 }
 
 /** Thrown when the stream has no readable frame header. */
-export class JpegHeaderError extends Error {}
+export class JpegHeaderError extends FedbiomedTsError {}
 
 function processOf(marker: number): JpegFrameHeader['process'] | null {
   if (marker === 0xc0) return 'baseline';

@@ -19,6 +19,7 @@ import { MessageChannel, MessagePort, receiveMessageOnPort, Worker } from 'worke
 import type { FrameLayout } from './dicom-codecs';
 import type { PixelEncoding } from './dicom-syntax';
 import type { DecodeReply, DecodeRequest } from './pixel-decoder-service';
+import { FedbiomedTsError } from '../errors';
 
 export interface PixelDecoderLimits {
   /** Deadline of one file's decoding, worker start included, in ms (default 30 000). */
@@ -96,7 +97,7 @@ export function defaultDecodeWorkers(): number {
   return Math.max(1, Math.min(4, os.availableParallelism()));
 }
 
-export class PixelDecodeError extends Error {
+export class PixelDecodeError extends FedbiomedTsError {
   /** Index of the frame that failed (0 for timeouts). */
   readonly frame: number;
 

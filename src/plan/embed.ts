@@ -8,9 +8,10 @@ import { PlanValidationError } from './errors';
 import { PythonLiteralError, readPythonString } from './python-literal';
 import { PlanSpec } from './spec';
 import { validatePlan } from './validate';
+import { FedbiomedTsError } from '../errors';
 
 /** The file carries a PLAN_SPEC that cannot be used (bad literal, bad JSON, invalid plan, altered hash). */
-export class EmbeddedPlanError extends Error {
+export class EmbeddedPlanError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'EmbeddedPlanError';

@@ -1,4 +1,5 @@
 /** Problems found in a plan, each tied to the JSON path of the offending field (`model.image[3].kernelSize`). */
+import { FedbiomedTsError } from '../errors';
 
 export type PathSegment = string | number;
 
@@ -34,7 +35,7 @@ export function describeIssue(issue: PlanIssue): string {
 }
 
 /** Thrown for an invalid plan; `issues` lists every problem found, the message names them all. */
-export class PlanValidationError extends Error {
+export class PlanValidationError extends FedbiomedTsError {
   constructor(readonly issues: PlanIssue[]) {
     super(`invalid training plan: ${issues.map(describeIssue).join('; ')}`);
     this.name = 'PlanValidationError';

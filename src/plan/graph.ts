@@ -8,6 +8,7 @@ import { formatPath, PathSegment, PlanIssue } from './errors';
 import { BranchName, GraphModelSpec, IMAGE_LOSS_TYPES, LossSpec, GraphNodeSpec, isGraphModel, LayerSpec, ModelGraphSpec, PlanSpec, SpatialParam } from './spec';
 import { imageInputChannels, tabularFeatureIndex } from './preprocess';
 import { isImageLayer, resolveImageLayer, ResolvedImageLayer } from './image-layers';
+import { FedbiomedTsError } from '../errors';
 
 export type Shape = number[];
 
@@ -177,7 +178,7 @@ export const BATCH_NORM_DEFAULTS = { eps: 1e-5, momentum: 0.1 };
 export const NORM_DEFAULTS = { instance_norm: { eps: 1e-5, affine: false }, layer_norm: { eps: 1e-5, affine: true } };
 export const LEAKY_RELU_DEFAULT_SLOPE = 0.01;
 
-class InferenceError extends Error {
+class InferenceError extends FedbiomedTsError {
   constructor(readonly issue: PlanIssue) {
     super(issue.message);
   }

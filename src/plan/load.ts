@@ -9,8 +9,9 @@ import { importPlanModule, loadErrorCause } from './module-loader';
 import { PlanValidationError } from './errors';
 import { PlanSpec } from './spec';
 import { validatePlan } from './validate';
+import { FedbiomedTsError } from '../errors';
 
-export class PlanLoadError extends Error {
+export class PlanLoadError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'PlanLoadError';

@@ -9,6 +9,7 @@ import { ClipStep, isImageTarget, LogStep, PlanSpec, PreprocessStep, WindowStep 
 import { isImageStep, oneHotColumns, sliceSelection, storedImageRank, tabularFeatureIndex } from './preprocess';
 import { Affine, cropCentre, padCrop, resample } from './pipeline-geometry';
 import { headView, planHeads } from './heads';
+import { FedbiomedTsError } from '../errors';
 
 /** A dense C-order array. */
 export interface DenseVolume {
@@ -21,7 +22,7 @@ export interface DenseVolume {
   affine?: Affine;
 }
 
-export class PreprocessError extends Error {
+export class PreprocessError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'PreprocessError';

@@ -2,6 +2,7 @@
  * Python literals: writing JSON values as Python source, and reading back a Python string literal (as written
  * by us, or re-quoted by python-minifier, which Fed-BioMed runs before hashing a plan).
  */
+import { FedbiomedTsError } from '../errors';
 
 /** A single-quoted Python str literal; non-ASCII characters stay as they are (plan files are UTF-8). */
 export function pyString(text: string): string {
@@ -42,7 +43,7 @@ export function pyLiteral(value: unknown): string {
   throw new TypeError(`cannot write a ${typeof value} as a Python literal`);
 }
 
-export class PythonLiteralError extends Error {
+export class PythonLiteralError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'PythonLiteralError';

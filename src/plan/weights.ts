@@ -7,9 +7,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { DenseArray, TorchTensor } from '../serialize';
 import { tfToTorch, torchToTf } from './layout';
 import type { PlanModel } from './tfjs-model';
+import { FedbiomedTsError } from '../errors';
 
 /** Raised when weights do not fit the model; `problems` lists each key at fault. */
-export class WeightsMismatchError extends Error {
+export class WeightsMismatchError extends FedbiomedTsError {
   constructor(
     readonly planName: string,
     readonly problems: string[],

@@ -17,9 +17,9 @@ import {
   pythonJsonDumps,
   RESEARCHER_TO_NODE_COMMANDS,
 } from './index';
+import { VECTORS_DIR } from '../testing/vectors-dir';
 
 /** The recorded v4.5.0 network (see its README.md); the topic tells who sent each message. */
-const VECTORS_DIR = path.resolve(__dirname, '..', '..', '..', 'shared', 'fedbiomed-v4.5-vectors');
 
 interface TraceRecord {
   topic: string;

@@ -6,13 +6,15 @@ import { KEY_ORDER, describePyValue } from './python-json-value';
 import { pythonJsonDumps } from './python-json-writer';
 import { isFloatSchema, MessageSchema, schemaFor } from './schema-registry';
 import { checkProtocolVersion, PROTOCOL_VERSION } from './version';
+import { FedbiomedTsError } from '../errors';
 
 export type ParseResult<D extends Direction = Direction> =
   | { ok: true; message: MessageOf<D>; warning?: string }
   | { ok: false; error: string; field?: string };
 
 /** A message we refuse to send; `field` names the offending field when there is one. */
-export class ProtocolError extends Error {
+export class ProtocolError extends FedbiomedTsError {
+  override readonly errnum = 'FB301' as const;
   constructor(
     message: string,
     readonly field?: string,

@@ -9,7 +9,7 @@
  *  - free-form dicts (`model_args`, `timing`, `metric`, …) are PyJsonObject: a whole float in them is a PyFloat.
  */
 import type {
-  Direction, NodeToResearcherMessage, PingReply, ResearcherToNodeMessage, WireTrainingArgs,
+  Direction, NodeToResearcherMessage, PingReply, ResearcherToNodeMessage,
 } from './messages.generated';
 
 export {
@@ -17,17 +17,13 @@ export {
 } from './messages.generated';
 export type {
   AddScalarReply, ApprovalReply, ApprovalRequest, DatasetEntry, Direction, ErrorMessage, ListReply, ListRequest,
-  LogMessage, NodeToResearcherMessage, PingReply, PingRequest, ResearcherToNodeMessage, SearchReply, SearchRequest,
+  LogMessage, NodeToResearcherMessage, PingRequest, ResearcherToNodeMessage, SearchReply, SearchRequest,
   SecaggDeleteReply, SecaggDeleteRequest, SecaggReply, SecaggRequest, TrainReply, TrainRequest,
-  TrainingPlanStatusReply, TrainingPlanStatusRequest, WireDpArgs, WireTrainingArgs,
+  TrainingPlanStatusReply, TrainingPlanStatusRequest, WireTrainingArgs,
 } from './messages.generated';
 
 /** The reply to `ping`, by its command name (Fed-BioMed's class is PingReply). */
 export type PongReply = PingReply;
-
-export type MetricName = NonNullable<WireTrainingArgs['test_metric']>;
-
-export type TrainingPlanStatus = 'Approved' | 'Pending' | 'Rejected' | 'Not Registered' | 'Error';
 
 export type Message = ResearcherToNodeMessage | NodeToResearcherMessage;
 
@@ -35,5 +31,4 @@ export type MessageOf<D extends Direction> = D extends 'researcher-to-node'
   ? ResearcherToNodeMessage
   : NodeToResearcherMessage;
 
-export type ResearcherToNodeCommand = ResearcherToNodeMessage['command'];
 export type NodeToResearcherCommand = NodeToResearcherMessage['command'];

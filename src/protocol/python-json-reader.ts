@@ -1,8 +1,9 @@
 import { PyFloat } from './pyfloat';
 import { isIntegerLikeKey, KEY_ORDER, PyJsonObject, PyJsonValue } from './python-json-value';
+import { FedbiomedTsError } from '../errors';
 
 /** Raised by parsePythonJson; the message says what was expected and where (line, column, char offset). */
-export class PythonJsonSyntaxError extends Error {
+export class PythonJsonSyntaxError extends FedbiomedTsError {
   constructor(
     readonly reason: string,
     readonly position: number,

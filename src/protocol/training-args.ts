@@ -7,6 +7,7 @@
  */
 import { PyFloat, numberOf } from './pyfloat';
 import { shortDigits } from './python-json-value';
+import { FedbiomedTsError } from '../errors';
 
 export const TEST_METRICS = [
   'ACCURACY', 'F1_SCORE', 'PRECISION', 'RECALL', 'MEAN_SQUARE_ERROR', 'MEAN_ABSOLUTE_ERROR', 'EXPLAINED_VARIANCE',
@@ -95,7 +96,7 @@ export const TRAINING_ARGS_TABLE: readonly TrainingArgSpec[] = [
 export const TRAINING_ARGS_KEYS: readonly (keyof TrainingArgs)[] = TRAINING_ARGS_TABLE.map((spec) => spec.key);
 
 /** The keys of one kind, in table order. */
-export function trainingArgKeysOf(kind: TrainingArgKind): (keyof TrainingArgs)[] {
+function trainingArgKeysOf(kind: TrainingArgKind): (keyof TrainingArgs)[] {
   return TRAINING_ARGS_TABLE.filter((spec) => spec.kind === kind).map((spec) => spec.key);
 }
 
@@ -103,7 +104,8 @@ export function defaultTrainingArgs(): TrainingArgs {
   return Object.fromEntries(TRAINING_ARGS_TABLE.map((spec) => [spec.key, spec.default()])) as unknown as TrainingArgs;
 }
 
-export class TrainingArgsError extends Error {
+export class TrainingArgsError extends FedbiomedTsError {
+  override readonly errnum = 'FB414' as const;
   constructor(readonly key: string, message: string) {
     // FB414 is Fed-BioMed's "bad type or value for training arguments".
     super(`FB414: bad type or value for training arguments: ${key}: ${message}`);
@@ -111,12 +113,12 @@ export class TrainingArgsError extends Error {
 }
 
 /** Python's isinstance(v, float) for a value read by our JSON reader. */
-export function isPythonFloat(v: unknown): boolean {
+function isPythonFloat(v: unknown): boolean {
   return v instanceof PyFloat || (typeof v === 'number' && !Number.isInteger(v));
 }
 
 /** Python's isinstance(v, int) (bool excluded here; Fed-BioMed's rules never rely on bool-as-int). */
-export function isPythonInt(v: unknown): v is number {
+function isPythonInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v);
 }
 
@@ -156,7 +158,7 @@ export function parseTrainingArgs(input: unknown, options: ParseTrainingArgsOpti
   for (const key of trainingArgKeysOf('count')) {
     const v = args[key];
     if (v === null) continue;
-    const n = typeof v === 'number' || v instanceof PyFloat ? numberOf(v as number | PyFloat) : NaN;
+    const n = typeof v === 'number' || v instanceof PyFloat ? numberOf(v) : NaN;
     if (!Number.isInteger(n) || n < 0) fail(key, `should be a non-negative integer or None, but got ${shortDigits(String(v))}`);
     args[key] = n;
   }

@@ -23,10 +23,11 @@ import {
   tensorToFloat32,
   writeParamsFile,
 } from './index';
+import { VECTORS_DIR } from '../testing/vectors-dir';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 const fromHex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
-const VECTORS = path.join(__dirname, '..', '..', '..', 'shared', 'fedbiomed-v4.5-vectors', 'files');
+const VECTORS = path.join(VECTORS_DIR, 'files');
 
 /** Deterministic pseudo-random bytes (xorshift32), so failures reproduce. */
 function pseudoRandomBytes(seed: number, length: number): Uint8Array {
@@ -143,7 +144,7 @@ describe('round trips', () => {
       tensor: new TorchTensor(dtype, [2, 3], data),
       array: new NdArray(dtype, [3, 2], data),
       scalar: new TorchTensor(dtype, [], one),
-      empty: new NdArray(dtype, [0, 4], data.slice(0, 0) as TypedArray),
+      empty: new NdArray(dtype, [0, 4], data.slice(0, 0)),
       generic: new NpGeneric(dtype, one),
     };
     const bytes = encodeParams(doc);

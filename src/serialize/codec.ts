@@ -165,7 +165,7 @@ export function bytesToBigint(bytes: Uint8Array): bigint {
 }
 
 /** Python's `int.to_bytes(ceil(bit_length / 8) + 1, "big", signed=True)`, as Fed-BioMed v6 writes big ints. */
-export function bigintToSignedBytes(value: bigint): Uint8Array {
+function bigintToSignedBytes(value: bigint): Uint8Array {
   const magnitude = value < BigInt(0) ? -value : value;
   const length = Math.ceil(magnitude.toString(2).length / 8) + (magnitude === BigInt(0) ? 0 : 1);
   const out = new Uint8Array(Math.max(length, 1));
@@ -178,7 +178,7 @@ export function bigintToSignedBytes(value: bigint): Uint8Array {
 }
 
 /** Python's `int.from_bytes(bytes, "big", signed=True)`. */
-export function signedBytesToBigint(bytes: Uint8Array): bigint {
+function signedBytesToBigint(bytes: Uint8Array): bigint {
   if (bytes.byteLength === 0) return BigInt(0);
   return BigInt.asIntN(bytes.byteLength * 8, bytesToBigint(bytes));
 }

@@ -66,7 +66,7 @@ const ARRAY_CLASS: { [D in DType]: TypedArrayClass<TypedArrayByDType[D]> } = {
 const DTYPE_SET: ReadonlySet<string> = new Set(DTYPES);
 
 /** The integer dtypes (bool apart), e.g. BatchNorm's int64 `num_batches_tracked`, which aggregation keeps integer. */
-export const INTEGER_DTYPES = ['int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64'] as const satisfies
+const INTEGER_DTYPES = ['int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64'] as const satisfies
   readonly DType[];
 
 export type IntegerDType = (typeof INTEGER_DTYPES)[number];

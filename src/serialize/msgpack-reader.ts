@@ -48,7 +48,7 @@ export function decodeUtf8(bytes: Uint8Array): string | undefined {
 export function buildMap(keys: readonly unknown[], values: readonly unknown[]): DecodedMap {
   if (keys.every(keepsOrderAsObjectKey)) {
     const object: Record<string, unknown> = {};
-    for (let i = 0; i < keys.length; i++) object[keys[i] as string] = values[i];
+    for (let i = 0; i < keys.length; i++) object[keys[i]] = values[i];
     return object;
   }
   const map = new Map<unknown, unknown>();
@@ -57,7 +57,7 @@ export function buildMap(keys: readonly unknown[], values: readonly unknown[]): 
 }
 
 /** Containers and byte strings: their length is in the type byte (`lengthBytes` 0, `count`) or in the next 1/2/4 bytes. */
-export type SizedKind = 'str' | 'bin' | 'array' | 'map';
+type SizedKind = 'str' | 'bin' | 'array' | 'map';
 
 /** What a msgpack type byte announces. */
 export type Head =
@@ -251,7 +251,7 @@ class Reader {
   }
 }
 
-export function hasKey(map: DecodedMap, key: string): boolean {
+function hasKey(map: DecodedMap, key: string): boolean {
   return map instanceof Map ? map.has(key) : Object.hasOwn(map, key);
 }
 

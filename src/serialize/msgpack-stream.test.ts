@@ -5,8 +5,9 @@ import { ByteQueue, Parser, readValue } from './msgpack-stream';
 import { joinChunks, writeMsgpackChunks } from './msgpack-writer';
 import { SerializationError } from './errors';
 import { PyFloat } from '../protocol/pyfloat';
+import { VECTORS_DIR } from '../testing/vectors-dir';
 
-const FILES = path.join(__dirname, '..', '..', '..', 'shared', 'fedbiomed-v4.5-vectors', 'files');
+const FILES = path.join(VECTORS_DIR, 'files');
 const fromHex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
 
 /** Feeds `bytes` to the parser `size` bytes at a time; returns its value, or 'waiting' if it still wants bytes. */

@@ -56,7 +56,7 @@ function isPlainObject(value: object): value is Record<string, unknown> {
 
 function describe(value: unknown): string {
   if (value === null || typeof value !== 'object') return typeof value;
-  return (value as object).constructor?.name ?? 'object';
+  return (value).constructor?.name ?? 'object';
 }
 
 class Writer {

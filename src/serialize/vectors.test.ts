@@ -5,8 +5,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DenseArray, PyFloat, TorchTensor, decodeParams, encodeParams, modelWeightsOf } from './index';
+import { VECTORS_DIR } from '../testing/vectors-dir';
 
-const FILES = path.join(__dirname, '..', '..', '..', 'shared', 'fedbiomed-v4.5-vectors', 'files');
+const FILES = path.join(VECTORS_DIR, 'files');
 const MPK_FILES = fs.readdirSync(FILES).filter((f) => f.endsWith('.mpk')).sort();
 
 interface RecordedTensor {

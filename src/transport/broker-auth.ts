@@ -20,10 +20,11 @@ import { randomBytes, scryptSync, timingSafeEqual } from 'crypto';
 import * as fs from 'fs';
 import YAML from 'yaml';
 import { nodeIdProblem } from './topics';
+import { FedbiomedTsError } from '../errors';
 
-export type ClientRole = 'node' | 'researcher' | 'observer';
+type ClientRole = 'node' | 'researcher' | 'observer';
 
-export interface AuthClient {
+interface AuthClient {
   username: string;
   /** `scrypt:<salt base64>:<key base64>` */
   password: string;
@@ -36,7 +37,7 @@ export interface BrokerAuth {
   clients: AuthClient[];
 }
 
-export class BrokerAuthError extends Error {
+export class BrokerAuthError extends FedbiomedTsError {
   override readonly name = 'BrokerAuthError';
 }
 

@@ -281,7 +281,7 @@ function readCaFile(caFile: string, what = 'CA'): Buffer {
  * A connection error in plain words when it is a TLS mismatch (the usual first-day problems: the wrong scheme for
  * the port, a CA not given, a certificate for another name); other errors as they are.
  */
-export function explainConnectionError(err: unknown, brokerUrl: string): string {
+function explainConnectionError(err: unknown, brokerUrl: string): string {
   const text = describeError(err);
   const code = String((err as { code?: unknown })?.code ?? '');
   const secure = brokerUrl.startsWith('mqtts:');

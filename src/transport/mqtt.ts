@@ -206,8 +206,8 @@ export class Messaging extends EventEmitter<MessagingEvents> {
     for (const handler of [...this.handlers]) {
       try {
         const result = handler(parsed.message, { topic });
-        if (result && typeof (result as Promise<void>).then === 'function') {
-          (result as Promise<void>).catch((err: unknown) => this.handlerFailed(parsed.message, topic, err));
+        if (result && typeof (result).then === 'function') {
+          (result).catch((err: unknown) => this.handlerFailed(parsed.message, topic, err));
         }
       } catch (err) {
         this.handlerFailed(parsed.message, topic, err);

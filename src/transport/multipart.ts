@@ -3,8 +3,9 @@
  * handed over as they arrive, so a part of any size is never held in memory and a limit can stop an upload at
  * the first byte too many. No dependency: busboy is not among the project's packages.
  */
+import { FedbiomedTsError } from '../errors';
 
-export class MultipartError extends Error {
+export class MultipartError extends FedbiomedTsError {
   override readonly name = 'MultipartError';
 }
 

@@ -15,6 +15,7 @@ import { Readable } from 'stream';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff';
 import { describeError, silentLogger, type Logger } from './logger';
 import { isValidRepositoryUrl, urlForMessage } from './url';
+import { FedbiomedTsError } from '../errors';
 
 /** What went wrong, coarsely: callers map it to Fed-BioMed error numbers or replies. */
 export type RepositoryErrorKind =
@@ -27,7 +28,8 @@ export type RepositoryErrorKind =
   | 'bad-response' // upload answer not the JSON a repository gives
   | 'local-file'; // the file to upload cannot be read
 
-export class RepositoryError extends Error {
+export class RepositoryError extends FedbiomedTsError {
+  override readonly errnum = 'FB200' as const;
   override readonly name = 'RepositoryError';
   constructor(
     message: string,
@@ -55,7 +57,7 @@ export class RepositoryError extends Error {
   }
 }
 
-export interface TlsFiles {
+interface TlsFiles {
   /** PEM file of the certificate authority to trust (besides the system's). */
   caFile?: string;
   /** PEM client certificate and key. */
@@ -64,7 +66,7 @@ export interface TlsFiles {
 }
 
 /** An https agent trusting `tls.caFile` and presenting the client certificate, or undefined when none is given. */
-export function httpsAgentFor(tls: TlsFiles | undefined): https.Agent | undefined {
+function httpsAgentFor(tls: TlsFiles | undefined): https.Agent | undefined {
   if (!tls || (!tls.caFile && !tls.certFile && !tls.keyFile)) return undefined;
   const read = (file: string, what: string) => {
     try {
@@ -126,7 +128,7 @@ const DEFAULTS = {
   downloadTimeoutMs: 10 * 60_000,
   maxDownloadBytes: 2 * 1024 * 1024 * 1024,
   retries: 3,
-  retryBackoff: { initialDelayMs: 500, maxDelayMs: 8000, factor: 2 } as BackoffOptions,
+  retryBackoff: { initialDelayMs: 500, maxDelayMs: 8000, factor: 2 },
 };
 /** An upload answer is a few hundred bytes of JSON. */
 const MAX_UPLOAD_ANSWER_BYTES = 1024 * 1024;

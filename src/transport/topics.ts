@@ -5,7 +5,7 @@
  */
 import type { Direction } from './wire';
 
-export const TOPIC_PREFIX = 'general/';
+const TOPIC_PREFIX = 'general/';
 export const NODES_TOPIC = 'general/nodes';
 export const RESEARCHER_TOPIC = 'general/researcher';
 export const MONITORING_TOPIC = 'general/monitoring';

@@ -11,11 +11,12 @@
  */
 import { randomInt } from 'crypto';
 import * as path from 'path';
+import { FedbiomedTsError } from '../errors';
 
-export const MAX_STORED_PATH_CHARS = 100;
+const MAX_STORED_PATH_CHARS = 100;
 const RANDOM_ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 
-export class UploadNameError extends Error {
+export class UploadNameError extends FedbiomedTsError {
   override readonly name = 'UploadNameError';
 }
 
@@ -52,7 +53,7 @@ export function validUploadName(clientName: string): string {
   return valid;
 }
 
-export function randomSuffix(length = 7): string {
+function randomSuffix(length = 7): string {
   let out = '';
   for (let i = 0; i < length; i++) out += RANDOM_ALPHABET[randomInt(RANDOM_ALPHABET.length)];
   return out;

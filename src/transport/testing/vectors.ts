@@ -1,8 +1,8 @@
 /** Access to the recorded Fed-BioMed v4.5.0 MQTT trace (../shared/fedbiomed-v4.5-vectors) for tests. */
 import * as fs from 'fs';
 import * as path from 'path';
+import { VECTORS_DIR } from '../../testing/vectors-dir';
 
-export const VECTORS_DIR = path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'fedbiomed-v4.5-vectors');
 
 export interface TracedMessage {
   topic: string;

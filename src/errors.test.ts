@@ -1,0 +1,25 @@
+import { FedbiomedTsError } from './errors';
+import { TrainingArgsError } from './protocol/training-args';
+import { RepositoryError } from './transport/repository';
+import { ERROR_NUMBERS } from './protocol/error-numbers';
+
+describe('FedbiomedTsError', () => {
+  it('keeps the message, the cause and the error number', () => {
+    const cause = new Error('below');
+    const e = new FedbiomedTsError('bad', { errnum: 'FB414', cause });
+    expect(e).toBeInstanceOf(Error);
+    expect(e.message).toBe('bad');
+    expect(e.cause).toBe(cause);
+    expect(e.errnum).toBe('FB414');
+    expect(new FedbiomedTsError('plain').errnum).toBeUndefined();
+  });
+
+  it('is the base of the errors of the areas, with their Fed-BioMed number where there is one', () => {
+    const args = new TrainingArgsError('epochs', 'must be an integer');
+    expect(args).toBeInstanceOf(FedbiomedTsError);
+    expect(args.errnum).toBe('FB414');
+    expect(args.message.startsWith(`${args.errnum as string}:`)).toBe(true);
+    expect(new RepositoryError('x', 'unreachable', 'http://h/')).toBeInstanceOf(FedbiomedTsError);
+    expect(Object.keys(ERROR_NUMBERS)).toContain(args.errnum);
+  });
+});

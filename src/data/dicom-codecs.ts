@@ -30,6 +30,7 @@
  */
 import { decodeRleFrame } from './dicom-rle';
 import type { PixelEncoding } from './dicom-syntax';
+import { NativeJ2kDecoder, NativeJ2kError } from './j2k-native';
 import { readJ2kFrameHeader, readJpegFrameHeader } from './jpeg-header';
 
 export interface FrameLayout {
@@ -191,6 +192,22 @@ export function decodeFrame(encoding: PixelEncoding, data: Uint8Array, layout: F
     }
     default:
       throw new FrameDecodeError(`no decoder for ${encoding}`);
+  }
+}
+
+/**
+ * Decodes one JPEG 2000 frame through the native OpenJPEG helper (j2k-native.ts), with the same checks and output as
+ * the wasm path: the codestream's size against the DICOM header before decoding, and after.
+ */
+export async function decodeJ2kFrameNative(decoder: NativeJ2kDecoder, data: Uint8Array, layout: FrameLayout): Promise<Uint8Array> {
+  expectSize('JPEG 2000', readJ2kFrameHeader(data), layout);
+  try {
+    const image = await decoder.decode(data);
+    expectSize('JPEG 2000', { width: image.width, height: image.height, components: image.components, bits: image.precision }, layout);
+    return widen(image.samples, image.bytesPerSample, layout, image.signed);
+  } catch (error) {
+    if (error instanceof NativeJ2kError) throw new FrameDecodeError(`corrupt JPEG 2000 data (${error.message})`);
+    throw error;
   }
 }
 

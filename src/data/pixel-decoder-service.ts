@@ -4,14 +4,17 @@
  * Runs only inside the worker thread (it is started by pixel-decoder.ts).
  */
 import { MessagePort, workerData } from 'worker_threads';
-import { decodeFrame, FrameLayout, loadCodec } from './dicom-codecs';
+import { decodeFrame, decodeJ2kFrameNative, FrameLayout, loadCodec } from './dicom-codecs';
 import type { PixelEncoding } from './dicom-syntax';
+import { NativeJ2kDecoder, NativeJ2kOptions, nativeJ2kHelper } from './j2k-native';
 
 export interface DecodeRequest {
   id: number;
   encoding: PixelEncoding;
   frames: Uint8Array[];
   layout: FrameLayout;
+  /** Decode JPEG 2000 with the native OpenJPEG helper under these limits (when it is built); else the wasm one. */
+  nativeJ2k?: NativeJ2kOptions;
 }
 
 export type DecodeReply =
@@ -26,13 +29,32 @@ function reply(message: DecodeReply, transfer: ArrayBuffer[] = []): void {
   Atomics.notify(signal, 0);
 }
 
+/** This worker's native JPEG 2000 helper (one long-lived process, restarted after a failure or new limits). */
+let nativeJ2k: NativeJ2kDecoder | undefined;
+const helper = nativeJ2kHelper();
+
+function nativeDecoder(request: DecodeRequest): NativeJ2kDecoder | undefined {
+  const options = request.nativeJ2k;
+  if (request.encoding !== 'jpeg-2000' || !options || !helper) return undefined;
+  if (nativeJ2k && (nativeJ2k.options.memoryMb !== options.memoryMb || nativeJ2k.options.frameTimeoutMs !== options.frameTimeoutMs)) {
+    nativeJ2k.stop();
+    nativeJ2k = undefined;
+  }
+  nativeJ2k ??= new NativeJ2kDecoder(helper, options);
+  return nativeJ2k;
+}
+
 port.on('message', (request: DecodeRequest) => {
   void (async () => {
     let frame = 0;
     try {
-      await loadCodec(request.encoding);
+      const native = nativeDecoder(request);
+      if (!native) await loadCodec(request.encoding);
       const out: Uint8Array[] = [];
-      for (; frame < request.frames.length; frame++) out.push(decodeFrame(request.encoding, request.frames[frame], request.layout));
+      for (; frame < request.frames.length; frame++) {
+        const data = request.frames[frame];
+        out.push(native ? await decodeJ2kFrameNative(native, data, request.layout) : decodeFrame(request.encoding, data, request.layout));
+      }
       reply({ id: request.id, ok: true, frames: out }, out.map((f) => f.buffer as ArrayBuffer));
     } catch (error) {
       reply({ id: request.id, ok: false, frame, message: error instanceof Error ? error.message : String(error) });

@@ -27,6 +27,12 @@ export interface PixelDecoderLimits {
   workerHeapMb?: number;
   /** Decoding workers, so the files of a series decode in parallel (default: the cores, at most 4). */
   decodeWorkers?: number;
+  /**
+   * Decode JPEG 2000 with the native OpenJPEG helper when it was built (default true; src/data/j2k-native.ts), in a
+   * child process of each worker limited to workerHeapMb of address space and timeoutMs per frame; false: the wasm
+   * OpenJPEG only.
+   */
+  nativeJpeg2000?: boolean;
 }
 
 export const DEFAULT_DECODE_TIMEOUT_MS = 30_000;
@@ -161,7 +167,8 @@ export function decodeJobsSync(jobs: DecodeJob[], limits: PixelDecoderLimits = {
       const idle = workers[w];
       if (!idle.job && next < jobs.length) {
         const id = nextId++;
-        const request: DecodeRequest = { id, ...jobs[next] };
+        const nativeJ2k = limits.nativeJpeg2000 === false ? undefined : { memoryMb: heapMb, frameTimeoutMs: timeoutMs };
+        const request: DecodeRequest = { id, ...jobs[next], nativeJ2k };
         idle.job = { index: next, id, deadline: Date.now() + timeoutMs };
         idle.port.postMessage(request);
         next++;

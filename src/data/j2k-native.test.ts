@@ -83,6 +83,7 @@ describe('a failing helper costs one frame', () => {
     try {
       const first = await decoder.decode(frame());
       const pid = decoder.pid;
+      process.kill(pid ?? 0, 'SIGSTOP'); // so the frame is surely still in flight when the helper dies
       const inFlight = decoder.decode(frame());
       process.kill(pid ?? 0, 'SIGKILL');
       await expect(inFlight).rejects.toThrow('the native JPEG 2000 decoder was killed (SIGKILL) on this frame');
@@ -112,11 +113,16 @@ describe('a failing helper costs one frame', () => {
     }
   });
 
-  test('a frame past its deadline stops the helper with a clear error', async () => {
-    const decoder = new NativeJ2kDecoder(requireHelper(), { memoryMb: 256, frameTimeoutMs: 1 });
+  test('a frame past its deadline stops the helper with a clear error; the next decodes in a fresh helper', async () => {
+    const decoder = new NativeJ2kDecoder(requireHelper(), { memoryMb: 256, frameTimeoutMs: 300 });
     try {
-      await expect(decoder.decode(frame())).rejects.toThrow('the native JPEG 2000 decoder did not finish the frame within 1 ms (stopped)');
+      await decoder.decode(frame());
+      const pid = decoder.pid;
+      process.kill(pid ?? 0, 'SIGSTOP'); // a helper that hangs: it cannot answer, whatever the machine's load
+      await expect(decoder.decode(frame())).rejects.toThrow('the native JPEG 2000 decoder did not finish the frame within 300 ms (stopped)');
       expect(decoder.pid).toBeUndefined();
+      expect((await decoder.decode(frame())).width).toBe(40);
+      expect(decoder.pid).not.toBe(pid);
     } finally {
       decoder.stop();
     }

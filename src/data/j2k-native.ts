@@ -52,17 +52,20 @@ export interface NativeJ2kImage {
 /** A frame the helper could not decode (its reason), or a helper that died or was stopped on it. */
 export class NativeJ2kError extends Error {}
 
-interface Pending {
+interface InFlight {
+  data: Uint8Array;
   resolve(image: NativeJ2kImage): void;
   reject(error: Error): void;
-  timer: NodeJS.Timeout;
 }
 
 export class NativeJ2kDecoder {
   private child?: ChildProcess;
   private received: Buffer[] = [];
   private receivedBytes = 0;
-  private pending?: Pending;
+  /** Frames sent and not yet answered, in the helper's (first in, first out) order. */
+  private inFlight: InFlight[] = [];
+  /** The deadline of the oldest frame in flight (the one the helper is decoding). */
+  private timer?: NodeJS.Timeout;
 
   constructor(private readonly helper: string, readonly options: NativeJ2kOptions) {}
 
@@ -71,24 +74,37 @@ export class NativeJ2kDecoder {
     return this.child?.pid;
   }
 
-  /** Decodes one codestream; one frame at a time per decoder. */
+  /**
+   * Decodes one codestream. Frames may be queued before earlier ones are answered: the helper then decodes the next
+   * frame while this process is busy or not scheduled (that idle time halved the throughput on a loaded machine).
+   * Each frame has frameTimeoutMs from when the helper starts on it.
+   */
   decode(codestream: Uint8Array): Promise<NativeJ2kImage> {
-    if (this.pending) return Promise.reject(new NativeJ2kError('native JPEG 2000 decoder is busy (one frame at a time)'));
-    const child = this.child ?? this.start();
     return new Promise<NativeJ2kImage>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.fail(new NativeJ2kError(`the native JPEG 2000 decoder did not finish the frame within ${this.options.frameTimeoutMs} ms (stopped)`));
-      }, this.options.frameTimeoutMs);
-      this.pending = { resolve, reject, timer };
-      const length = Buffer.alloc(4);
-      length.writeUInt32LE(codestream.length);
-      child.stdin?.write(length);
-      child.stdin?.write(codestream);
+      const frame = { data: codestream, resolve, reject };
+      this.inFlight.push(frame);
+      this.send(this.child ?? this.start(), frame);
+      if (this.inFlight.length === 1) this.armTimer();
     });
   }
 
-  /** Stops the helper (it is started again by the next decode). */
+  /** Stops the helper; frames in flight fail. It is started again by the next decode. */
   stop(): void {
+    const frames = this.inFlight;
+    this.inFlight = [];
+    this.kill();
+    for (const frame of frames) frame.reject(new NativeJ2kError('the native JPEG 2000 decoder was stopped'));
+  }
+
+  private send(child: ChildProcess, frame: InFlight): void {
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(frame.data.length);
+    child.stdin?.write(length);
+    child.stdin?.write(frame.data);
+  }
+
+  private kill(): void {
+    clearTimeout(this.timer);
     const child = this.child;
     this.child = undefined;
     this.received = [];
@@ -96,6 +112,14 @@ export class NativeJ2kDecoder {
     child?.stdin?.destroy();
     child?.stdout?.destroy();
     child?.kill('SIGKILL');
+  }
+
+  private armTimer(): void {
+    clearTimeout(this.timer);
+    if (this.inFlight.length === 0) return;
+    this.timer = setTimeout(() => {
+      this.failOldest(new NativeJ2kError(`the native JPEG 2000 decoder did not finish the frame within ${this.options.frameTimeoutMs} ms (stopped)`));
+    }, this.options.frameTimeoutMs);
   }
 
   private start(): ChildProcess {
@@ -110,58 +134,61 @@ export class NativeJ2kDecoder {
       this.parse();
     });
     child.on('error', (error) => {
-      if (this.child === child) this.fail(new NativeJ2kError(`the native JPEG 2000 decoder could not run (${error.message})`));
+      if (this.child === child) this.failOldest(new NativeJ2kError(`the native JPEG 2000 decoder could not run (${error.message})`));
     });
     child.on('exit', (code, signal) => {
       if (this.child !== child) return;
       const how = signal === 'SIGALRM' ? 'ran out of time' : signal ? `was killed (${signal})` : `exited (code ${code})`;
-      this.fail(new NativeJ2kError(`the native JPEG 2000 decoder ${how} on this frame`));
+      this.failOldest(new NativeJ2kError(`the native JPEG 2000 decoder ${how} on this frame`));
     });
     return child;
   }
 
-  private fail(error: Error): void {
-    this.stop();
-    const pending = this.pending;
-    this.pending = undefined;
-    if (pending) {
-      clearTimeout(pending.timer);
-      pending.reject(error);
-    }
+  /** The frame the helper was on fails; the frames queued behind it go to a fresh helper. */
+  private failOldest(error: Error): void {
+    this.kill();
+    const [oldest, ...rest] = this.inFlight;
+    this.inFlight = rest;
+    oldest?.reject(error);
+    if (rest.length === 0) return;
+    const child = this.start();
+    for (const frame of rest) this.send(child, frame);
+    this.armTimer();
   }
 
-  /** Completes the pending frame once its whole reply has arrived. */
+  /** Completes the frames whose whole reply has arrived, oldest first. */
   private parse(): void {
-    if (!this.pending || this.receivedBytes < 8) return;
-    const data = this.received.length === 1 ? this.received[0] : Buffer.concat(this.received);
-    this.received = [data];
-    let reply: NativeJ2kImage | NativeJ2kError;
-    let used: number;
-    if (data.readUInt32LE(0) === 1) {
-      used = 8 + data.readUInt32LE(4);
-      if (data.length < used) return;
-      reply = new NativeJ2kError(data.subarray(8, used).toString('utf8'));
-    } else {
-      if (data.length < 32) return;
-      used = 32 + data.readUInt32LE(28);
-      if (data.length < used) return;
-      reply = {
-        width: data.readUInt32LE(4),
-        height: data.readUInt32LE(8),
-        components: data.readUInt32LE(12),
-        precision: data.readUInt32LE(16),
-        signed: data.readUInt32LE(20) !== 0,
-        bytesPerSample: data.readUInt32LE(24) === 1 ? 1 : 2,
-        samples: new Uint8Array(data.subarray(32, used)),
-      };
+    for (;;) {
+      if (this.inFlight.length === 0 || this.receivedBytes < 8) return;
+      const data = this.received.length === 1 ? this.received[0] : Buffer.concat(this.received);
+      this.received = [data];
+      let reply: NativeJ2kImage | NativeJ2kError;
+      let used: number;
+      if (data.readUInt32LE(0) === 1) {
+        used = 8 + data.readUInt32LE(4);
+        if (data.length < used) return;
+        reply = new NativeJ2kError(data.subarray(8, used).toString('utf8'));
+      } else {
+        if (data.length < 32) return;
+        used = 32 + data.readUInt32LE(28);
+        if (data.length < used) return;
+        reply = {
+          width: data.readUInt32LE(4),
+          height: data.readUInt32LE(8),
+          components: data.readUInt32LE(12),
+          precision: data.readUInt32LE(16),
+          signed: data.readUInt32LE(20) !== 0,
+          bytesPerSample: data.readUInt32LE(24) === 1 ? 1 : 2,
+          samples: new Uint8Array(data.subarray(32, used)),
+        };
+      }
+      const rest = data.subarray(used);
+      this.received = rest.length > 0 ? [rest] : [];
+      this.receivedBytes = rest.length;
+      const frame = this.inFlight.shift() as InFlight;
+      this.armTimer();
+      if (reply instanceof NativeJ2kError) frame.reject(reply);
+      else frame.resolve(reply);
     }
-    const rest = data.subarray(used);
-    this.received = rest.length > 0 ? [rest] : [];
-    this.receivedBytes = rest.length;
-    const pending = this.pending;
-    this.pending = undefined;
-    clearTimeout(pending.timer);
-    if (reply instanceof NativeJ2kError) pending.reject(reply);
-    else pending.resolve(reply);
   }
 }

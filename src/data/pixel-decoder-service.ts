@@ -44,20 +44,27 @@ function nativeDecoder(request: DecodeRequest): NativeJ2kDecoder | undefined {
   return nativeJ2k;
 }
 
-port.on('message', (request: DecodeRequest) => {
-  void (async () => {
-    let frame = 0;
-    try {
-      const native = nativeDecoder(request);
-      if (!native) await loadCodec(request.encoding);
-      const out: Uint8Array[] = [];
-      for (; frame < request.frames.length; frame++) {
-        const data = request.frames[frame];
-        out.push(native ? await decodeJ2kFrameNative(native, data, request.layout) : decodeFrame(request.encoding, data, request.layout));
-      }
-      reply({ id: request.id, ok: true, frames: out }, out.map((f) => f.buffer as ArrayBuffer));
-    } catch (error) {
-      reply({ id: request.id, ok: false, frame, message: error instanceof Error ? error.message : String(error) });
+/** Requests are handled one after another, in the order they came (the pool gives a worker up to two at a time). */
+let previous: Promise<void> = Promise.resolve();
+
+async function handle(request: DecodeRequest, submitted: Promise<Uint8Array>[] | undefined): Promise<void> {
+  let frame = 0;
+  try {
+    if (!submitted) await loadCodec(request.encoding);
+    const out: Uint8Array[] = [];
+    for (; frame < request.frames.length; frame++) {
+      out.push(submitted ? await submitted[frame] : decodeFrame(request.encoding, request.frames[frame], request.layout));
     }
-  })();
+    reply({ id: request.id, ok: true, frames: out }, out.map((f) => f.buffer as ArrayBuffer));
+  } catch (error) {
+    reply({ id: request.id, ok: false, frame, message: error instanceof Error ? error.message : String(error) });
+  }
+}
+
+port.on('message', (request: DecodeRequest) => {
+  const native = nativeDecoder(request);
+  // Native frames go to the helper at once, so it decodes the next file's frames while this one's reply travels.
+  const submitted = native ? request.frames.map((data) => decodeJ2kFrameNative(native, data, request.layout)) : undefined;
+  submitted?.forEach((decoding) => decoding.catch(() => undefined)); // awaited in order by handle(), not lost
+  previous = previous.then(() => handle(request, submitted));
 });

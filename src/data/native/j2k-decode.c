@@ -15,7 +15,8 @@
  * [seconds per frame (default 30)]]. A frame that runs out of time ends the process (SIGALRM): the parent kills us at
  * its own deadline too, but the alarm also ends a helper whose parent thread was stopped while a frame was decoding.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* F_SETPIPE_SZ */
+#include <fcntl.h>
 #include <openjpeg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -189,6 +190,12 @@ int main(int argc, char **argv) {
     struct rlimit limit = {(rlim_t)memory_mb << 20, (rlim_t)memory_mb << 20};
     if (setrlimit(RLIMIT_AS, &limit) != 0) return 3;
   }
+#ifdef F_SETPIPE_SZ
+  /* Room for several frames both ways: the parent queues the next frames and collects replies when it gets the CPU,
+     and we never wait for it in between (best effort: the pipes keep their default size if this fails). */
+  (void)fcntl(0, F_SETPIPE_SZ, 1 << 20);
+  (void)fcntl(1, F_SETPIPE_SZ, 1 << 20);
+#endif
   uint8_t *buffer = NULL;
   size_t capacity = 0;
   for (;;) {

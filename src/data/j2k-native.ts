@@ -45,12 +45,14 @@ export interface NativeJ2kImage {
   precision: number;
   signed: boolean;
   bytesPerSample: 1 | 2;
-  /** Samples interleaved by component, little endian. */
+  /** Samples interleaved by component, little endian (an array of its own: it can be transferred). */
   samples: Uint8Array;
 }
 
 /** A frame the helper could not decode (its reason), or a helper that died or was stopped on it. */
 export class NativeJ2kError extends Error {}
+
+const EMPTY = Buffer.alloc(0);
 
 interface InFlight {
   data: Uint8Array;
@@ -60,8 +62,10 @@ interface InFlight {
 
 export class NativeJ2kDecoder {
   private child?: ChildProcess;
-  private received: Buffer[] = [];
-  private receivedBytes = 0;
+  /** Reply bytes before the samples: a status and a message, or the image's header. */
+  private head: Buffer = EMPTY;
+  /** The image whose samples are arriving, written straight into their final array (no copy, little garbage). */
+  private image?: { reply: NativeJ2kImage; filled: number };
   /** Frames sent and not yet answered, in the helper's (first in, first out) order. */
   private inFlight: InFlight[] = [];
   /** The deadline of the oldest frame in flight (the one the helper is decoding). */
@@ -107,8 +111,8 @@ export class NativeJ2kDecoder {
     clearTimeout(this.timer);
     const child = this.child;
     this.child = undefined;
-    this.received = [];
-    this.receivedBytes = 0;
+    this.head = EMPTY;
+    this.image = undefined;
     child?.stdin?.destroy();
     child?.stdout?.destroy();
     child?.kill('SIGKILL');
@@ -128,10 +132,7 @@ export class NativeJ2kDecoder {
     this.child = child;
     child.stdin?.on('error', () => undefined); // EPIPE when the helper died: reported through 'exit'
     child.stdout?.on('data', (chunk: Buffer) => {
-      if (this.child !== child) return;
-      this.received.push(chunk);
-      this.receivedBytes += chunk.length;
-      this.parse();
+      if (this.child === child) this.receive(chunk);
     });
     child.on('error', (error) => {
       if (this.child === child) this.failOldest(new NativeJ2kError(`the native JPEG 2000 decoder could not run (${error.message})`));
@@ -156,39 +157,65 @@ export class NativeJ2kDecoder {
     this.armTimer();
   }
 
-  /** Completes the frames whose whole reply has arrived, oldest first. */
-  private parse(): void {
-    for (;;) {
-      if (this.inFlight.length === 0 || this.receivedBytes < 8) return;
-      const data = this.received.length === 1 ? this.received[0] : Buffer.concat(this.received);
-      this.received = [data];
-      let reply: NativeJ2kImage | NativeJ2kError;
-      let used: number;
-      if (data.readUInt32LE(0) === 1) {
-        used = 8 + data.readUInt32LE(4);
-        if (data.length < used) return;
-        reply = new NativeJ2kError(data.subarray(8, used).toString('utf8'));
-      } else {
-        if (data.length < 32) return;
-        used = 32 + data.readUInt32LE(28);
-        if (data.length < used) return;
-        reply = {
-          width: data.readUInt32LE(4),
-          height: data.readUInt32LE(8),
-          components: data.readUInt32LE(12),
-          precision: data.readUInt32LE(16),
-          signed: data.readUInt32LE(20) !== 0,
-          bytesPerSample: data.readUInt32LE(24) === 1 ? 1 : 2,
-          samples: new Uint8Array(data.subarray(32, used)),
-        };
+  /** Consumes reply bytes: completes the frames whose whole reply has arrived, oldest first. */
+  private receive(chunk: Buffer): void {
+    let rest = chunk;
+    while (rest.length > 0) {
+      if (this.image) {
+        const { reply } = this.image;
+        const n = Math.min(rest.length, reply.samples.length - this.image.filled);
+        reply.samples.set(rest.subarray(0, n), this.image.filled);
+        this.image.filled += n;
+        rest = rest.subarray(n);
+        if (this.image.filled === reply.samples.length) {
+          this.image = undefined;
+          this.complete(reply);
+        }
+        continue;
       }
-      const rest = data.subarray(used);
-      this.received = rest.length > 0 ? [rest] : [];
-      this.receivedBytes = rest.length;
-      const frame = this.inFlight.shift() as InFlight;
-      this.armTimer();
-      if (reply instanceof NativeJ2kError) frame.reject(reply);
-      else frame.resolve(reply);
+      this.head = this.head.length > 0 ? Buffer.concat([this.head, rest]) : rest;
+      rest = this.readHead();
     }
+  }
+
+  /** Parses the replies whose head has arrived; returns the bytes after an image's header (its first samples). */
+  private readHead(): Buffer {
+    for (;;) {
+      const head = this.head;
+      if (head.length < 8) return EMPTY;
+      if (head.readUInt32LE(0) === 1) {
+        const used = 8 + head.readUInt32LE(4);
+        if (head.length < used) return EMPTY;
+        this.head = head.subarray(used);
+        this.complete(new NativeJ2kError(head.subarray(8, used).toString('utf8')));
+        continue;
+      }
+      if (head.length < 32) return EMPTY;
+      const reply: NativeJ2kImage = {
+        width: head.readUInt32LE(4),
+        height: head.readUInt32LE(8),
+        components: head.readUInt32LE(12),
+        precision: head.readUInt32LE(16),
+        signed: head.readUInt32LE(20) !== 0,
+        bytesPerSample: head.readUInt32LE(24) === 1 ? 1 : 2,
+        samples: new Uint8Array(head.readUInt32LE(28)),
+      };
+      this.head = EMPTY;
+      if (reply.samples.length === 0) {
+        this.complete(reply);
+        this.head = head.subarray(32);
+        continue;
+      }
+      this.image = { reply, filled: 0 };
+      return head.subarray(32);
+    }
+  }
+
+  private complete(reply: NativeJ2kImage | NativeJ2kError): void {
+    const frame = this.inFlight.shift();
+    if (!frame) return; // a reply no one waits for: the frame was given up already
+    this.armTimer();
+    if (reply instanceof NativeJ2kError) frame.reject(reply);
+    else frame.resolve(reply);
   }
 }

@@ -65,6 +65,6 @@ port.on('message', (request: DecodeRequest) => {
   const native = nativeDecoder(request);
   // Native frames go to the helper at once, so it decodes the next file's frames while this one's reply travels.
   const submitted = native ? request.frames.map((data) => decodeJ2kFrameNative(native, data, request.layout)) : undefined;
-  submitted?.forEach((decoding) => decoding.catch(() => undefined)); // awaited in order by handle(), not lost
+  for (const decoding of submitted ?? []) void decoding.catch(() => undefined); // awaited in order by handle(), not lost
   previous = previous.then(() => handle(request, submitted));
 });

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { LayerTap, ModelParameter, TrainableModel } from '../engine/model';
 import { batchNormTrain } from '../engine/batch-norm';
 import { biasRelu } from '../engine/fused';
+import { groupNorm, groupNormaliseOnly } from '../engine/group-norm';
 import { SeededRandom } from '../engine/prng';
 import { TorchTensor } from '../serialize';
 import {
@@ -179,11 +180,12 @@ export class PlanModel implements TrainableModel {
       case 'upsample':
         return layer.mode === 'nearest' ? upsampleNearest(x, layer.scale) : upsample2dByInterpolation(layer, x as tf.Tensor4D);
       case 'instance_norm':
+        // Per sample and channel over the spatial axes: group norm with one channel per group.
+        if (!layer.affine) return groupNormaliseOnly(x, layer.features, layer.eps);
+        return groupNorm(x, this.variable(layer, 'weight'), this.variable(layer, 'bias'), layer.features, layer.eps);
       case 'layer_norm': {
-        // instance: per sample and channel over the spatial axes; layer: per sample over everything.
-        const axes = layer.type === 'instance_norm' ? range(1, x.rank - 1) : range(1, x.rank);
-        const { mean, variance } = tf.moments(x, axes, true);
-        const normalised = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, layer.eps)));
+        // Per sample over everything: group norm's normalisation with 1 group; the affine is per element.
+        const normalised = groupNormaliseOnly(x, 1, layer.eps);
         if (!layer.affine) return normalised;
         return tf.add(tf.mul(normalised, this.variable(layer, 'weight')), this.variable(layer, 'bias'));
       }
@@ -241,14 +243,11 @@ export class PlanModel implements TrainableModel {
   private groupNorm(layer: ResolvedGroupNorm, x: tf.Tensor): tf.Tensor {
     const gamma = this.variable(layer, 'weight');
     const beta = this.variable(layer, 'bias');
-    const n = x.shape[0];
-    const perGroup = layer.features / layer.groups;
-    // Channels last: [N, positions, groups, channels per group].
-    const grouped = tf.reshape(x, [n, -1, layer.groups, perGroup]);
-    const { mean, variance } = tf.moments(grouped, [1, 3], true);
-    const normalised = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, layer.eps))), x.shape);
+    if (!this.tap) return groupNorm(x, gamma, beta, layer.groups, layer.eps);
+    // The DP engine's per-sample gradients of the affine need its input, the normalised activation.
+    const normalised = groupNormaliseOnly(x, layer.groups, layer.eps);
     const scaled = tf.mul(normalised, gamma);
-    const z = this.tap ? this.tap({ kind: 'affine', weight: `${layer.key}.weight`, bias: `${layer.key}.bias` }, normalised, scaled) : scaled;
+    const z = this.tap({ kind: 'affine', weight: `${layer.key}.weight`, bias: `${layer.key}.bias` }, normalised, scaled);
     return tf.add(z, beta);
   }
 

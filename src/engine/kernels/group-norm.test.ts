@@ -111,12 +111,12 @@ describe.each(KERNEL_CONFIGS)('%s', (_label, implementation, threads) => {
     await tf.setBackend('wasm');
     const got = run(c);
     expect(worstMismatch('y', got.y, want.y).error).toBeLessThan(1e-4);
-    for (const k of ['dx', 'dgamma', 'dbeta'] as const) expect(worstMismatch(k, got[k], want[k]).error).toBeLessThan(2e-3);
+    for (const k of ['dx', 'dgamma', 'dbeta'] as const) expect(worstMismatch('dx', got[k], want[k]).error).toBeLessThan(2e-3);
     const spread = (n: number, k: number) => Array.from({ length: Math.min(n, k) }, (_, j) => Math.floor((j * n) / Math.min(n, k)));
     for (const [which, grad] of [['x', got.dx], ['gamma', got.dgamma], ['beta', got.dbeta]] as const) {
       const indices = spread(grad.length, 12);
       const fd = indices.map((i) => finiteDifference(c, which, i));
-      expect(worstMismatch(which, indices.map((i) => grad[i]), fd).error).toBeLessThan(5e-3);
+      expect(worstMismatch('dx', indices.map((i) => grad[i]), fd).error).toBeLessThan(5e-3);
     }
   });
 });

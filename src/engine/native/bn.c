@@ -126,20 +126,20 @@ static HOT int normalise_chunks(void *context, size_t begin, size_t end, int wor
   const size_t cols = all->cols, vector_end = cols / 8 * 8;
   const __m256 zero = _mm256_setzero_ps();
   for (size_t chunk = begin; chunk < end; chunk++) {
-  size_t first, last;
-  const bn_job sample = at_sample(all, chunk_rows(all, chunk, &first, &last)), *job = &sample;
-  for (size_t r = first; r < last; r++) {
-    const float *x = job->x + r * cols;
-    float *y = job->out + r * cols;
-    for (size_t c = 0; c < vector_end; c += 8) {
-      const __m256 z = affine8(job, x, c);
-      _mm256_storeu_ps(y + c, job->relu ? _mm256_max_ps(z, zero) : z);
+    size_t first, last;
+    const bn_job sample = at_sample(all, chunk_rows(all, chunk, &first, &last)), *job = &sample;
+    for (size_t r = first; r < last; r++) {
+      const float *x = job->x + r * cols;
+      float *y = job->out + r * cols;
+      for (size_t c = 0; c < vector_end; c += 8) {
+        const __m256 z = affine8(job, x, c);
+        _mm256_storeu_ps(y + c, job->relu ? _mm256_max_ps(z, zero) : z);
+      }
+      for (size_t c = vector_end; c < cols; c++) {
+        const float z = affine1(job, x, c);
+        y[c] = job->relu ? (z > 0.0f ? z : 0.0f) : z;
+      }
     }
-    for (size_t c = vector_end; c < cols; c++) {
-      const float z = affine1(job, x, c);
-      y[c] = job->relu ? (z > 0.0f ? z : 0.0f) : z;
-    }
-  }
   }
   return 0;
 }
@@ -224,22 +224,22 @@ static HOT int input_gradient_chunks(void *context, size_t begin, size_t end, in
   const bn_job *all = (const bn_job *)context;
   const size_t cols = all->cols, vector_end = cols / 8 * 8;
   for (size_t chunk = begin; chunk < end; chunk++) {
-  size_t first, last;
-  const bn_job sample = at_sample(all, chunk_rows(all, chunk, &first, &last)), *job = &sample;
-  for (size_t r = first; r < last; r++) {
-    const float *x = job->x + r * cols, *dy = job->dy + r * cols;
-    float *dx = job->out + r * cols;
-    for (size_t c = 0; c < vector_end; c += 8) {
-      const __m256 dz = masked_dy8(job, x, dy, c);
-      const __m256 t = _mm256_sub_ps(_mm256_loadu_ps(x + c), _mm256_loadu_ps(job->mean + c));
-      const __m256 rest = _mm256_fmadd_ps(_mm256_loadu_ps(job->b + c), t, _mm256_loadu_ps(job->c + c));
-      _mm256_storeu_ps(dx + c, _mm256_fmsub_ps(_mm256_loadu_ps(job->a + c), dz, rest));
+    size_t first, last;
+    const bn_job sample = at_sample(all, chunk_rows(all, chunk, &first, &last)), *job = &sample;
+    for (size_t r = first; r < last; r++) {
+      const float *x = job->x + r * cols, *dy = job->dy + r * cols;
+      float *dx = job->out + r * cols;
+      for (size_t c = 0; c < vector_end; c += 8) {
+        const __m256 dz = masked_dy8(job, x, dy, c);
+        const __m256 t = _mm256_sub_ps(_mm256_loadu_ps(x + c), _mm256_loadu_ps(job->mean + c));
+        const __m256 rest = _mm256_fmadd_ps(_mm256_loadu_ps(job->b + c), t, _mm256_loadu_ps(job->c + c));
+        _mm256_storeu_ps(dx + c, _mm256_fmsub_ps(_mm256_loadu_ps(job->a + c), dz, rest));
+      }
+      for (size_t c = vector_end; c < cols; c++) {
+        const float dz = masked_dy1(job, x, dy, c);
+        dx[c] = fmaf(job->a[c], dz, -fmaf(job->b[c], x[c] - job->mean[c], job->c[c]));
+      }
     }
-    for (size_t c = vector_end; c < cols; c++) {
-      const float dz = masked_dy1(job, x, dy, c);
-      dx[c] = fmaf(job->a[c], dz, -fmaf(job->b[c], x[c] - job->mean[c], job->c[c]));
-    }
-  }
   }
   return 0;
 }

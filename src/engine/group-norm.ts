@@ -1,17 +1,18 @@
 /**
  * Group normalisation for channels-last tensors (`[N, ...spatial, C]`), as nn.GroupNorm computes it: per sample and
  * group of C / groups consecutive channels, the mean and biased variance over the group's channels and every
- * position; y = (x − mean)/√(var + eps)·γ_c + β_c. Instance norm is the case groups = C, layer norm's normalisation
+ * position; y = (x − mean)/√(var + eps)·γ_c + β_c, then a ReLU when `relu`. Instance norm is the case groups = C, layer norm's normalisation
  * the case groups = 1 (its per-element affine applied after). No running statistics: training and evaluation are
  * the same computation.
  *
  * With the native kernels (wasm backend) the op is one kernel each way (kernels/group-norm-native.ts, bn.c), with
- * float64 statistics that give the same bits on any thread count; elsewhere it is composed from standard ops.
+ * float64 statistics that give the same bits on any thread count, and a following ReLU in the same passes;
+ * elsewhere it is composed from standard ops (then tf.relu).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GROUP_NORM, GroupNormAttrs } from './kernels/group-norm-native';
 
-export function groupNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: number, eps: number): tf.Tensor {
+export function groupNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: number, eps: number, relu = false): tf.Tensor {
   const channels = x.shape[x.rank - 1];
   const native =
     tf.getBackend() === 'wasm' &&
@@ -22,13 +23,14 @@ export function groupNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, group
     channels % groups === 0 &&
     [gamma, beta].every((t) => t.rank === 1 && t.shape[0] === channels);
   if (native) {
-    const attrs: GroupNormAttrs = { eps, groups };
+    const attrs: GroupNormAttrs = { eps, groups, relu };
     const [y, mean, variance] = tf.engine().runKernel(GROUP_NORM, { x, gamma, beta }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
     mean.dispose();
     variance.dispose();
     return y;
   }
-  return tf.add(tf.mul(groupNormalise(x, groups, eps), gamma), beta);
+  const y = tf.add(tf.mul(groupNormalise(x, groups, eps), gamma), beta);
+  return relu ? tf.relu(y) : y;
 }
 
 /** (x − mean)/√(var + eps) per sample and group, without affine: on the native kernel with γ = 1, β = 0. */

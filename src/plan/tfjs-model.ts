@@ -77,7 +77,7 @@ export class PlanModel implements TrainableModel {
     graph.nodes.forEach((node, i) => {
       const next = graph.nodes[i + 1];
       const consumers = graph.nodes.filter((n) => n.inputs.includes(node.id)).length;
-      const fusable = (node.layer.type === 'conv' && node.layer.bias) || node.layer.type === 'batch_norm';
+      const fusable = (node.layer.type === 'conv' && node.layer.bias) || node.layer.type === 'batch_norm' || node.layer.type === 'group_norm';
       if (fusable && next?.layer.type === 'relu' && consumers === 1 && next.inputs[0] === node.id && !graph.outputs.includes(node.id)) {
         this.fusedWithNext.add(node.id);
       }
@@ -111,9 +111,12 @@ export class PlanModel implements TrainableModel {
         const { id, inputs: from, layer } = nodes[i];
         const args = from.map((name) => values.get(name)!);
         if (this.fusedWithNext.has(id)) {
-          // conv + bias + ReLU: the bias and the ReLU as one fused op; batch norm + ReLU likewise in training (same
-          // values; fewer passes over the activation).
-          const fused = layer.type === 'batch_norm' ? this.batchNorm(layer, args[0], training, true) : this.conv(layer as ResolvedConv, args[0], true);
+          // conv + bias + ReLU: the bias and the ReLU as one fused op; batch norm + ReLU likewise in training, group
+          // norm + ReLU always (same values; fewer passes over the activation).
+          const fused =
+            layer.type === 'batch_norm' ? this.batchNorm(layer, args[0], training, true)
+            : layer.type === 'group_norm' ? this.groupNorm(layer, args[0], true)
+            : this.conv(layer as ResolvedConv, args[0], true);
           values.set(nodes[i + 1].id, fused);
           i++;
           continue;
@@ -240,15 +243,15 @@ export class PlanModel implements TrainableModel {
   }
 
   /** nn.GroupNorm: per sample, mean and biased variance over each group's channels and all positions. */
-  private groupNorm(layer: ResolvedGroupNorm, x: tf.Tensor): tf.Tensor {
+  private groupNorm(layer: ResolvedGroupNorm, x: tf.Tensor, thenRelu = false): tf.Tensor {
     const gamma = this.variable(layer, 'weight');
     const beta = this.variable(layer, 'bias');
-    if (!this.tap) return groupNorm(x, gamma, beta, layer.groups, layer.eps);
+    if (!this.tap) return groupNorm(x, gamma, beta, layer.groups, layer.eps, thenRelu);
     // The DP engine's per-sample gradients of the affine need its input, the normalised activation.
     const normalised = groupNormaliseOnly(x, layer.groups, layer.eps);
     const scaled = tf.mul(normalised, gamma);
     const z = this.tap({ kind: 'affine', weight: `${layer.key}.weight`, bias: `${layer.key}.bias` }, normalised, scaled);
-    return tf.add(z, beta);
+    return thenRelu ? tf.relu(tf.add(z, beta)) : tf.add(z, beta);
   }
 
   private batchNorm(layer: ResolvedBatchNorm, x: tf.Tensor, training: boolean, thenRelu = false): tf.Tensor {

@@ -16,31 +16,33 @@ export interface GroupNormAttrs {
   eps: number;
   /** Groups of consecutive channels (channels / groups each). */
   groups: number;
+  /** A ReLU after the affine step, in the same pass. */
+  relu: boolean;
 }
 
 export function nativeGroupNormKernels(native: NativeKernels): KernelConfig[] {
   const forward: KernelFunc = ({ inputs, backend, attrs }) => {
     const { x, gamma, beta } = inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
-    const { eps, groups } = attrs as unknown as GroupNormAttrs;
+    const { eps, groups, relu } = attrs as unknown as GroupNormAttrs;
     const wasm = backend as WasmBackend;
     const samples = x.shape[0];
     const y = allocF32(wasm, [...x.shape]);
     const mean = allocF32(wasm, [samples, groups]);
     const variance = allocF32(wasm, [samples, groups]);
     // Views after the last allocation (a heap growth invalidates them).
-    native.groupNormForward(heapF32(wasm, x), heapF32(wasm, gamma), heapF32(wasm, beta), eps, samples, groups,
+    native.groupNormForward(heapF32(wasm, x), heapF32(wasm, gamma), heapF32(wasm, beta), eps, relu, samples, groups,
       heapF32(wasm, y), heapF32(wasm, mean), heapF32(wasm, variance));
     return [y, mean, variance];
   };
   const backward: KernelFunc = ({ inputs, backend, attrs }) => {
     const { dy, x, gamma, beta, mean, variance } = inputs as Record<'dy' | 'x' | 'gamma' | 'beta' | 'mean' | 'variance', TensorInfo>;
-    const { eps, groups } = attrs as unknown as GroupNormAttrs;
+    const { eps, groups, relu } = attrs as unknown as GroupNormAttrs;
     const wasm = backend as WasmBackend;
     const dx = allocF32(wasm, [...x.shape]);
     const dgamma = allocF32(wasm, [gamma.shape[0]]);
     const dbeta = allocF32(wasm, [gamma.shape[0]]);
     const view = (t: TensorInfo) => heapF32(wasm, t);
-    native.groupNormBackward(view(dy), view(x), view(gamma), view(beta), view(mean), view(variance), eps, x.shape[0],
+    native.groupNormBackward(view(dy), view(x), view(gamma), view(beta), view(mean), view(variance), eps, relu, x.shape[0],
       groups, view(dx), view(dgamma), view(dbeta));
     return [dx, dgamma, dbeta];
   };
@@ -66,7 +68,7 @@ export const groupNormGradient: GradConfig = {
 /**
  * Run once before the native kernels are trusted, beside the batch-norm self-check: 3 samples of 601 positions
  * (two 512-row chunks in each, 4-row steps and a row left over) and 12 channels in 3 groups (one 8-wide vector + a
- * 4-channel tail), an offset large against the spread, against the definition in float64. Returns what is wrong,
+ * 4-channel tail), with the ReLU, an offset large against the spread, against the definition in float64. Returns what is wrong,
  * or undefined when all agree.
  */
 export function nativeGroupNormSelfCheck(native: NativeKernels): string | undefined {
@@ -83,8 +85,8 @@ export function nativeGroupNormSelfCheck(native: NativeKernels): string | undefi
   const dx = new Float32Array(x.length);
   const dgamma = new Float32Array(C);
   const dbeta = new Float32Array(C);
-  native.groupNormForward(x, gamma, beta, eps, N, G, y, mean, variance);
-  native.groupNormBackward(dy, x, gamma, beta, mean, variance, eps, N, G, dx, dgamma, dbeta);
+  native.groupNormForward(x, gamma, beta, eps, true, N, G, y, mean, variance);
+  native.groupNormBackward(dy, x, gamma, beta, mean, variance, eps, true, N, G, dx, dgamma, dbeta);
   const close = (got: number, want: number, tol: number) => Math.abs(got - want) <= tol * (1 + Math.abs(want));
   const wantDgamma = new Float64Array(C);
   const wantDbeta = new Float64Array(C);
@@ -106,19 +108,22 @@ export function nativeGroupNormSelfCheck(native: NativeKernels): string | undefi
           const i = at(p, k);
           const c = g * per + k;
           const hat = (x[i] - m) * inv;
-          if (!close(y[i], hat * gamma[c] + beta[c], 1e-4)) return `group norm forward wrong at ${i}`;
-          sumG += dy[i] * gamma[c];
-          sumGHat += dy[i] * gamma[c] * hat;
-          wantDbeta[c] += dy[i];
-          wantDgamma[c] += dy[i] * hat;
+          if (!close(y[i], Math.max(hat * gamma[c] + beta[c], 0), 1e-4)) return `group norm forward wrong at ${i}`;
+          const dz = hat * gamma[c] + beta[c] > 0 ? dy[i] : 0;
+          sumG += dz * gamma[c];
+          sumGHat += dz * gamma[c] * hat;
+          wantDbeta[c] += dz;
+          wantDgamma[c] += dz * hat;
         }
       }
       const count = P * per;
       for (let p = 0; p < P; p++) {
         for (let k = 0; k < per; k++) {
           const i = at(p, k);
+          const c = g * per + k;
           const hat = (x[i] - m) * inv;
-          const want = inv * (dy[i] * gamma[g * per + k] - sumG / count - (hat * sumGHat) / count);
+          const dz = hat * gamma[c] + beta[c] > 0 ? dy[i] : 0;
+          const want = inv * (dz * gamma[c] - sumG / count - (hat * sumGHat) / count);
           if (!close(dx[i], want, 1e-3)) return `group norm input gradient wrong at ${i}`;
         }
       }

@@ -1,8 +1,8 @@
 /**
  * The group-norm op (../group-norm.ts) under every kernel set-up (native on 1 and 2 threads: one kernel each way,
- * bn.c; wasm: the composed ops): output and the three gradients against the CPU backend's automatic
- * differentiation of the composed definition, and against central finite differences of a float64 reference; the
- * native results have the same bits on 1, 2 and 3 threads.
+ * bn.c; wasm: the composed ops), with and without the fused ReLU: output and the three gradients against the CPU
+ * backend's automatic differentiation of the composed definition, and against central finite differences of a
+ * float64 reference; the native results have the same bits on 1, 2 and 3 threads.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -18,6 +18,7 @@ const EPS = 1e-5;
 interface Case {
   shape: number[];
   groups: number;
+  relu?: boolean;
 }
 
 const CASES: Case[] = [
@@ -25,8 +26,9 @@ const CASES: Case[] = [
   { shape: [3, 6], groups: 1 },
   // 3-D, 2 samples of 1200 positions: several 512-row chunks per sample; 12 channels = one vector + a 4-channel tail
   { shape: [2, 10, 12, 10, 12], groups: 4 },
+  { shape: [2, 10, 12, 10, 12], groups: 4, relu: true },
   // instance norm (one channel per group), 77 positions: 4-row steps and one row left over
-  { shape: [3, 7, 11, 9], groups: 9 },
+  { shape: [3, 7, 11, 9], groups: 9, relu: true },
   // layer norm's normalisation: 1 group over every position and channel
   { shape: [2, 5, 6, 16], groups: 1 },
 ];
@@ -50,7 +52,7 @@ function run(c: Case): Result {
     const xs = tf.tensor(x, c.shape);
     const g = tf.tensor1d(gamma);
     const b = tf.tensor1d(beta);
-    const f = (a: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => groupNorm(a, gg, bb, c.groups, EPS);
+    const f = (a: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => groupNorm(a, gg, bb, c.groups, EPS, c.relu);
     const [dx, dgamma, dbeta] = tf.grads(f)([xs, g, b], tf.tensor(cot, c.shape));
     const data = (t: tf.Tensor) => t.dataSync() as Float32Array;
     return { y: data(f(xs, g, b)), dx: data(dx), dgamma: data(dgamma), dbeta: data(dbeta) };
@@ -71,7 +73,10 @@ function loss64(c: Case, x: Float64Array, gamma: Float64Array, beta: Float64Arra
       const m = indices.reduce((s, i) => s + x[i], 0) / indices.length;
       const v = indices.reduce((s, i) => s + (x[i] - m) ** 2, 0) / indices.length;
       const inv = 1 / Math.sqrt(v + EPS);
-      for (const i of indices) total += cot[i] * ((x[i] - m) * inv * gamma[i % C] + beta[i % C]);
+      for (const i of indices) {
+        const z = (x[i] - m) * inv * gamma[i % C] + beta[i % C];
+        total += cot[i] * (c.relu ? Math.max(z, 0) : z);
+      }
     }
   }
   return total;

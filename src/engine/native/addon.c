@@ -21,10 +21,11 @@
  *   batchNormForward(x, gamma, beta, eps: number, relu: boolean, y, mean, variance): void
  *                                                 (x, y: [rows x gamma.length]; see bn.h)
  *   batchNormBackward(dy, x, gamma, beta, mean, variance, eps, relu, dx, dgamma, dbeta): void
- *   groupNormForward(x, gamma, beta, eps: number, samples: integer, groups: integer, y, mean, variance): void
+ *   groupNormForward(x, gamma, beta, eps: number, relu: boolean, samples: integer, groups: integer, y, mean,
+ *                    variance): void
  *                                                 (x, y: [samples x positions x gamma.length], mean and variance:
  *                                                 [samples x groups]; see bn.h)
- *   groupNormBackward(dy, x, gamma, beta, mean, variance, eps, samples, groups, dx, dgamma, dbeta): void
+ *   groupNormBackward(dy, x, gamma, beta, mean, variance, eps, relu, samples, groups, dx, dgamma, dbeta): void
  *   copyColumns(src, srcCols, srcOffset, dst, dstCols, dstOffset, width): void
  *                                                 (src, dst: row-major with the same number of rows; see copy.h)
  *   setThreads(n: integer 1..64, workPerThread?: integer >= 1): void
@@ -501,14 +502,14 @@ static void export_function(napi_env env, napi_value exports, const char *name, 
   napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, NULL, &fn);
   napi_set_named_property(env, exports, name, fn);
 }
-/* Group norm (bn.h): `count` arguments, Float32Arrays except eps, samples and groups (at eps_index and the two
- * after it); kinds[k] of the k-th array: 'a' activation, 'c' channel vector, 's' per sample and group. Returns 0
+/* Group norm (bn.h): `count` arguments, Float32Arrays except eps, relu, samples and groups (at eps_index and the
+ * three after it); kinds[k] of the k-th array: 'a' activation, 'c' channel vector, 's' per sample and group. Returns 0
  * after throwing the JavaScript error. */
 static int group_norm_args(napi_env env, napi_callback_info info, const char *name, size_t count, const char *kinds,
-                           size_t eps_index, float **arrays, double *eps, size_t *samples, size_t *positions,
-                           size_t *cols, size_t *groups) {
-  napi_value args[12];
-  size_t argc = 12;
+                           size_t eps_index, float **arrays, double *eps, int *relu, size_t *samples,
+                           size_t *positions, size_t *cols, size_t *groups) {
+  napi_value args[13];
+  size_t argc = 13;
   char error[200];
   if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != count) {
     snprintf(error, sizeof error, "%s expects %zu arguments", name, count);
@@ -526,9 +527,17 @@ static int group_norm_args(napi_env env, napi_callback_info info, const char *na
     fail(env, error);
     return 0;
   }
+  bool flag;
+  if (napi_typeof(env, args[eps_index + 1], &type) != napi_ok || type != napi_boolean ||
+      napi_get_value_bool(env, args[eps_index + 1], &flag) != napi_ok) {
+    snprintf(error, sizeof error, "%s: relu (argument %zu) must be a boolean", name, eps_index + 2);
+    fail(env, error);
+    return 0;
+  }
+  *relu = flag ? 1 : 0;
   double counts[2];
   for (size_t i = 0; i < 2; i++) {
-    const size_t at = eps_index + 1 + i;
+    const size_t at = eps_index + 2 + i;
     if (napi_typeof(env, args[at], &type) != napi_ok || type != napi_number ||
         napi_get_value_double(env, args[at], &counts[i]) != napi_ok || !(counts[i] >= 1) ||
         counts[i] > FIELD_LIMIT * 64.0 || counts[i] != (double)(size_t)counts[i]) {
@@ -540,9 +549,9 @@ static int group_norm_args(napi_env env, napi_callback_info info, const char *na
   }
   *samples = (size_t)counts[0];
   *groups = (size_t)counts[1];
-  size_t lengths[12], positions_of[12], k = 0;
+  size_t lengths[13], positions_of[13], k = 0;
   for (size_t i = 0; i < count; i++) {
-    if (i >= eps_index && i <= eps_index + 2) continue;
+    if (i >= eps_index && i <= eps_index + 3) continue;
     if (!typed_array(env, args[i], napi_float32_array, (void **)&arrays[k], &lengths[k])) {
       snprintf(error, sizeof error, "%s: argument %zu must be a Float32Array", name, i + 1);
       fail(env, error);
@@ -578,29 +587,32 @@ static int group_norm_args(napi_env env, napi_callback_info info, const char *na
 }
 
 static napi_value group_norm_forward_js(napi_env env, napi_callback_info info) {
-  /* (x, gamma, beta, eps, samples, groups, y, mean, variance) */
+  /* (x, gamma, beta, eps, relu, samples, groups, y, mean, variance) */
   float *a[6];
   double eps;
+  int relu;
   size_t samples, positions, cols, groups;
-  if (!group_norm_args(env, info, "groupNormForward", 9, "accass", 3, a, &eps, &samples, &positions, &cols, &groups)) {
+  if (!group_norm_args(env, info, "groupNormForward", 10, "accass", 3, a, &eps, &relu, &samples, &positions, &cols,
+                       &groups)) {
     return NULL;
   }
-  if (group_norm_forward(a[0], a[1], a[2], eps, samples, positions, cols, groups, a[3], a[4], a[5]) != 0) {
+  if (group_norm_forward(a[0], a[1], a[2], eps, relu, samples, positions, cols, groups, a[3], a[4], a[5]) != 0) {
     return fail(env, "out of memory for partial sums");
   }
   return NULL;
 }
 
 static napi_value group_norm_backward_js(napi_env env, napi_callback_info info) {
-  /* (dy, x, gamma, beta, mean, variance, eps, samples, groups, dx, dgamma, dbeta) */
+  /* (dy, x, gamma, beta, mean, variance, eps, relu, samples, groups, dx, dgamma, dbeta) */
   float *a[9];
   double eps;
+  int relu;
   size_t samples, positions, cols, groups;
-  if (!group_norm_args(env, info, "groupNormBackward", 12, "aaccssacc", 6, a, &eps, &samples, &positions, &cols,
-                       &groups)) {
+  if (!group_norm_args(env, info, "groupNormBackward", 13, "aaccssacc", 6, a, &eps, &relu, &samples, &positions,
+                       &cols, &groups)) {
     return NULL;
   }
-  if (group_norm_backward(a[0], a[1], a[2], a[3], a[4], a[5], eps, samples, positions, cols, groups, a[6], a[7],
+  if (group_norm_backward(a[0], a[1], a[2], a[3], a[4], a[5], eps, relu, samples, positions, cols, groups, a[6], a[7],
                           a[8]) != 0) {
     return fail(env, "out of memory for partial sums");
   }

@@ -359,7 +359,7 @@ int batch_norm_backward(const float *dy, const float *x, const float *gamma, con
 /* Group norm: the batch-norm passes above with one row of per-channel vectors per sample (sample_rows =
  * positions); the per-channel sums are combined into each group's statistics between the passes. */
 
-int group_norm_forward(const float *x, const float *gamma, const float *beta, double eps, size_t samples,
+int group_norm_forward(const float *x, const float *gamma, const float *beta, double eps, int relu, size_t samples,
                        size_t positions, size_t cols, size_t groups, float *y, float *mean, float *variance) {
   if (samples == 0 || positions == 0 || groups == 0 || cols % groups != 0) return -2;
   const size_t p = padded(cols), per_group = cols / groups, rows = samples * positions;
@@ -372,7 +372,8 @@ int group_norm_forward(const float *x, const float *gamma, const float *beta, do
   for (size_t n = 0; n < samples; n++) {
     for (size_t c = 0; c < cols; c++) shift[n * p + c] = x[n * positions * cols + c];
   }
-  bn_job job = {.x = x, .shift64 = shift, .rows = rows, .cols = cols, .stride = p, .sample_rows = positions};
+  bn_job job = {.x = x, .shift64 = shift, .rows = rows, .cols = cols, .stride = p, .sample_rows = positions,
+                .relu = relu};
   if (summed(&job, stats_chunks, totals) != 0) goto out_of_memory;
   const double m = (double)positions;
   for (size_t n = 0; n < samples; n++) {
@@ -416,7 +417,7 @@ out_of_memory:
 }
 
 int group_norm_backward(const float *dy, const float *x, const float *gamma, const float *beta, const float *mean,
-                        const float *variance, double eps, size_t samples, size_t positions, size_t cols,
+                        const float *variance, double eps, int relu, size_t samples, size_t positions, size_t cols,
                         size_t groups, float *dx, float *dgamma, float *dbeta) {
   if (samples == 0 || positions == 0 || groups == 0 || cols % groups != 0) return -2;
   const size_t p = padded(cols), sp = samples * p, per_group = cols / groups, rows = samples * positions;
@@ -438,13 +439,13 @@ int group_norm_backward(const float *dy, const float *x, const float *gamma, con
     }
   }
   bn_job job = {.x = x, .dy = dy, .beta = beta_p, .mean = mean_p, .scale = scale_p, .rows = rows, .cols = cols,
-                .stride = p, .sample_rows = positions};
+                .stride = p, .sample_rows = positions, .relu = relu};
   if (summed(&job, gradient_sums_chunks, totals) != 0) {
     free(scratch);
     free(totals);
     return -1;
   }
-  /* totals[n] = (sum dy, sum dy * (x - mean)) per channel; the parameter gradients add them over the samples in
+  /* totals[n] = (sum dz, sum dz * (x - mean)) per channel (dz: dy through the ReLU's mask); the parameter gradients add them over the samples in
    * sample order. */
   double *dbeta64 = totals + samples * 2 * cols, *dgamma64 = dbeta64 + cols;
   const double count = (double)positions * (double)per_group;
@@ -453,7 +454,7 @@ int group_norm_backward(const float *dy, const float *x, const float *gamma, con
     for (size_t g = 0; g < groups; g++) {
       const size_t c0 = g * per_group;
       const double inv = 1.0 / sqrt((double)variance[n * groups + g] + eps);
-      /* With dxhat = gamma * dy: the group's sum of dxhat and of dxhat * xhat. */
+      /* With dxhat = gamma * dz: the group's sum of dxhat and of dxhat * xhat. */
       double sum_g = 0, sum_gx = 0;
       for (size_t c = c0; c < c0 + per_group; c++) {
         sum_g += (double)gamma[c] * sum_dy[c];

@@ -38,17 +38,17 @@ export interface NativeKernels {
     eps: number, relu: boolean, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
   ): void;
   /**
-   * Group norm over x [samples x positions x C] (C = gamma.length, `groups` consecutive-channel groups): y and each
-   * sample's group mean and biased variance, [samples x groups] (bn.h).
+   * Group norm over x [samples x positions x C] (C = gamma.length, `groups` consecutive-channel groups), then ReLU
+   * when `relu`: y and each sample's group mean and biased variance, [samples x groups] (bn.h).
    */
   groupNormForward(
-    x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, samples: number, groups: number,
+    x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, relu: boolean, samples: number, groups: number,
     y: Float32Array, mean: Float32Array, variance: Float32Array,
   ): void;
   /** Its gradients from dy and the forward's inputs and statistics: dx, dgamma, dbeta. */
   groupNormBackward(
     dy: Float32Array, x: Float32Array, gamma: Float32Array, beta: Float32Array, mean: Float32Array, variance: Float32Array,
-    eps: number, samples: number, groups: number, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
+    eps: number, relu: boolean, samples: number, groups: number, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
   ): void;
   /**
    * For every row r (src.length / srcCols of them, as many as dst.length / dstCols): the `width` floats of src's row

@@ -5,12 +5,18 @@
  * generated PyTorch plans' networks timed the same way on 1 thread in the same run.
  * Last line: `RESULT bn_ratio=X torch_bn_ratio=Y tfjs_bn_ms=… tfjs_plain_ms=… bn_cpu_ratio=Z` (ratio = epoch with BN / without;
  * the CPU ratio is the same with the process's CPU time per epoch, which a loaded machine disturbs less).
+ * `--group-norm` adds the same network with group_norm (8 groups) after every conv, timed with the native group-norm
+ * kernel and with the composed ops (that kernel unregistered, every other native kernel in use), and appends
+ * `gn_ratio=` (group norm / plain) `gn_composed_ms= gn_native_ms= gn_speedup=` (composed / native) to the line.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { getKernel, unregisterKernel } from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/engine/backend';
+import { kernelsInUse, useKernels } from '../src/engine/kernels';
+import { GROUP_NORM, GROUP_NORM_GRAD } from '../src/engine/kernels/group-norm-native';
 import { trainModel } from '../src/engine/train';
 import { buildModel, definePlan, generateTorchPlan, LayerSpec, PlanSpec, trainingSettings } from '../src/plan';
 import { findTorchPython } from '../src/engine/testing/torch';
@@ -20,15 +26,19 @@ import { median } from './lib/stats';
 const SAMPLES = 32;
 const BATCH = 8;
 
-export function benchPlan(withBn: boolean, size: number[]): PlanSpec {
+/** The normalisation after every conv: none, batch norm, or group norm with 8 groups. */
+export type BenchNorm = 'none' | 'batch_norm' | 'group_norm';
+
+export function benchPlan(norm: BenchNorm, size: number[]): PlanSpec {
+  const normLayer: LayerSpec[] = norm === 'batch_norm' ? [{ type: 'batch_norm' }] : norm === 'group_norm' ? [{ type: 'group_norm', groups: 8 }] : [];
   const block = (outChannels: number, pool: boolean): LayerSpec[] => [
-    { type: 'conv3d', outChannels, kernelSize: 3, bias: !withBn },
-    ...(withBn ? [{ type: 'batch_norm' } as LayerSpec] : []),
+    { type: 'conv3d', outChannels, kernelSize: 3, bias: norm === 'none' },
+    ...normLayer,
     { type: 'relu' },
     ...(pool ? [{ type: 'max_pool3d', kernelSize: 2 } as LayerSpec] : []),
   ];
   return definePlan({
-    name: withBn ? 'Ref3dBn' : 'Ref3d',
+    name: { none: 'Ref3d', batch_norm: 'Ref3dBn', group_norm: 'Ref3dGn' }[norm],
     inputs: { image: { modalities: ['T1'], dims: 3, size } },
     target: { column: 'y' },
     model: { image: [...block(16, true), ...block(32, true), ...block(64, false), { type: 'global_avg_pool' }], head: [{ type: 'dense', outFeatures: 1 }] },
@@ -79,8 +89,8 @@ export async function main(args: string[]): Promise<void> {
   const size = at('--size') >= 0 ? args[at('--size') + 1].split('x').map(Number) : [24, 48, 48];
   const choice = await initBackend((line) => console.log(line));
   console.log(`3D input 1x${size.join('x')}, ${SAMPLES} samples/epoch, batch ${BATCH}, ${epochs} timed epochs after 1 warm-up`);
-  const plain = benchPlan(false, size);
-  const bn = benchPlan(true, size);
+  const plain = benchPlan('none', size);
+  const bn = benchPlan('batch_norm', size);
   const data = new SyntheticImages(SAMPLES, [...size, 1]);
   const times = { plain: [] as number[], bn: [] as number[] };
   const cpu = { plain: [] as number[], bn: [] as number[] };
@@ -123,5 +133,32 @@ export async function main(args: string[]): Promise<void> {
   }
   const cpuRatio = median(cpu.bn) / median(cpu.plain);
   console.log(`tfjs CPU time per epoch: plain ${median(cpu.plain).toFixed(0)} ms, batch norm ${median(cpu.bn).toFixed(0)} ms`);
-  console.log(`\nRESULT bn_ratio=${(tfjsBn / tfjsPlain).toFixed(2)} torch_bn_ratio=${torchRatio} tfjs_bn_ms=${tfjsBn.toFixed(0)} tfjs_plain_ms=${tfjsPlain.toFixed(0)} bn_cpu_ratio=${cpuRatio.toFixed(2)}`);
+  const groupNorm = args.includes('--group-norm') ? await groupNormEpochs(size, data, epochs, tfjsPlain) : '';
+  console.log(`\nRESULT bn_ratio=${(tfjsBn / tfjsPlain).toFixed(2)} torch_bn_ratio=${torchRatio} tfjs_bn_ms=${tfjsBn.toFixed(0)} tfjs_plain_ms=${tfjsPlain.toFixed(0)} bn_cpu_ratio=${cpuRatio.toFixed(2)}${groupNorm}`);
+}
+
+/** Group-norm epochs on the native kernel and on the composed ops, interleaved; the RESULT fields they add. */
+async function groupNormEpochs(size: number[], data: SyntheticImages, epochs: number, plainMs: number): Promise<string> {
+  if (kernelsInUse() !== 'native') return ' gn_ratio=NA (no native kernels)';
+  const spec = benchPlan('group_norm', size);
+  const composed = async () => {
+    for (const name of [GROUP_NORM, GROUP_NORM_GRAD]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
+    try {
+      return await tfjsEpoch(spec, data);
+    } finally {
+      useKernels('native');
+    }
+  };
+  await tfjsEpoch(spec, data);
+  await composed();
+  const times = { native: [] as number[], composed: [] as number[] };
+  for (let e = 0; e < epochs; e++) {
+    times.native.push((await tfjsEpoch(spec, data)).ms);
+    times.composed.push((await composed()).ms);
+  }
+  const native = median(times.native);
+  const slow = median(times.composed);
+  console.log(`tfjs group norm, native kernel ${native.toFixed(0)} ms/epoch   runs ${times.native.map((t) => t.toFixed(0)).join(' ')}`);
+  console.log(`tfjs group norm, composed ops  ${slow.toFixed(0)} ms/epoch   runs ${times.composed.map((t) => t.toFixed(0)).join(' ')}`);
+  return ` gn_ratio=${(native / plainMs).toFixed(2)} gn_composed_ms=${slow.toFixed(0)} gn_native_ms=${native.toFixed(0)} gn_speedup=${(slow / native).toFixed(2)}`;
 }

@@ -47,7 +47,7 @@ export async function main(args: string[]): Promise<void> {
   await initBackend(() => undefined);
   if (kernelsInUse() === 'native') setNativeThreads(Number(value('--threads', '1')));
   const size = [24, 48, 48];
-  const spec = which === 'unet' ? unetPlan(64) : bnPlan(which === 'bn', size);
+  const spec = which === 'unet' ? unetPlan(64) : bnPlan(which === 'bn' ? 'batch_norm' : 'none', size);
   const data = which === 'unet' ? new SyntheticEvolution(64) : new SyntheticImages(32, [...size, 1]);
   const batch = which === 'unet' ? 16 : 8;
   const model = buildModel(spec, { seed: 1 });

@@ -1,7 +1,7 @@
 /**
  * The plan layers' gradients on the project's training engine (wasm backend with the native / wasm kernels, as
  * nodes train) equal those of the pure-JS CPU backend, the exact oracle, for plans using every layer family: the
- * graph merges (add, concat), instance / layer norm, global max pool, channel dropout (eval: identity), and the
+ * graph merges (add, concat), instance / layer / group norm (native kernels: bn.c), global max pool, channel dropout (eval: identity), and the
  * losses with options. PyTorch agreement of the same plans: torch-conformance.test.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -14,7 +14,7 @@ import { initialWeights } from './init';
 import { PlanSpec } from './spec';
 import { buildModel } from './tfjs-model';
 import { engineLoss, planLoss } from './training';
-import { convTranspose3dGraphPlan, inception3dGraphPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan, severalHeadsGraphPlan, unetGraphPlan, upsample3dGraphPlan } from './testing/plans';
+import { convTranspose3dGraphPlan, groupNormPlan, inception3dGraphPlan, norms2dPlan, normsGraphPlan, resnetGraphPlan, severalHeadsGraphPlan, unetGraphPlan, upsample3dGraphPlan } from './testing/plans';
 import { validatePlan } from './validate';
 
 let engine: string;
@@ -61,6 +61,7 @@ describe.each([['native kernels', 'native'], ['wasm kernels', 'wasm']] as const)
     ['inception 3d graph', inception3dGraphPlan],
     ['norms graph 3d', normsGraphPlan],
     ['norms 2d', norms2dPlan],
+    ['group norm (conv and dense features)', groupNormPlan],
     ['u-net 2d (upsample, skip concat)', unetGraphPlan],
     ['upsample 3d', upsample3dGraphPlan],
     ['3-d transposed convolutions', convTranspose3dGraphPlan],

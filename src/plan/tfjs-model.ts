@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { LayerTap, ModelParameter, TrainableModel } from '../engine/model';
 import { batchNormTrain } from '../engine/batch-norm';
 import { biasRelu } from '../engine/fused';
+import { groupNorm, groupNormaliseOnly } from '../engine/group-norm';
 import { SeededRandom } from '../engine/prng';
 import { TorchTensor } from '../serialize';
 import {
@@ -76,7 +77,7 @@ export class PlanModel implements TrainableModel {
     graph.nodes.forEach((node, i) => {
       const next = graph.nodes[i + 1];
       const consumers = graph.nodes.filter((n) => n.inputs.includes(node.id)).length;
-      const fusable = (node.layer.type === 'conv' && node.layer.bias) || node.layer.type === 'batch_norm';
+      const fusable = (node.layer.type === 'conv' && node.layer.bias) || node.layer.type === 'batch_norm' || node.layer.type === 'group_norm';
       if (fusable && next?.layer.type === 'relu' && consumers === 1 && next.inputs[0] === node.id && !graph.outputs.includes(node.id)) {
         this.fusedWithNext.add(node.id);
       }
@@ -110,9 +111,12 @@ export class PlanModel implements TrainableModel {
         const { id, inputs: from, layer } = nodes[i];
         const args = from.map((name) => values.get(name)!);
         if (this.fusedWithNext.has(id)) {
-          // conv + bias + ReLU: the bias and the ReLU as one fused op; batch norm + ReLU likewise in training (same
-          // values; fewer passes over the activation).
-          const fused = layer.type === 'batch_norm' ? this.batchNorm(layer, args[0], training, true) : this.conv(layer as ResolvedConv, args[0], true);
+          // conv + bias + ReLU: the bias and the ReLU as one fused op; batch norm + ReLU likewise in training, group
+          // norm + ReLU always (same values; fewer passes over the activation).
+          const fused =
+            layer.type === 'batch_norm' ? this.batchNorm(layer, args[0], training, true)
+            : layer.type === 'group_norm' ? this.groupNorm(layer, args[0], true)
+            : this.conv(layer as ResolvedConv, args[0], true);
           values.set(nodes[i + 1].id, fused);
           i++;
           continue;
@@ -179,11 +183,12 @@ export class PlanModel implements TrainableModel {
       case 'upsample':
         return layer.mode === 'nearest' ? upsampleNearest(x, layer.scale) : upsample2dByInterpolation(layer, x as tf.Tensor4D);
       case 'instance_norm':
+        // Per sample and channel over the spatial axes: group norm with one channel per group.
+        if (!layer.affine) return groupNormaliseOnly(x, layer.features, layer.eps);
+        return groupNorm(x, this.variable(layer, 'weight'), this.variable(layer, 'bias'), layer.features, layer.eps);
       case 'layer_norm': {
-        // instance: per sample and channel over the spatial axes; layer: per sample over everything.
-        const axes = layer.type === 'instance_norm' ? range(1, x.rank - 1) : range(1, x.rank);
-        const { mean, variance } = tf.moments(x, axes, true);
-        const normalised = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, layer.eps)));
+        // Per sample over everything: group norm's normalisation with 1 group; the affine is per element.
+        const normalised = groupNormaliseOnly(x, 1, layer.eps);
         if (!layer.affine) return normalised;
         return tf.add(tf.mul(normalised, this.variable(layer, 'weight')), this.variable(layer, 'bias'));
       }
@@ -238,18 +243,15 @@ export class PlanModel implements TrainableModel {
   }
 
   /** nn.GroupNorm: per sample, mean and biased variance over each group's channels and all positions. */
-  private groupNorm(layer: ResolvedGroupNorm, x: tf.Tensor): tf.Tensor {
+  private groupNorm(layer: ResolvedGroupNorm, x: tf.Tensor, thenRelu = false): tf.Tensor {
     const gamma = this.variable(layer, 'weight');
     const beta = this.variable(layer, 'bias');
-    const n = x.shape[0];
-    const perGroup = layer.features / layer.groups;
-    // Channels last: [N, positions, groups, channels per group].
-    const grouped = tf.reshape(x, [n, -1, layer.groups, perGroup]);
-    const { mean, variance } = tf.moments(grouped, [1, 3], true);
-    const normalised = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, layer.eps))), x.shape);
+    if (!this.tap) return groupNorm(x, gamma, beta, layer.groups, layer.eps, thenRelu);
+    // The DP engine's per-sample gradients of the affine need its input, the normalised activation.
+    const normalised = groupNormaliseOnly(x, layer.groups, layer.eps);
     const scaled = tf.mul(normalised, gamma);
-    const z = this.tap ? this.tap({ kind: 'affine', weight: `${layer.key}.weight`, bias: `${layer.key}.bias` }, normalised, scaled) : scaled;
-    return tf.add(z, beta);
+    const z = this.tap({ kind: 'affine', weight: `${layer.key}.weight`, bias: `${layer.key}.bias` }, normalised, scaled);
+    return thenRelu ? tf.relu(tf.add(z, beta)) : tf.add(z, beta);
   }
 
   private batchNorm(layer: ResolvedBatchNorm, x: tf.Tensor, training: boolean, thenRelu = false): tf.Tensor {

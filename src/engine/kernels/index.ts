@@ -11,6 +11,7 @@ import { loadNativeKernels } from '../native';
 import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { BIAS_RELU, BIAS_RELU_GRAD, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
 import { BATCH_NORM, BATCH_NORM_GRAD, batchNormGradient, nativeBatchNormKernels, nativeBatchNormSelfCheck } from './batch-norm-native';
+import { GROUP_NORM, GROUP_NORM_GRAD, groupNormGradient, nativeGroupNormKernels, nativeGroupNormSelfCheck } from './group-norm-native';
 import { conv2DGradient } from './conv2d-gradient';
 import { conv3DBackpropInputGradient } from './conv3d-transpose-gradient';
 import { nativeConcatKernels } from './concat-native';
@@ -94,10 +95,11 @@ export function registerProjectKernels(): void {
   registerGradient(avgPool3DGradient);
   registerGradient(biasReluGradient);
   registerGradient(batchNormGradient);
+  registerGradient(groupNormGradient);
   const native = loadNativeKernels();
   if (native.ok) {
     nativeSelfCheckFailure = nativeConvSelfCheck(native.kernels) ?? nativePoolSelfCheck(native.kernels) ??
-      nativeBatchNormSelfCheck(native.kernels);
+      nativeBatchNormSelfCheck(native.kernels) ?? nativeGroupNormSelfCheck(native.kernels);
     if (!nativeSelfCheckFailure) useKernels('native');
   }
 }
@@ -116,6 +118,7 @@ export function useKernels(implementation: KernelImplementation): void {
       nativeSumKernel(native.kernels, wasmSum),
       ...nativeBiasReluKernels(native.kernels),
       ...nativeBatchNormKernels(native.kernels),
+      ...nativeGroupNormKernels(native.kernels),
       ...nativeConcatKernels(native.kernels, { concat: wasmKernel('Concat'), splitV: wasmKernel('SplitV') }),
       ...nativeDpKernels(native.kernels),
       nativePerSampleSumKernel(native.kernels),
@@ -125,7 +128,7 @@ export function useKernels(implementation: KernelImplementation): void {
     // Without them the biasRelu op (../fused.ts) composes add + relu, batch norm (../batch-norm.ts) composes
     // standard ops, and per-sample filter gradients use slices.
     for (const name of [BIAS_RELU, BIAS_RELU_GRAD, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
-    for (const name of [BATCH_NORM, BATCH_NORM_GRAD]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
+    for (const name of [BATCH_NORM, BATCH_NORM_GRAD, GROUP_NORM, GROUP_NORM_GRAD]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
   }
   inUse = implementation;
 }

@@ -21,6 +21,11 @@
  *   batchNormForward(x, gamma, beta, eps: number, relu: boolean, y, mean, variance): void
  *                                                 (x, y: [rows x gamma.length]; see bn.h)
  *   batchNormBackward(dy, x, gamma, beta, mean, variance, eps, relu, dx, dgamma, dbeta): void
+ *   groupNormForward(x, gamma, beta, eps: number, relu: boolean, samples: integer, groups: integer, y, mean,
+ *                    variance): void
+ *                                                 (x, y: [samples x positions x gamma.length], mean and variance:
+ *                                                 [samples x groups]; see bn.h)
+ *   groupNormBackward(dy, x, gamma, beta, mean, variance, eps, relu, samples, groups, dx, dgamma, dbeta): void
  *   copyColumns(src, srcCols, srcOffset, dst, dstCols, dstOffset, width): void
  *                                                 (src, dst: row-major with the same number of rows; see copy.h)
  *   setThreads(n: integer 1..64, workPerThread?: integer >= 1): void
@@ -41,7 +46,7 @@
 #include "reduce.h"
 
 /* Bump whenever a function is added, removed or changes meaning; src/engine/native/index.ts expects the same. */
-#define FBTS_API_VERSION 5
+#define FBTS_API_VERSION 6
 
 /* Largest magnitude of any geometry field: 2^20 (a million pixels along one axis). */
 #define FIELD_LIMIT (1 << 20)
@@ -497,6 +502,122 @@ static void export_function(napi_env env, napi_value exports, const char *name, 
   napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, NULL, &fn);
   napi_set_named_property(env, exports, name, fn);
 }
+/* Group norm (bn.h): `count` arguments, Float32Arrays except eps, relu, samples and groups (at eps_index and the
+ * three after it); kinds[k] of the k-th array: 'a' activation, 'c' channel vector, 's' per sample and group. Returns 0
+ * after throwing the JavaScript error. */
+static int group_norm_args(napi_env env, napi_callback_info info, const char *name, size_t count, const char *kinds,
+                           size_t eps_index, float **arrays, double *eps, int *relu, size_t *samples,
+                           size_t *positions, size_t *cols, size_t *groups) {
+  napi_value args[13];
+  size_t argc = 13;
+  char error[200];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != count) {
+    snprintf(error, sizeof error, "%s expects %zu arguments", name, count);
+    fail(env, error);
+    return 0;
+  }
+  if (!conv_cpu_supported()) {
+    fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+    return 0;
+  }
+  napi_valuetype type;
+  if (napi_typeof(env, args[eps_index], &type) != napi_ok || type != napi_number ||
+      napi_get_value_double(env, args[eps_index], eps) != napi_ok || !(*eps >= 0) || *eps > 1e30) {
+    snprintf(error, sizeof error, "%s: eps (argument %zu) must be a finite number >= 0", name, eps_index + 1);
+    fail(env, error);
+    return 0;
+  }
+  bool flag;
+  if (napi_typeof(env, args[eps_index + 1], &type) != napi_ok || type != napi_boolean ||
+      napi_get_value_bool(env, args[eps_index + 1], &flag) != napi_ok) {
+    snprintf(error, sizeof error, "%s: relu (argument %zu) must be a boolean", name, eps_index + 2);
+    fail(env, error);
+    return 0;
+  }
+  *relu = flag ? 1 : 0;
+  double counts[2];
+  for (size_t i = 0; i < 2; i++) {
+    const size_t at = eps_index + 2 + i;
+    if (napi_typeof(env, args[at], &type) != napi_ok || type != napi_number ||
+        napi_get_value_double(env, args[at], &counts[i]) != napi_ok || !(counts[i] >= 1) ||
+        counts[i] > FIELD_LIMIT * 64.0 || counts[i] != (double)(size_t)counts[i]) {
+      snprintf(error, sizeof error, "%s: %s (argument %zu) must be an integer >= 1", name, i == 0 ? "samples" : "groups",
+               at + 1);
+      fail(env, error);
+      return 0;
+    }
+  }
+  *samples = (size_t)counts[0];
+  *groups = (size_t)counts[1];
+  size_t lengths[13], positions_of[13], k = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (i >= eps_index && i <= eps_index + 3) continue;
+    if (!typed_array(env, args[i], napi_float32_array, (void **)&arrays[k], &lengths[k])) {
+      snprintf(error, sizeof error, "%s: argument %zu must be a Float32Array", name, i + 1);
+      fail(env, error);
+      return 0;
+    }
+    positions_of[k++] = i + 1;
+  }
+  size_t first_vector = 0;
+  while (kinds[first_vector] != 'c') first_vector++;
+  *cols = lengths[first_vector];
+  if (*cols == 0 || *cols % *groups != 0) {
+    snprintf(error, sizeof error, "%s: %zu groups do not divide %zu channels", name, *groups, *cols);
+    fail(env, error);
+    return 0;
+  }
+  if (lengths[0] == 0 || lengths[0] % (*samples * *cols) != 0) {
+    snprintf(error, sizeof error, "%s: %zu values are not %zu samples of whole rows of %zu channels", name, lengths[0],
+             *samples, *cols);
+    fail(env, error);
+    return 0;
+  }
+  *positions = lengths[0] / (*samples * *cols);
+  for (size_t i = 0; i < k; i++) {
+    const size_t expected = kinds[i] == 'a' ? lengths[0] : kinds[i] == 'c' ? *cols : *samples * *groups;
+    if (lengths[i] != expected) {
+      snprintf(error, sizeof error, "%s: argument %zu has %zu floats, expected %zu", name, positions_of[i], lengths[i],
+               expected);
+      fail(env, error);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static napi_value group_norm_forward_js(napi_env env, napi_callback_info info) {
+  /* (x, gamma, beta, eps, relu, samples, groups, y, mean, variance) */
+  float *a[6];
+  double eps;
+  int relu;
+  size_t samples, positions, cols, groups;
+  if (!group_norm_args(env, info, "groupNormForward", 10, "accass", 3, a, &eps, &relu, &samples, &positions, &cols,
+                       &groups)) {
+    return NULL;
+  }
+  if (group_norm_forward(a[0], a[1], a[2], eps, relu, samples, positions, cols, groups, a[3], a[4], a[5]) != 0) {
+    return fail(env, "out of memory for partial sums");
+  }
+  return NULL;
+}
+
+static napi_value group_norm_backward_js(napi_env env, napi_callback_info info) {
+  /* (dy, x, gamma, beta, mean, variance, eps, relu, samples, groups, dx, dgamma, dbeta) */
+  float *a[9];
+  double eps;
+  int relu;
+  size_t samples, positions, cols, groups;
+  if (!group_norm_args(env, info, "groupNormBackward", 13, "aaccssacc", 6, a, &eps, &relu, &samples, &positions,
+                       &cols, &groups)) {
+    return NULL;
+  }
+  if (group_norm_backward(a[0], a[1], a[2], a[3], a[4], a[5], eps, relu, samples, positions, cols, groups, a[6], a[7],
+                          a[8]) != 0) {
+    return fail(env, "out of memory for partial sums");
+  }
+  return NULL;
+}
 
 NAPI_MODULE_INIT() {
   napi_value version;
@@ -516,6 +637,8 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "sumLeadingAxes", sum_leading_axes_js);
   export_function(env, exports, "batchNormForward", batch_norm_forward_js);
   export_function(env, exports, "batchNormBackward", batch_norm_backward_js);
+  export_function(env, exports, "groupNormForward", group_norm_forward_js);
+  export_function(env, exports, "groupNormBackward", group_norm_backward_js);
   export_function(env, exports, "copyColumns", copy_columns_js);
   export_function(env, exports, "dpConvPerSample", dp_conv_per_sample_js);
   export_function(env, exports, "dpWeightedRowSum", dp_weighted_row_sum_js);

@@ -26,4 +26,18 @@ int batch_norm_backward(const float *dy, const float *x, const float *gamma, con
                         const float *variance, double eps, int relu, size_t rows, size_t cols, float *dx,
                         float *dgamma, float *dbeta);
 
+/* Group norm (nn.GroupNorm; instance norm with groups = cols, layer norm's normalisation with 1 group) over
+ * `samples` samples of [positions x cols] channels-last values: per sample and group of cols / groups consecutive
+ * channels, the mean and biased variance over positions x channels; y = (x - mean) * gamma / sqrt(var + eps) + beta
+ * with per-channel gamma and beta, then a ReLU when `relu`. mean and variance: [samples x groups]. Same passes and
+ * float64 partial sums as batch norm. Returns -1 when out of memory, -2 for an empty or indivisible shape (outputs untouched). */
+int group_norm_forward(const float *x, const float *gamma, const float *beta, double eps, int relu, size_t samples,
+                       size_t positions, size_t cols, size_t groups, float *y, float *mean, float *variance);
+
+/* Its gradients: dbeta = sum dz, dgamma = sum dz * xhat over samples and positions; per sample and group, with
+ * g = gamma * dz, dx = inv * (g - mean(g) - xhat * mean(g * xhat)); dz as in batch_norm_backward. */
+int group_norm_backward(const float *dy, const float *x, const float *gamma, const float *beta, const float *mean,
+                        const float *variance, double eps, int relu, size_t samples, size_t positions, size_t cols,
+                        size_t groups, float *dx, float *dgamma, float *dbeta);
+
 #endif

@@ -1,6 +1,6 @@
 /**
  * The optional native kernels: convolutions (conv.c), max pooling (pool.c), leading-axes sums (reduce.c), the
- * fused bias + ReLU (bias_relu.c), batch norm (+ ReLU) (bn.c) and concat / split copies (copy.c), AVX2 + FMA, built by build.js at install time.
+ * fused bias + ReLU (bias_relu.c), batch norm (+ ReLU) and group norm (bn.c) and concat / split copies (copy.c), AVX2 + FMA, built by build.js at install time.
  *
  * They run on the wasm backend's own memory: tensors stay on the wasm heap and the addon reads and writes them
  * through Float32Array views, so using them costs no copies. When the addon is missing, cannot load, or the CPU
@@ -38,6 +38,19 @@ export interface NativeKernels {
     eps: number, relu: boolean, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
   ): void;
   /**
+   * Group norm over x [samples x positions x C] (C = gamma.length, `groups` consecutive-channel groups), then ReLU
+   * when `relu`: y and each sample's group mean and biased variance, [samples x groups] (bn.h).
+   */
+  groupNormForward(
+    x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, relu: boolean, samples: number, groups: number,
+    y: Float32Array, mean: Float32Array, variance: Float32Array,
+  ): void;
+  /** Its gradients from dy and the forward's inputs and statistics: dx, dgamma, dbeta. */
+  groupNormBackward(
+    dy: Float32Array, x: Float32Array, gamma: Float32Array, beta: Float32Array, mean: Float32Array, variance: Float32Array,
+    eps: number, relu: boolean, samples: number, groups: number, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
+  ): void;
+  /**
    * For every row r (src.length / srcCols of them, as many as dst.length / dstCols): the `width` floats of src's row
    * from srcOffset to dst's row at dstOffset (concat / split along an axis).
    */
@@ -62,7 +75,7 @@ export type NativeLoad = { ok: true; kernels: NativeKernels; detail: string } | 
 export const NATIVE_ENV_VAR = 'FEDBIOMED_TS_NATIVE';
 /** The addon's FBTS_API_VERSION these sources were written for (addon.c). An addon left over from older sources
  *  (say, after a git pull without npm ci) is refused instead of failing mid-training on a missing function. */
-export const NATIVE_API_VERSION = 5;
+export const NATIVE_API_VERSION = 6;
 export const THREADS_ENV_VAR = 'FEDBIOMED_TS_THREADS';
 export const MAX_THREADS = 64;
 /** Where build.js puts the addon: beside these sources, which a compiled copy (dist/src/...) finds four levels up. */

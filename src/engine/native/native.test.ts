@@ -9,6 +9,7 @@ import * as path from 'path';
 import { nativeConvSelfCheck } from '../kernels/conv-native';
 import { nativePoolSelfCheck } from '../kernels/pool-native';
 import { nativeBatchNormSelfCheck } from '../kernels/batch-norm-native';
+import { nativeGroupNormSelfCheck } from '../kernels/group-norm-native';
 import * as os from 'os';
 import { loadAddon, loadNativeKernels, NATIVE_ADDON_PATH, NATIVE_API_VERSION, NativeKernels, THREADS_ENV_VAR, threadsSetting } from './index';
 
@@ -71,6 +72,24 @@ test('the start-up self-checks catch kernels that compute wrong values', () => {
     },
   };
   expect(nativeBatchNormSelfCheck(wrongVariance)).toMatch(/^batch norm statistics wrong at channel 3$/);
+  // Group norm whose input gradient is off at one element, and whose statistics come from one channel too few.
+  const groupOff: NativeKernels = {
+    ...real,
+    groupNormBackward: (dy, x, gamma, beta, mean, variance, eps, relu, samples, groups, dx, dgamma, dbeta) => {
+      real.groupNormBackward(dy, x, gamma, beta, mean, variance, eps, relu, samples, groups, dx, dgamma, dbeta);
+      dx[7] += 0.01;
+    },
+  };
+  expect(nativeGroupNormSelfCheck(groupOff)).toMatch(/^group norm input gradient wrong at 7$/);
+  const groupStats: NativeKernels = {
+    ...real,
+    groupNormForward: (x, gamma, beta, eps, relu, samples, groups, y, mean, variance) => {
+      real.groupNormForward(x, gamma, beta, eps, relu, samples, groups, y, mean, variance);
+      mean[4] += 1e-3;
+    },
+  };
+  expect(nativeGroupNormSelfCheck(groupStats)).toMatch(/^group norm statistics wrong at sample 1 group 1$/);
+  expect(nativeGroupNormSelfCheck(real)).toBeUndefined();
 });
 
 /** 1 sample, 4x4 image, 2 channels, 2x2 windows with stride 2 -> 2x2 output. */
@@ -244,6 +263,20 @@ describe('malformed calls are errors that name the problem', () => {
     ['a batch norm gradient with dgamma of the wrong size', () => addon().batchNormBackward(f(12), f(12), f(3), f(3), f(3), f(3), 1e-5, true, f(12), f(1), f(3)), /batchNormBackward: argument 10 has 1 floats, expected 3/],
     ['a batch norm gradient with mean of the wrong size', () => addon().batchNormBackward(f(12), f(12), f(3), f(3), f(6), f(3), 1e-5, true, f(12), f(3), f(3)), /batchNormBackward: argument 5 has 6 floats, expected 3/],
     ['a batch norm gradient with eps in the wrong place', () => (addon().batchNormBackward as unknown as (...a: unknown[]) => void)(f(12), f(12), f(3), f(3), f(3), 1e-5, f(3), true, f(12), f(3), f(3)), /batchNormBackward: eps \(argument 7\) must be a finite number >= 0/],
+    ['a group norm with nine arguments', () => (addon().groupNormForward as unknown as (...a: unknown[]) => void)(f(24), f(4), f(4), 1e-5, false, 2, 2, f(24), f(4)), /groupNormForward expects 10 arguments/],
+    ['a group norm whose groups do not divide the channels', () => addon().groupNormForward(f(24), f(4), f(4), 1e-5, false, 2, 3, f(24), f(6), f(6)), /groupNormForward: 3 groups do not divide 4 channels/],
+    ['a group norm over partial samples', () => addon().groupNormForward(f(20), f(4), f(4), 1e-5, false, 3, 2, f(20), f(6), f(6)), /groupNormForward: 20 values are not 3 samples of whole rows of 4 channels/],
+    ['a group norm of nothing', () => addon().groupNormForward(f(0), f(4), f(4), 1e-5, false, 1, 2, f(0), f(2), f(2)), /0 values are not 1 samples/],
+    ['a group norm with zero groups', () => addon().groupNormForward(f(24), f(4), f(4), 1e-5, false, 2, 0, f(24), f(4), f(4)), /groupNormForward: groups \(argument 7\) must be an integer >= 1/],
+    ['a group norm with fractional samples', () => addon().groupNormForward(f(24), f(4), f(4), 1e-5, false, 1.5, 2, f(24), f(4), f(4)), /groupNormForward: samples \(argument 6\) must be an integer >= 1/],
+    ['a group norm with relu not a boolean', () => addon().groupNormForward(f(24), f(4), f(4), 1e-5, 0 as unknown as boolean, 2, 2, f(24), f(4), f(4)), /groupNormForward: relu \(argument 5\) must be a boolean/],
+    ['a group norm with a negative eps', () => addon().groupNormForward(f(24), f(4), f(4), -1, false, 2, 2, f(24), f(4), f(4)), /groupNormForward: eps \(argument 4\) must be a finite number >= 0/],
+    ['a group norm mean of the wrong size', () => addon().groupNormForward(f(24), f(4), f(4), 1e-5, false, 2, 2, f(24), f(2), f(4)), /groupNormForward: argument 9 has 2 floats, expected 4/],
+    ['a group norm output of the wrong size', () => addon().groupNormForward(f(24), f(4), f(4), 1e-5, false, 2, 2, f(23), f(4), f(4)), /groupNormForward: argument 8 has 23 floats, expected 24/],
+    ['a group norm of a Float64Array', () => addon().groupNormForward(new Float64Array(24) as unknown as Float32Array, f(4), f(4), 1e-5, false, 2, 2, f(24), f(4), f(4)), /groupNormForward: argument 1 must be a Float32Array/],
+    ['a group norm gradient with x of the wrong size', () => addon().groupNormBackward(f(24), f(16), f(4), f(4), f(4), f(4), 1e-5, true, 2, 2, f(24), f(4), f(4)), /groupNormBackward: argument 2 has 16 floats, expected 24/],
+    ['a group norm gradient with variance of the wrong size', () => addon().groupNormBackward(f(24), f(24), f(4), f(4), f(4), f(5), 1e-5, true, 2, 2, f(24), f(4), f(4)), /groupNormBackward: argument 6 has 5 floats, expected 4/],
+    ['a group norm gradient with dbeta of the wrong size', () => addon().groupNormBackward(f(24), f(24), f(4), f(4), f(4), f(4), 1e-5, true, 2, 2, f(24), f(4), f(3)), /groupNormBackward: argument 13 has 3 floats, expected 4/],
     ['a copy with six arguments', () => (addon().copyColumns as unknown as (...a: unknown[]) => void)(f(6), 3, 0, f(4), 2, 0), /copyColumns expects \(src, srcCols, srcOffset, dst, dstCols, dstOffset, width\)/],
     ['a copy from a plain array', () => addon().copyColumns([1, 2] as unknown as Float32Array, 2, 0, f(2), 2, 0, 2), /copyColumns: argument 1 must be a Float32Array/],
     ['a copy with a fractional width', () => addon().copyColumns(f(6), 3, 0, f(4), 2, 0, 1.5), /copyColumns: argument 7 must be an integer >= 0/],

@@ -4,9 +4,10 @@
  * `iteration == size` without checking anything; the assembler here checks every chunk, so a malformed sequence
  * (changed size, a gap, a repeat, too many chunks, too many bytes) is a clear error instead of garbage.
  */
+import { FedbiomedTsError } from '../../errors';
 import { V6_CHUNK_BYTES, type TaskChunk } from './grpc';
 
-export class ChunkSequenceError extends Error {
+export class ChunkSequenceError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'ChunkSequenceError';

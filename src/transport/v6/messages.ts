@@ -5,6 +5,7 @@
  * each value of its annotated type. The tables were read from the v6.3.3 dataclasses
  * (`dataclasses.fields(cls)`), so our messages pass Python's checks and theirs pass ours.
  */
+import { FedbiomedTsError } from '../../errors';
 import { PyFloat } from '../../protocol/pyfloat';
 import { PyTuple } from '../../serialize';
 import { decodeV6Payload, encodeV6Payload } from './payload';
@@ -80,7 +81,7 @@ export interface V6Message<C extends V6ClassName = V6ClassName> {
   fields: Record<string, unknown>;
 }
 
-export class V6MessageError extends Error {
+export class V6MessageError extends FedbiomedTsError {
   constructor(message: string, readonly className?: string) {
     super(message);
     this.name = 'V6MessageError';

@@ -8,6 +8,7 @@
  * naming both fingerprints (delete the pin file to accept a new researcher certificate). The researcher id is the
  * certificate subject's O=; a message carrying another researcher_id is refused, as v6 does.
  */
+import { FedbiomedTsError } from '../../errors';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tls from 'tls';
@@ -26,7 +27,7 @@ export const V6_RECONNECT_BACKOFF: BackoffOptions = { initialDelayMs: 500, maxDe
 const SEND_RETRIES = 5;
 const SEND_RETRY_DELAY_MS = 2_000;
 
-export class CertificateError extends Error {
+export class CertificateError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'CertificateError';

@@ -218,7 +218,7 @@ export function transferableTensors(tensors: Record<string, DenseArray | WireTen
     // Tested by tag, not instanceof: the buffer may come from another realm; a SharedArrayBuffer is never transferred.
     const owns = Object.prototype.toString.call(view.buffer) === '[object ArrayBuffer]' && view.byteOffset === 0 &&
       view.byteLength === view.buffer.byteLength && !transfer.has(view.buffer as ArrayBuffer);
-    const data = (owns ? view : view.slice()) as WireTensor['data'];
+    const data = owns ? view : view.slice();
     transfer.add(data.buffer as ArrayBuffer);
     out[name] = { dtype: t.dtype, shape: [...t.shape], data };
   }

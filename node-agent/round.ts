@@ -251,7 +251,7 @@ async function downloadWeights(url: string, ctx: RoundContext): Promise<Record<s
     throw new RoundFailure(`Cannot download param file: ${urlForMessage(url)}: ${describe(err)}`);
   }
   try {
-    return modelWeightsOf(decodeParams(bytes)) as Record<string, DenseArray>;
+    return modelWeightsOf(decodeParams(bytes));
   } catch (err) {
     throw new RoundFailure(`Cannot initialize model parameters: ${describe(err)}`);
   }

@@ -102,7 +102,7 @@ function readBytes(file: string, limits: DicomReadLimits): Buffer {
 /** dicom-parser throws strings or Errors; some corrupt inputs surface as TypeErrors deep inside it. */
 function parserMessage(error: unknown): string {
   // On a partial parse dicom-parser throws { exception, dataSet }.
-  if (error && typeof error === 'object' && 'exception' in error) return parserMessage((error as { exception: unknown }).exception);
+  if (error && typeof error === 'object' && 'exception' in error) return parserMessage(error.exception);
   if (typeof error === 'string') {
     if (/buffer overrun/.test(error)) return 'truncated: an element runs past the end of the file';
     return error.replace(/^dicomParser[.:]\w+: /, '');
@@ -141,7 +141,7 @@ export function parseDicomFile(file: string, limits: DicomReadLimits = {}): Dico
         full.set(inflated, position);
         return full;
       },
-    } as dicomParser.ParseDicomOptions);
+    });
   } catch (error) {
     throw new DataReadError(file, `corrupt DICOM file (${parserMessage(error)})`);
   }

@@ -151,7 +151,7 @@ function classificationMetric(
     }
     case 'auc': {
       const scores = tf.tidy(() => positiveScore(spec, output));
-      const auc = rocAuc(truth, scores.dataSync() as Float32Array);
+      const auc = rocAuc(truth, scores.dataSync());
       scores.dispose();
       return Number.isNaN(auc) ? undefined : auc;
     }

@@ -42,7 +42,7 @@ export const conv2DGradient: GradConfig = {
       dimRoundingMode: attrs.dimRoundingMode,
     } as NamedAttrMap;
     const run = (name: string, inputs: Record<string, Tensor>, extra: NamedAttrMap): Tensor =>
-      tf.engine().runKernel(name, inputs, { ...common, ...extra }) as Tensor;
+      tf.engine().runKernel<Tensor>(name, inputs, { ...common, ...extra });
     if (dh === 1 && dw === 1) {
       return {
         x: () => run('Conv2DBackpropInput', { dy: grad, filter }, { inputShape: x.shape }),

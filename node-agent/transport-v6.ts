@@ -366,7 +366,7 @@ export class V6NodeTransport implements NodeTransport {
 }
 
 /** Why a v6 TrainRequest cannot be honoured by this node, or undefined. */
-export function trainRefusal(fields: Record<string, unknown>): string | undefined {
+function trainRefusal(fields: Record<string, unknown>): string | undefined {
   // The v6 researcher sends {} when secure aggregation is off.
   const secagg = fields['secagg_arguments'];
   if (secagg !== null && secagg !== undefined && Object.keys(secagg).length > 0) {
@@ -388,7 +388,7 @@ export function trainRefusal(fields: Record<string, unknown>): string | undefine
  * name in v4.5; `test_batch_size` (we validate in one pass) and `shuffle_testing_dataset` (the metric does not
  * depend on the order) need no action here.
  */
-export function sharedTrainingArgs(args: Record<string, unknown>): WireTrainingArgs {
+function sharedTrainingArgs(args: Record<string, unknown>): WireTrainingArgs {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(args)) {
     if (V6_ONLY_TRAINING_ARGS.includes(key)) continue;

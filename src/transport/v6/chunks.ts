@@ -15,7 +15,7 @@ export class ChunkSequenceError extends FedbiomedTsError {
 }
 
 /** Default ceiling for one reassembled message: 1 GiB (v6 itself has no ceiling; memory does). */
-export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024;
+const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024;
 
 /** Cuts an encoded message into chunks, views on `bytes` (no copy). An empty message is one empty chunk. */
 export function toChunks(bytes: Uint8Array, chunkBytes = V6_CHUNK_BYTES): TaskChunk[] {

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-export type LossName =
+type LossName =
   | 'BCELoss' | 'BCEWithLogitsLoss' | 'CrossEntropyLoss' | 'NLLLoss' | 'MSELoss' | 'L1Loss' | 'SigmoidFocalLoss'
   | 'SoftDiceLoss' | 'SoftDiceWithLogitsLoss' | 'WeightedSumLoss';
 
@@ -54,12 +54,12 @@ const ALIASES: Record<string, LossName> = {
   weightedsumloss: 'WeightedSumLoss',
 };
 
-export const LOSS_NAMES: readonly LossName[] = [
+const LOSS_NAMES: readonly LossName[] = [
   'BCELoss', 'BCEWithLogitsLoss', 'CrossEntropyLoss', 'NLLLoss', 'MSELoss', 'L1Loss', 'SigmoidFocalLoss', 'SoftDiceLoss', 'SoftDiceWithLogitsLoss',
   'WeightedSumLoss',
 ];
 
-export function lossName(name: string): LossName {
+function lossName(name: string): LossName {
   const found = ALIASES[name.toLowerCase()];
   if (!found) throw new Error(`unknown loss '${name}'; expected one of ${LOSS_NAMES.join(', ')}`);
   return found;

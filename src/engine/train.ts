@@ -28,7 +28,7 @@ export interface BatchSource {
   batch(indices: number[]): Batch | Promise<Batch>;
 }
 
-export interface LoaderArgs {
+interface LoaderArgs {
   batchSize: number;
   /** PyTorch DataLoader default: false. Reshuffled every epoch when true. */
   shuffle?: boolean;

@@ -14,7 +14,7 @@ function pair(v: number | [number, number] | undefined): [number, number] {
 }
 
 /** [KH, KW, CI, CO] -> [(KH-1)dh+1, (KW-1)dw+1, CI, CO] with zeros between the taps. */
-export function dilateFilter(filter: Tensor4D, dh: number, dw: number): Tensor4D {
+function dilateFilter(filter: Tensor4D, dh: number, dw: number): Tensor4D {
   const [KH, KW, CI, CO] = filter.shape;
   const spread = tf.pad(tf.reshape(filter, [KH, 1, KW, 1, CI, CO]), [
     [0, 0],

@@ -36,7 +36,7 @@ export const CLASSIFICATION_METRICS: ReadonlySet<MetricName> = new Set(['precisi
 const BINARY_ONLY: ReadonlySet<MetricName> = new Set(['specificity', 'auc', 'dice']);
 
 /** A binary task: one BCE output, or cross-entropy over two classes. */
-export function isBinaryTask(spec: PlanSpec, outputShape: Shape): boolean {
+function isBinaryTask(spec: PlanSpec, outputShape: Shape): boolean {
   return spec.loss.type === 'bce' || spec.loss.type === 'focal' || (spec.loss.type === 'cross_entropy' && outputShape[0] === 2);
 }
 

@@ -53,7 +53,7 @@ export interface DicomSlice {
 }
 
 /** A tag as dicom-parser names it: 'xggggeeee'. */
-export function tagKey(group: number, element: number): string {
+function tagKey(group: number, element: number): string {
   return `x${group.toString(16).padStart(4, '0')}${element.toString(16).padStart(4, '0')}`;
 }
 
@@ -319,7 +319,7 @@ export function decodePixels(slice: DicomSlice, limits: DicomReadLimits = {}): F
 }
 
 /** decodePixels for several files at once (their compressed frames decode in parallel); throws on the first bad file. */
-export function decodePixelsOfSlices(slices: DicomSlice[], limits: DicomReadLimits = {}): Float32Array[] {
+function decodePixelsOfSlices(slices: DicomSlice[], limits: DicomReadLimits = {}): Float32Array[] {
   const raw = framesOfSlices(slices, limits);
   return slices.map((slice, i) => {
     const out = new Float32Array(slice.layout.rows * slice.layout.cols * slice.frames);

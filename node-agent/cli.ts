@@ -41,6 +41,13 @@ function table(rawRows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
 
+/** A `list` command's output: JSON, a line saying there is nothing, or a table of one row per entry. */
+function printListing<T>(entries: T[], json: boolean | undefined, none: string, header: string[], row: (e: T) => string[]): void {
+  if (json) return print(JSON.stringify(entries, null, 2));
+  if (entries.length === 0) return print(none);
+  print(table([header, ...entries.map(row)]));
+}
+
 /** `fedbiomed-ts node …`: one function per command group below. */
 export function register(program: Command): void {
   const node = program.command('node').description('run and administer a hospital node');
@@ -194,11 +201,9 @@ function registerDatasets(node: Command): void {
     .addOption(dirOption())
     .option('--json', 'print JSON')
     .action(async (opts: { dir: string; json?: boolean }) => {
-      const entries = (await stores(opts.dir)).datasets.list();
-      if (opts.json) return print(JSON.stringify(entries, null, 2));
-      if (entries.length === 0) return print('no dataset registered');
-      print(table([['DATASET ID', 'NAME', 'TYPE', 'TAGS', 'SHAPE'],
-        ...entries.map((e) => [e.dataset_id, e.name, e.data_type, e.tags.join(','), JSON.stringify(e.shape)])]));
+      printListing((await stores(opts.dir)).datasets.list(), opts.json, 'no dataset registered',
+        ['DATASET ID', 'NAME', 'TYPE', 'TAGS', 'SHAPE'],
+        (e) => [e.dataset_id, e.name, e.data_type, e.tags.join(','), JSON.stringify(e.shape)]);
     });
   dataset
     .command('rm <datasetId>')
@@ -219,12 +224,9 @@ function registerPlans(node: Command): void {
     .addOption(dirOption())
     .option('--json', 'print JSON')
     .action(async (opts: { dir: string; json?: boolean }) => {
-      const plans = (await stores(opts.dir)).plans.list();
-      if (opts.json) return print(JSON.stringify(plans, null, 2));
-      if (plans.length === 0) return print('no training plan received');
-      print(table([['TRAINING PLAN ID', 'STATUS', 'HASH', 'RESEARCHER', 'DESCRIPTION'],
-        ...plans.map((p) => [p.training_plan_id, p.training_plan_status, p.hash.slice(0, 12), p.researcher_id ?? '',
-          p.description])]));
+      printListing((await stores(opts.dir)).plans.list(), opts.json, 'no training plan received',
+        ['TRAINING PLAN ID', 'STATUS', 'HASH', 'RESEARCHER', 'DESCRIPTION'],
+        (p) => [p.training_plan_id, p.training_plan_status, p.hash.slice(0, 12), p.researcher_id ?? '', p.description]);
     });
   plan
     .command('show <id>')

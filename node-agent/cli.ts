@@ -41,11 +41,22 @@ function table(rawRows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
 
-/** A `list` command's output: JSON, a line saying there is nothing, or a table of one row per entry. */
-function printListing<T>(entries: T[], json: boolean | undefined, none: string, header: string[], row: (e: T) => string[]): void {
-  if (json) return print(JSON.stringify(entries, null, 2));
-  if (entries.length === 0) return print(none);
-  print(table([header, ...entries.map(row)]));
+type Stores = Awaited<ReturnType<typeof stores>>;
+
+/** A group's `list` command: JSON with --json, else a line saying there is nothing or a table of one row per entry. */
+function addListCommand<T>(group: Command, description: string, entriesOf: (s: Stores) => T[], none: string,
+  header: string[], row: (e: T) => string[]): void {
+  group
+    .command('list')
+    .description(description)
+    .addOption(dirOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: { dir: string; json?: boolean }) => {
+      const entries = entriesOf(await stores(opts.dir));
+      if (opts.json) return print(JSON.stringify(entries, null, 2));
+      if (entries.length === 0) return print(none);
+      print(table([header, ...entries.map(row)]));
+    });
 }
 
 /** `fedbiomed-ts node …`: one function per command group below. */
@@ -195,16 +206,9 @@ function registerDatasets(node: Command): void {
         for (const why of unreadable) print(`  ${why}`);
       }
     });
-  dataset
-    .command('list')
-    .description('list registered datasets')
-    .addOption(dirOption())
-    .option('--json', 'print JSON')
-    .action(async (opts: { dir: string; json?: boolean }) => {
-      printListing((await stores(opts.dir)).datasets.list(), opts.json, 'no dataset registered',
-        ['DATASET ID', 'NAME', 'TYPE', 'TAGS', 'SHAPE'],
-        (e) => [e.dataset_id, e.name, e.data_type, e.tags.join(','), JSON.stringify(e.shape)]);
-    });
+  addListCommand(dataset, 'list registered datasets', (s) => s.datasets.list(), 'no dataset registered',
+    ['DATASET ID', 'NAME', 'TYPE', 'TAGS', 'SHAPE'],
+    (e) => [e.dataset_id, e.name, e.data_type, e.tags.join(','), JSON.stringify(e.shape)]);
   dataset
     .command('rm <datasetId>')
     .description('remove a dataset from the registry (the data itself is not touched)')
@@ -219,15 +223,9 @@ function registerDatasets(node: Command): void {
 
 function registerPlans(node: Command): void {
   const plan = node.command('plan').description('review training plans sent by researchers');
-  plan
-    .command('list')
-    .addOption(dirOption())
-    .option('--json', 'print JSON')
-    .action(async (opts: { dir: string; json?: boolean }) => {
-      printListing((await stores(opts.dir)).plans.list(), opts.json, 'no training plan received',
-        ['TRAINING PLAN ID', 'STATUS', 'HASH', 'RESEARCHER', 'DESCRIPTION'],
-        (p) => [p.training_plan_id, p.training_plan_status, p.hash.slice(0, 12), p.researcher_id ?? '', p.description]);
-    });
+  addListCommand(plan, 'list the training plans received and their status', (s) => s.plans.list(), 'no training plan received',
+    ['TRAINING PLAN ID', 'STATUS', 'HASH', 'RESEARCHER', 'DESCRIPTION'],
+    (p) => [p.training_plan_id, p.training_plan_status, p.hash.slice(0, 12), p.researcher_id ?? '', p.description]);
   plan
     .command('show <id>')
     .description('print a training plan (id, id prefix or hash prefix)')

@@ -322,6 +322,23 @@ beforeAll(() => {
   fs.mkdirSync(path.join(work, 'csv_several_heads'));
   dataCases.push({ name: 'csv_several_heads', kind: 'csv', module: 'training_plan_csv_several_heads', class_name: severalCsv.name, path: csvFile, out_dir: path.join(work, 'csv_several_heads') });
 
+  /** A medical-folder case: its demographics file, its generated plan module and its output folder. */
+  const addFolderCase = (name: string, spec: PlanSpec, root: string, demographicRows: typeof rows): void => {
+    const demographics = path.join(work, name, 'demographics.csv');
+    fs.writeFileSync(demographics, csvText(demographicRows));
+    const module = `training_plan_${name}`;
+    fs.writeFileSync(path.join(planDir, `${module}.py`), generateTorchPlan(spec));
+    fs.mkdirSync(path.join(work, name, 'out'));
+    dataCases.push({
+      name,
+      kind: 'folder',
+      module,
+      class_name: spec.name,
+      path: root,
+      dataset_parameters: { tabular_file: demographics, index_col: 0 },
+      out_dir: path.join(work, name, 'out'),
+    });
+  };
   rows = demographicsRows(rng);
   for (const c of FOLDER_CASES) {
     const root = path.join(work, c.name, 'folder');
@@ -345,20 +362,7 @@ beforeAll(() => {
       writeNpyFloat32(path.join(root, 'sub-99', m, 'x.npy'), new Float32Array(c.volumeShape.reduce((a, b) => a * b, 1)), c.volumeShape);
     }
     volumesBySubject.set(c.name, subjects);
-    const demographics = path.join(work, c.name, 'demographics.csv');
-    fs.writeFileSync(demographics, csvText([...rows, { ...rows[0], id: 'sub-04' }]));
-    const module = `training_plan_${c.name}`;
-    fs.writeFileSync(path.join(planDir, `${module}.py`), generateTorchPlan(c.spec));
-    fs.mkdirSync(path.join(work, c.name, 'out'));
-    dataCases.push({
-      name: c.name,
-      kind: 'folder',
-      module,
-      class_name: c.spec.name,
-      path: root,
-      dataset_parameters: { tabular_file: demographics, index_col: 0 },
-      out_dir: path.join(work, c.name, 'out'),
-    });
+    addFolderCase(c.name, c.spec, root, [...rows, { ...rows[0], id: 'sub-04' }]);
   }
   for (const c of NIFTI_CASES) {
     const root = path.join(work, c.name, 'folder');
@@ -370,20 +374,7 @@ beforeAll(() => {
         writeNifti(path.join(root, subject, m, `${subject}_${m}.nii`), volume);
       }
     });
-    const demographics = path.join(work, c.name, 'demographics.csv');
-    fs.writeFileSync(demographics, csvText(rows));
-    const module = `training_plan_${c.name}`;
-    fs.writeFileSync(path.join(planDir, `${module}.py`), generateTorchPlan(c.spec));
-    fs.mkdirSync(path.join(work, c.name, 'out'));
-    dataCases.push({
-      name: c.name,
-      kind: 'folder',
-      module,
-      class_name: c.spec.name,
-      path: root,
-      dataset_parameters: { tabular_file: demographics, index_col: 0 },
-      out_dir: path.join(work, c.name, 'out'),
-    });
+    addFolderCase(c.name, c.spec, root, rows);
   }
   results = runTorchConformance(python, { plan_dir: planDir, cases: [], data_cases: dataCases }, work);
 }, 240000);

@@ -14,6 +14,8 @@
  * pixels (rows x cols x slices x bytes per stored sample), median of the runs; the decoding worker is started before
  * timing. Syntaxes pydicom cannot decode here (HTJ2K) or we refuse (12-bit JPEG extended) are shown, not ranked.
  * The last line is `RESULT min_ratio_vs_pydicom=X` (our MB/s over pydicom's, on the worst syntax both decode).
+ * On a loaded machine with autogroup scheduling (Debian's default), a session's processes share one CPU share, so
+ * the decoding workers' parallelism buys little there and the ratio tracks CPU time per file.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -21,6 +23,7 @@ import * as path from 'path';
 import { buildCorpus, phantomVolume } from '../src/data/dicom-corpus.test-helper';
 import { parseDicomFile } from '../src/data/dicom-file';
 import { readDicomSeries } from '../src/data/dicom-series';
+import { nativeJ2kHelper } from '../src/data/j2k-native';
 import { defaultDecodeWorkers, stopPixelDecoder } from '../src/data/pixel-decoder';
 import { runPython } from '../src/data/python-oracle.test-helper';
 
@@ -137,6 +140,8 @@ export async function main(args: string[]): Promise<void> {
     const workers = options.workers > 0 ? options.workers : defaultDecodeWorkers();
     process.stdout.write(`${rows.join('\n')}\nworst syntax: ${worst}\n`);
     process.stdout.write(`decoding workers: ${workers}, cores: ${os.availableParallelism()}, load average: ${os.loadavg()[0].toFixed(1)}\n`);
+    const j2k = nativeJ2kHelper() ? 'native OpenJPEG helper (libopenjp2)' : 'wasm OpenJPEG (native helper not built: npm run build:native)';
+    process.stdout.write(`JPEG 2000 decoder: ${j2k}\n`);
     process.stdout.write(`RESULT min_ratio_vs_pydicom=${minRatio.toFixed(3)}\n`);
   } finally {
     stopPixelDecoder();

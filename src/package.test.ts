@@ -246,7 +246,7 @@ test("the README tour runs from the user's project: network, two nodes, research
       running.push(node);
       await waitFor(node, new RegExp(`Node ${id} ready`), `${id} ready`);
       // The install script built the native kernels in the installed package, and the node uses them.
-      expect(node.output()).toMatch(/native kernels \(AVX2\+FMA\)|native kernels need AVX2/);
+      expect(node.output()).toMatch(/native kernels \(AVX2\+FMA[,)]|native kernels need AVX2/);
     }
 
     // One node per folder: a second start on node_a refuses, naming the running one.

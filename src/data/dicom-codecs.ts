@@ -7,8 +7,9 @@
  * MR_small_jp2klossless.dcm), differed from OpenJPEG by 0.6-1.3 % on lossy files, and allocated until the heap
  * ran out on a corrupt one; it has no JPEG-LS near-lossless, HTJ2K or 32-bit RLE. The choice, measured on DCMTK/GDCM
  * transcodes of our series and pydicom's test files (src/data/dicom-codecs.test.ts, bench/dicom.ts):
- *   JPEG 2000         @cornerstonejs/codec-openjpeg (OpenJPEG 2.x, the reference decoder; pydicom/GDCM use it
- *                     too): bit-identical on lossless, identical to GDCM's OpenJPEG on lossy.
+ *   JPEG 2000         OpenJPEG 2.x (the reference decoder; pydicom/GDCM use it too): the system's libopenjp2 in our
+ *                     helper process when built, else @cornerstonejs/codec-openjpeg (wasm); bit-identical on
+ *                     lossless, identical to GDCM's OpenJPEG on lossy.
  *   HTJ2K             @cornerstonejs/codec-openjph (OpenJPH, the HTJ2K reference implementation).
  *   JPEG-LS           @cornerstonejs/codec-charls (CharLS, the reference JPEG-LS library, as DCMTK/GDCM use).
  *   JPEG baseline     @cornerstonejs/codec-libjpeg-turbo-8bit (libjpeg-turbo, as Pillow/pydicom use).
@@ -18,18 +19,20 @@
  * so dicom-parser (Cornerstone's parser, lighter) reads the data sets.
  *
  * Speed (bench/dicom.ts, 256x256x160 MR series, 2 shared cores, series read through these codecs vs pydicom 2.3 with
- * GDCM/Pillow on the same files): JPEG-LS 3.3x, JPEG baseline 2.4x, HTJ2K 63 MB/s (pydicom cannot), JPEG 2000 lossy
- * 1.1x, JPEG lossless 0.95-1.0x, JPEG 2000 lossless 0.38-0.58x (OpenJPEG in wasm vs GDCM's native OpenJPEG). The
- * JPEG 2000 gap is the decoder itself: OpenJPEG's decode() in wasm takes ~27 ms per 256x256 lossless frame (warm),
- * native OpenJPEG (opj_decompress) ~8 ms of CPU, pydicom+GDCM ~12 ms per file; the frames of a series already decode
- * in parallel on the worker pool, which cannot make up a 3x per-core gap on 2 shared cores. Native decoding in the
- * node's process was not taken: a crash in native code would take the node down, a wasm trap costs one file.
+ * GDCM/Pillow on the same files): JPEG-LS 3.3x, JPEG baseline 2.4x, HTJ2K 63 MB/s (pydicom cannot), JPEG lossless
+ * 0.95-1.0x. JPEG 2000 was 0.38-0.58x through the wasm OpenJPEG: its decode() takes ~27 ms per 256x256 lossless frame,
+ * native OpenJPEG ~7 ms of CPU. So JPEG 2000 now decodes through the system's OpenJPEG (libopenjp2, the library GDCM
+ * uses) in a helper process of ours (j2k-native.ts, native/j2k-decode.c), built at install when OpenJPEG's headers
+ * are there: a separate process, not the node's, because a crash in native code fed with untrusted codestreams must
+ * cost one file, never the node. The wasm OpenJPEG stays the fallback when the helper is not built
+ * (nativeJpeg2000: false forces it), and both give the same pixels (j2k-native.test.ts).
  *
  * The wasm modules load asynchronously, so this module runs in the decoding workers (pixel-decoder-service.ts); the
  * readers call it through a synchronous request (pixel-decoder.ts) with a memory limit and a timeout.
  */
 import { decodeRleFrame } from './dicom-rle';
 import type { PixelEncoding } from './dicom-syntax';
+import { NativeJ2kDecoder, NativeJ2kError } from './j2k-native';
 import { readJ2kFrameHeader, readJpegFrameHeader } from './jpeg-header';
 import { FedbiomedTsError } from '../errors';
 
@@ -100,7 +103,11 @@ function widen(decoded: Uint8Array, from: number, layout: FrameLayout, signedSou
   if (decoded.length < count * from) {
     throw new FrameDecodeError(`decoder produced ${decoded.length} bytes, the frame needs ${count * from}`);
   }
-  if (from === to) return decoded.slice(0, count * to);
+  if (from === to) {
+    // An array of its own (the native helper's) is handed on as is; a view into a wasm heap is copied out.
+    const own = decoded.byteOffset === 0 && decoded.buffer.byteLength === count * to;
+    return own ? decoded : decoded.slice(0, count * to);
+  }
   const src = new DataView(decoded.buffer, decoded.byteOffset, decoded.byteLength);
   const out = new Uint8Array(count * to);
   const dst = new DataView(out.buffer);
@@ -192,6 +199,22 @@ export function decodeFrame(encoding: PixelEncoding, data: Uint8Array, layout: F
     }
     default:
       throw new FrameDecodeError(`no decoder for ${encoding}`);
+  }
+}
+
+/**
+ * Decodes one JPEG 2000 frame through the native OpenJPEG helper (j2k-native.ts), with the same checks and output as
+ * the wasm path: the codestream's size against the DICOM header before decoding, and after.
+ */
+export async function decodeJ2kFrameNative(decoder: NativeJ2kDecoder, data: Uint8Array, layout: FrameLayout): Promise<Uint8Array> {
+  expectSize('JPEG 2000', readJ2kFrameHeader(data), layout);
+  try {
+    const image = await decoder.decode(data);
+    expectSize('JPEG 2000', { width: image.width, height: image.height, components: image.components, bits: image.precision }, layout);
+    return widen(image.samples, image.bytesPerSample, layout, image.signed);
+  } catch (error) {
+    if (error instanceof NativeJ2kError) throw new FrameDecodeError(`corrupt JPEG 2000 data (${error.message})`);
+    throw error;
   }
 }
 

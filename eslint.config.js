@@ -16,11 +16,9 @@ module.exports = tseslint.config(
     },
     linterOptions: { reportUnusedDisableDirectives: 'error' },
     rules: {
-      // Fixed in researcher/, src/protocol, src/serialize, src/transport (issue 17). Left: 65 findings in 29 files of
-      // src/engine, src/plan, src/data, v6 and examples/bench, which other branches were changing at the time; to turn
-      // on once they are merged (`npx eslint --fix`, then a hand fix where the cast is needed further on, e.g.
-      // node-agent/config.ts `config.researcher`).
-      '@typescript-eslint/no-unnecessary-type-assertion': 'off',
+      // A cast tsc does not need hides the real type from the reader (and from the next change). Where tfjs'
+      // generic ops return a wider type, the type argument says it (`tf.mean<tf.Scalar>(x)`, `reshape<tf.Rank.R2>`).
+      '@typescript-eslint/no-unnecessary-type-assertion': 'error',
       // Async kept on purpose: the method implements a Promise-returning interface (transports, stores, test
       // doubles) and a synchronous throw must still surface as a rejection.
       '@typescript-eslint/require-await': 'off',
@@ -60,5 +58,13 @@ module.exports = tseslint.config(
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-require-imports': 'off',
     },
+  },
+  {
+    // Norm-layer files another branch (norms) is changing now: 9 findings here, and 2 in that branch's new group-norm
+    // files, left to avoid a merge clash; to fix by hand (type arguments, as elsewhere) and drop this block once it
+    // is merged.
+    files: ['src/plan/graph.ts', 'src/plan/tfjs-model.ts', 'src/plan/onnx.ts', 'src/engine/{batch,group}-norm.ts',
+      'src/engine/kernels/{batch,group}-norm-native.ts'],
+    rules: { '@typescript-eslint/no-unnecessary-type-assertion': 'off' },
   },
 );

@@ -126,7 +126,7 @@ export async function main(args: string[]): Promise<void> {
       }
       // pydicom on the same files right after ours: both see about the same machine load (it is shared).
       const timed = JSON.parse(runPython(PYDICOM_TIMER, [String(options.runs), `${name}=${dir}`], ['pydicom']) ?? '{}') as Record<string, number | string>;
-      const theirs = typeof timed[name] === 'number' ? mb / (timed[name] as number) : String(timed[name]);
+      const theirs = typeof timed[name] === 'number' ? mb / timed[name] : String(timed[name]);
       const ratio = typeof ours === 'number' && typeof theirs === 'number' ? ours / theirs : NaN;
       if (Number.isFinite(ratio) && ratio < minRatio) {
         minRatio = ratio;

@@ -63,7 +63,7 @@ export function referenceCnn(dims: 2 | 3, inChannels: number, seed = 1): Trainab
         h = pool(conv(h, 0));
         h = pool(conv(h, 1));
         h = conv(h, 2);
-        const pooled = tf.mean(h, dims === 2 ? [1, 2] : [1, 2, 3]) as tf.Tensor2D;
+        const pooled = tf.mean<tf.Tensor2D>(h, dims === 2 ? [1, 2] : [1, 2, 3]);
         return tf.sigmoid(tf.add(tf.matMul(pooled, fcW), fcB));
       });
     },

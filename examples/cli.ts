@@ -53,7 +53,7 @@ export function register(program: Command): void {
       const { runDemo, DEFAULT_OUT_DIR } = await import('./glioblastoma/demo');
       const { demoDp } = await import('./glioblastoma/dp');
       await runDemo({ outDir: opts.out ?? DEFAULT_OUT_DIR, quick: opts.quick, seed: opts.seed, rounds: opts.rounds,
-        dp: demoDp(opts), protocol: opts.protocol as 'v4.5' | 'v6' | undefined, evolution: opts.task === undefined });
+        dp: demoDp(opts), protocol: opts.protocol, evolution: opts.task === undefined });
     });
   demo
     .command('data')

@@ -41,6 +41,24 @@ function table(rawRows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
 
+type Stores = Awaited<ReturnType<typeof stores>>;
+
+/** A group's `list` command: JSON with --json, else a line saying there is nothing or a table of one row per entry. */
+function addListCommand<T>(group: Command, description: string, entriesOf: (s: Stores) => T[], none: string,
+  header: string[], row: (e: T) => string[]): void {
+  group
+    .command('list')
+    .description(description)
+    .addOption(dirOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: { dir: string; json?: boolean }) => {
+      const entries = entriesOf(await stores(opts.dir));
+      if (opts.json) return print(JSON.stringify(entries, null, 2));
+      if (entries.length === 0) return print(none);
+      print(table([header, ...entries.map(row)]));
+    });
+}
+
 /** `fedbiomed-ts node …`: one function per command group below. */
 export function register(program: Command): void {
   const node = program.command('node').description('run and administer a hospital node');
@@ -188,18 +206,9 @@ function registerDatasets(node: Command): void {
         for (const why of unreadable) print(`  ${why}`);
       }
     });
-  dataset
-    .command('list')
-    .description('list registered datasets')
-    .addOption(dirOption())
-    .option('--json', 'print JSON')
-    .action(async (opts: { dir: string; json?: boolean }) => {
-      const entries = (await stores(opts.dir)).datasets.list();
-      if (opts.json) return print(JSON.stringify(entries, null, 2));
-      if (entries.length === 0) return print('no dataset registered');
-      print(table([['DATASET ID', 'NAME', 'TYPE', 'TAGS', 'SHAPE'],
-        ...entries.map((e) => [e.dataset_id, e.name, e.data_type, e.tags.join(','), JSON.stringify(e.shape)])]));
-    });
+  addListCommand(dataset, 'list registered datasets', (s) => s.datasets.list(), 'no dataset registered',
+    ['DATASET ID', 'NAME', 'TYPE', 'TAGS', 'SHAPE'],
+    (e) => [e.dataset_id, e.name, e.data_type, e.tags.join(','), JSON.stringify(e.shape)]);
   dataset
     .command('rm <datasetId>')
     .description('remove a dataset from the registry (the data itself is not touched)')
@@ -214,18 +223,9 @@ function registerDatasets(node: Command): void {
 
 function registerPlans(node: Command): void {
   const plan = node.command('plan').description('review training plans sent by researchers');
-  plan
-    .command('list')
-    .addOption(dirOption())
-    .option('--json', 'print JSON')
-    .action(async (opts: { dir: string; json?: boolean }) => {
-      const plans = (await stores(opts.dir)).plans.list();
-      if (opts.json) return print(JSON.stringify(plans, null, 2));
-      if (plans.length === 0) return print('no training plan received');
-      print(table([['TRAINING PLAN ID', 'STATUS', 'HASH', 'RESEARCHER', 'DESCRIPTION'],
-        ...plans.map((p) => [p.training_plan_id, p.training_plan_status, p.hash.slice(0, 12), p.researcher_id ?? '',
-          p.description])]));
-    });
+  addListCommand(plan, 'list the training plans received and their status', (s) => s.plans.list(), 'no training plan received',
+    ['TRAINING PLAN ID', 'STATUS', 'HASH', 'RESEARCHER', 'DESCRIPTION'],
+    (p) => [p.training_plan_id, p.training_plan_status, p.hash.slice(0, 12), p.researcher_id ?? '', p.description]);
   plan
     .command('show <id>')
     .description('print a training plan (id, id prefix or hash prefix)')

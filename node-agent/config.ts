@@ -187,13 +187,15 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): N
   }
   if (raw === null || typeof raw !== 'object') throw new ConfigError(`${file}: expected a mapping`);
   const doc = raw as Record<string, unknown>;
-  const str = (key: string, required = true): string | undefined => {
+  const optionalStr = (key: string): string | undefined => {
     const v = doc[key];
-    if (v === undefined || v === null) {
-      if (required) throw new ConfigError(`${file}: "${key}" is missing`);
-      return undefined;
-    }
+    if (v === undefined || v === null) return undefined;
     if (typeof v !== 'string') throw new ConfigError(`${file}: "${key}" must be a string`);
+    return v;
+  };
+  const str = (key: string): string => {
+    const v = optionalStr(key);
+    if (v === undefined) throw new ConfigError(`${file}: "${key}" is missing`);
     return v;
   };
   const version = doc['version'];
@@ -203,28 +205,28 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): N
   if (typeof doc['approval'] !== 'boolean') throw new ConfigError(`${file}: "approval" must be true or false`);
   const config: NodeConfig = {
     version: CONFIG_VERSION,
-    nodeId: str('node_id') as string,
-    broker: str('broker') as string,
-    brokerUsername: str('broker_username', false),
-    brokerPassword: str('broker_password', false),
-    brokerCa: str('broker_ca', false),
-    clientCert: str('client_cert', false),
-    clientKey: str('client_key', false),
-    repositoryCa: str('repository_ca', false),
-    uploadsUrl: str('uploads_url') as string,
+    nodeId: str('node_id'),
+    broker: str('broker'),
+    brokerUsername: optionalStr('broker_username'),
+    brokerPassword: optionalStr('broker_password'),
+    brokerCa: optionalStr('broker_ca'),
+    clientCert: optionalStr('client_cert'),
+    clientKey: optionalStr('client_key'),
+    repositoryCa: optionalStr('repository_ca'),
+    uploadsUrl: str('uploads_url'),
     approval: doc['approval'],
     limits: readLimits(doc['limits'], file),
   };
-  const protocol = str('protocol', false);
+  const protocol = optionalStr('protocol');
   if (protocol !== undefined) {
     if (protocol !== 'v4.5' && protocol !== 'v6') throw new ConfigError(`${file}: "protocol" must be "v4.5" or "v6"`);
     config.protocol = protocol;
     if (protocol === 'v6') {
-      config.researcher = str('researcher') as string;
+      config.researcher = str('researcher');
       parseResearcherAddress(config.researcher);
     }
   }
-  const nodeName = str('node_name', false);
+  const nodeName = optionalStr('node_name');
   if (nodeName !== undefined) config.nodeName = nodeName;
   return applyEnvironment(config, env);
 }

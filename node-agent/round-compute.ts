@@ -166,7 +166,7 @@ export async function computeRound(job: RoundJob, io: RoundComputeIo): Promise<R
  * unexpected ones are ignored (both with a warning); dtypes are converted (a Python researcher averages
  * `num_batches_tracked` into float32); a shape mismatch fails the round.
  */
-export function loadGlobalWeights(model: PlanModel, received: Record<string, DenseArray>, log: { warning(text: string): void }): void {
+function loadGlobalWeights(model: PlanModel, received: Record<string, DenseArray>, log: { warning(text: string): void }): void {
   const current = exportWeights(model);
   const merged: Record<string, TorchTensor> = {};
   const missing: string[] = [];
@@ -218,7 +218,7 @@ export function transferableTensors(tensors: Record<string, DenseArray | WireTen
     // Tested by tag, not instanceof: the buffer may come from another realm; a SharedArrayBuffer is never transferred.
     const owns = Object.prototype.toString.call(view.buffer) === '[object ArrayBuffer]' && view.byteOffset === 0 &&
       view.byteLength === view.buffer.byteLength && !transfer.has(view.buffer as ArrayBuffer);
-    const data = (owns ? view : view.slice()) as WireTensor['data'];
+    const data = owns ? view : view.slice();
     transfer.add(data.buffer as ArrayBuffer);
     out[name] = { dtype: t.dtype, shape: [...t.shape], data };
   }
@@ -226,7 +226,7 @@ export function transferableTensors(tensors: Record<string, DenseArray | WireTen
 }
 
 /** Fed-BioMed's split: floor(N · test_ratio) validation samples drawn at random, the rest for training. */
-export function splitIndices(n: number, testRatio: number, seed: number): { train: number[]; test: number[] } {
+function splitIndices(n: number, testRatio: number, seed: number): { train: number[]; test: number[] } {
   const nTest = Math.floor(n * testRatio);
   const order = new SeededRandom(seed ^ 0x9e3779b9).permutation(n);
   return { test: order.slice(0, nTest).sort((a, b) => a - b), train: order.slice(nTest).sort((a, b) => a - b) };

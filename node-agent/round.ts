@@ -38,7 +38,7 @@ import {
   type ScalarFields,
 } from './round-compute';
 
-export const NODE_STATES_TABLE = 'Node_states';
+const NODE_STATES_TABLE = 'Node_states';
 
 export interface RoundContext {
   nodeId: string;
@@ -77,7 +77,7 @@ export function failedTrainReply(req: TrainRequest, nodeId: string, msg: string,
 const SECAGG_FIELDS = ['secagg_servkey_id', 'secagg_biprime_id', 'secagg_random', 'secagg_clipping_range'] as const;
 
 /** A request asking for secure aggregation: this node cannot honour it, so it must refuse rather than send plain weights. */
-export function secaggRequested(req: TrainRequest): boolean {
+function secaggRequested(req: TrainRequest): boolean {
   return SECAGG_FIELDS.some((f) => req[f] !== null && req[f] !== undefined);
 }
 
@@ -251,7 +251,7 @@ async function downloadWeights(url: string, ctx: RoundContext): Promise<Record<s
     throw new RoundFailure(`Cannot download param file: ${urlForMessage(url)}: ${describe(err)}`);
   }
   try {
-    return modelWeightsOf(decodeParams(bytes)) as Record<string, DenseArray>;
+    return modelWeightsOf(decodeParams(bytes));
   } catch (err) {
     throw new RoundFailure(`Cannot initialize model parameters: ${describe(err)}`);
   }
@@ -321,8 +321,3 @@ function scalar(req: TrainRequest, nodeId: string, fields: ScalarFields): AddSca
   return { researcher_id: req.researcher_id, node_id: nodeId, job_id: req.job_id, ...fields, command: 'add_scalar' };
 }
 
-
-/** For tests: where a round keeps nothing on disk besides the registry and node states. */
-export function nodeStateCount(db: JsonDb): number {
-  return db.all(NODE_STATES_TABLE).length;
-}

@@ -166,8 +166,8 @@ export class V6NodeTransport implements NodeTransport {
     const f = message.fields;
     const researcherId = f['researcher_id'] as string;
     const route = (reply: V6ClassName, extra: Partial<V6Route> = {}): ReplyRoute =>
-      ({ reply, request_id: (f['request_id'] as string | null) ?? null, researcher_id: researcherId, inbox: [],
-        ...extra }) as unknown as ReplyRoute;
+      ({ reply, request_id: f['request_id'] ?? null, researcher_id: researcherId, inbox: [],
+        ...extra });
     const deliver = (request: ResearcherToNodeMessage, r: ReplyRoute) => this.handlers?.request(request, r);
     const id = randomUUID();
     switch (message.className) {
@@ -366,14 +366,14 @@ export class V6NodeTransport implements NodeTransport {
 }
 
 /** Why a v6 TrainRequest cannot be honoured by this node, or undefined. */
-export function trainRefusal(fields: Record<string, unknown>): string | undefined {
+function trainRefusal(fields: Record<string, unknown>): string | undefined {
   // The v6 researcher sends {} when secure aggregation is off.
   const secagg = fields['secagg_arguments'];
-  if (secagg !== null && secagg !== undefined && Object.keys(secagg as object).length > 0) {
+  if (secagg !== null && secagg !== undefined && Object.keys(secagg).length > 0) {
     return 'FB318: Secure aggregation setup error: secure aggregation is not supported by this fedbiomed-ts node';
   }
   const aux = fields['optim_aux_var'];
-  if (aux !== null && aux !== undefined && Object.keys(aux as object).length > 0) {
+  if (aux !== null && aux !== undefined && Object.keys(aux).length > 0) {
     return 'FB621: declearn optimizer auxiliary variables (e.g. Scaffold) are not supported by this fedbiomed-ts node';
   }
   const args = fields['training_args'] as Record<string, unknown>;
@@ -388,7 +388,7 @@ export function trainRefusal(fields: Record<string, unknown>): string | undefine
  * name in v4.5; `test_batch_size` (we validate in one pass) and `shuffle_testing_dataset` (the metric does not
  * depend on the order) need no action here.
  */
-export function sharedTrainingArgs(args: Record<string, unknown>): WireTrainingArgs {
+function sharedTrainingArgs(args: Record<string, unknown>): WireTrainingArgs {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(args)) {
     if (V6_ONLY_TRAINING_ARGS.includes(key)) continue;

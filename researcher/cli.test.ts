@@ -129,7 +129,7 @@ output: { history: out/history.jsonl, weights: out/final.mpk, breakpoints: out/b
 
   it('experiment files: relative paths resolve against the file, plan files load through src/plan', () => {
     const planFile = path.join(dir, 'mlp.json');
-    const { mlpPlan } = jest.requireActual('../src/plan/testing/plans') as typeof import('../src/plan/testing/plans');
+    const { mlpPlan } = jest.requireActual<typeof import('../src/plan/testing/plans')>('../src/plan/testing/plans');
     fs.writeFileSync(planFile, JSON.stringify(mlpPlan()));
     fs.writeFileSync(path.join(dir, 'spec.yaml'), 'tags: [t]\nplan: mlp.json\ntrainingArgs: { loader_args: { batch_size: 2 }, num_updates: 3 }\nroundLimit: 1\naggregator: { name: fedyogi, lr: 0.01 }\nstrategy: { name: at-least, k: 1 }\noutput: { tensorboard: tb }\n');
     const loaded = loadExperimentFile(path.join(dir, 'spec.yaml'));

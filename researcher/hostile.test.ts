@@ -150,22 +150,32 @@ describe('results files only from the researcher\'s repository (issue 11)', () =
     return { url, requests: () => requests, files, close: () => new Promise((r) => server.close(() => r())) };
   }
 
+  type ForeignServer = Awaited<ReturnType<typeof foreignServer>>;
+
+  /** node_b's real, valid round-1 results: only where they are served from (`foreign`) is wrong. */
+  function roundOneResultsFrom(foreign: ForeignServer): (round: number, file: Uint8Array) => string | undefined {
+    return (round, file) => {
+      if (round !== 1) return undefined;
+      foreign.files.set('/media/node_params.mpk', file);
+      return `${foreign.url}/media/node_params.mpk`;
+    };
+  }
+
+  /** node_b is dropped from round 1 only, for the URL's origin, and nothing was fetched from `foreign`. */
+  function expectRoundOneRefused(exp: Experiment, events: ExperimentEvent[], foreign: ForeignServer): void {
+    expectExactRounds(exp, [['node_a', 'node_b'], ['node_a'], ['node_a', 'node_b']]);
+    expect(events.filter((e) => e.type === 'node-failed')).toMatchObject([{ type: 'node-failed', round: 1, nodeId: 'node_b',
+      reason: 'rejected', message: `node_b's results file is refused: download refused: the URL is not on this side's file repository (${new URL(sims.network.uploadsUrl).origin})` }]);
+    expect(foreign.requests()).toBe(0);
+  }
+
   it('refuses a reply naming another port, names the node, fetches nothing there, and averages the others', async () => {
     const foreign = await foreignServer();
     try {
-      await startNodes({ node_b: { paramsServedElsewhere: (round, file) => {
-        if (round !== 1) return undefined;
-        // The node's real, valid results: only where they are served from is wrong.
-        foreign.files.set('/media/node_params.mpk', file);
-        return `${foreign.url}/media/node_params.mpk`;
-      } } });
+      await startNodes({ node_b: { paramsServedElsewhere: roundOneResultsFrom(foreign) } });
       const { exp, events } = experiment({ strategy: { name: 'at-least', k: 1 } });
       await exp.run();
-      expectExactRounds(exp, [['node_a', 'node_b'], ['node_a'], ['node_a', 'node_b']]);
-      const failed = events.filter((e) => e.type === 'node-failed');
-      expect(failed).toMatchObject([{ type: 'node-failed', round: 1, nodeId: 'node_b', reason: 'rejected', message:
-        `node_b's results file is refused: download refused: the URL is not on this side's file repository (${new URL(sims.network.uploadsUrl).origin})` }]);
-      expect(foreign.requests()).toBe(0);
+      expectRoundOneRefused(exp, events, foreign);
     } finally {
       await foreign.close();
     }
@@ -174,20 +184,13 @@ describe('results files only from the researcher\'s repository (issue 11)', () =
   it('holds a custom repository (NetworkOptions.repository) to the same origin rule', async () => {
     const foreign = await foreignServer();
     try {
-      await startNodes({ node_b: { paramsServedElsewhere: (round, file) => {
-        if (round !== 1) return undefined;
-        foreign.files.set('/media/node_params.mpk', file);
-        return `${foreign.url}/media/node_params.mpk`;
-      } } });
+      await startNodes({ node_b: { paramsServedElsewhere: roundOneResultsFrom(foreign) } });
       // A custom store that would fetch anything it is given (the default client's restriction lifted).
       const custom = new RepositoryClient({ uploadsUrl: sims.network.uploadsUrl, downloadFrom: 'any', retries: 0 });
       const { exp, events } = experiment({ strategy: { name: 'at-least', k: 1 },
         network: { brokerUrl: sims.network.mqttUrl, uploadsUrl: sims.network.uploadsUrl, repository: custom } });
       await exp.run();
-      expectExactRounds(exp, [['node_a', 'node_b'], ['node_a'], ['node_a', 'node_b']]);
-      expect(events.filter((e) => e.type === 'node-failed')).toMatchObject([{ round: 1, nodeId: 'node_b', reason: 'rejected',
-        message: `node_b's results file is refused: download refused: the URL is not on this side's file repository (${new URL(sims.network.uploadsUrl).origin})` }]);
-      expect(foreign.requests()).toBe(0);
+      expectRoundOneRefused(exp, events, foreign);
     } finally {
       await foreign.close();
     }

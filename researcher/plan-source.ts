@@ -42,7 +42,7 @@ export class PlanSourceError extends FedbiomedTsError {
   }
 }
 
-export function isPlanSpec(plan: unknown): plan is PlanSpec {
+function isPlanSpec(plan: unknown): plan is PlanSpec {
   return typeof plan === 'object' && plan !== null && (plan as { format?: unknown }).format === PLAN_FORMAT;
 }
 

@@ -9,6 +9,7 @@ import * as path from 'path';
 import { V6ResearcherServer } from '../src/transport/v6/researcher-server';
 import { V6NodeClient } from '../src/transport/v6/node-client';
 import { makeV6Message, type V6Message } from '../src/transport/v6/messages';
+import { FedbiomedTsError } from '../src/errors';
 import { TorchTensor } from '../src/serialize';
 import { Experiment } from './experiment';
 import { Researcher } from './requests/researcher';
@@ -66,6 +67,8 @@ test('search and ping: an empty SearchReply is no result (a v4.5 node stays sile
     // A request v6 has no form for here is refused, not dropped.
     await expect(researcher.send({ researcher_id: researcher.id, secagg_id: 's', element: 0, job_id: 'j', parties: [],
       sequence: 1, command: 'secagg' } as never, 'NODE_py')).rejects.toThrow(V6LinkError);
+    await expect(researcher.send({ researcher_id: researcher.id, secagg_id: 's', element: 0, job_id: 'j', parties: [],
+      sequence: 1, command: 'secagg' } as never, 'NODE_py')).rejects.toThrow(FedbiomedTsError);
   } finally {
     await researcher.close();
   }

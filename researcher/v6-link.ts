@@ -15,6 +15,7 @@
  * SearchReply (a v6 node without a matching dataset) is not delivered (a v4.5 node stays silent); an encrypted
  * TrainReply (secure aggregation, which we do not run) becomes a failed reply, never averaged.
  */
+import { FedbiomedTsError } from '../src/errors';
 import { randomUUID } from 'crypto';
 import type { WireMessage } from '../src/transport/wire';
 import { describeError, silentLogger, type Logger } from '../src/transport/logger';
@@ -34,7 +35,7 @@ export const DEFAULT_NODE_WAIT_MS = 20_000;
 /** Correlation data of a request no node answered is forgotten after this long. */
 const CONTEXT_TTL_MS = 3600_000;
 
-export class V6LinkError extends Error {
+export class V6LinkError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'V6LinkError';

@@ -2,6 +2,9 @@ import { FedbiomedTsError } from './errors';
 import { TrainingArgsError } from './protocol/training-args';
 import { RepositoryError } from './transport/repository';
 import { ERROR_NUMBERS } from './protocol/error-numbers';
+import { ChunkAssembler, ChunkSequenceError } from './transport/v6/chunks';
+import { decodeV6Message, V6MessageError } from './transport/v6/messages';
+import { encodeV6Payload } from './transport/v6/payload';
 
 describe('FedbiomedTsError', () => {
   it('keeps the message, the cause and the error number', () => {
@@ -21,5 +24,14 @@ describe('FedbiomedTsError', () => {
     expect(args.message.startsWith(`${args.errnum as string}:`)).toBe(true);
     expect(new RepositoryError('x', 'unreachable', 'http://h/')).toBeInstanceOf(FedbiomedTsError);
     expect(Object.keys(ERROR_NUMBERS)).toContain(args.errnum);
+  });
+
+  it('is the base of the v6 transport errors too, as they are thrown (researcher/v6-link.test.ts: V6LinkError)', () => {
+    const badChunk = () => new ChunkAssembler().push({ size: 0, iteration: 1, bytes_: Buffer.alloc(0) });
+    expect(badChunk).toThrow(ChunkSequenceError);
+    expect(badChunk).toThrow(FedbiomedTsError);
+    const badMessage = () => decodeV6Message(encodeV6Payload([1, 2]));
+    expect(badMessage).toThrow(V6MessageError);
+    expect(badMessage).toThrow(FedbiomedTsError);
   });
 });

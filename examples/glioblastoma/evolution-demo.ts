@@ -232,7 +232,7 @@ function torchReproduction(spec: PlanSpec, weights: Record<string, TorchTensor>,
     plan_dir: workDir, module: 'evolution_plan', class_name: spec.name, input_order: ['image', 'tabular'],
     weights: Object.entries(weights).map(([name, t], i) => ({ name, ...write(`w${i}`, t.data as Float32Array, t.shape) })),
     inputs: {
-      image: write('image', nchw(image), [0, 3, 1, 2].map((axis) => image.shape[axis] as number)),
+      image: write('image', nchw(image), [0, 3, 1, 2].map((axis) => image.shape[axis])),
       tabular: write('tabular', inputs.tabular.dataSync() as Float32Array, inputs.tabular.shape),
     },
     output: path.join(workDir, 'output.bin'),

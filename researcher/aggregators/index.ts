@@ -14,11 +14,11 @@ import { AggregationError, WeightMap } from './tensors';
 export * from './tensors';
 export { StreamingFedAvg, federatedAverage } from './fedavg';
 export type { AccumulatorPrecision } from './fedavg';
-export { AdaptiveServerOptimizer, SERVER_OPTIMIZER_DEFAULTS } from './server-optimizer';
-export type { ServerOptimizerConfig, ServerOptimizerState } from './server-optimizer';
+export { AdaptiveServerOptimizer } from './server-optimizer';
+export type { ServerOptimizerState } from './server-optimizer';
 
-export const AGGREGATOR_NAMES = ['fedavg', 'fedprox', 'fedadam', 'fedyogi'] as const;
-export type AggregatorName = (typeof AGGREGATOR_NAMES)[number];
+const AGGREGATOR_NAMES = ['fedavg', 'fedprox', 'fedadam', 'fedyogi'] as const;
+type AggregatorName = (typeof AGGREGATOR_NAMES)[number];
 
 export interface AggregatorConfig {
   name: AggregatorName;

@@ -77,19 +77,6 @@ export function toWeightMap(weights: WeightMap | Record<string, WeightTensor> | 
   return new Map(Object.entries(weights as Record<string, WeightTensor>));
 }
 
-/** A float32 copy of a tensor (what Python's FedAvg produces for every key, buffers included). */
-export function toFloat32(tensor: WeightTensor): WeightTensor {
-  const n = elementCount(tensor.shape);
-  if (tensor.data.length !== n) {
-    throw new AggregationError(`tensor has ${tensor.data.length} values but shape ${shapeText(tensor.shape)} needs ${n}`);
-  }
-  const out = new Float32Array(n);
-  const values = numericValues(tensor);
-  if (values instanceof Float32Array) out.set(values);
-  else for (let i = 0; i < n; i++) out[i] = valueAt(values, i);
-  return { dtype: 'float32', shape: [...tensor.shape], data: out };
-}
-
 /**
  * Replaces, one tensor at a time, every tensor whose data view is smaller than its buffer with a compact copy
  * (FedAvg results live in the first half of float64 buffers). In place; returns the same map.

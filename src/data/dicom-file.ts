@@ -53,7 +53,7 @@ export interface DicomSlice {
 }
 
 /** A tag as dicom-parser names it: 'xggggeeee'. */
-export function tagKey(group: number, element: number): string {
+function tagKey(group: number, element: number): string {
   return `x${group.toString(16).padStart(4, '0')}${element.toString(16).padStart(4, '0')}`;
 }
 
@@ -102,7 +102,7 @@ function readBytes(file: string, limits: DicomReadLimits): Buffer {
 /** dicom-parser throws strings or Errors; some corrupt inputs surface as TypeErrors deep inside it. */
 function parserMessage(error: unknown): string {
   // On a partial parse dicom-parser throws { exception, dataSet }.
-  if (error && typeof error === 'object' && 'exception' in error) return parserMessage((error as { exception: unknown }).exception);
+  if (error && typeof error === 'object' && 'exception' in error) return parserMessage(error.exception);
   if (typeof error === 'string') {
     if (/buffer overrun/.test(error)) return 'truncated: an element runs past the end of the file';
     return error.replace(/^dicomParser[.:]\w+: /, '');
@@ -141,7 +141,7 @@ export function parseDicomFile(file: string, limits: DicomReadLimits = {}): Dico
         full.set(inflated, position);
         return full;
       },
-    } as dicomParser.ParseDicomOptions);
+    });
   } catch (error) {
     throw new DataReadError(file, `corrupt DICOM file (${parserMessage(error)})`);
   }
@@ -319,7 +319,7 @@ export function decodePixels(slice: DicomSlice, limits: DicomReadLimits = {}): F
 }
 
 /** decodePixels for several files at once (their compressed frames decode in parallel); throws on the first bad file. */
-export function decodePixelsOfSlices(slices: DicomSlice[], limits: DicomReadLimits = {}): Float32Array[] {
+function decodePixelsOfSlices(slices: DicomSlice[], limits: DicomReadLimits = {}): Float32Array[] {
   const raw = framesOfSlices(slices, limits);
   return slices.map((slice, i) => {
     const out = new Float32Array(slice.layout.rows * slice.layout.cols * slice.frames);

@@ -298,16 +298,22 @@ function assembleEnhanced(slice: DicomSlice, options: DicomSeriesOptions): { vol
   const spacing = frames > 1
     ? evenSpacing(file, order.map((o) => o.along), order.map((o) => `frame ${o.k + 1}`))
     : groupTag(0, 0x0028, 0x9110, 0x0018, 0x0050)?.[0] ?? 1;
-  const plane = layout.rows * layout.cols;
+  return stackedFrames(slice, options, geometry, order, spacing, [...positions[order[0].k]] as Vec3);
+}
+
+/** A multi-frame file's frames as one volume, in `order` along the normal (the first frame of `order` at `origin`). */
+function stackedFrames(slice: DicomSlice, options: DicomSeriesOptions, geometry: SliceGeometry, order: { k: number }[],
+  spacing: number, origin: Vec3): { volume: Volume; files: string[] } {
+  const plane = geometry.rows * geometry.cols;
   const data = reorderFrames(decodePixels(slice, options), plane, order.map((o) => o.k));
   return {
-    files: [file],
+    files: [slice.file],
     volume: {
       data,
-      dims: [layout.cols, layout.rows, frames],
+      dims: [geometry.cols, geometry.rows, slice.frames],
       spacing: [geometry.pixelSpacing[1], geometry.pixelSpacing[0], spacing],
       orientation: orientationOf(geometry),
-      origin: [...positions[order[0].k]] as Vec3,
+      origin,
     },
   };
 }
@@ -330,17 +336,6 @@ function assembleMultiFrame(slice: DicomSlice, options: DicomSeriesOptions): { v
   const relative = offsets[0] === 0 ? offsets : offsets.map((o) => o - offsets[0]);
   const order = relative.map((along, k) => ({ k, along })).sort((a, b) => a.along - b.along);
   const spacing = evenSpacing(file, order.map((o) => o.along), order.map((o) => `frame ${o.k + 1}`));
-  const plane = geometry.rows * geometry.cols;
-  const data = reorderFrames(decodePixels(slice, options), plane, order.map((o) => o.k));
   const origin = position.map((p, c) => p + order[0].along * geometry.normal[c]) as Vec3;
-  return {
-    files: [file],
-    volume: {
-      data,
-      dims: [geometry.cols, geometry.rows, frames],
-      spacing: [geometry.pixelSpacing[1], geometry.pixelSpacing[0], spacing],
-      orientation: orientationOf(geometry),
-      origin,
-    },
-  };
+  return stackedFrames(slice, options, geometry, order, spacing, origin);
 }

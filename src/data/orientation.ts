@@ -4,6 +4,7 @@
  * world position of every voxel. Readers keep each file's own voxel order (LPS geometry in
  * volume.ts); a plan that compares images across sites and formats brings them to this order first.
  */
+import { closestWorldAxes } from '../plan/closest-axes';
 import { Orientation, Vec3, Volume, voxelToWorld } from './volume';
 
 /** The 4x4 voxel-to-RAS affine of a volume (rows), as nibabel's `img.affine`. */
@@ -24,22 +25,8 @@ export function rasAffine(volume: Volume): number[][] {
 export function axisCodes(volume: Volume): { world: number; sign: 1 | -1 }[] {
   const flip = [-1, -1, 1];
   const ras = [0, 1, 2].map((a) => [0, 1, 2].map((c) => flip[c] * volume.orientation[a * 3 + c]));
-  const result: { world: number; sign: 1 | -1 }[] = [{ world: -1, sign: 1 }, { world: -1, sign: 1 }, { world: -1, sign: 1 }];
-  const usedAxis = new Set<number>();
-  const usedWorld = new Set<number>();
-  for (let round = 0; round < 3; round++) {
-    let best = { axis: -1, world: -1, value: -1 };
-    for (let a = 0; a < 3; a++) {
-      if (usedAxis.has(a)) continue;
-      for (let w = 0; w < 3; w++) {
-        if (!usedWorld.has(w) && Math.abs(ras[a][w]) > best.value) best = { axis: a, world: w, value: Math.abs(ras[a][w]) };
-      }
-    }
-    usedAxis.add(best.axis);
-    usedWorld.add(best.world);
-    result[best.axis] = { world: best.world, sign: ras[best.axis][best.world] < 0 ? -1 : 1 };
-  }
-  return result;
+  const worldOf = closestWorldAxes(ras.map((row) => row.map(Math.abs)));
+  return worldOf.map((world, a) => ({ world, sign: ras[a][world] < 0 ? -1 : 1 }));
 }
 
 /** The same image with voxel axes permuted and flipped to RAS order (a copy; the input is unchanged). */

@@ -32,8 +32,6 @@ export interface PlanDataSource {
   parameters: Record<string, unknown> | null;
 }
 
-export type { PlanSample };
-
 export interface PlanDataset {
   readonly size: number;
   /** Problems met while indexing (skipped patients, …): paths stay on the node, in its logs. */

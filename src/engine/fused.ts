@@ -18,5 +18,5 @@ export function biasRelu(x: tf.Tensor, bias: tf.Tensor): tf.Tensor {
     bias.shape[0] === x.shape[x.rank - 1] &&
     bias.shape[0] > 0;
   if (!fused) return tf.relu(tf.add(x, bias));
-  return tf.engine().runKernel(BIAS_RELU, { x, bias }) as tf.Tensor;
+  return tf.engine().runKernel<tf.Tensor>(BIAS_RELU, { x, bias });
 }

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-export type LossName =
+type LossName =
   | 'BCELoss' | 'BCEWithLogitsLoss' | 'CrossEntropyLoss' | 'NLLLoss' | 'MSELoss' | 'L1Loss' | 'SigmoidFocalLoss'
   | 'SoftDiceLoss' | 'SoftDiceWithLogitsLoss' | 'WeightedSumLoss';
 
@@ -54,12 +54,12 @@ const ALIASES: Record<string, LossName> = {
   weightedsumloss: 'WeightedSumLoss',
 };
 
-export const LOSS_NAMES: readonly LossName[] = [
+const LOSS_NAMES: readonly LossName[] = [
   'BCELoss', 'BCEWithLogitsLoss', 'CrossEntropyLoss', 'NLLLoss', 'MSELoss', 'L1Loss', 'SigmoidFocalLoss', 'SoftDiceLoss', 'SoftDiceWithLogitsLoss',
   'WeightedSumLoss',
 ];
 
-export function lossName(name: string): LossName {
+function lossName(name: string): LossName {
   const found = ALIASES[name.toLowerCase()];
   if (!found) throw new Error(`unknown loss '${name}'; expected one of ${LOSS_NAMES.join(', ')}`);
   return found;
@@ -92,9 +92,9 @@ function classIndices(loss: string, prediction: tf.Tensor, target: tf.Tensor): t
 
 /** Σ w_y·l_i / Σ w_y over the batch (PyTorch's weighted mean), or the plain mean without weights. */
 function classMean(perSample: tf.Tensor, oneHot: tf.Tensor, classWeights: number[] | undefined): tf.Scalar {
-  if (!classWeights) return tf.mean(perSample) as tf.Scalar;
+  if (!classWeights) return tf.mean<tf.Scalar>(perSample);
   const w = tf.sum(tf.mul(oneHot, tf.tensor1d(classWeights)), 1);
-  return tf.div(tf.sum(tf.mul(perSample, w)), tf.sum(w)) as tf.Scalar;
+  return tf.div<tf.Scalar>(tf.sum(tf.mul(perSample, w)), tf.sum(w));
 }
 
 function checkOptions(which: LossName, config: LossConfig): void {
@@ -143,10 +143,10 @@ export function makeLoss(nameOrConfig: string | LossConfig | LossFn): LossFn {
           const softplusNeg = tf.add(tf.log1p(tf.exp(tf.neg(tf.abs(x)))), tf.relu(tf.neg(x)));
           if (posWeight !== undefined) {
             const terms = tf.add(tf.mul(tf.sub(1, y), x), tf.mul(tf.add(1, tf.mul(y, posWeight - 1)), softplusNeg));
-            return tf.mean(terms) as tf.Scalar;
+            return tf.mean<tf.Scalar>(terms);
           }
           const terms = tf.add(tf.sub(tf.relu(x), tf.mul(x, y)), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
-          return tf.mean(terms) as tf.Scalar;
+          return tf.mean<tf.Scalar>(terms);
         });
     case 'SigmoidFocalLoss': {
       // torchvision.ops.sigmoid_focal_loss: ce·(1 - p_t)^γ, times α_t when α >= 0, mean over elements.
@@ -160,7 +160,7 @@ export function makeLoss(nameOrConfig: string | LossConfig | LossFn): LossFn {
           const pT = tf.add(tf.mul(p, y), tf.mul(tf.sub(1, p), tf.sub(1, y)));
           let loss = tf.mul(ce, tf.pow(tf.sub(1, pT), gamma));
           if (alpha >= 0) loss = tf.mul(loss, tf.add(tf.mul(y, alpha), tf.mul(tf.sub(1, y), 1 - alpha)));
-          return tf.mean(loss) as tf.Scalar;
+          return tf.mean<tf.Scalar>(loss);
         });
     }
     case 'CrossEntropyLoss':
@@ -175,9 +175,9 @@ export function makeLoss(nameOrConfig: string | LossConfig | LossFn): LossFn {
           return classMean(tf.neg(tf.sum(tf.mul(oneHot, logProbs), 1)), oneHot, classWeights);
         });
     case 'MSELoss':
-      return (p, t) => tf.tidy(() => tf.mean(tf.squaredDifference(p, sameShape(which, p, t))) as tf.Scalar);
+      return (p, t) => tf.tidy(() => tf.mean<tf.Scalar>(tf.squaredDifference(p, sameShape(which, p, t))));
     case 'L1Loss':
-      return (p, t) => tf.tidy(() => tf.mean(tf.abs(tf.sub(p, sameShape(which, p, t)))) as tf.Scalar);
+      return (p, t) => tf.tidy(() => tf.mean<tf.Scalar>(tf.abs(tf.sub(p, sameShape(which, p, t)))));
     case 'SoftDiceLoss':
     case 'SoftDiceWithLogitsLoss':
       return softDice(which, config);
@@ -210,6 +210,6 @@ function softDice(which: 'SoftDiceLoss' | 'SoftDiceWithLogitsLoss', config: Loss
     const spatial = Array.from({ length: p.rank - 2 }, (_, i) => i + 1); // per sample and channel
     const overlap = tf.sum(tf.mul(p, t), spatial);
     const sizes = tf.add(tf.sum(p, spatial), tf.sum(t, spatial));
-    return tf.mean(tf.sub(1, tf.div(tf.add(tf.mul(overlap, 2), smooth), tf.add(sizes, smooth)))) as tf.Scalar;
+    return tf.mean<tf.Scalar>(tf.sub(1, tf.div(tf.add(tf.mul(overlap, 2), smooth), tf.add(sizes, smooth))));
   });
 }

@@ -6,15 +6,10 @@
  * positive label 1; multi-class precision/recall/F1 use `average="weighted"`… unless told otherwise.
  */
 
-import { TEST_METRICS, TestMetric } from '../protocol/training-args';
+import type { TestMetric } from '../protocol/training-args';
 
 /** Fed-BioMed's `test_metric` names (one list, in src/protocol). */
-export const FEDBIOMED_METRICS = TEST_METRICS;
 export type FedbiomedMetric = TestMetric;
-
-export function isFedbiomedMetric(name: unknown): name is FedbiomedMetric {
-  return typeof name === 'string' && (FEDBIOMED_METRICS as readonly string[]).includes(name);
-}
 
 /** Binary decisions from probabilities (threshold 0.5) or class ids from per-class scores (argmax). */
 export function predictedLabels(scores: ArrayLike<number>, numClasses: number): number[] {

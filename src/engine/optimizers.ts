@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-export type OptimizerName = 'SGD' | 'Adam' | 'AdamW';
+type OptimizerName = 'SGD' | 'Adam' | 'AdamW';
 
 export interface OptimizerSpec {
   // eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents -- names the known ones for readers

@@ -28,7 +28,7 @@ export interface BatchSource {
   batch(indices: number[]): Batch | Promise<Batch>;
 }
 
-export interface LoaderArgs {
+interface LoaderArgs {
   batchSize: number;
   /** PyTorch DataLoader default: false. Reshuffled every epoch when true. */
   shuffle?: boolean;
@@ -212,7 +212,7 @@ function trainStep(
     plainLoss = tf.keep(tf.clone(loss));
     if (anchors.length === 0 || mu === null) return loss;
     const proximal = tf.addN(variables.map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i]))));
-    return tf.add(loss, tf.mul(proximal, mu / 2)) as tf.Scalar;
+    return tf.add<tf.Scalar>(loss, tf.mul(proximal, mu / 2));
   }, variables);
   try {
     const byVariable = new Map<tf.Variable, tf.Tensor>();

@@ -14,7 +14,7 @@ import { SeededRandom } from '../engine/prng';
 import { definePlan } from './define';
 import { DenseVolume, headTargetValues, imageInput, preprocessModality, PreprocessError, tabularInput, targetValue } from './pipeline';
 import { generateTorchPlan } from './pytorch';
-import { PlanSpec } from './spec';
+import { PlanInit, PlanSpec } from './spec';
 import { writeNpyFloat32 } from './testing/npy';
 import { cnn2dPlan, cnn3dPlan, cnnTabularPlan, mlpPlan, severalHeadsGraphPlan } from './testing/plans';
 import { modelGraph } from './graph-builder';
@@ -25,71 +25,71 @@ import { findTorchPython, pythonSide, runTorchConformance } from './testing/pyth
 
 const TOLERANCE = 1e-4;
 
-function cropResizePlan(): PlanSpec {
+/**
+ * The plans below differ only in their inputs and preprocessing: a flattened image (and the tabular columns as they
+ * come, when there are some) into one linear output, MSE, SGD.
+ */
+function flattenRegressionPlan({ name, inputs, preprocessing }: Pick<PlanInit, 'name' | 'inputs' | 'preprocessing'>): PlanSpec {
   return definePlan({
-    name: 'CropResize',
-    inputs: { image: { modalities: ['T2', 'T1'], dims: 3, size: [4, 7, 5] } },
+    name,
+    inputs,
     target: { column: 'y' },
-    preprocessing: [
-      { op: 'crop', start: [1, 0, 2], size: [5, 4, 6] },
-      { op: 'resize', size: [4, 7, 5] },
-      { op: 'normalize', method: 'zscore', modalities: ['T2'] },
-    ],
-    model: { image: [{ type: 'flatten' }], head: [{ type: 'dense', outFeatures: 1 }] },
+    preprocessing,
+    model: { image: [{ type: 'flatten' }], ...(inputs.tabular ? { tabular: [] } : {}), head: [{ type: 'dense', outFeatures: 1 }] },
     loss: { type: 'mse' },
     optimizer: { type: 'sgd', lr: 0.1 },
   });
 }
 
+function cropResizePlan(): PlanSpec {
+  return flattenRegressionPlan({
+    name: 'CropResize',
+    inputs: { image: { modalities: ['T2', 'T1'], dims: 3, size: [4, 7, 5] } },
+    preprocessing: [
+      { op: 'crop', start: [1, 0, 2], size: [5, 4, 6] },
+      { op: 'resize', size: [4, 7, 5] },
+      { op: 'normalize', method: 'zscore', modalities: ['T2'] },
+    ],
+  });
+}
+
 /** PET/CT intensity steps: CT windowing, PET log then clipping. */
 function intensityPlan(): PlanSpec {
-  return definePlan({
+  return flattenRegressionPlan({
     name: 'PetCtIntensity',
     inputs: { image: { modalities: ['CT', 'PET'], dims: 3, size: [5, 4, 6] } },
-    target: { column: 'y' },
     preprocessing: [
       { op: 'window', center: 120, width: 60, modalities: ['CT'] },
       { op: 'log', modalities: ['PET'] },
       { op: 'clip', min: 4.8, modalities: ['PET'] },
       { op: 'clip', max: 5.5 },
     ],
-    model: { image: [{ type: 'flatten' }], head: [{ type: 'dense', outFeatures: 1 }] },
-    loss: { type: 'mse' },
-    optimizer: { type: 'sgd', lr: 0.1 },
   });
 }
 
 /** Maximum-intensity projection of a PET volume, and a clinical column with a missing value filled. */
 function mipFillPlan(): PlanSpec {
-  return definePlan({
+  return flattenRegressionPlan({
     name: 'MipFill',
     inputs: { image: { modalities: ['PET'], dims: 2, size: [6, 5] }, tabular: { columns: ['age', 'sparse'] } },
-    target: { column: 'y' },
     preprocessing: [
       { op: 'mip', axis: 1 },
       { op: 'fill_missing', column: 'sparse', value: 0.5 },
       { op: 'standardize_column', column: 'sparse', mean: 2, std: 4 },
     ],
-    model: { image: [{ type: 'flatten' }], tabular: [], head: [{ type: 'dense', outFeatures: 1 }] },
-    loss: { type: 'mse' },
-    optimizer: { type: 'sgd', lr: 0.1 },
   });
 }
 
 /** Categorical columns one-hot encoded: text and numeric categories, an unknown and a missing value. */
 function oneHotPlan(): PlanSpec {
-  return definePlan({
+  return flattenRegressionPlan({
     name: 'OneHot',
     inputs: { image: { modalities: ['T1'], dims: 3, size: [4, 3, 5] }, tabular: { columns: ['stage', 'age', 'mgmt'] } },
-    target: { column: 'y' },
     preprocessing: [
       { op: 'one_hot_column', column: 'stage', categories: ['I', 'II', 'III'] },
       { op: 'one_hot_column', column: 'mgmt', categories: ['1', '0'] },
       { op: 'standardize_column', column: 'age', mean: 60, std: 10 },
     ],
-    model: { image: [{ type: 'flatten' }], tabular: [], head: [{ type: 'dense', outFeatures: 1 }] },
-    loss: { type: 'mse' },
-    optimizer: { type: 'sgd', lr: 0.1 },
   });
 }
 
@@ -111,37 +111,29 @@ function oneHotCsvPlan(): PlanSpec {
 
 /** PET/CT/GTV resampled to 2 mm (the mask nearest), CT windowed, a box centred on the GTV mask, padded at the border. */
 function resampleMaskCropPlan(): PlanSpec {
-  return definePlan({
+  return flattenRegressionPlan({
     name: 'ResampleMaskCrop',
     inputs: { image: { modalities: ['CT', 'PET', 'GTV'], dims: 3, size: [5, 6, 4] } },
-    target: { column: 'y' },
     preprocessing: [
       { op: 'resample', spacing: [2, 1.5, 2.5], nearest: ['GTV'] },
       { op: 'window', center: 40, width: 400, modalities: ['CT'] },
       { op: 'crop_around', modality: 'GTV', center: 'mask', size: [5, 6, 4], padValue: -1 },
       { op: 'normalize', method: 'zscore', modalities: ['PET'] },
     ],
-    model: { image: [{ type: 'flatten' }], head: [{ type: 'dense', outFeatures: 1 }] },
-    loss: { type: 'mse' },
-    optimizer: { type: 'sgd', lr: 0.1 },
   });
 }
 
 /** A PET volume resampled, log-compressed, cropped around its brightest voxel, then projected (MIP). */
 function brightestCropPlan(): PlanSpec {
-  return definePlan({
+  return flattenRegressionPlan({
     name: 'BrightestCrop',
     inputs: { image: { modalities: ['PET'], dims: 2, size: [4, 5] } },
-    target: { column: 'y' },
     preprocessing: [
       { op: 'resample', spacing: [0.8, 1.6, 1.9] },
       { op: 'log' },
       { op: 'crop_around', modality: 'PET', center: 'brightest', size: [4, 5, 3] },
       { op: 'mip', axis: 2 },
     ],
-    model: { image: [{ type: 'flatten' }], head: [{ type: 'dense', outFeatures: 1 }] },
-    loss: { type: 'mse' },
-    optimizer: { type: 'sgd', lr: 0.1 },
   });
 }
 
@@ -330,6 +322,23 @@ beforeAll(() => {
   fs.mkdirSync(path.join(work, 'csv_several_heads'));
   dataCases.push({ name: 'csv_several_heads', kind: 'csv', module: 'training_plan_csv_several_heads', class_name: severalCsv.name, path: csvFile, out_dir: path.join(work, 'csv_several_heads') });
 
+  /** A medical-folder case: its demographics file, its generated plan module and its output folder. */
+  const addFolderCase = (name: string, spec: PlanSpec, root: string, demographicRows: typeof rows): void => {
+    const demographics = path.join(work, name, 'demographics.csv');
+    fs.writeFileSync(demographics, csvText(demographicRows));
+    const module = `training_plan_${name}`;
+    fs.writeFileSync(path.join(planDir, `${module}.py`), generateTorchPlan(spec));
+    fs.mkdirSync(path.join(work, name, 'out'));
+    dataCases.push({
+      name,
+      kind: 'folder',
+      module,
+      class_name: spec.name,
+      path: root,
+      dataset_parameters: { tabular_file: demographics, index_col: 0 },
+      out_dir: path.join(work, name, 'out'),
+    });
+  };
   rows = demographicsRows(rng);
   for (const c of FOLDER_CASES) {
     const root = path.join(work, c.name, 'folder');
@@ -353,20 +362,7 @@ beforeAll(() => {
       writeNpyFloat32(path.join(root, 'sub-99', m, 'x.npy'), new Float32Array(c.volumeShape.reduce((a, b) => a * b, 1)), c.volumeShape);
     }
     volumesBySubject.set(c.name, subjects);
-    const demographics = path.join(work, c.name, 'demographics.csv');
-    fs.writeFileSync(demographics, csvText([...rows, { ...rows[0], id: 'sub-04' }]));
-    const module = `training_plan_${c.name}`;
-    fs.writeFileSync(path.join(planDir, `${module}.py`), generateTorchPlan(c.spec));
-    fs.mkdirSync(path.join(work, c.name, 'out'));
-    dataCases.push({
-      name: c.name,
-      kind: 'folder',
-      module,
-      class_name: c.spec.name,
-      path: root,
-      dataset_parameters: { tabular_file: demographics, index_col: 0 },
-      out_dir: path.join(work, c.name, 'out'),
-    });
+    addFolderCase(c.name, c.spec, root, [...rows, { ...rows[0], id: 'sub-04' }]);
   }
   for (const c of NIFTI_CASES) {
     const root = path.join(work, c.name, 'folder');
@@ -378,20 +374,7 @@ beforeAll(() => {
         writeNifti(path.join(root, subject, m, `${subject}_${m}.nii`), volume);
       }
     });
-    const demographics = path.join(work, c.name, 'demographics.csv');
-    fs.writeFileSync(demographics, csvText(rows));
-    const module = `training_plan_${c.name}`;
-    fs.writeFileSync(path.join(planDir, `${module}.py`), generateTorchPlan(c.spec));
-    fs.mkdirSync(path.join(work, c.name, 'out'));
-    dataCases.push({
-      name: c.name,
-      kind: 'folder',
-      module,
-      class_name: c.spec.name,
-      path: root,
-      dataset_parameters: { tabular_file: demographics, index_col: 0 },
-      out_dir: path.join(work, c.name, 'out'),
-    });
+    addFolderCase(c.name, c.spec, root, rows);
   }
   results = runTorchConformance(python, { plan_dir: planDir, cases: [], data_cases: dataCases }, work);
 }, 240000);

@@ -30,7 +30,7 @@ export function pointerToPath(pointer: string): string {
   return formatPath(segments);
 }
 
-export function describeIssue(issue: PlanIssue): string {
+function describeIssue(issue: PlanIssue): string {
   return issue.path === '' ? issue.message : `${issue.path}: ${issue.message}`;
 }
 

@@ -78,7 +78,7 @@ function loss(model: ReturnType<typeof buildModel>): tf.Scalar {
   return tf.tidy(() => {
     const image = tf.tensor4d(Float32Array.from({ length: 2 * 8 * 6 * 2 }, (_, i) => Math.sin(0.7 * i)), [2, 8, 6, 2]);
     const tabular = tf.tensor2d([1, 0, 0, 0, 0, 1], [2, 3]);
-    return tf.sum(tf.square(model.forward({ image, tabular }, true))) as tf.Scalar;
+    return tf.sum<tf.Scalar>(tf.square(model.forward({ image, tabular }, true)));
   });
 }
 

@@ -14,11 +14,11 @@ import { ImageTargetSpec, isImageTarget, PlanSpec, PreprocessStep } from './spec
 const SPATIAL_OPS: ReadonlySet<PreprocessStep['op']> = new Set(['crop', 'center_crop', 'resize', 'select_slices', 'mip']);
 
 /** The plan's image steps that move voxels (what a target goes through). */
-export function targetSteps(spec: PlanSpec): PreprocessStep[] {
+function targetSteps(spec: PlanSpec): PreprocessStep[] {
   return spec.preprocessing.filter((s) => SPATIAL_OPS.has(s.op));
 }
 
-export function imageTargetOf(spec: PlanSpec): ImageTargetSpec | undefined {
+function imageTargetOf(spec: PlanSpec): ImageTargetSpec | undefined {
   return isImageTarget(spec.target) ? spec.target : undefined;
 }
 

@@ -36,7 +36,7 @@ export const CLASSIFICATION_METRICS: ReadonlySet<MetricName> = new Set(['precisi
 const BINARY_ONLY: ReadonlySet<MetricName> = new Set(['specificity', 'auc', 'dice']);
 
 /** A binary task: one BCE output, or cross-entropy over two classes. */
-export function isBinaryTask(spec: PlanSpec, outputShape: Shape): boolean {
+function isBinaryTask(spec: PlanSpec, outputShape: Shape): boolean {
   return spec.loss.type === 'bce' || spec.loss.type === 'focal' || (spec.loss.type === 'cross_entropy' && outputShape[0] === 2);
 }
 
@@ -151,7 +151,7 @@ function classificationMetric(
     }
     case 'auc': {
       const scores = tf.tidy(() => positiveScore(spec, output));
-      const auc = rocAuc(truth, scores.dataSync() as Float32Array);
+      const auc = rocAuc(truth, scores.dataSync());
       scores.dispose();
       return Number.isNaN(auc) ? undefined : auc;
     }

@@ -37,7 +37,7 @@ export interface OnnxValueInfo {
   shape: (number | string)[];
 }
 
-export interface OnnxGraph {
+interface OnnxGraph {
   name: string;
   nodes: OnnxNode[];
   initializers: OnnxTensor[];

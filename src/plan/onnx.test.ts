@@ -72,7 +72,7 @@ function inputsFor(spec: PlanSpec, n: number): { tfjs: Record<string, tf.Tensor>
   const model = buildModel(spec, { seed: 1 });
   const tfjs: Record<string, tf.Tensor> = {};
   const feeds: Record<string, { nhwc: Float32Array; nchw: Float32Array; shapeLast: number[]; shapeFirst: number[] }> = {};
-  const imageShape = (model.graph.imageInputShape ?? []) as number[];
+  const imageShape = (model.graph.imageInputShape ?? []);
   model.dispose();
   if (spec.inputs.image) {
     const [c, ...spatial] = imageShape;

@@ -19,7 +19,7 @@ export type ParameterLayout =
   /** same layout on both sides: biases, batch-norm vectors, counters */
   | 'same';
 
-export type ParameterRole = 'weight' | 'bias' | 'running_mean' | 'running_var' | 'num_batches_tracked';
+type ParameterRole = 'weight' | 'bias' | 'running_mean' | 'running_var' | 'num_batches_tracked';
 
 export interface ParameterDescriptor {
   /** PyTorch state_dict key, e.g. `image.0.weight`. */

@@ -7,6 +7,7 @@
  *
  * Arrays are channels first, `[C, ...spatial]`, C-order, as in pipeline.ts.
  */
+import { closestWorldAxes } from './closest-axes';
 import type { CropAroundStep, ResampleStep } from './spec';
 
 /** A dense C-order array, channels first. */
@@ -35,22 +36,13 @@ function strides(shape: number[]): number[] {
 export function rasAxes(affine: Affine): { oldOf: number[]; signs: number[]; norms: number[] } {
   const norms = [0, 1, 2].map((a) => Math.sqrt(affine[0][a] * affine[0][a] + affine[1][a] * affine[1][a] + affine[2][a] * affine[2][a]));
   if (norms.some((n) => !(n > 0) || !Number.isFinite(n))) throw new Error(`the affine has a degenerate voxel axis (column norms ${norms.join(', ')})`);
+  const worldOf = closestWorldAxes([0, 1, 2].map((a) => [0, 1, 2].map((w) => Math.abs(affine[w][a] / norms[a]))));
   const oldOf = [-1, -1, -1];
   const signs = [1, 1, 1];
-  const usedAxis = new Set<number>();
-  for (let round = 0; round < 3; round++) {
-    let best = { axis: -1, world: -1, value: -1 };
-    for (let a = 0; a < 3; a++) {
-      if (usedAxis.has(a)) continue;
-      for (let w = 0; w < 3; w++) {
-        const value = Math.abs(affine[w][a] / norms[a]);
-        if (oldOf[w] < 0 && value > best.value) best = { axis: a, world: w, value };
-      }
-    }
-    usedAxis.add(best.axis);
-    oldOf[best.world] = best.axis;
-    signs[best.world] = affine[best.world][best.axis] < 0 ? -1 : 1;
-  }
+  worldOf.forEach((w, a) => {
+    oldOf[w] = a;
+    signs[w] = affine[w][a] < 0 ? -1 : 1;
+  });
   return { oldOf, signs, norms };
 }
 

@@ -18,7 +18,7 @@ export type EngineLossName =
 export type EngineOptimizerSettings = EngineOptimizerSpec & { name: 'SGD' | 'Adam' | 'AdamW' };
 
 /** torch.optim.AdamW's default weight decay (Adam's is 0). */
-export const ADAMW_DEFAULT_WEIGHT_DECAY = 0.01;
+const ADAMW_DEFAULT_WEIGHT_DECAY = 0.01;
 
 export function engineLossName(loss: LossSpec): EngineLossName {
   switch (loss.type) {

@@ -88,7 +88,7 @@ function messageOf(error: ErrorObject): { path: string; message: string } {
 }
 
 /** Turns ajv's raw errors into one issue per field, dropping combinator noise when a precise error exists. */
-export function issuesFromAjv(errors: ErrorObject[]): PlanIssue[] {
+function issuesFromAjv(errors: ErrorObject[]): PlanIssue[] {
   const precise = errors.filter((e) => !COMBINATOR_KEYWORDS.has(e.keyword));
   // In a oneOf of "number or list", a list with a bad item also fails the "number" branch with a `type` error at
   // the list itself; the item's error is the useful one.

@@ -17,10 +17,6 @@ export class PyFloat {
   }
 }
 
-export function pyFloat(value: number): PyFloat {
-  return new PyFloat(value);
-}
-
 /** The plain number inside a number or a PyFloat. */
 export function numberOf(value: number | PyFloat): number {
   return value instanceof PyFloat ? value.value : value;

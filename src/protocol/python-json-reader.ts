@@ -180,27 +180,26 @@ class Reader {
     if (++this.depth > MAX_DEPTH) this.fail('Nesting too deep');
   }
 
+  /** Consumes `close` (a container's end) if it comes next, leaving the container's nesting level. */
+  private leaveOn(close: ']' | '}'): boolean {
+    if (this.text[this.pos] !== close) return false;
+    this.pos++;
+    this.depth--;
+    return true;
+  }
+
   private readArray(): PyJsonValue[] {
     this.enter();
     this.pos++;
     const items: PyJsonValue[] = [];
     this.skipWhitespace();
-    if (this.text[this.pos] === ']') {
-      this.pos++;
-      this.depth--;
-      return items;
-    }
+    if (this.leaveOn(']')) return items;
     for (;;) {
       this.skipWhitespace();
       items.push(this.readValue());
       this.skipWhitespace();
-      const c = this.text[this.pos];
-      if (c === ']') {
-        this.pos++;
-        this.depth--;
-        return items;
-      }
-      if (c !== ',') this.fail("Expecting ',' delimiter");
+      if (this.leaveOn(']')) return items;
+      if (this.text[this.pos] !== ',') this.fail("Expecting ',' delimiter");
       this.pos++;
     }
   }
@@ -213,11 +212,7 @@ class Reader {
     let order: string[] | undefined;
     const keys: string[] = [];
     this.skipWhitespace();
-    if (this.text[this.pos] === '}') {
-      this.pos++;
-      this.depth--;
-      return object;
-    }
+    if (this.leaveOn('}')) return object;
     for (;;) {
       this.skipWhitespace();
       if (this.text[this.pos] !== '"') this.fail('Expecting property name enclosed in double quotes');
@@ -235,17 +230,12 @@ class Reader {
       // defineProperty, not assignment: a "__proto__" key must become data, not the prototype.
       Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
       this.skipWhitespace();
-      const c = this.text[this.pos];
-      if (c === '}') {
-        this.pos++;
-        break;
-      }
-      if (c !== ',') this.fail("Expecting ',' delimiter");
+      if (this.leaveOn('}')) break;
+      if (this.text[this.pos] !== ',') this.fail("Expecting ',' delimiter");
       this.pos++;
       if (this.pos >= this.text.length) this.fail('Expecting property name enclosed in double quotes', objectStart);
     }
     if (order !== undefined) Object.defineProperty(object, KEY_ORDER, { value: order, enumerable: false });
-    this.depth--;
     return object;
   }
 }

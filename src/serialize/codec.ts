@@ -151,7 +151,7 @@ function kind(value: unknown): string {
 }
 
 /** Minimal unsigned big-endian bytes, as Python's `int.to_bytes(ceil(bit_length / 8), "big")`. */
-export function bigintToBytes(value: bigint): Uint8Array {
+function bigintToBytes(value: bigint): Uint8Array {
   if (value < BigInt(0)) throw new SerializationError('negative integers have no unsigned byte form');
   if (value === BigInt(0)) return new Uint8Array(0);
   let hex = value.toString(16);
@@ -160,7 +160,7 @@ export function bigintToBytes(value: bigint): Uint8Array {
 }
 
 /** Python's `int.from_bytes(bytes, "big")` (unsigned). */
-export function bytesToBigint(bytes: Uint8Array): bigint {
+function bytesToBigint(bytes: Uint8Array): bigint {
   return bytes.byteLength === 0 ? BigInt(0) : BigInt('0x' + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex'));
 }
 

@@ -23,7 +23,7 @@ export const DTYPES = [
 
 export type DType = (typeof DTYPES)[number];
 
-export interface TypedArrayByDType {
+interface TypedArrayByDType {
   float16: Uint16Array;
   float32: Float32Array;
   float64: Float64Array;

@@ -41,8 +41,9 @@ export interface EmbeddedV6Network {
  */
 export async function startEmbeddedV6Network(options: EmbeddedV6NetworkOptions = {}): Promise<EmbeddedV6Network> {
   const host = options.host ?? 'localhost';
-  const temporary = options.dir === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), 'fedbiomed-ts-v6-researcher-')) : undefined;
-  const dir = options.dir ?? (temporary as string);
+  const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fedbiomed-ts-v6-researcher-'));
+  /** Ours to delete on close (or on a failed start): the directory made above, never the caller's. */
+  const temporary = options.dir === undefined ? dir : undefined;
   let server: V6ResearcherServer;
   try {
     // Loaded on use: gRPC is not needed by v4.5 users of the transport layer.

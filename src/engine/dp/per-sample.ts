@@ -91,7 +91,7 @@ export function clippedGradientSum(
       };
       const prediction = model.forward(batch.inputs, true, tap);
       // Opacus's grad samples are gradients of each sample's own loss: the mean loss times the batch size.
-      return tf.mul(lossFn(prediction, batch.target), n) as tf.Scalar;
+      return tf.mul<tf.Scalar>(lossFn(prediction, batch.target), n);
     })(handles);
     try {
       if (outputGrads.some((g) => g === undefined)) throw new Error('internal: a tapped layer received no gradient');
@@ -135,10 +135,10 @@ function clipAndSum(
   let result: ClippedBatch | undefined;
   tf.tidy(() => {
     const parts = layers.map((layer, i) => layerParts(layer, inputs[i], outputGrads[i], n));
-    const normSq = tf.addN(parts.map((p) => p.normSq)) as tf.Tensor1D;
-    const norms = tf.sqrt(normSq) as tf.Tensor1D;
+    const normSq = tf.addN<tf.Tensor1D>(parts.map((p) => p.normSq));
+    const norms = tf.sqrt<tf.Tensor1D>(normSq);
     // Opacus: max_grad_norm / (norm + 1e-6), clamped at 1.
-    const factors = tf.minimum(tf.div(clip, tf.add(norms, 1e-6)), 1) as tf.Tensor1D;
+    const factors = tf.minimum<tf.Tensor1D>(tf.div(clip, tf.add(norms, 1e-6)), 1);
     const sums = new Map<string, tf.Tensor>();
     for (const p of parts) {
       sums.set(p.layer.weight, tf.keep(p.clippedWeight(factors)));
@@ -156,10 +156,10 @@ function layerParts(layer: TappedLayer, x: tf.Tensor, g: tf.Tensor, n: number): 
   const biasNormSq = biasPerSample ? tf.sum(tf.square(biasPerSample), 1) : tf.zeros([n]);
   const clippedBias = (c: tf.Tensor1D) => (biasPerSample ? weightedRowSum(biasPerSample, c) : undefined);
   if (layer.kind === 'dense') {
-    const normSq = tf.add(tf.mul(tf.sum(tf.square(x), 1), tf.sum(tf.square(g), 1)), biasNormSq) as tf.Tensor1D;
+    const normSq = tf.add<tf.Tensor1D>(tf.mul(tf.sum(tf.square(x), 1), tf.sum(tf.square(g), 1)), biasNormSq);
     return {
       layer, normSq, clippedBias,
-      clippedWeight: (c) => tf.matMul(x as tf.Tensor2D, tf.mul(g, tf.reshape(c, [n, 1])) as tf.Tensor2D, true, false),
+      clippedWeight: (c) => tf.matMul(x, tf.mul<tf.Tensor2D>(g, tf.reshape(c, [n, 1])), true, false),
     };
   }
   if (layer.kind === 'affine') {
@@ -167,14 +167,14 @@ function layerParts(layer: TappedLayer, x: tf.Tensor, g: tf.Tensor, n: number): 
     const weightPerSample = sumOverPositions(tf.mul(g, x), n);
     return {
       layer, clippedBias,
-      normSq: tf.add(tf.sum(tf.square(weightPerSample), 1), biasNormSq) as tf.Tensor1D,
+      normSq: tf.add<tf.Tensor1D>(tf.sum(tf.square(weightPerSample), 1), biasNormSq),
       clippedWeight: (c) => weightedRowSum(weightPerSample, c),
     };
   }
   const perSample = convFilterGradients(layer, x, g, n); // [n, ...filterShape]
   return {
     layer, clippedBias,
-    normSq: tf.add(tf.sum(tf.square(tf.reshape(perSample, [n, -1])), 1), biasNormSq) as tf.Tensor1D,
+    normSq: tf.add<tf.Tensor1D>(tf.sum(tf.square(tf.reshape(perSample, [n, -1])), 1), biasNormSq),
     clippedWeight: (c) => weightedRowSum(perSample, c),
   };
 }
@@ -186,7 +186,7 @@ function nativeKernel(name: string): boolean {
 /** The native kernel's per-sample filter and bias gradients with their squared norms, from one call. */
 function nativeConvParts(layer: Extract<TappedLayer, { kind: 'conv' }>, x: tf.Tensor, g: tf.Tensor): LayerParts {
   const attrs: DpConvPerSampleAttrs = { strides: layer.strides, filterShape: layer.filterShape, withBias: layer.bias !== undefined };
-  const outputs = tf.engine().runKernel(DP_CONV_PER_SAMPLE, { x, dy: g }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  const outputs = tf.engine().runKernel<tf.Tensor[]>(DP_CONV_PER_SAMPLE, { x, dy: g }, attrs as unknown as tf.NamedAttrMap);
   const [filterGrads, biasGrads] = outputs;
   return {
     layer,
@@ -198,7 +198,7 @@ function nativeConvParts(layer: Extract<TappedLayer, { kind: 'conv' }>, x: tf.Te
 
 /** Σ_i c_i m_i over the first axis of m: [n, ...shape] -> shape. */
 function weightedRowSum(m: tf.Tensor, c: tf.Tensor1D): tf.Tensor {
-  if (nativeKernel(DP_WEIGHTED_ROW_SUM)) return tf.engine().runKernel(DP_WEIGHTED_ROW_SUM, { m, factors: c }) as tf.Tensor;
+  if (nativeKernel(DP_WEIGHTED_ROW_SUM)) return tf.engine().runKernel<tf.Tensor>(DP_WEIGHTED_ROW_SUM, { m, factors: c });
   const n = m.shape[0];
   return tf.reshape(tf.matMul(tf.reshape(c, [1, n]), tf.reshape(m, [n, -1])), m.shape.slice(1));
 }
@@ -216,7 +216,7 @@ function convFilterGradients(layer: Extract<TappedLayer, { kind: 'conv' }>, x: t
   const rows = Array.from({ length: n }, (_, i) => {
     const xi = tf.slice(x, i, 1);
     const gi = tf.slice(g, i, 1);
-    const dw = tf.engine().runKernel(kernel, { x: xi, dy: gi }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const dw = tf.engine().runKernel<tf.Tensor>(kernel, { x: xi, dy: gi }, attrs as unknown as tf.NamedAttrMap);
     return tf.expandDims(dw, 0);
   });
   return tf.concat(rows, 0);
@@ -228,9 +228,9 @@ function convFilterGradients(layer: Extract<TappedLayer, { kind: 'conv' }>, x: t
  */
 function sumOverPositions(g: tf.Tensor, n: number): tf.Tensor2D {
   if (g.rank === 2) return g as tf.Tensor2D;
-  if (nativeKernel(PER_SAMPLE_SUM)) return tf.engine().runKernel(PER_SAMPLE_SUM, { x: g }) as tf.Tensor2D;
+  if (nativeKernel(PER_SAMPLE_SUM)) return tf.engine().runKernel<tf.Tensor2D>(PER_SAMPLE_SUM, { x: g });
   const channels = g.shape[g.rank - 1];
   const positions = g.size / (n * channels);
-  const rows = tf.reshape(g, [n, positions, channels]) as tf.Tensor3D;
-  return tf.reshape(tf.matMul(tf.ones([n, 1, positions]) as tf.Tensor3D, rows), [n, channels]) as tf.Tensor2D;
+  const rows = tf.reshape<tf.Rank.R3>(g, [n, positions, channels]);
+  return tf.reshape<tf.Rank.R2>(tf.matMul(tf.ones<tf.Rank.R3>([n, 1, positions]), rows), [n, channels]);
 }

@@ -37,7 +37,7 @@ export const avgPoolGradient: GradConfig = {
       dimRoundingMode?: 'floor' | 'round' | 'ceil';
     };
     const run = (g: Tensor) =>
-      tf.engine().runKernel('AvgPoolGrad', { dy: g, input: x }, { filterSize, strides, pad, dimRoundingMode } as unknown as NamedAttrMap) as Tensor;
+      tf.engine().runKernel<Tensor>('AvgPoolGrad', { dy: g, input: x }, { filterSize, strides, pad, dimRoundingMode } as unknown as NamedAttrMap);
     if (pad === 'valid' || pad === 0) return { x: () => run(grad) };
     return {
       x: () =>
@@ -76,7 +76,7 @@ export const avgPool3DGradient: GradConfig = {
       dimRoundingMode?: 'floor' | 'round' | 'ceil';
     };
     const run = (g: Tensor) =>
-      tf.engine().runKernel('AvgPool3DGrad', { dy: g, input: x }, { filterSize, strides, pad, dimRoundingMode } as unknown as NamedAttrMap) as Tensor;
+      tf.engine().runKernel<Tensor>('AvgPool3DGrad', { dy: g, input: x }, { filterSize, strides, pad, dimRoundingMode } as unknown as NamedAttrMap);
     if (pad === 'valid' || pad === 0) return { x: () => run(grad) };
     return {
       x: () =>

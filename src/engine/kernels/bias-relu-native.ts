@@ -39,7 +39,7 @@ export const biasReluGradient: GradConfig = {
   outputsToSave: [true],
   gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
     const [y] = saved;
-    const [dx, dbias] = tf.engine().runKernel(BIAS_RELU_GRAD, { dy: dy as Tensor, y }) as Tensor[];
+    const [dx, dbias] = tf.engine().runKernel<Tensor[]>(BIAS_RELU_GRAD, { dy: dy as Tensor, y });
     return { x: () => dx, bias: () => dbias };
   },
 };

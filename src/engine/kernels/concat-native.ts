@@ -37,7 +37,7 @@ export function nativeConcatKernels(native: NativeKernels, stock: { concat: Kern
     const { numOrSizeSplits } = args.attrs as { numOrSizeSplits: number | number[] };
     if (x.dtype !== 'float32') return stock.splitV.kernelFunc(args);
     const axis = util.parseAxisParam(args.attrs!.axis as number, x.shape)[0];
-    const sizes = backend_util.prepareSplitSize(x as never, numOrSizeSplits, axis);
+    const sizes = backend_util.prepareSplitSize(x, numOrSizeSplits, axis);
     const outs = sizes.map((s) => allocF32(backend, x.shape.map((d, i) => (i === axis ? s : d))));
     const after = size(x.shape.slice(axis + 1));
     const total = x.shape[axis] * after;

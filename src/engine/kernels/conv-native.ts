@@ -56,7 +56,7 @@ export function geometry3D(name: string, xShape: number[], filterShape: number[]
     filterShape as [number, number, number, number, number],
     attrs.strides as number | [number, number, number],
     (attrs.dilations as number | [number, number, number] | undefined) ?? 1,
-    attrs.pad as 'same' | 'valid',
+    attrs.pad,
   );
   return geometryFrom3D(info, name);
 }

@@ -46,7 +46,7 @@ function caseData(c: ConvCase) {
 }
 
 function transposed(c: ConvCase, u: tf.Tensor, w: tf.Tensor): tf.Tensor {
-  if (c.x.length === 4) return tf.conv2dTranspose(u as tf.Tensor4D, w as tf.Tensor4D, c.x as [number, number, number, number], c.strides, c.pad as 'valid' | 'same');
+  if (c.x.length === 4) return tf.conv2dTranspose(u as tf.Tensor4D, w as tf.Tensor4D, c.x as [number, number, number, number], c.strides, c.pad);
   return conv3dTranspose(u as tf.Tensor5D, w as tf.Tensor5D, c.x as [number, number, number, number, number], c.strides, c.pad as 'valid' | 'same');
 }
 

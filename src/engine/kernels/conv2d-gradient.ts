@@ -14,7 +14,7 @@ function pair(v: number | [number, number] | undefined): [number, number] {
 }
 
 /** [KH, KW, CI, CO] -> [(KH-1)dh+1, (KW-1)dw+1, CI, CO] with zeros between the taps. */
-export function dilateFilter(filter: Tensor4D, dh: number, dw: number): Tensor4D {
+function dilateFilter(filter: Tensor4D, dh: number, dw: number): Tensor4D {
   const [KH, KW, CI, CO] = filter.shape;
   const spread = tf.pad(tf.reshape(filter, [KH, 1, KW, 1, CI, CO]), [
     [0, 0],
@@ -42,7 +42,7 @@ export const conv2DGradient: GradConfig = {
       dimRoundingMode: attrs.dimRoundingMode,
     } as NamedAttrMap;
     const run = (name: string, inputs: Record<string, Tensor>, extra: NamedAttrMap): Tensor =>
-      tf.engine().runKernel(name, inputs, { ...common, ...extra }) as Tensor;
+      tf.engine().runKernel<Tensor>(name, inputs, { ...common, ...extra });
     if (dh === 1 && dw === 1) {
       return {
         x: () => run('Conv2DBackpropInput', { dy: grad, filter }, { inputShape: x.shape }),

@@ -15,8 +15,8 @@ export const conv3DBackpropInputGradient: GradConfig = {
     const grad = ddx as Tensor;
     const { strides, pad } = attrs;
     return {
-      dy: () => tf.engine().runKernel('Conv3D', { x: grad, filter }, { strides, pad, dataFormat: 'NDHWC', dilations: 1 }) as Tensor,
-      filter: () => tf.engine().runKernel('Conv3DBackpropFilterV2', { x: grad, dy }, { strides, pad, filterShape: filter.shape }) as Tensor,
+      dy: () => tf.engine().runKernel<Tensor>('Conv3D', { x: grad, filter }, { strides, pad, dataFormat: 'NDHWC', dilations: 1 }),
+      filter: () => tf.engine().runKernel<Tensor>('Conv3DBackpropFilterV2', { x: grad, dy }, { strides, pad, filterShape: filter.shape }),
     };
   },
 };

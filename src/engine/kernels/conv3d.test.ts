@@ -40,7 +40,7 @@ test('the wasm kernels\' run-time self-check passes, and a failed one stops 3D t
   expect(conv3DSelfCheck(backend)).toEqual({ ok: true, detail: expect.stringContaining('match the float64 reference') });
   setConv3DSelfCheckForTesting({ ok: false, detail: 'simulated mismatch' });
   try {
-    expect(() => tf.tidy(() => tf.conv3d(tf.ones([1, 3, 3, 3, 1]) as tf.Tensor5D, tf.ones([2, 2, 2, 1, 1]) as tf.Tensor5D, 1, 'valid'))).toThrow(
+    expect(() => tf.tidy(() => tf.conv3d(tf.ones<tf.Rank.R5>([1, 3, 3, 3, 1]), tf.ones<tf.Rank.R5>([2, 2, 2, 1, 1]), 1, 'valid'))).toThrow(
       /Conv3D on the wasm backend failed its correctness check \(simulated mismatch\); refusing to train/,
     );
   } finally {

@@ -39,7 +39,7 @@ function filled(n: number, rng: SeededRandom): Float32Array {
 }
 
 /** Deterministic inputs for a case: x, w and the cotangent that multiplies the output. */
-export function caseData(c: ConvCase, seed = 1234): { x: Float32Array; w: Float32Array; cot: Float32Array; outShape: number[] } {
+function caseData(c: ConvCase, seed = 1234): { x: Float32Array; w: Float32Array; cot: Float32Array; outShape: number[] } {
   const rng = new SeededRandom(seed);
   const x = filled(c.x.reduce((a, b) => a * b, 1), rng);
   const w = filled(c.filter.reduce((a, b) => a * b, 1), rng);

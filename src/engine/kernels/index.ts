@@ -27,7 +27,7 @@ import { sumWrapper } from './reduce-wasm';
 import { samePaddingWrappers } from './same-padding-wasm';
 
 /** Kernels we provide for the wasm backend, replacing the stock one when there is one. */
-export const WASM_KERNELS: readonly KernelConfig[] = [
+const WASM_KERNELS: readonly KernelConfig[] = [
   identityWasm,
   conv2DBackpropFilterWasm,
   conv2DBackpropInputWasm,

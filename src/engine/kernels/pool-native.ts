@@ -9,7 +9,7 @@ import { pool2DGeometry, pool3DGeometry, PoolGeometry } from './pool-wasm';
 import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
 
 /** The Int32Array layout pool.h's pool_geometry expects. */
-export function poolGeometryFields(g: PoolGeometry): Int32Array {
+function poolGeometryFields(g: PoolGeometry): Int32Array {
   return Int32Array.from([g.batch, ...g.inSize, g.channels, ...g.outSize, ...g.filter, ...g.stride, ...g.padBefore]);
 }
 

@@ -98,13 +98,13 @@ export function smallCnn(dims: 2 | 3, inChannels: number, seed = 1): TrainableMo
           h = tf.maxPool(h, 2, 2, 'valid');
           h = tf.relu(tf.add(tf.conv2d(h, w2 as tf.Tensor4D, 2, 'same'), b2)) as tf.Tensor4D;
           h = tf.avgPool(h, 2, 1, 'same');
-          return tf.matMul(tf.mean(h, [1, 2]) as tf.Tensor2D, fc as tf.Tensor2D);
+          return tf.matMul(tf.mean<tf.Tensor2D>(h, [1, 2]), fc);
         }
         let h = tf.relu(tf.add(tf.conv3d(x as tf.Tensor5D, w1 as tf.Tensor5D, 1, 'valid'), b1)) as tf.Tensor5D;
         h = tf.maxPool3d(h, 2, 2, 'valid');
         h = tf.relu(tf.add(tf.conv3d(h, w2 as tf.Tensor5D, 2, 'same'), b2)) as tf.Tensor5D;
         h = tf.avgPool3d(h, 2, 1, 'same');
-        return tf.matMul(tf.mean(h, [1, 2, 3]) as tf.Tensor2D, fc as tf.Tensor2D);
+        return tf.matMul(tf.mean<tf.Tensor2D>(h, [1, 2, 3]), fc);
       });
     },
     parameters: () => params,

@@ -15,7 +15,7 @@ export interface HttpsRepository {
 }
 
 /** Answers a POST (upload) with `{file: BASE/media/uploaded.mpk}` and any other request with the body `weights`. */
-export async function startHttpsRepository(): Promise<HttpsRepository> {
+async function startHttpsRepository(): Promise<HttpsRepository> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-https-'));
   const credentials = makeCredentials(dir);
   let base = '';

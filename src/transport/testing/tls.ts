@@ -3,7 +3,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
-export function tool(name: string): string {
+function tool(name: string): string {
   const found = [`/usr/bin/${name}`, `/usr/sbin/${name}`, `/usr/local/bin/${name}`].find((p) => fs.existsSync(p));
   if (!found) throw new Error(`${name} is required by this test and was not found: install it (apt-get install -y ${name === 'openssl' ? 'openssl' : 'mosquitto'})`);
   return found;

@@ -4,9 +4,10 @@
  * `iteration == size` without checking anything; the assembler here checks every chunk, so a malformed sequence
  * (changed size, a gap, a repeat, too many chunks, too many bytes) is a clear error instead of garbage.
  */
+import { FedbiomedTsError } from '../../errors';
 import { V6_CHUNK_BYTES, type TaskChunk } from './grpc';
 
-export class ChunkSequenceError extends Error {
+export class ChunkSequenceError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'ChunkSequenceError';
@@ -14,7 +15,7 @@ export class ChunkSequenceError extends Error {
 }
 
 /** Default ceiling for one reassembled message: 1 GiB (v6 itself has no ceiling; memory does). */
-export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024;
+const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024;
 
 /** Cuts an encoded message into chunks, views on `bytes` (no copy). An empty message is one empty chunk. */
 export function toChunks(bytes: Uint8Array, chunkBytes = V6_CHUNK_BYTES): TaskChunk[] {

@@ -6,13 +6,13 @@ import * as path from 'path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-export const PROTO_FILE = path.join(__dirname, 'researcher.proto');
+const PROTO_FILE = path.join(__dirname, 'researcher.proto');
 export const DEFAULT_V6_PORT = 50051;
 
 /** Fed-BioMed's MAX_MESSAGE_BYTES_LENGTH: 4,000,000 - sys.getsizeof(b"") bytes per chunk. */
 export const V6_CHUNK_BYTES = 3_999_967;
 /** grpc max send / receive message size on both sides (100 MiB). */
-export const V6_MAX_GRPC_MESSAGE = 100 * 1024 * 1024;
+const V6_MAX_GRPC_MESSAGE = 100 * 1024 * 1024;
 /** GRPC_CLIENT_TASK_REQUEST_TIMEOUT: a long poll's deadline. */
 export const V6_POLL_DEADLINE_MS = 3600_000;
 
@@ -26,7 +26,7 @@ export interface TaskRequestProto {
   node: string;
   protocol_version: string;
 }
-export interface FeedbackLogProto {
+interface FeedbackLogProto {
   node_id: string;
   level: string;
   msg: string;
@@ -86,7 +86,7 @@ export function researcherService(): grpc.ServiceDefinition {
 }
 
 /** Channel options of a Fed-BioMed v6 node (client.py): 100 MiB messages, keepalive 60 s / 2 s, backoff 0.5-2 s. */
-export const V6_CLIENT_OPTIONS: grpc.ChannelOptions = {
+const V6_CLIENT_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_send_message_length': V6_MAX_GRPC_MESSAGE,
   'grpc.max_receive_message_length': V6_MAX_GRPC_MESSAGE,
   'grpc.keepalive_time_ms': 60_000,

@@ -5,6 +5,7 @@
  * each value of its annotated type. The tables were read from the v6.3.3 dataclasses
  * (`dataclasses.fields(cls)`), so our messages pass Python's checks and theirs pass ours.
  */
+import { FedbiomedTsError } from '../../errors';
 import { PyFloat } from '../../protocol/pyfloat';
 import { PyTuple } from '../../serialize';
 import { decodeV6Payload, encodeV6Payload } from './payload';
@@ -26,7 +27,7 @@ const SECAGG_SETUP: Field[] = [PV, RID, RES, ['secagg_id', 'str'], ['element', '
   ['parties', 'list']];
 const SECAGG_REPLY: Field[] = [PV, RID, RES, ['secagg_id', 'str'], ['success', 'bool'], ...NODE, ['msg', 'str?', true]];
 
-export const V6_MESSAGE_FIELDS = {
+const V6_MESSAGE_FIELDS = {
   PingRequest: [PV, RID, RES],
   PingReply: [PV, RID, RES, ...NODE],
   SearchRequest: [PV, RID, RES, ['tags', 'list']],
@@ -69,18 +70,13 @@ export const V6_MESSAGE_FIELDS = {
 
 export type V6ClassName = keyof typeof V6_MESSAGE_FIELDS;
 
-/** Messages a researcher sends to a node. */
-export const V6_RESEARCHER_TO_NODE: readonly V6ClassName[] = ['PingRequest', 'SearchRequest', 'ListRequest',
-  'ApprovalRequest', 'TrainingPlanStatusRequest', 'TrainRequest', 'SecaggRequest', 'AdditiveSSSetupRequest',
-  'SecaggDeleteRequest', 'FARequest', 'PreprocRequest', 'OverlayMessage'];
-
 /** A decoded, validated message: its Python class and its fields (without the envelope). */
 export interface V6Message<C extends V6ClassName = V6ClassName> {
   className: C;
   fields: Record<string, unknown>;
 }
 
-export class V6MessageError extends Error {
+export class V6MessageError extends FedbiomedTsError {
   constructor(message: string, readonly className?: string) {
     super(message);
     this.name = 'V6MessageError';
@@ -126,7 +122,7 @@ function describeValue(v: unknown): string {
  * Python's `raise_for_version_compatibility(theirs, "7")`: another major version is an error, and so is a higher
  * minor version; a lower one is accepted (Python logs a warning).
  */
-export function checkProtocolVersion(theirs: unknown): void {
+function checkProtocolVersion(theirs: unknown): void {
   if (typeof theirs !== 'string') throw new V6MessageError(`protocol_version must be a string, got ${describeValue(theirs)}`);
   const parse = (v: string) => v.split('.').map((p) => Number(p));
   const [tMajor, tMinor = 0, tMicro = 0] = parse(theirs);

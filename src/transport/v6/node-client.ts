@@ -8,6 +8,7 @@
  * naming both fingerprints (delete the pin file to accept a new researcher certificate). The researcher id is the
  * certificate subject's O=; a message carrying another researcher_id is refused, as v6 does.
  */
+import { FedbiomedTsError } from '../../errors';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tls from 'tls';
@@ -21,12 +22,12 @@ import { researcherClient, V6_POLL_DEADLINE_MS, type FeedbackMessageProto, type 
 import { decodeV6Message, encodeV6Message, V6_PROTOCOL_VERSION, type V6Message } from './messages';
 
 /** v6's reconnect rhythm: GRPC_CLIENT_CONN_RETRY_TIMEOUT = 2 s; ours grows from 0.5 s to 2 s. */
-export const V6_RECONNECT_BACKOFF: BackoffOptions = { initialDelayMs: 500, maxDelayMs: 2_000, factor: 2 };
+const V6_RECONNECT_BACKOFF: BackoffOptions = { initialDelayMs: 500, maxDelayMs: 2_000, factor: 2 };
 /** MAX_SEND_RETRIES and the delay between tries. */
 const SEND_RETRIES = 5;
 const SEND_RETRY_DELAY_MS = 2_000;
 
-export class CertificateError extends Error {
+class CertificateError extends FedbiomedTsError {
   constructor(message: string) {
     super(message);
     this.name = 'CertificateError';
@@ -54,7 +55,7 @@ export function identityOf(pem: string): ResearcherIdentity {
 }
 
 /** The certificate the endpoint presents (v6's `ssl.get_server_certificate`), without trusting it yet. */
-export function fetchServerCertificate(host: string, port: number, timeoutMs = 5_000): Promise<string> {
+function fetchServerCertificate(host: string, port: number, timeoutMs = 5_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host, port, rejectUnauthorized: false, servername: isIp(host) ? undefined : host });
     const timer = setTimeout(() => socket.destroy(new Error(`no TLS answer from ${host}:${port} in ${timeoutMs} ms`)),
@@ -81,7 +82,7 @@ function isIp(host: string): boolean {
  * Trust on first use: the first certificate seen is written to `pinFile`; afterwards only that certificate is
  * accepted. Returns the identity to trust, or throws CertificateError for a different certificate.
  */
-export function pinOrCheck(pem: string, pinFile: string): ResearcherIdentity {
+function pinOrCheck(pem: string, pinFile: string): ResearcherIdentity {
   const seen = identityOf(pem);
   if (!fs.existsSync(pinFile)) {
     fs.mkdirSync(path.dirname(pinFile), { recursive: true });
@@ -120,7 +121,7 @@ export interface V6NodeClientOptions {
   tap?: (event: V6TapEvent) => void;
 }
 
-export type V6TapEvent =
+type V6TapEvent =
   | { kind: 'task'; bytes: Uint8Array }
   | { kind: 'reply'; bytes: Uint8Array }
   | { kind: 'feedback'; feedback: FeedbackMessageProto };

@@ -21,8 +21,8 @@ import { DEFAULT_V6_PORT, researcherService, V6_SERVER_OPTIONS, type FeedbackMes
   type TaskRequestProto } from './grpc';
 import { decodeV6Message, encodeV6Message, type V6Message } from './messages';
 
-export const NODE_DISCONNECTION_TIMEOUT_MS = 10_000;
-export const MAX_SEND_DURATION_MS = 300_000;
+const NODE_DISCONNECTION_TIMEOUT_MS = 10_000;
+const MAX_SEND_DURATION_MS = 300_000;
 const MAX_SEND_RETRIES = 5;
 
 export type NodeStatus = 'ACTIVE' | 'WAITING' | 'DISCONNECTED';

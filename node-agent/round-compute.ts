@@ -10,7 +10,7 @@ import type { AddScalarReply } from '../src/protocol/messages';
 import { bytesOf, TorchTensor, type DenseArray } from '../src/serialize';
 import { typedArrayFromBytes } from '../src/serialize/dtype';
 import { buildModel, type PlanModel } from '../src/plan/tfjs-model';
-import { exportWeights, importWeightsInto } from '../src/plan/weights';
+import { exportWeights, importWeights } from '../src/plan/weights';
 import type { PlanSpec } from '../src/plan/spec';
 import { trainModel, type DpRoundFacts } from '../src/engine/train';
 import type { DpTrainingOptions } from '../src/engine/dp/step';
@@ -186,7 +186,7 @@ function loadGlobalWeights(model: PlanModel, received: Record<string, DenseArray
   const unexpected = Object.keys(received).filter((k) => !(k in current));
   if (missing.length > 0) log.warning(`Model parameters not in the received weights (kept as initialised): ${missing.join(', ')}`);
   if (unexpected.length > 0) log.warning(`Received weights the model does not have (ignored): ${unexpected.join(', ')}`);
-  importWeightsInto(model, merged);
+  importWeights(model, merged);
 }
 
 function convertData(t: DenseArray, dtype: string): Float32Array | BigInt64Array {

@@ -46,7 +46,7 @@ export interface FrameLayout {
 }
 
 /** A frame that cannot be decoded; the message says why in the operator's terms. */
-export class FrameDecodeError extends FedbiomedTsError {}
+class FrameDecodeError extends FedbiomedTsError {}
 
 /** The Emscripten decoder classes share this shape. */
 interface WasmDecoder {

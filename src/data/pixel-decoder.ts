@@ -36,8 +36,8 @@ export interface PixelDecoderLimits {
   nativeJpeg2000?: boolean;
 }
 
-export const DEFAULT_DECODE_TIMEOUT_MS = 30_000;
-export const DEFAULT_WORKER_HEAP_MB = 512;
+const DEFAULT_DECODE_TIMEOUT_MS = 30_000;
+const DEFAULT_WORKER_HEAP_MB = 512;
 
 /** Plain CommonJS run by the worker: load the service module (compiled .js, or the .ts source through ts-node). */
 const BOOTSTRAP = `
@@ -110,7 +110,7 @@ export function defaultDecodeWorkers(): number {
   return Math.max(1, Math.min(4, os.availableParallelism()));
 }
 
-export class PixelDecodeError extends FedbiomedTsError {
+class PixelDecodeError extends FedbiomedTsError {
   /** Index of the frame that failed (0 for timeouts). */
   readonly frame: number;
 

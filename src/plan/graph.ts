@@ -43,12 +43,12 @@ export interface ResolvedPool extends ResolvedBase {
   kernel: number[];
   stride: number[];
 }
-export interface ResolvedGlobalPool extends ResolvedBase {
+interface ResolvedGlobalPool extends ResolvedBase {
   type: 'global_avg_pool' | 'global_max_pool';
   dims: number;
 }
 /** instance_norm: statistics over the spatial axes; layer_norm: over the whole per-sample tensor. */
-export interface ResolvedNorm extends ResolvedBase {
+interface ResolvedNorm extends ResolvedBase {
   type: 'instance_norm' | 'layer_norm';
   /** Channels (instance_norm's affine vectors). */
   features: number;
@@ -76,29 +76,29 @@ export interface ResolvedGroupNorm extends ResolvedBase {
   groups: number;
   eps: number;
 }
-export interface ResolvedDropout extends ResolvedBase {
+interface ResolvedDropout extends ResolvedBase {
   type: 'dropout' | 'dropout2d' | 'dropout3d';
   rate: number;
 }
-export interface ResolvedFlatten extends ResolvedBase {
+interface ResolvedFlatten extends ResolvedBase {
   type: 'flatten';
 }
-export interface ResolvedDense extends ResolvedBase {
+interface ResolvedDense extends ResolvedBase {
   type: 'dense';
   inFeatures: number;
   outFeatures: number;
   bias: boolean;
 }
-export interface ResolvedActivation extends ResolvedBase {
+interface ResolvedActivation extends ResolvedBase {
   type: 'relu' | 'sigmoid' | 'softmax';
 }
-export interface ResolvedLeakyRelu extends ResolvedBase {
+interface ResolvedLeakyRelu extends ResolvedBase {
   type: 'leaky_relu';
   negativeSlope: number;
 }
 
 /** A merge node of a graph model: `inShapes` are its inputs' shapes (channels first). */
-export interface ResolvedMerge extends ResolvedBase {
+interface ResolvedMerge extends ResolvedBase {
   type: 'add' | 'concat';
   inShapes: Shape[];
 }
@@ -128,7 +128,7 @@ export interface ResolvedBranch {
 
 /** The plan inputs a network reads, by name; their values are the plan's input tensors. */
 export type InputName = 'image' | 'tabular';
-export const INPUT_NAMES: readonly InputName[] = ['image', 'tabular'];
+const INPUT_NAMES: readonly InputName[] = ['image', 'tabular'];
 
 /**
  * One step of the network as a DAG, for every kind of model: `inputs` name plan inputs or earlier nodes' `id`s.
@@ -136,7 +136,7 @@ export const INPUT_NAMES: readonly InputName[] = ['image', 'tabular'];
  * (no parameters) before the head; graph models map node for node. Listed in evaluation order, which is also the
  * PyTorch state_dict order of their parameters.
  */
-export interface ResolvedNode {
+interface ResolvedNode {
   id: string;
   inputs: string[];
   layer: ResolvedLayer;
@@ -173,10 +173,10 @@ export interface ResolveResult {
   issues: PlanIssue[];
 }
 
-export const BATCH_NORM_DEFAULTS = { eps: 1e-5, momentum: 0.1 };
+const BATCH_NORM_DEFAULTS = { eps: 1e-5, momentum: 0.1 };
 /** PyTorch defaults: InstanceNorm affine=False, LayerNorm elementwise_affine=True, eps 1e-5 for both. */
-export const NORM_DEFAULTS = { instance_norm: { eps: 1e-5, affine: false }, layer_norm: { eps: 1e-5, affine: true } };
-export const LEAKY_RELU_DEFAULT_SLOPE = 0.01;
+const NORM_DEFAULTS = { instance_norm: { eps: 1e-5, affine: false }, layer_norm: { eps: 1e-5, affine: true } };
+const LEAKY_RELU_DEFAULT_SLOPE = 0.01;
 
 class InferenceError extends FedbiomedTsError {
   constructor(readonly issue: PlanIssue) {

@@ -41,7 +41,7 @@ function convTranspose(layer: ResolvedConvTranspose, x: tf.Tensor, variable: (ro
 }
 
 /** PyTorch's nearest upsampling by an integer factor: output i reads input floor(i / scale). [out, in]. */
-export function nearestInterpolationMatrix(size: number, scale: number): Float32Array {
+function nearestInterpolationMatrix(size: number, scale: number): Float32Array {
   const m = new Float32Array(size * scale * size);
   for (let i = 0; i < size * scale; i++) m[i * size + Math.floor(i / scale)] = 1;
   return m;

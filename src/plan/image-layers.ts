@@ -20,13 +20,13 @@ export interface ResolvedConvTranspose extends ResolvedBase {
   outputPadding: number[];
   bias: boolean;
 }
-export interface ResolvedSpatialBroadcast extends ResolvedBase {
+interface ResolvedSpatialBroadcast extends ResolvedBase {
   type: 'spatial_broadcast';
   size: number[];
 }
 export type ResolvedImageLayer = ResolvedConvTranspose | ResolvedSpatialBroadcast;
 export type ImageLayerSpec = ConvTranspose2dLayer | SpatialBroadcastLayer;
-export const IMAGE_LAYER_TYPES: readonly ImageLayerSpec['type'][] = ['conv_transpose2d', 'conv_transpose3d', 'spatial_broadcast'];
+const IMAGE_LAYER_TYPES: readonly ImageLayerSpec['type'][] = ['conv_transpose2d', 'conv_transpose3d', 'spatial_broadcast'];
 
 export function isImageLayer(layer: { type: string }): layer is ImageLayerSpec {
   return (IMAGE_LAYER_TYPES as readonly string[]).includes(layer.type);

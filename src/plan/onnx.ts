@@ -22,9 +22,9 @@ import {
 } from './onnx-proto';
 import { FedbiomedTsError } from '../errors';
 
-export const ONNX_OPSET = 13;
+const ONNX_OPSET = 13;
 /** IR version 7 goes with opset 13 (ONNX 1.8). */
-export const ONNX_IR_VERSION = 7;
+const ONNX_IR_VERSION = 7;
 export const ONNX_INPUT_IMAGE = 'image';
 export const ONNX_INPUT_TABULAR = 'tabular';
 export const ONNX_OUTPUT = 'output';

@@ -28,7 +28,7 @@ import { initialWeightsForGraph } from './init';
 import { describeParameters, ParameterDescriptor } from './parameters';
 import { PlanSpec } from './spec';
 import { validatePlan } from './validate';
-import { importWeightsInto } from './weights';
+import { importWeights } from './weights';
 import { runImageLayer, upsample2dByInterpolation } from './image-layers-tfjs';
 
 export interface BuildModelOptions {
@@ -66,14 +66,14 @@ export class PlanModel implements TrainableModel {
     const id = ++modelCounter;
     const start = options.weights ?? initialWeightsForGraph(graph, seed);
     this.params = describeParameters(graph).map((descriptor) => {
-      // Placeholder values; importWeightsInto below sets the real ones (and checks them).
+      // Placeholder values; importWeights below sets the real ones (and checks them).
       const dtype = descriptor.dtype === 'int64' ? 'int32' : 'float32';
       // Variable names are global in tfjs: the model id keeps two models of one plan apart.
       const variable = tf.variable(tf.zeros(descriptor.tfShape, dtype), descriptor.trainable, `plan${id}/${descriptor.name}`);
       return { name: descriptor.name, variable, trainable: descriptor.trainable, descriptor };
     });
     for (const p of this.params) this.byName.set(p.name, p);
-    importWeightsInto(this, start);
+    importWeights(this, start);
     graph.nodes.forEach((node, i) => {
       const next = graph.nodes[i + 1];
       const consumers = graph.nodes.filter((n) => n.inputs.includes(node.id)).length;

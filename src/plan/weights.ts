@@ -75,7 +75,7 @@ export function weightProblems(model: PlanModel, weights: Record<string, DenseAr
 }
 
 /** Loads PyTorch-layout weights into the model's variables; throws WeightsMismatchError without changing anything. */
-export function importWeightsInto(model: PlanModel, weights: Record<string, DenseArray>): void {
+export function importWeights(model: PlanModel, weights: Record<string, DenseArray>): void {
   const problems = weightProblems(model, weights);
   if (problems.length > 0) throw new WeightsMismatchError(model.spec.name, problems);
   for (const p of model.parameters()) {
@@ -93,5 +93,3 @@ export function importWeightsInto(model: PlanModel, weights: Record<string, Dens
     }
   }
 }
-
-export const importWeights = importWeightsInto;

@@ -72,12 +72,12 @@ export interface NativeKernels {
 
 export type NativeLoad = { ok: true; kernels: NativeKernels; detail: string } | { ok: false; detail: string };
 
-export const NATIVE_ENV_VAR = 'FEDBIOMED_TS_NATIVE';
+const NATIVE_ENV_VAR = 'FEDBIOMED_TS_NATIVE';
 /** The addon's FBTS_API_VERSION these sources were written for (addon.c). An addon left over from older sources
  *  (say, after a git pull without npm ci) is refused instead of failing mid-training on a missing function. */
 export const NATIVE_API_VERSION = 6;
 export const THREADS_ENV_VAR = 'FEDBIOMED_TS_THREADS';
-export const MAX_THREADS = 64;
+const MAX_THREADS = 64;
 /** Where build.js puts the addon: beside these sources, which a compiled copy (dist/src/...) finds four levels up. */
 export const NATIVE_ADDON_PATH = [
   path.join(__dirname, 'build', 'fbts-native.node'),

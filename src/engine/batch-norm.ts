@@ -33,7 +33,7 @@ export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, 
     [gamma, beta].every((t) => t.rank === 1 && t.shape[0] === channels);
   if (native) {
     const attrs: BatchNormAttrs = { eps, relu };
-    const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM, { x, gamma, beta }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    const [y, mean, variance] = tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM, { x, gamma, beta }, attrs as unknown as tf.NamedAttrMap);
     return { y, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
   }
   const composed = batchNormComposed(x, gamma, beta, eps);
@@ -69,7 +69,7 @@ function batchNormComposed(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps:
   };
   // customGrad's type lists its arguments as (Tensor | GradSaveFunc)[]; the call below passes exactly three tensors.
   const op = tf.customGrad(forward as unknown as Parameters<typeof tf.customGrad>[0]);
-  const y = op(x, gamma, beta) as tf.Tensor;
+  const y = op(x, gamma, beta);
   const kept = stats!;
   const result = { y, mean: tf.clone(kept.mean) as tf.Tensor1D, variance: tf.clone(kept.variance) as tf.Tensor1D };
   kept.mean.dispose();

@@ -24,7 +24,7 @@ export function groupNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, group
     [gamma, beta].every((t) => t.rank === 1 && t.shape[0] === channels);
   if (native) {
     const attrs: GroupNormAttrs = { eps, groups, relu };
-    const [y, mean, variance] = tf.engine().runKernel(GROUP_NORM, { x, gamma, beta }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    const [y, mean, variance] = tf.engine().runKernel<tf.Tensor[]>(GROUP_NORM, { x, gamma, beta }, attrs as unknown as tf.NamedAttrMap);
     mean.dispose();
     variance.dispose();
     return y;

@@ -403,7 +403,7 @@ function checkImageLoss(loss: LossSpec, output: Shape, last: ResolvedLayer | und
   }
   if (loss.type === 'weighted') {
     if (!loss.terms || loss.terms.length === 0) fail([...path, 'terms'], 'a weighted loss needs at least one term');
-    loss.terms!.forEach((term, i) => checkImageLoss(term.loss, output, last, [...path, 'terms', i, 'loss']));
+    loss.terms.forEach((term, i) => checkImageLoss(term.loss, output, last, [...path, 'terms', i, 'loss']));
   }
 }
 
@@ -552,7 +552,7 @@ function resolveGraphModel(spec: PlanSpec, model: GraphModelSpec): ResolvedGraph
     inputShapes.image = [imageInputChannels(spec), ...spec.inputs.image.size];
   }
   if (spec.inputs.tabular) inputShapes.tabular = [tabularFeatureIndex(spec).count];
-  const shapes = new Map<string, Shape>(Object.entries(inputShapes) as [string, Shape][]);
+  const shapes = new Map<string, Shape>(Object.entries<Shape>(inputShapes));
   const used = new Set<string>();
   const nodes: ResolvedNode[] = [];
   model.nodes.forEach((node, index) => {
@@ -591,7 +591,7 @@ function resolveGraphModel(spec: PlanSpec, model: GraphModelSpec): ResolvedGraph
     } else {
       if (inputs.length !== 1) fail([...at, 'input'], `${node.type} takes one input, got ${inputs.length}`);
       const { name: _name, input: _input, ...layerSpec } = node as LayerSpec & { name: string; input?: unknown };
-      layer = resolveLayer(layerSpec as LayerSpec, index, ['model', 'nodes'], inShapesOf[0], name);
+      layer = resolveLayer(layerSpec, index, ['model', 'nodes'], inShapesOf[0], name);
     }
     shapes.set(name, layer.outShape);
     nodes.push({ id: name, inputs, layer });

@@ -135,7 +135,7 @@ class OnnxGraphBuilder {
       const isInt = this.known.get(name)?.dtype === 'int64';
       this.initializers.push({
         name, dims: [...w.shape], dataType: isInt ? ONNX_INT64 : ONNX_FLOAT,
-        raw: isInt ? int64Raw(w.data as ArrayLike<number | bigint>) : float32Raw(Array.from(w.data as ArrayLike<number | bigint>, Number)),
+        raw: isInt ? int64Raw(w.data) : float32Raw(Array.from(w.data as ArrayLike<number | bigint>, Number)),
       });
     }
     return name;

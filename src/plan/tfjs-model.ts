@@ -211,7 +211,7 @@ export class PlanModel implements TrainableModel {
         return tf.reshape(tf.transpose(x, perm), [x.shape[0], -1]);
       }
       case 'dense': {
-        const z = tf.matMul(x as tf.Tensor2D, this.variable(layer, 'weight') as tf.Tensor2D);
+        const z = tf.matMul(x, this.variable(layer, 'weight'));
         const y = this.tap ? this.tap({ kind: 'dense', ...this.roles(layer) }, x, z) : z;
         return layer.bias ? tf.add(y, this.variable(layer, 'bias')) : y;
       }
@@ -335,7 +335,7 @@ function repeatAxis(x: tf.Tensor, axis: number, s: number): tf.Tensor {
       gradFunc: (dy: tf.Tensor) => tf.sum(tf.reshape(dy, split), axis + 1),
     };
   };
-  return tf.customGrad(forward as unknown as Parameters<typeof tf.customGrad>[0])(x) as tf.Tensor;
+  return tf.customGrad(forward as unknown as Parameters<typeof tf.customGrad>[0])(x);
 }
 
 function pool(layer: ResolvedPool, x: tf.Tensor): tf.Tensor {

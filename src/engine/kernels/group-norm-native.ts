@@ -60,7 +60,7 @@ export const groupNormGradient: GradConfig = {
   gradFunc: (dys: Tensor | Tensor[], saved: Tensor[], attrs) => {
     const [x, gamma, beta, mean, variance] = saved;
     const dy = (Array.isArray(dys) ? dys[0] : dys) ?? tf.zerosLike(x);
-    const [dx, dgamma, dbeta] = tf.engine().runKernel(GROUP_NORM_GRAD, { dy, x, gamma, beta, mean, variance }, attrs) as Tensor[];
+    const [dx, dgamma, dbeta] = tf.engine().runKernel<Tensor[]>(GROUP_NORM_GRAD, { dy, x, gamma, beta, mean, variance }, attrs);
     return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
   },
 };

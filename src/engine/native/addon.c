@@ -211,13 +211,13 @@ static napi_value sum_leading_axes_js(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Batch norm (bn.h): Float32Arrays of [rows x C] activations and [C] channel vectors, eps a finite number >= 0 and
- * relu a boolean at the given positions. Returns 0 after throwing the JavaScript error. */
-static int batch_norm_args(napi_env env, napi_callback_info info, const char *name, size_t count,
-                           const int *is_activation, size_t eps_index, float **arrays, double *eps, int *relu,
-                           size_t *rows, size_t *cols) {
-  napi_value args[11];
-  size_t argc = 11;
+/* What batch and group norm calls open with: exactly `count` arguments (at most NORM_MAX_ARGS) read into args, a CPU
+ * the kernels run on, eps (argument eps_index) a finite number >= 0 and relu (the next one) a boolean. Returns 0
+ * after throwing the JavaScript error. */
+#define NORM_MAX_ARGS 13
+static int norm_call_args(napi_env env, napi_callback_info info, const char *name, size_t count, napi_value *args,
+                          size_t eps_index, double *eps, int *relu) {
+  size_t argc = NORM_MAX_ARGS;
   char error[160];
   if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != count) {
     snprintf(error, sizeof error, "%s expects %zu arguments", name, count);
@@ -229,13 +229,13 @@ static int batch_norm_args(napi_env env, napi_callback_info info, const char *na
     return 0;
   }
   napi_valuetype type;
-  bool flag;
   if (napi_typeof(env, args[eps_index], &type) != napi_ok || type != napi_number ||
       napi_get_value_double(env, args[eps_index], eps) != napi_ok || !(*eps >= 0) || *eps > 1e30) {
     snprintf(error, sizeof error, "%s: eps (argument %zu) must be a finite number >= 0", name, eps_index + 1);
     fail(env, error);
     return 0;
   }
+  bool flag;
   if (napi_typeof(env, args[eps_index + 1], &type) != napi_ok || type != napi_boolean ||
       napi_get_value_bool(env, args[eps_index + 1], &flag) != napi_ok) {
     snprintf(error, sizeof error, "%s: relu (argument %zu) must be a boolean", name, eps_index + 2);
@@ -243,6 +243,17 @@ static int batch_norm_args(napi_env env, napi_callback_info info, const char *na
     return 0;
   }
   *relu = flag ? 1 : 0;
+  return 1;
+}
+
+/* Batch norm (bn.h): Float32Arrays of [rows x C] activations and [C] channel vectors, eps a finite number >= 0 and
+ * relu a boolean at the given positions. Returns 0 after throwing the JavaScript error. */
+static int batch_norm_args(napi_env env, napi_callback_info info, const char *name, size_t count,
+                           const int *is_activation, size_t eps_index, float **arrays, double *eps, int *relu,
+                           size_t *rows, size_t *cols) {
+  napi_value args[NORM_MAX_ARGS];
+  char error[160];
+  if (!norm_call_args(env, info, name, count, args, eps_index, eps, relu)) return 0;
   size_t lengths[11], positions[11], k = 0;
   for (size_t i = 0; i < count; i++) {
     if (i == eps_index || i == eps_index + 1) continue;
@@ -508,33 +519,10 @@ static void export_function(napi_env env, napi_value exports, const char *name, 
 static int group_norm_args(napi_env env, napi_callback_info info, const char *name, size_t count, const char *kinds,
                            size_t eps_index, float **arrays, double *eps, int *relu, size_t *samples,
                            size_t *positions, size_t *cols, size_t *groups) {
-  napi_value args[13];
-  size_t argc = 13;
+  napi_value args[NORM_MAX_ARGS];
   char error[200];
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != count) {
-    snprintf(error, sizeof error, "%s expects %zu arguments", name, count);
-    fail(env, error);
-    return 0;
-  }
-  if (!conv_cpu_supported()) {
-    fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
-    return 0;
-  }
   napi_valuetype type;
-  if (napi_typeof(env, args[eps_index], &type) != napi_ok || type != napi_number ||
-      napi_get_value_double(env, args[eps_index], eps) != napi_ok || !(*eps >= 0) || *eps > 1e30) {
-    snprintf(error, sizeof error, "%s: eps (argument %zu) must be a finite number >= 0", name, eps_index + 1);
-    fail(env, error);
-    return 0;
-  }
-  bool flag;
-  if (napi_typeof(env, args[eps_index + 1], &type) != napi_ok || type != napi_boolean ||
-      napi_get_value_bool(env, args[eps_index + 1], &flag) != napi_ok) {
-    snprintf(error, sizeof error, "%s: relu (argument %zu) must be a boolean", name, eps_index + 2);
-    fail(env, error);
-    return 0;
-  }
-  *relu = flag ? 1 : 0;
+  if (!norm_call_args(env, info, name, count, args, eps_index, eps, relu)) return 0;
   double counts[2];
   for (size_t i = 0; i < 2; i++) {
     const size_t at = eps_index + 2 + i;

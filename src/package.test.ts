@@ -18,7 +18,7 @@ const MAX_TARBALL_BYTES = 2 * 1024 * 1024;
 /** What the tarball may hold: the build, the schemas, the native kernel sources and build script, docs. */
 const ALLOWED_IN_TARBALL = [
   /^package\.json$/, /^README\.md$/, /^LICENSE$/, /^bin\/fedbiomed-ts\.js$/, /^dist\//, /^schemas\//, /^docs\//,
-  /^src\/engine\/native\/[a-z_]+\.[ch]$/, /^src\/engine\/native\/build\.js$/,
+  /^src\/engine\/native\/[a-z_]+\.[ch]$/, /^src\/engine\/native\/(build|compile)\.js$/,
   /^src\/data\/native\/[a-z0-9_-]+\.c$/, /^src\/data\/native\/build\.js$/, // the JPEG 2000 decoding program, built at install
   /^src\/data\/daikon\.d\.ts$/, // the types of daikon (it has none), referenced by dist/src/data/dicom-series.d.ts
 ];

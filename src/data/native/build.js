@@ -12,6 +12,7 @@
 const { spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
+const { compileAtomically } = require('../../engine/native/compile');
 
 const HERE = __dirname;
 const SOURCE = path.join(HERE, 'j2k-decode.c');
@@ -40,18 +41,7 @@ function openjpegFlags() {
 function main() {
   const flags = openjpegFlags();
   if (!flags) giveUp("OpenJPEG's headers (openjpeg.h) not found (pkg-config libopenjp2, /usr/include/openjpeg-2.*)");
-  const cc = process.env.CC || 'cc';
-  fs.mkdirSync(path.dirname(OUT), { recursive: true });
-  // Written under a temporary name and renamed: a failed build never leaves a broken helper behind.
-  const temporary = `${OUT}.${process.pid}.tmp`;
-  const args = ['-O2', '-std=c11', '-Wall', '-Wextra', '-Werror', SOURCE, '-o', temporary, ...flags];
-  const result = spawnSync(cc, args, { encoding: 'utf8' });
-  if (result.error) giveUp(`${cc} could not run (${result.error.message})`);
-  if (result.status !== 0) {
-    fs.rmSync(temporary, { force: true });
-    giveUp(`${cc} failed:\n${result.stderr.trim()}`);
-  }
-  fs.renameSync(temporary, OUT);
+  compileAtomically(OUT, (output) => ['-O2', '-std=c11', '-Wall', '-Wextra', '-Werror', SOURCE, '-o', output, ...flags], giveUp);
   process.stderr.write(`[fedbiomed-ts] native JPEG 2000 decoder built: ${path.relative(process.cwd(), OUT)}\n`);
 }
 

@@ -11,16 +11,15 @@
  * failed build prints why and exits 0; `--require` (CI) makes it exit 1 instead.
  */
 'use strict';
-const { spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
+const { compileAtomically } = require('./compile');
 
 const HERE = __dirname;
-const SOURCES = ['parallel.c', 'conv.c', 'pool.c', 'reduce.c', 'bias_relu.c', 'dp.c', 'addon.c'].map((f) => path.join(HERE, f));
-SOURCES.push(path.join(HERE, 'bn.c')); // batch norm + ReLU, training mode (bn.h)
-SOURCES.push(path.join(HERE, 'copy.c')); // column-block copies: concat / split (copy.h)
-const OUT_DIR = path.join(HERE, 'build');
-const OUT = path.join(OUT_DIR, 'fbts-native.node');
+// bn.c: batch / group norm + ReLU (bn.h); copy.c: column-block copies for concat / split (copy.h).
+const SOURCES = ['parallel.c', 'conv.c', 'pool.c', 'reduce.c', 'bias_relu.c', 'dp.c', 'bn.c', 'copy.c', 'addon.c']
+  .map((f) => path.join(HERE, f));
+const OUT = path.join(HERE, 'build', 'fbts-native.node');
 const required = process.argv.includes('--require');
 
 function headerDirs() {
@@ -44,20 +43,9 @@ function main() {
   if (process.arch !== 'x64') giveUp(`the kernels are written for x86-64 (AVX2/FMA), this is ${process.arch}`);
   const include = headerDirs().find((d) => fs.existsSync(path.join(d, 'node_api.h')));
   if (!include) giveUp(`Node's headers (node_api.h) not found in ${headerDirs().join(', ')}`);
-  const cc = process.env.CC || 'cc';
-  fs.mkdirSync(OUT_DIR, { recursive: true });
-  // Written under a temporary name and renamed: a failed or interrupted build never leaves a broken addon behind.
-  const temporary = `${OUT}.${process.pid}.tmp`;
-  const args = ['-O3', '-std=c11', '-pthread', '-fPIC', '-shared', '-fvisibility=hidden', '-Wall', '-Wextra', '-Werror'];
-  args.push(`-I${include}`, ...SOURCES, '-o', temporary);
-  args.push('-lm'); // bn.c's sqrt and fma
-  const result = spawnSync(cc, args, { encoding: 'utf8' });
-  if (result.error) giveUp(`${cc} could not run (${result.error.message})`);
-  if (result.status !== 0) {
-    fs.rmSync(temporary, { force: true });
-    giveUp(`${cc} failed:\n${result.stderr.trim()}`);
-  }
-  fs.renameSync(temporary, OUT);
+  const flags = ['-O3', '-std=c11', '-pthread', '-fPIC', '-shared', '-fvisibility=hidden', '-Wall', '-Wextra', '-Werror'];
+  // -lm: bn.c's sqrt and fma.
+  compileAtomically(OUT, (output) => [...flags, `-I${include}`, ...SOURCES, '-o', output, '-lm'], giveUp);
   process.stderr.write(`[fedbiomed-ts] native kernels built: ${path.relative(process.cwd(), OUT)}\n`);
 }
 

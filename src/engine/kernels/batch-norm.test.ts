@@ -7,10 +7,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { initBackend } from '../backend';
 import { batchNormTrain } from '../batch-norm';
 import { setNativeThreads } from '../native';
-import { KERNEL_CONFIGS, restoreDefaultKernels, useKernelConfig } from '../testing/conv-gradient-suite';
+import { describeOnEveryKernelConfig, KERNEL_CONFIGS, restoreDefaultKernels, useKernelConfig } from '../testing/conv-gradient-suite';
 import { worstMismatch } from './gradient-check';
 import { BATCH_NORM } from './batch-norm-native';
 
@@ -115,17 +114,7 @@ function sameBits(a: Float32Array | undefined, b: Float32Array | undefined): voi
   expect(Buffer.from(a!.buffer, a!.byteOffset, a!.byteLength)).toEqual(Buffer.from(b!.buffer, b!.byteOffset, b!.byteLength));
 }
 
-let engine: string;
-beforeAll(async () => {
-  engine = (await initBackend(() => undefined)).tfjsName;
-});
-afterAll(async () => {
-  restoreDefaultKernels();
-  await tf.setBackend(engine);
-});
-
-describe.each(KERNEL_CONFIGS)('%s', (_label, implementation, threads) => {
-  beforeAll(() => useKernelConfig(implementation, threads));
+describeOnEveryKernelConfig((implementation) => {
 
   test('the op runs on the native kernel exactly when the native kernels are in use', () => {
     expect(tf.getKernel(BATCH_NORM, 'wasm') !== undefined).toBe(implementation === 'native');

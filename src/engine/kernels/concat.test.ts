@@ -5,8 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { initBackend } from '../backend';
-import { KERNEL_CONFIGS, restoreDefaultKernels, useKernelConfig } from '../testing/conv-gradient-suite';
+import { describeOnEveryKernelConfig } from '../testing/conv-gradient-suite';
 
 const values = (shape: number[], k: number, dtype: 'float32' | 'int32' = 'float32') =>
   tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.round(100 * Math.sin(0.3 * i + k)) / 8), shape, dtype);
@@ -42,17 +41,7 @@ function run(c: Case): { concat: number[]; split: number[][]; grads: number[][] 
   });
 }
 
-let engine: string;
-beforeAll(async () => {
-  engine = (await initBackend(() => undefined)).tfjsName;
-});
-afterAll(async () => {
-  restoreDefaultKernels();
-  await tf.setBackend(engine);
-});
-
-describe.each(KERNEL_CONFIGS)('%s', (_label, implementation, threads) => {
-  beforeAll(() => useKernelConfig(implementation, threads));
+describeOnEveryKernelConfig((implementation) => {
 
   test('the native copies are registered exactly with the native kernels', () => {
     const name = tf.getKernel('Concat', 'wasm')?.kernelFunc.name;

@@ -6,10 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { initBackend } from '../backend';
 import { groupNorm } from '../group-norm';
 import { setNativeThreads } from '../native';
-import { KERNEL_CONFIGS, restoreDefaultKernels, useKernelConfig } from '../testing/conv-gradient-suite';
+import { describeOnEveryKernelConfig, restoreDefaultKernels, useKernelConfig } from '../testing/conv-gradient-suite';
 import { worstMismatch } from './gradient-check';
 import { GROUP_NORM } from './group-norm-native';
 
@@ -94,17 +93,7 @@ function finiteDifference(c: Case, which: 'x' | 'gamma' | 'beta', index: number)
   return (at(h) - at(-h)) / (2 * h);
 }
 
-let engine: string;
-beforeAll(async () => {
-  engine = (await initBackend(() => undefined)).tfjsName;
-});
-afterAll(async () => {
-  restoreDefaultKernels();
-  await tf.setBackend(engine);
-});
-
-describe.each(KERNEL_CONFIGS)('%s', (_label, implementation, threads) => {
-  beforeAll(() => useKernelConfig(implementation, threads));
+describeOnEveryKernelConfig((implementation) => {
 
   test('the op runs on the native kernel exactly when the native kernels are in use', () => {
     expect(tf.getKernel(GROUP_NORM, 'wasm') !== undefined).toBe(implementation === 'native');

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { KernelImplementation, useKernels } from '../kernels';
 import { caseName, ConvCase, finiteDifferenceGradients, tfjsConvGradients, worstMismatch } from '../kernels/gradient-check';
+import { initBackend } from '../backend';
 import { setNativeThreads, threadsSetting } from '../native';
 
 /** The kernel set-ups every kernel test runs under: native on one thread and on two (work split by sample, even
@@ -26,6 +27,26 @@ export function useKernelConfig(implementation: KernelImplementation, threads: n
 export function restoreDefaultKernels(): void {
   useKernels('native');
   setNativeThreads(threadsSetting());
+}
+
+/**
+ * Declares `body` once per kernel set-up of KERNEL_CONFIGS (a describe block named after it, the set-up applied
+ * before its tests), on the engine's own backend initialised first and given back, with the default kernels, after:
+ * the frame of the kernel tests that compare the wasm backend with the CPU oracle.
+ */
+export function describeOnEveryKernelConfig(body: (implementation: KernelImplementation, threads: number) => void): void {
+  let engine: string;
+  beforeAll(async () => {
+    engine = (await initBackend(() => undefined)).tfjsName;
+  });
+  afterAll(async () => {
+    restoreDefaultKernels();
+    await tf.setBackend(engine);
+  });
+  describe.each(KERNEL_CONFIGS)('%s', (_label, implementation, threads) => {
+    beforeAll(() => useKernelConfig(implementation, threads));
+    body(implementation, threads);
+  });
 }
 
 /** `tolerance` bounds |got - want| / (1 + |want|); `samples` finite differences per gradient. */

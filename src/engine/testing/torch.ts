@@ -45,10 +45,19 @@ export class TorchWorker {
   private readonly lines: AsyncIterator<string>;
   private stderr = '';
 
-  constructor(script: string, config: unknown) {
+  /**
+   * `config.threads`, when given, also caps the BLAS and OpenMP pools: `torch.set_num_threads(1)` alone left Debian's
+   * OpenBLAS running GEMMs on a second thread (measured on the U-Net bench: PyTorch's process used 1.9x its wall
+   * time in CPU; with OPENBLAS_NUM_THREADS=1 CPU = wall and the wall time is unchanged, 324 vs 331 ms).
+   */
+  constructor(script: string, config: { threads?: number } & Record<string, unknown>) {
     const { python, why } = findTorchPython();
     if (!python) throw new Error(why);
-    this.child = spawn(python, ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const env = { ...process.env };
+    if (config.threads !== undefined) {
+      for (const name of ['OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS']) env[name] = String(config.threads);
+    }
+    this.child = spawn(python, ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'], env });
     this.child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.lines = readline.createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
     this.child.stdin.write(`${JSON.stringify(config)}\n`);

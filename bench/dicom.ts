@@ -12,7 +12,8 @@
  * pixel_array + apply_modality_lut per file, timed inside Python (interpreter start not counted), syntax by syntax
  * right after ours so both see the same load on a shared machine. MB/s of decoded
  * pixels (rows x cols x slices x bytes per stored sample), median of the runs; the decoding worker is started before
- * timing. Syntaxes pydicom cannot decode here (HTJ2K) or we refuse (12-bit JPEG extended) are shown, not ranked.
+ * timing. Syntaxes pydicom cannot decode here (HTJ2K) or we refuse (12-bit JPEG extended without the native JPEG
+ * helper) are shown, not ranked.
  * The last line is `RESULT min_ratio_vs_pydicom=X` (our MB/s over pydicom's, on the worst syntax both decode).
  * On a loaded machine with autogroup scheduling (Debian's default), a session's processes share one CPU share, so
  * the decoding workers' parallelism buys little there and the ratio tracks CPU time per file.
@@ -23,7 +24,7 @@ import * as path from 'path';
 import { buildCorpus, phantomVolume } from '../src/data/dicom-corpus.test-helper';
 import { parseDicomFile } from '../src/data/dicom-file';
 import { readDicomSeries } from '../src/data/dicom-series';
-import { nativeJ2kHelper } from '../src/data/j2k-native';
+import { NATIVE_J2K, NATIVE_JPEG, nativeHelper } from '../src/data/native-decoder';
 import { defaultDecodeWorkers, stopPixelDecoder } from '../src/data/pixel-decoder';
 import { runPython } from '../src/data/python-oracle.test-helper';
 
@@ -140,8 +141,9 @@ export async function main(args: string[]): Promise<void> {
     const workers = options.workers > 0 ? options.workers : defaultDecodeWorkers();
     process.stdout.write(`${rows.join('\n')}\nworst syntax: ${worst}\n`);
     process.stdout.write(`decoding workers: ${workers}, cores: ${os.availableParallelism()}, load average: ${os.loadavg()[0].toFixed(1)}\n`);
-    const j2k = nativeJ2kHelper() ? 'native OpenJPEG helper (libopenjp2)' : 'wasm OpenJPEG (native helper not built: npm run build:native)';
-    process.stdout.write(`JPEG 2000 decoder: ${j2k}\n`);
+    const j2k = nativeHelper(NATIVE_J2K) ? 'native OpenJPEG helper (libopenjp2)' : 'wasm OpenJPEG (native helper not built: npm run build:native)';
+    const jpeg = nativeHelper(NATIVE_JPEG) ? 'native DCMTK IJG helper (libijg8/12/16)' : 'jpeg-lossless-decoder-js, 12-bit extended refused (native helper not built: npm run build:native)';
+    process.stdout.write(`JPEG 2000 decoder: ${j2k}\nJPEG lossless / 12-bit extended decoder: ${jpeg}\n`);
     process.stdout.write(`RESULT min_ratio_vs_pydicom=${minRatio.toFixed(3)}\n`);
   } finally {
     stopPixelDecoder();

@@ -1,0 +1,201 @@
+/*
+ * fbts-jpeg-decode: decodes JPEG lossless (process 14, any predictor incl. SV1) and JPEG extended (process 2 & 4,
+ * 8 and 12 bits) frames with DCMTK's IJG libraries (libijg8/12/16 through DCMTK's DJDecompressIJG*Bit classes),
+ * for src/data/native-decoder.ts.
+ *
+ * Why DCMTK: Debian's libjpeg-turbo 2.1 has no lossless mode and one sample precision per build; no maintained npm
+ * decoder has 12-bit DCT (see dicom-codecs.ts). DCMTK's dcmjpeg module (Debian libdcmtk-dev) ships IJG 6b with the
+ * lossless patches built three times (8, 12 and 16 bits) and a decoder class per build whose whole interface is
+ * init() + decode(codestream, output buffer): the least glue of the options measured (2026-12):
+ *   - the libijg* libraries themselves: Debian installs no jpeglib*.h for them (only DCMTK's wrappers), so calling
+ *     them directly would mean copying IJG headers into this project;
+ *   - GDCM's gdcmjpeg8/12/16 (libgdcm-dev): also no IJG headers, and gdcm::JPEGCodec wants a DICOM DataElement;
+ *   - DJDecompressIJG*Bit (used here): the very code `dcmdjpeg` runs, chosen by the same rule (DJDecoder*::
+ *     createDecoderInstance: lossless >12 bits ijg16, >8 ijg12, else ijg8; DCT >8 bits ijg12, else ijg8), with the
+ *     same defaults (no predictor-6 or Cornell workaround), so the pixels are dcmdjpeg's by construction
+ *     (jpeg-native.test.ts checks them against dcmdjpeg and against pydicom+GDCM).
+ * Colour: samples are returned as coded (EDC_never, no YCbCr->RGB), as the JavaScript decoder did; the readers apply
+ * PhotometricInterpretation as for every other syntax.
+ *
+ * Why a separate process and not the addon: the codestreams come from files no one here wrote, and a crash in native
+ * code inside the node's process would take the node down. Here a crash, a loop or a runaway allocation costs one
+ * frame: the parent sees the pipe close (or kills us at its deadline), reports that file's error and starts a fresh
+ * helper.
+ *
+ * Protocol: the one of j2k-decode.c (all integers unsigned 32-bit little endian), one frame at a time, for as long
+ * as stdin stays open:
+ *   in:  length, then `length` bytes of a JPEG codestream (SOI ... EOI)
+ *   out: 0, width, height, components, precision, signed (always 0: the caller applies PixelRepresentation),
+ *        bytes per sample (1 or 2), payload length, payload (samples interleaved by component, little endian), or
+ *        1, message length, message (why the frame cannot be decoded)
+ * Nothing is written to disk. Usage: fbts-jpeg-decode [memory limit in MiB (address space, default 1024)
+ * [seconds per frame (default 30)]]. A frame that runs out of time ends the process (SIGALRM).
+ */
+#define _GNU_SOURCE 1 /* F_SETPIPE_SZ */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmjpeg/djcparam.h"
+#include "dcmtk/dcmjpeg/djdijg12.h"
+#include "dcmtk/dcmjpeg/djdijg16.h"
+#include "dcmtk/dcmjpeg/djdijg8.h"
+#include "dcmtk/oflog/oflog.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the reply carries IJG's native 16-bit samples as little endian"
+#endif
+
+/* A frame larger than this is refused before it is read (the parent checks sizes first; this guards the pipe). */
+static const uint32_t MAX_INPUT_BYTES = 512u * 1024u * 1024u;
+
+static void put_u32(uint32_t value) {
+  uint8_t b[4] = {(uint8_t)value, (uint8_t)(value >> 8), (uint8_t)(value >> 16), (uint8_t)(value >> 24)};
+  fwrite(b, 1, 4, stdout);
+}
+
+static int reply_error(const char *what, const char *why) {
+  char message[400];
+  if (why && why[0]) snprintf(message, sizeof message, "%s (%s)", what, why);
+  else snprintf(message, sizeof message, "%s", what);
+  put_u32(1);
+  put_u32((uint32_t)strlen(message));
+  fwrite(message, 1, strlen(message), stdout);
+  return fflush(stdout) == 0 ? 0 : -1;
+}
+
+/* The first frame header (SOFn) of a codestream: what DCMTK's scanJpegDataForBitDepth reads, plus the size. */
+struct frame_header {
+  bool lossless;
+  uint32_t precision, height, width, components;
+};
+
+static uint32_t be16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
+
+/* Walks the markers from SOI to the first SOF; returns an error message, or NULL with `out` filled. */
+static const char *read_frame_header(const uint8_t *data, size_t length, frame_header *out) {
+  if (length < 4 || data[0] != 0xff || data[1] != 0xd8) return "not a JPEG codestream (no SOI marker)";
+  size_t at = 2;
+  while (at + 4 <= length) {
+    if (data[at] != 0xff) return "corrupt JPEG data (no marker where one was expected)";
+    uint8_t marker = data[at + 1];
+    if (marker == 0xff) { /* fill byte */
+      at++;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd8)) { /* TEM, RSTn, SOI: no length */
+      at += 2;
+      continue;
+    }
+    uint32_t segment = be16(data + at + 2);
+    if (segment < 2 || at + 2 + segment > length) return "corrupt JPEG data (a marker segment runs past the end)";
+    bool sof = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc;
+    if (sof) {
+      if (segment < 8) return "corrupt JPEG data (short frame header)";
+      const uint8_t *p = data + at + 4;
+      out->lossless = marker == 0xc3 || marker == 0xc7 || marker == 0xcb || marker == 0xcf;
+      out->precision = p[0];
+      out->height = be16(p + 1);
+      out->width = be16(p + 3);
+      out->components = p[5];
+      if (out->height == 0) return "JPEG frame whose height is set by a DNL marker (not supported)";
+      if (out->width == 0 || out->components < 1 || out->components > 4) return "corrupt JPEG frame header";
+      if (out->precision < 2 || out->precision > 16) return "corrupt JPEG frame header (sample precision)";
+      return NULL;
+    }
+    if (marker == 0xda || marker == 0xd9) break; /* SOS or EOI before any frame header */
+    at += 2 + segment;
+  }
+  return "corrupt JPEG data (no frame header)";
+}
+
+/* Decoding parameters as dcmdjpeg's defaults, except colour: samples as coded (see the header). */
+static const DJCodecParameter parameters(ECC_lossyYCbCr, EDC_never, EUC_default, EPC_default);
+
+static int decode_frame(uint8_t *data, size_t length) {
+  frame_header header;
+  const char *refused = read_frame_header(data, length, &header);
+  if (refused) return reply_error(refused, NULL);
+  /* dcmdjpeg's choice of library (DJDecoderLossless/SV1: >12 ijg16, >8 ijg12; DJDecoderExtended and the other DCT
+     processes: >8 ijg12), so a 16-bit DCT stream gets IJG's own refusal from ijg12. */
+  DJDecoder *decoder;
+  if (header.precision > 12 && header.lossless) decoder = new DJDecompressIJG16Bit(parameters, OFFalse);
+  else if (header.precision > 8) decoder = new DJDecompressIJG12Bit(parameters, OFFalse);
+  else decoder = new DJDecompressIJG8Bit(parameters, OFFalse);
+  const uint64_t bytes = decoder->bytesPerSample();
+  const uint64_t size = (uint64_t)header.width * header.height * header.components * bytes;
+  int status;
+  uint8_t *out = size <= UINT32_MAX ? (uint8_t *)calloc(size, 1) : NULL;
+  if (!out) {
+    status = reply_error(size > UINT32_MAX ? "decoded frame too large" : "not enough memory for the decoded frame", NULL);
+  } else {
+    OFCondition result = decoder->init();
+    if (result.good()) result = decoder->decode(data, (Uint32)length, out, (Uint32)size, OFFalse);
+    if (result == EJ_Suspension) {
+      status = reply_error("corrupt JPEG data (the codestream ends before the image does)", NULL);
+    } else if (result.bad()) {
+      status = reply_error("corrupt JPEG data", result.text());
+    } else {
+      put_u32(0);
+      put_u32(header.width);
+      put_u32(header.height);
+      put_u32(header.components);
+      put_u32(header.precision);
+      put_u32(0);
+      put_u32((uint32_t)bytes);
+      put_u32((uint32_t)size);
+      fwrite(out, 1, size, stdout);
+      status = fflush(stdout) == 0 ? 0 : -1;
+    }
+  }
+  free(out);
+  delete decoder;
+  return status;
+}
+
+static int read_exactly(uint8_t *buffer, size_t length) {
+  return fread(buffer, 1, length, stdin) == length ? 0 : -1;
+}
+
+int main(int argc, char **argv) {
+  unsigned long memory_mb = argc > 1 ? strtoul(argv[1], NULL, 10) : 1024;
+  unsigned long frame_seconds = argc > 2 ? strtoul(argv[2], NULL, 10) : 30;
+  if (memory_mb > 0) {
+    /* The address-space limit turns a runaway allocation into a failed malloc (an error reply), not a machine OOM. */
+    struct rlimit limit = {(rlim_t)memory_mb << 20, (rlim_t)memory_mb << 20};
+    if (setrlimit(RLIMIT_AS, &limit) != 0) return 3;
+  }
+  /* IJG's warnings (corrupt data it recovers from) would go to DCMTK's logger, on stderr: the reply says enough. */
+  OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+#ifdef F_SETPIPE_SZ
+  /* Room for several frames both ways, as in j2k-decode.c (best effort). */
+  (void)fcntl(0, F_SETPIPE_SZ, 1 << 20);
+  (void)fcntl(1, F_SETPIPE_SZ, 1 << 20);
+#endif
+  uint8_t *buffer = NULL;
+  size_t capacity = 0;
+  for (;;) {
+    uint8_t header[4];
+    if (read_exactly(header, 4) != 0) break; /* the parent closed the pipe: done */
+    uint32_t length = (uint32_t)header[0] | (uint32_t)header[1] << 8 | (uint32_t)header[2] << 16 | (uint32_t)header[3] << 24;
+    if (length == 0 || length > MAX_INPUT_BYTES) return 2; /* the protocol is broken: the parent restarts us */
+    if (length > capacity) {
+      free(buffer);
+      buffer = (uint8_t *)malloc(length);
+      capacity = buffer ? length : 0;
+      if (!buffer) return 2;
+    }
+    if (read_exactly(buffer, length) != 0) break;
+    alarm((unsigned)frame_seconds);
+    int written = decode_frame(buffer, length);
+    alarm(0);
+    if (written != 0) break;
+  }
+  free(buffer);
+  return 0;
+}

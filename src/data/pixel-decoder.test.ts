@@ -1,0 +1,123 @@
+/**
+ * The decoding worker pool with its native helpers: a helper process killed while it holds a series' frames costs
+ * the file whose frame it was decoding one clear error; the other files of the series decode, the pool keeps serving
+ * the next requests, and no helper process is left behind.
+ */
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { buildCorpus, Corpus, phantomVolume } from './dicom-corpus.test-helper';
+import { parseDicomFile } from './dicom-file';
+import { NATIVE_JPEG, nativeHelper } from './native-decoder';
+import { DecodeJob, decodeJobsSync, stopPixelDecoder } from './pixel-decoder';
+
+let root: string;
+let corpus: Corpus;
+const volume = phantomVolume([48, 40, 10]);
+
+beforeAll(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'pixel-decoder-'));
+  corpus = buildCorpus(root, volume, { only: ['jpeg-lossless-sv1'] });
+});
+afterAll(() => {
+  stopPixelDecoder();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+function job(file: string): DecodeJob {
+  const { dataSet, layout, syntax } = parseDicomFile(file);
+  const fragments = dataSet.elements.x7fe00010.fragments ?? [];
+  const frames = fragments.map((f) => new Uint8Array(dataSet.byteArray.subarray(f.position, f.position + f.length)));
+  return { encoding: syntax.encoding, frames, layout };
+}
+
+function originalSlice(k: number): Buffer {
+  const plane = volume.dims[0] * volume.dims[1];
+  return Buffer.from(Uint16Array.from(volume.data.subarray(k * plane, (k + 1) * plane)).buffer);
+}
+
+/** This process's child processes running `program` (the pool's workers are threads, so helpers are our children). */
+function helperProcesses(program: string): { pid: number; state: string }[] {
+  return fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name)).flatMap((name) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const command = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0')[0];
+      return Number(ppid) === process.pid && path.basename(command) === program ? [{ pid: Number(name), state }] : [];
+    } catch {
+      return []; // exited meanwhile
+    }
+  });
+}
+
+/**
+ * Waits (in its own process: the test's thread is blocked in decodeJobsSync) until bytes are queued on the first
+ * helper's input, which can only happen once the pool has handed that helper frames of the series, then kills that
+ * helper and lets the others go on. The helper's stdin is a socket (libuv's stdio pipes are socket pairs): the killer
+ * takes a copy of it with pidfd_getfd (Linux 5.6+) and asks FIONREAD, so the moment is certain, not a guess.
+ */
+const KILLER = `
+import array, ctypes, fcntl, os, signal, sys, termios, time
+victim, others = int(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+SYS_pidfd_getfd = 438
+fd = ctypes.CDLL(None, use_errno=True).syscall(SYS_pidfd_getfd, os.pidfd_open(victim), 0, 0)
+if fd < 0:
+    sys.exit('pidfd_getfd: ' + os.strerror(ctypes.get_errno()))
+queued, deadline = array.array('i', [0]), time.time() + 30
+while time.time() < deadline:
+    fcntl.ioctl(fd, termios.FIONREAD, queued)
+    if queued[0] > 0:
+        break
+    time.sleep(0.005)
+os.kill(victim, signal.SIGKILL)
+for pid in others:
+    os.kill(pid, signal.SIGCONT)
+print('queued' if queued[0] > 0 else 'timeout')
+`;
+
+test('a native helper killed mid-series: that file fails clearly, the rest decode, the pool serves on, no process leaks', async () => {
+  expect(nativeHelper(NATIVE_JPEG)).toBeDefined();
+  const files = corpus.series.get('jpeg-lossless-sv1') ?? [];
+  const jobs = files.map(job);
+  expect(jobs).toHaveLength(10);
+  const limits = { decodeWorkers: 2 };
+
+  // Warm: each of the two workers has started its JPEG helper.
+  expect(decodeJobsSync(jobs, limits).every((o) => o.ok)).toBe(true);
+  const helpers = helperProcesses(NATIVE_JPEG.program);
+  expect(helpers).toHaveLength(2);
+  // Stopped, the helpers hold whatever frames they are given; the killer then kills one of them with frames queued.
+  for (const { pid } of helpers) process.kill(pid, 'SIGSTOP');
+  const [victim, ...others] = helpers.map((h) => h.pid);
+  const killer = spawn('/usr/bin/python3', ['-c', KILLER, String(victim), ...others.map(String)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let said = '';
+  killer.stdout.on('data', (chunk: Buffer) => (said += chunk.toString()));
+  const killed = new Promise<number | null>((resolve) => killer.on('exit', resolve));
+
+  const outcomes = decodeJobsSync(jobs, limits);
+  expect(await killed).toBe(0);
+  expect(said.trim()).toBe('queued');
+
+  // The file whose frame the killed helper held fails with the reason; every other file decodes exactly.
+  const failed = outcomes.flatMap((o, k) => (o.ok ? [] : [{ k, message: o.error.message }]));
+  expect(failed).toHaveLength(1);
+  expect(failed[0].message).toBe(`the ${NATIVE_JPEG.label} was killed (SIGKILL) on this frame`);
+  outcomes.forEach((o, k) => {
+    if (o.ok) expect(Buffer.from(o.frames[0]).equals(originalSlice(k))).toBe(true);
+  });
+
+  // The pool serves the next request whole, with a fresh helper in place of the killed one.
+  const again = decodeJobsSync(jobs, limits);
+  again.forEach((o, k) => expect(o.ok && Buffer.from(o.frames[0]).equals(originalSlice(k))).toBe(true));
+  const now = helperProcesses(NATIVE_JPEG.program);
+  expect(now).toHaveLength(2);
+  expect(now.map((h) => h.pid)).not.toContain(victim);
+  expect(now.map((h) => h.pid)).toContain(others[0]);
+
+  // Stopping the pool ends every helper (their input closes): none left running, none left as a zombie.
+  stopPixelDecoder();
+  const deadline = Date.now() + 10_000;
+  while (helperProcesses(NATIVE_JPEG.program).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  expect(helperProcesses(NATIVE_JPEG.program)).toEqual([]);
+});

@@ -9,9 +9,9 @@
  * 2000 series at 0.4-0.6x pydicom's speed (bench/dicom.ts), and no maintained JavaScript or wasm decoder does 12-bit
  * JPEG extended (dicom-codecs.ts); native code fed with untrusted codestreams must not run in the node's process.
  * A helper has an address-space limit (RLIMIT_AS, set by itself) and a per-frame alarm; here every frame has a
- * deadline after which the helper is killed. A helper that crashes, is killed or times out fails that frame with a
- * clear error and is started afresh for the next one. Frames travel over pipes only: no patient image is written to
- * disk.
+ * deadline after which the helper is killed. A helper that crashes or is killed from outside gets the frame it was on
+ * once more in a fresh helper; a second death, or a frame past its deadline, fails that frame with a clear error, and
+ * a fresh helper takes the next frames. Frames travel over pipes only: no patient image is written to disk.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -72,6 +72,8 @@ interface InFlight {
   data: Uint8Array;
   resolve(image: NativeImage): void;
   reject(error: Error): void;
+  /** A helper died on this frame once already (it was sent again to a fresh one). */
+  retried?: boolean;
 }
 
 export class NativeFrameDecoder {
@@ -154,20 +156,29 @@ export class NativeFrameDecoder {
     child.on('exit', (code, signal) => {
       if (this.child !== child) return;
       const how = signal === 'SIGALRM' ? 'ran out of time' : signal ? `was killed (${signal})` : `exited (code ${code})`;
-      this.failOldest(new NativeDecodeError(`the ${this.codec.label} ${how} on this frame`));
+      // A helper that died on a frame (a crash, or a kill from outside: an operator, the kernel's OOM killer) gets
+      // that frame once more in a fresh helper, so a passing accident costs no file; its own alarm does not.
+      this.failOldest(new NativeDecodeError(`the ${this.codec.label} ${how} on this frame`), signal !== 'SIGALRM');
     });
     return child;
   }
 
-  /** The frame the helper was on fails; the frames queued behind it go to a fresh helper. */
-  private failOldest(error: Error): void {
+  /**
+   * The frame the helper was on fails (or, when `retry` and it is its first failure, is tried again); the frames
+   * queued behind it go to a fresh helper.
+   */
+  private failOldest(error: Error, retry = false): void {
     this.kill();
     const [oldest, ...rest] = this.inFlight;
-    this.inFlight = rest;
-    oldest?.reject(error);
-    if (rest.length === 0) return;
+    if (oldest && retry && !oldest.retried) {
+      oldest.retried = true;
+    } else {
+      this.inFlight = rest;
+      oldest?.reject(oldest.retried ? new NativeDecodeError(`${error.message} (a second time: it was retried once in a fresh helper)`) : error);
+    }
+    if (this.inFlight.length === 0) return;
     const child = this.start();
-    for (const frame of rest) this.send(child, frame);
+    for (const frame of this.inFlight) this.send(child, frame);
     this.armTimer();
   }
 

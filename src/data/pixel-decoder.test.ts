@@ -1,7 +1,8 @@
 /**
- * The decoding worker pool with its native helpers: a helper process killed while it holds a series' frames costs
- * the file whose frame it was decoding one clear error; the other files of the series decode, the pool keeps serving
- * the next requests, and no helper process is left behind.
+ * The decoding worker pool with its native helpers: a helper process killed while it holds a series' frames (by an
+ * operator or the kernel's OOM killer) costs no file: its frames are decoded again by a fresh helper; the pool keeps
+ * serving the next requests, and no helper process is left behind. (A frame on which the helper dies twice fails
+ * with a clear error: native-decoder.test.ts; a file whose frames fail, alone in its place: dicom-codecs.test.ts.)
  */
 import { spawn } from 'child_process';
 import * as fs from 'fs';
@@ -76,7 +77,7 @@ for pid in others:
 print('queued' if queued[0] > 0 else 'timeout')
 `;
 
-test('a native helper killed mid-series: that file fails clearly, the rest decode, the pool serves on, no process leaks', async () => {
+test('a native helper killed mid-series: its frames decode in a fresh helper, the pool serves on, no process leaks', async () => {
   expect(nativeHelper(NATIVE_JPEG)).toBeDefined();
   const files = corpus.series.get('jpeg-lossless-sv1') ?? [];
   const jobs = files.map(job);
@@ -97,23 +98,17 @@ test('a native helper killed mid-series: that file fails clearly, the rest decod
 
   const outcomes = decodeJobsSync(jobs, limits);
   expect(await killed).toBe(0);
-  expect(said.trim()).toBe('queued');
+  expect(said.trim()).toBe('queued'); // the victim died holding frames of this series, unanswered
+  outcomes.forEach((o, k) => expect(o.ok && Buffer.from(o.frames[0]).equals(originalSlice(k))).toBe(true));
+  const after = helperProcesses(NATIVE_JPEG.program).map((h) => h.pid);
+  expect(after).toHaveLength(2);
+  expect(after).not.toContain(victim);
+  expect(after).toContain(others[0]);
 
-  // The file whose frame the killed helper held fails with the reason; every other file decodes exactly.
-  const failed = outcomes.flatMap((o, k) => (o.ok ? [] : [{ k, message: o.error.message }]));
-  expect(failed).toHaveLength(1);
-  expect(failed[0].message).toBe(`the ${NATIVE_JPEG.label} was killed (SIGKILL) on this frame`);
-  outcomes.forEach((o, k) => {
-    if (o.ok) expect(Buffer.from(o.frames[0]).equals(originalSlice(k))).toBe(true);
-  });
-
-  // The pool serves the next request whole, with a fresh helper in place of the killed one.
+  // The pool serves the next request whole.
   const again = decodeJobsSync(jobs, limits);
   again.forEach((o, k) => expect(o.ok && Buffer.from(o.frames[0]).equals(originalSlice(k))).toBe(true));
-  const now = helperProcesses(NATIVE_JPEG.program);
-  expect(now).toHaveLength(2);
-  expect(now.map((h) => h.pid)).not.toContain(victim);
-  expect(now.map((h) => h.pid)).toContain(others[0]);
+  expect(helperProcesses(NATIVE_JPEG.program).map((h) => h.pid)).toEqual(after);
 
   // Stopping the pool ends every helper (their input closes): none left running, none left as a zombie.
   stopPixelDecoder();

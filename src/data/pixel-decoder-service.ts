@@ -9,7 +9,7 @@ import type { PixelEncoding } from './dicom-syntax';
 import { NATIVE_J2K, NativeCodec, NativeDecoderOptions, NativeFrameDecoder, nativeHelper } from './native-decoder';
 
 /** The native helpers' limits, and which of them may be used (when built). */
-export interface NativeRequestOptions extends NativeDecoderOptions {
+interface NativeRequestOptions extends NativeDecoderOptions {
   jpeg2000: boolean;
   jpeg: boolean;
 }

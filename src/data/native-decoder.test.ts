@@ -13,7 +13,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { buildCorpus, Corpus, phantomVolume } from './dicom-corpus.test-helper';
+import { buildCorpus, Corpus, encapsulatedJob, phantomVolume } from './dicom-corpus.test-helper';
 import { parseDicomFile } from './dicom-file';
 import { readJpegFrameHeader } from './jpeg-header';
 import { NATIVE_J2K, NATIVE_JPEG, NativeCodec, NativeFrameDecoder, nativeHelper } from './native-decoder';
@@ -44,14 +44,6 @@ afterAll(() => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-/** Every frame of a file as a decode job (encapsulated: one fragment per frame in these files). */
-function job(file: string): DecodeJob {
-  const { dataSet, layout, syntax } = parseDicomFile(file);
-  const fragments = dataSet.elements.x7fe00010.fragments ?? [];
-  const frames = fragments.map((f) => new Uint8Array(dataSet.byteArray.subarray(f.position, f.position + f.length)));
-  return { encoding: syntax.encoding, frames, layout };
-}
-
 /** The stored (uncompressed) pixel bytes of a file. */
 function storedPixels(file: string): Buffer {
   const { dataSet } = parseDicomFile(file);
@@ -73,7 +65,7 @@ test('the helpers are built (npm run build:native)', () => {
 
 describe('JPEG 2000 (OpenJPEG)', () => {
   test("GDCM's lossless transcodes decode bit-identically to the original, natively and through wasm", () => {
-    const jobs = (corpus.series.get('j2k-lossless') ?? []).map(job);
+    const jobs = (corpus.series.get('j2k-lossless') ?? []).map(encapsulatedJob);
     expect(jobs).toHaveLength(4);
     const native = decodedFrames(jobs, { nativeJpeg2000: true });
     const wasm = decodedFrames(jobs, { nativeJpeg2000: false });
@@ -88,7 +80,7 @@ describe('JPEG 2000 (OpenJPEG)', () => {
   test("lossy files and pydicom's JPEG 2000 test files decode exactly as the wasm OpenJPEG decodes them", () => {
     const files = [...(corpus.series.get('j2k-lossy') ?? []),
       ...['MR_small_jp2klossless.dcm', 'JPEG2000.dcm', 'J2K_pixelrep_mismatch.dcm'].map((f) => path.join(PYDICOM_FILES, f))];
-    const jobs = files.map(job);
+    const jobs = files.map(encapsulatedJob);
     const native = decodedFrames(jobs, { nativeJpeg2000: true });
     const wasm = decodedFrames(jobs, { nativeJpeg2000: false });
     expect(native).toHaveLength(files.length);
@@ -119,7 +111,7 @@ describe('JPEG lossless and 12-bit extended (DCMTK IJG)', () => {
         run('dcmdjpeg', [output, `${output}.dcmdjpeg`]);
         return output;
       });
-      const jobs = files.map(job);
+      const jobs = files.map(encapsulatedJob);
       expect(jobs[0].encoding).toBe('jpeg-lossless');
       expect(readJpegFrameHeader(jobs[0].frames[0]).bits).toBe(bits);
       const native = decodedFrames(jobs, { nativeJpeg: true });
@@ -138,14 +130,14 @@ describe('JPEG lossless and 12-bit extended (DCMTK IJG)', () => {
       run('dcmcjpeg', [...options, ct, output]);
       return output;
     });
-    const native = decodedFrames(files.map(job), { nativeJpeg: true });
+    const native = decodedFrames(files.map(encapsulatedJob), { nativeJpeg: true });
     native.forEach((frame) => expect(frame.equals(storedPixels(ct))).toBe(true));
   });
 
   test("12-bit extended (process 4): identical to DCMTK's dcmdjpeg on our series and pydicom's test files", () => {
     const files = [...(corpus.series.get('jpeg-extended-12bit') ?? []),
       ...['JPEG-lossy.dcm', 'JPGExtended.dcm'].map((f) => path.join(PYDICOM_FILES, f))];
-    const jobs = files.map(job);
+    const jobs = files.map(encapsulatedJob);
     jobs.forEach((j) => expect(readJpegFrameHeader(j.frames[0]).bits).toBe(12));
     const native = decodedFrames(jobs, { nativeJpeg: true });
     native.forEach((frame, k) => {
@@ -160,9 +152,9 @@ describe('JPEG lossless and 12-bit extended (DCMTK IJG)', () => {
 const FRAMES: { codec: NativeCodec; frame: () => Uint8Array; hostile: () => Uint8Array; refusal: RegExp }[] = [
   {
     codec: NATIVE_J2K,
-    frame: () => job((corpus.series.get('j2k-lossless') ?? [])[0]).frames[0],
+    frame: () => encapsulatedJob((corpus.series.get('j2k-lossless') ?? [])[0]).frames[0],
     hostile: () => {
-      const bytes = Buffer.from(job((corpus.series.get('j2k-lossless') ?? [])[0]).frames[0]);
+      const bytes = Buffer.from(encapsulatedJob((corpus.series.get('j2k-lossless') ?? [])[0]).frames[0]);
       const siz = bytes.indexOf(Buffer.from([0xff, 0x51]));
       bytes.writeUInt32BE(60000, siz + 6); // Xsiz
       bytes.writeUInt32BE(60000, siz + 10); // Ysiz
@@ -172,9 +164,9 @@ const FRAMES: { codec: NativeCodec; frame: () => Uint8Array; hostile: () => Uint
   },
   {
     codec: NATIVE_JPEG,
-    frame: () => job((corpus.series.get('jpeg-extended-12bit') ?? [])[0]).frames[0],
+    frame: () => encapsulatedJob((corpus.series.get('jpeg-extended-12bit') ?? [])[0]).frames[0],
     hostile: () => {
-      const bytes = Buffer.from(job((corpus.series.get('jpeg-extended-12bit') ?? [])[0]).frames[0]);
+      const bytes = Buffer.from(encapsulatedJob((corpus.series.get('jpeg-extended-12bit') ?? [])[0]).frames[0]);
       const sof = bytes.indexOf(Buffer.from([0xff, 0xc1]));
       bytes.writeUInt16BE(30000, sof + 5); // height
       bytes.writeUInt16BE(30000, sof + 7); // width: 30000 x 30000 x 2 bytes = 1.8 GB

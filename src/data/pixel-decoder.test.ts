@@ -8,10 +8,9 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { buildCorpus, Corpus, phantomVolume } from './dicom-corpus.test-helper';
-import { parseDicomFile } from './dicom-file';
+import { buildCorpus, Corpus, encapsulatedJob, phantomVolume } from './dicom-corpus.test-helper';
 import { NATIVE_JPEG, nativeHelper } from './native-decoder';
-import { DecodeJob, decodeJobsSync, stopPixelDecoder } from './pixel-decoder';
+import { decodeJobsSync, stopPixelDecoder } from './pixel-decoder';
 
 let root: string;
 let corpus: Corpus;
@@ -25,13 +24,6 @@ afterAll(() => {
   stopPixelDecoder();
   fs.rmSync(root, { recursive: true, force: true });
 });
-
-function job(file: string): DecodeJob {
-  const { dataSet, layout, syntax } = parseDicomFile(file);
-  const fragments = dataSet.elements.x7fe00010.fragments ?? [];
-  const frames = fragments.map((f) => new Uint8Array(dataSet.byteArray.subarray(f.position, f.position + f.length)));
-  return { encoding: syntax.encoding, frames, layout };
-}
 
 function originalSlice(k: number): Buffer {
   const plane = volume.dims[0] * volume.dims[1];
@@ -80,7 +72,7 @@ print('queued' if queued[0] > 0 else 'timeout')
 test('a native helper killed mid-series: its frames decode in a fresh helper, the pool serves on, no process leaks', async () => {
   expect(nativeHelper(NATIVE_JPEG)).toBeDefined();
   const files = corpus.series.get('jpeg-lossless-sv1') ?? [];
-  const jobs = files.map(job);
+  const jobs = files.map(encapsulatedJob);
   expect(jobs).toHaveLength(10);
   const limits = { decodeWorkers: 2 };
 

@@ -22,23 +22,10 @@
  * frame: the parent sees the pipe close (or kills us at its deadline), reports that file's error and starts a fresh
  * helper.
  *
- * Protocol: the one of j2k-decode.c (all integers unsigned 32-bit little endian), one frame at a time, for as long
- * as stdin stays open:
- *   in:  length, then `length` bytes of a JPEG codestream (SOI ... EOI)
- *   out: 0, width, height, components, precision, signed (always 0: the caller applies PixelRepresentation),
- *        bytes per sample (1 or 2), payload length, payload (samples interleaved by component, little endian), or
- *        1, message length, message (why the frame cannot be decoded)
- * Nothing is written to disk. Usage: fbts-jpeg-decode [memory limit in MiB (address space, default 1024)
- * [seconds per frame (default 30)]]. A frame that runs out of time ends the process (SIGALRM).
+ * Protocol: frame-server.h's (in: a JPEG codestream, SOI ... EOI; out: the image, `signed` always 0 as the caller
+ * applies PixelRepresentation, or why not), with its limits (address space, seconds per frame).
  */
-#define _GNU_SOURCE 1 /* F_SETPIPE_SZ */
-#include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
+#include "frame-server.h"
 
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmjpeg/djcparam.h"
@@ -51,22 +38,11 @@
 #error "the reply carries IJG's native 16-bit samples as little endian"
 #endif
 
-/* A frame larger than this is refused before it is read (the parent checks sizes first; this guards the pipe). */
-static const uint32_t MAX_INPUT_BYTES = 512u * 1024u * 1024u;
-
-static void put_u32(uint32_t value) {
-  uint8_t b[4] = {(uint8_t)value, (uint8_t)(value >> 8), (uint8_t)(value >> 16), (uint8_t)(value >> 24)};
-  fwrite(b, 1, 4, stdout);
-}
-
 static int reply_error(const char *what, const char *why) {
   char message[400];
   if (why && why[0]) snprintf(message, sizeof message, "%s (%s)", what, why);
   else snprintf(message, sizeof message, "%s", what);
-  put_u32(1);
-  put_u32((uint32_t)strlen(message));
-  fwrite(message, 1, strlen(message), stdout);
-  return fflush(stdout) == 0 ? 0 : -1;
+  return frame_server_refuse(message);
 }
 
 /* The first frame header (SOFn) of a codestream: what DCMTK's scanJpegDataForBitDepth reads, plus the size. */
@@ -141,16 +117,7 @@ static int decode_frame(uint8_t *data, size_t length) {
     } else if (result.bad()) {
       status = reply_error("corrupt JPEG data", result.text());
     } else {
-      put_u32(0);
-      put_u32(header.width);
-      put_u32(header.height);
-      put_u32(header.components);
-      put_u32(header.precision);
-      put_u32(0);
-      put_u32((uint32_t)bytes);
-      put_u32((uint32_t)size);
-      fwrite(out, 1, size, stdout);
-      status = fflush(stdout) == 0 ? 0 : -1;
+      status = frame_server_reply(header.width, header.height, header.components, header.precision, 0, (uint32_t)bytes, out, (uint32_t)size);
     }
   }
   free(out);
@@ -158,44 +125,8 @@ static int decode_frame(uint8_t *data, size_t length) {
   return status;
 }
 
-static int read_exactly(uint8_t *buffer, size_t length) {
-  return fread(buffer, 1, length, stdin) == length ? 0 : -1;
-}
-
 int main(int argc, char **argv) {
-  unsigned long memory_mb = argc > 1 ? strtoul(argv[1], NULL, 10) : 1024;
-  unsigned long frame_seconds = argc > 2 ? strtoul(argv[2], NULL, 10) : 30;
-  if (memory_mb > 0) {
-    /* The address-space limit turns a runaway allocation into a failed malloc (an error reply), not a machine OOM. */
-    struct rlimit limit = {(rlim_t)memory_mb << 20, (rlim_t)memory_mb << 20};
-    if (setrlimit(RLIMIT_AS, &limit) != 0) return 3;
-  }
-  /* IJG's warnings (corrupt data it recovers from) would go to DCMTK's logger, on stderr: the reply says enough. */
+  /* IJG's warnings (corrupt data it recovers from, as dcmdjpeg does) would go to DCMTK's logger on stderr. */
   OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
-#ifdef F_SETPIPE_SZ
-  /* Room for several frames both ways, as in j2k-decode.c (best effort). */
-  (void)fcntl(0, F_SETPIPE_SZ, 1 << 20);
-  (void)fcntl(1, F_SETPIPE_SZ, 1 << 20);
-#endif
-  uint8_t *buffer = NULL;
-  size_t capacity = 0;
-  for (;;) {
-    uint8_t header[4];
-    if (read_exactly(header, 4) != 0) break; /* the parent closed the pipe: done */
-    uint32_t length = (uint32_t)header[0] | (uint32_t)header[1] << 8 | (uint32_t)header[2] << 16 | (uint32_t)header[3] << 24;
-    if (length == 0 || length > MAX_INPUT_BYTES) return 2; /* the protocol is broken: the parent restarts us */
-    if (length > capacity) {
-      free(buffer);
-      buffer = (uint8_t *)malloc(length);
-      capacity = buffer ? length : 0;
-      if (!buffer) return 2;
-    }
-    if (read_exactly(buffer, length) != 0) break;
-    alarm((unsigned)frame_seconds);
-    int written = decode_frame(buffer, length);
-    alarm(0);
-    if (written != 0) break;
-  }
-  free(buffer);
-  return 0;
+  return frame_server_run(argc, argv, decode_frame);
 }

@@ -23,8 +23,9 @@
  *
  * Speed (bench/dicom.ts, 256x256x160 MR series, 2 shared cores, series read through these codecs vs pydicom 2.3 with
  * GDCM/Pillow on the same files): JPEG-LS 3.3x, JPEG baseline 2.4x, HTJ2K 63 MB/s (pydicom cannot), JPEG lossless
- * through jpeg-lossless-decoder-js 0.90-1.0x. JPEG 2000 was 0.38-0.58x through the wasm OpenJPEG: its decode() takes
- * ~27 ms per 256x256 lossless frame, native OpenJPEG ~7 ms of CPU. So JPEG 2000 decodes through the system's OpenJPEG
+ * through jpeg-lossless-decoder-js 0.90-1.0x (~1.8 ms of CPU per 256x256 frame; DCMTK's IJG ~0.5 ms: 1.46-1.54x).
+ * JPEG 2000 was 0.38-0.58x through the wasm OpenJPEG: its decode() takes ~27 ms per 256x256 lossless frame, native
+ * OpenJPEG ~7 ms of CPU (1.14-1.85x). So JPEG 2000 decodes through the system's OpenJPEG
  * (libopenjp2, the library GDCM uses), and JPEG lossless / 12-bit extended through DCMTK's IJG, in helper processes
  * of ours (native-decoder.ts, native/j2k-decode.c, native/jpeg-decode.cc), built at install when the libraries'
  * headers are there: separate processes, not the node's, because a crash in native code fed with untrusted

@@ -14,6 +14,9 @@
  *     createDecoderInstance: lossless >12 bits ijg16, >8 ijg12, else ijg8; DCT >8 bits ijg12, else ijg8), with the
  *     same defaults (no predictor-6 or Cornell workaround), so the pixels are dcmdjpeg's by construction
  *     (jpeg-native.test.ts checks them against dcmdjpeg and against pydicom+GDCM).
+ * Speed (256x256 16-bit MR slices of bench/dicom.ts, loaded 2-core machine): ~0.5 ms of CPU per SV1 frame here vs
+ * ~1.8 ms for jpeg-lossless-decoder-js, the JavaScript decoder it replaces; series reads went from 0.90x pydicom+GDCM
+ * to 1.46x (SV1) and 1.54x (process 14), 12-bit extended 1.81x.
  * Colour: samples are returned as coded (EDC_never, no YCbCr->RGB), as the JavaScript decoder did; the readers apply
  * PhotometricInterpretation as for every other syntax.
  *

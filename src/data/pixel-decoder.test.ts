@@ -48,7 +48,8 @@ function helperProcesses(program: string): { pid: number; state: string }[] {
  * Waits (in its own process: the test's thread is blocked in decodeJobsSync) until bytes are queued on the first
  * helper's input, which can only happen once the pool has handed that helper frames of the series, then kills that
  * helper and lets the others go on. The helper's stdin is a socket (libuv's stdio pipes are socket pairs): the killer
- * takes a copy of it with pidfd_getfd (Linux 5.6+) and asks FIONREAD, so the moment is certain, not a guess.
+ * takes a copy of it with pidfd_getfd (Linux 5.6+; ptrace rights over a sibling process: root, as on this project's
+ * machines and CI, or Yama ptrace_scope 0) and asks FIONREAD, so the moment is certain, not a guess.
  */
 const KILLER = `
 import array, ctypes, fcntl, os, signal, sys, termios, time

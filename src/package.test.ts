@@ -19,7 +19,7 @@ const MAX_TARBALL_BYTES = 2 * 1024 * 1024;
 const ALLOWED_IN_TARBALL = [
   /^package\.json$/, /^README\.md$/, /^LICENSE$/, /^bin\/fedbiomed-ts\.js$/, /^dist\//, /^schemas\//, /^docs\//,
   /^src\/engine\/native\/[a-z_]+\.[ch]$/, /^src\/engine\/native\/(build|compile)\.js$/,
-  /^src\/data\/native\/[a-z0-9_-]+\.c$/, /^src\/data\/native\/build\.js$/, // the JPEG 2000 decoding program, built at install
+  /^src\/data\/native\/[a-z0-9_-]+\.(c|cc|h)$/, /^src\/data\/native\/build\.js$/, // the decoding programs, built at install
   /^src\/data\/daikon\.d\.ts$/, // the types of daikon (it has none), referenced by dist/src/data/dicom-series.d.ts
 ];
 // npm run on a loaded 2-core machine: pack builds with tsc, install unpacks TensorFlow.js.
@@ -87,6 +87,8 @@ test('the tarball is under 2 MB and holds only the build, schemas, native source
   expect(tarballFiles).toContain('dist/src/index.d.ts');
   expect(tarballFiles).toContain('src/engine/native/conv.c');
   expect(tarballFiles).toContain('src/data/native/j2k-decode.c');
+  expect(tarballFiles).toContain('src/data/native/jpeg-decode.cc');
+  expect(tarballFiles).toContain('src/data/native/frame-server.h');
 });
 
 test('a CommonJS script uses the API from the root and every subpath', () => {

@@ -109,10 +109,23 @@ describe('lossy syntaxes decode like pydicom (GDCM / Pillow) and within the code
     });
   });
 
-  test('JPEG extended 12-bit: refused with the reason and the way out, naming the file', () => {
+  test('JPEG extended 12-bit (process 4): identical to pydicom+GDCM (IJG), within the codec tolerance of the source', () => {
     const files = corpus.series.get('jpeg-extended-12bit') ?? [];
-    expect(() => decodePixels(parseDicomFile(files[0]))).toThrow(
-      new RegExp(`^${files[0]}: JPEG Extended.*12-bit JPEG extended \\(process 4\\) is not supported.*dcmdjpeg`));
+    expect(readJpegFrameHeader(encapsulatedFrame(files[0])).bits).toBe(12);
+    const ours = decodeAll(files);
+    const oracle = pydicomValues(files, root);
+    const source = decodeAll(corpus.sourceOf.get('jpeg-extended-12bit') ?? []);
+    ours.forEach((slice, k) => {
+      expect(maxAbsDiff(slice, oracle[k])).toBe(0);
+      expect(maxAbsDiff(slice, source[k])).toBeLessThanOrEqual(64);
+      expect(maxAbsDiff(slice, source[k])).toBeGreaterThan(0); // really lossy: not the lossless path by accident
+    });
+  });
+
+  test('JPEG extended 12-bit without the native JPEG decoder: refused with the reason and the way out, naming the file', () => {
+    const files = corpus.series.get('jpeg-extended-12bit') ?? [];
+    expect(() => decodePixels(parseDicomFile(files[0]), { nativeJpeg: false })).toThrow(
+      new RegExp(`^${files[0]}: JPEG Extended.*12-bit JPEG extended \\(process 4\\) needs the native JPEG decoder.*libdcmtk-dev.*dcmdjpeg`));
   });
 });
 
@@ -125,6 +138,7 @@ const AGREEING = [
   'rtdose.dcm', 'rtdose_1frame.dcm', 'rtdose_expb.dcm', 'rtdose_rle.dcm', 'rtdose_rle_1frame.dcm',
   'emri_small.dcm', 'emri_small_big_endian.dcm', 'emri_small_RLE.dcm', 'emri_small_jpeg_ls_lossless.dcm',
   'emri_small_jpeg_2k_lossless.dcm',
+  'JPEG-lossy.dcm', 'JPGExtended.dcm', // 12-bit JPEG extended (process 4): the native DCMTK/IJG decoder = GDCM's IJG
 ];
 
 describe("pydicom's own test files give pydicom's values", () => {

@@ -1,6 +1,7 @@
 /**
- * Decoders for compressed DICOM frames: the codecs the web DICOM ecosystem (Cornerstone3D / OHIF) maintains and
- * ships as WebAssembly builds of the reference C/C++ libraries, plus jpeg-lossless-decoder-js for JPEG process 14.
+ * Decoders for compressed DICOM frames: the reference C/C++ libraries, as the web DICOM ecosystem (Cornerstone3D /
+ * OHIF) ships them in WebAssembly, or natively in helper processes of ours (native-decoder.ts) where that is faster or
+ * the only maintained route.
  *
  * Why these and not daikon's (which we used before): daikon decodes JPEG 2000 with a JavaScript port (pdf.js' JPX)
  * that returned wrong pixels on a *lossless* file (pixel sum 2 124 853 instead of 2 125 338 on pydicom's
@@ -13,27 +14,31 @@
  *   HTJ2K             @cornerstonejs/codec-openjph (OpenJPH, the HTJ2K reference implementation).
  *   JPEG-LS           @cornerstonejs/codec-charls (CharLS, the reference JPEG-LS library, as DCMTK/GDCM use).
  *   JPEG baseline     @cornerstonejs/codec-libjpeg-turbo-8bit (libjpeg-turbo, as Pillow/pydicom use).
- *   JPEG lossless     jpeg-lossless-decoder-js (what Cornerstone uses; the same code daikon bundled).
- *   JPEG extended     8-bit: libjpeg-turbo; 12-bit: refused, no maintained decoder matches IJG (see decodeJpegExtended).
+ *   JPEG lossless     DCMTK's IJG (libijg8/12/16, what dcmdjpeg runs) in our helper process when built, else
+ *                     jpeg-lossless-decoder-js (what Cornerstone uses); both bit-identical to dcmdjpeg.
+ *   JPEG extended     8-bit: libjpeg-turbo; 12-bit: DCMTK's IJG in the helper (= dcmdjpeg, = pydicom+GDCM), refused
+ *                     without it: no maintained JavaScript or wasm decoder matches IJG (see decodeJpegExtended).
  * dcmjs was evaluated too: it parses and writes data sets but has no pixel codecs of its own (it delegates to these),
  * so dicom-parser (Cornerstone's parser, lighter) reads the data sets.
  *
  * Speed (bench/dicom.ts, 256x256x160 MR series, 2 shared cores, series read through these codecs vs pydicom 2.3 with
  * GDCM/Pillow on the same files): JPEG-LS 3.3x, JPEG baseline 2.4x, HTJ2K 63 MB/s (pydicom cannot), JPEG lossless
- * 0.95-1.0x. JPEG 2000 was 0.38-0.58x through the wasm OpenJPEG: its decode() takes ~27 ms per 256x256 lossless frame,
- * native OpenJPEG ~7 ms of CPU. So JPEG 2000 now decodes through the system's OpenJPEG (libopenjp2, the library GDCM
- * uses) in a helper process of ours (j2k-native.ts, native/j2k-decode.c), built at install when OpenJPEG's headers
- * are there: a separate process, not the node's, because a crash in native code fed with untrusted codestreams must
- * cost one file, never the node. The wasm OpenJPEG stays the fallback when the helper is not built
- * (nativeJpeg2000: false forces it), and both give the same pixels (j2k-native.test.ts).
+ * through jpeg-lossless-decoder-js 0.90-1.0x (~1.8 ms of CPU per 256x256 frame; DCMTK's IJG ~0.5 ms: 1.46-1.54x).
+ * JPEG 2000 was 0.38-0.58x through the wasm OpenJPEG: its decode() takes ~27 ms per 256x256 lossless frame, native
+ * OpenJPEG ~7 ms of CPU (1.14-1.85x). So JPEG 2000 decodes through the system's OpenJPEG
+ * (libopenjp2, the library GDCM uses), and JPEG lossless / 12-bit extended through DCMTK's IJG, in helper processes
+ * of ours (native-decoder.ts, native/j2k-decode.c, native/jpeg-decode.cc), built at install when the libraries'
+ * headers are there: separate processes, not the node's, because a crash in native code fed with untrusted
+ * codestreams must cost one file, never the node. The JavaScript/wasm decoders stay the fallback when a helper is not
+ * built (nativeJpeg2000 / nativeJpeg: false force them), and give the same pixels (native-decoder.test.ts).
  *
  * The wasm modules load asynchronously, so this module runs in the decoding workers (pixel-decoder-service.ts); the
  * readers call it through a synchronous request (pixel-decoder.ts) with a memory limit and a timeout.
  */
 import { decodeRleFrame } from './dicom-rle';
 import type { PixelEncoding } from './dicom-syntax';
-import { NativeJ2kDecoder, NativeJ2kError } from './j2k-native';
-import { readJ2kFrameHeader, readJpegFrameHeader } from './jpeg-header';
+import { NATIVE_J2K, NATIVE_JPEG, NativeCodec, NativeDecodeError, NativeFrameDecoder } from './native-decoder';
+import { JpegFrameHeader, readJ2kFrameHeader, readJpegFrameHeader } from './jpeg-header';
 import { FedbiomedTsError } from '../errors';
 
 export interface FrameLayout {
@@ -145,9 +150,7 @@ function describeWasmError(error: unknown): string {
 }
 
 function decodeJpegLossless(data: Uint8Array, layout: FrameLayout): Uint8Array {
-  const header = readJpegFrameHeader(data);
-  expectSize('JPEG lossless', header, layout);
-  if (header.process !== 'lossless') throw new FrameDecodeError(`JPEG lossless syntax holds a ${header.process} JPEG stream`);
+  const header = checkJpegHeader('jpeg-lossless', data, layout);
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- loads only when a file needs it
   const { Decoder } = require('jpeg-lossless-decoder-js') as { Decoder: new () => { decode(b: ArrayBuffer, o: number, l: number, n?: number): ArrayBufferView } };
   let decoded: ArrayBufferView;
@@ -203,25 +206,62 @@ export function decodeFrame(encoding: PixelEncoding, data: Uint8Array, layout: F
 }
 
 /**
- * Decodes one JPEG 2000 frame through the native OpenJPEG helper (j2k-native.ts), with the same checks and output as
- * the wasm path: the codestream's size against the DICOM header before decoding, and after.
+ * The native helper that decodes a file's frames, when one does: JPEG 2000 (OpenJPEG), JPEG lossless and JPEG
+ * extended with more than 8 bits (DCMTK's IJG; 8-bit extended stays on libjpeg-turbo, which matches Pillow/pydicom).
+ * The first frame's header decides for JPEG extended; an unreadable one is left to decodeFrame's clear error.
  */
-export async function decodeJ2kFrameNative(decoder: NativeJ2kDecoder, data: Uint8Array, layout: FrameLayout): Promise<Uint8Array> {
-  expectSize('JPEG 2000', readJ2kFrameHeader(data), layout);
+export function nativeCodecFor(encoding: PixelEncoding, firstFrame: Uint8Array | undefined): NativeCodec | undefined {
+  if (encoding === 'jpeg-2000') return NATIVE_J2K;
+  if (encoding === 'jpeg-lossless') return NATIVE_JPEG;
+  if (encoding !== 'jpeg-extended' || !firstFrame) return undefined;
+  try {
+    return readJpegFrameHeader(firstFrame).bits !== 8 ? NATIVE_JPEG : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Checks a JPEG stream's frame header against the DICOM header and its transfer syntax, before any decoder runs. */
+function checkJpegHeader(encoding: 'jpeg-lossless' | 'jpeg-extended', data: Uint8Array, layout: FrameLayout): JpegFrameHeader {
+  const header = readJpegFrameHeader(data);
+  expectSize(encoding === 'jpeg-lossless' ? 'JPEG lossless' : 'JPEG', header, layout);
+  if (encoding === 'jpeg-lossless' && header.process !== 'lossless') {
+    throw new FrameDecodeError(`JPEG lossless syntax holds a ${header.process} JPEG stream`);
+  }
+  // Progressive streams are let through as for the baseline syntax (libjpeg-turbo and IJG decode them).
+  if (encoding === 'jpeg-extended' && header.process !== 'baseline' && header.process !== 'extended' && header.process !== 'progressive') {
+    throw new FrameDecodeError(`JPEG extended syntax holds a ${header.process} JPEG stream`);
+  }
+  return header;
+}
+
+/**
+ * Decodes one frame through a native helper (native-decoder.ts), with the same checks and output as the JavaScript
+ * and wasm paths: the codestream's size against the DICOM header before decoding, and after.
+ */
+export async function decodeFrameNative(
+  decoder: NativeFrameDecoder, encoding: PixelEncoding, data: Uint8Array, layout: FrameLayout,
+): Promise<Uint8Array> {
+  const name = encoding === 'jpeg-2000' ? 'JPEG 2000' : 'JPEG';
+  if (encoding === 'jpeg-2000') expectSize(name, readJ2kFrameHeader(data), layout);
+  else if (encoding === 'jpeg-lossless' || encoding === 'jpeg-extended') checkJpegHeader(encoding, data, layout);
+  else throw new FrameDecodeError(`no native decoder for ${encoding}`);
   try {
     const image = await decoder.decode(data);
-    expectSize('JPEG 2000', { width: image.width, height: image.height, components: image.components, bits: image.precision }, layout);
+    expectSize(name, { width: image.width, height: image.height, components: image.components, bits: image.precision }, layout);
     return widen(image.samples, image.bytesPerSample, layout, image.signed);
   } catch (error) {
-    if (error instanceof NativeJ2kError) throw new FrameDecodeError(`corrupt JPEG 2000 data (${error.message})`);
+    // The JPEG helper's messages name the problem already ("corrupt JPEG data (...)"); OpenJPEG's get the context.
+    if (error instanceof NativeDecodeError) throw new FrameDecodeError(encoding === 'jpeg-2000' ? `corrupt JPEG 2000 data (${error.message})` : error.message);
     throw error;
   }
 }
 
 /**
- * JPEG extended (process 2 & 4): 8-bit streams go through libjpeg-turbo; 12-bit streams are refused with the way
- * out, because no maintained npm decoder gives IJG's values (checked 2026-12 on a `dcmcjpeg +ee` 12-bit MR frame,
- * reference `dcmdjpeg`, which GDCM matches exactly):
+ * JPEG extended (process 2 & 4): 8-bit streams go through libjpeg-turbo; 12-bit streams through DCMTK's IJG in the
+ * native helper (decodeFrameNative; bit-identical to dcmdjpeg and pydicom+GDCM). Without the helper they are refused
+ * with the way out, because no maintained npm decoder gives IJG's values (checked 2026-12 on a `dcmcjpeg +ee` 12-bit
+ * MR frame, reference `dcmdjpeg`, which GDCM matches exactly):
  * - @cornerstonejs/codec-libjpeg-turbo-8bit: an 8-bit build (12-bit precision is refused by libjpeg-turbo there);
  * - @cornerstonejs/dicom-image-loader's JavaScript JpegImage (a pdf.js derivative, what OHIF uses for 4.51):
  *   decodes, but every pixel is 14-16 grey levels above dcmdjpeg's (mean +15.0 over 5 561 pixels), and it comes with
@@ -229,12 +269,10 @@ export async function decodeJ2kFrameNative(decoder: NativeJ2kDecoder, data: Uint
  * - dcmjs-codecs (DCMTK/IJG in wasm) does not offer 1.2.840.10008.1.2.4.51; @cornerstonejs/dicom-codec lists its
  *   12-bit libjpeg-turbo as not implemented; jpeg-js decodes the frame to 8-bit RGB (values clamped to 0..255);
  *   jay-peg parses markers only; jpeg-lossless-decoder-js is process 14 only.
- * A libjpeg-turbo 3 wasm build (which has 12-bit support) would be the one to adopt when it is published.
  */
 function decodeJpegExtended(data: Uint8Array, layout: FrameLayout): Uint8Array {
-  const header = readJpegFrameHeader(data);
-  expectSize('JPEG', header, layout);
-  if (header.bits === 8) return runWasm('JPEG', codecs.libjpeg, data, layout);
-  throw new FrameDecodeError(`12-bit JPEG extended (process 4) is not supported: no maintained decoder; `
-    + 'decompress the series first (e.g. DCMTK `dcmdjpeg in.dcm out.dcm`)');
+  if (checkJpegHeader('jpeg-extended', data, layout).bits === 8) return runWasm('JPEG', codecs.libjpeg, data, layout);
+  throw new FrameDecodeError('12-bit JPEG extended (process 4) needs the native JPEG decoder, which is not built here '
+    + '(DCMTK\'s IJG: apt-get install g++ libdcmtk-dev, then npm run build:native) or was turned off (nativeJpeg: false); '
+    + 'or decompress the series first (e.g. DCMTK `dcmdjpeg in.dcm out.dcm`)');
 }

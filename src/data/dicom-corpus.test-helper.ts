@@ -6,7 +6,9 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { parseDicomFile } from './dicom-file';
 import { deterministicUid, MrSeriesOptions, writeMrSeries } from './dicom-writer';
+import type { DecodeJob } from './pixel-decoder';
 import { runPython } from './python-oracle.test-helper';
 import { createVolume, Volume } from './volume';
 
@@ -203,4 +205,12 @@ export function pydicomValues(files: string[], scratch: string): Float32Array[] 
   });
   fs.rmSync(dir, { recursive: true, force: true });
   return values;
+}
+
+/** A file's compressed frames as one decode job (encapsulated pixel data with one fragment per frame, as in ours). */
+export function encapsulatedJob(file: string): DecodeJob {
+  const { dataSet, layout, syntax } = parseDicomFile(file);
+  const fragments = dataSet.elements.x7fe00010.fragments ?? [];
+  const frames = fragments.map((f) => new Uint8Array(dataSet.byteArray.subarray(f.position, f.position + f.length)));
+  return { encoding: syntax.encoding, frames, layout };
 }

@@ -4,17 +4,23 @@
  * Runs only inside the worker thread (it is started by pixel-decoder.ts).
  */
 import { MessagePort, workerData } from 'worker_threads';
-import { decodeFrame, decodeJ2kFrameNative, FrameLayout, loadCodec } from './dicom-codecs';
+import { decodeFrame, decodeFrameNative, FrameLayout, loadCodec, nativeCodecFor } from './dicom-codecs';
 import type { PixelEncoding } from './dicom-syntax';
-import { NativeJ2kDecoder, NativeJ2kOptions, nativeJ2kHelper } from './j2k-native';
+import { NATIVE_J2K, NativeCodec, NativeDecoderOptions, NativeFrameDecoder, nativeHelper } from './native-decoder';
+
+/** The native helpers' limits, and which of them may be used (when built). */
+interface NativeRequestOptions extends NativeDecoderOptions {
+  jpeg2000: boolean;
+  jpeg: boolean;
+}
 
 export interface DecodeRequest {
   id: number;
   encoding: PixelEncoding;
   frames: Uint8Array[];
   layout: FrameLayout;
-  /** Decode JPEG 2000 with the native OpenJPEG helper under these limits (when it is built); else the wasm one. */
-  nativeJ2k?: NativeJ2kOptions;
+  /** Decode with the native helpers allowed here (when built) under these limits; else the JavaScript/wasm ones. */
+  native?: NativeRequestOptions;
 }
 
 export type DecodeReply =
@@ -29,19 +35,28 @@ function reply(message: DecodeReply, transfer: ArrayBuffer[] = []): void {
   Atomics.notify(signal, 0);
 }
 
-/** This worker's native JPEG 2000 helper (one long-lived process, restarted after a failure or new limits). */
-let nativeJ2k: NativeJ2kDecoder | undefined;
-const helper = nativeJ2kHelper();
+/** This worker's native helpers, by program (long-lived processes, restarted after a failure or new limits). */
+const decoders = new Map<string, NativeFrameDecoder>();
+/** Where each helper was built (undefined: not built), looked up once per worker. */
+const helpers = new Map<string, string | undefined>();
 
-function nativeDecoder(request: DecodeRequest): NativeJ2kDecoder | undefined {
-  const options = request.nativeJ2k;
-  if (request.encoding !== 'jpeg-2000' || !options || !helper) return undefined;
-  if (nativeJ2k && (nativeJ2k.options.memoryMb !== options.memoryMb || nativeJ2k.options.frameTimeoutMs !== options.frameTimeoutMs)) {
-    nativeJ2k.stop();
-    nativeJ2k = undefined;
+function nativeDecoder(request: DecodeRequest): NativeFrameDecoder | undefined {
+  const options = request.native;
+  const codec: NativeCodec | undefined = options && nativeCodecFor(request.encoding, request.frames[0]);
+  if (!options || !codec || !(codec === NATIVE_J2K ? options.jpeg2000 : options.jpeg)) return undefined;
+  if (!helpers.has(codec.program)) helpers.set(codec.program, nativeHelper(codec));
+  const helper = helpers.get(codec.program);
+  if (!helper) return undefined;
+  let decoder = decoders.get(codec.program);
+  if (decoder && (decoder.options.memoryMb !== options.memoryMb || decoder.options.frameTimeoutMs !== options.frameTimeoutMs)) {
+    decoder.stop();
+    decoder = undefined;
   }
-  nativeJ2k ??= new NativeJ2kDecoder(helper, options);
-  return nativeJ2k;
+  if (!decoder) {
+    decoder = new NativeFrameDecoder(codec, helper, { memoryMb: options.memoryMb, frameTimeoutMs: options.frameTimeoutMs });
+    decoders.set(codec.program, decoder);
+  }
+  return decoder;
 }
 
 /** Requests are handled one after another, in the order they came (the pool gives a worker up to two at a time). */
@@ -64,7 +79,7 @@ async function handle(request: DecodeRequest, submitted: Promise<Uint8Array>[] |
 port.on('message', (request: DecodeRequest) => {
   const native = nativeDecoder(request);
   // Native frames go to the helper at once, so it decodes the next file's frames while this one's reply travels.
-  const submitted = native ? request.frames.map((data) => decodeJ2kFrameNative(native, data, request.layout)) : undefined;
+  const submitted = native ? request.frames.map((data) => decodeFrameNative(native, request.encoding, data, request.layout)) : undefined;
   for (const decoding of submitted ?? []) void decoding.catch(() => undefined); // awaited in order by handle(), not lost
   previous = previous.then(() => handle(request, submitted));
 });

@@ -29,11 +29,16 @@ export interface PixelDecoderLimits {
   /** Decoding workers, so the files of a series decode in parallel (default: the cores, at most 4). */
   decodeWorkers?: number;
   /**
-   * Decode JPEG 2000 with the native OpenJPEG helper when it was built (default true; src/data/j2k-native.ts), in a
-   * child process of each worker limited to workerHeapMb of address space and timeoutMs per frame; false: the wasm
+   * Decode JPEG 2000 with the native OpenJPEG helper when it was built (default true; src/data/native-decoder.ts), in
+   * a child process of each worker limited to workerHeapMb of address space and timeoutMs per frame; false: the wasm
    * OpenJPEG only.
    */
   nativeJpeg2000?: boolean;
+  /**
+   * Decode JPEG lossless and 12-bit JPEG extended with the native DCMTK/IJG helper when it was built (default true),
+   * under the same limits; false: JPEG lossless through jpeg-lossless-decoder-js, and 12-bit JPEG extended refused.
+   */
+  nativeJpeg?: boolean;
 }
 
 const DEFAULT_DECODE_TIMEOUT_MS = 30_000;
@@ -137,6 +142,7 @@ export function decodeJobsSync(jobs: DecodeJob[], limits: PixelDecoderLimits = {
   const timeoutMs = limits.timeoutMs ?? DEFAULT_DECODE_TIMEOUT_MS;
   const heapMb = limits.workerHeapMb ?? DEFAULT_WORKER_HEAP_MB;
   const size = Math.max(1, Math.min(jobs.length, limits.decodeWorkers ?? defaultDecodeWorkers()));
+  const native = { memoryMb: heapMb, frameTimeoutMs: timeoutMs, jpeg2000: limits.nativeJpeg2000 !== false, jpeg: limits.nativeJpeg !== false };
   if (pool && pool.heapMb !== heapMb) stopPixelDecoder();
   pool ??= { heapMb, signal: new Int32Array(new SharedArrayBuffer(4)), workers: [] };
   const p = pool;
@@ -182,8 +188,7 @@ export function decodeJobsSync(jobs: DecodeJob[], limits: PixelDecoderLimits = {
       while (current.jobs.length < JOBS_PER_WORKER && waiting.length > 0) {
         const index = waiting.shift() as number;
         const id = nextId++;
-        const nativeJ2k = limits.nativeJpeg2000 === false ? undefined : { memoryMb: heapMb, frameTimeoutMs: timeoutMs };
-        const request: DecodeRequest = { id, ...jobs[index], nativeJ2k };
+        const request: DecodeRequest = { id, ...jobs[index], native };
         current.jobs.push({ index, id, deadline: current.jobs.length === 0 ? Date.now() + timeoutMs : Infinity });
         current.port.postMessage(request);
       }

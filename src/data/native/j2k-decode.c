@@ -1,32 +1,17 @@
 /*
- * fbts-j2k-decode: decodes JPEG 2000 frames with the system's OpenJPEG (libopenjp2), for src/data/j2k-native.ts.
+ * fbts-j2k-decode: decodes JPEG 2000 frames with the system's OpenJPEG (libopenjp2), for src/data/native-decoder.ts.
  *
  * Why a separate process and not the addon: the codestreams come from files no one here wrote, and a crash in native
  * code inside the node's process would take the node down. Here a crash, a loop or a runaway allocation costs one
  * frame: the parent sees the pipe close (or kills us at its deadline), reports that file's error and starts a fresh
  * helper. Why native at all: OpenJPEG compiled to wasm takes ~3x the CPU time per lossless frame (bench/dicom.ts).
  *
- * Protocol (all integers unsigned 32-bit little endian), one frame at a time, for as long as stdin stays open:
- *   in:  length, then `length` bytes of a J2K codestream (or a JP2 file)
- *   out: 0, width, height, components, precision, signed, bytes per sample (1 or 2), payload length, payload
- *        (samples interleaved by component, little endian, two's complement when signed), or
- *        1, message length, message (why the frame cannot be decoded)
- * Nothing is written to disk. Usage: fbts-j2k-decode [memory limit in MiB (address space, default 1024)
- * [seconds per frame (default 30)]]. A frame that runs out of time ends the process (SIGALRM): the parent kills us at
- * its own deadline too, but the alarm also ends a helper whose parent thread was stopped while a frame was decoding.
+ * Protocol: frame-server.h's (in: a J2K codestream or a JP2 file; out: the image or why not), with its limits
+ * (address space, seconds per frame).
  */
-#define _GNU_SOURCE /* F_SETPIPE_SZ */
-#include <fcntl.h>
-#include <openjpeg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
+#include "frame-server.h"
 
-/* A frame larger than this is refused before it is read (the parent checks sizes first; this guards the pipe). */
-#define MAX_INPUT_BYTES (512u * 1024u * 1024u)
+#include <openjpeg.h>
 
 struct source {
   const uint8_t *data;
@@ -77,19 +62,11 @@ static void on_warning(const char *message, void *user) {
   (void)user;
 }
 
-static void put_u32(uint32_t value) {
-  uint8_t b[4] = {(uint8_t)value, (uint8_t)(value >> 8), (uint8_t)(value >> 16), (uint8_t)(value >> 24)};
-  fwrite(b, 1, 4, stdout);
-}
-
 static int reply_error(const char *what) {
   char message[400];
   if (first_error[0]) snprintf(message, sizeof message, "%s (%s)", what, first_error);
   else snprintf(message, sizeof message, "%s", what);
-  put_u32(1);
-  put_u32((uint32_t)strlen(message));
-  fwrite(message, 1, strlen(message), stdout);
-  return fflush(stdout) == 0 ? 0 : -1;
+  return frame_server_refuse(message);
 }
 
 /* Writes the decoded image as interleaved little-endian samples; refuses what a DICOM frame cannot be. */
@@ -122,20 +99,12 @@ static int reply_image(const opj_image_t *image) {
       if (bytes == 2) out[at + 1] = (uint8_t)((uint32_t)v >> 8);
     }
   }
-  put_u32(0);
-  put_u32(width);
-  put_u32(height);
-  put_u32(image->numcomps);
-  put_u32(precision);
-  put_u32(is_signed);
-  put_u32(bytes);
-  put_u32((uint32_t)(count * bytes));
-  fwrite(out, 1, count * bytes, stdout);
+  int status = frame_server_reply(width, height, image->numcomps, precision, is_signed, bytes, out, (uint32_t)(count * bytes));
   free(out);
-  return fflush(stdout) == 0 ? 0 : -1;
+  return status;
 }
 
-static int decode_frame(const uint8_t *data, size_t length) {
+static int decode_frame(uint8_t *data, size_t length) {
   static const uint8_t jp2_signature[] = {0, 0, 0, 0x0c, 'j', 'P', ' ', ' '};
   first_error[0] = '\0';
   OPJ_CODEC_FORMAT format;
@@ -178,43 +147,6 @@ done:
   return status;
 }
 
-static int read_exactly(uint8_t *buffer, size_t length) {
-  return fread(buffer, 1, length, stdin) == length ? 0 : -1;
-}
-
 int main(int argc, char **argv) {
-  unsigned long memory_mb = argc > 1 ? strtoul(argv[1], NULL, 10) : 1024;
-  unsigned long frame_seconds = argc > 2 ? strtoul(argv[2], NULL, 10) : 30;
-  if (memory_mb > 0) {
-    /* The address-space limit turns a runaway allocation into a failed malloc (an error reply), not a machine OOM. */
-    struct rlimit limit = {(rlim_t)memory_mb << 20, (rlim_t)memory_mb << 20};
-    if (setrlimit(RLIMIT_AS, &limit) != 0) return 3;
-  }
-#ifdef F_SETPIPE_SZ
-  /* Room for several frames both ways: the parent queues the next frames and collects replies when it gets the CPU,
-     and we never wait for it in between (best effort: the pipes keep their default size if this fails). */
-  (void)fcntl(0, F_SETPIPE_SZ, 1 << 20);
-  (void)fcntl(1, F_SETPIPE_SZ, 1 << 20);
-#endif
-  uint8_t *buffer = NULL;
-  size_t capacity = 0;
-  for (;;) {
-    uint8_t header[4];
-    if (read_exactly(header, 4) != 0) break; /* the parent closed the pipe: done */
-    uint32_t length = (uint32_t)header[0] | (uint32_t)header[1] << 8 | (uint32_t)header[2] << 16 | (uint32_t)header[3] << 24;
-    if (length == 0 || length > MAX_INPUT_BYTES) return 2; /* the protocol is broken: the parent restarts us */
-    if (length > capacity) {
-      free(buffer);
-      buffer = malloc(length);
-      capacity = buffer ? length : 0;
-      if (!buffer) return 2;
-    }
-    if (read_exactly(buffer, length) != 0) break;
-    alarm((unsigned)frame_seconds);
-    int written = decode_frame(buffer, length);
-    alarm(0);
-    if (written != 0) break;
-  }
-  free(buffer);
-  return 0;
+  return frame_server_run(argc, argv, decode_frame);
 }

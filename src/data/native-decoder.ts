@@ -1,27 +1,41 @@
 /**
- * Client of the native JPEG 2000 helper (src/data/native/j2k-decode.c: the system's OpenJPEG in a separate, long-lived
- * process), used by the decoding workers when the helper was built (src/data/native/build.js, at install).
+ * Client of the native decoding helpers, separate long-lived programs built at install (src/data/native/build.js):
+ *   fbts-j2k-decode   JPEG 2000 with the system's OpenJPEG (native/j2k-decode.c);
+ *   fbts-jpeg-decode  JPEG lossless and JPEG extended (8/12 bits) with DCMTK's IJG libraries (native/jpeg-decode.cc).
+ * Both speak the same frame protocol (see j2k-decode.c), so one client serves both. The decoding workers use them
+ * when they were built (pixel-decoder-service.ts).
  *
  * Why a child process: OpenJPEG in wasm takes ~3x the CPU time of native OpenJPEG per lossless frame, which left JPEG
- * 2000 series at 0.4-0.6x pydicom's speed (bench/dicom.ts); native code fed with untrusted codestreams must not run
- * in the node's process. The helper has an address-space limit (RLIMIT_AS, set by itself) and a per-frame alarm; here
- * every frame has a deadline after which the helper is killed. A helper that crashes, is killed or times out fails
- * that frame with a clear FrameDecodeError and is started afresh for the next one. Frames travel over pipes only:
- * no patient image is written to disk.
+ * 2000 series at 0.4-0.6x pydicom's speed (bench/dicom.ts), and no maintained JavaScript or wasm decoder does 12-bit
+ * JPEG extended (dicom-codecs.ts); native code fed with untrusted codestreams must not run in the node's process.
+ * A helper has an address-space limit (RLIMIT_AS, set by itself) and a per-frame alarm; here every frame has a
+ * deadline after which the helper is killed. A helper that crashes or is killed from outside gets the frame it was on
+ * once more in a fresh helper; a second death, or a frame past its deadline, fails that frame with a clear error, and
+ * a fresh helper takes the next frames. Frames travel over pipes only: no patient image is written to disk.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
-/** Where build.js puts the helper: beside its source, which a compiled copy (dist/src/data) finds three levels up. */
-const HELPER_CANDIDATES = [
-  path.join(__dirname, 'native', 'build', 'fbts-j2k-decode'),
-  path.join(__dirname, '..', '..', '..', 'src', 'data', 'native', 'build', 'fbts-j2k-decode'),
-];
+/** A native decoding program: its file name (build.js) and what its messages call it. */
+export interface NativeCodec {
+  program: string;
+  label: string;
+}
 
-/** The built helper, or undefined when it was not built (no compiler or no OpenJPEG headers at install). */
-export function nativeJ2kHelper(): string | undefined {
-  return HELPER_CANDIDATES.find((p) => {
+export const NATIVE_J2K: NativeCodec = { program: 'fbts-j2k-decode', label: 'native JPEG 2000 decoder' };
+export const NATIVE_JPEG: NativeCodec = { program: 'fbts-jpeg-decode', label: 'native JPEG decoder' };
+
+/**
+ * The built helper, or undefined when it was not built (no compiler or no library headers at install). build.js puts
+ * it beside its source, which a compiled copy (dist/src/data) finds three levels up.
+ */
+export function nativeHelper(codec: NativeCodec): string | undefined {
+  const candidates = [
+    path.join(__dirname, 'native', 'build', codec.program),
+    path.join(__dirname, '..', '..', '..', 'src', 'data', 'native', 'build', codec.program),
+  ];
+  return candidates.find((p) => {
     try {
       fs.accessSync(p, fs.constants.X_OK);
       return true;
@@ -31,14 +45,14 @@ export function nativeJ2kHelper(): string | undefined {
   });
 }
 
-export interface NativeJ2kOptions {
+export interface NativeDecoderOptions {
   /** The helper's address-space limit, in MiB. */
   memoryMb: number;
   /** Deadline of one frame, in ms. */
   frameTimeoutMs: number;
 }
 
-export interface NativeJ2kImage {
+export interface NativeImage {
   width: number;
   height: number;
   components: number;
@@ -50,28 +64,30 @@ export interface NativeJ2kImage {
 }
 
 /** A frame the helper could not decode (its reason), or a helper that died or was stopped on it. */
-export class NativeJ2kError extends Error {}
+export class NativeDecodeError extends Error {}
 
 const EMPTY = Buffer.alloc(0);
 
 interface InFlight {
   data: Uint8Array;
-  resolve(image: NativeJ2kImage): void;
+  resolve(image: NativeImage): void;
   reject(error: Error): void;
+  /** A helper died on this frame once already (it was sent again to a fresh one). */
+  retried?: boolean;
 }
 
-export class NativeJ2kDecoder {
+export class NativeFrameDecoder {
   private child?: ChildProcess;
   /** Reply bytes before the samples: a status and a message, or the image's header. */
   private head: Buffer = EMPTY;
   /** The image whose samples are arriving, written straight into their final array (no copy, little garbage). */
-  private image?: { reply: NativeJ2kImage; filled: number };
+  private image?: { reply: NativeImage; filled: number };
   /** Frames sent and not yet answered, in the helper's (first in, first out) order. */
   private inFlight: InFlight[] = [];
   /** The deadline of the oldest frame in flight (the one the helper is decoding). */
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly helper: string, readonly options: NativeJ2kOptions) {}
+  constructor(private readonly codec: NativeCodec, private readonly helper: string, readonly options: NativeDecoderOptions) {}
 
   /** The running helper's process id (tests kill it to check recovery). */
   get pid(): number | undefined {
@@ -83,8 +99,8 @@ export class NativeJ2kDecoder {
    * frame while this process is busy or not scheduled (that idle time halved the throughput on a loaded machine).
    * Each frame has frameTimeoutMs from when the helper starts on it.
    */
-  decode(codestream: Uint8Array): Promise<NativeJ2kImage> {
-    return new Promise<NativeJ2kImage>((resolve, reject) => {
+  decode(codestream: Uint8Array): Promise<NativeImage> {
+    return new Promise<NativeImage>((resolve, reject) => {
       const frame = { data: codestream, resolve, reject };
       this.inFlight.push(frame);
       this.send(this.child ?? this.start(), frame);
@@ -97,7 +113,7 @@ export class NativeJ2kDecoder {
     const frames = this.inFlight;
     this.inFlight = [];
     this.kill();
-    for (const frame of frames) frame.reject(new NativeJ2kError('the native JPEG 2000 decoder was stopped'));
+    for (const frame of frames) frame.reject(new NativeDecodeError(`the ${this.codec.label} was stopped`));
   }
 
   private send(child: ChildProcess, frame: InFlight): void {
@@ -122,7 +138,7 @@ export class NativeJ2kDecoder {
     clearTimeout(this.timer);
     if (this.inFlight.length === 0) return;
     this.timer = setTimeout(() => {
-      this.failOldest(new NativeJ2kError(`the native JPEG 2000 decoder did not finish the frame within ${this.options.frameTimeoutMs} ms (stopped)`));
+      this.failOldest(new NativeDecodeError(`the ${this.codec.label} did not finish the frame within ${this.options.frameTimeoutMs} ms (stopped)`));
     }, this.options.frameTimeoutMs);
   }
 
@@ -135,25 +151,34 @@ export class NativeJ2kDecoder {
       if (this.child === child) this.receive(chunk);
     });
     child.on('error', (error) => {
-      if (this.child === child) this.failOldest(new NativeJ2kError(`the native JPEG 2000 decoder could not run (${error.message})`));
+      if (this.child === child) this.failOldest(new NativeDecodeError(`the ${this.codec.label} could not run (${error.message})`));
     });
     child.on('exit', (code, signal) => {
       if (this.child !== child) return;
       const how = signal === 'SIGALRM' ? 'ran out of time' : signal ? `was killed (${signal})` : `exited (code ${code})`;
-      this.failOldest(new NativeJ2kError(`the native JPEG 2000 decoder ${how} on this frame`));
+      // A helper that died on a frame (a crash, or a kill from outside: an operator, the kernel's OOM killer) gets
+      // that frame once more in a fresh helper, so a passing accident costs no file; its own alarm does not.
+      this.failOldest(new NativeDecodeError(`the ${this.codec.label} ${how} on this frame`), signal !== 'SIGALRM');
     });
     return child;
   }
 
-  /** The frame the helper was on fails; the frames queued behind it go to a fresh helper. */
-  private failOldest(error: Error): void {
+  /**
+   * The frame the helper was on fails (or, when `retry` and it is its first failure, is tried again); the frames
+   * queued behind it go to a fresh helper.
+   */
+  private failOldest(error: Error, retry = false): void {
     this.kill();
     const [oldest, ...rest] = this.inFlight;
-    this.inFlight = rest;
-    oldest?.reject(error);
-    if (rest.length === 0) return;
+    if (oldest && retry && !oldest.retried) {
+      oldest.retried = true;
+    } else {
+      this.inFlight = rest;
+      oldest?.reject(oldest.retried ? new NativeDecodeError(`${error.message} (a second time: it was retried once in a fresh helper)`) : error);
+    }
+    if (this.inFlight.length === 0) return;
     const child = this.start();
-    for (const frame of rest) this.send(child, frame);
+    for (const frame of this.inFlight) this.send(child, frame);
     this.armTimer();
   }
 
@@ -187,11 +212,11 @@ export class NativeJ2kDecoder {
         const used = 8 + head.readUInt32LE(4);
         if (head.length < used) return EMPTY;
         this.head = head.subarray(used);
-        this.complete(new NativeJ2kError(head.subarray(8, used).toString('utf8')));
+        this.complete(new NativeDecodeError(head.subarray(8, used).toString('utf8')));
         continue;
       }
       if (head.length < 32) return EMPTY;
-      const reply: NativeJ2kImage = {
+      const reply: NativeImage = {
         width: head.readUInt32LE(4),
         height: head.readUInt32LE(8),
         components: head.readUInt32LE(12),
@@ -211,11 +236,11 @@ export class NativeJ2kDecoder {
     }
   }
 
-  private complete(reply: NativeJ2kImage | NativeJ2kError): void {
+  private complete(reply: NativeImage | NativeDecodeError): void {
     const frame = this.inFlight.shift();
     if (!frame) return; // a reply no one waits for: the frame was given up already
     this.armTimer();
-    if (reply instanceof NativeJ2kError) frame.reject(reply);
+    if (reply instanceof NativeDecodeError) frame.reject(reply);
     else frame.resolve(reply);
   }
 }

@@ -2,11 +2,12 @@
  * Image targets (spec.ts ImageTargetSpec): the network's target for one sample built from label-map volumes of the
  * subject (e.g. the follow-up MRI's tumour segmentation), the same way on TS nodes (here) and in the generated
  * PyTorch plan (`_fbts_target`, checked in data-conformance.test.ts): one binary channel per entry (1 where the
- * voxel's value is one of the entry's labels), then the plan's spatial image steps, so the target lies on the grid
- * the network sees. Intensity steps (normalize, clip, window, log) are not applied to a target.
+ * voxel's value is one of the entry's labels), then the plan's spatial image steps together with the inputs
+ * (pipeline.ts imageSample: resample nearest-neighbour, the inputs' crop_around box), so the target lies on the
+ * input's voxels. Intensity steps (normalize, clip, window, log) are not applied to a target.
  */
 import type { PlanIssue } from './errors';
-import { PreprocessError, DenseVolume, preprocessModality } from './pipeline';
+import { DenseVolume, imageSample } from './pipeline';
 import { pyLiteral } from './python-literal';
 import { sliceSelection } from './preprocess';
 import { ImageTargetSpec, isImageTarget, PlanSpec, PreprocessStep } from './spec';
@@ -34,25 +35,13 @@ export function imageTargetChannelCount(spec: PlanSpec): number {
   return target ? target.channels.length * (sliceSelection(spec)?.count ?? 1) : 0;
 }
 
-/** The target of one sample, channels first: `[entries × slices, ...inputs.image.size]`, float32 0/1 (resize may blend). */
+/**
+ * The target of one sample, channels first: `[entries × slices, ...inputs.image.size]`, float32 0/1 (resize may
+ * blend). With resample or crop_around it needs the volumes that place the box (pipeline.ts imageSample, which
+ * computes the input and the target together).
+ */
 export function imageTarget(spec: PlanSpec, volumes: Record<string, DenseVolume>): DenseVolume {
-  const target = imageTargetOf(spec);
-  if (!target) throw new PreprocessError(`plan ${spec.name} has no image target`);
-  const spatial: PlanSpec = { ...spec, preprocessing: targetSteps(spec) };
-  const parts = target.channels.map((channel) => {
-    const volume = volumes[channel.modality];
-    if (!volume) throw new PreprocessError(`plan ${spec.name}: target modality '${channel.modality}' is missing for this sample`);
-    const labels = new Set(channel.labels);
-    const mask = Float32Array.from(volume.data, (v) => (labels.has(v) ? 1 : 0));
-    return preprocessModality(spatial, channel.modality, { data: mask, shape: volume.shape });
-  });
-  const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    data.set(p.data, offset);
-    offset += p.data.length;
-  }
-  return { data, shape: [imageTargetChannelCount(spec), ...parts[0].shape.slice(1)] };
+  return imageSample(spec, volumes, { image: false, target: true }).target!;
 }
 
 /** Rules the schema cannot say: an image target needs an image input and an output of the target's shape. */
@@ -104,7 +93,7 @@ export const TORCH_TARGET_DATASET_LINES = [
   '            target_transform={m: (lambda volume, m=m: self._fbts_target(volume, m)) for m in self.TARGET_MODALITIES},',
 ];
 
-const TORCH_TARGET_METHODS = String.raw`
+const TORCH_TARGET_METHOD = String.raw`
     def _fbts_target(self, volume, modality):
         # One label map -> float32 [its target channels x slices, *size]: a binary channel per label set, then the
         # plan's spatial steps (intensity steps do not apply to a target).
@@ -117,7 +106,9 @@ const TORCH_TARGET_METHODS = String.raw`
                     mask[v == label] = 1.0
                 parts.append(self._fbts_image(mask, modality, self.TARGET_STEPS))
         return torch.cat(parts, dim=0)
+`;
 
+const TORCH_TARGET_BATCH_METHOD = String.raw`
     def _fbts_target_batch(self, targets):
         # Target modalities -> float32 [N, channels x slices, *size] in the plan's channel order.
         taken = {}
@@ -131,10 +122,61 @@ const TORCH_TARGET_METHODS = String.raw`
 `;
 
 /**
- * The data helpers of a plan with an image target: demographics carry only the tabular features, `_fbts_image`
- * takes the step list (the target's spatial steps), batches take the target from the target modalities.
+ * With resample or crop_around (pipeline.ts imageSample): a subject's inputs and target channels through the image
+ * steps together, the target channels (and a target modality's foreground placing a crop_around box) taking the
+ * spatial steps only, nearest in resample, 0 outside the box.
  */
-export function torchTargetHelpers(text: string, replace: Replace): string {
+const TORCH_TARGET_SAMPLE_METHOD = String.raw`
+    def _fbts_sample(self, data, targets):
+        # -> (images by modality, targets by target modality as _fbts_target gives them)
+        tracks = {m: (data[m], False) for m in self.MODALITIES}
+        for c, channel in enumerate(self.TARGET_CHANNELS):
+            tracks[('target', c)] = (targets[channel['modality']], True)
+        for step in self.IMAGE_STEPS:
+            if step['op'] == 'crop_around' and step['modality'] not in tracks:
+                tracks[step['modality']] = (targets[step['modality']], True)
+
+        def name(k):
+            return self.TARGET_CHANNELS[k[1]]['modality'] if isinstance(k, tuple) else k
+        xs = {}
+        for k, (volume, label) in tracks.items():
+            v = torch.as_tensor(np.asarray(volume))
+            if isinstance(k, tuple):
+                mask = torch.zeros(v.shape, dtype=torch.float32)
+                for value in self.TARGET_CHANNELS[k[1]]['labels']:
+                    mask[v == value] = 1.0
+                v = mask
+            elif label:
+                v = (v > 0).float()
+            xs[k] = self._fbts_volume(v, name(k))
+        for step in self.IMAGE_STEPS:
+            op = step['op']
+            if op == 'crop_around':
+                boxes = self._fbts_crop_around(xs, step)
+                zero = self._fbts_crop_around(xs, dict(step, padValue=0))
+                xs = {k: zero[k] if tracks[k][1] else boxes[k] for k in xs}
+            elif op == 'resample':
+                xs = {k: self._fbts_resample(x, getattr(tracks[k][0], 'affine', None), dict(step, nearest=[name(k)]) if tracks[k][1] else step, name(k))
+                      for k, x in xs.items()}
+            elif op in ('normalize', 'clip', 'window', 'log'):
+                xs = {k: x if tracks[k][1] else self._fbts_step(x, step, k) for k, x in xs.items()}
+            else:
+                xs = {k: self._fbts_step(x, step, name(k)) for k, x in xs.items()}
+        for k, x in xs.items():
+            if list(x.shape[1:]) != self.IMAGE_SIZE:
+                raise self._fbts_error('modality %r gives %s after preprocessing, the network expects %s' % (name(k), list(x.shape[1:]), self.IMAGE_SIZE))
+        by_modality = {}
+        for c, channel in enumerate(self.TARGET_CHANNELS):
+            by_modality.setdefault(channel['modality'], []).append(xs[('target', c)])
+        return {m: xs[m] for m in self.MODALITIES}, {m: torch.cat(parts, dim=0) for m, parts in by_modality.items()}
+`;
+
+/**
+ * The data helpers of a plan with an image target: demographics carry only the tabular features, `_fbts_image`
+ * takes the step list (the target's spatial steps), batches take the target from the target modalities; with
+ * resample or crop_around (`wholeSample`), `_fbts_sample` computes the inputs and the target together.
+ */
+export function torchTargetHelpers(text: string, replace: Replace, wholeSample: boolean): string {
   let out = replace(text, `        wanted = self.TABULAR_COLUMNS + [self.TARGET_COLUMN]
 `, `        wanted = list(self.TABULAR_COLUMNS)
         if not wanted:
@@ -147,11 +189,12 @@ export function torchTargetHelpers(text: string, replace: Replace): string {
   out = replace(out, `            return inputs, demographics[:, f]
 `, `            return inputs, self._fbts_target_batch(target)
 `);
+  if (wholeSample) return `${out}${TORCH_TARGET_BATCH_METHOD}${TORCH_TARGET_SAMPLE_METHOD}`;
   out = replace(out, `    def _fbts_image(self, volume, modality):
 `, `    def _fbts_image(self, volume, modality, steps=None):
 `);
   out = replace(out, `        for step in self.IMAGE_STEPS:
 `, `        for step in (self.IMAGE_STEPS if steps is None else steps):
 `);
-  return `${out}${TORCH_TARGET_METHODS}`;
+  return `${out}${TORCH_TARGET_METHOD}${TORCH_TARGET_BATCH_METHOD}`;
 }

@@ -636,7 +636,7 @@ ${tupleBatch}`);
   }
   if (isImageFolderPlan(spec)) text = imageFolderHelpers(text);
   if (hasSeveralHeads(spec)) text = severalHeadsDataHelpers(text, replace);
-  if (isImageTarget(spec.target)) text = torchTargetHelpers(text, replace);
+  if (isImageTarget(spec.target)) text = torchTargetHelpers(text, replace, needsWholeSample(spec));
   return text;
 }
 
@@ -873,12 +873,15 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
       "            # The image steps need a subject's modalities together (and their affines): run on the loaded item.",
       '            def __getitem__(self, item):',
       '                (data, demographics), targets = super().__getitem__(item)',
-      '                return (plan._fbts_images(data), demographics), targets',
+      ...(isImageTarget(spec.target) ? [
+        '                images, targets = plan._fbts_sample(data, targets)',
+        '                return (images, demographics), targets',
+      ] : ['                return (plan._fbts_images(data), demographics), targets']),
       '',
       '        dataset = SubjectDataset(',
       '            root=self.dataset_path,',
       '            data_modalities=self.MODALITIES,',
-      '            target_modalities=[],',
+      `            target_modalities=${isImageTarget(spec.target) ? 'self.TARGET_MODALITIES' : '[]'},`,
       '            demographics_transform=self._fbts_demographics,',
       '        )',
       '        return DataManager(dataset=dataset, shuffle=True)',

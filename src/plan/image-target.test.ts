@@ -17,7 +17,7 @@ import { definePlan } from './define';
 import { imageTarget } from './image-target';
 import { DenseVolume, imageInput, tabularInput } from './pipeline';
 import { generateTorchPlan } from './pytorch';
-import { PlanSpec, PreprocessStep } from './spec';
+import { AugmentStep, PlanSpec, PreprocessStep } from './spec';
 import { checkPlan } from './validate';
 import { writeNpyFloat32 } from './testing/npy';
 import { findTorchPython, pythonSide, runTorchConformance } from './testing/python';
@@ -48,6 +48,11 @@ function targetPlan(name: string, preprocessing: PreprocessStep[], size: [number
     loss: { type: 'bce', fromLogits: true },
     optimizer: { type: 'sgd', lr: 0.1 },
   });
+}
+
+function withAugmentation(spec: PlanSpec, augmentation: AugmentStep[]): PlanSpec {
+  const { format: _format, version: _version, ...init } = spec;
+  return definePlan({ ...init, augmentation });
 }
 
 const SLICES_PLAN = targetPlan('TargetSlices', [
@@ -81,13 +86,16 @@ const TUMOUR_CROP_PLAN = definePlan({
   loss: { type: 'bce', fromLogits: true },
   optimizer: { type: 'sgd', lr: 0.1 },
 });
-/** A box on the brightest dose region (an input), then slices as channels: a 2-D image-to-image plan. */
-const DOSE_CROP_SLICES_PLAN = targetPlan('DoseCropSlices', [
+/**
+ * A box on the brightest dose region (an input), then slices as channels: a 2-D image-to-image plan, whose training
+ * batches are flipped and turned (the target with the image).
+ */
+const DOSE_CROP_SLICES_PLAN = withAugmentation(targetPlan('DoseCropSlices', [
   { op: 'resample', spacing: [1, 1.2, 1.5] },
   { op: 'crop_around', modality: 'dose', center: 'brightest', smooth: 3, size: [6, 5, 4] },
   { op: 'window', center: 30, width: 60, modalities: ['dose'] },
   { op: 'select_slices', axis: 2, count: 2 },
-], [6, 5], 6);
+], [6, 5], 6), [{ op: 'flip', axes: [1], p: 0.5 }, { op: 'affine', axes: [0, 1], rotate: 20, scale: 0.1, translate: 1, p: 1 }, { op: 'gaussian_noise', std: 0.1, p: 1 }]);
 /** Stored geometry (LPS, volume.ts): i to posterior, j to the patient's right, k to superior; not RAS. */
 const NIFTI_GEOMETRY = { spacing: [1.3, 0.8, 2.0] as [number, number, number], orientation: [0, 1, 0, -1, 0, 0, 0, 0, 1] as Volume['orientation'], origin: [10, -5, 3] as [number, number, number] };
 const NIFTI_SHAPE = [9, 8, 6];
@@ -326,11 +334,11 @@ test('a TS node\'s medical-folder dataset (NIfTI) gives the same target, channel
   expect(() => openPlanDataset(MIP_PLAN, { dataType: 'dicom', path: root, parameters: null })).toThrow(/image target .* medical folder/);
 });
 
-test('the validator refuses an image target that does not fit the output, or that spatial augmentation would misalign', () => {
+test('the validator refuses an image target that does not fit the output; spatial augmentation moves it, so is accepted', () => {
   const wrong = { ...SLICES_PLAN, model: { nodes: [{ name: 'conv', type: 'conv2d', outChannels: 3, kernelSize: 3, padding: 1, input: 'image' }], output: 'conv' } };
   expect(checkPlan(wrong).issues).toEqual([{ path: 'target.channels', message: expect.stringMatching(/target is \[6, 6, 5\] \(3 channel\(s\) x 2 slices.*model gives \[3, 6, 5\]/) as unknown }]);
   const flipped = { ...SLICES_PLAN, augmentation: [{ op: 'flip', axes: [0], p: 0.5 }] };
-  expect(checkPlan(flipped).issues[0].message).toMatch(/spatial augmentation is not supported with an image target/);
+  expect(checkPlan(flipped).issues).toEqual([]);
   expect(checkPlan({ ...SLICES_PLAN, target: { channels: [{ modality: 'seg' }] } }).issues[0].path).toBe('target.channels[0].labels');
   expect(checkPlan(SLICES_PLAN).issues).toEqual([]);
 });

@@ -50,11 +50,6 @@ export function imageTargetIssues(spec: PlanSpec, outputShape: number[]): PlanIs
   if (!target) return [];
   const image = spec.inputs.image;
   if (!image) return [{ path: 'target.channels', message: 'an image target needs inputs.image (its grid is the image input\'s)' }];
-  const moving = (spec.augmentation ?? []).findIndex((a) => a.op === 'flip' || a.op === 'rotate90' || a.op === 'affine');
-  if (moving >= 0) {
-    // Augmentation moves the input's voxels only; a target left in place would no longer match it.
-    return [{ path: `augmentation[${moving}].op`, message: 'spatial augmentation is not supported with an image target yet (the target would not move with the image)' }];
-  }
   const expected = [imageTargetChannelCount(spec), ...image.size];
   if (outputShape.length !== expected.length || outputShape.some((n, a) => n !== expected[a])) {
     return [{
@@ -197,4 +192,57 @@ export function torchTargetHelpers(text: string, replace: Replace, wholeSample: 
 `, `        for step in (self.IMAGE_STEPS if steps is None else steps):
 `);
   return `${out}${TORCH_TARGET_METHOD}${TORCH_TARGET_BATCH_METHOD}`;
+}
+
+/**
+ * The augmentation helpers of a plan with an image target (augment.ts augmentSample): the same draws move the target
+ * with the image (flip, rot90, affine reading the nearest voxel); intensity steps leave it.
+ */
+export function torchTargetAugmentHelpers(text: string, replace: Replace): string {
+  let out = replace(text, `    def _fbts_augment_sample(self, x, state):
+`, `    def _fbts_augment_sample(self, x, state, y=None):
+`);
+  out = replace(out, `                x = x.flip([a + 1 for a in step['axes']])
+`, `                x = x.flip([a + 1 for a in step['axes']])
+                y = None if y is None else y.flip([a + 1 for a in step['axes']])
+`);
+  out = replace(out, `                x = torch.rot90(x, 1 + int(np.floor(3 * u[0])), [step['axes'][0] + 1, step['axes'][1] + 1])
+`, `                x = torch.rot90(x, 1 + int(np.floor(3 * u[0])), [step['axes'][0] + 1, step['axes'][1] + 1])
+                y = None if y is None else torch.rot90(y, 1 + int(np.floor(3 * u[0])), [step['axes'][0] + 1, step['axes'][1] + 1])
+`);
+  out = replace(out, `                x = self._fbts_affine(x, step['axes'][0] + 1, step['axes'][1] + 1, (2 * u[0] - 1) * step['rotate'] * np.pi / 180,
+                                      1 + (2 * u[1] - 1) * step['scale'], ((2 * u[2] - 1) * step['translate'], (2 * u[3] - 1) * step['translate']))
+`, `                transform = ((2 * u[0] - 1) * step['rotate'] * np.pi / 180, 1 + (2 * u[1] - 1) * step['scale'],
+                             ((2 * u[2] - 1) * step['translate'], (2 * u[3] - 1) * step['translate']))
+                x = self._fbts_affine(x, step['axes'][0] + 1, step['axes'][1] + 1, *transform)
+                y = None if y is None else self._fbts_affine(y, step['axes'][0] + 1, step['axes'][1] + 1, *transform, nearest=True)
+`);
+  out = replace(out, `        return x
+
+    @staticmethod
+    def _fbts_affine(x, a, b, angle, scale, shift):
+`, `        return x if y is None else (x, y)
+
+    @staticmethod
+    def _fbts_affine(x, a, b, angle, scale, shift, nearest=False):
+`);
+  out = replace(out, `        out = (1 - wa) * (1 - wb) * at(a0, b0)`, `        if nearest:  # an image target's labels: the nearest voxel, floor(position + 0.5)
+            out = at(np.floor(sa + 0.5).astype(np.int64), np.floor(sb + 0.5).astype(np.int64))
+        else:
+            out = (1 - wa) * (1 - wb) * at(a0, b0)`);
+  out = replace(out, `    def _fbts_augment_batch(self, images, seed):
+        return torch.stack([self._fbts_augment_sample(x, (seed + (i + 1) * 0x9E3779B9) & 0xFFFFFFFF) for i, x in enumerate(images)])
+
+    def _fbts_augment(self, images):
+        # One seed per training batch from torch's generator (seeded by Fed-BioMed with random_seed).
+        return self._fbts_augment_batch(images, int(torch.randint(0, 2 ** 32, (1,), dtype=torch.int64)))
+`, `    def _fbts_augment_batch(self, images, seed, targets):
+        pairs = [self._fbts_augment_sample(x, (seed + (i + 1) * 0x9E3779B9) & 0xFFFFFFFF, y) for i, (x, y) in enumerate(zip(images, targets))]
+        return torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
+
+    def _fbts_augment(self, images, targets):
+        # One seed per training batch from torch's generator (seeded by Fed-BioMed with random_seed).
+        return self._fbts_augment_batch(images, int(torch.randint(0, 2 ** 32, (1,), dtype=torch.int64)), targets)
+`);
+  return out;
 }

@@ -23,7 +23,7 @@ import { localParameterNamesOf } from './fedbn';
 import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES, outputsLogits } from './metrics';
 import { isImageTarget, LossSpec, MetricName, PlanSpec, TargetSpec } from './spec';
 import { hasSeveralHeads, headMetricKey, headView, lossWeight, planHeads } from './heads';
-import { TORCH_TARGET_DATASET_LINES, torchTargetConstants, torchTargetHelpers } from './image-target';
+import { TORCH_TARGET_DATASET_LINES, torchTargetAugmentHelpers, torchTargetConstants, torchTargetHelpers } from './image-target';
 import { torchImageLoss } from './image-losses';
 import { validatePlan } from './validate';
 import { dpGroupCount } from './dp-fix';
@@ -360,6 +360,14 @@ const AUGMENT_HELPERS = String.raw`
         # One seed per training batch from torch's generator (seeded by Fed-BioMed with random_seed).
         return self._fbts_augment_batch(images, int(torch.randint(0, 2 ** 32, (1,), dtype=torch.int64)))
 `;
+
+function augmentHelpers(spec: PlanSpec): string {
+  if (!isImageTarget(spec.target)) return AUGMENT_HELPERS;
+  return torchTargetAugmentHelpers(AUGMENT_HELPERS, (text, from, to) => {
+    if (!text.includes(from)) throw new Error(`internal: augmentation helper line not found: ${from.trim()}`);
+    return text.replace(from, to);
+  });
+}
 
 /** FedBN (src/plan/fedbn.ts): local parameters kept in Fed-BioMed's var directory, per plan and dataset. */
 const FEDBN_HELPERS = String.raw`
@@ -1058,7 +1066,9 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '    def training_step(self, data, target):',
     '        self.model().train()',
     '        inputs, y = self._fbts_batch(data, target)',
-    ...(augmentation.length > 0 ? ["        inputs['image'] = self._fbts_augment(inputs['image'])  # training batches only"] : []),
+    ...(augmentation.length === 0 ? [] : isImageTarget(spec.target)
+      ? ["        inputs['image'], y = self._fbts_augment(inputs['image'], y)  # training batches only; the target moves with the image"]
+      : ["        inputs['image'] = self._fbts_augment(inputs['image'])  # training batches only"]),
     '        output = self.model()(**inputs)',
     '        return self._fbts_loss(output, y)',
     '',
@@ -1072,7 +1082,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '        return results',
     ...dataHelpers(spec, options.fedbiomed ?? 'v4.5').split('\n').slice(0, -1),
     ...(usesClassificationHelpers(spec) ? METRIC_HELPERS.split('\n').slice(0, -1) : []),
-    ...(augmentation.length > 0 ? AUGMENT_HELPERS.split('\n').slice(0, -1) : []),
+    ...(augmentation.length > 0 ? augmentHelpers(spec).split('\n').slice(0, -1) : []),
     ...(localParameters.length > 0 ? FEDBN_HELPERS.split('\n').slice(0, -1) : []),
   ];
   return `${lines.join('\n')}\n`;

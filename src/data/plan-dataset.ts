@@ -180,10 +180,9 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
       };
     }
     case 'dicom': {
-      if (isImageTarget(spec.target)) {
-        throw new DataReadError(source.path, 'the plan has an image target (label maps per subject): register the data as a medical folder');
-      }
-      const modalities = spec.inputs.image?.modalities ?? [];
+      // An image target's label maps are series roles too: an RT structure set's ROI rasterised as a 0/1 mask on
+      // the series it references (a series rule with modality RTSTRUCT and roi), or a label-map image series.
+      const modalities = [...new Set([...(spec.inputs.image?.modalities ?? []), ...targetModalities(spec)])];
       const site = openDicomSite(source.path, { clinicalCsv: tabularFile, indexColumn: indexCol, modalities, ...dicomSiteRuleOptions(params) });
       // Unreadable files are found before training: their patients are skipped (logged from `issues`) or the
       // round fails with the list, by the dataset's `unreadable` parameter.

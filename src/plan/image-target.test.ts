@@ -331,7 +331,6 @@ test('a TS node\'s medical-folder dataset (NIfTI) gives the same target, channel
   })));
   expect(maxAbsDiff(batch.target.dataSync(), expected.dataSync())).toBeLessThan(1e-6);
   tf.dispose([batch.target, expected, ...Object.values(batch.inputs)]);
-  expect(() => openPlanDataset(MIP_PLAN, { dataType: 'dicom', path: root, parameters: null })).toThrow(/image target .* medical folder/);
 });
 
 test('the validator refuses an image target that does not fit the output; spatial augmentation moves it, so is accepted', () => {

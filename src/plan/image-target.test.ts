@@ -79,7 +79,7 @@ const TUMOUR_CROP_PLAN = definePlan({
   target: { channels: CHANNELS },
   preprocessing: [
     { op: 'resample', spacing: [1.5, 1, 2] },
-    { op: 'crop_around', modality: 'seg', center: 'mask', size: [5, 6, 4], padValue: -1 },
+    { op: 'crop_around', modality: 'seg', center: 'mask', labels: [1, 4], size: [5, 6, 4], padValue: -1 },
     { op: 'normalize', method: 'zscore', modalities: ['T1'] },
   ],
   model: { nodes: [{ name: 'conv', type: 'conv3d', outChannels: 3, kernelSize: 3, padding: 1, input: 'image' }], output: 'conv' },
@@ -96,12 +96,35 @@ const DOSE_CROP_SLICES_PLAN = withAugmentation(targetPlan('DoseCropSlices', [
   { op: 'window', center: 30, width: 60, modalities: ['dose'] },
   { op: 'select_slices', axis: 2, count: 2 },
 ], [6, 5], 6), [{ op: 'flip', axes: [1], p: 0.5 }, { op: 'affine', axes: [0, 1], rotate: 20, scale: 0.1, translate: 1, p: 1 }, { op: 'gaussian_noise', std: 0.1, p: 1 }]);
+/**
+ * The tumour-centred recipe for a 2-D image-to-image plan whose inputs include the pre-treatment segmentation (as
+ * the evolution demo's): resample (the segmentation nearest), a box centred on its tumour labels (1, 4: oedema
+ * left out), the box's middle axial slice — the tumour's centre slice — and training batches turned and flipped.
+ */
+const TUMOUR_SLICE_PLAN = definePlan({
+  name: 'TumourCentredSlice',
+  inputs: { image: { modalities: ['T1', 'dose', 'seg'], dims: 2, size: [6, 6] } },
+  target: { channels: CHANNELS },
+  preprocessing: [
+    { op: 'resample', spacing: [1.5, 1, 1.5], nearest: ['seg'] },
+    { op: 'crop_around', modality: 'seg', center: 'mask', labels: [1, 4], size: [6, 6, 3] },
+    { op: 'normalize', method: 'zscore', modalities: ['T1'] },
+    { op: 'select_slices', axis: 2, count: 1 },
+  ],
+  augmentation: [{ op: 'rotate90', axes: [0, 1], p: 0.7 }, { op: 'flip', axes: [0], p: 0.5 }, { op: 'affine', axes: [0, 1], rotate: 10, scale: 0.05, translate: 0.5, p: 0.8 }],
+  model: { nodes: [{ name: 'conv', type: 'conv2d', outChannels: 3, kernelSize: 3, padding: 1, input: 'image' }], output: 'conv' },
+  loss: { type: 'bce', fromLogits: true },
+  optimizer: { type: 'sgd', lr: 0.1 },
+});
 /** Stored geometry (LPS, volume.ts): i to posterior, j to the patient's right, k to superior; not RAS. */
 const NIFTI_GEOMETRY = { spacing: [1.3, 0.8, 2.0] as [number, number, number], orientation: [0, 1, 0, -1, 0, 0, 0, 0, 1] as Volume['orientation'], origin: [10, -5, 3] as [number, number, number] };
 const NIFTI_SHAPE = [9, 8, 6];
-const NIFTI_CASES = [TUMOUR_CROP_PLAN, DOSE_CROP_SLICES_PLAN];
+const NIFTI_CASES = [TUMOUR_CROP_PLAN, DOSE_CROP_SLICES_PLAN, TUMOUR_SLICE_PLAN];
 
-/** Subject s's volumes with a tumour near a corner (so the box leaves the volume), its labels in {1, 2, 4}. */
+/**
+ * Subject s's volumes with a tumour near a corner (so the box leaves the volume): core labels 1 and 4, and oedema
+ * (2) on one side of it, so a box on the labels 1, 4 and a box on every label > 0 have different centres.
+ */
 function tumourVolumes(rng: SeededRandom, s: number): Subject {
   const shape = NIFTI_SHAPE;
   const n = shape.reduce((a, b) => a * b, 1);
@@ -110,7 +133,8 @@ function tumourVolumes(rng: SeededRandom, s: number): Subject {
   for (let x = 0; x < shape[0]; x++) {
     for (let y = 0; y < ny; y++) {
       for (let z = 0; z < nz; z++) {
-        if (x >= 6 && y <= 2 + s && z >= 1 && z <= 3) seg[(x * ny + y) * nz + z] = [1, 2, 4][Math.floor(3 * rng.next())];
+        if (x >= 6 && y <= 2 + s && z >= 1 && z <= 3) seg[(x * ny + y) * nz + z] = [1, 4][Math.floor(2 * rng.next())];
+        else if (x >= 4 && y <= 2 + s && z >= 1 && z <= 3) seg[(x * ny + y) * nz + z] = 2;
       }
     }
   }

@@ -127,12 +127,14 @@ const TORCH_TARGET_SAMPLE_METHOD = String.raw`
         tracks = {m: (data[m], False) for m in self.MODALITIES}
         for c, channel in enumerate(self.TARGET_CHANNELS):
             tracks[('target', c)] = (targets[channel['modality']], True)
-        for step in self.IMAGE_STEPS:
-            if step['op'] == 'crop_around' and step['modality'] not in tracks:
-                tracks[step['modality']] = (targets[step['modality']], True)
+        for i, step in enumerate(self.IMAGE_STEPS):
+            if step['op'] == 'crop_around' and step['modality'] not in self.MODALITIES:
+                tracks[('guide', i)] = (targets[step['modality']], True)
 
         def name(k):
-            return self.TARGET_CHANNELS[k[1]]['modality'] if isinstance(k, tuple) else k
+            if isinstance(k, tuple):
+                return self.TARGET_CHANNELS[k[1]]['modality'] if k[0] == 'target' else self.IMAGE_STEPS[k[1]]['modality']
+            return k
         xs = {}
         for k, (volume, label) in tracks.items():
             v = torch.as_tensor(np.asarray(volume))
@@ -142,13 +144,20 @@ const TORCH_TARGET_SAMPLE_METHOD = String.raw`
                     mask[v == value] = 1.0
                 v = mask
             elif label:
-                v = (v > 0).float()
+                # a target label map placing a crop_around box: its mask (voxels > 0, or of the step's labels)
+                labels = self.IMAGE_STEPS[k[1]].get('labels')
+                v = (v > 0).float() if labels is None else torch.isin(v, torch.tensor(labels, dtype=v.dtype)).float()
             xs[k] = self._fbts_volume(v, name(k))
-        for step in self.IMAGE_STEPS:
+        for i, step in enumerate(self.IMAGE_STEPS):
             op = step['op']
             if op == 'crop_around':
-                boxes = self._fbts_crop_around(xs, step)
-                zero = self._fbts_crop_around(xs, dict(step, padValue=0))
+                named = xs
+                if step['modality'] not in self.MODALITIES:
+                    # the box from the target's mask, made above (its labels already applied)
+                    named = dict(xs, **{step['modality']: xs[('guide', i)]})
+                    step = dict(step, labels=None)
+                boxes = self._fbts_crop_around(named, step)
+                zero = self._fbts_crop_around(named, dict(step, padValue=0))
                 xs = {k: zero[k] if tracks[k][1] else boxes[k] for k in xs}
             elif op == 'resample':
                 xs = {k: self._fbts_resample(x, getattr(tracks[k][0], 'affine', None), dict(step, nearest=[name(k)]) if tracks[k][1] else step, name(k))

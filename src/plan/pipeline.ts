@@ -147,13 +147,16 @@ export function preprocessModality(spec: PlanSpec, modality: string, volume: Den
  * One array carried through the image steps of a sample:
  * - 'input': an image-input modality;
  * - 'target': one image-target channel, the 0/1 mask of a label map (image-target.ts);
- * - 'foreground': a target modality's voxels > 0, when it places a crop_around box and is not an input.
+ * - 'foreground': a target modality's mask (voxels > 0, or of the step's `labels`), when it places a crop_around
+ *   box and is not an input.
  * 'target' and 'foreground' arrays take the spatial steps only (no normalize, clip, window or log), are resampled
  * nearest-neighbour and are 0 outside a crop_around box, so a target lands on the input's voxels, labels intact.
  */
 interface ImageTrack {
   kind: 'input' | 'target' | 'foreground';
   modality: string;
+  /** A foreground's crop_around step (its index in spec.preprocessing): the mask it was made from. */
+  step?: number;
   volume: DenseVolume;
   /** What messages call it. */
   name: string;
@@ -173,9 +176,11 @@ function preprocessTracks(spec: PlanSpec, tracks: ImageTrack[]): DenseVolume[] {
     // A leading channel axis of 1, as in the generated plan.
     return { data: stored.data, shape: [1, ...stored.shape] };
   });
-  for (const step of spec.preprocessing.filter(isImageStep)) {
+  for (const [index, step] of spec.preprocessing.entries()) {
+    if (!isImageStep(step)) continue;
     if (step.op === 'crop_around') {
-      const g = tracks.findIndex((t) => t.kind !== 'target' && t.modality === step.modality);
+      let g = tracks.findIndex((t) => t.kind === 'input' && t.modality === step.modality);
+      if (g < 0) g = tracks.findIndex((t) => t.kind === 'foreground' && t.step === index);
       if (g < 0) throw new PreprocessError(`plan ${spec.name}: crop_around needs modality '${step.modality}' for this sample`);
       const guide = xs[g];
       xs.forEach((x, i) => {
@@ -183,7 +188,8 @@ function preprocessTracks(spec: PlanSpec, tracks: ImageTrack[]): DenseVolume[] {
           throw new PreprocessError(`${tracks[i].name} is [${x.shape.slice(1).join(', ')}] where '${step.modality}' is [${guide.shape.slice(1).join(', ')}]: crop_around needs one grid for all modalities`);
         }
       });
-      const centre = cropCentre(guide, step.center, step.smooth);
+      // A foreground is its mask already (0/1): its labels were applied when it was made.
+      const centre = cropCentre(guide, step.center, step.smooth, tracks[g].kind === 'input' ? step.labels : undefined);
       const start = centre.map((c, a) => c - Math.floor(step.size[a] / 2));
       xs = xs.map((x, i) => padCrop(x, start, step.size, tracks[i].kind === 'input' ? step.padValue ?? 0 : 0));
       continue;
@@ -337,14 +343,15 @@ export function imageSample(
     }
   }
   // The arrays that place crop_around boxes, when not computed already: an input modality, or a target modality's foreground.
-  for (const step of spec.preprocessing) {
-    if (step.op !== 'crop_around' || tracks.some((t) => t.kind !== 'target' && t.modality === step.modality)) continue;
+  for (const [index, step] of spec.preprocessing.entries()) {
+    if (step.op !== 'crop_around') continue;
     if (image.modalities.includes(step.modality)) {
-      tracks.push(inputTrack(step.modality));
+      if (!tracks.some((t) => t.kind === 'input' && t.modality === step.modality)) tracks.push(inputTrack(step.modality));
     } else if (target?.channels.some((c) => c.modality === step.modality)) {
       const volume = labelVolume(step.modality);
-      const foreground = Float32Array.from(volume.data, (v) => (v > 0 ? 1 : 0));
-      tracks.push({ kind: 'foreground', modality: step.modality, volume: { ...volume, data: foreground }, name: `plan ${spec.name}: target modality '${step.modality}'` });
+      const labels = step.labels && new Set(step.labels);
+      const mask = Float32Array.from(volume.data, (v) => ((labels ? labels.has(v) : v > 0) ? 1 : 0));
+      tracks.push({ kind: 'foreground', modality: step.modality, step: index, volume: { ...volume, data: mask }, name: `plan ${spec.name}: target modality '${step.modality}'` });
     }
   }
   const processed = preprocessTracks(spec, tracks);

@@ -94,6 +94,7 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
         break;
       case 'crop_around':
         if (step.size.length !== rank) issue(i, 'size', `needs ${rank} values (the volume is ${rank}D here)`);
+        if (step.labels !== undefined && step.center !== 'mask') issue(i, 'labels', "labels apply to center 'mask'");
         if (step.smooth !== undefined && step.center !== 'brightest') issue(i, 'smooth', "smooth applies to center 'brightest'");
         else if (step.smooth !== undefined && step.smooth % 2 !== 1) issue(i, 'smooth', `needs an odd box width, got ${step.smooth}`);
         if (!image!.modalities.includes(step.modality) && !targetLabelModalities.includes(step.modality)) {

@@ -632,6 +632,12 @@ function dataHelpers(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string {
   }
   if (uses('mip')) text = replace(text, branchAnchor, `${MIP_BRANCH}${branchAnchor}`);
   if (needsWholeSample(spec)) text = wholeSampleHelpers(text);
+  if (spec.preprocessing.some((s) => s.op === 'crop_around' && s.labels)) {
+    // crop_around on the voxels of given labels (e.g. a segmentation's tumour labels, not its oedema)
+    text = replace(text, `            inside = (guide > 0).any(dim=0).nonzero()
+`, `            inside = (guide > 0 if step.get('labels') is None else torch.isin(guide, torch.tensor(step['labels'], dtype=guide.dtype))).any(dim=0).nonzero()
+`);
+  }
   if (uses('fill_missing')) text = fillMissingHelpers(text, replace);
   if (uses('one_hot_column')) text = oneHotHelpers(text, replace);
   if (fedbiomed === 'v6') {

@@ -493,6 +493,11 @@ export interface CropAroundStep {
   size: number[];
   padValue?: number;
   smooth?: number;
+  /**
+   * center 'mask' only: the mask is the voxels holding one of these values (e.g. a segmentation's tumour labels
+   * [1, 4], leaving oedema out) instead of every voxel > 0. List a resampled input guide in resample's `nearest`.
+   */
+  labels?: number[];
 }
 export interface SelectSlicesStep {
   op: 'select_slices';

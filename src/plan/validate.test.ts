@@ -138,6 +138,8 @@ describe('plan validation', () => {
     expect(issuePaths(unknownNearest)).toEqual(['preprocessing[0].nearest[0]']);
     const unknownGuide = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'crop_around', modality: 'GTV', center: 'brightest', size: [6, 8, 7] }));
     expect(issuePaths(unknownGuide)).toEqual(['preprocessing[0].modality']);
+    const labelsOnBrightest = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'brightest', size: [6, 8, 7], labels: [1] }]));
+    expect(issuePaths(labelsOnBrightest)).toEqual(['preprocessing[0].labels']);
     const smoothOnMask = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8, 7], smooth: 3 }]));
     expect(issuePaths(smoothOnMask)).toEqual(['preprocessing[0].smooth']);
     const evenSmooth = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'brightest', size: [6, 8, 7], smooth: 2 }]));

@@ -1,10 +1,11 @@
 /**
  * Image targets from a DICOM site: a label-map series (the tumour segmentation, an image series given a role by an
  * operator rule) and an RT structure set's ROI (the GTV, rasterised on the series it references) are target modalities
- * like a medical folder's. The same cases converted to NIfTI by pydicom + nibabel (RAS voxel order, as dcm2niix
- * would store them; the GTV from its known voxels) give the same input and target tensors once the plan's resample
- * step has put both in RAS, and the tumour-centred crop (crop_around on the GTV) cuts the same box from both.
+ * like a medical folder's. The same cases converted to NIfTI by dcm2niix (its own voxel order; the GTV from its
+ * known voxels, written as a series and converted alike) give the same input and target tensors once the plan's
+ * resample step has put both in RAS, and the tumour-centred crop (crop_around on the GTV) cuts the same box from both.
  */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -15,36 +16,10 @@ import { phantomVolume, seriesOptions } from './dicom-corpus.test-helper';
 import { writeRtStruct } from './dicom-rtstruct.test-helper';
 import { writeMrSeries } from './dicom-writer';
 import { openPlanDataset } from './plan-dataset';
-import { runPython } from './python-oracle.test-helper';
 import { Volume, withData } from './volume';
 
 const DIMS: [number, number, number] = [10, 8, 5];
 const PATIENTS = ['P-1', 'P-2'];
-
-/** pydicom + nibabel: a DICOM series folder → a NIfTI file in the closest canonical (RAS) voxel order. */
-const DICOM_TO_NIFTI = `
-import sys, glob
-import numpy as np, pydicom, nibabel as nib
-src, out = sys.argv[1], sys.argv[2]
-slices = [pydicom.dcmread(f) for f in glob.glob(src + '/*.dcm')]
-iop = np.array(slices[0].ImageOrientationPatient, dtype=float)
-row, col = iop[:3], iop[3:]
-normal = np.cross(row, col)
-slices.sort(key=lambda d: float(np.dot(normal, np.array(d.ImagePositionPatient, dtype=float))))
-# rows x columns x slices -> (i = column, j = row, k = slice), in the stored values' units
-volume = np.stack([d.pixel_array.astype(np.float32) * float(d.get('RescaleSlope', 1)) + float(d.get('RescaleIntercept', 0)) for d in slices], axis=-1)
-volume = volume.transpose(1, 0, 2)
-first = np.array(slices[0].ImagePositionPatient, dtype=float)
-dz = float(np.dot(normal, np.array(slices[1].ImagePositionPatient, dtype=float) - first))
-lps = np.eye(4)
-lps[:3, 0] = row * float(slices[0].PixelSpacing[1])
-lps[:3, 1] = col * float(slices[0].PixelSpacing[0])
-lps[:3, 2] = normal * dz
-lps[:3, 3] = first
-image = nib.as_closest_canonical(nib.Nifti1Image(volume, np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps))
-assert image.affine[0, 0] > 0 and image.affine[1, 1] > 0  # the voxel order really changed (LPS -> RAS)
-nib.save(image, out)
-`;
 
 /** The tumour label map: labels 1, 2, 4 in a block at the border (x 6..9, y 0..2+s, z 1..3). */
 function segmentation(reference: Volume, s: number): Volume {
@@ -104,8 +79,10 @@ beforeAll(() => {
   site = path.join(work, 'site');
   folder = path.join(work, 'nifti');
   const convert = (series: string, patient: string, modality: string): void => {
-    fs.mkdirSync(path.join(folder, patient, modality), { recursive: true });
-    runPython(DICOM_TO_NIFTI, [series, path.join(folder, patient, modality, `${patient}_${modality}.nii.gz`)], ['pydicom', 'nibabel']);
+    const out = path.join(folder, patient, modality);
+    fs.mkdirSync(out, { recursive: true });
+    const run = spawnSync('dcm2niix', ['-z', 'y', '-b', 'n', '-f', `${patient}_${modality}`, '-o', out, series], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`dcm2niix failed on ${series}: ${run.stderr || run.stdout}`);
   };
   PATIENTS.forEach((id, s) => {
     const t1 = phantomVolume(DIMS, 3 + s);
@@ -139,6 +116,10 @@ test('a DICOM site and its NIfTI copy give the same input and target tensors (la
   const dicom = openPlanDataset(plan, { dataType: 'dicom', path: site, parameters: { series_rules: SERIES_RULES } });
   const nifti = openPlanDataset(plan, { dataType: 'medical-folder', path: folder, parameters: null });
   expect(nifti.size).toBe(2);
+  // Not the same arrays before the plan's resample: dcm2niix stores another voxel order than the DICOM reader's.
+  const raw = (dataType: string, root: string, parameters: Record<string, unknown> | null) =>
+    openPlanDataset({ ...plan, name: 'Raw', inputs: { image: { ...plan.inputs.image!, size: [10, 8, 5] } }, preprocessing: [] }, { dataType, path: root, parameters }).sample(0).image!.data;
+  expect(raw('dicom', site, { series_rules: SERIES_RULES })).not.toEqual(raw('medical-folder', folder, null));
   const wideBox = { ...plan, name: 'DicomWideCrop', inputs: { image: { ...plan.inputs.image!, size: [14, 14, 8] } },
     preprocessing: plan.preprocessing.map((s) => (s.op === 'crop_around' ? { ...s, size: [14, 14, 8] } : s)) };
   const wide = openPlanDataset(wideBox, { dataType: 'dicom', path: site, parameters: { series_rules: SERIES_RULES } });

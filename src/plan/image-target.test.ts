@@ -366,6 +366,11 @@ test('the validator refuses an image target that does not fit the output; spatia
   expect(checkPlan(SLICES_PLAN).issues).toEqual([]);
 });
 
+test('a plan with an image target is not generated for Fed-BioMed v6 (its target would be read from the demographics)', () => {
+  expect(() => generateTorchPlan(SLICES_PLAN, { fedbiomed: 'v6' })).toThrow(/image target are generated for Fed-BioMed v4.5 only/);
+  expect(generateTorchPlan(SLICES_PLAN)).toContain('target_modalities=self.TARGET_MODALITIES');
+});
+
 test('image losses in the plan: accepted on image outputs, checked term by term, refused on flat outputs', () => {
   const withLoss = (loss: unknown): unknown => ({ ...SLICES_PLAN, loss });
   const bceDice = { type: 'weighted', terms: [{ weight: 1, loss: { type: 'bce', fromLogits: true } }, { weight: 0.5, loss: { type: 'soft_dice', channel: 5, fromLogits: true } }] };

@@ -875,6 +875,10 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
     if (fedbiomed === 'v6') throw new Error('plan export --fedbiomed v6: image-folder plans are generated for Fed-BioMed v4.5 only (v6\'s image datasets were not checked)');
     return [...IMAGE_FOLDER_TRAINING_DATA];
   }
+  if (isImageTarget(spec.target) && fedbiomed === 'v6') {
+    // v6's MedicalFolderDataset takes the target from the demographics here: an image target would be lost.
+    throw new Error('plan export --fedbiomed v6: plans with an image target are generated for Fed-BioMed v4.5 only (v6\'s target modalities were not checked)');
+  }
   if (spec.inputs.image && needsWholeSample(spec)) {
     if (fedbiomed === 'v6') {
       throw new Error('plan export --fedbiomed v6: the resample / crop_around image steps are not generated for v6\'s MedicalFolderDataset yet');

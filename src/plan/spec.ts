@@ -478,7 +478,9 @@ export interface ResampleStep {
  * A box of fixed size centred on a voxel found in one modality's volume (at this point of the pipeline), cut out
  * of every modality at the same voxel indices; positions outside the volume take `padValue` (default 0; an image
  * target's channels take 0). The modality is an image input or, with an image target, one of the target's label
- * maps (its voxels > 0 are the mask: a tumour-centred crop from the segmentation).
+ * maps (its voxels > 0 are the mask: a tumour-centred crop from the segmentation); a box placed by the target
+ * needs the target at prediction time too, and tells the network where the answer lies: a model that predicts a
+ * follow-up places it by an input (the pre-treatment segmentation).
  * center 'mask': the centre of the bounding box of the modality's voxels > 0 (per axis floor((first + last) / 2));
  * the volume centre floor(n / 2) when the mask is empty. center 'brightest': the maximum-intensity voxel (the
  * first one in C order on ties), e.g. PET SUVmax; with `smooth: k` (odd), the maximum of the k-wide box mean

@@ -65,3 +65,35 @@ test('training batches are augmented and reproducible by seed; validation batche
   const source = data.batchSource([0, 1, 2], { augmentSeed: 11 });
   expect(images(source.batch([0, 1, 2]))).not.toEqual(images(source.batch([0, 1, 2])));
 });
+
+test('an image target is moved with the image in training batches (and left alone at validation)', () => {
+  // The target is the T1 > 10 mask: after flips and turns (no intensity step) it must still be the image's mask.
+  const targetSpec = definePlan({
+    name: 'AugmentedTarget',
+    inputs: { image: { modalities: ['T1'], dims: 2, size: [4, 4] } },
+    target: { channels: [{ modality: 'mask', labels: [1] }] },
+    augmentation: [{ op: 'flip', axes: [1], p: 0.5 }, { op: 'rotate90', axes: [0, 1], p: 0.9 }],
+    model: { nodes: [{ name: 'conv', type: 'conv2d', outChannels: 1, kernelSize: 3, padding: 1, input: 'image' }], output: 'conv' },
+    loss: { type: 'bce', fromLogits: true },
+    optimizer: { type: 'sgd', lr: 0.1 },
+  });
+  for (const [i, s] of ['sub-01', 'sub-02', 'sub-03'].entries()) {
+    const folder = path.join(root, s, 'mask');
+    fs.mkdirSync(folder, { recursive: true });
+    const v = createVolume([4, 4, 1]);
+    v.data.forEach((_, k) => (v.data[k] = 10 * i + k > 10 ? 1 : 0));
+    writeNifti(path.join(folder, `${s}_mask.nii.gz`), v, { datatype: 'float32' });
+  }
+  const data = openPlanDataset(targetSpec, { dataType: 'medical-folder', path: root, parameters: null });
+  const pairs = (made: Batch | Promise<Batch>): [number[], number[]] => {
+    if (made instanceof Promise) throw new Error('a plan dataset builds batches synchronously');
+    const out: [number[], number[]] = [Array.from(made.inputs.image.dataSync()), Array.from(made.target.dataSync())];
+    tf.dispose([...Object.values(made.inputs), made.target]);
+    return out;
+  };
+  const [plainImage, plainTarget] = pairs(data.batchSync([0, 1, 2]));
+  expect(plainTarget).toEqual(plainImage.map((v) => (v > 10 ? 1 : 0)));
+  const [image, target] = pairs(data.batchSource([0, 1, 2], { augmentSeed: 5 }).batch([0, 1, 2]));
+  expect(image).not.toEqual(plainImage);
+  expect(target).toEqual(image.map((v) => (v > 10 ? 1 : 0)));
+});

@@ -157,6 +157,10 @@ export function parseDicomFile(file: string, limits: DicomReadLimits = {}): Dico
     const modality = stringTag(dataSet, 0x0008, 0x0060);
     throw new NoPixelDataError(file, `DICOM file has no pixel data${hint}${modality ? ` (Modality ${modality})` : ''}`, modality);
   }
+  if (stringTag(dataSet, 0x0008, 0x0060) === 'SEG') {
+    // Bit-packed segment masks, not an image: dicom-seg.ts reads them as label maps on the series they reference.
+    throw new NoPixelDataError(file, 'DICOM segmentation (no image pixels: read as a label map)', 'SEG');
+  }
   const slice = { file, dataSet, syntax, ...describePixels(file, dataSet, limits) };
   checkPixelBytes(slice);
   return slice;

@@ -13,6 +13,7 @@ import { DicomReadLimits, DicomSeries, readDicomFolder } from './dicom-series';
 import { stringTag } from './dicom-file';
 import { suvBodyWeightFactor, suvParameters } from './dicom-pet';
 import { rasterizeRoi, readRtStruct } from './dicom-rtstruct';
+import { readSegmentation, segmentationOnGrid } from './dicom-seg';
 
 export const MRI_MODALITIES = ['T1', 'T1ce', 'T2', 'FLAIR'] as const;
 export type MriModality = (typeof MRI_MODALITIES)[number];
@@ -34,6 +35,11 @@ export interface SeriesRule {
    * 0/1 mask on the voxel grid of the image series the structure set references.
    */
   roi?: string;
+  /**
+   * With modality SEG (DICOM Segmentation): the segment label pattern (case-insensitive regular expression) whose
+   * segments become a 0/1 mask; without it, the label map of segment numbers. On the series the SEG references.
+   */
+  segment?: string;
 }
 
 export interface DicomPatient {
@@ -147,6 +153,7 @@ export function readDicomPatient(dir: string, options: DicomPatientOptions = {})
     }
   }
   addStructureMasks(patient, folder.structureSets, folder.series, options.rules ?? []);
+  addSegmentations(patient, folder.segmentations, folder.series, options.rules ?? []);
   if (ids.size > 1) patient.issues.push({ path: dir, message: `${dir}: series of different PatientIDs (${[...ids].join(', ')})` });
   if (ids.size === 1) patient.patientId = [...ids][0];
   return patient;
@@ -174,6 +181,41 @@ function addStructureMasks(patient: DicomPatient, files: string[], series: Dicom
           files: [file],
           modality: 'RTSTRUCT',
           seriesDescription: roi.name,
+          volume: { ...reference.volume, data },
+        };
+      }
+    } catch (error) {
+      patient.issues.push({ path: file, message: error instanceof Error ? error.message : `${file}: ${String(error)}` });
+    }
+  }
+}
+
+/**
+ * Label maps (or masks) for the SEG rules: each rule takes the first segmentation file that matches it (its
+ * description pattern, and with `segment` a segment whose label matches), on the series the file references.
+ */
+function addSegmentations(patient: DicomPatient, files: string[], series: DicomSeries[], rules: SeriesRule[]): void {
+  const segRules = rules.filter((r) => r.modality?.toUpperCase() === 'SEG');
+  for (const file of files) {
+    try {
+      const seg = readSegmentation(file);
+      for (const rule of segRules) {
+        if (patient.modalities[rule.role]) continue;
+        if (rule.description !== undefined && !new RegExp(rule.description, 'i').test(seg.seriesDescription)) continue;
+        const pattern = rule.segment === undefined ? undefined : new RegExp(rule.segment, 'i');
+        const chosen = pattern && seg.segments.filter((s) => pattern.test(s.label));
+        if (chosen?.length === 0) continue;
+        const reference = series.find((s) => s.seriesInstanceUid === seg.referencedSeriesUid);
+        if (!reference) {
+          patient.issues.push({ path: file, message: `${file}: segmentation references series ${seg.referencedSeriesUid ?? '(none)'}, not found` });
+          continue;
+        }
+        const data = segmentationOnGrid(seg, reference.volume, chosen?.map((s) => s.number));
+        patient.modalities[rule.role] = {
+          ...reference,
+          files: [file],
+          modality: 'SEG',
+          seriesDescription: chosen ? chosen.map((s) => s.label).join(', ') : seg.seriesDescription,
           volume: { ...reference.volume, data },
         };
       }

@@ -102,7 +102,7 @@ export function scanDicomFiles(dir: string, options: DicomSeriesOptions = {}): (
     try {
       parseDicomFile(file, options);
     } catch (error) {
-      if (error instanceof NoPixelDataError && error.modality === 'RTSTRUCT') continue; // read as masks
+      if (error instanceof NoPixelDataError && (error.modality === 'RTSTRUCT' || error.modality === 'SEG')) continue; // read as masks
       issues.push({ ...issueFrom(file, error), notAnImage: error instanceof NotDicomFileError || error instanceof NoPixelDataError });
     }
   }
@@ -113,6 +113,8 @@ export interface DicomFolder {
   series: DicomSeries[];
   /** RT structure set files (no pixels: their ROIs become masks on the series they reference). */
   structureSets: string[];
+  /** DICOM segmentation files (SEG: label maps on the series they reference, dicom-seg.ts). */
+  segmentations: string[];
   /** Unreadable files and series that cannot be assembled, each with the reason. */
   issues: DataIssue[];
 }
@@ -126,12 +128,14 @@ export function readDicomFolder(dir: string, options: DicomSeriesOptions = {}): 
   const issues: DataIssue[] = [];
   const groups = new Map<string, DicomSlice[]>();
   const structureSets: string[] = [];
+  const segmentations: string[] = [];
   for (const file of listSliceFiles(dir, true)) {
     let slice: DicomSlice;
     try {
       slice = parseDicomFile(file, options);
     } catch (error) {
       if (error instanceof NoPixelDataError && error.modality === 'RTSTRUCT') structureSets.push(file);
+      else if (error instanceof NoPixelDataError && error.modality === 'SEG') segmentations.push(file);
       else issues.push(issueFrom(file, error));
       continue;
     }
@@ -154,7 +158,7 @@ export function readDicomFolder(dir: string, options: DicomSeriesOptions = {}): 
     }
   }
   series.sort((a, b) => a.dir.localeCompare(b.dir) || a.seriesInstanceUid.localeCompare(b.seriesInstanceUid));
-  return { series, structureSets, issues };
+  return { series, structureSets, segmentations, issues };
 }
 
 function commonFolder(files: string[]): string {

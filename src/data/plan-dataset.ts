@@ -7,9 +7,9 @@
  * because every epoch revisits them.
  */
 import type { Batch, BatchSource } from '../engine/train';
-import { DenseVolume, headTargetValues, imageInput, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
+import { DenseVolume, headTargetValues, imageInput, imageSample, PreprocessError, tabularInput, targetValue } from '../plan/pipeline';
 import { makeBatch, PlanSample } from '../plan/batch';
-import { imageTarget, targetModalities } from '../plan/image-target';
+import { targetModalities } from '../plan/image-target';
 import { isImageTarget, PlanSpec } from '../plan/spec';
 import { augmentBatch, batchSeeds } from '../plan/augment';
 import { readCsv, rowRecord } from './csv';
@@ -83,9 +83,14 @@ export function openPlanDataset(spec: PlanSpec, source: PlanDataSource, options:
   };
   const buildUnlabelled = (index: number): PlanSample => {
     const { volumes, pictures, row } = raw.load(index);
-    const made: PlanSample = { target: isImageTarget(spec.target) ? imageTarget(spec, denseVolumes(volumes, targetModalities(spec))) : targetValue(spec, row) };
-    if (spec.heads) made.headTargets = headTargetValues(spec, row);
-    if (spec.inputs.tabular) made.tabular = tabularInput(spec, row);
+    const tabular = spec.inputs.tabular ? { tabular: tabularInput(spec, row) } : {};
+    const headTargets = spec.heads ? { headTargets: headTargetValues(spec, row) } : {};
+    if (isImageTarget(spec.target)) {
+      // The input and the target together: the target goes through the input's geometry (pipeline.ts imageSample).
+      const { image, target } = imageSample(spec, denseVolumes(volumes, [...spec.inputs.image!.modalities, ...targetModalities(spec)]));
+      return { image, target: target!, ...tabular, ...headTargets };
+    }
+    const made: PlanSample = { target: targetValue(spec, row), ...tabular, ...headTargets };
     if (spec.inputs.image) {
       const dense: Record<string, DenseVolume> = { ...pictures, ...denseVolumes(volumes, spec.inputs.image.modalities) };
       made.image = imageInput(spec, dense);
@@ -175,10 +180,9 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
       };
     }
     case 'dicom': {
-      if (isImageTarget(spec.target)) {
-        throw new DataReadError(source.path, 'the plan has an image target (label maps per subject): register the data as a medical folder');
-      }
-      const modalities = spec.inputs.image?.modalities ?? [];
+      // An image target's label maps are series roles too: an RT structure set's ROI rasterised as a 0/1 mask on
+      // the series it references (a series rule with modality RTSTRUCT and roi), or a label-map image series.
+      const modalities = [...new Set([...(spec.inputs.image?.modalities ?? []), ...targetModalities(spec)])];
       const site = openDicomSite(source.path, { clinicalCsv: tabularFile, indexColumn: indexCol, modalities, ...dicomSiteRuleOptions(params) });
       // Unreadable files are found before training: their patients are skipped (logged from `issues`) or the
       // round fails with the list, by the dataset's `unreadable` parameter.

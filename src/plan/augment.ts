@@ -17,6 +17,8 @@
  * - affine: θ = (2u₁ − 1)·rotate degrees, s = 1 + (2u₂ − 1)·scale, shift (t_a, t_b) = (2u₃ − 1, 2u₄ − 1)·translate;
  *   output voxel q of the plane (axes a, b; centre c = (n − 1)/2) reads the input at R(−θ)(q − c − t)/s + c with
  *   bilinear interpolation, zero outside (RandAffine with padding zeros); the same for every slice across it.
+ * An image target (image-target.ts) moves with the image: the same flips, turns and affine (nearest voxel, for
+ * labels), no intensity change, and no draw of its own (a batch draws alike with or without one).
  */
 import { SeededRandom } from '../engine/prng';
 import { formatPath, PlanIssue } from './errors';
@@ -71,8 +73,11 @@ function rot90Once(x: DenseVolume, a: number, b: number): DenseVolume {
   });
 }
 
-/** The affine resampling of the plane (a, b) of a channels-first tensor, described above. */
-function affinePlane(x: DenseVolume, a: number, b: number, t: { angle: number; scale: number; shift: [number, number] }): DenseVolume {
+/**
+ * The affine resampling of the plane (a, b) of a channels-first tensor, described above; `nearest` (image targets'
+ * label channels) reads the nearest voxel, floor(position + 0.5), in place of the bilinear blend.
+ */
+function affinePlane(x: DenseVolume, a: number, b: number, t: { angle: number; scale: number; shift: [number, number] }, nearest = false): DenseVolume {
   const na = x.shape[a];
   const nb = x.shape[b];
   const ca = (na - 1) / 2;
@@ -95,7 +100,8 @@ function affinePlane(x: DenseVolume, a: number, b: number, t: { angle: number; s
     let base = 0;
     for (let d = 0; d < index.length; d++) if (d !== a && d !== b) base += index[d] * st[d];
     const at = (ia: number, ib: number): number => (ia < 0 || ia >= na || ib < 0 || ib >= nb ? 0 : x.data[base + ia * st[a] + ib * st[b]]);
-    out[o] =
+    if (nearest) out[o] = at(Math.floor(sa + 0.5), Math.floor(sb + 0.5));
+    else out[o] =
       (1 - wa) * (1 - wb) * at(a0, b0) + (1 - wa) * wb * at(a0, b0 + 1) + wa * (1 - wb) * at(a0 + 1, b0) + wa * wb * at(a0 + 1, b0 + 1);
     for (let d = x.shape.length - 1; d >= 0; d--) {
       if (++index[d] < x.shape[d]) break;
@@ -113,16 +119,32 @@ function map(x: DenseVolume, f: (v: number, i: number) => number): DenseVolume {
 
 /** One sample's image through the plan's augmentation steps (a new array; the input is not changed). */
 export function augmentImage(steps: readonly AugmentStep[], image: DenseVolume, rng: SeededRandom): DenseVolume {
+  return augmentSample(steps, image, undefined, rng).image;
+}
+
+/**
+ * One sample's image and image target (channels first, the image's spatial size) through the augmentation steps,
+ * with the same random draws as the image alone: the spatial steps (flip, rotate90, affine) move the target with the
+ * image, affine reading the nearest voxel for the target's labels; the intensity steps leave it as it is.
+ */
+export function augmentSample(
+  steps: readonly AugmentStep[], image: DenseVolume, target: DenseVolume | undefined, rng: SeededRandom,
+): { image: DenseVolume; target?: DenseVolume } {
   let x = image;
+  let y = target;
   for (const step of steps) {
     if (rng.next() >= step.p) continue;
     switch (step.op) {
       case 'flip':
         x = flip(x, step.axes);
+        y = y && flip(y, step.axes);
         break;
       case 'rotate90': {
         const k = 1 + Math.floor(3 * rng.next());
-        for (let t = 0; t < k; t++) x = rot90Once(x, step.axes[0] + 1, step.axes[1] + 1);
+        for (let t = 0; t < k; t++) {
+          x = rot90Once(x, step.axes[0] + 1, step.axes[1] + 1);
+          y = y && rot90Once(y, step.axes[0] + 1, step.axes[1] + 1);
+        }
         break;
       }
       case 'scale_intensity': {
@@ -137,11 +159,13 @@ export function augmentImage(steps: readonly AugmentStep[], image: DenseVolume, 
       }
       case 'affine': {
         const [u1, u2, u3, u4] = [rng.next(), rng.next(), rng.next(), rng.next()];
-        x = affinePlane(x, step.axes[0] + 1, step.axes[1] + 1, {
+        const transform = {
           angle: (((2 * u1 - 1) * step.rotate) * Math.PI) / 180,
           scale: 1 + (2 * u2 - 1) * step.scale,
-          shift: [(2 * u3 - 1) * step.translate, (2 * u4 - 1) * step.translate],
-        });
+          shift: [(2 * u3 - 1) * step.translate, (2 * u4 - 1) * step.translate] as [number, number],
+        };
+        x = affinePlane(x, step.axes[0] + 1, step.axes[1] + 1, transform);
+        y = y && affinePlane(y, step.axes[0] + 1, step.axes[1] + 1, transform, true);
         break;
       }
       case 'gaussian_noise': {
@@ -152,12 +176,21 @@ export function augmentImage(steps: readonly AugmentStep[], image: DenseVolume, 
       }
     }
   }
-  return x === image ? { data: image.data.slice(), shape: image.shape.slice() } : x;
+  const copy = (v: DenseVolume, original: DenseVolume): DenseVolume => (v === original ? { data: v.data.slice(), shape: v.shape.slice() } : v);
+  return { image: copy(x, image), ...(y && target ? { target: copy(y, target) } : {}) };
 }
 
-/** A batch's samples with augmented images (tabular values and targets unchanged); `batchSeed` as described above. */
+/**
+ * A batch's samples with augmented images, and image targets moved with them (tabular values and column targets
+ * unchanged); `batchSeed` as described above.
+ */
 export function augmentBatch(steps: readonly AugmentStep[], samples: readonly PlanSample[], batchSeed: number): PlanSample[] {
-  return samples.map((s, i) => (s.image ? { ...s, image: augmentImage(steps, s.image, sampleRandom(batchSeed, i)) } : s));
+  return samples.map((s, i) => {
+    if (!s.image) return s;
+    const target = typeof s.target === 'number' ? undefined : s.target;
+    const out = augmentSample(steps, s.image, target, sampleRandom(batchSeed, i));
+    return { ...s, image: out.image, target: out.target ?? s.target };
+  });
 }
 
 /** Batch seeds of a training run: a sequence drawn from the round's seed. */

@@ -12,12 +12,12 @@ import '@tensorflow/tfjs-backend-cpu';
 import { SeededRandom } from '../engine/prng';
 import { openPlanDataset } from '../data/plan-dataset';
 import { writeNifti } from '../data/nifti';
-import { createVolume } from '../data/volume';
+import { createVolume, Volume } from '../data/volume';
 import { definePlan } from './define';
 import { imageTarget } from './image-target';
 import { DenseVolume, imageInput, tabularInput } from './pipeline';
 import { generateTorchPlan } from './pytorch';
-import { PlanSpec, PreprocessStep } from './spec';
+import { AugmentStep, PlanSpec, PreprocessStep } from './spec';
 import { checkPlan } from './validate';
 import { writeNpyFloat32 } from './testing/npy';
 import { findTorchPython, pythonSide, runTorchConformance } from './testing/python';
@@ -50,6 +50,11 @@ function targetPlan(name: string, preprocessing: PreprocessStep[], size: [number
   });
 }
 
+function withAugmentation(spec: PlanSpec, augmentation: AugmentStep[]): PlanSpec {
+  const { format: _format, version: _version, ...init } = spec;
+  return definePlan({ ...init, augmentation });
+}
+
 const SLICES_PLAN = targetPlan('TargetSlices', [
   { op: 'center_crop', size: [6, 5, 4] },
   { op: 'normalize', method: 'zscore' },
@@ -63,6 +68,94 @@ const MIP_PLAN = targetPlan('TargetMipResize', [
 ], [4, 6], 3, true);
 const CASES = [{ spec: SLICES_PLAN, shape: [8, 7, 5] }, { spec: MIP_PLAN, shape: [7, 9, 3] }];
 const SUBJECTS = ['p1', 'p2', 'p3'];
+
+/**
+ * A tumour-centred 3-D crop: every volume to RAS at 1.5 × 1 × 2 mm, then a box centred on the tumour label map
+ * (`seg`, a target modality, not an input) cut out of the inputs and the target alike.
+ */
+const TUMOUR_CROP_PLAN = definePlan({
+  name: 'TumourCrop3d',
+  inputs: { image: { modalities: ['T1', 'dose'], dims: 3, size: [5, 6, 4] } },
+  target: { channels: CHANNELS },
+  preprocessing: [
+    { op: 'resample', spacing: [1.5, 1, 2] },
+    { op: 'crop_around', modality: 'seg', center: 'mask', labels: [1, 4], size: [5, 6, 4], padValue: -1 },
+    { op: 'normalize', method: 'zscore', modalities: ['T1'] },
+  ],
+  model: { nodes: [{ name: 'conv', type: 'conv3d', outChannels: 3, kernelSize: 3, padding: 1, input: 'image' }], output: 'conv' },
+  loss: { type: 'bce', fromLogits: true },
+  optimizer: { type: 'sgd', lr: 0.1 },
+});
+/**
+ * A box on the brightest dose region (an input), then slices as channels: a 2-D image-to-image plan, whose training
+ * batches are flipped and turned (the target with the image).
+ */
+const DOSE_CROP_SLICES_PLAN = withAugmentation(targetPlan('DoseCropSlices', [
+  { op: 'resample', spacing: [1, 1.2, 1.5] },
+  { op: 'crop_around', modality: 'dose', center: 'brightest', smooth: 3, size: [6, 5, 4] },
+  { op: 'window', center: 30, width: 60, modalities: ['dose'] },
+  { op: 'select_slices', axis: 2, count: 2 },
+], [6, 5], 6), [{ op: 'flip', axes: [1], p: 0.5 }, { op: 'affine', axes: [0, 1], rotate: 20, scale: 0.1, translate: 1, p: 1 }, { op: 'gaussian_noise', std: 0.1, p: 1 }]);
+/**
+ * The tumour-centred recipe for a 2-D image-to-image plan whose inputs include the pre-treatment segmentation (as
+ * the evolution demo's): resample (the segmentation nearest), a box centred on its tumour labels (1, 4: oedema
+ * left out), the box's middle axial slice — the tumour's centre slice — and training batches turned and flipped.
+ */
+const TUMOUR_SLICE_PLAN = definePlan({
+  name: 'TumourCentredSlice',
+  inputs: { image: { modalities: ['T1', 'dose', 'seg'], dims: 2, size: [6, 6] } },
+  target: { channels: CHANNELS },
+  preprocessing: [
+    { op: 'resample', spacing: [1.5, 1, 1.5], nearest: ['seg'] },
+    { op: 'crop_around', modality: 'seg', center: 'mask', labels: [1, 4], size: [6, 6, 3] },
+    { op: 'normalize', method: 'zscore', modalities: ['T1'] },
+    { op: 'select_slices', axis: 2, count: 1 },
+  ],
+  augmentation: [{ op: 'rotate90', axes: [0, 1], p: 0.7 }, { op: 'flip', axes: [0], p: 0.5 }, { op: 'affine', axes: [0, 1], rotate: 10, scale: 0.05, translate: 0.5, p: 0.8 }],
+  model: { nodes: [{ name: 'conv', type: 'conv2d', outChannels: 3, kernelSize: 3, padding: 1, input: 'image' }], output: 'conv' },
+  loss: { type: 'bce', fromLogits: true },
+  optimizer: { type: 'sgd', lr: 0.1 },
+});
+/** Stored geometry (LPS, volume.ts): i to posterior, j to the patient's right, k to superior; not RAS. */
+const NIFTI_GEOMETRY = { spacing: [1.3, 0.8, 2.0] as [number, number, number], orientation: [0, 1, 0, -1, 0, 0, 0, 0, 1] as Volume['orientation'], origin: [10, -5, 3] as [number, number, number] };
+const NIFTI_SHAPE = [9, 8, 6];
+const NIFTI_CASES = [TUMOUR_CROP_PLAN, DOSE_CROP_SLICES_PLAN, TUMOUR_SLICE_PLAN];
+
+/**
+ * Subject s's volumes with a tumour near a corner (so the box leaves the volume): core labels 1 and 4, and oedema
+ * (2) on one side of it, so a box on the labels 1, 4 and a box on every label > 0 have different centres.
+ */
+function tumourVolumes(rng: SeededRandom, s: number): Subject {
+  const shape = NIFTI_SHAPE;
+  const n = shape.reduce((a, b) => a * b, 1);
+  const seg = new Float32Array(n);
+  const [, ny, nz] = shape;
+  for (let x = 0; x < shape[0]; x++) {
+    for (let y = 0; y < ny; y++) {
+      for (let z = 0; z < nz; z++) {
+        if (x >= 6 && y <= 2 + s && z >= 1 && z <= 3) seg[(x * ny + y) * nz + z] = [1, 4][Math.floor(2 * rng.next())];
+        else if (x >= 4 && y <= 2 + s && z >= 1 && z <= 3) seg[(x * ny + y) * nz + z] = 2;
+      }
+    }
+  }
+  return {
+    T1: { data: Float32Array.from(seg, (v) => 100 + 10 * v + 5 * rng.next()), shape },
+    dose: { data: Float32Array.from({ length: n }, () => 60 * rng.next()), shape },
+    seg: { data: seg, shape },
+    injury: { data: Float32Array.from({ length: n }, () => (rng.next() < 0.3 ? 1 : 0)), shape },
+  };
+}
+
+/** C-order [x, y, z] volumes as NIfTI files (with the stored geometry) of a medical folder. */
+function writeNiftiFolder(root: string, bySubject: Map<string, Subject>): void {
+  for (const [id, volumes] of bySubject) {
+    for (const [m, v] of Object.entries(volumes)) {
+      fs.mkdirSync(path.join(root, id, m), { recursive: true });
+      const volume = { ...toVolume(v), ...NIFTI_GEOMETRY };
+      writeNifti(path.join(root, id, m, `${id}_${m}.nii`), volume, { datatype: 'float32' });
+    }
+  }
+}
 
 type Subject = Record<string, DenseVolume>;
 
@@ -124,6 +217,20 @@ beforeAll(() => {
       dataset_parameters: { tabular_file: demographics, index_col: 0 }, out_dir: path.join(work, spec.name, 'out'),
     });
   }
+  for (const spec of NIFTI_CASES) {
+    const root = path.join(work, spec.name, 'folder');
+    const bySubject = new Map(SUBJECTS.map((id, s) => [id, tumourVolumes(rng, s)]));
+    subjects.set(spec.name, bySubject);
+    writeNiftiFolder(root, bySubject);
+    const demographics = path.join(work, spec.name, 'demographics.csv');
+    fs.writeFileSync(demographics, `id,rt\n${SUBJECTS.map((id, i) => `${id},${RT[i]}`).join('\n')}\n`);
+    fs.writeFileSync(path.join(planDir, `plan_${spec.name}.py`), generateTorchPlan(spec));
+    fs.mkdirSync(path.join(work, spec.name, 'out'));
+    dataCases.push({
+      name: spec.name, kind: 'folder', module: `plan_${spec.name}`, class_name: spec.name, path: root,
+      dataset_parameters: { tabular_file: demographics, index_col: 0 }, out_dir: path.join(work, spec.name, 'out'),
+    });
+  }
   results = runTorchConformance(python, { plan_dir: planDir, cases: [], data_cases: dataCases }, work);
 }, 240000);
 
@@ -156,6 +263,53 @@ describe.each(CASES.map((c) => c.spec.name))('plan %s', (name) => {
     }
     expect(Number.isFinite(r.batch_loss)).toBe(true);
   });
+});
+
+describe.each(NIFTI_CASES.map((c) => c.name))('NIfTI plan %s (resample, crop_around)', (name) => {
+  const spec = NIFTI_CASES.find((c) => c.name === name)!;
+
+  test('a TS node\'s medical-folder dataset gives the generated plan\'s inputs and target for every subject', () => {
+    const r = pythonSide(results.data_cases, name);
+    const dataset = openPlanDataset(spec, {
+      dataType: 'medical-folder', path: path.join(work, name, 'folder'), parameters: { tabular_file: path.join(work, name, 'demographics.csv'), index_col: 0 },
+    });
+    expect(dataset.size).toBe(SUBJECTS.length);
+    SUBJECTS.forEach((id, i) => {
+      const ts = dataset.sample(i);
+      const target = ts.target as DenseVolume;
+      const py = r.samples[id];
+      expect(py.target_image.shape).toEqual(target.shape);
+      expect(maxAbsDiff(readFloat32(py.target_image.file), target.data)).toBe(0); // labels: nearest, no arithmetic
+      expect(py.image.shape).toEqual(ts.image!.shape);
+      expect(maxAbsDiff(readFloat32(py.image.file), ts.image!.data)).toBeLessThan(1e-4);
+      expect(target.data.every((v) => v === 0 || v === 1)).toBe(true);
+    });
+    expect(Number.isFinite(r.batch_loss)).toBe(true);
+  });
+});
+
+test('a tumour-centred crop: the input and target boxes line up voxel for voxel, the tumour inside', () => {
+  // T1 = 100 + 10·label + noise < 5, so T1's crop says which label each voxel of the target crop must have.
+  const rasOnly = definePlan({ ...TUMOUR_CROP_PLAN, preprocessing: [
+    { op: 'resample', spacing: [0.8, 1.3, 2] }, // RAS spacing of the stored axes: a pure reorientation
+    { op: 'crop_around', modality: 'seg', center: 'mask', size: [5, 6, 4], padValue: -1 },
+  ] });
+  const dataset = openPlanDataset(rasOnly, { dataType: 'medical-folder', path: path.join(work, TUMOUR_CROP_PLAN.name, 'folder'), parameters: null });
+  for (let i = 0; i < SUBJECTS.length; i++) {
+    const { image, target } = dataset.sample(i);
+    const t = target as DenseVolume;
+    const per = 5 * 6 * 4;
+    let tumour = 0;
+    for (let v = 0; v < per; v++) {
+      const t1 = image!.data[v];
+      const label = t1 === -1 ? 0 : Math.floor((t1 - 100) / 10); // -1: padding, outside the volume
+      expect([t.data[v], t.data[2 * per + v]]).toEqual([label === 1 || label === 4 ? 1 : 0, label === 1 ? 1 : 0]);
+      tumour += label > 0 ? 1 : 0;
+    }
+    const stored = subjects.get(TUMOUR_CROP_PLAN.name)!.get(SUBJECTS[i])!.seg.data;
+    expect(tumour).toBe(stored.filter((v) => v > 0).length); // the whole tumour is in the box
+    expect(image!.data.some((v) => v === -1)).toBe(true); // which leaves the volume at the corner
+  }
 });
 
 test('target channels: the label sets, channel-major over the selected slices', () => {
@@ -201,16 +355,20 @@ test('a TS node\'s medical-folder dataset (NIfTI) gives the same target, channel
   })));
   expect(maxAbsDiff(batch.target.dataSync(), expected.dataSync())).toBeLessThan(1e-6);
   tf.dispose([batch.target, expected, ...Object.values(batch.inputs)]);
-  expect(() => openPlanDataset(MIP_PLAN, { dataType: 'dicom', path: root, parameters: null })).toThrow(/image target .* medical folder/);
 });
 
-test('the validator refuses an image target that does not fit the output, or that spatial augmentation would misalign', () => {
+test('the validator refuses an image target that does not fit the output; spatial augmentation moves it, so is accepted', () => {
   const wrong = { ...SLICES_PLAN, model: { nodes: [{ name: 'conv', type: 'conv2d', outChannels: 3, kernelSize: 3, padding: 1, input: 'image' }], output: 'conv' } };
   expect(checkPlan(wrong).issues).toEqual([{ path: 'target.channels', message: expect.stringMatching(/target is \[6, 6, 5\] \(3 channel\(s\) x 2 slices.*model gives \[3, 6, 5\]/) as unknown }]);
   const flipped = { ...SLICES_PLAN, augmentation: [{ op: 'flip', axes: [0], p: 0.5 }] };
-  expect(checkPlan(flipped).issues[0].message).toMatch(/spatial augmentation is not supported with an image target/);
+  expect(checkPlan(flipped).issues).toEqual([]);
   expect(checkPlan({ ...SLICES_PLAN, target: { channels: [{ modality: 'seg' }] } }).issues[0].path).toBe('target.channels[0].labels');
   expect(checkPlan(SLICES_PLAN).issues).toEqual([]);
+});
+
+test('a plan with an image target is not generated for Fed-BioMed v6 (its target would be read from the demographics)', () => {
+  expect(() => generateTorchPlan(SLICES_PLAN, { fedbiomed: 'v6' })).toThrow(/image target are generated for Fed-BioMed v4.5 only/);
+  expect(generateTorchPlan(SLICES_PLAN)).toContain('target_modalities=self.TARGET_MODALITIES');
 });
 
 test('image losses in the plan: accepted on image outputs, checked term by term, refused on flat outputs', () => {

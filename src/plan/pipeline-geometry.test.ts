@@ -146,6 +146,14 @@ describe('crop_around', () => {
     expect(cropCentre(mask, 'mask')).toEqual([2, 3]); // rows 1..3, columns 2..5
   });
 
+  test('mask with labels: the bounding box of the voxels holding one of them (a tumour core, not its oedema)', () => {
+    const seg = { data: Float32Array.from(mask.data, (v, f) => (v ? [4, 1, 2][[1 * 7 + 2, 3 * 7 + 5, 2 * 7 + 4].indexOf(f)] : 0)), shape: [1, 6, 7] };
+    expect(cropCentre(seg, 'mask')).toEqual([2, 3]); // every label > 0, as without labels
+    expect(cropCentre(seg, 'mask', 1, [1, 4])).toEqual([2, 3]); // (1, 2) and (3, 5)
+    expect(cropCentre(seg, 'mask', 1, [2, 4])).toEqual([1, 3]); // (1, 2) and (2, 4): rows 1..2, columns 2..4
+    expect(cropCentre(seg, 'mask', 1, [9])).toEqual([3, 3]); // none of them: the volume centre
+  });
+
   test('an empty mask centres the box on the volume', () => {
     expect(cropCentre({ data: new Float32Array(42), shape: [1, 6, 7] }, 'mask')).toEqual([3, 3]);
   });

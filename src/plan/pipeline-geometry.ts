@@ -143,8 +143,11 @@ function boxSums(x: Dense, k: number): Float64Array {
   return values;
 }
 
-/** The voxel (spatial indices) a `crop_around` box is centred on, found in the guide modality's array. */
-export function cropCentre(guide: Dense, center: CropAroundStep['center'], smooth = 1): number[] {
+/**
+ * The voxel (spatial indices) a `crop_around` box is centred on, found in the guide modality's array; the mask is
+ * its voxels > 0, or those holding one of `labels`.
+ */
+export function cropCentre(guide: Dense, center: CropAroundStep['center'], smooth = 1, labels?: number[]): number[] {
   const spatial = guide.shape.slice(1);
   const spatialSize = size(spatial);
   const unravel = (flat: number): number[] => {
@@ -164,8 +167,9 @@ export function cropCentre(guide: Dense, center: CropAroundStep['center'], smoot
   }
   const low = spatial.map(() => Infinity);
   const high = spatial.map(() => -Infinity);
+  const wanted = labels && new Set(labels.map((v) => Math.fround(v)));
   for (let i = 0; i < guide.data.length; i++) {
-    if (!(guide.data[i] > 0)) continue;
+    if (wanted ? !wanted.has(guide.data[i]) : !(guide.data[i] > 0)) continue;
     const p = unravel(i);
     for (let a = 0; a < p.length; a++) {
       if (p[a] < low[a]) low[a] = p[a];

@@ -140,57 +140,79 @@ function asStoredRank(volume: DenseVolume, rank: number, label: string): DenseVo
 
 /** One modality's volume through the plan's image steps → [channels, ...inputs.image.size]. */
 export function preprocessModality(spec: PlanSpec, modality: string, volume: DenseVolume): DenseVolume {
-  return preprocessImages(spec, { [modality]: volume }, [modality])[modality];
+  return preprocessTracks(spec, [{ kind: 'input', modality, volume, name: `plan ${spec.name}: modality '${modality}'` }])[0];
 }
 
 /**
- * The modalities of one sample through the image steps in lock-step (crop_around places its box from one modality
- * and cuts it out of all) → each `[channels, ...inputs.image.size]`.
+ * One array carried through the image steps of a sample:
+ * - 'input': an image-input modality;
+ * - 'target': one image-target channel, the 0/1 mask of a label map (image-target.ts);
+ * - 'foreground': a target modality's mask (voxels > 0, or of the step's `labels`), when it places a crop_around
+ *   box and is not an input.
+ * 'target' and 'foreground' arrays take the spatial steps only (no normalize, clip, window or log), are resampled
+ * nearest-neighbour and are 0 outside a crop_around box, so a target lands on the input's voxels, labels intact.
  */
-function preprocessImages(spec: PlanSpec, volumes: Record<string, DenseVolume>, modalities: string[]): Record<string, DenseVolume> {
+interface ImageTrack {
+  kind: 'input' | 'target' | 'foreground';
+  modality: string;
+  /** A foreground's crop_around step (its index in spec.preprocessing): the mask it was made from. */
+  step?: number;
+  volume: DenseVolume;
+  /** What messages call it. */
+  name: string;
+}
+
+const INTENSITY_OPS: ReadonlySet<PreprocessStep['op']> = new Set(['normalize', 'clip', 'window', 'log']);
+
+/**
+ * The tracks of one sample through the image steps in lock-step (crop_around places its box from one track and
+ * cuts it out of all) → each `[channels, ...inputs.image.size]`, in `tracks` order.
+ */
+function preprocessTracks(spec: PlanSpec, tracks: ImageTrack[]): DenseVolume[] {
   const image = spec.inputs.image;
   if (!image) throw new PreprocessError(`plan ${spec.name} has no image input`);
-  const labelOf = (m: string): string => `plan ${spec.name}: modality '${m}'`;
-  const xs: Record<string, DenseVolume> = {};
-  for (const m of modalities) {
-    const stored = asStoredRank(volumes[m], storedImageRank(spec), labelOf(m));
+  let xs = tracks.map((t) => {
+    const stored = asStoredRank(t.volume, storedImageRank(spec), t.name);
     // A leading channel axis of 1, as in the generated plan.
-    xs[m] = { data: stored.data, shape: [1, ...stored.shape] };
-  }
-  for (const step of spec.preprocessing.filter(isImageStep)) {
+    return { data: stored.data, shape: [1, ...stored.shape] };
+  });
+  for (const [index, step] of spec.preprocessing.entries()) {
+    if (!isImageStep(step)) continue;
     if (step.op === 'crop_around') {
-      const guide = xs[step.modality];
-      if (!guide) throw new PreprocessError(`plan ${spec.name}: crop_around needs modality '${step.modality}' for this sample`);
-      for (const m of modalities) {
-        if (xs[m].shape.slice(1).join() !== guide.shape.slice(1).join()) {
-          throw new PreprocessError(`${labelOf(m)} is [${xs[m].shape.slice(1).join(', ')}] where '${step.modality}' is [${guide.shape.slice(1).join(', ')}]: crop_around needs one grid for all modalities`);
+      let g = tracks.findIndex((t) => t.kind === 'input' && t.modality === step.modality);
+      if (g < 0) g = tracks.findIndex((t) => t.kind === 'foreground' && t.step === index);
+      if (g < 0) throw new PreprocessError(`plan ${spec.name}: crop_around needs modality '${step.modality}' for this sample`);
+      const guide = xs[g];
+      xs.forEach((x, i) => {
+        if (x.shape.slice(1).join() !== guide.shape.slice(1).join()) {
+          throw new PreprocessError(`${tracks[i].name} is [${x.shape.slice(1).join(', ')}] where '${step.modality}' is [${guide.shape.slice(1).join(', ')}]: crop_around needs one grid for all modalities`);
         }
-      }
-      const centre = cropCentre(guide, step.center, step.smooth);
+      });
+      // A foreground is its mask already (0/1): its labels were applied when it was made.
+      const centre = cropCentre(guide, step.center, step.smooth, tracks[g].kind === 'input' ? step.labels : undefined);
       const start = centre.map((c, a) => c - Math.floor(step.size[a] / 2));
-      for (const m of modalities) xs[m] = padCrop(xs[m], start, step.size, step.padValue ?? 0);
+      xs = xs.map((x, i) => padCrop(x, start, step.size, tracks[i].kind === 'input' ? step.padValue ?? 0 : 0));
       continue;
     }
-    for (const m of modalities) {
-      if (step.op === 'resample') {
-        const affine = volumes[m].affine;
-        if (!affine) throw new PreprocessError(`${labelOf(m)}: resample needs the volume's affine, and this reader gave none`);
-        try {
-          xs[m] = resample(xs[m], affine, step, m);
-        } catch (err) {
-          throw new PreprocessError(`${labelOf(m)}: ${(err as Error).message}`);
-        }
-      } else {
-        xs[m] = applyStep(step, xs[m], m, labelOf(m));
+    xs = xs.map((x, i) => {
+      const track = tracks[i];
+      if (track.kind !== 'input' && INTENSITY_OPS.has(step.op)) return x;
+      if (step.op !== 'resample') return applyStep(step, x, track.modality, track.name);
+      const affine = track.volume.affine;
+      if (!affine) throw new PreprocessError(`${track.name}: resample needs the volume's affine, and this reader gave none`);
+      try {
+        return resample(x, affine, track.kind === 'input' ? step : { ...step, nearest: [track.modality] }, track.modality);
+      } catch (err) {
+        throw new PreprocessError(`${track.name}: ${(err as Error).message}`);
       }
-    }
+    });
   }
-  for (const m of modalities) {
-    const spatial = xs[m].shape.slice(1);
+  xs.forEach((x, i) => {
+    const spatial = x.shape.slice(1);
     if (spatial.length !== image.size.length || spatial.some((n, a) => n !== image.size[a])) {
-      throw new PreprocessError(`${labelOf(m)} gives [${spatial.join(', ')}] after preprocessing, the network expects [${image.size.join(', ')}]`);
+      throw new PreprocessError(`${tracks[i].name} gives [${spatial.join(', ')}] after preprocessing, the network expects [${image.size.join(', ')}]`);
     }
-  }
+  });
   return xs;
 }
 
@@ -284,23 +306,72 @@ function moveAxisToFront(x: DenseVolume, axis: number): DenseVolume {
 
 /** The network's image input for one sample, channels first: modalities in plan order, slices within each. */
 export function imageInput(spec: PlanSpec, volumes: Record<string, DenseVolume>): DenseVolume {
+  return imageSample(spec, volumes, { image: true, target: false }).image!;
+}
+
+/**
+ * The image input and, for a plan with an image target (image-target.ts), the target of one sample, computed
+ * together so the target goes through the input's geometry (resample, crop_around box, crops, slices):
+ * - image `[modalities × slices, ...size]`, modalities in plan order;
+ * - target `[channels × slices, ...size]`, float32 0/1 (resize may blend), channels in plan order.
+ * `want` leaves one out (the arrays that place a crop_around box are computed all the same).
+ */
+export function imageSample(
+  spec: PlanSpec,
+  volumes: Record<string, DenseVolume>,
+  want: { image: boolean; target: boolean } = { image: true, target: isImageTarget(spec.target) },
+): { image?: DenseVolume; target?: DenseVolume } {
   const image = spec.inputs.image;
   if (!image) throw new PreprocessError(`plan ${spec.name} has no image input`);
-  for (const m of image.modalities) {
+  const target = isImageTarget(spec.target) ? spec.target : undefined;
+  if (want.target && !target) throw new PreprocessError(`plan ${spec.name} has no image target`);
+  const inputTrack = (m: string): ImageTrack => {
     if (!volumes[m]) throw new PreprocessError(`plan ${spec.name}: modality '${m}' is missing for this sample`);
+    return { kind: 'input', modality: m, volume: volumes[m], name: `plan ${spec.name}: modality '${m}'` };
+  };
+  const labelVolume = (m: string): DenseVolume => {
+    if (!volumes[m]) throw new PreprocessError(`plan ${spec.name}: target modality '${m}' is missing for this sample`);
+    return volumes[m];
+  };
+  const tracks: ImageTrack[] = want.image ? image.modalities.map(inputTrack) : [];
+  if (want.target) {
+    for (const channel of target!.channels) {
+      const volume = labelVolume(channel.modality);
+      const labels = new Set(channel.labels);
+      const mask = Float32Array.from(volume.data, (v) => (labels.has(v) ? 1 : 0));
+      tracks.push({ kind: 'target', modality: channel.modality, volume: { ...volume, data: mask }, name: `plan ${spec.name}: target modality '${channel.modality}'` });
+    }
   }
-  const processed = preprocessImages(spec, volumes, image.modalities);
-  const parts = image.modalities.map((m) => processed[m]);
-  const channels = parts.reduce((n, p) => n + p.shape[0], 0);
-  const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    data.set(p.data, offset);
-    offset += p.data.length;
+  // The arrays that place crop_around boxes, when not computed already: an input modality, or a target modality's foreground.
+  for (const [index, step] of spec.preprocessing.entries()) {
+    if (step.op !== 'crop_around') continue;
+    if (image.modalities.includes(step.modality)) {
+      if (!tracks.some((t) => t.kind === 'input' && t.modality === step.modality)) tracks.push(inputTrack(step.modality));
+    } else if (target?.channels.some((c) => c.modality === step.modality)) {
+      const volume = labelVolume(step.modality);
+      const labels = step.labels && new Set(step.labels);
+      const mask = Float32Array.from(volume.data, (v) => ((labels ? labels.has(v) : v > 0) ? 1 : 0));
+      tracks.push({ kind: 'foreground', modality: step.modality, step: index, volume: { ...volume, data: mask }, name: `plan ${spec.name}: target modality '${step.modality}'` });
+    }
   }
-  const expectedChannels = image.modalities.length * (sliceSelection(spec)?.count ?? 1);
-  if (channels !== expectedChannels) throw new PreprocessError(`internal: ${channels} channels, expected ${expectedChannels}`);
-  return { data, shape: [channels, ...image.size] };
+  const processed = preprocessTracks(spec, tracks);
+  const joined = (kind: ImageTrack['kind'], count: number): DenseVolume => {
+    const parts = processed.filter((_, i) => tracks[i].kind === kind).slice(0, count);
+    const channels = parts.reduce((n, p) => n + p.shape[0], 0);
+    const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
+    let offset = 0;
+    for (const p of parts) {
+      data.set(p.data, offset);
+      offset += p.data.length;
+    }
+    const expected = count * (sliceSelection(spec)?.count ?? 1);
+    if (channels !== expected) throw new PreprocessError(`internal: ${channels} ${kind} channels, expected ${expected}`);
+    return { data, shape: [channels, ...image.size] };
+  };
+  return {
+    ...(want.image ? { image: joined('input', image.modalities.length) } : {}),
+    ...(want.target ? { target: joined('target', target!.channels.length) } : {}),
+  };
 }
 
 /**

@@ -72,6 +72,8 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
       }
     }
   };
+  // An image target's label maps can place a crop_around box too (a tumour-centred crop of inputs and target).
+  const targetLabelModalities = isImageTarget(spec.target) ? [...new Set(spec.target.channels.map((c) => c.modality))] : [];
   let rank = storedImageRank(spec);
   let size: number[] | undefined;
   let slicesSeen = 0;
@@ -82,10 +84,6 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
       return;
     }
     if (step.op !== 'resample' && changesGrid(step)) gridChanged = true;
-    if ((step.op === 'resample' || step.op === 'crop_around') && isImageTarget(spec.target)) {
-      // The target's voxels would stay on the stored grid while the input moves (not supported yet).
-      issue(i, 'op', `${step.op} does not move an image target yet: use it with a column target`);
-    }
     switch (step.op) {
       case 'resample':
         if (rank !== 3) issue(i, 'op', `resample needs 3D volumes (the volume is ${rank}D here)`);
@@ -96,10 +94,12 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
         break;
       case 'crop_around':
         if (step.size.length !== rank) issue(i, 'size', `needs ${rank} values (the volume is ${rank}D here)`);
+        if (step.labels !== undefined && step.center !== 'mask') issue(i, 'labels', "labels apply to center 'mask'");
         if (step.smooth !== undefined && step.center !== 'brightest') issue(i, 'smooth', "smooth applies to center 'brightest'");
         else if (step.smooth !== undefined && step.smooth % 2 !== 1) issue(i, 'smooth', `needs an odd box width, got ${step.smooth}`);
-        if (!image!.modalities.includes(step.modality)) {
-          issue(i, 'modality', `unknown modality '${step.modality}' (inputs.image.modalities: ${image!.modalities.join(', ')})`);
+        if (!image!.modalities.includes(step.modality) && !targetLabelModalities.includes(step.modality)) {
+          const known = [...image!.modalities, ...targetLabelModalities];
+          issue(i, 'modality', `unknown modality '${step.modality}' (inputs.image.modalities${targetLabelModalities.length > 0 ? ' and the target\'s' : ''}: ${known.join(', ')})`);
         }
         size = step.size.slice();
         break;

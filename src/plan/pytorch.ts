@@ -23,7 +23,7 @@ import { localParameterNamesOf } from './fedbn';
 import { CLASSIFICATION_METRICS, METRIC_WIRE_NAMES, outputsLogits } from './metrics';
 import { isImageTarget, LossSpec, MetricName, PlanSpec, TargetSpec } from './spec';
 import { hasSeveralHeads, headMetricKey, headView, lossWeight, planHeads } from './heads';
-import { TORCH_TARGET_DATASET_LINES, torchTargetConstants, torchTargetHelpers } from './image-target';
+import { TORCH_TARGET_DATASET_LINES, torchTargetAugmentHelpers, torchTargetConstants, torchTargetHelpers } from './image-target';
 import { torchImageLoss } from './image-losses';
 import { validatePlan } from './validate';
 import { dpGroupCount } from './dp-fix';
@@ -361,6 +361,14 @@ const AUGMENT_HELPERS = String.raw`
         return self._fbts_augment_batch(images, int(torch.randint(0, 2 ** 32, (1,), dtype=torch.int64)))
 `;
 
+function augmentHelpers(spec: PlanSpec): string {
+  if (!isImageTarget(spec.target)) return AUGMENT_HELPERS;
+  return torchTargetAugmentHelpers(AUGMENT_HELPERS, (text, from, to) => {
+    if (!text.includes(from)) throw new Error(`internal: augmentation helper line not found: ${from.trim()}`);
+    return text.replace(from, to);
+  });
+}
+
 /** FedBN (src/plan/fedbn.ts): local parameters kept in Fed-BioMed's var directory, per plan and dataset. */
 const FEDBN_HELPERS = String.raw`
     def _fbts_local_file(self):
@@ -624,6 +632,12 @@ function dataHelpers(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string {
   }
   if (uses('mip')) text = replace(text, branchAnchor, `${MIP_BRANCH}${branchAnchor}`);
   if (needsWholeSample(spec)) text = wholeSampleHelpers(text);
+  if (spec.preprocessing.some((s) => s.op === 'crop_around' && s.labels)) {
+    // crop_around on the voxels of given labels (e.g. a segmentation's tumour labels, not its oedema)
+    text = replace(text, `            inside = (guide > 0).any(dim=0).nonzero()
+`, `            inside = (guide > 0 if step.get('labels') is None else torch.isin(guide, torch.tensor(step['labels'], dtype=guide.dtype))).any(dim=0).nonzero()
+`);
+  }
   if (uses('fill_missing')) text = fillMissingHelpers(text, replace);
   if (uses('one_hot_column')) text = oneHotHelpers(text, replace);
   if (fedbiomed === 'v6') {
@@ -636,7 +650,7 @@ ${tupleBatch}`);
   }
   if (isImageFolderPlan(spec)) text = imageFolderHelpers(text);
   if (hasSeveralHeads(spec)) text = severalHeadsDataHelpers(text, replace);
-  if (isImageTarget(spec.target)) text = torchTargetHelpers(text, replace);
+  if (isImageTarget(spec.target)) text = torchTargetHelpers(text, replace, needsWholeSample(spec));
   return text;
 }
 
@@ -861,6 +875,10 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
     if (fedbiomed === 'v6') throw new Error('plan export --fedbiomed v6: image-folder plans are generated for Fed-BioMed v4.5 only (v6\'s image datasets were not checked)');
     return [...IMAGE_FOLDER_TRAINING_DATA];
   }
+  if (isImageTarget(spec.target) && fedbiomed === 'v6') {
+    // v6's MedicalFolderDataset takes the target from the demographics here: an image target would be lost.
+    throw new Error('plan export --fedbiomed v6: plans with an image target are generated for Fed-BioMed v4.5 only (v6\'s target modalities were not checked)');
+  }
   if (spec.inputs.image && needsWholeSample(spec)) {
     if (fedbiomed === 'v6') {
       throw new Error('plan export --fedbiomed v6: the resample / crop_around image steps are not generated for v6\'s MedicalFolderDataset yet');
@@ -873,12 +891,15 @@ function trainingDataLines(spec: PlanSpec, fedbiomed: 'v4.5' | 'v6'): string[] {
       "            # The image steps need a subject's modalities together (and their affines): run on the loaded item.",
       '            def __getitem__(self, item):',
       '                (data, demographics), targets = super().__getitem__(item)',
-      '                return (plan._fbts_images(data), demographics), targets',
+      ...(isImageTarget(spec.target) ? [
+        '                images, targets = plan._fbts_sample(data, targets)',
+        '                return (images, demographics), targets',
+      ] : ['                return (plan._fbts_images(data), demographics), targets']),
       '',
       '        dataset = SubjectDataset(',
       '            root=self.dataset_path,',
       '            data_modalities=self.MODALITIES,',
-      '            target_modalities=[],',
+      `            target_modalities=${isImageTarget(spec.target) ? 'self.TARGET_MODALITIES' : '[]'},`,
       '            demographics_transform=self._fbts_demographics,',
       '        )',
       '        return DataManager(dataset=dataset, shuffle=True)',
@@ -1055,7 +1076,9 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '    def training_step(self, data, target):',
     '        self.model().train()',
     '        inputs, y = self._fbts_batch(data, target)',
-    ...(augmentation.length > 0 ? ["        inputs['image'] = self._fbts_augment(inputs['image'])  # training batches only"] : []),
+    ...(augmentation.length === 0 ? [] : isImageTarget(spec.target)
+      ? ["        inputs['image'], y = self._fbts_augment(inputs['image'], y)  # training batches only; the target moves with the image"]
+      : ["        inputs['image'] = self._fbts_augment(inputs['image'])  # training batches only"]),
     '        output = self.model()(**inputs)',
     '        return self._fbts_loss(output, y)',
     '',
@@ -1069,7 +1092,7 @@ export function generateTorchPlanClass(plan: PlanSpec, options: GenerateTorchPla
     '        return results',
     ...dataHelpers(spec, options.fedbiomed ?? 'v4.5').split('\n').slice(0, -1),
     ...(usesClassificationHelpers(spec) ? METRIC_HELPERS.split('\n').slice(0, -1) : []),
-    ...(augmentation.length > 0 ? AUGMENT_HELPERS.split('\n').slice(0, -1) : []),
+    ...(augmentation.length > 0 ? augmentHelpers(spec).split('\n').slice(0, -1) : []),
     ...(localParameters.length > 0 ? FEDBN_HELPERS.split('\n').slice(0, -1) : []),
   ];
   return `${lines.join('\n')}\n`;

@@ -61,9 +61,11 @@ export interface ImageTargetChannel {
 
 /**
  * An image target (image-to-image plans): one binary channel per entry, from modality volumes of the same subject,
- * through the plan's spatial image steps (crop, center_crop, resize, select_slices, mip; intensity steps do not
- * apply), so it lands on the network's grid: `[channels × slice count, ...inputs.image.size]`, channel index
- * `c * sliceCount + s`. See src/plan/image-target.ts.
+ * through the plan's spatial image steps together with the inputs (resample — always nearest-neighbour for a target —,
+ * the same crop_around box — 0 outside the volume —, crop, center_crop, resize, select_slices, mip; intensity steps
+ * do not apply), so it lands on the input's voxels: `[channels × slice count, ...inputs.image.size]`, channel index
+ * `c * sliceCount + s`. Spatial augmentation moves it with the input (augment.ts). A target modality can place
+ * a crop_around box (its voxels > 0: a tumour-centred crop). See src/plan/image-target.ts.
  */
 export interface ImageTargetSpec {
   channels: ImageTargetChannel[];
@@ -474,7 +476,11 @@ export interface ResampleStep {
 }
 /**
  * A box of fixed size centred on a voxel found in one modality's volume (at this point of the pipeline), cut out
- * of every modality at the same voxel indices; positions outside the volume take `padValue` (default 0).
+ * of every modality at the same voxel indices; positions outside the volume take `padValue` (default 0; an image
+ * target's channels take 0). The modality is an image input or, with an image target, one of the target's label
+ * maps (its voxels > 0 are the mask: a tumour-centred crop from the segmentation); a box placed by the target
+ * needs the target at prediction time too, and tells the network where the answer lies: a model that predicts a
+ * follow-up places it by an input (the pre-treatment segmentation).
  * center 'mask': the centre of the bounding box of the modality's voxels > 0 (per axis floor((first + last) / 2));
  * the volume centre floor(n / 2) when the mask is empty. center 'brightest': the maximum-intensity voxel (the
  * first one in C order on ties), e.g. PET SUVmax; with `smooth: k` (odd), the maximum of the k-wide box mean
@@ -489,6 +495,11 @@ export interface CropAroundStep {
   size: number[];
   padValue?: number;
   smooth?: number;
+  /**
+   * center 'mask' only: the mask is the voxels holding one of these values (e.g. a segmentation's tumour labels
+   * [1, 4], leaving oedema out) instead of every voxel > 0. List a resampled input guide in resample's `nearest`.
+   */
+  labels?: number[];
 }
 export interface SelectSlicesStep {
   op: 'select_slices';

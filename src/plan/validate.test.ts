@@ -138,17 +138,22 @@ describe('plan validation', () => {
     expect(issuePaths(unknownNearest)).toEqual(['preprocessing[0].nearest[0]']);
     const unknownGuide = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'crop_around', modality: 'GTV', center: 'brightest', size: [6, 8, 7] }));
     expect(issuePaths(unknownGuide)).toEqual(['preprocessing[0].modality']);
+    const labelsOnBrightest = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'brightest', size: [6, 8, 7], labels: [1] }]));
+    expect(issuePaths(labelsOnBrightest)).toEqual(['preprocessing[0].labels']);
     const smoothOnMask = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8, 7], smooth: 3 }]));
     expect(issuePaths(smoothOnMask)).toEqual(['preprocessing[0].smooth']);
     const evenSmooth = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'brightest', size: [6, 8, 7], smooth: 2 }]));
     expect(issuePaths(evenSmooth)).toEqual(['preprocessing[0].smooth']);
     const wrongRank = mutate(cnn3dPlan(), (p) => p.preprocessing.unshift({ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8] }));
     expect(issuePaths(wrongRank)).toEqual(['preprocessing[0].size']);
+    // With an image target, resample and crop_around move the target too; a target label map can place the box.
     const imageTarget = mutate(cnn3dPlan(), (p) => {
-      p.preprocessing.unshift({ op: 'resample', spacing: [1, 1, 2] });
-      p.target = { channels: [{ modality: 'T1', labels: [1] }] };
+      p.preprocessing.unshift({ op: 'resample', spacing: [1, 1, 2] }, { op: 'crop_around', modality: 'seg', center: 'mask', size: [6, 8, 7] });
+      p.target = { channels: [{ modality: 'seg', labels: [1] }] };
     });
-    expect(issuePaths(imageTarget)).toContain('preprocessing[0].op');
+    expect(issuePaths(imageTarget).filter((i) => i.startsWith('preprocessing'))).toEqual([]);
+    const unknownTargetGuide = mutate(imageTarget as PlanSpec, (p) => ((p.preprocessing[1] as { modality: string }).modality = 'GTV'));
+    expect(checkPlan(unknownTargetGuide).issues).toContainEqual({ path: 'preprocessing[1].modality', message: "unknown modality 'GTV' (inputs.image.modalities and the target's: T1, seg)" });
     const wrongSize = mutate(cnn3dPlan(), (p) => (p.preprocessing = [{ op: 'crop_around', modality: 'T1', center: 'mask', size: [6, 8, 8] }]));
     expect(issuePaths(wrongSize)).toEqual(['inputs.image.size']);
   });

@@ -118,18 +118,29 @@ def run_augment_case(case):
     plan = getattr(module, case['class_name'])()
     plan.post_init(model_args={}, training_args={'optimizer_args': {}, 'random_seed': 0})
     images = read_raw(case['images'])
-    out = {'augmented': write_raw(plan._fbts_augment_batch(images, case['seed']), os.path.join(case['out_dir'], 'augmented.bin'))}
+    # an image target's plan augments (images, targets) together
+    extra = (read_raw(case['targets']),) if case.get('targets') else ()
+
+    def both(result):
+        return torch.cat([r.reshape(-1) for r in result]) if extra else result
+    augmented = plan._fbts_augment_batch(images, case['seed'], *extra)
+    if extra:
+        augmented, targets = augmented
+        out = {'augmented_targets': write_raw(targets, os.path.join(case['out_dir'], 'augmented_targets.bin'))}
+    else:
+        out = {}
+    out['augmented'] = write_raw(augmented, os.path.join(case['out_dir'], 'augmented.bin'))
     # training_step draws its batch seed from torch's generator: seeded alike, two runs augment alike
     torch.manual_seed(0)
-    first = plan._fbts_augment(images)
+    first = both(plan._fbts_augment(images, *extra))
     torch.manual_seed(0)
-    out['torch_seeded_repeatable'] = bool(torch.equal(first, plan._fbts_augment(images)))
+    out['torch_seeded_repeatable'] = bool(torch.equal(first, both(plan._fbts_augment(images, *extra))))
     # the same batch whatever torch's intra-op thread count
     threads = torch.get_num_threads()
     batches = []
     for n in (1, 3):
         torch.set_num_threads(n)
-        batches.append(plan._fbts_augment_batch(images, case['seed']))
+        batches.append(both(plan._fbts_augment_batch(images, case['seed'], *extra)))
     torch.set_num_threads(threads)
     out['thread_count_independent'] = bool(torch.equal(batches[0], batches[1]))
     out['training_step_augments'] = 'self._fbts_augment(' in inspect.getsource(type(plan).training_step)

@@ -7,7 +7,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { phantomVolume, seriesOptions } from './dicom-corpus.test-helper';
+import { phantomVolume, seriesOptions, writeRtStruct } from './dicom-corpus.test-helper';
 import { classifierFromRules, readDicomPatient } from './dicom-patient';
 import { dicomTimeSeconds, suvBodyWeightFactor, suvParameters } from './dicom-pet';
 import { readDicomFolder, readDicomSeries } from './dicom-series';
@@ -214,35 +214,6 @@ print(json.dumps([float(v.min()), float(v.max()), float(ds.RescaleIntercept)]))`
   expect(hu[2]).not.toBe(0); // the file really has an intercept
 });
 
-const RTSTRUCT = `
-import sys, json, pydicom
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-out, ref, rois = sys.argv[1], pydicom.dcmread(sys.argv[2]), json.loads(sys.argv[3])
-meta = FileMetaDataset()
-meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.481.3'
-meta.MediaStorageSOPInstanceUID = generate_uid()
-meta.TransferSyntaxUID = ExplicitVRLittleEndian
-ds = FileDataset(out, {}, file_meta=meta, preamble=b'\\0' * 128)
-ds.is_little_endian, ds.is_implicit_VR = True, False
-ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-ds.Modality, ds.PatientID, ds.StudyInstanceUID = 'RTSTRUCT', ref.PatientID, ref.StudyInstanceUID
-ds.SeriesInstanceUID, ds.FrameOfReferenceUID = generate_uid(), ref.FrameOfReferenceUID
-series = Dataset(); series.SeriesInstanceUID = ref.SeriesInstanceUID
-study = Dataset(); study.RTReferencedSeriesSequence = Sequence([series])
-frame = Dataset(); frame.FrameOfReferenceUID = ref.FrameOfReferenceUID; frame.RTReferencedStudySequence = Sequence([study])
-ds.ReferencedFrameOfReferenceSequence = Sequence([frame])
-ds.StructureSetROISequence, ds.ROIContourSequence = Sequence(), Sequence()
-for number, (name, contours) in enumerate(rois.items(), 1):
-    r = Dataset(); r.ROINumber, r.ROIName = number, name; ds.StructureSetROISequence.append(r)
-    rc = Dataset(); rc.ReferencedROINumber = number; rc.ContourSequence = Sequence()
-    for points in contours:
-        c = Dataset(); c.ContourGeometricType = 'CLOSED_PLANAR'; c.NumberOfContourPoints = len(points) // 3
-        c.ContourData = [round(v, 4) for v in points]; rc.ContourSequence.append(c)
-    ds.ROIContourSequence.append(rc)
-ds.save_as(out, write_like_original=False)
-`;
 
 test('an RT structure set ROI becomes a mask on the series it references (holes by the even-odd rule)', () => {
   const patientDir = path.join(root, 'rt', 'P-9');
@@ -256,7 +227,7 @@ test('an RT structure set ROI becomes a mask on the series it references (holes 
     GTV_primary: [square(1.5, 5.5, 1.5, 4.5, 1), square(2.5, 3.5, 2.5, 3.5, 1), square(0.5, 2.5, 0.5, 1.5, 2)],
   };
   fs.mkdirSync(path.join(patientDir, 'rt'));
-  runPython(RTSTRUCT, [path.join(patientDir, 'rt', 'RS.dcm'), files[0], JSON.stringify(rois)], ['pydicom']);
+  writeRtStruct(path.join(patientDir, 'rt', 'RS.dcm'), files[0], rois);
   const patient = readDicomPatient(patientDir, { rules: [{ role: 'T1', description: 't1' }, { role: 'GTV', modality: 'RTSTRUCT', roi: '^gtv' }] });
   expect(patient.issues).toEqual([]);
   const mask = patient.modalities.GTV?.volume;

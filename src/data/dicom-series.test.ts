@@ -3,11 +3,10 @@
  * pydicom): a folder mixing series split by SeriesInstanceUID, an Enhanced (multi-frame) MR object with per-frame
  * positions and rescale, operator rules mapping series to roles, PET in SUVbw (hand computation), CT in HU.
  */
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { phantomVolume, seriesOptions, writeRtStruct } from './dicom-corpus.test-helper';
+import { dcmodify, phantomVolume, seriesOptions, writeRtStruct } from './dicom-corpus.test-helper';
 import { classifierFromRules, readDicomPatient } from './dicom-patient';
 import { dicomTimeSeconds, suvBodyWeightFactor, suvParameters } from './dicom-pet';
 import { readDicomFolder, readDicomSeries } from './dicom-series';
@@ -20,12 +19,6 @@ beforeAll(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'dicom-series-'));
 });
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
-
-function dcmodify(files: string[], edits: string[]): void {
-  const args = ['-nb', ...edits.flatMap((e) => ['-i', e]), ...files];
-  const run = spawnSync('dcmodify', args, { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`dcmodify failed: ${run.stderr}`);
-}
 
 test('a folder mixing two series (as a PACS export writes them) is split by SeriesInstanceUID, each sorted by position', () => {
   const mixed = path.join(root, 'export');

@@ -3,19 +3,13 @@
  * reason is in `issues` (the node logs it); with the dataset parameter `unreadable: 'fail'` opening fails with the
  * list (the round answers success:false with it). An operator rule maps the "t1" series to the plan's modality "MR".
  */
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { definePlan } from '../plan/define';
-import { phantomVolume, seriesOptions, writeRtStruct } from './dicom-corpus.test-helper';
+import { phantomVolume, seriesOptions, writePetCtStudy, writeRtStruct } from './dicom-corpus.test-helper';
 import { writeMrSeries } from './dicom-writer';
 import { openPlanDataset } from './plan-dataset';
-
-function dcmodify(files: string[], edits: string[]): void {
-  const run = spawnSync('dcmodify', ['-nb', ...edits.flatMap((e) => ['-i', e]), ...files], { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`dcmodify failed: ${run.stderr}`);
-}
 
 let site: string;
 let victim: string;
@@ -69,15 +63,7 @@ test('an 18F-FDG PET/CT site from DICOM: CT in HU and PET in SUVbw feed a plan t
   const petSite = fs.mkdtempSync(path.join(os.tmpdir(), 'plan-petct-'));
   try {
     for (const [n, id] of ['PET-1', 'PET-2'].entries()) {
-      const ct = phantomVolume([16, 16, 6], n + 1);
-      const ctFiles = writeMrSeries(path.join(petSite, id, 'ct'), ct, seriesOptions('CT WB', id));
-      dcmodify(ctFiles, ['(0008,0060)=CT', '(0028,1052)=-1024']);
-      const pet = phantomVolume([8, 8, 3], n + 7);
-      pet.data.fill(5000);
-      const petFiles = writeMrSeries(path.join(petSite, id, 'pt'), pet, seriesOptions('PET WB AC', id));
-      dcmodify(petFiles, ['(0008,0060)=PT', '(0054,1001)=BQML', '(0054,1102)=START', '(0010,1030)=70', '(0008,0021)=20240315',
-        '(0008,0031)=110000', '(0054,0016)[0].(0018,1074)=370000000', '(0054,0016)[0].(0018,1075)=6586.2',
-        '(0054,0016)[0].(0018,1072)=100000']);
+      writePetCtStudy(path.join(petSite, id), id, phantomVolume([16, 16, 6], n + 1), phantomVolume([8, 8, 3], n + 7));
     }
     fs.writeFileSync(path.join(petSite, 'clinical.csv'), 'id,age,relapse\nPET-1,64,1\nPET-2,58,0\n');
     const petPlan = definePlan({
@@ -112,15 +98,9 @@ test('PET/CT on different grids: resample_to CT puts the PET onto the CT grid; d
   const petSite = fs.mkdtempSync(path.join(os.tmpdir(), 'plan-petct-grid-'));
   try {
     for (const id of ['G-1', 'G-2']) {
-      const ct = phantomVolume([16, 16, 6], 3); // 0.9 x 0.9 x 1.2 mm from (-100, -110, -40)
-      dcmodify(writeMrSeries(path.join(petSite, id, 'ct'), ct, seriesOptions('CT WB', id)), ['(0008,0060)=CT', '(0028,1052)=-1024']);
       const pet = phantomVolume([8, 8, 3], 4);
-      pet.spacing = [1.8, 1.8, 2.4]; // same origin, coarser: covers CT voxels x, y <= 14 and z <= 4
-      pet.data.fill(5000);
-      const petFiles = writeMrSeries(path.join(petSite, id, 'pt'), pet, seriesOptions('PET WB AC', id));
-      dcmodify(petFiles, ['(0008,0060)=PT', '(0054,1001)=BQML', '(0054,1102)=START', '(0010,1030)=70', '(0008,0021)=20240315',
-        '(0008,0031)=110000', '(0054,0016)[0].(0018,1074)=370000000', '(0054,0016)[0].(0018,1075)=6586.2',
-        '(0054,0016)[0].(0018,1072)=100000', ...(id === 'G-2' ? ['(0020,0052)=1.2.3.4.5'] : [])]);
+      pet.spacing = [1.8, 1.8, 2.4]; // same origin as the CT (0.9 x 0.9 x 1.2 mm), coarser: covers CT voxels x, y <= 14 and z <= 4
+      writePetCtStudy(path.join(petSite, id), id, phantomVolume([16, 16, 6], 3), pet, id === 'G-2' ? ['(0020,0052)=1.2.3.4.5'] : []);
     }
     fs.writeFileSync(path.join(petSite, 'clinical.csv'), 'patient,relapse\nG-1,1\nG-2,0\n');
     const gridPlan = definePlan({

@@ -253,7 +253,7 @@ export function dcmodify(files: string[], edits: string[]): void {
  * The PET tags of an 18F-FDG acquisition set by DCMTK: Bq/mL, decay-corrected to the series start, 70 kg, 370 MBq
  * injected at 10:00:00 (series at 11:00:00), half-life 6586.2 s. A uniform 5000 Bq/mL is 1.38168 SUVbw.
  */
-export const FDG_PET_EDITS = ['(0008,0060)=PT', '(0054,1001)=BQML', '(0054,1102)=START', '(0010,1030)=70', '(0008,0021)=20240315',
+const FDG_PET_EDITS = ['(0008,0060)=PT', '(0054,1001)=BQML', '(0054,1102)=START', '(0010,1030)=70', '(0008,0021)=20240315',
   '(0008,0031)=110000', '(0054,0016)[0].(0018,1074)=370000000', '(0054,0016)[0].(0018,1075)=6586.2',
   '(0054,0016)[0].(0018,1072)=100000'];
 

@@ -17,6 +17,8 @@ import { defaultConfig, writeConfig } from './config';
 import { openNodeStores } from './stores';
 import { NodeAgent } from './agent';
 import { Experiment } from '../researcher/experiment';
+import { Command } from 'commander';
+import { register } from './cli';
 
 jest.setTimeout(120_000);
 
@@ -77,8 +79,27 @@ describe('a PET/CT DICOM site on a TS node', () => {
     network: { brokerUrl: network.mqttUrl, uploadsUrl: network.uploadsUrl },
   });
 
-  it('registering the dataset lists the unreadable file and why', () => {
-    expect(unreadable).toEqual([`${corrupt}: corrupt DICOM file (truncated: an element runs past the end of the file)`]);
+  it('registering the dataset lists the unreadable file and why, in the registry and at `node dataset add`', async () => {
+    const why = `${corrupt}: corrupt DICOM file (truncated: an element runs past the end of the file)`;
+    expect(unreadable).toEqual([why]);
+    const cliNode = path.join(dir, 'cli-node');
+    writeConfig(cliNode, defaultConfig({ nodeId: 'node_cli_petct' }));
+    const rules = path.join(dir, 'rules.json');
+    fs.writeFileSync(rules, JSON.stringify([{ role: 'CT', modality: 'CT' }, { role: 'PET', modality: 'PT' }]));
+    const program = new Command().exitOverride();
+    register(program);
+    let out = '';
+    const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      out += String(chunk);
+      return true;
+    });
+    try {
+      await program.parseAsync(['node', 'fedbiomed-ts', 'node', 'dataset', 'add', '--dir', cliNode, '--type', 'dicom', '--path', site,
+        '--tags', 'petct', '--name', 'FDG PET/CT', '--tabular-file', path.join(site, 'clinical.csv'), '--series-rules', rules]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(out.split('\n').slice(1)).toEqual(['1 unreadable file(s), their patients are skipped in rounds:', `  ${why}`, '']);
   });
 
   it('a round skips the patient with the unreadable file, trains on the four others and logs why, without the path', async () => {

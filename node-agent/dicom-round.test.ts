@@ -2,7 +2,7 @@
  * FEDERATED-PET from DICOM, end to end: an 18F-FDG PET/CT site (CT in HU, PET in SUVbw, series mapped to the plan's
  * modalities by the operator's rules) holding one corrupt CT slice, registered on a TS node as a `dicom` dataset,
  * then FedAvg rounds from the researcher over the embedded network (real MQTT broker and HTTP repository).
- * - Registering lists the unreadable file and why.
+ * - Registering lists the unreadable file and why, and a patient whose PET cannot be SUV (no injected dose).
  * - By default the round skips that patient, trains on the others and says so in a warning log line the researcher
  *   receives (without the dataset's path).
  * - With `unreadable: 'fail'` the round answers success:false with the reason, and the node keeps serving.
@@ -48,9 +48,11 @@ describe('a PET/CT DICOM site on a TS node', () => {
       const { ct } = writePetCtStudy(path.join(site, id), id, phantomVolume([12, 12, 4], n + 1), phantomVolume([6, 6, 2], n + 7));
       if (id === 'PET-3') corrupt = ct[1];
     });
+    // A sixth patient whose PET lacks the injected dose: no SUV, so no PET role (registration names it).
+    writePetCtStudy(path.join(site, 'PET-6'), 'PET-6', phantomVolume([12, 12, 4], 6), phantomVolume([6, 6, 2], 12), ['(0054,0016)[0].(0018,1074)=']);
     const bytes = fs.readFileSync(corrupt);
     fs.writeFileSync(corrupt, bytes.subarray(0, bytes.length - 100)); // pixel data cut short
-    fs.writeFileSync(path.join(site, 'clinical.csv'), `id,age,relapse\n${ids.map((id, n) => `${id},${50 + 3 * n},${n % 2}`).join('\n')}\n`);
+    fs.writeFileSync(path.join(site, 'clinical.csv'), `id,age,relapse\n${[...ids, 'PET-6'].map((id, n) => `${id},${50 + 3 * n},${n % 2}`).join('\n')}\n`);
 
     network = await startEmbeddedNetwork({ mqttPort: 0, httpPort: 0, dataDir: path.join(dir, 'repo') });
     const nodeDir = path.join(dir, 'node');
@@ -58,7 +60,7 @@ describe('a PET/CT DICOM site on a TS node', () => {
     const { datasets } = openNodeStores(nodeDir, {});
     const parameters = { tabular_file: path.join(site, 'clinical.csv'), index_col: 0, series_rules: [{ role: 'CT', modality: 'CT' }, { role: 'PET', modality: 'PT' }] };
     const entry = await datasets.add({ name: 'FDG PET/CT', dataType: 'dicom', tags: ['petct'], path: site, parameters }, unreadable);
-    expect(entry.shape).toEqual({ CT: [12, 12, 4], PET: [6, 6, 2], demographics: [5, 2], num_modalities: 2 });
+    expect(entry.shape).toEqual({ CT: [12, 12, 4], PET: [6, 6, 2], demographics: [6, 2], num_modalities: 2 });
     await datasets.add({ name: 'FDG PET/CT, strict', dataType: 'dicom', tags: ['petct-strict'], path: site, parameters: { ...parameters, unreadable: 'fail' } });
     agent = await NodeAgent.start({ dir: nodeDir, env: {}, localLog: () => undefined });
   });
@@ -81,7 +83,8 @@ describe('a PET/CT DICOM site on a TS node', () => {
 
   it('registering the dataset lists the unreadable file and why, in the registry and at `node dataset add`', async () => {
     const why = `${corrupt}: corrupt DICOM file (truncated: an element runs past the end of the file)`;
-    expect(unreadable).toEqual([why]);
+    const lacking = expect.stringMatching(new RegExp(`^${path.join(site, 'PET-6')}: patient lacks PET \\(.*not usable as SUV.*\\) \\(patient skipped\\)$`)) as unknown as string;
+    expect(unreadable).toEqual([why, lacking]);
     const cliNode = path.join(dir, 'cli-node');
     writeConfig(cliNode, defaultConfig({ nodeId: 'node_cli_petct' }));
     const rules = path.join(dir, 'rules.json');
@@ -99,7 +102,8 @@ describe('a PET/CT DICOM site on a TS node', () => {
     } finally {
       spy.mockRestore();
     }
-    expect(out.split('\n').slice(1)).toEqual(['1 unreadable file(s), their patients are skipped in rounds:', `  ${why}`, '']);
+    expect(out.split('\n').slice(1)).toEqual(['2 unreadable file(s) or incomplete patient(s), their patients are skipped in rounds:', `  ${why}`,
+      expect.stringMatching(/^ {2}.*PET-6: patient lacks PET/), '']);
   });
 
   it('a round skips the patient with the unreadable file, trains on the four others and logs why, without the path', async () => {

@@ -56,7 +56,7 @@ export interface DicomSite {
    * Checks every file and series of every patient without decoding pixels. Unreadable files are reported in
    * `issues` and their patients dropped from `patients` ('skip'), or thrown as one DataReadError ('fail'). Patients
    * lacking a required role (no such series, a series that cannot be assembled, no matching RT structure set ROI)
-   * are dropped and reported whatever the policy. Returns the files' issues.
+   * are dropped and reported whatever the policy. Returns the unreadable files and the incomplete patients.
    */
   scan(): DataIssue[];
 }
@@ -191,7 +191,7 @@ export function openDicomSite(dir: string, options: DicomSiteOptions = {}): Dico
       }
       issues.push(...incomplete);
       site.patients = site.patients.filter((id) => !unusable.has(id));
-      return found;
+      return [...found, ...incomplete];
     },
   };
   return site;

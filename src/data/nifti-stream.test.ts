@@ -80,3 +80,19 @@ test('a truncated .nii names how many bytes it has and how many its header annou
     `${file}: invalid NIfTI-1 image: truncated: ${voxOffset + 3 * plane * 2 + 10} bytes, header announces ${voxOffset + plane * 2 * DIMS[3]}`);
   expect(() => checkNiftiFile(file)).toThrow(/truncated/);
 });
+
+test('a header announcing more voxels than the cap, or than the file can hold, is refused before any allocation', () => {
+  const good = fs.readFileSync(path.join(dir, 'series.nii'));
+  const huge = Buffer.from(good.subarray(0, voxOffset + 1000));
+  [1, 2, 3].forEach((d) => huge.writeInt16LE(30000, 40 + 2 * d)); // 30000^3 voxels claimed
+  huge.writeInt16LE(1, 48);
+  const plain = path.join(dir, 'huge.nii');
+  fs.writeFileSync(plain, huge);
+  expect(() => readNifti(plain)).toThrow(`${plain}: 30000x30000x30000 = ${30000 ** 3} voxels is more than the ${2 ** 28}-voxel limit`);
+  expect(() => readNifti(path.join(dir, 'series.nii'), { volume: 0, maxVoxels: 1000 })).toThrow(/= 98304 voxels is more than the 1000-voxel limit/);
+  // Within the cap, but a few kB of gzip cannot inflate to 512 MB: refused at once, nothing inflated or allocated.
+  [1, 2, 3].forEach((d) => huge.writeInt16LE(512, 40 + 2 * d));
+  const gz = path.join(dir, 'huge.nii.gz');
+  fs.writeFileSync(gz, zlib.gzipSync(huge));
+  expect(() => readNifti(gz)).toThrow(new RegExp(`^${gz}: invalid NIfTI-1 image: truncated: the header announces \\d+ bytes, a gzip file of \\d+ bytes cannot hold them$`));
+});

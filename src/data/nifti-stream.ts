@@ -34,22 +34,32 @@ export class NiftiByteStream {
   private ended = false;
   private readonly gunzip: Gunzip | null;
 
-  private constructor(readonly path: string, private readonly fd: number, gzip: boolean) {
+  private constructor(readonly path: string, private readonly fd: number, readonly gzip: boolean, readonly fileSize: number) {
     this.gunzip = gzip ? new Gunzip((data) => this.keep(data)) : null;
+  }
+
+  /**
+   * The most uncompressed bytes the file can hold: its size, or for gzip its size times deflate's largest expansion
+   * (1032:1), so a header announcing more than that is refused before anything is allocated for it.
+   */
+  get maxBytes(): number {
+    return this.gzip ? this.fileSize * 1032 + 1024 : this.fileSize;
   }
 
   /** Opens `path`; call close() when done (withNiftiStream does). */
   static open(path: string): NiftiByteStream {
     let fd: number;
     let magic: Buffer;
+    let size: number;
     try {
       fd = fs.openSync(path, 'r');
+      size = fs.fstatSync(fd).size;
       magic = Buffer.alloc(2);
       fs.readSync(fd, magic, 0, 2, 0);
     } catch (error) {
       throw new DataReadError(path, `cannot read NIfTI file (${(error as Error).message})`);
     }
-    return new NiftiByteStream(path, fd, magic[0] === 0x1f && magic[1] === 0x8b);
+    return new NiftiByteStream(path, fd, magic[0] === 0x1f && magic[1] === 0x8b, size);
   }
 
   close(): void {

@@ -64,7 +64,11 @@ export interface NiftiHeader {
 export interface NiftiReadOptions {
   /** Which volume of a 4-D image to read (0-based). Required when the image has more than one. */
   volume?: number;
+  /** Largest voxel count read at once (default 2^28, 1 GiB as float32, as DICOM's pixel cap). */
+  maxVoxels?: number;
 }
+
+export const DEFAULT_MAX_VOXELS = 2 ** 28;
 
 export interface NiftiImage {
   header: NiftiHeader;
@@ -104,10 +108,23 @@ function truncated(stream: NiftiByteStream, header: NiftiHeader): DataReadError 
 /** Voxels decoded per read: bounds the raw bytes held at once (a few MiB) whatever the image size. */
 const VOXEL_RUN = 1 << 20;
 
-/** Volumes `first` .. `first + count - 1` from the stream just past the header: the file is read no further. */
-function streamVolumes(stream: NiftiByteStream, header: NiftiHeader, first: number, count: number): Float32Array[] {
+/**
+ * Volumes `first` .. `first + count - 1` from the stream just past the header: the file is read no further. Before
+ * anything is allocated, the voxels must be within the cap and the file able to hold them.
+ */
+function streamVolumes(stream: NiftiByteStream, header: NiftiHeader, first: number, count: number, maxVoxels = DEFAULT_MAX_VOXELS): Float32Array[] {
   const voxels = voxelCount(spatialDims(header));
   const bytesPer = DATATYPES[header.datatype].bytes;
+  if (voxels * count > maxVoxels) {
+    throw new DataReadError(stream.path, `${spatialDims(header).join('x')}${count > 1 ? `x${count}` : ''} = ${voxels * count} voxels `
+      + `is more than the ${maxVoxels}-voxel limit`);
+  }
+  const needed = header.voxOffset + (first + count) * voxels * bytesPer;
+  if (needed > stream.maxBytes) {
+    throw new DataReadError(stream.path, `invalid NIfTI-${header.version} image: truncated: `
+      + (stream.gzip ? `the header announces ${announcedBytes(header)} bytes, a gzip file of ${stream.fileSize} bytes cannot hold them`
+        : `${stream.fileSize} bytes, header announces ${announcedBytes(header)}`));
+  }
   const skip = header.voxOffset - stream.position + first * voxels * bytesPer;
   if (stream.skip(skip) < skip) throw truncated(stream, header);
   return Array.from({ length: count }, () => {
@@ -144,17 +161,17 @@ function chosenVolume(header: NiftiHeader, path: string, options: NiftiReadOptio
 export function readNifti(path: string, options: NiftiReadOptions = {}): NiftiImage {
   return withNiftiStream(path, (stream) => {
     const header = streamHeader(stream);
-    const [data] = streamVolumes(stream, header, chosenVolume(header, path, options), 1);
+    const [data] = streamVolumes(stream, header, chosenVolume(header, path, options), 1, options.maxVoxels);
     return { header, volume: { data, ...geometryOf(header) } };
   });
 }
 
 /** Every volume of a 3-D or 4-D image (one for 3-D), e.g. to use them as channels. */
-export function readNiftiVolumes(path: string): { header: NiftiHeader; volumes: Volume[] } {
+export function readNiftiVolumes(path: string, options: Pick<NiftiReadOptions, 'maxVoxels'> = {}): { header: NiftiHeader; volumes: Volume[] } {
   return withNiftiStream(path, (stream) => {
     const header = streamHeader(stream);
     const geometry = geometryOf(header);
-    return { header, volumes: streamVolumes(stream, header, 0, volumeCount(header)).map((data) => ({ data, ...geometry })) };
+    return { header, volumes: streamVolumes(stream, header, 0, volumeCount(header), options.maxVoxels).map((data) => ({ data, ...geometry })) };
   });
 }
 

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { dcmodify, phantomVolume, seriesOptions, writeRtStruct } from './dicom-corpus.test-helper';
 import { classifierFromRules, readDicomPatient } from './dicom-patient';
 import { dicomTimeSeconds, suvBodyWeightFactor, suvParameters } from './dicom-pet';
-import { readDicomFolder, readDicomSeries } from './dicom-series';
+import { readDicomFolder, readDicomSeries, scanDicomFolder } from './dicom-series';
 import { writeMrSeries } from './dicom-writer';
 import { runPython } from './python-oracle.test-helper';
 import { parseDicomFile } from './dicom-file';
@@ -46,6 +46,8 @@ test('a missing slice is reported with the gap and how many slices are missing',
   fs.rmSync(files[3]);
   expect(() => readDicomSeries(dir)).toThrow(
     `${dir}: slices are not evenly spaced: gap of 3.600 mm before IM0005.dcm, mean 2.000 mm, smallest 1.200 mm (about 2 missing slices)`);
+  // Found by the scan too, from the headers alone.
+  expect(scanDicomFolder(dir).seriesIssues.map((i) => i.message)).toEqual([expect.stringContaining('(about 2 missing slices)')]);
 });
 
 const ENHANCED = `
@@ -86,6 +88,10 @@ test('an Enhanced MR object: frames placed by per-frame positions, each frame wi
   fs.mkdirSync(path.dirname(out));
   runPython(ENHANCED, [out, ...files], ['pydicom', 'numpy']);
   const series = readDicomSeries(path.dirname(out));
+  // The scan (headers only, pixel bytes dropped) places the frames the same way without complaint.
+  const scanned = scanDicomFolder(path.dirname(out));
+  expect([scanned.files, scanned.seriesIssues, scanned.series.map((s) => s.seriesDescription)]).toEqual([[], [], ['T1 enhanced']]);
+  expect(scanned.series[0].header.byteArray.length).toBeLessThanOrEqual(fs.statSync(out).size - 10 * 8 * 4 * 2); // no pixel bytes
   expect(series.volume.dims).toEqual([10, 8, 4]);
   expect(series.volume.origin).toEqual([-100, -110, -40]);
   expect(series.volume.spacing).toEqual([0.9, 0.9, expect.closeTo(1.2, 6)]);

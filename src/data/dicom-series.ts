@@ -138,7 +138,7 @@ export function scanDicomFolder(dir: string, options: DicomSeriesOptions = {}): 
   const groups = new Map<string, DicomSlice[]>();
   for (const file of listSliceFiles(dir, true)) {
     try {
-      const slice = parseDicomFile(file, options);
+      const slice = withoutPixelBytes(parseDicomFile(file, options));
       const uid = stringTag(slice.dataSet, 0x0020, 0x000e);
       groups.set(uid, [...(groups.get(uid) ?? []), slice]);
     } catch (error) {
@@ -159,6 +159,23 @@ export function scanDicomFolder(dir: string, options: DicomSeriesOptions = {}): 
     }
   }
   return scan;
+}
+
+/**
+ * The slice with only the bytes before its pixel data kept (a copy: the file's buffer can be freed), for a scan
+ * that holds every slice of a patient at once but needs their headers only.
+ */
+function withoutPixelBytes(slice: DicomSlice): DicomSlice {
+  const end = slice.dataSet.elements.x7fe00010.dataOffset ?? slice.dataSet.byteArray.length;
+  const bytes = slice.dataSet.byteArray.slice(0, end);
+  const rebased = (dataSet: dicomParser.DataSet): dicomParser.DataSet => {
+    const elements = Object.fromEntries(Object.entries(dataSet.elements).map(([tag, element]) => [tag, element.items
+      ? { ...element, items: element.items.map((item) => ({ ...item, dataSet: item.dataSet && rebased(item.dataSet) })) }
+      : element]));
+    // Same class (its tag readers), same offsets, the header bytes only.
+    return Object.assign(Object.create(Object.getPrototypeOf(dataSet) as object) as dicomParser.DataSet, dataSet, { byteArray: bytes, elements });
+  };
+  return { ...slice, dataSet: rebased(slice.dataSet) };
 }
 
 function checkNotMixed(seriesDir: string, uid: string, slices: DicomSlice[]): void {

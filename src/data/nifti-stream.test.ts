@@ -96,3 +96,13 @@ test('a header announcing more voxels than the cap, or than the file can hold, i
   fs.writeFileSync(gz, zlib.gzipSync(huge));
   expect(() => readNifti(gz)).toThrow(new RegExp(`^${gz}: invalid NIfTI-1 image: truncated: the header announces \\d+ bytes, a gzip file of \\d+ bytes cannot hold them$`));
 });
+
+test('a .nii.gz of several gzip members (as bgzip and parallel compressors write) reads as nibabel reads it', () => {
+  const raw = fs.readFileSync(path.join(dir, 'series.nii'));
+  const cuts = [0, 1000, 300_001, 1_000_003, raw.length];
+  const file = path.join(dir, 'members.nii.gz');
+  fs.writeFileSync(file, Buffer.concat(cuts.slice(1).map((end, i) => zlib.gzipSync(raw.subarray(cuts[i], end)))));
+  const k = DIMS[3] - 1;
+  expect(Buffer.from(readNifti(file, { volume: k }).volume.data.buffer).equals(Buffer.from(expected.slice(k * plane, (k + 1) * plane).buffer))).toBe(true);
+  expect(checkNiftiFile(file).dim[4]).toBe(DIMS[3]);
+});

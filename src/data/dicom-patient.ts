@@ -221,7 +221,7 @@ export function scannedRoles(scan: DicomFolderScan, options: DicomPatientOptions
   return { roles, issues };
 }
 
-/** The modalities in `required` that the patient lacks (empty when complete). */
+/** The modalities in `required` that the patient lacks (empty when complete); RTDOSE is the patient's dose map. */
 export function missingModalities(patient: DicomPatient, required: readonly SeriesRole[]): SeriesRole[] {
-  return required.filter((m) => !patient.modalities[m]);
+  return required.filter((m) => !patient.modalities[m] && !(m === 'RTDOSE' && patient.dose));
 }

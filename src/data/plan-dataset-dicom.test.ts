@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { definePlan } from '../plan/define';
 import { phantomVolume, seriesOptions, writePetCtStudy, writeRtStruct } from './dicom-corpus.test-helper';
-import { writeMrSeries } from './dicom-writer';
+import { writeMrSeries, writeRtDose } from './dicom-writer';
 import { openPlanDataset } from './plan-dataset';
 
 let site: string;
@@ -204,5 +204,39 @@ test('a patient whose series cannot be assembled (a missing slice) or lacks the 
     expect(data.sample(0).image?.data.length).toBe(8 * 8 * 4); // P-1, read whole
   } finally {
     fs.rmSync(gapSite, { recursive: true, force: true });
+  }
+});
+
+test('a plan reading the RT dose map beside the MR: dose in Gy as a channel; a patient without dose skipped before the round', () => {
+  const doseSite = fs.mkdtempSync(path.join(os.tmpdir(), 'plan-dose-'));
+  try {
+    for (const id of ['D-1', 'D-2']) {
+      const mr = phantomVolume([8, 8, 4], 3);
+      writeMrSeries(path.join(doseSite, id, 'mr'), mr, seriesOptions('t1_mprage', id));
+      if (id === 'D-2') continue;
+      const dose = { ...mr, data: Float32Array.from(mr.data, (_, i) => (i % 5) * 12.5) }; // same grid, 0..50 Gy
+      writeRtDose(path.join(doseSite, id, 'dose', 'RD.dcm'), dose, { ...seriesOptions('RT dose', id), doseType: 'PHYSICAL' });
+    }
+    fs.writeFileSync(path.join(doseSite, 'clinical.csv'), 'id,responder\nD-1,1\nD-2,0\n');
+    const dosePlan = definePlan({
+      name: 'DoseChannel',
+      inputs: { image: { modalities: ['MR', 'RTDOSE'], dims: 3, size: [8, 8, 4] } },
+      target: { column: 'responder' },
+      model: { image: [{ type: 'global_avg_pool' }], head: [{ type: 'dense', outFeatures: 1 }] },
+      loss: { type: 'bce', fromLogits: true },
+      optimizer: { type: 'sgd', lr: 0.1 },
+    });
+    const data = openPlanDataset(dosePlan, { dataType: 'dicom', path: doseSite, parameters: {
+      tabular_file: path.join(doseSite, 'clinical.csv'), index_col: 0,
+      series_rules: [{ role: 'MR', modality: 'MR', description: 't1' }, { role: 'RTDOSE', modality: 'RTDOSE' }] } });
+    expect(data.size).toBe(1);
+    expect(data.issues.map((i) => i.message)).toEqual([`${path.join(doseSite, 'D-2')}: patient lacks RTDOSE (patient skipped)`]);
+    const image = data.sample(0).image!;
+    expect(image.shape).toEqual([2, 8, 8, 4]);
+    const doseChannel = Array.from(image.data.subarray(8 * 8 * 4));
+    expect(Math.max(...doseChannel)).toBeCloseTo(50, 2);
+    expect(new Set(doseChannel.map((v) => Math.round(v * 10) / 10))).toEqual(new Set([0, 12.5, 25, 37.5, 50]));
+  } finally {
+    fs.rmSync(doseSite, { recursive: true, force: true });
   }
 });

@@ -202,7 +202,9 @@ function registerDatasets(node: Command): void {
       print(`dataset ${entry.dataset_id} added: ${entry.name} [${entry.tags.join(', ')}] shape ${JSON.stringify(entry.shape)}`);
       if (unreadable.length > 0) {
         const policy = opts.unreadable === 'fail' ? 'rounds will fail until they are fixed' : opts.type === 'images' ? 'those pictures are skipped in rounds' : 'their patients are skipped in rounds';
-        print(`${unreadable.length} unreadable file(s), ${policy}:`);
+        // A DICOM site also names the patients lacking a series the rules ask for (always skipped).
+        const what = opts.type === 'dicom' ? 'unreadable file(s) or incomplete patient(s)' : 'unreadable file(s)';
+        print(`${unreadable.length} ${what}, ${policy}:`);
         for (const why of unreadable) print(`  ${why}`);
       }
     });

@@ -13,9 +13,11 @@ export function withoutDatasetPaths(text: string, dataset: Pick<DatasetEntry, 'p
   const tabular = (dataset.dataset_parameters as { tabular_file?: unknown } | null | undefined)?.tabular_file;
   if (typeof tabular === 'string') roots.push(tabular);
   let out = text;
-  // Longest first, so a file inside the dataset folder is replaced whole, not only its folder prefix.
-  for (const root of roots.filter((r) => r.length > 1).sort((a, b) => b.length - a.length)) {
-    out = out.split(root).join('<dataset>');
+  // Longest first, so a file inside the dataset folder is replaced whole, not only its folder prefix; every root
+  // before any parent folder (the demographics CSV's folder is often the dataset itself).
+  const ordered = roots.filter((r) => r.length > 1).sort((a, b) => b.length - a.length);
+  for (const root of ordered) out = out.split(root).join('<dataset>');
+  for (const root of ordered) {
     const parent = path.dirname(root);
     if (parent.length > 1 && parent !== root) out = out.split(parent).join('<dataset folder>');
   }

@@ -214,3 +214,30 @@ export function encapsulatedJob(file: string): DecodeJob {
   const frames = fragments.map((f) => new Uint8Array(dataSet.byteArray.subarray(f.position, f.position + f.length)));
   return { encoding: syntax.encoding, frames, layout };
 }
+
+/** DCMTK's dcmodify on `files` in place: each edit is "(gggg,eeee)=value" (sequence paths allowed). */
+export function dcmodify(files: string[], edits: string[]): void {
+  const run = spawnSync('dcmodify', ['-nb', ...edits.flatMap((e) => ['-i', e]), ...files], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`dcmodify failed: ${run.stderr}`);
+}
+
+/**
+ * The PET tags of an 18F-FDG acquisition set by DCMTK: Bq/mL, decay-corrected to the series start, 70 kg, 370 MBq
+ * injected at 10:00:00 (series at 11:00:00), half-life 6586.2 s. A uniform 5000 Bq/mL is 1.38168 SUVbw.
+ */
+const FDG_PET_EDITS = ['(0008,0060)=PT', '(0054,1001)=BQML', '(0054,1102)=START', '(0010,1030)=70', '(0008,0021)=20240315',
+  '(0008,0031)=110000', '(0054,0016)[0].(0018,1074)=370000000', '(0054,0016)[0].(0018,1075)=6586.2',
+  '(0054,0016)[0].(0018,1072)=100000'];
+
+/**
+ * A PET/CT study in `patientDir` (sub-folders ct/ and pt/): our writer's series turned into CT (HU through the
+ * rescale intercept) and 18F-FDG PET (uniform 5000 Bq/mL) by dcmodify. Returns the CT and PET files.
+ */
+export function writePetCtStudy(patientDir: string, patientId: string, ct: Volume, pet: Volume, petEdits: string[] = []): { ct: string[]; pet: string[] } {
+  const ctFiles = writeMrSeries(path.join(patientDir, 'ct'), ct, seriesOptions('CT WB', patientId));
+  dcmodify(ctFiles, ['(0008,0060)=CT', '(0028,1052)=-1024']);
+  const uniform = { ...pet, data: new Float32Array(pet.data.length).fill(5000) };
+  const petFiles = writeMrSeries(path.join(patientDir, 'pt'), uniform, seriesOptions('PET WB AC', patientId));
+  dcmodify(petFiles, [...FDG_PET_EDITS, ...petEdits]);
+  return { ct: ctFiles, pet: petFiles };
+}

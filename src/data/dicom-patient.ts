@@ -9,7 +9,7 @@
 import type * as dicomParser from 'dicom-parser';
 import * as path from 'path';
 import { DataIssue } from './errors';
-import { DicomReadLimits, DicomSeries, readDicomFolder } from './dicom-series';
+import { DicomFolderScan, DicomReadLimits, DicomSeries, readDicomFolder } from './dicom-series';
 import { stringTag } from './dicom-file';
 import { suvBodyWeightFactor, suvParameters } from './dicom-pet';
 import { rasterizeRoi, readRtStruct } from './dicom-rtstruct';
@@ -225,7 +225,59 @@ function addSegmentations(patient: DicomPatient, files: string[], series: DicomS
   }
 }
 
-/** The modalities in `required` that the patient lacks (empty when complete). */
+/**
+ * The roles a scanned patient folder (scanDicomFolder: headers only) would have once read, as readDicomPatient
+ * gives them: series classified, PET usable as SUV when SUV is asked for, RTSTRUCT masks whose ROI matches a rule
+ * and SEG label maps whose description/segment match a rule, when their referenced series is there. What keeps a series from its role is in `issues`.
+ */
+export function scannedRoles(scan: DicomFolderScan, options: DicomPatientOptions = {}): { roles: Set<SeriesRole>; issues: DataIssue[] } {
+  const classify = options.rules ? classifierFromRules(options.rules) : options.classify ?? classifySeries;
+  const roles = new Set<SeriesRole>();
+  const issues: DataIssue[] = [...scan.seriesIssues];
+  for (const series of scan.series) {
+    const role = classify(series.seriesDescription, series.modality, series.header);
+    if (role === null) continue;
+    if (series.modality.toUpperCase() === 'PT' && (options.pet ?? 'suv') === 'suv') {
+      try {
+        suvBodyWeightFactor(suvParameters(series.header));
+      } catch (error) {
+        issues.push({ path: series.dir, message: `${series.dir}: PET series "${series.seriesDescription}" not usable as SUV: ${(error as Error).message}` });
+        continue;
+      }
+    }
+    roles.add(role);
+  }
+  const maskRules = (options.rules ?? []).filter((r) => r.modality?.toUpperCase() === 'RTSTRUCT' && r.roi !== undefined);
+  for (const file of maskRules.length > 0 ? scan.structureSets : []) {
+    try {
+      const set = readRtStruct(file);
+      if (!scan.series.some((s) => s.seriesInstanceUid === set.referencedSeriesUid)) continue;
+      for (const rule of maskRules) {
+        const pattern = new RegExp(rule.roi as string, 'i');
+        if (set.rois.some((r) => pattern.test(r.name))) roles.add(rule.role);
+      }
+    } catch (error) {
+      issues.push({ path: file, message: error instanceof Error ? error.message : `${file}: ${String(error)}` });
+    }
+  }
+  const segRules = (options.rules ?? []).filter((r) => r.modality?.toUpperCase() === 'SEG');
+  for (const file of segRules.length > 0 ? scan.segmentations : []) {
+    try {
+      const seg = readSegmentation(file);
+      if (!scan.series.some((s) => s.seriesInstanceUid === seg.referencedSeriesUid)) continue;
+      for (const rule of segRules) {
+        if (rule.description !== undefined && !new RegExp(rule.description, 'i').test(seg.seriesDescription)) continue;
+        const pattern = rule.segment === undefined ? undefined : new RegExp(rule.segment, 'i');
+        if (!pattern || seg.segments.some((s) => pattern.test(s.label))) roles.add(rule.role);
+      }
+    } catch (error) {
+      issues.push({ path: file, message: error instanceof Error ? error.message : `${file}: ${String(error)}` });
+    }
+  }
+  return { roles, issues };
+}
+
+/** The modalities in `required` that the patient lacks (empty when complete); RTDOSE is the patient's dose map. */
 export function missingModalities(patient: DicomPatient, required: readonly SeriesRole[]): SeriesRole[] {
-  return required.filter((m) => !patient.modalities[m]);
+  return required.filter((m) => !patient.modalities[m] && !(m === 'RTDOSE' && patient.dose));
 }

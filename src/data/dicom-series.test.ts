@@ -3,14 +3,13 @@
  * pydicom): a folder mixing series split by SeriesInstanceUID, an Enhanced (multi-frame) MR object with per-frame
  * positions and rescale, operator rules mapping series to roles, PET in SUVbw (hand computation), CT in HU.
  */
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { phantomVolume, seriesOptions } from './dicom-corpus.test-helper';
+import { dcmodify, phantomVolume, seriesOptions } from './dicom-corpus.test-helper';
 import { classifierFromRules, readDicomPatient } from './dicom-patient';
 import { dicomTimeSeconds, suvBodyWeightFactor, suvParameters } from './dicom-pet';
-import { readDicomFolder, readDicomSeries } from './dicom-series';
+import { readDicomFolder, readDicomSeries, scanDicomFolder } from './dicom-series';
 import { writeMrSeries } from './dicom-writer';
 import { runPython } from './python-oracle.test-helper';
 import { writeRtStruct } from './dicom-rtstruct.test-helper';
@@ -21,12 +20,6 @@ beforeAll(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'dicom-series-'));
 });
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
-
-function dcmodify(files: string[], edits: string[]): void {
-  const args = ['-nb', ...edits.flatMap((e) => ['-i', e]), ...files];
-  const run = spawnSync('dcmodify', args, { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`dcmodify failed: ${run.stderr}`);
-}
 
 test('a folder mixing two series (as a PACS export writes them) is split by SeriesInstanceUID, each sorted by position', () => {
   const mixed = path.join(root, 'export');
@@ -54,6 +47,8 @@ test('a missing slice is reported with the gap and how many slices are missing',
   fs.rmSync(files[3]);
   expect(() => readDicomSeries(dir)).toThrow(
     `${dir}: slices are not evenly spaced: gap of 3.600 mm before IM0005.dcm, mean 2.000 mm, smallest 1.200 mm (about 2 missing slices)`);
+  // Found by the scan too, from the headers alone.
+  expect(scanDicomFolder(dir).seriesIssues.map((i) => i.message)).toEqual([expect.stringContaining('(about 2 missing slices)')]);
 });
 
 const ENHANCED = `
@@ -94,6 +89,10 @@ test('an Enhanced MR object: frames placed by per-frame positions, each frame wi
   fs.mkdirSync(path.dirname(out));
   runPython(ENHANCED, [out, ...files], ['pydicom', 'numpy']);
   const series = readDicomSeries(path.dirname(out));
+  // The scan (headers only, pixel bytes dropped) places the frames the same way without complaint.
+  const scanned = scanDicomFolder(path.dirname(out));
+  expect([scanned.files, scanned.seriesIssues, scanned.series.map((s) => s.seriesDescription)]).toEqual([[], [], ['T1 enhanced']]);
+  expect(scanned.series[0].header.byteArray.length).toBeLessThanOrEqual(fs.statSync(out).size - 10 * 8 * 4 * 2); // no pixel bytes
   expect(series.volume.dims).toEqual([10, 8, 4]);
   expect(series.volume.origin).toEqual([-100, -110, -40]);
   expect(series.volume.spacing).toEqual([0.9, 0.9, expect.closeTo(1.2, 6)]);

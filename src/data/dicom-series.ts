@@ -63,20 +63,36 @@ function listSliceFiles(dir: string, recursive = false): string[] {
   return files.sort();
 }
 
+/**
+ * Where every slice or frame of a series goes, from headers alone (no pixel decoded): the checks that refuse a
+ * series (missing slices, uneven spacing, mixed sizes or orientations, frames without positions) all happen here.
+ */
+interface SeriesLayout {
+  geometry: SliceGeometry;
+  /** Slices in order along the normal (one multi-frame slice, or single-frame slices). */
+  slices: DicomSlice[];
+  /** For a multi-frame slice: stored frame index of each position along the normal. */
+  frameOrder?: number[];
+  spacing: number;
+  origin: Vec3;
+}
+
+function layoutOf(dir: string, slices: DicomSlice[]): SeriesLayout {
+  return slices.length === 1 && slices[0].frames > 1 ? multiFrameLayout(slices[0]) : singleFrameLayout(dir, slices);
+}
+
 function seriesFrom(dir: string, slices: DicomSlice[], options: DicomSeriesOptions): DicomSeries {
   const first = slices[0].dataSet;
-  const assembled = slices.length === 1 && slices[0].frames > 1
-    ? assembleMultiFrame(slices[0], options)
-    : assembleSlices(dir, slices, options);
+  const layout = layoutOf(dir, slices);
   return {
     dir,
-    files: assembled.files,
+    files: layout.slices.map((s) => s.file),
     seriesInstanceUid: stringTag(first, 0x0020, 0x000e),
     seriesDescription: stringTag(first, 0x0008, 0x103e),
     modality: stringTag(first, 0x0008, 0x0060),
     patientId: stringTag(first, 0x0010, 0x0020),
     header: first,
-    volume: assembled.volume,
+    volume: decodeLayout(layout, options),
   };
 }
 
@@ -92,21 +108,83 @@ export function readDicomSeries(dir: string, options: DicomSeriesOptions = {}): 
   return seriesFrom(dir, slices, options);
 }
 
+/** A series found by scanDicomFolder: what its role and usability depend on, without its pixels. */
+export interface ScannedSeries {
+  dir: string;
+  seriesInstanceUid: string;
+  seriesDescription: string;
+  modality: string;
+  /** Data set of the first slice. */
+  header: dicomParser.DataSet;
+}
+
+export interface DicomFolderScan {
+  /** Unreadable files, each with the reason; `notAnImage` for stray files (not DICOM, or DICOM without pixels). */
+  files: (DataIssue & { notAnImage: boolean })[];
+  /** Series whose slices can be assembled (sizes, orientations, positions and spacing checked). */
+  series: ScannedSeries[];
+  /** Series that cannot be assembled (a missing slice, uneven spacing, …), each with the reason. */
+  seriesIssues: DataIssue[];
+  structureSets: string[];
+  /** DICOM segmentation files (SEG), read as label maps on the series they reference. */
+  segmentations: string[];
+}
+
 /**
  * Checks every file under `dir` as far as it can be without decoding pixels (readable, a DICOM image, a supported
- * syntax, within the caps, pixel bytes present): the unreadable ones, each with the reason.
+ * syntax, within the caps, pixel bytes present) and every series as readDicomFolder would assemble it (the
+ * headers' geometry): what a round would meet, found before it starts.
  */
-export function scanDicomFiles(dir: string, options: DicomSeriesOptions = {}): (DataIssue & { notAnImage: boolean })[] {
-  const issues: (DataIssue & { notAnImage: boolean })[] = [];
+export function scanDicomFolder(dir: string, options: DicomSeriesOptions = {}): DicomFolderScan {
+  const scan: DicomFolderScan = { files: [], series: [], seriesIssues: [], structureSets: [], segmentations: [] };
+  const groups = new Map<string, DicomSlice[]>();
   for (const file of listSliceFiles(dir, true)) {
     try {
-      parseDicomFile(file, options);
+      const slice = withoutPixelBytes(parseDicomFile(file, options));
+      const uid = stringTag(slice.dataSet, 0x0020, 0x000e);
+      groups.set(uid, [...(groups.get(uid) ?? []), slice]);
     } catch (error) {
-      if (error instanceof NoPixelDataError && (error.modality === 'RTSTRUCT' || error.modality === 'SEG')) continue; // read as masks
-      issues.push({ ...issueFrom(file, error), notAnImage: error instanceof NotDicomFileError || error instanceof NoPixelDataError });
+      if (error instanceof NoPixelDataError && error.modality === 'RTSTRUCT') scan.structureSets.push(file); // read as masks
+      else if (error instanceof NoPixelDataError && error.modality === 'SEG') scan.segmentations.push(file); // read as label maps
+      else scan.files.push({ ...issueFrom(file, error), notAnImage: error instanceof NotDicomFileError || error instanceof NoPixelDataError });
     }
   }
-  return issues;
+  for (const [uid, slices] of groups) {
+    const seriesDir = commonFolder(slices.map((s) => s.file));
+    try {
+      checkNotMixed(seriesDir, uid, slices);
+      layoutOf(seriesDir, slices);
+      const header = slices[0].dataSet;
+      scan.series.push({ dir: seriesDir, seriesInstanceUid: uid, seriesDescription: stringTag(header, 0x0008, 0x103e),
+        modality: stringTag(header, 0x0008, 0x0060), header });
+    } catch (error) {
+      scan.seriesIssues.push(issueFrom(seriesDir, error));
+    }
+  }
+  return scan;
+}
+
+/**
+ * The slice with only the bytes before its pixel data kept (a copy: the file's buffer can be freed), for a scan
+ * that holds every slice of a patient at once but needs their headers only.
+ */
+function withoutPixelBytes(slice: DicomSlice): DicomSlice {
+  const end = slice.dataSet.elements.x7fe00010.dataOffset ?? slice.dataSet.byteArray.length;
+  const bytes = slice.dataSet.byteArray.slice(0, end);
+  const rebased = (dataSet: dicomParser.DataSet): dicomParser.DataSet => {
+    const elements = Object.fromEntries(Object.entries(dataSet.elements).map(([tag, element]) => [tag, element.items
+      ? { ...element, items: element.items.map((item) => ({ ...item, dataSet: item.dataSet && rebased(item.dataSet) })) }
+      : element]));
+    // Same class (its tag readers), same offsets, the header bytes only.
+    return Object.assign(Object.create(Object.getPrototypeOf(dataSet) as object) as dicomParser.DataSet, dataSet, { byteArray: bytes, elements });
+  };
+  return { ...slice, dataSet: rebased(slice.dataSet) };
+}
+
+function checkNotMixed(seriesDir: string, uid: string, slices: DicomSlice[]): void {
+  if (slices.length > 1 && slices.some((s) => s.frames > 1)) {
+    throw new DataReadError(seriesDir, `series ${uid} mixes multi-frame and single-frame files`);
+  }
 }
 
 export interface DicomFolder {
@@ -149,9 +227,7 @@ export function readDicomFolder(dir: string, options: DicomSeriesOptions = {}): 
     // A series' folder: the deepest folder holding all its files.
     const seriesDir = commonFolder(slices.map((s) => s.file));
     try {
-      if (slices.length > 1 && slices.some((s) => s.frames > 1)) {
-        throw new DataReadError(seriesDir, `series ${uid} mixes multi-frame and single-frame files`);
-      }
+      checkNotMixed(seriesDir, uid, slices);
       series.push(seriesFrom(seriesDir, slices, options));
     } catch (error) {
       issues.push(issueFrom(seriesDir, error));
@@ -218,7 +294,7 @@ function evenSpacing(where: string, along: number[], names: string[]): number {
   return mean;
 }
 
-function assembleSlices(dir: string, slices: DicomSlice[], options: DicomSeriesOptions): { volume: Volume; files: string[] } {
+function singleFrameLayout(dir: string, slices: DicomSlice[]): SeriesLayout {
   const geometry = geometryOf(slices[0]);
   for (const slice of slices.slice(1)) {
     const g = geometryOf(slice);
@@ -239,30 +315,37 @@ function assembleSlices(dir: string, slices: DicomSlice[], options: DicomSeriesO
   }));
   ordered.sort((a, b) => a.along - b.along);
 
-  let sliceSpacing: number;
+  let spacing: number;
   if (ordered.length === 1 || !havePositions) {
     const first = slices[0].dataSet;
     const thickness = numberTag(first, 0x0018, 0x0088)?.[0] ?? numberTag(first, 0x0018, 0x0050)?.[0];
-    sliceSpacing = thickness && thickness > 0 ? thickness : 1;
+    spacing = thickness && thickness > 0 ? thickness : 1;
   } else {
-    sliceSpacing = evenSpacing(dir, ordered.map((o) => o.along), ordered.map((o) => path.basename(o.slice.file)));
+    spacing = evenSpacing(dir, ordered.map((o) => o.along), ordered.map((o) => path.basename(o.slice.file)));
   }
+  return { geometry, slices: ordered.map((o) => o.slice), spacing, origin: [...ordered[0].position] as Vec3 };
+}
+
+/** Decodes the slices (or frames) of a layout into one volume. */
+function decodeLayout(layout: SeriesLayout, options: DicomSeriesOptions): Volume {
+  const { geometry, slices } = layout;
   const plane = geometry.rows * geometry.cols;
-  const data = new Float32Array(plane * ordered.length);
-  // Chunks of slices decode in parallel on the workers while memory stays bounded by the chunk.
-  for (let from = 0; from < ordered.length; from += DECODE_CHUNK) {
-    const chunk = ordered.slice(from, from + DECODE_CHUNK).map((o) => o.slice);
-    decodeSlicesInto(chunk, data, from * plane, options);
+  let data: Float32Array;
+  if (layout.frameOrder) {
+    data = reorderFrames(decodePixels(slices[0], options), plane, layout.frameOrder);
+  } else {
+    data = new Float32Array(plane * slices.length);
+    // Chunks of slices decode in parallel on the workers while memory stays bounded by the chunk.
+    for (let from = 0; from < slices.length; from += DECODE_CHUNK) {
+      decodeSlicesInto(slices.slice(from, from + DECODE_CHUNK), data, from * plane, options);
+    }
   }
   return {
-    files: ordered.map((o) => o.slice.file),
-    volume: {
-      data,
-      dims: [geometry.cols, geometry.rows, ordered.length],
-      spacing: [geometry.pixelSpacing[1], geometry.pixelSpacing[0], sliceSpacing],
-      orientation: orientationOf(geometry),
-      origin: [...ordered[0].position] as Vec3,
-    },
+    data,
+    dims: [geometry.cols, geometry.rows, data.length / plane],
+    spacing: [geometry.pixelSpacing[1], geometry.pixelSpacing[0], layout.spacing],
+    orientation: orientationOf(geometry),
+    origin: layout.origin,
   };
 }
 
@@ -275,7 +358,7 @@ function reorderFrames(data: Float32Array, plane: number, order: number[]): Floa
 }
 
 /** An Enhanced (multi-frame) MR/CT/PET object: frames placed by their per-frame PlanePositionSequence. */
-function assembleEnhanced(slice: DicomSlice, options: DicomSeriesOptions): { volume: Volume; files: string[] } {
+function enhancedLayout(slice: DicomSlice): SeriesLayout {
   const { dataSet, file, frames, layout } = slice;
   const shared = sequenceItem(dataSet, 0x5200, 0x9229);
   const groupTag = (frame: number, seqGroup: number, seqElement: number, group: number, element: number): number[] | null => {
@@ -302,33 +385,16 @@ function assembleEnhanced(slice: DicomSlice, options: DicomSeriesOptions): { vol
   const spacing = frames > 1
     ? evenSpacing(file, order.map((o) => o.along), order.map((o) => `frame ${o.k + 1}`))
     : groupTag(0, 0x0028, 0x9110, 0x0018, 0x0050)?.[0] ?? 1;
-  return stackedFrames(slice, options, geometry, order, spacing, [...positions[order[0].k]] as Vec3);
-}
-
-/** A multi-frame file's frames as one volume, in `order` along the normal (the first frame of `order` at `origin`). */
-function stackedFrames(slice: DicomSlice, options: DicomSeriesOptions, geometry: SliceGeometry, order: { k: number }[],
-  spacing: number, origin: Vec3): { volume: Volume; files: string[] } {
-  const plane = geometry.rows * geometry.cols;
-  const data = reorderFrames(decodePixels(slice, options), plane, order.map((o) => o.k));
-  return {
-    files: [slice.file],
-    volume: {
-      data,
-      dims: [geometry.cols, geometry.rows, slice.frames],
-      spacing: [geometry.pixelSpacing[1], geometry.pixelSpacing[0], spacing],
-      orientation: orientationOf(geometry),
-      origin,
-    },
-  };
+  return { geometry, slices: [slice], frameOrder: order.map((o) => o.k), spacing, origin: [...positions[order[0].k]] as Vec3 };
 }
 
 /**
  * A multi-frame file: an Enhanced object (per-frame functional groups), or an RT Dose / legacy multi-frame image
  * whose frame k sits at ImagePositionPatient + GridFrameOffsetVector[k] * normal.
  */
-function assembleMultiFrame(slice: DicomSlice, options: DicomSeriesOptions): { volume: Volume; files: string[] } {
+function multiFrameLayout(slice: DicomSlice): SeriesLayout {
   const { dataSet, file, frames } = slice;
-  if (dataSet.elements.x52009230) return assembleEnhanced(slice, options);
+  if (dataSet.elements.x52009230) return enhancedLayout(slice);
   const geometry = geometryOf(slice);
   const offsets = numberTag(dataSet, 0x3004, 0x000c);
   if (!offsets || offsets.length !== frames) {
@@ -341,5 +407,5 @@ function assembleMultiFrame(slice: DicomSlice, options: DicomSeriesOptions): { v
   const order = relative.map((along, k) => ({ k, along })).sort((a, b) => a.along - b.along);
   const spacing = evenSpacing(file, order.map((o) => o.along), order.map((o) => `frame ${o.k + 1}`));
   const origin = position.map((p, c) => p + order[0].along * geometry.normal[c]) as Vec3;
-  return stackedFrames(slice, options, geometry, order, spacing, origin);
+  return { geometry, slices: [slice], frameOrder: order.map((o) => o.k), spacing, origin };
 }

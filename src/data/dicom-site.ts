@@ -13,9 +13,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CsvTable, readCsv, rowOf, rowRecord } from './csv';
 import { DataIssue, DataReadError } from './errors';
-import { scanDicomFiles } from './dicom-series';
+import { scanDicomFolder } from './dicom-series';
 import {
-  classifierFromRules, DicomPatient, DicomPatientOptions, MRI_MODALITIES, missingModalities, readDicomPatient, SeriesRole, SeriesRule,
+  classifierFromRules, DicomPatient, DicomPatientOptions, MRI_MODALITIES, missingModalities, readDicomPatient, scannedRoles, SeriesRole, SeriesRule,
 } from './dicom-patient';
 
 export const DEFAULT_CLINICAL_FILE = 'clinical.csv';
@@ -53,8 +53,10 @@ export interface DicomSite {
   /** Loads every patient, skipping (and reporting in `issues`) those that cannot be used. */
   loadAll(): LoadedDicomPatient[];
   /**
-   * Checks every file of every patient without decoding pixels. Unreadable files are reported in `issues` and
-   * their patients dropped from `patients` ('skip'), or thrown as one DataReadError ('fail'). Returns the files' issues.
+   * Checks every file and series of every patient without decoding pixels. Unreadable files are reported in
+   * `issues` and their patients dropped from `patients` ('skip'), or thrown as one DataReadError ('fail'). Patients
+   * lacking a required role (no such series, a series that cannot be assembled, no matching RT structure set ROI)
+   * are dropped and reported whatever the policy. Returns the unreadable files and the incomplete patients.
    */
   scan(): DataIssue[];
 }
@@ -160,13 +162,25 @@ export function openDicomSite(dir: string, options: DicomSiteOptions = {}): Dico
       const found: DataIssue[] = [];
       const broken: DataIssue[] = [];
       const unusable = new Set<string>();
+      const incomplete: DataIssue[] = [];
       for (const id of site.patients) {
-        for (const { notAnImage, ...issue } of scanDicomFiles(path.join(dir, id), options.limits)) {
+        const patientDir = path.join(dir, id);
+        const scanned = scanDicomFolder(patientDir, options.limits);
+        for (const { notAnImage, ...issue } of scanned.files) {
           found.push(issue);
           // A stray file (not DICOM, or a DICOM object without pixels) is reported but leaves the series whole.
           if (notAnImage) continue;
           broken.push(issue);
           unusable.add(id);
+        }
+        if (unusable.has(id)) continue;
+        // The roles the plan needs, from the headers: a patient lacking one is skipped now, not when a round reaches it.
+        const { roles, issues: why } = scannedRoles(scanned, options);
+        const lacking = [...modalities.filter((m) => !roles.has(m)), ...(options.requireDose && !roles.has('RTDOSE') ? ['RTDOSE'] : [])];
+        if (lacking.length > 0) {
+          unusable.add(id);
+          const reasons = why.map((i) => i.message).join('; ');
+          incomplete.push({ path: patientDir, message: `${patientDir}: patient lacks ${lacking.join(', ')}${reasons ? ` (${reasons})` : ''} (patient skipped)` });
         }
       }
       if (broken.length > 0 && options.unreadable === 'fail') {
@@ -175,8 +189,9 @@ export function openDicomSite(dir: string, options: DicomSiteOptions = {}): Dico
       for (const issue of found) {
         issues.push({ path: issue.path, message: `${issue.message} (${broken.includes(issue) ? 'patient skipped' : 'ignored'})` });
       }
+      issues.push(...incomplete);
       site.patients = site.patients.filter((id) => !unusable.has(id));
-      return found;
+      return [...found, ...incomplete];
     },
   };
   return site;

@@ -272,7 +272,9 @@ describe('patients and sites', () => {
       T1: [6, 5, 4], T1ce: [6, 5, 4], T2: [6, 5, 4], FLAIR: [6, 5, 4], RTDOSE: [6, 5, 4], demographics: [3, 2], num_modalities: 5,
     };
     expect(dicomSiteShape(site)).toEqual(expectedShape);
-    expect(describeDataset('dicom', siteDir)).toEqual({ shape: expectedShape, dtypes: [], issues: [] });
+    // Registering names the incomplete patient (found from the headers alone).
+    expect(describeDataset('dicom', siteDir)).toEqual({ shape: expectedShape, dtypes: [], issues: [
+      { path: path.join(siteDir, 'P-3'), message: `${path.join(siteDir, 'P-3')}: patient lacks T1ce (patient skipped)` }] });
     expect(() => describeDataset('flamby', siteDir)).toThrow(`${siteDir}: data type "flamby" has no reader here`);
   });
 

@@ -1,5 +1,5 @@
 /**
- * NIfTI-1 and NIfTI-2 single-file images (`.nii`, and `.nii.gz` through zlib): header parsing and validation, voxel
+ * NIfTI-1 and NIfTI-2 single-file images (`.nii`, and `.nii.gz` streamed): header parsing and validation, voxel
  * decoding into a Volume (LPS geometry, see volume.ts), and writing (NIfTI-1).
  *
  * 3-D images, and 4-D images one volume at a time (`volume` option) or all volumes (readNiftiVolumes, e.g. as
@@ -7,12 +7,14 @@
  * qform_code > 0, else voxel sizes); src/data/nifti-nibabel.test.ts checks voxel order and affine against
  * nibabel's as_closest_canonical on nibabel's own test files.
  *
- * A .nii.gz is never inflated past what its header announces: the header is read from the first compressed block
- * alone, then the image is inflated once into a buffer capped at vox_offset + voxel bytes (a gzip bomb stops there).
+ * Files are streamed (nifti-stream.ts): the header is read and validated first, then only the wanted volumes'
+ * voxels, decoded as they are inflated; a .nii.gz is never copied whole, and never inflated past the bytes the
+ * reader needs (a gzip bomb stops there).
  */
 import * as fs from 'fs';
 import * as zlib from 'zlib';
 import { DataReadError } from './errors';
+import { NiftiByteStream, withNiftiStream } from './nifti-stream';
 import { Orientation, Vec3, Volume, voxelCount } from './volume';
 
 export const NIFTI1_HEADER_SIZE = 348;
@@ -62,7 +64,11 @@ export interface NiftiHeader {
 export interface NiftiReadOptions {
   /** Which volume of a 4-D image to read (0-based). Required when the image has more than one. */
   volume?: number;
+  /** Largest voxel count read at once (default 2^28, 1 GiB as float32, as DICOM's pixel cap). */
+  maxVoxels?: number;
 }
+
+export const DEFAULT_MAX_VOXELS = 2 ** 28;
 
 export interface NiftiImage {
   header: NiftiHeader;
@@ -78,64 +84,15 @@ export interface NiftiWriteOptions {
   description?: string;
 }
 
-function readFile(path: string): Buffer {
-  try {
-    return fs.readFileSync(path);
-  } catch (error) {
-    throw new DataReadError(path, `cannot read NIfTI file (${(error as Error).message})`);
+/** The header at the start of `stream` (348 bytes, or 540 for NIfTI-2), parsed and validated. */
+function streamHeader(stream: NiftiByteStream): NiftiHeader {
+  let bytes = Buffer.from(stream.read(NIFTI1_HEADER_SIZE));
+  if (bytes.length >= 4 && (bytes.readInt32LE(0) === NIFTI2_HEADER_SIZE || bytes.readInt32BE(0) === NIFTI2_HEADER_SIZE)) {
+    bytes = Buffer.concat([bytes, stream.read(NIFTI2_HEADER_SIZE - NIFTI1_HEADER_SIZE)]);
   }
-}
-
-function isGzip(bytes: Buffer): boolean {
-  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
-}
-
-/** The first bytes of a .nii or .nii.gz file, enough for the header (only the first compressed block is inflated). */
-function headerBytes(path: string): Buffer {
-  let start: Buffer;
-  try {
-    const fd = fs.openSync(path, 'r');
-    try {
-      const buffer = Buffer.alloc(64 * 1024);
-      start = buffer.subarray(0, fs.readSync(fd, buffer, 0, buffer.length, 0));
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch (error) {
-    throw new DataReadError(path, `cannot read NIfTI file (${(error as Error).message})`);
-  }
-  if (!isGzip(start)) return start;
-  let inflated: Buffer;
-  try {
-    // Z_SYNC_FLUSH: give back what this prefix inflates to instead of failing on the missing rest.
-    inflated = zlib.gunzipSync(start, { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: 1024 * 1024 });
-  } catch (error) {
-    if (error instanceof RangeError) return Buffer.alloc(0);
-    throw new DataReadError(path, `corrupt or truncated gzip data (${(error as Error).message})`);
-  }
-  if (inflated.length < NIFTI2_HEADER_SIZE && start.length < 64 * 1024) {
-    // The whole file was read and holds no full header: say why gzip stopped (truncated stream, bad data).
-    try {
-      zlib.gunzipSync(start, { maxOutputLength: 1024 * 1024 });
-    } catch (error) {
-      throw new DataReadError(path, `corrupt or truncated gzip data (${(error as Error).message})`);
-    }
-  }
-  return inflated;
-}
-
-/** Uncompressed bytes of a .nii or .nii.gz file, inflated at most to `expected` bytes (gzip detected by magic). */
-function loadBytes(path: string, expected: number): Buffer {
-  const raw = readFile(path);
-  if (!isGzip(raw)) return raw;
-  try {
-    return zlib.gunzipSync(raw, { maxOutputLength: expected + 1024 * 1024 });
-  } catch (error) {
-    if (error instanceof RangeError) {
-      throw new DataReadError(path, `gzip data inflates past the ${expected} bytes the header announces`);
-    }
-    throw new DataReadError(path, `corrupt or truncated gzip data (${(error as Error).message})`);
-  }
+  const header = parseNiftiHeader(bytes, stream.path);
+  throwIfInvalid(header, undefined, stream.path);
+  return header;
 }
 
 /** Bytes the whole file should hold according to its (valid) header. */
@@ -143,76 +100,47 @@ function announcedBytes(header: NiftiHeader): number {
   return header.voxOffset + voxelCount(header.dim.slice(1, 1 + header.dim[0])) * DATATYPES[header.datatype].bytes;
 }
 
-/**
- * Reads header and voxels; throws DataReadError naming `path` if the file is not a valid NIfTI image, or when it
- * is 4-D with several volumes and `options.volume` does not choose one.
- */
-export function readNifti(path: string, options: NiftiReadOptions = {}): NiftiImage {
-  const header = readNiftiHeader(path);
-  return decodeNifti(loadBytes(path, announcedBytes(header)), path, options);
+function truncated(stream: NiftiByteStream, header: NiftiHeader): DataReadError {
+  return new DataReadError(stream.path, `invalid NIfTI-${header.version} image: truncated: ${stream.position} bytes, `
+    + `header announces ${announcedBytes(header)}`);
 }
 
-/** Every volume of a 3-D or 4-D image (one for 3-D), e.g. to use them as channels. */
-export function readNiftiVolumes(path: string): { header: NiftiHeader; volumes: Volume[] } {
-  const header = readNiftiHeader(path);
-  const bytes = loadBytes(path, announcedBytes(header));
-  throwIfInvalid(header, bytes.length, path);
-  const geometry = geometryOf(header);
-  const volumes = Array.from({ length: volumeCount(header) }, (_, k) => ({ data: decodeVoxels(bytes, header, k), ...geometry }));
-  return { header, volumes };
-}
-
-/** Reads and validates only the header (a .nii.gz is inflated only as far as its first block). */
-export function readNiftiHeader(path: string): NiftiHeader {
-  const bytes = headerBytes(path);
-  const header = parseNiftiHeader(bytes, path);
-  throwIfInvalid(header, undefined, path);
-  return header;
-}
+/** Voxels decoded per read: bounds the raw bytes held at once (a few MiB) whatever the image size. */
+const VOXEL_RUN = 1 << 20;
 
 /**
- * Checks a file without decoding its voxels: a valid header, and as many bytes as the voxels it announces (a
- * .nii.gz is inflated once, capped at that size, to find truncated or corrupt streams). Throws DataReadError naming it.
+ * Volumes `first` .. `first + count - 1` from the stream just past the header: the file is read no further. Before
+ * anything is allocated, the voxels must be within the cap and the file able to hold them.
  */
-export function checkNiftiFile(path: string): NiftiHeader {
-  const header = readNiftiHeader(path);
-  const announced = announcedBytes(header);
-  const start = headerBytesRaw(path);
-  const size = isGzip(start) ? loadBytes(path, announced).length : fileSize(path);
-  if (size < announced) throw new DataReadError(path, `invalid NIfTI-${header.version} image: truncated: ${size} bytes, header announces ${announced}`);
-  return header;
-}
-
-function fileSize(path: string): number {
-  try {
-    return fs.statSync(path).size;
-  } catch (error) {
-    throw new DataReadError(path, `cannot read NIfTI file (${(error as Error).message})`);
+function streamVolumes(stream: NiftiByteStream, header: NiftiHeader, first: number, count: number, maxVoxels = DEFAULT_MAX_VOXELS): Float32Array[] {
+  const voxels = voxelCount(spatialDims(header));
+  const bytesPer = DATATYPES[header.datatype].bytes;
+  if (voxels * count > maxVoxels) {
+    throw new DataReadError(stream.path, `${spatialDims(header).join('x')}${count > 1 ? `x${count}` : ''} = ${voxels * count} voxels `
+      + `is more than the ${maxVoxels}-voxel limit`);
   }
-}
-
-function headerBytesRaw(path: string): Buffer {
-  try {
-    const fd = fs.openSync(path, 'r');
-    try {
-      const buffer = Buffer.alloc(2);
-      return buffer.subarray(0, fs.readSync(fd, buffer, 0, 2, 0));
-    } finally {
-      fs.closeSync(fd);
+  const needed = header.voxOffset + (first + count) * voxels * bytesPer;
+  if (needed > stream.maxBytes) {
+    throw new DataReadError(stream.path, `invalid NIfTI-${header.version} image: truncated: `
+      + (stream.gzip ? `the header announces ${announcedBytes(header)} bytes, a gzip file of ${stream.fileSize} bytes cannot hold them`
+        : `${stream.fileSize} bytes, header announces ${announcedBytes(header)}`));
+  }
+  const skip = header.voxOffset - stream.position + first * voxels * bytesPer;
+  if (stream.skip(skip) < skip) throw truncated(stream, header);
+  return Array.from({ length: count }, () => {
+    const out = new Float32Array(voxels);
+    for (let done = 0; done < voxels; done += VOXEL_RUN) {
+      const run = Math.min(VOXEL_RUN, voxels - done);
+      const bytes = stream.read(run * bytesPer);
+      if (bytes.length < run * bytesPer) throw truncated(stream, header);
+      decodeVoxelRun(bytes, header, out, done);
     }
-  } catch (error) {
-    throw new DataReadError(path, `cannot read NIfTI file (${(error as Error).message})`);
-  }
+    return out;
+  });
 }
 
-/** Number of 3-D volumes (product of dims 4..7). */
-export function volumeCount(header: NiftiHeader): number {
-  return voxelCount(header.dim.slice(4, 1 + Math.max(3, header.dim[0])));
-}
-
-export function decodeNifti(bytes: Buffer, path: string, options: NiftiReadOptions = {}): NiftiImage {
-  const header = parseNiftiHeader(bytes, path);
-  throwIfInvalid(header, bytes.length, path);
+/** The volume index `options` choose (0 for a 3-D image); throws when a 4-D image needs a choice. */
+function chosenVolume(header: NiftiHeader, path: string, options: NiftiReadOptions): number {
   const volumes = volumeCount(header);
   const index = options.volume ?? 0;
   if (options.volume === undefined && volumes > 1) {
@@ -222,7 +150,69 @@ export function decodeNifti(bytes: Buffer, path: string, options: NiftiReadOptio
   if (!Number.isInteger(index) || index < 0 || index >= volumes) {
     throw new DataReadError(path, `volume ${index} requested, the image has ${volumes}`);
   }
-  return { header, volume: { data: decodeVoxels(bytes, header, index), ...geometryOf(header) } };
+  return index;
+}
+
+/**
+ * Reads the header, then only the chosen volume's voxels, streamed (a .nii.gz is inflated as it is read, never
+ * copied whole); throws DataReadError naming `path` if the file is not a valid NIfTI image, or when it is 4-D with
+ * several volumes and `options.volume` does not choose one.
+ */
+export function readNifti(path: string, options: NiftiReadOptions = {}): NiftiImage {
+  return withNiftiStream(path, (stream) => {
+    const header = streamHeader(stream);
+    const [data] = streamVolumes(stream, header, chosenVolume(header, path, options), 1, options.maxVoxels);
+    return { header, volume: { data, ...geometryOf(header) } };
+  });
+}
+
+/** Every volume of a 3-D or 4-D image (one for 3-D), e.g. to use them as channels. */
+export function readNiftiVolumes(path: string, options: Pick<NiftiReadOptions, 'maxVoxels'> = {}): { header: NiftiHeader; volumes: Volume[] } {
+  return withNiftiStream(path, (stream) => {
+    const header = streamHeader(stream);
+    const geometry = geometryOf(header);
+    return { header, volumes: streamVolumes(stream, header, 0, volumeCount(header), options.maxVoxels).map((data) => ({ data, ...geometry })) };
+  });
+}
+
+/** Reads and validates only the header (a .nii.gz is inflated only as far as the header). */
+export function readNiftiHeader(path: string): NiftiHeader {
+  return withNiftiStream(path, streamHeader);
+}
+
+/** Bytes past the voxels inflated by checkNiftiFile, so a stream that ends there has its end (CRC, length) checked. */
+const TRAILING_BYTES_CHECKED = 1 << 20;
+
+/**
+ * Checks a file without keeping its voxels: a valid header, and as many bytes as the voxels it announces (a .nii.gz
+ * is inflated as it is read, to find truncated or corrupt streams). Throws DataReadError naming it.
+ */
+export function checkNiftiFile(path: string): NiftiHeader {
+  return withNiftiStream(path, (stream) => {
+    const header = streamHeader(stream);
+    const rest = announcedBytes(header) - stream.position;
+    if (stream.skip(rest) < rest) throw truncated(stream, header);
+    stream.skip(TRAILING_BYTES_CHECKED);
+    return header;
+  });
+}
+
+/** Number of 3-D volumes (product of dims 4..7). */
+export function volumeCount(header: NiftiHeader): number {
+  return voxelCount(header.dim.slice(4, 1 + Math.max(3, header.dim[0])));
+}
+
+/** An in-memory .nii (uncompressed bytes): header and the chosen volume, as readNifti. */
+export function decodeNifti(bytes: Buffer, path: string, options: NiftiReadOptions = {}): NiftiImage {
+  const header = parseNiftiHeader(bytes, path);
+  throwIfInvalid(header, bytes.length, path);
+  const index = chosenVolume(header, path, options);
+  const voxels = voxelCount(spatialDims(header));
+  const bytesPer = DATATYPES[header.datatype].bytes;
+  const start = header.voxOffset + index * voxels * bytesPer;
+  const data = new Float32Array(voxels);
+  decodeVoxelRun(bytes.subarray(start, start + voxels * bytesPer), header, data, 0);
+  return { header, volume: { data, ...geometryOf(header) } };
 }
 
 export function parseNiftiHeader(bytes: Buffer, path: string): NiftiHeader {
@@ -367,25 +357,40 @@ function scaling(header: NiftiHeader): { slope: number; inter: number } {
   return usable ? { slope: header.sclSlope, inter: header.sclInter } : { slope: 1, inter: 0 };
 }
 
-function decodeVoxels(bytes: Buffer, header: NiftiHeader, volume: number): Float32Array {
-  const count = voxelCount(spatialDims(header));
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Typed-array views of each datatype, for bytes in the host's byte order. */
+const VIEWS = {
+  uint8: Uint8Array, int8: Int8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array,
+  float32: Float32Array, float64: Float64Array,
+} as const;
+
+/** Decodes the voxels in `bytes` (a whole number of them) into `out` from `at`, scl_slope/scl_inter applied. */
+function decodeVoxelRun(bytes: Uint8Array, header: NiftiHeader, out: Float32Array, at: number): void {
   const type = DATATYPES[header.datatype];
-  const view = new DataView(bytes.buffer, bytes.byteOffset + header.voxOffset + volume * count * type.bytes, count * type.bytes);
-  const le = header.littleEndian;
-  const read: (at: number) => number = {
-    uint8: (at: number) => view.getUint8(at),
-    int8: (at: number) => view.getInt8(at),
-    int16: (at: number) => view.getInt16(at, le),
-    uint16: (at: number) => view.getUint16(at, le),
-    int32: (at: number) => view.getInt32(at, le),
-    uint32: (at: number) => view.getUint32(at, le),
-    float32: (at: number) => view.getFloat32(at, le),
-    float64: (at: number) => view.getFloat64(at, le),
-  }[type.name];
+  const count = bytes.length / type.bytes;
   const { slope, inter } = scaling(header);
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = read(i * type.bytes) * slope + inter;
-  return out;
+  if (header.littleEndian === HOST_LITTLE_ENDIAN || type.bytes === 1) {
+    // Same byte order as the host: a typed view (of a copy when misaligned), no per-voxel DataView call.
+    const aligned = bytes.byteOffset % type.bytes === 0 ? bytes : bytes.slice();
+    const values = new VIEWS[type.name](aligned.buffer as ArrayBuffer, aligned.byteOffset, count);
+    if (slope === 1 && inter === 0) out.set(values, at);
+    else for (let i = 0; i < count; i++) out[at + i] = values[i] * slope + inter;
+    return;
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const le = header.littleEndian;
+  const read: (offset: number) => number = {
+    uint8: (offset: number) => view.getUint8(offset),
+    int8: (offset: number) => view.getInt8(offset),
+    int16: (offset: number) => view.getInt16(offset, le),
+    uint16: (offset: number) => view.getUint16(offset, le),
+    int32: (offset: number) => view.getInt32(offset, le),
+    uint32: (offset: number) => view.getUint32(offset, le),
+    float32: (offset: number) => view.getFloat32(offset, le),
+    float64: (offset: number) => view.getFloat64(offset, le),
+  }[type.name];
+  for (let i = 0; i < count; i++) out[at + i] = read(i * type.bytes) * slope + inter;
 }
 
 /** Geometry in LPS from sform (preferred when set), else qform, else bare voxel sizes. */

@@ -197,7 +197,9 @@ function openRawSource(spec: PlanSpec, source: PlanDataSource): RawSource {
           if (p.dose) series['RTDOSE'] = p.dose;
           if (reference) checkSameFrameOfReference(series, reference, p.dir);
           const volumes = Object.fromEntries(Object.entries(series).map(([m, s]) => [m, s.volume]));
-          return { volumes: onReferenceGrid(volumes, reference, p.dir), row: p.clinical };
+          const masks = new Set(Object.keys(series).filter((m) => series[m].modality === 'RTSTRUCT'));
+          const onGrid = onReferenceGrid(volumes, reference, p.dir);
+          return { volumes: reference ? binarised(onGrid, masks) : onGrid, row: p.clinical };
         },
       };
     }
@@ -243,6 +245,16 @@ function onReferenceGrid(volumes: Record<string, Volume>, reference: string | un
   const grid = volumes[reference];
   if (!grid) throw new DataReadError(where, `no ${reference} image to resample the other modalities onto (dataset parameter resample_to)`);
   return Object.fromEntries(Object.entries(volumes).map(([m, v]) => [m, m === reference ? v : resampleOnto(v, grid, `${where} ${m}`)]));
+}
+
+/**
+ * Masks (0/1) resampled onto another grid are blended at their edges by the linear interpolation: a voxel is inside
+ * when at least half of it was (threshold 0.5), so a mask stays a mask.
+ */
+function binarised(volumes: Record<string, Volume>, masks: Set<string>): Record<string, Volume> {
+  return Object.fromEntries(Object.entries(volumes).map(([m, v]) => [m, masks.has(m)
+    ? { ...v, data: Float32Array.from(v.data, (x) => (x >= 0.5 ? 1 : 0)) }
+    : v]));
 }
 
 /** Series resampled onto each other must share the patient coordinate system (FrameOfReferenceUID), when they say. */

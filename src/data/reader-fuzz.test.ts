@@ -2,8 +2,9 @@
  * Fuzz: mutated DICOM files (every codec path: native, deflate, RLE, JPEG lossless, JPEG-LS, JPEG 2000, HTJ2K; files
  * without the preamble or without file meta information), pictures of image folders (PNG, JPEG) and
  * NIfTI files (.nii, .nii.gz) must each either read or fail with one DataReadError naming the file, never crash the
- * process, hang, or throw an internal error. The count is bounded for `npm test` (2000 files, ~10 s); set
- * FEDBIOMED_TS_FUZZ_COUNT=10000 for the long run.
+ * process, hang, or throw an internal error. 10 000 files by default, as the issue asks (16-21 s on 2 shared cores:
+ * 10 000 files, 285 -> 329 MB resident); FEDBIOMED_TS_FUZZ_COUNT sets another count. Memory is bounded: the
+ * resident size after the last file is within 256 MB of what it was after the first tenth (nothing accumulates).
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -19,7 +20,7 @@ import { stopPixelDecoder } from './pixel-decoder';
 import { createVolume } from './volume';
 import { xorshift32 } from '../testing/xorshift32';
 
-const COUNT = Number(process.env.FEDBIOMED_TS_FUZZ_COUNT ?? 2000);
+const COUNT = Number(process.env.FEDBIOMED_TS_FUZZ_COUNT ?? 10_000);
 /** Bounded time: 100 ms a file on average at most (a decoder that hung would hit its 10 s deadline). */
 const BUDGET_MS = Math.max(60_000, COUNT * 100);
 
@@ -87,7 +88,9 @@ test(`${COUNT} mutated DICOM, NIfTI and picture files: each reads or fails with 
   const file = (i: number, seed: { file: string }) => path.join(root, `m${i}${path.basename(seed.file).replace(/^[^.]*/, '')}`);
   const outcomes = { read: 0, refused: 0 };
   const started = Date.now();
+  let earlyRss = 0;
   for (let i = 0; i < COUNT; i++) {
+    if (i === Math.floor(COUNT / 10)) earlyRss = process.memoryUsage().rss;
     const seed = seeds[i % seeds.length];
     const target = file(i, seed);
     fs.writeFileSync(target, mutate(seed.bytes, random));
@@ -107,6 +110,8 @@ test(`${COUNT} mutated DICOM, NIfTI and picture files: each reads or fails with 
   expect(outcomes.read + outcomes.refused).toBe(COUNT);
   expect(outcomes.refused).toBeGreaterThan(COUNT / 10); // the mutations do break files
   // Memory stays bounded: nothing accumulates per file.
-  expect(process.memoryUsage().rss).toBeLessThan(2 * 1024 ** 3);
+  const rss = process.memoryUsage().rss;
+  expect(rss - earlyRss).toBeLessThan(256 * 1024 ** 2);
+  expect(rss).toBeLessThan(2 * 1024 ** 3);
   expect(Date.now() - started).toBeLessThan(BUDGET_MS);
 }, BUDGET_MS + 30_000);

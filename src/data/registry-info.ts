@@ -74,7 +74,9 @@ export function describeDataset(
       const rules = dicomSiteRuleOptions(parameters as Record<string, unknown> | null);
       // With operator rules, the roles a patient needs are the rules' roles (RTDOSE apart), not the MRI four.
       const modalities = rules.rules ? [...new Set(rules.rules.map((r) => r.role).filter((r) => r !== 'RTDOSE'))] : undefined;
-      const site = openDicomSite(path, { clinicalCsv: parameters?.tabular_file, indexColumn: parameters?.index_col, modalities, ...rules });
+      // Registering lists the unreadable files whatever the policy: `unreadable: 'fail'` applies to rounds (as for
+      // medical folders and images), so the operator sees every file to fix instead of a refused registration.
+      const site = openDicomSite(path, { clinicalCsv: parameters?.tabular_file, indexColumn: parameters?.index_col, modalities, ...rules, unreadable: 'skip' });
       const issues = site.scan();
       return { shape: dicomSiteShape(site), dtypes: [], issues };
     }

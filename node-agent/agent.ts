@@ -8,7 +8,7 @@ import type { ResearcherToNodeMessage } from '../src/protocol';
 import { errnumString } from '../src/protocol/error-numbers';
 import type { InvalidMessage } from '../src/transport/mqtt';
 import type { Logger } from '../src/transport/logger';
-import { initBackend } from '../src/engine/backend';
+import { checkBackendSetting } from '../src/engine/backend';
 import { openNodeStores, NodeStores } from './stores';
 import { NodeLog } from './node-log';
 import { TaskQueue } from './task-queue';
@@ -72,6 +72,8 @@ export class NodeAgent {
   /** One running agent per node folder (see lock.ts); what it does, for `node status` (see status.ts). */
   private lock: NodeLock | undefined;
   private status: StatusRecorder | undefined;
+  /** The training engine's line as last logged: logged once, and again only if a new worker's engine differs. */
+  private engineLogged: string | undefined;
 
   private constructor(readonly stores: NodeStores, private readonly options: NodeAgentOptions) {
     this.log = new NodeLog(stores.config.nodeId, options.localLog);
@@ -135,8 +137,9 @@ export class NodeAgent {
 
   private async connect(): Promise<void> {
     const { config } = this.stores;
-    // Once, at info level: which engine trains here (and why) is what an operator checks first about speed.
-    await initBackend((line) => this.log.info(line));
+    // The engine lives in the training worker only (prepareTraining logs its line); a setting that names no
+    // backend is still refused here, at start.
+    checkBackendSetting(this.options.env ?? process.env);
     const transport: NodeTransport = config.protocol === 'v6'
       ? new V6NodeTransport({ config, stores: this.stores, log: this.log, logger: this.transportLog,
         tap: this.options.v6Tap })
@@ -183,7 +186,12 @@ export class NodeAgent {
   /** Starts the training worker if there is none (at start, and after a round that ended it), in the background. */
   private prepareTraining(): void {
     if (this.stopRequested) return;
-    this.trainer.ready().catch((err: unknown) => {
+    this.trainer.ready().then(() => {
+      // At info level: which engine trains here (and why) is what an operator checks first about speed.
+      const line = this.trainer.engineDescription;
+      if (line !== undefined && line !== this.engineLogged) this.log.info(line);
+      this.engineLogged = line;
+    }, (err: unknown) => {
       if (!(err instanceof TrainingStopped)) this.log.warning(`${(err as Error).message}; tried again at the next round`);
     });
   }

@@ -195,14 +195,22 @@ export function pool2DGeometry(xShape: number[], attrs: Pool2DAttrs): PoolGeomet
     attrs.pad,
     attrs.dimRoundingMode,
   );
+  return geometryOf(info);
+}
+
+/** The pool geometry of tfjs's pool info: a 2-D pool is a 3-D one with depth 1. */
+function geometryOf(info: backend_util.Conv2DInfo | backend_util.Conv3DInfo): PoolGeometry {
+  const depth = 'inDepth' in info
+    ? { size: info.inDepth, out: info.outDepth, filter: info.filterDepth, stride: info.strideDepth, pad: info.padInfo.front }
+    : { size: 1, out: 1, filter: 1, stride: 1, pad: 0 };
   return {
     batch: info.batchSize,
     channels: info.inChannels,
-    inSize: [1, info.inHeight, info.inWidth],
-    outSize: [1, info.outHeight, info.outWidth],
-    filter: [1, info.filterHeight, info.filterWidth],
-    stride: [1, info.strideHeight, info.strideWidth],
-    padBefore: [0, info.padInfo.top, info.padInfo.left],
+    inSize: [depth.size, info.inHeight, info.inWidth],
+    outSize: [depth.out, info.outHeight, info.outWidth],
+    filter: [depth.filter, info.filterHeight, info.filterWidth],
+    stride: [depth.stride, info.strideHeight, info.strideWidth],
+    padBefore: [depth.pad, info.padInfo.top, info.padInfo.left],
   };
 }
 
@@ -234,15 +242,7 @@ export function pool3DGeometry(xShape: number[], attrs: Pool3DAttrs): PoolGeomet
     attrs.pad,
     attrs.dimRoundingMode,
   );
-  return {
-    batch: info.batchSize,
-    channels: info.inChannels,
-    inSize: [info.inDepth, info.inHeight, info.inWidth],
-    outSize: [info.outDepth, info.outHeight, info.outWidth],
-    filter: [info.filterDepth, info.filterHeight, info.filterWidth],
-    stride: [info.strideDepth, info.strideHeight, info.strideWidth],
-    padBefore: [info.padInfo.front, info.padInfo.top, info.padInfo.left],
-  };
+  return geometryOf(info);
 }
 
 /**

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { conv3dTranspose } from '../conv-transpose';
 import { SeededRandom } from '../prng';
-import { describeOnEveryKernelConfig } from '../testing/conv-gradient-suite';
+import { describeOnEveryKernelConfig, onWasmAndCpu } from '../testing/conv-gradient-suite';
 import { caseName, ConvCase, referenceGeometry, worstMismatch } from './gradient-check';
 import { centralDifference, referenceGradients, referenceObjective } from './reference-conv';
 
@@ -83,11 +83,7 @@ function sparse(length: number, { values, indices }: { values: number[]; indices
 describeOnEveryKernelConfig(() => {
   describe.each(CASES.map((c) => [caseName(c), c] as const))('transposed conv of %s', (_name, c) => {
     test('output and gradients match the CPU backend, the float64 reference and finite differences', async () => {
-      await tf.setBackend('wasm');
-      const got = tfjsResults(c);
-      await tf.setBackend('cpu');
-      const cpu = tfjsResults(c);
-      await tf.setBackend('wasm');
+      const { wasm: got, cpu } = await onWasmAndCpu(() => tfjsResults(c));
       expect(worstMismatch('y', got.y, cpu.y).error).toBeLessThanOrEqual(TOL);
       expect(worstMismatch('dx', got.du, cpu.du).error).toBeLessThanOrEqual(TOL);
       expect(worstMismatch('dw', got.dw, cpu.dw).error).toBeLessThanOrEqual(TOL);

@@ -50,16 +50,22 @@ export function describeOnEveryKernelConfig(body: (implementation: KernelImpleme
   });
 }
 
+/** `run` on the wasm backend and on the CPU oracle; the wasm backend is active again after. */
+export async function onWasmAndCpu<T>(run: () => T): Promise<{ wasm: T; cpu: T }> {
+  await tf.setBackend('wasm');
+  const wasm = run();
+  await tf.setBackend('cpu');
+  const cpu = run();
+  await tf.setBackend('wasm');
+  return { wasm, cpu };
+}
+
 /** `tolerance` bounds |got - want| / (1 + |want|); `samples` finite differences per gradient. */
 export function describeConvGradientChecks(label: string, cases: ConvCase[], samples: number, tolerance: number): void {
   describeOnEveryKernelConfig(() => {
     describe.each(cases.map((c) => [caseName(c), c] as const))(`${label} %s`, (_name, c) => {
       test('wasm-backend forward and gradients match the CPU backend and finite differences', async () => {
-        await tf.setBackend('wasm');
-        const wasm = tfjsConvGradients(c);
-        await tf.setBackend('cpu');
-        const cpu = tfjsConvGradients(c);
-        await tf.setBackend('wasm');
+        const { wasm, cpu } = await onWasmAndCpu(() => tfjsConvGradients(c));
         expect(worstMismatch('y', wasm.y, cpu.y).error).toBeLessThanOrEqual(tolerance);
         expect(worstMismatch('dx', wasm.dx, cpu.dx).error).toBeLessThanOrEqual(tolerance);
         expect(worstMismatch('dw', wasm.dw, cpu.dw).error).toBeLessThanOrEqual(tolerance);

@@ -33,6 +33,16 @@ const coreRules = Object.entries(CORE_ARROWS).map(([area, allowed]) => ({
   to: { path: '^src/', pathNot: `^src/(${[area, ...allowed].join('|')})/|^src/(errors|package-root)\\.ts$` },
 }));
 
+/** The two sides never import each other, in either direction. */
+const sideRules = [['node-agent', 'researcher'], ['researcher', 'node-agent']].map(([side, other]) => ({
+  name: `${side}-not-${other}`,
+  comment: 'The two sides never import each other: they only meet on the wire.',
+  severity: 'error',
+  // End-to-end tests (researcher/*.test.ts) start a real node beside the researcher: tests are exempt.
+  from: { path: `^${side}/`, pathNot: TESTS },
+  to: { path: `^${other}/` },
+}));
+
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -44,22 +54,7 @@ module.exports = {
       from: { path: '^src/(errors|package-root)\\.ts$' },
       to: { path: '^(src|node-agent|researcher|examples)/' },
     },
-    {
-      name: 'node-agent-not-researcher',
-      comment: 'The two sides never import each other: they only meet on the wire.',
-      severity: 'error',
-      // End-to-end tests (researcher/*.test.ts) start a real node beside the researcher: tests are exempt.
-      from: { path: '^node-agent/', pathNot: TESTS },
-      to: { path: '^researcher/' },
-    },
-    {
-      name: 'researcher-not-node-agent',
-      comment: 'The two sides never import each other: they only meet on the wire.',
-      severity: 'error',
-      // End-to-end tests (researcher/*.test.ts) start a real node beside the researcher: tests are exempt.
-      from: { path: '^researcher/', pathNot: TESTS },
-      to: { path: '^node-agent/' },
-    },
+    ...sideRules,
     {
       name: 'core-not-sides',
       comment:

@@ -7,15 +7,15 @@ import type { TrainRequest, ErrorMessage } from '../src/protocol/messages';
 import type { ResearcherToNodeMessage } from '../src/protocol';
 import { errnumString } from '../src/protocol/error-numbers';
 import type { InvalidMessage } from '../src/transport/mqtt';
-import { RepositoryError } from '../src/transport/repository';
 import type { Logger } from '../src/transport/logger';
-import { initBackend } from '../src/engine/backend';
+import { checkBackendSetting } from '../src/engine/backend';
 import { openNodeStores, NodeStores } from './stores';
 import { NodeLog } from './node-log';
 import { TaskQueue } from './task-queue';
-import { answerRequest, RequestContext } from './requests';
+import { answerRequest } from './requests';
 import { TrainingStopped, TrainingWorker } from './training-worker';
-import { executeTrainRequest, failedTrainReply, RoundContext } from './round';
+import { executeTrainRequest, failedTrainReply, type RoundChannel } from './round';
+import type { NodeContext } from './node-context';
 import type { QueuedTask } from './task-queue';
 import { acquireNodeLock, type NodeLock } from './lock';
 import { StatusRecorder } from './status';
@@ -60,6 +60,8 @@ export class NodeAgent {
   /** Where rounds compute, off the event loop; it keeps the last dataset read between rounds (dataset-cache.ts). */
   private readonly trainer: TrainingWorker;
   readonly log: NodeLog;
+  /** The node as every request and round sees it (node-context.ts): made once, here. */
+  private readonly context: NodeContext;
   private transport: NodeTransport | undefined;
   private queue: TaskQueue<QueuedTrain> | undefined;
   private stopRequested = false;
@@ -70,6 +72,8 @@ export class NodeAgent {
   /** One running agent per node folder (see lock.ts); what it does, for `node status` (see status.ts). */
   private lock: NodeLock | undefined;
   private status: StatusRecorder | undefined;
+  /** The training engine's line as last logged: logged once, and again only if a new worker's engine differs. */
+  private engineLogged: string | undefined;
 
   private constructor(readonly stores: NodeStores, private readonly options: NodeAgentOptions) {
     this.log = new NodeLog(stores.config.nodeId, options.localLog);
@@ -80,6 +84,18 @@ export class NodeAgent {
       info: (m) => this.log.debug(m),
       warn: (m) => this.log.warning(m),
       error: (m) => this.log.error(m),
+    };
+    const { config, datasets, plans, db } = stores;
+    const { limits } = config;
+    this.context = {
+      nodeId: config.nodeId, approval: config.approval, datasets, plans, db, log: this.log, limits,
+      download: (url, what, deadlineMs = Infinity) => {
+        if (!this.transport) return Promise.reject(new Error('the node is stopped: nothing is downloaded'));
+        return this.transport.download(url, {
+          deadlineMs: Math.max(1, Math.min(limits.downloadTimeoutS * 1000, deadlineMs)),
+          ...(what === 'plan' ? { maxBytes: limits.maxPlanBytes } : {}),
+        });
+      },
     };
   }
 
@@ -121,8 +137,9 @@ export class NodeAgent {
 
   private async connect(): Promise<void> {
     const { config } = this.stores;
-    // Once, at info level: which engine trains here (and why) is what an operator checks first about speed.
-    await initBackend((line) => this.log.info(line));
+    // The engine lives in the training worker only (prepareTraining logs its line); a setting that names no
+    // backend is still refused here, at start.
+    checkBackendSetting(this.options.env ?? process.env);
     const transport: NodeTransport = config.protocol === 'v6'
       ? new V6NodeTransport({ config, stores: this.stores, log: this.log, logger: this.transportLog,
         tap: this.options.v6Tap })
@@ -169,7 +186,12 @@ export class NodeAgent {
   /** Starts the training worker if there is none (at start, and after a round that ended it), in the background. */
   private prepareTraining(): void {
     if (this.stopRequested) return;
-    this.trainer.ready().catch((err: unknown) => {
+    this.trainer.ready().then(() => {
+      // At info level: which engine trains here (and why) is what an operator checks first about speed.
+      const line = this.trainer.engineDescription;
+      if (line !== undefined && line !== this.engineLogged) this.log.info(line);
+      this.engineLogged = line;
+    }, (err: unknown) => {
       if (!(err instanceof TrainingStopped)) this.log.warning(`${(err as Error).message}; tried again at the next round`);
     });
   }
@@ -179,31 +201,8 @@ export class NodeAgent {
     await this.trainer.ready();
   }
 
-  private requestContext(): RequestContext {
-    return {
-      nodeId: this.nodeId,
-      approval: this.stores.config.approval,
-      datasets: this.stores.datasets,
-      plans: this.stores.plans,
-      log: this.log,
-      limits: this.stores.config.limits,
-      fetchText: async (url) => {
-        const { limits } = this.stores.config;
-        try {
-          const bytes = await (this.transport as NodeTransport).download(url, { maxBytes: limits.maxPlanBytes,
-            deadlineMs: limits.downloadTimeoutS * 1000 });
-          return { text: bytes.toString('utf8'), status: 200 };
-        } catch (err) {
-          const status = err instanceof RepositoryError ? err.status ?? 0 : 0;
-          throw Object.assign(new Error((err as Error).message), { status });
-        }
-      },
-    };
-  }
-
   private async dispatch(message: ResearcherToNodeMessage, route: ReplyRoute): Promise<void> {
     this.status?.messageSeen(message.command, message.researcher_id);
-    const ctx = this.requestContext();
     const transport = this.transport as NodeTransport;
     const send = (reply: Parameters<NodeTransport['send']>[0] | undefined) =>
       reply ? transport.send(reply, route) : transport.noReply(route);
@@ -212,7 +211,7 @@ export class NodeAgent {
       (this.queue as TaskQueue<QueuedTrain>).push(route ? { ...message, reply_route: route } : message);
       return;
     }
-    return send(await answerRequest(message, ctx));
+    return send(await answerRequest(message, this.context));
   }
 
   private async train(queued: QueuedTrain): Promise<void> {
@@ -222,17 +221,8 @@ export class NodeAgent {
     const roundEnd = Date.now() + limits.roundTimeoutS * 1000;
     // Set when the round overran its deadline: whatever it still does, it sends nothing more.
     let abandoned = false;
-    const ctx: RoundContext = {
-      nodeId: this.nodeId,
-      approval: this.stores.config.approval,
-      datasets: this.stores.datasets,
-      plans: this.stores.plans,
-      db: this.stores.db,
-      log: this.log,
-      download: (url, what) => transport.download(url, {
-        deadlineMs: Math.max(1, Math.min(limits.downloadTimeoutS * 1000, roundEnd - Date.now())),
-        ...(what === 'plan' ? { maxBytes: limits.maxPlanBytes } : {}),
-      }),
+    const round: RoundChannel = {
+      deadline: roundEnd,
       upload: (data, name) => transport.upload(data, name),
       sendReply: async (reply) => {
         if (abandoned) return;
@@ -243,13 +233,12 @@ export class NodeAgent {
       sendScalar: (scalar) => (abandoned || !transport.connected ? Promise.resolve() : transport.send(scalar, route)),
       stopping: () => this.stopRequested || abandoned,
       compute: (job, emit) => this.trainer.run(job, emit),
-      limits,
     };
     let timer: NodeJS.Timeout | undefined;
     const overran = new Promise<true>((resolve) => { timer = setTimeout(() => resolve(true), limits.roundTimeoutS * 1000); });
     this.status?.roundStarted(req.job_id, req.round ?? null, req.researcher_id);
     try {
-      const outcome = await Promise.race([executeTrainRequest(req, ctx).then(() => false as const), overran])
+      const outcome = await Promise.race([executeTrainRequest(req, this.context, round).then(() => false as const), overran])
         .finally(() => clearTimeout(timer));
       if (outcome === true) {
         abandoned = true;

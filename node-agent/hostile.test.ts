@@ -18,14 +18,16 @@ import { nodePaths } from './config';
 import { NodeAgent } from './agent';
 import mqtt from 'mqtt';
 import { tracedMessages } from '../src/transport/testing/vectors';
-import { jobIdFor, researcherIdFor, researcherOn, startNodeBench, trainReply as replyTo, until,
-  type NodeBench, type NodeBenchOptions } from './testing/fault-bench';
+import { jobIdFor, researcherIdFor, researcherOn, startNodeBench, startRunningNode, trainReply as replyTo, until,
+  withRunningNode, type NodeBenchOptions, type RunningNode, type RunningNodeOptions } from './testing/fault-bench';
 
 jest.setTimeout(60_000);
 
 const TAG = 'hostile';
 const RESEARCHER_ID = researcherIdFor(TAG);
 const bench = (nodeId: string, options?: NodeBenchOptions) => startNodeBench(TAG, nodeId, options);
+const runningNode = (nodeId: string, options: RunningNodeOptions, body: (node: RunningNode) => Promise<void>) =>
+  withRunningNode(TAG, nodeId, options, body);
 const trainReply = (seen: NodeToResearcherMessage[], job = jobIdFor(TAG)) => replyTo(seen, job);
 
 /** An HTTP server that accepts requests and never answers. */
@@ -47,9 +49,7 @@ describe('a node under faults', () => {
   it('stops within seconds on a signal while its broker is down, idle or in the middle of a round', async () => {
     const port = await freePort();
     const broker = await startBroker({ host: '127.0.0.1', port });
-    const b = await bench('node_sigterm');
-    const config = path.join(b.nodeDir, 'config.yaml');
-    fs.writeFileSync(config, fs.readFileSync(config, 'utf8').replace(b.network.mqttUrl, `mqtt://127.0.0.1:${port}`));
+    const b = await bench('node_sigterm', { brokerUrl: `mqtt://127.0.0.1:${port}` });
     try {
       const idle = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
       await broker.close();
@@ -62,7 +62,7 @@ describe('a node under faults', () => {
       // In the middle of a long round, broker up then gone: the FB312 goes out while it can, the stop is bounded.
       const restarted = await startBroker({ host: '127.0.0.1', port });
       const busy = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
-      const { messaging, replies: seen } = await researcherOn(`mqtt://127.0.0.1:${port}`);
+      const { messaging, replies: seen } = await researcherOn(b.brokerUrl);
       await messaging.send(b.request({ job_id: 'job_long' }, { num_updates: 10_000_000, log_interval: 1000 }), 'node_sigterm');
       await until('training to start', () => seen.find((m) => m.command === 'add_scalar'));
       const stopping = Date.now();
@@ -79,10 +79,7 @@ describe('a node under faults', () => {
   });
 
   it('fails a round that overruns its deadline with a reply, and trains the next request', async () => {
-    const b = await bench('node_deadline', { limits: { roundTimeoutS: 1.5 } });
-    const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
-    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
-    try {
+    await runningNode('node_deadline', { limits: { roundTimeoutS: 1.5 } }, async ({ bench: b, agent, messaging, replies: seen }) => {
       const sent = Date.now();
       await messaging.send(b.request({ job_id: 'job_endless' }, { num_updates: 10_000_000, log_interval: 1_000_000 }), 'node_deadline');
       const reply = await until('the overrun reply', () => trainReply(seen, 'job_endless'));
@@ -96,63 +93,45 @@ describe('a node under faults', () => {
       expect(await until('the next round', () => trainReply(seen, 'job_next'))).toMatchObject({ success: true });
       expect(agent.pendingTasks).toBe(0);
       expect(seen.filter((m) => m.command === 'train' && m.job_id === 'job_endless')).toHaveLength(1);
-    } finally {
-      await messaging.close();
-      await agent.stop();
-      await b.close();
-    }
+    });
   });
 
   it('gives a download that never answers one overall deadline, retries included', async () => {
     const silent = await silentServer();
-    const b = await bench('node_slowrepo', { limits: { downloadTimeoutS: 1 }, uploadsUrl: silent.url });
-    const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined,
-      repository: { retries: 3 } });
-    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
     try {
-      const sent = Date.now();
-      await messaging.send(b.request({ training_plan_url: silent.url.replace('/upload/', '/media/plan.py') }), 'node_slowrepo');
-      const reply = await until('the reply', () => trainReply(seen));
-      expect(Date.now() - sent).toBeLessThan(4000);
-      expect(reply).toMatchObject({ success: false });
-      expect(reply.msg).toMatch(/^Cannot download training plan file: .*timed out/);
+      await runningNode('node_slowrepo', { limits: { downloadTimeoutS: 1 }, uploadsUrl: silent.url,
+        agent: { env: {}, localLog: () => undefined, repository: { retries: 3 } } }, async ({ bench: b, messaging, replies: seen }) => {
+        const sent = Date.now();
+        await messaging.send(b.request({ training_plan_url: silent.url.replace('/upload/', '/media/plan.py') }), 'node_slowrepo');
+        const reply = await until('the reply', () => trainReply(seen));
+        expect(Date.now() - sent).toBeLessThan(4000);
+        expect(reply).toMatchObject({ success: false });
+        expect(reply.msg).toMatch(/^Cannot download training plan file: .*timed out/);
+      });
     } finally {
-      await messaging.close();
-      await agent.stop();
       await silent.close();
-      await b.close();
     }
   });
 
   it('answers a task that was running when the node died instead of running it again', async () => {
-    const b = await bench('node_crashed');
-    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
-    try {
-      fs.writeFileSync(nodePaths(b.nodeDir).queue, JSON.stringify([
-        { id: 1, receivedAt: '2026-01-01T00:00:00.000Z', startedAt: '2026-01-01T00:00:01.000Z',
-          task: b.request({ job_id: 'job_killer' }) },
-        { id: 2, receivedAt: '2026-01-01T00:00:02.000Z', task: b.request({ job_id: 'job_after' }) },
-      ]));
-      const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
-      try {
-        const killer = await until('the reply to the interrupted task', () => trainReply(seen, 'job_killer'));
-        expect(killer).toMatchObject({ success: false });
-        expect(killer.msg).toMatch(/stopped unexpectedly while running it .*not run again/);
-        expect(await until('the next task', () => trainReply(seen, 'job_after'))).toMatchObject({ success: true });
-        expect(JSON.parse(fs.readFileSync(nodePaths(b.nodeDir).queue, 'utf8'))).toEqual([]);
-      } finally {
-        await agent.stop();
-      }
-    } finally {
-      await messaging.close();
-      await b.close();
-    }
+    const queueOfADeadNode = (b: RunningNode['bench']) => fs.writeFileSync(nodePaths(b.nodeDir).queue, JSON.stringify([
+      { id: 1, receivedAt: '2026-01-01T00:00:00.000Z', startedAt: '2026-01-01T00:00:01.000Z',
+        task: b.request({ job_id: 'job_killer' }) },
+      { id: 2, receivedAt: '2026-01-01T00:00:02.000Z', task: b.request({ job_id: 'job_after' }) },
+    ]));
+    await runningNode('node_crashed', { beforeStart: queueOfADeadNode }, async ({ bench: b, replies: seen }) => {
+      const killer = await until('the reply to the interrupted task', () => trainReply(seen, 'job_killer'));
+      expect(killer).toMatchObject({ success: false });
+      expect(killer.msg).toMatch(/stopped unexpectedly while running it .*not run again/);
+      expect(await until('the next task', () => trainReply(seen, 'job_after'))).toMatchObject({ success: true });
+      expect(JSON.parse(fs.readFileSync(nodePaths(b.nodeDir).queue, 'utf8'))).toEqual([]);
+    });
   });
 });
 
 describe('a node under hostile requests', () => {
-  let b: NodeBench;
-  let agent: NodeAgent;
+  let node: RunningNode;
+  let b: RunningNode['bench'];
   let messaging: Messaging;
   let seen: NodeToResearcherMessage[];
   const localLog: string[] = [];
@@ -173,14 +152,11 @@ describe('a node under hostile requests', () => {
     });
     await new Promise<void>((r) => other.server?.listen(0, '127.0.0.1', r));
     other.port = (other.server.address() as import('net').AddressInfo).port;
-    b = await bench('node_hostile');
-    agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: (l) => localLog.push(l), repository: { retries: 0 } });
-    ({ messaging, replies: seen } = await researcherOn(b.network.mqttUrl));
+    node = await startRunningNode(TAG, 'node_hostile', { agent: { env: {}, localLog: (l) => localLog.push(l), repository: { retries: 0 } } });
+    ({ bench: b, messaging, replies: seen } = node);
   });
   afterAll(async () => {
-    await messaging.close();
-    await agent.stop();
-    await b.close();
+    await node.close();
     await new Promise((r) => other.server?.close(r));
   });
 
@@ -233,10 +209,7 @@ describe('what leaves a node whose data hold a bad cell', () => {
     // One planted identifier and a few numbers stored as text (the column becomes text, as pandas reads it).
     const planted: Record<number, string> = { 17: CANARY, 5: '1.89527' };
     const lines = ['f0,f1,f2,f3,label', ...rows.map((r, i) => (planted[i] ? [r[0], planted[i], ...r.slice(2)] : r).join(','))];
-    const b = await bench('node_canary', { csv: `${lines.join('\n')}\n` });
-    const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
-    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
-    try {
+    await runningNode('node_canary', { csv: `${lines.join('\n')}\n` }, async ({ bench: b, messaging, replies: seen }) => {
       for (let seed = 1; seed <= 6; seed++) {
         await messaging.send(b.request({ job_id: `job_seed_${seed}` }, { random_seed: seed, test_on_global_updates: true,
           test_metric: 'ACCURACY' }), 'node_canary');
@@ -250,20 +223,13 @@ describe('what leaves a node whose data hold a bad cell', () => {
       expect(wire).not.toContain(b.dir);
       expect(wire).not.toContain('1.89527');
       expect(seen.some((m) => m.command === 'log')).toBe(true);
-    } finally {
-      await messaging.close();
-      await agent.stop();
-      await b.close();
-    }
+    });
   });
 });
 
 describe('a node that trains for long', () => {
   it('answers pings while it trains', async () => {
-    const b = await bench('node_busy');
-    const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined });
-    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
-    try {
+    await runningNode('node_busy', {}, async ({ bench: b, messaging, replies: seen }) => {
       await messaging.send(b.request({ job_id: 'job_long' }, { num_updates: 2000, log_interval: 500 }), 'node_busy');
       await until('training to start', () => seen.find((m) => m.command === 'add_scalar'));
       const delays: number[] = [];
@@ -276,11 +242,7 @@ describe('a node that trains for long', () => {
       expect(trainReply(seen, 'job_long')).toBeUndefined(); // the pings were answered during the round
       expect(Math.max(...delays)).toBeLessThan(500);
       expect(await until('the round', () => trainReply(seen, 'job_long'), 60_000)).toMatchObject({ success: true });
-    } finally {
-      await messaging.close();
-      await agent.stop();
-      await b.close();
-    }
+    });
   });
 });
 
@@ -299,35 +261,32 @@ describe('approval requests from anyone on the broker', () => {
     });
     await new Promise<void>((r) => repository.listen(0, '127.0.0.1', r));
     const base = `http://127.0.0.1:${(repository.address() as import('net').AddressInfo).port}`;
-    const b = await bench('node_approval', { uploadsUrl: `${base}/upload/`,
-      limits: { maxPlanBytes: 1024 * 1024, maxDescriptionChars: 100, maxPendingPlans: 1 } });
-    fs.writeFileSync(path.join(b.nodeDir, 'config.yaml'),
+    const withApproval = (b: RunningNode['bench']) => fs.writeFileSync(path.join(b.nodeDir, 'config.yaml'),
       fs.readFileSync(path.join(b.nodeDir, 'config.yaml'), 'utf8').replace('approval: false', 'approval: true'));
-    const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined, repository: { retries: 0 } });
-    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
-    const approval = async (sequence: number, url: string, description = 'ok') => {
-      await messaging.send({ researcher_id: RESEARCHER_ID, description, sequence, training_plan_url: url, command: 'approval' },
-        'node_approval');
-      return until(`approval ${sequence}`, () => seen.find((m) => m.command === 'approval' && m.sequence === sequence));
-    };
     try {
-      const rssBefore = process.memoryUsage().rss;
-      const endless = await Promise.all([1, 2, 3].map((n) => approval(n, `${base}/media/endless.py`)));
-      expect(endless.map((r) => (r as { success?: boolean }).success)).toEqual([false, false, false]);
-      expect(process.memoryUsage().rss - rssBefore).toBeLessThan(150 * 1024 * 1024);
-      expect(await approval(4, `${base}/media/plan.py`, 'x'.repeat(101))).toMatchObject({ success: false });
-      expect(agent.stores.plans.list()).toHaveLength(0);
-      expect(await approval(5, `${base}/media/plan.py`)).toMatchObject({ success: true });
-      const other = Buffer.from(generateTorchPlan({ ...mlpPlan(), name: 'Other' }));
-      repository.removeAllListeners('request');
-      repository.on('request', (_req, res) => res.end(other));
-      expect(await approval(6, `${base}/media/other.py`)).toMatchObject({ success: false });
-      expect(agent.stores.plans.list().map((p) => p.training_plan_status)).toEqual(['Pending']);
-      expect(() => agent.stores.plans.lookup('')).toThrow(/at least 4 characters/);
+      await runningNode('node_approval', { uploadsUrl: `${base}/upload/`, beforeStart: withApproval,
+        limits: { maxPlanBytes: 1024 * 1024, maxDescriptionChars: 100, maxPendingPlans: 1 },
+        agent: { env: {}, localLog: () => undefined, repository: { retries: 0 } } }, async ({ agent, messaging, replies: seen }) => {
+        const approval = async (sequence: number, url: string, description = 'ok') => {
+          await messaging.send({ researcher_id: RESEARCHER_ID, description, sequence, training_plan_url: url, command: 'approval' },
+            'node_approval');
+          return until(`approval ${sequence}`, () => seen.find((m) => m.command === 'approval' && m.sequence === sequence));
+        };
+        const rssBefore = process.memoryUsage().rss;
+        const endless = await Promise.all([1, 2, 3].map((n) => approval(n, `${base}/media/endless.py`)));
+        expect(endless.map((r) => (r as { success?: boolean }).success)).toEqual([false, false, false]);
+        expect(process.memoryUsage().rss - rssBefore).toBeLessThan(150 * 1024 * 1024);
+        expect(await approval(4, `${base}/media/plan.py`, 'x'.repeat(101))).toMatchObject({ success: false });
+        expect(agent.stores.plans.list()).toHaveLength(0);
+        expect(await approval(5, `${base}/media/plan.py`)).toMatchObject({ success: true });
+        const other = Buffer.from(generateTorchPlan({ ...mlpPlan(), name: 'Other' }));
+        repository.removeAllListeners('request');
+        repository.on('request', (_req, res) => res.end(other));
+        expect(await approval(6, `${base}/media/other.py`)).toMatchObject({ success: false });
+        expect(agent.stores.plans.list().map((p) => p.training_plan_status)).toEqual(['Pending']);
+        expect(() => agent.stores.plans.lookup('')).toThrow(/at least 4 characters/);
+      });
     } finally {
-      await messaging.close();
-      await agent.stop();
-      await b.close();
       repository.closeAllConnections();
       await new Promise((r) => repository.close(r));
     }
@@ -336,50 +295,47 @@ describe('approval requests from anyone on the broker', () => {
 
 describe('a node fuzzed with mutated recorded requests', () => {
   it('survives 300 mutations of the recorded researcher messages: still answers, nothing left queued', async () => {
-    const b = await bench('node_fuzz', { limits: { roundTimeoutS: 5, downloadTimeoutS: 2 } });
-    const agent = await NodeAgent.start({ dir: b.nodeDir, env: {}, localLog: () => undefined, repository: { retries: 0 } });
-    const { messaging, replies: seen } = await researcherOn(b.network.mqttUrl);
-    const raw = await mqtt.connectAsync(b.network.mqttUrl, { protocolVersion: 4, reconnectPeriod: 0 });
-    try {
-      const requests = tracedMessages().filter((m) => m.topic === 'general/nodes' || /^general\/node_/.test(m.topic))
-        .map((m) => JSON.parse(m.payload) as Record<string, unknown>);
-      // Our own well-formed train request joins the recorded ones, so that mutations reach the round code too.
-      requests.push(JSON.parse(JSON.stringify(b.request())) as Record<string, unknown>);
-      let seed = 12345;
-      const random = (n: number) => {
-        seed = (seed * 1103515245 + 12345) % 2 ** 31;
-        return seed % n;
-      };
-      const values: unknown[] = [null, -1, 0, 1e308, 2 ** 53 + 1, '', 'x'.repeat(100_000), '\u001b[2J', [], {}, [[[[[]]]]],
-        true, 'http://127.0.0.1:1/x', `http://127.0.0.1:${b.network.httpPort}/media/none.py`, '../../etc/passwd', 'NaN'];
-      for (let i = 0; i < 300; i++) {
-        const message = JSON.parse(JSON.stringify(requests[random(requests.length)])) as Record<string, unknown>;
-        const keys = Object.keys(message);
-        const key = keys[random(keys.length)];
-        const op = random(4);
-        if (op === 0) delete message[key];
-        else if (op === 1) message[key] = values[random(values.length)];
-        else if (op === 2) message[`extra_${i}`] = values[random(values.length)];
-        else if (typeof message.training_args === 'object' && message.training_args) {
-          const args = message.training_args as Record<string, unknown>;
-          const argKeys = Object.keys(args);
-          args[argKeys[random(argKeys.length)]] = values[random(values.length)];
+    await runningNode('node_fuzz', { limits: { roundTimeoutS: 5, downloadTimeoutS: 2 },
+      agent: { env: {}, localLog: () => undefined, repository: { retries: 0 } } }, async ({ bench: b, agent, messaging, replies: seen }) => {
+      const raw = await mqtt.connectAsync(b.network.mqttUrl, { protocolVersion: 4, reconnectPeriod: 0 });
+      try {
+        const requests = tracedMessages().filter((m) => m.topic === 'general/nodes' || /^general\/node_/.test(m.topic))
+          .map((m) => JSON.parse(m.payload) as Record<string, unknown>);
+        // Our own well-formed train request joins the recorded ones, so that mutations reach the round code too.
+        requests.push(JSON.parse(JSON.stringify(b.request())) as Record<string, unknown>);
+        let seed = 12345;
+        const random = (n: number) => {
+          seed = (seed * 1103515245 + 12345) % 2 ** 31;
+          return seed % n;
+        };
+        const values: unknown[] = [null, -1, 0, 1e308, 2 ** 53 + 1, '', 'x'.repeat(100_000), '\u001b[2J', [], {}, [[[[[]]]]],
+          true, 'http://127.0.0.1:1/x', `http://127.0.0.1:${b.network.httpPort}/media/none.py`, '../../etc/passwd', 'NaN'];
+        for (let i = 0; i < 300; i++) {
+          const message = JSON.parse(JSON.stringify(requests[random(requests.length)])) as Record<string, unknown>;
+          const keys = Object.keys(message);
+          const key = keys[random(keys.length)];
+          const op = random(4);
+          if (op === 0) delete message[key];
+          else if (op === 1) message[key] = values[random(values.length)];
+          else if (op === 2) message[`extra_${i}`] = values[random(values.length)];
+          else if (typeof message.training_args === 'object' && message.training_args) {
+            const args = message.training_args as Record<string, unknown>;
+            const argKeys = Object.keys(args);
+            args[argKeys[random(argKeys.length)]] = values[random(values.length)];
+          }
+          let text = JSON.stringify(message);
+          if (random(10) === 0) text = text.slice(0, random(text.length));
+          await raw.publishAsync(random(2) === 0 ? 'general/nodes' : 'general/node_fuzz', text);
         }
-        let text = JSON.stringify(message);
-        if (random(10) === 0) text = text.slice(0, random(text.length));
-        await raw.publishAsync(random(2) === 0 ? 'general/nodes' : 'general/node_fuzz', text);
+        await messaging.send({ researcher_id: RESEARCHER_ID, sequence: 424242, command: 'ping' }, 'node_fuzz');
+        await until('a pong after the fuzzing', () => seen.find((m) => m.command === 'pong' && m.sequence === 424242), 30_000);
+        await until('an empty queue', () => (agent.pendingTasks === 0 ? true : undefined), 60_000);
+        await messaging.send(b.request({ job_id: 'job_after_fuzz' }), 'node_fuzz');
+        expect(await until('a round after the fuzzing', () => trainReply(seen, 'job_after_fuzz'), 30_000))
+          .toMatchObject({ success: true });
+      } finally {
+        await raw.endAsync(true);
       }
-      await messaging.send({ researcher_id: RESEARCHER_ID, sequence: 424242, command: 'ping' }, 'node_fuzz');
-      await until('a pong after the fuzzing', () => seen.find((m) => m.command === 'pong' && m.sequence === 424242), 30_000);
-      await until('an empty queue', () => (agent.pendingTasks === 0 ? true : undefined), 60_000);
-      await messaging.send(b.request({ job_id: 'job_after_fuzz' }), 'node_fuzz');
-      expect(await until('a round after the fuzzing', () => trainReply(seen, 'job_after_fuzz'), 30_000))
-        .toMatchObject({ success: true });
-    } finally {
-      await raw.endAsync(true);
-      await messaging.close();
-      await agent.stop();
-      await b.close();
-    }
+    });
   });
 });

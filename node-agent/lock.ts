@@ -21,7 +21,6 @@ export class NodeLockedError extends FedbiomedTsError {
   constructor(readonly dir: string, readonly owner: LockOwner) {
     super(`node folder ${dir} is already in use by a running node (pid ${owner.pid}, started ${owner.startedAt}); ` +
       'stop it first, or use another --dir');
-    this.name = 'NodeLockedError';
   }
 }
 

@@ -9,46 +9,29 @@ import type {
   TrainingPlanStatusRequest, DatasetEntry as WireDatasetEntry, NodeToResearcherMessage, ResearcherToNodeMessage,
   TrainRequest,
 } from '../src/protocol/messages';
-import type { DatasetRegistry } from './datasets';
 import { listView, searchView } from './datasets';
-import type { TrainingPlanStore } from './training-plans';
 import { readPlanSource } from './plan-source';
-import type { NodeLog } from './node-log';
-import type { NodeLimits } from './config';
+import type { NodeContext } from './node-context';
 import { urlForMessage } from '../src/transport/url';
+import { RepositoryError } from '../src/transport/repository';
 
-export interface RequestContext {
-  nodeId: string;
-  approval: boolean;
-  datasets: DatasetRegistry;
-  plans: TrainingPlanStore;
-  log: NodeLog;
-  /** Caps on what an approval request may make the node store. */
-  limits: Pick<NodeLimits, 'maxDescriptionChars' | 'maxPendingPlans'>;
-  /**
-   * Downloads a plan file (from the node's repository only, size-capped, within a deadline); resolves to its text
-   * and the HTTP status, or rejects with an error carrying `status`.
-   */
-  fetchText(url: string): Promise<{ text: string; status: number }>;
-}
-
-function answerPing(req: PingRequest, ctx: RequestContext): PongReply {
+function answerPing(req: PingRequest, ctx: NodeContext): PongReply {
   return { researcher_id: req.researcher_id, node_id: ctx.nodeId, success: true, sequence: req.sequence, command: 'pong' };
 }
 
 /** Fed-BioMed nodes stay silent when no dataset matches a search. */
-function answerSearch(req: SearchRequest, ctx: RequestContext): SearchReply | undefined {
+function answerSearch(req: SearchRequest, ctx: NodeContext): SearchReply | undefined {
   const found = ctx.datasets.search(req.tags);
   if (found.length === 0) return undefined;
   return { ...datasetsReply(req, ctx, found.map((d) => searchView(d))), command: 'search' };
 }
 
-function answerList(req: ListRequest, ctx: RequestContext): ListReply {
+function answerList(req: ListRequest, ctx: NodeContext): ListReply {
   return { ...datasetsReply(req, ctx, ctx.datasets.list().map((d) => listView(d))), command: 'list' };
 }
 
 /** The body of a search or list reply, in the wire key order (command last). */
-function datasetsReply(req: SearchRequest | ListRequest, ctx: RequestContext, views: object[]) {
+function datasetsReply(req: SearchRequest | ListRequest, ctx: NodeContext, views: object[]) {
   return {
     researcher_id: req.researcher_id,
     success: true,
@@ -58,8 +41,11 @@ function datasetsReply(req: SearchRequest | ListRequest, ctx: RequestContext, vi
   };
 }
 
+/** An approval reply's `status` once the plan was downloaded: the HTTP status of that download. */
+const HTTP_OK = 200;
+
 /** Downloads the plan, identifies it and records it as Pending (unless known). `status` is the download's. */
-async function answerApproval(req: ApprovalRequest, ctx: RequestContext): Promise<ApprovalReply> {
+async function answerApproval(req: ApprovalRequest, ctx: NodeContext): Promise<ApprovalReply> {
   const reply = (status: number, success: boolean): ApprovalReply => ({
     researcher_id: req.researcher_id, node_id: ctx.nodeId, sequence: req.sequence, status, command: 'approval', success,
   });
@@ -77,30 +63,30 @@ async function answerApproval(req: ApprovalRequest, ctx: RequestContext): Promis
       `wait for a review (this node's limit); review them with "fedbiomed-ts node plan list"`);
     return reply(0, false);
   }
-  let download: { text: string; status: number };
+  let text: string;
   try {
-    download = await ctx.fetchText(req.training_plan_url);
+    text = (await ctx.download(req.training_plan_url, 'plan')).toString('utf8');
   } catch (err) {
     ctx.log.error(`Cannot download training plan for approval from ${urlForMessage(req.training_plan_url)}: ${(err as Error).message}`);
-    return reply((err as { status?: number }).status ?? 0, false);
+    return reply(err instanceof RepositoryError ? err.status ?? 0 : 0, false);
   }
-  const reading = readPlanSource(download.text);
+  const reading = readPlanSource(text);
   if (!reading.ok) {
     ctx.log.warning(`Training plan approval request from ${req.researcher_id} refused: ${reading.reason}`);
-    return reply(download.status, false);
+    return reply(HTTP_OK, false);
   }
   try {
     const { entry, created } = ctx.plans.registerRequested({
-      hash: reading.hash, source: download.text, description: req.description, researcherId: req.researcher_id,
+      hash: reading.hash, source: text, description: req.description, researcherId: req.researcher_id,
     });
     ctx.log.info(created
       ? `Training plan ${entry.training_plan_id} received from ${req.researcher_id}: Pending, waiting for a review ` +
         `("fedbiomed-ts node plan approve ${entry.training_plan_id}")`
       : `Training plan already known as ${entry.training_plan_id}, status ${entry.training_plan_status}`);
-    return reply(download.status, true);
+    return reply(HTTP_OK, true);
   } catch (err) {
     ctx.log.error(`Cannot store training plan for approval: ${(err as Error).message}`);
-    return reply(download.status, false);
+    return reply(HTTP_OK, false);
   }
 }
 
@@ -112,7 +98,7 @@ const STATUS_MESSAGES: Record<string, string> = {
 };
 const NO_APPROVAL_MESSAGE = 'This node does not require training plan approval (maybe for debugging purposes).';
 
-async function answerPlanStatus(req: TrainingPlanStatusRequest, ctx: RequestContext): Promise<TrainingPlanStatusReply> {
+async function answerPlanStatus(req: TrainingPlanStatusRequest, ctx: NodeContext): Promise<TrainingPlanStatusReply> {
   const reply = (fields: Pick<TrainingPlanStatusReply, 'success' | 'approval_obligation' | 'status' | 'msg'>):
     TrainingPlanStatusReply => ({
     researcher_id: req.researcher_id, node_id: ctx.nodeId, job_id: req.job_id, ...fields,
@@ -120,7 +106,7 @@ async function answerPlanStatus(req: TrainingPlanStatusRequest, ctx: RequestCont
   });
   let text: string;
   try {
-    text = (await ctx.fetchText(req.training_plan_url)).text;
+    text = (await ctx.download(req.training_plan_url, 'plan')).toString('utf8');
   } catch (err) {
     return reply({ success: false, approval_obligation: false, status: 'Error',
       msg: `FB604: repository error: cannot download training plan: ${(err as Error).message}` });
@@ -141,13 +127,13 @@ async function answerPlanStatus(req: TrainingPlanStatusRequest, ctx: RequestCont
 const SECAGG_UNSUPPORTED =
   'FB318: Secure aggregation setup error: secure aggregation is not supported by this fedbiomed-ts node';
 
-function answerSecagg(req: SecaggRequest, ctx: RequestContext): SecaggReply {
+function answerSecagg(req: SecaggRequest, ctx: NodeContext): SecaggReply {
   ctx.log.warning(`Secure aggregation request ${req.secagg_id} refused: not supported by this node`);
   return { researcher_id: req.researcher_id, secagg_id: req.secagg_id, sequence: req.sequence, success: false,
     node_id: ctx.nodeId, msg: SECAGG_UNSUPPORTED, command: 'secagg' };
 }
 
-function answerSecaggDelete(req: SecaggDeleteRequest, ctx: RequestContext): SecaggDeleteReply {
+function answerSecaggDelete(req: SecaggDeleteRequest, ctx: NodeContext): SecaggDeleteReply {
   return { researcher_id: req.researcher_id, secagg_id: req.secagg_id, sequence: req.sequence, success: false,
     node_id: ctx.nodeId, msg: 'FB321: Secure aggregation delete error: secure aggregation is not supported by this node',
     command: 'secagg-delete' };
@@ -156,7 +142,7 @@ function answerSecaggDelete(req: SecaggDeleteRequest, ctx: RequestContext): Seca
 /** Every request but `train` (which goes to the task queue): answered at once by the table below. */
 export type ImmediateRequest = Exclude<ResearcherToNodeMessage, TrainRequest>;
 
-type Answer<R extends ImmediateRequest> = (req: R, ctx: RequestContext) =>
+type Answer<R extends ImmediateRequest> = (req: R, ctx: NodeContext) =>
   NodeToResearcherMessage | undefined | Promise<NodeToResearcherMessage | undefined>;
 
 /**
@@ -174,7 +160,7 @@ const ANSWERS: { [C in ImmediateRequest['command']]: Answer<Extract<ImmediateReq
 };
 
 /** The reply to `req`, or undefined when the node stays silent (a search with no match). */
-export async function answerRequest(req: ImmediateRequest, ctx: RequestContext): Promise<NodeToResearcherMessage | undefined> {
+export async function answerRequest(req: ImmediateRequest, ctx: NodeContext): Promise<NodeToResearcherMessage | undefined> {
   // The table pairs each command with its request type; TypeScript cannot follow that pairing through an index.
   const answer = ANSWERS[req.command] as Answer<ImmediateRequest>;
   return answer(req, ctx);

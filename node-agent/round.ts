@@ -24,12 +24,9 @@ import { planHash } from '../src/plan/canonical';
 import { freshSeed } from '../src/engine/prng';
 import { keepLocalParameters, restoreLocalParameters } from './fedbn-store';
 import type { PlanDatasetCache } from './dataset-cache';
-import type { DatasetEntry, DatasetRegistry } from './datasets';
-import type { TrainingPlanStore } from './training-plans';
+import type { DatasetEntry } from './datasets';
 import { readPlanSource } from './plan-source';
-import type { NodeLog } from './node-log';
-import type { JsonDb } from './json-db';
-import type { NodeLimits } from './config';
+import type { NodeContext } from './node-context';
 import { estimatePlanResources, resourceProblem } from './plan-resources';
 import { withoutDatasetPaths } from './privacy';
 import { TrainingStopped } from './training-worker';
@@ -40,15 +37,10 @@ import {
 
 const NODE_STATES_TABLE = 'Node_states';
 
-export interface RoundContext {
-  nodeId: string;
-  approval: boolean;
-  datasets: DatasetRegistry;
-  plans: TrainingPlanStore;
-  db: JsonDb;
-  log: NodeLog;
-  /** Downloads a file of the round: the plan (size-capped by the node's limits) or the global weights. */
-  download(url: string, what: 'plan' | 'params'): Promise<Buffer>;
+/** What belongs to one round, beside the node's {@link NodeContext}: its deadline and where its messages go. */
+export interface RoundChannel {
+  /** When the round must be over (ms since the epoch): its downloads get no longer than what is left. */
+  deadline: number;
   upload(data: Uint8Array, fileName: string): Promise<string>;
   sendReply(reply: TrainReply): Promise<void>;
   sendError(error: ErrorMessage): Promise<void>;
@@ -57,14 +49,15 @@ export interface RoundContext {
   stopping: () => boolean;
   /** Reuses the last round's dataset while its files are unchanged; without it every round reads the files. */
   dataCache?: PlanDatasetCache;
-  /** The node's limits on plan size and training memory (none checked when absent). */
-  limits?: NodeLimits;
   /**
    * Runs the round's computation: the node's training worker (training-worker.ts), so that the node keeps
    * answering while it trains; in-thread {@link computeRound} when absent.
    */
   compute?: (job: RoundJob, emit: (event: RoundEvent) => void) => Promise<RoundOutcome>;
 }
+
+/** The node and the round together, as the steps of a round use them. */
+type RoundContext = NodeContext & RoundChannel;
 
 /** A `train` reply `success: false`, as a Python node sends it when a round fails. */
 export function failedTrainReply(req: TrainRequest, nodeId: string, msg: string, stateId: string | null): TrainReply {
@@ -81,7 +74,8 @@ function secaggRequested(req: TrainRequest): boolean {
   return SECAGG_FIELDS.some((f) => req[f] !== null && req[f] !== undefined);
 }
 
-export async function executeTrainRequest(req: TrainRequest, ctx: RoundContext): Promise<void> {
+export async function executeTrainRequest(req: TrainRequest, node: NodeContext, round: RoundChannel): Promise<void> {
+  const ctx: RoundContext = { ...node, ...round };
   // A Python node names the round's state before it starts, so its failure replies carry that id too.
   const stateId = `node_state_${randomUUID()}`;
   const fail = (msg: string): TrainReply => failedTrainReply(req, ctx.nodeId, msg, stateId);
@@ -145,13 +139,10 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
   const globalWeights = await downloadWeights(req.params_url, ctx);
   const previousDpRuns = req.state_id !== null ? checkPreviousState(req, ctx) : [];
 
-  if (ctx.limits) {
-    const resources = estimatePlanResources(spec);
-    // Validation-only rounds run the forward pass in chunks of EVAL_CHUNK samples.
-    const batch = req.training ? batchSizeOf(args) : EVAL_CHUNK;
-    const problem = resources && resourceProblem(resources, batch, ctx.limits);
-    if (problem) throw new RoundFailure(`Training plan refused before allocating anything: ${problem}`);
-  }
+  const resources = estimatePlanResources(spec);
+  // Validation-only rounds run the forward pass in chunks of EVAL_CHUNK samples.
+  const problem = resources && resourceProblem(resources, req.training ? batchSizeOf(args) : EVAL_CHUNK, ctx.limits);
+  if (problem) throw new RoundFailure(`Training plan refused before allocating anything: ${problem}`);
   const seed = args.random_seed ?? freshSeed();
   const { graph } = validatePlan(spec);
   // FedBN: the plan's local parameters never leave the node and come back from its own copy.
@@ -227,7 +218,7 @@ async function runRound(req: TrainRequest, dataset: DatasetEntry, ctx: RoundCont
 async function downloadPlan(req: TrainRequest, ctx: RoundContext): Promise<PlanSpec> {
   let source: string;
   try {
-    source = (await ctx.download(req.training_plan_url, 'plan')).toString('utf8');
+    source = (await ctx.download(req.training_plan_url, 'plan', ctx.deadline - Date.now())).toString('utf8');
   } catch (err) {
     throw new RoundFailure(`Cannot download training plan file: ${urlForMessage(req.training_plan_url)}: ${describe(err)}`);
   }
@@ -246,7 +237,7 @@ async function downloadPlan(req: TrainRequest, ctx: RoundContext): Promise<PlanS
 async function downloadWeights(url: string, ctx: RoundContext): Promise<Record<string, DenseArray>> {
   let bytes: Buffer;
   try {
-    bytes = await ctx.download(url, 'params');
+    bytes = await ctx.download(url, 'params', ctx.deadline - Date.now());
   } catch (err) {
     throw new RoundFailure(`Cannot download param file: ${urlForMessage(url)}: ${describe(err)}`);
   }

@@ -1,17 +1,20 @@
 /**
- * The training worker's side (see training-worker.ts): runs one round's computation at a time with the same engine
- * as the main thread (tfjs wasm backend and the native kernels, initialised here: both are per thread) and keeps
- * the last dataset read between rounds, as the node did in-thread.
+ * The training worker's side (see training-worker.ts): runs one round's computation at a time with the node's
+ * engine (tfjs wasm backend and the native kernels, initialised here and only here: the main thread never trains,
+ * it logs the line this worker sends) and keeps the last dataset read between rounds, as the node did in-thread.
  */
 import { parentPort } from 'worker_threads';
-import { initBackend } from '../src/engine/backend';
+import { backendLogLine, initBackend } from '../src/engine/backend';
 import { PlanDatasetCache } from './dataset-cache';
 import { computeRound, describe, RoundFailure, transferableTensors, type RoundEvent, type RoundJob, type RoundOutcome } from './round-compute';
 
 export type ToTrainingWorker = { type: 'run'; job: RoundJob };
 
 export type FromTrainingWorker =
-  /** The engine is initialised, `engine` says which (or it could not be: `error`); sent once, before any round. */
+  /**
+   * The engine is initialised, `engine` is its log line (which backend, why); or it could not be: `error`. Sent
+   * once, before any round.
+   */
   | { type: 'ready'; engine?: string; error?: string }
   | { type: 'event'; event: RoundEvent }
   | { type: 'done'; outcome: RoundOutcome }
@@ -22,9 +25,9 @@ const port = parentPort;
 if (!port) throw new Error('training-worker-service runs only as a worker thread');
 
 const cache = new PlanDatasetCache();
-// Quiet: the main thread already logged which backend trains (the same choice: same environment, same files).
+// Quiet here: the line goes to the main thread, which logs it in the node's log (the main thread has no engine).
 const backend = initBackend(() => undefined);
-backend.then((choice) => port.postMessage({ type: 'ready', engine: `${choice.name}: ${choice.reason}` } satisfies FromTrainingWorker),
+backend.then((choice) => port.postMessage({ type: 'ready', engine: backendLogLine(choice) } satisfies FromTrainingWorker),
   (err: unknown) => port.postMessage({ type: 'ready', error: describe(err) } satisfies FromTrainingWorker));
 
 port.on('message', (message: ToTrainingWorker) => {

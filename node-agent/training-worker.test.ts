@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { initBackend } from '../src/engine/backend';
+import { backendLogLine, initBackend } from '../src/engine/backend';
 import { loadNativeKernels } from '../src/engine/native';
 import { initialWeights } from '../src/plan/init';
 import { definePlan } from '../src/plan/define';
@@ -65,10 +65,10 @@ function bytesByName(weights: Record<string, { data: ArrayBufferView }>): Record
 test('the worker trains with the same engine as this thread: wasm backend, native kernels loaded there too', async () => {
   const here = await initBackend(() => undefined);
   await worker.ready();
-  expect(worker.engineDescription).toBe(`${here.name}: ${here.reason}`);
+  expect(worker.engineDescription).toBe(backendLogLine(here));
   // Where this thread has the native kernels (built, AVX2 CPU), the addon (N-API, context-aware) loaded in the
   // worker thread as well; and both run the wasm backend.
-  expect(worker.engineDescription).toMatch(loadNativeKernels().ok ? /^wasm: .*native kernels \(AVX2\+FMA[,)]/ : /^wasm: /);
+  expect(worker.engineDescription).toMatch(loadNativeKernels().ok ? /^\[engine\] tfjs backend: wasm \(.*native kernels \(AVX2\+FMA[,)]/ : /^\[engine\] tfjs backend: wasm /);
 });
 
 test('a round in the worker gives the same bytes and the same scalars as in-thread, round after round', async () => {

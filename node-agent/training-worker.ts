@@ -57,7 +57,7 @@ export class TrainingWorker {
   private worker: Worker | undefined;
   private starting: Promise<Worker> | undefined;
   private running: RunningRound | undefined;
-  /** The worker's backend and kernels as its engine described them when it started (`name: reason`). */
+  /** The worker's backend and kernels as its engine described them when it started (its `[engine]` log line). */
   engineDescription: string | undefined;
   /** Ends a worker start in progress (stop() during a start). */
   private abortStart: ((err: Error) => void) | undefined;

@@ -60,10 +60,6 @@ export interface Breakpoint {
 
 export class BreakpointError extends FedbiomedTsError {
   override readonly errnum = 'FB413' as const;
-  constructor(message: string) {
-    super(message);
-    this.name = 'BreakpointError';
-  }
 }
 
 function writeAtomic(file: string, data: string | readonly Uint8Array[]): void {

@@ -266,12 +266,7 @@ interface PlanFlags extends DiscoveryFlags {
 }
 
 /** A plan file that cannot be shipped as it is (exit 2). */
-class PlanFileError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PlanFileError';
-  }
-}
+class PlanFileError extends FedbiomedTsError {}
 
 /**
  * The source `researcher run` would upload for this plan file, so a node hashes the same bytes at approval,

@@ -14,12 +14,7 @@ import type { PlanInput } from './plan-source';
 import { decodeNodeParams } from './weights-file';
 import { FedbiomedTsError } from '../src/errors';
 
-export class ExperimentFileError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ExperimentFileError';
-  }
-}
+export class ExperimentFileError extends FedbiomedTsError {}
 
 /** Options an experiment file gives under the same name and type as ExperimentOptions. */
 type OptionsAsIs = 'tags' | 'nodes' | 'planClassName' | 'modelArgs' | 'trainingArgs' | 'aggregator' | 'strategy' |

@@ -96,12 +96,7 @@ const SILENT_PING_MS = 1000;
 /** How long the upload of new global weights is retried while the repository is unreachable. */
 const UPLOAD_RETRY_WINDOW_MS = 30_000;
 
-export class ExperimentError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ExperimentError';
-  }
-}
+export class ExperimentError extends FedbiomedTsError {}
 
 type EventMap = { event: [ExperimentEvent] } & { [K in ExperimentEvent['type']]: [Extract<ExperimentEvent, { type: K }>] };
 

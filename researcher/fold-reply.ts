@@ -19,7 +19,6 @@ const REREAD_GRACE_MS = 10_000;
 class DownloadDeadlineError extends FedbiomedTsError {
   constructor(url: string, deadlineMs: number) {
     super(`download of ${urlForMessage(url)} not finished within the round deadline (${deadlineMs} ms)`);
-    this.name = 'DownloadDeadlineError';
   }
 }
 
@@ -58,7 +57,6 @@ async function* withDeadline(chunks: AsyncIterable<Uint8Array>, url: string, dea
 class NonFiniteContributionError extends FedbiomedTsError {
   constructor(readonly nodeId: string, readonly tensor: string) {
     super(`${nodeId} sent non-finite values (NaN or infinity) in '${tensor}': its contribution is refused`);
-    this.name = 'NonFiniteContributionError';
   }
 }
 
@@ -69,7 +67,6 @@ class NonFiniteContributionError extends FedbiomedTsError {
 class ForeignResultsError extends FedbiomedTsError {
   constructor(readonly nodeId: string, cause: RepositoryError) {
     super(`${nodeId}'s results file is refused: ${cause.message}`);
-    this.name = 'ForeignResultsError';
   }
 }
 

@@ -32,7 +32,6 @@ export type LrSchedule =
 class LrScheduleError extends FedbiomedTsError {
   constructor(message: string) {
     super(`lrSchedule: ${message}`);
-    this.name = 'LrScheduleError';
   }
 }
 

@@ -86,12 +86,7 @@ export function isV6Network(options: NetworkOptions): options is V6NetworkOption
   return options.protocol === 'v6';
 }
 
-export class NetworkConfigError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'NetworkConfigError';
-  }
-}
+export class NetworkConfigError extends FedbiomedTsError {}
 
 /**
  * Network options from explicit values first, then Fed-BioMed's environment variables, then its defaults

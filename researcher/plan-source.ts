@@ -35,12 +35,7 @@ export interface ShippedPlan {
   initialWeights(seed: number): WeightMap;
 }
 
-export class PlanSourceError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PlanSourceError';
-  }
-}
+export class PlanSourceError extends FedbiomedTsError {}
 
 function isPlanSpec(plan: unknown): plan is PlanSpec {
   return typeof plan === 'object' && plan !== null && (plan as { format?: unknown }).format === PLAN_FORMAT;

@@ -17,10 +17,6 @@ export type StrategyInput = StrategyConfig | StrategyConfig['name'];
 
 export class StrategyError extends FedbiomedTsError {
   override readonly errnum = 'FB402' as const;
-  constructor(message: string) {
-    super(message);
-    this.name = 'StrategyError';
-  }
 }
 
 export interface Strategy {

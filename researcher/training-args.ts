@@ -43,7 +43,6 @@ export class TrainingArgsError extends FedbiomedTsError {
   override readonly errnum = 'FB414' as const;
   constructor(message: string) {
     super(`training_args: ${message}`);
-    this.name = 'TrainingArgsError';
   }
 }
 

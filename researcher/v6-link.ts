@@ -35,12 +35,7 @@ export const DEFAULT_NODE_WAIT_MS = 20_000;
 /** Correlation data of a request no node answered is forgotten after this long. */
 const CONTEXT_TTL_MS = 3600_000;
 
-export class V6LinkError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'V6LinkError';
-  }
-}
+export class V6LinkError extends FedbiomedTsError {}
 
 interface InlineFile {
   data: Buffer;

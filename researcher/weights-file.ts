@@ -9,12 +9,7 @@ import type { ModelWeights } from '../src/serialize/params-file';
 import { WeightMap, WeightTensor } from './aggregators/tensors';
 import { FedbiomedTsError } from '../src/errors';
 
-export class WeightsFileError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'WeightsFileError';
-  }
-}
+export class WeightsFileError extends FedbiomedTsError {}
 
 function toTorchTensor(name: string, t: WeightTensor): TorchTensor {
   if (t instanceof TorchTensor) return t;

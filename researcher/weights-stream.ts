@@ -18,12 +18,7 @@ import { FedbiomedTsError } from '../src/errors';
 /** Tensors at least this big are streamed into a sink (when one is offered) instead of being read whole. */
 const STREAM_TENSOR_BYTES = 256 * 1024;
 
-export class WeightsStreamError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'WeightsStreamError';
-  }
-}
+export class WeightsStreamError extends FedbiomedTsError {}
 
 function toTensor(name: string, v: unknown): WeightTensor {
   const tagged = v as { __type__?: unknown; value?: unknown };

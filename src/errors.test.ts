@@ -5,6 +5,8 @@ import { ERROR_NUMBERS } from './protocol/error-numbers';
 import { ChunkAssembler, ChunkSequenceError } from './transport/v6/chunks';
 import { decodeV6Message, V6MessageError } from './transport/v6/messages';
 import { encodeV6Payload } from './transport/v6/payload';
+import { NotDicomFileError } from './data/dicom-file';
+import { DataReadError } from './data/errors';
 
 describe('FedbiomedTsError', () => {
   it('keeps the message, the cause and the error number', () => {
@@ -33,5 +35,15 @@ describe('FedbiomedTsError', () => {
     const badMessage = () => decodeV6Message(encodeV6Payload([1, 2]));
     expect(badMessage).toThrow(V6MessageError);
     expect(badMessage).toThrow(FedbiomedTsError);
+  });
+
+  it('names every error after its own class, subclasses of subclasses included', () => {
+    expect(new FedbiomedTsError('x').name).toBe('FedbiomedTsError');
+    expect(new RepositoryError('x', 'unreachable', 'http://h/').name).toBe('RepositoryError');
+    const notDicom = new NotDicomFileError('/a.dcm', 'no DICM');
+    expect([notDicom.name, notDicom.message]).toEqual(['NotDicomFileError', '/a.dcm: no DICM']);
+    expect(notDicom).toBeInstanceOf(DataReadError);
+    expect(String(new TrainingArgsError('epochs', 'must be an integer'))).toBe(
+      'TrainingArgsError: FB414: bad type or value for training arguments: epochs: must be an integer');
   });
 });

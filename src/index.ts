@@ -44,3 +44,6 @@ export { trainModel } from './engine/train';
 export type { Batch, BatchSource, TrainOptions, TrainResult } from './engine/train';
 export { rocAuc, rocCurve, binaryConfusion, sensitivity, specificity, accuracy } from './engine/metrics';
 export type { Confusion } from './engine/metrics';
+/** The base of every error the package throws on purpose: `err instanceof FedbiomedTsError`, `err.errnum`. */
+export { FedbiomedTsError } from './errors';
+export type { FbErrorNumber } from './errors';

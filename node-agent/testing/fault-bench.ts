@@ -1,7 +1,7 @@
 /**
  * The harness of the node fault tests (faults.test.ts, hostile.test.ts): a node directory configured against an
  * embedded broker and repository, a CSV dataset, a training plan and initial weights uploaded, a train request
- * builder, and a researcher connected to the broker.
+ * builder, a researcher connected to the broker, and the node started on it ({@link withRunningNode}).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -16,11 +16,14 @@ import { initialWeights } from '../../src/plan/init';
 import { mlpPlan } from '../../src/plan/testing/plans';
 import { defaultConfig, writeConfig, type NodeLimits } from '../config';
 import { openNodeStores } from '../stores';
+import { NodeAgent, type NodeAgentOptions } from '../agent';
 
 export interface NodeBench {
   dir: string;
   nodeDir: string;
   network: EmbeddedNetwork;
+  /** The broker the node is configured with: the bench's, or `brokerUrl` when given. */
+  brokerUrl: string;
   repo: RepositoryClient;
   datasetId: string;
   planUrl: string;
@@ -37,6 +40,8 @@ export interface NodeBenchOptions {
   uploadsUrl?: string | ((network: EmbeddedNetwork) => string);
   /** The dataset's CSV text, 40 rows of 4 features and a binary label by default. */
   csv?: string;
+  /** The MQTT broker the node and the researcher use instead of the bench's (one a test can stop and restart). */
+  brokerUrl?: string;
 }
 
 /** Names used by a bench whose tag is `tag`: researcher_TAG, job_TAG. */
@@ -50,6 +55,10 @@ export async function startNodeBench(tag: string, nodeId: string, options: NodeB
   const uploadsUrl = typeof options.uploadsUrl === 'function' ? options.uploadsUrl(network) : options.uploadsUrl;
   writeConfig(nodeDir, defaultConfig({ nodeId, broker: network.mqttUrl, uploadsUrl: uploadsUrl ?? network.uploadsUrl,
     approval: false, limits: { ...defaultConfig().limits, ...options.limits } }));
+  if (options.brokerUrl) {
+    const config = path.join(nodeDir, 'config.yaml');
+    fs.writeFileSync(config, fs.readFileSync(config, 'utf8').replace(network.mqttUrl, options.brokerUrl));
+  }
   const csv = path.join(dir, 'data.csv');
   fs.writeFileSync(csv, options.csv ?? ['f0,f1,f2,f3,label',
     ...Array.from({ length: 40 }, (_, i) => `${i % 7},${(i * 3) % 5},${i % 2},${(i % 11) / 10},${i % 2}`)].join('\n') + '\n');
@@ -60,7 +69,7 @@ export async function startNodeBench(tag: string, nodeId: string, options: NodeB
   const paramsUrl = await repo.upload(Buffer.from(encodeParams(aggregatedParamsFile(researcherIdFor(tag),
     initialWeights(mlpPlan(), 1)))), `aggregated_params_${tag}.mpk`);
   return {
-    dir, nodeDir, network, repo, datasetId, planUrl, paramsUrl,
+    dir, nodeDir, network, brokerUrl: options.brokerUrl ?? network.mqttUrl, repo, datasetId, planUrl, paramsUrl,
     request: (overrides = {}, args = {}) => ({
       researcher_id: researcherIdFor(tag), job_id: jobIdFor(tag), state_id: null, params_url: paramsUrl,
       training_args: {
@@ -102,3 +111,59 @@ export async function until<T>(what: string, probe: () => T | undefined, timeout
 
 export const trainReply = (replies: NodeToResearcherMessage[], job: string) =>
   replies.find((m): m is TrainReply => m.command === 'train' && m.job_id === job);
+
+/** A node started on a bench, with a researcher on its broker. */
+export interface RunningNode {
+  bench: NodeBench;
+  agent: NodeAgent;
+  messaging: Messaging;
+  /** Every message the researcher received. */
+  replies: NodeToResearcherMessage[];
+  /** Closes the researcher, stops the node, closes the bench: in that order. */
+  close(): Promise<void>;
+}
+
+export interface RunningNodeOptions extends NodeBenchOptions {
+  /** The agent's options beyond its folder; by default an empty environment and a silent local log. */
+  agent?: Omit<NodeAgentOptions, 'dir'>;
+  /** Runs on the bench before the node starts (a queue left from a previous run, a config edited). */
+  beforeStart?: (bench: NodeBench) => void;
+}
+
+/**
+ * A bench, a researcher on its broker (subscribed first: it sees what the node sends as it starts) and the node
+ * started on it. What fails half-way is closed before the error is thrown.
+ */
+export async function startRunningNode(tag: string, nodeId: string, options: RunningNodeOptions = {}): Promise<RunningNode> {
+  const bench = await startNodeBench(tag, nodeId, options);
+  let researcher: Awaited<ReturnType<typeof researcherOn>> | undefined;
+  try {
+    researcher = await researcherOn(bench.brokerUrl);
+    options.beforeStart?.(bench);
+    const agent = await NodeAgent.start({ env: {}, localLog: () => undefined, ...options.agent, dir: bench.nodeDir });
+    const { messaging, replies } = researcher;
+    return {
+      bench, agent, messaging, replies,
+      close: async () => {
+        await messaging.close();
+        await agent.stop();
+        await bench.close();
+      },
+    };
+  } catch (err) {
+    await researcher?.messaging.close();
+    await bench.close();
+    throw err;
+  }
+}
+
+/** Runs `body` against a running node ({@link startRunningNode}), and closes it after whatever happens. */
+export async function withRunningNode(tag: string, nodeId: string, options: RunningNodeOptions,
+  body: (node: RunningNode) => Promise<void>): Promise<void> {
+  const node = await startRunningNode(tag, nodeId, options);
+  try {
+    await body(node);
+  } finally {
+    await node.close();
+  }
+}

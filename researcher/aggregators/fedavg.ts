@@ -34,12 +34,7 @@ import {
 } from './tensors';
 
 /** A streamed tensor turned out not to be float32: read that node's file again without streaming. */
-export class StreamedDtypeError extends AggregationError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StreamedDtypeError';
-  }
-}
+export class StreamedDtypeError extends AggregationError {}
 
 interface AccumulatorEntry {
   shape: number[];

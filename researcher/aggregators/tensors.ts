@@ -30,10 +30,6 @@ export type WeightMap = Map<string, WeightTensor>;
 
 export class AggregationError extends FedbiomedTsError {
   override readonly errnum = 'FB401' as const;
-  constructor(message: string) {
-    super(message);
-    this.name = 'AggregationError';
-  }
 }
 
 /** Integer dtypes (numpy names) that aggregation keeps integer, e.g. BatchNorm's int64 `num_batches_tracked`. */

@@ -17,7 +17,6 @@ export const ONNX_TOLERANCE = 1e-4;
 export class OnnxRuntimeMissingError extends FedbiomedTsError {
   constructor(cause: string) {
     super(`ONNX Runtime is needed to run an ONNX model: npm install onnxruntime-node (${cause})`);
-    this.name = 'OnnxRuntimeMissingError';
   }
 }
 

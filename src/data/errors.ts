@@ -11,7 +11,6 @@ export class DataReadError extends FedbiomedTsError {
 
   constructor(path: string, what: string) {
     super(`${path}: ${what}`);
-    this.name = 'DataReadError';
     this.path = path;
   }
 }

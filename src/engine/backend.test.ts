@@ -3,7 +3,7 @@
  * variable forces a backend and a bad or unavailable one is a clear error.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { BACKEND_ENV_VAR } from './backend';
+import { BACKEND_ENV_VAR, checkBackendSetting } from './backend';
 
 const saved = process.env[BACKEND_ENV_VAR];
 
@@ -51,4 +51,10 @@ test('FEDBIOMED_TS_BACKEND=cpu forces the CPU backend', async () => {
 test('an unknown value or an unavailable tfjs-node is a clear error', async () => {
   await expect(freshInit('gpu', [])).rejects.toThrow(/FEDBIOMED_TS_BACKEND=gpu is not one of wasm, cpu, node/);
   await expect(freshInit('node', [])).rejects.toThrow(/@tensorflow\/tfjs-node cannot be loaded/);
+});
+
+test('a setting that names no backend is refused without starting an engine (a node at start)', () => {
+  expect(() => checkBackendSetting({ [BACKEND_ENV_VAR]: 'gpu' })).toThrow(/FEDBIOMED_TS_BACKEND=gpu is not one of wasm, cpu, node/);
+  expect(() => checkBackendSetting({ [BACKEND_ENV_VAR]: 'cpu' })).not.toThrow();
+  expect(() => checkBackendSetting({})).not.toThrow();
 });

@@ -30,7 +30,7 @@ let chosen: Promise<BackendChoice> | undefined;
 export function initBackend(log: (line: string) => void = defaultLog): Promise<BackendChoice> {
   if (!chosen) {
     chosen = chooseBackend().then((choice) => {
-      log(`[engine] tfjs backend: ${choice.name} (${choice.reason})`);
+      log(backendLogLine(choice));
       return choice;
     });
     // A failed init must not poison later attempts (e.g. after the user fixes the env variable).
@@ -39,6 +39,20 @@ export function initBackend(log: (line: string) => void = defaultLog): Promise<B
     });
   }
   return chosen;
+}
+
+/** The one line a process logs about its engine: which backend trains, and why. */
+export function backendLogLine(choice: Pick<BackendChoice, 'name' | 'reason'>): string {
+  return `[engine] tfjs backend: ${choice.name} (${choice.reason})`;
+}
+
+/**
+ * Throws the error {@link initBackend} would throw for a `FEDBIOMED_TS_BACKEND` that names no backend, without
+ * loading any engine: for a process (the node's main thread) that leaves training to another thread but should
+ * still refuse a bad setting when it starts.
+ */
+export function checkBackendSetting(env: NodeJS.ProcessEnv = process.env): void {
+  parseForced(env[BACKEND_ENV_VAR]);
 }
 
 function defaultLog(line: string): void {

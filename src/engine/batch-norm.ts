@@ -22,15 +22,23 @@ export interface BatchNormTrainResult {
   variance: tf.Tensor1D;
 }
 
-export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number, relu = false): BatchNormTrainResult {
+/**
+ * Whether a normalisation of `x` over its last axis (channels) may run on the native kernel `kernelName` (batch norm
+ * here, group norm in group-norm.ts): the wasm backend with that kernel registered, float32 tensors, and one gamma
+ * and one beta per channel. Anything else is composed from standard ops.
+ */
+export function nativeNormApplies(kernelName: string, x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): boolean {
   const channels = x.shape[x.rank - 1];
-  const native =
-    tf.getBackend() === 'wasm' &&
-    tf.getKernel(BATCH_NORM, 'wasm') !== undefined &&
+  return tf.getBackend() === 'wasm' &&
+    tf.getKernel(kernelName, 'wasm') !== undefined &&
     [x, gamma, beta].every((t) => t.dtype === 'float32') &&
     x.rank >= 2 &&
     channels > 0 &&
     [gamma, beta].every((t) => t.rank === 1 && t.shape[0] === channels);
+}
+
+export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number, relu = false): BatchNormTrainResult {
+  const native = nativeNormApplies(BATCH_NORM, x, gamma, beta);
   if (native) {
     const attrs: BatchNormAttrs = { eps, relu };
     const [y, mean, variance] = tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM, { x, gamma, beta }, attrs as unknown as tf.NamedAttrMap);

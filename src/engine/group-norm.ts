@@ -11,17 +11,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GROUP_NORM, GroupNormAttrs } from './kernels/group-norm-native';
+import { nativeNormApplies } from './batch-norm';
 
 export function groupNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: number, eps: number, relu = false): tf.Tensor {
   const channels = x.shape[x.rank - 1];
-  const native =
-    tf.getBackend() === 'wasm' &&
-    tf.getKernel(GROUP_NORM, 'wasm') !== undefined &&
-    [x, gamma, beta].every((t) => t.dtype === 'float32') &&
-    x.rank >= 2 &&
-    x.size > 0 &&
-    channels % groups === 0 &&
-    [gamma, beta].every((t) => t.rank === 1 && t.shape[0] === channels);
+  const native = nativeNormApplies(GROUP_NORM, x, gamma, beta) && x.size > 0 && channels % groups === 0;
   if (native) {
     const attrs: GroupNormAttrs = { eps, groups, relu };
     const [y, mean, variance] = tf.engine().runKernel<tf.Tensor[]>(GROUP_NORM, { x, gamma, beta }, attrs as unknown as tf.NamedAttrMap);

@@ -11,12 +11,7 @@ import { validatePlan } from './validate';
 import { FedbiomedTsError } from '../errors';
 
 /** The file carries a PLAN_SPEC that cannot be used (bad literal, bad JSON, invalid plan, altered hash). */
-export class EmbeddedPlanError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'EmbeddedPlanError';
-  }
-}
+export class EmbeddedPlanError extends FedbiomedTsError {}
 
 export interface EmbeddedPlan {
   spec: PlanSpec;

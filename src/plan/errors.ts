@@ -38,6 +38,5 @@ function describeIssue(issue: PlanIssue): string {
 export class PlanValidationError extends FedbiomedTsError {
   constructor(readonly issues: PlanIssue[]) {
     super(`invalid training plan: ${issues.map(describeIssue).join('; ')}`);
-    this.name = 'PlanValidationError';
   }
 }

@@ -11,12 +11,7 @@ import { PlanSpec } from './spec';
 import { validatePlan } from './validate';
 import { FedbiomedTsError } from '../errors';
 
-export class PlanLoadError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PlanLoadError';
-  }
-}
+export class PlanLoadError extends FedbiomedTsError {}
 
 function planFromModule(file: string): unknown {
   let mod: Record<string, unknown>;

@@ -12,7 +12,7 @@ import {
   cnn2dPlan, cnn3dPlan, cnnTabularPlan, groupNormPlan, imageLayersGraphPlan, inception3dGraphPlan, mlpPlan, norms2dPlan, normsGraphPlan,
   resnetGraphPlan, severalHeadsGraphPlan, unetGraphPlan, upsample3dGraphPlan, convTranspose3dGraphPlan,
 } from './testing/plans';
-import { runOnnxOutOfProcess } from './testing/onnx-runner';
+import { runOnnxOutOfProcess, type OnnxRun } from './testing/onnx-runner';
 import { buildModel } from './tfjs-model';
 import { exportWeights } from './weights';
 
@@ -67,6 +67,19 @@ const CASES: Case[] = [
 
 /** Deterministic inputs: channels-last for tfjs, and the same values channels-first for an NCHW ONNX model. */
 type Feeds = Record<string, { dims: number[]; data: Float32Array }>;
+
+/**
+ * ONNX Runtime's output against the TS model's: same shape, within 1e-4 everywhere, and spread over more than
+ * `minSpread` (a degenerate model, all outputs equal, would pass any comparison).
+ */
+function expectSameOutput(got: OnnxRun['outputs'][string], want: tf.Tensor, minSpread: number): void {
+  expect(got.dims).toEqual(want.shape);
+  const values = want.dataSync();
+  let maxDiff = 0;
+  for (let i = 0; i < values.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got.data[i] - values[i]));
+  expect(maxDiff).toBeLessThan(1e-4);
+  expect(Math.max(...values) - Math.min(...values)).toBeGreaterThan(minSpread);
+}
 
 function inputsFor(spec: PlanSpec, n: number): { tfjs: Record<string, tf.Tensor>; onnx: (layout: Case['layout']) => Feeds } {
   const model = buildModel(spec, { seed: 1 });
@@ -124,14 +137,7 @@ describe('ONNX export of a plan', () => {
       const run = runOnnxOutOfProcess(exported.bytes, onnx(c.layout));
       expect([...run.inputNames].sort()).toEqual(Object.keys(tfjs).sort());
       expect(run.outputNames).toEqual([ONNX_OUTPUT]);
-      const got = run.outputs[ONNX_OUTPUT];
-      expect(got.dims).toEqual(expected.shape);
-      const want = expected.dataSync();
-      let maxDiff = 0;
-      for (let i = 0; i < want.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got.data[i] - want[i]));
-      expect(maxDiff).toBeLessThan(1e-4);
-      // The outputs are not all equal (a degenerate model would pass any comparison).
-      expect(Math.max(...want) - Math.min(...want)).toBeGreaterThan(1e-3);
+      expectSameOutput(run.outputs[ONNX_OUTPUT], expected, 1e-3);
     } finally {
       expected.dispose();
       Object.values(tfjs).forEach((t) => t.dispose());
@@ -161,15 +167,7 @@ describe('ONNX export of a plan', () => {
     try {
       const run = runOnnxOutOfProcess(exported.bytes, onnx('NCHW'));
       expect(run.outputNames).toEqual(['response', 'pfs', 'grade']);
-      for (const [name, want] of Object.entries(expected)) {
-        const got = run.outputs[name];
-        expect(got.dims).toEqual(want.shape);
-        const values = want.dataSync();
-        let maxDiff = 0;
-        for (let i = 0; i < values.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got.data[i] - values[i]));
-        expect(maxDiff).toBeLessThan(1e-4);
-        expect(Math.max(...values) - Math.min(...values)).toBeGreaterThan(1e-4);
-      }
+      for (const [name, want] of Object.entries(expected)) expectSameOutput(run.outputs[name], want, 1e-4);
     } finally {
       tf.dispose([side, response, pfs, grade, ...Object.values(expected), ...Object.values(tfjs)]);
       model.dispose();

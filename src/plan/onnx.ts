@@ -37,12 +37,7 @@ export interface OnnxExportOptions {
   producerVersion?: string;
 }
 
-export class OnnxExportError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'OnnxExportError';
-  }
-}
+export class OnnxExportError extends FedbiomedTsError {}
 
 export interface OnnxExport {
   bytes: Uint8Array;

@@ -22,12 +22,7 @@ export interface DenseVolume {
   affine?: Affine;
 }
 
-export class PreprocessError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PreprocessError';
-  }
-}
+export class PreprocessError extends FedbiomedTsError {}
 
 function strides(shape: number[]): number[] {
   const out = new Array<number>(shape.length).fill(1);

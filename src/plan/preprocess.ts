@@ -145,21 +145,14 @@ export function checkPreprocessing(spec: PlanSpec): PlanIssue[] {
         checkModalities(i, step.modalities);
         break;
       case 'mip':
-        slicesSeen += 1;
-        if (slicesSeen > 1) {
-          issue(i, 'op', 'one of select_slices or mip, once');
-          break;
-        }
-        if (size) size = size.filter((_, a) => a !== step.axis);
-        rank = 2;
-        break;
       case 'select_slices':
+        // Both take the volume to 2D along `axis`: one of them, once.
         slicesSeen += 1;
         if (slicesSeen > 1) {
           issue(i, 'op', 'one of select_slices or mip, once');
           break;
         }
-        if (size && typeof step.center === 'number') {
+        if (step.op === 'select_slices' && size && typeof step.center === 'number') {
           const first = step.center - Math.floor(step.count / 2);
           if (first < 0 || first + step.count > size[step.axis]) {
             issue(i, 'center', `slices ${first}..${first + step.count - 1} fall outside the axis of size ${size[step.axis]}`);

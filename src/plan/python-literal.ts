@@ -43,12 +43,7 @@ export function pyLiteral(value: unknown): string {
   throw new TypeError(`cannot write a ${typeof value} as a Python literal`);
 }
 
-export class PythonLiteralError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PythonLiteralError';
-  }
-}
+export class PythonLiteralError extends FedbiomedTsError {}
 
 const SIMPLE_ESCAPES: Record<string, string> = {
   '\\': '\\',

@@ -115,6 +115,9 @@ describe('plan validation', () => {
     expect(issuePaths(mipOn3d)).toEqual([]); // a stored 3-D volume projected to the network's 2-D input
     const twoReductions = mutate(cnn2dPlan(), (p) => p.preprocessing.unshift({ op: 'mip', axis: 2 }, { op: 'select_slices', axis: 0, count: 1 }));
     expect(issuePaths(twoReductions)).toEqual(['preprocessing[1].op']);
+    const reductionsReversed = mutate(cnn2dPlan(), (p) => p.preprocessing.unshift({ op: 'select_slices', axis: 0, count: 1 }, { op: 'mip', axis: 2 }));
+    expect(checkPlan(reductionsReversed).issues.filter((i) => i.path === 'preprocessing[1].op').map((i) => i.message))
+      .toEqual(['one of select_slices or mip, once']);
     const fillUnknown = mutate(mlpPlan(), (p) => p.preprocessing.push({ op: 'fill_missing', column: 'zz', value: 0 }));
     expect(issuePaths(fillUnknown)).toEqual(['preprocessing[1].column']);
     const standardizedCategory = mutate(mlpPlan(), (p) => p.preprocessing.push({ op: 'one_hot_column', column: 'f0', categories: ['a', 'b'] }));

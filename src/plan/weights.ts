@@ -16,7 +16,6 @@ export class WeightsMismatchError extends FedbiomedTsError {
     readonly problems: string[],
   ) {
     super(`weights do not fit plan ${planName}: ${problems.join('; ')}`);
-    this.name = 'WeightsMismatchError';
   }
 }
 

@@ -20,7 +20,6 @@ export class ProtocolError extends FedbiomedTsError {
     readonly field?: string,
   ) {
     super(message);
-    this.name = 'ProtocolError';
   }
 }
 

@@ -13,7 +13,6 @@ export class PythonJsonSyntaxError extends FedbiomedTsError {
     const line = before.split('\n').length;
     const column = position - before.lastIndexOf('\n');
     super(`${reason}: line ${line} column ${column} (char ${position})`);
-    this.name = 'PythonJsonSyntaxError';
   }
 }
 

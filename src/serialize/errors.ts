@@ -4,9 +4,4 @@
  */
 import { FedbiomedTsError } from '../errors';
 
-export class SerializationError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SerializationError';
-  }
-}
+export class SerializationError extends FedbiomedTsError {}

@@ -37,9 +37,7 @@ export interface BrokerAuth {
   clients: AuthClient[];
 }
 
-export class BrokerAuthError extends FedbiomedTsError {
-  override readonly name = 'BrokerAuthError';
-}
+export class BrokerAuthError extends FedbiomedTsError {}
 
 const KEY_BYTES = 32;
 

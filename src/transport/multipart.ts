@@ -5,9 +5,7 @@
  */
 import { FedbiomedTsError } from '../errors';
 
-export class MultipartError extends FedbiomedTsError {
-  override readonly name = 'MultipartError';
-}
+export class MultipartError extends FedbiomedTsError {}
 
 export interface PartHeaders {
   /** `name` of the Content-Disposition header (the form field). */

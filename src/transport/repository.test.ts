@@ -34,6 +34,22 @@ async function scriptedServer(
   return scripted;
 }
 
+/** A repository whose first upload fails with HTTP 503 and the next get `answer(its url)`; every request body is kept. */
+async function uploadServerFailingOnce(answer: (url: string) => { status: number; headers?: http.OutgoingHttpHeaders; body: string }) {
+  const bodies: Buffer[] = [];
+  const server = await scriptedServer((n, req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      bodies.push(Buffer.concat(parts));
+      if (n === 1) return void res.writeHead(503).end();
+      const { status, headers, body } = answer(server.url);
+      res.writeHead(status, headers).end(body);
+    });
+  });
+  return { server, bodies };
+}
+
 describe('repository client downloads', () => {
   test('retries on 5xx with backoff and succeeds when the server recovers (fails twice, then 200)', async () => {
     const payload = Buffer.from('weights after two failures');
@@ -211,22 +227,13 @@ describe('repository client downloads to a file', () => {
 
 describe('repository client uploads', () => {
   test('retries a 5xx upload, sends the multipart field "file" with the name, returns the "file" URL', async () => {
-    const bodies: string[] = [];
-    const server = await scriptedServer((n, req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        bodies.push(Buffer.concat(chunks).toString('latin1'));
-        if (n === 1) return void res.writeHead(503).end();
-        res.writeHead(201, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify({ url: 'http://127.0.0.1:8844/upload/abc/', file: 'http://127.0.0.1:8844/media/uploads/2023/11/09/p.mpk', created_at: 'x' }));
-      });
-    });
+    const { server, bodies } = await uploadServerFailingOnce(() => ({ status: 201, headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ url: 'http://127.0.0.1:8844/upload/abc/', file: 'http://127.0.0.1:8844/media/uploads/2023/11/09/p.mpk', created_at: 'x' }) }));
     const client = new RepositoryClient({ uploadsUrl: `${server.url}/upload/`, retries: 2, retryBackoff: FAST });
     const url = await client.upload(Buffer.from('PAYLOAD-BYTES'), 'p.mpk');
     expect(url).toBe('http://127.0.0.1:8844/media/uploads/2023/11/09/p.mpk');
     expect(bodies).toHaveLength(2);
-    expect(bodies[1]).toMatch(/Content-Disposition: form-data; name="file"; filename="p\.mpk"\r\n[^]*\r\n\r\nPAYLOAD-BYTES\r\n/);
+    expect(bodies[1].toString('latin1')).toMatch(/Content-Disposition: form-data; name="file"; filename="p\.mpk"\r\n[^]*\r\n\r\nPAYLOAD-BYTES\r\n/);
   });
 
   test('an answer without a usable "file" URL is a clear error; a URL Python peers reject is a warning', async () => {
@@ -309,16 +316,7 @@ describe('repository client streaming downloads (downloadChunks, used by the res
 
 describe('repository client chunked uploads', () => {
   test('sends the chunks as one file (views, not copies) and sends them again on a retry', async () => {
-    const bodies: Buffer[] = [];
-    const server = await scriptedServer((n, req, res) => {
-      const parts: Buffer[] = [];
-      req.on('data', (c: Buffer) => parts.push(c));
-      req.on('end', () => {
-        bodies.push(Buffer.concat(parts));
-        if (n === 1) return void res.writeHead(503).end();
-        res.end(JSON.stringify({ file: `${server.url}/media/f.mpk` }));
-      });
-    });
+    const { server, bodies } = await uploadServerFailingOnce((url) => ({ status: 200, body: JSON.stringify({ file: `${url}/media/f.mpk` }) }));
     const backing = new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const chunks = [backing.subarray(2, 5), Buffer.from('middle'), backing.subarray(7)];
     const client = new RepositoryClient({ uploadsUrl: `${server.url}/upload/`, retries: 1, retryBackoff: FAST });

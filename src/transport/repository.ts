@@ -30,7 +30,6 @@ export type RepositoryErrorKind =
 
 export class RepositoryError extends FedbiomedTsError {
   override readonly errnum = 'FB200' as const;
-  override readonly name = 'RepositoryError';
   constructor(
     message: string,
     readonly kind: RepositoryErrorKind,

@@ -16,9 +16,7 @@ import { FedbiomedTsError } from '../errors';
 const MAX_STORED_PATH_CHARS = 100;
 const RANDOM_ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 
-export class UploadNameError extends FedbiomedTsError {
-  override readonly name = 'UploadNameError';
-}
+export class UploadNameError extends FedbiomedTsError {}
 
 /** `uploads/YYYY/MM/DD` for a moment, in UTC. */
 export function uploadDirectory(now: Date): string {

@@ -7,10 +7,11 @@
  * AvgPoolGrad gives the exact gradient. `valid` padding is unaffected and takes the stock path unchanged.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { backend_util, GradConfig, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
+import { GradConfig, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
+import { pool2DGeometry, pool3DGeometry, type PoolGeometry } from './pool-wasm';
 
-/** fullWindow / realCount per output position, shaped to broadcast over batch and channels. */
-function windowScale(outSize: number[], inSize: number[], filter: number[], stride: number[], padBefore: number[]): Float32Array {
+/** fullWindow / realCount per output position (depth, height, width; depth 1 in 2-D). */
+function windowScale({ outSize, inSize, filter, stride, padBefore }: PoolGeometry): Float32Array {
   const [OD, OH, OW] = outSize;
   const full = filter[0] * filter[1] * filter[2];
   const out = new Float32Array(OD * OH * OW);
@@ -24,80 +25,31 @@ function windowScale(outSize: number[], inSize: number[], filter: number[], stri
   return out;
 }
 
-export const avgPoolGradient: GradConfig = {
-  kernelName: 'AvgPool',
-  inputsToSave: ['x'],
-  gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
-    const [x] = saved;
-    const grad = dy as Tensor;
-    const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as {
-      filterSize: number | [number, number];
-      strides: number | [number, number];
-      pad: 'valid' | 'same' | number;
-      dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    };
-    const run = (g: Tensor) =>
-      tf.engine().runKernel<Tensor>('AvgPoolGrad', { dy: g, input: x }, { filterSize, strides, pad, dimRoundingMode } as unknown as NamedAttrMap);
-    if (pad === 'valid' || pad === 0) return { x: () => run(grad) };
-    return {
-      x: () =>
-        tf.tidy(() => {
-          const info = backend_util.computePool2DInfo(
-            x.shape as [number, number, number, number],
-            filterSize,
-            strides,
-            1,
-            pad,
-            dimRoundingMode,
-          );
-          const scale = windowScale(
-            [1, info.outHeight, info.outWidth],
-            [1, info.inHeight, info.inWidth],
-            [1, info.filterHeight, info.filterWidth],
-            [1, info.strideHeight, info.strideWidth],
-            [0, info.padInfo.top, info.padInfo.left],
-          );
-          return run(tf.mul(grad, tf.tensor(scale, [1, info.outHeight, info.outWidth, 1])));
-        }),
-    };
-  },
-};
+type PoolAttrs = Parameters<typeof pool3DGeometry>[1] & Parameters<typeof pool2DGeometry>[1];
 
-export const avgPool3DGradient: GradConfig = {
-  kernelName: 'AvgPool3D',
-  inputsToSave: ['x'],
-  gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
-    const [x] = saved;
-    const grad = dy as Tensor;
-    const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as {
-      filterSize: number | [number, number, number];
-      strides: number | [number, number, number];
-      pad: 'valid' | 'same' | number;
-      dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    };
-    const run = (g: Tensor) =>
-      tf.engine().runKernel<Tensor>('AvgPool3DGrad', { dy: g, input: x }, { filterSize, strides, pad, dimRoundingMode } as unknown as NamedAttrMap);
-    if (pad === 'valid' || pad === 0) return { x: () => run(grad) };
-    return {
-      x: () =>
-        tf.tidy(() => {
-          const info = backend_util.computePool3DInfo(
-            x.shape as [number, number, number, number, number],
-            filterSize,
-            strides,
-            1,
-            pad,
-            dimRoundingMode,
-          );
-          const scale = windowScale(
-            [info.outDepth, info.outHeight, info.outWidth],
-            [info.inDepth, info.inHeight, info.inWidth],
-            [info.filterDepth, info.filterHeight, info.filterWidth],
-            [info.strideDepth, info.strideHeight, info.strideWidth],
-            [info.padInfo.front, info.padInfo.top, info.padInfo.left],
-          );
-          return run(tf.mul(grad, tf.tensor(scale, [1, info.outDepth, info.outHeight, info.outWidth, 1])));
-        }),
-    };
-  },
-};
+/** The gradient of AvgPool or AvgPool3D: the same scaling, only the geometry (2-D is 3-D with depth 1) differs. */
+function avgPoolGradientOf(kernelName: 'AvgPool' | 'AvgPool3D', geometry: (xShape: number[], attrs: PoolAttrs) => PoolGeometry): GradConfig {
+  return {
+    kernelName,
+    inputsToSave: ['x'],
+    gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
+      const [x] = saved;
+      const grad = dy as Tensor;
+      const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as PoolAttrs;
+      const poolAttrs = { filterSize, strides, pad, dimRoundingMode };
+      const run = (g: Tensor) => tf.engine().runKernel<Tensor>(`${kernelName}Grad`, { dy: g, input: x }, poolAttrs as unknown as NamedAttrMap);
+      if (pad === 'valid' || pad === 0) return { x: () => run(grad) };
+      return {
+        x: () =>
+          tf.tidy(() => {
+            const g = geometry(x.shape, poolAttrs);
+            const outSpatial = kernelName === 'AvgPool' ? g.outSize.slice(1) : g.outSize;
+            return run(tf.mul(grad, tf.tensor(windowScale(g), [1, ...outSpatial, 1])));
+          }),
+      };
+    },
+  };
+}
+
+export const avgPoolGradient = avgPoolGradientOf('AvgPool', pool2DGeometry);
+export const avgPool3DGradient = avgPoolGradientOf('AvgPool3D', pool3DGeometry);

@@ -7,7 +7,7 @@
 import { GradConfig, KernelConfig, KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeKernels } from '../native';
-import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
+import { allocF32, heapF32, nativeKernel, WasmBackend, wasmKernel } from './wasm-backend';
 
 export const BATCH_NORM = 'FedbiomedTsBatchNorm';
 export const BATCH_NORM_GRAD = 'FedbiomedTsBatchNormGrad';
@@ -45,26 +45,31 @@ export function nativeBatchNormKernels(native: NativeKernels): KernelConfig[] {
     return [dx, dgamma, dbeta];
   };
   return [
-    { kernelName: BATCH_NORM, backendName: 'wasm', kernelFunc: forward },
-    { kernelName: BATCH_NORM_GRAD, backendName: 'wasm', kernelFunc: backward },
+    wasmKernel(BATCH_NORM, forward),
+    wasmKernel(BATCH_NORM_GRAD, backward),
   ].map(nativeKernel);
 }
 
 /**
- * The three gradients come from one backward kernel; the tape asks for them one input at a time. Only y carries a
- * gradient: the batch statistics feed the running averages, never the loss.
+ * The gradient of a normalisation kernel (batch norm here, group norm in group-norm-native.ts) whose backward kernel
+ * gives the three gradients at once; the tape asks for them one input at a time. Only y carries a gradient: the
+ * statistics (saved outputs) feed the backward kernel and the running averages, never the loss.
  */
-export const batchNormGradient: GradConfig = {
-  kernelName: BATCH_NORM,
-  inputsToSave: ['x', 'gamma', 'beta'],
-  outputsToSave: [false, true, true],
-  gradFunc: (dys: Tensor | Tensor[], saved: Tensor[], attrs) => {
-    const [x, gamma, beta, mean, variance] = saved;
-    const dy = (Array.isArray(dys) ? dys[0] : dys) ?? tf.zerosLike(x);
-    const [dx, dgamma, dbeta] = tf.engine().runKernel<Tensor[]>(BATCH_NORM_GRAD, { dy, x, gamma, beta, mean, variance }, attrs);
-    return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
-  },
-};
+export function normGradient(kernelName: string, gradKernelName: string): GradConfig {
+  return {
+    kernelName,
+    inputsToSave: ['x', 'gamma', 'beta'],
+    outputsToSave: [false, true, true],
+    gradFunc: (dys: Tensor | Tensor[], saved: Tensor[], attrs) => {
+      const [x, gamma, beta, mean, variance] = saved;
+      const dy = (Array.isArray(dys) ? dys[0] : dys) ?? tf.zerosLike(x);
+      const [dx, dgamma, dbeta] = tf.engine().runKernel<Tensor[]>(gradKernelName, { dy, x, gamma, beta, mean, variance }, attrs);
+      return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
+    },
+  };
+}
+
+export const batchNormGradient = normGradient(BATCH_NORM, BATCH_NORM_GRAD);
 
 /**
  * Run once before the native kernels are trusted, beside the conv and pool self-checks: a batch norm + ReLU over

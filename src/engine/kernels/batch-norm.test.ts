@@ -12,6 +12,7 @@ import { setNativeThreads } from '../native';
 import { describeOnEveryKernelConfig, KERNEL_CONFIGS, restoreDefaultKernels, useKernelConfig } from '../testing/conv-gradient-suite';
 import { worstMismatch } from './gradient-check';
 import { BATCH_NORM } from './batch-norm-native';
+import { centralDifference } from './reference-conv';
 
 const EPS = 1e-5;
 
@@ -99,14 +100,8 @@ function loss64(c: Case, x: Float64Array, gamma: Float64Array, beta: Float64Arra
 
 function finiteDifference(c: Case, which: 'x' | 'gamma' | 'beta', index: number): number {
   const { x, gamma, beta, cot } = caseData(c);
-  const arrays = { x: Float64Array.from(x), gamma: Float64Array.from(gamma), beta: Float64Array.from(beta) };
-  const h = 1e-6;
-  const at = (delta: number) => {
-    const a = { ...arrays, [which]: Float64Array.from(arrays[which]) };
-    a[which][index] += delta;
-    return loss64(c, a.x, a.gamma, a.beta, cot);
-  };
-  return (at(h) - at(-h)) / (2 * h);
+  const a = { x: Float64Array.from(x), gamma: Float64Array.from(gamma), beta: Float64Array.from(beta) };
+  return centralDifference(a[which], index, 1e-6, () => loss64(c, a.x, a.gamma, a.beta, cot));
 }
 
 function sameBits(a: Float32Array | undefined, b: Float32Array | undefined): void {

@@ -6,7 +6,7 @@
 import { GradConfig, KernelConfig, KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeKernels } from '../native';
-import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
+import { allocF32, heapF32, nativeKernel, WasmBackend, wasmKernel } from './wasm-backend';
 
 export const BIAS_RELU = 'FedbiomedTsBiasRelu';
 export const BIAS_RELU_GRAD = 'FedbiomedTsBiasReluGrad';
@@ -28,8 +28,8 @@ export function nativeBiasReluKernels(native: NativeKernels): KernelConfig[] {
     return [dx, dbias];
   };
   return [
-    { kernelName: BIAS_RELU, backendName: 'wasm', kernelFunc: forward },
-    { kernelName: BIAS_RELU_GRAD, backendName: 'wasm', kernelFunc: backward },
+    wasmKernel(BIAS_RELU, forward),
+    wasmKernel(BIAS_RELU_GRAD, backward),
   ].map(nativeKernel);
 }
 

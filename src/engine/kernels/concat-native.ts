@@ -7,7 +7,7 @@
  */
 import { backend_util, KernelConfig, KernelFunc, TensorInfo, util } from '@tensorflow/tfjs-core';
 import type { NativeKernels } from '../native';
-import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
+import { allocF32, heapF32, nativeKernel, WasmBackend, wasmKernel } from './wasm-backend';
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
@@ -51,7 +51,7 @@ export function nativeConcatKernels(native: NativeKernels, stock: { concat: Kern
     return outs;
   };
   return [
-    { kernelName: 'Concat', backendName: 'wasm', kernelFunc: concat },
-    { kernelName: 'SplitV', backendName: 'wasm', kernelFunc: splitV },
+    wasmKernel('Concat', concat),
+    wasmKernel('SplitV', splitV),
   ].map(nativeKernel);
 }

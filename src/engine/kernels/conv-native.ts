@@ -6,11 +6,11 @@
  * Geometry comes from tfjs's own conv info, so padding rules (`same`, `valid`, explicit, rounding) and output
  * sizes are tfjs's, whatever the kernel underneath.
  */
-import { backend_util, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { backend_util, KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeKernels } from '../native';
 import { ConvGeometry, geometryFrom2D, geometryFrom3D } from './conv-geometry';
 import { RefConv, referenceConv, referenceGradients } from './reference-conv';
-import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
+import { allocF32, heapF32, nativeKernel, WasmBackend, wasmKernel } from './wasm-backend';
 
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 
@@ -71,39 +71,30 @@ type Geometry = (name: string, xShape: number[], filterShape: number[], attrs: C
 
 /** The six kernels for one loaded addon. */
 export function nativeConvKernels(native: NativeKernels): KernelConfig[] {
-  const forward = (name: string, geometry: Geometry): KernelConfig => ({
-    kernelName: name,
-    backendName: 'wasm',
-    kernelFunc: (({ inputs, backend, attrs }: { inputs: { x: TensorInfo; filter: TensorInfo }; backend: WasmBackend; attrs: ConvAttrs }) => {
+  const forward = (name: string, geometry: Geometry): KernelConfig =>
+    wasmKernel(name, ({ inputs, backend, attrs }: { inputs: { x: TensorInfo; filter: TensorInfo }; backend: WasmBackend; attrs: ConvAttrs }) => {
       const { x, filter } = inputs;
       const g = geometry(name, x.shape, filter.shape, attrs);
       const y = allocF32(backend, outputShape(g, x.shape.length));
       native.convForward(geometryFields(g), heapF32(backend, x), heapF32(backend, filter), heapF32(backend, y));
       return y;
-    }) as unknown as KernelFunc,
-  });
-  const backpropFilter = (name: string, geometry: Geometry): KernelConfig => ({
-    kernelName: name,
-    backendName: 'wasm',
-    kernelFunc: (({ inputs, backend, attrs }: { inputs: { x: TensorInfo; dy: TensorInfo }; backend: WasmBackend; attrs: ConvAttrs & { filterShape: number[] } }) => {
+    });
+  const backpropFilter = (name: string, geometry: Geometry): KernelConfig =>
+    wasmKernel(name, ({ inputs, backend, attrs }: { inputs: { x: TensorInfo; dy: TensorInfo }; backend: WasmBackend; attrs: ConvAttrs & { filterShape: number[] } }) => {
       const { x, dy } = inputs;
       const g = geometry(name, x.shape, attrs.filterShape, attrs);
       const dw = allocF32(backend, [...attrs.filterShape]);
       native.convBackpropFilter(geometryFields(g), heapF32(backend, x), heapF32(backend, dy), heapF32(backend, dw));
       return dw;
-    }) as unknown as KernelFunc,
-  });
-  const backpropInput = (name: string, geometry: Geometry): KernelConfig => ({
-    kernelName: name,
-    backendName: 'wasm',
-    kernelFunc: (({ inputs, backend, attrs }: { inputs: { dy: TensorInfo; filter: TensorInfo }; backend: WasmBackend; attrs: ConvAttrs & { inputShape: number[] } }) => {
+    });
+  const backpropInput = (name: string, geometry: Geometry): KernelConfig =>
+    wasmKernel(name, ({ inputs, backend, attrs }: { inputs: { dy: TensorInfo; filter: TensorInfo }; backend: WasmBackend; attrs: ConvAttrs & { inputShape: number[] } }) => {
       const { dy, filter } = inputs;
       const g = geometry(name, attrs.inputShape, filter.shape, attrs);
       const dx = allocF32(backend, [...attrs.inputShape]);
       native.convBackpropInput(geometryFields(g), heapF32(backend, dy), heapF32(backend, filter), heapF32(backend, dx));
       return dx;
-    }) as unknown as KernelFunc,
-  });
+    });
   return [
     forward('Conv2D', geometry2D),
     backpropFilter('Conv2DBackpropFilter', geometry2D),

@@ -9,12 +9,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { initBackend } from '../backend';
 import { conv3dTranspose } from '../conv-transpose';
 import { SeededRandom } from '../prng';
-import { KERNEL_CONFIGS, restoreDefaultKernels, useKernelConfig } from '../testing/conv-gradient-suite';
+import { describeOnEveryKernelConfig, onWasmAndCpu } from '../testing/conv-gradient-suite';
 import { caseName, ConvCase, referenceGeometry, worstMismatch } from './gradient-check';
-import { referenceGradients, referenceObjective } from './reference-conv';
+import { centralDifference, referenceGradients, referenceObjective } from './reference-conv';
 
 const TOL = 1e-4;
 
@@ -70,16 +69,7 @@ function finiteDifferences(c: ConvCase, which: 'u' | 'w', samples: number): { va
   const target = which === 'u' ? u64 : w64;
   const k = Math.min(samples, target.length);
   const indices = Array.from({ length: k }, (_, j) => Math.floor((j * target.length) / k));
-  const h = 1e-2;
-  const values = indices.map((i) => {
-    const keep = target[i];
-    target[i] = keep + h;
-    const plus = referenceObjective(geometry, cot, w64, u64);
-    target[i] = keep - h;
-    const minus = referenceObjective(geometry, cot, w64, u64);
-    target[i] = keep;
-    return (plus - minus) / (2 * h);
-  });
+  const values = indices.map((i) => centralDifference(target, i, 1e-2, () => referenceObjective(geometry, cot, w64, u64)));
   return { values, indices };
 }
 
@@ -90,21 +80,10 @@ function sparse(length: number, { values, indices }: { values: number[]; indices
   return out;
 }
 
-beforeAll(async () => {
-  await initBackend(() => undefined);
-});
-afterAll(restoreDefaultKernels);
-
-describe.each(KERNEL_CONFIGS)('%s', (_label, implementation, threads) => {
-  beforeAll(() => useKernelConfig(implementation, threads));
-
+describeOnEveryKernelConfig(() => {
   describe.each(CASES.map((c) => [caseName(c), c] as const))('transposed conv of %s', (_name, c) => {
     test('output and gradients match the CPU backend, the float64 reference and finite differences', async () => {
-      await tf.setBackend('wasm');
-      const got = tfjsResults(c);
-      await tf.setBackend('cpu');
-      const cpu = tfjsResults(c);
-      await tf.setBackend('wasm');
+      const { wasm: got, cpu } = await onWasmAndCpu(() => tfjsResults(c));
       expect(worstMismatch('y', got.y, cpu.y).error).toBeLessThanOrEqual(TOL);
       expect(worstMismatch('dx', got.du, cpu.du).error).toBeLessThanOrEqual(TOL);
       expect(worstMismatch('dw', got.dw, cpu.dw).error).toBeLessThanOrEqual(TOL);

@@ -6,7 +6,7 @@
  * - Input gradient: the stock kernel is a scalar loop. dx is the full correlation of dy (zero-upsampled by the
  *   stride) with the spatially flipped filter whose in/out channels are swapped, run as an XNNPACK forward conv.
  */
-import { backend_util, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { backend_util, TensorInfo } from '@tensorflow/tfjs-core';
 import { geometryFrom2D, outputPositions, patchLength } from './conv-geometry';
 import { im2colTransposedFromChannelsFirst } from './im2col';
 import {
@@ -19,6 +19,7 @@ import {
   reshapeView,
   runStockKernel,
   WasmBackend,
+  wasmKernel,
   wholeHeapF32,
 } from './wasm-backend';
 
@@ -191,14 +192,6 @@ function zeroUpsample(
   }
 }
 
-export const conv2DBackpropFilterWasm: KernelConfig = {
-  kernelName: 'Conv2DBackpropFilter',
-  backendName: 'wasm',
-  kernelFunc: conv2DBackpropFilter as unknown as KernelFunc,
-};
+export const conv2DBackpropFilterWasm = wasmKernel('Conv2DBackpropFilter', conv2DBackpropFilter);
 
-export const conv2DBackpropInputWasm: KernelConfig = {
-  kernelName: 'Conv2DBackpropInput',
-  backendName: 'wasm',
-  kernelFunc: conv2DBackpropInput as unknown as KernelFunc,
-};
+export const conv2DBackpropInputWasm = wasmKernel('Conv2DBackpropInput', conv2DBackpropInput);

@@ -12,7 +12,7 @@
  * its finite differences; if that fails, 3D training on wasm stops with a clear error instead of using wrong
  * gradients.
  */
-import { backend_util, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { backend_util, TensorInfo } from '@tensorflow/tfjs-core';
 import { ConvGeometry, geometryFrom3D } from './conv-geometry';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-wasm';
 import { finiteDifference, referenceConv, refConvOf } from './reference-conv';
@@ -24,6 +24,7 @@ import {
   reshapeView,
   runStockKernel,
   WasmBackend,
+  wasmKernel,
   wholeHeapF32,
 } from './wasm-backend';
 
@@ -284,29 +285,17 @@ function gated(backend: WasmBackend, kernel: string): void {
   }
 }
 
-export const conv3DWasm: KernelConfig = {
-  kernelName: 'Conv3D',
-  backendName: 'wasm',
-  kernelFunc: (({ inputs, backend, attrs }: { inputs: { x: TensorInfo; filter: TensorInfo }; backend: WasmBackend; attrs: Conv3DAttrs }) => {
+export const conv3DWasm = wasmKernel('Conv3D', ({ inputs, backend, attrs }: { inputs: { x: TensorInfo; filter: TensorInfo }; backend: WasmBackend; attrs: Conv3DAttrs }) => {
     gated(backend, 'Conv3D');
     return conv3DUnchecked(backend, inputs.x, inputs.filter, attrs);
-  }) as unknown as KernelFunc,
-};
+  });
 
-export const conv3DBackpropFilterWasm: KernelConfig = {
-  kernelName: 'Conv3DBackpropFilterV2',
-  backendName: 'wasm',
-  kernelFunc: (({ inputs, backend, attrs }: { inputs: { x: TensorInfo; dy: TensorInfo }; backend: WasmBackend; attrs: Conv3DAttrs & { filterShape: number[] } }) => {
+export const conv3DBackpropFilterWasm = wasmKernel('Conv3DBackpropFilterV2', ({ inputs, backend, attrs }: { inputs: { x: TensorInfo; dy: TensorInfo }; backend: WasmBackend; attrs: Conv3DAttrs & { filterShape: number[] } }) => {
     gated(backend, 'Conv3DBackpropFilterV2');
     return conv3DBackpropFilterUnchecked(backend, inputs.x, inputs.dy, attrs);
-  }) as unknown as KernelFunc,
-};
+  });
 
-export const conv3DBackpropInputWasm: KernelConfig = {
-  kernelName: 'Conv3DBackpropInputV2',
-  backendName: 'wasm',
-  kernelFunc: (({ inputs, backend, attrs }: { inputs: { dy: TensorInfo; filter: TensorInfo }; backend: WasmBackend; attrs: Conv3DAttrs & { inputShape: number[] } }) => {
+export const conv3DBackpropInputWasm = wasmKernel('Conv3DBackpropInputV2', ({ inputs, backend, attrs }: { inputs: { dy: TensorInfo; filter: TensorInfo }; backend: WasmBackend; attrs: Conv3DAttrs & { inputShape: number[] } }) => {
     gated(backend, 'Conv3DBackpropInputV2');
     return conv3DBackpropInputUnchecked(backend, inputs.dy, inputs.filter, attrs);
-  }) as unknown as KernelFunc,
-};
+  });

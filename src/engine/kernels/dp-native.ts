@@ -8,7 +8,7 @@
 import { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeKernels } from '../native';
 import { ConvAttrs, geometry2D, geometry3D, geometryFields } from './conv-native';
-import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
+import { allocF32, heapF32, nativeKernel, WasmBackend, wasmKernel } from './wasm-backend';
 
 export const DP_CONV_PER_SAMPLE = 'FedbiomedTsDpConvPerSample';
 export const DP_WEIGHTED_ROW_SUM = 'FedbiomedTsDpWeightedRowSum';
@@ -46,7 +46,7 @@ export function nativeDpKernels(native: NativeKernels): KernelConfig[] {
     return out;
   };
   return [
-    { kernelName: DP_CONV_PER_SAMPLE, backendName: 'wasm', kernelFunc: perSample },
-    { kernelName: DP_WEIGHTED_ROW_SUM, backendName: 'wasm', kernelFunc: weightedRowSum },
+    wasmKernel(DP_CONV_PER_SAMPLE, perSample),
+    wasmKernel(DP_WEIGHTED_ROW_SUM, weightedRowSum),
   ].map(nativeKernel);
 }

@@ -4,10 +4,10 @@
  * group statistics in two passes over the activation, backward the three gradients in two. Only registered while
  * the native kernels are in use; the op composes standard kernels otherwise.
  */
-import { GradConfig, KernelConfig, KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
-import * as tf from '@tensorflow/tfjs-core';
+import { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeKernels } from '../native';
-import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
+import { normGradient } from './batch-norm-native';
+import { allocF32, heapF32, nativeKernel, WasmBackend, wasmKernel } from './wasm-backend';
 
 export const GROUP_NORM = 'FedbiomedTsGroupNorm';
 export const GROUP_NORM_GRAD = 'FedbiomedTsGroupNormGrad';
@@ -47,23 +47,12 @@ export function nativeGroupNormKernels(native: NativeKernels): KernelConfig[] {
     return [dx, dgamma, dbeta];
   };
   return [
-    { kernelName: GROUP_NORM, backendName: 'wasm', kernelFunc: forward },
-    { kernelName: GROUP_NORM_GRAD, backendName: 'wasm', kernelFunc: backward },
+    wasmKernel(GROUP_NORM, forward),
+    wasmKernel(GROUP_NORM_GRAD, backward),
   ].map(nativeKernel);
 }
 
-/** The three gradients come from one backward kernel; only y carries a gradient (the statistics are saved for it). */
-export const groupNormGradient: GradConfig = {
-  kernelName: GROUP_NORM,
-  inputsToSave: ['x', 'gamma', 'beta'],
-  outputsToSave: [false, true, true],
-  gradFunc: (dys: Tensor | Tensor[], saved: Tensor[], attrs) => {
-    const [x, gamma, beta, mean, variance] = saved;
-    const dy = (Array.isArray(dys) ? dys[0] : dys) ?? tf.zerosLike(x);
-    const [dx, dgamma, dbeta] = tf.engine().runKernel<Tensor[]>(GROUP_NORM_GRAD, { dy, x, gamma, beta, mean, variance }, attrs);
-    return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
-  },
-};
+export const groupNormGradient = normGradient(GROUP_NORM, GROUP_NORM_GRAD);
 
 /**
  * Run once before the native kernels are trusted, beside the batch-norm self-check: 3 samples of 601 positions

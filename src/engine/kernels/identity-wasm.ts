@@ -4,8 +4,8 @@
  * once per step. tfjs tensors are immutable (Variable.assign swaps data rather than writing into it), so sharing
  * the data with a reference count -- what the CPU backend and the wasm Reshape already do -- is safe.
  */
-import { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { WasmBackend } from './wasm-backend';
+import { TensorInfo } from '@tensorflow/tfjs-core';
+import { WasmBackend, wasmKernel } from './wasm-backend';
 
 function identity(args: { inputs: { x: TensorInfo }; backend: WasmBackend }): TensorInfo {
   const { x } = args.inputs;
@@ -13,8 +13,4 @@ function identity(args: { inputs: { x: TensorInfo }; backend: WasmBackend }): Te
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
-export const identityWasm: KernelConfig = {
-  kernelName: 'Identity',
-  backendName: 'wasm',
-  kernelFunc: identity as unknown as KernelFunc,
-};
+export const identityWasm = wasmKernel('Identity', identity);

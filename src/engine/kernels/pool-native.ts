@@ -3,10 +3,10 @@
  * on the wasm heap. Geometry, padding and tie rule are those of ./pool-wasm.ts (tfjs's own pool info; dy goes to
  * the first maximum in window order).
  */
-import { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeKernels } from '../native';
 import { pool2DGeometry, pool3DGeometry, PoolGeometry } from './pool-wasm';
-import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
+import { allocF32, heapF32, nativeKernel, WasmBackend, wasmKernel } from './wasm-backend';
 
 /** The Int32Array layout pool.h's pool_geometry expects. */
 function poolGeometryFields(g: PoolGeometry): Int32Array {
@@ -17,28 +17,22 @@ type PoolAttrs = Parameters<typeof pool3DGeometry>[1] & Parameters<typeof pool2D
 type Geometry = (shape: number[], attrs: PoolAttrs) => PoolGeometry;
 
 export function nativePoolKernels(native: NativeKernels): KernelConfig[] {
-  const gradient = (name: string, geometry: Geometry): KernelConfig => ({
-    kernelName: name,
-    backendName: 'wasm',
-    kernelFunc: (({ inputs, backend, attrs }: { inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo }; backend: WasmBackend; attrs: PoolAttrs }) => {
+  const gradient = (name: string, geometry: Geometry): KernelConfig =>
+    wasmKernel(name, ({ inputs, backend, attrs }: { inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo }; backend: WasmBackend; attrs: PoolAttrs }) => {
       const { dy, input, output } = inputs;
       const g = geometry(input.shape, attrs);
       const dx = allocF32(backend, input.shape);
       native.maxPoolBackprop(poolGeometryFields(g), heapF32(backend, input), heapF32(backend, output), heapF32(backend, dy), heapF32(backend, dx));
       return dx;
-    }) as unknown as KernelFunc,
-  });
-  const forward = (name: string, geometry: Geometry, rank: 4 | 5): KernelConfig => ({
-    kernelName: name,
-    backendName: 'wasm',
-    kernelFunc: (({ inputs, backend, attrs }: { inputs: { x: TensorInfo }; backend: WasmBackend; attrs: PoolAttrs }) => {
+    });
+  const forward = (name: string, geometry: Geometry, rank: 4 | 5): KernelConfig =>
+    wasmKernel(name, ({ inputs, backend, attrs }: { inputs: { x: TensorInfo }; backend: WasmBackend; attrs: PoolAttrs }) => {
       const g = geometry(inputs.x.shape, attrs);
       const spatial = rank === 4 ? g.outSize.slice(1) : g.outSize;
       const y = allocF32(backend, [g.batch, ...spatial, g.channels]);
       native.maxPoolForward(poolGeometryFields(g), heapF32(backend, inputs.x), heapF32(backend, y));
       return y;
-    }) as unknown as KernelFunc,
-  });
+    });
   return [
     gradient('MaxPoolGrad', pool2DGeometry as Geometry),
     gradient('MaxPool3DGrad', pool3DGeometry as Geometry),

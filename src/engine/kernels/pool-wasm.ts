@@ -4,7 +4,7 @@
  * window is scanned once per output, and dy is routed to the first maximum in window order -- the tie rule of both
  * tfjs's CPU backend and PyTorch.
  */
-import { backend_util, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { backend_util, TensorInfo } from '@tensorflow/tfjs-core';
 import {
   allocF32,
   heapF32,
@@ -13,6 +13,7 @@ import {
   reshapeView,
   runStockKernel,
   WasmBackend,
+  wasmKernel,
   wholeHeapF32,
 } from './wasm-backend';
 
@@ -194,20 +195,28 @@ export function pool2DGeometry(xShape: number[], attrs: Pool2DAttrs): PoolGeomet
     attrs.pad,
     attrs.dimRoundingMode,
   );
+  return geometryOf(info);
+}
+
+/** The pool geometry of tfjs's pool info: a 2-D pool is a 3-D one with depth 1. */
+function geometryOf(info: backend_util.Conv2DInfo | backend_util.Conv3DInfo): PoolGeometry {
+  const depth = 'inDepth' in info
+    ? { size: info.inDepth, out: info.outDepth, filter: info.filterDepth, stride: info.strideDepth, pad: info.padInfo.front }
+    : { size: 1, out: 1, filter: 1, stride: 1, pad: 0 };
   return {
     batch: info.batchSize,
     channels: info.inChannels,
-    inSize: [1, info.inHeight, info.inWidth],
-    outSize: [1, info.outHeight, info.outWidth],
-    filter: [1, info.filterHeight, info.filterWidth],
-    stride: [1, info.strideHeight, info.strideWidth],
-    padBefore: [0, info.padInfo.top, info.padInfo.left],
+    inSize: [depth.size, info.inHeight, info.inWidth],
+    outSize: [depth.out, info.outHeight, info.outWidth],
+    filter: [depth.filter, info.filterHeight, info.filterWidth],
+    stride: [depth.stride, info.strideHeight, info.strideWidth],
+    padBefore: [depth.pad, info.padInfo.top, info.padInfo.left],
   };
 }
 
 /** MaxPoolGrad and MaxPool3DGrad: the same routing (2D is 3D with depth 1), only the geometry differs. */
-function maxPoolGradKernel<A>(geometry: (xShape: number[], attrs: A) => PoolGeometry): KernelFunc {
-  const kernel = (args: { inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo }; backend: WasmBackend; attrs: A }) => {
+function maxPoolGradKernel<A>(geometry: (xShape: number[], attrs: A) => PoolGeometry) {
+  return (args: { inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo }; backend: WasmBackend; attrs: A }) => {
     const { inputs, backend, attrs } = args;
     const { dy, input, output } = inputs;
     const g = geometry(input.shape, attrs);
@@ -215,7 +224,6 @@ function maxPoolGradKernel<A>(geometry: (xShape: number[], attrs: A) => PoolGeom
     maxPoolBackprop(g, heapF32(backend, input), heapF32(backend, output), heapF32(backend, dy), heapF32(backend, dx));
     return dx;
   };
-  return kernel as unknown as KernelFunc;
 }
 
 interface Pool3DAttrs {
@@ -234,15 +242,7 @@ export function pool3DGeometry(xShape: number[], attrs: Pool3DAttrs): PoolGeomet
     attrs.pad,
     attrs.dimRoundingMode,
   );
-  return {
-    batch: info.batchSize,
-    channels: info.inChannels,
-    inSize: [info.inDepth, info.inHeight, info.inWidth],
-    outSize: [info.outDepth, info.outHeight, info.outWidth],
-    filter: [info.filterDepth, info.filterHeight, info.filterWidth],
-    stride: [info.strideDepth, info.strideHeight, info.strideWidth],
-    padBefore: [info.padInfo.front, info.padInfo.top, info.padInfo.left],
-  };
+  return geometryOf(info);
 }
 
 /**
@@ -315,20 +315,8 @@ function maxPool3D(args: {
   return out;
 }
 
-export const maxPool3DWasm: KernelConfig = {
-  kernelName: 'MaxPool3D',
-  backendName: 'wasm',
-  kernelFunc: maxPool3D as unknown as KernelFunc,
-};
+export const maxPool3DWasm = wasmKernel('MaxPool3D', maxPool3D);
 
-export const maxPoolGradWasm: KernelConfig = {
-  kernelName: 'MaxPoolGrad',
-  backendName: 'wasm',
-  kernelFunc: maxPoolGradKernel(pool2DGeometry),
-};
+export const maxPoolGradWasm = wasmKernel('MaxPoolGrad', maxPoolGradKernel(pool2DGeometry));
 
-export const maxPool3DGradWasm: KernelConfig = {
-  kernelName: 'MaxPool3DGrad',
-  backendName: 'wasm',
-  kernelFunc: maxPoolGradKernel(pool3DGeometry),
-};
+export const maxPool3DGradWasm = wasmKernel('MaxPool3DGrad', maxPoolGradKernel(pool3DGeometry));

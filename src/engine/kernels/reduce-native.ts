@@ -5,7 +5,7 @@
 import { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeKernels } from '../native';
 import { leadingAxesSum } from './reduce-wasm';
-import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
+import { allocF32, heapF32, nativeKernel, WasmBackend, wasmKernel } from './wasm-backend';
 
 export function nativeSumKernel(native: NativeKernels, wasmSum: KernelConfig): KernelConfig {
   const fallback = wasmSum.kernelFunc;
@@ -38,5 +38,5 @@ export function nativePerSampleSumKernel(native: NativeKernels): KernelConfig {
     for (let i = 0; i < n; i++) native.sumLeadingAxes(xs.subarray(i * size, (i + 1) * size), sums.subarray(i * channels, (i + 1) * channels));
     return out;
   };
-  return nativeKernel({ kernelName: PER_SAMPLE_SUM, backendName: 'wasm', kernelFunc });
+  return nativeKernel(wasmKernel(PER_SAMPLE_SUM, kernelFunc));
 }

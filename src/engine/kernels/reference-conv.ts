@@ -111,6 +111,20 @@ export function referenceObjective(
   return s;
 }
 
+/**
+ * Central finite difference (objective(v + h) - objective(v - h)) / 2h w.r.t. element `i` of `values`, which is
+ * changed in place for the two evaluations and then restored.
+ */
+export function centralDifference(values: Float64Array, i: number, h: number, objective: () => number): number {
+  const keep = values[i];
+  values[i] = keep + h;
+  const plus = objective();
+  values[i] = keep - h;
+  const minus = objective();
+  values[i] = keep;
+  return (plus - minus) / (2 * h);
+}
+
 /** Central finite difference of the objective w.r.t. element `i` of `x` (which='x') or `w`. Exact up to
  *  rounding, since the objective is linear in each argument. */
 export function finiteDifference(
@@ -122,12 +136,5 @@ export function finiteDifference(
   i: number,
   h = 1e-2,
 ): number {
-  const arr = which === 'x' ? x : w;
-  const keep = arr[i];
-  arr[i] = keep + h;
-  const plus = referenceObjective(c, x, w, cotangent);
-  arr[i] = keep - h;
-  const minus = referenceObjective(c, x, w, cotangent);
-  arr[i] = keep;
-  return (plus - minus) / (2 * h);
+  return centralDifference(which === 'x' ? x : w, i, h, () => referenceObjective(c, x, w, cotangent));
 }

@@ -5,7 +5,7 @@
  * A heap view is invalidated whenever the wasm memory grows, i.e. after any allocation: allocate every output
  * first, then take views.
  */
-import { getKernel, KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { getKernel, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 export type WasmBackend = BackendWasm;
@@ -66,6 +66,17 @@ export function channelsFirst(backend: WasmBackend, x: TensorInfo): TensorInfo {
 /** C[M,N] = A[M,K] @ B[K,N] with the wasm backend's XNNPACK fully-connected path (both operands untransposed). */
 export function matmul(backend: WasmBackend, a: TensorInfo, b: TensorInfo): TensorInfo {
   return runStockKernel(backend, 'BatchMatMul', { a, b }, { transposeA: false, transposeB: false });
+}
+
+/** A kernel function as the kernels here write it: its own inputs and attributes, on the wasm backend. */
+type WasmKernelFunc<I, A> = (args: { inputs: I; backend: WasmBackend; attrs: A }) => TensorInfo | TensorInfo[];
+
+/**
+ * A kernel registered on the wasm backend. tfjs types every kernel function loosely (any backend, maps of inputs and
+ * attributes): the cast from the kernel's own types is made here, once, rather than at every kernel.
+ */
+export function wasmKernel<I, A>(kernelName: string, kernelFunc: WasmKernelFunc<I, A>): KernelConfig {
+  return { kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as KernelFunc };
 }
 
 /** Names a native kernel's function `native<KernelName>`: recognisable in stack traces, and tests check what is

@@ -31,8 +31,9 @@ export function restoreDefaultKernels(): void {
 
 /**
  * Declares `body` once per kernel set-up of KERNEL_CONFIGS (a describe block named after it, the set-up applied
- * before its tests), on the engine's own backend initialised first and given back, with the default kernels, after:
- * the frame of the kernel tests that compare the wasm backend with the CPU oracle.
+ * before its tests and the default kernels given back after them), on the engine's own backend initialised first
+ * and given back after: the frame of the kernel tests that compare the wasm backend with the CPU oracle. Tests
+ * declared after it in the same file find the default kernels.
  */
 export function describeOnEveryKernelConfig(body: (implementation: KernelImplementation, threads: number) => void): void {
   let engine: string;
@@ -40,28 +41,31 @@ export function describeOnEveryKernelConfig(body: (implementation: KernelImpleme
     engine = (await initBackend(() => undefined)).tfjsName;
   });
   afterAll(async () => {
-    restoreDefaultKernels();
     await tf.setBackend(engine);
   });
   describe.each(KERNEL_CONFIGS)('%s', (_label, implementation, threads) => {
     beforeAll(() => useKernelConfig(implementation, threads));
+    afterAll(restoreDefaultKernels);
     body(implementation, threads);
   });
 }
 
+/** `run` on the wasm backend and on the CPU oracle; the wasm backend is active again after. */
+export async function onWasmAndCpu<T>(run: () => T): Promise<{ wasm: T; cpu: T }> {
+  await tf.setBackend('wasm');
+  const wasm = run();
+  await tf.setBackend('cpu');
+  const cpu = run();
+  await tf.setBackend('wasm');
+  return { wasm, cpu };
+}
+
 /** `tolerance` bounds |got - want| / (1 + |want|); `samples` finite differences per gradient. */
 export function describeConvGradientChecks(label: string, cases: ConvCase[], samples: number, tolerance: number): void {
-  describe.each(KERNEL_CONFIGS)('%s', (_label, implementation, threads) => {
-    beforeAll(() => useKernelConfig(implementation, threads));
-    afterAll(restoreDefaultKernels);
-
+  describeOnEveryKernelConfig(() => {
     describe.each(cases.map((c) => [caseName(c), c] as const))(`${label} %s`, (_name, c) => {
       test('wasm-backend forward and gradients match the CPU backend and finite differences', async () => {
-        await tf.setBackend('wasm');
-        const wasm = tfjsConvGradients(c);
-        await tf.setBackend('cpu');
-        const cpu = tfjsConvGradients(c);
-        await tf.setBackend('wasm');
+        const { wasm, cpu } = await onWasmAndCpu(() => tfjsConvGradients(c));
         expect(worstMismatch('y', wasm.y, cpu.y).error).toBeLessThanOrEqual(tolerance);
         expect(worstMismatch('dx', wasm.dx, cpu.dx).error).toBeLessThanOrEqual(tolerance);
         expect(worstMismatch('dw', wasm.dw, cpu.dw).error).toBeLessThanOrEqual(tolerance);

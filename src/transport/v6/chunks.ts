@@ -7,12 +7,7 @@
 import { FedbiomedTsError } from '../../errors';
 import { V6_CHUNK_BYTES, type TaskChunk } from './grpc';
 
-export class ChunkSequenceError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ChunkSequenceError';
-  }
-}
+export class ChunkSequenceError extends FedbiomedTsError {}
 
 /** Default ceiling for one reassembled message: 1 GiB (v6 itself has no ceiling; memory does). */
 const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024;

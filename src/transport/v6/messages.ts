@@ -79,7 +79,6 @@ export interface V6Message<C extends V6ClassName = V6ClassName> {
 export class V6MessageError extends FedbiomedTsError {
   constructor(message: string, readonly className?: string) {
     super(message);
-    this.name = 'V6MessageError';
   }
 }
 

@@ -27,12 +27,7 @@ const V6_RECONNECT_BACKOFF: BackoffOptions = { initialDelayMs: 500, maxDelayMs: 
 const SEND_RETRIES = 5;
 const SEND_RETRY_DELAY_MS = 2_000;
 
-class CertificateError extends FedbiomedTsError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CertificateError';
-  }
-}
+class CertificateError extends FedbiomedTsError {}
 
 export interface ResearcherIdentity {
   pem: string;

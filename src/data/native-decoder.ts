@@ -11,7 +11,8 @@
  * A helper has an address-space limit (RLIMIT_AS, set by itself) and a per-frame alarm; here every frame has a
  * deadline after which the helper is killed. A helper that crashes or is killed from outside gets the frame it was on
  * once more in a fresh helper; a second death, or a frame past its deadline, fails that frame with a clear error, and
- * a fresh helper takes the next frames. Frames travel over pipes (socket pairs) only: no patient image is written to disk.
+ * a fresh helper takes the next frames. Frames travel over pipes (socket pairs) only: no patient image is written to
+ * disk.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';

@@ -15,7 +15,11 @@
  * disturbed by other work). MB/s of decoded pixels (rows x cols x slices x bytes per stored sample). Syntaxes pydicom
  * cannot decode here (HTJ2K) or we refuse (12-bit JPEG extended without the native JPEG helper) are shown, not
  * ranked.
- * The last line is `RESULT min_ratio_vs_pydicom=X` (our MB/s over pydicom's, on the worst syntax both decode).
+ * The cpu ratio column is pydicom's CPU time over ours (ours: every thread of this process plus the decoding helper
+ * processes) for the same series, summed over the runs: what each side costs, whatever the machine's load, where the
+ * wall-time ratio also shows our parallel decoding and how the scheduler treated each side.
+ * The last line is `RESULT min_ratio_vs_pydicom=X min_cpu_ratio_vs_pydicom=Y` (our MB/s over pydicom's, and the cpu
+ * ratio, on the worst syntax for each).
  * On a loaded machine with autogroup scheduling (Debian's default), a session's processes share one CPU share, so
  * the decoding workers' parallelism buys little there and the ratio tracks CPU time per file.
  */
@@ -54,7 +58,10 @@ function parseOptions(args: string[]): Options & { corpus?: string } {
   return options;
 }
 
-/** One timed pass of pydicom over a folder (after an untimed file, so its handlers are imported as ours are loaded). */
+/**
+ * One timed pass of pydicom over a folder (after an untimed file, so its handlers are imported as ours are loaded):
+ * its wall time and CPU time in seconds.
+ */
 const PYDICOM_TIMER = `
 import sys, time, json, os, pydicom
 from pydicom.pixel_data_handlers.util import apply_modality_lut
@@ -63,14 +70,38 @@ files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
 try:
     ds = pydicom.dcmread(files[0])
     apply_modality_lut(ds.pixel_array, ds)
+    cpu = time.process_time()
     t = time.perf_counter()
     for f in files:
         ds = pydicom.dcmread(f)
         apply_modality_lut(ds.pixel_array, ds)
-    print(json.dumps({name: time.perf_counter() - t}))
+    print(json.dumps({name: [time.perf_counter() - t, time.process_time() - cpu]}))
 except Exception as e:
     print(json.dumps({name: str(e).splitlines()[0][:80]}))
 `;
+
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+/**
+ * CPU seconds used so far by this process's child processes that are still running: the decoding helpers, which
+ * process.cpuUsage() does not count (they are separate programs). Linux /proc, in clock ticks of 1/100 s.
+ */
+function helperCpuSeconds(): number {
+  let ticks = 0;
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === process.pid) ticks += Number(fields[11]) + Number(fields[12]); // ppid, utime, stime
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ticks / 100;
+}
 
 export async function main(args: string[]): Promise<void> {
   const options = parseOptions(args);
@@ -98,7 +129,8 @@ export async function main(args: string[]): Promise<void> {
     const rows: string[] = [];
     let minRatio = Infinity;
     let worst = '';
-    rows.push(`${'syntax'.padEnd(22)} ${'ours MB/s'.padStart(10)} ${'pydicom MB/s'.padStart(13)} ${'ratio'.padStart(7)}`);
+    let minCpuRatio = Infinity;
+    rows.push(`${'syntax'.padEnd(22)} ${'ours MB/s'.padStart(10)} ${'pydicom MB/s'.padStart(13)} ${'ratio'.padStart(7)} ${'cpu ratio'.padStart(10)}`);
     for (const [name, files] of corpus.series) {
       const dir = path.dirname(files[0]);
       const mb = (pixels * bytesPerSample(name)) / 1e6;
@@ -107,6 +139,8 @@ export async function main(args: string[]): Promise<void> {
       // machine's load more than the decoder).
       const ourTimes: number[] = [];
       const theirTimes: number[] = [];
+      const ourCpu: number[] = [];
+      const theirCpu: number[] = [];
       let ourError: string | undefined;
       let theirError: string | undefined;
       try {
@@ -116,25 +150,37 @@ export async function main(args: string[]): Promise<void> {
       }
       for (let r = 0; r < options.runs; r++) {
         if (ourError === undefined) {
+          const helpers = helperCpuSeconds();
+          const cpu = process.cpuUsage();
           const t = process.hrtime.bigint();
           readDicomSeries(dir, decode);
           ourTimes.push(Number(process.hrtime.bigint() - t) / 1e9);
+          const used = process.cpuUsage(cpu);
+          ourCpu.push((used.user + used.system) / 1e6 + helperCpuSeconds() - helpers);
         }
         if (theirError === undefined) {
-          const timed = JSON.parse(runPython(PYDICOM_TIMER, [`${name}=${dir}`], ['pydicom']) ?? '{}') as Record<string, number | string>;
-          if (typeof timed[name] === 'number') theirTimes.push(timed[name]);
-          else theirError = String(timed[name]);
+          const timed = JSON.parse(runPython(PYDICOM_TIMER, [`${name}=${dir}`], ['pydicom']) ?? '{}') as Record<string, [number, number] | string>;
+          const result = timed[name];
+          if (Array.isArray(result)) {
+            theirTimes.push(result[0]);
+            theirCpu.push(result[1]);
+          } else {
+            theirError = String(result);
+          }
         }
       }
       const ours = ourError ?? mb / Math.min(...ourTimes);
       const theirs = theirError ?? mb / Math.min(...theirTimes);
       const ratio = typeof ours === 'number' && typeof theirs === 'number' ? ours / theirs : NaN;
+      const cpuRatio = Number.isFinite(ratio) ? sum(theirCpu) / sum(ourCpu) : NaN;
       if (Number.isFinite(ratio) && ratio < minRatio) {
         minRatio = ratio;
         worst = name;
       }
+      if (Number.isFinite(cpuRatio)) minCpuRatio = Math.min(minCpuRatio, cpuRatio);
       const cell = (v: number | string, width: number) => (typeof v === 'number' ? v.toFixed(1) : 'n/a').padStart(width);
-      rows.push(`${name.padEnd(22)} ${cell(ours, 10)} ${cell(theirs, 13)} ${(Number.isFinite(ratio) ? ratio.toFixed(2) : '-').padStart(7)}`
+      const fixed = (v: number, width: number) => (Number.isFinite(v) ? v.toFixed(2) : '-').padStart(width);
+      rows.push(`${name.padEnd(22)} ${cell(ours, 10)} ${cell(theirs, 13)} ${fixed(ratio, 7)} ${fixed(cpuRatio, 10)}`
         + (typeof ours === 'string' ? `  ours: ${ours}` : '') + (typeof theirs === 'string' ? `  pydicom: ${theirs}` : ''));
     }
     // The ratio depends on the cores the decoding workers get (pydicom decodes on one): say what this run had.
@@ -144,7 +190,7 @@ export async function main(args: string[]): Promise<void> {
     const j2k = nativeHelper(NATIVE_J2K) ? 'native OpenJPEG helper (libopenjp2)' : 'wasm OpenJPEG (native helper not built: npm run build:native)';
     const jpeg = nativeHelper(NATIVE_JPEG) ? 'native DCMTK IJG helper (libijg8/12/16)' : 'jpeg-lossless-decoder-js, 12-bit extended refused (native helper not built: npm run build:native)';
     process.stdout.write(`JPEG 2000 decoder: ${j2k}\nJPEG lossless / 12-bit extended decoder: ${jpeg}\n`);
-    process.stdout.write(`RESULT min_ratio_vs_pydicom=${minRatio.toFixed(3)}\n`);
+    process.stdout.write(`RESULT min_ratio_vs_pydicom=${minRatio.toFixed(3)} min_cpu_ratio_vs_pydicom=${minCpuRatio.toFixed(3)}\n`);
   } finally {
     stopPixelDecoder();
     if (!options.corpus) fs.rmSync(root, { recursive: true, force: true });

@@ -187,6 +187,14 @@ describe('no file can take the reader down', () => {
     expect(Array.from(decodePixels(parseDicomFile(files[1])))).toEqual(Array.from(volume.data.slice(plane, 2 * plane)));
   });
 
+  test('a deflated data set that inflates past the file-size cap is refused, not inflated whole', () => {
+    const [file] = corpus.series.get('deflated') ?? [];
+    const size = fs.statSync(file).size;
+    expect(() => parseDicomFile(file, { maxFileBytes: size + 100 })).toThrow(
+      new RegExp(`^${file}: corrupt DICOM file \\(deflated data set cannot be inflated .*`));
+    expect(parseDicomFile(file, { maxFileBytes: 10 * size }).syntax.deflated).toBe(true);
+  });
+
   test('pixel counts over the cap and pixel data shorter than claimed are refused before allocation', () => {
     const [file] = corpus.series.get('explicit-le') ?? [];
     expect(() => parseDicomFile(file, { maxPixels: 100 })).toThrow(`${file}: 40x32x1 = 1280 pixels is more than the 100-pixel limit`);

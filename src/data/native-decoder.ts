@@ -2,7 +2,7 @@
  * Client of the native decoding helpers, separate long-lived programs built at install (src/data/native/build.js):
  *   fbts-j2k-decode   JPEG 2000 with the system's OpenJPEG (native/j2k-decode.c);
  *   fbts-jpeg-decode  JPEG lossless and JPEG extended (8/12 bits) with DCMTK's IJG libraries (native/jpeg-decode.cc).
- * Both speak the same frame protocol (see j2k-decode.c), so one client serves both. The decoding workers use them
+ * Both speak the same frame protocol (native/frame-server.h), so one client serves both. The decoding workers use them
  * when they were built (pixel-decoder-service.ts).
  *
  * Why a child process: OpenJPEG in wasm takes ~3x the CPU time of native OpenJPEG per lossless frame, which left JPEG
@@ -11,7 +11,8 @@
  * A helper has an address-space limit (RLIMIT_AS, set by itself) and a per-frame alarm; here every frame has a
  * deadline after which the helper is killed. A helper that crashes or is killed from outside gets the frame it was on
  * once more in a fresh helper; a second death, or a frame past its deadline, fails that frame with a clear error, and
- * a fresh helper takes the next frames. Frames travel over pipes only: no patient image is written to disk.
+ * a fresh helper takes the next frames. Frames travel over pipes (socket pairs) only: no patient image is written to
+ * disk.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';

@@ -30,6 +30,12 @@ function originalSlice(k: number): Buffer {
   return Buffer.from(Uint16Array.from(volume.data.subarray(k * plane, (k + 1) * plane)).buffer);
 }
 
+/**
+ * Helpers an earlier test file of this Jest worker process left exiting (a stopped pool's helpers end when their
+ * input closes, a moment later): not this test's.
+ */
+let earlier = new Set<number>();
+
 /** This process's child processes running `program` (the pool's workers are threads, so helpers are our children). */
 function helperProcesses(program: string): { pid: number; state: string }[] {
   return fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name)).flatMap((name) => {
@@ -37,7 +43,8 @@ function helperProcesses(program: string): { pid: number; state: string }[] {
       const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
       const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const command = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0')[0];
-      return Number(ppid) === process.pid && path.basename(command) === program ? [{ pid: Number(name), state }] : [];
+      const ours = Number(ppid) === process.pid && path.basename(command) === program && !earlier.has(Number(name));
+      return ours ? [{ pid: Number(name), state }] : [];
     } catch {
       return []; // exited meanwhile
     }
@@ -76,6 +83,7 @@ test('a native helper killed mid-series: its frames decode in a fresh helper, th
   const jobs = files.map(encapsulatedJob);
   expect(jobs).toHaveLength(10);
   const limits = { decodeWorkers: 2 };
+  earlier = new Set(helperProcesses(NATIVE_JPEG.program).map((h) => h.pid));
 
   // Warm: each of the two workers has started its JPEG helper.
   expect(decodeJobsSync(jobs, limits).every((o) => o.ok)).toBe(true);

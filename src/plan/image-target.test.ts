@@ -355,6 +355,11 @@ test('a TS node\'s medical-folder dataset (NIfTI) gives the same target, channel
   })));
   expect(maxAbsDiff(batch.target.dataSync(), expected.dataSync())).toBeLessThan(1e-6);
   tf.dispose([batch.target, expected, ...Object.values(batch.inputs)]);
+  // The same folder registered as DICOM holds no DICOM series: every subject is skipped, with the reason (DICOM
+  // image targets come from RT structure sets: src/data/plan-dataset-dicom.test.ts).
+  const asDicom = openPlanDataset(MIP_PLAN, { dataType: 'dicom', path: root, parameters: null });
+  expect(asDicom.size).toBe(0);
+  expect(asDicom.issues.map((i) => i.message)).toEqual(SUBJECTS.map((id) => expect.stringMatching(new RegExp(`${id}: patient lacks .*\\(patient skipped\\)$`))));
 });
 
 test('the validator refuses an image target that does not fit the output; spatial augmentation moves it, so is accepted', () => {

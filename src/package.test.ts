@@ -252,8 +252,9 @@ test("the README tour runs from the user's project: network, two nodes, research
       const node = start(['node', 'start', '--dir', id]);
       running.push(node);
       await waitFor(node, new RegExp(`Node ${id} ready`), `${id} ready`);
-      // The install script built the native kernels in the installed package, and the node uses them.
-      expect(node.output()).toMatch(/native kernels \(AVX2\+FMA[,)]|native kernels need AVX2/);
+      // The install script built the native kernels in the installed package, and the node uses them: its training
+      // worker logs its engine line once the engine is up (after "ready": the node serves meanwhile).
+      await waitFor(node, /native kernels \(AVX2\+FMA[,)]|native kernels need AVX2/, `${id} engine line`);
     }
 
     // One node per folder: a second start on node_a refuses, naming the running one.

@@ -186,8 +186,10 @@ describe('TS node agent on the embedded network', () => {
     await researcher.send(await trainRequest({ params_url: weightsUrl, state_id: 'node_state_unknown', round: 1 }), NODE_ID);
     const bad = await waitFor((m) => m.command === 'train');
     expect(bad).toMatchObject({ success: false, msg: "Can't read previous node state." });
-    // The engine is the training worker's; its line is in the node's log once (the main thread has no engine).
+    // The engine is the training worker's; its line is in the node's log once (the main thread has no engine), for
+    // the operator only: it is not forwarded to researchers.
     expect(localLog.filter((l) => l.includes('[engine] tfjs backend: ')).length).toBe(1);
+    expect(wire.filter((payload) => payload.includes('[engine]'))).toEqual([]);
   });
 
   it('answers a Python-source plan with success:false and a reason, and a malformed request with FB301', async () => {

@@ -187,9 +187,10 @@ export class NodeAgent {
   private prepareTraining(): void {
     if (this.stopRequested) return;
     this.trainer.ready().then(() => {
-      // At info level: which engine trains here (and why) is what an operator checks first about speed.
+      // At info level: which engine trains here (and why) is what an operator checks first about speed. Local only,
+      // as before: the engine was logged before the link to researchers came up, so it never reached them.
       const line = this.trainer.engineDescription;
-      if (line !== undefined && line !== this.engineLogged) this.log.info(line);
+      if (line !== undefined && line !== this.engineLogged) this.log.localOnly('INFO', line);
       this.engineLogged = line;
     }, (err: unknown) => {
       if (!(err instanceof TrainingStopped)) this.log.warning(`${(err as Error).message}; tried again at the next round`);

@@ -46,11 +46,20 @@ export class NodeLog {
   error(m: string): void { this.log('ERROR', m); }
   critical(m: string): void { this.log('CRITICAL', m); }
 
+  /** A line for the node's operator only, never forwarded (what the node runs on is not the researchers' business). */
+  localOnly(level: NodeLogLevel, message: string): void {
+    this.write(level, message, false);
+  }
+
   log(level: NodeLogLevel, message: string): void {
+    this.write(level, message, true);
+  }
+
+  private write(level: NodeLogLevel, message: string, forward: boolean): void {
     const now = new Date();
     // Messages quote researcher ids, descriptions and URLs from the wire: printed as text on the operator's console.
     if (RANK[level] >= RANK[this.localMin]) this.local(`${pythonAsctime(now)} ${this.nodeId} ${level} ${printable(message)}`);
-    if (this.remote && RANK[level] >= RANK.INFO) {
+    if (forward && this.remote && RANK[level] >= RANK.INFO) {
       try {
         this.remote(buildLogMessage(this.nodeId, level, message, now));
       } catch (err) {

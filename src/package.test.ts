@@ -108,14 +108,16 @@ const back = fbts.modelWeightsOf(fbts.readParamsFile(file));
 console.log(JSON.stringify({ hash: fbts.planHash(validatePlan(plan).spec), keys: Object.keys(back),
   experiment: Experiment === fbts.Experiment, node: defaultConfig().approval, port: parseBrokerUrl('mqtt://h:1884').port,
   rows: parseCsv('x,y\\n1,2\\n', 'inline.csv').rows.length,
-  errors: [new fbts.DatasetError('d'), new fbts.PlanLoadError('p')].map((e) => [e.name, e instanceof fbts.FedbiomedTsError]) }));
+  errors: [new fbts.DatasetError('d'), new fbts.PlanLoadError('p'), new (require('fedbiomed-ts/node').ConfigError)('c')]
+    .map((e) => [e.name, e instanceof fbts.FedbiomedTsError]) }));
 `);
   const out = JSON.parse(execFileSync(process.execPath, [script], { cwd: project, env, encoding: 'utf8' }));
   expect(out.hash).toMatch(/^[0-9a-f]{64}$/);
   expect(out.keys.sort()).toEqual(['head.0.bias', 'head.0.weight', 'tabular.0.bias', 'tabular.0.weight']);
   expect(out).toMatchObject({ experiment: true, node: true, port: '1884', rows: 1 });
-  // Error names come from the class (src/errors.ts): they must survive the build, and instanceof the package's base.
-  expect(out.errors).toEqual([['DatasetError', true], ['PlanLoadError', true]]);
+  // Error names come from the class (src/errors.ts): they must survive the build; an error from a subpath is an
+  // instance of the root's base too.
+  expect(out.errors).toEqual([['DatasetError', true], ['PlanLoadError', true], ['ConfigError', true]]);
 });
 
 test('an ESM script imports named exports from the root and every subpath', () => {
@@ -252,8 +254,9 @@ test("the README tour runs from the user's project: network, two nodes, research
       const node = start(['node', 'start', '--dir', id]);
       running.push(node);
       await waitFor(node, new RegExp(`Node ${id} ready`), `${id} ready`);
-      // The install script built the native kernels in the installed package, and the node uses them.
-      expect(node.output()).toMatch(/native kernels \(AVX2\+FMA[,)]|native kernels need AVX2/);
+      // The install script built the native kernels in the installed package, and the node uses them: its training
+      // worker logs its engine line once the engine is up (after "ready": the node serves meanwhile).
+      await waitFor(node, /native kernels \(AVX2\+FMA[,)]|native kernels need AVX2/, `${id} engine line`);
     }
 
     // One node per folder: a second start on node_a refuses, naming the running one.

@@ -181,23 +181,22 @@ class Writer {
   }
 
   private uint64(v: bigint): void {
-    this.reserve(9);
-    this.scratch[this.pos] = 0xcf;
-    this.view.setBigUint64(this.pos + 1, v);
-    this.pos += 9;
+    this.typeAndEightBytes(0xcf, (at) => this.view.setBigUint64(at, v));
   }
 
   private int64(v: bigint): void {
-    this.reserve(9);
-    this.scratch[this.pos] = 0xd3;
-    this.view.setBigInt64(this.pos + 1, v);
-    this.pos += 9;
+    this.typeAndEightBytes(0xd3, (at) => this.view.setBigInt64(at, v));
   }
 
   private float64(v: number): void {
+    this.typeAndEightBytes(0xcb, (at) => this.view.setFloat64(at, v));
+  }
+
+  /** A type byte, then 8 big-endian bytes that `write` puts at `at`. */
+  private typeAndEightBytes(type: number, write: (at: number) => void): void {
     this.reserve(9);
-    this.scratch[this.pos] = 0xcb;
-    this.view.setFloat64(this.pos + 1, v);
+    this.scratch[this.pos] = type;
+    write(this.pos + 1);
     this.pos += 9;
   }
 

@@ -83,6 +83,28 @@ export function sequenceItem(dataSet: dicomParser.DataSet, group: number, elemen
   return dataSet.elements[tagKey(group, element)]?.items?.[index]?.dataSet;
 }
 
+/** Every item of a sequence tag (none when absent). */
+export function sequenceItems(dataSet: dicomParser.DataSet, group: number, element: number): dicomParser.DataSet[] {
+  return (dataSet.elements[tagKey(group, element)]?.items ?? []).map((i) => i.dataSet).filter((d): d is dicomParser.DataSet => d !== undefined);
+}
+
+/**
+ * The data set of a non-image DICOM object (an RT structure set, a segmentation), read within the file-size cap;
+ * throws DataReadError naming the file and `what` when it cannot be parsed or its Modality is not `modality`.
+ */
+export function readDicomObject(file: string, what: string, modality: string, limits: DicomReadLimits = {}): dicomParser.DataSet {
+  const bytes = readBytes(file, limits);
+  let dataSet: dicomParser.DataSet;
+  try {
+    dataSet = dicomParser.parseDicom(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  } catch (error) {
+    const reason = typeof error === 'string' ? error : (error as Error)?.message ?? String(error);
+    throw new DataReadError(file, `cannot read ${what} (${reason})`);
+  }
+  if (stringTag(dataSet, 0x0008, 0x0060) !== modality) throw new DataReadError(file, `not ${what === 'RT structure set' ? 'an' : 'a'} ${what} (Modality is not ${modality})`);
+  return dataSet;
+}
+
 function readBytes(file: string, limits: DicomReadLimits): Buffer {
   const max = limits.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   let size: number;

@@ -3,9 +3,7 @@
  * series they were drawn on. A voxel is inside when its centre is inside the slice's contours by the even-odd rule,
  * so a contour drawn inside another one is a hole (the convention of plastimatch and most TPS exports).
  */
-import * as dicomParser from 'dicom-parser';
-import * as fs from 'fs';
-import { numberTag, sequenceItem, stringTag } from './dicom-file';
+import { numberTag, readDicomObject, sequenceItem, sequenceItems, stringTag } from './dicom-file';
 import { DataReadError } from './errors';
 import { axis, dot, Vec3, Volume } from './volume';
 
@@ -24,31 +22,18 @@ export interface RtStructureSet {
   rois: RtRoi[];
 }
 
-function items(dataSet: dicomParser.DataSet, group: number, element: number): dicomParser.DataSet[] {
-  const key = `x${group.toString(16).padStart(4, '0')}${element.toString(16).padStart(4, '0')}`;
-  return (dataSet.elements[key]?.items ?? []).map((i) => i.dataSet).filter((d): d is dicomParser.DataSet => d !== undefined);
-}
-
 /** Reads an RTSTRUCT file's ROIs and contours; throws DataReadError naming the file. */
 export function readRtStruct(file: string): RtStructureSet {
-  let dataSet: dicomParser.DataSet;
-  try {
-    const bytes = fs.readFileSync(file);
-    dataSet = dicomParser.parseDicom(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  } catch (error) {
-    const reason = typeof error === 'string' ? error : (error as Error)?.message ?? String(error);
-    throw new DataReadError(file, `cannot read RT structure set (${reason})`);
-  }
-  if (stringTag(dataSet, 0x0008, 0x0060) !== 'RTSTRUCT') throw new DataReadError(file, 'not an RT structure set (Modality is not RTSTRUCT)');
+  const dataSet = readDicomObject(file, 'RT structure set', 'RTSTRUCT');
   const names = new Map<number, string>();
-  for (const roi of items(dataSet, 0x3006, 0x0020)) {
+  for (const roi of sequenceItems(dataSet, 0x3006, 0x0020)) {
     names.set(numberTag(roi, 0x3006, 0x0022)?.[0] ?? -1, stringTag(roi, 0x3006, 0x0026));
   }
   const rois: RtRoi[] = [];
-  for (const roiContour of items(dataSet, 0x3006, 0x0039)) {
+  for (const roiContour of sequenceItems(dataSet, 0x3006, 0x0039)) {
     const number = numberTag(roiContour, 0x3006, 0x0084)?.[0] ?? -1;
     const contours: Vec3[][] = [];
-    for (const contour of items(roiContour, 0x3006, 0x0040)) {
+    for (const contour of sequenceItems(roiContour, 0x3006, 0x0040)) {
       const type = stringTag(contour, 0x3006, 0x0042);
       if (type !== 'CLOSED_PLANAR') continue; // points and open polylines have no inside
       const data = numberTag(contour, 0x3006, 0x0050);

@@ -5,9 +5,8 @@
  * of segment numbers (where segments overlap, the highest number), or the 0/1 mask of the segments whose label a
  * rule names. BINARY segmentations only: a FRACTIONAL one (probabilities) is refused with its type.
  */
-import * as dicomParser from 'dicom-parser';
-import * as fs from 'fs';
-import { numberTag, sequenceItem, stringTag } from './dicom-file';
+import type * as dicomParser from 'dicom-parser';
+import { numberTag, readDicomObject, sequenceItem, sequenceItems, stringTag } from './dicom-file';
 import { DataReadError } from './errors';
 import { axis, dot, Vec3, Volume } from './volume';
 
@@ -34,11 +33,6 @@ export interface DicomSegmentation {
   bits: Uint8Array;
 }
 
-function items(dataSet: dicomParser.DataSet, group: number, element: number): dicomParser.DataSet[] {
-  const key = `x${group.toString(16).padStart(4, '0')}${element.toString(16).padStart(4, '0')}`;
-  return (dataSet.elements[key]?.items ?? []).map((i) => i.dataSet).filter((d): d is dicomParser.DataSet => d !== undefined);
-}
-
 /** A functional group's value: the frame's own item first, else the shared one. */
 function functional(frame: dicomParser.DataSet | undefined, shared: dicomParser.DataSet | undefined, group: number, element: number): dicomParser.DataSet | undefined {
   return (frame && sequenceItem(frame, group, element)) ?? (shared && sequenceItem(shared, group, element));
@@ -46,15 +40,7 @@ function functional(frame: dicomParser.DataSet | undefined, shared: dicomParser.
 
 /** Reads a SEG file's segments and frames; throws DataReadError naming the file. */
 export function readSegmentation(file: string): DicomSegmentation {
-  let dataSet: dicomParser.DataSet;
-  try {
-    const bytes = fs.readFileSync(file);
-    dataSet = dicomParser.parseDicom(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  } catch (error) {
-    const reason = typeof error === 'string' ? error : (error as Error)?.message ?? String(error);
-    throw new DataReadError(file, `cannot read DICOM segmentation (${reason})`);
-  }
-  if (stringTag(dataSet, 0x0008, 0x0060) !== 'SEG') throw new DataReadError(file, 'not a DICOM segmentation (Modality is not SEG)');
+  const dataSet = readDicomObject(file, 'DICOM segmentation', 'SEG');
   const type = stringTag(dataSet, 0x0062, 0x0001);
   if (type !== 'BINARY') throw new DataReadError(file, `segmentation type ${type || '(none)'} is not supported (BINARY only)`);
   const rows = dataSet.uint16('x00280010') ?? 0;
@@ -72,7 +58,7 @@ export function readSegmentation(file: string): DicomSegmentation {
     throw new DataReadError(file, `segmentation pixel data truncated: ${count} frames of ${cols}x${rows} need ${needed} bytes`);
   }
   const shared = sequenceItem(dataSet, 0x5200, 0x9229);
-  const perFrame = items(dataSet, 0x5200, 0x9230);
+  const perFrame = sequenceItems(dataSet, 0x5200, 0x9230);
   if (perFrame.length !== count) throw new DataReadError(file, `${perFrame.length} per-frame functional groups for ${count} frames`);
   const orientation = numberTag(functional(perFrame[0], shared, 0x0020, 0x9116) ?? dataSet, 0x0020, 0x0037);
   const spacing = numberTag(functional(perFrame[0], shared, 0x0028, 0x9110) ?? dataSet, 0x0028, 0x0030);
@@ -92,7 +78,7 @@ export function readSegmentation(file: string): DicomSegmentation {
     file,
     seriesDescription: stringTag(dataSet, 0x0008, 0x103e),
     referencedSeriesUid: referenced ? stringTag(referenced, 0x0020, 0x000e) || undefined : undefined,
-    segments: items(dataSet, 0x0062, 0x0002).map((s) => ({ number: numberTag(s, 0x0062, 0x0004)?.[0] ?? -1, label: stringTag(s, 0x0062, 0x0005) })),
+    segments: sequenceItems(dataSet, 0x0062, 0x0002).map((s) => ({ number: numberTag(s, 0x0062, 0x0004)?.[0] ?? -1, label: stringTag(s, 0x0062, 0x0005) })),
     rows,
     cols,
     frames,

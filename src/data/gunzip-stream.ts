@@ -148,6 +148,8 @@ interface Bridge {
 /** This thread's worker (module state is per thread), started on first use. */
 let bridge: Bridge | undefined;
 let lastJob = 0;
+/** The stream open on this thread, if any. */
+let current: GunzipStream | undefined;
 
 function startBridge(): Bridge {
   const { port1, port2 } = new MessageChannel();
@@ -184,21 +186,28 @@ export class GunzipStream {
   private holding = false;
   /** The worker's last message for this file, once received (slots written before it are taken first). */
   private final: WorkerMessage | undefined;
+  /** Closed because another file was opened on this thread first. */
+  private superseded = false;
 
   private constructor(private readonly b: Bridge, private readonly job: number) {}
 
   /**
    * Starts inflating `path` (in the background: read and inflate errors come from next()). One stream per thread at a
-   * time: open the next once this one is closed.
+   * time: a stream still open is closed first (its next() then throws).
    */
   static open(path: string): GunzipStream {
+    if (current && !current.ended) {
+      current.close();
+      current.superseded = true;
+    }
     bridge ??= startBridge();
     const job = ++lastJob;
     // The worker is idle (the previous stream ended or was closed): the ring starts empty.
     Atomics.store(bridge.control, WRITTEN, 0);
     Atomics.store(bridge.control, RELEASED, 0);
     bridge.port.postMessage({ job, path });
-    return new GunzipStream(bridge, job);
+    current = new GunzipStream(bridge, job);
+    return current;
   }
 
   /**
@@ -207,6 +216,7 @@ export class GunzipStream {
    */
   next(): Uint8Array | null {
     this.release();
+    if (this.superseded) throw new GunzipStreamError('read', 'another file was opened on this thread before this one was closed');
     if (this.ended) return null;
     const { control, ring } = this.b;
     for (;;) {

@@ -75,6 +75,13 @@ if (!collect) {
   v8.setFlagsFromString('--no-expose-gc');
 }
 let filled = 0;
+let active = 0;
+// A fault of this worker (not of the file) ends the file being read with its reason, and the worker: the next file
+// starts a fresh one.
+process.on('uncaughtException', (error) => {
+  post({ job: active, kind: 'read', error: 'the inflating worker failed: ' + error.message, fatal: true });
+  process.exit(1);
+});
 function wake() {
   Atomics.add(control, WOKEN, 1);
   Atomics.notify(control, WOKEN);
@@ -84,6 +91,7 @@ function post(message) {
   wake();
 }
 port.on('message', ({ job, path }) => {
+  active = job;
   const cancelled = () => Atomics.load(control, CANCELLED) >= job;
   let fd;
   try {
@@ -138,7 +146,7 @@ port.on('message', ({ job, path }) => {
 type WorkerMessage =
   | { job: number; end: true }
   | { job: number; closed: true }
-  | { job: number; kind: 'read' | 'gzip'; error: string };
+  | { job: number; kind: 'read' | 'gzip'; error: string; fatal?: true };
 
 interface Bridge {
   worker: Worker;
@@ -271,6 +279,7 @@ export class GunzipStream {
   private receive(woken: number): WorkerMessage | undefined {
     for (let received = receiveMessageOnPort(this.b.port); received; received = receiveMessageOnPort(this.b.port)) {
       const message = received.message as WorkerMessage;
+      if ('fatal' in message) stopBridge(this.b);
       if (message.job === this.job) return message;
     }
     if (Atomics.wait(this.b.control, WOKEN, woken, SILENCE_MS) === 'timed-out') {

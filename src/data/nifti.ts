@@ -8,8 +8,8 @@
  * nibabel's as_closest_canonical on nibabel's own test files.
  *
  * Files are streamed (nifti-stream.ts): the header is read and validated first, then only the wanted volumes'
- * voxels, decoded as they are inflated; a .nii.gz is never copied whole, and never inflated past the bytes the
- * reader needs (a gzip bomb stops there).
+ * voxels, decoded as they are inflated (native zlib, in a worker); a .nii.gz is never copied whole, and never
+ * inflated more than about 1 MiB past the bytes the reader needs (a gzip bomb stops there).
  */
 import * as fs from 'fs';
 import * as zlib from 'zlib';

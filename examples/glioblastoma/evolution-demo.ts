@@ -1,7 +1,7 @@
 /**
  * The demo's second part (`fedbiomed-ts demo --task evolution [--quick]`): predict the post-treatment MRI tumour for
- * each radiotherapy type. A U-Net plan conditioned on the technique (one-hot broadcast to channels) and given the
- * planning dose as a channel learns, from the pre-treatment MRI, the follow-up tumour, necrotic-core and
+ * each radiotherapy type. A U-Net plan conditioned on the technique (one-hot broadcast to channels, down to the
+ * decoder) and given the planning dose as a channel (evolution-model.ts) learns, from the pre-treatment MRI, the follow-up tumour, necrotic-core and
  * radiation-injury footprints (the plan's image target, read by the nodes from their own medical folders).
  *   1. the cohort with follow-ups (NIfTI medical folder per centre, counterfactual follow-ups for the held-out set),
  *   2. the embedded network, one TS node per centre with its own folder, plan approval on,

@@ -74,8 +74,9 @@ export function evolutionPlan(config: Pick<EvolutionDemoConfig, 'volumeSize' | '
     // loss are explained in evolution-model.ts (what the counterfactual check needed of them).
     model: evolutionUnet({ size, baseChannels: config.baseChannels, depth: 2, outChannels: EVOLUTION_CHANNELS.length }),
     loss: evolutionLoss(),
-    // 3e-3 (was 1e-2): the held-out Dice of the last round varied less between seeds (README).
-    optimizer: { type: 'adam', lr: 3e-3 },
+    // 3e-3 (was 1e-2) and decoupled weight decay: the last round's held-out Dice varies less between seeds, and the
+    // federated model stays above the best centre alone (README, "Why the federated model only tied").
+    optimizer: { type: 'adamw', lr: 3e-3, weightDecay: 0.05 },
   });
 }
 

@@ -1,7 +1,7 @@
 /**
  * The evolution task's data, as the plan reads it. Each centre registers its NIfTI medical folder (pre-treatment
  * T1ce, FLAIR, T2, T1, the planning dose, the baseline delineation, and the follow-up label maps) with its
- * demographics; the plan's preprocessing (z-scored MRI, dose / 60 Gy, a 144 mm window around the brain, axial
+ * demographics; the plan's preprocessing (z-scored MRI, dose as (D − 54 Gy) / 6 Gy, a 144 mm window around the brain, axial
  * maximum-intensity projection) gives the network 2-D maps, and its image target gives the follow-up tumour,
  * necrotic-core and radiation-injury footprints on the same grid (projections along the head's axis: the "volume"
  * of a footprint is its projected area, the quantity RANO's bidimensional measure follows).
@@ -31,6 +31,9 @@ export const EVOLUTION_CHANNELS: ImageTargetChannel[] = [
 ];
 export const CHANNEL = { tumour: 0, necrosis: 1, injury: 2 } as const;
 export const EVOLUTION_TAGS = ['glioblastoma', 'mri', 'tumour-evolution'];
+/** The dose input's normalisation (Gy): see `evolutionPreprocessing`. */
+export const DOSE_CENTRE_GY = 54;
+export const DOSE_SCALE_GY = 6;
 /** Side of the window kept around the brain, in mm (tumours lie within ±70 mm of the centre in-plane). */
 const WINDOW_MM = 144;
 
@@ -56,7 +59,11 @@ export function evolutionPreprocessing(volumeSize: Vec3): PreprocessStep[] {
   const [h, w] = evolutionGrid(volumeSize);
   return [
     { op: 'normalize', method: 'zscore', modalities: [...EVOLUTION_MRI] },
-    { op: 'normalize', method: 'fixed', mean: 0, std: 60, modalities: ['dose'] },
+    // The dose centred on where healthy brain starts to be injured (the generative model's EQD2 50 Gy ± 5 Gy,
+    // tumour-evolution.ts): 60 Gy → +1, 54 Gy → 0, 40 Gy → −2.3, no dose → −9. Read as dose / 60 Gy, the 90–100 %
+    // band that decides injury spanned 0.1 of the input, and the network injured healthy brain as much under 40 Gy
+    // plans and under proton plans as under 60 Gy conventional ones.
+    { op: 'normalize', method: 'fixed', mean: DOSE_CENTRE_GY, std: DOSE_SCALE_GY, modalities: ['dose'] },
     { op: 'center_crop', size: [h, w, volumeSize[2]] },
     { op: 'mip', axis: 2 },
     { op: 'one_hot_column', column: 'rt_type', categories: [...RT_TYPES] },

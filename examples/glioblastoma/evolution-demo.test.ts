@@ -49,6 +49,22 @@ test('the plan is a conditioned U-Net with a 3-channel image target; its PyTorch
   expect(source).toContain("TARGET_MODALITIES = ['followup_seg', 'followup_injury']");
 });
 
+test('the technique reaches every decoder level and the raw inputs (the dose) the last one; the injury Dice is smoothed', () => {
+  if (!('nodes' in spec.model)) throw new Error('expected a graph model');
+  const nodes = spec.model.nodes;
+  const broadcasts = nodes.filter((n) => n.type === 'spatial_broadcast').map((n) => n.name);
+  expect(broadcasts).toEqual(['input_rt', 'bottom_rt', 'skip1_rt', 'skip0_rt']);
+  expect(nodes.find((n) => n.name === 'skip0_with_rt')!.input).toEqual(expect.arrayContaining(['image', 'skip0_rt']));
+  expect(nodes.find((n) => n.name === 'skip1_with_rt')!.input).not.toContain('image');
+  const dose = spec.preprocessing.find((s) => s.op === 'normalize' && s.modalities?.includes('dose'));
+  // 54 Gy → 0: the injury threshold of the generative model sits at the ReLUs' hinge.
+  expect(dose).toMatchObject({ method: 'fixed', mean: 54, std: 6 });
+  expect(spec.loss.terms?.map((t) => [t.weight, t.loss.type, t.loss.channel, t.loss.smooth])).toEqual([
+    [1, 'bce', undefined, undefined], [1, 'soft_dice', CHANNEL.tumour, undefined], [1, 'soft_dice', CHANNEL.necrosis, undefined],
+    [2, 'soft_dice', CHANNEL.injury, 20],
+  ]);
+});
+
 test('a centre\'s node reads inputs and the follow-up target from its own medical folder', () => {
   const site = cohort.sites[0];
   const dataset = openPlanDataset(spec, EVOLUTION_DATASET.entry(path.join(root, 'cohort'), site));
@@ -143,10 +159,12 @@ test('FedAvg over the embedded network: each centre\'s TS node trains the image-
       expect(result.rounds.map((r) => r.round)).toEqual([1, 2]);
       for (const r of result.rounds) expect(r.heldOutScore).toBeGreaterThanOrEqual(0);
       expect(lines.join('')).toMatch(/approves it/);
-      // Every node trained: the aggregate moved away from the round-0 weights, and stayed finite.
+      // Every node trained: the aggregate moved away from the round-0 weights, and stayed finite (float tensors;
+      // batch norm's num_batches_tracked is an int64 counter).
       const start = initialWeights(spec, 7);
       let moved = 0;
       for (const [name, t] of Object.entries(result.weights)) {
+        if (t.dtype !== 'float32') continue;
         const a = t.data as Float32Array;
         const b = start[name].data as Float32Array;
         a.forEach((v, i) => { expect(Number.isFinite(v)).toBe(true); moved = Math.max(moved, Math.abs(v - b[i])); });

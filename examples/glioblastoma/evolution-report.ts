@@ -24,10 +24,11 @@ export function evolutionMarkdown(result: EvolutionDemoResult, runDir: string, r
     '## Second model: tumour evolution under each radiotherapy technique',
     '',
     `Plan \`${result.plan.name}\` (sha256 ${result.plan.hash.slice(0, 16)}…): a U-Net conditioned on the technique (one-hot ` +
-      'broadcast to channels) reads the pre-treatment T1ce, FLAIR, T2, T1, the planning dose and the baseline delineation, ' +
+      'broadcast to channels at the input, the bottleneck and every decoder level) reads the pre-treatment T1ce, FLAIR, T2, ' +
+      'T1, the planning dose (centred on 54 Gy, given again to the last decoder level) and the baseline delineation, ' +
       `and predicts the follow-up tumour, necrotic-core and radiation-injury masks on a ${result.plan.grid.join('×')} grid ` +
       '(a 144 mm window, axial maximum-intensity projection: masks are footprints, the tumour "volume" is its projected area). ' +
-      'Loss: BCE + soft Dice (a weighted sum declared in the plan). ' +
+      'Loss: BCE + a soft Dice per mask, the injury\'s weighted 2 and smoothed by 20 pixels (a weighted sum declared in the plan). ' +
       `Configuration \`${cfg.name}\`: ${cfg.volumeSize.join('×')} voxels, ${cfg.rounds} FedAvg rounds × ${cfg.epochsPerRound} epochs, ` +
       `the three centres' TS nodes each training on their own NIfTI medical folder over the network (plan approval on); ` +
       'baselines with the same plan and budget.',

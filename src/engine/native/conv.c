@@ -370,34 +370,61 @@ typedef struct {
   const conv_geometry *padded; /* when samples are copied padded first (then offsets are for it), else NULL */
 } forward_job;
 
-/* In place, one output row at a time; the last < 12 positions of a row go through a gathered copy (their 12-row tile
- * would read past the row, and past the image at its end). */
+/*
+ * In place. With stride_h * in_w a multiple of stride_w, the windows of position (oh, ow) and (oh + 1, ow - VW) are
+ * VW = stride_h * in_w / stride_w positions apart, so the positions of a whole plane form one progression of
+ * "virtual" positions q = oh * VW + ow, of which those with ow >= out_w are extra ones whose results are dropped (their
+ * windows lie inside the plane: each starts before a later real window). When that progression wastes fewer tile rows
+ * than tiling each output row on its own (VW < out_w rounded up to 12: the U-Net's padded 3x3 convolutions, 66 virtual
+ * positions per row of 64 instead of 72; 1x1 convolutions, no waste), one plane is one progression; otherwise each
+ * output row is one (VW = out_w, no extra positions). Each output element is the same sum in the same order either way.
+ * Measured on the U-Net bench's 3x3 convolutions, 16 -> 16 channels at 64x64 (batch 16, AVX-512 tiles): forward
+ * 1.70 -> 1.50 ms, stride-1 input gradient 1.72 -> 1.50 ms; all its forward convolutions 19.5 -> 17.0 ms a step.
+ * The last < 12 real positions of a progression go through a gathered copy (their tile would read past the plane).
+ */
 static HOT int forward_in_place(const forward_job *job, size_t begin, size_t end) {
   const conv_geometry *g = job->g;
   const size_t R = patch_length(g), CO = (size_t)g->out_c, C = (size_t)g->in_c;
   const size_t panels = (CO + NR - 1) / NR, segments = (size_t)g->k_d * g->k_h, run = (size_t)g->k_w * C;
-  const size_t OW = (size_t)g->out_w, whole = OW / MR * MR, tail = OW - whole, a_row = (size_t)g->stride_w * C;
+  const size_t OW = (size_t)g->out_w, OH = (size_t)g->out_h, a_row = (size_t)g->stride_w * C;
+  const size_t row_step = (size_t)g->stride_h * g->in_w;
+  const int flatten = OH > 1 && row_step % (size_t)g->stride_w == 0 && row_step / g->stride_w < round_up(OW, MR);
+  const size_t VW = flatten ? row_step / g->stride_w : OW;
+  /* Per progression: output rows, virtual positions, those in whole tiles, and the real positions left after them. */
+  const size_t rows = flatten ? OH : 1, virtual_count = (rows - 1) * VW + OW, whole = virtual_count / MR * MR;
+  const size_t first_tail = whole / VW * OW + min_size(whole % VW, OW), tail = rows * OW - first_tail;
   float *gathered = scratch(MR * R);
   if (!gathered) return -1;
+  float local[MR * NR];
   for (size_t n = begin; n < end; n++) {
     for (int od = 0; od < g->out_d; od++) {
-      for (int oh = 0; oh < g->out_h; oh++) {
-        const float *row = window_row(g, job->x, n, od, oh);
-        float *out = job->y + (((n * g->out_d + od) * g->out_h + oh) * OW) * CO;
+      for (size_t oh = 0; oh < OH; oh += rows) {
+        const float *base = window_row(g, job->x, n, od, (int)oh);
+        float *out = job->y + (((n * g->out_d + od) * OH + oh) * OW) * CO;
         if (tail) {
-          position_cursor cursor = {n, od, oh, (int)whole};
+          position_cursor cursor = {n, od, (int)(oh + first_tail / OW), (int)(first_tail % OW)};
           patch_rows(g, (float *)job->x, &cursor, tail, gathered, R, 0);
           memset(gathered + tail * R, 0, (MR - tail) * R * sizeof(float));
         }
         for (size_t j = 0; j < panels; j++) {
           const size_t cols = min_size(NR, CO - j * NR);
           const float *b = job->packed + j * R * NR;
-          for (size_t ow = 0; ow < whole; ow += MR) {
-            tile_partial(segments, job->offsets, run, row + ow * a_row, a_row, 1, b, NR, out + ow * CO + j * NR, CO,
-                         MR, cols, 0);
+          for (size_t q0 = 0; q0 < whole; q0 += MR) {
+            const size_t col = q0 % VW;
+            if (col + MR <= OW) {
+              /* All 12 positions real and in one output row: stored straight. */
+              tile_partial(segments, job->offsets, run, base + q0 * a_row, a_row, 1, b, NR,
+                           out + (q0 / VW * OW + col) * CO + j * NR, CO, MR, cols, 0);
+              continue;
+            }
+            tile_12x16(segments, job->offsets, run, base + q0 * a_row, a_row, 1, b, NR, local, NR, 0);
+            for (size_t i = 0; i < MR; i++) {
+              const size_t q = q0 + i, c = q % VW;
+              if (c < OW) memcpy(out + (q / VW * OW + c) * CO + j * NR, local + i * NR, cols * sizeof(float));
+            }
           }
           if (tail) {
-            tile_partial(1, NO_OFFSET, R, gathered, R, 1, b, NR, out + whole * CO + j * NR, CO, tail, cols, 0);
+            tile_partial(1, NO_OFFSET, R, gathered, R, 1, b, NR, out + first_tail * CO + j * NR, CO, tail, cols, 0);
           }
         }
       }

@@ -8,6 +8,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs';
 import { getKernel, KernelConfig, registerGradient, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
 import { loadNativeKernels } from '../native';
+import { ADAM_UPDATE, nativeAdamKernel } from './adam-native';
 import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
 import { BIAS_RELU, BIAS_RELU_GRAD, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
 import { BATCH_NORM, BATCH_NORM_GRAD, batchNormGradient, nativeBatchNormKernels, nativeBatchNormSelfCheck } from './batch-norm-native';
@@ -122,12 +123,13 @@ export function useKernels(implementation: KernelImplementation): void {
       ...nativeConcatKernels(native.kernels, { concat: wasmKernel('Concat'), splitV: wasmKernel('SplitV') }),
       ...nativeDpKernels(native.kernels),
       nativePerSampleSumKernel(native.kernels),
+      nativeAdamKernel(native.kernels),
     ].forEach(replaceKernel);
   } else {
     wasmKernels.forEach(replaceKernel);
     // Without them the biasRelu op (../fused.ts) composes add + relu, batch norm (../batch-norm.ts) composes
-    // standard ops, and per-sample filter gradients use slices.
-    for (const name of [BIAS_RELU, BIAS_RELU_GRAD, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
+    // standard ops, per-sample filter gradients use slices, and the Adam step (../optimizers.ts) composes standard ops.
+    for (const name of [BIAS_RELU, BIAS_RELU_GRAD, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM, ADAM_UPDATE]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
     for (const name of [BATCH_NORM, BATCH_NORM_GRAD, GROUP_NORM, GROUP_NORM_GRAD]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
   }
   inUse = implementation;

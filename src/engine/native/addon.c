@@ -28,6 +28,9 @@
  *   groupNormBackward(dy, x, gamma, beta, mean, variance, eps, relu, samples, groups, dx, dgamma, dbeta): void
  *   copyColumns(src, srcCols, srcOffset, dst, dstCols, dstOffset, width): void
  *                                                 (src, dst: row-major with the same number of rows; see copy.h)
+ *   adamUpdate(step: Float64Array, p, g, m: Float32Array | null, v: Float32Array | null, pOut, mOut, vOut): void
+ *                                                 (one Adam step, adam.h; step: ADAM_STEP_FIELDS constants in
+ *                                                 adam_step's order then mode and first; m, v null on the first step)
  *   setThreads(n: integer 1..64, workPerThread?: integer >= 1): void
  *                                                 (threads every kernel may use, 1 at load; work that pays for one
  *                                                 more thread, default 2M multiply-adds)
@@ -36,6 +39,7 @@
 #include <node_api.h>
 #include <stdio.h>
 
+#include "adam.h"
 #include "bias_relu.h"
 #include "bn.h"
 #include "copy.h"
@@ -46,7 +50,7 @@
 #include "reduce.h"
 
 /* Bump whenever a function is added, removed or changes meaning; src/engine/native/index.ts expects the same. */
-#define FBTS_API_VERSION 6
+#define FBTS_API_VERSION 7
 
 /* Largest magnitude of any geometry field: 2^20 (a million pixels along one axis). */
 #define FIELD_LIMIT (1 << 20)
@@ -469,6 +473,54 @@ static napi_value bias_relu_backward_js(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* (step, p, g, m, v, pOut, mOut, vOut): step is [beta1, 1 - beta1, beta2, 1 - beta2, sqrt(1 - beta2^t), eps,
+ * lr / (1 - beta1^t), weight decay, 1 - lr * weight decay, mode (adam_decay_mode), first (0 or 1)]. */
+#define ADAM_STEP_FIELDS 11
+static napi_value adam_update_js(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value args[8];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 8) {
+    return fail(env, "adamUpdate expects (step, p, g, m, v, pOut, mOut, vOut)");
+  }
+  if (!conv_cpu_supported()) return fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+  double *fields;
+  size_t count;
+  if (!typed_array(env, args[0], napi_float64_array, (void **)&fields, &count) || count != ADAM_STEP_FIELDS) {
+    return fail(env, "adamUpdate: step must be a Float64Array of 11 fields");
+  }
+  for (size_t i = 0; i < ADAM_STEP_FIELDS; i++) {
+    if (!(fields[i] > -1e30 && fields[i] < 1e30)) return fail(env, "adamUpdate: step fields must be finite numbers");
+  }
+  const double mode = fields[9], first = fields[10];
+  if (!(mode == ADAM_NO_DECAY || mode == ADAM_L2 || mode == ADAM_DECOUPLED) || !(first == 0 || first == 1)) {
+    return fail(env, "adamUpdate: mode must be 0, 1 or 2 and first 0 or 1");
+  }
+  const adam_step step = {(float)fields[0], (float)fields[1], (float)fields[2], (float)fields[3], (float)fields[4],
+                          (float)fields[5], (float)fields[6], (float)fields[7], (float)fields[8],
+                          (adam_decay_mode)mode, (int)first};
+  float *arrays[7] = {NULL};
+  size_t n = 0;
+  char error[160];
+  for (size_t i = 0; i < 7; i++) {
+    napi_valuetype type;
+    const int moment = i == 2 || i == 3;
+    if (moment && step.first && napi_typeof(env, args[i + 1], &type) == napi_ok && type == napi_null) continue;
+    size_t length;
+    if (!typed_array(env, args[i + 1], napi_float32_array, (void **)&arrays[i], &length)) {
+      snprintf(error, sizeof error, "adamUpdate: argument %zu must be a Float32Array%s", i + 2,
+               moment && step.first ? " or null" : "");
+      return fail(env, error);
+    }
+    if (i == 0) n = length;
+    if (length != n) {
+      snprintf(error, sizeof error, "adamUpdate: argument %zu has %zu floats, p has %zu", i + 2, length, n);
+      return fail(env, error);
+    }
+  }
+  adam_update(&step, n, arrays[0], arrays[1], arrays[2], arrays[3], arrays[4], arrays[5], arrays[6]);
+  return NULL;
+}
+
 static napi_value set_threads_js(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value args[2];
@@ -632,6 +684,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "dpWeightedRowSum", dp_weighted_row_sum_js);
   export_function(env, exports, "biasReluForward", bias_relu_forward_js);
   export_function(env, exports, "biasReluBackward", bias_relu_backward_js);
+  export_function(env, exports, "adamUpdate", adam_update_js);
   export_function(env, exports, "setThreads", set_threads_js);
   export_function(env, exports, "threads", threads_js);
   return exports;

@@ -35,7 +35,10 @@ function convTranspose(layer: ResolvedConvTranspose, x: tf.Tensor, variable: (ro
     : conv3dTranspose(x as tf.Tensor5D, w as tf.Tensor5D, [n, full[0], full[1], full[2], outChannels], stride as [number, number, number]);
   const out = layer.outShape.slice(1);
   const keep = out.map((o, i) => Math.min(o, full[i] - padding[i]));
-  let z: tf.Tensor = tf.slice(y, [0, ...padding, 0], [n, ...keep, outChannels]);
+  // Without padding or cropping (the U-Net's stride-2 up-convolutions) the window is the whole output: no slice,
+  // which would copy it forward and pad its gradient backward.
+  const whole = padding.every((p) => p === 0) && keep.every((k, i) => k === full[i]);
+  let z: tf.Tensor = whole ? y : tf.slice(y, [0, ...padding, 0], [n, ...keep, outChannels]);
   if (keep.some((k, i) => k < out[i])) z = tf.pad(z, [[0, 0], ...out.map((o, i): [number, number] => [0, o - keep[i]]), [0, 0]]);
   return layer.bias ? tf.add(z, variable('bias')) : z;
 }

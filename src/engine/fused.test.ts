@@ -2,12 +2,13 @@
  * The fused bias + ReLU op: on wasm with the native kernels it runs one kernel each way, and gives what
  * tf.relu(tf.add(x, bias)) gives (output to the bit; input gradient dy where the output is positive and +0 elsewhere,
  * even for an infinite or NaN dy, as in PyTorch; bias gradient to float rounding of a float64 sum); with the wasm
- * kernels or on the CPU backend it is that composition. No tensor leaks.
+ * kernels or on the CPU backend it is that composition. No tensor leaks. The bias add alone gives tf.add's output
+ * and gradients to the bit.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from './backend';
-import { biasRelu } from './fused';
+import { biasAdd, biasRelu } from './fused';
 import { SeededRandom } from './prng';
 import { restoreDefaultKernels, useKernelConfig } from './testing/conv-gradient-suite';
 
@@ -128,4 +129,35 @@ test('with the native kernels it runs one kernel forward and one backward, witho
   });
   expect(composedProfile.kernels.map((k) => k.name)).toContain('Relu');
   restoreDefaultKernels();
+});
+
+describe.each([
+  ['native, 1 thread', 'native', 1],
+  ['native, 2 threads', 'native', 2],
+  ['wasm', 'wasm', 1],
+] as const)('biasAdd, %s', (_label, implementation, threads) => {
+  beforeAll(() => useKernelConfig(implementation, threads));
+  afterAll(() => restoreDefaultKernels());
+
+  // 2 channels (the U-Net's output layer) besides the relu cases' shapes.
+  test.each([...CASES, { shape: [3, 7, 5, 2], seed: 4 }])('x[%j] gives what tf.add gives, to the bit', async (c) => {
+    await tf.setBackend('wasm');
+    const got = run(c, biasAdd);
+    const want = run(c, (x, b) => tf.add(x, b));
+    sameBits(got.y, want.y);
+    sameBits(got.dx, want.dx);
+    sameBits(got.db, want.db);
+  });
+
+  test(`runs ${implementation === 'native' ? 'one native kernel' : 'the add kernel'} without leaking tensors`, async () => {
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const profile = await tf.profile(() => {
+      run(CASES[0], biasAdd);
+    });
+    const names = profile.kernels.map((k) => k.name);
+    expect(names.includes('FedbiomedTsBiasAdd')).toBe(implementation === 'native');
+    expect(names.includes('Add')).toBe(implementation === 'wasm');
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { conv3dTranspose } from '../engine/conv-transpose';
+import { biasAdd } from '../engine/fused';
 import { ResolvedConvTranspose, ResolvedImageLayer } from './image-layers';
 import type { ResolvedUpsample } from './graph';
 
@@ -40,7 +41,7 @@ function convTranspose(layer: ResolvedConvTranspose, x: tf.Tensor, variable: (ro
   const whole = padding.every((p) => p === 0) && keep.every((k, i) => k === full[i]);
   let z: tf.Tensor = whole ? y : tf.slice(y, [0, ...padding, 0], [n, ...keep, outChannels]);
   if (keep.some((k, i) => k < out[i])) z = tf.pad(z, [[0, 0], ...out.map((o, i): [number, number] => [0, o - keep[i]]), [0, 0]]);
-  return layer.bias ? tf.add(z, variable('bias')) : z;
+  return layer.bias ? biasAdd(z, variable('bias')) : z;
 }
 
 /** PyTorch's nearest upsampling by an integer factor: output i reads input floor(i / scale). [out, in]. */

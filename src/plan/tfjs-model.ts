@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LayerTap, ModelParameter, TrainableModel } from '../engine/model';
 import { batchNormTrain } from '../engine/batch-norm';
-import { biasRelu } from '../engine/fused';
+import { biasAdd, biasRelu } from '../engine/fused';
 import { groupNorm, groupNormaliseOnly } from '../engine/group-norm';
 import { SeededRandom } from '../engine/prng';
 import { TorchTensor } from '../serialize';
@@ -239,7 +239,7 @@ export class PlanModel implements TrainableModel {
     }
     if (!layer.bias) return y;
     const bias = this.variable(layer, 'bias');
-    return thenRelu ? biasRelu(y, bias) : tf.add(y, bias);
+    return thenRelu ? biasRelu(y, bias) : biasAdd(y, bias);
   }
 
   /** nn.GroupNorm: per sample, mean and biased variance over each group's channels and all positions. */

@@ -10,7 +10,7 @@ import { getKernel, KernelConfig, registerGradient, registerKernel, unregisterKe
 import { loadNativeKernels } from '../native';
 import { ADAM_UPDATE, nativeAdamKernel } from './adam-native';
 import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
-import { BIAS_RELU, BIAS_RELU_GRAD, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
+import { BIAS_ADD, BIAS_RELU, BIAS_RELU_GRAD, biasAddGradient, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
 import { BATCH_NORM, BATCH_NORM_GRAD, batchNormGradient, nativeBatchNormKernels, nativeBatchNormSelfCheck } from './batch-norm-native';
 import { GROUP_NORM, GROUP_NORM_GRAD, groupNormGradient, nativeGroupNormKernels, nativeGroupNormSelfCheck } from './group-norm-native';
 import { conv2DGradient } from './conv2d-gradient';
@@ -95,6 +95,7 @@ export function registerProjectKernels(): void {
   registerGradient(avgPoolGradient);
   registerGradient(avgPool3DGradient);
   registerGradient(biasReluGradient);
+  registerGradient(biasAddGradient);
   registerGradient(batchNormGradient);
   registerGradient(groupNormGradient);
   const native = loadNativeKernels();
@@ -127,9 +128,9 @@ export function useKernels(implementation: KernelImplementation): void {
     ].forEach(replaceKernel);
   } else {
     wasmKernels.forEach(replaceKernel);
-    // Without them the biasRelu op (../fused.ts) composes add + relu, batch norm (../batch-norm.ts) composes
+    // Without them the biasRelu and biasAdd ops (../fused.ts) compose add + relu and add, batch norm (../batch-norm.ts) composes
     // standard ops, per-sample filter gradients use slices, and the Adam step (../optimizers.ts) composes standard ops.
-    for (const name of [BIAS_RELU, BIAS_RELU_GRAD, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM, ADAM_UPDATE]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
+    for (const name of [BIAS_ADD, BIAS_RELU, BIAS_RELU_GRAD, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM, ADAM_UPDATE]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
     for (const name of [BATCH_NORM, BATCH_NORM_GRAD, GROUP_NORM, GROUP_NORM_GRAD]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
   }
   inUse = implementation;

@@ -17,6 +17,7 @@
  *                                                 (per-sample conv gradients and squared norms, dp.h)
  *   dpWeightedRowSum(m, factors, out: Float32Array): void   (m: [factors.length x out.length], dp.h)
  *   biasReluForward(x, bias, y: Float32Array): void           (x, y: [rows x bias.length])
+ *   biasAddForward(x, bias, y: Float32Array): void            (the same without the ReLU)
  *   biasReluBackward(dy, y, dx, dbias: Float32Array): void     (dbias.length columns)
  *   batchNormForward(x, gamma, beta, eps: number, relu: boolean, y, mean, variance): void
  *                                                 (x, y: [rows x gamma.length]; see bn.h)
@@ -465,6 +466,14 @@ static napi_value bias_relu_forward_js(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value bias_add_forward_js(napi_env env, napi_callback_info info) {
+  float *a[3];
+  size_t rows, cols;
+  if (!bias_relu_args(env, info, "biasAddForward", 3, a, 1, &rows, &cols)) return NULL;
+  bias_add_forward(a[0], a[1], a[2], rows, cols);
+  return NULL;
+}
+
 static napi_value bias_relu_backward_js(napi_env env, napi_callback_info info) {
   float *a[4];
   size_t rows, cols;
@@ -683,6 +692,7 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "dpConvPerSample", dp_conv_per_sample_js);
   export_function(env, exports, "dpWeightedRowSum", dp_weighted_row_sum_js);
   export_function(env, exports, "biasReluForward", bias_relu_forward_js);
+  export_function(env, exports, "biasAddForward", bias_add_forward_js);
   export_function(env, exports, "biasReluBackward", bias_relu_backward_js);
   export_function(env, exports, "adamUpdate", adam_update_js);
   export_function(env, exports, "setThreads", set_threads_js);

@@ -23,6 +23,8 @@ export interface NativeKernels {
   maxPoolBackprop(geometry: Int32Array, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
   /** y = max(x + bias, 0), x and y [rows x bias.length]. */
   biasReluForward(x: Float32Array, bias: Float32Array, y: Float32Array): void;
+  /** y = x + bias, x and y [rows x bias.length]. */
+  biasAddForward(x: Float32Array, bias: Float32Array, y: Float32Array): void;
   /** dx = dy where y > 0 else 0, dbias = column sums of dx. */
   biasReluBackward(dy: Float32Array, y: Float32Array, dx: Float32Array, dbias: Float32Array): void;
   /**

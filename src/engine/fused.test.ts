@@ -3,12 +3,12 @@
  * tf.relu(tf.add(x, bias)) gives (output to the bit; input gradient dy where the output is positive and +0 elsewhere,
  * even for an infinite or NaN dy, as in PyTorch; bias gradient to float rounding of a float64 sum); with the wasm
  * kernels or on the CPU backend it is that composition. No tensor leaks. The bias add alone gives tf.add's output
- * and gradients to the bit.
+ * and gradients to the bit, and the convolution + bias + ReLU kernel the bits of the three ops it fuses.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from './backend';
-import { biasAdd, biasRelu } from './fused';
+import { biasAdd, biasRelu, Conv2DPad, conv2dBiasRelu } from './fused';
 import { SeededRandom } from './prng';
 import { restoreDefaultKernels, useKernelConfig } from './testing/conv-gradient-suite';
 
@@ -159,5 +159,62 @@ describe.each([
     expect(names.includes('FedbiomedTsBiasAdd')).toBe(implementation === 'native');
     expect(names.includes('Add')).toBe(implementation === 'wasm');
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+interface ConvCase {
+  x: number[];
+  filter: number[];
+  strides: [number, number];
+  pad: Conv2DPad;
+}
+
+const CONV_CASES: ConvCase[] = [
+  // Padded (copied padded, a plane tiled as one run), 19 output channels (a vector tail in the bias).
+  { x: [2, 9, 8, 3], filter: [3, 3, 3, 19], strides: [1, 1], pad: [[0, 0], [1, 1], [1, 1], [0, 0]] },
+  // Unpadded and strided (read in place), 8 channels.
+  { x: [3, 10, 11, 4], filter: [2, 3, 4, 8], strides: [2, 2], pad: 'valid' },
+  // Rows of 20 (past one 12-wide tile), 2 channels (no vector part at all).
+  { x: [1, 6, 20, 5], filter: [1, 1, 5, 2], strides: [1, 1], pad: 'valid' },
+];
+
+describe.each([
+  ['native, 1 thread', 'native', 1],
+  ['native, 2 threads', 'native', 2],
+  ['wasm', 'wasm', 1],
+] as const)('conv2dBiasRelu, %s', (_label, implementation, threads) => {
+  beforeAll(() => useKernelConfig(implementation, threads));
+  afterAll(() => restoreDefaultKernels());
+
+  const runConv = (c: ConvCase, op: (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor) => tf.Tensor) => tf.tidy(() => {
+    const rng = new SeededRandom(c.x[1] * 100 + c.filter[3]);
+    const values = (shape: number[]) => Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => Math.round((rng.next() - 0.5) * 16) / 8);
+    const x = tf.tensor4d(values(c.x), c.x as [number, number, number, number]);
+    const w = tf.tensor4d(values(c.filter), c.filter as [number, number, number, number]);
+    const b = tf.tensor1d(values([c.filter[3]]));
+    const y = op(x, w, b);
+    const dy = tf.tensor(values(y.shape), y.shape);
+    const grads = tf.grads((a: tf.Tensor, f: tf.Tensor, bias: tf.Tensor) => op(a as tf.Tensor4D, f as tf.Tensor4D, bias))([x, w, b], dy);
+    return [y, ...grads].map((t) => t.dataSync() as Float32Array);
+  });
+
+  test.each(CONV_CASES)('x%j: output and the three gradients have the bits of conv2d then biasRelu', async (c) => {
+    await tf.setBackend('wasm');
+    const got = runConv(c, (x, w, b) => conv2dBiasRelu(x, w, b, c.strides, c.pad));
+    const want = runConv(c, (x, w, b) => biasRelu(tf.conv2d(x, w, c.strides, c.pad), b));
+    got.forEach((values, i) => sameBits(values, want[i]));
+    // Exact zeros from the ReLU and gradients that are not all zero: the comparison is not vacuous.
+    expect(got[0].some((v) => v === 0) && got[0].some((v) => v > 0)).toBe(true);
+    expect(got[2].some((v) => v !== 0)).toBe(true);
+  });
+
+  test('runs the fused kernel with the native kernels, the three ops without', async () => {
+    await tf.setBackend('wasm');
+    const profile = await tf.profile(() => {
+      runConv(CONV_CASES[0], (x, w, b) => conv2dBiasRelu(x, w, b, [1, 1], CONV_CASES[0].pad));
+    });
+    const names = profile.kernels.map((k) => k.name);
+    expect(names.includes('FedbiomedTsConv2DBiasRelu')).toBe(implementation === 'native');
+    expect(names.includes('Conv2D')).toBe(implementation === 'wasm');
   });
 });

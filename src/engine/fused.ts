@@ -3,9 +3,31 @@
  * With the native kernels (wasm backend) it is one pass forward and one backward instead of five passes over the
  * activation (add, relu; step, multiply, sum); on every other backend it is exactly tf.relu(tf.add(x, bias)).
  * biasAdd: x + bias alone, natively on the same condition (the same bits as tf.add, which it is elsewhere).
+ * conv2dBiasRelu: a 2-D convolution, its bias and a ReLU, natively one kernel forward (the same bits as the three).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { BIAS_ADD, BIAS_RELU } from './kernels/bias-relu-native';
+import { CONV2D_BIAS_RELU } from './kernels/conv-bias-relu-native';
+
+/** tf.conv2d's padding argument: 'valid' or explicit [[0, 0], [top, bottom], [left, right], [0, 0]]. */
+export type Conv2DPad = 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+
+/** relu(conv2d(x, filter) + bias), x NHWC float32, bias [out channels]. */
+export function conv2dBiasRelu(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor, strides: [number, number], pad: Conv2DPad): tf.Tensor {
+  const native =
+    tf.getBackend() === 'wasm' &&
+    tf.getKernel(CONV2D_BIAS_RELU, 'wasm') !== undefined &&
+    [x, filter, bias].every((t) => t.dtype === 'float32') &&
+    x.rank === 4 &&
+    filter.rank === 4 &&
+    bias.rank === 1 &&
+    bias.shape[0] === filter.shape[3];
+  if (!native) {
+    return biasRelu(tf.conv2d(x, filter, strides, pad), bias);
+  }
+  const attrs = { strides, pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined };
+  return tf.engine().runKernel<tf.Tensor>(CONV2D_BIAS_RELU, { x, filter, bias }, attrs as unknown as tf.NamedAttrMap);
+}
 
 /** x: [..., C] float32, bias: [C]. */
 export function biasRelu(x: tf.Tensor, bias: tf.Tensor): tf.Tensor {

@@ -14,6 +14,7 @@ import { BIAS_ADD, BIAS_RELU, BIAS_RELU_GRAD, biasAddGradient, biasReluGradient,
 import { BATCH_NORM, BATCH_NORM_GRAD, batchNormGradient, nativeBatchNormKernels, nativeBatchNormSelfCheck } from './batch-norm-native';
 import { GROUP_NORM, GROUP_NORM_GRAD, groupNormGradient, nativeGroupNormKernels, nativeGroupNormSelfCheck } from './group-norm-native';
 import { conv2DGradient } from './conv2d-gradient';
+import { CONV2D_BIAS_RELU, conv2dBiasReluGradient, nativeConv2DBiasReluKernel } from './conv-bias-relu-native';
 import { conv3DBackpropInputGradient } from './conv3d-transpose-gradient';
 import { nativeConcatKernels } from './concat-native';
 import { nativeConvKernels, nativeConvSelfCheck } from './conv-native';
@@ -96,6 +97,7 @@ export function registerProjectKernels(): void {
   registerGradient(avgPool3DGradient);
   registerGradient(biasReluGradient);
   registerGradient(biasAddGradient);
+  registerGradient(conv2dBiasReluGradient);
   registerGradient(batchNormGradient);
   registerGradient(groupNormGradient);
   const native = loadNativeKernels();
@@ -125,12 +127,13 @@ export function useKernels(implementation: KernelImplementation): void {
       ...nativeDpKernels(native.kernels),
       nativePerSampleSumKernel(native.kernels),
       nativeAdamKernel(native.kernels),
+      nativeConv2DBiasReluKernel(native.kernels),
     ].forEach(replaceKernel);
   } else {
     wasmKernels.forEach(replaceKernel);
     // Without them the biasRelu and biasAdd ops (../fused.ts) compose add + relu and add, batch norm (../batch-norm.ts) composes
     // standard ops, per-sample filter gradients use slices, and the Adam step (../optimizers.ts) composes standard ops.
-    for (const name of [BIAS_ADD, BIAS_RELU, BIAS_RELU_GRAD, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM, ADAM_UPDATE]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
+    for (const name of [BIAS_ADD, BIAS_RELU, BIAS_RELU_GRAD, CONV2D_BIAS_RELU, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM, ADAM_UPDATE]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
     for (const name of [BATCH_NORM, BATCH_NORM_GRAD, GROUP_NORM, GROUP_NORM_GRAD]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
   }
   inUse = implementation;

@@ -8,6 +8,7 @@
  *   supported: boolean            (AVX2 + FMA present)
  *   avx512: boolean               (the conv tiles run on AVX-512; FEDBIOMED_TS_NATIVE_AVX512=0 keeps them on AVX2)
  *   convForward(geometry: Int32Array, x, w, y: Float32Array): void
+ *   convForwardBiasRelu(geometry, x, w, bias, y): void   (y = max(conv + bias, 0); bias: out_c floats)
  *   convBackpropFilter(geometry, x, dy, dw): void
  *   convBackpropInput(geometry, dy, w, dx): void
  *   maxPoolForward(poolGeometry: Int32Array, x, y: Float32Array): void
@@ -181,6 +182,28 @@ static napi_value max_pool_backprop_js(napi_env env, napi_callback_info info) {
 
 static napi_value conv_forward_js(napi_env env, napi_callback_info info) {
   return run(env, info, "convForward", conv_forward, conv_input_size, conv_filter_size, conv_output_size);
+}
+
+static napi_value conv_forward_bias_relu_js(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value args[5];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 5) {
+    return fail(env, "expected (geometry, x, w, bias, y)");
+  }
+  if (!conv_cpu_supported()) return fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+  char error[160];
+  conv_geometry g;
+  if (!read_fields(env, args[0], (int *)&g, CONV_GEOMETRY_FIELDS, 3, error, sizeof error)) return fail(env, error);
+  float *x, *w, *bias, *y;
+  const char *name = "convForwardBiasRelu";
+  if (!float_arg(env, args, 1, name, conv_input_size(&g), &x, error, sizeof error) ||
+      !float_arg(env, args, 2, name, conv_filter_size(&g), &w, error, sizeof error) ||
+      !float_arg(env, args, 3, name, (size_t)g.out_c, &bias, error, sizeof error) ||
+      !float_arg(env, args, 4, name, conv_output_size(&g), &y, error, sizeof error)) {
+    return fail(env, error);
+  }
+  if (conv_forward_bias_relu(&g, x, w, bias, y) != 0) return fail(env, "out of memory for scratch buffers");
+  return NULL;
 }
 
 static napi_value conv_backprop_filter_js(napi_env env, napi_callback_info info) {
@@ -679,6 +702,7 @@ NAPI_MODULE_INIT() {
   napi_get_boolean(env, conv_cpu_supported() && conv_tiles_avx512(), &avx512);
   napi_set_named_property(env, exports, "avx512", avx512);
   export_function(env, exports, "convForward", conv_forward_js);
+  export_function(env, exports, "convForwardBiasRelu", conv_forward_bias_relu_js);
   export_function(env, exports, "convBackpropFilter", conv_backprop_filter_js);
   export_function(env, exports, "convBackpropInput", conv_backprop_input_js);
   export_function(env, exports, "maxPoolForward", max_pool_forward_js);

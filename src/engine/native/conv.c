@@ -368,6 +368,7 @@ typedef struct {
   const size_t *offsets; /* filter-row offsets when patches are read in place, else NULL */
   float *y;
   const conv_geometry *padded; /* when samples are copied padded first (then offsets are for it), else NULL */
+  const float *bias;           /* conv_forward_bias_relu's bias, else NULL */
 } forward_job;
 
 /*
@@ -460,26 +461,50 @@ static HOT int forward_gathered(const forward_job *job, size_t begin, size_t end
   return 0;
 }
 
+/* y = max(y + bias, 0) over one sample's output, still in L2 after the tiles wrote it: the float operations of
+ * bias_relu_forward (bias_relu.c), so the same bits as the separate pass, without its trip through memory. */
+static HOT void bias_relu_in_place(float *y, const float *bias, size_t rows, size_t cols) {
+  const size_t vector_end = cols / 8 * 8;
+  const __m256 zero = _mm256_setzero_ps();
+  for (size_t r = 0; r < rows; r++, y += cols) {
+    for (size_t c = 0; c < vector_end; c += 8) {
+      _mm256_storeu_ps(y + c, _mm256_max_ps(_mm256_add_ps(_mm256_loadu_ps(y + c), _mm256_loadu_ps(bias + c)), zero));
+    }
+    for (size_t c = vector_end; c < cols; c++) {
+      const float v = y[c] + bias[c];
+      y[c] = v > 0.0f ? v : 0.0f;
+    }
+  }
+}
+
 static int forward_samples(void *context, size_t begin, size_t end, int worker) {
   (void)worker;
   const forward_job *job = (const forward_job *)context;
-  if (!job->padded) return job->offsets ? forward_in_place(job, begin, end) : forward_gathered(job, begin, end);
-  float *sample = scratch(conv_input_size(job->padded));
-  if (!sample) return -1;
-  const size_t out_per_sample = positions_per_sample(job->g) * (size_t)job->g->out_c;
-  for (size_t n = begin; n < end; n++) {
-    copy_padded_sample(job->g, job->padded, job->x, n, sample);
-    forward_job one = {job->padded, sample, job->packed, job->offsets, job->y + n * out_per_sample, NULL};
-    if (forward_in_place(&one, 0, 1) != 0) {
+  const size_t per_sample = positions_per_sample(job->g), CO = (size_t)job->g->out_c;
+  float *sample = job->padded ? scratch(conv_input_size(job->padded)) : NULL;
+  if (job->padded && !sample) return -1;
+  /* One sample at a time when a bias follows, so that its output is still cached for it. */
+  const size_t step = job->padded || job->bias ? 1 : end - begin;
+  for (size_t n = begin; n < end; n += step) {
+    int status;
+    if (job->padded) {
+      copy_padded_sample(job->g, job->padded, job->x, n, sample);
+      forward_job one = {job->padded, sample, job->packed, job->offsets, job->y + n * per_sample * CO, NULL, NULL};
+      status = forward_in_place(&one, 0, 1);
+    } else {
+      status = job->offsets ? forward_in_place(job, n, n + step) : forward_gathered(job, n, n + step);
+    }
+    if (status != 0) {
       free(sample);
       return -1;
     }
+    if (job->bias) bias_relu_in_place(job->y + n * per_sample * CO, job->bias, step * per_sample, CO);
   }
   free(sample);
   return 0;
 }
 
-HOT int conv_forward(const conv_geometry *g, const float *x, const float *w, float *y) {
+static int forward(const conv_geometry *g, const float *x, const float *w, const float *bias, float *y) {
   const size_t R = patch_length(g), CO = (size_t)g->out_c, panels = (CO + NR - 1) / NR;
   float *packed = scratch(panels * R * NR);
   conv_geometry padded;
@@ -499,11 +524,19 @@ HOT int conv_forward(const conv_geometry *g, const float *x, const float *w, flo
       }
     }
   }
-  forward_job job = {g, x, packed, offsets, y, copy_padded ? &padded : NULL};
+  forward_job job = {g, x, packed, offsets, y, copy_padded ? &padded : NULL, bias};
   const int status = parallel_ranges((size_t)g->batch, multiply_adds(g), forward_samples, &job);
   free(packed);
   free(offsets);
   return status;
+}
+
+int conv_forward(const conv_geometry *g, const float *x, const float *w, float *y) {
+  return forward(g, x, w, NULL, y);
+}
+
+int conv_forward_bias_relu(const conv_geometry *g, const float *x, const float *w, const float *bias, float *y) {
+  return forward(g, x, w, bias, y);
 }
 
 /* ---- filter gradient ---- */

@@ -17,6 +17,8 @@ export interface NativeKernels {
   /** The conv kernels' register tiles run on AVX-512 (else AVX2; the same bits either way). */
   readonly avx512: boolean;
   convForward(geometry: Int32Array, x: Float32Array, w: Float32Array, y: Float32Array): void;
+  /** y = max(conv(x, w) + bias, 0) with bias [out channels]: the bits of convForward then biasReluForward. */
+  convForwardBiasRelu(geometry: Int32Array, x: Float32Array, w: Float32Array, bias: Float32Array, y: Float32Array): void;
   convBackpropFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   convBackpropInput(geometry: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
   maxPoolForward(geometry: Int32Array, x: Float32Array, y: Float32Array): void;

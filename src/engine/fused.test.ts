@@ -3,12 +3,13 @@
  * tf.relu(tf.add(x, bias)) gives (output to the bit; input gradient dy where the output is positive and +0 elsewhere,
  * even for an infinite or NaN dy, as in PyTorch; bias gradient to float rounding of a float64 sum); with the wasm
  * kernels or on the CPU backend it is that composition. No tensor leaks. The bias add alone gives tf.add's output
- * and gradients to the bit, and the convolution + bias + ReLU kernel the bits of the three ops it fuses.
+ * and gradients to the bit, and the convolution + bias + ReLU kernel the bits of the three ops it fuses. The BCE-with-
+ * logits terms equal the composition to float rounding, with PyTorch's gradient dy (sigmoid(x) - y) to float rounding.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from './backend';
-import { biasAdd, biasRelu, Conv2DPad, conv2dBiasRelu } from './fused';
+import { bceWithLogitsTerms, biasAdd, biasRelu, Conv2DPad, conv2dBiasRelu } from './fused';
 import { SeededRandom } from './prng';
 import { restoreDefaultKernels, useKernelConfig } from './testing/conv-gradient-suite';
 
@@ -216,5 +217,59 @@ describe.each([
     const names = profile.kernels.map((k) => k.name);
     expect(names.includes('FedbiomedTsConv2DBiasRelu')).toBe(implementation === 'native');
     expect(names.includes('Conv2D')).toBe(implementation === 'wasm');
+  });
+});
+
+describe.each([
+  ['native', 'native'],
+  ['wasm', 'wasm'],
+] as const)('bceWithLogitsTerms, %s', (_label, implementation) => {
+  beforeAll(() => useKernelConfig(implementation, 1));
+  afterAll(() => restoreDefaultKernels());
+
+  // Ordinary logits, exact zeros, and large ones where exp(-|x|) underflows; soft and hard targets.
+  const rng = new SeededRandom(7);
+  const n = 1000;
+  const xs = Float32Array.from({ length: n }, (_, i) => (i % 50 === 0 ? 0 : i % 37 === 0 ? (i % 2 ? 120 : -120) : (rng.next() - 0.5) * 20));
+  const ys = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? rng.next() : i % 2));
+  const dys = Float32Array.from({ length: n }, () => rng.next() - 0.5);
+  const close = (got: number, want: number) => Math.abs(got - want) <= 4e-7 * (1 + Math.abs(want));
+
+  test('terms and both gradients agree with the definition computed in float64', async () => {
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const [terms, dx, dTarget] = tf.tidy(() => {
+      const x = tf.tensor2d(xs, [n / 10, 10]);
+      const y = tf.tensor2d(ys, [n / 10, 10]);
+      const dy = tf.tensor2d(dys, [n / 10, 10]);
+      const [gx, gy] = tf.grads((a: tf.Tensor, b: tf.Tensor) => bceWithLogitsTerms(a, b))([x, y], dy);
+      return [bceWithLogitsTerms(x, y), gx, gy].map((t) => t.dataSync() as Float32Array);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    for (let i = 0; i < n; i++) {
+      const x = xs[i];
+      const want = Math.max(x, 0) - x * ys[i] + Math.log1p(Math.exp(-Math.abs(x)));
+      // max(x, 0) - x y cancels: the float32 product's rounding is relative to |x|.
+      if (Math.abs(terms[i] - want) > 4e-7 * (1 + Math.abs(x))) throw new Error(`term ${i}: ${terms[i]} vs ${want} (x ${x}, y ${ys[i]})`);
+      const sigmoid = 1 / (1 + Math.exp(-x));
+      // The composed gradient reaches sigmoid(x) through 1 - 1/(1 + e): a few float32 roundings of values near 1.
+      const tolerance = implementation === 'native' ? 4e-7 : 2e-6;
+      if (Math.abs(dx[i] - dys[i] * (sigmoid - ys[i])) > tolerance * (1 + Math.abs(dys[i]))) throw new Error(`dx ${i}: ${dx[i]} vs ${dys[i] * (sigmoid - ys[i])}`);
+      expect(close(dTarget[i], -dys[i] * x)).toBe(true);
+    }
+  });
+
+  test(`runs ${implementation === 'native' ? 'one native kernel each way' : 'the composition'}`, async () => {
+    await tf.setBackend('wasm');
+    const profile = await tf.profile(() =>
+      tf.tidy(() => {
+        const x = tf.tensor1d(xs.subarray(0, 16));
+        tf.grad((a: tf.Tensor) => tf.sum(bceWithLogitsTerms(a, tf.tensor1d(ys.subarray(0, 16)))))(x);
+      }),
+    );
+    const names = profile.kernels.map((k) => k.name);
+    expect(names.includes('FedbiomedTsBceWithLogits')).toBe(implementation === 'native');
+    expect(names.includes('FedbiomedTsBceWithLogitsGrad')).toBe(implementation === 'native');
+    expect(names.includes('Exp')).toBe(implementation === 'wasm');
   });
 });

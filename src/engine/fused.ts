@@ -4,8 +4,10 @@
  * activation (add, relu; step, multiply, sum); on every other backend it is exactly tf.relu(tf.add(x, bias)).
  * biasAdd: x + bias alone, natively on the same condition (the same bits as tf.add, which it is elsewhere).
  * conv2dBiasRelu: a 2-D convolution, its bias and a ReLU, natively one kernel forward (the same bits as the three).
+ * bceWithLogitsTerms: BCE-with-logits terms, natively one kernel each way (float rounding apart, the same values).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { BCE_LOGITS } from './kernels/bce-native';
 import { BIAS_ADD, BIAS_RELU } from './kernels/bias-relu-native';
 import { CONV2D_BIAS_RELU } from './kernels/conv-bias-relu-native';
 
@@ -52,4 +54,19 @@ function nativeBias(kernel: string, x: tf.Tensor, bias: tf.Tensor): boolean {
     bias.shape[0] === x.shape[x.rank - 1] &&
     bias.shape[0] > 0
   );
+}
+
+/**
+ * Element-wise max(x, 0) - x y + log1p(exp(-|x|)), x the logits and y the targets (same shape, float32). Natively its
+ * gradient is PyTorch's dy (sigmoid(x) - y); composed, the gradient of the composition (they differ by float rounding).
+ */
+export function bceWithLogitsTerms(x: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  const native =
+    tf.getBackend() === 'wasm' &&
+    tf.getKernel(BCE_LOGITS, 'wasm') !== undefined &&
+    x.dtype === 'float32' &&
+    y.dtype === 'float32' &&
+    tf.util.arraysEqual(x.shape, y.shape);
+  if (!native) return tf.add(tf.sub(tf.relu(x), tf.mul(x, y)), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
+  return tf.engine().runKernel<tf.Tensor>(BCE_LOGITS, { x, y });
 }

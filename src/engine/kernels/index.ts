@@ -10,6 +10,7 @@ import { getKernel, KernelConfig, registerGradient, registerKernel, unregisterKe
 import { loadNativeKernels } from '../native';
 import { ADAM_UPDATE, nativeAdamKernel } from './adam-native';
 import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
+import { BCE_LOGITS_KERNELS, bceLogitsGradient, nativeBceKernels } from './bce-native';
 import { BIAS_ADD, BIAS_RELU, BIAS_RELU_GRAD, biasAddGradient, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
 import { BATCH_NORM, BATCH_NORM_GRAD, batchNormGradient, nativeBatchNormKernels, nativeBatchNormSelfCheck } from './batch-norm-native';
 import { GROUP_NORM, GROUP_NORM_GRAD, groupNormGradient, nativeGroupNormKernels, nativeGroupNormSelfCheck } from './group-norm-native';
@@ -98,6 +99,7 @@ export function registerProjectKernels(): void {
   registerGradient(biasReluGradient);
   registerGradient(biasAddGradient);
   registerGradient(conv2dBiasReluGradient);
+  registerGradient(bceLogitsGradient);
   registerGradient(batchNormGradient);
   registerGradient(groupNormGradient);
   const native = loadNativeKernels();
@@ -128,12 +130,13 @@ export function useKernels(implementation: KernelImplementation): void {
       nativePerSampleSumKernel(native.kernels),
       nativeAdamKernel(native.kernels),
       nativeConv2DBiasReluKernel(native.kernels),
+      ...nativeBceKernels(native.kernels),
     ].forEach(replaceKernel);
   } else {
     wasmKernels.forEach(replaceKernel);
     // Without them the biasRelu and biasAdd ops (../fused.ts) compose add + relu and add, batch norm (../batch-norm.ts) composes
-    // standard ops, per-sample filter gradients use slices, and the Adam step (../optimizers.ts) composes standard ops.
-    for (const name of [BIAS_ADD, BIAS_RELU, BIAS_RELU_GRAD, CONV2D_BIAS_RELU, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM, ADAM_UPDATE]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
+    // standard ops, per-sample filter gradients use slices, the Adam step (../optimizers.ts) and BCE with logits (../losses.ts) compose standard ops.
+    for (const name of [BIAS_ADD, BIAS_RELU, BIAS_RELU_GRAD, CONV2D_BIAS_RELU, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM, ADAM_UPDATE, ...BCE_LOGITS_KERNELS]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
     for (const name of [BATCH_NORM, BATCH_NORM_GRAD, GROUP_NORM, GROUP_NORM_GRAD]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
   }
   inUse = implementation;

@@ -33,6 +33,8 @@
  *   adamUpdate(step: Float64Array, p, g, m: Float32Array | null, v: Float32Array | null, pOut, mOut, vOut): void
  *                                                 (one Adam step, adam.h; step: ADAM_STEP_FIELDS constants in
  *                                                 adam_step's order then mode and first; m, v null on the first step)
+ *   bceWithLogitsForward(x, y, terms: Float32Array): void   (element-wise BCE-with-logits terms, bce.h)
+ *   bceWithLogitsBackward(dy, x, y, dx: Float32Array | null, dyTarget: Float32Array | null): void
  *   setThreads(n: integer 1..64, workPerThread?: integer >= 1): void
  *                                                 (threads every kernel may use, 1 at load; work that pays for one
  *                                                 more thread, default 2M multiply-adds)
@@ -42,6 +44,7 @@
 #include <stdio.h>
 
 #include "adam.h"
+#include "bce.h"
 #include "bias_relu.h"
 #include "bn.h"
 #include "copy.h"
@@ -553,6 +556,60 @@ static napi_value adam_update_js(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* `count` arguments, each a Float32Array of one common length (or null where `nullable` says so); returns 0 after
+ * throwing the JavaScript error. */
+static int same_length_arrays(napi_env env, napi_callback_info info, const char *name, size_t count,
+                              const int *nullable, float **arrays, size_t *n) {
+  napi_value args[5];
+  size_t argc = 5;
+  char error[160];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != count) {
+    snprintf(error, sizeof error, "%s expects %zu arguments", name, count);
+    fail(env, error);
+    return 0;
+  }
+  if (!conv_cpu_supported()) {
+    fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+    return 0;
+  }
+  for (size_t i = 0; i < count; i++) {
+    napi_valuetype type;
+    arrays[i] = NULL;
+    if (nullable[i] && napi_typeof(env, args[i], &type) == napi_ok && type == napi_null) continue;
+    size_t length;
+    if (!typed_array(env, args[i], napi_float32_array, (void **)&arrays[i], &length)) {
+      snprintf(error, sizeof error, "%s: argument %zu must be a Float32Array%s", name, i + 1, nullable[i] ? " or null" : "");
+      fail(env, error);
+      return 0;
+    }
+    if (i == 0) *n = length;
+    if (length != *n) {
+      snprintf(error, sizeof error, "%s: argument %zu has %zu floats, argument 1 has %zu", name, i + 1, length, *n);
+      fail(env, error);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static napi_value bce_forward_js(napi_env env, napi_callback_info info) {
+  static const int nullable[3] = {0, 0, 0};
+  float *a[3];
+  size_t n = 0;
+  if (!same_length_arrays(env, info, "bceWithLogitsForward", 3, nullable, a, &n)) return NULL;
+  bce_logits_forward(a[0], a[1], a[2], n);
+  return NULL;
+}
+
+static napi_value bce_backward_js(napi_env env, napi_callback_info info) {
+  static const int nullable[5] = {0, 0, 0, 1, 1};
+  float *a[5];
+  size_t n = 0;
+  if (!same_length_arrays(env, info, "bceWithLogitsBackward", 5, nullable, a, &n)) return NULL;
+  bce_logits_backward(a[0], a[1], a[2], a[3], a[4], n);
+  return NULL;
+}
+
 static napi_value set_threads_js(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value args[2];
@@ -719,6 +776,8 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "biasAddForward", bias_add_forward_js);
   export_function(env, exports, "biasReluBackward", bias_relu_backward_js);
   export_function(env, exports, "adamUpdate", adam_update_js);
+  export_function(env, exports, "bceWithLogitsForward", bce_forward_js);
+  export_function(env, exports, "bceWithLogitsBackward", bce_backward_js);
   export_function(env, exports, "setThreads", set_threads_js);
   export_function(env, exports, "threads", threads_js);
   return exports;

@@ -1,7 +1,7 @@
 /**
  * The optional native kernels: convolutions (conv.c), max pooling (pool.c), leading-axes sums (reduce.c), the
- * fused bias + ReLU (bias_relu.c), batch norm (+ ReLU) and group norm (bn.c), concat / split copies (copy.c) and the
- * Adam step (adam.c), AVX2 + FMA, built by build.js at install time.
+ * fused bias + ReLU (bias_relu.c), batch norm (+ ReLU) and group norm (bn.c), concat / split copies (copy.c), the
+ * Adam step (adam.c) and BCE with logits (bce.c), AVX2 + FMA, built by build.js at install time.
  *
  * They run on the wasm backend's own memory: tensors stay on the wasm heap and the addon reads and writes them
  * through Float32Array views, so using them costs no copies. When the addon is missing, cannot load, or the CPU
@@ -74,6 +74,10 @@ export interface NativeKernels {
    */
   adamUpdate(step: Float64Array, p: Float32Array, g: Float32Array, m: Float32Array | null, v: Float32Array | null,
     pOut: Float32Array, mOut: Float32Array, vOut: Float32Array): void;
+  /** Element-wise BCE-with-logits terms max(x, 0) - x y + log1p(exp(-|x|)) (bce.h). */
+  bceWithLogitsForward(x: Float32Array, y: Float32Array, terms: Float32Array): void;
+  /** Their gradients: dx = dy (sigmoid(x) - y), dyTarget = -dy x (either null when not wanted). */
+  bceWithLogitsBackward(dy: Float32Array, x: Float32Array, y: Float32Array, dx: Float32Array | null, dyTarget: Float32Array | null): void;
   /**
    * Threads every kernel call may use (work split by sample); results are deterministic per thread count.
    * `workPerThread`: the work (multiply-adds) that pays for one more thread, 2M by default; tests pass 1.

@@ -11,7 +11,7 @@ import { allocF32, heapF32, nativeKernel, WasmBackend } from './wasm-backend';
 export const ADAM_UPDATE = 'FedbiomedTsAdamUpdate';
 
 /** How the weight decay enters the step: none, L2 (added to the gradient, Adam) or decoupled (AdamW). */
-export type AdamDecayMode = 'none' | 'l2' | 'decoupled';
+type AdamDecayMode = 'none' | 'l2' | 'decoupled';
 
 /** ADAM_UPDATE's attributes: the step's constants as the composed path computes them (float64, rounded by the kernel
  *  to float32 as tfjs rounds a scalar operand). */

@@ -5,11 +5,13 @@
  * biasAdd: x + bias alone, natively on the same condition (the same bits as tf.add, which it is elsewhere).
  * conv2dBiasRelu: a 2-D convolution, its bias and a ReLU, natively one kernel forward (the same bits as the three).
  * bceWithLogitsTerms: BCE-with-logits terms, natively one kernel each way (float rounding apart, the same values).
+ * spatialBroadcast: a [N, F] tensor repeated over a grid, on wasm one copying kernel (the same bits).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { BCE_LOGITS } from './kernels/bce-native';
 import { BIAS_ADD, BIAS_RELU } from './kernels/bias-relu-native';
 import { CONV2D_BIAS_RELU } from './kernels/conv-bias-relu-native';
+import { SPATIAL_BROADCAST } from './kernels/spatial-broadcast-wasm';
 
 /** tf.conv2d's padding argument: 'valid' or explicit [[0, 0], [top, bottom], [left, right], [0, 0]]. */
 export type Conv2DPad = 'valid' | [[number, number], [number, number], [number, number], [number, number]];
@@ -69,4 +71,14 @@ export function bceWithLogitsTerms(x: tf.Tensor, y: tf.Tensor): tf.Tensor {
     tf.util.arraysEqual(x.shape, y.shape);
   if (!native) return tf.add(tf.sub(tf.relu(x), tf.mul(x, y)), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
   return tf.engine().runKernel<tf.Tensor>(BCE_LOGITS, { x, y });
+}
+
+/** x [N, F] repeated over a grid of `size`: [N, ...size, F]. */
+export function spatialBroadcast(x: tf.Tensor, size: readonly number[]): tf.Tensor {
+  if (tf.getBackend() === 'wasm' && x.dtype === 'float32' && x.rank === 2 && tf.getKernel(SPATIAL_BROADCAST, 'wasm')) {
+    return tf.engine().runKernel<tf.Tensor>(SPATIAL_BROADCAST, { x }, { size: [...size] });
+  }
+  // A product with ones broadcasts (tile's gradient stops at rank 4 in tfjs; broadcasting has none).
+  const [n, features] = x.shape;
+  return tf.mul(tf.reshape(x, [n, ...size.map(() => 1), features]), tf.ones([1, ...size, 1]));
 }

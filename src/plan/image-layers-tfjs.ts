@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { conv3dTranspose } from '../engine/conv-transpose';
-import { biasAdd } from '../engine/fused';
+import { biasAdd, spatialBroadcast } from '../engine/fused';
 import { ResolvedConvTranspose, ResolvedImageLayer } from './image-layers';
 import type { ResolvedUpsample } from './graph';
 
@@ -16,11 +16,8 @@ export function runImageLayer(layer: ResolvedImageLayer, x: tf.Tensor, variable:
   switch (layer.type) {
     case 'conv_transpose':
       return convTranspose(layer, x, variable);
-    case 'spatial_broadcast': {
-      // A product with ones broadcasts (tile's gradient stops at rank 4 in tfjs; broadcasting has none).
-      const [n, features] = x.shape;
-      return tf.mul(tf.reshape(x, [n, ...layer.size.map(() => 1), features]), tf.ones([1, ...layer.size, 1]));
-    }
+    case 'spatial_broadcast':
+      return spatialBroadcast(x, layer.size);
   }
 }
 

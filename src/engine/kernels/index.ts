@@ -28,10 +28,12 @@ import { identityWasm } from './identity-wasm';
 import { maxPool3DGradWasm, maxPool3DWasm, maxPoolGradWasm } from './pool-wasm';
 import { sumWrapper } from './reduce-wasm';
 import { samePaddingWrappers } from './same-padding-wasm';
+import { spatialBroadcastGradient, spatialBroadcastWasm } from './spatial-broadcast-wasm';
 
 /** Kernels we provide for the wasm backend, replacing the stock one when there is one. */
 const WASM_KERNELS: readonly KernelConfig[] = [
   identityWasm,
+  spatialBroadcastWasm,
   conv2DBackpropFilterWasm,
   conv2DBackpropInputWasm,
   conv3DWasm,
@@ -100,6 +102,7 @@ export function registerProjectKernels(): void {
   registerGradient(biasAddGradient);
   registerGradient(conv2dBiasReluGradient);
   registerGradient(bceLogitsGradient);
+  registerGradient(spatialBroadcastGradient);
   registerGradient(batchNormGradient);
   registerGradient(groupNormGradient);
   const native = loadNativeKernels();

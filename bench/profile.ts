@@ -15,8 +15,10 @@ import { benchPlan as bnPlan } from './bn';
 import { benchPlan as unetPlan, SyntheticEvolution } from './train-unet';
 import { SyntheticImages } from './train-models';
 
+const shapesOf = (inputs: ({ shape: number[] } | undefined)[]): string => inputs.map((t) => (t ? `[${t.shape.join(',')}]` : '-')).join(' ');
+
 /** Wraps every wasm kernel to add up its CPU time by name (kernels called from inside others are counted in both). */
-function cpuTimes(): Map<string, { ms: number; calls: number }> {
+function cpuTimes(withShapes: boolean): Map<string, { ms: number; calls: number }> {
   const totals = new Map<string, { ms: number; calls: number }>();
   for (const config of tf.getKernelsForBackend('wasm')) {
     const inner = config.kernelFunc;
@@ -29,10 +31,11 @@ function cpuTimes(): Map<string, { ms: number; calls: number }> {
           return inner(args);
         } finally {
           const used = process.cpuUsage(start);
-          const entry = totals.get(config.kernelName) ?? { ms: 0, calls: 0 };
+          const key = withShapes ? `${config.kernelName} ${shapesOf(Object.values(args.inputs))}` : config.kernelName;
+          const entry = totals.get(key) ?? { ms: 0, calls: 0 };
           entry.ms += (used.user + used.system) / 1000;
           entry.calls++;
-          totals.set(config.kernelName, entry);
+          totals.set(key, entry);
         }
       },
     });
@@ -54,12 +57,12 @@ export async function main(args: string[]): Promise<void> {
   const settings = { loader: { batchSize: batch, shuffle: false }, ...trainingSettings(spec), epochs: null, seed: 0, numUpdates: 1 };
   await trainModel(model, data, settings);
   if (args.includes('--cpu')) {
-    const totals = cpuTimes();
+    const totals = cpuTimes(args.includes('--shapes'));
     for (let s = 0; s < steps; s++) await trainModel(model, data, settings);
     const sum = [...totals.values()].reduce((a, b) => a + b.ms, 0);
     console.log(`${which}: ${steps} step(s), ${(sum / steps).toFixed(1)} ms of kernel CPU time per step`);
-    for (const [name, { ms, calls }] of [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) {
-      console.log(`${name.padEnd(32)} ${(ms / steps).toFixed(2).padStart(8)} ms/step ${String(calls / steps).padStart(5)} calls/step`);
+    for (const [name, { ms, calls }] of [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, args.includes('--shapes') ? 60 : 25)) {
+      console.log(`${name.padEnd(args.includes('--shapes') ? 64 : 32)} ${(ms / steps).toFixed(2).padStart(8)} ms/step ${String(calls / steps).padStart(5)} calls/step`);
     }
     model.dispose();
     return;
@@ -69,7 +72,7 @@ export async function main(args: string[]): Promise<void> {
   });
   const byName = new Map<string, { ms: number; calls: number }>();
   for (const k of info.kernels) {
-    const key = args.includes('--shapes') ? `${k.name} ${k.inputShapes.map((s) => `[${s.join(',')}]`).join(' ')}` : k.name;
+    const key = args.includes('--shapes') ? `${k.name} ${shapesOf(k.inputShapes.map((shape) => ({ shape })))}` : k.name;
     const entry = byName.get(key) ?? { ms: 0, calls: 0 };
     entry.ms += (await k.kernelTimeMs) as number;
     entry.calls++;

@@ -3,6 +3,7 @@
  * name. Predictions come from the model; targets from the data source.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { bceWithLogitsTerms } from './fused';
 
 type LossName =
   | 'BCELoss' | 'BCEWithLogitsLoss' | 'CrossEntropyLoss' | 'NLLLoss' | 'MSELoss' | 'L1Loss' | 'SigmoidFocalLoss'
@@ -140,13 +141,12 @@ export function makeLoss(nameOrConfig: string | LossConfig | LossFn): LossFn {
       return (x, t) =>
         tf.tidy(() => {
           const y = sameShape(which, x, t);
-          const softplusNeg = tf.add(tf.log1p(tf.exp(tf.neg(tf.abs(x)))), tf.relu(tf.neg(x)));
           if (posWeight !== undefined) {
+            const softplusNeg = tf.add(tf.log1p(tf.exp(tf.neg(tf.abs(x)))), tf.relu(tf.neg(x)));
             const terms = tf.add(tf.mul(tf.sub(1, y), x), tf.mul(tf.add(1, tf.mul(y, posWeight - 1)), softplusNeg));
             return tf.mean<tf.Scalar>(terms);
           }
-          const terms = tf.add(tf.sub(tf.relu(x), tf.mul(x, y)), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
-          return tf.mean<tf.Scalar>(terms);
+          return tf.mean<tf.Scalar>(bceWithLogitsTerms(x, y));
         });
     case 'SigmoidFocalLoss': {
       // torchvision.ops.sigmoid_focal_loss: ce·(1 - p_t)^γ, times α_t when α >= 0, mean over elements.

@@ -7,8 +7,11 @@
  *   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
  * - AdamW: as Adam with p *= 1 - lr*wd before the step and no L2 term.
  * State lives for one training round (Fed-BioMed builds a fresh optimizer per round); dispose() frees it.
+ * With the native kernels, Adam's step per parameter is one kernel (kernels/adam-native.ts) with the same float32
+ * operations as the composed one, so the same bits.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ADAM_UPDATE, AdamUpdateAttrs } from './kernels/adam-native';
 
 type OptimizerName = 'SGD' | 'Adam' | 'AdamW';
 
@@ -113,7 +116,14 @@ class Adam implements Optimizer {
     const bc1 = 1 - Math.pow(this.beta1, this.t);
     const sqrtBc2 = Math.sqrt(1 - Math.pow(this.beta2, this.t));
     const stepSize = this.lr / bc1;
+    const fused = tf.getBackend() === 'wasm' && tf.getKernel(ADAM_UPDATE, 'wasm') !== undefined;
     for (const [variable, grad] of grads) {
+      if (fused && variable.dtype === 'float32' && grad.dtype === 'float32') {
+        this.fusedStep(variable, grad, { beta1: this.beta1, beta2: this.beta2, sqrtBiasCorrection2: sqrtBc2, eps: this.eps,
+          stepSize, weightDecay: this.weightDecay, decay: 1 - this.lr * this.weightDecay,
+          mode: this.weightDecay === 0 ? 'none' : this.decoupled ? 'decoupled' : 'l2' });
+        continue;
+      }
       const next = tf.tidy(() => {
         let p: tf.Tensor = variable;
         let g = grad;
@@ -137,6 +147,20 @@ class Adam implements Optimizer {
       variable.assign(next);
       next.dispose();
     }
+  }
+
+  /** The same step as one native kernel (see the file comment). */
+  private fusedStep(variable: tf.Variable, grad: tf.Tensor, attrs: AdamUpdateAttrs): void {
+    const old = this.moments.get(variable);
+    const inputs: tf.NamedTensorMap = old ? { p: variable, g: grad, m: old.m, v: old.v } : { p: variable, g: grad };
+    const [next, m, v] = tf.engine().runKernel<tf.Tensor[]>(ADAM_UPDATE, inputs, attrs as unknown as tf.NamedAttrMap);
+    if (old) {
+      old.m.dispose();
+      old.v.dispose();
+    }
+    this.moments.set(variable, { m: tf.keep(m), v: tf.keep(v) });
+    variable.assign(next);
+    next.dispose();
   }
 
   dispose(): void {

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { conv3dTranspose } from '../engine/conv-transpose';
+import { biasAdd, spatialBroadcast } from '../engine/fused';
 import { ResolvedConvTranspose, ResolvedImageLayer } from './image-layers';
 import type { ResolvedUpsample } from './graph';
 
@@ -15,11 +16,8 @@ export function runImageLayer(layer: ResolvedImageLayer, x: tf.Tensor, variable:
   switch (layer.type) {
     case 'conv_transpose':
       return convTranspose(layer, x, variable);
-    case 'spatial_broadcast': {
-      // A product with ones broadcasts (tile's gradient stops at rank 4 in tfjs; broadcasting has none).
-      const [n, features] = x.shape;
-      return tf.mul(tf.reshape(x, [n, ...layer.size.map(() => 1), features]), tf.ones([1, ...layer.size, 1]));
-    }
+    case 'spatial_broadcast':
+      return spatialBroadcast(x, layer.size);
   }
 }
 
@@ -35,9 +33,12 @@ function convTranspose(layer: ResolvedConvTranspose, x: tf.Tensor, variable: (ro
     : conv3dTranspose(x as tf.Tensor5D, w as tf.Tensor5D, [n, full[0], full[1], full[2], outChannels], stride as [number, number, number]);
   const out = layer.outShape.slice(1);
   const keep = out.map((o, i) => Math.min(o, full[i] - padding[i]));
-  let z: tf.Tensor = tf.slice(y, [0, ...padding, 0], [n, ...keep, outChannels]);
+  // Without padding or cropping (the U-Net's stride-2 up-convolutions) the window is the whole output: no slice,
+  // which would copy it forward and pad its gradient backward.
+  const whole = padding.every((p) => p === 0) && keep.every((k, i) => k === full[i]);
+  let z: tf.Tensor = whole ? y : tf.slice(y, [0, ...padding, 0], [n, ...keep, outChannels]);
   if (keep.some((k, i) => k < out[i])) z = tf.pad(z, [[0, 0], ...out.map((o, i): [number, number] => [0, o - keep[i]]), [0, 0]]);
-  return layer.bias ? tf.add(z, variable('bias')) : z;
+  return layer.bias ? biasAdd(z, variable('bias')) : z;
 }
 
 /** PyTorch's nearest upsampling by an integer factor: output i reads input floor(i / scale). [out, in]. */

@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LayerTap, ModelParameter, TrainableModel } from '../engine/model';
 import { batchNormTrain } from '../engine/batch-norm';
-import { biasRelu } from '../engine/fused';
+import { biasAdd, biasRelu, Conv2DPad, conv2dBiasRelu } from '../engine/fused';
 import { groupNorm, groupNormaliseOnly } from '../engine/group-norm';
 import { SeededRandom } from '../engine/prng';
 import { TorchTensor } from '../serialize';
@@ -234,12 +234,14 @@ export class PlanModel implements TrainableModel {
       const padded = padInput(layer, x);
       const z = convValid(layer, padded, w);
       y = this.tap({ kind: 'conv', dims: layer.dims, strides: [...layer.stride], filterShape: w.shape, ...this.roles(layer) }, padded, z);
+    } else if (thenRelu && layer.bias) {
+      return convolve(layer, x, w, this.variable(layer, 'bias'));
     } else {
       y = convolve(layer, x, w);
     }
     if (!layer.bias) return y;
     const bias = this.variable(layer, 'bias');
-    return thenRelu ? biasRelu(y, bias) : tf.add(y, bias);
+    return thenRelu ? biasRelu(y, bias) : biasAdd(y, bias);
   }
 
   /** nn.GroupNorm: per sample, mean and biased variance over each group's channels and all positions. */
@@ -288,30 +290,38 @@ function padInput(layer: ResolvedConv, x: tf.Tensor): tf.Tensor {
   return needsPad ? tf.pad(x, [[0, 0], ...layer.padBefore.map((b, i): [number, number] => [b, layer.padAfter[i]]), [0, 0]]) : x;
 }
 
-function convValid(layer: ResolvedConv, padded: tf.Tensor, w: tf.Tensor): tf.Tensor {
-  return layer.dims === 2
-    ? tf.conv2d(padded as tf.Tensor4D, w as tf.Tensor4D, layer.stride as [number, number], 'valid')
-    : tf.conv3d(padded as tf.Tensor5D, w as tf.Tensor5D, layer.stride as [number, number, number], 'valid');
+/** Without reluBias the convolution; with it, relu(convolution + reluBias). */
+function convValid(layer: ResolvedConv, padded: tf.Tensor, w: tf.Tensor, reluBias?: tf.Tensor): tf.Tensor {
+  if (layer.dims === 2) return conv2d(layer, padded, w, 'valid', reluBias);
+  const y = tf.conv3d(padded as tf.Tensor5D, w as tf.Tensor5D, layer.stride as [number, number, number], 'valid');
+  return reluBias ? biasRelu(y, reluBias) : y;
+}
+
+function conv2d(layer: ResolvedConv, x: tf.Tensor, w: tf.Tensor, pad: Conv2DPad, reluBias?: tf.Tensor): tf.Tensor {
+  const stride = layer.stride as [number, number];
+  return reluBias
+    ? conv2dBiasRelu(x as tf.Tensor4D, w as tf.Tensor4D, reluBias, stride, pad)
+    : tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, stride, pad);
 }
 
 /**
  * The convolution with PyTorch's zero padding handed to the conv kernels where tfjs can express it (explicit pads
  * in 2-D; in 3-D, tfjs's 'same' when it is the same padding: stride 1, odd kernel, (k − 1)/2 each side), which
  * saves a padded copy of the input forward and a slice of its gradient backward; an explicit pad otherwise. Pads
- * at least as large as the kernel stay explicit (the pure wasm input-gradient kernel refuses them).
+ * at least as large as the kernel stay explicit (the pure wasm input-gradient kernel refuses them). With `reluBias`,
+ * relu(convolution + reluBias): in 2-D one native kernel (engine/fused.ts) that adds the bias while the output is
+ * cached.
  */
-function convolve(layer: ResolvedConv, x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+function convolve(layer: ResolvedConv, x: tf.Tensor, w: tf.Tensor, reluBias?: tf.Tensor): tf.Tensor {
   const { padBefore, padAfter, kernel, stride } = layer;
   const none = padBefore.every((p) => p === 0) && padAfter.every((p) => p === 0);
   const small = [...padBefore, ...padAfter].every((p, i) => p < kernel[i % kernel.length]);
-  if (none || !small) return convValid(layer, padInput(layer, x), w);
-  if (layer.dims === 2) {
-    const pads: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [padBefore[0], padAfter[0]], [padBefore[1], padAfter[1]], [0, 0]];
-    return tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, stride as [number, number], pads);
-  }
+  if (none || !small) return convValid(layer, padInput(layer, x), w, reluBias);
+  if (layer.dims === 2) return conv2d(layer, x, w, [[0, 0], [padBefore[0], padAfter[0]], [padBefore[1], padAfter[1]], [0, 0]], reluBias);
   const same = stride.every((s) => s === 1) && kernel.every((k, i) => k % 2 === 1 && padBefore[i] === (k - 1) / 2 && padAfter[i] === padBefore[i]);
-  if (!same) return convValid(layer, padInput(layer, x), w);
-  return tf.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, stride as [number, number, number], 'same');
+  if (!same) return convValid(layer, padInput(layer, x), w, reluBias);
+  const y = tf.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, stride as [number, number, number], 'same');
+  return reluBias ? biasRelu(y, reluBias) : y;
 }
 
 /** Nearest-neighbour upsampling of a channels-last tensor: each spatial axis repeated `scale` times in place. */

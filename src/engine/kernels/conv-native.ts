@@ -124,6 +124,10 @@ export function nativeConvSelfCheck(native: NativeKernels): string | undefined {
     // Padded rows of 50 positions: the filter gradient on zero-padded copies of the samples, read in place.
     { batch: 1, inSize: [1, 2, 50], inChannels: 2, filter: [1, 2, 3], outChannels: 3, stride: [1, 1, 1],
       dilation: [1, 1, 1], padBefore: [0, 1, 1], outSize: [1, 3, 50] },
+    // A padded plane tiled as one run of 6-wide virtual rows (4 real positions each), its last 8 positions gathered
+    // across two output rows.
+    { batch: 2, inSize: [1, 4, 4], inChannels: 3, filter: [1, 3, 3], outChannels: 17, stride: [1, 1, 1],
+      dilation: [1, 1, 1], padBefore: [0, 1, 1], outSize: [1, 4, 4] },
     // No padding: the in-place (implicit im2col) paths, with a row of 7 positions (one 6-wide tile + 1 gathered).
     { batch: 2, inSize: [3, 4, 14], inChannels: 3, filter: [2, 2, 2], outChannels: 17, stride: [1, 1, 2],
       dilation: [1, 1, 1], padBefore: [0, 0, 0], outSize: [2, 3, 7] },

@@ -33,15 +33,17 @@ CASES.push({ x: [2, 8, 7, 3], filter: [3, 3, 3, 2], strides: 2, pad: [[0, 0], [1
 CASES.push({ x: [1, 6, 6, 2], filter: [3, 3, 2, 2], strides: 1, pad: 1 });
 // Native tiling edges: 2 full 16-wide column panels + a tail (33 channels), 16 exactly, a patch length not a
 // multiple of 12. Unpadded, the patches are read in place (rows of 12 positions: one 12-row tile); padded, the
-// samples are copied padded and read in place (forward, stride-1 input gradient) or gathered in more output
-// positions than one scratch block holds (filter gradient, 227 rows for a 288-float patch). Width-dilated (forward
-// gathered, 113 rows a block) and strided (input gradient scattered, 113 rows a block) variants cross blocks too.
+// samples are copied padded and read in place (forward and stride-1 input gradient as one run of virtual positions
+// per plane, filter gradient in chunks of rows). Width-dilated (patches gathered, 113 rows a block) and strided
+// (input gradient scattered, 113 rows a block) variants cross blocks too.
 for (const pad of ['valid', 'same'] as const) CASES.push({ x: [2, 14, 14, 32], filter: [3, 3, 32, 33], strides: 1, pad });
 CASES.push({ x: [2, 14, 14, 32], filter: [3, 3, 32, 33], strides: 1, pad: 'same', dilations: 2 });
 CASES.push({ x: [2, 28, 28, 32], filter: [3, 3, 32, 33], strides: 2, pad: 'same' });
 CASES.push({ x: [3, 9, 10, 5], filter: [3, 3, 5, 16], strides: 2, pad: 'same' });
 // Padded rows of 50 positions: the native filter gradient reads zero-padded copies of the samples in place.
 CASES.push({ x: [2, 4, 50, 3], filter: [3, 3, 3, 5], strides: 1, pad: 'same' });
+// 20 rows of 40 positions: the filter gradient's chunks of 7 rows (256 positions) end with a shorter one.
+CASES.push({ x: [1, 20, 40, 3], filter: [3, 3, 3, 5], strides: 1, pad: 'same' });
 
 beforeAll(async () => {
   await initBackend(() => undefined);

@@ -8,11 +8,14 @@ import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs';
 import { getKernel, KernelConfig, registerGradient, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
 import { loadNativeKernels } from '../native';
+import { ADAM_UPDATE, nativeAdamKernel } from './adam-native';
 import { avgPool3DGradient, avgPoolGradient } from './avgpool-gradient';
-import { BIAS_RELU, BIAS_RELU_GRAD, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
+import { BCE_LOGITS_KERNELS, bceLogitsGradient, nativeBceKernels } from './bce-native';
+import { BIAS_ADD, BIAS_RELU, BIAS_RELU_GRAD, biasAddGradient, biasReluGradient, nativeBiasReluKernels } from './bias-relu-native';
 import { BATCH_NORM, BATCH_NORM_GRAD, batchNormGradient, nativeBatchNormKernels, nativeBatchNormSelfCheck } from './batch-norm-native';
 import { GROUP_NORM, GROUP_NORM_GRAD, groupNormGradient, nativeGroupNormKernels, nativeGroupNormSelfCheck } from './group-norm-native';
 import { conv2DGradient } from './conv2d-gradient';
+import { CONV2D_BIAS_RELU, conv2dBiasReluGradient, nativeConv2DBiasReluKernel } from './conv-bias-relu-native';
 import { conv3DBackpropInputGradient } from './conv3d-transpose-gradient';
 import { nativeConcatKernels } from './concat-native';
 import { nativeConvKernels, nativeConvSelfCheck } from './conv-native';
@@ -25,10 +28,12 @@ import { identityWasm } from './identity-wasm';
 import { maxPool3DGradWasm, maxPool3DWasm, maxPoolGradWasm } from './pool-wasm';
 import { sumWrapper } from './reduce-wasm';
 import { samePaddingWrappers } from './same-padding-wasm';
+import { spatialBroadcastGradient, spatialBroadcastWasm } from './spatial-broadcast-wasm';
 
 /** Kernels we provide for the wasm backend, replacing the stock one when there is one. */
 const WASM_KERNELS: readonly KernelConfig[] = [
   identityWasm,
+  spatialBroadcastWasm,
   conv2DBackpropFilterWasm,
   conv2DBackpropInputWasm,
   conv3DWasm,
@@ -94,6 +99,10 @@ export function registerProjectKernels(): void {
   registerGradient(avgPoolGradient);
   registerGradient(avgPool3DGradient);
   registerGradient(biasReluGradient);
+  registerGradient(biasAddGradient);
+  registerGradient(conv2dBiasReluGradient);
+  registerGradient(bceLogitsGradient);
+  registerGradient(spatialBroadcastGradient);
   registerGradient(batchNormGradient);
   registerGradient(groupNormGradient);
   const native = loadNativeKernels();
@@ -122,12 +131,15 @@ export function useKernels(implementation: KernelImplementation): void {
       ...nativeConcatKernels(native.kernels, { concat: wasmKernel('Concat'), splitV: wasmKernel('SplitV') }),
       ...nativeDpKernels(native.kernels),
       nativePerSampleSumKernel(native.kernels),
+      nativeAdamKernel(native.kernels),
+      nativeConv2DBiasReluKernel(native.kernels),
+      ...nativeBceKernels(native.kernels),
     ].forEach(replaceKernel);
   } else {
     wasmKernels.forEach(replaceKernel);
-    // Without them the biasRelu op (../fused.ts) composes add + relu, batch norm (../batch-norm.ts) composes
-    // standard ops, and per-sample filter gradients use slices.
-    for (const name of [BIAS_RELU, BIAS_RELU_GRAD, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
+    // Without them the biasRelu and biasAdd ops (../fused.ts) compose add + relu and add, batch norm (../batch-norm.ts) composes
+    // standard ops, per-sample filter gradients use slices, the Adam step (../optimizers.ts) and BCE with logits (../losses.ts) compose standard ops.
+    for (const name of [BIAS_ADD, BIAS_RELU, BIAS_RELU_GRAD, CONV2D_BIAS_RELU, DP_CONV_PER_SAMPLE, DP_WEIGHTED_ROW_SUM, PER_SAMPLE_SUM, ADAM_UPDATE, ...BCE_LOGITS_KERNELS]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
     for (const name of [BATCH_NORM, BATCH_NORM_GRAD, GROUP_NORM, GROUP_NORM_GRAD]) if (getKernel(name, 'wasm')) unregisterKernel(name, 'wasm');
   }
   inUse = implementation;

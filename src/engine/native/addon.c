@@ -8,6 +8,7 @@
  *   supported: boolean            (AVX2 + FMA present)
  *   avx512: boolean               (the conv tiles run on AVX-512; FEDBIOMED_TS_NATIVE_AVX512=0 keeps them on AVX2)
  *   convForward(geometry: Int32Array, x, w, y: Float32Array): void
+ *   convForwardBiasRelu(geometry, x, w, bias, y): void   (y = max(conv + bias, 0); bias: out_c floats)
  *   convBackpropFilter(geometry, x, dy, dw): void
  *   convBackpropInput(geometry, dy, w, dx): void
  *   maxPoolForward(poolGeometry: Int32Array, x, y: Float32Array): void
@@ -17,6 +18,7 @@
  *                                                 (per-sample conv gradients and squared norms, dp.h)
  *   dpWeightedRowSum(m, factors, out: Float32Array): void   (m: [factors.length x out.length], dp.h)
  *   biasReluForward(x, bias, y: Float32Array): void           (x, y: [rows x bias.length])
+ *   biasAddForward(x, bias, y: Float32Array): void            (the same without the ReLU)
  *   biasReluBackward(dy, y, dx, dbias: Float32Array): void     (dbias.length columns)
  *   batchNormForward(x, gamma, beta, eps: number, relu: boolean, y, mean, variance): void
  *                                                 (x, y: [rows x gamma.length]; see bn.h)
@@ -28,6 +30,11 @@
  *   groupNormBackward(dy, x, gamma, beta, mean, variance, eps, relu, samples, groups, dx, dgamma, dbeta): void
  *   copyColumns(src, srcCols, srcOffset, dst, dstCols, dstOffset, width): void
  *                                                 (src, dst: row-major with the same number of rows; see copy.h)
+ *   adamUpdate(step: Float64Array, p, g, m: Float32Array | null, v: Float32Array | null, pOut, mOut, vOut): void
+ *                                                 (one Adam step, adam.h; step: ADAM_STEP_FIELDS constants in
+ *                                                 adam_step's order then mode and first; m, v null on the first step)
+ *   bceWithLogitsForward(x, y, terms: Float32Array): void   (element-wise BCE-with-logits terms, bce.h)
+ *   bceWithLogitsBackward(dy, x, y, dx: Float32Array | null, dyTarget: Float32Array | null): void
  *   setThreads(n: integer 1..64, workPerThread?: integer >= 1): void
  *                                                 (threads every kernel may use, 1 at load; work that pays for one
  *                                                 more thread, default 2M multiply-adds)
@@ -36,6 +43,8 @@
 #include <node_api.h>
 #include <stdio.h>
 
+#include "adam.h"
+#include "bce.h"
 #include "bias_relu.h"
 #include "bn.h"
 #include "copy.h"
@@ -46,7 +55,7 @@
 #include "reduce.h"
 
 /* Bump whenever a function is added, removed or changes meaning; src/engine/native/index.ts expects the same. */
-#define FBTS_API_VERSION 6
+#define FBTS_API_VERSION 7
 
 /* Largest magnitude of any geometry field: 2^20 (a million pixels along one axis). */
 #define FIELD_LIMIT (1 << 20)
@@ -176,6 +185,28 @@ static napi_value max_pool_backprop_js(napi_env env, napi_callback_info info) {
 
 static napi_value conv_forward_js(napi_env env, napi_callback_info info) {
   return run(env, info, "convForward", conv_forward, conv_input_size, conv_filter_size, conv_output_size);
+}
+
+static napi_value conv_forward_bias_relu_js(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value args[5];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 5) {
+    return fail(env, "expected (geometry, x, w, bias, y)");
+  }
+  if (!conv_cpu_supported()) return fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+  char error[160];
+  conv_geometry g;
+  if (!read_fields(env, args[0], (int *)&g, CONV_GEOMETRY_FIELDS, 3, error, sizeof error)) return fail(env, error);
+  float *x, *w, *bias, *y;
+  const char *name = "convForwardBiasRelu";
+  if (!float_arg(env, args, 1, name, conv_input_size(&g), &x, error, sizeof error) ||
+      !float_arg(env, args, 2, name, conv_filter_size(&g), &w, error, sizeof error) ||
+      !float_arg(env, args, 3, name, (size_t)g.out_c, &bias, error, sizeof error) ||
+      !float_arg(env, args, 4, name, conv_output_size(&g), &y, error, sizeof error)) {
+    return fail(env, error);
+  }
+  if (conv_forward_bias_relu(&g, x, w, bias, y) != 0) return fail(env, "out of memory for scratch buffers");
+  return NULL;
 }
 
 static napi_value conv_backprop_filter_js(napi_env env, napi_callback_info info) {
@@ -461,11 +492,121 @@ static napi_value bias_relu_forward_js(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value bias_add_forward_js(napi_env env, napi_callback_info info) {
+  float *a[3];
+  size_t rows, cols;
+  if (!bias_relu_args(env, info, "biasAddForward", 3, a, 1, &rows, &cols)) return NULL;
+  bias_add_forward(a[0], a[1], a[2], rows, cols);
+  return NULL;
+}
+
 static napi_value bias_relu_backward_js(napi_env env, napi_callback_info info) {
   float *a[4];
   size_t rows, cols;
   if (!bias_relu_args(env, info, "biasReluBackward", 4, a, 3, &rows, &cols)) return NULL;
   if (bias_relu_backward(a[0], a[1], a[2], a[3], rows, cols) != 0) return fail(env, "out of memory for partial sums");
+  return NULL;
+}
+
+/* (step, p, g, m, v, pOut, mOut, vOut): step is [beta1, 1 - beta1, beta2, 1 - beta2, sqrt(1 - beta2^t), eps,
+ * lr / (1 - beta1^t), weight decay, 1 - lr * weight decay, mode (adam_decay_mode), first (0 or 1)]. */
+#define ADAM_STEP_FIELDS 11
+static napi_value adam_update_js(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value args[8];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 8) {
+    return fail(env, "adamUpdate expects (step, p, g, m, v, pOut, mOut, vOut)");
+  }
+  if (!conv_cpu_supported()) return fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+  double *fields;
+  size_t count;
+  if (!typed_array(env, args[0], napi_float64_array, (void **)&fields, &count) || count != ADAM_STEP_FIELDS) {
+    return fail(env, "adamUpdate: step must be a Float64Array of 11 fields");
+  }
+  for (size_t i = 0; i < ADAM_STEP_FIELDS; i++) {
+    if (!(fields[i] > -1e30 && fields[i] < 1e30)) return fail(env, "adamUpdate: step fields must be finite numbers");
+  }
+  const double mode = fields[9], first = fields[10];
+  if (!(mode == ADAM_NO_DECAY || mode == ADAM_L2 || mode == ADAM_DECOUPLED) || !(first == 0 || first == 1)) {
+    return fail(env, "adamUpdate: mode must be 0, 1 or 2 and first 0 or 1");
+  }
+  const adam_step step = {(float)fields[0], (float)fields[1], (float)fields[2], (float)fields[3], (float)fields[4],
+                          (float)fields[5], (float)fields[6], (float)fields[7], (float)fields[8],
+                          (adam_decay_mode)mode, (int)first};
+  float *arrays[7] = {NULL};
+  size_t n = 0;
+  char error[160];
+  for (size_t i = 0; i < 7; i++) {
+    napi_valuetype type;
+    const int moment = i == 2 || i == 3;
+    if (moment && step.first && napi_typeof(env, args[i + 1], &type) == napi_ok && type == napi_null) continue;
+    size_t length;
+    if (!typed_array(env, args[i + 1], napi_float32_array, (void **)&arrays[i], &length)) {
+      snprintf(error, sizeof error, "adamUpdate: argument %zu must be a Float32Array%s", i + 2,
+               moment && step.first ? " or null" : "");
+      return fail(env, error);
+    }
+    if (i == 0) n = length;
+    if (length != n) {
+      snprintf(error, sizeof error, "adamUpdate: argument %zu has %zu floats, p has %zu", i + 2, length, n);
+      return fail(env, error);
+    }
+  }
+  adam_update(&step, n, arrays[0], arrays[1], arrays[2], arrays[3], arrays[4], arrays[5], arrays[6]);
+  return NULL;
+}
+
+/* `count` arguments, each a Float32Array of one common length (or null where `nullable` says so); returns 0 after
+ * throwing the JavaScript error. */
+static int same_length_arrays(napi_env env, napi_callback_info info, const char *name, size_t count,
+                              const int *nullable, float **arrays, size_t *n) {
+  napi_value args[5];
+  size_t argc = 5;
+  char error[160];
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != count) {
+    snprintf(error, sizeof error, "%s expects %zu arguments", name, count);
+    fail(env, error);
+    return 0;
+  }
+  if (!conv_cpu_supported()) {
+    fail(env, "this CPU lacks AVX2 or FMA; use the wasm kernels");
+    return 0;
+  }
+  for (size_t i = 0; i < count; i++) {
+    napi_valuetype type;
+    arrays[i] = NULL;
+    if (nullable[i] && napi_typeof(env, args[i], &type) == napi_ok && type == napi_null) continue;
+    size_t length;
+    if (!typed_array(env, args[i], napi_float32_array, (void **)&arrays[i], &length)) {
+      snprintf(error, sizeof error, "%s: argument %zu must be a Float32Array%s", name, i + 1, nullable[i] ? " or null" : "");
+      fail(env, error);
+      return 0;
+    }
+    if (i == 0) *n = length;
+    if (length != *n) {
+      snprintf(error, sizeof error, "%s: argument %zu has %zu floats, argument 1 has %zu", name, i + 1, length, *n);
+      fail(env, error);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static napi_value bce_forward_js(napi_env env, napi_callback_info info) {
+  static const int nullable[3] = {0, 0, 0};
+  float *a[3];
+  size_t n = 0;
+  if (!same_length_arrays(env, info, "bceWithLogitsForward", 3, nullable, a, &n)) return NULL;
+  bce_logits_forward(a[0], a[1], a[2], n);
+  return NULL;
+}
+
+static napi_value bce_backward_js(napi_env env, napi_callback_info info) {
+  static const int nullable[5] = {0, 0, 0, 1, 1};
+  float *a[5];
+  size_t n = 0;
+  if (!same_length_arrays(env, info, "bceWithLogitsBackward", 5, nullable, a, &n)) return NULL;
+  bce_logits_backward(a[0], a[1], a[2], a[3], a[4], n);
   return NULL;
 }
 
@@ -618,6 +759,7 @@ NAPI_MODULE_INIT() {
   napi_get_boolean(env, conv_cpu_supported() && conv_tiles_avx512(), &avx512);
   napi_set_named_property(env, exports, "avx512", avx512);
   export_function(env, exports, "convForward", conv_forward_js);
+  export_function(env, exports, "convForwardBiasRelu", conv_forward_bias_relu_js);
   export_function(env, exports, "convBackpropFilter", conv_backprop_filter_js);
   export_function(env, exports, "convBackpropInput", conv_backprop_input_js);
   export_function(env, exports, "maxPoolForward", max_pool_forward_js);
@@ -631,7 +773,11 @@ NAPI_MODULE_INIT() {
   export_function(env, exports, "dpConvPerSample", dp_conv_per_sample_js);
   export_function(env, exports, "dpWeightedRowSum", dp_weighted_row_sum_js);
   export_function(env, exports, "biasReluForward", bias_relu_forward_js);
+  export_function(env, exports, "biasAddForward", bias_add_forward_js);
   export_function(env, exports, "biasReluBackward", bias_relu_backward_js);
+  export_function(env, exports, "adamUpdate", adam_update_js);
+  export_function(env, exports, "bceWithLogitsForward", bce_forward_js);
+  export_function(env, exports, "bceWithLogitsBackward", bce_backward_js);
   export_function(env, exports, "setThreads", set_threads_js);
   export_function(env, exports, "threads", threads_js);
   return exports;

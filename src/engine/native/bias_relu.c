@@ -17,6 +17,7 @@ typedef struct {
   float *out;
   double *partials; /* backward: see partial_sums_new */
   size_t rows, cols;
+  int relu; /* forward: 0 for the bias add alone */
 } bias_relu_job;
 
 static HOT int forward_chunks(void *context, size_t begin, size_t end, int worker) {
@@ -27,6 +28,13 @@ static HOT int forward_chunks(void *context, size_t begin, size_t end, int worke
   for (size_t r = begin * CHUNK_ROWS; r < end * CHUNK_ROWS && r < job->rows; r++) {
     const float *x = job->x + r * cols;
     float *y = job->out + r * cols;
+    if (!job->relu) {
+      for (size_t c = 0; c < vector_end; c += 8) {
+        _mm256_storeu_ps(y + c, _mm256_add_ps(_mm256_loadu_ps(x + c), _mm256_loadu_ps(job->bias + c)));
+      }
+      for (size_t c = vector_end; c < cols; c++) y[c] = x[c] + job->bias[c];
+      continue;
+    }
     for (size_t c = 0; c < vector_end; c += 8) {
       _mm256_storeu_ps(y + c, _mm256_max_ps(_mm256_add_ps(_mm256_loadu_ps(x + c), _mm256_loadu_ps(job->bias + c)), zero));
     }
@@ -63,7 +71,12 @@ static HOT int backward_chunks(void *context, size_t begin, size_t end, int work
 static size_t chunk_count(size_t rows) { return rows == 0 ? 1 : (rows + CHUNK_ROWS - 1) / CHUNK_ROWS; }
 
 int bias_relu_forward(const float *x, const float *bias, float *y, size_t rows, size_t cols) {
-  bias_relu_job job = {x, bias, NULL, NULL, y, NULL, rows, cols};
+  bias_relu_job job = {x, bias, NULL, NULL, y, NULL, rows, cols, 1};
+  return parallel_ranges(chunk_count(rows), rows * cols, forward_chunks, &job);
+}
+
+int bias_add_forward(const float *x, const float *bias, float *y, size_t rows, size_t cols) {
+  bias_relu_job job = {x, bias, NULL, NULL, y, NULL, rows, cols, 0};
   return parallel_ranges(chunk_count(rows), rows * cols, forward_chunks, &job);
 }
 
@@ -71,7 +84,7 @@ int bias_relu_backward(const float *dy, const float *y, float *dx, float *dbias,
   const size_t chunks = chunk_count(rows);
   double *partials = partial_sums_new(chunks, cols);
   if (!partials) return -1;
-  bias_relu_job job = {NULL, NULL, dy, y, dx, partials, rows, cols};
+  bias_relu_job job = {NULL, NULL, dy, y, dx, partials, rows, cols, 0};
   parallel_ranges(chunks, rows * cols, backward_chunks, &job);
   partial_sums_finish(partials, chunks, cols, dbias);
   return 0;

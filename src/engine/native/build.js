@@ -16,8 +16,9 @@ const path = require('path');
 const { compileAtomically } = require('./compile');
 
 const HERE = __dirname;
-// bn.c: batch / group norm + ReLU (bn.h); copy.c: column-block copies for concat / split (copy.h).
-const SOURCES = ['parallel.c', 'conv.c', 'pool.c', 'reduce.c', 'bias_relu.c', 'dp.c', 'bn.c', 'copy.c', 'addon.c']
+// bn.c: batch / group norm + ReLU (bn.h); copy.c: column-block copies for concat / split (copy.h); adam.c: the Adam
+// step (adam.h); bce.c: binary cross-entropy with logits (bce.h).
+const SOURCES = ['parallel.c', 'conv.c', 'pool.c', 'reduce.c', 'bias_relu.c', 'dp.c', 'bn.c', 'copy.c', 'adam.c', 'bce.c', 'addon.c']
   .map((f) => path.join(HERE, f));
 const OUT = path.join(HERE, 'build', 'fbts-native.node');
 const required = process.argv.includes('--require');

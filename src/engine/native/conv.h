@@ -35,6 +35,8 @@ size_t conv_filter_size(const conv_geometry *g);
 /* Return 0 on success, -1 when a scratch buffer could not be allocated (outputs are then left untouched
  * or partially written, never freed memory). */
 int conv_forward(const conv_geometry *g, const float *x, const float *w, float *y);
+/* y = max(conv(x, w) + bias, 0) (bias: out_c floats), the same bits as conv_forward then bias_relu_forward. */
+int conv_forward_bias_relu(const conv_geometry *g, const float *x, const float *w, const float *bias, float *y);
 int conv_backprop_filter(const conv_geometry *g, const float *x, const float *dy, float *dw);
 int conv_backprop_input(const conv_geometry *g, const float *dy, const float *w, float *dx);
 

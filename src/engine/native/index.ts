@@ -1,6 +1,7 @@
 /**
  * The optional native kernels: convolutions (conv.c), max pooling (pool.c), leading-axes sums (reduce.c), the
- * fused bias + ReLU (bias_relu.c), batch norm (+ ReLU) and group norm (bn.c) and concat / split copies (copy.c), AVX2 + FMA, built by build.js at install time.
+ * fused bias + ReLU (bias_relu.c), batch norm (+ ReLU) and group norm (bn.c), concat / split copies (copy.c), the
+ * Adam step (adam.c) and BCE with logits (bce.c), AVX2 + FMA, built by build.js at install time.
  *
  * They run on the wasm backend's own memory: tensors stay on the wasm heap and the addon reads and writes them
  * through Float32Array views, so using them costs no copies. When the addon is missing, cannot load, or the CPU
@@ -16,12 +17,16 @@ export interface NativeKernels {
   /** The conv kernels' register tiles run on AVX-512 (else AVX2; the same bits either way). */
   readonly avx512: boolean;
   convForward(geometry: Int32Array, x: Float32Array, w: Float32Array, y: Float32Array): void;
+  /** y = max(conv(x, w) + bias, 0) with bias [out channels]: the bits of convForward then biasReluForward. */
+  convForwardBiasRelu(geometry: Int32Array, x: Float32Array, w: Float32Array, bias: Float32Array, y: Float32Array): void;
   convBackpropFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   convBackpropInput(geometry: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
   maxPoolForward(geometry: Int32Array, x: Float32Array, y: Float32Array): void;
   maxPoolBackprop(geometry: Int32Array, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
   /** y = max(x + bias, 0), x and y [rows x bias.length]. */
   biasReluForward(x: Float32Array, bias: Float32Array, y: Float32Array): void;
+  /** y = x + bias, x and y [rows x bias.length]. */
+  biasAddForward(x: Float32Array, bias: Float32Array, y: Float32Array): void;
   /** dx = dy where y > 0 else 0, dbias = column sums of dx. */
   biasReluBackward(dy: Float32Array, y: Float32Array, dx: Float32Array, dbias: Float32Array): void;
   /**
@@ -63,6 +68,17 @@ export interface NativeKernels {
   /** out[k] = sum over rows i of factors[i] * m[i * out.length + k] (clip-weighted sum over samples). */
   dpWeightedRowSum(m: Float32Array, factors: Float32Array, out: Float32Array): void;
   /**
+   * One Adam / AdamW step (adam.h): pOut, mOut, vOut from p, its gradient g and the moments m, v (null on the first
+   * step). `step`: [beta1, 1 - beta1, beta2, 1 - beta2, sqrt(1 - beta2^t), eps, lr / (1 - beta1^t), weight decay,
+   * 1 - lr * weight decay, mode (0 none, 1 L2, 2 decoupled), first (1 on the first step)], each rounded to float32.
+   */
+  adamUpdate(step: Float64Array, p: Float32Array, g: Float32Array, m: Float32Array | null, v: Float32Array | null,
+    pOut: Float32Array, mOut: Float32Array, vOut: Float32Array): void;
+  /** Element-wise BCE-with-logits terms max(x, 0) - x y + log1p(exp(-|x|)) (bce.h). */
+  bceWithLogitsForward(x: Float32Array, y: Float32Array, terms: Float32Array): void;
+  /** Their gradients: dx = dy (sigmoid(x) - y), dyTarget = -dy x (either null when not wanted). */
+  bceWithLogitsBackward(dy: Float32Array, x: Float32Array, y: Float32Array, dx: Float32Array | null, dyTarget: Float32Array | null): void;
+  /**
    * Threads every kernel call may use (work split by sample); results are deterministic per thread count.
    * `workPerThread`: the work (multiply-adds) that pays for one more thread, 2M by default; tests pass 1.
    */
@@ -75,7 +91,7 @@ export type NativeLoad = { ok: true; kernels: NativeKernels; detail: string } | 
 const NATIVE_ENV_VAR = 'FEDBIOMED_TS_NATIVE';
 /** The addon's FBTS_API_VERSION these sources were written for (addon.c). An addon left over from older sources
  *  (say, after a git pull without npm ci) is refused instead of failing mid-training on a missing function. */
-export const NATIVE_API_VERSION = 6;
+export const NATIVE_API_VERSION = 7;
 export const THREADS_ENV_VAR = 'FEDBIOMED_TS_THREADS';
 const MAX_THREADS = 64;
 /** Where build.js puts the addon: beside these sources, which a compiled copy (dist/src/...) finds four levels up. */

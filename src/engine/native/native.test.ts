@@ -222,6 +222,9 @@ describe('threads', () => {
   });
 });
 
+/** A first Adam step's constants (see NativeKernels.adamUpdate). */
+const ADAM_STEP = Float64Array.from([0.9, 0.1, 0.999, 0.001, Math.sqrt(0.001), 1e-8, 1e-3 / 0.1, 0, 1, 0, 1]);
+
 describe('malformed calls are errors that name the problem', () => {
   const f = (n: number) => new Float32Array(n);
   const x = new Float32Array(X);
@@ -285,6 +288,13 @@ describe('malformed calls are errors that name the problem', () => {
     ['a copy between different row counts', () => addon().copyColumns(f(6), 3, 0, f(6), 2, 0, 1), /copyColumns: src has 2 rows, dst 3/],
     ['a copy that leaves the source rows', () => addon().copyColumns(f(6), 3, 2, f(4), 2, 0, 2), /the block leaves the rows/],
     ['a copy that leaves the destination rows', () => addon().copyColumns(f(6), 3, 0, f(4), 2, 1, 2), /the block leaves the rows/],
+    ['an Adam step with seven arguments', () => (addon().adamUpdate as unknown as (...a: unknown[]) => void)(ADAM_STEP, f(4), f(4), null, null, f(4), f(4)), /adamUpdate expects \(step, p, g, m, v, pOut, mOut, vOut\)/],
+    ['an Adam step with a short step array', () => addon().adamUpdate(ADAM_STEP.subarray(1), f(4), f(4), null, null, f(4), f(4), f(4)), /step must be a Float64Array of 11 fields/],
+    ['an Adam step with a NaN constant', () => addon().adamUpdate(Float64Array.from([NaN, ...ADAM_STEP.subarray(1)]), f(4), f(4), null, null, f(4), f(4), f(4)), /step fields must be finite numbers/],
+    ['an Adam step with an unknown decay mode', () => addon().adamUpdate(Float64Array.from([...ADAM_STEP.subarray(0, 9), 3, 1]), f(4), f(4), null, null, f(4), f(4), f(4)), /mode must be 0, 1 or 2 and first 0 or 1/],
+    ['a later Adam step without moments', () => addon().adamUpdate(Float64Array.from([...ADAM_STEP.subarray(0, 10), 0]), f(4), f(4), null, null, f(4), f(4), f(4)), /adamUpdate: argument 4 must be a Float32Array$/],
+    ['an Adam step with a gradient of the wrong size', () => addon().adamUpdate(ADAM_STEP, f(4), f(5), null, null, f(4), f(4), f(4)), /adamUpdate: argument 3 has 5 floats, p has 4/],
+    ['an Adam step with an output of the wrong size', () => addon().adamUpdate(ADAM_STEP, f(4), f(4), null, null, f(4), f(4), f(3)), /adamUpdate: argument 8 has 3 floats, p has 4/],
   ]; // prettier-ignore
   test.each(cases)('%s', (_name, call, message) => {
     expect(call).toThrow(message);

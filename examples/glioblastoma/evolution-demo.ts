@@ -56,7 +56,7 @@ export const EVOLUTION_DEMO: EvolutionDemoConfig = {
   rounds: 10, epochsPerRound: 3, batchSize: 8, baseChannels: 8,
 };
 export const QUICK_EVOLUTION_DEMO: EvolutionDemoConfig = {
-  ...EVOLUTION_DEMO, name: 'quick', volumeSize: [32, 32, 12], rounds: 8, epochsPerRound: 3, batchSize: 4, baseChannels: 6,
+  ...EVOLUTION_DEMO, name: 'quick', volumeSize: [48, 48, 12], rounds: 8, epochsPerRound: 3, batchSize: 4, baseChannels: 6,
 };
 
 /** A responder by the predicted change: the tumour's projected area at least halved (RANO's partial response). */

@@ -1,17 +1,17 @@
 /**
  * The evolution task's data, as the plan reads it. Each centre registers its NIfTI medical folder (pre-treatment
  * T1ce, FLAIR, T2, T1, the planning dose, the baseline delineation, and the follow-up label maps) with its
- * demographics; the plan's preprocessing (z-scored MRI, dose as (D − 54 Gy) / 6 Gy, a 144 mm window around the brain, axial
- * maximum-intensity projection) gives the network 2-D maps, and its image target gives the follow-up tumour,
- * necrotic-core and radiation-injury footprints on the same grid (projections along the head's axis: the "volume"
- * of a footprint is its projected area, the quantity RANO's bidimensional measure follows).
+ * demographics; the plan's preprocessing (z-scored MRI, a 96 mm box around the pre-treatment tumour placed by its
+ * delineation, dose as (D − 54 Gy) / 6 Gy, the axial slice through the tumour's centre) gives the network 2-D maps,
+ * and its image target gives the follow-up tumour, necrotic-core and radiation-injury cross-sections on the same
+ * grid (the "volume" of a tumour is its area on that slice, where RANO's bidimensional measure is taken).
  *
  * The held-out set is read here the same way (pipeline functions of the library), once per technique: the
  * patient's own plan, then the counterfactual ones (the same pre-treatment MRI with that technique's dose, judged
  * against that technique's simulated follow-up).
  */
 import * as path from 'path';
-import { imageInput, imageTarget, openMedicalFolder, preprocessModality, tabularInput, volumeToDense } from 'fedbiomed-ts';
+import { imageInput, imageTarget, openMedicalFolder, tabularInput, volumeToDense } from 'fedbiomed-ts';
 import type { DenseVolume, ImageTargetChannel, PlanSample, PlanSpec, PreprocessStep, Vec3, Volume } from 'fedbiomed-ts';
 import {
   BASELINE_SEGMENTATION_MODALITY, FOLLOW_UP_INJURY_MODALITY, FOLLOW_UP_SEG_MODALITY, INJURY_MODALITY,
@@ -34,8 +34,12 @@ export const EVOLUTION_TAGS = ['glioblastoma', 'mri', 'tumour-evolution'];
 /** The dose input's normalisation (Gy): see `evolutionPreprocessing`. */
 export const DOSE_CENTRE_GY = 54;
 export const DOSE_SCALE_GY = 6;
-/** Side of the window kept around the brain, in mm (tumours lie within ±70 mm of the centre in-plane). */
-const WINDOW_MM = 144;
+/**
+ * Side of the box kept around each patient's tumour, in mm. In the --quick cohort (4 mm pixels) the follow-up
+ * tumour and the radiation-injured brain reach at most 44 mm (median 24 mm) in-plane from the pre-treatment
+ * tumour's centre: all of them fall inside the box.
+ */
+const BOX_MM = 96;
 
 /** What each centre registers for the evolution task: its NIfTI medical folder with demographics. */
 export const EVOLUTION_DATASET: HospitalDataset = {
@@ -49,23 +53,30 @@ export const EVOLUTION_DATASET: HospitalDataset = {
   }),
 };
 
-/** The network's grid for a cohort of `volumeSize` voxels over its 192 mm field of view: the 144 mm window. */
+/** The network's grid for a cohort of `volumeSize` voxels over its 192 mm field of view: the 96 mm box. */
 export function evolutionGrid(volumeSize: Vec3, fovMm = 192): [number, number] {
-  const side = (n: number): number => Math.round((n * WINDOW_MM) / fovMm / 4) * 4;
+  const side = (n: number): number => Math.round((n * BOX_MM) / fovMm / 4) * 4;
   return [side(volumeSize[0]), side(volumeSize[1])];
 }
 
 export function evolutionPreprocessing(volumeSize: Vec3): PreprocessStep[] {
   const [h, w] = evolutionGrid(volumeSize);
   return [
+    // Statistics of the whole brain, before the box cuts most of it away.
     { op: 'normalize', method: 'zscore', modalities: [...EVOLUTION_MRI] },
+    // The box around the pre-treatment tumour (necrotic core + enhancing rim of the baseline delineation, an input:
+    // known at prediction time, the same for the counterfactual cases), one axial slice thick: the slice through
+    // the tumour's centre, where RANO measures. Against a 144 mm window projected along the head's axis at the
+    // same tensor size, the pixels are 1.5x finer and the target is a cross-section, not a projected footprint
+    // (README, "The tumour-centred crop").
+    { op: 'crop_around', modality: BASELINE_SEGMENTATION_MODALITY, center: 'mask', labels: [LABEL.necrosis, LABEL.enhancing], size: [h, w, 1] },
     // The dose centred on where healthy brain starts to be injured (the generative model's EQD2 50 Gy ± 5 Gy,
     // tumour-evolution.ts): 60 Gy → +1, 54 Gy → 0, 40 Gy → −2.3, no dose → −9. Read as dose / 60 Gy, the 90–100 %
     // band that decides injury spanned 0.1 of the input, and the network injured healthy brain as much under 40 Gy
-    // plans and under proton plans as under 60 Gy conventional ones.
+    // plans and under proton plans as under 60 Gy conventional ones. After the box: its padding (0) is then 0 Gy,
+    // as outside the field, not 54 Gy.
     { op: 'normalize', method: 'fixed', mean: DOSE_CENTRE_GY, std: DOSE_SCALE_GY, modalities: ['dose'] },
-    { op: 'center_crop', size: [h, w, volumeSize[2]] },
-    { op: 'mip', axis: 2 },
+    { op: 'select_slices', axis: 2, count: 1 },
     { op: 'one_hot_column', column: 'rt_type', categories: [...RT_TYPES] },
   ];
 }
@@ -81,9 +92,9 @@ export interface HeldOutPatient {
   rt: RtType;
   /** The patient's own technique first, then the two counterfactual ones. */
   cases: HeldOutCase[];
-  /** Pre-treatment tumour footprint on the grid [H·W] (x-major, as the pipeline lays it out). */
+  /** Pre-treatment tumour cross-section on the grid [H·W] (x-major, as the pipeline lays it out). */
   baseline: Float32Array;
-  /** For the panels: the pre-treatment and follow-up T1ce on the axial slice where the tumour is largest [H·W]. */
+  /** For the panels: the pre-treatment and follow-up T1ce on the network's grid (the slice through the tumour) [H·W]. */
   t1ce: Float32Array;
   followUpT1ce: Float32Array;
 }
@@ -91,16 +102,20 @@ export interface HeldOutPatient {
 const dense = (volumes: Record<string, Volume>): Record<string, DenseVolume> =>
   Object.fromEntries(Object.entries(volumes).map(([m, v]) => [m, volumeToDense(v)]));
 
-/** The axial slice where the pre-treatment tumour is largest. */
-function largestTumourSlice(seg: Volume): number {
-  const [nx, ny, nz] = seg.dims;
-  let best = { z: Math.floor(nz / 2), area: -1 };
-  for (let z = 0; z < nz; z++) {
-    let area = 0;
-    for (let i = z * nx * ny; i < (z + 1) * nx * ny; i++) if (seg.data[i] === LABEL.necrosis || seg.data[i] === LABEL.enhancing) area++;
-    if (area > best.area) best = { z, area };
-  }
-  return best.z;
+/** Steps that place or cut the network's grid (not the intensity ones). */
+const SPATIAL_OPS = new Set<PreprocessStep['op']>(['crop', 'center_crop', 'crop_around', 'resize', 'select_slices', 'mip']);
+
+/**
+ * The panels' T1ce (pre-treatment or follow-up) on the network's grid [X·Y] (x-major): the plan's spatial steps
+ * applied to it beside the pre-treatment segmentation, which places the tumour-centred box.
+ */
+function panelSlice(spec: PlanSpec, t1ce: Volume, segmentation: Volume): Float32Array {
+  const boxSpec: PlanSpec = {
+    ...spec, inputs: { image: { ...spec.inputs.image!, modalities: ['T1ce', BASELINE_SEGMENTATION_MODALITY] } },
+    preprocessing: spec.preprocessing.filter((s) => SPATIAL_OPS.has(s.op)),
+  };
+  const pixels = spec.inputs.image!.size.reduce((a, b) => a * b, 1);
+  return imageInput(boxSpec, { T1ce: volumeToDense(t1ce), [BASELINE_SEGMENTATION_MODALITY]: volumeToDense(segmentation) }).data.slice(0, pixels);
 }
 
 /** The held-out patients under each technique, through the plan's own preprocessing. */
@@ -126,17 +141,13 @@ export function loadHeldOut(spec: PlanSpec, cohortDir: string, split: SplitSumma
       return { rt: technique, sample: { image: imageInput(spec, d), tabular: tabularInput(spec, row), target: imageTarget(spec, d) } };
     };
     const cases = [caseOf(rt), ...RT_TYPES.filter((t) => t !== rt).map(caseOf)];
-    // Panels: the T1ce slice through the tumour, in the network's window.
-    const z = largestTumourSlice(own.images[BASELINE_SEGMENTATION_MODALITY]);
-    const sliceSpec: PlanSpec = {
-      ...spec, preprocessing: [...spec.preprocessing.filter((s) => s.op === 'center_crop'), { op: 'select_slices', axis: 2, count: 1, center: z }],
-    };
-    const slice = (v: Volume): Float32Array => preprocessModality(sliceSpec, 'T1ce', volumeToDense(v)).data;
+    // Panels: the T1ce slice through the tumour, in the network's box.
     const after = follow.loadSubject(id, ['T1ce']);
+    const segmentation = own.images[BASELINE_SEGMENTATION_MODALITY];
     return {
       id, rt, responder: Number(own.demographics.responder) === 1, cases,
       baseline: imageTarget(baselineSpec, dense(own.images)).data.slice(0, size[0] * size[1]),
-      t1ce: slice(own.images.T1ce), followUpT1ce: slice(after.images.T1ce),
+      t1ce: panelSlice(spec, own.images.T1ce, segmentation), followUpT1ce: panelSlice(spec, after.images.T1ce, segmentation),
     };
   });
 }

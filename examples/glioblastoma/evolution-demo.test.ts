@@ -39,9 +39,9 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 test('the plan is a conditioned U-Net with a 3-channel image target; its PyTorch reads the target modalities', () => {
-  // 144 mm of the 192 mm field at 24 voxels: 18, rounded to a multiple of 4 (two poolings).
-  expect(spec.inputs.image!.size).toEqual([20, 20]);
-  expect(validatePlan(spec).graph.outputShape).toEqual([3, 20, 20]);
+  // A 96 mm box of the 192 mm field at 24 voxels: 12, a multiple of 4 (two poolings).
+  expect(spec.inputs.image!.size).toEqual([12, 12]);
+  expect(validatePlan(spec).graph.outputShape).toEqual([3, 12, 12]);
   const source = generateTorchPlan(spec);
   expect(source).toContain('nn.ConvTranspose2d(');
   expect(source).toContain('torch.cat([');
@@ -61,7 +61,7 @@ test('the technique reaches every decoder level and the raw inputs (the dose) th
   expect(dose).toMatchObject({ method: 'fixed', mean: 54, std: 6 });
   expect(spec.loss.terms?.map((t) => [t.weight, t.loss.type, t.loss.channel, t.loss.smooth])).toEqual([
     [1, 'bce', undefined, undefined], [1, 'soft_dice', CHANNEL.tumour, undefined], [1, 'soft_dice', CHANNEL.necrosis, undefined],
-    [2, 'soft_dice', CHANNEL.injury, 20],
+    [2, 'soft_dice', CHANNEL.injury, 10],
   ]);
 });
 
@@ -71,21 +71,21 @@ test('a centre\'s node reads inputs and the follow-up target from its own medica
   expect(dataset.issues).toEqual([]);
   expect(dataset.size).toBe(3);
   const sample = dataset.sample(0);
-  expect(sample.image!.shape).toEqual([EVOLUTION_INPUTS.length, 20, 20]);
+  expect(sample.image!.shape).toEqual([EVOLUTION_INPUTS.length, 12, 12]);
   expect(Array.from(sample.tabular!).reduce((a, b) => a + b, 0)).toBe(1); // one technique
   if (typeof sample.target === 'number') throw new Error('expected an image target');
-  expect(sample.target.shape).toEqual([3, 20, 20]);
+  expect(sample.target.shape).toEqual([3, 12, 12]);
   expect(sample.target.data.every((v) => v === 0 || v === 1)).toBe(true);
   expect(sample.target.data.some((v) => v === 1)).toBe(true);
   const batch = dataset.batchSync([0, 1, 2]);
-  expect(batch.target.shape).toEqual([3, 20, 20, 3]);
+  expect(batch.target.shape).toEqual([3, 12, 12, 3]);
   batch.target.dispose();
   Object.values(batch.inputs).forEach((t) => t.dispose());
 });
 
 test('held-out patients: own technique first, then the two counterfactuals, differing only by dose, technique and follow-up', () => {
   expect(heldOut).toHaveLength(3);
-  const pixels = 20 * 20;
+  const pixels = 12 * 12;
   for (const p of heldOut) {
     expect(p.cases.map((c) => c.rt).sort()).toEqual(['carbon', 'conventional', 'proton']);
     expect(p.cases[0].rt).toBe(p.rt);
@@ -104,13 +104,39 @@ test('held-out patients: own technique first, then the two counterfactuals, diff
   }
 });
 
+test('the box is centred on each pre-treatment tumour, and the panels show the slice the network sees', () => {
+  const [nx, ny] = spec.inputs.image!.size;
+  const t1ceChannel = EVOLUTION_INPUTS.indexOf('T1ce');
+  for (const p of heldOut) {
+    // crop_around centres the box on the tumour's bounding box: its cross-section sits around the grid's centre.
+    const xs: number[] = [];
+    const ys: number[] = [];
+    p.baseline.forEach((v, i) => { if (v === 1) { xs.push(Math.floor(i / ny)); ys.push(i % ny); } });
+    expect(Math.abs((Math.min(...xs) + Math.max(...xs)) / 2 - nx / 2)).toBeLessThanOrEqual(1.5);
+    expect(Math.abs((Math.min(...ys) + Math.max(...ys)) / 2 - ny / 2)).toBeLessThanOrEqual(1.5);
+    // The panel's T1ce is the network's T1ce input before its z-score: the same pixels, linearly related.
+    const input = p.cases[0].sample.image!.data.subarray(t1ceChannel * nx * ny, (t1ceChannel + 1) * nx * ny);
+    expect(p.t1ce).toHaveLength(nx * ny);
+    expect(correlation(p.t1ce, input)).toBeGreaterThan(0.999);
+  }
+});
+
+function correlation(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = a.length;
+  let [ma, mb] = [0, 0];
+  for (let i = 0; i < n; i++) { ma += a[i] / n; mb += b[i] / n; }
+  let [ab, aa, bb] = [0, 0, 0];
+  for (let i = 0; i < n; i++) { ab += (a[i] - ma) * (b[i] - mb); aa += (a[i] - ma) ** 2; bb += (b[i] - mb) ** 2; }
+  return ab / Math.sqrt(aa * bb);
+}
+
 test('PNG panels: titled tiles and legend, decoded back at the expected size', () => {
   const p = heldOut[0];
   const tile = { title: 'pre-treatment', caption: 'baseline', gray: p.t1ce, tumour: p.baseline };
-  const png = renderPanel({ heading: `${p.id}: test`, size: [20, 20], tiles: [tile, tile, tile] });
+  const png = renderPanel({ heading: `${p.id}: test`, size: [12, 12], tiles: [tile, tile, tile] });
   const image = decodePng(png, 'panel.png');
-  // 20 px upscaled by 9 (180 px tiles), three tiles with 10 px gaps and 12 px margins.
-  expect(image.width).toBe(12 * 2 + 3 * 180 + 2 * 10);
+  // 12 px upscaled by 16 (192 px tiles), three tiles with 10 px gaps and 12 px margins.
+  expect(image.width).toBe(12 * 2 + 3 * 192 + 2 * 10);
   // The heading is drawn in dark ink at the top-left.
   const ink = (x: number, y: number): boolean => image.rgb[(y * image.width + x) * 3] < 60;
   let inked = 0;

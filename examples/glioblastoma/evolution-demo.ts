@@ -2,13 +2,13 @@
  * The demo's second part (`fedbiomed-ts demo --task evolution [--quick]`): predict the post-treatment MRI tumour for
  * each radiotherapy type. A U-Net plan conditioned on the technique (one-hot broadcast to channels, down to the
  * decoder) and given the planning dose as a channel (evolution-model.ts) learns, from the pre-treatment MRI, the follow-up tumour, necrotic-core and
- * radiation-injury footprints (the plan's image target, read by the nodes from their own medical folders).
+ * radiation-injury cross-sections on the axial slice through the tumour (the plan's image target, read by the nodes from their own medical folders).
  *   1. the cohort with follow-ups (NIfTI medical folder per centre, counterfactual follow-ups for the held-out set),
  *   2. the embedded network, one TS node per centre with its own folder, plan approval on,
  *   3. the researcher's Experiment: approval handshake, N FedAvg rounds over the network,
  *   4. baselines with the same plan and budget: each centre alone, all data pooled,
  *   5. on the held-out patients: Dice of the predicted vs real follow-up tumour, error of the change of the tumour's
- *      projected area, responder / non-responder from the predicted change (sensitivity, specificity, AUC),
+ *      area on that slice, responder / non-responder from the predicted change (sensitivity, specificity, AUC),
  *   6. the counterfactual check (every held-out patient under the three techniques, against the generative model's
  *      directions), PNG panels, and the generated PyTorch plan run on the federated weights.
  */
@@ -53,20 +53,22 @@ export interface EvolutionDemoConfig {
 
 export const EVOLUTION_DEMO: EvolutionDemoConfig = {
   name: 'default', seed: 42, sites: DEFAULT_SITES.map((s) => ({ ...s })), heldOut: 50, volumeSize: [48, 48, 24],
-  rounds: 10, epochsPerRound: 3, batchSize: 8, baseChannels: 8,
+  // Batch 4 (was 8): on the slice through the tumour, batch 8 let the federated model's injury mask collapse to
+  // none (README, "The tumour-centred crop").
+  rounds: 10, epochsPerRound: 3, batchSize: 4, baseChannels: 8,
 };
 export const QUICK_EVOLUTION_DEMO: EvolutionDemoConfig = {
-  ...EVOLUTION_DEMO, name: 'quick', volumeSize: [32, 32, 12], rounds: 8, epochsPerRound: 3, batchSize: 4, baseChannels: 6,
+  ...EVOLUTION_DEMO, name: 'quick', volumeSize: [48, 48, 12], rounds: 8, epochsPerRound: 3, batchSize: 4, baseChannels: 6,
 };
 
-/** A responder by the predicted change: the tumour's projected area at least halved (RANO's partial response). */
+/** A responder by the predicted change: the tumour's area on the slice through it at least halved (RANO's partial response). */
 export const RESPONSE_CHANGE = -0.5;
 
 export function evolutionPlan(config: Pick<EvolutionDemoConfig, 'volumeSize' | 'baseChannels'>): PlanSpec {
   const size = evolutionGrid(config.volumeSize);
   return definePlan({
     name: 'TumourEvolutionUnet',
-    description: 'Follow-up tumour, necrotic-core and radiation-injury footprints from the pre-treatment MRI, dose and RT technique',
+    description: 'Follow-up tumour, necrotic-core and radiation-injury cross-sections (96 mm box, slice through the tumour) from the pre-treatment MRI, dose and RT technique',
     inputs: { image: { modalities: [...EVOLUTION_INPUTS], dims: 2, size }, tabular: { columns: ['rt_type'] } },
     target: { channels: EVOLUTION_CHANNELS },
     preprocessing: evolutionPreprocessing(config.volumeSize),
@@ -108,7 +110,7 @@ const targetOf = (sample: PlanSample): Float32Array => (typeof sample.target ===
 export interface EvolutionScores {
   /** Mean Dice of the predicted vs real follow-up tumour. */
   dice: number;
-  /** Mean absolute error of the relative change of the tumour's projected area (predicted vs real). */
+  /** Mean absolute error of the relative change of the tumour's area on the slice through it (predicted vs real). */
   changeError: number;
   sensitivity: number;
   specificity: number;
@@ -347,7 +349,7 @@ export async function runEvolutionDemo(options: EvolutionDemoOptions): Promise<E
 
   const scores = Object.fromEntries(Object.entries(models).map(([name, w]) => [name, scoreModel(spec, w, heldOut)]));
   print('');
-  print(`Held-out patients: ${heldOut.length} (tumour footprints on the axial projection)`);
+  print(`Held-out patients: ${heldOut.length} (tumour cross-sections on the axial slice through the tumour, 96 mm box)`);
   print('model            Dice   |Δarea| err  sens   spec   AUC');
   for (const [name, s] of Object.entries(scores)) {
     print(`${name.padEnd(16)} ${s.dice.toFixed(3)}  ${s.changeError.toFixed(3)}        ${s.sensitivity.toFixed(2)}   ${s.specificity.toFixed(2)}   ${s.auc.toFixed(3)}`);

@@ -1,8 +1,8 @@
 /**
  * The image panel a clinician is shown for one held-out patient (PNG): the pre-treatment T1ce with the tumour,
  * the follow-up predicted under conventional, proton and carbon-ion radiotherapy, and the real follow-up, each
- * titled, with the predicted or measured change of the tumour's projected area under it and a colour legend.
- * Masks are the model's projected footprints drawn over the axial T1ce slice through the tumour.
+ * titled, with the predicted or measured change of the tumour's area under it and a colour legend.
+ * Masks and T1ce are the network's grid: the axial slice through the tumour's centre, in the box around it.
  */
 import { encodePng } from 'fedbiomed-ts';
 import { Canvas, drawText, fillRect, GLYPH_HEIGHT, textWidth } from './bitmap-font';

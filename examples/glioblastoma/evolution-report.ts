@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { EvolutionDemoResult } from './evolution-demo';
 import { RESPONSE_CHANGE } from './evolution-demo';
+import { INJURY_DICE_SMOOTH } from './evolution-model';
 import { RT_TYPES } from './sites';
 
 /** Copies the panels next to the report (so the markdown's image links work) and returns the section. */
@@ -27,8 +28,9 @@ export function evolutionMarkdown(result: EvolutionDemoResult, runDir: string, r
       'broadcast to channels at the input, the bottleneck and every decoder level) reads the pre-treatment T1ce, FLAIR, T2, ' +
       'T1, the planning dose (centred on 54 Gy, given again to the last decoder level) and the baseline delineation, ' +
       `and predicts the follow-up tumour, necrotic-core and radiation-injury masks on a ${result.plan.grid.join('×')} grid ` +
-      '(a 144 mm window, axial maximum-intensity projection: masks are footprints, the tumour "volume" is its projected area). ' +
-      'Loss: BCE + a soft Dice per mask, the injury\'s weighted 2 and smoothed by 20 pixels (a weighted sum declared in the plan). ' +
+      '(a 96 mm box centred on the pre-treatment tumour by its delineation, the axial slice through the tumour\'s centre: ' +
+      'masks are cross-sections, the tumour "volume" is its area on that slice, where RANO measures). ' +
+      `Loss: BCE + a soft Dice per mask, the injury's weighted 2 and smoothed by ${INJURY_DICE_SMOOTH} pixels (a weighted sum declared in the plan). ` +
       `Configuration \`${cfg.name}\`: ${cfg.volumeSize.join('×')} voxels, ${cfg.rounds} FedAvg rounds × ${cfg.epochsPerRound} epochs, ` +
       `the three centres' TS nodes each training on their own NIfTI medical folder over the network (plan approval on); ` +
       'baselines with the same plan and budget.',

@@ -5,29 +5,12 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Command } from 'commander';
-import { register } from './cli';
 import { defaultConfig, writeConfig, nodePaths } from './config';
 import { openNodeStores } from './stores';
 import { generateTorchPlan } from '../src/plan/pytorch';
 import { mlpPlan } from '../src/plan/testing/plans';
 import { readPlanSource } from './plan-source';
-
-async function run(...args: string[]): Promise<string> {
-  const program = new Command().exitOverride();
-  register(program);
-  let out = '';
-  const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  try {
-    await program.parseAsync(['node', 'fedbiomed-ts', ...args]);
-  } finally {
-    spy.mockRestore();
-  }
-  return out;
-}
+import { runNodeCli as run } from './testing/run-cli';
 
 describe('node queue and plan review commands', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fbts-cliq-'));

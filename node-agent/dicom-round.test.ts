@@ -11,26 +11,17 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { startEmbeddedNetwork, EmbeddedNetwork } from '../src/transport/embedded';
-import { definePlan } from '../src/plan/define';
+import { petCtPlan } from '../src/plan/testing/plans';
 import { phantomVolume, writePetCtStudy } from '../src/data/dicom-corpus.test-helper';
 import { defaultConfig, writeConfig } from './config';
 import { openNodeStores } from './stores';
 import { NodeAgent } from './agent';
 import { Experiment } from '../researcher/experiment';
-import { Command } from 'commander';
-import { register } from './cli';
+import { runNodeCli } from './testing/run-cli';
 
 jest.setTimeout(120_000);
 
-const plan = definePlan({
-  name: 'FdgPetCtRelapse',
-  inputs: { image: { modalities: ['CT', 'PET'], dims: 3, size: [8, 8, 3] }, tabular: { columns: ['age'] } },
-  target: { column: 'relapse' },
-  preprocessing: [{ op: 'resize', size: [8, 8, 3] }],
-  model: { image: [{ type: 'global_avg_pool' }], tabular: [{ type: 'dense', outFeatures: 2 }], head: [{ type: 'dense', outFeatures: 1 }] },
-  loss: { type: 'bce', fromLogits: true },
-  optimizer: { type: 'sgd', lr: 0.1 },
-});
+const plan = petCtPlan('FdgPetCtRelapse');
 
 describe('a PET/CT DICOM site on a TS node', () => {
   let network: EmbeddedNetwork;
@@ -89,19 +80,8 @@ describe('a PET/CT DICOM site on a TS node', () => {
     writeConfig(cliNode, defaultConfig({ nodeId: 'node_cli_petct' }));
     const rules = path.join(dir, 'rules.json');
     fs.writeFileSync(rules, JSON.stringify([{ role: 'CT', modality: 'CT' }, { role: 'PET', modality: 'PT' }]));
-    const program = new Command().exitOverride();
-    register(program);
-    let out = '';
-    const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      out += String(chunk);
-      return true;
-    });
-    try {
-      await program.parseAsync(['node', 'fedbiomed-ts', 'node', 'dataset', 'add', '--dir', cliNode, '--type', 'dicom', '--path', site,
-        '--tags', 'petct', '--name', 'FDG PET/CT', '--tabular-file', path.join(site, 'clinical.csv'), '--series-rules', rules]);
-    } finally {
-      spy.mockRestore();
-    }
+    const out = await runNodeCli('node', 'dataset', 'add', '--dir', cliNode, '--type', 'dicom', '--path', site,
+        '--tags', 'petct', '--name', 'FDG PET/CT', '--tabular-file', path.join(site, 'clinical.csv'), '--series-rules', rules);
     expect(out.split('\n').slice(1)).toEqual(['2 unreadable file(s) or incomplete patient(s), their patients are skipped in rounds:', `  ${why}`,
       expect.stringMatching(/^ {2}.*PET-6: patient lacks PET/), '']);
   });

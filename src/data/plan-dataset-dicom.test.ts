@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { definePlan } from '../plan/define';
+import { petCtPlan } from '../plan/testing/plans';
 import { phantomVolume, seriesOptions, writePetCtStudy } from './dicom-corpus.test-helper';
 import { writeRtStruct } from './dicom-rtstruct.test-helper';
 import { writeMrSeries, writeRtDose } from './dicom-writer';
@@ -67,15 +68,7 @@ test('an 18F-FDG PET/CT site from DICOM: CT in HU and PET in SUVbw feed a plan t
       writePetCtStudy(path.join(petSite, id), id, phantomVolume([16, 16, 6], n + 1), phantomVolume([8, 8, 3], n + 7));
     }
     fs.writeFileSync(path.join(petSite, 'clinical.csv'), 'id,age,relapse\nPET-1,64,1\nPET-2,58,0\n');
-    const petPlan = definePlan({
-      name: 'PetCtTest',
-      inputs: { image: { modalities: ['CT', 'PET'], dims: 3, size: [8, 8, 3] }, tabular: { columns: ['age'] } },
-      target: { column: 'relapse' },
-      preprocessing: [{ op: 'resize', size: [8, 8, 3] }],
-      model: { image: [{ type: 'global_avg_pool' }], tabular: [{ type: 'dense', outFeatures: 2 }], head: [{ type: 'dense', outFeatures: 1 }] },
-      loss: { type: 'bce', fromLogits: true },
-      optimizer: { type: 'sgd', lr: 0.1 },
-    });
+    const petPlan = petCtPlan('PetCtTest');
     const data = openPlanDataset(petPlan, { dataType: 'dicom', path: petSite, parameters: {
       tabular_file: path.join(petSite, 'clinical.csv'), index_col: 0,
       series_rules: [{ role: 'CT', modality: 'CT' }, { role: 'PET', modality: 'PT' }],

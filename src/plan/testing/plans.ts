@@ -380,3 +380,16 @@ export function severalHeadsGraphPlan(): PlanSpec {
     metrics: ['loss', 'auc', 'accuracy'],
   });
 }
+
+/** An FDG PET/CT relapse classifier (CT and PET channels + age), small enough for DICOM round tests. */
+export function petCtPlan(name: string): PlanSpec {
+  return definePlan({
+    name,
+    inputs: { image: { modalities: ['CT', 'PET'], dims: 3, size: [8, 8, 3] }, tabular: { columns: ['age'] } },
+    target: { column: 'relapse' },
+    preprocessing: [{ op: 'resize', size: [8, 8, 3] }],
+    model: { image: [{ type: 'global_avg_pool' }], tabular: [{ type: 'dense', outFeatures: 2 }], head: [{ type: 'dense', outFeatures: 1 }] },
+    loss: { type: 'bce', fromLogits: true },
+    optimizer: { type: 'sgd', lr: 0.1 },
+  });
+}

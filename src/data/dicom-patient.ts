@@ -12,8 +12,8 @@ import { DataIssue } from './errors';
 import { DicomFolderScan, DicomReadLimits, DicomSeries, readDicomFolder } from './dicom-series';
 import { stringTag } from './dicom-file';
 import { suvBodyWeightFactor, suvParameters } from './dicom-pet';
-import { rasterizeRoi, readRtStruct } from './dicom-rtstruct';
-import { readSegmentation, segmentationOnGrid } from './dicom-seg';
+import { rasterizeRoi, readRtStruct, RtRoi, RtStructureSet } from './dicom-rtstruct';
+import { DicomSegmentation, readSegmentation, segmentationOnGrid } from './dicom-seg';
 
 export const MRI_MODALITIES = ['T1', 'T1ce', 'T2', 'FLAIR'] as const;
 export type MriModality = (typeof MRI_MODALITIES)[number];
@@ -159,16 +159,49 @@ export function readDicomPatient(dir: string, options: DicomPatientOptions = {})
   return patient;
 }
 
+/*
+ * How RTSTRUCT and SEG rules pick from a file, one definition for reading a patient (readDicomPatient) and for the
+ * header scan that predicts its roles (scannedRoles), so the two cannot disagree.
+ */
+
+/** The RTSTRUCT rules: each takes the first ROI whose name matches its `roi` pattern. */
+function structureRules(rules: readonly SeriesRule[]): SeriesRule[] {
+  return rules.filter((r) => r.modality?.toUpperCase() === 'RTSTRUCT' && r.roi !== undefined);
+}
+
+/** The ROI of `set` a structure rule takes, if any. */
+function roiTaken(rule: SeriesRule, set: RtStructureSet): RtRoi | undefined {
+  const pattern = new RegExp(rule.roi as string, 'i');
+  return set.rois.find((r) => pattern.test(r.name));
+}
+
+/** The SEG rules. */
+function segmentationRules(rules: readonly SeriesRule[]): SeriesRule[] {
+  return rules.filter((r) => r.modality?.toUpperCase() === 'SEG');
+}
+
+/**
+ * What a SEG rule takes from a segmentation: null when the file's description does not match the rule's, or none of
+ * its segments' labels matches the rule's `segment`; else the segments `segment` chose (`chosen` absent: the rule
+ * names none, the whole label map).
+ */
+function segmentsTaken(rule: SeriesRule, seg: DicomSegmentation): { chosen?: DicomSegmentation['segments'] } | null {
+  if (rule.description !== undefined && !new RegExp(rule.description, 'i').test(seg.seriesDescription)) return null;
+  if (rule.segment === undefined) return {};
+  const pattern = new RegExp(rule.segment, 'i');
+  const chosen = seg.segments.filter((s) => pattern.test(s.label));
+  return chosen.length > 0 ? { chosen } : null;
+}
+
 /** Masks for the RTSTRUCT rules: the first ROI matching each rule, on the series its structure set references. */
 function addStructureMasks(patient: DicomPatient, files: string[], series: DicomSeries[], rules: SeriesRule[]): void {
-  const maskRules = rules.filter((r) => r.modality?.toUpperCase() === 'RTSTRUCT' && r.roi !== undefined);
+  const maskRules = structureRules(rules);
   for (const file of files) {
     try {
       const set = readRtStruct(file);
       for (const rule of maskRules) {
         if (patient.modalities[rule.role]) continue;
-        const pattern = new RegExp(rule.roi as string, 'i');
-        const roi = set.rois.find((r) => pattern.test(r.name));
+        const roi = roiTaken(rule, set);
         if (!roi) continue;
         const reference = series.find((s) => s.seriesInstanceUid === set.referencedSeriesUid);
         if (!reference) {
@@ -195,16 +228,15 @@ function addStructureMasks(patient: DicomPatient, files: string[], series: Dicom
  * description pattern, and with `segment` a segment whose label matches), on the series the file references.
  */
 function addSegmentations(patient: DicomPatient, files: string[], series: DicomSeries[], rules: SeriesRule[]): void {
-  const segRules = rules.filter((r) => r.modality?.toUpperCase() === 'SEG');
+  const segRules = segmentationRules(rules);
   for (const file of files) {
     try {
       const seg = readSegmentation(file);
       for (const rule of segRules) {
         if (patient.modalities[rule.role]) continue;
-        if (rule.description !== undefined && !new RegExp(rule.description, 'i').test(seg.seriesDescription)) continue;
-        const pattern = rule.segment === undefined ? undefined : new RegExp(rule.segment, 'i');
-        const chosen = pattern && seg.segments.filter((s) => pattern.test(s.label));
-        if (chosen?.length === 0) continue;
+        const taken = segmentsTaken(rule, seg);
+        if (!taken) continue;
+        const { chosen } = taken;
         const reference = series.find((s) => s.seriesInstanceUid === seg.referencedSeriesUid);
         if (!reference) {
           patient.issues.push({ path: file, message: `${file}: segmentation references series ${seg.referencedSeriesUid ?? '(none)'}, not found` });
@@ -228,7 +260,8 @@ function addSegmentations(patient: DicomPatient, files: string[], series: DicomS
 /**
  * The roles a scanned patient folder (scanDicomFolder: headers only) would have once read, as readDicomPatient
  * gives them: series classified, PET usable as SUV when SUV is asked for, RTSTRUCT masks whose ROI matches a rule
- * and SEG label maps whose description/segment match a rule, when their referenced series is there. What keeps a series from its role is in `issues`.
+ * and SEG label maps whose description/segment match a rule, when their referenced series is there. What keeps a
+ * series from its role is in `issues`.
  */
 export function scannedRoles(scan: DicomFolderScan, options: DicomPatientOptions = {}): { roles: Set<SeriesRole>; issues: DataIssue[] } {
   const classify = options.rules ? classifierFromRules(options.rules) : options.classify ?? classifySeries;
@@ -247,28 +280,25 @@ export function scannedRoles(scan: DicomFolderScan, options: DicomPatientOptions
     }
     roles.add(role);
   }
-  const maskRules = (options.rules ?? []).filter((r) => r.modality?.toUpperCase() === 'RTSTRUCT' && r.roi !== undefined);
+  const maskRules = structureRules(options.rules ?? []);
   for (const file of maskRules.length > 0 ? scan.structureSets : []) {
     try {
       const set = readRtStruct(file);
       if (!scan.series.some((s) => s.seriesInstanceUid === set.referencedSeriesUid)) continue;
       for (const rule of maskRules) {
-        const pattern = new RegExp(rule.roi as string, 'i');
-        if (set.rois.some((r) => pattern.test(r.name))) roles.add(rule.role);
+        if (roiTaken(rule, set)) roles.add(rule.role);
       }
     } catch (error) {
       issues.push({ path: file, message: error instanceof Error ? error.message : `${file}: ${String(error)}` });
     }
   }
-  const segRules = (options.rules ?? []).filter((r) => r.modality?.toUpperCase() === 'SEG');
+  const segRules = segmentationRules(options.rules ?? []);
   for (const file of segRules.length > 0 ? scan.segmentations : []) {
     try {
       const seg = readSegmentation(file);
       if (!scan.series.some((s) => s.seriesInstanceUid === seg.referencedSeriesUid)) continue;
       for (const rule of segRules) {
-        if (rule.description !== undefined && !new RegExp(rule.description, 'i').test(seg.seriesDescription)) continue;
-        const pattern = rule.segment === undefined ? undefined : new RegExp(rule.segment, 'i');
-        if (!pattern || seg.segments.some((s) => pattern.test(s.label))) roles.add(rule.role);
+        if (segmentsTaken(rule, seg)) roles.add(rule.role);
       }
     } catch (error) {
       issues.push({ path: file, message: error instanceof Error ? error.message : `${file}: ${String(error)}` });
